@@ -1,0 +1,30 @@
+"""Command-line entry: `python starter.py {validate,plan,run,...}`. Each command lives in its own module."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from cli import plan_commands, run_commands
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="starter.py",
+        description="Parallel Execution Engine: validate, analyse and run agent pipelines on Temporal.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    plan_commands.register(commands)
+    run_commands.register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    return int(args.handler(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
