@@ -93,7 +93,7 @@ def _finite_non_negative(number: float, raw: Any) -> float:
     if not math.isfinite(number) or number < 0:
         raise DurationError(
             "invalid duration", value=raw, expected="a finite, non-negative duration",
-            found=repr(raw), fix=f"write it as {DURATION_FORMS}",
+            found=repr(raw), fix="write it like 90s, 10m or 3-5_minutes",
         )
     return number
 
@@ -105,7 +105,7 @@ def parse_duration(raw: Any) -> Duration:
     if isinstance(raw, bool) or raw is None:
         raise DurationError(
             "invalid duration", value=raw, expected=DURATION_FORMS, found=repr(raw),
-            fix=f"write it as {DURATION_FORMS}",
+            fix="write it like 90s, 10m or 3-5_minutes",
         )
     if isinstance(raw, int | float):
         seconds = _finite_non_negative(float(raw), raw)
@@ -117,7 +117,7 @@ def parse_duration(raw: Any) -> Duration:
     if not isinstance(raw, str):
         raise DurationError(
             "invalid duration", value=raw, expected=DURATION_FORMS,
-            found=f"a {type(raw).__name__}", fix=f"write it as {DURATION_FORMS}",
+            found=f"a {type(raw).__name__}", fix="write it like 90s, 10m or 3-5_minutes",
         )
     text = raw.strip().lower()
     if _COMPOUND.match(text) and len(_COMPOUND_PART.findall(text)) > 1:
@@ -133,7 +133,7 @@ def parse_duration(raw: Any) -> Duration:
             return _ordered(low, high, raw)
     raise DurationError(
         "invalid duration", value=raw, expected=DURATION_FORMS, found=repr(raw),
-        fix=f"write it as {DURATION_FORMS}",
+        fix="write it like 90s, 10m or 3-5_minutes",
     )
 
 

@@ -1,0 +1,165 @@
+"""Whole-plan checks that need more than one agent at a time: references, groups, ownership,
+cycles. Each returns every problem it finds instead of stopping at the first."""
+
+from __future__ import annotations
+
+import networkx as nx
+
+from engine.errors import (
+    CycleError,
+    GroupError,
+    InvalidValueError,
+    OwnershipClashError,
+    PlanError,
+    UnknownAgentError,
+)
+from engine.grouping import Grouping, build_groups
+from engine.models import AtLeast
+from engine.plan import Plan, suggest
+from engine.references import Edge, Resolution, resolve
+
+
+def check_plan(plan: Plan, skip_agents: bool = False) -> list[PlanError]:
+    """All cross-agent problems. ``skip_agents``: some agents failed to parse, so references to
+    them would be reported as unknown; only the checks that stay meaningful run."""
+    resolution = resolve(plan)
+    grouping = build_groups(plan, resolution.edges)
+    plan.resolution, plan.grouping = resolution, grouping
+    problems: list[PlanError] = []
+    if not skip_agents:
+        problems.extend(resolution.problems)
+        problems.extend(grouping.problems)
+    problems.extend(_check_defaults(plan, resolution))
+    problems.extend(_check_ownership(plan))
+    problems.extend(_check_success_criteria(plan, grouping))
+    # the edges found so far are a subset of the real ones, so a cycle among them is real
+    problems.extend(find_cycles(plan, resolution.edges, grouping))
+    return problems
+
+
+def _check_defaults(plan: Plan, resolution: Resolution) -> list[PlanError]:
+    problems: list[PlanError] = []
+    for agent_id, spec in plan.agents.items():
+        outputs = resolution.outputs.get(agent_id, [])
+        for key in spec.defaults:
+            if key not in outputs and agent_id not in plan.open_agents:
+                close = suggest(key, outputs)
+                problems.append(InvalidValueError(
+                    f"agent '{agent_id}' gives a default for '{key}', which is not one of its "
+                    "outputs", value=key, location=plan.agent_location(agent_id, "defaults"),
+                    expected=f"one of {outputs}", found=repr(key),
+                    fix=f"did you mean '{close}'?" if close else f"add '{key}' to outputs",
+                ))
+    return problems
+
+
+def _check_ownership(plan: Plan) -> list[PlanError]:
+    rules = plan.context_conflicts.resolution_mechanisms.conflict_prevention.ownership_rules
+    path = ("context_conflicts", "resolution_mechanisms", "conflict_prevention",
+            "ownership_rules")
+    problems: list[PlanError] = []
+    roles = {spec.role or agent_id: agent_id for agent_id, spec in plan.agents.items()}
+    owner_of: dict[str, str] = {}
+    for owner, keys in rules.items():
+        if owner not in roles and owner not in plan.agents:
+            close = suggest(owner, [*roles, *plan.agents])
+            problems.append(UnknownAgentError(
+                f"ownership_rules names agent '{owner}', which the plan does not define",
+                value=owner, location=plan.source.locate((*path, owner)),
+                expected=f"one of {sorted(set(roles) | set(plan.agents))}", found=repr(owner),
+                fix=f"did you mean '{close}'?" if close else "fix the name or remove the rule",
+            ))
+        for index, key in enumerate(keys):
+            if key in owner_of and owner_of[key] != owner:
+                problems.append(OwnershipClashError(
+                    f"context key '{key}' is owned by both '{owner_of[key]}' and '{owner}'",
+                    value=key, location=plan.source.locate((*path, owner, index)),
+                    expected="one owner per key", fix="give the key to one agent only",
+                ))
+            owner_of.setdefault(key, owner)
+    for agent_id, spec in plan.agents.items():
+        me = spec.role or agent_id
+        for index, key in enumerate(spec.writes):
+            owner = owner_of.get(key)
+            if owner is not None and owner not in (me, agent_id):
+                problems.append(OwnershipClashError(
+                    f"agent '{agent_id}' writes '{key}', which '{owner}' owns", value=key,
+                    location=plan.agent_location(agent_id, "writes", index),
+                    expected=f"writes to keys '{agent_id}' owns or unowned keys",
+                    fix=f"write a key of your own, or move '{key}' to {me}'s ownership_rules",
+                ))
+    return problems
+
+
+def _check_success_criteria(plan: Plan, grouping: Grouping) -> list[PlanError]:
+    problems: list[PlanError] = []
+    for group_id, info in grouping.groups.items():
+        criteria = info.spec.success_criteria if info.spec else None
+        needed = criteria.at_least if isinstance(criteria, AtLeast) else criteria
+        if isinstance(needed, int) and needed > len(info.agents) and info.agents:
+            problems.append(GroupError(
+                f"group '{group_id}' needs at least {needed} successes but has "
+                f"{len(info.agents)} agents", value=needed,
+                location=plan.group_location(group_id, "success_criteria"),
+                expected=f"at most {len(info.agents)}", fix="lower the number",
+            ))
+    return problems
+
+
+def blocking_graph(plan: Plan, edges: list[Edge], grouping: Grouping) -> nx.DiGraph:
+    """Agent-level graph of everything an agent must wait for, explicit group order included."""
+    graph = nx.DiGraph()
+    graph.add_nodes_from(plan.agents)
+    for edge in edges:
+        if edge.blocking:
+            graph.add_edge(edge.source, edge.target)
+    for info in grouping.groups.values():
+        if not info.explicit:
+            continue
+        # explicit group dependencies make every member wait for every member of the other
+        for dependency in info.depends_on:
+            for source in grouping.groups[dependency].agents:
+                for target in info.agents:
+                    graph.add_edge(source, target)
+    return graph
+
+
+def group_graph(grouping: Grouping) -> nx.DiGraph:
+    graph = nx.DiGraph()
+    graph.add_nodes_from(grouping.groups)
+    for group_id, info in grouping.groups.items():
+        for dependency in info.depends_on:
+            graph.add_edge(dependency, group_id)
+    return graph
+
+
+def find_cycles(plan: Plan, edges: list[Edge], grouping: Grouping) -> list[PlanError]:
+    """One CycleError per strongly connected knot, agent level first, then group level."""
+    problems: list[PlanError] = []
+    agents = blocking_graph(plan, edges, grouping)
+    order = {a: i for i, a in enumerate(plan.agents)}
+    for component in _knots(agents, order):
+        cycle = _cycle_in(agents.subgraph(component), min(component, key=order.__getitem__))
+        problems.append(CycleError(cycle, kind="agents",
+                                   location=plan.agent_location(cycle[0], "inputs")))
+    if problems:
+        return problems
+    groups = group_graph(grouping)
+    group_order = {g: i for i, g in enumerate(grouping.groups)}
+    for component in _knots(groups, group_order):
+        cycle = _cycle_in(groups.subgraph(component), min(component, key=group_order.__getitem__))
+        problems.append(CycleError(
+            cycle, kind="groups", location=plan.group_location(cycle[0]),
+        ))
+    return problems
+
+
+def _knots(graph: nx.DiGraph, order: dict[str, int]) -> list[list[str]]:
+    knots = [sorted(c, key=order.__getitem__)
+             for c in nx.strongly_connected_components(graph) if len(c) > 1]
+    return sorted(knots, key=lambda c: order[c[0]])
+
+
+def _cycle_in(graph: nx.DiGraph, start: str) -> list[str]:
+    edges = nx.find_cycle(graph, source=start)
+    return [source for source, _target in edges]

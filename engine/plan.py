@@ -1,0 +1,354 @@
+"""Plan loading: YAML (seed format, native format, or a BMAD v4 workflow) to a validated ``Plan``.
+
+``load_plan`` reports every problem it finds at once (``PlanValidationError``), each with the
+file, the line, what was expected and what was found.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from engine import bmad
+from engine.errors import (
+    InvalidValueError,
+    PlanError,
+    PlanSyntaxError,
+    PlanValidationError,
+    UnknownKeyError,
+)
+from engine.models import (
+    KIND_SETTINGS,
+    AgentSpec,
+    BarrierSynchronization,
+    CachingSystem,
+    ContextConflicts,
+    DependencyAnalyzer,
+    GroupSpec,
+    PerformanceMonitoring,
+    ResourceManager,
+)
+from engine.seed import RawAgent, RawGroup, collect
+from engine.yamlsrc import PathKey, SourceMap, load_yaml, parse_yaml
+
+SECTION_MODELS: dict[str, type[BaseModel]] = {
+    "dependency_analyzer": DependencyAnalyzer,
+    "resource_manager": ResourceManager,
+    "barrier_synchronization": BarrierSynchronization,
+    "context_conflicts": ContextConflicts,
+    "caching_system": CachingSystem,
+    "performance_monitoring": PerformanceMonitoring,
+}
+Spec = TypeVar("Spec", bound=BaseModel)
+PLAN_KEYS = (
+    "name", "description", "version", "inputs", "agents", "groups", "execution_groups",
+    "enhanced_workflow_step", "enhanced_workflow_steps", "default_agent_timeout", "notes",
+    *SECTION_MODELS,
+)
+
+
+@dataclass
+class Plan:
+    """A validated plan: agents and explicit groups in declaration order, plus seed settings."""
+
+    name: str
+    agents: dict[str, AgentSpec]
+    groups: dict[str, GroupSpec]
+    source: SourceMap = field(default_factory=SourceMap)
+    description: str = ""
+    inputs: dict[str, Any] = field(default_factory=dict)
+    aliases: dict[str, str] = field(default_factory=dict)
+    # agents declared in seed form without outputs: references define their outputs
+    open_agents: list[str] = field(default_factory=list)
+    agent_paths: dict[str, RawAgent] = field(default_factory=dict)
+    group_paths: dict[str, RawGroup] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    default_agent_timeout_s: float = 600.0
+    dependency_analyzer: DependencyAnalyzer = field(default_factory=DependencyAnalyzer)
+    resource_manager: ResourceManager = field(default_factory=ResourceManager)
+    barrier_synchronization: BarrierSynchronization = field(
+        default_factory=BarrierSynchronization)
+    context_conflicts: ContextConflicts = field(default_factory=ContextConflicts)
+    caching_system: CachingSystem = field(default_factory=CachingSystem)
+    performance_monitoring: PerformanceMonitoring = field(default_factory=PerformanceMonitoring)
+    # filled by the whole-plan checks and reused by the analyser (engine.references.Resolution,
+    # engine.grouping.Grouping)
+    resolution: Any = None
+    grouping: Any = None
+
+    def agent_location(self, agent_id: str, field_name: str | None = None,
+                       index: int | None = None):
+        raw = self.agent_paths.get(agent_id)
+        if raw is None:
+            return self.source.locate(())
+        path = raw.path if field_name is None else raw.path_of(field_name)
+        return self.source.locate(path if index is None else (*path, index))
+
+    def group_location(self, group_id: str, field_name: str | None = None,
+                       index: int | None = None):
+        raw = self.group_paths.get(group_id)
+        if raw is None:
+            return self.source.locate(())
+        path = raw.path if field_name is None else raw.path_of(field_name)
+        return self.source.locate(path if index is None else (*path, index))
+
+
+def suggest(name: Any, candidates: Any) -> str | None:
+    if not isinstance(name, str):
+        return None
+    matches = difflib.get_close_matches(name, [str(c) for c in candidates], n=1, cutoff=0.6)
+    return matches[0] if matches else None
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """The keys a model accepts at ``loc`` (best effort, for 'did you mean' hints)."""
+    current: Any = model
+    for part in loc:
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return []
+        info = current.model_fields.get(part) if isinstance(part, str) else None
+        if info is None:
+            # a dict or list level: look into the value type
+            continue
+        current = _model_in(info.annotation)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return list(current.model_fields)
+    return []
+
+
+def _model_in(annotation: Any) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()) or ():
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _pydantic_problems(exc: ValidationError, model: type[BaseModel], source: SourceMap,
+                       path_of: Any, what: str) -> list[PlanError]:
+    problems: list[PlanError] = []
+    for error in exc.errors(include_url=False):
+        loc = tuple(error["loc"])
+        # union members show up as extra loc parts such as 'AtLeast' or 'literal[...]'
+        loc = tuple(p for p in loc if not (isinstance(p, str) and (
+            p[:1].isupper() or "[" in p or p in ("function-before", "function-after"))))
+        yaml_path = path_of(loc)
+        location = source.locate(yaml_path)
+        where = ".".join(str(p) for p in loc) or what
+        original = (error.get("ctx") or {}).get("error")
+        if isinstance(original, PlanError):
+            problems.append(original.at(location))
+            continue
+        if error["type"] == "extra_forbidden":
+            key = loc[-1] if loc else "?"
+            allowed = _allowed_keys(model, loc[:-1])
+            if (not allowed and loc[:-1] == () and model is AgentSpec) or model is AgentSpec:
+                allowed = allowed or list(AgentSpec.model_fields)
+            close = suggest(key, allowed)
+            fix = f"did you mean '{close}'?" if close else "remove it"
+            if allowed:
+                fix += f" Known keys: {', '.join(allowed)}"
+            problems.append(UnknownKeyError(
+                f"unknown key '{key}' in {what}", value=key, location=location,
+                expected="one of the documented keys", found=repr(key), fix=fix,
+            ))
+            continue
+        message = error["msg"]
+        if message.startswith("Value error, "):
+            message = message[len("Value error, "):]
+        problems.append(InvalidValueError(
+            f"invalid {where} in {what}: {message}", value=error.get("input"),
+            location=location, found=f"{error.get('input')!r:.80}",
+        ))
+    return _dedupe(problems)
+
+
+def _dedupe(problems: list[PlanError]) -> list[PlanError]:
+    seen: list[str] = []
+    unique: list[PlanError] = []
+    for problem in problems:
+        key = problem.render()
+        if key not in seen:
+            seen.append(key)
+            unique.append(problem)
+    return unique
+
+
+def _validate_agent(raw: RawAgent, source: SourceMap) -> tuple[AgentSpec | None, list[PlanError]]:
+    def path_of(loc: tuple[Any, ...]) -> PathKey:
+        return (*raw.path_of(loc[0]), *loc[1:]) if loc else raw.path
+
+    problems: list[PlanError] = []
+    try:
+        agent = AgentSpec.model_validate(raw.data)
+    except ValidationError as exc:
+        problems = _pydantic_problems(exc, AgentSpec, source, path_of, f"agent '{raw.id}'")
+        agent = _salvage(AgentSpec, raw.data, exc)
+        if agent is None:
+            return None, problems
+    for kind, names in KIND_SETTINGS.items():
+        if kind == agent.kind:
+            continue
+        for name in names:
+            if getattr(agent, name) is not None:
+                problems.append(InvalidValueError(
+                    f"agent '{raw.id}' sets '{name}', a setting of kind '{kind}', but its kind "
+                    f"is '{agent.kind}'", value=name, location=source.locate(path_of((name,))),
+                    expected=f"settings of kind '{agent.kind}': {list(KIND_SETTINGS[agent.kind])}",
+                    fix=f"set kind: {kind}, or remove '{name}'",
+                ))
+    return agent, problems
+
+
+def _validate_group(raw: RawGroup, source: SourceMap) -> tuple[GroupSpec | None, list[PlanError]]:
+    def path_of(loc: tuple[Any, ...]) -> PathKey:
+        return (*raw.path_of(loc[0]), *loc[1:]) if loc else raw.path
+
+    try:
+        return GroupSpec.model_validate(raw.data), []
+    except ValidationError as exc:
+        problems = _pydantic_problems(exc, GroupSpec, source, path_of, f"group '{raw.id}'")
+        return _salvage(GroupSpec, raw.data, exc), problems
+
+
+def _salvage(model: type[Spec], data: dict[str, Any], exc: ValidationError) -> Spec | None:
+    """The model without its invalid fields, so the whole-plan checks can still look at the
+    rest (a bad duration must not hide a missing producer elsewhere). The plan stays invalid."""
+    bad = {error["loc"][0] for error in exc.errors() if error["loc"]}
+    try:
+        return model.model_validate({k: v for k, v in data.items() if k not in bad})
+    except ValidationError:
+        return None
+
+
+def _truthy(value: Any) -> bool:
+    return str(value).strip().lower() in ("1", "true", "yes", "on", "y")
+
+
+def build_plan(data: Any, source: SourceMap,
+               variables: Mapping[str, Any] | None = None) -> Plan:
+    """Validate parsed YAML into a Plan; raises PlanValidationError with every problem."""
+    variables = dict(variables or {})
+    if bmad.is_bmad(data):
+        data = bmad.bmad_to_native(data, source, variables)
+        # paths of the converted plan no longer match the file; keep the file for messages
+        source = SourceMap(file=source.file)
+    if not isinstance(data, dict):
+        raise PlanSyntaxError(
+            "a plan must be a YAML mapping", value=data, location=source.locate(()),
+            expected="top-level keys such as name, agents, groups or the seed's sections",
+            found=f"{type(data).__name__}",
+        )
+    problems: list[PlanError] = []
+    for key in data:
+        if key not in PLAN_KEYS:
+            close = suggest(key, PLAN_KEYS)
+            problems.append(UnknownKeyError(
+                f"unknown top-level key '{key}'", value=key, location=source.locate((key,)),
+                expected="one of " + ", ".join(PLAN_KEYS), found=repr(key),
+                fix=f"did you mean '{close}'?" if close else "remove it",
+            ))
+
+    sections: dict[str, Any] = {}
+    for key, model in SECTION_MODELS.items():
+        value = data.get(key)
+        if value is None:
+            sections[key] = model()
+            continue
+        try:
+            sections[key] = model.model_validate(value)
+        except ValidationError as exc:
+            problems.extend(_pydantic_problems(
+                exc, model, source, lambda loc, key=key: (key, *loc), f"section '{key}'"))
+            sections[key] = model()
+
+    name = data.get("name")
+    if name is None:
+        name = Path(source.file).stem if source.file else "plan"
+    if not isinstance(name, str | int | float) or isinstance(name, bool):
+        problems.append(InvalidValueError(
+            "name must be text", value=name, location=source.locate(("name",)),
+            found=type(name).__name__))
+        name = "plan"
+    description = data.get("description", "")
+    if not isinstance(description, str):
+        description = str(description)
+
+    inputs: dict[str, Any] = {}
+    given_inputs = data.get("inputs", {})
+    if isinstance(given_inputs, dict):
+        inputs.update({str(k): v for k, v in given_inputs.items()})
+    elif given_inputs is not None:
+        problems.append(InvalidValueError(
+            "inputs must be a mapping of input names to values", value=given_inputs,
+            location=source.locate(("inputs",)), found=type(given_inputs).__name__))
+
+    default_timeout = 600.0
+    if "default_agent_timeout" in data:
+        from engine.units import parse_duration
+
+        try:
+            default_timeout = parse_duration(data["default_agent_timeout"]).seconds
+        except PlanError as exc:
+            problems.append(exc.at(source.locate(("default_agent_timeout",))))
+
+    raw = collect(data, source)
+    problems.extend(raw.problems)
+    agents: dict[str, AgentSpec] = {}
+    for agent_id, raw_agent in raw.agents.items():
+        agent, agent_problems = _validate_agent(raw_agent, source)
+        problems.extend(agent_problems)
+        if agent is not None:
+            agents[agent_id] = agent
+    groups: dict[str, GroupSpec] = {}
+    for group_id, raw_group in raw.groups.items():
+        group, group_problems = _validate_group(raw_group, source)
+        problems.extend(group_problems)
+        if group is not None:
+            groups[group_id] = group
+
+    if not raw.agents and not problems:
+        problems.append(InvalidValueError(
+            "the plan defines no agents", value=None, location=source.locate(()),
+            expected="'agents:' (native form), 'execution_groups:' or 'enhanced_workflow_step:'",
+            fix="add at least one agent, e.g. agents: {a: {kind: simulate, duration: 1s}}",
+        ))
+
+    plan = Plan(
+        name=str(name), description=description, agents=agents, groups=groups, source=source,
+        inputs=inputs, aliases=raw.aliases,
+        open_agents=[a for a, r in raw.agents.items() if r.open_outputs],
+        agent_paths=raw.agents, group_paths=raw.groups,
+        notes=[str(n) for n in data.get("notes", [])] if isinstance(data.get("notes"), list)
+        else [],
+        default_agent_timeout_s=default_timeout,
+        **sections,
+    )
+    # --set values supply plan inputs (and BMAD conditions, consumed above)
+    for key, value in variables.items():
+        plan.inputs[key] = value
+
+    from engine.checks import check_plan
+
+    problems.extend(check_plan(plan, skip_agents=len(agents) != len(raw.agents)))
+    if problems:
+        raise PlanValidationError(_dedupe(problems), file=source.file)
+    return plan
+
+
+def load_plan(path: str | Path, variables: Mapping[str, Any] | None = None) -> Plan:
+    data, source = load_yaml(path)
+    return build_plan(data, source, variables)
+
+
+def loads_plan(text: str, variables: Mapping[str, Any] | None = None,
+               file: str | None = None) -> Plan:
+    data, source = parse_yaml(text, file)
+    return build_plan(data, source, variables)

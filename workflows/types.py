@@ -1,0 +1,20 @@
+"""The PlanWorkflow input. The run report and status are plain dicts (see plan_workflow.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.compiled import CompiledPlan
+
+
+@dataclass
+class PlanRunInput:
+    plan: CompiledPlan
+    # run-time values for plan inputs; override plan.inputs
+    inputs: dict[str, Any] = field(default_factory=dict)
+    # every plan duration (agent work, timeouts, group deadlines, retry intervals) is multiplied
+    # by this, so a plan written in minutes can run in seconds
+    time_scale: float = 1.0
+    # None = derived from time_scale (2..10 s); heartbeats are real time, never below 1 s
+    heartbeat_timeout_s: float | None = None
