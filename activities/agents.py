@@ -27,6 +27,7 @@ def time_scale(task: AgentTask) -> float:
 @activity.defn
 async def run_agent(task: AgentTask) -> AgentResult:
     kind = task.agent.kind
+    attempt = activity.info().attempt
     backend = BACKENDS.get(kind)
     if backend is None:
         if kind in PLANNED_KINDS:
@@ -35,14 +36,20 @@ async def run_agent(task: AgentTask) -> AgentResult:
             known = sorted([*BACKENDS, *PLANNED_KINDS])
             message = f"agent '{task.agent.id}': unknown kind '{kind}'; expected one of {known}"
         # retrying cannot help: the plan itself is wrong
-        raise ApplicationError(message, type="UnknownAgentKind", non_retryable=True)
-    attempt = activity.info().attempt
+        raise ApplicationError(
+            message, {"attempt": attempt}, type="UnknownAgentKind", non_retryable=True
+        )
     try:
         return await backend(task, time_scale(task))
     except ApplicationError as err:
         # the attempt number travels to the workflow's report
         raise ApplicationError(
-            err.message, {"attempt": attempt}, type=err.type, non_retryable=err.non_retryable
+            err.message,
+            {"attempt": attempt},
+            type=err.type,
+            non_retryable=err.non_retryable,
+            next_retry_delay=err.next_retry_delay,
+            category=err.category,
         ) from err
     except Exception as err:
         # keep the class name as the error type so RetrySpec.non_retryable can match it

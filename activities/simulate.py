@@ -1,7 +1,8 @@
 """The `simulate` backend: pretends to work for a while, heartbeating, and returns fake outputs.
 
 Settings (all optional): duration_s (else the agent's estimate), fail_times (fail that many first
-attempts, for retry tests), output_values {output: value}, write_values {key: value}.
+attempts, for retry tests), output_values {output: value}, write_values {key: value},
+echo_inputs (put the input snapshot's values, not just its keys, into the fake outputs).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import asyncio
 from typing import Any
 
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from activities.types import AgentResult, AgentTask
 
@@ -28,6 +29,9 @@ def simulated_duration(task: AgentTask, scale: float) -> float:
 
 def fake_value(task: AgentTask, name: str) -> dict[str, Any]:
     # deterministic, small and readable in the Web UI: who made it from what
+    if task.agent.settings.get("echo_inputs"):
+        # the whole snapshot, so tests can see exactly what the agent was given
+        return {"agent": task.agent.id, "output": name, "inputs": dict(task.inputs)}
     return {"agent": task.agent.id, "output": name, "inputs": sorted(task.inputs)}
 
 
@@ -50,6 +54,8 @@ async def run(task: AgentTask, scale: float) -> AgentResult:
             f"simulated failure of agent '{task.agent.id}' "
             f"(attempt {info.attempt}, fail_times={fail_times})",
             type="SimulatedFailure",
+            # expected by the plan: the SDK logs benign failures at debug, not with a traceback
+            category=ApplicationErrorCategory.BENIGN,
         )
     values = settings.get("output_values") or {}
     writes = settings.get("write_values") or {}

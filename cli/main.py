@@ -1,4 +1,4 @@
-"""Command-line entry: `python starter.py {validate,plan,run,...}`. Each command lives in its own module."""
+"""Command-line entry: `python starter.py {validate,plan,run,...}`; each command has its module."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from cli import plan_commands, run_commands
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="starter.py",
-        description="Parallel Execution Engine: validate, analyse and run agent pipelines on Temporal.",
+        description="Parallel Execution Engine: validate, analyse and run agent pipelines "
+        "on Temporal.",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     plan_commands.register(commands)

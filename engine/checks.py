@@ -114,10 +114,8 @@ def blocking_graph(plan: Plan, edges: list[Edge], grouping: Grouping) -> nx.DiGr
         if edge.blocking:
             graph.add_edge(edge.source, edge.target)
     for info in grouping.groups.values():
-        if not info.explicit:
-            continue
-        # explicit group dependencies make every member wait for every member of the other
-        for dependency in info.depends_on:
+        # declared group dependencies make every member wait for every member of the other
+        for dependency in info.declared:
             for source in grouping.groups[dependency].agents:
                 for target in info.agents:
                     graph.add_edge(source, target)

@@ -2,7 +2,8 @@
 
 Every error carries the offending value and where it was found, and its message says what was
 expected, what was found and how to fix it, e.g.
-``plan.yaml:12: agent 'qa' reads 'developer.code', but no agent writes it; writers: ['developer.plan']``.
+``plan.yaml:12: agent 'qa' reads 'developer.code', but no agent writes it;
+writers: ['developer.plan']``.
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ from engine.errors import PlanValidationError
 from engine.grouping import GroupInfo, Grouping
 from engine.models import AgentSpec, AtLeast, GroupSpec
 from engine.plan import Plan
-from engine.references import VALIDATION, Resolution
+from engine.references import Resolution, validation_blocks_by_default
 from engine.units import LEVEL_UNITS
 
 DEFAULT_ESTIMATE_S = 60.0
@@ -254,8 +254,9 @@ def _compile_agent(plan: Plan, agent_id: str, spec: AgentSpec, group: str,
     timeout = spec.timeout.seconds if spec.timeout is not None else max(
         plan.default_agent_timeout_s, 2 * estimate.max_s)
     retry = spec.retry
-    validation_blocking = any(
-        e.kind == VALIDATION and e.blocking and e.target == agent_id for e in resolution.edges)
+    validation_blocking = bool(spec.validates) and (
+        spec.validation_blocking if spec.validation_blocking is not None
+        else validation_blocks_by_default(plan))
     return CompiledAgent(
         id=agent_id,
         role=spec.role or agent_id,
@@ -383,9 +384,13 @@ def _opportunities(plan: Plan, grouping: Grouping, resolution: Resolution,
                 for agent_id, node in zip(members, split, strict=True):
                     deps[node] = sorted(set(explicit) | set(own_deps[agent_id]))
                     lengths[node] = estimates[agent_id].seconds
+                node_of = dict(zip(members, split, strict=True))
                 for g in order:
                     if group_id in group_deps[g]:
-                        deps[g] = deps[g] + split
+                        # readers wait only for the members they read; declared order waits all
+                        read = [node_of[s] for a in grouping.groups[g].agents
+                                for s in sorted(data_sources[a]) if s in node_of]
+                        deps[g] = deps[g] + (sorted(set(read)) or split)
                 position = group_order.index(group_id)
                 new_order = order[:position] + split + order[position:]
                 saving = makespan - makespan_with(deps, lengths, new_order)

@@ -21,6 +21,8 @@ class GroupInfo:
     id: str
     agents: list[str]
     depends_on: list[str] = field(default_factory=list)
+    # the subset the plan declared (depends_on / seed dependencies), not derived from data
+    declared: list[str] = field(default_factory=list)
     parallel: bool = True
     explicit: bool = False
     spec: GroupSpec | None = None
@@ -145,6 +147,7 @@ def _group_dependencies(plan: Plan, edges: list[Edge], result: Grouping) -> None
                 ))
             elif target not in info.depends_on:
                 info.depends_on.append(target)
+                info.declared.append(target)
     for edge in edges:
         if not edge.blocking:
             continue

@@ -1,7 +1,8 @@
 """Pydantic models of the plan language: agents, groups and the seed's configuration sections.
 
 Every model forbids unknown keys so a typo is reported (with a suggestion) instead of ignored.
-Purely descriptive seed fields (``description``, ``example``, ``algorithm``...) are accepted as text.
+Purely descriptive seed fields (``description``, ``example``, ``algorithm``...) are accepted
+as text.
 """
 
 from __future__ import annotations

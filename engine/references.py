@@ -49,11 +49,9 @@ def resolve(plan: Plan) -> Resolution:
     for agent_id, spec in plan.agents.items():
         for key in spec.writes:
             writers.setdefault(key, []).append(agent_id)
-    validation_default = False
-    validation_type = plan.dependency_analyzer.dependency_types.get("validation_dependency")
-    if validation_type is not None and validation_type.blocking is not None:
-        validation_default = validation_type.blocking
+    validation_default = validation_blocks_by_default(plan)
 
+    blocking_validations: list[tuple[str, str]] = []
     for agent_id, spec in plan.agents.items():
         for field_name, kind in (("inputs", DATA), ("optional_inputs", CONTEXT)):
             for index, ref in enumerate(getattr(spec, field_name)):
@@ -80,10 +78,24 @@ def resolve(plan: Plan) -> Resolution:
                                                       target))
                 continue
             if target_id == agent_id:
-                continue
-            result.edges.append(Edge(target_id, agent_id, VALIDATION, f"validates {target_id}",
-                                     blocking=blocking))
+                continue  # an agent checking its own output needs no edge
+            # a validator needs the output it checks, so it always runs after its target;
+            # "blocking" decides whether the target's readers also wait for the verdict
+            result.edges.append(Edge(target_id, agent_id, VALIDATION, f"validates {target_id}"))
+            if blocking:
+                blocking_validations.append((agent_id, target_id))
+    for validator, target_id in blocking_validations:
+        for edge in list(result.edges):
+            if edge.source == target_id and edge.kind == DATA and edge.target != validator:
+                result.edges.append(Edge(validator, edge.target, VALIDATION,
+                                         f"{validator} validates {target_id}"))
     return result
+
+
+def validation_blocks_by_default(plan: Plan) -> bool:
+    """The seed's dependency_types.validation_dependency.blocking (false unless a plan says)."""
+    validation_type = plan.dependency_analyzer.dependency_types.get("validation_dependency")
+    return bool(validation_type is not None and validation_type.blocking)
 
 
 def _unknown_agent(plan: Plan, agent_id: str, field_name: str, index: int,

@@ -12,6 +12,24 @@ from engine.references import CONTEXT, DATA, VALIDATION
 from engine.units import format_seconds
 
 
+def direct_dependencies(compiled: CompiledPlan) -> dict[str, list[str]]:
+    """Group dependencies without those implied by others (a transitive reduction), for display;
+    groups come in execution order, so one pass over ancestor bitsets suffices."""
+    index = {g.id: i for i, g in enumerate(compiled.groups)}
+    ancestors: dict[str, int] = {}
+    direct: dict[str, list[str]] = {}
+    for group in compiled.groups:
+        implied = 0
+        for dependency in group.depends_on:
+            implied |= ancestors[dependency]
+        direct[group.id] = [d for d in group.depends_on if not implied >> index[d] & 1]
+        mask = implied
+        for dependency in group.depends_on:
+            mask |= 1 << index[dependency]
+        ancestors[group.id] = mask
+    return direct
+
+
 def _duration(seconds: float | None) -> str:
     if seconds is None:
         return "-"
@@ -32,7 +50,8 @@ def summary(compiled: CompiledPlan) -> str:
     return (
         f"valid plan '{compiled.name}': {len(compiled.agents)} agents in "
         f"{len(compiled.groups)} groups ({parallel} parallel); critical path "
-        f"{' -> '.join(compiled.critical_path)}; estimated {_duration(compiled.estimated_makespan_s)}"
+        f"{' -> '.join(compiled.critical_path)}; "
+        f"estimated {_duration(compiled.estimated_makespan_s)}"
         f" vs {_duration(compiled.sequential_s)} sequential ({_speedup(compiled):.2f}x)"
     )
 
@@ -94,17 +113,19 @@ def as_text(compiled: CompiledPlan) -> str:
     lines = [f"plan {compiled.name}" + (f" ({compiled.source})" if compiled.source else ""), ""]
     lines.append("groups, in execution order:")
     agents = {a.id: a for a in compiled.agents}
+    direct = direct_dependencies(compiled)
     for index, group in enumerate(compiled.groups, 1):
         mode = "parallel" if group.parallel and len(group.agents) > 1 else (
             "sequential" if len(group.agents) > 1 else "single")
-        after = f" after {', '.join(group.depends_on)}" if group.depends_on else ""
+        after = f" after {', '.join(direct[group.id])}" if group.depends_on else ""
         deadline = f", barrier {_duration(group.timeout_s)}" if group.timeout_s else ""
         lines.append(f"  {index}. {group.id} [{mode}, ~{_duration(group.estimated_s)}"
                      f"{deadline}]{after}")
         for agent_id in group.agents:
             agent = agents[agent_id]
             mark = "*" if agent.on_critical_path else " "
-            lines.append(f"     {mark} {agent_id:<24} {agent.kind:<9} ~{_duration(agent.estimated_s):<8}"
+            estimate = _duration(agent.estimated_s)
+            lines.append(f"     {mark} {agent_id:<24} {agent.kind:<9} ~{estimate:<8}"
                          f" priority {agent.priority}")
     lines += [
         "",
@@ -127,6 +148,11 @@ def as_text(compiled: CompiledPlan) -> str:
     return "\n".join(lines)
 
 
+def _quote(text: str, replacement: str) -> str:
+    """Plan and group names are free text; keep their double quotes from closing a label."""
+    return text.replace('"', replacement)
+
+
 def _node_id(name: str) -> str:
     return "n_" + re.sub(r"[^A-Za-z0-9_]", "_", name)
 
@@ -144,7 +170,7 @@ def _graph_edges(plan: Plan, compiled: CompiledPlan) -> list[tuple[str, str, str
 def as_mermaid(plan: Plan, compiled: CompiledPlan) -> str:
     lines = ["flowchart LR"]
     for group in compiled.groups:
-        lines.append(f'  subgraph {_node_id("g_" + group.id)}["{group.name}"]')
+        lines.append(f'  subgraph {_node_id("g_" + group.id)}["{_quote(group.name, "#quot;")}"]')
         if len(group.agents) > 1:
             lines.append("    direction TB")
         for agent_id in group.agents:
@@ -162,8 +188,9 @@ def as_mermaid(plan: Plan, compiled: CompiledPlan) -> str:
             lines.append(f"  {_node_id(source)} {arrow} {_node_id(target)}")
         if kind == DATA:
             linked_groups.append((group_of[source], group_of[target]))
+    direct = direct_dependencies(compiled)
     for group in compiled.groups:
-        for dependency in group.depends_on:
+        for dependency in direct[group.id]:
             if (dependency, group.id) not in linked_groups:
                 lines.append(f"  {_node_id('g_' + dependency)} --> {_node_id('g_' + group.id)}")
     lines.append("  classDef critical fill:#fde2e1,stroke:#c0392b,stroke-width:2px")
@@ -174,11 +201,12 @@ def as_mermaid(plan: Plan, compiled: CompiledPlan) -> str:
 
 
 def as_dot(plan: Plan, compiled: CompiledPlan) -> str:
-    lines = [f'digraph "{compiled.name}" {{', "  rankdir=LR;", "  node [shape=box];"]
+    lines = [f'digraph "{_quote(compiled.name, chr(92) + chr(34))}" {{', "  rankdir=LR;",
+             "  node [shape=box];"]
     critical = set(compiled.critical_path)
     for group in compiled.groups:
         lines.append(f'  subgraph "cluster_{group.id}" {{')
-        lines.append(f'    label="{group.name}";')
+        lines.append(f'    label="{_quote(group.name, chr(92) + chr(34))}";')
         for agent_id in group.agents:
             agent = compiled.agent(agent_id)
             style = ', color="#c0392b", penwidth=2' if agent_id in critical else ""
@@ -191,8 +219,9 @@ def as_dot(plan: Plan, compiled: CompiledPlan) -> str:
         lines.append(f'  "{source}" -> "{target}"{style};')
     group_agents = {g.id: g.agents for g in compiled.groups}
     edges = {(s, t) for s, t, _ in _graph_edges(plan, compiled)}
+    direct = direct_dependencies(compiled)
     for group in compiled.groups:
-        for dependency in group.depends_on:
+        for dependency in direct[group.id]:
             source, target = group_agents[dependency][-1], group.agents[0]
             if not any((s, t) in edges for s in group_agents[dependency] for t in group.agents):
                 lines.append(f'  "{source}" -> "{target}" [ltail="cluster_{dependency}", '

@@ -303,9 +303,8 @@ def _collect_enhanced_step(step: Any, path: PathKey, source: SourceMap, raw: Raw
                     data[f"context_requirements.{key}"] = requirements[key]
                     field_paths[f"context_requirements.{key}"] = (*req_path, key)
         target_id = role if isinstance(role, str) and role in raw.agents else None
-        if target_id is None:
-            if local_id in raw.agents:
-                target_id = local_id
+        if target_id is None and local_id in raw.agents:
+            target_id = local_id
         if target_id is not None:
             agent = raw.agents[target_id]
             agent.merge(data, entry_path)

@@ -55,7 +55,9 @@ _WORDY = re.compile(
 _COMPOUND = re.compile(rf"^(?:{_NUMBER}(?:h|m|s|ms))+$")
 _COMPOUND_PART = re.compile(rf"({_NUMBER})(ms|h|m|s)")
 
-DURATION_FORMS = "seconds (120), '30s', '500ms', '10m', '1h30m', '10_minutes' or a range '3-5_minutes'"
+DURATION_FORMS = (
+    "seconds (120), '30s', '500ms', '10m', '1h30m', '10_minutes' or a range '3-5_minutes'"
+)
 
 
 @dataclass(frozen=True)

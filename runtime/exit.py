@@ -8,6 +8,7 @@ Our entry points therefore flush and leave with os._exit once everything is shut
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import sys
 from typing import NoReturn
@@ -18,10 +19,8 @@ ENTRY_SCRIPTS = ("starter.py", "worker.py")
 
 def exit_process(code: int) -> NoReturn:
     for stream in (sys.stdout, sys.stderr):
-        try:
+        with contextlib.suppress(OSError, ValueError):
             stream.flush()
-        except (OSError, ValueError):
-            pass
     os._exit(code)
 
 

@@ -73,11 +73,10 @@ def format_summary(report: dict[str, Any]) -> str:
             "; ".join(notes),
         ))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
-    lines = [
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1]
-        for row in rows
-    ]
-    lines = [line.rstrip() for line in lines]
+    lines = []
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)]
+        lines.append("  ".join([*cells, row[-1]]).rstrip())
     lines.insert(1, "-" * max(len(line) for line in lines))
     lines.append("")
     for group in report.get("groups", []):

@@ -125,6 +125,11 @@ class PlanWorkflow:
     def status(self) -> dict[str, Any]:
         return self._report()
 
+    @workflow.query
+    def context(self) -> dict[str, Any]:
+        """The current context: "agent.output" keys, plan inputs and shared keys."""
+        return dict(self._context)
+
     # --- groups -------------------------------------------------------------------------
 
     async def _run_group(self, group: CompiledGroup) -> None:

@@ -1,0 +1,179 @@
+"""Shared test helpers: a real Temporal dev server for the session, workers on uuid task queues,
+and small builders for hand-written CompiledPlans (so workflow tests need no YAML loader)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import uuid
+from collections.abc import Coroutine, Iterator, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from temporalio.client import Client, WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+
+from engine.compiled import CompiledAgent, CompiledGroup, CompiledPlan, RetrySpec
+from runtime.devserver import find_temporal_binary
+from runtime.worker import build_worker
+from workflows.plan_workflow import PlanWorkflow
+from workflows.types import PlanRunInput
+
+T = TypeVar("T")
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+# --- compiled-plan builders -------------------------------------------------------------------
+
+
+def sim(
+    agent_id: str,
+    group: str,
+    duration_s: float,
+    *,
+    inputs: Sequence[str] = (),
+    optional_inputs: Sequence[str] = (),
+    outputs: Sequence[str] = ("out",),
+    defaults: dict[str, Any] | None = None,
+    retry: RetrySpec | None = None,
+    timeout_s: float | None = None,
+    kind: str = "simulate",
+    **settings: Any,
+) -> CompiledAgent:
+    """A simulate agent that works `duration_s` seconds; extra keywords become settings."""
+    return CompiledAgent(
+        id=agent_id,
+        role=agent_id,
+        kind=kind,
+        group=group,
+        inputs=list(inputs),
+        optional_inputs=list(optional_inputs),
+        outputs=list(outputs),
+        defaults=dict(defaults or {}),
+        timeout_s=timeout_s,
+        estimated_s=duration_s,
+        estimated_min_s=duration_s,
+        estimated_max_s=duration_s,
+        # retries in tests are quick unless a test says otherwise
+        retry=retry or RetrySpec(max_attempts=3, initial_interval_s=0.1),
+        settings={"duration_s": duration_s, **settings},
+    )
+
+
+def group(
+    group_id: str,
+    agents: Sequence[str],
+    depends_on: Sequence[str] = (),
+    *,
+    parallel: bool = True,
+    timeout_s: float | None = None,
+) -> CompiledGroup:
+    return CompiledGroup(
+        id=group_id,
+        agents=list(agents),
+        depends_on=list(depends_on),
+        parallel=parallel,
+        timeout_s=timeout_s,
+    )
+
+
+def compiled_plan(
+    agents: Sequence[CompiledAgent],
+    groups: Sequence[CompiledGroup],
+    *,
+    name: str = "test-plan",
+    inputs: dict[str, Any] | None = None,
+) -> CompiledPlan:
+    total = sum(agent.estimated_s for agent in agents)
+    return CompiledPlan(
+        name=name,
+        source=None,
+        agents=list(agents),
+        groups=list(groups),
+        critical_path=[],
+        estimated_makespan_s=total,
+        sequential_s=total,
+        group_by_group_s=total,
+        agent_level_s=total,
+        inputs=dict(inputs or {}),
+        default_agent_timeout_s=30.0,
+    )
+
+
+def event_index(report: dict[str, Any], event: str, ident: str) -> int:
+    """Position of the first `event` for `ident` in the run's recorded event order."""
+    for position, recorded in enumerate(report["events"]):
+        if recorded["event"] == event and recorded["id"] == ident:
+            return position
+    raise AssertionError(f"no {event} for {ident} in {report['events']}")
+
+
+def agent_report(report: dict[str, Any], agent_id: str) -> dict[str, Any]:
+    return next(agent for agent in report["agents"] if agent["id"] == agent_id)
+
+
+def group_report(report: dict[str, Any], group_id: str) -> dict[str, Any]:
+    return next(group for group in report["groups"] if group["id"] == group_id)
+
+
+# --- a real server ---------------------------------------------------------------------------
+
+
+class TemporalHarness:
+    """One dev server and event loop for the session; each plan runs on its own task queue."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, env: WorkflowEnvironment) -> None:
+        self.loop = loop
+        self.env = env
+
+    @property
+    def client(self) -> Client:
+        return self.env.client
+
+    @property
+    def address(self) -> str:
+        return self.client.service_client.config.target_host
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return self.loop.run_until_complete(coro)
+
+    def execute(self, plan: CompiledPlan, **input_fields: Any) -> dict[str, Any]:
+        """Run a plan to the end and return its report (raises WorkflowFailureError)."""
+
+        async def go(handle: WorkflowHandle[Any, Any]) -> dict[str, Any]:
+            return await handle.result()
+
+        return self.with_plan(plan, go, **input_fields)
+
+    def with_plan(self, plan: CompiledPlan, body: Any, **input_fields: Any) -> Any:
+        """Start `plan` under a fresh worker and run `await body(handle)` while it is up."""
+
+        async def go() -> Any:
+            task_queue = f"test-{uuid.uuid4()}"
+            async with build_worker(self.client, task_queue):
+                handle = await self.client.start_workflow(
+                    PlanWorkflow.run,
+                    PlanRunInput(plan=plan, **input_fields),
+                    id=f"{plan.name}-{uuid.uuid4()}",
+                    task_queue=task_queue,
+                )
+                return await body(handle)
+
+        return self.run(go())
+
+
+@pytest.fixture(scope="session")
+def temporal() -> Iterator[TemporalHarness]:
+    loop = asyncio.new_event_loop()
+    env = loop.run_until_complete(
+        WorkflowEnvironment.start_local(
+            dev_server_existing_path=str(find_temporal_binary()),
+            ui=False,
+        )
+    )
+    try:
+        yield TemporalHarness(loop, env)
+    finally:
+        loop.run_until_complete(env.shutdown())
+        loop.close()

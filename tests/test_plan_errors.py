@@ -1,0 +1,247 @@
+"""Bad plans are reported precisely: every problem, its line, what was expected and the fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from engine import errors
+from engine.plan import load_plan, loads_plan
+
+
+def problems_of(text: str, **variables: str) -> list[errors.PlanError]:
+    with pytest.raises(errors.PlanValidationError) as caught:
+        loads_plan(text, variables, file="plan.yaml")
+    return caught.value.problems
+
+
+def only_problem(text: str) -> errors.PlanError:
+    problems = problems_of(text)
+    assert 1 == len(problems), [p.render() for p in problems]
+    return problems[0]
+
+
+def test_cycle_is_named() -> None:
+    """A blocking cycle raises CycleError carrying the agents of the loop in order."""
+    problem = only_problem("""
+agents:
+  a: {inputs: [c.z], outputs: [x]}
+  b: {inputs: [a.x], outputs: [y]}
+  c: {inputs: [b.y], outputs: [z]}
+""")
+    assert isinstance(problem, errors.CycleError)
+    assert ["a", "b", "c"] == problem.cycle
+    assert "a -> b -> c -> a" in problem.render()
+
+
+def test_optional_input_breaks_a_cycle() -> None:
+    """The same loop through an optional input is fine: context dependencies never wait."""
+    plan = loads_plan("""
+agents:
+  a: {optional_inputs: [c.z], outputs: [x]}
+  b: {inputs: [a.x], outputs: [y]}
+  c: {inputs: [b.y], outputs: [z]}
+""")
+    assert ["a", "b", "c"] == list(plan.agents)
+
+
+def test_group_level_cycle_is_named() -> None:
+    """Groups that wait for each other form a cycle even when agents do not."""
+    problem = only_problem("""
+agents:
+  a: {outputs: [x]}
+  b: {inputs: [a.x], outputs: [y]}
+  c: {inputs: [b.y]}
+groups:
+  first: {agents: [a, c]}
+""")
+    assert isinstance(problem, errors.CycleError)
+    assert "groups" in problem.message and "first" in problem.cycle
+
+
+def test_missing_producer_lists_the_writers() -> None:
+    """Reading an output nobody declares names the agent's real outputs and the line."""
+    problem = only_problem("""
+agents:
+  developer: {outputs: [plan]}
+  qa: {inputs: [developer.code]}
+""")
+    assert isinstance(problem, errors.MissingProducerError)
+    assert "agent 'qa' reads 'developer.code', but no agent writes it; writers: " \
+        "['developer.plan']" in problem.message
+    assert 4 == problem.location.line and "plan.yaml" == problem.location.file
+
+
+def test_unknown_agent_suggests_the_closest_name() -> None:
+    """A typo in an agent name gets a 'did you mean' fix."""
+    problem = only_problem("""
+agents:
+  architect: {outputs: [design]}
+  dev: {inputs: [archtect.design]}
+""")
+    assert isinstance(problem, errors.UnknownAgentError)
+    assert "archtect" == problem.value and "did you mean 'architect'?" in problem.fix
+
+
+def test_bare_input_must_be_supplied() -> None:
+    """A bare input name must come from inputs: or --set; supplying it makes the plan valid."""
+    text = "agents:\n  a: {inputs: [topic]}\n"
+    problem = only_problem(text)
+    assert isinstance(problem, errors.MissingProducerError)
+    assert "--set topic=VALUE" in problem.fix
+    assert {"topic": "AI"} == loads_plan(text, {"topic": "AI"}).inputs
+
+
+def test_every_problem_is_reported_not_just_the_first() -> None:
+    """Problems in different agents, groups and sections all come back together."""
+    problems = problems_of("""
+name: many
+agents:
+  a: {duration: 1 fortnight, outputs: [x], tmeout: 3s}
+  b: {inputs: [a.y, zz.q], outputs: [y], priority: high}
+  c: {inputs: [d.w], outputs: [v]}
+  d: {inputs: [c.v], outputs: [w]}
+groups:
+  g: {agents: [a, nope]}
+resource_manager:
+  resource_pool: {computational: {total_cpu_units: -1}}
+""")
+    kinds = sorted(type(p).__name__ for p in problems)
+    assert ["CycleError", "DurationError", "InvalidValueError", "InvalidValueError",
+            "MissingProducerError", "UnknownAgentError", "UnknownAgentError",
+            "UnknownKeyError"] == kinds
+    assert all(p.location.line is not None for p in problems)
+
+
+def test_unknown_key_suggests_the_right_one() -> None:
+    """A misspelt key names the line and the key it probably meant."""
+    problem = only_problem("agents:\n  a:\n    duration: 1s\n    optional_input: [b.x]\n")
+    assert isinstance(problem, errors.UnknownKeyError)
+    assert 4 == problem.location.line and "optional_inputs" in problem.fix
+
+
+def test_unknown_top_level_key() -> None:
+    """An unknown section is reported with the closest known one."""
+    problem = only_problem("agents: {a: {}}\nresource_manger: {}\n")
+    assert isinstance(problem, errors.UnknownKeyError) and "resource_manager" in problem.fix
+
+
+def test_yaml_syntax_error_has_a_line() -> None:
+    """Broken YAML raises PlanSyntaxError pointing at the line."""
+    with pytest.raises(errors.PlanSyntaxError) as caught:
+        loads_plan("agents:\n  a: {outputs: [x]\n  b: {}\n", file="broken.yaml")
+    assert caught.value.location.line is not None and "broken.yaml" in str(caught.value)
+
+
+@pytest.mark.parametrize("text", ["", "- a\n- b\n", "42\n", "just text\n"])
+def test_a_plan_must_be_a_mapping(text: str) -> None:
+    """Empty files, lists and scalars are rejected with the expected top-level shape."""
+    with pytest.raises(errors.PlanSyntaxError, match="mapping"):
+        loads_plan(text)
+
+
+def test_missing_file() -> None:
+    """A path that does not exist says so and where examples live."""
+    with pytest.raises(errors.PlanFileNotFoundError, match="plans/"):
+        load_plan(Path("no/such/plan.yaml"))
+
+
+def test_no_agents() -> None:
+    """A plan without agents says how to add one."""
+    problem = only_problem("name: empty\n")
+    assert "defines no agents" in problem.message
+
+
+def test_agent_in_two_groups() -> None:
+    """An agent may belong to one group only."""
+    problem = only_problem("""
+agents: {a: {}, b: {}}
+groups:
+  one: {agents: [a, b]}
+  two: {agents: [b]}
+""")
+    assert isinstance(problem, errors.GroupError) and "'b' is in two groups" in problem.message
+
+
+def test_parallel_group_cannot_hold_a_data_dependency() -> None:
+    """Agents of a parallel group start together, so one cannot need another's output."""
+    problem = only_problem("""
+agents:
+  a: {outputs: [x]}
+  b: {inputs: [a.x]}
+groups:
+  g: {agents: [a, b]}
+""")
+    assert isinstance(problem, errors.GroupError) and "parallel: false" in problem.fix
+
+
+def test_sequential_group_may_hold_a_data_dependency_in_order() -> None:
+    """parallel: false runs members in list order, so a forward dependency is fine."""
+    plan = loads_plan("""
+agents:
+  a: {outputs: [x]}
+  b: {inputs: [a.x]}
+groups:
+  g: {agents: [a, b], parallel: false}
+""")
+    assert ["a", "b"] == plan.groups["g"].agents
+
+
+def test_ownership_clash_between_rules() -> None:
+    """One key owned by two agents is an OwnershipClashError."""
+    problem = only_problem("""
+agents: {pm: {}, architect: {}}
+context_conflicts:
+  resolution_mechanisms:
+    conflict_prevention:
+      ownership_rules: {pm: [requirements], architect: [requirements]}
+""")
+    assert isinstance(problem, errors.OwnershipClashError)
+
+
+def test_write_to_a_key_owned_by_another_agent() -> None:
+    """Declaring a write to another agent's key is caught before the run."""
+    problem = only_problem("""
+agents:
+  pm: {}
+  ux_expert: {writes: [requirements]}
+context_conflicts:
+  resolution_mechanisms:
+    conflict_prevention:
+      ownership_rules: {pm: [requirements]}
+""")
+    assert isinstance(problem, errors.OwnershipClashError)
+    assert "'ux_expert' writes 'requirements', which 'pm' owns" in problem.message
+
+
+def test_setting_of_another_kind() -> None:
+    """A command setting on a simulate agent says which kind it belongs to."""
+    problem = only_problem("agents:\n  a: {kind: simulate, command: [ls]}\n")
+    assert "set kind: command" in problem.fix
+
+
+def test_default_for_an_unknown_output() -> None:
+    """Defaults must name the agent's own outputs."""
+    problem = only_problem("agents:\n  a: {outputs: [summary], defaults: {sumary: ''}}\n")
+    assert "did you mean 'summary'?" in problem.fix
+
+
+def test_extension_is_at_most_five_minutes() -> None:
+    """The seed caps a barrier extension at 5 minutes."""
+    problem = only_problem("""
+agents: {a: {}}
+barrier_synchronization:
+  timeout_handling:
+    timeout_strategies:
+      extend_timeout: {extension: 10_minutes}
+""")
+    assert "at most 5 minutes" in problem.message
+
+
+def test_error_classes_carry_their_value() -> None:
+    """Every error keeps the offending value and renders expected/found/fix."""
+    error = errors.MissingProducerError("m", value="qa.code", expected="e", found="f", fix="x")
+    assert "qa.code" == error.value
+    assert "expected e; found f. Fix: x" in str(error)
+    assert issubclass(errors.PlanError, ValueError)

@@ -1,0 +1,57 @@
+"""The embedded dev server: starts on free ports with the UI, keeps history across restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import urllib.request
+import uuid
+from pathlib import Path
+
+from temporalio.client import Client, WorkflowExecutionStatus
+
+from runtime.devserver import DevServer
+from runtime.worker import build_worker
+from tests.conftest import compiled_plan, group, sim
+from workflows.plan_workflow import PlanWorkflow
+from workflows.types import PlanRunInput
+
+
+async def run_plan(address: str) -> str:
+    client = await Client.connect(address)
+    task_queue = f"test-{uuid.uuid4()}"
+    workflow_id = f"devserver-{uuid.uuid4()}"
+    plan = compiled_plan([sim("a", "g", 0.1)], [group("g", ["a"])])
+    async with build_worker(client, task_queue):
+        await client.execute_workflow(
+            PlanWorkflow.run, PlanRunInput(plan=plan), id=workflow_id, task_queue=task_queue
+        )
+    return workflow_id
+
+
+async def status_of(address: str, workflow_id: str) -> WorkflowExecutionStatus | None:
+    client = await Client.connect(address)
+    return (await client.get_workflow_handle(workflow_id).describe()).status
+
+
+def port_open(ip: str, port: int) -> bool:
+    try:
+        with socket.create_connection((ip, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def test_history_survives_a_restart_and_the_ui_answers(tmp_path: Path) -> None:
+    """A run recorded before a restart is still there after it; the UI serves on 127.0.0.1."""
+    db = tmp_path / "dev.db"
+    with DevServer(db) as server:
+        assert server.ip == "127.0.0.1"
+        with urllib.request.urlopen(server.ui_url, timeout=10) as response:
+            assert response.status == 200
+        workflow_id = asyncio.run(run_plan(server.address))
+    assert not port_open(server.ip, server.port)
+    with DevServer(db, ui=False) as again:
+        assert asyncio.run(status_of(again.address, workflow_id)) == (
+            WorkflowExecutionStatus.COMPLETED
+        )
