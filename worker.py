@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 
 from runtime.connection import connect, default_task_queue
 from runtime.exit import exit_process
@@ -27,6 +28,10 @@ if __name__ == "__main__":
     parser.add_argument("--namespace", help="default TEMPORAL_NAMESPACE or default")
     parser.add_argument("--task-queue", default=default_task_queue())
     parser.add_argument("--max-concurrent-activities", type=int, default=None)
-    asyncio.run(main(parser.parse_args()))
+    try:
+        asyncio.run(main(parser.parse_args()))
+    except ConnectionError as err:
+        print(err, file=sys.stderr)
+        exit_process(1)
     # shut down in order above; now leave without letting the bridge see interpreter teardown
     exit_process(0)

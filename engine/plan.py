@@ -236,7 +236,8 @@ def build_plan(data: Any, source: SourceMap,
                variables: Mapping[str, Any] | None = None) -> Plan:
     """Validate parsed YAML into a Plan; raises PlanValidationError with every problem."""
     variables = dict(variables or {})
-    if bmad.is_bmad(data):
+    # a `workflow:` mapping is a BMAD file even when its sequence is broken: bmad explains why
+    if isinstance(data, dict) and isinstance(data.get("workflow"), dict):
         data = bmad.bmad_to_native(data, source, variables)
         # paths of the converted plan no longer match the file; keep the file for messages
         source = SourceMap(file=source.file)

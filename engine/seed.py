@@ -338,8 +338,11 @@ def _collect_enhanced_step(step: Any, path: PathKey, source: SourceMap, raw: Raw
                 field_paths[key] = (*path, "synchronization", key)
     cross = group_data.get("cross_validation")
     if isinstance(cross, dict) and isinstance(cross.get("validation_agents"), list):
-        # step ids name the agents they refine
-        cross["validation_agents"] = [raw.aliases.get(a, a) for a in cross["validation_agents"]]
+        # step ids name the agents they refine; a copy, the caller's data stays as written, and
+        # entries that are not text are left for GroupSpec validation to report
+        group_data["cross_validation"] = {**cross, "validation_agents": [
+            raw.aliases.get(a, a) if isinstance(a, str) else a
+            for a in cross["validation_agents"]]}
 
     new_members = [m for m in members if _group_of(m, raw) is None]
     if len(refined_groups) == 1 and not new_members:

@@ -91,6 +91,15 @@ def format_seconds(seconds: float) -> str:
     return f"{seconds:g}s"
 
 
+def _as_float(number: int | float) -> float:
+    # YAML reads a 400-digit integer exactly; it overflows a float, so it counts as infinite
+    # (and is then rejected like any other infinite amount)
+    try:
+        return float(number)
+    except OverflowError:
+        return math.inf if number > 0 else -math.inf
+
+
 def _finite_non_negative(number: float, raw: Any) -> float:
     if not math.isfinite(number) or number < 0:
         raise DurationError(
@@ -110,7 +119,7 @@ def parse_duration(raw: Any) -> Duration:
             fix="write it like 90s, 10m or 3-5_minutes",
         )
     if isinstance(raw, int | float):
-        seconds = _finite_non_negative(float(raw), raw)
+        seconds = _finite_non_negative(_as_float(raw), raw)
         return Duration(seconds, seconds)
     if isinstance(raw, dict) and set(raw) <= {"min", "max"} and raw:
         low = parse_duration(raw.get("min", raw.get("max")))
@@ -124,7 +133,7 @@ def parse_duration(raw: Any) -> Duration:
     text = raw.strip().lower()
     if _COMPOUND.match(text) and len(_COMPOUND_PART.findall(text)) > 1:
         total = sum(float(n) * _UNIT_SECONDS[u] for n, u in _COMPOUND_PART.findall(text))
-        return Duration(total, total)
+        return _ordered(total, total, raw)
     match = _WORDY.match(text)
     if match:
         unit = match.group("unit") or "s"
@@ -155,8 +164,9 @@ def parse_units(raw: Any) -> float:
     if isinstance(raw, bool) or raw is None:
         pass
     elif isinstance(raw, int | float):
-        if math.isfinite(raw) and raw >= 0:
-            return float(raw)
+        number = _as_float(raw)
+        if math.isfinite(number) and number >= 0:
+            return number
     elif isinstance(raw, str):
         level = raw.strip().lower().replace("-", "_").replace(" ", "_")
         if level in LEVEL_UNITS:
@@ -186,8 +196,10 @@ def parse_size(raw: Any) -> int:
         return raw
     if isinstance(raw, str):
         match = _SIZE.match(raw.strip().lower())
-        if match:
-            return int(float(match.group("n")) * _SIZE_SCALE[match.group("unit")])
+        size = float(match.group("n")) * _SIZE_SCALE[match.group("unit")] if match else None
+        # a 400-digit number overflows to infinity, which no byte count is
+        if size is not None and math.isfinite(size):
+            return int(size)
     raise SizeError(
         "invalid size", value=raw, expected="bytes or a number with KB/MB/GB such as '50MB'",
         found=repr(raw), fix="write it like '50MB'",

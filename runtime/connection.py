@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 
 from temporalio.client import Client
@@ -24,8 +25,19 @@ def default_task_queue() -> str:
     return os.environ.get("PEE_TASK_QUEUE") or DEFAULT_TASK_QUEUE
 
 
-async def connect(address: str | None = None, namespace: str | None = None) -> Client:
-    return await Client.connect(
-        address or env_address() or DEFAULT_ADDRESS,
-        namespace=namespace or default_namespace(),
-    )
+async def connect(
+    address: str | None = None, namespace: str | None = None, *, starting_wait_s: float = 10.0
+) -> Client:
+    """Connect; a server that is up but still starting ("Unavailable") gets `starting_wait_s`."""
+    target = address or env_address() or DEFAULT_ADDRESS
+    deadline = asyncio.get_running_loop().time() + starting_wait_s
+    while True:
+        try:
+            return await Client.connect(target, namespace=namespace or default_namespace())
+        except RuntimeError as err:
+            # the bridge reports connection problems as bare RuntimeErrors; a fresh dev server
+            # accepts connections a moment before its frontend reports healthy
+            starting = "Unavailable" in str(err) or "not healthy" in str(err)
+            if not starting or asyncio.get_running_loop().time() > deadline:
+                raise ConnectionError(f"cannot reach Temporal at {target}: {err}") from err
+            await asyncio.sleep(0.2)

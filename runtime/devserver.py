@@ -120,6 +120,8 @@ class DevServer:
 
     def _wait_until_ready(self) -> None:
         assert self._process is not None
+        # the UI comes up a moment after the frontend: wait for both so the printed link works
+        waiting = [self.port] + ([self.ui_port] if self.ui_port else [])
         deadline = time.monotonic() + self.startup_timeout_s
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
@@ -128,13 +130,15 @@ class DevServer:
                     f"log {self.log_file}:\n{self._log_tail()}"
                 )
             try:
-                with socket.create_connection((self.ip, self.port), timeout=0.5):
+                with socket.create_connection((self.ip, waiting[0]), timeout=0.5):
+                    waiting.pop(0)
+                if not waiting:
                     return
             except OSError:
                 time.sleep(0.1)
         raise TimeoutError(
-            f"temporal dev server not accepting connections on {self.address} after "
-            f"{self.startup_timeout_s:.0f}s; log {self.log_file}:\n{self._log_tail()}"
+            f"temporal dev server not accepting connections on {self.ip} ports {waiting} "
+            f"after {self.startup_timeout_s:.0f}s; log {self.log_file}:\n{self._log_tail()}"
         )
 
     def _log_tail(self, lines: int = 20) -> str:

@@ -19,13 +19,14 @@ class ProgressPrinter:
         events = status.get("events") or []
         agents = {agent["id"]: agent for agent in status.get("agents", [])}
         groups = {group["id"]: group for group in status.get("groups", [])}
+        width = max([len(name) + 2 for name in agents] + [len(name) for name in groups] + [8])
         for event in events[self.seen:]:
-            print(format_event(event, agents, groups), file=self.out, flush=True)
+            print(format_event(event, agents, groups, width), file=self.out, flush=True)
         self.seen = max(self.seen, len(events))
 
 
 def format_event(
-    event: dict[str, Any], agents: dict[str, Any], groups: dict[str, Any]
+    event: dict[str, Any], agents: dict[str, Any], groups: dict[str, Any], width: int = 20
 ) -> str:
     kind, _, what = event["event"].partition("_")
     ident = event["id"]
@@ -37,7 +38,7 @@ def format_event(
             detail = f"{mode}: {', '.join(group.get('agents', []))}"
         else:
             detail = group.get("reason") or ""
-        return f"{stamp} group {ident:<20} {what:<10} {detail}".rstrip()
+        return f"{stamp} group {ident:<{width}} {what:<9} {detail}".rstrip()
     agent = agents.get(ident, {})
     detail = ""
     if what == "succeeded" and agent.get("attempts"):
@@ -46,7 +47,7 @@ def format_event(
         detail = agent.get("error") or ""
     elif what == "defaulted":
         detail = f"defaults for {agent.get('defaulted_outputs') or 'nothing'}"
-    return f"{stamp}   agent {ident:<18} {what:<10} {detail}".rstrip()
+    return f"{stamp}   agent {ident:<{width - 2}} {what:<9} {detail}".rstrip()
 
 
 def _num(value: float | None) -> str:

@@ -65,7 +65,7 @@ class RunOptions:
 def choose_time_scale(plan: CompiledPlan, given: float | None) -> tuple[float, str | None]:
     """The scale to run at and, when we picked it, a note saying so."""
     if given is not None:
-        return given, None
+        return given, (f"durations scaled by {given:g} (--time-scale)" if given != 1 else None)
     env = os.environ.get("PEE_TIME_SCALE")
     if env:
         return float(env), f"durations scaled by {float(env):g} (PEE_TIME_SCALE)"
@@ -105,6 +105,9 @@ def run_plan(options: RunOptions, out: TextIO | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; the run's history stays on the server", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except ConnectionError as err:
+        print(err, file=sys.stderr)
+        return EXIT_FAILED
 
 
 def _namespace(options: RunOptions) -> str:
@@ -155,7 +158,10 @@ async def _start_and_follow(
         if link:
             print(f"Watch it: {link}", file=out)
         if not with_worker:
-            print(f"(needs a worker on {task_queue}: python worker.py)", file=out)
+            print(
+                f"(no worker in this command: one must poll {task_queue}, e.g. python worker.py)",
+                file=out,
+            )
         if not options.wait:
             return EXIT_OK
         code = await follow(handle, options.poll_s, out)
@@ -219,12 +225,16 @@ def show_status(
     """Print a run's progress so far (or its final report). 0 found, 1 failed run, 2 unknown id."""
     out = out or sys.stdout
     ns = namespace or default_namespace()
-    if address:
-        return asyncio.run(_show_status(workflow_id, address, ns, False, out))
-    # the embedded server keeps history in its db file; a worker here answers the query
-    # (and, being durable execution, resumes the run if it was interrupted)
-    with DevServer(dev_db, ui=False, namespace=ns) as server:
-        return asyncio.run(_show_status(workflow_id, server.address, ns, True, out))
+    try:
+        if address:
+            return asyncio.run(_show_status(workflow_id, address, ns, False, out))
+        # the embedded server keeps history in its db file; a worker here answers the query
+        # (and, being durable execution, resumes the run if it was interrupted)
+        with DevServer(dev_db, ui=False, namespace=ns) as server:
+            return asyncio.run(_show_status(workflow_id, server.address, ns, True, out))
+    except ConnectionError as err:
+        print(err, file=sys.stderr)
+        return EXIT_FAILED
 
 
 async def _show_status(

@@ -4,7 +4,6 @@ and small builders for hand-written CompiledPlans (so workflow tests need no YAM
 from __future__ import annotations
 
 import asyncio
-import sys
 import uuid
 from collections.abc import Coroutine, Iterator, Sequence
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Any, TypeVar
 import pytest
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Replayer
 
 from engine.compiled import CompiledAgent, CompiledGroup, CompiledPlan, RetrySpec
 from runtime.devserver import find_temporal_binary
@@ -147,7 +147,11 @@ class TemporalHarness:
         return self.with_plan(plan, go, **input_fields)
 
     def with_plan(self, plan: CompiledPlan, body: Any, **input_fields: Any) -> Any:
-        """Start `plan` under a fresh worker and run `await body(handle)` while it is up."""
+        """Start `plan` under a fresh worker and run `await body(handle)` while it is up.
+
+        Afterwards the run's history is replayed, so every workflow test also checks that the
+        workflow is deterministic.
+        """
 
         async def go() -> Any:
             task_queue = f"test-{uuid.uuid4()}"
@@ -158,7 +162,11 @@ class TemporalHarness:
                     id=f"{plan.name}-{uuid.uuid4()}",
                     task_queue=task_queue,
                 )
-                return await body(handle)
+                try:
+                    return await body(handle)
+                finally:
+                    history = await handle.fetch_history()
+                    await Replayer(workflows=[PlanWorkflow]).replay_workflow(history)
 
         return self.run(go())
 

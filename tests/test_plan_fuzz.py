@@ -46,42 +46,55 @@ leaves = st.one_of(
     st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=12),
     st.sampled_from([HUGE, -HUGE, 0, -1, float("nan"), float("inf"), "", "none", "true"]),
 )
-json_values = st.recursive(
-    leaves,
-    lambda inner: st.one_of(st.lists(inner, max_size=4),
-                            st.dictionaries(keys, inner, max_size=4)),
-    max_leaves=12,
-)
+
+
+def nested(max_leaves: int) -> st.SearchStrategy[Any]:
+    return st.recursive(
+        leaves,
+        lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                st.dictionaries(keys, inner, max_size=3)),
+        max_leaves=max_leaves,
+    )
+
+
+# completely random values (a whole document), and the small junk mixed into plausible plans
+json_values = nested(16)
+junk = nested(3)
 scalars = st.one_of(leaves, st.text(max_size=6))
 
-DURATION_TEXT = [
-    "1s", "500ms", "10m", "1h30m", "2m30s", "3-5_minutes", "5-3_minutes", "10_minutes",
-    "10_minutes_maximum", "1_hour", "1.5 h", "90", "0", "0s", "-1s", "abc", "", "1h30",
-    "9" * 400 + "s", "9" * 400 + "h1s", "1" + "0" * 400 + "ms", "3-" + "9" * 400 + "_minutes",
-    "1e5s", "1 weeks", "nan", "inf", " 2 minutes ",
-]
-durations = st.one_of(
-    st.sampled_from(DURATION_TEXT),
-    st.integers(-10, 10**6),
-    st.floats(),
-    st.sampled_from([HUGE, True, None]),
-    st.from_regex(r"\A[0-9]{1,4}(\.[0-9]{1,2})?(-[0-9]{1,3})?[ _]?"
-                  r"(ms|s|m|h|d|min|minutes|hours|days|weeks)?(_maximum)?\Z"),
-    st.fixed_dictionaries({}, optional={"min": st.sampled_from(["1s", 5, "2m", -1, "x"]),
-                                        "max": st.sampled_from(["3s", 10, "1m", HUGE, []])}),
-    st.text(max_size=8),
-    json_values,
+def mostly(good: st.SearchStrategy[Any], bad: st.SearchStrategy[Any],
+           odds: int = 8) -> st.SearchStrategy[Any]:
+    """Plausible values ``odds`` times as often as the others, so that many plans get past the
+    first check and reach the later ones."""
+    # (st.one_of picks branches about evenly however often one is repeated)
+    return st.sampled_from([True] * odds + [False]).flatmap(lambda ok: good if ok else bad)
+
+
+GOOD_DURATIONS = ["1s", "500ms", "10m", "1h30m", "2m30s", "3-5_minutes", "10_minutes",
+                  "10_minutes_maximum", "1_hour", "1.5 h", "90", "0", "0s", " 2 minutes ",
+                  1, 2.5, 600, {"min": "1s", "max": "3s"}]
+BAD_DURATIONS = ["5-3_minutes", "-1s", "abc", "", "1h30", "9" * 400 + "s", "9" * 400 + "h1s",
+                 "1" + "0" * 400 + "ms", "3-" + "9" * 400 + "_minutes", "1e5s", "1 weeks", "nan",
+                 "inf", HUGE, -HUGE, True, None, -1, float("nan"), float("inf"),
+                 {"min": "3s", "max": "1s"}, {"min": HUGE}, {"max": []}, {"min": "x"}, {}]
+durations = mostly(
+    st.sampled_from(GOOD_DURATIONS)
+    | st.from_regex(r"\A[0-9]{1,4}(\.[0-9]{1,2})?(-[0-9]{1,3})?[ _]?"
+                    r"(ms|s|m|h|d|min|minutes|hours|days|weeks)?(_maximum)?\Z"),
+    st.one_of(st.sampled_from(BAD_DURATIONS), st.floats(), st.integers(), st.text(max_size=8),
+              junk),
 )
-units = st.one_of(
-    st.sampled_from(["low", "medium", "high", "very_high", "Very-High", " medium ", "30", "nan",
-                     "inf", "1e999", "-5", "huge", HUGE, -1, 0, 30, 250.5, float("inf"), True]),
-    st.floats(), st.integers(), st.text(max_size=6), json_values,
+units = mostly(
+    st.sampled_from(["low", "medium", "high", "very_high", "Very-High", " medium ", "30", 0,
+                     30, 250.5]),
+    st.one_of(st.sampled_from(["nan", "inf", "1e999", "-5", "huge", HUGE, -1, float("inf"),
+                               True]),
+              st.floats(), st.integers(), st.text(max_size=6), junk),
 )
-sizes = st.one_of(
-    st.sampled_from(["50MB", "1.5GB", "10kb", "1024", "12 KiB", "9" * 400 + "GB", "-1MB", "MB",
-                     HUGE, -5, 0, 100, 1.5, True]),
-    st.from_regex(r"\A[0-9]{1,5}(\.[0-9])? ?(b|kb|kib|mb|mib|gb|gib|k|m|g|tb)?\Z"),
-    json_values,
+sizes = mostly(
+    st.sampled_from(["50MB", "1.5GB", "10kb", "1024", "12 KiB", 0, 100])
+    | st.from_regex(r"\A[0-9]{1,5}(\.[0-9])? ?(b|kb|kib|mb|mib|gb|gib|k|m|g|tb)?\Z"),
+    st.one_of(st.sampled_from(["9" * 400 + "GB", "-1MB", "MB", HUGE, -5, 1.5, True]), junk),
 )
 
 # agent ids: mostly valid names from a small pool (so references hit and derived group names
@@ -89,21 +102,21 @@ sizes = st.one_of(
 GOOD_IDS = ["a", "b", "c", "d", "a_group", "b_group", "pm", "qa", "ux-expert", "_x", "A1",
             "completion", "agents"]
 WEIRD_IDS = ["a.b", "", "1a", "-a", "a b", "a+b", "ü", "é1", "x\n", "a:b", "[a]"]
-agent_ids = st.one_of(
-    st.sampled_from(GOOD_IDS),
-    st.from_regex(r"\A[A-Za-z_][A-Za-z0-9_-]{0,5}\Z"),
-    st.sampled_from(WEIRD_IDS),
-    st.text(max_size=4),
-    st.integers(-2, 2), st.none(), st.booleans(),
+good_ids = st.sampled_from(GOOD_IDS) | st.from_regex(r"\A[A-Za-z_][A-Za-z0-9_-]{0,5}\Z")
+agent_ids = mostly(
+    good_ids,
+    st.one_of(st.sampled_from(WEIRD_IDS), st.text(max_size=4), st.integers(-2, 2), st.none(),
+              st.booleans()),
+    odds=12,
 )
 OUTPUT_NAMES = ["x", "y", "z", "out", "prd.md", "a.b.c", "completion", "", "x y"]
-output_names = st.one_of(st.sampled_from(OUTPUT_NAMES), st.text(max_size=5))
+output_names = mostly(st.sampled_from(OUTPUT_NAMES), st.text(max_size=5))
 SHARED_KEYS = ["shared", "design_doc", "arch.md", "k"]
 
 
 def listish(element: st.SearchStrategy[Any], max_size: int = 4) -> st.SearchStrategy[Any]:
     """Lists mostly; sometimes the bare string form the models accept, sometimes junk."""
-    return st.one_of(st.lists(element, max_size=max_size), element, json_values)
+    return mostly(st.lists(element, max_size=max_size), element | junk)
 
 
 # ---- models to dicts -------------------------------------------------------------------------
@@ -149,8 +162,7 @@ def _value_for(annotation: Any, metadata: list[Any], depth: int) -> st.SearchStr
             options.append(st.text(max_size=8))
         elif get_origin(part) is list:
             options.append(st.lists(st.text(max_size=6), max_size=3))
-    options.append(json_values)
-    return st.one_of(options)
+    return mostly(st.one_of(options), junk) if options else junk
 
 
 @cache
@@ -165,8 +177,8 @@ def model_dicts(model: type[BaseModel], depth: int = 0,
     misspelt extra key."""
     fields = {**_field_strategies(model, depth), **overrides}
     known = st.fixed_dictionaries({}, optional=fields)
-    extra = st.dictionaries(keys, json_values, max_size=1)
-    return st.one_of(known, known, known, st.builds(lambda a, b: {**a, **b}, known, extra))
+    extra = st.dictionaries(keys, junk, max_size=1)
+    return mostly(known, st.builds(lambda a, b: {**a, **b}, known, extra))
 
 
 # ---- plans -----------------------------------------------------------------------------------
@@ -177,76 +189,80 @@ def native_plans(draw: st.DrawFn) -> dict[Any, Any]:
     """Mostly plausible plans: agents referencing each other's outputs (and some ghosts),
     explicit groups, seed sections, enhanced steps and seed execution groups."""
     ids = draw(st.lists(agent_ids, max_size=7, unique=True))
-    outputs = {agent_id: draw(st.lists(output_names, max_size=3)) for agent_id in ids}
+    outputs = {agent_id: draw(mostly(st.lists(output_names, max_size=3, unique=True),
+                                     st.lists(output_names, max_size=3)))
+               for agent_id in ids}
     inputs = draw(st.dictionaries(st.sampled_from(["brief", "goal", "x", "a.x"]) | keys,
                                   scalars, max_size=2))
-    references = [f"{a}.{o}" for a, outs in outputs.items() for o in outs]
-    references += [f"{a}.completion" for a in ids if isinstance(a, str)]
-    references += [str(a) for a in ids] + list(map(str, inputs)) + SHARED_KEYS
-    references += ["ghost.x", "a.nope", "", "."]
-    ref = st.one_of(st.sampled_from(references), st.text(max_size=5))
-    member = st.one_of(st.sampled_from(ids or ["a"]), agent_ids)
+
+    def refs_of(agent_ids: list[Any]) -> list[str]:
+        found = [f"{a}.{o}" for a in agent_ids for o in outputs[a]]
+        return found + [f"{a}.completion" for a in agent_ids] + [str(a) for a in agent_ids]
+
+    others = [*map(str, inputs), *SHARED_KEYS, "ghost.x", "a.nope", "", "."]
+    any_ref = st.one_of(st.sampled_from(refs_of(ids) + others), st.text(max_size=5))
+    member = mostly(st.sampled_from(ids or ["a"]), agent_ids, odds=20)
 
     agents: dict[Any, Any] = {}
-    for agent_id in ids:
-        spec = draw(st.one_of(
-            model_dicts(
-                AgentSpec,
-                kind=st.sampled_from([*AGENT_KINDS, "bogus"]) | json_values,
-                inputs=listish(ref),
-                optional_inputs=listish(ref),
-                outputs=st.just(outputs[agent_id]) | listish(output_names),
-                writes=listish(st.sampled_from(SHARED_KEYS) | st.text(max_size=3)),
-                validates=listish(member),
-                defaults=st.dictionaries(st.sampled_from(outputs[agent_id] or ["x"]) | keys,
-                                         scalars, max_size=2) | json_values,
-                duration=durations,
-                estimated_duration=durations,
-                timeout=durations,
-                resource_requirements=model_dicts(ResourceRequirements) | json_values,
-                priority=st.integers(-5, 120) | json_values,
-            ),
-            st.none(), json_values,
-        ))
-        agents[agent_id] = spec
+    for index, agent_id in enumerate(ids):
+        # reading earlier agents keeps most plans acyclic; any_ref adds cycles and ghosts
+        earlier = refs_of(ids[:index]) + list(map(str, inputs))
+        ref = mostly(st.sampled_from(earlier), any_ref) if earlier else any_ref
+        defaults = st.dictionaries(mostly(st.sampled_from(outputs[agent_id] or ["x"]), keys),
+                                   scalars, max_size=2)
+        overrides = {
+            "kind": mostly(st.just("simulate"), st.sampled_from([*AGENT_KINDS, "bogus"]) | junk),
+            "inputs": listish(ref),
+            "optional_inputs": listish(ref),
+            "outputs": mostly(st.just(outputs[agent_id]), listish(output_names)),
+            "writes": mostly(st.lists(st.sampled_from(SHARED_KEYS), max_size=2, unique=True),
+                             listish(st.text(max_size=3))),
+            "validates": listish(member, max_size=2),
+            "defaults": mostly(defaults, junk),
+            "duration": durations,
+        }
+        core = st.fixed_dictionaries({"outputs": overrides.pop("outputs")}, optional=overrides)
+        full = model_dicts(AgentSpec, **overrides, outputs=st.just(outputs[agent_id]),
+                           priority=mostly(st.integers(-5, 120), junk))
+        agents[agent_id] = draw(mostly(core, st.one_of(full, st.none(), junk), odds=6))
 
     group_ids = st.one_of(st.sampled_from(["g1", "g2", "design", "a", "a_group", "b"]), agent_ids)
     group = model_dicts(
         GroupSpec,
         agents=listish(member),
-        depends_on=listish(st.one_of(group_ids, ref)),
+        depends_on=listish(st.one_of(group_ids, any_ref)),
         timeout=durations,
         success_criteria=st.one_of(
             st.sampled_from(["all", "all_agents_succeed", "at_least_one_agent_succeeds",
                              "at_least_one", "most", 0, 1, 2, 5, -1, True]),
-            st.fixed_dictionaries({"at_least": st.integers(-1, 6)}), json_values),
+            st.fixed_dictionaries({"at_least": st.integers(-1, 6)}), junk),
         cross_validation=model_dicts(CrossValidation, validation_agents=listish(member)),
     )
     step_agent = model_dicts(
         StepAgent, id=member, agent=member,
         context_requirements=st.fixed_dictionaries(
-            {}, optional={"read": listish(ref), "write": listish(ref), "other": json_values}),
-        inputs=listish(ref), validates=listish(member), timeout=durations,
+            {}, optional={"read": listish(any_ref), "write": listish(any_ref), "other": junk}),
+        inputs=listish(any_ref), validates=listish(member), timeout=durations,
     )
     step = model_dicts(
-        EnhancedStep, id=group_ids, agents=st.lists(step_agent, max_size=3) | json_values,
-        depends_on=listish(st.one_of(group_ids, ref)), timeout=durations,
+        EnhancedStep, id=group_ids, agents=st.lists(step_agent, max_size=3) | junk,
+        depends_on=listish(st.one_of(group_ids, any_ref)), timeout=durations,
         synchronization=model_dicts(SynchronizationStrategy, timeout=durations),
     )
     execution_group = st.fixed_dictionaries({}, optional={
         "agents": listish(member),
-        "dependencies": listish(st.one_of(group_ids, ref)),
-        "parallel_capable": st.booleans() | json_values,
-        "synchronization": st.just("barrier_sync") | json_values,
+        "dependencies": listish(st.one_of(group_ids, any_ref)),
+        "parallel_capable": st.booleans() | junk,
+        "synchronization": st.just("barrier_sync") | junk,
         "synchronization_strategy": st.fixed_dictionaries({}, optional={
             "type": scalars, "timeout": durations, "cross_validation": scalars,
-            "success_criteria": json_values, "barrier_type": scalars,
+            "success_criteria": junk, "barrier_type": scalars,
             "failure_criteria": scalars, "partial_failure_handling": scalars,
-        }) | json_values,
+        }) | junk,
         "estimated_duration": durations,
-        "resource_requirements": model_dicts(ResourceRequirements) | json_values,
+        "resource_requirements": model_dicts(ResourceRequirements) | junk,
         "agent_specifications": st.dictionaries(member, model_dicts(AgentSpec, outputs=listish(
-            output_names), inputs=listish(ref)) | json_values, max_size=2) | json_values,
+            output_names), inputs=listish(any_ref)) | junk, max_size=2) | junk,
         "timeout": durations,
     })
 
@@ -254,23 +270,29 @@ def native_plans(draw: st.DrawFn) -> dict[Any, Any]:
         "name": st.sampled_from(["demo", "x"]) | scalars,
         "description": scalars,
         "version": scalars,
-        "inputs": st.just(inputs) | json_values,
-        "groups": st.dictionaries(group_ids, group | json_values, max_size=3) | json_values,
+        "inputs": st.just(inputs) | junk,
+        "groups": st.dictionaries(group_ids, group | junk, max_size=3) | junk,
         "execution_groups": st.dictionaries(group_ids, execution_group, max_size=3)
-        | json_values,
+        | junk,
         "enhanced_workflow_step": step,
-        "enhanced_workflow_steps": st.lists(step, max_size=2) | json_values,
+        "enhanced_workflow_steps": st.lists(step, max_size=2) | junk,
         "default_agent_timeout": durations,
         "notes": listish(scalars),
-        **{key: model_dicts(model) | json_values for key, model in SECTION_MODELS.items()},
+        **{key: model_dicts(model) | junk for key, model in SECTION_MODELS.items()},
     }
-    plan = draw(st.fixed_dictionaries({}, optional=optional))
-    if draw(st.integers(0, 9)):
+    # a few sections per plan, so one bad value does not hide what the others would find
+    plan: dict[Any, Any] = {}
+    for key in draw(st.lists(st.sampled_from(list(optional)), max_size=3, unique=True)):
+        plan[key] = draw(optional[key])
+    if inputs and draw(mostly(st.just(True), st.just(False))):
+        plan["inputs"] = inputs
+    choice = draw(mostly(st.just("agents"), st.sampled_from(["none", "junk", "unknown"]), 9))
+    if choice in ("agents", "unknown"):
         plan["agents"] = agents
-    elif draw(st.booleans()):
-        plan["agents"] = draw(json_values)
-    if draw(st.integers(0, 9)) == 0:
-        plan[draw(keys)] = draw(json_values)  # an unknown top-level key
+    if choice == "junk":
+        plan["agents"] = draw(junk)
+    if choice == "unknown":
+        plan[draw(keys)] = draw(junk)
     return plan
 
 
@@ -285,26 +307,26 @@ def bmad_plans(draw: st.DrawFn) -> dict[Any, Any]:
     """``workflow: {sequence: [...]}`` documents in the BMAD v4 shape, with junk mixed in."""
     artifacts = listish(st.sampled_from(ARTIFACTS) | st.text(max_size=5))
     step = st.fixed_dictionaries({}, optional={
-        "agent": st.sampled_from(BMAD_AGENTS) | agent_ids | json_values,
+        "agent": st.sampled_from(BMAD_AGENTS) | agent_ids | junk,
         "creates": artifacts, "updates": artifacts, "requires": artifacts,
         "validates": artifacts,
         "condition": st.sampled_from(CONDITIONS) | scalars,
-        "optional": st.booleans() | json_values,
+        "optional": st.booleans() | junk,
         "optional_steps": listish(scalars), "notes": scalars, "step": scalars,
-        "action": scalars, "uses": scalars, "repeats": scalars, "routes": json_values,
+        "action": scalars, "uses": scalars, "repeats": scalars, "routes": junk,
     })
-    sequence = draw(st.lists(step | json_values, max_size=8))
+    sequence = draw(st.lists(step | junk, max_size=8))
     workflow = draw(st.fixed_dictionaries({"sequence": st.just(sequence)}, optional={
         "id": scalars, "name": scalars, "description": scalars, "type": scalars,
-        "project_types": listish(scalars), "other": json_values,
+        "project_types": listish(scalars), "other": junk,
     }))
     document: dict[Any, Any] = {"workflow": workflow}
     if draw(st.booleans()):
-        document.update(draw(st.dictionaries(keys, json_values, max_size=2)))
+        document.update(draw(st.dictionaries(keys, junk, max_size=2)))
     return document
 
 
-variables = st.dictionaries(st.sampled_from([*CONDITIONS, "brief", "prd.md"]) | keys,
+variables = st.dictionaries(st.sampled_from([*CONDITIONS, "brief", "prd.md"]) | st.text(max_size=5),
                             scalars, max_size=3)
 
 
@@ -367,13 +389,17 @@ def test_arbitrary_values_raise_plan_errors(data: Any) -> None:
     load_or_reject(lambda: build_plan(data, SourceMap()))
 
 
-YAML_ALPHABET = st.sampled_from(list("ab01 :-_.[]{},&*!|>'\"%@`#?\n\t~=") + ["agents", "inputs",
-                                "workflow", "sequence", "!!binary", "!!set", "2001-12-14",
-                                "&x", "*x", "<<", ".nan", "1e999", "9" * 30, "- "])
+YAML_TOKENS = st.sampled_from([*"ab01 :-_.[]{},&*!|>'\"%@`#?\n\t~=", "agents", "inputs",
+                               "workflow", "sequence", "!!binary", "!!set", "2001-12-14", "&x",
+                               "*x", "<<", ".nan", "1e999", "9" * 30, "- ", ": "])
+
+
+def yaml_soup(max_size: int) -> st.SearchStrategy[str]:
+    return st.lists(YAML_TOKENS, max_size=max_size).map("".join)
 
 
 @settings(FUZZ, max_examples=300)
-@given(st.one_of(st.text(max_size=60), st.text(YAML_ALPHABET, max_size=40)))
+@given(st.one_of(st.text(max_size=60), yaml_soup(40)))
 def test_random_text_loads_or_raises_plan_errors(text: str) -> None:
     """Random characters, YAML punctuation and tags: a Plan or a PlanError."""
     load_or_reject(lambda: loads_plan(text, file="fuzz.yaml"))
@@ -392,7 +418,7 @@ def test_plan_yaml_with_damage_loads_or_raises_plan_errors(data: Any,
     if text and draw.draw(st.booleans()):
         start = draw.draw(st.integers(0, len(text) - 1))
         end = draw.draw(st.integers(start, min(len(text), start + 20)))
-        text = text[:start] + draw.draw(st.text(YAML_ALPHABET, max_size=3)) + text[end:]
+        text = text[:start] + draw.draw(yaml_soup(3)) + text[end:]
     load_or_reject(lambda: loads_plan(text, file="fuzz.yaml"))
 
 

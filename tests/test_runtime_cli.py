@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 from engine.compiled import CompiledPlan, RetrySpec
-from tests.conftest import PROJECT_ROOT, compiled_plan, group, sim
+from tests.conftest import PROJECT_ROOT, TemporalHarness, compiled_plan, group, sim
+from workflows.plan_workflow import PlanWorkflow
+from workflows.types import PlanRunInput
 
 
 def write(tmp_path: Path, plan: CompiledPlan, name: str) -> Path:
@@ -70,3 +74,32 @@ def test_plan_errors_exit_two(tmp_path: Path) -> None:
     missing = starter("run", "--compiled-json", tmp_path / "nope.json")
     assert missing.returncode == 2
     assert "plan error" in missing.stderr
+
+
+def test_worker_entry_point_runs_plans_and_stops_cleanly_on_sigterm(
+    temporal: TemporalHarness,
+) -> None:
+    """`python worker.py` serves a run started elsewhere and exits 0 on SIGTERM."""
+    task_queue = f"test-{uuid.uuid4()}"
+    worker = subprocess.Popen(
+        [sys.executable, "worker.py", "--address", temporal.address, "--task-queue", task_queue],
+        cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        assert worker.stdout is not None
+        assert "worker on task queue" in worker.stdout.readline()
+        report = temporal.run(
+            temporal.client.execute_workflow(
+                PlanWorkflow.run,
+                PlanRunInput(plan=small_plan()),
+                id=f"worker-{uuid.uuid4()}",
+                task_queue=task_queue,
+            )
+        )
+        assert report["status"] == "succeeded"
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=30) == 0
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()

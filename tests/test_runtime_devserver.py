@@ -8,8 +8,9 @@ import urllib.request
 import uuid
 from pathlib import Path
 
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import WorkflowExecutionStatus
 
+from runtime.connection import connect
 from runtime.devserver import DevServer
 from runtime.worker import build_worker
 from tests.conftest import compiled_plan, group, sim
@@ -18,7 +19,7 @@ from workflows.types import PlanRunInput
 
 
 async def run_plan(address: str) -> str:
-    client = await Client.connect(address)
+    client = await connect(address)
     task_queue = f"test-{uuid.uuid4()}"
     workflow_id = f"devserver-{uuid.uuid4()}"
     plan = compiled_plan([sim("a", "g", 0.1)], [group("g", ["a"])])
@@ -30,7 +31,7 @@ async def run_plan(address: str) -> str:
 
 
 async def status_of(address: str, workflow_id: str) -> WorkflowExecutionStatus | None:
-    client = await Client.connect(address)
+    client = await connect(address)
     return (await client.get_workflow_handle(workflow_id).describe()).status
 
 

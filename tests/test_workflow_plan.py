@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from temporalio.client import WorkflowFailureError, WorkflowHandle
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, CancelledError
 
 from engine.compiled import RetrySpec
 from tests.conftest import (
@@ -145,7 +145,11 @@ def test_group_with_no_success_fails_the_run_and_cancels_the_rest(
             sim("later", "next", 0.1, inputs=["x.out"]),
             sim("elsewhere", "other", 30.0),
         ],
-        [group("bad", ["x", "y"]), group("next", ["later"], ["bad"]), group("other", ["elsewhere"])],
+        [
+            group("bad", ["x", "y"]),
+            group("next", ["later"], ["bad"]),
+            group("other", ["elsewhere"]),
+        ],
     )
     with pytest.raises(WorkflowFailureError) as caught:
         temporal.execute(plan, heartbeat_timeout_s=1.0)
@@ -225,3 +229,45 @@ def test_plan_inputs_and_optional_inputs_reach_the_snapshot(temporal: TemporalHa
 
     context = temporal.with_plan(plan, body, inputs={"topic": "from --set"})
     assert context["reader.out"]["inputs"] == {"topic": "from --set"}
+
+
+def test_cancelling_the_run_cancels_running_agents(temporal: TemporalHarness) -> None:
+    """A run cancelled from outside ends cancelled, and so do its running and pending agents."""
+    plan = compiled_plan(
+        [sim("busy", "g1", 30.0), sim("next", "g2", 0.1, inputs=["busy.out"])],
+        [group("g1", ["busy"]), group("g2", ["next"], ["g1"])],
+    )
+
+    async def body(handle: WorkflowHandle[Any, Any]) -> dict[str, Any]:
+        for _ in range(100):
+            if agent_report(await handle.query(PlanWorkflow.status), "busy")["status"] == "running":
+                break
+            await asyncio.sleep(0.05)
+        await handle.cancel()
+        with pytest.raises(WorkflowFailureError) as caught:
+            await handle.result()
+        assert isinstance(caught.value.cause, CancelledError)
+        return await handle.query(PlanWorkflow.status)
+
+    status = temporal.with_plan(plan, body, heartbeat_timeout_s=1.0)
+    assert status["status"] == "cancelled"
+    assert [a["status"] for a in status["agents"]] == ["cancelled", "cancelled"]
+    assert [g["status"] for g in status["groups"]] == ["cancelled", "cancelled"]
+
+
+def test_sequential_group_deadline_defaults_the_agents_it_never_reached(
+    temporal: TemporalHarness,
+) -> None:
+    """In a sequential group, the deadline cancels the current agent and skips the rest."""
+    plan = compiled_plan(
+        [
+            sim("q", "g", 0.1),
+            sim("s", "g", 30.0, defaults={"out": "s-default"}),
+            sim("t", "g", 0.1, defaults={"out": "t-default"}),
+        ],
+        [group("g", ["q", "s", "t"], parallel=False, timeout_s=1.0)],
+    )
+    report = temporal.execute(plan, heartbeat_timeout_s=1.0)
+    assert group_report(report, "g")["decision"] == "continue_with_partial"
+    assert [a["status"] for a in report["agents"]] == ["succeeded", "defaulted", "defaulted"]
+    assert agent_report(report, "t")["started_s"] is None

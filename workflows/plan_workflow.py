@@ -83,10 +83,10 @@ class PlanWorkflow:
 
     @workflow.run
     async def run(self, input: PlanRunInput) -> dict[str, Any]:
-        self._check_plan()
         waiting = list(self._plan.groups)
         running: dict[str, asyncio.Task[None]] = {}
         try:
+            self._check_plan()
             while waiting or running:
                 for group in list(waiting):
                     if all(self._groups[dep].status in PASSED for dep in group.depends_on):
@@ -158,6 +158,7 @@ class PlanWorkflow:
                 )
                 if not done:
                     deadline_reached = True
+            await self._apply(group, decision, tasks)
         except asyncio.CancelledError:
             # another group failed or the run was cancelled: take our agents down with us
             await self._cancel(list(tasks.values()))
@@ -166,7 +167,6 @@ class PlanWorkflow:
                     self._agents[agent_id].status = "cancelled"
             self._end_group(group, "cancelled")
             raise
-        await self._apply(group, decision, tasks)
 
     def _start_agents(self, group: CompiledGroup, tasks: dict[str, asyncio.Task[None]]) -> None:
         if group.parallel:
@@ -207,10 +207,10 @@ class PlanWorkflow:
         state.reason = decision.reason
         await self._cancel([tasks[a] for a in decision.cancel if a in tasks])
         for agent_id in decision.cancel:
-            agent_state = self._agents[agent_id]
-            if agent_state.status in ("pending", "running"):
-                agent_state.status = "cancelled"
-                agent_state.ended_s = self._elapsed()
+            # started agents recorded their own cancellation; these never started
+            if self._agents[agent_id].status == "pending":
+                self._agents[agent_id].status = "cancelled"
+                self._event("agent_cancelled", agent_id)
         if decision.action == barrier.FAIL:
             self._end_group(group, "failed")
             raise ApplicationError(
