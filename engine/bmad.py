@@ -295,7 +295,8 @@ class _Importer:
             step.agent_id = agent_id
 
     def convert(self, steps: list[_Step]) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
-        kind = str(self.variables.get("bmad_kind") or "simulate")
+        # no kind: BMAD roles (analyst, pm, ux-expert...) run as the built-in role agents
+        kind = self.variables.get("bmad_kind")
         duration = self.variables.get("bmad_duration")
         agents: dict[str, Any] = {}
         inputs: dict[str, Any] = {}
@@ -387,19 +388,20 @@ class _Importer:
     def agent(
         self,
         step: _Step,
-        kind: str,
+        kind: Any,
         duration: Any,
         reads: list[str],
         outputs: list[str],
         validated: list[str],
     ) -> dict[str, Any]:
         agent: dict[str, Any] = {
-            "kind": kind,
             "role": step.agent,
             "description": _describe_step(step),
             "inputs": _unique(reads),
             "outputs": outputs,
         }
+        if kind:
+            agent["kind"] = str(kind)
         if validated:
             agent["validates"] = _unique(validated)
         if step.fields.get("optional") is True:

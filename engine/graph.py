@@ -26,7 +26,7 @@ from engine.compiled import (
 )
 from engine.errors import PlanValidationError
 from engine.grouping import GroupInfo, Grouping
-from engine.models import AgentSpec, AtLeast, GroupSpec
+from engine.models import AgentSpec, AtLeast, GroupSpec, normalise_role
 from engine.plan import Plan
 from engine.references import Resolution, validation_blocks_by_default
 from engine.units import LEVEL_UNITS
@@ -249,8 +249,12 @@ def _compile_agent(plan: Plan, agent_id: str, spec: AgentSpec, group: str,
                    critical: bool) -> CompiledAgent:
     requirements = spec.resource_requirements
     settings = {**spec.settings, **spec.kind_settings()}
-    if spec.kind == "simulate":
+    kind = spec.resolved_kind(agent_id)
+    role = spec.role or agent_id
+    if kind == "simulate":
         settings.setdefault("duration", estimate.seconds)
+    elif kind == "role":
+        role = normalise_role(role)
     timeout = spec.timeout.seconds if spec.timeout is not None else max(
         plan.default_agent_timeout_s, 2 * estimate.max_s)
     retry = spec.retry
@@ -259,8 +263,8 @@ def _compile_agent(plan: Plan, agent_id: str, spec: AgentSpec, group: str,
         else validation_blocks_by_default(plan))
     return CompiledAgent(
         id=agent_id,
-        role=spec.role or agent_id,
-        kind=spec.kind,
+        role=role,
+        kind=kind,
         group=group,
         inputs=[_canonical(plan, r) for r in spec.inputs],
         optional_inputs=[_canonical(plan, r) for r in spec.optional_inputs],

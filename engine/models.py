@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -35,13 +36,54 @@ def _as_list(value: Any) -> Any:
 
 
 StrList = Annotated[list[str], BeforeValidator(_as_list)]
+
+
+def json_problem(value: Any) -> str | None:
+    """Why ``value`` cannot travel to the workflow as JSON, or None when it can.
+
+    Free-form values (settings, defaults, output values, plan inputs) end up in the compiled plan,
+    which must be plain JSON: text keys (YAML also allows numbers, booleans and null as keys) and
+    no other types. Iterative, so a deeply nested value cannot exhaust the stack.
+    """
+    stack: list[tuple[str, Any]] = [("", value)]
+    while stack:
+        where, item = stack.pop()
+        at = f" at '{where}'" if where else ""
+        if isinstance(item, dict):
+            for key, child in item.items():
+                if not isinstance(key, str):
+                    return f"mapping keys must be text, found {key!r}{at}; quote the key"
+                stack.append((f"{where}.{key}" if where else key, child))
+        elif isinstance(item, list | tuple):
+            stack.extend((f"{where}[{index}]", child) for index, child in enumerate(item))
+        elif item is not None and not isinstance(item, str | int | float):
+            return f"a {type(item).__name__} value{at} cannot be passed on as JSON"
+    return None
+
+
+def _json_data(value: dict[str, Any]) -> dict[str, Any]:
+    problem = json_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+# a free-form mapping that is passed on to the workflow and the agent backends
+JsonMapping = Annotated[dict[str, Any], AfterValidator(_json_data)]
 Text = Annotated[str, BeforeValidator(lambda v: v if not isinstance(v, int | float) else str(v))]
 
-AGENT_KINDS = ("simulate", "template", "command", "python", "http")
+AGENT_KINDS = ("simulate", "role", "template", "command", "python", "http")
+
+# Agents the engine can play itself (kind "role"): an agent with no kind whose role is one of
+# these produces that role's documents; BMAD's spellings map onto them.
+BUILTIN_ROLES = ("analyst", "pm", "ux_expert", "architect", "developer", "qa", "po", "sm")
+ROLE_ALIASES = {"dev": "developer", "ux": "ux_expert", "product_owner": "po",
+                "scrum_master": "sm", "product_manager": "pm"}
 
 # Settings that only make sense for one backend; using them on another kind is reported.
 KIND_SETTINGS: dict[str, tuple[str, ...]] = {
-    "simulate": ("duration", "fail_times", "output_values"),
+    "role": (),
+    "simulate": ("duration", "fail_times", "values", "heartbeat", "critical"),
     "template": ("template",),
     "command": ("command", "env", "cwd"),
     "python": ("callable",),
@@ -75,9 +117,15 @@ class ResourceRequirements(Strict):
     context_access: Text | None = None
 
 
+def normalise_role(name: str) -> str:
+    role = name.strip().lower().replace("-", "_").replace(" ", "_")
+    return ROLE_ALIASES.get(role, role)
+
+
 class AgentSpec(Strict):
     role: str | None = None
-    kind: Literal["simulate", "template", "command", "python", "http"] = "simulate"
+    # None: a built-in role agent when the role is one, else simulate (see resolved_kind)
+    kind: Literal["simulate", "role", "template", "command", "python", "http"] | None = None
     description: Text = ""
     inputs: StrList = Field(default_factory=list)
     optional_inputs: StrList = Field(default_factory=list)
@@ -85,7 +133,7 @@ class AgentSpec(Strict):
     writes: StrList = Field(default_factory=list)
     validates: StrList = Field(default_factory=list)
     validation_blocking: bool | None = None
-    defaults: dict[str, Any] = Field(default_factory=dict)
+    defaults: JsonMapping = Field(default_factory=dict)
     timeout: DurationValue | None = None
     estimated_duration: DurationValue | None = None
     priority: int | None = Field(None, ge=0, le=100)
@@ -93,11 +141,13 @@ class AgentSpec(Strict):
     resource_requirements: ResourceRequirements = Field(default_factory=ResourceRequirements)
     task_queue: str | None = None
     optional: bool = False
-    settings: dict[str, Any] = Field(default_factory=dict)
+    settings: JsonMapping = Field(default_factory=dict)
     # kind-specific settings (see KIND_SETTINGS)
     duration: DurationValue | None = None
-    fail_times: int | None = Field(None, ge=0)
-    output_values: dict[str, Any] | None = None
+    fail_times: Annotated[int, Field(ge=0)] | Literal["always"] | None = None
+    values: JsonMapping | None = None
+    heartbeat: bool | None = None
+    critical: bool | None = None
     template: str | None = None
     command: StrList | None = None
     env: dict[str, str] | None = None
@@ -108,7 +158,7 @@ class AgentSpec(Strict):
     api_key_env: str | None = None
     system: str | None = None
     prompt: str | None = None
-    output_schema: dict[str, Any] | None = None
+    output_schema: JsonMapping | None = None
 
     @field_validator("outputs", "writes")
     @classmethod
@@ -119,6 +169,17 @@ class AgentSpec(Strict):
                 raise ValueError(f"'{name}' is listed twice")
             seen.append(name)
         return names
+
+    def resolved_kind(self, agent_id: str) -> str:
+        """The backend: the given kind; else simulate when a simulate setting is used; else the
+        built-in role agent when the role (or id) is one; else simulate."""
+        if self.kind is not None:
+            return self.kind
+        if any(getattr(self, name) is not None for name in KIND_SETTINGS["simulate"]):
+            return "simulate"
+        if normalise_role(self.role or agent_id) in BUILTIN_ROLES:
+            return "role"
+        return "simulate"
 
     def kind_settings(self) -> dict[str, Any]:
         values: dict[str, Any] = {}
@@ -407,7 +468,7 @@ class CachingSystem(Strict):
 
 class PerformanceMonitoring(Strict):
     metrics_collection: dict[str, StrList] = Field(default_factory=dict)
-    performance_optimization: dict[str, Any] = Field(default_factory=dict)
+    performance_optimization: JsonMapping = Field(default_factory=dict)
 
 
 # ---- the enhanced workflow step ------------------------------------------------------------

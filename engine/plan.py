@@ -32,6 +32,7 @@ from engine.models import (
     GroupSpec,
     PerformanceMonitoring,
     ResourceManager,
+    json_problem,
 )
 from engine.seed import RawAgent, RawGroup, collect
 from engine.yamlsrc import PathKey, SourceMap, load_yaml, parse_yaml
@@ -193,15 +194,16 @@ def _validate_agent(raw: RawAgent, source: SourceMap) -> tuple[AgentSpec | None,
         agent = _salvage(AgentSpec, raw.data, exc)
         if agent is None:
             return None, problems
+    own_kind = agent.resolved_kind(raw.id)
     for kind, names in KIND_SETTINGS.items():
-        if kind == agent.kind:
+        if kind == own_kind:
             continue
         for name in names:
             if getattr(agent, name) is not None:
                 problems.append(InvalidValueError(
                     f"agent '{raw.id}' sets '{name}', a setting of kind '{kind}', but its kind "
-                    f"is '{agent.kind}'", value=name, location=source.locate(path_of((name,))),
-                    expected=f"settings of kind '{agent.kind}': {list(KIND_SETTINGS[agent.kind])}",
+                    f"is '{own_kind}'", value=name, location=source.locate(path_of((name,))),
+                    expected=f"settings of kind '{own_kind}': {list(KIND_SETTINGS[own_kind])}",
                     fix=f"set kind: {kind}, or remove '{name}'",
                 ))
     return agent, problems
@@ -286,6 +288,14 @@ def build_plan(data: Any, source: SourceMap,
     given_inputs = data.get("inputs", {})
     if isinstance(given_inputs, dict):
         inputs.update({str(k): v for k, v in given_inputs.items()})
+        for key, value in given_inputs.items():
+            problem = json_problem(value)
+            if problem:
+                problems.append(InvalidValueError(
+                    f"invalid value of plan input '{key}': {problem}", value=value,
+                    location=source.locate(("inputs", key)),
+                    expected="text, a number, a boolean, null, or lists and mappings of them",
+                    found=f"{value!r:.80}", fix="write the value as plain YAML data"))
     elif given_inputs is not None:
         problems.append(InvalidValueError(
             "inputs must be a mapping of input names to values", value=given_inputs,

@@ -48,7 +48,28 @@ def format_path(path: Sequence[Any]) -> str:
 
 
 class _Loader(yaml.SafeLoader):
-    """SafeLoader whose constructor is used on nodes we already walked for line numbers."""
+    """SafeLoader whose constructor is used on nodes we already walked for line numbers.
+
+    A plan is JSON-like data: it ends up in the compiled plan the workflow receives. So a
+    timestamp such as ``2024-01-31`` stays the text it was written as (plans have no date type),
+    and the tags that would build bytes, sets or pair lists are errors.
+    """
+
+
+def _timestamp_as_text(loader: _Loader, node: yaml.ScalarNode) -> str:
+    return loader.construct_scalar(node)
+
+
+def _not_plan_data(loader: _Loader, node: yaml.Node) -> Any:
+    raise yaml.constructor.ConstructorError(
+        None, None, f"{node.tag.replace('tag:yaml.org,2002:', '!!')} values are not plan data; "
+        "use text, numbers, lists or mappings", node.start_mark,
+    )
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp_as_text)
+for _tag in ("binary", "set", "omap", "pairs"):
+    _Loader.add_constructor(f"tag:yaml.org,2002:{_tag}", _not_plan_data)
 
 
 def _hashable(value: Any) -> bool:

@@ -21,7 +21,8 @@ from engine.errors import (
 from engine.yamlsrc import SourceMap, load_yaml, parse_yaml
 
 PLANS = Path(__file__).parent / "plans"
-GREENFIELD = PLANS / "bmad_greenfield.yaml"
+# the greenfield fixture doubles as the example BMAD plan users can run
+GREENFIELD = Path(__file__).parent.parent / "plans" / "bmad-greenfield.yaml"
 BROWNFIELD = PLANS / "bmad_brownfield.yaml"
 
 
@@ -86,10 +87,10 @@ def test_greenfield_default_edges_and_order() -> None:
 
 
 def test_greenfield_agent_fields() -> None:
-    """An agent keeps its BMAD role, a simulate kind and the step's settings."""
+    """An agent keeps its BMAD role, no kind (so it runs as the built-in role agent) and the
+    step's settings."""
     agent = import_file(GREENFIELD)["agents"]["sm"]
     expected = {
-        "kind": "simulate",
         "role": "sm",
         "description": "create_story",
         "inputs": ["po_2.sharded_docs"],

@@ -129,3 +129,19 @@ def test_compiled_plan_round_trips_through_json() -> None:
     compiled = compile_plan(load_plan(Path("plans/seed.yaml")))
     again = CompiledPlan.from_dict(json.loads(compiled.to_json()))
     assert compiled == again
+
+
+@pytest.mark.parametrize(("spec", "kind", "role"), [
+    ("{}", "simulate", "worker"),  # not a role name: simulated
+    ("{role: analyst}", "role", "analyst"),
+    ("{role: ux-expert}", "role", "ux_expert"),  # BMAD spelling
+    ("{role: dev}", "role", "developer"),
+    ("{role: pm, duration: 2s}", "simulate", "pm"),  # a simulate setting asks for simulate
+    ("{role: qa, kind: command, command: [echo]}", "command", "qa"),
+])
+def test_kind_resolution(spec: str, kind: str, role: str) -> None:
+    """An agent without a kind runs as a built-in role agent when its role is one."""
+    from engine.plan import loads_plan
+
+    agent = compile_plan(loads_plan(f"agents:\n  worker: {spec}\n")).agent("worker")
+    assert (kind, role) == (agent.kind, agent.role)

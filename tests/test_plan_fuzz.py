@@ -45,6 +45,8 @@ keys = st.one_of(st.text(max_size=8), st.integers(-3, 3), st.none(), st.booleans
 leaves = st.one_of(
     st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=12),
     st.sampled_from([HUGE, -HUGE, 0, -1, float("nan"), float("inf"), "", "none", "true"]),
+    # not JSON: YAML writes them as timestamps and !!binary
+    st.dates(), st.binary(max_size=3),
 )
 
 
@@ -305,29 +307,38 @@ CONDITIONS = ["user_wants_ai_generation", "po_checklist_issues", "flag"]
 @st.composite
 def bmad_plans(draw: st.DrawFn) -> dict[Any, Any]:
     """``workflow: {sequence: [...]}`` documents in the BMAD v4 shape, with junk mixed in."""
-    artifacts = listish(st.sampled_from(ARTIFACTS) | st.text(max_size=5))
-    step = st.fixed_dictionaries({}, optional={
-        "agent": st.sampled_from(BMAD_AGENTS) | agent_ids | junk,
-        "creates": artifacts, "updates": artifacts, "requires": artifacts,
-        "validates": artifacts,
-        "condition": st.sampled_from(CONDITIONS) | scalars,
-        "optional": st.booleans() | junk,
-        "optional_steps": listish(scalars), "notes": scalars, "step": scalars,
-        "action": scalars, "uses": scalars, "repeats": scalars, "routes": junk,
+    text = mostly(st.text(min_size=1, max_size=8), scalars)
+    artifact = mostly(st.sampled_from(ARTIFACTS[:-2]), st.sampled_from(ARTIFACTS[-2:]) | scalars)
+    artifacts = mostly(artifact, listish(artifact))
+    step = st.fixed_dictionaries(
+        {"agent": mostly(st.sampled_from(BMAD_AGENTS), agent_ids | junk)},
+        optional={
+            "creates": artifacts, "updates": artifacts, "requires": artifacts,
+            "validates": artifacts,
+            "condition": mostly(st.sampled_from(CONDITIONS), scalars),
+            "optional": mostly(st.booleans(), junk),
+            "optional_steps": mostly(st.lists(st.text(min_size=1, max_size=5), max_size=2),
+                                     junk),
+            "notes": text, "uses": text, "repeats": text,
+        },
+    )
+    other = st.fixed_dictionaries({}, optional={
+        "step": text, "action": text, "notes": text, "routes": junk, "agent": junk,
+        "creates": artifacts, "junk": junk,
     })
-    sequence = draw(st.lists(step | junk, max_size=8))
+    sequence = draw(st.lists(mostly(step, st.one_of(other, junk)), max_size=8))
     workflow = draw(st.fixed_dictionaries({"sequence": st.just(sequence)}, optional={
-        "id": scalars, "name": scalars, "description": scalars, "type": scalars,
-        "project_types": listish(scalars), "other": junk,
+        "id": text, "name": text, "description": text, "type": text,
+        "project_types": listish(text), "other": junk,
     }))
     document: dict[Any, Any] = {"workflow": workflow}
-    if draw(st.booleans()):
+    if draw(mostly(st.just(False), st.just(True))):
         document.update(draw(st.dictionaries(keys, junk, max_size=2)))
     return document
 
 
 variables = st.dictionaries(st.sampled_from([*CONDITIONS, "brief", "prd.md"]) | st.text(max_size=5),
-                            scalars, max_size=3)
+                            st.text(max_size=5) | st.booleans() | st.integers(), max_size=3)
 
 
 # ---- the property --------------------------------------------------------------------------
@@ -420,6 +431,37 @@ def test_plan_yaml_with_damage_loads_or_raises_plan_errors(data: Any,
         end = draw.draw(st.integers(start, min(len(text), start + 20)))
         text = text[:start] + draw.draw(yaml_soup(3)) + text[end:]
     load_or_reject(lambda: loads_plan(text, file="fuzz.yaml"))
+
+
+# ---- group names -------------------------------------------------------------------------------
+
+NAMES = ["a", "a_group", "a_group_group", "b", "b_group"]
+
+
+@st.composite
+def clashing_names(draw: st.DrawFn) -> dict[str, Any]:
+    """Agents and explicit groups named from one tiny pool, so that derived group names (an
+    agent's own id, or id + '_group') meet explicit group names and other agents' ids."""
+    ids = draw(st.lists(st.sampled_from(NAMES), min_size=1, unique=True))
+    agents: dict[str, Any] = {}
+    for index, agent_id in enumerate(ids):
+        reads = draw(st.lists(st.sampled_from(ids[:index]), max_size=2)) if index else []
+        agents[agent_id] = {"outputs": ["out"], "inputs": [f"{r}.out" for r in reads]}
+    free = list(ids)
+    groups: dict[str, Any] = {}
+    for group_id in draw(st.lists(st.sampled_from(NAMES), max_size=2, unique=True)):
+        members = draw(st.lists(st.sampled_from(free), min_size=1, max_size=1)) if free else []
+        if members:
+            free.remove(members[0])
+            groups[group_id] = {"agents": members}
+    return {"agents": agents, "groups": groups}
+
+
+@FUZZ
+@given(clashing_names())
+def test_derived_group_names_never_clash(data: dict[str, Any]) -> None:
+    """Every agent lands in exactly one group, whatever the agents and groups are called."""
+    load_or_reject(lambda: build_plan(data, SourceMap()))
 
 
 # ---- valid DAGs --------------------------------------------------------------------------------

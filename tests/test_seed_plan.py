@@ -97,3 +97,10 @@ def test_seed_sections_are_parsed(plan, compiled) -> None:
     assert 10 * 1024 == plan.caching_system.cache_optimization.compression.compression_threshold
     assert (300.0, 1) == (compiled.group("group_3_design_architecture").extension_s,
                           compiled.group("group_3_design_architecture").max_extensions)
+
+
+def test_seed_agents_run_as_built_in_role_agents(compiled) -> None:
+    """Seed agents give no kind and are named after the seed's roles: they are role agents."""
+    assert {"role"} == {a.kind for a in compiled.agents}
+    assert ["analyst", "pm", "ux_expert", "architect", "developer", "qa"] == [
+        a.role for a in compiled.agents]
