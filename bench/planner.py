@@ -4,10 +4,12 @@ Generates layered random DAG plans in native form (seeded, so every run sees the
 then times ``build_plan`` (validation, reference resolution, grouping, checks) and
 ``compile_plan`` (topological order, critical path, estimates) separately.
 
-The issue's goal is "analysis of 10,000 agents must stay under 2 seconds". A user's `plan`
-command pays for both steps, so the goal is judged on build + compile.
+The issue's goal is "analysis of 10,000 agents must stay under 2 seconds". Analysis is
+everything after the YAML is read: build + compile, both reported, the goal judged on their sum.
+With ``--yaml`` the plan is also written as YAML and parsed (``parse_yaml``, line tracking
+included) to show what reading the file adds; that is not part of the goal.
 
-    .venv/bin/python bench/planner.py --sizes 1000 10000
+    .venv/bin/python bench/planner.py --sizes 1000 10000 [--yaml] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ if str(ROOT) not in sys.path:
 
 from engine.graph import compile_plan  # noqa: E402
 from engine.plan import build_plan  # noqa: E402
-from engine.yamlsrc import SourceMap  # noqa: E402
+from engine.yamlsrc import SourceMap, parse_yaml  # noqa: E402
 
 GOAL_AGENTS = 10_000
 GOAL_SECONDS = 2.0
@@ -105,8 +107,19 @@ def generate_plan(agents: int, seed: int = 0, fan_in: int = 3,
     return {"name": f"bench-{agents}", "agents": plan_agents}
 
 
-def measure(agents: int, seed: int = 0) -> dict[str, Any]:
+def yaml_seconds(data: dict[str, Any]) -> float:
+    import yaml
+
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    text = yaml.dump(data, Dumper=dumper, sort_keys=False)
+    started = time.perf_counter()
+    parse_yaml(text)
+    return time.perf_counter() - started
+
+
+def measure(agents: int, seed: int = 0, with_yaml: bool = False) -> dict[str, Any]:
     data = generate_plan(agents, seed)
+    parse_s = yaml_seconds(data) if with_yaml else None
     started = time.perf_counter()
     plan = build_plan(data, SourceMap())
     built = time.perf_counter()
@@ -116,6 +129,7 @@ def measure(agents: int, seed: int = 0) -> dict[str, Any]:
     return {
         "agents": agents,
         "edges": edges,
+        "yaml_s": parse_s,
         "build_s": built - started,
         "compile_s": done - built,
         "total_s": done - started,
@@ -136,12 +150,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="RNG seed of the generated plans")
     parser.add_argument("--repeat", type=int, default=1,
                         help="runs per size; the fastest is reported (default: 1)")
+    parser.add_argument("--yaml", action="store_true",
+                        help="also time parsing the plan from YAML text (not part of the goal)")
     args = parser.parse_args(argv)
 
     for size in args.sizes:
-        runs = [measure(size, args.seed) for _ in range(max(1, args.repeat))]
+        runs = [measure(size, args.seed, args.yaml) for _ in range(max(1, args.repeat))]
         best = min(runs, key=lambda r: r["total_s"])
-        print(f"agents={best['agents']} edges={best['edges']} "
+        parsed = f"yaml_parse={best['yaml_s']:.3f}s " if best["yaml_s"] is not None else ""
+        print(f"agents={best['agents']} edges={best['edges']} {parsed}"
               f"build={best['build_s']:.3f}s compile={best['compile_s']:.3f}s "
               f"total={best['total_s']:.3f}s groups={best['groups']} "
               f"parallel_groups={best['parallel_groups']} "
@@ -154,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"goal: {GOAL_AGENTS} agents analysed (build + compile) in "
                   f"{best['total_s']:.3f}s (build {best['build_s']:.3f}s, compile "
                   f"{best['compile_s']:.3f}s) < {GOAL_SECONDS:g}s: {verdict}")
+    if GOAL_AGENTS not in args.sizes:
+        print(f"goal: not measured (the goal is for {GOAL_AGENTS} agents; add it to --sizes)")
     return 0
 
 

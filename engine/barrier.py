@@ -1,13 +1,23 @@
-"""The group barrier's decision table, as a pure function of what the workflow has recorded.
+"""The smart barrier's decision table, as pure functions of what the workflow has recorded.
 
-The workflow calls ``decide`` every time an agent of the group finishes and once more when the
-group deadline passes; it then carries out the decision (cancel, fill defaults, fail). Keeping the
-table here, free of Temporal, makes every branch testable without a server and keeps replay
-deterministic: the inputs are recorded history, the output is plain data.
+The workflow asks ``decide`` when a group starts, each time one of its agents finishes and when
+the group deadline passes, then carries the decision out (wait, move the deadline, cancel and fill
+defaults, or cancel and re-run the unfinished agents one at a time). After such a sequential
+fallback it asks ``decide_after_fallback`` whether the group passes, continues on defaults or fails
+the run. No Temporal here: every input is recorded history (agent states, the times at which the
+workflow saw progress signals, ``workflow.now()``), so a replay makes the same decisions, and every
+row of the table is a unit test.
 
-This is the minimal table (all done / partial at the deadline / fail). The smart barrier adds
-``extend`` (agents still heartbeating, extensions left) and ``sequential_fallback`` (re-run one at
-a time) as further actions without changing the workflow's shape.
+Rows of ``decide``, first match wins:
+
+1. every agent succeeded                                           -> all_completed
+2. an agent failed with a critical (non-retryable) error           -> abort_and_fallback
+3. agents unfinished, deadline not reached                         -> wait
+4. deadline reached, a running agent reported progress within the
+   progress window, an extension left                              -> extend_timeout
+5. deadline reached or every remaining agent failed, >= 1 success
+   and the success criteria met                                    -> continue_with_partial
+6. otherwise (none succeeded, or the criteria unmet)               -> abort_and_fallback
 """
 
 from __future__ import annotations
@@ -15,43 +25,82 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-# Agent states the barrier distinguishes. "pending" = not started yet (sequential groups).
+# Agent states the barrier distinguishes. "pending" = not started yet (sequential groups);
+# a timed-out agent is "failed"; "critical_failed" = a non-retryable error.
+PENDING = "pending"
+RUNNING = "running"
 SUCCEEDED = "succeeded"
 FAILED = "failed"
-RUNNING = "running"
-PENDING = "pending"
-UNFINISHED = (RUNNING, PENDING)
+CRITICAL_FAILED = "critical_failed"
+UNFINISHED = (PENDING, RUNNING)
 
-# Actions
+# Decisions of `decide`
+ALL_COMPLETED = "all_completed"
 WAIT = "wait"
-PROCEED = "proceed"
+EXTEND_TIMEOUT = "extend_timeout"
 CONTINUE_WITH_PARTIAL = "continue_with_partial"
+ABORT_AND_FALLBACK = "abort_and_fallback"
+
+# Outcomes of `decide_after_fallback`
+FALLBACK_SUCCEEDED = "fallback_succeeded"
+CONTINUE_WITH_DEFAULTS = "continue_with_defaults"
 FAIL = "fail"
+
+# the seed: "extend once, by at most 5 minutes"
+MAX_EXTENSION_S = 300.0
+
+# partial_failure_handling values that let a group whose fallback failed continue on defaults
+DEFAULTS_POLICIES = ("continue_with_defaults", "use_defaults", "fill_with_defaults")
+
+
+@dataclass(frozen=True)
+class AgentView:
+    status: str = PENDING
+    # run-relative seconds at which the workflow last received a progress signal from the agent
+    last_progress_s: float | None = None
+    attempts: int = 0
 
 
 @dataclass(frozen=True)
 class BarrierView:
-    """What the barrier knows about one group at one moment."""
+    """What the barrier knows about one group at one moment (times in run-relative seconds)."""
 
     group: str
-    # in the group's declared order; the decision lists agents in this order
+    # in the group's declared order; every list in a decision keeps this order
     agents: Sequence[str]
-    # agent id -> one of SUCCEEDED, FAILED, RUNNING, PENDING
-    states: Mapping[str, str]
-    deadline_reached: bool = False
+    states: Mapping[str, AgentView]
+    now_s: float
+    # None = no group deadline (a lone agent bounded by its own timeout)
+    deadline_s: float | None = None
+    extensions_used: int = 0
+    max_extensions: int = 1
+    extension_s: float = MAX_EXTENSION_S
+    # a progress signal at most this old counts as "still making progress"
+    progress_window_s: float = 30.0
     # CompiledGroup.success_criteria: "all" | "at_least_one" | "at_least" (+ count)
     criteria: str = "at_least_one"
     count: int = 1
+    # CompiledGroup.quality_impact: the level recorded when the group continues without some agents
+    quality_impact: str = "medium"
+    # CompiledGroup.partial_failure_handling (used after a failed fallback)
+    partial_failure_handling: str = "continue_with_available_results"
 
 
 @dataclass(frozen=True)
 class BarrierDecision:
     action: str
     reason: str
-    # agents to cancel (still running or never started)
+    # agents to cancel (running, or never started)
     cancel: list[str] = field(default_factory=list)
     # agents whose declared defaults fill their missing outputs
     fill_defaults: list[str] = field(default_factory=list)
+    # agents to re-run one at a time (abort_and_fallback)
+    fallback: list[str] = field(default_factory=list)
+    # extend_timeout: the new group deadline (run-relative seconds)
+    new_deadline_s: float | None = None
+    quality_impact: str | None = None
+    # abort_and_fallback / continue_with_defaults: what to tell the operator
+    alert: str | None = None
 
 
 def required_successes(criteria: str, count: int, total: int) -> int:
@@ -62,36 +111,133 @@ def required_successes(criteria: str, count: int, total: int) -> int:
     return min(1, total)
 
 
+def describe_criteria(criteria: str, count: int) -> str:
+    if criteria == "all":
+        return "all agents succeed"
+    if criteria == "at_least":
+        return f"at least {count} agent(s) succeed"
+    return "at least one agent succeeds"
+
+
+def _with(view: BarrierView, status: str | tuple[str, ...]) -> list[str]:
+    wanted = (status,) if isinstance(status, str) else status
+    return [a for a in view.agents if _status(view, a) in wanted]
+
+
+def _status(view: BarrierView, agent_id: str) -> str:
+    state = view.states.get(agent_id)
+    return state.status if state is not None else PENDING
+
+
+def _quality(view: BarrierView, missing: list[str]) -> str:
+    return (
+        f"{view.quality_impact}: {len(missing)} of {len(view.agents)} agent(s) "
+        f"without their own results ({', '.join(missing)}); declared defaults used where given"
+    )
+
+
+def _seconds(value: float) -> str:
+    return f"{value:g}s"
+
+
 def decide(view: BarrierView) -> BarrierDecision:
-    succeeded = [a for a in view.agents if view.states.get(a) == SUCCEEDED]
-    unfinished = [a for a in view.agents if view.states.get(a, PENDING) in UNFINISHED]
-    failed = [a for a in view.agents if view.states.get(a) == FAILED]
-    need = required_successes(view.criteria, view.count, len(view.agents))
+    total = len(view.agents)
+    succeeded = _with(view, SUCCEEDED)
+    critical = _with(view, CRITICAL_FAILED)
+    failed = _with(view, (FAILED, CRITICAL_FAILED))
+    running = _with(view, RUNNING)
+    unfinished = _with(view, UNFINISHED)
+    not_succeeded = [a for a in view.agents if a not in succeeded]
+    need = required_successes(view.criteria, view.count, total)
 
-    if unfinished and not view.deadline_reached:
-        return BarrierDecision(WAIT, f"{len(unfinished)} agent(s) still running")
+    if len(succeeded) == total:
+        return BarrierDecision(ALL_COMPLETED, f"all {total} agent(s) succeeded")
 
-    if not unfinished and len(succeeded) == len(view.agents):
-        return BarrierDecision(PROCEED, "all agents succeeded")
+    if critical:
+        reason = (
+            f"critical (non-retryable) error in {critical}; cancelling {unfinished} and "
+            f"re-running {not_succeeded} one at a time"
+        )
+        return BarrierDecision(
+            ABORT_AND_FALLBACK, reason, cancel=unfinished, fallback=not_succeeded,
+            alert=f"group '{view.group}': {reason}",
+        )
 
-    missing = unfinished + failed
-    # keep the group's order in the lists the workflow acts on
-    missing = [a for a in view.agents if a in missing]
-    if len(succeeded) >= need and succeeded:
-        if unfinished:
-            reason = (
-                f"deadline reached with {len(succeeded)}/{len(view.agents)} succeeded; "
-                f"cancelled {unfinished}"
-            )
-        else:
-            reason = f"{len(succeeded)}/{len(view.agents)} succeeded; failed {failed}"
-        return BarrierDecision(CONTINUE_WITH_PARTIAL, reason, list(unfinished), missing)
+    deadline_reached = view.deadline_s is not None and view.now_s >= view.deadline_s
+    if unfinished and not deadline_reached:
+        until = "" if view.deadline_s is None else (
+            f"; deadline in {_seconds(round(view.deadline_s - view.now_s, 3))}")
+        return BarrierDecision(WAIT, f"waiting for {unfinished}{until}")
 
     if unfinished:
-        reason = (
-            f"deadline reached with {len(succeeded)} of {need} required successes; "
-            f"still running {unfinished}, failed {failed}"
+        assert view.deadline_s is not None
+        progressing = [
+            a for a in running
+            if (seen := view.states[a].last_progress_s) is not None
+            and view.now_s - seen <= view.progress_window_s
+        ]
+        extension = min(view.extension_s, MAX_EXTENSION_S)
+        if progressing and view.extensions_used < view.max_extensions and extension > 0:
+            reason = (
+                f"deadline reached; {progressing} reported progress within the last "
+                f"{_seconds(view.progress_window_s)}; extension "
+                f"{view.extensions_used + 1} of {view.max_extensions} by {_seconds(extension)}"
+            )
+            return BarrierDecision(
+                EXTEND_TIMEOUT, reason, new_deadline_s=round(view.deadline_s + extension, 3)
+            )
+
+    cause = (
+        f"deadline reached with {unfinished} unfinished" if unfinished
+        else f"every remaining agent failed ({failed})"
+    )
+    score = f"{len(succeeded)}/{total} succeeded, {describe_criteria(view.criteria, view.count)}"
+    if succeeded and len(succeeded) >= need:
+        reason = f"{cause}; {score}: continuing without {not_succeeded}"
+        return BarrierDecision(
+            CONTINUE_WITH_PARTIAL, reason, cancel=unfinished, fill_defaults=not_succeeded,
+            quality_impact=_quality(view, not_succeeded),
         )
-    else:
-        reason = f"{len(succeeded)} of {need} required successes; failed {failed}"
-    return BarrierDecision(FAIL, reason, list(unfinished), [])
+
+    unmet = "none succeeded" if not succeeded else "success criteria unmet"
+    reason = (
+        f"{cause}; {score}: {unmet}; cancelling {unfinished} and re-running {not_succeeded} "
+        "one at a time"
+    )
+    return BarrierDecision(
+        ABORT_AND_FALLBACK, reason, cancel=unfinished, fallback=not_succeeded,
+        alert=f"group '{view.group}': {reason}",
+    )
+
+
+def decide_after_fallback(view: BarrierView) -> BarrierDecision:
+    """Judge a group once its sequential fallback has run (no agent is unfinished any more)."""
+    total = len(view.agents)
+    succeeded = _with(view, SUCCEEDED)
+    not_succeeded = [a for a in view.agents if a not in succeeded]
+    need = required_successes(view.criteria, view.count, total)
+    score = f"{len(succeeded)}/{total} succeeded, {describe_criteria(view.criteria, view.count)}"
+
+    if total == 0 or (succeeded and len(succeeded) >= need):
+        if not not_succeeded:
+            return BarrierDecision(FALLBACK_SUCCEEDED, f"sequential fallback: {score}")
+        return BarrierDecision(
+            FALLBACK_SUCCEEDED,
+            f"sequential fallback: {score}; continuing without {not_succeeded}",
+            fill_defaults=not_succeeded,
+            quality_impact=_quality(view, not_succeeded),
+        )
+
+    if view.partial_failure_handling in DEFAULTS_POLICIES:
+        reason = (
+            f"sequential fallback failed too ({score}); partial_failure_handling "
+            f"'{view.partial_failure_handling}': continuing with the defaults of {not_succeeded}"
+        )
+        return BarrierDecision(
+            CONTINUE_WITH_DEFAULTS, reason, fill_defaults=not_succeeded,
+            quality_impact=_quality(view, not_succeeded), alert=f"group '{view.group}': {reason}",
+        )
+
+    return BarrierDecision(
+        FAIL, f"sequential fallback failed too ({score}); failed: {not_succeeded}"
+    )

@@ -98,10 +98,12 @@ def _derive_groups(plan: Plan, edges: list[Edge], result: Grouping) -> None:
         signature = (tuple(sorted(set(predecessors[agent_id]))),
                      tuple(sorted(set(successors[agent_id]))))
         by_signature.setdefault(signature, []).append(agent_id)
-    taken = set(plan.agents) | set(result.groups)
     for members in by_signature.values():
         group_id = members[0] if len(members) == 1 else "+".join(members)
-        if group_id in result.groups or (len(members) > 1 and group_id in taken):
+        # a name already given to a group, or another agent's id (whose own group may come
+        # later), gets '_group' appended until it is free: two groups with one id would lose
+        # the first group's agents
+        while group_id in result.groups or (group_id in plan.agents and members != [group_id]):
             group_id = f"{group_id}_group"
         for agent_id in members:
             result.agent_group[agent_id] = group_id

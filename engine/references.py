@@ -118,7 +118,6 @@ def _resolve_ref(plan: Plan, agent_id: str, ref: str, field_name: str, index: in
         return []
     if ref in writers:
         return [(writer, ref) for writer in writers[ref]]
-    location = plan.agent_location(agent_id, field_name, index)
     if "." not in ref:
         if ref in plan.agents or ref in plan.aliases:
             producer = plan.aliases.get(ref, ref)
@@ -127,7 +126,7 @@ def _resolve_ref(plan: Plan, agent_id: str, ref: str, field_name: str, index: in
         close = suggest(ref, [*known_keys, *plan.agents])
         result.problems.append(MissingProducerError(
             f"agent '{agent_id}' reads '{ref}', but no agent writes it and no plan input "
-            "supplies it", value=ref, location=location,
+            "supplies it", value=ref, location=plan.agent_location(agent_id, field_name, index),
             expected="'agent.output', a shared key listed in some agent's writes, or a plan input",
             found=repr(ref),
             fix=(f"did you mean '{close}'? " if close else "")
@@ -152,7 +151,7 @@ def _resolve_ref(plan: Plan, agent_id: str, ref: str, field_name: str, index: in
             result.problems.append(MissingProducerError(
                 f"agent '{agent_id}' reads '{ref}', but no agent writes it; writers: "
                 f"{[f'{producer}.{o}' for o in outputs]}",
-                value=ref, location=location,
+                value=ref, location=plan.agent_location(agent_id, field_name, index),
                 expected=f"one of {producer}'s outputs", found=repr(output),
                 fix=(f"did you mean '{producer}.{close}'?" if close
                      else f"add '{output}' to {producer}'s outputs"),

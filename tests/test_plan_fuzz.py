@@ -3,13 +3,18 @@ compiled plan, or fails with a PlanError; no other exception ever escapes."""
 
 from __future__ import annotations
 
+import copy
 import json
 from functools import cache
-from typing import Any, Literal, get_args, get_origin
+from pathlib import Path
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from hypothesis.control import currently_in_test_context
 from pydantic import BaseModel
 
 from engine import render
@@ -28,7 +33,7 @@ from engine.models import (
 )
 from engine.plan import SECTION_MODELS, Plan, build_plan, loads_plan
 from engine.units import parse_duration, parse_size, parse_units
-from engine.yamlsrc import SourceMap
+from engine.yamlsrc import SourceMap, load_yaml
 
 FUZZ = settings(
     max_examples=400,
@@ -40,6 +45,7 @@ HUGE = 10**400  # YAML reads it as an int that no float can hold
 
 # ---- leaves ----------------------------------------------------------------------------------
 
+# YAML mapping keys may be numbers, booleans or null as well as text
 keys = st.one_of(st.text(max_size=8), st.integers(-3, 3), st.none(), st.booleans(),
                  st.sampled_from(["agents", "inputs", "x", "a.b", "completion", ""]))
 leaves = st.one_of(
@@ -59,10 +65,12 @@ def nested(max_leaves: int) -> st.SearchStrategy[Any]:
     )
 
 
-# completely random values (a whole document), and the small junk mixed into plausible plans
+# completely random YAML-like values (a whole document), and the small junk mixed into plausible
+# plans
 json_values = nested(16)
 junk = nested(3)
 scalars = st.one_of(leaves, st.text(max_size=6))
+
 
 def mostly(good: st.SearchStrategy[Any], bad: st.SearchStrategy[Any],
            odds: int = 8) -> st.SearchStrategy[Any]:
@@ -124,47 +132,36 @@ def listish(element: st.SearchStrategy[Any], max_size: int = 4) -> st.SearchStra
 # ---- models to dicts -------------------------------------------------------------------------
 
 
-def _parts(annotation: Any, metadata: list[Any]) -> list[Any]:
-    """Every type, Literal value set and validator mentioned by a field annotation."""
-    found: list[Any] = list(metadata)
-    stack = [annotation]
-    while stack:
-        item = stack.pop()
-        found.append(item)
-        if get_origin(item) is not Literal:
-            stack.extend(get_args(item))
-    return found
+def _plausible(annotation: Any, metadata: list[Any], depth: int) -> st.SearchStrategy[Any]:
+    """Values of the annotation's shape: unions, Literals, mappings, lists, nested models and
+    the unit parsers' inputs (durations, resource levels, sizes)."""
+    validators = {getattr(m, "func", None) for m in metadata}
+    if parse_duration in validators:
+        return durations
+    if parse_units in validators:
+        return units
+    if parse_size in validators:
+        return sizes
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is Annotated:
+        return _plausible(args[0], [*metadata, *args[1:]], depth)
+    if origin in (Union, UnionType):
+        return st.one_of([_plausible(arm, metadata, depth) for arm in args])
+    if origin is Literal:
+        return st.sampled_from(args)
+    if origin is dict:
+        return st.dictionaries(st.text(max_size=6), _value_for(args[1], [], depth), max_size=3)
+    if origin is list:
+        return st.lists(_value_for(args[0], [], depth), max_size=3)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return model_dicts(annotation, depth + 1) if depth < 5 else st.just({})
+    simple = {bool: st.booleans(), int: st.integers(-3, 120), float: st.floats(-5, 500),
+              str: st.text(max_size=8), type(None): st.none()}
+    return simple.get(annotation, scalars)
 
 
 def _value_for(annotation: Any, metadata: list[Any], depth: int) -> st.SearchStrategy[Any]:
-    parts = _parts(annotation, metadata)
-    validators = {getattr(p, "func", None) for p in parts}
-    options: list[st.SearchStrategy[Any]] = []
-    if parse_duration in validators:
-        options.append(durations)
-    if parse_units in validators:
-        options.append(units)
-    if parse_size in validators:
-        options.append(sizes)
-    for part in parts:
-        if get_origin(part) is Literal:
-            options.append(st.sampled_from(get_args(part)))
-        elif isinstance(part, type) and issubclass(part, BaseModel) and depth < 5:
-            inner = model_dicts(part, depth + 1)
-            options.append(inner)
-            if any(get_origin(p) is dict for p in parts):
-                options.append(st.dictionaries(st.text(max_size=6) | keys, inner, max_size=3))
-        elif part is bool:
-            options.append(st.booleans())
-        elif part is int:
-            options.append(st.integers(-3, 120))
-        elif part is float:
-            options.append(st.floats(-5, 500))
-        elif part is str:
-            options.append(st.text(max_size=8))
-        elif get_origin(part) is list:
-            options.append(st.lists(st.text(max_size=6), max_size=3))
-    return mostly(st.one_of(options), junk) if options else junk
+    return mostly(_plausible(annotation, metadata, depth), junk)
 
 
 @cache
@@ -173,12 +170,20 @@ def _field_strategies(model: type[BaseModel], depth: int) -> dict[str, st.Search
             for name, info in model.model_fields.items()}
 
 
-def model_dicts(model: type[BaseModel], depth: int = 0,
+@st.composite
+def _some_keys(draw: st.DrawFn, fields: dict[str, st.SearchStrategy[Any]],
+               required: tuple[str, ...], max_keys: int) -> dict[str, Any]:
+    names = draw(st.lists(st.sampled_from(sorted(fields)), max_size=max_keys, unique=True))
+    return {name: draw(fields[name]) for name in [*required, *names] if name in fields}
+
+
+def model_dicts(model: type[BaseModel], depth: int = 0, required: tuple[str, ...] = (),
+                max_keys: int = 3,
                 **overrides: st.SearchStrategy[Any]) -> st.SearchStrategy[dict[Any, Any]]:
-    """Mappings with a random subset of the model's keys (plausible or junk values), sometimes a
-    misspelt extra key."""
+    """Mappings with a few of the model's keys (plausible or junk values), sometimes an unknown
+    extra key. Few keys, so that one bad value does not hide the checks the others reach."""
     fields = {**_field_strategies(model, depth), **overrides}
-    known = st.fixed_dictionaries({}, optional=fields)
+    known = _some_keys(fields, required, max_keys)
     extra = st.dictionaries(keys, junk, max_size=1)
     return mostly(known, st.builds(lambda a, b: {**a, **b}, known, extra))
 
@@ -197,9 +202,9 @@ def native_plans(draw: st.DrawFn) -> dict[Any, Any]:
     inputs = draw(st.dictionaries(st.sampled_from(["brief", "goal", "x", "a.x"]) | keys,
                                   scalars, max_size=2))
 
-    def refs_of(agent_ids: list[Any]) -> list[str]:
-        found = [f"{a}.{o}" for a in agent_ids for o in outputs[a]]
-        return found + [f"{a}.completion" for a in agent_ids] + [str(a) for a in agent_ids]
+    def refs_of(names: list[Any]) -> list[str]:
+        found = [f"{a}.{o}" for a in names for o in outputs[a]]
+        return found + [f"{a}.completion" for a in names] + [str(a) for a in names]
 
     others = [*map(str, inputs), *SHARED_KEYS, "ghost.x", "a.nope", "", "."]
     any_ref = st.one_of(st.sampled_from(refs_of(ids) + others), st.text(max_size=5))
@@ -228,59 +233,76 @@ def native_plans(draw: st.DrawFn) -> dict[Any, Any]:
                            priority=mostly(st.integers(-5, 120), junk))
         agents[agent_id] = draw(mostly(core, st.one_of(full, st.none(), junk), odds=6))
 
-    group_ids = st.one_of(st.sampled_from(["g1", "g2", "design", "a", "a_group", "b"]), agent_ids)
+    group_ids = mostly(st.sampled_from(["g1", "g2", "design", "a", "a_group", "b"]), agent_ids)
+    members = mostly(st.lists(st.sampled_from(ids), min_size=1, max_size=2, unique=True)
+                     if ids else st.just([]), listish(member))
     group = model_dicts(
-        GroupSpec,
-        agents=listish(member),
-        depends_on=listish(st.one_of(group_ids, any_ref)),
+        GroupSpec, required=("agents",),
+        agents=members,
+        depends_on=listish(st.one_of(group_ids, any_ref), max_size=2),
         timeout=durations,
-        success_criteria=st.one_of(
+        success_criteria=mostly(
             st.sampled_from(["all", "all_agents_succeed", "at_least_one_agent_succeeds",
-                             "at_least_one", "most", 0, 1, 2, 5, -1, True]),
-            st.fixed_dictionaries({"at_least": st.integers(-1, 6)}), junk),
+                             "at_least_one", 1, 2, {"at_least": 1}]),
+            st.sampled_from(["most", 0, 5, -1, True, {"at_least": 0}, {"at_least": 9}]) | junk),
         cross_validation=model_dicts(CrossValidation, validation_agents=listish(member)),
     )
+    # enhanced steps refine agents defined elsewhere (agent: role) or add new ones
+    new_ids = st.sampled_from(["ux_parallel", "arch_parallel", "s1", "s2"])
     step_agent = model_dicts(
-        StepAgent, id=member, agent=member,
+        StepAgent, required=("id",), max_keys=2,
+        id=mostly(new_ids | st.sampled_from(ids or ["a"]), agent_ids),
+        agent=member,
         context_requirements=st.fixed_dictionaries(
-            {}, optional={"read": listish(any_ref), "write": listish(any_ref), "other": junk}),
+            {}, optional={"read": listish(any_ref), "write": listish(st.sampled_from(SHARED_KEYS)),
+                          "other": junk}),
         inputs=listish(any_ref), validates=listish(member), timeout=durations,
+        priority=mostly(st.integers(0, 100), junk),
     )
     step = model_dicts(
-        EnhancedStep, id=group_ids, agents=st.lists(step_agent, max_size=3) | junk,
-        depends_on=listish(st.one_of(group_ids, any_ref)), timeout=durations,
+        EnhancedStep, required=("id", "agents"),
+        id=mostly(st.sampled_from(["step", "design", "g1"]), group_ids),
+        agents=mostly(st.lists(step_agent, min_size=1, max_size=3), junk),
+        depends_on=listish(st.one_of(group_ids, any_ref), max_size=2), timeout=durations,
         synchronization=model_dicts(SynchronizationStrategy, timeout=durations),
     )
-    execution_group = st.fixed_dictionaries({}, optional={
-        "agents": listish(member),
-        "dependencies": listish(st.one_of(group_ids, any_ref)),
-        "parallel_capable": st.booleans() | junk,
-        "synchronization": st.just("barrier_sync") | junk,
-        "synchronization_strategy": st.fixed_dictionaries({}, optional={
+    execution_group = _some_keys({
+        "agents": mostly(st.lists(st.sampled_from(["analyst", "pm", "ux", "architect", "dev"]),
+                                  min_size=1, max_size=2, unique=True), listish(member)),
+        "dependencies": listish(mostly(
+            st.sampled_from(["analyst.completion", "pm.completion", "g1", "g2"]),
+            st.one_of(group_ids, any_ref)), max_size=2),
+        "parallel_capable": mostly(st.booleans(), junk),
+        "synchronization": mostly(st.just("barrier_sync"), junk),
+        "synchronization_strategy": mostly(_some_keys({
             "type": scalars, "timeout": durations, "cross_validation": scalars,
-            "success_criteria": junk, "barrier_type": scalars,
-            "failure_criteria": scalars, "partial_failure_handling": scalars,
-        }) | junk,
+            "success_criteria": mostly(st.sampled_from(["all_agents_succeed", 1]), junk),
+            "barrier_type": scalars, "failure_criteria": scalars,
+            "partial_failure_handling": scalars,
+        }, (), 3), junk),
         "estimated_duration": durations,
-        "resource_requirements": model_dicts(ResourceRequirements) | junk,
-        "agent_specifications": st.dictionaries(member, model_dicts(AgentSpec, outputs=listish(
-            output_names), inputs=listish(any_ref)) | junk, max_size=2) | junk,
+        "resource_requirements": mostly(model_dicts(ResourceRequirements), junk),
+        "agent_specifications": mostly(st.dictionaries(
+            st.sampled_from(["analyst", "pm", "ux", "architect", "dev"]),
+            model_dicts(AgentSpec, outputs=listish(output_names), inputs=listish(any_ref)),
+            max_size=2), junk),
         "timeout": durations,
-    })
+    }, ("agents",), 4)
 
     optional: dict[Any, st.SearchStrategy[Any]] = {
         "name": st.sampled_from(["demo", "x"]) | scalars,
         "description": scalars,
         "version": scalars,
         "inputs": st.just(inputs) | junk,
-        "groups": st.dictionaries(group_ids, group | junk, max_size=3) | junk,
-        "execution_groups": st.dictionaries(group_ids, execution_group, max_size=3)
-        | junk,
+        "groups": mostly(st.dictionaries(group_ids, mostly(group, junk), max_size=2), junk),
+        "execution_groups": mostly(st.dictionaries(
+            mostly(st.sampled_from(["g1", "g2", "g3"]), group_ids),
+            mostly(execution_group, junk), max_size=3), junk),
         "enhanced_workflow_step": step,
         "enhanced_workflow_steps": st.lists(step, max_size=2) | junk,
         "default_agent_timeout": durations,
         "notes": listish(scalars),
-        **{key: model_dicts(model) | junk for key, model in SECTION_MODELS.items()},
+        **{key: mostly(model_dicts(model), junk) for key, model in SECTION_MODELS.items()},
     }
     # a few sections per plan, so one bad value does not hide what the others would find
     plan: dict[Any, Any] = {}
@@ -368,14 +390,20 @@ def check_compiled(plan: Plan) -> None:
         assert isinstance(view, str)
 
 
+def _count(outcome: str) -> None:
+    # shown by --hypothesis-show-statistics: how many inputs got as far as a Plan
+    if currently_in_test_context():
+        event(outcome)
+
+
 def load_or_reject(load: Any) -> None:
     try:
         plan = load()
     except PlanError as error:
-        event(f"rejected: {type(error).__name__}")
+        _count(f"rejected: {type(error).__name__}")
         str(error)  # every error renders
         return
-    event("loaded")
+    _count("loaded")
     check_compiled(plan)
 
 
@@ -386,7 +414,7 @@ def test_plausible_native_plans_load_or_raise_plan_errors(data: Any, values: Any
     load_or_reject(lambda: build_plan(data, SourceMap(), values))
 
 
-@FUZZ
+@settings(FUZZ, max_examples=300)
 @given(bmad_plans(), variables)
 def test_bmad_like_documents_load_or_raise_plan_errors(data: Any, values: Any) -> None:
     """BMAD-shaped documents either compile or fail with a PlanError."""
@@ -420,7 +448,7 @@ def _dump(data: Any) -> str:
     return yaml.safe_dump(data, default_flow_style=None, allow_unicode=True, sort_keys=False)
 
 
-@settings(FUZZ, max_examples=300)
+@settings(FUZZ, max_examples=250)
 @given(st.one_of(native_plans(), bmad_plans()), st.data())
 def test_plan_yaml_with_damage_loads_or_raises_plan_errors(data: Any,
                                                            draw: st.DataObject) -> None:
@@ -431,6 +459,113 @@ def test_plan_yaml_with_damage_loads_or_raises_plan_errors(data: Any,
         end = draw.draw(st.integers(start, min(len(text), start + 20)))
         text = text[:start] + draw.draw(yaml_soup(3)) + text[end:]
     load_or_reject(lambda: loads_plan(text, file="fuzz.yaml"))
+
+
+# ---- mutated example plans -------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = [*sorted((ROOT / "plans").glob("*.yaml")),
+            *sorted((ROOT / "tests" / "plans").glob("*.yaml"))]
+CORPUS = [load_yaml(path)[0] for path in EXAMPLES]
+
+
+def _paths(data: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """The path of every value below ``data``."""
+    found: list[tuple[Any, ...]] = []
+    items = data.items() if isinstance(data, dict) else enumerate(data) if isinstance(
+        data, list) else ()
+    for key, value in items:
+        found.append((*prefix, key))
+        found.extend(_paths(value, (*prefix, key)))
+    return found
+
+
+def _at(data: Any, path: tuple[Any, ...]) -> Any:
+    for key in path:
+        data = data[key]
+    return data
+
+
+@st.composite
+def mutated_examples(draw: st.DrawFn) -> Any:
+    """The example plans (seed, native, BMAD) with one to three edits: a value deleted, replaced
+    by junk or by a value from elsewhere in the plan, a key misspelt, a list item repeated."""
+    document = copy.deepcopy(draw(st.sampled_from(CORPUS)))
+    for _ in range(draw(st.integers(1, 3))):
+        paths = _paths(document)
+        if not paths:
+            break
+        path = draw(st.sampled_from(paths))
+        parent, key = _at(document, path[:-1]), path[-1]
+        action = draw(st.sampled_from(["delete", "replace", "swap", "misspell", "repeat"]))
+        if action == "delete":
+            del parent[key]
+        elif action == "replace":
+            parent[key] = draw(st.one_of(durations, units, sizes, agent_ids, output_names,
+                                         junk))
+        elif action == "swap":
+            parent[key] = copy.deepcopy(_at(document, draw(st.sampled_from(paths))))
+        elif action == "misspell" and isinstance(parent, dict):
+            misspelt = str(key)[1:] + draw(st.sampled_from(["s", "_", ".x", ""]))
+            parent[misspelt] = parent.pop(key)
+        elif action == "repeat" and isinstance(parent, list):
+            parent.insert(key, copy.deepcopy(parent[key]))
+    return document
+
+
+@settings(FUZZ, max_examples=300)
+@given(mutated_examples(), st.booleans())
+def test_mutated_example_plans_load_or_raise_plan_errors(data: Any, as_yaml: bool) -> None:
+    """The example plans, slightly broken, as data or YAML text: a Plan or a PlanError."""
+    if as_yaml:
+        load_or_reject(lambda: loads_plan(_dump(data), file="mutated.yaml"))
+    else:
+        load_or_reject(lambda: build_plan(data, SourceMap()))
+
+
+# ---- what fuzzing found ------------------------------------------------------------------------
+
+ONE = {"outputs": ["x"]}
+FOUND = [
+    # a 400-digit integer or number overflowed float() / int(): OverflowError
+    {"agents": {"a": {"duration": HUGE}}},
+    {"agents": {"a": {"resource_requirements": {"cpu": HUGE}}}},
+    {"agents": {"a": {"duration": "9" * 400 + "h1s"}}},
+    {"agents": {"a": ONE}, "default_agent_timeout": {"min": HUGE}},
+    {"agents": {"a": ONE}, "caching_system": {"cache_optimization": {"compression": {
+        "compression_threshold": "9" * 400 + "GB"}}}},
+    # a list among an enhanced step's cross-validation agents: TypeError (unhashable)
+    {"agents": {"a": ONE}, "enhanced_workflow_step": {
+        "id": "s", "agents": [{"id": "b"}], "cross_validation": {"validation_agents": [[]]}}},
+    # values JSON cannot carry, or mapping keys it turns into text: to_json() failed
+    {"agents": {"a": {**ONE, "settings": {"x": {1: "a", "b": "c"}}}}},
+    {"agents": {"a": {**ONE, "defaults": {"x": b"bytes"}}}},
+    {"agents": {"a": ONE}, "inputs": {"when": {None: 1, "a": 2}}},
+    # a derived group named like an explicit group or another agent replaced that group
+    {"agents": {"a_group": {}, "a": ONE, "x": {}, "y": {"inputs": ["a.x"]}},
+     "groups": {"a": {"agents": ["x"]}}},
+    {"agents": {"y": {}, "a": ONE, "x": {}, "z": {"inputs": ["a.x"]}},
+     "groups": {"a": {"agents": ["x"]}, "a_group": {"agents": ["y"]}}},
+]
+FOUND_YAML = [
+    "agents: {a: {settings: {when: 2001-12-14}}}",  # a date: to_json() failed
+    "inputs: {day: 2024-01-31}\nagents: {a: {}}",
+    "agents: {a: {settings: {b: !!binary aGk=}}}",  # bytes
+    "agents: {a: {settings: {s: !!set {x, y}}}}",  # a set
+    "agents: {a: {duration: 1" + "0" * 400 + "}}",
+]
+
+
+@pytest.mark.parametrize("data", FOUND)
+def test_found_by_fuzzing_data(data: Any) -> None:
+    """Inputs that once escaped as other exceptions now load or raise a PlanError."""
+    load_or_reject(lambda: build_plan(data, SourceMap()))
+
+
+@pytest.mark.parametrize("text", FOUND_YAML)
+def test_found_by_fuzzing_yaml(text: str) -> None:
+    """YAML that once produced a compiled plan JSON could not carry now loads or fails cleanly."""
+    load_or_reject(lambda: loads_plan(text))
 
 
 # ---- group names -------------------------------------------------------------------------------
@@ -457,7 +592,7 @@ def clashing_names(draw: st.DrawFn) -> dict[str, Any]:
     return {"agents": agents, "groups": groups}
 
 
-@FUZZ
+@settings(FUZZ, max_examples=200)
 @given(clashing_names())
 def test_derived_group_names_never_clash(data: dict[str, Any]) -> None:
     """Every agent lands in exactly one group, whatever the agents and groups are called."""
@@ -484,7 +619,7 @@ def valid_dags(draw: st.DrawFn) -> dict[str, Any]:
     return {"name": "dag", "agents": agents}
 
 
-@FUZZ
+@settings(FUZZ, max_examples=200)
 @given(valid_dags())
 def test_valid_dags_always_compile(data: dict[str, Any]) -> None:
     """A plan whose agents only read earlier agents' outputs is always valid."""
