@@ -16,7 +16,9 @@ from pydantic import BaseModel, ValidationError
 
 from engine import bmad
 from engine.errors import (
+    DuplicateAgentError,
     InvalidValueError,
+    Location,
     PlanError,
     PlanSyntaxError,
     PlanValidationError,
@@ -35,7 +37,7 @@ from engine.models import (
     json_problem,
 )
 from engine.seed import RawAgent, RawGroup, collect
-from engine.yamlsrc import PathKey, SourceMap, load_yaml, parse_yaml
+from engine.yamlsrc import PathKey, SourceMap, format_path, load_yaml, parse_yaml
 
 SECTION_MODELS: dict[str, type[BaseModel]] = {
     "dependency_analyzer": DependencyAnalyzer,
@@ -234,10 +236,29 @@ def _truthy(value: Any) -> bool:
     return str(value).strip().lower() in ("1", "true", "yes", "on", "y")
 
 
+def _duplicate_keys(source: SourceMap) -> list[PlanError]:
+    """YAML keeps the last of two equal keys without a word; a plan must not lose an agent so."""
+    problems: list[PlanError] = []
+    for path, line, first_line in source.duplicates:
+        location = Location(file=source.file, path=format_path(path), line=line)
+        if len(path) == 2 and path[0] == "agents":
+            problems.append(DuplicateAgentError(
+                f"agent '{path[1]}' is defined twice", value=path[1], location=location,
+                expected="each agent id once", found=f"another definition at line {first_line}",
+                fix="rename one of them or merge their settings"))
+        else:
+            problems.append(InvalidValueError(
+                f"key '{path[-1]}' appears twice in the same mapping", value=path[-1],
+                location=location, expected="each key once", found=f"also at line {first_line}",
+                fix="remove one; YAML would silently keep only the last"))
+    return problems
+
+
 def build_plan(data: Any, source: SourceMap,
                variables: Mapping[str, Any] | None = None) -> Plan:
     """Validate parsed YAML into a Plan; raises PlanValidationError with every problem."""
     variables = dict(variables or {})
+    problems: list[PlanError] = _duplicate_keys(source)
     # a `workflow:` mapping is a BMAD file even when its sequence is broken: bmad explains why
     if isinstance(data, dict) and isinstance(data.get("workflow"), dict):
         data = bmad.bmad_to_native(data, source, variables)
@@ -249,7 +270,6 @@ def build_plan(data: Any, source: SourceMap,
             expected="top-level keys such as name, agents, groups or the seed's sections",
             found=f"{type(data).__name__}",
         )
-    problems: list[PlanError] = []
     for key in data:
         if key not in PLAN_KEYS:
             close = suggest(key, PLAN_KEYS)

@@ -84,10 +84,14 @@ def resolve(plan: Plan) -> Resolution:
             result.edges.append(Edge(target_id, agent_id, VALIDATION, f"validates {target_id}"))
             if blocking:
                 blocking_validations.append((agent_id, target_id))
+    readers: dict[str, list[str]] = {}
+    for edge in result.edges:
+        if edge.kind == DATA:
+            readers.setdefault(edge.source, []).append(edge.target)
     for validator, target_id in blocking_validations:
-        for edge in list(result.edges):
-            if edge.source == target_id and edge.kind == DATA and edge.target != validator:
-                result.edges.append(Edge(validator, edge.target, VALIDATION,
+        for reader in readers.get(target_id, []):
+            if reader != validator:
+                result.edges.append(Edge(validator, reader, VALIDATION,
                                          f"{validator} validates {target_id}"))
     return result
 

@@ -15,6 +15,7 @@ Mapping rules (also in the README):
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,10 +82,12 @@ def _mapping(value: Any, path: PathKey, what: str, source: SourceMap,
     return None
 
 
+_AGENT_ID = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+
+
 def _is_agent_id(name: Any) -> bool:
-    return (isinstance(name, str) and bool(name) and "." not in name
-            and (name[0].isalpha() or name[0] == "_")
-            and all(c.isalnum() or c in "_-" for c in name))
+    # ASCII only: ids travel into activity ids, task summaries and file names
+    return isinstance(name, str) and _AGENT_ID.fullmatch(name) is not None
 
 
 def _check_id(name: Any, path: PathKey, what: str, source: SourceMap,

@@ -22,6 +22,8 @@ PathKey = tuple[Any, ...]
 class SourceMap:
     file: str | None = None
     lines: dict[PathKey, int] = field(default_factory=dict)
+    # keys written twice in one mapping (YAML keeps the last silently): (path, line, first line)
+    duplicates: list[tuple[PathKey, int, int]] = field(default_factory=list)
 
     def line(self, path: Sequence[Any]) -> int | None:
         """The line of the deepest known ancestor of ``path`` (a typo'd leaf still gets a line)."""
@@ -67,9 +69,14 @@ def _not_plan_data(loader: _Loader, node: yaml.Node) -> Any:
     )
 
 
-_Loader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp_as_text)
-for _tag in ("binary", "set", "omap", "pairs"):
-    _Loader.add_constructor(f"tag:yaml.org,2002:{_tag}", _not_plan_data)
+# libyaml parses large plans about three times faster; its error messages are terser, so a
+# file it rejects is parsed again by the pure-Python loader to explain what is wrong
+_FastLoader: type = type("_FastLoader", (getattr(yaml, "CSafeLoader", _Loader),), {})
+
+for _cls in {_Loader, _FastLoader}:
+    _cls.add_constructor("tag:yaml.org,2002:timestamp", _timestamp_as_text)
+    for _tag in ("binary", "set", "omap", "pairs"):
+        _cls.add_constructor(f"tag:yaml.org,2002:{_tag}", _not_plan_data)
 
 
 def _hashable(value: Any) -> bool:
@@ -80,7 +87,8 @@ def _hashable(value: Any) -> bool:
     return True
 
 
-def _walk(node: yaml.Node, path: PathKey, lines: dict[PathKey, int], loader: _Loader) -> None:
+def _walk(node: yaml.Node, path: PathKey, source: SourceMap, loader: yaml.SafeLoader) -> None:
+    lines = source.lines
     lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
@@ -90,26 +98,25 @@ def _walk(node: yaml.Node, path: PathKey, lines: dict[PathKey, int], loader: _Lo
             if not _hashable(key):
                 continue
             child = (*path, key)
+            if child in lines and key != "<<" and not isinstance(key, bool | int) and not any(
+                    child[:len(seen)] == seen for seen, _, _ in source.duplicates):
+                source.duplicates.append((child, key_node.start_mark.line + 1, lines[child]))
             lines[child] = key_node.start_mark.line + 1
-            _walk(value_node, child, lines, loader)
+            _walk(value_node, child, source, loader)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
-            _walk(item, (*path, index), lines, loader)
+            _walk(item, (*path, index), source, loader)
 
 
 def parse_yaml(text: str, file: str | None = None) -> tuple[Any, SourceMap]:
     """Parse YAML text; a syntax error becomes PlanSyntaxError with the line it happened on."""
-    source = SourceMap(file=file)
-    try:
-        loader = _Loader(text)
+    if _FastLoader is not _Loader:
         try:
-            node = loader.get_single_node()
-            if node is None:
-                return None, source
-            _walk(node, (), source.lines, loader)
-            data = loader.construct_document(node)
-        finally:
-            loader.dispose()
+            return _parse_with(_FastLoader, text, file)
+        except (yaml.YAMLError, ValueError, TypeError, RecursionError):
+            pass
+    try:
+        return _parse_with(_Loader, text, file)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
@@ -126,7 +133,19 @@ def parse_yaml(text: str, file: str | None = None) -> tuple[Any, SourceMap]:
             f"not valid YAML: {exc}", value=text, location=Location(file=file),
             expected="a YAML document", fix="check the file's syntax",
         ) from None
-    return data, source
+
+
+def _parse_with(loader_class: type, text: str, file: str | None) -> tuple[Any, SourceMap]:
+    source = SourceMap(file=file)
+    loader = loader_class(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None, source
+        _walk(node, (), source, loader)
+        return loader.construct_document(node), source
+    finally:
+        loader.dispose()
 
 
 def load_yaml(path: str | Path) -> tuple[Any, SourceMap]:

@@ -245,3 +245,17 @@ def test_error_classes_carry_their_value() -> None:
     assert "qa.code" == error.value
     assert "expected e; found f. Fix: x" in str(error)
     assert issubclass(errors.PlanError, ValueError)
+
+
+def test_agent_defined_twice() -> None:
+    """YAML would keep the second silently; the plan reports both lines instead."""
+    problem = only_problem("agents:\n  a: {outputs: [x]}\n  b: {}\n  a: {outputs: [y]}\n")
+    assert isinstance(problem, errors.DuplicateAgentError)
+    assert 4 == problem.location.line and "line 2" in problem.found
+
+
+def test_agent_ids_are_ascii() -> None:
+    """Ids travel into activity ids and file names, so only ASCII letters, digits, _ and -."""
+    problem = only_problem("agents:\n  agent.one: {}\n  ok: {}\n")
+    assert "invalid agent id 'agent.one'" in problem.message
+    assert "invalid agent id 'grün'" in only_problem("agents:\n  grün: {}\n").message
