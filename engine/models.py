@@ -408,13 +408,24 @@ class ResolutionMechanisms(Strict):
     conflict_prevention: ConflictPrevention = Field(default_factory=ConflictPrevention)
 
 
+class ConsistencyRule(Strict):
+    """Post-completion check: e.g. {keys: [ux_expert.platform, architect.platform], must: equal}."""
+
+    keys: StrList = Field(min_length=2)
+    must: Literal["equal"] = "equal"
+    message: str | None = None
+
+
 class ContextConflicts(Strict):
     conflict_types: dict[str, ConflictType] = Field(default_factory=dict)
     resolution_mechanisms: ResolutionMechanisms = Field(default_factory=ResolutionMechanisms)
     # how long an unresolved conflict may block its readers before timeout_policy applies
     conflict_timeout: DurationValue = Duration(3600.0, 3600.0)
-    timeout_policy: Literal["keep_current", "take_incoming", "fail"] = "keep_current"
+    timeout_policy: Literal["keep_current", "keep_incoming", "fail"] = "keep_current"
     ownership_violation: Literal["reject", "conflict"] = "reject"
+    consistency_rules: list[ConsistencyRule] = Field(default_factory=list)
+    # values above this go to the artifact store; the context keeps a reference
+    large_value_threshold: Size = 256 * 1024
 
 
 Ttl = Literal["session_lifetime"] | DurationValue

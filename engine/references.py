@@ -2,7 +2,8 @@
 
 A reference is one of, tried in this order:
 1. a plan input name (supplied in ``inputs:`` or with ``--set``): no edge;
-2. a shared context key that some agents list in ``writes``: an edge from every writer;
+2. a shared context key that some agents list in ``writes``: an edge from every writer (an
+   agent that writes the key too waits only for the writers that do not read it);
 3. ``agent.output`` (``agent`` may be an alias from an enhanced step, ``output`` may be
    ``completion`` to wait for the agent without reading anything): an edge from that agent.
 """
@@ -121,6 +122,13 @@ def _resolve_ref(plan: Plan, agent_id: str, ref: str, field_name: str, index: in
             result.plan_inputs.append(ref)
         return []
     if ref in writers:
+        if agent_id in writers[ref]:
+            # read-modify-write: wait for the key's creators (writers that do not read it), not
+            # for the other modifiers, which run alongside and are merged on commit
+            readers_of = [w for w in writers[ref] if w != agent_id
+                          and ref not in plan.agents[w].inputs
+                          and ref not in plan.agents[w].optional_inputs]
+            return [(writer, ref) for writer in readers_of]
         return [(writer, ref) for writer in writers[ref]]
     if "." not in ref:
         if ref in plan.agents or ref in plan.aliases:

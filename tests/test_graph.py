@@ -145,3 +145,17 @@ def test_kind_resolution(spec: str, kind: str, role: str) -> None:
 
     agent = compile_plan(loads_plan(f"agents:\n  worker: {spec}\n")).agent("worker")
     assert (kind, role) == (agent.kind, agent.role)
+
+
+def test_read_modify_write_waits_for_creators_only() -> None:
+    """Modifiers of a shared key run side by side after its creator; readers wait for all."""
+    from engine.plan import loads_plan
+
+    compiled = compile_plan(loads_plan("""
+agents:
+  pm: {duration: 1s, writes: [platform]}
+  ux: {duration: 2s, inputs: [platform], writes: [platform]}
+  architect: {duration: 3s, inputs: [platform], writes: [platform]}
+  developer: {duration: 1s, inputs: [platform]}
+"""))
+    assert [["pm"], ["ux", "architect"], ["developer"]] == [g.agents for g in compiled.groups]
