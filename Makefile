@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PLAN ?= plans/seed.yaml
+# `make run` demonstrates the seed plan: agents take their estimated time (scaled to ~15 s)
+RUN_FLAGS ?= --simulate
 STAMP := $(VENV)/.installed
 
 .PHONY: run test lint install clean
@@ -17,7 +19,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: $(STAMP)
-	$(PY) starter.py run $(PLAN) $(ARGS)
+	$(PY) starter.py run $(PLAN) $(RUN_FLAGS) $(ARGS)
 
 test: $(STAMP)
 	$(PY) -m ruff check .

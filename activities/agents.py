@@ -1,20 +1,32 @@
-"""The one activity every agent runs as: `run_agent` dispatches on the agent's kind."""
+"""The one activity every agent runs as: `run_agent` dispatches on the agent's kind.
+
+Around every backend it keeps the agent visible (activities.progress: heartbeats, progress
+signals), applies `--simulate` (task.simulate_s: the agent takes at least that long, whatever its
+kind) and turns every failure into an ApplicationError carrying details=[{"attempt": n}], which
+the workflow reads for its report. Cancellation is an asyncio.CancelledError raised wherever the
+agent is waiting; nothing here swallows it.
+
+Kinds: "simulate" (activities.simulate), "role" (built-in role agents, activities.roles).
+"template", "command", "python" and "http" are part of the plan language but have no backend
+yet: they fail at once, non-retryably, saying so.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Awaitable, Callable
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities import simulate
+from activities import roles, simulate
+from activities.progress import Progress
 from activities.types import AgentResult, AgentTask
 
-Backend = Callable[[AgentTask, float], Awaitable[AgentResult]]
+Backend = Callable[[AgentTask, Progress, float], Awaitable[AgentResult]]
 
-BACKENDS: dict[str, Backend] = {"simulate": simulate.run}
-# declared in the plan format, backends still to come: fail clearly rather than "unknown"
+# declared in the plan language, backends still to come: fail clearly rather than "unknown"
 PLANNED_KINDS = ("template", "command", "python", "http")
 
 
@@ -24,24 +36,67 @@ def time_scale(task: AgentTask) -> float:
     return float(os.environ.get("PEE_TIME_SCALE", "1") or 1)
 
 
+async def run_role(task: AgentTask, progress: Progress, scale: float) -> AgentResult:
+    role = roles.role_name(task.agent.role or task.agent.id)
+    if role not in roles.ROLES:
+        raise ApplicationError(
+            f"agent '{task.agent.id}': no built-in role '{task.agent.role}'; built-in roles: "
+            f"{sorted(roles.ROLES)}; give the agent another kind (e.g. simulate)",
+            type="UnknownRole",
+            non_retryable=True,
+        )
+    progress.report(message=f"{role} writing {', '.join(task.agent.outputs) or 'nothing'}")
+    produced = roles.generate(task.agent, task.inputs, task.missing_inputs)
+    return AgentResult(
+        agent_id=task.agent.id,
+        outputs=produced.outputs,
+        writes=produced.writes,
+        attempt=activity.info().attempt,
+    )
+
+
+BACKENDS: dict[str, Backend] = {"simulate": simulate.run, "role": run_role}
+
+
+def _no_backend(task: AgentTask) -> ApplicationError:
+    kind = task.agent.kind
+    if kind in PLANNED_KINDS:
+        message = (f"agent '{task.agent.id}': kind '{kind}' is not available yet (planned for a "
+                   f"later release); use kind 'simulate' or a built-in role for now")
+    else:
+        known = sorted([*BACKENDS, *PLANNED_KINDS])
+        message = f"agent '{task.agent.id}': unknown kind '{kind}'; expected one of {known}"
+    # retrying cannot help: the plan itself is wrong
+    return ApplicationError(message, type="UnknownAgentKind", non_retryable=True)
+
+
+def _silent(task: AgentTask) -> bool:
+    return task.agent.kind == "simulate" and not simulate.parse_settings(task.agent).heartbeat
+
+
+async def _work(task: AgentTask) -> AgentResult:
+    backend = BACKENDS.get(task.agent.kind)
+    if backend is None:
+        raise _no_backend(task)
+    simulate_s = max(0.0, float(task.simulate_s or 0.0))
+    async with Progress(task, silent=_silent(task)) as progress:
+        progress.expect(simulate_s)
+        result = await backend(task, progress, time_scale(task))
+        # --simulate: the agent takes at least simulate_s, counted from its start
+        await progress.sleep_until(simulate_s)
+    return result
+
+
 @activity.defn
 async def run_agent(task: AgentTask) -> AgentResult:
-    kind = task.agent.kind
     attempt = activity.info().attempt
-    backend = BACKENDS.get(kind)
-    if backend is None:
-        if kind in PLANNED_KINDS:
-            message = f"agent '{task.agent.id}': kind '{kind}' has no backend yet; use 'simulate'"
-        else:
-            known = sorted([*BACKENDS, *PLANNED_KINDS])
-            message = f"agent '{task.agent.id}': unknown kind '{kind}'; expected one of {known}"
-        # retrying cannot help: the plan itself is wrong
-        raise ApplicationError(
-            message, {"attempt": attempt}, type="UnknownAgentKind", non_retryable=True
-        )
     try:
-        return await backend(task, time_scale(task))
+        return await _work(task)
+    except asyncio.CancelledError:
+        raise
     except ApplicationError as err:
+        if err.details:
+            raise
         # the attempt number travels to the workflow's report
         raise ApplicationError(
             err.message,
@@ -54,7 +109,9 @@ async def run_agent(task: AgentTask) -> AgentResult:
     except Exception as err:
         # keep the class name as the error type so RetrySpec.non_retryable can match it
         raise ApplicationError(
-            f"agent '{task.agent.id}': {err}", {"attempt": attempt}, type=type(err).__name__
+            f"agent '{task.agent.id}': {type(err).__name__}: {err}",
+            {"attempt": attempt},
+            type=type(err).__name__,
         ) from err
 
 

@@ -21,6 +21,14 @@ class AgentTask:
     workflow_id: str = ""
     # factor applied to simulated durations; None = PEE_TIME_SCALE env or 1.0
     time_scale: float | None = None
+    # --simulate: the agent also takes this long (real seconds, already time-scaled), whatever
+    # its kind; it runs alongside the backend, so the agent takes max(backend, simulate_s)
+    simulate_s: float | None = None
+    # how often (real seconds) to report progress to the workflow by the `agent_progress`
+    # signal; 0 turns progress signals off
+    progress_interval_s: float = 1.0
+    # how often (real seconds) to heartbeat; None = the activity's heartbeat timeout / 3
+    heartbeat_interval_s: float | None = None
 
 
 @dataclass
@@ -32,3 +40,18 @@ class AgentResult:
     writes: dict[str, Any] = field(default_factory=dict)
     # the activity attempt that produced this result (1 = first try)
     attempt: int = 1
+
+
+@dataclass
+class AgentProgress:
+    """A working agent's progress: the `agent_progress` signal's argument and heartbeat details."""
+
+    agent_id: str
+    attempt: int
+    # 0..1 when the agent knows how far along it is, else None
+    fraction: float | None = None
+    message: str = ""
+
+
+# the signal a working agent sends its workflow; PlanWorkflow handles it
+PROGRESS_SIGNAL = "agent_progress"

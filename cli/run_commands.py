@@ -1,16 +1,22 @@
-"""`run PLAN` and `status WORKFLOW_ID`: execute plans on Temporal and follow them."""
+"""`run PLAN`, `status WORKFLOW_ID`, `report WORKFLOW_ID`: execute plans on Temporal and follow
+them. Also registers `compile` (cli/compile_command.py) and `server` (cli/server_commands.py).
+
+Exit codes: 0 completed (or running, for status/report), 1 failed, 2 bad input (plan errors,
+bad arguments, an unreachable --address, an unknown workflow id).
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
-from engine.errors import PlanError
-from runtime.connection import env_address
-from runtime.exit import exit_hard_at_shutdown
+from cli import compile_command, server_commands
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 
 def parse_assignment(text: str) -> tuple[str, str]:
@@ -20,109 +26,230 @@ def parse_assignment(text: str) -> tuple[str, str]:
     return key.strip(), value
 
 
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, found {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number above 0, found {text!r}")
+    return value
+
+
+def add_plan_options(parser: argparse.ArgumentParser) -> None:
+    """What `run` and `compile` share: the plan, its variables and inputs, how it runs."""
+    parser.add_argument("plan", metavar="PLAN", help="plan YAML (native, seed or BMAD v4)")
+    parser.add_argument(
+        "--input", dest="inputs", action="append", default=[], type=parse_assignment,
+        metavar="KEY=VALUE", help="run input, a plan input's value for this run (repeatable)",
+    )
+    parser.add_argument(
+        "--set", dest="variables", action="append", default=[], type=parse_assignment,
+        metavar="KEY=VALUE",
+        help="plan variable, resolved when the plan is compiled: plan inputs, BMAD conditions "
+        "such as user_wants_ai_generation=true, bmad_kind (repeatable)",
+    )
+    parser.add_argument(
+        "--time-scale", type=positive_float, metavar="F",
+        help="multiply every duration and timeout by F (default PEE_TIME_SCALE; else a plan of "
+        "pretend agents estimated above 60 s is scaled to run in about 15 s)",
+    )
+    parser.add_argument(
+        "--simulate", action="store_true",
+        help="each agent also takes its estimated duration (scaled), heartbeating",
+    )
+    parser.add_argument(
+        "--heartbeat-timeout", type=positive_float, metavar="SECONDS",
+        help="agents' heartbeat timeout: how soon a dead worker's agents move to another "
+        "(default: derived from the time scale)",
+    )
+
+
+def add_server_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--address", metavar="HOST:PORT",
+        help="Temporal frontend (default TEMPORAL_ADDRESS, else localhost:7233 where the "
+        "embedded dev server is started when nothing listens)",
+    )
+    parser.add_argument("--namespace", help="default TEMPORAL_NAMESPACE or 'default'")
+
+
 def register(subparsers: Any) -> None:
     run = subparsers.add_parser(
         "run",
         help="run a plan on Temporal and follow it",
-        description=(
-            "Run a plan as a durable Temporal workflow. Without --address (or TEMPORAL_ADDRESS) "
-            "an embedded dev server with the Web UI and a worker run inside this command."
-        ),
+        description="Run a plan as a durable Temporal workflow, showing progress and a summary. "
+        "When nothing listens at localhost:7233 the embedded dev server is started and left "
+        "running (Web UI http://127.0.0.1:8233). Exit 0 completed, 1 failed, 2 bad input.",
     )
-    run.add_argument("plan", nargs="?", help="plan YAML file")
-    run.add_argument(
-        "--set", dest="variables", action="append", default=[], type=parse_assignment,
-        metavar="KEY=VALUE", help="plan input value (repeatable)",
-    )
-    run.add_argument("--address", help="Temporal frontend HOST:PORT (default: embedded server)")
-    run.add_argument("--namespace", help="Temporal namespace (default TEMPORAL_NAMESPACE/default)")
-    run.add_argument(
-        "--task-queue", help="task queue (default PEE_TASK_QUEUE/parallel-execution-engine)"
-    )
-    run.add_argument(
-        "--time-scale", type=float, metavar="F",
-        help="multiply every plan duration by F (default: PEE_TIME_SCALE, else chosen so long "
-        "plans finish in seconds)",
-    )
-    run.add_argument("--id", dest="workflow_id", help="workflow id (default: plan name + random)")
-    run.add_argument("--no-wait", action="store_true", help="start the run and return")
-    run.add_argument(
-        "--worker", action="store_true", help="with --address: also run a worker in this process"
-    )
-    run.add_argument(
-        "--dev-db", type=Path, metavar="FILE",
-        help="embedded server history file (default runs/temporal-dev.db or PEE_DEV_DB)",
-    )
-    # for tests and debugging: run an already compiled plan (CompiledPlan JSON)
-    run.add_argument("--compiled-json", type=Path, help=argparse.SUPPRESS)
-    run.add_argument("--headless", action="store_true", help=argparse.SUPPRESS)
+    add_plan_options(run)
+    run.add_argument("--workflow-id", "--id", dest="workflow_id", metavar="ID",
+                     help="workflow id (default: plan name + random suffix)")
+    run.add_argument("--report", type=Path, metavar="FILE",
+                     help="write the run report as JSON (also for a failed run)")
+    add_server_options(run)
+    run.add_argument("--task-queue", help="default PEE_TASK_QUEUE or 'parallel-execution-engine'")
+    run.add_argument("--no-worker", action="store_true",
+                     help="run no worker in this command: `python worker.py` must be running")
+    run.add_argument("--detach", action="store_true",
+                     help="start the run, print its workflow id and return (implies --no-worker)")
     run.set_defaults(handler=run_command)
 
     status = subparsers.add_parser(
-        "status",
-        help="show a run's progress or final report",
-        description="Show a run's agents and groups. Without --address the embedded server's "
-        "history file is opened.",
+        "status", help="show a run's state, agents and groups",
+        description="Show a run's state, running or finished. Exit 0 running or completed, "
+        "1 failed/cancelled/terminated/timed out, 2 unknown id or no server.",
     )
     status.add_argument("workflow_id", metavar="WORKFLOW_ID")
-    status.add_argument("--address", help="Temporal frontend HOST:PORT (default: embedded server)")
-    status.add_argument("--namespace")
-    status.add_argument("--dev-db", type=Path, metavar="FILE")
+    add_server_options(status)
+    status.add_argument("--json", action="store_true", help="print the report as JSON")
     status.set_defaults(handler=status_command)
 
+    report = subparsers.add_parser(
+        "report", help="print a run's report (JSON or text)",
+        description="Print the run report (the --report format) of a running or finished run. "
+        "Exit codes as for status.",
+    )
+    report.add_argument("workflow_id", metavar="WORKFLOW_ID")
+    add_server_options(report)
+    report.add_argument("--format", choices=("json", "text"), default="json",
+                        help="json (default) or text")
+    report.add_argument("-o", "--output", type=Path, metavar="FILE",
+                        help="write to FILE instead of stdout")
+    report.set_defaults(handler=report_command)
 
-def load_compiled(args: argparse.Namespace, variables: dict[str, str]) -> Any:
-    from engine.compiled import CompiledPlan
+    compile_command.register(subparsers)
+    server_commands.register(subparsers)
 
-    if args.compiled_json:
-        return CompiledPlan.from_dict(json.loads(args.compiled_json.read_text()))
-    if not args.plan:
-        raise PlanError("no plan given", expected="a plan YAML file: starter.py run PLAN")
+
+def compile_from_args(args: argparse.Namespace) -> Any:
+    """Load and compile the plan; prints every problem and returns None on a plan error.
+
+    Run inputs are also given to the loader, so a plan input may be supplied either way; --set
+    wins where both name the same key.
+    """
     # imported here: the loader pulls in pydantic and networkx, which `status` does not need
+    from cli.plan_commands import report_plan_error
+    from engine.errors import PlanError
     from engine.graph import compile_plan
     from engine.plan import load_plan
 
-    return compile_plan(load_plan(args.plan, variables))
+    try:
+        return compile_plan(load_plan(args.plan, {**dict(args.inputs), **dict(args.variables)}))
+    except PlanError as error:
+        report_plan_error(error)
+    except OSError as error:
+        print(f"error: cannot read plan {args.plan}: {error}", file=sys.stderr)
+    return None
+
+
+def build_run_input(args: argparse.Namespace, plan: Any, note_to: Any = sys.stdout) -> Any:
+    from runtime.runner import choose_time_scale
+    from workflows.types import PlanRunInput
+
+    scale, note = choose_time_scale(plan, args.time_scale, args.simulate)
+    if note:
+        print(note, file=note_to)
+    return PlanRunInput(
+        plan=plan,
+        inputs=dict(args.inputs),
+        time_scale=scale,
+        heartbeat_timeout_s=args.heartbeat_timeout,
+        simulate=args.simulate,
+    )
 
 
 def run_command(args: argparse.Namespace) -> int:
-    from runtime.runner import EXIT_PLAN_ERROR, RunOptions, choose_time_scale, run_plan
+    plan = compile_from_args(args)
+    if plan is None:
+        return EXIT_BAD_INPUT
+    from runtime.runner import RunOptions, run_plan
 
-    variables = dict(args.variables)
-    try:
-        plan = load_compiled(args, variables)
-    except (PlanError, OSError, ValueError) as err:
-        print(f"plan error: {err}", file=sys.stderr)
-        return EXIT_PLAN_ERROR
-    except ImportError as err:
-        print(f"plan loading is not available yet ({err}); use --compiled-json", file=sys.stderr)
-        return EXIT_PLAN_ERROR
-    scale, note = choose_time_scale(plan, args.time_scale)
-    if note:
-        print(note)
     options = RunOptions(
-        plan=plan,
-        inputs=variables,
-        time_scale=scale,
-        address=args.address or env_address(),
+        run_input=build_run_input(args, plan),
+        address=args.address,
         namespace=args.namespace,
         task_queue=args.task_queue,
         workflow_id=args.workflow_id,
-        wait=not args.no_wait,
-        local_worker=args.worker,
-        dev_db=args.dev_db,
-        ui=not args.headless,
+        worker=not args.no_worker,
+        detach=args.detach,
+        report_file=args.report,
     )
-    return exit_hard_at_shutdown(run_plan(options))
+    return run_plan(options)
+
+
+def _read(args: argparse.Namespace) -> tuple[int, Any, Any]:
+    """(exit code, RunView or None, Target or None) for status/report."""
+    from runtime.devserver import default_db_file
+    from runtime.inspect import RunNotFound, read_run
+    from runtime.servers import TargetError, resolve_target
+
+    try:
+        # the embedded server stops only when asked; if it was, restart it to read its history
+        target = resolve_target(args.address, allow_start=default_db_file().exists(),
+                                out=sys.stderr)
+    except TargetError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT, None, None
+
+    async def read() -> Any:
+        client = await target.connect(args.namespace)
+        return await read_run(client, args.workflow_id)
+
+    try:
+        view = asyncio.run(read())
+    except RunNotFound:
+        namespace = args.namespace or "default"
+        print(f"error: no run with workflow id '{args.workflow_id}' at {target.address} "
+              f"(namespace {namespace})", file=sys.stderr)
+        return EXIT_BAD_INPUT, None, target
+    except ConnectionError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT, None, target
+    return (EXIT_OK if view.ok else EXIT_FAILED), view, target
 
 
 def status_command(args: argparse.Namespace) -> int:
-    from runtime.runner import show_status
+    from runtime.connection import default_namespace
+    from runtime.progress import format_summary
+    from runtime.servers import workflow_url
 
-    code = show_status(
-        args.workflow_id,
-        address=args.address or env_address(),
-        namespace=args.namespace,
-        dev_db=args.dev_db,
-    )
-    return exit_hard_at_shutdown(code)
+    code, view, target = _read(args)
+    if view is None:
+        return code
+    if args.json:
+        print(json.dumps(view.report, indent=2, default=str))
+        return code
+    description = view.description
+    print(f"{description.id} (run {description.run_id}): {view.state}, task queue "
+          f"{description.task_queue}, started {description.start_time:%Y-%m-%d %H:%M:%S} UTC")
+    if view.note:
+        print(view.note)
+    if view.report:
+        print()
+        print(format_summary(view.report))
+    link = workflow_url(target, args.namespace or default_namespace(), description.id,
+                        description.run_id)
+    if link:
+        print(f"Web UI: {link}")
+    return code
+
+
+def report_command(args: argparse.Namespace) -> int:
+    from runtime.progress import format_summary
+
+    code, view, _target = _read(args)
+    if view is None:
+        return code
+    if view.report is None:
+        print(f"error: no report for {args.workflow_id}: {view.note}", file=sys.stderr)
+        return EXIT_FAILED
+    if args.format == "json":
+        text = json.dumps(view.report, indent=2, default=str)
+    else:
+        text = format_summary(view.report)
+    if args.output:
+        args.output.write_text(text + "\n")
+    else:
+        print(text)
+    return code

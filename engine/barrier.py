@@ -136,6 +136,11 @@ def _quality(view: BarrierView, missing: list[str]) -> str:
     )
 
 
+def _abort(cancel: list[str], rerun: list[str]) -> str:
+    cancelling = f"cancelling {cancel}, " if cancel else ""
+    return f"{cancelling}re-running {rerun} one at a time"
+
+
 def _seconds(value: float) -> str:
     return f"{value:g}s"
 
@@ -154,10 +159,8 @@ def decide(view: BarrierView) -> BarrierDecision:
         return BarrierDecision(ALL_COMPLETED, f"all {total} agent(s) succeeded")
 
     if critical:
-        reason = (
-            f"critical (non-retryable) error in {critical}; cancelling {unfinished} and "
-            f"re-running {not_succeeded} one at a time"
-        )
+        plan = _abort(unfinished, not_succeeded)
+        reason = f"critical (non-retryable) error in {critical}; {plan}"
         return BarrierDecision(
             ABORT_AND_FALLBACK, reason, cancel=unfinished, fallback=not_succeeded,
             alert=f"group '{view.group}': {reason}",
@@ -200,10 +203,7 @@ def decide(view: BarrierView) -> BarrierDecision:
         )
 
     unmet = "none succeeded" if not succeeded else "success criteria unmet"
-    reason = (
-        f"{cause}; {score}: {unmet}; cancelling {unfinished} and re-running {not_succeeded} "
-        "one at a time"
-    )
+    reason = f"{cause}; {score}: {unmet}; {_abort(unfinished, not_succeeded)}"
     return BarrierDecision(
         ABORT_AND_FALLBACK, reason, cancel=unfinished, fallback=not_succeeded,
         alert=f"group '{view.group}': {reason}",

@@ -2,9 +2,10 @@
 
 Pure and deterministic (lists and plan order, no set iteration) because the workflow computes them
 for its `status` query and its result. The lower bound is the agent-level DAG (blocking inputs,
-shared keys, validations, and the declared order of sequential groups) with each agent weighted by
-how long it actually ran: what a scheduler with no group barriers and no overhead would have
-achieved with the same agents. ``parallel_efficiency`` = that bound / the real makespan.
+shared keys, validations, the order of sequential groups, and group dependencies the plan declares
+without any data behind them) with each agent weighted by how long it actually ran: what a
+scheduler with no group barriers and no overhead would have achieved with the same agents.
+``parallel_efficiency`` = that bound / the real makespan.
 """
 
 from __future__ import annotations
@@ -42,6 +43,21 @@ def agent_dependencies(
         if agent.id in previous:
             found.append(previous[agent.id])
         deps[agent.id] = [a for a in ids if a in found and a != agent.id]
+
+    # A group dependency with no agent-level edge behind it was declared by the plan author
+    # (the seed's "depends_on: [group_1]"): every member waits for every member of that group.
+    # A derived one is already covered by the data edges it came from.
+    members = {group.id: list(group.agents) for group in groups}
+    for group in groups:
+        for dependency in group.depends_on:
+            before = members.get(dependency, [])
+            linked = any(d in before for a in group.agents for d in deps.get(a, []))
+            if not linked:
+                for agent_id in group.agents:
+                    if agent_id in deps:
+                        deps[agent_id] = [
+                            a for a in ids if a in deps[agent_id] or a in before
+                        ]
     return deps
 
 

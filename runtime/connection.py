@@ -1,20 +1,31 @@
-"""Client connection settings from the environment. TLS and API keys come later."""
+"""Where the Temporal server is, and connecting to it. TLS and API keys come later."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import socket
 
 from temporalio.client import Client
 
-DEFAULT_ADDRESS = "localhost:7233"
+DEFAULT_DEV_PORT = 7233
 DEFAULT_NAMESPACE = "default"
 DEFAULT_TASK_QUEUE = "parallel-execution-engine"
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1", "[::1]")
 
 
-def env_address() -> str | None:
-    """TEMPORAL_ADDRESS if set: None means "no server given" (the CLI then starts its own)."""
-    return os.environ.get("TEMPORAL_ADDRESS") or None
+def dev_port() -> int:
+    """The embedded dev server's frontend port: PEE_DEV_PORT (tests use their own) or 7233."""
+    return int(os.environ.get("PEE_DEV_PORT") or DEFAULT_DEV_PORT)
+
+
+def local_default_address() -> str:
+    return f"localhost:{dev_port()}"
+
+
+def default_address() -> str:
+    """TEMPORAL_ADDRESS if set, else the local default (where the embedded server runs)."""
+    return os.environ.get("TEMPORAL_ADDRESS") or local_default_address()
 
 
 def default_namespace() -> str:
@@ -25,11 +36,41 @@ def default_task_queue() -> str:
     return os.environ.get("PEE_TASK_QUEUE") or DEFAULT_TASK_QUEUE
 
 
+def split_address(address: str) -> tuple[str, int]:
+    """HOST:PORT (IPv6 as [::1]:7233) -> (host, port); ValueError when malformed."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ValueError(f"expected HOST:PORT, found {address!r}")
+    return host.strip("[]"), int(port)
+
+
+def is_local_default(address: str) -> bool:
+    """True for this machine at the embedded server's port: the one address we may start."""
+    try:
+        host, port = split_address(address)
+    except ValueError:
+        return False
+    return host in LOCAL_HOSTS and port == dev_port()
+
+
+def listening(address: str, timeout_s: float = 0.5) -> bool:
+    """Whether something accepts TCP connections at HOST:PORT (not necessarily Temporal)."""
+    try:
+        host, port = split_address(address)
+        with socket.create_connection((host, port), timeout=timeout_s):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
 async def connect(
     address: str | None = None, namespace: str | None = None, *, starting_wait_s: float = 10.0
 ) -> Client:
-    """Connect; a server that is up but still starting ("Unavailable") gets `starting_wait_s`."""
-    target = address or env_address() or DEFAULT_ADDRESS
+    """Connect; a server that is up but still starting ("Unavailable") gets `starting_wait_s`.
+
+    Raises ConnectionError with the address in the message for anything else.
+    """
+    target = address or default_address()
     deadline = asyncio.get_running_loop().time() + starting_wait_s
     while True:
         try:

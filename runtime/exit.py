@@ -2,19 +2,21 @@
 
 After all work has succeeded, the Temporal core's threads can call into Python while the
 interpreter finalises and abort it (sdk-python issue 300), turning exit code 0 into 134/139.
-Our entry points therefore flush and leave with os._exit once everything is shut down in order.
+Our entry points therefore shut down worker, then client, then the event loop (leaving
+`asyncio.run`), flush, and leave with os._exit: the interpreter never finalises with the bridge
+alive, so the code we return is the code the shell sees.
 """
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import os
 import sys
+import traceback
+from collections.abc import Callable
 from typing import NoReturn
 
-# scripts that are ours to end; anything else (pytest calling main()) keeps a normal exit
-ENTRY_SCRIPTS = ("starter.py", "worker.py")
+EXIT_INTERRUPTED = 130
 
 
 def exit_process(code: int) -> NoReturn:
@@ -24,17 +26,25 @@ def exit_process(code: int) -> NoReturn:
     os._exit(code)
 
 
-def is_entry_point() -> bool:
-    main = sys.modules.get("__main__")
-    return os.path.basename(getattr(main, "__file__", None) or "") in ENTRY_SCRIPTS
+def run_entry(main: Callable[[], int | None]) -> NoReturn:
+    """Run an entry point's main() and exit hard with its code, however it ends.
 
-
-def exit_hard_at_shutdown(code: int) -> int:
-    """Arrange for a process started from one of our scripts to end with ``code`` via os._exit.
-
-    atexit runs before the interpreter starts finalising, so the bridge never sees a half-dead
-    interpreter. Returns ``code`` so a handler can ``return exit_hard_at_shutdown(code)``.
+    argparse's SystemExit (2 on bad arguments, 0 on --help) and Ctrl-C keep their usual codes.
     """
-    if is_entry_point():
-        atexit.register(exit_process, code)
-    return code
+    try:
+        code = main()
+    except SystemExit as stop:
+        if stop.code is None or isinstance(stop.code, int):
+            code = stop.code or 0
+        else:
+            # sys.exit("message") prints the message and exits 1, as the interpreter would
+            print(stop.code, file=sys.stderr)
+            code = 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        code = EXIT_INTERRUPTED
+    except Exception:
+        # a bug, not a verdict on the run: show it, and still leave without the bridge crash
+        traceback.print_exc()
+        code = 1
+    exit_process(int(code or 0))

@@ -1,76 +1,199 @@
-"""Human-readable progress lines and the final summary, from the workflow's status/report dict."""
+"""Human-readable progress lines and the final summary, from the workflow's status/report dict.
+
+The report shape is the workflow's (see workflows/): `agents` and `groups` are mappings keyed by
+id in plan order, `events` a list of {seq, at_s, event, id}, `alerts` a list of {at, group,
+level, message}. Anything missing prints as "-", so a half-filled status of a starting run is fine.
+"""
 
 from __future__ import annotations
 
 import sys
+import time
+from datetime import datetime, timezone
 from typing import Any, TextIO
+
+# while nothing happens, say what is running this often (seconds), so a long agent is not silence
+QUIET_NOTE_S = 5.0
+
+
+def parse_time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        # Python 3.10's fromisoformat does not take a "Z" suffix
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def offset_s(report: dict[str, Any], when: str | None) -> float | None:
+    """Seconds from the run's start to `when` (both ISO 8601), or None."""
+    start, at = parse_time(report.get("started_at")), parse_time(when)
+    if start is None or at is None:
+        return None
+    return (at - start).total_seconds()
+
+
+def elapsed_s(report: dict[str, Any]) -> float | None:
+    """How long the run has been going: the workflow's makespan once it has ended; while it runs,
+    our clock against its start (the status query's makespan is as of its last event)."""
+    if report.get("status") != "running":
+        return report.get("makespan_s")
+    start = parse_time(report.get("started_at"))
+    if start is None:
+        return report.get("makespan_s")
+    return max(0.0, (datetime.now(timezone.utc) - start).total_seconds())
+
+
+def _num(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _percent(value: float | None) -> str:
+    return "" if value is None else f" {value * 100:.0f}%"
 
 
 class ProgressPrinter:
-    """Prints each recorded workflow event once, however often the status is polled."""
+    """Prints each recorded workflow event and alert once, however often the status is polled,
+    and while nothing happens a line every QUIET_NOTE_S saying what is still running."""
 
-    def __init__(self, out: TextIO | None = None) -> None:
+    def __init__(self, out: TextIO | None = None, quiet_note_s: float = QUIET_NOTE_S) -> None:
         self.out = out or sys.stdout
-        self.seen = 0
+        self.last_seq = -1
+        self.alerts_seen = 0
+        self.quiet_note_s = quiet_note_s
+        self.last_line_at = time.monotonic()
+
+    def _print(self, line: str) -> None:
+        print(line, file=self.out, flush=True)
+        self.last_line_at = time.monotonic()
 
     def update(self, status: dict[str, Any] | None) -> None:
         if not status:
             return
-        events = status.get("events") or []
-        agents = {agent["id"]: agent for agent in status.get("agents", [])}
-        groups = {group["id"]: group for group in status.get("groups", [])}
-        width = max([len(name) + 2 for name in agents] + [len(name) for name in groups] + [8])
-        for event in events[self.seen:]:
-            print(format_event(event, agents, groups, width), file=self.out, flush=True)
-        self.seen = max(self.seen, len(events))
+        agents = status.get("agents") or {}
+        groups = status.get("groups") or {}
+        width = max([len(name) for name in (*agents, *groups)] + [8])
+        for position, event in enumerate(status.get("events") or []):
+            seq = event.get("seq", position)
+            if seq <= self.last_seq:
+                continue
+            self.last_seq = seq
+            self._print(format_event(event, agents, groups, width))
+        alerts = status.get("alerts") or []
+        for alert in alerts[self.alerts_seen:]:
+            self._print(format_alert(alert))
+        self.alerts_seen = max(self.alerts_seen, len(alerts))
+        if (
+            status.get("status") == "running"
+            and time.monotonic() - self.last_line_at >= self.quiet_note_s
+        ):
+            running = [
+                f"{agent_id}{_percent(agent.get('progress'))}"
+                for agent_id, agent in agents.items()
+                if agent.get("status") == "running"
+            ]
+            if running:
+                self._print(f"[{_num(elapsed_s(status)):>8}s] still running: {', '.join(running)}")
 
 
 def format_event(
-    event: dict[str, Any], agents: dict[str, Any], groups: dict[str, Any], width: int = 20
+    event: dict[str, Any],
+    agents: dict[str, Any],
+    groups: dict[str, Any],
+    width: int = 16,
 ) -> str:
-    kind, _, what = event["event"].partition("_")
-    ident = event["id"]
-    stamp = f"[{event['at_s']:8.2f}s]"
+    kind, _, what = str(event.get("event", "")).partition("_")
+    ident = str(event.get("id", ""))
+    stamp = f"[{_num(event.get('at_s')):>8}s]"
     if kind == "group":
         group = groups.get(ident, {})
+        detail = ""
         if what == "started":
-            mode = "parallel" if group.get("parallel", True) else "sequential"
-            detail = f"{mode}: {', '.join(group.get('agents', []))}"
-        else:
-            detail = group.get("reason") or ""
+            agents_ = group.get("agents", [])
+            mode = "parallel" if group.get("parallel", True) and len(agents_) > 1 else "agents"
+            detail = f"{mode}: {', '.join(agents_)}"
+        # how a group ended is on the barrier line just before
         return f"{stamp} group {ident:<{width}} {what:<9} {detail}".rstrip()
-    agent = agents.get(ident, {})
-    detail = ""
-    if what == "succeeded" and agent.get("attempts"):
-        detail = f"attempt {agent['attempts']}"
-    elif what == "failed":
-        detail = agent.get("error") or ""
-    elif what == "defaulted":
-        detail = f"defaults for {agent.get('defaulted_outputs') or 'nothing'}"
-    return f"{stamp}   agent {ident:<{width - 2}} {what:<9} {detail}".rstrip()
+    if kind == "agent":
+        agent = agents.get(ident, {})
+        detail = ""
+        if what in ("succeeded", "failed", "timed_out"):
+            took = agent.get("duration_s")
+            tries = agent.get("attempts")
+            detail = ", ".join(
+                part for part in (
+                    f"{took:.2f}s" if took is not None else "",
+                    f"attempt {tries}" if tries and tries > 1 else "",
+                    agent.get("error") or "" if what != "succeeded" else "",
+                ) if part
+            )
+        elif what == "defaulted":
+            detail = f"defaults for {', '.join(agent.get('defaulted_outputs') or []) or 'nothing'}"
+        return f"{stamp}   agent {ident:<{width - 2}} {what:<9} {detail}".rstrip()
+    if kind == "barrier":
+        barrier = groups.get(ident, {}).get("barrier") or {}
+        reasons = [entry.get("reason") for entry in barrier.get("history") or []
+                   if entry.get("decision") == what and entry.get("reason")]
+        reason = reasons[-1] if reasons else barrier.get("reason")
+        detail = f" ({reason})" if reason else ""
+        return f"{stamp} barrier {ident:<{width - 2}} {what}{detail}"
+    # fallbacks, retries, conflicts...: whatever else the workflow records
+    return f"{stamp} {event.get('event')} {ident}".rstrip()
 
 
-def _num(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}"
+def format_alert(alert: dict[str, Any]) -> str:
+    level = str(alert.get("level") or "warning").upper()
+    where = f" group {alert['group']}:" if alert.get("group") else ""
+    return f"ALERT {level}{where} {alert.get('message', '')}"
+
+
+def ordered_groups(report: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """Groups in the order they started, then the rest as given: the report crosses the wire as
+    JSON with sorted keys, so the mapping's own order is alphabetical, not the plan's."""
+    groups = report.get("groups") or {}
+    first_seen: dict[str, int] = {}
+    for position, event in enumerate(report.get("events") or []):
+        if str(event.get("event", "")).startswith("group_"):
+            first_seen.setdefault(str(event.get("id")), position)
+    rest = len(first_seen)
+    order = {group_id: first_seen.get(group_id, rest + n) for n, group_id in enumerate(groups)}
+    return sorted(groups.items(), key=lambda item: order[item[0]])
+
+
+def ordered_agents(report: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """Agents group by group (in start order), each group's in its own list order."""
+    agents = report.get("agents") or {}
+    rank: dict[str, int] = {}
+    for _group_id, group in ordered_groups(report):
+        for agent_id in group.get("agents") or []:
+            rank.setdefault(agent_id, len(rank))
+    rest = len(rank)
+    order = {agent_id: rank.get(agent_id, rest + n) for n, agent_id in enumerate(agents)}
+    return sorted(agents.items(), key=lambda item: order[item[0]])
 
 
 def format_summary(report: dict[str, Any]) -> str:
-    rows = [("agent", "group", "status", "tries", "start s", "end s", "took s", "notes")]
-    for agent in report.get("agents", []):
-        took = None
-        if agent.get("started_s") is not None and agent.get("ended_s") is not None:
-            took = agent["ended_s"] - agent["started_s"]
+    """The end-of-run table: a row per agent, a line per group's barrier, alerts, totals."""
+    rows = [("agent", "group", "status", "tries", "start s", "took s", "notes")]
+    for agent_id, agent in ordered_agents(report):
+        settled = agent.get("status") not in ("pending", "running")
         notes = []
         if agent.get("defaulted_outputs"):
             notes.append(f"defaults: {', '.join(agent['defaulted_outputs'])}")
         if agent.get("missing_inputs"):
             notes.append(f"missing: {', '.join(agent['missing_inputs'])}")
+        if agent.get("status") == "running" and agent.get("progress") is not None:
+            notes.append(f"progress{_percent(agent['progress'])}")
         if agent.get("error"):
-            notes.append(agent["error"])
+            notes.append(str(agent["error"]))
         rows.append((
-            agent["id"], agent.get("group", ""), agent.get("status", ""),
-            "-" if agent.get("attempts") is None else str(agent["attempts"]),
-            _num(agent.get("started_s")), _num(agent.get("ended_s")), _num(took),
+            agent_id,
+            str(agent.get("group") or ""),
+            str(agent.get("status") or ""),
+            str(agent["attempts"]) if agent.get("attempts") else "-",
+            _num(offset_s(report, agent.get("started_at"))),
+            _num(agent.get("duration_s")) if settled else "-",
             "; ".join(notes),
         ))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
@@ -80,17 +203,45 @@ def format_summary(report: dict[str, Any]) -> str:
         lines.append("  ".join([*cells, row[-1]]).rstrip())
     lines.insert(1, "-" * max(len(line) for line in lines))
     lines.append("")
-    for group in report.get("groups", []):
-        decision = group.get("decision") or "-"
-        reason = f" ({group['reason']})" if group.get("reason") else ""
-        lines.append(f"group {group['id']}: {group.get('status')}, barrier {decision}{reason}")
-    scale = report.get("time_scale", 1.0)
-    lines.append(
-        f"run {report.get('status')}: makespan {report.get('makespan_s', 0):.2f}s"
-        f" (estimated {report.get('estimated_makespan_s', 0):.2f}s,"
-        f" one after another {report.get('sequential_s', 0):.2f}s"
-        + (f", durations scaled by {scale:g})" if scale != 1 else ")")
-    )
+    for group_id, group in ordered_groups(report):
+        lines.append(format_group(group_id, group))
+    for alert in report.get("alerts") or []:
+        lines.append(format_alert(alert))
+    lines.append(format_totals(report))
+    if report.get("critical_path") and report.get("status") != "running":
+        efficiency = report.get("parallel_efficiency")
+        lines.append(
+            f"critical path (actual): {' -> '.join(report['critical_path'])}"
+            + (f"; parallel efficiency {efficiency:.2f}" if efficiency is not None else "")
+        )
     if report.get("error"):
         lines.append(f"error: {report['error']}")
     return "\n".join(lines)
+
+
+def format_group(group_id: str, group: dict[str, Any]) -> str:
+    barrier = group.get("barrier") or {}
+    parts = [f"group {group_id}: {group.get('status', '-')}"]
+    if barrier.get("decision"):
+        text = f"barrier {barrier['decision']}"
+        if barrier.get("extensions"):
+            text += f" after {barrier['extensions']} extension(s)"
+        parts.append(text)
+    line = ", ".join(parts)
+    if barrier.get("reason"):
+        line += f" ({barrier['reason']})"
+    if barrier.get("quality_impact"):
+        line += f"; quality impact {barrier['quality_impact']}"
+    return line
+
+
+def format_totals(report: dict[str, Any]) -> str:
+    scale = report.get("time_scale") or 1.0
+    status = report.get("status", "-")
+    verb = "running for" if status == "running" else "took"
+    return (
+        f"run {status}: {verb} {_num(elapsed_s(report))}s"
+        f" (estimated {_num(report.get('estimated_makespan_s'))}s,"
+        f" one after another {_num(report.get('sequential_s'))}s"
+        + (f"; durations scaled by {scale:g})" if scale != 1 else ")")
+    )

@@ -19,20 +19,24 @@ def build_worker(
     task_queue: str | None = None,
     *,
     max_concurrent_activities: int | None = None,
+    activities: bool = True,
+    graceful_shutdown_s: float = 5.0,
 ) -> Worker:
+    """activities=False hosts only the workflow (answering queries on closed runs)."""
     return Worker(
         client,
         task_queue=task_queue or default_task_queue(),
         workflows=[PlanWorkflow],
-        activities=ACTIVITIES,
+        activities=list(ACTIVITIES) if activities else [],
         max_concurrent_activities=max_concurrent_activities,
         # on shutdown, agents get a moment to notice cancellation before being abandoned
-        graceful_shutdown_timeout=timedelta(seconds=5),
+        graceful_shutdown_timeout=timedelta(seconds=graceful_shutdown_s),
     )
 
 
 async def run_until_signalled(worker: Worker) -> None:
-    """Run until SIGINT/SIGTERM, then shut the worker down (pending agents are cancelled)."""
+    """Run until SIGINT/SIGTERM, then shut the worker down (running agents are cancelled and
+    retried by the server on another worker, as after a crash)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -110,11 +110,11 @@ def event_index(report: dict[str, Any], event: str, ident: str) -> int:
 
 
 def agent_report(report: dict[str, Any], agent_id: str) -> dict[str, Any]:
-    return next(agent for agent in report["agents"] if agent["id"] == agent_id)
+    return report["agents"][agent_id]
 
 
 def group_report(report: dict[str, Any], group_id: str) -> dict[str, Any]:
-    return next(group for group in report["groups"] if group["id"] == group_id)
+    return report["groups"][group_id]
 
 
 # --- a real server ---------------------------------------------------------------------------

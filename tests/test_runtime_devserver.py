@@ -8,10 +8,12 @@ import urllib.request
 import uuid
 from pathlib import Path
 
+import pytest
 from temporalio.client import WorkflowExecutionStatus
 
+from runtime import embedded
 from runtime.connection import connect
-from runtime.devserver import DevServer
+from runtime.devserver import DevServer, free_port
 from runtime.worker import build_worker
 from tests.conftest import compiled_plan, group, sim
 from workflows.plan_workflow import PlanWorkflow
@@ -56,3 +58,27 @@ def test_history_survives_a_restart_and_the_ui_answers(tmp_path: Path) -> None:
         assert asyncio.run(status_of(again.address, workflow_id)) == (
             WorkflowExecutionStatus.COMPLETED
         )
+
+
+def test_embedded_server_outlives_its_starter_and_stops_on_request(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """start records pid and ports in the state dir and is idempotent; stop ends the process,
+    frees the ports and forgets the record, keeping the history file."""
+    monkeypatch.setenv("PEE_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("PEE_DEV_PORT", str(free_port()))
+    monkeypatch.setenv("PEE_UI_PORT", str(free_port()))
+    record, started = embedded.start_server(ui=False)
+    try:
+        assert started
+        assert (record.ip, record.ui_url) == ("127.0.0.1", None)
+        assert embedded.read_record() == record
+        assert (record, False) == embedded.start_server(ui=False)
+        assert asyncio.run(status_of(record.address, asyncio.run(run_plan(record.address))))
+    finally:
+        stopped = embedded.stop_server()
+    assert stopped == record
+    assert not port_open(record.ip, record.port)
+    assert embedded.running_record() is None and embedded.read_record() is None
+    assert Path(record.db_file).exists()
+    assert embedded.stop_server() is None

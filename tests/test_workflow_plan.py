@@ -1,11 +1,14 @@
-"""PlanWorkflow on a real dev server: scheduling order, barriers, retries, failures, queries.
+"""PlanWorkflow on a real dev server: scheduling order, retries, failures, queries, the report.
 
 Orders are read from the run report's recorded events, never from wall-clock thresholds.
+Barrier branches have their own file (test_workflow_barrier.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -27,12 +30,21 @@ from workflows.plan_workflow import PlanWorkflow
 NO_RETRY = RetrySpec(max_attempts=1, initial_interval_s=0.1)
 
 
+async def wait_until_running(handle: WorkflowHandle[Any, Any], agent_id: str) -> dict[str, Any]:
+    for _ in range(200):
+        status = await handle.query(PlanWorkflow.status)
+        if agent_report(status, agent_id)["status"] == "running":
+            return status
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{agent_id} never ran")
+
+
 def test_fast_branch_runs_ahead_of_an_unrelated_slow_branch(temporal: TemporalHarness) -> None:
     """fast2 (after fast) finishes before slow, so groups are scheduled on the DAG, not by level."""
     plan = compiled_plan(
         [
             sim("fast", "g_fast", 0.2),
-            sim("slow", "g_slow", 2.0),
+            sim("slow", "g_slow", 1.5),
             sim("fast2", "g_fast2", 0.2, inputs=["fast.out"]),
             sim("join", "g_join", 0.1, inputs=["fast2.out", "slow.out"]),
         ],
@@ -44,27 +56,70 @@ def test_fast_branch_runs_ahead_of_an_unrelated_slow_branch(temporal: TemporalHa
         ],
     )
     report = temporal.execute(plan)
-    assert report["status"] == "succeeded"
+    assert report["status"] == "completed"
     assert event_index(report, "agent_succeeded", "fast2") < event_index(
         report, "agent_succeeded", "slow"
     )
     assert event_index(report, "agent_succeeded", "slow") < event_index(
         report, "agent_started", "join"
     )
-    assert [a["status"] for a in report["agents"]] == ["succeeded"] * 4
+    assert [a["status"] for a in report["agents"].values()] == ["succeeded"] * 4
+    # the longest chain of what actually ran: slow, then join
+    assert report["critical_path"] == ["slow", "join"]
+
+
+def test_report_has_the_contract_shape(temporal: TemporalHarness) -> None:
+    """The result carries ids, ISO 8601 times, per-agent and per-group entries keyed by id in
+    plan order, a barrier record per group, the actual critical path and an efficiency."""
+    plan = compiled_plan(
+        [sim("a", "g1", 0.2), sim("b", "g2", 0.2, inputs=["a.out"]), sim("c", "g2", 0.1,
+                                                                          inputs=["a.out"])],
+        [group("g1", ["a"]), group("g2", ["b", "c"], ["g1"], timeout_s=20.0)],
+    )
+    report = temporal.execute(plan, time_scale=1.0)
+    # the JSON payload converter sorts keys: compare key sets, not order
+    assert sorted(report) == sorted([
+        "workflow_id", "run_id", "plan", "status", "error", "time_scale", "started_at",
+        "finished_at", "makespan_s", "estimated_makespan_s", "sequential_s", "agents", "groups",
+        "alerts", "critical_path", "parallel_efficiency", "events",
+    ])
+    assert (report["plan"], report["status"], report["error"]) == ("test-plan", "completed", None)
+    assert sorted(report["agents"]) == ["a", "b", "c"]
+    assert sorted(report["groups"]) == ["g1", "g2"]
+    b = report["agents"]["b"]
+    assert sorted(b) == sorted([
+        "status", "group", "role", "kind", "started_at", "finished_at", "duration_s", "attempts",
+        "outputs", "defaulted_outputs", "missing_inputs", "error", "progress", "last_progress_at",
+    ])
+    assert (b["status"], b["group"], b["kind"], b["attempts"], b["outputs"]) == (
+        "succeeded", "g2", "simulate", 1, ["out"])
+    started, finished = (datetime.fromisoformat(b[k]) for k in ("started_at", "finished_at"))
+    assert started <= finished and started.tzinfo is not None
+    g2 = report["groups"]["g2"]
+    assert sorted(g2) == sorted(["status", "agents", "depends_on", "parallel", "started_at",
+                                 "finished_at", "deadline_at", "barrier"])
+    assert (g2["status"], g2["agents"], g2["depends_on"]) == ("succeeded", ["b", "c"], ["g1"])
+    assert g2["deadline_at"] is not None and report["groups"]["g1"]["deadline_at"] is None
+    assert g2["barrier"]["decision"] == "all_completed"
+    assert [h["decision"] for h in g2["barrier"]["history"]] == ["all_completed"]
+    assert report["critical_path"] == ["a", "b"]
+    assert 0.0 < report["parallel_efficiency"] <= 1.0
+    assert report["alerts"] == []
+    assert datetime.fromisoformat(report["finished_at"]) >= datetime.fromisoformat(
+        report["started_at"])
 
 
 def test_parallel_group_starts_its_agents_together(temporal: TemporalHarness) -> None:
     """All agents of a parallel group start before any of them finishes, at the same moment."""
     plan = compiled_plan(
-        [sim("a", "g", 0.5), sim("b", "g", 0.5), sim("c", "g", 0.5)],
+        [sim("a", "g", 0.3), sim("b", "g", 0.3), sim("c", "g", 0.3)],
         [group("g", ["a", "b", "c"])],
     )
     report = temporal.execute(plan)
     starts = [event_index(report, "agent_started", a) for a in ("a", "b", "c")]
     first_end = min(event_index(report, "agent_succeeded", a) for a in ("a", "b", "c"))
     assert max(starts) < first_end
-    assert len({agent_report(report, a)["started_s"] for a in ("a", "b", "c")}) == 1
+    assert len({agent_report(report, a)["started_at"] for a in ("a", "b", "c")}) == 1
 
 
 def test_sequential_group_runs_agents_in_list_order(temporal: TemporalHarness) -> None:
@@ -83,132 +138,51 @@ def test_sequential_group_runs_agents_in_list_order(temporal: TemporalHarness) -
 
 
 def test_agent_retries_until_it_succeeds(temporal: TemporalHarness) -> None:
-    """An agent that fails its first attempt succeeds on the second, and the report says 2."""
-    plan = compiled_plan([sim("flaky", "g", 0.1, fail_times=1)], [group("g", ["flaky"])])
+    """An agent that fails its first two attempts succeeds on the third, and the report says 3."""
+    plan = compiled_plan([sim("flaky", "g", 0.1, fail_times=2)], [group("g", ["flaky"])])
     report = temporal.execute(plan)
-    assert agent_report(report, "flaky")["status"] == "succeeded"
-    assert agent_report(report, "flaky")["attempts"] == 2
+    flaky = agent_report(report, "flaky")
+    assert (flaky["status"], flaky["attempts"], flaky["error"]) == ("succeeded", 3, None)
+    assert group_report(report, "g")["barrier"]["decision"] == "all_completed"
 
 
-def test_group_deadline_cancels_stragglers_and_fills_defaults(temporal: TemporalHarness) -> None:
-    """At the deadline with one success, the slow agent is cancelled and its default used."""
-    plan = compiled_plan(
-        [
-            sim("quick", "design", 0.1),
-            sim("slow", "design", 30.0, defaults={"out": "fallback"}),
-            sim("after", "build", 0.1, inputs=["quick.out", "slow.out"], echo_inputs=True),
-        ],
-        [group("design", ["quick", "slow"], timeout_s=1.0), group("build", ["after"], ["design"])],
-    )
-
-    async def body(handle: WorkflowHandle[Any, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-        report = await handle.result()
-        return report, await handle.query(PlanWorkflow.context)
-
-    report, context = temporal.with_plan(plan, body, heartbeat_timeout_s=1.0)
-    assert report["status"] == "succeeded"
-    assert group_report(report, "design")["decision"] == "continue_with_partial"
-    assert group_report(report, "design")["status"] == "partial"
-    assert agent_report(report, "slow")["status"] == "defaulted"
-    assert agent_report(report, "slow")["defaulted_outputs"] == ["out"]
-    assert context["slow.out"] == "fallback"
-    assert context["after.out"]["inputs"]["slow.out"] == "fallback"
-
-
-def test_failed_agent_in_partial_group_keeps_failed_status(temporal: TemporalHarness) -> None:
-    """One failure and one success: the group continues, the failed agent's default is used."""
-    plan = compiled_plan(
-        [
-            sim("ok", "g", 0.1),
-            sim("broken", "g", 0.1, fail_times=9, retry=NO_RETRY, defaults={"out": 0}),
-        ],
-        [group("g", ["ok", "broken"])],
-    )
-    report = temporal.execute(plan)
-    assert report["status"] == "succeeded"
-    assert group_report(report, "g")["decision"] == "continue_with_partial"
-    broken = agent_report(report, "broken")
-    assert (broken["status"], broken["attempts"], broken["defaulted_outputs"]) == (
-        "failed", 1, ["out"]
-    )
-    assert "SimulatedFailure" in broken["error"]
-
-
-def test_group_with_no_success_fails_the_run_and_cancels_the_rest(
-    temporal: TemporalHarness,
-) -> None:
-    """All agents of a group fail: the run fails naming the group and agents; others stop."""
-    plan = compiled_plan(
-        [
-            sim("x", "bad", 0.1, fail_times=9, retry=NO_RETRY),
-            sim("y", "bad", 0.2, fail_times=9, retry=NO_RETRY),
-            sim("later", "next", 0.1, inputs=["x.out"]),
-            sim("elsewhere", "other", 30.0),
-        ],
-        [
-            group("bad", ["x", "y"]),
-            group("next", ["later"], ["bad"]),
-            group("other", ["elsewhere"]),
-        ],
-    )
-    with pytest.raises(WorkflowFailureError) as caught:
-        temporal.execute(plan, heartbeat_timeout_s=1.0)
-    cause = caught.value.cause
-    assert isinstance(cause, ApplicationError)
-    assert cause.type == "GroupFailed"
-    assert "group 'bad' failed" in cause.message
-    assert "x failed" in cause.message and "y failed" in cause.message
-    report = cause.details[0]
-    assert report["status"] == "failed"
-    assert group_report(report, "bad")["decision"] == "fail"
-    assert agent_report(report, "later")["status"] == "cancelled"
-    assert agent_report(report, "elsewhere")["status"] == "cancelled"
-
-
-def test_deadline_without_any_success_fails_the_run(temporal: TemporalHarness) -> None:
-    """A group whose only agent is still running at the deadline fails the run."""
-    plan = compiled_plan([sim("slow", "g", 30.0)], [group("g", ["slow"], timeout_s=0.5)])
-    with pytest.raises(WorkflowFailureError) as caught:
-        temporal.execute(plan, heartbeat_timeout_s=1.0)
-    cause = caught.value.cause
-    assert isinstance(cause, ApplicationError)
-    assert "deadline reached" in cause.message
-    assert agent_report(cause.details[0], "slow")["status"] == "cancelled"
-
-
-def test_unknown_kind_fails_without_retrying(temporal: TemporalHarness) -> None:
-    """An agent of an unknown kind fails once, with a message naming the kind."""
+def test_unknown_kind_is_critical_and_fails_the_run(temporal: TemporalHarness) -> None:
+    """An agent of an unknown kind fails without retrying, in the group and in the fallback."""
     plan = compiled_plan([sim("odd", "g", 0.1, kind="telepathy")], [group("g", ["odd"])])
     with pytest.raises(WorkflowFailureError) as caught:
         temporal.execute(plan)
-    odd = agent_report(caught.value.cause.details[0], "odd")
-    assert odd["attempts"] == 1
+    report = caught.value.cause.details[0]
+    odd = agent_report(report, "odd")
+    # one attempt in the group, one in the sequential fallback
+    assert odd["attempts"] == 2
     assert "unknown kind 'telepathy'" in odd["error"]
+    history = group_report(report, "g")["barrier"]["history"]
+    assert [h["decision"] for h in history] == ["abort_and_fallback", "fail"]
 
 
 def test_status_query_reports_running_and_pending_work(temporal: TemporalHarness) -> None:
-    """While the first group runs, the status query shows it running and the next one pending."""
+    """While the first group runs, the status query shows it running and the next one pending;
+    the plan query returns the compiled plan."""
     plan = compiled_plan(
-        [sim("first", "g1", 1.5), sim("second", "g2", 0.1, inputs=["first.out"])],
+        [sim("first", "g1", 1.0), sim("second", "g2", 0.1, inputs=["first.out"])],
         [group("g1", ["first"]), group("g2", ["second"], ["g1"])],
     )
 
-    async def body(handle: WorkflowHandle[Any, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-        for _ in range(100):
-            status = await handle.query(PlanWorkflow.status)
-            if agent_report(status, "first")["status"] == "running":
-                break
-            await asyncio.sleep(0.05)
+    async def body(handle: WorkflowHandle[Any, Any]) -> tuple[Any, ...]:
+        status = await wait_until_running(handle, "first")
+        compiled = await handle.query(PlanWorkflow.plan)
         await handle.result()
-        return status, await handle.query(PlanWorkflow.status)
+        return status, await handle.query(PlanWorkflow.status), compiled
 
-    during, after = temporal.with_plan(plan, body)
+    during, after, compiled = temporal.with_plan(plan, body)
     assert during["status"] == "running"
+    assert during["finished_at"] is None
     assert group_report(during, "g1")["status"] == "running"
     assert group_report(during, "g2")["status"] == "pending"
     assert agent_report(during, "second")["status"] == "pending"
-    assert after["status"] == "succeeded"
-    assert [a["status"] for a in after["agents"]] == ["succeeded", "succeeded"]
+    assert after["status"] == "completed"
+    assert [a["status"] for a in after["agents"].values()] == ["succeeded", "succeeded"]
+    assert compiled == plan.to_dict()
 
 
 def test_plan_inputs_and_optional_inputs_reach_the_snapshot(temporal: TemporalHarness) -> None:
@@ -239,10 +213,7 @@ def test_cancelling_the_run_cancels_running_agents(temporal: TemporalHarness) ->
     )
 
     async def body(handle: WorkflowHandle[Any, Any]) -> dict[str, Any]:
-        for _ in range(100):
-            if agent_report(await handle.query(PlanWorkflow.status), "busy")["status"] == "running":
-                break
-            await asyncio.sleep(0.05)
+        await wait_until_running(handle, "busy")
         await handle.cancel()
         with pytest.raises(WorkflowFailureError) as caught:
             await handle.result()
@@ -251,23 +222,49 @@ def test_cancelling_the_run_cancels_running_agents(temporal: TemporalHarness) ->
 
     status = temporal.with_plan(plan, body, heartbeat_timeout_s=1.0)
     assert status["status"] == "cancelled"
-    assert [a["status"] for a in status["agents"]] == ["cancelled", "cancelled"]
-    assert [g["status"] for g in status["groups"]] == ["cancelled", "cancelled"]
+    assert [a["status"] for a in status["agents"].values()] == ["cancelled", "cancelled"]
+    assert [g["status"] for g in status["groups"].values()] == ["cancelled", "cancelled"]
 
 
-def test_sequential_group_deadline_defaults_the_agents_it_never_reached(
-    temporal: TemporalHarness,
-) -> None:
-    """In a sequential group, the deadline cancels the current agent and skips the rest."""
+def test_a_failed_group_cancels_unrelated_work(temporal: TemporalHarness) -> None:
+    """When a group fails the run, agents elsewhere are cancelled and later groups never start."""
     plan = compiled_plan(
         [
-            sim("q", "g", 0.1),
-            sim("s", "g", 30.0, defaults={"out": "s-default"}),
-            sim("t", "g", 0.1, defaults={"out": "t-default"}),
+            sim("x", "bad", 0.1, fail_times="always", retry=NO_RETRY),
+            sim("later", "next", 0.1, inputs=["x.out"]),
+            sim("elsewhere", "other", 30.0),
         ],
-        [group("g", ["q", "s", "t"], parallel=False, timeout_s=1.0)],
+        [group("bad", ["x"]), group("next", ["later"], ["bad"]), group("other", ["elsewhere"])],
     )
-    report = temporal.execute(plan, heartbeat_timeout_s=1.0)
-    assert group_report(report, "g")["decision"] == "continue_with_partial"
-    assert [a["status"] for a in report["agents"]] == ["succeeded", "defaulted", "defaulted"]
-    assert agent_report(report, "t")["started_s"] is None
+    with pytest.raises(WorkflowFailureError) as caught:
+        temporal.execute(plan, heartbeat_timeout_s=1.0)
+    cause = caught.value.cause
+    assert isinstance(cause, ApplicationError) and cause.type == "GroupFailed"
+    report = cause.details[0]
+    assert report["status"] == "failed"
+    assert report["error"] == cause.message
+    assert agent_report(report, "later")["status"] == "cancelled"
+    assert agent_report(report, "elsewhere")["status"] == "cancelled"
+    assert group_report(report, "other")["status"] == "cancelled"
+
+
+def test_agent_task_carries_simulate_and_progress_settings(temporal: TemporalHarness) -> None:
+    """With `simulate`, each agent's task asks it to also take its estimate x the time scale, and
+    every task says how often to report progress."""
+    agent = sim("est", "g", 0.0)
+    agent.estimated_s = 20.0
+    plan = compiled_plan([agent], [group("g", ["est"])])
+
+    async def body(handle: WorkflowHandle[Any, Any]) -> list[dict[str, Any]]:
+        await handle.result()
+        history = await handle.fetch_history()
+        return [
+            json.loads(event.activity_task_scheduled_event_attributes.input.payloads[0].data)
+            for event in history.events
+            if event.HasField("activity_task_scheduled_event_attributes")
+        ]
+
+    (task,) = temporal.with_plan(plan, body, simulate=True, time_scale=0.01)
+    assert task["simulate_s"] == pytest.approx(0.2)
+    assert task["progress_interval_s"] > 0
+    assert task["agent"]["id"] == "est"

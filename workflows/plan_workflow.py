@@ -2,7 +2,12 @@
 
 A group starts the moment every group it depends on has passed its barrier, never level by level.
 A parallel group starts all its agents together; a sequential one runs them in list order. The
-barrier (engine.barrier.decide) judges the group each time an agent finishes and at the deadline.
+smart barrier (engine.barrier) judges the group when it starts, whenever an agent finishes and at
+the deadline; the workflow carries out what it decides: wait, extend the deadline, cancel and fill
+defaults, or cancel and re-run the group's unfinished agents one at a time.
+
+"Making progress" means the workflow received an `agent_progress` signal recently: heartbeats are
+throttled by the SDK and invisible to workflow code, so agents report progress by signal too.
 
 Determinism: lists and insertion-ordered dicts only (no set iteration), workflow.now() for time,
 workflow.wait with float timeouts, ApplicationError for every failure the run should end with.
@@ -11,7 +16,6 @@ workflow.wait with float timeouts, ApplicationError for every failure the run sh
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -27,9 +31,18 @@ from temporalio.exceptions import (
 
 with workflow.unsafe.imports_passed_through():
     from activities.agents import run_agent
-    from activities.types import AgentTask
+    from activities.types import AgentProgress, AgentTask
     from engine import barrier
     from engine.compiled import CompiledAgent, CompiledGroup, RetrySpec
+    from workflows.state import (
+        AgentState,
+        Alert,
+        Decision,
+        GroupState,
+        RunState,
+        build_report,
+        current_details,
+    )
     from workflows.types import PlanRunInput
 
 # Floors on scaled durations: a plan scaled to seconds must still leave the worker time to
@@ -37,31 +50,13 @@ with workflow.unsafe.imports_passed_through():
 MIN_ACTIVITY_TIMEOUT_S = 1.0
 MIN_RETRY_INTERVAL_S = 0.1
 MIN_HEARTBEAT_TIMEOUT_S = 1.0
+# progress signals: every signal is a history event, so not more often than this (real seconds)
+MIN_PROGRESS_INTERVAL_S = 0.5
+MAX_PROGRESS_INTERVAL_S = 10.0
+DEFAULT_PROGRESS_WINDOW_S = 30.0
 
 # group states that let dependants start
 PASSED = ("succeeded", "partial")
-
-
-@dataclass
-class AgentState:
-    status: str = "pending"  # pending running succeeded failed defaulted cancelled
-    started_s: float | None = None
-    ended_s: float | None = None
-    attempts: int | None = None
-    outputs: list[str] = field(default_factory=list)
-    defaulted_outputs: list[str] = field(default_factory=list)
-    missing_inputs: list[str] = field(default_factory=list)
-    error: str | None = None
-
-
-@dataclass
-class GroupState:
-    status: str = "pending"  # pending running succeeded partial failed cancelled
-    started_s: float | None = None
-    ended_s: float | None = None
-    deadline_s: float | None = None
-    decision: str | None = None
-    reason: str | None = None
 
 
 @workflow.defn
@@ -71,20 +66,23 @@ class PlanWorkflow:
         self._input = input
         self._plan = input.plan
         self._scale = float(input.time_scale)
-        self._started = workflow.now()
-        self._ended_s: float | None = None
-        self._state = "running"
-        self._error: str | None = None
         # "agent.output" -> value, plus plan inputs and shared keys by their own names
         self._context: dict[str, Any] = {**self._plan.inputs, **input.inputs}
-        self._agents = {agent.id: AgentState() for agent in self._plan.agents}
-        self._groups = {group.id: GroupState() for group in self._plan.groups}
-        self._events: list[dict[str, Any]] = []
+        self._run = RunState(
+            plan=self._plan,
+            started=workflow.now(),
+            time_scale=self._scale,
+            agents={agent.id: AgentState() for agent in self._plan.agents},
+            groups={group.id: GroupState() for group in self._plan.groups},
+        )
+        self._agents = self._run.agents
+        self._groups = self._run.groups
 
     @workflow.run
     async def run(self, input: PlanRunInput) -> dict[str, Any]:
         waiting = list(self._plan.groups)
         running: dict[str, asyncio.Task[None]] = {}
+        self._details()
         try:
             self._check_plan()
             while waiting or running:
@@ -111,24 +109,44 @@ class PlanWorkflow:
                 for agent_id in group.agents:
                     self._agents[agent_id].status = "cancelled"
             cancelled = is_cancelled_exception(err)
-            self._finish("cancelled" if cancelled else "failed", str(err))
+            message = err.message if isinstance(err, ApplicationError) else str(err)
+            self._finish("cancelled" if cancelled else "failed", message)
             if isinstance(err, ApplicationError):
                 # the report travels with the failure so the starter can still print it
                 raise ApplicationError(
                     err.message, self._report(), type=err.type, non_retryable=True
                 ) from None
             raise
-        self._finish("succeeded")
+        self._finish("completed")
         return self._report()
+
+    # --- queries and signals --------------------------------------------------------------
 
     @workflow.query
     def status(self) -> dict[str, Any]:
+        """The run report so far (the same shape as the workflow result)."""
         return self._report()
+
+    @workflow.query
+    def plan(self) -> dict[str, Any]:
+        return self._plan.to_dict()
 
     @workflow.query
     def context(self) -> dict[str, Any]:
         """The current context: "agent.output" keys, plan inputs and shared keys."""
         return dict(self._context)
+
+    @workflow.signal(name="agent_progress")
+    def agent_progress(self, progress: AgentProgress) -> None:
+        """A working agent says it is alive; the barrier's extension rule reads the time."""
+        state = self._agents.get(progress.agent_id)
+        if state is None or state.status != "running":
+            # late signal from a finished or cancelled run: nothing to record
+            return
+        state.last_progress_s = self._elapsed()
+        if progress.fraction is not None:
+            state.progress = max(0.0, min(1.0, float(progress.fraction)))
+        state.attempts = max(state.attempts, state.earlier_attempts + int(progress.attempt))
 
     # --- groups -------------------------------------------------------------------------
 
@@ -137,33 +155,47 @@ class PlanWorkflow:
         state.status = "running"
         state.started_s = self._elapsed()
         timeout = self._group_timeout(group)
-        state.deadline_s = None if timeout is None else state.started_s + timeout
+        state.deadline_s = None if timeout is None else round(state.started_s + timeout, 3)
         self._event("group_started", group.id)
         tasks: dict[str, asyncio.Task[None]] = {}
-        deadline_reached = False
         try:
+            deadline_passed = False
             while True:
-                if not deadline_reached:
+                now = self._elapsed()
+                if deadline_passed and state.deadline_s is not None:
+                    # the timer fired: the deadline has passed whatever the clock rounding says
+                    now = max(now, state.deadline_s)
+                if state.deadline_s is None or now < state.deadline_s:
                     self._start_agents(group, tasks)
-                decision = barrier.decide(self._barrier_view(group, deadline_reached))
-                if decision.action != barrier.WAIT:
-                    break
-                remaining = None if state.deadline_s is None else state.deadline_s - self._elapsed()
-                if remaining is not None and remaining <= 0:
-                    deadline_reached = True
+                decision = barrier.decide(self._barrier_view(group, now))
+                if decision.action == barrier.WAIT:
+                    live = [task for task in tasks.values() if not task.done()]
+                    if not live:
+                        raise ApplicationError(
+                            f"group '{group.id}': barrier waits but no agent is running",
+                            type="InternalError",
+                            non_retryable=True,
+                        )
+                    remaining = None
+                    if state.deadline_s is not None:
+                        remaining = max(0.0, state.deadline_s - now)
+                    done, _ = await workflow.wait(
+                        live, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
+                    )
+                    deadline_passed = not done
                     continue
-                live = [task for task in tasks.values() if not task.done()]
-                done, _ = await workflow.wait(
-                    live, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
-                )
-                if not done:
-                    deadline_reached = True
+                self._record(group, decision)
+                if decision.action != barrier.EXTEND_TIMEOUT:
+                    break
+                state.extensions += 1
+                state.deadline_s = decision.new_deadline_s
+                deadline_passed = False
             await self._apply(group, decision, tasks)
         except asyncio.CancelledError:
             # another group failed or the run was cancelled: take our agents down with us
             await self._cancel(list(tasks.values()))
             for agent_id in group.agents:
-                if self._agents[agent_id].status == "pending":
+                if self._agents[agent_id].status in ("pending", "running"):
                     self._agents[agent_id].status = "cancelled"
             self._end_group(group, "cancelled")
             raise
@@ -177,24 +209,39 @@ class PlanWorkflow:
                 return
             todo = [agent_id for agent_id in group.agents if agent_id not in tasks][:1]
         for agent_id in todo:
-            agent = self._plan.agent(agent_id)
-            tasks[agent_id] = asyncio.create_task(self._run_agent(agent, group))
+            tasks[agent_id] = self._launch(self._plan.agent(agent_id), group, fallback=False)
 
-    def _barrier_view(self, group: CompiledGroup, deadline_reached: bool) -> barrier.BarrierView:
-        mapping = {
-            "succeeded": barrier.SUCCEEDED,
-            "running": barrier.RUNNING,
-            "pending": barrier.PENDING,
-        }
-        states = {a: mapping.get(self._agents[a].status, barrier.FAILED) for a in group.agents}
+    def _barrier_view(self, group: CompiledGroup, now_s: float) -> barrier.BarrierView:
+        state = self._groups[group.id]
         return barrier.BarrierView(
             group=group.id,
             agents=list(group.agents),
-            states=states,
-            deadline_reached=deadline_reached,
+            states={a: self._agents[a].barrier_view() for a in group.agents},
+            now_s=now_s,
+            deadline_s=state.deadline_s,
+            extensions_used=state.extensions,
+            max_extensions=group.max_extensions,
+            extension_s=group.extension_s * self._scale,
+            progress_window_s=self._progress_window_s(),
             criteria=group.success_criteria.kind,
             count=group.success_criteria.count,
+            quality_impact=group.quality_impact,
+            partial_failure_handling=group.partial_failure_handling,
         )
+
+    def _record(self, group: CompiledGroup, decision: barrier.BarrierDecision) -> None:
+        state = self._groups[group.id]
+        if decision.action in (barrier.FALLBACK_SUCCEEDED, barrier.CONTINUE_WITH_DEFAULTS,
+                               barrier.FAIL):
+            # the outcome of a fallback: the group's decision stays abort_and_fallback
+            state.reason = f"{state.reason}; then {decision.reason}"
+        else:
+            state.decision = decision.action
+            state.reason = decision.reason
+        if decision.quality_impact is not None:
+            state.quality_impact = decision.quality_impact
+        state.history.append(Decision(self._elapsed(), decision.action, decision.reason))
+        self._event(f"barrier_{decision.action}", group.id)
 
     async def _apply(
         self,
@@ -202,26 +249,72 @@ class PlanWorkflow:
         decision: barrier.BarrierDecision,
         tasks: dict[str, asyncio.Task[None]],
     ) -> None:
-        state = self._groups[group.id]
-        state.decision = decision.action
-        state.reason = decision.reason
         await self._cancel([tasks[a] for a in decision.cancel if a in tasks])
-        for agent_id in decision.cancel:
-            # started agents recorded their own cancellation; these never started
-            if self._agents[agent_id].status == "pending":
-                self._agents[agent_id].status = "cancelled"
-                self._event("agent_cancelled", agent_id)
-        if decision.action == barrier.FAIL:
+        if decision.action == barrier.ALL_COMPLETED:
+            self._end_group(group, "succeeded")
+            return
+        if decision.action == barrier.CONTINUE_WITH_PARTIAL:
+            self._continue_without(group, decision.fill_defaults, decision.cancel)
+            self._end_group(group, "partial")
+            return
+
+        # abort_and_fallback: one at a time, each agent under its own timeout, no group deadline
+        self._alert(group.id, "critical", decision.alert or decision.reason)
+        self._event("fallback_started", group.id)
+        for agent_id in decision.fallback:
+            tasks[agent_id] = self._launch(self._plan.agent(agent_id), group, fallback=True)
+            await workflow.wait([tasks[agent_id]])
+        outcome = barrier.decide_after_fallback(self._barrier_view(group, self._elapsed()))
+        self._record(group, outcome)
+        if outcome.action == barrier.FAIL:
             self._end_group(group, "failed")
             raise ApplicationError(
-                f"group '{group.id}' failed: {decision.reason}; "
+                f"group '{group.id}' failed: {outcome.reason}; "
                 f"agents: {self._describe_agents(group)}",
                 type="GroupFailed",
                 non_retryable=True,
             )
-        for agent_id in decision.fill_defaults:
-            self._fill_defaults(self._plan.agent(agent_id))
-        self._end_group(group, "succeeded" if decision.action == barrier.PROCEED else "partial")
+        if outcome.action == barrier.CONTINUE_WITH_DEFAULTS:
+            self._alert(group.id, "critical", outcome.alert or outcome.reason)
+        self._continue_without(group, outcome.fill_defaults, [])
+        self._end_group(group, "partial" if outcome.fill_defaults else "succeeded")
+
+    def _continue_without(
+        self, group: CompiledGroup, agent_ids: list[str], cut_short: list[str]
+    ) -> None:
+        """Fill the declared defaults of agents the group goes on without; say what is missing."""
+        for agent_id in agent_ids:
+            agent = self._plan.agent(agent_id)
+            state = self._agents[agent_id]
+            never_started = state.started_s is None
+            self._fill_defaults(agent)
+            if agent_id in cut_short:
+                if state.defaulted_outputs:
+                    status = "defaulted"
+                else:
+                    status = "skipped" if never_started else "cancelled"
+                if status != state.status:
+                    state.status = status
+                    if never_started:
+                        state.ended_s = self._elapsed()
+                    self._event(f"agent_{status}", agent_id)
+            absent = [
+                name for name in agent.outputs if f"{agent_id}.{name}" not in self._context
+            ]
+            if absent:
+                readers = [
+                    other.id for other in self._plan.agents
+                    if any(f"{agent_id}.{name}" in other.inputs for name in absent)
+                ]
+                effect = (
+                    f"dependents {readers} will run without them (see their missing_inputs)"
+                    if readers else "no agent needs them"
+                )
+                self._alert(
+                    group.id,
+                    "warning",
+                    f"agent '{agent_id}' ({state.status}) has no default for {absent}: {effect}",
+                )
 
     def _end_group(self, group: CompiledGroup, status: str) -> None:
         state = self._groups[group.id]
@@ -230,20 +323,41 @@ class PlanWorkflow:
         self._event(f"group_{status}", group.id)
 
     def _group_timeout(self, group: CompiledGroup) -> float | None:
-        raw = group.timeout_s
-        if raw is None:
-            raw = self._plan.barrier.get("timeout_s", self._plan.barrier.get("default_timeout_s"))
-        return None if raw is None else max(0.0, float(raw) * self._scale)
+        # None (a lone agent) = bounded by the agent's own timeout, no barrier deadline
+        if group.timeout_s is None:
+            return None
+        return max(0.0, float(group.timeout_s) * self._scale)
 
     # --- agents -------------------------------------------------------------------------
 
-    async def _run_agent(self, agent: CompiledAgent, group: CompiledGroup) -> None:
+    def _launch(
+        self, agent: CompiledAgent, group: CompiledGroup, *, fallback: bool
+    ) -> asyncio.Task[None]:
+        # mark the agent running now, not when the task first runs, so the barrier never sees
+        # a started agent as pending
         state = self._agents[agent.id]
         inputs, missing = self._snapshot(agent)
+        now = self._elapsed()
         state.status = "running"
-        state.started_s = self._elapsed()
+        state.started_s = now if state.started_s is None else state.started_s
+        state.run_started_s = now
+        state.earlier_attempts = state.attempts
         state.missing_inputs = missing
+        state.last_progress_s = None
+        state.progress = None
+        state.critical = False
         self._event("agent_started", agent.id)
+        return asyncio.create_task(self._run_agent(agent, group, inputs, missing, fallback))
+
+    async def _run_agent(
+        self,
+        agent: CompiledAgent,
+        group: CompiledGroup,
+        inputs: dict[str, Any],
+        missing: list[str],
+        fallback: bool,
+    ) -> None:
+        state = self._agents[agent.id]
         info = workflow.info()
         task = AgentTask(
             agent=agent,
@@ -253,6 +367,8 @@ class PlanWorkflow:
             run_id=info.run_id,
             workflow_id=info.workflow_id,
             time_scale=self._scale,
+            simulate_s=agent.estimated_s * self._scale if self._input.simulate else None,
+            progress_interval_s=self._progress_interval_s(),
         )
         timeout = timedelta(
             seconds=max(
@@ -260,18 +376,20 @@ class PlanWorkflow:
                 (agent.timeout_s or self._plan.default_agent_timeout_s) * self._scale,
             )
         )
+        how = "sequential fallback" if fallback else f"group {group.id}"
         try:
             result = await workflow.execute_activity(
                 run_agent,
                 task,
                 task_queue=agent.task_queue,
-                activity_id=agent.id,
+                # a new id for the fallback run: a fresh activity with fresh attempts
+                activity_id=f"{agent.id}#fallback" if fallback else agent.id,
                 # the timeout bounds the whole execution, retries included
                 schedule_to_close_timeout=timeout,
                 start_to_close_timeout=timeout,
                 heartbeat_timeout=timedelta(seconds=self._heartbeat_timeout_s()),
                 retry_policy=self._retry_policy(agent.retry),
-                summary=f"agent {agent.id} ({agent.role}) in group {group.id}",
+                summary=f"agent {agent.id} ({agent.role}), {how}",
             )
         except asyncio.CancelledError:
             self._end_agent(agent.id, "cancelled")
@@ -281,21 +399,32 @@ class PlanWorkflow:
                 self._end_agent(agent.id, "cancelled")
                 return
             state.error = describe_error(err)
-            state.attempts = failed_attempts(err, agent.retry)
-            self._end_agent(agent.id, "failed")
+            state.attempts = state.earlier_attempts + max(
+                failed_attempts(err, agent.retry) or 1, state.attempts - state.earlier_attempts
+            )
+            state.critical = is_critical(err)
+            timed_out = isinstance(err.cause, TimeoutError)
+            self._end_agent(agent.id, "timed_out" if timed_out else "failed")
             return
-        state.attempts = result.attempt
+        state.attempts = state.earlier_attempts + result.attempt
+        state.error = None
+        state.progress = 1.0
         for name, value in result.outputs.items():
             self._context[f"{agent.id}.{name}"] = value
-            state.outputs.append(name)
+            if name not in state.outputs:
+                state.outputs.append(name)
         for key, value in result.writes.items():
             self._context[key] = value
         self._end_agent(agent.id, "succeeded")
 
     def _end_agent(self, agent_id: str, status: str) -> None:
         state = self._agents[agent_id]
+        now = self._elapsed()
+        if state.run_started_s is not None:
+            state.busy_s = round(state.busy_s + now - state.run_started_s, 3)
+            state.run_started_s = None
         state.status = status
-        state.ended_s = self._elapsed()
+        state.ended_s = now
         self._event(f"agent_{status}", agent_id)
 
     def _snapshot(self, agent: CompiledAgent) -> tuple[dict[str, Any], list[str]]:
@@ -319,9 +448,6 @@ class PlanWorkflow:
             if key not in self._context and name in agent.defaults:
                 self._context[key] = agent.defaults[name]
                 state.defaulted_outputs.append(name)
-        if state.status == "cancelled":
-            state.status = "defaulted"
-            self._event("agent_defaulted", agent.id)
 
     def _heartbeat_timeout_s(self) -> float:
         if self._input.heartbeat_timeout_s is not None:
@@ -329,6 +455,21 @@ class PlanWorkflow:
         # 10 s at real time, down to 2 s when scaled: cancellation reaches an agent only
         # through a heartbeat, and the SDK sends them at most every 0.8 x this timeout
         return max(2.0, min(10.0, 10.0 * self._scale))
+
+    def _plan_progress_window_s(self) -> float:
+        handling = self._plan.barrier.get("timeout_handling")
+        raw = handling.get("progress_window") if isinstance(handling, dict) else None
+        seconds = float(raw) if isinstance(raw, (int, float)) else DEFAULT_PROGRESS_WINDOW_S
+        return seconds * self._scale
+
+    def _progress_interval_s(self) -> float:
+        # three signals per window, within bounds that keep the history small
+        return min(MAX_PROGRESS_INTERVAL_S,
+                   max(MIN_PROGRESS_INTERVAL_S, self._plan_progress_window_s() / 3))
+
+    def _progress_window_s(self) -> float:
+        # a scaled-down window must still span a few signals, or no agent ever looks alive
+        return max(self._plan_progress_window_s(), 3 * self._progress_interval_s())
 
     def _retry_policy(self, spec: RetrySpec) -> RetryPolicy:
         initial = max(MIN_RETRY_INTERVAL_S, spec.initial_interval_s * self._scale)
@@ -367,17 +508,28 @@ class PlanWorkflow:
             await workflow.wait(live)
 
     def _elapsed(self) -> float:
-        return round((workflow.now() - self._started).total_seconds(), 3)
+        return round((workflow.now() - self._run.started).total_seconds(), 3)
 
     def _event(self, event: str, ident: str) -> None:
-        self._events.append(
-            {"seq": len(self._events) + 1, "at_s": self._elapsed(), "event": event, "id": ident}
+        self._run.events.append(
+            {"seq": len(self._run.events) + 1, "at_s": self._elapsed(), "event": event,
+             "id": ident}
         )
+        self._details()
 
-    def _finish(self, state: str, error: str | None = None) -> None:
-        self._state = state
-        self._error = error
-        self._ended_s = self._elapsed()
+    def _alert(self, group_id: str, level: str, message: str) -> None:
+        self._run.alerts.append(Alert(self._elapsed(), group_id, level, message))
+        log = workflow.logger.error if level == "critical" else workflow.logger.warning
+        log("alert: %s", message)
+
+    def _details(self) -> None:
+        workflow.set_current_details(current_details(self._run, self._elapsed()))
+
+    def _finish(self, status: str, error: str | None = None) -> None:
+        self._run.status = status
+        self._run.error = error
+        self._run.ended_s = self._elapsed()
+        self._details()
 
     def _describe_agents(self, group: CompiledGroup) -> str:
         parts = []
@@ -391,51 +543,7 @@ class PlanWorkflow:
 
     def _report(self) -> dict[str, Any]:
         info = workflow.info()
-        return {
-            "plan": self._plan.name,
-            "workflow_id": info.workflow_id,
-            "run_id": info.run_id,
-            "status": self._state,
-            "error": self._error,
-            "time_scale": self._scale,
-            "started_at": self._started.isoformat(),
-            "makespan_s": self._ended_s if self._ended_s is not None else self._elapsed(),
-            "estimated_makespan_s": round(self._plan.estimated_makespan_s * self._scale, 3),
-            "sequential_s": round(self._plan.sequential_s * self._scale, 3),
-            "agents": [
-                {
-                    "id": agent.id,
-                    "group": agent.group,
-                    "role": agent.role,
-                    "kind": agent.kind,
-                    "status": self._agents[agent.id].status,
-                    "started_s": self._agents[agent.id].started_s,
-                    "ended_s": self._agents[agent.id].ended_s,
-                    "attempts": self._agents[agent.id].attempts,
-                    "outputs": list(self._agents[agent.id].outputs),
-                    "defaulted_outputs": list(self._agents[agent.id].defaulted_outputs),
-                    "missing_inputs": list(self._agents[agent.id].missing_inputs),
-                    "error": self._agents[agent.id].error,
-                }
-                for agent in self._plan.agents
-            ],
-            "groups": [
-                {
-                    "id": group.id,
-                    "agents": list(group.agents),
-                    "depends_on": list(group.depends_on),
-                    "parallel": group.parallel,
-                    "status": self._groups[group.id].status,
-                    "started_s": self._groups[group.id].started_s,
-                    "ended_s": self._groups[group.id].ended_s,
-                    "deadline_s": self._groups[group.id].deadline_s,
-                    "decision": self._groups[group.id].decision,
-                    "reason": self._groups[group.id].reason,
-                }
-                for group in self._plan.groups
-            ],
-            "events": list(self._events),
-        }
+        return build_report(self._run, info.workflow_id, info.run_id, self._elapsed())
 
 
 def describe_error(err: ActivityError) -> str:
@@ -445,6 +553,13 @@ def describe_error(err: ActivityError) -> str:
     if isinstance(cause, TimeoutError):
         return f"timed out ({cause.type.name if cause.type else 'timeout'})"
     return str(cause or err)
+
+
+def is_critical(err: ActivityError) -> bool:
+    """A non-retryable failure: retrying cannot help, so the barrier aborts the group at once."""
+    if err.retry_state == RetryState.NON_RETRYABLE_FAILURE:
+        return True
+    return isinstance(err.cause, ApplicationError) and err.cause.non_retryable
 
 
 def failed_attempts(err: ActivityError, retry: RetrySpec) -> int | None:

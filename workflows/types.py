@@ -18,3 +18,5 @@ class PlanRunInput:
     time_scale: float = 1.0
     # None = derived from time_scale (2..10 s); heartbeats are real time, never below 1 s
     heartbeat_timeout_s: float | None = None
+    # --simulate: every agent also takes its estimated duration x time_scale (AgentTask.simulate_s)
+    simulate: bool = False

@@ -1,0 +1,134 @@
+"""Engine overhead: N no-op agents as one parallel group, engine vs a hand-written workflow.
+
+The engine side is a native plan of N `simulate` agents with duration 0 in one explicit parallel
+group, loaded and compiled like any plan (engine.plan.loads_plan + engine.graph.compile_plan) and
+run by PlanWorkflow. The baseline (bench/handwritten.py) calls the same run_agent activity N
+times at once with the same timeouts. Same dev server, same worker; the two alternate round by
+round (the first round of each is a discarded warm-up). Wall time is from the client's start
+request to the result. The goal (issue 3) is engine/hand-written <= 1.3.
+
+    .venv/bin/python bench/overhead.py [--agents 20] [--rounds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+# runnable as `python bench/overhead.py` from the repository root
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from temporalio.client import Client  # noqa: E402
+
+from activities.types import AgentTask  # noqa: E402
+from bench.handwritten import HandWrittenInput, HandWrittenResult, HandWrittenWorkflow  # noqa: E402
+from bench.harness import DevServer, bench_worker, connect, median  # noqa: E402
+from engine.compiled import CompiledPlan  # noqa: E402
+from engine.graph import compile_plan  # noqa: E402
+from engine.plan import loads_plan  # noqa: E402
+from workflows.plan_workflow import PlanWorkflow  # noqa: E402
+from workflows.types import PlanRunInput  # noqa: E402
+
+GOAL = 1.3
+TIMEOUT_S = 60.0
+HEARTBEAT_TIMEOUT_S = 10.0
+# a broken workflow retries its task forever: fail the bench instead of hanging
+RUN_TIMEOUT = timedelta(seconds=120)
+
+
+def plan_text(agents: int) -> str:
+    names = [f"noop{i:02d}" for i in range(1, agents + 1)]
+    lines = [
+        "name: overhead",
+        # room for every agent at once: admission control must not be what is measured
+        "resource_manager:",
+        "  resource_pool:",
+        "    computational: {total_cpu_units: 10000, total_memory_units: 10000, "
+        f"concurrent_agent_limit: {agents}}}",
+        "agents:",
+        *[f"  {name}: {{kind: simulate, duration: 0s, outputs: [out], timeout: {TIMEOUT_S:g}s, "
+          "resource_requirements: {cpu: 1, memory: 1}}" for name in names],
+        "groups:",
+        f"  all: {{agents: [{', '.join(names)}], parallel: true, timeout: {TIMEOUT_S:g}s}}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+async def run_engine(client: Client, task_queue: str, plan: CompiledPlan) -> tuple[float, str]:
+    workflow_id = f"overhead-engine-{uuid.uuid4()}"
+    started = time.perf_counter()
+    await client.execute_workflow(
+        PlanWorkflow.run, PlanRunInput(plan=plan, heartbeat_timeout_s=HEARTBEAT_TIMEOUT_S),
+        id=workflow_id, task_queue=task_queue, execution_timeout=RUN_TIMEOUT)
+    return time.perf_counter() - started, workflow_id
+
+
+async def run_handwritten(client: Client, task_queue: str,
+                          plan: CompiledPlan) -> tuple[float, str]:
+    workflow_id = f"overhead-hand-{uuid.uuid4()}"
+    tasks = [AgentTask(agent=agent, group=agent.group, time_scale=1.0) for agent in plan.agents]
+    started = time.perf_counter()
+    result = await client.execute_workflow(
+        HandWrittenWorkflow.run,
+        HandWrittenInput(tasks=tasks, timeout_s=TIMEOUT_S, heartbeat_timeout_s=HEARTBEAT_TIMEOUT_S),
+        id=workflow_id, task_queue=task_queue, result_type=HandWrittenResult,
+        execution_timeout=RUN_TIMEOUT)
+    assert len(result.results) == len(plan.agents)
+    return time.perf_counter() - started, workflow_id
+
+
+async def history_length(client: Client, workflow_id: str) -> int:
+    history = await client.get_workflow_handle(workflow_id).fetch_history()
+    return len(history.events)
+
+
+async def measure(address: str, plan: CompiledPlan, rounds: int) -> None:
+    client = await connect(address)
+    task_queue = f"bench-overhead-{uuid.uuid4()}"
+    times: dict[str, list[float]] = {"engine": [], "hand": []}
+    last: dict[str, str] = {}
+    runners = {"engine": run_engine, "hand": run_handwritten}
+    async with bench_worker(client, task_queue):
+        for round_number in range(rounds + 1):
+            # alternate who goes first, so neither always runs on a warmer server
+            order = ["engine", "hand"] if round_number % 2 == 0 else ["hand", "engine"]
+            for name in order:
+                seconds, last[name] = await runners[name](client, task_queue, plan)
+                if round_number > 0:
+                    times[name].append(seconds)
+        events = {name: await history_length(client, last[name]) for name in runners}
+    engine, hand = median(times["engine"]), median(times["hand"])
+    ratio = engine / hand
+    agents = len(plan.agents)
+    print(f"overhead: {agents} no-op agents (simulate, duration 0) in one parallel group; "
+          f"{rounds} rounds alternating, after 1 warm-up round each; same server and worker")
+    for name, label in (("engine", "engine (PlanWorkflow)"), ("hand", "hand-written workflow")):
+        print(f"  {label:<24} median {median(times[name]):.3f} s  "
+              f"min {min(times[name]):.3f} s  max {max(times[name]):.3f} s  "
+              f"history {events[name]} events")
+    verdict = "met" if ratio <= GOAL else "NOT met"
+    print(f"ratio engine/hand-written: {ratio:.2f} (goal <= {GOAL}: {verdict})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--agents", type=int, default=20, help="no-op agents in the group")
+    parser.add_argument("--rounds", type=int, default=10, help="measured rounds per contender")
+    args = parser.parse_args(argv)
+    if args.agents < 1 or args.rounds < 1:
+        parser.error("--agents and --rounds must be at least 1")
+    plan = compile_plan(loads_plan(plan_text(args.agents), file="<overhead>"))
+    with DevServer() as server:
+        asyncio.run(measure(server.address, plan, args.rounds))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

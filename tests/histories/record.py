@@ -1,0 +1,189 @@
+"""Record the replay histories in this folder: run each scenario on a throwaway dev server and
+write its history as `<scenario>.json` (the format `WorkflowHistory.from_json` reads).
+
+    .venv/bin/python -m tests.histories.record            # all scenarios
+    .venv/bin/python -m tests.histories.record partial    # some of them
+
+Re-record after any change to workflows/ that changes the commands a run issues (new activity
+options, timers, ids, order): tests/test_replay.py then fails on the old files, which is the
+point. Commit the JSON files it writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.testing import WorkflowEnvironment
+
+from engine.compiled import CompiledGroup, CompiledPlan, RetrySpec
+from runtime.devserver import find_temporal_binary
+from runtime.exit import run_entry
+from runtime.worker import build_worker
+from tests.conftest import compiled_plan, group, sim
+from workflows.plan_workflow import PlanWorkflow
+from workflows.types import PlanRunInput
+
+HERE = Path(__file__).resolve().parent
+NO_RETRY = RetrySpec(max_attempts=1, initial_interval_s=0.1)
+
+
+def _tuned(base: CompiledGroup, **attrs: Any) -> CompiledGroup:
+    for name, value in attrs.items():
+        setattr(base, name, value)
+    return base
+
+
+def plain() -> CompiledPlan:
+    return compiled_plan(
+        [sim("a", "first", 0.1), sim("b", "second", 0.1, inputs=["a.out"]),
+         sim("c", "second", 0.2, inputs=["a.out"])],
+        [group("first", ["a"]), group("second", ["b", "c"], ["first"], parallel=False)],
+        name="plain",
+    )
+
+
+def all_completed() -> CompiledPlan:
+    return compiled_plan([sim("a", "g", 0.1), sim("b", "g", 0.2)],
+                         [group("g", ["a", "b"], timeout_s=10.0)], name="all-completed")
+
+
+def extend_timeout() -> CompiledPlan:
+    plan = compiled_plan(
+        [sim("quick", "g", 0.1), sim("steady", "g", 3.0)],
+        [_tuned(group("g", ["quick", "steady"], timeout_s=1.5), extension_s=3.0)],
+        name="extend-timeout",
+    )
+    plan.barrier = {"timeout_handling": {"progress_window": 1.5}}
+    return plan
+
+
+def continue_with_partial() -> CompiledPlan:
+    return compiled_plan(
+        [sim("quick", "g", 0.1), sim("slow", "g", 30.0, defaults={"out": "fallback"}),
+         sim("after", "next", 0.1, inputs=["quick.out", "slow.out"])],
+        [group("g", ["quick", "slow"], timeout_s=1.0), group("next", ["after"], ["g"])],
+        name="continue-with-partial",
+    )
+
+
+def abort_and_fallback() -> CompiledPlan:
+    return compiled_plan(
+        [sim("a", "g", 0.1, retry=NO_RETRY, fail_unless_fallback=True),
+         sim("b", "g", 0.1, retry=NO_RETRY, fail_unless_fallback=True)],
+        [group("g", ["a", "b"], timeout_s=10.0)],
+        name="abort-and-fallback",
+    )
+
+
+def fallback_failed() -> CompiledPlan:
+    return compiled_plan(
+        [sim("a", "g", 0.1, retry=NO_RETRY, fail_times="always"),
+         sim("b", "g", 0.1, retry=NO_RETRY, fail_times="always")],
+        [group("g", ["a", "b"], timeout_s=10.0)],
+        name="fallback-failed",
+    )
+
+
+def continue_with_defaults() -> CompiledPlan:
+    return compiled_plan(
+        [sim("a", "g", 0.1, retry=NO_RETRY, fail_times="always", defaults={"out": 0}),
+         sim("b", "g", 0.1, retry=NO_RETRY, fail_times="always")],
+        [_tuned(group("g", ["a", "b"], timeout_s=10.0),
+                partial_failure_handling="continue_with_defaults")],
+        name="continue-with-defaults",
+    )
+
+
+def critical_error() -> CompiledPlan:
+    return compiled_plan(
+        [sim("ok", "g", 1.0), sim("crit", "g", 0.1, critical=True, fail_unless_fallback=True)],
+        [group("g", ["ok", "crit"], timeout_s=10.0)],
+        name="critical-error",
+    )
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    plan: Callable[[], CompiledPlan]
+    # what the recorded run must show: run status and each group's barrier decision history
+    status: str
+    decisions: dict[str, list[str]]
+    input_fields: dict[str, Any] = field(default_factory=dict)
+
+
+SCENARIOS = [
+    Scenario("plain", plain, "completed",
+             {"first": ["all_completed"], "second": ["all_completed"]}),
+    Scenario("all_completed", all_completed, "completed", {"g": ["all_completed"]}),
+    Scenario("extend_timeout", extend_timeout, "completed",
+             {"g": ["extend_timeout", "all_completed"]}),
+    Scenario("continue_with_partial", continue_with_partial, "completed",
+             {"g": ["continue_with_partial"], "next": ["all_completed"]},
+             {"heartbeat_timeout_s": 1.0}),
+    Scenario("abort_and_fallback", abort_and_fallback, "completed",
+             {"g": ["abort_and_fallback", "fallback_succeeded"]}),
+    Scenario("fallback_failed", fallback_failed, "failed",
+             {"g": ["abort_and_fallback", "fail"]}),
+    Scenario("continue_with_defaults", continue_with_defaults, "completed",
+             {"g": ["abort_and_fallback", "continue_with_defaults"]}),
+    Scenario("critical_error", critical_error, "completed",
+             {"g": ["abort_and_fallback", "fallback_succeeded"]}, {"heartbeat_timeout_s": 1.0}),
+]
+
+
+def decisions(report: dict[str, Any]) -> dict[str, list[str]]:
+    return {
+        group_id: [entry["decision"] for entry in group["barrier"]["history"]]
+        for group_id, group in report["groups"].items()
+    }
+
+
+async def record(client: Client, scenario: Scenario) -> Path:
+    task_queue = f"record-{uuid.uuid4()}"
+    async with build_worker(client, task_queue):
+        handle = await client.start_workflow(
+            PlanWorkflow.run,
+            PlanRunInput(plan=scenario.plan(), **scenario.input_fields),
+            id=f"record-{scenario.name}-{uuid.uuid4()}",
+            task_queue=task_queue,
+        )
+        try:
+            report = await handle.result()
+        except WorkflowFailureError as err:
+            report = err.cause.details[0]  # type: ignore[union-attr]
+        history = await handle.fetch_history()
+    found = (report["status"], decisions(report))
+    if found != (scenario.status, scenario.decisions):
+        raise SystemExit(f"{scenario.name}: expected {(scenario.status, scenario.decisions)}, "
+                         f"recorded {found}")
+    path = HERE / f"{scenario.name}.json"
+    path.write_text(history.to_json() + "\n")
+    return path
+
+
+async def main(names: list[str]) -> None:
+    chosen = [s for s in SCENARIOS if not names or s.name in names]
+    unknown = [n for n in names if n not in [s.name for s in SCENARIOS]]
+    if unknown:
+        raise SystemExit(f"unknown scenarios {unknown}; known: {[s.name for s in SCENARIOS]}")
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(find_temporal_binary()), ui=False
+    )
+    try:
+        for scenario in chosen:
+            print(f"recorded {await record(env.client, scenario)}")
+    finally:
+        await env.shutdown()
+
+
+if __name__ == "__main__":
+    # leave without the bridge's crash at interpreter exit (see runtime/exit.py)
+    run_entry(lambda: asyncio.run(main(sys.argv[1:])))
