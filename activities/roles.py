@@ -1005,10 +1005,6 @@ class RoleOutput:
     writes: dict[str, Any] = field(default_factory=dict)
 
 
-def known_outputs(role: str) -> list[str]:
-    return sorted(ROLES[role_name(role)])
-
-
 def generate(agent: CompiledAgent, inputs: Mapping[str, Any],
              missing_inputs: Sequence[str] = ()) -> RoleOutput:
     """Every declared output and shared key of a built-in role agent, from its input snapshot.

@@ -6,7 +6,9 @@ import asyncio
 import os
 import socket
 
+from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 
 DEFAULT_DEV_PORT = 7233
 DEFAULT_NAMESPACE = "default"
@@ -71,10 +73,12 @@ async def connect(
     Raises ConnectionError with the address in the message for anything else.
     """
     target = address or default_address()
+    namespace = namespace or default_namespace()
     deadline = asyncio.get_running_loop().time() + starting_wait_s
     while True:
         try:
-            return await Client.connect(target, namespace=namespace or default_namespace())
+            client = await Client.connect(target, namespace=namespace)
+            break
         except RuntimeError as err:
             # the bridge reports connection problems as bare RuntimeErrors; a fresh dev server
             # accepts connections a moment before its frontend reports healthy
@@ -82,3 +86,13 @@ async def connect(
             if not starting or asyncio.get_running_loop().time() > deadline:
                 raise ConnectionError(f"cannot reach Temporal at {target}: {err}") from err
             await asyncio.sleep(0.2)
+    try:
+        # a wrong namespace otherwise surfaces later as a worker validation crash
+        await client.workflow_service.describe_namespace(
+            DescribeNamespaceRequest(namespace=namespace)
+        )
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            raise ConnectionError(f"namespace '{namespace}' does not exist at {target}") from None
+        # not allowed to describe it (a scoped API key) is no reason to stop here
+    return client

@@ -22,6 +22,7 @@ from typing import Any, TextIO
 
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError
 
 from engine.compiled import CompiledPlan
 from runtime.connection import default_namespace, default_task_queue
@@ -96,16 +97,20 @@ def run_plan(options: RunOptions, out: TextIO | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
     workflow_id = options.workflow_id or new_workflow_id(options.run_input.plan)
+    started: list[str] = []
     try:
-        return asyncio.run(_run(options, target, workflow_id, out))
+        return asyncio.run(_run(options, target, workflow_id, out, started))
     except (KeyboardInterrupt, asyncio.CancelledError):
         task_queue = options.task_queue or default_task_queue()
-        print(
-            f"\ninterrupted: run {workflow_id} goes on on the server and resumes when a worker "
-            f"polls {task_queue} (python worker.py); follow it with "
-            f"python starter.py status {workflow_id}",
-            file=sys.stderr,
-        )
+        if started:
+            print(
+                f"\ninterrupted: run {workflow_id} goes on on the server and resumes when a "
+                f"worker polls {task_queue} (python worker.py); follow it with "
+                f"python starter.py status {workflow_id}{target.address_flag}",
+                file=sys.stderr,
+            )
+        else:
+            print("\ninterrupted before the run started", file=sys.stderr)
         return EXIT_INTERRUPTED
     except ConnectionError as err:
         print(f"error: {err}", file=sys.stderr)
@@ -126,7 +131,9 @@ async def client_and_worker(
         yield client
 
 
-async def _run(options: RunOptions, target: Target, workflow_id: str, out: TextIO) -> int:
+async def _run(
+    options: RunOptions, target: Target, workflow_id: str, out: TextIO, started: list[str]
+) -> int:
     # SIGTERM ends the command like Ctrl-C: worker shut down in order, run left on the server
     main = asyncio.current_task()
     loop = asyncio.get_running_loop()
@@ -148,6 +155,11 @@ async def _run(options: RunOptions, target: Target, workflow_id: str, out: TextI
                 file=sys.stderr,
             )
             return EXIT_BAD_INPUT
+        except RPCError as err:
+            # e.g. an unknown namespace
+            print(f"error: cannot start the run at {target.address}: {err}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        started.append(workflow_id)
         link = workflow_url(target, namespace, workflow_id, handle.result_run_id)
         print(f"Started {workflow_id} on task queue {task_queue} at {target.address}", file=out)
         if link:

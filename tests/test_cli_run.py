@@ -142,7 +142,8 @@ def test_failed_run_exits_one_and_status_and_report_read_it_back(cli: Cli, tmp_p
 
 
 def test_bad_input_exits_two(cli: Cli, tmp_path: Path) -> None:
-    """Plan errors, malformed options, an unreachable --address, an unknown id: exit 2."""
+    """Plan errors, malformed options, an unreachable --address, an unknown namespace or
+    workflow id: exit 2."""
     assert 0 == cli.starter("server", "start").returncode
     bad = cli.plan("bad", "agents:\n  a: {duration: soon}\n")
     cases = [
@@ -152,6 +153,8 @@ def test_bad_input_exits_two(cli: Cli, tmp_path: Path) -> None:
         (("run", cli.plan("small", SMALL), "--time-scale", "0"), "above 0"),
         (("run", cli.plan("small", SMALL), "--input", "greeting=hi",
           "--address", f"127.0.0.1:{free_port()}"), "nothing listens"),
+        (("run", cli.plan("small", SMALL), "--input", "greeting=hi", "--namespace", "nope"),
+         "namespace 'nope' does not exist"),
         (("status", "no-such-run"), "no run with workflow id 'no-such-run'"),
     ]
     for args, words in cases:
