@@ -27,14 +27,13 @@ from functools import cached_property
 from typing import Any
 
 from engine.compiled import CompiledAgent
+from engine.models import normalise_role
 
 # every value stays well under 10 KB of JSON
 LIMIT_BYTES = 9_000
 MAX_ITEMS = 6
 MAX_FILES = 12
 DOC_SUFFIXES = (".md", ".json", ".yaml", ".yml", ".txt")
-ROLE_ALIASES = {"dev": "developer", "ux": "ux_expert", "product_owner": "po",
-                "scrum_master": "sm", "product_manager": "pm"}
 
 # (name, description, [(want, so that)]) - picked deterministically by the project's digest
 USER_ARCHETYPES: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...] = (
@@ -125,8 +124,7 @@ def normalise(name: str) -> str:
 
 
 def role_name(name: str) -> str:
-    role = normalise(name)
-    return ROLE_ALIASES.get(role, role)
+    return normalise_role(normalise(name))
 
 
 def canonical(value: Any) -> str:

@@ -160,7 +160,8 @@ def compile_plan(plan: Plan) -> CompiledPlan:
             priority = priorities.parallel_group_agents
         compiled_agents.append(_compile_agent(
             plan, agent_id, spec, grouping.agent_group[agent_id], resolution, estimates[agent_id],
-            priority, agent_id in on_critical,
+            priority, agent_id in on_critical, _completion_context(plan, grouping, resolution,
+                                                                   agent_id),
         ))
 
     opportunities = _opportunities(plan, grouping, resolution, estimates, group_order,
@@ -244,9 +245,23 @@ def _compile_group(plan: Plan, info: GroupInfo, depends_on: list[str],
     )
 
 
+def _completion_context(plan: Plan, grouping: Grouping, resolution: Resolution,
+                        agent_id: str) -> list[str]:
+    """What a seed agent without a specification reads: the outputs of the agents its group
+    waits for (``dependencies: [analyst.completion]``), as context, so pm's stories can build on
+    analyst's brief although the seed never names the fields."""
+    if agent_id not in plan.open_agents or plan.agents[agent_id].inputs:
+        return []
+    refs: list[str] = []
+    for dependency in grouping.groups[grouping.agent_group[agent_id]].declared:
+        for producer in grouping.groups[dependency].agents:
+            refs += [f"{producer}.{output}" for output in resolution.outputs[producer]]
+    return refs
+
+
 def _compile_agent(plan: Plan, agent_id: str, spec: AgentSpec, group: str,
                    resolution: Resolution, estimate: _Estimate, priority: int,
-                   critical: bool) -> CompiledAgent:
+                   critical: bool, completion_context: list[str]) -> CompiledAgent:
     requirements = spec.resource_requirements
     settings = {**spec.settings, **spec.kind_settings()}
     kind = spec.resolved_kind(agent_id)
@@ -267,7 +282,8 @@ def _compile_agent(plan: Plan, agent_id: str, spec: AgentSpec, group: str,
         kind=kind,
         group=group,
         inputs=[_canonical(plan, r) for r in spec.inputs],
-        optional_inputs=[_canonical(plan, r) for r in spec.optional_inputs],
+        optional_inputs=[_canonical(plan, r) for r in spec.optional_inputs]
+        + [r for r in completion_context if r not in spec.optional_inputs],
         outputs=list(resolution.outputs[agent_id]),
         writes=list(spec.writes),
         validates=[plan.aliases.get(v, v) for v in spec.validates],

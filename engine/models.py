@@ -79,6 +79,18 @@ AGENT_KINDS = ("simulate", "role", "template", "command", "python", "http")
 BUILTIN_ROLES = ("analyst", "pm", "ux_expert", "architect", "developer", "qa", "po", "sm")
 ROLE_ALIASES = {"dev": "developer", "ux": "ux_expert", "product_owner": "po",
                 "scrum_master": "sm", "product_manager": "pm"}
+# what a role agent produces when the plan names none of its outputs (a seed agent listed
+# without a specification that nobody reads from, such as developer and qa)
+ROLE_DEFAULT_OUTPUTS: dict[str, tuple[str, ...]] = {
+    "analyst": ("project_brief", "target_users", "technical_constraints"),
+    "pm": ("user_stories", "user_personas", "requirements"),
+    "ux_expert": ("ui_spec", "user_journeys", "component_specifications"),
+    "architect": ("system_architecture", "technology_stack", "api_specifications"),
+    "developer": ("implementation_plan", "implementation_files"),
+    "qa": ("test_plan", "test_results", "qa_report"),
+    "po": ("validation_report",),
+    "sm": ("story",),
+}
 
 # Settings that only make sense for one backend; using them on another kind is reported.
 KIND_SETTINGS: dict[str, tuple[str, ...]] = {

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from engine.errors import MissingProducerError, PlanError, UnknownAgentError
+from engine.models import ROLE_DEFAULT_OUTPUTS, normalise_role
 from engine.plan import Plan, suggest
 
 DATA = "data"
@@ -85,6 +86,12 @@ def resolve(plan: Plan) -> Resolution:
             result.edges.append(Edge(target_id, agent_id, VALIDATION, f"validates {target_id}"))
             if blocking:
                 blocking_validations.append((agent_id, target_id))
+    for agent_id in plan.open_agents:
+        spec = plan.agents.get(agent_id)
+        if spec is not None and spec.resolved_kind(agent_id) == "role":
+            role = normalise_role(spec.role or agent_id)
+            outputs = result.outputs[agent_id]
+            outputs += [o for o in ROLE_DEFAULT_OUTPUTS.get(role, ()) if o not in outputs]
     readers: dict[str, list[str]] = {}
     for edge in result.edges:
         if edge.kind == DATA:

@@ -104,3 +104,12 @@ def test_seed_agents_run_as_built_in_role_agents(compiled) -> None:
     assert {"role"} == {a.kind for a in compiled.agents}
     assert ["analyst", "pm", "ux_expert", "architect", "developer", "qa"] == [
         a.role for a in compiled.agents]
+
+
+def test_seed_agents_pass_their_documents_along(compiled) -> None:
+    """Agents the seed lists without a specification produce their role's documents and read
+    those of the agents their group waits for, so qa reviews what developer built."""
+    assert ["implementation_plan", "implementation_files"] == compiled.agent("developer").outputs
+    assert ["developer.implementation_plan", "developer.implementation_files"] == (
+        compiled.agent("qa").optional_inputs)
+    assert "analyst.target_users" in compiled.agent("pm").optional_inputs
