@@ -3,23 +3,20 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterable
+
+
+def parse_assignment(text: str) -> tuple[str, str]:
+    """One `KEY=VALUE`; a malformed pair is an argparse usage error (exit 2)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, found {text!r}")
+    return key.strip(), value
 
 
 def add_set_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE",
-        help="supply a plan input or a BMAD condition (repeatable), e.g. "
-        "--set user_wants_ai_generation=true",
+        "--set", dest="variables", action="append", default=[], type=parse_assignment,
+        metavar="KEY=VALUE",
+        help="plan variable, resolved when the plan is compiled: plan inputs, BMAD conditions "
+        "such as user_wants_ai_generation=true, bmad_kind (repeatable)",
     )
-
-
-def parse_assignments(assignments: Iterable[str] | None) -> dict[str, str]:
-    """`--set k=v` pairs as a mapping; a malformed pair is a usage error (exit 2)."""
-    values: dict[str, str] = {}
-    for item in assignments or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise SystemExit(f"error: --set expects KEY=VALUE, got {item!r}")
-        values[key.strip()] = value
-    return values

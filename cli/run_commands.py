@@ -15,15 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from cli import compile_command, server_commands
+from cli.common import add_set_option, parse_assignment
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
-
-
-def parse_assignment(text: str) -> tuple[str, str]:
-    key, sep, value = text.partition("=")
-    if not sep or not key.strip():
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, found {text!r}")
-    return key.strip(), value
 
 
 def positive_float(text: str) -> float:
@@ -43,12 +37,7 @@ def add_plan_options(parser: argparse.ArgumentParser) -> None:
         "--input", dest="inputs", action="append", default=[], type=parse_assignment,
         metavar="KEY=VALUE", help="run input, a plan input's value for this run (repeatable)",
     )
-    parser.add_argument(
-        "--set", dest="variables", action="append", default=[], type=parse_assignment,
-        metavar="KEY=VALUE",
-        help="plan variable, resolved when the plan is compiled: plan inputs, BMAD conditions "
-        "such as user_wants_ai_generation=true, bmad_kind (repeatable)",
-    )
+    add_set_option(parser)
     parser.add_argument(
         "--time-scale", type=positive_float, metavar="F",
         help="multiply every duration and timeout by F (default PEE_TIME_SCALE; else a plan of "

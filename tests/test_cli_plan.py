@@ -86,5 +86,5 @@ def test_plan_formats(fmt: str, first_line: str) -> None:
 def test_bad_set_is_a_usage_error() -> None:
     """--set without '=' is refused with a message, not a traceback."""
     result = starter("validate", "plans/demo.yaml", "--set", "oops")
-    assert 0 != result.returncode and "KEY=VALUE" in result.stderr
+    assert 2 == result.returncode and "KEY=VALUE" in result.stderr
     assert "Traceback" not in result.stderr
