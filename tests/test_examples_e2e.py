@@ -43,6 +43,6 @@ def test_seed_run_passes_documents_down_the_pipeline(temporal: TemporalHarness) 
                    for ref in f["implements"] if ref.startswith("US-")}
     tested = {case["story"] for case in context["qa.test_results"]["cases"]}
     stories = {story["id"] for story in context["pm.user_stories"]}
-    assert implemented and implemented == tested <= stories
+    assert tested and tested <= implemented <= stories
     assert ["analyst", "pm", "ux_expert", "developer", "qa"] == report["critical_path"] or (
         ["analyst", "pm", "architect", "developer", "qa"] == report["critical_path"])
