@@ -11,6 +11,7 @@ from engine.errors import (
     InvalidValueError,
     OwnershipClashError,
     PlanError,
+    ResourceFitError,
     UnknownAgentError,
 )
 from engine.grouping import Grouping, build_groups
@@ -32,6 +33,7 @@ def check_plan(plan: Plan, skip_agents: bool = False) -> list[PlanError]:
     problems.extend(_check_defaults(plan, resolution))
     problems.extend(_check_ownership(plan))
     problems.extend(_check_success_criteria(plan, grouping))
+    problems.extend(_check_resources(plan))
     # the edges found so far are a subset of the real ones, so a cycle among them is real
     problems.extend(find_cycles(plan, resolution.edges, grouping))
     return problems
@@ -87,6 +89,27 @@ def _check_ownership(plan: Plan) -> list[PlanError]:
                     location=plan.agent_location(agent_id, "writes", index),
                     expected=f"writes to keys '{agent_id}' owns or unowned keys",
                     fix=f"write a key of your own, or move '{key}' to {me}'s ownership_rules",
+                ))
+    return problems
+
+
+def _check_resources(plan: Plan) -> list[PlanError]:
+    pool = plan.resource_manager.resource_pool.computational
+    sharing = plan.resource_manager.allocation_strategy.resource_sharing
+    capacity = {"cpu": pool.total_cpu_units * sharing.cpu_oversubscription,
+                "memory": pool.total_memory_units}
+    problems: list[PlanError] = []
+    for agent_id, spec in plan.agents.items():
+        for name, limit in capacity.items():
+            need = getattr(spec.resource_requirements, name)
+            if need is not None and need > limit:
+                problems.append(ResourceFitError(
+                    f"agent '{agent_id}' needs {name} {need:g} units but the pool has "
+                    f"{limit:g}, so it could never start", value=need,
+                    location=plan.agent_location(agent_id, "resource_requirements"),
+                    expected=f"at most {limit:g} {name} units", found=f"{need:g}",
+                    fix=f"lower its {name}, or raise resource_manager.resource_pool."
+                    f"computational.total_{name}_units",
                 ))
     return problems
 

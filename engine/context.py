@@ -5,6 +5,11 @@ overwritten in place. Agents read a snapshot (values plus a version vector) take
 A write whose base version is stale is three-way merged against the current value; an unmergeable
 one opens a conflict object that blocks only the readers of that key until it is resolved.
 
+A consistency conflict (a plan rule such as "ux_expert.platform and architect.platform must be
+equal") covers every key of its rule (``Conflict.covered_keys()``); resolving it makes those keys
+equal: "current" gives them all the first key's value, "incoming" the second key's, "value" the
+value sent. The same holds for the conflict timeout's keep_current / keep_incoming.
+
 Pure and deterministic (no clock, no I/O): callers pass ``at`` timestamps from workflow.now().
 """
 
@@ -67,6 +72,11 @@ class Conflict:
     resolved_at: str | None = None
     resolution: dict[str, Any] | None = None
 
+    def covered_keys(self) -> list[str]:
+        """The keys whose readers this conflict blocks: its rule's keys for a consistency
+        conflict, else its one key."""
+        return list(self.paths) if self.kind == "consistency" else [self.key]
+
 
 @dataclass
 class CommitOutcome:
@@ -90,6 +100,8 @@ class ContextPolicy:
     owners: dict[str, str] = field(default_factory=dict)
     # "reject" the write and alert, or open an ownership "conflict"
     ownership_violation: str = "reject"
+    # agent ids: each owns every "<id>.<name>" key (its outputs), whatever the rules say
+    agents: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -135,7 +147,8 @@ class VersionedContext:
     def open_conflicts(self, keys: Iterable[str] | None = None) -> list[Conflict]:
         wanted = None if keys is None else list(keys)
         return [c for c in self.conflicts
-                if c.status == OPEN and (wanted is None or c.key in wanted)]
+                if c.status == OPEN
+                and (wanted is None or any(k in wanted for k in c.covered_keys()))]
 
     def conflict(self, conflict_id: str) -> Conflict | None:
         for conflict in self.conflicts:
@@ -160,6 +173,9 @@ class VersionedContext:
     def owner_of(self, key: str) -> str | None:
         if key in self.policy.owners:
             return self.policy.owners[key]
+        prefix = key.split(".", 1)[0]
+        if "." in key and prefix in self.policy.agents:
+            return prefix
         return None
 
     def commit(self, writer: str, key: str, value: Any, base_version: int, at: str,
@@ -192,8 +208,8 @@ class VersionedContext:
             merged = self._append(key, result.value, writer, current, at, "merge")
             return CommitOutcome(MERGED, key, merged.version, None,
                                  f"merged with version {current} by {head.writer}")
-        message = (f"'{writer}' and '{head.writer}' changed '{key}' incompatibly at "
-                   f"{', '.join(result.conflicts)}")
+        where = "" if result.conflicts == ["$"] else f" at {', '.join(result.conflicts)}"
+        message = f"'{head.writer}' and '{writer}' changed '{key}' incompatibly{where}"
         conflict = self._open(key, "write_write", base_version, value, writer, at,
                               result.conflicts, message)
         return CommitOutcome(CONFLICT, key, current, conflict, message)
@@ -256,31 +272,51 @@ class VersionedContext:
                 value: Any = MISSING, expected_version: int | None = None) -> Conflict:
         conflict = self.validate_resolution(conflict_id, choice, expected_version,
                                             value is not MISSING)
-        chosen = {"current": conflict.current, "incoming": conflict.incoming}.get(choice, value)
-        written: int | None = None
-        if choice != "current" and conflict.kind != "consistency":
-            written = self._append(conflict.key, chosen, by, self.current_version(conflict.key),
-                                   at, "resolution").version
+        chosen = self._chosen(conflict, choice, value)
+        self._apply(conflict, chosen, choice, by, at)
         conflict.status = RESOLVED
         conflict.resolved_at = at
         conflict.resolution = {"choice": choice, "by": by, "value_hash": value_hash(chosen),
-                               "version": written or self.current_version(conflict.key)}
+                               "value": chosen, "version": self.current_version(conflict.key)}
         return conflict
 
     def time_out(self, conflict_id: str, policy: str, at: str) -> Conflict:
         """Apply the plan's conflict_timeout policy: keep_current or keep_incoming ("fail" is the
-        caller's to raise)."""
+        caller's to raise; it is recorded and changes nothing)."""
         conflict = self.conflict(conflict_id)
         if conflict is None or conflict.status != OPEN:
             raise ResolutionError(f"conflict '{conflict_id}' is not open")
-        if policy == "keep_incoming" and conflict.kind != "consistency":
-            self._append(conflict.key, conflict.incoming, "timeout",
-                         self.current_version(conflict.key), at, "resolution")
+        resolution: dict[str, Any] = {"choice": policy, "by": "conflict_timeout"}
+        if policy in ("keep_current", "keep_incoming"):
+            chosen = self._chosen(conflict, policy.removeprefix("keep_"), MISSING)
+            self._apply(conflict, chosen, policy.removeprefix("keep_"), "conflict_timeout", at)
+            resolution.update(value_hash=value_hash(chosen), value=chosen)
         conflict.status = TIMED_OUT
         conflict.resolved_at = at
-        conflict.resolution = {"choice": policy, "by": "conflict_timeout",
-                               "version": self.current_version(conflict.key)}
+        conflict.resolution = {**resolution, "version": self.current_version(conflict.key)}
         return conflict
+
+    def _chosen(self, conflict: Conflict, choice: str, value: Any) -> Any:
+        if choice == "value":
+            return value
+        if conflict.kind == "consistency":
+            # the rule's first key is "current", the second "incoming": their values as of now
+            keys = conflict.covered_keys()
+            return self.value(keys[0] if choice == "current" else keys[min(1, len(keys) - 1)])
+        if choice == "current":
+            return self.value(conflict.key, conflict.current)
+        return conflict.incoming
+
+    def _apply(self, conflict: Conflict, chosen: Any, choice: str, by: str, at: str) -> None:
+        if conflict.kind == "consistency":
+            # every key of the rule takes the chosen value (keys that hold it already stay)
+            for key in conflict.covered_keys():
+                if not self.has(key) or self.versions[key][-1].value_hash != value_hash(chosen):
+                    self._append(key, chosen, by, self.current_version(key), at, "resolution")
+        elif choice != "current":
+            # "current" keeps what is there: the first writer's value, nothing to write
+            self._append(conflict.key, chosen, by, self.current_version(conflict.key), at,
+                         "resolution")
 
     # ---- reporting -------------------------------------------------------------------------
 

@@ -145,6 +145,10 @@ class OwnershipClashError(PlanError):
     """A context key owned by two agents, or written by an agent that does not own it."""
 
 
+class ResourceFitError(PlanError):
+    """An agent that needs more CPU or memory than the whole pool: it could never start."""
+
+
 class UnresolvedInputError(MissingProducerError):
     """A BMAD requirement that no step creates and that was not supplied with --set."""
 

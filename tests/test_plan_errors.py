@@ -259,3 +259,15 @@ def test_agent_ids_are_ascii() -> None:
     problem = only_problem("agents:\n  agent.one: {}\n  ok: {}\n")
     assert "invalid agent id 'agent.one'" in problem.message
     assert "invalid agent id 'grün'" in only_problem("agents:\n  grün: {}\n").message
+
+
+def test_agent_larger_than_the_pool() -> None:
+    """An agent that could never fit the resource pool is rejected at validation."""
+    problem = only_problem("""
+agents:
+  huge: {resource_requirements: {cpu: 150, memory: low}}
+resource_manager:
+  allocation_strategy: {resource_sharing: {cpu_oversubscription: 1.2}}
+""")
+    assert isinstance(problem, errors.ResourceFitError)
+    assert "needs cpu 150 units but the pool has 120" in problem.message

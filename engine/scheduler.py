@@ -1,0 +1,108 @@
+"""Resource admission: which ready agents may start now, given a pool of CPU and memory units.
+
+The seed's ``priority_based_fair_sharing``:
+- capacity: CPU ``total_cpu_units × cpu_oversubscription`` (1.2 → 120 of 100), memory
+  ``total_memory_units`` (never oversubscribed when ``memory_strict``), at most
+  ``concurrent_agent_limit`` agents at once;
+- order: priority (critical path 10, parallel group 7, validation 5; explicit priorities win),
+  raised by one level per ``aging_s`` seconds of waiting so nothing starves; ties go to the agent
+  with the longest remaining path, then to declaration order;
+- no head-of-line blocking: an agent that does not fit is passed over and smaller ones behind it
+  that fit start now; but once it has waited ``reserve_after_s``, nothing ranked below it starts
+  until it fits (its reservation), so a large agent is not starved by a stream of small ones.
+
+Pure and deterministic: callers pass ``now`` (seconds) and get agent ids back, in order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Pool:
+    cpu: float = 100.0
+    memory: float = 100.0
+    max_agents: int = 3
+
+    @classmethod
+    def from_seed(cls, total_cpu_units: float = 100.0, total_memory_units: float = 100.0,
+                  concurrent_agent_limit: int = 3, cpu_oversubscription: float = 1.0,
+                  memory_strict: bool = True, memory_oversubscription: float = 1.0) -> Pool:
+        memory = total_memory_units * (1.0 if memory_strict else memory_oversubscription)
+        return cls(total_cpu_units * cpu_oversubscription, memory, concurrent_agent_limit)
+
+
+@dataclass
+class Request:
+    agent_id: str
+    cpu: float
+    memory: float
+    priority: int
+    # estimated seconds from this agent's start to the end of the run along its longest path
+    remaining_s: float = 0.0
+    order: int = 0
+    ready_at: float = 0.0
+
+
+@dataclass
+class Admission:
+    pool: Pool
+    aging_s: float = 60.0
+    reserve_after_s: float = 120.0
+    waiting: list[Request] = field(default_factory=list)
+    running: dict[str, Request] = field(default_factory=dict)
+    # agent id -> seconds it waited between ready and admitted
+    waited: dict[str, float] = field(default_factory=dict)
+    peak_cpu: float = 0.0
+    peak_memory: float = 0.0
+    peak_agents: int = 0
+
+    def fits_ever(self, request: Request) -> bool:
+        return request.cpu <= self.pool.cpu and request.memory <= self.pool.memory
+
+    @property
+    def cpu_in_use(self) -> float:
+        return sum(r.cpu for r in self.running.values())
+
+    @property
+    def memory_in_use(self) -> float:
+        return sum(r.memory for r in self.running.values())
+
+    def submit(self, request: Request) -> None:
+        if not self.fits_ever(request):
+            raise ValueError(
+                f"agent '{request.agent_id}' needs cpu {request.cpu:g}/memory "
+                f"{request.memory:g} but the pool has {self.pool.cpu:g}/{self.pool.memory:g}")
+        self.waiting.append(request)
+
+    def release(self, agent_id: str) -> None:
+        self.running.pop(agent_id, None)
+        self.waiting = [r for r in self.waiting if r.agent_id != agent_id]
+
+    def rank(self, request: Request, now: float) -> tuple[float, float, int]:
+        aged = request.priority + max(0.0, now - request.ready_at) / self.aging_s
+        return (-aged, -request.remaining_s, request.order)
+
+    def _fits_now(self, request: Request, cpu: float, memory: float, count: int) -> bool:
+        return (count < self.pool.max_agents and cpu + request.cpu <= self.pool.cpu + 1e-9
+                and memory + request.memory <= self.pool.memory + 1e-9)
+
+    def admit(self, now: float) -> list[str]:
+        """Start what fits, best first; returns the admitted agent ids in admission order."""
+        admitted: list[str] = []
+        cpu, memory, count = self.cpu_in_use, self.memory_in_use, len(self.running)
+        for request in sorted(self.waiting, key=lambda r: self.rank(r, now)):
+            if self._fits_now(request, cpu, memory, count):
+                admitted.append(request.agent_id)
+                self.running[request.agent_id] = request
+                self.waited[request.agent_id] = max(0.0, now - request.ready_at)
+                cpu, memory, count = cpu + request.cpu, memory + request.memory, count + 1
+            elif now - request.ready_at >= self.reserve_after_s:
+                break  # its reservation: nothing ranked below it overtakes it any longer
+        if admitted:
+            self.waiting = [r for r in self.waiting if r.agent_id not in self.running]
+            self.peak_cpu = max(self.peak_cpu, cpu)
+            self.peak_memory = max(self.peak_memory, memory)
+            self.peak_agents = max(self.peak_agents, count)
+        return admitted

@@ -1,0 +1,101 @@
+"""Resource admission tables: capacity, oversubscription, strict memory, priorities, aging,
+no head-of-line blocking and no starvation."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine.scheduler import Admission, Pool, Request
+
+
+def req(agent_id: str, cpu: float = 10, memory: float = 10, priority: int = 7,
+        remaining_s: float = 0, order: int = 0, ready_at: float = 0) -> Request:
+    return Request(agent_id, cpu, memory, priority, remaining_s, order, ready_at)
+
+
+@pytest.mark.parametrize(("oversubscription", "expected"), [(1.0, 2), (1.2, 3)])
+def test_cpu_oversubscription(oversubscription: float, expected: int) -> None:
+    """Ten agents of 40 CPU: two fit in 100 units, three in 120 (oversubscription 1.2)."""
+    pool = Pool.from_seed(100, 100, concurrent_agent_limit=10,
+                          cpu_oversubscription=oversubscription)
+    admission = Admission(pool)
+    for index in range(10):
+        admission.submit(req(f"a{index}", cpu=40, memory=5, order=index))
+    assert expected == len(admission.admit(0.0))
+
+
+def test_memory_is_never_oversubscribed() -> None:
+    """memory_strict: CPU oversubscription does not stretch memory."""
+    admission = Admission(Pool.from_seed(100, 100, 10, cpu_oversubscription=1.2))
+    for index in range(3):
+        admission.submit(req(f"m{index}", cpu=10, memory=40, order=index))
+    assert ["m0", "m1"] == admission.admit(0.0)
+
+
+def test_concurrent_agent_limit() -> None:
+    """No more than concurrent_agent_limit agents run, however small."""
+    admission = Admission(Pool(100, 100, max_agents=3))
+    for index in range(5):
+        admission.submit(req(f"s{index}", cpu=1, memory=1, order=index))
+    assert ["s0", "s1", "s2"] == admission.admit(0.0)
+    admission.release("s1")
+    assert ["s3"] == admission.admit(1.0)
+
+
+def test_priority_then_remaining_path_then_order() -> None:
+    """Higher priority first; on a tie the longer remaining path; then declaration order."""
+    admission = Admission(Pool(100, 100, max_agents=10))
+    admission.submit(req("validator", priority=5, order=0))
+    admission.submit(req("side", priority=7, remaining_s=10, order=1))
+    admission.submit(req("long_side", priority=7, remaining_s=90, order=2))
+    admission.submit(req("critical", priority=10, order=3))
+    assert ["critical", "long_side", "side", "validator"] == admission.admit(0.0)
+
+
+def test_no_head_of_line_blocking() -> None:
+    """A big agent that does not fit yet is passed over by smaller ones that fit now."""
+    admission = Admission(Pool(100, 100, max_agents=5))
+    admission.submit(req("running", cpu=60))
+    assert ["running"] == admission.admit(0.0)
+    admission.submit(req("big", cpu=60, priority=10, ready_at=1))
+    admission.submit(req("small", cpu=20, priority=5, ready_at=1))
+    assert ["small"] == admission.admit(2.0)
+
+
+def test_no_starvation_of_a_big_agent() -> None:
+    """Once the big agent has waited past the bound, small ones stop overtaking it."""
+    admission = Admission(Pool(100, 100, max_agents=5), reserve_after_s=30)
+    admission.submit(req("running", cpu=60))
+    admission.admit(0.0)
+    admission.submit(req("big", cpu=60, priority=10, ready_at=0))
+    admission.submit(req("small", cpu=20, priority=5, ready_at=40))
+    assert [] == admission.admit(40.0)
+    admission.release("running")
+    assert ["big", "small"] == admission.admit(41.0)
+
+
+def test_aging_lifts_a_long_waiting_agent() -> None:
+    """A low-priority agent gains a level per aging interval until it outranks fresh ones."""
+    admission = Admission(Pool(100, 100, max_agents=1), aging_s=10)
+    admission.submit(req("old", priority=5, ready_at=0))
+    admission.submit(req("fresh", priority=7, ready_at=100))
+    assert ["old"] == admission.admit(100.0)
+
+
+def test_an_agent_larger_than_the_pool_is_refused() -> None:
+    """Submitting what can never fit is an error naming the agent."""
+    admission = Admission(Pool(100, 100, 3))
+    with pytest.raises(ValueError, match="'huge' needs cpu 150"):
+        admission.submit(req("huge", cpu=150))
+
+
+def test_queue_wait_and_peaks_are_recorded() -> None:
+    """Each agent's wait between ready and start, and peak use, are kept for the report."""
+    admission = Admission(Pool(100, 100, max_agents=1))
+    admission.submit(req("a", cpu=30, memory=20))
+    admission.submit(req("b", cpu=50, memory=10, ready_at=0, order=1))
+    admission.admit(0.0)
+    admission.release("a")
+    admission.admit(7.5)
+    assert {"a": 0.0, "b": 7.5} == admission.waited
+    assert (50, 20, 1) == (admission.peak_cpu, admission.peak_memory, admission.peak_agents)
