@@ -70,19 +70,26 @@ def _merge(base: Any, current: Any, incoming: Any, path: str, conflicts: list[st
         return incoming
     if _same(base, incoming):
         return current
-    if isinstance(current, dict) and isinstance(incoming, dict):
+    if _is_reference(current) or _is_reference(incoming):
+        pass  # a stored large value is one opaque value: no field-wise merge of two references
+    elif isinstance(current, dict) and isinstance(incoming, dict):
         return _merge_mappings(base if isinstance(base, dict) else {}, current, incoming, path,
                                conflicts)
-    if isinstance(current, list) and isinstance(incoming, list):
+    elif isinstance(current, list) and isinstance(incoming, list):
         merged = _merge_lists(base if isinstance(base, list) else [], current, incoming)
         if merged is not None:
             return merged
-    if isinstance(current, str) and isinstance(incoming, str):
+    elif isinstance(current, str) and isinstance(incoming, str):
         merged = _merge_text(base if isinstance(base, str) else "", current, incoming)
         if merged is not None:
             return merged
     conflicts.append(path)
     return current
+
+
+def _is_reference(value: Any) -> bool:
+    """A large value kept in the artifact store: {"$artifact": "sha256:...", "size", "preview"}."""
+    return isinstance(value, dict) and "$artifact" in value
 
 
 def _merge_mappings(base: dict[str, Any], current: dict[str, Any], incoming: dict[str, Any],

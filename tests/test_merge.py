@@ -115,3 +115,12 @@ def test_non_overlapping_edits_keep_both(base, data) -> None:
     for key in keys:
         if key not in mine and key not in theirs:
             assert base[key] == result.value[key]
+
+
+def test_artifact_references_merge_as_whole_values() -> None:
+    """Two different stored large values conflict instead of mixing their reference fields."""
+    base = {"$artifact": "sha256:aa", "size": 1, "preview": "x"}
+    current = {"$artifact": "sha256:bb", "size": 2, "preview": "x"}
+    incoming = {"$artifact": "sha256:cc", "size": 1, "preview": "y"}
+    assert ["$"] == three_way_merge(base, current, incoming).conflicts
+    assert current == three_way_merge(base, current, base).value
