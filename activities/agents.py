@@ -3,7 +3,9 @@
 Around every backend it keeps the agent visible (activities.progress: heartbeats, progress
 signals), applies `--simulate` (task.simulate_s: the agent takes at least that long, whatever its
 kind) and turns every failure into an ApplicationError carrying details=[{"attempt": n}], which
-the workflow reads for its report. Cancellation is an asyncio.CancelledError raised wherever the
+the workflow reads for its report. Large outputs go to the artifact store and come back as
+references, which are resolved again in the next agent's inputs (activities/artifacts.py).
+Cancellation is an asyncio.CancelledError raised wherever the
 agent is waiting; nothing here swallows it.
 
 Kinds: "simulate" (activities.simulate), "role" (built-in role agents, activities.roles).
@@ -14,6 +16,7 @@ yet: they fail at once, non-retryably, saying so.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 from collections.abc import Awaitable, Callable
 
@@ -21,6 +24,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import roles, simulate
+from activities.artifacts import DEFAULT_THRESHOLD, ArtifactStore, contains_reference
 from activities.progress import Progress
 from activities.types import AgentResult, AgentTask
 
@@ -74,17 +78,40 @@ def _silent(task: AgentTask) -> bool:
     return task.agent.kind == "simulate" and not simulate.parse_settings(task.agent).heartbeat
 
 
+# ---- artifact store (claim check) -----------------------------------------------------------
+# Backends never see references and never think about sizes: references in the input snapshot are
+# resolved before the backend runs, and large outputs/writes are stored and replaced by references
+# after it returns. File I/O runs in a thread so heartbeats keep flowing.
+
+
+async def _resolve_artifacts(task: AgentTask) -> AgentTask:
+    if not contains_reference(task.inputs):
+        return task
+    inputs = await asyncio.to_thread(ArtifactStore.default().resolve, task.inputs)
+    return dataclasses.replace(task, inputs=inputs)
+
+
+async def _offload_artifacts(task: AgentTask, result: AgentResult) -> AgentResult:
+    threshold = task.large_value_threshold
+    limit = DEFAULT_THRESHOLD if threshold is None else int(threshold)
+    store = ArtifactStore.default()
+    outputs = await asyncio.to_thread(store.offload, result.outputs, limit)
+    writes = await asyncio.to_thread(store.offload, result.writes, limit)
+    return dataclasses.replace(result, outputs=outputs, writes=writes)
+
+
 async def _work(task: AgentTask) -> AgentResult:
     backend = BACKENDS.get(task.agent.kind)
     if backend is None:
         raise _no_backend(task)
+    task = await _resolve_artifacts(task)
     simulate_s = max(0.0, float(task.simulate_s or 0.0))
     async with Progress(task, silent=_silent(task)) as progress:
         progress.expect(simulate_s)
         result = await backend(task, progress, time_scale(task))
         # --simulate: the agent takes at least simulate_s, counted from its start
         await progress.sleep_until(simulate_s)
-    return result
+    return await _offload_artifacts(task, result)
 
 
 @activity.defn

@@ -16,6 +16,10 @@ class AgentTask:
     inputs: dict[str, Any] = field(default_factory=dict)
     # blocking inputs that had no value at start (a partial barrier without a default)
     missing_inputs: list[str] = field(default_factory=list)
+    # the version vector of the agent's snapshot: key -> version it saw (0 = absent) for its
+    # inputs, optional inputs and shared writes; recorded in history with the task, and the base
+    # version of each shared write it returns
+    snapshot_versions: dict[str, int] = field(default_factory=dict)
     group: str = ""
     run_id: str = ""
     workflow_id: str = ""
@@ -29,6 +33,10 @@ class AgentTask:
     progress_interval_s: float = 1.0
     # how often (real seconds) to heartbeat; None = the activity's heartbeat timeout / 3
     heartbeat_interval_s: float | None = None
+    # outputs and writes whose canonical JSON is above this many bytes go to the artifact store
+    # and come back as references (activities/artifacts.py); None = 256 KiB. The workflow passes
+    # the plan's context_conflicts.large_value_threshold (CompiledPlan.context).
+    large_value_threshold: int | None = None
 
 
 @dataclass

@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from cli import plan_commands, run_commands
+from cli import conflict_commands, plan_commands, run_commands
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -18,6 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     plan_commands.register(commands)
     run_commands.register(commands)
+    conflict_commands.register(commands)
     return parser
 
 

@@ -173,3 +173,61 @@ def test_report_helpers() -> None:
     assert {"platform": 1} == store.version_counts()
     assert "value" not in store.history_dicts("platform")[0]
     assert "c1" == store.conflict_dicts()[0]["id"]
+
+
+def make_consistency_conflict() -> VersionedContext:
+    store = VersionedContext()
+    store.commit("ux_expert", "ux_expert.platform", "mobile_first", 0, "t1", own_key=True)
+    store.commit("architect", "architect.platform", "desktop_primary", 0, "t2", own_key=True)
+    store.open_consistency_conflict(["ux_expert.platform", "architect.platform"], "differ", "t3")
+    return store
+
+
+@pytest.mark.parametrize(("choice", "value", "expected"), [
+    ("current", None, "mobile_first"),
+    ("incoming", None, "desktop_primary"),
+    ("value", "responsive", "responsive"),
+])
+def test_resolving_a_consistency_conflict_makes_the_keys_equal(choice, value, expected) -> None:
+    """current = the rule's first key's value, incoming = the second's, value = the one sent;
+    every key of the rule ends up with it, keys already holding it get no new version."""
+    store = make_consistency_conflict()
+    kwargs = {"value": value} if choice == "value" else {}
+    conflict = store.resolve("c1", choice, "alice", "t4", **kwargs)
+    assert [expected, expected] == [store.value("ux_expert.platform"),
+                                    store.value("architect.platform")]
+    assert expected == conflict.resolution["value"]
+    versions = [store.current_version("ux_expert.platform"),
+                store.current_version("architect.platform")]
+    assert {"current": [1, 2], "incoming": [2, 1], "value": [2, 2]}[choice] == versions
+
+
+def test_a_consistency_conflict_blocks_readers_of_every_rule_key() -> None:
+    """open_conflicts(keys) finds a consistency conflict by any of its rule's keys."""
+    store = make_consistency_conflict()
+    assert ["c1"] == [c.id for c in store.open_conflicts(["architect.platform"])]
+    assert ["ux_expert.platform", "architect.platform"] == store.conflicts[0].covered_keys()
+
+
+def test_timeout_keep_current_on_a_consistency_conflict_aligns_the_keys() -> None:
+    """keep_current at the conflict timeout gives every rule key the first key's value."""
+    store = make_consistency_conflict()
+    conflict = store.time_out("c1", "keep_current", "t9")
+    assert ("timed_out", "mobile_first") == (conflict.status, store.value("architect.platform"))
+    assert ("keep_current", "conflict_timeout", "mobile_first") == (
+        conflict.resolution["choice"], conflict.resolution["by"], conflict.resolution["value"])
+
+
+def test_timeout_fail_records_the_policy_and_writes_nothing() -> None:
+    """fail is the caller's to raise: the conflict is closed as timed out, values untouched."""
+    store = make_conflict()
+    conflict = store.time_out("c1", "fail", "t9")
+    assert ("timed_out", "fail", 1) == (conflict.status, conflict.resolution["choice"],
+                                        store.current_version("platform"))
+
+
+def test_agents_own_their_prefixed_keys() -> None:
+    """With the plan's agent ids in the policy, 'pm.anything' belongs to pm."""
+    store = VersionedContext(ContextPolicy(agents=["pm", "ux"]))
+    assert ("pm", None) == (store.owner_of("pm.notes"), store.owner_of("platform"))
+    assert ctx.REJECTED == store.commit("ux", "pm.notes", "x", 0, "t1").outcome

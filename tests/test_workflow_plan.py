@@ -82,6 +82,9 @@ def test_report_has_the_contract_shape(temporal: TemporalHarness) -> None:
         "workflow_id", "run_id", "plan", "status", "error", "time_scale", "started_at",
         "finished_at", "makespan_s", "estimated_makespan_s", "sequential_s", "agents", "groups",
         "alerts", "critical_path", "parallel_efficiency", "events",
+        # the versioned context (issue 4)
+        "conflicts", "context_versions", "rejected_resolutions", "rejected_writes",
+        "context_lock_wait_s",
     ])
     assert (report["plan"], report["status"], report["error"]) == ("test-plan", "completed", None)
     assert sorted(report["agents"]) == ["a", "b", "c"]
@@ -90,6 +93,7 @@ def test_report_has_the_contract_shape(temporal: TemporalHarness) -> None:
     assert sorted(b) == sorted([
         "status", "group", "role", "kind", "started_at", "finished_at", "duration_s", "attempts",
         "outputs", "defaulted_outputs", "missing_inputs", "error", "progress", "last_progress_at",
+        "blocked_on", "blocked_s", "snapshot", "commits", "context_lock_wait_s",
     ])
     assert (b["status"], b["group"], b["kind"], b["attempts"], b["outputs"]) == (
         "succeeded", "g2", "simulate", 1, ["out"])
@@ -97,7 +101,7 @@ def test_report_has_the_contract_shape(temporal: TemporalHarness) -> None:
     assert started <= finished and started.tzinfo is not None
     g2 = report["groups"]["g2"]
     assert sorted(g2) == sorted(["status", "agents", "depends_on", "parallel", "started_at",
-                                 "finished_at", "deadline_at", "barrier"])
+                                 "finished_at", "deadline_at", "paused_s", "barrier"])
     assert (g2["status"], g2["agents"], g2["depends_on"]) == ("succeeded", ["b", "c"], ["g1"])
     assert g2["deadline_at"] is not None and report["groups"]["g1"]["deadline_at"] is None
     assert g2["barrier"]["decision"] == "all_completed"
@@ -105,6 +109,11 @@ def test_report_has_the_contract_shape(temporal: TemporalHarness) -> None:
     assert report["critical_path"] == ["a", "b"]
     assert 0.0 < report["parallel_efficiency"] <= 1.0
     assert report["alerts"] == []
+    assert (report["conflicts"], report["rejected_resolutions"], report["rejected_writes"]) == (
+        [], [], [])
+    assert report["context_versions"] == {"a.out": 1, "b.out": 1, "c.out": 1}
+    assert (b["snapshot"], b["commits"], b["blocked_on"]) == (
+        {"a.out": 1}, {"b.out": "created"}, [])
     assert datetime.fromisoformat(report["finished_at"]) >= datetime.fromisoformat(
         report["started_at"])
 

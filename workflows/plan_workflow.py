@@ -9,6 +9,33 @@ defaults, or cancel and re-run the group's unfinished agents one at a time.
 "Making progress" means the workflow received an `agent_progress` signal recently: heartbeats are
 throttled by the SDK and invisible to workflow code, so agents report progress by signal too.
 
+Context (engine.context): plan and run inputs, agents' outputs ("agent.output", their own keys)
+and shared keys live in a VersionedContext. An agent gets a snapshot of its inputs, optional
+inputs and shared writes when it starts (values in AgentTask.inputs, the version vector in
+AgentTask.snapshot_versions, so both are in history); later writes never change what it sees. Its
+shared writes commit against the snapshot's versions: identical, fast-forward, merged, or an open
+conflict (the current value stays: first writer wins, with a chance for a better merge); writes to
+a key another agent owns are rejected with a critical alert or open an ownership conflict
+(context_conflicts.ownership_violation). After a group's barrier the plan's consistency rules
+that involve its keys are checked; a violation is a conflict too.
+
+Conflicts block only what must wait: an agent whose blocking inputs include a key with an open
+conflict is "blocked" (it does not start) until a person resolves the conflict (the
+`resolve_conflict` update, validated, or the signal of the same name) or conflict_timeout x
+time_scale after the conflict opened, when timeout_policy applies (keep_current, keep_incoming,
+or fail the run). Everything else carries on. Rules chosen here:
+
+- Deadline pause: a group's deadline stands still while at least one of its agents is blocked;
+  when none is blocked any more, the deadline moves later by exactly the time it stood still
+  (GroupState.paused_s, the report's `paused_s`). A person deciding never expires a barrier;
+  agents of the group that are running keep their own activity timeouts.
+- Open conflicts at the end: the run does not wait for a conflict nobody is blocked on; it ends
+  with the current value, the conflict still open in the report and a warning alert.
+- Context store limits (workflows/locks.py): snapshots take a reader slot and commits a writer
+  slot; both are instantaneous in workflow code, so today nobody ever waits and
+  context_lock_wait_s is 0; a wait (bounded by lock_timeout, then the agent fails) appears only if
+  a holder ever awaits while holding its slot.
+
 Determinism: lists and insertion-ordered dicts only (no set iteration), workflow.now() for time,
 workflow.wait with float timeouts, ApplicationError for every failure the run should end with.
 """
@@ -16,6 +43,8 @@ workflow.wait with float timeouts, ApplicationError for every failure the run sh
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -31,19 +60,26 @@ from temporalio.exceptions import (
 
 with workflow.unsafe.imports_passed_through():
     from activities.agents import run_agent
-    from activities.types import AgentProgress, AgentTask
+    from activities.types import AgentProgress, AgentResult, AgentTask
     from engine import barrier
-    from engine.compiled import CompiledAgent, CompiledGroup, RetrySpec
+    from engine import context as ctx
+    from engine.compiled import CompiledAgent, CompiledGroup, CompiledPlan, RetrySpec
+    from engine.context import Conflict, ContextPolicy, ResolutionError, VersionedContext
+    from engine.merge import MISSING
+    from engine.report import iso_at
+    from workflows.locks import READ, WRITE, ContextLimits, ContextLockTimeout
     from workflows.state import (
+        NOT_STARTED,
         AgentState,
         Alert,
         Decision,
         GroupState,
         RunState,
         build_report,
+        conflict_report,
         current_details,
     )
-    from workflows.types import PlanRunInput
+    from workflows.types import PlanRunInput, ResolveConflict
 
 # Floors on scaled durations: a plan scaled to seconds must still leave the worker time to
 # pick an activity up, and heartbeats are sent in real time whatever the scale.
@@ -57,6 +93,9 @@ DEFAULT_PROGRESS_WINDOW_S = 30.0
 
 # group states that let dependants start
 PASSED = ("succeeded", "partial")
+DEFAULT_CONFLICT_TIMEOUT_S = 3600.0
+# commit outcomes that wrote nothing new but are fine
+QUIET_OUTCOMES = (ctx.CREATED, ctx.FAST_FORWARD, ctx.UNCHANGED)
 
 
 @workflow.defn
@@ -66,17 +105,31 @@ class PlanWorkflow:
         self._input = input
         self._plan = input.plan
         self._scale = float(input.time_scale)
-        # "agent.output" -> value, plus plan inputs and shared keys by their own names
-        self._context: dict[str, Any] = {**self._plan.inputs, **input.inputs}
+        settings = self._plan.context or {}
         self._run = RunState(
             plan=self._plan,
             started=workflow.now(),
             time_scale=self._scale,
             agents={agent.id: AgentState() for agent in self._plan.agents},
             groups={group.id: GroupState() for group in self._plan.groups},
+            # "agent.output" keys, plan inputs and shared keys, every write a version
+            context=VersionedContext(context_policy(self._plan)),
+            conflict_timeout_s=max(0.0, float(settings.get("conflict_timeout",
+                                                           DEFAULT_CONFLICT_TIMEOUT_S))
+                                   * self._scale),
+            limits=ContextLimits.from_resources(self._plan.resources, self._scale),
         )
         self._agents = self._run.agents
         self._groups = self._run.groups
+        self._ctx = self._run.context
+        self._timeout_policy = str(settings.get("timeout_policy", "keep_current"))
+        # bumped by every resolution and timeout: blocked agents wait for it to change
+        self._conflict_changes = 0
+        at = self._at()
+        for key, value in self._plan.inputs.items():
+            self._ctx.put(key, value, "plan", at, origin="input")
+        for key, value in input.inputs.items():
+            self._ctx.put(key, value, "run", at, origin="input")
 
     @workflow.run
     async def run(self, input: PlanRunInput) -> dict[str, Any]:
@@ -117,6 +170,7 @@ class PlanWorkflow:
                     err.message, self._report(), type=err.type, non_retryable=True
                 ) from None
             raise
+        self._warn_open_conflicts()
         self._finish("completed")
         return self._report()
 
@@ -134,7 +188,54 @@ class PlanWorkflow:
     @workflow.query
     def context(self) -> dict[str, Any]:
         """The current context: "agent.output" keys, plan inputs and shared keys."""
-        return dict(self._context)
+        return self._ctx.values()
+
+    @workflow.query
+    def context_history(self, key: str) -> list[dict[str, Any]]:
+        """Every version of `key`, oldest first: version, value_hash, writer, base_version, at,
+        origin. Values are left out (they can be large); `context` has the current one."""
+        return self._ctx.history_dicts(key)
+
+    @workflow.query
+    def conflicts(self) -> list[dict[str, Any]]:
+        """Every conflict, open and closed (see workflows.state.conflict_report): resolve one
+        with expected_version = its current_version."""
+        return [conflict_report(self._run, c) for c in self._ctx.conflicts]
+
+    @workflow.update(name="resolve_conflict")
+    def resolve_conflict(self, request: ResolveConflict) -> dict[str, Any]:
+        """Resolve an open conflict; returns the resolved conflict."""
+        try:
+            conflict = self._resolve(request)
+        except ResolutionError as err:
+            # another update resolved it between this one's validation and now
+            raise ApplicationError(str(err), type="InvalidResolution",
+                                   non_retryable=True) from None
+        return conflict_report(self._run, conflict)
+
+    @resolve_conflict.validator
+    def validate_resolve_conflict(self, request: ResolveConflict) -> None:
+        # a refusal here leaves no trace in history; the caller gets the message
+        try:
+            self._ctx.validate_resolution(request.conflict_id, request.choice,
+                                          request.expected_version, request.value is not None)
+        except ResolutionError as err:
+            # resending the same resolution cannot help: say so (the CLI prints retryable)
+            raise ApplicationError(str(err), type="InvalidResolution",
+                                   non_retryable=True) from None
+
+    @workflow.signal(name="resolve_conflict")
+    def resolve_conflict_signal(self, request: ResolveConflict) -> None:
+        """Fire-and-forget resolution: an invalid one is logged and reported, never fatal."""
+        try:
+            self._resolve(request)
+        except ResolutionError as err:
+            workflow.logger.warning("resolve_conflict signal rejected: %s", err)
+            self._run.rejected_resolutions.append({
+                "at": self._at(), "conflict_id": request.conflict_id, "choice": request.choice,
+                "by": request.by, "reason": str(err),
+            })
+            self._details()
 
     @workflow.signal(name="agent_progress")
     def agent_progress(self, progress: AgentProgress) -> None:
@@ -162,11 +263,14 @@ class PlanWorkflow:
             deadline_passed = False
             while True:
                 now = self._elapsed()
+                self._pause_deadline(group, now)
                 if deadline_passed and state.deadline_s is not None:
                     # the timer fired: the deadline has passed whatever the clock rounding says
                     now = max(now, state.deadline_s)
                 if state.deadline_s is None or now < state.deadline_s:
                     self._start_agents(group, tasks)
+                    # an agent that has just been found blocked stops the clock from now on
+                    self._pause_deadline(group, now)
                 decision = barrier.decide(self._barrier_view(group, now))
                 if decision.action == barrier.WAIT:
                     live = [task for task in tasks.values() if not task.done()]
@@ -177,11 +281,20 @@ class PlanWorkflow:
                             non_retryable=True,
                         )
                     remaining = None
-                    if state.deadline_s is not None:
+                    unpaused: asyncio.Task[None] | None = None
+                    if state.paused_since_s is not None:
+                        # no deadline while paused; wake when no agent is blocked any more
+                        unpaused = asyncio.create_task(workflow.wait_condition(
+                            lambda: not self._group_blocked(group)))
+                        live.append(unpaused)
+                    elif state.deadline_s is not None:
                         remaining = max(0.0, state.deadline_s - now)
                     done, _ = await workflow.wait(
                         live, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
                     )
+                    if unpaused is not None and not unpaused.done():
+                        unpaused.cancel()
+                    await self._raise_agent_failure(group, tasks)
                     deadline_passed = not done
                     continue
                 self._record(group, decision)
@@ -191,11 +304,12 @@ class PlanWorkflow:
                 state.deadline_s = decision.new_deadline_s
                 deadline_passed = False
             await self._apply(group, decision, tasks)
+            self._check_consistency(group)
         except asyncio.CancelledError:
             # another group failed or the run was cancelled: take our agents down with us
             await self._cancel(list(tasks.values()))
             for agent_id in group.agents:
-                if self._agents[agent_id].status in ("pending", "running"):
+                if self._agents[agent_id].status in ("pending", "blocked", "running"):
                     self._agents[agent_id].status = "cancelled"
             self._end_group(group, "cancelled")
             raise
@@ -211,6 +325,37 @@ class PlanWorkflow:
         for agent_id in todo:
             tasks[agent_id] = self._launch(self._plan.agent(agent_id), group, fallback=False)
 
+    def _group_blocked(self, group: CompiledGroup) -> bool:
+        return any(self._agents[a].status == "blocked" for a in group.agents)
+
+    def _pause_deadline(self, group: CompiledGroup, now_s: float) -> None:
+        """Stop the group's clock while one of its agents is blocked on a conflict; when none is,
+        move the deadline later by the time it stood still."""
+        state = self._groups[group.id]
+        blocked = self._group_blocked(group)
+        if blocked and state.paused_since_s is None:
+            state.paused_since_s = now_s
+        elif not blocked and state.paused_since_s is not None:
+            pause = max(0.0, now_s - state.paused_since_s)
+            state.paused_s = round(state.paused_s + pause, 3)
+            if state.deadline_s is not None:
+                state.deadline_s = round(state.deadline_s + pause, 3)
+            state.paused_since_s = None
+
+    async def _raise_agent_failure(
+        self, group: CompiledGroup, tasks: dict[str, asyncio.Task[None]]
+    ) -> None:
+        """An agent task that raised (a conflict timeout with policy fail) fails the group and
+        the run: cancel the group's other agents and pass the ApplicationError on."""
+        for task in tasks.values():
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                await self._cancel(list(tasks.values()))
+                for agent_id in group.agents:
+                    if self._agents[agent_id].status in ("pending", "blocked", "running"):
+                        self._agents[agent_id].status = "cancelled"
+                self._end_group(group, "failed")
+                raise task.exception()  # type: ignore[misc]
+
     def _barrier_view(self, group: CompiledGroup, now_s: float) -> barrier.BarrierView:
         state = self._groups[group.id]
         return barrier.BarrierView(
@@ -218,7 +363,8 @@ class PlanWorkflow:
             agents=list(group.agents),
             states={a: self._agents[a].barrier_view() for a in group.agents},
             now_s=now_s,
-            deadline_s=state.deadline_s,
+            # while paused the deadline moves with the clock, so it is never reached
+            deadline_s=state.deadline_at(now_s),
             extensions_used=state.extensions,
             max_extensions=group.max_extensions,
             extension_s=group.extension_s * self._scale,
@@ -263,7 +409,9 @@ class PlanWorkflow:
         self._event("fallback_started", group.id)
         for agent_id in decision.fallback:
             tasks[agent_id] = self._launch(self._plan.agent(agent_id), group, fallback=True)
+            # no group deadline here, so a blocked agent simply waits for its conflict
             await workflow.wait([tasks[agent_id]])
+            await self._raise_agent_failure(group, tasks)
         outcome = barrier.decide_after_fallback(self._barrier_view(group, self._elapsed()))
         self._record(group, outcome)
         if outcome.action == barrier.FAIL:
@@ -299,7 +447,7 @@ class PlanWorkflow:
                         state.ended_s = self._elapsed()
                     self._event(f"agent_{status}", agent_id)
             absent = [
-                name for name in agent.outputs if f"{agent_id}.{name}" not in self._context
+                name for name in agent.outputs if not self._ctx.has(f"{agent_id}.{name}")
             ]
             if absent:
                 readers = [
@@ -318,6 +466,10 @@ class PlanWorkflow:
 
     def _end_group(self, group: CompiledGroup, status: str) -> None:
         state = self._groups[group.id]
+        if state.paused_since_s is not None:
+            # ended (cancelled, or an abort) while an agent was blocked: close the pause
+            state.paused_s = round(state.paused_s + self._elapsed() - state.paused_since_s, 3)
+            state.paused_since_s = None
         state.status = status
         state.ended_s = self._elapsed()
         self._event(f"group_{status}", group.id)
@@ -333,42 +485,85 @@ class PlanWorkflow:
     def _launch(
         self, agent: CompiledAgent, group: CompiledGroup, *, fallback: bool
     ) -> asyncio.Task[None]:
-        # mark the agent running now, not when the task first runs, so the barrier never sees
-        # a started agent as pending
+        # mark the agent running (or blocked) now, not when the task first runs, so the barrier
+        # never sees a started agent as pending
         state = self._agents[agent.id]
-        inputs, missing = self._snapshot(agent)
+        state.critical = False
+        blocking = self._ctx.open_conflicts(agent.inputs)
+        if blocking:
+            state.status = "blocked"
+            state.blocked_on = [c.id for c in blocking]
+            state.blocked_since_s = self._elapsed()
+            self._event("agent_blocked", agent.id)
+        else:
+            self._mark_running(agent)
+        return asyncio.create_task(self._run_agent(agent, group, fallback))
+
+    def _mark_running(self, agent: CompiledAgent) -> None:
+        state = self._agents[agent.id]
         now = self._elapsed()
         state.status = "running"
         state.started_s = now if state.started_s is None else state.started_s
         state.run_started_s = now
         state.earlier_attempts = state.attempts
-        state.missing_inputs = missing
         state.last_progress_s = None
         state.progress = None
-        state.critical = False
         self._event("agent_started", agent.id)
-        return asyncio.create_task(self._run_agent(agent, group, inputs, missing, fallback))
 
-    async def _run_agent(
+    async def _run_agent(self, agent: CompiledAgent, group: CompiledGroup, fallback: bool) -> None:
+        state = self._agents[agent.id]
+        try:
+            if state.status == "blocked":
+                await self._until_unblocked(agent)
+                self._mark_running(agent)
+            async with self._context_slot(READ, agent.id):
+                inputs, missing, versions = self._snapshot(agent)
+            state.missing_inputs = missing
+            state.snapshot = versions
+            result = await self._execute(agent, group, inputs, missing, versions, fallback)
+            if result is None:
+                return
+            async with self._context_slot(WRITE, agent.id):
+                self._commit(agent, result)
+        except asyncio.CancelledError:
+            self._end_agent(agent.id, "cancelled")
+            raise
+        except ContextLockTimeout as err:
+            state.error = f"ContextLockTimeout: {err}"
+            self._end_agent(agent.id, "failed")
+            return
+        except ApplicationError as err:
+            # a conflict timeout with policy fail: the group passes it on to the run
+            state.error = f"{err.type}: {err.message}"
+            self._end_agent(agent.id, "failed")
+            raise
+        self._end_agent(agent.id, "succeeded")
+
+    async def _execute(
         self,
         agent: CompiledAgent,
         group: CompiledGroup,
         inputs: dict[str, Any],
         missing: list[str],
+        versions: dict[str, int],
         fallback: bool,
-    ) -> None:
+    ) -> AgentResult | None:
+        """Run the agent's activity; None when it failed or was cancelled (state recorded)."""
         state = self._agents[agent.id]
         info = workflow.info()
+        threshold = (self._plan.context or {}).get("large_value_threshold")
         task = AgentTask(
             agent=agent,
             inputs=inputs,
             missing_inputs=missing,
+            snapshot_versions=versions,
             group=group.id,
             run_id=info.run_id,
             workflow_id=info.workflow_id,
             time_scale=self._scale,
             simulate_s=agent.estimated_s * self._scale if self._input.simulate else None,
             progress_interval_s=self._progress_interval_s(),
+            large_value_threshold=int(threshold) if isinstance(threshold, int | float) else None,
         )
         timeout = timedelta(
             seconds=max(
@@ -391,13 +586,10 @@ class PlanWorkflow:
                 retry_policy=self._retry_policy(agent.retry),
                 summary=f"agent {agent.id} ({agent.role}), {how}",
             )
-        except asyncio.CancelledError:
-            self._end_agent(agent.id, "cancelled")
-            raise
         except ActivityError as err:
             if is_cancelled_exception(err):
                 self._end_agent(agent.id, "cancelled")
-                return
+                return None
             state.error = describe_error(err)
             state.attempts = state.earlier_attempts + max(
                 failed_attempts(err, agent.retry) or 1, state.attempts - state.earlier_attempts
@@ -405,17 +597,11 @@ class PlanWorkflow:
             state.critical = is_critical(err)
             timed_out = isinstance(err.cause, TimeoutError)
             self._end_agent(agent.id, "timed_out" if timed_out else "failed")
-            return
+            return None
         state.attempts = state.earlier_attempts + result.attempt
         state.error = None
         state.progress = 1.0
-        for name, value in result.outputs.items():
-            self._context[f"{agent.id}.{name}"] = value
-            if name not in state.outputs:
-                state.outputs.append(name)
-        for key, value in result.writes.items():
-            self._context[key] = value
-        self._end_agent(agent.id, "succeeded")
+        return result
 
     def _end_agent(self, agent_id: str, status: str) -> None:
         state = self._agents[agent_id]
@@ -423,30 +609,203 @@ class PlanWorkflow:
         if state.run_started_s is not None:
             state.busy_s = round(state.busy_s + now - state.run_started_s, 3)
             state.run_started_s = None
+        self._unblock(agent_id)
         state.status = status
         state.ended_s = now
         self._event(f"agent_{status}", agent_id)
 
-    def _snapshot(self, agent: CompiledAgent) -> tuple[dict[str, Any], list[str]]:
-        # the agent sees what exists now; later writes never change its view
-        inputs: dict[str, Any] = {}
-        missing: list[str] = []
-        for name in agent.inputs:
-            if name in self._context:
-                inputs[name] = self._context[name]
-            else:
-                missing.append(name)
-        for name in agent.optional_inputs:
-            if name in self._context:
-                inputs[name] = self._context[name]
-        return inputs, missing
+    # --- context ------------------------------------------------------------------------
+
+    def _snapshot(
+        self, agent: CompiledAgent
+    ) -> tuple[dict[str, Any], list[str], dict[str, int]]:
+        """What the agent sees for its whole run: values of its inputs and optional inputs that
+        exist now, the blocking ones that do not, and the version vector over those keys and its
+        shared writes (the base versions of its writes)."""
+        keys = unique([*agent.inputs, *agent.optional_inputs, *agent.writes])
+        seen = self._ctx.snapshot(keys)
+        readable = unique([*agent.inputs, *agent.optional_inputs])
+        inputs = {key: seen.values[key] for key in readable if key in seen.values}
+        missing = [key for key in agent.inputs if key not in seen.values]
+        return inputs, missing, seen.versions
+
+    def _commit(self, agent: CompiledAgent, result: AgentResult) -> None:
+        state = self._agents[agent.id]
+        at = self._at()
+        # in declared order (the payload converter sorts mapping keys), then anything undeclared
+        for name in in_order(agent.outputs, result.outputs):
+            key = f"{agent.id}.{name}"
+            # its own key: nobody else writes it, a re-run simply moves it forward
+            outcome = self._ctx.commit(agent.id, key, result.outputs[name],
+                                       self._ctx.current_version(key), at, own_key=True)
+            self._committed(agent, outcome)
+            if name not in state.outputs:
+                state.outputs.append(name)
+        for key in in_order(agent.writes, result.writes):
+            # derived from what the agent saw at its start: a stale base is merged or conflicts
+            base = state.snapshot.get(key, self._ctx.current_version(key))
+            self._committed(agent, self._ctx.commit(agent.id, key, result.writes[key], base, at))
+
+    def _committed(self, agent: CompiledAgent, outcome: ctx.CommitOutcome) -> None:
+        self._agents[agent.id].commits[outcome.key] = outcome.outcome
+        if outcome.outcome in QUIET_OUTCOMES:
+            return
+        if outcome.outcome == ctx.MERGED:
+            self._event("context_merged", outcome.key)
+        elif outcome.outcome == ctx.REJECTED:
+            owner = self._ctx.owner_of(outcome.key)
+            self._run.rejected_writes.append({"at": self._at(), "agent": agent.id,
+                                              "key": outcome.key, "owner": owner,
+                                              "message": outcome.message})
+            self._event("write_rejected", outcome.key)
+            # the agent's value is dropped: its readers get the owner's value instead
+            self._alert(agent.group, "critical", f"write rejected: {outcome.message}")
+        elif outcome.conflict is not None:
+            self._opened(outcome.conflict, agent.group)
+
+    def _opened(self, conflict: Conflict, group_id: str) -> None:
+        self._run.conflict_opened_s[conflict.id] = self._elapsed()
+        # blocked agents look again: the new conflict may cover their inputs too
+        self._conflict_changes += 1
+        # agents yet to start that read the key: they will wait for a resolution
+        readers = [a.id for a in self._plan.agents
+                   if self._agents[a.id].status in NOT_STARTED
+                   and any(key in a.inputs for key in conflict.covered_keys())]
+        waiting = (f"{', '.join(readers)} will wait until it is resolved" if readers
+                   else "no agent yet to start reads it")
+        self._alert(group_id, "warning",
+                    f"conflict {conflict.id} on '{conflict.key}' ({conflict.kind}): "
+                    f"{conflict.message}; {waiting}")
+        self._event("conflict_opened", conflict.id)
+
+    def _check_consistency(self, group: CompiledGroup) -> None:
+        """After the group's barrier: the plan's consistency rules that involve a key its agents
+        produce, once all of the rule's keys exist; a violation opens a conflict."""
+        produced: list[str] = []
+        for agent_id in group.agents:
+            agent = self._plan.agent(agent_id)
+            produced += [f"{agent_id}.{name}" for name in agent.outputs] + list(agent.writes)
+        for rule in (self._plan.context or {}).get("consistency_rules") or []:
+            keys = list(rule.get("keys") or [])
+            if len(keys) < 2 or not any(key in produced for key in keys):
+                continue
+            if not all(self._ctx.has(key) for key in keys):
+                continue
+            hashes = [self._ctx.history(key)[-1].value_hash for key in keys]
+            if all(h == hashes[0] for h in hashes):
+                continue
+            if any(c.kind == "consistency" and c.paths == keys
+                   for c in self._ctx.open_conflicts(keys)):
+                continue
+            message = rule.get("message") or f"{keys} must be {rule.get('must', 'equal')}"
+            self._opened(self._ctx.open_consistency_conflict(keys, message, self._at()),
+                         group.id)
+
+    def _resolve(self, request: ResolveConflict) -> Conflict:
+        """Apply a resolution (raises ResolutionError, changing nothing, when it is invalid)."""
+        value = request.value if request.choice == "value" and request.value is not None \
+            else MISSING
+        conflict = self._ctx.resolve(request.conflict_id, request.choice, request.by or "user",
+                                     self._at(), value=value,
+                                     expected_version=request.expected_version)
+        self._conflict_changes += 1
+        self._event("conflict_resolved", conflict.id)
+        return conflict
+
+    def _conflict_due_s(self, conflict: Conflict) -> float:
+        return round(self._run.conflict_opened_s.get(conflict.id, 0.0)
+                     + self._run.conflict_timeout_s, 3)
+
+    async def _until_unblocked(self, agent: CompiledAgent) -> None:
+        """Wait until no open conflict covers one of the agent's blocking inputs; at a
+        conflict's timeout apply the plan's timeout_policy (fail: raise ApplicationError)."""
+        state = self._agents[agent.id]
+        while True:
+            blocking = self._ctx.open_conflicts(agent.inputs)
+            if not blocking:
+                self._unblock(agent.id)
+                return
+            ids = [c.id for c in blocking]
+            if ids != state.blocked_on:
+                state.blocked_on = ids
+                self._details()
+            due = min(self._conflict_due_s(c) for c in blocking)
+            remaining = round(due - self._elapsed(), 3)
+            if remaining > 0:
+                seen = self._conflict_changes
+                try:
+                    await workflow.wait_condition(
+                        lambda seen=seen: self._conflict_changes != seen,
+                        timeout=remaining,
+                        timeout_summary=f"conflict timeout {', '.join(ids)}",
+                    )
+                    continue
+                except asyncio.TimeoutError:
+                    pass
+            for conflict in blocking:
+                if conflict.status == ctx.OPEN and self._conflict_due_s(conflict) <= due:
+                    self._time_out(conflict, agent)
+
+    def _time_out(self, conflict: Conflict, agent: CompiledAgent) -> None:
+        policy = self._timeout_policy
+        self._ctx.time_out(conflict.id, policy, self._at())
+        self._conflict_changes += 1
+        self._event("conflict_timed_out", conflict.id)
+        waited = f"{self._run.conflict_timeout_s:g} s"
+        if policy == "fail":
+            raise ApplicationError(
+                f"conflict {conflict.id} on '{conflict.key}' was not resolved within {waited} "
+                f"(timeout_policy: fail); '{agent.id}' cannot start without it: "
+                f"{conflict.message}",
+                type="ConflictTimeout",
+                non_retryable=True,
+            )
+        self._alert(agent.group, "warning",
+                    f"conflict {conflict.id} on '{conflict.key}' not resolved within {waited}: "
+                    f"{policy} applied")
+
+    def _unblock(self, agent_id: str) -> None:
+        state = self._agents[agent_id]
+        if state.blocked_since_s is not None:
+            state.blocked_s = round(state.blocked_s + self._elapsed() - state.blocked_since_s, 3)
+            state.blocked_since_s = None
+        state.blocked_on = []
+
+    @asynccontextmanager
+    async def _context_slot(self, kind: str, agent_id: str) -> AsyncIterator[None]:
+        """Hold a context reader or writer slot (workflows/locks.py); waiting for one is
+        bounded by lock_timeout and measured for the report."""
+        limits = self._run.limits
+        if not limits.free(kind):
+            began = self._elapsed()
+            try:
+                await workflow.wait_condition(lambda: limits.free(kind),
+                                              timeout=limits.lock_timeout_s,
+                                              timeout_summary=f"context {kind} slot")
+            except asyncio.TimeoutError:
+                limits.waited(agent_id, self._elapsed() - began)
+                raise ContextLockTimeout(
+                    f"no context {kind} slot came free within {limits.lock_timeout_s:g} s "
+                    f"(resource_pool.context_store)") from None
+            limits.waited(agent_id, self._elapsed() - began)
+        limits.take(kind)
+        try:
+            yield
+        finally:
+            limits.release(kind)
+
+    def _warn_open_conflicts(self) -> None:
+        for conflict in self._ctx.open_conflicts():
+            self._alert("", "warning",
+                        f"run ended with conflict {conflict.id} on '{conflict.key}' unresolved: "
+                        "nobody was waiting for it; the current value stands")
 
     def _fill_defaults(self, agent: CompiledAgent) -> None:
         state = self._agents[agent.id]
         for name in agent.outputs:
             key = f"{agent.id}.{name}"
-            if key not in self._context and name in agent.defaults:
-                self._context[key] = agent.defaults[name]
+            if not self._ctx.has(key) and name in agent.defaults:
+                self._ctx.put(key, agent.defaults[name], agent.id, self._at(), origin="default")
                 state.defaulted_outputs.append(name)
 
     def _heartbeat_timeout_s(self) -> float:
@@ -510,6 +869,10 @@ class PlanWorkflow:
     def _elapsed(self) -> float:
         return round((workflow.now() - self._run.started).total_seconds(), 3)
 
+    def _at(self) -> str:
+        """Now as ISO 8601 (context versions and conflicts carry it)."""
+        return iso_at(self._run.started, self._elapsed()) or ""
+
     def _event(self, event: str, ident: str) -> None:
         self._run.events.append(
             {"seq": len(self._run.events) + 1, "at_s": self._elapsed(), "event": event,
@@ -523,7 +886,8 @@ class PlanWorkflow:
         log("alert: %s", message)
 
     def _details(self) -> None:
-        workflow.set_current_details(current_details(self._run, self._elapsed()))
+        workflow.set_current_details(
+            current_details(self._run, self._elapsed(), workflow.info().workflow_id))
 
     def _finish(self, status: str, error: str | None = None) -> None:
         self._run.status = status
@@ -571,3 +935,27 @@ def failed_attempts(err: ActivityError, retry: RetrySpec) -> int | None:
     if err.retry_state == RetryState.MAXIMUM_ATTEMPTS_REACHED:
         return retry.max_attempts
     return None
+
+
+def unique(items: list[str]) -> list[str]:
+    return [item for index, item in enumerate(items) if item not in items[:index]]
+
+
+def in_order(declared: list[str], returned: dict[str, Any]) -> list[str]:
+    return [k for k in declared if k in returned] + [k for k in returned if k not in declared]
+
+
+def context_policy(plan: CompiledPlan) -> ContextPolicy:
+    """Ownership from CompiledPlan.context: the seed's ownership_rules (role or agent -> keys)
+    resolved to agent ids, every agent owning its "<id>.<output>" keys, and the violation
+    policy (reject, or open an ownership conflict)."""
+    settings = plan.context or {}
+    mechanisms = settings.get("resolution_mechanisms") or {}
+    prevention = mechanisms.get("conflict_prevention") or {}
+    rules = prevention.get("ownership_rules") or {}
+    roles = {agent.id: agent.role for agent in plan.agents}
+    return ContextPolicy(
+        owners=ctx.owners_from_rules(rules, roles),
+        ownership_violation=str(settings.get("ownership_violation", "reject")),
+        agents=[agent.id for agent in plan.agents],
+    )

@@ -1,27 +1,36 @@
 """What PlanWorkflow records about agents and groups, and how that becomes the run report.
 
 Plain dataclasses and functions of recorded values (no temporalio import), so the report is
-a deterministic function of history. Times are run-relative seconds here; the report turns them
-into ISO 8601 timestamps from the run's start (`workflow.now()` when the run began).
+a deterministic function of history. The run's versioned context (engine.context) lives here too:
+its conflicts, version counts and rejected writes and resolutions are part of the report. Times
+are run-relative seconds here; the report turns them into ISO 8601 timestamps from the run's
+start (`workflow.now()` when the run began).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
 from engine import barrier
 from engine.compiled import CompiledPlan
+from engine.context import OPEN, Conflict, VersionedContext
 from engine.report import actual_critical_path, iso_at, parallel_efficiency
+from workflows.locks import ContextLimits
 
 # report statuses an agent can be in once the workflow has stopped watching it
 FINISHED = ("succeeded", "failed", "timed_out", "cancelled", "defaulted", "skipped")
+# not started yet: waiting for its group, or (blocked) for a conflict on one of its inputs
+NOT_STARTED = ("pending", "blocked")
+# open conflicts listed with their resolve commands in the current details
+DETAILS_CONFLICTS = 3
 
 
 @dataclass
 class AgentState:
-    # pending running succeeded failed timed_out cancelled defaulted skipped
+    # pending blocked running succeeded failed timed_out cancelled defaulted skipped
     status: str = "pending"
     # first start and last end (a sequential fallback runs an agent a second time)
     started_s: float | None = None
@@ -40,9 +49,20 @@ class AgentState:
     critical: bool = False
     progress: float | None = None
     last_progress_s: float | None = None
+    # open conflicts on its blocking inputs while it waits to start (status "blocked")
+    blocked_on: list[str] = field(default_factory=list)
+    blocked_since_s: float | None = None
+    blocked_s: float = 0.0
+    # the version vector of its last snapshot (key -> version, 0 = absent)
+    snapshot: dict[str, int] = field(default_factory=dict)
+    # context key -> commit outcome (created, fast_forward, merged, unchanged, conflict, rejected)
+    commits: dict[str, str] = field(default_factory=dict)
 
     def barrier_view(self) -> barrier.AgentView:
-        if self.status in ("pending", "running", "succeeded"):
+        if self.status == "blocked":
+            # not started yet, like an agent a sequential group has not reached
+            status = barrier.PENDING
+        elif self.status in ("pending", "running", "succeeded"):
             status = self.status
         elif self.critical:
             status = barrier.CRITICAL_FAILED
@@ -76,6 +96,18 @@ class GroupState:
     quality_impact: str | None = None
     extensions: int = 0
     history: list[Decision] = field(default_factory=list)
+    # the deadline stops while an agent of the group is blocked on a conflict: since when, and
+    # how long all such pauses lasted (each one moved deadline_s later by its length)
+    paused_since_s: float | None = None
+    paused_s: float = 0.0
+
+    def deadline_at(self, now_s: float) -> float | None:
+        """The deadline as of now: during a pause it moves along with the clock."""
+        if self.deadline_s is None:
+            return None
+        if self.paused_since_s is None:
+            return self.deadline_s
+        return round(self.deadline_s + max(0.0, now_s - self.paused_since_s), 3)
 
 
 @dataclass
@@ -100,6 +132,16 @@ class RunState:
     ended_s: float | None = None
     alerts: list[Alert] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
+    context: VersionedContext = field(default_factory=VersionedContext)
+    # conflict id -> run-relative seconds it opened at (its conflict timeout counts from there)
+    conflict_opened_s: dict[str, float] = field(default_factory=dict)
+    # conflict_timeout x time_scale
+    conflict_timeout_s: float = 3600.0
+    # invalid resolve_conflict signals: {at, conflict_id, choice, by, reason}
+    rejected_resolutions: list[dict[str, Any]] = field(default_factory=list)
+    # writes refused for ownership: {at, agent, key, owner, message}
+    rejected_writes: list[dict[str, Any]] = field(default_factory=list)
+    limits: ContextLimits = field(default_factory=ContextLimits)
 
 
 def build_report(run: RunState, workflow_id: str, run_id: str, now_s: float) -> dict[str, Any]:
@@ -124,7 +166,7 @@ def build_report(run: RunState, workflow_id: str, run_id: str, now_s: float) -> 
             agent.id: _agent_report(run, agent.id, agent.group, agent.role, agent.kind, end_s)
             for agent in plan.agents
         },
-        "groups": {group.id: _group_report(run, group.id) for group in plan.groups},
+        "groups": {group.id: _group_report(run, group.id, end_s) for group in plan.groups},
         "alerts": [
             {"at": iso_at(run.started, a.at_s), "group": a.group, "level": a.level,
              "message": a.message}
@@ -133,7 +175,35 @@ def build_report(run: RunState, workflow_id: str, run_id: str, now_s: float) -> 
         "critical_path": path,
         "parallel_efficiency": parallel_efficiency(lower_bound, end_s),
         "events": [dict(event) for event in run.events],
+        "conflicts": [conflict_report(run, c) for c in run.context.conflicts],
+        "context_versions": run.context.version_counts(),
+        "rejected_resolutions": [dict(r) for r in run.rejected_resolutions],
+        "rejected_writes": [dict(r) for r in run.rejected_writes],
+        "context_lock_wait_s": run.limits.wait_s(),
     }
+
+
+def conflict_report(run: RunState, conflict: Conflict) -> dict[str, Any]:
+    """A conflict as the `conflicts` query and the report show it.
+
+    ``current_version`` is the key's version NOW (what a resolution's expected_version must
+    be); ``opened_version`` the one the conflict opened against. ``blocked_agents``: agents
+    waiting for it to be resolved; ``timeout_at``: when the plan's timeout_policy applies.
+    """
+    row = asdict(conflict)
+    row["opened_version"] = conflict.current_version
+    row["current_version"] = run.context.current_version(conflict.key)
+    row["blocked_agents"] = [
+        agent.id for agent in run.plan.agents
+        if run.agents[agent.id].status == "blocked"
+        and conflict.id in run.agents[agent.id].blocked_on
+    ]
+    opened_s = run.conflict_opened_s.get(conflict.id)
+    row["timeout_at"] = (
+        iso_at(run.started, opened_s + run.conflict_timeout_s)
+        if conflict.status == OPEN and opened_s is not None else None
+    )
+    return row
 
 
 def _agent_report(
@@ -155,12 +225,22 @@ def _agent_report(
         "error": state.error,
         "progress": state.progress,
         "last_progress_at": iso_at(run.started, state.last_progress_s),
+        "blocked_on": list(state.blocked_on),
+        "blocked_s": round(
+            state.blocked_s + (end_s - state.blocked_since_s
+                               if state.blocked_since_s is not None else 0.0), 3),
+        "snapshot": dict(state.snapshot),
+        "commits": dict(state.commits),
+        "context_lock_wait_s": run.limits.wait_s(agent_id),
     }
 
 
-def _group_report(run: RunState, group_id: str) -> dict[str, Any]:
+def _group_report(run: RunState, group_id: str, now_s: float) -> dict[str, Any]:
     state = run.groups[group_id]
     group = run.plan.group(group_id)
+    paused = state.paused_s
+    if state.paused_since_s is not None:
+        paused += max(0.0, now_s - state.paused_since_s)
     return {
         "status": state.status,
         "agents": list(group.agents),
@@ -168,7 +248,9 @@ def _group_report(run: RunState, group_id: str) -> dict[str, Any]:
         "parallel": group.parallel,
         "started_at": iso_at(run.started, state.started_s),
         "finished_at": iso_at(run.started, state.ended_s),
-        "deadline_at": iso_at(run.started, state.deadline_s),
+        "deadline_at": iso_at(run.started, state.deadline_at(now_s)),
+        # how long the deadline stood still while agents waited on conflicts
+        "paused_s": round(paused, 3),
         "barrier": {
             "decision": state.decision,
             "extensions": state.extensions,
@@ -182,17 +264,22 @@ def _group_report(run: RunState, group_id: str) -> dict[str, Any]:
     }
 
 
-def current_details(run: RunState, now_s: float) -> str:
-    """Markdown for `workflow.set_current_details`: where the run is, at a glance in the Web UI."""
+def current_details(run: RunState, now_s: float, workflow_id: str = "WORKFLOW_ID") -> str:
+    """Markdown for `workflow.set_current_details`: where the run is, at a glance in the Web UI,
+    and, while conflicts are open, what blocks and the exact commands that resolve them."""
     lines = [f"**{run.plan.name}**: {run.status}, {now_s:.1f} s"]
     for group in run.plan.groups:
         state = run.groups[group.id]
         if state.status != "running":
             continue
         agents = ", ".join(f"{a} {run.agents[a].status}" for a in group.agents)
-        deadline = "" if state.deadline_s is None else (
-            f", deadline in {max(0.0, state.deadline_s - now_s):.1f} s")
+        deadline = ""
+        if state.paused_since_s is not None:
+            deadline = ", deadline paused while agents wait on conflicts"
+        elif state.deadline_s is not None:
+            deadline = f", deadline in {max(0.0, state.deadline_s - now_s):.1f} s"
         lines.append(f"- group `{group.id}` running: {agents}{deadline}")
+    lines += _conflict_details(run, workflow_id)
     latest = [
         (d.at_s, group_id, d) for group_id, state in run.groups.items() for d in state.history
     ]
@@ -204,3 +291,36 @@ def current_details(run: RunState, now_s: float) -> str:
     if run.error:
         lines.append(f"\nError: {run.error}")
     return "\n".join(lines)
+
+
+def resolve_commands(workflow_id: str, conflict_id: str, choice: str,
+                     expected_version: int) -> list[str]:
+    """The two ways to resolve a conflict from a shell: the starter and the temporal CLI."""
+    payload = json.dumps({"conflict_id": conflict_id, "choice": choice,
+                          "expected_version": expected_version})
+    return [
+        f"python starter.py resolve {workflow_id} {conflict_id} --choice {choice}",
+        f"temporal workflow update execute --workflow-id {workflow_id} "
+        f"--name resolve_conflict --input '{payload}'",
+    ]
+
+
+def _conflict_details(run: RunState, workflow_id: str) -> list[str]:
+    open_conflicts = run.context.open_conflicts()
+    if not open_conflicts:
+        return []
+    lines = [f"\n**Open conflicts: {len(open_conflicts)}** (choice: current, incoming or value "
+             "with `--value JSON`)"]
+    for conflict in open_conflicts[:DETAILS_CONFLICTS]:
+        row = conflict_report(run, conflict)
+        blocked = ", ".join(row["blocked_agents"]) or "nobody yet"
+        lines.append(
+            f"- `{conflict.id}` on `{conflict.key}` ({conflict.kind}, version "
+            f"{row['current_version']}, writers {', '.join(conflict.writers)}): "
+            f"{conflict.message}; blocking: {blocked}")
+        lines += [f"  - `{command}`" for command in
+                  resolve_commands(workflow_id, conflict.id, "incoming", row["current_version"])]
+    if len(open_conflicts) > DETAILS_CONFLICTS:
+        lines.append(f"- and {len(open_conflicts) - DETAILS_CONFLICTS} more: "
+                     "`python starter.py conflicts " f"{workflow_id}`")
+    return lines

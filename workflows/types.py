@@ -20,3 +20,20 @@ class PlanRunInput:
     heartbeat_timeout_s: float | None = None
     # --simulate: every agent also takes its estimated duration x time_scale (AgentTask.simulate_s)
     simulate: bool = False
+
+
+@dataclass
+class ResolveConflict:
+    """The `resolve_conflict` update's and signal's argument.
+
+    choice: "current" keeps the value the key has now (the first writer's), "incoming" takes the
+    conflicting write, "value" takes ``value`` (any JSON but null). ``expected_version`` is the
+    key's version you decided against: the `conflicts` query's ``current_version``; a resolution
+    against an older version is refused as stale. None skips that check.
+    """
+
+    conflict_id: str
+    choice: str
+    value: Any = None
+    expected_version: int | None = None
+    by: str = "user"

@@ -7,19 +7,28 @@ write its history as `<scenario>.json` (the format `WorkflowHistory.from_json` r
 Re-record after any change to workflows/ that changes the commands a run issues (new activity
 options, timers, ids, order): tests/test_replay.py then fails on the old files, which is the
 point. Commit the JSON files it writes.
+
+The conflict scenarios talk to the run while it waits: they resolve conflict c1 by the
+`resolve_conflict` update or signal once `dev` is blocked on it (or let its timeout apply).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from temporalio.client import Client, WorkflowFailureError
+from temporalio.client import (
+    Client,
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
 from temporalio.testing import WorkflowEnvironment
 
 from engine.compiled import CompiledGroup, CompiledPlan, RetrySpec
@@ -28,7 +37,7 @@ from runtime.exit import run_entry
 from runtime.worker import build_worker
 from tests.conftest import compiled_plan, group, sim
 from workflows.plan_workflow import PlanWorkflow
-from workflows.types import PlanRunInput
+from workflows.types import PlanRunInput, ResolveConflict
 
 HERE = Path(__file__).resolve().parent
 NO_RETRY = RetrySpec(max_attempts=1, initial_interval_s=0.1)
@@ -109,6 +118,64 @@ def critical_error() -> CompiledPlan:
     )
 
 
+def conflict_plan(**context: Any) -> CompiledPlan:
+    """ux and arch turn `platform` into different things (c1); dev reads it, docs does not."""
+    agents = [
+        sim("ux", "design", 1.0, inputs=["platform"], values={"platform": "mobile_first"}),
+        sim("arch", "design", 1.5, inputs=["platform"], values={"platform": "desktop_primary"}),
+        sim("dev", "build", 0.2, inputs=["platform"]),
+        sim("docs", "docs", 0.2, inputs=["ux.out"]),
+    ]
+    for writer in agents[:2]:
+        writer.writes = ["platform"]
+    plan = compiled_plan(
+        agents,
+        [group("design", ["ux", "arch"], timeout_s=30.0),
+         group("build", ["dev"], ["design"], timeout_s=1.0),
+         group("docs", ["docs"], ["design"])],
+        name="conflict", inputs={"platform": "web"},
+    )
+    plan.context = dict(context)
+    return plan
+
+
+def conflict_timeout() -> CompiledPlan:
+    return conflict_plan(conflict_timeout=1.5, timeout_policy="keep_incoming")
+
+
+Handle = WorkflowHandle[Any, Any]
+
+
+async def when_dev_blocked(handle: Handle) -> int:
+    """Wait until dev is blocked on c1; the key's current version (the expected_version)."""
+    for _ in range(200):
+        status = await handle.query(PlanWorkflow.status)
+        if status["agents"]["dev"]["status"] == "blocked":
+            (c1,) = await handle.query(PlanWorkflow.conflicts)
+            return int(c1["current_version"])
+        await asyncio.sleep(0.1)
+    raise SystemExit("dev never got blocked on c1")
+
+
+async def resolve_by_update(handle: Handle) -> None:
+    version = await when_dev_blocked(handle)
+    # a stale one first: refused by the validator, so it leaves no trace in the history
+    with contextlib.suppress(WorkflowUpdateFailedError):
+        await handle.execute_update(PlanWorkflow.resolve_conflict,
+                                    ResolveConflict("c1", "current", expected_version=0))
+    await handle.execute_update(
+        PlanWorkflow.resolve_conflict,
+        ResolveConflict("c1", "incoming", expected_version=version, by="recorder"))
+
+
+async def resolve_by_signal(handle: Handle) -> None:
+    version = await when_dev_blocked(handle)
+    await handle.signal(PlanWorkflow.resolve_conflict_signal,
+                        ResolveConflict("c9", "current", by="recorder"))
+    await handle.signal(PlanWorkflow.resolve_conflict_signal,
+                        ResolveConflict("c1", "current", expected_version=version, by="recorder"))
+
+
 @dataclass(frozen=True)
 class Scenario:
     name: str
@@ -117,6 +184,10 @@ class Scenario:
     status: str
     decisions: dict[str, list[str]]
     input_fields: dict[str, Any] = field(default_factory=dict)
+    # what to do while the run waits (resolve a conflict)
+    interact: Callable[[Handle], Awaitable[None]] | None = None
+    # each conflict as "id:status:choice"
+    conflicts: list[str] = field(default_factory=list)
 
 
 SCENARIOS = [
@@ -136,7 +207,30 @@ SCENARIOS = [
              {"g": ["abort_and_fallback", "continue_with_defaults"]}),
     Scenario("critical_error", critical_error, "completed",
              {"g": ["abort_and_fallback", "fallback_succeeded"]}, {"heartbeat_timeout_s": 1.0}),
+    Scenario("conflict_update", conflict_plan, "completed",
+             {"design": ["all_completed"], "build": ["all_completed"], "docs": ["all_completed"]},
+             interact=resolve_by_update, conflicts=["c1:resolved:incoming"]),
+    Scenario("conflict_signal", conflict_plan, "completed",
+             {"design": ["all_completed"], "build": ["all_completed"], "docs": ["all_completed"]},
+             interact=resolve_by_signal, conflicts=["c1:resolved:current"]),
+    Scenario("conflict_timeout", conflict_timeout, "completed",
+             {"design": ["all_completed"], "build": ["all_completed"], "docs": ["all_completed"]},
+             conflicts=["c1:timed_out:keep_incoming"]),
 ]
+
+
+def conflicts(report: dict[str, Any]) -> list[str]:
+    return [f"{c['id']}:{c['status']}:{(c.get('resolution') or {}).get('choice')}"
+            for c in report.get("conflicts", [])]
+
+
+def outcome(report: dict[str, Any]) -> tuple[Any, ...]:
+    """What a scenario is about: run status, barrier decisions, conflict outcomes."""
+    return report["status"], decisions(report), conflicts(report)
+
+
+def expected(scenario: Scenario) -> tuple[Any, ...]:
+    return scenario.status, scenario.decisions, scenario.conflicts
 
 
 def decisions(report: dict[str, Any]) -> dict[str, list[str]]:
@@ -155,15 +249,16 @@ async def record(client: Client, scenario: Scenario) -> Path:
             id=f"record-{scenario.name}-{uuid.uuid4()}",
             task_queue=task_queue,
         )
+        if scenario.interact is not None:
+            await scenario.interact(handle)
         try:
             report = await handle.result()
         except WorkflowFailureError as err:
             report = err.cause.details[0]  # type: ignore[union-attr]
         history = await handle.fetch_history()
-    found = (report["status"], decisions(report))
-    if found != (scenario.status, scenario.decisions):
-        raise SystemExit(f"{scenario.name}: expected {(scenario.status, scenario.decisions)}, "
-                         f"recorded {found}")
+    found = outcome(report)
+    if found != expected(scenario):
+        raise SystemExit(f"{scenario.name}: expected {expected(scenario)}, recorded {found}")
     path = HERE / f"{scenario.name}.json"
     path.write_text(history.to_json() + "\n")
     return path
