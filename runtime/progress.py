@@ -92,6 +92,10 @@ class ProgressPrinter:
                 f"{agent_id}{_percent(agent.get('progress'))}"
                 for agent_id, agent in agents.items()
                 if agent.get("status") == "running"
+            ] + [
+                f"{agent_id} (blocked by conflict {', '.join(agent.get('blocked_on') or [])})"
+                for agent_id, agent in agents.items()
+                if agent.get("status") == "blocked"
             ]
             if running:
                 self._print(f"[{_num(elapsed_s(status)):>8}s] still running: {', '.join(running)}")
@@ -177,8 +181,11 @@ def format_summary(report: dict[str, Any]) -> str:
     """The end-of-run table: a row per agent, a line per group's barrier, alerts, totals."""
     rows = [("agent", "group", "status", "tries", "start s", "took s", "notes")]
     for agent_id, agent in ordered_agents(report):
-        settled = agent.get("status") not in ("pending", "running")
+        settled = agent.get("status") not in ("pending", "running", "blocked")
         notes = []
+        if agent.get("status") == "blocked" and agent.get("blocked_on"):
+            notes.append(f"waits for conflict {', '.join(agent['blocked_on'])}: "
+                         "starter.py conflicts")
         if agent.get("defaulted_outputs"):
             notes.append(f"defaults: {', '.join(agent['defaulted_outputs'])}")
         if agent.get("missing_inputs"):

@@ -457,6 +457,8 @@ def test_conflict_demo_plan_end_to_end(temporal: TemporalHarness) -> None:
     assert context["platform"] == chosen
     assert agent_report(report, "developer")["snapshot"] == {"platform": 3}
     assert report["context_versions"]["platform"] == 3
+    # the wait for a person is on developer's path: it ends the actual critical path
+    assert report["critical_path"][-1] == "developer"
 
 
 # --- pure parts: details text, context limits ---------------------------------------------------

@@ -145,10 +145,13 @@ class RunState:
 
 
 def build_report(run: RunState, workflow_id: str, run_id: str, now_s: float) -> dict[str, Any]:
-    """The `status` query answer and the workflow result (shape: /tmp/contracts3.md)."""
+    """The `status` query answer and the workflow result (shape: README, "Run a plan")."""
     plan = run.plan
     end_s = run.ended_s if run.ended_s is not None else now_s
-    durations = {a.id: run.agents[a.id].duration_s(end_s) or 0.0 for a in plan.agents}
+    # time an agent waited for a person to settle a conflict is on its path too: no schedule
+    # could have run it sooner, so it counts like work, not like scheduling overhead
+    durations = {a.id: (run.agents[a.id].duration_s(end_s) or 0.0) + run.agents[a.id].blocked_s
+                 for a in plan.agents}
     lower_bound, path = actual_critical_path(plan.agents, plan.groups, durations)
     return {
         "workflow_id": workflow_id,
