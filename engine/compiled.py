@@ -36,6 +36,9 @@ class CompiledAgent:
     writes: list[str] = field(default_factory=list)
     # agents whose outputs this agent validates after they complete
     validates: list[str] = field(default_factory=list)
+    # every agent this one must wait for (data, shared keys, validation, declared group order),
+    # in plan order: the analyser's answer, so nobody downstream re-derives it
+    depends_on: list[str] = field(default_factory=list)
     validation_blocking: bool = False
     defaults: dict[str, Any] = field(default_factory=dict)
     # bounds the whole execution, retries included (schedule-to-close); None = plan default

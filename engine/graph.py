@@ -163,6 +163,7 @@ def compile_plan(plan: Plan) -> CompiledPlan:
             priority, agent_id in on_critical, _completion_context(plan, grouping, resolution,
                                                                    agent_id),
         ))
+        compiled_agents[-1].depends_on = sorted(agent_preds[agent_id], key=declaration.get)
 
     opportunities = _opportunities(plan, grouping, resolution, estimates, group_order,
                                    group_deps, durations, makespan)

@@ -21,10 +21,6 @@ def agent_dependencies(
 ) -> dict[str, list[str]]:
     """agent id -> the agents it must wait for, each list in plan order, no duplicates."""
     ids = [agent.id for agent in agents]
-    writers: dict[str, list[str]] = {}
-    for agent in agents:
-        for key in agent.writes:
-            writers.setdefault(key, []).append(agent.id)
     previous: dict[str, str] = {}
     for group in groups:
         if not group.parallel:
@@ -33,11 +29,10 @@ def agent_dependencies(
 
     deps: dict[str, list[str]] = {}
     for agent in agents:
-        found: list[str] = []
+        # the analyser's list; a hand-built plan without one still has its agent.output inputs
+        found: list[str] = list(agent.depends_on)
         for ref in agent.inputs:
-            if ref in writers:
-                found += writers[ref]
-            elif "." in ref and ref.split(".", 1)[0] in ids:
+            if "." in ref and ref.split(".", 1)[0] in ids:
                 found.append(ref.split(".", 1)[0])
         found += [v for v in agent.validates if v in ids]
         if agent.id in previous:

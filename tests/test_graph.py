@@ -159,3 +159,5 @@ agents:
   developer: {duration: 1s, inputs: [platform]}
 """))
     assert [["pm"], ["ux", "architect"], ["developer"]] == [g.agents for g in compiled.groups]
+    assert {"pm": [], "ux": ["pm"], "architect": ["pm"], "developer": ["pm", "ux", "architect"]} \
+        == {a.id: a.depends_on for a in compiled.agents}

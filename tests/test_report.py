@@ -17,9 +17,9 @@ from engine.report import (
 from tests.conftest import group, sim
 
 
-def test_dependencies_come_from_inputs_shared_keys_validations_and_sequential_order() -> None:
-    """Blocking inputs, writers of shared keys, validated agents and sequential order are edges;
-    plan inputs and optional inputs are not."""
+def test_dependencies_come_from_the_analyser_inputs_validations_and_sequential_order() -> None:
+    """The compiled depends_on (here: the writer of a shared key), blocking inputs, validated
+    agents and sequential order are edges; plan inputs and optional inputs are not."""
     agents = [
         sim("a", "g1", 1.0),
         sim("w", "g1", 1.0),
@@ -29,6 +29,7 @@ def test_dependencies_come_from_inputs_shared_keys_validations_and_sequential_or
         sim("s2", "seq", 1.0),
     ]
     agents[1].writes = ["notes"]
+    agents[2].depends_on = ["w"]
     agents[3].validates = ["b"]
     groups = [group("g1", ["a", "w"]), group("g2", ["b"]), group("g3", ["v"]),
               group("seq", ["s1", "s2"], parallel=False)]
