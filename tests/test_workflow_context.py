@@ -478,7 +478,7 @@ def test_current_details_name_open_conflicts_and_the_commands() -> None:
     assert "group `g` running: dev blocked, deadline paused" in text
     assert "`c1` on `platform` (write_write, version 1, writers ux, arch)" in text
     assert "blocking: dev" in text
-    assert "`python starter.py resolve wf-1 c1 --choice incoming`" in text
+    assert "`python starter.py resolve wf-1 c1 --choice incoming --expected-version 1`" in text
     assert ("`temporal workflow update execute --workflow-id wf-1 --name resolve_conflict "
             "--input '{\"conflict_id\": \"c1\", \"choice\": \"incoming\", "
             "\"expected_version\": 1}'`") in text

@@ -302,7 +302,8 @@ def resolve_commands(workflow_id: str, conflict_id: str, choice: str,
     payload = json.dumps({"conflict_id": conflict_id, "choice": choice,
                           "expected_version": expected_version})
     return [
-        f"python starter.py resolve {workflow_id} {conflict_id} --choice {choice}",
+        f"python starter.py resolve {workflow_id} {conflict_id} --choice {choice} "
+        f"--expected-version {expected_version}",
         f"temporal workflow update execute --workflow-id {workflow_id} "
         f"--name resolve_conflict --input '{payload}'",
     ]
