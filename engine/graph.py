@@ -10,7 +10,6 @@ networkx runs here, at the edge; the workflow receives only lists and numbers. E
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import networkx as nx
@@ -29,28 +28,18 @@ from engine.grouping import GroupInfo, Grouping
 from engine.models import AgentSpec, AtLeast, GroupSpec, normalise_role
 from engine.plan import Plan
 from engine.references import Resolution, validation_blocks_by_default
-from engine.units import LEVEL_UNITS
+from engine.units import LEVEL_UNITS, Duration
 
 DEFAULT_ESTIMATE_S = 60.0
 DEFAULT_UNITS = LEVEL_UNITS["medium"]
 
 
-@dataclass
-class _Estimate:
-    min_s: float
-    max_s: float
-
-    @property
-    def seconds(self) -> float:
-        return (self.min_s + self.max_s) / 2
-
-
-def agent_estimate(spec: AgentSpec, group: GroupSpec | None) -> _Estimate:
+def agent_estimate(spec: AgentSpec, group: GroupSpec | None) -> Duration:
     for candidate in (spec.estimated_duration, spec.duration,
                       group.estimated_duration if group else None):
         if candidate is not None:
-            return _Estimate(candidate.min_s, candidate.max_s)
-    return _Estimate(DEFAULT_ESTIMATE_S, DEFAULT_ESTIMATE_S)
+            return candidate
+    return Duration(DEFAULT_ESTIMATE_S, DEFAULT_ESTIMATE_S)
 
 
 def _analysis(plan: Plan) -> tuple[Resolution, Grouping]:
@@ -61,7 +50,7 @@ def _analysis(plan: Plan) -> tuple[Resolution, Grouping]:
     return plan.resolution, plan.grouping
 
 
-def group_durations(grouping: Grouping, estimates: Mapping[str, _Estimate]) -> dict[str, float]:
+def group_durations(grouping: Grouping, estimates: Mapping[str, Duration]) -> dict[str, float]:
     durations: dict[str, float] = {}
     for group_id, info in grouping.groups.items():
         values = [estimates[a].seconds for a in info.agents]
@@ -261,7 +250,7 @@ def _completion_context(plan: Plan, grouping: Grouping, resolution: Resolution,
 
 
 def _compile_agent(plan: Plan, agent_id: str, spec: AgentSpec, group: str,
-                   resolution: Resolution, estimate: _Estimate, priority: int,
+                   resolution: Resolution, estimate: Duration, priority: int,
                    critical: bool, completion_context: list[str]) -> CompiledAgent:
     requirements = spec.resource_requirements
     settings = {**spec.settings, **spec.kind_settings()}
@@ -342,7 +331,7 @@ def _contention(plan: Plan, grouping: Grouping) -> list[dict[str, Any]]:
 
 
 def _opportunities(plan: Plan, grouping: Grouping, resolution: Resolution,
-                   estimates: Mapping[str, _Estimate], group_order: list[str],
+                   estimates: Mapping[str, Duration], group_order: list[str],
                    group_deps: Mapping[str, list[str]], durations: Mapping[str, float],
                    makespan: float) -> list[Opportunity]:
     """Explicit grouping choices that serialise independent work, with the time they cost."""

@@ -26,6 +26,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 # --- compiled-plan builders -------------------------------------------------------------------
 
+# one attempt: failures reach the barrier at once
+NO_RETRY = RetrySpec(max_attempts=1, initial_interval_s=0.1)
+
 
 def sim(
     agent_id: str,

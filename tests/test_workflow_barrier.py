@@ -12,8 +12,9 @@ import pytest
 from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ApplicationError
 
-from engine.compiled import CompiledGroup, RetrySpec
+from engine.compiled import CompiledGroup
 from tests.conftest import (
+    NO_RETRY,
     TemporalHarness,
     agent_report,
     compiled_plan,
@@ -23,8 +24,6 @@ from tests.conftest import (
     sim,
 )
 from workflows.plan_workflow import PlanWorkflow
-
-NO_RETRY = RetrySpec(max_attempts=1, initial_interval_s=0.1)
 
 
 def tuned(base: CompiledGroup, **attrs: Any) -> CompiledGroup:

@@ -15,8 +15,8 @@ import pytest
 from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ApplicationError, CancelledError
 
-from engine.compiled import RetrySpec
 from tests.conftest import (
+    NO_RETRY,
     TemporalHarness,
     agent_report,
     compiled_plan,
@@ -26,8 +26,6 @@ from tests.conftest import (
     sim,
 )
 from workflows.plan_workflow import PlanWorkflow
-
-NO_RETRY = RetrySpec(max_attempts=1, initial_interval_s=0.1)
 
 
 async def wait_until_running(handle: WorkflowHandle[Any, Any], agent_id: str) -> dict[str, Any]:
