@@ -9,6 +9,7 @@ from engine.errors import (
     CycleError,
     GroupError,
     InvalidValueError,
+    MissingProducerError,
     OwnershipClashError,
     PlanError,
     ResourceFitError,
@@ -34,6 +35,7 @@ def check_plan(plan: Plan, skip_agents: bool = False) -> list[PlanError]:
     problems.extend(_check_ownership(plan))
     problems.extend(_check_success_criteria(plan, grouping))
     problems.extend(_check_resources(plan))
+    problems.extend(_check_consistency_rules(plan, resolution))
     # the edges found so far are a subset of the real ones, so a cycle among them is real
     problems.extend(find_cycles(plan, resolution.edges, grouping))
     return problems
@@ -89,6 +91,31 @@ def _check_ownership(plan: Plan) -> list[PlanError]:
                     location=plan.agent_location(agent_id, "writes", index),
                     expected=f"writes to keys '{agent_id}' owns or unowned keys",
                     fix=f"write a key of your own, or move '{key}' to {me}'s ownership_rules",
+                ))
+    return problems
+
+
+def _check_consistency_rules(plan: Plan, resolution: Resolution) -> list[PlanError]:
+    """Each key a rule compares must be something the run produces: an agent's output or a
+    shared key some agent writes."""
+    produced = {f"{a}.{o}" for a, outputs in resolution.outputs.items() for o in outputs}
+    produced |= {key for spec in plan.agents.values() for key in spec.writes}
+    path = ("context_conflicts", "consistency_rules")
+    problems: list[PlanError] = []
+    for index, rule in enumerate(plan.context_conflicts.consistency_rules):
+        for position, key in enumerate(rule.keys):
+            canonical = key
+            if "." in key:
+                head, rest = key.split(".", 1)
+                canonical = f"{plan.aliases.get(head, head)}.{rest}"
+            if canonical not in produced:
+                close = suggest(key, sorted(produced))
+                problems.append(MissingProducerError(
+                    f"consistency rule {index + 1} compares '{key}', which no agent produces",
+                    value=key, location=plan.source.locate((*path, index, "keys", position)),
+                    expected="an agent output ('agent.output') or a shared key in some writes",
+                    found=repr(key),
+                    fix=f"did you mean '{close}'?" if close else "fix the key or drop the rule",
                 ))
     return problems
 

@@ -271,3 +271,17 @@ resource_manager:
 """)
     assert isinstance(problem, errors.ResourceFitError)
     assert "needs cpu 150 units but the pool has 120" in problem.message
+
+
+def test_consistency_rule_on_an_unknown_key() -> None:
+    """A consistency rule must compare keys the run produces."""
+    problem = only_problem("""
+agents:
+  ux_expert: {outputs: [platform]}
+  architect: {outputs: [platform]}
+context_conflicts:
+  consistency_rules:
+    - {keys: [ux_expert.platform, architect.platfrom], must: equal}
+""")
+    assert isinstance(problem, errors.MissingProducerError)
+    assert "did you mean 'architect.platform'?" in problem.fix and 7 == problem.location.line
