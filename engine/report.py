@@ -120,6 +120,14 @@ def parallel_efficiency(lower_bound_s: float, makespan_s: float) -> float:
     return round(min(1.0, max(0.0, lower_bound_s / makespan_s)), 3)
 
 
+def utilisation_percentage(cpu_seconds: float, capacity: float, makespan_s: float) -> float:
+    """Mean CPU units in use over the makespan, as a percentage of the capacity (0 when the
+    run took no time)."""
+    if makespan_s <= 0 or capacity <= 0:
+        return 0.0
+    return round(100.0 * cpu_seconds / (capacity * makespan_s), 1)
+
+
 def iso_at(start: datetime, offset_s: float | None) -> str | None:
     """ISO 8601 time `offset_s` seconds after `start` (None stays None)."""
     if offset_s is None:

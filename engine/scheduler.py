@@ -11,12 +11,24 @@ The seed's ``priority_based_fair_sharing``:
   that fit start now; but once it has waited ``reserve_after_s``, nothing ranked below it starts
   until it fits (its reservation), so a large agent is not starved by a stream of small ones.
 
+``fifo=True`` is the baseline the resources bench compares with: first ready, first admitted
+(declaration order on ties), ignoring priority, remaining path and aging; it still skips ahead
+when the head does not fit, and still reserves for a head that has waited ``reserve_after_s``.
+
+Usage is integrated over time (``cpu_seconds``, ``memory_seconds``) when callers pass ``now`` to
+``release`` as well as to ``admit``: the run report's utilisation comes from it.
+
 Pure and deterministic: callers pass ``now`` (seconds) and get agent ids back, in order.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
+
+from engine.report import topological_order
 
 
 @dataclass(frozen=True)
@@ -31,6 +43,31 @@ class Pool:
                   memory_strict: bool = True, memory_oversubscription: float = 1.0) -> Pool:
         memory = total_memory_units * (1.0 if memory_strict else memory_oversubscription)
         return cls(total_cpu_units * cpu_oversubscription, memory, concurrent_agent_limit)
+
+    @classmethod
+    def unlimited(cls) -> Pool:
+        return cls(math.inf, math.inf, 2**31 - 1)
+
+    @classmethod
+    def from_resources(cls, resources: Mapping[str, Any] | None) -> Pool:
+        """The pool of ``CompiledPlan.resources`` (a ResourceManager dump); a plan without a
+        ``resource_pool`` (a hand-built compiled plan) gets an unlimited one."""
+        if not resources or "resource_pool" not in resources:
+            return cls.unlimited()
+        computational = (resources.get("resource_pool") or {}).get("computational") or {}
+        strategy = resources.get("allocation_strategy") or {}
+        sharing = strategy.get("resource_sharing") or {}
+        return cls.from_seed(
+            total_cpu_units=float(computational.get("total_cpu_units", 100.0)),
+            total_memory_units=float(computational.get("total_memory_units", 100.0)),
+            concurrent_agent_limit=int(computational.get("concurrent_agent_limit", 3)),
+            cpu_oversubscription=float(sharing.get("cpu_oversubscription", 1.0)),
+            memory_strict=bool(sharing.get("memory_strict", True)),
+        )
+
+    @property
+    def limited(self) -> bool:
+        return math.isfinite(self.cpu)
 
 
 @dataclass
@@ -57,6 +94,11 @@ class Admission:
     peak_cpu: float = 0.0
     peak_memory: float = 0.0
     peak_agents: int = 0
+    fifo: bool = False
+    # integrals of units in use over time, up to ``accounted_s``
+    cpu_seconds: float = 0.0
+    memory_seconds: float = 0.0
+    accounted_s: float | None = None
 
     def fits_ever(self, request: Request) -> bool:
         return request.cpu <= self.pool.cpu and request.memory <= self.pool.memory
@@ -76,11 +118,24 @@ class Admission:
                 f"{request.memory:g} but the pool has {self.pool.cpu:g}/{self.pool.memory:g}")
         self.waiting.append(request)
 
-    def release(self, agent_id: str) -> None:
+    def account(self, now: float) -> None:
+        """Add the units in use since the last call to the usage integrals."""
+        if self.accounted_s is not None and now > self.accounted_s:
+            elapsed = now - self.accounted_s
+            self.cpu_seconds += self.cpu_in_use * elapsed
+            self.memory_seconds += self.memory_in_use * elapsed
+        if self.accounted_s is None or now > self.accounted_s:
+            self.accounted_s = now
+
+    def release(self, agent_id: str, now: float | None = None) -> None:
+        if now is not None:
+            self.account(now)
         self.running.pop(agent_id, None)
         self.waiting = [r for r in self.waiting if r.agent_id != agent_id]
 
     def rank(self, request: Request, now: float) -> tuple[float, float, int]:
+        if self.fifo:
+            return (request.ready_at, 0.0, request.order)
         aged = request.priority + max(0.0, now - request.ready_at) / self.aging_s
         return (-aged, -request.remaining_s, request.order)
 
@@ -90,6 +145,7 @@ class Admission:
 
     def admit(self, now: float) -> list[str]:
         """Start what fits, best first; returns the admitted agent ids in admission order."""
+        self.account(now)
         admitted: list[str] = []
         cpu, memory, count = self.cpu_in_use, self.memory_in_use, len(self.running)
         for request in sorted(self.waiting, key=lambda r: self.rank(r, now)):
@@ -106,3 +162,20 @@ class Admission:
             self.peak_memory = max(self.peak_memory, memory)
             self.peak_agents = max(self.peak_agents, count)
         return admitted
+
+
+def remaining_paths(ids: Sequence[str], deps: Mapping[str, Sequence[str]],
+                    durations: Mapping[str, float]) -> dict[str, float]:
+    """agent id -> the longest duration-weighted path from the agent (itself included) to the end
+    of the run: the admission tie-break, so work with the most left behind it starts first."""
+    children: dict[str, list[str]] = {node: [] for node in ids}
+    for node in ids:
+        for dep in deps.get(node, ()):
+            if dep in children:
+                children[dep].append(node)
+    remaining: dict[str, float] = {}
+    for node in reversed(topological_order(ids, deps)):
+        after = max((remaining[c] for c in children[node] if c in remaining), default=0.0)
+        remaining[node] = max(0.0, durations.get(node, 0.0)) + after
+    # agents on a cycle (never in a valid plan) get their own duration
+    return {node: round(remaining.get(node, durations.get(node, 0.0)), 3) for node in ids}

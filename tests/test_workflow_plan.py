@@ -83,6 +83,8 @@ def test_report_has_the_contract_shape(temporal: TemporalHarness) -> None:
         # the versioned context (issue 4)
         "conflicts", "context_versions", "rejected_resolutions", "rejected_writes",
         "context_lock_wait_s",
+        # resource admission (issue 6)
+        "resources",
     ])
     assert (report["plan"], report["status"], report["error"]) == ("test-plan", "completed", None)
     assert sorted(report["agents"]) == ["a", "b", "c"]
@@ -92,6 +94,7 @@ def test_report_has_the_contract_shape(temporal: TemporalHarness) -> None:
         "status", "group", "role", "kind", "started_at", "finished_at", "duration_s", "attempts",
         "outputs", "defaulted_outputs", "missing_inputs", "error", "progress", "last_progress_at",
         "blocked_on", "blocked_s", "snapshot", "commits", "context_lock_wait_s",
+        "queue_wait_s",
     ])
     assert (b["status"], b["group"], b["kind"], b["attempts"], b["outputs"]) == (
         "succeeded", "g2", "simulate", 1, ["out"])

@@ -36,6 +36,25 @@ or fail the run). Everything else carries on. Rules chosen here:
   context_lock_wait_s is 0; a wait (bounded by lock_timeout, then the agent fails) appears only if
   a holder ever awaits while holding its slot.
 
+Resources (engine.scheduler.Admission, one per run, built from CompiledPlan.resources: CPU and
+memory units, concurrent_agent_limit, cpu_oversubscription, memory_strict; a hand-built plan
+without a resource_pool gets an unlimited one). An agent whose group has reached it is ready: it
+is submitted ("queued") and starts only when admitted, best first by priority (aged one level per
+AGING_S x time_scale of waiting), then the longest remaining path (engine.scheduler.
+remaining_paths over the agent-level DAG and estimated_s), then plan order; an agent that does not
+fit is passed over by smaller ones until it has waited RESERVE_AFTER_S x time_scale, then it holds
+a reservation. Sequential groups and fallback re-runs queue the same way; an agent blocked on a
+conflict queues once unblocked. Units come back when the agent finishes, fails, times out or is
+cancelled; freed units are handed out by one admitter task once the activation has settled, so
+agents being cancelled together never start each other. Rules chosen here:
+
+- Queue time counts against the group deadline (resources are shared: waiting for them is part
+  of the group's time, unlike waiting for a person on a conflict); a queued agent is "pending" to
+  the barrier, never "making progress", so at the deadline it is cancelled (skipped) like any
+  agent that has not started.
+- A conflict opened while an agent is queued does not block it (it was checked when it became
+  ready); its snapshot is still taken when it starts.
+
 Determinism: lists and insertion-ordered dicts only (no set iteration), workflow.now() for time,
 workflow.wait with float timeouts, ApplicationError for every failure the run should end with.
 """
@@ -66,7 +85,8 @@ with workflow.unsafe.imports_passed_through():
     from engine.compiled import CompiledAgent, CompiledGroup, CompiledPlan, RetrySpec
     from engine.context import Conflict, ContextPolicy, ResolutionError, VersionedContext
     from engine.merge import MISSING
-    from engine.report import iso_at
+    from engine.report import agent_dependencies, iso_at
+    from engine.scheduler import Admission, Pool, Request, remaining_paths
     from workflows.locks import READ, WRITE, ContextLimits, ContextLockTimeout
     from workflows.state import (
         NOT_STARTED,
@@ -90,6 +110,11 @@ MIN_HEARTBEAT_TIMEOUT_S = 1.0
 MIN_PROGRESS_INTERVAL_S = 0.5
 MAX_PROGRESS_INTERVAL_S = 10.0
 DEFAULT_PROGRESS_WINDOW_S = 30.0
+
+# admission bounds at time_scale 1 (seconds): a waiting agent gains one priority level per
+# AGING_S, and after RESERVE_AFTER_S nothing ranked below it overtakes it any more
+AGING_S = 60.0
+RESERVE_AFTER_S = 120.0
 
 # group states that let dependants start
 PASSED = ("succeeded", "partial")
@@ -123,6 +148,20 @@ class PlanWorkflow:
         self._groups = self._run.groups
         self._ctx = self._run.context
         self._timeout_policy = str(settings.get("timeout_policy", "keep_current"))
+        self._run.admission = Admission(
+            Pool.from_resources(self._plan.resources),
+            aging_s=max(1e-3, AGING_S * self._scale),
+            reserve_after_s=RESERVE_AFTER_S * self._scale,
+            fifo=input.admission == "fifo",
+        )
+        self._remaining = remaining_paths(
+            [agent.id for agent in self._plan.agents],
+            agent_dependencies(self._plan.agents, self._plan.groups),
+            {agent.id: agent.estimated_s for agent in self._plan.agents},
+        )
+        self._order = {agent.id: index for index, agent in enumerate(self._plan.agents)}
+        # set when units came back: the admitter hands them out once the activation settles
+        self._released = False
         # bumped by every resolution and timeout: blocked agents wait for it to change
         self._conflict_changes = 0
         at = self._at()
@@ -136,6 +175,7 @@ class PlanWorkflow:
         waiting = list(self._plan.groups)
         running: dict[str, asyncio.Task[None]] = {}
         self._details()
+        admitter = asyncio.create_task(self._admitter())
         try:
             self._check_plan()
             while waiting or running:
@@ -157,6 +197,7 @@ class PlanWorkflow:
                         running.pop(group_id).result()
         except (Exception, asyncio.CancelledError) as err:
             await self._cancel(list(running.values()))
+            admitter.cancel()
             for group in waiting:
                 self._groups[group.id].status = "cancelled"
                 for agent_id in group.agents:
@@ -170,6 +211,7 @@ class PlanWorkflow:
                     err.message, self._report(), type=err.type, non_retryable=True
                 ) from None
             raise
+        admitter.cancel()
         self._warn_open_conflicts()
         self._finish("completed")
         return self._report()
@@ -309,7 +351,7 @@ class PlanWorkflow:
             # another group failed or the run was cancelled: take our agents down with us
             await self._cancel(list(tasks.values()))
             for agent_id in group.agents:
-                if self._agents[agent_id].status in ("pending", "blocked", "running"):
+                if self._agents[agent_id].status in ("pending", "blocked", "queued", "running"):
                     self._agents[agent_id].status = "cancelled"
             self._end_group(group, "cancelled")
             raise
@@ -324,6 +366,8 @@ class PlanWorkflow:
             todo = [agent_id for agent_id in group.agents if agent_id not in tasks][:1]
         for agent_id in todo:
             tasks[agent_id] = self._launch(self._plan.agent(agent_id), group, fallback=False)
+        # all of them submitted first, so the best goes first, not the first declared
+        self._admit(todo)
 
     def _group_blocked(self, group: CompiledGroup) -> bool:
         return any(self._agents[a].status == "blocked" for a in group.agents)
@@ -351,7 +395,7 @@ class PlanWorkflow:
             if task.done() and not task.cancelled() and task.exception() is not None:
                 await self._cancel(list(tasks.values()))
                 for agent_id in group.agents:
-                    if self._agents[agent_id].status in ("pending", "blocked", "running"):
+                    if self._agents[agent_id].status in ("pending", "blocked", "queued", "running"):
                         self._agents[agent_id].status = "cancelled"
                 self._end_group(group, "failed")
                 raise task.exception()  # type: ignore[misc]
@@ -409,6 +453,7 @@ class PlanWorkflow:
         self._event("fallback_started", group.id)
         for agent_id in decision.fallback:
             tasks[agent_id] = self._launch(self._plan.agent(agent_id), group, fallback=True)
+            self._admit([agent_id])
             # no group deadline here, so a blocked agent simply waits for its conflict
             await workflow.wait([tasks[agent_id]])
             await self._raise_agent_failure(group, tasks)
@@ -485,8 +530,8 @@ class PlanWorkflow:
     def _launch(
         self, agent: CompiledAgent, group: CompiledGroup, *, fallback: bool
     ) -> asyncio.Task[None]:
-        # mark the agent running (or blocked) now, not when the task first runs, so the barrier
-        # never sees a started agent as pending
+        # mark the agent queued (or blocked) now, not when the task first runs; the caller then
+        # admits what fits, so the barrier never sees a started agent as pending
         state = self._agents[agent.id]
         state.critical = False
         blocking = self._ctx.open_conflicts(agent.inputs)
@@ -496,8 +541,40 @@ class PlanWorkflow:
             state.blocked_since_s = self._elapsed()
             self._event("agent_blocked", agent.id)
         else:
-            self._mark_running(agent)
+            self._queue(agent)
         return asyncio.create_task(self._run_agent(agent, group, fallback))
+
+    def _queue(self, agent: CompiledAgent) -> None:
+        """Ready: ask admission for the agent's units (started by `_admit` when they fit)."""
+        state = self._agents[agent.id]
+        now = self._elapsed()
+        state.status = "queued"
+        state.queued_since_s = now
+        self._run.admission.submit(Request(
+            agent.id, float(agent.cpu), float(agent.memory), int(agent.priority),
+            self._remaining.get(agent.id, 0.0), self._order[agent.id], now))
+
+    def _admit(self, submitted: list[str] | None = None) -> None:
+        """Start every queued agent that fits now, best first; `submitted` agents that must
+        wait get an agent_queued event."""
+        now = self._elapsed()
+        for agent_id in self._run.admission.admit(now):
+            state = self._agents[agent_id]
+            if state.queued_since_s is not None:
+                state.queue_wait_s = round(state.queue_wait_s + now - state.queued_since_s, 3)
+                state.queued_since_s = None
+            self._mark_running(self._plan.agent(agent_id))
+        for agent_id in submitted or []:
+            if self._agents[agent_id].status == "queued":
+                self._event("agent_queued", agent_id)
+
+    async def _admitter(self) -> None:
+        """Hand out released units once everything else of the activation has run: agents that
+        are being cancelled together have left the queue by then."""
+        while True:
+            await workflow.wait_condition(lambda: self._released)
+            self._released = False
+            self._admit()
 
     def _mark_running(self, agent: CompiledAgent) -> None:
         state = self._agents[agent.id]
@@ -515,7 +592,10 @@ class PlanWorkflow:
         try:
             if state.status == "blocked":
                 await self._until_unblocked(agent)
-                self._mark_running(agent)
+                self._queue(agent)
+                self._admit([agent.id])
+            if state.status == "queued":
+                await workflow.wait_condition(lambda: state.status != "queued")
             async with self._context_slot(READ, agent.id):
                 inputs, missing, versions = self._snapshot(agent)
             state.missing_inputs = missing
@@ -610,6 +690,14 @@ class PlanWorkflow:
             state.busy_s = round(state.busy_s + now - state.run_started_s, 3)
             state.run_started_s = None
         self._unblock(agent_id)
+        if state.queued_since_s is not None:
+            # cancelled while queued
+            state.queue_wait_s = round(state.queue_wait_s + now - state.queued_since_s, 3)
+            state.queued_since_s = None
+        admission = self._run.admission
+        if agent_id in admission.running or any(r.agent_id == agent_id for r in admission.waiting):
+            admission.release(agent_id, now)
+            self._released = True
         state.status = status
         state.ended_s = now
         self._event(f"agent_{status}", agent_id)
@@ -852,6 +940,15 @@ class PlanWorkflow:
                          for d in group.depends_on if d not in self._groups]
             problems += [f"group '{group.id}' lists unknown agent '{a}'"
                          for a in group.agents if a not in self._agents]
+        pool = self._run.admission.pool
+        problems += [
+            f"agent '{a.id}' needs cpu {a.cpu:g}/memory {a.memory:g} but the pool admits at most "
+            f"{pool.cpu:g}/{pool.memory:g}: lower its resource_requirements or raise "
+            "resource_pool.computational"
+            for a in self._plan.agents
+            if not self._run.admission.fits_ever(
+                Request(a.id, float(a.cpu), float(a.memory), int(a.priority)))
+        ]
         if problems:
             raise ApplicationError(
                 "invalid compiled plan: " + "; ".join(problems),

@@ -17,13 +17,18 @@ from typing import Any
 from engine import barrier
 from engine.compiled import CompiledPlan
 from engine.context import OPEN, Conflict, VersionedContext
-from engine.report import actual_critical_path, iso_at, parallel_efficiency
+from engine.report import actual_critical_path, iso_at, parallel_efficiency, utilisation_percentage
+from engine.scheduler import Admission, Pool
 from workflows.locks import ContextLimits
 
 # report statuses an agent can be in once the workflow has stopped watching it
 FINISHED = ("succeeded", "failed", "timed_out", "cancelled", "defaulted", "skipped")
-# not started yet: waiting for its group, or (blocked) for a conflict on one of its inputs
+# not started yet: waiting for its group, or (blocked) for a conflict on one of its inputs;
+# "queued" (ready, waiting for resources) is left out: it took no snapshot yet either, but it
+# does not wait for conflicts opened after it was queued
 NOT_STARTED = ("pending", "blocked")
+# ready and waiting to start: for a conflict (blocked) or for resources (queued)
+WAITING = ("blocked", "queued")
 # open conflicts listed with their resolve commands in the current details
 DETAILS_CONFLICTS = 3
 
@@ -53,14 +58,18 @@ class AgentState:
     blocked_on: list[str] = field(default_factory=list)
     blocked_since_s: float | None = None
     blocked_s: float = 0.0
+    # ready but waiting for admission (status "queued"): since when, and all waits together
+    queued_since_s: float | None = None
+    queue_wait_s: float = 0.0
     # the version vector of its last snapshot (key -> version, 0 = absent)
     snapshot: dict[str, int] = field(default_factory=dict)
     # context key -> commit outcome (created, fast_forward, merged, unchanged, conflict, rejected)
     commits: dict[str, str] = field(default_factory=dict)
 
     def barrier_view(self) -> barrier.AgentView:
-        if self.status == "blocked":
-            # not started yet, like an agent a sequential group has not reached
+        if self.status in WAITING:
+            # not started yet, like an agent a sequential group has not reached: never judged
+            # as making progress, whatever it waits for
             status = barrier.PENDING
         elif self.status in ("pending", "running", "succeeded"):
             status = self.status
@@ -69,6 +78,10 @@ class AgentState:
         else:
             status = barrier.FAILED
         return barrier.AgentView(status, self.last_progress_s, self.attempts)
+
+    def queued_s(self, now_s: float) -> float:
+        waiting = now_s - self.queued_since_s if self.queued_since_s is not None else 0.0
+        return round(self.queue_wait_s + max(0.0, waiting), 3)
 
     def duration_s(self, now_s: float) -> float | None:
         if self.started_s is None:
@@ -142,6 +155,8 @@ class RunState:
     # writes refused for ownership: {at, agent, key, owner, message}
     rejected_writes: list[dict[str, Any]] = field(default_factory=list)
     limits: ContextLimits = field(default_factory=ContextLimits)
+    # per-run resource admission (engine.scheduler): who runs, who waits, peaks and usage
+    admission: Admission = field(default_factory=lambda: Admission(Pool.unlimited()))
 
 
 def build_report(run: RunState, workflow_id: str, run_id: str, now_s: float) -> dict[str, Any]:
@@ -183,6 +198,26 @@ def build_report(run: RunState, workflow_id: str, run_id: str, now_s: float) -> 
         "rejected_resolutions": [dict(r) for r in run.rejected_resolutions],
         "rejected_writes": [dict(r) for r in run.rejected_writes],
         "context_lock_wait_s": run.limits.wait_s(),
+        "resources": resources_report(run, end_s),
+    }
+
+
+def resources_report(run: RunState, end_s: float) -> dict[str, Any]:
+    """Peaks of units and agents in use, mean CPU use over the makespan as a percentage of what
+    admission may hand out (oversubscription included; None for an unlimited pool), and each
+    agent's time queued for resources."""
+    admission = run.admission
+    cpu_seconds = admission.cpu_seconds
+    if admission.accounted_s is not None and end_s > admission.accounted_s:
+        cpu_seconds += admission.cpu_in_use * (end_s - admission.accounted_s)
+    pool = admission.pool
+    return {
+        "peak_cpu": round(admission.peak_cpu, 3),
+        "peak_memory": round(admission.peak_memory, 3),
+        "peak_agents": admission.peak_agents,
+        "utilisation_percentage": (utilisation_percentage(cpu_seconds, pool.cpu, end_s)
+                                   if pool.limited else None),
+        "queue_wait_s": {a.id: run.agents[a.id].queued_s(end_s) for a in run.plan.agents},
     }
 
 
@@ -235,6 +270,7 @@ def _agent_report(
         "snapshot": dict(state.snapshot),
         "commits": dict(state.commits),
         "context_lock_wait_s": run.limits.wait_s(agent_id),
+        "queue_wait_s": state.queued_s(end_s),
     }
 
 

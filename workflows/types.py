@@ -20,6 +20,9 @@ class PlanRunInput:
     heartbeat_timeout_s: float | None = None
     # --simulate: every agent also takes its estimated duration x time_scale (AgentTask.simulate_s)
     simulate: bool = False
+    # resource admission order: "priority" (priority, aging, remaining path) or "fifo" (first
+    # ready first; the baseline bench/resources.py compares with)
+    admission: str = "priority"
 
 
 @dataclass
