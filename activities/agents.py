@@ -8,9 +8,10 @@ references, which are resolved again in the next agent's inputs (activities/arti
 Cancellation is an asyncio.CancelledError raised wherever the
 agent is waiting; nothing here swallows it.
 
-Kinds: "simulate" (activities.simulate), "role" (built-in role agents, activities.roles).
-"template", "command", "python" and "http" are part of the plan language but have no backend
-yet: they fail at once, non-retryably, saying so.
+Kinds: "simulate" (activities.simulate), "role" (built-in role agents, activities.roles),
+"command" (activities.command), "python" (activities.python_backend) and "http"
+(activities.http_backend). "template" is part of the plan language but has no backend yet: it
+fails at once, non-retryably, saying so.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from collections.abc import Awaitable, Callable
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities import roles, simulate
+from activities import command, http_backend, python_backend, roles, simulate
 from activities.artifacts import DEFAULT_THRESHOLD, ArtifactStore, contains_reference
 from activities.progress import Progress
 from activities.types import AgentResult, AgentTask
@@ -31,7 +32,7 @@ from activities.types import AgentResult, AgentTask
 Backend = Callable[[AgentTask, Progress, float], Awaitable[AgentResult]]
 
 # declared in the plan language, backends still to come: fail clearly rather than "unknown"
-PLANNED_KINDS = ("template", "command", "python", "http")
+PLANNED_KINDS = ("template",)
 
 
 def time_scale(task: AgentTask) -> float:
@@ -59,7 +60,13 @@ async def run_role(task: AgentTask, progress: Progress, scale: float) -> AgentRe
     )
 
 
-BACKENDS: dict[str, Backend] = {"simulate": simulate.run, "role": run_role}
+BACKENDS: dict[str, Backend] = {
+    "simulate": simulate.run,
+    "role": run_role,
+    "command": command.run,
+    "python": python_backend.run,
+    "http": http_backend.run,
+}
 
 
 def _no_backend(task: AgentTask) -> ApplicationError:

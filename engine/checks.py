@@ -121,6 +121,8 @@ def _check_consistency_rules(plan: Plan, resolution: Resolution) -> list[PlanErr
 
 
 def _check_resources(plan: Plan) -> list[PlanError]:
+    if not plan.resource_pool_given:
+        return []
     pool = plan.resource_manager.resource_pool.computational
     sharing = plan.resource_manager.allocation_strategy.resource_sharing
     capacity = {"cpu": pool.total_cpu_units * sharing.cpu_oversubscription,

@@ -10,6 +10,7 @@ networkx runs here, at the edge; the workflow receives only lists and numbers. E
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import networkx as nx
@@ -168,10 +169,7 @@ def compile_plan(plan: Plan) -> CompiledPlan:
         agent_level_s=round(agent_level, 3),
         parallel_opportunities=opportunities,
         inputs=dict(plan.inputs),
-        resources={
-            **plan.resource_manager.model_dump(mode="json"),
-            "contention": _contention(plan, grouping),
-        },
+        resources=_resources(plan, grouping),
         barrier=plan.barrier_synchronization.model_dump(mode="json"),
         context=plan.context_conflicts.model_dump(mode="json"),
         caching=plan.caching_system.model_dump(mode="json"),
@@ -260,6 +258,9 @@ def _compile_agent(plan: Plan, agent_id: str, spec: AgentSpec, group: str,
         settings.setdefault("duration", estimate.seconds)
     elif kind == "role":
         role = normalise_role(role)
+    elif kind == "command" and plan.source.file:
+        # a relative cwd is the plan's folder, wherever the worker was started
+        settings.setdefault("plan_dir", str(Path(plan.source.file).resolve().parent))
     timeout = spec.timeout.seconds if spec.timeout is not None else max(
         plan.default_agent_timeout_s, 2 * estimate.max_s)
     retry = spec.retry
@@ -301,6 +302,16 @@ def _compile_agent(plan: Plan, agent_id: str, spec: AgentSpec, group: str,
         settings=settings,
         description=spec.description,
     )
+
+
+def _resources(plan: Plan, grouping: Grouping) -> dict[str, Any]:
+    """The resource manager's settings; the pool only when the plan gives one (the workflow
+    treats a missing pool as unlimited)."""
+    resources = plan.resource_manager.model_dump(mode="json")
+    if not plan.resource_pool_given:
+        resources.pop("resource_pool")
+        return {**resources, "contention": []}
+    return {**resources, "contention": _contention(plan, grouping)}
 
 
 def _contention(plan: Plan, grouping: Grouping) -> list[dict[str, Any]]:

@@ -72,6 +72,9 @@ class Plan:
     group_paths: dict[str, RawGroup] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     default_agent_timeout_s: float = 600.0
+    # resource admission applies only to plans that give a pool: without one a plan runs as
+    # fast as its dependencies allow
+    resource_pool_given: bool = False
     dependency_analyzer: DependencyAnalyzer = field(default_factory=DependencyAnalyzer)
     resource_manager: ResourceManager = field(default_factory=ResourceManager)
     barrier_synchronization: BarrierSynchronization = field(
@@ -360,6 +363,8 @@ def build_plan(data: Any, source: SourceMap,
         notes=[str(n) for n in data.get("notes", [])] if isinstance(data.get("notes"), list)
         else [],
         default_agent_timeout_s=default_timeout,
+        resource_pool_given=isinstance(data.get("resource_manager"), dict)
+        and data["resource_manager"].get("resource_pool") is not None,
         **sections,
     )
     # --set values supply plan inputs (and BMAD conditions, consumed above)

@@ -181,8 +181,10 @@ def format_summary(report: dict[str, Any]) -> str:
     """The end-of-run table: a row per agent, a line per group's barrier, alerts, totals."""
     rows = [("agent", "group", "status", "tries", "start s", "took s", "notes")]
     for agent_id, agent in ordered_agents(report):
-        settled = agent.get("status") not in ("pending", "running", "blocked")
+        settled = agent.get("status") not in ("pending", "queued", "running", "blocked")
         notes = []
+        if agent.get("queue_wait_s"):
+            notes.append(f"queued {_num(agent['queue_wait_s'])}s for resources")
         if agent.get("status") == "blocked" and agent.get("blocked_on"):
             notes.append(f"waits for conflict {', '.join(agent['blocked_on'])}: "
                          "starter.py conflicts")

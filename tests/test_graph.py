@@ -161,3 +161,25 @@ agents:
     assert [["pm"], ["ux", "architect"], ["developer"]] == [g.agents for g in compiled.groups]
     assert {"pm": [], "ux": ["pm"], "architect": ["pm"], "developer": ["pm", "ux", "architect"]} \
         == {a.id: a.depends_on for a in compiled.agents}
+
+
+def test_a_plan_without_a_pool_is_not_admission_controlled() -> None:
+    """No resource_manager.resource_pool: no pool in the compiled plan (the workflow runs
+    agents as soon as their dependencies allow); with one, the pool is passed on."""
+    from engine.plan import loads_plan
+
+    free = compile_plan(loads_plan("agents: {a: {duration: 1s}}\n"))
+    pooled = compile_plan(loads_plan(
+        "agents: {a: {duration: 1s}}\n"
+        "resource_manager: {resource_pool: {computational: {concurrent_agent_limit: 2}}}\n"))
+    assert "resource_pool" not in free.resources
+    assert 2 == pooled.resources["resource_pool"]["computational"]["concurrent_agent_limit"]
+
+
+def test_command_agents_run_in_the_plans_folder(tmp_path) -> None:
+    """A command agent's working directory is resolved against the plan file's folder."""
+    plan_file = tmp_path / "plan.yaml"
+    plan_file.write_text("agents:\n  tool: {kind: command, command: [echo], cwd: scripts}\n")
+    agent = compile_plan(load_plan(plan_file)).agent("tool")
+    assert (str(tmp_path.resolve()), "scripts") == (agent.settings["plan_dir"],
+                                                    agent.settings["cwd"])

@@ -267,6 +267,7 @@ def test_agent_larger_than_the_pool() -> None:
 agents:
   huge: {resource_requirements: {cpu: 150, memory: low}}
 resource_manager:
+  resource_pool: {computational: {total_cpu_units: 100}}
   allocation_strategy: {resource_sharing: {cpu_oversubscription: 1.2}}
 """)
     assert isinstance(problem, errors.ResourceFitError)

@@ -1,0 +1,1 @@
+"""Small programs and modules that the backend tests run as agents."""

@@ -1,0 +1,38 @@
+"""Python agents for tests (callable: tests.agents_fixtures.py_agents:<name>)."""
+
+import asyncio
+import threading
+
+
+def summarise(user_stories, topic="none"):
+    return {"summary": f"{len(user_stories)} stories about {topic}",
+            "thread": threading.current_thread().name}
+
+
+async def summarise_async(user_stories, topic="none"):
+    await asyncio.sleep(0.01)
+    return {"summary": f"{len(user_stories)} stories about {topic}", "thread": "async"}
+
+
+def forgets_an_output(user_stories, topic="none"):
+    return {"summary": "only this"}
+
+
+def returns_a_list(**inputs):
+    return ["not", "a", "mapping"]
+
+
+def returns_a_set(**inputs):
+    return {"summary": {1, 2}, "thread": "x"}
+
+
+def fails(**inputs):
+    raise ValueError("the index is not built yet")
+
+
+async def sleeps(**inputs):
+    await asyncio.sleep(60)
+    return {}
+
+
+NOT_CALLABLE = 42
