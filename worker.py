@@ -1,6 +1,7 @@
 """Run a worker for PlanWorkflow and the agent activities until SIGINT/SIGTERM:
 `python worker.py [--address HOST:PORT] [--namespace NS] [--task-queue Q]
-[--max-concurrent-activities N]`. Exit 0 after a clean shutdown, 2 when no server is reachable."""
+[--max-concurrent-activities N] [--resource-based [--target-cpu F] [--target-memory F]]`.
+Exit 0 after a clean shutdown, 2 when no server is reachable."""
 
 from __future__ import annotations
 
@@ -11,24 +12,54 @@ import sys
 from runtime.connection import default_namespace, default_task_queue
 from runtime.exit import run_entry
 from runtime.servers import Target, TargetError, resolve_target
-from runtime.worker import build_worker, run_until_signalled
+from runtime.worker import ResourceTargets, build_worker, run_until_signalled
 
 
 async def serve(target: Target, args: argparse.Namespace) -> None:
     client = await target.connect(args.namespace)
     worker = build_worker(
-        client, args.task_queue, max_concurrent_activities=args.max_concurrent_activities
+        client, args.task_queue, max_concurrent_activities=args.max_concurrent_activities,
+        resource_based=resource_targets(args),
     )
     print(
         f"worker {client.identity} on task queue {args.task_queue} at {target.address} "
-        f"(namespace {args.namespace}); Ctrl-C stops",
+        f"(namespace {args.namespace}, {describe_slots(args)}); Ctrl-C stops",
         flush=True,
     )
     await run_until_signalled(worker)
     print("worker stopped", flush=True)
 
 
-def main(argv: list[str] | None = None) -> int:
+def resource_targets(args: argparse.Namespace) -> ResourceTargets | None:
+    return ResourceTargets(args.target_cpu, args.target_memory) if args.resource_based else None
+
+
+def describe_slots(args: argparse.Namespace) -> str:
+    if args.resource_based:
+        cap = (f", at most {args.max_concurrent_activities} agents"
+               if args.max_concurrent_activities is not None else "")
+        return (f"resource-based: target cpu {args.target_cpu:g}, memory "
+                f"{args.target_memory:g}{cap}")
+    if args.max_concurrent_activities is not None:
+        return f"at most {args.max_concurrent_activities} agents at once"
+    return "default slots"
+
+
+def fraction(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1], found {text}")
+    return value
+
+
+def positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1, found {text}")
+    return value
+
+
+def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="worker.py", description=__doc__)
     parser.add_argument(
         "--address", help="HOST:PORT (default TEMPORAL_ADDRESS, else the embedded dev server's "
@@ -37,10 +68,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--namespace", default=default_namespace(),
                         help="default TEMPORAL_NAMESPACE or 'default'")
     parser.add_argument("--task-queue", default=default_task_queue(),
-                        help="default PEE_TASK_QUEUE or 'parallel-execution-engine'")
-    parser.add_argument("--max-concurrent-activities", type=int, default=None, metavar="N",
-                        help="agents this worker runs at once (default: the SDK's 1000)")
-    args = parser.parse_args(argv)
+                        help="default PEE_TASK_QUEUE or 'parallel-execution-engine'; a plan "
+                        "routes agents elsewhere with task_queue (per agent) or task_queues "
+                        "(per kind)")
+    parser.add_argument("--max-concurrent-activities", type=positive, default=None, metavar="N",
+                        help="agents this worker runs at once (default: the SDK's 1000); with "
+                        "--resource-based, the most the tuner may hand out")
+    parser.add_argument("--resource-based", action="store_true",
+                        help="Temporal's resource-based tuner: take agents only while this "
+                        "host's CPU and memory stay under the targets")
+    parser.add_argument("--target-cpu", type=fraction, default=0.8, metavar="F",
+                        help="with --resource-based: target CPU use, 0-1 (default 0.8)")
+    parser.add_argument("--target-memory", type=fraction, default=0.8, metavar="F",
+                        help="with --resource-based: target memory use, 0-1 (default 0.8)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     try:
         # a worker never starts a server: it says how to get one
         target = resolve_target(args.address, allow_start=False)

@@ -258,8 +258,8 @@ def _compile_agent(plan: Plan, agent_id: str, spec: AgentSpec, group: str,
         settings.setdefault("duration", estimate.seconds)
     elif kind == "role":
         role = normalise_role(role)
-    elif kind == "command" and plan.source.file:
-        # a relative cwd is the plan's folder, wherever the worker was started
+    elif kind in ("command", "template") and plan.source.file:
+        # a relative cwd or template path is the plan's folder, wherever the worker was started
         settings.setdefault("plan_dir", str(Path(plan.source.file).resolve().parent))
     timeout = spec.timeout.seconds if spec.timeout is not None else max(
         plan.default_agent_timeout_s, 2 * estimate.max_s)
@@ -297,7 +297,7 @@ def _compile_agent(plan: Plan, agent_id: str, spec: AgentSpec, group: str,
         ),
         cpu=requirements.cpu if requirements.cpu is not None else DEFAULT_UNITS,
         memory=requirements.memory if requirements.memory is not None else DEFAULT_UNITS,
-        task_queue=spec.task_queue,
+        task_queue=spec.task_queue or plan.task_queues.get(kind),
         optional=spec.optional,
         settings=settings,
         description=spec.description,

@@ -51,7 +51,7 @@ Spec = TypeVar("Spec", bound=BaseModel)
 PLAN_KEYS = (
     "name", "description", "version", "inputs", "agents", "groups", "execution_groups",
     "enhanced_workflow_step", "enhanced_workflow_steps", "default_agent_timeout", "notes",
-    *SECTION_MODELS,
+    "task_queues", *SECTION_MODELS,
 )
 
 
@@ -72,6 +72,8 @@ class Plan:
     group_paths: dict[str, RawGroup] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     default_agent_timeout_s: float = 600.0
+    # agent kind -> task queue, for agents that name no task_queue of their own
+    task_queues: dict[str, str] = field(default_factory=dict)
     # resource admission applies only to plans that give a pool: without one a plan runs as
     # fast as its dependencies allow
     resource_pool_given: bool = False
@@ -333,6 +335,8 @@ def build_plan(data: Any, source: SourceMap,
         except PlanError as exc:
             problems.append(exc.at(source.locate(("default_agent_timeout",))))
 
+    task_queues = _task_queues(data.get("task_queues"), source, problems)
+
     raw = collect(data, source)
     problems.extend(raw.problems)
     agents: dict[str, AgentSpec] = {}
@@ -363,6 +367,7 @@ def build_plan(data: Any, source: SourceMap,
         notes=[str(n) for n in data.get("notes", [])] if isinstance(data.get("notes"), list)
         else [],
         default_agent_timeout_s=default_timeout,
+        task_queues=task_queues,
         resource_pool_given=isinstance(data.get("resource_manager"), dict)
         and data["resource_manager"].get("resource_pool") is not None,
         **sections,
@@ -377,6 +382,37 @@ def build_plan(data: Any, source: SourceMap,
     if problems:
         raise PlanValidationError(_dedupe(problems), file=source.file)
     return plan
+
+
+def _task_queues(given: Any, source: SourceMap, problems: list[PlanError]) -> dict[str, str]:
+    """`task_queues: {kind: queue}`: where agents of a kind run unless they name a task_queue."""
+    from engine.models import AGENT_KINDS
+
+    if given is None:
+        return {}
+    if not isinstance(given, dict):
+        problems.append(InvalidValueError(
+            "task_queues must be a mapping of agent kinds to task queue names", value=given,
+            location=source.locate(("task_queues",)), found=type(given).__name__,
+            fix="e.g. task_queues: {command: build-workers}"))
+        return {}
+    queues: dict[str, str] = {}
+    for kind, queue in given.items():
+        if kind not in AGENT_KINDS:
+            close = suggest(kind, AGENT_KINDS)
+            problems.append(InvalidValueError(
+                f"task_queues names unknown agent kind {kind!r}", value=kind,
+                location=source.locate(("task_queues", kind)),
+                expected="one of " + ", ".join(AGENT_KINDS), found=repr(kind),
+                fix=f"did you mean {close!r}?" if close else "use one of the agent kinds"))
+        elif not isinstance(queue, str) or not queue.strip():
+            problems.append(InvalidValueError(
+                f"task_queues.{kind} must be a task queue name", value=queue,
+                location=source.locate(("task_queues", kind)), expected="non-empty text",
+                found=repr(queue)))
+        else:
+            queues[str(kind)] = queue.strip()
+    return queues
 
 
 def load_plan(path: str | Path, variables: Mapping[str, Any] | None = None) -> Plan:

@@ -4,14 +4,40 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from dataclasses import dataclass
 from datetime import timedelta
 
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import ResourceBasedSlotConfig, Worker, WorkerTuner
 
 from activities.agents import ACTIVITIES
 from runtime.connection import default_task_queue
 from workflows.plan_workflow import PlanWorkflow
+
+
+@dataclass(frozen=True)
+class ResourceTargets:
+    """Temporal's resource-based tuner: hand out task slots only while this host's CPU and
+    memory use (fractions, 0 < x <= 1) stay under the targets."""
+
+    cpu: float = 0.8
+    memory: float = 0.8
+
+    def __post_init__(self) -> None:
+        for name, value in (("cpu", self.cpu), ("memory", self.memory)):
+            if not 0 < value <= 1:
+                raise ValueError(f"target {name} must be a fraction in (0, 1], found {value}")
+
+
+def build_tuner(targets: ResourceTargets, max_concurrent_activities: int | None = None
+                ) -> WorkerTuner:
+    """The resource-based tuner; `max_concurrent_activities` caps agents even when the host
+    has room (the tuner and a fixed slot count are mutually exclusive on a Worker)."""
+    activity = (ResourceBasedSlotConfig(maximum_slots=max_concurrent_activities)
+                if max_concurrent_activities is not None else None)
+    return WorkerTuner.create_resource_based(
+        target_memory_usage=targets.memory, target_cpu_usage=targets.cpu,
+        activity_config=activity)
 
 
 def build_worker(
@@ -19,16 +45,24 @@ def build_worker(
     task_queue: str | None = None,
     *,
     max_concurrent_activities: int | None = None,
+    resource_based: ResourceTargets | None = None,
     activities: bool = True,
     graceful_shutdown_s: float = 5.0,
 ) -> Worker:
-    """activities=False hosts only the workflow (answering queries on closed runs)."""
+    """activities=False hosts only the workflow (answering queries on closed runs).
+
+    Several workers on one task queue share its agents (each polls when it has a free slot, so
+    the least loaded pulls); agents of a worker that dies are retried on another after their
+    heartbeat timeout."""
+    tuner = (build_tuner(resource_based, max_concurrent_activities)
+             if resource_based is not None else None)
     return Worker(
         client,
         task_queue=task_queue or default_task_queue(),
         workflows=[PlanWorkflow],
         activities=list(ACTIVITIES) if activities else [],
-        max_concurrent_activities=max_concurrent_activities,
+        max_concurrent_activities=None if tuner is not None else max_concurrent_activities,
+        tuner=tuner,
         # on shutdown, agents get a moment to notice cancellation before being abandoned
         graceful_shutdown_timeout=timedelta(seconds=graceful_shutdown_s),
     )

@@ -85,6 +85,7 @@ with workflow.unsafe.imports_passed_through():
     from engine.compiled import CompiledAgent, CompiledGroup, CompiledPlan, RetrySpec
     from engine.context import Conflict, ContextPolicy, ResolutionError, VersionedContext
     from engine.merge import MISSING
+    from engine.monitoring import Monitor, Settings, take_sample
     from engine.report import agent_dependencies, iso_at
     from engine.scheduler import Admission, Pool, Request, remaining_paths
     from workflows.locks import READ, WRITE, ContextLimits, ContextLockTimeout
@@ -154,6 +155,7 @@ class PlanWorkflow:
             reserve_after_s=RESERVE_AFTER_S * self._scale,
             fifo=input.admission == "fifo",
         )
+        self._run.monitor = Monitor(Settings.from_resources(self._plan.resources, self._scale))
         self._remaining = remaining_paths(
             [agent.id for agent in self._plan.agents],
             agent_dependencies(self._plan.agents, self._plan.groups),
@@ -567,6 +569,7 @@ class PlanWorkflow:
         for agent_id in submitted or []:
             if self._agents[agent_id].status == "queued":
                 self._event("agent_queued", agent_id)
+        self._sample()
 
     async def _admitter(self) -> None:
         """Hand out released units once everything else of the activation has run: agents that
@@ -575,6 +578,18 @@ class PlanWorkflow:
             await workflow.wait_condition(lambda: self._released)
             self._released = False
             self._admit()
+
+    def _sample(self, response_time_s: float | None = None, agent_id: str | None = None) -> None:
+        """Observe the admission state after it changed (monitoring is event-driven: no timers,
+        no history events); a metric going over its alert threshold raises a warning."""
+        admission = self._run.admission
+        sample = take_sample(
+            self._elapsed(), cpu_in_use=admission.cpu_in_use, cpu_capacity=admission.pool.cpu,
+            memory_in_use=admission.memory_in_use, memory_capacity=admission.pool.memory,
+            queue_depth=len(admission.waiting), response_time=response_time_s, agent=agent_id)
+        for alert in self._run.monitor.observe(sample):
+            group = self._plan.agent(alert.agent).group if alert.agent else ""
+            self._alert(group, "warning", alert.message)
 
     def _mark_running(self, agent: CompiledAgent) -> None:
         state = self._agents[agent.id]
@@ -701,6 +716,8 @@ class PlanWorkflow:
         state.status = status
         state.ended_s = now
         self._event(f"agent_{status}", agent_id)
+        ran = state.run_started_s is None and state.started_s is not None
+        self._sample(state.duration_s(now) if ran else None, agent_id)
 
     # --- context ------------------------------------------------------------------------
 

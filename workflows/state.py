@@ -17,6 +17,7 @@ from typing import Any
 from engine import barrier
 from engine.compiled import CompiledPlan
 from engine.context import OPEN, Conflict, VersionedContext
+from engine.monitoring import Monitor
 from engine.report import actual_critical_path, iso_at, parallel_efficiency, utilisation_percentage
 from engine.scheduler import Admission, Pool
 from workflows.locks import ContextLimits
@@ -157,6 +158,8 @@ class RunState:
     limits: ContextLimits = field(default_factory=ContextLimits)
     # per-run resource admission (engine.scheduler): who runs, who waits, peaks and usage
     admission: Admission = field(default_factory=lambda: Admission(Pool.unlimited()))
+    # samples of the admission state and threshold alerts (engine.monitoring)
+    monitor: Monitor = field(default_factory=Monitor)
 
 
 def build_report(run: RunState, workflow_id: str, run_id: str, now_s: float) -> dict[str, Any]:
@@ -218,6 +221,8 @@ def resources_report(run: RunState, end_s: float) -> dict[str, Any]:
         "utilisation_percentage": (utilisation_percentage(cpu_seconds, pool.cpu, end_s)
                                    if pool.limited else None),
         "queue_wait_s": {a.id: run.agents[a.id].queued_s(end_s) for a in run.plan.agents},
+        # event-driven samples per sampling_interval and alerts over alert_thresholds
+        **run.monitor.report(),
     }
 
 
