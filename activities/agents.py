@@ -10,8 +10,7 @@ agent is waiting; nothing here swallows it.
 
 Kinds: "simulate" (activities.simulate), "role" (built-in role agents, activities.roles),
 "command" (activities.command), "python" (activities.python_backend) and "http"
-(activities.http_backend). "template" is part of the plan language but has no backend yet: it
-fails at once, non-retryably, saying so.
+(activities.http_backend) and "template" (activities.template_backend).
 """
 
 from __future__ import annotations
@@ -24,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities import command, http_backend, python_backend, roles, simulate
+from activities import command, http_backend, python_backend, roles, simulate, template_backend
 from activities.artifacts import DEFAULT_THRESHOLD, ArtifactStore, contains_reference
 from activities.progress import Progress
 from activities.types import AgentResult, AgentTask
@@ -32,7 +31,7 @@ from activities.types import AgentResult, AgentTask
 Backend = Callable[[AgentTask, Progress, float], Awaitable[AgentResult]]
 
 # declared in the plan language, backends still to come: fail clearly rather than "unknown"
-PLANNED_KINDS = ("template",)
+PLANNED_KINDS: tuple[str, ...] = ()
 
 
 def time_scale(task: AgentTask) -> float:
@@ -66,6 +65,7 @@ BACKENDS: dict[str, Backend] = {
     "command": command.run,
     "python": python_backend.run,
     "http": http_backend.run,
+    "template": template_backend.run,
 }
 
 

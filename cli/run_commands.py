@@ -76,6 +76,9 @@ def register(subparsers: Any) -> None:
                      help="workflow id (default: plan name + random suffix)")
     run.add_argument("--report", type=Path, metavar="FILE",
                      help="write the run report as JSON (also for a failed run)")
+    run.add_argument("--output-dir", type=Path, metavar="DIR",
+                     help="where the run's documents (DIR/docs/*.md) and report.json go "
+                     "(default runs/<workflow-id>/)")
     add_server_options(run)
     run.add_argument("--task-queue", help="default PEE_TASK_QUEUE or 'parallel-execution-engine'")
     run.add_argument("--no-worker", action="store_true",
@@ -163,6 +166,8 @@ def run_command(args: argparse.Namespace) -> int:
         worker=not args.no_worker,
         detach=args.detach,
         report_file=args.report,
+        write_outputs=True,
+        output_dir=args.output_dir,
     )
     return run_plan(options)
 

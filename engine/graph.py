@@ -258,9 +258,15 @@ def _compile_agent(plan: Plan, agent_id: str, spec: AgentSpec, group: str,
         settings.setdefault("duration", estimate.seconds)
     elif kind == "role":
         role = normalise_role(role)
-    elif kind in ("command", "template") and plan.source.file:
+    if kind in ("command", "template") and plan.source.file:
         # a relative cwd or template path is the plan's folder, wherever the worker was started
         settings.setdefault("plan_dir", str(Path(plan.source.file).resolve().parent))
+    if kind == "template" and plan.resource_pool_given:
+        engine = plan.resource_manager.resource_pool.template_engine
+        settings.setdefault("template_engine", {
+            "concurrent_renders": engine.concurrent_renders,
+            "render_timeout": engine.render_timeout.seconds,
+        })
     timeout = spec.timeout.seconds if spec.timeout is not None else max(
         plan.default_agent_timeout_s, 2 * estimate.max_s)
     retry = spec.retry

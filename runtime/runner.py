@@ -17,16 +17,24 @@ import sys
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
-from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.client import (
+    Client,
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+    WorkflowQueryRejectedError,
+)
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from engine.compiled import CompiledPlan
 from runtime.connection import default_namespace, default_task_queue
 from runtime.inspect import failure_message, has_pollers, query_status, report_from_failure
+from runtime.outputs import write_outputs
 from runtime.progress import ProgressPrinter, format_summary
 from runtime.servers import Target, TargetError, resolve_target, workflow_url
 from runtime.worker import build_worker
@@ -56,6 +64,10 @@ class RunOptions:
     detach: bool = False
     report_file: Path | None = None
     poll_s: float = 0.5
+    # write the run's documents and report.json (runtime.outputs) to output_dir, default
+    # runs/<workflow-id>/
+    write_outputs: bool = False
+    output_dir: Path | None = None
 
 
 def choose_time_scale(
@@ -180,6 +192,18 @@ async def _run(
             print(workflow_id, file=out, flush=True)
             return EXIT_OK
         code, report = await follow(handle, options.poll_s, out)
+        # queried while this command's worker still runs, so a finished run can answer
+        context = await fetch_context(handle) if options.write_outputs else {}
+    if options.write_outputs:
+        directory = options.output_dir or default_output_dir(workflow_id)
+        try:
+            written = write_outputs(directory, context, report, template_agents=[
+                agent.id for agent in options.run_input.plan.agents if agent.kind == "template"])
+        except OSError as err:
+            print(f"error: cannot write outputs to {directory}: {err}", file=sys.stderr)
+        else:
+            docs = sum(1 for path in written if path.parent.name == "docs")
+            print(f"Outputs written to {directory}/ ({docs} documents)", file=out)
     if options.report_file is not None and report is not None:
         write_report(options.report_file, report)
         print(f"Report written to {options.report_file}", file=out)
@@ -192,6 +216,21 @@ async def _run(
             file=out,
         )
     return code
+
+
+def default_output_dir(workflow_id: str) -> Path:
+    # PEE_RUNS_DIR moves the default (test suites point it at a temporary folder)
+    return Path(os.environ.get("PEE_RUNS_DIR") or "runs") / workflow_id
+
+
+async def fetch_context(handle: WorkflowHandle[Any, Any]) -> dict[str, Any]:
+    try:
+        context = await handle.query(PlanWorkflow.context, rpc_timeout=timedelta(seconds=15))
+    except (RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError) as err:
+        print(f"warning: cannot read the run's context for --output-dir: {err}",
+              file=sys.stderr)
+        return {}
+    return dict(context or {})
 
 
 def write_report(path: Path, report: dict[str, Any]) -> None:

@@ -4,6 +4,8 @@ and small builders for hand-written CompiledPlans (so workflow tests need no YAM
 from __future__ import annotations
 
 import asyncio
+import os
+import tempfile
 import uuid
 from collections.abc import Coroutine, Iterator, Sequence
 from pathlib import Path
@@ -21,6 +23,10 @@ from workflows.plan_workflow import PlanWorkflow
 from workflows.types import PlanRunInput
 
 T = TypeVar("T")
+
+# `starter.py run` writes each run's documents to runs/<workflow-id>/ by default; tests (and the
+# commands they start, which inherit the environment) write to a throwaway folder instead
+os.environ.setdefault("PEE_RUNS_DIR", tempfile.mkdtemp(prefix="pee-runs-"))
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -159,12 +159,11 @@ def test_bad_simulate_settings_fail_non_retryably(settings: dict[str, Any], word
     assert ({"attempt": 1},) == error.details
 
 
-@pytest.mark.parametrize("kind", ["template"])
-def test_kinds_without_a_backend_yet_fail_non_retryably(kind: str) -> None:
-    """Planned kinds fail at once and say they are not available yet."""
-    error = failure(AgentTask(agent=agent(kind=kind)))
-    assert ("UnknownAgentKind", True) == (error.type, error.non_retryable)
-    assert f"kind '{kind}' is not available yet" in error.message
+def test_a_template_agent_without_a_template_fails_non_retryably() -> None:
+    """kind template needs its `template` setting; the message says so."""
+    error = failure(AgentTask(agent=agent(kind="template")))
+    assert ("InvalidAgentSettings", True) == (error.type, error.non_retryable)
+    assert "'template' must be a path or a built-in id" in error.message
 
 
 def test_an_unknown_kind_fails_non_retryably() -> None:

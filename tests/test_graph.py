@@ -183,3 +183,14 @@ def test_command_agents_run_in_the_plans_folder(tmp_path) -> None:
     agent = compile_plan(load_plan(plan_file)).agent("tool")
     assert (str(tmp_path.resolve()), "scripts") == (agent.settings["plan_dir"],
                                                     agent.settings["cwd"])
+
+
+def test_template_agents_get_the_plans_template_engine_limits(tmp_path) -> None:
+    """concurrent_renders and render_timeout of the plan's pool reach template agents."""
+    plan_file = tmp_path / "plan.yaml"
+    plan_file.write_text(
+        "agents:\n  doc: {kind: template, template: 'builtin:prd', outputs: [prd]}\n"
+        "resource_manager:\n  resource_pool:\n    template_engine: "
+        "{concurrent_renders: 2, render_timeout: 30}\n")
+    settings = compile_plan(load_plan(plan_file)).agent("doc").settings
+    assert {"concurrent_renders": 2, "render_timeout": 30.0} == settings["template_engine"]

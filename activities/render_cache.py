@@ -1,0 +1,100 @@
+"""The template render cache (seed `caching.cache_levels.template_render_cache`).
+
+Key: the template's id (a built-in id, or a file path plus the hash of its text, so an edited file
+is a new template) plus the SHA-256 of the variables' canonical JSON. Entries live for `ttl_s`
+(1 hour) and the cache holds at most `max_bytes` (50 MB) of rendered JSON, evicting the least
+recently used entries first. It is in-process: each worker has its own, and a restarted worker
+starts empty (a miss only costs a render; the result is the same).
+
+`renders` counts the renders that actually ran, so tests (and the curious) can see hits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+DEFAULT_TTL_S = 3600.0
+DEFAULT_MAX_BYTES = 50 * 1024**2
+
+
+def canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      default=str)
+
+
+def cache_key(template_id: str, variables: Any) -> str:
+    digest = hashlib.sha256(canonical(variables).encode()).hexdigest()
+    return f"{template_id}#{digest}"
+
+
+class RenderCache:
+    def __init__(self, ttl_s: float = DEFAULT_TTL_S, max_bytes: int = DEFAULT_MAX_BYTES,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl_s = ttl_s
+        self.max_bytes = max_bytes
+        self._clock = clock
+        # key -> (value, size in bytes, expiry time); order = least recently used first
+        self._entries: OrderedDict[str, tuple[Any, int, float]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+        self.renders = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def size_bytes(self) -> int:
+        return self._bytes
+
+    def get(self, key: str) -> Any | None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None or entry[2] <= self._clock():
+                if entry is not None:
+                    self._drop(key)
+                self.misses += 1
+                return None
+            self._entries.move_to_end(key)
+            self.hits += 1
+            return entry[0]
+
+    def put(self, key: str, value: Any) -> None:
+        size = len(canonical(value).encode())
+        with self._lock:
+            if key in self._entries:
+                self._drop(key)
+            if size > self.max_bytes:
+                # larger than the whole cache: not worth evicting everything for
+                return
+            self._entries[key] = (value, size, self._clock() + self.ttl_s)
+            self._bytes += size
+            while self._bytes > self.max_bytes:
+                self._drop(next(iter(self._entries)))
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._bytes = 0
+            self.hits = self.misses = self.renders = 0
+
+    def _drop(self, key: str) -> None:
+        _value, size, _expiry = self._entries.pop(key)
+        self._bytes -= size
+
+
+_default: RenderCache | None = None
+
+
+def default_cache() -> RenderCache:
+    global _default
+    if _default is None:
+        _default = RenderCache()
+    return _default
