@@ -29,6 +29,7 @@ from temporalio.worker import Worker  # noqa: E402
 
 from activities.agents import ACTIVITIES  # noqa: E402
 from bench.handwritten import HandWrittenWorkflow  # noqa: E402
+from runtime.codec import data_converter  # noqa: E402
 from workflows.plan_workflow import PlanWorkflow  # noqa: E402
 
 
@@ -80,7 +81,7 @@ async def connect(address: str, timeout_s: float = 30.0) -> Client:
     deadline = time.monotonic() + timeout_s
     while True:
         try:
-            return await Client.connect(address)
+            return await Client.connect(address, data_converter=data_converter())
         except Exception:
             # the server takes a moment to listen after it starts
             if time.monotonic() > deadline:

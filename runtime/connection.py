@@ -10,6 +10,8 @@ from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
+from runtime.codec import data_converter
+
 DEFAULT_DEV_PORT = 7233
 DEFAULT_NAMESPACE = "default"
 DEFAULT_TASK_QUEUE = "parallel-execution-engine"
@@ -77,7 +79,8 @@ async def connect(
     deadline = asyncio.get_running_loop().time() + starting_wait_s
     while True:
         try:
-            client = await Client.connect(target, namespace=namespace)
+            client = await Client.connect(target, namespace=namespace,
+                                          data_converter=data_converter())
             break
         except RuntimeError as err:
             # the bridge reports connection problems as bare RuntimeErrors; a fresh dev server

@@ -17,6 +17,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
 from engine.compiled import CompiledAgent, CompiledGroup, CompiledPlan, RetrySpec
+from runtime.codec import data_converter
 from runtime.devserver import find_temporal_binary
 from runtime.worker import build_worker
 from workflows.plan_workflow import PlanWorkflow
@@ -175,7 +176,8 @@ class TemporalHarness:
                     return await body(handle)
                 finally:
                     history = await handle.fetch_history()
-                    await Replayer(workflows=[PlanWorkflow]).replay_workflow(history)
+                    await Replayer(workflows=[PlanWorkflow],
+                                   data_converter=data_converter()).replay_workflow(history)
 
         return self.run(go())
 
@@ -186,6 +188,7 @@ def temporal() -> Iterator[TemporalHarness]:
     env = loop.run_until_complete(
         WorkflowEnvironment.start_local(
             dev_server_existing_path=str(find_temporal_binary()),
+            data_converter=data_converter(),
             ui=False,
         )
     )

@@ -15,6 +15,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.converter import DataConverter
 from temporalio.worker import Replayer
 
+from runtime.codec import Lz4Codec, data_converter
 from tests.histories.record import SCENARIOS, Scenario, expected, outcome
 from workflows.plan_workflow import PlanWorkflow
 
@@ -33,7 +34,9 @@ def final_report(history: WorkflowHistory) -> dict[str, Any]:
     else:
         failure = last.workflow_execution_failed_event_attributes.failure
         payloads = failure.application_failure_info.details.payloads
-    (report,) = DataConverter.default.payload_converter.from_payloads(list(payloads), [dict])
+    # histories recorded through the lz4 codec keep large payloads compressed
+    plain = [Lz4Codec._decode(p) for p in payloads]
+    (report,) = DataConverter.default.payload_converter.from_payloads(plain, [dict])
     return report
 
 
@@ -47,6 +50,7 @@ def test_history_replays(scenario: Scenario) -> None:
     """The recorded run replays without nondeterminism and shows the branch it was made for
     (barrier decisions, and for the conflict paths how c1 was settled)."""
     history = load(scenario.name)
-    result = asyncio.run(Replayer(workflows=[PlanWorkflow]).replay_workflow(history))
+    replayer = Replayer(workflows=[PlanWorkflow], data_converter=data_converter())
+    result = asyncio.run(replayer.replay_workflow(history))
     assert result.replay_failure is None
     assert expected(scenario) == outcome(final_report(history))

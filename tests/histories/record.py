@@ -32,6 +32,7 @@ from temporalio.client import (
 from temporalio.testing import WorkflowEnvironment
 
 from engine.compiled import CompiledGroup, CompiledPlan, RetrySpec
+from runtime.codec import data_converter
 from runtime.devserver import find_temporal_binary
 from runtime.exit import run_entry
 from runtime.worker import build_worker
@@ -270,7 +271,8 @@ async def main(names: list[str]) -> None:
     if unknown:
         raise SystemExit(f"unknown scenarios {unknown}; known: {[s.name for s in SCENARIOS]}")
     env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=str(find_temporal_binary()), ui=False
+        dev_server_existing_path=str(find_temporal_binary()), ui=False,
+        data_converter=data_converter(),
     )
     try:
         for scenario in chosen:

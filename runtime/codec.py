@@ -1,0 +1,57 @@
+"""lz4 payload codec: payloads above a threshold travel and are stored lz4-compressed.
+
+Every client and worker of the project uses ``data_converter()`` so workflow inputs (a compiled
+plan), agent results and reports over ``PEE_COMPRESSION_THRESHOLD`` bytes (default 10 KB, the
+seed's ``compression_threshold``) are kept in Temporal's history as ``binary/lz4`` payloads.
+Smaller payloads pass unchanged, and decoding leaves payloads without the lz4 encoding alone,
+so histories written before the codec (or by other clients) still read and replay.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Sequence
+
+import lz4.frame
+import temporalio.converter
+from temporalio.api.common.v1 import Payload
+
+ENCODING = b"binary/lz4"
+DEFAULT_THRESHOLD = 10 * 1024
+
+
+def compression_threshold() -> int:
+    return int(os.environ.get("PEE_COMPRESSION_THRESHOLD") or DEFAULT_THRESHOLD)
+
+
+class Lz4Codec(temporalio.converter.PayloadCodec):
+    def __init__(self, threshold: int | None = None) -> None:
+        self.threshold = compression_threshold() if threshold is None else threshold
+
+    async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        return [self._encode(p) for p in payloads]
+
+    async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        return [self._decode(p) for p in payloads]
+
+    def _encode(self, payload: Payload) -> Payload:
+        if payload.metadata.get("encoding") == ENCODING:
+            return payload
+        raw = payload.SerializeToString()
+        if len(raw) <= self.threshold:
+            return payload
+        return Payload(metadata={"encoding": ENCODING}, data=lz4.frame.compress(raw))
+
+    @staticmethod
+    def _decode(payload: Payload) -> Payload:
+        if payload.metadata.get("encoding") != ENCODING:
+            return payload
+        inner = Payload()
+        inner.ParseFromString(lz4.frame.decompress(payload.data))
+        return inner
+
+
+def data_converter(threshold: int | None = None) -> temporalio.converter.DataConverter:
+    """The default JSON converter with the lz4 codec in front of the server."""
+    return dataclasses.replace(temporalio.converter.default(), payload_codec=Lz4Codec(threshold))
