@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from cli import conflict_commands, plan_commands, run_commands
+from cli import codec_commands, conflict_commands, plan_commands, run_commands
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,6 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     plan_commands.register(commands)
     run_commands.register(commands)
     conflict_commands.register(commands)
+    codec_commands.register(commands)
     return parser
 
 
