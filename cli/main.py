@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from cli import codec_commands, conflict_commands, plan_commands, run_commands
+from cli import cache_commands, codec_commands, conflict_commands, plan_commands, run_commands
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     run_commands.register(commands)
     conflict_commands.register(commands)
     codec_commands.register(commands)
+    cache_commands.register(commands)
     return parser
 
 
