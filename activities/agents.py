@@ -25,6 +25,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities import command, http_backend, python_backend, roles, simulate, template_backend
 from activities.artifacts import DEFAULT_THRESHOLD, ArtifactStore, contains_reference
+from activities.cross_validation import cross_validate
 from activities.progress import Progress
 from activities.types import AgentResult, AgentTask
 
@@ -149,4 +150,5 @@ async def run_agent(task: AgentTask) -> AgentResult:
         ) from err
 
 
-ACTIVITIES = [run_agent]
+# cross_validate: the check a group's validation agents make of each other's outputs
+ACTIVITIES = [run_agent, cross_validate]

@@ -809,7 +809,9 @@ def prd(f: Facts) -> dict[str, Any]:
         "functional_requirements": f.functional,
         "non_functional_requirements": f.non_functional,
         "technical_constraints": f.constraints,
-    }, [("User stories", [f"{s['id']}: as a {s['as_a']}, I want to {s['i_want']}"
+    }, [("User personas", [f"{p['id']} {p['name']}: wants to {'; '.join(p['goals'])}"
+                           for p in f.personas]),
+        ("User stories", [f"{s['id']}: as a {s['as_a']}, I want to {s['i_want']}"
                           for s in f.stories]),
         ("Requirements", [f"{r['id']}: {r['statement']}"
                           for r in [*f.functional, *f.non_functional]])])
@@ -859,6 +861,14 @@ def reviewed_files(f: Facts) -> list[dict[str, Any]]:
     return [{**file, "reviewed_by": f.agent.id,
              "review": "approved" if "test" in file["path"] or set(file["implements"]) & tested
              else "needs tests"} for file in f.files]
+
+
+def implementation_plan_doc(f: Facts) -> dict[str, Any]:
+    steps = implementation_plan(f)
+    return _doc(f, f"Implementation plan: {f.project}", {"steps": steps}, [
+        ("Steps", [f"{s['step']}. {s['task']}: {s['purpose']} "
+                   f"(implements {', '.join(map(str, s['implements'])) or 'nothing yet'})"
+                   for s in steps] or ["(no files in the inputs)"])])
 
 
 def qa_report(f: Facts) -> dict[str, Any]:
@@ -997,6 +1007,17 @@ ROLES: dict[str, dict[str, Generator]] = {
 }
 
 
+# BMAD steps (imported workflows: the agent's settings carry bmad_step) create files, not
+# documents, for dev and qa; those agents also hand back their role's document under this extra
+# output (committed like any other, written to --output-dir as docs/<filename>), so a BMAD run's
+# output folder holds the whole set: brief, PRD, front-end spec, architecture, implementation
+# plan, QA report
+COMPANIONS: dict[str, tuple[str, str, Generator]] = {
+    "developer": ("implementation_plan.md", "implementation-plan.md", implementation_plan_doc),
+    "qa": ("qa_report.md", "qa-report.md", qa_report),
+}
+
+
 @dataclass
 class RoleOutput:
     outputs: dict[str, Any] = field(default_factory=dict)
@@ -1022,6 +1043,11 @@ def generate(agent: CompiledAgent, inputs: Mapping[str, Any],
         return fit(value)
 
     outputs = {name: make(name) for name in agent.outputs}
+    companion = COMPANIONS.get(facts.role)
+    if companion is not None and "bmad_step" in agent.settings \
+            and not any(name.lower().endswith(".md") for name in agent.outputs):
+        name, filename, document = companion
+        outputs[name] = fit({**document(facts), "filename": filename})
     writes = {}
     for key in agent.writes:
         if normalise(key) in table:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+from typing import Any
 
 
 def parse_assignment(text: str) -> tuple[str, str]:
@@ -13,6 +15,12 @@ def parse_assignment(text: str) -> tuple[str, str]:
     return key.strip(), value
 
 
+def existing_dir(text: str) -> str:
+    if not Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"expected a folder, found {text!r}")
+    return text
+
+
 def add_set_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--set", dest="variables", action="append", default=[], type=parse_assignment,
@@ -20,3 +28,23 @@ def add_set_option(parser: argparse.ArgumentParser) -> None:
         help="plan variable, resolved when the plan is compiled: plan inputs, BMAD conditions "
         "such as user_wants_ai_generation=true, bmad_kind (repeatable)",
     )
+    parser.add_argument(
+        "--bmad-dir", metavar="DIR", type=existing_dir,
+        help="a BMAD install folder: BMAD steps whose `uses` names DIR/templates/<uses>.yaml "
+        "render that template (template backend); other steps run as built-in role agents",
+    )
+
+
+def plan_variables(args: argparse.Namespace, base: list[tuple[str, str]] | None = None
+                   ) -> dict[str, Any]:
+    """The loader's variables: --set pairs (after `base`), plus what --bmad-dir offers: the
+    folder (`bmad_dir`) and the template names found in its templates/ (`bmad_templates`)."""
+    variables: dict[str, Any] = {**dict(base or []), **dict(args.variables)}
+    bmad_dir = getattr(args, "bmad_dir", None)
+    if bmad_dir:
+        root = Path(bmad_dir).resolve()
+        folder = root / "templates"
+        variables["bmad_dir"] = str(root)
+        variables["bmad_templates"] = sorted(
+            p.stem for p in folder.glob("*.yaml") if p.is_file()) if folder.is_dir() else []
+    return variables

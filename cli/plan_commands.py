@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from cli.common import add_set_option
+from cli.common import add_set_option, plan_variables
 from engine.errors import PlanError, PlanValidationError
 
 EXIT_OK = 0
@@ -36,11 +36,11 @@ def register(commands: Any) -> None:
     plan.set_defaults(handler=run_plan)
 
 
-def _load(path: str, assignments: list[tuple[str, str]]):
+def _load(path: str, variables: dict[str, Any]):
     from engine.graph import compile_plan
     from engine.plan import load_plan
 
-    plan = load_plan(path, dict(assignments))
+    plan = load_plan(path, variables)
     return plan, compile_plan(plan)
 
 
@@ -61,7 +61,7 @@ def run_validate(args: argparse.Namespace) -> int:
     from engine.render import summary
 
     try:
-        _plan, compiled = _load(args.plan, args.variables)
+        _plan, compiled = _load(args.plan, plan_variables(args))
     except PlanError as error:
         return report_plan_error(error, args.json)
     if args.json:
@@ -75,7 +75,7 @@ def run_plan(args: argparse.Namespace) -> int:
     from engine import render
 
     try:
-        plan, compiled = _load(args.plan, args.variables)
+        plan, compiled = _load(args.plan, plan_variables(args))
     except PlanError as error:
         return report_plan_error(error)
     if args.format == "json":

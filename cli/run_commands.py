@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from cli import compile_command, server_commands
-from cli.common import add_set_option, parse_assignment
+from cli.common import add_set_option, parse_assignment, plan_variables
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -127,7 +127,7 @@ def compile_from_args(args: argparse.Namespace) -> Any:
     from engine.plan import load_plan
 
     try:
-        return compile_plan(load_plan(args.plan, {**dict(args.inputs), **dict(args.variables)}))
+        return compile_plan(load_plan(args.plan, plan_variables(args, args.inputs)))
     except PlanError as error:
         report_plan_error(error)
     except OSError as error:

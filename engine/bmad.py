@@ -415,6 +415,16 @@ class _Importer:
                 settings[key] = list(value) if isinstance(value, list) else value
         if step.block is not None and "step" not in settings:
             settings["step"] = step.block
+        uses = step.fields.get("uses")
+        templates = self.variables.get("bmad_templates")
+        bmad_dir = self.variables.get("bmad_dir")
+        if (not kind and isinstance(uses, str) and isinstance(templates, list | tuple)
+                and uses in templates and isinstance(bmad_dir, str) and bmad_dir):
+            # --bmad-dir: the install folder's template renders this step's document; the
+            # template backend's sandbox root is that folder (the starter listed its templates)
+            agent["kind"] = "template"
+            agent["template"] = f"templates/{uses}.yaml"
+            settings["plan_dir"] = bmad_dir
         agent["settings"] = settings
         return agent
 

@@ -80,6 +80,9 @@ class CompiledGroup:
     quality_impact: str = "medium"
     partial_failure_handling: str = "continue_with_available_results"
     cross_validation: list[str] = field(default_factory=list)
+    # validation_timeout (None = 3 minutes) and whether a failed validation blocks dependents
+    cross_validation_timeout_s: float | None = None
+    cross_validation_blocking: bool = False
     estimated_s: float = 0.0
     name: str = ""
 

@@ -229,6 +229,10 @@ def _compile_group(plan: Plan, info: GroupInfo, depends_on: list[str],
         partial_failure_handling=(spec.partial_failure_handling
                                   or "continue_with_available_results"),
         cross_validation=cross_agents,
+        cross_validation_timeout_s=(cross.validation_timeout.seconds
+                                    if cross_agents and cross is not None
+                                    and cross.validation_timeout is not None else None),
+        cross_validation_blocking=bool(cross_agents and cross is not None and cross.blocking),
         estimated_s=round(duration, 3),
     )
 

@@ -216,6 +216,8 @@ class CrossValidation(Strict):
     enabled: bool = True
     validation_agents: StrList = Field(default_factory=list)
     validation_timeout: DurationValue | None = None
+    # a failed validation blocks the group's dependents until resolved like a conflict
+    blocking: bool = False
 
 
 class SynchronizationStrategy(Strict):

@@ -85,6 +85,8 @@ def test_report_has_the_contract_shape(temporal: TemporalHarness) -> None:
         "context_lock_wait_s",
         # resource admission (issue 6)
         "resources",
+        # cross-validation quality metric (issue 5)
+        "output_quality_scores",
     ])
     assert (report["plan"], report["status"], report["error"]) == ("test-plan", "completed", None)
     assert sorted(report["agents"]) == ["a", "b", "c"]
@@ -102,7 +104,8 @@ def test_report_has_the_contract_shape(temporal: TemporalHarness) -> None:
     assert started <= finished and started.tzinfo is not None
     g2 = report["groups"]["g2"]
     assert sorted(g2) == sorted(["status", "agents", "depends_on", "parallel", "started_at",
-                                 "finished_at", "deadline_at", "paused_s", "barrier"])
+                                 "finished_at", "deadline_at", "paused_s", "cross_validation",
+                                 "barrier"])
     assert (g2["status"], g2["agents"], g2["depends_on"]) == ("succeeded", ["b", "c"], ["g1"])
     assert g2["deadline_at"] is not None and report["groups"]["g1"]["deadline_at"] is None
     assert g2["barrier"]["decision"] == "all_completed"

@@ -114,6 +114,8 @@ class GroupState:
     # how long all such pauses lasted (each one moved deadline_s later by its length)
     paused_since_s: float | None = None
     paused_s: float = 0.0
+    # the cross-validation of its validation agents, once run (see PlanWorkflow._cross_validate)
+    cross_validation: dict[str, Any] | None = None
 
     def deadline_at(self, now_s: float) -> float | None:
         """The deadline as of now: during a pause it moves along with the clock."""
@@ -202,6 +204,11 @@ def build_report(run: RunState, workflow_id: str, run_id: str, now_s: float) -> 
         "rejected_writes": [dict(r) for r in run.rejected_writes],
         "context_lock_wait_s": run.limits.wait_s(),
         "resources": resources_report(run, end_s),
+        # quality metric: each cross-validated group's mean validation score
+        "output_quality_scores": {
+            group.id: run.groups[group.id].cross_validation["score"]  # type: ignore[index]
+            for group in plan.groups if run.groups[group.id].cross_validation is not None
+        },
     }
 
 
@@ -295,6 +302,7 @@ def _group_report(run: RunState, group_id: str, now_s: float) -> dict[str, Any]:
         "deadline_at": iso_at(run.started, state.deadline_at(now_s)),
         # how long the deadline stood still while agents waited on conflicts
         "paused_s": round(paused, 3),
+        "cross_validation": state.cross_validation,
         "barrier": {
             "decision": state.decision,
             "extensions": state.extensions,

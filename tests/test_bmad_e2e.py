@@ -1,0 +1,126 @@
+"""BMAD end to end: `starter.py run plans/bmad-greenfield.yaml --output-dir DIR` on a private dev
+server leaves the whole BMAD document set in DIR/docs (built-in role agents)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from runtime.devserver import free_port
+from tests.conftest import PROJECT_ROOT
+
+# document file -> lines it must contain
+DOCUMENTS = {
+    "analyst-project-brief.md": ["# Project brief: ", "## Target users",
+                                 "## Technical constraints"],
+    "pm-prd.md": ["# Product requirements: ", "## User personas", "- P1 ", "## User stories",
+                  "- US-1: as a ", "## Requirements", "- FR-1: "],
+    "ux-expert-front-end-spec.md": ["# Front-end specification: ", "## Screens", "## Components"],
+    "architect-fullstack-architecture.md": ["# Full-stack architecture: ", "## Technology stack",
+                                            "## API"],
+    "sm-story.md": ["# Story 1.1: ", "## Acceptance criteria"],
+    "implementation-plan.md": ["# Implementation plan: ", "## Steps", "- 1. create "],
+    "qa-report.md": ["# QA report: ", "## Summary", "## Verdict"],
+}
+
+
+@pytest.fixture(scope="module")
+def cli_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE", "PEE_TIME_SCALE",
+                        "PEE_TASK_QUEUE", "PEE_UI_URL")}
+    env.update(PEE_STATE_DIR=str(tmp_path_factory.mktemp("state")),
+               PEE_DEV_PORT=str(free_port()), PEE_UI_PORT=str(free_port()))
+    try:
+        yield env
+    finally:
+        stopped = starter(env, "server", "stop")
+        assert 0 == stopped.returncode, stopped.stdout + stopped.stderr
+
+
+def starter(env: dict[str, str], *args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "starter.py", *map(str, args)], cwd=PROJECT_ROOT,
+                          env=env, capture_output=True, text=True, timeout=90)
+
+
+def test_bmad_greenfield_writes_every_document(cli_env: dict[str, str], tmp_path: Path) -> None:
+    """Brief, PRD (personas, stories), front-end spec, architecture, story, implementation plan
+    and QA report land in DIR/docs; the report says the run completed."""
+    out = tmp_path / "out"
+    done = starter(cli_env, "run", PROJECT_ROOT / "plans" / "bmad-greenfield.yaml",
+                   "--output-dir", out)
+    assert 0 == done.returncode, done.stdout + done.stderr
+    assert f"Outputs written to {out}/ ({len(DOCUMENTS)} documents)" in done.stdout
+    assert sorted(DOCUMENTS) == sorted(p.name for p in (out / "docs").iterdir())
+    for name, expected in DOCUMENTS.items():
+        text = (out / "docs" / name).read_text()
+        missing = [line for line in expected if line not in text]
+        assert [] == missing, (name, text)
+    report = json.loads((out / "report.json").read_text())
+    assert "completed" == report["status"]
+    assert ["implementation_files", "implementation_plan.md"] == report["agents"]["dev"]["outputs"]
+
+
+PRD_TEMPLATE = """\
+template:
+  id: prd-template-v2
+  name: Product Requirements Document
+  version: 2.0
+  output: {format: markdown, filename: docs/prd.md, title: "Product Requirements Document"}
+sections:
+  - id: goals-context
+    title: Goals and Background Context
+    instruction: Draft goals from the brief.
+    elicit: true
+    template: "Goals come from the project brief."
+"""
+
+
+def test_bmad_dir_templates_render_the_steps_that_use_them(cli_env: dict[str, str],
+                                                            tmp_path: Path) -> None:
+    """--bmad-dir: pm `uses: prd-tmpl`, so DIR/templates/prd-tmpl.yaml renders docs/prd.md;
+    steps without a template there stay built-in role agents."""
+    bmad = tmp_path / "bmad-core"
+    (bmad / "templates").mkdir(parents=True)
+    (bmad / "templates" / "prd-tmpl.yaml").write_text(PRD_TEMPLATE)
+    out = tmp_path / "out"
+    done = starter(cli_env, "run", PROJECT_ROOT / "plans" / "bmad-greenfield.yaml",
+                   "--bmad-dir", bmad, "--output-dir", out)
+    assert 0 == done.returncode, done.stdout + done.stderr
+    prd = (out / "docs" / "prd.md").read_text()
+    assert prd.startswith("# Product Requirements Document\n")
+    assert "## Goals and Background Context" in prd and "Goals come from the project brief." in prd
+    assert not (out / "docs" / "pm-prd.md").exists()
+    assert (out / "docs" / "architect-fullstack-architecture.md").is_file()
+    report = json.loads((out / "report.json").read_text())
+    assert ("template", "role") == (report["agents"]["pm"]["kind"],
+                                    report["agents"]["architect"]["kind"])
+
+
+def test_bmad_dir_must_be_a_folder(cli_env: dict[str, str], tmp_path: Path) -> None:
+    done = starter(cli_env, "validate", PROJECT_ROOT / "plans" / "bmad-greenfield.yaml",
+                   "--bmad-dir", tmp_path / "missing")
+    assert 2 == done.returncode
+    assert "--bmad-dir: expected a folder" in done.stderr
+
+
+def test_importer_uses_a_listed_template_only_without_bmad_kind() -> None:
+    """bmad_templates names prd-tmpl: pm becomes a template agent rooted at bmad_dir; with
+    bmad_kind given, the kind wins."""
+    from engine.graph import compile_plan
+    from engine.plan import load_plan
+
+    path = PROJECT_ROOT / "plans" / "bmad-greenfield.yaml"
+    given = {"bmad_dir": "/opt/bmad", "bmad_templates": ["prd-tmpl", "unused"]}
+    pm = compile_plan(load_plan(path, given)).agent("pm")
+    assert ("template", "templates/prd-tmpl.yaml", "/opt/bmad") == (
+        pm.kind, pm.settings["template"], pm.settings["plan_dir"])
+    assert "role" == compile_plan(load_plan(path, given)).agent("analyst").kind
+    simulated = compile_plan(load_plan(path, {**given, "bmad_kind": "simulate"})).agent("pm")
+    assert "simulate" == simulated.kind
