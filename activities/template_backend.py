@@ -141,10 +141,21 @@ def variables(inputs: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def lookup(scope: Mapping[str, Any], path: str) -> Any:
-    if path in scope:
-        return scope[path]
-    value: Any = scope
-    for part in path.split("."):
+    """``path`` into the scope. Names may contain dots themselves (``analyst.project-brief.md``
+    is one input), so the longest leading part that names a variable wins, then the rest walks
+    into it: ``{{project-brief.md.title}}``."""
+    parts = path.split(".")
+    for cut in range(len(parts), 0, -1):
+        head = ".".join(parts[:cut])
+        if head in scope:
+            value = _walk(scope[head], parts[cut:])
+            if value is not MISSING:
+                return value
+    return MISSING
+
+
+def _walk(value: Any, parts: list[str]) -> Any:
+    for part in parts:
         if isinstance(value, Mapping) and part in value:
             value = value[part]
         elif isinstance(value, list) and part.isdigit() and int(part) < len(value):

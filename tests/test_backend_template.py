@@ -214,3 +214,13 @@ def test_compiled_template_agents_carry_the_plan_folder(tmp_path: Path) -> None:
                          "outputs: [doc]}\n")
     compiled = compile_plan(load_plan(str(plan_file), {}))
     assert str(tmp_path.resolve()) == compiled.agent("w").settings["plan_dir"]
+
+
+def test_variables_whose_names_contain_dots() -> None:
+    """BMAD outputs such as project-brief.md are one name: their fields still resolve."""
+    from activities.template_backend import lookup, variables
+
+    scope = variables({"analyst.project-brief.md": {"title": "Brief", "goals": ["a"]}})
+    assert "Brief" == lookup(scope, "analyst.project-brief.md.title")
+    assert "Brief" == lookup(scope, "project-brief.md.title")
+    assert "a" == lookup(scope, "project-brief.md.goals.0")
