@@ -18,7 +18,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+import sqlite3
+import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -26,8 +29,9 @@ from temporalio.exceptions import ApplicationError
 from activities import command, http_backend, python_backend, roles, simulate, template_backend
 from activities.artifacts import DEFAULT_THRESHOLD, ArtifactStore, contains_reference
 from activities.cross_validation import cross_validate
+from activities.output_cache import MISS, OutputCache
 from activities.progress import Progress
-from activities.types import AgentResult, AgentTask
+from activities.types import AgentResult, AgentTask, CacheLookup
 
 Backend = Callable[[AgentTask, Progress, float], Awaitable[AgentResult]]
 
@@ -114,12 +118,41 @@ async def _work(task: AgentTask) -> AgentResult:
         raise _no_backend(task)
     task = await _resolve_artifacts(task)
     simulate_s = max(0.0, float(task.simulate_s or 0.0))
+    started = time.monotonic()
     async with Progress(task, silent=_silent(task)) as progress:
         progress.expect(simulate_s)
         result = await backend(task, progress, time_scale(task))
         # --simulate: the agent takes at least simulate_s, counted from its start
         await progress.sleep_until(simulate_s)
-    return await _offload_artifacts(task, result)
+    result = await _offload_artifacts(task, result)
+    if task.cache_key is not None:
+        await _store_in_cache(task, result, time.monotonic() - started)
+    return result
+
+
+# ---- agent output cache ---------------------------------------------------------------------
+
+
+async def _store_in_cache(task: AgentTask, result: AgentResult, cost_s: float) -> None:
+    value = {"outputs": result.outputs, "writes": result.writes}
+    try:
+        await asyncio.to_thread(
+            OutputCache().put, task.cache_key, value, plan=task.plan_name, agent=task.agent.id,
+            cost_s=cost_s, run_id=task.run_id, ttl_s=task.cache_ttl_s)
+    except (OSError, sqlite3.Error) as err:
+        # a cache that cannot be written costs a future run time, never this run its result
+        activity.logger.warning("agent output cache not written: %s", err)
+
+
+@activity.defn
+async def lookup_cached_output(request: CacheLookup) -> dict[str, Any] | None:
+    """The cached {"outputs", "writes"} of an agent, or None (a local activity: cheap and short)."""
+    try:
+        value = await asyncio.to_thread(OutputCache().get, request.key, request.run_id)
+    except (OSError, sqlite3.Error) as err:
+        activity.logger.warning("agent output cache not readable: %s", err)
+        return None
+    return None if value is MISS else value
 
 
 @activity.defn
@@ -151,4 +184,4 @@ async def run_agent(task: AgentTask) -> AgentResult:
 
 
 # cross_validate: the check a group's validation agents make of each other's outputs
-ACTIVITIES = [run_agent, cross_validate]
+ACTIVITIES = [run_agent, cross_validate, lookup_cached_output]

@@ -37,6 +37,11 @@ class AgentTask:
     # and come back as references (activities/artifacts.py); None = 256 KiB. The workflow passes
     # the plan's context_conflicts.large_value_threshold (CompiledPlan.context).
     large_value_threshold: int | None = None
+    # the agent output cache (engine.cache_key); None = not cached. The result is stored under
+    # this key after success, for ``cache_ttl_s`` seconds (None: this run only)
+    cache_key: str | None = None
+    cache_ttl_s: float | None = None
+    plan_name: str = ""
 
 
 @dataclass
@@ -63,3 +68,9 @@ class AgentProgress:
 
 # the signal a working agent sends its workflow; PlanWorkflow handles it
 PROGRESS_SIGNAL = "agent_progress"
+
+
+@dataclass
+class CacheLookup:
+    key: str
+    run_id: str

@@ -183,6 +183,8 @@ def format_summary(report: dict[str, Any]) -> str:
     for agent_id, agent in ordered_agents(report):
         settled = agent.get("status") not in ("pending", "queued", "running", "blocked")
         notes = []
+        if agent.get("cached"):
+            notes.append("cached: its activity did not run")
         if agent.get("queue_wait_s"):
             notes.append(f"queued {_num(agent['queue_wait_s'])}s for resources")
         if agent.get("status") == "blocked" and agent.get("blocked_on"):

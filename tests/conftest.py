@@ -28,6 +28,9 @@ T = TypeVar("T")
 # `starter.py run` writes each run's documents to runs/<workflow-id>/ by default; tests (and the
 # commands they start, which inherit the environment) write to a throwaway folder instead
 os.environ.setdefault("PEE_RUNS_DIR", tempfile.mkdtemp(prefix="pee-runs-"))
+# and the agent output cache is a throwaway file, never the user's .temporal/cache.db
+os.environ.setdefault("PEE_CACHE_PATH", os.path.join(tempfile.mkdtemp(prefix="pee-cache-"),
+                                                      "cache.db"))
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 

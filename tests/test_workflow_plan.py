@@ -87,6 +87,8 @@ def test_report_has_the_contract_shape(temporal: TemporalHarness) -> None:
         "resources",
         # cross-validation quality metric (issue 5)
         "output_quality_scores",
+        # the agent output cache (issue 7)
+        "cache",
     ])
     assert (report["plan"], report["status"], report["error"]) == ("test-plan", "completed", None)
     assert sorted(report["agents"]) == ["a", "b", "c"]
@@ -96,7 +98,7 @@ def test_report_has_the_contract_shape(temporal: TemporalHarness) -> None:
         "status", "group", "role", "kind", "started_at", "finished_at", "duration_s", "attempts",
         "outputs", "defaulted_outputs", "missing_inputs", "error", "progress", "last_progress_at",
         "blocked_on", "blocked_s", "snapshot", "commits", "context_lock_wait_s",
-        "queue_wait_s",
+        "queue_wait_s", "cached",
     ])
     assert (b["status"], b["group"], b["kind"], b["attempts"], b["outputs"]) == (
         "succeeded", "g2", "simulate", 1, ["out"])

@@ -78,15 +78,16 @@ from temporalio.exceptions import (
 )
 
 with workflow.unsafe.imports_passed_through():
-    from activities.agents import run_agent
+    from activities.agents import lookup_cached_output, run_agent
     from activities.cross_validation import (
         CrossValidationResult,
         CrossValidationTask,
         cross_validate,
     )
-    from activities.types import AgentProgress, AgentResult, AgentTask
+    from activities.types import AgentProgress, AgentResult, AgentTask, CacheLookup
     from engine import barrier
     from engine import context as ctx
+    from engine.cache_key import cache_key
     from engine.compiled import CompiledAgent, CompiledGroup, CompiledPlan, RetrySpec
     from engine.context import Conflict, ContextPolicy, ResolutionError, VersionedContext
     from engine.merge import MISSING
@@ -155,6 +156,8 @@ class PlanWorkflow:
         self._agents = self._run.agents
         self._groups = self._run.groups
         self._ctx = self._run.context
+        # agent id -> its output cache key, so downstream keys carry their lineage
+        self._cache_keys: dict[str, str] = {}
         self._timeout_policy = str(settings.get("timeout_policy", "keep_current"))
         self._run.admission = Admission(
             Pool.from_resources(self._plan.resources),
@@ -762,7 +765,12 @@ class PlanWorkflow:
                 inputs, missing, versions = self._snapshot(agent)
             state.missing_inputs = missing
             state.snapshot = versions
-            result = await self._execute(agent, group, inputs, missing, versions, fallback)
+            key = self._cache_key(agent, inputs)
+            result = await self._cached(agent, key) if key is not None and not fallback else None
+            cached = result is not None
+            if result is None:
+                result = await self._execute(agent, group, inputs, missing, versions, fallback,
+                                             key)
             if result is None:
                 return
             async with self._context_slot(WRITE, agent.id):
@@ -779,7 +787,42 @@ class PlanWorkflow:
             state.error = f"{err.type}: {err.message}"
             self._end_agent(agent.id, "failed")
             raise
+        state.cached = cached
         self._end_agent(agent.id, "succeeded")
+
+    # --- agent output cache -------------------------------------------------------------
+    # Consulted only when the plan opts in to cross-run reuse (agent_output_cache.ttl in
+    # seconds): with the default session_lifetime nothing could ever hit in a fresh run, and a
+    # plain run keeps issuing exactly the commands it always did.
+
+    def _cache_ttl_s(self) -> float | None:
+        caching = self._plan.caching or {}
+        level = ((caching.get("cache_levels") or {}).get("agent_output_cache") or {})
+        ttl = level.get("ttl")
+        if caching.get("enabled", True) is False or not isinstance(ttl, int | float):
+            return None
+        return float(ttl)
+
+    def _cache_key(self, agent: CompiledAgent, inputs: dict[str, Any]) -> str | None:
+        if self._cache_ttl_s() is None:
+            return None
+        upstream = [self._cache_keys[d] for d in agent.depends_on if d in self._cache_keys]
+        key = cache_key(agent, inputs, upstream)
+        self._cache_keys[agent.id] = key
+        return key
+
+    async def _cached(self, agent: CompiledAgent, key: str) -> AgentResult | None:
+        found = await workflow.execute_local_activity(
+            lookup_cached_output, CacheLookup(key, workflow.info().run_id),
+            start_to_close_timeout=timedelta(seconds=10),
+            summary=f"cache lookup for agent {agent.id}",
+        )
+        self._run.cache_hits += found is not None
+        self._run.cache_misses += found is None
+        if found is None:
+            return None
+        return AgentResult(agent.id, dict(found.get("outputs") or {}),
+                           dict(found.get("writes") or {}), attempt=0)
 
     async def _execute(
         self,
@@ -789,6 +832,7 @@ class PlanWorkflow:
         missing: list[str],
         versions: dict[str, int],
         fallback: bool,
+        key: str | None = None,
     ) -> AgentResult | None:
         """Run the agent's activity; None when it failed or was cancelled (state recorded)."""
         state = self._agents[agent.id]
@@ -806,6 +850,9 @@ class PlanWorkflow:
             simulate_s=agent.estimated_s * self._scale if self._input.simulate else None,
             progress_interval_s=self._progress_interval_s(),
             large_value_threshold=int(threshold) if isinstance(threshold, int | float) else None,
+            cache_key=key,
+            cache_ttl_s=self._cache_ttl_s() if key is not None else None,
+            plan_name=self._plan.name,
         )
         timeout = timedelta(
             seconds=max(

@@ -47,6 +47,8 @@ class AgentState:
     # attempts of earlier runs (the parallel run before a fallback) + of the current run
     earlier_attempts: int = 0
     attempts: int = 0
+    # served from the agent output cache: succeeded without running its activity
+    cached: bool = False
     outputs: list[str] = field(default_factory=list)
     defaulted_outputs: list[str] = field(default_factory=list)
     missing_inputs: list[str] = field(default_factory=list)
@@ -157,6 +159,8 @@ class RunState:
     rejected_resolutions: list[dict[str, Any]] = field(default_factory=list)
     # writes refused for ownership: {at, agent, key, owner, message}
     rejected_writes: list[dict[str, Any]] = field(default_factory=list)
+    cache_hits: int = 0
+    cache_misses: int = 0
     limits: ContextLimits = field(default_factory=ContextLimits)
     # per-run resource admission (engine.scheduler): who runs, who waits, peaks and usage
     admission: Admission = field(default_factory=lambda: Admission(Pool.unlimited()))
@@ -183,6 +187,9 @@ def build_report(run: RunState, workflow_id: str, run_id: str, now_s: float) -> 
         "started_at": iso_at(run.started, 0.0),
         "finished_at": iso_at(run.started, run.ended_s),
         "makespan_s": round(end_s, 3),
+        "cache": {"agent_output": {
+            "hits": run.cache_hits, "misses": run.cache_misses,
+            "hit_ratio": round(run.cache_hits / max(1, run.cache_hits + run.cache_misses), 3)}},
         "estimated_makespan_s": round(plan.estimated_makespan_s * run.time_scale, 3),
         "sequential_s": round(plan.sequential_s * run.time_scale, 3),
         "agents": {
@@ -272,6 +279,7 @@ def _agent_report(
         "outputs": list(state.outputs),
         "defaulted_outputs": list(state.defaulted_outputs),
         "missing_inputs": list(state.missing_inputs),
+        "cached": state.cached,
         "error": state.error,
         "progress": state.progress,
         "last_progress_at": iso_at(run.started, state.last_progress_s),
