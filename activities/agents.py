@@ -136,8 +136,10 @@ async def _work(task: AgentTask) -> AgentResult:
 async def _store_in_cache(task: AgentTask, result: AgentResult, cost_s: float) -> None:
     value = {"outputs": result.outputs, "writes": result.writes}
     try:
+        limit = task.cache_size_limit
+        store = OutputCache() if limit is None else OutputCache(size_limit=limit)
         await asyncio.to_thread(
-            OutputCache().put, task.cache_key, value, plan=task.plan_name, agent=task.agent.id,
+            store.put, task.cache_key, value, plan=task.plan_name, agent=task.agent.id,
             cost_s=cost_s, run_id=task.run_id, ttl_s=task.cache_ttl_s)
     except (OSError, sqlite3.Error) as err:
         # a cache that cannot be written costs a future run time, never this run its result

@@ -41,6 +41,8 @@ class AgentTask:
     # this key after success, for ``cache_ttl_s`` seconds (None: this run only)
     cache_key: str | None = None
     cache_ttl_s: float | None = None
+    # the plan's agent_output_cache.size_limit in bytes (None: the store's default, 100 MB)
+    cache_size_limit: int | None = None
     plan_name: str = ""
 
 

@@ -795,13 +795,20 @@ class PlanWorkflow:
     # seconds): with the default session_lifetime nothing could ever hit in a fresh run, and a
     # plain run keeps issuing exactly the commands it always did.
 
-    def _cache_ttl_s(self) -> float | None:
+    def _cache_level(self) -> dict[str, Any]:
+        """The plan's agent_output_cache settings; empty when caching is switched off."""
         caching = self._plan.caching or {}
-        level = ((caching.get("cache_levels") or {}).get("agent_output_cache") or {})
-        ttl = level.get("ttl")
-        if caching.get("enabled", True) is False or not isinstance(ttl, int | float):
-            return None
-        return float(ttl)
+        if caching.get("enabled", True) is False:
+            return {}
+        return (caching.get("cache_levels") or {}).get("agent_output_cache") or {}
+
+    def _cache_ttl_s(self) -> float | None:
+        ttl = self._cache_level().get("ttl")
+        return float(ttl) if isinstance(ttl, int | float) else None
+
+    def _cache_size_limit(self) -> int | None:
+        limit = self._cache_level().get("size_limit")
+        return int(limit) if isinstance(limit, int | float) else None
 
     def _cache_key(self, agent: CompiledAgent, inputs: dict[str, Any]) -> str | None:
         if self._cache_ttl_s() is None:
@@ -852,6 +859,7 @@ class PlanWorkflow:
             large_value_threshold=int(threshold) if isinstance(threshold, int | float) else None,
             cache_key=key,
             cache_ttl_s=self._cache_ttl_s() if key is not None else None,
+            cache_size_limit=self._cache_size_limit() if key is not None else None,
             plan_name=self._plan.name,
         )
         timeout = timedelta(
