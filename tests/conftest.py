@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
 import tempfile
 import uuid
 from collections.abc import Coroutine, Iterator, Sequence
@@ -18,7 +20,7 @@ from temporalio.worker import Replayer
 
 from engine.compiled import CompiledAgent, CompiledGroup, CompiledPlan, RetrySpec
 from runtime.codec import data_converter
-from runtime.devserver import find_temporal_binary
+from runtime.devserver import find_temporal_binary, free_port
 from runtime.worker import build_worker
 from workflows.plan_workflow import PlanWorkflow
 from workflows.types import PlanRunInput
@@ -128,6 +130,30 @@ def agent_report(report: dict[str, Any], agent_id: str) -> dict[str, Any]:
 
 def group_report(report: dict[str, Any], group_id: str) -> dict[str, Any]:
     return report["groups"][group_id]
+
+
+# --- starter.py against a private embedded dev server ------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cli_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """Environment for `starter.py` subprocesses with their own state dir and ports, so the
+    embedded server they start is private to the module; stopped at the end."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE", "PEE_TIME_SCALE",
+                        "PEE_TASK_QUEUE", "PEE_UI_URL")}
+    env.update(PEE_STATE_DIR=str(tmp_path_factory.mktemp("state")),
+               PEE_DEV_PORT=str(free_port()), PEE_UI_PORT=str(free_port()))
+    try:
+        yield env
+    finally:
+        stopped = starter(env, "server", "stop")
+        assert 0 == stopped.returncode, stopped.stdout + stopped.stderr
+
+
+def starter(env: dict[str, str], *args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "starter.py", *map(str, args)], cwd=PROJECT_ROOT,
+                          env=env, capture_output=True, text=True, timeout=90)
 
 
 # --- a real server ---------------------------------------------------------------------------

@@ -4,16 +4,9 @@ server leaves the whole BMAD document set in DIR/docs (built-in role agents)."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-from runtime.devserver import free_port
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import PROJECT_ROOT, starter
 
 # document file -> lines it must contain
 DOCUMENTS = {
@@ -28,25 +21,6 @@ DOCUMENTS = {
     "implementation-plan.md": ["# Implementation plan: ", "## Steps", "- 1. create "],
     "qa-report.md": ["# QA report: ", "## Summary", "## Verdict"],
 }
-
-
-@pytest.fixture(scope="module")
-def cli_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE", "PEE_TIME_SCALE",
-                        "PEE_TASK_QUEUE", "PEE_UI_URL")}
-    env.update(PEE_STATE_DIR=str(tmp_path_factory.mktemp("state")),
-               PEE_DEV_PORT=str(free_port()), PEE_UI_PORT=str(free_port()))
-    try:
-        yield env
-    finally:
-        stopped = starter(env, "server", "stop")
-        assert 0 == stopped.returncode, stopped.stdout + stopped.stderr
-
-
-def starter(env: dict[str, str], *args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "starter.py", *map(str, args)], cwd=PROJECT_ROOT,
-                          env=env, capture_output=True, text=True, timeout=90)
 
 
 def test_bmad_greenfield_writes_every_document(cli_env: dict[str, str], tmp_path: Path) -> None:

@@ -3,17 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-from runtime.devserver import free_port
 from runtime.outputs import document_name, write_outputs
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import starter
 
 # pm (pretend) -> writer (plain template) and prd (built-in BMAD template), in parallel
 PLAN = """\
@@ -66,25 +59,6 @@ def test_write_outputs_writes_docs_and_the_report(tmp_path: Path) -> None:
     assert "# Brief\n" == (tmp_path / "out/docs/brief.md").read_text()
     assert "hello\n" == (tmp_path / "out/docs/writer-note.md").read_text()
     assert {"status": "completed"} == json.loads((tmp_path / "out/report.json").read_text())
-
-
-@pytest.fixture(scope="module")
-def cli_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE", "PEE_TIME_SCALE",
-                        "PEE_TASK_QUEUE", "PEE_UI_URL")}
-    env.update(PEE_STATE_DIR=str(tmp_path_factory.mktemp("state")),
-               PEE_DEV_PORT=str(free_port()), PEE_UI_PORT=str(free_port()))
-    try:
-        yield env
-    finally:
-        stopped = starter(env, "server", "stop")
-        assert 0 == stopped.returncode, stopped.stdout + stopped.stderr
-
-
-def starter(env: dict[str, str], *args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "starter.py", *map(str, args)], cwd=PROJECT_ROOT,
-                          env=env, capture_output=True, text=True, timeout=90)
 
 
 def test_run_writes_template_documents_to_the_output_dir(cli_env: dict[str, str],
