@@ -83,6 +83,12 @@ def register(subparsers: Any) -> None:
     run.add_argument("--task-queue", help="default PEE_TASK_QUEUE or 'parallel-execution-engine'")
     run.add_argument("--no-worker", action="store_true",
                      help="run no worker in this command: `python worker.py` must be running")
+    run.add_argument("--resume-from", metavar="WORKFLOW_ID",
+                     help="reuse the groups that passed in that earlier run (and their context "
+                     "values): only the rest runs")
+    run.add_argument("--from-group", metavar="GROUP",
+                     help="with --resume-from: run GROUP and every group after it again, even "
+                     "if they passed")
     run.add_argument("--detach", action="store_true",
                      help="start the run, print its workflow id and return (implies --no-worker)")
     run.set_defaults(handler=run_command)
@@ -98,14 +104,16 @@ def register(subparsers: Any) -> None:
     status.set_defaults(handler=status_command)
 
     report = subparsers.add_parser(
-        "report", help="print a run's report (JSON or text)",
-        description="Print the run report (the --report format) of a running or finished run. "
+        "report", help="print a run's report (JSON, text, HTML or Mermaid)",
+        description="Print the run report (the --report format) of a running or finished run, "
+        "or render it: html is one self-contained page (Gantt timeline, group graph with the "
+        "critical path, metrics; no network needed to view it), mermaid a Mermaid gantt. "
         "Exit codes as for status.",
     )
     report.add_argument("workflow_id", metavar="WORKFLOW_ID")
     add_server_options(report)
-    report.add_argument("--format", choices=("json", "text"), default="json",
-                        help="json (default) or text")
+    report.add_argument("--format", choices=("json", "text", "html", "mermaid"), default="json",
+                        help="json (default), text, html or mermaid")
     report.add_argument("-o", "--output", type=Path, metavar="FILE",
                         help="write to FILE instead of stdout")
     report.set_defaults(handler=report_command)
@@ -137,7 +145,7 @@ def compile_from_args(args: argparse.Namespace) -> Any:
 
 def build_run_input(args: argparse.Namespace, plan: Any, note_to: Any = sys.stdout) -> Any:
     from runtime.runner import choose_time_scale
-    from workflows.types import PlanRunInput
+    from workflows.types import PlanRunInput, ResumeFrom
 
     scale, note = choose_time_scale(plan, args.time_scale, args.simulate)
     if note:
@@ -148,12 +156,18 @@ def build_run_input(args: argparse.Namespace, plan: Any, note_to: Any = sys.stdo
         time_scale=scale,
         heartbeat_timeout_s=args.heartbeat_timeout,
         simulate=args.simulate,
+        # the starter fills in the earlier run's context and passed groups (runtime.resume)
+        resume=ResumeFrom(workflow_id=args.resume_from, from_group=args.from_group)
+        if getattr(args, "resume_from", None) else None,
     )
 
 
 def run_command(args: argparse.Namespace) -> int:
     plan = compile_from_args(args)
     if plan is None:
+        return EXIT_BAD_INPUT
+    if args.from_group and not args.resume_from:
+        print("error: --from-group needs --resume-from WORKFLOW_ID", file=sys.stderr)
         return EXIT_BAD_INPUT
     from runtime.runner import RunOptions, run_plan
 
@@ -240,10 +254,18 @@ def report_command(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     if args.format == "json":
         text = json.dumps(view.report, indent=2, default=str)
+    elif args.format == "html":
+        from runtime.report_html import render_html
+
+        text = render_html(view.report).rstrip("\n")
+    elif args.format == "mermaid":
+        from runtime.report_mermaid import render_mermaid
+
+        text = render_mermaid(view.report).rstrip("\n")
     else:
         text = format_summary(view.report)
     if args.output:
-        args.output.write_text(text + "\n")
+        args.output.write_text(text + "\n", encoding="utf-8")
     else:
         print(text)
     return code

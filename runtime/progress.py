@@ -185,6 +185,8 @@ def format_summary(report: dict[str, Any]) -> str:
         notes = []
         if agent.get("cached"):
             notes.append("cached: its activity did not run")
+        if agent.get("resumed"):
+            notes.append(f"resumed from {report.get('resumed_from')}: did not run")
         if agent.get("queue_wait_s"):
             notes.append(f"queued {_num(agent['queue_wait_s'])}s for resources")
         if agent.get("status") == "blocked" and agent.get("blocked_on"):

@@ -33,9 +33,16 @@ from temporalio.service import RPCError
 
 from engine.compiled import CompiledPlan
 from runtime.connection import default_namespace, default_task_queue
-from runtime.inspect import failure_message, has_pollers, query_status, report_from_failure
+from runtime.inspect import (
+    RunNotFound,
+    failure_message,
+    has_pollers,
+    query_status,
+    report_from_failure,
+)
 from runtime.outputs import write_outputs
 from runtime.progress import ProgressPrinter, format_summary
+from runtime.resume import ResumeError, load_resume
 from runtime.servers import Target, TargetError, resolve_target, workflow_url
 from runtime.worker import build_worker
 from workflows.plan_workflow import PlanWorkflow
@@ -156,6 +163,19 @@ async def _run(
     task_queue = options.task_queue or default_task_queue()
     with_worker = options.worker and not options.detach
     async with client_and_worker(target, namespace, task_queue, with_worker) as client:
+        resume = options.run_input.resume
+        if resume is not None and not resume.passed_groups and not resume.context:
+            try:
+                loaded = await load_resume(client, options.run_input.plan, resume.workflow_id,
+                                           resume.from_group)
+            except (ResumeError, RunNotFound) as err:
+                message = f"no run with id '{err}'" if isinstance(err, RunNotFound) else err
+                print(f"error: cannot resume: {message}", file=sys.stderr)
+                return EXIT_BAD_INPUT
+            options.run_input.resume = loaded
+            print(f"Resuming {resume.workflow_id}: reusing groups {loaded.passed_groups}"
+                  + (f", running {resume.from_group} and after again" if resume.from_group
+                     else ""), file=out)
         try:
             handle = await client.start_workflow(
                 PlanWorkflow.run, options.run_input, id=workflow_id, task_queue=task_queue

@@ -87,8 +87,8 @@ def test_report_has_the_contract_shape(temporal: TemporalHarness) -> None:
         "resources",
         # cross-validation quality metric (issue 5)
         "output_quality_scores",
-        # the agent output cache (issue 7)
-        "cache",
+        # the agent output cache and resume (issue 7)
+        "cache", "resumed_from", "snapshots",
     ])
     assert (report["plan"], report["status"], report["error"]) == ("test-plan", "completed", None)
     assert sorted(report["agents"]) == ["a", "b", "c"]
@@ -98,7 +98,7 @@ def test_report_has_the_contract_shape(temporal: TemporalHarness) -> None:
         "status", "group", "role", "kind", "started_at", "finished_at", "duration_s", "attempts",
         "outputs", "defaulted_outputs", "missing_inputs", "error", "progress", "last_progress_at",
         "blocked_on", "blocked_s", "snapshot", "commits", "context_lock_wait_s",
-        "queue_wait_s", "cached",
+        "queue_wait_s", "cached", "resumed",
     ])
     assert (b["status"], b["group"], b["kind"], b["attempts"], b["outputs"]) == (
         "succeeded", "g2", "simulate", 1, ["out"])
@@ -107,7 +107,7 @@ def test_report_has_the_contract_shape(temporal: TemporalHarness) -> None:
     g2 = report["groups"]["g2"]
     assert sorted(g2) == sorted(["status", "agents", "depends_on", "parallel", "started_at",
                                  "finished_at", "deadline_at", "paused_s", "cross_validation",
-                                 "barrier"])
+                                 "resumed", "barrier"])
     assert (g2["status"], g2["agents"], g2["depends_on"]) == ("succeeded", ["b", "c"], ["g1"])
     assert g2["deadline_at"] is not None and report["groups"]["g1"]["deadline_at"] is None
     assert g2["barrier"]["decision"] == "all_completed"

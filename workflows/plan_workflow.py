@@ -183,10 +183,12 @@ class PlanWorkflow:
             self._ctx.put(key, value, "plan", at, origin="input")
         for key, value in input.inputs.items():
             self._ctx.put(key, value, "run", at, origin="input")
+        # groups reused from an earlier run: passed before the run starts, agents never run
+        self._resumed = self._resume(input) if input.resume is not None else []
 
     @workflow.run
     async def run(self, input: PlanRunInput) -> dict[str, Any]:
-        waiting = list(self._plan.groups)
+        waiting = [group for group in self._plan.groups if group.id not in self._resumed]
         running: dict[str, asyncio.Task[None]] = {}
         self._details()
         admitter = asyncio.create_task(self._admitter())
@@ -308,6 +310,43 @@ class PlanWorkflow:
         if progress.fraction is not None:
             state.progress = max(0.0, min(1.0, float(progress.fraction)))
         state.attempts = max(state.attempts, state.earlier_attempts + int(progress.attempt))
+
+    # --- resume -------------------------------------------------------------------------
+
+    def _resume(self, input: PlanRunInput) -> list[str]:
+        """Mark the earlier run's passed groups succeeded (resumed) and load its context values;
+        returns the ids of the resumed groups. Issues no command: it runs in __init__."""
+        resume = input.resume
+        assert resume is not None
+        self._run.resumed_from = resume.workflow_id
+        rerun = rerun_groups(self._plan.groups, resume.from_group)
+        passed = set(resume.passed_groups)
+        resumed = [g.id for g in self._plan.groups if g.id in passed and g.id not in rerun]
+        # an agent's own keys are "agent.output": those of groups that run again are left out
+        fresh = [a.id for a in self._plan.agents if a.group not in resumed]
+        at = self._at()
+        for key in sorted(resume.context):
+            if key.split(".", 1)[0] in fresh and "." in key:
+                continue
+            if key in self._plan.inputs or key in input.inputs:
+                # this run's inputs win over the earlier run's
+                continue
+            self._ctx.put(key, resume.context[key], "resume", at, origin="resume")
+        for group_id in resumed:
+            state = self._groups[group_id]
+            state.status = "succeeded"
+            state.decision = "resumed"
+            state.reason = f"passed in run {resume.workflow_id}"
+            state.resumed = True
+            for agent_id in self._plan.group(group_id).agents:
+                agent = self._agents[agent_id]
+                agent.status = "succeeded"
+                agent.resumed = True
+                agent.outputs = [name for name in self._plan.agent(agent_id).outputs
+                                 if f"{agent_id}.{name}" in resume.context]
+            self._run.events.append({"seq": len(self._run.events) + 1, "at_s": 0.0,
+                                     "event": "group_resumed", "id": group_id})
+        return resumed
 
     # --- groups -------------------------------------------------------------------------
 
@@ -1251,6 +1290,21 @@ def failed_attempts(err: ActivityError, retry: RetrySpec) -> int | None:
     if err.retry_state == RetryState.MAXIMUM_ATTEMPTS_REACHED:
         return retry.max_attempts
     return None
+
+
+def rerun_groups(groups: list[CompiledGroup], from_group: str | None) -> set[str]:
+    """`from_group` and every group that depends on it, directly or not."""
+    if from_group is None:
+        return set()
+    found = {from_group}
+    changed = True
+    while changed:
+        changed = False
+        for group in groups:
+            if group.id not in found and any(dep in found for dep in group.depends_on):
+                found.add(group.id)
+                changed = True
+    return found
 
 
 def unique(items: list[str]) -> list[str]:

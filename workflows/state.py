@@ -17,6 +17,7 @@ from typing import Any
 from engine import barrier
 from engine.compiled import CompiledPlan
 from engine.context import OPEN, Conflict, VersionedContext
+from engine.merge import value_hash
 from engine.monitoring import Monitor
 from engine.report import actual_critical_path, iso_at, parallel_efficiency, utilisation_percentage
 from engine.scheduler import Admission, Pool
@@ -49,6 +50,8 @@ class AgentState:
     attempts: int = 0
     # served from the agent output cache: succeeded without running its activity
     cached: bool = False
+    # reused from the run this one resumes (run --resume-from): succeeded, never ran here
+    resumed: bool = False
     outputs: list[str] = field(default_factory=list)
     defaulted_outputs: list[str] = field(default_factory=list)
     missing_inputs: list[str] = field(default_factory=list)
@@ -118,6 +121,8 @@ class GroupState:
     paused_s: float = 0.0
     # the cross-validation of its validation agents, once run (see PlanWorkflow._cross_validate)
     cross_validation: dict[str, Any] | None = None
+    # passed in the run this one resumes: succeeded without running
+    resumed: bool = False
 
     def deadline_at(self, now_s: float) -> float | None:
         """The deadline as of now: during a pause it moves along with the clock."""
@@ -161,6 +166,8 @@ class RunState:
     rejected_writes: list[dict[str, Any]] = field(default_factory=list)
     cache_hits: int = 0
     cache_misses: int = 0
+    # the workflow id of the run this one resumes (run --resume-from), else None
+    resumed_from: str | None = None
     limits: ContextLimits = field(default_factory=ContextLimits)
     # per-run resource admission (engine.scheduler): who runs, who waits, peaks and usage
     admission: Admission = field(default_factory=lambda: Admission(Pool.unlimited()))
@@ -187,6 +194,9 @@ def build_report(run: RunState, workflow_id: str, run_id: str, now_s: float) -> 
         "started_at": iso_at(run.started, 0.0),
         "finished_at": iso_at(run.started, run.ended_s),
         "makespan_s": round(end_s, 3),
+        "resumed_from": run.resumed_from,
+        # per passed group: sha256 of its agents' output values, what a resume reuses
+        "snapshots": group_snapshots(run),
         "cache": {"agent_output": {
             "hits": run.cache_hits, "misses": run.cache_misses,
             "hit_ratio": round(run.cache_hits / max(1, run.cache_hits + run.cache_misses), 3)}},
@@ -217,6 +227,21 @@ def build_report(run: RunState, workflow_id: str, run_id: str, now_s: float) -> 
             for group in plan.groups if run.groups[group.id].cross_validation is not None
         },
     }
+
+
+def group_snapshots(run: RunState) -> dict[str, str]:
+    """Group id -> value_hash of {"agent.output": value} over its agents' own keys, for every
+    group that passed its barrier: equal hashes, equal outputs (a resumed group shows the hash
+    of what it reused)."""
+    values = run.context.values()
+    snapshots = {}
+    for group in run.plan.groups:
+        if run.groups[group.id].status not in ("succeeded", "partial"):
+            continue
+        owned = {key: value for key, value in values.items()
+                 if "." in key and key.split(".", 1)[0] in group.agents}
+        snapshots[group.id] = value_hash(owned)
+    return snapshots
 
 
 def resources_report(run: RunState, end_s: float) -> dict[str, Any]:
@@ -280,6 +305,7 @@ def _agent_report(
         "defaulted_outputs": list(state.defaulted_outputs),
         "missing_inputs": list(state.missing_inputs),
         "cached": state.cached,
+        "resumed": state.resumed,
         "error": state.error,
         "progress": state.progress,
         "last_progress_at": iso_at(run.started, state.last_progress_s),
@@ -311,6 +337,7 @@ def _group_report(run: RunState, group_id: str, now_s: float) -> dict[str, Any]:
         # how long the deadline stood still while agents waited on conflicts
         "paused_s": round(paused, 3),
         "cross_validation": state.cross_validation,
+        "resumed": state.resumed,
         "barrier": {
             "decision": state.decision,
             "extensions": state.extensions,

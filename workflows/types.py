@@ -9,6 +9,20 @@ from engine.compiled import CompiledPlan
 
 
 @dataclass
+class ResumeFrom:
+    """Start from an earlier run's results (`run --resume-from`): ``context`` is that run's
+    context values and ``passed_groups`` the groups that succeeded there; the starter fills both.
+    ``from_group`` and every group depending on it (transitively) run again even if they passed.
+    """
+
+    workflow_id: str
+    run_id: str | None = None
+    from_group: str | None = None
+    context: dict[str, Any] = field(default_factory=dict)
+    passed_groups: list[str] = field(default_factory=list)
+
+
+@dataclass
 class PlanRunInput:
     plan: CompiledPlan
     # run-time values for plan inputs; override plan.inputs
@@ -23,6 +37,8 @@ class PlanRunInput:
     # resource admission order: "priority" (priority, aging, remaining path) or "fifo" (first
     # ready first; the baseline bench/resources.py compares with)
     admission: str = "priority"
+    # reuse an earlier run's passed groups and their context values (None: a plain run)
+    resume: ResumeFrom | None = None
 
 
 @dataclass

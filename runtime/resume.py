@@ -1,0 +1,64 @@
+"""`run --resume-from`: read an earlier run's passed groups and context values into a ResumeFrom.
+
+The report (runtime.inspect.read_run: result, failure details or status query) says which groups
+passed; the `context` query on the closed run (answered by a worker replaying its history: one
+already polling its task queue, else a workflows-only one started here) gives the values.
+Large values are artifact references there already, so they stay references in the new run.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from temporalio.client import Client
+
+from engine.compiled import CompiledPlan
+from runtime.inspect import has_pollers, read_run
+from runtime.worker import build_worker
+from workflows.plan_workflow import PlanWorkflow
+from workflows.types import ResumeFrom
+
+# barrier outcomes whose outputs a resumed run may reuse
+PASSED = ("succeeded", "partial")
+
+
+class ResumeError(ValueError):
+    pass
+
+
+def resume_input(
+    plan: CompiledPlan, workflow_id: str, report: dict[str, Any], context: dict[str, Any],
+    from_group: str | None = None, run_id: str | None = None,
+) -> ResumeFrom:
+    """The ResumeFrom for `plan`: groups of the plan that passed in the earlier run, its context."""
+    known = [group.id for group in plan.groups]
+    if from_group is not None and from_group not in known:
+        raise ResumeError(f"--from-group '{from_group}' is not a group of plan "
+                          f"'{plan.name}'; groups: {known}")
+    groups = report.get("groups") or {}
+    passed = [g for g in known if (groups.get(g) or {}).get("status") in PASSED]
+    return ResumeFrom(workflow_id=workflow_id, run_id=run_id or report.get("run_id"),
+                      from_group=from_group, context=dict(context), passed_groups=passed)
+
+
+async def load_resume(
+    client: Client, plan: CompiledPlan, workflow_id: str, from_group: str | None = None
+) -> ResumeFrom:
+    """Read the earlier run (raises runtime.inspect.RunNotFound) and build the ResumeFrom."""
+    view = await read_run(client, workflow_id)
+    if view.report is None:
+        raise ResumeError(f"cannot read the report of run {workflow_id}: {view.note}")
+    if view.report.get("status") == "running":
+        raise ResumeError(f"run {workflow_id} is still running: resume from a finished run")
+    description = view.description
+    handle = client.get_workflow_handle(workflow_id, run_id=description.run_id)
+    query = handle.query(PlanWorkflow.context, rpc_timeout=timedelta(seconds=15))
+    if await has_pollers(client, description.namespace, description.task_queue):
+        # e.g. this command's own worker: a second one on its queue would be refused
+        context = await query
+    else:
+        async with build_worker(client, description.task_queue, activities=False):
+            context = await query
+    return resume_input(plan, workflow_id, view.report, dict(context or {}), from_group,
+                        description.run_id)

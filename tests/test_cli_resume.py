@@ -1,0 +1,41 @@
+"""`starter.py run PLAN --resume-from ID [--from-group G]` as a user runs it: a fixed plan resumed
+from its failed run runs only what had not passed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.test_cli_run import Cli, cli  # noqa: F401  (the module's private dev server)
+
+# a -> b -> c; b fails every attempt in the broken version
+PLAN = """\
+name: resumable
+agents:
+  a: {{kind: simulate, duration: 100ms, outputs: [x]}}
+  b: {{kind: simulate, duration: 100ms, inputs: [a.x], outputs: [y]{broken}}}
+  c: {{kind: simulate, duration: 100ms, inputs: [b.y]}}
+"""
+BROKEN = ", fail_times: always, retry: {max_attempts: 1}"
+
+
+def test_a_fixed_plan_resumes_from_its_failed_run(cli: Cli, tmp_path: Path) -> None:  # noqa: F811
+    """Run 1 fails at b (exit 1); the fixed plan resumed from it reuses a and completes (exit 0);
+    --from-group with a group the plan lacks is bad input (exit 2)."""
+    failed = cli.starter("run", cli.plan("broken", PLAN.format(broken=BROKEN)),
+                         "--workflow-id", "resumable-1", "--report", tmp_path / "1.json")
+    assert 1 == failed.returncode, failed.stdout + failed.stderr
+    fixed = cli.plan("fixed", PLAN.format(broken=""))
+    done = cli.starter("run", fixed, "--resume-from", "resumable-1", "--workflow-id",
+                       "resumable-2", "--report", tmp_path / "2.json")
+    assert 0 == done.returncode, done.stdout + done.stderr
+    assert "Resuming resumable-1" in done.stdout
+    first, second = (json.loads((tmp_path / f"{n}.json").read_text()) for n in (1, 2))
+    assert "resumable-1" == second["resumed_from"]
+    assert {"a": True, "b": False, "c": False} == {
+        agent_id: entry["resumed"] for agent_id, entry in second["agents"].items()}
+    group_a = second["agents"]["a"]["group"]
+    assert first["snapshots"][group_a] == second["snapshots"][group_a]
+    bad = cli.starter("run", fixed, "--resume-from", "resumable-1", "--from-group", "nope")
+    assert 2 == bad.returncode
+    assert "not a group" in bad.stderr

@@ -1,0 +1,137 @@
+"""Resume (`run --resume-from`): a new run reuses the groups an earlier run passed and their
+context values, runs only the rest, and `from_group` forces a group and its dependents again.
+
+Plan: g1 (a ‖ b) → g2 (c reads a.out) → g3 (d reads c.out); run 1 fails at g2."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+from temporalio.client import WorkflowFailureError
+
+from runtime.inspect import report_from_failure
+from runtime.resume import ResumeError, load_resume, resume_input
+from tests.conftest import NO_RETRY, TemporalHarness, compiled_plan, group, sim
+from workflows.plan_workflow import PlanWorkflow, rerun_groups
+from workflows.types import ResumeFrom
+
+
+def plan(name: str, broken: bool) -> Any:
+    failing = {"fail_times": "always", "retry": NO_RETRY} if broken else {}
+    return compiled_plan(
+        [sim("a", "g1", 0.1), sim("b", "g1", 0.1),
+         sim("c", "g2", 0.1, inputs=["a.out"], **failing),
+         sim("d", "g3", 0.1, inputs=["c.out"])],
+        [group("g1", ["a", "b"]), group("g2", ["c"], ["g1"]), group("g3", ["d"], ["g2"])],
+        name=name,
+    )
+
+
+def executed(history: Any) -> list[str]:
+    """Activity ids of the run_agent activities the run scheduled, in order."""
+    return [e.activity_task_scheduled_event_attributes.activity_id for e in history.events
+            if e.HasField("activity_task_scheduled_event_attributes")
+            and e.activity_task_scheduled_event_attributes.activity_type.name == "run_agent"]
+
+
+def failed_run(temporal: TemporalHarness, name: str) -> tuple[dict, dict, ResumeFrom]:
+    """Run 1 (g2 fails): its report, its context, and the ResumeFrom the starter builds."""
+    broken = plan(name, broken=True)
+
+    async def body(handle):
+        with pytest.raises(WorkflowFailureError) as caught:
+            await handle.result()
+        context = await handle.query(PlanWorkflow.context)
+        # what `run --resume-from` does (the worker is still up to answer the query)
+        loaded = await load_resume(temporal.client, broken, handle.id)
+        return report_from_failure(caught.value), context, loaded
+
+    return temporal.with_plan(broken, body)
+
+
+def resumed_run(temporal: TemporalHarness, name: str, resume: ResumeFrom) -> tuple[dict, list]:
+    async def body(handle):
+        report = await handle.result()
+        return report, executed(await handle.fetch_history())
+
+    return temporal.with_plan(plan(name, broken=False), body, resume=resume)
+
+
+def test_resume_skips_passed_groups_and_reuses_their_values(temporal: TemporalHarness) -> None:
+    """Run 2 of the fixed plan: g1's agents never run again, g2 and g3 run, values equal run 1's."""
+    name = f"resume-{uuid.uuid4().hex[:8]}"
+    first, first_context, resume = failed_run(temporal, name)
+    assert "failed" == first["status"]
+    assert ["g1"] == resume.passed_groups
+    report, activities = resumed_run(temporal, name, resume)
+    assert "completed" == report["status"]
+    assert ["c", "d"] == activities
+    assert resume.workflow_id == report["resumed_from"]
+    assert {"a": True, "b": True, "c": False, "d": False} == {
+        agent_id: entry["resumed"] for agent_id, entry in report["agents"].items()}
+    assert "succeeded" == report["groups"]["g1"]["status"]
+    assert report["groups"]["g1"]["resumed"]
+    # the reused values are run 1's, byte for byte, and so is g1's snapshot hash
+    assert first["snapshots"]["g1"] == report["snapshots"]["g1"]
+    assert sorted(report["snapshots"]) == ["g1", "g2", "g3"]
+    assert first_context["a.out"] == report_context(temporal, report)["a.out"]
+
+
+def report_context(temporal: TemporalHarness, report: dict) -> dict:
+    async def go():
+        handle = temporal.client.get_workflow_handle(report["workflow_id"],
+                                                     run_id=report["run_id"])
+        from runtime.worker import build_worker
+        description = await handle.describe()
+        async with build_worker(temporal.client, description.task_queue, activities=False):
+            return await handle.query(PlanWorkflow.context)
+
+    return temporal.run(go())
+
+
+def test_from_group_runs_that_group_and_its_dependents_again(temporal: TemporalHarness) -> None:
+    """from_group g1: every group depends on it, so every agent runs again."""
+    name = f"resume-{uuid.uuid4().hex[:8]}"
+    _, _, resume = failed_run(temporal, name)
+    resume.from_group = "g1"
+    report, activities = resumed_run(temporal, name, resume)
+    assert "completed" == report["status"]
+    assert ["a", "b", "c", "d"] == sorted(activities)
+    assert not any(entry["resumed"] for entry in report["agents"].values())
+
+
+def test_rerun_groups_is_the_group_and_its_transitive_dependents() -> None:
+    """g2 → g3 depends on it; g1 (upstream) does not run again; None runs nothing again."""
+    groups = plan("p", broken=False).groups
+    assert {"g2", "g3"} == rerun_groups(groups, "g2")
+    assert set() == rerun_groups(groups, None)
+
+
+def test_resume_input_takes_the_passed_groups_and_refuses_an_unknown_group() -> None:
+    """Only groups that passed (succeeded or partial) are reused; a typo'd group is an error."""
+    compiled = plan("p", broken=False)
+    report = {"run_id": "r1", "groups": {"g1": {"status": "partial"},
+                                         "g2": {"status": "failed"},
+                                         "g3": {"status": "cancelled"}}}
+    resume = resume_input(compiled, "wf", report, {"a.out": 1}, "g2")
+    assert ResumeFrom("wf", "r1", "g2", {"a.out": 1}, ["g1"]) == resume
+    with pytest.raises(ResumeError, match="not a group"):
+        resume_input(compiled, "wf", report, {}, "nope")
+
+
+def test_run_options_build_an_unfilled_resume() -> None:
+    """`run PLAN --resume-from W --from-group G` puts W and G in the input; the starter fills
+    the rest (runtime.runner)."""
+    import argparse
+
+    from cli.run_commands import build_run_input, register
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    args = parser.parse_args(["run", "plan.yaml", "--resume-from", "W", "--from-group", "g2"])
+    run_input = build_run_input(args, plan("p", broken=False), note_to=None)
+    assert ResumeFrom("W", None, "g2") == run_input.resume
+    plain = build_run_input(parser.parse_args(["run", "plan.yaml"]), plan("p", broken=False))
+    assert plain.resume is None
