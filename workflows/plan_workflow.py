@@ -695,20 +695,11 @@ class PlanWorkflow:
             return
         except asyncio.TimeoutError:
             pass
-        policy = self._timeout_policy
-        self._ctx.time_out(conflict.id, policy, self._at())
-        self._conflict_changes += 1
-        self._event("conflict_timed_out", conflict.id)
-        waited = f"{self._run.conflict_timeout_s:g} s"
-        if policy == "fail":
+        try:
+            self._time_out(conflict, group.id, f"(cross-validation of group '{group.id}')")
+        except ApplicationError:
             self._end_group(group, "failed")
-            raise ApplicationError(
-                f"conflict {conflict.id} (cross-validation of group '{group.id}') was not "
-                f"resolved within {waited} (timeout_policy: fail)",
-                type="ConflictTimeout", non_retryable=True)
-        self._alert(group.id, "warning",
-                    f"conflict {conflict.id} (cross-validation of group '{group.id}') not "
-                    f"resolved within {waited}: {policy} applied")
+            raise
 
     def _group_timeout(self, group: CompiledGroup) -> float | None:
         # None (a lone agent) = bounded by the agent's own timeout, no barrier deadline
@@ -1090,9 +1081,15 @@ class PlanWorkflow:
                     pass
             for conflict in blocking:
                 if conflict.status == ctx.OPEN and self._conflict_due_s(conflict) <= due:
-                    self._time_out(conflict, agent)
+                    self._time_out(conflict, agent.group, f"on '{conflict.key}'",
+                                   f"; '{agent.id}' cannot start without it: "
+                                   f"{conflict.message}")
 
-    def _time_out(self, conflict: Conflict, agent: CompiledAgent) -> None:
+    def _time_out(self, conflict: Conflict, group_id: str, subject: str,
+                  consequence: str = "") -> None:
+        """The plan's timeout_policy for a conflict nobody resolved in time: keep a value and
+        warn, or (fail) raise. ``subject`` names the conflict in messages, ``consequence`` says
+        what cannot go on without it."""
         policy = self._timeout_policy
         self._ctx.time_out(conflict.id, policy, self._at())
         self._conflict_changes += 1
@@ -1100,14 +1097,13 @@ class PlanWorkflow:
         waited = f"{self._run.conflict_timeout_s:g} s"
         if policy == "fail":
             raise ApplicationError(
-                f"conflict {conflict.id} on '{conflict.key}' was not resolved within {waited} "
-                f"(timeout_policy: fail); '{agent.id}' cannot start without it: "
-                f"{conflict.message}",
+                f"conflict {conflict.id} {subject} was not resolved within {waited} "
+                f"(timeout_policy: fail){consequence}",
                 type="ConflictTimeout",
                 non_retryable=True,
             )
-        self._alert(agent.group, "warning",
-                    f"conflict {conflict.id} on '{conflict.key}' not resolved within {waited}: "
+        self._alert(group_id, "warning",
+                    f"conflict {conflict.id} {subject} not resolved within {waited}: "
                     f"{policy} applied")
 
     def _unblock(self, agent_id: str) -> None:
