@@ -16,6 +16,7 @@ Mapping rules (also in the README):
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -129,15 +130,24 @@ def collect(data: dict[str, Any], source: SourceMap) -> RawPlan:
     return raw
 
 
+def _entries(section: str, value: Any, what: str, source: SourceMap, raw: RawPlan,
+             empty_ok: bool = False) -> Iterator[tuple[str, PathKey, dict[str, Any]]]:
+    """The (id, path, settings) of each well-formed entry of a named mapping such as
+    ``agents:``; malformed sections, ids and entries are reported and skipped."""
+    entries = _mapping(value, (section,), section, source, raw.problems)
+    for name, spec in (entries or {}).items():
+        path: PathKey = (section, name)
+        if not _check_id(name, path, what, source, raw.problems):
+            continue
+        if spec is None and empty_ok:
+            spec = {}
+        spec = _mapping(spec, path, f"{what} '{name}'", source, raw.problems)
+        if spec is not None:
+            yield name, path, spec
+
+
 def _collect_execution_groups(groups: Any, source: SourceMap, raw: RawPlan) -> None:
-    groups = _mapping(groups, ("execution_groups",), "execution_groups", source, raw.problems)
-    for group_id, spec in (groups or {}).items():
-        path: PathKey = ("execution_groups", group_id)
-        if not _check_id(group_id, path, "group", source, raw.problems):
-            continue
-        spec = _mapping(spec, path, f"group '{group_id}'", source, raw.problems)
-        if spec is None:
-            continue
+    for group_id, path, spec in _entries("execution_groups", groups, "group", source, raw):
         group_data: dict[str, Any] = {}
         field_paths: dict[str, PathKey] = {}
         agent_defaults: dict[str, Any] = {}
@@ -220,16 +230,7 @@ def _collect_execution_groups(groups: Any, source: SourceMap, raw: RawPlan) -> N
 
 
 def _collect_native_agents(agents: Any, source: SourceMap, raw: RawPlan) -> None:
-    agents = _mapping(agents, ("agents",), "agents", source, raw.problems)
-    for name, spec in (agents or {}).items():
-        path: PathKey = ("agents", name)
-        if not _check_id(name, path, "agent", source, raw.problems):
-            continue
-        if spec is None:
-            spec = {}
-        spec = _mapping(spec, path, f"agent '{name}'", source, raw.problems)
-        if spec is None:
-            continue
+    for name, path, spec in _entries("agents", agents, "agent", source, raw, empty_ok=True):
         if name in raw.agents:
             raw.agents[name].merge(spec, path)
         else:
@@ -239,14 +240,7 @@ def _collect_native_agents(agents: Any, source: SourceMap, raw: RawPlan) -> None
 
 
 def _collect_native_groups(groups: Any, source: SourceMap, raw: RawPlan) -> None:
-    groups = _mapping(groups, ("groups",), "groups", source, raw.problems)
-    for group_id, spec in (groups or {}).items():
-        path: PathKey = ("groups", group_id)
-        if not _check_id(group_id, path, "group", source, raw.problems):
-            continue
-        spec = _mapping(spec, path, f"group '{group_id}'", source, raw.problems)
-        if spec is None:
-            continue
+    for group_id, path, spec in _entries("groups", groups, "group", source, raw):
         if group_id in raw.groups:
             existing = raw.groups[group_id]
             existing.data.update(spec)

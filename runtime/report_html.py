@@ -77,6 +77,19 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def agent_span(report: dict[str, Any], agent: dict[str, Any],
+               now_s: float) -> tuple[float, float]:
+    """Seconds from the run's start to the agent's start and end. An agent that never started
+    sits at its end (or 0); a running one reaches ``now_s``; one without an end has no length."""
+    start = offset_s(report, agent.get("started_at"))
+    end = offset_s(report, agent.get("finished_at"))
+    if start is None:
+        start = end if end is not None else 0.0
+    if end is None:
+        end = max(now_s, start) if agent.get("status") == "running" else start
+    return start, end
+
+
 def agent_status(agent: dict[str, Any]) -> str:
     """The status a bar is coloured by: `cached`, `resumed` (reused from an earlier run) and
     `defaulted` refine `succeeded`."""
@@ -158,12 +171,7 @@ def _gantt(report: dict[str, Any]) -> str:
 
     def agent_row(agent_id: str, agent: dict[str, Any], y: float) -> str:
         status = agent_status(agent)
-        start = offset_s(report, agent.get("started_at"))
-        end = offset_s(report, agent.get("finished_at"))
-        if start is None:
-            start = end if end is not None else 0.0
-        if end is None:
-            end = span if agent.get("status") == "running" else start
+        start, end = agent_span(report, agent, span)
         x0, x1 = x_of(start), x_of(end)
         width = max(x1 - x0, 2.0)
         crit = " crit" if agent_id in critical else ""

@@ -12,7 +12,7 @@ import re
 from typing import Any
 
 from runtime.progress import offset_s, ordered_agents, ordered_groups
-from runtime.report_html import MARKED_DECISIONS, agent_status
+from runtime.report_html import MARKED_DECISIONS, agent_span, agent_status
 
 FINISHED = {"succeeded", "failed", "timed_out", "cancelled", "skipped", "defaulted", "cached",
             "resumed"}
@@ -49,12 +49,7 @@ def render_mermaid(report: dict[str, Any]) -> str:
         nonlocal n
         n += 1
         status = agent_status(agent)
-        start = offset_s(report, agent.get("started_at"))
-        end = offset_s(report, agent.get("finished_at"))
-        if start is None:
-            start = end if end is not None else 0.0
-        if end is None:
-            end = max(span, start) if status == "running" else start
+        start, end = agent_span(report, agent, span)
         end = max(end, start + MIN_TASK_S)
         tags = []
         if agent_id in critical:
