@@ -10,7 +10,7 @@ from datetime import timedelta
 from temporalio.client import Client
 from temporalio.worker import ResourceBasedSlotConfig, Worker, WorkerTuner
 
-from activities.agents import ACTIVITIES
+from activities.agents import ACTIVITIES, LOCAL_ACTIVITIES
 from runtime.connection import default_task_queue
 from workflows.plan_workflow import PlanWorkflow
 
@@ -49,7 +49,9 @@ def build_worker(
     activities: bool = True,
     graceful_shutdown_s: float = 5.0,
 ) -> Worker:
-    """activities=False hosts only the workflow (answering queries on closed runs).
+    """activities=False hosts only the workflow (answering queries on closed runs): it still
+    registers the local activities, never running them (no_remote_activities), because replaying
+    a history with their markers needs them known.
 
     Several workers on one task queue share its agents (each polls when it has a free slot, so
     the least loaded pulls); agents of a worker that dies are retried on another after their
@@ -60,7 +62,8 @@ def build_worker(
         client,
         task_queue=task_queue or default_task_queue(),
         workflows=[PlanWorkflow],
-        activities=list(ACTIVITIES) if activities else [],
+        activities=list(ACTIVITIES) if activities else list(LOCAL_ACTIVITIES),
+        no_remote_activities=not activities,
         max_concurrent_activities=None if tuner is not None else max_concurrent_activities,
         tuner=tuner,
         # on shutdown, agents get a moment to notice cancellation before being abandoned

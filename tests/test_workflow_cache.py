@@ -50,7 +50,8 @@ def test_rerun_of_an_unchanged_plan_executes_nothing(temporal: TemporalHarness) 
     second, second_activities = run(temporal, text)
     assert (3, 0) == (first_activities, second_activities)
     assert {"brief": "cached", "prd": "cached", "glossary": "cached"} == statuses(second)
-    assert {"hits": 3, "misses": 0, "hit_ratio": 1.0} == second["cache"]["agent_output"]
+    assert {"hits": 3, "misses": 0, "hit_ratio": 1.0, "bytes_saved": 0} == (
+        second["cache"]["agent_output"])
 
 
 def test_a_changed_input_invalidates_its_agent_and_downstream(temporal: TemporalHarness) -> None:
@@ -68,4 +69,5 @@ def test_session_lifetime_entries_are_not_reused(temporal: TemporalHarness) -> N
     run(temporal, text)
     again, activities = run(temporal, text)
     assert 3 == activities
-    assert {"hits": 0, "misses": 0, "hit_ratio": 0.0} == again["cache"]["agent_output"]
+    assert {"hits": 0, "misses": 0, "hit_ratio": 0.0, "bytes_saved": 0} == (
+        again["cache"]["agent_output"])

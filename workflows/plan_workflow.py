@@ -94,6 +94,7 @@ with workflow.unsafe.imports_passed_through():
     from engine.monitoring import Monitor, Settings, take_sample
     from engine.report import agent_dependencies, iso_at
     from engine.scheduler import Admission, Pool, Request, remaining_paths
+    from workflows.cache_levels import CacheLevels
     from workflows.locks import READ, WRITE, ContextLimits, ContextLockTimeout
     from workflows.state import (
         NOT_STARTED,
@@ -156,6 +157,8 @@ class PlanWorkflow:
         self._agents = self._run.agents
         self._groups = self._run.groups
         self._ctx = self._run.context
+        # context snapshots after barriers, prefetching, worker-side cache counters
+        self._levels = CacheLevels(self._plan, self._run)
         # agent id -> its output cache key, so downstream keys carry their lineage
         self._cache_keys: dict[str, str] = {}
         self._timeout_policy = str(settings.get("timeout_policy", "keep_current"))
@@ -218,6 +221,8 @@ class PlanWorkflow:
         except (Exception, asyncio.CancelledError) as err:
             await self._cancel(list(running.values()) + self._validations)
             admitter.cancel()
+            # the snapshots of groups that passed are what a resume of this run reuses
+            await self._levels.settle()
             for group in waiting:
                 self._groups[group.id].status = "cancelled"
                 for agent_id in group.agents:
@@ -232,6 +237,7 @@ class PlanWorkflow:
                 ) from None
             raise
         admitter.cancel()
+        await self._levels.settle()
         self._warn_open_conflicts()
         self._finish("completed")
         return self._report()
@@ -319,6 +325,7 @@ class PlanWorkflow:
         resume = input.resume
         assert resume is not None
         self._run.resumed_from = resume.workflow_id
+        self._levels.resumed(resume.snapshot_key)
         rerun = rerun_groups(self._plan.groups, resume.from_group)
         passed = set(resume.passed_groups)
         resumed = [g.id for g in self._plan.groups if g.id in passed and g.id not in rerun]
@@ -357,6 +364,7 @@ class PlanWorkflow:
         timeout = self._group_timeout(group)
         state.deadline_s = None if timeout is None else round(state.started_s + timeout, 3)
         self._event("group_started", group.id)
+        self._levels.prefetch(group, self._ctx)
         tasks: dict[str, asyncio.Task[None]] = {}
         try:
             deadline_passed = False
@@ -404,6 +412,8 @@ class PlanWorkflow:
                 deadline_passed = False
             await self._apply(group, decision, tasks)
             self._check_consistency(group)
+            if state.status in PASSED:
+                self._levels.snapshot(group.id, self._ctx, self._elapsed())
             if len(group.cross_validation) >= 2 and state.status in PASSED:
                 if group.cross_validation_blocking:
                     await self._cross_validate(group)
@@ -803,6 +813,7 @@ class PlanWorkflow:
                                              key)
             if result is None:
                 return
+            self._levels.count(result)
             async with self._context_slot(WRITE, agent.id):
                 self._commit(agent, result)
         except asyncio.CancelledError:
