@@ -30,6 +30,7 @@ def test_a_fixed_plan_resumes_from_its_failed_run(cli: Cli, tmp_path: Path) -> N
                        "resumable-2", "--report", tmp_path / "2.json")
     assert 0 == done.returncode, done.stdout + done.stderr
     assert "Resuming resumable-1" in done.stdout
+    assert "context from snapshot" in done.stdout
     first, second = (json.loads((tmp_path / f"{n}.json").read_text()) for n in (1, 2))
     assert "resumable-1" == second["resumed_from"]
     assert {"a": True, "b": False, "c": False} == {
