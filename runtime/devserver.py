@@ -66,8 +66,10 @@ def server_command(
     ui_port: int | None,
     namespace: str = "default",
     log_level: str = "warn",
+    codec_endpoint: str | None = None,
 ) -> list[str]:
-    """`temporal server start-dev` bound to `ip`; ui_port None = headless."""
+    """`temporal server start-dev` bound to `ip`; ui_port None = headless; the Web UI decodes
+    payloads with the codec server at `codec_endpoint` when given."""
     cmd = [
         str(find_temporal_binary()), "server", "start-dev",
         "--ip", ip,
@@ -79,6 +81,8 @@ def server_command(
         cmd += ["--namespace", namespace]
     if ui_port is not None:
         cmd += ["--ui-ip", ip, "--ui-port", str(ui_port), "--ui-disable-news-fetch"]
+        if codec_endpoint:
+            cmd += ["--ui-codec-endpoint", codec_endpoint]
     else:
         cmd.append("--headless")
     return cmd
