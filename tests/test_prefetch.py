@@ -134,3 +134,24 @@ def test_what_is_prefetched_templates_files_and_existing_references() -> None:
     values = {"a.out": {"nested": [ref]}}
     assert [file_agent] == template_agents([file_agent, builtin])
     assert [ref] == references([file_agent, builtin], values.__contains__, values.__getitem__)
+
+
+def test_the_recorded_cache_levels_history_holds_one_prefetch_and_two_snapshots() -> None:
+    """tests/histories/cache_levels.json (replayed by test_replay): the patch marker, one
+    prefetch_group for `second`, one snapshot local activity per passed barrier; plain.json,
+    recorded before them, has none and still replays (its run takes the unpatched branch)."""
+    from tests.test_replay import load
+
+    def commands(name: str) -> list[str]:
+        found = []
+        for event in load(name).events:
+            if event.HasField("marker_recorded_event_attributes"):
+                found.append(event.marker_recorded_event_attributes.marker_name)
+            elif event.HasField("activity_task_scheduled_event_attributes"):
+                found.append(event.activity_task_scheduled_event_attributes.activity_type.name)
+        return found
+
+    recorded = commands("cache_levels")
+    assert ["core_patch", "prefetch_group"] == recorded[:2]
+    assert 2 == recorded.count("core_local_activity")
+    assert ["run_agent"] * 3 == commands("plain")
