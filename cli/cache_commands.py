@@ -10,7 +10,7 @@ from typing import Any
 
 def register(commands: Any) -> None:
     parser = commands.add_parser(
-        "cache", help="show or clear the agent output cache",
+        "cache", help="show or clear the agent output and context snapshot caches",
         description="The agent output cache and the context snapshot cache are a SQLite file "
         "shared by the workers of this host (PEE_CACHE_PATH, default .temporal/cache.db).",
     )

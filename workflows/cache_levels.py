@@ -133,7 +133,8 @@ class CacheLevels:
             if not (task.templates or task.references) or not workflow.patched(PATCH):
                 continue
             self._run.cache.bump("prefetch", "requests")
-            queue = agents[0].task_queue
+            # the worker that will render the templates is the one worth warming
+            queue = (task.templates[0] if task.templates else agents[0]).task_queue
             self._prefetches.append(asyncio.create_task(self._warm(task, queue)))
 
     async def _warm(self, task: PrefetchTask, task_queue: str | None) -> None:
