@@ -2,8 +2,11 @@
 
 Settings: ``template``: a path (relative to the plan's folder, ``plan_dir``) or a built-in id
 (``builtin:project-brief``, ``builtin:prd``, ``builtin:architecture``). Optional
-``template_engine: {concurrent_renders, render_timeout}`` (free-form agent ``settings``) overrides
-the defaults of 3 renders at once and 120 s per render.
+``template_engine: {concurrent_renders, render_timeout}`` (free-form agent ``settings``; `compile`
+fills it from the plan's resource_pool.template_engine) overrides the defaults of 3 renders at
+once and 120 s per render, and ``render_cache: {ttl, size_limit}`` (filled from the plan's
+caching_system.cache_levels.template_render_cache) sets how long and how much of the render
+cache (activities.render_cache) keeps.
 
 Variables: every input is usable by its full ref (``{{pm.user_stories}}``, also as a dotted path
 into ``pm``) and by its output name alone (``{{user_stories}}``) when no other input has that name.
@@ -31,7 +34,8 @@ Every other declared output and shared write gets the same value as the first ou
 Sandbox: rendering is text substitution only (no expression evaluation, no attribute access, no
 format specs), YAML is read with ``safe_load``, and a template path must stay inside the plan's
 folder (``..`` or absolute paths that leave it fail with ``TemplateAccessDenied``, non-retryable).
-Results are cached (activities.render_cache).
+Results are cached (activities.render_cache); template files a prefetch parsed ahead of time
+(activities.prefetch) are taken from there. Each result's ``cache`` says what both did.
 """
 
 from __future__ import annotations
