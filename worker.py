@@ -27,11 +27,6 @@ async def serve(target: Target, args: argparse.Namespace) -> None:
         client, args.task_queue, max_concurrent_activities=args.max_concurrent_activities,
         resource_based=resource_targets(args),
     )
-    print(
-        f"worker {client.identity} on task queue {args.task_queue} at {target.address} "
-        f"(namespace {args.namespace}, {describe_slots(args)}); Ctrl-C stops",
-        flush=True,
-    )
     telemetry = current_telemetry()
     if telemetry.metrics_address:
         print(f"Temporal SDK metrics for Prometheus: http://{telemetry.metrics_address}/metrics",
@@ -41,6 +36,11 @@ async def serve(target: Target, args: argparse.Namespace) -> None:
             f"{kind} to {os.environ.get(variable)}" for kind, variable in
             (("traces", "OTEL_TRACES_EXPORTER"), ("metrics", "OTEL_METRICS_EXPORTER"))
             if (os.environ.get(variable) or "none") != "none"), flush=True)
+    print(
+        f"worker {client.identity} on task queue {args.task_queue} at {target.address} "
+        f"(namespace {args.namespace}, {describe_slots(args)}); Ctrl-C stops",
+        flush=True,
+    )
     await run_until_signalled(worker)
     print("worker stopped", flush=True)
 

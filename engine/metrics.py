@@ -58,8 +58,8 @@ DEFINITIONS: dict[str, Definition] = {
     "cache_hit_ratios": Definition(
         GAUGE, "1", "agent output cache hits / lookups (attribute cache: agent_output)"),
     "network_latency_impact": Definition(
-        GAUGE, "1", "time agents spent waiting on the network / their execution time, over "
-                    "the agents that measure it (http agents)"),
+        GAUGE, "1", "time agents spent waiting on the network / their backend wall time, "
+                    "over the successful attempts of agents that measure it (http agents)"),
 }
 
 
@@ -125,10 +125,10 @@ def _points(report: Mapping[str, Any], base: dict[str, str]) -> Iterator[MetricP
     hits, misses = int(cache.get("hits") or 0), int(cache.get("misses") or 0)
     yield from point("cache_hit_ratios", ratio(hits, hits + misses), cache="agent_output")
     measured = [agent for agent in agents.values()
-                if agent.get("io_wait_s") is not None and agent.get("duration_s")]
+                if agent.get("io_wait_s") is not None and agent.get("attempt_s")]
     yield from point("network_latency_impact", ratio(
         sum(float(a["io_wait_s"]) for a in measured),
-        sum(float(a["duration_s"]) for a in measured)))
+        sum(float(a["attempt_s"]) for a in measured)))
 
 
 def cache_status(report: Mapping[str, Any], agent: Mapping[str, Any]) -> str:

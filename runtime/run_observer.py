@@ -23,10 +23,10 @@ from typing import Any
 
 import opentelemetry.context
 import opentelemetry.trace
+import temporalio.client
 from opentelemetry.metrics import Meter
 from opentelemetry.trace import Status, StatusCode, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
-import temporalio.client
 from temporalio import workflow
 from temporalio.converter import PayloadConverter
 from temporalio.exceptions import ApplicationError

@@ -116,10 +116,12 @@ def exporter_names(env: Mapping[str, str], variable: str) -> list[str]:
 
 
 def service_resource(env: Mapping[str, str]) -> Resource:
-    named = env.get("OTEL_SERVICE_NAME") or "service.name=" in (env.get(
-        "OTEL_RESOURCE_ATTRIBUTES") or "")
-    # Resource.create reads OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES itself
-    return Resource.create({} if named else {"service.name": DEFAULT_SERVICE_NAME})
+    """service.name from OTEL_SERVICE_NAME, else from OTEL_RESOURCE_ATTRIBUTES (which
+    Resource.create reads), else ours."""
+    name = env.get("OTEL_SERVICE_NAME")
+    if not name and "service.name=" not in (env.get("OTEL_RESOURCE_ATTRIBUTES") or ""):
+        name = DEFAULT_SERVICE_NAME
+    return Resource.create({"service.name": name} if name else {})
 
 
 def otlp_protocol(env: Mapping[str, str], signal: str) -> str:

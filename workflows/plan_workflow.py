@@ -929,6 +929,7 @@ class PlanWorkflow:
             self._end_agent(agent.id, "timed_out" if timed_out else "failed")
             return None
         state.attempts = state.earlier_attempts + result.attempt
+        state.attempt_s, state.io_wait_s = result.elapsed_s, result.io_wait_s
         state.error = None
         state.progress = 1.0
         return result
