@@ -363,12 +363,47 @@ def test_starter_run_with_console_exporters(cli_env: dict[str, str]) -> None:
         assert name in done.stderr
     assert "PlanRun:demo" not in done.stdout
 
-    async def described() -> tuple[bool, str | None]:
+    async def described() -> tuple[bool, str | None, str | None]:
         client = await Client.connect(f"127.0.0.1:{cli_env['PEE_DEV_PORT']}")
         found = await listed(client, 'PeePlan="demo" AND PeeStatus="completed"', workflow_id)
         description = await client.get_workflow_handle(workflow_id).describe()
-        return found, await description.static_summary()
+        return found, await description.static_summary(), await description.static_details()
 
-    found, summary = asyncio.run(described())
+    found, summary, details = asyncio.run(described())
     assert found
     assert summary is not None and summary.startswith("plan demo: 4 agents in 3 groups")
+    assert details is not None and "| `design` | b, c | a |" in details
+
+
+def test_starter_run_serves_sdk_metrics_while_it_runs(cli_env: dict[str, str]) -> None:
+    """`run --metrics-port N`: Temporal's metrics at :N/metrics while the run goes on (its
+    in-process worker's activity latencies among them); exit 0."""
+    port = free_port()
+    run = subprocess.Popen(
+        [sys.executable, "starter.py", "run", "plans/demo.yaml", "--time-scale", "1",
+         "--metrics-port", str(port)],
+        cwd=PROJECT_ROOT, env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True)
+    body = None
+    deadline = time.monotonic() + 60
+    while run.poll() is None and time.monotonic() < deadline:
+        body = fetch(f"http://127.0.0.1:{port}/metrics") or body
+        if body and "temporal_activity_execution_latency" in body:
+            break
+        time.sleep(0.2)
+    out, _ = run.communicate(timeout=90)
+    assert 0 == run.returncode, out
+    assert body is not None and "temporal_activity_execution_latency" in body, body
+
+
+def test_compile_search_attributes_flag_reaches_the_input() -> None:
+    """`compile --search-attributes` sets PlanRunInput.search_attributes; without it, false."""
+    import json
+
+    flags = []
+    for extra in ([], ["--search-attributes"]):
+        done = subprocess.run([sys.executable, "starter.py", "compile", "plans/demo.yaml", *extra],
+                              cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
+        assert 0 == done.returncode, done.stderr
+        flags.append(json.loads(done.stdout)["search_attributes"])
+    assert [False, True] == flags
