@@ -46,6 +46,8 @@ EXTERN = "__pee_run_finished"
 # the header Temporal's TracingInterceptor propagates the starting client's span in
 TRACE_HEADER = "_tracer-data"
 OBSERVED_WORKFLOWS = ("PlanWorkflow",)
+# report statuses of a run that has ended
+FINAL = ("completed", "failed", "cancelled")
 
 
 class RunObserver(temporalio.client.Interceptor, Interceptor):
@@ -131,8 +133,10 @@ class _FinishedRunInterceptor(WorkflowInboundInterceptor):
 
     def _finished(self, report: Any) -> None:
         info = workflow.info()
+        # only a run that has ended: a run evicted from the worker's cache (the worker shutting
+        # down) is not one, whatever unwinds through here
         if (info.workflow_type not in OBSERVED_WORKFLOWS or not isinstance(report, dict)
-                or workflow.unsafe.is_replaying()):
+                or report.get("status") not in FINAL or workflow.unsafe.is_replaying()):
             return
         workflow.extern_functions()[EXTERN](report, _trace_carrier(info.headers))
 

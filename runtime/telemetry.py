@@ -87,12 +87,6 @@ class Telemetry:
             self._interceptors = found
         return list(self._interceptors)
 
-    def flush(self) -> None:
-        for provider in (self.tracer_provider, self.meter_provider):
-            if provider is not None:
-                with contextlib.suppress(Exception):
-                    provider.force_flush()
-
     def shutdown(self) -> None:
         """Export what is pending and stop the providers (a stopped provider records nothing)."""
         tracer, meter = self.tracer_provider, self.meter_provider

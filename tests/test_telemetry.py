@@ -145,6 +145,29 @@ def test_a_traced_run_records_the_seed_metrics_from_its_report(
     assert "cache_hit_ratios" not in points  # the plan does not use the output cache
 
 
+def test_cache_status_and_attempts_reach_spans_and_metrics(temporal: TemporalHarness) -> None:
+    """A cached rerun: agent spans say cache_status hit (miss on the first run), and
+    cache_hit_ratios follows; an agent that failed once has pee.attempt 2 and retry_rate counts
+    it."""
+    plan = small_plan(f"cached-{uuid.uuid4().hex[:6]}")
+    plan.agents[0].settings["fail_times"] = 1
+    plan.caching = {"cache_levels": {"agent_output_cache": {"ttl": 3600}}}
+    first, second = Captured(), Captured()
+    run_traced(temporal, first, plan)
+    run_traced(temporal, second, plan)
+
+    def agent_attributes(captured: Captured, agent: str) -> dict[str, Any]:
+        return dict(by_name(captured.finished(), f"Agent:{agent}").attributes or {})
+
+    assert ("miss", 2) == (agent_attributes(first, "a")["pee.cache_status"],
+                           agent_attributes(first, "a")["pee.attempt"])
+    assert ["hit"] * 3 == [agent_attributes(second, a)["pee.cache_status"] for a in "abc"]
+    assert [0.0] == [p.value for p in first.metric_points()["cache_hit_ratios"]]
+    assert [1.0] == [p.value for p in second.metric_points()["cache_hit_ratios"]]
+    # a: 2 attempts, b and c: 1 each -> 1 retry of 4 attempts
+    assert [0.25] == [p.value for p in first.metric_points()["retry_rate"]]
+
+
 def test_telemetry_adds_no_command_and_replays_record_nothing(
         temporal: TemporalHarness) -> None:
     """A traced run's history replays on a worker without telemetry (same commands), and a
@@ -190,6 +213,61 @@ def test_a_failed_run_is_traced_with_an_error_status(temporal: TemporalHarness) 
     assert "failed" == dict(run.attributes or {})["pee.status"]
     (total,) = captured.metric_points()["total_workflow_time"]
     assert "failed" == total.attributes["status"]
+
+
+async def until_running(handle: WorkflowHandle[Any, Any], agent: str) -> None:
+    for _ in range(150):
+        status = await handle.query(PlanWorkflow.status)
+        if status["agents"][agent]["status"] == "running":
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{agent} never ran")
+
+
+def test_a_cancelled_run_is_recorded_as_cancelled(temporal: TemporalHarness) -> None:
+    captured = Captured()
+
+    async def cancel(handle: WorkflowHandle[Any, Any]) -> None:
+        await until_running(handle, "c")
+        await handle.cancel()
+        with pytest.raises(Exception):  # noqa: B017 - WorkflowFailureError (cancelled)
+            await handle.result()
+
+    async def go() -> None:
+        client = await connect(temporal.address, telemetry=captured.telemetry)
+        task_queue = f"otel-{uuid.uuid4()}"
+        async with build_worker(client, task_queue):
+            handle = await client.start_workflow(
+                PlanWorkflow.run, PlanRunInput(plan=small_plan("cancelled", slow_s=30.0)),
+                id=f"cancelled-{uuid.uuid4().hex[:8]}", task_queue=task_queue)
+            await cancel(handle)
+
+    temporal.run(go())
+    run = by_name(captured.finished(), "PlanRun:cancelled")
+    assert "cancelled" == dict(run.attributes or {})["pee.status"]
+
+
+def test_a_worker_leaving_mid_run_records_nothing_the_finishing_one_records_once(
+        temporal: TemporalHarness) -> None:
+    """Shutting a worker down evicts the running run from it: not a finished run, so no
+    PlanRun span; the worker that completes the run records it, once."""
+    captured = Captured()
+
+    async def go() -> None:
+        client = await connect(temporal.address, telemetry=captured.telemetry)
+        task_queue = f"otel-{uuid.uuid4()}"
+        async with build_worker(client, task_queue, graceful_shutdown_s=0.1):
+            handle = await client.start_workflow(
+                PlanWorkflow.run,
+                PlanRunInput(plan=small_plan("handover", slow_s=2.0), heartbeat_timeout_s=1.0),
+                id=f"handover-{uuid.uuid4().hex[:8]}", task_queue=task_queue)
+            await until_running(handle, "c")
+        assert [] == [s for s in captured.finished() if s.name.startswith("PlanRun")]
+        async with build_worker(client, task_queue):
+            assert "completed" == (await handle.result())["status"]
+
+    temporal.run(go())
+    assert 1 == len([s for s in captured.finished() if s.name == "PlanRun:handover"])
 
 
 # --- search attributes -----------------------------------------------------------------------
