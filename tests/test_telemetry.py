@@ -363,15 +363,66 @@ def test_bad_otel_variables_are_clear_errors() -> None:
         telemetry.from_env({"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "x"})
 
 
-def test_otlp_without_the_extra_says_how_to_install_it() -> None:
-    try:
-        import opentelemetry.exporter.otlp.proto.http  # noqa: F401
-    except ImportError:
-        pass
-    else:
-        pytest.skip("opentelemetry-exporter-otlp is installed here")
+def test_otlp_without_the_extra_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without opentelemetry-exporter-otlp (hidden here), asking for otlp is an error that
+    names the extra to install, for either protocol."""
+    for module in ("opentelemetry.exporter.otlp.proto.http.metric_exporter",
+                   "opentelemetry.exporter.otlp.proto.grpc.trace_exporter"):
+        monkeypatch.setitem(sys.modules, module, None)
     with pytest.raises(telemetry.TelemetryConfigError, match=r"pip install '\.\[otlp\]'"):
         telemetry.from_env({"OTEL_METRICS_EXPORTER": "otlp"})
+    with pytest.raises(telemetry.TelemetryConfigError, match="OTEL_TRACES_EXPORTER=otlp"):
+        telemetry.from_env({"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"})
+
+
+def test_otlp_exports_spans_and_metrics_to_a_collector(
+        temporal: TemporalHarness, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the [otlp] extra, OTEL_*_EXPORTER=otlp sends a run's spans to /v1/traces and its
+    metrics to /v1/metrics of OTEL_EXPORTER_OTLP_ENDPOINT (a local stand-in collector here)."""
+    import http.server
+    import threading
+
+    received: list[tuple[str, bytes]] = []
+
+    class Collector(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - the http.server API
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            received.append((self.path, body))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-protobuf")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Collector)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    endpoint = f"http://127.0.0.1:{server.server_address[1]}"
+    env = {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_METRICS_EXPORTER": "otlp",
+           "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    try:
+        exporting = telemetry.from_env(env)
+
+        async def go() -> None:
+            client = await connect(temporal.address, telemetry=exporting)
+            task_queue = f"otel-{uuid.uuid4()}"
+            async with build_worker(client, task_queue):
+                await client.execute_workflow(
+                    PlanWorkflow.run, PlanRunInput(plan=small_plan("otlp")),
+                    id=f"otlp-{uuid.uuid4().hex[:8]}", task_queue=task_queue)
+
+        temporal.run(go())
+        exporting.shutdown()  # flushes both
+    finally:
+        server.shutdown()
+    paths = {path for path, _ in received}
+    assert {"/v1/traces", "/v1/metrics"} <= paths
+    traces = b"".join(body for path, body in received if path == "/v1/traces")
+    assert b"PlanRun:otlp" in traces and b"Agent:c" in traces
+    metrics = b"".join(body for path, body in received if path == "/v1/metrics")
+    assert b"total_workflow_time" in metrics
 
 
 # --- entry points ----------------------------------------------------------------------------
