@@ -30,7 +30,15 @@ from runtime.connection import connect
 from runtime.devserver import free_port
 from runtime.run_observer import RunObserver
 from runtime.worker import build_worker
-from tests.conftest import PROJECT_ROOT, TemporalHarness, compiled_plan, group, sim, starter
+from tests.conftest import (
+    NO_RETRY,
+    PROJECT_ROOT,
+    TemporalHarness,
+    compiled_plan,
+    group,
+    sim,
+    starter,
+)
 from workflows import search
 from workflows.plan_workflow import PlanWorkflow
 from workflows.types import PlanRunInput
@@ -191,11 +199,9 @@ def test_a_failed_run_is_traced_with_an_error_status(temporal: TemporalHarness) 
     """The report a failed run carries in its failure becomes its spans and metrics."""
     captured = Captured()
     plan = compiled_plan(
-        [sim("a", "g", 0.1, retry=None, fail_times="always"),
-         sim("b", "g", 0.1, fail_times="always")],
+        [sim("a", "g", 0.1, retry=NO_RETRY, fail_times="always"),
+         sim("b", "g", 0.1, retry=NO_RETRY, fail_times="always")],
         [group("g", ["a", "b"], timeout_s=10.0)], name="broken")
-    for agent in plan.agents:
-        agent.retry.max_attempts = 1
 
     async def go() -> None:
         client = await connect(temporal.address, telemetry=captured.telemetry)
@@ -316,18 +322,16 @@ def test_a_plain_run_sets_no_search_attribute(temporal: TemporalHarness) -> None
     assert all(key not in attributes for key in search.KEYS)
 
 
-def test_the_dev_server_registers_the_search_attributes(tmp_path: Path) -> None:
+def test_the_dev_server_registers_the_search_attributes(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """The embedded server's command line registers exactly workflows/search.py's attributes,
     and the server is started without our OTEL_* variables (it would read them itself)."""
     assert search.REGISTRATION == devserver.SEARCH_ATTRIBUTES
     cmd = devserver.server_command(tmp_path / "db", ip="127.0.0.1", port=1, ui_port=None)
     pairs = [cmd[i + 1] for i, arg in enumerate(cmd) if arg == "--search-attribute"]
     assert ["PeePlan=Keyword", "PeeStatus=Keyword", "PeeGroup=KeywordList"] == pairs
-    os.environ["OTEL_TRACES_EXPORTER"] = "console"
-    try:
-        assert "OTEL_TRACES_EXPORTER" not in devserver.server_environment()
-    finally:
-        del os.environ["OTEL_TRACES_EXPORTER"]
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "console")
+    assert "OTEL_TRACES_EXPORTER" not in devserver.server_environment()
 
 
 # --- configuration ---------------------------------------------------------------------------
