@@ -59,6 +59,11 @@ class AgentResult:
     # {"template_render": {"hits": 1}, "prefetch": {"hits": 2}, "agent_output": {"bytes_saved":
     # 900}}: render and prefetch caches live on workers, so the workflow counts them from here
     cache: dict[str, dict[str, int]] = field(default_factory=dict)
+    # that attempt's backend wall time, and the part of it spent waiting on the network (http
+    # agents: requests in flight and back-off between them; None where a backend cannot tell):
+    # the network_latency_impact metric (engine/metrics.py)
+    elapsed_s: float | None = None
+    io_wait_s: float | None = None
 
 
 @dataclass
