@@ -39,6 +39,10 @@ DECISION_COLOURS = {
 LABEL_W = 230
 CHART_W = 760
 ROW_H = 18
+# a marker's width: closer ones on one row are stacked
+MARKER_W = 12
+# how far above the group graph's nodes an edge that skips a column arches
+BOW_H = 36
 AXIS_H = 24
 
 CSS = """
@@ -172,6 +176,14 @@ def _gantt(report: dict[str, Any]) -> str:
     def agent_row(agent_id: str, agent: dict[str, Any], y: float) -> str:
         status = agent_status(agent)
         start, end = agent_span(report, agent, span)
+        note = ""
+        if agent.get("started_at") is None and agent.get("finished_at") is None:
+            # never ran: a sliver where its group started (not at 0 s), saying so
+            group_start = offset_s(report, (report.get("groups") or {}).get(
+                str(agent.get("group")), {}).get("started_at"))
+            start = end = group_start if group_start is not None else 0.0
+            note = (f'<text class="never-started" x="{x_of(start) + 5:.1f}" y="{y + 13:.1f}" '
+                    f'fill="#777">{_e(status)}: never started</text>')
         x0, x1 = x_of(start), x_of(end)
         width = max(x1 - x0, 2.0)
         crit = " crit" if agent_id in critical else ""
@@ -184,7 +196,7 @@ def _gantt(report: dict[str, Any]) -> str:
                 f"<title>{_e(agent_id)}</title></text>"
                 f'<rect class="bar status-{_e(status)}{crit}" data-agent="{_e(agent_id)}" '
                 f'x="{x0:.1f}" y="{y + 3:.1f}" width="{width:.1f}" height="{ROW_H - 6}" '
-                f'rx="2" fill="{colour}"><title>{_e(tip)}</title></rect>')
+                f'rx="2" fill="{colour}"><title>{_e(tip)}</title></rect>' + note)
 
     for group_id, group in groups:
         group_y[group_id] = y
@@ -215,9 +227,15 @@ def _gantt(report: dict[str, Any]) -> str:
             rows.append(agent_row(agent_id, agents[agent_id], y))
             y += ROW_H
     marker_svg: list[str] = []
+    # markers at the same spot of a row would hide each other: each one that lands within
+    # MARKER_W of an earlier one on its row drops half a row lower
+    taken: dict[float, list[float]] = {}
     for group, at, kind, colour, tip in marks:
         top = group_y.get(group, AXIS_H - 10) if group else AXIS_H - 10
         cx = x_of(at)
+        near = [x for x in taken.setdefault(top, []) if abs(x - cx) < MARKER_W]
+        taken[top].append(cx)
+        top += len(near) * ROW_H / 2
         if kind.startswith("decision"):
             shape = (f'<path d="M{cx:.1f} {top + 1:.1f} l6 8 l-6 8 l-6 -8 z" '
                      f'fill="{colour}" stroke="#000" stroke-width="0.7"/>')
@@ -291,12 +309,16 @@ def _dag(report: dict[str, Any], plan: dict[str, Any] | None) -> str:
     for group_id in deps:
         columns.setdefault(layer[group_id], []).append(group_id)
     node_w, node_h, gap_x, gap_y = 190, 40, 60, 16
+    # an edge that skips a column would run behind the nodes between: it arches over them,
+    # through a band above the first row
+    skips = any(layer[g] - layer[d] > 1 for g, ds in deps.items() for d in ds if d in layer)
+    top = 10 + (BOW_H if skips else 0)
     pos: dict[str, tuple[float, float]] = {}
     for col, members in columns.items():
         for row, group_id in enumerate(members):
-            pos[group_id] = (10 + col * (node_w + gap_x), 10 + row * (node_h + gap_y))
+            pos[group_id] = (10 + col * (node_w + gap_x), top + row * (node_h + gap_y))
     width = 20 + (max(columns) + 1) * (node_w + gap_x)
-    height = 20 + max(len(m) for m in columns.values()) * (node_h + gap_y)
+    height = top + 10 + max(len(m) for m in columns.values()) * (node_h + gap_y)
     path = _critical_groups(report)
     crit_nodes = set(path)
     crit_edges = set(zip(path, path[1:], strict=False))
@@ -307,12 +329,19 @@ def _dag(report: dict[str, Any], plan: dict[str, Any] | None) -> str:
             if dep not in pos:
                 continue
             (x0, y0), (x1, y1) = pos[dep], pos[group_id]
-            sx, sy, ex, ey = x0 + node_w, y0 + node_h / 2, x1, y1 + node_h / 2
-            mid = (sx + ex) / 2
             crit = " crit" if (dep, group_id) in crit_edges else ""
+            if layer[group_id] - layer[dep] > 1:
+                sx, sy, ex, ey = x0 + node_w * 0.75, y0, x1 + node_w * 0.25, y1
+                over = min(y0, y1) - BOW_H + 4
+                curve = (f"M{sx:.1f} {sy:.1f} C{sx:.1f} {over:.1f} {ex:.1f} {over:.1f} "
+                         f"{ex:.1f} {ey:.1f}")
+            else:
+                sx, sy, ex, ey = x0 + node_w, y0 + node_h / 2, x1, y1 + node_h / 2
+                mid = (sx + ex) / 2
+                curve = (f"M{sx:.1f} {sy:.1f} C{mid:.1f} {sy:.1f} {mid:.1f} {ey:.1f} "
+                         f"{ex:.1f} {ey:.1f}")
             parts.append(f'<path class="edge{crit}" data-from="{_e(dep)}" data-to="{_e(group_id)}" '
-                         f'd="M{sx:.1f} {sy:.1f} C{mid:.1f} {sy:.1f} {mid:.1f} {ey:.1f} '
-                         f'{ex:.1f} {ey:.1f}" marker-end="url(#arrow)"/>')
+                         f'd="{curve}" marker-end="url(#arrow)"/>')
     for group_id, (x, y) in pos.items():
         group = groups.get(group_id) or {}
         status = str(group.get("status") or "pending")
