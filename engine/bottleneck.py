@@ -130,7 +130,9 @@ def analyse(plan: CompiledPlan, report: Mapping[str, Any]) -> dict[str, Any]:
                 "unblocked": straggler["unblocked"], "saving_s": straggler["waited_s"],
                 "message": f"split group '{straggler['group']}': its barrier waited "
                            f"{straggler['waited_s']:g}s for '{straggler['agent']}' alone; "
-                           f"{', '.join(straggler['unblocked'])} do not need its outputs and "
+                           f"{', '.join(straggler['unblocked'])} "
+                           f"{'does' if len(straggler['unblocked']) == 1 else 'do'} not need "
+                           "its outputs and "
                            f"could start up to {straggler['waited_s']:g}s earlier if it had a "
                            "group of its own"})
     suggestions += _cache_suggestions(plan, agents_report, critical, durations, makespan)

@@ -49,6 +49,7 @@ CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:24px;
 color:#222;background:#fff}
 h1{font-size:20px;margin:0 0 4px}h2{font-size:16px;margin:28px 0 8px}
+h3{font-size:14px;margin:14px 0 6px}.bottlenecks table{margin:8px 0}
 .sub{color:#666;font-size:13px}
 table{border-collapse:collapse;font-size:13px}
 td,th{border:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:top}
@@ -340,8 +341,9 @@ def _dag(report: dict[str, Any], plan: dict[str, Any] | None) -> str:
                 mid = (sx + ex) / 2
                 curve = (f"M{sx:.1f} {sy:.1f} C{mid:.1f} {sy:.1f} {mid:.1f} {ey:.1f} "
                          f"{ex:.1f} {ey:.1f}")
+            arrow = "arrow-crit" if crit else "arrow"
             parts.append(f'<path class="edge{crit}" data-from="{_e(dep)}" data-to="{_e(group_id)}" '
-                         f'd="{curve}" marker-end="url(#arrow)"/>')
+                         f'd="{curve}" marker-end="url(#{arrow})"/>')
     for group_id, (x, y) in pos.items():
         group = groups.get(group_id) or {}
         status = str(group.get("status") or "pending")
@@ -356,9 +358,14 @@ def _dag(report: dict[str, Any], plan: dict[str, Any] | None) -> str:
                      f'<title>{_e(group_id)}: {_e(detail)}</title></g>')
     return (f'<svg class="dag" width="{width}" '
             f'height="{height}" role="img" aria-label="group dependency graph">'
-            '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" '
-            'markerHeight="7" orient="auto-start-reverse"><path d="M0 0 L10 5 L0 10 z" '
-            'fill="#777"/></marker></defs>' + "".join(parts) + "</svg>")
+            # arrowheads in user units, so a thick critical edge does not get a huge one
+            '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="9" '
+            'markerHeight="9" markerUnits="userSpaceOnUse" orient="auto-start-reverse">'
+            '<path d="M0 0 L10 5 L0 10 z" fill="#777"/></marker>'
+            '<marker id="arrow-crit" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="12" '
+            'markerHeight="12" markerUnits="userSpaceOnUse" orient="auto-start-reverse">'
+            '<path d="M0 0 L10 5 L0 10 z" fill="#d9480f"/></marker></defs>'
+            + "".join(parts) + "</svg>")
 
 
 def _metrics(report: dict[str, Any]) -> str:
@@ -393,7 +400,9 @@ def _metrics(report: dict[str, Any]) -> str:
 def _agents_table(report: dict[str, Any]) -> str:
     critical = set(report.get("critical_path") or [])
     head = ("<tr><th>agent</th><th>group</th><th>status</th><th>duration s</th>"
-            "<th>queue wait s</th><th>attempts</th><th>critical</th><th>error</th></tr>")
+            "<th>queue wait s</th><th>slack s</th><th>attempts</th><th>critical</th>"
+            "<th>error</th></tr>")
+    slack = (report.get("bottlenecks") or {}).get("slack_s") or {}
     rows = []
     for agent_id, agent in ordered_agents(report):
         rows.append(
@@ -401,6 +410,7 @@ def _agents_table(report: dict[str, Any]) -> str:
             f'<td>{_e(agent.get("group"))}</td><td>{_e(agent_status(agent))}</td>'
             f'<td class="num">{_num(agent.get("duration_s"), 3)}</td>'
             f'<td class="num">{_num(agent.get("queue_wait_s"), 3)}</td>'
+            f'<td class="num">{_num(slack.get(agent_id), 3)}</td>'
             f'<td class="num">{_e(agent.get("attempts", "-"))}</td>'
             f'<td>{"yes" if agent_id in critical else ""}</td>'
             f'<td>{_e(agent.get("error") or "")}</td></tr>')
@@ -419,6 +429,53 @@ def _decisions_table(report: dict[str, Any]) -> str:
         return "<p>No barrier decisions.</p>"
     return ("<table class='decisions'><tr><th>group</th><th>decision</th><th>at s</th>"
             f"<th>reason</th></tr>{''.join(rows)}</table>")
+
+
+def _bottlenecks(report: dict[str, Any]) -> str:
+    """The report's `bottlenecks` (engine.bottleneck): what bounds the makespan, stragglers,
+    costly queue waits and the suggestions with their numbers."""
+    found = report.get("bottlenecks")
+    if not found:
+        return "<p>No bottleneck analysis (the run is still going, or predates it).</p>"
+    parts = [f'<p class="bound">Lower bound {_num(found.get("lower_bound_s"), 3, " s")} '
+             f'(the critical path on actual durations) of a makespan of '
+             f'{_num(found.get("makespan_s"), 3, " s")}: overhead '
+             f'{_num(found.get("overhead_s"), 3, " s")}.</p>']
+    critical = found.get("critical") or []
+    if critical:
+        rows = "".join(
+            f'<tr class="critical-agent" data-agent="{_e(c.get("agent"))}">'
+            f'<td>{_e(c.get("agent"))}</td><td>{_e(c.get("group"))}</td>'
+            f'<td class="num">{_num(c.get("duration_s"), 3)}</td>'
+            f'<td class="num">{_num(100 * (c.get("share") or 0), 0, " %")}</td></tr>'
+            for c in critical)
+        parts.append("<table class='critical'><tr><th>bounds the makespan</th><th>group</th>"
+                     f"<th>duration s</th><th>of makespan</th></tr>{rows}</table>")
+    stragglers = found.get("stragglers") or []
+    if stragglers:
+        rows = "".join(
+            f'<tr class="straggler" data-group="{_e(x.get("group"))}"><td>{_e(x.get("group"))}'
+            f'</td><td>{_e(x.get("agent"))}</td><td class="num">{_num(x.get("waited_s"), 3)}'
+            f'</td><td class="num">{_num(x.get("duration_s"), 3)}</td><td class="num">'
+            f'{_num(x.get("others_median_s"), 3)}</td></tr>' for x in stragglers)
+        parts.append("<table class='stragglers'><tr><th>group</th><th>straggler</th>"
+                     "<th>barrier waited on it alone s</th><th>its duration s</th>"
+                     f"<th>median of the others s</th></tr>{rows}</table>")
+    waits = found.get("queue_waits") or []
+    if waits:
+        rows = "".join(
+            f'<tr class="queue-wait"><td>{_e(w.get("agent"))}</td><td class="num">'
+            f'{_num(w.get("queue_wait_s"), 3)}</td><td class="num">{_num(w.get("slack_s"), 3)}'
+            f'</td><td class="num">{_num(w.get("cost_s"), 3)}</td></tr>' for w in waits)
+        parts.append("<table class='queue-waits'><tr><th>queued agent</th><th>waited s</th>"
+                     f"<th>slack s</th><th>cost s</th></tr>{rows}</table>")
+    suggestions = found.get("suggestions") or []
+    items = "".join(f'<li class="suggestion" data-action="{_e(x.get("action"))}">'
+                    f'<b>{_e(x.get("action"))}</b>: {_e(x.get("message"))}</li>'
+                    for x in suggestions)
+    parts.append(f"<h3>Suggestions</h3><ul class='suggestions'>{items}</ul>" if items
+                 else "<p>No suggestions: nothing cost a noticeable share of the makespan.</p>")
+    return f'<div class="bottlenecks">{"".join(parts)}</div>'
 
 
 def _legend() -> str:
@@ -457,6 +514,7 @@ def render_html(report: dict[str, Any], plan: dict[str, Any] | None = None) -> s
         f'<p>Actual critical path: <span class="critical-path">{_e(critical)}</span></p>',
         f'<div class="scroll">{_dag(report, plan)}</div>',
         "<h2>Metrics</h2>", _metrics(report),
+        "<h2>Bottlenecks</h2>", _bottlenecks(report),
         "<h2>Barrier decisions</h2>", _decisions_table(report),
         f"<h2>Alerts</h2><ul>{alerts}</ul>" if alerts else "",
         f"<h2>Conflicts</h2><ul>{conflicts}</ul>" if conflicts else "",

@@ -2,8 +2,8 @@
 runtime.report_mermaid (a Mermaid gantt), on a hand-built report, a real run with a partial
 barrier, and through `starter.py report --format html|mermaid`.
 
-Not covered: rendering in headless Chromium (not installed here); the checks are structural
-(html.parser, balanced tags, the expected elements and classes).
+The checks here are structural (html.parser, balanced tags, the expected elements and classes);
+tests/test_report_chromium.py renders the page in headless Chromium and looks at a screenshot.
 """
 
 from __future__ import annotations
