@@ -169,7 +169,7 @@ class PlanWorkflow:
         self._remaining = remaining_paths(
             [agent.id for agent in self._plan.agents],
             agent_dependencies(self._plan.agents, self._plan.groups),
-            {agent.id: agent.estimated_s for agent in self._plan.agents},
+            {agent.id: agent.expected_s for agent in self._plan.agents},
         )
         self._order = {agent.id: index for index, agent in enumerate(self._plan.agents)}
         # set when units came back: the admitter hands them out once the activation settles
