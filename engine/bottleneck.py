@@ -207,10 +207,11 @@ def _cache_suggestions(plan: CompiledPlan, agents_report: Mapping[str, Any],
         if (reused_across_runs or row.get("status") != "succeeded" or row.get("cached")
                 or row.get("resumed") or makespan <= 0 or took < CACHE_SHARE * makespan):
             continue
+        share = _r(took / makespan)
         found.append({
             "action": "cache_agent", "agent": agent_id, "duration_s": _r(took),
-            "share": _r(took / makespan), "saving_s": _r(took),
-            "message": f"cache '{agent_id}': it took {took:g}s ({100 * took / makespan:.0f}% of "
+            "share": share, "saving_s": _r(took),
+            "message": f"cache '{agent_id}': it took {took:g}s ({100 * share:.0f}% of "
                        "the makespan) on the critical path; with caching_system.cache_levels."
                        "agent_output_cache.ttl set (e.g. 1h) a rerun with the same inputs "
                        "reuses its outputs"})

@@ -43,6 +43,8 @@ ROW_H = 18
 MARKER_W = 12
 # how far above the group graph's nodes an edge that skips a column arches
 BOW_H = 36
+# group names in the graph's nodes are cut after this many characters
+NODE_CHARS = 34
 AXIS_H = 24
 
 CSS = """
@@ -206,7 +208,9 @@ def _gantt(report: dict[str, Any]) -> str:
         end = offset_s(report, group.get("finished_at"))
         rows.append(f'<rect class="grouprow" x="0" y="{y:.1f}" width="{LABEL_W + CHART_W}" '
                     f'height="{ROW_H}"/>')
-        label = _clip(group_id + (f" [{decision}]" if decision else ""), 36)
+        # the uneventful decision goes without saying (it is in the tooltip)
+        notable = decision if decision and decision != "all_completed" else None
+        label = _clip(group_id + (f" [{notable}]" if notable else ""), 36)
         rows.append(f'<text x="4" y="{y + 13:.1f}" font-weight="bold">{_e(label)}'
                     f"<title>{_e(group_id)}: {_e(group.get('status'))}"
                     + (f", {_e(decision)}" if decision else "") + "</title></text>")
@@ -309,7 +313,9 @@ def _dag(report: dict[str, Any], plan: dict[str, Any] | None) -> str:
     columns: dict[int, list[str]] = {}
     for group_id in deps:
         columns.setdefault(layer[group_id], []).append(group_id)
-    node_w, node_h, gap_x, gap_y = 190, 40, 60, 16
+    # wide enough for the longest name (bold 11 px: about 7 px a character), within bounds
+    longest = max(len(_clip(g, NODE_CHARS)) for g in deps)
+    node_w, node_h, gap_x, gap_y = max(150, min(260, 7 * longest + 20)), 40, 60, 16
     # an edge that skips a column would run behind the nodes between: it arches over them,
     # through a band above the first row
     skips = any(layer[g] - layer[d] > 1 for g, ds in deps.items() for d in ds if d in layer)
@@ -349,7 +355,7 @@ def _dag(report: dict[str, Any], plan: dict[str, Any] | None) -> str:
         status = str(group.get("status") or "pending")
         decision = (group.get("barrier") or {}).get("decision") or ""
         crit = " crit" if group_id in crit_nodes else ""
-        name = _clip(group_id, 28)
+        name = _clip(group_id, NODE_CHARS)
         detail = f"{status}" + (f" · {decision}" if decision else "")
         parts.append(f'<g class="node{crit}" data-group="{_e(group_id)}">'
                      f'<rect x="{x:.1f}" y="{y:.1f}" width="{node_w}" height="{node_h}" rx="5"/>'
