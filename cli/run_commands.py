@@ -116,10 +116,12 @@ def register(subparsers: Any) -> None:
     )
     report.add_argument("workflow_id", metavar="WORKFLOW_ID")
     add_server_options(report)
-    report.add_argument("--format", choices=("json", "text", "html", "mermaid"), default="json",
-                        help="json (default), text, html or mermaid")
+    report.add_argument("--format", choices=("json", "text", "html", "mermaid"),
+                        help="json (default; text with --bottlenecks), text, html or mermaid")
     report.add_argument("-o", "--output", type=Path, metavar="FILE",
                         help="write to FILE instead of stdout")
+    report.add_argument("--bottlenecks", action="store_true",
+                        help="only the bottleneck analysis (text; with --format json its JSON)")
     report.set_defaults(handler=report_command)
 
     learn = subparsers.add_parser(
@@ -292,7 +294,17 @@ def report_command(args: argparse.Namespace) -> int:
     if view.report is None:
         print(f"error: no report for {args.workflow_id}: {view.note}", file=sys.stderr)
         return EXIT_FAILED
-    if args.format == "json":
+    if view.report.get("status") != "running" and view.report.get("bottlenecks") is None:
+        # a run that finished before the analysis existed: from its compiled plan
+        view.report["bottlenecks"] = asyncio.run(_analyse_old_run(_target, args, view.report))
+    if args.bottlenecks and args.format in (None, "text", "json"):
+        from engine.bottleneck import format_bottlenecks
+
+        found = view.report.get("bottlenecks")
+        text = (json.dumps(found, indent=2) if args.format == "json" else
+                "\n".join(format_bottlenecks(found)) or "no bottleneck analysis: the run is "
+                "still going")
+    elif args.format in (None, "json"):
         text = json.dumps(view.report, indent=2, default=str)
     elif args.format == "html":
         from runtime.report_html import render_html
@@ -332,14 +344,32 @@ def learn_command(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def _run_mode(target: Any, args: argparse.Namespace) -> str:
-    """"simulate" or "real": how the run was started (its input's `simulate`), from its
-    history's first event."""
-    from engine.learning import mode_of
+async def _run_input(target: Any, args: argparse.Namespace) -> Any:
+    """The PlanRunInput the run was started with, from its history's first event."""
     from workflows.types import PlanRunInput
 
     client = await target.connect(args.namespace)
     history = await client.get_workflow_handle(args.workflow_id).fetch_history()
     started = history.events[0].workflow_execution_started_event_attributes
     (run_input,) = await client.data_converter.decode(started.input.payloads, [PlanRunInput])
-    return mode_of(bool(run_input.simulate))
+    return run_input
+
+
+async def _run_mode(target: Any, args: argparse.Namespace) -> str:
+    """"simulate" or "real": how the run was started (its input's `simulate`)."""
+    from engine.learning import mode_of
+
+    return mode_of(bool((await _run_input(target, args)).simulate))
+
+
+async def _analyse_old_run(target: Any, args: argparse.Namespace,
+                           report: dict[str, Any]) -> dict[str, Any] | None:
+    from engine.bottleneck import analyse
+
+    try:
+        run_input = await _run_input(target, args)
+    except Exception as err:  # the analysis is a bonus: the report is printed without it
+        print(f"warning: no bottleneck analysis for {args.workflow_id}: cannot read its plan "
+              f"({err})", file=sys.stderr)
+        return None
+    return analyse(run_input.plan, report)

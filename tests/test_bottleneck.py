@@ -5,14 +5,16 @@ actual start/end of every agent, and what the analysis must find."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from engine.bottleneck import analyse, format_bottlenecks, slack
 from engine.compiled import CompiledAgent, CompiledGroup
-from tests.conftest import compiled_plan, group, sim
+from tests.conftest import compiled_plan, group, sim, starter
 
 
 def at(seconds: float) -> str:
@@ -217,3 +219,39 @@ def test_text_lines_name_the_bound_the_slack_and_the_suggestions() -> None:
     assert "straggler: group g1 waited 5s for slow alone" in text
     assert "suggestion: split group 'g1'" in text
     assert [] == format_bottlenecks(None)
+
+
+STRAGGLER_PLAN = """\
+name: straggler
+agents:
+  fast: {kind: simulate, duration: 50ms, outputs: [x]}
+  slow: {kind: simulate, duration: 800ms, outputs: [y]}
+  reader: {kind: simulate, duration: 50ms, inputs: [fast.x]}
+groups:
+  # reader's own group waits for this barrier (it reads fast.x), so for slow too
+  both: {agents: [fast, slow]}
+"""
+
+
+def test_report_command_prints_the_analysis(cli_env: dict[str, str], tmp_path: Path) -> None:
+    """A real run whose group waits on `slow` alone while `reader` needs only `fast`: the run's
+    summary, `report --format text` and `report --bottlenecks` name the straggler and suggest
+    the split; the JSON report carries the section."""
+    plan = tmp_path / "straggler.yaml"
+    plan.write_text(STRAGGLER_PLAN)
+    run = starter(cli_env, "run", plan, "--workflow-id", "straggler-1", "--time-scale", "1")
+    assert 0 == run.returncode, run.stdout + run.stderr
+    assert "straggler: group both waited" in run.stdout
+    only = starter(cli_env, "report", "straggler-1", "--bottlenecks")
+    assert 0 == only.returncode, only.stderr
+    assert only.stdout.startswith("bottlenecks: lower bound ")
+    assert "suggestion: split group 'both'" in only.stdout and "reader does not need" in only.stdout
+    text = starter(cli_env, "report", "straggler-1", "--format", "text")
+    assert "straggler: group both waited" in text.stdout
+    found = json.loads(starter(cli_env, "report", "straggler-1").stdout)["bottlenecks"]
+    assert ["slow"] == [c["agent"] for c in found["critical"]]
+    (straggler,) = found["stragglers"]
+    assert ("both", "slow", ["reader"]) == (straggler["group"], straggler["agent"],
+                                            straggler["unblocked"])
+    assert found == json.loads(starter(cli_env, "report", "straggler-1", "--bottlenecks",
+                                       "--format", "json").stdout)
