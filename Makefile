@@ -25,12 +25,14 @@ test: $(STAMP) browser
 	$(PY) -m ruff check .
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# headless Debian chromium for the HTML report tests, installed with apt-get when missing
+# headless Debian chromium for the HTML report tests, installed with apt-get when missing, and
+# mermaid.js (npm) to render the Mermaid report in it
 browser:
 	@./.ci/install-chromium
+	@./.ci/install-mermaid
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
 
 clean:
-	rm -rf $(VENV) .pytest_cache test-artifacts
+	rm -rf $(VENV) .pytest_cache test-artifacts .cache/mermaid

@@ -2,12 +2,17 @@
 run (a straggler, a barrier cutting a group short), its DOM has the Gantt rows, the group graph
 with the critical path, the metrics and the bottlenecks, and its screenshot shows them.
 
-The page and the screenshot stay in test-artifacts/ (git-ignored; PEE_TEST_ARTIFACTS moves it),
-and the test prints their paths, so a person can look at them after `make test`.
+The report's Mermaid gantt is rendered there too, by mermaid.js from the npm registry
+(.ci/install-mermaid puts it in .cache/mermaid/).
+
+The pages and screenshots stay in test-artifacts/ (git-ignored; PEE_TEST_ARTIFACTS moves it),
+and the tests print their paths, so a person can look at them after `make test`.
 """
 
 from __future__ import annotations
 
+import re
+from html import unescape
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +20,17 @@ import pytest
 from PIL import Image
 
 from runtime.report_html import STATUS_COLOURS, render_html
-from tests.chromium import ARTIFACTS, dump_dom, screenshot
+from runtime.report_mermaid import render_mermaid
+from tests.chromium import (
+    ARTIFACTS,
+    dump_dom,
+    dump_dom_after_scripts,
+    mermaid_page,
+    screenshot,
+    screenshot_after_scripts,
+)
 from tests.conftest import TemporalHarness, compiled_plan, group, sim
-from tests.test_report_html import Page, parse
+from tests.test_report_html import Page, hand_report, parse
 
 
 @pytest.fixture(scope="module")
@@ -97,3 +110,29 @@ def test_chromium_screenshot_shows_the_timeline_and_graph(page_file: Path) -> No
     white = sum(count for count, colour in image.getcolors(maxcolors=1 << 20) or []
                 if colour == (255, 255, 255))
     assert white < 0.97 * image.size[0] * image.size[1]
+
+
+@pytest.mark.parametrize("which", ["real run", "hand-built report"])
+def test_mermaid_gantt_renders_with_mermaid_js(report: dict[str, Any], which: str) -> None:
+    """mermaid.js (npm) in Chromium accepts the gantt of a real run and of the hand-built
+    report (every status, hostile names, three milestones): a task per agent, the milestones,
+    the critical ones marked, and a screenshot."""
+    source = report if which == "real run" else hand_report()
+    name = "report-mermaid" if which == "real run" else "report-mermaid-hand"
+    page = mermaid_page(render_mermaid(source), ARTIFACTS / f"{name}.html")
+    dom = dump_dom_after_scripts(page)
+    result = re.search(r'data-result="([^"]*)"', dom)
+    assert result is not None and "ok" == unescape(result.group(1)), result and result.group(1)
+    tasks = re.findall(r'<rect[^>]*class="([^"]*\btask\b[^"]*)"', dom)
+    milestones = [t for t in tasks if "milestone" in t]
+    notable = [d for g in source["groups"].values() for d in
+               (x["decision"] for x in g["barrier"].get("history") or [])
+               if d in ("extend_timeout", "continue_with_partial", "abort_and_fallback")]
+    assert len(source["agents"]) == len(tasks) - len(milestones)
+    assert len(notable) == len(milestones)
+    # mermaid classes critical tasks doneCrit<n> or crit<n>
+    assert len(set(source["critical_path"])) == len([t for t in tasks if "crit" in t.lower()])
+    png = screenshot_after_scripts(page, ARTIFACTS / f"{name}.png")
+    print(f"\nmermaid screenshot: {png}")
+    colours = Image.open(png).convert("RGB").getcolors(maxcolors=1 << 20) or []
+    assert len(colours) > 20
