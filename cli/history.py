@@ -4,6 +4,8 @@ next run will do with them (critical path, priorities, adaptive barrier deadline
 from __future__ import annotations
 
 import json
+import sqlite3
+import sys
 from typing import Any
 
 from engine.compiled import CompiledPlan
@@ -46,7 +48,12 @@ def _s(value: float | None) -> str:
 
 
 def show_history(plan: Any, compiled: CompiledPlan, simulate: bool, as_json: bool) -> int:
-    found = history(plan, compiled, simulate)
+    try:
+        found = history(plan, compiled, simulate)
+    except (sqlite3.Error, OSError) as err:
+        print(f"error: cannot read learned durations from {DurationStore().path}: {err}; "
+              "move it away (or set PEE_DURATIONS_PATH) to start afresh", file=sys.stderr)
+        return 2
     if as_json:
         print(json.dumps(found, indent=2))
         return 0

@@ -166,13 +166,15 @@ def learned_durations(args: argparse.Namespace, plan_name: str) -> dict[str, Any
     --no-learn; says on stderr when it changes the plan's estimates."""
     if getattr(args, "no_learn", False):
         return {}
+    import sqlite3
+
     from engine.learning import mode_of
     from runtime.duration_store import DurationStore
 
     store = DurationStore()
     try:
         learned = store.learned(plan_name, mode_of(args.simulate))
-    except Exception as err:  # a broken store must not stop a run: say so and go on
+    except (sqlite3.Error, OSError) as err:  # a broken store must not stop a run: say so
         print(f"warning: cannot read learned durations from {store.path}: {err}",
               file=sys.stderr)
         return {}
@@ -338,6 +340,8 @@ def learn_command(args: argparse.Namespace) -> int:
     mode = asyncio.run(_run_mode(target, args))
     store = DurationStore()
     added = record_durations(report, mode, sys.stdout, store)
+    if added is None:
+        return EXIT_FAILED
     if not added:
         print(f"nothing new to learn from {args.workflow_id} ({mode} run): its agents are "
               f"recorded in {store.path} already, or none of them ran to success here")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -97,15 +98,15 @@ class DurationStore:
 
 
 def record_durations(report: Mapping[str, Any], mode: str, out: TextIO,
-                     store: DurationStore | None = None) -> int:
-    """Record a finished run for the next compile and say so; a store that cannot be written is
-    a warning, never a failed run."""
+                     store: DurationStore | None = None) -> int | None:
+    """Record a finished run for the next compile and say so: the samples added, or None when
+    the store cannot be written (a warning, never a failed run)."""
     store = store or DurationStore()
     try:
         added = store.record_report(report, mode)
     except (sqlite3.Error, OSError) as err:
-        print(f"warning: cannot record durations in {store.path}: {err}", file=out)
-        return 0
+        print(f"warning: cannot record durations in {store.path}: {err}", file=sys.stderr)
+        return None
     if added:
         print(f"Learned the durations of {added} agent(s) for the next run ({store.path}; "
               "--no-learn skips this)", file=out)
