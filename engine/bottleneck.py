@@ -32,6 +32,8 @@ MIN_COST_SHARE = 0.02
 CACHE_SHARE = 0.2
 # a suggested timeout covers the longest duration seen this many times over
 TIMEOUT_MARGIN = 1.5
+# the text summary lists this many agents' slack (the report has every agent's)
+TEXT_SLACK_AGENTS = 12
 # agents cut short at a barrier (their real length is unknown: at least what they ran)
 CUT_SHORT = ("cancelled", "defaulted", "timed_out")
 
@@ -270,9 +272,14 @@ def format_bottlenecks(bottlenecks: Mapping[str, Any] | None) -> list[str]:
             f"{c['agent']} {c['duration_s']:g}s ({100 * c['share']:.0f}%)" for c in critical))
     slack_of = bottlenecks.get("slack_s") or {}
     names = {c["agent"] for c in critical}
-    rest = [f"{a} {s:g}s" for a, s in slack_of.items() if a not in names]
+    rest = sorted(((s, a) for a, s in slack_of.items() if a not in names),
+                  key=lambda item: item[0])
     if rest:
-        lines.append("  slack: " + ", ".join(rest))
+        # least slack first: the next agents to become bottlenecks
+        shown = ", ".join(f"{a} {s:g}s" for s, a in rest[:TEXT_SLACK_AGENTS])
+        more = len(rest) - TEXT_SLACK_AGENTS
+        lines.append("  slack: " + shown + (f", and {more} more (the JSON report has all)"
+                                            if more > 0 else ""))
     for wait in bottlenecks.get("queue_waits") or []:
         lines.append(f"  queue wait: {wait['agent']} waited {wait['queue_wait_s']:g}s "
                      f"(slack {wait['slack_s']:g}s), cost {wait['cost_s']:g}s")

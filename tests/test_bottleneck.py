@@ -221,6 +221,15 @@ def test_text_lines_name_the_bound_the_slack_and_the_suggestions() -> None:
     assert [] == format_bottlenecks(None)
 
 
+def test_text_lists_the_least_slack_first_and_stops_at_twelve() -> None:
+    found = {"lower_bound_s": 1, "makespan_s": 1, "overhead_s": 0,
+             "critical": [{"agent": "c", "duration_s": 1, "share": 1.0}],
+             "slack_s": {"c": 0, **{f"x{n}": 20 - n for n in range(20)}}}
+    (slack_line,) = [line for line in format_bottlenecks(found) if "slack:" in line]
+    assert slack_line.startswith("  slack: x19 1s, x18 2s, x17 3s")
+    assert slack_line.endswith("x8 12s, and 8 more (the JSON report has all)")
+
+
 STRAGGLER_PLAN = """\
 name: straggler
 agents:
