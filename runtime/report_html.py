@@ -30,6 +30,9 @@ STATUS_COLOURS = {
     "blocked": "#9b59b6",
     "pending": "#e6e6e6",
 }
+# a queued agent's wait before its bar, and the barrier's wait on a straggler on its group's row
+QUEUED_COLOUR = "#9aa5b1"
+STRAGGLER_COLOUR = "#f59f00"
 DECISION_COLOURS = {
     "extend_timeout": "#e0a526",
     "continue_with_partial": "#3f6fd1",
@@ -168,6 +171,9 @@ def _gantt(report: dict[str, Any]) -> str:
     agents = dict(ordered_agents(report))
     groups = ordered_groups(report)
     marks = _markers(report)
+    stragglers: dict[str, list[dict[str, Any]]] = {}
+    for straggler in (report.get("bottlenecks") or {}).get("stragglers") or []:
+        stragglers.setdefault(str(straggler.get("group")), []).append(straggler)
     rows: list[str] = []
     y = AXIS_H
     placed: set[str] = set()
@@ -195,8 +201,17 @@ def _gantt(report: dict[str, Any]) -> str:
                + (", critical path" if crit else ""))
         colour = STATUS_COLOURS.get(status, "#999")
         label = _clip(("★ " if crit else "") + agent_id, 36)
-        return (f'<text x="{LABEL_W - 6}" y="{y + 13:.1f}" text-anchor="end">{_e(label)}'
-                f"<title>{_e(agent_id)}</title></text>"
+        waited = agent.get("queue_wait_s")
+        queued = ""
+        if isinstance(waited, (int, float)) and waited > 0 and agent.get("started_at"):
+            # the time it was ready but waited for resources, just before its bar
+            qx = x_of(start - waited)
+            queued = (f'<rect class="queued" data-agent="{_e(agent_id)}" x="{qx:.1f}" '
+                      f'y="{y + 7:.1f}" width="{max(x0 - qx, 1.0):.1f}" height="4" '
+                      f'fill="{QUEUED_COLOUR}"><title>{_e(agent_id)} queued '
+                      f"{_num(waited, 3)} s for resources</title></rect>")
+        return (queued + f'<text x="{LABEL_W - 6}" y="{y + 13:.1f}" text-anchor="end">'
+                f"{_e(label)}<title>{_e(agent_id)}</title></text>"
                 f'<rect class="bar status-{_e(status)}{crit}" data-agent="{_e(agent_id)}" '
                 f'x="{x0:.1f}" y="{y + 3:.1f}" width="{width:.1f}" height="{ROW_H - 6}" '
                 f'rx="2" fill="{colour}"><title>{_e(tip)}</title></rect>' + note)
@@ -218,6 +233,17 @@ def _gantt(report: dict[str, Any]) -> str:
             x1 = x_of(end if end is not None else span)
             rows.append(f'<rect class="groupspan" x="{x_of(start):.1f}" y="{y + 7:.1f}" '
                         f'width="{max(x1 - x_of(start), 1):.1f}" height="4" fill="#aaa"/>')
+        for straggler in stragglers.get(group_id, []):
+            # the stretch the barrier waited on the straggler alone (engine.bottleneck)
+            last = offset_s(report, (agents.get(straggler["agent"]) or {}).get("finished_at"))
+            if last is not None:
+                w0 = x_of(last - float(straggler.get("waited_s") or 0.0))
+                rows.append(
+                    f'<rect class="straggler-wait" data-group="{_e(group_id)}" '
+                    f'x="{w0:.1f}" y="{y + 4:.1f}" width="{max(x_of(last) - w0, 1.0):.1f}" '
+                    f'height="10" fill="{STRAGGLER_COLOUR}" fill-opacity="0.55">'
+                    f"<title>barrier waited {_num(straggler.get('waited_s'), 3)} s for "
+                    f"{_e(straggler['agent'])} alone</title></rect>")
         y += ROW_H
         for agent_id in group.get("agents") or []:
             if agent_id in agents and agent_id not in placed:
@@ -493,6 +519,10 @@ def _legend() -> str:
     items.append('<span><i style="background:#862e9c;border-radius:6px"></i>conflict</span>')
     items.append('<span><i style="background:#fff;border:2px solid #000"></i>'
                  "critical path (★)</span>")
+    items.append(f'<span><i style="background:{QUEUED_COLOUR};height:4px"></i>'
+                 "queued for resources</span>")
+    items.append(f'<span><i style="background:{STRAGGLER_COLOUR};opacity:.55"></i>'
+                 "barrier waiting on a straggler</span>")
     return f'<div class="legend">{"".join(items)}</div>'
 
 

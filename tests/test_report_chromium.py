@@ -86,6 +86,7 @@ def test_chromium_builds_the_expected_elements(report: dict[str, Any], page_file
         assert metric in text
     # the analysis found the straggler of group fan and suggests splitting it for reader
     assert ["fan"] == [s["data-group"] for s in dom.with_class("straggler")]
+    assert ["fan"] == [s["data-group"] for s in dom.with_class("straggler-wait")]
     assert "split_group" in [s["data-action"] for s in dom.with_class("suggestion")]
     assert "raise_timeout" in [s["data-action"] for s in dom.with_class("suggestion")]
 

@@ -13,7 +13,9 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
-from runtime.report_html import render_html
+import pytest
+
+from runtime.report_html import CHART_W, render_html
 from runtime.report_mermaid import render_mermaid
 from tests.conftest import TemporalHarness, compiled_plan, group, sim, starter
 
@@ -272,3 +274,33 @@ def test_report_command_writes_html_and_mermaid(cli_env: dict[str, str], tmp_pat
     assert mermaid.stdout.startswith("gantt\n") and "section " in mermaid.stdout
     # json and text unchanged
     assert starter(cli_env, "report", "visual-1").stdout.lstrip().startswith("{")
+
+
+def test_html_shows_queue_waits_and_straggler_waits_on_the_timeline() -> None:
+    """An agent that queued for resources gets a thin bar ending where its own bar starts; a
+    straggler found by the bottleneck analysis gets the barrier's lone wait on its group's row;
+    the Bottlenecks section lists it and the suggestions."""
+    report = hand_report()
+    report["agents"]["z"]["queue_wait_s"] = 0.5
+    report["bottlenecks"] = {
+        "makespan_s": 4.0, "lower_bound_s": 3.0, "overhead_s": 1.0,
+        "critical": [{"agent": "slow", "group": "g2", "duration_s": 2.0, "share": 0.5}],
+        "slack_s": {"a": 0.0, "slow": 0.0, "z": 0.0}, "queue_waits": [],
+        "stragglers": [{"group": "g2", "agent": "slow", "waited_s": 0.5, "duration_s": 2.0,
+                        "others_median_s": 1.0, "unblocked": []}],
+        "suggestions": [{"action": "cache_agent", "agent": "slow", "message": f"cache {EVIL}"}]}
+    page = parse(render_html(report))
+    (queued,) = page.with_class("queued")
+    z = bars(page)["z"]
+    assert "z" == queued["data-agent"]
+    assert float(queued["x"]) + float(queued["width"]) == pytest.approx(float(z["x"]), abs=0.2)
+    # 0.5 s of a 4 s chart is an eighth of its width
+    assert float(queued["width"]) == pytest.approx(CHART_W / 8, abs=0.2)
+    (wait,) = page.with_class("straggler-wait")
+    slow = bars(page)["slow"]
+    assert "g2" == wait["data-group"]
+    assert float(wait["x"]) + float(wait["width"]) == pytest.approx(
+        float(slow["x"]) + float(slow["width"]), abs=0.2)
+    assert ["g2"] == [row["data-group"] for row in page.with_class("straggler")]
+    assert ["cache_agent"] == [s["data-action"] for s in page.with_class("suggestion")]
+    assert f"cache {EVIL}" in "".join(page.text)
