@@ -325,6 +325,12 @@ def _layers(groups: dict[str, list[str]]) -> dict[str, int]:
     return layer
 
 
+def _node_detail(group: dict[str, Any] | None) -> str:
+    group = group or {}
+    decision = (group.get("barrier") or {}).get("decision") or ""
+    return str(group.get("status") or "pending") + (f" · {decision}" if decision else "")
+
+
 def _dag(report: dict[str, Any], plan: dict[str, Any] | None) -> str:
     deps: dict[str, list[str]] = {}
     for group_id, group in ordered_groups(report):
@@ -339,9 +345,12 @@ def _dag(report: dict[str, Any], plan: dict[str, Any] | None) -> str:
     columns: dict[int, list[str]] = {}
     for group_id in deps:
         columns.setdefault(layer[group_id], []).append(group_id)
-    # wide enough for the longest name (bold 11 px: about 7 px a character), within bounds
-    longest = max(len(_clip(g, NODE_CHARS)) for g in deps)
-    node_w, node_h, gap_x, gap_y = max(150, min(260, 7 * longest + 20)), 40, 60, 16
+    # wide enough for the longest name (bold 11 px: about 7 px a character) and status line
+    # (about 6 px), within bounds
+    groups_report = report.get("groups") or {}
+    longest = max(max(7 * len(_clip(g, NODE_CHARS)), 6 * len(_node_detail(groups_report.get(g))))
+                  for g in deps)
+    node_w, node_h, gap_x, gap_y = max(150, min(280, longest + 20)), 40, 60, 16
     # an edge that skips a column would run behind the nodes between: it arches over them,
     # through a band above the first row
     skips = any(layer[g] - layer[d] > 1 for g, ds in deps.items() for d in ds if d in layer)
@@ -378,11 +387,9 @@ def _dag(report: dict[str, Any], plan: dict[str, Any] | None) -> str:
                          f'd="{curve}" marker-end="url(#{arrow})"/>')
     for group_id, (x, y) in pos.items():
         group = groups.get(group_id) or {}
-        status = str(group.get("status") or "pending")
-        decision = (group.get("barrier") or {}).get("decision") or ""
         crit = " crit" if group_id in crit_nodes else ""
         name = _clip(group_id, NODE_CHARS)
-        detail = f"{status}" + (f" · {decision}" if decision else "")
+        detail = _node_detail(group)
         parts.append(f'<g class="node{crit}" data-group="{_e(group_id)}">'
                      f'<rect x="{x:.1f}" y="{y:.1f}" width="{node_w}" height="{node_h}" rx="5"/>'
                      f'<text x="{x + 8:.1f}" y="{y + 16:.1f}" font-weight="bold">{_e(name)}</text>'
