@@ -314,17 +314,22 @@ def explain_failure(settings: ConnectionSettings, error: str) -> str | None:
         key = describe_source(settings.tls_key) if settings.tls_key else "the key"
         return (f"{setting_name(KEY_SETTING)}: {key} is not a private key the TLS library can "
                 "read (PEM: PKCS#8, RSA or EC)")
-    if settings.tls and ("close_notify" in error or "UnexpectedEof" in error
-                         or "CertificateRequired" in error or "BadCertificate" in error):
+    # under TLS 1.3 a server that wants a client certificate rejects it after the client's side
+    # of the handshake is done, so the client only sees the connection drop on its first call
+    squashed = error.lower().replace(" ", "").replace("_", "")
+    dropped = any(sign in squashed for sign in (
+        "closenotify", "unexpectedeof", "brokenpipe", "connectionreset", "certificaterequired",
+        "badcertificate"))
+    if settings.tls and dropped:
         if settings.tls_cert is None:
-            return (f"TLS to {target} failed: the server closed the connection during the "
+            return (f"TLS to {target} failed: the server closed the connection after the "
                     "handshake; it requires a client certificate (mTLS): give "
                     f"{setting_name(CERT_SETTING)} and {setting_name(KEY_SETTING)}")
-        return (f"TLS to {target} failed: the server refused the client certificate "
-                f"{describe_source(settings.tls_cert)}; it must be signed by a CA the server "
-                "trusts")
-    if not settings.tls and ("broken pipe" in error or "BrokenPipe" in error
-                             or "connection reset" in error.lower()):
+        return (f"TLS to {target} failed: the server closed the connection after the "
+                f"handshake; it refused the client certificate "
+                f"{describe_source(settings.tls_cert)} (it must be signed by a CA the server "
+                "trusts)")
+    if not settings.tls and dropped:
         return (f"cannot talk to Temporal at {target}: the server closed the connection; if "
                 "it requires TLS, add --tls (and --tls-ca for a private CA)")
     return None
