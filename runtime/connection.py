@@ -234,8 +234,12 @@ def read_pem(source: PemSource | None, setting: tuple[str, str], kind: str) -> b
 def load_profile(profile: str | None, env: Mapping[str, str] | None = None
                  ) -> ClientConfigProfile:
     """Temporal's client config: the profile (TOML file) with TEMPORAL_* variables on top."""
+    # an empty variable counts as unset (compose's `${TEMPORAL_API_KEY:-}` gives ""), where
+    # the bridge would read it as an empty key, or the current folder as the CA file
+    given = os.environ if env is None else env
     try:
-        return ClientConfigProfile.load(profile, override_env_vars=env)
+        return ClientConfigProfile.load(
+            profile, override_env_vars={k: v for k, v in given.items() if v != ""})
     except Exception as err:  # the bridge's ConfigError is not importable as a public name
         raise ConnectionConfigError(
             f"Temporal client config: {err} (profile {profile or 'from TEMPORAL_PROFILE'}; "
