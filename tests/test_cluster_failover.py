@@ -14,6 +14,7 @@ import random
 import subprocess
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ import pytest
 from temporalio.api.enums.v1 import PendingActivityState
 from temporalio.client import Client, WorkflowHandle
 
-from engine.compiled import CompiledPlan
+from engine.compiled import CompiledPlan, RetrySpec
 from runtime.connection import connect
 from runtime.devserver import DevServer
 from tests.conftest import compiled_plan, group, sim
@@ -40,11 +41,16 @@ RUN_TIMEOUT_S = 75.0
 pytestmark = pytest.mark.timeout(170)
 
 
+# every kill of the worker running an agent costs that agent an attempt: the budget is what a
+# cluster expecting crashes configures, so the test is about losing nothing, not about luck
+RETRY = RetrySpec(max_attempts=30, initial_interval_s=0.1, maximum_interval_s=1.0)
+
+
 def chaos_plan(index: int) -> CompiledPlan:
     """fan (6 agents ‖) → join (reads all six) → tail (3 agents ‖, each reads join)."""
-    fan = [sim(f"f{i}", "fan", 1.5 + 0.1 * i) for i in range(FAN)]
-    join = sim("j", "join", 0.3, inputs=[f"f{i}.out" for i in range(FAN)])
-    tail = [sim(f"t{i}", "tail", 1.0, inputs=["j.out"]) for i in range(3)]
+    fan = [sim(f"f{i}", "fan", 1.5 + 0.1 * i, retry=RETRY) for i in range(FAN)]
+    join = sim("j", "join", 0.3, inputs=[f"f{i}.out" for i in range(FAN)], retry=RETRY)
+    tail = [sim(f"t{i}", "tail", 1.0, inputs=["j.out"], retry=RETRY) for i in range(3)]
     return compiled_plan(
         [*fan, join, *tail],
         [group("fan", [a.id for a in fan]), group("join", ["j"], ["fan"]),
@@ -140,14 +146,31 @@ async def chaos(workers: Workers, rng: random.Random, done: asyncio.Event) -> No
 
 async def outcome(handle: WorkflowHandle[Any, Any]) -> tuple[dict[str, Any], dict[str, Any],
                                                              dict[str, list[dict[str, Any]]]]:
-    """(report, context, context_history per output key) of a finished run."""
-    report = await asyncio.wait_for(handle.result(), timeout=RUN_TIMEOUT_S)
-    context = await handle.query(PlanWorkflow.context)
+    """(report, context, context_history per output key) of a finished run; queried once the
+    chaos is over (a query sent to a worker killed a moment ago waits for the server to give up
+    on that worker's sticky queue)."""
+    report = await handle.result()
+    timeout = timedelta(seconds=30)
+    context = await handle.query(PlanWorkflow.context, rpc_timeout=timeout)
     histories = {}
     for agent_id in report["agents"]:
         key = f"{agent_id}.out"
-        histories[key] = await handle.query(PlanWorkflow.context_history, key)
+        histories[key] = await handle.query(PlanWorkflow.context_history, key,
+                                            rpc_timeout=timeout)
     return report, context, histories
+
+
+async def results_under_chaos(handles: list[WorkflowHandle[Any, Any]], workers: Workers,
+                              rng: random.Random) -> list[Any]:
+    done = asyncio.Event()
+    monkey = asyncio.create_task(chaos(workers, rng, done))
+    try:
+        await asyncio.wait_for(asyncio.gather(*(handle.result() for handle in handles)),
+                               timeout=RUN_TIMEOUT_S)
+    finally:
+        done.set()
+        await monkey
+    return await asyncio.gather(*(outcome(handle) for handle in handles))
 
 
 def check_exactly_once(seed: int, report: dict[str, Any], context: dict[str, Any],
@@ -156,7 +179,9 @@ def check_exactly_once(seed: int, report: dict[str, Any], context: dict[str, Any
     why = f"seed {seed}, run {report['workflow_id']}"
     assert "completed" == report["status"], why
     assert {agent_id: "succeeded" for agent_id in agents} == {
-        agent_id: agent["status"] for agent_id, agent in report["agents"].items()}, why
+        agent_id: agent["status"] for agent_id, agent in report["agents"].items()}, (
+        why, {agent_id: (agent["attempts"], agent["error"])
+              for agent_id, agent in report["agents"].items() if agent["status"] != "succeeded"})
     # nothing lost: every output in the context; the join saw all six
     assert sorted(f"{agent_id}.out" for agent_id in agents) == sorted(
         key for key in context if key.endswith(".out")), why
@@ -181,13 +206,7 @@ def test_three_workers_sigkilled_at_random_lose_and_duplicate_nothing(
         assert slot is not None
         workers.kill(slot)
         await asyncio.to_thread(workers.start, slot)
-        done = asyncio.Event()
-        monkey = asyncio.create_task(chaos(workers, rng, done))
-        try:
-            return await asyncio.gather(*(outcome(handle) for handle in handles))
-        finally:
-            done.set()
-            await monkey
+        return await results_under_chaos(handles, workers, rng)
 
     results = asyncio.run(go())
     assert workers.kills >= 2, f"seed {SEED}: only {workers.kills} kill(s)"
@@ -217,6 +236,8 @@ def test_dev_server_sigkilled_mid_run_and_restarted_on_its_sqlite_file(
         await asyncio.sleep(rng.uniform(1.0, 2.0))
         await asyncio.to_thread(server.start)
         await asyncio.to_thread(workers.start, slot)
+        await asyncio.wait_for(asyncio.gather(*(handle.result() for handle in handles)),
+                               timeout=RUN_TIMEOUT_S)
         return await asyncio.gather(*(outcome(handle) for handle in handles))
 
     results = asyncio.run(go())
