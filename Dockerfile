@@ -18,7 +18,7 @@ COPY activities activities
 COPY runtime runtime
 COPY cli cli
 COPY starter.py worker.py ./
-RUN pip install .
+RUN pip install '.[tracing]'
 
 COPY plans plans
 

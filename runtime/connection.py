@@ -354,12 +354,16 @@ async def connect(
     settings = settings.with_namespace(namespace)
     target, namespace = settings.address, settings.namespace
     tls = settings.tls_config()
+    from runtime.tracing import client_interceptors  # it imports this module
+
+    interceptors = client_interceptors()
     deadline = asyncio.get_running_loop().time() + starting_wait_s
     while True:
         try:
             client = await Client.connect(
                 target, namespace=namespace, data_converter=data_converter(), tls=tls,
-                api_key=settings.api_key, rpc_metadata=dict(settings.rpc_metadata))
+                api_key=settings.api_key, rpc_metadata=dict(settings.rpc_metadata),
+                interceptors=interceptors)
             break
         except RuntimeError as err:
             explained = explain_failure(settings, str(err))

@@ -20,6 +20,10 @@ EXIT_INTERRUPTED = 130
 
 
 def exit_process(code: int) -> NoReturn:
+    from runtime.tracing import flush
+
+    with contextlib.suppress(Exception):
+        flush()  # spans still buffered (OTEL_EXPORTER_OTLP_ENDPOINT set)
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):
             stream.flush()

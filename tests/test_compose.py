@@ -151,10 +151,19 @@ def test_compose_environment_resolves_like_a_local_run() -> None:
 @pytest.mark.parametrize("name", ["otel-collector", "jaeger"])
 def test_tracing_services_are_an_optional_profile(name: str) -> None:
     assert ["tracing"] == SERVICES[name]["profiles"]
-    config = ROOT / "deploy" / "otel-collector.yaml"
-    assert "jaeger:4317" in config.read_text()
-    exporters = yaml.safe_load(config.read_text())["service"]["pipelines"]["traces"]
-    assert ["otlp/jaeger"] == exporters["exporters"]
+
+
+def test_clients_can_export_to_the_collector_which_forwards_to_jaeger() -> None:
+    """The clients' OTLP endpoint variable is passed through; the collector receives OTLP/HTTP
+    on the port runtime/tracing.py's exporter uses (4318) and forwards traces to Jaeger."""
+    assert "" == environment("worker")["OTEL_EXPORTER_OTLP_ENDPOINT"]  # off unless asked
+    config = yaml.safe_load((ROOT / "deploy" / "otel-collector.yaml").read_text())
+    assert "0.0.0.0:4318" == config["receivers"]["otlp"]["protocols"]["http"]["endpoint"]
+    assert {4318: 4318, 4317: 4317} == published("otel-collector")
+    pipeline = config["service"]["pipelines"]["traces"]
+    assert (["otlp"], ["otlp/jaeger"]) == (pipeline["receivers"], pipeline["exporters"])
+    assert "jaeger:4317" == config["exporters"]["otlp/jaeger"]["endpoint"]
+    assert "true" == environment("jaeger")["COLLECTOR_OTLP_ENABLED"]
 
 
 def test_dockerfile_installs_the_project_and_copies_every_package() -> None:
