@@ -18,7 +18,8 @@ COPY activities activities
 COPY runtime runtime
 COPY cli cli
 COPY starter.py worker.py ./
-RUN pip install '.[tracing]'
+# the otlp extra: OTEL_TRACES_EXPORTER=otlp works in the container (tracing profile)
+RUN pip install '.[otlp]'
 
 COPY plans plans
 

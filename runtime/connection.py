@@ -25,6 +25,7 @@ from temporalio.client import Client
 from temporalio.envconfig import ClientConfigProfile
 from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 
+from runtime import telemetry as otel
 from runtime.codec import data_converter
 
 DEFAULT_DEV_PORT = 7233
@@ -341,29 +342,33 @@ def explain_failure(settings: ConnectionSettings, error: str) -> str | None:
 
 async def connect(
     settings: ConnectionSettings | str | None = None, namespace: str | None = None, *,
-    starting_wait_s: float = 10.0,
+    starting_wait_s: float = 10.0, telemetry: otel.Telemetry | None = None,
 ) -> Client:
     """Connect; a server that is up but still starting ("Unavailable") gets `starting_wait_s`.
 
-    A string is an address, with everything else from the environment. Raises
-    ConnectionConfigError for unusable settings, SecureConnectionError (a ConnectionError)
-    for a failed TLS handshake, ConnectionError with the address in the message otherwise.
+    A string is an address, with everything else from the environment. `telemetry` (default:
+    the process's, runtime.telemetry.current()) adds its tracing and run-observing
+    interceptors, which workers built from this client inherit, and its Temporal Runtime
+    (Prometheus metrics). Raises ConnectionConfigError for unusable settings,
+    SecureConnectionError (a ConnectionError) for a failed TLS handshake, ConnectionError with
+    the address in the message otherwise.
     """
     if not isinstance(settings, ConnectionSettings):
         settings = resolve_settings(ConnectionFlags(address=settings))
     settings = settings.with_namespace(namespace)
     target, namespace = settings.address, settings.namespace
     tls = settings.tls_config()
-    from runtime.tracing import client_interceptors  # it imports this module
-
-    interceptors = client_interceptors()
+    telemetry = telemetry or otel.current()
+    extra: dict[str, object] = {}
+    if telemetry.runtime is not None:
+        extra["runtime"] = telemetry.runtime
     deadline = asyncio.get_running_loop().time() + starting_wait_s
     while True:
         try:
             client = await Client.connect(
                 target, namespace=namespace, data_converter=data_converter(), tls=tls,
                 api_key=settings.api_key, rpc_metadata=dict(settings.rpc_metadata),
-                interceptors=interceptors)
+                interceptors=telemetry.interceptors(), **extra)  # type: ignore[arg-type]
             break
         except RuntimeError as err:
             explained = explain_failure(settings, str(err))

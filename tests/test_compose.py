@@ -154,9 +154,14 @@ def test_tracing_services_are_an_optional_profile(name: str) -> None:
 
 
 def test_clients_can_export_to_the_collector_which_forwards_to_jaeger() -> None:
-    """The clients' OTLP endpoint variable is passed through; the collector receives OTLP/HTTP
-    on the port runtime/tracing.py's exporter uses (4318) and forwards traces to Jaeger."""
-    assert "" == environment("worker")["OTEL_EXPORTER_OTLP_ENDPOINT"]  # off unless asked
+    """The clients' OTEL_* variables are passed through, off unless set; the collector receives
+    OTLP/HTTP on 4318 (runtime/telemetry.py's default protocol) and forwards traces to Jaeger;
+    the image has the otlp extra."""
+    client = environment("worker")
+    assert ("", "") == (client["OTEL_TRACES_EXPORTER"], client["OTEL_METRICS_EXPORTER"])
+    assert "http://otel-collector:4318" == client["OTEL_EXPORTER_OTLP_ENDPOINT"]
+    assert "RUN pip install '.[otlp]'" in (ROOT / "Dockerfile").read_text()
+    assert "otlp = [" in (ROOT / "pyproject.toml").read_text()
     config = yaml.safe_load((ROOT / "deploy" / "otel-collector.yaml").read_text())
     assert "0.0.0.0:4318" == config["receivers"]["otlp"]["protocols"]["http"]["endpoint"]
     assert {4318: 4318, 4317: 4317} == published("otel-collector")
