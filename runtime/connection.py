@@ -16,7 +16,7 @@ import asyncio
 import os
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -177,11 +177,7 @@ class ConnectionSettings:
     rpc_metadata: Mapping[str, str] = field(default_factory=dict)
 
     def with_namespace(self, namespace: str | None) -> ConnectionSettings:
-        if not namespace or namespace == self.namespace:
-            return self
-        return ConnectionSettings(self.address, namespace, self.api_key, self.tls, self.tls_ca,
-                                  self.tls_cert, self.tls_key, self.tls_server_name,
-                                  self.rpc_metadata)
+        return replace(self, namespace=namespace) if namespace else self
 
     def tls_config(self) -> TLSConfig | bool:
         """Client.connect's `tls`: False, or a TLSConfig with the PEMs read (checked first)."""
