@@ -46,8 +46,9 @@ def endpoints(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoints]:
 
 
 def clean_env(folder: Path, **extra: str) -> dict[str, str]:
-    """No TEMPORAL_*/PEE_* from the caller, no user config file, a private state dir."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "PEE_"))}
+    """No TEMPORAL_*/PEE_*/OTEL_* from the caller, no user config file, a private state dir."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("TEMPORAL_", "PEE_", "OTEL_"))}
     env.update(PEE_STATE_DIR=str(folder / "state"), PEE_DEV_PORT=str(free_port()),
                TEMPORAL_CONFIG_FILE=str(folder / "no-such-config.toml"),
                PEE_RUNS_DIR=str(folder / "runs"), PEE_CACHE_PATH=str(folder / "cache.db"))
