@@ -220,7 +220,9 @@ async def _run(
         if not with_worker and not await has_pollers(client, namespace, task_queue):
             print(
                 f"No worker polls {task_queue} yet: the run waits until one does. Start one:\n"
-                f"  python worker.py --address {target.address} --task-queue {task_queue}",
+                f"  python worker.py --address {target.address} --task-queue {task_queue}"
+                + (" (and this command's TLS settings)"
+                   if target.settings is not None and target.settings.tls else ""),
                 file=out,
             )
         if options.detach:
