@@ -317,10 +317,11 @@ def explain_failure(settings: ConnectionSettings, error: str) -> str | None:
                 "read (PEM: PKCS#8, RSA or EC)")
     # under TLS 1.3 a server that wants a client certificate rejects it after the client's side
     # of the handshake is done, so the client only sees the connection drop on its first call
+    # (how the drop is worded depends on timing: EOF, broken pipe, reset, closed)
     squashed = error.lower().replace(" ", "").replace("_", "")
     dropped = any(sign in squashed for sign in (
-        "closenotify", "unexpectedeof", "brokenpipe", "connectionreset", "certificaterequired",
-        "badcertificate"))
+        "closenotify", "unexpectedeof", "brokenpipe", "connectionreset", "connectionclosed",
+        "connectionaborted", "certificaterequired", "badcertificate"))
     if settings.tls and dropped:
         if settings.tls_cert is None:
             return (f"TLS to {target} failed: the server closed the connection after the "
