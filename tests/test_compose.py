@@ -123,7 +123,8 @@ def test_the_starter_service_runs_starter_py() -> None:
 
 def test_client_environment_names_every_setting_runtime_connection_reads() -> None:
     """Workers and the starter get the very variables runtime.connection documents."""
-    names = {"TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE", "TEMPORAL_API_KEY", "PEE_TASK_QUEUE",
+    names = {"TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE", "TEMPORAL_API_KEY", "TEMPORAL_TLS",
+             "TEMPORAL_PROFILE", "TEMPORAL_CONFIG_FILE", "PEE_TASK_QUEUE",
              *(setting[1] for setting in (connection.CA_SETTING, connection.CERT_SETTING,
                                           connection.KEY_SETTING,
                                           connection.SERVER_NAME_SETTING))}
