@@ -129,6 +129,16 @@ def test_mtls_without_a_client_certificate_is_refused_clearly(endpoints: Endpoin
     assert "--tls-cert (or TEMPORAL_TLS_CLIENT_CERT_PATH)" in done.stderr
 
 
+def test_a_client_certificate_the_server_does_not_trust_is_refused_clearly(
+        endpoints: Endpoints) -> None:
+    """A client certificate signed by another CA: exit 2, naming that certificate."""
+    pki = endpoints.pki
+    done = worker_once(clean_env(endpoints.folder), "--address", endpoints.mtls, "--tls-ca",
+                       pki.ca, "--tls-cert", pki.rogue_cert, "--tls-key", pki.rogue_key)
+    assert 2 == done.returncode, done.stdout + done.stderr
+    assert f"it refused the client certificate {pki.rogue_cert}" in done.stderr
+
+
 def test_a_wrong_ca_is_refused_clearly(endpoints: Endpoints) -> None:
     """A CA that did not sign the server's certificate: exit 2, naming that CA file."""
     other = endpoints.pki.other_ca

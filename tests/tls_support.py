@@ -2,7 +2,8 @@
 server (`temporal server start-dev` has no TLS options).
 
 `make_pki(folder)` writes a CA, a server certificate for localhost/127.0.0.1 signed by it, a
-client certificate signed by it, and a second, unrelated CA (for the wrong-CA case).
+client certificate signed by it, a second, unrelated CA (for the wrong-CA case) and a client
+certificate signed by that one (for the refused-certificate case).
 `TlsProxy(upstream, pki)` listens on a free port, terminates TLS (ALPN h2, as gRPC needs) and
 pipes the bytes to the plain-text upstream; `require_client_cert=True` makes it mTLS. It runs
 its own event loop in a thread, so subprocesses (worker.py, starter.py) can use it too.
@@ -37,6 +38,9 @@ class Pki:
     client_cert: Path
     client_key: Path
     other_ca: Path
+    # a client certificate signed by other_ca, which the mTLS proxy does not trust
+    rogue_cert: Path
+    rogue_key: Path
 
 
 def _name(common_name: str) -> x509.Name:
@@ -98,16 +102,20 @@ def make_pki(folder: Path) -> Pki:
     ca_key, ca = _make_ca("pee test CA")
     server_key, server = _make_leaf("localhost", ca_key, ca, server=True)
     client_key, client = _make_leaf("pee test worker", ca_key, ca, server=False)
-    _other_key, other = _make_ca("some other CA")
+    other_key, other = _make_ca("some other CA")
+    rogue_key, rogue = _make_leaf("pee rogue worker", other_key, other, server=False)
     pki = Pki(ca=folder / "ca.pem", server_cert=folder / "server.pem",
               server_key=folder / "server-key.pem", client_cert=folder / "client.pem",
-              client_key=folder / "client-key.pem", other_ca=folder / "other-ca.pem")
+              client_key=folder / "client-key.pem", other_ca=folder / "other-ca.pem",
+              rogue_cert=folder / "rogue.pem", rogue_key=folder / "rogue-key.pem")
     _write_cert(ca, pki.ca)
     _write_cert(server, pki.server_cert)
     _write_key(server_key, pki.server_key)
     _write_cert(client, pki.client_cert)
     _write_key(client_key, pki.client_key)
     _write_cert(other, pki.other_ca)
+    _write_cert(rogue, pki.rogue_cert)
+    _write_key(rogue_key, pki.rogue_key)
     return pki
 
 
