@@ -59,12 +59,13 @@ def add_plan_options(parser: argparse.ArgumentParser) -> None:
 
 
 def add_server_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--address", metavar="HOST:PORT",
-        help="Temporal frontend (default TEMPORAL_ADDRESS, else localhost:7233 where the "
-        "embedded dev server is started when nothing listens)",
-    )
-    parser.add_argument("--namespace", help="default TEMPORAL_NAMESPACE or 'default'")
+    """Where the server is and how to reach it (TLS, mTLS, API key): runtime.connection."""
+    from runtime.connection import add_connection_arguments
+
+    add_connection_arguments(
+        parser.add_argument_group("connection"),
+        address_help="Temporal frontend (default TEMPORAL_ADDRESS or the profile's, else "
+        "localhost:7233 where the embedded dev server is started when nothing listens)")
 
 
 def port_number(text: str) -> int:
@@ -231,12 +232,14 @@ def run_command(args: argparse.Namespace) -> int:
         print("error: --from-group needs --resume-from WORKFLOW_ID", file=sys.stderr)
         return EXIT_BAD_INPUT
     from engine.learning import mode_of
+    from runtime.connection import ConnectionFlags
     from runtime.runner import RunOptions, run_plan
 
     options = RunOptions(
         run_input=build_run_input(args, plan),
         address=args.address,
         namespace=args.namespace,
+        connection=ConnectionFlags.from_args(args),
         task_queue=args.task_queue,
         workflow_id=args.workflow_id,
         worker=not args.no_worker,
@@ -251,13 +254,15 @@ def run_command(args: argparse.Namespace) -> int:
 
 def _read(args: argparse.Namespace) -> tuple[int, Any, Any]:
     """(exit code, RunView or None, Target or None) for status/report."""
+    from runtime.connection import ConnectionFlags
     from runtime.devserver import default_db_file
     from runtime.inspect import RunNotFound, read_run
     from runtime.servers import TargetError, resolve_target
 
     try:
         # the embedded server stops only when asked; if it was, restart it to read its history
-        target = resolve_target(args.address, allow_start=default_db_file().exists(),
+        target = resolve_target(ConnectionFlags.from_args(args),
+                                allow_start=default_db_file().exists(),
                                 out=sys.stderr)
     except TargetError as err:
         print(f"error: {err}", file=sys.stderr)
@@ -281,7 +286,6 @@ def _read(args: argparse.Namespace) -> tuple[int, Any, Any]:
 
 
 def status_command(args: argparse.Namespace) -> int:
-    from runtime.connection import default_namespace
     from runtime.progress import format_summary
     from runtime.servers import workflow_url
 
@@ -299,7 +303,7 @@ def status_command(args: argparse.Namespace) -> int:
     if view.report:
         print()
         print(format_summary(view.report))
-    link = workflow_url(target, args.namespace or default_namespace(), description.id,
+    link = workflow_url(target, args.namespace or target.namespace, description.id,
                         description.run_id)
     if link:
         print(f"Web UI: {link}")

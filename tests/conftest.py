@@ -143,13 +143,16 @@ def group_report(report: dict[str, Any], group_id: str) -> dict[str, Any]:
 def cli_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """Environment for `starter.py` subprocesses with their own state dir and ports, so the
     embedded server they start is private to the module; stopped at the end."""
+    # every TEMPORAL_* (address, TLS, API key, profile) would steer the commands elsewhere
     env = {k: v for k, v in os.environ.items()
-           if k not in ("TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE", "PEE_TIME_SCALE",
-                        "PEE_TASK_QUEUE", "PEE_UI_URL")}
+           if not k.startswith("TEMPORAL_")
+           and k not in ("PEE_TIME_SCALE", "PEE_TASK_QUEUE", "PEE_UI_URL")}
     state = tmp_path_factory.mktemp("state")
     # learned durations per module too, so runs of one module never steer another's compiles
     env.update(PEE_STATE_DIR=str(state), PEE_DURATIONS_PATH=str(state / "durations.db"),
-               PEE_DEV_PORT=str(free_port()), PEE_UI_PORT=str(free_port()))
+               PEE_DEV_PORT=str(free_port()), PEE_UI_PORT=str(free_port()),
+               # nor may the user's Temporal client config file
+               TEMPORAL_CONFIG_FILE=str(state / "no-temporal.toml"))
     try:
         yield env
     finally:
