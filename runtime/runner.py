@@ -33,6 +33,7 @@ from temporalio.service import RPCError
 
 from engine.compiled import CompiledPlan
 from runtime.connection import ConnectionFlags, default_task_queue
+from runtime.duration_store import record_durations
 from runtime.inspect import (
     RunNotFound,
     failure_message,
@@ -83,6 +84,9 @@ class RunOptions:
     # runs/<workflow-id>/
     write_outputs: bool = False
     output_dir: Path | None = None
+    # record the finished run's agent durations for the next compile (runtime.duration_store)
+    # under this mode (engine.learning: "simulate" or "real"); None = learn nothing
+    learn_mode: str | None = None
 
 
 def choose_time_scale(
@@ -247,6 +251,8 @@ async def _run(
         else:
             docs = sum(1 for path in written if path.parent.name == "docs")
             print(f"Outputs written to {directory}/ ({docs} documents)", file=out)
+    if options.learn_mode is not None and report is not None:
+        record_durations(report, options.learn_mode, out)
     if options.report_file is not None and report is not None:
         write_report(options.report_file, report)
         print(f"Report written to {options.report_file}", file=out)

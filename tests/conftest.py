@@ -34,6 +34,9 @@ os.environ.setdefault("PEE_RUNS_DIR", tempfile.mkdtemp(prefix="pee-runs-"))
 # and the agent output cache is a throwaway file, never the user's .temporal/cache.db
 os.environ.setdefault("PEE_CACHE_PATH", os.path.join(tempfile.mkdtemp(prefix="pee-cache-"),
                                                       "cache.db"))
+# and durations measured by runs go to a throwaway store, never the user's .temporal/durations.db
+os.environ.setdefault("PEE_DURATIONS_PATH", os.path.join(
+    tempfile.mkdtemp(prefix="pee-durations-"), "durations.db"))
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -145,8 +148,9 @@ def cli_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
            if not k.startswith("TEMPORAL_")
            and k not in ("PEE_TIME_SCALE", "PEE_TASK_QUEUE", "PEE_UI_URL")}
     state = tmp_path_factory.mktemp("state")
-    env.update(PEE_STATE_DIR=str(state), PEE_DEV_PORT=str(free_port()),
-               PEE_UI_PORT=str(free_port()),
+    # learned durations per module too, so runs of one module never steer another's compiles
+    env.update(PEE_STATE_DIR=str(state), PEE_DURATIONS_PATH=str(state / "durations.db"),
+               PEE_DEV_PORT=str(free_port()), PEE_UI_PORT=str(free_port()),
                # nor may the user's Temporal client config file
                TEMPORAL_CONFIG_FILE=str(state / "no-temporal.toml"))
     try:
