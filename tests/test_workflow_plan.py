@@ -91,6 +91,8 @@ def test_report_has_the_contract_shape(temporal: TemporalHarness) -> None:
         "cache", "resumed_from", "snapshots",
         # context snapshots after barriers, and the one a resume read (issue 7)
         "context_snapshots", "resumed_snapshot",
+        # critical-path analysis of the finished run (issue 8)
+        "bottlenecks",
     ])
     assert (report["plan"], report["status"], report["error"]) == ("test-plan", "completed", None)
     assert sorted(report["agents"]) == ["a", "b", "c"]
