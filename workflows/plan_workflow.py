@@ -94,7 +94,9 @@ with workflow.unsafe.imports_passed_through():
     from engine.monitoring import Monitor, Settings, take_sample
     from engine.report import agent_dependencies, iso_at
     from engine.scheduler import Admission, Pool, Request, remaining_paths
+    from workflows import pool_lease
     from workflows.locks import READ, WRITE, ContextLimits, ContextLockTimeout
+    from workflows.pool_types import GRANT_SIGNAL, PoolGrant
     from workflows.state import (
         NOT_STARTED,
         AgentState,
@@ -193,6 +195,9 @@ class PlanWorkflow:
         self._details()
         admitter = asyncio.create_task(self._admitter())
         try:
+            # a shared pool (resource_pool.shared): lease from its workflow instead
+            self._run.admission = await pool_lease.connect(self._run.admission,
+                                                           self._plan.resources)
             self._check_plan()
             while waiting or running:
                 for group in list(waiting):
@@ -222,6 +227,7 @@ class PlanWorkflow:
                 self._groups[group.id].status = "cancelled"
                 for agent_id in group.agents:
                     self._agents[agent_id].status = "cancelled"
+            await pool_lease.close(self._run.admission)
             cancelled = is_cancelled_exception(err)
             message = err.message if isinstance(err, ApplicationError) else str(err)
             self._finish("cancelled" if cancelled else "failed", message)
@@ -232,6 +238,7 @@ class PlanWorkflow:
                 ) from None
             raise
         admitter.cancel()
+        await pool_lease.close(self._run.admission)
         self._warn_open_conflicts()
         self._finish("completed")
         return self._report()
@@ -285,6 +292,13 @@ class PlanWorkflow:
             # resending the same resolution cannot help: say so (the CLI prints retryable)
             raise ApplicationError(str(err), type="InvalidResolution",
                                    non_retryable=True) from None
+
+    @workflow.signal(name=GRANT_SIGNAL)
+    def pool_grant(self, grant: PoolGrant) -> None:
+        """A shared pool granted leases (workflows/pool_lease.py): the admitter starts them."""
+        admission = self._run.admission
+        if isinstance(admission, pool_lease.LeasedAdmission) and admission.accept(grant):
+            self._released = True
 
     @workflow.signal(name="resolve_conflict")
     def resolve_conflict_signal(self, request: ResolveConflict) -> None:
