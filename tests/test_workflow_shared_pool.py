@@ -11,12 +11,13 @@ from datetime import datetime
 from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
+from temporalio.service import RPCError
 from temporalio.worker import Replayer
 
 from engine.compiled import CompiledPlan
 from runtime.codec import data_converter
 from runtime.worker import build_worker
-from tests.conftest import TemporalHarness, compiled_plan, group, sim
+from tests.conftest import NO_RETRY, TemporalHarness, compiled_plan, group, sim
 from tests.test_workflow_resources import needing, pool, with_pool
 from workflows.plan_workflow import PlanWorkflow
 from workflows.pool_types import PoolCapacity, PoolInput, pool_workflow_id
@@ -49,8 +50,9 @@ def most_at_once(intervals: list[tuple[datetime, datetime]]) -> int:
     return most
 
 
-async def start(client: Client, plan: CompiledPlan, task_queue: str) -> WorkflowHandle[Any, Any]:
-    return await client.start_workflow(PlanWorkflow.run, PlanRunInput(plan=plan),
+async def start(client: Client, plan: CompiledPlan, task_queue: str, **input_fields: Any
+                ) -> WorkflowHandle[Any, Any]:
+    return await client.start_workflow(PlanWorkflow.run, PlanRunInput(plan=plan, **input_fields),
                                        id=f"{plan.name}-{uuid.uuid4()}", task_queue=task_queue)
 
 
@@ -64,8 +66,11 @@ async def replay(client: Client, workflow: type, workflow_id: str, run_id: str |
 
 async def until(check: Any, timeout_s: float = 20.0) -> None:
     for _ in range(int(timeout_s / 0.1)):
-        if await check():
-            return
+        try:
+            if await check():
+                return
+        except RPCError:
+            pass  # the pool workflow may not have been started yet
         await asyncio.sleep(0.1)
     raise AssertionError("condition not reached in time")
 
@@ -182,4 +187,79 @@ def test_the_pool_continues_as_new_with_its_state(temporal: TemporalHarness) -> 
     assert latest != first_run and state["generation"] >= 1
     assert state["granted_total"] == 10
     assert 2 == most_at_once(spans(first, second))
+    assert (state["running"], state["waiting"], state["holders"]) == ([], [], [])
+
+
+def test_leases_return_when_agents_fail_and_when_a_run_is_cancelled(
+    temporal: TemporalHarness,
+) -> None:
+    """One agent slot and a holder check far away (60 s): a failing agent's lease comes back
+    at once (the next agent of its run starts), and cancelling a run that holds the slot hands
+    it to a waiting run straight away (the run says `done`), long before any holder check."""
+    pool_name = f"cancel-{uuid.uuid4().hex[:8]}"
+
+    async def go() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+        client, task_queue = temporal.client, f"test-{uuid.uuid4()}"
+        failing = shared_plan("f", pool_name, 2, 0.2, agent_limit=1, check_s=60.0)
+        failing.agents[0].settings["fail_times"] = "always"
+        failing.agents[0].retry = NO_RETRY
+        long = shared_plan("long", pool_name, 1, 60.0, agent_limit=1, check_s=60.0)
+        waiter_plan = shared_plan("next", pool_name, 1, 0.2, agent_limit=1, check_s=60.0)
+        async with build_worker(client, task_queue):
+            failed = await (await start(client, failing, task_queue)).result()
+            holder = await start(client, long, task_queue)
+
+            async def holding() -> bool:
+                status = await holder.query(PlanWorkflow.status)
+                return status["agents"]["long0"]["status"] == "running"
+
+            await until(holding)
+            waiter = await start(client, waiter_plan, task_queue)
+            await until(lambda: _waiting(client, pool_name, 1))
+            await holder.cancel()
+            report = await asyncio.wait_for(waiter.result(), timeout=10)
+            state = await pool_state(client, pool_name)
+            await client.get_workflow_handle(pool_workflow_id(pool_name)).terminate()
+        return failed, report, state
+
+    failed, report, state = temporal.run(go())
+    assert failed["agents"]["f0"]["status"] == "failed"
+    assert failed["agents"]["f1"]["status"] == "succeeded"
+    assert report["status"] == "completed"
+    # handed over on cancellation, not by the holder check 60 s later
+    assert report["resources"]["queue_wait_s"]["next0"] < 10
+    assert state["reclaimed_total"] == 0
+    assert (state["running"], state["waiting"], state["holders"]) == ([], [], [])
+
+
+async def _waiting(client: Client, pool_name: str, count: int) -> bool:
+    return len((await pool_state(client, pool_name))["waiting"]) == count
+
+
+def test_the_pool_survives_a_worker_restart(temporal: TemporalHarness) -> None:
+    """The worker hosting the pool and two runs stops while leases are held; a new worker on
+    the same task queue picks everything up: both runs complete, never over the pool."""
+    pool_name = f"restart-{uuid.uuid4().hex[:8]}"
+
+    async def go() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+        client, task_queue = temporal.client, f"test-{uuid.uuid4()}"
+        async with build_worker(client, task_queue, graceful_shutdown_s=0.1):
+            handles = [await start(client, shared_plan(name, pool_name, 3, 1.0), task_queue,
+                                   heartbeat_timeout_s=1.0) for name in ("r", "s")]
+
+            async def leased() -> bool:
+                return len((await pool_state(client, pool_name))["running"]) == 2
+
+            await until(leased)
+        async with build_worker(client, task_queue):
+            reports = await asyncio.gather(*(h.result() for h in handles))
+            state = await pool_state(client, pool_name)
+            await replay(client, ResourcePoolWorkflow, pool_workflow_id(pool_name))
+            await client.get_workflow_handle(pool_workflow_id(pool_name)).terminate()
+        return reports[0], reports[1], state
+
+    first, second, state = temporal.run(go())
+    assert (first["status"], second["status"]) == ("completed", "completed")
+    assert most_at_once(spans(first, second)) <= 2
+    assert state["granted_total"] == 6
     assert (state["running"], state["waiting"], state["holders"]) == ([], [], [])
