@@ -150,6 +150,12 @@ async def connect(private: Admission, resources: dict[str, Any] | None) -> Admis
         task_queue=workflow.info().task_queue,
         holder_check_interval_s=float(shared.get("holder_check_interval", 30.0)),
         aging_s=private.aging_s, reserve_after_s=private.reserve_after_s))
+    if (capacity.cpu, capacity.memory, capacity.max_agents) != (
+            wanted.cpu, wanted.memory, wanted.max_agents):
+        workflow.logger.warning(
+            "shared pool %s runs with cpu %g/memory %g/%d agents (set by the run that started "
+            "it), not this plan's cpu %g/memory %g/%d agents", name, capacity.cpu,
+            capacity.memory, capacity.max_agents, wanted.cpu, wanted.memory, wanted.max_agents)
     admission = LeasedAdmission(
         Pool(capacity.cpu, capacity.memory, capacity.max_agents),
         aging_s=private.aging_s, reserve_after_s=private.reserve_after_s, pool_name=name)
