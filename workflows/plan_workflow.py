@@ -176,6 +176,8 @@ class PlanWorkflow:
         self._order = {agent.id: index for index, agent in enumerate(self._plan.agents)}
         # set when units came back: the admitter hands them out once the activation settles
         self._released = False
+        # queued since the admitter last ran (their agent_queued events are due then)
+        self._submitted: list[str] = []
         # bumped by every resolution and timeout: blocked agents wait for it to change
         self._conflict_changes = 0
         # non-blocking cross-validations: off the critical path, awaited before the run ends
@@ -443,7 +445,7 @@ class PlanWorkflow:
         for agent_id in todo:
             tasks[agent_id] = self._launch(self._plan.agent(agent_id), group, fallback=False)
         # all of them submitted first, so the best goes first, not the first declared
-        self._admit(todo)
+        self._admit_soon(todo)
 
     def _group_blocked(self, group: CompiledGroup) -> bool:
         return any(self._agents[a].status == "blocked" for a in group.agents)
@@ -765,13 +767,25 @@ class PlanWorkflow:
                 self._event("agent_queued", agent_id)
         self._sample()
 
+    def _admit_soon(self, submitted: list[str]) -> None:
+        """Admit `submitted` (just queued) now with an unlimited pool, where nobody competes;
+        with a limited one leave it to the admitter, so agents of groups that became ready in
+        the same activation compete on rank, not on which group task happened to run first."""
+        if not self._run.admission.pool.limited:
+            self._admit(submitted)
+            return
+        self._submitted += submitted
+        self._released = True
+
     async def _admitter(self) -> None:
         """Hand out released units once everything else of the activation has run: agents that
-        are being cancelled together have left the queue by then."""
+        are being cancelled together have left the queue by then, and every group that became
+        ready has queued its agents."""
         while True:
             await workflow.wait_condition(lambda: self._released)
             self._released = False
-            self._admit()
+            submitted, self._submitted = self._submitted, []
+            self._admit(submitted)
 
     def _sample(self, response_time_s: float | None = None, agent_id: str | None = None) -> None:
         """Observe the admission state after it changed (monitoring is event-driven: no timers,
