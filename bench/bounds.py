@@ -1,5 +1,5 @@
-"""Lower bounds on a compiled plan's makespan under its resource pool, and an overhead-free
-simulation of the engine's admission (pure: no Temporal, no I/O). Used by bench/resources.py.
+"""Lower bounds on a compiled plan's makespan under its resource pool (pure: no Temporal, no
+I/O). Used by bench/resources.py.
 
 Every bound here holds for ANY schedule that respects the agent-level dependencies
 (engine.report.agent_dependencies) and the pool (CPU incl. oversubscription, memory, agent
@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 
 from engine.compiled import CompiledAgent, CompiledPlan
 from engine.report import agent_dependencies, topological_order
-from engine.scheduler import Admission, Pool, Request, remaining_paths
+from engine.scheduler import Pool
 
 
 def heads_and_tails(plan: CompiledPlan) -> tuple[dict[str, float], dict[str, float]]:
@@ -106,44 +106,3 @@ def energetic_bound(plan: CompiledPlan) -> tuple[float, str]:
                     best = h + work + t
                     why = f"{len(chosen)} agents, {name}>={value:g}"
     return best, why
-
-
-def simulate_admission(plan: CompiledPlan, fifo: bool = False) -> float:
-    """The makespan the engine's rules give with no overhead at all: groups start when their
-    dependency groups have finished (parallel: all agents queued; sequential: one at a time),
-    engine.scheduler.Admission decides at every event, agents take exactly their estimates.
-    What a real run adds on top is the engine's overhead (dispatch, signals, history)."""
-    pool = Pool.from_resources(plan.resources)
-    admission = Admission(pool, aging_s=60.0, reserve_after_s=120.0, fifo=fifo)
-    agents = {agent.id: agent for agent in plan.agents}
-    order = {agent.id: index for index, agent in enumerate(plan.agents)}
-    remaining = remaining_paths(list(agents), agent_dependencies(plan.agents, plan.groups),
-                                {a.id: a.estimated_s for a in plan.agents})
-    finished: dict[str, float] = {}
-    groups_done: list[str] = []
-    queued: list[str] = []
-    running: dict[str, float] = {}
-    now = 0.0
-    while len(finished) < len(agents):
-        for group in plan.groups:
-            if not all(dep in groups_done for dep in group.depends_on):
-                continue
-            todo = [a for a in group.agents if a not in finished]
-            ready = todo if group.parallel else todo[:1]
-            for agent_id in ready:
-                if agent_id not in queued:
-                    queued.append(agent_id)
-                    agent = agents[agent_id]
-                    admission.submit(Request(agent_id, agent.cpu, agent.memory, agent.priority,
-                                             remaining[agent_id], order[agent_id], now))
-        for agent_id in admission.admit(now):
-            running[agent_id] = now + agents[agent_id].estimated_s
-        if not running:
-            raise ValueError(f"plan {plan.name}: nothing can run (a group that never starts?)")
-        now = min(running.values())
-        for agent_id in [a for a, end in running.items() if end <= now + 1e-9]:
-            del running[agent_id]
-            finished[agent_id] = now
-            admission.release(agent_id, now)
-        groups_done = [g.id for g in plan.groups if all(a in finished for a in g.agents)]
-    return now

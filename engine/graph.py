@@ -15,6 +15,7 @@ from typing import Any
 
 import networkx as nx
 
+from engine.admission_plan import plan_admission
 from engine.checks import blocking_graph, check_plan, group_graph
 from engine.compiled import (
     CompiledAgent,
@@ -157,7 +158,7 @@ def compile_plan(plan: Plan) -> CompiledPlan:
 
     opportunities = _opportunities(plan, grouping, resolution, estimates, group_order,
                                    group_deps, durations, makespan)
-    return CompiledPlan(
+    compiled = CompiledPlan(
         name=plan.name,
         source=plan.source.file,
         agents=compiled_agents,
@@ -176,6 +177,11 @@ def compile_plan(plan: Plan) -> CompiledPlan:
         monitoring=plan.performance_monitoring.model_dump(mode="json"),
         default_agent_timeout_s=plan.default_agent_timeout_s,
     )
+    # a limited pool: the admission order among equal priorities that packs it best
+    planned = plan_admission(compiled)
+    for agent in compiled.agents:
+        agent.admission_rank = planned.get(agent.id, 0)
+    return compiled
 
 
 def _canonical(plan: Plan, ref: str) -> str:

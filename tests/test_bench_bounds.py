@@ -8,8 +8,9 @@ import random
 
 import pytest
 
-from bench.bounds import energetic_bound, heads_and_tails, simple_bound, simulate_admission
+from bench.bounds import energetic_bound, heads_and_tails, simple_bound
 from bench.resources import plan_text
+from engine.admission_plan import simulate_admission
 from engine.compiled import CompiledPlan
 from engine.graph import compile_plan
 from engine.plan import loads_plan

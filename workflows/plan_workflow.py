@@ -750,7 +750,8 @@ class PlanWorkflow:
         state.queued_since_s = now
         self._run.admission.submit(Request(
             agent.id, float(agent.cpu), float(agent.memory), int(agent.priority),
-            self._remaining.get(agent.id, 0.0), self._order[agent.id], now))
+            self._remaining.get(agent.id, 0.0), self._order[agent.id], now,
+            planned=float(agent.admission_rank)))
 
     def _admit(self, submitted: list[str] | None = None) -> None:
         """Start every queued agent that fits now, best first; `submitted` agents that must
