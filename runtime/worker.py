@@ -1,4 +1,5 @@
-"""Build and run a worker that hosts PlanWorkflow and the agent activities."""
+"""Build and run a worker that hosts PlanWorkflow, the shared ResourcePoolWorkflow and their
+activities."""
 
 from __future__ import annotations
 

@@ -10,7 +10,8 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 from temporalio.worker import Replayer
 
@@ -263,3 +264,34 @@ def test_the_pool_survives_a_worker_restart(temporal: TemporalHarness) -> None:
     assert most_at_once(spans(first, second)) <= 2
     assert state["granted_total"] == 6
     assert (state["running"], state["waiting"], state["holders"]) == ([], [], [])
+
+
+def test_an_agent_larger_than_the_shared_pool_fails_the_run(temporal: TemporalHarness) -> None:
+    """The pool's capacity is the one it was started with: a plan that allows itself 200 CPU
+    units fails up front, naming its 150-unit agent, on a 100-unit shared pool."""
+    pool_name = f"small-{uuid.uuid4().hex[:8]}"
+    plan = shared_plan("big", pool_name, 1, 0.1, cpu=150)
+    plan.resources["resource_pool"]["computational"]["total_cpu_units"] = 200
+
+    async def go() -> BaseException:
+        client, task_queue = temporal.client, f"test-{uuid.uuid4()}"
+        async with build_worker(client, task_queue):
+            await client.start_workflow(
+                ResourcePoolWorkflow.run, PoolInput(pool_name, PoolCapacity(100.0, 100.0, 10)),
+                id=pool_workflow_id(pool_name), task_queue=task_queue,
+                memo={"capacity": {"cpu": 100.0, "memory": 100.0, "max_agents": 10}})
+            handle = await start(client, plan, task_queue)
+            try:
+                await handle.result()
+            except WorkflowFailureError as err:
+                return err.cause or err
+            finally:
+                state = await pool_state(client, pool_name)
+                await client.get_workflow_handle(pool_workflow_id(pool_name)).terminate()
+                assert (state["running"], state["waiting"]) == ([], [])
+        raise AssertionError("the run did not fail")
+
+    cause = temporal.run(go())
+    assert isinstance(cause, ApplicationError) and cause.type == "InvalidCompiledPlan"
+    assert "agent 'big0' needs cpu 150/memory 5 but the pool admits at most 100/100" in \
+        cause.message
