@@ -10,11 +10,9 @@ their estimates), once with the remaining-path order and then with seeded variat
 first in every pass (explicit ones and the seed's levels), so the plan only decides among
 equals. Deterministic: a fixed seed, and the number of passes depends only on the plan's size.
 
-Each order is judged on JITTER_SAMPLES copies of the plan whose durations are drawn within
-their estimate range and stretched by up to JITTER (3%), by the mean makespan: an order that is
-best only when agents end exactly on time (two finishing at the same instant free their units
-together) falls apart in a real run, where every agent takes a little longer than its estimate
-and the units come back one at a time.
+Orders are judged on the estimates as they are. (Judging them on copies with durations drawn a
+few percent late, to avoid orders that only work when agents end exactly on time, measured worse
+on the resources bench: median 1.159 against 1.134 over 20 plans.)
 """
 
 from __future__ import annotations
@@ -22,7 +20,7 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping
 
-from engine.compiled import CompiledAgent, CompiledPlan
+from engine.compiled import CompiledPlan
 from engine.report import agent_dependencies
 from engine.scheduler import Admission, Pool, Request, remaining_paths
 
@@ -30,8 +28,6 @@ from engine.scheduler import Admission, Pool, Request, remaining_paths
 MAX_PASSES = 60
 PASS_BUDGET = 40_000
 SEED = 0
-JITTER_SAMPLES = 3
-JITTER = 0.03
 
 
 def simulate_admission(plan: CompiledPlan, fifo: bool = False,
@@ -92,16 +88,13 @@ def plan_admission(plan: CompiledPlan, passes: int | None = None) -> dict[str, i
     if not pool.limited or not plan.agents:
         return {}
     if passes is None:
-        passes = min(MAX_PASSES, PASS_BUDGET // max(
-            1, len(plan.agents) * len(plan.groups) * JITTER_SAMPLES))
+        passes = min(MAX_PASSES, PASS_BUDGET // max(1, len(plan.agents) * len(plan.groups)))
     if passes < 1:
         return {}
     rng = random.Random(SEED)
-    samples = [{a.id: drawn(a, rng) for a in plan.agents} for _ in range(JITTER_SAMPLES)]
 
     def makespan(order: Mapping[str, float]) -> float:
-        return sum(simulate_admission(plan, planned=order, durations=sample)
-                   for sample in samples) / len(samples)
+        return simulate_admission(plan, planned=order)
 
     remaining = remaining_paths([a.id for a in plan.agents],
                                 agent_dependencies(plan.agents, plan.groups),
@@ -119,8 +112,3 @@ def plan_admission(plan: CompiledPlan, passes: int | None = None) -> dict[str, i
             best, best_s = candidate, candidate_s
     return {agent_id: int(position) for agent_id, position in best.items()}
 
-
-def drawn(agent: CompiledAgent, rng: random.Random) -> float:
-    """A duration the agent might really take: within its estimate range, a little longer."""
-    low, high = agent.estimated_min_s, max(agent.estimated_min_s, agent.estimated_max_s)
-    return rng.uniform(low, high) * (1.0 + rng.uniform(0.0, JITTER))

@@ -86,11 +86,12 @@ class LeasedAdmission(Admission):
         waiting = [r.agent_id for r in self.waiting]
         for lease in grant.leases:
             agent_id = self.agent_of.get(lease)
-            if agent_id is None or agent_id not in waiting or agent_id in self.granted:
+            if agent_id is None:
                 self.outbox.append(("release", lease))
-                continue
-            self.granted.append(agent_id)
-            fresh = True
+            elif agent_id in waiting and agent_id not in self.granted:
+                self.granted.append(agent_id)
+                fresh = True
+            # else a repeated grant of a lease this run already holds: nothing to do
         return fresh
 
     def admit(self, now: float) -> list[str]:

@@ -124,6 +124,9 @@ class ResourcePoolWorkflow:
 
     def _apply_inbox(self) -> None:
         now = self._now()
+        if not self._owners:
+            # idle until now: the first holder check is one interval after someone arrives
+            self._next_check_s = now + self._input.holder_check_interval_s
         messages, self._inbox = self._inbox, []
         for message in messages:
             holder = Holder(message.workflow_id, message.run_id)
