@@ -1,17 +1,23 @@
 """Run a worker for PlanWorkflow and the agent activities until SIGINT/SIGTERM:
 `python worker.py [--address HOST:PORT] [--namespace NS] [--task-queue Q]
-[--max-concurrent-activities N] [--resource-based [--target-cpu F] [--target-memory F]]`.
+[--max-concurrent-activities N] [--resource-based [--target-cpu F] [--target-memory F]]
+[--metrics-port N]`; OTEL_* variables switch on OpenTelemetry traces and metrics.
 Exit 0 after a clean shutdown, 2 when no server is reachable."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 
+from cli.run_commands import add_metrics_port_option
 from runtime.connection import default_namespace, default_task_queue
 from runtime.exit import run_entry
 from runtime.servers import Target, TargetError, resolve_target
+from runtime.telemetry import TelemetryConfigError
+from runtime.telemetry import configure as configure_telemetry
+from runtime.telemetry import current as current_telemetry
 from runtime.worker import ResourceTargets, build_worker, run_until_signalled
 
 
@@ -21,6 +27,15 @@ async def serve(target: Target, args: argparse.Namespace) -> None:
         client, args.task_queue, max_concurrent_activities=args.max_concurrent_activities,
         resource_based=resource_targets(args),
     )
+    telemetry = current_telemetry()
+    if telemetry.metrics_address:
+        print(f"Temporal SDK metrics for Prometheus: http://{telemetry.metrics_address}/metrics",
+              flush=True)
+    if telemetry.enabled:
+        print("OpenTelemetry: " + ", ".join(
+            f"{kind} to {os.environ.get(variable)}" for kind, variable in
+            (("traces", "OTEL_TRACES_EXPORTER"), ("metrics", "OTEL_METRICS_EXPORTER"))
+            if (os.environ.get(variable) or "none") != "none"), flush=True)
     print(
         f"worker {client.identity} on task queue {args.task_queue} at {target.address} "
         f"(namespace {args.namespace}, {describe_slots(args)}); Ctrl-C stops",
@@ -81,6 +96,7 @@ def parser() -> argparse.ArgumentParser:
                         help="with --resource-based: target CPU use, 0-1 (default 0.8)")
     parser.add_argument("--target-memory", type=fraction, default=0.8, metavar="F",
                         help="with --resource-based: target memory use, 0-1 (default 0.8)")
+    add_metrics_port_option(parser)
     return parser
 
 
@@ -89,8 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # a worker never starts a server: it says how to get one
         target = resolve_target(args.address, allow_start=False)
+        configure_telemetry(metrics_port=args.metrics_port)
         asyncio.run(serve(target, args))
-    except (TargetError, ConnectionError) as err:
+    except (TargetError, ConnectionError, TelemetryConfigError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0

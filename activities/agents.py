@@ -122,6 +122,7 @@ async def _work(task: AgentTask) -> AgentResult:
     async with Progress(task, silent=_silent(task)) as progress:
         progress.expect(simulate_s)
         result = await backend(task, progress, time_scale(task))
+        result = dataclasses.replace(result, elapsed_s=round(time.monotonic() - started, 3))
         # --simulate: the agent takes at least simulate_s, counted from its start
         await progress.sleep_until(simulate_s)
     result = await _offload_artifacts(task, result)

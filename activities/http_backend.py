@@ -35,9 +35,11 @@ fails retryably (``ModelUnavailable``), and Temporal's retry policy takes over. 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import re
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -270,9 +272,12 @@ async def run(task: AgentTask, progress: Progress, scale: float) -> AgentResult:
     url = base_url.rstrip("/") + "/chat/completions"
     payload = json.dumps(body, ensure_ascii=False).encode()
     reply: Reply | None = None
+    # time spent waiting on the network: requests in flight and the back-off between them
+    waited = 0.0
     for retry in range(retries + 1):
         progress.report(message=f"asking {model} at {base_url}"
                                 + (f" (retry {retry})" if retry else ""))
+        began = time.monotonic()
         try:
             reply = await asyncio.to_thread(post, url, payload, headers, timeout)
             break
@@ -288,6 +293,8 @@ async def run(task: AgentTask, progress: Progress, scale: float) -> AgentResult:
             wait = backoff(retry, err.retry_after)
             progress.report(message=f"{scrub(str(err))[:80]}; retrying in {wait:.1f}s")
             await progress.sleep(wait)
+        finally:
+            waited += time.monotonic() - began
     assert reply is not None
     if reply.status >= 400:
         raise ApplicationError(
@@ -296,7 +303,9 @@ async def run(task: AgentTask, progress: Progress, scale: float) -> AgentResult:
             type="ModelRequestRejected", non_retryable=True)
     text = reply_text(task, reply.body)
     if schema is None:
-        produced = {**agent.defaults, agent.outputs[0]: text}
-        return build_result(task, produced, source="the model's reply")
-    return build_result(task, parse_structured(task, text, schema),
-                        source="the model's JSON reply", retryable=True)
+        result = build_result(task, {**agent.defaults, agent.outputs[0]: text},
+                              source="the model's reply")
+    else:
+        result = build_result(task, parse_structured(task, text, schema),
+                              source="the model's JSON reply", retryable=True)
+    return dataclasses.replace(result, io_wait_s=round(waited, 3))

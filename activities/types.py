@@ -55,6 +55,11 @@ class AgentResult:
     writes: dict[str, Any] = field(default_factory=dict)
     # the activity attempt that produced this result (1 = first try)
     attempt: int = 1
+    # that attempt's backend wall time, and the part of it spent waiting on the network (http
+    # agents: requests in flight and back-off between them; None where a backend cannot tell):
+    # the network_latency_impact metric (engine/metrics.py)
+    elapsed_s: float | None = None
+    io_wait_s: float | None = None
 
 
 @dataclass

@@ -30,6 +30,10 @@ def register(subparsers: Any) -> None:
     add_plan_options(parser)
     parser.add_argument("-o", "--output", type=Path, metavar="FILE",
                         help="write here (default: stdout)")
+    parser.add_argument("--search-attributes", action="store_true",
+                        help="the run keeps the PeePlan, PeeStatus and PeeGroup search "
+                        "attributes up to date; only for a server that has them registered "
+                        "(the embedded dev server does), or its workflow task fails")
     parser.set_defaults(handler=compile_command)
 
 
@@ -49,7 +53,9 @@ def compile_command(args: argparse.Namespace) -> int:
     if plan is None:
         return EXIT_BAD_INPUT
     # notes go to stderr: stdout may be the JSON itself
-    text = workflow_input_json(build_run_input(args, plan, note_to=sys.stderr))
+    run_input = build_run_input(args, plan, note_to=sys.stderr)
+    run_input.search_attributes = args.search_attributes
+    text = workflow_input_json(run_input)
     if args.output is None:
         sys.stdout.write(text)
         return EXIT_OK

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -27,6 +28,20 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    metrics_port = getattr(args, "metrics_port", None)
+    if metrics_port is not None or any(name.startswith("OTEL_") for name in os.environ):
+        # telemetry is set up only when asked for (OTEL_* variables, --metrics-port): a
+        # command without them never loads the OpenTelemetry SDK's exporters
+        from runtime.telemetry import TelemetryConfigError, configure
+
+        try:
+            telemetry = configure(metrics_port=metrics_port)
+        except TelemetryConfigError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        if telemetry.metrics_address:
+            print(f"Temporal SDK metrics for Prometheus: http://{telemetry.metrics_address}"
+                  "/metrics", file=sys.stderr)
     return int(args.handler(args))
 
 

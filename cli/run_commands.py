@@ -63,6 +63,24 @@ def add_server_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--namespace", help="default TEMPORAL_NAMESPACE or 'default'")
 
 
+def port_number(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, found {text!r}") from None
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port in 1-65535, found {text!r}")
+    return value
+
+
+def add_metrics_port_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--metrics-port", type=port_number, metavar="N",
+        help="serve the Temporal SDK's metrics (workflow and activity task latencies, slots, "
+        "polls...) for Prometheus at http://127.0.0.1:N/metrics (PEE_METRICS_HOST changes the "
+        "host)")
+
+
 def register(subparsers: Any) -> None:
     run = subparsers.add_parser(
         "run",
@@ -91,6 +109,7 @@ def register(subparsers: Any) -> None:
                      "if they passed")
     run.add_argument("--detach", action="store_true",
                      help="start the run, print its workflow id and return (implies --no-worker)")
+    add_metrics_port_option(run)
     run.set_defaults(handler=run_command)
 
     status = subparsers.add_parser(

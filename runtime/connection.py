@@ -10,6 +10,7 @@ from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
+from runtime import telemetry as otel
 from runtime.codec import data_converter
 
 DEFAULT_DEV_PORT = 7233
@@ -68,19 +69,29 @@ def listening(address: str, timeout_s: float = 0.5) -> bool:
 
 
 async def connect(
-    address: str | None = None, namespace: str | None = None, *, starting_wait_s: float = 10.0
+    address: str | None = None, namespace: str | None = None, *, starting_wait_s: float = 10.0,
+    telemetry: otel.Telemetry | None = None,
 ) -> Client:
     """Connect; a server that is up but still starting ("Unavailable") gets `starting_wait_s`.
 
-    Raises ConnectionError with the address in the message for anything else.
+    `telemetry` (default: the process's, runtime.telemetry.current()) adds its tracing and
+    run-observing interceptors, which workers built from this client inherit, and its Temporal
+    Runtime (Prometheus metrics). Raises ConnectionError with the address in the message for
+    anything else.
     """
     target = address or default_address()
     namespace = namespace or default_namespace()
+    telemetry = telemetry or otel.current()
+    extra: dict[str, object] = {}
+    if telemetry.runtime is not None:
+        extra["runtime"] = telemetry.runtime
     deadline = asyncio.get_running_loop().time() + starting_wait_s
     while True:
         try:
             client = await Client.connect(target, namespace=namespace,
-                                          data_converter=data_converter())
+                                          data_converter=data_converter(),
+                                          interceptors=telemetry.interceptors(),
+                                          **extra)  # type: ignore[arg-type]
             break
         except RuntimeError as err:
             # the bridge reports connection problems as bare RuntimeErrors; a fresh dev server

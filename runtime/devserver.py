@@ -18,6 +18,9 @@ from types import TracebackType
 from typing import IO
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# workflows/search.py's attributes (name -> type); kept here too so starting a server needs no
+# workflow import (tests/test_telemetry.py checks the two agree)
+SEARCH_ATTRIBUTES = {"PeePlan": "Keyword", "PeeStatus": "Keyword", "PeeGroup": "KeywordList"}
 
 
 def state_dir() -> Path:
@@ -67,7 +70,9 @@ def server_command(
     namespace: str = "default",
     log_level: str = "warn",
 ) -> list[str]:
-    """`temporal server start-dev` bound to `ip`; ui_port None = headless."""
+    """`temporal server start-dev` bound to `ip`, with this project's search attributes
+    registered (PeePlan, PeeStatus, PeeGroup: filter runs in the Web UI); ui_port None =
+    headless."""
     cmd = [
         str(find_temporal_binary()), "server", "start-dev",
         "--ip", ip,
@@ -75,6 +80,8 @@ def server_command(
         "--db-filename", str(db_file),
         "--log-level", log_level,
     ]
+    for name, kind in SEARCH_ATTRIBUTES.items():
+        cmd += ["--search-attribute", f"{name}={kind}"]
     if namespace != "default":
         cmd += ["--namespace", namespace]
     if ui_port is not None:
@@ -84,9 +91,16 @@ def server_command(
     return cmd
 
 
+def server_environment() -> dict[str, str]:
+    """Our environment without OTEL_*: those configure this project's telemetry, and the
+    Temporal server reads them too (it refuses to start on OTEL_TRACES_EXPORTER=console)."""
+    return {name: value for name, value in os.environ.items() if not name.startswith("OTEL_")}
+
+
 def spawn(cmd: list[str], log: IO[bytes]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         cmd,
+        env=server_environment(),
         stdin=subprocess.DEVNULL,
         # never inherit our stdout: a caller reading it to EOF would wait for the server to end
         stdout=log,

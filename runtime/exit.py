@@ -20,6 +20,11 @@ EXIT_INTERRUPTED = 130
 
 
 def exit_process(code: int) -> NoReturn:
+    # spans and metrics still buffered would die with os._exit: export them first
+    telemetry = sys.modules.get("runtime.telemetry")
+    if telemetry is not None:
+        with contextlib.suppress(Exception):
+            telemetry.shutdown()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):
             stream.flush()

@@ -44,6 +44,12 @@ from runtime.outputs import write_outputs
 from runtime.progress import ProgressPrinter, format_summary
 from runtime.resume import ResumeError, load_resume
 from runtime.servers import Target, TargetError, resolve_target, workflow_url
+from runtime.web_ui import (
+    has_search_attributes,
+    initial_search_attributes,
+    static_details,
+    static_summary,
+)
 from runtime.worker import build_worker
 from workflows.plan_workflow import PlanWorkflow
 from workflows.types import PlanRunInput
@@ -176,9 +182,20 @@ async def _run(
             print(f"Resuming {resume.workflow_id}: reusing groups {loaded.passed_groups}"
                   + (f", running {resume.from_group} and after again" if resume.from_group
                      else ""), file=out)
+        plan = options.run_input.plan
+        ui_options: dict[str, Any] = {
+            "static_summary": static_summary(plan, options.run_input.time_scale),
+            "static_details": static_details(plan, options.run_input.inputs,
+                                             options.run_input.time_scale),
+        }
+        if await has_search_attributes(client, namespace):
+            # the run keeps PeeStatus/PeeGroup up to date; PeePlan is set from the start
+            options.run_input.search_attributes = True
+            ui_options["search_attributes"] = initial_search_attributes(plan)
         try:
             handle = await client.start_workflow(
-                PlanWorkflow.run, options.run_input, id=workflow_id, task_queue=task_queue
+                PlanWorkflow.run, options.run_input, id=workflow_id, task_queue=task_queue,
+                **ui_options,
             )
         except WorkflowAlreadyStartedError:
             print(

@@ -22,6 +22,7 @@ from engine.compiled import CompiledAgent, CompiledGroup, CompiledPlan, RetrySpe
 from runtime.codec import data_converter
 from runtime.devserver import find_temporal_binary, free_port
 from runtime.worker import build_worker
+from workflows import search
 from workflows.plan_workflow import PlanWorkflow
 from workflows.types import PlanRunInput
 
@@ -219,6 +220,8 @@ def temporal() -> Iterator[TemporalHarness]:
             dev_server_existing_path=str(find_temporal_binary()),
             data_converter=data_converter(),
             ui=False,
+            # PeePlan/PeeStatus/PeeGroup, so runs with PlanRunInput.search_attributes can set them
+            search_attributes=list(search.KEYS),
         )
     )
     try:

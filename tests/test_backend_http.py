@@ -82,6 +82,15 @@ def test_a_429_is_retried_after_the_seconds_in_retry_after(server: ChatServer) -
     assert len(beats) >= 3
 
 
+def test_the_time_waiting_on_the_network_is_measured(server: ChatServer) -> None:
+    """io_wait_s covers the request in flight (a server answering after 0.3 s) and is part of
+    the attempt's elapsed_s (the network_latency_impact metric's two terms)."""
+    server.delay_s = 0.3
+    result = run(AgentTask(agent=llm(server), inputs={"topic": "t"}))
+    assert result.io_wait_s is not None and result.elapsed_s is not None
+    assert 0.3 <= result.io_wait_s <= result.elapsed_s
+
+
 def test_5xx_answers_beyond_max_retries_fail_the_attempt_retryably(server: ChatServer) -> None:
     server.script = [(503, {}, "overloaded")] * 3
     error = failure(AgentTask(agent=llm(server, max_retries=1), inputs={"topic": "t"}))

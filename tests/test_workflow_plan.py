@@ -99,6 +99,8 @@ def test_report_has_the_contract_shape(temporal: TemporalHarness) -> None:
         "outputs", "defaulted_outputs", "missing_inputs", "error", "progress", "last_progress_at",
         "blocked_on", "blocked_s", "snapshot", "commits", "context_lock_wait_s",
         "queue_wait_s", "cached", "resumed",
+        # the worker's measures of the successful attempt (issue 8: network_latency_impact)
+        "attempt_s", "io_wait_s",
     ])
     assert (b["status"], b["group"], b["kind"], b["attempts"], b["outputs"]) == (
         "succeeded", "g2", "simulate", 1, ["out"])

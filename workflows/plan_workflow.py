@@ -97,6 +97,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows import pool_lease
     from workflows.locks import READ, WRITE, ContextLimits, ContextLockTimeout
     from workflows.pool_types import GRANT_SIGNAL, PoolGrant
+    from workflows.search import RunSearchAttributes
     from workflows.state import (
         NOT_STARTED,
         AgentState,
@@ -182,6 +183,8 @@ class PlanWorkflow:
         self._conflict_changes = 0
         # non-blocking cross-validations: off the critical path, awaited before the run ends
         self._validations: list[asyncio.Task[None]] = []
+        # PeePlan/PeeStatus/PeeGroup for the Web UI list, only when the server has them
+        self._search = RunSearchAttributes(input.search_attributes)
         at = self._at()
         for key, value in self._plan.inputs.items():
             self._ctx.put(key, value, "plan", at, origin="input")
@@ -955,6 +958,7 @@ class PlanWorkflow:
             self._end_agent(agent.id, "timed_out" if timed_out else "failed")
             return None
         state.attempts = state.earlier_attempts + result.attempt
+        state.attempt_s, state.io_wait_s = result.elapsed_s, result.io_wait_s
         state.error = None
         state.progress = 1.0
         return result
@@ -1268,6 +1272,7 @@ class PlanWorkflow:
     def _details(self) -> None:
         workflow.set_current_details(
             current_details(self._run, self._elapsed(), workflow.info().workflow_id))
+        self._search.sync(self._run)
 
     def _finish(self, status: str, error: str | None = None) -> None:
         self._run.status = status

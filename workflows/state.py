@@ -71,6 +71,10 @@ class AgentState:
     snapshot: dict[str, int] = field(default_factory=dict)
     # context key -> commit outcome (created, fast_forward, merged, unchanged, conflict, rejected)
     commits: dict[str, str] = field(default_factory=dict)
+    # the successful attempt's backend wall time and its network wait, as the worker measured
+    # them (AgentResult.elapsed_s / io_wait_s; None when not measured)
+    attempt_s: float | None = None
+    io_wait_s: float | None = None
 
     def barrier_view(self) -> barrier.AgentView:
         if self.status in WAITING:
@@ -320,6 +324,8 @@ def _agent_report(
         "commits": dict(state.commits),
         "context_lock_wait_s": run.limits.wait_s(agent_id),
         "queue_wait_s": state.queued_s(end_s),
+        "attempt_s": state.attempt_s,
+        "io_wait_s": state.io_wait_s,
     }
 
 

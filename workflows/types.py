@@ -39,6 +39,9 @@ class PlanRunInput:
     admission: str = "priority"
     # reuse an earlier run's passed groups and their context values (None: a plain run)
     resume: ResumeFrom | None = None
+    # upsert the PeePlan/PeeStatus/PeeGroup search attributes as the run moves (workflows/
+    # search.py); only for a server where they are registered, or the workflow task fails
+    search_attributes: bool = False
 
 
 @dataclass

@@ -37,6 +37,7 @@ from runtime.devserver import find_temporal_binary
 from runtime.exit import run_entry
 from runtime.worker import build_worker
 from tests.conftest import compiled_plan, group, sim
+from workflows import search
 from workflows.plan_workflow import PlanWorkflow
 from workflows.types import PlanRunInput, ResolveConflict
 
@@ -217,6 +218,10 @@ SCENARIOS = [
     Scenario("conflict_timeout", conflict_timeout, "completed",
              {"design": ["all_completed"], "build": ["all_completed"], "docs": ["all_completed"]},
              conflicts=["c1:timed_out:keep_incoming"]),
+    # PlanRunInput.search_attributes: the upserts of PeePlan/PeeStatus/PeeGroup as groups move
+    Scenario("search_attributes", plain, "completed",
+             {"first": ["all_completed"], "second": ["all_completed"]},
+             {"search_attributes": True}),
 ]
 
 
@@ -273,6 +278,8 @@ async def main(names: list[str]) -> None:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(find_temporal_binary()), ui=False,
         data_converter=data_converter(),
+        # the search_attributes scenario upserts PeePlan/PeeStatus/PeeGroup
+        search_attributes=list(search.KEYS),
     )
     try:
         for scenario in chosen:
