@@ -8,7 +8,7 @@ PLAN ?= plans/seed.yaml
 RUN_FLAGS ?= --simulate
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint install clean
+.PHONY: run test lint install clean browser
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,12 +21,18 @@ install: $(STAMP)
 run: $(STAMP)
 	$(PY) starter.py run $(PLAN) $(RUN_FLAGS) $(ARGS)
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(PY) -m ruff check .
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# headless Debian chromium for the HTML report tests, installed with apt-get when missing, and
+# mermaid.js (npm) to render the Mermaid report in it
+browser:
+	@./.ci/install-chromium
+	@./.ci/install-mermaid
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache test-artifacts .cache/mermaid

@@ -1,8 +1,10 @@
 """Run a worker for PlanWorkflow and the agent activities until SIGINT/SIGTERM:
 `python worker.py [--address HOST:PORT] [--namespace NS] [--task-queue Q]
 [--max-concurrent-activities N] [--resource-based [--target-cpu F] [--target-memory F]]
-[--metrics-port N]`; OTEL_* variables switch on OpenTelemetry traces and metrics.
-Exit 0 after a clean shutdown, 2 when no server is reachable."""
+[--metrics-port N]`, with TLS/mTLS and an API key from --tls* and --api-key or Temporal's
+TEMPORAL_* variables; OTEL_* variables switch on OpenTelemetry traces and metrics.
+Exit 0 after a clean shutdown, 2 when no server is reachable or the connection settings are
+wrong."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import os
 import sys
 
 from cli.run_commands import add_metrics_port_option
-from runtime.connection import default_namespace, default_task_queue
+from runtime.connection import ConnectionFlags, add_connection_arguments, default_task_queue
 from runtime.exit import run_entry
 from runtime.servers import Target, TargetError, resolve_target
 from runtime.telemetry import TelemetryConfigError
@@ -23,6 +25,7 @@ from runtime.worker import ResourceTargets, build_worker, run_until_signalled
 
 async def serve(target: Target, args: argparse.Namespace) -> None:
     client = await target.connect(args.namespace)
+    security = target.settings.describe() if target.settings else "plain text"
     worker = build_worker(
         client, args.task_queue, max_concurrent_activities=args.max_concurrent_activities,
         resource_based=resource_targets(args),
@@ -38,7 +41,7 @@ async def serve(target: Target, args: argparse.Namespace) -> None:
             if (os.environ.get(variable) or "none") != "none"), flush=True)
     print(
         f"worker {client.identity} on task queue {args.task_queue} at {target.address} "
-        f"(namespace {args.namespace}, {describe_slots(args)}); Ctrl-C stops",
+        f"(namespace {client.namespace}, {security}, {describe_slots(args)}); Ctrl-C stops",
         flush=True,
     )
     await run_until_signalled(worker)
@@ -76,12 +79,9 @@ def positive(text: str) -> int:
 
 def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="worker.py", description=__doc__)
-    parser.add_argument(
-        "--address", help="HOST:PORT (default TEMPORAL_ADDRESS, else the embedded dev server's "
-        "localhost:7233)",
-    )
-    parser.add_argument("--namespace", default=default_namespace(),
-                        help="default TEMPORAL_NAMESPACE or 'default'")
+    add_connection_arguments(
+        parser, address_help="HOST:PORT (default TEMPORAL_ADDRESS or the profile's, else the "
+        "embedded dev server's localhost:7233)")
     parser.add_argument("--task-queue", default=default_task_queue(),
                         help="default PEE_TASK_QUEUE or 'parallel-execution-engine'; a plan "
                         "routes agents elsewhere with task_queue (per agent) or task_queues "
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         # a worker never starts a server: it says how to get one
-        target = resolve_target(args.address, allow_start=False)
+        target = resolve_target(ConnectionFlags.from_args(args), allow_start=False)
         configure_telemetry(metrics_port=args.metrics_port)
         asyncio.run(serve(target, args))
     except (TargetError, ConnectionError, TelemetryConfigError) as err:

@@ -90,9 +90,10 @@ async def connect(address: str, timeout_s: float = 30.0) -> Client:
 
 
 @asynccontextmanager
-async def bench_worker(client: Client, task_queue: str) -> AsyncIterator[Worker]:
+async def bench_worker(client: Client, task_queue: str, *,
+                       max_concurrent_activities: int = 200) -> AsyncIterator[Worker]:
     worker = Worker(client, task_queue=task_queue, workflows=[PlanWorkflow, HandWrittenWorkflow],
-                    activities=ACTIVITIES, max_concurrent_activities=200)
+                    activities=ACTIVITIES, max_concurrent_activities=max_concurrent_activities)
     async with worker:
         yield worker
 

@@ -111,12 +111,14 @@ def register(subparsers: Any) -> None:
 
 
 def _target(args: argparse.Namespace) -> Any:
+    from runtime.connection import ConnectionFlags
     from runtime.devserver import default_db_file
     from runtime.servers import TargetError, resolve_target
 
     try:
         # a stopped embedded server is restarted only when it has a history to show
-        return resolve_target(args.address, allow_start=default_db_file().exists(),
+        return resolve_target(ConnectionFlags.from_args(args),
+                              allow_start=default_db_file().exists(),
                               out=sys.stderr)
     except TargetError as err:
         raise CommandError(str(err)) from None

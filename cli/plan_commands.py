@@ -33,6 +33,11 @@ def register(commands: Any) -> None:
     add_set_option(plan)
     plan.add_argument("--format", choices=("text", "json", "mermaid", "dot"), default="text",
                       help="output format (default: text)")
+    plan.add_argument("--history", action="store_true",
+                      help="estimated vs learned durations (n, mean, p95) of earlier runs, and "
+                      "the critical path, priorities and deadlines the next run will use")
+    plan.add_argument("--simulate", action="store_true",
+                      help="with --history: the durations of --simulate runs (kept apart)")
     plan.set_defaults(handler=run_plan)
 
 
@@ -78,6 +83,10 @@ def run_plan(args: argparse.Namespace) -> int:
         plan, compiled = _load(args.plan, plan_variables(args))
     except PlanError as error:
         return report_plan_error(error)
+    if args.history:
+        from cli.history import show_history
+
+        return show_history(plan, compiled, args.simulate, args.format == "json")
     if args.format == "json":
         print(render.as_json(compiled))
     elif args.format == "mermaid":

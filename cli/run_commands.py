@@ -48,6 +48,10 @@ def add_plan_options(parser: argparse.ArgumentParser) -> None:
         help="each agent also takes its estimated duration (scaled), heartbeating",
     )
     parser.add_argument(
+        "--no-learn", action="store_true",
+        help="ignore the durations measured in earlier runs (and, for run, record none)",
+    )
+    parser.add_argument(
         "--heartbeat-timeout", type=positive_float, metavar="SECONDS",
         help="agents' heartbeat timeout: how soon a dead worker's agents move to another "
         "(default: derived from the time scale)",
@@ -55,12 +59,13 @@ def add_plan_options(parser: argparse.ArgumentParser) -> None:
 
 
 def add_server_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--address", metavar="HOST:PORT",
-        help="Temporal frontend (default TEMPORAL_ADDRESS, else localhost:7233 where the "
-        "embedded dev server is started when nothing listens)",
-    )
-    parser.add_argument("--namespace", help="default TEMPORAL_NAMESPACE or 'default'")
+    """Where the server is and how to reach it (TLS, mTLS, API key): runtime.connection."""
+    from runtime.connection import add_connection_arguments
+
+    add_connection_arguments(
+        parser.add_argument_group("connection"),
+        address_help="Temporal frontend (default TEMPORAL_ADDRESS or the profile's, else "
+        "localhost:7233 where the embedded dev server is started when nothing listens)")
 
 
 def port_number(text: str) -> int:
@@ -131,11 +136,24 @@ def register(subparsers: Any) -> None:
     )
     report.add_argument("workflow_id", metavar="WORKFLOW_ID")
     add_server_options(report)
-    report.add_argument("--format", choices=("json", "text", "html", "mermaid"), default="json",
-                        help="json (default), text, html or mermaid")
+    report.add_argument("--format", choices=("json", "text", "html", "mermaid"),
+                        help="json (default; text with --bottlenecks), text, html or mermaid")
     report.add_argument("-o", "--output", type=Path, metavar="FILE",
                         help="write to FILE instead of stdout")
+    report.add_argument("--bottlenecks", action="store_true",
+                        help="only the bottleneck analysis (text; with --format json its JSON)")
     report.set_defaults(handler=report_command)
+
+    learn = subparsers.add_parser(
+        "learn", help="record a finished run's agent durations for the next compile",
+        description="Record what a finished run measured (any run: started by `run`, "
+        "`run --detach` or `temporal workflow start`) in the learned-durations store, so the "
+        "next run or compile of its plan uses it. `run` does this by itself; recording a run "
+        "twice counts it once. Exit 0 recorded, 2 unknown id, no server or a running run.",
+    )
+    learn.add_argument("workflow_id", metavar="WORKFLOW_ID")
+    add_server_options(learn)
+    learn.set_defaults(handler=learn_command)
 
     compile_command.register(subparsers)
     server_commands.register(subparsers)
@@ -154,12 +172,37 @@ def compile_from_args(args: argparse.Namespace) -> Any:
     from engine.plan import load_plan
 
     try:
-        return compile_plan(load_plan(args.plan, plan_variables(args, args.inputs)))
+        plan = load_plan(args.plan, plan_variables(args, args.inputs))
+        return compile_plan(plan, learned_durations(args, plan.name))
     except PlanError as error:
         report_plan_error(error)
     except OSError as error:
         print(f"error: cannot read plan {args.plan}: {error}", file=sys.stderr)
     return None
+
+
+def learned_durations(args: argparse.Namespace, plan_name: str) -> dict[str, Any]:
+    """What earlier runs of this plan (of the same kind: --simulate or not) measured, unless
+    --no-learn; says on stderr when it changes the plan's estimates."""
+    if getattr(args, "no_learn", False):
+        return {}
+    import sqlite3
+
+    from engine.learning import mode_of
+    from runtime.duration_store import DurationStore
+
+    store = DurationStore()
+    try:
+        learned = store.learned(plan_name, mode_of(args.simulate))
+    except (sqlite3.Error, OSError) as err:  # a broken store must not stop a run: say so
+        print(f"warning: cannot read learned durations from {store.path}: {err}",
+              file=sys.stderr)
+        return {}
+    if learned:
+        print(f"using durations learned from earlier runs for {len(learned)} agent(s) of "
+              f"'{plan_name}' (`starter.py plan {args.plan} --history` shows them; --no-learn "
+              "ignores them)", file=sys.stderr)
+    return learned
 
 
 def build_run_input(args: argparse.Namespace, plan: Any, note_to: Any = sys.stdout) -> Any:
@@ -188,12 +231,15 @@ def run_command(args: argparse.Namespace) -> int:
     if args.from_group and not args.resume_from:
         print("error: --from-group needs --resume-from WORKFLOW_ID", file=sys.stderr)
         return EXIT_BAD_INPUT
+    from engine.learning import mode_of
+    from runtime.connection import ConnectionFlags
     from runtime.runner import RunOptions, run_plan
 
     options = RunOptions(
         run_input=build_run_input(args, plan),
         address=args.address,
         namespace=args.namespace,
+        connection=ConnectionFlags.from_args(args),
         task_queue=args.task_queue,
         workflow_id=args.workflow_id,
         worker=not args.no_worker,
@@ -201,19 +247,22 @@ def run_command(args: argparse.Namespace) -> int:
         report_file=args.report,
         write_outputs=True,
         output_dir=args.output_dir,
+        learn_mode=None if args.no_learn else mode_of(args.simulate),
     )
     return run_plan(options)
 
 
 def _read(args: argparse.Namespace) -> tuple[int, Any, Any]:
     """(exit code, RunView or None, Target or None) for status/report."""
+    from runtime.connection import ConnectionFlags
     from runtime.devserver import default_db_file
     from runtime.inspect import RunNotFound, read_run
     from runtime.servers import TargetError, resolve_target
 
     try:
         # the embedded server stops only when asked; if it was, restart it to read its history
-        target = resolve_target(args.address, allow_start=default_db_file().exists(),
+        target = resolve_target(ConnectionFlags.from_args(args),
+                                allow_start=default_db_file().exists(),
                                 out=sys.stderr)
     except TargetError as err:
         print(f"error: {err}", file=sys.stderr)
@@ -237,7 +286,6 @@ def _read(args: argparse.Namespace) -> tuple[int, Any, Any]:
 
 
 def status_command(args: argparse.Namespace) -> int:
-    from runtime.connection import default_namespace
     from runtime.progress import format_summary
     from runtime.servers import workflow_url
 
@@ -255,7 +303,7 @@ def status_command(args: argparse.Namespace) -> int:
     if view.report:
         print()
         print(format_summary(view.report))
-    link = workflow_url(target, args.namespace or default_namespace(), description.id,
+    link = workflow_url(target, args.namespace or target.namespace, description.id,
                         description.run_id)
     if link:
         print(f"Web UI: {link}")
@@ -271,7 +319,17 @@ def report_command(args: argparse.Namespace) -> int:
     if view.report is None:
         print(f"error: no report for {args.workflow_id}: {view.note}", file=sys.stderr)
         return EXIT_FAILED
-    if args.format == "json":
+    if view.report.get("status") != "running" and view.report.get("bottlenecks") is None:
+        # a run that finished before the analysis existed: from its compiled plan
+        view.report["bottlenecks"] = asyncio.run(_analyse_old_run(_target, args, view.report))
+    if args.bottlenecks and args.format in (None, "text", "json"):
+        from engine.bottleneck import format_bottlenecks
+
+        found = view.report.get("bottlenecks")
+        text = (json.dumps(found, indent=2) if args.format == "json" else
+                "\n".join(format_bottlenecks(found)) or "no bottleneck analysis: the run is "
+                "still going")
+    elif args.format in (None, "json"):
         text = json.dumps(view.report, indent=2, default=str)
     elif args.format == "html":
         from runtime.report_html import render_html
@@ -288,3 +346,57 @@ def report_command(args: argparse.Namespace) -> int:
     else:
         print(text)
     return code
+
+
+def learn_command(args: argparse.Namespace) -> int:
+    from runtime.duration_store import DurationStore, record_durations
+
+    code, view, target = _read(args)
+    if view is None:
+        return code
+    report = view.report
+    if report is None or report.get("status") == "running":
+        why = "it is still running" if report else f"it has no report ({view.note})"
+        print(f"error: cannot learn from {args.workflow_id}: {why}; try again once it has "
+              "finished", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    mode = asyncio.run(_run_mode(target, args))
+    store = DurationStore()
+    added = record_durations(report, mode, sys.stdout, store)
+    if added is None:
+        return EXIT_FAILED
+    if not added:
+        print(f"nothing new to learn from {args.workflow_id} ({mode} run): its agents are "
+              f"recorded in {store.path} already, or none of them ran to success here")
+    return EXIT_OK
+
+
+async def _run_input(target: Any, args: argparse.Namespace) -> Any:
+    """The PlanRunInput the run was started with, from its history's first event."""
+    from workflows.types import PlanRunInput
+
+    client = await target.connect(args.namespace)
+    history = await client.get_workflow_handle(args.workflow_id).fetch_history()
+    started = history.events[0].workflow_execution_started_event_attributes
+    (run_input,) = await client.data_converter.decode(started.input.payloads, [PlanRunInput])
+    return run_input
+
+
+async def _run_mode(target: Any, args: argparse.Namespace) -> str:
+    """"simulate" or "real": how the run was started (its input's `simulate`)."""
+    from engine.learning import mode_of
+
+    return mode_of(bool((await _run_input(target, args)).simulate))
+
+
+async def _analyse_old_run(target: Any, args: argparse.Namespace,
+                           report: dict[str, Any]) -> dict[str, Any] | None:
+    from engine.bottleneck import analyse
+
+    try:
+        run_input = await _run_input(target, args)
+    except Exception as err:  # the analysis is a bonus: the report is printed without it
+        print(f"warning: no bottleneck analysis for {args.workflow_id}: cannot read its plan "
+              f"({err})", file=sys.stderr)
+        return None
+    return analyse(run_input.plan, report)

@@ -60,6 +60,13 @@ class CompiledAgent:
     # kind-specific settings (simulate: duration_s, fail_times, outputs values...; command: argv...)
     settings: dict[str, Any] = field(default_factory=dict)
     description: str = ""
+    # measured durations of earlier runs (engine.learning.Learned as {n, mean_s, p95_s}), or None
+    learned: dict[str, Any] | None = None
+
+    @property
+    def expected_s(self) -> float:
+        """What the scheduler should expect: the learned mean, else the plan's estimate."""
+        return float(self.learned["mean_s"]) if self.learned else self.estimated_s
 
 
 @dataclass
@@ -88,6 +95,8 @@ class CompiledGroup:
     cross_validation_blocking: bool = False
     estimated_s: float = 0.0
     name: str = ""
+    # the plan's own deadline when an adaptive plan stretched timeout_s to learned durations
+    planned_timeout_s: float | None = None
 
 
 @dataclass
@@ -127,6 +136,8 @@ class CompiledPlan:
     caching: dict[str, Any] = field(default_factory=dict)
     monitoring: dict[str, Any] = field(default_factory=dict)
     default_agent_timeout_s: float = 600.0
+    # `adaptive: true` in the plan: barrier deadlines follow learned durations, by this margin
+    adaptive_margin: float | None = None
 
     def agent(self, agent_id: str) -> CompiledAgent:
         for agent in self.agents:

@@ -10,6 +10,7 @@ networkx runs here, at the edge; the workflow receives only lists and numbers. E
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from engine.compiled import (
 )
 from engine.errors import PlanValidationError
 from engine.grouping import GroupInfo, Grouping
+from engine.learning import Learned, adaptive_timeout, group_p95
 from engine.models import AgentSpec, AtLeast, GroupSpec, normalise_role
 from engine.plan import Plan
 from engine.references import Resolution, validation_blocks_by_default
@@ -89,14 +91,21 @@ def _longest_path(order: list[str], depends_on: Mapping[str, list[str]],
     return path[::-1]
 
 
-def compile_plan(plan: Plan) -> CompiledPlan:
+def compile_plan(plan: Plan, learned: Mapping[str, Learned] | None = None) -> CompiledPlan:
+    """`learned` (engine.learning, from runtime.duration_store): measured durations per agent.
+    Their means replace the estimates in the analysis (critical path, priorities, makespan
+    estimates); an `adaptive: true` plan also stretches barrier deadlines to their p95 x margin.
+    The plan's own estimates stay the agents' `estimated_s` (what `--simulate` runs take)."""
     resolution, grouping = _analysis(plan)
+    learned = {a: v for a, v in (learned or {}).items() if a in plan.agents}
     declaration = {agent_id: index for index, agent_id in enumerate(plan.agents)}
     group_specs = {g: info.spec for g, info in grouping.groups.items()}
-    estimates = {
+    planned = {
         agent_id: agent_estimate(spec, group_specs[grouping.agent_group[agent_id]])
         for agent_id, spec in plan.agents.items()
     }
+    estimates = {a: Duration(learned[a].mean_s, learned[a].mean_s) if a in learned else e
+                 for a, e in planned.items()}
 
     groups_graph = group_graph(grouping)
     group_rank = {g: i for i, g in enumerate(grouping.groups)}
@@ -131,6 +140,8 @@ def compile_plan(plan: Plan) -> CompiledPlan:
         _compile_group(plan, grouping.groups[g], group_deps[g], durations[g])
         for g in group_order
     ]
+    if learned:
+        apply_learned_timeouts(compiled_groups, learned, plan.adaptive_margin)
     priorities = plan.resource_manager.allocation_strategy.priorities
     blocking_successors = {a: 0 for a in plan.agents}
     for edge in resolution.edges:
@@ -150,11 +161,13 @@ def compile_plan(plan: Plan) -> CompiledPlan:
         else:
             priority = priorities.parallel_group_agents
         compiled_agents.append(_compile_agent(
-            plan, agent_id, spec, grouping.agent_group[agent_id], resolution, estimates[agent_id],
+            plan, agent_id, spec, grouping.agent_group[agent_id], resolution, planned[agent_id],
             priority, agent_id in on_critical, _completion_context(plan, grouping, resolution,
                                                                    agent_id),
         ))
         compiled_agents[-1].depends_on = sorted(agent_preds[agent_id], key=declaration.get)
+        if agent_id in learned:
+            compiled_agents[-1].learned = asdict(learned[agent_id])
 
     opportunities = _opportunities(plan, grouping, resolution, estimates, group_order,
                                    group_deps, durations, makespan)
@@ -176,12 +189,28 @@ def compile_plan(plan: Plan) -> CompiledPlan:
         caching=plan.caching_system.model_dump(mode="json"),
         monitoring=plan.performance_monitoring.model_dump(mode="json"),
         default_agent_timeout_s=plan.default_agent_timeout_s,
+        adaptive_margin=plan.adaptive_margin,
     )
     # a limited pool: the admission order among equal priorities that packs it best
     planned = plan_admission(compiled)
     for agent in compiled.agents:
         agent.admission_rank = planned.get(agent.id, 0)
     return compiled
+
+
+def apply_learned_timeouts(groups: list[CompiledGroup], learned: Mapping[str, Learned],
+                           margin: float | None) -> None:
+    """An adaptive plan (margin given): each group whose members all have samples waits at its
+    barrier for max(plan timeout, learned p95 x margin); a group without a deadline keeps none.
+    The plan's value stays in `planned_timeout_s`."""
+    if margin is None:
+        return
+    for group in groups:
+        p95 = group_p95(group.agents, learned, group.parallel)
+        if group.timeout_s is None or p95 is None:
+            continue
+        group.planned_timeout_s = group.timeout_s
+        group.timeout_s = adaptive_timeout(group.timeout_s, p95, margin)
 
 
 def _canonical(plan: Plan, ref: str) -> str:

@@ -51,7 +51,7 @@ Spec = TypeVar("Spec", bound=BaseModel)
 PLAN_KEYS = (
     "name", "description", "version", "inputs", "agents", "groups", "execution_groups",
     "enhanced_workflow_step", "enhanced_workflow_steps", "default_agent_timeout", "notes",
-    "task_queues", *SECTION_MODELS,
+    "task_queues", "adaptive", *SECTION_MODELS,
 )
 
 
@@ -74,6 +74,8 @@ class Plan:
     default_agent_timeout_s: float = 600.0
     # agent kind -> task queue, for agents that name no task_queue of their own
     task_queues: dict[str, str] = field(default_factory=dict)
+    # `adaptive: true` (or {margin: M}): barrier deadlines follow learned durations (p95 x M)
+    adaptive_margin: float | None = None
     # resource admission applies only to plans that give a pool: without one a plan runs as
     # fast as its dependencies allow
     resource_pool_given: bool = False
@@ -336,6 +338,7 @@ def build_plan(data: Any, source: SourceMap,
             problems.append(exc.at(source.locate(("default_agent_timeout",))))
 
     task_queues = _task_queues(data.get("task_queues"), source, problems)
+    adaptive_margin = _adaptive(data.get("adaptive"), source, problems)
 
     raw = collect(data, source)
     problems.extend(raw.problems)
@@ -368,6 +371,7 @@ def build_plan(data: Any, source: SourceMap,
         else [],
         default_agent_timeout_s=default_timeout,
         task_queues=task_queues,
+        adaptive_margin=adaptive_margin,
         resource_pool_given=isinstance(data.get("resource_manager"), dict)
         and data["resource_manager"].get("resource_pool") is not None,
         **sections,
@@ -382,6 +386,30 @@ def build_plan(data: Any, source: SourceMap,
     if problems:
         raise PlanValidationError(_dedupe(problems), file=source.file)
     return plan
+
+
+def _adaptive(given: Any, source: SourceMap, problems: list[PlanError]) -> float | None:
+    """`adaptive: true | false | {margin: M}` -> the margin on learned p95s, or None (off)."""
+    from engine.learning import DEFAULT_MARGIN
+
+    if given is None or given is False:
+        return None
+    if given is True:
+        return DEFAULT_MARGIN
+    if isinstance(given, dict) and set(given) <= {"margin"}:
+        margin = given.get("margin", DEFAULT_MARGIN)
+        if isinstance(margin, (int, float)) and not isinstance(margin, bool) and margin >= 1:
+            return float(margin)
+        problems.append(InvalidValueError(
+            "adaptive.margin must be a number of at least 1", value=margin,
+            location=source.locate(("adaptive", "margin")), expected="a number >= 1 (1.5)",
+            found=f"{margin!r:.40}", fix="e.g. adaptive: {margin: 1.5}"))
+        return None
+    problems.append(InvalidValueError(
+        "adaptive must be true, false or {margin: M}", value=given,
+        location=source.locate(("adaptive",)), expected="true, false or {margin: 1.5}",
+        found=f"{given!r:.60}", fix="write adaptive: true"))
+    return None
 
 
 def _task_queues(given: Any, source: SourceMap, problems: list[PlanError]) -> dict[str, str]:

@@ -214,6 +214,17 @@ class DevServer:
             self._log.close()
             self._log = None
 
+    def kill(self) -> None:
+        """SIGKILL, as a crash would (the SQLite history keeps what was committed); start()
+        brings it back on the same ports and file."""
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
     def __enter__(self) -> DevServer:
         return self.start()
 

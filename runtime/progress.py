@@ -12,6 +12,8 @@ import time
 from datetime import datetime, timezone
 from typing import Any, TextIO
 
+from engine.bottleneck import format_bottlenecks
+
 # while nothing happens, say what is running this often (seconds), so a long agent is not silence
 QUIET_NOTE_S = 5.0
 
@@ -227,6 +229,7 @@ def format_summary(report: dict[str, Any]) -> str:
             f"critical path (actual): {' -> '.join(report['critical_path'])}"
             + (f"; parallel efficiency {efficiency:.2f}" if efficiency is not None else "")
         )
+    lines += format_bottlenecks(report.get("bottlenecks"))
     if report.get("error"):
         lines.append(f"error: {report['error']}")
     return "\n".join(lines)

@@ -30,6 +30,9 @@ STATUS_COLOURS = {
     "blocked": "#9b59b6",
     "pending": "#e6e6e6",
 }
+# a queued agent's wait before its bar, and the barrier's wait on a straggler on its group's row
+QUEUED_COLOUR = "#9aa5b1"
+STRAGGLER_COLOUR = "#f59f00"
 DECISION_COLOURS = {
     "extend_timeout": "#e0a526",
     "continue_with_partial": "#3f6fd1",
@@ -39,12 +42,19 @@ DECISION_COLOURS = {
 LABEL_W = 230
 CHART_W = 760
 ROW_H = 18
+# a marker's width: closer ones on one row are stacked
+MARKER_W = 12
+# how far above the group graph's nodes an edge that skips a column arches
+BOW_H = 36
+# group names in the graph's nodes are cut after this many characters
+NODE_CHARS = 34
 AXIS_H = 24
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:24px;
 color:#222;background:#fff}
 h1{font-size:20px;margin:0 0 4px}h2{font-size:16px;margin:28px 0 8px}
+h3{font-size:14px;margin:14px 0 6px}.bottlenecks table{margin:8px 0}
 .sub{color:#666;font-size:13px}
 table{border-collapse:collapse;font-size:13px}
 td,th{border:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:top}
@@ -161,6 +171,9 @@ def _gantt(report: dict[str, Any]) -> str:
     agents = dict(ordered_agents(report))
     groups = ordered_groups(report)
     marks = _markers(report)
+    stragglers: dict[str, list[dict[str, Any]]] = {}
+    for straggler in (report.get("bottlenecks") or {}).get("stragglers") or []:
+        stragglers.setdefault(str(straggler.get("group")), []).append(straggler)
     rows: list[str] = []
     y = AXIS_H
     placed: set[str] = set()
@@ -172,6 +185,14 @@ def _gantt(report: dict[str, Any]) -> str:
     def agent_row(agent_id: str, agent: dict[str, Any], y: float) -> str:
         status = agent_status(agent)
         start, end = agent_span(report, agent, span)
+        note = ""
+        if agent.get("started_at") is None and agent.get("finished_at") is None:
+            # never ran: a sliver where its group started (not at 0 s), saying so
+            group_start = offset_s(report, (report.get("groups") or {}).get(
+                str(agent.get("group")), {}).get("started_at"))
+            start = end = group_start if group_start is not None else 0.0
+            note = (f'<text class="never-started" x="{x_of(start) + 5:.1f}" y="{y + 13:.1f}" '
+                    f'fill="#777">{_e(status)}: never started</text>')
         x0, x1 = x_of(start), x_of(end)
         width = max(x1 - x0, 2.0)
         crit = " crit" if agent_id in critical else ""
@@ -180,11 +201,20 @@ def _gantt(report: dict[str, Any]) -> str:
                + (", critical path" if crit else ""))
         colour = STATUS_COLOURS.get(status, "#999")
         label = _clip(("★ " if crit else "") + agent_id, 36)
-        return (f'<text x="{LABEL_W - 6}" y="{y + 13:.1f}" text-anchor="end">{_e(label)}'
-                f"<title>{_e(agent_id)}</title></text>"
+        waited = agent.get("queue_wait_s")
+        queued = ""
+        if isinstance(waited, (int, float)) and waited > 0 and agent.get("started_at"):
+            # the time it was ready but waited for resources, just before its bar
+            qx = x_of(start - waited)
+            queued = (f'<rect class="queued" data-agent="{_e(agent_id)}" x="{qx:.1f}" '
+                      f'y="{y + 7:.1f}" width="{max(x0 - qx, 1.0):.1f}" height="4" '
+                      f'fill="{QUEUED_COLOUR}"><title>{_e(agent_id)} queued '
+                      f"{_num(waited, 3)} s for resources</title></rect>")
+        return (queued + f'<text x="{LABEL_W - 6}" y="{y + 13:.1f}" text-anchor="end">'
+                f"{_e(label)}<title>{_e(agent_id)}</title></text>"
                 f'<rect class="bar status-{_e(status)}{crit}" data-agent="{_e(agent_id)}" '
                 f'x="{x0:.1f}" y="{y + 3:.1f}" width="{width:.1f}" height="{ROW_H - 6}" '
-                f'rx="2" fill="{colour}"><title>{_e(tip)}</title></rect>')
+                f'rx="2" fill="{colour}"><title>{_e(tip)}</title></rect>' + note)
 
     for group_id, group in groups:
         group_y[group_id] = y
@@ -193,7 +223,9 @@ def _gantt(report: dict[str, Any]) -> str:
         end = offset_s(report, group.get("finished_at"))
         rows.append(f'<rect class="grouprow" x="0" y="{y:.1f}" width="{LABEL_W + CHART_W}" '
                     f'height="{ROW_H}"/>')
-        label = _clip(group_id + (f" [{decision}]" if decision else ""), 36)
+        # the uneventful decision goes without saying (it is in the tooltip)
+        notable = decision if decision and decision != "all_completed" else None
+        label = _clip(group_id + (f" [{notable}]" if notable else ""), 36)
         rows.append(f'<text x="4" y="{y + 13:.1f}" font-weight="bold">{_e(label)}'
                     f"<title>{_e(group_id)}: {_e(group.get('status'))}"
                     + (f", {_e(decision)}" if decision else "") + "</title></text>")
@@ -201,6 +233,17 @@ def _gantt(report: dict[str, Any]) -> str:
             x1 = x_of(end if end is not None else span)
             rows.append(f'<rect class="groupspan" x="{x_of(start):.1f}" y="{y + 7:.1f}" '
                         f'width="{max(x1 - x_of(start), 1):.1f}" height="4" fill="#aaa"/>')
+        for straggler in stragglers.get(group_id, []):
+            # the stretch the barrier waited on the straggler alone (engine.bottleneck)
+            last = offset_s(report, (agents.get(straggler["agent"]) or {}).get("finished_at"))
+            if last is not None:
+                w0 = x_of(last - float(straggler.get("waited_s") or 0.0))
+                rows.append(
+                    f'<rect class="straggler-wait" data-group="{_e(group_id)}" '
+                    f'x="{w0:.1f}" y="{y + 4:.1f}" width="{max(x_of(last) - w0, 1.0):.1f}" '
+                    f'height="10" fill="{STRAGGLER_COLOUR}" fill-opacity="0.55">'
+                    f"<title>barrier waited {_num(straggler.get('waited_s'), 3)} s for "
+                    f"{_e(straggler['agent'])} alone</title></rect>")
         y += ROW_H
         for agent_id in group.get("agents") or []:
             if agent_id in agents and agent_id not in placed:
@@ -215,9 +258,15 @@ def _gantt(report: dict[str, Any]) -> str:
             rows.append(agent_row(agent_id, agents[agent_id], y))
             y += ROW_H
     marker_svg: list[str] = []
+    # markers at the same spot of a row would hide each other: each one that lands within
+    # MARKER_W of an earlier one on its row drops half a row lower
+    taken: dict[float, list[float]] = {}
     for group, at, kind, colour, tip in marks:
         top = group_y.get(group, AXIS_H - 10) if group else AXIS_H - 10
         cx = x_of(at)
+        near = [x for x in taken.setdefault(top, []) if abs(x - cx) < MARKER_W]
+        taken[top].append(cx)
+        top += len(near) * ROW_H / 2
         if kind.startswith("decision"):
             shape = (f'<path d="M{cx:.1f} {top + 1:.1f} l6 8 l-6 8 l-6 -8 z" '
                      f'fill="{colour}" stroke="#000" stroke-width="0.7"/>')
@@ -276,6 +325,12 @@ def _layers(groups: dict[str, list[str]]) -> dict[str, int]:
     return layer
 
 
+def _node_detail(group: dict[str, Any] | None) -> str:
+    group = group or {}
+    decision = (group.get("barrier") or {}).get("decision") or ""
+    return str(group.get("status") or "pending") + (f" · {decision}" if decision else "")
+
+
 def _dag(report: dict[str, Any], plan: dict[str, Any] | None) -> str:
     deps: dict[str, list[str]] = {}
     for group_id, group in ordered_groups(report):
@@ -290,13 +345,22 @@ def _dag(report: dict[str, Any], plan: dict[str, Any] | None) -> str:
     columns: dict[int, list[str]] = {}
     for group_id in deps:
         columns.setdefault(layer[group_id], []).append(group_id)
-    node_w, node_h, gap_x, gap_y = 190, 40, 60, 16
+    # wide enough for the longest name (bold 11 px: about 7 px a character) and status line
+    # (about 6 px), within bounds
+    groups_report = report.get("groups") or {}
+    longest = max(max(7 * len(_clip(g, NODE_CHARS)), 6 * len(_node_detail(groups_report.get(g))))
+                  for g in deps)
+    node_w, node_h, gap_x, gap_y = max(150, min(280, longest + 20)), 40, 60, 16
+    # an edge that skips a column would run behind the nodes between: it arches over them,
+    # through a band above the first row
+    skips = any(layer[g] - layer[d] > 1 for g, ds in deps.items() for d in ds if d in layer)
+    top = 10 + (BOW_H if skips else 0)
     pos: dict[str, tuple[float, float]] = {}
     for col, members in columns.items():
         for row, group_id in enumerate(members):
-            pos[group_id] = (10 + col * (node_w + gap_x), 10 + row * (node_h + gap_y))
+            pos[group_id] = (10 + col * (node_w + gap_x), top + row * (node_h + gap_y))
     width = 20 + (max(columns) + 1) * (node_w + gap_x)
-    height = 20 + max(len(m) for m in columns.values()) * (node_h + gap_y)
+    height = top + 10 + max(len(m) for m in columns.values()) * (node_h + gap_y)
     path = _critical_groups(report)
     crit_nodes = set(path)
     crit_edges = set(zip(path, path[1:], strict=False))
@@ -307,19 +371,25 @@ def _dag(report: dict[str, Any], plan: dict[str, Any] | None) -> str:
             if dep not in pos:
                 continue
             (x0, y0), (x1, y1) = pos[dep], pos[group_id]
-            sx, sy, ex, ey = x0 + node_w, y0 + node_h / 2, x1, y1 + node_h / 2
-            mid = (sx + ex) / 2
             crit = " crit" if (dep, group_id) in crit_edges else ""
+            if layer[group_id] - layer[dep] > 1:
+                sx, sy, ex, ey = x0 + node_w * 0.75, y0, x1 + node_w * 0.25, y1
+                over = min(y0, y1) - BOW_H + 4
+                curve = (f"M{sx:.1f} {sy:.1f} C{sx:.1f} {over:.1f} {ex:.1f} {over:.1f} "
+                         f"{ex:.1f} {ey:.1f}")
+            else:
+                sx, sy, ex, ey = x0 + node_w, y0 + node_h / 2, x1, y1 + node_h / 2
+                mid = (sx + ex) / 2
+                curve = (f"M{sx:.1f} {sy:.1f} C{mid:.1f} {sy:.1f} {mid:.1f} {ey:.1f} "
+                         f"{ex:.1f} {ey:.1f}")
+            arrow = "arrow-crit" if crit else "arrow"
             parts.append(f'<path class="edge{crit}" data-from="{_e(dep)}" data-to="{_e(group_id)}" '
-                         f'd="M{sx:.1f} {sy:.1f} C{mid:.1f} {sy:.1f} {mid:.1f} {ey:.1f} '
-                         f'{ex:.1f} {ey:.1f}" marker-end="url(#arrow)"/>')
+                         f'd="{curve}" marker-end="url(#{arrow})"/>')
     for group_id, (x, y) in pos.items():
         group = groups.get(group_id) or {}
-        status = str(group.get("status") or "pending")
-        decision = (group.get("barrier") or {}).get("decision") or ""
         crit = " crit" if group_id in crit_nodes else ""
-        name = _clip(group_id, 28)
-        detail = f"{status}" + (f" · {decision}" if decision else "")
+        name = _clip(group_id, NODE_CHARS)
+        detail = _node_detail(group)
         parts.append(f'<g class="node{crit}" data-group="{_e(group_id)}">'
                      f'<rect x="{x:.1f}" y="{y:.1f}" width="{node_w}" height="{node_h}" rx="5"/>'
                      f'<text x="{x + 8:.1f}" y="{y + 16:.1f}" font-weight="bold">{_e(name)}</text>'
@@ -327,9 +397,14 @@ def _dag(report: dict[str, Any], plan: dict[str, Any] | None) -> str:
                      f'<title>{_e(group_id)}: {_e(detail)}</title></g>')
     return (f'<svg class="dag" width="{width}" '
             f'height="{height}" role="img" aria-label="group dependency graph">'
-            '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" '
-            'markerHeight="7" orient="auto-start-reverse"><path d="M0 0 L10 5 L0 10 z" '
-            'fill="#777"/></marker></defs>' + "".join(parts) + "</svg>")
+            # arrowheads in user units, so a thick critical edge does not get a huge one
+            '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="9" '
+            'markerHeight="9" markerUnits="userSpaceOnUse" orient="auto-start-reverse">'
+            '<path d="M0 0 L10 5 L0 10 z" fill="#777"/></marker>'
+            '<marker id="arrow-crit" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="12" '
+            'markerHeight="12" markerUnits="userSpaceOnUse" orient="auto-start-reverse">'
+            '<path d="M0 0 L10 5 L0 10 z" fill="#d9480f"/></marker></defs>'
+            + "".join(parts) + "</svg>")
 
 
 def _metrics(report: dict[str, Any]) -> str:
@@ -364,7 +439,9 @@ def _metrics(report: dict[str, Any]) -> str:
 def _agents_table(report: dict[str, Any]) -> str:
     critical = set(report.get("critical_path") or [])
     head = ("<tr><th>agent</th><th>group</th><th>status</th><th>duration s</th>"
-            "<th>queue wait s</th><th>attempts</th><th>critical</th><th>error</th></tr>")
+            "<th>queue wait s</th><th>slack s</th><th>attempts</th><th>critical</th>"
+            "<th>error</th></tr>")
+    slack = (report.get("bottlenecks") or {}).get("slack_s") or {}
     rows = []
     for agent_id, agent in ordered_agents(report):
         rows.append(
@@ -372,6 +449,7 @@ def _agents_table(report: dict[str, Any]) -> str:
             f'<td>{_e(agent.get("group"))}</td><td>{_e(agent_status(agent))}</td>'
             f'<td class="num">{_num(agent.get("duration_s"), 3)}</td>'
             f'<td class="num">{_num(agent.get("queue_wait_s"), 3)}</td>'
+            f'<td class="num">{_num(slack.get(agent_id), 3)}</td>'
             f'<td class="num">{_e(agent.get("attempts", "-"))}</td>'
             f'<td>{"yes" if agent_id in critical else ""}</td>'
             f'<td>{_e(agent.get("error") or "")}</td></tr>')
@@ -392,6 +470,53 @@ def _decisions_table(report: dict[str, Any]) -> str:
             f"<th>reason</th></tr>{''.join(rows)}</table>")
 
 
+def _bottlenecks(report: dict[str, Any]) -> str:
+    """The report's `bottlenecks` (engine.bottleneck): what bounds the makespan, stragglers,
+    costly queue waits and the suggestions with their numbers."""
+    found = report.get("bottlenecks")
+    if not found:
+        return "<p>No bottleneck analysis (the run is still going, or predates it).</p>"
+    parts = [f'<p class="bound">Lower bound {_num(found.get("lower_bound_s"), 3, " s")} '
+             f'(the critical path on actual durations) of a makespan of '
+             f'{_num(found.get("makespan_s"), 3, " s")}: overhead '
+             f'{_num(found.get("overhead_s"), 3, " s")}.</p>']
+    critical = found.get("critical") or []
+    if critical:
+        rows = "".join(
+            f'<tr class="critical-agent" data-agent="{_e(c.get("agent"))}">'
+            f'<td>{_e(c.get("agent"))}</td><td>{_e(c.get("group"))}</td>'
+            f'<td class="num">{_num(c.get("duration_s"), 3)}</td>'
+            f'<td class="num">{_num(100 * (c.get("share") or 0), 0, " %")}</td></tr>'
+            for c in critical)
+        parts.append("<table class='critical'><tr><th>bounds the makespan</th><th>group</th>"
+                     f"<th>duration s</th><th>of makespan</th></tr>{rows}</table>")
+    stragglers = found.get("stragglers") or []
+    if stragglers:
+        rows = "".join(
+            f'<tr class="straggler" data-group="{_e(x.get("group"))}"><td>{_e(x.get("group"))}'
+            f'</td><td>{_e(x.get("agent"))}</td><td class="num">{_num(x.get("waited_s"), 3)}'
+            f'</td><td class="num">{_num(x.get("duration_s"), 3)}</td><td class="num">'
+            f'{_num(x.get("others_median_s"), 3)}</td></tr>' for x in stragglers)
+        parts.append("<table class='stragglers'><tr><th>group</th><th>straggler</th>"
+                     "<th>barrier waited on it alone s</th><th>its duration s</th>"
+                     f"<th>median of the others s</th></tr>{rows}</table>")
+    waits = found.get("queue_waits") or []
+    if waits:
+        rows = "".join(
+            f'<tr class="queue-wait"><td>{_e(w.get("agent"))}</td><td class="num">'
+            f'{_num(w.get("queue_wait_s"), 3)}</td><td class="num">{_num(w.get("slack_s"), 3)}'
+            f'</td><td class="num">{_num(w.get("cost_s"), 3)}</td></tr>' for w in waits)
+        parts.append("<table class='queue-waits'><tr><th>queued agent</th><th>waited s</th>"
+                     f"<th>slack s</th><th>cost s</th></tr>{rows}</table>")
+    suggestions = found.get("suggestions") or []
+    items = "".join(f'<li class="suggestion" data-action="{_e(x.get("action"))}">'
+                    f'<b>{_e(x.get("action"))}</b>: {_e(x.get("message"))}</li>'
+                    for x in suggestions)
+    parts.append(f"<h3>Suggestions</h3><ul class='suggestions'>{items}</ul>" if items
+                 else "<p>No suggestions: nothing cost a noticeable share of the makespan.</p>")
+    return f'<div class="bottlenecks">{"".join(parts)}</div>'
+
+
 def _legend() -> str:
     items = [f'<span><i style="background:{c}"></i>{_e(s)}</span>'
              for s, c in STATUS_COLOURS.items()]
@@ -401,6 +526,10 @@ def _legend() -> str:
     items.append('<span><i style="background:#862e9c;border-radius:6px"></i>conflict</span>')
     items.append('<span><i style="background:#fff;border:2px solid #000"></i>'
                  "critical path (★)</span>")
+    items.append(f'<span><i style="background:{QUEUED_COLOUR};height:4px"></i>'
+                 "queued for resources</span>")
+    items.append(f'<span><i style="background:{STRAGGLER_COLOUR};opacity:.55"></i>'
+                 "barrier waiting on a straggler</span>")
     return f'<div class="legend">{"".join(items)}</div>'
 
 
@@ -428,6 +557,7 @@ def render_html(report: dict[str, Any], plan: dict[str, Any] | None = None) -> s
         f'<p>Actual critical path: <span class="critical-path">{_e(critical)}</span></p>',
         f'<div class="scroll">{_dag(report, plan)}</div>',
         "<h2>Metrics</h2>", _metrics(report),
+        "<h2>Bottlenecks</h2>", _bottlenecks(report),
         "<h2>Barrier decisions</h2>", _decisions_table(report),
         f"<h2>Alerts</h2><ul>{alerts}</ul>" if alerts else "",
         f"<h2>Conflicts</h2><ul>{conflicts}</ul>" if conflicts else "",

@@ -1,9 +1,9 @@
 """A run report as a Mermaid `gantt`: `starter.py report WORKFLOW_ID --format mermaid`.
 
-One section per group (in start order), one task per agent. Times are seconds from the run's
-start (`dateFormat X`, Unix seconds, so the chart starts at 00:00). Tags: `crit` for agents on
-the actual critical path, `active` for running ones, `done` for the rest that finished. Barrier
-decisions other than all_completed become milestones in their group's section.
+One section per group (in start order), one task per agent. Times are whole milliseconds from
+the run's start (`dateFormat x`, Unix milliseconds, so the chart starts at 00:00). Tags: `crit`
+for agents on the actual critical path, `active` for running ones, `done` for the rest that
+finished. Barrier decisions other than all_completed become milestones in their group's section.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from runtime.report_html import MARKED_DECISIONS, agent_span, agent_status
 
 FINISHED = {"succeeded", "failed", "timed_out", "cancelled", "skipped", "defaulted", "cached",
             "resumed"}
-# at least this long so a zero-length task still shows
+# at least this long so a zero-length task still shows (a millisecond: the output's unit)
 MIN_TASK_S = 0.001
 
 
@@ -27,7 +27,16 @@ def _text(value: Any) -> str:
 
 
 def _s(seconds: float) -> str:
-    return f"{max(seconds, 0.0):.3f}"
+    # whole milliseconds: mermaid's `dateFormat x` (dayjs) rejects fractions, and `X` (seconds)
+    # rejects "0.000" too, so sub-second runs need milliseconds
+    return str(round(max(seconds, 0.0) * 1000))
+
+
+def _axis_format(span_s: float) -> str:
+    """Tick labels that tell ticks apart: sub-10-second runs tick in fractions of a second."""
+    if span_s < 10:
+        return "%S.%L"
+    return "%M:%S" if span_s < 3600 else "%H:%M:%S"
 
 
 def render_mermaid(report: dict[str, Any]) -> str:
@@ -38,8 +47,8 @@ def render_mermaid(report: dict[str, Any]) -> str:
         "gantt",
         f"    title {_text(report.get('plan') or '?')} ({_text(report.get('workflow_id') or '?')}"
         f", {_text(report.get('status') or '?')})",
-        "    dateFormat X",
-        "    axisFormat %M:%S",
+        "    dateFormat x",
+        f"    axisFormat {_axis_format(span)}",
     ]
     placed: set[str] = set()
     n = 0

@@ -16,7 +16,7 @@ import signal
 import sys
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TextIO
@@ -32,7 +32,8 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from engine.compiled import CompiledPlan
-from runtime.connection import default_namespace, default_task_queue
+from runtime.connection import ConnectionFlags, default_task_queue
+from runtime.duration_store import record_durations
 from runtime.inspect import (
     RunNotFound,
     failure_message,
@@ -69,6 +70,8 @@ class RunOptions:
     # None = TEMPORAL_ADDRESS or the local default (embedded server started when needed)
     address: str | None = None
     namespace: str | None = None
+    # TLS, API key, profile flags (their address wins over `address` when given)
+    connection: ConnectionFlags | None = None
     task_queue: str | None = None
     workflow_id: str | None = None
     # run a worker in this process for the run
@@ -81,6 +84,9 @@ class RunOptions:
     # runs/<workflow-id>/
     write_outputs: bool = False
     output_dir: Path | None = None
+    # record the finished run's agent durations for the next compile (runtime.duration_store)
+    # under this mode (engine.learning: "simulate" or "real"); None = learn nothing
+    learn_mode: str | None = None
 
 
 def choose_time_scale(
@@ -117,7 +123,9 @@ def run_plan(options: RunOptions, out: TextIO | None = None) -> int:
     """Run (or with detach, start) the plan; the exit code: 0 completed, 1 failed, 2 bad input."""
     out = out or sys.stdout
     try:
-        target = resolve_target(options.address, out=out)
+        flags = options.connection or ConnectionFlags()
+        target = resolve_target(replace(flags, address=flags.address or options.address),
+                                out=out)
     except TargetError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -165,7 +173,7 @@ async def _run(
     if main is not None:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signal.SIGTERM, main.cancel)
-    namespace = options.namespace or default_namespace()
+    namespace = options.namespace or target.namespace
     task_queue = options.task_queue or default_task_queue()
     with_worker = options.worker and not options.detach
     async with client_and_worker(target, namespace, task_queue, with_worker) as client:
@@ -216,7 +224,9 @@ async def _run(
         if not with_worker and not await has_pollers(client, namespace, task_queue):
             print(
                 f"No worker polls {task_queue} yet: the run waits until one does. Start one:\n"
-                f"  python worker.py --address {target.address} --task-queue {task_queue}",
+                f"  python worker.py --address {target.address} --task-queue {task_queue}"
+                + (" (and this command's TLS settings)"
+                   if target.settings is not None and target.settings.tls else ""),
                 file=out,
             )
         if options.detach:
@@ -241,6 +251,8 @@ async def _run(
         else:
             docs = sum(1 for path in written if path.parent.name == "docs")
             print(f"Outputs written to {directory}/ ({docs} documents)", file=out)
+    if options.learn_mode is not None and report is not None:
+        record_durations(report, options.learn_mode, out)
     if options.report_file is not None and report is not None:
         write_report(options.report_file, report)
         print(f"Report written to {options.report_file}", file=out)

@@ -1,15 +1,17 @@
 """Which Temporal server a command talks to, starting the embedded one when that is allowed.
 
-Rule: the address is --address, else TEMPORAL_ADDRESS, else localhost:7233 (PEE_DEV_PORT). If
-nothing listens there and it is that local default, the embedded dev server is started (and stays
-up); any other unreachable address is the user's mistake (exit 2), never silently replaced.
+Rule: the address is --address, else TEMPORAL_ADDRESS (or the client config profile's), else
+localhost:7233 (PEE_DEV_PORT). If nothing listens there and it is that local default, the embedded
+dev server is started (and stays up); any other unreachable address is the user's mistake (exit
+2), never silently replaced. TLS and API key settings travel with the target
+(runtime.connection.resolve_settings).
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TextIO
 from urllib.parse import quote
 
@@ -17,10 +19,13 @@ from temporalio.client import Client
 
 from runtime.connection import (
     LOCAL_HOSTS,
+    ConnectionConfigError,
+    ConnectionFlags,
+    ConnectionSettings,
     connect,
-    default_address,
     is_local_default,
     listening,
+    resolve_settings,
     split_address,
 )
 from runtime.embedded import ServerError, ServerRecord, running_record, start_server
@@ -39,31 +44,49 @@ class Target:
     ui_url: str | None = None
     # " --address X" for follow-up commands when X is not what they would pick by default
     address_flag: str = ""
+    # TLS, API key and namespace as resolved; None = plain text, from the environment
+    settings: ConnectionSettings | None = None
+
+    @property
+    def namespace(self) -> str:
+        return self.settings.namespace if self.settings else resolve_settings().namespace
 
     async def connect(self, namespace: str | None = None) -> Client:
-        return await connect(self.address, namespace)
+        settings = self.settings or resolve_settings()
+        return await connect(replace(settings, address=self.address), namespace)
 
 
 def resolve_target(
-    address: str | None, *, out: TextIO | None = None, allow_start: bool = True
+    connection: ConnectionFlags | str | None, *, out: TextIO | None = None,
+    allow_start: bool = True,
 ) -> Target:
+    """`connection`: the command's flags (ConnectionFlags.from_args), or just an address."""
     out = out or sys.stdout
-    given = address or default_address()
+    flags = (connection if isinstance(connection, ConnectionFlags)
+             else ConnectionFlags(address=connection))
     try:
-        host, port = split_address(given)
-    except ValueError as err:
-        raise TargetError(f"--address: {err}") from None
-    flag = "" if given == default_address() else f" --address {given}"
+        settings = resolve_settings(flags)
+        default = resolve_settings(replace(flags, address=None)).address
+    except ConnectionConfigError as err:
+        raise TargetError(str(err)) from None
+    given = settings.address
+    host, port = split_address(given)
+    flag = "" if given == default else f" --address {given}"
     if listening(given):
-        record = running_record() if is_local_default(given) else None
+        record = running_record() if is_local_default(given) and not settings.tls else None
         if record and record.port == port:
-            return Target(record.address, record, False, record.ui_url, flag)
-        return Target(given, None, False, guess_ui_url(host, port), flag)
+            return Target(record.address, record, False, record.ui_url, flag, settings)
+        return Target(given, None, False, guess_ui_url(host, port), flag, settings)
     if not is_local_default(given):
         raise TargetError(
             f"nothing listens at {given}: start Temporal there, or leave out --address (and "
             "TEMPORAL_ADDRESS) to use the embedded dev server"
         )
+    if settings.tls:
+        raise TargetError(
+            f"nothing listens at {given}, and TLS is configured: the embedded dev server speaks "
+            "plain text only; give the --address of your TLS endpoint, or leave out the TLS "
+            "settings (--tls*, TEMPORAL_TLS*, the API key)")
     if not allow_start:
         raise TargetError(
             f"no Temporal server at {given}; `python starter.py server start` starts the "
@@ -77,7 +100,7 @@ def resolve_target(
         raise TargetError(f"cannot start the embedded dev server: {err}") from None
     if started:
         print(describe_started(record), file=out, flush=True)
-    return Target(record.address, record, started, record.ui_url, flag)
+    return Target(record.address, record, started, record.ui_url, flag, settings)
 
 
 def describe_started(record: ServerRecord) -> str:

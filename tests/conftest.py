@@ -34,6 +34,9 @@ os.environ.setdefault("PEE_RUNS_DIR", tempfile.mkdtemp(prefix="pee-runs-"))
 # and the agent output cache is a throwaway file, never the user's .temporal/cache.db
 os.environ.setdefault("PEE_CACHE_PATH", os.path.join(tempfile.mkdtemp(prefix="pee-cache-"),
                                                       "cache.db"))
+# and durations measured by runs go to a throwaway store, never the user's .temporal/durations.db
+os.environ.setdefault("PEE_DURATIONS_PATH", os.path.join(
+    tempfile.mkdtemp(prefix="pee-durations-"), "durations.db"))
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -140,11 +143,16 @@ def group_report(report: dict[str, Any], group_id: str) -> dict[str, Any]:
 def cli_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """Environment for `starter.py` subprocesses with their own state dir and ports, so the
     embedded server they start is private to the module; stopped at the end."""
+    # every TEMPORAL_* (address, TLS, API key, profile) would steer the commands elsewhere
     env = {k: v for k, v in os.environ.items()
-           if k not in ("TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE", "PEE_TIME_SCALE",
-                        "PEE_TASK_QUEUE", "PEE_UI_URL")}
-    env.update(PEE_STATE_DIR=str(tmp_path_factory.mktemp("state")),
-               PEE_DEV_PORT=str(free_port()), PEE_UI_PORT=str(free_port()))
+           if not k.startswith("TEMPORAL_")
+           and k not in ("PEE_TIME_SCALE", "PEE_TASK_QUEUE", "PEE_UI_URL")}
+    state = tmp_path_factory.mktemp("state")
+    # learned durations per module too, so runs of one module never steer another's compiles
+    env.update(PEE_STATE_DIR=str(state), PEE_DURATIONS_PATH=str(state / "durations.db"),
+               PEE_DEV_PORT=str(free_port()), PEE_UI_PORT=str(free_port()),
+               # nor may the user's Temporal client config file
+               TEMPORAL_CONFIG_FILE=str(state / "no-temporal.toml"))
     try:
         yield env
     finally:

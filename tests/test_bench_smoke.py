@@ -21,3 +21,19 @@ def test_planner_bench_prints_its_fields() -> None:
     assert len(lines) == 2
     assert [field for field in FIELDS if field not in lines[0]] == []
     assert lines[1].startswith("goal: ")
+
+
+def test_throughput_bench_prints_both_contenders_and_the_ratio() -> None:
+    """`bench/throughput.py` at its smallest exits 0 and prints, for the engine and the
+    hand-written workflow, runs/min, agents/s and history events per agent, then the ratio."""
+    done = subprocess.run([sys.executable, "bench/throughput.py", "--runs", "2", "--workers", "1",
+                           "--agents", "3", "--rounds", "1"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("throughput: 2 concurrent runs of 3 no-op agents")
+    for label in ("engine (PlanWorkflow)", "hand-written workflow"):
+        [line] = [line for line in lines if label in line]
+        assert [field for field in ("runs/min", "agents/s", "events/agent")
+                if field not in line] == []
+    assert lines[-1].startswith("ratio engine/hand-written throughput: ")

@@ -2,8 +2,8 @@
 runtime.report_mermaid (a Mermaid gantt), on a hand-built report, a real run with a partial
 barrier, and through `starter.py report --format html|mermaid`.
 
-Not covered: rendering in headless Chromium (not installed here); the checks are structural
-(html.parser, balanced tags, the expected elements and classes).
+The checks here are structural (html.parser, balanced tags, the expected elements and classes);
+tests/test_report_chromium.py renders the page in headless Chromium and looks at a screenshot.
 """
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
-from runtime.report_html import render_html
+import pytest
+
+from runtime.report_html import CHART_W, render_html
 from runtime.report_mermaid import render_mermaid
 from tests.conftest import TemporalHarness, compiled_plan, group, sim, starter
 
@@ -207,17 +209,18 @@ def test_mermaid_has_a_section_per_group_and_a_task_per_agent() -> None:
     text = render_mermaid(hand_report())
     lines = text.splitlines()
     assert lines[0] == "gantt"
-    assert "    dateFormat X" in lines
+    # whole milliseconds: mermaid.js rejects fractional timestamps (test_report_chromium)
+    assert "    dateFormat x" in lines and "    axisFormat %S.%L" in lines
     sections = [line.strip()[len("section "):] for line in lines if line.strip().startswith(
         "section ")]
     assert sections == ["g1", "g2", "g3"]
     tasks = [line for line in lines if re.search(r":.*\ba\d+, ", line)]
     assert len(tasks) == 9
-    assert "    a :crit, done, a1, 0.000, 1.000" in lines
-    assert "    z :crit, done, a9, 3.000, 4.000" in lines
+    assert "    a :crit, done, a1, 0, 1000" in lines
+    assert "    z :crit, done, a9, 3000, 4000" in lines
     assert any(line.startswith("    slow (defaulted) :crit, done,") for line in lines)
     # ':' ';' '#' would break the syntax; names keep the rest
-    assert "    <script>alert(1)</script> :done, a2, 0.000, 0.500" in lines
+    assert "    <script>alert(1)</script> :done, a2, 0, 500" in lines
     assert sum("milestone" in line for line in lines) == 3
 
 
@@ -271,3 +274,33 @@ def test_report_command_writes_html_and_mermaid(cli_env: dict[str, str], tmp_pat
     assert mermaid.stdout.startswith("gantt\n") and "section " in mermaid.stdout
     # json and text unchanged
     assert starter(cli_env, "report", "visual-1").stdout.lstrip().startswith("{")
+
+
+def test_html_shows_queue_waits_and_straggler_waits_on_the_timeline() -> None:
+    """An agent that queued for resources gets a thin bar ending where its own bar starts; a
+    straggler found by the bottleneck analysis gets the barrier's lone wait on its group's row;
+    the Bottlenecks section lists it and the suggestions."""
+    report = hand_report()
+    report["agents"]["z"]["queue_wait_s"] = 0.5
+    report["bottlenecks"] = {
+        "makespan_s": 4.0, "lower_bound_s": 3.0, "overhead_s": 1.0,
+        "critical": [{"agent": "slow", "group": "g2", "duration_s": 2.0, "share": 0.5}],
+        "slack_s": {"a": 0.0, "slow": 0.0, "z": 0.0}, "queue_waits": [],
+        "stragglers": [{"group": "g2", "agent": "slow", "waited_s": 0.5, "duration_s": 2.0,
+                        "others_median_s": 1.0, "unblocked": []}],
+        "suggestions": [{"action": "cache_agent", "agent": "slow", "message": f"cache {EVIL}"}]}
+    page = parse(render_html(report))
+    (queued,) = page.with_class("queued")
+    z = bars(page)["z"]
+    assert "z" == queued["data-agent"]
+    assert float(queued["x"]) + float(queued["width"]) == pytest.approx(float(z["x"]), abs=0.2)
+    # 0.5 s of a 4 s chart is an eighth of its width
+    assert float(queued["width"]) == pytest.approx(CHART_W / 8, abs=0.2)
+    (wait,) = page.with_class("straggler-wait")
+    slow = bars(page)["slow"]
+    assert "g2" == wait["data-group"]
+    assert float(wait["x"]) + float(wait["width"]) == pytest.approx(
+        float(slow["x"]) + float(slow["width"]), abs=0.2)
+    assert ["g2"] == [row["data-group"] for row in page.with_class("straggler")]
+    assert ["cache_agent"] == [s["data-action"] for s in page.with_class("suggestion")]
+    assert f"cache {EVIL}" in "".join(page.text)

@@ -89,6 +89,8 @@ def test_report_has_the_contract_shape(temporal: TemporalHarness) -> None:
         "output_quality_scores",
         # the agent output cache and resume (issue 7)
         "cache", "resumed_from", "snapshots",
+        # critical-path analysis of the finished run (issue 8)
+        "bottlenecks",
     ])
     assert (report["plan"], report["status"], report["error"]) == ("test-plan", "completed", None)
     assert sorted(report["agents"]) == ["a", "b", "c"]

@@ -87,6 +87,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.types import AgentProgress, AgentResult, AgentTask, CacheLookup
     from engine import barrier
     from engine import context as ctx
+    from engine.adaptive import GroupThrottle
     from engine.cache_key import cache_key
     from engine.compiled import CompiledAgent, CompiledGroup, CompiledPlan, RetrySpec
     from engine.context import Conflict, ContextPolicy, ResolutionError, VersionedContext
@@ -169,10 +170,13 @@ class PlanWorkflow:
             fifo=input.admission == "fifo",
         )
         self._run.monitor = Monitor(Settings.from_resources(self._plan.resources, self._scale))
+        # adaptive: true + adjust_parallel_group_sizes: slow agents lower their group's
+        # concurrency (engine.adaptive); None for every other plan
+        self._throttle = GroupThrottle.from_plan(self._plan, self._scale)
         self._remaining = remaining_paths(
             [agent.id for agent in self._plan.agents],
             agent_dependencies(self._plan.agents, self._plan.groups),
-            {agent.id: agent.estimated_s for agent in self._plan.agents},
+            {agent.id: agent.expected_s for agent in self._plan.agents},
         )
         self._order = {agent.id: index for index, agent in enumerate(self._plan.agents)}
         # set when units came back: the admitter hands them out once the activation settles
@@ -760,6 +764,9 @@ class PlanWorkflow:
         """Start every queued agent that fits now, best first; `submitted` agents that must
         wait get an agent_queued event."""
         now = self._elapsed()
+        if self._throttle is not None:
+            self._throttle.apply(self._run.admission, {a.id: a.group for a in self._plan.agents},
+                                 now, lambda a: self._agents[a].status == "queued")
         for agent_id in self._run.admission.admit(now):
             state = self._agents[agent_id]
             if state.queued_since_s is not None:
@@ -975,7 +982,8 @@ class PlanWorkflow:
             state.queue_wait_s = round(state.queue_wait_s + now - state.queued_since_s, 3)
             state.queued_since_s = None
         admission = self._run.admission
-        if agent_id in admission.running or any(r.agent_id == agent_id for r in admission.waiting):
+        if (agent_id in admission.running or any(r.agent_id == agent_id for r in admission.waiting)
+                or pool_lease.holds(admission, agent_id)):
             admission.release(agent_id, now)
             self._released = True
         state.status = status
@@ -983,6 +991,19 @@ class PlanWorkflow:
         self._event(f"agent_{status}", agent_id)
         ran = state.run_started_s is None and state.started_s is not None
         self._sample(state.duration_s(now) if ran else None, agent_id)
+        if self._throttle is not None and ran:
+            self._adapt_group_size(agent_id, state.duration_s(now) or 0.0)
+
+    def _adapt_group_size(self, agent_id: str, response_time_s: float) -> None:
+        if self._throttle is None:
+            return
+        group_id = self._plan.agent(agent_id).group
+        running = sum(1 for a in self._plan.group(group_id).agents
+                      if self._agents[a].status == "running")
+        change = self._throttle.observe(group_id, agent_id, response_time_s, running)
+        if change is not None:
+            self._event("group_throttled", group_id)
+            self._alert(group_id, "warning", change)
 
     # --- context ------------------------------------------------------------------------
 

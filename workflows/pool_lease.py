@@ -83,12 +83,13 @@ class LeasedAdmission(Admission):
         """Take in a grant; True when an agent may start. A grant for a lease this run no
         longer wants (released while the grant was on its way) is given straight back."""
         fresh = False
-        waiting = [r.agent_id for r in self.waiting]
         for lease in grant.leases:
             agent_id = self.agent_of.get(lease)
             if agent_id is None:
                 self.outbox.append(("release", lease))
-            elif agent_id in waiting and agent_id not in self.granted:
+            elif agent_id not in self.running and agent_id not in self.granted:
+                # kept even while the adaptive throttle (engine.adaptive) withholds the agent
+                # from `waiting`: it starts when the throttle lets it back
                 self.granted.append(agent_id)
                 fresh = True
             # else a repeated grant of a lease this run already holds: nothing to do
@@ -97,8 +98,9 @@ class LeasedAdmission(Admission):
     def admit(self, now: float) -> list[str]:
         """The agents the pool granted, in grant order (the pool already checked the fit)."""
         self.account(now)
-        admitted, self.granted = self.granted, []
         by_id = {r.agent_id: r for r in self.waiting}
+        admitted = [a for a in self.granted if a in by_id]
+        self.granted = [a for a in self.granted if a not in by_id]
         for agent_id in admitted:
             request = by_id[agent_id]
             self.running[agent_id] = request
@@ -135,6 +137,12 @@ class LeasedAdmission(Admission):
                     lease, request.agent_id, request.cpu, request.memory, request.priority,
                     request.remaining_s))
         return failed
+
+
+def holds(admission: Admission, agent_id: str) -> bool:
+    """Whether a shared pool lease (held or requested) is out for the agent, even one the
+    adaptive throttle has taken out of `waiting` for now."""
+    return isinstance(admission, LeasedAdmission) and agent_id in admission.lease_of
 
 
 async def connect(private: Admission, resources: dict[str, Any] | None) -> Admission:

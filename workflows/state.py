@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from engine import barrier
+from engine.bottleneck import analyse as analyse_bottlenecks
 from engine.compiled import CompiledPlan
 from engine.context import OPEN, Conflict, VersionedContext
 from engine.merge import value_hash
@@ -188,7 +189,7 @@ def build_report(run: RunState, workflow_id: str, run_id: str, now_s: float) -> 
     durations = {a.id: (run.agents[a.id].duration_s(end_s) or 0.0) + run.agents[a.id].blocked_s
                  for a in plan.agents}
     lower_bound, path = actual_critical_path(plan.agents, plan.groups, durations)
-    return {
+    report = {
         "workflow_id": workflow_id,
         "run_id": run_id,
         "plan": plan.name,
@@ -231,6 +232,9 @@ def build_report(run: RunState, workflow_id: str, run_id: str, now_s: float) -> 
             for group in plan.groups if run.groups[group.id].cross_validation is not None
         },
     }
+    # where the time went, once the run is over (engine.bottleneck; a running run has no answer)
+    report["bottlenecks"] = analyse_bottlenecks(plan, report) if run.status != "running" else None
+    return report
 
 
 def group_snapshots(run: RunState) -> dict[str, str]:

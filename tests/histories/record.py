@@ -120,6 +120,29 @@ def critical_error() -> CompiledPlan:
     )
 
 
+def adaptive_throttle() -> CompiledPlan:
+    """adaptive: true with adjust_parallel_group_sizes (engine.adaptive): one group of four on a
+    pool of two; `slow` (2 s) is over the 1.6 s response_time threshold while `long` runs, so
+    the group drops to one agent at a time and q1, q2 wait for long."""
+    agents = [sim("slow", "g", 2.0), sim("long", "g", 3.0), sim("q1", "g", 0.5),
+              sim("q2", "g", 0.5)]
+    for agent in agents:
+        agent.cpu = agent.memory = 10
+    plan = compiled_plan(agents, [group("g", [a.id for a in agents])], name="adaptive-throttle")
+    plan.resources = {
+        "resource_pool": {"computational": {"total_cpu_units": 100, "total_memory_units": 100,
+                                            "concurrent_agent_limit": 2}},
+        "allocation_strategy": {"resource_sharing": {"cpu_oversubscription": 1.0,
+                                                     "memory_strict": True}},
+        "load_balancing": {"resource_monitoring": {"alert_thresholds": {"response_time": 1.6}}},
+    }
+    plan.monitoring = {"performance_optimization": {"adaptive_resource_allocation": {
+        "trigger": "performance_below_threshold",
+        "actions": ["increase_cpu_allocation", "adjust_parallel_group_sizes"]}}}
+    plan.adaptive_margin = 1.5
+    return plan
+
+
 def conflict_plan(**context: Any) -> CompiledPlan:
     """ux and arch turn `platform` into different things (c1); dev reads it, docs does not."""
     agents = [
@@ -190,6 +213,8 @@ class Scenario:
     interact: Callable[[Handle], Awaitable[None]] | None = None
     # each conflict as "id:status:choice"
     conflicts: list[str] = field(default_factory=list)
+    # groups whose concurrency adaptive allocation lowered (group_throttled events)
+    throttled: list[str] = field(default_factory=list)
 
 
 SCENARIOS = [
@@ -218,6 +243,8 @@ SCENARIOS = [
     Scenario("conflict_timeout", conflict_timeout, "completed",
              {"design": ["all_completed"], "build": ["all_completed"], "docs": ["all_completed"]},
              conflicts=["c1:timed_out:keep_incoming"]),
+    Scenario("adaptive_throttle", adaptive_throttle, "completed", {"g": ["all_completed"]},
+             throttled=["g"]),
     # PlanRunInput.search_attributes: the upserts of PeePlan/PeeStatus/PeeGroup as groups move
     Scenario("search_attributes", plain, "completed",
              {"first": ["all_completed"], "second": ["all_completed"]},
@@ -231,12 +258,14 @@ def conflicts(report: dict[str, Any]) -> list[str]:
 
 
 def outcome(report: dict[str, Any]) -> tuple[Any, ...]:
-    """What a scenario is about: run status, barrier decisions, conflict outcomes."""
-    return report["status"], decisions(report), conflicts(report)
+    """What a scenario is about: run status, barrier decisions, conflict outcomes, throttled
+    groups."""
+    throttled = [e["id"] for e in report.get("events", []) if e["event"] == "group_throttled"]
+    return report["status"], decisions(report), conflicts(report), throttled
 
 
 def expected(scenario: Scenario) -> tuple[Any, ...]:
-    return scenario.status, scenario.decisions, scenario.conflicts
+    return scenario.status, scenario.decisions, scenario.conflicts, scenario.throttled
 
 
 def decisions(report: dict[str, Any]) -> dict[str, list[str]]:

@@ -1,0 +1,34 @@
+# The project's image: worker.py, starter.py and the codec server (docker-compose.yml runs all
+# three from it). Configuration comes from the environment, exactly as on a laptop:
+# TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TLS_*, TEMPORAL_API_KEY, PEE_*.
+FROM python:3.11-slim
+
+ENV PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /app
+
+# dependencies first, so a code change does not reinstall them
+COPY pyproject.toml README.md ./
+COPY engine engine
+COPY workflows workflows
+COPY activities activities
+COPY runtime runtime
+COPY cli cli
+COPY starter.py worker.py ./
+# the otlp extra: OTEL_TRACES_EXPORTER=otlp works in the container (tracing profile)
+RUN pip install '.[otlp]'
+
+COPY plans plans
+
+# runs, caches and artifacts live on the /data volume (shared by the worker replicas)
+RUN useradd --uid 10001 --create-home pee && mkdir -p /data && chown pee /data
+USER pee
+ENV PEE_STATE_DIR=/data/state \
+    PEE_ARTIFACT_DIR=/data/artifacts \
+    PEE_CACHE_PATH=/data/cache.db \
+    PEE_RUNS_DIR=/data/runs
+
+CMD ["python", "worker.py"]
