@@ -48,6 +48,9 @@ class CompiledAgent:
     estimated_max_s: float = 60.0
     priority: int = 7
     priority_explicit: bool = False
+    # position in the admission order planned at compile time for a limited pool (lower starts
+    # first among equal priorities; engine.admission_plan); 0 for every agent when not planned
+    admission_rank: int = 0
     on_critical_path: bool = False
     retry: RetrySpec = field(default_factory=RetrySpec)
     cpu: float = 25.0

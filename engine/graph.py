@@ -16,6 +16,7 @@ from typing import Any
 
 import networkx as nx
 
+from engine.admission_plan import plan_admission
 from engine.checks import blocking_graph, check_plan, group_graph
 from engine.compiled import (
     CompiledAgent,
@@ -170,7 +171,7 @@ def compile_plan(plan: Plan, learned: Mapping[str, Learned] | None = None) -> Co
 
     opportunities = _opportunities(plan, grouping, resolution, estimates, group_order,
                                    group_deps, durations, makespan)
-    return CompiledPlan(
+    compiled = CompiledPlan(
         name=plan.name,
         source=plan.source.file,
         agents=compiled_agents,
@@ -190,6 +191,11 @@ def compile_plan(plan: Plan, learned: Mapping[str, Learned] | None = None) -> Co
         default_agent_timeout_s=plan.default_agent_timeout_s,
         adaptive_margin=plan.adaptive_margin,
     )
+    # a limited pool: the admission order among equal priorities that packs it best
+    planned = plan_admission(compiled)
+    for agent in compiled.agents:
+        agent.admission_rank = planned.get(agent.id, 0)
+    return compiled
 
 
 def render_cache_settings(plan: Plan) -> dict[str, Any]:

@@ -7,6 +7,7 @@ as text.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -297,10 +298,46 @@ class TemplateEngine(Strict):
     render_timeout: DurationValue = Duration(120.0, 120.0)
 
 
+# a shared pool's name becomes part of a workflow id (resource-pool-NAME)
+SHARED_POOL_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$"
+
+
+class SharedPool(Strict):
+    """Lease CPU, memory and agent slots from the long-lived pool workflow of this name
+    (workflows/resource_pool.py), shared by every run naming it, instead of a private pool."""
+
+    name: str
+    # how often the pool asks the server whether its holders' runs still exist (real seconds):
+    # leases of a terminated or timed-out run come back within about this long
+    holder_check_interval: DurationValue = Duration(30.0, 30.0)
+
+    @field_validator("name")
+    @classmethod
+    def _usable_in_a_workflow_id(cls, name: str) -> str:
+        if not re.match(SHARED_POOL_NAME, name):
+            raise ValueError(
+                "a shared pool name is 1-80 ASCII letters, digits, '_', '.' or '-' starting "
+                "with a letter or digit (it names the workflow resource-pool-NAME)")
+        return name
+
+    @field_validator("holder_check_interval")
+    @classmethod
+    def _sensible_interval(cls, value: Duration) -> Duration:
+        if not 0.5 <= value.seconds <= 3600:
+            raise ValueError(f"holder_check_interval must be between 0.5 s and 1 h, found {value}")
+        return value
+
+
+def _shared_pool_name(value: Any) -> Any:
+    # `shared: build-farm` is short for `shared: {name: build-farm}`
+    return {"name": value} if isinstance(value, str) else value
+
+
 class ResourcePool(Strict):
     computational: Computational = Field(default_factory=Computational)
     context_store: ContextStore = Field(default_factory=ContextStore)
     template_engine: TemplateEngine = Field(default_factory=TemplateEngine)
+    shared: Annotated[SharedPool, BeforeValidator(_shared_pool_name)] | None = None
 
 
 class Priorities(Strict):

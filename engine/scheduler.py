@@ -5,8 +5,11 @@ The seed's ``priority_based_fair_sharing``:
   ``total_memory_units`` (never oversubscribed when ``memory_strict``), at most
   ``concurrent_agent_limit`` agents at once;
 - order: priority (critical path 10, parallel group 7, validation 5; explicit priorities win),
-  raised by one level per ``aging_s`` seconds of waiting so nothing starves; ties go to the agent
-  with the longest remaining path, then to declaration order;
+  raised by one whole level per full ``aging_s`` seconds of waiting so nothing starves; within a
+  level, the admission order planned at compile time (``Request.planned``, from
+  engine.admission_plan; 0 for all when there is none), then the longest remaining path, then
+  declaration order. Whole levels, so that agents queued a moment apart still compare on plan
+  and path instead of on who queued first;
 - no head-of-line blocking: an agent that does not fit is passed over and smaller ones behind it
   that fit start now; but once it has waited ``reserve_after_s``, nothing ranked below it starts
   until it fits (its reservation), so a large agent is not starved by a stream of small ones.
@@ -80,6 +83,8 @@ class Request:
     remaining_s: float = 0.0
     order: int = 0
     ready_at: float = 0.0
+    # position in the planned admission order (lower first; engine.admission_plan)
+    planned: float = 0.0
 
 
 @dataclass
@@ -133,11 +138,12 @@ class Admission:
         self.running.pop(agent_id, None)
         self.waiting = [r for r in self.waiting if r.agent_id != agent_id]
 
-    def rank(self, request: Request, now: float) -> tuple[float, float, int]:
+    def rank(self, request: Request, now: float) -> tuple[float, float, float, int]:
         if self.fifo:
-            return (request.ready_at, 0.0, request.order)
-        aged = request.priority + max(0.0, now - request.ready_at) / self.aging_s
-        return (-aged, -request.remaining_s, request.order)
+            return (request.ready_at, 0.0, 0.0, request.order)
+        aged = request.priority + math.floor(max(0.0, now - request.ready_at) / self.aging_s
+                                             + 1e-9)
+        return (-aged, request.planned, -request.remaining_s, request.order)
 
     def _fits_now(self, request: Request, cpu: float, memory: float, count: int) -> bool:
         return (count < self.pool.max_agents and cpu + request.cpu <= self.pool.cpu + 1e-9

@@ -1,4 +1,5 @@
-"""Build and run a worker that hosts PlanWorkflow and the agent activities."""
+"""Build and run a worker that hosts PlanWorkflow, the shared ResourcePoolWorkflow and their
+activities."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ from temporalio.client import Client
 from temporalio.worker import ResourceBasedSlotConfig, Worker, WorkerTuner
 
 from activities.agents import ACTIVITIES, LOCAL_ACTIVITIES
+from activities.pool import POOL_ACTIVITIES
 from runtime.connection import default_task_queue
 from workflows.plan_workflow import PlanWorkflow
+from workflows.resource_pool import ResourcePoolWorkflow
 
 
 @dataclass(frozen=True)
@@ -49,7 +52,7 @@ def build_worker(
     activities: bool = True,
     graceful_shutdown_s: float = 5.0,
 ) -> Worker:
-    """activities=False hosts only the workflow (answering queries on closed runs): it still
+    """activities=False hosts only the workflows (answering queries on closed runs): it still
     registers the local activities, never running them (no_remote_activities), because replaying
     a history with their markers needs them known.
 
@@ -61,8 +64,10 @@ def build_worker(
     return Worker(
         client,
         task_queue=task_queue or default_task_queue(),
-        workflows=[PlanWorkflow],
-        activities=list(ACTIVITIES) if activities else list(LOCAL_ACTIVITIES),
+        # every worker hosts the shared resource pools too (started on demand by runs)
+        workflows=[PlanWorkflow, ResourcePoolWorkflow],
+        activities=(list(ACTIVITIES) + list(POOL_ACTIVITIES) if activities
+                    else list(LOCAL_ACTIVITIES)),
         no_remote_activities=not activities,
         max_concurrent_activities=None if tuner is not None else max_concurrent_activities,
         tuner=tuner,

@@ -1,5 +1,6 @@
-"""bench/overhead.py and bench/makespan.py run from the repository root with their smallest
-options and print their ratio lines (benchmarks print numbers; no timing is asserted here)."""
+"""bench/overhead.py, bench/makespan.py and bench/resources.py run from the repository root
+with their smallest options and print their ratio lines (benchmarks print numbers; no timing is
+asserted here)."""
 
 from __future__ import annotations
 
@@ -47,3 +48,17 @@ def test_makespan_bench_prints_both_ratios() -> None:
     assert any(line.strip().startswith("random dag 0") for line in lines)
     assert any(line.startswith("median makespan/lower_bound: ") for line in lines)
     assert any(line.startswith("median makespan/level_by_level: ") for line in lines)
+
+
+def test_resources_bench_prints_engine_fifo_and_simulated_ratios() -> None:
+    """`bench/resources.py` on one tiny plan exits 0 and prints its row and the three summary
+    lines (engine, FIFO, overhead-free simulation)."""
+    done = run_bench("bench/resources.py", "--plans", "1", "--layers", "2", "--width", "3",
+                     "--min-duration", "0.2", "--max-duration", "0.4")
+    assert 0 == done.returncode, done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    assert any(line.strip().startswith("res0") for line in lines)
+    assert any(line.startswith("engine median makespan/lower_bound: ") for line in lines)
+    assert any(line.startswith("fifo median makespan/lower_bound: ") for line in lines)
+    assert any(line.startswith("engine admission without overhead (sim) median ")
+               for line in lines)

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from engine import errors
+from engine.graph import compile_plan
 from engine.plan import load_plan, loads_plan
 
 
@@ -286,3 +287,36 @@ context_conflicts:
 """)
     assert isinstance(problem, errors.MissingProducerError)
     assert "did you mean 'architect.platform'?" in problem.fix and 7 == problem.location.line
+
+
+@pytest.mark.parametrize(("shared", "says"), [
+    ("'build farm'", "a shared pool name is 1-80 ASCII letters, digits"),
+    ("{holder_check_interval: 5s}", "Field required"),
+    ("{name: farm, holder_check_interval: 0.1s}", "holder_check_interval must be between"),
+    ("[farm]", "valid dictionary"),
+])
+def test_invalid_shared_pool(shared: str, says: str) -> None:
+    """A shared pool spec that cannot name a pool workflow is a plan error at its line."""
+    problem = only_problem(f"""
+agents:
+  a: {{}}
+resource_manager:
+  resource_pool:
+    shared: {shared}
+""")
+    assert "resource_manager.resource_pool.shared" in problem.location.path
+    assert 6 == problem.location.line
+    assert says in problem.message
+
+
+def test_shared_pool_reaches_the_compiled_plan() -> None:
+    """`shared: NAME` is short for {name: NAME}; the compiled plan's resources carry it."""
+    plan = compile_plan(loads_plan("""
+agents:
+  a: {}
+resource_manager:
+  resource_pool:
+    shared: build-farm
+""", file="plan.yaml"))
+    assert plan.resources["resource_pool"]["shared"] == {"name": "build-farm",
+                                                         "holder_check_interval": 30.0}

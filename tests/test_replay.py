@@ -19,6 +19,7 @@ from temporalio.worker import Replayer
 from runtime.codec import Lz4Codec, data_converter
 from tests.histories.record import SCENARIOS, Scenario, expected, outcome
 from workflows.plan_workflow import PlanWorkflow
+from workflows.resource_pool import ResourcePoolWorkflow
 
 HISTORIES = Path(__file__).resolve().parent / "histories"
 
@@ -55,3 +56,49 @@ def test_history_replays(scenario: Scenario) -> None:
     result = asyncio.run(replayer.replay_workflow(history))
     assert result.replay_failure is None
     assert expected(scenario) == outcome(final_report(history))
+
+
+POOL_HISTORIES = HISTORIES / "pool"
+
+
+def event_kinds(history: WorkflowHistory) -> list[str]:
+    return [event.WhichOneof("attributes") or "" for event in history.events]
+
+
+def activity_types(history: WorkflowHistory) -> list[str]:
+    return [event.activity_task_scheduled_event_attributes.activity_type.name
+            for event in history.events
+            if event.HasField("activity_task_scheduled_event_attributes")]
+
+
+def test_shared_pool_history_replays() -> None:
+    """The recorded pool run (tests/histories/record_pool.py) replays against today's
+    ResourcePoolWorkflow, and holds what it was recorded for: lease signals in, grants out,
+    holder checks, and continue-as-new at the end."""
+    history = WorkflowHistory.from_json(
+        "replay-pool", (POOL_HISTORIES / "pool_reclaim.json").read_text())
+    replayer = Replayer(workflows=[ResourcePoolWorkflow], data_converter=data_converter())
+    assert asyncio.run(replayer.replay_workflow(history)).replay_failure is None
+    kinds = event_kinds(history)
+    assert kinds[-1] == "workflow_execution_continued_as_new_event_attributes"
+    assert "workflow_execution_signaled_event_attributes" in kinds
+    assert "signal_external_workflow_execution_initiated_event_attributes" in kinds
+    assert "check_pool_holders" in activity_types(history)
+
+
+def test_run_leasing_from_a_shared_pool_replays() -> None:
+    """The recorded run that leased its agent from the pool replays against today's
+    PlanWorkflow: it started the pool (ensure activity), got a grant and completed."""
+    history = WorkflowHistory.from_json(
+        "replay-shared-run", (POOL_HISTORIES / "shared_run.json").read_text())
+    replayer = Replayer(workflows=[PlanWorkflow], data_converter=data_converter())
+    assert asyncio.run(replayer.replay_workflow(history)).replay_failure is None
+    assert activity_types(history)[0] == "ensure_resource_pool"
+    signals = [event.workflow_execution_signaled_event_attributes.signal_name
+               for event in history.events
+               if event.HasField("workflow_execution_signaled_event_attributes")]
+    assert "pool_grant" in signals
+    report = final_report(history)
+    assert report["status"] == "completed"
+    assert report["resources"]["shared_pool"] == "recorded"
+    assert report["resources"]["queue_wait_s"]["wait0"] > 0

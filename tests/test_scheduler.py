@@ -9,8 +9,9 @@ from engine.scheduler import Admission, Pool, Request
 
 
 def req(agent_id: str, cpu: float = 10, memory: float = 10, priority: int = 7,
-        remaining_s: float = 0, order: int = 0, ready_at: float = 0) -> Request:
-    return Request(agent_id, cpu, memory, priority, remaining_s, order, ready_at)
+        remaining_s: float = 0, order: int = 0, ready_at: float = 0, planned: float = 0
+        ) -> Request:
+    return Request(agent_id, cpu, memory, priority, remaining_s, order, ready_at, planned)
 
 
 @pytest.mark.parametrize(("oversubscription", "expected"), [(1.0, 2), (1.2, 3)])
@@ -99,3 +100,26 @@ def test_queue_wait_and_peaks_are_recorded() -> None:
     admission.admit(7.5)
     assert {"a": 0.0, "b": 7.5} == admission.waited
     assert (50, 20, 1) == (admission.peak_cpu, admission.peak_memory, admission.peak_agents)
+
+
+def test_planned_order_decides_among_equal_priorities() -> None:
+    """Within one priority level the planned position comes before the remaining path; a
+    higher priority still wins whatever the plan says."""
+    admission = Admission(Pool(100, 100, max_agents=10))
+    admission.submit(req("long", priority=7, remaining_s=90, order=0, planned=2))
+    admission.submit(req("short", priority=7, remaining_s=10, order=1, planned=1))
+    admission.submit(req("urgent", priority=10, order=2, planned=5))
+    assert ["urgent", "short", "long"] == admission.admit(0.0)
+
+
+def test_aging_counts_whole_levels() -> None:
+    """A moment's head start is not a level: an agent queued 5 s earlier (aging 60 s) still
+    ranks on remaining path; a full aging interval is one level."""
+    admission = Admission(Pool(100, 100, max_agents=1), aging_s=60)
+    admission.submit(req("early", priority=7, remaining_s=1, ready_at=0, order=0))
+    admission.submit(req("later", priority=7, remaining_s=50, ready_at=5, order=1))
+    assert ["later"] == admission.admit(10.0)
+    admission.release("later")
+    admission.submit(req("fresh", priority=7, remaining_s=90, ready_at=70, order=2))
+    # early has waited 70 s: one level up, above fresh's longer path
+    assert ["early"] == admission.admit(70.0)

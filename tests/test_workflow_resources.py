@@ -82,8 +82,9 @@ def test_cpu_bounds_how_many_agents_run_at_once(
 
 
 def test_queued_agents_start_by_priority_then_remaining_path(temporal: TemporalHarness) -> None:
-    """One agent at a time: after the first, queued agents start by priority, and between equal
-    priorities the one with more work after it (feeds, read by tail) goes first."""
+    """One agent at a time: agents start by priority, and between equal priorities the one with
+    more work after it (feeds, read by tail) goes first; groups that become ready together (g0
+    and g at the start) compete on rank, whichever group task runs first."""
     plan = with_pool(compiled_plan(
         [needing(sim("first", "g0", 0.3), cpu=10),
          needing(sim("low", "g", 0.2), cpu=10, priority=5),
@@ -96,8 +97,9 @@ def test_queued_agents_start_by_priority_then_remaining_path(temporal: TemporalH
     ), pool(agents=1))
     report = temporal.execute(plan)
     assert report["status"] == "completed"
-    # g0 starts first and takes the only slot; g's four queue behind it
-    assert ["first", "high", "feeds", "plain", "low", "tail"] == start_order(report)
+    # high (priority 10) beats g0's first (7); first (0.3 s to go) ranks between feeds (0.4 s
+    # with tail) and plain (0.2 s)
+    assert ["high", "feeds", "first", "plain", "low", "tail"] == start_order(report)
     assert max_overlap(report) == 1
 
 

@@ -95,8 +95,10 @@ with workflow.unsafe.imports_passed_through():
     from engine.monitoring import Monitor, Settings, take_sample
     from engine.report import agent_dependencies, iso_at
     from engine.scheduler import Admission, Pool, Request, remaining_paths
+    from workflows import pool_lease
     from workflows.cache_levels import CacheLevels
     from workflows.locks import READ, WRITE, ContextLimits, ContextLockTimeout
+    from workflows.pool_types import GRANT_SIGNAL, PoolGrant
     from workflows.search import RunSearchAttributes
     from workflows.state import (
         NOT_STARTED,
@@ -182,6 +184,8 @@ class PlanWorkflow:
         self._order = {agent.id: index for index, agent in enumerate(self._plan.agents)}
         # set when units came back: the admitter hands them out once the activation settles
         self._released = False
+        # queued since the admitter last ran (their agent_queued events are due then)
+        self._submitted: list[str] = []
         # bumped by every resolution and timeout: blocked agents wait for it to change
         self._conflict_changes = 0
         # non-blocking cross-validations: off the critical path, awaited before the run ends
@@ -203,6 +207,9 @@ class PlanWorkflow:
         self._details()
         admitter = asyncio.create_task(self._admitter())
         try:
+            # a shared pool (resource_pool.shared): lease from its workflow instead
+            self._run.admission = await pool_lease.connect(self._run.admission,
+                                                           self._plan.resources)
             self._check_plan()
             while waiting or running:
                 for group in list(waiting):
@@ -234,6 +241,7 @@ class PlanWorkflow:
                 self._groups[group.id].status = "cancelled"
                 for agent_id in group.agents:
                     self._agents[agent_id].status = "cancelled"
+            await pool_lease.close(self._run.admission)
             cancelled = is_cancelled_exception(err)
             message = err.message if isinstance(err, ApplicationError) else str(err)
             self._finish("cancelled" if cancelled else "failed", message)
@@ -244,6 +252,7 @@ class PlanWorkflow:
                 ) from None
             raise
         admitter.cancel()
+        await pool_lease.close(self._run.admission)
         await self._levels.settle()
         self._warn_open_conflicts()
         self._finish("completed")
@@ -298,6 +307,13 @@ class PlanWorkflow:
             # resending the same resolution cannot help: say so (the CLI prints retryable)
             raise ApplicationError(str(err), type="InvalidResolution",
                                    non_retryable=True) from None
+
+    @workflow.signal(name=GRANT_SIGNAL)
+    def pool_grant(self, grant: PoolGrant) -> None:
+        """A shared pool granted leases (workflows/pool_lease.py): the admitter starts them."""
+        admission = self._run.admission
+        if isinstance(admission, pool_lease.LeasedAdmission) and admission.accept(grant):
+            self._released = True
 
     @workflow.signal(name="resolve_conflict")
     def resolve_conflict_signal(self, request: ResolveConflict) -> None:
@@ -446,7 +462,7 @@ class PlanWorkflow:
         for agent_id in todo:
             tasks[agent_id] = self._launch(self._plan.agent(agent_id), group, fallback=False)
         # all of them submitted first, so the best goes first, not the first declared
-        self._admit(todo)
+        self._admit_soon(todo)
 
     def _group_blocked(self, group: CompiledGroup) -> bool:
         return any(self._agents[a].status == "blocked" for a in group.agents)
@@ -751,7 +767,8 @@ class PlanWorkflow:
         state.queued_since_s = now
         self._run.admission.submit(Request(
             agent.id, float(agent.cpu), float(agent.memory), int(agent.priority),
-            self._remaining.get(agent.id, 0.0), self._order[agent.id], now))
+            self._remaining.get(agent.id, 0.0), self._order[agent.id], now,
+            planned=float(agent.admission_rank)))
 
     def _admit(self, submitted: list[str] | None = None) -> None:
         """Start every queued agent that fits now, best first; `submitted` agents that must
@@ -771,13 +788,25 @@ class PlanWorkflow:
                 self._event("agent_queued", agent_id)
         self._sample()
 
+    def _admit_soon(self, submitted: list[str]) -> None:
+        """Admit `submitted` (just queued) now with an unlimited pool, where nobody competes;
+        with a limited one leave it to the admitter, so agents of groups that became ready in
+        the same activation compete on rank, not on which group task happened to run first."""
+        if not self._run.admission.pool.limited:
+            self._admit(submitted)
+            return
+        self._submitted += submitted
+        self._released = True
+
     async def _admitter(self) -> None:
         """Hand out released units once everything else of the activation has run: agents that
-        are being cancelled together have left the queue by then."""
+        are being cancelled together have left the queue by then, and every group that became
+        ready has queued its agents."""
         while True:
             await workflow.wait_condition(lambda: self._released)
             self._released = False
-            self._admit()
+            submitted, self._submitted = self._submitted, []
+            self._admit(submitted)
 
     def _sample(self, response_time_s: float | None = None, agent_id: str | None = None) -> None:
         """Observe the admission state after it changed (monitoring is event-driven: no timers,
@@ -964,7 +993,8 @@ class PlanWorkflow:
             state.queue_wait_s = round(state.queue_wait_s + now - state.queued_since_s, 3)
             state.queued_since_s = None
         admission = self._run.admission
-        if agent_id in admission.running or any(r.agent_id == agent_id for r in admission.waiting):
+        if (agent_id in admission.running or any(r.agent_id == agent_id for r in admission.waiting)
+                or pool_lease.holds(admission, agent_id)):
             admission.release(agent_id, now)
             self._released = True
         state.status = status

@@ -270,13 +270,16 @@ def group_snapshots(run: RunState) -> dict[str, str]:
 def resources_report(run: RunState, end_s: float) -> dict[str, Any]:
     """Peaks of units and agents in use, mean CPU use over the makespan as a percentage of what
     admission may hand out (oversubscription included; None for an unlimited pool), and each
-    agent's time queued for resources."""
+    agent's time queued for resources (for a shared pool, its name)."""
     admission = run.admission
     cpu_seconds = admission.cpu_seconds
     if admission.accounted_s is not None and end_s > admission.accounted_s:
         cpu_seconds += admission.cpu_in_use * (end_s - admission.accounted_s)
     pool = admission.pool
+    # a shared pool (workflows/pool_lease.py): peaks and usage are this run's share of it
+    shared = getattr(admission, "pool_name", "")
     return {
+        **({"shared_pool": shared} if shared else {}),
         "peak_cpu": round(admission.peak_cpu, 3),
         "peak_memory": round(admission.peak_memory, 3),
         "peak_agents": admission.peak_agents,
