@@ -72,8 +72,6 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import (
     ActivityError,
     ApplicationError,
-    RetryState,
-    TimeoutError,
     is_cancelled_exception,
 )
 
@@ -96,6 +94,13 @@ with workflow.unsafe.imports_passed_through():
     from engine.report import agent_dependencies, iso_at
     from engine.scheduler import Admission, Pool, Request, remaining_paths
     from workflows import pool_lease
+    from workflows.agent_batch import AgentCall
+    from workflows.agent_outcome import (
+        AgentOutcome,
+        describe_error,
+        outcome_from_error,
+    )
+    from workflows.batcher import Batcher
     from workflows.cache_levels import CacheLevels
     from workflows.locks import READ, WRITE, ContextLimits, ContextLockTimeout
     from workflows.pool_types import GRANT_SIGNAL, PoolGrant
@@ -163,6 +168,11 @@ class PlanWorkflow:
         self._ctx = self._run.context
         # context snapshots after barriers, prefetching, worker-side cache counters
         self._levels = CacheLevels(self._plan, self._run)
+        # batch mode (workflows/batcher.py): agents run in AgentBatchWorkflow children
+        self._batcher = Batcher(input.batch) if input.batch is not None else None
+        if self._batcher is not None:
+            # per-group snapshot and prefetch commands would grow the history with the plan
+            self._levels.per_group = False
         # agent id -> its output cache key, so downstream keys carry their lineage
         self._cache_keys: dict[str, str] = {}
         self._timeout_policy = str(settings.get("timeout_policy", "keep_current"))
@@ -252,6 +262,8 @@ class PlanWorkflow:
                 ) from None
             raise
         admitter.cancel()
+        if self._batcher is not None:
+            self._batcher.close()
         await pool_lease.close(self._run.admission)
         await self._levels.settle()
         self._warn_open_conflicts()
@@ -935,7 +947,8 @@ class PlanWorkflow:
             workflow_id=info.workflow_id,
             time_scale=self._scale,
             simulate_s=agent.estimated_s * self._scale if self._input.simulate else None,
-            progress_interval_s=self._progress_interval_s(),
+            # batch mode: no progress signals (each would be a history event; see batcher.py)
+            progress_interval_s=self._progress_interval_s() if self._batcher is None else 0.0,
             large_value_threshold=int(threshold) if isinstance(threshold, int | float) else None,
             cache_key=key,
             cache_ttl_s=self._cache_ttl_s() if key is not None else None,
@@ -949,31 +962,40 @@ class PlanWorkflow:
             )
         )
         how = "sequential fallback" if fallback else f"group {group.id}"
-        try:
-            result = await workflow.execute_activity(
-                run_agent,
-                task,
-                task_queue=agent.task_queue,
-                # a new id for the fallback run: a fresh activity with fresh attempts
-                activity_id=f"{agent.id}#fallback" if fallback else agent.id,
-                # the timeout bounds the whole execution, retries included
-                schedule_to_close_timeout=timeout,
-                start_to_close_timeout=timeout,
-                heartbeat_timeout=timedelta(seconds=self._heartbeat_timeout_s()),
-                retry_policy=self._retry_policy(agent.retry),
-                summary=f"agent {agent.id} ({agent.role}), {how}",
-            )
-        except ActivityError as err:
-            if is_cancelled_exception(err):
-                self._end_agent(agent.id, "cancelled")
-                return None
-            state.error = describe_error(err)
+        # a new id for the fallback run: a fresh activity with fresh attempts
+        activity_id = f"{agent.id}#fallback" if fallback else agent.id
+        heartbeat = timedelta(seconds=self._heartbeat_timeout_s())
+        summary = f"agent {agent.id} ({agent.role}), {how}"
+        if self._batcher is not None:
+            outcome = await self._batcher.run(AgentCall.of(
+                task, activity_id, timeout, heartbeat, self._retry_policy(agent.retry), summary))
+        else:
+            try:
+                outcome = AgentOutcome(agent.id, result=await workflow.execute_activity(
+                    run_agent,
+                    task,
+                    task_queue=agent.task_queue,
+                    activity_id=activity_id,
+                    # the timeout bounds the whole execution, retries included
+                    schedule_to_close_timeout=timeout,
+                    start_to_close_timeout=timeout,
+                    heartbeat_timeout=heartbeat,
+                    retry_policy=self._retry_policy(agent.retry),
+                    summary=summary,
+                ))
+            except ActivityError as err:
+                outcome = outcome_from_error(agent.id, err, agent.retry)
+        result = outcome.result
+        if outcome.cancelled:
+            self._end_agent(agent.id, "cancelled")
+            return None
+        if result is None:
+            state.error = outcome.error
             state.attempts = state.earlier_attempts + max(
-                failed_attempts(err, agent.retry) or 1, state.attempts - state.earlier_attempts
+                outcome.attempts or 1, state.attempts - state.earlier_attempts
             )
-            state.critical = is_critical(err)
-            timed_out = isinstance(err.cause, TimeoutError)
-            self._end_agent(agent.id, "timed_out" if timed_out else "failed")
+            state.critical = outcome.critical
+            self._end_agent(agent.id, "timed_out" if outcome.timed_out else "failed")
             return None
         state.attempts = state.earlier_attempts + result.attempt
         state.attempt_s, state.io_wait_s = result.elapsed_s, result.io_wait_s
@@ -1324,34 +1346,10 @@ class PlanWorkflow:
 
     def _report(self) -> dict[str, Any]:
         info = workflow.info()
-        return build_report(self._run, info.workflow_id, info.run_id, self._elapsed())
-
-
-def describe_error(err: ActivityError) -> str:
-    cause = err.cause
-    if isinstance(cause, ApplicationError):
-        return f"{cause.type or 'Error'}: {cause.message}"
-    if isinstance(cause, TimeoutError):
-        return f"timed out ({cause.type.name if cause.type else 'timeout'})"
-    return str(cause or err)
-
-
-def is_critical(err: ActivityError) -> bool:
-    """A non-retryable failure: retrying cannot help, so the barrier aborts the group at once."""
-    if err.retry_state == RetryState.NON_RETRYABLE_FAILURE:
-        return True
-    return isinstance(err.cause, ApplicationError) and err.cause.non_retryable
-
-
-def failed_attempts(err: ActivityError, retry: RetrySpec) -> int | None:
-    cause = err.cause
-    if isinstance(cause, ApplicationError) and cause.details:
-        first = cause.details[0]
-        if isinstance(first, dict) and isinstance(first.get("attempt"), int):
-            return first["attempt"]
-    if err.retry_state == RetryState.MAXIMUM_ATTEMPTS_REACHED:
-        return retry.max_attempts
-    return None
+        report = build_report(self._run, info.workflow_id, info.run_id, self._elapsed())
+        if self._batcher is not None:
+            report["batch"] = self._batcher.summary()
+        return report
 
 
 def rerun_groups(groups: list[CompiledGroup], from_group: str | None) -> set[str]:

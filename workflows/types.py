@@ -26,6 +26,17 @@ class ResumeFrom:
 
 
 @dataclass
+class BatchSpec:
+    """Batch mode (workflows/batcher.py): agents run in AgentBatchWorkflow children of at most
+    ``chunk_size`` agents each, at most ``window`` children at a time, so no history grows with
+    the plan. Chosen by the starter (`run`/`compile`) for plans above BATCH_THRESHOLD agents, and
+    recorded in the input so a replay takes the same path."""
+
+    chunk_size: int = 100
+    window: int = 16
+
+
+@dataclass
 class PlanRunInput:
     plan: CompiledPlan
     # run-time values for plan inputs; override plan.inputs
@@ -45,6 +56,8 @@ class PlanRunInput:
     # upsert the PeePlan/PeeStatus/PeeGroup search attributes as the run moves (workflows/
     # search.py); only for a server where they are registered, or the workflow task fails
     search_attributes: bool = False
+    # None: every agent is an activity of this workflow (small plans); set: batch mode
+    batch: BatchSpec | None = None
 
 
 @dataclass
