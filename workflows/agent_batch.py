@@ -27,6 +27,7 @@ from temporalio.exceptions import ActivityError
 with workflow.unsafe.imports_passed_through():
     from activities.agents import run_agent
     from activities.types import AgentTask
+
     # the payload converter resolves AgentTask.agent's type hints through the sandbox's
     # sys.modules, which only hold modules this workflow imports itself
     from engine.compiled import CompiledAgent  # noqa: F401

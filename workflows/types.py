@@ -36,6 +36,22 @@ class BatchSpec:
     window: int = 16
 
 
+# plans with more agents than this run in batch mode unless told otherwise (`run --no-batch`):
+# at ~11 history events per agent, a plain run of ~900 agents reaches Temporal's 10,240 limit
+BATCH_THRESHOLD = 300
+
+
+def choose_batch(agents: int, force: bool | None = None, chunk_size: int | None = None,
+                 window: int | None = None) -> BatchSpec | None:
+    """Batch mode for a plan of ``agents`` agents: on above BATCH_THRESHOLD, or as ``force``
+    says (True: always, False: never)."""
+    on = agents > BATCH_THRESHOLD if force is None else force
+    if not on:
+        return None
+    spec = BatchSpec()
+    return BatchSpec(chunk_size or spec.chunk_size, window or spec.window)
+
+
 @dataclass
 class PlanRunInput:
     plan: CompiledPlan
