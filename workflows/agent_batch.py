@@ -17,6 +17,8 @@ Determinism: lists and dicts only, no clocks, no randomness.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -34,6 +36,8 @@ with workflow.unsafe.imports_passed_through():
     from workflows.agent_outcome import AgentOutcome, outcome_from_error
 
 CANCEL_SIGNAL = "cancel_agents"
+# PlanWorkflow's signal for outcomes of agents that ended before the chunk did
+OUTCOMES_SIGNAL = "agent_outcomes"
 
 
 @dataclass
@@ -79,8 +83,10 @@ class AgentCall:
 @dataclass
 class AgentBatchInput:
     calls: list[AgentCall]
-    # the PlanWorkflow this chunk belongs to (for people reading the Web UI)
+    # the PlanWorkflow this chunk belongs to: it gets the outcomes by OUTCOMES_SIGNAL
     parent_workflow_id: str = ""
+    # send outcomes at most this often (real seconds); 0 = only in the result
+    flush_s: float = 1.0
 
 
 @workflow.defn
@@ -89,6 +95,8 @@ class AgentBatchWorkflow:
         self._tasks: dict[str, asyncio.Task[AgentOutcome]] = {}
         # cancel_agents can arrive before the activities are scheduled
         self._cancelled: list[str] = []
+        # ended, not yet sent to the parent
+        self._unsent: list[AgentOutcome] = []
 
     @workflow.run
     async def run(self, input: AgentBatchInput) -> list[AgentOutcome]:
@@ -97,13 +105,39 @@ class AgentBatchWorkflow:
         for activity_id in self._cancelled:
             self._cancel(activity_id)
         try:
-            await workflow.wait(list(self._tasks.values()))
+            await self._flush_until_done(input)
         except asyncio.CancelledError:
             # the parent closed (REQUEST_CANCEL): take every agent down, report them cancelled
             for activity_id in self._tasks:
                 self._cancel(activity_id)
             await workflow.wait(list(self._tasks.values()))
         return [self._tasks[call.activity_id].result() for call in input.calls]
+
+    async def _flush_until_done(self, input: AgentBatchInput) -> None:
+        """Send what has ended to the parent (the first batch at once, then at most every
+        flush_s), until every agent has ended; the last ones travel in the result."""
+        def all_done() -> bool:
+            return all(task.done() for task in self._tasks.values())
+
+        while not all_done():
+            await workflow.wait_condition(lambda: bool(self._unsent) or all_done())
+            if all_done() or input.flush_s <= 0 or not input.parent_workflow_id:
+                break
+            sent, self._unsent = self._unsent, []
+            parent = workflow.get_external_workflow_handle(input.parent_workflow_id)
+            try:
+                await parent.signal(OUTCOMES_SIGNAL, sent)
+            except Exception as err:  # the parent has ended: nobody waits for these any more
+                workflow.logger.info("outcomes not delivered to %s: %s",
+                                     input.parent_workflow_id, err)
+            await self._pause(input.flush_s, all_done)
+        await workflow.wait(list(self._tasks.values()))
+
+    async def _pause(self, seconds: float, all_done: Callable[[], bool]) -> None:
+        # until the next flush, or the end of the chunk, whichever is first
+        with contextlib.suppress(asyncio.TimeoutError):
+            await workflow.wait_condition(all_done, timeout=seconds,
+                                          timeout_summary="next outcomes to the parent")
 
     @workflow.signal(name=CANCEL_SIGNAL)
     def cancel_agents(self, activity_ids: list[str]) -> None:
@@ -134,7 +168,11 @@ class AgentBatchWorkflow:
                 summary=call.summary,
             )
         except ActivityError as err:
-            return outcome_from_error(agent_id, err, call.task.agent.retry)
+            outcome = outcome_from_error(agent_id, err, call.task.agent.retry)
         except asyncio.CancelledError:
-            return AgentOutcome(agent_id, cancelled=True)
-        return AgentOutcome(agent_id, result=result)
+            outcome = AgentOutcome(agent_id, cancelled=True)
+        else:
+            outcome = AgentOutcome(agent_id, result=result)
+        outcome.activity_id = call.activity_id
+        self._unsent.append(outcome)
+        return outcome

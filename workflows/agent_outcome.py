@@ -27,6 +27,8 @@ with workflow.unsafe.imports_passed_through():
 @dataclass
 class AgentOutcome:
     agent_id: str
+    # batch mode: the activity id it ran under ("<agent>" or "<agent>#fallback")
+    activity_id: str = ""
     # the result when the activity succeeded; None when it failed or was cancelled
     result: AgentResult | None = None
     cancelled: bool = False

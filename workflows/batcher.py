@@ -42,11 +42,14 @@ class Batcher:
     def __init__(self, spec: BatchSpec) -> None:
         self.chunk_size = max(1, int(spec.chunk_size))
         self.window = max(1, int(spec.window))
+        self.flush_s = max(0.0, float(spec.flush_s))
         self._queue: list[Pending] = []
         # child workflow id -> its handle (None while its start is in flight)
         self._children: dict[str, Any] = {}
         # activity id -> the child running it
         self._where: dict[str, str] = {}
+        # activity id -> the future its agent awaits (until its outcome arrives)
+        self._futures: dict[str, asyncio.Future[AgentOutcome]] = {}
         # child workflow id -> activity ids to cancel there
         self._cancels: dict[str, list[str]] = {}
         self._dirty = False
@@ -60,12 +63,23 @@ class Batcher:
             self._dispatcher = asyncio.create_task(self._dispatch())
         future: asyncio.Future[AgentOutcome] = asyncio.get_running_loop().create_future()
         self._queue.append((call, future))
+        self._futures[call.activity_id] = future
         self._dirty = True
         try:
             return await future
         except asyncio.CancelledError:
             self._withdraw(call.activity_id)
             raise
+        finally:
+            if self._futures.get(call.activity_id) is future:
+                del self._futures[call.activity_id]
+
+    def deliver(self, outcomes: list[AgentOutcome]) -> None:
+        """Outcomes a child sent before its chunk ended (the `agent_outcomes` signal)."""
+        for outcome in outcomes:
+            future = self._futures.get(outcome.activity_id)
+            if future is not None and not future.done():
+                future.set_result(outcome)
 
     def close(self) -> None:
         if self._dispatcher is not None:
@@ -112,7 +126,7 @@ class Batcher:
         try:
             handle = await workflow.start_child_workflow(
                 AgentBatchWorkflow.run,
-                AgentBatchInput(calls, workflow.info().workflow_id),
+                AgentBatchInput(calls, workflow.info().workflow_id, self.flush_s),
                 id=child_id,
                 parent_close_policy=ParentClosePolicy.REQUEST_CANCEL,
                 static_summary=f"{len(calls)} agents: {calls[0].task.agent.id} .. "

@@ -94,7 +94,7 @@ with workflow.unsafe.imports_passed_through():
     from engine.report import agent_dependencies, iso_at
     from engine.scheduler import Admission, Pool, Request, remaining_paths
     from workflows import pool_lease
-    from workflows.agent_batch import AgentCall
+    from workflows.agent_batch import OUTCOMES_SIGNAL, AgentCall
     from workflows.agent_outcome import (
         AgentOutcome,
         describe_error,
@@ -339,6 +339,12 @@ class PlanWorkflow:
                 "by": request.by, "reason": str(err),
             })
             self._details()
+
+    @workflow.signal(name=OUTCOMES_SIGNAL)
+    def agent_outcomes(self, outcomes: list[AgentOutcome]) -> None:
+        """Batch mode: agents an AgentBatchWorkflow child has finished before its chunk did."""
+        if self._batcher is not None:
+            self._batcher.deliver(outcomes)
 
     @workflow.signal(name="agent_progress")
     def agent_progress(self, progress: AgentProgress) -> None:

@@ -34,6 +34,9 @@ class BatchSpec:
 
     chunk_size: int = 100
     window: int = 16
+    # a child sends the outcomes of agents that ended to the parent at most this often (real
+    # seconds; the first at once), so a group's barrier sees them before the chunk ends
+    flush_s: float = 1.0
 
 
 # plans with more agents than this run in batch mode unless told otherwise (`run --no-batch`):
