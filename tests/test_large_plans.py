@@ -7,10 +7,12 @@ The 1,000-agent run is bench/planner.py's layered random DAG (bench/scale.py run
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from typing import Any
 
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
+from temporalio.service import RPCError
 from temporalio.worker import Replayer
 
 from bench.scale import HISTORY_BOUND, count_events, layered_plan
@@ -133,9 +135,10 @@ def test_a_terminated_run_leaves_no_child_running(temporal: TemporalHarness) -> 
                 id=workflow_id, task_queue=task_queue)
             child = temporal.client.get_workflow_handle(f"{workflow_id}/agents-1")
             for _ in range(100):
-                history = await child.fetch_history()
-                if "activity_task_started_event_attributes" in kinds(history):
-                    break
+                with contextlib.suppress(RPCError):  # not started yet
+                    history = await child.fetch_history()
+                    if "activity_task_started_event_attributes" in kinds(history):
+                        break
                 await asyncio.sleep(0.1)
             await handle.terminate("test")
             status = None
