@@ -19,7 +19,8 @@ import asyncio
 import sys
 import time
 import uuid
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,8 @@ class HistoryCount:
 
     parent: int
     children: dict[str, int]
+    # the parent's events by kind, most frequent first
+    parent_kinds: dict[str, int] = field(default_factory=dict)
 
     @property
     def largest(self) -> int:
@@ -71,7 +74,9 @@ async def count_events(client: Client, workflow_id: str) -> HistoryCount:
     for child_id in child_ids:
         child = await client.get_workflow_handle(child_id).fetch_history()
         children[child_id] = len(child.events)
-    return HistoryCount(len(history.events), children)
+    found = Counter((e.WhichOneof("attributes") or "").removesuffix("_event_attributes")
+                    for e in history.events)
+    return HistoryCount(len(history.events), children, dict(found.most_common()))
 
 
 async def payload_sizes(client: Client, workflow_id: str) -> tuple[int, int]:
@@ -110,7 +115,8 @@ async def measure(address: str, agents: int, time_scale: float,
         "succeeded": succeeded, "wall_s": wall, "parent_events": counted.parent,
         "events_per_agent": counted.total / agents, "children": len(counted.children),
         "largest_child": max(counted.children.values(), default=0),
-        "max_events": counted.largest, "input_bytes": input_bytes, "report_bytes": report_bytes,
+        "max_events": counted.largest, "parent_kinds": counted.parent_kinds,
+        "input_bytes": input_bytes, "report_bytes": report_bytes,
     }
 
 
@@ -138,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
         found = asyncio.run(measure(server.address, args.agents, args.time_scale, batch))
     print(("no-batch " if batch is None else f"batch chunk {args.chunk} window {args.window} ")
           + line(found))
+    print("parent events by kind: " + ", ".join(
+        f"{kind} {count}" for kind, count in found["parent_kinds"].items()))
     within = found["max_events"] < HISTORY_BOUND
     print(f"every history under {HISTORY_BOUND} events: {'yes' if within else 'NO'}")
     return 0

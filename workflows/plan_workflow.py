@@ -102,6 +102,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.batcher import Batcher
     from workflows.cache_levels import CacheLevels
+    from workflows.deadline_timer import DeadlineTimer
     from workflows.locks import READ, WRITE, ContextLimits, ContextLockTimeout
     from workflows.pool_types import GRANT_SIGNAL, PoolGrant
     from workflows.search import RunSearchAttributes
@@ -407,6 +408,7 @@ class PlanWorkflow:
         self._event("group_started", group.id)
         self._levels.prefetch(group, self._ctx)
         tasks: dict[str, asyncio.Task[None]] = {}
+        timer = DeadlineTimer(group.id) if self._batcher is not None else None
         try:
             deadline_passed = False
             while True:
@@ -437,13 +439,17 @@ class PlanWorkflow:
                         live.append(unpaused)
                     elif state.deadline_s is not None:
                         remaining = max(0.0, state.deadline_s - now)
+                        if timer is not None:
+                            # batch mode: one timer per deadline, not one per wake-up
+                            live.append(timer.until(state.deadline_s, remaining))
+                            remaining = None
                     done, _ = await workflow.wait(
                         live, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
                     )
                     if unpaused is not None and not unpaused.done():
                         unpaused.cancel()
                     await self._raise_agent_failure(group, tasks)
-                    deadline_passed = not done
+                    deadline_passed = not done if timer is None else timer.fired()
                     continue
                 self._record(group, decision)
                 if decision.action != barrier.EXTEND_TIMEOUT:
@@ -451,6 +457,8 @@ class PlanWorkflow:
                 state.extensions += 1
                 state.deadline_s = decision.new_deadline_s
                 deadline_passed = False
+            if timer is not None:
+                timer.cancel()
             await self._apply(group, decision, tasks)
             self._check_consistency(group)
             if state.status in PASSED:
@@ -461,6 +469,8 @@ class PlanWorkflow:
                 else:
                     self._validations.append(asyncio.create_task(self._cross_validate(group)))
         except asyncio.CancelledError:
+            if timer is not None:
+                timer.cancel()
             # another group failed or the run was cancelled: take our agents down with us
             await self._cancel(list(tasks.values()))
             for agent_id in group.agents:
