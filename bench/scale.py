@@ -9,7 +9,7 @@ largest history of all (the bound: 10,240 events per workflow, Temporal's defaul
 limit is 10,240 and hard limit 51,200), and the compressed size of the input and the report.
 
     .venv/bin/python bench/scale.py [--agents 5000] [--chunk 100] [--window 16]
-                                    [--time-scale 0.001] [--no-batch]
+                                    [--flush 1.0] [--time-scale 0.005] [--no-batch]
 """
 
 from __future__ import annotations
@@ -135,14 +135,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--agents", type=int, default=5000)
     parser.add_argument("--chunk", type=int, default=BatchSpec.chunk_size)
     parser.add_argument("--window", type=int, default=BatchSpec.window)
-    parser.add_argument("--time-scale", type=float, default=0.001)
+    parser.add_argument("--flush", type=float, default=BatchSpec.flush_s,
+                        help="children send ended agents' outcomes at most this often (s)")
+    parser.add_argument("--time-scale", type=float, default=0.005)
     parser.add_argument("--no-batch", action="store_true",
                         help="every agent an activity of the plan workflow (the baseline)")
     args = parser.parse_args(argv)
-    batch = None if args.no_batch else BatchSpec(args.chunk, args.window)
+    batch = None if args.no_batch else BatchSpec(args.chunk, args.window, args.flush)
     with DevServer() as server:
         found = asyncio.run(measure(server.address, args.agents, args.time_scale, batch))
-    print(("no-batch " if batch is None else f"batch chunk {args.chunk} window {args.window} ")
+    print(("no-batch " if batch is None
+           else f"batch chunk {args.chunk} window {args.window} flush {args.flush:g} s ")
           + line(found))
     print("parent events by kind: " + ", ".join(
         f"{kind} {count}" for kind, count in found["parent_kinds"].items()))
