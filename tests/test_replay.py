@@ -25,7 +25,14 @@ HISTORIES = Path(__file__).resolve().parent / "histories"
 
 
 def load(name: str) -> WorkflowHistory:
-    return WorkflowHistory.from_json(f"replay-{name}", (HISTORIES / f"{name}.json").read_text())
+    text = (HISTORIES / f"{name}.json").read_text()
+    history = WorkflowHistory.from_json(f"replay-{name}", text)
+    # batch mode names its children "<workflow id>/agents-N": replay under the recorded id
+    for event in history.events:
+        if event.HasField("start_child_workflow_execution_initiated_event_attributes"):
+            child = event.start_child_workflow_execution_initiated_event_attributes.workflow_id
+            return WorkflowHistory.from_json(child.rsplit("/agents-", 1)[0], text)
+    return history
 
 
 def final_report(history: WorkflowHistory) -> dict[str, Any]:

@@ -54,6 +54,7 @@ class Batcher:
         self._cancels: dict[str, list[str]] = {}
         self._dirty = False
         self._dispatcher: asyncio.Task[None] | None = None
+        self._helpers: list[asyncio.Task[None]] = []
         # for the report: children started, the largest chunk
         self.children = 0
         self.largest = 0
@@ -81,9 +82,14 @@ class Batcher:
             if future is not None and not future.done():
                 future.set_result(outcome)
 
+    def on_close(self, task: asyncio.Task[None]) -> None:
+        """Cancel this helper task of the parent's too when the batcher closes."""
+        self._helpers.append(task)
+
     def close(self) -> None:
-        if self._dispatcher is not None:
-            self._dispatcher.cancel()
+        for task in [self._dispatcher, *self._helpers]:
+            if task is not None and not task.done():
+                task.cancel()
 
     def summary(self) -> dict[str, int]:
         return {"chunk_size": self.chunk_size, "window": self.window,

@@ -171,6 +171,7 @@ class PlanWorkflow:
         self._levels = CacheLevels(self._plan, self._run)
         # batch mode (workflows/batcher.py): agents run in AgentBatchWorkflow children
         self._batcher = Batcher(input.batch) if input.batch is not None else None
+        self._details_due = False
         if self._batcher is not None:
             # per-group snapshot and prefetch commands would grow the history with the plan
             self._levels.per_group = False
@@ -217,6 +218,9 @@ class PlanWorkflow:
         running: dict[str, asyncio.Task[None]] = {}
         self._details()
         admitter = asyncio.create_task(self._admitter())
+        if self._batcher is not None:
+            self._details_due = True
+            self._batcher.on_close(asyncio.create_task(self._details_writer()))
         try:
             # a shared pool (resource_pool.shared): lease from its workflow instead
             self._run.admission = await pool_lease.connect(self._run.admission,
@@ -246,6 +250,8 @@ class PlanWorkflow:
         except (Exception, asyncio.CancelledError) as err:
             await self._cancel(list(running.values()) + self._validations)
             admitter.cancel()
+            if self._batcher is not None:
+                self._batcher.close()
             # the snapshots of groups that passed are what a resume of this run reuses
             await self._levels.settle()
             for group in waiting:
@@ -1339,16 +1345,27 @@ class PlanWorkflow:
         log = workflow.logger.error if level == "critical" else workflow.logger.warning
         log("alert: %s", message)
 
-    def _details(self) -> None:
+    def _details(self, now: bool = False) -> None:
+        if self._batcher is not None and not now:
+            # batch mode: once per activation (the details walk every group: per event that
+            # is O(events x groups) and trips the 2 s deadlock detector on large plans)
+            self._details_due = True
+            return
         workflow.set_current_details(
             current_details(self._run, self._elapsed(), workflow.info().workflow_id))
         self._search.sync(self._run)
+
+    async def _details_writer(self) -> None:
+        while True:
+            await workflow.wait_condition(lambda: self._details_due)
+            self._details_due = False
+            self._details(now=True)
 
     def _finish(self, status: str, error: str | None = None) -> None:
         self._run.status = status
         self._run.error = error
         self._run.ended_s = self._elapsed()
-        self._details()
+        self._details(now=True)
 
     def _describe_agents(self, group: CompiledGroup) -> str:
         parts = []
