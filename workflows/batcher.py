@@ -82,14 +82,20 @@ class Batcher:
             if future is not None and not future.done():
                 future.set_result(outcome)
 
-    def on_close(self, task: asyncio.Task[None]) -> None:
-        """Cancel this helper task of the parent's too when the batcher closes."""
-        self._helpers.append(task)
+    def on_close(self, helper: Any) -> None:
+        """Stop this helper of the parent's (a task, or anything with close()) with the
+        batcher."""
+        self._helpers.append(helper)
 
     def close(self) -> None:
-        for task in [self._dispatcher, *self._helpers]:
-            if task is not None and not task.done():
-                task.cancel()
+        if self._dispatcher is not None and not self._dispatcher.done():
+            self._dispatcher.cancel()
+        for helper in self._helpers:
+            if isinstance(helper, asyncio.Task):
+                if not helper.done():
+                    helper.cancel()
+            else:
+                helper.close()
 
     def summary(self) -> dict[str, int]:
         return {"chunk_size": self.chunk_size, "window": self.window,

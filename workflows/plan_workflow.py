@@ -102,7 +102,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.batcher import Batcher
     from workflows.cache_levels import CacheLevels
-    from workflows.deadline_timer import DeadlineTimer
+    from workflows.deadline_timer import DeadlineClock
     from workflows.locks import READ, WRITE, ContextLimits, ContextLockTimeout
     from workflows.pool_types import GRANT_SIGNAL, PoolGrant
     from workflows.search import RunSearchAttributes
@@ -172,6 +172,8 @@ class PlanWorkflow:
         # batch mode (workflows/batcher.py): agents run in AgentBatchWorkflow children
         self._batcher = Batcher(input.batch) if input.batch is not None else None
         self._details_due = False
+        # batch mode: group deadlines share one timer (workflows/deadline_timer.py)
+        self._clock = DeadlineClock(self._elapsed) if self._batcher is not None else None
         if self._batcher is not None:
             # per-group snapshot and prefetch commands would grow the history with the plan
             self._levels.per_group = False
@@ -221,6 +223,8 @@ class PlanWorkflow:
         if self._batcher is not None:
             self._details_due = True
             self._batcher.on_close(asyncio.create_task(self._details_writer()))
+            assert self._clock is not None
+            self._batcher.on_close(self._clock)
         try:
             # a shared pool (resource_pool.shared): lease from its workflow instead
             self._run.admission = await pool_lease.connect(self._run.admission,
@@ -414,7 +418,8 @@ class PlanWorkflow:
         self._event("group_started", group.id)
         self._levels.prefetch(group, self._ctx)
         tasks: dict[str, asyncio.Task[None]] = {}
-        timer = DeadlineTimer(group.id) if self._batcher is not None else None
+        # batch mode: (deadline, its DeadlineClock future) while the group waits for one
+        deadline: tuple[float, asyncio.Future[None]] | None = None
         try:
             deadline_passed = False
             while True:
@@ -445,9 +450,14 @@ class PlanWorkflow:
                         live.append(unpaused)
                     elif state.deadline_s is not None:
                         remaining = max(0.0, state.deadline_s - now)
-                        if timer is not None:
-                            # batch mode: one timer per deadline, not one per wake-up
-                            live.append(timer.until(state.deadline_s, remaining))
+                        if self._clock is not None:
+                            # batch mode: the run-wide deadline clock, not a timer per wake-up
+                            if deadline is None or deadline[0] != state.deadline_s:
+                                if deadline is not None:
+                                    deadline[1].cancel()
+                                deadline = (state.deadline_s,
+                                            self._clock.until(state.deadline_s))
+                            live.append(deadline[1])  # type: ignore[arg-type]
                             remaining = None
                     done, _ = await workflow.wait(
                         live, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
@@ -455,7 +465,8 @@ class PlanWorkflow:
                     if unpaused is not None and not unpaused.done():
                         unpaused.cancel()
                     await self._raise_agent_failure(group, tasks)
-                    deadline_passed = not done if timer is None else timer.fired()
+                    deadline_passed = (not done if self._clock is None
+                                       else deadline is not None and deadline[1].done())
                     continue
                 self._record(group, decision)
                 if decision.action != barrier.EXTEND_TIMEOUT:
@@ -463,8 +474,8 @@ class PlanWorkflow:
                 state.extensions += 1
                 state.deadline_s = decision.new_deadline_s
                 deadline_passed = False
-            if timer is not None:
-                timer.cancel()
+            if deadline is not None:
+                deadline[1].cancel()
             await self._apply(group, decision, tasks)
             self._check_consistency(group)
             if state.status in PASSED:
@@ -475,8 +486,8 @@ class PlanWorkflow:
                 else:
                     self._validations.append(asyncio.create_task(self._cross_validate(group)))
         except asyncio.CancelledError:
-            if timer is not None:
-                timer.cancel()
+            if deadline is not None:
+                deadline[1].cancel()
             # another group failed or the run was cancelled: take our agents down with us
             await self._cancel(list(tasks.values()))
             for agent_id in group.agents:
