@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import subprocess
+import sys
 import uuid
 from typing import Any
 
@@ -18,7 +21,7 @@ from temporalio.worker import Replayer
 from bench.scale import HISTORY_BOUND, count_events, layered_plan
 from runtime.codec import data_converter
 from runtime.worker import build_worker
-from tests.conftest import NO_RETRY, TemporalHarness, compiled_plan, group, sim
+from tests.conftest import NO_RETRY, PROJECT_ROOT, TemporalHarness, compiled_plan, group, sim
 from workflows.agent_batch import AgentBatchWorkflow
 from workflows.plan_workflow import PlanWorkflow
 from workflows.types import BATCH_THRESHOLD, BatchSpec, PlanRunInput, choose_batch
@@ -171,3 +174,22 @@ def test_batch_child_history_replays(temporal: TemporalHarness) -> None:
     failure, child_kinds = temporal.with_plan(plan, body, batch=BatchSpec(chunk_size=10))
     assert failure is None
     assert 2 == child_kinds.count("activity_task_completed_event_attributes")
+
+
+def test_compile_writes_the_batch_choice_into_the_input() -> None:
+    """`compile` leaves a small plan without batch mode, `--batch` forces it with the given
+    chunk and window, and a bad chunk size is refused with a clear message."""
+    def compiled(*flags: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "starter.py", "compile", "plans/demo.yaml",
+                               *flags], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                              timeout=60)
+
+    plain = compiled()
+    assert 0 == plain.returncode, plain.stderr
+    assert json.loads(plain.stdout)["batch"] is None
+    forced = compiled("--batch", "--batch-chunk", "7", "--batch-window", "3")
+    assert 0 == forced.returncode, forced.stderr
+    assert {"chunk_size": 7, "window": 3, "flush_s": 1.0} == json.loads(forced.stdout)["batch"]
+    bad = compiled("--batch-chunk", "0")
+    assert 2 == bad.returncode
+    assert "--batch-chunk: expected a whole number of 1 or more" in bad.stderr
