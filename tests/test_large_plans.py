@@ -193,3 +193,20 @@ def test_compile_writes_the_batch_choice_into_the_input() -> None:
     bad = compiled("--batch-chunk", "0")
     assert 2 == bad.returncode
     assert "--batch-chunk: expected a whole number of 1 or more" in bad.stderr
+
+
+def test_resource_admission_happens_before_batching(temporal: TemporalHarness) -> None:
+    """Six 40-unit agents on 100 CPU units (no oversubscription): in batch mode too at most two
+    run at once; the queued ones join later chunks as they are admitted."""
+    from tests.test_workflow_resources import max_overlap, needing, pool, with_pool
+
+    ids = [f"a{index}" for index in range(6)]
+    plan = with_pool(compiled_plan([needing(sim(a, "g", 0.5), cpu=40) for a in ids],
+                                   [group("g", ids)], name="batch-admission"),
+                     pool(agents=10, oversubscription=1.0))
+    report = temporal.execute(plan, batch=BatchSpec(chunk_size=10, window=4))
+    assert "completed" == report["status"]
+    assert ["succeeded"] * 6 == [a["status"] for a in report["agents"].values()]
+    assert 2 == max_overlap(report)
+    assert report["batch"]["children"] >= 3
+    assert report["batch"]["largest_chunk"] <= 2
