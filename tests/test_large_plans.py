@@ -14,6 +14,7 @@ import sys
 import uuid
 from typing import Any
 
+import pytest
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError
 from temporalio.worker import Replayer
@@ -124,9 +125,10 @@ def test_failures_and_fallback_reruns_match_a_plain_run(temporal: TemporalHarnes
     assert batched["batch"]["children"] == 3  # the first chunk, then one per fallback re-run
 
 
-def test_a_terminated_run_leaves_no_child_running(temporal: TemporalHarness) -> None:
-    """Children run with parent_close_policy REQUEST_CANCEL: terminating the plan run cancels
-    its chunk, which cancels its activity and ends (it reports the agent cancelled)."""
+@pytest.mark.parametrize("how", ["terminate", "cancel"])
+def test_an_ended_run_leaves_no_child_running(temporal: TemporalHarness, how: str) -> None:
+    """Children run with parent_close_policy REQUEST_CANCEL: terminating or cancelling the plan
+    run cancels its chunk, which cancels its activity and ends (the agent reported cancelled)."""
     plan = compiled_plan([sim("slow", "g", 60.0)], [group("g", ["slow"])], name="batch-orphan")
 
     async def go() -> tuple[WorkflowExecutionStatus | None, list[str]]:
@@ -144,7 +146,10 @@ def test_a_terminated_run_leaves_no_child_running(temporal: TemporalHarness) -> 
                     if "activity_task_started_event_attributes" in kinds(history):
                         break
                 await asyncio.sleep(0.1)
-            await handle.terminate("test")
+            if how == "terminate":
+                await handle.terminate("test")
+            else:
+                await handle.cancel()
             status = None
             for _ in range(100):
                 status = (await child.describe()).status
