@@ -63,7 +63,11 @@ class CompiledPlanConverter(temporalio.converter.JSONTypeConverter):
         from engine.compiled import CompiledPlan
 
         if hint is CompiledPlan and isinstance(value, dict):
-            return CompiledPlan.from_dict(value)
+            try:
+                return CompiledPlan.from_dict(value)
+            except (TypeError, KeyError):
+                # hand-written JSON with unknown or missing fields: the SDK's walk says what
+                pass
         return temporalio.converter.JSONTypeConverter.Unhandled
 
 

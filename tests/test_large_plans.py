@@ -215,3 +215,21 @@ def test_resource_admission_happens_before_batching(temporal: TemporalHarness) -
     assert 2 == max_overlap(report)
     assert report["batch"]["children"] >= 3
     assert report["batch"]["largest_chunk"] <= 2
+
+
+def test_fast_plan_decoding_gives_what_the_sdk_walk_gives() -> None:
+    """runtime.codec decodes a CompiledPlan with from_dict (the SDK's generic walk is too slow
+    for 5,000 agents in a workflow task): the same PlanRunInput either way, and JSON with an
+    unknown field falls back to the SDK's walk instead of failing."""
+    from temporalio.converter import DataConverter
+
+    run_input = PlanRunInput(plan=layered_plan(60), batch=BatchSpec())
+    payloads = DataConverter.default.payload_converter.to_payloads([run_input])
+    fast = data_converter().payload_converter.from_payloads(payloads, [PlanRunInput])[0]
+    walked = DataConverter.default.payload_converter.from_payloads(payloads, [PlanRunInput])[0]
+    assert fast == walked == run_input
+    data = json.loads(payloads[0].data)
+    data["plan"]["agents"][0]["someday"] = 1
+    payloads[0].data = json.dumps(data).encode()
+    tolerant = data_converter().payload_converter.from_payloads(payloads, [PlanRunInput])[0]
+    assert tolerant.plan.agents[0].id == run_input.plan.agents[0].id
