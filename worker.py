@@ -107,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
         target = resolve_target(ConnectionFlags.from_args(args), allow_start=False)
         configure_telemetry(metrics_port=args.metrics_port)
         asyncio.run(serve(target, args))
+    except BrokenPipeError:
+        raise  # a ConnectionError too, but the reader of stdout left: run_entry exits quietly
     except (TargetError, ConnectionError, TelemetryConfigError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -192,6 +192,8 @@ def _run(args: argparse.Namespace, body: Any) -> int:
     except CommandError as err:
         print(f"error: {err}", file=sys.stderr)
         return err.code
+    except BrokenPipeError:
+        raise  # a ConnectionError too, but the reader of stdout left: run_entry exits quietly
     except ConnectionError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -279,6 +279,8 @@ def _read(args: argparse.Namespace) -> tuple[int, Any, Any]:
         print(f"error: no run with workflow id '{args.workflow_id}' at {target.address} "
               f"(namespace {namespace})", file=sys.stderr)
         return EXIT_BAD_INPUT, None, target
+    except BrokenPipeError:
+        raise  # a ConnectionError too, but the reader of stdout left: run_entry exits quietly
     except ConnectionError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT, None, target

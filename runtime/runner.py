@@ -145,6 +145,13 @@ def run_plan(options: RunOptions, out: TextIO | None = None) -> int:
         else:
             print("\ninterrupted before the run started", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # `run PLAN | head`: the reader of the progress left; the run itself goes on
+        if started:
+            print(f"stdout closed: run {workflow_id} goes on on the server; follow it with "
+                  f"python starter.py status {workflow_id}{target.address_flag}",
+                  file=sys.stderr)
+        raise
     except ConnectionError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
