@@ -256,7 +256,7 @@ def _read(args: argparse.Namespace) -> tuple[int, Any, Any]:
     """(exit code, RunView or None, Target or None) for status/report."""
     from runtime.connection import ConnectionFlags
     from runtime.devserver import default_db_file
-    from runtime.inspect import RunNotFound, read_run
+    from runtime.inspect import NotAPlanRun, RunNotFound, read_run
     from runtime.servers import TargetError, resolve_target
 
     try:
@@ -274,6 +274,9 @@ def _read(args: argparse.Namespace) -> tuple[int, Any, Any]:
 
     try:
         view = asyncio.run(read())
+    except NotAPlanRun as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT, None, target
     except RunNotFound:
         namespace = args.namespace or "default"
         print(f"error: no run with workflow id '{args.workflow_id}' at {target.address} "

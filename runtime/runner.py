@@ -190,7 +190,7 @@ async def _run(
                 loaded = await load_resume(client, options.run_input.plan, resume.workflow_id,
                                            resume.from_group)
             except (ResumeError, RunNotFound) as err:
-                message = f"no run with id '{err}'" if isinstance(err, RunNotFound) else err
+                message = (f"no run with id '{err}'" if type(err) is RunNotFound else err)
                 print(f"error: cannot resume: {message}", file=sys.stderr)
                 return EXIT_BAD_INPUT
             options.run_input.resume = loaded
