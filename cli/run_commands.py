@@ -139,9 +139,10 @@ def register(subparsers: Any) -> None:
     report.add_argument("--format", choices=("json", "text", "html", "mermaid"),
                         help="json (default; text with --bottlenecks), text, html or mermaid")
     report.add_argument("-o", "--output", type=Path, metavar="FILE",
-                        help="write to FILE instead of stdout")
+                        help="write to FILE instead of stdout (its folder is created)")
     report.add_argument("--bottlenecks", action="store_true",
-                        help="only the bottleneck analysis (text; with --format json its JSON)")
+                        help="only the bottleneck analysis (text; with --format json its JSON; "
+                        "not with html or mermaid)")
     report.set_defaults(handler=report_command)
 
     learn = subparsers.add_parser(
@@ -318,6 +319,11 @@ def status_command(args: argparse.Namespace) -> int:
 def report_command(args: argparse.Namespace) -> int:
     from runtime.progress import format_summary
 
+    if args.bottlenecks and args.format in ("html", "mermaid"):
+        print(f"error: --bottlenecks prints the analysis as text or json, not {args.format}; "
+              + ("the html page has it in its Bottlenecks section: leave out --bottlenecks"
+                 if args.format == "html" else "leave out one of the two"), file=sys.stderr)
+        return EXIT_BAD_INPUT
     code, view, _target = _read(args)
     if view is None:
         return code
@@ -347,7 +353,13 @@ def report_command(args: argparse.Namespace) -> int:
     else:
         text = format_summary(view.report)
     if args.output:
-        args.output.write_text(text + "\n", encoding="utf-8")
+        try:
+            args.output.parent.mkdir(parents=True, exist_ok=True)
+            args.output.write_text(text + "\n", encoding="utf-8")
+        except OSError as err:
+            print(f"error: cannot write {args.output}: {err}; choose another -o FILE",
+                  file=sys.stderr)
+            return EXIT_BAD_INPUT
     else:
         print(text)
     return code

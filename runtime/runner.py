@@ -261,8 +261,15 @@ async def _run(
     if options.learn_mode is not None and report is not None:
         record_durations(report, options.learn_mode, out)
     if options.report_file is not None and report is not None:
-        write_report(options.report_file, report)
-        print(f"Report written to {options.report_file}", file=out)
+        try:
+            write_report(options.report_file, report)
+        except OSError as err:
+            # the run is done whatever happens to the file: say so, as for --output-dir
+            print(f"error: cannot write the report to {options.report_file}: {err}; "
+                  f"`python starter.py report {workflow_id} -o FILE` writes it later",
+                  file=sys.stderr)
+        else:
+            print(f"Report written to {options.report_file}", file=out)
     if link:
         print(f"History in the Web UI: {link}", file=out)
     if target.started_server:

@@ -1,7 +1,11 @@
-"""`starter.py ... | head`: when the reader of stdout goes away, the commands exit quietly with
+"""Where the commands' output goes, and when it cannot go there.
+
+`starter.py ... | head`: when the reader of stdout goes away, the commands exit quietly with
 141 (what a shell reports for a SIGPIPE-killed process) instead of a BrokenPipeError
 traceback or a misleading "error: [Errno 32] Broken pipe" (a BrokenPipeError is a
-ConnectionError, which the commands otherwise report as an unreachable server)."""
+ConnectionError, which the commands otherwise report as an unreachable server).
+`report -o FILE` makes FILE's folder, and a FILE that cannot be written is exit 2 with a message;
+`run --report FILE` likewise says so (the run itself completed: exit 0)."""
 
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from runtime.exit import EXIT_BROKEN_PIPE
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import PROJECT_ROOT, starter
 
 QUICK = """\
 name: quick
@@ -75,3 +79,44 @@ def test_run_to_a_closed_pipe_exits_quietly_and_says_the_run_goes_on(
     done = with_closed_stdout(cli_env, "run", plan, "--no-learn", "--workflow-id", "quick-gone")
     assert_quiet(done)
     assert "run quick-gone goes on on the server" in done.stderr, done.stderr
+
+
+def test_report_output_makes_its_folder(cli_env: dict[str, str], finished_run: str,
+                                         tmp_path: Path) -> None:
+    target = tmp_path / "new" / "folder" / "run.html"
+    done = starter(cli_env, "report", finished_run, "--format", "html", "-o", target)
+    assert 0 == done.returncode, done.stderr
+    assert target.read_text().startswith("<!DOCTYPE html>")
+
+
+def test_an_unwritable_report_output_is_bad_input(cli_env: dict[str, str], finished_run: str,
+                                                  tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    done = starter(cli_env, "report", finished_run, "-o", blocker / "report.json")
+    assert 2 == done.returncode, done.stderr
+    assert f"error: cannot write {blocker / 'report.json'}" in done.stderr
+    assert "choose another -o FILE" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_an_unwritable_run_report_is_said_and_the_run_still_completes(
+        cli_env: dict[str, str], finished_run: str, tmp_path: Path) -> None:
+    plan = tmp_path / "quick.yaml"
+    plan.write_text(QUICK)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    done = starter(cli_env, "run", plan, "--no-learn", "--workflow-id", "quick-unwritable",
+                   "--report", blocker / "r.json")
+    assert 0 == done.returncode, done.stderr
+    assert "run completed" in done.stdout and "Traceback" not in done.stderr
+    assert (f"error: cannot write the report to {blocker / 'r.json'}" in done.stderr
+            and "report quick-unwritable -o FILE` writes it later" in done.stderr), done.stderr
+
+
+@pytest.mark.parametrize("form", ["html", "mermaid"])
+def test_bottlenecks_with_a_visual_format_is_bad_input(cli_env: dict[str, str],
+                                                       finished_run: str, form: str) -> None:
+    done = starter(cli_env, "report", finished_run, "--bottlenecks", "--format", form)
+    assert 2 == done.returncode, done.stdout + done.stderr
+    assert f"--bottlenecks prints the analysis as text or json, not {form}" in done.stderr
+    assert "" == done.stdout
