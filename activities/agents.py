@@ -26,11 +26,21 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities import command, http_backend, python_backend, roles, simulate, template_backend
+from activities import (
+    command,
+    http_backend,
+    prefetch,
+    python_backend,
+    roles,
+    simulate,
+    template_backend,
+)
 from activities.artifacts import DEFAULT_THRESHOLD, ArtifactStore, contains_reference
 from activities.cross_validation import cross_validate
 from activities.output_cache import MISS, OutputCache
+from activities.prefetch import prefetch_group
 from activities.progress import Progress
+from activities.snapshot_cache import store_context_snapshot
 from activities.types import AgentResult, AgentTask, CacheLookup
 
 Backend = Callable[[AgentTask, Progress, float], Awaitable[AgentResult]]
@@ -96,10 +106,11 @@ def _silent(task: AgentTask) -> bool:
 # after it returns. File I/O runs in a thread so heartbeats keep flowing.
 
 
-async def _resolve_artifacts(task: AgentTask) -> AgentTask:
+async def _resolve_artifacts(task: AgentTask, counts: dict[str, dict[str, int]]) -> AgentTask:
     if not contains_reference(task.inputs):
         return task
-    inputs = await asyncio.to_thread(ArtifactStore.default().resolve, task.inputs)
+    # values prefetched while an earlier group ran are taken from memory (activities.prefetch)
+    inputs = await asyncio.to_thread(prefetch.resolve, task.inputs, counts)
     return dataclasses.replace(task, inputs=inputs)
 
 
@@ -116,7 +127,8 @@ async def _work(task: AgentTask) -> AgentResult:
     backend = BACKENDS.get(task.agent.kind)
     if backend is None:
         raise _no_backend(task)
-    task = await _resolve_artifacts(task)
+    counts: dict[str, dict[str, int]] = {}
+    task = await _resolve_artifacts(task, counts)
     simulate_s = max(0.0, float(task.simulate_s or 0.0))
     started = time.monotonic()
     async with Progress(task, silent=_silent(task)) as progress:
@@ -127,14 +139,26 @@ async def _work(task: AgentTask) -> AgentResult:
         await progress.sleep_until(simulate_s)
     result = await _offload_artifacts(task, result)
     if task.cache_key is not None:
-        await _store_in_cache(task, result, time.monotonic() - started)
-    return result
+        saved = await _store_in_cache(task, result, time.monotonic() - started)
+        counts["agent_output"] = {"bytes_saved": saved}
+    return dataclasses.replace(result, cache=merge_counts(counts, result.cache))
+
+
+def merge_counts(*parts: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+    merged: dict[str, dict[str, int]] = {}
+    for part in parts:
+        for level, counters in part.items():
+            into = merged.setdefault(level, {})
+            for name, number in counters.items():
+                into[name] = into.get(name, 0) + int(number)
+    return merged
 
 
 # ---- agent output cache ---------------------------------------------------------------------
 
 
-async def _store_in_cache(task: AgentTask, result: AgentResult, cost_s: float) -> None:
+async def _store_in_cache(task: AgentTask, result: AgentResult, cost_s: float) -> int:
+    """Store the result; returns the bytes lz4 compression saved."""
     value = {"outputs": result.outputs, "writes": result.writes}
     try:
         limit = task.cache_size_limit
@@ -145,6 +169,8 @@ async def _store_in_cache(task: AgentTask, result: AgentResult, cost_s: float) -
     except (OSError, sqlite3.Error) as err:
         # a cache that cannot be written costs a future run time, never this run its result
         activity.logger.warning("agent output cache not written: %s", err)
+        return 0
+    return store.last_saved
 
 
 @activity.defn
@@ -187,4 +213,8 @@ async def run_agent(task: AgentTask) -> AgentResult:
 
 
 # cross_validate: the check a group's validation agents make of each other's outputs
-ACTIVITIES = [run_agent, cross_validate, lookup_cached_output]
+# prefetch_group and store_context_snapshot: the prefetching and context snapshot cache levels
+ACTIVITIES = [run_agent, cross_validate, lookup_cached_output, prefetch_group,
+              store_context_snapshot]
+# what the workflow runs as local activities (a workflows-only worker must know them to replay)
+LOCAL_ACTIVITIES = [lookup_cached_output, store_context_snapshot]

@@ -75,6 +75,8 @@ class OutputCache:
         self.path = Path(path) if path is not None else default_path()
         self.size_limit = size_limit
         self.threshold = threshold
+        # bytes lz4 saved on the last put (what the run report's bytes_saved adds up)
+        self.last_saved = 0
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._db() as db:
             db.executescript(SCHEMA)
@@ -134,8 +136,10 @@ class OutputCache:
         if len(raw) > self.threshold:
             data, compressed = lz4.frame.compress(raw), 1
         size = len(data)
+        self.last_saved = 0
         if size > self.size_limit:
             return []
+        self.last_saved = len(raw) - size
         evicted: list[str] = []
         with self._db() as db:
             db.execute("delete from entries where key = ?", (key,))

@@ -3,8 +3,11 @@
 Key: the template's id (a built-in id, or a file path plus the hash of its text, so an edited file
 is a new template) plus the SHA-256 of the variables' canonical JSON. Entries live for `ttl_s`
 (1 hour) and the cache holds at most `max_bytes` (50 MB) of rendered JSON, evicting the least
-recently used entries first. It is in-process: each worker has its own, and a restarted worker
-starts empty (a miss only costs a render; the result is the same).
+recently used entries first. The plan's `template_render_cache` settings reach each render
+(compiled into a template agent's `settings.render_cache`): an entry lives as long as the TTL of
+the render that stored it, and each render sets the size limit (a smaller one evicts at once).
+It is in-process: each worker has its own, and a restarted worker starts empty (a miss only
+costs a render; the result is the same).
 
 `renders` counts the renders that actually ran, so tests (and the curious) can see hits.
 """
@@ -66,18 +69,29 @@ class RenderCache:
             self.hits += 1
             return entry[0]
 
-    def put(self, key: str, value: Any) -> None:
+    def put(self, key: str, value: Any, ttl_s: float | None = None) -> None:
+        """Keep ``value`` for ``ttl_s`` seconds (None: the cache's own TTL; inf: until evicted)."""
         size = len(canonical(value).encode())
+        ttl = self.ttl_s if ttl_s is None else ttl_s
         with self._lock:
             if key in self._entries:
                 self._drop(key)
-            if size > self.max_bytes:
+            if size > self.max_bytes or ttl <= 0:
                 # larger than the whole cache: not worth evicting everything for
                 return
-            self._entries[key] = (value, size, self._clock() + self.ttl_s)
+            self._entries[key] = (value, size, self._clock() + ttl)
             self._bytes += size
-            while self._bytes > self.max_bytes:
-                self._drop(next(iter(self._entries)))
+            self._evict()
+
+    def resize(self, max_bytes: int) -> None:
+        """Set the size limit; entries past a smaller one go at once, least recently used first."""
+        with self._lock:
+            self.max_bytes = max_bytes
+            self._evict()
+
+    def _evict(self) -> None:
+        while self._bytes > self.max_bytes and self._entries:
+            self._drop(next(iter(self._entries)))
 
     def clear(self) -> None:
         with self._lock:

@@ -2,8 +2,11 @@
 
 Settings: ``template``: a path (relative to the plan's folder, ``plan_dir``) or a built-in id
 (``builtin:project-brief``, ``builtin:prd``, ``builtin:architecture``). Optional
-``template_engine: {concurrent_renders, render_timeout}`` (free-form agent ``settings``) overrides
-the defaults of 3 renders at once and 120 s per render.
+``template_engine: {concurrent_renders, render_timeout}`` (free-form agent ``settings``; `compile`
+fills it from the plan's resource_pool.template_engine) overrides the defaults of 3 renders at
+once and 120 s per render, and ``render_cache: {ttl, size_limit}`` (filled from the plan's
+caching_system.cache_levels.template_render_cache) sets how long and how much of the render
+cache (activities.render_cache) keeps.
 
 Variables: every input is usable by its full ref (``{{pm.user_stories}}``, also as a dotted path
 into ``pm``) and by its output name alone (``{{user_stories}}``) when no other input has that name.
@@ -31,7 +34,8 @@ Every other declared output and shared write gets the same value as the first ou
 Sandbox: rendering is text substitution only (no expression evaluation, no attribute access, no
 format specs), YAML is read with ``safe_load``, and a template path must stay inside the plan's
 folder (``..`` or absolute paths that leave it fail with ``TemplateAccessDenied``, non-retryable).
-Results are cached (activities.render_cache).
+Results are cached (activities.render_cache); template files a prefetch parsed ahead of time
+(activities.prefetch) are taken from there. Each result's ``cache`` says what both did.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ import asyncio
 import copy
 import hashlib
 import json
+import math
 import re
 import weakref
 from collections.abc import Mapping
@@ -51,9 +56,10 @@ import yaml
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities import prefetch
 from activities.backend_contract import build_result, invalid_settings
 from activities.progress import Progress
-from activities.render_cache import cache_key, default_cache
+from activities.render_cache import DEFAULT_TTL_S, cache_key, default_cache
 from activities.types import AgentResult, AgentTask
 
 DEFAULT_CONCURRENT_RENDERS = 3
@@ -366,19 +372,19 @@ def template_root(task: AgentTask) -> Path:
     return Path(plan_dir if isinstance(plan_dir, str) and plan_dir else ".").resolve()
 
 
-def load(task: AgentTask) -> tuple[str, Any]:
-    """(template id for the cache, parsed template: a BMAD mapping or plain text)."""
+def template_path(task: AgentTask) -> Path | None:
+    """The template file the agent names (checked to stay inside the plan's folder), or None
+    for a built-in template."""
     name = task.agent.settings.get("template")
     if not isinstance(name, str) or not name.strip():
         raise invalid_settings(task, f"'template' must be a path or a built-in id "
                                      f"({', '.join(BUILTIN_PREFIX + b for b in BUILTINS)}), "
                                      f"found {name!r}")
     if name.startswith(BUILTIN_PREFIX):
-        builtin = name[len(BUILTIN_PREFIX):]
-        if builtin not in BUILTINS:
+        if name[len(BUILTIN_PREFIX):] not in BUILTINS:
             raise invalid_settings(task, f"no built-in template '{name}'; built-ins: "
                                          f"{[BUILTIN_PREFIX + b for b in BUILTINS]}")
-        return name, BUILTINS[builtin]
+        return None
     root = template_root(task)
     given = Path(name).expanduser()
     path = (given if given.is_absolute() else root / given).resolve()
@@ -387,6 +393,12 @@ def load(task: AgentTask) -> tuple[str, Any]:
                                   f"templates must live in the plan's folder or below it")
     if not path.is_file():
         raise invalid_settings(task, f"template {name!r} not found (looked for {str(path)!r})")
+    return path
+
+
+def load_file(task: AgentTask, path: Path) -> tuple[str, Any]:
+    """(template id for the cache, parsed template) of a template file."""
+    name = task.agent.settings.get("template")
     text = path.read_text(encoding="utf-8")
     parsed: Any = text
     if path.suffix.lower() in (".yaml", ".yml"):
@@ -398,6 +410,19 @@ def load(task: AgentTask) -> tuple[str, Any]:
             parsed = data
     digest = hashlib.sha256(text.encode()).hexdigest()[:16]
     return f"{path}@{digest}", parsed
+
+
+def load(task: AgentTask, counts: dict[str, dict[str, int]] | None = None) -> tuple[str, Any]:
+    """(template id for the cache, parsed template: a BMAD mapping or plain text). A template
+    file prefetched while an earlier group ran (activities.prefetch) is taken from there."""
+    path = template_path(task)
+    if path is None:
+        name = str(task.agent.settings["template"])
+        return name, BUILTINS[name[len(BUILTIN_PREFIX):]]
+    found = prefetch.store().template(path)
+    if counts is not None:
+        prefetch.count(counts, prefetch.HIT if found is not None else prefetch.MISS)
+    return found if found is not None else load_file(task, path)
 
 
 # ---- limits and the backend ------------------------------------------------------------------
@@ -430,14 +455,41 @@ def _semaphore(limit: int) -> asyncio.Semaphore:
     return per_loop[limit]
 
 
+def render_cache_settings(task: AgentTask) -> tuple[float, int | None]:
+    """(ttl s, size limit bytes or None = the cache's own) from settings["render_cache"], which
+    `compile` fills from the plan's caching_system.cache_levels.template_render_cache (ttl
+    session_lifetime = until evicted; size_limit 0 or caching switched off = no caching)."""
+    given = task.agent.settings.get("render_cache") or {}
+    if not isinstance(given, Mapping):
+        raise invalid_settings(task, f"'render_cache' must be a mapping, found {given!r}")
+    ttl = given.get("ttl", DEFAULT_TTL_S)
+    size = given.get("size_limit")
+    if ttl in (None, "session_lifetime"):
+        ttl = math.inf
+    if isinstance(ttl, bool) or not isinstance(ttl, int | float) or ttl < 0:
+        raise invalid_settings(task, f"'render_cache.ttl' must be seconds >= 0 or "
+                                     f"session_lifetime, found {ttl!r}")
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 0):
+        raise invalid_settings(task, f"'render_cache.size_limit' must be bytes >= 0, "
+                                     f"found {size!r}")
+    if given.get("enabled") is False:
+        size = 0
+    return float(ttl), size
+
+
 async def run(task: AgentTask, progress: Progress, scale: float) -> AgentResult:
-    template_id, source = await asyncio.to_thread(load, task)
+    counts: dict[str, dict[str, int]] = {}
+    template_id, source = await asyncio.to_thread(load, task, counts)
     scope = variables(task.inputs)
+    ttl_s, size_limit = render_cache_settings(task)
     cache = default_cache()
+    if size_limit is not None and size_limit != cache.max_bytes:
+        cache.resize(size_limit)
     key = cache_key(template_id, scope)
     cached = cache.get(key)
     # a copy: the cached value must not change with what happens to this agent's result
     value = copy.deepcopy(cached)
+    counts["template_render"] = {"hits": int(cached is not None), "misses": int(cached is None)}
     if value is None:
         concurrent, timeout = limits(task)
         progress.report(message=f"rendering {task.agent.settings.get('template')}")
@@ -452,10 +504,12 @@ async def run(task: AgentTask, progress: Progress, scale: float) -> AgentResult:
             except TemplateError as err:
                 raise invalid_settings(task, f"template {template_id!r}: {err}") from None
         cache.renders += 1
-        cache.put(key, value)
+        cache.put(key, value, ttl_s=ttl_s)
         if missing:
             activity.logger.warning("agent '%s': template variables without a value (rendered "
                                     "empty): %s", task.agent.id, missing)
     agent = task.agent
     produced = {name: value for name in [*agent.outputs, *agent.writes]}
-    return build_result(task, produced, source=f"template {template_id!r}")
+    result = build_result(task, produced, source=f"template {template_id!r}")
+    result.cache = counts
+    return result

@@ -55,6 +55,10 @@ class AgentResult:
     writes: dict[str, Any] = field(default_factory=dict)
     # the activity attempt that produced this result (1 = first try)
     attempt: int = 1
+    # what the worker-side caches did for this agent, level -> counter -> number, e.g.
+    # {"template_render": {"hits": 1}, "prefetch": {"hits": 2}, "agent_output": {"bytes_saved":
+    # 900}}: render and prefetch caches live on workers, so the workflow counts them from here
+    cache: dict[str, dict[str, int]] = field(default_factory=dict)
     # that attempt's backend wall time, and the part of it spent waiting on the network (http
     # agents: requests in flight and back-off between them; None where a backend cannot tell):
     # the network_latency_impact metric (engine/metrics.py)
@@ -81,3 +85,48 @@ PROGRESS_SIGNAL = "agent_progress"
 class CacheLookup:
     key: str
     run_id: str
+
+
+@dataclass
+class SnapshotTask:
+    """The context at a group's barrier, for the context snapshot cache (a local activity, so
+    the values never enter the history)."""
+
+    key: str
+    values: dict[str, Any]
+    group_id: str
+    workflow_id: str
+    run_id: str
+    plan_name: str
+    # None: session_lifetime (kept until evicted or cleared)
+    ttl_s: float | None = None
+    size_limit: int | None = None
+    compression_threshold: int | None = None
+
+
+@dataclass
+class SnapshotStored:
+    key: str
+    stored: bool
+    size: int = 0
+    bytes_saved: int = 0
+
+
+@dataclass
+class PrefetchTask:
+    """Warm a worker for a group likely to start next: parse its agents' template files and
+    resolve the artifact references among the context values they will read."""
+
+    group_id: str
+    # template agents of the group (their settings name the template and the plan's folder)
+    templates: list[CompiledAgent] = field(default_factory=list)
+    # artifact references found in the values the group's agents read that exist already
+    references: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class Prefetched:
+    group_id: str
+    templates: int = 0
+    values: int = 0
+    failed: list[str] = field(default_factory=list)

@@ -78,5 +78,7 @@ def status_command(args: argparse.Namespace) -> int:
     print(f"running at {record.address} (pid {record.pid}, since {record.started_at})")
     if record.ui_url:
         print(f"Web UI:  {record.ui_url}")
+    if record.codec_url:
+        print(f"codec:   {record.codec_url} (pid {record.codec_pid}; the Web UI decodes with it)")
     print(f"history: {record.db_file}\nlog:     {record.log_file}")
     return EXIT_OK

@@ -198,6 +198,20 @@ def compile_plan(plan: Plan, learned: Mapping[str, Learned] | None = None) -> Co
     return compiled
 
 
+def render_cache_settings(plan: Plan) -> dict[str, Any]:
+    """What a template agent's render cache keeps: the plan's template_render_cache ttl
+    (seconds, or session_lifetime = the worker's lifetime) and size limit, the latter capped by
+    resource_pool.template_engine.cache_size when the plan gives a pool; caching switched off
+    = nothing kept."""
+    caching = plan.caching_system
+    level = caching.cache_levels.template_render_cache
+    size = int(level.size_limit)
+    if plan.resource_pool_given:
+        size = min(size, int(plan.resource_manager.resource_pool.template_engine.cache_size))
+    ttl = level.ttl if isinstance(level.ttl, str) else level.ttl.seconds
+    return {"ttl": ttl, "size_limit": size if caching.enabled else 0}
+
+
 def apply_learned_timeouts(groups: list[CompiledGroup], learned: Mapping[str, Learned],
                            margin: float | None) -> None:
     """An adaptive plan (margin given): each group whose members all have samples waits at its
@@ -300,6 +314,8 @@ def _compile_agent(plan: Plan, agent_id: str, spec: AgentSpec, group: str,
     if kind in ("command", "template") and plan.source.file:
         # a relative cwd or template path is the plan's folder, wherever the worker was started
         settings.setdefault("plan_dir", str(Path(plan.source.file).resolve().parent))
+    if kind == "template":
+        settings.setdefault("render_cache", render_cache_settings(plan))
     if kind == "template" and plan.resource_pool_given:
         engine = plan.resource_manager.resource_pool.template_engine
         settings.setdefault("template_engine", {

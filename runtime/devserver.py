@@ -69,10 +69,12 @@ def server_command(
     ui_port: int | None,
     namespace: str = "default",
     log_level: str = "warn",
+    codec_endpoint: str | None = None,
 ) -> list[str]:
     """`temporal server start-dev` bound to `ip`, with this project's search attributes
     registered (PeePlan, PeeStatus, PeeGroup: filter runs in the Web UI); ui_port None =
-    headless."""
+    headless; the Web UI decodes payloads with the codec server at `codec_endpoint` when
+    given."""
     cmd = [
         str(find_temporal_binary()), "server", "start-dev",
         "--ip", ip,
@@ -86,6 +88,8 @@ def server_command(
         cmd += ["--namespace", namespace]
     if ui_port is not None:
         cmd += ["--ui-ip", ip, "--ui-port", str(ui_port), "--ui-disable-news-fetch"]
+        if codec_endpoint:
+            cmd += ["--ui-codec-endpoint", codec_endpoint]
     else:
         cmd.append("--headless")
     return cmd

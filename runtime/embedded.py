@@ -3,7 +3,9 @@ address, and left running afterwards so the run's history stays browsable in the
 
 State lives in state_dir() (.temporal/ or PEE_STATE_DIR): dev.db (SQLite history, kept across
 restarts), server.log, and server.json (pid, ports) which `starter.py server stop|status` read.
-Ports: PEE_DEV_PORT (7233) and PEE_UI_PORT (8233), bound to 127.0.0.1 only.
+Ports: PEE_DEV_PORT (7233) and PEE_UI_PORT (8233), bound to 127.0.0.1 only. With the Web UI, a
+codec server comes along (runtime/embedded_codec.py: PEE_CODEC_PORT, 8234) so the UI shows
+lz4-compressed payloads decoded; it is stopped with the server.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from runtime.devserver import (
     state_dir,
     wait_until_ready,
 )
+from runtime.embedded_codec import is_codec_server, start_codec_server
 
 IP = "127.0.0.1"
 # detached servers started by this process: kept referenced so no "still running" warning fires
@@ -50,10 +53,17 @@ class ServerRecord:
     db_file: str
     log_file: str
     started_at: str
+    # the codec server the Web UI decodes payloads with (None: headless, or an older record)
+    codec_pid: int | None = None
+    codec_port: int | None = None
 
     @property
     def address(self) -> str:
         return f"{self.ip}:{self.port}"
+
+    @property
+    def codec_url(self) -> str | None:
+        return f"http://{self.ip}:{self.codec_port}" if self.codec_port else None
 
     @property
     def ui_url(self) -> str | None:
@@ -141,7 +151,17 @@ def start_server(*, ui: bool = True, startup_timeout_s: float = 30.0) -> tuple[S
             )
         directory = state_dir()
         db_file, log_file = directory / "dev.db", directory / "server.log"
-        cmd = server_command(db_file, ip=IP, port=port, ui_port=ui_port() if ui else None)
+        codec_pid = codec_port = None
+        if ui:
+            try:
+                codec, codec_port = start_codec_server(IP, f"http://{IP}:{ui_port()}")
+            except (RuntimeError, TimeoutError) as err:
+                raise ServerError(f"the codec server for the Web UI did not start: {err}"
+                                  ) from err
+            _DETACHED.append(codec)
+            codec_pid = codec.pid
+        cmd = server_command(db_file, ip=IP, port=port, ui_port=ui_port() if ui else None,
+                             codec_endpoint=f"http://{IP}:{codec_port}" if codec_port else None)
         with open(log_file, "ab") as log:
             process = spawn(cmd, log)
         _DETACHED.append(process)
@@ -149,11 +169,14 @@ def start_server(*, ui: bool = True, startup_timeout_s: float = 30.0) -> tuple[S
             wait_until_ready(process, IP, ports, startup_timeout_s, log_file)
         except (RuntimeError, TimeoutError) as err:
             _terminate(process.pid)
+            if codec_pid is not None:
+                _terminate(codec_pid)
             raise ServerError(str(err)) from err
         record = ServerRecord(
             pid=process.pid, ip=IP, port=port, ui_port=ui_port() if ui else None,
             db_file=str(db_file), log_file=str(log_file),
             started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            codec_pid=codec_pid, codec_port=codec_port,
         )
         record_file().write_text(json.dumps(asdict(record), indent=2) + "\n")
         return record, True
@@ -167,6 +190,9 @@ def stop_server(timeout_s: float = 15.0) -> ServerRecord | None:
         if record and process_alive(record.pid) and is_dev_server(record.pid):
             _terminate(record.pid, timeout_s)
             stopped = record
+        if (record and record.codec_pid and process_alive(record.codec_pid)
+                and is_codec_server(record.codec_pid)):
+            _terminate(record.codec_pid, timeout_s)
         with contextlib.suppress(FileNotFoundError):
             record_file().unlink()
         return stopped

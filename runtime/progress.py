@@ -223,6 +223,9 @@ def format_summary(report: dict[str, Any]) -> str:
     for alert in report.get("alerts") or []:
         lines.append(format_alert(alert))
     lines.append(format_totals(report))
+    cache = format_cache(report)
+    if cache:
+        lines.append(cache)
     if report.get("critical_path") and report.get("status") != "running":
         efficiency = report.get("parallel_efficiency")
         lines.append(
@@ -249,6 +252,26 @@ def format_group(group_id: str, group: dict[str, Any]) -> str:
     if barrier.get("quality_impact"):
         line += f"; quality impact {barrier['quality_impact']}"
     return line
+
+
+def format_cache(report: dict[str, Any]) -> str:
+    """One line of what the cache levels did (README, "The report's cache"); "" when nothing."""
+    cache = report.get("cache") or {}
+    parts = []
+    for level in ("agent_output", "template_render", "context_snapshot", "prefetch"):
+        stats = cache.get(level)
+        if not isinstance(stats, dict):
+            continue
+        hits, misses = int(stats.get("hits") or 0), int(stats.get("misses") or 0)
+        text = f"{level} {hits}/{hits + misses} hits" if hits + misses else ""
+        if stats.get("stored"):
+            text = ", ".join(filter(None, [text, f"{level} {stats['stored']} stored"]))
+        if text:
+            parts.append(text)
+    saved = cache.get("bytes_saved_by_compression") or 0
+    if saved:
+        parts.append(f"{saved:,} bytes saved by lz4")
+    return "cache: " + "; ".join(parts) if parts else ""
 
 
 def format_totals(report: dict[str, Any]) -> str:

@@ -430,6 +430,9 @@ def _metrics(report: dict[str, Any]) -> str:
             rows.append((f"cache {name}", f"{_e(stats.get('hits', 0))} hits, "
                          f"{_e(stats.get('misses', 0))} misses, hit ratio "
                          f"{_num(stats.get('hit_ratio'), 2)}"))
+    if "bytes_saved_by_compression" in cache:
+        rows.append(("cache bytes saved by compression",
+                     _e(cache.get("bytes_saved_by_compression"))))
     for group_id, score in sorted((report.get("output_quality_scores") or {}).items()):
         rows.append((f"output quality {group_id}", _num(score, 3)))
     body = "".join(f'<tr><th>{_e(k)}</th><td class="num">{v}</td></tr>' for k, v in rows)

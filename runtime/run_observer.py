@@ -11,13 +11,15 @@ Why here: every run ends on exactly one worker, whoever started it (`starter.py 
 is final at that point; and the workflow issues no extra command (no activity, no marker), so
 a run with telemetry replays like one without. Replays are skipped (workflow.unsafe.is_replaying):
 a worker that replays a history to answer a query never records the run again. A run whose
-final workflow task fails and is retried could record twice; recording never raises into the
-workflow (a broken exporter is logged and ignored).
+final workflow task fails and is retried ends twice on the same worker: only the first ending is
+recorded (runs are remembered by id); recording never raises into the workflow (a broken
+exporter is logged and ignored).
 """
 
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
@@ -46,6 +48,8 @@ EXTERN = "__pee_run_finished"
 # the header Temporal's TracingInterceptor propagates the starting client's span in
 TRACE_HEADER = "_tracer-data"
 OBSERVED_WORKFLOWS = ("PlanWorkflow",)
+# how many recorded runs a worker remembers, to record each once
+MAX_REMEMBERED_RUNS = 10_000
 # report statuses of a run that has ended
 FINAL = ("completed", "failed", "cancelled")
 
@@ -58,6 +62,9 @@ class RunObserver(temporalio.client.Interceptor, Interceptor):
         self.tracer = tracer
         self.meter = meter
         self._instruments: dict[str, Any] = {}
+        # runs recorded by this process: a final workflow task that fails (an event arrived while
+        # it ran) is retried and ends the run a second time; record the first ending only
+        self._recorded: OrderedDict[tuple[str, str], None] = OrderedDict()
 
     def workflow_interceptor_class(
         self, input: WorkflowInterceptorClassInput
@@ -67,6 +74,12 @@ class RunObserver(temporalio.client.Interceptor, Interceptor):
 
     def run_finished(self, report: Mapping[str, Any], carrier: Mapping[str, str] | None) -> None:
         """Outside the sandbox: record the run. Never raises (it runs in a workflow task)."""
+        run = (str(report.get("workflow_id")), str(report.get("run_id")))
+        if run in self._recorded:
+            return
+        self._recorded[run] = None
+        while len(self._recorded) > MAX_REMEMBERED_RUNS:
+            self._recorded.popitem(last=False)
         try:
             if self.tracer is not None:
                 self.record_spans(report, carrier)

@@ -186,9 +186,10 @@ async def _run(
     async with client_and_worker(target, namespace, task_queue, with_worker) as client:
         resume = options.run_input.resume
         if resume is not None and not resume.passed_groups and not resume.context:
+            notes: list[str] = []
             try:
                 loaded = await load_resume(client, options.run_input.plan, resume.workflow_id,
-                                           resume.from_group)
+                                           resume.from_group, notes)
             except (ResumeError, RunNotFound) as err:
                 message = (f"no run with id '{err}'" if type(err) is RunNotFound else err)
                 print(f"error: cannot resume: {message}", file=sys.stderr)
@@ -196,7 +197,7 @@ async def _run(
             options.run_input.resume = loaded
             print(f"Resuming {resume.workflow_id}: reusing groups {loaded.passed_groups}"
                   + (f", running {resume.from_group} and after again" if resume.from_group
-                     else ""), file=out)
+                     else "") + "".join(f"; {note}" for note in notes), file=out)
         plan = options.run_input.plan
         ui_options: dict[str, Any] = {
             "static_summary": static_summary(plan, options.run_input.time_scale),

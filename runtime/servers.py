@@ -105,6 +105,8 @@ def resolve_target(
 
 def describe_started(record: ServerRecord) -> str:
     ui = f", Web UI {record.ui_url}" if record.ui_url else ""
+    if record.codec_url:
+        ui += f" (payloads decoded by the codec server at {record.codec_url})"
     return (
         f"Embedded Temporal dev server up at {record.address}{ui} (pid {record.pid}, history in "
         f"{record.db_file}).\nIt stays up after this command so the history stays browsable; "

@@ -11,7 +11,7 @@ from datetime import timedelta
 from temporalio.client import Client
 from temporalio.worker import ResourceBasedSlotConfig, Worker, WorkerTuner
 
-from activities.agents import ACTIVITIES
+from activities.agents import ACTIVITIES, LOCAL_ACTIVITIES
 from activities.pool import POOL_ACTIVITIES
 from runtime.connection import default_task_queue
 from workflows.plan_workflow import PlanWorkflow
@@ -52,7 +52,9 @@ def build_worker(
     activities: bool = True,
     graceful_shutdown_s: float = 5.0,
 ) -> Worker:
-    """activities=False hosts only the workflows (answering queries on closed runs).
+    """activities=False hosts only the workflows (answering queries on closed runs): it still
+    registers the local activities, never running them (no_remote_activities), because replaying
+    a history with their markers needs them known.
 
     Several workers on one task queue share its agents (each polls when it has a free slot, so
     the least loaded pulls); agents of a worker that dies are retried on another after their
@@ -64,7 +66,9 @@ def build_worker(
         task_queue=task_queue or default_task_queue(),
         # every worker hosts the shared resource pools too (started on demand by runs)
         workflows=[PlanWorkflow, ResourcePoolWorkflow],
-        activities=list(ACTIVITIES) + list(POOL_ACTIVITIES) if activities else [],
+        activities=(list(ACTIVITIES) + list(POOL_ACTIVITIES) if activities
+                    else list(LOCAL_ACTIVITIES)),
+        no_remote_activities=not activities,
         max_concurrent_activities=None if tuner is not None else max_concurrent_activities,
         tuner=tuner,
         # on shutdown, agents get a moment to notice cancellation before being abandoned

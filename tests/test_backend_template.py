@@ -11,7 +11,7 @@ import pytest
 
 from activities import template_backend
 from activities.agents import run_agent
-from activities.render_cache import RenderCache, cache_key, default_cache
+from activities.render_cache import DEFAULT_MAX_BYTES, RenderCache, cache_key, default_cache
 from activities.types import AgentTask
 from engine.compiled import CompiledAgent
 from tests.test_activities import environment, failure, run
@@ -34,6 +34,7 @@ def template_agent(template: str, *, outputs: tuple[str, ...] = ("doc",),
 @pytest.fixture(autouse=True)
 def fresh_cache() -> None:
     default_cache().clear()
+    default_cache().resize(DEFAULT_MAX_BYTES)
 
 
 def test_plain_placeholders_use_full_refs_short_names_and_dotted_paths() -> None:
@@ -161,6 +162,69 @@ def test_cache_expires_after_its_ttl_and_evicts_least_recently_used_by_size() ->
     now[0] = 11.0
     assert cache.get("a") is None
     assert cache_key("t", {"b": 1, "a": 2}) == cache_key("t", {"a": 2, "b": 1})
+
+
+def test_results_carry_render_cache_hits_and_misses() -> None:
+    """AgentResult.cache["template_render"]: a miss for the first render, a hit for the same
+    variables again (the workflow adds these up for the report)."""
+    task = AgentTask(agent=template_agent("brief.md"), inputs={"project_name": "A"})
+    assert {"hits": 0, "misses": 1} == run(task).cache["template_render"]
+    assert {"hits": 1, "misses": 0} == run(task).cache["template_render"]
+
+
+def test_the_plans_render_cache_ttl_and_size_limit_apply() -> None:
+    """settings.render_cache (compiled from the plan): ttl 0 keeps nothing; a short ttl expires;
+    a size limit below the document's size keeps nothing and shrinks the cache at once."""
+    def renders(agent: CompiledAgent, times: int = 2, pause_s: float = 0.0) -> int:
+        default_cache().clear()
+        for _ in range(times):
+            run(AgentTask(agent=agent, inputs={"project_name": "A"}))
+            time.sleep(pause_s)
+        return default_cache().renders
+
+    assert 1 == renders(template_agent("brief.md", render_cache={"ttl": 3600}))
+    assert 2 == renders(template_agent("brief.md", render_cache={"ttl": 0}))
+    assert 2 == renders(template_agent("brief.md", render_cache={"ttl": 0.2}), pause_s=0.3)
+    assert 1 == renders(template_agent("brief.md", render_cache={"ttl": "session_lifetime"}))
+    assert 2 == renders(template_agent("brief.md", render_cache={"size_limit": 10}))
+    assert 10 == default_cache().max_bytes
+    assert 2 == renders(template_agent("brief.md", render_cache={"size_limit": 0}))
+
+
+def test_bad_render_cache_settings_are_plan_mistakes() -> None:
+    """A negative ttl or a size limit that is not bytes fails non-retryably."""
+    for bad in ({"ttl": -1}, {"size_limit": "big"}, "yes"):
+        error = failure(AgentTask(agent=template_agent("brief.md", render_cache=bad)))
+        assert ("InvalidAgentSettings", True) == (error.type, error.non_retryable)
+
+
+def test_the_plans_cache_level_and_template_engine_reach_template_agents() -> None:
+    """compile copies caching_system.cache_levels.template_render_cache (ttl, size_limit capped
+    by resource_pool.template_engine.cache_size) and template_engine's concurrent_renders and
+    render_timeout into each template agent's settings."""
+    from engine.graph import compile_plan
+    from engine.plan import loads_plan
+
+    text = """
+name: render-settings
+agents:
+  writer: {kind: template, template: builtin:prd, outputs: [doc]}
+resource_manager:
+  resource_pool:
+    template_engine: {concurrent_renders: 2, render_timeout: 5s, cache_size: 1KB}
+caching_system:
+  cache_levels:
+    template_render_cache: {ttl: 2m, size_limit: 2KB}
+"""
+    (agent,) = compile_plan(loads_plan(text)).agents
+    assert {"ttl": 120.0, "size_limit": 1024} == agent.settings["render_cache"]
+    assert {"concurrent_renders": 2, "render_timeout": 5.0} == agent.settings["template_engine"]
+    assert (2, 5.0) == template_backend.limits(AgentTask(agent=agent))
+    off = compile_plan(loads_plan(text + "  enabled: false\n")).agents[0]
+    assert 0 == off.settings["render_cache"]["size_limit"]
+    default = compile_plan(loads_plan("name: d\nagents:\n  w: {kind: template, "
+                                      "template: builtin:prd, outputs: [doc]}\n")).agents[0]
+    assert {"ttl": 3600.0, "size_limit": 50 * 1024**2} == default.settings["render_cache"]
 
 
 def test_render_timeout_and_concurrency_come_from_settings() -> None:

@@ -1,5 +1,5 @@
-"""bench/planner.py runs from the repository root and prints every field it promises (no timing
-assertions: benchmarks print numbers, tests never judge wall-clock speed)."""
+"""bench/planner.py and bench/cache.py run from the repository root and print every field they
+promise (no timing assertions: benchmarks print numbers, tests never judge wall-clock speed)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,22 @@ def test_planner_bench_prints_its_fields() -> None:
     assert len(lines) == 2
     assert [field for field in FIELDS if field not in lines[0]] == []
     assert lines[1].startswith("goal: ")
+
+
+CACHE_FIELDS = ("eviction: trace of 500 accesses", "hit ratio lru=", "boosted=",
+                "rerun: 3 agents", "first run ", "rerun ", "cached ", "ratio first/rerun: ",
+                "(goal >= 10x: ", "lz4: ", "compression ratio ", "compress ", "decompress ")
+
+
+def test_cache_bench_prints_its_fields() -> None:
+    """`bench/cache.py` with its smallest options exits 0 and prints the eviction hit ratios,
+    the first-run vs rerun times with their ratio, and the lz4 ratio and MB/s."""
+    done = subprocess.run([sys.executable, "bench/cache.py", "--length", "500", "--agents", "3",
+                           "--agent-duration", "0.2", "--reruns", "1", "--lz4-mb", "0.2"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=180)
+    assert 0 == done.returncode, done.stderr[-3000:]
+    assert [field for field in CACHE_FIELDS if field not in done.stdout] == []
+    assert "cached 3/3 agents" in done.stdout
 
 
 def test_throughput_bench_prints_both_contenders_and_the_ratio() -> None:

@@ -30,6 +30,7 @@ def test_a_fixed_plan_resumes_from_its_failed_run(cli: Cli, tmp_path: Path) -> N
                        "resumable-2", "--report", tmp_path / "2.json")
     assert 0 == done.returncode, done.stdout + done.stderr
     assert "Resuming resumable-1" in done.stdout
+    assert "context from snapshot" in done.stdout
     first, second = (json.loads((tmp_path / f"{n}.json").read_text()) for n in (1, 2))
     assert "resumable-1" == second["resumed_from"]
     assert {"a": True, "b": False, "c": False} == {
@@ -39,3 +40,22 @@ def test_a_fixed_plan_resumes_from_its_failed_run(cli: Cli, tmp_path: Path) -> N
     bad = cli.starter("run", fixed, "--resume-from", "resumable-1", "--from-group", "nope")
     assert 2 == bad.returncode
     assert "not a group" in bad.stderr
+
+
+def test_without_its_snapshot_resume_reads_the_context_by_query_and_says_so(
+        cli: Cli, tmp_path: Path) -> None:  # noqa: F811
+    """`cache clear --plan P` removes the run's snapshots: the resume still works, from the
+    `context` query, and its Resuming line says why."""
+    text = PLAN.replace("name: resumable", "name: resumable-cleared")
+    failed = cli.starter("run", cli.plan("broken2", text.format(broken=BROKEN)),
+                         "--workflow-id", "resumable-3")
+    assert 1 == failed.returncode, failed.stdout + failed.stderr
+    cleared = cli.starter("cache", "clear", "--plan", "resumable-cleared")
+    assert "removed 1 context snapshot" in cleared.stdout, cleared.stdout + cleared.stderr
+    done = cli.starter("run", cli.plan("fixed2", text.format(broken="")), "--resume-from",
+                       "resumable-3", "--workflow-id", "resumable-4", "--report",
+                       tmp_path / "4.json")
+    assert 0 == done.returncode, done.stdout + done.stderr
+    assert "no context snapshot to reuse" in done.stdout and "by query" in done.stdout
+    report = json.loads((tmp_path / "4.json").read_text())
+    assert report["agents"]["a"]["resumed"] and report["resumed_snapshot"] is None

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from activities.output_cache import MISS, OutputCache
+from activities.snapshot_cache import SnapshotCache
 from engine.cache_key import cache_key
 from tests.conftest import sim
 
@@ -94,3 +95,8 @@ def test_cache_commands(tmp_path: Path) -> None:
     assert 2 == json.loads(starter("stats", "--json"))["entries"]
     assert "removed 1 entry of agent pm" in starter("clear", "--agent", "pm")
     assert 1 == json.loads(starter("stats", "--json"))["entries"]
+    SnapshotCache(path).put("g#h", {"v": 1}, workflow_id="w", run_id="r", plan="p",
+                            group_id="g")
+    assert 1 == json.loads(starter("stats", "--json"))["context_snapshots"]["entries"]
+    assert "removed 1 context snapshot" in starter("clear", "--plan", "p")
+    assert 0 == json.loads(starter("stats", "--json"))["context_snapshots"]["entries"]

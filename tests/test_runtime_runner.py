@@ -108,6 +108,18 @@ def test_summary_lists_every_agent_group_decision_and_alert() -> None:
     assert "critical path (actual): a; parallel efficiency 0.80" in text
     row = next(line for line in text.splitlines() if line.startswith("a "))
     assert row.split()[:6] == ["a", "g", "succeeded", "2", "0.25", "1.00"]
+    assert "cache:" not in text
+
+
+def test_summary_says_what_the_caches_did() -> None:
+    """A cache line: hits out of lookups per level used, snapshots stored, bytes lz4 saved."""
+    cache = {"agent_output": {"hits": 3, "misses": 1}, "template_render": {"hits": 0,
+                                                                          "misses": 0},
+             "context_snapshot": {"hits": 0, "misses": 0, "stored": 2},
+             "prefetch": {"hits": 2, "misses": 0}, "bytes_saved_by_compression": 1234}
+    text = format_summary({**REPORT, "cache": cache})
+    assert ("cache: agent_output 3/4 hits; context_snapshot 2 stored; prefetch 2/2 hits; "
+            "1,234 bytes saved by lz4") in text
 
 
 def test_progress_prints_each_event_and_alert_once() -> None:

@@ -89,6 +89,8 @@ def test_report_has_the_contract_shape(temporal: TemporalHarness) -> None:
         "output_quality_scores",
         # the agent output cache and resume (issue 7)
         "cache", "resumed_from", "snapshots",
+        # context snapshots after barriers, and the one a resume read (issue 7)
+        "context_snapshots", "resumed_snapshot",
         # critical-path analysis of the finished run (issue 8)
         "bottlenecks",
     ])

@@ -1,7 +1,8 @@
 """Resume (`run --resume-from`): a new run reuses the groups an earlier run passed and their
 context values, runs only the rest, and `from_group` forces a group and its dependents again.
 
-Plan: g1 (a ‖ b) → g2 (c reads a.out) → g3 (d reads c.out); run 1 fails at g2."""
+Plan: g1 (a ‖ b) → g2 (c reads a.out) → g3 (d reads c.out); run 1 fails at g2. The context
+comes from the snapshot stored after g1's barrier, or from the `context` query without one."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from typing import Any
 import pytest
 from temporalio.client import WorkflowFailureError
 
+from activities.snapshot_cache import SnapshotCache
 from runtime.inspect import report_from_failure
-from runtime.resume import ResumeError, load_resume, resume_input
+from runtime.resume import ResumeError, last_snapshot, load_resume, resume_input
 from tests.conftest import NO_RETRY, TemporalHarness, compiled_plan, group, sim
 from workflows.plan_workflow import PlanWorkflow, rerun_groups
 from workflows.types import ResumeFrom
@@ -36,17 +38,22 @@ def executed(history: Any) -> list[str]:
             and e.activity_task_scheduled_event_attributes.activity_type.name == "run_agent"]
 
 
-def failed_run(temporal: TemporalHarness, name: str) -> tuple[dict, dict, ResumeFrom]:
-    """Run 1 (g2 fails): its report, its context, and the ResumeFrom the starter builds."""
+def failed_run(temporal: TemporalHarness, name: str, prepare: Any = None,
+               notes: list[str] | None = None) -> tuple[dict, dict, ResumeFrom]:
+    """Run 1 (g2 fails): its report, its context, and the ResumeFrom the starter builds
+    (after ``prepare(report)``, when given, has had its way with the snapshot cache)."""
     broken = plan(name, broken=True)
 
     async def body(handle):
         with pytest.raises(WorkflowFailureError) as caught:
             await handle.result()
+        report = report_from_failure(caught.value)
         context = await handle.query(PlanWorkflow.context)
+        if prepare is not None:
+            prepare(report)
         # what `run --resume-from` does (the worker is still up to answer the query)
-        loaded = await load_resume(temporal.client, broken, handle.id)
-        return report_from_failure(caught.value), context, loaded
+        loaded = await load_resume(temporal.client, broken, handle.id, notes=notes)
+        return report, context, loaded
 
     return temporal.with_plan(broken, body)
 
@@ -135,3 +142,78 @@ def test_run_options_build_an_unfilled_resume() -> None:
     assert ResumeFrom("W", None, "g2") == run_input.resume
     plain = build_run_input(parser.parse_args(["run", "plan.yaml"]), plan("p", broken=False))
     assert plain.resume is None
+
+
+# --- the context snapshot cache -------------------------------------------------------------
+
+
+def test_a_failed_run_stores_a_snapshot_of_each_passed_group(temporal: TemporalHarness) -> None:
+    """Run 1 fails at g2: one stored snapshot, g1's, keyed by group and content hash, holding
+    the context at g1's barrier."""
+    name = f"resume-{uuid.uuid4().hex[:8]}"
+    first, context, _ = failed_run(temporal, name)
+    (entry,) = first["context_snapshots"]
+    assert ("g1", True) == (entry["group"], entry["stored"])
+    assert entry["key"].startswith("g1#")
+    stored = SnapshotCache().get(entry["key"])
+    assert {"a.out", "b.out"} <= set(stored)
+    assert context["a.out"] == stored["a.out"]
+    assert 1 == first["cache"]["context_snapshot"]["stored"]
+
+
+def test_resume_reuses_the_snapshot_of_the_last_passed_group(temporal: TemporalHarness) -> None:
+    """load_resume takes the context from the stored snapshot, not from the run's history: a
+    value changed in the store is the value the resumed run gets; the report counts a hit."""
+    name = f"resume-{uuid.uuid4().hex[:8]}"
+
+    def tamper(report: dict) -> None:
+        key = report["context_snapshots"][-1]["key"]
+        cache = SnapshotCache()
+        cache.put(key, {**cache.get(key), "a.out": "from the snapshot"},
+                  workflow_id=report["workflow_id"], run_id=report["run_id"], plan=name,
+                  group_id="g1")
+
+    notes: list[str] = []
+    first, _, resume = failed_run(temporal, name, tamper, notes)
+    key = first["context_snapshots"][-1]["key"]
+    assert key == resume.snapshot_key
+    assert [f"context from snapshot {key}"] == notes
+    report, activities = resumed_run(temporal, name, resume)
+    assert ["c", "d"] == activities
+    assert "from the snapshot" == report_context(temporal, report)["a.out"]
+    assert key == report["resumed_snapshot"]
+    assert (1, 0) == (report["cache"]["context_snapshot"]["hits"],
+                      report["cache"]["context_snapshot"]["misses"])
+
+
+def test_resume_without_a_snapshot_falls_back_to_the_query_and_says_so(
+        temporal: TemporalHarness) -> None:
+    """Snapshots cleared: the context comes from the `context` query, the note says why, the
+    resumed run still skips g1 and counts a snapshot miss."""
+    name = f"resume-{uuid.uuid4().hex[:8]}"
+    cleared: list[int] = []
+    notes: list[str] = []
+    _, context, resume = failed_run(
+        temporal, name, lambda report: cleared.append(SnapshotCache().clear(plan=name)), notes)
+    assert [1] == cleared
+    assert resume.snapshot_key is None
+    assert context["a.out"] == resume.context["a.out"]
+    (note,) = notes
+    assert "not in this host's context snapshot cache" in note and "by query" in note
+    report, activities = resumed_run(temporal, name, resume)
+    assert ["c", "d"] == activities
+    assert report["resumed_snapshot"] is None
+    assert (0, 1) == (report["cache"]["context_snapshot"]["hits"],
+                      report["cache"]["context_snapshot"]["misses"])
+
+
+def test_last_snapshot_skips_groups_that_did_not_pass_and_unstored_ones() -> None:
+    """Only stored snapshots of passed groups count; the last one wins."""
+    report = {"groups": {"g1": {"status": "succeeded"}, "g2": {"status": "partial"},
+                         "g3": {"status": "failed"}},
+              "context_snapshots": [{"group": "g1", "key": "g1#a", "stored": True},
+                                    {"group": "g2", "key": "g2#b", "stored": True},
+                                    {"group": "g3", "key": "g3#c", "stored": True},
+                                    {"group": "g2", "key": "g2#d", "stored": False}]}
+    assert "g2#b" == last_snapshot(report)["key"]
+    assert last_snapshot({"groups": {}, "context_snapshots": []}) is None

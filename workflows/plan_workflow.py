@@ -96,6 +96,7 @@ with workflow.unsafe.imports_passed_through():
     from engine.report import agent_dependencies, iso_at
     from engine.scheduler import Admission, Pool, Request, remaining_paths
     from workflows import pool_lease
+    from workflows.cache_levels import CacheLevels
     from workflows.locks import READ, WRITE, ContextLimits, ContextLockTimeout
     from workflows.pool_types import GRANT_SIGNAL, PoolGrant
     from workflows.search import RunSearchAttributes
@@ -160,6 +161,8 @@ class PlanWorkflow:
         self._agents = self._run.agents
         self._groups = self._run.groups
         self._ctx = self._run.context
+        # context snapshots after barriers, prefetching, worker-side cache counters
+        self._levels = CacheLevels(self._plan, self._run)
         # agent id -> its output cache key, so downstream keys carry their lineage
         self._cache_keys: dict[str, str] = {}
         self._timeout_policy = str(settings.get("timeout_policy", "keep_current"))
@@ -232,6 +235,8 @@ class PlanWorkflow:
         except (Exception, asyncio.CancelledError) as err:
             await self._cancel(list(running.values()) + self._validations)
             admitter.cancel()
+            # the snapshots of groups that passed are what a resume of this run reuses
+            await self._levels.settle()
             for group in waiting:
                 self._groups[group.id].status = "cancelled"
                 for agent_id in group.agents:
@@ -248,6 +253,7 @@ class PlanWorkflow:
             raise
         admitter.cancel()
         await pool_lease.close(self._run.admission)
+        await self._levels.settle()
         self._warn_open_conflicts()
         self._finish("completed")
         return self._report()
@@ -342,6 +348,7 @@ class PlanWorkflow:
         resume = input.resume
         assert resume is not None
         self._run.resumed_from = resume.workflow_id
+        self._levels.resumed(resume.snapshot_key)
         rerun = rerun_groups(self._plan.groups, resume.from_group)
         passed = set(resume.passed_groups)
         resumed = [g.id for g in self._plan.groups if g.id in passed and g.id not in rerun]
@@ -380,6 +387,7 @@ class PlanWorkflow:
         timeout = self._group_timeout(group)
         state.deadline_s = None if timeout is None else round(state.started_s + timeout, 3)
         self._event("group_started", group.id)
+        self._levels.prefetch(group, self._ctx)
         tasks: dict[str, asyncio.Task[None]] = {}
         try:
             deadline_passed = False
@@ -427,6 +435,8 @@ class PlanWorkflow:
                 deadline_passed = False
             await self._apply(group, decision, tasks)
             self._check_consistency(group)
+            if state.status in PASSED:
+                self._levels.snapshot(group.id, self._ctx, self._elapsed())
             if len(group.cross_validation) >= 2 and state.status in PASSED:
                 if group.cross_validation_blocking:
                     await self._cross_validate(group)
@@ -842,6 +852,7 @@ class PlanWorkflow:
                                              key)
             if result is None:
                 return
+            self._levels.count(result)
             async with self._context_slot(WRITE, agent.id):
                 self._commit(agent, result)
         except asyncio.CancelledError:

@@ -16,6 +16,7 @@ from typing import Any
 
 from engine import barrier
 from engine.bottleneck import analyse as analyse_bottlenecks
+from engine.cache_stats import CacheCounters
 from engine.compiled import CompiledPlan
 from engine.context import OPEN, Conflict, VersionedContext
 from engine.merge import value_hash
@@ -171,6 +172,12 @@ class RunState:
     rejected_writes: list[dict[str, Any]] = field(default_factory=list)
     cache_hits: int = 0
     cache_misses: int = 0
+    # the other cache levels' counters (engine.cache_stats) and the context snapshots taken:
+    # {group, key, at_s, stored}, in the order taken (workflows/cache_levels.py)
+    cache: CacheCounters = field(default_factory=CacheCounters)
+    context_snapshots: list[dict[str, Any]] = field(default_factory=list)
+    # the snapshot key a resumed run's context came from (None: read by the context query)
+    resumed_snapshot: str | None = None
     # the workflow id of the run this one resumes (run --resume-from), else None
     resumed_from: str | None = None
     limits: ContextLimits = field(default_factory=ContextLimits)
@@ -202,9 +209,9 @@ def build_report(run: RunState, workflow_id: str, run_id: str, now_s: float) -> 
         "resumed_from": run.resumed_from,
         # per passed group: sha256 of its agents' output values, what a resume reuses
         "snapshots": group_snapshots(run),
-        "cache": {"agent_output": {
-            "hits": run.cache_hits, "misses": run.cache_misses,
-            "hit_ratio": round(run.cache_hits / max(1, run.cache_hits + run.cache_misses), 3)}},
+        "cache": cache_report(run),
+        "context_snapshots": [dict(entry) for entry in run.context_snapshots],
+        "resumed_snapshot": run.resumed_snapshot,
         "estimated_makespan_s": round(plan.estimated_makespan_s * run.time_scale, 3),
         "sequential_s": round(plan.sequential_s * run.time_scale, 3),
         "agents": {
@@ -235,6 +242,14 @@ def build_report(run: RunState, workflow_id: str, run_id: str, now_s: float) -> 
     # where the time went, once the run is over (engine.bottleneck; a running run has no answer)
     report["bottlenecks"] = analyse_bottlenecks(plan, report) if run.status != "running" else None
     return report
+
+
+def cache_report(run: RunState) -> dict[str, Any]:
+    """Per level hits, misses, hit_ratio (README, "Caching"); agent output lookups are the
+    workflow's own counters, the other levels come from engine.cache_stats."""
+    counters = CacheCounters({level: dict(counts) for level, counts in run.cache.levels.items()})
+    counters.add({"agent_output": {"hits": run.cache_hits, "misses": run.cache_misses}})
+    return counters.report()
 
 
 def group_snapshots(run: RunState) -> dict[str, str]:

@@ -20,6 +20,9 @@ class ResumeFrom:
     from_group: str | None = None
     context: dict[str, Any] = field(default_factory=dict)
     passed_groups: list[str] = field(default_factory=list)
+    # the context snapshot (context_snapshot_cache key) ``context`` was read from; None = read
+    # by the `context` query on the earlier run
+    snapshot_key: str | None = None
 
 
 @dataclass

@@ -120,6 +120,19 @@ def critical_error() -> CompiledPlan:
     )
 
 
+def cache_levels() -> CompiledPlan:
+    """A context snapshot after each barrier, and a prefetch for `second` (its template file)
+    while `first` runs."""
+    templates = HERE.parent / "templates"
+    writer = sim("w", "second", 0.0, kind="template", inputs=["a.out"], outputs=["doc"],
+                 template="brief.md", plan_dir=str(templates))
+    return compiled_plan(
+        [sim("a", "first", 0.5), writer],
+        [group("first", ["a"]), group("second", ["w"], ["first"])],
+        name="cache-levels",
+    )
+
+
 def adaptive_throttle() -> CompiledPlan:
     """adaptive: true with adjust_parallel_group_sizes (engine.adaptive): one group of four on a
     pool of two; `slow` (2 s) is over the 1.6 s response_time threshold while `long` runs, so
@@ -234,6 +247,8 @@ SCENARIOS = [
              {"g": ["abort_and_fallback", "continue_with_defaults"]}),
     Scenario("critical_error", critical_error, "completed",
              {"g": ["abort_and_fallback", "fallback_succeeded"]}, {"heartbeat_timeout_s": 1.0}),
+    Scenario("cache_levels", cache_levels, "completed",
+             {"first": ["all_completed"], "second": ["all_completed"]}),
     Scenario("conflict_update", conflict_plan, "completed",
              {"design": ["all_completed"], "build": ["all_completed"], "docs": ["all_completed"]},
              interact=resolve_by_update, conflicts=["c1:resolved:incoming"]),
