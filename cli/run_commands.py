@@ -150,7 +150,8 @@ def register(subparsers: Any) -> None:
         description="Record what a finished run measured (any run: started by `run`, "
         "`run --detach` or `temporal workflow start`) in the learned-durations store, so the "
         "next run or compile of its plan uses it. `run` does this by itself; recording a run "
-        "twice counts it once. Exit 0 recorded, 2 unknown id, no server or a running run.",
+        "twice counts it once. Exit 0 recorded (or nothing new), 1 the store cannot be "
+        "written, 2 unknown id (or not a plan run), no server or a running run.",
     )
     learn.add_argument("workflow_id", metavar="WORKFLOW_ID")
     add_server_options(learn)

@@ -207,3 +207,17 @@ def test_history_of_the_other_kind_of_run_is_pointed_at(cli_env: dict[str, str],
     DurationStore(tmp_path / "d.db").clear()
     none = starter(env, "plan", plan, "--history")
     assert "no runs recorded yet: `starter.py run PLAN` records" in none.stdout
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (("--history", "--format", "dot"), "--history prints a table (text) or json, not dot"),
+    (("--history", "--format", "mermaid"), "--history prints a table (text) or json, not mermaid"),
+    (("--simulate",), "--simulate goes with --history"),
+])
+def test_history_options_that_would_be_ignored_are_bad_input(
+        cli_env: dict[str, str], tmp_path: Path, args: tuple[str, ...], says: str) -> None:
+    plan = tmp_path / "learn-me.yaml"
+    plan.write_text(plan_text())
+    done = starter(cli_env, "plan", plan, *args)
+    assert 2 == done.returncode, done.stdout + done.stderr
+    assert says in done.stderr and "" == done.stdout
