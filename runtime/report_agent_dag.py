@@ -50,6 +50,13 @@ def depths(order: Sequence[str], deps: Mapping[str, Sequence[str]]) -> dict[str,
     return found
 
 
+def _detail(entry: dict[str, Any], status: str) -> str:
+    """The node's second line: group, status and duration."""
+    text = f"{_clip(str(entry.get('group') or ''), 14)} · {status}"
+    duration = entry.get("duration_s")
+    return text + (f" · {duration:.2f}s" if isinstance(duration, int | float) else "")
+
+
 def critical_edges(path: Sequence[str], deps: Mapping[str, Sequence[str]]) -> set[tuple[str, str]]:
     """(from, to) of consecutive critical agents joined by a real dependency."""
     return {(a, b) for a, b in zip(path, path[1:], strict=False) if a in deps.get(b, ())}
@@ -75,7 +82,11 @@ def agent_dag(report: dict[str, Any], deps: Mapping[str, Sequence[str]] | None,
     columns: dict[int, list[str]] = {}
     for agent_id in order:  # group by group, each group's in its list order
         columns.setdefault(column[agent_id], []).append(agent_id)
-    node_w = max(110, min(200, 7 * max(len(_clip(a, AGENT_CHARS)) for a in order) + 22))
+    details = {agent_id: _detail(entry, status_of(entry)) for agent_id, entry in agents}
+    # wide enough for the longest name (bold 11 px: about 7 px a character) and detail line
+    # (about 6 px), within bounds
+    node_w = max(110, min(230, max(max(7 * len(_clip(a, AGENT_CHARS)) + 22,
+                                       6 * len(details[a]) + 22) for a in order)))
     pos: dict[str, tuple[float, float]] = {}
     for col, members in columns.items():
         for row, agent_id in enumerate(members):
@@ -101,21 +112,20 @@ def agent_dag(report: dict[str, Any], deps: Mapping[str, Sequence[str]] | None,
     for agent_id, entry in agents:
         x, y = pos[agent_id]
         status = status_of(entry)
-        duration = entry.get("duration_s")
-        detail = f"{entry.get('group') or ''} · {status}"
-        if isinstance(duration, int | float):
-            detail += f" · {duration:.2f}s"
+        detail = details[agent_id]
         mark = " crit" if agent_id in crit_nodes else ""
         star = "★ " if mark else ""
         nodes.append(
             f'<g class="anode{mark} status-{_e(status)}" data-agent="{_e(agent_id)}">'
-            f'<rect x="{x:.1f}" y="{y:.1f}" width="{node_w}" height="{NODE_H}" rx="4"/>'
-            f'<rect class="stripe" x="{x:.1f}" y="{y:.1f}" width="6" height="{NODE_H}" '
+            f'<rect class="box" x="{x:.1f}" y="{y:.1f}" width="{node_w}" height="{NODE_H}" '
+            'rx="4"/>'
+            f'<rect class="stripe" x="{x + 1.5:.1f}" y="{y + 1.5:.1f}" width="5" '
+            f'height="{NODE_H - 3}" '
             f'fill="{colours.get(status, "#999")}"/>'
             f'<text x="{x + 12:.1f}" y="{y + 14:.1f}" font-weight="bold">'
             f"{_e(star + _clip(agent_id, AGENT_CHARS))}</text>"
             f'<text x="{x + 12:.1f}" y="{y + 27:.1f}" fill="#555">'
-            f"{_e(_clip(detail, AGENT_CHARS + 6))}</text>"
+            f"{_e(detail)}</text>"
             f"<title>{_e(agent_id)}: {_e(detail)}</title></g>")
     return (f'<svg class="agent-dag" width="{width:.0f}" height="{height:.0f}" role="img" '
             'aria-label="agent dependency graph"><defs>'

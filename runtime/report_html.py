@@ -73,9 +73,8 @@ svg text{font-size:11px;font-family:inherit}
 .edge{stroke:#999;stroke-width:1.2;fill:none}
 .edge.crit{stroke:#d9480f;stroke-width:3}
 .scroll{overflow-x:auto}
-.anode rect{fill:#fff;stroke:#999;stroke-width:1}
-.anode.crit rect{fill:#fff4e0;stroke:#d9480f;stroke-width:3}
-.anode rect.stripe{stroke:none}
+.anode rect.box{fill:#fff;stroke:#999;stroke-width:1}
+.anode.crit rect.box{fill:#fff4e0;stroke:#d9480f;stroke-width:3}
 .aedge{stroke:#aaa;stroke-width:1.1;fill:none}
 .aedge.crit{stroke:#d9480f;stroke-width:3}
 """
