@@ -1,7 +1,8 @@
 """The seed's other adaptive_resource_allocation actions inside a run (engine.adaptive,
-workflows/adaptation.py): modify_timeout_values, increase_cpu_allocation and
-enable_aggressive_caching. Pure cases for each rule, and for each a real run whose slow agent
-triggers it against a control run of the same plan without the action."""
+workflows/adaptation.py): modify_timeout_values, increase_cpu_allocation (also on a shared pool,
+where it does not apply) and enable_aggressive_caching. Pure cases for each rule, and for each a
+real run whose slow agent triggers it against a control run of the same plan without the action
+(the harness replays every run's history; tests/histories/adaptive_timeout.json is committed)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from engine.compiled import CompiledPlan
 from engine.scheduler import Pool
 from tests.conftest import TemporalHarness, group, sim
 from tests.histories.record import adaptive_actions, adaptive_timeout
+from tests.test_workflow_shared_pool import shared_plan
 
 # --- pure rules ----------------------------------------------------------------------------
 
@@ -202,3 +204,27 @@ def test_a_slow_agent_switches_on_cross_run_caching_in_a_real_run(
     control_rerun = temporal.execute(caching_plan([], control_tag))
     assert [] == cached(control_rerun) == events(control_rerun, "aggressive_caching_enabled")
     assert 0 == control_rerun["cache"]["agent_output"]["hits"]
+
+
+def test_a_shared_pool_run_says_once_that_cpu_cannot_be_raised(
+        temporal: TemporalHarness) -> None:
+    """Two slow agents on a shared pool: one cpu_allocation_not_applied event and alert, no
+    raise; the control plan (no action) records neither."""
+    def plan(actions: list[str]) -> CompiledPlan:
+        built = shared_plan(f"adaptive-shared-{uuid.uuid4().hex[:6]}",
+                            f"adaptive-{uuid.uuid4().hex[:8]}", 2, 1.5)
+        built.resources["load_balancing"] = {"resource_monitoring": {
+            "alert_thresholds": {"response_time": 1.0}}}
+        built.monitoring = {"performance_optimization": {"adaptive_resource_allocation": {
+            "trigger": "performance_below_threshold", "actions": actions}}}
+        built.adaptive_margin = 1.5
+        return built
+
+    adaptive = temporal.execute(plan(["increase_cpu_allocation"]))
+    control = temporal.execute(plan([]))
+    assert ["g"] == events(adaptive, "cpu_allocation_not_applied")
+    assert [] == events(adaptive, "cpu_allocation_raised")
+    (alert,) = [a["message"] for a in adaptive["alerts"] if "increase_cpu" in a["message"]]
+    assert "does not apply: the run's units come from the shared pool 'adaptive-" in alert
+    assert [] == events(control, "cpu_allocation_not_applied")
+    assert "completed" == adaptive["status"] == control["status"]
