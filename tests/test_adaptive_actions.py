@@ -21,6 +21,7 @@ from engine.scheduler import Pool
 from tests.conftest import TemporalHarness, group, sim
 from tests.histories.record import adaptive_actions, adaptive_timeout
 from tests.test_workflow_shared_pool import shared_plan
+from workflows.adaptation import PATCH
 
 # --- pure rules ----------------------------------------------------------------------------
 
@@ -228,3 +229,28 @@ def test_a_shared_pool_run_says_once_that_cpu_cannot_be_raised(
     assert "does not apply: the run's units come from the shared pool 'adaptive-" in alert
     assert [] == events(control, "cpu_allocation_not_applied")
     assert "completed" == adaptive["status"] == control["status"]
+
+
+def patch_ids(name: str) -> list[str]:
+    """The patch ids of the committed history's core_patch markers."""
+    from temporalio.converter import PayloadConverter
+
+    from tests.test_replay import load
+
+    found = []
+    for event in load(name).events:
+        if event.HasField("marker_recorded_event_attributes"):
+            marker = event.marker_recorded_event_attributes
+            if marker.marker_name == "core_patch":
+                data = PayloadConverter.default.from_payload(
+                    marker.details["patch-data"].payloads[0])
+                found.append(data["id"])
+    return found
+
+
+def test_the_new_actions_sit_behind_a_patch_older_histories_replay_without() -> None:
+    """adaptive_timeout.json has the patch marker; adaptive_throttle.json (its plan lists
+    increase_cpu_allocation too) was recorded before it and still replays (test_replay), its run
+    taking the unpatched branch, so in-flight runs of such plans keep their commands."""
+    assert [PATCH] == patch_ids("adaptive_timeout")
+    assert PATCH not in patch_ids("adaptive_throttle")

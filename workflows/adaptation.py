@@ -2,17 +2,25 @@
 applies what the pure rules decide to the run's state and records each application as an event
 and a warning alert. PlanWorkflow calls `after_agent` when an agent that ran finishes and
 `deadline_shift` when a group starts; every other plan gets None for each rule and issues
-exactly the commands it always did."""
+exactly the commands it always did.
+
+modify_timeout_values, increase_cpu_allocation and enable_aggressive_caching change commands
+(timers, start order, cache lookups) of plans that listed them before they were applied, so they
+sit behind `workflow.patched(PATCH)`, asked only when the plan enables one: a run recorded
+before them replays without them. (adjust_parallel_group_sizes predates the patch.)"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from temporalio import workflow
+
 from engine.adaptive import AggressiveCaching, CpuBoost, GroupThrottle, TimeoutStretch
 from engine.compiled import CompiledPlan
 from workflows.state import Decision, RunState
 
+PATCH = "adaptive-allocation-actions"
 TIMEOUT_ADAPTED = "timeout_adapted"
 UNFINISHED = ("pending", "blocked", "queued", "running")
 
@@ -35,15 +43,15 @@ class Adaptation:
                   plan_cache_ttl_s: float | None, caching_on: bool,
                   event: Callable[[str, str], None], alert: Callable[[str, str, str], None],
                   elapsed: Callable[[], float]) -> Adaptation:
-        return cls(
-            plan, run,
-            GroupThrottle.from_plan(plan, time_scale),
-            TimeoutStretch.from_plan(plan, time_scale),
-            CpuBoost.from_plan(plan, time_scale),
-            AggressiveCaching.from_plan(plan, time_scale, plan_cache_ttl_s) if caching_on
-            else None,
-            event, alert, elapsed,
-        )
+        timeouts = TimeoutStretch.from_plan(plan, time_scale)
+        cpu = CpuBoost.from_plan(plan, time_scale)
+        caching = (AggressiveCaching.from_plan(plan, time_scale, plan_cache_ttl_s) if caching_on
+                   else None)
+        if any(rule is not None for rule in (timeouts, cpu, caching)) and not workflow.patched(
+                PATCH):
+            timeouts = cpu = caching = None
+        return cls(plan, run, GroupThrottle.from_plan(plan, time_scale), timeouts, cpu, caching,
+                   event, alert, elapsed)
 
     @property
     def looks_up_cache(self) -> bool:
