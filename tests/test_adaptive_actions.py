@@ -6,8 +6,10 @@ real run whose slow agent triggers it against a control run of the same plan wit
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from engine.adaptive import (
@@ -18,7 +20,7 @@ from engine.adaptive import (
 )
 from engine.compiled import CompiledPlan
 from engine.scheduler import Pool
-from tests.conftest import TemporalHarness, group, sim
+from tests.conftest import TemporalHarness, group, sim, starter
 from tests.histories.record import adaptive_actions, adaptive_timeout
 from tests.test_workflow_shared_pool import shared_plan
 from workflows.adaptation import PATCH
@@ -254,3 +256,52 @@ def test_the_new_actions_sit_behind_a_patch_older_histories_replay_without() -> 
     taking the unpatched branch, so in-flight runs of such plans keep their commands."""
     assert PATCH in patch_ids("adaptive_timeout")
     assert PATCH not in patch_ids("adaptive_throttle")
+
+
+ALL_ACTIONS = """\
+name: adaptive-cli-{tag}
+adaptive: true
+performance_monitoring:
+  performance_optimization:
+    adaptive_resource_allocation:
+      trigger: performance_below_threshold
+      actions: [modify_timeout_values, increase_cpu_allocation, enable_aggressive_caching]
+resource_manager:
+  resource_pool:
+    computational: {{total_cpu_units: 100, total_memory_units: 100, concurrent_agent_limit: 3}}
+  load_balancing:
+    resource_monitoring:
+      alert_thresholds: {{response_time: 1}}
+agents:
+  slow: {{kind: simulate, duration: 1500ms, outputs: [x]}}
+  quick: {{kind: simulate, duration: 100ms, outputs: [y]}}
+  last: {{kind: simulate, duration: 100ms, inputs: [slow.x, quick.y]}}
+groups:
+  both: {{agents: [slow, quick], timeout: 10s}}
+"""
+
+
+def test_a_yaml_plan_with_the_actions_through_starter_run_and_report(
+        cli_env: dict[str, str], tmp_path: Path) -> None:
+    """The README's commands: `run` a YAML plan listing the three actions (slow is over the
+    1 s threshold), its report names each application; the rerun serves `last` (started after
+    slow) from the cache; `report --format html` draws the agent graph."""
+    plan = tmp_path / "adaptive.yaml"
+    plan.write_text(ALL_ACTIONS.format(tag=uuid.uuid4().hex[:8]))
+    for workflow_id in ("adaptive-cli-1", "adaptive-cli-2"):
+        done = starter(cli_env, "run", plan, "--no-learn", "--workflow-id", workflow_id,
+                       "--time-scale", "1")
+        assert 0 == done.returncode, done.stdout + done.stderr
+    first, second = (json.loads(starter(cli_env, "report", w).stdout)
+                     for w in ("adaptive-cli-1", "adaptive-cli-2"))
+    assert {"cpu_allocation_raised", "aggressive_caching_enabled"} <= {
+        e["event"] for e in first["events"]}
+    # slow was the last of `both` to finish: no deadline of its own group left to move, and
+    # no later group holds a `slow` role
+    assert [] == events(first, "timeout_adapted")
+    assert ["last"] == cached(second)
+    page = tmp_path / "report.html"
+    html = starter(cli_env, "report", "adaptive-cli-1", "--format", "html", "--output", page)
+    assert 0 == html.returncode, html.stderr
+    text = page.read_text(encoding="utf-8")
+    assert text.count('class="anode') == 3 and 'data-from="slow" data-to="last"' in text
