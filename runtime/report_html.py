@@ -427,9 +427,7 @@ def _metrics(report: dict[str, Any]) -> str:
     ]
     for name, stats in sorted(cache.items()):
         if isinstance(stats, dict):
-            rows.append((f"cache {name}", f"{_e(stats.get('hits', 0))} hits, "
-                         f"{_e(stats.get('misses', 0))} misses, hit ratio "
-                         f"{_num(stats.get('hit_ratio'), 2)}"))
+            rows.append((f"cache {name}", _cache_level_cell(stats)))
     if "bytes_saved_by_compression" in cache:
         rows.append(("cache bytes saved by compression",
                      _e(cache.get("bytes_saved_by_compression"))))
@@ -437,6 +435,17 @@ def _metrics(report: dict[str, Any]) -> str:
         rows.append((f"output quality {group_id}", _num(score, 3)))
     body = "".join(f'<tr><th>{_e(k)}</th><td class="num">{v}</td></tr>' for k, v in rows)
     return f'<table class="metrics">{body}</table>'
+
+
+def _cache_level_cell(stats: dict[str, Any]) -> str:
+    """Hits, misses and ratio of one cache level; a level nobody looked up says so rather than
+    showing a hit ratio of 0 (the snapshot level is only written to during a run)."""
+    hits, misses = int(stats.get("hits") or 0), int(stats.get("misses") or 0)
+    parts = ([f"{hits} hits, {misses} misses, hit ratio {_num(stats.get('hit_ratio'), 2)}"]
+             if hits + misses else ["no lookups"])
+    if stats.get("stored"):
+        parts.append(f"{_e(stats['stored'])} stored")
+    return ", ".join(parts)
 
 
 def _agents_table(report: dict[str, Any]) -> str:
