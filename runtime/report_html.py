@@ -32,6 +32,8 @@ STATUS_COLOURS = {
 }
 # a queued agent's wait before its bar, and the barrier's wait on a straggler on its group's row
 QUEUED_COLOUR = "#9aa5b1"
+# a group's row: from its start to its barrier (thinner and darker than a queue wait)
+GROUP_SPAN_COLOUR = "#495057"
 STRAGGLER_COLOUR = "#f59f00"
 DECISION_COLOURS = {
     "extend_timeout": "#e0a526",
@@ -231,8 +233,9 @@ def _gantt(report: dict[str, Any]) -> str:
                     + (f", {_e(decision)}" if decision else "") + "</title></text>")
         if start is not None:
             x1 = x_of(end if end is not None else span)
-            rows.append(f'<rect class="groupspan" x="{x_of(start):.1f}" y="{y + 7:.1f}" '
-                        f'width="{max(x1 - x_of(start), 1):.1f}" height="4" fill="#aaa"/>')
+            rows.append(f'<rect class="groupspan" x="{x_of(start):.1f}" y="{y + 8:.1f}" '
+                        f'width="{max(x1 - x_of(start), 1):.1f}" height="2" '
+                        f'fill="{GROUP_SPAN_COLOUR}"/>')
         for straggler in stragglers.get(group_id, []):
             # the stretch the barrier waited on the straggler alone (engine.bottleneck)
             last = offset_s(report, (agents.get(straggler["agent"]) or {}).get("finished_at"))
@@ -538,6 +541,8 @@ def _legend() -> str:
     items.append('<span><i style="background:#862e9c;border-radius:6px"></i>conflict</span>')
     items.append('<span><i style="background:#fff;border:2px solid #000"></i>'
                  "critical path (★)</span>")
+    items.append(f'<span><i style="background:{GROUP_SPAN_COLOUR};height:2px"></i>'
+                 "group, start to barrier</span>")
     items.append(f'<span><i style="background:{QUEUED_COLOUR};height:4px"></i>'
                  "queued for resources</span>")
     items.append(f'<span><i style="background:{STRAGGLER_COLOUR};opacity:.55"></i>'
