@@ -35,6 +35,8 @@ STATUS_COLOURS = {
 }
 # a queued agent's wait before its bar, and the barrier's wait on a straggler on its group's row
 QUEUED_COLOUR = "#9aa5b1"
+# a group's row: from its start to its barrier (thinner and darker than a queue wait)
+GROUP_SPAN_COLOUR = "#495057"
 STRAGGLER_COLOUR = "#f59f00"
 DECISION_COLOURS = {
     "extend_timeout": "#e0a526",
@@ -238,8 +240,9 @@ def _gantt(report: dict[str, Any]) -> str:
                     + (f", {_e(decision)}" if decision else "") + "</title></text>")
         if start is not None:
             x1 = x_of(end if end is not None else span)
-            rows.append(f'<rect class="groupspan" x="{x_of(start):.1f}" y="{y + 7:.1f}" '
-                        f'width="{max(x1 - x_of(start), 1):.1f}" height="4" fill="#aaa"/>')
+            rows.append(f'<rect class="groupspan" x="{x_of(start):.1f}" y="{y + 8:.1f}" '
+                        f'width="{max(x1 - x_of(start), 1):.1f}" height="2" '
+                        f'fill="{GROUP_SPAN_COLOUR}"/>')
         for straggler in stragglers.get(group_id, []):
             # the stretch the barrier waited on the straggler alone (engine.bottleneck)
             last = offset_s(report, (agents.get(straggler["agent"]) or {}).get("finished_at"))
@@ -434,9 +437,7 @@ def _metrics(report: dict[str, Any]) -> str:
     ]
     for name, stats in sorted(cache.items()):
         if isinstance(stats, dict):
-            rows.append((f"cache {name}", f"{_e(stats.get('hits', 0))} hits, "
-                         f"{_e(stats.get('misses', 0))} misses, hit ratio "
-                         f"{_num(stats.get('hit_ratio'), 2)}"))
+            rows.append((f"cache {name}", _cache_level_cell(stats)))
     if "bytes_saved_by_compression" in cache:
         rows.append(("cache bytes saved by compression",
                      _e(cache.get("bytes_saved_by_compression"))))
@@ -444,6 +445,17 @@ def _metrics(report: dict[str, Any]) -> str:
         rows.append((f"output quality {group_id}", _num(score, 3)))
     body = "".join(f'<tr><th>{_e(k)}</th><td class="num">{v}</td></tr>' for k, v in rows)
     return f'<table class="metrics">{body}</table>'
+
+
+def _cache_level_cell(stats: dict[str, Any]) -> str:
+    """Hits, misses and ratio of one cache level; a level nobody looked up says so rather than
+    showing a hit ratio of 0 (the snapshot level is only written to during a run)."""
+    hits, misses = int(stats.get("hits") or 0), int(stats.get("misses") or 0)
+    parts = ([f"{hits} hits, {misses} misses, hit ratio {_num(stats.get('hit_ratio'), 2)}"]
+             if hits + misses else ["no lookups"])
+    if stats.get("stored"):
+        parts.append(f"{_e(stats['stored'])} stored")
+    return ", ".join(parts)
 
 
 def _agents_table(report: dict[str, Any]) -> str:
@@ -536,6 +548,8 @@ def _legend() -> str:
     items.append('<span><i style="background:#862e9c;border-radius:6px"></i>conflict</span>')
     items.append('<span><i style="background:#fff;border:2px solid #000"></i>'
                  "critical path (★)</span>")
+    items.append(f'<span><i style="background:{GROUP_SPAN_COLOUR};height:2px"></i>'
+                 "group, start to barrier</span>")
     items.append(f'<span><i style="background:{QUEUED_COLOUR};height:4px"></i>'
                  "queued for resources</span>")
     items.append(f'<span><i style="background:{STRAGGLER_COLOUR};opacity:.55"></i>'

@@ -374,3 +374,14 @@ def test_html_shows_queue_waits_and_straggler_waits_on_the_timeline() -> None:
     assert ["g2"] == [row["data-group"] for row in page.with_class("straggler")]
     assert ["cache_agent"] == [s["data-action"] for s in page.with_class("suggestion")]
     assert f"cache {EVIL}" in "".join(page.text)
+
+
+def test_cache_levels_without_lookups_say_so_instead_of_a_zero_hit_ratio() -> None:
+    report = hand_report()
+    report["cache"] = {"agent_output": {"hits": 1, "misses": 3, "hit_ratio": 0.25},
+                       "context_snapshot": {"hits": 0, "misses": 0, "hit_ratio": 0.0,
+                                            "stored": 5}}
+    rows = dict(re.findall(r'<tr><th>([^<]*)</th><td class="num">([^<]*)</td></tr>',
+                           render_html(report)))
+    assert "1 hits, 3 misses, hit ratio 0.25" == rows["cache agent_output"]
+    assert "no lookups, 5 stored" == rows["cache context_snapshot"]
