@@ -880,7 +880,8 @@ class PlanWorkflow:
     # --- agent output cache -------------------------------------------------------------
     # Consulted only when the plan opts in to cross-run reuse (agent_output_cache.ttl in
     # seconds): with the default session_lifetime nothing could ever hit in a fresh run, and a
-    # plain run keeps issuing exactly the commands it always did.
+    # plain run keeps issuing exactly the commands it always did. An adaptive plan listing
+    # enable_aggressive_caching looks up from the start and stores across runs once it is on.
 
     def _cache_level(self) -> dict[str, Any]:
         """The plan's agent_output_cache settings; empty when caching is switched off."""
