@@ -89,6 +89,13 @@ def test_slow_agents_raise_the_cpu_step_by_step_up_to_the_cap_never_memory() -> 
     assert boost.observe("slow", 2.0, pool) is None  # at the cap
 
 
+def test_an_oversubscription_above_the_cap_is_never_lowered() -> None:
+    boost = CpuBoost(threshold_s=1.0, capacity=100.0)
+    assert boost.observe("slow", 2.0, Pool(200, 100, 4)) is None
+    outcome = boost.observe("slow", 2.0, Pool(145, 100, 4))
+    assert outcome is not None and outcome[0] == Pool(150, 100, 4)
+
+
 def test_a_shared_pool_is_not_raised_and_says_so_once() -> None:
     boost = CpuBoost.from_plan(pool_plan(["increase_cpu_allocation"], shared=True), 1.0)
     assert boost is not None

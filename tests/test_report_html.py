@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from runtime.report_agent_dag import critical_edges, depths
 from runtime.report_html import CHART_W, render_html
 from runtime.report_mermaid import render_mermaid
 from tests.conftest import TemporalHarness, compiled_plan, group, sim, starter
@@ -198,6 +199,15 @@ def rect_x(page: Page) -> dict[str, float]:
         elif tag == "rect" and current is not None and current not in found:
             found[current] = float(attrs["x"])
     return found
+
+
+def test_agent_columns_follow_the_deepest_dependency_and_survive_a_cycle() -> None:
+    order = ["a", "b", "c", "d"]
+    assert {"a": 0, "b": 1, "c": 2, "d": 1} == depths(order, {"b": ["a"], "c": ["a", "b"],
+                                                               "d": ["a", "gone"]})
+    # a cycle (never in a compiled plan) is cut where it closes instead of recursing forever
+    assert {"a": 1, "b": 0} == depths(["a", "b"], {"a": ["b"], "b": ["a"]})
+    assert {("a", "b")} == critical_edges(["a", "b", "d"], {"b": ["a"], "d": ["a"]})
 
 
 def test_html_leaves_the_agent_graph_out_above_the_limit_or_without_edges() -> None:
