@@ -19,7 +19,9 @@ from runtime.progress import offset_s, ordered_agents, ordered_groups
 from runtime.report_agent_dag import agent_dag
 
 # barrier decisions worth a marker on the timeline (all_completed is the uneventful case)
-MARKED_DECISIONS = ("extend_timeout", "continue_with_partial", "abort_and_fallback")
+MARKED_DECISIONS = ("extend_timeout", "continue_with_partial", "abort_and_fallback",
+                    # adaptive allocation moved the deadline (engine.adaptive)
+                    "timeout_adapted")
 STATUS_COLOURS = {
     "succeeded": "#2e9d4f",
     "cached": "#5aa9e6",
@@ -42,6 +44,7 @@ DECISION_COLOURS = {
     "extend_timeout": "#e0a526",
     "continue_with_partial": "#3f6fd1",
     "abort_and_fallback": "#d64541",
+    "timeout_adapted": "#1c7c7d",
 }
 
 LABEL_W = 230

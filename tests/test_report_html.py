@@ -210,6 +210,15 @@ def test_agent_columns_follow_the_deepest_dependency_and_survive_a_cycle() -> No
     assert {("a", "b")} == critical_edges(["a", "b", "d"], {"b": ["a"], "d": ["a"]})
 
 
+def test_a_deadline_moved_by_adaptive_allocation_is_marked_on_the_timeline() -> None:
+    report = hand_report()
+    report["groups"]["g2"]["barrier"]["history"].insert(
+        0, {"decision": "timeout_adapted", "at": at(1.5), "reason": "moved 1 s later"})
+    page = parse(render_html(report))
+    assert 1 == len([m for m in page.with_class("decision-timeout_adapted")])
+    assert "timeout_adapted :milestone" in render_mermaid(report)
+
+
 def test_html_leaves_the_agent_graph_out_above_the_limit_or_without_edges() -> None:
     """Over 60 agents only the group graph, with a note saying why; no edges given (a report
     alone): a note too. The group graph is there in both."""
