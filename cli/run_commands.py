@@ -346,7 +346,8 @@ def report_command(args: argparse.Namespace) -> int:
     elif args.format == "html":
         from runtime.report_html import render_html
 
-        text = render_html(view.report).rstrip("\n")
+        text = render_html(view.report, agent_deps=asyncio.run(
+            _agent_deps(_target, args, view.report))).rstrip("\n")
     elif args.format == "mermaid":
         from runtime.report_mermaid import render_mermaid
 
@@ -405,6 +406,24 @@ async def _run_mode(target: Any, args: argparse.Namespace) -> str:
     from engine.learning import mode_of
 
     return mode_of(bool((await _run_input(target, args)).simulate))
+
+
+async def _agent_deps(target: Any, args: argparse.Namespace,
+                      report: dict[str, Any]) -> dict[str, list[str]] | None:
+    """The agent graph's edges, from the run's compiled plan (the report has none); None for a
+    plan too large to draw or one that cannot be read (the page then says so)."""
+    from engine.report import agent_dependencies
+    from runtime.report_agent_dag import AGENT_DAG_LIMIT
+
+    if len(report.get("agents") or {}) > AGENT_DAG_LIMIT:
+        return None
+    try:
+        run_input = await _run_input(target, args)
+    except Exception as err:  # the graph is a bonus: the page is written without it
+        print(f"warning: no agent graph for {args.workflow_id}: cannot read its plan ({err})",
+              file=sys.stderr)
+        return None
+    return agent_dependencies(run_input.plan.agents, run_input.plan.groups)
 
 
 async def _analyse_old_run(target: Any, args: argparse.Namespace,
