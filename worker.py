@@ -1,4 +1,5 @@
-"""Run a worker for PlanWorkflow and the agent activities until SIGINT/SIGTERM:
+"""Run a worker for PlanWorkflow, the shared pool (ResourcePoolWorkflow) and their activities
+until SIGINT/SIGTERM:
 `python worker.py [--address HOST:PORT] [--namespace NS] [--task-queue Q]
 [--max-concurrent-activities N] [--resource-based [--target-cpu F] [--target-memory F]]
 [--metrics-port N]`, with TLS/mTLS and an API key from --tls* and --api-key or Temporal's
@@ -87,7 +88,7 @@ def parser() -> argparse.ArgumentParser:
                         "routes agents elsewhere with task_queue (per agent) or task_queues "
                         "(per kind)")
     parser.add_argument("--max-concurrent-activities", type=positive, default=None, metavar="N",
-                        help="agents this worker runs at once (default: the SDK's 1000); with "
+                        help="agents this worker runs at once (default: the SDK's 100); with "
                         "--resource-based, the most the tuner may hand out")
     parser.add_argument("--resource-based", action="store_true",
                         help="Temporal's resource-based tuner: take agents only while this "
@@ -107,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         target = resolve_target(ConnectionFlags.from_args(args), allow_start=False)
         configure_telemetry(metrics_port=args.metrics_port)
         asyncio.run(serve(target, args))
+    except BrokenPipeError:
+        raise  # a ConnectionError too, but the reader of stdout left: run_entry exits quietly
     except (TargetError, ConnectionError, TelemetryConfigError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -127,13 +127,20 @@ def _target(args: argparse.Namespace) -> Any:
 async def _describe(client: Any, workflow_id: str, namespace: str | None) -> Any:
     from temporalio.service import RPCError, RPCStatusCode
 
+    from runtime.inspect import NotAPlanRun, require_plan_run
+
     try:
-        return await client.get_workflow_handle(workflow_id).describe()
+        description = await client.get_workflow_handle(workflow_id).describe()
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:
             raise CommandError(f"no run with workflow id '{workflow_id}' (namespace "
                                f"{namespace or 'default'})") from None
         raise
+    try:
+        require_plan_run(description)
+    except NotAPlanRun as err:
+        raise CommandError(str(err)) from None
+    return description
 
 
 async def _require_worker(client: Any, description: Any, what: str) -> None:
@@ -192,6 +199,8 @@ def _run(args: argparse.Namespace, body: Any) -> int:
     except CommandError as err:
         print(f"error: {err}", file=sys.stderr)
         return err.code
+    except BrokenPipeError:
+        raise  # a ConnectionError too, but the reader of stdout left: run_entry exits quietly
     except ConnectionError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -40,6 +40,9 @@ def history(plan: Any, compiled: CompiledPlan, simulate: bool) -> dict[str, Any]
         "estimated_makespan_s": compiled.estimated_makespan_s,
         "learned_makespan_s": adapted.estimated_makespan_s,
         "groups": groups,
+        # the two kinds never mix: say when the other kind has samples, so nobody concludes
+        # from an empty table that nothing was recorded
+        "other_mode_agents": len(store.learned(compiled.name, mode_of(not simulate))),
     }
 
 
@@ -82,6 +85,12 @@ def show_history(plan: Any, compiled: CompiledPlan, simulate: bool, as_json: boo
             if g["timeout_s"] is not None:
                 lines.append(f"  {g['group']}: {g['timeout_s']:g}s -> {g['learned_timeout_s']:g}s")
     if not any(a["n"] for a in found["agents"]):
-        lines.append("no runs recorded yet: `starter.py run PLAN` records each finished run")
+        other = found["other_mode_agents"]
+        if other:
+            flag = "without --simulate" if simulate else "with --simulate"
+            lines.append(f"no {found['mode']} runs recorded yet; {other} agent(s) have samples "
+                         f"of {mode_of(not simulate)} runs: see them {flag}")
+        else:
+            lines.append("no runs recorded yet: `starter.py run PLAN` records each finished run")
     print("\n".join(lines))
     return 0

@@ -79,6 +79,14 @@ def run_validate(args: argparse.Namespace) -> int:
 def run_plan(args: argparse.Namespace) -> int:
     from engine import render
 
+    if args.history and args.format in ("mermaid", "dot"):
+        print(f"error: --history prints a table (text) or json, not {args.format}; leave out "
+              "one of the two", file=sys.stderr)
+        return EXIT_PLAN_ERROR
+    if args.simulate and not args.history:
+        print("error: --simulate goes with --history (the durations of --simulate runs); "
+              "without it the plan's analysis is the same", file=sys.stderr)
+        return EXIT_PLAN_ERROR
     try:
         plan, compiled = _load(args.plan, plan_variables(args))
     except PlanError as error:

@@ -160,9 +160,10 @@ def register(subparsers: Any) -> None:
     report.add_argument("--format", choices=("json", "text", "html", "mermaid"),
                         help="json (default; text with --bottlenecks), text, html or mermaid")
     report.add_argument("-o", "--output", type=Path, metavar="FILE",
-                        help="write to FILE instead of stdout")
+                        help="write to FILE instead of stdout (its folder is created)")
     report.add_argument("--bottlenecks", action="store_true",
-                        help="only the bottleneck analysis (text; with --format json its JSON)")
+                        help="only the bottleneck analysis (text; with --format json its JSON; "
+                        "not with html or mermaid)")
     report.set_defaults(handler=report_command)
 
     learn = subparsers.add_parser(
@@ -170,7 +171,8 @@ def register(subparsers: Any) -> None:
         description="Record what a finished run measured (any run: started by `run`, "
         "`run --detach` or `temporal workflow start`) in the learned-durations store, so the "
         "next run or compile of its plan uses it. `run` does this by itself; recording a run "
-        "twice counts it once. Exit 0 recorded, 2 unknown id, no server or a running run.",
+        "twice counts it once. Exit 0 recorded (or nothing new), 1 the store cannot be "
+        "written, 2 unknown id (or not a plan run), no server or a running run.",
     )
     learn.add_argument("workflow_id", metavar="WORKFLOW_ID")
     add_server_options(learn)
@@ -279,7 +281,7 @@ def _read(args: argparse.Namespace) -> tuple[int, Any, Any]:
     """(exit code, RunView or None, Target or None) for status/report."""
     from runtime.connection import ConnectionFlags
     from runtime.devserver import default_db_file
-    from runtime.inspect import RunNotFound, read_run
+    from runtime.inspect import NotAPlanRun, RunNotFound, read_run
     from runtime.servers import TargetError, resolve_target
 
     try:
@@ -297,11 +299,16 @@ def _read(args: argparse.Namespace) -> tuple[int, Any, Any]:
 
     try:
         view = asyncio.run(read())
+    except NotAPlanRun as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT, None, target
     except RunNotFound:
         namespace = args.namespace or "default"
         print(f"error: no run with workflow id '{args.workflow_id}' at {target.address} "
               f"(namespace {namespace})", file=sys.stderr)
         return EXIT_BAD_INPUT, None, target
+    except BrokenPipeError:
+        raise  # a ConnectionError too, but the reader of stdout left: run_entry exits quietly
     except ConnectionError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT, None, target
@@ -336,6 +343,11 @@ def status_command(args: argparse.Namespace) -> int:
 def report_command(args: argparse.Namespace) -> int:
     from runtime.progress import format_summary
 
+    if args.bottlenecks and args.format in ("html", "mermaid"):
+        print(f"error: --bottlenecks prints the analysis as text or json, not {args.format}; "
+              + ("the html page has it in its Bottlenecks section: leave out --bottlenecks"
+                 if args.format == "html" else "leave out one of the two"), file=sys.stderr)
+        return EXIT_BAD_INPUT
     code, view, _target = _read(args)
     if view is None:
         return code
@@ -357,7 +369,8 @@ def report_command(args: argparse.Namespace) -> int:
     elif args.format == "html":
         from runtime.report_html import render_html
 
-        text = render_html(view.report).rstrip("\n")
+        text = render_html(view.report, agent_deps=asyncio.run(
+            _agent_deps(_target, args, view.report))).rstrip("\n")
     elif args.format == "mermaid":
         from runtime.report_mermaid import render_mermaid
 
@@ -365,7 +378,13 @@ def report_command(args: argparse.Namespace) -> int:
     else:
         text = format_summary(view.report)
     if args.output:
-        args.output.write_text(text + "\n", encoding="utf-8")
+        try:
+            args.output.parent.mkdir(parents=True, exist_ok=True)
+            args.output.write_text(text + "\n", encoding="utf-8")
+        except OSError as err:
+            print(f"error: cannot write {args.output}: {err}; choose another -o FILE",
+                  file=sys.stderr)
+            return EXIT_BAD_INPUT
     else:
         print(text)
     return code
@@ -410,6 +429,24 @@ async def _run_mode(target: Any, args: argparse.Namespace) -> str:
     from engine.learning import mode_of
 
     return mode_of(bool((await _run_input(target, args)).simulate))
+
+
+async def _agent_deps(target: Any, args: argparse.Namespace,
+                      report: dict[str, Any]) -> dict[str, list[str]] | None:
+    """The agent graph's edges, from the run's compiled plan (the report has none); None for a
+    plan too large to draw or one that cannot be read (the page then says so)."""
+    from engine.report import agent_dependencies
+    from runtime.report_agent_dag import AGENT_DAG_LIMIT
+
+    if len(report.get("agents") or {}) > AGENT_DAG_LIMIT:
+        return None
+    try:
+        run_input = await _run_input(target, args)
+    except Exception as err:  # the graph is a bonus: the page is written without it
+        print(f"warning: no agent graph for {args.workflow_id}: cannot read its plan ({err})",
+              file=sys.stderr)
+        return None
+    return agent_dependencies(run_input.plan.agents, run_input.plan.groups)
 
 
 async def _analyse_old_run(target: Any, args: argparse.Namespace,

@@ -164,7 +164,7 @@ def _pydantic_problems(exc: ValidationError, model: type[BaseModel], source: Sou
             close = suggest(key, allowed)
             fix = f"did you mean '{close}'?" if close else "remove it"
             if allowed:
-                fix += f" Known keys: {', '.join(allowed)}"
+                fix += ("" if fix.endswith("?") else ".") + f" Known keys: {', '.join(allowed)}"
             problems.append(UnknownKeyError(
                 f"unknown key '{key}' in {what}", value=key, location=location,
                 expected="one of the documented keys", found=repr(key), fix=fix,
@@ -173,6 +173,8 @@ def _pydantic_problems(exc: ValidationError, model: type[BaseModel], source: Sou
         message = error["msg"]
         if message.startswith("Value error, "):
             message = message[len("Value error, "):]
+        if error["type"] == "missing" and loc:
+            message = f"the key '{loc[-1]}' is required here; add it"
         problems.append(InvalidValueError(
             f"invalid {where} in {what}: {message}", value=error.get("input"),
             location=location, found=f"{error.get('input')!r:.80}",

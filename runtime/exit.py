@@ -17,6 +17,8 @@ from collections.abc import Callable
 from typing import NoReturn
 
 EXIT_INTERRUPTED = 130
+# what a shell reports for a process killed by SIGPIPE (128 + 13), as `cat big | head` does
+EXIT_BROKEN_PIPE = 141
 
 
 def exit_process(code: int) -> NoReturn:
@@ -29,6 +31,14 @@ def exit_process(code: int) -> NoReturn:
         with contextlib.suppress(OSError, ValueError):
             stream.flush()
     os._exit(code)
+
+
+def silence_stdout() -> None:
+    """Point stdout at /dev/null, so the final flush of what is still buffered for a closed
+    pipe cannot fail again."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
 
 
 def run_entry(main: Callable[[], int | None]) -> NoReturn:
@@ -48,6 +58,10 @@ def run_entry(main: Callable[[], int | None]) -> NoReturn:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         code = EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # the reader went away (`report ID | head`): no traceback, nothing more to write to it
+        silence_stdout()
+        code = EXIT_BROKEN_PIPE
     except Exception:
         # a bug, not a verdict on the run: show it, and still leave without the bridge crash
         traceback.print_exc()

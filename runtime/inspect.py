@@ -37,6 +37,21 @@ class RunNotFound(LookupError):
     pass
 
 
+class NotAPlanRun(RunNotFound):
+    """The id names a workflow of another type (the shared pool's, say): it has no report."""
+
+    def __init__(self, workflow_id: str, workflow_type: str) -> None:
+        hint = (f"; see its leases with `temporal workflow query --workflow-id {workflow_id} "
+                "--type state`" if workflow_type == "ResourcePoolWorkflow" else "")
+        super().__init__(f"{workflow_id} is a {workflow_type}, not a plan run (PlanWorkflow), "
+                         f"so it has no report{hint}")
+
+
+def require_plan_run(description: WorkflowExecutionDescription) -> None:
+    if description.workflow_type != "PlanWorkflow":
+        raise NotAPlanRun(description.id, description.workflow_type)
+
+
 @dataclass
 class RunView:
     description: WorkflowExecutionDescription
@@ -107,6 +122,7 @@ async def read_run(client: Client, workflow_id: str) -> RunView:
         if err.status == RPCStatusCode.NOT_FOUND:
             raise RunNotFound(workflow_id) from None
         raise
+    require_plan_run(description)
     status = description.status
     handle = client.get_workflow_handle(workflow_id, run_id=description.run_id)
     if status == WorkflowExecutionStatus.RUNNING:

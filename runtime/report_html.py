@@ -4,19 +4,24 @@ WORKFLOW_ID --format html`.
 Pure: report dict in, HTML text out. Inline CSS and inline SVG only, no JavaScript and no
 external resources, so the page opens offline. It shows a Gantt timeline of the agents by
 group (bars from started_at to finished_at, coloured by status; markers for barrier decisions,
-alerts and conflicts), the group DAG with the actual critical path highlighted, and the metrics.
+alerts and conflicts), the agent DAG (runtime.report_agent_dag, up to 60 agents) and the group
+DAG with the actual critical path highlighted, and the metrics.
 Every piece of report text goes through html.escape.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
 
 from runtime.progress import offset_s, ordered_agents, ordered_groups
+from runtime.report_agent_dag import agent_dag
 
 # barrier decisions worth a marker on the timeline (all_completed is the uneventful case)
-MARKED_DECISIONS = ("extend_timeout", "continue_with_partial", "abort_and_fallback")
+MARKED_DECISIONS = ("extend_timeout", "continue_with_partial", "abort_and_fallback",
+                    # adaptive allocation moved the deadline (engine.adaptive)
+                    "timeout_adapted")
 STATUS_COLOURS = {
     "succeeded": "#2e9d4f",
     "cached": "#5aa9e6",
@@ -32,11 +37,14 @@ STATUS_COLOURS = {
 }
 # a queued agent's wait before its bar, and the barrier's wait on a straggler on its group's row
 QUEUED_COLOUR = "#9aa5b1"
+# a group's row: from its start to its barrier (thinner and darker than a queue wait)
+GROUP_SPAN_COLOUR = "#495057"
 STRAGGLER_COLOUR = "#f59f00"
 DECISION_COLOURS = {
     "extend_timeout": "#e0a526",
     "continue_with_partial": "#3f6fd1",
     "abort_and_fallback": "#d64541",
+    "timeout_adapted": "#1c7c7d",
 }
 
 LABEL_W = 230
@@ -70,6 +78,10 @@ svg text{font-size:11px;font-family:inherit}
 .edge{stroke:#999;stroke-width:1.2;fill:none}
 .edge.crit{stroke:#d9480f;stroke-width:3}
 .scroll{overflow-x:auto}
+.anode rect.box{fill:#fff;stroke:#999;stroke-width:1}
+.anode.crit rect.box{fill:#fff4e0;stroke:#d9480f;stroke-width:3}
+.aedge{stroke:#aaa;stroke-width:1.1;fill:none}
+.aedge.crit{stroke:#d9480f;stroke-width:3}
 """
 
 
@@ -231,8 +243,9 @@ def _gantt(report: dict[str, Any]) -> str:
                     + (f", {_e(decision)}" if decision else "") + "</title></text>")
         if start is not None:
             x1 = x_of(end if end is not None else span)
-            rows.append(f'<rect class="groupspan" x="{x_of(start):.1f}" y="{y + 7:.1f}" '
-                        f'width="{max(x1 - x_of(start), 1):.1f}" height="4" fill="#aaa"/>')
+            rows.append(f'<rect class="groupspan" x="{x_of(start):.1f}" y="{y + 8:.1f}" '
+                        f'width="{max(x1 - x_of(start), 1):.1f}" height="2" '
+                        f'fill="{GROUP_SPAN_COLOUR}"/>')
         for straggler in stragglers.get(group_id, []):
             # the stretch the barrier waited on the straggler alone (engine.bottleneck)
             last = offset_s(report, (agents.get(straggler["agent"]) or {}).get("finished_at"))
@@ -427,9 +440,7 @@ def _metrics(report: dict[str, Any]) -> str:
     ]
     for name, stats in sorted(cache.items()):
         if isinstance(stats, dict):
-            rows.append((f"cache {name}", f"{_e(stats.get('hits', 0))} hits, "
-                         f"{_e(stats.get('misses', 0))} misses, hit ratio "
-                         f"{_num(stats.get('hit_ratio'), 2)}"))
+            rows.append((f"cache {name}", _cache_level_cell(stats)))
     if "bytes_saved_by_compression" in cache:
         rows.append(("cache bytes saved by compression",
                      _e(cache.get("bytes_saved_by_compression"))))
@@ -437,6 +448,17 @@ def _metrics(report: dict[str, Any]) -> str:
         rows.append((f"output quality {group_id}", _num(score, 3)))
     body = "".join(f'<tr><th>{_e(k)}</th><td class="num">{v}</td></tr>' for k, v in rows)
     return f'<table class="metrics">{body}</table>'
+
+
+def _cache_level_cell(stats: dict[str, Any]) -> str:
+    """Hits, misses and ratio of one cache level; a level nobody looked up says so rather than
+    showing a hit ratio of 0 (the snapshot level is only written to during a run)."""
+    hits, misses = int(stats.get("hits") or 0), int(stats.get("misses") or 0)
+    parts = ([f"{hits} hits, {misses} misses, hit ratio {_num(stats.get('hit_ratio'), 2)}"]
+             if hits + misses else ["no lookups"])
+    if stats.get("stored"):
+        parts.append(f"{_e(stats['stored'])} stored")
+    return ", ".join(parts)
 
 
 def _agents_table(report: dict[str, Any]) -> str:
@@ -529,6 +551,8 @@ def _legend() -> str:
     items.append('<span><i style="background:#862e9c;border-radius:6px"></i>conflict</span>')
     items.append('<span><i style="background:#fff;border:2px solid #000"></i>'
                  "critical path (★)</span>")
+    items.append(f'<span><i style="background:{GROUP_SPAN_COLOUR};height:2px"></i>'
+                 "group, start to barrier</span>")
     items.append(f'<span><i style="background:{QUEUED_COLOUR};height:4px"></i>'
                  "queued for resources</span>")
     items.append(f'<span><i style="background:{STRAGGLER_COLOUR};opacity:.55"></i>'
@@ -536,9 +560,12 @@ def _legend() -> str:
     return f'<div class="legend">{"".join(items)}</div>'
 
 
-def render_html(report: dict[str, Any], plan: dict[str, Any] | None = None) -> str:
+def render_html(report: dict[str, Any], plan: dict[str, Any] | None = None,
+                agent_deps: Mapping[str, Sequence[str]] | None = None) -> str:
     """The whole page. `plan`, optional, is the compiled plan as a dict (its `groups`' depends_on
-    replace the report's for the DAG)."""
+    replace the report's for the DAG). `agent_deps` (agent id -> the agents it waits for, from
+    the compiled plan: engine.report.agent_dependencies) draws the agent graph; without it the
+    page says why there is none."""
     title = f"Run report: {report.get('plan') or '?'} ({report.get('workflow_id') or '?'})"
     critical = " → ".join(str(a) for a in report.get("critical_path") or []) or "-"
     sub = (f"status {report.get('status')} · started {report.get('started_at')} · finished "
@@ -556,8 +583,11 @@ def render_html(report: dict[str, Any], plan: dict[str, Any] | None = None) -> s
         f"<h1>{_e(title)}</h1><p class=\"sub\">{_e(sub)}</p>",
         f"<p class=\"error\"><b>error:</b> {_e(error)}</p>" if error else "",
         "<h2>Timeline</h2>", _legend(), f'<div class="scroll">{_gantt(report)}</div>',
+        "<h2>Agent graph</h2>",
+        f'<p>Actual critical path: <span class="critical-path">{_e(critical)}</span> '
+        "(★, highlighted)</p>",
+        f'<div class="scroll">{agent_dag(report, agent_deps, agent_status, STATUS_COLOURS)}</div>',
         "<h2>Group graph</h2>",
-        f'<p>Actual critical path: <span class="critical-path">{_e(critical)}</span></p>',
         f'<div class="scroll">{_dag(report, plan)}</div>',
         "<h2>Metrics</h2>", _metrics(report),
         "<h2>Bottlenecks</h2>", _bottlenecks(report),

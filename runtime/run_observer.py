@@ -137,6 +137,10 @@ class _FinishedRunInterceptor(WorkflowInboundInterceptor):
             # a failed run carries its report as the error's first detail
             self._finished(err.details[0] if err.details else None)
             raise
+        except GeneratorExit:
+            # the worker evicting the run (shutting down): the coroutine is being closed outside
+            # the workflow's event loop, the run has not ended and workflow.info() is gone
+            raise
         except BaseException:
             # cancelled (or an unexpected error): the report as the status query sees it
             self._finished(_status_report())

@@ -145,6 +145,13 @@ def run_plan(options: RunOptions, out: TextIO | None = None) -> int:
         else:
             print("\ninterrupted before the run started", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # `run PLAN | head`: the reader of the progress left; the run itself goes on
+        if started:
+            print(f"stdout closed: run {workflow_id} goes on on the server; follow it with "
+                  f"python starter.py status {workflow_id}{target.address_flag}",
+                  file=sys.stderr)
+        raise
     except ConnectionError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -184,7 +191,7 @@ async def _run(
                 loaded = await load_resume(client, options.run_input.plan, resume.workflow_id,
                                            resume.from_group, notes)
             except (ResumeError, RunNotFound) as err:
-                message = f"no run with id '{err}'" if isinstance(err, RunNotFound) else err
+                message = (f"no run with id '{err}'" if type(err) is RunNotFound else err)
                 print(f"error: cannot resume: {message}", file=sys.stderr)
                 return EXIT_BAD_INPUT
             options.run_input.resume = loaded
@@ -255,8 +262,15 @@ async def _run(
     if options.learn_mode is not None and report is not None:
         record_durations(report, options.learn_mode, out)
     if options.report_file is not None and report is not None:
-        write_report(options.report_file, report)
-        print(f"Report written to {options.report_file}", file=out)
+        try:
+            write_report(options.report_file, report)
+        except OSError as err:
+            # the run is done whatever happens to the file: say so, as for --output-dir
+            print(f"error: cannot write the report to {options.report_file}: {err}; "
+                  f"`python starter.py report {workflow_id} -o FILE` writes it later",
+                  file=sys.stderr)
+        else:
+            print(f"Report written to {options.report_file}", file=out)
     if link:
         print(f"History in the Web UI: {link}", file=out)
     if target.started_server:

@@ -151,6 +151,9 @@ def cli_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
     # learned durations per module too, so runs of one module never steer another's compiles
     env.update(PEE_STATE_DIR=str(state), PEE_DURATIONS_PATH=str(state / "durations.db"),
                PEE_DEV_PORT=str(free_port()), PEE_UI_PORT=str(free_port()),
+               # the embedded codec server's default (dev port + 1001) is not checked free, and
+               # in the ephemeral range it can be a live connection's port: bind fails at random
+               PEE_CODEC_PORT=str(free_port()),
                # nor may the user's Temporal client config file
                TEMPORAL_CONFIG_FILE=str(state / "no-temporal.toml"))
     try:

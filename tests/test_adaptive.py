@@ -89,7 +89,7 @@ def test_a_slow_agent_throttles_its_group_in_a_real_run(temporal: TemporalHarnes
     assert got["q2"][0] >= got["q1"][1], "adaptive: one at a time from then on"
     assert ["g"] == [e["id"] for e in adaptive["events"] if e["event"] == "group_throttled"]
     assert [] == [e for e in control["events"] if e["event"] == "group_throttled"]
-    (alert,) = [a for a in adaptive["alerts"] if "adaptive allocation" in a["message"]]
+    (alert,) = [a for a in adaptive["alerts"] if "agent(s) at once" in a["message"]]
     assert ("group 'g' now runs at most 1 agent(s) at once (was 2): 'slow' took"
             in alert["message"])
     assert "completed" == adaptive["status"] == control["status"]

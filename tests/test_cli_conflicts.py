@@ -35,7 +35,7 @@ def cli_env(state_dir: Path) -> dict[str, str]:
            if k not in ("TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE", "PEE_TIME_SCALE",
                         "PEE_TASK_QUEUE", "PEE_UI_URL", "PEE_ARTIFACT_DIR")}
     env.update(PEE_STATE_DIR=str(state_dir), PEE_DEV_PORT=str(free_port()),
-               PEE_UI_PORT=str(free_port()))
+               PEE_UI_PORT=str(free_port()), PEE_CODEC_PORT=str(free_port()))
     return env
 
 

@@ -75,6 +75,8 @@ def cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
         PEE_STATE_DIR=str(tmp_path_factory.mktemp("state")),
         PEE_DEV_PORT=str(free_port()),
         PEE_UI_PORT=str(free_port()),
+        # dev port + 1001 (the codec server's default) is not known to be free
+        PEE_CODEC_PORT=str(free_port()),
     )
     runner = Cli(env, tmp_path_factory.mktemp("plans"))
     try:

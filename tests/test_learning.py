@@ -188,3 +188,36 @@ def test_a_real_run_teaches_the_next_one(cli_env: dict[str, str], tmp_path: Path
     assert "nothing new to learn from learn-2" in again.stdout
     assert 2 == json.loads(starter(cli_env, "plan", plan, "--history", "--format", "json")
                            .stdout)["agents"][0]["n"]
+
+
+def test_history_of_the_other_kind_of_run_is_pointed_at(cli_env: dict[str, str],
+                                                         tmp_path: Path) -> None:
+    """`make run` records --simulate runs only: `plan --history` (real runs) must not say that
+    nothing was recorded, but where the samples are."""
+    plan = tmp_path / "learn-me.yaml"
+    plan.write_text(plan_text())
+    env = {**cli_env, "PEE_DURATIONS_PATH": str(tmp_path / "d.db")}
+    DurationStore(tmp_path / "d.db").record("learn-me", SIMULATED, "w", "r", [("a", 1.0)])
+    real = starter(env, "plan", plan, "--history")
+    assert 0 == real.returncode, real.stderr
+    assert ("no real runs recorded yet; 1 agent(s) have samples of simulate runs: see them "
+            "with --simulate") in real.stdout
+    simulated = starter(env, "plan", plan, "--history", "--simulate")
+    assert "no " not in simulated.stdout.splitlines()[-1], simulated.stdout
+    DurationStore(tmp_path / "d.db").clear()
+    none = starter(env, "plan", plan, "--history")
+    assert "no runs recorded yet: `starter.py run PLAN` records" in none.stdout
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (("--history", "--format", "dot"), "--history prints a table (text) or json, not dot"),
+    (("--history", "--format", "mermaid"), "--history prints a table (text) or json, not mermaid"),
+    (("--simulate",), "--simulate goes with --history"),
+])
+def test_history_options_that_would_be_ignored_are_bad_input(
+        cli_env: dict[str, str], tmp_path: Path, args: tuple[str, ...], says: str) -> None:
+    plan = tmp_path / "learn-me.yaml"
+    plan.write_text(plan_text())
+    done = starter(cli_env, "plan", plan, *args)
+    assert 2 == done.returncode, done.stdout + done.stderr
+    assert says in done.stderr and "" == done.stdout

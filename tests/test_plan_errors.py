@@ -122,6 +122,14 @@ def test_unknown_key_suggests_the_right_one() -> None:
     assert 4 == problem.location.line and "optional_inputs" in problem.fix
 
 
+def test_unknown_key_without_a_close_one_lists_the_known_keys() -> None:
+    """No near miss: the fix says to remove it, then (a new sentence) which keys there are."""
+    problem = only_problem("resource_manager:\n  resource_pool:\n    shared: {name: farm, "
+                           "zzz: 5s}\nagents: {a: {}}\n")
+    assert isinstance(problem, errors.UnknownKeyError)
+    assert "remove it. Known keys: name, holder_check_interval" == problem.fix
+
+
 def test_unknown_top_level_key() -> None:
     """An unknown section is reported with the closest known one."""
     problem = only_problem("agents: {a: {}}\nresource_manger: {}\n")
@@ -291,7 +299,7 @@ context_conflicts:
 
 @pytest.mark.parametrize(("shared", "says"), [
     ("'build farm'", "a shared pool name is 1-80 ASCII letters, digits"),
-    ("{holder_check_interval: 5s}", "Field required"),
+    ("{holder_check_interval: 5s}", "the key 'name' is required here; add it"),
     ("{name: farm, holder_check_interval: 0.1s}", "holder_check_interval must be between"),
     ("[farm]", "valid dictionary"),
 ])
@@ -305,6 +313,7 @@ resource_manager:
     shared: {shared}
 """)
     assert "resource_manager.resource_pool.shared" in problem.location.path
+    assert 1 == problem.render().count("found"), problem.render()
     assert 6 == problem.location.line
     assert says in problem.message
 

@@ -1,7 +1,7 @@
 """Replay the committed histories (tests/histories/*.json, one per barrier branch, a plain run,
 the conflict paths: resolved by update, by signal, by the conflict timeout, and adaptive
-allocation throttling a group) against today's PlanWorkflow: any change to the commands a run
-issues fails here.
+allocation throttling a group and moving deadlines) against today's PlanWorkflow: any change
+to the commands a run issues fails here.
 
 After an intended change, re-record with `.venv/bin/python -m tests.histories.record`."""
 

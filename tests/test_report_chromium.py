@@ -19,6 +19,8 @@ from typing import Any
 import pytest
 from PIL import Image
 
+from engine.compiled import CompiledPlan
+from engine.report import agent_dependencies
 from runtime.report_html import STATUS_COLOURS, render_html
 from runtime.report_mermaid import render_mermaid
 from tests.chromium import (
@@ -33,11 +35,10 @@ from tests.conftest import TemporalHarness, compiled_plan, group, sim
 from tests.test_report_html import Page, hand_report, parse
 
 
-@pytest.fixture(scope="module")
-def report(temporal: TemporalHarness) -> dict[str, Any]:
+def chromium_plan() -> CompiledPlan:
     """quick ‖ slow (cut at the 1 s deadline, defaulted) ‖ bare (cancelled) -> after; then a
     straggler group: tiny ‖ long, and a reader of tiny only."""
-    plan = compiled_plan(
+    return compiled_plan(
         [sim("quick", "design", 0.1),
          sim("slow", "design", 30.0, defaults={"out": "fallback"}),
          sim("bare", "design", 30.0),
@@ -51,14 +52,23 @@ def report(temporal: TemporalHarness) -> dict[str, Any]:
          group("read", ["reader"], ["fan"])],
         name="chromium-report",
     )
-    return temporal.execute(plan, heartbeat_timeout_s=1.0)
+
+
+@pytest.fixture(scope="module")
+def report(temporal: TemporalHarness) -> dict[str, Any]:
+    return temporal.execute(chromium_plan(), heartbeat_timeout_s=1.0)
+
+
+def plan_edges() -> dict[str, list[str]]:
+    plan = chromium_plan()
+    return agent_dependencies(plan.agents, plan.groups)
 
 
 @pytest.fixture(scope="module")
 def page_file(report: dict[str, Any]) -> Path:
     path = ARTIFACTS / "report-chromium.html"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_html(report), encoding="utf-8")
+    path.write_text(render_html(report, agent_deps=plan_edges()), encoding="utf-8")
     print(f"\nHTML report: {path}")
     return path
 
@@ -79,6 +89,15 @@ def test_chromium_builds_the_expected_elements(report: dict[str, Any], page_file
     critical_groups = {g for g, c in nodes.items() if "crit" in c}
     assert {report["agents"][a]["group"] for a in report["critical_path"]} == critical_groups
     assert [e for e in dom.with_class("edge") if "crit" in e["class"]]
+    # the agent graph: a node per agent, the critical ones and the edges between them marked
+    agent_nodes = {n["data-agent"]: n["class"].split() for n in dom.with_class("anode")}
+    assert set(report["agents"]) == set(agent_nodes)
+    assert set(report["critical_path"]) == {a for a, c in agent_nodes.items() if "crit" in c}
+    path = report["critical_path"]
+    assert set(zip(path, path[1:], strict=False)) == {
+        (e["data-from"], e["data-to"]) for e in dom.with_class("aedge") if "crit" in e["class"]}
+    assert {(d, a) for a, ds in plan_edges().items() for d in ds} == {
+        (e["data-from"], e["data-to"]) for e in dom.with_class("aedge")}
     assert ["marker decision decision-continue_with_partial"] == [
         m["class"] for m in dom.with_class("marker") if "decision" in m["class"]]
     text = " ".join(dom.text)

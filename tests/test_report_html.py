@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from runtime.report_agent_dag import critical_edges, depths
 from runtime.report_html import CHART_W, render_html
 from runtime.report_mermaid import render_mermaid
 from tests.conftest import TemporalHarness, compiled_plan, group, sim, starter
@@ -158,6 +159,89 @@ def test_html_has_a_bar_per_agent_with_its_status_and_the_critical_path_marked()
     assert edges == {("g1", "g2"): "edge crit", ("g2", "g3"): "edge crit", ("g1", "g3"): "edge"}
 
 
+# the hand report's agent edges: a -> slow, bare, c, f, t; slow -> z; EVIL -> s
+HAND_DEPS = {"a": [], EVIL: [], "slow": ["a"], "bare": ["a"], "c": ["a"], "s": [EVIL],
+             "f": ["a"], "t": ["a"], "z": ["slow"]}
+
+
+def agent_nodes(page: Page) -> dict[str, dict[str, str]]:
+    return {n["data-agent"]: n for n in page.with_class("anode")}
+
+
+def test_html_draws_the_agent_graph_with_the_critical_path_highlighted() -> None:
+    """Every agent a node in the column of its dependency depth, an edge per dependency; the
+    critical agents (a, slow, z) and the edges between them are marked crit, nothing else."""
+    page = parse(render_html(hand_report(), agent_deps=HAND_DEPS))
+    nodes = agent_nodes(page)
+    assert set(nodes) == set(hand_report()["agents"])
+    assert {a for a, n in nodes.items() if "crit" in n["class"].split()} == {"a", "slow", "z"}
+    assert "status-defaulted" in nodes["slow"]["class"].split()
+    edges = {(e["data-from"], e["data-to"]): e["class"] for e in page.with_class("aedge")}
+    assert set(edges) == {(d, a) for a, ds in HAND_DEPS.items() for d in ds}
+    assert {pair for pair, cls in edges.items() if "crit" in cls.split()} == {
+        ("a", "slow"), ("slow", "z")}
+    # columns by depth: a and EVIL at 0, their dependants at 1, z at 2 (x of each node's rect)
+    rects = rect_x(page)
+    assert rects["a"] == rects[EVIL] < rects["slow"] == rects["s"] < rects["z"]
+    # the critical edges are drawn after (over) the others
+    order = [(e["data-from"], e["data-to"]) for e in page.with_class("aedge")]
+    assert order[-2:] == [("a", "slow"), ("slow", "z")]
+    assert "★ a" in page.text and "★ slow" in page.text
+
+
+def rect_x(page: Page) -> dict[str, float]:
+    """The x of each agent node's first rect (its box)."""
+    found: dict[str, float] = {}
+    current: str | None = None
+    for tag, attrs in page.elements:
+        if "anode" in attrs.get("class", "").split():
+            current = attrs["data-agent"]
+        elif tag == "rect" and current is not None and current not in found:
+            found[current] = float(attrs["x"])
+    return found
+
+
+def test_agent_columns_follow_the_deepest_dependency_and_survive_a_cycle() -> None:
+    order = ["a", "b", "c", "d"]
+    assert {"a": 0, "b": 1, "c": 2, "d": 1} == depths(order, {"b": ["a"], "c": ["a", "b"],
+                                                               "d": ["a", "gone"]})
+    # a cycle (never in a compiled plan) is cut where it closes instead of recursing forever
+    assert {"a": 1, "b": 0} == depths(["a", "b"], {"a": ["b"], "b": ["a"]})
+    assert {("a", "b")} == critical_edges(["a", "b", "d"], {"b": ["a"], "d": ["a"]})
+
+
+def test_a_deadline_moved_by_adaptive_allocation_is_marked_on_the_timeline() -> None:
+    report = hand_report()
+    report["groups"]["g2"]["barrier"]["history"].insert(
+        0, {"decision": "timeout_adapted", "at": at(1.5), "reason": "moved 1 s later"})
+    page = parse(render_html(report))
+    assert 1 == len([m for m in page.with_class("decision-timeout_adapted")])
+    assert "timeout_adapted :milestone" in render_mermaid(report)
+
+
+def test_html_leaves_the_agent_graph_out_above_the_limit_or_without_edges() -> None:
+    """Over 60 agents only the group graph, with a note saying why; no edges given (a report
+    alone): a note too. The group graph is there in both."""
+    report = hand_report()
+    for n in range(60):
+        report["agents"][f"x{n}"] = agent("g2", "succeeded", 1, 2)
+        report["groups"]["g2"]["agents"].append(f"x{n}")
+    deps = {**HAND_DEPS, **{f"x{n}": ["a"] for n in range(60)}}
+    page = parse(render_html(report, agent_deps=deps))
+    assert [] == page.with_class("anode") and [] == page.with_class("aedge")
+    (note,) = page.with_class("agent-dag-note")
+    assert "69 agents: the agent graph is drawn for up to 60" in "".join(page.text)
+    assert 3 == len(page.with_class("node")) and note
+    page = parse(render_html(hand_report()))
+    assert [] == page.with_class("anode")
+    assert "without the plan's agent dependencies" in "".join(page.text)
+    # exactly 60 still drawn
+    report = hand_report()
+    for n in range(51):
+        report["agents"][f"x{n}"] = agent("g2", "succeeded", 1, 2)
+    assert 60 == len(agent_nodes(parse(render_html(report, agent_deps=HAND_DEPS))))
+
+
 def test_html_marks_barrier_decisions_alerts_and_conflicts() -> None:
     page = parse(render_html(hand_report()))
     markers = [m["class"] for m in page.with_class("marker")]
@@ -269,6 +353,11 @@ def test_report_command_writes_html_and_mermaid(cli_env: dict[str, str], tmp_pat
     assert 0 == html.returncode, html.stdout + html.stderr
     page = parse(out.read_text(encoding="utf-8"))
     assert set(bars(page)) == {"a", "b"}
+    # the agent graph, its edge read from the run's plan, both agents critical
+    assert {"a", "b"} == {n["data-agent"] for n in page.with_class("anode")
+                          if "crit" in n["class"].split()}
+    assert [("a", "b", "aedge crit")] == [(e["data-from"], e["data-to"], e["class"])
+                                          for e in page.with_class("aedge")]
     mermaid = starter(cli_env, "report", "visual-1", "--format", "mermaid")
     assert 0 == mermaid.returncode, mermaid.stderr
     assert mermaid.stdout.startswith("gantt\n") and "section " in mermaid.stdout
@@ -304,3 +393,14 @@ def test_html_shows_queue_waits_and_straggler_waits_on_the_timeline() -> None:
     assert ["g2"] == [row["data-group"] for row in page.with_class("straggler")]
     assert ["cache_agent"] == [s["data-action"] for s in page.with_class("suggestion")]
     assert f"cache {EVIL}" in "".join(page.text)
+
+
+def test_cache_levels_without_lookups_say_so_instead_of_a_zero_hit_ratio() -> None:
+    report = hand_report()
+    report["cache"] = {"agent_output": {"hits": 1, "misses": 3, "hit_ratio": 0.25},
+                       "context_snapshot": {"hits": 0, "misses": 0, "hit_ratio": 0.0,
+                                            "stored": 5}}
+    rows = dict(re.findall(r'<tr><th>([^<]*)</th><td class="num">([^<]*)</td></tr>',
+                           render_html(report)))
+    assert "1 hits, 3 misses, hit ratio 0.25" == rows["cache agent_output"]
+    assert "no lookups, 5 stored" == rows["cache context_snapshot"]

@@ -85,7 +85,6 @@ with workflow.unsafe.imports_passed_through():
     from activities.types import AgentProgress, AgentResult, AgentTask, CacheLookup
     from engine import barrier
     from engine import context as ctx
-    from engine.adaptive import GroupThrottle
     from engine.cache_key import cache_key
     from engine.compiled import CompiledAgent, CompiledGroup, CompiledPlan, RetrySpec
     from engine.context import Conflict, ContextPolicy, ResolutionError, VersionedContext
@@ -94,6 +93,7 @@ with workflow.unsafe.imports_passed_through():
     from engine.report import agent_dependencies, iso_at
     from engine.scheduler import Admission, Pool, Request, remaining_paths
     from workflows import pool_lease
+    from workflows.adaptation import Adaptation
     from workflows.agent_batch import OUTCOMES_SIGNAL, AgentCall
     from workflows.agent_outcome import (
         AgentOutcome,
@@ -187,9 +187,14 @@ class PlanWorkflow:
             fifo=input.admission == "fifo",
         )
         self._run.monitor = Monitor(Settings.from_resources(self._plan.resources, self._scale))
-        # adaptive: true + adjust_parallel_group_sizes: slow agents lower their group's
-        # concurrency (engine.adaptive); None for every other plan
-        self._throttle = GroupThrottle.from_plan(self._plan, self._scale)
+        # adaptive: true + the seed's adaptive_resource_allocation actions: slow agents lower
+        # their group's concurrency, move deadlines, raise the CPU to hand out, switch on
+        # cross-run caching (engine.adaptive); every rule None for every other plan
+        self._adapt = Adaptation.from_plan(
+            self._plan, self._run, self._scale, self._plan_cache_ttl_s(),
+            (self._plan.caching or {}).get("enabled", True) is not False,
+            self._event, self._alert, self._elapsed)
+        self._throttle = self._adapt.throttle
         self._remaining = remaining_paths(
             [agent.id for agent in self._plan.agents],
             agent_dependencies(self._plan.agents, self._plan.groups),
@@ -783,7 +788,9 @@ class PlanWorkflow:
         # None (a lone agent) = bounded by the agent's own timeout, no barrier deadline
         if group.timeout_s is None:
             return None
-        return max(0.0, float(group.timeout_s) * self._scale)
+        # plus what modify_timeout_values promised it for slow agents of its roles
+        return max(0.0, float(group.timeout_s) * self._scale) + self._adapt.deadline_shift(
+            group.id)
 
     # --- agents -------------------------------------------------------------------------
 
@@ -918,7 +925,8 @@ class PlanWorkflow:
     # --- agent output cache -------------------------------------------------------------
     # Consulted only when the plan opts in to cross-run reuse (agent_output_cache.ttl in
     # seconds): with the default session_lifetime nothing could ever hit in a fresh run, and a
-    # plain run keeps issuing exactly the commands it always did.
+    # plain run keeps issuing exactly the commands it always did. An adaptive plan listing
+    # enable_aggressive_caching looks up from the start and stores across runs once it is on.
 
     def _cache_level(self) -> dict[str, Any]:
         """The plan's agent_output_cache settings; empty when caching is switched off."""
@@ -927,16 +935,22 @@ class PlanWorkflow:
             return {}
         return (caching.get("cache_levels") or {}).get("agent_output_cache") or {}
 
-    def _cache_ttl_s(self) -> float | None:
+    def _plan_cache_ttl_s(self) -> float | None:
         ttl = self._cache_level().get("ttl")
         return float(ttl) if isinstance(ttl, int | float) else None
+
+    def _cache_ttl_s(self) -> float | None:
+        """The plan's cross-run TTL, else enable_aggressive_caching's once it is on (None:
+        this run only)."""
+        plan_ttl = self._plan_cache_ttl_s()
+        return plan_ttl if plan_ttl is not None else self._adapt.cache_store_ttl_s()
 
     def _cache_size_limit(self) -> int | None:
         limit = self._cache_level().get("size_limit")
         return int(limit) if isinstance(limit, int | float) else None
 
     def _cache_key(self, agent: CompiledAgent, inputs: dict[str, Any]) -> str | None:
-        if self._cache_ttl_s() is None:
+        if self._cache_ttl_s() is None and not self._adapt.looks_up_cache:
             return None
         upstream = [self._cache_keys[d] for d in agent.depends_on if d in self._cache_keys]
         key = cache_key(agent, inputs, upstream)
@@ -1057,19 +1071,8 @@ class PlanWorkflow:
         self._event(f"agent_{status}", agent_id)
         ran = state.run_started_s is None and state.started_s is not None
         self._sample(state.duration_s(now) if ran else None, agent_id)
-        if self._throttle is not None and ran:
-            self._adapt_group_size(agent_id, state.duration_s(now) or 0.0)
-
-    def _adapt_group_size(self, agent_id: str, response_time_s: float) -> None:
-        if self._throttle is None:
-            return
-        group_id = self._plan.agent(agent_id).group
-        running = sum(1 for a in self._plan.group(group_id).agents
-                      if self._agents[a].status == "running")
-        change = self._throttle.observe(group_id, agent_id, response_time_s, running)
-        if change is not None:
-            self._event("group_throttled", group_id)
-            self._alert(group_id, "warning", change)
+        if ran:
+            self._adapt.after_agent(agent_id, state.duration_s(now) or 0.0)
 
     # --- context ------------------------------------------------------------------------
 

@@ -156,6 +156,30 @@ def adaptive_throttle() -> CompiledPlan:
     return plan
 
 
+def adaptive_actions(actions: list[str], agents: list[Any], groups: list[CompiledGroup],
+                     name: str, threshold: float = 1.0) -> CompiledPlan:
+    """An `adaptive: true` plan listing `actions`, with a response_time threshold."""
+    plan = compiled_plan(agents, groups, name=name)
+    plan.resources = {"load_balancing": {"resource_monitoring": {
+        "alert_thresholds": {"response_time": threshold}}}}
+    plan.monitoring = {"performance_optimization": {"adaptive_resource_allocation": {
+        "trigger": "performance_below_threshold", "actions": list(actions)}}}
+    plan.adaptive_margin = 1.5
+    return plan
+
+
+def adaptive_timeout() -> CompiledPlan:
+    """modify_timeout_values (engine.adaptive): `slow` (2 s, role `model`) is 1 s over the 1 s
+    threshold, so g's 2.5 s deadline moves to 3.5 s and `steady` (3 s) makes it; `later` (role
+    `model` too, 1.5 s) gets 1.2 + 1 s in `next`. Without the action both would time out."""
+    agents = [sim("slow", "g", 2.0), sim("steady", "g", 3.0, defaults={"out": "default"}),
+              sim("later", "next", 1.5, defaults={"out": "default"})]
+    agents[0].role = agents[2].role = "model"
+    groups = [_tuned(group("g", ["slow", "steady"], timeout_s=2.5), max_extensions=0),
+              _tuned(group("next", ["later"], ["g"], timeout_s=1.2), max_extensions=0)]
+    return adaptive_actions(["modify_timeout_values"], agents, groups, "adaptive-timeout")
+
+
 def conflict_plan(**context: Any) -> CompiledPlan:
     """ux and arch turn `platform` into different things (c1); dev reads it, docs does not."""
     agents = [
@@ -260,6 +284,9 @@ SCENARIOS = [
              conflicts=["c1:timed_out:keep_incoming"]),
     Scenario("adaptive_throttle", adaptive_throttle, "completed", {"g": ["all_completed"]},
              throttled=["g"]),
+    Scenario("adaptive_timeout", adaptive_timeout, "completed",
+             {"g": ["timeout_adapted", "all_completed"],
+              "next": ["timeout_adapted", "all_completed"]}, {"heartbeat_timeout_s": 1.0}),
     # PlanRunInput.search_attributes: the upserts of PeePlan/PeeStatus/PeeGroup as groups move
     Scenario("search_attributes", plain, "completed",
              {"first": ["all_completed"], "second": ["all_completed"]},
