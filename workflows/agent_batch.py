@@ -2,7 +2,9 @@
 
 Each AgentCall is one `run_agent` activity with exactly the options PlanWorkflow would have used
 itself (task queue, activity id, timeouts, heartbeat timeout, retry policy, summary); the child
-runs them all at once and returns one AgentOutcome per call, in call order, when the last one
+runs them all at once, sends the outcomes of those that ended to the parent by the
+`agent_outcomes` signal (the first at once, then at most every ``flush_s``: one signal for all
+that ended meanwhile) and returns one AgentOutcome per call, in call order, when the last one
 has ended. The parent decides everything else (barriers, context, conflicts, the report); the
 child only keeps ~3 history events per agent out of the parent's history.
 
