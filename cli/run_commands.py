@@ -30,6 +30,16 @@ def positive_float(text: str) -> float:
     return value
 
 
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, found {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of 1 or more, found {text!r}")
+    return value
+
+
 def add_plan_options(parser: argparse.ArgumentParser) -> None:
     """What `run` and `compile` share: the plan, its variables and inputs, how it runs."""
     parser.add_argument("plan", metavar="PLAN", help="plan YAML (native, seed or BMAD v4)")
@@ -56,6 +66,17 @@ def add_plan_options(parser: argparse.ArgumentParser) -> None:
         help="agents' heartbeat timeout: how soon a dead worker's agents move to another "
         "(default: derived from the time scale)",
     )
+    batch = parser.add_mutually_exclusive_group()
+    batch.add_argument(
+        "--batch", dest="batch", action="store_true", default=None,
+        help="batch mode: agents run in child workflows of up to --batch-chunk agents "
+        "(default: on for plans of more than 300 agents; README: Large plans)")
+    batch.add_argument("--no-batch", dest="batch", action="store_false",
+                       help="never batch mode: every agent an activity of the run")
+    parser.add_argument("--batch-chunk", type=positive_int, metavar="N",
+                        help="batch mode: at most N agents per child workflow (default 100)")
+    parser.add_argument("--batch-window", type=positive_int, metavar="N",
+                        help="batch mode: at most N child workflows at a time (default 16)")
 
 
 def add_server_options(parser: argparse.ArgumentParser) -> None:
@@ -209,7 +230,7 @@ def learned_durations(args: argparse.Namespace, plan_name: str) -> dict[str, Any
 
 def build_run_input(args: argparse.Namespace, plan: Any, note_to: Any = sys.stdout) -> Any:
     from runtime.runner import choose_time_scale
-    from workflows.types import PlanRunInput, ResumeFrom
+    from workflows.types import PlanRunInput, ResumeFrom, choose_batch
 
     scale, note = choose_time_scale(plan, args.time_scale, args.simulate)
     if note:
@@ -223,6 +244,8 @@ def build_run_input(args: argparse.Namespace, plan: Any, note_to: Any = sys.stdo
         # the starter fills in the earlier run's context and passed groups (runtime.resume)
         resume=ResumeFrom(workflow_id=args.resume_from, from_group=args.from_group)
         if getattr(args, "resume_from", None) else None,
+        batch=choose_batch(len(plan.agents), getattr(args, "batch", None),
+                           getattr(args, "batch_chunk", None), getattr(args, "batch_window", None)),
     )
 
 

@@ -140,10 +140,20 @@ class CompiledPlan:
     adaptive_margin: float | None = None
 
     def agent(self, agent_id: str) -> CompiledAgent:
-        for agent in self.agents:
-            if agent.id == agent_id:
-                return agent
-        raise KeyError(agent_id)
+        # position index (not a dataclass field: never serialised), checked on every use so a
+        # changed agents list is simply re-indexed
+        index: dict[str, int] = self.__dict__.get("_agent_positions") or {}
+        position = index.get(agent_id)
+        if position is None or position >= len(self.agents) \
+                or self.agents[position].id != agent_id:
+            index = {}
+            for i, agent in enumerate(self.agents):
+                index.setdefault(agent.id, i)  # the first of duplicates, as a scan finds
+            self.__dict__["_agent_positions"] = index
+            position = index.get(agent_id)
+        if position is None:
+            raise KeyError(agent_id)
+        return self.agents[position]
 
     def group(self, group_id: str) -> CompiledGroup:
         for group in self.groups:

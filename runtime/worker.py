@@ -14,6 +14,7 @@ from temporalio.worker import ResourceBasedSlotConfig, Worker, WorkerTuner
 from activities.agents import ACTIVITIES, LOCAL_ACTIVITIES
 from activities.pool import POOL_ACTIVITIES
 from runtime.connection import default_task_queue
+from workflows.agent_batch import AgentBatchWorkflow
 from workflows.plan_workflow import PlanWorkflow
 from workflows.resource_pool import ResourcePoolWorkflow
 
@@ -65,7 +66,7 @@ def build_worker(
         client,
         task_queue=task_queue or default_task_queue(),
         # every worker hosts the shared resource pools too (started on demand by runs)
-        workflows=[PlanWorkflow, ResourcePoolWorkflow],
+        workflows=[PlanWorkflow, ResourcePoolWorkflow, AgentBatchWorkflow],
         activities=(list(ACTIVITIES) + list(POOL_ACTIVITIES) if activities
                     else list(LOCAL_ACTIVITIES)),
         no_remote_activities=not activities,

@@ -1,5 +1,6 @@
-"""bench/planner.py and bench/cache.py run from the repository root and print every field they
-promise (no timing assertions: benchmarks print numbers, tests never judge wall-clock speed)."""
+"""bench/planner.py, bench/cache.py, bench/throughput.py and bench/scale.py run from the repository
+root and print every field they promise (no timing assertions: benchmarks print numbers, tests
+never judge wall-clock speed)."""
 
 from __future__ import annotations
 
@@ -53,3 +54,24 @@ def test_throughput_bench_prints_both_contenders_and_the_ratio() -> None:
         assert [field for field in ("runs/min", "agents/s", "events/agent")
                 if field not in line] == []
     assert lines[-1].startswith("ratio engine/hand-written throughput: ")
+
+
+SCALE_FIELDS = ("agents 40 ", "groups ", "status completed", "succeeded 40 ", "wall ",
+                "parent_events ", "events_per_agent ", "children ", "largest_child ",
+                "max_events ", "input ", "report ")
+
+
+def test_scale_bench_prints_histories_of_a_batched_plan() -> None:
+    """`bench/scale.py --agents 40 --chunk 8` exits 0: the run completed in children, every
+    field printed, the parent's events by kind, and the history-bound verdict."""
+    done = subprocess.run([sys.executable, "bench/scale.py", "--agents", "40", "--chunk", "8",
+                           "--window", "2"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=180)
+    assert 0 == done.returncode, done.stderr[-3000:]
+    first, kinds, verdict = done.stdout.splitlines()
+    assert first.startswith("batch chunk 8 window 2 ")
+    assert [field for field in SCALE_FIELDS if field not in first] == []
+    assert "children 0 " not in first
+    assert kinds.startswith("parent events by kind: ")
+    assert "start_child_workflow_execution_initiated" in kinds
+    assert verdict == "every history under 10240 events: yes"

@@ -25,7 +25,14 @@ HISTORIES = Path(__file__).resolve().parent / "histories"
 
 
 def load(name: str) -> WorkflowHistory:
-    return WorkflowHistory.from_json(f"replay-{name}", (HISTORIES / f"{name}.json").read_text())
+    text = (HISTORIES / f"{name}.json").read_text()
+    history = WorkflowHistory.from_json(f"replay-{name}", text)
+    # batch mode names its children "<workflow id>/agents-N": replay under the recorded id
+    for event in history.events:
+        if event.HasField("start_child_workflow_execution_initiated_event_attributes"):
+            child = event.start_child_workflow_execution_initiated_event_attributes.workflow_id
+            return WorkflowHistory.from_json(child.rsplit("/agents-", 1)[0], text)
+    return history
 
 
 def final_report(history: WorkflowHistory) -> dict[str, Any]:
@@ -102,3 +109,22 @@ def test_run_leasing_from_a_shared_pool_replays() -> None:
     assert report["status"] == "completed"
     assert report["resources"]["shared_pool"] == "recorded"
     assert report["resources"]["queue_wait_s"]["wait0"] > 0
+
+
+def test_batch_mode_history_holds_children_and_their_signals() -> None:
+    """The batch-mode scenario (PlanRunInput.batch) ran its agents in AgentBatchWorkflow
+    children, got an early outcome by signal, sent the barrier's cancel to a child, and waited
+    for the group deadline on the run-wide clock: the branches its replay covers."""
+    history = load("batch_partial")
+    kinds = event_kinds(history)
+    assert "start_child_workflow_execution_initiated_event_attributes" in kinds
+    assert "activity_task_scheduled_event_attributes" not in kinds
+    signals = [event.workflow_execution_signaled_event_attributes.signal_name
+               for event in history.events
+               if event.HasField("workflow_execution_signaled_event_attributes")]
+    assert "agent_outcomes" in signals
+    sent = [event.signal_external_workflow_execution_initiated_event_attributes.signal_name
+            for event in history.events
+            if event.HasField("signal_external_workflow_execution_initiated_event_attributes")]
+    assert ["cancel_agents"] == sent
+    assert "timer_fired_event_attributes" in kinds

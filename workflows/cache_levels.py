@@ -54,6 +54,9 @@ class CacheLevels:
         self._prefetching = optimization.get("prefetching") or {}
         self._compression = optimization.get("compression") or {}
         self._snapshots: list[asyncio.Task[None]] = []
+        # False in batch mode (PlanWorkflow with PlanRunInput.batch): no snapshot or prefetch
+        # command per group, so the history does not grow with the number of groups
+        self.per_group = True
         self._prefetches: list[asyncio.Task[None]] = []
 
     # --- settings -----------------------------------------------------------------------
@@ -79,7 +82,7 @@ class CacheLevels:
     # --- context snapshots --------------------------------------------------------------
 
     def snapshot(self, group_id: str, context: VersionedContext, at_s: float) -> None:
-        if not self.snapshots_on() or not workflow.patched(PATCH):
+        if not self.per_group or not self.snapshots_on() or not workflow.patched(PATCH):
             return
         values = context.values()
         key = f"{group_id}#{value_hash(values)}"
@@ -119,7 +122,7 @@ class CacheLevels:
     def prefetch(self, started: CompiledGroup, context: VersionedContext) -> None:
         templates_on = self._prefetching.get("prefetch_templates", True) is not False
         context_on = self._prefetching.get("prefetch_context", True) is not False
-        if not self._enabled or not (templates_on or context_on):
+        if not self.per_group or not self._enabled or not (templates_on or context_on):
             return
         status = {group_id: state.status for group_id, state in self._run.groups.items()}
         for group in plan_prefetch.next_groups(self._plan.groups, started.id, status,

@@ -72,8 +72,6 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import (
     ActivityError,
     ApplicationError,
-    RetryState,
-    TimeoutError,
     is_cancelled_exception,
 )
 
@@ -96,7 +94,15 @@ with workflow.unsafe.imports_passed_through():
     from engine.scheduler import Admission, Pool, Request, remaining_paths
     from workflows import pool_lease
     from workflows.adaptation import Adaptation
+    from workflows.agent_batch import OUTCOMES_SIGNAL, AgentCall
+    from workflows.agent_outcome import (
+        AgentOutcome,
+        describe_error,
+        outcome_from_error,
+    )
+    from workflows.batcher import Batcher
     from workflows.cache_levels import CacheLevels
+    from workflows.deadline_timer import DeadlineClock
     from workflows.locks import READ, WRITE, ContextLimits, ContextLockTimeout
     from workflows.pool_types import GRANT_SIGNAL, PoolGrant
     from workflows.search import RunSearchAttributes
@@ -163,6 +169,14 @@ class PlanWorkflow:
         self._ctx = self._run.context
         # context snapshots after barriers, prefetching, worker-side cache counters
         self._levels = CacheLevels(self._plan, self._run)
+        # batch mode (workflows/batcher.py): agents run in AgentBatchWorkflow children
+        self._batcher = Batcher(input.batch) if input.batch is not None else None
+        self._details_due = False
+        # batch mode: group deadlines share one timer (workflows/deadline_timer.py)
+        self._clock = DeadlineClock(self._elapsed) if self._batcher is not None else None
+        if self._batcher is not None:
+            # per-group snapshot and prefetch commands would grow the history with the plan
+            self._levels.per_group = False
         # agent id -> its output cache key, so downstream keys carry their lineage
         self._cache_keys: dict[str, str] = {}
         self._timeout_policy = str(settings.get("timeout_policy", "keep_current"))
@@ -211,6 +225,11 @@ class PlanWorkflow:
         running: dict[str, asyncio.Task[None]] = {}
         self._details()
         admitter = asyncio.create_task(self._admitter())
+        if self._batcher is not None:
+            self._details_due = True
+            self._batcher.on_close(asyncio.create_task(self._details_writer()))
+            assert self._clock is not None
+            self._batcher.on_close(self._clock)
         try:
             # a shared pool (resource_pool.shared): lease from its workflow instead
             self._run.admission = await pool_lease.connect(self._run.admission,
@@ -240,6 +259,8 @@ class PlanWorkflow:
         except (Exception, asyncio.CancelledError) as err:
             await self._cancel(list(running.values()) + self._validations)
             admitter.cancel()
+            if self._batcher is not None:
+                self._batcher.close()
             # the snapshots of groups that passed are what a resume of this run reuses
             await self._levels.settle()
             for group in waiting:
@@ -257,6 +278,8 @@ class PlanWorkflow:
                 ) from None
             raise
         admitter.cancel()
+        if self._batcher is not None:
+            self._batcher.close()
         await pool_lease.close(self._run.admission)
         await self._levels.settle()
         self._warn_open_conflicts()
@@ -333,6 +356,12 @@ class PlanWorkflow:
             })
             self._details()
 
+    @workflow.signal(name=OUTCOMES_SIGNAL)
+    def agent_outcomes(self, outcomes: list[AgentOutcome]) -> None:
+        """Batch mode: agents an AgentBatchWorkflow child has finished before its chunk did."""
+        if self._batcher is not None:
+            self._batcher.deliver(outcomes)
+
     @workflow.signal(name="agent_progress")
     def agent_progress(self, progress: AgentProgress) -> None:
         """A working agent says it is alive; the barrier's extension rule reads the time."""
@@ -394,6 +423,8 @@ class PlanWorkflow:
         self._event("group_started", group.id)
         self._levels.prefetch(group, self._ctx)
         tasks: dict[str, asyncio.Task[None]] = {}
+        # batch mode: (deadline, its DeadlineClock future) while the group waits for one
+        deadline: tuple[float, asyncio.Future[None]] | None = None
         try:
             deadline_passed = False
             while True:
@@ -424,13 +455,23 @@ class PlanWorkflow:
                         live.append(unpaused)
                     elif state.deadline_s is not None:
                         remaining = max(0.0, state.deadline_s - now)
+                        if self._clock is not None:
+                            # batch mode: the run-wide deadline clock, not a timer per wake-up
+                            if deadline is None or deadline[0] != state.deadline_s:
+                                if deadline is not None:
+                                    deadline[1].cancel()
+                                deadline = (state.deadline_s,
+                                            self._clock.until(state.deadline_s))
+                            live.append(deadline[1])  # type: ignore[arg-type]
+                            remaining = None
                     done, _ = await workflow.wait(
                         live, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
                     )
                     if unpaused is not None and not unpaused.done():
                         unpaused.cancel()
                     await self._raise_agent_failure(group, tasks)
-                    deadline_passed = not done
+                    deadline_passed = (not done if self._clock is None
+                                       else deadline is not None and deadline[1].done())
                     continue
                 self._record(group, decision)
                 if decision.action != barrier.EXTEND_TIMEOUT:
@@ -438,6 +479,8 @@ class PlanWorkflow:
                 state.extensions += 1
                 state.deadline_s = decision.new_deadline_s
                 deadline_passed = False
+            if deadline is not None:
+                deadline[1].cancel()
             await self._apply(group, decision, tasks)
             self._check_consistency(group)
             if state.status in PASSED:
@@ -448,6 +491,8 @@ class PlanWorkflow:
                 else:
                     self._validations.append(asyncio.create_task(self._cross_validate(group)))
         except asyncio.CancelledError:
+            if deadline is not None:
+                deadline[1].cancel()
             # another group failed or the run was cancelled: take our agents down with us
             await self._cancel(list(tasks.values()))
             for agent_id in group.agents:
@@ -949,7 +994,8 @@ class PlanWorkflow:
             workflow_id=info.workflow_id,
             time_scale=self._scale,
             simulate_s=agent.estimated_s * self._scale if self._input.simulate else None,
-            progress_interval_s=self._progress_interval_s(),
+            # batch mode: no progress signals (each would be a history event; see batcher.py)
+            progress_interval_s=self._progress_interval_s() if self._batcher is None else 0.0,
             large_value_threshold=int(threshold) if isinstance(threshold, int | float) else None,
             cache_key=key,
             cache_ttl_s=self._cache_ttl_s() if key is not None else None,
@@ -963,31 +1009,40 @@ class PlanWorkflow:
             )
         )
         how = "sequential fallback" if fallback else f"group {group.id}"
-        try:
-            result = await workflow.execute_activity(
-                run_agent,
-                task,
-                task_queue=agent.task_queue,
-                # a new id for the fallback run: a fresh activity with fresh attempts
-                activity_id=f"{agent.id}#fallback" if fallback else agent.id,
-                # the timeout bounds the whole execution, retries included
-                schedule_to_close_timeout=timeout,
-                start_to_close_timeout=timeout,
-                heartbeat_timeout=timedelta(seconds=self._heartbeat_timeout_s()),
-                retry_policy=self._retry_policy(agent.retry),
-                summary=f"agent {agent.id} ({agent.role}), {how}",
-            )
-        except ActivityError as err:
-            if is_cancelled_exception(err):
-                self._end_agent(agent.id, "cancelled")
-                return None
-            state.error = describe_error(err)
+        # a new id for the fallback run: a fresh activity with fresh attempts
+        activity_id = f"{agent.id}#fallback" if fallback else agent.id
+        heartbeat = timedelta(seconds=self._heartbeat_timeout_s())
+        summary = f"agent {agent.id} ({agent.role}), {how}"
+        if self._batcher is not None:
+            outcome = await self._batcher.run(AgentCall.of(
+                task, activity_id, timeout, heartbeat, self._retry_policy(agent.retry), summary))
+        else:
+            try:
+                outcome = AgentOutcome(agent.id, result=await workflow.execute_activity(
+                    run_agent,
+                    task,
+                    task_queue=agent.task_queue,
+                    activity_id=activity_id,
+                    # the timeout bounds the whole execution, retries included
+                    schedule_to_close_timeout=timeout,
+                    start_to_close_timeout=timeout,
+                    heartbeat_timeout=heartbeat,
+                    retry_policy=self._retry_policy(agent.retry),
+                    summary=summary,
+                ))
+            except ActivityError as err:
+                outcome = outcome_from_error(agent.id, err, agent.retry)
+        result = outcome.result
+        if outcome.cancelled:
+            self._end_agent(agent.id, "cancelled")
+            return None
+        if result is None:
+            state.error = outcome.error
             state.attempts = state.earlier_attempts + max(
-                failed_attempts(err, agent.retry) or 1, state.attempts - state.earlier_attempts
+                outcome.attempts or 1, state.attempts - state.earlier_attempts
             )
-            state.critical = is_critical(err)
-            timed_out = isinstance(err.cause, TimeoutError)
-            self._end_agent(agent.id, "timed_out" if timed_out else "failed")
+            state.critical = outcome.critical
+            self._end_agent(agent.id, "timed_out" if outcome.timed_out else "failed")
             return None
         state.attempts = state.earlier_attempts + result.attempt
         state.attempt_s, state.io_wait_s = result.elapsed_s, result.io_wait_s
@@ -1304,16 +1359,27 @@ class PlanWorkflow:
         log = workflow.logger.error if level == "critical" else workflow.logger.warning
         log("alert: %s", message)
 
-    def _details(self) -> None:
+    def _details(self, now: bool = False) -> None:
+        if self._batcher is not None and not now:
+            # batch mode: once per activation (the details walk every group: per event that
+            # is O(events x groups) and trips the 2 s deadlock detector on large plans)
+            self._details_due = True
+            return
         workflow.set_current_details(
             current_details(self._run, self._elapsed(), workflow.info().workflow_id))
         self._search.sync(self._run)
+
+    async def _details_writer(self) -> None:
+        while True:
+            await workflow.wait_condition(lambda: self._details_due)
+            self._details_due = False
+            self._details(now=True)
 
     def _finish(self, status: str, error: str | None = None) -> None:
         self._run.status = status
         self._run.error = error
         self._run.ended_s = self._elapsed()
-        self._details()
+        self._details(now=True)
 
     def _describe_agents(self, group: CompiledGroup) -> str:
         parts = []
@@ -1327,34 +1393,10 @@ class PlanWorkflow:
 
     def _report(self) -> dict[str, Any]:
         info = workflow.info()
-        return build_report(self._run, info.workflow_id, info.run_id, self._elapsed())
-
-
-def describe_error(err: ActivityError) -> str:
-    cause = err.cause
-    if isinstance(cause, ApplicationError):
-        return f"{cause.type or 'Error'}: {cause.message}"
-    if isinstance(cause, TimeoutError):
-        return f"timed out ({cause.type.name if cause.type else 'timeout'})"
-    return str(cause or err)
-
-
-def is_critical(err: ActivityError) -> bool:
-    """A non-retryable failure: retrying cannot help, so the barrier aborts the group at once."""
-    if err.retry_state == RetryState.NON_RETRYABLE_FAILURE:
-        return True
-    return isinstance(err.cause, ApplicationError) and err.cause.non_retryable
-
-
-def failed_attempts(err: ActivityError, retry: RetrySpec) -> int | None:
-    cause = err.cause
-    if isinstance(cause, ApplicationError) and cause.details:
-        first = cause.details[0]
-        if isinstance(first, dict) and isinstance(first.get("attempt"), int):
-            return first["attempt"]
-    if err.retry_state == RetryState.MAXIMUM_ATTEMPTS_REACHED:
-        return retry.max_attempts
-    return None
+        report = build_report(self._run, info.workflow_id, info.run_id, self._elapsed())
+        if self._batcher is not None:
+            report["batch"] = self._batcher.summary()
+        return report
 
 
 def rerun_groups(groups: list[CompiledGroup], from_group: str | None) -> set[str]:

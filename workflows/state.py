@@ -257,12 +257,19 @@ def group_snapshots(run: RunState) -> dict[str, str]:
     group that passed its barrier: equal hashes, equal outputs (a resumed group shows the hash
     of what it reused)."""
     values = run.context.values()
+    # each agent's own keys, found once (not once per group: a 5,000-agent report must fit a
+    # workflow task); value_hash is canonical, so the order of keys does not matter
+    by_agent: dict[str, dict[str, Any]] = {}
+    for key, value in values.items():
+        if "." in key:
+            by_agent.setdefault(key.split(".", 1)[0], {})[key] = value
     snapshots = {}
     for group in run.plan.groups:
         if run.groups[group.id].status not in ("succeeded", "partial"):
             continue
-        owned = {key: value for key, value in values.items()
-                 if "." in key and key.split(".", 1)[0] in group.agents}
+        owned: dict[str, Any] = {}
+        for agent_id in group.agents:
+            owned.update(by_agent.get(agent_id, {}))
         snapshots[group.id] = value_hash(owned)
     return snapshots
 

@@ -26,6 +26,36 @@ class ResumeFrom:
 
 
 @dataclass
+class BatchSpec:
+    """Batch mode (workflows/batcher.py): agents run in AgentBatchWorkflow children of at most
+    ``chunk_size`` agents each, at most ``window`` children at a time, so no history grows with
+    the plan. Chosen by the starter (`run`/`compile`) for plans above BATCH_THRESHOLD agents, and
+    recorded in the input so a replay takes the same path."""
+
+    chunk_size: int = 100
+    window: int = 16
+    # a child sends the outcomes of agents that ended to the parent at most this often (real
+    # seconds; the first at once), so a group's barrier sees them before the chunk ends
+    flush_s: float = 1.0
+
+
+# plans with more agents than this run in batch mode unless told otherwise (`run --no-batch`):
+# at ~11 history events per agent, a plain run of ~900 agents reaches Temporal's 10,240 limit
+BATCH_THRESHOLD = 300
+
+
+def choose_batch(agents: int, force: bool | None = None, chunk_size: int | None = None,
+                 window: int | None = None) -> BatchSpec | None:
+    """Batch mode for a plan of ``agents`` agents: on above BATCH_THRESHOLD, or as ``force``
+    says (True: always, False: never)."""
+    on = agents > BATCH_THRESHOLD if force is None else force
+    if not on:
+        return None
+    spec = BatchSpec()
+    return BatchSpec(chunk_size or spec.chunk_size, window or spec.window)
+
+
+@dataclass
 class PlanRunInput:
     plan: CompiledPlan
     # run-time values for plan inputs; override plan.inputs
@@ -45,6 +75,8 @@ class PlanRunInput:
     # upsert the PeePlan/PeeStatus/PeeGroup search attributes as the run moves (workflows/
     # search.py); only for a server where they are registered, or the workflow task fails
     search_attributes: bool = False
+    # None: every agent is an activity of this workflow (small plans); set: batch mode
+    batch: BatchSpec | None = None
 
 
 @dataclass

@@ -39,7 +39,7 @@ from runtime.worker import build_worker
 from tests.conftest import compiled_plan, group, sim
 from workflows import search
 from workflows.plan_workflow import PlanWorkflow
-from workflows.types import PlanRunInput, ResolveConflict
+from workflows.types import BatchSpec, PlanRunInput, ResolveConflict
 
 HERE = Path(__file__).resolve().parent
 NO_RETRY = RetrySpec(max_attempts=1, initial_interval_s=0.1)
@@ -291,6 +291,11 @@ SCENARIOS = [
     Scenario("search_attributes", plain, "completed",
              {"first": ["all_completed"], "second": ["all_completed"]},
              {"search_attributes": True}),
+    # PlanRunInput.batch: agents in AgentBatchWorkflow children, outcomes by signal, the
+    # barrier's cancel of `slow` sent to its child, one timer for the group deadline
+    Scenario("batch_partial", continue_with_partial, "completed",
+             {"g": ["continue_with_partial"], "next": ["all_completed"]},
+             {"heartbeat_timeout_s": 1.0, "batch": BatchSpec(chunk_size=10, window=2)}),
 ]
 
 
