@@ -10,19 +10,14 @@ as in engine.eviction, least recently used among equals.
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import lz4.frame
-
-from engine.merge import canonical_json
+from activities.sqlite_store import SqliteFile, pack, unpack
 
 DEFAULT_SIZE_LIMIT = 100 * 1024 * 1024
 DEFAULT_THRESHOLD = 10 * 1024
@@ -77,19 +72,8 @@ class OutputCache:
         self.threshold = threshold
         # bytes lz4 saved on the last put (what the run report's bytes_saved adds up)
         self.last_saved = 0
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._db() as db:
-            db.executescript(SCHEMA)
-
-    @contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
         # one short transaction per call: several workers on the host share the file
-        db = sqlite3.connect(self.path, timeout=30, isolation_level="IMMEDIATE")
-        try:
-            yield db
-            db.commit()
-        finally:
-            db.close()
+        self._db = SqliteFile(self.path, SCHEMA).transaction
 
     @staticmethod
     def _meta(db: sqlite3.Connection, name: str) -> float:
@@ -124,22 +108,18 @@ class OutputCache:
             db.execute("update entries set frequency = ?, priority = ?, last_used = ? "
                        "where key = ?", (frequency, priority, self._tick(db), key))
             self._set_meta(db, "hits", self._meta(db, "hits") + 1)
-        raw = lz4.frame.decompress(value) if compressed else value
-        return json.loads(raw)
+        return unpack(value, compressed)
 
     def put(self, key: str, value: Any, *, plan: str, agent: str, cost_s: float, run_id: str,
             ttl_s: float | None = None, now: float | None = None) -> list[str]:
         """Store a value; ``ttl_s`` None = this run only. Returns the keys evicted for room."""
         now = time.time() if now is None else now
-        raw = canonical_json(value).encode()
-        data, compressed = raw, 0
-        if len(raw) > self.threshold:
-            data, compressed = lz4.frame.compress(raw), 1
-        size = len(data)
+        packed = pack(value, self.threshold)
+        size = packed.size
         self.last_saved = 0
         if size > self.size_limit:
             return []
-        self.last_saved = len(raw) - size
+        self.last_saved = packed.saved
         evicted: list[str] = []
         with self._db() as db:
             db.execute("delete from entries where key = ?", (key,))
@@ -157,9 +137,9 @@ class OutputCache:
                 "value, cost, frequency, priority, last_used, created_at) "
                 "values(?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?)",
                 (key, plan, agent, run_id if ttl_s is None else None,
-                 None if ttl_s is None else now + ttl_s, size, compressed, data, cost_s,
-                 priority, self._tick(db), now))
-            self._set_meta(db, "saved", self._meta(db, "saved") + len(raw) - size)
+                 None if ttl_s is None else now + ttl_s, size, packed.compressed, packed.data,
+                 cost_s, priority, self._tick(db), now))
+            self._set_meta(db, "saved", self._meta(db, "saved") + packed.saved)
         return evicted
 
     def stats(self) -> CacheStats:

@@ -15,21 +15,17 @@ run it belongs to may be resumed at any time); a number of seconds lets it expir
 from __future__ import annotations
 
 import asyncio
-import json
 import sqlite3
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import lz4.frame
 from temporalio import activity
 
 from activities.output_cache import DEFAULT_THRESHOLD, default_path
+from activities.sqlite_store import SqliteFile, pack, unpack
 from activities.types import SnapshotStored, SnapshotTask
-from engine.merge import canonical_json
 
 DEFAULT_SIZE_LIMIT = 200 * 1024 * 1024
 MISSING: Any = object()
@@ -74,27 +70,13 @@ class SnapshotCache:
         self.path = Path(path) if path is not None else default_path()
         self.size_limit = size_limit
         self.threshold = threshold
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._db() as db:
-            db.executescript(SCHEMA)
-
-    @contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=30, isolation_level="IMMEDIATE")
-        try:
-            yield db
-            db.commit()
-        finally:
-            db.close()
+        self._db = SqliteFile(self.path, SCHEMA).transaction
 
     def put(self, key: str, values: dict[str, Any], *, workflow_id: str, run_id: str, plan: str,
             group_id: str, ttl_s: float | None = None, now: float | None = None) -> Stored:
         now = time.time() if now is None else now
-        raw = canonical_json(values).encode()
-        data, compressed = raw, 0
-        if len(raw) > self.threshold:
-            data, compressed = lz4.frame.compress(raw), 1
-        size = len(data)
+        packed = pack(values, self.threshold)
+        size = packed.size
         if size > self.size_limit:
             return Stored(size, 0, [], stored=False)
         evicted: list[str] = []
@@ -111,8 +93,9 @@ class SnapshotCache:
                 "insert into snapshots(key, workflow_id, run_id, plan, group_id, expires_at, size,"
                 " raw_size, compressed, value, last_used) values(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (key, workflow_id, run_id, plan, group_id,
-                 None if ttl_s is None else now + ttl_s, size, len(raw), compressed, data, now))
-        return Stored(size, len(raw) - size, evicted)
+                 None if ttl_s is None else now + ttl_s, size, packed.raw_size, packed.compressed,
+                 packed.data, now))
+        return Stored(size, packed.saved, evicted)
 
     def get(self, key: str, now: float | None = None) -> Any:
         """The snapshot's context values, or MISSING (never stored, evicted or expired)."""
@@ -123,8 +106,7 @@ class SnapshotCache:
             if row is None or (row[2] is not None and row[2] <= now):
                 return MISSING
             db.execute("update snapshots set last_used = ? where key = ?", (now, key))
-        raw = lz4.frame.decompress(row[0]) if row[1] else row[0]
-        return json.loads(raw)
+        return unpack(row[0], row[1])
 
     def stats(self) -> SnapshotStats:
         with self._db() as db:
