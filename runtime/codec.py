@@ -18,6 +18,10 @@ import lz4.frame
 import temporalio.converter
 from temporalio.api.common.v1 import Payload
 
+# imported here, not where it is used: the converter runs inside the workflow sandbox, which warns
+# about (and re-imports) modules first imported after the workflow was loaded
+from engine.compiled import CompiledPlan
+
 ENCODING = b"binary/lz4"
 DEFAULT_THRESHOLD = 10 * 1024
 
@@ -60,8 +64,6 @@ class CompiledPlanConverter(temporalio.converter.JSONTypeConverter):
     JSON is the same either way (encoding is untouched)."""
 
     def to_typed_value(self, hint: type, value: Any) -> Any:
-        from engine.compiled import CompiledPlan
-
         if hint is CompiledPlan and isinstance(value, dict):
             try:
                 return CompiledPlan.from_dict(value)
