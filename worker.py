@@ -14,6 +14,7 @@ import asyncio
 import os
 import sys
 
+from cli.common import positive_int
 from cli.run_commands import add_metrics_port_option
 from runtime.connection import ConnectionFlags, add_connection_arguments, default_task_queue
 from runtime.exit import run_entry
@@ -71,13 +72,6 @@ def fraction(text: str) -> float:
     return value
 
 
-def positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected at least 1, found {text}")
-    return value
-
-
 def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="worker.py", description=__doc__)
     add_connection_arguments(
@@ -87,7 +81,7 @@ def parser() -> argparse.ArgumentParser:
                         help="default PEE_TASK_QUEUE or 'parallel-execution-engine'; a plan "
                         "routes agents elsewhere with task_queue (per agent) or task_queues "
                         "(per kind)")
-    parser.add_argument("--max-concurrent-activities", type=positive, default=None, metavar="N",
+    parser.add_argument("--max-concurrent-activities", type=positive_int, default=None, metavar="N",
                         help="agents this worker runs at once (default: the SDK's 100); with "
                         "--resource-based, the most the tuner may hand out")
     parser.add_argument("--resource-based", action="store_true",

@@ -24,6 +24,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from cli.common import non_negative_int
+
 EXIT_OK, EXIT_UNANSWERED, EXIT_BAD_INPUT = 0, 1, 2
 UPDATE_NAME = SIGNAL_NAME = "resolve_conflict"
 CONFLICTS_QUERY = "conflicts"
@@ -41,16 +43,6 @@ class CommandError(Exception):
     def __init__(self, message: str, code: int = EXIT_BAD_INPUT) -> None:
         super().__init__(message)
         self.code = code
-
-
-def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, found {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, found {text!r}")
-    return value
 
 
 def default_by() -> str:

@@ -15,29 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from cli import compile_command, server_commands
-from cli.common import add_set_option, parse_assignment, plan_variables
+from cli.common import (
+    add_set_option,
+    parse_assignment,
+    plan_variables,
+    positive_float,
+    positive_int,
+)
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
-
-
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, found {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a number above 0, found {text!r}")
-    return value
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, found {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of 1 or more, found {text!r}")
-    return value
 
 
 def add_plan_options(parser: argparse.ArgumentParser) -> None:

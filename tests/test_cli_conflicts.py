@@ -50,7 +50,7 @@ def starter(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     (("--choice", "value"), "--choice value needs --value JSON"),
     (("--choice", "incoming", "--value", '"web"'), "--value goes with --choice value"),
     (("--choice", "both"), "invalid choice: 'both'"),
-    (("--choice", "current", "--expected-version", "-1"), "expected a number >= 0"),
+    (("--choice", "current", "--expected-version", "-1"), "expected a whole number of 0 or more"),
 ])
 def test_malformed_resolve_options_exit_two_before_anything_is_sent(
         tmp_path: Path, args: tuple[str, ...], words: str) -> None:

@@ -8,7 +8,7 @@ import io
 
 import pytest
 
-from cli.run_commands import parse_assignment, positive_float
+from cli.common import parse_assignment, positive_float
 from runtime.connection import is_local_default, split_address
 from runtime.progress import ProgressPrinter, format_event, format_summary
 from runtime.runner import choose_time_scale
