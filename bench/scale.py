@@ -4,9 +4,11 @@ history of the plan workflow and of every AgentBatchWorkflow child counted.
 One throwaway dev server (in memory, free port) and one worker in this process (runtime.worker.
 build_worker: PlanWorkflow, AgentBatchWorkflow, the agent activities). Agents are the planner's
 `simulate` agents, their estimated durations x --time-scale. It prints agents, groups, wall
-time, the plan workflow's events, events per agent, the children, their largest history, the
-largest history of all (the bound: 10,240 events per workflow, Temporal's default warning
-limit is 10,240 and hard limit 51,200), and the compressed size of the input and the report.
+time, the plan workflow's events (the largest of its runs: it continues as new when Temporal
+suggests it, and `runs` lists each run's events), events per agent, the children, their
+largest history, the largest history of all (the bound: 10,240 events per workflow, Temporal's
+default warning limit is 10,240 and hard limit 51,200), and the compressed size of the largest
+run input (a continuation's carries the run so far) and of the report.
 
     .venv/bin/python bench/scale.py [--agents 5000] [--chunk 100] [--window 16]
                                     [--flush 1.0] [--time-scale 0.005] [--no-batch]
@@ -36,6 +38,7 @@ from engine.compiled import CompiledPlan  # noqa: E402
 from engine.graph import compile_plan  # noqa: E402
 from engine.plan import build_plan  # noqa: E402
 from engine.yamlsrc import SourceMap  # noqa: E402
+from runtime.inspect import run_chain  # noqa: E402
 from runtime.worker import build_worker  # noqa: E402
 from workflows.plan_workflow import PlanWorkflow  # noqa: E402
 from workflows.types import BatchSpec, PlanRunInput  # noqa: E402
@@ -49,12 +52,23 @@ def layered_plan(agents: int, seed: int = 0) -> CompiledPlan:
 
 @dataclass
 class HistoryCount:
-    """Events of a plan workflow's history and of each child it started."""
+    """Events of each run of a plan workflow (it continues as new when Temporal suggests it)
+    and of each child those runs started."""
 
-    parent: int
+    # run id -> events of that run's history, oldest run first
+    runs: dict[str, int]
     children: dict[str, int]
-    # the parent's events by kind, most frequent first
+    # the parent's events by kind over all its runs, most frequent first
     parent_kinds: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def parent(self) -> int:
+        """The largest history of the plan workflow's runs (the one the bound is about)."""
+        return max(self.runs.values())
+
+    @property
+    def parent_total(self) -> int:
+        return sum(self.runs.values())
 
     @property
     def largest(self) -> int:
@@ -62,31 +76,41 @@ class HistoryCount:
 
     @property
     def total(self) -> int:
-        return self.parent + sum(self.children.values())
+        return self.parent_total + sum(self.children.values())
 
 
 async def count_events(client: Client, workflow_id: str) -> HistoryCount:
-    history = await client.get_workflow_handle(workflow_id).fetch_history()
-    child_ids = [e.start_child_workflow_execution_initiated_event_attributes.workflow_id
-                 for e in history.events
-                 if e.HasField("start_child_workflow_execution_initiated_event_attributes")]
+    runs: dict[str, int] = {}
+    found: Counter[str] = Counter()
+    child_ids: list[str] = []
+    for run_id in await run_chain(client, workflow_id):
+        history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+        runs[run_id] = len(history.events)
+        child_ids += [e.start_child_workflow_execution_initiated_event_attributes.workflow_id
+                      for e in history.events
+                      if e.HasField("start_child_workflow_execution_initiated_event_attributes")]
+        found.update((e.WhichOneof("attributes") or "").removesuffix("_event_attributes")
+                     for e in history.events)
     children: dict[str, int] = {}
     for child_id in child_ids:
         child = await client.get_workflow_handle(child_id).fetch_history()
         children[child_id] = len(child.events)
-    found = Counter((e.WhichOneof("attributes") or "").removesuffix("_event_attributes")
-                    for e in history.events)
-    return HistoryCount(len(history.events), children, dict(found.most_common()))
+    return HistoryCount(runs, children, dict(found.most_common()))
 
 
 async def payload_sizes(client: Client, workflow_id: str) -> tuple[int, int]:
-    """Encoded (lz4 codec) bytes of the run's input and of its result, as stored in history."""
-    history = await client.get_workflow_handle(workflow_id).fetch_history()
-    first = history.events[0].workflow_execution_started_event_attributes.input.payloads
-    last = history.events[-1]
-    result = (last.workflow_execution_completed_event_attributes.result.payloads
-              if last.HasField("workflow_execution_completed_event_attributes") else [])
-    return sum(p.ByteSize() for p in first), sum(p.ByteSize() for p in result)
+    """Encoded (lz4 codec) bytes of the largest run input (a continuation's carries the run so
+    far) and of the result, as stored in history."""
+    largest, result_bytes = 0, 0
+    for run_id in await run_chain(client, workflow_id):
+        history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+        first = history.events[0].workflow_execution_started_event_attributes.input.payloads
+        largest = max(largest, sum(p.ByteSize() for p in first))
+        last = history.events[-1]
+        if last.HasField("workflow_execution_completed_event_attributes"):
+            result = last.workflow_execution_completed_event_attributes.result.payloads
+            result_bytes = sum(p.ByteSize() for p in result)
+    return largest, result_bytes
 
 
 async def run_plan(client: Client, plan: CompiledPlan, *, time_scale: float,
@@ -113,6 +137,7 @@ async def measure(address: str, agents: int, time_scale: float,
     return {
         "agents": agents, "groups": len(plan.groups), "status": report["status"],
         "succeeded": succeeded, "wall_s": wall, "parent_events": counted.parent,
+        "runs": list(counted.runs.values()),
         "events_per_agent": counted.total / agents, "children": len(counted.children),
         "largest_child": max(counted.children.values(), default=0),
         "max_events": counted.largest, "parent_kinds": counted.parent_kinds,
@@ -123,7 +148,7 @@ async def measure(address: str, agents: int, time_scale: float,
 def line(found: dict[str, Any]) -> str:
     return (f"agents {found['agents']} groups {found['groups']} status {found['status']} "
             f"succeeded {found['succeeded']} wall {found['wall_s']:.1f} s "
-            f"parent_events {found['parent_events']} "
+            f"parent_events {found['parent_events']} runs {found['runs']} "
             f"events_per_agent {found['events_per_agent']:.2f} children {found['children']} "
             f"largest_child {found['largest_child']} max_events {found['max_events']} "
             f"(bound {HISTORY_BOUND}) input {found['input_bytes'] / 1024:.0f} KiB "

@@ -63,6 +63,10 @@ def add_plan_options(parser: argparse.ArgumentParser) -> None:
                         help="batch mode: at most N agents per child workflow (default 100)")
     parser.add_argument("--batch-window", type=positive_int, metavar="N",
                         help="batch mode: at most N child workflows at a time (default 16)")
+    parser.add_argument(
+        "--continue-as-new-after", type=positive_int, metavar="EVENTS",
+        help="continue as new once a run's history has EVENTS events, even before Temporal "
+        "suggests it (default: when Temporal suggests it; README: Continue-as-new)")
 
 
 def add_server_options(parser: argparse.ArgumentParser) -> None:
@@ -232,6 +236,7 @@ def build_run_input(args: argparse.Namespace, plan: Any, note_to: Any = sys.stdo
         if getattr(args, "resume_from", None) else None,
         batch=choose_batch(len(plan.agents), getattr(args, "batch", None),
                            getattr(args, "batch_chunk", None), getattr(args, "batch_window", None)),
+        continue_as_new_after=getattr(args, "continue_as_new_after", None),
     )
 
 

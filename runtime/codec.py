@@ -73,13 +73,29 @@ class CompiledPlanConverter(temporalio.converter.JSONTypeConverter):
         return temporalio.converter.JSONTypeConverter.Unhandled
 
 
+class ShallowDataclassEncoder(temporalio.converter.AdvancedJSONEncoder):
+    """Encode a dataclass as its fields, leaving the nesting to the JSON encoder.
+
+    The SDK's encoder turns a dataclass into ``dataclasses.asdict(obj)``, which deep-copies
+    every value first: for a continue-as-new input that carries a 5,000-agent run (the plan and
+    the run so far, workflows/carry.py) the copy alone took the workflow task past the 2 s
+    deadlock limit. The JSON is the same: nested dataclasses come back here one by one."""
+
+    def default(self, o: Any) -> Any:
+        if dataclasses.is_dataclass(o) and not isinstance(o, type):
+            return {f.name: getattr(o, f.name) for f in dataclasses.fields(o)}
+        return super().default(o)
+
+
 class PlanPayloadConverter(temporalio.converter.CompositePayloadConverter):
-    """The SDK's default payload converters, the JSON one with CompiledPlanConverter."""
+    """The SDK's default payload converters, the JSON one with CompiledPlanConverter and
+    ShallowDataclassEncoder."""
 
     def __init__(self) -> None:
         json_plain = temporalio.converter.JSONPlainPayloadConverter
         super().__init__(*[
-            json_plain(custom_type_converters=[CompiledPlanConverter()])
+            json_plain(encoder=ShallowDataclassEncoder,
+                       custom_type_converters=[CompiledPlanConverter()])
             if isinstance(converter, json_plain) else converter
             for converter in temporalio.converter.DefaultPayloadConverter
             .default_encoding_payload_converters])

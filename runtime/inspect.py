@@ -98,6 +98,18 @@ def failure_message(err: WorkflowFailureError) -> str:
     return str(cause or err)
 
 
+async def run_chain(client: Client, workflow_id: str) -> list[str]:
+    """The run ids of the workflow's continue-as-new chain, oldest first, ending with the
+    current run (each run's first event names the run it continued from)."""
+    ids = [(await client.get_workflow_handle(workflow_id).describe()).run_id]
+    while True:
+        history = await client.get_workflow_handle(workflow_id, run_id=ids[0]).fetch_history()
+        started = history.events[0].workflow_execution_started_event_attributes
+        if not started.continued_execution_run_id:
+            return ids
+        ids.insert(0, started.continued_execution_run_id)
+
+
 async def has_pollers(client: Client, namespace: str, task_queue: str) -> bool:
     """Whether any worker polled the task queue for workflow tasks recently."""
     try:

@@ -233,6 +233,10 @@ def format_summary(report: dict[str, Any]) -> str:
             + (f"; parallel efficiency {efficiency:.2f}" if efficiency is not None else "")
         )
     lines += format_bottlenecks(report.get("bottlenecks"))
+    earlier = report.get("earlier_runs") or []
+    if earlier:
+        lines.append(f"continued as new {len(earlier)} time(s) to keep each history small; "
+                     f"earlier runs: {', '.join(earlier)}")
     if report.get("error"):
         lines.append(f"error: {report['error']}")
     return "\n".join(lines)

@@ -141,6 +141,10 @@ class _FinishedRunInterceptor(WorkflowInboundInterceptor):
             # the worker evicting the run (shutting down): the coroutine is being closed outside
             # the workflow's event loop, the run has not ended and workflow.info() is gone
             raise
+        except workflow.ContinueAsNewError:
+            # not an end: the next run carries on (and reports the whole run when it ends);
+            # building a 5,000-agent status report here would only cost the task its time
+            raise
         except BaseException:
             # cancelled (or an unexpected error): the report as the status query sees it
             self._finished(_status_report())

@@ -21,6 +21,7 @@ from temporalio.worker import Replayer
 from engine.compiled import CompiledAgent, CompiledGroup, CompiledPlan, RetrySpec
 from runtime.codec import data_converter
 from runtime.devserver import find_temporal_binary, free_port
+from runtime.inspect import run_chain
 from runtime.worker import build_worker
 from workflows import search
 from workflows.plan_workflow import PlanWorkflow
@@ -216,15 +217,19 @@ class TemporalHarness:
                 try:
                     return await body(handle)
                 finally:
-                    history = await handle.fetch_history()
-                    await Replayer(workflows=[PlanWorkflow],
-                                   data_converter=data_converter()).replay_workflow(history)
+                    # every run of the chain, should the workflow have continued as new
+                    replayer = Replayer(workflows=[PlanWorkflow], data_converter=data_converter())
+                    for run_id in await run_chain(self.client, handle.id):
+                        history = await self.client.get_workflow_handle(
+                            handle.id, run_id=run_id).fetch_history()
+                        await replayer.replay_workflow(history)
 
         return self.run(go())
 
 
-@pytest.fixture(scope="session")
-def temporal() -> Iterator[TemporalHarness]:
+def harness(*extra_args: str) -> Iterator[TemporalHarness]:
+    """A dev server (in memory, free port) and its event loop, stopped when the caller's
+    fixture ends; ``extra_args`` go to `temporal server start-dev`."""
     loop = asyncio.new_event_loop()
     env = loop.run_until_complete(
         WorkflowEnvironment.start_local(
@@ -233,6 +238,7 @@ def temporal() -> Iterator[TemporalHarness]:
             ui=False,
             # PeePlan/PeeStatus/PeeGroup, so runs with PlanRunInput.search_attributes can set them
             search_attributes=list(search.KEYS),
+            dev_server_extra_args=list(extra_args),
         )
     )
     try:
@@ -240,3 +246,20 @@ def temporal() -> Iterator[TemporalHarness]:
     finally:
         loop.run_until_complete(env.shutdown())
         loop.close()
+
+
+@pytest.fixture(scope="session")
+def temporal() -> Iterator[TemporalHarness]:
+    yield from harness()
+
+
+# Temporal suggests continue-as-new at 4,096 history events by default: a server that does at
+# this many lets modest plans show the continue-as-new path (workflows/continuation.py)
+SUGGEST_CONTINUE_AS_NEW_AT = 400
+
+
+@pytest.fixture(scope="session")
+def suggesting() -> Iterator[TemporalHarness]:
+    """A dev server that suggests continue-as-new at SUGGEST_CONTINUE_AS_NEW_AT events."""
+    yield from harness("--dynamic-config-value",
+                       f"limit.historyCount.suggestContinueAsNew={SUGGEST_CONTINUE_AS_NEW_AT}")

@@ -47,3 +47,22 @@ def test_a_large_workflow_input_is_stored_compressed(temporal: TemporalHarness) 
         return first.input.payloads[0].metadata["encoding"]
 
     assert ENCODING == temporal.with_plan(plan, body)
+
+
+def test_dataclasses_encode_to_the_same_json_as_the_sdk_default() -> None:
+    """ShallowDataclassEncoder (no deep copy first) writes exactly the bytes the SDK's own
+    encoder writes, for a plan input with nested dataclasses, tuples and None."""
+    from temporalio.converter import DataConverter
+
+    from runtime.codec import data_converter
+    from workflows.types import BatchSpec, PlanRunInput
+
+    plan = compiled_plan([sim("a", "g", 0.1, defaults={"out": (1, "x")}), sim("b", "g", 0.2)],
+                         [group("g", ["a", "b"])])
+    value = PlanRunInput(plan=plan, inputs={"k": [1, {"n": None}]}, batch=BatchSpec())
+    ours = data_converter().payload_converter.to_payloads([value])
+    sdk = DataConverter.default.payload_converter.to_payloads([value])
+    assert sdk[0].data == ours[0].data
+    (back,) = data_converter().payload_converter.from_payloads(ours, [PlanRunInput])
+    assert value.plan.agents[1] == back.plan.agents[1]
+    assert BatchSpec() == back.batch

@@ -1,7 +1,8 @@
 """Replay the committed histories (tests/histories/*.json, one per barrier branch, a plain run,
 the conflict paths: resolved by update, by signal, by the conflict timeout, and adaptive
-allocation throttling a group and moving deadlines) against today's PlanWorkflow: any change
-to the commands a run issues fails here.
+allocation throttling a group and moving deadlines; the shared pool's in pool/ and a
+continue-as-new chain in continued/) against today's PlanWorkflow: any change to the commands
+a run issues fails here.
 
 After an intended change, re-record with `.venv/bin/python -m tests.histories.record`."""
 
@@ -128,3 +129,34 @@ def test_batch_mode_history_holds_children_and_their_signals() -> None:
             if event.HasField("signal_external_workflow_execution_initiated_event_attributes")]
     assert ["cancel_agents"] == sent
     assert "timer_fired_event_attributes" in kinds
+
+
+CONTINUED_HISTORIES = HISTORIES / "continued"
+
+
+def test_a_continued_chain_replays_run_by_run() -> None:
+    """The recorded continue-as-new chain (tests/histories/record_continued.py) replays run by
+    run against today's PlanWorkflow: the first run drained and continued as new after the
+    conflict opened, the last one restored it, resolved c1 by update and completed, its report
+    covering every run."""
+    paths = sorted(CONTINUED_HISTORIES.glob("run*.json"))
+    assert len(paths) >= 2, "the recorded chain has a single run"
+    replayer = Replayer(workflows=[PlanWorkflow], data_converter=data_converter())
+    histories = [WorkflowHistory.from_json(f"replay-continued-{p.stem}", p.read_text())
+                 for p in paths]
+    for history in histories:
+        assert asyncio.run(replayer.replay_workflow(history)).replay_failure is None
+    for history in histories[:-1]:
+        assert event_kinds(history)[-1] == (
+            "workflow_execution_continued_as_new_event_attributes")
+    # each run's first event names the run it continued from
+    continued_from = [h.events[0].workflow_execution_started_event_attributes
+                      .continued_execution_run_id for h in histories[1:]]
+    report = final_report(histories[-1])
+    assert continued_from == report["earlier_runs"]
+    (c1,) = report["conflicts"]
+    assert ("resolved", "incoming") == (c1["status"], c1["resolution"]["choice"])
+    events = [e["event"] for e in report["events"]]
+    assert events.index("conflict_opened") < events.index("continued_as_new") < events.index(
+        "conflict_resolved")
+    assert all(a["status"] == "succeeded" for a in report["agents"].values())

@@ -195,6 +195,23 @@ def test_telemetry_adds_no_command_and_replays_record_nothing(
     assert 1 == total.count
 
 
+def test_a_run_that_continued_as_new_is_recorded_once_as_one_run(
+        temporal: TemporalHarness) -> None:
+    """Continue-as-new is not an end: nothing is recorded for the first run; the last records
+    the whole run (every agent of every run) once, in the starting client's trace."""
+    captured = Captured()
+    report, _ = run_traced(temporal, captured, small_plan("continued"), continue_as_new_after=5)
+    assert report["earlier_runs"], "the run never continued as new"
+    spans = captured.finished()
+    (run,) = [s for s in spans if s.name.startswith("PlanRun:")]
+    start = by_name(spans, "StartWorkflow:PlanWorkflow")
+    assert start.context.trace_id == run.context.trace_id
+    assert ["Agent:a", "Agent:b", "Agent:c"] == sorted(
+        s.name for s in spans if s.name.startswith("Agent:"))
+    (total,) = captured.metric_points()["total_workflow_time"]
+    assert 1 == total.count
+
+
 def test_a_failed_run_is_traced_with_an_error_status(temporal: TemporalHarness) -> None:
     """The report a failed run carries in its failure becomes its spans and metrics."""
     captured = Captured()

@@ -43,7 +43,9 @@ Pending = tuple[AgentCall, "asyncio.Future[AgentOutcome]"]
 
 
 class Batcher:
-    def __init__(self, spec: BatchSpec) -> None:
+    def __init__(self, spec: BatchSpec, children: int = 0, largest: int = 0) -> None:
+        """``children`` and ``largest``: what earlier runs of this workflow started (it
+        continued as new), so child ids go on counting and the report covers them."""
         self.chunk_size = max(1, int(spec.chunk_size))
         self.window = max(1, int(spec.window))
         self.flush_s = max(0.0, float(spec.flush_s))
@@ -60,8 +62,8 @@ class Batcher:
         self._dispatcher: asyncio.Task[None] | None = None
         self._helpers: list[asyncio.Task[None]] = []
         # for the report: children started, the largest chunk
-        self.children = 0
-        self.largest = 0
+        self.children = children
+        self.largest = largest
 
     async def run(self, call: AgentCall) -> AgentOutcome:
         if self._dispatcher is None:

@@ -102,6 +102,16 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.batcher import Batcher
     from workflows.cache_levels import CacheLevels
+    from workflows.carry import (
+        AdaptiveRules,
+        CarriedRun,
+        capture,
+        decode,
+        groups_to_run,
+        restore,
+        restore_admission,
+    )
+    from workflows.continuation import Continuation, continue_as_new
     from workflows.deadline_timer import DeadlineClock
     from workflows.locks import READ, WRITE, ContextLimits, ContextLockTimeout
     from workflows.pool_types import GRANT_SIGNAL, PoolGrant
@@ -170,7 +180,11 @@ class PlanWorkflow:
         # context snapshots after barriers, prefetching, worker-side cache counters
         self._levels = CacheLevels(self._plan, self._run)
         # batch mode (workflows/batcher.py): agents run in AgentBatchWorkflow children
-        self._batcher = Batcher(input.batch) if input.batch is not None else None
+        carried = self._decode_carried(input)
+        self._carried = carried
+        self._batcher = (Batcher(input.batch, carried.batch_children if carried else 0,
+                                 carried.batch_largest if carried else 0)
+                         if input.batch is not None else None)
         self._details_due = False
         # batch mode: group deadlines share one timer (workflows/deadline_timer.py)
         self._clock = DeadlineClock(self._elapsed) if self._batcher is not None else None
@@ -211,17 +225,34 @@ class PlanWorkflow:
         self._validations: list[asyncio.Task[None]] = []
         # PeePlan/PeeStatus/PeeGroup for the Web UI list, only when the server has them
         self._search = RunSearchAttributes(input.search_attributes)
+        # continue-as-new (workflows/continuation.py): drain, then hand the run on
+        self._continuation = Continuation(input.continue_as_new_after)
+        if carried is not None:
+            # a continuation: the run so far, inputs and resumed groups included, is carried
+            try:
+                restore(self._run, carried)
+            except ValueError as err:
+                raise ApplicationError(str(err), type="InvalidCarriedRun",
+                                       non_retryable=True) from None
+            self._cache_keys = dict(carried.cache_keys)
+            rules = carried.adaptive
+            self._adapt.throttle, self._adapt.timeouts = rules.throttle, rules.timeouts
+            self._adapt.cpu, self._adapt.caching = rules.cpu, rules.caching
+            self._throttle = self._adapt.throttle
+            self._todo = groups_to_run(self._run)
+            return
         at = self._at()
         for key, value in self._plan.inputs.items():
             self._ctx.put(key, value, "plan", at, origin="input")
         for key, value in input.inputs.items():
             self._ctx.put(key, value, "run", at, origin="input")
         # groups reused from an earlier run: passed before the run starts, agents never run
-        self._resumed = self._resume(input) if input.resume is not None else []
+        resumed = self._resume(input) if input.resume is not None else []
+        self._todo = [group.id for group in self._plan.groups if group.id not in resumed]
 
     @workflow.run
     async def run(self, input: PlanRunInput) -> dict[str, Any]:
-        waiting = [group for group in self._plan.groups if group.id not in self._resumed]
+        waiting = [group for group in self._plan.groups if group.id in self._todo]
         running: dict[str, asyncio.Task[None]] = {}
         self._details()
         admitter = asyncio.create_task(self._admitter())
@@ -234,12 +265,19 @@ class PlanWorkflow:
             # a shared pool (resource_pool.shared): lease from its workflow instead
             self._run.admission = await pool_lease.connect(self._run.admission,
                                                            self._plan.resources)
+            if self._carried is not None:
+                restore_admission(self._run.admission, self._carried.admission,
+                                  shared=pool_lease.shared_pool(self._plan.resources) is not None)
             self._check_plan()
             while waiting or running:
-                for group in list(waiting):
-                    if all(self._groups[dep].status in PASSED for dep in group.depends_on):
-                        waiting.remove(group)
-                        running[group.id] = asyncio.create_task(self._run_group(group))
+                if self._continuation.draining:
+                    if not running:
+                        break
+                else:
+                    for group in list(waiting):
+                        if all(self._groups[dep].status in PASSED for dep in group.depends_on):
+                            waiting.remove(group)
+                            running[group.id] = asyncio.create_task(self._run_group(group))
                 if not running:
                     stuck = [group.id for group in waiting]
                     raise ApplicationError(
@@ -252,6 +290,10 @@ class PlanWorkflow:
                     if running[group_id].done():
                         # re-raises a failed group's ApplicationError
                         running.pop(group_id).result()
+                        self._continuation.group_ended()
+                if not self._continuation.draining and self._continuation.should_drain(
+                        len(waiting)):
+                    self._event("draining_for_continue_as_new", workflow.info().run_id)
             if self._validations:
                 await workflow.wait(list(self._validations))
                 for task in self._validations:
@@ -282,9 +324,37 @@ class PlanWorkflow:
             self._batcher.close()
         await pool_lease.close(self._run.admission)
         await self._levels.settle()
+        if waiting:
+            # drained (workflows/continuation.py): the rest of the plan runs in a new run
+            await self._continue_as_new()
         self._warn_open_conflicts()
         self._finish("completed")
         return self._report()
+
+    @staticmethod
+    def _decode_carried(input: PlanRunInput) -> CarriedRun | None:
+        if input.carried is None:
+            return None
+        try:
+            return decode(input.carried)
+        except ValueError as err:
+            # only a hand-made input gets here: say so rather than fail the task forever
+            raise ApplicationError(str(err), type="InvalidCarriedRun",
+                                   non_retryable=True) from None
+
+    async def _continue_as_new(self) -> None:
+        info = workflow.info()
+        self._event("continued_as_new", info.run_id)
+        workflow.logger.info("continuing as new after %d groups: %s",
+                             self._continuation.groups_ended, self._continuation.reason)
+        adapt = self._adapt
+        carried = capture(
+            self._run, info.run_id, self._cache_keys,
+            AdaptiveRules(adapt.throttle, adapt.timeouts, adapt.cpu, adapt.caching),
+            self._batcher.children if self._batcher is not None else 0,
+            self._batcher.largest if self._batcher is not None else 0)
+        self._details(now=True)
+        await continue_as_new(self._input, carried)
 
     # --- queries and signals --------------------------------------------------------------
 

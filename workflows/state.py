@@ -180,6 +180,9 @@ class RunState:
     resumed_snapshot: str | None = None
     # the workflow id of the run this one resumes (run --resume-from), else None
     resumed_from: str | None = None
+    # run ids of this workflow's earlier runs, oldest first: it continued as new from them
+    # (workflows/carry.py)
+    earlier_runs: list[str] = field(default_factory=list)
     limits: ContextLimits = field(default_factory=ContextLimits)
     # per-run resource admission (engine.scheduler): who runs, who waits, peaks and usage
     admission: Admission = field(default_factory=lambda: Admission(Pool.unlimited()))
@@ -207,6 +210,8 @@ def build_report(run: RunState, workflow_id: str, run_id: str, now_s: float) -> 
         "finished_at": iso_at(run.started, run.ended_s),
         "makespan_s": round(end_s, 3),
         "resumed_from": run.resumed_from,
+        # the runs this workflow continued as new from, oldest first (their part is in here)
+        "earlier_runs": list(run.earlier_runs),
         # per passed group: sha256 of its agents' output values, what a resume reuses
         "snapshots": group_snapshots(run),
         "cache": cache_report(run),

@@ -77,6 +77,12 @@ class PlanRunInput:
     search_attributes: bool = False
     # None: every agent is an activity of this workflow (small plans); set: batch mode
     batch: BatchSpec | None = None
+    # continue as new once this run's history has this many events, even before Temporal
+    # suggests it (None: only when Temporal suggests it; see workflows/carry.py)
+    continue_as_new_after: int | None = None
+    # set by a run that continued as new: the whole run so far, which this run goes on with
+    # (workflows/carry.py's CarriedRun, encoded as plain JSON)
+    carried: dict[str, Any] | None = None
 
 
 @dataclass

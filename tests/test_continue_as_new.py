@@ -1,0 +1,227 @@
+"""Continue-as-new (issue 9, item 4; workflows/continuation.py and workflows/carry.py): a run
+whose history grows large drains (starts no more groups, lets the running ones end) and
+continues as new with the run so far carried in its input, so each run's history stays small
+while the report, `status`, `context` and conflicts cover the whole run.
+
+These runs use PlanRunInput.continue_as_new_after (a small event count) to reach the path with
+small plans; tests/test_large_plans.py reaches it through the server's own suggestion."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio.client import WorkflowHandle
+
+from engine.compiled import CompiledPlan
+from runtime.codec import data_converter
+from runtime.inspect import run_chain
+from tests.conftest import PROJECT_ROOT, TemporalHarness, compiled_plan, group, sim
+from tests.histories.record_continued import conflict_chain
+from workflows.carry import decode, encode
+from workflows.plan_workflow import PlanWorkflow
+from workflows.types import BatchSpec
+
+Handle = WorkflowHandle[Any, Any]
+CONTINUED = "workflow_execution_continued_as_new_event_attributes"
+# small enough that a chain of six groups continues as new at least once
+AFTER_EVENTS = 30
+
+
+def chain_plan(length: int = 6, name: str = "chain") -> CompiledPlan:
+    """Groups g0 -> g1 -> ..., each two agents reading both outputs of the group before."""
+    agents, groups = [], []
+    for index in range(length):
+        before = [f"a{index - 1}.out", f"b{index - 1}.out"] if index else []
+        agents += [sim(f"a{index}", f"g{index}", 0.05, inputs=before),
+                   sim(f"b{index}", f"g{index}", 0.05, inputs=before)]
+        groups.append(group(f"g{index}", [f"a{index}", f"b{index}"],
+                            [f"g{index - 1}"] if index else []))
+    return compiled_plan(agents, groups, name=name)
+
+
+async def last_events(temporal: TemporalHarness,
+                      workflow_id: str) -> tuple[list[str], list[str]]:
+    """How each run of the chain ended (oldest run first), and the ids of the children all
+    of them started."""
+    ended, children = [], []
+    for run_id in await run_chain(temporal.client, workflow_id):
+        history = await temporal.client.get_workflow_handle(
+            workflow_id, run_id=run_id).fetch_history()
+        ended.append(history.events[-1].WhichOneof("attributes") or "")
+        children += [e.start_child_workflow_execution_initiated_event_attributes.workflow_id
+                     for e in history.events
+                     if e.HasField("start_child_workflow_execution_initiated_event_attributes")]
+    return ended, children
+
+
+@pytest.mark.parametrize("batch", [None, BatchSpec(chunk_size=10, window=2)],
+                         ids=["plain", "batch"])
+def test_a_continued_run_reports_the_whole_run(temporal: TemporalHarness,
+                                               batch: BatchSpec | None) -> None:
+    """The chain continues as new at least once; the final report, the `status` and `context`
+    queries of the workflow id cover every agent of every run, each output written exactly
+    once, with the same values as a run that never continued; every run but the last ended
+    in continue-as-new, and each one replays (with_plan replays the whole chain)."""
+    reference = temporal.execute(chain_plan(), batch=batch)
+
+    async def body(handle: Handle) -> tuple[Any, ...]:
+        report = await handle.result()
+        latest = temporal.client.get_workflow_handle(handle.id)
+        status = await latest.query(PlanWorkflow.status)
+        context = await latest.query(PlanWorkflow.context)
+        return (report, status, context, await run_chain(temporal.client, handle.id),
+                await last_events(temporal, handle.id))
+
+    report, status, context, runs, (ended, children) = temporal.with_plan(
+        chain_plan(), body, continue_as_new_after=AFTER_EVENTS, batch=batch)
+    assert "completed" == report["status"]
+    assert len(runs) >= 2, "the run never continued as new"
+    assert runs[:-1] == report["earlier_runs"]
+    assert runs[-1] == report["run_id"]
+    assert [CONTINUED] * (len(runs) - 1) == ended[:-1]
+    assert "workflow_execution_completed_event_attributes" == ended[-1]
+    assert len(runs) - 1 == [e["event"] for e in report["events"]].count("continued_as_new")
+    # every agent of every run, once, succeeded: none lost, none run twice
+    assert {f"{p}{i}" for p in "ab" for i in range(6)} == set(report["agents"])
+    assert all(a["status"] == "succeeded" and a["attempts"] == 1
+               for a in report["agents"].values())
+    started = [e["id"] for e in report["events"] if e["event"] == "group_started"]
+    assert [f"g{i}" for i in range(6)] == started
+    assert {f"{p}{i}.out": 1 for p in "ab" for i in range(6)} == report["context_versions"]
+    assert reference["context_versions"] == report["context_versions"]
+    assert reference["snapshots"] == report["snapshots"]
+    # times go on counting from the first run's start
+    assert report["started_at"] == status["started_at"]
+    assert report["agents"]["a0"]["started_at"] < report["agents"]["a5"]["started_at"]
+    assert {k: a["status"] for k, a in report["agents"].items()} == {
+        k: a["status"] for k, a in status["agents"].items()}
+    assert 12 == len([key for key in context if key.endswith(".out")])
+    if batch is not None:
+        # child ids go on counting across runs: each chunk its own child, none reused
+        assert len(children) == len(set(children)) == report["batch"]["children"]
+        assert len(children) >= len(runs)
+
+
+def starter_at(address: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """`starter.py ARGS --address ADDRESS` (the test server, no embedded one)."""
+    return subprocess.run([sys.executable, "starter.py", *args, "--address", address],
+                          cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=90)
+
+
+def test_a_conflict_opened_before_continue_as_new_is_resolved_after_it(
+        temporal: TemporalHarness) -> None:
+    """c1 opens in the first run; the run continues as new; `dev` blocks on c1 in a later run,
+    where `starter.py status` shows the whole run and `starter.py resolve` (the update on the
+    current run) settles it: the key keeps every version from every run."""
+
+    async def body(handle: Handle) -> tuple[Any, ...]:
+        latest = temporal.client.get_workflow_handle(handle.id)
+        for _ in range(300):
+            status = await latest.query(PlanWorkflow.status)
+            if status["agents"]["dev"]["status"] == "blocked":
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("dev never got blocked on c1")
+        (c1,) = await latest.query(PlanWorkflow.conflicts)
+        shown = await asyncio.to_thread(starter_at, temporal.address, "status", handle.id,
+                                        "--json")
+        resolved = await asyncio.to_thread(
+            starter_at, temporal.address, "resolve", handle.id, "c1", "--choice", "incoming",
+            "--expected-version", str(c1["current_version"]))
+        report = await handle.result()
+        history = await latest.query(PlanWorkflow.context_history, "platform")
+        return status, shown, resolved, report, history
+
+    status, shown, resolved, report, history = temporal.with_plan(
+        conflict_chain(), body, continue_as_new_after=AFTER_EVENTS)
+    assert status["earlier_runs"], "dev was blocked before any continue-as-new"
+    assert 0 == shown.returncode, shown.stderr
+    seen = json.loads(shown.stdout)
+    assert ["c1"] == [c["id"] for c in seen["conflicts"]]
+    assert "succeeded" == seen["agents"]["ux"]["status"]
+    assert 0 == resolved.returncode, resolved.stdout + resolved.stderr
+    assert "completed" == report["status"]
+    (c1,) = report["conflicts"]
+    assert ("resolved", "incoming") == (c1["status"], c1["resolution"]["choice"])
+    assert "succeeded" == report["agents"]["dev"]["status"]
+    # input, first writer, the resolution: no version lost across runs
+    assert ["input", "write", "resolution"] == [v["origin"] for v in history]
+    assert [1, 2, 3] == [v["version"] for v in history]
+    events = [e["event"] for e in report["events"]]
+    assert events.index("conflict_opened") < events.index("continued_as_new") < events.index(
+        "conflict_resolved")
+
+
+def test_carried_state_round_trips_through_json() -> None:
+    """encode/decode: what a run carries comes back equal through the project's converter,
+    and restores into a fresh run; anything else is refused as not a carried run."""
+    from datetime import UTC, datetime
+
+    from workflows.carry import AdaptiveRules, capture, restore
+    from workflows.state import AgentState, GroupState, RunState
+
+    plan = chain_plan(2)
+    run = RunState(plan=plan, started=datetime(2026, 1, 1, tzinfo=UTC), time_scale=1.0,
+                   agents={a.id: AgentState() for a in plan.agents},
+                   groups={g.id: GroupState() for g in plan.groups})
+    run.agents["a0"].status = "succeeded"
+    run.groups["g0"].status = "succeeded"
+    run.context.put("a0.out", {"x": 1}, "a0", "2026-01-01T00:00:01+00:00", origin="write")
+    carried = capture(run, "run-1", {"a0": "key"}, AdaptiveRules())
+    # through the project's converter, as PlanRunInput.carried travels
+    converter = data_converter().payload_converter
+    (plain,) = converter.from_payloads(converter.to_payloads([encode(carried)]), [dict])
+    back = decode(plain)
+    assert carried == back
+    fresh = RunState(plan=plan, started=datetime(2027, 1, 1, tzinfo=UTC), time_scale=1.0,
+                     agents={a.id: AgentState() for a in plan.agents},
+                     groups={g.id: GroupState() for g in plan.groups})
+    restore(fresh, back)
+    assert (run.started, ["run-1"]) == (fresh.started, fresh.earlier_runs)
+    assert {"a0.out": {"x": 1}} == fresh.context.values()
+    assert "pending" == fresh.groups["g1"].status
+    with pytest.raises(ValueError, match="not a carried run"):
+        decode({"started": "x"})
+
+
+def test_run_command_continues_as_new_and_status_reads_the_whole_run(
+        temporal: TemporalHarness, tmp_path: Path) -> None:
+    """`starter.py run --continue-as-new-after N` exits 0 after a run that continued as new,
+    says so under its summary, and `status` and the --report file cover all four agents."""
+    workflow_id = f"demo-continued-{uuid.uuid4().hex[:8]}"
+    report_file = tmp_path / "report.json"
+    done = starter_at(temporal.address, "run", "plans/demo.yaml", "--time-scale", "0.1",
+                      "--continue-as-new-after", "20", "--workflow-id", workflow_id,
+                      "--report", str(report_file))
+    assert 0 == done.returncode, done.stdout + done.stderr
+    report = json.loads(report_file.read_text())
+    assert report["earlier_runs"], "the demo run never continued as new"
+    assert f"continued as new {len(report['earlier_runs'])} time(s)" in done.stdout
+    status = starter_at(temporal.address, "status", workflow_id, "--json")
+    assert 0 == status.returncode, status.stderr
+    shown = json.loads(status.stdout)
+    assert report["earlier_runs"] == shown["earlier_runs"]
+    assert {"a": "succeeded", "b": "succeeded", "c": "succeeded", "d": "succeeded"} == {
+        agent: row["status"] for agent, row in shown["agents"].items()}
+
+
+def test_compile_writes_continue_as_new_after_and_refuses_zero() -> None:
+    def compiled(*flags: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "starter.py", "compile", "plans/demo.yaml",
+                               *flags], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                              timeout=60)
+
+    assert json.loads(compiled().stdout)["continue_as_new_after"] is None
+    assert 40 == json.loads(compiled("--continue-as-new-after", "40").stdout)[
+        "continue_as_new_after"]
+    bad = compiled("--continue-as-new-after", "0")
+    assert 2 == bad.returncode
+    assert "--continue-as-new-after: expected a whole number of 1 or more" in bad.stderr
