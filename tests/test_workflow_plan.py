@@ -93,6 +93,8 @@ def test_report_has_the_contract_shape(temporal: TemporalHarness) -> None:
         "context_snapshots", "resumed_snapshot",
         # critical-path analysis of the finished run (issue 8)
         "bottlenecks",
+        # the runs it continued as new from (issue 9)
+        "earlier_runs",
     ])
     assert (report["plan"], report["status"], report["error"]) == ("test-plan", "completed", None)
     assert sorted(report["agents"]) == ["a", "b", "c"]
