@@ -13,19 +13,35 @@ import json
 import subprocess
 import sys
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from temporalio.client import WorkflowHandle
+from temporalio.client import WorkflowFailureError, WorkflowHandle
+from temporalio.exceptions import ApplicationError
 
+from engine.adaptive import AggressiveCaching, CpuBoost, GroupThrottle, TimeoutStretch
 from engine.compiled import CompiledPlan
+from engine.monitoring import MetricAlert
+from engine.scheduler import Request
 from runtime.codec import data_converter
 from runtime.inspect import run_chain
 from tests.conftest import PROJECT_ROOT, TemporalHarness, compiled_plan, group, sim
 from tests.histories.record_continued import conflict_chain
-from workflows.carry import decode, encode
+from tests.test_workflow_resources import needing, pool, with_pool
+from tests.test_workflow_shared_pool import pool_state
+from workflows.carry import (
+    AdaptiveRules,
+    capture,
+    decode,
+    encode,
+    restore,
+    restore_admission,
+)
 from workflows.plan_workflow import PlanWorkflow
+from workflows.pool_types import pool_workflow_id
+from workflows.state import AgentState, Alert, Decision, GroupState, RunState
 from workflows.types import BatchSpec
 
 Handle = WorkflowHandle[Any, Any]
@@ -163,19 +179,26 @@ def test_a_conflict_opened_before_continue_as_new_is_resolved_after_it(
 def test_carried_state_round_trips_through_json() -> None:
     """encode/decode: what a run carries comes back equal through the project's converter,
     and restores into a fresh run; anything else is refused as not a carried run."""
-    from datetime import UTC, datetime
-
-    from workflows.carry import AdaptiveRules, capture, restore
-    from workflows.state import AgentState, GroupState, RunState
-
     plan = chain_plan(2)
     run = RunState(plan=plan, started=datetime(2026, 1, 1, tzinfo=UTC), time_scale=1.0,
                    agents={a.id: AgentState() for a in plan.agents},
                    groups={g.id: GroupState() for g in plan.groups})
     run.agents["a0"].status = "succeeded"
     run.groups["g0"].status = "succeeded"
+    run.groups["g0"].history.append(Decision(0.5, "all_completed", "both succeeded"))
     run.context.put("a0.out", {"x": 1}, "a0", "2026-01-01T00:00:01+00:00", origin="write")
-    carried = capture(run, "run-1", {"a0": "key"}, AdaptiveRules())
+    run.context.open_consistency_conflict(["a0.out", "b0.out"], "must match",
+                                          "2026-01-01T00:00:02+00:00")
+    run.alerts.append(Alert(0.6, "g0", "warning", "slow"))
+    run.monitor.alerts.append(MetricAlert(0.7, "response_time", 2.0, 1.0, "a0"))
+    run.admission.peak_cpu = 50.0
+    # every adaptive rule with learned state (at a quiescent point `held` is empty in a real
+    # run; a request here checks it decodes too)
+    rules = AdaptiveRules(
+        throttle=GroupThrottle(1.0, {"g1": 1}, [Request("b1", 10.0, 10.0, 7)]),
+        timeouts=TimeoutStretch(1.0, 5.0, {"g1": 1.5}, {"g1": [(1.5, "a0 was slow")]}),
+        cpu=CpuBoost(1.0, 100.0, reported=True), caching=AggressiveCaching(1.0, storing=True))
+    carried = capture(run, "run-1", {"a0": "key"}, rules, batch_children=3, batch_largest=2)
     # through the project's converter, as PlanRunInput.carried travels
     converter = data_converter().payload_converter
     (plain,) = converter.from_payloads(converter.to_payloads([encode(carried)]), [dict])
@@ -188,6 +211,10 @@ def test_carried_state_round_trips_through_json() -> None:
     assert (run.started, ["run-1"]) == (fresh.started, fresh.earlier_runs)
     assert {"a0.out": {"x": 1}} == fresh.context.values()
     assert "pending" == fresh.groups["g1"].status
+    assert ["c1"] == [c.id for c in fresh.context.open_conflicts()]
+    assert run.monitor.alerts == fresh.monitor.alerts
+    restore_admission(fresh.admission, back.admission, shared=False)
+    assert (50.0, run.admission.pool) == (fresh.admission.peak_cpu, fresh.admission.pool)
     with pytest.raises(ValueError, match="not a carried run"):
         decode({"started": "x"})
 
@@ -225,3 +252,48 @@ def test_compile_writes_continue_as_new_after_and_refuses_zero() -> None:
     bad = compiled("--continue-as-new-after", "0")
     assert 2 == bad.returncode
     assert "--continue-as-new-after: expected a whole number of 1 or more" in bad.stderr
+
+
+def test_a_run_leasing_from_a_shared_pool_hands_its_leases_back_across_runs(
+        temporal: TemporalHarness) -> None:
+    """A plan leasing from a shared pool continues as new: the drained run gives every lease
+    back, the next one connects again, and at the end the pool has granted each agent once
+    and holds nothing; the resource peaks of the first run are still in the final report."""
+    pool_name = f"chain-{uuid.uuid4().hex[:8]}"
+    resources = pool(agents=10)
+    resources["resource_pool"]["shared"] = {"name": pool_name, "holder_check_interval": 1.0}
+    plan = chain_plan(3, name="pooled-chain")
+    plan.agents = [needing(agent, cpu=40) for agent in plan.agents]
+    plan = with_pool(plan, resources)
+
+    async def body(handle: Handle) -> tuple[dict[str, Any], dict[str, Any]]:
+        report = await handle.result()
+        state = await pool_state(temporal.client, pool_name)
+        await temporal.client.get_workflow_handle(pool_workflow_id(pool_name)).terminate()
+        return report, state
+
+    report, state = temporal.with_plan(plan, body, continue_as_new_after=AFTER_EVENTS)
+    assert "completed" == report["status"]
+    assert report["earlier_runs"], "the pooled run never continued as new"
+    assert pool_name == report["resources"]["shared_pool"]
+    assert 80 == report["resources"]["peak_cpu"]
+    assert 6 == state["granted_total"]
+    assert ([], [], []) == (state["running"], state["waiting"], state["holders"])
+
+
+def test_a_hand_made_carried_input_fails_the_run_with_a_clear_error(
+        temporal: TemporalHarness) -> None:
+    """PlanRunInput.carried that no run wrote (a hand-edited JSON input): the run fails at once
+    with InvalidCarriedRun naming the problem, instead of a workflow task failing forever."""
+    async def body(handle: Handle) -> BaseException:
+        try:
+            await handle.result()
+        except WorkflowFailureError as err:
+            return err
+        raise AssertionError("the run did not fail")
+
+    err = temporal.with_plan(chain_plan(2), body, carried={"started": "yesterday"})
+    cause = err.cause
+    assert isinstance(cause, ApplicationError)
+    assert "InvalidCarriedRun" == cause.type
+    assert "not a carried run" in cause.message

@@ -180,7 +180,8 @@ class PlanWorkflow:
         # context snapshots after barriers, prefetching, worker-side cache counters
         self._levels = CacheLevels(self._plan, self._run)
         # batch mode (workflows/batcher.py): agents run in AgentBatchWorkflow children
-        carried = self._decode_carried(input)
+        # a carried run no run wrote (a hand-made input) fails the run at its start, in run()
+        carried, self._invalid_carried = self._decode_carried(input)
         self._carried = carried
         self._batcher = (Batcher(input.batch, carried.batch_children if carried else 0,
                                  carried.batch_largest if carried else 0)
@@ -232,8 +233,7 @@ class PlanWorkflow:
             try:
                 restore(self._run, carried)
             except ValueError as err:
-                raise ApplicationError(str(err), type="InvalidCarriedRun",
-                                       non_retryable=True) from None
+                self._invalid_carried = str(err)
             self._cache_keys = dict(carried.cache_keys)
             rules = carried.adaptive
             self._adapt.throttle, self._adapt.timeouts = rules.throttle, rules.timeouts
@@ -252,6 +252,10 @@ class PlanWorkflow:
 
     @workflow.run
     async def run(self, input: PlanRunInput) -> dict[str, Any]:
+        if self._invalid_carried is not None:
+            # only a hand-made input gets here: say so rather than fail a task forever
+            raise ApplicationError(self._invalid_carried, type="InvalidCarriedRun",
+                                   non_retryable=True)
         waiting = [group for group in self._plan.groups if group.id in self._todo]
         running: dict[str, asyncio.Task[None]] = {}
         self._details()
@@ -332,15 +336,14 @@ class PlanWorkflow:
         return self._report()
 
     @staticmethod
-    def _decode_carried(input: PlanRunInput) -> CarriedRun | None:
+    def _decode_carried(input: PlanRunInput) -> tuple[CarriedRun | None, str | None]:
+        """The carried run, or why PlanRunInput.carried is not one."""
         if input.carried is None:
-            return None
+            return None, None
         try:
-            return decode(input.carried)
+            return decode(input.carried), None
         except ValueError as err:
-            # only a hand-made input gets here: say so rather than fail the task forever
-            raise ApplicationError(str(err), type="InvalidCarriedRun",
-                                   non_retryable=True) from None
+            return None, str(err)
 
     async def _continue_as_new(self) -> None:
         info = workflow.info()
