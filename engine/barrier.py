@@ -77,6 +77,9 @@ class BarrierView:
     extension_s: float = MAX_EXTENSION_S
     # a progress signal at most this old counts as "still making progress"
     progress_window_s: float = 30.0
+    # batch mode: agents send no progress signals, so the workflow marks running agents whose
+    # activities heartbeat as seen now; the extension's reason then says so
+    liveness_by_heartbeat: bool = False
     # CompiledGroup.success_criteria: "all" | "at_least_one" | "at_least" (+ count)
     criteria: str = "at_least_one"
     count: int = 1
@@ -181,9 +184,12 @@ def decide(view: BarrierView) -> BarrierDecision:
         ]
         extension = min(view.extension_s, MAX_EXTENSION_S)
         if progressing and view.extensions_used < view.max_extensions and extension > 0:
+            seen_how = (
+                "still running, kept alive by heartbeats (batch mode: no progress signals)"
+                if view.liveness_by_heartbeat else
+                f"reported progress within the last {_seconds(view.progress_window_s)}")
             reason = (
-                f"deadline reached; {progressing} reported progress within the last "
-                f"{_seconds(view.progress_window_s)}; extension "
+                f"deadline reached; {progressing} {seen_how}; extension "
                 f"{view.extensions_used + 1} of {view.max_extensions} by {_seconds(extension)}"
             )
             return BarrierDecision(

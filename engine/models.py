@@ -524,9 +524,21 @@ class CacheOptimization(Strict):
 
 class CachingSystem(Strict):
     enabled: bool = True
+    # accepted only to say where the cache file is set: it belongs to each worker's host
     path: str | None = None
     cache_levels: CacheLevels = Field(default_factory=CacheLevels)
     cache_optimization: CacheOptimization = Field(default_factory=CacheOptimization)
+
+    @field_validator("path")
+    @classmethod
+    def _worker_owns_the_file(cls, path: str | None) -> str | None:
+        # a plan runs on many workers, on many hosts: one file named here could not be theirs
+        if path is not None:
+            raise ValueError(
+                "the cache file is each worker's, not the plan's: set PEE_CACHE_PATH where the "
+                "worker runs (default .temporal/cache.db; `starter.py cache stats` shows it) and "
+                "remove caching_system.path")
+        return path
 
 
 class PerformanceMonitoring(Strict):

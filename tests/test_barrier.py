@@ -189,3 +189,16 @@ def test_missing_agent_state_counts_as_pending() -> None:
     """An agent the workflow has no state for yet is pending: the barrier waits for it."""
     partial = BarrierView("g", AGENTS, {"a": AgentView(SUCCEEDED)}, 1.0, deadline_s=10.0)
     assert decide(partial).action == WAIT
+
+
+def test_an_extension_says_what_it_was_granted_on() -> None:
+    """Plain runs extend on progress signals and say so; batch mode (liveness_by_heartbeat:
+    the workflow marks running agents as seen now) says the agent was kept alive by
+    heartbeats, not that it reported progress."""
+    signalled = decide(view("R@9 S S", 10.0))
+    assert EXTEND_TIMEOUT == signalled.action
+    assert "['a'] reported progress within the last 3s" in signalled.reason
+    alive = decide(view("R@10 S S", 10.0, liveness_by_heartbeat=True))
+    assert EXTEND_TIMEOUT == alive.action
+    assert "['a'] still running, kept alive by heartbeats (batch mode" in alive.reason
+    assert "reported progress" not in alive.reason

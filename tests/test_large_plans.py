@@ -83,17 +83,22 @@ def test_thousand_agent_plan_completes_with_every_history_under_the_bound(
 
 
 def partial_plan() -> Any:
+    g = group("g", ["quick", "slow"], timeout_s=2.0)
+    # one short extension: slow (30 s) is still running when it ends
+    g.extension_s = 1.0
     return compiled_plan(
         [sim("quick", "g", 0.1), sim("slow", "g", 30.0, defaults={"out": "fallback"}),
          sim("after", "next", 0.1, inputs=["quick.out", "slow.out"])],
-        [group("g", ["quick", "slow"], timeout_s=2.0), group("next", ["after"], ["g"])],
+        [g, group("next", ["after"], ["g"])],
         name="batch-partial",
     )
 
 
 def test_barrier_cancel_reaches_the_agent_in_its_child(temporal: TemporalHarness) -> None:
-    """At the deadline the barrier goes on without `slow` (partial): quick's outcome came from
-    the child before its chunk ended, and slow's activity is cancelled inside the child."""
+    """At the deadline `slow` is still running, so it counts as alive (batch mode has no
+    progress signals: a running activity is one that heartbeats) and the barrier extends once;
+    at the extended deadline it goes on without `slow` (partial): quick's outcome came from the
+    child before its chunk ended, and slow's activity is cancelled inside the child."""
 
     async def body(handle: Handle) -> tuple[dict[str, Any], list[str]]:
         report = await handle.result()
@@ -105,12 +110,27 @@ def test_barrier_cancel_reaches_the_agent_in_its_child(temporal: TemporalHarness
     report, child_kinds = temporal.with_plan(partial_plan(), body, heartbeat_timeout_s=1.0,
                                              batch=BatchSpec(chunk_size=10, window=2))
     assert "completed" == report["status"]
-    assert ["continue_with_partial"] == [
-        d["decision"] for d in report["groups"]["g"]["barrier"]["history"]]
+    history = report["groups"]["g"]["barrier"]["history"]
+    assert ["extend_timeout", "continue_with_partial"] == [d["decision"] for d in history]
+    assert "kept alive by heartbeats (batch mode" in history[0]["reason"]
     assert "succeeded" == report["agents"]["quick"]["status"]
     assert report["agents"]["slow"]["status"] in ("defaulted", "cancelled")
     assert "activity_task_cancel_requested_event_attributes" in child_kinds
     assert "succeeded" == report["agents"]["after"]["status"]
+
+
+def test_a_silent_agent_in_batch_mode_gets_no_extension(temporal: TemporalHarness) -> None:
+    """A silent agent (no heartbeats) is not known to be alive, in batch mode as in a plain run
+    without its progress signals: at the deadline the barrier goes on without it at once."""
+    plan = compiled_plan(
+        [sim("quick", "g", 0.1), sim("mute", "g", 30.0, heartbeat=False,
+                                     defaults={"out": "fallback"})],
+        [group("g", ["quick", "mute"], timeout_s=2.0)], name="batch-silent")
+    report = temporal.execute(plan, heartbeat_timeout_s=1.0,
+                              batch=BatchSpec(chunk_size=10, window=2))
+    assert ["continue_with_partial"] == [
+        d["decision"] for d in report["groups"]["g"]["barrier"]["history"]]
+    assert "defaulted" == report["agents"]["mute"]["status"]
 
 
 def fallback_plan() -> Any:

@@ -318,6 +318,20 @@ resource_manager:
     assert says in problem.message
 
 
+def test_a_cache_path_in_the_plan_says_where_the_cache_file_is_set() -> None:
+    """caching_system.path would be ignored (the file is each worker's): a plan error at its
+    line that names PEE_CACHE_PATH."""
+    problem = only_problem("""
+agents:
+  a: {}
+caching_system:
+  path: /tmp/cache.db
+""")
+    assert "caching_system.path" in problem.location.path
+    assert 5 == problem.location.line
+    assert "PEE_CACHE_PATH" in problem.message
+
+
 def test_shared_pool_reaches_the_compiled_plan() -> None:
     """`shared: NAME` is short for {name: NAME}; the compiled plan's resources carry it."""
     plan = compile_plan(loads_plan("""

@@ -1,13 +1,13 @@
 """Batch mode, the PlanWorkflow side: agents' activities go to AgentBatchWorkflow children.
 
-PlanWorkflow._execute hands each agent's AgentCall to `Batcher.run` and awaits its AgentOutcome
-instead of starting the activity itself. The dispatcher (one task, started with the first call)
-waits until the activation has settled (every agent that became ready in it, in every group, has
-submitted), then cuts what is queued into chunks of at most ``chunk_size`` agents, in submission
-order, and starts one child per chunk while fewer than ``window`` children run; the rest wait
-for a child to end. A child sends the outcomes of agents that ended by the `agent_outcomes`
-signal (the first at once, then at most every ``flush_s``) and the rest in its result; each
-agent's future gets its outcome, whichever comes first.
+PlanWorkflow._execute (workflows/plan_agents.py) hands each agent's AgentCall to `Batcher.run`
+and awaits its AgentOutcome instead of starting the activity itself. The dispatcher (one task,
+started with the first call) waits until the activation has settled (every agent that became
+ready in it, in every group, has submitted), then cuts what is queued into chunks of at most
+``chunk_size`` agents, in submission order, and starts one child per chunk while fewer than
+``window`` children run; the rest wait for a child to end. A child sends the outcomes of agents
+that ended by the `agent_outcomes` signal (the first at once, then at most every ``flush_s``)
+and the rest in its result; each agent's future gets its outcome, whichever comes first.
 
 Why chunks per activation and not per group: the plans that need batching are wide DAGs of small
 groups (bench/planner.py's plans have groups of 1-5 agents), so per-group children would cost

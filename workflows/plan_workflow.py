@@ -62,43 +62,30 @@ workflow.wait with float timeouts, ApplicationError for every failure the run sh
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from datetime import timedelta
+from dataclasses import replace
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import (
-    ActivityError,
     ApplicationError,
     is_cancelled_exception,
 )
 
 with workflow.unsafe.imports_passed_through():
-    from activities.agents import lookup_cached_output, run_agent
-    from activities.cross_validation import (
-        CrossValidationResult,
-        CrossValidationTask,
-        cross_validate,
-    )
-    from activities.types import AgentProgress, AgentResult, AgentTask, CacheLookup
+    from activities import simulate
+    from activities.types import AgentProgress
     from engine import barrier
     from engine import context as ctx
-    from engine.cache_key import cache_key
-    from engine.compiled import CompiledAgent, CompiledGroup, CompiledPlan, RetrySpec
-    from engine.context import Conflict, ContextPolicy, ResolutionError, VersionedContext
-    from engine.merge import MISSING
-    from engine.monitoring import Monitor, Settings, take_sample
+    from engine.compiled import CompiledGroup, CompiledPlan
+    from engine.context import ContextPolicy, ResolutionError, VersionedContext
+    from engine.monitoring import Monitor, Settings
     from engine.report import agent_dependencies, iso_at
     from engine.scheduler import Admission, Pool, Request, remaining_paths
     from workflows import pool_lease
     from workflows.adaptation import Adaptation
-    from workflows.agent_batch import OUTCOMES_SIGNAL, AgentCall
+    from workflows.agent_batch import OUTCOMES_SIGNAL
     from workflows.agent_outcome import (
         AgentOutcome,
-        describe_error,
-        outcome_from_error,
     )
     from workflows.batcher import Batcher
     from workflows.cache_levels import CacheLevels
@@ -113,11 +100,13 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.continuation import Continuation, continue_as_new
     from workflows.deadline_timer import DeadlineClock
-    from workflows.locks import READ, WRITE, ContextLimits, ContextLockTimeout
+    from workflows.locks import ContextLimits
+    from workflows.plan_agents import AgentRuns
+    from workflows.plan_context import ContextConflicts
+    from workflows.plan_validation import CrossValidation
     from workflows.pool_types import GRANT_SIGNAL, PoolGrant
     from workflows.search import RunSearchAttributes
     from workflows.state import (
-        NOT_STARTED,
         AgentState,
         Alert,
         Decision,
@@ -129,32 +118,26 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.types import PlanRunInput, ResolveConflict
 
-# Floors on scaled durations: a plan scaled to seconds must still leave the worker time to
-# pick an activity up, and heartbeats are sent in real time whatever the scale.
-MIN_ACTIVITY_TIMEOUT_S = 1.0
-MIN_RETRY_INTERVAL_S = 0.1
-MIN_HEARTBEAT_TIMEOUT_S = 1.0
-# progress signals: every signal is a history event, so not more often than this (real seconds)
-MIN_PROGRESS_INTERVAL_S = 0.5
-MAX_PROGRESS_INTERVAL_S = 10.0
-DEFAULT_PROGRESS_WINDOW_S = 30.0
 
 # admission bounds at time_scale 1 (seconds): a waiting agent gains one priority level per
 # AGING_S, and after RESERVE_AFTER_S nothing ranked below it overtakes it any more
 AGING_S = 60.0
 RESERVE_AFTER_S = 120.0
 
+# batch-mode barriers treat running agents as alive (PlanWorkflow._agent_views)
+LIVENESS_PATCH = "batch-liveness-by-heartbeat"
+
 # group states that let dependants start
 PASSED = ("succeeded", "partial")
 DEFAULT_CONFLICT_TIMEOUT_S = 3600.0
-# cross-validation: validation_timeout when the plan gives none (x time_scale)
-DEFAULT_CROSS_VALIDATION_TIMEOUT_S = 180.0
-# commit outcomes that wrote nothing new but are fine
-QUIET_OUTCOMES = (ctx.CREATED, ctx.FAST_FORWARD, ctx.UNCHANGED)
 
 
 @workflow.defn
-class PlanWorkflow:
+class PlanWorkflow(AgentRuns, ContextConflicts, CrossValidation):
+    """The plan run; its agents (workflows/plan_agents.py), context and conflict handling
+    (workflows/plan_context.py) and cross-validation (workflows/plan_validation.py) are mixed
+    in from their own modules."""
+
     @workflow.init
     def __init__(self, input: PlanRunInput) -> None:
         self._input = input
@@ -192,6 +175,10 @@ class PlanWorkflow:
         if self._batcher is not None:
             # per-group snapshot and prefetch commands would grow the history with the plan
             self._levels.per_group = False
+        # batch mode: running agents count as making progress (see _agent_views); patched, as
+        # it changes the barrier decisions of batch runs recorded before it
+        self._liveness_by_heartbeat = (self._batcher is not None
+                                       and workflow.patched(LIVENESS_PATCH))
         # agent id -> its output cache key, so downstream keys carry their lineage
         self._cache_keys: dict[str, str] = {}
         self._timeout_policy = str(settings.get("timeout_policy", "keep_current"))
@@ -623,7 +610,7 @@ class PlanWorkflow:
         return barrier.BarrierView(
             group=group.id,
             agents=list(group.agents),
-            states={a: self._agents[a].barrier_view() for a in group.agents},
+            states=self._agent_views(group, now_s),
             now_s=now_s,
             # while paused the deadline moves with the clock, so it is never reached
             deadline_s=state.deadline_at(now_s),
@@ -635,7 +622,23 @@ class PlanWorkflow:
             count=group.success_criteria.count,
             quality_impact=group.quality_impact,
             partial_failure_handling=group.partial_failure_handling,
+            liveness_by_heartbeat=self._liveness_by_heartbeat,
         )
+
+    def _agent_views(self, group: CompiledGroup, now_s: float) -> dict[str, barrier.AgentView]:
+        views = {a: self._agents[a].barrier_view() for a in group.agents}
+        if not self._liveness_by_heartbeat:
+            return views
+        # batch mode: no progress signals reach this workflow (each would be a history event),
+        # but an agent still running is one whose activity heartbeats in time (or the server
+        # would have timed it out): it counts as seen now, except a silent one (no heartbeats)
+        return {a: replace(view, last_progress_s=now_s)
+                if view.status == barrier.RUNNING and not self._silent(a) else view
+                for a, view in views.items()}
+
+    def _silent(self, agent_id: str) -> bool:
+        agent = self._plan.agent(agent_id)
+        return agent.kind == "simulate" and not simulate.parse_settings(agent).heartbeat
 
     def _record(self, group: CompiledGroup, decision: barrier.BarrierDecision) -> None:
         state = self._groups[group.id]
@@ -737,126 +740,6 @@ class PlanWorkflow:
         state.ended_s = self._elapsed()
         self._event(f"group_{status}", group.id)
 
-    # --- cross-validation ---------------------------------------------------------------
-
-    async def _cross_validate(self, group: CompiledGroup) -> None:
-        """Each validation agent that succeeded checks the other validation agents' outputs
-        (activities.cross_validation, one `cross_validate` activity per validator, within
-        validation_timeout x time_scale). Results go to the group's report and the run's
-        output_quality_scores; a failed validation raises a warning.
-
-        Non-blocking (the default) runs beside the rest of the plan. Blocking holds the group in
-        status "validating" (dependents wait) and, when a validation fails, opens a consistency
-        conflict on the context key `cross_validation.<group>` (which holds the results): the
-        group passes once a person resolves it (resolve_conflict update or signal; any choice
-        acknowledges the findings) or conflict_timeout applies timeout_policy (fail ends the
-        run). The conflict covers only that key, so resolving never rewrites agents' outputs.
-        Validation activities bypass resource admission: they are light, pure checks."""
-        state = self._groups[group.id]
-        blocking = group.cross_validation_blocking
-        passed_as = state.status
-        if blocking:
-            state.status = "validating"
-        agents = [self._plan.agent(a) for a in group.cross_validation if a in self._agents]
-        outputs = {
-            agent.id: {name: self._ctx.value(f"{agent.id}.{name}") for name in agent.outputs
-                       if self._ctx.has(f"{agent.id}.{name}")}
-            for agent in agents
-        }
-        declared = {agent.id: list(agent.outputs) for agent in agents}
-        validators = [a for a in agents if self._agents[a.id].status == "succeeded"]
-        timeout = timedelta(seconds=max(
-            MIN_ACTIVITY_TIMEOUT_S,
-            (group.cross_validation_timeout_s or DEFAULT_CROSS_VALIDATION_TIMEOUT_S)
-            * self._scale))
-        self._event("cross_validation_started", group.id)
-        tasks = [
-            asyncio.create_task(workflow.execute_activity(
-                cross_validate,
-                CrossValidationTask(group.id, agent.id, outputs, declared),
-                task_queue=agent.task_queue,
-                activity_id=f"{agent.id}#validates#{group.id}",
-                start_to_close_timeout=timeout,
-                schedule_to_close_timeout=timeout,
-                retry_policy=RetryPolicy(maximum_attempts=2,
-                                         initial_interval=timedelta(
-                                             seconds=MIN_RETRY_INTERVAL_S)),
-                summary=f"{agent.id} cross-validates group {group.id}",
-            ))
-            for agent in validators
-        ]
-        if tasks:
-            await workflow.wait(tasks)
-        validations: list[dict[str, Any]] = []
-        for agent, task in zip(validators, tasks, strict=True):
-            try:
-                result: CrossValidationResult = task.result()
-            except ActivityError as err:
-                self._alert(group.id, "warning",
-                            f"cross-validation by '{agent.id}' did not finish: "
-                            f"{describe_error(err)}")
-                validations += [{
-                    "validator": agent.id, "validated": other.id, "passed": False, "score": 0.0,
-                    "findings": [{"level": "error", "code": "validation_failed",
-                                  "message": describe_error(err)}]}
-                    for other in agents if other.id != agent.id]
-                continue
-            for v in result.validations:
-                validations.append({"validator": v.validator, "validated": v.validated,
-                                    "passed": v.passed, "score": v.score,
-                                    "findings": list(v.findings)})
-        failed = [v for v in validations if not v["passed"]]
-        for v in failed:
-            errors = "; ".join(f["message"] for f in v["findings"] if f["level"] == "error")
-            self._alert(group.id, "warning",
-                        f"cross-validation failed: {v['validator']} checked {v['validated']}: "
-                        f"{errors}")
-        scores = [float(v["score"]) for v in validations]
-        state.cross_validation = {
-            "validators": [a.id for a in agents],
-            "blocking": blocking,
-            "passed": not failed,
-            "score": round(sum(scores) / len(scores), 3) if scores else 0.0,
-            "validations": validations,
-            "conflict": None,
-        }
-        self._event("cross_validation_passed" if not failed else "cross_validation_failed",
-                    group.id)
-        if blocking and failed:
-            await self._hold_for_validation(group, failed)
-        if blocking:
-            state.status = passed_as
-            self._details()
-
-    async def _hold_for_validation(self, group: CompiledGroup,
-                                   failed: list[dict[str, Any]]) -> None:
-        """Blocking cross-validation failed: wait for the conflict that says so to close."""
-        state = self._groups[group.id]
-        key = f"cross_validation.{group.id}"
-        self._ctx.put(key, state.cross_validation, "cross_validation", self._at(),
-                      origin="cross_validation")
-        pairs = ", ".join(f"{v['validator']}->{v['validated']}" for v in failed)
-        conflict = self._ctx.open_consistency_conflict(
-            [key], f"cross-validation of group '{group.id}' failed ({pairs}); dependents of the "
-                   "group wait until it is resolved", self._at())
-        assert state.cross_validation is not None
-        state.cross_validation["conflict"] = conflict.id
-        self._opened(conflict, group.id)
-        due = self._conflict_due_s(conflict)
-        remaining = max(0.0, round(due - self._elapsed(), 3))
-        try:
-            await workflow.wait_condition(lambda: conflict.status != ctx.OPEN,
-                                          timeout=remaining,
-                                          timeout_summary=f"conflict timeout {conflict.id}")
-            return
-        except asyncio.TimeoutError:
-            pass
-        try:
-            self._time_out(conflict, group.id, f"(cross-validation of group '{group.id}')")
-        except ApplicationError:
-            self._end_group(group, "failed")
-            raise
-
     def _group_timeout(self, group: CompiledGroup) -> float | None:
         # None (a lone agent) = bounded by the agent's own timeout, no barrier deadline
         if group.timeout_s is None:
@@ -864,522 +747,6 @@ class PlanWorkflow:
         # plus what modify_timeout_values promised it for slow agents of its roles
         return max(0.0, float(group.timeout_s) * self._scale) + self._adapt.deadline_shift(
             group.id)
-
-    # --- agents -------------------------------------------------------------------------
-
-    def _launch(
-        self, agent: CompiledAgent, group: CompiledGroup, *, fallback: bool
-    ) -> asyncio.Task[None]:
-        # mark the agent queued (or blocked) now, not when the task first runs; the caller then
-        # admits what fits, so the barrier never sees a started agent as pending
-        state = self._agents[agent.id]
-        state.critical = False
-        blocking = self._ctx.open_conflicts(agent.inputs)
-        if blocking:
-            state.status = "blocked"
-            state.blocked_on = [c.id for c in blocking]
-            state.blocked_since_s = self._elapsed()
-            self._event("agent_blocked", agent.id)
-        else:
-            self._queue(agent)
-        return asyncio.create_task(self._run_agent(agent, group, fallback))
-
-    def _queue(self, agent: CompiledAgent) -> None:
-        """Ready: ask admission for the agent's units (started by `_admit` when they fit)."""
-        state = self._agents[agent.id]
-        now = self._elapsed()
-        state.status = "queued"
-        state.queued_since_s = now
-        self._run.admission.submit(Request(
-            agent.id, float(agent.cpu), float(agent.memory), int(agent.priority),
-            self._remaining.get(agent.id, 0.0), self._order[agent.id], now,
-            planned=float(agent.admission_rank)))
-
-    def _admit(self, submitted: list[str] | None = None) -> None:
-        """Start every queued agent that fits now, best first; `submitted` agents that must
-        wait get an agent_queued event."""
-        now = self._elapsed()
-        if self._throttle is not None:
-            self._throttle.apply(self._run.admission, {a.id: a.group for a in self._plan.agents},
-                                 now, lambda a: self._agents[a].status == "queued")
-        for agent_id in self._run.admission.admit(now):
-            state = self._agents[agent_id]
-            if state.queued_since_s is not None:
-                state.queue_wait_s = round(state.queue_wait_s + now - state.queued_since_s, 3)
-                state.queued_since_s = None
-            self._mark_running(self._plan.agent(agent_id))
-        for agent_id in submitted or []:
-            if self._agents[agent_id].status == "queued":
-                self._event("agent_queued", agent_id)
-        self._sample()
-
-    def _admit_soon(self, submitted: list[str]) -> None:
-        """Admit `submitted` (just queued) now with an unlimited pool, where nobody competes;
-        with a limited one leave it to the admitter, so agents of groups that became ready in
-        the same activation compete on rank, not on which group task happened to run first."""
-        if not self._run.admission.pool.limited:
-            self._admit(submitted)
-            return
-        self._submitted += submitted
-        self._released = True
-
-    async def _admitter(self) -> None:
-        """Hand out released units once everything else of the activation has run: agents that
-        are being cancelled together have left the queue by then, and every group that became
-        ready has queued its agents."""
-        while True:
-            await workflow.wait_condition(lambda: self._released)
-            self._released = False
-            submitted, self._submitted = self._submitted, []
-            self._admit(submitted)
-
-    def _sample(self, response_time_s: float | None = None, agent_id: str | None = None) -> None:
-        """Observe the admission state after it changed (monitoring is event-driven: no timers,
-        no history events); a metric going over its alert threshold raises a warning."""
-        admission = self._run.admission
-        sample = take_sample(
-            self._elapsed(), cpu_in_use=admission.cpu_in_use, cpu_capacity=admission.pool.cpu,
-            memory_in_use=admission.memory_in_use, memory_capacity=admission.pool.memory,
-            queue_depth=len(admission.waiting), response_time=response_time_s, agent=agent_id)
-        for alert in self._run.monitor.observe(sample):
-            group = self._plan.agent(alert.agent).group if alert.agent else ""
-            self._alert(group, "warning", alert.message)
-
-    def _mark_running(self, agent: CompiledAgent) -> None:
-        state = self._agents[agent.id]
-        now = self._elapsed()
-        state.status = "running"
-        state.started_s = now if state.started_s is None else state.started_s
-        state.run_started_s = now
-        state.earlier_attempts = state.attempts
-        state.last_progress_s = None
-        state.progress = None
-        self._event("agent_started", agent.id)
-
-    async def _run_agent(self, agent: CompiledAgent, group: CompiledGroup, fallback: bool) -> None:
-        state = self._agents[agent.id]
-        try:
-            if state.status == "blocked":
-                await self._until_unblocked(agent)
-                self._queue(agent)
-                self._admit([agent.id])
-            if state.status == "queued":
-                await workflow.wait_condition(lambda: state.status != "queued")
-            async with self._context_slot(READ, agent.id):
-                inputs, missing, versions = self._snapshot(agent)
-            state.missing_inputs = missing
-            state.snapshot = versions
-            key = self._cache_key(agent, inputs)
-            result = await self._cached(agent, key) if key is not None and not fallback else None
-            cached = result is not None
-            if result is None:
-                result = await self._execute(agent, group, inputs, missing, versions, fallback,
-                                             key)
-            if result is None:
-                return
-            self._levels.count(result)
-            async with self._context_slot(WRITE, agent.id):
-                self._commit(agent, result)
-        except asyncio.CancelledError:
-            self._end_agent(agent.id, "cancelled")
-            raise
-        except ContextLockTimeout as err:
-            state.error = f"ContextLockTimeout: {err}"
-            self._end_agent(agent.id, "failed")
-            return
-        except ApplicationError as err:
-            # a conflict timeout with policy fail: the group passes it on to the run
-            state.error = f"{err.type}: {err.message}"
-            self._end_agent(agent.id, "failed")
-            raise
-        state.cached = cached
-        self._end_agent(agent.id, "succeeded")
-
-    # --- agent output cache -------------------------------------------------------------
-    # Consulted only when the plan opts in to cross-run reuse (agent_output_cache.ttl in
-    # seconds): with the default session_lifetime nothing could ever hit in a fresh run, and a
-    # plain run keeps issuing exactly the commands it always did. An adaptive plan listing
-    # enable_aggressive_caching looks up from the start and stores across runs once it is on.
-
-    def _cache_level(self) -> dict[str, Any]:
-        """The plan's agent_output_cache settings; empty when caching is switched off."""
-        caching = self._plan.caching or {}
-        if caching.get("enabled", True) is False:
-            return {}
-        return (caching.get("cache_levels") or {}).get("agent_output_cache") or {}
-
-    def _plan_cache_ttl_s(self) -> float | None:
-        ttl = self._cache_level().get("ttl")
-        return float(ttl) if isinstance(ttl, int | float) else None
-
-    def _cache_ttl_s(self) -> float | None:
-        """The plan's cross-run TTL, else enable_aggressive_caching's once it is on (None:
-        this run only)."""
-        plan_ttl = self._plan_cache_ttl_s()
-        return plan_ttl if plan_ttl is not None else self._adapt.cache_store_ttl_s()
-
-    def _cache_size_limit(self) -> int | None:
-        limit = self._cache_level().get("size_limit")
-        return int(limit) if isinstance(limit, int | float) else None
-
-    def _cache_key(self, agent: CompiledAgent, inputs: dict[str, Any]) -> str | None:
-        if self._cache_ttl_s() is None and not self._adapt.looks_up_cache:
-            return None
-        upstream = [self._cache_keys[d] for d in agent.depends_on if d in self._cache_keys]
-        key = cache_key(agent, inputs, upstream)
-        self._cache_keys[agent.id] = key
-        return key
-
-    async def _cached(self, agent: CompiledAgent, key: str) -> AgentResult | None:
-        found = await workflow.execute_local_activity(
-            lookup_cached_output, CacheLookup(key, workflow.info().run_id),
-            start_to_close_timeout=timedelta(seconds=10),
-            summary=f"cache lookup for agent {agent.id}",
-        )
-        self._run.cache_hits += found is not None
-        self._run.cache_misses += found is None
-        if found is None:
-            return None
-        return AgentResult(agent.id, dict(found.get("outputs") or {}),
-                           dict(found.get("writes") or {}), attempt=0)
-
-    async def _execute(
-        self,
-        agent: CompiledAgent,
-        group: CompiledGroup,
-        inputs: dict[str, Any],
-        missing: list[str],
-        versions: dict[str, int],
-        fallback: bool,
-        key: str | None = None,
-    ) -> AgentResult | None:
-        """Run the agent's activity; None when it failed or was cancelled (state recorded)."""
-        state = self._agents[agent.id]
-        info = workflow.info()
-        threshold = (self._plan.context or {}).get("large_value_threshold")
-        task = AgentTask(
-            agent=agent,
-            inputs=inputs,
-            missing_inputs=missing,
-            snapshot_versions=versions,
-            group=group.id,
-            run_id=info.run_id,
-            workflow_id=info.workflow_id,
-            time_scale=self._scale,
-            simulate_s=agent.estimated_s * self._scale if self._input.simulate else None,
-            # batch mode: no progress signals (each would be a history event; see batcher.py)
-            progress_interval_s=self._progress_interval_s() if self._batcher is None else 0.0,
-            large_value_threshold=int(threshold) if isinstance(threshold, int | float) else None,
-            cache_key=key,
-            cache_ttl_s=self._cache_ttl_s() if key is not None else None,
-            cache_size_limit=self._cache_size_limit() if key is not None else None,
-            plan_name=self._plan.name,
-        )
-        timeout = timedelta(
-            seconds=max(
-                MIN_ACTIVITY_TIMEOUT_S,
-                (agent.timeout_s or self._plan.default_agent_timeout_s) * self._scale,
-            )
-        )
-        how = "sequential fallback" if fallback else f"group {group.id}"
-        # a new id for the fallback run: a fresh activity with fresh attempts
-        activity_id = f"{agent.id}#fallback" if fallback else agent.id
-        heartbeat = timedelta(seconds=self._heartbeat_timeout_s())
-        summary = f"agent {agent.id} ({agent.role}), {how}"
-        if self._batcher is not None:
-            outcome = await self._batcher.run(AgentCall.of(
-                task, activity_id, timeout, heartbeat, self._retry_policy(agent.retry), summary))
-        else:
-            try:
-                outcome = AgentOutcome(agent.id, result=await workflow.execute_activity(
-                    run_agent,
-                    task,
-                    task_queue=agent.task_queue,
-                    activity_id=activity_id,
-                    # the timeout bounds the whole execution, retries included
-                    schedule_to_close_timeout=timeout,
-                    start_to_close_timeout=timeout,
-                    heartbeat_timeout=heartbeat,
-                    retry_policy=self._retry_policy(agent.retry),
-                    summary=summary,
-                ))
-            except ActivityError as err:
-                outcome = outcome_from_error(agent.id, err, agent.retry)
-        result = outcome.result
-        if outcome.cancelled:
-            self._end_agent(agent.id, "cancelled")
-            return None
-        if result is None:
-            state.error = outcome.error
-            state.attempts = state.earlier_attempts + max(
-                outcome.attempts or 1, state.attempts - state.earlier_attempts
-            )
-            state.critical = outcome.critical
-            self._end_agent(agent.id, "timed_out" if outcome.timed_out else "failed")
-            return None
-        state.attempts = state.earlier_attempts + result.attempt
-        state.attempt_s, state.io_wait_s = result.elapsed_s, result.io_wait_s
-        state.error = None
-        state.progress = 1.0
-        return result
-
-    def _end_agent(self, agent_id: str, status: str) -> None:
-        state = self._agents[agent_id]
-        now = self._elapsed()
-        if state.run_started_s is not None:
-            state.busy_s = round(state.busy_s + now - state.run_started_s, 3)
-            state.run_started_s = None
-        self._unblock(agent_id)
-        if state.queued_since_s is not None:
-            # cancelled while queued
-            state.queue_wait_s = round(state.queue_wait_s + now - state.queued_since_s, 3)
-            state.queued_since_s = None
-        admission = self._run.admission
-        if (agent_id in admission.running or any(r.agent_id == agent_id for r in admission.waiting)
-                or pool_lease.holds(admission, agent_id)):
-            admission.release(agent_id, now)
-            self._released = True
-        state.status = status
-        state.ended_s = now
-        self._event(f"agent_{status}", agent_id)
-        ran = state.run_started_s is None and state.started_s is not None
-        self._sample(state.duration_s(now) if ran else None, agent_id)
-        if ran:
-            self._adapt.after_agent(agent_id, state.duration_s(now) or 0.0)
-
-    # --- context ------------------------------------------------------------------------
-
-    def _snapshot(
-        self, agent: CompiledAgent
-    ) -> tuple[dict[str, Any], list[str], dict[str, int]]:
-        """What the agent sees for its whole run: values of its inputs and optional inputs that
-        exist now, the blocking ones that do not, and the version vector over those keys and its
-        shared writes (the base versions of its writes)."""
-        keys = unique([*agent.inputs, *agent.optional_inputs, *agent.writes])
-        seen = self._ctx.snapshot(keys)
-        readable = unique([*agent.inputs, *agent.optional_inputs])
-        inputs = {key: seen.values[key] for key in readable if key in seen.values}
-        missing = [key for key in agent.inputs if key not in seen.values]
-        return inputs, missing, seen.versions
-
-    def _commit(self, agent: CompiledAgent, result: AgentResult) -> None:
-        state = self._agents[agent.id]
-        at = self._at()
-        # in declared order (the payload converter sorts mapping keys), then anything undeclared
-        for name in in_order(agent.outputs, result.outputs):
-            key = f"{agent.id}.{name}"
-            # its own key: nobody else writes it, a re-run simply moves it forward
-            outcome = self._ctx.commit(agent.id, key, result.outputs[name],
-                                       self._ctx.current_version(key), at, own_key=True)
-            self._committed(agent, outcome)
-            if name not in state.outputs:
-                state.outputs.append(name)
-        for key in in_order(agent.writes, result.writes):
-            # derived from what the agent saw at its start: a stale base is merged or conflicts
-            base = state.snapshot.get(key, self._ctx.current_version(key))
-            self._committed(agent, self._ctx.commit(agent.id, key, result.writes[key], base, at))
-
-    def _committed(self, agent: CompiledAgent, outcome: ctx.CommitOutcome) -> None:
-        self._agents[agent.id].commits[outcome.key] = outcome.outcome
-        if outcome.outcome in QUIET_OUTCOMES:
-            return
-        if outcome.outcome == ctx.MERGED:
-            self._event("context_merged", outcome.key)
-        elif outcome.outcome == ctx.REJECTED:
-            owner = self._ctx.owner_of(outcome.key)
-            self._run.rejected_writes.append({"at": self._at(), "agent": agent.id,
-                                              "key": outcome.key, "owner": owner,
-                                              "message": outcome.message})
-            self._event("write_rejected", outcome.key)
-            # the agent's value is dropped: its readers get the owner's value instead
-            self._alert(agent.group, "critical", f"write rejected: {outcome.message}")
-        elif outcome.conflict is not None:
-            self._opened(outcome.conflict, agent.group)
-
-    def _opened(self, conflict: Conflict, group_id: str) -> None:
-        self._run.conflict_opened_s[conflict.id] = self._elapsed()
-        # blocked agents look again: the new conflict may cover their inputs too
-        self._conflict_changes += 1
-        # agents yet to start that read the key: they will wait for a resolution
-        readers = [a.id for a in self._plan.agents
-                   if self._agents[a.id].status in NOT_STARTED
-                   and any(key in a.inputs for key in conflict.covered_keys())]
-        waiting = (f"{', '.join(readers)} will wait until it is resolved" if readers
-                   else "no agent yet to start reads it")
-        self._alert(group_id, "warning",
-                    f"conflict {conflict.id} on '{conflict.key}' ({conflict.kind}): "
-                    f"{conflict.message}; {waiting}")
-        self._event("conflict_opened", conflict.id)
-
-    def _check_consistency(self, group: CompiledGroup) -> None:
-        """After the group's barrier: the plan's consistency rules that involve a key its agents
-        produce, once all of the rule's keys exist; a violation opens a conflict."""
-        produced: list[str] = []
-        for agent_id in group.agents:
-            agent = self._plan.agent(agent_id)
-            produced += [f"{agent_id}.{name}" for name in agent.outputs] + list(agent.writes)
-        for rule in (self._plan.context or {}).get("consistency_rules") or []:
-            keys = list(rule.get("keys") or [])
-            if len(keys) < 2 or not any(key in produced for key in keys):
-                continue
-            if not all(self._ctx.has(key) for key in keys):
-                continue
-            hashes = [self._ctx.history(key)[-1].value_hash for key in keys]
-            if all(h == hashes[0] for h in hashes):
-                continue
-            if any(c.kind == "consistency" and c.paths == keys
-                   for c in self._ctx.open_conflicts(keys)):
-                continue
-            message = rule.get("message") or f"{keys} must be {rule.get('must', 'equal')}"
-            self._opened(self._ctx.open_consistency_conflict(keys, message, self._at()),
-                         group.id)
-
-    def _resolve(self, request: ResolveConflict) -> Conflict:
-        """Apply a resolution (raises ResolutionError, changing nothing, when it is invalid)."""
-        value = request.value if request.choice == "value" and request.value is not None \
-            else MISSING
-        conflict = self._ctx.resolve(request.conflict_id, request.choice, request.by or "user",
-                                     self._at(), value=value,
-                                     expected_version=request.expected_version)
-        self._conflict_changes += 1
-        self._event("conflict_resolved", conflict.id)
-        return conflict
-
-    def _conflict_due_s(self, conflict: Conflict) -> float:
-        return round(self._run.conflict_opened_s.get(conflict.id, 0.0)
-                     + self._run.conflict_timeout_s, 3)
-
-    async def _until_unblocked(self, agent: CompiledAgent) -> None:
-        """Wait until no open conflict covers one of the agent's blocking inputs; at a
-        conflict's timeout apply the plan's timeout_policy (fail: raise ApplicationError)."""
-        state = self._agents[agent.id]
-        while True:
-            blocking = self._ctx.open_conflicts(agent.inputs)
-            if not blocking:
-                self._unblock(agent.id)
-                return
-            ids = [c.id for c in blocking]
-            if ids != state.blocked_on:
-                state.blocked_on = ids
-                self._details()
-            due = min(self._conflict_due_s(c) for c in blocking)
-            remaining = round(due - self._elapsed(), 3)
-            if remaining > 0:
-                seen = self._conflict_changes
-                try:
-                    await workflow.wait_condition(
-                        lambda seen=seen: self._conflict_changes != seen,
-                        timeout=remaining,
-                        timeout_summary=f"conflict timeout {', '.join(ids)}",
-                    )
-                    continue
-                except asyncio.TimeoutError:
-                    pass
-            for conflict in blocking:
-                if conflict.status == ctx.OPEN and self._conflict_due_s(conflict) <= due:
-                    self._time_out(conflict, agent.group, f"on '{conflict.key}'",
-                                   f"; '{agent.id}' cannot start without it: "
-                                   f"{conflict.message}")
-
-    def _time_out(self, conflict: Conflict, group_id: str, subject: str,
-                  consequence: str = "") -> None:
-        """The plan's timeout_policy for a conflict nobody resolved in time: keep a value and
-        warn, or (fail) raise. ``subject`` names the conflict in messages, ``consequence`` says
-        what cannot go on without it."""
-        policy = self._timeout_policy
-        self._ctx.time_out(conflict.id, policy, self._at())
-        self._conflict_changes += 1
-        self._event("conflict_timed_out", conflict.id)
-        waited = f"{self._run.conflict_timeout_s:g} s"
-        if policy == "fail":
-            raise ApplicationError(
-                f"conflict {conflict.id} {subject} was not resolved within {waited} "
-                f"(timeout_policy: fail){consequence}",
-                type="ConflictTimeout",
-                non_retryable=True,
-            )
-        self._alert(group_id, "warning",
-                    f"conflict {conflict.id} {subject} not resolved within {waited}: "
-                    f"{policy} applied")
-
-    def _unblock(self, agent_id: str) -> None:
-        state = self._agents[agent_id]
-        if state.blocked_since_s is not None:
-            state.blocked_s = round(state.blocked_s + self._elapsed() - state.blocked_since_s, 3)
-            state.blocked_since_s = None
-        state.blocked_on = []
-
-    @asynccontextmanager
-    async def _context_slot(self, kind: str, agent_id: str) -> AsyncIterator[None]:
-        """Hold a context reader or writer slot (workflows/locks.py); waiting for one is
-        bounded by lock_timeout and measured for the report."""
-        limits = self._run.limits
-        if not limits.free(kind):
-            began = self._elapsed()
-            try:
-                await workflow.wait_condition(lambda: limits.free(kind),
-                                              timeout=limits.lock_timeout_s,
-                                              timeout_summary=f"context {kind} slot")
-            except asyncio.TimeoutError:
-                limits.waited(agent_id, self._elapsed() - began)
-                raise ContextLockTimeout(
-                    f"no context {kind} slot came free within {limits.lock_timeout_s:g} s "
-                    f"(resource_pool.context_store)") from None
-            limits.waited(agent_id, self._elapsed() - began)
-        limits.take(kind)
-        try:
-            yield
-        finally:
-            limits.release(kind)
-
-    def _warn_open_conflicts(self) -> None:
-        for conflict in self._ctx.open_conflicts():
-            self._alert("", "warning",
-                        f"run ended with conflict {conflict.id} on '{conflict.key}' unresolved: "
-                        "nobody was waiting for it; the current value stands")
-
-    def _fill_defaults(self, agent: CompiledAgent) -> None:
-        state = self._agents[agent.id]
-        for name in agent.outputs:
-            key = f"{agent.id}.{name}"
-            if not self._ctx.has(key) and name in agent.defaults:
-                self._ctx.put(key, agent.defaults[name], agent.id, self._at(), origin="default")
-                state.defaulted_outputs.append(name)
-
-    def _heartbeat_timeout_s(self) -> float:
-        if self._input.heartbeat_timeout_s is not None:
-            return max(MIN_HEARTBEAT_TIMEOUT_S, self._input.heartbeat_timeout_s)
-        # 10 s at real time, down to 2 s when scaled: cancellation reaches an agent only
-        # through a heartbeat, and the SDK sends them at most every 0.8 x this timeout
-        return max(2.0, min(10.0, 10.0 * self._scale))
-
-    def _plan_progress_window_s(self) -> float:
-        handling = self._plan.barrier.get("timeout_handling")
-        raw = handling.get("progress_window") if isinstance(handling, dict) else None
-        seconds = float(raw) if isinstance(raw, (int, float)) else DEFAULT_PROGRESS_WINDOW_S
-        return seconds * self._scale
-
-    def _progress_interval_s(self) -> float:
-        # three signals per window, within bounds that keep the history small
-        return min(MAX_PROGRESS_INTERVAL_S,
-                   max(MIN_PROGRESS_INTERVAL_S, self._plan_progress_window_s() / 3))
-
-    def _progress_window_s(self) -> float:
-        # a scaled-down window must still span a few signals, or no agent ever looks alive
-        return max(self._plan_progress_window_s(), 3 * self._progress_interval_s())
-
-    def _retry_policy(self, spec: RetrySpec) -> RetryPolicy:
-        initial = max(MIN_RETRY_INTERVAL_S, spec.initial_interval_s * self._scale)
-        maximum = None
-        if spec.maximum_interval_s is not None:
-            maximum = timedelta(seconds=max(initial, spec.maximum_interval_s * self._scale))
-        return RetryPolicy(
-            initial_interval=timedelta(seconds=initial),
-            backoff_coefficient=max(1.0, spec.backoff_coefficient),
-            maximum_interval=maximum,
-            maximum_attempts=max(0, spec.max_attempts),
-            non_retryable_error_types=list(spec.non_retryable),
-        )
 
     # --- bookkeeping --------------------------------------------------------------------
 
@@ -1485,14 +852,6 @@ def rerun_groups(groups: list[CompiledGroup], from_group: str | None) -> set[str
                 found.add(group.id)
                 changed = True
     return found
-
-
-def unique(items: list[str]) -> list[str]:
-    return [item for index, item in enumerate(items) if item not in items[:index]]
-
-
-def in_order(declared: list[str], returned: dict[str, Any]) -> list[str]:
-    return [k for k in declared if k in returned] + [k for k in returned if k not in declared]
 
 
 def context_policy(plan: CompiledPlan) -> ContextPolicy:
