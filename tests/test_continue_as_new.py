@@ -26,8 +26,9 @@ from engine.compiled import CompiledPlan
 from engine.monitoring import MetricAlert
 from engine.scheduler import Request
 from runtime.codec import data_converter
-from runtime.inspect import run_chain
-from tests.conftest import PROJECT_ROOT, TemporalHarness, compiled_plan, group, sim
+from runtime.inspect import read_run, run_chain
+from runtime.resume import load_resume
+from tests.conftest import NO_RETRY, PROJECT_ROOT, TemporalHarness, compiled_plan, group, sim
 from tests.histories.record_continued import conflict_chain
 from tests.test_workflow_resources import needing, pool, with_pool
 from tests.test_workflow_shared_pool import pool_state
@@ -297,3 +298,38 @@ def test_a_hand_made_carried_input_fails_the_run_with_a_clear_error(
     assert isinstance(cause, ApplicationError)
     assert "InvalidCarriedRun" == cause.type
     assert "not a carried run" in cause.message
+
+
+def test_a_failed_continued_run_resumes_with_every_runs_groups(
+        temporal: TemporalHarness) -> None:
+    """A run that fails after continuing as new is resumed like any other: --resume-from reads
+    the last run, whose report and context hold every earlier run's groups, so only the failed
+    group runs again."""
+    failing = chain_plan(name="failing-chain")
+    for agent in failing.agents:
+        if agent.group == "g5":
+            # both fail: the group's fallback fails too, and with it the run
+            agent.settings.update(fail_times="always")
+            agent.retry = NO_RETRY
+
+    async def failed(handle: Handle) -> str:
+        with pytest.raises(WorkflowFailureError):
+            await handle.result()
+        return handle.id
+
+    earlier = temporal.with_plan(failing, failed, continue_as_new_after=AFTER_EVENTS)
+    plan = chain_plan(name="failing-chain")
+
+    async def resumed_from() -> tuple[dict[str, Any], Any]:
+        view = await read_run(temporal.client, earlier)
+        return view.report or {}, await load_resume(temporal.client, plan, earlier)
+
+    failed_report, resume = temporal.run(resumed_from())
+    assert "failed" == failed_report["status"]
+    assert failed_report["earlier_runs"], "the failing run never continued as new"
+    assert [f"g{i}" for i in range(5)] == resume.passed_groups
+    report = temporal.execute(plan, resume=resume)
+    assert "completed" == report["status"]
+    assert [f"g{i}" for i in range(5)] == [
+        g for g, row in report["groups"].items() if row["resumed"]]
+    assert {"a5": 1, "b5": 1} == {a: report["agents"][a]["attempts"] for a in ("a5", "b5")}

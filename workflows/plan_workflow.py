@@ -101,9 +101,6 @@ with workflow.unsafe.imports_passed_through():
     from workflows.continuation import Continuation, continue_as_new
     from workflows.deadline_timer import DeadlineClock
     from workflows.locks import ContextLimits
-    from workflows.plan_agents import AgentRuns
-    from workflows.plan_context import ContextConflicts
-    from workflows.plan_validation import CrossValidation
     from workflows.pool_types import GRANT_SIGNAL, PoolGrant
     from workflows.search import RunSearchAttributes
     from workflows.state import (
@@ -118,6 +115,12 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.types import PlanRunInput, ResolveConflict
 
+# PlanWorkflow's parts, imported in the sandbox like this module (not passed through): the
+# modules they pass through then join the sandbox's sys.modules, where the payload converter
+# resolves the type hints of what their activities return (CrossValidationResult.validations)
+from workflows.plan_agents import AgentRuns  # noqa: E402
+from workflows.plan_context import ContextConflicts  # noqa: E402
+from workflows.plan_validation import CrossValidation  # noqa: E402
 
 # admission bounds at time_scale 1 (seconds): a waiting agent gains one priority level per
 # AGING_S, and after RESERVE_AFTER_S nothing ranked below it overtakes it any more
