@@ -38,7 +38,7 @@ from engine.compiled import CompiledPlan  # noqa: E402
 from engine.graph import compile_plan  # noqa: E402
 from engine.plan import build_plan  # noqa: E402
 from engine.yamlsrc import SourceMap  # noqa: E402
-from runtime.inspect import run_chain  # noqa: E402
+from runtime.inspect import run_histories  # noqa: E402
 from runtime.worker import build_worker  # noqa: E402
 from workflows.plan_workflow import PlanWorkflow  # noqa: E402
 from workflows.types import BatchSpec, PlanRunInput  # noqa: E402
@@ -79,12 +79,14 @@ class HistoryCount:
         return self.parent_total + sum(self.children.values())
 
 
-async def count_events(client: Client, workflow_id: str) -> HistoryCount:
+async def count_events(client: Client, workflow_id: str,
+                       chain: list[tuple[str, Any]] | None = None) -> HistoryCount:
+    """Events of every run of the plan workflow (``chain``: run_histories, when already
+    fetched) and of every child they started."""
     runs: dict[str, int] = {}
     found: Counter[str] = Counter()
     child_ids: list[str] = []
-    for run_id in await run_chain(client, workflow_id):
-        history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+    for run_id, history in chain or await run_histories(client, workflow_id):
         runs[run_id] = len(history.events)
         child_ids += [e.start_child_workflow_execution_initiated_event_attributes.workflow_id
                       for e in history.events
@@ -98,12 +100,11 @@ async def count_events(client: Client, workflow_id: str) -> HistoryCount:
     return HistoryCount(runs, children, dict(found.most_common()))
 
 
-async def payload_sizes(client: Client, workflow_id: str) -> tuple[int, int]:
+def payload_sizes(chain: list[tuple[str, Any]]) -> tuple[int, int]:
     """Encoded (lz4 codec) bytes of the largest run input (a continuation's carries the run so
-    far) and of the result, as stored in history."""
+    far) and of the result, as stored in the histories of ``chain`` (run_histories)."""
     largest, result_bytes = 0, 0
-    for run_id in await run_chain(client, workflow_id):
-        history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+    for _run_id, history in chain:
         first = history.events[0].workflow_execution_started_event_attributes.input.payloads
         largest = max(largest, sum(p.ByteSize() for p in first))
         last = history.events[-1]
@@ -131,8 +132,9 @@ async def measure(address: str, agents: int, time_scale: float,
     client = await connect(address)
     plan = layered_plan(agents)
     report, workflow_id, wall = await run_plan(client, plan, time_scale=time_scale, batch=batch)
-    counted = await count_events(client, workflow_id)
-    input_bytes, report_bytes = await payload_sizes(client, workflow_id)
+    chain = await run_histories(client, workflow_id)
+    counted = await count_events(client, workflow_id, chain)
+    input_bytes, report_bytes = payload_sizes(chain)
     succeeded = sum(1 for a in report["agents"].values() if a["status"] == "succeeded")
     return {
         "agents": agents, "groups": len(plan.groups), "status": report["status"],

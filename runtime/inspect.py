@@ -23,6 +23,7 @@ from temporalio.client import (
     WorkflowExecutionStatus,
     WorkflowFailureError,
     WorkflowHandle,
+    WorkflowHistory,
 )
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
@@ -98,16 +99,18 @@ def failure_message(err: WorkflowFailureError) -> str:
     return str(cause or err)
 
 
-async def run_chain(client: Client, workflow_id: str) -> list[str]:
-    """The run ids of the workflow's continue-as-new chain, oldest first, ending with the
-    current run (each run's first event names the run it continued from)."""
-    ids = [(await client.get_workflow_handle(workflow_id).describe()).run_id]
-    while True:
-        history = await client.get_workflow_handle(workflow_id, run_id=ids[0]).fetch_history()
-        started = history.events[0].workflow_execution_started_event_attributes
-        if not started.continued_execution_run_id:
-            return ids
-        ids.insert(0, started.continued_execution_run_id)
+async def run_histories(client: Client, workflow_id: str) -> list[tuple[str, WorkflowHistory]]:
+    """(run id, history) of every run of the workflow's continue-as-new chain, oldest first,
+    ending with the current run; each history fetched once (each run's first event names the
+    run it continued from)."""
+    run_id = (await client.get_workflow_handle(workflow_id).describe()).run_id
+    chain: list[tuple[str, WorkflowHistory]] = []
+    while run_id:
+        history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+        chain.insert(0, (run_id, history))
+        run_id = history.events[0].workflow_execution_started_event_attributes \
+            .continued_execution_run_id
+    return chain
 
 
 async def has_pollers(client: Client, namespace: str, task_queue: str) -> bool:

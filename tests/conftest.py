@@ -21,7 +21,7 @@ from temporalio.worker import Replayer
 from engine.compiled import CompiledAgent, CompiledGroup, CompiledPlan, RetrySpec
 from runtime.codec import data_converter
 from runtime.devserver import find_temporal_binary, free_port
-from runtime.inspect import run_chain
+from runtime.inspect import run_histories
 from runtime.worker import build_worker
 from workflows import search
 from workflows.plan_workflow import PlanWorkflow
@@ -219,9 +219,7 @@ class TemporalHarness:
                 finally:
                     # every run of the chain, should the workflow have continued as new
                     replayer = Replayer(workflows=[PlanWorkflow], data_converter=data_converter())
-                    for run_id in await run_chain(self.client, handle.id):
-                        history = await self.client.get_workflow_handle(
-                            handle.id, run_id=run_id).fetch_history()
+                    for _run_id, history in await run_histories(self.client, handle.id):
                         await replayer.replay_workflow(history)
 
         return self.run(go())

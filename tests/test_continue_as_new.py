@@ -26,7 +26,7 @@ from engine.compiled import CompiledPlan
 from engine.monitoring import MetricAlert
 from engine.scheduler import Request
 from runtime.codec import data_converter
-from runtime.inspect import read_run, run_chain
+from runtime.inspect import read_run, run_histories
 from runtime.resume import load_resume
 from tests.conftest import NO_RETRY, PROJECT_ROOT, TemporalHarness, compiled_plan, group, sim
 from tests.histories.record_continued import conflict_chain
@@ -63,19 +63,18 @@ def chain_plan(length: int = 6, name: str = "chain") -> CompiledPlan:
     return compiled_plan(agents, groups, name=name)
 
 
-async def last_events(temporal: TemporalHarness,
-                      workflow_id: str) -> tuple[list[str], list[str]]:
-    """How each run of the chain ended (oldest run first), and the ids of the children all
-    of them started."""
-    ended, children = [], []
-    for run_id in await run_chain(temporal.client, workflow_id):
-        history = await temporal.client.get_workflow_handle(
-            workflow_id, run_id=run_id).fetch_history()
+async def chain_facts(temporal: TemporalHarness,
+                      workflow_id: str) -> tuple[list[str], list[str], list[str]]:
+    """The chain's run ids and how each run ended (oldest run first), and the ids of the
+    children all of them started."""
+    runs, ended, children = [], [], []
+    for run_id, history in await run_histories(temporal.client, workflow_id):
+        runs.append(run_id)
         ended.append(history.events[-1].WhichOneof("attributes") or "")
         children += [e.start_child_workflow_execution_initiated_event_attributes.workflow_id
                      for e in history.events
                      if e.HasField("start_child_workflow_execution_initiated_event_attributes")]
-    return ended, children
+    return runs, ended, children
 
 
 @pytest.mark.parametrize("batch", [None, BatchSpec(chunk_size=10, window=2)],
@@ -93,10 +92,9 @@ def test_a_continued_run_reports_the_whole_run(temporal: TemporalHarness,
         latest = temporal.client.get_workflow_handle(handle.id)
         status = await latest.query(PlanWorkflow.status)
         context = await latest.query(PlanWorkflow.context)
-        return (report, status, context, await run_chain(temporal.client, handle.id),
-                await last_events(temporal, handle.id))
+        return report, status, context, await chain_facts(temporal, handle.id)
 
-    report, status, context, runs, (ended, children) = temporal.with_plan(
+    report, status, context, (runs, ended, children) = temporal.with_plan(
         chain_plan(), body, continue_as_new_after=AFTER_EVENTS, batch=batch)
     assert "completed" == report["status"]
     assert len(runs) >= 2, "the run never continued as new"
@@ -298,6 +296,7 @@ def test_a_hand_made_carried_input_fails_the_run_with_a_clear_error(
     assert isinstance(cause, ApplicationError)
     assert "InvalidCarriedRun" == cause.type
     assert "not a carried run" in cause.message
+    assert "leave `carried` out of a hand-written input" in cause.message
 
 
 def test_a_failed_continued_run_resumes_with_every_runs_groups(

@@ -195,7 +195,9 @@ def decode(data: dict[str, Any]) -> CarriedRun:
     try:
         return _decode(data)
     except (KeyError, TypeError, ValueError) as err:
-        raise ValueError(f"PlanRunInput.carried is not a carried run: {err!r}") from None
+        raise ValueError(
+            f"PlanRunInput.carried is not a carried run ({err!r}): only a run continuing as new "
+            "sets it; leave `carried` out of a hand-written input") from None
 
 
 def _decode(data: dict[str, Any]) -> CarriedRun:

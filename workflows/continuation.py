@@ -49,9 +49,8 @@ class Continuation:
         self.groups_ended += 1
 
     def should_drain(self, groups_left: int) -> bool:
-        """Whether to stop starting groups now (checked when a group has ended)."""
-        if self.draining:
-            return True
+        """Whether to stop starting groups now (asked when a group has ended and the run is
+        not draining yet); True sets ``draining``."""
         if groups_left == 0 or self.groups_ended < MIN_GROUPS_PER_RUN:
             return False
         info = workflow.info()

@@ -182,6 +182,12 @@ class PlanWorkflow(AgentRuns, ContextConflicts, CrossValidation):
         # it changes the barrier decisions of batch runs recorded before it
         self._liveness_by_heartbeat = (self._batcher is not None
                                        and workflow.patched(LIVENESS_PATCH))
+        # agents that never heartbeat (simulate `heartbeat: false`), found once: every barrier
+        # decision of a batch run looks them up
+        self._silent = frozenset(
+            a.id for a in self._plan.agents
+            if a.kind == "simulate" and not simulate.parse_settings(a).heartbeat
+        ) if self._liveness_by_heartbeat else frozenset()
         # agent id -> its output cache key, so downstream keys carry their lineage
         self._cache_keys: dict[str, str] = {}
         self._timeout_policy = str(settings.get("timeout_policy", "keep_current"))
@@ -636,12 +642,8 @@ class PlanWorkflow(AgentRuns, ContextConflicts, CrossValidation):
         # but an agent still running is one whose activity heartbeats in time (or the server
         # would have timed it out): it counts as seen now, except a silent one (no heartbeats)
         return {a: replace(view, last_progress_s=now_s)
-                if view.status == barrier.RUNNING and not self._silent(a) else view
+                if view.status == barrier.RUNNING and a not in self._silent else view
                 for a, view in views.items()}
-
-    def _silent(self, agent_id: str) -> bool:
-        agent = self._plan.agent(agent_id)
-        return agent.kind == "simulate" and not simulate.parse_settings(agent).heartbeat
 
     def _record(self, group: CompiledGroup, decision: barrier.BarrierDecision) -> None:
         state = self._groups[group.id]

@@ -27,7 +27,7 @@ from engine.compiled import CompiledPlan
 from runtime.codec import data_converter
 from runtime.devserver import find_temporal_binary
 from runtime.exit import run_entry
-from runtime.inspect import run_chain
+from runtime.inspect import run_histories
 from runtime.worker import build_worker
 from tests.conftest import compiled_plan, group, sim
 from workflows.plan_workflow import PlanWorkflow
@@ -87,8 +87,8 @@ async def record(client: Client) -> list[Path]:
         for old in HERE.glob("run*.json"):
             old.unlink()
         written = []
-        for number, run_id in enumerate(await run_chain(client, workflow_id), start=1):
-            history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+        chain = await run_histories(client, workflow_id)
+        for number, (_run_id, history) in enumerate(chain, start=1):
             path = HERE / f"run{number}.json"
             path.write_text(history.to_json() + "\n")
             written.append(path)
