@@ -7,7 +7,14 @@ import os
 import sys
 from collections.abc import Sequence
 
-from cli import cache_commands, codec_commands, conflict_commands, plan_commands, run_commands
+from cli import (
+    cache_commands,
+    codec_commands,
+    conflict_commands,
+    outputs_command,
+    plan_commands,
+    run_commands,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     conflict_commands.register(commands)
     codec_commands.register(commands)
     cache_commands.register(commands)
+    outputs_command.register(commands)
     return parser
 
 

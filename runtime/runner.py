@@ -41,7 +41,7 @@ from runtime.inspect import (
     query_status,
     report_from_failure,
 )
-from runtime.outputs import write_outputs
+from runtime.outputs import producers_of, write_outputs
 from runtime.progress import ProgressPrinter, format_summary
 from runtime.resume import ResumeError, load_resume
 from runtime.servers import Target, TargetError, resolve_target, workflow_url
@@ -251,14 +251,22 @@ async def _run(
         context = await fetch_context(handle) if options.write_outputs else {}
     if options.write_outputs:
         directory = options.output_dir or default_output_dir(workflow_id)
-        try:
-            written = write_outputs(directory, context, report, template_agents=[
-                agent.id for agent in options.run_input.plan.agents if agent.kind == "template"])
-        except OSError as err:
-            print(f"error: cannot write outputs to {directory}: {err}", file=sys.stderr)
+        written = write_outputs(directory, context or {}, report,
+                                producers_of(options.run_input.plan.agents))
+        if context is None:
+            written.failed.insert(0, ("every agent output", "the run's context could not be "
+                                      "read (see the warning above)"))
+        if not written.failed:
+            print(f"Outputs written to {directory}/ ({len(written.entries)} outputs, "
+                  f"{written.documents} as markdown; index.md lists them)", file=out)
         else:
-            docs = sum(1 for path in written if path.parent.name == "docs")
-            print(f"Outputs written to {directory}/ ({docs} documents)", file=out)
+            print(f"error: {len(written.failed)} file(s) under {directory} not written:",
+                  file=sys.stderr)
+            for path, why in written.failed:
+                print(f"  {path}: {why}", file=sys.stderr)
+            print(f"  `python starter.py outputs {workflow_id}` prints every output; choose "
+                  "another --output-dir", file=sys.stderr)
+            code = code or EXIT_FAILED
     if options.learn_mode is not None and report is not None:
         record_durations(report, options.learn_mode, out)
     if options.report_file is not None and report is not None:
@@ -269,6 +277,7 @@ async def _run(
             print(f"error: cannot write the report to {options.report_file}: {err}; "
                   f"`python starter.py report {workflow_id} -o FILE` writes it later",
                   file=sys.stderr)
+            code = code or EXIT_FAILED
         else:
             print(f"Report written to {options.report_file}", file=out)
     if link:
@@ -287,13 +296,13 @@ def default_output_dir(workflow_id: str) -> Path:
     return Path(os.environ.get("PEE_RUNS_DIR") or "runs") / workflow_id
 
 
-async def fetch_context(handle: WorkflowHandle[Any, Any]) -> dict[str, Any]:
+async def fetch_context(handle: WorkflowHandle[Any, Any]) -> dict[str, Any] | None:
     try:
         context = await handle.query(PlanWorkflow.context, rpc_timeout=timedelta(seconds=15))
     except (RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError) as err:
         print(f"warning: cannot read the run's context for --output-dir: {err}",
               file=sys.stderr)
-        return {}
+        return None
     return dict(context or {})
 
 
