@@ -8,26 +8,14 @@ once and 120 s per render, and ``render_cache: {ttl, size_limit}`` (filled from 
 caching_system.cache_levels.template_render_cache) sets how long and how much of the render
 cache (activities.render_cache) keeps.
 
-Variables: every input is usable by its full ref (``{{pm.user_stories}}``, also as a dotted path
-into ``pm``) and by its output name alone (``{{user_stories}}``) when no other input has that name.
-``{{a.b.c}}`` walks into mappings (and lists by index). A missing variable renders as empty text
-and is recorded (``missing`` in the document; a warning for plain templates).
-
-Two template forms:
+Rendering (activities.template_render): ``{{placeholders}}`` filled from the agent's inputs,
+and BMAD v4 template YAML (sections, plain-English conditions, repeatables, ``items:``,
+``elicit``). Two template forms:
 
 - plain text (any file that is not BMAD YAML): ``{{placeholders}}`` only. The agent's first
-  declared output gets the rendered text.
-- BMAD v4 template YAML: ``template: {id, name, version, output: {format, filename, title}}`` and
-  ``sections``. A section has ``id``, ``title``, ``instruction`` (guidance for a human or a model,
-  not rendered), ``type`` (paragraphs, bullet-list, numbered-list, table, ...), ``template``,
-  ``item_template`` (one line per item of the list named by ``items`` or the section id),
-  ``columns`` (tables: the item keys, rendered as a markdown table), ``repeatable`` (rendered once
-  per item of the list named by ``repeat_over`` or the section id, with ``item``, ``index`` and the
-  item's keys in scope), ``condition`` (rendered only when the named variable is truthy; ``not
-  X`` inverts; a condition naming nothing known is false and recorded), nested ``sections``, and
-  ``elicit`` (recorded in the document's ``elicit`` list; never waits for anyone). The first
-  declared output gets ``{"format", "filename", "title", "markdown", "elicit", "missing",
-  "template"}``.
+  declared output gets the rendered text; variables without a value are logged as a warning.
+- BMAD v4 template YAML: the first declared output gets ``{"format", "filename", "title",
+  "markdown", "elicit", "missing", "skipped", "conditions", "stubs", "template"}``.
 
 Every other declared output and shared write gets the same value as the first output.
 
@@ -43,12 +31,9 @@ from __future__ import annotations
 import asyncio
 import copy
 import hashlib
-import json
 import math
-import re
 import weakref
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -60,14 +45,23 @@ from activities import prefetch
 from activities.backend_contract import build_result, invalid_settings
 from activities.progress import Progress
 from activities.render_cache import DEFAULT_TTL_S, cache_key, default_cache
+from activities.template_render import (  # noqa: F401 - the backend's rendering API
+    MISSING,
+    PLACEHOLDER,
+    TemplateError,
+    is_bmad,
+    lookup,
+    render,
+    render_bmad,
+    substitute,
+    text_of,
+    variables,
+)
 from activities.types import AgentResult, AgentTask
 
 DEFAULT_CONCURRENT_RENDERS = 3
 DEFAULT_RENDER_TIMEOUT_S = 120.0
 BUILTIN_PREFIX = "builtin:"
-# {{ name }} or {{ a.b.c }}: names only, nothing else is ever interpreted
-PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_\-]*(?:\.[A-Za-z0-9_\-]+)*)\s*\}\}")
-MISSING = object()
 
 BUILTINS: dict[str, dict[str, Any]] = {
     "project-brief": {
@@ -120,243 +114,6 @@ BUILTINS: dict[str, dict[str, Any]] = {
         ],
     },
 }
-
-
-class TemplateError(ValueError):
-    """A template that cannot be rendered (bad YAML shape); the plan must change."""
-
-
-# ---- variables and placeholders --------------------------------------------------------------
-
-
-def variables(inputs: Mapping[str, Any]) -> dict[str, Any]:
-    """The render scope: full refs, short output names (when unambiguous), and agent mappings."""
-    scope: dict[str, Any] = dict(inputs)
-    short: dict[str, list[str]] = {}
-    for ref in inputs:
-        if "." in ref:
-            owner, name = ref.split(".", 1)
-            short.setdefault(name, []).append(ref)
-            nested = scope.setdefault(owner, {})
-            if isinstance(nested, dict) and owner not in inputs:
-                nested[name] = inputs[ref]
-    for name, refs in short.items():
-        if name not in inputs and len(refs) == 1:
-            scope[name] = inputs[refs[0]]
-    return scope
-
-
-def lookup(scope: Mapping[str, Any], path: str) -> Any:
-    """``path`` into the scope. Names may contain dots themselves (``analyst.project-brief.md``
-    is one input), so the longest leading part that names a variable wins, then the rest walks
-    into it: ``{{project-brief.md.title}}``."""
-    parts = path.split(".")
-    for cut in range(len(parts), 0, -1):
-        head = ".".join(parts[:cut])
-        if head in scope:
-            value = _walk(scope[head], parts[cut:])
-            if value is not MISSING:
-                return value
-    return MISSING
-
-
-def _walk(value: Any, parts: list[str]) -> Any:
-    for part in parts:
-        if isinstance(value, Mapping) and part in value:
-            value = value[part]
-        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
-            value = value[int(part)]
-        else:
-            return MISSING
-    return value
-
-
-def text_of(value: Any) -> str:
-    if value is None or value is MISSING:
-        return ""
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, str | int | float):
-        return str(value)
-    if isinstance(value, Mapping) and isinstance(value.get("markdown"), str):
-        return value["markdown"]
-    if isinstance(value, list) and all(isinstance(v, str | int | float) for v in value):
-        return "\n".join(f"- {v}" for v in value)
-    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
-
-
-def substitute(text: str, scope: Mapping[str, Any], missing: list[str]) -> str:
-    def replace(match: re.Match[str]) -> str:
-        name = match.group(1)
-        value = lookup(scope, name)
-        if value is MISSING and name not in missing:
-            missing.append(name)
-        return text_of(value)
-
-    return PLACEHOLDER.sub(replace, text)
-
-
-# ---- BMAD v4 template YAML -------------------------------------------------------------------
-
-
-@dataclass
-class Rendering:
-    missing: list[str] = field(default_factory=list)
-    elicit: list[dict[str, Any]] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
-
-
-def is_bmad(data: Any) -> bool:
-    return isinstance(data, Mapping) and isinstance(data.get("sections"), list) and (
-        isinstance(data.get("template"), Mapping))
-
-
-def _truthy(scope: Mapping[str, Any], condition: Any, rendering: Rendering, where: str) -> bool:
-    if isinstance(condition, bool):
-        return condition
-    text = str(condition).strip()
-    negate = text.startswith("not ")
-    name = text[4:].strip() if negate else text
-    value = lookup(scope, name)
-    if value is MISSING:
-        rendering.skipped.append(f"{where}: condition {text!r} names no known variable")
-        return negate
-    return (not value) if negate else bool(value)
-
-
-def _list(scope: Mapping[str, Any], name: str) -> list[Any] | None:
-    value = lookup(scope, name)
-    if isinstance(value, Mapping) and not isinstance(value.get("markdown"), str):
-        # a mapping of items: one item per entry
-        return [{"key": k, **(v if isinstance(v, Mapping) else {"value": v})}
-                for k, v in value.items()]
-    return value if isinstance(value, list) else None
-
-
-def _item_scope(scope: Mapping[str, Any], item: Any, index: int) -> dict[str, Any]:
-    inner = {**scope, "item": item, "index": index + 1}
-    if isinstance(item, Mapping):
-        inner.update({str(k): v for k, v in item.items()})
-    return inner
-
-
-def _table(items: list[Any], columns: list[str], scope: Mapping[str, Any],
-           rendering: Rendering) -> str:
-    if not columns:
-        first = next((i for i in items if isinstance(i, Mapping)), {})
-        columns = [str(k) for k in first]
-    if not columns:
-        columns = ["item"]
-    lines = ["| " + " | ".join(c.replace("_", " ").title() for c in columns) + " |",
-             "|" + "---|" * len(columns)]
-    for index, item in enumerate(items):
-        inner = _item_scope(scope, item, index)
-        cells = [text_of(lookup(inner, c)).replace("|", "\\|").replace("\n", " ")
-                 for c in columns]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def _body(section: Mapping[str, Any], scope: Mapping[str, Any], rendering: Rendering) -> str:
-    kind = str(section.get("type") or "paragraphs")
-    parts: list[str] = []
-    if isinstance(section.get("template"), str):
-        parts.append(substitute(section["template"], scope, rendering.missing).strip())
-    item_template = section.get("item_template")
-    list_kind = kind in ("bullet-list", "numbered-list", "table")
-    if item_template is not None or list_kind:
-        source = str(section.get("items") or section.get("id") or "")
-        items = _list(scope, source) if source else None
-        if items is None:
-            if (item_template is not None or not parts) and source not in rendering.missing:
-                rendering.missing.append(source)
-        elif kind == "table":
-            parts.append(_table(items, [str(c) for c in section.get("columns") or []], scope,
-                                rendering))
-        else:
-            lines = []
-            for index, item in enumerate(items):
-                inner = _item_scope(scope, item, index)
-                text = (substitute(str(item_template), inner, rendering.missing)
-                        if item_template is not None else text_of(item))
-                marker = f"{index + 1}." if kind == "numbered-list" else "-"
-                lines.append(f"{marker} {text.strip()}")
-            parts.append("\n".join(lines))
-    return "\n\n".join(p for p in parts if p)
-
-
-def _section(section: Any, scope: Mapping[str, Any], level: int, rendering: Rendering) -> str:
-    if not isinstance(section, Mapping):
-        raise TemplateError(f"a section must be a mapping, found {section!r}")
-    sid = str(section.get("id") or section.get("title") or "section")
-    if "condition" in section and not _truthy(scope, section["condition"], rendering, sid):
-        return ""
-    if section.get("repeatable"):
-        source = str(section.get("repeat_over") or sid)
-        items = _list(scope, source)
-        if items is None:
-            if source not in rendering.missing:
-                rendering.missing.append(source)
-            return ""
-        return "\n\n".join(filter(None, (
-            _one(section, _item_scope(scope, item, i), level, rendering, f"{sid}[{i + 1}]")
-            for i, item in enumerate(items))))
-    return _one(section, scope, level, rendering, sid)
-
-
-def _one(section: Mapping[str, Any], scope: Mapping[str, Any], level: int,
-         rendering: Rendering, sid: str) -> str:
-    title = substitute(str(section.get("title") or ""), scope, rendering.missing).strip()
-    if section.get("elicit"):
-        rendering.elicit.append({"section": sid, "title": title,
-                                 "instruction": str(section.get("instruction") or "").strip()})
-    parts = [f"{'#' * min(level, 6)} {title}"] if title else []
-    body = _body(section, scope, rendering)
-    if body:
-        parts.append(body)
-    children = section.get("sections") or []
-    if not isinstance(children, list):
-        raise TemplateError(f"section '{sid}': 'sections' must be a list")
-    for child in children:
-        text = _section(child, scope, level + 1, rendering)
-        if text:
-            parts.append(text)
-    return "\n\n".join(parts)
-
-
-def render_bmad(data: Mapping[str, Any], scope: Mapping[str, Any]) -> dict[str, Any]:
-    meta = data["template"]
-    output = meta.get("output") or {}
-    if not isinstance(output, Mapping):
-        raise TemplateError("'template.output' must be a mapping {format, filename, title}")
-    rendering = Rendering()
-    title = substitute(str(output.get("title") or meta.get("name") or ""), scope,
-                       rendering.missing).strip()
-    parts = [f"# {title}"] if title else []
-    for section in data["sections"]:
-        text = _section(section, scope, 2, rendering)
-        if text:
-            parts.append(text)
-    return {
-        "format": str(output.get("format") or "markdown"),
-        "filename": substitute(str(output.get("filename") or f"{meta.get('id', 'document')}.md"),
-                               scope, rendering.missing),
-        "title": title,
-        "markdown": "\n\n".join(parts) + "\n",
-        "elicit": rendering.elicit,
-        "missing": rendering.missing,
-        "skipped": rendering.skipped,
-        "template": f"{meta.get('id', '')}@{meta.get('version', '')}",
-    }
-
-
-def render(source: Any, scope: Mapping[str, Any]) -> tuple[Any, list[str]]:
-    """(rendered value, missing variable names) for a loaded template (text or BMAD mapping)."""
-    if is_bmad(source):
-        document = render_bmad(source, scope)
-        return document, list(document["missing"])
-    missing: list[str] = []
-    return substitute(str(source), scope, missing), missing
 
 
 # ---- loading (sandboxed) ---------------------------------------------------------------------

@@ -20,17 +20,22 @@ def register(subparsers: Any) -> None:
     from cli.run_commands import add_server_options
 
     parser = subparsers.add_parser(
-        "outputs", help="print an agent's outputs (running or finished run)",
+        "outputs",
+        help="print an agent's outputs (running or finished run)",
         description="Print the outputs of a run's agents: documents as their markdown, text as "
         "is, anything else as JSON. Without AGENT: every agent's outputs, each under a header. "
         "Exit 0 printed, 1 not produced (yet), 2 unknown run, agent or output.",
     )
     parser.add_argument("workflow_id", metavar="WORKFLOW_ID")
     parser.add_argument("agent", metavar="AGENT", nargs="?", help="only this agent's outputs")
-    parser.add_argument("--name", metavar="OUTPUT",
-                        help="only this output of AGENT (its bare content: pipe it to a file)")
-    parser.add_argument("--json", action="store_true",
-                        help="print {agent: {output: value}} as JSON instead")
+    parser.add_argument(
+        "--name",
+        metavar="OUTPUT",
+        help="only this output of AGENT (its bare content: pipe it to a file)",
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print {agent: {output: value}} as JSON instead"
+    )
     add_server_options(parser)
     parser.set_defaults(handler=outputs_command)
 
@@ -49,12 +54,14 @@ def outputs_command(args: argparse.Namespace) -> int:
     from runtime.servers import TargetError, resolve_target
 
     if args.name and not args.agent:
-        print("error: --name needs an AGENT: outputs WORKFLOW_ID AGENT --name OUTPUT",
-              file=sys.stderr)
+        print(
+            "error: --name needs an AGENT: outputs WORKFLOW_ID AGENT --name OUTPUT", file=sys.stderr
+        )
         return EXIT_BAD_INPUT
     try:
-        target = resolve_target(ConnectionFlags.from_args(args),
-                                allow_start=default_db_file().exists(), out=sys.stderr)
+        target = resolve_target(
+            ConnectionFlags.from_args(args), allow_start=default_db_file().exists(), out=sys.stderr
+        )
     except TargetError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -66,8 +73,11 @@ def outputs_command(args: argparse.Namespace) -> int:
     try:
         run = asyncio.run(read())
     except RunNotFound as err:
-        message = str(err) if isinstance(err, NotAPlanRun) else (
-            f"no run with workflow id '{args.workflow_id}' at {target.address}")
+        message = (
+            str(err)
+            if isinstance(err, NotAPlanRun)
+            else (f"no run with workflow id '{args.workflow_id}' at {target.address}")
+        )
         print(f"error: {message}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except BrokenPipeError:
@@ -76,19 +86,23 @@ def outputs_command(args: argparse.Namespace) -> int:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
 
-
     agents = list(run.declared)
     if args.agent and args.agent not in run.declared:
-        print(f"error: run {args.workflow_id} has no agent '{args.agent}'"
-              f"{_closest(args.agent, agents)}; agents: {', '.join(agents)}", file=sys.stderr)
+        print(
+            f"error: run {args.workflow_id} has no agent '{args.agent}'"
+            f"{_closest(args.agent, agents)}; agents: {', '.join(agents)}",
+            file=sys.stderr,
+        )
         return EXIT_BAD_INPUT
     chosen = [args.agent] if args.agent else agents
     if args.name:
         declared = run.declared[args.agent]
         if args.name not in declared:
-            print(f"error: agent '{args.agent}' has no output '{args.name}'"
-                  f"{_closest(args.name, declared)}; its outputs: {', '.join(declared)}",
-                  file=sys.stderr)
+            print(
+                f"error: agent '{args.agent}' has no output '{args.name}'"
+                f"{_closest(args.name, declared)}; its outputs: {', '.join(declared)}",
+                file=sys.stderr,
+            )
             return EXIT_BAD_INPUT
     found: dict[str, dict[str, Any]] = {}
     absent: list[str] = []

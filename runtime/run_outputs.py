@@ -65,13 +65,20 @@ async def read_outputs(client: Client, workflow_id: str) -> RunOutputs:
         if not await has_pollers(client, description.namespace, description.task_queue):
             raise OutputsUnavailable(
                 f"no worker polls {description.task_queue}, so nobody can answer for the "
-                "running run: start one (python worker.py)")
+                "running run: start one (python worker.py)"
+            )
         plan, context = await _query(handle)
     else:
         # workflows only, so it never picks up another run's agents on a shared queue
         async with build_worker(client, description.task_queue, activities=False):
             plan, context = await _query(handle)
-    agents = [_Agent(a["id"], list(a.get("outputs") or []), list(a.get("writes") or []))
-              for a in plan.get("agents") or []]
-    return RunOutputs(state=state, context=context, producers=producers_of(agents),
-                      declared={a.id: a.outputs for a in agents})
+    agents = [
+        _Agent(a["id"], list(a.get("outputs") or []), list(a.get("writes") or []))
+        for a in plan.get("agents") or []
+    ]
+    return RunOutputs(
+        state=state,
+        context=context,
+        producers=producers_of(agents),
+        declared={a.id: a.outputs for a in agents},
+    )

@@ -89,6 +89,17 @@ As a visitor, I want an account.
 ### Story 2: Log in
 
 As a member, I want to log in.
+
+---
+
+## Template notes
+
+Sections skipped:
+- risks: condition 'has_risks' is false
+- stories.user_stories[2].criteria: condition 'criteria' names no known variable
+
+To elicit from the user:
+- Introduction: Say what this is.
 """
     assert expected == document["markdown"]
     assert ("markdown", "docs/acme-stories.md", "Stories for acme") == (
