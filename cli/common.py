@@ -36,7 +36,8 @@ def whole_number(minimum: int) -> Callable[[str], int]:
             raise argparse.ArgumentTypeError(f"expected a whole number, found {text!r}") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(
-                f"expected a whole number of {minimum} or more, found {text!r}")
+                f"expected a whole number of {minimum} or more, found {text!r}"
+            )
         return value
 
     return parse
@@ -54,28 +55,116 @@ def existing_dir(text: str) -> str:
 
 def add_set_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--set", dest="variables", action="append", default=[], type=parse_assignment,
+        "--set",
+        dest="variables",
+        action="append",
+        default=[],
+        type=parse_assignment,
         metavar="KEY=VALUE",
         help="plan variable, resolved when the plan is compiled: plan inputs, BMAD conditions "
         "such as user_wants_ai_generation=true, bmad_kind (repeatable)",
     )
     parser.add_argument(
-        "--bmad-dir", metavar="DIR", type=existing_dir,
+        "--bmad-dir",
+        metavar="DIR",
+        type=existing_dir,
         help="a BMAD install folder: BMAD steps whose `uses` names DIR/templates/<uses>.yaml "
         "render that template (template backend); other steps run as built-in role agents",
     )
+    add_llm_options(parser)
 
 
-def plan_variables(args: argparse.Namespace, base: list[tuple[str, str]] | None = None
-                   ) -> dict[str, Any]:
+def plan_variables(
+    args: argparse.Namespace, base: list[tuple[str, str]] | None = None
+) -> dict[str, Any]:
     """The loader's variables: --set pairs (after `base`), plus what --bmad-dir offers: the
-    folder (`bmad_dir`) and the template names found in its templates/ (`bmad_templates`)."""
+    folder (`bmad_dir`) and the template names found in its templates/ (`bmad_templates`);
+    with --llm also `bmad_llm` and the folder's agent, task and template files (`bmad_files`)
+    that the LLM agents' prompts are built from. Raises PlanError for --model or --api-key-env
+    without --llm."""
     variables: dict[str, Any] = {**dict(base or []), **dict(args.variables)}
     bmad_dir = getattr(args, "bmad_dir", None)
+    llm = llm_variable(args)
     if bmad_dir:
         root = Path(bmad_dir).resolve()
         folder = root / "templates"
         variables["bmad_dir"] = str(root)
-        variables["bmad_templates"] = sorted(
-            p.stem for p in folder.glob("*.yaml") if p.is_file()) if folder.is_dir() else []
+        variables["bmad_templates"] = (
+            sorted(p.stem for p in folder.glob("*.yaml") if p.is_file()) if folder.is_dir() else []
+        )
+        if llm is not None:
+            variables["bmad_files"] = bmad_files(root)
+    if llm is not None:
+        variables["bmad_llm"] = llm
     return variables
+
+
+def add_llm_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("LLM agents (BMAD workflows)")
+    group.add_argument(
+        "--llm",
+        metavar="BASE_URL",
+        help="run every BMAD step as an OpenAI-compatible chat agent at BASE_URL (POST "
+        "BASE_URL/chat/completions): persona from --bmad-dir's agents/<agent>.md, the step's "
+        "task and template instructions and the upstream documents in the prompt",
+    )
+    group.add_argument(
+        "--model",
+        metavar="M",
+        help="with --llm: the model name (default 'default', which local servers accept)",
+    )
+    group.add_argument(
+        "--api-key-env",
+        metavar="VAR",
+        help="with --llm: the environment variable that holds the API key on the worker "
+        "(only its name goes into the plan)",
+    )
+
+
+def llm_variable(args: argparse.Namespace) -> dict[str, Any] | None:
+    from engine.errors import InvalidValueError
+
+    base_url = getattr(args, "llm", None)
+    if base_url is None:
+        given = [
+            flag
+            for flag, value in (
+                ("--model", getattr(args, "model", None)),
+                ("--api-key-env", getattr(args, "api_key_env", None)),
+            )
+            if value is not None
+        ]
+        if given:
+            raise InvalidValueError(
+                f"{' and '.join(given)} {'needs' if len(given) == 1 else 'need'} --llm BASE_URL",
+                value=given,
+                expected="--llm BASE_URL with --model and --api-key-env",
+                found=" ".join(given),
+                fix="add --llm http://127.0.0.1:8080/v1 (your server)",
+            )
+        return None
+    return {
+        "base_url": base_url,
+        "model": getattr(args, "model", None),
+        "api_key_env": getattr(args, "api_key_env", None),
+    }
+
+
+# the BMAD files an LLM agent's prompt may quote, and how much of each (an install's biggest
+# template is ~30 KB)
+BMAD_FILE_GLOBS = ("agents/*.md", "tasks/*.md", "templates/*.yaml")
+MAX_BMAD_FILE_BYTES = 200_000
+
+
+def bmad_files(root: Path) -> dict[str, str]:
+    """relative path -> text of the files the prompts are built from; unreadable ones left out
+    (validation names a missing template)."""
+    found: dict[str, str] = {}
+    for pattern in BMAD_FILE_GLOBS:
+        for path in sorted(root.glob(pattern)):
+            try:
+                if path.is_file() and path.stat().st_size <= MAX_BMAD_FILE_BYTES:
+                    found[path.relative_to(root).as_posix()] = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError):
+                continue
+    return found

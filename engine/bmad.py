@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine import bmad_agents
 from engine.errors import (
     InvalidValueError,
     Location,
@@ -60,6 +61,11 @@ ALL_ARTIFACTS = "all_artifacts"
 _TRAILING_PAREN = re.compile(r"\s*\([^()]*\)\s*$")
 _NOT_ID_CHAR = re.compile(r"[^A-Za-z0-9_-]")
 _ID = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+
+
+def is_internal_variable(name: str) -> bool:
+    """Variables the importer consumes (bmad_dir, bmad_files, bmad_llm...): never plan inputs."""
+    return bmad_agents.is_internal(name)
 
 
 def is_bmad(data: Any) -> bool:
@@ -449,6 +455,10 @@ def bmad_to_native(
     steps = [step for i, raw in enumerate(sequence) if (step := importer.step(i, raw)) is not None]
     importer.assign_ids(steps)
     agents, inputs, notes = importer.convert(steps)
+    # what the run gives every agent (workflow kind, --set values) and --llm: engine.bmad_agents
+    llm, llm_problems = bmad_agents.llm_from(variables, data, importer.at(("llm",)))
+    importer.problems.extend(llm_problems)
+    bmad_agents.configure(agents, workflow, variables, llm)
     if not agents and not importer.problems:
         importer.problems.append(InvalidValueError(
             "the BMAD workflow has no step that would run", value=sequence,

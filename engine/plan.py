@@ -380,7 +380,8 @@ def build_plan(data: Any, source: SourceMap,
     )
     # --set values supply plan inputs (and BMAD conditions, consumed above)
     for key, value in variables.items():
-        plan.inputs[key] = value
+        if not bmad.is_internal_variable(key):  # the importer's own (--bmad-dir files, --llm)
+            plan.inputs[key] = value
 
     from engine.checks import check_plan
 
