@@ -257,6 +257,36 @@ class Facts:
         # sorted: the result must not depend on the order the snapshot was built in
         self.inputs = {key: inputs[key] for key in sorted(inputs)}
         self.missing = sorted(missing_inputs)
+        # a BMAD step knows its workflow (engine.bmad_agents): fullstack, service or ui, and
+        # greenfield or brownfield; a native plan's agent is a full-stack greenfield one
+        workflow = agent.settings.get("bmad_workflow")
+        workflow = workflow if isinstance(workflow, Mapping) else {}
+        self.project_kind = str(workflow.get("project_kind") or "fullstack")
+        self.stage = str(workflow.get("stage") or "greenfield")
+        self.workflow_name = str(workflow.get("name") or "")
+
+    @property
+    def has_frontend(self) -> bool:
+        return self.project_kind != "service"
+
+    @property
+    def has_backend(self) -> bool:
+        return self.project_kind != "ui"
+
+    @cached_property
+    def brief(self) -> str | None:
+        """The brief the user gave the run (a plan input, not an upstream document)."""
+        for key in ("project_brief", "brief", "idea", "project_description", "description"):
+            for name, value in self.inputs.items():
+                if "." not in name and normalise(name) == key and isinstance(value, str) \
+                        and value.strip():
+                    return " ".join(value.split())
+        return None
+
+    @cached_property
+    def sources(self) -> list[tuple[str, str]]:
+        """(input, quote) for every upstream document and value this agent read."""
+        return [(key, quote(value)) for key, value in self.inputs.items()][:MAX_FILES]
 
     def find(self, *names: str, nested: Sequence[str] | None = None) -> Any:
         """An input named so ("pm.user_stories", a plan input "project"), else a key named so
@@ -499,14 +529,22 @@ class Facts:
             "database": "PostgreSQL 16", "infrastructure": "managed container platform",
             "testing": "pytest, Playwright",
         }
+        if not self.has_frontend:
+            del stack["frontend"]
+            stack["testing"] = "pytest, contract tests against the OpenAPI document"
+        if not self.has_backend:
+            # a UI project talks to an API it does not own
+            for key in ("backend", "database"):
+                del stack[key]
+            stack["api_client"] = "typed HTTP client generated from the existing API's OpenAPI"
         rationale = []
         for constraint in self.constraints:
             choice = STACK_BY_AREA.get(constraint["area"])
-            if choice:
+            if choice and (self.has_frontend or choice[0] not in ("frontend", "ui_kit")):
                 stack[choice[0]] = choice[1]
                 rationale.append({"choice": choice[0], "because": constraint["id"],
                                   "constraint": constraint["constraint"]})
-        if self.mobile_first:
+        if self.mobile_first and self.has_frontend:
             stack["frontend"] = STACK_BY_AREA["platform"][1]
             rationale.append({"choice": "frontend", "because": "mobile-first UI spec"})
         stack["rationale"] = rationale
@@ -537,21 +575,33 @@ class Facts:
 
     @cached_property
     def architecture(self) -> dict[str, Any]:
-        components = [
-            {"name": "web-frontend", "responsibility": "renders the screens",
-             "serves_screens": [s["id"] for s in self.screens]},
-            {"name": "api", "responsibility": "authenticates and routes HTTP requests",
-             "serves_endpoints": [a["id"] for a in self.apis]},
-        ]
-        for api in self.apis:
-            components.append({"name": f"{_slug(api['path'].rsplit('/', 1)[-1])}-module",
-                               "responsibility": api["summary"],
-                               "requirements": [api["requirement"]]})
+        components = []
+        if self.has_frontend:
+            components.append({"name": "web-frontend", "responsibility": "renders the screens",
+                               "serves_screens": [s["id"] for s in self.screens]})
+        if self.has_backend:
+            components.append({"name": "api",
+                               "responsibility": "authenticates and routes HTTP requests",
+                               "serves_endpoints": [a["id"] for a in self.apis]})
+            for api in self.apis:
+                components.append({"name": f"{_slug(api['path'].rsplit('/', 1)[-1])}-module",
+                                   "responsibility": api["summary"],
+                                   "requirements": [api["requirement"]]})
+        else:
+            components.append({"name": "api-client",
+                               "responsibility": "calls the existing API the screens need",
+                               "uses_endpoints": [a["id"] for a in self.apis]})
+        style = {"service": "service behind one versioned HTTP API, no user interface",
+                 "ui": "front-end application over an existing API"}.get(
+            self.project_kind, "modular monolith behind one HTTP API")
+        if self.stage == "brownfield":
+            style = f"enhancement of the existing system: {style}"
         return {
-            "project": self.project, "style": "modular monolith behind one HTTP API",
+            "project": self.project, "style": style,
             "components": components[: MAX_ITEMS + 2],
-            "data_stores": [self.stack.get("database", "PostgreSQL")]
-            + ([self.stack["cache"]] if "cache" in self.stack else []),
+            "data_stores": ([self.stack.get("database", "PostgreSQL")]
+                            + ([self.stack["cache"]] if "cache" in self.stack else []))
+            if self.has_backend else [],
             "quality_attributes": [
                 {"requirement": n["id"], "category": n.get("category", ""),
                  "tactic": TACTICS.get(str(n.get("category")), "measured in CI")}
@@ -572,14 +622,14 @@ class Facts:
             return [_file_item(item, index)
                     for index, item in enumerate(self.found_files[:MAX_FILES], start=1)]
         files = []
-        for api in self.apis:
+        for api in self.apis if self.has_backend else []:
             name = _slug(api["path"].rsplit("/", 1)[-1]).replace("-", "_")
             ids = [api["requirement"], *api.get("stories", [])]
             files.append({"path": f"backend/app/routes/{name}.py",
                           "purpose": f"{api['method']} {api['path']}", "implements": ids})
             files.append({"path": f"tests/api/test_{name}.py",
                           "purpose": f"tests for {api['method']} {api['path']}", "implements": ids})
-        for screen in self.screens:
+        for screen in self.screens if self.has_frontend else []:
             files.append({"path": f"frontend/src/screens/{_pascal(screen['name'])}.tsx",
                           "purpose": f"screen {screen['id']}: {screen['name']}",
                           "implements": [*screen.get("requirements", []),
@@ -788,17 +838,46 @@ def _doc(facts: Facts, title: str, body: dict[str, Any],
     }
     if facts.missing:
         document["missing_inputs"] = facts.missing
-    document["markdown"] = _markdown(title, sections)
+    context: list[str] = []
+    if facts.workflow_name:
+        context.append(f"BMAD workflow: {facts.workflow_name} ({facts.stage}, "
+                       f"{facts.project_kind} project)")
+    if facts.brief:
+        context.append(f"Brief as given: {_text(facts.brief, 400)}")
+    extra = [("Context", context)] if context else []
+    # the reader sees what this document was written from, quoted
+    extra.append(("Sources", [f"{key}: {text}" for key, text in facts.sources]
+                  or ["(no inputs)"]))
+    document["markdown"] = _markdown(title, [*sections, *extra])
     return document
 
 
+def quote(value: Any) -> str:
+    """A document's title and first lines, or a value's summary: what a reader needs to see
+    which upstream version a document was written from."""
+    if isinstance(value, dict) and isinstance(value.get("markdown"), str):
+        lines = [line.strip("# ").strip() for line in value["markdown"].splitlines()]
+        body = [line for line in lines[1:] if line and not line.startswith("---")]
+        head = lines[0] if lines else _text(value.get("title") or "")
+        return _text(f"{head}: \"{' / '.join(body[:3])}\"" if body else head, 240)
+    if isinstance(value, str):
+        return _text(f"\"{value}\"", 240)
+    return summary(value)
+
+
 def project_brief(f: Facts) -> dict[str, Any]:
-    return _doc(f, f"Project brief: {f.project}", {
-        "problem": f"{', '.join(u['name'] for u in f.users)} cannot yet "
-                   f"{f.users[0]['needs'][0]['want']} with {f.project}.",
+    problem = (f"{', '.join(u['name'] for u in f.users)} cannot yet "
+               f"{f.users[0]['needs'][0]['want']} with {f.project}.")
+    if f.brief:
+        problem = f"{_text(f.brief, 300)} Today, {problem[0].lower()}{problem[1:]}"
+    title = ("Project brief" if f.stage == "greenfield"
+             else "Project brief (enhancement of an existing system)")
+    return _doc(f, f"{title}: {f.project}", {
+        "problem": problem, "brief": f.brief,
         "goals": [need["want"] for user in f.users for need in user["needs"]][:MAX_ITEMS],
         "target_users": f.users, "technical_constraints": f.constraints,
-    }, [("Target users", [f"{u['name']}: {u['description']}" for u in f.users]),
+    }, [("Problem", [problem]),
+        ("Target users", [f"{u['name']}: {u['description']}" for u in f.users]),
         ("Technical constraints", [f"{c['id']} ({c['area']}): {c['constraint']}"
                                    for c in f.constraints])])
 
@@ -831,18 +910,32 @@ def front_end_spec(f: Facts) -> dict[str, Any]:
         ("Components", [c["name"] for c in f.components])])
 
 
-def v0_prompt(f: Facts) -> str:
+def v0_prompt(f: Facts) -> dict[str, Any]:
+    """BMAD's AI front-end prompt (for v0, Lovable and the like), written from the UI spec."""
     screens = "; ".join(f"{s['name']} ({', '.join(s['components'])})" for s in f.screens)
-    return _text(f"Generate a {f.ui_spec['platform']} React UI for {f.project} with these "
-                 f"screens: {screens}. Principles: {'; '.join(f.ui_spec['design_principles'])}.",
-                 1500)
+    prompt = _text(f"Generate a {f.ui_spec['platform']} React UI for {f.project} with these "
+                   f"screens: {screens}. Principles: "
+                   f"{'; '.join(f.ui_spec['design_principles'])}.", 1500)
+    return {**_doc(f, f"AI front-end prompt: {f.project}", {"prompt": prompt},
+                   [("Prompt (paste into v0 or Lovable)", [prompt]),
+                    ("Screens", [f"{s['id']} {s['name']}: {s['purpose']}" for s in f.screens])]),
+            "filename": "ai-frontend-prompt.md"}
+
+
+ARCHITECTURE_TITLES = {"fullstack": "Full-stack architecture", "service": "Service architecture",
+                       "ui": "Front-end architecture"}
 
 
 def architecture_doc(f: Facts) -> dict[str, Any]:
-    return _doc(f, f"Full-stack architecture: {f.project}", {
+    title = ARCHITECTURE_TITLES.get(f.project_kind, "Architecture")
+    if f.stage == "brownfield":
+        title = f"Brownfield {title[0].lower()}{title[1:]}"
+    return _doc(f, f"{title}: {f.project}", {
         "system_architecture": f.architecture, "technology_stack": f.stack,
         "api_specifications": f.apis,
     }, [("Technology stack", [f"{k}: {v}" for k, v in f.stack.items() if k != "rationale"]),
+        ("Components", [f"{c['name']}: {c['responsibility']}"
+                        for c in f.architecture["components"]]),
         ("API", [f"{a['method']} {a['path']} ({a['requirement']})" for a in f.apis])])
 
 
@@ -1040,6 +1133,9 @@ def generate(agent: CompiledAgent, inputs: Mapping[str, Any],
             # a document was asked for: wrap the structured value
             value = _doc(facts, normalise(name).replace("_", " ").capitalize(),
                          {"content": value}, [("Content", [summary(value)])])
+        if name.lower().endswith(".md") and isinstance(value, dict) and "filename" not in value:
+            # BMAD names its documents by artifact: prd.md lands in docs/prd.md
+            value = {**value, "filename": f"docs/{name}"}
         return fit(value)
 
     outputs = {name: make(name) for name in agent.outputs}

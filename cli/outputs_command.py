@@ -95,8 +95,16 @@ def outputs_command(args: argparse.Namespace) -> int:
         )
         return EXIT_BAD_INPUT
     chosen = [args.agent] if args.agent else agents
+
+    def outputs_of(agent: str) -> list[str]:
+        # declared outputs, then any the agent added (a BMAD developer's implementation plan)
+        extra = [key.split(".", 1)[1] for key in sorted(run.context)
+                 if key.startswith(f"{agent}.")
+                 and key.split(".", 1)[1] not in run.declared[agent]]
+        return [*run.declared[agent], *extra]
+
     if args.name:
-        declared = run.declared[args.agent]
+        declared = outputs_of(args.agent)
         if args.name not in declared:
             print(
                 f"error: agent '{args.agent}' has no output '{args.name}'"
@@ -107,7 +115,7 @@ def outputs_command(args: argparse.Namespace) -> int:
     found: dict[str, dict[str, Any]] = {}
     absent: list[str] = []
     for agent in chosen:
-        for output in run.declared[agent]:
+        for output in outputs_of(agent):
             if args.name and output != args.name:
                 continue
             key = f"{agent}.{output}"

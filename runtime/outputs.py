@@ -195,12 +195,17 @@ def plan_entries(context: Mapping[str, Any], producers: Mapping[str, Producer] |
                  ) -> list[tuple[OutputEntry, Any]]:
     """(index row, value) for every agent output and shared key in the context, files named.
 
-    Without ``producers`` a key with a dot is "agent.output" and any other key is left out."""
+    A key "<agent>.<name>" the plan does not declare is still that agent's output; a key
+    without a producer (a plan input) is left out."""
     names = _Names()
     rows: list[tuple[OutputEntry, Any]] = []
+    agents = {p.agent for p in producers.values()} if producers is not None else None
     for key in sorted(context):
-        producer = producers.get(key) if producers is not None else (
-            Producer(*key.split(".", 1)) if "." in key else None)
+        producer = producers.get(key) if producers is not None else None
+        owner, _, output = key.partition(".")
+        if producer is None and output and (agents is None or owner in agents):
+            # an output the agent adds beside its declared ones (a BMAD developer's plan)
+            producer = Producer(owner, output)
         if producer is None:
             continue  # a plan input: the user's own value
         value = resolve(context[key])

@@ -1,5 +1,6 @@
 """BMAD end to end: `starter.py run plans/bmad-greenfield.yaml --output-dir DIR` on a private dev
-server leaves the whole BMAD document set in DIR/docs (built-in role agents)."""
+server leaves the whole BMAD document set in DIR/docs (built-in role agents), named by BMAD
+artifact; --llm runs every step on a local OpenAI-compatible server."""
 
 from __future__ import annotations
 
@@ -10,14 +11,14 @@ from tests.conftest import PROJECT_ROOT, starter
 
 # document file -> lines it must contain
 DOCUMENTS = {
-    "analyst-project-brief.md": ["# Project brief: ", "## Target users",
+    "project-brief.md": ["# Project brief: ", "## Target users",
                                  "## Technical constraints"],
-    "pm-prd.md": ["# Product requirements: ", "## User personas", "- P1 ", "## User stories",
+    "prd.md": ["# Product requirements: ", "## User personas", "- P1 ", "## User stories",
                   "- US-1: as a ", "## Requirements", "- FR-1: "],
-    "ux-expert-front-end-spec.md": ["# Front-end specification: ", "## Screens", "## Components"],
-    "architect-fullstack-architecture.md": ["# Full-stack architecture: ", "## Technology stack",
+    "front-end-spec.md": ["# Front-end specification: ", "## Screens", "## Components"],
+    "fullstack-architecture.md": ["# Full-stack architecture: ", "## Technology stack",
                                             "## API"],
-    "sm-story.md": ["# Story 1.1: ", "## Acceptance criteria"],
+    "story.md": ["# Story 1.1: ", "## Acceptance criteria"],
     "implementation-plan.md": ["# Implementation plan: ", "## Steps", "- 1. create "],
     "qa-report.md": ["# QA report: ", "## Summary", "## Verdict"],
 }
@@ -30,8 +31,10 @@ def test_bmad_greenfield_writes_every_document(cli_env: dict[str, str], tmp_path
     done = starter(cli_env, "run", PROJECT_ROOT / "plans" / "bmad-greenfield.yaml",
                    "--output-dir", out)
     assert 0 == done.returncode, done.stdout + done.stderr
-    assert f"Outputs written to {out}/ ({len(DOCUMENTS)} documents)" in done.stdout
+    assert f"Outputs written to {out}/ (10 outputs, {len(DOCUMENTS)} as markdown" in done.stdout
     assert sorted(DOCUMENTS) == sorted(p.name for p in (out / "docs").iterdir())
+    # the rest (files, shards) as JSON beside, by agent
+    assert ["implementation_files.json"] == [p.name for p in (out / "outputs/dev").iterdir()]
     for name, expected in DOCUMENTS.items():
         text = (out / "docs" / name).read_text()
         missing = [line for line in expected if line not in text]
@@ -70,8 +73,7 @@ def test_bmad_dir_templates_render_the_steps_that_use_them(cli_env: dict[str, st
     prd = (out / "docs" / "prd.md").read_text()
     assert prd.startswith("# Product Requirements Document\n")
     assert "## Goals and Background Context" in prd and "Goals come from the project brief." in prd
-    assert not (out / "docs" / "pm-prd.md").exists()
-    assert (out / "docs" / "architect-fullstack-architecture.md").is_file()
+    assert (out / "docs" / "fullstack-architecture.md").is_file()
     report = json.loads((out / "report.json").read_text())
     assert ("template", "role") == (report["agents"]["pm"]["kind"],
                                     report["agents"]["architect"]["kind"])
