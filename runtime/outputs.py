@@ -185,6 +185,13 @@ class _Names:
         return True
 
 
+def _file_name(name: str, suffix: str) -> str:
+    """"prd.md" stays "prd.md" (not "prd.md.md"); "stories" becomes "stories.json"."""
+    if name.lower().endswith(suffix):
+        return safe_name(name[: -len(suffix)], suffix)
+    return safe_name(name, suffix)
+
+
 def _split(name: str) -> tuple[str, str]:
     suffix = Path(name).suffix
     return (name[: -len(suffix)], suffix) if suffix else (name, "")
@@ -217,10 +224,10 @@ def plan_entries(context: Mapping[str, Any], producers: Mapping[str, Producer] |
             folder, name = "docs", names.claim("docs", wanted, agent_dir)
         elif producer.output is None:
             folder = SHARED
-            name = names.claim(SHARED, safe_name(key, suffix), agent_dir)
+            name = names.claim(SHARED, _file_name(key, suffix), agent_dir)
         else:
             folder = f"outputs/{agent_dir}"
-            name = names.claim(folder, safe_name(producer.output, suffix), agent_dir)
+            name = names.claim(folder, _file_name(producer.output, suffix), agent_dir)
         entry = OutputEntry(key=key, agent=producer.agent, output=producer.output or key,
                             file=f"{folder}/{name}", format=kind)
         if kind is OutputFormat.MARKDOWN:
