@@ -13,7 +13,7 @@ and writes
 - ``DIR/index.json`` and ``DIR/index.md``: one row per output (agent, output, file, format) and,
   for documents rendered from a template, the sections skipped, the conditions left to the
   reader, the variables left empty and the ``elicit`` prompts;
-- ``DIR/report.json``: the run report.
+- ``DIR/report.json``: the run report, with ``output_files`` (the index rows) added.
 
 File names are always unique in their folder (compared without case, as macOS and Windows do):
 a name taken already gets the agent id in front, then a number. A name too long for a file
@@ -276,8 +276,27 @@ def write_outputs(directory: Path, context: Mapping[str, Any], report: Mapping[s
                                    indent=2, ensure_ascii=False) + "\n")
     write("index.md", index_markdown(done.entries))
     if report is not None:
-        write("report.json", json.dumps(report, indent=2, default=str) + "\n")
+        write("report.json", json.dumps(with_output_files(report, done), indent=2,
+                                        default=str) + "\n")
     return done
+
+
+def with_output_files(report: Mapping[str, Any], done: Written) -> dict[str, Any]:
+    """The report plus ``output_files``: the index rows (file, format, template notes)."""
+    return {**report, "output_files": [e.to_dict() for e in done.entries]}
+
+
+def notes_lines(entries: list[OutputEntry]) -> list[str]:
+    """One line per document with template notes, for the console."""
+    lines = []
+    for e in entries:
+        counts = [(len(e.conditions), "condition(s) left to the reader"),
+                  (len(e.skipped), "section(s) skipped"),
+                  (len(e.missing), "empty variable(s)"), (len(e.elicit), "elicit prompt(s)")]
+        said = [f"{n} {what}" for n, what in counts if n]
+        if said:
+            lines.append(f"  {e.file}: {', '.join(said)}")
+    return lines
 
 
 def index_markdown(entries: list[OutputEntry]) -> str:

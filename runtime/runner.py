@@ -41,7 +41,7 @@ from runtime.inspect import (
     query_status,
     report_from_failure,
 )
-from runtime.outputs import producers_of, write_outputs
+from runtime.outputs import notes_lines, producers_of, with_output_files, write_outputs
 from runtime.progress import ProgressPrinter, format_summary
 from runtime.resume import ResumeError, load_resume
 from runtime.servers import Target, TargetError, resolve_target, workflow_url
@@ -256,9 +256,15 @@ async def _run(
         if context is None:
             written.failed.insert(0, ("every agent output", "the run's context could not be "
                                       "read (see the warning above)"))
+        if report is not None:
+            report = with_output_files(report, written)
         if not written.failed:
             print(f"Outputs written to {directory}/ ({len(written.entries)} outputs, "
                   f"{written.documents} as markdown; index.md lists them)", file=out)
+            noted = notes_lines(written.entries)
+            if noted:
+                print("Template notes (listed at the end of each document):", file=out)
+                print("\n".join(noted), file=out)
         else:
             print(f"error: {len(written.failed)} file(s) under {directory} not written:",
                   file=sys.stderr)

@@ -95,7 +95,10 @@ def test_greenfield_agent_fields() -> None:
         "description": "create_story",
         "inputs": ["po_2.sharded_docs"],
         "outputs": ["story.md"],
-        "settings": {"bmad_step": 11, "action": "create_story", "repeats": "for_each_epic"},
+        "settings": {"bmad_step": 11, "action": "create_story", "repeats": "for_each_epic",
+                     "bmad_workflow": {"id": "greenfield-demo",
+                                       "name": "Greenfield full-stack demo",
+                                       "stage": "greenfield", "project_kind": "fullstack"}},
     }
     assert expected == agent
 
@@ -252,6 +255,8 @@ def test_brownfield_imports_with_supplied_input() -> None:
         "step": "enhancement_classification",
         "action": "classify enhancement scope",
         "notes": "Decide whether this is a single story, a small feature or a major enhancement.\n",
+        "bmad_workflow": {"id": "brownfield-demo", "name": "Brownfield enhancement demo",
+                          "stage": "brownfield", "project_kind": "fullstack"},
     }
     assert expected_settings == plan["agents"]["enhancement_classification"]["settings"]
 

@@ -117,6 +117,11 @@ def test_a_run_fills_the_template_from_set_and_writes_role_documents(
         r for r in json.loads((out / "index.json").read_text())["outputs"] if r["agent"] == "pm"
     ]
     assert row["elicit"][0]["section"] == "goals-context"
+    # the same notes in the report and on the console
+    report = json.loads((out / "report.json").read_text())
+    assert row == next(r for r in report["output_files"] if r["agent"] == "pm")
+    assert "Template notes (listed at the end of each document):" in done.stdout
+    assert "  docs/prd.md: 2 condition(s) left to the reader" in done.stdout
 
 
 def test_llm_agents_get_persona_template_and_upstream_and_their_replies_are_outputs(
