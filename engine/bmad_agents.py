@@ -86,7 +86,7 @@ def llm_from(
                 location=where,
                 expected="e.g. http://127.0.0.1:8080/v1 (POST {base_url}/chat/completions)",
                 found=repr(base_url),
-                fix="give --llm BASE_URL",
+                fix="write an http(s) base URL such as http://127.0.0.1:8080/v1",
             )
         ]
     return Llm(

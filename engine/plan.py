@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from engine import bmad
+from engine import bmad, llm_default
 from engine.errors import (
     DuplicateAgentError,
     InvalidValueError,
@@ -51,7 +51,7 @@ Spec = TypeVar("Spec", bound=BaseModel)
 PLAN_KEYS = (
     "name", "description", "version", "inputs", "agents", "groups", "execution_groups",
     "enhanced_workflow_step", "enhanced_workflow_steps", "default_agent_timeout", "notes",
-    "task_queues", "adaptive", *SECTION_MODELS,
+    "task_queues", "adaptive", "llm", *SECTION_MODELS,
 )
 
 
@@ -344,6 +344,7 @@ def build_plan(data: Any, source: SourceMap,
 
     raw = collect(data, source)
     problems.extend(raw.problems)
+    problems.extend(llm_default.apply(raw.agents, data, variables, source.locate(("llm",))))
     agents: dict[str, AgentSpec] = {}
     for agent_id, raw_agent in raw.agents.items():
         agent, agent_problems = _validate_agent(raw_agent, source)

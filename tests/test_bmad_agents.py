@@ -186,3 +186,38 @@ def test_llm_options_need_llm_and_a_url(cli_env: dict[str, str]) -> None:
     done = starter(cli_env, "validate", SERVICE, "--llm", "localhost:8080")
     assert 2 == done.returncode
     assert "llm.base_url must be an http(s) URL" in done.stderr
+
+
+NATIVE = """\
+name: native-llm
+llm: {base_url: "http://127.0.0.1:9/v1", model: tiny, api_key_env: MY_KEY}
+agents:
+  writer: {kind: http, outputs: [haiku]}
+  own: {kind: http, base_url: "http://127.0.0.1:10/v1", outputs: [note]}
+"""
+
+
+def test_a_native_plans_llm_is_the_default_endpoint_of_its_http_agents() -> None:
+    """`llm:` fills an http agent without an endpoint; one with its own base_url keeps its own
+    model and key (the default's key never goes to another server)."""
+    from engine.plan import loads_plan
+
+    plan = compile_plan(loads_plan(NATIVE))
+    settings = {a.id: {k: a.settings.get(k) for k in ("base_url", "model", "api_key_env")}
+                for a in plan.agents}
+    assert {"writer": {"base_url": "http://127.0.0.1:9/v1", "model": "tiny",
+                       "api_key_env": "MY_KEY"},
+            "own": {"base_url": "http://127.0.0.1:10/v1", "model": None,
+                    "api_key_env": None}} == settings
+
+
+def test_llm_beside_workflow_makes_every_bmad_step_an_llm_agent(tmp_path: Path) -> None:
+    """A BMAD file's `llm:` works as --llm does (without --bmad-dir: a generic persona)."""
+    text = SERVICE.read_text() + '\nllm: {base_url: "http://127.0.0.1:9/v1", model: m}\n'
+    path = tmp_path / "service.yaml"
+    path.write_text(text)
+    plan = compile_plan(load_plan(path, {}))
+    assert ["http"] * 3 == [a.kind for a in plan.agents]
+    assert "You are the BMAD pm agent." == plan.agent("pm").settings["system"]
+    assert "## analyst.project-brief.md\n{{analyst.project-brief.md}}" in (
+        plan.agent("pm").settings["prompt"])
