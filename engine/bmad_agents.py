@@ -231,6 +231,9 @@ def build_prompt(
             f"# Template {template_file}: write these sections, in order",
             *template_outline(template, known),
         ]
+    elif template_file:
+        lines += ["", f"# Template: BMAD's {template_file} (its text was not given: "
+                  "--bmad-dir adds it); follow its usual structure"]
     upstream = [*agent["inputs"], *[r for r in agent.get("optional_inputs", []) if "." in r]]
     if upstream:
         lines += ["", "# Upstream documents"]
