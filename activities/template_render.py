@@ -53,6 +53,7 @@ _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
 _NOT_SLUG = re.compile(r"[^a-z0-9]+")
 # an item line that is nothing but punctuation once its placeholders were empty (": ", "- ")
 _HOLLOW = re.compile(r"[\s:;,.\-|*_#()\[\]]*")
+_LLM_NOTE = re.compile(r"\s*\[\[LLM:.*?\]\]", re.DOTALL)
 
 
 class TemplateError(ValueError):
@@ -252,7 +253,14 @@ def _table(items: list[Any], columns: list[str], scope: Mapping[str, Any]) -> st
 
 
 def _inline_item(item: Any, ctx: _Context, rendering: Rendering) -> str:
-    """One entry of an `items:` list written in the template: text, or {label: text}."""
+    """One entry of an `items:` list written in the template: text, {template: text} (BMAD's
+    own form, with an optional id), or {label: text}."""
+    if isinstance(item, Mapping) and len(item) == 1 and "[[" in str(next(iter(item))):
+        # "Notes [[LLM: tick it]]" unquoted is a YAML mapping: put the text back together
+        key, value = next(iter(item.items()))
+        item = f"{key}: {value}"
+    if isinstance(item, Mapping) and isinstance(item.get("template"), str):
+        return _clean(substitute(item["template"], ctx.scope, rendering.missing, ctx.stub))
     if isinstance(item, Mapping):
         parts = []
         for key, value in item.items():
@@ -260,13 +268,20 @@ def _inline_item(item: Any, ctx: _Context, rendering: Rendering) -> str:
             text = substitute(text_of(value), ctx.scope, rendering.missing, ctx.stub).strip()
             parts.append(f"**{label}**: {text}" if text else f"**{label}**")
         return "; ".join(parts)
-    return substitute(text_of(item), ctx.scope, rendering.missing, ctx.stub).strip()
+    return _clean(substitute(text_of(item), ctx.scope, rendering.missing, ctx.stub))
+
+
+def _clean(text: str) -> str:
+    """Rendered text without BMAD's inline notes to the model ("[[LLM: ...]]")."""
+    return _LLM_NOTE.sub("", text).strip()
 
 
 def _lines(kind: str, texts: list[str], prefix: str) -> str:
     lines = []
     for index, text in enumerate(t for t in texts if not _HOLLOW.fullmatch(t)):
-        if kind == "numbered-list":
+        if kind == "numbered-list" and prefix and re.match(rf"{re.escape(prefix)}\d", text):
+            marker = "-"  # the item numbers itself ("CR1: ...")
+        elif kind == "numbered-list":
             marker = f"{prefix}{index + 1}:" if prefix else f"{index + 1}."
         elif kind == "checklist":
             marker = "- [ ]"
@@ -281,7 +296,9 @@ def _body(section: Mapping[str, Any], ctx: _Context, rendering: Rendering) -> st
     prefix = str(section.get("prefix") or "")
     parts: list[str] = []
     if isinstance(section.get("template"), str):
-        text = substitute(section["template"], ctx.scope, rendering.missing, ctx.stub).strip()
+        text = _clean(substitute(section["template"], ctx.scope, rendering.missing, ctx.stub))
+        if _HOLLOW.fullmatch(text):
+            text = ""  # "{{requirement}}: {{description}}" without values: no lone ":"
         if kind in ("code-block", "mermaid") and text and not text.startswith("```"):
             text = f"```{'mermaid' if kind == 'mermaid' else ''}\n{text}\n```"
         parts.append(text)

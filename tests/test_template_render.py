@@ -152,3 +152,15 @@ def test_notes_list_empty_variables_and_elicit_prompts() -> None:
 def test_an_empty_leaf_section_shows_its_instruction() -> None:
     markdown = render(project_name="Acme")["markdown"]
     assert "### Goals\n\n> To write: One line per desired outcome.\n" in markdown
+
+
+def test_items_with_their_own_templates_and_notes_to_the_model() -> None:
+    """BMAD's `items: [{id, template}]` render their templates (numbering themselves), a
+    section template without values leaves no lone ':', and [[LLM: ...]] notes are dropped."""
+    markdown = render(project_name="Acme", api_compatibility="v1 API unchanged")["markdown"]
+    assert "## Compatibility\n\n- CR1: v1 API unchanged\n- CR2: schemas stay readable\n" in (
+        markdown
+    )
+    assert "## Documentation Found\n\n- [ ] Tech stack notes\n- [ ] Other:\n" in markdown
+    assert "[[LLM" not in markdown
+    assert "\n:\n" not in markdown
