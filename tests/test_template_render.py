@@ -133,6 +133,10 @@ def test_notes_list_empty_variables_and_elicit_prompts() -> None:
         "story_title",
         "user_type",
         "action",
+        "requirement",
+        "description",
+        "api_compatibility",
+        "other_docs",
     ] == document["missing"]
     assert [
         {
