@@ -99,15 +99,16 @@ def test_an_unwritable_report_output_is_bad_input(cli_env: dict[str, str], finis
     assert "choose another -o FILE" in done.stderr and "Traceback" not in done.stderr
 
 
-def test_an_unwritable_run_report_is_said_and_the_run_still_completes(
+def test_an_unwritable_run_report_is_said_and_exits_1_though_the_run_completed(
         cli_env: dict[str, str], finished_run: str, tmp_path: Path) -> None:
+    """The run completes, but the command could not deliver what was asked: exit 1."""
     plan = tmp_path / "quick.yaml"
     plan.write_text(QUICK)
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     done = starter(cli_env, "run", plan, "--no-learn", "--workflow-id", "quick-unwritable",
                    "--report", blocker / "r.json")
-    assert 0 == done.returncode, done.stderr
+    assert 1 == done.returncode, done.stderr
     assert "run completed" in done.stdout and "Traceback" not in done.stderr
     assert (f"error: cannot write the report to {blocker / 'r.json'}" in done.stderr
             and "report quick-unwritable -o FILE` writes it later" in done.stderr), done.stderr
