@@ -200,3 +200,21 @@ def test_outputs_prints_an_agents_outputs_of_a_finished_run(cli_env: dict[str, s
     unknown = starter(cli_env, "outputs", "no-such-run")
     assert 2 == unknown.returncode
     assert "no run with workflow id 'no-such-run'" in unknown.stderr
+
+
+def test_a_run_with_a_300_character_agent_id_writes_its_outputs_and_report(
+        cli_env: dict[str, str], tmp_path: Path) -> None:
+    """The id is valid, so its output lands under a shortened, hashed folder name and
+    report.json is written; the index maps the full id to the file."""
+    agent = "a" * 300
+    plan = tmp_path / "long.yaml"
+    plan.write_text(f"name: long\nagents:\n  {agent}:\n    kind: simulate\n    duration: 10ms\n"
+                    "    outputs: [note]\n    values: {note: hello}\n")
+    out = tmp_path / "out"
+    done = starter(cli_env, "run", plan, "--output-dir", out)
+    assert 0 == done.returncode, done.stdout + done.stderr
+    [row] = json.loads((out / "index.json").read_text())["outputs"]
+    assert agent == row["agent"]
+    assert len(Path(row["file"]).parent.name) <= MAX_NAME_BYTES
+    assert "hello\n" == (out / row["file"]).read_text()
+    assert "completed" == json.loads((out / "report.json").read_text())["status"]
