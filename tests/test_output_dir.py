@@ -4,10 +4,13 @@ the rest under outputs/<agent>/), with an index and report.json; `outputs` print
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 from runtime.outputs import MAX_NAME_BYTES, document_filename, write_outputs
-from tests.conftest import starter
+from tests.conftest import PROJECT_ROOT, starter
 
 # pm (pretend) -> writer (plain template) and prd (built-in BMAD template), in parallel
 PLAN = """\
@@ -218,3 +221,35 @@ def test_a_run_with_a_300_character_agent_id_writes_its_outputs_and_report(
     assert len(Path(row["file"]).parent.name) <= MAX_NAME_BYTES
     assert "hello\n" == (out / row["file"]).read_text()
     assert "completed" == json.loads((out / "report.json").read_text())["status"]
+
+
+SLOW = """\
+name: slow
+agents:
+  first: {kind: simulate, duration: 10ms, outputs: [note], values: {note: early}}
+  second: {kind: simulate, duration: 25s, inputs: [first.note], outputs: [done]}
+"""
+
+
+def test_outputs_of_a_running_run(cli_env: dict[str, str], tmp_path: Path) -> None:
+    """While `second` still works, `outputs` prints what `first` produced (the run's own worker
+    answers) and says `second` has produced nothing yet (exit 1)."""
+    plan = tmp_path / "slow.yaml"
+    plan.write_text(SLOW)
+    run = subprocess.Popen([sys.executable, "starter.py", "run", plan, "--workflow-id",
+                            "slow-1", "--output-dir", tmp_path / "out"], cwd=PROJECT_ROOT,
+                           env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True)
+    try:
+        deadline = time.monotonic() + 60
+        printed = starter(cli_env, "outputs", "slow-1", "first", "--name", "note")
+        while printed.returncode != 0 and time.monotonic() < deadline:
+            time.sleep(0.5)
+            printed = starter(cli_env, "outputs", "slow-1", "first", "--name", "note")
+        assert "early\n" == printed.stdout, printed.stderr
+        pending = starter(cli_env, "outputs", "slow-1", "second")
+        assert 1 == pending.returncode, pending.stdout + pending.stderr
+        assert "not produced (running run): second.done" in pending.stderr
+    finally:
+        stdout, stderr = run.communicate(timeout=90)
+    assert 0 == run.returncode, stdout + stderr
