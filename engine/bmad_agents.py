@@ -232,8 +232,11 @@ def build_prompt(
             *template_outline(template, known),
         ]
     elif template_file:
-        lines += ["", f"# Template: BMAD's {template_file} (its text was not given: "
-                  "--bmad-dir adds it); follow its usual structure"]
+        lines += [
+            "",
+            f"# Template: BMAD's {template_file} (its text was not given: "
+            "--bmad-dir adds it); follow its usual structure",
+        ]
     upstream = [*agent["inputs"], *[r for r in agent.get("optional_inputs", []) if "." in r]]
     if upstream:
         lines += ["", "# Upstream documents"]

@@ -11,8 +11,12 @@ from engine.bmad_agents import LLM_KEYS, llm_from
 from engine.errors import Location, PlanError
 
 
-def apply(raw_agents: Mapping[str, Any], data: Mapping[str, Any],
-          variables: Mapping[str, Any], where: Location) -> list[PlanError]:
+def apply(
+    raw_agents: Mapping[str, Any],
+    data: Mapping[str, Any],
+    variables: Mapping[str, Any],
+    where: Location,
+) -> list[PlanError]:
     """Fill the http agents' missing endpoint settings (raw agents: `.data` dicts); the
     problems of a malformed `llm:`."""
     llm, problems = llm_from(variables, data, where)

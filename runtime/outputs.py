@@ -186,7 +186,7 @@ class _Names:
 
 
 def _file_name(name: str, suffix: str) -> str:
-    """"prd.md" stays "prd.md" (not "prd.md.md"); "stories" becomes "stories.json"."""
+    """ "prd.md" stays "prd.md" (not "prd.md.md"); "stories" becomes "stories.json"."""
     if name.lower().endswith(suffix):
         return safe_name(name[: -len(suffix)], suffix)
     return safe_name(name, suffix)
@@ -197,9 +197,11 @@ def _split(name: str) -> tuple[str, str]:
     return (name[: -len(suffix)], suffix) if suffix else (name, "")
 
 
-def plan_entries(context: Mapping[str, Any], producers: Mapping[str, Producer] | None,
-                 resolve: Callable[[Any], Any] = resolve_references
-                 ) -> list[tuple[OutputEntry, Any]]:
+def plan_entries(
+    context: Mapping[str, Any],
+    producers: Mapping[str, Producer] | None,
+    resolve: Callable[[Any], Any] = resolve_references,
+) -> list[tuple[OutputEntry, Any]]:
     """(index row, value) for every agent output and shared key in the context, files named.
 
     A key "<agent>.<name>" the plan does not declare is still that agent's output; a key
@@ -228,8 +230,13 @@ def plan_entries(context: Mapping[str, Any], producers: Mapping[str, Producer] |
         else:
             folder = f"outputs/{agent_dir}"
             name = names.claim(folder, _file_name(producer.output, suffix), agent_dir)
-        entry = OutputEntry(key=key, agent=producer.agent, output=producer.output or key,
-                            file=f"{folder}/{name}", format=kind)
+        entry = OutputEntry(
+            key=key,
+            agent=producer.agent,
+            output=producer.output or key,
+            file=f"{folder}/{name}",
+            format=kind,
+        )
         if kind is OutputFormat.MARKDOWN:
             _document_notes(entry, value)
         rows.append((entry, value))
@@ -247,9 +254,13 @@ def _document_notes(entry: OutputEntry, value: Mapping[str, Any]) -> None:
         entry.elicit = [item for item in value["elicit"] if isinstance(item, Mapping)]
 
 
-def write_outputs(directory: Path, context: Mapping[str, Any], report: Mapping[str, Any] | None,
-                  producers: Mapping[str, Producer] | None = None,
-                  resolve: Callable[[Any], Any] = resolve_references) -> Written:
+def write_outputs(
+    directory: Path,
+    context: Mapping[str, Any],
+    report: Mapping[str, Any] | None,
+    producers: Mapping[str, Producer] | None = None,
+    resolve: Callable[[Any], Any] = resolve_references,
+) -> Written:
     """Write every output, the index and the report under ``directory``; never raises OSError:
     what could not be written is in the result's ``failed``."""
     done = Written()
@@ -270,14 +281,23 @@ def write_outputs(directory: Path, context: Mapping[str, Any], report: Mapping[s
         entry.bytes = len(text.encode())
         if write(entry.file, text):
             done.entries.append(entry)
-    write("index.json", json.dumps({"outputs": [e.to_dict() for e in done.entries],
-                                    "not_written": [{"file": f, "error": e}
-                                                    for f, e in done.failed]},
-                                   indent=2, ensure_ascii=False) + "\n")
+    write(
+        "index.json",
+        json.dumps(
+            {
+                "outputs": [e.to_dict() for e in done.entries],
+                "not_written": [{"file": f, "error": e} for f, e in done.failed],
+            },
+            indent=2,
+            ensure_ascii=False,
+        )
+        + "\n",
+    )
     write("index.md", index_markdown(done.entries))
     if report is not None:
-        write("report.json", json.dumps(with_output_files(report, done), indent=2,
-                                        default=str) + "\n")
+        write(
+            "report.json", json.dumps(with_output_files(report, done), indent=2, default=str) + "\n"
+        )
     return done
 
 
@@ -290,9 +310,12 @@ def notes_lines(entries: list[OutputEntry]) -> list[str]:
     """One line per document with template notes, for the console."""
     lines = []
     for e in entries:
-        counts = [(len(e.conditions), "condition(s) left to the reader"),
-                  (len(e.skipped), "section(s) skipped"),
-                  (len(e.missing), "empty variable(s)"), (len(e.elicit), "elicit prompt(s)")]
+        counts = [
+            (len(e.conditions), "condition(s) left to the reader"),
+            (len(e.skipped), "section(s) skipped"),
+            (len(e.missing), "empty variable(s)"),
+            (len(e.elicit), "elicit prompt(s)"),
+        ]
         said = [f"{n} {what}" for n, what in counts if n]
         if said:
             lines.append(f"  {e.file}: {', '.join(said)}")
@@ -313,6 +336,9 @@ def index_markdown(entries: list[OutputEntry]) -> str:
         lines += [f"- applies only if: {c}" for c in e.conditions]
         if e.missing:
             lines.append(f"- empty variables: {', '.join(e.missing)}")
-        lines += [f"- elicit ({item.get('title') or item.get('section')}): "
-                  f"{item.get('instruction') or 'ask the user'}" for item in e.elicit]
+        lines += [
+            f"- elicit ({item.get('title') or item.get('section')}): "
+            f"{item.get('instruction') or 'ask the user'}"
+            for item in e.elicit
+        ]
     return "\n".join(lines) + "\n"

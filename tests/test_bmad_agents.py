@@ -203,12 +203,14 @@ def test_a_native_plans_llm_is_the_default_endpoint_of_its_http_agents() -> None
     from engine.plan import loads_plan
 
     plan = compile_plan(loads_plan(NATIVE))
-    settings = {a.id: {k: a.settings.get(k) for k in ("base_url", "model", "api_key_env")}
-                for a in plan.agents}
-    assert {"writer": {"base_url": "http://127.0.0.1:9/v1", "model": "tiny",
-                       "api_key_env": "MY_KEY"},
-            "own": {"base_url": "http://127.0.0.1:10/v1", "model": None,
-                    "api_key_env": None}} == settings
+    settings = {
+        a.id: {k: a.settings.get(k) for k in ("base_url", "model", "api_key_env")}
+        for a in plan.agents
+    }
+    assert {
+        "writer": {"base_url": "http://127.0.0.1:9/v1", "model": "tiny", "api_key_env": "MY_KEY"},
+        "own": {"base_url": "http://127.0.0.1:10/v1", "model": None, "api_key_env": None},
+    } == settings
 
 
 def test_llm_beside_workflow_makes_every_bmad_step_an_llm_agent(tmp_path: Path) -> None:
@@ -219,5 +221,39 @@ def test_llm_beside_workflow_makes_every_bmad_step_an_llm_agent(tmp_path: Path) 
     plan = compile_plan(load_plan(path, {}))
     assert ["http"] * 3 == [a.kind for a in plan.agents]
     assert "You are the BMAD pm agent." == plan.agent("pm").settings["system"]
-    assert "## analyst.project-brief.md\n{{analyst.project-brief.md}}" in (
-        plan.agent("pm").settings["prompt"])
+    assert (
+        "## analyst.project-brief.md\n{{analyst.project-brief.md}}"
+        in (plan.agent("pm").settings["prompt"])
+    )
+
+
+def test_the_ui_forks_ai_front_end_prompt_is_a_document(tmp_path: Path) -> None:
+    """The UX expert's v0_prompt is a document named ai-frontend-prompt.md, written to docs/."""
+    from engine.compiled import CompiledAgent
+    from runtime.outputs import write_outputs
+
+    agent = CompiledAgent(
+        id="ux-expert_2",
+        role="ux-expert",
+        kind="role",
+        group="g",
+        outputs=["v0_prompt"],
+        settings={"bmad_step": 3},
+    )
+    spec = {"markdown": "# Front-end spec\n\n- S1 Sign up", "screens": [{"name": "Sign up"}]}
+    value = roles.generate(
+        agent, {"ux-expert.front-end-spec.md": spec, "project_name": "Acme"}
+    ).outputs["v0_prompt"]
+    assert "ai-frontend-prompt.md" == value["filename"]
+    assert "Generate a " in value["prompt"] and "Sign up" in value["prompt"]
+    write_outputs(tmp_path, {"ux-expert_2.v0_prompt": value}, None)
+    text = (tmp_path / "docs" / "ai-frontend-prompt.md").read_text()
+    assert text.startswith("# AI front-end prompt: Acme\n")
+    assert "## Prompt (paste into v0 or Lovable)" in text
+
+
+def test_a_brownfield_architecture_says_it_enhances_an_existing_system(tmp_path: Path) -> None:
+    text = FULLSTACK.read_text().replace("greenfield", "brownfield")
+    path = tmp_path / "brownfield.yaml"
+    path.write_text(text)
+    assert architecture(path).startswith("# Brownfield full-stack architecture: Acme\n")

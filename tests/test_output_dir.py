@@ -71,7 +71,9 @@ def test_write_outputs_writes_every_output_the_index_and_the_report(tmp_path: Pa
         (row["agent"], row["output"], row["file"]) for row in index["outputs"]]
     assert "| writer | note | [outputs/writer/note.md](outputs/writer/note.md) | text |" in (
         tmp_path / "out/index.md").read_text()
-    assert {"status": "completed"} == json.loads((tmp_path / "out/report.json").read_text())
+    report = json.loads((tmp_path / "out/report.json").read_text())
+    assert "completed" == report["status"]
+    assert index["outputs"] == report["output_files"]
 
 
 def test_colliding_document_names_are_all_written(tmp_path: Path) -> None:
