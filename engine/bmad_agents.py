@@ -136,7 +136,8 @@ def configure(
     files = files if isinstance(files, Mapping) else {}
     for agent_id, agent in agents.items():
         agent.setdefault("settings", {})["bmad_workflow"] = info
-        optional = [f for f in facts if f not in agent["inputs"]]
+        had = list(agent.get("optional_inputs") or [])
+        optional = had + [f for f in facts if f not in agent["inputs"] and f not in had]
         if optional:
             agent["optional_inputs"] = optional
         if llm is not None:
@@ -159,7 +160,10 @@ def _as_llm_agent(
     if not agent["outputs"]:
         agent["outputs"] = [REPLY_OUTPUT]
     # the reply fills the first output; an update of a second artifact keeps a pointer to it
-    agent["defaults"] = {name: f"(see {agent['outputs'][0]})" for name in agent["outputs"][1:]}
+    agent["defaults"] = {
+        **{name: f"(see {agent['outputs'][0]})" for name in agent["outputs"][1:]},
+        **(agent.get("defaults") or {}),
+    }
     known = {*agent["inputs"], *agent.get("optional_inputs", []), "agent", "role"}
     known |= {ref.split(".", 1)[-1] for ref in known}
     persona_file = f"agents/{role}.md"
