@@ -41,12 +41,10 @@ async def serve(target: Target, args: argparse.Namespace) -> None:
             f"{kind} to {os.environ.get(variable)}" for kind, variable in
             (("traces", "OTEL_TRACES_EXPORTER"), ("metrics", "OTEL_METRICS_EXPORTER"))
             if (os.environ.get(variable) or "none") != "none"), flush=True)
-    print(
-        f"worker {client.identity} on task queue {args.task_queue} at {target.address} "
-        f"(namespace {client.namespace}, {security}, {describe_slots(args)}); Ctrl-C stops",
-        flush=True,
-    )
-    await run_until_signalled(worker)
+    ready = (f"worker {client.identity} on task queue {args.task_queue} at {target.address} "
+             f"(namespace {client.namespace}, {security}, {describe_slots(args)}); Ctrl-C stops")
+    # said only once SIGTERM/SIGINT are handled: a SIGTERM right after the line exits 0
+    await run_until_signalled(worker, lambda: print(ready, flush=True))
     print("worker stopped", flush=True)
 
 
