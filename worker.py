@@ -1,6 +1,6 @@
 """Run a worker for PlanWorkflow, the shared pool (ResourcePoolWorkflow) and their activities
 until SIGINT/SIGTERM:
-`python worker.py [--address HOST:PORT] [--namespace NS] [--task-queue Q]
+`pee-worker [--address HOST:PORT] [--namespace NS] [--task-queue Q]
 [--max-concurrent-activities N] [--resource-based [--target-cpu F] [--target-memory F]]
 [--metrics-port N]`, with TLS/mTLS and an API key from --tls* and --api-key or Temporal's
 TEMPORAL_* variables; OTEL_* variables switch on OpenTelemetry traces and metrics.
@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import os
 import sys
+from typing import NoReturn
 
 from cli.common import positive_int
 from cli.run_commands import add_metrics_port_option
@@ -71,7 +72,7 @@ def fraction(text: str) -> float:
 
 
 def parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="worker.py", description=__doc__)
+    parser = argparse.ArgumentParser(prog="pee-worker", description=__doc__)
     add_connection_arguments(
         parser, address_help="HOST:PORT (default TEMPORAL_ADDRESS or the profile's, else the "
         "embedded dev server's localhost:7233)")
@@ -108,7 +109,12 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
+def entry() -> NoReturn:
+    """The `pee-worker` console script (and `python worker.py`)."""
     # worker shut down, then client and event loop (asyncio.run returned): leave without letting
     # the bridge see interpreter teardown (sdk-python issue 300)
     run_entry(main)
+
+
+if __name__ == "__main__":
+    entry()
