@@ -1,5 +1,5 @@
 """Command-line entry: `pee {validate,plan,run,...}` (the console script the project installs;
-`python starter.py` is the same); each command has its module."""
+starter.py in a checkout is the same); each command has its module."""
 
 from __future__ import annotations
 

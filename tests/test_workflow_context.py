@@ -212,7 +212,7 @@ def test_conflict_blocks_only_its_readers_until_resolved_by_update(
     assert (c1["base"], c1["current"], c1["incoming"]) == ("web", "mobile_first",
                                                            "desktop_primary")
     assert "**Open conflicts: 1**" in details
-    assert f"python starter.py resolve {report['workflow_id']} c1 --choice incoming" in details
+    assert f"pee resolve {report['workflow_id']} c1 --choice incoming" in details
     assert (f"temporal workflow update execute --workflow-id {report['workflow_id']} --name "
             "resolve_conflict --input '{\"conflict_id\": \"c1\", \"choice\": \"incoming\", "
             "\"expected_version\": 2}'") in details
@@ -478,7 +478,7 @@ def test_current_details_name_open_conflicts_and_the_commands() -> None:
     assert "group `g` running: dev blocked, deadline paused" in text
     assert "`c1` on `platform` (write_write, version 1, writers ux, arch)" in text
     assert "blocking: dev" in text
-    assert "`python starter.py resolve wf-1 c1 --choice incoming --expected-version 1`" in text
+    assert "`pee resolve wf-1 c1 --choice incoming --expected-version 1`" in text
     assert ("`temporal workflow update execute --workflow-id wf-1 --name resolve_conflict "
             "--input '{\"conflict_id\": \"c1\", \"choice\": \"incoming\", "
             "\"expected_version\": 1}'`") in text
