@@ -29,8 +29,14 @@ def shell_env() -> dict[str, str]:
 
 
 def run(*args: str | Path, timeout: float = 90) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(a) for a in args], cwd=PROJECT_ROOT, env=shell_env(),
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [str(a) for a in args],
+        cwd=PROJECT_ROOT,
+        env=shell_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def test_pee_is_installed_with_the_same_commands_as_starter_py() -> None:
@@ -56,22 +62,47 @@ def test_printed_hints_name_pee_and_run_verbatim(temporal: TemporalHarness) -> N
     """`pee run --detach` with no worker hints `pee-worker ...` and `pee status ...`; the worker
     line, typed as printed, serves the run, and the status line then reports it completed."""
     task_queue = f"hints-{uuid.uuid4().hex[:8]}"
-    started = run(PEE, "run", "plans/demo.yaml", "--time-scale", "0.01", "--detach",
-                  "--address", temporal.address, "--task-queue", task_queue)
+    started = run(
+        PEE,
+        "run",
+        "plans/demo.yaml",
+        "--time-scale",
+        "0.01",
+        "--detach",
+        "--address",
+        temporal.address,
+        "--task-queue",
+        task_queue,
+    )
     assert 0 == started.returncode, started.stdout + started.stderr
     assert "python starter.py" not in started.stdout
-    (worker_line,) = [line.strip() for line in started.stdout.splitlines()
-                      if line.strip().startswith("pee-worker ")]
+    (worker_line,) = [
+        line.strip()
+        for line in started.stdout.splitlines()
+        if line.strip().startswith("pee-worker ")
+    ]
     (status_line,) = re.findall(r"Follow it: (pee status .+)", started.stdout)
     # split as a shell would, and run without one: the SIGTERM below reaches the worker itself
-    worker = subprocess.Popen(shlex.split(worker_line), cwd=PROJECT_ROOT, env=shell_env(),
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    worker = subprocess.Popen(
+        shlex.split(worker_line),
+        cwd=PROJECT_ROOT,
+        env=shell_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 60
         status = None
         while time.monotonic() < deadline:
-            status = subprocess.run(shlex.split(status_line), cwd=PROJECT_ROOT,
-                                    env=shell_env(), capture_output=True, text=True, timeout=60)
+            status = subprocess.run(
+                shlex.split(status_line),
+                cwd=PROJECT_ROOT,
+                env=shell_env(),
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
             if ": completed" in status.stdout:
                 break
             time.sleep(0.5)
@@ -94,8 +125,9 @@ def test_no_user_facing_text_names_python_starter_py() -> None:
                 if pattern in text:
                     found.append(f"{path.relative_to(PROJECT_ROOT)}: {pattern}")
     # the codec and server commands are another change's (issue 14 items 1-2)
-    found = [f for f in found if not f.startswith(("cli/server_commands.py",
-                                                   "cli/codec_commands.py"))]
+    found = [
+        f for f in found if not f.startswith(("cli/server_commands.py", "cli/codec_commands.py"))
+    ]
     assert [] == found
 
 
@@ -104,10 +136,19 @@ def test_worker_sigterm_right_after_its_ready_line_exits_0(temporal: TemporalHar
     SIGTERM sent the moment the line appears shuts it down cleanly (exit 0), every time."""
     for attempt in range(3):
         worker = subprocess.Popen(
-            [str(PEE_WORKER), "--address", temporal.address, "--task-queue",
-             f"sigterm-{attempt}-{uuid.uuid4().hex[:6]}"],
-            cwd=PROJECT_ROOT, env=shell_env(), stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True)
+            [
+                str(PEE_WORKER),
+                "--address",
+                temporal.address,
+                "--task-queue",
+                f"sigterm-{attempt}-{uuid.uuid4().hex[:6]}",
+            ],
+            cwd=PROJECT_ROOT,
+            env=shell_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         assert worker.stdout is not None
         lines = []
         try:

@@ -13,9 +13,11 @@ from typing import Any
 
 from workflows.types import ResolveConflict
 
-EXPECTED_SHAPE = ('one JSON object {"conflict_id": "c1", "choice": "current" | "incoming" | '
-                  '"value", "value": any JSON (with choice "value"), "expected_version": integer '
-                  'or null, "by": string}; only conflict_id and choice are required')
+EXPECTED_SHAPE = (
+    'one JSON object {"conflict_id": "c1", "choice": "current" | "incoming" | '
+    '"value", "value": any JSON (with choice "value"), "expected_version": integer '
+    'or null, "by": string}; only conflict_id and choice are required'
+)
 FIELDS = ("conflict_id", "choice", "value", "expected_version", "by")
 
 
@@ -24,8 +26,15 @@ class MalformedResolution(ValueError):
 
 
 def _kind(value: Any) -> str:
-    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean",
-             int: "an integer", float: "a number", type(None): "null"}
+    names = {
+        dict: "an object",
+        list: "a list",
+        str: "a string",
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        type(None): "null",
+    }
     return names.get(type(value), type(value).__name__)
 
 
@@ -34,7 +43,8 @@ def parse_resolution(payloads: tuple[Any, ...]) -> ResolveConflict:
     MalformedResolution saying what is wrong and what is expected."""
     if len(payloads) != 1:
         raise MalformedResolution(
-            f"expected one argument, got {len(payloads)}; send {EXPECTED_SHAPE}")
+            f"expected one argument, got {len(payloads)}; send {EXPECTED_SHAPE}"
+        )
     (payload,) = payloads
     if isinstance(payload, ResolveConflict):
         # a worker-side caller (or a converter that already built it)
@@ -45,7 +55,8 @@ def parse_resolution(payloads: tuple[Any, ...]) -> ResolveConflict:
     if unknown:
         # a misspelt expected_version would otherwise skip the version check unnoticed
         raise MalformedResolution(
-            f"unknown field(s) {unknown}: the fields are {list(FIELDS)}; send {EXPECTED_SHAPE}")
+            f"unknown field(s) {unknown}: the fields are {list(FIELDS)}; send {EXPECTED_SHAPE}"
+        )
     problems = []
     for name in ("conflict_id", "choice"):
         value = payload.get(name)
@@ -61,9 +72,13 @@ def parse_resolution(payloads: tuple[Any, ...]) -> ResolveConflict:
         problems.append(f"'by' must be a string, got {_kind(by)}")
     if problems:
         raise MalformedResolution(f"{'; '.join(problems)}; send {EXPECTED_SHAPE}")
-    return ResolveConflict(conflict_id=payload["conflict_id"], choice=payload["choice"],
-                           value=payload.get("value"), expected_version=version,
-                           by=by or "user")
+    return ResolveConflict(
+        conflict_id=payload["conflict_id"],
+        choice=payload["choice"],
+        value=payload.get("value"),
+        expected_version=version,
+        by=by or "user",
+    )
 
 
 def rejected_row(payloads: tuple[Any, ...], at: str, reason: str) -> dict[str, Any]:
@@ -76,5 +91,10 @@ def rejected_row(payloads: tuple[Any, ...], at: str, reason: str) -> dict[str, A
         value = fields.get(name)
         return value if isinstance(value, str) else None
 
-    return {"at": at, "conflict_id": text("conflict_id"), "choice": text("choice"),
-            "by": text("by"), "reason": reason}
+    return {
+        "at": at,
+        "conflict_id": text("conflict_id"),
+        "choice": text("choice"),
+        "by": text("by"),
+        "reason": reason,
+    }
