@@ -74,8 +74,8 @@ def register(subparsers: Any) -> None:
         "resolve", help="resolve a context conflict (Update, or --signal)",
         description="Resolve a conflict with the workflow's resolve_conflict Update: keep the "
         "current value, take the incoming one, or give a value. The workflow rejects unknown or "
-        "settled conflicts and stale versions (exit 2, nothing written). Exit 0 resolved, "
-        "1 no worker answered, 2 bad input or rejected.",
+        "settled conflicts and versions other than the current one (exit 2, nothing "
+        "written). Exit 0 resolved, 1 no worker answered, 2 bad input or rejected.",
     )
     resolve.add_argument("workflow_id", metavar="WORKFLOW_ID")
     resolve.add_argument("conflict_id", metavar="CONFLICT_ID", help="e.g. c1 (see `conflicts`)")
@@ -87,7 +87,8 @@ def register(subparsers: Any) -> None:
                          "'{\"target\": \"web\"}' or '\"text\"'")
     resolve.add_argument("--expected-version", type=non_negative_int, metavar="N",
                          help="the key's version you decided against (default: its current "
-                         "version, read with the conflicts query); stale = rejected")
+                         "version, read with the conflicts query); an older (stale) or newer "
+                         "one is rejected")
     resolve.add_argument("--signal", action="store_true",
                          help="send the resolve_conflict signal instead (fire-and-forget; an "
                          "invalid one is logged and listed in the report's rejected_resolutions)")
