@@ -153,6 +153,7 @@ def analyse(plan: CompiledPlan, report: Mapping[str, Any]) -> dict[str, Any]:
          "slack_s": _r(slacks.get(a, 0.0)), "critical": a in critical}
         for a in ids if person[a] > 0]
     person_waits.sort(key=lambda row: -row["waiting_for_person_s"])
+    workflow_id = str(report.get("workflow_id") or "WORKFLOW_ID")
     for wait in person_waits:
         if not wait["critical"] or wait["waiting_for_person_s"] < min_cost:
             continue
@@ -163,7 +164,7 @@ def analyse(plan: CompiledPlan, report: Mapping[str, Any]) -> dict[str, Any]:
             "message": f"'{wait['agent']}' waited {wait['waiting_for_person_s']:g}s for a person "
                        f"to resolve a conflict on its inputs (its own work took "
                        f"{wait['work_s']:g}s), on the critical path: resolve conflicts as they "
-                       "open (`pee conflicts WORKFLOW_ID`), or set context.conflict_timeout "
+                       f"open (`pee conflicts {workflow_id}`), or set context.conflict_timeout "
                        "and timeout_policy so the run settles them itself"})
     # caching saves an agent's work, never its wait for a person
     suggestions += _cache_suggestions(plan, agents_report, critical, work, makespan)
