@@ -116,7 +116,7 @@ def register(subparsers: Any) -> None:
     add_server_options(run)
     run.add_argument("--task-queue", help="default PEE_TASK_QUEUE or 'parallel-execution-engine'")
     run.add_argument("--no-worker", action="store_true",
-                     help="run no worker in this command: `python worker.py` must be running")
+                     help="run no worker in this command: `pee-worker` must be running")
     run.add_argument("--resume-from", metavar="WORKFLOW_ID",
                      help="reuse the groups that passed in that earlier run (and their context "
                      "values): only the rest runs")
@@ -213,7 +213,7 @@ def learned_durations(args: argparse.Namespace, plan_name: str) -> dict[str, Any
         return {}
     if learned:
         print(f"using durations learned from earlier runs for {len(learned)} agent(s) of "
-              f"'{plan_name}' (`starter.py plan {args.plan} --history` shows them; --no-learn "
+              f"'{plan_name}' (`pee plan {args.plan} --history` shows them; --no-learn "
               "ignores them)", file=sys.stderr)
     return learned
 
