@@ -34,8 +34,18 @@ REDACTED = "***"
 MIN_SECRET_CHARS = 8
 # an environment variable whose name contains one of these carries a credential (the same
 # convention as Airflow's secrets masker and most CI systems' masking)
-SENSITIVE_NAME_PARTS = ("key", "token", "secret", "password", "passwd", "credential", "auth",
-                        "private", "cookie", "session")
+SENSITIVE_NAME_PARTS = (
+    "key",
+    "token",
+    "secret",
+    "password",
+    "passwd",
+    "credential",
+    "auth",
+    "private",
+    "cookie",
+    "session",
+)
 # the shortest base64 run worth matching: shorter cores match ordinary words by chance
 MIN_ENCODED_CHARS = 6
 
@@ -127,7 +137,8 @@ class Scrubber:
 
 
 _current: contextvars.ContextVar[Scrubber | None] = contextvars.ContextVar(
-    "pee_agent_scrubber", default=None)
+    "pee_agent_scrubber", default=None
+)
 _NOTHING = Scrubber()
 
 

@@ -80,12 +80,14 @@ def test_the_key_is_scrubbed_before_the_cut_so_no_prefix_straddles_it() -> None:
 def test_values_are_scrubbed_deep_and_short_values_are_not_secrets() -> None:
     scrubber = Scrubber([KEY, "short"])
     assert {"a": [REDACTED, {REDACTED: "x"}], "n": 3} == scrubber.value(
-        {"a": [KEY, {KEY: "x"}], "n": 3})
+        {"a": [KEY, {KEY: "x"}], "n": 3}
+    )
     assert "short stays" == scrubber.text("short stays")
 
 
 def test_log_records_emitted_while_an_agent_runs_are_scrubbed(
-        caplog: pytest.LogCaptureFixture) -> None:
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     logger = logging.getLogger("pee.test.scrub")
     scrub.install_log_filter(logger)
     scrubber, token = scrub.start()
@@ -148,9 +150,16 @@ def servers() -> Iterator[tuple[ChatServer, ChatServer]]:
 
 def probe_plan(path: Path, base_url: str) -> Path:
     def agent(model: str, **extra: Any) -> dict[str, Any]:
-        return {"kind": "http", "base_url": base_url, "model": model, "api_key_env": KEY_ENV,
-                "prompt": "say something", "outputs": ["reply"],
-                "retry": {"max_attempts": 1}, **extra}
+        return {
+            "kind": "http",
+            "base_url": base_url,
+            "model": model,
+            "api_key_env": KEY_ENV,
+            "prompt": "say something",
+            "outputs": ["reply"],
+            "retry": {"max_attempts": 1},
+            **extra,
+        }
 
     plan = {
         "name": "secrets-probe",
@@ -159,13 +168,15 @@ def probe_plan(path: Path, base_url: str) -> Path:
             "reject": agent("reject"),
             "overloaded": agent("overloaded", settings={"max_retries": 1}),
             "notchat": agent("notchat"),
-            "schema": agent("schema", output_schema={"type": "object",
-                                                     "required": ["reply"]}),
+            "schema": agent("schema", output_schema={"type": "object", "required": ["reply"]}),
             "redirect": agent("redirect"),
         },
-        "groups": {"all": {"agents": ["ok", "reject", "overloaded", "notchat", "schema",
-                                      "redirect"],
-                           "success_criteria": "at_least_one_agent_succeeds"}},
+        "groups": {
+            "all": {
+                "agents": ["ok", "reject", "overloaded", "notchat", "schema", "redirect"],
+                "success_criteria": "at_least_one_agent_succeeds",
+            }
+        },
     }
     path.write_text(json.dumps(plan))
     return path
@@ -199,20 +210,33 @@ def files_under(*roots: Path) -> dict[str, bytes]:
 
 
 def test_an_echoing_model_server_never_gets_the_key_into_anything_stored(
-        cli_env: dict[str, str], tmp_path: Path,
-        servers: tuple[ChatServer, ChatServer]) -> None:
+    cli_env: dict[str, str], tmp_path: Path, servers: tuple[ChatServer, ChatServer]
+) -> None:
     echo, other = servers
     plan = probe_plan(tmp_path / "probe.yaml", echo.base_url)
     out, report_file = tmp_path / "out", tmp_path / "report.json"
     cache_dir = tmp_path / "cache"
     cache_dir.mkdir()
-    env = {**cli_env, KEY_ENV: KEY,
-           # uncompressed payloads: a leak in the SQLite history would be readable bytes
-           "PEE_COMPRESSION_THRESHOLD": str(10**9),
-           "PEE_CACHE_PATH": str(cache_dir / "cache.db")}
+    env = {
+        **cli_env,
+        KEY_ENV: KEY,
+        # uncompressed payloads: a leak in the SQLite history would be readable bytes
+        "PEE_COMPRESSION_THRESHOLD": str(10**9),
+        "PEE_CACHE_PATH": str(cache_dir / "cache.db"),
+    }
     workflow_id = f"secrets-probe-{uuid.uuid4().hex[:8]}"
-    done = starter(env, "run", plan, "--no-learn", "--workflow-id", workflow_id,
-                   "--report", report_file, "--output-dir", out)
+    done = starter(
+        env,
+        "run",
+        plan,
+        "--no-learn",
+        "--workflow-id",
+        workflow_id,
+        "--report",
+        report_file,
+        "--output-dir",
+        out,
+    )
     logs = done.stdout + done.stderr
     assert 0 == done.returncode, logs
     report = json.loads(report_file.read_text())
@@ -222,7 +246,8 @@ def test_an_echoing_model_server_never_gets_the_key_into_anything_stored(
     # the server saw the key every time; nothing followed the redirect to the other port
     assert all(key_of(request) == KEY for request in echo.requests)
     assert {"ok", "reject", "overloaded", "notchat", "schema", "redirect"} == {
-        request.body["model"] for request in echo.requests}
+        request.body["model"] for request in echo.requests
+    }
     assert [] == other.requests
     assert "redirect" in report["agents"]["redirect"]["error"]
 
@@ -241,6 +266,7 @@ def test_an_echoing_model_server_never_gets_the_key_into_anything_stored(
     # ...and no form of the key, nor the prefix of one cut at 500 or 200 characters
     forms = [*echoes(KEY), KEY[:8]]
     places = {"history": history.encode(), "logs": logs.encode(), **stored}
-    leaks = [(form, place) for form in forms for place, data in places.items()
-             if form.encode() in data]
+    leaks = [
+        (form, place) for form in forms for place, data in places.items() if form.encode() in data
+    ]
     assert [] == leaks
