@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -49,10 +50,13 @@ class FakeClient:
 
 
 def environment(*, attempt: int = 1, activity_id: str = "a", heartbeat_timeout_s: float | None
-                = None, client: FakeClient | None = None) -> ActivityEnvironment:
+                = None, client: FakeClient | None = None,
+                workflow_run_id: str | None = None) -> ActivityEnvironment:
     env = ActivityEnvironment(client=client)  # type: ignore[arg-type]
     env.info = dataclasses.replace(
         env.info, attempt=attempt, activity_id=activity_id,
+        # a run of its own: command agents key their process trees by run and activity id
+        workflow_run_id=workflow_run_id or f"test-run-{uuid.uuid4()}",
         heartbeat_timeout=None if heartbeat_timeout_s is None
         else timedelta(seconds=heartbeat_timeout_s))
     return env
