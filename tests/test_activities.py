@@ -255,7 +255,7 @@ def test_progress_signals_are_throttled_to_the_progress_interval() -> None:
     run(AgentTask(agent=agent("worker", duration=1.0), progress_interval_s=0.25), env)
     assert 2 <= len(client.signals) <= 4
     (target, name, first) = client.signals[0]
-    assert (("test", "test-run"), "agent_progress") == (target, name)
+    assert (("test", env.info.workflow_run_id), "agent_progress") == (target, name)
     assert isinstance(first, AgentProgress)
     assert ("worker", 1) == (first.agent_id, first.attempt)
     assert 0.1 < (first.fraction or 0) < 0.6

@@ -281,3 +281,17 @@ def test_another_runs_processes_are_left_alone(tmp_path: Path) -> None:
 
     asyncio.run(go())
     assert gone(pids)
+
+
+def test_a_credential_variable_never_comes_back_in_outputs_or_errors(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """env API_TOKEN: $VAR (a credential by its name) reaches the child, but the child echoing
+    it in its outputs gets it scrubbed; a non-credential variable passes unchanged."""
+    secret = "tok-0123456789abcdef"
+    monkeypatch.setenv("PEE_TEST_VAR_A", secret)
+    monkeypatch.setenv("PEE_TEST_VAR_B", "plain-value-123")
+    agent = command_agent("env", env={"API_TOKEN": "$PEE_TEST_VAR_A",
+                                      "MODE": "$PEE_TEST_VAR_B"})
+    child = run(AgentTask(agent=agent)).outputs["summary"]
+    assert ("***", "plain-value-123") == (child["API_TOKEN"], child["MODE"])
+    assert secret not in str(child)
