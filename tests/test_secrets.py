@@ -270,3 +270,61 @@ def test_an_echoing_model_server_never_gets_the_key_into_anything_stored(
         (form, place) for form in forms for place, data in places.items() if form.encode() in data
     ]
     assert [] == leaks
+
+
+def test_heartbeat_and_progress_details_are_scrubbed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 503 whose body starts with the key: while the agent waits to retry, its heartbeats and
+    progress signals say what happened ("HTTP 503: ***"), never the key."""
+    from activities.types import AgentTask
+    from engine.compiled import CompiledAgent, RetrySpec
+    from tests.test_activities import FakeClient, environment, run
+
+    monkeypatch.setenv(KEY_ENV, KEY)
+    server = ChatServer()
+    server.script = [(503, {"Retry-After": "1"}, f"{KEY} is overloaded")]
+    try:
+        agent = CompiledAgent(
+            id="writer",
+            role="writer",
+            kind="http",
+            group="g",
+            outputs=["reply"],
+            estimated_s=0.0,
+            retry=RetrySpec(max_attempts=1, initial_interval_s=0.1),
+            settings={"base_url": server.base_url, "api_key_env": KEY_ENV, "prompt": "hi"},
+        )
+        client = FakeClient()
+        env = environment(heartbeat_timeout_s=0.3, client=client)
+        beats: list[Any] = []
+        env.on_heartbeat = lambda *details: beats.append(details)
+        result = run(AgentTask(agent=agent, progress_interval_s=0.1), env)
+    finally:
+        server.close()
+    assert {"reply": "hello"} == result.outputs
+    sent = json.dumps([beats, [str(signal) for signal in client.signals]], default=str)
+    assert "HTTP 503: ***" in sent
+    assert not [form for form in [*echoes(KEY), KEY[:8]] if form in sent]
+
+
+def test_progress_scrubs_whatever_a_backend_reports() -> None:
+    """The safety net: a message a backend did not scrub itself is scrubbed in the snapshot
+    that heartbeats and progress signals carry."""
+    from activities.progress import Progress
+    from activities.types import AgentTask
+    from engine.compiled import CompiledAgent
+    from tests.test_activities import environment
+
+    task = AgentTask(agent=CompiledAgent(id="a", role="a", kind="http", group="g", estimated_s=0.0))
+
+    async def report() -> str:
+        scrubber, token = scrub.start()
+        try:
+            scrub.register(KEY)
+            progress = Progress(task)
+            progress.report(message=f"talking to {KEY}")
+            return progress.snapshot().message
+        finally:
+            scrub.finish(token)
+
+    message = asyncio.run(environment().run(report))
+    assert message.startswith("talking to ***") and KEY[:8] not in message
