@@ -149,7 +149,15 @@ class RenderRunner:
         """`func(*args)` in a render process; asyncio.TimeoutError after `timeout` seconds (the
         process killed first), the function's own exception if it raised one."""
         loop = asyncio.get_running_loop()
-        slot = await loop.run_in_executor(self._waiters, self._take)
+        taking = loop.run_in_executor(self._waiters, self._take)
+        try:
+            slot = await asyncio.shield(taking)
+        except asyncio.CancelledError:
+            # cancelled while a process started: it goes back to the idle ones once it has
+            taking.add_done_callback(
+                lambda done: None if done.exception() else self._give_back(done.result())
+            )
+            raise
         answer = loop.run_in_executor(self._waiters, slot.call, func, args)
         try:
             done, _ = await asyncio.wait({answer}, timeout=timeout)

@@ -32,27 +32,34 @@ from typing import Any
 
 REDACTED = "***"
 MIN_SECRET_CHARS = 8
-# an environment variable whose name contains one of these carries a credential (the same
-# convention as Airflow's secrets masker and most CI systems' masking)
-SENSITIVE_NAME_PARTS = (
-    "key",
-    "token",
-    "secret",
-    "password",
-    "passwd",
-    "credential",
-    "auth",
-    "private",
-    "cookie",
-    "session",
+# an environment variable named with one of these words (or a word ending in the first four:
+# APIKEY, GHTOKEN) carries a credential; the same convention as Airflow's secrets masker
+SENSITIVE_WORDS = frozenset(
+    {
+        "key",
+        "token",
+        "secret",
+        "password",
+        "passwd",
+        "passphrase",
+        "credential",
+        "credentials",
+        "auth",
+        "authorization",
+        "cookie",
+        "private",
+        "pat",
+    }
 )
+SENSITIVE_ENDINGS = ("key", "token", "secret", "password")
 # the shortest base64 run worth matching: shorter cores match ordinary words by chance
 MIN_ENCODED_CHARS = 6
 
 
 def sensitive_name(name: str) -> bool:
-    lowered = name.lower()
-    return any(part in lowered for part in SENSITIVE_NAME_PARTS)
+    """OPENAI_API_KEY, GITHUB_TOKEN, DB_PASSWORD, APIKEY: yes; AUTHOR_NAME, MODE: no."""
+    words = [word for word in re.split(r"[^a-z0-9]+", name.lower()) if word]
+    return any(word in SENSITIVE_WORDS or word.endswith(SENSITIVE_ENDINGS) for word in words)
 
 
 def _base64_cores(raw: bytes) -> set[str]:

@@ -328,3 +328,19 @@ def test_progress_scrubs_whatever_a_backend_reports() -> None:
 
     message = asyncio.run(environment().run(report))
     assert message.startswith("talking to ***") and KEY[:8] not in message
+
+
+@pytest.mark.parametrize(
+    ("name", "credential"),
+    [
+        ("OPENAI_API_KEY", True),
+        ("GITHUB_TOKEN", True),
+        ("DB_PASSWORD", True),
+        ("APIKEY", True),
+        ("AUTHOR_NAME", False),
+        ("MODE", False),
+        ("HOME", False),
+    ],
+)
+def test_credential_variables_are_known_by_their_name(name: str, credential: bool) -> None:
+    assert credential == scrub.sensitive_name(name)
