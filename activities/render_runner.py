@@ -120,11 +120,20 @@ class RenderRunner:
 
     def __init__(self) -> None:
         self._idle: list[_Slot] = []
+        self._in_flight = 0
         self._lock = threading.Lock()
         # threads that wait on a render process's pipe; each ends when its process does
         self._waiters = concurrent.futures.ThreadPoolExecutor(
             max_workers=MAX_WAITERS, thread_name_prefix="render-wait"
         )
+
+    @property
+    def in_flight(self) -> int:
+        """Renders whose waiting thread has not returned yet (their process may be running)."""
+        return self._in_flight
+
+    def _answered(self, _: asyncio.Future[Any]) -> None:
+        self._in_flight -= 1
 
     def _take(self) -> _Slot:
         with self._lock:
@@ -159,6 +168,8 @@ class RenderRunner:
             )
             raise
         answer = loop.run_in_executor(self._waiters, slot.call, func, args)
+        self._in_flight += 1
+        answer.add_done_callback(self._answered)
         try:
             done, _ = await asyncio.wait({answer}, timeout=timeout)
         except BaseException:
