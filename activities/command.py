@@ -57,7 +57,7 @@ STDERR_TAIL_CHARS = 2000
 # SIGTERM first, then SIGKILL after this long
 KILL_GRACE_S = 1.0
 # how often the leader's descendants are sampled into the attempt's state file
-SAMPLE_S = 0.2
+SAMPLE_S = 0.5
 # how often the leader is checked for having exited
 EXIT_POLL_S = 0.02
 # after the leader exited and its tree was killed: how long its pipes may take to drain (a

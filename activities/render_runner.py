@@ -8,6 +8,11 @@ it (its pipe closes). Processes are kept warm between renders (at most `MAX_IDLE
 killed one costs a fresh start. An idle one exits when the worker closes its pipe or dies (on
 Linux it also gets SIGKILL with its parent), so none outlives the worker.
 
+Why a plain subprocess and not multiprocessing: its "spawn" start re-imports the worker's main
+module (starter.py, worker.py) in every child, and "fork" is unsafe in a worker whose SDK core
+runs threads. A process starts and imports the function's module before the render's timeout
+starts counting.
+
 The function to run is passed by reference (pickle: module and name), its arguments and result
 by value; an exception it raises is raised again here. The rendering itself stays in
 activities.template_backend; this module only decides where it runs.
@@ -19,6 +24,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import ctypes
+import importlib
 import os
 import pickle
 import signal
@@ -57,6 +63,7 @@ class _Slot:
             # a Ctrl-C on the worker's terminal is the worker's to handle, not the renders'
             start_new_session=True,
         )
+        self.imported: set[str] = set()
 
     @property
     def pid(self) -> int:
@@ -135,13 +142,23 @@ class RenderRunner:
     def _answered(self, _: asyncio.Future[Any]) -> None:
         self._in_flight -= 1
 
-    def _take(self) -> _Slot:
+    def _take(self, module: str) -> _Slot:
+        """An idle process, or a new one; either has `module` imported, so neither its start
+        nor the import counts against the render's timeout."""
+        slot = None
         with self._lock:
-            while self._idle:
-                slot = self._idle.pop()
-                if slot.alive():
-                    return slot
-        return _Slot()
+            while self._idle and slot is None:
+                candidate = self._idle.pop()
+                if candidate.alive():
+                    slot = candidate
+        slot = slot or _Slot()
+        if module not in slot.imported:
+            ok, error = slot.call(_preload, (module,))
+            if not ok:
+                slot.kill()
+                raise error
+            slot.imported.add(module)
+        return slot
 
     def _give_back(self, slot: _Slot) -> None:
         with self._lock:
@@ -158,7 +175,7 @@ class RenderRunner:
         """`func(*args)` in a render process; asyncio.TimeoutError after `timeout` seconds (the
         process killed first), the function's own exception if it raised one."""
         loop = asyncio.get_running_loop()
-        taking = loop.run_in_executor(self._waiters, self._take)
+        taking = loop.run_in_executor(self._waiters, self._take, func.__module__)
         try:
             slot = await asyncio.shield(taking)
         except asyncio.CancelledError:
@@ -213,6 +230,10 @@ def runner() -> RenderRunner:
         if _runner is None:
             _runner = RenderRunner()
         return _runner
+
+
+def _preload(module: str) -> None:
+    importlib.import_module(module)
 
 
 # ---- the render process ----------------------------------------------------------------------

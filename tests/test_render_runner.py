@@ -15,7 +15,7 @@ from activities.agents import run_agent
 from activities.render_cache import default_cache
 from activities.types import AgentTask
 from tests.agents_fixtures import renders
-from tests.test_activities import environment, failure
+from tests.test_activities import environment, failure, run
 from tests.test_backend_command import alive, gone, wait_for_pids
 from tests.test_backend_template import template_agent
 
@@ -108,3 +108,12 @@ def test_a_warm_render_process_is_reused_and_errors_come_back() -> None:
 
     first, second = asyncio.run(go())
     assert first and set(first) <= set(second)
+
+
+def test_starting_a_render_process_does_not_count_against_render_timeout() -> None:
+    """With no warm process, a 1 s render_timeout still fits a quick render: the process starts
+    and imports the template module (seconds on a busy machine) before the clock runs."""
+    render_runner.runner().close()
+    agent = template_agent("brief.md", template_engine={"render_timeout": 1.0})
+    result = run(AgentTask(agent=agent, inputs={"project_name": "Acme"}))
+    assert result.outputs["doc"].startswith("# Acme")
