@@ -5,6 +5,8 @@ signals), applies `--simulate` (task.simulate_s: the agent takes at least that l
 kind) and turns every failure into an ApplicationError carrying details=[{"attempt": n}], which
 the workflow reads for its report. Large outputs go to the artifact store and come back as
 references, which are resolved again in the next agent's inputs (activities/artifacts.py).
+No secret leaves an agent: backends register the secrets they read with the agent's scrubber
+(activities.scrub), and results, errors, heartbeats, progress and logs pass it on the way out.
 Cancellation is an asyncio.CancelledError raised wherever the
 agent is waiting; nothing here swallows it.
 
