@@ -1,23 +1,38 @@
 """Import BMAD v4 workflow files (``workflow: {sequence: [...]}``) as native plans.
 
-BMAD lists its steps in the order a person would run them, and each agent step names the artifacts
-it ``creates``/``updates`` and the ones it ``requires``. We keep the data, not the order: every
-requirement becomes an edge to the step that last produced that artifact earlier in the sequence,
-so the analyser can run side by side whatever the sequence only happens to list one after another.
+A BMAD ``sequence`` is ordered: a person runs its steps one after another. The import keeps that
+order and relaxes it only where BMAD itself says two steps are independent:
 
-The result is a dict in the native plan format (``name``, ``description``, ``inputs``, ``agents``)
-plus ``notes``: human-readable lines about steps that were not turned into agents (guidance steps,
-conditional steps whose condition is off). The plan loader validates it like any native plan.
+- a step with ``requires`` waits for the producers of what it requires (an artifact by name; a
+  combination ``a_or_b``/``a_and_b``; ``existing_<x>`` for a step named ``<x>``; an abstract
+  ``all_artifacts...``/``..._in_project`` for every earlier producer), so two steps requiring the
+  same earlier document and nothing from each other run side by side (the UI fork);
+- a step without ``requires`` follows the step before it;
+- a step that ``updates`` a document waits for the step that made its current version;
+- the PO's ``validates`` step is a gate: every later step waits for it.
+
+Every derived edge carries its reason (``Link``) and every reinterpretation (a skipped step,
+guidance, a pseudo-agent, ``repeats``, routing, ``optional_steps``, templates) a ``Note``: the
+``Interpretation`` that ``validate``, ``plan`` and ``run`` print.
 """
 
 from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
+from engine.bmad_folder import (
+    BmadFolder,
+    Source,
+    TemplateChoice,
+    document_stem,
+    template_stem,
+    templates_named_in,
+)
 from engine.errors import (
     InvalidValueError,
     Location,
@@ -25,8 +40,10 @@ from engine.errors import (
     PlanError,
     PlanValidationError,
     UnknownKeyError,
+    UnknownVariableError,
     UnresolvedInputError,
 )
+from engine.models import BUILTIN_ROLES, normalise_role
 from engine.yamlsrc import SourceMap
 
 PathKey = tuple[Any, ...]
@@ -53,13 +70,104 @@ _ARTIFACT_KEYS = ("creates", "updates", "requires", "validates")
 # settings copied onto the agent so `plan` output and backends can show what BMAD asked for
 _SETTING_KEYS = ("step", "action", "uses", "optional_steps", "repeats", "notes", "condition")
 
-TRUTHY = frozenset({"true", "yes", "1", "on"})
+TRUE_WORDS = ("true", "yes", "y", "1", "on")
+FALSE_WORDS = ("false", "no", "n", "0", "off")
+TRUTHY = frozenset(TRUE_WORDS)
 # "all_artifacts", "all_artifacts_in_project"...: everything produced so far
 ALL_ARTIFACTS = "all_artifacts"
+IN_PROJECT = "_in_project"
+EXISTING = "existing_"
+# variables the loader itself reads (cli/common.plan_variables sets the last two)
+RESERVED_VARIABLES = ("bmad_kind", "bmad_duration", "bmad_dir", "bmad_templates")
+# run facts that agents and templates read by name, accepted by --set for every workflow
+PROJECT_VARIABLES = ("project_name", "project", "project_brief", "brief", "description",
+                     "user_name", "author", "date", "version")
+GATE_AGENTS = ("po",)
+COMPLETION = "completion"
 
 _TRAILING_PAREN = re.compile(r"\s*\([^()]*\)\s*$")
 _NOT_ID_CHAR = re.compile(r"[^A-Za-z0-9_-]")
 _ID = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+_EXTENSION = re.compile(r"\.(md|markdown|yaml|yml|txt|json)$")
+
+
+class NoteKind(str, Enum):
+    """What kind of reinterpretation a note reports."""
+
+    SKIPPED = "skipped"
+    INCLUDED = "included"
+    GUIDANCE = "guidance"
+    ROUTING = "routing"
+    PSEUDO_AGENT = "pseudo-agent"
+    REPEATS = "repeats"
+    OPTIONAL_STEPS = "optional steps"
+    OPTIONAL = "optional"
+    INPUT = "input"
+    TEMPLATE = "template"
+
+
+@dataclass(frozen=True)
+class Note:
+    kind: NoteKind
+    text: str
+
+    def render(self) -> str:
+        return f"{self.kind.value}: {self.text}"
+
+
+@dataclass(frozen=True)
+class Link:
+    """A derived edge: ``agent`` waits for ``after`` (through reference ``ref``) because ..."""
+
+    agent: str
+    after: str
+    ref: str
+    reason: str
+
+    def render(self) -> str:
+        if not self.after:
+            return f"reads plan input {self.ref}: {self.reason}"
+        target = self.after if self.ref.endswith(f".{COMPLETION}") else self.ref
+        return f"after {target}: {self.reason}"
+
+
+@dataclass
+class Interpretation:
+    """How the import read the workflow: each agent's edges with reasons, and the notes."""
+
+    links: list[Link] = field(default_factory=list)
+    notes: list[Note] = field(default_factory=list)
+
+    def links_of(self, agent: str) -> list[Link]:
+        return [link for link in self.links if link.agent == agent]
+
+    def lines(self) -> list[str]:
+        """The 'interpretation' section of validate, plan and run (without its heading)."""
+        return [f"  - {note.render()}" for note in self.notes]
+
+    def order_lines(self, agents: Collection[str]) -> list[str]:
+        """Each agent's derived edges, one line per edge, in sequence order."""
+        lines: list[str] = []
+        for agent in agents:
+            links = self.links_of(agent)
+            if not links:
+                lines.append(f"  {agent}: first step (waits for nothing)")
+            for link in links:
+                lines.append(f"  {agent} {link.render()}")
+        return lines
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "links": [{"agent": k.agent, "after": k.after, "ref": k.ref, "reason": k.reason}
+                      for k in self.links],
+            "notes": [{"kind": n.kind.value, "text": n.text} for n in self.notes],
+        }
+
+
+@dataclass
+class BmadImport:
+    plan: dict[str, Any]
+    interpretation: Interpretation
 
 
 def is_bmad(data: Any) -> bool:
@@ -89,8 +197,32 @@ def input_name(artifact: str) -> str:
     return _NOT_ID_CHAR.sub("_", artifact)
 
 
+def truth(value: Any) -> bool | None:
+    """True/False for an accepted spelling (true/yes/y/1/on, false/no/n/0/off), else None."""
+    if isinstance(value, bool):
+        return value
+    if value is None:
+        return None
+    text = str(value).strip().lower()
+    if text in TRUE_WORDS:
+        return True
+    if text in FALSE_WORDS:
+        return False
+    return None
+
+
 def is_truthy(value: Any) -> bool:
-    return value is not None and str(value).strip().lower() in TRUTHY
+    return truth(value) is True
+
+
+def is_abstract(artifact: str) -> bool:
+    """``all_artifacts``, ``all_artifacts_in_project``...: every document made so far."""
+    return artifact.startswith(ALL_ARTIFACTS) or artifact.endswith(IN_PROJECT)
+
+
+def match_key(name: str) -> str:
+    """How names compare: ``Front-End-Spec.md`` and ``front_end_spec`` are the same document."""
+    return re.sub(r"[^a-z0-9]+", "_", _EXTENSION.sub("", name.lower())).strip("_")
 
 
 @dataclass
@@ -124,10 +256,17 @@ class _Step:
 
 
 class _Importer:
-    def __init__(self, source: SourceMap, variables: Mapping[str, Any]) -> None:
+    def __init__(self, source: SourceMap, variables: Mapping[str, Any],
+                 folder: BmadFolder | None = None, workflow_type: str | None = None) -> None:
         self.source = source
         self.variables = variables
+        self.folder = folder
+        self.workflow_type = workflow_type
         self.problems: list[PlanError] = []
+        self.interpretation = Interpretation()
+        # names a --set may give: conditions, requirements, template variables
+        self.known: list[str] = [*RESERVED_VARIABLES, *PROJECT_VARIABLES]
+        self.conditions: list[str] = []
 
     def at(self, path: PathKey) -> Location:
         return self.source.locate(path)
@@ -294,63 +433,298 @@ class _Importer:
             used.add(agent_id)
             step.agent_id = agent_id
 
-    def convert(self, steps: list[_Step]) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
-        # no kind: BMAD roles (analyst, pm, ux-expert...) run as the built-in role agents
-        kind = self.variables.get("bmad_kind")
-        duration = self.variables.get("bmad_duration")
+    def collect_known(self, steps: list[_Step]) -> None:
+        """Every name a --set may give this workflow (for the unknown-name check)."""
+        for step in steps:
+            for condition in _conditions_of(step):
+                self.known.append(condition)
+                self.conditions.append(condition)
+            for artifact, _ in step.requires:
+                self.known.extend(_variable_names(artifact))
+                for joiner in ("_or_", "_and_"):
+                    for part in artifact.split(joiner):
+                        self.known.extend(_variable_names(part))
+
+    def included(self, step: _Step) -> bool:
+        """Whether a conditional step runs; says why in a note, and records a bad value."""
+        condition = step.fields.get("condition")
+        if not condition:
+            return True
+        given = self.variables.get(condition)
+        value = truth(given)
+        if given is not None and value is None:
+            self.problems.append(InvalidValueError(
+                f"--set {condition}={given} is neither true nor false "
+                f"({step.label()} runs only when it is true)",
+                value=given, location=Location(file=self.source.file, path=f"--set {condition}"),
+                expected="one of " + "/".join(TRUE_WORDS) + " or " + "/".join(FALSE_WORDS),
+                found=repr(given), fix=f"write --set {condition}=true or --set {condition}=false",
+            ))
+            return False
+        if value:
+            self.note(NoteKind.INCLUDED, f"{step.label()}: condition '{condition}' is "
+                      f"{given!r} (true)")
+            return True
+        state = "not set" if given is None else f"{given!r} (false)"
+        self.note(NoteKind.SKIPPED, f"{step.label()}: condition '{condition}' is "
+                  f"{state} (include it with --set {condition}=true; "
+                  f"{'/'.join(TRUE_WORDS)} count as true)")
+        return False
+
+    def note(self, kind: NoteKind, text: str) -> None:
+        self.interpretation.notes.append(Note(kind, text))
+
+    def convert(self, steps: list[_Step]) -> tuple[dict[str, Any], dict[str, Any]]:
         agents: dict[str, Any] = {}
         inputs: dict[str, Any] = {}
-        notes: list[str] = []
         # artifact -> id of the step that last created/updated it; insertion order = first made
         producers: dict[str, str] = {}
+        # match_key(step name) -> agent id, for `existing_<x>` and names of earlier steps
+        named: dict[str, str] = {}
+        outputs_of: dict[str, list[str]] = {}
+        order: dict[str, int] = {}  # agent id -> position among the steps that run
+        previous: str | None = None
+        gate: _Step | None = None
+        self.collect_known(steps)
 
         for step in steps:
             if not step.agent:
-                notes.append(_guidance_note(step))
+                self.guidance(step)
                 continue
-            condition = step.fields.get("condition")
-            if condition and not is_truthy(self.variables.get(condition)):
-                notes.append(
-                    f"{step.label()} skipped: condition '{condition}' is not true "
-                    f"(include it with --set {condition}=true)"
-                )
+            if not self.included(step):
                 continue
+            agent_id = step.agent_id or step.agent
+            links: list[Link] = []
 
-            reads: list[str] = []
+            def link(after: str, ref: str, reason: str, agent_id: str = agent_id,
+                     links: list[Link] = links) -> None:
+                if after != agent_id and all(k.ref != ref for k in links):
+                    links.append(Link(agent_id, after, ref, reason))
+
             for artifact, path in step.requires:
-                if artifact.startswith(ALL_ARTIFACTS):
-                    reads.extend(f"{p}.{a}" for a, p in producers.items())
-                elif artifact in producers:
-                    reads.append(f"{producers[artifact]}.{artifact}")
-                else:
+                if is_abstract(artifact):
+                    for made, maker in producers.items():
+                        link(maker, f"{maker}.{made}",
+                             f"requires {artifact} (every document made before it)")
+                    continue
+                found = self.match(artifact, producers, named, outputs_of)
+                for after, ref, reason in found:
+                    link(after, ref, reason)
+                if not found:
                     name = self.plan_input(step, artifact, path, steps)
                     if name is not None:
                         inputs[name] = self.variables[self.variable_for(artifact)]
-                        reads.append(name)
+                        links.append(Link(agent_id, "", name, f"requires {artifact}"))
+                        self.note(NoteKind.INPUT, f"{agent_id} requires '{artifact}', which "
+                                  f"no earlier step makes: read from the value given for "
+                                  f"'{name}'")
             # an update edits the current version, so it waits for whoever made that version
-            reads.extend(f"{producers[a]}.{a}" for a in step.updates if a in producers)
+            for artifact in step.updates:
+                if artifact in producers:
+                    maker = producers[artifact]
+                    link(maker, f"{maker}.{artifact}",
+                         f"updates {artifact} (the version {maker} made)")
+            if not step.requires and previous is not None:
+                link(previous, f"{previous}.{COMPLETION}", "follows the previous step "
+                     "(no requires)")
 
             validated: list[str] = []
             for artifact, path in step.validates:
-                if artifact.startswith(ALL_ARTIFACTS):
-                    validated.extend(producers.values())
-                elif artifact in producers:
-                    validated.append(producers[artifact])
-                else:
-                    self.problems.append(MissingProducerError(
-                        f"{step.label()} validates '{artifact}', but no earlier step creates it",
-                        value=artifact, location=self.at(path),
-                        expected=f"a step before step {step.index} that creates '{artifact}'",
-                        found=_producers_hint(artifact, step, steps, self.variables),
-                        fix="add a step that creates it, or validate all_artifacts",
-                    ))
+                targets = self.validated(step, artifact, path, producers, steps)
+                for target in targets:
+                    if target not in validated:
+                        validated.append(target)
+                        links.append(Link(agent_id, target, f"{target}.{COMPLETION}",
+                                          f"validates {artifact}"))
 
+            waits_for = [k.after for k in links if k.after]
+            if gate is not None and gate.agent_id not in waits_for and not any(
+                order[after] > order[gate.agent_id or ""] for after in waits_for
+            ):
+                gate_id = gate.agent_id or ""
+                link(gate_id, f"{gate_id}.{COMPLETION}", f"PO gate: {gate.label()} validates "
+                     + ", ".join(a for a, _ in gate.validates) + " before later steps run")
+
+            # a completion wait on an agent whose output is read anyway says nothing more
+            data_from = {k.after for k in links if not k.ref.endswith(f".{COMPLETION}")}
+            links = [k for k in links if not (k.ref.endswith(f".{COMPLETION}")
+                                              and k.after in data_from
+                                              and not k.reason.startswith("validates"))]
+            self.interpretation.links.extend(links)
+            reads = [k.ref for k in links if not k.reason.startswith("validates")]
             outputs = _unique([*step.creates, *step.updates])
-            agent_id = step.agent_id or step.agent
-            agents[agent_id] = self.agent(step, kind, duration, reads, outputs, validated)
+            template = self.template_for(step) if self.folder is not None else None
+            agents[agent_id] = self.agent(step, reads, outputs, validated, template)
+            self.explain_step(step, agents[agent_id])
+
             for artifact in outputs:
                 producers[artifact] = agent_id
-        return agents, inputs, notes
+            outputs_of[agent_id] = outputs
+            if step.name:
+                named[match_key(step.name)] = agent_id
+            order[agent_id] = len(order)
+            previous = agent_id
+            if step.validates and normalise_role(step.agent or "") in GATE_AGENTS:
+                gate = step
+        return agents, inputs
+
+    def match(self, artifact: str, producers: Mapping[str, str], named: Mapping[str, str],
+              outputs_of: Mapping[str, list[str]]) -> list[tuple[str, str, str]]:
+        """(agent, reference, reason) for each earlier step that makes ``artifact``.
+
+        ``a_or_b`` needs one of its parts, ``a_and_b`` all of them; a part is an artifact (by
+        normalised name) or a step (``existing_<x>`` names step ``<x>``).
+        """
+        whole = self.match_one(artifact, artifact, producers, named, outputs_of)
+        if whole:
+            return whole
+        for joiner, needs_all in (("_or_", False), ("_and_", True)):
+            parts = [part for part in artifact.split(joiner) if part]
+            if len(parts) < 2:
+                continue
+            found = [self.match_one(part, artifact, producers, named, outputs_of)
+                     for part in parts]
+            if needs_all and not all(found):
+                return []
+            return [item for items in found for item in items]
+        return []
+
+    def match_one(self, name: str, written: str, producers: Mapping[str, str],
+                  named: Mapping[str, str], outputs_of: Mapping[str, list[str]]
+                  ) -> list[tuple[str, str, str]]:
+        part = "" if name == written else f" ('{name}')"
+        if name in producers:
+            maker = producers[name]
+            return [(maker, f"{maker}.{name}", f"requires {written}{part}")]
+        key = match_key(name)
+        for made, maker in reversed(list(producers.items())):
+            if match_key(made) == key:
+                return [(maker, f"{maker}.{made}", f"requires {written} (= {made})")]
+        keys = [key]
+        if key.startswith(EXISTING):
+            keys.append(key[len(EXISTING):])
+        for candidate in keys:
+            maker = named.get(candidate)
+            if maker is None:
+                # "analysis" in existing_documentation_or_analysis: the one step named *_analysis
+                ends = [a for n, a in named.items() if n.endswith(f"_{candidate}")]
+                maker = ends[0] if len(ends) == 1 else None
+            if maker is None:
+                continue
+            reason = f"requires {written}{part}: made by step {maker}"
+            made = outputs_of.get(maker) or []
+            if not made:
+                return [(maker, f"{maker}.{COMPLETION}", reason)]
+            return [(maker, f"{maker}.{m}", reason) for m in made]
+        return []
+
+    def validated(self, step: _Step, artifact: str, path: PathKey,
+                  producers: Mapping[str, str], steps: list[_Step]) -> list[str]:
+        if is_abstract(artifact):
+            return _unique(list(producers.values()))
+        found = self.match(artifact, producers, {}, {})
+        if found:
+            return _unique([after for after, _, _ in found])
+        self.problems.append(MissingProducerError(
+            f"{step.label()} validates '{artifact}', but no earlier step creates it",
+            value=artifact, location=self.at(path),
+            expected=f"a step before step {step.index} that creates '{artifact}'",
+            found=_producers_hint(artifact, step, steps, self.variables),
+            fix="add a step that creates it, or validate all_artifacts",
+        ))
+        return []
+
+    def guidance(self, step: _Step) -> None:
+        routes = step.fields.get("routes")
+        if isinstance(routes, Mapping):
+            self.routing(step, routes)
+            return
+        what = step.fields.get("action") or " ".join(
+            str(step.fields.get("notes") or "").split())[:80] or "no action"
+        condition = step.fields.get("condition")
+        when = f" (when {condition})" if condition else ""
+        self.note(NoteKind.GUIDANCE, f"step {step.index} '{step.name or 'guidance'}' is "
+                  f"guidance for a person{when}, no agent runs: {what}")
+
+    def routing(self, step: _Step, routes: Mapping[Any, Any]) -> None:
+        names = [str(route) for route in routes]
+        onward = [str(route) for route, spec in routes.items()
+                  if isinstance(spec, Mapping) and "continue" in spec]
+        condition = step.fields.get("condition") or "its condition"
+        described = ", ".join(
+            f"{route} ({_route_summary(spec)})" for route, spec in routes.items())
+        taken = (f"this run takes '{onward[0]}' (it continues with the next step); the other "
+                 "routes are not run" if onward else
+                 "no route continues the workflow; the steps after it run in order")
+        self.note(NoteKind.ROUTING, f"step {step.index} '{step.name or 'routing'}' routes by "
+                  f"{condition} between {described}: {taken}")
+        self.known.extend(names)
+
+    def explain_step(self, step: _Step, agent: Mapping[str, Any]) -> None:
+        agent_id = step.agent_id or step.agent or ""
+        role = step.agent or ""
+        if role == "various" or "/" in role:
+            meaning = ("whichever agents own the documents in question" if role == "various"
+                       else "one of " + " or ".join(role.split("/")))
+            self.note(NoteKind.PSEUDO_AGENT, f"{step.label()}: '{role}' is not one BMAD agent "
+                      f"({meaning}); runs as {_how_run(agent, role)}")
+        repeats = step.fields.get("repeats")
+        if repeats:
+            self.note(NoteKind.REPEATS, f"{agent_id} repeats {repeats} in BMAD: runs once in "
+                      "this run (one pass over the documents); run again for the next item")
+        optional_steps = step.fields.get("optional_steps")
+        if optional_steps:
+            self.note(NoteKind.OPTIONAL_STEPS, f"{agent_id}: optional steps "
+                      f"{', '.join(optional_steps)} are a person's choice in BMAD and are not run")
+        if step.fields.get("optional") is True:
+            self.note(NoteKind.OPTIONAL, f"{agent_id} is optional: if it fails, the run goes on")
+
+    # -- templates from --bmad-dir ------------------------------------------------------------
+
+    def template_for(self, step: _Step) -> TemplateChoice | None:
+        """The template a step renders with --bmad-dir: from uses, notes or the agent's file."""
+        folder = self.folder
+        assert folder is not None
+        label = step.label()
+        uses = step.fields.get("uses")
+        if isinstance(uses, str) and uses:
+            if uses in folder.templates or uses.endswith("-tmpl"):
+                return self.checked(step, uses, Source.USES, f"uses: {uses}")
+            kind = next((k for k in ("tasks", "checklists") if folder.has(k, uses)), None)
+            found = f"{kind}/{uses}.md" if kind else f"no template, task or checklist {uses}"
+            self.note(NoteKind.TEMPLATE, f"{label} uses {uses} ({found}), not a template")
+        for name in templates_named_in(step.fields.get("notes")):
+            return self.checked(step, name, Source.NOTES, f"its notes name {name}")
+        role = step.agent or ""
+        definition = folder.agent(role) if "/" not in role and role != "various" else None
+        if definition is not None and step.creates:
+            documents = {match_key(document_stem(a)) for a in step.creates}
+            matching = [
+                t for t in definition.templates if t in folder.templates and (
+                    match_key(template_stem(t)) in documents
+                    or folder.output_name(t) in step.creates)
+            ]
+            brownfield = (self.workflow_type or "").lower() == "brownfield"
+            matching.sort(key=lambda t: t.startswith("brownfield-") != brownfield)
+            if matching:
+                task = " and its create-doc task" if "create-doc" in definition.tasks else ""
+                return self.checked(step, matching[0], Source.AGENT_FILE,
+                                    f"agents/{role}.md lists {matching[0]}.yaml{task}")
+        return None
+
+    def checked(self, step: _Step, name: str, source: str, detail: str) -> TemplateChoice | None:
+        folder = self.folder
+        assert folder is not None
+        try:
+            variables = folder.check_template(name, step.label(), detail)
+        except PlanError as problem:
+            self.problems.append(problem)
+            return None
+        self.known.extend(variables)
+        return TemplateChoice(name=name, relative=f"templates/{name}.yaml", source=source,
+                              detail=detail, variables=variables)
+
+    # -- the agent of a step ------------------------------------------------------------------
 
     def variable_for(self, artifact: str) -> str:
         for candidate in _variable_names(artifact):
@@ -388,12 +762,18 @@ class _Importer:
     def agent(
         self,
         step: _Step,
-        kind: Any,
-        duration: Any,
         reads: list[str],
         outputs: list[str],
         validated: list[str],
+        template: TemplateChoice | None,
     ) -> dict[str, Any]:
+        """The native agent of one BMAD step: its role, edges, settings and kind.
+
+        The kind: ``bmad_kind`` when given; else the step's template from --bmad-dir; else none,
+        so BMAD roles (analyst, pm, ux-expert...) run as the built-in role agents.
+        """
+        kind = self.variables.get("bmad_kind")
+        duration = self.variables.get("bmad_duration")
         agent: dict[str, Any] = {
             "role": step.agent,
             "description": _describe_step(step),
@@ -415,32 +795,80 @@ class _Importer:
                 settings[key] = list(value) if isinstance(value, list) else value
         if step.block is not None and "step" not in settings:
             settings["step"] = step.block
-        uses = step.fields.get("uses")
-        templates = self.variables.get("bmad_templates")
-        bmad_dir = self.variables.get("bmad_dir")
-        if (not kind and isinstance(uses, str) and isinstance(templates, list | tuple)
-                and uses in templates and isinstance(bmad_dir, str) and bmad_dir):
-            # --bmad-dir: the install folder's template renders this step's document; the
-            # template backend's sandbox root is that folder (the starter listed its templates)
-            agent["kind"] = "template"
-            agent["template"] = f"templates/{uses}.yaml"
-            settings["plan_dir"] = bmad_dir
+        if self.folder is not None:
+            self.note_template(step, template, bool(kind))
+            if template is not None and not kind:
+                # --bmad-dir: the install folder's template renders this step's document; the
+                # template backend's sandbox root is that folder
+                agent["kind"] = "template"
+                agent["template"] = template.relative
+                settings["plan_dir"] = str(self.folder.root)
         agent["settings"] = settings
         return agent
 
+    def note_template(self, step: _Step, template: TemplateChoice | None, kind_set: bool
+                      ) -> None:
+        label = step.label()
+        if template is None:
+            if any(p.location.file and str(self.folder.root if self.folder else "") in
+                   p.location.file and label in p.message for p in self.problems):
+                return  # its template problem is reported already
+            made = ", ".join(step.creates) or "no document"
+            self.note(NoteKind.TEMPLATE, f"{label} gets no template from --bmad-dir (it "
+                      f"creates {made}; no uses:, no template named in its notes, none in "
+                      f"agents/{step.agent}.md for it): runs as {_how_run({}, step.agent or '')}")
+            return
+        if kind_set:
+            self.note(NoteKind.TEMPLATE, f"{label} would render {template.relative} "
+                      f"({template.detail}), but bmad_kind sets every agent's kind")
+            return
+        self.note(NoteKind.TEMPLATE, f"{label} renders {template.relative} ({template.detail})")
 
-def bmad_to_native(
-    data: dict[str, Any], source: SourceMap, variables: Mapping[str, str]
-) -> dict[str, Any]:
-    """Turn a BMAD v4 workflow into a native plan dict; raise PlanValidationError with every issue.
+    def check_set_names(self, set_names: Collection[str]) -> None:
+        """A --set name the workflow never reads is a typo until shown otherwise."""
+        known = _unique(self.known)
+        for name in set_names:
+            if name in known:
+                continue
+            close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+            conditions = _unique(self.conditions)
+            self.problems.append(UnknownVariableError(
+                f"--set {name}: the workflow has no condition, requirement or template "
+                f"variable named '{name}'",
+                value=name, location=Location(file=self.source.file, path=f"--set {name}"),
+                expected="a condition (" + (", ".join(conditions) or "none") + "), a "
+                "requirement no step creates, a template variable or one of "
+                + ", ".join(PROJECT_VARIABLES + RESERVED_VARIABLES[:2]),
+                found=repr(name),
+                fix=f"did you mean '{close[0]}'?" if close else "remove it, or give a run "
+                "input with --input NAME=VALUE",
+            ))
 
-    Keys of the result: ``name``, ``description``, ``inputs`` (requirements nobody produces,
-    taken from ``variables``), ``agents`` (in sequence order) and ``notes`` (steps that did not
-    become agents, and why).
+
+def import_workflow(
+    data: dict[str, Any], source: SourceMap, variables: Mapping[str, Any],
+    set_names: Collection[str] = (),
+) -> BmadImport:
+    """Turn a BMAD v4 workflow into a native plan dict and its interpretation; raise
+    PlanValidationError with every issue.
+
+    ``set_names`` are the names given with --set: each must be one the workflow reads.
     """
     if not isinstance(variables, Mapping):
         variables = {}
-    importer = _Importer(source, variables)
+    folder: BmadFolder | None = None
+    problems: list[PlanError] = []
+    bmad_dir = variables.get("bmad_dir")
+    if isinstance(bmad_dir, str) and bmad_dir:
+        try:
+            folder = BmadFolder.open(bmad_dir)
+        except PlanError as problem:
+            problems.append(problem)
+    workflow_data = data.get("workflow") if isinstance(data, Mapping) else None
+    workflow_type = workflow_data.get("type") if isinstance(workflow_data, Mapping) else None
+    importer = _Importer(source, variables, folder,
+                         workflow_type if isinstance(workflow_type, str) else None)
+    importer.problems.extend(problems)
     parsed = importer.workflow(data)
     if parsed is None:
         raise PlanValidationError(importer.problems, file=source.file)
@@ -448,7 +876,8 @@ def bmad_to_native(
 
     steps = [step for i, raw in enumerate(sequence) if (step := importer.step(i, raw)) is not None]
     importer.assign_ids(steps)
-    agents, inputs, notes = importer.convert(steps)
+    agents, inputs = importer.convert(steps)
+    importer.check_set_names(set_names)
     if not agents and not importer.problems:
         importer.problems.append(InvalidValueError(
             "the BMAD workflow has no step that would run", value=sequence,
@@ -467,13 +896,22 @@ def bmad_to_native(
     description = f"BMAD workflow '{title}'" + (f" ({kind})" if kind else "")
     if about:
         description += f": {about}"
-    return {
+    interpretation = importer.interpretation
+    plan = {
         "name": name,
         "description": description,
         "inputs": inputs,
         "agents": agents,
-        "notes": notes,
+        "notes": [note.render() for note in interpretation.notes],
     }
+    return BmadImport(plan=plan, interpretation=interpretation)
+
+
+def bmad_to_native(
+    data: dict[str, Any], source: SourceMap, variables: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The native plan dict of a BMAD workflow (``import_workflow`` without the links)."""
+    return import_workflow(data, source, variables).plan
 
 
 def _text(value: Any) -> str | None:
@@ -510,13 +948,33 @@ def _describe_step(step: _Step) -> str:
     return f"{step.agent} uses {uses}" if uses else f"BMAD {step.agent} step {step.index}"
 
 
-def _guidance_note(step: _Step) -> str:
-    what = step.fields.get("action")
-    if not what and isinstance(step.fields.get("routes"), Mapping):
-        what = "routes " + ", ".join(str(route) for route in step.fields["routes"])
-    what = what or " ".join(str(step.fields.get("notes") or "").split())[:80] or "no action"
-    return f"step {step.index} '{step.name or 'guidance'}' is human guidance (no agent), " \
-           f"not run: {what}"
+def _conditions_of(step: _Step) -> list[str]:
+    found = [step.fields["condition"]] if step.fields.get("condition") else []
+    routes = step.fields.get("routes")
+    if isinstance(routes, Mapping):
+        found += [str(route) for route in routes]
+    return found
+
+
+def _route_summary(spec: Any) -> str:
+    if not isinstance(spec, Mapping):
+        return "guidance"
+    if "continue" in spec:
+        return "continue"
+    parts = [f"{k} {spec[k]}" for k in ("agent", "uses") if isinstance(spec.get(k), str)]
+    return ", ".join(parts) or "guidance"
+
+
+def _how_run(agent: Mapping[str, Any], role: str) -> str:
+    kind = agent.get("kind")
+    if kind == "template":
+        return f"a template agent rendering {agent.get('template')}"
+    if kind:
+        return f"a {kind} agent (bmad_kind)"
+    if normalise_role(role) in BUILTIN_ROLES:
+        return f"the built-in {role} role agent"
+    return ("a simulated agent (kind simulate: placeholder outputs, no document); "
+            "give a real one with --set bmad_kind=KIND")
 
 
 def _producers_hint(
