@@ -84,16 +84,18 @@ def test_bmad_dir_must_be_a_folder(cli_env: dict[str, str], tmp_path: Path) -> N
     assert "--bmad-dir: expected a folder" in done.stderr
 
 
-def test_importer_uses_a_listed_template_only_without_bmad_kind() -> None:
-    """bmad_templates names prd-tmpl: pm becomes a template agent rooted at bmad_dir; with
-    bmad_kind given, the kind wins."""
+def test_importer_uses_a_listed_template_only_without_bmad_kind(tmp_path: Path) -> None:
+    """DIR/templates holds prd-tmpl: pm (uses: prd-tmpl) becomes a template agent rooted at
+    DIR; analyst, with no template there, stays a role agent; with bmad_kind, the kind wins."""
     from engine.graph import compile_plan
     from engine.plan import load_plan
 
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "templates" / "prd-tmpl.yaml").write_text(PRD_TEMPLATE)
     path = PROJECT_ROOT / "plans" / "bmad-greenfield.yaml"
-    given = {"bmad_dir": "/opt/bmad", "bmad_templates": ["prd-tmpl", "unused"]}
+    given = {"bmad_dir": str(tmp_path)}
     pm = compile_plan(load_plan(path, given)).agent("pm")
-    assert ("template", "templates/prd-tmpl.yaml", "/opt/bmad") == (
+    assert ("template", "templates/prd-tmpl.yaml", str(tmp_path)) == (
         pm.kind, pm.settings["template"], pm.settings["plan_dir"])
     assert "role" == compile_plan(load_plan(path, given)).agent("analyst").kind
     simulated = compile_plan(load_plan(path, {**given, "bmad_kind": "simulate"})).agent("pm")
