@@ -255,6 +255,22 @@ class _Step:
         return f"step {self.index} ({who})"
 
 
+@dataclass
+class _Order:
+    """What the steps so far have made, as the import walks the sequence."""
+
+    agents: dict[str, Any] = field(default_factory=dict)
+    inputs: dict[str, Any] = field(default_factory=dict)
+    # artifact -> id of the step that last created/updated it; insertion order = first made
+    producers: dict[str, str] = field(default_factory=dict)
+    # match_key(step name) -> agent id, for `existing_<x>` and names of earlier steps
+    named: dict[str, str] = field(default_factory=dict)
+    outputs_of: dict[str, list[str]] = field(default_factory=dict)
+    order: dict[str, int] = field(default_factory=dict)  # agent id -> position among runners
+    previous: str | None = None
+    gate: _Step | None = None
+
+
 class _Importer:
     def __init__(self, source: SourceMap, variables: Mapping[str, Any],
                  folder: BmadFolder | None = None, workflow_type: str | None = None) -> None:
@@ -267,6 +283,8 @@ class _Importer:
         # names a --set may give: conditions, requirements, template variables
         self.known: list[str] = [*RESERVED_VARIABLES, *PROJECT_VARIABLES]
         self.conditions: list[str] = []
+        self.route_names: list[str] = []
+        self.routes_taken: list[str] = []
 
     def at(self, path: PathKey) -> Location:
         return self.source.locate(path)
@@ -451,6 +469,15 @@ class _Importer:
         if not condition:
             return True
         given = self.variables.get(condition)
+        route = self.route_of(condition)
+        if given is None and route is not None:
+            # `major_enhancement_path` names the route `major_enhancement`
+            taken = route in self.routes_taken
+            self.note(NoteKind.INCLUDED if taken else NoteKind.SKIPPED,
+                      f"{step.label()}: condition '{condition}' "
+                      f"{'holds' if taken else 'does not hold'}: route '{route}' was "
+                      f"{'' if taken else 'not '}taken")
+            return taken
         value = truth(given)
         if given is not None and value is None:
             self.problems.append(InvalidValueError(
@@ -471,102 +498,113 @@ class _Importer:
                   f"{'/'.join(TRUE_WORDS)} count as true)")
         return False
 
+    def route_of(self, condition: str) -> str | None:
+        """The route a `<route>_path` condition names, when a routing step offers it."""
+        if not condition.endswith("_path"):
+            return None
+        route = condition[: -len("_path")]
+        return route if route in self.route_names else None
+
     def note(self, kind: NoteKind, text: str) -> None:
         self.interpretation.notes.append(Note(kind, text))
 
     def convert(self, steps: list[_Step]) -> tuple[dict[str, Any], dict[str, Any]]:
-        agents: dict[str, Any] = {}
-        inputs: dict[str, Any] = {}
-        # artifact -> id of the step that last created/updated it; insertion order = first made
-        producers: dict[str, str] = {}
-        # match_key(step name) -> agent id, for `existing_<x>` and names of earlier steps
-        named: dict[str, str] = {}
-        outputs_of: dict[str, list[str]] = {}
-        order: dict[str, int] = {}  # agent id -> position among the steps that run
-        previous: str | None = None
-        gate: _Step | None = None
+        state = _Order()
         self.collect_known(steps)
-
-        for step in steps:
+        for position, step in enumerate(steps):
             if not step.agent:
-                self.guidance(step)
-                continue
-            if not self.included(step):
-                continue
-            agent_id = step.agent_id or step.agent
-            links: list[Link] = []
-
-            def link(after: str, ref: str, reason: str, agent_id: str = agent_id,
-                     links: list[Link] = links) -> None:
-                if after != agent_id and all(k.ref != ref for k in links):
-                    links.append(Link(agent_id, after, ref, reason))
-
-            for artifact, path in step.requires:
-                if is_abstract(artifact):
-                    for made, maker in producers.items():
-                        link(maker, f"{maker}.{made}",
-                             f"requires {artifact} (every document made before it)")
+                routes = step.fields.get("routes")
+                if not isinstance(routes, Mapping):
+                    self.guidance(step)
                     continue
-                found = self.match(artifact, producers, named, outputs_of)
-                for after, ref, reason in found:
-                    link(after, ref, reason)
-                if not found:
-                    name = self.plan_input(step, artifact, path, steps)
-                    if name is not None:
-                        inputs[name] = self.variables[self.variable_for(artifact)]
-                        links.append(Link(agent_id, "", name, f"requires {artifact}"))
-                        self.note(NoteKind.INPUT, f"{agent_id} requires '{artifact}', which "
-                                  f"no earlier step makes: read from the value given for "
-                                  f"'{name}'")
-            # an update edits the current version, so it waits for whoever made that version
-            for artifact in step.updates:
-                if artifact in producers:
-                    maker = producers[artifact]
-                    link(maker, f"{maker}.{artifact}",
-                         f"updates {artifact} (the version {maker} made)")
-            if not step.requires and previous is not None:
-                link(previous, f"{previous}.{COMPLETION}", "follows the previous step "
-                     "(no requires)")
+                chosen = self.routing(step, routes, {s.agent_id for s in steps if s.agent_id})
+                if chosen is None:
+                    continue
+                self.add(chosen, state, steps)
+                rest = [s for s in steps[position + 1:] if s.agent]
+                if rest:
+                    self.note(NoteKind.ROUTING, f"route '{chosen.name}' ends the workflow after "
+                              f"{chosen.agent_id}: steps " + ", ".join(
+                                  str(s.index) for s in rest) + " are not run")
+                break
+            if self.included(step):
+                self.add(step, state, steps)
+        return state.agents, state.inputs
 
-            validated: list[str] = []
-            for artifact, path in step.validates:
-                targets = self.validated(step, artifact, path, producers, steps)
-                for target in targets:
-                    if target not in validated:
-                        validated.append(target)
-                        links.append(Link(agent_id, target, f"{target}.{COMPLETION}",
-                                          f"validates {artifact}"))
+    def add(self, step: _Step, state: _Order, steps: list[_Step]) -> None:
+        """Turn one running step into an agent that waits for what BMAD says it needs."""
+        agent_id = step.agent_id or step.agent or ""
+        producers = state.producers
+        links: list[Link] = []
 
-            waits_for = [k.after for k in links if k.after]
-            if gate is not None and gate.agent_id not in waits_for and not any(
-                order[after] > order[gate.agent_id or ""] for after in waits_for
-            ):
-                gate_id = gate.agent_id or ""
-                link(gate_id, f"{gate_id}.{COMPLETION}", f"PO gate: {gate.label()} validates "
-                     + ", ".join(a for a, _ in gate.validates) + " before later steps run")
+        def link(after: str, ref: str, reason: str) -> None:
+            if after != agent_id and all(k.ref != ref for k in links):
+                links.append(Link(agent_id, after, ref, reason))
 
-            # a completion wait on an agent whose output is read anyway says nothing more
-            data_from = {k.after for k in links if not k.ref.endswith(f".{COMPLETION}")}
-            links = [k for k in links if not (k.ref.endswith(f".{COMPLETION}")
-                                              and k.after in data_from
-                                              and not k.reason.startswith("validates"))]
-            self.interpretation.links.extend(links)
-            reads = [k.ref for k in links if not k.reason.startswith("validates")]
-            outputs = _unique([*step.creates, *step.updates])
-            template = self.template_for(step) if self.folder is not None else None
-            agents[agent_id] = self.agent(step, reads, outputs, validated, template)
-            self.explain_step(step, agents[agent_id])
+        for artifact, path in step.requires:
+            if is_abstract(artifact):
+                for made, maker in producers.items():
+                    link(maker, f"{maker}.{made}",
+                         f"requires {artifact} (every document made before it)")
+                continue
+            found = self.match(artifact, producers, state.named, state.outputs_of)
+            for after, ref, reason in found:
+                link(after, ref, reason)
+            if not found:
+                name = self.plan_input(step, artifact, path, steps)
+                if name is not None:
+                    state.inputs[name] = self.variables[self.variable_for(artifact)]
+                    links.append(Link(agent_id, "", name, f"requires {artifact}"))
+                    self.note(NoteKind.INPUT, f"{agent_id} requires '{artifact}', which no "
+                              f"earlier step makes: read from the value given for '{name}'")
+        # an update edits the current version, so it waits for whoever made that version
+        for artifact in step.updates:
+            if artifact in producers:
+                maker = producers[artifact]
+                link(maker, f"{maker}.{artifact}", f"updates {artifact} (the version {maker} made)")
+        if not step.requires and state.previous is not None:
+            link(state.previous, f"{state.previous}.{COMPLETION}",
+                 "follows the previous step (no requires)")
 
-            for artifact in outputs:
-                producers[artifact] = agent_id
-            outputs_of[agent_id] = outputs
-            if step.name:
-                named[match_key(step.name)] = agent_id
-            order[agent_id] = len(order)
-            previous = agent_id
-            if step.validates and normalise_role(step.agent or "") in GATE_AGENTS:
-                gate = step
-        return agents, inputs
+        validated: list[str] = []
+        for artifact, path in step.validates:
+            for target in self.validated(step, artifact, path, producers, steps):
+                if target not in validated:
+                    validated.append(target)
+                    links.append(Link(agent_id, target, f"{target}.{COMPLETION}",
+                                      f"validates {artifact}"))
+
+        gate = state.gate
+        waits_for = [k.after for k in links if k.after]
+        if gate is not None and gate.agent_id not in waits_for and not any(
+            state.order[after] > state.order[gate.agent_id or ""] for after in waits_for
+        ):
+            # every later step waits for the gate: directly, or through a step that does
+            gate_id = gate.agent_id or ""
+            link(gate_id, f"{gate_id}.{COMPLETION}", f"PO gate: {gate.label()} validates "
+                 + ", ".join(a for a, _ in gate.validates) + " before later steps run")
+
+        # a completion wait on an agent whose output is read anyway says nothing more
+        data_from = {k.after for k in links if not k.ref.endswith(f".{COMPLETION}")}
+        links = [k for k in links if not (k.ref.endswith(f".{COMPLETION}")
+                                          and k.after in data_from
+                                          and not k.reason.startswith("validates"))]
+        self.interpretation.links.extend(links)
+        reads = [k.ref for k in links if not k.reason.startswith("validates")]
+        outputs = _unique([*step.creates, *step.updates])
+        template = self.template_for(step) if self.folder is not None else None
+        state.agents[agent_id] = self.agent(step, reads, outputs, validated, template)
+        self.explain_step(step, state.agents[agent_id])
+
+        for artifact in outputs:
+            producers[artifact] = agent_id
+        state.outputs_of[agent_id] = outputs
+        if step.name:
+            state.named[match_key(step.name)] = agent_id
+        state.order[agent_id] = len(state.order)
+        state.previous = agent_id
+        if step.validates and normalise_role(step.agent or "") in GATE_AGENTS:
+            state.gate = step
 
     def match(self, artifact: str, producers: Mapping[str, str], named: Mapping[str, str],
               outputs_of: Mapping[str, list[str]]) -> list[tuple[str, str, str]]:
@@ -635,10 +673,6 @@ class _Importer:
         return []
 
     def guidance(self, step: _Step) -> None:
-        routes = step.fields.get("routes")
-        if isinstance(routes, Mapping):
-            self.routing(step, routes)
-            return
         what = step.fields.get("action") or " ".join(
             str(step.fields.get("notes") or "").split())[:80] or "no action"
         condition = step.fields.get("condition")
@@ -646,19 +680,54 @@ class _Importer:
         self.note(NoteKind.GUIDANCE, f"step {step.index} '{step.name or 'guidance'}' is "
                   f"guidance for a person{when}, no agent runs: {what}")
 
-    def routing(self, step: _Step, routes: Mapping[Any, Any]) -> None:
+    def routing(self, step: _Step, routes: Mapping[Any, Any], used_ids: set[str]
+                ) -> _Step | None:
+        """The route a routing step takes: the one that continues, unless --set names another.
+
+        A chosen route with an agent becomes that agent's step (the workflow ends after it, as
+        BMAD's single-story and small-feature routes do); None continues with the next step.
+        """
         names = [str(route) for route in routes]
+        self.route_names.extend(names)
         onward = [str(route) for route, spec in routes.items()
                   if isinstance(spec, Mapping) and "continue" in spec]
-        condition = step.fields.get("condition") or "its condition"
-        described = ", ".join(
-            f"{route} ({_route_summary(spec)})" for route, spec in routes.items())
-        taken = (f"this run takes '{onward[0]}' (it continues with the next step); the other "
-                 "routes are not run" if onward else
-                 "no route continues the workflow; the steps after it run in order")
-        self.note(NoteKind.ROUTING, f"step {step.index} '{step.name or 'routing'}' routes by "
-                  f"{condition} between {described}: {taken}")
-        self.known.extend(names)
+        condition = step.fields.get("condition")
+        given = self.variables.get(condition) if condition else None
+        described = ", ".join(f"{route} ({_route_summary(spec)})" for route, spec in routes.items())
+        where = f"step {step.index} '{step.name or 'routing'}'"
+        if given is not None and str(given) not in names:
+            close = difflib.get_close_matches(str(given), names, n=1)
+            self.problems.append(InvalidValueError(
+                f"--set {condition}={given} names no route of {where}", value=given,
+                location=self.at((*step.path, "routes")), expected="one of " + ", ".join(names),
+                found=repr(given),
+                fix=f"did you mean '{close[0]}'?" if close else f"--set {condition}=ROUTE",
+            ))
+            return None
+        chosen = str(given) if given is not None else (onward[0] if onward else None)
+        how = (f"--set {condition}={given}" if given is not None
+               else "the route that continues the workflow")
+        if chosen is None:
+            self.note(NoteKind.ROUTING, f"{where} routes by {condition} between {described}: "
+                      f"no route continues the workflow, so the steps after it run in order "
+                      f"(choose one with --set {condition}=ROUTE)")
+            return None
+        self.note(NoteKind.ROUTING, f"{where} routes by {condition} between {described}: this "
+                  f"run takes '{chosen}' ({how}; choose another with --set {condition}=ROUTE)")
+        self.routes_taken.append(chosen)
+        spec = routes[next(route for route in routes if str(route) == chosen)]
+        if not isinstance(spec, Mapping) or "continue" in spec or not isinstance(
+                spec.get("agent"), str):
+            return None
+        fields = {key: spec[key] for key in ("agent", "uses", "notes", "action")
+                  if isinstance(spec.get(key), str)}
+        fields["step"] = chosen
+        route_step = _Step(index=step.index, path=(*step.path, "routes", chosen), fields=fields)
+        agent_id, suffix = _NOT_ID_CHAR.sub("_", chosen), 2
+        while agent_id in used_ids:
+            agent_id, suffix = f"{_NOT_ID_CHAR.sub('_', chosen)}_{suffix}", suffix + 1
+        route_step.agent_id = agent_id if _ID.fullmatch(agent_id) else f"route_{agent_id}"
+        return route_step
 
     def explain_step(self, step: _Step, agent: Mapping[str, Any]) -> None:
         agent_id = step.agent_id or step.agent or ""
@@ -813,16 +882,33 @@ class _Importer:
             if any(p.location.file and str(self.folder.root if self.folder else "") in
                    p.location.file and label in p.message for p in self.problems):
                 return  # its template problem is reported already
-            made = ", ".join(step.creates) or "no document"
-            self.note(NoteKind.TEMPLATE, f"{label} gets no template from --bmad-dir (it "
-                      f"creates {made}; no uses:, no template named in its notes, none in "
-                      f"agents/{step.agent}.md for it): runs as {_how_run({}, step.agent or '')}")
+            self.note(NoteKind.TEMPLATE, f"{label} gets no template from --bmad-dir "
+                      f"({self.why_no_template(step)}): runs as "
+                      f"{_how_run({}, step.agent or '')}")
             return
         if kind_set:
             self.note(NoteKind.TEMPLATE, f"{label} would render {template.relative} "
                       f"({template.detail}), but bmad_kind sets every agent's kind")
             return
         self.note(NoteKind.TEMPLATE, f"{label} renders {template.relative} ({template.detail})")
+
+    def why_no_template(self, step: _Step) -> str:
+        if not step.creates:
+            return "it creates no new document"
+        reasons: list[str] = []
+        uses = step.fields.get("uses")
+        reasons.append(f"uses {uses} is not a template" if uses else "no uses:")
+        reasons.append("its notes name no *-tmpl")
+        role = step.agent or ""
+        definition = self.folder.agent(role) if self.folder and "/" not in role else None
+        if definition is None:
+            reasons.append(f"no agents/{role}.md")
+        elif not definition.templates:
+            reasons.append(f"agents/{role}.md lists no templates")
+        else:
+            reasons.append(f"agents/{role}.md lists none in templates/ for "
+                           + ", ".join(step.creates))
+        return "; ".join(reasons)
 
     def check_set_names(self, set_names: Collection[str]) -> None:
         """A --set name the workflow never reads is a typo until shown otherwise."""
@@ -949,11 +1035,8 @@ def _describe_step(step: _Step) -> str:
 
 
 def _conditions_of(step: _Step) -> list[str]:
-    found = [step.fields["condition"]] if step.fields.get("condition") else []
-    routes = step.fields.get("routes")
-    if isinstance(routes, Mapping):
-        found += [str(route) for route in routes]
-    return found
+    # a routing step's condition takes a route name as its value (--set based_on_x=ROUTE)
+    return [step.fields["condition"]] if step.fields.get("condition") else []
 
 
 def _route_summary(spec: Any) -> str:
