@@ -562,9 +562,14 @@ class _Importer:
             if artifact in producers:
                 maker = producers[artifact]
                 link(maker, f"{maker}.{artifact}", f"updates {artifact} (the version {maker} made)")
-        if not step.requires and state.previous is not None:
+        if state.previous is not None and not step.requires:
             link(state.previous, f"{state.previous}.{COMPLETION}",
                  "follows the previous step (no requires)")
+        elif state.previous is not None and not any(k.after for k in links):
+            # what it requires comes from outside the run: no earlier step makes it
+            # independent, so the sequence's order holds
+            link(state.previous, f"{state.previous}.{COMPLETION}",
+                 "follows the previous step (it requires no earlier step's output)")
 
         validated: list[str] = []
         for artifact, path in step.validates:
@@ -813,20 +818,35 @@ class _Importer:
         skipped = [
             s for s in steps
             if s.index < step.index and s.agent and artifact in (*s.creates, *s.updates)
-        ]
+        ] or self.skipped_makers(step, artifact, steps)
         condition = skipped[0].fields.get("condition") if skipped else None
+        found = _producers_hint(artifact, step, steps, self.variables)
         if condition:
             fix += f", or include {skipped[0].label()} with --set {condition}=true"
+            if found == "no step creates it":
+                found = f"{skipped[0].label()} would make it but is skipped: condition " \
+                        f"'{condition}' is {self.variables.get(condition, 'unset')!r}"
         self.problems.append(UnresolvedInputError(
             f"{step.label()} requires '{artifact}', but no earlier step creates it "
             "and no value was supplied",
             value=artifact, location=self.at(path),
             expected=f"a step before step {step.index} that creates '{artifact}', "
             f"or a value for '{name}'",
-            found=_producers_hint(artifact, step, steps, self.variables),
+            found=found,
             fix=fix,
         ))
         return None
+
+    def skipped_makers(self, step: _Step, artifact: str, steps: list[_Step]) -> list[_Step]:
+        """Earlier conditional steps that would satisfy ``artifact`` by the linking rules
+        (``existing_documentation_or_analysis`` <- a skipped step ``project_analysis``)."""
+        earlier = [s for s in steps if s.index < step.index and s.agent and s.agent_id
+                   and s.fields.get("condition")]
+        producers = {a: s.agent_id or "" for s in earlier for a in (*s.creates, *s.updates)}
+        named = {match_key(s.name): s.agent_id or "" for s in earlier if s.name}
+        outputs = {s.agent_id or "": [*s.creates, *s.updates] for s in earlier}
+        found = {after for after, _, _ in self.match(artifact, producers, named, outputs)}
+        return [s for s in earlier if s.agent_id in found]
 
     def agent(
         self,

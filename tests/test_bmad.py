@@ -236,9 +236,12 @@ def test_brownfield_unresolved_requirement_reports_line_and_fix() -> None:
         problem.location.path,
     )
     assert expected == actual
-    expected_hint = (True, "no step creates it")
+    # 'analysis' would be the skipped step project_analysis: the error says how to include it
+    expected_hint = (True, True, "step 3 (project_analysis) would make it but is skipped: "
+                     "condition 'documentation_inadequate' is 'unset'")
     fix = problem.fix or ""
-    assert expected_hint == ("--set existing_documentation_or_analysis=VALUE" in fix, problem.found)
+    assert expected_hint == ("--set existing_documentation_or_analysis=VALUE" in fix,
+                             "--set documentation_inadequate=true" in fix, problem.found)
 
 
 def test_brownfield_imports_with_supplied_input() -> None:
@@ -246,7 +249,11 @@ def test_brownfield_imports_with_supplied_input() -> None:
     plan = import_file(BROWNFIELD, {"existing_documentation_or_analysis": "docs/"})
     expected = {
         "enhancement_classification": ([], [], []),
-        "pm": (["existing_documentation_or_analysis"], ["prd.md"], []),
+        # major_enhancement_path holds: the routing step took major_enhancement
+        "documentation_check": (["enhancement_classification.completion"], [], []),
+        # its only requirement comes from outside: it still follows the step before it
+        "pm": (["existing_documentation_or_analysis", "documentation_check.completion"],
+               ["prd.md"], []),
         "architect": (["pm.prd.md"], ["architecture.md"], []),
         "po": (["architect.completion"], [], ["pm", "architect"]),
         "po_2": (["pm.prd.md", "architect.architecture.md", "po.completion"], ["sharded_docs"],
@@ -274,7 +281,7 @@ def test_brownfield_conditional_analysis_feeds_validation_and_sharding() -> None
     expected = {
         # no requires: after the classification step before it
         "project_analysis": (
-            ["enhancement_classification.completion"], ["brownfield-architecture.md"], []),
+            ["documentation_check.completion"], ["brownfield-architecture.md"], []),
         # existing_documentation_or_analysis: 'analysis' is made by the step project_analysis
         "pm": (["project_analysis.brownfield-architecture.md"], ["prd.md"], []),
         "po": (["architect.completion"], [], ["project_analysis", "pm", "architect"]),
