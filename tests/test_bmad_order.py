@@ -374,3 +374,18 @@ def test_validate_with_a_folder_without_templates_exits_2(tmp_path: Path) -> Non
     result = starter("validate", UI_FORK, "--bmad-dir", tmp_path)
     assert 2 == result.returncode
     assert "has no templates/ folder" in result.stderr
+
+
+def test_order_and_interpretation_do_not_depend_on_the_hash_seed() -> None:
+    """`plan` prints the same BMAD order and interpretation under two PYTHONHASHSEEDs."""
+    import os
+
+    outputs = []
+    for seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        result = subprocess.run(
+            [sys.executable, "starter.py", "plan", str(BROWNFIELD), "--bmad-dir", str(CORE),
+             "--format", "json"], cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
+        assert 0 == result.returncode, result.stderr
+        outputs.append(result.stdout)
+    assert outputs[0] == outputs[1]
