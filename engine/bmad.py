@@ -22,17 +22,10 @@ import difflib
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any
 
-from engine.bmad_folder import (
-    BmadFolder,
-    Source,
-    TemplateChoice,
-    document_stem,
-    template_stem,
-    templates_named_in,
-)
+from engine.bmad_folder import BmadFolder, TemplateChoice
+from engine.bmad_interpretation import COMPLETION, Interpretation, Link, Note, NoteKind
 from engine.errors import (
     InvalidValueError,
     Location,
@@ -83,85 +76,11 @@ RESERVED_VARIABLES = ("bmad_kind", "bmad_duration", "bmad_dir", "bmad_templates"
 PROJECT_VARIABLES = ("project_name", "project", "project_brief", "brief", "description",
                      "user_name", "author", "date", "version")
 GATE_AGENTS = ("po",)
-COMPLETION = "completion"
 
 _TRAILING_PAREN = re.compile(r"\s*\([^()]*\)\s*$")
 _NOT_ID_CHAR = re.compile(r"[^A-Za-z0-9_-]")
 _ID = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 _EXTENSION = re.compile(r"\.(md|markdown|yaml|yml|txt|json)$")
-
-
-class NoteKind(str, Enum):
-    """What kind of reinterpretation a note reports."""
-
-    SKIPPED = "skipped"
-    INCLUDED = "included"
-    GUIDANCE = "guidance"
-    ROUTING = "routing"
-    PSEUDO_AGENT = "pseudo-agent"
-    REPEATS = "repeats"
-    OPTIONAL_STEPS = "optional steps"
-    OPTIONAL = "optional"
-    INPUT = "input"
-    TEMPLATE = "template"
-
-
-@dataclass(frozen=True)
-class Note:
-    kind: NoteKind
-    text: str
-
-    def render(self) -> str:
-        return f"{self.kind.value}: {self.text}"
-
-
-@dataclass(frozen=True)
-class Link:
-    """A derived edge: ``agent`` waits for ``after`` (through reference ``ref``) because ..."""
-
-    agent: str
-    after: str
-    ref: str
-    reason: str
-
-    def render(self) -> str:
-        if not self.after:
-            return f"reads plan input {self.ref}: {self.reason}"
-        target = self.after if self.ref.endswith(f".{COMPLETION}") else self.ref
-        return f"after {target}: {self.reason}"
-
-
-@dataclass
-class Interpretation:
-    """How the import read the workflow: each agent's edges with reasons, and the notes."""
-
-    links: list[Link] = field(default_factory=list)
-    notes: list[Note] = field(default_factory=list)
-
-    def links_of(self, agent: str) -> list[Link]:
-        return [link for link in self.links if link.agent == agent]
-
-    def lines(self) -> list[str]:
-        """The 'interpretation' section of validate, plan and run (without its heading)."""
-        return [f"  - {note.render()}" for note in self.notes]
-
-    def order_lines(self, agents: Collection[str]) -> list[str]:
-        """Each agent's derived edges, one line per edge, in sequence order."""
-        lines: list[str] = []
-        for agent in agents:
-            links = self.links_of(agent)
-            if not links:
-                lines.append(f"  {agent}: first step (waits for nothing)")
-            for link in links:
-                lines.append(f"  {agent} {link.render()}")
-        return lines
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "links": [{"agent": k.agent, "after": k.after, "ref": k.ref, "reason": k.reason}
-                      for k in self.links],
-            "notes": [{"kind": n.kind.value, "text": n.text} for n in self.notes],
-        }
 
 
 @dataclass
@@ -757,34 +676,14 @@ class _Importer:
 
     def template_for(self, step: _Step) -> TemplateChoice | None:
         """The template a step renders with --bmad-dir: from uses, notes or the agent's file."""
-        folder = self.folder
-        assert folder is not None
-        label = step.label()
-        uses = step.fields.get("uses")
-        if isinstance(uses, str) and uses:
-            if uses in folder.templates or uses.endswith("-tmpl"):
-                return self.checked(step, uses, Source.USES, f"uses: {uses}")
-            kind = next((k for k in ("tasks", "checklists") if folder.has(k, uses)), None)
-            found = f"{kind}/{uses}.md" if kind else f"no template, task or checklist {uses}"
-            self.note(NoteKind.TEMPLATE, f"{label} uses {uses} ({found}), not a template")
-        for name in templates_named_in(step.fields.get("notes")):
-            return self.checked(step, name, Source.NOTES, f"its notes name {name}")
-        role = step.agent or ""
-        definition = folder.agent(role) if "/" not in role and role != "various" else None
-        if definition is not None and step.creates:
-            documents = {match_key(document_stem(a)) for a in step.creates}
-            matching = [
-                t for t in definition.templates if t in folder.templates and (
-                    match_key(template_stem(t)) in documents
-                    or folder.output_name(t) in step.creates)
-            ]
-            brownfield = (self.workflow_type or "").lower() == "brownfield"
-            matching.sort(key=lambda t: t.startswith("brownfield-") != brownfield)
-            if matching:
-                task = " and its create-doc task" if "create-doc" in definition.tasks else ""
-                return self.checked(step, matching[0], Source.AGENT_FILE,
-                                    f"agents/{role}.md lists {matching[0]}.yaml{task}")
-        return None
+        assert self.folder is not None
+        candidate = self.folder.candidate(step.agent or "", step.fields, step.creates,
+                                          self.workflow_type)
+        if candidate.remark:
+            self.note(NoteKind.TEMPLATE, f"{step.label()} {candidate.remark}")
+        if candidate.name is None:
+            return None
+        return self.checked(step, candidate.name, candidate.source, candidate.detail)
 
     def checked(self, step: _Step, name: str, source: str, detail: str) -> TemplateChoice | None:
         folder = self.folder
@@ -898,37 +797,21 @@ class _Importer:
     def note_template(self, step: _Step, template: TemplateChoice | None, kind_set: bool
                       ) -> None:
         label = step.label()
+        folder = self.folder
+        assert folder is not None
         if template is None:
-            if any(p.location.file and str(self.folder.root if self.folder else "") in
-                   p.location.file and label in p.message for p in self.problems):
+            if any(p.location.file and str(folder.root) in p.location.file
+                   and label in p.message for p in self.problems):
                 return  # its template problem is reported already
-            self.note(NoteKind.TEMPLATE, f"{label} gets no template from --bmad-dir "
-                      f"({self.why_no_template(step)}): runs as "
-                      f"{_how_run({}, step.agent or '')}")
+            why = folder.why_none(step.agent or "", step.fields, step.creates)
+            self.note(NoteKind.TEMPLATE, f"{label} gets no template from --bmad-dir ({why}): "
+                      f"runs as {_how_run({}, step.agent or '')}")
             return
         if kind_set:
             self.note(NoteKind.TEMPLATE, f"{label} would render {template.relative} "
                       f"({template.detail}), but bmad_kind sets every agent's kind")
             return
         self.note(NoteKind.TEMPLATE, f"{label} renders {template.relative} ({template.detail})")
-
-    def why_no_template(self, step: _Step) -> str:
-        if not step.creates:
-            return "it creates no new document"
-        reasons: list[str] = []
-        uses = step.fields.get("uses")
-        reasons.append(f"uses {uses} is not a template" if uses else "no uses:")
-        reasons.append("its notes name no *-tmpl")
-        role = step.agent or ""
-        definition = self.folder.agent(role) if self.folder and "/" not in role else None
-        if definition is None:
-            reasons.append(f"no agents/{role}.md")
-        elif not definition.templates:
-            reasons.append(f"agents/{role}.md lists no templates")
-        else:
-            reasons.append(f"agents/{role}.md lists none in templates/ for "
-                           + ", ".join(step.creates))
-        return "; ".join(reasons)
 
     def check_set_names(self, set_names: Collection[str]) -> None:
         """A --set name the workflow never reads is a typo until shown otherwise."""

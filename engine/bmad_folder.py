@@ -11,6 +11,7 @@ template chosen is read and checked here, so a broken one fails ``validate``, no
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,8 +22,9 @@ from engine.errors import BmadFolderError, BmadTemplateError, Location
 
 TEMPLATE_SUFFIX = "-tmpl"
 # "using prd-tmpl", "Use fullstack-architecture-tmpl.yaml": BMAD names templates <name>-tmpl
-_TEMPLATE_IN_TEXT = re.compile(r"(?<![\w-])([a-z0-9][a-z0-9-]*-tmpl)(?:\.ya?ml)?(?![\w-])",
-                               re.IGNORECASE)
+_TEMPLATE_IN_TEXT = re.compile(
+    r"(?<![\w-])([a-z0-9][a-z0-9-]*-tmpl)(?:\.ya?ml)?(?![\w-])", re.IGNORECASE
+)
 _YAML_BLOCK = re.compile(r"```ya?ml\s*\n(.*?)```", re.DOTALL)
 _VARIABLE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 
@@ -51,6 +53,17 @@ class TemplateChoice:
     variables: tuple[str, ...] = ()  # the {{placeholders}} it fills
 
 
+@dataclass(frozen=True)
+class Candidate:
+    """The template a step names (``name`` None: none), and a remark about a ``uses`` that
+    names a task or checklist instead."""
+
+    name: str | None = None
+    source: str = ""
+    detail: str = ""
+    remark: str = ""
+
+
 @dataclass
 class BmadFolder:
     root: Path
@@ -65,10 +78,11 @@ class BmadFolder:
         if not folder.is_dir():
             raise BmadFolderError(
                 f"--bmad-dir {path} is not a BMAD install: it has no templates/ folder",
-                value=str(path), location=Location(file=str(folder)),
+                value=str(path),
+                location=Location(file=str(folder)),
                 expected="a bmad-core folder holding agents/, tasks/ and templates/",
-                found="no templates/" + (" (and no agents/)" if not (path / "agents").is_dir()
-                                         else ""),
+                found="no templates/"
+                + (" (and no agents/)" if not (path / "agents").is_dir() else ""),
                 fix="point --bmad-dir at the bmad-core folder itself (the one with templates/)",
             )
         templates = {p.stem: p for p in sorted(folder.glob("*.yaml")) if p.is_file()}
@@ -95,9 +109,11 @@ class BmadFolder:
         except yaml.YAMLError as exc:
             raise BmadFolderError(
                 f"the agent definition {path} has a YAML block that does not parse",
-                value=str(path), location=Location(file=str(path), line=_line_of(exc)),
+                value=str(path),
+                location=Location(file=str(path), line=_line_of(exc)),
                 expected="a ```yaml block with agent, persona and dependencies",
-                found=_first_line(exc), fix="repair the YAML block",
+                found=_first_line(exc),
+                fix="repair the YAML block",
             ) from None
         dependencies = data.get("dependencies") if isinstance(data, dict) else None
         if not isinstance(dependencies, dict):
@@ -115,7 +131,8 @@ class BmadFolder:
             close = [t for t in self.templates if name.split("-")[0] in t][:3]
             raise BmadTemplateError(
                 f"{step_label} needs template {path}, which does not exist ({detail})",
-                value=str(path), location=Location(file=str(path)),
+                value=str(path),
+                location=Location(file=str(path)),
                 expected=f"the file {path}",
                 found="templates/ holds " + (", ".join(sorted(self.templates)) or "no .yaml"),
                 fix=("did you mean " + " or ".join(close) + "? " if close else "")
@@ -127,18 +144,79 @@ class BmadFolder:
         except yaml.YAMLError as exc:
             raise BmadTemplateError(
                 f"template {path} ({step_label}) is not valid YAML",
-                value=str(path), location=Location(file=str(path), line=_line_of(exc)),
+                value=str(path),
+                location=Location(file=str(path), line=_line_of(exc)),
                 expected="a BMAD template: template: {id, name, output}, sections: [...]",
-                found=_first_line(exc), fix="repair the YAML (indentation, quotes, colons)",
+                found=_first_line(exc),
+                fix="repair the YAML (indentation, quotes, colons)",
             ) from None
         if not isinstance(data, dict) or not isinstance(data.get("sections"), list):
             raise BmadTemplateError(
                 f"template {path} ({step_label}) is not a BMAD template",
-                value=str(path), location=Location(file=str(path)),
+                value=str(path),
+                location=Location(file=str(path)),
                 expected="a mapping with 'template' and a 'sections' list",
-                found=_shape(data), fix="check that the file is a BMAD v4 template",
+                found=_shape(data),
+                fix="check that the file is a BMAD v4 template",
             )
         return tuple(dict.fromkeys(_VARIABLE.findall(text)))
+
+    def candidate(
+        self, agent: str, fields: Mapping[str, Any], creates: list[str], workflow_type: str | None
+    ) -> Candidate:
+        """Which template a step names: its ``uses``, a ``*-tmpl`` in its notes, or the one in
+        its agent's file named after the document it creates."""
+        remark = ""
+        uses = fields.get("uses")
+        if isinstance(uses, str) and uses:
+            if uses in self.templates or uses.endswith(TEMPLATE_SUFFIX):
+                return Candidate(uses, Source.USES, f"uses: {uses}")
+            kind = next((k for k in ("tasks", "checklists") if self.has(k, uses)), None)
+            found = f"{kind}/{uses}.md" if kind else f"no template, task or checklist {uses}"
+            remark = f"uses {uses} ({found}), not a template"
+        named = templates_named_in(fields.get("notes"))
+        if named:
+            return Candidate(named[0], Source.NOTES, f"its notes name {named[0]}", remark)
+        definition = self.agent(agent) if _one_agent(agent) else None
+        if definition is None or not creates:
+            return Candidate(remark=remark)
+        documents = {_same(document_stem(a)) for a in creates}
+        matching = [
+            t
+            for t in definition.templates
+            if t in self.templates
+            and (_same(template_stem(t)) in documents or self.output_name(t) in creates)
+        ]
+        # agents/pm.md lists prd-tmpl and brownfield-prd-tmpl: the workflow's kind decides
+        brownfield = (workflow_type or "").lower() == "brownfield"
+        matching.sort(key=lambda t: t.startswith("brownfield-") != brownfield)
+        if not matching:
+            return Candidate(remark=remark)
+        task = " and its create-doc task" if "create-doc" in definition.tasks else ""
+        return Candidate(
+            matching[0],
+            Source.AGENT_FILE,
+            f"agents/{agent}.md lists {matching[0]}.yaml{task}",
+            remark,
+        )
+
+    def why_none(self, agent: str, fields: Mapping[str, Any], creates: list[str]) -> str:
+        """Why ``candidate`` found no template, in words for the interpretation section."""
+        if not creates:
+            return "it creates no new document"
+        uses = fields.get("uses")
+        reasons = [
+            f"uses {uses} is not a template" if uses else "no uses:",
+            "its notes name no *-tmpl",
+        ]
+        definition = self.agent(agent) if _one_agent(agent) else None
+        if definition is None:
+            reasons.append(f"no agents/{agent}.md")
+        elif not definition.templates:
+            reasons.append(f"agents/{agent}.md lists no templates")
+        else:
+            reasons.append(f"agents/{agent}.md lists none in templates/ for " + ", ".join(creates))
+        return "; ".join(reasons)
 
     def output_name(self, name: str) -> str | None:
         """The document a template writes (template.output.filename's base name)."""
@@ -167,6 +245,16 @@ def template_stem(name: str) -> str:
     """``brownfield-prd-tmpl`` -> ``prd``: the document a template is named after."""
     stem = name[: -len(TEMPLATE_SUFFIX)] if name.endswith(TEMPLATE_SUFFIX) else name
     return stem.removeprefix("brownfield-")
+
+
+def _one_agent(agent: str) -> bool:
+    """`various` and `analyst/pm` name no agent file."""
+    return bool(agent) and agent != "various" and "/" not in agent
+
+
+def _same(name: str) -> str:
+    """How document and template names compare: case and punctuation aside."""
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
 
 
 def _stems(value: Any) -> tuple[str, ...]:

@@ -32,8 +32,13 @@ AI = {"user_wants_ai_generation": "y"}
 
 
 def starter(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "starter.py", *map(str, args)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "starter.py", *map(str, args)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def waits(plan: Plan) -> dict[str, list[str]]:
@@ -81,9 +86,14 @@ def test_ui_fork_order_is_the_documented_one() -> None:
         "ux-expert_2": ["ux-expert.front-end-spec.md"],
         "architect": ["ux-expert.front-end-spec.md"],
         "po": ["architect.completion"],
-        "po_2": ["analyst.project-brief.md", "pm.prd.md", "ux-expert.front-end-spec.md",
-                 "ux-expert_2.v0_prompt", "architect.front-end-architecture.md",
-                 "po.completion"],
+        "po_2": [
+            "analyst.project-brief.md",
+            "pm.prd.md",
+            "ux-expert.front-end-spec.md",
+            "ux-expert_2.v0_prompt",
+            "architect.front-end-architecture.md",
+            "po.completion",
+        ],
         "sm": ["po_2.sharded_docs"],
         "dev": ["sm.story.md"],
         "qa": ["dev.implementation_files"],
@@ -98,10 +108,12 @@ def test_ui_fork_runs_architecture_beside_the_ai_prompt() -> None:
     compiled = compile_plan(plan)
     group = compiled.agent("architect").group
     expected = (group, True, False, False)
-    actual = (compiled.agent("ux-expert_2").group,
-              next(g for g in compiled.groups if g.id == group).parallel,
-              "architect" in ancestors(plan, "ux-expert_2"),
-              "ux-expert_2" in ancestors(plan, "architect"))
+    actual = (
+        compiled.agent("ux-expert_2").group,
+        next(g for g in compiled.groups if g.id == group).parallel,
+        "architect" in ancestors(plan, "ux-expert_2"),
+        "ux-expert_2" in ancestors(plan, "architect"),
+    )
     assert expected == actual
     assert {"ux-expert", "pm", "analyst"} == ancestors(plan, "architect")
     assert {"ux-expert_2", "architect"} <= ancestors(plan, "po")
@@ -119,8 +131,13 @@ def test_step_without_requires_follows_the_step_before_it() -> None:
 def test_abstract_requirement_waits_for_every_earlier_producer() -> None:
     """all_artifacts_in_project reads every document made before the step, skipped ones not."""
     plan = load_plan(UI_FORK)  # the AI prompt is skipped: no v0_prompt to read
-    expected = ["analyst.project-brief.md", "pm.prd.md", "ux-expert.front-end-spec.md",
-                "architect.front-end-architecture.md", "po.completion"]
+    expected = [
+        "analyst.project-brief.md",
+        "pm.prd.md",
+        "ux-expert.front-end-spec.md",
+        "architect.front-end-architecture.md",
+        "po.completion",
+    ]
     assert expected == plan.agents["po_2"].inputs
 
 
@@ -152,8 +169,17 @@ def test_existing_or_and_requirements_link_to_earlier_steps() -> None:
 def test_brownfield_order_is_the_documented_one() -> None:
     """brownfield_links.yaml: the route that continues is taken, its `_path` condition holds."""
     plan = load_plan(BROWNFIELD)
-    expected = ["enhancement_classification", "ui_analysis", "documentation_check", "pm",
-                "architect", "po", "po_2", "sm", "dev"]
+    expected = [
+        "enhancement_classification",
+        "ui_analysis",
+        "documentation_check",
+        "pm",
+        "architect",
+        "po",
+        "po_2",
+        "sm",
+        "dev",
+    ]
     assert expected == list(plan.agents)
     assert ["enhancement_classification.completion"] == plan.agents["ui_analysis"].inputs
     assert ["ui_analysis.completion"] == plan.agents["documentation_check"].inputs
@@ -162,8 +188,11 @@ def test_brownfield_order_is_the_documented_one() -> None:
 def test_a_chosen_route_runs_its_agent_and_ends_the_workflow() -> None:
     """--set based_on_classification=single_story: the route's pm runs after the
     classification, and the note says which steps do not run."""
-    plan = load_plan(BROWNFIELD, {"based_on_classification": "single_story"},
-                     set_names=["based_on_classification"])
+    plan = load_plan(
+        BROWNFIELD,
+        {"based_on_classification": "single_story"},
+        set_names=["based_on_classification"],
+    )
     assert ["enhancement_classification", "single_story"] == list(plan.agents)
     route = plan.agents["single_story"]
     assert ("pm", ["enhancement_classification.completion"]) == (route.role, route.inputs)
@@ -211,8 +240,9 @@ def test_any_other_condition_value_is_an_error() -> None:
 
 def test_unknown_set_name_is_an_error_with_the_closest_name() -> None:
     with pytest.raises(PlanValidationError) as caught:
-        load_plan(UI_FORK, {"user_wants_ai_generaton": "true"},
-                  set_names=["user_wants_ai_generaton"])
+        load_plan(
+            UI_FORK, {"user_wants_ai_generaton": "true"}, set_names=["user_wants_ai_generaton"]
+        )
     [problem] = caught.value.problems
     expected = (UnknownVariableError, "did you mean 'user_wants_ai_generation'?")
     assert expected == (type(problem), problem.fix)
@@ -232,11 +262,15 @@ def test_templates_come_from_notes_and_agent_files() -> None:
     """pm: prd-tmpl, named only in agents/pm.md; ux-expert: front-end-spec-tmpl, named only in
     its notes; architect: none (its listed template is not in templates/)."""
     compiled = compile_plan(load_plan(UI_FORK, {"bmad_dir": str(CORE)}))
-    actual = {a: (compiled.agent(a).kind, compiled.agent(a).settings.get("template"))
-              for a in ("pm", "ux-expert", "architect")}
-    expected = {"pm": ("template", "templates/prd-tmpl.yaml"),
-                "ux-expert": ("template", "templates/front-end-spec-tmpl.yaml"),
-                "architect": ("role", None)}
+    actual = {
+        a: (compiled.agent(a).kind, compiled.agent(a).settings.get("template"))
+        for a in ("pm", "ux-expert", "architect")
+    }
+    expected = {
+        "pm": ("template", "templates/prd-tmpl.yaml"),
+        "ux-expert": ("template", "templates/front-end-spec-tmpl.yaml"),
+        "architect": ("role", None),
+    }
     assert expected == actual
 
 
@@ -307,8 +341,9 @@ def test_folder_without_templates_is_an_error(tmp_path: Path) -> None:
 
 
 def test_plan_explains_each_derived_edge() -> None:
-    result = starter("plan", UI_FORK, "--set", "user_wants_ai_generation=y", "--set",
-                     "epic_complete=true")
+    result = starter(
+        "plan", UI_FORK, "--set", "user_wants_ai_generation=y", "--set", "epic_complete=true"
+    )
     assert 0 == result.returncode, result.stderr
     expected = [
         "BMAD order (why each step waits):",
@@ -347,8 +382,10 @@ def test_input_is_accepted_by_validate_and_plan() -> None:
     validated = starter("validate", path, *given)
     planned = starter("plan", path, *given, "--format", "json")
     assert (0, 0) == (validated.returncode, planned.returncode), validated.stderr
-    assert "reads plan input existing_documentation_or_analysis" in starter(
-        "plan", path, *given).stdout
+    assert (
+        "reads plan input existing_documentation_or_analysis"
+        in starter("plan", path, *given).stdout
+    )
 
 
 def test_plan_json_carries_the_interpretation() -> None:
@@ -384,8 +421,22 @@ def test_order_and_interpretation_do_not_depend_on_the_hash_seed() -> None:
     for seed in ("1", "2"):
         env = {**os.environ, "PYTHONHASHSEED": seed}
         result = subprocess.run(
-            [sys.executable, "starter.py", "plan", str(BROWNFIELD), "--bmad-dir", str(CORE),
-             "--format", "json"], cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
+            [
+                sys.executable,
+                "starter.py",
+                "plan",
+                str(BROWNFIELD),
+                "--bmad-dir",
+                str(CORE),
+                "--format",
+                "json",
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+        )
         assert 0 == result.returncode, result.stderr
         outputs.append(result.stdout)
     assert outputs[0] == outputs[1]
