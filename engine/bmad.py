@@ -866,6 +866,8 @@ def import_workflow(
     steps = [step for i, raw in enumerate(sequence) if (step := importer.step(i, raw)) is not None]
     importer.assign_ids(steps)
     agents, inputs = importer.convert(steps)
+    if folder is not None:
+        importer.problems.extend(folder.problems)
     importer.check_set_names(set_names)
     if not agents and not importer.problems:
         importer.problems.append(InvalidValueError(

@@ -69,6 +69,8 @@ class BmadFolder:
     root: Path
     templates: dict[str, Path] = field(default_factory=dict)
     _agents: dict[str, AgentDefinition | None] = field(default_factory=dict)
+    # agent definitions that could not be read
+    problems: list[BmadFolderError] = field(default_factory=list)
 
     @classmethod
     def open(cls, root: str | Path) -> BmadFolder:
@@ -93,9 +95,14 @@ class BmadFolder:
         return (self.root / kind / f"{name}.md").is_file()
 
     def agent(self, agent: str) -> AgentDefinition | None:
-        """agents/<agent>.md's dependencies, or None without such a file."""
+        """agents/<agent>.md's dependencies, or None without such a file (or with a broken one,
+        recorded once in ``problems``)."""
         if agent not in self._agents:
-            self._agents[agent] = self._read_agent(agent)
+            try:
+                self._agents[agent] = self._read_agent(agent)
+            except BmadFolderError as problem:
+                self.problems.append(problem)
+                self._agents[agent] = None
         return self._agents[agent]
 
     def _read_agent(self, agent: str) -> AgentDefinition | None:
@@ -110,7 +117,7 @@ class BmadFolder:
             raise BmadFolderError(
                 f"the agent definition {path} has a YAML block that does not parse",
                 value=str(path),
-                location=Location(file=str(path), line=_line_of(exc)),
+                location=Location(file=str(path), line=_line_in_file(exc, text, match)),
                 expected="a ```yaml block with agent, persona and dependencies",
                 found=_first_line(exc),
                 fix="repair the YAML block",
@@ -266,6 +273,14 @@ def _stems(value: Any) -> tuple[str, ...]:
 def _line_of(exc: yaml.YAMLError) -> int | None:
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     return mark.line + 1 if mark is not None else None
+
+
+def _line_in_file(exc: yaml.YAMLError, text: str, block: re.Match[str] | None) -> int | None:
+    """The file line of a YAML error inside a markdown file's fenced block."""
+    line = _line_of(exc)
+    if line is None or block is None:
+        return line
+    return line + text[: block.start(1)].count("\n")
 
 
 def _first_line(exc: yaml.YAMLError) -> str:

@@ -440,3 +440,16 @@ def test_order_and_interpretation_do_not_depend_on_the_hash_seed() -> None:
         assert 0 == result.returncode, result.stderr
         outputs.append(result.stdout)
     assert outputs[0] == outputs[1]
+
+
+def test_broken_agent_definition_is_a_validation_error_naming_it(tmp_path: Path) -> None:
+    """agents/pm.md whose YAML block does not parse is reported with its file and line."""
+    folder = copy_core(tmp_path)
+    broken = folder / "agents" / "pm.md"
+    broken.write_text("# pm\n\n```yaml\ndependencies:\n  templates: [prd-tmpl.yaml\n```\n")
+    with pytest.raises(PlanValidationError) as caught:
+        load_plan(UI_FORK, {"bmad_dir": str(folder)})
+    [problem] = caught.value.problems
+    # the block starts at line 4; the unclosed list runs to the end of the block
+    assert (BmadFolderError, str(broken)) == (type(problem), problem.location.file)
+    assert problem.location.line in (5, 6, 7), problem.render()
