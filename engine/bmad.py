@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.bmad_folder import BmadFolder, TemplateChoice
-from engine.bmad_interpretation import COMPLETION, Interpretation, Link, Note, NoteKind
+from engine.bmad_interpretation import COMPLETION, Interpretation, Link, LinkKind, Note, NoteKind
 from engine.errors import (
     InvalidValueError,
     Location,
@@ -456,9 +456,9 @@ class _Importer:
         producers = state.producers
         links: list[Link] = []
 
-        def link(after: str, ref: str, reason: str) -> None:
+        def link(after: str, ref: str, reason: str, kind: LinkKind = LinkKind.REQUIRES) -> None:
             if after != agent_id and all(k.ref != ref for k in links):
-                links.append(Link(agent_id, after, ref, reason))
+                links.append(Link(agent_id, after, ref, reason, kind))
 
         for artifact, path in step.requires:
             if is_abstract(artifact):
@@ -473,22 +473,25 @@ class _Importer:
                 name = self.plan_input(step, artifact, path, steps)
                 if name is not None:
                     state.inputs[name] = self.variables[self.variable_for(artifact)]
-                    links.append(Link(agent_id, "", name, f"requires {artifact}"))
+                    links.append(Link(agent_id, "", name, f"requires {artifact}",
+                                      LinkKind.INPUT))
                     self.note(NoteKind.INPUT, f"{agent_id} requires '{artifact}', which no "
                               f"earlier step makes: read from the value given for '{name}'")
         # an update edits the current version, so it waits for whoever made that version
         for artifact in step.updates:
             if artifact in producers:
                 maker = producers[artifact]
-                link(maker, f"{maker}.{artifact}", f"updates {artifact} (the version {maker} made)")
+                link(maker, f"{maker}.{artifact}",
+                     f"updates {artifact} (the version {maker} made)", LinkKind.UPDATES)
         if state.previous is not None and not step.requires:
             link(state.previous, f"{state.previous}.{COMPLETION}",
-                 "follows the previous step (no requires)")
+                 "follows the previous step (no requires)", LinkKind.PREVIOUS)
         elif state.previous is not None and not any(k.after for k in links):
             # what it requires comes from outside the run: no earlier step makes it
             # independent, so the sequence's order holds
             link(state.previous, f"{state.previous}.{COMPLETION}",
-                 "follows the previous step (it requires no earlier step's output)")
+                 "follows the previous step (it requires no earlier step's output)",
+                 LinkKind.PREVIOUS)
 
         validated: list[str] = []
         for artifact, path in step.validates:
@@ -496,7 +499,7 @@ class _Importer:
                 if target not in validated:
                     validated.append(target)
                     links.append(Link(agent_id, target, f"{target}.{COMPLETION}",
-                                      f"validates {artifact}"))
+                                      f"validates {artifact}", LinkKind.VALIDATES))
 
         gate = state.gate
         waits_for = [k.after for k in links if k.after]
@@ -506,15 +509,16 @@ class _Importer:
             # every later step waits for the gate: directly, or through a step that does
             gate_id = gate.agent_id or ""
             link(gate_id, f"{gate_id}.{COMPLETION}", f"PO gate: {gate.label()} validates "
-                 + ", ".join(a for a, _ in gate.validates) + " before later steps run")
+                 + ", ".join(a for a, _ in gate.validates) + " before later steps run",
+                 LinkKind.GATE)
 
         # a completion wait on an agent whose output is read anyway says nothing more
-        data_from = {k.after for k in links if not k.ref.endswith(f".{COMPLETION}")}
-        links = [k for k in links if not (k.ref.endswith(f".{COMPLETION}")
-                                          and k.after in data_from
-                                          and not k.reason.startswith("validates"))]
+        data_from = {k.after for k in links if k.kind in (LinkKind.REQUIRES, LinkKind.UPDATES)
+                     and not k.ref.endswith(f".{COMPLETION}")}
+        links = [k for k in links if not (k.kind in (LinkKind.PREVIOUS, LinkKind.GATE)
+                                          and k.after in data_from)]
         self.interpretation.links.extend(links)
-        reads = [k.ref for k in links if not k.reason.startswith("validates")]
+        reads = [k.ref for k in links if k.reads]
         outputs = _unique([*step.creates, *step.updates])
         template = self.template_for(step) if self.folder is not None else None
         state.agents[agent_id] = self.agent(step, reads, outputs, validated, template)

@@ -38,6 +38,17 @@ class Note:
         return f"{self.kind.value}: {self.text}"
 
 
+class LinkKind(str, Enum):
+    """Why a step waits for an earlier one."""
+
+    REQUIRES = "requires"  # it reads what the earlier step made
+    UPDATES = "updates"  # it edits the version the earlier step made
+    PREVIOUS = "previous"  # the sequence's order: the step before it
+    GATE = "gate"  # the PO's validation gate
+    VALIDATES = "validates"  # it checks the earlier step's output (a validation edge)
+    INPUT = "input"  # it reads a plan input (no earlier step)
+
+
 @dataclass(frozen=True)
 class Link:
     """A derived edge: ``agent`` waits for ``after`` (through reference ``ref``) because ..."""
@@ -46,6 +57,13 @@ class Link:
     after: str
     ref: str
     reason: str
+    kind: LinkKind = LinkKind.REQUIRES
+
+    @property
+    def reads(self) -> bool:
+        """Whether the reference goes into the agent's inputs (a validation is an edge of its
+        own, from ``validates``)."""
+        return self.kind is not LinkKind.VALIDATES
 
     def render(self) -> str:
         if not self.after:
@@ -82,7 +100,13 @@ class Interpretation:
     def to_dict(self) -> dict[str, Any]:
         return {
             "links": [
-                {"agent": k.agent, "after": k.after, "ref": k.ref, "reason": k.reason}
+                {
+                    "agent": k.agent,
+                    "after": k.after,
+                    "ref": k.ref,
+                    "reason": k.reason,
+                    "kind": k.kind.value,
+                }
                 for k in self.links
             ],
             "notes": [{"kind": n.kind.value, "text": n.text} for n in self.notes],

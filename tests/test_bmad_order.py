@@ -453,3 +453,13 @@ def test_broken_agent_definition_is_a_validation_error_naming_it(tmp_path: Path)
     # the block starts at line 4; the unclosed list runs to the end of the block
     assert (BmadFolderError, str(broken)) == (type(problem), problem.location.file)
     assert problem.location.line in (5, 6, 7), problem.render()
+
+
+def test_validate_json_carries_the_interpretation() -> None:
+    import json
+
+    result = starter("validate", BROWNFIELD, "--json")
+    assert 0 == result.returncode, result.stderr
+    data = json.loads(result.stdout)
+    kinds = {link["kind"] for link in data["interpretation"]["links"]}
+    assert (True, {"requires", "previous", "gate", "validates"}) == (data["valid"], kinds)
