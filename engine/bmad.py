@@ -202,6 +202,8 @@ class _Importer:
         # names a --set may give: conditions, requirements, template variables
         self.known: list[str] = [*RESERVED_VARIABLES, *PROJECT_VARIABLES]
         self.conditions: list[str] = []
+        self.requirement_names: list[str] = []
+        self.template_variables: list[str] = []
         self.route_names: list[str] = []
         self.routes_taken: list[str] = []
 
@@ -377,10 +379,12 @@ class _Importer:
                 self.known.append(condition)
                 self.conditions.append(condition)
             for artifact, _ in step.requires:
-                self.known.extend(_variable_names(artifact))
+                names = list(_variable_names(artifact))
                 for joiner in ("_or_", "_and_"):
                     for part in artifact.split(joiner):
-                        self.known.extend(_variable_names(part))
+                        names.extend(_variable_names(part))
+                self.known.extend(names)
+                self.requirement_names.extend(names)
 
     def included(self, step: _Step) -> bool:
         """Whether a conditional step runs; says why in a note, and records a bad value."""
@@ -698,6 +702,7 @@ class _Importer:
             self.problems.append(problem)
             return None
         self.known.extend(variables)
+        self.template_variables.extend(variables)
         return TemplateChoice(name=name, relative=f"templates/{name}.yaml", source=source,
                               detail=detail, variables=variables)
 
@@ -817,10 +822,17 @@ class _Importer:
             return
         self.note(NoteKind.TEMPLATE, f"{label} renders {template.relative} ({template.detail})")
 
-    def check_set_names(self, set_names: Collection[str]) -> None:
-        """A --set name the workflow never reads is a typo until shown otherwise."""
+    def check_set_names(self, set_names: Collection[str], inputs: Collection[str]) -> None:
+        """A --set name the workflow never reads is a typo until shown otherwise; a requirement
+        given a value that an earlier step makes anyway is said to be unused."""
         known = _unique(self.known)
+        others = {*self.conditions, *self.template_variables, *RESERVED_VARIABLES,
+                  *PROJECT_VARIABLES}
         for name in set_names:
+            if name in self.requirement_names and name not in others and \
+                    input_name(name) not in inputs:
+                self.note(NoteKind.INPUT, f"--set {name} is not read: the requirement it names "
+                          "is made by an earlier step of this run")
             if name in known:
                 continue
             close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
@@ -872,7 +884,7 @@ def import_workflow(
     agents, inputs = importer.convert(steps)
     if folder is not None:
         importer.problems.extend(folder.problems)
-    importer.check_set_names(set_names)
+    importer.check_set_names(set_names, inputs)
     if not agents and not importer.problems:
         importer.problems.append(InvalidValueError(
             "the BMAD workflow has no step that would run", value=sequence,

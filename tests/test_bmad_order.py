@@ -463,3 +463,14 @@ def test_validate_json_carries_the_interpretation() -> None:
     data = json.loads(result.stdout)
     kinds = {link["kind"] for link in data["interpretation"]["links"]}
     assert (True, {"requires", "previous", "gate", "validates"}) == (data["valid"], kinds)
+
+
+def test_a_set_value_for_a_requirement_made_in_the_run_is_said_to_be_unused() -> None:
+    """--set prd.md=... names a requirement, but pm makes prd.md: the note says it is not read."""
+    plan = load_plan(UI_FORK, {"prd.md": "x"}, set_names=["prd.md"])
+    expected = (
+        "input: --set prd.md is not read: the requirement it names is made by an earlier "
+        "step of this run"
+    )
+    assert expected in notes(plan)
+    assert ["analyst.project-brief.md"] == plan.agents["pm"].inputs
