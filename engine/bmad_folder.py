@@ -78,6 +78,9 @@ class BmadFolder:
         path = Path(root).resolve()
         folder = path / "templates"
         if not folder.is_dir():
+            inner = [
+                p for p in (path / "bmad-core", path / ".bmad-core") if (p / "templates").is_dir()
+            ]
             raise BmadFolderError(
                 f"--bmad-dir {path} is not a BMAD install: it has no templates/ folder",
                 value=str(path),
@@ -85,7 +88,9 @@ class BmadFolder:
                 expected="a bmad-core folder holding agents/, tasks/ and templates/",
                 found="no templates/"
                 + (" (and no agents/)" if not (path / "agents").is_dir() else ""),
-                fix="point --bmad-dir at the bmad-core folder itself (the one with templates/)",
+                fix=f"did you mean --bmad-dir {inner[0]}?"
+                if inner
+                else "point --bmad-dir at the bmad-core folder itself (the one with templates/)",
             )
         templates = {p.stem: p for p in sorted(folder.glob("*.yaml")) if p.is_file()}
         return cls(root=path, templates=templates)

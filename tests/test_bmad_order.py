@@ -474,3 +474,12 @@ def test_a_set_value_for_a_requirement_made_in_the_run_is_said_to_be_unused() ->
     )
     assert expected in notes(plan)
     assert ["analyst.project-brief.md"] == plan.agents["pm"].inputs
+
+
+def test_a_project_folder_holding_bmad_core_is_pointed_at_it(tmp_path: Path) -> None:
+    """--bmad-dir at the project (with .bmad-core/ inside): the error names the folder meant."""
+    shutil.copytree(CORE, tmp_path / ".bmad-core")
+    with pytest.raises(PlanValidationError) as caught:
+        load_plan(UI_FORK, {"bmad_dir": str(tmp_path)})
+    [problem] = caught.value.problems
+    assert f"did you mean --bmad-dir {tmp_path.resolve() / '.bmad-core'}?" == problem.fix
