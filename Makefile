@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: $(STAMP)
-	$(PY) starter.py run $(PLAN) $(RUN_FLAGS) $(ARGS)
+	$(VENV)/bin/pee run $(PLAN) $(RUN_FLAGS) $(ARGS)
 
 test: $(STAMP) browser
 	$(PY) -m ruff check .

@@ -1,9 +1,7 @@
-"""Validate, analyse, run and inspect plans: `python starter.py --help`."""
+"""Validate, analyse, run and inspect plans: the `pee` command (`pee --help`), kept as a script
+for `python starter.py ...` from a checkout."""
 
-from cli.main import main
-from runtime.exit import run_entry
+from cli.main import entry
 
 if __name__ == "__main__":
-    # every command shuts down its worker, client and event loop before returning its code;
-    # run_entry then exits hard so the Rust bridge cannot crash interpreter teardown
-    run_entry(main)
+    entry()

@@ -1,6 +1,6 @@
 """Run a worker for PlanWorkflow, the shared pool (ResourcePoolWorkflow) and their activities
 until SIGINT/SIGTERM:
-`python worker.py [--address HOST:PORT] [--namespace NS] [--task-queue Q]
+`pee-worker [--address HOST:PORT] [--namespace NS] [--task-queue Q]
 [--max-concurrent-activities N] [--resource-based [--target-cpu F] [--target-memory F]]
 [--metrics-port N]`, with TLS/mTLS and an API key from --tls* and --api-key or Temporal's
 TEMPORAL_* variables; OTEL_* variables switch on OpenTelemetry traces and metrics.
@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import os
 import sys
+from typing import NoReturn
 
 from cli.common import positive_int
 from cli.run_commands import add_metrics_port_option
@@ -41,12 +42,10 @@ async def serve(target: Target, args: argparse.Namespace) -> None:
             f"{kind} to {os.environ.get(variable)}" for kind, variable in
             (("traces", "OTEL_TRACES_EXPORTER"), ("metrics", "OTEL_METRICS_EXPORTER"))
             if (os.environ.get(variable) or "none") != "none"), flush=True)
-    print(
-        f"worker {client.identity} on task queue {args.task_queue} at {target.address} "
-        f"(namespace {client.namespace}, {security}, {describe_slots(args)}); Ctrl-C stops",
-        flush=True,
-    )
-    await run_until_signalled(worker)
+    ready = (f"worker {client.identity} on task queue {args.task_queue} at {target.address} "
+             f"(namespace {client.namespace}, {security}, {describe_slots(args)}); Ctrl-C stops")
+    # said only once SIGTERM/SIGINT are handled: a SIGTERM right after the line exits 0
+    await run_until_signalled(worker, lambda: print(ready, flush=True))
     print("worker stopped", flush=True)
 
 
@@ -73,7 +72,7 @@ def fraction(text: str) -> float:
 
 
 def parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="worker.py", description=__doc__)
+    parser = argparse.ArgumentParser(prog="pee-worker", description=__doc__)
     add_connection_arguments(
         parser, address_help="HOST:PORT (default TEMPORAL_ADDRESS or the profile's, else the "
         "embedded dev server's localhost:7233)")
@@ -110,7 +109,12 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
+def entry() -> NoReturn:
+    """The `pee-worker` console script (and `python worker.py`)."""
     # worker shut down, then client and event loop (asyncio.run returned): leave without letting
     # the bridge see interpreter teardown (sdk-python issue 300)
     run_entry(main)
+
+
+if __name__ == "__main__":
+    entry()

@@ -5,6 +5,8 @@ signals), applies `--simulate` (task.simulate_s: the agent takes at least that l
 kind) and turns every failure into an ApplicationError carrying details=[{"attempt": n}], which
 the workflow reads for its report. Large outputs go to the artifact store and come back as
 references, which are resolved again in the next agent's inputs (activities/artifacts.py).
+No secret leaves an agent: backends register the secrets they read with the agent's scrubber
+(activities.scrub), and results, errors, heartbeats, progress and logs pass it on the way out.
 Cancellation is an asyncio.CancelledError raised wherever the
 agent is waiting; nothing here swallows it.
 
@@ -32,6 +34,7 @@ from activities import (
     prefetch,
     python_backend,
     roles,
+    scrub,
     simulate,
     template_backend,
 )
@@ -42,6 +45,9 @@ from activities.prefetch import prefetch_group
 from activities.progress import Progress
 from activities.snapshot_cache import store_context_snapshot
 from activities.types import AgentResult, AgentTask, CacheLookup
+
+# log records an agent emits are scrubbed like everything else it sends
+scrub.install_log_filter(activity.logger.logger)
 
 Backend = Callable[[AgentTask, Progress, float], Awaitable[AgentResult]]
 
@@ -123,7 +129,7 @@ async def _offload_artifacts(task: AgentTask, result: AgentResult) -> AgentResul
     return dataclasses.replace(result, outputs=outputs, writes=writes)
 
 
-async def _work(task: AgentTask) -> AgentResult:
+async def _work(task: AgentTask, scrubber: scrub.Scrubber) -> AgentResult:
     backend = BACKENDS.get(task.agent.kind)
     if backend is None:
         raise _no_backend(task)
@@ -134,6 +140,9 @@ async def _work(task: AgentTask) -> AgentResult:
     async with Progress(task, silent=_silent(task)) as progress:
         progress.expect(simulate_s)
         result = await backend(task, progress, time_scale(task))
+        # before anything stores or sends it: artifact store, cache, history
+        result = dataclasses.replace(result, outputs=scrubber.value(result.outputs),
+                                     writes=scrubber.value(result.writes))
         result = dataclasses.replace(result, elapsed_s=round(time.monotonic() - started, 3))
         # --simulate: the agent takes at least simulate_s, counted from its start
         await progress.sleep_until(simulate_s)
@@ -187,29 +196,33 @@ async def lookup_cached_output(request: CacheLookup) -> dict[str, Any] | None:
 @activity.defn
 async def run_agent(task: AgentTask) -> AgentResult:
     attempt = activity.info().attempt
+    # every string that leaves the agent passes this agent's scrubber first (activities.scrub):
+    # backends register the secrets they read; results, errors, heartbeats, progress and logs
+    # are scrubbed here and in activities.progress
+    scrubber, token = scrub.start()
     try:
-        return await _work(task)
+        return await _work(task, scrubber)
     except asyncio.CancelledError:
         raise
     except ApplicationError as err:
-        if err.details:
-            raise
-        # the attempt number travels to the workflow's report
+        # `from None`: the original (unscrubbed) error must not travel as the failure's cause
         raise ApplicationError(
-            err.message,
-            {"attempt": attempt},
+            scrubber.text(err.message),
+            *(scrubber.value(list(err.details)) if err.details else [{"attempt": attempt}]),
             type=err.type,
             non_retryable=err.non_retryable,
             next_retry_delay=err.next_retry_delay,
             category=err.category,
-        ) from err
+        ) from None
     except Exception as err:
         # keep the class name as the error type so RetrySpec.non_retryable can match it
         raise ApplicationError(
-            f"agent '{task.agent.id}': {type(err).__name__}: {err}",
+            scrubber.text(f"agent '{task.agent.id}': {type(err).__name__}: {err}"),
             {"attempt": attempt},
             type=type(err).__name__,
-        ) from err
+        ) from None
+    finally:
+        scrub.finish(token)
 
 
 # cross_validate: the check a group's validation agents make of each other's outputs

@@ -21,10 +21,15 @@ JSON (``InvalidCommandOutput``) or missing outputs (``MissingOutputs``) are non-
 program breaks the contract, running it again gives the same answer); a program that cannot be
 started is non-retryable (``CommandNotFound``). Every message carries the tail of stderr.
 
-The child starts in its own session (its own process group); on cancellation, on the agent's
-``timeout`` (CommandTimeout, retryable) and after it exits, the whole group is killed (SIGTERM,
-then SIGKILL after a short grace), so no grandchild outlives its agent. The Progress task
-heartbeats while the child runs, which is how a cancellation reaches us.
+The command is finished when its leader (the program started) exits, not when its pipes close:
+a grandchild that keeps stdout open cannot turn a finished command into a timeout. Every process
+of the attempt (activities.process_tree: the leader's session, its descendants found by a tree
+walk, and any process carrying the attempt's ``PEE_AGENT_TREE`` marker, ``setsid`` ones
+included) is killed when the leader exits, on cancellation and on the agent's ``timeout``
+(CommandTimeout, retryable): SIGTERM, then SIGKILL after a short grace. Before an attempt
+starts, whatever an earlier attempt of the same agent in the same run left running (its worker
+was killed, say) is killed first. The Progress task heartbeats while the child runs, which is
+how a cancellation reaches us.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities import process_tree, scrub
 from activities.backend_contract import build_result, contract_error, invalid_settings
 from activities.progress import Progress
 from activities.types import AgentResult, AgentTask
@@ -50,6 +56,14 @@ PASSED_THROUGH = ("PATH", "HOME", "LANG")
 STDERR_TAIL_CHARS = 2000
 # SIGTERM first, then SIGKILL after this long
 KILL_GRACE_S = 1.0
+# how often the leader's descendants are sampled into the attempt's state file
+SAMPLE_S = 0.5
+# how often the leader is checked for having exited
+EXIT_POLL_S = 0.02
+# after the leader exited and its tree was killed: how long its pipes may take to drain (a
+# holder we could not kill, another user's process, is cut off after this)
+DRAIN_S = 2.0
+READ_CHUNK = 64 * 1024
 VAR_REF = re.compile(r"^\$([A-Za-z_][A-Za-z0-9_]*)$")
 
 
@@ -102,6 +116,9 @@ def child_env(task: AgentTask, environ: dict[str, str] | None = None) -> dict[st
                     non_retryable=True,
                 )
             value = source[var]
+            if scrub.sensitive_name(name) or scrub.sensitive_name(var):
+                # a credential by its name: it must not come back in outputs or errors
+                scrub.register(value)
         elif value.startswith("$$"):
             value = value[1:]
         env[str(name)] = value
@@ -124,9 +141,8 @@ def tail(stderr: bytes) -> str:
     text = stderr.decode(errors="replace").strip()
     if not text:
         return ""
-    if len(text) > STDERR_TAIL_CHARS:
-        text = "..." + text[-STDERR_TAIL_CHARS:]
-    return f"; stderr: {text}"
+    # scrubbed before the cut (activities.scrub)
+    return f"; stderr: {scrub.clip_tail(text, STDERR_TAIL_CHARS)}"
 
 
 def kill_group(pid: int, sig: int = signal.SIGKILL) -> None:
@@ -135,16 +151,51 @@ def kill_group(pid: int, sig: int = signal.SIGKILL) -> None:
         os.killpg(pid, sig)
 
 
-async def _stop(process: asyncio.subprocess.Process) -> None:
-    """Terminate the child's whole process group: SIGTERM, a short grace, then SIGKILL."""
-    if process.returncode is None:
-        kill_group(process.pid, signal.SIGTERM)
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(process.wait(), KILL_GRACE_S)
-    # grandchildren that ignored SIGTERM or outlived the leader
+async def _feed(stdin: asyncio.StreamWriter | None, payload: bytes) -> None:
+    if stdin is None:
+        return
+    # a program that never reads its stdin (or exits early) is not an error
+    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+        stdin.write(payload)
+        await stdin.drain()
+        stdin.close()
+
+
+async def _read(stream: asyncio.StreamReader | None, into: bytearray) -> None:
+    if stream is None:
+        return
+    while chunk := await stream.read(READ_CHUNK):
+        into += chunk
+
+
+async def _leader_exit(process: asyncio.subprocess.Process, tree: process_tree.Tree) -> None:
+    """Until the leader exits, recording its descendants as they appear.
+
+    `returncode` is polled: on Python 3.11 `process.wait()` returns only once every pipe is
+    closed too, which a grandchild holding stdout would delay until our timeout."""
+    polls = 0
+    while process.returncode is None:
+        if polls % round(SAMPLE_S / EXIT_POLL_S) == 0:
+            tree.sample(process.pid)
+        polls += 1
+        await asyncio.sleep(EXIT_POLL_S)
+
+
+async def _stop(process: asyncio.subprocess.Process, tree: process_tree.Tree,
+                grace_s: float) -> None:
+    """Kill every process of the attempt (SIGTERM, `grace_s`, SIGKILL) and reap the leader."""
+    tree.sample(process.pid)
+    await asyncio.to_thread(tree.kill, grace_s)
+    # the leader's own group, should something in it have escaped both walk and marker
     kill_group(process.pid, signal.SIGKILL)
     if process.returncode is None:
         await process.wait()
+
+
+async def _drain(pipes: list[asyncio.Task[None]]) -> None:
+    _, pending = await asyncio.wait(pipes, timeout=DRAIN_S)
+    for task in pending:
+        task.cancel()
 
 
 async def run(task: AgentTask, progress: Progress, scale: float) -> AgentResult:
@@ -153,6 +204,15 @@ async def run(task: AgentTask, progress: Progress, scale: float) -> AgentResult:
     env = child_env(task)
     timeout = task.agent.timeout_s * scale if task.agent.timeout_s else None
     shown = [args[0], *(["..."] if len(args) > 1 else [])]
+    info = activity.info()
+    tree_token = process_tree.token(info.workflow_id, info.workflow_run_id, info.activity_id)
+    # an earlier attempt of this agent whose worker died may still be running: not beside us
+    left = await asyncio.to_thread(process_tree.kill_leftovers, tree_token, KILL_GRACE_S)
+    if left:
+        activity.logger.warning("agent '%s': killed %d processes an earlier attempt left "
+                                "running", task.agent.id, left)
+    env[process_tree.MARKER] = tree_token
+    tree = process_tree.Tree(tree_token)
     progress.report(message=f"running {args[0]}")
     try:
         process = await asyncio.create_subprocess_exec(
@@ -162,7 +222,7 @@ async def run(task: AgentTask, progress: Progress, scale: float) -> AgentResult:
             stderr=asyncio.subprocess.PIPE,
             cwd=cwd,
             env=env,
-            # its own process group, so cancelling kills grandchildren too
+            # its own session: a terminal's signals do not reach it, and its group is ours to kill
             start_new_session=True,
         )
     except (FileNotFoundError, PermissionError, NotADirectoryError) as err:
@@ -172,22 +232,30 @@ async def run(task: AgentTask, progress: Progress, scale: float) -> AgentResult:
             type="CommandNotFound",
             non_retryable=True,
         ) from None
+    tree.add(process.pid)
+    stdout, stderr = bytearray(), bytearray()
+    pipes = [asyncio.create_task(_read(process.stdout, stdout)),
+             asyncio.create_task(_read(process.stderr, stderr))]
+    feeder = asyncio.create_task(_feed(process.stdin, stdin_payload(task)))
     try:
-        stdout, stderr = await asyncio.wait_for(process.communicate(stdin_payload(task)),
-                                                timeout)
+        await asyncio.wait_for(_leader_exit(process, tree), timeout)
     except asyncio.TimeoutError:
-        await asyncio.shield(_stop(process))
+        await asyncio.shield(_stop(process, tree, KILL_GRACE_S))
+        await asyncio.shield(_drain([*pipes, feeder]))
         raise ApplicationError(
             f"agent '{task.agent.id}': {shown} ran longer than its timeout of {timeout:.1f}s "
-            "and was killed (with its process group)",
+            "and was killed (with every process it started)",
             type="CommandTimeout",
         ) from None
     except BaseException:
-        # cancellation (or anything else): never leave the child behind
-        await asyncio.shield(_stop(process))
+        # cancellation (or anything else): never leave a process behind
+        await asyncio.shield(_stop(process, tree, KILL_GRACE_S))
+        for pending in (*pipes, feeder):
+            pending.cancel()
         raise
-    # a finished leader may leave grandchildren in its group: they go too
-    kill_group(process.pid, signal.SIGKILL)
+    # the leader is done: what it left running goes too, then its pipes reach their end
+    await asyncio.shield(_stop(process, tree, 0.0))
+    await asyncio.shield(_drain([*pipes, feeder]))
 
     if process.returncode != 0:
         code = process.returncode
@@ -197,7 +265,7 @@ async def run(task: AgentTask, progress: Progress, scale: float) -> AgentResult:
     try:
         produced: Any = json.loads(stdout)
     except ValueError as err:
-        start = stdout[:200].decode(errors="replace")
+        start = scrub.clip(stdout.decode(errors="replace"), 200, "")
         raise contract_error(
             task, f"{shown} printed invalid JSON on stdout ({err}); it starts with {start!r}"
                   f"{tail(stderr)}", kind="InvalidCommandOutput") from None

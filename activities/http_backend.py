@@ -1,5 +1,5 @@
 """The `http` backend: an OpenAI-compatible chat-completions client (llama.cpp server, vLLM,
-Ollama, hosted APIs), standard library only.
+Ollama, hosted APIs), on httpx (async, so a cancellation ends a request in flight at once).
 
 Settings (CompiledAgent.settings):
 
@@ -8,7 +8,8 @@ Settings (CompiledAgent.settings):
 - ``model``: sent as is (default "default", which local servers accept).
 - ``api_key_env``: the NAME of a worker environment variable holding the key, sent as
   ``Authorization: Bearer ...``. Only the name is in the plan and the history; the key is read
-  on the worker at call time, never logged, and scrubbed from every error message.
+  on the worker at call time and registered with the agent's scrubber (activities.scrub), so
+  neither it nor its common encodings leave the agent in a result, error, heartbeat or log.
 - ``system``, ``prompt``: templates; ``{{name}}`` is replaced by an input, named as declared
   ("pm.user_stories") or by its output part, after the first dot ("user_stories"), and
   ``{{agent}}`` / ``{{role}}`` by the agent's id / role. Text is inserted as is, anything else
@@ -30,24 +31,28 @@ retried up to ``max_retries`` times, waiting ``Retry-After`` seconds when the se
 task heartbeats while we wait, so a cancellation still ends the agent at once. Then the attempt
 fails retryably (``ModelUnavailable``), and Temporal's retry policy takes over. Other 4xx answers
 (bad key, unknown model) fail non-retryably (``ModelRequestRejected``).
+
+Redirects are never followed: a 3xx answer fails non-retryably (``ModelRequestRejected``, naming
+where it pointed), so neither the key nor the prompt goes anywhere but ``base_url``. Every
+timeout (connect, read, write, pool) is ``request_timeout``; a reply body above
+``MAX_REPLY_BYTES`` is refused rather than held in memory.
 """
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
 import os
 import re
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+import httpx
 from temporalio.exceptions import ApplicationError
 
+from activities import scrub
 from activities.backend_contract import (
     build_result,
     contract_error,
@@ -66,6 +71,8 @@ MAX_RETRY_AFTER_S = 60.0
 BACKOFF_FIRST_S = 0.5
 BACKOFF_MAX_S = 30.0
 BODY_TAIL_CHARS = 500
+# a chat completion is kilobytes; a server streaming without end must not fill the worker
+MAX_REPLY_BYTES = 32 * 1024 * 1024
 JSON_TYPES: dict[str, tuple[type, ...]] = {
     "string": (str,), "number": (int, float), "integer": (int,), "boolean": (bool,),
     "array": (list,), "object": (dict,), "null": (type(None),),
@@ -77,6 +84,15 @@ class Reply:
     status: int
     body: bytes
     retry_after: float | None = None
+
+
+class Redirected(Exception):
+    """The server answered with a redirect, which is never followed."""
+
+    def __init__(self, status: int, location: str) -> None:
+        super().__init__(f"HTTP {status} to {location or '(no Location)'}")
+        self.status = status
+        self.location = location
 
 
 class Transient(Exception):
@@ -174,7 +190,7 @@ def parse_structured(task: AgentTask, text: str, schema: dict[str, Any]) -> Any:
         value = json.loads(candidate)
     except ValueError as err:
         raise contract_error(task, f"output_schema expects a JSON reply, but the model answered "
-                                   f"{text[:200]!r} ({err})",
+                                   f"{scrub.clip(text, 200)!r} ({err})",
                              kind="InvalidModelReply", retryable=True) from None
     problem = schema_problem(schema, value)
     if problem:
@@ -187,8 +203,8 @@ def parse_structured(task: AgentTask, text: str, schema: dict[str, Any]) -> Any:
 
 
 def _tail(body: bytes) -> str:
-    text = body.decode(errors="replace").strip()
-    return text if len(text) <= BODY_TAIL_CHARS else text[:BODY_TAIL_CHARS] + "..."
+    # scrubbed BEFORE the cut: a key straddling it must not leave a prefix behind
+    return scrub.clip(body.decode(errors="replace").strip(), BODY_TAIL_CHARS)
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -199,21 +215,33 @@ def _retry_after(value: str | None) -> float | None:
         return None
 
 
-def post(url: str, payload: bytes, headers: dict[str, str], timeout: float) -> Reply:
-    """One blocking request (run in a thread); Transient for what is worth another try."""
-    request = urllib.request.Request(url, data=payload, headers=headers, method="POST")
+def new_client(timeout: float) -> httpx.AsyncClient:
+    """The client for one agent attempt: every timeout bounded, no redirect followed."""
+    return httpx.AsyncClient(timeout=httpx.Timeout(timeout), follow_redirects=False)
+
+
+async def post(client: httpx.AsyncClient, url: str, payload: bytes,
+               headers: dict[str, str]) -> Reply:
+    """One request; Transient for what is worth another try, Redirected for a 3xx."""
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
-            return Reply(response.status, response.read())
-    except urllib.error.HTTPError as err:
-        body = err.read() or b""
-        retry_after = _retry_after(err.headers.get("Retry-After") if err.headers else None)
-        if err.code == 429 or err.code >= 500:
-            raise Transient(f"HTTP {err.code}: {_tail(body)}", retry_after) from None
-        return Reply(err.code, body, retry_after)
-    except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as err:
-        reason = getattr(err, "reason", err)
-        raise Transient(f"{type(err).__name__}: {reason}") from None
+        async with client.stream("POST", url, content=payload, headers=headers) as response:
+            body = bytearray()
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                if len(body) > MAX_REPLY_BYTES:
+                    raise Transient(f"HTTP {response.status_code}: the reply is larger than "
+                                    f"{MAX_REPLY_BYTES} bytes")
+    except httpx.TimeoutException as err:
+        raise Transient(f"{type(err).__name__}: the request timed out") from None
+    except httpx.HTTPError as err:
+        raise Transient(f"{type(err).__name__}: {err}") from None
+    status = response.status_code
+    retry_after = _retry_after(response.headers.get("Retry-After"))
+    if response.is_redirect:
+        raise Redirected(status, response.headers.get("Location", ""))
+    if status == 429 or status >= 500:
+        raise Transient(f"HTTP {status}: {_tail(bytes(body))}", retry_after)
+    return Reply(status, bytes(body), retry_after)
 
 
 def backoff(retry: int, retry_after: float | None) -> float:
@@ -264,42 +292,48 @@ async def run(task: AgentTask, progress: Progress, scale: float) -> AgentResult:
                 f"agent '{agent.id}': api_key_env names '{key_env}', which is not set on this "
                 "worker; set it in the worker's environment",
                 type="MissingEnvironmentVariable", non_retryable=True)
+        # from here on nothing the agent sends may carry it, in any common encoding
+        scrub.register(secret)
         headers["Authorization"] = f"Bearer {secret}"
-
-    def scrub(text: str) -> str:
-        return text.replace(secret, "***") if secret else text
 
     url = base_url.rstrip("/") + "/chat/completions"
     payload = json.dumps(body, ensure_ascii=False).encode()
     reply: Reply | None = None
     # time spent waiting on the network: requests in flight and the back-off between them
     waited = 0.0
-    for retry in range(retries + 1):
-        progress.report(message=f"asking {model} at {base_url}"
-                                + (f" (retry {retry})" if retry else ""))
-        began = time.monotonic()
-        try:
-            reply = await asyncio.to_thread(post, url, payload, headers, timeout)
-            break
-        except Transient as err:
-            if retry >= retries:
+    async with new_client(timeout) as client:
+        for retry in range(retries + 1):
+            progress.report(message=f"asking {model} at {base_url}"
+                                    + (f" (retry {retry})" if retry else ""))
+            began = time.monotonic()
+            try:
+                reply = await post(client, url, payload, headers)
+                break
+            except Redirected as err:
                 raise ApplicationError(
-                    f"agent '{agent.id}': {url} still failing after {retries + 1} requests: "
-                    f"{scrub(str(err))}",
-                    type="ModelUnavailable",
-                    next_retry_delay=None if err.retry_after is None
-                    else timedelta(seconds=min(err.retry_after, MAX_RETRY_AFTER_S)),
-                ) from None
-            wait = backoff(retry, err.retry_after)
-            progress.report(message=f"{scrub(str(err))[:80]}; retrying in {wait:.1f}s")
-            await progress.sleep(wait)
-        finally:
-            waited += time.monotonic() - began
+                    f"agent '{agent.id}': {url} answered with a redirect ({err}); redirects are "
+                    "not followed, so the key and the prompt go nowhere but base_url: set "
+                    "base_url to the server's real address",
+                    type="ModelRequestRejected", non_retryable=True) from None
+            except Transient as err:
+                if retry >= retries:
+                    raise ApplicationError(
+                        f"agent '{agent.id}': {url} still failing after {retries + 1} requests: "
+                        f"{scrub.text(str(err))}",
+                        type="ModelUnavailable",
+                        next_retry_delay=None if err.retry_after is None
+                        else timedelta(seconds=min(err.retry_after, MAX_RETRY_AFTER_S)),
+                    ) from None
+                wait = backoff(retry, err.retry_after)
+                progress.report(message=f"{scrub.clip(str(err), 80, '')}; retrying in {wait:.1f}s")
+                await progress.sleep(wait)
+            finally:
+                waited += time.monotonic() - began
     assert reply is not None
     if reply.status >= 400:
         raise ApplicationError(
             f"agent '{agent.id}': {url} rejected the request with HTTP {reply.status}: "
-            f"{scrub(_tail(reply.body))}",
+            f"{_tail(reply.body)}",
             type="ModelRequestRejected", non_retryable=True)
     text = reply_text(task, reply.body)
     if schema is None:

@@ -20,6 +20,7 @@ from types import TracebackType
 
 from temporalio import activity
 
+from activities import scrub
 from activities.types import PROGRESS_SIGNAL, AgentProgress, AgentTask
 
 # without a heartbeat timeout the SDK still needs heartbeats to deliver cancellation
@@ -86,7 +87,8 @@ class Progress:
         if fraction is None and self._expected_s > 0:
             fraction = min(1.0, elapsed / self._expected_s)
         of = f" of ~{self._expected_s:.1f}s" if self._expected_s > 0 else ""
-        message = f"{self._message or 'working'} ({elapsed:.1f}s{of})"
+        # heartbeat details and progress signals leave the agent: no secret in them
+        message = scrub.text(f"{self._message or 'working'} ({elapsed:.1f}s{of})")
         return AgentProgress(
             agent_id=self.agent_id,
             attempt=self.attempt,

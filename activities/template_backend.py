@@ -41,7 +41,7 @@ import yaml
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities import prefetch
+from activities import prefetch, render_runner
 from activities.backend_contract import build_result, invalid_settings
 from activities.progress import Progress
 from activities.render_cache import DEFAULT_TTL_S, cache_key, default_cache
@@ -252,8 +252,9 @@ async def run(task: AgentTask, progress: Progress, scale: float) -> AgentResult:
         progress.report(message=f"rendering {task.agent.settings.get('template')}")
         async with _semaphore(concurrent):
             try:
-                value, missing = await asyncio.wait_for(asyncio.to_thread(render, source, scope),
-                                                        timeout)
+                # in a render process, killed on timeout or cancel (activities.render_runner)
+                value, missing = await render_runner.runner().run(render, source, scope,
+                                                                  timeout=timeout)
             except asyncio.TimeoutError:
                 raise ApplicationError(
                     f"agent '{task.agent.id}': rendering {template_id!r} took longer than "

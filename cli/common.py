@@ -65,35 +65,40 @@ def add_set_option(parser: argparse.ArgumentParser) -> None:
         "such as user_wants_ai_generation=true, bmad_kind (repeatable)",
     )
     parser.add_argument(
-        "--bmad-dir",
-        metavar="DIR",
-        type=existing_dir,
-        help="a BMAD install folder: BMAD steps whose `uses` names DIR/templates/<uses>.yaml "
-        "render that template (template backend); other steps run as built-in role agents",
+        "--bmad-dir", metavar="DIR", type=existing_dir,
+        help="a BMAD install folder (bmad-core, with templates/): each BMAD step renders the "
+        "template named by its `uses`, its notes or its agent's file (agents/<agent>.md); "
+        "other steps run as built-in role agents",
     )
     add_llm_options(parser)
 
 
-def plan_variables(
-    args: argparse.Namespace, base: list[tuple[str, str]] | None = None
-) -> dict[str, Any]:
-    """The loader's variables: --set pairs (after `base`), plus what --bmad-dir offers: the
-    folder (`bmad_dir`) and the template names found in its templates/ (`bmad_templates`);
-    with --llm also `bmad_llm` and the folder's agent, task and template files (`bmad_files`)
-    that the LLM agents' prompts are built from. Raises PlanError for --model or --api-key-env
-    without --llm."""
+def add_input_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--input", dest="inputs", action="append", default=[], type=parse_assignment,
+        metavar="KEY=VALUE", help="run input, a plan input's value for this run (repeatable)",
+    )
+
+
+def set_names(args: argparse.Namespace) -> list[str]:
+    """The names given with --set (a BMAD workflow refuses names it does not read)."""
+    return [name for name, _ in getattr(args, "variables", [])]
+
+
+def plan_variables(args: argparse.Namespace, base: list[tuple[str, str]] | None = None
+                   ) -> dict[str, Any]:
+    """The loader's variables: --set pairs (after `base`, the run inputs), plus the --bmad-dir
+    folder (`bmad_dir`), which the BMAD importer reads its templates and agents from; with --llm
+    also `bmad_llm` and the folder's agent, task and template files (`bmad_files`) that the LLM
+    agents' prompts are built from. Raises PlanError for --model or --api-key-env without
+    --llm."""
     variables: dict[str, Any] = {**dict(base or []), **dict(args.variables)}
     bmad_dir = getattr(args, "bmad_dir", None)
     llm = llm_variable(args)
     if bmad_dir:
-        root = Path(bmad_dir).resolve()
-        folder = root / "templates"
-        variables["bmad_dir"] = str(root)
-        variables["bmad_templates"] = (
-            sorted(p.stem for p in folder.glob("*.yaml") if p.is_file()) if folder.is_dir() else []
-        )
+        variables["bmad_dir"] = str(Path(bmad_dir).resolve())
         if llm is not None:
-            variables["bmad_files"] = bmad_files(root)
+            variables["bmad_files"] = bmad_files(Path(bmad_dir).resolve())
     if llm is not None:
         variables["bmad_llm"] = llm
     return variables

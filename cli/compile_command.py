@@ -49,7 +49,7 @@ def compile_command(args: argparse.Namespace) -> int:
     from cli.run_commands import build_run_input, compile_from_args
     from runtime.connection import default_task_queue
 
-    plan = compile_from_args(args)
+    plan = compile_from_args(args, note_to=sys.stderr)
     if plan is None:
         return EXIT_BAD_INPUT
     # notes go to stderr: stdout may be the JSON itself

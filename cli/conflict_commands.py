@@ -74,8 +74,8 @@ def register(subparsers: Any) -> None:
         "resolve", help="resolve a context conflict (Update, or --signal)",
         description="Resolve a conflict with the workflow's resolve_conflict Update: keep the "
         "current value, take the incoming one, or give a value. The workflow rejects unknown or "
-        "settled conflicts and stale versions (exit 2, nothing written). Exit 0 resolved, "
-        "1 no worker answered, 2 bad input or rejected.",
+        "settled conflicts and versions other than the current one (exit 2, nothing "
+        "written). Exit 0 resolved, 1 no worker answered, 2 bad input or rejected.",
     )
     resolve.add_argument("workflow_id", metavar="WORKFLOW_ID")
     resolve.add_argument("conflict_id", metavar="CONFLICT_ID", help="e.g. c1 (see `conflicts`)")
@@ -87,7 +87,8 @@ def register(subparsers: Any) -> None:
                          "'{\"target\": \"web\"}' or '\"text\"'")
     resolve.add_argument("--expected-version", type=non_negative_int, metavar="N",
                          help="the key's version you decided against (default: its current "
-                         "version, read with the conflicts query); stale = rejected")
+                         "version, read with the conflicts query); an older (stale) or newer "
+                         "one is rejected")
     resolve.add_argument("--signal", action="store_true",
                          help="send the resolve_conflict signal instead (fire-and-forget; an "
                          "invalid one is logged and listed in the report's rejected_resolutions)")
@@ -141,7 +142,7 @@ async def _require_worker(client: Any, description: Any, what: str) -> None:
     if not await has_pollers(client, description.namespace, description.task_queue):
         raise CommandError(
             f"no worker polls {description.task_queue}, so nobody can {what}: start one "
-            "(python worker.py)", EXIT_UNANSWERED)
+            "(pee-worker)", EXIT_UNANSWERED)
 
 
 async def _query_conflicts(handle: Any) -> list[dict[str, Any]]:
@@ -295,7 +296,7 @@ def resolve_commands(workflow_id: str, conflict_id: str, choice: str, version: A
                      context: dict[str, str]) -> list[str]:
     """The three equivalent ways to resolve a conflict, ready to paste into a shell."""
     payload: dict[str, Any] = {"conflict_id": conflict_id, "choice": choice}
-    starter = (f"python starter.py resolve {shlex.quote(workflow_id)} "
+    starter = (f"pee resolve {shlex.quote(workflow_id)} "
                f"{shlex.quote(conflict_id)} --choice {choice}")
     if isinstance(version, int):
         payload["expected_version"] = version
@@ -346,7 +347,7 @@ def resolve_command(args: argparse.Namespace) -> int:
         if description.status != WorkflowExecutionStatus.RUNNING:
             state = description.status.name.lower() if description.status else "closed"
             raise CommandError(f"run {args.workflow_id} is {state}: nothing to resolve "
-                               "(`starter.py conflicts ID --all` shows how its conflicts ended)")
+                               "(`pee conflicts ID --all` shows how its conflicts ended)")
         handle = client.get_workflow_handle(args.workflow_id, run_id=description.run_id)
         payload: dict[str, Any] = {"conflict_id": args.conflict_id, "choice": args.choice,
                                    "by": args.by}
@@ -479,7 +480,7 @@ async def _signal(handle: Any, payload: dict[str, Any], args: argparse.Namespace
         rejected = [r for r in (await _rejections(handle))[before:] if _mentions(r, conflict_id)]
         if rejected:
             raise CommandError(f"resolution rejected: {_reason(rejected[-1])}")
-    print(f"fire-and-forget: `python starter.py conflicts {args.workflow_id} --all` shows whether "
+    print(f"fire-and-forget: `pee conflicts {args.workflow_id} --all` shows whether "
           "it was applied; an invalid one is listed in the report's rejected_resolutions")
     return EXIT_OK
 

@@ -91,6 +91,6 @@ def show_history(plan: Any, compiled: CompiledPlan, simulate: bool, as_json: boo
             lines.append(f"no {found['mode']} runs recorded yet; {other} agent(s) have samples "
                          f"of {mode_of(not simulate)} runs: see them {flag}")
         else:
-            lines.append("no runs recorded yet: `starter.py run PLAN` records each finished run")
+            lines.append("no runs recorded yet: `pee run PLAN` records each finished run")
     print("\n".join(lines))
     return 0

@@ -1,4 +1,5 @@
-"""Command-line entry: `python starter.py {validate,plan,run,...}`; each command has its module."""
+"""Command-line entry: `pee {validate,plan,run,...}` (the console script the project installs;
+starter.py in a checkout is the same); each command has its module."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from cli import (
     cache_commands,
@@ -19,7 +21,7 @@ from cli import (
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="starter.py",
+        prog="pee",
         description="Parallel Execution Engine: validate, analyse and run agent pipelines "
         "on Temporal.",
     )
@@ -53,5 +55,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     return int(args.handler(args))
 
 
+def entry() -> NoReturn:
+    """The `pee` console script (and starter.py): every command shuts down its worker, client
+    and event loop before returning its code; run_entry then exits hard so the Rust bridge
+    cannot crash interpreter teardown (sdk-python issue 300)."""
+    from runtime.exit import run_entry
+
+    run_entry(main)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

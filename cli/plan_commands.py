@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from cli.common import add_set_option, plan_variables
+from cli.common import add_input_option, add_set_option, plan_variables, set_names
 from engine.errors import PlanError, PlanValidationError
 
 EXIT_OK = 0
@@ -21,6 +21,7 @@ def register(commands: Any) -> None:
         "summary, or exit 2 listing every problem with file, line, expected and found.",
     )
     validate.add_argument("plan", metavar="PLAN", help="path to the plan YAML")
+    add_input_option(validate)
     add_set_option(validate)
     validate.add_argument("--json", action="store_true", help="print problems as JSON")
     validate.set_defaults(handler=run_validate)
@@ -30,6 +31,7 @@ def register(commands: Any) -> None:
         description="Analyse a plan without running it.",
     )
     plan.add_argument("plan", metavar="PLAN", help="path to the plan YAML")
+    add_input_option(plan)
     add_set_option(plan)
     plan.add_argument("--format", choices=("text", "json", "mermaid", "dot"), default="text",
                       help="output format (default: text)")
@@ -41,12 +43,33 @@ def register(commands: Any) -> None:
     plan.set_defaults(handler=run_plan)
 
 
-def _load(path: str, variables: dict[str, Any]):
+def _load(args: argparse.Namespace):
     from engine.graph import compile_plan
     from engine.plan import load_plan
 
-    plan = load_plan(path, variables)
+    plan = load_plan(args.plan, plan_variables(args, args.inputs), set_names(args))
     return plan, compile_plan(plan)
+
+
+def interpretation_text(plan: Any, order: bool = False) -> str:
+    """A BMAD workflow's 'interpretation' section (and, with ``order``, why each step waits
+    for the ones before it); empty for other plans."""
+    interpretation = getattr(plan, "interpretation", None)
+    if interpretation is None:
+        return ""
+    lines: list[str] = []
+    if order:
+        lines += ["BMAD order (why each step waits):",
+                  *interpretation.order_lines(list(plan.agents)), ""]
+    lines.append("interpretation (how this BMAD workflow is run):")
+    lines += interpretation.lines() or ["  - every step runs as written"]
+    return "\n".join(lines)
+
+
+def print_interpretation(plan: Any, out: Any = None, order: bool = False) -> None:
+    text = interpretation_text(plan, order)
+    if text:
+        print(text, file=out or sys.stdout)
 
 
 def report_plan_error(error: PlanError, as_json: bool = False) -> int:
@@ -66,13 +89,17 @@ def run_validate(args: argparse.Namespace) -> int:
     from engine.render import summary
 
     try:
-        _plan, compiled = _load(args.plan, plan_variables(args))
+        plan, compiled = _load(args)
     except PlanError as error:
         return report_plan_error(error, args.json)
     if args.json:
-        print(json.dumps({"valid": True, "summary": summary(compiled)}))
+        result: dict[str, Any] = {"valid": True, "summary": summary(compiled)}
+        if plan.interpretation is not None:
+            result["interpretation"] = plan.interpretation.to_dict()
+        print(json.dumps(result))
     else:
         print(f"{args.plan}: {summary(compiled)}")
+        print_interpretation(plan)
     return EXIT_OK
 
 
@@ -88,7 +115,7 @@ def run_plan(args: argparse.Namespace) -> int:
               "without it the plan's analysis is the same", file=sys.stderr)
         return EXIT_PLAN_ERROR
     try:
-        plan, compiled = _load(args.plan, plan_variables(args))
+        plan, compiled = _load(args)
     except PlanError as error:
         return report_plan_error(error)
     if args.history:
@@ -96,11 +123,18 @@ def run_plan(args: argparse.Namespace) -> int:
 
         return show_history(plan, compiled, args.simulate, args.format == "json")
     if args.format == "json":
-        print(render.as_json(compiled))
-    elif args.format == "mermaid":
-        print(render.as_mermaid(plan, compiled))
-    elif args.format == "dot":
-        print(render.as_dot(plan, compiled))
+        result = render.as_json_dict(compiled)
+        if plan.interpretation is not None:
+            result["interpretation"] = plan.interpretation.to_dict()
+        print(json.dumps(result, indent=2))
+    elif args.format in ("mermaid", "dot"):
+        print(render.as_mermaid(plan, compiled) if args.format == "mermaid"
+              else render.as_dot(plan, compiled))
+        # stdout stays a diagram; the reinterpretations still reach the user
+        print_interpretation(plan, sys.stderr)
     else:
         print(render.as_text(compiled))
+        text = interpretation_text(plan, order=True)
+        if text:
+            print("\n" + text)
     return EXIT_OK

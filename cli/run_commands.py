@@ -16,11 +16,12 @@ from typing import Any
 
 from cli import compile_command, server_commands
 from cli.common import (
+    add_input_option,
     add_set_option,
-    parse_assignment,
     plan_variables,
     positive_float,
     positive_int,
+    set_names,
 )
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -29,10 +30,7 @@ EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 def add_plan_options(parser: argparse.ArgumentParser) -> None:
     """What `run` and `compile` share: the plan, its variables and inputs, how it runs."""
     parser.add_argument("plan", metavar="PLAN", help="plan YAML (native, seed or BMAD v4)")
-    parser.add_argument(
-        "--input", dest="inputs", action="append", default=[], type=parse_assignment,
-        metavar="KEY=VALUE", help="run input, a plan input's value for this run (repeatable)",
-    )
+    add_input_option(parser)
     add_set_option(parser)
     parser.add_argument(
         "--time-scale", type=positive_float, metavar="F",
@@ -116,7 +114,7 @@ def register(subparsers: Any) -> None:
     add_server_options(run)
     run.add_argument("--task-queue", help="default PEE_TASK_QUEUE or 'parallel-execution-engine'")
     run.add_argument("--no-worker", action="store_true",
-                     help="run no worker in this command: `python worker.py` must be running")
+                     help="run no worker in this command: `pee-worker` must be running")
     run.add_argument("--resume-from", metavar="WORKFLOW_ID",
                      help="reuse the groups that passed in that earlier run (and their context "
                      "values): only the rest runs")
@@ -172,20 +170,22 @@ def register(subparsers: Any) -> None:
     server_commands.register(subparsers)
 
 
-def compile_from_args(args: argparse.Namespace) -> Any:
+def compile_from_args(args: argparse.Namespace, note_to: Any = None) -> Any:
     """Load and compile the plan; prints every problem and returns None on a plan error.
 
     Run inputs are also given to the loader, so a plan input may be supplied either way; --set
-    wins where both name the same key.
+    wins where both name the same key. A BMAD workflow's interpretation is printed to
+    ``note_to`` (default stdout).
     """
     # imported here: the loader pulls in pydantic and networkx, which `status` does not need
-    from cli.plan_commands import report_plan_error
+    from cli.plan_commands import print_interpretation, report_plan_error
     from engine.errors import PlanError
     from engine.graph import compile_plan
     from engine.plan import load_plan
 
     try:
-        plan = load_plan(args.plan, plan_variables(args, args.inputs))
+        plan = load_plan(args.plan, plan_variables(args, args.inputs), set_names(args))
+        print_interpretation(plan, note_to or sys.stdout)
         return compile_plan(plan, learned_durations(args, plan.name))
     except PlanError as error:
         report_plan_error(error)
@@ -213,7 +213,7 @@ def learned_durations(args: argparse.Namespace, plan_name: str) -> dict[str, Any
         return {}
     if learned:
         print(f"using durations learned from earlier runs for {len(learned)} agent(s) of "
-              f"'{plan_name}' (`starter.py plan {args.plan} --history` shows them; --no-learn "
+              f"'{plan_name}' (`pee plan {args.plan} --history` shows them; --no-learn "
               "ignores them)", file=sys.stderr)
     return learned
 

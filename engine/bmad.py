@@ -1,23 +1,31 @@
 """Import BMAD v4 workflow files (``workflow: {sequence: [...]}``) as native plans.
 
-BMAD lists its steps in the order a person would run them, and each agent step names the artifacts
-it ``creates``/``updates`` and the ones it ``requires``. We keep the data, not the order: every
-requirement becomes an edge to the step that last produced that artifact earlier in the sequence,
-so the analyser can run side by side whatever the sequence only happens to list one after another.
+A BMAD ``sequence`` is ordered: a person runs its steps one after another. The import keeps that
+order and relaxes it only where BMAD itself says two steps are independent:
 
-The result is a dict in the native plan format (``name``, ``description``, ``inputs``, ``agents``)
-plus ``notes``: human-readable lines about steps that were not turned into agents (guidance steps,
-conditional steps whose condition is off). The plan loader validates it like any native plan.
+- a step with ``requires`` waits for the producers of what it requires (an artifact by name; a
+  combination ``a_or_b``/``a_and_b``; ``existing_<x>`` for a step named ``<x>``; an abstract
+  ``all_artifacts...``/``..._in_project`` for every earlier producer), so two steps requiring the
+  same earlier document and nothing from each other run side by side (the UI fork);
+- a step without ``requires`` follows the step before it;
+- a step that ``updates`` a document waits for the step that made its current version;
+- the PO's ``validates`` step is a gate: every later step waits for it.
+
+Every derived edge carries its reason (``Link``) and every reinterpretation (a skipped step,
+guidance, a pseudo-agent, ``repeats``, routing, ``optional_steps``, templates) a ``Note``: the
+``Interpretation`` that ``validate``, ``plan`` and ``run`` print.
 """
 
 from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.bmad_folder import BmadFolder, TemplateChoice
+from engine.bmad_interpretation import COMPLETION, Interpretation, Link, LinkKind, Note, NoteKind
 from engine import bmad_agents
 from engine.errors import (
     InvalidValueError,
@@ -26,8 +34,10 @@ from engine.errors import (
     PlanError,
     PlanValidationError,
     UnknownKeyError,
+    UnknownVariableError,
     UnresolvedInputError,
 )
+from engine.models import BUILTIN_ROLES, normalise_role
 from engine.yamlsrc import SourceMap
 
 PathKey = tuple[Any, ...]
@@ -54,13 +64,30 @@ _ARTIFACT_KEYS = ("creates", "updates", "requires", "validates")
 # settings copied onto the agent so `plan` output and backends can show what BMAD asked for
 _SETTING_KEYS = ("step", "action", "uses", "optional_steps", "repeats", "notes", "condition")
 
-TRUTHY = frozenset({"true", "yes", "1", "on"})
+TRUE_WORDS = ("true", "yes", "y", "1", "on")
+FALSE_WORDS = ("false", "no", "n", "0", "off")
+TRUTHY = frozenset(TRUE_WORDS)
 # "all_artifacts", "all_artifacts_in_project"...: everything produced so far
 ALL_ARTIFACTS = "all_artifacts"
+IN_PROJECT = "_in_project"
+EXISTING = "existing_"
+# variables the loader itself reads (cli/common.plan_variables sets the last two)
+RESERVED_VARIABLES = ("bmad_kind", "bmad_duration", "bmad_dir", "bmad_templates")
+# run facts that agents and templates read by name, accepted by --set for every workflow
+PROJECT_VARIABLES = ("project_name", "project", "project_brief", "brief", "description",
+                     "user_name", "author", "date", "version")
+GATE_AGENTS = ("po",)
 
 _TRAILING_PAREN = re.compile(r"\s*\([^()]*\)\s*$")
 _NOT_ID_CHAR = re.compile(r"[^A-Za-z0-9_-]")
 _ID = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+_EXTENSION = re.compile(r"\.(md|markdown|yaml|yml|txt|json)$")
+
+
+@dataclass
+class BmadImport:
+    plan: dict[str, Any]
+    interpretation: Interpretation
 
 
 def is_internal_variable(name: str) -> bool:
@@ -95,8 +122,32 @@ def input_name(artifact: str) -> str:
     return _NOT_ID_CHAR.sub("_", artifact)
 
 
+def truth(value: Any) -> bool | None:
+    """True/False for an accepted spelling (true/yes/y/1/on, false/no/n/0/off), else None."""
+    if isinstance(value, bool):
+        return value
+    if value is None:
+        return None
+    text = str(value).strip().lower()
+    if text in TRUE_WORDS:
+        return True
+    if text in FALSE_WORDS:
+        return False
+    return None
+
+
 def is_truthy(value: Any) -> bool:
-    return value is not None and str(value).strip().lower() in TRUTHY
+    return truth(value) is True
+
+
+def is_abstract(artifact: str) -> bool:
+    """``all_artifacts``, ``all_artifacts_in_project``...: every document made so far."""
+    return artifact.startswith(ALL_ARTIFACTS) or artifact.endswith(IN_PROJECT)
+
+
+def match_key(name: str) -> str:
+    """How names compare: ``Front-End-Spec.md`` and ``front_end_spec`` are the same document."""
+    return re.sub(r"[^a-z0-9]+", "_", _EXTENSION.sub("", name.lower())).strip("_")
 
 
 @dataclass
@@ -129,11 +180,38 @@ class _Step:
         return f"step {self.index} ({who})"
 
 
+@dataclass
+class _Order:
+    """What the steps so far have made, as the import walks the sequence."""
+
+    agents: dict[str, Any] = field(default_factory=dict)
+    inputs: dict[str, Any] = field(default_factory=dict)
+    # artifact -> id of the step that last created/updated it; insertion order = first made
+    producers: dict[str, str] = field(default_factory=dict)
+    # match_key(step name) -> agent id, for `existing_<x>` and names of earlier steps
+    named: dict[str, str] = field(default_factory=dict)
+    outputs_of: dict[str, list[str]] = field(default_factory=dict)
+    order: dict[str, int] = field(default_factory=dict)  # agent id -> position among runners
+    previous: str | None = None
+    gate: _Step | None = None
+
+
 class _Importer:
-    def __init__(self, source: SourceMap, variables: Mapping[str, Any]) -> None:
+    def __init__(self, source: SourceMap, variables: Mapping[str, Any],
+                 folder: BmadFolder | None = None, workflow_type: str | None = None) -> None:
         self.source = source
         self.variables = variables
+        self.folder = folder
+        self.workflow_type = workflow_type
         self.problems: list[PlanError] = []
+        self.interpretation = Interpretation()
+        # names a --set may give: conditions, requirements, template variables
+        self.known: list[str] = [*RESERVED_VARIABLES, *PROJECT_VARIABLES]
+        self.conditions: list[str] = []
+        self.requirement_names: list[str] = []
+        self.template_variables: list[str] = []
+        self.route_names: list[str] = []
+        self.routes_taken: list[str] = []
 
     def at(self, path: PathKey) -> Location:
         return self.source.locate(path)
@@ -300,63 +378,341 @@ class _Importer:
             used.add(agent_id)
             step.agent_id = agent_id
 
-    def convert(self, steps: list[_Step]) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
-        # no kind: BMAD roles (analyst, pm, ux-expert...) run as the built-in role agents
-        kind = self.variables.get("bmad_kind")
-        duration = self.variables.get("bmad_duration")
-        agents: dict[str, Any] = {}
-        inputs: dict[str, Any] = {}
-        notes: list[str] = []
-        # artifact -> id of the step that last created/updated it; insertion order = first made
-        producers: dict[str, str] = {}
-
+    def collect_known(self, steps: list[_Step]) -> None:
+        """Every name a --set may give this workflow (for the unknown-name check)."""
         for step in steps:
+            for condition in _conditions_of(step):
+                self.known.append(condition)
+                self.conditions.append(condition)
+            for artifact, _ in step.requires:
+                names = list(_variable_names(artifact))
+                for joiner in ("_or_", "_and_"):
+                    for part in artifact.split(joiner):
+                        names.extend(_variable_names(part))
+                self.known.extend(names)
+                self.requirement_names.extend(names)
+
+    def included(self, step: _Step) -> bool:
+        """Whether a conditional step runs; says why in a note, and records a bad value."""
+        condition = step.fields.get("condition")
+        if not condition:
+            return True
+        given = self.variables.get(condition)
+        route = self.route_of(condition)
+        if given is None and route is not None:
+            # `major_enhancement_path` names the route `major_enhancement`
+            taken = route in self.routes_taken
+            self.note(NoteKind.INCLUDED if taken else NoteKind.SKIPPED,
+                      f"{step.label()}: condition '{condition}' "
+                      f"{'holds' if taken else 'does not hold'}: route '{route}' was "
+                      f"{'' if taken else 'not '}taken")
+            return taken
+        value = truth(given)
+        if given is not None and value is None:
+            self.problems.append(InvalidValueError(
+                f"--set {condition}={given} is neither true nor false "
+                f"({step.label()} runs only when it is true)",
+                value=given, location=Location(file=self.source.file, path=f"--set {condition}"),
+                expected="one of " + "/".join(TRUE_WORDS) + " or " + "/".join(FALSE_WORDS),
+                found=repr(given), fix=f"write --set {condition}=true or --set {condition}=false",
+            ))
+            return False
+        if value:
+            self.note(NoteKind.INCLUDED, f"{step.label()}: condition '{condition}' is "
+                      f"{given!r} (true)")
+            return True
+        state = "not set" if given is None else f"{given!r} (false)"
+        self.note(NoteKind.SKIPPED, f"{step.label()}: condition '{condition}' is "
+                  f"{state} (include it with --set {condition}=true; "
+                  f"{'/'.join(TRUE_WORDS)} count as true)")
+        return False
+
+    def route_of(self, condition: str) -> str | None:
+        """The route a `<route>_path` condition names, when a routing step offers it."""
+        if not condition.endswith("_path"):
+            return None
+        route = condition[: -len("_path")]
+        return route if route in self.route_names else None
+
+    def note(self, kind: NoteKind, text: str) -> None:
+        self.interpretation.notes.append(Note(kind, text))
+
+    def convert(self, steps: list[_Step]) -> tuple[dict[str, Any], dict[str, Any]]:
+        state = _Order()
+        self.collect_known(steps)
+        for position, step in enumerate(steps):
             if not step.agent:
-                notes.append(_guidance_note(step))
+                routes = step.fields.get("routes")
+                if not isinstance(routes, Mapping):
+                    self.guidance(step)
+                    continue
+                chosen = self.routing(step, routes, {s.agent_id for s in steps if s.agent_id})
+                if chosen is None:
+                    continue
+                self.add(chosen, state, steps)
+                rest = [s for s in steps[position + 1:] if s.agent]
+                if rest:
+                    self.note(NoteKind.ROUTING, f"route '{chosen.name}' ends the workflow after "
+                              f"{chosen.agent_id}: steps " + ", ".join(
+                                  str(s.index) for s in rest) + " are not run")
+                break
+            if self.included(step):
+                self.add(step, state, steps)
+        return state.agents, state.inputs
+
+    def add(self, step: _Step, state: _Order, steps: list[_Step]) -> None:
+        """Turn one running step into an agent that waits for what BMAD says it needs."""
+        agent_id = step.agent_id or step.agent or ""
+        producers = state.producers
+        links: list[Link] = []
+
+        def link(after: str, ref: str, reason: str, kind: LinkKind = LinkKind.REQUIRES) -> None:
+            if after != agent_id and all(k.ref != ref for k in links):
+                links.append(Link(agent_id, after, ref, reason, kind))
+
+        for artifact, path in step.requires:
+            if is_abstract(artifact):
+                for made, maker in producers.items():
+                    link(maker, f"{maker}.{made}",
+                         f"requires {artifact} (every document made before it)")
                 continue
-            condition = step.fields.get("condition")
-            if condition and not is_truthy(self.variables.get(condition)):
-                notes.append(
-                    f"{step.label()} skipped: condition '{condition}' is not true "
-                    f"(include it with --set {condition}=true)"
-                )
+            found = self.match(artifact, producers, state.named, state.outputs_of)
+            for after, ref, reason in found:
+                link(after, ref, reason)
+            if not found:
+                name = self.plan_input(step, artifact, path, steps)
+                if name is not None:
+                    state.inputs[name] = self.variables[self.variable_for(artifact)]
+                    links.append(Link(agent_id, "", name, f"requires {artifact}",
+                                      LinkKind.INPUT))
+                    self.note(NoteKind.INPUT, f"{agent_id} requires '{artifact}', which no "
+                              f"earlier step makes: read from the value given for '{name}'")
+        # an update edits the current version, so it waits for whoever made that version
+        for artifact in step.updates:
+            if artifact in producers:
+                maker = producers[artifact]
+                link(maker, f"{maker}.{artifact}",
+                     f"updates {artifact} (the version {maker} made)", LinkKind.UPDATES)
+        if state.previous is not None and not step.requires:
+            link(state.previous, f"{state.previous}.{COMPLETION}",
+                 "follows the previous step (no requires)", LinkKind.PREVIOUS)
+        elif state.previous is not None and not any(k.after for k in links):
+            # what it requires comes from outside the run: no earlier step makes it
+            # independent, so the sequence's order holds
+            link(state.previous, f"{state.previous}.{COMPLETION}",
+                 "follows the previous step (it requires no earlier step's output)",
+                 LinkKind.PREVIOUS)
+
+        validated: list[str] = []
+        for artifact, path in step.validates:
+            for target in self.validated(step, artifact, path, producers, steps):
+                if target not in validated:
+                    validated.append(target)
+                    links.append(Link(agent_id, target, f"{target}.{COMPLETION}",
+                                      f"validates {artifact}", LinkKind.VALIDATES))
+
+        gate = state.gate
+        waits_for = [k.after for k in links if k.after]
+        if gate is not None and gate.agent_id not in waits_for and not any(
+            state.order[after] > state.order[gate.agent_id or ""] for after in waits_for
+        ):
+            # every later step waits for the gate: directly, or through a step that does
+            gate_id = gate.agent_id or ""
+            link(gate_id, f"{gate_id}.{COMPLETION}", f"PO gate: {gate.label()} validates "
+                 + ", ".join(a for a, _ in gate.validates) + " before later steps run",
+                 LinkKind.GATE)
+
+        # a completion wait on an agent whose output is read anyway says nothing more
+        data_from = {k.after for k in links if k.kind in (LinkKind.REQUIRES, LinkKind.UPDATES)
+                     and not k.ref.endswith(f".{COMPLETION}")}
+        links = [k for k in links if not (k.kind in (LinkKind.PREVIOUS, LinkKind.GATE)
+                                          and k.after in data_from)]
+        self.interpretation.links.extend(links)
+        reads = [k.ref for k in links if k.reads]
+        outputs = _unique([*step.creates, *step.updates])
+        template = self.template_for(step) if self.folder is not None else None
+        state.agents[agent_id] = self.agent(step, reads, outputs, validated, template)
+        self.explain_step(step, state.agents[agent_id])
+
+        for artifact in outputs:
+            producers[artifact] = agent_id
+        state.outputs_of[agent_id] = outputs
+        if step.name:
+            state.named[match_key(step.name)] = agent_id
+        state.order[agent_id] = len(state.order)
+        state.previous = agent_id
+        if step.validates and normalise_role(step.agent or "") in GATE_AGENTS:
+            state.gate = step
+
+    def match(self, artifact: str, producers: Mapping[str, str], named: Mapping[str, str],
+              outputs_of: Mapping[str, list[str]]) -> list[tuple[str, str, str]]:
+        """(agent, reference, reason) for each earlier step that makes ``artifact``.
+
+        ``a_or_b`` needs one of its parts, ``a_and_b`` all of them; a part is an artifact (by
+        normalised name) or a step (``existing_<x>`` names step ``<x>``).
+        """
+        whole = self.match_one(artifact, artifact, producers, named, outputs_of)
+        if whole:
+            return whole
+        for joiner, needs_all in (("_or_", False), ("_and_", True)):
+            parts = [part for part in artifact.split(joiner) if part]
+            if len(parts) < 2:
                 continue
+            found = [self.match_one(part, artifact, producers, named, outputs_of)
+                     for part in parts]
+            if needs_all and not all(found):
+                return []
+            return [item for items in found for item in items]
+        return []
 
-            reads: list[str] = []
-            for artifact, path in step.requires:
-                if artifact.startswith(ALL_ARTIFACTS):
-                    reads.extend(f"{p}.{a}" for a, p in producers.items())
-                elif artifact in producers:
-                    reads.append(f"{producers[artifact]}.{artifact}")
-                else:
-                    name = self.plan_input(step, artifact, path, steps)
-                    if name is not None:
-                        inputs[name] = self.variables[self.variable_for(artifact)]
-                        reads.append(name)
-            # an update edits the current version, so it waits for whoever made that version
-            reads.extend(f"{producers[a]}.{a}" for a in step.updates if a in producers)
+    def match_one(self, name: str, written: str, producers: Mapping[str, str],
+                  named: Mapping[str, str], outputs_of: Mapping[str, list[str]]
+                  ) -> list[tuple[str, str, str]]:
+        part = "" if name == written else f" ('{name}')"
+        if name in producers:
+            maker = producers[name]
+            return [(maker, f"{maker}.{name}", f"requires {written}{part}")]
+        key = match_key(name)
+        for made, maker in reversed(list(producers.items())):
+            if match_key(made) == key:
+                return [(maker, f"{maker}.{made}", f"requires {written} (= {made})")]
+        keys = [key]
+        if key.startswith(EXISTING):
+            keys.append(key[len(EXISTING):])
+        for candidate in keys:
+            maker = named.get(candidate)
+            if maker is None:
+                # "analysis" in existing_documentation_or_analysis: the one step named *_analysis
+                ends = [a for n, a in named.items() if n.endswith(f"_{candidate}")]
+                maker = ends[0] if len(ends) == 1 else None
+            if maker is None:
+                continue
+            reason = f"requires {written}{part}: made by step {maker}"
+            made = outputs_of.get(maker) or []
+            if not made:
+                return [(maker, f"{maker}.{COMPLETION}", reason)]
+            return [(maker, f"{maker}.{m}", reason) for m in made]
+        return []
 
-            validated: list[str] = []
-            for artifact, path in step.validates:
-                if artifact.startswith(ALL_ARTIFACTS):
-                    validated.extend(producers.values())
-                elif artifact in producers:
-                    validated.append(producers[artifact])
-                else:
-                    self.problems.append(MissingProducerError(
-                        f"{step.label()} validates '{artifact}', but no earlier step creates it",
-                        value=artifact, location=self.at(path),
-                        expected=f"a step before step {step.index} that creates '{artifact}'",
-                        found=_producers_hint(artifact, step, steps, self.variables),
-                        fix="add a step that creates it, or validate all_artifacts",
-                    ))
+    def validated(self, step: _Step, artifact: str, path: PathKey,
+                  producers: Mapping[str, str], steps: list[_Step]) -> list[str]:
+        if is_abstract(artifact):
+            return _unique(list(producers.values()))
+        found = self.match(artifact, producers, {}, {})
+        if found:
+            return _unique([after for after, _, _ in found])
+        self.problems.append(MissingProducerError(
+            f"{step.label()} validates '{artifact}', but no earlier step creates it",
+            value=artifact, location=self.at(path),
+            expected=f"a step before step {step.index} that creates '{artifact}'",
+            found=_producers_hint(artifact, step, steps, self.variables),
+            fix="add a step that creates it, or validate all_artifacts",
+        ))
+        return []
 
-            outputs = _unique([*step.creates, *step.updates])
-            agent_id = step.agent_id or step.agent
-            agents[agent_id] = self.agent(step, kind, duration, reads, outputs, validated)
-            for artifact in outputs:
-                producers[artifact] = agent_id
-        return agents, inputs, notes
+    def guidance(self, step: _Step) -> None:
+        what = step.fields.get("action") or " ".join(
+            str(step.fields.get("notes") or "").split())[:80] or "no action"
+        condition = step.fields.get("condition")
+        when = f" (when {condition})" if condition else ""
+        self.note(NoteKind.GUIDANCE, f"step {step.index} '{step.name or 'guidance'}' is "
+                  f"guidance for a person{when}, no agent runs: {what}")
+
+    def routing(self, step: _Step, routes: Mapping[Any, Any], used_ids: set[str]
+                ) -> _Step | None:
+        """The route a routing step takes: the one that continues, unless --set names another.
+
+        A chosen route with an agent becomes that agent's step (the workflow ends after it, as
+        BMAD's single-story and small-feature routes do); None continues with the next step.
+        """
+        names = [str(route) for route in routes]
+        self.route_names.extend(names)
+        onward = [str(route) for route, spec in routes.items()
+                  if isinstance(spec, Mapping) and "continue" in spec]
+        condition = step.fields.get("condition")
+        given = self.variables.get(condition) if condition else None
+        described = ", ".join(f"{route} ({_route_summary(spec)})" for route, spec in routes.items())
+        where = f"step {step.index} '{step.name or 'routing'}'"
+        if given is not None and str(given) not in names:
+            close = difflib.get_close_matches(str(given), names, n=1)
+            self.problems.append(InvalidValueError(
+                f"--set {condition}={given} names no route of {where}", value=given,
+                location=self.at((*step.path, "routes")), expected="one of " + ", ".join(names),
+                found=repr(given),
+                fix=f"did you mean '{close[0]}'?" if close else f"--set {condition}=ROUTE",
+            ))
+            return None
+        chosen = str(given) if given is not None else (onward[0] if onward else None)
+        how = (f"--set {condition}={given}" if given is not None
+               else "the route that continues the workflow")
+        if chosen is None:
+            self.note(NoteKind.ROUTING, f"{where} routes by {condition} between {described}: "
+                      f"no route continues the workflow, so the steps after it run in order "
+                      f"(choose one with --set {condition}=ROUTE)")
+            return None
+        self.note(NoteKind.ROUTING, f"{where} routes by {condition} between {described}: this "
+                  f"run takes '{chosen}' ({how}; choose another with --set {condition}=ROUTE)")
+        self.routes_taken.append(chosen)
+        spec = routes[next(route for route in routes if str(route) == chosen)]
+        if not isinstance(spec, Mapping) or "continue" in spec or not isinstance(
+                spec.get("agent"), str):
+            return None
+        fields = {key: spec[key] for key in ("agent", "uses", "notes", "action")
+                  if isinstance(spec.get(key), str)}
+        fields["step"] = chosen
+        route_step = _Step(index=step.index, path=(*step.path, "routes", chosen), fields=fields)
+        agent_id, suffix = _NOT_ID_CHAR.sub("_", chosen), 2
+        while agent_id in used_ids:
+            agent_id, suffix = f"{_NOT_ID_CHAR.sub('_', chosen)}_{suffix}", suffix + 1
+        route_step.agent_id = agent_id if _ID.fullmatch(agent_id) else f"route_{agent_id}"
+        return route_step
+
+    def explain_step(self, step: _Step, agent: Mapping[str, Any]) -> None:
+        agent_id = step.agent_id or step.agent or ""
+        role = step.agent or ""
+        if role == "various" or "/" in role:
+            meaning = ("whichever agents own the documents in question" if role == "various"
+                       else "one of " + " or ".join(role.split("/")))
+            self.note(NoteKind.PSEUDO_AGENT, f"{step.label()}: '{role}' is not one BMAD agent "
+                      f"({meaning}); runs as {_how_run(agent, role)}")
+        repeats = step.fields.get("repeats")
+        if repeats:
+            self.note(NoteKind.REPEATS, f"{agent_id} repeats {repeats} in BMAD: runs once in "
+                      "this run (one pass over the documents); run again for the next item")
+        optional_steps = step.fields.get("optional_steps")
+        if optional_steps:
+            self.note(NoteKind.OPTIONAL_STEPS, f"{agent_id}: optional steps "
+                      f"{', '.join(optional_steps)} are a person's choice in BMAD and are not run")
+        if step.fields.get("optional") is True:
+            self.note(NoteKind.OPTIONAL, f"{agent_id} is optional: if it fails, the run goes on")
+
+    # -- templates from --bmad-dir ------------------------------------------------------------
+
+    def template_for(self, step: _Step) -> TemplateChoice | None:
+        """The template a step renders with --bmad-dir: from uses, notes or the agent's file."""
+        assert self.folder is not None
+        candidate = self.folder.candidate(step.agent or "", step.fields, step.creates,
+                                          self.workflow_type)
+        if candidate.remark:
+            self.note(NoteKind.TEMPLATE, f"{step.label()} {candidate.remark}")
+        if candidate.name is None:
+            return None
+        return self.checked(step, candidate.name, candidate.source, candidate.detail)
+
+    def checked(self, step: _Step, name: str, source: str, detail: str) -> TemplateChoice | None:
+        folder = self.folder
+        assert folder is not None
+        try:
+            variables = folder.check_template(name, step.label(), detail)
+        except PlanError as problem:
+            self.problems.append(problem)
+            return None
+        self.known.extend(variables)
+        self.template_variables.extend(variables)
+        return TemplateChoice(name=name, relative=f"templates/{name}.yaml", source=source,
+                              detail=detail, variables=variables)
+
+    # -- the agent of a step ------------------------------------------------------------------
 
     def variable_for(self, artifact: str) -> str:
         for candidate in _variable_names(artifact):
@@ -376,30 +732,51 @@ class _Importer:
         skipped = [
             s for s in steps
             if s.index < step.index and s.agent and artifact in (*s.creates, *s.updates)
-        ]
+        ] or self.skipped_makers(step, artifact, steps)
         condition = skipped[0].fields.get("condition") if skipped else None
+        found = _producers_hint(artifact, step, steps, self.variables)
         if condition:
             fix += f", or include {skipped[0].label()} with --set {condition}=true"
+            if found == "no step creates it":
+                found = f"{skipped[0].label()} would make it but is skipped: condition " \
+                        f"'{condition}' is {self.variables.get(condition, 'unset')!r}"
         self.problems.append(UnresolvedInputError(
             f"{step.label()} requires '{artifact}', but no earlier step creates it "
             "and no value was supplied",
             value=artifact, location=self.at(path),
             expected=f"a step before step {step.index} that creates '{artifact}', "
             f"or a value for '{name}'",
-            found=_producers_hint(artifact, step, steps, self.variables),
+            found=found,
             fix=fix,
         ))
         return None
 
+    def skipped_makers(self, step: _Step, artifact: str, steps: list[_Step]) -> list[_Step]:
+        """Earlier conditional steps that would satisfy ``artifact`` by the linking rules
+        (``existing_documentation_or_analysis`` <- a skipped step ``project_analysis``)."""
+        earlier = [s for s in steps if s.index < step.index and s.agent and s.agent_id
+                   and s.fields.get("condition")]
+        producers = {a: s.agent_id or "" for s in earlier for a in (*s.creates, *s.updates)}
+        named = {match_key(s.name): s.agent_id or "" for s in earlier if s.name}
+        outputs = {s.agent_id or "": [*s.creates, *s.updates] for s in earlier}
+        found = {after for after, _, _ in self.match(artifact, producers, named, outputs)}
+        return [s for s in earlier if s.agent_id in found]
+
     def agent(
         self,
         step: _Step,
-        kind: Any,
-        duration: Any,
         reads: list[str],
         outputs: list[str],
         validated: list[str],
+        template: TemplateChoice | None,
     ) -> dict[str, Any]:
+        """The native agent of one BMAD step: its role, edges, settings and kind.
+
+        The kind: ``bmad_kind`` when given; else the step's template from --bmad-dir; else none,
+        so BMAD roles (analyst, pm, ux-expert...) run as the built-in role agents.
+        """
+        kind = self.variables.get("bmad_kind")
+        duration = self.variables.get("bmad_duration")
         agent: dict[str, Any] = {
             "role": step.agent,
             "description": _describe_step(step),
@@ -421,32 +798,88 @@ class _Importer:
                 settings[key] = list(value) if isinstance(value, list) else value
         if step.block is not None and "step" not in settings:
             settings["step"] = step.block
-        uses = step.fields.get("uses")
-        templates = self.variables.get("bmad_templates")
-        bmad_dir = self.variables.get("bmad_dir")
-        if (not kind and isinstance(uses, str) and isinstance(templates, list | tuple)
-                and uses in templates and isinstance(bmad_dir, str) and bmad_dir):
-            # --bmad-dir: the install folder's template renders this step's document; the
-            # template backend's sandbox root is that folder (the starter listed its templates)
-            agent["kind"] = "template"
-            agent["template"] = f"templates/{uses}.yaml"
-            settings["plan_dir"] = bmad_dir
+        if self.folder is not None:
+            self.note_template(step, template, bool(kind))
+            if template is not None and not kind:
+                # --bmad-dir: the install folder's template renders this step's document; the
+                # template backend's sandbox root is that folder
+                agent["kind"] = "template"
+                agent["template"] = template.relative
+                settings["plan_dir"] = str(self.folder.root)
         agent["settings"] = settings
         return agent
 
+    def note_template(self, step: _Step, template: TemplateChoice | None, kind_set: bool
+                      ) -> None:
+        label = step.label()
+        folder = self.folder
+        assert folder is not None
+        if template is None:
+            if any(p.location.file and str(folder.root) in p.location.file
+                   and label in p.message for p in self.problems):
+                return  # its template problem is reported already
+            why = folder.why_none(step.agent or "", step.fields, step.creates)
+            self.note(NoteKind.TEMPLATE, f"{label} gets no template from --bmad-dir ({why}): "
+                      f"runs as {_how_run({}, step.agent or '')}")
+            return
+        if kind_set:
+            self.note(NoteKind.TEMPLATE, f"{label} would render {template.relative} "
+                      f"({template.detail}), but bmad_kind sets every agent's kind")
+            return
+        self.note(NoteKind.TEMPLATE, f"{label} renders {template.relative} ({template.detail})")
 
-def bmad_to_native(
-    data: dict[str, Any], source: SourceMap, variables: Mapping[str, str]
-) -> dict[str, Any]:
-    """Turn a BMAD v4 workflow into a native plan dict; raise PlanValidationError with every issue.
+    def check_set_names(self, set_names: Collection[str], inputs: Collection[str]) -> None:
+        """A --set name the workflow never reads is a typo until shown otherwise; a requirement
+        given a value that an earlier step makes anyway is said to be unused."""
+        known = _unique(self.known)
+        others = {*self.conditions, *self.template_variables, *RESERVED_VARIABLES,
+                  *PROJECT_VARIABLES}
+        for name in set_names:
+            if name in self.requirement_names and name not in others and \
+                    input_name(name) not in inputs:
+                self.note(NoteKind.INPUT, f"--set {name} is not read: the requirement it names "
+                          "is made by an earlier step of this run")
+            if name in known:
+                continue
+            close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+            conditions = _unique(self.conditions)
+            self.problems.append(UnknownVariableError(
+                f"--set {name}: the workflow has no condition, requirement or template "
+                f"variable named '{name}'",
+                value=name, location=Location(file=self.source.file, path=f"--set {name}"),
+                expected="a condition (" + (", ".join(conditions) or "none") + "), a "
+                "requirement no step creates, a template variable or one of "
+                + ", ".join(PROJECT_VARIABLES + RESERVED_VARIABLES[:2]),
+                found=repr(name),
+                fix=f"did you mean '{close[0]}'?" if close else "remove it, or give a run "
+                "input with --input NAME=VALUE",
+            ))
 
-    Keys of the result: ``name``, ``description``, ``inputs`` (requirements nobody produces,
-    taken from ``variables``), ``agents`` (in sequence order) and ``notes`` (steps that did not
-    become agents, and why).
+
+def import_workflow(
+    data: dict[str, Any], source: SourceMap, variables: Mapping[str, Any],
+    set_names: Collection[str] = (),
+) -> BmadImport:
+    """Turn a BMAD v4 workflow into a native plan dict and its interpretation; raise
+    PlanValidationError with every issue.
+
+    ``set_names`` are the names given with --set: each must be one the workflow reads.
     """
     if not isinstance(variables, Mapping):
         variables = {}
-    importer = _Importer(source, variables)
+    folder: BmadFolder | None = None
+    problems: list[PlanError] = []
+    bmad_dir = variables.get("bmad_dir")
+    if isinstance(bmad_dir, str) and bmad_dir:
+        try:
+            folder = BmadFolder.open(bmad_dir)
+        except PlanError as problem:
+            problems.append(problem)
+    workflow_data = data.get("workflow") if isinstance(data, Mapping) else None
+    workflow_type = workflow_data.get("type") if isinstance(workflow_data, Mapping) else None
+    importer = _Importer(source, variables, folder,
+                         workflow_type if isinstance(workflow_type, str) else None)
+    importer.problems.extend(problems)
     parsed = importer.workflow(data)
     if parsed is None:
         raise PlanValidationError(importer.problems, file=source.file)
@@ -454,7 +887,10 @@ def bmad_to_native(
 
     steps = [step for i, raw in enumerate(sequence) if (step := importer.step(i, raw)) is not None]
     importer.assign_ids(steps)
-    agents, inputs, notes = importer.convert(steps)
+    agents, inputs = importer.convert(steps)
+    if folder is not None:
+        importer.problems.extend(folder.problems)
+    importer.check_set_names(set_names, inputs)
     # what the run gives every agent (workflow kind, --set values) and --llm: engine.bmad_agents
     llm, llm_problems = bmad_agents.llm_from(variables, data, importer.at(("llm",)))
     importer.problems.extend(llm_problems)
@@ -477,13 +913,22 @@ def bmad_to_native(
     description = f"BMAD workflow '{title}'" + (f" ({kind})" if kind else "")
     if about:
         description += f": {about}"
-    return {
+    interpretation = importer.interpretation
+    plan = {
         "name": name,
         "description": description,
         "inputs": inputs,
         "agents": agents,
-        "notes": notes,
+        "notes": [note.render() for note in interpretation.notes],
     }
+    return BmadImport(plan=plan, interpretation=interpretation)
+
+
+def bmad_to_native(
+    data: dict[str, Any], source: SourceMap, variables: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The native plan dict of a BMAD workflow (``import_workflow`` without the links)."""
+    return import_workflow(data, source, variables).plan
 
 
 def _text(value: Any) -> str | None:
@@ -520,13 +965,30 @@ def _describe_step(step: _Step) -> str:
     return f"{step.agent} uses {uses}" if uses else f"BMAD {step.agent} step {step.index}"
 
 
-def _guidance_note(step: _Step) -> str:
-    what = step.fields.get("action")
-    if not what and isinstance(step.fields.get("routes"), Mapping):
-        what = "routes " + ", ".join(str(route) for route in step.fields["routes"])
-    what = what or " ".join(str(step.fields.get("notes") or "").split())[:80] or "no action"
-    return f"step {step.index} '{step.name or 'guidance'}' is human guidance (no agent), " \
-           f"not run: {what}"
+def _conditions_of(step: _Step) -> list[str]:
+    # a routing step's condition takes a route name as its value (--set based_on_x=ROUTE)
+    return [step.fields["condition"]] if step.fields.get("condition") else []
+
+
+def _route_summary(spec: Any) -> str:
+    if not isinstance(spec, Mapping):
+        return "guidance"
+    if "continue" in spec:
+        return "continue"
+    parts = [f"{k} {spec[k]}" for k in ("agent", "uses") if isinstance(spec.get(k), str)]
+    return ", ".join(parts) or "guidance"
+
+
+def _how_run(agent: Mapping[str, Any], role: str) -> str:
+    kind = agent.get("kind")
+    if kind == "template":
+        return f"a template agent rendering {agent.get('template')}"
+    if kind:
+        return f"a {kind} agent (bmad_kind)"
+    if normalise_role(role) in BUILTIN_ROLES:
+        return f"the built-in {role} role agent"
+    return ("a simulated agent (kind simulate: placeholder outputs, no document); "
+            "give a real one with --set bmad_kind=KIND")
 
 
 def _producers_hint(

@@ -9,10 +9,17 @@ start/end times, durations, queue waits, barrier decisions). Output: the report'
   makespan; ``lower_bound_s`` is that path's length and ``overhead_s`` what the run took beyond;
 - ``slack_s``: per agent, how much longer it could have taken without lengthening that bound;
 - ``queue_waits``: time agents waited for resources beyond their slack, which cost makespan;
+- ``person_waits``: agents that waited for a person to resolve a conflict on their inputs, their
+  own work apart from that wait (``work_s``, ``waiting_for_person_s``) and whether the wait was
+  on the critical path: no suggestion ever asks to cache or speed up an agent for time it spent
+  blocked; a wait on the path suggests resolving sooner (resolve_conflicts_sooner);
 - ``stragglers``: parallel groups whose barrier waited on one agent alone after the others were
   done (at least STRAGGLER_SHARE of the group's span and MIN_COST_SHARE of the makespan);
-- ``suggestions``: concrete changes (raise_priority, split_group, cache_agent, raise_timeout),
-  each with the numbers behind it.
+- ``suggestions``: concrete changes (raise_priority, split_group, cache_agent, raise_timeout,
+  resolve_conflicts_sooner), each with the numbers behind it.
+
+Each critical agent's path time splits into its work, its wait for a person and (beside the path
+time) its queue wait, so the text can say "developer: 1 s work, 420 s waiting for a person".
 """
 
 from __future__ import annotations
@@ -93,8 +100,12 @@ def analyse(plan: CompiledPlan, report: Mapping[str, Any]) -> dict[str, Any]:
     def agent_row(agent_id: str) -> Mapping[str, Any]:
         return agents_report.get(agent_id) or {}
 
-    durations = {a: float(agent_row(a).get("duration_s") or 0.0)
-                 + float(agent_row(a).get("blocked_s") or 0.0) for a in ids}
+    # an agent's time on the path is its work plus its wait for a person (a conflict): no
+    # schedule could have run it sooner, but only the work is the agent's own
+    work = {a: float(agent_row(a).get("duration_s") or 0.0) for a in ids}
+    person = {a: float(agent_row(a).get("blocked_s") or 0.0) for a in ids}
+    queued = {a: float(agent_row(a).get("queue_wait_s") or 0.0) for a in ids}
+    durations = {a: work[a] + person[a] for a in ids}
     length, slacks = slack(ids, deps, durations)
     epsilon = max(0.001, 0.001 * length)
     min_cost = max(epsilon, MIN_COST_SHARE * makespan)
@@ -137,16 +148,39 @@ def analyse(plan: CompiledPlan, report: Mapping[str, Any]) -> dict[str, Any]:
                            "its outputs and "
                            f"could start up to {straggler['waited_s']:g}s earlier if it had a "
                            "group of its own"})
-    suggestions += _cache_suggestions(plan, agents_report, critical, durations, makespan)
+    person_waits = [
+        {"agent": a, "work_s": _r(work[a]), "waiting_for_person_s": _r(person[a]),
+         "slack_s": _r(slacks.get(a, 0.0)), "critical": a in critical}
+        for a in ids if person[a] > 0]
+    person_waits.sort(key=lambda row: -row["waiting_for_person_s"])
+    workflow_id = str(report.get("workflow_id") or "WORKFLOW_ID")
+    for wait in person_waits:
+        if not wait["critical"] or wait["waiting_for_person_s"] < min_cost:
+            continue
+        suggestions.append({
+            "action": "resolve_conflicts_sooner", "agent": wait["agent"],
+            "work_s": wait["work_s"], "waiting_for_person_s": wait["waiting_for_person_s"],
+            "saving_s": wait["waiting_for_person_s"],
+            "message": f"'{wait['agent']}' waited {wait['waiting_for_person_s']:g}s for a person "
+                       f"to resolve a conflict on its inputs (its own work took "
+                       f"{wait['work_s']:g}s), on the critical path: resolve conflicts as they "
+                       f"open (`pee conflicts {workflow_id}`), or set context.conflict_timeout "
+                       "and timeout_policy so the run settles them itself"})
+    # caching saves an agent's work, never its wait for a person
+    suggestions += _cache_suggestions(plan, agents_report, critical, work, makespan)
     suggestions += _timeout_suggestions(plan, agents_report, groups_report, scale, min_cost)
     return {
         "makespan_s": _r(makespan),
         "lower_bound_s": _r(length),
         "overhead_s": _r(max(0.0, makespan - length)),
+        # duration_s: its time on the path = work_s + waiting_for_person_s; queue_wait_s apart
         "critical": [{"agent": a, "group": plan.agent(a).group, "duration_s": _r(durations[a]),
-                      "share": share(durations[a])} for a in critical],
+                      "share": share(durations[a]), "work_s": _r(work[a]),
+                      "waiting_for_person_s": _r(person[a]), "queue_wait_s": _r(queued[a])}
+                     for a in critical],
         "slack_s": {a: _r(slacks.get(a, 0.0)) for a in ids},
         "queue_waits": queue_waits,
+        "person_waits": person_waits,
         "stragglers": stragglers,
         "suggestions": suggestions,
     }
@@ -196,8 +230,10 @@ def _stragglers(plan: CompiledPlan, report: Mapping[str, Any],
 
 
 def _cache_suggestions(plan: CompiledPlan, agents_report: Mapping[str, Any],
-                       critical: Sequence[str], durations: Mapping[str, float],
+                       critical: Sequence[str], work: Mapping[str, float],
                        makespan: float) -> list[dict[str, Any]]:
+    """Critical agents whose own work (not their wait for a person) is a large share of the
+    makespan, when nothing reuses their outputs across runs yet."""
     caching = plan.caching or {}
     cache = (caching.get("cache_levels") or {}).get("agent_output_cache") or {}
     reused_across_runs = caching.get("enabled", True) is not False and cache.get(
@@ -205,7 +241,7 @@ def _cache_suggestions(plan: CompiledPlan, agents_report: Mapping[str, Any],
     found = []
     for agent_id in critical:
         row = agents_report.get(agent_id) or {}
-        took = durations[agent_id]
+        took = work[agent_id]
         if (reused_across_runs or row.get("status") != "succeeded" or row.get("cached")
                 or row.get("resumed") or makespan <= 0 or took < CACHE_SHARE * makespan):
             continue
@@ -269,7 +305,10 @@ def format_bottlenecks(bottlenecks: Mapping[str, Any] | None) -> list[str]:
     critical = bottlenecks.get("critical") or []
     if critical:
         lines.append("  bound by: " + ", ".join(
-            f"{c['agent']} {c['duration_s']:g}s ({100 * c['share']:.0f}%)" for c in critical))
+            f"{c['agent']} {c['duration_s']:g}s ({100 * c['share']:.0f}%"
+            + (f": {_split(c)}" if c.get("waiting_for_person_s") or c.get("queue_wait_s")
+               else "") + ")"
+            for c in critical))
     slack_of = bottlenecks.get("slack_s") or {}
     names = {c["agent"] for c in critical}
     rest = sorted(((s, a) for a, s in slack_of.items() if a not in names),
@@ -283,6 +322,11 @@ def format_bottlenecks(bottlenecks: Mapping[str, Any] | None) -> list[str]:
     for wait in bottlenecks.get("queue_waits") or []:
         lines.append(f"  queue wait: {wait['agent']} waited {wait['queue_wait_s']:g}s "
                      f"(slack {wait['slack_s']:g}s), cost {wait['cost_s']:g}s")
+    for wait in bottlenecks.get("person_waits") or []:
+        lines.append(f"  waiting for a person: {wait['agent']}: {wait['work_s']:g} s work, "
+                     f"{wait['waiting_for_person_s']:g} s waiting for a person"
+                     + (" (on the critical path)" if wait.get("critical") else
+                        f" (slack {wait['slack_s']:g}s)"))
     for straggler in bottlenecks.get("stragglers") or []:
         lines.append(f"  straggler: group {straggler['group']} waited {straggler['waited_s']:g}s "
                      f"for {straggler['agent']} alone ({straggler['duration_s']:g}s vs median "
@@ -290,3 +334,13 @@ def format_bottlenecks(bottlenecks: Mapping[str, Any] | None) -> list[str]:
     for suggestion in bottlenecks.get("suggestions") or []:
         lines.append(f"  suggestion: {suggestion['message']}")
     return lines
+
+
+def _split(critical: Mapping[str, Any]) -> str:
+    """A critical agent's time apart: "1 s work, 420 s waiting for a person, 3 s queued"."""
+    parts = [f"{critical.get('work_s', critical.get('duration_s', 0)):g} s work"]
+    if critical.get("waiting_for_person_s"):
+        parts.append(f"{critical['waiting_for_person_s']:g} s waiting for a person")
+    if critical.get("queue_wait_s"):
+        parts.append(f"{critical['queue_wait_s']:g} s queued")
+    return ", ".join(parts)

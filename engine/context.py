@@ -261,11 +261,17 @@ class VersionedContext:
         if choice == "value" and not has_value:
             raise ResolutionError("choice 'value' needs a value (JSON)")
         current = self.current_version(conflict.key)
-        if expected_version is not None and expected_version != current:
+        if expected_version is not None and expected_version < current:
             raise ResolutionError(
                 f"stale resolution: '{conflict.key}' is at version {current}, you expected "
-                f"{expected_version}; list the conflicts again and resolve against the current "
-                "version")
+                f"{expected_version} (an older version); list the conflicts again and resolve "
+                "against the current version")
+        if expected_version is not None and expected_version > current:
+            # not stale: a version that does not exist yet (a typo, or another run's number)
+            raise ResolutionError(
+                f"expected_version {expected_version} is newer than the current version "
+                f"{current} of '{conflict.key}' (no such version exists yet); resolve against "
+                f"version {current}")
         return conflict
 
     def resolve(self, conflict_id: str, choice: str, by: str, at: str, *,

@@ -153,6 +153,18 @@ class UnresolvedInputError(MissingProducerError):
     """A BMAD requirement that no step creates and that was not supplied with --set."""
 
 
+class UnknownVariableError(UnknownKeyError):
+    """A --set name the plan does not use (usually a typo of a BMAD condition)."""
+
+
+class BmadFolderError(PlanError):
+    """A --bmad-dir that is not a BMAD install (no templates/ folder) or an unreadable file."""
+
+
+class BmadTemplateError(BmadFolderError):
+    """A BMAD template a step needs that is missing or not a valid template YAML."""
+
+
 class PlanValidationError(PlanError):
     """Every problem found in a plan, reported together so a user can fix them in one pass."""
 

@@ -536,7 +536,7 @@ class CachingSystem(Strict):
         if path is not None:
             raise ValueError(
                 "the cache file is each worker's, not the plan's: set PEE_CACHE_PATH where the "
-                "worker runs (default .temporal/cache.db; `starter.py cache stats` shows it) and "
+                "worker runs (default .temporal/cache.db; `pee cache stats` shows it) and "
                 "remove caching_system.path")
         return path
 

@@ -7,7 +7,7 @@ file, the line, what was expected and what was found.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -90,6 +90,8 @@ class Plan:
     # engine.grouping.Grouping)
     resolution: Any = None
     grouping: Any = None
+    # a BMAD workflow's bmad.Interpretation: why each derived edge exists, what was skipped
+    interpretation: bmad.Interpretation | None = None
 
     def agent_location(self, agent_id: str, field_name: str | None = None,
                        index: int | None = None):
@@ -264,13 +266,20 @@ def _duplicate_keys(source: SourceMap) -> list[PlanError]:
 
 
 def build_plan(data: Any, source: SourceMap,
-               variables: Mapping[str, Any] | None = None) -> Plan:
-    """Validate parsed YAML into a Plan; raises PlanValidationError with every problem."""
+               variables: Mapping[str, Any] | None = None,
+               set_names: Collection[str] = ()) -> Plan:
+    """Validate parsed YAML into a Plan; raises PlanValidationError with every problem.
+
+    ``set_names``: the variables given with --set; in a BMAD workflow each must be a name the
+    workflow reads (a condition, a requirement, a template variable).
+    """
     variables = dict(variables or {})
     problems: list[PlanError] = _duplicate_keys(source)
+    interpretation: bmad.Interpretation | None = None
     # a `workflow:` mapping is a BMAD file even when its sequence is broken: bmad explains why
     if isinstance(data, dict) and isinstance(data.get("workflow"), dict):
-        data = bmad.bmad_to_native(data, source, variables)
+        imported = bmad.import_workflow(data, source, variables, set_names)
+        data, interpretation = imported.plan, imported.interpretation
         # paths of the converted plan no longer match the file; keep the file for messages
         source = SourceMap(file=source.file)
     if not isinstance(data, dict):
@@ -377,6 +386,7 @@ def build_plan(data: Any, source: SourceMap,
         adaptive_margin=adaptive_margin,
         resource_pool_given=isinstance(data.get("resource_manager"), dict)
         and data["resource_manager"].get("resource_pool") is not None,
+        interpretation=interpretation,
         **sections,
     )
     # --set values supply plan inputs (and BMAD conditions, consumed above)
@@ -447,12 +457,13 @@ def _task_queues(given: Any, source: SourceMap, problems: list[PlanError]) -> di
     return queues
 
 
-def load_plan(path: str | Path, variables: Mapping[str, Any] | None = None) -> Plan:
+def load_plan(path: str | Path, variables: Mapping[str, Any] | None = None,
+              set_names: Collection[str] = ()) -> Plan:
     data, source = load_yaml(path)
-    return build_plan(data, source, variables)
+    return build_plan(data, source, variables, set_names)
 
 
 def loads_plan(text: str, variables: Mapping[str, Any] | None = None,
-               file: str | None = None) -> Plan:
+               file: str | None = None, set_names: Collection[str] = ()) -> Plan:
     data, source = parse_yaml(text, file)
-    return build_plan(data, source, variables)
+    return build_plan(data, source, variables, set_names)

@@ -1,4 +1,4 @@
-"""Read a run's report, running or finished: `starter.py status` and `starter.py report`.
+"""Read a run's report, running or finished: `pee status` and `pee report`.
 
 Where the report comes from:
 - running: the `status` query (answered by a worker polling the run's task queue);
@@ -144,13 +144,13 @@ async def read_run(client: Client, workflow_id: str) -> RunView:
         if not await has_pollers(client, description.namespace, description.task_queue):
             return RunView(description, None, (
                 f"no worker polls {description.task_queue}, so the run waits and nobody can "
-                "answer the status query: start one (python worker.py)"))
+                "answer the status query: start one (pee-worker)"))
         report = await query_status(handle)
         note = None
         if report is None:
             note = (
                 f"no worker answered the status query within {QUERY_TIMEOUT_S:g}s: is one "
-                f"polling {description.task_queue}? (python worker.py)"
+                f"polling {description.task_queue}? (pee-worker)"
             )
         return RunView(description, report, note)
     if status == WorkflowExecutionStatus.COMPLETED:

@@ -7,12 +7,14 @@ level, message}. Anything missing prints as "-", so a half-filled status of a st
 
 from __future__ import annotations
 
+import shlex
 import sys
 import time
 from datetime import datetime, timezone
 from typing import Any, TextIO
 
 from engine.bottleneck import format_bottlenecks
+from workflows.state import resolution_line
 
 # while nothing happens, say what is running this often (seconds), so a long agent is not silence
 QUIET_NOTE_S = 5.0
@@ -192,8 +194,9 @@ def format_summary(report: dict[str, Any]) -> str:
         if agent.get("queue_wait_s"):
             notes.append(f"queued {_num(agent['queue_wait_s'])}s for resources")
         if agent.get("status") == "blocked" and agent.get("blocked_on"):
-            notes.append(f"waits for conflict {', '.join(agent['blocked_on'])}: "
-                         "starter.py conflicts")
+            notes.append(f"waits for a person on conflict {', '.join(agent['blocked_on'])}"
+                         + (f" since {agent['blocked_since']}" if agent.get("blocked_since")
+                            else ""))
         if agent.get("defaulted_outputs"):
             notes.append(f"defaults: {', '.join(agent['defaulted_outputs'])}")
         if agent.get("missing_inputs"):
@@ -222,6 +225,7 @@ def format_summary(report: dict[str, Any]) -> str:
         lines.append(format_group(group_id, group))
     for alert in report.get("alerts") or []:
         lines.append(format_alert(alert))
+    lines += format_conflicts(report)
     lines.append(format_totals(report))
     cache = format_cache(report)
     if cache:
@@ -288,3 +292,32 @@ def format_totals(report: dict[str, Any]) -> str:
         f" one after another {_num(report.get('sequential_s'))}s"
         + (f"; durations scaled by {scale:g})" if scale != 1 else ")")
     )
+
+
+def format_conflicts(report: dict[str, Any]) -> list[str]:
+    """What the run waits on a person for (since when, how to resolve), how each conflict
+    ended (choice, by, version) and the resolutions it refused."""
+    lines = []
+    workflow_id = shlex.quote(str(report.get("workflow_id") or "WORKFLOW_ID"))
+    for conflict in report.get("conflicts") or []:
+        ended = resolution_line(conflict)
+        if ended is not None:
+            lines.append(f"conflict {ended}")
+            continue
+        blocked = conflict.get("blocked_agents") or []
+        agents = report.get("agents") or {}
+        since = [agents.get(a, {}).get("blocked_since") for a in blocked]
+        first = min((s for s in since if s), default=None)
+        who = (f"blocks {', '.join(blocked)}" + (f" since {first}" if first else "")
+               if blocked else "blocks nobody yet")
+        lines.append(
+            f"waiting for a person: conflict {conflict.get('id')} on '{conflict.get('key')}' "
+            f"({conflict.get('kind')}, opened {conflict.get('opened_at')}) {who}; "
+            f"resolve: pee resolve {workflow_id} {conflict.get('id')} --choice "
+            f"current|incoming --expected-version {conflict.get('current_version')} "
+            f"(pee conflicts {workflow_id} shows both values)")
+    for rejected in report.get("rejected_resolutions") or []:
+        lines.append(f"rejected resolution of {rejected.get('conflict_id') or '?'} by "
+                     f"{rejected.get('by') or '?'} at {rejected.get('at')}: "
+                     f"{rejected.get('reason')}")
+    return lines

@@ -74,7 +74,7 @@ def agent_dag(report: dict[str, Any], deps: Mapping[str, Sequence[str]] | None,
                 "group graph below shows the structure and the critical path.</p>")
     if deps is None:
         return ('<p class="agent-dag-note">No agent graph: this report comes without the '
-                "plan's agent dependencies (<code>starter.py report WORKFLOW_ID --format html"
+                "plan's agent dependencies (<code>pee report WORKFLOW_ID --format html"
                 "</code> reads them from the run's plan); the group graph below shows the "
                 "structure.</p>")
     order = [agent_id for agent_id, _ in agents]

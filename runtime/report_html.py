@@ -511,10 +511,14 @@ def _bottlenecks(report: dict[str, Any]) -> str:
             f'<tr class="critical-agent" data-agent="{_e(c.get("agent"))}">'
             f'<td>{_e(c.get("agent"))}</td><td>{_e(c.get("group"))}</td>'
             f'<td class="num">{_num(c.get("duration_s"), 3)}</td>'
-            f'<td class="num">{_num(100 * (c.get("share") or 0), 0, " %")}</td></tr>'
+            f'<td class="num">{_num(100 * (c.get("share") or 0), 0, " %")}</td>'
+            # its own work apart from its wait for a person (reports before: all work)
+            f'<td class="num">{_num(c.get("work_s", c.get("duration_s")), 3)}</td>'
+            f'<td class="num">{_num(c.get("waiting_for_person_s") or 0, 3)}</td></tr>'
             for c in critical)
         parts.append("<table class='critical'><tr><th>bounds the makespan</th><th>group</th>"
-                     f"<th>duration s</th><th>of makespan</th></tr>{rows}</table>")
+                     "<th>duration s</th><th>of makespan</th><th>work s</th>"
+                     f"<th>waiting for a person s</th></tr>{rows}</table>")
     stragglers = found.get("stragglers") or []
     if stragglers:
         rows = "".join(

@@ -138,8 +138,8 @@ def run_plan(options: RunOptions, out: TextIO | None = None) -> int:
         if started:
             print(
                 f"\ninterrupted: run {workflow_id} goes on on the server and resumes when a "
-                f"worker polls {task_queue} (python worker.py); follow it with "
-                f"python starter.py status {workflow_id}{target.address_flag}",
+                f"worker polls {task_queue} (pee-worker); follow it with "
+                f"pee status {workflow_id}{target.address_flag}",
                 file=sys.stderr,
             )
         else:
@@ -149,7 +149,7 @@ def run_plan(options: RunOptions, out: TextIO | None = None) -> int:
         # `run PLAN | head`: the reader of the progress left; the run itself goes on
         if started:
             print(f"stdout closed: run {workflow_id} goes on on the server; follow it with "
-                  f"python starter.py status {workflow_id}{target.address_flag}",
+                  f"pee status {workflow_id}{target.address_flag}",
                   file=sys.stderr)
         raise
     except ConnectionError as err:
@@ -232,16 +232,16 @@ async def _run(
         if not with_worker and not await has_pollers(client, namespace, task_queue):
             print(
                 f"No worker polls {task_queue} yet: the run waits until one does. Start one:\n"
-                f"  python worker.py --address {target.address} --task-queue {task_queue}"
+                f"  pee-worker --address {target.address} --task-queue {task_queue}"
                 + (" (and this command's TLS settings)"
                    if target.settings is not None and target.settings.tls else ""),
                 file=out,
             )
         if options.detach:
             print(
-                f"Follow it: python starter.py status {workflow_id}"
+                f"Follow it: pee status {workflow_id}"
                 f"{target.address_flag}\n"
-                f"Report:    python starter.py report {workflow_id}{target.address_flag}",
+                f"Report:    pee report {workflow_id}{target.address_flag}",
                 file=out,
             )
             print(workflow_id, file=out, flush=True)
@@ -281,7 +281,7 @@ async def _run(
         except OSError as err:
             # the run is done whatever happens to the file: say so, as for --output-dir
             print(f"error: cannot write the report to {options.report_file}: {err}; "
-                  f"`python starter.py report {workflow_id} -o FILE` writes it later",
+                  f"`pee report {workflow_id} -o FILE` writes it later",
                   file=sys.stderr)
             code = code or EXIT_FAILED
         else:
@@ -291,7 +291,7 @@ async def _run(
     if target.started_server:
         print(
             "The embedded Temporal dev server keeps running; stop it with "
-            "`python starter.py server stop`",
+            "`pee server stop`",
             file=out,
         )
     return code

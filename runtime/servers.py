@@ -89,7 +89,7 @@ def resolve_target(
             "settings (--tls*, TEMPORAL_TLS*, the API key)")
     if not allow_start:
         raise TargetError(
-            f"no Temporal server at {given}; `python starter.py server start` starts the "
+            f"no Temporal server at {given}; `pee server start` starts the "
             "embedded one (its history is kept in the state directory)"
         )
     print(f"No Temporal server at {given}: starting the embedded dev server...", file=out,
@@ -110,7 +110,7 @@ def describe_started(record: ServerRecord) -> str:
     return (
         f"Embedded Temporal dev server up at {record.address}{ui} (pid {record.pid}, history in "
         f"{record.db_file}).\nIt stays up after this command so the history stays browsable; "
-        "`python starter.py server stop` stops it."
+        "`pee server stop` stops it."
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -77,15 +78,21 @@ def build_worker(
     )
 
 
-async def run_until_signalled(worker: Worker) -> None:
+async def run_until_signalled(worker: Worker,
+                              on_ready: Callable[[], None] | None = None) -> None:
     """Run until SIGINT/SIGTERM, then shut the worker down (running agents are cancelled and
-    retried by the server on another worker, as after a crash)."""
+    retried by the server on another worker, as after a crash).
+
+    ``on_ready`` (the caller's "ready" line) runs once the handlers are installed and the worker
+    has started: whoever reads that line may send SIGTERM at once and still get a clean exit 0."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
         async with worker:
+            if on_ready is not None:
+                on_ready()
             await stop.wait()
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -49,10 +50,13 @@ class FakeClient:
 
 
 def environment(*, attempt: int = 1, activity_id: str = "a", heartbeat_timeout_s: float | None
-                = None, client: FakeClient | None = None) -> ActivityEnvironment:
+                = None, client: FakeClient | None = None,
+                workflow_run_id: str | None = None) -> ActivityEnvironment:
     env = ActivityEnvironment(client=client)  # type: ignore[arg-type]
     env.info = dataclasses.replace(
         env.info, attempt=attempt, activity_id=activity_id,
+        # a run of its own: command agents key their process trees by run and activity id
+        workflow_run_id=workflow_run_id or f"test-run-{uuid.uuid4()}",
         heartbeat_timeout=None if heartbeat_timeout_s is None
         else timedelta(seconds=heartbeat_timeout_s))
     return env
@@ -251,7 +255,7 @@ def test_progress_signals_are_throttled_to_the_progress_interval() -> None:
     run(AgentTask(agent=agent("worker", duration=1.0), progress_interval_s=0.25), env)
     assert 2 <= len(client.signals) <= 4
     (target, name, first) = client.signals[0]
-    assert (("test", "test-run"), "agent_progress") == (target, name)
+    assert (("test", env.info.workflow_run_id), "agent_progress") == (target, name)
     assert isinstance(first, AgentProgress)
     assert ("worker", 1) == (first.agent_id, first.attempt)
     assert 0.1 < (first.fraction or 0) < 0.6

@@ -1,9 +1,13 @@
 """The command backend: argument list, JSON on stdin and stdout, explicit environment, clear
-failures with the tail of stderr, and the child's whole process group killed on cancel/timeout."""
+failures with the tail of stderr; a command ends when its leader exits, and every process it
+started (setsid ones too) is killed then, on cancel and on timeout, and before a retry when a
+dead worker left them running."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -15,6 +19,7 @@ from activities.agents import run_agent
 from activities.command import child_env
 from activities.types import AgentTask
 from engine.compiled import CompiledAgent
+from tests.conftest import PROJECT_ROOT
 from tests.test_activities import environment, failure, run
 
 FIXTURE = str(Path(__file__).parent / "agents_fixtures" / "cmd_agent.py")
@@ -176,3 +181,117 @@ def test_cancellation_kills_the_whole_process_group_and_heartbeats_flow(tmp_path
     assert 2 == len(pids)
     assert gone(pids)
     assert len(beats) >= 2
+
+
+def test_a_grandchild_holding_stdout_does_not_turn_a_finished_command_into_a_timeout(
+        tmp_path: Path) -> None:
+    """The leader prints its outputs and exits while a grandchild keeps stdout open for 60 s:
+    the agent succeeds (it would time out after 20 s if it waited for the pipe to close), and
+    the grandchild is gone."""
+    pids_file = tmp_path / "pids"
+    task = AgentTask(agent=command_agent("holdout", str(pids_file), timeout_s=20.0),
+                     time_scale=1.0)
+    result = run(task)
+    assert {"summary": "done", "seen": "held"} == result.outputs
+    pids = wait_for_pids(pids_file)
+    assert gone(pids)
+
+
+def test_a_setsid_daemon_dies_with_a_timed_out_command(tmp_path: Path) -> None:
+    """A grandchild in its own session, whose parent already exited and which ignores SIGTERM,
+    is out of the leader's group and tree; a timeout still kills it."""
+    pids_file = tmp_path / "pids"
+    task = AgentTask(agent=command_agent("daemon", str(pids_file), timeout_s=1.0),
+                     time_scale=1.0)
+    error = failure(task)
+    assert ("CommandTimeout", False) == (error.type, error.non_retryable)
+    pids = wait_for_pids(pids_file)
+    assert gone(pids)
+
+
+def test_a_setsid_daemon_dies_with_a_cancelled_command(tmp_path: Path) -> None:
+    pids_file = tmp_path / "pids"
+    env = environment(heartbeat_timeout_s=0.3)
+    task = AgentTask(agent=command_agent("daemon", str(pids_file)))
+    pids: list[int] = []
+
+    async def go() -> None:
+        work = asyncio.ensure_future(env.run(run_agent, task))
+        pids.extend(await asyncio.to_thread(wait_for_pids, pids_file))
+        assert all(alive(pid) for pid in pids)
+        env.cancel()
+        await asyncio.wait_for(work, timeout=10)
+
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(go())
+    assert gone(pids)
+
+
+# attempt 1 of agent "tool" in run sys.argv[2], on a worker of its own (killed by the test)
+WORKER = """
+import asyncio, sys
+from activities.agents import run_agent
+from activities.types import AgentTask
+from tests.test_activities import environment
+from tests.test_backend_command import command_agent
+task = AgentTask(agent=command_agent("daemon", sys.argv[1]))
+asyncio.run(environment(workflow_run_id=sys.argv[2], activity_id="tool").run(run_agent, task))
+"""
+
+
+def test_a_dead_workers_command_is_killed_before_the_retry_starts(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker is SIGKILLed while its command (and the command's setsid daemon) runs: both
+    outlive it. Attempt 2 of the same agent in the same run, on another worker of the host,
+    kills them before it starts its own command."""
+    monkeypatch.setenv("PEE_PROCESS_STATE_DIR", str(tmp_path / "trees"))
+    pids_file, run_id = tmp_path / "pids", f"run-{tmp_path.name}"
+    worker = subprocess.Popen([sys.executable, "-c", WORKER, str(pids_file), run_id],
+                              cwd=PROJECT_ROOT)
+    try:
+        pids = wait_for_pids(pids_file)
+    finally:
+        worker.kill()
+        worker.wait()
+    assert all(alive(pid) for pid in pids), "the dead worker's command should outlive it"
+    env = environment(attempt=2, workflow_run_id=run_id, activity_id="tool")
+    result = run(AgentTask(agent=command_agent("echo")), env)
+    assert 2 == result.outputs["seen"]["attempt"]
+    assert gone(pids)
+
+
+def test_another_runs_processes_are_left_alone(tmp_path: Path) -> None:
+    """The marker is per run and activity: a command of another run survives this one's kill."""
+    pids_file = tmp_path / "pids"
+    other = environment(workflow_run_id="other-run", activity_id="tool")
+    task = AgentTask(agent=command_agent("daemon", str(pids_file)))
+    pids: list[int] = []
+
+    async def go() -> None:
+        work = asyncio.ensure_future(other.run(run_agent, task))
+        try:
+            pids.extend(await asyncio.to_thread(wait_for_pids, pids_file))
+            mine = environment(attempt=2, workflow_run_id="this-run", activity_id="tool")
+            await mine.run(run_agent, AgentTask(agent=command_agent("echo")))
+            assert all(alive(pid) for pid in pids)
+        finally:
+            other.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(work, timeout=10)
+
+    asyncio.run(go())
+    assert gone(pids)
+
+
+def test_a_credential_variable_never_comes_back_in_outputs_or_errors(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """env API_TOKEN: $VAR (a credential by its name) reaches the child, but the child echoing
+    it in its outputs gets it scrubbed; a non-credential variable passes unchanged."""
+    secret = "tok-0123456789abcdef"
+    monkeypatch.setenv("PEE_TEST_VAR_A", secret)
+    monkeypatch.setenv("PEE_TEST_VAR_B", "plain-value-123")
+    agent = command_agent("env", env={"API_TOKEN": "$PEE_TEST_VAR_A",
+                                      "MODE": "$PEE_TEST_VAR_B"})
+    child = run(AgentTask(agent=agent)).outputs["summary"]
+    assert ("***", "plain-value-123") == (child["API_TOKEN"], child["MODE"])
+    assert secret not in str(child)

@@ -14,6 +14,7 @@ from activities.agents import run_agent
 from activities.render_cache import DEFAULT_MAX_BYTES, RenderCache, cache_key, default_cache
 from activities.types import AgentTask
 from engine.compiled import CompiledAgent
+from tests.agents_fixtures import renders
 from tests.test_activities import environment, failure, run
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -248,32 +249,24 @@ def test_render_timeout_and_concurrency_come_from_settings() -> None:
 
 
 def test_concurrent_renders_are_limited_by_a_semaphore(monkeypatch: pytest.MonkeyPatch) -> None:
-    """With concurrent_renders 1, renders never overlap."""
-    active, peak = [0], [0]
-    original = template_backend.render
+    """With concurrent_renders 1, renders never overlap (each reports when it ran, from its
+    render process)."""
 
-    def slow_render(source: Any, scope: Any) -> Any:
-        active[0] += 1
-        peak[0] = max(peak[0], active[0])
-        time.sleep(0.05)
-        active[0] -= 1
-        return original(source, scope)
-
-    async def main() -> None:
+    async def main() -> list[Any]:
         tasks = [AgentTask(agent=template_agent(
             "brief.md", template_engine={"concurrent_renders": 1}),
             inputs={"project_name": str(i)}) for i in range(3)]
-        await asyncio.gather(*(environment().run(run_agent, t) for t in tasks))
+        return await asyncio.gather(*(environment().run(run_agent, t) for t in tasks))
 
-    monkeypatch.setattr(template_backend, "render", slow_render)
-    asyncio.run(main())
-    assert (1, 3) == (peak[0], default_cache().renders)
+    monkeypatch.setattr(template_backend, "render", renders.timed_render)
+    spans = sorted(tuple(map(float, r.outputs["doc"].split())) for r in asyncio.run(main()))
+    assert all(end <= start for (_, end), (start, _) in zip(spans, spans[1:], strict=False))
+    assert 3 == default_cache().renders
 
 
 def test_a_render_slower_than_render_timeout_fails(monkeypatch: pytest.MonkeyPatch) -> None:
     """render_timeout bounds one render: RenderTimeout, retryable."""
-    monkeypatch.setattr(template_backend, "render",
-                        lambda source, scope: (time.sleep(0.5), ("", []))[1])
+    monkeypatch.setattr(template_backend, "render", renders.sleepy_render)
     error = failure(AgentTask(agent=template_agent(
         "brief.md", template_engine={"render_timeout": 0.1})))
     assert ("RenderTimeout", False) == (error.type, error.non_retryable)

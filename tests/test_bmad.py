@@ -60,13 +60,16 @@ GREENFIELD_DEFAULT = {
     "pm": (["analyst.project-brief.md"], ["prd.md"], []),
     "ux-expert": (["pm.prd.md"], ["front-end-spec.md"], []),
     "architect": (["pm.prd.md", "ux-expert.front-end-spec.md"], ["fullstack-architecture.md"], []),
-    "po": ([], [], ["analyst", "pm", "ux-expert", "architect"]),
+    # no requires: follows the step before it
+    "po": (["architect.completion"], [], ["analyst", "pm", "ux-expert", "architect"]),
+    # all_artifacts_in_project: every earlier document; and the PO's validation gate
     "po_2": (
         [
             "analyst.project-brief.md",
             "pm.prd.md",
             "ux-expert.front-end-spec.md",
             "architect.fullstack-architecture.md",
+            "po.completion",
         ],
         ["sharded_docs"],
         [],
@@ -110,14 +113,18 @@ def test_greenfield_plan_header_and_notes() -> None:
     title = "BMAD workflow 'Greenfield full-stack demo' (greenfield): Plan a new"
     actual_header = (plan["name"], plan["inputs"], plan["description"].startswith(title))
     assert expected_header == actual_header
+    skipped_or_guidance = [note.split()[2] for note in plan["notes"]
+                           if note.startswith(("skipped:", "guidance:"))]
     expected_steps = ["3", "5", "7", "8", "9", "12", "15", "16"]
-    assert expected_steps == [note.split()[1] for note in plan["notes"]]
-    expected_first_last = (
-        "step 3 (ux-expert_2) skipped: condition 'user_wants_ai_generation' is not true "
-        "(include it with --set user_wants_ai_generation=true)",
-        "step 16 'workflow_end' is human guidance (no agent), not run: move_to_ide",
+    assert expected_steps == skipped_or_guidance
+    expected_skip = (
+        "skipped: step 3 (ux-expert_2): condition 'user_wants_ai_generation' is not set "
+        "(include it with --set user_wants_ai_generation=true; true/yes/y/1/on count as true)"
     )
-    assert expected_first_last == (plan["notes"][0], plan["notes"][-1])
+    expected_last = ("guidance: step 16 'workflow_end' is guidance for a person, no agent "
+                     "runs: move_to_ide")
+    assert expected_skip in plan["notes"]
+    assert expected_last == plan["notes"][-1]
 
 
 @pytest.mark.parametrize(
@@ -127,7 +134,8 @@ def test_greenfield_plan_header_and_notes() -> None:
             {"user_wants_ai_generation": "true"},
             {
                 "ux-expert_2": (["ux-expert.front-end-spec.md"], ["v0_prompt"], []),
-                "po": ([], [], ["analyst", "pm", "ux-expert", "ux-expert_2", "architect"]),
+                "po": (["architect.completion"], [],
+                       ["analyst", "pm", "ux-expert", "ux-expert_2", "architect"]),
             },
             id="v0-prompt",
         ),
@@ -137,13 +145,14 @@ def test_greenfield_plan_header_and_notes() -> None:
                 "pm_2": (
                     ["architect.fullstack-architecture.md", "pm.prd.md"], ["prd.md"], []
                 ),
-                "po": ([], [], ["analyst", "pm_2", "ux-expert", "architect"]),
+                "po": (["pm_2.completion"], [], ["analyst", "pm_2", "ux-expert", "architect"]),
                 "po_2": (
                     [
                         "analyst.project-brief.md",
                         "pm_2.prd.md",
                         "ux-expert.front-end-spec.md",
                         "architect.fullstack-architecture.md",
+                        "po.completion",
                     ],
                     ["sharded_docs"],
                     [],
@@ -230,9 +239,12 @@ def test_brownfield_unresolved_requirement_reports_line_and_fix() -> None:
         problem.location.path,
     )
     assert expected == actual
-    expected_hint = (True, "no step creates it")
+    # 'analysis' would be the skipped step project_analysis: the error says how to include it
+    expected_hint = (True, True, "step 3 (project_analysis) would make it but is skipped: "
+                     "condition 'documentation_inadequate' is 'unset'")
     fix = problem.fix or ""
-    assert expected_hint == ("--set existing_documentation_or_analysis=VALUE" in fix, problem.found)
+    assert expected_hint == ("--set existing_documentation_or_analysis=VALUE" in fix,
+                             "--set documentation_inadequate=true" in fix, problem.found)
 
 
 def test_brownfield_imports_with_supplied_input() -> None:
@@ -240,10 +252,15 @@ def test_brownfield_imports_with_supplied_input() -> None:
     plan = import_file(BROWNFIELD, {"existing_documentation_or_analysis": "docs/"})
     expected = {
         "enhancement_classification": ([], [], []),
-        "pm": (["existing_documentation_or_analysis"], ["prd.md"], []),
+        # major_enhancement_path holds: the routing step took major_enhancement
+        "documentation_check": (["enhancement_classification.completion"], [], []),
+        # its only requirement comes from outside: it still follows the step before it
+        "pm": (["existing_documentation_or_analysis", "documentation_check.completion"],
+               ["prd.md"], []),
         "architect": (["pm.prd.md"], ["architecture.md"], []),
-        "po": ([], [], ["pm", "architect"]),
-        "po_2": (["pm.prd.md", "architect.architecture.md"], ["sharded_docs"], []),
+        "po": (["architect.completion"], [], ["pm", "architect"]),
+        "po_2": (["pm.prd.md", "architect.architecture.md", "po.completion"], ["sharded_docs"],
+                 []),
         "sm": (["po_2.sharded_docs"], ["story.md"], []),
         "dev": (["sm.story.md"], ["implementation_files"], []),
     }
@@ -262,17 +279,23 @@ def test_brownfield_imports_with_supplied_input() -> None:
 
 
 def test_brownfield_conditional_analysis_feeds_validation_and_sharding() -> None:
-    """documentation_inadequate adds project_analysis, which po validates and po_2 reads."""
+    """documentation_inadequate adds project_analysis, which pm reads (its requirement names
+    the analysis), po validates and po_2 reads."""
     variables = {"existing_documentation_or_analysis": "docs/", "documentation_inadequate": "true"}
     actual = edges(import_file(BROWNFIELD, variables))
     expected = {
-        "project_analysis": ([], ["brownfield-architecture.md"], []),
-        "po": ([], [], ["project_analysis", "pm", "architect"]),
+        # no requires: after the classification step before it
+        "project_analysis": (
+            ["documentation_check.completion"], ["brownfield-architecture.md"], []),
+        # existing_documentation_or_analysis: 'analysis' is made by the step project_analysis
+        "pm": (["project_analysis.brownfield-architecture.md"], ["prd.md"], []),
+        "po": (["architect.completion"], [], ["project_analysis", "pm", "architect"]),
         "po_2": (
             [
                 "project_analysis.brownfield-architecture.md",
                 "pm.prd.md",
                 "architect.architecture.md",
+                "po.completion",
             ],
             ["sharded_docs"],
             [],

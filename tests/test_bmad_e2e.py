@@ -32,6 +32,10 @@ def test_bmad_greenfield_writes_every_document(cli_env: dict[str, str], tmp_path
                    "--output-dir", out)
     assert 0 == done.returncode, done.stdout + done.stderr
     assert f"Outputs written to {out}/ (10 outputs, {len(DOCUMENTS)} as markdown" in done.stdout
+    # run says how it reads the workflow before it starts, as validate and plan do
+    assert "interpretation (how this BMAD workflow is run):" in done.stdout
+    assert "skipped: step 3 (ux-expert_2): condition 'user_wants_ai_generation' is not set" \
+        in done.stdout
     assert sorted(DOCUMENTS) == sorted(p.name for p in (out / "docs").iterdir())
     # the rest (files, shards) as JSON beside, by agent
     assert ["implementation_files.json"] == [p.name for p in (out / "outputs/dev").iterdir()]
@@ -86,17 +90,44 @@ def test_bmad_dir_must_be_a_folder(cli_env: dict[str, str], tmp_path: Path) -> N
     assert "--bmad-dir: expected a folder" in done.stderr
 
 
-def test_importer_uses_a_listed_template_only_without_bmad_kind() -> None:
-    """bmad_templates names prd-tmpl: pm becomes a template agent rooted at bmad_dir; with
-    bmad_kind given, the kind wins."""
+def test_importer_uses_a_listed_template_only_without_bmad_kind(tmp_path: Path) -> None:
+    """DIR/templates holds prd-tmpl: pm (uses: prd-tmpl) becomes a template agent rooted at
+    DIR; analyst, with no template there, stays a role agent; with bmad_kind, the kind wins."""
     from engine.graph import compile_plan
     from engine.plan import load_plan
 
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "templates" / "prd-tmpl.yaml").write_text(PRD_TEMPLATE)
     path = PROJECT_ROOT / "plans" / "bmad-greenfield.yaml"
-    given = {"bmad_dir": "/opt/bmad", "bmad_templates": ["prd-tmpl", "unused"]}
+    given = {"bmad_dir": str(tmp_path)}
     pm = compile_plan(load_plan(path, given)).agent("pm")
-    assert ("template", "templates/prd-tmpl.yaml", "/opt/bmad") == (
+    assert ("template", "templates/prd-tmpl.yaml", str(tmp_path)) == (
         pm.kind, pm.settings["template"], pm.settings["plan_dir"])
     assert "role" == compile_plan(load_plan(path, given)).agent("analyst").kind
     simulated = compile_plan(load_plan(path, {**given, "bmad_kind": "simulate"})).agent("pm")
     assert "simulate" == simulated.kind
+
+
+UI_FORK = PROJECT_ROOT / "tests" / "plans" / "bmad" / "ui_fork.yaml"
+CORE = PROJECT_ROOT / "tests" / "bmad" / "core"
+
+
+def test_templates_named_in_notes_or_agent_file_change_the_documents(
+        cli_env: dict[str, str], tmp_path: Path) -> None:
+    """ui_fork.yaml names prd-tmpl only in agents/pm.md and front-end-spec-tmpl only in the
+    ux-expert's notes: with --bmad-dir those templates write docs/prd.md and
+    docs/front-end-spec.md; without it the role agents write pm-prd.md and
+    ux-expert-front-end-spec.md instead."""
+    with_dir, without = tmp_path / "with", tmp_path / "without"
+    done = starter(cli_env, "run", UI_FORK, "--bmad-dir", CORE, "--output-dir", with_dir)
+    assert 0 == done.returncode, done.stdout + done.stderr
+    assert "template: step 1 (pm) renders templates/prd-tmpl.yaml" in done.stdout
+    plain = starter(cli_env, "run", UI_FORK, "--output-dir", without)
+    assert 0 == plain.returncode, plain.stdout + plain.stderr
+    made = {d.name: sorted(p.name for p in (d / "docs").iterdir()) for d in (with_dir, without)}
+    assert {"prd.md", "front-end-spec.md"} <= set(made["with"]), made
+    assert not {"prd.md", "front-end-spec.md"} & set(made["without"]), made
+    spec = (with_dir / "docs" / "front-end-spec.md").read_text()
+    assert "## Screens" in spec and "Screens named in the template fixture." in spec
+    prd = (with_dir / "docs" / "prd.md").read_text()
+    assert "## Goals" in prd and "Goals of the product, taken from the project brief." in prd

@@ -208,6 +208,36 @@ def test_time_blocked_on_a_conflict_counts_as_work() -> None:
     assert 3.0 == found["slack_s"]["v"]
 
 
+@pytest.mark.parametrize(("blocked_s", "work_s"), [(42.0, 1.0), (0.0, 43.0)])
+def test_a_wait_for_a_person_is_not_work_to_cache(blocked_s: float, work_s: float) -> None:
+    """`dev` on the critical path for 43 s: when 42 s of it were spent blocked on a conflict
+    the analysis says so apart from its 1 s of work and suggests resolving sooner, never
+    caching it; when all 43 s were work it suggests caching (the control case)."""
+    agents = [sim("arch", "design", 1), sim("dev", "build", 1, inputs=["arch.out"])]
+    groups = [group("design", ["arch"]), group("build", ["dev"], ["design"])]
+    report = report_of({"arch": (0, 1, {}),
+                        "dev": (1, 2, {"duration_s": work_s, "blocked_s": blocked_s})},
+                       groups, 44.0)
+    found = analyse(compiled_plan(agents, groups), report)
+    actions = [(s["action"], s.get("agent")) for s in found["suggestions"]]
+    dev = [c for c in found["critical"] if c["agent"] == "dev"][0]
+    assert (43.0, work_s, blocked_s) == (dev["duration_s"], dev["work_s"],
+                                         dev["waiting_for_person_s"])
+    text = "\n".join(format_bottlenecks(found))
+    if blocked_s:
+        assert ("cache_agent", "dev") not in actions
+        assert ("resolve_conflicts_sooner", "dev") in actions
+        assert [{"agent": "dev", "work_s": 1.0, "waiting_for_person_s": 42.0, "slack_s": 0.0,
+                 "critical": True}] == found["person_waits"]
+        assert "bound by: arch 1s (2%), dev 43s (98%: 1 s work, 42 s waiting for a person)" in text
+        assert "waiting for a person: dev: 1 s work, 42 s waiting for a person" in text
+        assert "suggestion: 'dev' waited 42s for a person" in text
+    else:
+        assert ("cache_agent", "dev") in actions
+        assert [] == found["person_waits"]
+        assert "waiting for a person" not in text
+
+
 def test_text_lines_name_the_bound_the_slack_and_the_suggestions() -> None:
     case = straggler_blocks_unrelated_reader()
     found = analyse(compiled_plan(case.agents, case.groups),

@@ -86,7 +86,7 @@ def test_the_resolve_commands_are_ready_to_paste() -> None:
     """starter.py, update and signal commands; the JSON input is shell-quoted and parses back to
     the Update's payload; odd workflow ids are quoted too."""
     starter_line, update, signal = resolve_commands("demo 1", "c1", "incoming", 2, CONTEXT)
-    assert "python starter.py resolve 'demo 1' c1 --choice incoming --expected-version 2" == (
+    assert "pee resolve 'demo 1' c1 --choice incoming --expected-version 2" == (
         starter_line)
     payload = {"conflict_id": "c1", "choice": "incoming", "expected_version": 2}
     for line, verb in ((update, ["update", "execute"]), (signal, ["signal"])):

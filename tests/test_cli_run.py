@@ -166,7 +166,7 @@ def test_bad_input_exits_two(cli: Cli, tmp_path: Path) -> None:
 
 
 def test_detached_run_is_served_by_a_worker_process(cli: Cli) -> None:
-    """--detach prints the id and says a worker is needed; `python worker.py` runs it; status
+    """--detach prints the id and says a worker is needed; `pee-worker` (hinted) runs it; status
     and report follow it; the worker exits 0 on SIGTERM."""
     task_queue = f"detached-{uuid.uuid4().hex[:8]}"
     done = cli.starter("run", cli.plan("small", SMALL), "--input", "greeting=hi", "--detach",
@@ -174,7 +174,7 @@ def test_detached_run_is_served_by_a_worker_process(cli: Cli) -> None:
     assert 0 == done.returncode, done.stdout + done.stderr
     workflow_id = done.stdout.strip().splitlines()[-1]
     assert workflow_id.startswith("small-")
-    assert f"No worker polls {task_queue}" in done.stdout and "python worker.py" in done.stdout
+    assert f"No worker polls {task_queue}" in done.stdout and "pee-worker" in done.stdout
     worker = cli.worker("--task-queue", task_queue)
     try:
         assert worker.stdout is not None

@@ -135,7 +135,7 @@ def test_conflicts_text_prints_the_commands_that_resolve_it(demo: Demo) -> None:
     done = demo.cli.starter("conflicts", demo.by_update)
     assert 0 == done.returncode, done.stdout + done.stderr
     payload = '{"conflict_id": "c1", "choice": "incoming", "expected_version": 2}'
-    assert (f"python starter.py resolve {demo.by_update} c1 --choice incoming "
+    assert (f"pee resolve {demo.by_update} c1 --choice incoming "
             "--expected-version 2") in done.stdout
     for kind in ("update execute", "signal"):
         assert (f"workflow {kind} --address {demo.cli.address} --workflow-id {demo.by_update} "

@@ -93,12 +93,16 @@ def test_resolution_choices(choice, value, expected) -> None:
 @pytest.mark.parametrize(("conflict_id", "choice", "expected_version", "message"), [
     ("c9", "current", 1, "unknown conflict 'c9'"),
     ("c1", "theirs", 1, "choice must be one of"),
-    ("c1", "current", 7, "stale resolution"),
+    ("c1", "current", 0, "stale resolution: 'platform' is at version 1, you expected 0 "
+                         r"\(an older version\)"),
+    ("c1", "current", 7, "expected_version 7 is newer than the current version 1 of "
+                         "'platform'"),
     ("c1", "value", 1, "needs a value"),
 ])
 def test_invalid_resolutions_are_rejected_with_a_reason(conflict_id, choice, expected_version,
                                                         message) -> None:
-    """Unknown ids, bad choices, stale versions and missing values are refused; nothing changes."""
+    """Unknown ids, bad choices, stale (older) or newer versions and missing values are refused,
+    each saying which it is; nothing changes."""
     store = make_conflict()
     with pytest.raises(ResolutionError, match=message):
         store.resolve(conflict_id, choice, "bob", "t3", expected_version=expected_version)

@@ -206,7 +206,7 @@ def test_history_of_the_other_kind_of_run_is_pointed_at(cli_env: dict[str, str],
     assert "no " not in simulated.stdout.splitlines()[-1], simulated.stdout
     DurationStore(tmp_path / "d.db").clear()
     none = starter(env, "plan", plan, "--history")
-    assert "no runs recorded yet: `starter.py run PLAN` records" in none.stdout
+    assert "no runs recorded yet: `pee run PLAN` records" in none.stdout
 
 
 @pytest.mark.parametrize(("args", "says"), [

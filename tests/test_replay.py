@@ -160,3 +160,30 @@ def test_a_continued_chain_replays_run_by_run() -> None:
     assert events.index("conflict_opened") < events.index("continued_as_new") < events.index(
         "conflict_resolved")
     assert all(a["status"] == "succeeded" for a in report["agents"].values())
+
+
+def pee_statuses(history: WorkflowHistory) -> list[str]:
+    """Every PeeStatus value the run upserted, in order."""
+    found = []
+    for event in history.events:
+        if event.HasField("upsert_workflow_search_attributes_event_attributes"):
+            fields = (event.upsert_workflow_search_attributes_event_attributes
+                      .search_attributes.indexed_fields)
+            if "PeeStatus" in fields:
+                found.append(fields["PeeStatus"].data.decode().strip('"'))
+    return found
+
+
+def test_waiting_for_a_person_history_replays_with_its_upserts() -> None:
+    """The recorded conflict_waiting run replays (checked by test_history_replays) and holds
+    what it was recorded for: PeeStatus waiting_for_person while dev was blocked on c1, back to
+    running once resolved; the malformed signal and update are in rejected_resolutions, the
+    update refused by the validator (a newer expected_version) is not."""
+    history = load("conflict_waiting")
+    assert ["running", "waiting_for_person", "running", "completed"] == pee_statuses(history)
+    report = final_report(history)
+    reasons = [r["reason"] for r in report["rejected_resolutions"]]
+    assert 2 == len(reasons), reasons
+    assert reasons[0].startswith("malformed resolve_conflict signal: 'conflict_id' is missing")
+    assert reasons[1].startswith("malformed resolve_conflict update: expected one JSON object")
+    assert reasons[1].endswith("got a list")

@@ -212,7 +212,7 @@ def test_conflict_blocks_only_its_readers_until_resolved_by_update(
     assert (c1["base"], c1["current"], c1["incoming"]) == ("web", "mobile_first",
                                                            "desktop_primary")
     assert "**Open conflicts: 1**" in details
-    assert f"python starter.py resolve {report['workflow_id']} c1 --choice incoming" in details
+    assert f"pee resolve {report['workflow_id']} c1 --choice incoming" in details
     assert (f"temporal workflow update execute --workflow-id {report['workflow_id']} --name "
             "resolve_conflict --input '{\"conflict_id\": \"c1\", \"choice\": \"incoming\", "
             "\"expected_version\": 2}'") in details
@@ -465,20 +465,24 @@ def test_conflict_demo_plan_end_to_end(temporal: TemporalHarness) -> None:
 
 
 def test_current_details_name_open_conflicts_and_the_commands() -> None:
-    """While a conflict is open the details list it, who it blocks, and both resolve commands."""
+    """While a conflict is open the details say the run waits for a person (since when, on
+    what), list the conflict, who it blocks, and both resolve commands."""
     plan = compiled_plan([sim("dev", "g", 1.0, inputs=["platform"])], [group("g", ["dev"])],
                          name="demo")
     store = VersionedContext(ContextPolicy())
     store.commit("ux", "platform", "mobile", 0, "t1")
     store.commit("arch", "platform", "desktop", 0, "t2")
     run = RunState(plan=plan, started=datetime(2025, 1, 1, tzinfo=UTC), time_scale=1.0,
-                   agents={"dev": AgentState("blocked", blocked_on=["c1"])},
+                   agents={"dev": AgentState("blocked", blocked_on=["c1"],
+                                             blocked_since_s=1.0)},
                    groups={"g": GroupState("running", 0.0, paused_since_s=1.0)}, context=store)
     text = current_details(run, 2.0, "wf-1")
+    assert text.startswith("**demo**: waiting for a person since 2025-01-01T00:00:01.000+00:00 "
+                           "(1.0 s as of 2025-01-01T00:00:02.000+00:00): conflict c1 blocks dev")
     assert "group `g` running: dev blocked, deadline paused" in text
-    assert "`c1` on `platform` (write_write, version 1, writers ux, arch)" in text
+    assert "`c1` on `platform` (write_write, version 1, writers ux, arch, opened t2)" in text
     assert "blocking: dev" in text
-    assert "`python starter.py resolve wf-1 c1 --choice incoming --expected-version 1`" in text
+    assert "`pee resolve wf-1 c1 --choice incoming --expected-version 1`" in text
     assert ("`temporal workflow update execute --workflow-id wf-1 --name resolve_conflict "
             "--input '{\"conflict_id\": \"c1\", \"choice\": \"incoming\", "
             "\"expected_version\": 1}'`") in text

@@ -103,7 +103,7 @@ def test_report_has_the_contract_shape(temporal: TemporalHarness) -> None:
     assert sorted(b) == sorted([
         "status", "group", "role", "kind", "started_at", "finished_at", "duration_s", "attempts",
         "outputs", "defaulted_outputs", "missing_inputs", "error", "progress", "last_progress_at",
-        "blocked_on", "blocked_s", "snapshot", "commits", "context_lock_wait_s",
+        "blocked_on", "blocked_since", "blocked_s", "snapshot", "commits", "context_lock_wait_s",
         "queue_wait_s", "cached", "resumed",
         # the worker's measures of the successful attempt (issue 8: network_latency_impact)
         "attempt_s", "io_wait_s",

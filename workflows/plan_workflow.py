@@ -102,6 +102,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.deadline_timer import DeadlineClock
     from workflows.locks import ContextLimits
     from workflows.pool_types import GRANT_SIGNAL, PoolGrant
+    from workflows.resolution import MalformedResolution, parse_resolution, rejected_row
     from workflows.search import RunSearchAttributes
     from workflows.state import (
         AgentState,
@@ -113,7 +114,7 @@ with workflow.unsafe.imports_passed_through():
         conflict_report,
         current_details,
     )
-    from workflows.types import PlanRunInput, ResolveConflict
+    from workflows.types import PlanRunInput
 
 # PlanWorkflow's parts, imported in the sandbox like this module (not passed through): the
 # modules they pass through then join the sandbox's sys.modules, where the payload converter
@@ -384,8 +385,16 @@ class PlanWorkflow(AgentRuns, ContextConflicts, CrossValidation):
         return [conflict_report(self._run, c) for c in self._ctx.conflicts]
 
     @workflow.update(name="resolve_conflict")
-    def resolve_conflict(self, request: ResolveConflict) -> dict[str, Any]:
-        """Resolve an open conflict; returns the resolved conflict."""
+    def resolve_conflict(self, *payloads: Any) -> dict[str, Any]:
+        """Resolve an open conflict; returns the resolved conflict. Takes any payload (see
+        workflows/resolution.py): a malformed one is recorded and refused, never retried."""
+        try:
+            request = parse_resolution(payloads)
+        except MalformedResolution as err:
+            reason = f"malformed resolve_conflict update: {err}"
+            self._reject_resolution(payloads, reason)
+            raise ApplicationError(reason, type="MalformedResolution",
+                                   non_retryable=True) from None
         try:
             conflict = self._resolve(request)
         except ResolutionError as err:
@@ -395,8 +404,14 @@ class PlanWorkflow(AgentRuns, ContextConflicts, CrossValidation):
         return conflict_report(self._run, conflict)
 
     @resolve_conflict.validator
-    def validate_resolve_conflict(self, request: ResolveConflict) -> None:
+    def validate_resolve_conflict(self, *payloads: Any) -> None:
         # a refusal here leaves no trace in history; the caller gets the message
+        try:
+            request = parse_resolution(payloads)
+        except MalformedResolution:
+            # let the handler refuse it: a validator may change nothing, and a malformed
+            # payload (a hand-typed command) belongs in the report's rejected_resolutions
+            return
         try:
             self._ctx.validate_resolution(request.conflict_id, request.choice,
                                           request.expected_version, request.value is not None)
@@ -413,8 +428,14 @@ class PlanWorkflow(AgentRuns, ContextConflicts, CrossValidation):
             self._released = True
 
     @workflow.signal(name="resolve_conflict")
-    def resolve_conflict_signal(self, request: ResolveConflict) -> None:
-        """Fire-and-forget resolution: an invalid one is logged and reported, never fatal."""
+    def resolve_conflict_signal(self, *payloads: Any) -> None:
+        """Fire-and-forget resolution: an invalid or malformed one is logged and reported,
+        never fatal, never dropped."""
+        try:
+            request = parse_resolution(payloads)
+        except MalformedResolution as err:
+            self._reject_resolution(payloads, f"malformed resolve_conflict signal: {err}")
+            return
         try:
             self._resolve(request)
         except ResolutionError as err:
@@ -424,6 +445,11 @@ class PlanWorkflow(AgentRuns, ContextConflicts, CrossValidation):
                 "by": request.by, "reason": str(err),
             })
             self._details()
+
+    def _reject_resolution(self, payloads: tuple[Any, ...], reason: str) -> None:
+        workflow.logger.warning("%s", reason)
+        self._run.rejected_resolutions.append(rejected_row(payloads, self._at(), reason))
+        self._details()
 
     @workflow.signal(name=OUTCOMES_SIGNAL)
     def agent_outcomes(self, outcomes: list[AgentOutcome]) -> None:

@@ -2,7 +2,8 @@
 `temporal workflow list --query 'PeePlan="seed" AND PeeStatus="running"'`.
 
 - ``PeePlan`` (Keyword): the plan's name;
-- ``PeeStatus`` (Keyword): running, completed, failed or cancelled;
+- ``PeeStatus`` (Keyword): running, waiting_for_person (running, but an agent is blocked on a
+  conflict only a person or the conflict timeout can settle), completed, failed or cancelled;
 - ``PeeGroup`` (KeywordList): the groups running now (groups run eagerly, so several at once;
   ``PeeGroup="design"`` matches a run while design is one of them); empty once the run ends.
 
@@ -19,7 +20,7 @@ from temporalio import workflow
 from temporalio.common import SearchAttributeKey, SearchAttributeUpdate
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.state import RunState
+    from workflows.state import RunState, waiting_for_person
 
 PLAN = SearchAttributeKey.for_keyword("PeePlan")
 STATUS = SearchAttributeKey.for_keyword("PeeStatus")
@@ -29,13 +30,20 @@ KEYS = (PLAN, STATUS, GROUPS)
 REGISTRATION = {"PeePlan": "Keyword", "PeeStatus": "Keyword", "PeeGroup": "KeywordList"}
 # group states during which a group is "current"
 CURRENT = ("running", "validating")
+# PeeStatus while an agent is blocked on a conflict
+WAITING_FOR_PERSON = "waiting_for_person"
+# runs recorded before it kept PeeStatus "running" while blocked: their upserts must replay
+WAITING_PATCH = "pee-status-waiting-for-person"
 
 
-def values(run: RunState) -> tuple[str, str, list[str]]:
+def values(run: RunState, show_waiting: bool = True) -> tuple[str, str, list[str]]:
     """(plan, status, current groups) of the run now."""
     groups = [] if run.status != "running" else [
         group.id for group in run.plan.groups if run.groups[group.id].status in CURRENT]
-    return run.plan.name, run.status, groups
+    status = run.status
+    if show_waiting and waiting_for_person(run):
+        status = WAITING_FOR_PERSON
+    return run.plan.name, status, groups
 
 
 class RunSearchAttributes:
@@ -44,11 +52,15 @@ class RunSearchAttributes:
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
         self._last: tuple[str, str, list[str]] | None = None
+        # asked (workflow.patched) the first time an agent is blocked: None until then
+        self._waiting: bool | None = None
 
     def sync(self, run: RunState) -> None:
         if not self.enabled:
             return
-        now = values(run)
+        if self._waiting is None and waiting_for_person(run):
+            self._waiting = workflow.patched(WAITING_PATCH)
+        now = values(run, bool(self._waiting))
         last = self._last
         if now == last:
             return

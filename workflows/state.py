@@ -348,6 +348,9 @@ def _agent_report(
         "progress": state.progress,
         "last_progress_at": iso_at(run.started, state.last_progress_s),
         "blocked_on": list(state.blocked_on),
+        # while blocked: since when it waits for a person (None when not blocked)
+        "blocked_since": iso_at(run.started, state.blocked_since_s)
+        if state.status == "blocked" else None,
         "blocked_s": round(
             state.blocked_s + (end_s - state.blocked_since_s
                                if state.blocked_since_s is not None else 0.0), 3),
@@ -395,6 +398,15 @@ def current_details(run: RunState, now_s: float, workflow_id: str = "WORKFLOW_ID
     """Markdown for `workflow.set_current_details`: where the run is, at a glance in the Web UI,
     and, while conflicts are open, what blocks and the exact commands that resolve them."""
     lines = [f"**{run.plan.name}**: {run.status}, {now_s:.1f} s"]
+    waiting = waiting_for_person(run)
+    if waiting:
+        # the headline a person sees first: the run is not busy, it waits for them
+        since = min(run.agents[a].blocked_since_s or 0.0 for a in waiting)
+        conflicts = unique_ids(c for a in waiting for c in run.agents[a].blocked_on)
+        lines = [f"**{run.plan.name}**: waiting for a person since "
+                 f"{iso_at(run.started, since)} ({now_s - since:.1f} s as of "
+                 f"{iso_at(run.started, now_s)}): conflict {', '.join(conflicts)} blocks "
+                 f"{', '.join(waiting)}; resolve it with a command below"]
     for group in run.plan.groups:
         state = run.groups[group.id]
         if state.status != "running":
@@ -407,6 +419,7 @@ def current_details(run: RunState, now_s: float, workflow_id: str = "WORKFLOW_ID
             deadline = f", deadline in {max(0.0, state.deadline_s - now_s):.1f} s"
         lines.append(f"- group `{group.id}` running: {agents}{deadline}")
     lines += _conflict_details(run, workflow_id)
+    lines += _resolution_details(run)
     latest = [
         (d.at_s, group_id, d) for group_id, state in run.groups.items() for d in state.history
     ]
@@ -426,7 +439,7 @@ def resolve_commands(workflow_id: str, conflict_id: str, choice: str,
     payload = json.dumps({"conflict_id": conflict_id, "choice": choice,
                           "expected_version": expected_version})
     return [
-        f"python starter.py resolve {workflow_id} {conflict_id} --choice {choice} "
+        f"pee resolve {workflow_id} {conflict_id} --choice {choice} "
         f"--expected-version {expected_version}",
         f"temporal workflow update execute --workflow-id {workflow_id} "
         f"--name resolve_conflict --input '{payload}'",
@@ -444,11 +457,49 @@ def _conflict_details(run: RunState, workflow_id: str) -> list[str]:
         blocked = ", ".join(row["blocked_agents"]) or "nobody yet"
         lines.append(
             f"- `{conflict.id}` on `{conflict.key}` ({conflict.kind}, version "
-            f"{row['current_version']}, writers {', '.join(conflict.writers)}): "
-            f"{conflict.message}; blocking: {blocked}")
+            f"{row['current_version']}, writers {', '.join(conflict.writers)}, opened "
+            f"{conflict.opened_at}): {conflict.message}; blocking: {blocked}")
         lines += [f"  - `{command}`" for command in
                   resolve_commands(workflow_id, conflict.id, "incoming", row["current_version"])]
     if len(open_conflicts) > DETAILS_CONFLICTS:
         lines.append(f"- and {len(open_conflicts) - DETAILS_CONFLICTS} more: "
-                     "`python starter.py conflicts " f"{workflow_id}`")
+                     f"`pee conflicts {workflow_id}`")
+    return lines
+
+
+def waiting_for_person(run: RunState) -> list[str]:
+    """Agents of a running run blocked on a conflict (waiting for a person), in plan order."""
+    if run.status != "running":
+        return []
+    return [a.id for a in run.plan.agents if run.agents[a.id].status == "blocked"]
+
+
+def unique_ids(ids: Any) -> list[str]:
+    found: list[str] = []
+    for item in ids:
+        if item not in found:
+            found.append(item)
+    return found
+
+
+def resolution_line(conflict: dict[str, Any]) -> str | None:
+    """`c1` on `platform`: resolved incoming by bob (version 3) at ...; None while open."""
+    resolution = conflict.get("resolution")
+    if not resolution:
+        return None
+    return (f"{conflict.get('id')} on '{conflict.get('key')}': {conflict.get('status')} "
+            f"{resolution.get('choice')} by {resolution.get('by')} (version "
+            f"{resolution.get('version')}) at {conflict.get('resolved_at')}")
+
+
+def _resolution_details(run: RunState) -> list[str]:
+    """The latest resolutions, so the details say at once that a wait is over."""
+    done = [c for c in run.context.conflicts if c.resolution is not None]
+    if not done:
+        return []
+    lines = [f"\n**Resolved conflicts: {len(done)}**"]
+    for conflict in done[-DETAILS_CONFLICTS:]:
+        row = {"id": conflict.id, "key": conflict.key, "status": conflict.status,
+               "resolution": conflict.resolution, "resolved_at": conflict.resolved_at}
+        lines.append(f"- {resolution_line(row)}")
     return lines

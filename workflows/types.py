@@ -92,7 +92,9 @@ class ResolveConflict:
     choice: "current" keeps the value the key has now (the first writer's), "incoming" takes the
     conflicting write, "value" takes ``value`` (any JSON but null). ``expected_version`` is the
     key's version you decided against: the `conflicts` query's ``current_version``; a resolution
-    against an older version is refused as stale. None skips that check.
+    against an older version is refused as stale, one against a newer version as newer than
+    the current one. None skips that check. The handlers take any payload and build this with
+    workflows.resolution.parse_resolution (a malformed one is refused and recorded).
     """
 
     conflict_id: str

@@ -1,7 +1,10 @@
 """A local OpenAI-compatible chat-completions server for tests (127.0.0.1, a free port).
 
 `script` holds the answers to give, in order: (status, headers, reply content or raw body);
-when it is empty every request gets `content` with status 200. Every request is recorded.
+when it is empty every request gets `content` with status 200. `respond`, when set, answers
+instead: it gets the recorded request and returns (status, headers, content or raw body); bytes
+are sent as the raw body whatever the status.
+Every request is recorded.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -29,6 +33,7 @@ class ChatServer:
     requests: list[Recorded] = field(default_factory=list)
     # answer this much later (for request timeouts)
     delay_s: float = 0.0
+    respond: Callable[[Recorded], tuple[int, dict[str, str], str | bytes]] | None = None
 
     def __post_init__(self) -> None:
         server = self
@@ -37,12 +42,17 @@ class ChatServer:
             def do_POST(self) -> None:  # noqa: N802 - the http.server API
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")
-                server.requests.append(Recorded(self.path, dict(self.headers), body,
-                                                time.monotonic()))
+                recorded = Recorded(self.path, dict(self.headers), body, time.monotonic())
+                server.requests.append(recorded)
                 time.sleep(server.delay_s)
-                status, headers, content = (server.script.pop(0) if server.script
-                                            else (200, {}, server.content))
-                if status == 200:
+                if server.respond is not None:
+                    status, headers, content = server.respond(recorded)
+                else:
+                    status, headers, content = (server.script.pop(0) if server.script
+                                                else (200, {}, server.content))
+                if isinstance(content, bytes):
+                    data = content  # a raw body, whatever the status
+                elif status == 200:
                     data = json.dumps({
                         "id": "chatcmpl-1", "object": "chat.completion",
                         "model": body.get("model"),

@@ -7,10 +7,16 @@ badjson   prints text that is not JSON
 missing   prints {"summary": 1} only
 sleep     starts a grandchild in the same group, writes "<pid> <grandchild pid>" to argv[2],
           then sleeps (for the cancellation and timeout tests)
+holdout   starts a grandchild that keeps stdout open and sleeps, writes "<pid> <grandchild
+          pid>" to argv[2], prints its outputs and exits at once
+daemon    double-forks a grandchild into its own session (`setsid`; its parent exits at once,
+          so it is no longer in the leader's tree), writes "<pid> <daemon pid>" to argv[2],
+          then sleeps
 """
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -35,4 +41,25 @@ elif mode == "sleep":
     with open(sys.argv[2] + ".tmp", "w") as out:
         out.write(f"{os.getpid()} {child.pid}")
     os.replace(sys.argv[2] + ".tmp", sys.argv[2])
+    time.sleep(60)
+elif mode == "holdout":
+    # inherits stdout: the pipe stays open as long as it lives
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    with open(sys.argv[2] + ".tmp", "w") as out:
+        out.write(f"{os.getpid()} {child.pid}")
+    os.replace(sys.argv[2] + ".tmp", sys.argv[2])
+    print(json.dumps({"summary": "done", "seen": "held", "shared": "s"}), flush=True)
+elif mode == "daemon":
+    # the intermediate starts the daemon in a new session, prints its pid and exits; the
+    # daemon ignores SIGTERM and holds no pipe of ours
+    spawn = ("import subprocess, sys; p = subprocess.Popen([sys.executable, '-c', "
+             "'import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+             "time.sleep(60)'], start_new_session=True, stdin=subprocess.DEVNULL, "
+             "stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL); print(p.pid)")
+    daemon = int(subprocess.run([sys.executable, "-c", spawn], capture_output=True,
+                                text=True, check=True).stdout)
+    with open(sys.argv[2] + ".tmp", "w") as out:
+        out.write(f"{os.getpid()} {daemon}")
+    os.replace(sys.argv[2] + ".tmp", sys.argv[2])
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     time.sleep(60)

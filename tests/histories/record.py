@@ -246,6 +246,22 @@ async def resolve_by_signal(handle: Handle) -> None:
                         ResolveConflict("c1", "current", expected_version=version, by="recorder"))
 
 
+async def wait_for_a_person(handle: Handle) -> None:
+    """PeeStatus waiting_for_person while dev is blocked; a malformed signal and a malformed
+    update (both recorded in rejected_resolutions), an expected_version newer than the current
+    one (refused by the validator, no trace), then the update that resolves c1."""
+    version = await when_dev_blocked(handle)
+    await handle.signal("resolve_conflict", {"choice": "current", "by": "recorder"})
+    with contextlib.suppress(WorkflowUpdateFailedError):
+        await handle.execute_update("resolve_conflict", ["c1", "current"])
+    with contextlib.suppress(WorkflowUpdateFailedError):
+        await handle.execute_update(PlanWorkflow.resolve_conflict,
+                                    ResolveConflict("c1", "current", expected_version=version + 5))
+    await handle.execute_update(
+        PlanWorkflow.resolve_conflict,
+        ResolveConflict("c1", "incoming", expected_version=version, by="recorder"))
+
+
 @dataclass(frozen=True)
 class Scenario:
     name: str
@@ -302,6 +318,12 @@ SCENARIOS = [
     Scenario("search_attributes", plain, "completed",
              {"first": ["all_completed"], "second": ["all_completed"]},
              {"search_attributes": True}),
+    # search attributes on a conflict: PeeStatus waiting_for_person while dev is blocked, back
+    # to running once resolved (patched: WAITING_PATCH); malformed resolutions recorded
+    Scenario("conflict_waiting", conflict_plan, "completed",
+             {"design": ["all_completed"], "build": ["all_completed"], "docs": ["all_completed"]},
+             {"search_attributes": True}, interact=wait_for_a_person,
+             conflicts=["c1:resolved:incoming"]),
     # PlanRunInput.batch: agents in AgentBatchWorkflow children, outcomes by signal, the
     # barrier's cancel of `slow` sent to its child, one timer for the group deadline; recorded
     # before batch mode counted running agents as alive (PlanWorkflow._agent_views)
