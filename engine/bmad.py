@@ -24,9 +24,9 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine import bmad_agents
 from engine.bmad_folder import BmadFolder, TemplateChoice
 from engine.bmad_interpretation import COMPLETION, Interpretation, Link, LinkKind, Note, NoteKind
-from engine import bmad_agents
 from engine.errors import (
     InvalidValueError,
     Location,
