@@ -65,7 +65,7 @@ async def read_outputs(client: Client, workflow_id: str) -> RunOutputs:
         if not await has_pollers(client, description.namespace, description.task_queue):
             raise OutputsUnavailable(
                 f"no worker polls {description.task_queue}, so nobody can answer for the "
-                "running run: start one (python worker.py)"
+                "running run: start one (pee-worker)"
             )
         plan, context = await _query(handle)
     else:

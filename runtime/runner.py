@@ -270,7 +270,7 @@ async def _run(
                   file=sys.stderr)
             for path, why in written.failed:
                 print(f"  {path}: {why}", file=sys.stderr)
-            print(f"  `python starter.py outputs {workflow_id}` prints every output; choose "
+            print(f"  `pee outputs {workflow_id}` prints every output; choose "
                   "another --output-dir", file=sys.stderr)
             code = code or EXIT_FAILED
     if options.learn_mode is not None and report is not None:
