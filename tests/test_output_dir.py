@@ -199,6 +199,9 @@ def test_outputs_prints_an_agents_outputs_of_a_finished_run(cli_env: dict[str, s
     assert "==> writer.note <==\nAcme: Sign up\n" in every.stdout
     assert "==> prd.prd <==\n# Acme Product Requirements Document" in every.stdout
     assert '"title": "Sign up"' in every.stdout
+    as_json = starter(cli_env, "outputs", "outputs-1", "pm", "--json")
+    assert 0 == as_json.returncode, as_json.stderr
+    assert "Sign up" == json.loads(as_json.stdout)["pm"]["user_stories"][0]["title"]
     typo = starter(cli_env, "outputs", "outputs-1", "writter")
     assert 2 == typo.returncode
     assert "did you mean 'writer'?" in typo.stderr
