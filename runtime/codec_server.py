@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import json
+import re
 import threading
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -77,8 +79,9 @@ async def transcode(body: bytes, action: str, config: CodecServerConfig) -> byte
     """The JSON answer to one /decode or /encode body; CodecRequestError when malformed."""
     payloads = Payloads()
     try:
+        check_base64(json.loads(body))
         json_format.Parse(body, payloads)
-    except (json_format.ParseError, ValueError, TypeError) as err:
+    except (json_format.ParseError, ValueError, TypeError, RecursionError) as err:
         raise CodecRequestError(
             HTTPStatus.BAD_REQUEST,
             f"the body is not Payloads JSON ({{\"payloads\": [{{\"metadata\": {{...}}, "
@@ -95,6 +98,28 @@ async def transcode(body: bytes, action: str, config: CodecServerConfig) -> byte
         raise CodecRequestError(HTTPStatus.BAD_REQUEST,
                                 f"cannot {action} the payloads: {err}") from None
     return json_format.MessageToJson(Payloads(payloads=result)).encode()
+
+
+# standard or URL-safe alphabet, padded or not (protobuf JSON accepts both)
+BASE64 = re.compile(r"[A-Za-z0-9+/_-]*={0,2}")
+
+
+def check_base64(document: object) -> None:
+    """protobuf's JSON parser skips characters outside the base64 alphabet, so `"data": "%%%"`
+    would decode as empty bytes: refuse it instead (ValueError names the field)."""
+    if not isinstance(document, dict) or not isinstance(document.get("payloads"), list):
+        raise ValueError('expected an object with a "payloads" list')
+    for index, payload in enumerate(document["payloads"]):
+        if not isinstance(payload, dict):
+            raise ValueError(f"payloads[{index}] is not an object")
+        metadata = payload.get("metadata") or {}
+        if not isinstance(metadata, dict):
+            raise ValueError(f"payloads[{index}].metadata is not an object")
+        fields = {"data": payload.get("data", ""),
+                  **{f"metadata.{key}": value for key, value in metadata.items()}}
+        for name, value in fields.items():
+            if not isinstance(value, str) or not BASE64.fullmatch(value):
+                raise ValueError(f"payloads[{index}].{name} is not base64")
 
 
 def split_path(path: str) -> tuple[str, str]:
