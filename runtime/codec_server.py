@@ -107,9 +107,10 @@ BASE64 = re.compile(r"[A-Za-z0-9+/_-]*={0,2}")
 def check_base64(document: object) -> None:
     """protobuf's JSON parser skips characters outside the base64 alphabet, so `"data": "%%%"`
     would decode as empty bytes: refuse it instead (ValueError names the field)."""
-    if not isinstance(document, dict) or not isinstance(document.get("payloads"), list):
+    # no payloads at all is `{}` in protobuf JSON: the CLI sends that for a query without args
+    if not isinstance(document, dict) or not isinstance(document.get("payloads", []), list):
         raise ValueError('expected an object with a "payloads" list')
-    for index, payload in enumerate(document["payloads"]):
+    for index, payload in enumerate(document.get("payloads", [])):
         if not isinstance(payload, dict):
             raise ValueError(f"payloads[{index}] is not an object")
         metadata = payload.get("metadata") or {}

@@ -184,6 +184,14 @@ def test_a_malformed_body_is_400_saying_what_is_wrong(codec_url: str, body: byte
     assert 400 == status and words in answer["error"], answer
 
 
+def test_no_payloads_is_an_empty_answer(codec_url: str) -> None:
+    """`{}` (empty Payloads in protobuf JSON, what the CLI sends for a query without
+    arguments) and an empty list are answered, not refused."""
+    for body in ({}, {"payloads": []}):
+        status, _, answer = post(f"{codec_url}/{TOKEN}/encode", body)
+        assert (200, []) == (status, answer.get("payloads", []))
+
+
 def test_other_paths_and_methods_are_4xx(codec_url: str) -> None:
     assert 404 == post(f"{codec_url}/{TOKEN}/transcode", {"payloads": []})[0]
     assert 405 == post(f"{codec_url}/{TOKEN}/decode", b"", method="GET")[0]

@@ -9,9 +9,10 @@ import json
 import os
 import signal
 import stat
-import tomllib
 import urllib.request
 from pathlib import Path
+
+import tomllib
 
 from runtime.devserver import free_port, port_open
 from runtime.embedded import process_alive
