@@ -128,7 +128,7 @@ async def _describe(client: Any, workflow_id: str, namespace: str | None) -> Any
                                f"{namespace or 'default'})") from None
         raise
     try:
-        require_plan_run(description)
+        require_plan_run(description, client.service_client.config.target_host)
     except NotAPlanRun as err:
         raise CommandError(str(err)) from None
     return description

@@ -75,6 +75,23 @@ def binary() -> str:
         return shlex.quote(str(found))
 
 
+def flags_for(address: str, namespace: str | None = None) -> str:
+    """connection_flags for a server known only by its address: the embedded server's config
+    file when that is where it runs."""
+    from runtime.connection import LOCAL_HOSTS, split_address
+    from runtime.embedded import running_record
+
+    record = running_record()
+    try:
+        host, port = split_address(address)
+    except ValueError:
+        record = None
+    else:
+        if record is not None and (host not in LOCAL_HOSTS or port != record.port):
+            record = None
+    return connection_flags(address, namespace, record)
+
+
 def connection_flags(address: str, namespace: str | None = None,
                      record: ServerRecord | None = None) -> str:
     """' --config-file .temporal/temporal.toml' for the embedded server (its address and codec
