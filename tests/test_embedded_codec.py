@@ -12,7 +12,7 @@ import stat
 import urllib.request
 from pathlib import Path
 
-import tomllib
+from temporalio.envconfig import ClientConfigProfile
 
 from runtime.devserver import free_port, port_open
 from runtime.embedded import process_alive
@@ -55,9 +55,10 @@ def test_server_start_configures_the_web_ui_with_a_codec_server(
     assert 401 == post(f"{codec_base}/decode", encoded)[0]
     assert 403 == post(f"{endpoint}/decode", encoded, Origin="http://localhost:9999")[0]
     config_file = Path(cli_env["PEE_STATE_DIR"]) / "temporal.toml"
-    profile = tomllib.loads(config_file.read_text())["profile"]["default"]
-    assert (f"127.0.0.1:{record['port']}", endpoint) == (profile["address"],
-                                                        profile["codec"]["endpoint"])
+    # the SDK's reader agrees (TEMPORAL_CONFIG_FILE=this file works for starter.py too)
+    profile = ClientConfigProfile.load(config_source=config_file, disable_env=True)
+    assert f"127.0.0.1:{record['port']}" == profile.address
+    assert f'[profile.default.codec]\nendpoint = "{endpoint}"' in config_file.read_text()
     for secret in (config_file, Path(cli_env["PEE_STATE_DIR"]) / "server.json"):
         assert 0o600 == stat.S_IMODE(secret.stat().st_mode), secret
     assert "codec:" in starter(cli_env, "server", "status").stdout
@@ -100,6 +101,8 @@ def test_a_headless_server_starts_no_codec_server(cli_env: dict[str, str]) -> No
     record = record_of(cli_env)
     assert (None, None, None) == (record["codec_pid"], record["codec_port"],
                                   record["codec_token"])
-    profile = tomllib.loads((Path(cli_env["PEE_STATE_DIR"]) / "temporal.toml").read_text())
-    assert {"address", "namespace"} == set(profile["profile"]["default"])
+    config_file = Path(cli_env["PEE_STATE_DIR"]) / "temporal.toml"
+    profile = ClientConfigProfile.load(config_source=config_file, disable_env=True)
+    assert f"127.0.0.1:{record['port']}" == profile.address
+    assert "codec" not in config_file.read_text()
     assert 0 == starter(cli_env, "server", "stop").returncode
