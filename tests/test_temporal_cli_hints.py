@@ -161,7 +161,7 @@ def test_the_readme_temporal_cli_commands_work_verbatim(
     query, result (decoded); and the search-attribute list/count commands of "Watch it in the
     Web UI" -- each line exactly as the README has it."""
     folder = project_like_folder(env, tmp_path)
-    compiled = starter(env, "compile", "plans/seed.yaml", "--simulate", "--time-scale", "0.02",
+    compiled = starter(env, "compile", "plans/seed.yaml", "--simulate", "--time-scale", "0.005",
                        "--no-learn", "-o", folder / "seed-input.json")
     assert 0 == compiled.returncode, compiled.stderr
     block = readme_block("## Start a run with the temporal CLI")
@@ -182,7 +182,7 @@ def test_the_readme_temporal_cli_commands_work_verbatim(
     assert 3 == len(lines) and all("--config-file .temporal/temporal.toml" in line
                                    for line in lines), lines
     # a run started by starter.py carries PeePlan from its start
-    detached = starter(env, "run", "plans/seed.yaml", "--simulate", "--time-scale", "0.02",
+    detached = starter(env, "run", "plans/seed.yaml", "--simulate", "--time-scale", "0.005",
                        "--no-learn", "--workflow-id", "seed-listed", "--detach")
     assert 0 == detached.returncode, detached.stdout + detached.stderr
     listed = run_verbatim(lines[0], folder, shell).stdout
