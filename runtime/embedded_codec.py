@@ -49,7 +49,13 @@ def start_codec_server(ip: str, ui_origin: str, token: str, startup_timeout_s: f
     log_file = state_dir() / "codec.log"
     with open(log_file, "ab") as log:
         process = spawn(codec_command(ip, port, ui_origin), log, {TOKEN_ENV: token})
-    wait_until_ready(process, ip, [port], startup_timeout_s, log_file)
+    try:
+        wait_until_ready(process, ip, [port], startup_timeout_s, log_file)
+    except (RuntimeError, TimeoutError):
+        # never leave one behind that no record names
+        process.kill()
+        process.wait()
+        raise
     return process, port
 
 
