@@ -47,7 +47,6 @@ def workflow_input_json(run_input: Any) -> str:
 
 def compile_command(args: argparse.Namespace) -> int:
     from cli.run_commands import build_run_input, compile_from_args
-    from runtime.connection import default_task_queue
 
     plan = compile_from_args(args, note_to=sys.stderr)
     if plan is None:
@@ -61,10 +60,27 @@ def compile_command(args: argparse.Namespace) -> int:
         return EXIT_OK
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(text)
-    print(
-        f"wrote {args.output}; start it with:\n"
-        f"  temporal workflow start --type PlanWorkflow --task-queue {default_task_queue()} "
-        f"--workflow-id {plan.name}-1 --input-file {args.output}",
-        file=sys.stderr,
-    )
+    print(f"wrote {args.output}; start it with:\n  {start_command(plan.name, args)}",
+          file=sys.stderr)
     return EXIT_OK
+
+
+def start_command(plan_name: str, args: argparse.Namespace) -> str:
+    """The `temporal workflow start` line for the file: at the embedded server when it runs
+    (its temporal.toml), else where the temporal CLI's own settings point; with PeePlan and
+    PeeStatus set at start when the run keeps the search attributes (as `run` does)."""
+    import shlex
+
+    from runtime.connection import default_task_queue
+    from runtime.embedded import running_record
+    from runtime.temporal_cli import binary, connection_flags
+
+    record = running_record()
+    flags = connection_flags(record.address, None, record) if record else ""
+    command = (f"{binary()} workflow start{flags} --type PlanWorkflow --task-queue "
+               f"{shlex.quote(default_task_queue())} --workflow-id "
+               f"{shlex.quote(plan_name + '-1')} --input-file {shlex.quote(str(args.output))}")
+    if args.search_attributes:
+        for name, value in (("PeePlan", plan_name), ("PeeStatus", "running")):
+            command += " --search-attribute " + shlex.quote(f"{name}={json.dumps(value)}")
+    return command

@@ -21,7 +21,6 @@ import json
 import shlex
 import sys
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 from cli.common import non_negative_int
@@ -130,7 +129,7 @@ async def _describe(client: Any, workflow_id: str, namespace: str | None) -> Any
                                f"{namespace or 'default'})") from None
         raise
     try:
-        require_plan_run(description)
+        require_plan_run(description, client.service_client.config.target_host)
     except NotAPlanRun as err:
         raise CommandError(str(err)) from None
     return description
@@ -274,20 +273,13 @@ def describe_conflict(conflict: dict[str, Any], workflow_id: str,
 
 
 def resolve_commands_context(target: Any, namespace: str | None) -> dict[str, str]:
-    from runtime.devserver import find_temporal_binary
+    from runtime.temporal_cli import binary, connection_flags
 
-    try:
-        binary = find_temporal_binary()
-        try:
-            temporal = str(binary.relative_to(Path.cwd()))
-        except ValueError:
-            temporal = str(binary)
-    except FileNotFoundError:
-        temporal = "temporal"
-    connection = f" --address {target.address}"
+    # the embedded server: its temporal.toml (address, codec endpoint), so it works as printed
+    connection = connection_flags(target.address, None, getattr(target, "record", None))
     if namespace:
         connection += f" --namespace {shlex.quote(namespace)}"
-    return {"temporal": temporal, "connection": connection,
+    return {"temporal": binary(), "connection": connection,
             "starter_flags": getattr(target, "address_flag", "") + (
                 f" --namespace {shlex.quote(namespace)}" if namespace else "")}
 

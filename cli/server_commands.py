@@ -30,7 +30,7 @@ def register(subparsers: Any) -> None:
 
 def start_command(args: argparse.Namespace) -> int:
     from runtime.embedded import ServerError, start_server
-    from runtime.servers import describe_started
+    from runtime.servers import cli_hint, describe_started
 
     try:
         record, started = start_server(ui=not args.headless)
@@ -41,7 +41,8 @@ def start_command(args: argparse.Namespace) -> int:
         print(describe_started(record))
     else:
         print(f"already running at {record.address}"
-              + (f", Web UI {record.ui_url}" if record.ui_url else "") + f" (pid {record.pid})")
+              + (f", Web UI {record.ui_url}" if record.ui_url else "") + f" (pid {record.pid})\n"
+              + cli_hint(record))
     return EXIT_OK
 
 
@@ -65,6 +66,7 @@ def status_command(args: argparse.Namespace) -> int:
     from runtime.connection import dev_port
     from runtime.devserver import default_db_file, port_open
     from runtime.embedded import IP, running_record
+    from runtime.servers import cli_hint
 
     record = running_record()
     if record is None:
@@ -78,7 +80,9 @@ def status_command(args: argparse.Namespace) -> int:
     print(f"running at {record.address} (pid {record.pid}, since {record.started_at})")
     if record.ui_url:
         print(f"Web UI:  {record.ui_url}")
-    if record.codec_url:
-        print(f"codec:   {record.codec_url} (pid {record.codec_pid}; the Web UI decodes with it)")
+    if record.codec_address:
+        print(f"codec:   {record.codec_address} (pid {record.codec_pid}; the Web UI decodes with "
+              "it, token in server.json)")
     print(f"history: {record.db_file}\nlog:     {record.log_file}")
+    print(cli_hint(record))
     return EXIT_OK

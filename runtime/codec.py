@@ -57,6 +57,42 @@ class Lz4Codec(temporalio.converter.PayloadCodec):
         return inner
 
 
+class DecodedTooLarge(ValueError):
+    """Decoding would produce more bytes than allowed (an lz4 bomb, or a budget set too low)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the decoded payloads would exceed {limit} bytes; refusing to "
+                         "decode them (a payload this project writes never gets near that)")
+        self.limit = limit
+
+
+def decode_within(payloads: Sequence[Payload], limit: int) -> list[Payload]:
+    """Like Lz4Codec.decode, but the decompressed bytes of all payloads together stay within
+    `limit`: each frame is decompressed with a cap of the budget left, so a small input that
+    would expand to gigabytes (lz4 reaches ~255:1) stops at `limit` + 1 bytes. Raises
+    DecodedTooLarge, or RuntimeError/ValueError for a corrupt frame or inner payload."""
+    left = limit
+    decoded = []
+    for payload in payloads:
+        if payload.metadata.get("encoding") != ENCODING:
+            decoded.append(payload)
+            continue
+        decompressor = lz4.frame.LZ4FrameDecompressor()
+        raw = decompressor.decompress(payload.data, max_length=left + 1)
+        if len(raw) > left:
+            raise DecodedTooLarge(limit)
+        if not decompressor.eof:
+            raise ValueError("a binary/lz4 payload holds a truncated lz4 frame")
+        left -= len(raw)
+        inner = Payload()
+        try:
+            inner.ParseFromString(raw)
+        except Exception as err:  # protobuf's DecodeError is not a stable import path
+            raise ValueError(f"a binary/lz4 payload does not hold a Payload: {err}") from None
+        decoded.append(inner)
+    return decoded
+
+
 class CompiledPlanConverter(temporalio.converter.JSONTypeConverter):
     """Decode a CompiledPlan with CompiledPlan.from_dict instead of the SDK's generic dataclass
     walk, which resolves every nested dataclass's type hints once per instance: for a

@@ -101,10 +101,11 @@ def server_environment() -> dict[str, str]:
     return {name: value for name, value in os.environ.items() if not name.startswith("OTEL_")}
 
 
-def spawn(cmd: list[str], log: IO[bytes]) -> subprocess.Popen[bytes]:
+def spawn(cmd: list[str], log: IO[bytes], extra_env: dict[str, str] | None = None,
+          ) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         cmd,
-        env=server_environment(),
+        env={**server_environment(), **(extra_env or {})},
         stdin=subprocess.DEVNULL,
         # never inherit our stdout: a caller reading it to EOF would wait for the server to end
         stdout=log,

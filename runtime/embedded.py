@@ -5,7 +5,9 @@ State lives in state_dir() (.temporal/ or PEE_STATE_DIR): dev.db (SQLite history
 restarts), server.log, and server.json (pid, ports) which `starter.py server stop|status` read.
 Ports: PEE_DEV_PORT (7233) and PEE_UI_PORT (8233), bound to 127.0.0.1 only. With the Web UI, a
 codec server comes along (runtime/embedded_codec.py: PEE_CODEC_PORT, 8234) so the UI shows
-lz4-compressed payloads decoded; it is stopped with the server.
+lz4-compressed payloads decoded; it is stopped with the server, and a start after the server
+died stops the one it left. temporal.toml (runtime/temporal_cli.py) lets the `temporal` CLI
+reach both.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from runtime.devserver import (
     state_dir,
     wait_until_ready,
 )
-from runtime.embedded_codec import is_codec_server, start_codec_server
+from runtime.embedded_codec import is_codec_server, new_token, start_codec_server
+from runtime.temporal_cli import remove_config, write_config
 
 IP = "127.0.0.1"
 # detached servers started by this process: kept referenced so no "still running" warning fires
@@ -56,6 +59,8 @@ class ServerRecord:
     # the codec server the Web UI decodes payloads with (None: headless, or an older record)
     codec_pid: int | None = None
     codec_port: int | None = None
+    # the codec server's token, the last segment of its endpoint (None: none required)
+    codec_token: str | None = None
 
     @property
     def address(self) -> str:
@@ -63,6 +68,15 @@ class ServerRecord:
 
     @property
     def codec_url(self) -> str | None:
+        """The endpoint the Web UI and the CLI are given: the token is its path."""
+        if not self.codec_port:
+            return None
+        return f"http://{self.ip}:{self.codec_port}" + (
+            f"/{self.codec_token}" if self.codec_token else "")
+
+    @property
+    def codec_address(self) -> str | None:
+        """Where it listens, without the token (for messages)."""
         return f"http://{self.ip}:{self.codec_port}" if self.codec_port else None
 
     @property
@@ -140,7 +154,9 @@ def start_server(*, ui: bool = True, startup_timeout_s: float = 30.0) -> tuple[S
     with _locked():
         record = running_record()
         if record:
+            write_config(record)  # a record from before temporal.toml existed, or deleted
             return record, False
+        stop_stale(read_record())
         port = dev_port()
         ports = [port] + ([ui_port()] if ui else [])
         busy = [p for p in ports if port_open(IP, p)]
@@ -151,17 +167,20 @@ def start_server(*, ui: bool = True, startup_timeout_s: float = 30.0) -> tuple[S
             )
         directory = state_dir()
         db_file, log_file = directory / "dev.db", directory / "server.log"
-        codec_pid = codec_port = None
+        codec_pid = codec_port = codec_token = None
         if ui:
+            codec_token = new_token()
             try:
-                codec, codec_port = start_codec_server(IP, f"http://{IP}:{ui_port()}")
+                codec, codec_port = start_codec_server(IP, f"http://{IP}:{ui_port()}",
+                                                       codec_token)
             except (RuntimeError, TimeoutError) as err:
                 raise ServerError(f"the codec server for the Web UI did not start: {err}"
                                   ) from err
             _DETACHED.append(codec)
             codec_pid = codec.pid
         cmd = server_command(db_file, ip=IP, port=port, ui_port=ui_port() if ui else None,
-                             codec_endpoint=f"http://{IP}:{codec_port}" if codec_port else None)
+                             codec_endpoint=f"http://{IP}:{codec_port}/{codec_token}"
+                             if codec_port else None)
         with open(log_file, "ab") as log:
             process = spawn(cmd, log)
         _DETACHED.append(process)
@@ -176,10 +195,27 @@ def start_server(*, ui: bool = True, startup_timeout_s: float = 30.0) -> tuple[S
             pid=process.pid, ip=IP, port=port, ui_port=ui_port() if ui else None,
             db_file=str(db_file), log_file=str(log_file),
             started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            codec_pid=codec_pid, codec_port=codec_port,
+            codec_pid=codec_pid, codec_port=codec_port, codec_token=codec_token,
         )
-        record_file().write_text(json.dumps(asdict(record), indent=2) + "\n")
+        # owner-only: it holds the codec server's token
+        record_file().unlink(missing_ok=True)
+        fd = os.open(record_file(), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(json.dumps(asdict(record), indent=2) + "\n")
+        write_config(record)
         return record, True
+
+
+def stop_stale(record: ServerRecord | None, timeout_s: float = 15.0) -> None:
+    """Before a start: stop what an earlier record left running while its dev server is gone
+    (the dev server SIGKILLed or crashed: nobody ran `server stop`), its codec server above
+    all, which would otherwise hold its port and token forever."""
+    if record is None or (process_alive(record.pid) and is_dev_server(record.pid)):
+        return
+    if (record.codec_pid and process_alive(record.codec_pid)
+            and is_codec_server(record.codec_pid, record.codec_port)):
+        _terminate(record.codec_pid, timeout_s)
+    remove_config()
 
 
 def stop_server(timeout_s: float = 15.0) -> ServerRecord | None:
@@ -191,10 +227,11 @@ def stop_server(timeout_s: float = 15.0) -> ServerRecord | None:
             _terminate(record.pid, timeout_s)
             stopped = record
         if (record and record.codec_pid and process_alive(record.codec_pid)
-                and is_codec_server(record.codec_pid)):
+                and is_codec_server(record.codec_pid, record.codec_port)):
             _terminate(record.codec_pid, timeout_s)
         with contextlib.suppress(FileNotFoundError):
             record_file().unlink()
+        remove_config()
         return stopped
 
 
@@ -207,4 +244,4 @@ def _terminate(pid: int, timeout_s: float = 15.0) -> None:
             if not process_alive(pid):
                 return
             time.sleep(0.1)
-    raise ServerError(f"dev server process {pid} did not stop")
+    raise ServerError(f"process {pid} (dev or codec server) did not stop")

@@ -41,16 +41,24 @@ class RunNotFound(LookupError):
 class NotAPlanRun(RunNotFound):
     """The id names a workflow of another type (the shared pool's, say): it has no report."""
 
-    def __init__(self, workflow_id: str, workflow_type: str) -> None:
-        hint = (f"; see its leases with `temporal workflow query --workflow-id {workflow_id} "
-                "--type state`" if workflow_type == "ResourcePoolWorkflow" else "")
+    def __init__(self, workflow_id: str, workflow_type: str, address: str | None = None
+                 ) -> None:
+        from runtime.temporal_cli import binary, flags_for
+
+        flags = flags_for(address) if address else ""
+        hint = (f"; see its leases with `{binary()} workflow query{flags} --workflow-id "
+                f"{workflow_id} --type state`" if workflow_type == "ResourcePoolWorkflow"
+                else "")
         super().__init__(f"{workflow_id} is a {workflow_type}, not a plan run (PlanWorkflow), "
                          f"so it has no report{hint}")
 
 
-def require_plan_run(description: WorkflowExecutionDescription) -> None:
+def require_plan_run(description: WorkflowExecutionDescription,
+                     address: str | None = None) -> None:
+    """NotAPlanRun unless it is a PlanWorkflow; `address` (the server's) makes its hint a
+    command that works as printed."""
     if description.workflow_type != "PlanWorkflow":
-        raise NotAPlanRun(description.id, description.workflow_type)
+        raise NotAPlanRun(description.id, description.workflow_type, address)
 
 
 @dataclass
@@ -137,7 +145,7 @@ async def read_run(client: Client, workflow_id: str) -> RunView:
         if err.status == RPCStatusCode.NOT_FOUND:
             raise RunNotFound(workflow_id) from None
         raise
-    require_plan_run(description)
+    require_plan_run(description, client.service_client.config.target_host)
     status = description.status
     handle = client.get_workflow_handle(workflow_id, run_id=description.run_id)
     if status == WorkflowExecutionStatus.RUNNING:

@@ -288,6 +288,11 @@ async def _run(
             print(f"Report written to {options.report_file}", file=out)
     if link:
         print(f"History in the Web UI: {link}", file=out)
+    if target.record is not None:
+        from runtime.temporal_cli import binary, connection_flags
+
+        print(f"From a shell, decoded: {binary()} workflow describe --workflow-id {workflow_id}"
+              f"{connection_flags(target.address, namespace, target.record)}", file=out)
     if target.started_server:
         print(
             "The embedded Temporal dev server keeps running; stop it with "

@@ -105,13 +105,21 @@ def resolve_target(
 
 def describe_started(record: ServerRecord) -> str:
     ui = f", Web UI {record.ui_url}" if record.ui_url else ""
-    if record.codec_url:
-        ui += f" (payloads decoded by the codec server at {record.codec_url})"
+    if record.codec_address:
+        ui += f" (payloads decoded by the codec server at {record.codec_address})"
     return (
         f"Embedded Temporal dev server up at {record.address}{ui} (pid {record.pid}, history in "
         f"{record.db_file}).\nIt stays up after this command so the history stays browsable; "
-        "`pee server stop` stops it."
+        "`pee server stop` stops it.\n" + cli_hint(record)
     )
+
+
+def cli_hint(record: ServerRecord) -> str:
+    from runtime.temporal_cli import binary, config_file, connection_flags, shown_path
+
+    decoded = " and its codec server (payloads decoded)" if record.codec_url else ""
+    return (f"temporal CLI: {shown_path(config_file())} holds its address{decoded}, e.g.\n"
+            f"  {binary()} workflow list{connection_flags(record.address, None, record)}")
 
 
 def guess_ui_url(host: str, port: int) -> str | None:

@@ -4,7 +4,10 @@ instead of waiting for a status query the workflow does not have and blaming the
 
 from __future__ import annotations
 
+import re
+import shlex
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -36,5 +39,10 @@ def test_a_pool_workflow_id_is_bad_input_naming_what_it_is(
     assert 2 == done.returncode, done.stdout + done.stderr
     assert (f"{POOL_ID} is a ResourcePoolWorkflow, not a plan run (PlanWorkflow)"
             in done.stderr), done.stderr
-    assert f"temporal workflow query --workflow-id {POOL_ID} --type state" in done.stderr
+    (hint,) = re.findall(r"`(\S*temporal workflow query [^`]+)`", done.stderr)
+    assert f"--workflow-id {POOL_ID} --type state" in hint
+    # at this module's server, whatever its port: its temporal.toml (no worker polls the
+    # pool's queue here, so the query itself would only wait)
+    config = shlex.split(hint)[shlex.split(hint).index("--config-file") + 1]
+    assert Path(cli_env["PEE_STATE_DIR"]) / "temporal.toml" == Path(config)
     assert "no worker answered" not in done.stdout + done.stderr

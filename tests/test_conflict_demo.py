@@ -17,22 +17,24 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from engine.merge import value_hash
-from runtime.devserver import find_temporal_binary
 from tests.conftest import PROJECT_ROOT
 from tests.test_cli_conflicts import cli_env
 from tests.test_cli_run import Cli
+from tests.test_temporal_cli_hints import project_like_folder
 
 DEMO = PROJECT_ROOT / "plans" / "conflict-demo.yaml"
 # what the demo's agents write to `platform` (plans/conflict-demo.yaml)
 UX = {"target": "mobile_first", "offline": False}
 ARCHITECT = {"target": "desktop_primary", "offline": False}
-# the README's example run id and address, replaced by this module's
-README_ID, README_ADDRESS = "conflict-demo-1", "127.0.0.1:7233"
+# the README's example run id, replaced by this module's; its `.temporal/temporal.toml` is
+# this module's state directory's (tests.test_temporal_cli_hints.project_like_folder)
+README_ID, README_CONFIG = "conflict-demo-1", ".temporal/temporal.toml"
 
 
 @dataclass
@@ -137,8 +139,9 @@ def test_conflicts_text_prints_the_commands_that_resolve_it(demo: Demo) -> None:
     payload = '{"conflict_id": "c1", "choice": "incoming", "expected_version": 2}'
     assert (f"pee resolve {demo.by_update} c1 --choice incoming "
             "--expected-version 2") in done.stdout
+    config = Path(demo.cli.env["PEE_STATE_DIR"]) / "temporal.toml"
     for kind in ("update execute", "signal"):
-        assert (f"workflow {kind} --address {demo.cli.address} --workflow-id {demo.by_update} "
+        assert (f"workflow {kind} --config-file {config} --workflow-id {demo.by_update} "
                 f"--name resolve_conflict --input '{payload}'") in done.stdout
 
 
@@ -165,15 +168,16 @@ def test_an_unknown_run_exits_two(demo: Demo) -> None:
         assert "no run with workflow id 'no-such-run'" in done.stderr
 
 
-def test_the_readme_update_command_resolves_c1_and_the_run_completes(demo: Demo) -> None:
-    """The README's `temporal workflow update execute` line, with this run's id and address:
-    c1 resolved with the incoming value; the run completes and its report shows it."""
+def test_the_readme_update_command_resolves_c1_and_the_run_completes(
+        demo: Demo, tmp_path: Path) -> None:
+    """The README's `temporal workflow update execute` line, with this run's id, run from a
+    folder laid out like the project (its .temporal/ this module's): c1 resolved with the
+    incoming value; the run completes and its report shows it."""
     command = readme_command("update execute")
-    assert f"--address {README_ADDRESS} --workflow-id {README_ID} " in command
-    argv = [demo.cli.address if arg == README_ADDRESS else demo.by_update if arg == README_ID
-            else arg for arg in shlex.split(command)]
-    argv[0] = str(find_temporal_binary())
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd=PROJECT_ROOT)
+    assert f"--config-file {README_CONFIG} --workflow-id {README_ID} " in command
+    argv = [demo.by_update if arg == README_ID else arg for arg in shlex.split(command)]
+    folder = project_like_folder(demo.cli.env, tmp_path)
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd=folder)
     assert 0 == done.returncode, done.stdout + done.stderr
     final = wait_for("the run to complete", lambda: completed(demo.cli, demo.by_update))
     assert "completed" == final["status"]
