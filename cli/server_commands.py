@@ -74,7 +74,7 @@ def status_command(args: argparse.Namespace) -> int:
         if port_open(IP, dev_port()):
             print(f"(another program listens on {IP}:{dev_port()}; `run` will use it)")
         if default_db_file().exists():
-            print(f"history kept in {default_db_file()}; `python starter.py server start` "
+            print(f"history kept in {default_db_file()}; `pee server start` "
                   "brings it back")
         return EXIT_NOT_RUNNING
     print(f"running at {record.address} (pid {record.pid}, since {record.started_at})")

@@ -485,7 +485,10 @@ def test_current_details_name_open_conflicts_and_the_commands() -> None:
     assert "`pee resolve wf-1 c1 --choice incoming --expected-version 1`" in text
     assert ("`temporal workflow update execute --workflow-id wf-1 --name resolve_conflict "
             "--input '{\"conflict_id\": \"c1\", \"choice\": \"incoming\", "
-            "\"expected_version\": 1}'`") in text
+            "\"expected_version\": 1}' --config-file .temporal/temporal.toml") in text
+    assert ("`Web UI: More Actions → Send a Signal, name resolve_conflict, data "
+            "{\"conflict_id\": \"c1\", \"choice\": \"incoming\", \"expected_version\": 1}`"
+            ) in text
 
 
 def test_context_limits_count_slots_and_waits() -> None:

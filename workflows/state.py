@@ -435,14 +435,19 @@ def current_details(run: RunState, now_s: float, workflow_id: str = "WORKFLOW_ID
 
 def resolve_commands(workflow_id: str, conflict_id: str, choice: str,
                      expected_version: int) -> list[str]:
-    """The two ways to resolve a conflict from a shell: the starter and the temporal CLI."""
+    """The ways to resolve a conflict: the starter, the Web UI's Send a Signal, the temporal CLI.
+
+    The workflow cannot know how the reader connects (embedded server, cluster, TLS), so the
+    temporal CLI line names the embedded server's config file as the example to adapt."""
     payload = json.dumps({"conflict_id": conflict_id, "choice": choice,
                           "expected_version": expected_version})
     return [
         f"pee resolve {workflow_id} {conflict_id} --choice {choice} "
         f"--expected-version {expected_version}",
+        f"Web UI: More Actions → Send a Signal, name resolve_conflict, data {payload}",
         f"temporal workflow update execute --workflow-id {workflow_id} "
-        f"--name resolve_conflict --input '{payload}'",
+        f"--name resolve_conflict --input '{payload}' "
+        "--config-file .temporal/temporal.toml (embedded server; else your connection flags)",
     ]
 
 
