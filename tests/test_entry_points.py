@@ -124,10 +124,6 @@ def test_no_user_facing_text_names_python_starter_py() -> None:
             for pattern in ("python starter.py", "python worker.py"):
                 if pattern in text:
                     found.append(f"{path.relative_to(PROJECT_ROOT)}: {pattern}")
-    # the codec and server commands are another change's (issue 14 items 1-2)
-    found = [
-        f for f in found if not f.startswith(("cli/server_commands.py", "cli/codec_commands.py"))
-    ]
     assert [] == found
 
 
