@@ -41,7 +41,7 @@ def test_invalid_options_are_refused(argv: list[str], capsys: pytest.CaptureFixt
     with pytest.raises(SystemExit) as caught:
         worker.parser().parse_args(argv)
     assert 2 == caught.value.code
-    assert "worker.py: error: argument" in capsys.readouterr().err
+    assert "pee-worker: error: argument" in capsys.readouterr().err
 
 
 def test_targets_must_be_fractions() -> None:
