@@ -85,6 +85,10 @@ class PlanSyntaxError(PlanError):
     """The file is not readable YAML (or not a mapping at the top)."""
 
 
+class YamlAliasError(PlanSyntaxError):
+    """Aliases that expand a small file into a huge (or endless, recursive) plan."""
+
+
 class PlanFileNotFoundError(PlanError, FileNotFoundError):
     """The plan path does not exist."""
 
