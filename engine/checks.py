@@ -20,6 +20,7 @@ from engine.grouping import Grouping, build_groups, resolve_group_ref
 from engine.models import AtLeast
 from engine.plan import Plan, suggest
 from engine.references import Edge, Resolution, resolve
+from engine.sandbox import check_sandbox
 
 
 def check_plan(plan: Plan, skip_agents: bool = False) -> list[PlanError]:
@@ -37,6 +38,7 @@ def check_plan(plan: Plan, skip_agents: bool = False) -> list[PlanError]:
     problems.extend(_check_success_criteria(plan, grouping))
     problems.extend(_check_resources(plan))
     problems.extend(_check_consistency_rules(plan, resolution))
+    problems.extend(check_sandbox(plan))
     # the edges found so far are a subset of the real ones, so a cycle among them is real
     problems.extend(find_cycles(plan, resolution.edges, grouping))
     return problems

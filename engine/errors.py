@@ -151,6 +151,10 @@ class OwnershipClashError(PlanError):
     """A context key owned by two agents, or written by an agent that does not own it."""
 
 
+class SandboxError(PlanError):
+    """A plan reaching outside the folder its templates may come from, or choosing that folder."""
+
+
 class ResourceFitError(PlanError):
     """An agent that needs more CPU or memory than the whole pool: it could never start."""
 

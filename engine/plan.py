@@ -86,6 +86,8 @@ class Plan:
     context_conflicts: ContextConflicts = field(default_factory=ContextConflicts)
     caching_system: CachingSystem = field(default_factory=CachingSystem)
     performance_monitoring: PerformanceMonitoring = field(default_factory=PerformanceMonitoring)
+    # the --bmad-dir folder of a BMAD workflow: its template steps' sandbox root (engine.sandbox)
+    bmad_dir: str | None = None
     # filled by the whole-plan checks and reused by the analyser (engine.references.Resolution,
     # engine.grouping.Grouping)
     resolution: Any = None
@@ -268,9 +270,13 @@ def build_plan(data: Any, source: SourceMap,
     """Validate parsed YAML into a Plan; raises PlanValidationError with every problem."""
     variables = dict(variables or {})
     problems: list[PlanError] = _duplicate_keys(source)
+    bmad_dir: str | None = None
     # a `workflow:` mapping is a BMAD file even when its sequence is broken: bmad explains why
     if isinstance(data, dict) and isinstance(data.get("workflow"), dict):
         data = bmad.bmad_to_native(data, source, variables)
+        # the one sandbox root a plan's own settings can name: the command line's --bmad-dir
+        given = variables.get("bmad_dir")
+        bmad_dir = given if isinstance(given, str) and given else None
         # paths of the converted plan no longer match the file; keep the file for messages
         source = SourceMap(file=source.file)
     if not isinstance(data, dict):
@@ -374,6 +380,7 @@ def build_plan(data: Any, source: SourceMap,
         default_agent_timeout_s=default_timeout,
         task_queues=task_queues,
         adaptive_margin=adaptive_margin,
+        bmad_dir=bmad_dir,
         resource_pool_given=isinstance(data.get("resource_manager"), dict)
         and data["resource_manager"].get("resource_pool") is not None,
         **sections,
