@@ -32,7 +32,7 @@ from engine.models import AgentSpec, AtLeast, GroupSpec, normalise_role
 from engine.plan import Plan
 from engine.references import Resolution, validation_blocks_by_default
 from engine.sandbox import ROOT_SETTING, sandbox_root
-from engine.units import LEVEL_UNITS, Duration
+from engine.units import LEVEL_UNITS, MAX_DURATION_S, Duration
 
 DEFAULT_ESTIMATE_S = 60.0
 DEFAULT_UNITS = LEVEL_UNITS["medium"]
@@ -327,8 +327,9 @@ def _compile_agent(plan: Plan, agent_id: str, spec: AgentSpec, group: str,
             "concurrent_renders": engine.concurrent_renders,
             "render_timeout": engine.render_timeout.seconds,
         })
-    timeout = spec.timeout.seconds if spec.timeout is not None else max(
-        plan.default_agent_timeout_s, 2 * estimate.max_s)
+    # twice a long estimate could pass the longest duration a run can wait: capped there
+    timeout = spec.timeout.seconds if spec.timeout is not None else min(MAX_DURATION_S, max(
+        plan.default_agent_timeout_s, 2 * estimate.max_s))
     retry = spec.retry
     validation_blocking = bool(spec.validates) and (
         spec.validation_blocking if spec.validation_blocking is not None

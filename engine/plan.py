@@ -344,6 +344,13 @@ def build_plan(data: Any, source: SourceMap,
             default_timeout = parse_duration(data["default_agent_timeout"]).seconds
         except PlanError as exc:
             problems.append(exc.at(source.locate(("default_agent_timeout",))))
+        if default_timeout <= 0:
+            problems.append(InvalidValueError(
+                "default_agent_timeout must be above 0: it would time every agent out at once",
+                value=data["default_agent_timeout"],
+                location=source.locate(("default_agent_timeout",)), expected="a duration > 0",
+                found=repr(data["default_agent_timeout"]), fix="leave it out for 10m"))
+            default_timeout = 600.0
 
     task_queues = _task_queues(data.get("task_queues"), source, problems)
     adaptive_margin = _adaptive(data.get("adaptive"), source, problems)
@@ -399,7 +406,7 @@ def build_plan(data: Any, source: SourceMap,
 
 def _adaptive(given: Any, source: SourceMap, problems: list[PlanError]) -> float | None:
     """`adaptive: true | false | {margin: M}` -> the margin on learned p95s, or None (off)."""
-    from engine.learning import DEFAULT_MARGIN
+    from engine.learning import DEFAULT_MARGIN, MAX_MARGIN
 
     if given is None or given is False:
         return None
@@ -407,11 +414,13 @@ def _adaptive(given: Any, source: SourceMap, problems: list[PlanError]) -> float
         return DEFAULT_MARGIN
     if isinstance(given, dict) and set(given) <= {"margin"}:
         margin = given.get("margin", DEFAULT_MARGIN)
-        if isinstance(margin, (int, float)) and not isinstance(margin, bool) and margin >= 1:
+        if (isinstance(margin, (int, float)) and not isinstance(margin, bool)
+                and 1 <= margin <= MAX_MARGIN):
             return float(margin)
         problems.append(InvalidValueError(
-            "adaptive.margin must be a number of at least 1", value=margin,
-            location=source.locate(("adaptive", "margin")), expected="a number >= 1 (1.5)",
+            f"adaptive.margin must be a number from 1 to {MAX_MARGIN:g}", value=margin,
+            location=source.locate(("adaptive", "margin")),
+            expected=f"a number from 1 to {MAX_MARGIN:g} (1.5)",
             found=f"{margin!r:.40}", fix="e.g. adaptive: {margin: 1.5}"))
         return None
     problems.append(InvalidValueError(
