@@ -172,16 +172,27 @@ def test_time_scale_products_are_bounded() -> None:
     assert "agent 'a' timeout" in problem and "at most 1" in problem
     assert time_scale_problems(compiled, math.inf) and time_scale_problems(compiled, -1.0)
     assert time_scale_problems(compiled, 1.0, heartbeat_timeout_s=1e12)
-    # every duration the workflow scales is named (none forgotten when fields are added)
-    names = [name for name, _seconds in scaled_durations(compiled)]
+    # every duration the workflow scales is named, the pool's lock timeout when a pool is given
+    pooled = compile_plan(
+        loads_plan(
+            "agents: {a: {timeout: 1h}}\n"
+            "resource_manager: {resource_pool: {context_store: {lock_timeout: 36500d}}}"
+        )
+    )
+    names = [name for name, _seconds in scaled_durations(pooled)]
     assert {
         "default_agent_timeout",
         "agent 'a' timeout",
+        "agent 'a' estimate",
         "agent 'a' retry initial_interval",
         "group 'a' extension",
+        "barrier_synchronization.timeout_handling.progress_window",
         "context_conflicts.conflict_timeout",
         "resource_pool.context_store.lock_timeout",
-    } <= set(names) or "resource_pool" not in (compiled.resources)
+        "load_balancing.resource_monitoring.sampling_interval",
+    } <= set(names)
+    [problem] = time_scale_problems(pooled, 1.5)
+    assert "resource_pool.context_store.lock_timeout" in problem
 
 
 def test_run_and_compile_refuse_an_impossible_time_scale(tmp_path: Path) -> None:
