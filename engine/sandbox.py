@@ -32,12 +32,20 @@ def plan_folder(plan: Plan) -> str | None:
     return str(Path(plan.source.file).resolve().parent)
 
 
+def _is_bmad_root(plan: Plan, given: Any) -> bool:
+    """``given`` names the --bmad-dir folder of a BMAD workflow (resolved: the converter may
+    write the folder's resolved path)."""
+    if not plan.bmad_dir or not isinstance(given, str) or not given:
+        return False
+    return Path(given).resolve() == Path(plan.bmad_dir).resolve()
+
+
 def sandbox_root(plan: Plan, spec: AgentSpec) -> str | None:
     """The folder ``spec``'s templates (and relative cwd) resolve against: the --bmad-dir
     folder for a step the BMAD converter pointed there, else the plan's folder."""
     given = spec.settings.get(ROOT_SETTING)
-    if plan.bmad_dir and given == plan.bmad_dir:
-        return plan.bmad_dir
+    if _is_bmad_root(plan, given):
+        return str(Path(given).resolve())
     return plan_folder(plan)
 
 
@@ -45,7 +53,7 @@ def check_sandbox(plan: Plan) -> list[SandboxError]:
     problems: list[SandboxError] = []
     for agent_id, spec in plan.agents.items():
         given = spec.settings.get(ROOT_SETTING)
-        if ROOT_SETTING in spec.settings and not (plan.bmad_dir and given == plan.bmad_dir):
+        if ROOT_SETTING in spec.settings and not _is_bmad_root(plan, given):
             problems.append(
                 SandboxError(
                     f"agent '{agent_id}' sets settings.{ROOT_SETTING}, the folder its templates "

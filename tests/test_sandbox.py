@@ -138,7 +138,11 @@ def test_only_a_bmad_workflow_gets_the_bmad_dir_root(tmp_path: Path) -> None:
     (bmad / "templates" / "prd-tmpl.yaml").write_text("hello\n")
     given = {"bmad_dir": str(bmad), "bmad_templates": ["prd-tmpl"]}
     pm = compile_plan(load_plan(PROJECT_ROOT / "plans" / "bmad-greenfield.yaml", given)).agent("pm")
-    assert ("template", str(bmad)) == (pm.kind, pm.settings["plan_dir"])
+    assert ("template", str(bmad.resolve())) == (pm.kind, pm.settings["plan_dir"])
+    # the same folder spelled another way is the same root
+    roundabout = {**given, "bmad_dir": str(bmad / ".." / "bmad")}
+    pm = compile_plan(load_plan(PROJECT_ROOT / "plans" / "bmad-greenfield.yaml", roundabout))
+    assert str(bmad.resolve()) == pm.agent("pm").settings["plan_dir"]
     native = plan_in(
         tmp_path,
         "  a: {kind: template, template: templates/prd-tmpl.yaml, "
