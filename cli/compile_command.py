@@ -53,6 +53,8 @@ def compile_command(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     # notes go to stderr: stdout may be the JSON itself
     run_input = build_run_input(args, plan, note_to=sys.stderr)
+    if run_input is None:
+        return EXIT_BAD_INPUT
     run_input.search_attributes = args.search_attributes
     text = workflow_input_json(run_input)
     if args.output is None:

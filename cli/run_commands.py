@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -219,10 +220,23 @@ def learned_durations(args: argparse.Namespace, plan_name: str) -> dict[str, Any
 
 
 def build_run_input(args: argparse.Namespace, plan: Any, note_to: Any = sys.stdout) -> Any:
+    """The workflow input, or None (the reasons printed) when the time scale or heartbeat
+    timeout would push a duration of the plan past what a run can wait."""
+    from engine.time_limits import time_scale_problems
     from runtime.runner import choose_time_scale
     from workflows.types import PlanRunInput, ResumeFrom, choose_batch
 
-    scale, note = choose_time_scale(plan, args.time_scale, args.simulate)
+    try:
+        scale, note = choose_time_scale(plan, args.time_scale, args.simulate)
+    except ValueError:
+        print(f"error: PEE_TIME_SCALE must be a number, found "
+              f"{os.environ.get('PEE_TIME_SCALE')!r}", file=sys.stderr)
+        return None
+    problems = time_scale_problems(plan, scale, args.heartbeat_timeout)
+    if problems:
+        for problem in problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return None
     if note:
         print(note, file=note_to)
     return PlanRunInput(
@@ -251,8 +265,11 @@ def run_command(args: argparse.Namespace) -> int:
     from runtime.connection import ConnectionFlags
     from runtime.runner import RunOptions, run_plan
 
+    run_input = build_run_input(args, plan)
+    if run_input is None:
+        return EXIT_BAD_INPUT
     options = RunOptions(
-        run_input=build_run_input(args, plan),
+        run_input=run_input,
         address=args.address,
         namespace=args.namespace,
         connection=ConnectionFlags.from_args(args),

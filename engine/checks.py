@@ -9,16 +9,18 @@ from engine.errors import (
     CycleError,
     GroupError,
     InvalidValueError,
+    Location,
     MissingProducerError,
     OwnershipClashError,
     PlanError,
     ResourceFitError,
     UnknownAgentError,
 )
-from engine.grouping import Grouping, build_groups
+from engine.grouping import Grouping, build_groups, resolve_group_ref
 from engine.models import AtLeast
 from engine.plan import Plan, suggest
 from engine.references import Edge, Resolution, resolve
+from engine.sandbox import check_sandbox
 
 
 def check_plan(plan: Plan, skip_agents: bool = False) -> list[PlanError]:
@@ -36,6 +38,7 @@ def check_plan(plan: Plan, skip_agents: bool = False) -> list[PlanError]:
     problems.extend(_check_success_criteria(plan, grouping))
     problems.extend(_check_resources(plan))
     problems.extend(_check_consistency_rules(plan, resolution))
+    problems.extend(check_sandbox(plan))
     # the edges found so far are a subset of the real ones, so a cycle among them is real
     problems.extend(find_cycles(plan, resolution.edges, grouping))
     return problems
@@ -184,14 +187,18 @@ def group_graph(grouping: Grouping) -> nx.DiGraph:
 
 
 def find_cycles(plan: Plan, edges: list[Edge], grouping: Grouping) -> list[PlanError]:
-    """One CycleError per strongly connected knot, agent level first, then group level."""
+    """One CycleError per strongly connected knot, agent level first, then group level.
+
+    Each is reported where one of its dependencies is written: a group's `depends_on` entry when
+    the loop runs through one (the part of a loop a plan author most often got wrong), else the
+    reference in the first agent's `inputs`/`validates`. A loop made only of group `depends_on`
+    entries is reported as a loop between those groups."""
     problems: list[PlanError] = []
     agents = blocking_graph(plan, edges, grouping)
     order = {a: i for i, a in enumerate(plan.agents)}
     for component in _knots(agents, order):
         cycle = _cycle_in(agents.subgraph(component), min(component, key=order.__getitem__))
-        problems.append(CycleError(cycle, kind="agents",
-                                   location=plan.agent_location(cycle[0], "inputs")))
+        problems.append(_agent_cycle(plan, cycle, edges, grouping))
     if problems:
         return problems
     groups = group_graph(grouping)
@@ -199,9 +206,60 @@ def find_cycles(plan: Plan, edges: list[Edge], grouping: Grouping) -> list[PlanE
     for component in _knots(groups, group_order):
         cycle = _cycle_in(groups.subgraph(component), min(component, key=group_order.__getitem__))
         problems.append(CycleError(
-            cycle, kind="groups", location=plan.group_location(cycle[0]),
+            cycle, kind="groups",
+            location=_declared_at(plan, grouping, cycle[-1], cycle[0]) or plan.group_location(
+                cycle[0]),
         ))
     return problems
+
+
+def _agent_cycle(plan: Plan, cycle: list[str], edges: list[Edge],
+                 grouping: Grouping) -> CycleError:
+    # each step (source, target), starting with the one written at cycle[0]
+    steps = list(zip([cycle[-1], *cycle[:-1]], cycle, strict=True))
+    group_of = grouping.agent_group
+    declared = {step: _declared_at(plan, grouping, group_of[step[0]], group_of[step[1]])
+                for step in steps if group_of[step[0]] != group_of[step[1]]}
+    declared = {step: location for step, location in declared.items() if location is not None}
+    if declared and len(declared) == len(steps):
+        # only group order: the loop is between the groups
+        loop = [group_of[target] for _source, target in steps]
+        return CycleError(loop, kind="groups", location=next(iter(declared.values())))
+    if declared:
+        (source, target), location = next(iter(declared.items()))
+        return CycleError(cycle, kind="agents", location=location, fix=(
+            f"drop group '{group_of[target]}''s depends_on on '{group_of[source]}' (this "
+            "line), or make one of the agents' inputs optional_inputs"))
+    source, target = steps[0]
+    return CycleError(cycle, kind="agents", location=_edge_at(plan, edges, source, target))
+
+
+def _declared_at(plan: Plan, grouping: Grouping, source_group: str,
+                 target_group: str) -> Location | None:
+    """Where ``target_group``'s `depends_on` names ``source_group``, or None when it does not
+    (the groups' order then comes from data)."""
+    info = grouping.groups[target_group]
+    if source_group not in info.declared or info.spec is None:
+        return None
+    for index, ref in enumerate(info.spec.depends_on):
+        if resolve_group_ref(plan, ref, grouping) == source_group:
+            return plan.group_location(target_group, "depends_on", index)
+    return plan.group_location(target_group, "depends_on")
+
+
+def _edge_at(plan: Plan, edges: list[Edge], source: str, target: str) -> Location:
+    """Where the plan writes that ``target`` waits for ``source``: the input reference, or the
+    `validates` entry (of the target, or of the source for a validation its readers wait for)."""
+    for edge in edges:
+        if not (edge.blocking and edge.source == source and edge.target == target):
+            continue
+        spec = plan.agents[target]
+        if edge.ref in spec.inputs:
+            return plan.agent_location(target, "inputs", spec.inputs.index(edge.ref))
+        if edge.ref == f"validates {source}":
+            return plan.agent_location(target, "validates")
+        return plan.agent_location(source, "validates")
+    return plan.agent_location(target, "inputs")
 
 
 def _knots(graph: nx.DiGraph, order: dict[str, int]) -> list[list[str]]:

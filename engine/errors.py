@@ -85,6 +85,10 @@ class PlanSyntaxError(PlanError):
     """The file is not readable YAML (or not a mapping at the top)."""
 
 
+class YamlAliasError(PlanSyntaxError):
+    """Aliases that expand a small file into a huge (or endless, recursive) plan."""
+
+
 class PlanFileNotFoundError(PlanError, FileNotFoundError):
     """The plan path does not exist."""
 
@@ -131,8 +135,10 @@ class CycleError(PlanError):
             f"dependency cycle between {kind}: {loop}",
             value=self.cycle,
             expected="blocking dependencies that form a DAG",
-            fix="make one of these dependencies optional_inputs (context, never waits) "
-            "or remove it",
+            fix=kwargs.pop("fix", None) or (
+                "remove one of these groups' depends_on entries" if kind == "groups" else
+                "make one of these dependencies optional_inputs (context, never waits) "
+                "or remove it"),
             **kwargs,
         )
 
@@ -143,6 +149,10 @@ class GroupError(PlanError):
 
 class OwnershipClashError(PlanError):
     """A context key owned by two agents, or written by an agent that does not own it."""
+
+
+class SandboxError(PlanError):
+    """A plan reaching outside the folder its templates may come from, or choosing that folder."""
 
 
 class ResourceFitError(PlanError):

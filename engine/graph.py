@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
 import networkx as nx
@@ -32,7 +31,8 @@ from engine.learning import Learned, adaptive_timeout, group_p95
 from engine.models import AgentSpec, AtLeast, GroupSpec, normalise_role
 from engine.plan import Plan
 from engine.references import Resolution, validation_blocks_by_default
-from engine.units import LEVEL_UNITS, Duration
+from engine.sandbox import ROOT_SETTING, sandbox_root
+from engine.units import LEVEL_UNITS, MAX_DURATION_S, Duration
 
 DEFAULT_ESTIMATE_S = 60.0
 DEFAULT_UNITS = LEVEL_UNITS["medium"]
@@ -311,9 +311,14 @@ def _compile_agent(plan: Plan, agent_id: str, spec: AgentSpec, group: str,
         settings.setdefault("duration", estimate.seconds)
     elif kind == "role":
         role = normalise_role(role)
-    if kind in ("command", "template") and plan.source.file:
-        # a relative cwd or template path is the plan's folder, wherever the worker was started
-        settings.setdefault("plan_dir", str(Path(plan.source.file).resolve().parent))
+    if kind in ("command", "template"):
+        # a relative cwd or template path is the plan's folder (or --bmad-dir), wherever the
+        # worker was started; the engine's choice, never the plan's (engine.sandbox)
+        root = sandbox_root(plan, spec)
+        if root is not None:
+            settings[ROOT_SETTING] = root
+        else:
+            settings.pop(ROOT_SETTING, None)
     if kind == "template":
         settings.setdefault("render_cache", render_cache_settings(plan))
     if kind == "template" and plan.resource_pool_given:
@@ -322,8 +327,9 @@ def _compile_agent(plan: Plan, agent_id: str, spec: AgentSpec, group: str,
             "concurrent_renders": engine.concurrent_renders,
             "render_timeout": engine.render_timeout.seconds,
         })
-    timeout = spec.timeout.seconds if spec.timeout is not None else max(
-        plan.default_agent_timeout_s, 2 * estimate.max_s)
+    # twice a long estimate could pass the longest duration a run can wait: capped there
+    timeout = spec.timeout.seconds if spec.timeout is not None else min(MAX_DURATION_S, max(
+        plan.default_agent_timeout_s, 2 * estimate.max_s))
     retry = spec.retry
     validation_blocking = bool(spec.validates) and (
         spec.validation_blocking if spec.validation_blocking is not None

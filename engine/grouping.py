@@ -116,7 +116,7 @@ def _derive_groups(plan: Plan, edges: list[Edge], result: Grouping) -> None:
     ))
 
 
-def _resolve_group_ref(plan: Plan, ref: str, result: Grouping) -> str | None:
+def resolve_group_ref(plan: Plan, ref: str, result: Grouping) -> str | None:
     if ref in result.groups:
         return ref
     if ref in plan.aliases and plan.aliases[ref] in result.groups:
@@ -131,7 +131,7 @@ def _group_dependencies(plan: Plan, edges: list[Edge], result: Grouping) -> None
         if info.spec is None:
             continue
         for index, ref in enumerate(info.spec.depends_on):
-            target = _resolve_group_ref(plan, ref, result)
+            target = resolve_group_ref(plan, ref, result)
             if target is None:
                 close = suggest(ref, [*result.groups, *plan.agents])
                 result.problems.append(UnknownAgentError(

@@ -15,8 +15,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from engine.units import MAX_DURATION_S
+
 # p95 x this is the adaptive barrier deadline (the plan's `adaptive: {margin: M}` overrides)
 DEFAULT_MARGIN = 1.5
+# a learned deadline of p95 x 100 is already a deadline that does not bind
+MAX_MARGIN = 100.0
 # runs remembered per plan, agent and mode: older samples are dropped
 KEEP_SAMPLES = 20
 # the two kinds of run whose timings are kept apart
@@ -68,8 +72,9 @@ def samples_from_report(report: Mapping[str, Any]) -> list[tuple[str, float]]:
 
 
 def adaptive_timeout(plan_timeout_s: float, p95_s: float, margin: float) -> float:
-    """The barrier deadline of an adaptive plan: never below what the plan says."""
-    return round(max(plan_timeout_s, p95_s * margin), 3)
+    """The barrier deadline of an adaptive plan: never below what the plan says, never above
+    the longest duration a plan may give (engine.units.MAX_DURATION_S)."""
+    return round(max(plan_timeout_s, min(p95_s * margin, MAX_DURATION_S)), 3)
 
 
 def group_p95(agents: Sequence[str], learned: Mapping[str, Learned],

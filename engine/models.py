@@ -18,6 +18,7 @@ from pydantic import (
     Field,
     PlainSerializer,
     field_validator,
+    model_validator,
 )
 
 from engine.units import Duration, parse_duration, parse_size, parse_units
@@ -25,6 +26,29 @@ from engine.units import Duration, parse_duration, parse_size, parse_units
 DurationValue = Annotated[
     Duration, BeforeValidator(parse_duration), PlainSerializer(lambda d: d.seconds)
 ]
+
+
+def _above_zero(why: str) -> AfterValidator:
+    """Zero is refused where it would mean something else than it says (the default, an
+    instant deadline...): ``why`` tells the user what."""
+
+    def check(value: Duration) -> Duration:
+        if value.max_s <= 0:
+            raise ValueError(f"must be above 0: {why}")
+        return value
+
+    return AfterValidator(check)
+
+
+# the reasons a zero is refused, one per meaning
+AGENT_TIMEOUT_ZERO = ("0 would not bound the agent: it silently meant the default; leave "
+                      "timeout out for max(default_agent_timeout, 2 x the estimate)")
+GROUP_TIMEOUT_ZERO = ("a deadline of 0 ends the group at once (its agents cut short, then a "
+                      "sequential fallback); leave timeout out for the default barrier deadline")
+EXTENSION_ZERO = "an extension of 0 extends nothing; set max_extensions: 0 for no extension"
+Timeout = Annotated[DurationValue, _above_zero(AGENT_TIMEOUT_ZERO)]
+GroupTimeout = Annotated[DurationValue, _above_zero(GROUP_TIMEOUT_ZERO)]
+Extension = Annotated[DurationValue, _above_zero(EXTENSION_ZERO)]
 Units = Annotated[float, BeforeValidator(parse_units)]
 Size = Annotated[int, BeforeValidator(parse_size)]
 
@@ -122,6 +146,16 @@ class RetryModel(Strict):
     maximum_interval: DurationValue | None = None
     non_retryable: StrList = Field(default_factory=list)
 
+    @model_validator(mode="after")
+    def _maximum_not_below_initial(self) -> RetryModel:
+        if self.maximum_interval is not None and (
+                self.maximum_interval.seconds < self.initial_interval.seconds):
+            # Temporal refuses such a policy; the workflow would quietly raise it to initial
+            raise ValueError(
+                f"retry maximum_interval {self.maximum_interval} is below initial_interval "
+                f"{self.initial_interval}; give a maximum_interval at least as long, or none")
+        return self
+
 
 class ResourceRequirements(Strict):
     cpu: Units | None = None
@@ -147,7 +181,7 @@ class AgentSpec(Strict):
     validates: StrList = Field(default_factory=list)
     validation_blocking: bool | None = None
     defaults: JsonMapping = Field(default_factory=dict)
-    timeout: DurationValue | None = None
+    timeout: Timeout | None = None
     estimated_duration: DurationValue | None = None
     priority: int | None = Field(None, ge=0, le=100)
     retry: RetryModel = Field(default_factory=RetryModel)
@@ -216,14 +250,16 @@ SuccessCriteriaValue = Literal[
 class CrossValidation(Strict):
     enabled: bool = True
     validation_agents: StrList = Field(default_factory=list)
-    validation_timeout: DurationValue | None = None
+    validation_timeout: Annotated[DurationValue, _above_zero(
+        "a validation timeout of 0 silently meant the default (180 s); leave it out for that"
+    )] | None = None
     # a failed validation blocks the group's dependents until resolved like a conflict
     blocking: bool = False
 
 
 class SynchronizationStrategy(Strict):
     type: str | None = None
-    timeout: DurationValue | None = None
+    timeout: GroupTimeout | None = None
     partial_failure_handling: str | None = None
     # the seed writes a strategy name ("post_completion_validation") here
     cross_validation: str | CrossValidation | None = None
@@ -237,9 +273,9 @@ class GroupSpec(Strict):
     agents: StrList = Field(default_factory=list)
     depends_on: StrList = Field(default_factory=list)
     parallel: bool | None = None
-    timeout: DurationValue | None = None
+    timeout: GroupTimeout | None = None
     success_criteria: SuccessCriteriaValue | None = None
-    extension: DurationValue | None = None
+    extension: Extension | None = None
     max_extensions: int | None = Field(None, ge=0, le=10)
     quality_impact: str | None = None
     partial_failure_handling: str | None = None
@@ -289,13 +325,16 @@ class Computational(Strict):
 class ContextStore(Strict):
     concurrent_readers: int = Field(5, ge=1)
     concurrent_writers: int = Field(1, ge=1)
-    lock_timeout: DurationValue = Duration(30.0, 30.0)
+    lock_timeout: Annotated[DurationValue, _above_zero(
+        "0 would not mean 'never wait': a context slot is always waited for at least 1 s"
+    )] = Duration(30.0, 30.0)
 
 
 class TemplateEngine(Strict):
     concurrent_renders: int = Field(3, ge=1)
     cache_size: Size = 50 * 1024**2
-    render_timeout: DurationValue = Duration(120.0, 120.0)
+    render_timeout: Annotated[DurationValue, _above_zero(
+        "a render timeout of 0 fails every render")] = Duration(120.0, 120.0)
 
 
 # a shared pool's name becomes part of a workflow id (resource-pool-NAME)
@@ -374,7 +413,8 @@ class AlertThresholds(Strict):
 
 class ResourceMonitoring(Strict):
     metrics: StrList = Field(default_factory=list)
-    sampling_interval: DurationValue = Duration(10.0, 10.0)
+    sampling_interval: Annotated[DurationValue, _above_zero(
+        "a sampling interval of 0 silently meant the default (10 s)")] = Duration(10.0, 10.0)
     alert_thresholds: AlertThresholds = Field(default_factory=AlertThresholds)
 
 
@@ -397,7 +437,7 @@ class ContinueWithPartial(Strict):
 
 class ExtendTimeout(Strict):
     condition: str | None = None
-    extension: DurationValue = Duration(300.0, 300.0)
+    extension: Extension = Duration(300.0, 300.0)
     max_extensions: int = Field(1, ge=0, le=10)
 
     @field_validator("extension")
@@ -421,10 +461,13 @@ class TimeoutStrategies(Strict):
 
 
 class TimeoutHandling(Strict):
-    default_timeout: DurationValue = Duration(600.0, 600.0)
+    default_timeout: Annotated[DurationValue, _above_zero(
+        "a deadline of 0 ends every group of several agents at once")] = Duration(600.0, 600.0)
     timeout_strategies: TimeoutStrategies = Field(default_factory=TimeoutStrategies)
     # how recent a heartbeat must be for an agent to count as "making progress"
-    progress_window: DurationValue = Duration(30.0, 30.0)
+    progress_window: Annotated[DurationValue, _above_zero(
+        "no heartbeat falls inside a window of 0 (it was silently raised to 1.5 s)"
+    )] = Duration(30.0, 30.0)
 
 
 class BarrierSynchronization(Strict):
@@ -573,6 +616,6 @@ class EnhancedStep(Strict):
     parallel_configuration: ParallelConfiguration = Field(default_factory=ParallelConfiguration)
     agents: list[StepAgent] = Field(default_factory=list)
     depends_on: StrList = Field(default_factory=list)
-    timeout: DurationValue | None = None
+    timeout: GroupTimeout | None = None
     synchronization: SynchronizationStrategy = Field(default_factory=SynchronizationStrategy)
     cross_validation: CrossValidation | None = None

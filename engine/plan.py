@@ -86,6 +86,8 @@ class Plan:
     context_conflicts: ContextConflicts = field(default_factory=ContextConflicts)
     caching_system: CachingSystem = field(default_factory=CachingSystem)
     performance_monitoring: PerformanceMonitoring = field(default_factory=PerformanceMonitoring)
+    # the --bmad-dir folder of a BMAD workflow: its template steps' sandbox root (engine.sandbox)
+    bmad_dir: str | None = None
     # filled by the whole-plan checks and reused by the analyser (engine.references.Resolution,
     # engine.grouping.Grouping)
     resolution: Any = None
@@ -276,10 +278,14 @@ def build_plan(data: Any, source: SourceMap,
     variables = dict(variables or {})
     problems: list[PlanError] = _duplicate_keys(source)
     interpretation: bmad.Interpretation | None = None
+    bmad_dir: str | None = None
     # a `workflow:` mapping is a BMAD file even when its sequence is broken: bmad explains why
     if isinstance(data, dict) and isinstance(data.get("workflow"), dict):
         imported = bmad.import_workflow(data, source, variables, set_names)
         data, interpretation = imported.plan, imported.interpretation
+        # the one sandbox root a plan's own settings can name: the command line's --bmad-dir
+        given = variables.get("bmad_dir")
+        bmad_dir = given if isinstance(given, str) and given else None
         # paths of the converted plan no longer match the file; keep the file for messages
         source = SourceMap(file=source.file)
     if not isinstance(data, dict):
@@ -347,6 +353,13 @@ def build_plan(data: Any, source: SourceMap,
             default_timeout = parse_duration(data["default_agent_timeout"]).seconds
         except PlanError as exc:
             problems.append(exc.at(source.locate(("default_agent_timeout",))))
+        if default_timeout <= 0:
+            problems.append(InvalidValueError(
+                "default_agent_timeout must be above 0: it would time every agent out at once",
+                value=data["default_agent_timeout"],
+                location=source.locate(("default_agent_timeout",)), expected="a duration > 0",
+                found=repr(data["default_agent_timeout"]), fix="leave it out for 10m"))
+            default_timeout = 600.0
 
     task_queues = _task_queues(data.get("task_queues"), source, problems)
     adaptive_margin = _adaptive(data.get("adaptive"), source, problems)
@@ -384,6 +397,7 @@ def build_plan(data: Any, source: SourceMap,
         default_agent_timeout_s=default_timeout,
         task_queues=task_queues,
         adaptive_margin=adaptive_margin,
+        bmad_dir=bmad_dir,
         resource_pool_given=isinstance(data.get("resource_manager"), dict)
         and data["resource_manager"].get("resource_pool") is not None,
         interpretation=interpretation,
@@ -404,7 +418,7 @@ def build_plan(data: Any, source: SourceMap,
 
 def _adaptive(given: Any, source: SourceMap, problems: list[PlanError]) -> float | None:
     """`adaptive: true | false | {margin: M}` -> the margin on learned p95s, or None (off)."""
-    from engine.learning import DEFAULT_MARGIN
+    from engine.learning import DEFAULT_MARGIN, MAX_MARGIN
 
     if given is None or given is False:
         return None
@@ -412,11 +426,13 @@ def _adaptive(given: Any, source: SourceMap, problems: list[PlanError]) -> float
         return DEFAULT_MARGIN
     if isinstance(given, dict) and set(given) <= {"margin"}:
         margin = given.get("margin", DEFAULT_MARGIN)
-        if isinstance(margin, (int, float)) and not isinstance(margin, bool) and margin >= 1:
+        if (isinstance(margin, (int, float)) and not isinstance(margin, bool)
+                and 1 <= margin <= MAX_MARGIN):
             return float(margin)
         problems.append(InvalidValueError(
-            "adaptive.margin must be a number of at least 1", value=margin,
-            location=source.locate(("adaptive", "margin")), expected="a number >= 1 (1.5)",
+            f"adaptive.margin must be a number from 1 to {MAX_MARGIN:g}", value=margin,
+            location=source.locate(("adaptive", "margin")),
+            expected=f"a number from 1 to {MAX_MARGIN:g} (1.5)",
             found=f"{margin!r:.40}", fix="e.g. adaptive: {margin: 1.5}"))
         return None
     problems.append(InvalidValueError(

@@ -55,6 +55,15 @@ _WORDY = re.compile(
 _COMPOUND = re.compile(rf"^(?:{_NUMBER}(?:h|m|s|ms))+$")
 _COMPOUND_PART = re.compile(rf"({_NUMBER})(ms|h|m|s)")
 
+# The longest duration a plan may write: 100 years (3,153,600,000 s). Temporal carries timeouts
+# and timers as protobuf Durations (at most 315,576,000,000 s) and its server as Go durations
+# (int64 nanoseconds: about 292 years); the workflow adds deadlines to workflow.now() (a datetime
+# that ends in the year 9999), doubles an estimate into a default timeout and adds up to ten
+# extensions. A century keeps every such sum and product far inside all of these limits, and
+# is longer than any run needs; `run --time-scale F` must keep every scaled duration under it too.
+MAX_DURATION_S = 100 * 365 * 86400.0
+MAX_DURATION_TEXT = "100 years (3,153,600,000 s)"
+
 DURATION_FORMS = (
     "seconds (120), '30s', '500ms', '10m', '1h30m', '10_minutes' or a range '3-5_minutes'"
 )
@@ -105,6 +114,14 @@ def _finite_non_negative(number: float, raw: Any) -> float:
         raise DurationError(
             "invalid duration", value=raw, expected="a finite, non-negative duration",
             found=repr(raw), fix="write it like 90s, 10m or 3-5_minutes",
+        )
+    if number > MAX_DURATION_S:
+        raise DurationError(
+            f"duration longer than {MAX_DURATION_TEXT}, the most a plan may give (Temporal's "
+            "timers and timeouts, and the deadlines the workflow adds to the current time, "
+            "must stay representable)", value=raw,
+            expected=f"at most {MAX_DURATION_TEXT}", found=repr(raw),
+            fix="give a shorter duration; leave a timeout out for the default",
         )
     return number
 

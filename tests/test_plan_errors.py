@@ -343,3 +343,60 @@ resource_manager:
 """, file="plan.yaml"))
     assert plan.resources["resource_pool"]["shared"] == {"name": "build-farm",
                                                          "holder_check_interval": 30.0}
+
+
+def test_group_depends_on_cycle_is_reported_at_the_depends_on_line() -> None:
+    """Groups whose depends_on entries loop are a cycle between groups, reported at the first
+    group's depends_on entry (issue 19: it was an agent's `inputs` line, which had none)."""
+    problem = only_problem("""
+agents:
+  a: {outputs: [x]}
+  b: {outputs: [y]}
+groups:
+  first:
+    agents: [a]
+    depends_on: [second]
+  second:
+    agents: [b]
+    depends_on:
+      - first
+""")
+    assert isinstance(problem, errors.CycleError)
+    assert ["first", "second"] == problem.cycle
+    assert "between groups: first -> second -> first" in problem.message
+    assert 8 == problem.location.line and "groups.first.depends_on[0]" == problem.location.path
+    assert "depends_on" in (problem.fix or "")
+
+
+def test_cycle_through_data_and_a_depends_on_is_reported_at_the_depends_on() -> None:
+    """A loop of one data input and one group depends_on is reported at the depends_on entry,
+    the only place in it a group's order is written."""
+    problem = only_problem("""
+agents:
+  a: {outputs: [x]}
+  b: {inputs: [a.x], outputs: [y]}
+groups:
+  early:
+    agents: [a]
+    depends_on: [late]
+  late: {agents: [b]}
+""")
+    assert isinstance(problem, errors.CycleError)
+    assert ["a", "b"] == problem.cycle
+    assert 8 == problem.location.line and "groups.early.depends_on[0]" == problem.location.path
+    assert "early" in (problem.fix or "") and "late" in (problem.fix or "")
+
+
+def test_data_cycle_is_reported_at_the_input_that_closes_it() -> None:
+    """A loop of data inputs is reported at the reference in the first agent's inputs."""
+    problem = only_problem("""
+agents:
+  a:
+    outputs: [x]
+    inputs:
+      - b.y
+  b: {inputs: [a.x], outputs: [y]}
+""")
+    assert isinstance(problem, errors.CycleError)
+    assert ["a", "b"] == problem.cycle
+    assert 6 == problem.location.line and "agents.a.inputs[0]" == problem.location.path

@@ -179,7 +179,7 @@ def test_the_readme_temporal_cli_commands_work_verbatim(
     watch = readme_block("## Watch it in the Web UI")
     lines = [line.strip() for line in watch.splitlines()
              if line.strip().startswith(".venv/bin/temporal workflow")]
-    assert 3 == len(lines) and all("--config-file .temporal/temporal.toml" in line
+    assert 4 == len(lines) and all("--config-file .temporal/temporal.toml" in line
                                    for line in lines), lines
     # a run started by starter.py carries PeePlan from its start
     detached = starter(env, "run", "plans/seed.yaml", "--simulate", "--time-scale", "0.005",

@@ -81,6 +81,7 @@ with workflow.unsafe.imports_passed_through():
     from engine.monitoring import Monitor, Settings
     from engine.report import agent_dependencies, iso_at
     from engine.scheduler import Admission, Pool, Request, remaining_paths
+    from engine.time_limits import time_scale_problems
     from workflows import pool_lease
     from workflows.adaptation import Adaptation
     from workflows.agent_batch import OUTCOMES_SIGNAL
@@ -130,6 +131,10 @@ RESERVE_AFTER_S = 120.0
 
 # batch-mode barriers treat running agents as alive (PlanWorkflow._agent_views)
 LIVENESS_PATCH = "batch-liveness-by-heartbeat"
+
+# a hand-made input whose durations x time scale no run can wait for fails the run with the
+# reason (it used to raise OverflowError on every workflow task); valid inputs never ask
+TIME_LIMITS_PATCH = "durations-within-limits"
 
 # group states that let dependants start
 PASSED = ("succeeded", "partial")
@@ -253,6 +258,12 @@ class PlanWorkflow(AgentRuns, ContextConflicts, CrossValidation):
             # only a hand-made input gets here: say so rather than fail a task forever
             raise ApplicationError(self._invalid_carried, type="InvalidCarriedRun",
                                    non_retryable=True)
+        too_long = time_scale_problems(self._plan, self._scale, input.heartbeat_timeout_s)
+        # only an input `run`/`compile` would have refused reaches this: the marker goes only
+        # into such runs' histories, so every other run issues the commands it always did
+        if too_long and workflow.patched(TIME_LIMITS_PATCH):
+            raise ApplicationError("cannot run this input: " + "; ".join(too_long),
+                                   type="DurationOutOfRange", non_retryable=True)
         waiting = [group for group in self._plan.groups if group.id in self._todo]
         running: dict[str, asyncio.Task[None]] = {}
         self._details()
