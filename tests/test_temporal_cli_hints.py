@@ -73,7 +73,9 @@ def temporal_lines(text: str) -> list[str]:
 
 def run_verbatim(command: str, cwd: Path = PROJECT_ROOT, env: dict[str, str] | None = None,
                  ) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(shlex.split(command), cwd=cwd, env=env, capture_output=True,
+    # as a shell reads it: a trailing `# ...` is a comment, not arguments
+    words = shlex.split(command, comments=True)
+    done = subprocess.run(words, cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=90)
     assert 0 == done.returncode, f"{command}\n{done.stdout}{done.stderr}"
     return done
