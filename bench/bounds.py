@@ -2,7 +2,7 @@
 I/O). Used by bench/resources.py.
 
 Every bound here holds for ANY schedule that respects the agent-level dependencies
-(engine.report.agent_dependencies) and the pool (CPU incl. oversubscription, memory, agent
+(pee.engine.dag.agent_dependencies) and the pool (CPU incl. oversubscription, memory, agent
 limit), with each agent taking at least its estimate (simulated agents take exactly that, a real
 run a little more). The engine also waits for group barriers, which only delays agents further,
 so these remain lower bounds of what the engine can achieve.
@@ -26,9 +26,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from engine.compiled import CompiledAgent, CompiledPlan
-from engine.report import agent_dependencies, topological_order
-from engine.scheduler import Pool
+from pee.engine.compiled import CompiledAgent, CompiledPlan
+from pee.engine.dag import agent_dependencies, topological_order
+from pee.engine.rules.scheduler import Pool
 
 
 def heads_and_tails(plan: CompiledPlan) -> tuple[dict[str, float], dict[str, float]]:

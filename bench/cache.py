@@ -35,7 +35,7 @@ if str(ROOT) not in sys.path:
 
 import lz4.frame  # noqa: E402
 
-from engine.eviction import BoostedCache, LruCache  # noqa: E402
+from pee.engine.rules.eviction import BoostedCache, LruCache  # noqa: E402
 
 RERUN_GOAL = 10.0
 LAYER_COUNT = 5
@@ -98,8 +98,8 @@ def rerun_plan_text(agents: int, duration_s: float) -> str:
 
 
 async def timed_run(client: object, task_queue: str, plan: object) -> tuple[float, dict]:
-    from workflows.plan_workflow import PlanWorkflow
-    from workflows.types import PlanRunInput
+    from pee.workflows.plan_workflow import PlanWorkflow
+    from pee.workflows.types import PlanRunInput
 
     started = time.perf_counter()
     report = await client.execute_workflow(  # type: ignore[attr-defined]
@@ -110,8 +110,8 @@ async def timed_run(client: object, task_queue: str, plan: object) -> tuple[floa
 
 async def measure_rerun(address: str, agents: int, duration_s: float, reruns: int) -> None:
     from bench.harness import bench_worker, connect
-    from engine.graph import compile_plan
-    from engine.plan import loads_plan
+    from pee.engine.compile.graph import compile_plan
+    from pee.engine.language.plan import loads_plan
 
     plan = compile_plan(loads_plan(rerun_plan_text(agents, duration_s), file="<cache-bench>"))
     client = await connect(address)
@@ -146,8 +146,8 @@ def rerun(agents: int, duration_s: float, reruns: int) -> None:
 def bmad_documents(seed: int, total_bytes: int) -> list[bytes]:
     """Rendered built-in BMAD templates (PRD, architecture, brief) as the caches store them
     (canonical JSON of the document), from seeded stories, until ``total_bytes``."""
-    from activities.template_backend import BUILTINS, render, variables
-    from engine.merge import canonical_json
+    from pee.activities.template_backend import BUILTINS, render, variables
+    from pee.engine.rules.merge import canonical_json
 
     rng = random.Random(seed)
     words = ["user", "account", "order", "payment", "report", "search", "dashboard", "export",

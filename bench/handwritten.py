@@ -18,11 +18,11 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    # engine.compiled too: the payload converter resolves CompiledAgent's type hints through
+    # pee.engine.compiled too: the payload converter resolves CompiledAgent's type hints through
     # the sandbox's sys.modules, so the module must be imported here, not only transitively
-    import engine.compiled  # noqa: F401
-    from activities.agents import run_agent
-    from activities.types import PROGRESS_SIGNAL, AgentProgress, AgentResult, AgentTask
+    import pee.engine.compiled  # noqa: F401
+    from pee.activities.agents import run_agent
+    from pee.activities.types import PROGRESS_SIGNAL, AgentProgress, AgentResult, AgentTask
 
 
 @dataclass

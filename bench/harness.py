@@ -27,10 +27,10 @@ if str(ROOT) not in sys.path:
 from temporalio.client import Client  # noqa: E402
 from temporalio.worker import Worker  # noqa: E402
 
-from activities.agents import ACTIVITIES  # noqa: E402
 from bench.handwritten import HandWrittenWorkflow  # noqa: E402
-from runtime.codec import data_converter  # noqa: E402
-from workflows.plan_workflow import PlanWorkflow  # noqa: E402
+from pee.activities.agents import ACTIVITIES  # noqa: E402
+from pee.runtime.codec import data_converter  # noqa: E402
+from pee.workflows.plan_workflow import PlanWorkflow  # noqa: E402
 
 
 def temporal_binary() -> str:

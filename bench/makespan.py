@@ -37,11 +37,11 @@ if str(ROOT) not in sys.path:
 from temporalio.client import Client  # noqa: E402
 
 from bench.harness import DevServer, bench_worker, connect, median  # noqa: E402
-from engine.compiled import CompiledPlan  # noqa: E402
-from engine.graph import compile_plan  # noqa: E402
-from engine.plan import load_plan, loads_plan  # noqa: E402
-from workflows.plan_workflow import PlanWorkflow  # noqa: E402
-from workflows.types import PlanRunInput  # noqa: E402
+from pee.engine.compile.graph import compile_plan  # noqa: E402
+from pee.engine.compiled import CompiledPlan  # noqa: E402
+from pee.engine.language.plan import load_plan, loads_plan  # noqa: E402
+from pee.workflows.plan_workflow import PlanWorkflow  # noqa: E402
+from pee.workflows.types import PlanRunInput  # noqa: E402
 
 GOAL = 1.10
 RUN_TIMEOUT = timedelta(seconds=300)

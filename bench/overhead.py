@@ -1,11 +1,11 @@
 """Engine overhead: N no-op agents as one parallel group, engine vs a hand-written workflow.
 
 The engine side is a native plan of N `simulate` agents with duration 0 in one explicit parallel
-group, loaded and compiled like any plan (engine.plan.loads_plan + engine.graph.compile_plan) and
-run by PlanWorkflow. The baseline (bench/handwritten.py) calls the same run_agent activity N
-times at once with the same timeouts. Same dev server, same worker; the two alternate round by
-round (the first round of each is a discarded warm-up). Wall time is from the client's start
-request to the result. The goal (issue 3) is engine/hand-written <= 1.3.
+group, loaded and compiled like any plan (pee.engine.language.plan.loads_plan +
+pee.engine.compile.graph.compile_plan) and run by PlanWorkflow. The baseline (bench/handwritten.py)
+calls the same run_agent activity N times at once with the same timeouts. Same dev server, same
+worker; the two alternate round by round (the first round of each is a discarded warm-up). Wall time
+is from the client's start request to the result. The goal (issue 3) is engine/hand-written <= 1.3.
 
     .venv/bin/python bench/overhead.py [--agents 20] [--rounds 10]
 """
@@ -27,14 +27,14 @@ if str(ROOT) not in sys.path:
 
 from temporalio.client import Client  # noqa: E402
 
-from activities.types import AgentTask  # noqa: E402
 from bench.handwritten import HandWrittenInput, HandWrittenResult, HandWrittenWorkflow  # noqa: E402
 from bench.harness import DevServer, bench_worker, connect, median  # noqa: E402
-from engine.compiled import CompiledPlan  # noqa: E402
-from engine.graph import compile_plan  # noqa: E402
-from engine.plan import loads_plan  # noqa: E402
-from workflows.plan_workflow import PlanWorkflow  # noqa: E402
-from workflows.types import PlanRunInput  # noqa: E402
+from pee.activities.types import AgentTask  # noqa: E402
+from pee.engine.compile.graph import compile_plan  # noqa: E402
+from pee.engine.compiled import CompiledPlan  # noqa: E402
+from pee.engine.language.plan import loads_plan  # noqa: E402
+from pee.workflows.plan_workflow import PlanWorkflow  # noqa: E402
+from pee.workflows.types import PlanRunInput  # noqa: E402
 
 GOAL = 1.3
 TIMEOUT_S = 60.0

@@ -26,9 +26,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from engine.graph import compile_plan  # noqa: E402
-from engine.plan import build_plan  # noqa: E402
-from engine.yamlsrc import SourceMap, parse_yaml  # noqa: E402
+from pee.engine.compile.graph import compile_plan  # noqa: E402
+from pee.engine.language.plan import build_plan  # noqa: E402
+from pee.engine.language.yamlsrc import SourceMap, parse_yaml  # noqa: E402
 
 GOAL_AGENTS = 10_000
 GOAL_SECONDS = 2.0

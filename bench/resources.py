@@ -8,8 +8,8 @@ total CPU, memory and agent time over capacity (the simple bound, also printed),
 work terms over every set of agents that can start no earlier than h and leave a chain of at
 least t after them (h + work + t), the big agents alone included (two 70-unit agents on 100 run
 one after the other); no schedule beats it (see bench/bounds.py). `sim_s` is the engine's
-admission simulated with no overhead (engine.admission_plan.simulate_admission), so the gap
-splits into scheduling (sim_s / bound) and engine overhead (engine_s / sim_s).
+admission simulated with no overhead (pee.engine.compile.admission_plan.simulate_admission), so the
+gap splits into scheduling (sim_s / bound) and engine overhead (engine_s / sim_s).
 Goal (issue 6): makespan / lower bound <= 1.15.
 
     .venv/bin/python bench/resources.py [--plans 3] [--layers 4] [--width 6] [--seed 0]
@@ -35,12 +35,12 @@ from temporalio.client import Client  # noqa: E402
 
 from bench.bounds import energetic_bound, simple_bound  # noqa: E402
 from bench.harness import DevServer, bench_worker, connect, median  # noqa: E402
-from engine.admission_plan import simulate_admission  # noqa: E402
-from engine.compiled import CompiledPlan  # noqa: E402
-from engine.graph import compile_plan  # noqa: E402
-from engine.plan import loads_plan  # noqa: E402
-from workflows.plan_workflow import PlanWorkflow  # noqa: E402
-from workflows.types import PlanRunInput  # noqa: E402
+from pee.engine.compile.admission_plan import simulate_admission  # noqa: E402
+from pee.engine.compile.graph import compile_plan  # noqa: E402
+from pee.engine.compiled import CompiledPlan  # noqa: E402
+from pee.engine.language.plan import loads_plan  # noqa: E402
+from pee.workflows.plan_workflow import PlanWorkflow  # noqa: E402
+from pee.workflows.types import PlanRunInput  # noqa: E402
 
 GOAL = 1.15
 RUN_TIMEOUT = timedelta(seconds=300)

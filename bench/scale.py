@@ -1,7 +1,7 @@
 """Scale: one plan of N agents (bench/planner.py's layered random DAG) run to the end, with the
 history of the plan workflow and of every AgentBatchWorkflow child counted.
 
-One throwaway dev server (in memory, free port) and one worker in this process (runtime.worker.
+One throwaway dev server (in memory, free port) and one worker in this process (pee.runtime.worker.
 build_worker: PlanWorkflow, AgentBatchWorkflow, the agent activities). Agents are the planner's
 `simulate` agents, their estimated durations x --time-scale. It prints agents, groups, wall
 time, the plan workflow's events (the largest of its runs: it continues as new when Temporal
@@ -34,14 +34,14 @@ from temporalio.client import Client  # noqa: E402
 
 from bench.harness import DevServer, connect  # noqa: E402
 from bench.planner import generate_plan  # noqa: E402
-from engine.compiled import CompiledPlan  # noqa: E402
-from engine.graph import compile_plan  # noqa: E402
-from engine.plan import build_plan  # noqa: E402
-from engine.yamlsrc import SourceMap  # noqa: E402
-from runtime.inspect import run_histories  # noqa: E402
-from runtime.worker import build_worker  # noqa: E402
-from workflows.plan_workflow import PlanWorkflow  # noqa: E402
-from workflows.types import BatchSpec, PlanRunInput  # noqa: E402
+from pee.engine.compile.graph import compile_plan  # noqa: E402
+from pee.engine.compiled import CompiledPlan  # noqa: E402
+from pee.engine.language.plan import build_plan  # noqa: E402
+from pee.engine.language.yamlsrc import SourceMap  # noqa: E402
+from pee.runtime.inspect import run_histories  # noqa: E402
+from pee.runtime.worker import build_worker  # noqa: E402
+from pee.workflows.plan_workflow import PlanWorkflow  # noqa: E402
+from pee.workflows.types import BatchSpec, PlanRunInput  # noqa: E402
 
 HISTORY_BOUND = 10_240
 
@@ -182,6 +182,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from runtime.exit import run_entry
+    from pee.runtime.exit import run_entry
 
     run_entry(lambda: main())

@@ -29,15 +29,15 @@ if str(ROOT) not in sys.path:
 
 from temporalio.client import Client  # noqa: E402
 
-from activities.types import AgentTask  # noqa: E402
 from bench.handwritten import HandWrittenInput, HandWrittenResult, HandWrittenWorkflow  # noqa: E402
 from bench.harness import DevServer, bench_worker, connect, median  # noqa: E402
 from bench.overhead import HEARTBEAT_TIMEOUT_S, RUN_TIMEOUT, TIMEOUT_S, plan_text  # noqa: E402
-from engine.compiled import CompiledPlan  # noqa: E402
-from engine.graph import compile_plan  # noqa: E402
-from engine.plan import loads_plan  # noqa: E402
-from workflows.plan_workflow import PlanWorkflow  # noqa: E402
-from workflows.types import PlanRunInput  # noqa: E402
+from pee.activities.types import AgentTask  # noqa: E402
+from pee.engine.compile.graph import compile_plan  # noqa: E402
+from pee.engine.compiled import CompiledPlan  # noqa: E402
+from pee.engine.language.plan import loads_plan  # noqa: E402
+from pee.workflows.plan_workflow import PlanWorkflow  # noqa: E402
+from pee.workflows.types import PlanRunInput  # noqa: E402
 
 GOAL = 0.8
 READY_LINE = "bench worker polling"

@@ -18,14 +18,14 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
-from engine.compiled import CompiledAgent, CompiledGroup, CompiledPlan, RetrySpec
-from runtime.codec import data_converter
-from runtime.devserver import find_temporal_binary, free_port
-from runtime.inspect import run_histories
-from runtime.worker import build_worker
-from workflows import search
-from workflows.plan_workflow import PlanWorkflow
-from workflows.types import PlanRunInput
+from pee.engine.compiled import CompiledAgent, CompiledGroup, CompiledPlan, RetrySpec
+from pee.runtime.codec import data_converter
+from pee.runtime.devserver import find_temporal_binary, free_port
+from pee.runtime.inspect import run_histories
+from pee.runtime.worker import build_worker
+from pee.workflows import search
+from pee.workflows.plan_workflow import PlanWorkflow
+from pee.workflows.types import PlanRunInput
 
 T = TypeVar("T")
 
@@ -252,7 +252,7 @@ def temporal() -> Iterator[TemporalHarness]:
 
 
 # Temporal suggests continue-as-new at 4,096 history events by default: a server that does at
-# this many lets modest plans show the continue-as-new path (workflows/continuation.py)
+# this many lets modest plans show the continue-as-new path (src/pee/workflows/continuation.py)
 SUGGEST_CONTINUE_AS_NEW_AT = 400
 
 

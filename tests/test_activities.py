@@ -14,11 +14,11 @@ import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities import agents
-from activities.agents import run_agent
-from activities.simulate import digest
-from activities.types import AgentProgress, AgentResult, AgentTask
-from engine.compiled import CompiledAgent
+from pee.activities import agents
+from pee.activities.agents import run_agent
+from pee.activities.simulate import digest
+from pee.activities.types import AgentProgress, AgentResult, AgentTask
+from pee.engine.compiled import CompiledAgent
 
 
 def agent(agent_id: str = "a", *, kind: str = "simulate", outputs: tuple[str, ...] = ("out",),

@@ -11,10 +11,10 @@ from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ActivityError, TimeoutError, TimeoutType
 from temporalio.worker import Worker
 
-from activities.agents import ACTIVITIES
-from activities.types import AgentTask
 from bench.handwritten import HandWrittenInput, HandWrittenResult, HandWrittenWorkflow
-from engine.compiled import CompiledAgent, RetrySpec
+from pee.activities.agents import ACTIVITIES
+from pee.activities.types import AgentTask
+from pee.engine.compiled import CompiledAgent, RetrySpec
 from tests.conftest import TemporalHarness
 
 

@@ -1,5 +1,5 @@
-"""The seed's adaptive_resource_allocation inside a run (engine.adaptive): with `adaptive: true`
-and `adjust_parallel_group_sizes`, an agent slower than the response_time threshold lowers its
+"""The seed's adaptive_resource_allocation inside a run (pee.engine.rules.adaptive): with `adaptive:
+true` and `adjust_parallel_group_sizes`, an agent slower than the response_time threshold lowers its
 group's concurrency. Unit cases for the throttle, and a real run against its control."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from engine.adaptive import GroupThrottle, enabled_actions
-from engine.scheduler import Admission, Pool, Request
+from pee.engine.rules.adaptive import GroupThrottle, enabled_actions
+from pee.engine.rules.scheduler import Admission, Pool, Request
 from tests.conftest import TemporalHarness
 from tests.histories.record import adaptive_throttle
 

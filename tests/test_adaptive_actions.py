@@ -1,7 +1,7 @@
-"""The seed's other adaptive_resource_allocation actions inside a run (engine.adaptive,
-workflows/adaptation.py): modify_timeout_values, increase_cpu_allocation (also on a shared pool,
-where it does not apply) and enable_aggressive_caching. Pure cases for each rule, and for each a
-real run whose slow agent triggers it against a control run of the same plan without the action
+"""The seed's other adaptive_resource_allocation actions inside a run (pee.engine.rules.adaptive,
+src/pee/workflows/adaptation.py): modify_timeout_values, increase_cpu_allocation (also on a shared
+pool, where it does not apply) and enable_aggressive_caching. Pure cases for each rule, and for each
+a real run whose slow agent triggers it against a control run of the same plan without the action
 (the harness replays every run's history; tests/histories/adaptive_timeout.json is committed)."""
 
 from __future__ import annotations
@@ -12,18 +12,18 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from engine.adaptive import (
+from pee.engine.compiled import CompiledPlan
+from pee.engine.rules.adaptive import (
     AGGRESSIVE_CACHE_TTL_S,
     AggressiveCaching,
     CpuBoost,
     TimeoutStretch,
 )
-from engine.compiled import CompiledPlan
-from engine.scheduler import Pool
+from pee.engine.rules.scheduler import Pool
+from pee.workflows.adaptation import PATCH
 from tests.conftest import TemporalHarness, group, sim, starter
 from tests.histories.record import adaptive_actions, adaptive_timeout
 from tests.test_workflow_shared_pool import shared_plan
-from workflows.adaptation import PATCH
 
 # --- pure rules ----------------------------------------------------------------------------
 

@@ -1,15 +1,15 @@
-"""The compile-time admission plan (engine.admission_plan): better than the remaining-path
-order on durations it never saw, deterministic, and absent for unlimited pools."""
+"""The compile-time admission plan (pee.engine.compile.admission_plan): better than the
+remaining-path order on durations it never saw, deterministic, and absent for unlimited pools."""
 
 from __future__ import annotations
 
 import random
 
 from bench.resources import plan_text
-from engine.admission_plan import plan_admission, simulate_admission
-from engine.compiled import CompiledPlan
-from engine.graph import compile_plan
-from engine.plan import loads_plan
+from pee.engine.compile.admission_plan import plan_admission, simulate_admission
+from pee.engine.compile.graph import compile_plan
+from pee.engine.compiled import CompiledPlan
+from pee.engine.language.plan import loads_plan
 
 
 def random_plans(count: int, seed: int = 11) -> list[CompiledPlan]:

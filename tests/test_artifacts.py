@@ -14,8 +14,8 @@ import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.agents import run_agent
-from activities.artifacts import (
+from pee.activities.agents import run_agent
+from pee.activities.artifacts import (
     COMPRESS_ABOVE,
     DEFAULT_THRESHOLD,
     PREVIEW_CHARS,
@@ -25,9 +25,9 @@ from activities.artifacts import (
     encode,
     is_reference,
 )
-from activities.simulate import digest
-from activities.types import AgentResult, AgentTask
-from engine.compiled import CompiledAgent
+from pee.activities.simulate import digest
+from pee.activities.types import AgentResult, AgentTask
+from pee.engine.compiled import CompiledAgent
 
 BIG_TEXT = "lorem ipsum dolor sit amet\n" * 12_000  # ~320 KB, above the 256 KiB default
 

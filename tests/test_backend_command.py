@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from activities.agents import run_agent
-from activities.command import child_env
-from activities.types import AgentTask
-from engine.compiled import CompiledAgent
+from pee.activities.agents import run_agent
+from pee.activities.command import child_env
+from pee.activities.types import AgentTask
+from pee.engine.compiled import CompiledAgent
 from tests.conftest import PROJECT_ROOT
 from tests.test_activities import environment, failure, run
 
@@ -230,8 +230,8 @@ def test_a_setsid_daemon_dies_with_a_cancelled_command(tmp_path: Path) -> None:
 # attempt 1 of agent "tool" in run sys.argv[2], on a worker of its own (killed by the test)
 WORKER = """
 import asyncio, sys
-from activities.agents import run_agent
-from activities.types import AgentTask
+from pee.activities.agents import run_agent
+from pee.activities.types import AgentTask
 from tests.test_activities import environment
 from tests.test_backend_command import command_agent
 task = AgentTask(agent=command_agent("daemon", sys.argv[1]))

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from activities.types import AgentTask
-from engine.compiled import CompiledAgent, RetrySpec
+from pee.activities.types import AgentTask
+from pee.engine.compiled import CompiledAgent, RetrySpec
 from tests.agents_fixtures.chat_server import ChatServer
 from tests.conftest import TemporalHarness, compiled_plan, group
 from tests.test_activities import environment, failure, run

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from activities.agents import run_agent
-from activities.python_backend import keyword
-from activities.types import AgentTask
-from engine.compiled import CompiledAgent
+from pee.activities.agents import run_agent
+from pee.activities.python_backend import keyword
+from pee.activities.types import AgentTask
+from pee.engine.compiled import CompiledAgent
 from tests.test_activities import environment, failure, run
 
 MODULE = "tests.agents_fixtures.py_agents"

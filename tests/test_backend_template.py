@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from activities import template_backend
-from activities.agents import run_agent
-from activities.render_cache import DEFAULT_MAX_BYTES, RenderCache, cache_key, default_cache
-from activities.types import AgentTask
-from engine.compiled import CompiledAgent
+from pee.activities import template_backend
+from pee.activities.agents import run_agent
+from pee.activities.render_cache import DEFAULT_MAX_BYTES, RenderCache, cache_key, default_cache
+from pee.activities.types import AgentTask
+from pee.engine.compiled import CompiledAgent
 from tests.agents_fixtures import renders
 from tests.test_activities import environment, failure, run
 
@@ -214,8 +214,8 @@ def test_the_plans_cache_level_and_template_engine_reach_template_agents() -> No
     """compile copies caching_system.cache_levels.template_render_cache (ttl, size_limit capped
     by resource_pool.template_engine.cache_size) and template_engine's concurrent_renders and
     render_timeout into each template agent's settings."""
-    from engine.graph import compile_plan
-    from engine.plan import loads_plan
+    from pee.engine.compile.graph import compile_plan
+    from pee.engine.language.plan import loads_plan
 
     text = """
 name: render-settings
@@ -274,8 +274,8 @@ def test_a_render_slower_than_render_timeout_fails(monkeypatch: pytest.MonkeyPat
 
 def test_compiled_template_agents_carry_the_plan_folder(tmp_path: Path) -> None:
     """compile records plan_dir for template agents, so relative paths need no worker cwd."""
-    from engine.graph import compile_plan
-    from engine.plan import load_plan
+    from pee.engine.compile.graph import compile_plan
+    from pee.engine.language.plan import load_plan
 
     plan_file = tmp_path / "plan.yaml"
     plan_file.write_text("name: t\nagents:\n  w: {kind: template, template: t.md, "
@@ -286,7 +286,7 @@ def test_compiled_template_agents_carry_the_plan_folder(tmp_path: Path) -> None:
 
 def test_variables_whose_names_contain_dots() -> None:
     """BMAD outputs such as project-brief.md are one name: their fields still resolve."""
-    from activities.template_backend import lookup, variables
+    from pee.activities.template_backend import lookup, variables
 
     scope = variables({"analyst.project-brief.md": {"title": "Brief", "goals": ["a"]}})
     assert "Brief" == lookup(scope, "analyst.project-brief.md.title")

@@ -1,4 +1,4 @@
-"""The smart barrier's decision table (engine.barrier): every row, no server needed.
+"""The smart barrier's decision table (pee.engine.rules.barrier): every row, no server needed.
 
 Agents a, b, c; the group deadline is at 10 s, the progress window 3 s, one 5 s extension allowed.
 A state is written "S" succeeded, "F" failed, "C" critical (non-retryable) failure, "P" pending,
@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from engine.barrier import (
+from pee.engine.rules.barrier import (
     ABORT_AND_FALLBACK,
     ALL_COMPLETED,
     CONTINUE_WITH_DEFAULTS,

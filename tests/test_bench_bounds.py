@@ -10,12 +10,12 @@ import pytest
 
 from bench.bounds import energetic_bound, heads_and_tails, simple_bound
 from bench.resources import plan_text
-from engine.admission_plan import simulate_admission
-from engine.compiled import CompiledPlan
-from engine.graph import compile_plan
-from engine.plan import loads_plan
-from engine.report import agent_dependencies
-from engine.scheduler import Pool
+from pee.engine.compile.admission_plan import simulate_admission
+from pee.engine.compile.graph import compile_plan
+from pee.engine.compiled import CompiledPlan
+from pee.engine.dag import agent_dependencies
+from pee.engine.language.plan import loads_plan
+from pee.engine.rules.scheduler import Pool
 
 
 def random_plans(count: int, seed: int = 3) -> list[CompiledPlan]:

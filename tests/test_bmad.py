@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.bmad import bmad_to_native, is_bmad, normalise_artifact
-from engine.errors import (
+from pee.engine.language.bmad import bmad_to_native, is_bmad, normalise_artifact
+from pee.engine.language.errors import (
     InvalidValueError,
     MissingProducerError,
     PlanError,
@@ -18,7 +18,7 @@ from engine.errors import (
     UnknownKeyError,
     UnresolvedInputError,
 )
-from engine.yamlsrc import SourceMap, load_yaml, parse_yaml
+from pee.engine.language.yamlsrc import SourceMap, load_yaml, parse_yaml
 
 PLANS = Path(__file__).parent / "plans"
 # the greenfield fixture doubles as the example BMAD plan users can run

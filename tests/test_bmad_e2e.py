@@ -93,8 +93,8 @@ def test_bmad_dir_must_be_a_folder(cli_env: dict[str, str], tmp_path: Path) -> N
 def test_importer_uses_a_listed_template_only_without_bmad_kind(tmp_path: Path) -> None:
     """DIR/templates holds prd-tmpl: pm (uses: prd-tmpl) becomes a template agent rooted at
     DIR; analyst, with no template there, stays a role agent; with bmad_kind, the kind wins."""
-    from engine.graph import compile_plan
-    from engine.plan import load_plan
+    from pee.engine.compile.graph import compile_plan
+    from pee.engine.language.plan import load_plan
 
     (tmp_path / "templates").mkdir()
     (tmp_path / "templates" / "prd-tmpl.yaml").write_text(PRD_TEMPLATE)

@@ -1,7 +1,7 @@
-"""Bottleneck detection (engine.bottleneck) on constructed runs whose bottleneck is known: the
-agents that bound the makespan, every agent's slack, queue waits that cost time, stragglers a
-barrier waited on, and the suggestions with their numbers. Table-driven: each case is a plan, the
-actual start/end of every agent, and what the analysis must find."""
+"""Bottleneck detection (pee.engine.report.bottleneck) on constructed runs whose bottleneck is
+known: the agents that bound the makespan, every agent's slack, queue waits that cost time,
+stragglers a barrier waited on, and the suggestions with their numbers. Table-driven: each case is a
+plan, the actual start/end of every agent, and what the analysis must find."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from engine.bottleneck import analyse, format_bottlenecks, slack
-from engine.compiled import CompiledAgent, CompiledGroup
+from pee.engine.compiled import CompiledAgent, CompiledGroup
+from pee.engine.report.bottleneck import analyse, format_bottlenecks, slack
 from tests.conftest import compiled_plan, group, sim, starter
 
 

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from cli.conflict_commands import format_conflicts, resolve_commands
-from cli.main import build_parser
-from runtime.devserver import free_port
+from pee.cli.conflict_commands import format_conflicts, resolve_commands
+from pee.cli.main import build_parser
+from pee.runtime.devserver import free_port
 from tests.conftest import PROJECT_ROOT
 
 CONTEXT = {"temporal": ".venv/bin/temporal", "connection": " --address 127.0.0.1:7233",

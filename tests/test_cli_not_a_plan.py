@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime.devserver import find_temporal_binary
+from pee.runtime.devserver import find_temporal_binary
 from tests.conftest import starter
 
 POOL_ID = "resource-pool-not-a-plan"

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime.exit import EXIT_BROKEN_PIPE
+from pee.runtime.exit import EXIT_BROKEN_PIPE
 from tests.conftest import PROJECT_ROOT, starter
 
 QUICK = """\

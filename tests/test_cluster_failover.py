@@ -22,13 +22,13 @@ import pytest
 from temporalio.api.enums.v1 import PendingActivityState
 from temporalio.client import Client, WorkflowHandle
 
-from engine.compiled import CompiledPlan, RetrySpec
-from runtime.connection import connect
-from runtime.devserver import DevServer
+from pee.engine.compiled import CompiledPlan, RetrySpec
+from pee.runtime.connection import connect
+from pee.runtime.devserver import DevServer
+from pee.workflows.plan_workflow import PlanWorkflow
+from pee.workflows.types import PlanRunInput
 from tests.conftest import compiled_plan, group, sim
 from tests.test_worker_failover import start_worker
-from workflows.plan_workflow import PlanWorkflow
-from workflows.types import PlanRunInput
 
 SEED = int(os.environ.get("PEE_CHAOS_SEED") or 20261201)
 RUNS = 4

@@ -7,7 +7,7 @@ import asyncio
 from temporalio.api.common.v1 import Payload
 from temporalio.api.workflowservice.v1 import GetWorkflowExecutionHistoryRequest
 
-from runtime.codec import ENCODING, Lz4Codec
+from pee.runtime.codec import ENCODING, Lz4Codec
 from tests.conftest import TemporalHarness, compiled_plan, group, sim
 
 
@@ -54,8 +54,8 @@ def test_dataclasses_encode_to_the_same_json_as_the_sdk_default() -> None:
     encoder writes, for a plan input with nested dataclasses, tuples and None."""
     from temporalio.converter import DataConverter
 
-    from runtime.codec import data_converter
-    from workflows.types import BatchSpec, PlanRunInput
+    from pee.runtime.codec import data_converter
+    from pee.workflows.types import BatchSpec, PlanRunInput
 
     plan = compiled_plan([sim("a", "g", 0.1, defaults={"out": (1, "x")}), sim("b", "g", 0.2)],
                          [group("g", ["a", "b"])])

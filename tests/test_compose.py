@@ -1,7 +1,7 @@
 """docker-compose.yml and the Dockerfile, checked statically (no Docker engine runs here): the
 services, images, ports, health checks and start order, that every command parses with the
 project's real argument parsers, and that the clients' environment resolves, through the same
-runtime.connection code as on a laptop, to the compose Temporal server."""
+pee.runtime.connection code as on a laptop, to the compose Temporal server."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 import yaml
 
-import worker
-from cli.main import build_parser
-from runtime import connection
-from runtime.connection import resolve_settings
+from pee.cli import worker_command as worker
+from pee.cli.main import build_parser
+from pee.runtime import connection
+from pee.runtime.connection import resolve_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -122,7 +122,7 @@ def test_the_starter_service_runs_starter_py() -> None:
 
 
 def test_client_environment_names_every_setting_runtime_connection_reads() -> None:
-    """Workers and the starter get the very variables runtime.connection documents."""
+    """Workers and the starter get the very variables pee.runtime.connection documents."""
     names = {"TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE", "TEMPORAL_API_KEY", "TEMPORAL_TLS",
              "TEMPORAL_PROFILE", "TEMPORAL_CONFIG_FILE", "PEE_TASK_QUEUE",
              *(setting[1] for setting in (connection.CA_SETTING, connection.CERT_SETTING,
@@ -156,8 +156,8 @@ def test_tracing_services_are_an_optional_profile(name: str) -> None:
 
 def test_clients_can_export_to_the_collector_which_forwards_to_jaeger() -> None:
     """The clients' OTEL_* variables are passed through, off unless set; the collector receives
-    OTLP/HTTP on 4318 (runtime/telemetry.py's default protocol) and forwards traces to Jaeger;
-    the image has the otlp extra."""
+    OTLP/HTTP on 4318 (src/pee/runtime/telemetry.py's default protocol) and forwards traces to
+    Jaeger; the image has the otlp extra."""
     client = environment("worker")
     assert ("", "") == (client["OTEL_TRACES_EXPORTER"], client["OTEL_METRICS_EXPORTER"])
     assert "http://otel-collector:4318" == client["OTEL_EXPORTER_OTLP_ENDPOINT"]
@@ -173,13 +173,13 @@ def test_clients_can_export_to_the_collector_which_forwards_to_jaeger() -> None:
 
 
 def test_dockerfile_installs_the_project_and_copies_every_package() -> None:
-    """Every package pyproject lists and both entry points are copied before `pip install`."""
+    """The package source (pyproject finds it under src/) and both entry points are copied
+    before `pip install`."""
     text = (ROOT / "Dockerfile").read_text()
     install = text.index("RUN pip install")
     pyproject = (ROOT / "pyproject.toml").read_text()
-    packages = re.search(r"packages = \[([^\]]*)\]", pyproject)
-    assert packages is not None
-    for package in re.findall(r'"([^"]+)"', packages.group(1)):
-        assert f"COPY {package} {package}" in text[:install], package
+    where = re.search(r"\[tool\.setuptools\.packages\.find\]\s*where = \[\"([^\"]+)\"\]", pyproject)
+    assert where is not None and "src" == where.group(1)
+    assert "COPY src src" in text[:install]
     assert "COPY starter.py worker.py" in text[:install]
     assert 'CMD ["python", "worker.py"]' in text

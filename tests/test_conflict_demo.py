@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from engine.merge import value_hash
+from pee.engine.rules.merge import value_hash
 from tests.conftest import PROJECT_ROOT
 from tests.test_cli_conflicts import cli_env
 from tests.test_cli_run import Cli

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from engine import context as ctx
-from engine.context import ContextPolicy, ResolutionError, VersionedContext, owners_from_rules
+from pee.engine.rules import context as ctx
+from pee.engine.rules.context import (
+    ContextPolicy,
+    ResolutionError,
+    VersionedContext,
+    owners_from_rules,
+)
 
 
 def test_every_write_is_a_version_and_nothing_is_overwritten() -> None:

@@ -1,7 +1,7 @@
-"""Continue-as-new (issue 9, item 4; workflows/continuation.py and workflows/carry.py): a run
-whose history grows large drains (starts no more groups, lets the running ones end) and
-continues as new with the run so far carried in its input, so each run's history stays small
-while the report, `status`, `context` and conflicts cover the whole run.
+"""Continue-as-new (issue 9, item 4; src/pee/workflows/continuation.py and
+src/pee/workflows/carry.py): a run whose history grows large drains (starts no more groups, lets the
+running ones end) and continues as new with the run so far carried in its input, so each run's
+history stays small while the report, `status`, `context` and conflicts cover the whole run.
 
 These runs use PlanRunInput.continue_as_new_after (a small event count) to reach the path with
 small plans; tests/test_large_plans.py reaches it through the server's own suggestion."""
@@ -21,18 +21,15 @@ import pytest
 from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ApplicationError
 
-from engine.adaptive import AggressiveCaching, CpuBoost, GroupThrottle, TimeoutStretch
-from engine.compiled import CompiledPlan
-from engine.monitoring import MetricAlert
-from engine.scheduler import Request
-from runtime.codec import data_converter
-from runtime.inspect import read_run, run_histories
-from runtime.resume import load_resume
-from tests.conftest import NO_RETRY, PROJECT_ROOT, TemporalHarness, compiled_plan, group, sim
-from tests.histories.record_continued import conflict_chain
-from tests.test_workflow_resources import needing, pool, with_pool
-from tests.test_workflow_shared_pool import pool_state
-from workflows.carry import (
+from pee.activities.pool_types import pool_workflow_id
+from pee.engine.compiled import CompiledPlan
+from pee.engine.rules.adaptive import AggressiveCaching, CpuBoost, GroupThrottle, TimeoutStretch
+from pee.engine.rules.monitoring import MetricAlert
+from pee.engine.rules.scheduler import Request
+from pee.runtime.codec import data_converter
+from pee.runtime.inspect import read_run, run_histories
+from pee.runtime.resume import load_resume
+from pee.workflows.carry import (
     AdaptiveRules,
     capture,
     decode,
@@ -40,10 +37,13 @@ from workflows.carry import (
     restore,
     restore_admission,
 )
-from workflows.plan_workflow import PlanWorkflow
-from workflows.pool_types import pool_workflow_id
-from workflows.state import AgentState, Alert, Decision, GroupState, RunState
-from workflows.types import BatchSpec
+from pee.workflows.plan_workflow import PlanWorkflow
+from pee.workflows.state import AgentState, Alert, Decision, GroupState, RunState
+from pee.workflows.types import BatchSpec
+from tests.conftest import NO_RETRY, PROJECT_ROOT, TemporalHarness, compiled_plan, group, sim
+from tests.histories.record_continued import conflict_chain
+from tests.test_workflow_resources import needing, pool, with_pool
+from tests.test_workflow_shared_pool import pool_state
 
 Handle = WorkflowHandle[Any, Any]
 CONTINUED = "workflow_execution_continued_as_new_event_attributes"

@@ -8,18 +8,18 @@ from typing import Any
 import pytest
 from temporalio.client import WorkflowHandle
 
-from activities.cross_validation import (
+from pee.activities.cross_validation import (
     CrossValidationTask,
     check,
     check_all,
     key_fields,
     references,
 )
-from engine.graph import compile_plan
-from engine.plan import load_plan, loads_plan
+from pee.engine.compile.graph import compile_plan
+from pee.engine.language.plan import load_plan, loads_plan
+from pee.workflows.plan_workflow import PlanWorkflow
+from pee.workflows.types import ResolveConflict
 from tests.conftest import PROJECT_ROOT, TemporalHarness, compiled_plan, group, sim
-from workflows.plan_workflow import PlanWorkflow
-from workflows.types import ResolveConflict
 
 # --- the pure check ---------------------------------------------------------------------------
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from temporalio.envconfig import ClientConfigProfile
 
-from runtime.devserver import free_port, port_open
-from runtime.embedded import process_alive
+from pee.runtime.devserver import free_port, port_open
+from pee.runtime.embedded import process_alive
 from tests.conftest import cli_env, starter  # noqa: F401  (the module's private server)
 from tests.test_codec_server import big_payload, post
 

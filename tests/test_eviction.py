@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from engine.eviction import BoostedCache, LruCache, replay
+from pee.engine.rules.eviction import BoostedCache, LruCache, replay
 
 
 def test_lru_evicts_the_least_recently_used() -> None:

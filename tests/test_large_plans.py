@@ -21,12 +21,12 @@ from temporalio.service import RPCError
 from temporalio.worker import Replayer
 
 from bench.scale import HISTORY_BOUND, count_events, layered_plan
-from runtime.codec import data_converter
-from runtime.worker import build_worker
+from pee.runtime.codec import data_converter
+from pee.runtime.worker import build_worker
+from pee.workflows.agent_batch import AgentBatchWorkflow
+from pee.workflows.plan_workflow import PlanWorkflow
+from pee.workflows.types import BATCH_THRESHOLD, BatchSpec, PlanRunInput, choose_batch
 from tests.conftest import NO_RETRY, PROJECT_ROOT, TemporalHarness, compiled_plan, group, sim
-from workflows.agent_batch import AgentBatchWorkflow
-from workflows.plan_workflow import PlanWorkflow
-from workflows.types import BATCH_THRESHOLD, BatchSpec, PlanRunInput, choose_batch
 
 Handle = WorkflowHandle[Any, Any]
 
@@ -251,7 +251,7 @@ def test_resource_admission_happens_before_batching(temporal: TemporalHarness) -
 
 
 def test_fast_plan_decoding_gives_what_the_sdk_walk_gives() -> None:
-    """runtime.codec decodes a CompiledPlan with from_dict (the SDK's generic walk is too slow
+    """pee.runtime.codec decodes a CompiledPlan with from_dict (the SDK's generic walk is too slow
     for 5,000 agents in a workflow task): the same PlanRunInput either way, and JSON with an
     unknown field falls back to the SDK's walk instead of failing."""
     from temporalio.converter import DataConverter

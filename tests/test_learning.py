@@ -1,5 +1,6 @@
-"""Adaptive planning: the learned-durations store (runtime.duration_store), what samples say
-(engine.learning), how they change the next compile's critical path, priorities and (only for
+"""Adaptive planning: the learned-durations store (pee.runtime.duration_store), what samples say
+(pee.engine.compile.learning), how they change the next compile's critical path, priorities and
+(only for
 `adaptive: true` plans) barrier deadlines, and one real run whose successor learns from it."""
 
 from __future__ import annotations
@@ -9,9 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.errors import PlanValidationError
-from engine.graph import compile_plan
-from engine.learning import (
+from pee.engine.compile.graph import compile_plan
+from pee.engine.compile.learning import (
     REAL,
     SIMULATED,
     Learned,
@@ -20,8 +20,9 @@ from engine.learning import (
     samples_from_report,
     summarise,
 )
-from engine.plan import loads_plan as parse_plan
-from runtime.duration_store import DurationStore
+from pee.engine.language.errors import PlanValidationError
+from pee.engine.language.plan import loads_plan as parse_plan
+from pee.runtime.duration_store import DurationStore
 from tests.conftest import starter
 
 # a ‖ b, then c reads both. The plan thinks b is the long one (3 s vs 1 s); group g waits 5 s
@@ -179,7 +180,7 @@ def test_a_real_run_teaches_the_next_one(cli_env: dict[str, str], tmp_path: Path
     assert 0 == second.returncode, second.stdout + second.stderr
     report = json.loads((tmp_path / "second.json").read_text())
     group = report["groups"]["both"]
-    from runtime.progress import offset_s
+    from pee.runtime.progress import offset_s
     deadline = offset_s(report, group["deadline_at"]) - offset_s(report, group["started_at"])
     assert deadline == pytest.approx(both["timeout_s"], abs=0.05)
     # learning a run twice counts it once; learn works on any finished run

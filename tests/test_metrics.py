@@ -1,12 +1,13 @@
-"""engine/metrics.py and engine/trace_spans.py: the seed's metrics and the run's spans, computed
-from a run report (a constructed one here; tests/test_telemetry.py uses real runs)."""
+"""src/pee/engine/report/metrics.py and src/pee/engine/report/trace_spans.py: the seed's metrics and
+the run's spans, computed from a run report (a constructed one here; tests/test_telemetry.py uses
+real runs)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from engine.metrics import DEFINITIONS, MetricPoint, cache_status, run_metrics
-from engine.trace_spans import parse_time, run_spans
+from pee.engine.report.metrics import DEFINITIONS, MetricPoint, cache_status, run_metrics
+from pee.engine.report.trace_spans import parse_time, run_spans
 
 T0 = "2026-12-01T10:00:00.000+00:00"
 

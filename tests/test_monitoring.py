@@ -1,6 +1,6 @@
 """Resource monitoring: usage percentages, threshold alerts once per crossing, samples summarised
-per sampling_interval (engine.monitoring), and a queue building past queue_depth in a real run
-raising a warning in the report."""
+per sampling_interval (pee.engine.rules.monitoring), and a queue building past queue_depth in a real
+run raising a warning in the report."""
 
 from __future__ import annotations
 
@@ -9,7 +9,14 @@ from typing import Any
 
 import pytest
 
-from engine.monitoring import Monitor, Sample, Settings, Thresholds, take_sample, usage_percent
+from pee.engine.rules.monitoring import (
+    Monitor,
+    Sample,
+    Settings,
+    Thresholds,
+    take_sample,
+    usage_percent,
+)
 from tests.conftest import TemporalHarness, compiled_plan, group, sim
 from tests.test_workflow_resources import needing, pool, with_pool
 

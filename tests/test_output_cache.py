@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from activities.output_cache import MISS, OutputCache
-from activities.snapshot_cache import SnapshotCache
-from engine.cache_key import cache_key
+from pee.activities.output_cache import MISS, OutputCache
+from pee.activities.snapshot_cache import SnapshotCache
+from pee.engine.rules.cache_key import cache_key
 from tests.conftest import sim
 
 

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from runtime.outputs import MAX_NAME_BYTES, document_filename, write_outputs
+from pee.runtime.outputs import MAX_NAME_BYTES, document_filename, write_outputs
 from tests.conftest import PROJECT_ROOT, starter
 
 # pm (pretend) -> writer (plain template) and prd (built-in BMAD template), in parallel

@@ -17,11 +17,11 @@ from hypothesis import strategies as st
 from hypothesis.control import currently_in_test_context
 from pydantic import BaseModel
 
-from engine import render
-from engine.compiled import CompiledPlan
-from engine.errors import PlanError
-from engine.graph import compile_plan
-from engine.models import (
+from pee.engine.compile import render
+from pee.engine.compile.graph import compile_plan
+from pee.engine.compiled import CompiledPlan
+from pee.engine.language.errors import PlanError
+from pee.engine.language.models import (
     AGENT_KINDS,
     AgentSpec,
     CrossValidation,
@@ -31,9 +31,9 @@ from engine.models import (
     StepAgent,
     SynchronizationStrategy,
 )
-from engine.plan import SECTION_MODELS, Plan, build_plan, loads_plan
-from engine.units import parse_duration, parse_size, parse_units
-from engine.yamlsrc import SourceMap, load_yaml
+from pee.engine.language.plan import SECTION_MODELS, Plan, build_plan, loads_plan
+from pee.engine.language.units import parse_duration, parse_size, parse_units
+from pee.engine.language.yamlsrc import SourceMap, load_yaml
 
 FUZZ = settings(
     max_examples=400,

@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
-from activities import prefetch
-from activities.artifacts import ArtifactStore
-from engine.graph import compile_plan
-from engine.plan import loads_plan
-from engine.prefetch import next_groups, references, template_agents
+from pee.activities import prefetch
+from pee.activities.artifacts import ArtifactStore
+from pee.engine.compile.graph import compile_plan
+from pee.engine.language.plan import loads_plan
+from pee.engine.rules.prefetch import next_groups, references, template_agents
 from tests.conftest import TemporalHarness, group, sim
 
 NOTES = "field notes " * 400  # ~4.8 KB: above the plan's 1 KB large_value_threshold
@@ -100,8 +100,8 @@ def test_the_next_groups_prefetched_template_and_value_are_used(
 def report_doc(temporal: TemporalHarness, report: dict) -> str:
     """writer.doc from the closed run's context (itself large: an artifact written after the
     deletion)."""
-    from runtime.worker import build_worker
-    from workflows.plan_workflow import PlanWorkflow
+    from pee.runtime.worker import build_worker
+    from pee.workflows.plan_workflow import PlanWorkflow
 
     async def go() -> str:
         handle = temporal.client.get_workflow_handle(report["workflow_id"],

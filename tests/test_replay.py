@@ -17,10 +17,10 @@ from temporalio.client import WorkflowHistory
 from temporalio.converter import DataConverter
 from temporalio.worker import Replayer
 
-from runtime.codec import Lz4Codec, data_converter
+from pee.runtime.codec import Lz4Codec, data_converter
+from pee.workflows.plan_workflow import PlanWorkflow
+from pee.workflows.resource_pool import ResourcePoolWorkflow
 from tests.histories.record import SCENARIOS, Scenario, expected, outcome
-from workflows.plan_workflow import PlanWorkflow
-from workflows.resource_pool import ResourcePoolWorkflow
 
 HISTORIES = Path(__file__).resolve().parent / "histories"
 

@@ -1,4 +1,4 @@
-"""Run-report arithmetic (engine.report): dependencies, actual critical path, efficiency."""
+"""Run-report arithmetic (pee.engine.dag): dependencies, actual critical path, efficiency."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from engine.report import (
+from pee.engine.dag import (
     actual_critical_path,
     agent_dependencies,
     iso_at,

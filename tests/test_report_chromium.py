@@ -19,10 +19,10 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from engine.compiled import CompiledPlan
-from engine.report import agent_dependencies
-from runtime.report_html import STATUS_COLOURS, render_html
-from runtime.report_mermaid import render_mermaid
+from pee.engine.compiled import CompiledPlan
+from pee.engine.dag import agent_dependencies
+from pee.runtime.report_html import STATUS_COLOURS, render_html
+from pee.runtime.report_mermaid import render_mermaid
 from tests.chromium import (
     ARTIFACTS,
     dump_dom,

@@ -1,5 +1,5 @@
-"""The visual run report: runtime.report_html (one self-contained HTML page) and
-runtime.report_mermaid (a Mermaid gantt), on a hand-built report, a real run with a partial
+"""The visual run report: pee.runtime.report_html (one self-contained HTML page) and
+pee.runtime.report_mermaid (a Mermaid gantt), on a hand-built report, a real run with a partial
 barrier, and through `starter.py report --format html|mermaid`.
 
 The checks here are structural (html.parser, balanced tags, the expected elements and classes);
@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from runtime.report_agent_dag import critical_edges, depths
-from runtime.report_html import CHART_W, render_html
-from runtime.report_mermaid import render_mermaid
+from pee.runtime.report_agent_dag import critical_edges, depths
+from pee.runtime.report_html import CHART_W, render_html
+from pee.runtime.report_mermaid import render_mermaid
 from tests.conftest import TemporalHarness, compiled_plan, group, sim, starter
 
 VOID = {"meta", "br", "hr", "img", "input", "link", "col", "area", "base", "source", "wbr"}

@@ -1,5 +1,5 @@
-"""Built-in role agents (activities/roles.py): deterministic, structured, small, and derived from
-their inputs, so downstream documents reflect upstream ones."""
+"""Built-in role agents (src/pee/activities/roles.py): deterministic, structured, small, and derived
+from their inputs, so downstream documents reflect upstream ones."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from activities import roles
-from engine.compiled import CompiledAgent
-from engine.graph import compile_plan
-from engine.plan import load_plan
+from pee.activities import roles
+from pee.engine.compile.graph import compile_plan
+from pee.engine.compiled import CompiledAgent
+from pee.engine.language.plan import load_plan
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_PLANS = ["plans/seed.yaml", "plans/bmad-greenfield.yaml"]
@@ -44,8 +44,9 @@ def run_chain(path: str, inputs: dict[str, Any] | None = None) -> dict[str, Any]
 
 
 def test_the_built_in_roles_are_the_ones_the_plan_language_knows() -> None:
-    """engine.models.BUILTIN_ROLES (kind "role") and the implemented roles are the same set."""
-    from engine.models import BUILTIN_ROLES
+    """pee.engine.language.models.BUILTIN_ROLES (kind "role") and the implemented roles are the same
+    set."""
+    from pee.engine.language.models import BUILTIN_ROLES
 
     assert sorted(BUILTIN_ROLES) == sorted(roles.ROLES)
 

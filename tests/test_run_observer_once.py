@@ -7,7 +7,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from runtime.run_observer import RunObserver
+from pee.runtime.run_observer import RunObserver
 
 REPORT = {"workflow_id": "w", "run_id": "r", "plan": "p", "status": "cancelled", "error": None,
           "started_at": "2025-01-01T00:00:00+00:00", "finished_at": "2025-01-01T00:00:01+00:00",

@@ -8,10 +8,10 @@ import io
 
 import pytest
 
-from cli.common import parse_assignment, positive_float
-from runtime.connection import is_local_default, split_address
-from runtime.progress import ProgressPrinter, format_event, format_summary
-from runtime.runner import choose_time_scale
+from pee.cli.common import parse_assignment, positive_float
+from pee.runtime.connection import is_local_default, split_address
+from pee.runtime.progress import ProgressPrinter, format_event, format_summary
+from pee.runtime.runner import choose_time_scale
 from tests.conftest import compiled_plan, group, sim
 
 REPORT = {

@@ -1,4 +1,4 @@
-"""The template sandbox root is the engine's, never the plan's (engine/sandbox.py).
+"""The template sandbox root is the engine's, never the plan's (src/pee/engine/language/sandbox.py).
 
 Issue 19: a plan could set `settings: {plan_dir: /}` on a template agent, and compile kept it
 (`setdefault`), so `template: /etc/passwd` rendered into the outputs and the history. Now a plan
@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from activities.types import AgentTask
-from engine import errors
-from engine.graph import compile_plan
-from engine.plan import load_plan
+from pee.activities.types import AgentTask
+from pee.engine.compile.graph import compile_plan
+from pee.engine.language import errors
+from pee.engine.language.plan import load_plan
 from tests.conftest import PROJECT_ROOT
 from tests.test_activities import failure
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.scheduler import Admission, Pool, Request
+from pee.engine.rules.scheduler import Admission, Pool, Request
 
 
 def req(agent_id: str, cpu: float = 10, memory: float = 10, priority: int = 7,

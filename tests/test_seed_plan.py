@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.graph import compile_plan
-from engine.plan import load_plan
+from pee.engine.compile.graph import compile_plan
+from pee.engine.language.plan import load_plan
 
 SEED = Path(__file__).parent.parent / "plans" / "seed.yaml"
 

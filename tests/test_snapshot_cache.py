@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from activities.snapshot_cache import MISSING, SnapshotCache
+from pee.activities.snapshot_cache import MISSING, SnapshotCache
 
 
 def put(cache: SnapshotCache, key: str, values: dict, **fields) -> object:

@@ -24,12 +24,15 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Replayer
 
-from runtime import devserver, telemetry
-from runtime.codec import data_converter
-from runtime.connection import connect
-from runtime.devserver import free_port
-from runtime.run_observer import RunObserver
-from runtime.worker import build_worker
+from pee.runtime import devserver, telemetry
+from pee.runtime.codec import data_converter
+from pee.runtime.connection import connect
+from pee.runtime.devserver import free_port
+from pee.runtime.run_observer import RunObserver
+from pee.runtime.worker import build_worker
+from pee.workflows import search
+from pee.workflows.plan_workflow import PlanWorkflow
+from pee.workflows.types import PlanRunInput
 from tests.conftest import (
     NO_RETRY,
     PROJECT_ROOT,
@@ -39,9 +42,6 @@ from tests.conftest import (
     sim,
     starter,
 )
-from workflows import search
-from workflows.plan_workflow import PlanWorkflow
-from workflows.types import PlanRunInput
 
 
 def small_plan(name: str, slow_s: float = 0.3) -> Any:
@@ -341,8 +341,9 @@ def test_a_plain_run_sets_no_search_attribute(temporal: TemporalHarness) -> None
 
 def test_the_dev_server_registers_the_search_attributes(tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    """The embedded server's command line registers exactly workflows/search.py's attributes,
-    and the server is started without our OTEL_* variables (it would read them itself)."""
+    """The embedded server's command line registers exactly src/pee/workflows/search.py's
+    attributes, and the server is started without our OTEL_* variables (it would read them
+    itself)."""
     assert search.REGISTRATION == devserver.SEARCH_ATTRIBUTES
     cmd = devserver.server_command(tmp_path / "db", ip="127.0.0.1", port=1, ui_port=None)
     pairs = [cmd[i + 1] for i, arg in enumerate(cmd) if arg == "--search-attribute"]

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime.devserver import find_temporal_binary
+from pee.runtime.devserver import find_temporal_binary
 from tests.conftest import PROJECT_ROOT, cli_env, starter  # noqa: F401  (the module's server)
 
 THRESHOLD = "300"

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from runtime.connection import (
+from pee.runtime.connection import (
     ConnectionConfigError,
     ConnectionFlags,
     resolve_settings,
 )
-from runtime.devserver import DevServer, free_port
+from pee.runtime.devserver import DevServer, free_port
 from tests.conftest import PROJECT_ROOT
 from tests.tls_support import Pki, TlsProxy, make_pki
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from engine.errors import DurationError, ResourceLevelError, SizeError
-from engine.units import LEVEL_UNITS, Duration, parse_duration, parse_size, parse_units
+from pee.engine.language.errors import DurationError, ResourceLevelError, SizeError
+from pee.engine.language.units import LEVEL_UNITS, Duration, parse_duration, parse_size, parse_units
 
 
 @pytest.mark.parametrize(

@@ -17,15 +17,15 @@ from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
-from engine.bottleneck import format_bottlenecks
-from runtime.devserver import find_temporal_binary
-from runtime.progress import format_summary
+from pee.engine.report.bottleneck import format_bottlenecks
+from pee.runtime.devserver import find_temporal_binary
+from pee.runtime.progress import format_summary
+from pee.workflows import search
+from pee.workflows.plan_workflow import PlanWorkflow
+from pee.workflows.resolution import MalformedResolution, parse_resolution
+from pee.workflows.types import ResolveConflict
 from tests.conftest import TemporalHarness
 from tests.test_workflow_context import blocked, platform_plan, resolution, until
-from workflows import search
-from workflows.plan_workflow import PlanWorkflow
-from workflows.resolution import MalformedResolution, parse_resolution
-from workflows.types import ResolveConflict
 
 Handle = WorkflowHandle[Any, Any]
 

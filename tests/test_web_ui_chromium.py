@@ -27,8 +27,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from runtime.codec import ENCODING
-from runtime.devserver import find_temporal_binary
+from pee.runtime.codec import ENCODING
+from pee.runtime.devserver import find_temporal_binary
 from tests.chromium import ARTIFACTS, FLAGS, chromium
 from tests.conftest import PROJECT_ROOT, cli_env, starter  # noqa: F401  (the module's server)
 

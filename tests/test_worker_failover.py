@@ -12,9 +12,9 @@ from typing import Any
 from temporalio.api.enums.v1 import EventType, PendingActivityState
 from temporalio.client import WorkflowHandle
 
+from pee.workflows.plan_workflow import PlanWorkflow
+from pee.workflows.types import PlanRunInput
 from tests.conftest import PROJECT_ROOT, TemporalHarness, compiled_plan, group, sim
-from workflows.plan_workflow import PlanWorkflow
-from workflows.types import PlanRunInput
 
 AGENT_S = 4.0
 

@@ -11,8 +11,8 @@ import pytest
 from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import ResourceBasedSlotSupplier
 
-import worker
-from runtime.worker import ResourceTargets, build_worker
+from pee.cli import worker_command as worker
+from pee.runtime.worker import ResourceTargets, build_worker
 from tests.conftest import TemporalHarness, compiled_plan, group, sim
 
 
@@ -116,9 +116,9 @@ def test_an_agent_with_its_own_task_queue_runs_on_that_queues_worker(
 def test_plan_task_queues_route_agents_by_kind() -> None:
     """Top-level task_queues gives a queue per agent kind; an agent's own task_queue wins; an
     unknown kind is a validation error with a suggestion."""
-    from engine.errors import PlanValidationError
-    from engine.graph import compile_plan
-    from engine.plan import loads_plan
+    from pee.engine.compile.graph import compile_plan
+    from pee.engine.language.errors import PlanValidationError
+    from pee.engine.language.plan import loads_plan
 
     plan = compile_plan(loads_plan(
         "name: q\n"

@@ -12,7 +12,8 @@ import pytest
 from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ApplicationError
 
-from engine.compiled import CompiledGroup
+from pee.engine.compiled import CompiledGroup
+from pee.workflows.plan_workflow import PlanWorkflow
 from tests.conftest import (
     NO_RETRY,
     TemporalHarness,
@@ -23,7 +24,6 @@ from tests.conftest import (
     group_report,
     sim,
 )
-from workflows.plan_workflow import PlanWorkflow
 
 
 def tuned(base: CompiledGroup, **attrs: Any) -> CompiledGroup:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import uuid
 
-from engine.graph import compile_plan
-from engine.plan import loads_plan
+from pee.engine.compile.graph import compile_plan
+from pee.engine.language.plan import loads_plan
 from tests.conftest import TemporalHarness
 
 PLAN = """
@@ -103,7 +103,7 @@ def test_snapshots_follow_the_plans_context_snapshot_cache_settings(
 def test_cache_counters_report_every_level_and_the_bytes_saved() -> None:
     """Counters from workflow and workers add up per level; bytes saved is the sum of the
     agent output and snapshot savings."""
-    from engine.cache_stats import CacheCounters
+    from pee.engine.report.cache_stats import CacheCounters
 
     counters = CacheCounters()
     counters.add({"template_render": {"hits": 1, "misses": 0}, "prefetch": {"hits": 2}})

@@ -21,10 +21,14 @@ from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
-from engine.compiled import CompiledAgent, CompiledPlan
-from engine.context import ContextPolicy, VersionedContext
-from engine.graph import compile_plan
-from engine.plan import load_plan
+from pee.engine.compile.graph import compile_plan
+from pee.engine.compiled import CompiledAgent, CompiledPlan
+from pee.engine.language.plan import load_plan
+from pee.engine.rules.context import ContextPolicy, VersionedContext
+from pee.workflows.locks import READ, WRITE, ContextLimits, ContextLockTimeout
+from pee.workflows.plan_workflow import PlanWorkflow
+from pee.workflows.state import AgentState, GroupState, RunState, current_details
+from pee.workflows.types import ResolveConflict
 from tests.conftest import (
     TemporalHarness,
     agent_report,
@@ -34,10 +38,6 @@ from tests.conftest import (
     group_report,
     sim,
 )
-from workflows.locks import READ, WRITE, ContextLimits, ContextLockTimeout
-from workflows.plan_workflow import PlanWorkflow
-from workflows.state import AgentState, GroupState, RunState, current_details
-from workflows.types import ResolveConflict
 
 ROOT = Path(__file__).resolve().parent.parent
 Handle = WorkflowHandle[Any, Any]

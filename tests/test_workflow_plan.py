@@ -15,6 +15,7 @@ import pytest
 from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ApplicationError, CancelledError
 
+from pee.workflows.plan_workflow import PlanWorkflow
 from tests.conftest import (
     NO_RETRY,
     TemporalHarness,
@@ -25,7 +26,6 @@ from tests.conftest import (
     group_report,
     sim,
 )
-from workflows.plan_workflow import PlanWorkflow
 
 
 async def wait_until_running(handle: WorkflowHandle[Any, Any], agent_id: str) -> dict[str, Any]:

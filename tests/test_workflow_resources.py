@@ -11,7 +11,7 @@ import pytest
 from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 
-from engine.compiled import CompiledAgent, CompiledPlan
+from pee.engine.compiled import CompiledAgent, CompiledPlan
 from tests.conftest import TemporalHarness, compiled_plan, group, sim
 
 

@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 from temporalio.client import WorkflowFailureError
 
-from activities.snapshot_cache import SnapshotCache
-from runtime.inspect import report_from_failure
-from runtime.resume import ResumeError, last_snapshot, load_resume, resume_input
+from pee.activities.snapshot_cache import SnapshotCache
+from pee.runtime.inspect import report_from_failure
+from pee.runtime.resume import ResumeError, last_snapshot, load_resume, resume_input
+from pee.workflows.plan_workflow import PlanWorkflow, rerun_groups
+from pee.workflows.types import ResumeFrom
 from tests.conftest import NO_RETRY, TemporalHarness, compiled_plan, group, sim
-from workflows.plan_workflow import PlanWorkflow, rerun_groups
-from workflows.types import ResumeFrom
 
 
 def plan(name: str, broken: bool) -> Any:
@@ -90,7 +90,7 @@ def report_context(temporal: TemporalHarness, report: dict) -> dict:
     async def go():
         handle = temporal.client.get_workflow_handle(report["workflow_id"],
                                                      run_id=report["run_id"])
-        from runtime.worker import build_worker
+        from pee.runtime.worker import build_worker
         description = await handle.describe()
         async with build_worker(temporal.client, description.task_queue, activities=False):
             return await handle.query(PlanWorkflow.context)
@@ -130,10 +130,10 @@ def test_resume_input_takes_the_passed_groups_and_refuses_an_unknown_group() -> 
 
 def test_run_options_build_an_unfilled_resume() -> None:
     """`run PLAN --resume-from W --from-group G` puts W and G in the input; the starter fills
-    the rest (runtime.runner)."""
+    the rest (pee.runtime.runner)."""
     import argparse
 
-    from cli.run_commands import build_run_input, register
+    from pee.cli.run_commands import build_run_input, register
 
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers())

@@ -15,15 +15,15 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 from temporalio.worker import Replayer
 
-from engine.compiled import CompiledPlan
-from runtime.codec import data_converter
-from runtime.worker import build_worker
+from pee.activities.pool_types import PoolCapacity, PoolInput, pool_workflow_id
+from pee.engine.compiled import CompiledPlan
+from pee.runtime.codec import data_converter
+from pee.runtime.worker import build_worker
+from pee.workflows.plan_workflow import PlanWorkflow
+from pee.workflows.resource_pool import ResourcePoolWorkflow
+from pee.workflows.types import PlanRunInput
 from tests.conftest import NO_RETRY, TemporalHarness, compiled_plan, group, sim
 from tests.test_workflow_resources import needing, pool, with_pool
-from workflows.plan_workflow import PlanWorkflow
-from workflows.pool_types import PoolCapacity, PoolInput, pool_workflow_id
-from workflows.resource_pool import ResourcePoolWorkflow
-from workflows.types import PlanRunInput
 
 
 def shared_plan(name: str, pool_name: str, agents: int, duration_s: float, *, cpu: float = 40,

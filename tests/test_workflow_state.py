@@ -1,11 +1,11 @@
-"""The workflow's recorded state as text (workflows.state): the Web UI's current details."""
+"""The workflow's recorded state as text (pee.workflows.state): the Web UI's current details."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from pee.workflows.state import AgentState, Alert, Decision, GroupState, RunState, current_details
 from tests.conftest import compiled_plan, group, sim
-from workflows.state import AgentState, Alert, Decision, GroupState, RunState, current_details
 
 
 def test_current_details_show_running_groups_last_decision_and_alerts() -> None:

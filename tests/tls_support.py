@@ -26,8 +26,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from runtime.connection import split_address
-from runtime.devserver import free_port
+from pee.runtime.connection import split_address
+from pee.runtime.devserver import free_port
 
 
 @dataclass(frozen=True)

@@ -31,15 +31,15 @@ from temporalio.client import (
 )
 from temporalio.testing import WorkflowEnvironment
 
-from engine.compiled import CompiledGroup, CompiledPlan, RetrySpec
-from runtime.codec import data_converter
-from runtime.devserver import find_temporal_binary
-from runtime.exit import run_entry
-from runtime.worker import build_worker
+from pee.engine.compiled import CompiledGroup, CompiledPlan, RetrySpec
+from pee.runtime.codec import data_converter
+from pee.runtime.devserver import find_temporal_binary
+from pee.runtime.exit import run_entry
+from pee.runtime.worker import build_worker
+from pee.workflows import search
+from pee.workflows.plan_workflow import PlanWorkflow
+from pee.workflows.types import BatchSpec, PlanRunInput, ResolveConflict
 from tests.conftest import compiled_plan, group, sim
-from workflows import search
-from workflows.plan_workflow import PlanWorkflow
-from workflows.types import BatchSpec, PlanRunInput, ResolveConflict
 
 HERE = Path(__file__).resolve().parent
 NO_RETRY = RetrySpec(max_attempts=1, initial_interval_s=0.1)
@@ -142,9 +142,9 @@ def cache_levels() -> CompiledPlan:
 
 
 def adaptive_throttle() -> CompiledPlan:
-    """adaptive: true with adjust_parallel_group_sizes (engine.adaptive): one group of four on a
-    pool of two; `slow` (2 s) is over the 1.6 s response_time threshold while `long` runs, so
-    the group drops to one agent at a time and q1, q2 wait for long."""
+    """adaptive: true with adjust_parallel_group_sizes (pee.engine.rules.adaptive): one group of
+    four on a pool of two; `slow` (2 s) is over the 1.6 s response_time threshold while `long` runs,
+    so the group drops to one agent at a time and q1, q2 wait for long."""
     agents = [sim("slow", "g", 2.0), sim("long", "g", 3.0), sim("q1", "g", 0.5),
               sim("q2", "g", 0.5)]
     for agent in agents:
@@ -177,8 +177,8 @@ def adaptive_actions(actions: list[str], agents: list[Any], groups: list[Compile
 
 
 def adaptive_timeout() -> CompiledPlan:
-    """modify_timeout_values (engine.adaptive): `slow` (2 s, role `model`) is 1 s over the 1 s
-    threshold, so g's 2.5 s deadline moves to 3.5 s and `steady` (3 s) makes it; `later` (role
+    """modify_timeout_values (pee.engine.rules.adaptive): `slow` (2 s, role `model`) is 1 s over the
+    1 s threshold, so g's 2.5 s deadline moves to 3.5 s and `steady` (3 s) makes it; `later` (role
     `model` too, 1.5 s) gets 1.2 + 1 s in `next`. Without the action both would time out."""
     agents = [sim("slow", "g", 2.0), sim("steady", "g", 3.0, defaults={"out": "default"}),
               sim("later", "next", 1.5, defaults={"out": "default"})]
@@ -407,5 +407,5 @@ async def main(names: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    # leave without the bridge's crash at interpreter exit (see runtime/exit.py)
+    # leave without the bridge's crash at interpreter exit (see src/pee/runtime/exit.py)
     run_entry(lambda: asyncio.run(main(sys.argv[1:])))

@@ -23,15 +23,15 @@ from typing import Any
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from engine.compiled import CompiledPlan
-from runtime.codec import data_converter
-from runtime.devserver import find_temporal_binary
-from runtime.exit import run_entry
-from runtime.inspect import run_histories
-from runtime.worker import build_worker
+from pee.engine.compiled import CompiledPlan
+from pee.runtime.codec import data_converter
+from pee.runtime.devserver import find_temporal_binary
+from pee.runtime.exit import run_entry
+from pee.runtime.inspect import run_histories
+from pee.runtime.worker import build_worker
+from pee.workflows.plan_workflow import PlanWorkflow
+from pee.workflows.types import PlanRunInput, ResolveConflict
 from tests.conftest import compiled_plan, group, sim
-from workflows.plan_workflow import PlanWorkflow
-from workflows.types import PlanRunInput, ResolveConflict
 
 HERE = Path(__file__).resolve().parent / "continued"
 CONTINUE_AFTER = 30
@@ -107,5 +107,5 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    # leave without the bridge's crash at interpreter exit (see runtime/exit.py)
+    # leave without the bridge's crash at interpreter exit (see src/pee/runtime/exit.py)
     run_entry(lambda: asyncio.run(main()))

@@ -10,8 +10,9 @@ behind it, `hold` is terminated, the pool reclaims its lease and `wait` runs. Wr
   signals, grants, the reclaim, continue-as-new; run `tail` keeps the pool busy until then);
 - shared_run.json: run `wait` (the ensure activity, lease signals out, a grant in).
 
-Re-record after a change to workflows/resource_pool.py or workflows/pool_lease.py that changes
-the commands they issue (tests/test_replay.py then fails on the old files, which is the point).
+Re-record after a change to src/pee/workflows/resource_pool.py or src/pee/workflows/pool_lease.py
+that changes the commands they issue (tests/test_replay.py then fails on the old files, which is the
+point).
 """
 
 from __future__ import annotations
@@ -24,15 +25,15 @@ from typing import Any
 from temporalio.client import Client, WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 
-from runtime.codec import data_converter
-from runtime.devserver import find_temporal_binary
-from runtime.exit import run_entry
-from runtime.worker import build_worker
+from pee.activities.pool_types import PoolCapacity, PoolInput, pool_workflow_id
+from pee.runtime.codec import data_converter
+from pee.runtime.devserver import find_temporal_binary
+from pee.runtime.exit import run_entry
+from pee.runtime.worker import build_worker
+from pee.workflows.plan_workflow import PlanWorkflow
+from pee.workflows.resource_pool import ResourcePoolWorkflow
+from pee.workflows.types import PlanRunInput
 from tests.conftest import compiled_plan, group, sim
-from workflows.plan_workflow import PlanWorkflow
-from workflows.pool_types import PoolCapacity, PoolInput, pool_workflow_id
-from workflows.resource_pool import ResourcePoolWorkflow
-from workflows.types import PlanRunInput
 
 HERE = Path(__file__).resolve().parent / "pool"
 POOL = "recorded"

@@ -1,0 +1,362 @@
+"""Agents, a part of PlanWorkflow: from ready to ended. An agent is queued for resource
+admission (or blocked on a conflict first), admitted by the one admitter task, takes its
+context snapshot, is looked up in the agent output cache when the plan opts in, runs its
+`run_agent` activity (or, in batch mode, through src/pee/workflows/batcher.py), commits its result
+and gives its units back; plus the timeouts, heartbeats, progress windows and retry policies its
+activity gets.
+
+`AgentRuns` is mixed into PlanWorkflow (src/pee/workflows/plan_workflow.py) and works on its state:
+``_plan``, ``_run``, ``_agents``, ``_ctx``, ``_input``, ``_scale``, ``_batcher``, ``_levels``,
+``_adapt``, ``_throttle``, ``_remaining``, ``_order``, ``_cache_keys``, ``_released``,
+``_submitted`` and its recorders; the context side is src/pee/workflows/plan_context.py. It lives
+apart so each module keeps one job; the commands it issues are exactly those it issued inside
+PlanWorkflow (tests/test_replay.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from pee.activities.agents import lookup_cached_output, run_agent
+    from pee.activities.types import AgentResult, AgentTask, CacheLookup
+    from pee.engine.compiled import CompiledAgent, CompiledGroup, RetrySpec
+    from pee.engine.rules.cache_key import cache_key
+    from pee.engine.rules.monitoring import take_sample
+    from pee.engine.rules.scheduler import Request
+    from pee.workflows import pool_lease
+    from pee.workflows.agent_batch import AgentCall
+    from pee.workflows.agent_outcome import AgentOutcome, outcome_from_error
+    from pee.workflows.floors import (
+        MIN_ACTIVITY_TIMEOUT_S,
+        MIN_HEARTBEAT_TIMEOUT_S,
+        MIN_RETRY_INTERVAL_S,
+    )
+    from pee.workflows.locks import READ, WRITE, ContextLockTimeout
+
+# progress signals: every signal is a history event, so not more often than this (real seconds)
+MIN_PROGRESS_INTERVAL_S = 0.5
+MAX_PROGRESS_INTERVAL_S = 10.0
+DEFAULT_PROGRESS_WINDOW_S = 30.0
+
+
+class AgentRuns:
+    def _launch(
+        self, agent: CompiledAgent, group: CompiledGroup, *, fallback: bool
+    ) -> asyncio.Task[None]:
+        # mark the agent queued (or blocked) now, not when the task first runs; the caller then
+        # admits what fits, so the barrier never sees a started agent as pending
+        state = self._agents[agent.id]
+        state.critical = False
+        blocking = self._ctx.open_conflicts(agent.inputs)
+        if blocking:
+            state.status = "blocked"
+            state.blocked_on = [c.id for c in blocking]
+            state.blocked_since_s = self._elapsed()
+            self._event("agent_blocked", agent.id)
+        else:
+            self._queue(agent)
+        return asyncio.create_task(self._run_agent(agent, group, fallback))
+
+    def _queue(self, agent: CompiledAgent) -> None:
+        """Ready: ask admission for the agent's units (started by `_admit` when they fit)."""
+        state = self._agents[agent.id]
+        now = self._elapsed()
+        state.status = "queued"
+        state.queued_since_s = now
+        self._run.admission.submit(Request(
+            agent.id, float(agent.cpu), float(agent.memory), int(agent.priority),
+            self._remaining.get(agent.id, 0.0), self._order[agent.id], now,
+            planned=float(agent.admission_rank)))
+
+    def _admit(self, submitted: list[str] | None = None) -> None:
+        """Start every queued agent that fits now, best first; `submitted` agents that must
+        wait get an agent_queued event."""
+        now = self._elapsed()
+        if self._throttle is not None:
+            self._throttle.apply(self._run.admission, {a.id: a.group for a in self._plan.agents},
+                                 now, lambda a: self._agents[a].status == "queued")
+        for agent_id in self._run.admission.admit(now):
+            state = self._agents[agent_id]
+            if state.queued_since_s is not None:
+                state.queue_wait_s = round(state.queue_wait_s + now - state.queued_since_s, 3)
+                state.queued_since_s = None
+            self._mark_running(self._plan.agent(agent_id))
+        for agent_id in submitted or []:
+            if self._agents[agent_id].status == "queued":
+                self._event("agent_queued", agent_id)
+        self._sample()
+
+    def _admit_soon(self, submitted: list[str]) -> None:
+        """Admit `submitted` (just queued) now with an unlimited pool, where nobody competes;
+        with a limited one leave it to the admitter, so agents of groups that became ready in
+        the same activation compete on rank, not on which group task happened to run first."""
+        if not self._run.admission.pool.limited:
+            self._admit(submitted)
+            return
+        self._submitted += submitted
+        self._released = True
+
+    async def _admitter(self) -> None:
+        """Hand out released units once everything else of the activation has run: agents that
+        are being cancelled together have left the queue by then, and every group that became
+        ready has queued its agents."""
+        while True:
+            await workflow.wait_condition(lambda: self._released)
+            self._released = False
+            submitted, self._submitted = self._submitted, []
+            self._admit(submitted)
+
+    def _sample(self, response_time_s: float | None = None, agent_id: str | None = None) -> None:
+        """Observe the admission state after it changed (monitoring is event-driven: no timers,
+        no history events); a metric going over its alert threshold raises a warning."""
+        admission = self._run.admission
+        sample = take_sample(
+            self._elapsed(), cpu_in_use=admission.cpu_in_use, cpu_capacity=admission.pool.cpu,
+            memory_in_use=admission.memory_in_use, memory_capacity=admission.pool.memory,
+            queue_depth=len(admission.waiting), response_time=response_time_s, agent=agent_id)
+        for alert in self._run.monitor.observe(sample):
+            group = self._plan.agent(alert.agent).group if alert.agent else ""
+            self._alert(group, "warning", alert.message)
+
+    def _mark_running(self, agent: CompiledAgent) -> None:
+        state = self._agents[agent.id]
+        now = self._elapsed()
+        state.status = "running"
+        state.started_s = now if state.started_s is None else state.started_s
+        state.run_started_s = now
+        state.earlier_attempts = state.attempts
+        state.last_progress_s = None
+        state.progress = None
+        self._event("agent_started", agent.id)
+
+    async def _run_agent(self, agent: CompiledAgent, group: CompiledGroup, fallback: bool) -> None:
+        state = self._agents[agent.id]
+        try:
+            if state.status == "blocked":
+                await self._until_unblocked(agent)
+                self._queue(agent)
+                self._admit([agent.id])
+            if state.status == "queued":
+                await workflow.wait_condition(lambda: state.status != "queued")
+            async with self._context_slot(READ, agent.id):
+                inputs, missing, versions = self._snapshot(agent)
+            state.missing_inputs = missing
+            state.snapshot = versions
+            key = self._cache_key(agent, inputs)
+            result = await self._cached(agent, key) if key is not None and not fallback else None
+            cached = result is not None
+            if result is None:
+                result = await self._execute(agent, group, inputs, missing, versions, fallback,
+                                             key)
+            if result is None:
+                return
+            self._levels.count(result)
+            async with self._context_slot(WRITE, agent.id):
+                self._commit(agent, result)
+        except asyncio.CancelledError:
+            self._end_agent(agent.id, "cancelled")
+            raise
+        except ContextLockTimeout as err:
+            state.error = f"ContextLockTimeout: {err}"
+            self._end_agent(agent.id, "failed")
+            return
+        except ApplicationError as err:
+            # a conflict timeout with policy fail: the group passes it on to the run
+            state.error = f"{err.type}: {err.message}"
+            self._end_agent(agent.id, "failed")
+            raise
+        state.cached = cached
+        self._end_agent(agent.id, "succeeded")
+
+    # --- agent output cache -------------------------------------------------------------
+    # Consulted only when the plan opts in to cross-run reuse (agent_output_cache.ttl in
+    # seconds): with the default session_lifetime nothing could ever hit in a fresh run, and a
+    # plain run keeps issuing exactly the commands it always did. An adaptive plan listing
+    # enable_aggressive_caching looks up from the start and stores across runs once it is on.
+
+    def _cache_level(self) -> dict[str, Any]:
+        """The plan's agent_output_cache settings; empty when caching is switched off."""
+        caching = self._plan.caching or {}
+        if caching.get("enabled", True) is False:
+            return {}
+        return (caching.get("cache_levels") or {}).get("agent_output_cache") or {}
+
+    def _plan_cache_ttl_s(self) -> float | None:
+        ttl = self._cache_level().get("ttl")
+        return float(ttl) if isinstance(ttl, int | float) else None
+
+    def _cache_ttl_s(self) -> float | None:
+        """The plan's cross-run TTL, else enable_aggressive_caching's once it is on (None:
+        this run only)."""
+        plan_ttl = self._plan_cache_ttl_s()
+        return plan_ttl if plan_ttl is not None else self._adapt.cache_store_ttl_s()
+
+    def _cache_size_limit(self) -> int | None:
+        limit = self._cache_level().get("size_limit")
+        return int(limit) if isinstance(limit, int | float) else None
+
+    def _cache_key(self, agent: CompiledAgent, inputs: dict[str, Any]) -> str | None:
+        if self._cache_ttl_s() is None and not self._adapt.looks_up_cache:
+            return None
+        upstream = [self._cache_keys[d] for d in agent.depends_on if d in self._cache_keys]
+        key = cache_key(agent, inputs, upstream)
+        self._cache_keys[agent.id] = key
+        return key
+
+    async def _cached(self, agent: CompiledAgent, key: str) -> AgentResult | None:
+        found = await workflow.execute_local_activity(
+            lookup_cached_output, CacheLookup(key, workflow.info().run_id),
+            start_to_close_timeout=timedelta(seconds=10),
+            summary=f"cache lookup for agent {agent.id}",
+        )
+        self._run.cache_hits += found is not None
+        self._run.cache_misses += found is None
+        if found is None:
+            return None
+        return AgentResult(agent.id, dict(found.get("outputs") or {}),
+                           dict(found.get("writes") or {}), attempt=0)
+
+    async def _execute(
+        self,
+        agent: CompiledAgent,
+        group: CompiledGroup,
+        inputs: dict[str, Any],
+        missing: list[str],
+        versions: dict[str, int],
+        fallback: bool,
+        key: str | None = None,
+    ) -> AgentResult | None:
+        """Run the agent's activity; None when it failed or was cancelled (state recorded)."""
+        state = self._agents[agent.id]
+        info = workflow.info()
+        threshold = (self._plan.context or {}).get("large_value_threshold")
+        task = AgentTask(
+            agent=agent,
+            inputs=inputs,
+            missing_inputs=missing,
+            snapshot_versions=versions,
+            group=group.id,
+            run_id=info.run_id,
+            workflow_id=info.workflow_id,
+            time_scale=self._scale,
+            simulate_s=agent.estimated_s * self._scale if self._input.simulate else None,
+            # batch mode: no progress signals (each would be a history event; see batcher.py)
+            progress_interval_s=self._progress_interval_s() if self._batcher is None else 0.0,
+            large_value_threshold=int(threshold) if isinstance(threshold, int | float) else None,
+            cache_key=key,
+            cache_ttl_s=self._cache_ttl_s() if key is not None else None,
+            cache_size_limit=self._cache_size_limit() if key is not None else None,
+            plan_name=self._plan.name,
+        )
+        timeout = timedelta(
+            seconds=max(
+                MIN_ACTIVITY_TIMEOUT_S,
+                (agent.timeout_s or self._plan.default_agent_timeout_s) * self._scale,
+            )
+        )
+        how = "sequential fallback" if fallback else f"group {group.id}"
+        # a new id for the fallback run: a fresh activity with fresh attempts
+        activity_id = f"{agent.id}#fallback" if fallback else agent.id
+        heartbeat = timedelta(seconds=self._heartbeat_timeout_s())
+        summary = f"agent {agent.id} ({agent.role}), {how}"
+        if self._batcher is not None:
+            outcome = await self._batcher.run(AgentCall.of(
+                task, activity_id, timeout, heartbeat, self._retry_policy(agent.retry), summary))
+        else:
+            try:
+                outcome = AgentOutcome(agent.id, result=await workflow.execute_activity(
+                    run_agent,
+                    task,
+                    task_queue=agent.task_queue,
+                    activity_id=activity_id,
+                    # the timeout bounds the whole execution, retries included
+                    schedule_to_close_timeout=timeout,
+                    start_to_close_timeout=timeout,
+                    heartbeat_timeout=heartbeat,
+                    retry_policy=self._retry_policy(agent.retry),
+                    summary=summary,
+                ))
+            except ActivityError as err:
+                outcome = outcome_from_error(agent.id, err, agent.retry)
+        result = outcome.result
+        if outcome.cancelled:
+            self._end_agent(agent.id, "cancelled")
+            return None
+        if result is None:
+            state.error = outcome.error
+            state.attempts = state.earlier_attempts + max(
+                outcome.attempts or 1, state.attempts - state.earlier_attempts
+            )
+            state.critical = outcome.critical
+            self._end_agent(agent.id, "timed_out" if outcome.timed_out else "failed")
+            return None
+        state.attempts = state.earlier_attempts + result.attempt
+        state.attempt_s, state.io_wait_s = result.elapsed_s, result.io_wait_s
+        state.error = None
+        state.progress = 1.0
+        return result
+
+    def _end_agent(self, agent_id: str, status: str) -> None:
+        state = self._agents[agent_id]
+        now = self._elapsed()
+        if state.run_started_s is not None:
+            state.busy_s = round(state.busy_s + now - state.run_started_s, 3)
+            state.run_started_s = None
+        self._unblock(agent_id)
+        if state.queued_since_s is not None:
+            # cancelled while queued
+            state.queue_wait_s = round(state.queue_wait_s + now - state.queued_since_s, 3)
+            state.queued_since_s = None
+        admission = self._run.admission
+        if (agent_id in admission.running or any(r.agent_id == agent_id for r in admission.waiting)
+                or pool_lease.holds(admission, agent_id)):
+            admission.release(agent_id, now)
+            self._released = True
+        state.status = status
+        state.ended_s = now
+        self._event(f"agent_{status}", agent_id)
+        ran = state.run_started_s is None and state.started_s is not None
+        self._sample(state.duration_s(now) if ran else None, agent_id)
+        if ran:
+            self._adapt.after_agent(agent_id, state.duration_s(now) or 0.0)
+
+    def _heartbeat_timeout_s(self) -> float:
+        if self._input.heartbeat_timeout_s is not None:
+            return max(MIN_HEARTBEAT_TIMEOUT_S, self._input.heartbeat_timeout_s)
+        # 10 s at real time, down to 2 s when scaled: cancellation reaches an agent only
+        # through a heartbeat, and the SDK sends them at most every 0.8 x this timeout
+        return max(2.0, min(10.0, 10.0 * self._scale))
+
+    def _plan_progress_window_s(self) -> float:
+        handling = self._plan.barrier.get("timeout_handling")
+        raw = handling.get("progress_window") if isinstance(handling, dict) else None
+        seconds = float(raw) if isinstance(raw, (int, float)) else DEFAULT_PROGRESS_WINDOW_S
+        return seconds * self._scale
+
+    def _progress_interval_s(self) -> float:
+        # three signals per window, within bounds that keep the history small
+        return min(MAX_PROGRESS_INTERVAL_S,
+                   max(MIN_PROGRESS_INTERVAL_S, self._plan_progress_window_s() / 3))
+
+    def _progress_window_s(self) -> float:
+        # a scaled-down window must still span a few signals, or no agent ever looks alive
+        return max(self._plan_progress_window_s(), 3 * self._progress_interval_s())
+
+    def _retry_policy(self, spec: RetrySpec) -> RetryPolicy:
+        initial = max(MIN_RETRY_INTERVAL_S, spec.initial_interval_s * self._scale)
+        maximum = None
+        if spec.maximum_interval_s is not None:
+            maximum = timedelta(seconds=max(initial, spec.maximum_interval_s * self._scale))
+        return RetryPolicy(
+            initial_interval=timedelta(seconds=initial),
+            backoff_coefficient=max(1.0, spec.backoff_coefficient),
+            maximum_interval=maximum,
+            maximum_attempts=max(0, spec.max_attempts),
+            non_retryable_error_types=list(spec.non_retryable),
+        )

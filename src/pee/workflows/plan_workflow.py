@@ -1,0 +1,914 @@
+"""PlanWorkflow: runs a CompiledPlan's groups eagerly on their DAG, each agent as one activity.
+
+A group starts the moment every group it depends on has passed its barrier, never level by level.
+A parallel group starts all its agents together; a sequential one runs them in list order. The
+smart barrier (pee.engine.rules.barrier) judges the group when it starts, whenever an agent finishes
+and at the deadline; the workflow carries out what it decides: wait, extend the deadline, cancel and
+fill defaults, or cancel and re-run the group's unfinished agents one at a time.
+
+"Making progress" means the workflow received an `agent_progress` signal recently: heartbeats are
+throttled by the SDK and invisible to workflow code, so agents report progress by signal too.
+
+Context (pee.engine.rules.context): plan and run inputs, agents' outputs ("agent.output", their own
+keys) and shared keys live in a VersionedContext. An agent gets a snapshot of its inputs, optional
+inputs and shared writes when it starts (values in AgentTask.inputs, the version vector in
+AgentTask.snapshot_versions, so both are in history); later writes never change what it sees. Its
+shared writes commit against the snapshot's versions: identical, fast-forward, merged, or an open
+conflict (the current value stays: first writer wins, with a chance for a better merge); writes to
+a key another agent owns are rejected with a critical alert or open an ownership conflict
+(context_conflicts.ownership_violation). After a group's barrier the plan's consistency rules
+that involve its keys are checked; a violation is a conflict too.
+
+Conflicts block only what must wait: an agent whose blocking inputs include a key with an open
+conflict is "blocked" (it does not start) until a person resolves the conflict (the
+`resolve_conflict` update, validated, or the signal of the same name) or conflict_timeout x
+time_scale after the conflict opened, when timeout_policy applies (keep_current, keep_incoming,
+or fail the run). Everything else carries on. Rules chosen here:
+
+- Deadline pause: a group's deadline stands still while at least one of its agents is blocked;
+  when none is blocked any more, the deadline moves later by exactly the time it stood still
+  (GroupState.paused_s, the report's `paused_s`). A person deciding never expires a barrier;
+  agents of the group that are running keep their own activity timeouts.
+- Open conflicts at the end: the run does not wait for a conflict nobody is blocked on; it ends
+  with the current value, the conflict still open in the report and a warning alert.
+- Context store limits (src/pee/workflows/locks.py): snapshots take a reader slot and commits a
+writer
+  slot; both are instantaneous in workflow code, so today nobody ever waits and
+  context_lock_wait_s is 0; a wait (bounded by lock_timeout, then the agent fails) appears only if
+  a holder ever awaits while holding its slot.
+
+Resources (pee.engine.rules.scheduler.Admission, one per run, built from CompiledPlan.resources: CPU
+and memory units, concurrent_agent_limit, cpu_oversubscription, memory_strict; a hand-built plan
+without a resource_pool gets an unlimited one). An agent whose group has reached it is ready: it
+is submitted ("queued") and starts only when admitted, best first by priority (aged one level per
+AGING_S x time_scale of waiting), then the longest remaining path (pee.engine.rules.scheduler.
+remaining_paths over the agent-level DAG and estimated_s), then plan order; an agent that does not
+fit is passed over by smaller ones until it has waited RESERVE_AFTER_S x time_scale, then it holds
+a reservation. Sequential groups and fallback re-runs queue the same way; an agent blocked on a
+conflict queues once unblocked. Units come back when the agent finishes, fails, times out or is
+cancelled; freed units are handed out by one admitter task once the activation has settled, so
+agents being cancelled together never start each other. Rules chosen here:
+
+- Queue time counts against the group deadline (resources are shared: waiting for them is part
+  of the group's time, unlike waiting for a person on a conflict); a queued agent is "pending" to
+  the barrier, never "making progress", so at the deadline it is cancelled (skipped) like any
+  agent that has not started.
+- A conflict opened while an agent is queued does not block it (it was checked when it became
+  ready); its snapshot is still taken when it starts.
+
+Determinism: lists and insertion-ordered dicts only (no set iteration), workflow.now() for time,
+workflow.wait with float timeouts, ApplicationError for every failure the run should end with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from typing import Any
+
+from temporalio import workflow
+from temporalio.exceptions import (
+    ApplicationError,
+    is_cancelled_exception,
+)
+
+with workflow.unsafe.imports_passed_through():
+    from pee.activities import simulate
+    from pee.activities.pool_types import GRANT_SIGNAL, PoolGrant
+    from pee.activities.types import AgentProgress
+    from pee.engine.compiled import CompiledGroup, CompiledPlan
+    from pee.engine.dag import agent_dependencies, iso_at
+    from pee.engine.rules import barrier
+    from pee.engine.rules import context as ctx
+    from pee.engine.rules.context import ContextPolicy, ResolutionError, VersionedContext
+    from pee.engine.rules.monitoring import Monitor, Settings
+    from pee.engine.rules.scheduler import Admission, Pool, Request, remaining_paths
+    from pee.engine.rules.time_limits import time_scale_problems
+    from pee.workflows import pool_lease
+    from pee.workflows.adaptation import Adaptation
+    from pee.workflows.agent_batch import OUTCOMES_SIGNAL
+    from pee.workflows.agent_outcome import (
+        AgentOutcome,
+    )
+    from pee.workflows.batcher import Batcher
+    from pee.workflows.cache_levels import CacheLevels
+    from pee.workflows.carry import (
+        AdaptiveRules,
+        CarriedRun,
+        capture,
+        decode,
+        groups_to_run,
+        restore,
+        restore_admission,
+    )
+    from pee.workflows.continuation import Continuation, continue_as_new
+    from pee.workflows.deadline_timer import DeadlineClock
+    from pee.workflows.locks import ContextLimits
+    from pee.workflows.resolution import MalformedResolution, parse_resolution, rejected_row
+    from pee.workflows.search import RunSearchAttributes
+    from pee.workflows.state import (
+        AgentState,
+        Alert,
+        Decision,
+        GroupState,
+        RunState,
+        build_report,
+        conflict_report,
+        current_details,
+    )
+    from pee.workflows.types import PlanRunInput
+
+# PlanWorkflow's parts, imported in the sandbox like this module (not passed through): the
+# modules they pass through then join the sandbox's sys.modules, where the payload converter
+# resolves the type hints of what their activities return (CrossValidationResult.validations)
+from pee.workflows.plan_agents import AgentRuns  # noqa: E402
+from pee.workflows.plan_context import ContextConflicts  # noqa: E402
+from pee.workflows.plan_validation import CrossValidation  # noqa: E402
+
+# admission bounds at time_scale 1 (seconds): a waiting agent gains one priority level per
+# AGING_S, and after RESERVE_AFTER_S nothing ranked below it overtakes it any more
+AGING_S = 60.0
+RESERVE_AFTER_S = 120.0
+
+# batch-mode barriers treat running agents as alive (PlanWorkflow._agent_views)
+LIVENESS_PATCH = "batch-liveness-by-heartbeat"
+
+# a hand-made input whose durations x time scale no run can wait for fails the run with the
+# reason (it used to raise OverflowError on every workflow task); valid inputs never ask
+TIME_LIMITS_PATCH = "durations-within-limits"
+
+# group states that let dependants start
+PASSED = ("succeeded", "partial")
+DEFAULT_CONFLICT_TIMEOUT_S = 3600.0
+
+
+@workflow.defn
+class PlanWorkflow(AgentRuns, ContextConflicts, CrossValidation):
+    """The plan run; its agents (src/pee/workflows/plan_agents.py), context and conflict handling
+    (src/pee/workflows/plan_context.py) and cross-validation (src/pee/workflows/plan_validation.py)
+    are mixed in from their own modules."""
+
+    @workflow.init
+    def __init__(self, input: PlanRunInput) -> None:
+        self._input = input
+        self._plan = input.plan
+        self._scale = float(input.time_scale)
+        settings = self._plan.context or {}
+        self._run = RunState(
+            plan=self._plan,
+            started=workflow.now(),
+            time_scale=self._scale,
+            agents={agent.id: AgentState() for agent in self._plan.agents},
+            groups={group.id: GroupState() for group in self._plan.groups},
+            # "agent.output" keys, plan inputs and shared keys, every write a version
+            context=VersionedContext(context_policy(self._plan)),
+            conflict_timeout_s=max(0.0, float(settings.get("conflict_timeout",
+                                                           DEFAULT_CONFLICT_TIMEOUT_S))
+                                   * self._scale),
+            limits=ContextLimits.from_resources(self._plan.resources, self._scale),
+        )
+        self._agents = self._run.agents
+        self._groups = self._run.groups
+        self._ctx = self._run.context
+        # context snapshots after barriers, prefetching, worker-side cache counters
+        self._levels = CacheLevels(self._plan, self._run)
+        # batch mode (src/pee/workflows/batcher.py): agents run in AgentBatchWorkflow children
+        # a carried run no run wrote (a hand-made input) fails the run at its start, in run()
+        carried, self._invalid_carried = self._decode_carried(input)
+        self._carried = carried
+        self._batcher = (Batcher(input.batch, carried.batch_children if carried else 0,
+                                 carried.batch_largest if carried else 0)
+                         if input.batch is not None else None)
+        self._details_due = False
+        # batch mode: group deadlines share one timer (src/pee/workflows/deadline_timer.py)
+        self._clock = DeadlineClock(self._elapsed) if self._batcher is not None else None
+        if self._batcher is not None:
+            # per-group snapshot and prefetch commands would grow the history with the plan
+            self._levels.per_group = False
+        # batch mode: running agents count as making progress (see _agent_views); patched, as
+        # it changes the barrier decisions of batch runs recorded before it
+        self._liveness_by_heartbeat = (self._batcher is not None
+                                       and workflow.patched(LIVENESS_PATCH))
+        # agents that never heartbeat (simulate `heartbeat: false`), found once: every barrier
+        # decision of a batch run looks them up
+        self._silent = frozenset(
+            a.id for a in self._plan.agents
+            if a.kind == "simulate" and not simulate.parse_settings(a).heartbeat
+        ) if self._liveness_by_heartbeat else frozenset()
+        # agent id -> its output cache key, so downstream keys carry their lineage
+        self._cache_keys: dict[str, str] = {}
+        self._timeout_policy = str(settings.get("timeout_policy", "keep_current"))
+        self._run.admission = Admission(
+            Pool.from_resources(self._plan.resources),
+            aging_s=max(1e-3, AGING_S * self._scale),
+            reserve_after_s=RESERVE_AFTER_S * self._scale,
+            fifo=input.admission == "fifo",
+        )
+        self._run.monitor = Monitor(Settings.from_resources(self._plan.resources, self._scale))
+        # adaptive: true + the seed's adaptive_resource_allocation actions: slow agents lower
+        # their group's concurrency, move deadlines, raise the CPU to hand out, switch on
+        # cross-run caching (pee.engine.rules.adaptive); every rule None for every other plan
+        self._adapt = Adaptation.from_plan(
+            self._plan, self._run, self._scale, self._plan_cache_ttl_s(),
+            (self._plan.caching or {}).get("enabled", True) is not False,
+            self._event, self._alert, self._elapsed)
+        self._throttle = self._adapt.throttle
+        self._remaining = remaining_paths(
+            [agent.id for agent in self._plan.agents],
+            agent_dependencies(self._plan.agents, self._plan.groups),
+            {agent.id: agent.expected_s for agent in self._plan.agents},
+        )
+        self._order = {agent.id: index for index, agent in enumerate(self._plan.agents)}
+        # set when units came back: the admitter hands them out once the activation settles
+        self._released = False
+        # queued since the admitter last ran (their agent_queued events are due then)
+        self._submitted: list[str] = []
+        # bumped by every resolution and timeout: blocked agents wait for it to change
+        self._conflict_changes = 0
+        # non-blocking cross-validations: off the critical path, awaited before the run ends
+        self._validations: list[asyncio.Task[None]] = []
+        # PeePlan/PeeStatus/PeeGroup for the Web UI list, only when the server has them
+        self._search = RunSearchAttributes(input.search_attributes)
+        # continue-as-new (src/pee/workflows/continuation.py): drain, then hand the run on
+        self._continuation = Continuation(input.continue_as_new_after)
+        if carried is not None:
+            # a continuation: the run so far, inputs and resumed groups included, is carried
+            try:
+                restore(self._run, carried)
+            except ValueError as err:
+                self._invalid_carried = str(err)
+            self._cache_keys = dict(carried.cache_keys)
+            rules = carried.adaptive
+            self._adapt.throttle, self._adapt.timeouts = rules.throttle, rules.timeouts
+            self._adapt.cpu, self._adapt.caching = rules.cpu, rules.caching
+            self._throttle = self._adapt.throttle
+            self._todo = groups_to_run(self._run)
+            return
+        at = self._at()
+        for key, value in self._plan.inputs.items():
+            self._ctx.put(key, value, "plan", at, origin="input")
+        for key, value in input.inputs.items():
+            self._ctx.put(key, value, "run", at, origin="input")
+        # groups reused from an earlier run: passed before the run starts, agents never run
+        resumed = self._resume(input) if input.resume is not None else []
+        self._todo = [group.id for group in self._plan.groups if group.id not in resumed]
+
+    @workflow.run
+    async def run(self, input: PlanRunInput) -> dict[str, Any]:
+        if self._invalid_carried is not None:
+            # only a hand-made input gets here: say so rather than fail a task forever
+            raise ApplicationError(self._invalid_carried, type="InvalidCarriedRun",
+                                   non_retryable=True)
+        too_long = time_scale_problems(self._plan, self._scale, input.heartbeat_timeout_s)
+        # only an input `run`/`compile` would have refused reaches this: the marker goes only
+        # into such runs' histories, so every other run issues the commands it always did
+        if too_long and workflow.patched(TIME_LIMITS_PATCH):
+            raise ApplicationError("cannot run this input: " + "; ".join(too_long),
+                                   type="DurationOutOfRange", non_retryable=True)
+        waiting = [group for group in self._plan.groups if group.id in self._todo]
+        running: dict[str, asyncio.Task[None]] = {}
+        self._details()
+        admitter = asyncio.create_task(self._admitter())
+        if self._batcher is not None:
+            self._details_due = True
+            self._batcher.on_close(asyncio.create_task(self._details_writer()))
+            assert self._clock is not None
+            self._batcher.on_close(self._clock)
+        try:
+            # a shared pool (resource_pool.shared): lease from its workflow instead
+            self._run.admission = await pool_lease.connect(self._run.admission,
+                                                           self._plan.resources)
+            if self._carried is not None:
+                restore_admission(self._run.admission, self._carried.admission,
+                                  shared=pool_lease.shared_pool(self._plan.resources) is not None)
+            self._check_plan()
+            while waiting or running:
+                if self._continuation.draining:
+                    if not running:
+                        break
+                else:
+                    for group in list(waiting):
+                        if all(self._groups[dep].status in PASSED for dep in group.depends_on):
+                            waiting.remove(group)
+                            running[group.id] = asyncio.create_task(self._run_group(group))
+                if not running:
+                    stuck = [group.id for group in waiting]
+                    raise ApplicationError(
+                        f"groups {stuck} can never start: their dependencies never pass",
+                        type="PlanDeadlock",
+                        non_retryable=True,
+                    )
+                await workflow.wait(list(running.values()), return_when=asyncio.FIRST_COMPLETED)
+                for group_id in list(running):
+                    if running[group_id].done():
+                        # re-raises a failed group's ApplicationError
+                        running.pop(group_id).result()
+                        self._continuation.group_ended()
+                if not self._continuation.draining and self._continuation.should_drain(
+                        len(waiting)):
+                    self._event("draining_for_continue_as_new", workflow.info().run_id)
+            if self._validations:
+                await workflow.wait(list(self._validations))
+                for task in self._validations:
+                    task.result()
+        except (Exception, asyncio.CancelledError) as err:
+            await self._cancel(list(running.values()) + self._validations)
+            admitter.cancel()
+            if self._batcher is not None:
+                self._batcher.close()
+            # the snapshots of groups that passed are what a resume of this run reuses
+            await self._levels.settle()
+            for group in waiting:
+                self._groups[group.id].status = "cancelled"
+                for agent_id in group.agents:
+                    self._agents[agent_id].status = "cancelled"
+            await pool_lease.close(self._run.admission)
+            cancelled = is_cancelled_exception(err)
+            message = err.message if isinstance(err, ApplicationError) else str(err)
+            self._finish("cancelled" if cancelled else "failed", message)
+            if isinstance(err, ApplicationError):
+                # the report travels with the failure so the starter can still print it
+                raise ApplicationError(
+                    err.message, self._report(), type=err.type, non_retryable=True
+                ) from None
+            raise
+        admitter.cancel()
+        if self._batcher is not None:
+            self._batcher.close()
+        await pool_lease.close(self._run.admission)
+        await self._levels.settle()
+        if waiting:
+            # drained (src/pee/workflows/continuation.py): the rest of the plan runs in a new run
+            await self._continue_as_new()
+        self._warn_open_conflicts()
+        self._finish("completed")
+        return self._report()
+
+    @staticmethod
+    def _decode_carried(input: PlanRunInput) -> tuple[CarriedRun | None, str | None]:
+        """The carried run, or why PlanRunInput.carried is not one."""
+        if input.carried is None:
+            return None, None
+        try:
+            return decode(input.carried), None
+        except ValueError as err:
+            return None, str(err)
+
+    async def _continue_as_new(self) -> None:
+        info = workflow.info()
+        self._event("continued_as_new", info.run_id)
+        workflow.logger.info("continuing as new after %d groups: %s",
+                             self._continuation.groups_ended, self._continuation.reason)
+        adapt = self._adapt
+        carried = capture(
+            self._run, info.run_id, self._cache_keys,
+            AdaptiveRules(adapt.throttle, adapt.timeouts, adapt.cpu, adapt.caching),
+            self._batcher.children if self._batcher is not None else 0,
+            self._batcher.largest if self._batcher is not None else 0)
+        self._details(now=True)
+        await continue_as_new(self._input, carried)
+
+    # --- queries and signals --------------------------------------------------------------
+
+    @workflow.query
+    def status(self) -> dict[str, Any]:
+        """The run report so far (the same shape as the workflow result)."""
+        return self._report()
+
+    @workflow.query
+    def plan(self) -> dict[str, Any]:
+        return self._plan.to_dict()
+
+    @workflow.query
+    def context(self) -> dict[str, Any]:
+        """The current context: "agent.output" keys, plan inputs and shared keys."""
+        return self._ctx.values()
+
+    @workflow.query
+    def context_history(self, key: str) -> list[dict[str, Any]]:
+        """Every version of `key`, oldest first: version, value_hash, writer, base_version, at,
+        origin. Values are left out (they can be large); `context` has the current one."""
+        return self._ctx.history_dicts(key)
+
+    @workflow.query
+    def conflicts(self) -> list[dict[str, Any]]:
+        """Every conflict, open and closed (see pee.workflows.state.conflict_report): resolve one
+        with expected_version = its current_version."""
+        return [conflict_report(self._run, c) for c in self._ctx.conflicts]
+
+    @workflow.update(name="resolve_conflict")
+    def resolve_conflict(self, *payloads: Any) -> dict[str, Any]:
+        """Resolve an open conflict; returns the resolved conflict. Takes any payload (see
+        src/pee/workflows/resolution.py): a malformed one is recorded and refused, never retried."""
+        try:
+            request = parse_resolution(payloads)
+        except MalformedResolution as err:
+            reason = f"malformed resolve_conflict update: {err}"
+            self._reject_resolution(payloads, reason)
+            raise ApplicationError(reason, type="MalformedResolution",
+                                   non_retryable=True) from None
+        try:
+            conflict = self._resolve(request)
+        except ResolutionError as err:
+            # another update resolved it between this one's validation and now
+            raise ApplicationError(str(err), type="InvalidResolution",
+                                   non_retryable=True) from None
+        return conflict_report(self._run, conflict)
+
+    @resolve_conflict.validator
+    def validate_resolve_conflict(self, *payloads: Any) -> None:
+        # a refusal here leaves no trace in history; the caller gets the message
+        try:
+            request = parse_resolution(payloads)
+        except MalformedResolution:
+            # let the handler refuse it: a validator may change nothing, and a malformed
+            # payload (a hand-typed command) belongs in the report's rejected_resolutions
+            return
+        try:
+            self._ctx.validate_resolution(request.conflict_id, request.choice,
+                                          request.expected_version, request.value is not None)
+        except ResolutionError as err:
+            # resending the same resolution cannot help: say so (the CLI prints retryable)
+            raise ApplicationError(str(err), type="InvalidResolution",
+                                   non_retryable=True) from None
+
+    @workflow.signal(name=GRANT_SIGNAL)
+    def pool_grant(self, grant: PoolGrant) -> None:
+        """A shared pool granted leases (src/pee/workflows/pool_lease.py): the admitter starts
+        them."""
+        admission = self._run.admission
+        if isinstance(admission, pool_lease.LeasedAdmission) and admission.accept(grant):
+            self._released = True
+
+    @workflow.signal(name="resolve_conflict")
+    def resolve_conflict_signal(self, *payloads: Any) -> None:
+        """Fire-and-forget resolution: an invalid or malformed one is logged and reported,
+        never fatal, never dropped."""
+        try:
+            request = parse_resolution(payloads)
+        except MalformedResolution as err:
+            self._reject_resolution(payloads, f"malformed resolve_conflict signal: {err}")
+            return
+        try:
+            self._resolve(request)
+        except ResolutionError as err:
+            workflow.logger.warning("resolve_conflict signal rejected: %s", err)
+            self._run.rejected_resolutions.append({
+                "at": self._at(), "conflict_id": request.conflict_id, "choice": request.choice,
+                "by": request.by, "reason": str(err),
+            })
+            self._details()
+
+    def _reject_resolution(self, payloads: tuple[Any, ...], reason: str) -> None:
+        workflow.logger.warning("%s", reason)
+        self._run.rejected_resolutions.append(rejected_row(payloads, self._at(), reason))
+        self._details()
+
+    @workflow.signal(name=OUTCOMES_SIGNAL)
+    def agent_outcomes(self, outcomes: list[AgentOutcome]) -> None:
+        """Batch mode: agents an AgentBatchWorkflow child has finished before its chunk did."""
+        if self._batcher is not None:
+            self._batcher.deliver(outcomes)
+
+    @workflow.signal(name="agent_progress")
+    def agent_progress(self, progress: AgentProgress) -> None:
+        """A working agent says it is alive; the barrier's extension rule reads the time."""
+        state = self._agents.get(progress.agent_id)
+        if state is None or state.status != "running":
+            # late signal from a finished or cancelled run: nothing to record
+            return
+        state.last_progress_s = self._elapsed()
+        if progress.fraction is not None:
+            state.progress = max(0.0, min(1.0, float(progress.fraction)))
+        state.attempts = max(state.attempts, state.earlier_attempts + int(progress.attempt))
+
+    # --- resume -------------------------------------------------------------------------
+
+    def _resume(self, input: PlanRunInput) -> list[str]:
+        """Mark the earlier run's passed groups succeeded (resumed) and load its context values;
+        returns the ids of the resumed groups. Issues no command: it runs in __init__."""
+        resume = input.resume
+        assert resume is not None
+        self._run.resumed_from = resume.workflow_id
+        self._levels.resumed(resume.snapshot_key)
+        rerun = rerun_groups(self._plan.groups, resume.from_group)
+        passed = set(resume.passed_groups)
+        resumed = [g.id for g in self._plan.groups if g.id in passed and g.id not in rerun]
+        # an agent's own keys are "agent.output": those of groups that run again are left out
+        fresh = [a.id for a in self._plan.agents if a.group not in resumed]
+        at = self._at()
+        for key in sorted(resume.context):
+            if key.split(".", 1)[0] in fresh and "." in key:
+                continue
+            if key in self._plan.inputs or key in input.inputs:
+                # this run's inputs win over the earlier run's
+                continue
+            self._ctx.put(key, resume.context[key], "resume", at, origin="resume")
+        for group_id in resumed:
+            state = self._groups[group_id]
+            state.status = "succeeded"
+            state.decision = "resumed"
+            state.reason = f"passed in run {resume.workflow_id}"
+            state.resumed = True
+            for agent_id in self._plan.group(group_id).agents:
+                agent = self._agents[agent_id]
+                agent.status = "succeeded"
+                agent.resumed = True
+                agent.outputs = [name for name in self._plan.agent(agent_id).outputs
+                                 if f"{agent_id}.{name}" in resume.context]
+            self._run.events.append({"seq": len(self._run.events) + 1, "at_s": 0.0,
+                                     "event": "group_resumed", "id": group_id})
+        return resumed
+
+    # --- groups -------------------------------------------------------------------------
+
+    async def _run_group(self, group: CompiledGroup) -> None:
+        state = self._groups[group.id]
+        state.status = "running"
+        state.started_s = self._elapsed()
+        timeout = self._group_timeout(group)
+        state.deadline_s = None if timeout is None else round(state.started_s + timeout, 3)
+        self._event("group_started", group.id)
+        self._levels.prefetch(group, self._ctx)
+        tasks: dict[str, asyncio.Task[None]] = {}
+        # batch mode: (deadline, its DeadlineClock future) while the group waits for one
+        deadline: tuple[float, asyncio.Future[None]] | None = None
+        try:
+            deadline_passed = False
+            while True:
+                now = self._elapsed()
+                self._pause_deadline(group, now)
+                if deadline_passed and state.deadline_s is not None:
+                    # the timer fired: the deadline has passed whatever the clock rounding says
+                    now = max(now, state.deadline_s)
+                if state.deadline_s is None or now < state.deadline_s:
+                    self._start_agents(group, tasks)
+                    # an agent that has just been found blocked stops the clock from now on
+                    self._pause_deadline(group, now)
+                decision = barrier.decide(self._barrier_view(group, now))
+                if decision.action == barrier.WAIT:
+                    live = [task for task in tasks.values() if not task.done()]
+                    if not live:
+                        raise ApplicationError(
+                            f"group '{group.id}': barrier waits but no agent is running",
+                            type="InternalError",
+                            non_retryable=True,
+                        )
+                    remaining = None
+                    unpaused: asyncio.Task[None] | None = None
+                    if state.paused_since_s is not None:
+                        # no deadline while paused; wake when no agent is blocked any more
+                        unpaused = asyncio.create_task(workflow.wait_condition(
+                            lambda: not self._group_blocked(group)))
+                        live.append(unpaused)
+                    elif state.deadline_s is not None:
+                        remaining = max(0.0, state.deadline_s - now)
+                        if self._clock is not None:
+                            # batch mode: the run-wide deadline clock, not a timer per wake-up
+                            if deadline is None or deadline[0] != state.deadline_s:
+                                if deadline is not None:
+                                    deadline[1].cancel()
+                                deadline = (state.deadline_s,
+                                            self._clock.until(state.deadline_s))
+                            live.append(deadline[1])  # type: ignore[arg-type]
+                            remaining = None
+                    done, _ = await workflow.wait(
+                        live, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
+                    )
+                    if unpaused is not None and not unpaused.done():
+                        unpaused.cancel()
+                    await self._raise_agent_failure(group, tasks)
+                    deadline_passed = (not done if self._clock is None
+                                       else deadline is not None and deadline[1].done())
+                    continue
+                self._record(group, decision)
+                if decision.action != barrier.EXTEND_TIMEOUT:
+                    break
+                state.extensions += 1
+                state.deadline_s = decision.new_deadline_s
+                deadline_passed = False
+            if deadline is not None:
+                deadline[1].cancel()
+            await self._apply(group, decision, tasks)
+            self._check_consistency(group)
+            if state.status in PASSED:
+                self._levels.snapshot(group.id, self._ctx, self._elapsed())
+            if len(group.cross_validation) >= 2 and state.status in PASSED:
+                if group.cross_validation_blocking:
+                    await self._cross_validate(group)
+                else:
+                    self._validations.append(asyncio.create_task(self._cross_validate(group)))
+        except asyncio.CancelledError:
+            if deadline is not None:
+                deadline[1].cancel()
+            # another group failed or the run was cancelled: take our agents down with us
+            await self._cancel(list(tasks.values()))
+            for agent_id in group.agents:
+                if self._agents[agent_id].status in ("pending", "blocked", "queued", "running"):
+                    self._agents[agent_id].status = "cancelled"
+            self._end_group(group, "cancelled")
+            raise
+
+    def _start_agents(self, group: CompiledGroup, tasks: dict[str, asyncio.Task[None]]) -> None:
+        if group.parallel:
+            todo = [agent_id for agent_id in group.agents if agent_id not in tasks]
+        else:
+            # one at a time, in list order: the next starts when the previous has finished
+            if any(not task.done() for task in tasks.values()):
+                return
+            todo = [agent_id for agent_id in group.agents if agent_id not in tasks][:1]
+        for agent_id in todo:
+            tasks[agent_id] = self._launch(self._plan.agent(agent_id), group, fallback=False)
+        # all of them submitted first, so the best goes first, not the first declared
+        self._admit_soon(todo)
+
+    def _group_blocked(self, group: CompiledGroup) -> bool:
+        return any(self._agents[a].status == "blocked" for a in group.agents)
+
+    def _pause_deadline(self, group: CompiledGroup, now_s: float) -> None:
+        """Stop the group's clock while one of its agents is blocked on a conflict; when none is,
+        move the deadline later by the time it stood still."""
+        state = self._groups[group.id]
+        blocked = self._group_blocked(group)
+        if blocked and state.paused_since_s is None:
+            state.paused_since_s = now_s
+        elif not blocked and state.paused_since_s is not None:
+            pause = max(0.0, now_s - state.paused_since_s)
+            state.paused_s = round(state.paused_s + pause, 3)
+            if state.deadline_s is not None:
+                state.deadline_s = round(state.deadline_s + pause, 3)
+            state.paused_since_s = None
+
+    async def _raise_agent_failure(
+        self, group: CompiledGroup, tasks: dict[str, asyncio.Task[None]]
+    ) -> None:
+        """An agent task that raised (a conflict timeout with policy fail) fails the group and
+        the run: cancel the group's other agents and pass the ApplicationError on."""
+        for task in tasks.values():
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                await self._cancel(list(tasks.values()))
+                for agent_id in group.agents:
+                    if self._agents[agent_id].status in ("pending", "blocked", "queued", "running"):
+                        self._agents[agent_id].status = "cancelled"
+                self._end_group(group, "failed")
+                raise task.exception()  # type: ignore[misc]
+
+    def _barrier_view(self, group: CompiledGroup, now_s: float) -> barrier.BarrierView:
+        state = self._groups[group.id]
+        return barrier.BarrierView(
+            group=group.id,
+            agents=list(group.agents),
+            states=self._agent_views(group, now_s),
+            now_s=now_s,
+            # while paused the deadline moves with the clock, so it is never reached
+            deadline_s=state.deadline_at(now_s),
+            extensions_used=state.extensions,
+            max_extensions=group.max_extensions,
+            extension_s=group.extension_s * self._scale,
+            progress_window_s=self._progress_window_s(),
+            criteria=group.success_criteria.kind,
+            count=group.success_criteria.count,
+            quality_impact=group.quality_impact,
+            partial_failure_handling=group.partial_failure_handling,
+            liveness_by_heartbeat=self._liveness_by_heartbeat,
+        )
+
+    def _agent_views(self, group: CompiledGroup, now_s: float) -> dict[str, barrier.AgentView]:
+        views = {a: self._agents[a].barrier_view() for a in group.agents}
+        if not self._liveness_by_heartbeat:
+            return views
+        # batch mode: no progress signals reach this workflow (each would be a history event),
+        # but an agent still running is one whose activity heartbeats in time (or the server
+        # would have timed it out): it counts as seen now, except a silent one (no heartbeats)
+        return {a: replace(view, last_progress_s=now_s)
+                if view.status == barrier.RUNNING and a not in self._silent else view
+                for a, view in views.items()}
+
+    def _record(self, group: CompiledGroup, decision: barrier.BarrierDecision) -> None:
+        state = self._groups[group.id]
+        if decision.action in (barrier.FALLBACK_SUCCEEDED, barrier.CONTINUE_WITH_DEFAULTS,
+                               barrier.FAIL):
+            # the outcome of a fallback: the group's decision stays abort_and_fallback
+            state.reason = f"{state.reason}; then {decision.reason}"
+        else:
+            state.decision = decision.action
+            state.reason = decision.reason
+        if decision.quality_impact is not None:
+            state.quality_impact = decision.quality_impact
+        state.history.append(Decision(self._elapsed(), decision.action, decision.reason))
+        self._event(f"barrier_{decision.action}", group.id)
+
+    async def _apply(
+        self,
+        group: CompiledGroup,
+        decision: barrier.BarrierDecision,
+        tasks: dict[str, asyncio.Task[None]],
+    ) -> None:
+        await self._cancel([tasks[a] for a in decision.cancel if a in tasks])
+        if decision.action == barrier.ALL_COMPLETED:
+            self._end_group(group, "succeeded")
+            return
+        if decision.action == barrier.CONTINUE_WITH_PARTIAL:
+            self._continue_without(group, decision.fill_defaults, decision.cancel)
+            self._end_group(group, "partial")
+            return
+
+        # abort_and_fallback: one at a time, each agent under its own timeout, no group deadline
+        self._alert(group.id, "critical", decision.alert or decision.reason)
+        self._event("fallback_started", group.id)
+        for agent_id in decision.fallback:
+            tasks[agent_id] = self._launch(self._plan.agent(agent_id), group, fallback=True)
+            self._admit([agent_id])
+            # no group deadline here, so a blocked agent simply waits for its conflict
+            await workflow.wait([tasks[agent_id]])
+            await self._raise_agent_failure(group, tasks)
+        outcome = barrier.decide_after_fallback(self._barrier_view(group, self._elapsed()))
+        self._record(group, outcome)
+        if outcome.action == barrier.FAIL:
+            self._end_group(group, "failed")
+            raise ApplicationError(
+                f"group '{group.id}' failed: {outcome.reason}; "
+                f"agents: {self._describe_agents(group)}",
+                type="GroupFailed",
+                non_retryable=True,
+            )
+        if outcome.action == barrier.CONTINUE_WITH_DEFAULTS:
+            self._alert(group.id, "critical", outcome.alert or outcome.reason)
+        self._continue_without(group, outcome.fill_defaults, [])
+        self._end_group(group, "partial" if outcome.fill_defaults else "succeeded")
+
+    def _continue_without(
+        self, group: CompiledGroup, agent_ids: list[str], cut_short: list[str]
+    ) -> None:
+        """Fill the declared defaults of agents the group goes on without; say what is missing."""
+        for agent_id in agent_ids:
+            agent = self._plan.agent(agent_id)
+            state = self._agents[agent_id]
+            never_started = state.started_s is None
+            self._fill_defaults(agent)
+            if agent_id in cut_short:
+                if state.defaulted_outputs:
+                    status = "defaulted"
+                else:
+                    status = "skipped" if never_started else "cancelled"
+                if status != state.status:
+                    state.status = status
+                    if never_started:
+                        state.ended_s = self._elapsed()
+                    self._event(f"agent_{status}", agent_id)
+            absent = [
+                name for name in agent.outputs if not self._ctx.has(f"{agent_id}.{name}")
+            ]
+            if absent:
+                readers = [
+                    other.id for other in self._plan.agents
+                    if any(f"{agent_id}.{name}" in other.inputs for name in absent)
+                ]
+                effect = (
+                    f"dependents {readers} will run without them (see their missing_inputs)"
+                    if readers else "no agent needs them"
+                )
+                self._alert(
+                    group.id,
+                    "warning",
+                    f"agent '{agent_id}' ({state.status}) has no default for {absent}: {effect}",
+                )
+
+    def _end_group(self, group: CompiledGroup, status: str) -> None:
+        state = self._groups[group.id]
+        if state.paused_since_s is not None:
+            # ended (cancelled, or an abort) while an agent was blocked: close the pause
+            state.paused_s = round(state.paused_s + self._elapsed() - state.paused_since_s, 3)
+            state.paused_since_s = None
+        state.status = status
+        state.ended_s = self._elapsed()
+        self._event(f"group_{status}", group.id)
+
+    def _group_timeout(self, group: CompiledGroup) -> float | None:
+        # None (a lone agent) = bounded by the agent's own timeout, no barrier deadline
+        if group.timeout_s is None:
+            return None
+        # plus what modify_timeout_values promised it for slow agents of its roles
+        return max(0.0, float(group.timeout_s) * self._scale) + self._adapt.deadline_shift(
+            group.id)
+
+    # --- bookkeeping --------------------------------------------------------------------
+
+    def _check_plan(self) -> None:
+        problems = []
+        for group in self._plan.groups:
+            problems += [f"group '{group.id}' depends on unknown group '{d}'"
+                         for d in group.depends_on if d not in self._groups]
+            problems += [f"group '{group.id}' lists unknown agent '{a}'"
+                         for a in group.agents if a not in self._agents]
+        pool = self._run.admission.pool
+        problems += [
+            f"agent '{a.id}' needs cpu {a.cpu:g}/memory {a.memory:g} but the pool admits at most "
+            f"{pool.cpu:g}/{pool.memory:g}: lower its resource_requirements or raise "
+            "resource_pool.computational"
+            for a in self._plan.agents
+            if not self._run.admission.fits_ever(
+                Request(a.id, float(a.cpu), float(a.memory), int(a.priority)))
+        ]
+        if problems:
+            raise ApplicationError(
+                "invalid compiled plan: " + "; ".join(problems),
+                type="InvalidCompiledPlan",
+                non_retryable=True,
+            )
+
+    async def _cancel(self, tasks: list[asyncio.Task[None]]) -> None:
+        live = [task for task in tasks if not task.done()]
+        for task in live:
+            task.cancel()
+        if live:
+            await workflow.wait(live)
+
+    def _elapsed(self) -> float:
+        return round((workflow.now() - self._run.started).total_seconds(), 3)
+
+    def _at(self) -> str:
+        """Now as ISO 8601 (context versions and conflicts carry it)."""
+        return iso_at(self._run.started, self._elapsed()) or ""
+
+    def _event(self, event: str, ident: str) -> None:
+        self._run.events.append(
+            {"seq": len(self._run.events) + 1, "at_s": self._elapsed(), "event": event,
+             "id": ident}
+        )
+        self._details()
+
+    def _alert(self, group_id: str, level: str, message: str) -> None:
+        self._run.alerts.append(Alert(self._elapsed(), group_id, level, message))
+        log = workflow.logger.error if level == "critical" else workflow.logger.warning
+        log("alert: %s", message)
+
+    def _details(self, now: bool = False) -> None:
+        if self._batcher is not None and not now:
+            # batch mode: once per activation (the details walk every group: per event that
+            # is O(events x groups) and trips the 2 s deadlock detector on large plans)
+            self._details_due = True
+            return
+        workflow.set_current_details(
+            current_details(self._run, self._elapsed(), workflow.info().workflow_id))
+        self._search.sync(self._run)
+
+    async def _details_writer(self) -> None:
+        while True:
+            await workflow.wait_condition(lambda: self._details_due)
+            self._details_due = False
+            self._details(now=True)
+
+    def _finish(self, status: str, error: str | None = None) -> None:
+        self._run.status = status
+        self._run.error = error
+        self._run.ended_s = self._elapsed()
+        self._details(now=True)
+
+    def _describe_agents(self, group: CompiledGroup) -> str:
+        parts = []
+        for agent_id in group.agents:
+            state = self._agents[agent_id]
+            text = f"{agent_id} {state.status}"
+            if state.error:
+                text += f" ({state.error})"
+            parts.append(text)
+        return ", ".join(parts)
+
+    def _report(self) -> dict[str, Any]:
+        info = workflow.info()
+        report = build_report(self._run, info.workflow_id, info.run_id, self._elapsed())
+        if self._batcher is not None:
+            report["batch"] = self._batcher.summary()
+        return report
+
+
+def rerun_groups(groups: list[CompiledGroup], from_group: str | None) -> set[str]:
+    """`from_group` and every group that depends on it, directly or not."""
+    if from_group is None:
+        return set()
+    found = {from_group}
+    changed = True
+    while changed:
+        changed = False
+        for group in groups:
+            if group.id not in found and any(dep in found for dep in group.depends_on):
+                found.add(group.id)
+                changed = True
+    return found
+
+
+def context_policy(plan: CompiledPlan) -> ContextPolicy:
+    """Ownership from CompiledPlan.context: the seed's ownership_rules (role or agent -> keys)
+    resolved to agent ids, every agent owning its "<id>.<output>" keys, and the violation
+    policy (reject, or open an ownership conflict)."""
+    settings = plan.context or {}
+    mechanisms = settings.get("resolution_mechanisms") or {}
+    prevention = mechanisms.get("conflict_prevention") or {}
+    rules = prevention.get("ownership_rules") or {}
+    roles = {agent.id: agent.role for agent in plan.agents}
+    return ContextPolicy(
+        owners=ctx.owners_from_rules(rules, roles),
+        ownership_violation=str(settings.get("ownership_violation", "reject")),
+        agents=[agent.id for agent in plan.agents],
+    )
