@@ -53,8 +53,11 @@ def plan_text(agents: int) -> str:
         "    computational: {total_cpu_units: 10000, total_memory_units: 10000, "
         f"concurrent_agent_limit: {agents}}}",
         "agents:",
-        *[f"  {name}: {{kind: simulate, duration: 0s, outputs: [out], timeout: {TIMEOUT_S:g}s, "
-          "resource_requirements: {cpu: 1, memory: 1}}" for name in names],
+        *[
+            f"  {name}: {{kind: simulate, duration: 0s, outputs: [out], timeout: {TIMEOUT_S:g}s, "
+            "resource_requirements: {cpu: 1, memory: 1}}"
+            for name in names
+        ],
         "groups:",
         f"  all: {{agents: [{', '.join(names)}], parallel: true, timeout: {TIMEOUT_S:g}s}}",
     ]
@@ -65,21 +68,27 @@ async def run_engine(client: Client, task_queue: str, plan: CompiledPlan) -> tup
     workflow_id = f"overhead-engine-{uuid.uuid4()}"
     started = time.perf_counter()
     await client.execute_workflow(
-        PlanWorkflow.run, PlanRunInput(plan=plan, heartbeat_timeout_s=HEARTBEAT_TIMEOUT_S),
-        id=workflow_id, task_queue=task_queue, execution_timeout=RUN_TIMEOUT)
+        PlanWorkflow.run,
+        PlanRunInput(plan=plan, heartbeat_timeout_s=HEARTBEAT_TIMEOUT_S),
+        id=workflow_id,
+        task_queue=task_queue,
+        execution_timeout=RUN_TIMEOUT,
+    )
     return time.perf_counter() - started, workflow_id
 
 
-async def run_handwritten(client: Client, task_queue: str,
-                          plan: CompiledPlan) -> tuple[float, str]:
+async def run_handwritten(client: Client, task_queue: str, plan: CompiledPlan) -> tuple[float, str]:
     workflow_id = f"overhead-hand-{uuid.uuid4()}"
     tasks = [AgentTask(agent=agent, group=agent.group, time_scale=1.0) for agent in plan.agents]
     started = time.perf_counter()
     result = await client.execute_workflow(
         HandWrittenWorkflow.run,
         HandWrittenInput(tasks=tasks, timeout_s=TIMEOUT_S, heartbeat_timeout_s=HEARTBEAT_TIMEOUT_S),
-        id=workflow_id, task_queue=task_queue, result_type=HandWrittenResult,
-        execution_timeout=RUN_TIMEOUT)
+        id=workflow_id,
+        task_queue=task_queue,
+        result_type=HandWrittenResult,
+        execution_timeout=RUN_TIMEOUT,
+    )
     assert len(result.results) == len(plan.agents)
     return time.perf_counter() - started, workflow_id
 
@@ -107,12 +116,16 @@ async def measure(address: str, plan: CompiledPlan, rounds: int) -> None:
     engine, hand = median(times["engine"]), median(times["hand"])
     ratio = engine / hand
     agents = len(plan.agents)
-    print(f"overhead: {agents} no-op agents (simulate, duration 0) in one parallel group; "
-          f"{rounds} rounds alternating, after 1 warm-up round each; same server and worker")
+    print(
+        f"overhead: {agents} no-op agents (simulate, duration 0) in one parallel group; "
+        f"{rounds} rounds alternating, after 1 warm-up round each; same server and worker"
+    )
     for name, label in (("engine", "engine (PlanWorkflow)"), ("hand", "hand-written workflow")):
-        print(f"  {label:<24} median {median(times[name]):.3f} s  "
-              f"min {min(times[name]):.3f} s  max {max(times[name]):.3f} s  "
-              f"history {events[name]} events")
+        print(
+            f"  {label:<24} median {median(times[name]):.3f} s  "
+            f"min {min(times[name]):.3f} s  max {max(times[name]):.3f} s  "
+            f"history {events[name]} events"
+        )
     verdict = "met" if ratio <= GOAL else "NOT met"
     print(f"ratio engine/hand-written: {ratio:.2f} (goal <= {GOAL}: {verdict})")
 

@@ -33,11 +33,13 @@ T = TypeVar("T")
 # commands they start, which inherit the environment) write to a throwaway folder instead
 os.environ.setdefault("PEE_RUNS_DIR", tempfile.mkdtemp(prefix="pee-runs-"))
 # and the agent output cache is a throwaway file, never the user's .temporal/cache.db
-os.environ.setdefault("PEE_CACHE_PATH", os.path.join(tempfile.mkdtemp(prefix="pee-cache-"),
-                                                      "cache.db"))
+os.environ.setdefault(
+    "PEE_CACHE_PATH", os.path.join(tempfile.mkdtemp(prefix="pee-cache-"), "cache.db")
+)
 # and durations measured by runs go to a throwaway store, never the user's .temporal/durations.db
-os.environ.setdefault("PEE_DURATIONS_PATH", os.path.join(
-    tempfile.mkdtemp(prefix="pee-durations-"), "durations.db"))
+os.environ.setdefault(
+    "PEE_DURATIONS_PATH", os.path.join(tempfile.mkdtemp(prefix="pee-durations-"), "durations.db")
+)
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -145,18 +147,25 @@ def cli_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
     """Environment for `starter.py` subprocesses with their own state dir and ports, so the
     embedded server they start is private to the module; stopped at the end."""
     # every TEMPORAL_* (address, TLS, API key, profile) would steer the commands elsewhere
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("TEMPORAL_")
-           and k not in ("PEE_TIME_SCALE", "PEE_TASK_QUEUE", "PEE_UI_URL")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("TEMPORAL_")
+        and k not in ("PEE_TIME_SCALE", "PEE_TASK_QUEUE", "PEE_UI_URL")
+    }
     state = tmp_path_factory.mktemp("state")
     # learned durations per module too, so runs of one module never steer another's compiles
-    env.update(PEE_STATE_DIR=str(state), PEE_DURATIONS_PATH=str(state / "durations.db"),
-               PEE_DEV_PORT=str(free_port()), PEE_UI_PORT=str(free_port()),
-               # the embedded codec server's default (dev port + 1001) is not checked free, and
-               # in the ephemeral range it can be a live connection's port: bind fails at random
-               PEE_CODEC_PORT=str(free_port()),
-               # nor may the user's Temporal client config file
-               TEMPORAL_CONFIG_FILE=str(state / "no-temporal.toml"))
+    env.update(
+        PEE_STATE_DIR=str(state),
+        PEE_DURATIONS_PATH=str(state / "durations.db"),
+        PEE_DEV_PORT=str(free_port()),
+        PEE_UI_PORT=str(free_port()),
+        # the embedded codec server's default (dev port + 1001) is not checked free, and
+        # in the ephemeral range it can be a live connection's port: bind fails at random
+        PEE_CODEC_PORT=str(free_port()),
+        # nor may the user's Temporal client config file
+        TEMPORAL_CONFIG_FILE=str(state / "no-temporal.toml"),
+    )
     try:
         yield env
     finally:
@@ -165,8 +174,14 @@ def cli_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
 
 
 def starter(env: dict[str, str], *args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "starter.py", *map(str, args)], cwd=PROJECT_ROOT,
-                          env=env, capture_output=True, text=True, timeout=90)
+    return subprocess.run(
+        [sys.executable, "starter.py", *map(str, args)],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
 
 
 # --- a real server ---------------------------------------------------------------------------
@@ -259,5 +274,7 @@ SUGGEST_CONTINUE_AS_NEW_AT = 400
 @pytest.fixture(scope="session")
 def suggesting() -> Iterator[TemporalHarness]:
     """A dev server that suggests continue-as-new at SUGGEST_CONTINUE_AS_NEW_AT events."""
-    yield from harness("--dynamic-config-value",
-                       f"limit.historyCount.suggestContinueAsNew={SUGGEST_CONTINUE_AS_NEW_AT}")
+    yield from harness(
+        "--dynamic-config-value",
+        f"limit.historyCount.suggestContinueAsNew={SUGGEST_CONTINUE_AS_NEW_AT}",
+    )

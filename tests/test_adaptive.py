@@ -28,7 +28,8 @@ def throttled_plan(adaptive: bool, response_time: float | None = 1.6):
 
 def test_only_adaptive_plans_with_the_action_and_a_threshold_get_a_throttle() -> None:
     assert ["increase_cpu_allocation", "adjust_parallel_group_sizes"] == enabled_actions(
-        throttled_plan(True))
+        throttled_plan(True)
+    )
     assert [] == enabled_actions(throttled_plan(False))
     assert GroupThrottle.from_plan(throttled_plan(False), 1.0) is None
     assert GroupThrottle.from_plan(throttled_plan(True, None), 1.0) is None
@@ -74,8 +75,10 @@ def test_withheld_agents_wait_for_room_in_their_group() -> None:
 
 
 def spans(report: dict[str, Any]) -> dict[str, tuple[datetime, datetime]]:
-    return {a: (datetime.fromisoformat(r["started_at"]), datetime.fromisoformat(r["finished_at"]))
-            for a, r in report["agents"].items()}
+    return {
+        a: (datetime.fromisoformat(r["started_at"]), datetime.fromisoformat(r["finished_at"]))
+        for a, r in report["agents"].items()
+    }
 
 
 def test_a_slow_agent_throttles_its_group_in_a_real_run(temporal: TemporalHarness) -> None:
@@ -90,6 +93,5 @@ def test_a_slow_agent_throttles_its_group_in_a_real_run(temporal: TemporalHarnes
     assert ["g"] == [e["id"] for e in adaptive["events"] if e["event"] == "group_throttled"]
     assert [] == [e for e in control["events"] if e["event"] == "group_throttled"]
     (alert,) = [a for a in adaptive["alerts"] if "agent(s) at once" in a["message"]]
-    assert ("group 'g' now runs at most 1 agent(s) at once (was 2): 'slow' took"
-            in alert["message"])
+    assert "group 'g' now runs at most 1 agent(s) at once (was 2): 'slow' took" in alert["message"]
     assert "completed" == adaptive["status"] == control["status"]

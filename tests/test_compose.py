@@ -69,8 +69,12 @@ def test_every_core_service_has_a_health_check_or_waits_for_healthy_ones() -> No
         check = SERVICES[name]["healthcheck"]
         assert check["test"][0] in ("CMD", "CMD-SHELL"), name
         assert check["retries"] >= 3, name
-    expected = {"temporal": {"postgresql"}, "temporal-ui": {"temporal", "codec-server"},
-                "worker": {"temporal"}, "starter": {"temporal"}}
+    expected = {
+        "temporal": {"postgresql"},
+        "temporal-ui": {"temporal", "codec-server"},
+        "worker": {"temporal"},
+        "starter": {"temporal"},
+    }
     for name, dependencies in expected.items():
         depends = SERVICES[name]["depends_on"]
         assert dependencies == set(depends), name
@@ -108,8 +112,9 @@ def test_codec_server_command_and_the_ui_agree_on_endpoint_and_origin() -> None:
     assert "codec-server" == args.command
     assert "0.0.0.0" == args.host
     ui = environment("temporal-ui")
-    assert f"http://localhost:{published('codec-server')[args.port]}" == \
-        ui["TEMPORAL_CODEC_ENDPOINT"]
+    assert (
+        f"http://localhost:{published('codec-server')[args.port]}" == ui["TEMPORAL_CODEC_ENDPOINT"]
+    )
     assert f"http://localhost:{published('temporal-ui')[8080]}" == args.cors_origin
     assert "temporal:7233" == ui["TEMPORAL_ADDRESS"]
 
@@ -123,11 +128,24 @@ def test_the_starter_service_runs_starter_py() -> None:
 
 def test_client_environment_names_every_setting_runtime_connection_reads() -> None:
     """Workers and the starter get the very variables pee.runtime.connection documents."""
-    names = {"TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE", "TEMPORAL_API_KEY", "TEMPORAL_TLS",
-             "TEMPORAL_PROFILE", "TEMPORAL_CONFIG_FILE", "PEE_TASK_QUEUE",
-             *(setting[1] for setting in (connection.CA_SETTING, connection.CERT_SETTING,
-                                          connection.KEY_SETTING,
-                                          connection.SERVER_NAME_SETTING))}
+    names = {
+        "TEMPORAL_ADDRESS",
+        "TEMPORAL_NAMESPACE",
+        "TEMPORAL_API_KEY",
+        "TEMPORAL_TLS",
+        "TEMPORAL_PROFILE",
+        "TEMPORAL_CONFIG_FILE",
+        "PEE_TASK_QUEUE",
+        *(
+            setting[1]
+            for setting in (
+                connection.CA_SETTING,
+                connection.CERT_SETTING,
+                connection.KEY_SETTING,
+                connection.SERVER_NAME_SETTING,
+            )
+        ),
+    }
     for name in ("worker", "starter"):
         assert names <= set(SERVICES[name]["environment"]), name
 
@@ -137,14 +155,24 @@ def test_compose_environment_resolves_like_a_local_run() -> None:
     in namespace default; with the TLS variables set it means mTLS with those files."""
     plain = resolve_settings(None, environment("worker"))
     assert ("temporal:7233", "default", False, None) == (
-        plain.address, plain.namespace, plain.tls, plain.api_key)
-    host = {"TEMPORAL_ADDRESS": "cluster.example:7233",
-            "TEMPORAL_TLS_SERVER_CA_CERT_PATH": "/certs/ca.pem",
-            "TEMPORAL_TLS_CLIENT_CERT_PATH": "/certs/client.pem",
-            "TEMPORAL_TLS_CLIENT_KEY_PATH": "/certs/client-key.pem"}
+        plain.address,
+        plain.namespace,
+        plain.tls,
+        plain.api_key,
+    )
+    host = {
+        "TEMPORAL_ADDRESS": "cluster.example:7233",
+        "TEMPORAL_TLS_SERVER_CA_CERT_PATH": "/certs/ca.pem",
+        "TEMPORAL_TLS_CLIENT_CERT_PATH": "/certs/client.pem",
+        "TEMPORAL_TLS_CLIENT_KEY_PATH": "/certs/client-key.pem",
+    }
     secure = resolve_settings(None, environment("worker", host))
     assert ("cluster.example:7233", True, Path("/certs/ca.pem"), Path("/certs/client.pem")) == (
-        secure.address, secure.tls, secure.tls_ca, secure.tls_cert)
+        secure.address,
+        secure.tls,
+        secure.tls_ca,
+        secure.tls_cert,
+    )
     mounts = [interpolate(volume).split(":") for volume in SERVICES["worker"]["volumes"]]
     assert ["./certs", "/certs", "ro"] in mounts
 

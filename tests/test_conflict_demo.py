@@ -57,8 +57,9 @@ def wait_for(what: str, check: Any, timeout_s: float = 30.0) -> Any:
 
 
 def start_demo(cli: Cli, workflow_id: str, task_queue: str) -> None:
-    done = cli.starter("run", DEMO, "--workflow-id", workflow_id, "--task-queue", task_queue,
-                       "--detach")
+    done = cli.starter(
+        "run", DEMO, "--workflow-id", workflow_id, "--task-queue", task_queue, "--detach"
+    )
     assert 0 == done.returncode, done.stdout + done.stderr
     assert workflow_id == done.stdout.strip().splitlines()[-1]
 
@@ -126,8 +127,13 @@ def test_conflicts_json_lists_c1_with_the_version_to_send(demo: Demo) -> None:
     assert 0 == done.returncode, done.stdout + done.stderr
     (conflict,) = json.loads(done.stdout)
     assert ("c1", "platform", "write_write", "open", 2, ["ux_expert", "architect"]) == (
-        conflict["id"], conflict["key"], conflict["kind"], conflict["status"],
-        conflict["current_version"], conflict["writers"])
+        conflict["id"],
+        conflict["key"],
+        conflict["kind"],
+        conflict["status"],
+        conflict["current_version"],
+        conflict["writers"],
+    )
     assert (UX, ARCHITECT) == (conflict["current"], conflict["incoming"])
     assert conflict["message"]
 
@@ -137,19 +143,23 @@ def test_conflicts_text_prints_the_commands_that_resolve_it(demo: Demo) -> None:
     done = demo.cli.starter("conflicts", demo.by_update)
     assert 0 == done.returncode, done.stdout + done.stderr
     payload = '{"conflict_id": "c1", "choice": "incoming", "expected_version": 2}'
-    assert (f"pee resolve {demo.by_update} c1 --choice incoming "
-            "--expected-version 2") in done.stdout
+    assert (
+        f"pee resolve {demo.by_update} c1 --choice incoming --expected-version 2"
+    ) in done.stdout
     config = Path(demo.cli.env["PEE_STATE_DIR"]) / "temporal.toml"
     for kind in ("update execute", "signal"):
-        assert (f"workflow {kind} --config-file {config} --workflow-id {demo.by_update} "
-                f"--name resolve_conflict --input '{payload}'") in done.stdout
+        assert (
+            f"workflow {kind} --config-file {config} --workflow-id {demo.by_update} "
+            f"--name resolve_conflict --input '{payload}'"
+        ) in done.stdout
 
 
 def test_a_stale_or_unknown_resolution_is_rejected_and_writes_nothing(demo: Demo) -> None:
     """resolve with a stale expected_version or an unknown id: exit 2 with the validator's
     message; the conflict stays open at the same version."""
-    stale = demo.cli.starter("resolve", demo.by_update, "c1", "--choice", "incoming",
-                             "--expected-version", "1")
+    stale = demo.cli.starter(
+        "resolve", demo.by_update, "c1", "--choice", "incoming", "--expected-version", "1"
+    )
     assert 2 == stale.returncode, stale.stdout + stale.stderr
     assert "resolution rejected" in stale.stderr and "stale" in stale.stderr, stale.stderr
     unknown = demo.cli.starter("resolve", demo.by_update, "c9", "--choice", "current")
@@ -161,15 +171,18 @@ def test_a_stale_or_unknown_resolution_is_rejected_and_writes_nothing(demo: Demo
 
 def test_an_unknown_run_exits_two(demo: Demo) -> None:
     """conflicts/resolve for a workflow id the server does not know: exit 2, saying so."""
-    for command in (("conflicts", "no-such-run"),
-                    ("resolve", "no-such-run", "c1", "--choice", "current")):
+    for command in (
+        ("conflicts", "no-such-run"),
+        ("resolve", "no-such-run", "c1", "--choice", "current"),
+    ):
         done = demo.cli.starter(*command)
         assert 2 == done.returncode, done.stdout + done.stderr
         assert "no run with workflow id 'no-such-run'" in done.stderr
 
 
 def test_the_readme_update_command_resolves_c1_and_the_run_completes(
-        demo: Demo, tmp_path: Path) -> None:
+    demo: Demo, tmp_path: Path
+) -> None:
     """The README's `temporal workflow update execute` line, with this run's id, run from a
     folder laid out like the project (its .temporal/ this module's): c1 resolved with the
     incoming value; the run completes and its report shows it."""
@@ -184,7 +197,10 @@ def test_the_readme_update_command_resolves_c1_and_the_run_completes(
     assert "succeeded" == final["agents"]["developer"]["status"]
     (conflict,) = final["conflicts"]
     assert ("c1", "resolved", "incoming") == (
-        conflict["id"], conflict["status"], conflict["resolution"]["choice"])
+        conflict["id"],
+        conflict["status"],
+        conflict["resolution"]["choice"],
+    )
     assert ARCHITECT == conflict["resolution"]["value"]
     assert value_hash(ARCHITECT) == conflict["resolution"]["value_hash"]
     assert (3, 3) == (conflict["resolution"]["version"], final["context_versions"]["platform"])
@@ -194,12 +210,28 @@ def test_resolve_by_signal_with_a_value_completes_the_other_run(demo: Demo) -> N
     """`resolve --signal --choice value --value JSON`: applied, and the run completes with that
     value; an invalid signal before it is reported, never crashing the run."""
     chosen = {"target": "responsive_web", "offline": True}
-    stale = demo.cli.starter("resolve", demo.by_signal, "c1", "--choice", "current",
-                             "--expected-version", "1", "--signal")
+    stale = demo.cli.starter(
+        "resolve",
+        demo.by_signal,
+        "c1",
+        "--choice",
+        "current",
+        "--expected-version",
+        "1",
+        "--signal",
+    )
     assert 2 == stale.returncode, stale.stdout + stale.stderr
     assert "resolution rejected" in stale.stderr, stale.stderr
-    done = demo.cli.starter("resolve", demo.by_signal, "c1", "--choice", "value",
-                            "--value", json.dumps(chosen), "--signal")
+    done = demo.cli.starter(
+        "resolve",
+        demo.by_signal,
+        "c1",
+        "--choice",
+        "value",
+        "--value",
+        json.dumps(chosen),
+        "--signal",
+    )
     assert 0 == done.returncode, done.stdout + done.stderr
     assert "signal resolve_conflict sent" in done.stdout
     final = wait_for("the run to complete", lambda: completed(demo.cli, demo.by_signal))
@@ -207,7 +239,9 @@ def test_resolve_by_signal_with_a_value_completes_the_other_run(demo: Demo) -> N
     (conflict,) = final["conflicts"]
     assert ("resolved", "value") == (conflict["status"], conflict["resolution"]["choice"])
     assert (chosen, value_hash(chosen)) == (
-        conflict["resolution"]["value"], conflict["resolution"]["value_hash"])
+        conflict["resolution"]["value"],
+        conflict["resolution"]["value_hash"],
+    )
     (rejected,) = final["rejected_resolutions"]
     assert ("c1", "current") == (rejected["conflict_id"], rejected["choice"])
     assert "stale" in rejected["reason"]

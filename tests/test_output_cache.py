@@ -55,8 +55,7 @@ def test_eviction_keeps_expensive_outputs(tmp_path: Path) -> None:
     cache.put("quick1", "q" * 90, plan="p", agent="qa", cost_s=1, run_id="r")
     cache.put("quick2", "r" * 90, plan="p", agent="qa", cost_s=1, run_id="r")
     # equal size and cost: the least recently used of the cheap ones goes
-    assert ["quick1"] == cache.put("quick3", "t" * 90, plan="p", agent="qa", cost_s=1,
-                                   run_id="r")
+    assert ["quick1"] == cache.put("quick3", "t" * 90, plan="p", agent="qa", cost_s=1, run_id="r")
     assert MISS is not cache.get("slow", "r")
 
 
@@ -88,15 +87,19 @@ def test_cache_commands(tmp_path: Path) -> None:
     root = Path(__file__).resolve().parent.parent
 
     def starter(*args: str) -> str:
-        return subprocess.run([sys.executable, "starter.py", "cache", *args, "--path", str(path)],
-                              cwd=root, capture_output=True, text=True, check=True,
-                              timeout=60).stdout
+        return subprocess.run(
+            [sys.executable, "starter.py", "cache", *args, "--path", str(path)],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        ).stdout
 
     assert 2 == json.loads(starter("stats", "--json"))["entries"]
     assert "removed 1 entry of agent pm" in starter("clear", "--agent", "pm")
     assert 1 == json.loads(starter("stats", "--json"))["entries"]
-    SnapshotCache(path).put("g#h", {"v": 1}, workflow_id="w", run_id="r", plan="p",
-                            group_id="g")
+    SnapshotCache(path).put("g#h", {"v": 1}, workflow_id="w", run_id="r", plan="p", group_id="g")
     assert 1 == json.loads(starter("stats", "--json"))["context_snapshots"]["entries"]
     assert "removed 1 context snapshot" in starter("clear", "--plan", "p")
     assert 0 == json.loads(starter("stats", "--json"))["context_snapshots"]["entries"]

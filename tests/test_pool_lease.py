@@ -17,8 +17,9 @@ def leased(*agents: str) -> LeasedAdmission:
 
 
 def outbox(admission: LeasedAdmission) -> list[tuple[str, str]]:
-    return [(kind, item if isinstance(item, str) else item.lease)
-            for kind, item in admission.outbox]
+    return [
+        (kind, item if isinstance(item, str) else item.lease) for kind, item in admission.outbox
+    ]
 
 
 def test_requests_get_lease_ids_and_grants_start_agents_in_grant_order() -> None:

@@ -137,7 +137,8 @@ def test_only_a_bmad_workflow_gets_the_bmad_dir_root(tmp_path: Path) -> None:
     (bmad / "templates").mkdir(parents=True)
     (bmad / "templates" / "prd-tmpl.yaml").write_text(
         "template: {id: prd, name: PRD, version: 1, output: {format: markdown, "
-        "filename: docs/prd.md}}\nsections:\n  - {id: goals, title: Goals}\n")
+        "filename: docs/prd.md}}\nsections:\n  - {id: goals, title: Goals}\n"
+    )
     given = {"bmad_dir": str(bmad), "bmad_templates": ["prd-tmpl"]}
     pm = compile_plan(load_plan(PROJECT_ROOT / "plans" / "bmad-greenfield.yaml", given)).agent("pm")
     assert ("template", str(bmad.resolve())) == (pm.kind, pm.settings["plan_dir"])

@@ -23,7 +23,10 @@ def start_worker(address: str, task_queue: str) -> tuple[subprocess.Popen[str], 
     """A `python worker.py` process and its identity (from its first line)."""
     process = subprocess.Popen(
         [sys.executable, "worker.py", "--address", address, "--task-queue", task_queue],
-        cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     assert process.stdout is not None
     line = process.stdout.readline()
@@ -36,7 +39,8 @@ async def wait_until_started(handle: WorkflowHandle[Any, Any], count: int) -> st
     for _ in range(200):
         description = await handle.describe()
         started = [
-            activity for activity in description.raw_description.pending_activities
+            activity
+            for activity in description.raw_description.pending_activities
             if activity.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
         ]
         if len(started) == count:
@@ -62,8 +66,12 @@ def test_sigkilled_worker_mid_group_loses_no_agent_output(temporal: TemporalHarn
     """Worker 1 runs the parallel group a|b|c and is SIGKILLed mid-way; worker 2 finishes the
     run: every agent succeeded once, every output is in the context, d saw all three."""
     plan = compiled_plan(
-        [sim("a", "work", AGENT_S), sim("b", "work", AGENT_S), sim("c", "work", AGENT_S),
-         sim("d", "join", 0.2, inputs=["a.out", "b.out", "c.out"])],
+        [
+            sim("a", "work", AGENT_S),
+            sim("b", "work", AGENT_S),
+            sim("c", "work", AGENT_S),
+            sim("d", "join", 0.2, inputs=["a.out", "b.out", "c.out"]),
+        ],
         [group("work", ["a", "b", "c"]), group("join", ["d"], ["work"])],
         name="failover",
     )
@@ -100,7 +108,8 @@ def test_sigkilled_worker_mid_group_loses_no_agent_output(temporal: TemporalHarn
 
     assert "completed" == report["status"]
     assert {agent_id: "succeeded" for agent_id in "abcd"} == {
-        agent_id: agent["status"] for agent_id, agent in report["agents"].items()}
+        agent_id: agent["status"] for agent_id, agent in report["agents"].items()
+    }
     for agent_id in "abc":
         # the first attempt died with worker 1; the one that counted ran on worker 2
         assert report["agents"][agent_id]["attempts"] >= 2

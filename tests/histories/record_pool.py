@@ -45,9 +45,14 @@ def plan(name: str, duration_s: float) -> Any:
     agent.cpu = 50
     recorded = compiled_plan([agent], [group("g", [agent.id])], name=name)
     recorded.resources = {
-        "resource_pool": {"computational": {"total_cpu_units": 100, "total_memory_units": 100,
-                                            "concurrent_agent_limit": 1},
-                          "shared": {"name": POOL, "holder_check_interval": 0.5}},
+        "resource_pool": {
+            "computational": {
+                "total_cpu_units": 100,
+                "total_memory_units": 100,
+                "concurrent_agent_limit": 1,
+            },
+            "shared": {"name": POOL, "holder_check_interval": 0.5},
+        },
         "allocation_strategy": {"resource_sharing": {"cpu_oversubscription": 1.0}},
     }
     return recorded
@@ -70,21 +75,35 @@ async def record(client: Client) -> tuple[WorkflowHistory, WorkflowHistory]:
     async with build_worker(client, task_queue):
         pool = await client.start_workflow(
             ResourcePoolWorkflow.run,
-            PoolInput(POOL, PoolCapacity(100.0, 100.0, 1), holder_check_interval_s=0.5,
-                      continue_after_events=CONTINUE_AFTER),
-            id=pool_id, task_queue=task_queue,
-            memo={"capacity": {"cpu": 100.0, "memory": 100.0, "max_agents": 1}})
+            PoolInput(
+                POOL,
+                PoolCapacity(100.0, 100.0, 1),
+                holder_check_interval_s=0.5,
+                continue_after_events=CONTINUE_AFTER,
+            ),
+            id=pool_id,
+            task_queue=task_queue,
+            memo={"capacity": {"cpu": 100.0, "memory": 100.0, "max_agents": 1}},
+        )
         first_run = pool.result_run_id
-        hold = await client.start_workflow(PlanWorkflow.run, PlanRunInput(plan=plan("hold", 60)),
-                                           id=f"hold-{uuid.uuid4()}", task_queue=task_queue)
+        hold = await client.start_workflow(
+            PlanWorkflow.run,
+            PlanRunInput(plan=plan("hold", 60)),
+            id=f"hold-{uuid.uuid4()}",
+            task_queue=task_queue,
+        )
 
         async def holding() -> bool:
             status = await hold.query(PlanWorkflow.status)
             return status["agents"]["hold0"]["status"] == "running"
 
         await until(holding)
-        wait = await client.start_workflow(PlanWorkflow.run, PlanRunInput(plan=plan("wait", 0.2)),
-                                           id=f"wait-{uuid.uuid4()}", task_queue=task_queue)
+        wait = await client.start_workflow(
+            PlanWorkflow.run,
+            PlanRunInput(plan=plan("wait", 0.2)),
+            id=f"wait-{uuid.uuid4()}",
+            task_queue=task_queue,
+        )
 
         async def queued() -> bool:
             return len((await pool.query("state"))["waiting"]) == 1
@@ -96,8 +115,12 @@ async def record(client: Client) -> tuple[WorkflowHistory, WorkflowHistory]:
             raise SystemExit(f"run wait ended {report['status']}")
 
         # keep the pool busy (holder checks) so the run that reclaimed also continues-as-new
-        tail = await client.start_workflow(PlanWorkflow.run, PlanRunInput(plan=plan("tail", 6)),
-                                           id=f"tail-{uuid.uuid4()}", task_queue=task_queue)
+        tail = await client.start_workflow(
+            PlanWorkflow.run,
+            PlanRunInput(plan=plan("tail", 6)),
+            id=f"tail-{uuid.uuid4()}",
+            task_queue=task_queue,
+        )
         await tail.result()
         run_history = await wait.fetch_history()
         pool_history = await reclaiming_run(client, pool_id, first_run or "")
@@ -128,8 +151,10 @@ async def reclaiming_run(client: Client, pool_id: str, run_id: str) -> WorkflowH
 
 async def main() -> None:
     env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=str(find_temporal_binary()), ui=False,
-        data_converter=data_converter())
+        dev_server_existing_path=str(find_temporal_binary()),
+        ui=False,
+        data_converter=data_converter(),
+    )
     try:
         pool_history, run_history = await record(env.client)
     finally:

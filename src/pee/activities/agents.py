@@ -93,8 +93,10 @@ BACKENDS: dict[str, Backend] = {
 def _no_backend(task: AgentTask) -> ApplicationError:
     kind = task.agent.kind
     if kind in PLANNED_KINDS:
-        message = (f"agent '{task.agent.id}': kind '{kind}' is not available yet (planned for a "
-                   f"later release); use kind 'simulate' or a built-in role for now")
+        message = (
+            f"agent '{task.agent.id}': kind '{kind}' is not available yet (planned for a "
+            f"later release); use kind 'simulate' or a built-in role for now"
+        )
     else:
         known = sorted([*BACKENDS, *PLANNED_KINDS])
         message = f"agent '{task.agent.id}': unknown kind '{kind}'; expected one of {known}"
@@ -141,8 +143,9 @@ async def _work(task: AgentTask, scrubber: scrub.Scrubber) -> AgentResult:
         progress.expect(simulate_s)
         result = await backend(task, progress, time_scale(task))
         # before anything stores or sends it: artifact store, cache, history
-        result = dataclasses.replace(result, outputs=scrubber.value(result.outputs),
-                                     writes=scrubber.value(result.writes))
+        result = dataclasses.replace(
+            result, outputs=scrubber.value(result.outputs), writes=scrubber.value(result.writes)
+        )
         result = dataclasses.replace(result, elapsed_s=round(time.monotonic() - started, 3))
         # --simulate: the agent takes at least simulate_s, counted from its start
         await progress.sleep_until(simulate_s)
@@ -173,8 +176,15 @@ async def _store_in_cache(task: AgentTask, result: AgentResult, cost_s: float) -
         limit = task.cache_size_limit
         store = OutputCache() if limit is None else OutputCache(size_limit=limit)
         await asyncio.to_thread(
-            store.put, task.cache_key, value, plan=task.plan_name, agent=task.agent.id,
-            cost_s=cost_s, run_id=task.run_id, ttl_s=task.cache_ttl_s)
+            store.put,
+            task.cache_key,
+            value,
+            plan=task.plan_name,
+            agent=task.agent.id,
+            cost_s=cost_s,
+            run_id=task.run_id,
+            ttl_s=task.cache_ttl_s,
+        )
     except (OSError, sqlite3.Error) as err:
         # a cache that cannot be written costs a future run time, never this run its result
         activity.logger.warning("agent output cache not written: %s", err)
@@ -227,7 +237,12 @@ async def run_agent(task: AgentTask) -> AgentResult:
 
 # cross_validate: the check a group's validation agents make of each other's outputs
 # prefetch_group and store_context_snapshot: the prefetching and context snapshot cache levels
-ACTIVITIES = [run_agent, cross_validate, lookup_cached_output, prefetch_group,
-              store_context_snapshot]
+ACTIVITIES = [
+    run_agent,
+    cross_validate,
+    lookup_cached_output,
+    prefetch_group,
+    store_context_snapshot,
+]
 # what the workflow runs as local activities (a workflows-only worker must know them to replay)
 LOCAL_ACTIVITIES = [lookup_cached_output, store_context_snapshot]

@@ -54,13 +54,17 @@ def encode(value: Any) -> bytes:
 
 
 def is_reference(value: Any) -> bool:
-    return (isinstance(value, dict) and isinstance(value.get(REF_KEY), str)
-            and value[REF_KEY].startswith(SCHEME))
+    return (
+        isinstance(value, dict)
+        and isinstance(value.get(REF_KEY), str)
+        and value[REF_KEY].startswith(SCHEME)
+    )
 
 
 def preview(value: Any) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False,
-                                                           sort_keys=True)
+    text = (
+        value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, sort_keys=True)
+    )
     return text[:PREVIEW_CHARS]
 
 
@@ -99,7 +103,7 @@ class ArtifactStore:
 
     def get(self, reference: dict[str, Any]) -> Any:
         """The value a reference stands for; ArtifactError when missing or corrupt."""
-        digest = str(reference[REF_KEY])[len(SCHEME):]
+        digest = str(reference[REF_KEY])[len(SCHEME) :]
         for compressed in (True, False):
             path = self._path(digest, compressed)
             try:
@@ -109,15 +113,19 @@ class ArtifactStore:
             try:
                 data = lz4.frame.decompress(body) if compressed else body
             except RuntimeError as err:
-                raise ArtifactError(f"artifact {SCHEME}{digest} at {path} is corrupt: {err}"
-                                    ) from None
+                raise ArtifactError(
+                    f"artifact {SCHEME}{digest} at {path} is corrupt: {err}"
+                ) from None
             if hashlib.sha256(data).hexdigest() != digest:
-                raise ArtifactError(f"artifact {SCHEME}{digest} at {path} is corrupt: its "
-                                    "content does not match its hash")
+                raise ArtifactError(
+                    f"artifact {SCHEME}{digest} at {path} is corrupt: its "
+                    "content does not match its hash"
+                )
             return json.loads(data)
         raise ArtifactError(
             f"artifact {SCHEME}{digest} not found in {self.root}: every worker must share the "
-            "artifact directory (PEE_ARTIFACT_DIR)")
+            "artifact directory (PEE_ARTIFACT_DIR)"
+        )
 
     # ---- what run_agent uses -----------------------------------------------------------
 

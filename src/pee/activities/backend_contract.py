@@ -39,22 +39,24 @@ def text_setting(task: AgentTask, name: str, *, required: bool = False) -> str |
     return value
 
 
-def number_setting(task: AgentTask, name: str, default: float, *, minimum: float = 0.0
-                   ) -> float:
+def number_setting(task: AgentTask, name: str, default: float, *, minimum: float = 0.0) -> float:
     value = task.agent.settings.get(name, default)
     if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
         raise invalid_settings(task, f"'{name}' must be a number >= {minimum}, found {value!r}")
     return float(value)
 
 
-def contract_error(task: AgentTask, message: str, *, kind: str = "AgentContractError",
-                   retryable: bool = False) -> ApplicationError:
-    return ApplicationError(f"agent '{task.agent.id}': {message}", type=kind,
-                            non_retryable=not retryable)
+def contract_error(
+    task: AgentTask, message: str, *, kind: str = "AgentContractError", retryable: bool = False
+) -> ApplicationError:
+    return ApplicationError(
+        f"agent '{task.agent.id}': {message}", type=kind, non_retryable=not retryable
+    )
 
 
-def build_result(task: AgentTask, produced: Any, *, source: str, suffix: str = "",
-                 retryable: bool = False) -> AgentResult:
+def build_result(
+    task: AgentTask, produced: Any, *, source: str, suffix: str = "", retryable: bool = False
+) -> AgentResult:
     """`produced` (what the backend returned) checked against the agent's declarations.
 
     `source` says where it came from ("stdout of ['prog']"), `suffix` is appended to every error
@@ -63,20 +65,30 @@ def build_result(task: AgentTask, produced: Any, *, source: str, suffix: str = "
     agent = task.agent
     if not isinstance(produced, Mapping):
         raise contract_error(
-            task, f"{source} must be a JSON object of outputs {agent.outputs}"
-                  f"{' and writes ' + str(agent.writes) if agent.writes else ''}, "
-                  f"found {type(produced).__name__}{suffix}", retryable=retryable)
+            task,
+            f"{source} must be a JSON object of outputs {agent.outputs}"
+            f"{' and writes ' + str(agent.writes) if agent.writes else ''}, "
+            f"found {type(produced).__name__}{suffix}",
+            retryable=retryable,
+        )
     declared = [*agent.outputs, *[key for key in agent.writes if key not in agent.outputs]]
     missing = [name for name in declared if name not in produced]
     if missing:
         raise contract_error(
-            task, f"{source} lacks declared outputs {missing}; it gave {sorted(map(str, produced))}"
-                  f"{suffix}", kind="MissingOutputs", retryable=retryable)
+            task,
+            f"{source} lacks declared outputs {missing}; it gave {sorted(map(str, produced))}"
+            f"{suffix}",
+            kind="MissingOutputs",
+            retryable=retryable,
+        )
     for name in declared:
         problem = json_problem(produced[name])
         if problem:
-            raise contract_error(task, f"{source}: output '{name}' is not plain JSON: {problem}"
-                                       f"{suffix}", retryable=retryable)
+            raise contract_error(
+                task,
+                f"{source}: output '{name}' is not plain JSON: {problem}{suffix}",
+                retryable=retryable,
+            )
     extra = [str(name) for name in produced if name not in declared]
     if extra:
         activity.logger.debug("agent '%s': ignoring undeclared outputs %s", agent.id, extra)

@@ -71,10 +71,15 @@ def argv(task: AgentTask) -> list[str]:
     raw = task.agent.settings.get("command")
     if isinstance(raw, str):
         raw = [raw]
-    if (not isinstance(raw, list) or not raw
-            or not all(isinstance(part, str) for part in raw) or not raw[0].strip()):
-        raise invalid_settings(task, f"'command' must be a non-empty list [program, arg, ...], "
-                                     f"found {raw!r}")
+    if (
+        not isinstance(raw, list)
+        or not raw
+        or not all(isinstance(part, str) for part in raw)
+        or not raw[0].strip()
+    ):
+        raise invalid_settings(
+            task, f"'command' must be a non-empty list [program, arg, ...], found {raw!r}"
+        )
     return list(raw)
 
 
@@ -126,15 +131,19 @@ def child_env(task: AgentTask, environ: dict[str, str] | None = None) -> dict[st
 
 
 def stdin_payload(task: AgentTask) -> bytes:
-    return json.dumps({
-        "agent": task.agent.id,
-        "role": task.agent.role,
-        "inputs": task.inputs,
-        "missing_inputs": task.missing_inputs,
-        "outputs": task.agent.outputs,
-        "writes": task.agent.writes,
-        "attempt": activity.info().attempt,
-    }, ensure_ascii=False, default=str).encode()
+    return json.dumps(
+        {
+            "agent": task.agent.id,
+            "role": task.agent.role,
+            "inputs": task.inputs,
+            "missing_inputs": task.missing_inputs,
+            "outputs": task.agent.outputs,
+            "writes": task.agent.writes,
+            "attempt": activity.info().attempt,
+        },
+        ensure_ascii=False,
+        default=str,
+    ).encode()
 
 
 def tail(stderr: bytes) -> str:
@@ -181,8 +190,9 @@ async def _leader_exit(process: asyncio.subprocess.Process, tree: process_tree.T
         await asyncio.sleep(EXIT_POLL_S)
 
 
-async def _stop(process: asyncio.subprocess.Process, tree: process_tree.Tree,
-                grace_s: float) -> None:
+async def _stop(
+    process: asyncio.subprocess.Process, tree: process_tree.Tree, grace_s: float
+) -> None:
     """Kill every process of the attempt (SIGTERM, `grace_s`, SIGKILL) and reap the leader."""
     tree.sample(process.pid)
     await asyncio.to_thread(tree.kill, grace_s)
@@ -209,8 +219,9 @@ async def run(task: AgentTask, progress: Progress, scale: float) -> AgentResult:
     # an earlier attempt of this agent whose worker died may still be running: not beside us
     left = await asyncio.to_thread(process_tree.kill_leftovers, tree_token, KILL_GRACE_S)
     if left:
-        activity.logger.warning("agent '%s': killed %d processes an earlier attempt left "
-                                "running", task.agent.id, left)
+        activity.logger.warning(
+            "agent '%s': killed %d processes an earlier attempt left running", task.agent.id, left
+        )
     env[process_tree.MARKER] = tree_token
     tree = process_tree.Tree(tree_token)
     progress.report(message=f"running {args[0]}")
@@ -234,8 +245,10 @@ async def run(task: AgentTask, progress: Progress, scale: float) -> AgentResult:
         ) from None
     tree.add(process.pid)
     stdout, stderr = bytearray(), bytearray()
-    pipes = [asyncio.create_task(_read(process.stdout, stdout)),
-             asyncio.create_task(_read(process.stderr, stderr))]
+    pipes = [
+        asyncio.create_task(_read(process.stdout, stdout)),
+        asyncio.create_task(_read(process.stderr, stderr)),
+    ]
     feeder = asyncio.create_task(_feed(process.stdin, stdin_payload(task)))
     try:
         await asyncio.wait_for(_leader_exit(process, tree), timeout)
@@ -260,13 +273,17 @@ async def run(task: AgentTask, progress: Progress, scale: float) -> AgentResult:
     if process.returncode != 0:
         code = process.returncode
         how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
-        raise ApplicationError(f"agent '{task.agent.id}': {shown} {how}{tail(stderr)}",
-                               type="CommandFailed")
+        raise ApplicationError(
+            f"agent '{task.agent.id}': {shown} {how}{tail(stderr)}", type="CommandFailed"
+        )
     try:
         produced: Any = json.loads(stdout)
     except ValueError as err:
         start = scrub.clip(stdout.decode(errors="replace"), 200, "")
         raise contract_error(
-            task, f"{shown} printed invalid JSON on stdout ({err}); it starts with {start!r}"
-                  f"{tail(stderr)}", kind="InvalidCommandOutput") from None
+            task,
+            f"{shown} printed invalid JSON on stdout ({err}); it starts with {start!r}"
+            f"{tail(stderr)}",
+            kind="InvalidCommandOutput",
+        ) from None
     return build_result(task, produced, source=f"stdout of {shown}", suffix=tail(stderr))

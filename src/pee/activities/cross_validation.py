@@ -26,8 +26,7 @@ from temporalio import activity
 from pee.activities.artifacts import ArtifactStore, contains_reference
 
 # field names whose values two parallel agents must agree on when both set them
-KEY_FIELDS = ("platform", "target", "target_platform", "primary_platform", "form_factor",
-              "project")
+KEY_FIELDS = ("platform", "target", "target_platform", "primary_platform", "form_factor", "project")
 REFERENCE = re.compile(r"\b(?:US|FR|NFR)-\d+\b")
 ERROR_WEIGHT = 0.25
 WARNING_WEIGHT = 0.05
@@ -70,8 +69,11 @@ def key_fields(value: Any) -> dict[str, str]:
         if isinstance(node, dict):
             for name in sorted(node):
                 item = node[name]
-                if name in KEY_FIELDS and isinstance(item, str | int | float | bool) \
-                        and name not in found:
+                if (
+                    name in KEY_FIELDS
+                    and isinstance(item, str | int | float | bool)
+                    and name not in found
+                ):
                     found[name] = str(item)
                 walk(item)
         elif isinstance(node, list | tuple):
@@ -108,42 +110,74 @@ def score_of(findings: list[dict[str, Any]]) -> float:
     return round(max(0.0, min(1.0, 1.0 - ERROR_WEIGHT * errors - WARNING_WEIGHT * warnings)), 3)
 
 
-def check(validator: str, own: dict[str, Any], validated: str, theirs: dict[str, Any],
-          declared: list[str] | None = None) -> Validation:
+def check(
+    validator: str,
+    own: dict[str, Any],
+    validated: str,
+    theirs: dict[str, Any],
+    declared: list[str] | None = None,
+) -> Validation:
     """What `validator` (with outputs `own`) finds in `validated`'s outputs `theirs`."""
     findings: list[dict[str, Any]] = []
     for name in declared if declared is not None else sorted(theirs):
         if _empty(theirs.get(name)):
-            findings.append({"level": "error", "code": "missing_output", "output": name,
-                             "message": f"'{validated}.{name}' is missing or empty"})
+            findings.append(
+                {
+                    "level": "error",
+                    "code": "missing_output",
+                    "output": name,
+                    "message": f"'{validated}.{name}' is missing or empty",
+                }
+            )
     if (not theirs or all(_empty(v) for v in theirs.values())) and not findings:
-        findings.append({"level": "error", "code": "missing_output", "output": None,
-                         "message": f"'{validated}' produced no outputs"})
+        findings.append(
+            {
+                "level": "error",
+                "code": "missing_output",
+                "output": None,
+                "message": f"'{validated}' produced no outputs",
+            }
+        )
     mine, others = key_fields(own), key_fields(theirs)
     for name in KEY_FIELDS:
         if name in mine and name in others and mine[name] != others[name]:
-            findings.append({
-                "level": "error", "code": "inconsistent_field", "field": name,
-                "message": f"{validator} has {name} {mine[name]!r} but {validated} has "
-                           f"{others[name]!r}"})
+            findings.append(
+                {
+                    "level": "error",
+                    "code": "inconsistent_field",
+                    "field": name,
+                    "message": f"{validator} has {name} {mine[name]!r} but {validated} has "
+                    f"{others[name]!r}",
+                }
+            )
     covered = references(own)
     if covered:
         # only when the validator tracks ids at all: otherwise it has nothing to compare
         for ref in references(theirs):
             if ref not in covered:
-                findings.append({
-                    "level": "warning", "code": "uncovered_reference", "reference": ref,
-                    "message": f"{validated} refers to {ref}, which {validator} does not cover"})
-    return Validation(validator=validator, validated=validated,
-                      passed=not any(f["level"] == "error" for f in findings),
-                      score=score_of(findings), findings=findings)
+                findings.append(
+                    {
+                        "level": "warning",
+                        "code": "uncovered_reference",
+                        "reference": ref,
+                        "message": f"{validated} refers to {ref}, which {validator} does not cover",
+                    }
+                )
+    return Validation(
+        validator=validator,
+        validated=validated,
+        passed=not any(f["level"] == "error" for f in findings),
+        score=score_of(findings),
+        findings=findings,
+    )
 
 
 def check_all(task: CrossValidationTask) -> CrossValidationResult:
     own = task.outputs.get(task.validator, {})
     validations = [
         check(task.validator, own, other, task.outputs.get(other, {}), task.declared.get(other))
-        for other in task.outputs if other != task.validator
+        for other in task.outputs
+        if other != task.validator
     ]
     return CrossValidationResult(validator=task.validator, validations=validations)
 

@@ -74,8 +74,13 @@ BODY_TAIL_CHARS = 500
 # a chat completion is kilobytes; a server streaming without end must not fill the worker
 MAX_REPLY_BYTES = 32 * 1024 * 1024
 JSON_TYPES: dict[str, tuple[type, ...]] = {
-    "string": (str,), "number": (int, float), "integer": (int,), "boolean": (bool,),
-    "array": (list,), "object": (dict,), "null": (type(None),),
+    "string": (str,),
+    "number": (int, float),
+    "integer": (int,),
+    "boolean": (bool,),
+    "array": (list,),
+    "object": (dict,),
+    "null": (type(None),),
 }
 
 
@@ -132,15 +137,20 @@ def render(task: AgentTask, template: str, what: str) -> str:
     unknown = sorted({name for name in PLACEHOLDER.findall(template) if name not in known})
     if unknown:
         declared = [*task.agent.inputs, *task.agent.optional_inputs]
-        raise invalid_settings(task, f"{what} uses placeholders {unknown}, which name no input "
-                                     f"of the agent; inputs: {declared}")
+        raise invalid_settings(
+            task,
+            f"{what} uses placeholders {unknown}, which name no input "
+            f"of the agent; inputs: {declared}",
+        )
     return PLACEHOLDER.sub(lambda match: values.get(match.group(1), ""), template)
 
 
 def default_prompt(task: AgentTask) -> str:
     names = [*task.agent.outputs, *task.agent.writes]
-    return (f"You are the {task.agent.role} agent. Using these inputs:\n"
-            f"{_as_text(task.inputs)}\n\nproduce: {', '.join(names)}.")
+    return (
+        f"You are the {task.agent.role} agent. Using these inputs:\n"
+        f"{_as_text(task.inputs)}\n\nproduce: {', '.join(names)}."
+    )
 
 
 # ---- the reply -----------------------------------------------------------------------------
@@ -151,12 +161,20 @@ def reply_text(task: AgentTask, body: bytes) -> str:
         data = json.loads(body)
         content = data["choices"][0]["message"]["content"]
     except (ValueError, KeyError, IndexError, TypeError):
-        raise contract_error(task, "the server's answer is not a chat completion (no "
-                                   f"choices[0].message.content): {_tail(body)}",
-                             kind="InvalidModelReply", retryable=True) from None
+        raise contract_error(
+            task,
+            "the server's answer is not a chat completion (no "
+            f"choices[0].message.content): {_tail(body)}",
+            kind="InvalidModelReply",
+            retryable=True,
+        ) from None
     if not isinstance(content, str):
-        raise contract_error(task, f"the model's reply content is {type(content).__name__}, "
-                                   "not text", kind="InvalidModelReply", retryable=True)
+        raise contract_error(
+            task,
+            f"the model's reply content is {type(content).__name__}, not text",
+            kind="InvalidModelReply",
+            retryable=True,
+        )
     return content
 
 
@@ -189,13 +207,21 @@ def parse_structured(task: AgentTask, text: str, schema: dict[str, Any]) -> Any:
     try:
         value = json.loads(candidate)
     except ValueError as err:
-        raise contract_error(task, f"output_schema expects a JSON reply, but the model answered "
-                                   f"{scrub.clip(text, 200)!r} ({err})",
-                             kind="InvalidModelReply", retryable=True) from None
+        raise contract_error(
+            task,
+            f"output_schema expects a JSON reply, but the model answered "
+            f"{scrub.clip(text, 200)!r} ({err})",
+            kind="InvalidModelReply",
+            retryable=True,
+        ) from None
     problem = schema_problem(schema, value)
     if problem:
-        raise contract_error(task, f"the model's reply does not match output_schema: {problem}",
-                             kind="InvalidModelReply", retryable=True)
+        raise contract_error(
+            task,
+            f"the model's reply does not match output_schema: {problem}",
+            kind="InvalidModelReply",
+            retryable=True,
+        )
     return value
 
 
@@ -220,8 +246,9 @@ def new_client(timeout: float) -> httpx.AsyncClient:
     return httpx.AsyncClient(timeout=httpx.Timeout(timeout), follow_redirects=False)
 
 
-async def post(client: httpx.AsyncClient, url: str, payload: bytes,
-               headers: dict[str, str]) -> Reply:
+async def post(
+    client: httpx.AsyncClient, url: str, payload: bytes, headers: dict[str, str]
+) -> Reply:
     """One request; Transient for what is worth another try, Redirected for a 3xx."""
     try:
         async with client.stream("POST", url, content=payload, headers=headers) as response:
@@ -229,8 +256,10 @@ async def post(client: httpx.AsyncClient, url: str, payload: bytes,
             async for chunk in response.aiter_bytes():
                 body += chunk
                 if len(body) > MAX_REPLY_BYTES:
-                    raise Transient(f"HTTP {response.status_code}: the reply is larger than "
-                                    f"{MAX_REPLY_BYTES} bytes")
+                    raise Transient(
+                        f"HTTP {response.status_code}: the reply is larger than "
+                        f"{MAX_REPLY_BYTES} bytes"
+                    )
     except httpx.TimeoutException as err:
         raise Transient(f"{type(err).__name__}: the request timed out") from None
     except httpx.HTTPError as err:
@@ -247,7 +276,7 @@ async def post(client: httpx.AsyncClient, url: str, payload: bytes,
 def backoff(retry: int, retry_after: float | None) -> float:
     if retry_after is not None:
         return min(retry_after, MAX_RETRY_AFTER_S)
-    return min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2 ** retry)
+    return min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2**retry)
 
 
 async def run(task: AgentTask, progress: Progress, scale: float) -> AgentResult:
@@ -257,18 +286,26 @@ async def run(task: AgentTask, progress: Progress, scale: float) -> AgentResult:
     key_env = text_setting(task, "api_key_env")
     schema = agent.settings.get("output_schema")
     if schema is not None and not isinstance(schema, dict):
-        raise invalid_settings(task, f"'output_schema' must be a JSON schema object, "
-                                     f"found {schema!r}")
+        raise invalid_settings(
+            task, f"'output_schema' must be a JSON schema object, found {schema!r}"
+        )
     if schema is None:
         if not agent.outputs:
-            raise invalid_settings(task, "an http agent needs at least one declared output "
-                                         "(the reply text goes there)")
-        unfilled = [name for name in [*agent.outputs[1:], *agent.writes]
-                    if name not in agent.defaults and name != agent.outputs[0]]
+            raise invalid_settings(
+                task, "an http agent needs at least one declared output (the reply text goes there)"
+            )
+        unfilled = [
+            name
+            for name in [*agent.outputs[1:], *agent.writes]
+            if name not in agent.defaults and name != agent.outputs[0]
+        ]
         if unfilled:
-            raise invalid_settings(task, f"the reply fills only the first output "
-                                         f"'{agent.outputs[0]}'; {unfilled} have no default: "
-                                         "give an output_schema to map a JSON reply onto them")
+            raise invalid_settings(
+                task,
+                f"the reply fills only the first output "
+                f"'{agent.outputs[0]}'; {unfilled} have no default: "
+                "give an output_schema to map a JSON reply onto them",
+            )
     timeout = number_setting(task, "request_timeout", REQUEST_TIMEOUT_S, minimum=0.1)
     retries = int(number_setting(task, "max_retries", MAX_RETRIES))
 
@@ -277,8 +314,12 @@ async def run(task: AgentTask, progress: Progress, scale: float) -> AgentResult:
     if system:
         messages.append({"role": "system", "content": render(task, system, "system")})
     prompt = text_setting(task, "prompt")
-    messages.append({"role": "user",
-                     "content": render(task, prompt, "prompt") if prompt else default_prompt(task)})
+    messages.append(
+        {
+            "role": "user",
+            "content": render(task, prompt, "prompt") if prompt else default_prompt(task),
+        }
+    )
     body: dict[str, Any] = {"model": model, "messages": messages}
     if "temperature" in agent.settings:
         body["temperature"] = number_setting(task, "temperature", 0.0)
@@ -291,7 +332,9 @@ async def run(task: AgentTask, progress: Progress, scale: float) -> AgentResult:
             raise ApplicationError(
                 f"agent '{agent.id}': api_key_env names '{key_env}', which is not set on this "
                 "worker; set it in the worker's environment",
-                type="MissingEnvironmentVariable", non_retryable=True)
+                type="MissingEnvironmentVariable",
+                non_retryable=True,
+            )
         # from here on nothing the agent sends may carry it, in any common encoding
         scrub.register(secret)
         headers["Authorization"] = f"Bearer {secret}"
@@ -303,8 +346,9 @@ async def run(task: AgentTask, progress: Progress, scale: float) -> AgentResult:
     waited = 0.0
     async with new_client(timeout) as client:
         for retry in range(retries + 1):
-            progress.report(message=f"asking {model} at {base_url}"
-                                    + (f" (retry {retry})" if retry else ""))
+            progress.report(
+                message=f"asking {model} at {base_url}" + (f" (retry {retry})" if retry else "")
+            )
             began = time.monotonic()
             try:
                 reply = await post(client, url, payload, headers)
@@ -314,14 +358,17 @@ async def run(task: AgentTask, progress: Progress, scale: float) -> AgentResult:
                     f"agent '{agent.id}': {url} answered with a redirect ({err}); redirects are "
                     "not followed, so the key and the prompt go nowhere but base_url: set "
                     "base_url to the server's real address",
-                    type="ModelRequestRejected", non_retryable=True) from None
+                    type="ModelRequestRejected",
+                    non_retryable=True,
+                ) from None
             except Transient as err:
                 if retry >= retries:
                     raise ApplicationError(
                         f"agent '{agent.id}': {url} still failing after {retries + 1} requests: "
                         f"{scrub.text(str(err))}",
                         type="ModelUnavailable",
-                        next_retry_delay=None if err.retry_after is None
+                        next_retry_delay=None
+                        if err.retry_after is None
                         else timedelta(seconds=min(err.retry_after, MAX_RETRY_AFTER_S)),
                     ) from None
                 wait = backoff(retry, err.retry_after)
@@ -334,12 +381,19 @@ async def run(task: AgentTask, progress: Progress, scale: float) -> AgentResult:
         raise ApplicationError(
             f"agent '{agent.id}': {url} rejected the request with HTTP {reply.status}: "
             f"{_tail(reply.body)}",
-            type="ModelRequestRejected", non_retryable=True)
+            type="ModelRequestRejected",
+            non_retryable=True,
+        )
     text = reply_text(task, reply.body)
     if schema is None:
-        result = build_result(task, {**agent.defaults, agent.outputs[0]: text},
-                              source="the model's reply")
+        result = build_result(
+            task, {**agent.defaults, agent.outputs[0]: text}, source="the model's reply"
+        )
     else:
-        result = build_result(task, parse_structured(task, text, schema),
-                              source="the model's JSON reply", retryable=True)
+        result = build_result(
+            task,
+            parse_structured(task, text, schema),
+            source="the model's JSON reply",
+            retryable=True,
+        )
     return dataclasses.replace(result, io_wait_s=round(waited, 3))

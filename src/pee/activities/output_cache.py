@@ -65,8 +65,12 @@ class CacheStats:
 
 
 class OutputCache:
-    def __init__(self, path: Path | str | None = None, size_limit: int = DEFAULT_SIZE_LIMIT,
-                 threshold: int = DEFAULT_THRESHOLD) -> None:
+    def __init__(
+        self,
+        path: Path | str | None = None,
+        size_limit: int = DEFAULT_SIZE_LIMIT,
+        threshold: int = DEFAULT_THRESHOLD,
+    ) -> None:
         self.path = Path(path) if path is not None else default_path()
         self.size_limit = size_limit
         self.threshold = threshold
@@ -82,8 +86,11 @@ class OutputCache:
 
     @staticmethod
     def _set_meta(db: sqlite3.Connection, name: str, number: float) -> None:
-        db.execute("insert into meta(name, number) values(?, ?) on conflict(name) "
-                   "do update set number = excluded.number", (name, number))
+        db.execute(
+            "insert into meta(name, number) values(?, ?) on conflict(name) "
+            "do update set number = excluded.number",
+            (name, number),
+        )
 
     def _tick(self, db: sqlite3.Connection) -> int:
         tick = int(self._meta(db, "tick")) + 1
@@ -96,22 +103,39 @@ class OutputCache:
         with self._db() as db:
             row = db.execute(
                 "select value, compressed, run_scope, expires_at, frequency, cost, size "
-                "from entries where key = ?", (key,)).fetchone()
-            usable = row is not None and (row[2] is None or row[2] == run_id) and (
-                row[3] is None or row[3] > now)
+                "from entries where key = ?",
+                (key,),
+            ).fetchone()
+            usable = (
+                row is not None
+                and (row[2] is None or row[2] == run_id)
+                and (row[3] is None or row[3] > now)
+            )
             if not usable:
                 self._set_meta(db, "misses", self._meta(db, "misses") + 1)
                 return MISS
             value, compressed, _scope, _expires, frequency, cost, size = row
             frequency += 1
             priority = self._meta(db, "clock") + frequency * max(cost, 1e-6) / max(size, 1)
-            db.execute("update entries set frequency = ?, priority = ?, last_used = ? "
-                       "where key = ?", (frequency, priority, self._tick(db), key))
+            db.execute(
+                "update entries set frequency = ?, priority = ?, last_used = ? where key = ?",
+                (frequency, priority, self._tick(db), key),
+            )
             self._set_meta(db, "hits", self._meta(db, "hits") + 1)
         return unpack(value, compressed)
 
-    def put(self, key: str, value: Any, *, plan: str, agent: str, cost_s: float, run_id: str,
-            ttl_s: float | None = None, now: float | None = None) -> list[str]:
+    def put(
+        self,
+        key: str,
+        value: Any,
+        *,
+        plan: str,
+        agent: str,
+        cost_s: float,
+        run_id: str,
+        ttl_s: float | None = None,
+        now: float | None = None,
+    ) -> list[str]:
         """Store a value; ``ttl_s`` None = this run only. Returns the keys evicted for room."""
         now = time.time() if now is None else now
         packed = pack(value, self.threshold)
@@ -125,8 +149,9 @@ class OutputCache:
             db.execute("delete from entries where key = ?", (key,))
             used = db.execute("select coalesce(sum(size), 0) from entries").fetchone()[0]
             while used + size > self.size_limit:
-                victim = db.execute("select key, priority, size from entries "
-                                    "order by priority, last_used limit 1").fetchone()
+                victim = db.execute(
+                    "select key, priority, size from entries order by priority, last_used limit 1"
+                ).fetchone()
                 self._set_meta(db, "clock", victim[1])
                 db.execute("delete from entries where key = ?", (victim[0],))
                 evicted.append(victim[0])
@@ -136,18 +161,36 @@ class OutputCache:
                 "insert into entries(key, plan, agent, run_scope, expires_at, size, compressed, "
                 "value, cost, frequency, priority, last_used, created_at) "
                 "values(?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?)",
-                (key, plan, agent, run_id if ttl_s is None else None,
-                 None if ttl_s is None else now + ttl_s, size, packed.compressed, packed.data,
-                 cost_s, priority, self._tick(db), now))
+                (
+                    key,
+                    plan,
+                    agent,
+                    run_id if ttl_s is None else None,
+                    None if ttl_s is None else now + ttl_s,
+                    size,
+                    packed.compressed,
+                    packed.data,
+                    cost_s,
+                    priority,
+                    self._tick(db),
+                    now,
+                ),
+            )
             self._set_meta(db, "saved", self._meta(db, "saved") + packed.saved)
         return evicted
 
     def stats(self) -> CacheStats:
         with self._db() as db:
             entries, total = db.execute(
-                "select count(*), coalesce(sum(size), 0) from entries").fetchone()
-            return CacheStats(entries, total, int(self._meta(db, "hits")),
-                              int(self._meta(db, "misses")), int(self._meta(db, "saved")))
+                "select count(*), coalesce(sum(size), 0) from entries"
+            ).fetchone()
+            return CacheStats(
+                entries,
+                total,
+                int(self._meta(db, "hits")),
+                int(self._meta(db, "misses")),
+                int(self._meta(db, "saved")),
+            )
 
     def clear(self, agent: str | None = None, plan: str | None = None) -> int:
         """Remove entries (all, or those of one agent and/or plan); returns how many."""

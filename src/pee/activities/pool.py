@@ -34,15 +34,24 @@ async def ensure_resource_pool(request: EnsurePool) -> PoolCapacity:
     capacity = request.capacity
     handle = await client.start_workflow(
         POOL_WORKFLOW,
-        PoolInput(name=request.name, capacity=capacity,
-                  holder_check_interval_s=request.holder_check_interval_s,
-                  aging_s=request.aging_s, reserve_after_s=request.reserve_after_s),
+        PoolInput(
+            name=request.name,
+            capacity=capacity,
+            holder_check_interval_s=request.holder_check_interval_s,
+            aging_s=request.aging_s,
+            reserve_after_s=request.reserve_after_s,
+        ),
         id=pool_workflow_id(request.name),
         task_queue=request.task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-        memo={CAPACITY_MEMO: {"cpu": capacity.cpu, "memory": capacity.memory,
-                              "max_agents": capacity.max_agents}},
+        memo={
+            CAPACITY_MEMO: {
+                "cpu": capacity.cpu,
+                "memory": capacity.memory,
+                "max_agents": capacity.max_agents,
+            }
+        },
         static_summary=f"shared resource pool {request.name}",
     )
     description = await handle.describe()

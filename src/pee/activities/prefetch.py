@@ -100,8 +100,11 @@ def count(counts: dict[str, dict[str, int]], outcome: str) -> None:
     level[outcome] = level.get(outcome, 0) + 1
 
 
-def resolve(value: Any, counts: dict[str, dict[str, int]],
-            fetch: Callable[[dict[str, Any]], Any] | None = None) -> Any:
+def resolve(
+    value: Any,
+    counts: dict[str, dict[str, int]],
+    fetch: Callable[[dict[str, Any]], Any] | None = None,
+) -> Any:
     """``value`` with every artifact reference replaced by its value: prefetched ones from the
     store (a hit), the rest read from the artifact store (a miss)."""
     if is_reference(value):

@@ -51,12 +51,16 @@ def keyword_arguments(task: AgentTask) -> dict[str, Any]:
     for reference in declared:
         name = keyword(reference)
         if not name.isidentifier():
-            raise _signature_error(task, f"input '{reference}' gives the keyword '{name}', "
-                                         "which is not a Python identifier")
+            raise _signature_error(
+                task,
+                f"input '{reference}' gives the keyword '{name}', which is not a Python identifier",
+            )
         if name in names and names[name] != reference:
             raise _signature_error(
-                task, f"inputs '{names[name]}' and '{reference}' would both be passed as "
-                      f"keyword '{name}'; rename one of the outputs or wrap the function")
+                task,
+                f"inputs '{names[name]}' and '{reference}' would both be passed as "
+                f"keyword '{name}'; rename one of the outputs or wrap the function",
+            )
         names[name] = reference
     # inputs in the snapshot that are not declared (should not happen) go by the same rule
     for reference in task.inputs:
@@ -65,8 +69,9 @@ def keyword_arguments(task: AgentTask) -> dict[str, Any]:
 
 
 def _signature_error(task: AgentTask, message: str) -> ApplicationError:
-    return ApplicationError(f"agent '{task.agent.id}': {message}",
-                            type="CallableSignatureError", non_retryable=True)
+    return ApplicationError(
+        f"agent '{task.agent.id}': {message}", type="CallableSignatureError", non_retryable=True
+    )
 
 
 def _not_found(task: AgentTask, spec: str, why: str) -> ApplicationError:
@@ -81,23 +86,25 @@ def _not_found(task: AgentTask, spec: str, why: str) -> ApplicationError:
 def load(task: AgentTask) -> Callable[..., Any]:
     spec = text_setting(task, "callable", required=True) or ""
     if not SPEC.match(spec.strip()):
-        raise invalid_settings(task, f"'callable' must look like 'package.module:function', "
-                                     f"found {spec!r}")
+        raise invalid_settings(
+            task, f"'callable' must look like 'package.module:function', found {spec!r}"
+        )
     module_name, _, attribute = spec.strip().partition(":")
     try:
         target: Any = importlib.import_module(module_name)
     except Exception as err:  # ImportError, or the module itself failing at import
-        raise _not_found(task, spec, f"importing '{module_name}' failed: "
-                                     f"{type(err).__name__}: {err}") from None
+        raise _not_found(
+            task, spec, f"importing '{module_name}' failed: {type(err).__name__}: {err}"
+        ) from None
     for part in attribute.split("."):
         try:
             target = getattr(target, part)
         except AttributeError:
-            raise _not_found(task, spec, f"'{module_name}' has no attribute '{attribute}'"
-                             ) from None
+            raise _not_found(
+                task, spec, f"'{module_name}' has no attribute '{attribute}'"
+            ) from None
     if not callable(target):
-        raise _not_found(task, spec, f"'{attribute}' is a {type(target).__name__}, "
-                                     "not a function")
+        raise _not_found(task, spec, f"'{attribute}' is a {type(target).__name__}, not a function")
     return target
 
 
@@ -105,7 +112,8 @@ def _is_async(function: Callable[..., Any]) -> bool:
     while isinstance(function, functools.partial):
         function = function.func
     return inspect.iscoroutinefunction(function) or inspect.iscoroutinefunction(
-        getattr(function, "__call__", None))  # noqa: B004 - an object with an async __call__
+        getattr(function, "__call__", None)  # noqa: B004 - an object with an async __call__
+    )
 
 
 async def run(task: AgentTask, progress: Progress, scale: float) -> AgentResult:
@@ -115,8 +123,10 @@ async def run(task: AgentTask, progress: Progress, scale: float) -> AgentResult:
         inspect.signature(function).bind(**kwargs)
     except TypeError as err:
         raise _signature_error(
-            task, f"'{task.agent.settings.get('callable')}' cannot be called with keywords "
-                  f"{sorted(kwargs)}: {err}") from None
+            task,
+            f"'{task.agent.settings.get('callable')}' cannot be called with keywords "
+            f"{sorted(kwargs)}: {err}",
+        ) from None
     except ValueError:
         pass  # no signature to check (some builtins): let the call decide
     progress.report(message=f"calling {task.agent.settings.get('callable')}")
@@ -126,5 +136,6 @@ async def run(task: AgentTask, progress: Progress, scale: float) -> AgentResult:
         produced = await asyncio.to_thread(function, **kwargs)
         if inspect.isawaitable(produced):
             produced = await produced
-    return build_result(task, produced, source=f"the result of "
-                                               f"{task.agent.settings.get('callable')}")
+    return build_result(
+        task, produced, source=f"the result of {task.agent.settings.get('callable')}"
+    )

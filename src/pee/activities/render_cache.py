@@ -27,8 +27,7 @@ DEFAULT_MAX_BYTES = 50 * 1024**2
 
 
 def canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      default=str)
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
 def cache_key(template_id: str, variables: Any) -> str:
@@ -37,8 +36,12 @@ def cache_key(template_id: str, variables: Any) -> str:
 
 
 class RenderCache:
-    def __init__(self, ttl_s: float = DEFAULT_TTL_S, max_bytes: int = DEFAULT_MAX_BYTES,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        ttl_s: float = DEFAULT_TTL_S,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.ttl_s = ttl_s
         self.max_bytes = max_bytes
         self._clock = clock

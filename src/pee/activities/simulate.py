@@ -95,8 +95,9 @@ def parse_settings(agent: CompiledAgent) -> SimulateSettings:
     elif isinstance(raw_fail, int) and not isinstance(raw_fail, bool) and raw_fail >= 0:
         fail_times = raw_fail
     else:
-        raise _invalid(agent, f"'fail_times' must be an integer >= 0 or 'always', "
-                              f"found {raw_fail!r}")
+        raise _invalid(
+            agent, f"'fail_times' must be an integer >= 0 or 'always', found {raw_fail!r}"
+        )
     fallback = _flag(agent, "fail_unless_fallback", False)
     critical = _flag(agent, "critical", False)
     if critical and not fallback and settings.get("fail_times") is None:
@@ -105,13 +106,17 @@ def parse_settings(agent: CompiledAgent) -> SimulateSettings:
 
     values = settings.get("values") or {}
     if not isinstance(values, dict):
-        raise _invalid(agent, f"'values' must be a mapping of output or key to value, "
-                              f"found {values!r}")
+        raise _invalid(
+            agent, f"'values' must be a mapping of output or key to value, found {values!r}"
+        )
     known = [*agent.outputs, *agent.writes]
     unknown = [name for name in values if name not in known]
     if unknown:
-        raise _invalid(agent, f"'values' names {unknown}, which the agent neither outputs nor "
-                              f"writes; outputs {agent.outputs}, writes {agent.writes}")
+        raise _invalid(
+            agent,
+            f"'values' names {unknown}, which the agent neither outputs nor "
+            f"writes; outputs {agent.outputs}, writes {agent.writes}",
+        )
     return SimulateSettings(
         duration_s=float(raw),
         fail_times=fail_times,
@@ -124,8 +129,7 @@ def parse_settings(agent: CompiledAgent) -> SimulateSettings:
 
 
 def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      default=str)
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
 def digest(value: Any) -> str:
@@ -135,8 +139,7 @@ def digest(value: Any) -> str:
 def default_value(task: AgentTask, name: str, echo_inputs: bool = False) -> dict[str, Any]:
     """Small, deterministic and readable in the Web UI: who made it, from what."""
     inputs: Any = dict(task.inputs) if echo_inputs else sorted(task.inputs)
-    return {"agent": task.agent.id, "output": name, "inputs": inputs,
-            "digest": digest(task.inputs)}
+    return {"agent": task.agent.id, "output": name, "inputs": inputs, "digest": digest(task.inputs)}
 
 
 async def run(task: AgentTask, progress: Progress, scale: float) -> AgentResult:

@@ -65,15 +65,29 @@ class SnapshotStats:
 
 
 class SnapshotCache:
-    def __init__(self, path: Path | str | None = None, size_limit: int = DEFAULT_SIZE_LIMIT,
-                 threshold: int = DEFAULT_THRESHOLD) -> None:
+    def __init__(
+        self,
+        path: Path | str | None = None,
+        size_limit: int = DEFAULT_SIZE_LIMIT,
+        threshold: int = DEFAULT_THRESHOLD,
+    ) -> None:
         self.path = Path(path) if path is not None else default_path()
         self.size_limit = size_limit
         self.threshold = threshold
         self._db = SqliteFile(self.path, SCHEMA).transaction
 
-    def put(self, key: str, values: dict[str, Any], *, workflow_id: str, run_id: str, plan: str,
-            group_id: str, ttl_s: float | None = None, now: float | None = None) -> Stored:
+    def put(
+        self,
+        key: str,
+        values: dict[str, Any],
+        *,
+        workflow_id: str,
+        run_id: str,
+        plan: str,
+        group_id: str,
+        ttl_s: float | None = None,
+        now: float | None = None,
+    ) -> Stored:
         now = time.time() if now is None else now
         packed = pack(values, self.threshold)
         size = packed.size
@@ -84,25 +98,38 @@ class SnapshotCache:
             db.execute("delete from snapshots where key = ?", (key,))
             used = db.execute("select coalesce(sum(size), 0) from snapshots").fetchone()[0]
             while used + size > self.size_limit:
-                victim = db.execute("select key, size from snapshots "
-                                    "order by last_used limit 1").fetchone()
+                victim = db.execute(
+                    "select key, size from snapshots order by last_used limit 1"
+                ).fetchone()
                 db.execute("delete from snapshots where key = ?", (victim[0],))
                 evicted.append(victim[0])
                 used -= victim[1]
             db.execute(
                 "insert into snapshots(key, workflow_id, run_id, plan, group_id, expires_at, size,"
                 " raw_size, compressed, value, last_used) values(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (key, workflow_id, run_id, plan, group_id,
-                 None if ttl_s is None else now + ttl_s, size, packed.raw_size, packed.compressed,
-                 packed.data, now))
+                (
+                    key,
+                    workflow_id,
+                    run_id,
+                    plan,
+                    group_id,
+                    None if ttl_s is None else now + ttl_s,
+                    size,
+                    packed.raw_size,
+                    packed.compressed,
+                    packed.data,
+                    now,
+                ),
+            )
         return Stored(size, packed.saved, evicted)
 
     def get(self, key: str, now: float | None = None) -> Any:
         """The snapshot's context values, or MISSING (never stored, evicted or expired)."""
         now = time.time() if now is None else now
         with self._db() as db:
-            row = db.execute("select value, compressed, expires_at from snapshots where key = ?",
-                             (key,)).fetchone()
+            row = db.execute(
+                "select value, compressed, expires_at from snapshots where key = ?", (key,)
+            ).fetchone()
             if row is None or (row[2] is not None and row[2] <= now):
                 return MISSING
             db.execute("update snapshots set last_used = ? where key = ?", (now, key))
@@ -112,7 +139,8 @@ class SnapshotCache:
         with self._db() as db:
             entries, total, saved = db.execute(
                 "select count(*), coalesce(sum(size), 0), coalesce(sum(raw_size - size), 0) "
-                "from snapshots").fetchone()
+                "from snapshots"
+            ).fetchone()
         return SnapshotStats(entries, total, saved)
 
     def clear(self, plan: str | None = None) -> int:
@@ -129,11 +157,22 @@ async def store_context_snapshot(task: SnapshotTask) -> SnapshotStored:
     try:
         cache = SnapshotCache(
             size_limit=DEFAULT_SIZE_LIMIT if task.size_limit is None else task.size_limit,
-            threshold=(DEFAULT_THRESHOLD if task.compression_threshold is None
-                       else task.compression_threshold))
+            threshold=(
+                DEFAULT_THRESHOLD
+                if task.compression_threshold is None
+                else task.compression_threshold
+            ),
+        )
         stored = await asyncio.to_thread(
-            cache.put, task.key, task.values, workflow_id=task.workflow_id, run_id=task.run_id,
-            plan=task.plan_name, group_id=task.group_id, ttl_s=task.ttl_s)
+            cache.put,
+            task.key,
+            task.values,
+            workflow_id=task.workflow_id,
+            run_id=task.run_id,
+            plan=task.plan_name,
+            group_id=task.group_id,
+            ttl_s=task.ttl_s,
+        )
     except (OSError, sqlite3.Error) as err:
         activity.logger.warning("context snapshot %s not stored: %s", task.key, err)
         return SnapshotStored(task.key, stored=False)

@@ -65,52 +65,127 @@ BUILTIN_PREFIX = "builtin:"
 
 BUILTINS: dict[str, dict[str, Any]] = {
     "project-brief": {
-        "template": {"id": "project-brief", "name": "Project Brief", "version": "1.0",
-                     "output": {"format": "markdown", "filename": "docs/brief.md",
-                                "title": "Project Brief: {{project_name}}"}},
+        "template": {
+            "id": "project-brief",
+            "name": "Project Brief",
+            "version": "1.0",
+            "output": {
+                "format": "markdown",
+                "filename": "docs/brief.md",
+                "title": "Project Brief: {{project_name}}",
+            },
+        },
         "sections": [
-            {"id": "summary", "title": "Executive Summary", "type": "paragraphs",
-             "instruction": "What is being built, for whom, and why now.",
-             "template": "{{project_name}}: {{summary}}"},
-            {"id": "problem", "title": "Problem Statement", "type": "paragraphs",
-             "condition": "problem", "template": "{{problem}}"},
-            {"id": "target_users", "title": "Target Users", "type": "bullet-list",
-             "item_template": "{{item}}"},
-            {"id": "constraints", "title": "Technical Constraints", "type": "bullet-list",
-             "condition": "technical_constraints", "items": "technical_constraints",
-             "item_template": "{{item}}"},
+            {
+                "id": "summary",
+                "title": "Executive Summary",
+                "type": "paragraphs",
+                "instruction": "What is being built, for whom, and why now.",
+                "template": "{{project_name}}: {{summary}}",
+            },
+            {
+                "id": "problem",
+                "title": "Problem Statement",
+                "type": "paragraphs",
+                "condition": "problem",
+                "template": "{{problem}}",
+            },
+            {
+                "id": "target_users",
+                "title": "Target Users",
+                "type": "bullet-list",
+                "item_template": "{{item}}",
+            },
+            {
+                "id": "constraints",
+                "title": "Technical Constraints",
+                "type": "bullet-list",
+                "condition": "technical_constraints",
+                "items": "technical_constraints",
+                "item_template": "{{item}}",
+            },
         ],
     },
     "prd": {
-        "template": {"id": "prd", "name": "Product Requirements Document", "version": "1.0",
-                     "output": {"format": "markdown", "filename": "docs/prd.md",
-                                "title": "{{project_name}} Product Requirements Document"}},
+        "template": {
+            "id": "prd",
+            "name": "Product Requirements Document",
+            "version": "1.0",
+            "output": {
+                "format": "markdown",
+                "filename": "docs/prd.md",
+                "title": "{{project_name}} Product Requirements Document",
+            },
+        },
         "sections": [
-            {"id": "goals", "title": "Goals and Background Context", "type": "paragraphs",
-             "template": "{{project_brief.title}}", "elicit": True,
-             "instruction": "Summarise the brief's goals; confirm them with the user."},
-            {"id": "requirements", "title": "Requirements", "type": "numbered-list",
-             "item_template": "{{item}}"},
-            {"id": "user_personas", "title": "Personas", "type": "table",
-             "columns": ["name", "goal"], "condition": "user_personas"},
-            {"id": "epics", "title": "User Stories", "sections": [
-                {"id": "user_stories", "title": "{{item.id}} {{item.title}}", "repeatable": True,
-                 "template": "As a {{item.as_a}}, I want {{item.i_want}} so that "
-                             "{{item.so_that}}."},
-            ]},
+            {
+                "id": "goals",
+                "title": "Goals and Background Context",
+                "type": "paragraphs",
+                "template": "{{project_brief.title}}",
+                "elicit": True,
+                "instruction": "Summarise the brief's goals; confirm them with the user.",
+            },
+            {
+                "id": "requirements",
+                "title": "Requirements",
+                "type": "numbered-list",
+                "item_template": "{{item}}",
+            },
+            {
+                "id": "user_personas",
+                "title": "Personas",
+                "type": "table",
+                "columns": ["name", "goal"],
+                "condition": "user_personas",
+            },
+            {
+                "id": "epics",
+                "title": "User Stories",
+                "sections": [
+                    {
+                        "id": "user_stories",
+                        "title": "{{item.id}} {{item.title}}",
+                        "repeatable": True,
+                        "template": "As a {{item.as_a}}, I want {{item.i_want}} so that "
+                        "{{item.so_that}}.",
+                    },
+                ],
+            },
         ],
     },
     "architecture": {
-        "template": {"id": "architecture", "name": "Architecture Document", "version": "1.0",
-                     "output": {"format": "markdown", "filename": "docs/architecture.md",
-                                "title": "{{project_name}} Architecture"}},
+        "template": {
+            "id": "architecture",
+            "name": "Architecture Document",
+            "version": "1.0",
+            "output": {
+                "format": "markdown",
+                "filename": "docs/architecture.md",
+                "title": "{{project_name}} Architecture",
+            },
+        },
         "sections": [
-            {"id": "overview", "title": "High Level Overview", "type": "paragraphs",
-             "template": "{{system_architecture}}"},
-            {"id": "technology_stack", "title": "Tech Stack", "type": "table",
-             "columns": ["category", "technology"], "condition": "technology_stack"},
-            {"id": "api_specifications", "title": "API", "type": "bullet-list",
-             "condition": "api_specifications", "item_template": "{{item}}"},
+            {
+                "id": "overview",
+                "title": "High Level Overview",
+                "type": "paragraphs",
+                "template": "{{system_architecture}}",
+            },
+            {
+                "id": "technology_stack",
+                "title": "Tech Stack",
+                "type": "table",
+                "columns": ["category", "technology"],
+                "condition": "technology_stack",
+            },
+            {
+                "id": "api_specifications",
+                "title": "API",
+                "type": "bullet-list",
+                "condition": "api_specifications",
+                "item_template": "{{item}}",
+            },
         ],
     },
 }
@@ -120,8 +195,9 @@ BUILTINS: dict[str, dict[str, Any]] = {
 
 
 def access_denied(task: AgentTask, message: str) -> ApplicationError:
-    return ApplicationError(f"agent '{task.agent.id}': {message}", type="TemplateAccessDenied",
-                            non_retryable=True)
+    return ApplicationError(
+        f"agent '{task.agent.id}': {message}", type="TemplateAccessDenied", non_retryable=True
+    )
 
 
 def template_root(task: AgentTask) -> Path:
@@ -134,20 +210,29 @@ def template_path(task: AgentTask) -> Path | None:
     for a built-in template."""
     name = task.agent.settings.get("template")
     if not isinstance(name, str) or not name.strip():
-        raise invalid_settings(task, f"'template' must be a path or a built-in id "
-                                     f"({', '.join(BUILTIN_PREFIX + b for b in BUILTINS)}), "
-                                     f"found {name!r}")
+        raise invalid_settings(
+            task,
+            f"'template' must be a path or a built-in id "
+            f"({', '.join(BUILTIN_PREFIX + b for b in BUILTINS)}), "
+            f"found {name!r}",
+        )
     if name.startswith(BUILTIN_PREFIX):
-        if name[len(BUILTIN_PREFIX):] not in BUILTINS:
-            raise invalid_settings(task, f"no built-in template '{name}'; built-ins: "
-                                         f"{[BUILTIN_PREFIX + b for b in BUILTINS]}")
+        if name[len(BUILTIN_PREFIX) :] not in BUILTINS:
+            raise invalid_settings(
+                task,
+                f"no built-in template '{name}'; built-ins: "
+                f"{[BUILTIN_PREFIX + b for b in BUILTINS]}",
+            )
         return None
     root = template_root(task)
     given = Path(name).expanduser()
     path = (given if given.is_absolute() else root / given).resolve()
     if not path.is_relative_to(root):
-        raise access_denied(task, f"template {name!r} is outside the plan's folder {str(root)!r}; "
-                                  f"templates must live in the plan's folder or below it")
+        raise access_denied(
+            task,
+            f"template {name!r} is outside the plan's folder {str(root)!r}; "
+            f"templates must live in the plan's folder or below it",
+        )
     if not path.is_file():
         raise invalid_settings(task, f"template {name!r} not found (looked for {str(path)!r})")
     return path
@@ -175,7 +260,7 @@ def load(task: AgentTask, counts: dict[str, dict[str, int]] | None = None) -> tu
     path = template_path(task)
     if path is None:
         name = str(task.agent.settings["template"])
-        return name, BUILTINS[name[len(BUILTIN_PREFIX):]]
+        return name, BUILTINS[name[len(BUILTIN_PREFIX) :]]
     found = prefetch.store().template(path)
     if counts is not None:
         prefetch.count(counts, prefetch.HIT if found is not None else prefetch.MISS)
@@ -193,8 +278,9 @@ def limits(task: AgentTask) -> tuple[int, float]:
     concurrent = engine.get("concurrent_renders", DEFAULT_CONCURRENT_RENDERS)
     timeout = engine.get("render_timeout", DEFAULT_RENDER_TIMEOUT_S)
     if isinstance(concurrent, bool) or not isinstance(concurrent, int) or concurrent < 1:
-        raise invalid_settings(task, f"'concurrent_renders' must be a whole number >= 1, "
-                                     f"found {concurrent!r}")
+        raise invalid_settings(
+            task, f"'concurrent_renders' must be a whole number >= 1, found {concurrent!r}"
+        )
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
         raise invalid_settings(task, f"'render_timeout' must be seconds > 0, found {timeout!r}")
     return concurrent, float(timeout)
@@ -202,7 +288,8 @@ def limits(task: AgentTask) -> tuple[int, float]:
 
 # one semaphore per event loop and limit: asyncio primitives belong to the loop that uses them
 _semaphores: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, asyncio.Semaphore]] = (
-    weakref.WeakKeyDictionary())
+    weakref.WeakKeyDictionary()
+)
 
 
 def _semaphore(limit: int) -> asyncio.Semaphore:
@@ -224,11 +311,13 @@ def render_cache_settings(task: AgentTask) -> tuple[float, int | None]:
     if ttl in (None, "session_lifetime"):
         ttl = math.inf
     if isinstance(ttl, bool) or not isinstance(ttl, int | float) or ttl < 0:
-        raise invalid_settings(task, f"'render_cache.ttl' must be seconds >= 0 or "
-                                     f"session_lifetime, found {ttl!r}")
+        raise invalid_settings(
+            task, f"'render_cache.ttl' must be seconds >= 0 or session_lifetime, found {ttl!r}"
+        )
     if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 0):
-        raise invalid_settings(task, f"'render_cache.size_limit' must be bytes >= 0, "
-                                     f"found {size!r}")
+        raise invalid_settings(
+            task, f"'render_cache.size_limit' must be bytes >= 0, found {size!r}"
+        )
     if given.get("enabled") is False:
         size = 0
     return float(ttl), size
@@ -253,19 +342,25 @@ async def run(task: AgentTask, progress: Progress, scale: float) -> AgentResult:
         async with _semaphore(concurrent):
             try:
                 # in a render process, killed on timeout or cancel (pee.activities.render_runner)
-                value, missing = await render_runner.runner().run(render, source, scope,
-                                                                  timeout=timeout)
+                value, missing = await render_runner.runner().run(
+                    render, source, scope, timeout=timeout
+                )
             except asyncio.TimeoutError:
                 raise ApplicationError(
                     f"agent '{task.agent.id}': rendering {template_id!r} took longer than "
-                    f"render_timeout {timeout:g}s", type="RenderTimeout") from None
+                    f"render_timeout {timeout:g}s",
+                    type="RenderTimeout",
+                ) from None
             except TemplateError as err:
                 raise invalid_settings(task, f"template {template_id!r}: {err}") from None
         cache.renders += 1
         cache.put(key, value, ttl_s=ttl_s)
         if missing:
-            activity.logger.warning("agent '%s': template variables without a value (rendered "
-                                    "empty): %s", task.agent.id, missing)
+            activity.logger.warning(
+                "agent '%s': template variables without a value (rendered empty): %s",
+                task.agent.id,
+                missing,
+            )
     agent = task.agent
     produced = {name: value for name in [*agent.outputs, *agent.writes]}
     result = build_result(task, produced, source=f"template {template_id!r}")

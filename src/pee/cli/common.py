@@ -65,7 +65,9 @@ def add_set_option(parser: argparse.ArgumentParser) -> None:
         "such as user_wants_ai_generation=true, bmad_kind (repeatable)",
     )
     parser.add_argument(
-        "--bmad-dir", metavar="DIR", type=existing_dir,
+        "--bmad-dir",
+        metavar="DIR",
+        type=existing_dir,
         help="a BMAD install folder (bmad-core, with templates/): each BMAD step renders the "
         "template named by its `uses`, its notes or its agent's file (agents/<agent>.md); "
         "other steps run as built-in role agents",
@@ -75,8 +77,13 @@ def add_set_option(parser: argparse.ArgumentParser) -> None:
 
 def add_input_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--input", dest="inputs", action="append", default=[], type=parse_assignment,
-        metavar="KEY=VALUE", help="run input, a plan input's value for this run (repeatable)",
+        "--input",
+        dest="inputs",
+        action="append",
+        default=[],
+        type=parse_assignment,
+        metavar="KEY=VALUE",
+        help="run input, a plan input's value for this run (repeatable)",
     )
 
 
@@ -85,8 +92,9 @@ def set_names(args: argparse.Namespace) -> list[str]:
     return [name for name, _ in getattr(args, "variables", [])]
 
 
-def plan_variables(args: argparse.Namespace, base: list[tuple[str, str]] | None = None
-                   ) -> dict[str, Any]:
+def plan_variables(
+    args: argparse.Namespace, base: list[tuple[str, str]] | None = None
+) -> dict[str, Any]:
     """The loader's variables: --set pairs (after `base`, the run inputs), plus the --bmad-dir
     folder (`bmad_dir`), which the BMAD importer reads its templates and agents from; with --llm
     also `bmad_llm` and the folder's agent, task and template files (`bmad_files`) that the LLM

@@ -22,18 +22,23 @@ def register(subparsers: Any) -> None:
     from pee.cli.run_commands import add_plan_options
 
     parser = subparsers.add_parser(
-        "compile", help="write the workflow input JSON for `temporal workflow start`",
+        "compile",
+        help="write the workflow input JSON for `temporal workflow start`",
         description="Compile a plan into the PlanWorkflow input (JSON) that `temporal workflow "
         "start --type PlanWorkflow --task-queue parallel-execution-engine --input-file FILE` "
         "accepts. Exit 0, or 2 for plan errors.",
     )
     add_plan_options(parser)
-    parser.add_argument("-o", "--output", type=Path, metavar="FILE",
-                        help="write here (default: stdout)")
-    parser.add_argument("--search-attributes", action="store_true",
-                        help="the run keeps the PeePlan, PeeStatus and PeeGroup search "
-                        "attributes up to date; only for a server that has them registered "
-                        "(the embedded dev server does), or its workflow task fails")
+    parser.add_argument(
+        "-o", "--output", type=Path, metavar="FILE", help="write here (default: stdout)"
+    )
+    parser.add_argument(
+        "--search-attributes",
+        action="store_true",
+        help="the run keeps the PeePlan, PeeStatus and PeeGroup search "
+        "attributes up to date; only for a server that has them registered "
+        "(the embedded dev server does), or its workflow task fails",
+    )
     parser.set_defaults(handler=compile_command)
 
 
@@ -62,8 +67,9 @@ def compile_command(args: argparse.Namespace) -> int:
         return EXIT_OK
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(text)
-    print(f"wrote {args.output}; start it with:\n  {start_command(plan.name, args)}",
-          file=sys.stderr)
+    print(
+        f"wrote {args.output}; start it with:\n  {start_command(plan.name, args)}", file=sys.stderr
+    )
     return EXIT_OK
 
 
@@ -79,9 +85,11 @@ def start_command(plan_name: str, args: argparse.Namespace) -> str:
 
     record = running_record()
     flags = connection_flags(record.address, None, record) if record else ""
-    command = (f"{binary()} workflow start{flags} --type PlanWorkflow --task-queue "
-               f"{shlex.quote(default_task_queue())} --workflow-id "
-               f"{shlex.quote(plan_name + '-1')} --input-file {shlex.quote(str(args.output))}")
+    command = (
+        f"{binary()} workflow start{flags} --type PlanWorkflow --task-queue "
+        f"{shlex.quote(default_task_queue())} --workflow-id "
+        f"{shlex.quote(plan_name + '-1')} --input-file {shlex.quote(str(args.output))}"
+    )
     if args.search_attributes:
         for name, value in (("PeePlan", plan_name), ("PeeStatus", "running")):
             command += " --search-attribute " + shlex.quote(f"{name}={json.dumps(value)}")

@@ -55,22 +55,27 @@ def register(subparsers: Any) -> None:
     from pee.cli.run_commands import add_server_options
 
     listing = subparsers.add_parser(
-        "conflicts", help="list a run's open context conflicts and how to resolve them",
+        "conflicts",
+        help="list a run's open context conflicts and how to resolve them",
         description="List a run's open context conflicts (--all: every conflict) with, for each "
         "open one, the commands that resolve it. Exit 0 listed, 1 no worker answered, 2 unknown "
         "id or no server.",
     )
     listing.add_argument("workflow_id", metavar="WORKFLOW_ID")
-    listing.add_argument("--format", choices=("text", "json"), default="text",
-                         help="text (default: a table and the resolve commands) or json (a "
-                         "list of conflict objects)")
-    listing.add_argument("--all", action="store_true",
-                         help="resolved and timed-out conflicts too")
+    listing.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="text (default: a table and the resolve commands) or json (a "
+        "list of conflict objects)",
+    )
+    listing.add_argument("--all", action="store_true", help="resolved and timed-out conflicts too")
     add_server_options(listing)
     listing.set_defaults(handler=conflicts_command)
 
     resolve = subparsers.add_parser(
-        "resolve", help="resolve a context conflict (Update, or --signal)",
+        "resolve",
+        help="resolve a context conflict (Update, or --signal)",
         description="Resolve a conflict with the workflow's resolve_conflict Update: keep the "
         "current value, take the incoming one, or give a value. The workflow rejects unknown or "
         "settled conflicts and versions other than the current one (exit 2, nothing "
@@ -78,23 +83,40 @@ def register(subparsers: Any) -> None:
     )
     resolve.add_argument("workflow_id", metavar="WORKFLOW_ID")
     resolve.add_argument("conflict_id", metavar="CONFLICT_ID", help="e.g. c1 (see `conflicts`)")
-    resolve.add_argument("--choice", required=True, choices=CHOICES,
-                         help="current: keep the value in the context; incoming: take the "
-                         "conflicting write; value: write --value")
-    resolve.add_argument("--value", metavar="JSON",
-                         help="the value to write, as JSON (with --choice value), e.g. "
-                         "'{\"target\": \"web\"}' or '\"text\"'")
-    resolve.add_argument("--expected-version", type=non_negative_int, metavar="N",
-                         help="the key's version you decided against (default: its current "
-                         "version, read with the conflicts query); an older (stale) or newer "
-                         "one is rejected")
-    resolve.add_argument("--signal", action="store_true",
-                         help="send the resolve_conflict signal instead (fire-and-forget; an "
-                         "invalid one is logged and listed in the report's rejected_resolutions)")
-    resolve.add_argument("--by", default=default_by(), metavar="NAME",
-                         help="who resolves, for the report (default: your login name)")
-    resolve.add_argument("--json", action="store_true",
-                         help="print the resolved conflict as JSON")
+    resolve.add_argument(
+        "--choice",
+        required=True,
+        choices=CHOICES,
+        help="current: keep the value in the context; incoming: take the "
+        "conflicting write; value: write --value",
+    )
+    resolve.add_argument(
+        "--value",
+        metavar="JSON",
+        help="the value to write, as JSON (with --choice value), e.g. "
+        '\'{"target": "web"}\' or \'"text"\'',
+    )
+    resolve.add_argument(
+        "--expected-version",
+        type=non_negative_int,
+        metavar="N",
+        help="the key's version you decided against (default: its current "
+        "version, read with the conflicts query); an older (stale) or newer "
+        "one is rejected",
+    )
+    resolve.add_argument(
+        "--signal",
+        action="store_true",
+        help="send the resolve_conflict signal instead (fire-and-forget; an "
+        "invalid one is logged and listed in the report's rejected_resolutions)",
+    )
+    resolve.add_argument(
+        "--by",
+        default=default_by(),
+        metavar="NAME",
+        help="who resolves, for the report (default: your login name)",
+    )
+    resolve.add_argument("--json", action="store_true", help="print the resolved conflict as JSON")
     add_server_options(resolve)
     resolve.set_defaults(handler=resolve_command)
 
@@ -109,9 +131,9 @@ def _target(args: argparse.Namespace) -> Any:
 
     try:
         # a stopped embedded server is restarted only when it has a history to show
-        return resolve_target(ConnectionFlags.from_args(args),
-                              allow_start=default_db_file().exists(),
-                              out=sys.stderr)
+        return resolve_target(
+            ConnectionFlags.from_args(args), allow_start=default_db_file().exists(), out=sys.stderr
+        )
     except TargetError as err:
         raise CommandError(str(err)) from None
 
@@ -125,8 +147,9 @@ async def _describe(client: Any, workflow_id: str, namespace: str | None) -> Any
         description = await client.get_workflow_handle(workflow_id).describe()
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:
-            raise CommandError(f"no run with workflow id '{workflow_id}' (namespace "
-                               f"{namespace or 'default'})") from None
+            raise CommandError(
+                f"no run with workflow id '{workflow_id}' (namespace {namespace or 'default'})"
+            ) from None
         raise
     try:
         require_plan_run(description, client.service_client.config.target_host)
@@ -141,7 +164,9 @@ async def _require_worker(client: Any, description: Any, what: str) -> None:
     if not await has_pollers(client, description.namespace, description.task_queue):
         raise CommandError(
             f"no worker polls {description.task_queue}, so nobody can {what}: start one "
-            "(pee-worker)", EXIT_UNANSWERED)
+            "(pee-worker)",
+            EXIT_UNANSWERED,
+        )
 
 
 async def _query_conflicts(handle: Any) -> list[dict[str, Any]]:
@@ -149,19 +174,21 @@ async def _query_conflicts(handle: Any) -> list[dict[str, Any]]:
     from temporalio.service import RPCError
 
     try:
-        found = await handle.query(CONFLICTS_QUERY,
-                                   rpc_timeout=timedelta(seconds=QUERY_TIMEOUT_S))
+        found = await handle.query(CONFLICTS_QUERY, rpc_timeout=timedelta(seconds=QUERY_TIMEOUT_S))
     except WorkflowQueryFailedError as err:
         raise CommandError(f"the run cannot list conflicts: {err.message}") from None
     except RPCError as err:
-        raise CommandError(f"no worker answered the conflicts query within "
-                           f"{QUERY_TIMEOUT_S:g}s ({err.message}); is one polling?",
-                           EXIT_UNANSWERED) from None
+        raise CommandError(
+            f"no worker answered the conflicts query within "
+            f"{QUERY_TIMEOUT_S:g}s ({err.message}); is one polling?",
+            EXIT_UNANSWERED,
+        ) from None
     return list(found or [])
 
 
-async def read_conflicts(client: Any, workflow_id: str,
-                         namespace: str | None) -> tuple[Any, list[dict[str, Any]]]:
+async def read_conflicts(
+    client: Any, workflow_id: str, namespace: str | None
+) -> tuple[Any, list[dict[str, Any]]]:
     """(description, every conflict of the run): live from a running run, else its report."""
     from temporalio.client import WorkflowExecutionStatus
 
@@ -208,8 +235,14 @@ def conflicts_command(args: argparse.Namespace) -> int:
         if args.format == "json":
             print(json.dumps(shown, indent=2, default=str))
         else:
-            print(format_conflicts(shown, conflicts, args.workflow_id,
-                                   resolve_commands_context(target, args.namespace)))
+            print(
+                format_conflicts(
+                    shown,
+                    conflicts,
+                    args.workflow_id,
+                    resolve_commands_context(target, args.namespace),
+                )
+            )
         return EXIT_OK
 
     return _run(args, body)
@@ -217,11 +250,15 @@ def conflicts_command(args: argparse.Namespace) -> int:
 
 def short_json(value: Any, limit: int = 100) -> str:
     text = json.dumps(value, default=str, ensure_ascii=False)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def format_conflicts(shown: list[dict[str, Any]], every: list[dict[str, Any]], workflow_id: str,
-                     context: dict[str, str]) -> str:
+def format_conflicts(
+    shown: list[dict[str, Any]],
+    every: list[dict[str, Any]],
+    workflow_id: str,
+    context: dict[str, str],
+) -> str:
     open_count = sum(1 for c in every if c.get("status") == "open")
     if not shown:
         settled = len(every) - open_count
@@ -229,22 +266,31 @@ def format_conflicts(shown: list[dict[str, Any]], every: list[dict[str, Any]], w
         return f"no open conflicts in {workflow_id}{more}"
     rows = [("id", "key", "kind", "status", "version", "writers")]
     for conflict in shown:
-        rows.append((str(conflict.get("id", "")), str(conflict.get("key", "")),
-                     str(conflict.get("kind", "")), str(conflict.get("status", "")),
-                     str(conflict.get("current_version", "-")),
-                     ", ".join(str(w) for w in conflict.get("writers") or [])))
+        rows.append(
+            (
+                str(conflict.get("id", "")),
+                str(conflict.get("key", "")),
+                str(conflict.get("kind", "")),
+                str(conflict.get("status", "")),
+                str(conflict.get("current_version", "-")),
+                ", ".join(str(w) for w in conflict.get("writers") or []),
+            )
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = [f"{len(every)} conflict(s) in {workflow_id}, {open_count} open", ""]
-    lines += ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
-              .rstrip() for row in rows]
+    lines += [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
     lines.insert(3, "-" * max(len(line) for line in lines[2:]))
     for conflict in shown:
         lines += [""] + describe_conflict(conflict, workflow_id, context)
     return "\n".join(lines)
 
 
-def describe_conflict(conflict: dict[str, Any], workflow_id: str,
-                      context: dict[str, str]) -> list[str]:
+def describe_conflict(
+    conflict: dict[str, Any], workflow_id: str, context: dict[str, str]
+) -> list[str]:
     cid = str(conflict.get("id"))
     writers = [str(w) for w in conflict.get("writers") or []]
     current_by = f" ({writers[0]})" if len(writers) == 2 else ""
@@ -256,8 +302,7 @@ def describe_conflict(conflict: dict[str, Any], workflow_id: str,
     lines.append(f"  incoming{incoming_by}: {short_json(conflict.get('incoming'))}")
     if conflict.get("status") != "open":
         resolution = conflict.get("resolution") or {}
-        how = [f"{name} {resolution[name]}" for name in ("choice", "by")
-               if name in resolution]
+        how = [f"{name} {resolution[name]}" for name in ("choice", "by") if name in resolution]
         if "value" in resolution:
             how.append(f"value {short_json(resolution['value'])}")
         if "version" in resolution:
@@ -265,10 +310,14 @@ def describe_conflict(conflict: dict[str, Any], workflow_id: str,
         lines.append(f"  {conflict.get('status')}: {', '.join(how) or '-'}")
         return lines
     version = conflict.get("current_version")
-    lines.append("  resolve it (keep the incoming value here; or --choice current, or "
-                 "--choice value --value JSON):")
-    lines += [f"    {command}" for command in
-              resolve_commands(workflow_id, cid, "incoming", version, context)]
+    lines.append(
+        "  resolve it (keep the incoming value here; or --choice current, or "
+        "--choice value --value JSON):"
+    )
+    lines += [
+        f"    {command}"
+        for command in resolve_commands(workflow_id, cid, "incoming", version, context)
+    ]
     return lines
 
 
@@ -279,17 +328,20 @@ def resolve_commands_context(target: Any, namespace: str | None) -> dict[str, st
     connection = connection_flags(target.address, None, getattr(target, "record", None))
     if namespace:
         connection += f" --namespace {shlex.quote(namespace)}"
-    return {"temporal": binary(), "connection": connection,
-            "starter_flags": getattr(target, "address_flag", "") + (
-                f" --namespace {shlex.quote(namespace)}" if namespace else "")}
+    return {
+        "temporal": binary(),
+        "connection": connection,
+        "starter_flags": getattr(target, "address_flag", "")
+        + (f" --namespace {shlex.quote(namespace)}" if namespace else ""),
+    }
 
 
-def resolve_commands(workflow_id: str, conflict_id: str, choice: str, version: Any,
-                     context: dict[str, str]) -> list[str]:
+def resolve_commands(
+    workflow_id: str, conflict_id: str, choice: str, version: Any, context: dict[str, str]
+) -> list[str]:
     """The three equivalent ways to resolve a conflict, ready to paste into a shell."""
     payload: dict[str, Any] = {"conflict_id": conflict_id, "choice": choice}
-    starter = (f"pee resolve {shlex.quote(workflow_id)} "
-               f"{shlex.quote(conflict_id)} --choice {choice}")
+    starter = f"pee resolve {shlex.quote(workflow_id)} {shlex.quote(conflict_id)} --choice {choice}"
     if isinstance(version, int):
         payload["expected_version"] = version
         starter += f" --expected-version {version}"
@@ -310,19 +362,24 @@ def parse_value(args: argparse.Namespace) -> tuple[bool, Any]:
     """(given, value) from --value, checked against --choice; CommandError when malformed."""
     if args.value is None:
         if args.choice == "value":
-            raise CommandError("--choice value needs --value JSON, e.g. --value "
-                               "'{\"target\": \"web\"}' or --value '\"some text\"'")
+            raise CommandError(
+                "--choice value needs --value JSON, e.g. --value "
+                '\'{"target": "web"}\' or --value \'"some text"\''
+            )
         return False, None
     if args.choice != "value":
-        raise CommandError(f"--value goes with --choice value (found --choice {args.choice}, "
-                           "which takes the value from the conflict)")
+        raise CommandError(
+            f"--value goes with --choice value (found --choice {args.choice}, "
+            "which takes the value from the conflict)"
+        )
     try:
         return True, json.loads(args.value)
     except json.JSONDecodeError as err:
         raise CommandError(
             f"--value is not valid JSON ({err.msg} at character {err.pos}): {args.value!r}; "
             "quote strings as JSON, e.g. --value '\"web\"', or give an object, e.g. "
-            "--value '{\"target\": \"web\"}'") from None
+            '--value \'{"target": "web"}\''
+        ) from None
 
 
 def resolve_command(args: argparse.Namespace) -> int:
@@ -338,18 +395,24 @@ def resolve_command(args: argparse.Namespace) -> int:
         description = await _describe(client, args.workflow_id, args.namespace)
         if description.status != WorkflowExecutionStatus.RUNNING:
             state = description.status.name.lower() if description.status else "closed"
-            raise CommandError(f"run {args.workflow_id} is {state}: nothing to resolve "
-                               "(`pee conflicts ID --all` shows how its conflicts ended)")
+            raise CommandError(
+                f"run {args.workflow_id} is {state}: nothing to resolve "
+                "(`pee conflicts ID --all` shows how its conflicts ended)"
+            )
         handle = client.get_workflow_handle(args.workflow_id, run_id=description.run_id)
-        payload: dict[str, Any] = {"conflict_id": args.conflict_id, "choice": args.choice,
-                                   "by": args.by}
+        payload: dict[str, Any] = {
+            "conflict_id": args.conflict_id,
+            "choice": args.choice,
+            "by": args.by,
+        }
         if has_value:
             payload["value"] = value
         # a signal waits in the history for a worker; an update needs one now
         served = await _polled(client, description)
         if not served and not args.signal:
-            await _require_worker(client, description, "apply an update (--signal queues it "
-                                  "for when one starts)")
+            await _require_worker(
+                client, description, "apply an update (--signal queues it for when one starts)"
+            )
         expected = args.expected_version
         if expected is None and served:
             expected = await _current_version(handle, args.conflict_id)
@@ -394,13 +457,17 @@ async def _update(handle: Any, payload: dict[str, Any], args: argparse.Namespace
     from temporalio.service import RPCError
 
     try:
-        result = await asyncio.wait_for(handle.execute_update(UPDATE_NAME, payload),
-                                        UPDATE_TIMEOUT_S)
+        result = await asyncio.wait_for(
+            handle.execute_update(UPDATE_NAME, payload), UPDATE_TIMEOUT_S
+        )
     except WorkflowUpdateFailedError as err:
         raise CommandError(f"resolution rejected: {rejection_message(err)}") from None
     except (WorkflowUpdateRPCTimeoutOrCancelledError, asyncio.TimeoutError):
-        raise CommandError(f"no worker applied the update within {UPDATE_TIMEOUT_S:g}s; is one "
-                           "polling the run's task queue?", EXIT_UNANSWERED) from None
+        raise CommandError(
+            f"no worker applied the update within {UPDATE_TIMEOUT_S:g}s; is one "
+            "polling the run's task queue?",
+            EXIT_UNANSWERED,
+        ) from None
     except RPCError as err:
         # e.g. the run ended between our look and the update
         raise CommandError(f"update not accepted: {err.message}") from None
@@ -416,14 +483,17 @@ def print_resolution(result: Any, payload: dict[str, Any], args: argparse.Namesp
     resolution = conflict.get("resolution") or {}
     version = resolution.get("version")
     key = conflict.get("key", "?")
-    print(f"resolved {payload['conflict_id']} on '{key}' (choice {payload['choice']}, by "
-          f"{resolution.get('by', payload['by'])})"
-          + (f"; '{key}' is now at version {version}" if version is not None else ""))
+    print(
+        f"resolved {payload['conflict_id']} on '{key}' (choice {payload['choice']}, by "
+        f"{resolution.get('by', payload['by'])})"
+        + (f"; '{key}' is now at version {version}" if version is not None else "")
+    )
     if "value" in resolution:
         chosen = resolution["value"]
     else:
         chosen = {"current": conflict.get("current"), "incoming": conflict.get("incoming")}.get(
-            payload["choice"], payload.get("value"))
+            payload["choice"], payload.get("value")
+        )
     print(f"value: {short_json(chosen, 200)}")
 
 
@@ -437,8 +507,10 @@ async def _rejections(handle: Any) -> list[dict[str, Any]]:
 
 def _mentions(rejection: dict[str, Any], conflict_id: str) -> bool:
     nested = rejection.get("resolution") or rejection.get("request") or {}
-    return conflict_id in (rejection.get("conflict_id"),
-                           nested.get("conflict_id") if isinstance(nested, dict) else None)
+    return conflict_id in (
+        rejection.get("conflict_id"),
+        nested.get("conflict_id") if isinstance(nested, dict) else None,
+    )
 
 
 def _reason(rejection: dict[str, Any]) -> str:
@@ -448,8 +520,9 @@ def _reason(rejection: dict[str, Any]) -> str:
     return json.dumps(rejection, default=str)
 
 
-async def _signal(handle: Any, payload: dict[str, Any], args: argparse.Namespace, *,
-                  watch: bool) -> int:
+async def _signal(
+    handle: Any, payload: dict[str, Any], args: argparse.Namespace, *, watch: bool
+) -> int:
     """Send the signal; while a worker serves the run, watch a moment for its outcome so the
     user hears about a rejection now rather than in the report."""
     from temporalio.service import RPCError
@@ -464,15 +537,17 @@ async def _signal(handle: Any, payload: dict[str, Any], args: argparse.Namespace
     deadline = asyncio.get_running_loop().time() + (SIGNAL_WATCH_S if watch else 0.0)
     while asyncio.get_running_loop().time() < deadline:
         await asyncio.sleep(0.25)
-        conflict = next((c for c in await _query_conflicts(handle)
-                         if c.get("id") == conflict_id), None)
+        conflict = next(
+            (c for c in await _query_conflicts(handle) if c.get("id") == conflict_id), None
+        )
         if conflict is not None and conflict.get("status") != "open":
             print(f"applied: {conflict_id} is {conflict.get('status')}")
             return EXIT_OK
         rejected = [r for r in (await _rejections(handle))[before:] if _mentions(r, conflict_id)]
         if rejected:
             raise CommandError(f"resolution rejected: {_reason(rejected[-1])}")
-    print(f"fire-and-forget: `pee conflicts {args.workflow_id} --all` shows whether "
-          "it was applied; an invalid one is listed in the report's rejected_resolutions")
+    print(
+        f"fire-and-forget: `pee conflicts {args.workflow_id} --all` shows whether "
+        "it was applied; an invalid one is listed in the report's rejected_resolutions"
+    )
     return EXIT_OK
-

@@ -23,16 +23,30 @@ def history(plan: Any, compiled: CompiledPlan, simulate: bool) -> dict[str, Any]
     for before in compiled.agents:
         after = adapted.agent(before.id)
         seen = learned.get(before.id)
-        agents.append({
-            "agent": before.id, "group": before.group, "estimated_s": before.estimated_s,
-            "n": seen.n if seen else 0, "mean_s": seen.mean_s if seen else None,
-            "p95_s": seen.p95_s if seen else None,
-            "priority": before.priority, "learned_priority": after.priority,
-        })
-    groups = [{"group": g.id, "timeout_s": g.planned_timeout_s or g.timeout_s,
-               "learned_timeout_s": g.timeout_s} for g in adapted.groups]
+        agents.append(
+            {
+                "agent": before.id,
+                "group": before.group,
+                "estimated_s": before.estimated_s,
+                "n": seen.n if seen else 0,
+                "mean_s": seen.mean_s if seen else None,
+                "p95_s": seen.p95_s if seen else None,
+                "priority": before.priority,
+                "learned_priority": after.priority,
+            }
+        )
+    groups = [
+        {
+            "group": g.id,
+            "timeout_s": g.planned_timeout_s or g.timeout_s,
+            "learned_timeout_s": g.timeout_s,
+        }
+        for g in adapted.groups
+    ]
     return {
-        "plan": compiled.name, "mode": mode, "store": str(store.path),
+        "plan": compiled.name,
+        "mode": mode,
+        "store": str(store.path),
         "adaptive_margin": compiled.adaptive_margin,
         "agents": agents,
         "critical_path": compiled.critical_path,
@@ -54,18 +68,33 @@ def show_history(plan: Any, compiled: CompiledPlan, simulate: bool, as_json: boo
     try:
         found = history(plan, compiled, simulate)
     except (sqlite3.Error, OSError) as err:
-        print(f"error: cannot read learned durations from {DurationStore().path}: {err}; "
-              "move it away (or set PEE_DURATIONS_PATH) to start afresh", file=sys.stderr)
+        print(
+            f"error: cannot read learned durations from {DurationStore().path}: {err}; "
+            "move it away (or set PEE_DURATIONS_PATH) to start afresh",
+            file=sys.stderr,
+        )
         return 2
     if as_json:
         print(json.dumps(found, indent=2))
         return 0
     rows = [("agent", "group", "estimated s", "n", "mean s", "p95 s", "priority")]
     for a in found["agents"]:
-        priority = str(a["priority"]) if a["priority"] == a["learned_priority"] else (
-            f"{a['priority']} -> {a['learned_priority']}")
-        rows.append((a["agent"], a["group"], _s(a["estimated_s"]), str(a["n"]),
-                     _s(a["mean_s"]), _s(a["p95_s"]), priority))
+        priority = (
+            str(a["priority"])
+            if a["priority"] == a["learned_priority"]
+            else (f"{a['priority']} -> {a['learned_priority']}")
+        )
+        rows.append(
+            (
+                a["agent"],
+                a["group"],
+                _s(a["estimated_s"]),
+                str(a["n"]),
+                _s(a["mean_s"]),
+                _s(a["p95_s"]),
+                priority,
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = [f"{found['plan']}: durations of {found['mode']} runs in {found['store']}"]
     for index, row in enumerate(rows):
@@ -73,10 +102,14 @@ def show_history(plan: Any, compiled: CompiledPlan, simulate: bool, as_json: boo
         if index == 0:
             lines.append("-" * len(lines[-1]))
     lines.append("")
-    lines.append(f"critical path: {' -> '.join(found['critical_path'])} (estimated "
-                 f"{found['estimated_makespan_s']:g}s)")
-    lines.append(f"learned:       {' -> '.join(found['learned_critical_path'])} (estimated "
-                 f"{found['learned_makespan_s']:g}s)")
+    lines.append(
+        f"critical path: {' -> '.join(found['critical_path'])} (estimated "
+        f"{found['estimated_makespan_s']:g}s)"
+    )
+    lines.append(
+        f"learned:       {' -> '.join(found['learned_critical_path'])} (estimated "
+        f"{found['learned_makespan_s']:g}s)"
+    )
     if found["adaptive_margin"] is None:
         lines.append("barrier deadlines: as planned (the plan does not say adaptive: true)")
     else:
@@ -88,8 +121,10 @@ def show_history(plan: Any, compiled: CompiledPlan, simulate: bool, as_json: boo
         other = found["other_mode_agents"]
         if other:
             flag = "without --simulate" if simulate else "with --simulate"
-            lines.append(f"no {found['mode']} runs recorded yet; {other} agent(s) have samples "
-                         f"of {mode_of(not simulate)} runs: see them {flag}")
+            lines.append(
+                f"no {found['mode']} runs recorded yet; {other} agent(s) have samples "
+                f"of {mode_of(not simulate)} runs: see them {flag}"
+            )
         else:
             lines.append("no runs recorded yet: `pee run PLAN` records each finished run")
     print("\n".join(lines))

@@ -50,8 +50,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: {err}", file=sys.stderr)
             return 2
         if telemetry.metrics_address:
-            print(f"Temporal SDK metrics for Prometheus: http://{telemetry.metrics_address}"
-                  "/metrics", file=sys.stderr)
+            print(
+                f"Temporal SDK metrics for Prometheus: http://{telemetry.metrics_address}/metrics",
+                file=sys.stderr,
+            )
     return int(args.handler(args))
 
 

@@ -98,9 +98,11 @@ def outputs_command(args: argparse.Namespace) -> int:
 
     def outputs_of(agent: str) -> list[str]:
         # declared outputs, then any the agent added (a BMAD developer's implementation plan)
-        extra = [key.split(".", 1)[1] for key in sorted(run.context)
-                 if key.startswith(f"{agent}.")
-                 and key.split(".", 1)[1] not in run.declared[agent]]
+        extra = [
+            key.split(".", 1)[1]
+            for key in sorted(run.context)
+            if key.startswith(f"{agent}.") and key.split(".", 1)[1] not in run.declared[agent]
+        ]
         return [*run.declared[agent], *extra]
 
     if args.name:

@@ -16,7 +16,8 @@ EXIT_PLAN_ERROR = 2
 
 def register(commands: Any) -> None:
     validate = commands.add_parser(
-        "validate", help="check a plan and report every problem",
+        "validate",
+        help="check a plan and report every problem",
         description="Check a plan (native, seed or BMAD v4 format). Exit 0 with a one-line "
         "summary, or exit 2 listing every problem with file, line, expected and found.",
     )
@@ -27,19 +28,30 @@ def register(commands: Any) -> None:
     validate.set_defaults(handler=run_validate)
 
     plan = commands.add_parser(
-        "plan", help="show groups, dependencies, critical path and estimates",
+        "plan",
+        help="show groups, dependencies, critical path and estimates",
         description="Analyse a plan without running it.",
     )
     plan.add_argument("plan", metavar="PLAN", help="path to the plan YAML")
     add_input_option(plan)
     add_set_option(plan)
-    plan.add_argument("--format", choices=("text", "json", "mermaid", "dot"), default="text",
-                      help="output format (default: text)")
-    plan.add_argument("--history", action="store_true",
-                      help="estimated vs learned durations (n, mean, p95) of earlier runs, and "
-                      "the critical path, priorities and deadlines the next run will use")
-    plan.add_argument("--simulate", action="store_true",
-                      help="with --history: the durations of --simulate runs (kept apart)")
+    plan.add_argument(
+        "--format",
+        choices=("text", "json", "mermaid", "dot"),
+        default="text",
+        help="output format (default: text)",
+    )
+    plan.add_argument(
+        "--history",
+        action="store_true",
+        help="estimated vs learned durations (n, mean, p95) of earlier runs, and "
+        "the critical path, priorities and deadlines the next run will use",
+    )
+    plan.add_argument(
+        "--simulate",
+        action="store_true",
+        help="with --history: the durations of --simulate runs (kept apart)",
+    )
     plan.set_defaults(handler=run_plan)
 
 
@@ -59,8 +71,11 @@ def interpretation_text(plan: Any, order: bool = False) -> str:
         return ""
     lines: list[str] = []
     if order:
-        lines += ["BMAD order (why each step waits):",
-                  *interpretation.order_lines(list(plan.agents)), ""]
+        lines += [
+            "BMAD order (why each step waits):",
+            *interpretation.order_lines(list(plan.agents)),
+            "",
+        ]
     lines.append("interpretation (how this BMAD workflow is run):")
     lines += interpretation.lines() or ["  - every step runs as written"]
     return "\n".join(lines)
@@ -75,11 +90,13 @@ def print_interpretation(plan: Any, out: Any = None, order: bool = False) -> Non
 def report_plan_error(error: PlanError, as_json: bool = False) -> int:
     problems = error.problems if isinstance(error, PlanValidationError) else [error]
     if as_json:
-        print(json.dumps({"valid": False, "problems": [p.to_dict() for p in problems]},
-                         indent=2))
+        print(json.dumps({"valid": False, "problems": [p.to_dict() for p in problems]}, indent=2))
     else:
-        print(f"{error.location.file or 'plan'}: invalid: {len(problems)} problem"
-              f"{'s' if len(problems) != 1 else ''}", file=sys.stderr)
+        print(
+            f"{error.location.file or 'plan'}: invalid: {len(problems)} problem"
+            f"{'s' if len(problems) != 1 else ''}",
+            file=sys.stderr,
+        )
         for problem in problems:
             print(f"  - {problem.render()}", file=sys.stderr)
     return EXIT_PLAN_ERROR
@@ -107,12 +124,18 @@ def run_plan(args: argparse.Namespace) -> int:
     from pee.engine.compile import render
 
     if args.history and args.format in ("mermaid", "dot"):
-        print(f"error: --history prints a table (text) or json, not {args.format}; leave out "
-              "one of the two", file=sys.stderr)
+        print(
+            f"error: --history prints a table (text) or json, not {args.format}; leave out "
+            "one of the two",
+            file=sys.stderr,
+        )
         return EXIT_PLAN_ERROR
     if args.simulate and not args.history:
-        print("error: --simulate goes with --history (the durations of --simulate runs); "
-              "without it the plan's analysis is the same", file=sys.stderr)
+        print(
+            "error: --simulate goes with --history (the durations of --simulate runs); "
+            "without it the plan's analysis is the same",
+            file=sys.stderr,
+        )
         return EXIT_PLAN_ERROR
     try:
         plan, compiled = _load(args)
@@ -128,8 +151,11 @@ def run_plan(args: argparse.Namespace) -> int:
             result["interpretation"] = plan.interpretation.to_dict()
         print(json.dumps(result, indent=2))
     elif args.format in ("mermaid", "dot"):
-        print(render.as_mermaid(plan, compiled) if args.format == "mermaid"
-              else render.as_dot(plan, compiled))
+        print(
+            render.as_mermaid(plan, compiled)
+            if args.format == "mermaid"
+            else render.as_dot(plan, compiled)
+        )
         # stdout stays a diagram; the reinterpretations still reach the user
         print_interpretation(plan, sys.stderr)
     else:

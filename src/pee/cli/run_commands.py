@@ -35,38 +35,63 @@ def add_plan_options(parser: argparse.ArgumentParser) -> None:
     add_input_option(parser)
     add_set_option(parser)
     parser.add_argument(
-        "--time-scale", type=positive_float, metavar="F",
+        "--time-scale",
+        type=positive_float,
+        metavar="F",
         help="multiply every duration and timeout by F (default PEE_TIME_SCALE; else a plan of "
         "pretend agents estimated above 60 s is scaled to run in about 15 s)",
     )
     parser.add_argument(
-        "--simulate", action="store_true",
+        "--simulate",
+        action="store_true",
         help="each agent also takes its estimated duration (scaled), heartbeating",
     )
     parser.add_argument(
-        "--no-learn", action="store_true",
+        "--no-learn",
+        action="store_true",
         help="ignore the durations measured in earlier runs (and, for run, record none)",
     )
     parser.add_argument(
-        "--heartbeat-timeout", type=positive_float, metavar="SECONDS",
+        "--heartbeat-timeout",
+        type=positive_float,
+        metavar="SECONDS",
         help="agents' heartbeat timeout: how soon a dead worker's agents move to another "
         "(default: derived from the time scale)",
     )
     batch = parser.add_mutually_exclusive_group()
     batch.add_argument(
-        "--batch", dest="batch", action="store_true", default=None,
+        "--batch",
+        dest="batch",
+        action="store_true",
+        default=None,
         help="batch mode: agents run in child workflows of up to --batch-chunk agents "
-        "(default: on for plans of more than 300 agents; README: Large plans)")
-    batch.add_argument("--no-batch", dest="batch", action="store_false",
-                       help="never batch mode: every agent an activity of the run")
-    parser.add_argument("--batch-chunk", type=positive_int, metavar="N",
-                        help="batch mode: at most N agents per child workflow (default 100)")
-    parser.add_argument("--batch-window", type=positive_int, metavar="N",
-                        help="batch mode: at most N child workflows at a time (default 16)")
+        "(default: on for plans of more than 300 agents; README: Large plans)",
+    )
+    batch.add_argument(
+        "--no-batch",
+        dest="batch",
+        action="store_false",
+        help="never batch mode: every agent an activity of the run",
+    )
     parser.add_argument(
-        "--continue-as-new-after", type=positive_int, metavar="EVENTS",
+        "--batch-chunk",
+        type=positive_int,
+        metavar="N",
+        help="batch mode: at most N agents per child workflow (default 100)",
+    )
+    parser.add_argument(
+        "--batch-window",
+        type=positive_int,
+        metavar="N",
+        help="batch mode: at most N child workflows at a time (default 16)",
+    )
+    parser.add_argument(
+        "--continue-as-new-after",
+        type=positive_int,
+        metavar="EVENTS",
         help="continue as new once a run's history has EVENTS events, even before Temporal "
-        "suggests it (default: when Temporal suggests it; README: Continue-as-new)")
+        "suggests it (default: when Temporal suggests it; README: Continue-as-new)",
+    )
 
 
 def add_server_options(parser: argparse.ArgumentParser) -> None:
@@ -76,7 +101,8 @@ def add_server_options(parser: argparse.ArgumentParser) -> None:
     add_connection_arguments(
         parser.add_argument_group("connection"),
         address_help="Temporal frontend (default TEMPORAL_ADDRESS or the profile's, else "
-        "localhost:7233 where the embedded dev server is started when nothing listens)")
+        "localhost:7233 where the embedded dev server is started when nothing listens)",
+    )
 
 
 def port_number(text: str) -> int:
@@ -91,10 +117,13 @@ def port_number(text: str) -> int:
 
 def add_metrics_port_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--metrics-port", type=port_number, metavar="N",
+        "--metrics-port",
+        type=port_number,
+        metavar="N",
         help="serve the Temporal SDK's metrics (workflow and activity task latencies, slots, "
         "polls...) for Prometheus at http://127.0.0.1:N/metrics (PEE_METRICS_HOST changes the "
-        "host)")
+        "host)",
+    )
 
 
 def register(subparsers: Any) -> None:
@@ -106,30 +135,55 @@ def register(subparsers: Any) -> None:
         "running (Web UI http://127.0.0.1:8233). Exit 0 completed, 1 failed, 2 bad input.",
     )
     add_plan_options(run)
-    run.add_argument("--workflow-id", "--id", dest="workflow_id", metavar="ID",
-                     help="workflow id (default: plan name + random suffix)")
-    run.add_argument("--report", type=Path, metavar="FILE",
-                     help="write the run report as JSON (also for a failed run)")
-    run.add_argument("--output-dir", type=Path, metavar="DIR",
-                     help="where the run's documents (DIR/docs/*.md) and report.json go "
-                     "(default runs/<workflow-id>/)")
+    run.add_argument(
+        "--workflow-id",
+        "--id",
+        dest="workflow_id",
+        metavar="ID",
+        help="workflow id (default: plan name + random suffix)",
+    )
+    run.add_argument(
+        "--report",
+        type=Path,
+        metavar="FILE",
+        help="write the run report as JSON (also for a failed run)",
+    )
+    run.add_argument(
+        "--output-dir",
+        type=Path,
+        metavar="DIR",
+        help="where the run's documents (DIR/docs/*.md) and report.json go "
+        "(default runs/<workflow-id>/)",
+    )
     add_server_options(run)
     run.add_argument("--task-queue", help="default PEE_TASK_QUEUE or 'parallel-execution-engine'")
-    run.add_argument("--no-worker", action="store_true",
-                     help="run no worker in this command: `pee-worker` must be running")
-    run.add_argument("--resume-from", metavar="WORKFLOW_ID",
-                     help="reuse the groups that passed in that earlier run (and their context "
-                     "values): only the rest runs")
-    run.add_argument("--from-group", metavar="GROUP",
-                     help="with --resume-from: run GROUP and every group after it again, even "
-                     "if they passed")
-    run.add_argument("--detach", action="store_true",
-                     help="start the run, print its workflow id and return (implies --no-worker)")
+    run.add_argument(
+        "--no-worker",
+        action="store_true",
+        help="run no worker in this command: `pee-worker` must be running",
+    )
+    run.add_argument(
+        "--resume-from",
+        metavar="WORKFLOW_ID",
+        help="reuse the groups that passed in that earlier run (and their context "
+        "values): only the rest runs",
+    )
+    run.add_argument(
+        "--from-group",
+        metavar="GROUP",
+        help="with --resume-from: run GROUP and every group after it again, even if they passed",
+    )
+    run.add_argument(
+        "--detach",
+        action="store_true",
+        help="start the run, print its workflow id and return (implies --no-worker)",
+    )
     add_metrics_port_option(run)
     run.set_defaults(handler=run_command)
 
     status = subparsers.add_parser(
-        "status", help="show a run's state, agents and groups",
+        "status",
+        help="show a run's state, agents and groups",
         description="Show a run's state, running or finished. Exit 0 running or completed, "
         "1 failed/cancelled/terminated/timed out, 2 unknown id or no server.",
     )
@@ -139,7 +193,8 @@ def register(subparsers: Any) -> None:
     status.set_defaults(handler=status_command)
 
     report = subparsers.add_parser(
-        "report", help="print a run's report (JSON, text, HTML or Mermaid)",
+        "report",
+        help="print a run's report (JSON, text, HTML or Mermaid)",
         description="Print the run report (the --report format) of a running or finished run, "
         "or render it: html is one self-contained page (Gantt timeline, group graph with the "
         "critical path, metrics; no network needed to view it), mermaid a Mermaid gantt. "
@@ -147,17 +202,29 @@ def register(subparsers: Any) -> None:
     )
     report.add_argument("workflow_id", metavar="WORKFLOW_ID")
     add_server_options(report)
-    report.add_argument("--format", choices=("json", "text", "html", "mermaid"),
-                        help="json (default; text with --bottlenecks), text, html or mermaid")
-    report.add_argument("-o", "--output", type=Path, metavar="FILE",
-                        help="write to FILE instead of stdout (its folder is created)")
-    report.add_argument("--bottlenecks", action="store_true",
-                        help="only the bottleneck analysis (text; with --format json its JSON; "
-                        "not with html or mermaid)")
+    report.add_argument(
+        "--format",
+        choices=("json", "text", "html", "mermaid"),
+        help="json (default; text with --bottlenecks), text, html or mermaid",
+    )
+    report.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        metavar="FILE",
+        help="write to FILE instead of stdout (its folder is created)",
+    )
+    report.add_argument(
+        "--bottlenecks",
+        action="store_true",
+        help="only the bottleneck analysis (text; with --format json its JSON; "
+        "not with html or mermaid)",
+    )
     report.set_defaults(handler=report_command)
 
     learn = subparsers.add_parser(
-        "learn", help="record a finished run's agent durations for the next compile",
+        "learn",
+        help="record a finished run's agent durations for the next compile",
         description="Record what a finished run measured (any run: started by `run`, "
         "`run --detach` or `temporal workflow start`) in the learned-durations store, so the "
         "next run or compile of its plan uses it. `run` does this by itself; recording a run "
@@ -210,13 +277,15 @@ def learned_durations(args: argparse.Namespace, plan_name: str) -> dict[str, Any
     try:
         learned = store.learned(plan_name, mode_of(args.simulate))
     except (sqlite3.Error, OSError) as err:  # a broken store must not stop a run: say so
-        print(f"warning: cannot read learned durations from {store.path}: {err}",
-              file=sys.stderr)
+        print(f"warning: cannot read learned durations from {store.path}: {err}", file=sys.stderr)
         return {}
     if learned:
-        print(f"using durations learned from earlier runs for {len(learned)} agent(s) of "
-              f"'{plan_name}' (`pee plan {args.plan} --history` shows them; --no-learn "
-              "ignores them)", file=sys.stderr)
+        print(
+            f"using durations learned from earlier runs for {len(learned)} agent(s) of "
+            f"'{plan_name}' (`pee plan {args.plan} --history` shows them; --no-learn "
+            "ignores them)",
+            file=sys.stderr,
+        )
     return learned
 
 
@@ -230,8 +299,10 @@ def build_run_input(args: argparse.Namespace, plan: Any, note_to: Any = sys.stdo
     try:
         scale, note = choose_time_scale(plan, args.time_scale, args.simulate)
     except ValueError:
-        print(f"error: PEE_TIME_SCALE must be a number, found "
-              f"{os.environ.get('PEE_TIME_SCALE')!r}", file=sys.stderr)
+        print(
+            f"error: PEE_TIME_SCALE must be a number, found {os.environ.get('PEE_TIME_SCALE')!r}",
+            file=sys.stderr,
+        )
         return None
     problems = time_scale_problems(plan, scale, args.heartbeat_timeout)
     if problems:
@@ -248,9 +319,14 @@ def build_run_input(args: argparse.Namespace, plan: Any, note_to: Any = sys.stdo
         simulate=args.simulate,
         # the starter fills in the earlier run's context and passed groups (pee.runtime.resume)
         resume=ResumeFrom(workflow_id=args.resume_from, from_group=args.from_group)
-        if getattr(args, "resume_from", None) else None,
-        batch=choose_batch(len(plan.agents), getattr(args, "batch", None),
-                           getattr(args, "batch_chunk", None), getattr(args, "batch_window", None)),
+        if getattr(args, "resume_from", None)
+        else None,
+        batch=choose_batch(
+            len(plan.agents),
+            getattr(args, "batch", None),
+            getattr(args, "batch_chunk", None),
+            getattr(args, "batch_window", None),
+        ),
         continue_as_new_after=getattr(args, "continue_as_new_after", None),
     )
 
@@ -295,9 +371,9 @@ def _read(args: argparse.Namespace) -> tuple[int, Any, Any]:
 
     try:
         # the embedded server stops only when asked; if it was, restart it to read its history
-        target = resolve_target(ConnectionFlags.from_args(args),
-                                allow_start=default_db_file().exists(),
-                                out=sys.stderr)
+        target = resolve_target(
+            ConnectionFlags.from_args(args), allow_start=default_db_file().exists(), out=sys.stderr
+        )
     except TargetError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT, None, None
@@ -313,8 +389,11 @@ def _read(args: argparse.Namespace) -> tuple[int, Any, Any]:
         return EXIT_BAD_INPUT, None, target
     except RunNotFound:
         namespace = args.namespace or "default"
-        print(f"error: no run with workflow id '{args.workflow_id}' at {target.address} "
-              f"(namespace {namespace})", file=sys.stderr)
+        print(
+            f"error: no run with workflow id '{args.workflow_id}' at {target.address} "
+            f"(namespace {namespace})",
+            file=sys.stderr,
+        )
         return EXIT_BAD_INPUT, None, target
     except BrokenPipeError:
         raise  # a ConnectionError too, but the reader of stdout left: run_entry exits quietly
@@ -335,15 +414,18 @@ def status_command(args: argparse.Namespace) -> int:
         print(json.dumps(view.report, indent=2, default=str))
         return code
     description = view.description
-    print(f"{description.id} (run {description.run_id}): {view.state}, task queue "
-          f"{description.task_queue}, started {description.start_time:%Y-%m-%d %H:%M:%S} UTC")
+    print(
+        f"{description.id} (run {description.run_id}): {view.state}, task queue "
+        f"{description.task_queue}, started {description.start_time:%Y-%m-%d %H:%M:%S} UTC"
+    )
     if view.note:
         print(view.note)
     if view.report:
         print()
         print(format_summary(view.report))
-    link = workflow_url(target, args.namespace or target.namespace, description.id,
-                        description.run_id)
+    link = workflow_url(
+        target, args.namespace or target.namespace, description.id, description.run_id
+    )
     if link:
         print(f"Web UI: {link}")
     return code
@@ -353,9 +435,15 @@ def report_command(args: argparse.Namespace) -> int:
     from pee.runtime.progress import format_summary
 
     if args.bottlenecks and args.format in ("html", "mermaid"):
-        print(f"error: --bottlenecks prints the analysis as text or json, not {args.format}; "
-              + ("the html page has it in its Bottlenecks section: leave out --bottlenecks"
-                 if args.format == "html" else "leave out one of the two"), file=sys.stderr)
+        print(
+            f"error: --bottlenecks prints the analysis as text or json, not {args.format}; "
+            + (
+                "the html page has it in its Bottlenecks section: leave out --bottlenecks"
+                if args.format == "html"
+                else "leave out one of the two"
+            ),
+            file=sys.stderr,
+        )
         return EXIT_BAD_INPUT
     code, view, _target = _read(args)
     if view is None:
@@ -370,16 +458,20 @@ def report_command(args: argparse.Namespace) -> int:
         from pee.engine.report.bottleneck import format_bottlenecks
 
         found = view.report.get("bottlenecks")
-        text = (json.dumps(found, indent=2) if args.format == "json" else
-                "\n".join(format_bottlenecks(found)) or "no bottleneck analysis: the run is "
-                "still going")
+        text = (
+            json.dumps(found, indent=2)
+            if args.format == "json"
+            else "\n".join(format_bottlenecks(found))
+            or "no bottleneck analysis: the run is still going"
+        )
     elif args.format in (None, "json"):
         text = json.dumps(view.report, indent=2, default=str)
     elif args.format == "html":
         from pee.runtime.report_html import render_html
 
-        text = render_html(view.report, agent_deps=asyncio.run(
-            _agent_deps(_target, args, view.report))).rstrip("\n")
+        text = render_html(
+            view.report, agent_deps=asyncio.run(_agent_deps(_target, args, view.report))
+        ).rstrip("\n")
     elif args.format == "mermaid":
         from pee.runtime.report_mermaid import render_mermaid
 
@@ -391,8 +483,9 @@ def report_command(args: argparse.Namespace) -> int:
             args.output.parent.mkdir(parents=True, exist_ok=True)
             args.output.write_text(text + "\n", encoding="utf-8")
         except OSError as err:
-            print(f"error: cannot write {args.output}: {err}; choose another -o FILE",
-                  file=sys.stderr)
+            print(
+                f"error: cannot write {args.output}: {err}; choose another -o FILE", file=sys.stderr
+            )
             return EXIT_BAD_INPUT
     else:
         print(text)
@@ -408,8 +501,10 @@ def learn_command(args: argparse.Namespace) -> int:
     report = view.report
     if report is None or report.get("status") == "running":
         why = "it is still running" if report else f"it has no report ({view.note})"
-        print(f"error: cannot learn from {args.workflow_id}: {why}; try again once it has "
-              "finished", file=sys.stderr)
+        print(
+            f"error: cannot learn from {args.workflow_id}: {why}; try again once it has finished",
+            file=sys.stderr,
+        )
         return EXIT_BAD_INPUT
     mode = asyncio.run(_run_mode(target, args))
     store = DurationStore()
@@ -417,8 +512,10 @@ def learn_command(args: argparse.Namespace) -> int:
     if added is None:
         return EXIT_FAILED
     if not added:
-        print(f"nothing new to learn from {args.workflow_id} ({mode} run): its agents are "
-              f"recorded in {store.path} already, or none of them ran to success here")
+        print(
+            f"nothing new to learn from {args.workflow_id} ({mode} run): its agents are "
+            f"recorded in {store.path} already, or none of them ran to success here"
+        )
     return EXIT_OK
 
 
@@ -434,14 +531,15 @@ async def _run_input(target: Any, args: argparse.Namespace) -> Any:
 
 
 async def _run_mode(target: Any, args: argparse.Namespace) -> str:
-    """"simulate" or "real": how the run was started (its input's `simulate`)."""
+    """ "simulate" or "real": how the run was started (its input's `simulate`)."""
     from pee.engine.compile.learning import mode_of
 
     return mode_of(bool((await _run_input(target, args)).simulate))
 
 
-async def _agent_deps(target: Any, args: argparse.Namespace,
-                      report: dict[str, Any]) -> dict[str, list[str]] | None:
+async def _agent_deps(
+    target: Any, args: argparse.Namespace, report: dict[str, Any]
+) -> dict[str, list[str]] | None:
     """The agent graph's edges, from the run's compiled plan (the report has none); None for a
     plan too large to draw or one that cannot be read (the page then says so)."""
     from pee.engine.dag import agent_dependencies
@@ -452,20 +550,25 @@ async def _agent_deps(target: Any, args: argparse.Namespace,
     try:
         run_input = await _run_input(target, args)
     except Exception as err:  # the graph is a bonus: the page is written without it
-        print(f"warning: no agent graph for {args.workflow_id}: cannot read its plan ({err})",
-              file=sys.stderr)
+        print(
+            f"warning: no agent graph for {args.workflow_id}: cannot read its plan ({err})",
+            file=sys.stderr,
+        )
         return None
     return agent_dependencies(run_input.plan.agents, run_input.plan.groups)
 
 
-async def _analyse_old_run(target: Any, args: argparse.Namespace,
-                           report: dict[str, Any]) -> dict[str, Any] | None:
+async def _analyse_old_run(
+    target: Any, args: argparse.Namespace, report: dict[str, Any]
+) -> dict[str, Any] | None:
     from pee.engine.report.bottleneck import analyse
 
     try:
         run_input = await _run_input(target, args)
     except Exception as err:  # the analysis is a bonus: the report is printed without it
-        print(f"warning: no bottleneck analysis for {args.workflow_id}: cannot read its plan "
-              f"({err})", file=sys.stderr)
+        print(
+            f"warning: no bottleneck analysis for {args.workflow_id}: cannot read its plan ({err})",
+            file=sys.stderr,
+        )
         return None
     return analyse(run_input.plan, report)

@@ -14,7 +14,8 @@ EXIT_OK, EXIT_NOT_RUNNING, EXIT_BAD_INPUT = 0, 1, 2
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
-        "server", help="start, stop or inspect the embedded Temporal dev server",
+        "server",
+        help="start, stop or inspect the embedded Temporal dev server",
         description="Manage the embedded Temporal dev server (history kept in .temporal/dev.db "
         "across restarts). status exits 0 when it runs, 1 when not.",
     )
@@ -23,9 +24,11 @@ def register(subparsers: Any) -> None:
     start.add_argument("--headless", action="store_true", help="without the Web UI")
     start.set_defaults(handler=start_command)
     actions.add_parser("stop", help="stop it (no-op when not running)").set_defaults(
-        handler=stop_command)
+        handler=stop_command
+    )
     actions.add_parser("status", help="say whether it runs, where, and its files").set_defaults(
-        handler=status_command)
+        handler=status_command
+    )
 
 
 def start_command(args: argparse.Namespace) -> int:
@@ -40,9 +43,12 @@ def start_command(args: argparse.Namespace) -> int:
     if started:
         print(describe_started(record))
     else:
-        print(f"already running at {record.address}"
-              + (f", Web UI {record.ui_url}" if record.ui_url else "") + f" (pid {record.pid})\n"
-              + cli_hint(record))
+        print(
+            f"already running at {record.address}"
+            + (f", Web UI {record.ui_url}" if record.ui_url else "")
+            + f" (pid {record.pid})\n"
+            + cli_hint(record)
+        )
     return EXIT_OK
 
 
@@ -57,8 +63,10 @@ def stop_command(args: argparse.Namespace) -> int:
     if record is None:
         print("the embedded dev server is not running")
     else:
-        print(f"stopped the embedded dev server at {record.address} (pid {record.pid}); "
-              f"history kept in {record.db_file}")
+        print(
+            f"stopped the embedded dev server at {record.address} (pid {record.pid}); "
+            f"history kept in {record.db_file}"
+        )
     return EXIT_OK
 
 
@@ -74,15 +82,16 @@ def status_command(args: argparse.Namespace) -> int:
         if port_open(IP, dev_port()):
             print(f"(another program listens on {IP}:{dev_port()}; `run` will use it)")
         if default_db_file().exists():
-            print(f"history kept in {default_db_file()}; `pee server start` "
-                  "brings it back")
+            print(f"history kept in {default_db_file()}; `pee server start` brings it back")
         return EXIT_NOT_RUNNING
     print(f"running at {record.address} (pid {record.pid}, since {record.started_at})")
     if record.ui_url:
         print(f"Web UI:  {record.ui_url}")
     if record.codec_address:
-        print(f"codec:   {record.codec_address} (pid {record.codec_pid}; the Web UI decodes with "
-              "it, token in server.json)")
+        print(
+            f"codec:   {record.codec_address} (pid {record.codec_pid}; the Web UI decodes with "
+            "it, token in server.json)"
+        )
     print(f"history: {record.db_file}\nlog:     {record.log_file}")
     print(cli_hint(record))
     return EXIT_OK

@@ -30,20 +30,34 @@ async def serve(target: Target, args: argparse.Namespace) -> None:
     client = await target.connect(args.namespace)
     security = target.settings.describe() if target.settings else "plain text"
     worker = build_worker(
-        client, args.task_queue, max_concurrent_activities=args.max_concurrent_activities,
+        client,
+        args.task_queue,
+        max_concurrent_activities=args.max_concurrent_activities,
         resource_based=resource_targets(args),
     )
     telemetry = current_telemetry()
     if telemetry.metrics_address:
-        print(f"Temporal SDK metrics for Prometheus: http://{telemetry.metrics_address}/metrics",
-              flush=True)
+        print(
+            f"Temporal SDK metrics for Prometheus: http://{telemetry.metrics_address}/metrics",
+            flush=True,
+        )
     if telemetry.enabled:
-        print("OpenTelemetry: " + ", ".join(
-            f"{kind} to {os.environ.get(variable)}" for kind, variable in
-            (("traces", "OTEL_TRACES_EXPORTER"), ("metrics", "OTEL_METRICS_EXPORTER"))
-            if (os.environ.get(variable) or "none") != "none"), flush=True)
-    ready = (f"worker {client.identity} on task queue {args.task_queue} at {target.address} "
-             f"(namespace {client.namespace}, {security}, {describe_slots(args)}); Ctrl-C stops")
+        print(
+            "OpenTelemetry: "
+            + ", ".join(
+                f"{kind} to {os.environ.get(variable)}"
+                for kind, variable in (
+                    ("traces", "OTEL_TRACES_EXPORTER"),
+                    ("metrics", "OTEL_METRICS_EXPORTER"),
+                )
+                if (os.environ.get(variable) or "none") != "none"
+            ),
+            flush=True,
+        )
+    ready = (
+        f"worker {client.identity} on task queue {args.task_queue} at {target.address} "
+        f"(namespace {client.namespace}, {security}, {describe_slots(args)}); Ctrl-C stops"
+    )
     # said only once SIGTERM/SIGINT are handled: a SIGTERM right after the line exits 0
     await run_until_signalled(worker, lambda: print(ready, flush=True))
     print("worker stopped", flush=True)
@@ -55,10 +69,12 @@ def resource_targets(args: argparse.Namespace) -> ResourceTargets | None:
 
 def describe_slots(args: argparse.Namespace) -> str:
     if args.resource_based:
-        cap = (f", at most {args.max_concurrent_activities} agents"
-               if args.max_concurrent_activities is not None else "")
-        return (f"resource-based: target cpu {args.target_cpu:g}, memory "
-                f"{args.target_memory:g}{cap}")
+        cap = (
+            f", at most {args.max_concurrent_activities} agents"
+            if args.max_concurrent_activities is not None
+            else ""
+        )
+        return f"resource-based: target cpu {args.target_cpu:g}, memory {args.target_memory:g}{cap}"
     if args.max_concurrent_activities is not None:
         return f"at most {args.max_concurrent_activities} agents at once"
     return "default slots"
@@ -74,22 +90,45 @@ def fraction(text: str) -> float:
 def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pee-worker", description=__doc__)
     add_connection_arguments(
-        parser, address_help="HOST:PORT (default TEMPORAL_ADDRESS or the profile's, else the "
-        "embedded dev server's localhost:7233)")
-    parser.add_argument("--task-queue", default=default_task_queue(),
-                        help="default PEE_TASK_QUEUE or 'parallel-execution-engine'; a plan "
-                        "routes agents elsewhere with task_queue (per agent) or task_queues "
-                        "(per kind)")
-    parser.add_argument("--max-concurrent-activities", type=positive_int, default=None, metavar="N",
-                        help="agents this worker runs at once (default: the SDK's 100); with "
-                        "--resource-based, the most the tuner may hand out")
-    parser.add_argument("--resource-based", action="store_true",
-                        help="Temporal's resource-based tuner: take agents only while this "
-                        "host's CPU and memory stay under the targets")
-    parser.add_argument("--target-cpu", type=fraction, default=0.8, metavar="F",
-                        help="with --resource-based: target CPU use, 0-1 (default 0.8)")
-    parser.add_argument("--target-memory", type=fraction, default=0.8, metavar="F",
-                        help="with --resource-based: target memory use, 0-1 (default 0.8)")
+        parser,
+        address_help="HOST:PORT (default TEMPORAL_ADDRESS or the profile's, else the "
+        "embedded dev server's localhost:7233)",
+    )
+    parser.add_argument(
+        "--task-queue",
+        default=default_task_queue(),
+        help="default PEE_TASK_QUEUE or 'parallel-execution-engine'; a plan "
+        "routes agents elsewhere with task_queue (per agent) or task_queues "
+        "(per kind)",
+    )
+    parser.add_argument(
+        "--max-concurrent-activities",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="agents this worker runs at once (default: the SDK's 100); with "
+        "--resource-based, the most the tuner may hand out",
+    )
+    parser.add_argument(
+        "--resource-based",
+        action="store_true",
+        help="Temporal's resource-based tuner: take agents only while this "
+        "host's CPU and memory stay under the targets",
+    )
+    parser.add_argument(
+        "--target-cpu",
+        type=fraction,
+        default=0.8,
+        metavar="F",
+        help="with --resource-based: target CPU use, 0-1 (default 0.8)",
+    )
+    parser.add_argument(
+        "--target-memory",
+        type=fraction,
+        default=0.8,
+        metavar="F",
+        help="with --resource-based: target memory use, 0-1 (default 0.8)",
+    )
     add_metrics_port_option(parser)
     return parser
 

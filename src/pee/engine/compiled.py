@@ -146,8 +146,7 @@ class CompiledPlan:
         # changed agents list is simply re-indexed
         index: dict[str, int] = self.__dict__.get("_agent_positions") or {}
         position = index.get(agent_id)
-        if position is None or position >= len(self.agents) \
-                or self.agents[position].id != agent_id:
+        if position is None or position >= len(self.agents) or self.agents[position].id != agent_id:
             index = {}
             for i, agent in enumerate(self.agents):
                 index.setdefault(agent.id, i)  # the first of duplicates, as a scan finds
@@ -172,8 +171,7 @@ class CompiledPlan:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CompiledPlan:
         agents = [
-            CompiledAgent(**{**a, "retry": RetrySpec(**a.get("retry", {}))})
-            for a in data["agents"]
+            CompiledAgent(**{**a, "retry": RetrySpec(**a.get("retry", {}))}) for a in data["agents"]
         ]
         groups = [
             CompiledGroup(
@@ -183,8 +181,6 @@ class CompiledPlan:
         ]
         opportunities = [Opportunity(**o) for o in data.get("parallel_opportunities", [])]
         rest = {
-            k: v
-            for k, v in data.items()
-            if k not in {"agents", "groups", "parallel_opportunities"}
+            k: v for k, v in data.items() if k not in {"agents", "groups", "parallel_opportunities"}
         }
         return cls(agents=agents, groups=groups, parallel_opportunities=opportunities, **rest)

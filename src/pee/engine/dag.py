@@ -54,9 +54,7 @@ def agent_dependencies(
             if not linked:
                 for agent_id in group.agents:
                     if agent_id in deps:
-                        deps[agent_id] = [
-                            a for a in ids if a in deps[agent_id] or a in before
-                        ]
+                        deps[agent_id] = [a for a in ids if a in deps[agent_id] or a in before]
     return deps
 
 

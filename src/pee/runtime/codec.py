@@ -61,8 +61,10 @@ class DecodedTooLarge(ValueError):
     """Decoding would produce more bytes than allowed (an lz4 bomb, or a budget set too low)."""
 
     def __init__(self, limit: int) -> None:
-        super().__init__(f"the decoded payloads would exceed {limit} bytes; refusing to "
-                         "decode them (a payload this project writes never gets near that)")
+        super().__init__(
+            f"the decoded payloads would exceed {limit} bytes; refusing to "
+            "decode them (a payload this project writes never gets near that)"
+        )
         self.limit = limit
 
 
@@ -129,17 +131,25 @@ class PlanPayloadConverter(temporalio.converter.CompositePayloadConverter):
 
     def __init__(self) -> None:
         json_plain = temporalio.converter.JSONPlainPayloadConverter
-        super().__init__(*[
-            json_plain(encoder=ShallowDataclassEncoder,
-                       custom_type_converters=[CompiledPlanConverter()])
-            if isinstance(converter, json_plain) else converter
-            for converter in temporalio.converter.DefaultPayloadConverter
-            .default_encoding_payload_converters])
+        defaults = temporalio.converter.DefaultPayloadConverter.default_encoding_payload_converters
+        super().__init__(
+            *[
+                json_plain(
+                    encoder=ShallowDataclassEncoder,
+                    custom_type_converters=[CompiledPlanConverter()],
+                )
+                if isinstance(converter, json_plain)
+                else converter
+                for converter in defaults
+            ]
+        )
 
 
 def data_converter(threshold: int | None = None) -> temporalio.converter.DataConverter:
     """The default JSON converter (plans decoded fast) with the lz4 codec in front of the
     server."""
-    return dataclasses.replace(temporalio.converter.default(),
-                               payload_converter_class=PlanPayloadConverter,
-                               payload_codec=Lz4Codec(threshold))
+    return dataclasses.replace(
+        temporalio.converter.default(),
+        payload_converter_class=PlanPayloadConverter,
+        payload_codec=Lz4Codec(threshold),
+    )

@@ -84,8 +84,9 @@ async def transcode(body: bytes, action: str, config: CodecServerConfig) -> byte
     except (json_format.ParseError, ValueError, TypeError, RecursionError) as err:
         raise CodecRequestError(
             HTTPStatus.BAD_REQUEST,
-            f"the body is not Payloads JSON ({{\"payloads\": [{{\"metadata\": {{...}}, "
-            f"\"data\": BASE64}}]}}): {err}") from None
+            f'the body is not Payloads JSON ({{"payloads": [{{"metadata": {{...}}, '
+            f'"data": BASE64}}]}}): {err}',
+        ) from None
     try:
         if action == "decode":
             result = decode_within(payloads.payloads, config.decode_budget(len(body)))
@@ -95,8 +96,9 @@ async def transcode(body: bytes, action: str, config: CodecServerConfig) -> byte
         raise CodecRequestError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, str(err)) from None
     except (RuntimeError, ValueError) as err:
         # lz4 reports a corrupt frame as RuntimeError
-        raise CodecRequestError(HTTPStatus.BAD_REQUEST,
-                                f"cannot {action} the payloads: {err}") from None
+        raise CodecRequestError(
+            HTTPStatus.BAD_REQUEST, f"cannot {action} the payloads: {err}"
+        ) from None
     return json_format.MessageToJson(Payloads(payloads=result)).encode()
 
 
@@ -116,8 +118,10 @@ def check_base64(document: object) -> None:
         metadata = payload.get("metadata") or {}
         if not isinstance(metadata, dict):
             raise ValueError(f"payloads[{index}].metadata is not an object")
-        fields = {"data": payload.get("data", ""),
-                  **{f"metadata.{key}": value for key, value in metadata.items()}}
+        fields = {
+            "data": payload.get("data", ""),
+            **{f"metadata.{key}": value for key, value in metadata.items()},
+        }
         for name, value in fields.items():
             if not isinstance(value, str) or not BASE64.fullmatch(value):
                 raise ValueError(f"payloads[{index}].{name} is not base64")
@@ -127,8 +131,7 @@ def split_path(path: str) -> tuple[str, str]:
     """'/<prefix>/decode' -> (prefix, 'decode'); CodecRequestError(404) for other actions."""
     *prefix, action = path.strip("/").split("/")
     if action not in ACTIONS:
-        raise CodecRequestError(HTTPStatus.NOT_FOUND,
-                                "POST <endpoint>/decode or <endpoint>/encode")
+        raise CodecRequestError(HTTPStatus.NOT_FOUND, "POST <endpoint>/decode or <endpoint>/encode")
     return "/".join(prefix), action
 
 
@@ -138,8 +141,10 @@ def check_token(config: CodecServerConfig, prefix: str, authorization: str | Non
     offered = [value for value in (prefix, authorization) if value]
     if not offered:
         raise CodecRequestError(
-            HTTPStatus.UNAUTHORIZED, "this codec server needs its token: in the endpoint's path "
-            "(http://HOST:PORT/<token>) or as the Authorization header (--codec-auth)")
+            HTTPStatus.UNAUTHORIZED,
+            "this codec server needs its token: in the endpoint's path "
+            "(http://HOST:PORT/<token>) or as the Authorization header (--codec-auth)",
+        )
     expected = config.token.encode()
     candidates = [value.removeprefix("Bearer ").encode() for value in offered]
     if not any(hmac.compare_digest(value, expected) for value in candidates):
@@ -151,18 +156,21 @@ def check_origin(config: CodecServerConfig, origin: str | None) -> None:
         raise CodecRequestError(
             HTTPStatus.FORBIDDEN,
             f"origin {origin} may not use this codec server (allowed: {config.origin}; "
-            "`codec-server --cors-origin` changes it)")
+            "`codec-server --cors-origin` changes it)",
+        )
 
 
 def cors_headers(config: CodecServerConfig, origin: str | None) -> dict[str, str]:
     if origin != config.origin:
         return {}
-    return {"Access-Control-Allow-Origin": origin,
-            "Access-Control-Allow-Methods": "POST, OPTIONS",
-            "Access-Control-Allow-Headers": ALLOWED_HEADERS,
-            "Access-Control-Allow-Credentials": "true",
-            "Access-Control-Max-Age": "600",
-            "Vary": "Origin"}
+    return {
+        "Access-Control-Allow-Origin": origin,
+        "Access-Control-Allow-Methods": "POST, OPTIONS",
+        "Access-Control-Allow-Headers": ALLOWED_HEADERS,
+        "Access-Control-Allow-Credentials": "true",
+        "Access-Control-Max-Age": "600",
+        "Vary": "Origin",
+    }
 
 
 def error_response(error: CodecRequestError, headers: dict[str, str]) -> web.Response:
@@ -179,22 +187,28 @@ def make_app(config: CodecServerConfig) -> web.Application:
                 # a browser's preflight carries no credentials: the token is checked on the POST
                 return web.Response(status=HTTPStatus.NO_CONTENT, headers=headers)
             if request.method != "POST":
-                raise CodecRequestError(HTTPStatus.METHOD_NOT_ALLOWED,
-                                        "POST <endpoint>/decode or <endpoint>/encode")
+                raise CodecRequestError(
+                    HTTPStatus.METHOD_NOT_ALLOWED, "POST <endpoint>/decode or <endpoint>/encode"
+                )
             prefix, action = split_path(request.path)
             check_token(config, prefix, request.headers.get("Authorization"))
-            if request.content_length is None and "chunked" not in request.headers.get(
-                    "Transfer-Encoding", "").lower():
-                raise CodecRequestError(HTTPStatus.LENGTH_REQUIRED,
-                                        "send the body with a Content-Length")
+            if (
+                request.content_length is None
+                and "chunked" not in request.headers.get("Transfer-Encoding", "").lower()
+            ):
+                raise CodecRequestError(
+                    HTTPStatus.LENGTH_REQUIRED, "send the body with a Content-Length"
+                )
             if (request.content_length or 0) > config.max_body:
-                raise CodecRequestError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                                        f"the body is over {config.max_body} bytes")
+                raise CodecRequestError(
+                    HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"the body is over {config.max_body} bytes"
+                )
             try:
                 body = await request.read()
             except web.HTTPRequestEntityTooLarge:
-                raise CodecRequestError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                                        f"the body is over {config.max_body} bytes") from None
+                raise CodecRequestError(
+                    HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"the body is over {config.max_body} bytes"
+                ) from None
             # one request at a time does the work (in the loop), so memory stays bounded by one
             # request's budget however many arrive
             answer = await transcode(body, action, config)
@@ -209,8 +223,9 @@ def make_app(config: CodecServerConfig) -> web.Application:
 
 def run(config: CodecServerConfig, host: str, port: int) -> None:
     """Serve until SIGINT or SIGTERM (aiohttp's run_app handles both and exits cleanly)."""
-    web.run_app(make_app(config), host=host, port=port, print=None, access_log=None,
-                handle_signals=True)
+    web.run_app(
+        make_app(config), host=host, port=port, print=None, access_log=None, handle_signals=True
+    )
 
 
 class BackgroundCodecServer:

@@ -130,32 +130,59 @@ class ConnectionFlags:
 def add_connection_arguments(parser: Any, *, address_help: str | None = None) -> None:
     """The connection flags every command and worker.py share (argparse parser or group)."""
     parser.add_argument(
-        "--address", metavar="HOST:PORT",
-        help=address_help or "Temporal frontend (default TEMPORAL_ADDRESS or the profile's, else "
-        "localhost:7233, the embedded dev server)")
-    parser.add_argument("--namespace", metavar="NS",
-                        help="default TEMPORAL_NAMESPACE or the profile's, else 'default'")
-    parser.add_argument("--profile", metavar="NAME",
-                        help="Temporal client config profile (default TEMPORAL_PROFILE, else "
-                        "'default'), read from TEMPORAL_CONFIG_FILE or "
-                        "~/.config/temporalio/temporal.toml when it exists")
-    parser.add_argument("--tls", action="store_true", default=None,
-                        help="connect with TLS, trusting the system's CAs (implied by the other "
-                        "--tls-* options and by an API key; TEMPORAL_TLS=true)")
-    parser.add_argument("--tls-ca", metavar="PEM",
-                        help="CA certificate(s) the server's certificate must be signed by "
-                        "(TEMPORAL_TLS_SERVER_CA_CERT_PATH; default: the system's CAs)")
-    parser.add_argument("--tls-cert", metavar="PEM",
-                        help="client certificate for mTLS (TEMPORAL_TLS_CLIENT_CERT_PATH); "
-                        "needs --tls-key")
-    parser.add_argument("--tls-key", metavar="PEM",
-                        help="the client certificate's private key (TEMPORAL_TLS_CLIENT_KEY_PATH)")
-    parser.add_argument("--tls-server-name", metavar="NAME",
-                        help="the name the server's certificate must carry when it is not the "
-                        "address's host (TEMPORAL_TLS_SERVER_NAME)")
-    parser.add_argument("--api-key", metavar="KEY",
-                        help="API key, e.g. for Temporal Cloud; implies TLS. Prefer "
-                        "TEMPORAL_API_KEY: arguments are visible to other local users")
+        "--address",
+        metavar="HOST:PORT",
+        help=address_help
+        or "Temporal frontend (default TEMPORAL_ADDRESS or the profile's, else "
+        "localhost:7233, the embedded dev server)",
+    )
+    parser.add_argument(
+        "--namespace",
+        metavar="NS",
+        help="default TEMPORAL_NAMESPACE or the profile's, else 'default'",
+    )
+    parser.add_argument(
+        "--profile",
+        metavar="NAME",
+        help="Temporal client config profile (default TEMPORAL_PROFILE, else "
+        "'default'), read from TEMPORAL_CONFIG_FILE or "
+        "~/.config/temporalio/temporal.toml when it exists",
+    )
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        default=None,
+        help="connect with TLS, trusting the system's CAs (implied by the other "
+        "--tls-* options and by an API key; TEMPORAL_TLS=true)",
+    )
+    parser.add_argument(
+        "--tls-ca",
+        metavar="PEM",
+        help="CA certificate(s) the server's certificate must be signed by "
+        "(TEMPORAL_TLS_SERVER_CA_CERT_PATH; default: the system's CAs)",
+    )
+    parser.add_argument(
+        "--tls-cert",
+        metavar="PEM",
+        help="client certificate for mTLS (TEMPORAL_TLS_CLIENT_CERT_PATH); needs --tls-key",
+    )
+    parser.add_argument(
+        "--tls-key",
+        metavar="PEM",
+        help="the client certificate's private key (TEMPORAL_TLS_CLIENT_KEY_PATH)",
+    )
+    parser.add_argument(
+        "--tls-server-name",
+        metavar="NAME",
+        help="the name the server's certificate must carry when it is not the "
+        "address's host (TEMPORAL_TLS_SERVER_NAME)",
+    )
+    parser.add_argument(
+        "--api-key",
+        metavar="KEY",
+        help="API key, e.g. for Temporal Cloud; implies TLS. Prefer "
+        "TEMPORAL_API_KEY: arguments are visible to other local users",
+    )
 
 
 # a PEM given as a file (Path) or, from TEMPORAL_TLS_*_DATA or a profile's `data`, as text
@@ -217,34 +244,38 @@ def read_pem(source: PemSource | None, setting: tuple[str, str], kind: str) -> b
             data = source.read_bytes()
         except OSError as err:
             raise ConnectionConfigError(
-                f"{setting_name(setting)}: cannot read {source}: {err.strerror or err}") from None
+                f"{setting_name(setting)}: cannot read {source}: {err.strerror or err}"
+            ) from None
         where = str(source)
     else:
         data, where = source, "the inline PEM"
     if b"-----BEGIN" not in data or kind.encode() not in data:
         raise ConnectionConfigError(
             f"{setting_name(setting)}: {where} holds no PEM {kind.lower()} (expected a "
-            f"'-----BEGIN ...{kind}-----' block)")
+            f"'-----BEGIN ...{kind}-----' block)"
+        )
     return data
 
 
-def load_profile(profile: str | None, env: Mapping[str, str] | None = None
-                 ) -> ClientConfigProfile:
+def load_profile(profile: str | None, env: Mapping[str, str] | None = None) -> ClientConfigProfile:
     """Temporal's client config: the profile (TOML file) with TEMPORAL_* variables on top."""
     # an empty variable counts as unset (compose's `${TEMPORAL_API_KEY:-}` gives ""), where
     # the bridge would read it as an empty key, or the current folder as the CA file
     given = os.environ if env is None else env
     try:
         return ClientConfigProfile.load(
-            profile, override_env_vars={k: v for k, v in given.items() if v != ""})
+            profile, override_env_vars={k: v for k, v in given.items() if v != ""}
+        )
     except Exception as err:  # the bridge's ConfigError is not importable as a public name
         raise ConnectionConfigError(
             f"Temporal client config: {err} (profile {profile or 'from TEMPORAL_PROFILE'}; "
-            "the file is TEMPORAL_CONFIG_FILE or ~/.config/temporalio/temporal.toml)") from None
+            "the file is TEMPORAL_CONFIG_FILE or ~/.config/temporalio/temporal.toml)"
+        ) from None
 
 
-def resolve_settings(flags: ConnectionFlags | None = None,
-                     env: Mapping[str, str] | None = None) -> ConnectionSettings:
+def resolve_settings(
+    flags: ConnectionFlags | None = None, env: Mapping[str, str] | None = None
+) -> ConnectionSettings:
     """Flags over the environment over the profile over the defaults; checks combinations."""
     flags = flags or ConnectionFlags()
     loaded = load_profile(flags.profile, env)
@@ -253,20 +284,22 @@ def resolve_settings(flags: ConnectionFlags | None = None,
     cert = flags.tls_cert or (tls_from_profile.client_cert if tls_from_profile else None)
     key = flags.tls_key or (tls_from_profile.client_private_key if tls_from_profile else None)
     server_name = flags.tls_server_name or (
-        tls_from_profile.server_name if tls_from_profile else None)
+        tls_from_profile.server_name if tls_from_profile else None
+    )
     api_key = flags.api_key or loaded.api_key
-    explicit_tls = bool(flags.tls or flags.tls_ca or flags.tls_cert or flags.tls_key
-                        or flags.tls_server_name)
+    explicit_tls = bool(
+        flags.tls or flags.tls_ca or flags.tls_cert or flags.tls_key or flags.tls_server_name
+    )
     disabled = tls_from_profile is not None and tls_from_profile.disabled is True
     # TEMPORAL_TLS=false switches TLS off for the environment's TLS settings and API key (a
     # plain-text server behind an authenticating proxy); a --tls* flag still switches it on
-    tls = explicit_tls or (not disabled and (
-        tls_from_profile is not None or api_key is not None))
+    tls = explicit_tls or (not disabled and (tls_from_profile is not None or api_key is not None))
     if (cert is None) != (key is None):
         given, missing = (CERT_SETTING, KEY_SETTING) if cert else (KEY_SETTING, CERT_SETTING)
         raise ConnectionConfigError(
             f"{setting_name(given)} is set but {setting_name(missing)} is not: mTLS needs the "
-            "client certificate and its private key")
+            "client certificate and its private key"
+        )
     address = flags.address or loaded.address or local_default_address()
     try:
         split_address(address)
@@ -298,48 +331,78 @@ def explain_failure(settings: ConnectionSettings, error: str) -> str | None:
     one. The Rust bridge reports these as text (rustls/tonic error names)."""
     target = settings.address
     if "UnknownIssuer" in error or "BadSignature" in error:
-        trusted = (f"the CA in {describe_source(settings.tls_ca)}" if settings.tls_ca
-                   else "any of the system's CAs")
-        return (f"TLS to {target} failed: the server's certificate is not signed by {trusted}; "
-                f"give the CA that signed it with {setting_name(CA_SETTING)}")
+        trusted = (
+            f"the CA in {describe_source(settings.tls_ca)}"
+            if settings.tls_ca
+            else "any of the system's CAs"
+        )
+        return (
+            f"TLS to {target} failed: the server's certificate is not signed by {trusted}; "
+            f"give the CA that signed it with {setting_name(CA_SETTING)}"
+        )
     if "NotValidForName" in error:
         expected = settings.tls_server_name or split_address(target)[0]
-        return (f"TLS to {target} failed: the server's certificate is not valid for "
-                f"'{expected}'; set {setting_name(SERVER_NAME_SETTING)} to a name it carries")
+        return (
+            f"TLS to {target} failed: the server's certificate is not valid for "
+            f"'{expected}'; set {setting_name(SERVER_NAME_SETTING)} to a name it carries"
+        )
     if "Expired" in error or "NotValidYet" in error:
         return f"TLS to {target} failed: the server's certificate is expired or not yet valid"
     if "InvalidContentType" in error or "CorruptMessage" in error:
-        return (f"TLS to {target} failed: the server does not speak TLS; leave out the --tls* "
-                "options and TEMPORAL_TLS* variables (and the API key) for it")
+        return (
+            f"TLS to {target} failed: the server does not speak TLS; leave out the --tls* "
+            "options and TEMPORAL_TLS* variables (and the API key) for it"
+        )
     if "PrivateKeyParseError" in error:
         key = describe_source(settings.tls_key) if settings.tls_key else "the key"
-        return (f"{setting_name(KEY_SETTING)}: {key} is not a private key the TLS library can "
-                "read (PEM: PKCS#8, RSA or EC)")
+        return (
+            f"{setting_name(KEY_SETTING)}: {key} is not a private key the TLS library can "
+            "read (PEM: PKCS#8, RSA or EC)"
+        )
     # under TLS 1.3 a server that wants a client certificate rejects it after the client's side
     # of the handshake is done, so the client only sees the connection drop on its first call
     # (how the drop is worded depends on timing: EOF, broken pipe, reset, closed)
     squashed = error.lower().replace(" ", "").replace("_", "")
-    dropped = any(sign in squashed for sign in (
-        "closenotify", "unexpectedeof", "brokenpipe", "connectionreset", "connectionclosed",
-        "connectionaborted", "certificaterequired", "badcertificate"))
+    dropped = any(
+        sign in squashed
+        for sign in (
+            "closenotify",
+            "unexpectedeof",
+            "brokenpipe",
+            "connectionreset",
+            "connectionclosed",
+            "connectionaborted",
+            "certificaterequired",
+            "badcertificate",
+        )
+    )
     if settings.tls and dropped:
         if settings.tls_cert is None:
-            return (f"TLS to {target} failed: the server closed the connection after the "
-                    "handshake; it requires a client certificate (mTLS): give "
-                    f"{setting_name(CERT_SETTING)} and {setting_name(KEY_SETTING)}")
-        return (f"TLS to {target} failed: the server closed the connection after the "
-                f"handshake; it refused the client certificate "
-                f"{describe_source(settings.tls_cert)} (it must be signed by a CA the server "
-                "trusts)")
+            return (
+                f"TLS to {target} failed: the server closed the connection after the "
+                "handshake; it requires a client certificate (mTLS): give "
+                f"{setting_name(CERT_SETTING)} and {setting_name(KEY_SETTING)}"
+            )
+        return (
+            f"TLS to {target} failed: the server closed the connection after the "
+            f"handshake; it refused the client certificate "
+            f"{describe_source(settings.tls_cert)} (it must be signed by a CA the server "
+            "trusts)"
+        )
     if not settings.tls and dropped:
-        return (f"cannot talk to Temporal at {target}: the server closed the connection; if "
-                "it requires TLS, add --tls (and --tls-ca for a private CA)")
+        return (
+            f"cannot talk to Temporal at {target}: the server closed the connection; if "
+            "it requires TLS, add --tls (and --tls-ca for a private CA)"
+        )
     return None
 
 
 async def connect(
-    settings: ConnectionSettings | str | None = None, namespace: str | None = None, *,
-    starting_wait_s: float = 10.0, telemetry: otel.Telemetry | None = None,
+    settings: ConnectionSettings | str | None = None,
+    namespace: str | None = None,
+    *,
+    starting_wait_s: float = 10.0,
+    telemetry: otel.Telemetry | None = None,
 ) -> Client:
     """Connect; a server that is up but still starting ("Unavailable") gets `starting_wait_s`.
 
@@ -363,9 +426,15 @@ async def connect(
     while True:
         try:
             client = await Client.connect(
-                target, namespace=namespace, data_converter=data_converter(), tls=tls,
-                api_key=settings.api_key, rpc_metadata=dict(settings.rpc_metadata),
-                interceptors=telemetry.interceptors(), **extra)  # type: ignore[arg-type]
+                target,
+                namespace=namespace,
+                data_converter=data_converter(),
+                tls=tls,
+                api_key=settings.api_key,
+                rpc_metadata=dict(settings.rpc_metadata),
+                interceptors=telemetry.interceptors(),
+                **extra,
+            )  # type: ignore[arg-type]
             break
         except RuntimeError as err:
             explained = explain_failure(settings, str(err))
@@ -388,6 +457,7 @@ async def connect(
         if err.status == RPCStatusCode.UNAUTHENTICATED:
             raise ConnectionError(
                 f"Temporal at {target} refused the credentials: {err.message} (check the API "
-                "key, --api-key or TEMPORAL_API_KEY, or the client certificate)") from None
+                "key, --api-key or TEMPORAL_API_KEY, or the client certificate)"
+            ) from None
         # not allowed to describe it (a scoped API key) is no reason to stop here
     return client

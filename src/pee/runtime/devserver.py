@@ -76,11 +76,17 @@ def server_command(
     headless; the Web UI decodes payloads with the codec server at `codec_endpoint` when
     given."""
     cmd = [
-        str(find_temporal_binary()), "server", "start-dev",
-        "--ip", ip,
-        "--port", str(port),
-        "--db-filename", str(db_file),
-        "--log-level", log_level,
+        str(find_temporal_binary()),
+        "server",
+        "start-dev",
+        "--ip",
+        ip,
+        "--port",
+        str(port),
+        "--db-filename",
+        str(db_file),
+        "--log-level",
+        log_level,
     ]
     for name, kind in SEARCH_ATTRIBUTES.items():
         cmd += ["--search-attribute", f"{name}={kind}"]
@@ -101,8 +107,11 @@ def server_environment() -> dict[str, str]:
     return {name: value for name, value in os.environ.items() if not name.startswith("OTEL_")}
 
 
-def spawn(cmd: list[str], log: IO[bytes], extra_env: dict[str, str] | None = None,
-          ) -> subprocess.Popen[bytes]:
+def spawn(
+    cmd: list[str],
+    log: IO[bytes],
+    extra_env: dict[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         cmd,
         env={**server_environment(), **(extra_env or {})},
@@ -189,8 +198,12 @@ class DevServer:
 
     def command(self) -> list[str]:
         return server_command(
-            self.db_file, ip=self.ip, port=self.port, ui_port=self.ui_port,
-            namespace=self.namespace, log_level=self.log_level,
+            self.db_file,
+            ip=self.ip,
+            port=self.port,
+            ui_port=self.ui_port,
+            namespace=self.namespace,
+            log_level=self.log_level,
         )
 
     def start(self) -> DevServer:

@@ -55,8 +55,14 @@ class DurationStore:
         finally:
             connection.close()
 
-    def record(self, plan: str, mode: str, workflow_id: str, run_id: str,
-               samples: Sequence[tuple[str, float]]) -> int:
+    def record(
+        self,
+        plan: str,
+        mode: str,
+        workflow_id: str,
+        run_id: str,
+        samples: Sequence[tuple[str, float]],
+    ) -> int:
         """Store one run's (agent, plan seconds) samples; the number newly stored."""
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
         added = 0
@@ -64,20 +70,27 @@ class DurationStore:
             for agent, seconds in samples:
                 cursor = db.execute(
                     "insert or ignore into samples values (?, ?, ?, ?, ?, ?, ?)",
-                    (plan, agent, mode, run_id, workflow_id, float(seconds), now))
+                    (plan, agent, mode, run_id, workflow_id, float(seconds), now),
+                )
                 added += cursor.rowcount
                 db.execute(
                     "delete from samples where plan = ? and agent = ? and mode = ? and rowid "
                     "not in (select rowid from samples where plan = ? and agent = ? and mode = ?"
                     " order by recorded_at desc, rowid desc limit ?)",
-                    (plan, agent, mode, plan, agent, mode, KEEP_SAMPLES))
+                    (plan, agent, mode, plan, agent, mode, KEEP_SAMPLES),
+                )
         return added
 
     def record_report(self, report: Mapping[str, Any], mode: str) -> int:
         """Store what a finished run's report measured
         (pee.engine.compile.learning.samples_from_report)."""
-        return self.record(str(report.get("plan")), mode, str(report.get("workflow_id")),
-                           str(report.get("run_id")), samples_from_report(report))
+        return self.record(
+            str(report.get("plan")),
+            mode,
+            str(report.get("workflow_id")),
+            str(report.get("run_id")),
+            samples_from_report(report),
+        )
 
     def learned(self, plan: str, mode: str) -> dict[str, Learned]:
         """agent -> what its kept samples say, for the agents of `plan` run in `mode`."""
@@ -85,8 +98,11 @@ class DurationStore:
             return {}
         by_agent: dict[str, list[float]] = {}
         with self._connect() as db:
-            rows = db.execute("select agent, seconds from samples where plan = ? and mode = ? "
-                              "order by agent, rowid", (plan, mode)).fetchall()
+            rows = db.execute(
+                "select agent, seconds from samples where plan = ? and mode = ? "
+                "order by agent, rowid",
+                (plan, mode),
+            ).fetchall()
         for agent, seconds in rows:
             by_agent.setdefault(agent, []).append(float(seconds))
         return {agent: summarise(values) for agent, values in by_agent.items()}
@@ -98,8 +114,9 @@ class DurationStore:
             return db.execute("delete from samples where plan = ?", (plan,)).rowcount
 
 
-def record_durations(report: Mapping[str, Any], mode: str, out: TextIO,
-                     store: DurationStore | None = None) -> int | None:
+def record_durations(
+    report: Mapping[str, Any], mode: str, out: TextIO, store: DurationStore | None = None
+) -> int | None:
     """Record a finished run for the next compile and say so: the samples added, or None when
     the store cannot be written (a warning, never a failed run)."""
     store = store or DurationStore()
@@ -109,6 +126,9 @@ def record_durations(report: Mapping[str, Any], mode: str, out: TextIO,
         print(f"warning: cannot record durations in {store.path}: {err}", file=sys.stderr)
         return None
     if added:
-        print(f"Learned the durations of {added} agent(s) for the next run ({store.path}; "
-              "--no-learn skips this)", file=out)
+        print(
+            f"Learned the durations of {added} agent(s) for the next run ({store.path}; "
+            "--no-learn skips this)",
+            file=out,
+        )
     return added

@@ -72,7 +72,8 @@ class ServerRecord:
         if not self.codec_port:
             return None
         return f"http://{self.ip}:{self.codec_port}" + (
-            f"/{self.codec_token}" if self.codec_token else "")
+            f"/{self.codec_token}" if self.codec_token else ""
+        )
 
     @property
     def codec_address(self) -> str | None:
@@ -171,16 +172,18 @@ def start_server(*, ui: bool = True, startup_timeout_s: float = 30.0) -> tuple[S
         if ui:
             codec_token = new_token()
             try:
-                codec, codec_port = start_codec_server(IP, f"http://{IP}:{ui_port()}",
-                                                       codec_token)
+                codec, codec_port = start_codec_server(IP, f"http://{IP}:{ui_port()}", codec_token)
             except (RuntimeError, TimeoutError) as err:
-                raise ServerError(f"the codec server for the Web UI did not start: {err}"
-                                  ) from err
+                raise ServerError(f"the codec server for the Web UI did not start: {err}") from err
             _DETACHED.append(codec)
             codec_pid = codec.pid
-        cmd = server_command(db_file, ip=IP, port=port, ui_port=ui_port() if ui else None,
-                             codec_endpoint=f"http://{IP}:{codec_port}/{codec_token}"
-                             if codec_port else None)
+        cmd = server_command(
+            db_file,
+            ip=IP,
+            port=port,
+            ui_port=ui_port() if ui else None,
+            codec_endpoint=f"http://{IP}:{codec_port}/{codec_token}" if codec_port else None,
+        )
         with open(log_file, "ab") as log:
             process = spawn(cmd, log)
         _DETACHED.append(process)
@@ -192,10 +195,16 @@ def start_server(*, ui: bool = True, startup_timeout_s: float = 30.0) -> tuple[S
                 _terminate(codec_pid)
             raise ServerError(str(err)) from err
         record = ServerRecord(
-            pid=process.pid, ip=IP, port=port, ui_port=ui_port() if ui else None,
-            db_file=str(db_file), log_file=str(log_file),
+            pid=process.pid,
+            ip=IP,
+            port=port,
+            ui_port=ui_port() if ui else None,
+            db_file=str(db_file),
+            log_file=str(log_file),
             started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            codec_pid=codec_pid, codec_port=codec_port, codec_token=codec_token,
+            codec_pid=codec_pid,
+            codec_port=codec_port,
+            codec_token=codec_token,
         )
         # owner-only: it holds the codec server's token
         record_file().unlink(missing_ok=True)
@@ -212,8 +221,11 @@ def stop_stale(record: ServerRecord | None, timeout_s: float = 15.0) -> None:
     all, which would otherwise hold its port and token forever."""
     if record is None or (process_alive(record.pid) and is_dev_server(record.pid)):
         return
-    if (record.codec_pid and process_alive(record.codec_pid)
-            and is_codec_server(record.codec_pid, record.codec_port)):
+    if (
+        record.codec_pid
+        and process_alive(record.codec_pid)
+        and is_codec_server(record.codec_pid, record.codec_port)
+    ):
         _terminate(record.codec_pid, timeout_s)
     remove_config()
 
@@ -226,8 +238,12 @@ def stop_server(timeout_s: float = 15.0) -> ServerRecord | None:
         if record and process_alive(record.pid) and is_dev_server(record.pid):
             _terminate(record.pid, timeout_s)
             stopped = record
-        if (record and record.codec_pid and process_alive(record.codec_pid)
-                and is_codec_server(record.codec_pid, record.codec_port)):
+        if (
+            record
+            and record.codec_pid
+            and process_alive(record.codec_pid)
+            and is_codec_server(record.codec_pid, record.codec_port)
+        ):
             _terminate(record.codec_pid, timeout_s)
         with contextlib.suppress(FileNotFoundError):
             record_file().unlink()

@@ -40,12 +40,26 @@ def new_token() -> str:
 
 
 def codec_command(ip: str, port: int, ui_origin: str) -> list[str]:
-    return [sys.executable, "-m", "pee", "codec-server", "--host", ip,
-            "--port", str(port), "--cors-origin", ui_origin]
+    return [
+        sys.executable,
+        "-m",
+        "pee",
+        "codec-server",
+        "--host",
+        ip,
+        "--port",
+        str(port),
+        "--cors-origin",
+        ui_origin,
+    ]
 
 
-def start_codec_server(ip: str, ui_origin: str, token: str, startup_timeout_s: float = 20.0,
-                       ) -> tuple[subprocess.Popen[bytes], int]:
+def start_codec_server(
+    ip: str,
+    ui_origin: str,
+    token: str,
+    startup_timeout_s: float = 20.0,
+) -> tuple[subprocess.Popen[bytes], int]:
     """Start it detached (own session, like the dev server): (process, port). Raises
     RuntimeError or TimeoutError when it does not come up."""
     port = codec_port()
@@ -74,5 +88,6 @@ def is_codec_server(pid: int, port: int | None = None) -> bool:
         return sys.platform != "linux"
     if b"codec-server" not in args:
         return False
-    return port is None or (b"--port" in args and args[args.index(b"--port") + 1:][:1]
-                            == [str(port).encode()])
+    return port is None or (
+        b"--port" in args and args[args.index(b"--port") + 1 :][:1] == [str(port).encode()]
+    )

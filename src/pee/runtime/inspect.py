@@ -41,20 +41,23 @@ class RunNotFound(LookupError):
 class NotAPlanRun(RunNotFound):
     """The id names a workflow of another type (the shared pool's, say): it has no report."""
 
-    def __init__(self, workflow_id: str, workflow_type: str, address: str | None = None
-                 ) -> None:
+    def __init__(self, workflow_id: str, workflow_type: str, address: str | None = None) -> None:
         from pee.runtime.temporal_cli import binary, flags_for
 
         flags = flags_for(address) if address else ""
-        hint = (f"; see its leases with `{binary()} workflow query{flags} --workflow-id "
-                f"{workflow_id} --type state`" if workflow_type == "ResourcePoolWorkflow"
-                else "")
-        super().__init__(f"{workflow_id} is a {workflow_type}, not a plan run (PlanWorkflow), "
-                         f"so it has no report{hint}")
+        hint = (
+            f"; see its leases with `{binary()} workflow query{flags} --workflow-id "
+            f"{workflow_id} --type state`"
+            if workflow_type == "ResourcePoolWorkflow"
+            else ""
+        )
+        super().__init__(
+            f"{workflow_id} is a {workflow_type}, not a plan run (PlanWorkflow), "
+            f"so it has no report{hint}"
+        )
 
 
-def require_plan_run(description: WorkflowExecutionDescription,
-                     address: str | None = None) -> None:
+def require_plan_run(description: WorkflowExecutionDescription, address: str | None = None) -> None:
     """NotAPlanRun unless it is a PlanWorkflow; `address` (the server's) makes its hint a
     command that works as printed."""
     if description.workflow_type != "PlanWorkflow":
@@ -77,7 +80,8 @@ class RunView:
     def ok(self) -> bool:
         """Running or completed: exit 0; failed, cancelled, terminated, timed out: exit 1."""
         return self.description.status in (
-            WorkflowExecutionStatus.RUNNING, WorkflowExecutionStatus.COMPLETED
+            WorkflowExecutionStatus.RUNNING,
+            WorkflowExecutionStatus.COMPLETED,
         )
 
 
@@ -116,8 +120,9 @@ async def run_histories(client: Client, workflow_id: str) -> list[tuple[str, Wor
     while run_id:
         history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
         chain.insert(0, (run_id, history))
-        run_id = history.events[0].workflow_execution_started_event_attributes \
-            .continued_execution_run_id
+        run_id = history.events[
+            0
+        ].workflow_execution_started_event_attributes.continued_execution_run_id
     return chain
 
 
@@ -150,9 +155,14 @@ async def read_run(client: Client, workflow_id: str) -> RunView:
     handle = client.get_workflow_handle(workflow_id, run_id=description.run_id)
     if status == WorkflowExecutionStatus.RUNNING:
         if not await has_pollers(client, description.namespace, description.task_queue):
-            return RunView(description, None, (
-                f"no worker polls {description.task_queue}, so the run waits and nobody can "
-                "answer the status query: start one (pee-worker)"))
+            return RunView(
+                description,
+                None,
+                (
+                    f"no worker polls {description.task_queue}, so the run waits and nobody can "
+                    "answer the status query: start one (pee-worker)"
+                ),
+            )
         report = await query_status(handle)
         note = None
         if report is None:
@@ -183,5 +193,6 @@ async def read_run(client: Client, workflow_id: str) -> RunView:
         if description.close_time is not None:
             report["finished_at"] = description.close_time.isoformat()
             report["makespan_s"] = round(
-                (description.close_time - description.start_time).total_seconds(), 3)
+                (description.close_time - description.start_time).total_seconds(), 3
+            )
     return RunView(description, report, note or f"the run was {state}")

@@ -85,7 +85,7 @@ class ProgressPrinter:
             self.last_seq = seq
             self._print(format_event(event, agents, groups, width))
         alerts = status.get("alerts") or []
-        for alert in alerts[self.alerts_seen:]:
+        for alert in alerts[self.alerts_seen :]:
             self._print(format_alert(alert))
         self.alerts_seen = max(self.alerts_seen, len(alerts))
         if (
@@ -130,19 +130,24 @@ def format_event(
             took = agent.get("duration_s")
             tries = agent.get("attempts")
             detail = ", ".join(
-                part for part in (
+                part
+                for part in (
                     f"{took:.2f}s" if took is not None else "",
                     f"attempt {tries}" if tries and tries > 1 else "",
                     agent.get("error") or "" if what != "succeeded" else "",
-                ) if part
+                )
+                if part
             )
         elif what == "defaulted":
             detail = f"defaults for {', '.join(agent.get('defaulted_outputs') or []) or 'nothing'}"
         return f"{stamp}   agent {ident:<{width - 2}} {what:<9} {detail}".rstrip()
     if kind == "barrier":
         barrier = groups.get(ident, {}).get("barrier") or {}
-        reasons = [entry.get("reason") for entry in barrier.get("history") or []
-                   if entry.get("decision") == what and entry.get("reason")]
+        reasons = [
+            entry.get("reason")
+            for entry in barrier.get("history") or []
+            if entry.get("decision") == what and entry.get("reason")
+        ]
         reason = reasons[-1] if reasons else barrier.get("reason")
         detail = f" ({reason})" if reason else ""
         return f"{stamp} barrier {ident:<{width - 2}} {what}{detail}"
@@ -194,9 +199,10 @@ def format_summary(report: dict[str, Any]) -> str:
         if agent.get("queue_wait_s"):
             notes.append(f"queued {_num(agent['queue_wait_s'])}s for resources")
         if agent.get("status") == "blocked" and agent.get("blocked_on"):
-            notes.append(f"waits for a person on conflict {', '.join(agent['blocked_on'])}"
-                         + (f" since {agent['blocked_since']}" if agent.get("blocked_since")
-                            else ""))
+            notes.append(
+                f"waits for a person on conflict {', '.join(agent['blocked_on'])}"
+                + (f" since {agent['blocked_since']}" if agent.get("blocked_since") else "")
+            )
         if agent.get("defaulted_outputs"):
             notes.append(f"defaults: {', '.join(agent['defaulted_outputs'])}")
         if agent.get("missing_inputs"):
@@ -205,15 +211,17 @@ def format_summary(report: dict[str, Any]) -> str:
             notes.append(f"progress{_percent(agent['progress'])}")
         if agent.get("error"):
             notes.append(str(agent["error"]))
-        rows.append((
-            agent_id,
-            str(agent.get("group") or ""),
-            str(agent.get("status") or ""),
-            str(agent["attempts"]) if agent.get("attempts") else "-",
-            _num(offset_s(report, agent.get("started_at"))),
-            _num(agent.get("duration_s")) if settled else "-",
-            "; ".join(notes),
-        ))
+        rows.append(
+            (
+                agent_id,
+                str(agent.get("group") or ""),
+                str(agent.get("status") or ""),
+                str(agent["attempts"]) if agent.get("attempts") else "-",
+                _num(offset_s(report, agent.get("started_at"))),
+                _num(agent.get("duration_s")) if settled else "-",
+                "; ".join(notes),
+            )
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     lines = []
     for row in rows:
@@ -239,8 +247,10 @@ def format_summary(report: dict[str, Any]) -> str:
     lines += format_bottlenecks(report.get("bottlenecks"))
     earlier = report.get("earlier_runs") or []
     if earlier:
-        lines.append(f"continued as new {len(earlier)} time(s) to keep each history small; "
-                     f"earlier runs: {', '.join(earlier)}")
+        lines.append(
+            f"continued as new {len(earlier)} time(s) to keep each history small; "
+            f"earlier runs: {', '.join(earlier)}"
+        )
     if report.get("error"):
         lines.append(f"error: {report['error']}")
     return "\n".join(lines)
@@ -308,16 +318,22 @@ def format_conflicts(report: dict[str, Any]) -> list[str]:
         agents = report.get("agents") or {}
         since = [agents.get(a, {}).get("blocked_since") for a in blocked]
         first = min((s for s in since if s), default=None)
-        who = (f"blocks {', '.join(blocked)}" + (f" since {first}" if first else "")
-               if blocked else "blocks nobody yet")
+        who = (
+            f"blocks {', '.join(blocked)}" + (f" since {first}" if first else "")
+            if blocked
+            else "blocks nobody yet"
+        )
         lines.append(
             f"waiting for a person: conflict {conflict.get('id')} on '{conflict.get('key')}' "
             f"({conflict.get('kind')}, opened {conflict.get('opened_at')}) {who}; "
             f"resolve: pee resolve {workflow_id} {conflict.get('id')} --choice "
             f"current|incoming --expected-version {conflict.get('current_version')} "
-            f"(pee conflicts {workflow_id} shows both values)")
+            f"(pee conflicts {workflow_id} shows both values)"
+        )
     for rejected in report.get("rejected_resolutions") or []:
-        lines.append(f"rejected resolution of {rejected.get('conflict_id') or '?'} by "
-                     f"{rejected.get('by') or '?'} at {rejected.get('at')}: "
-                     f"{rejected.get('reason')}")
+        lines.append(
+            f"rejected resolution of {rejected.get('conflict_id') or '?'} by "
+            f"{rejected.get('by') or '?'} at {rejected.get('at')}: "
+            f"{rejected.get('reason')}"
+        )
     return lines

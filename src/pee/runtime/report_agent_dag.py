@@ -62,21 +62,29 @@ def critical_edges(path: Sequence[str], deps: Mapping[str, Sequence[str]]) -> se
     return {(a, b) for a, b in zip(path, path[1:], strict=False) if a in deps.get(b, ())}
 
 
-def agent_dag(report: dict[str, Any], deps: Mapping[str, Sequence[str]] | None,
-              status_of: Callable[[dict[str, Any]], str], colours: Mapping[str, str]) -> str:
+def agent_dag(
+    report: dict[str, Any],
+    deps: Mapping[str, Sequence[str]] | None,
+    status_of: Callable[[dict[str, Any]], str],
+    colours: Mapping[str, str],
+) -> str:
     """The agent graph's HTML: an SVG, or a note saying why there is none."""
     agents = ordered_agents(report)
     if not agents:
         return ""
     if len(agents) > AGENT_DAG_LIMIT:
-        return (f'<p class="agent-dag-note">{len(agents)} agents: the agent graph is drawn for '
-                f"up to {AGENT_DAG_LIMIT} (beyond that its nodes and edges are unreadable); the "
-                "group graph below shows the structure and the critical path.</p>")
+        return (
+            f'<p class="agent-dag-note">{len(agents)} agents: the agent graph is drawn for '
+            f"up to {AGENT_DAG_LIMIT} (beyond that its nodes and edges are unreadable); the "
+            "group graph below shows the structure and the critical path.</p>"
+        )
     if deps is None:
-        return ('<p class="agent-dag-note">No agent graph: this report comes without the '
-                "plan's agent dependencies (<code>pee report WORKFLOW_ID --format html"
-                "</code> reads them from the run's plan); the group graph below shows the "
-                "structure.</p>")
+        return (
+            '<p class="agent-dag-note">No agent graph: this report comes without the '
+            "plan's agent dependencies (<code>pee report WORKFLOW_ID --format html"
+            "</code> reads them from the run's plan); the group graph below shows the "
+            "structure.</p>"
+        )
     order = [agent_id for agent_id, _ in agents]
     column = depths(order, deps)
     columns: dict[int, list[str]] = {}
@@ -85,8 +93,13 @@ def agent_dag(report: dict[str, Any], deps: Mapping[str, Sequence[str]] | None,
     details = {agent_id: _detail(entry, status_of(entry)) for agent_id, entry in agents}
     # wide enough for the longest name (bold 11 px: about 7 px a character) and detail line
     # (about 6 px), within bounds
-    node_w = max(110, min(230, max(max(7 * len(_clip(a, AGENT_CHARS)) + 22,
-                                       6 * len(details[a]) + 22) for a in order)))
+    node_w = max(
+        110,
+        min(
+            230,
+            max(max(7 * len(_clip(a, AGENT_CHARS)) + 22, 6 * len(details[a]) + 22) for a in order),
+        ),
+    )
     pos: dict[str, tuple[float, float]] = {}
     for col, members in columns.items():
         for row, agent_id in enumerate(members):
@@ -105,9 +118,11 @@ def agent_dag(report: dict[str, Any], deps: Mapping[str, Sequence[str]] | None,
         mid = sx + min(GAP_X, (ex - sx) / 2)
         mark = " crit" if (dep, agent_id) in crit else ""
         arrow = "a-arrow-crit" if mark else "a-arrow"
-        edges.append(f'<path class="aedge{mark}" data-from="{_e(dep)}" data-to="{_e(agent_id)}" '
-                     f'd="M{sx:.1f} {sy:.1f} C{mid:.1f} {sy:.1f} {ex - GAP_X / 2:.1f} {ey:.1f} '
-                     f'{ex:.1f} {ey:.1f}" marker-end="url(#{arrow})"/>')
+        edges.append(
+            f'<path class="aedge{mark}" data-from="{_e(dep)}" data-to="{_e(agent_id)}" '
+            f'd="M{sx:.1f} {sy:.1f} C{mid:.1f} {sy:.1f} {ex - GAP_X / 2:.1f} {ey:.1f} '
+            f'{ex:.1f} {ey:.1f}" marker-end="url(#{arrow})"/>'
+        )
     nodes: list[str] = []
     for agent_id, entry in agents:
         x, y = pos[agent_id]
@@ -126,13 +141,18 @@ def agent_dag(report: dict[str, Any], deps: Mapping[str, Sequence[str]] | None,
             f"{_e(star + _clip(agent_id, AGENT_CHARS))}</text>"
             f'<text x="{x + 12:.1f}" y="{y + 27:.1f}" fill="#555">'
             f"{_e(detail)}</text>"
-            f"<title>{_e(agent_id)}: {_e(detail)}</title></g>")
-    return (f'<svg class="agent-dag" width="{width:.0f}" height="{height:.0f}" role="img" '
-            'aria-label="agent dependency graph"><defs>'
-            '<marker id="a-arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="8" '
-            'markerHeight="8" markerUnits="userSpaceOnUse" orient="auto-start-reverse">'
-            '<path d="M0 0 L10 5 L0 10 z" fill="#888"/></marker>'
-            '<marker id="a-arrow-crit" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="11" '
-            'markerHeight="11" markerUnits="userSpaceOnUse" orient="auto-start-reverse">'
-            f'<path d="M0 0 L10 5 L0 10 z" fill="{CRIT_COLOUR}"/></marker></defs>'
-            + "".join(edges) + "".join(nodes) + "</svg>")
+            f"<title>{_e(agent_id)}: {_e(detail)}</title></g>"
+        )
+    return (
+        f'<svg class="agent-dag" width="{width:.0f}" height="{height:.0f}" role="img" '
+        'aria-label="agent dependency graph"><defs>'
+        '<marker id="a-arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="8" '
+        'markerHeight="8" markerUnits="userSpaceOnUse" orient="auto-start-reverse">'
+        '<path d="M0 0 L10 5 L0 10 z" fill="#888"/></marker>'
+        '<marker id="a-arrow-crit" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="11" '
+        'markerHeight="11" markerUnits="userSpaceOnUse" orient="auto-start-reverse">'
+        f'<path d="M0 0 L10 5 L0 10 z" fill="{CRIT_COLOUR}"/></marker></defs>'
+        + "".join(edges)
+        + "".join(nodes)
+        + "</svg>"
+    )

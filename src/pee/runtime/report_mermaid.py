@@ -14,8 +14,16 @@ from typing import Any
 from pee.runtime.progress import offset_s, ordered_agents, ordered_groups
 from pee.runtime.report_html import MARKED_DECISIONS, agent_span, agent_status
 
-FINISHED = {"succeeded", "failed", "timed_out", "cancelled", "skipped", "defaulted", "cached",
-            "resumed"}
+FINISHED = {
+    "succeeded",
+    "failed",
+    "timed_out",
+    "cancelled",
+    "skipped",
+    "defaulted",
+    "cached",
+    "resumed",
+}
 # at least this long so a zero-length task still shows (a millisecond: the output's unit)
 MIN_TASK_S = 0.001
 
@@ -67,8 +75,11 @@ def render_mermaid(report: dict[str, Any]) -> str:
             tags.append("active")
         elif status in FINISHED:
             tags.append("done")
-        name = _text(agent_id) if status in ("succeeded", "running") else \
-            f"{_text(agent_id)} ({status})"
+        name = (
+            _text(agent_id)
+            if status in ("succeeded", "running")
+            else f"{_text(agent_id)} ({status})"
+        )
         tag_text = ", ".join(tags + [f"a{n}"])
         return f"    {name} :{tag_text}, {_s(start)}, {_s(end)}"
 
@@ -83,8 +94,7 @@ def render_mermaid(report: dict[str, Any]) -> str:
             at = offset_s(report, entry.get("at"))
             if decision in MARKED_DECISIONS and at is not None:
                 milestones += 1
-                lines.append(f"    {_text(decision)} :milestone, m{milestones}, {_s(at)}, "
-                             f"{_s(at)}")
+                lines.append(f"    {_text(decision)} :milestone, m{milestones}, {_s(at)}, {_s(at)}")
     leftover = [a for a in agents if a not in placed]
     if leftover:
         lines.append("    section (no group)")

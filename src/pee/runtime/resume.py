@@ -33,31 +33,46 @@ class ResumeError(ValueError):
 
 
 def resume_input(
-    plan: CompiledPlan, workflow_id: str, report: dict[str, Any], context: dict[str, Any],
-    from_group: str | None = None, run_id: str | None = None,
+    plan: CompiledPlan,
+    workflow_id: str,
+    report: dict[str, Any],
+    context: dict[str, Any],
+    from_group: str | None = None,
+    run_id: str | None = None,
 ) -> ResumeFrom:
     """The ResumeFrom for `plan`: groups of the plan that passed in the earlier run, its context."""
     known = [group.id for group in plan.groups]
     if from_group is not None and from_group not in known:
-        raise ResumeError(f"--from-group '{from_group}' is not a group of plan "
-                          f"'{plan.name}'; groups: {known}")
+        raise ResumeError(
+            f"--from-group '{from_group}' is not a group of plan '{plan.name}'; groups: {known}"
+        )
     groups = report.get("groups") or {}
     passed = [g for g in known if (groups.get(g) or {}).get("status") in PASSED]
-    return ResumeFrom(workflow_id=workflow_id, run_id=run_id or report.get("run_id"),
-                      from_group=from_group, context=dict(context), passed_groups=passed)
+    return ResumeFrom(
+        workflow_id=workflow_id,
+        run_id=run_id or report.get("run_id"),
+        from_group=from_group,
+        context=dict(context),
+        passed_groups=passed,
+    )
 
 
 def last_snapshot(report: dict[str, Any]) -> dict[str, Any] | None:
     """The last context snapshot the run stored after a barrier of a group that passed."""
     groups = report.get("groups") or {}
-    stored = [entry for entry in report.get("context_snapshots") or []
-              if isinstance(entry, dict) and entry.get("stored")
-              and (groups.get(entry.get("group")) or {}).get("status") in PASSED]
+    stored = [
+        entry
+        for entry in report.get("context_snapshots") or []
+        if isinstance(entry, dict)
+        and entry.get("stored")
+        and (groups.get(entry.get("group")) or {}).get("status") in PASSED
+    ]
     return stored[-1] if stored else None
 
 
-def snapshot_context(report: dict[str, Any],
-                     cache: SnapshotCache | None = None) -> tuple[str | None, Any, str]:
+def snapshot_context(
+    report: dict[str, Any], cache: SnapshotCache | None = None
+) -> tuple[str | None, Any, str]:
     """(snapshot key, its context values, "") from the snapshot cache, or (None, MISSING, why
     not) when there is no snapshot to reuse."""
     entry = last_snapshot(report)
@@ -66,13 +81,22 @@ def snapshot_context(report: dict[str, Any],
     key = str(entry["key"])
     values = (cache or SnapshotCache()).get(key)
     if values is MISSING:
-        return None, MISSING, (f"snapshot {key} is not in this host's context snapshot cache "
-                               "(evicted, cleared or stored elsewhere)")
+        return (
+            None,
+            MISSING,
+            (
+                f"snapshot {key} is not in this host's context snapshot cache "
+                "(evicted, cleared or stored elsewhere)"
+            ),
+        )
     return key, values, ""
 
 
 async def load_resume(
-    client: Client, plan: CompiledPlan, workflow_id: str, from_group: str | None = None,
+    client: Client,
+    plan: CompiledPlan,
+    workflow_id: str,
+    from_group: str | None = None,
     notes: list[str] | None = None,
 ) -> ResumeFrom:
     """Read the earlier run (raises pee.runtime.inspect.RunNotFound) and build the ResumeFrom;
@@ -87,13 +111,16 @@ async def load_resume(
     if key is not None:
         if notes is not None:
             notes.append(f"context from snapshot {key}")
-        resume = resume_input(plan, workflow_id, view.report, dict(values), from_group,
-                              description.run_id)
+        resume = resume_input(
+            plan, workflow_id, view.report, dict(values), from_group, description.run_id
+        )
         resume.snapshot_key = key
         return resume
     if notes is not None:
-        notes.append(f"no context snapshot to reuse ({why_not}): context read by query "
-                     "from the run's history")
+        notes.append(
+            f"no context snapshot to reuse ({why_not}): context read by query "
+            "from the run's history"
+        )
     handle = client.get_workflow_handle(workflow_id, run_id=description.run_id)
     query = handle.query(PlanWorkflow.context, rpc_timeout=timedelta(seconds=15))
     if await has_pollers(client, description.namespace, description.task_queue):
@@ -102,5 +129,6 @@ async def load_resume(
     else:
         async with build_worker(client, description.task_queue, activities=False):
             context = await query
-    return resume_input(plan, workflow_id, view.report, dict(context or {}), from_group,
-                        description.run_id)
+    return resume_input(
+        plan, workflow_id, view.report, dict(context or {}), from_group, description.run_id
+    )

@@ -91,14 +91,17 @@ class RunObserver(temporalio.client.Interceptor, Interceptor):
     def record_spans(self, report: Mapping[str, Any], carrier: Mapping[str, str] | None) -> None:
         assert self.tracer is not None
         # under the span of the client that started the run, when it was traced
-        parent = (TraceContextTextMapPropagator().extract(dict(carrier)) if carrier
-                  else opentelemetry.context.Context())
+        parent = (
+            TraceContextTextMapPropagator().extract(dict(carrier))
+            if carrier
+            else opentelemetry.context.Context()
+        )
         contexts: dict[str, opentelemetry.context.Context] = {}
         for spec in run_spans(report):
             context = contexts.get(spec.parent, parent) if spec.parent else parent
-            span = self.tracer.start_span(spec.name, context=context,
-                                          attributes=spec.attributes,
-                                          start_time=_ns(spec.start))
+            span = self.tracer.start_span(
+                spec.name, context=context, attributes=spec.attributes, start_time=_ns(spec.start)
+            )
             if spec.error is not None:
                 span.set_status(Status(StatusCode.ERROR, spec.error))
             span.end(end_time=_ns(spec.end))
@@ -116,10 +119,12 @@ class RunObserver(temporalio.client.Interceptor, Interceptor):
         if name not in self._instruments:
             assert self.meter is not None
             definition = DEFINITIONS[name]
-            create = {HISTOGRAM: self.meter.create_histogram,
-                      GAUGE: self.meter.create_gauge}[definition.kind]
-            self._instruments[name] = create(name, unit=definition.unit,
-                                             description=definition.description)
+            create = {HISTOGRAM: self.meter.create_histogram, GAUGE: self.meter.create_gauge}[
+                definition.kind
+            ]
+            self._instruments[name] = create(
+                name, unit=definition.unit, description=definition.description
+            )
         return self._instruments[name]
 
 
@@ -156,8 +161,12 @@ class _FinishedRunInterceptor(WorkflowInboundInterceptor):
         info = workflow.info()
         # only a run that has ended: a run evicted from the worker's cache (the worker shutting
         # down) is not one, whatever unwinds through here
-        if (info.workflow_type not in OBSERVED_WORKFLOWS or not isinstance(report, dict)
-                or report.get("status") not in FINAL or workflow.unsafe.is_replaying()):
+        if (
+            info.workflow_type not in OBSERVED_WORKFLOWS
+            or not isinstance(report, dict)
+            or report.get("status") not in FINAL
+            or workflow.unsafe.is_replaying()
+        ):
             return
         workflow.extern_functions()[EXTERN](report, _trace_carrier(info.headers))
 

@@ -124,8 +124,7 @@ def run_plan(options: RunOptions, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     try:
         flags = options.connection or ConnectionFlags()
-        target = resolve_target(replace(flags, address=flags.address or options.address),
-                                out=out)
+        target = resolve_target(replace(flags, address=flags.address or options.address), out=out)
     except TargetError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -148,9 +147,11 @@ def run_plan(options: RunOptions, out: TextIO | None = None) -> int:
     except BrokenPipeError:
         # `run PLAN | head`: the reader of the progress left; the run itself goes on
         if started:
-            print(f"stdout closed: run {workflow_id} goes on on the server; follow it with "
-                  f"pee status {workflow_id}{target.address_flag}",
-                  file=sys.stderr)
+            print(
+                f"stdout closed: run {workflow_id} goes on on the server; follow it with "
+                f"pee status {workflow_id}{target.address_flag}",
+                file=sys.stderr,
+            )
         raise
     except ConnectionError as err:
         print(f"error: {err}", file=sys.stderr)
@@ -188,21 +189,26 @@ async def _run(
         if resume is not None and not resume.passed_groups and not resume.context:
             notes: list[str] = []
             try:
-                loaded = await load_resume(client, options.run_input.plan, resume.workflow_id,
-                                           resume.from_group, notes)
+                loaded = await load_resume(
+                    client, options.run_input.plan, resume.workflow_id, resume.from_group, notes
+                )
             except (ResumeError, RunNotFound) as err:
-                message = (f"no run with id '{err}'" if type(err) is RunNotFound else err)
+                message = f"no run with id '{err}'" if type(err) is RunNotFound else err
                 print(f"error: cannot resume: {message}", file=sys.stderr)
                 return EXIT_BAD_INPUT
             options.run_input.resume = loaded
-            print(f"Resuming {resume.workflow_id}: reusing groups {loaded.passed_groups}"
-                  + (f", running {resume.from_group} and after again" if resume.from_group
-                     else "") + "".join(f"; {note}" for note in notes), file=out)
+            print(
+                f"Resuming {resume.workflow_id}: reusing groups {loaded.passed_groups}"
+                + (f", running {resume.from_group} and after again" if resume.from_group else "")
+                + "".join(f"; {note}" for note in notes),
+                file=out,
+            )
         plan = options.run_input.plan
         ui_options: dict[str, Any] = {
             "static_summary": static_summary(plan, options.run_input.time_scale),
-            "static_details": static_details(plan, options.run_input.inputs,
-                                             options.run_input.time_scale),
+            "static_details": static_details(
+                plan, options.run_input.inputs, options.run_input.time_scale
+            ),
         }
         if await has_search_attributes(client, namespace):
             # the run keeps PeeStatus/PeeGroup up to date; PeePlan is set from the start
@@ -210,7 +216,10 @@ async def _run(
             ui_options["search_attributes"] = initial_search_attributes(plan)
         try:
             handle = await client.start_workflow(
-                PlanWorkflow.run, options.run_input, id=workflow_id, task_queue=task_queue,
+                PlanWorkflow.run,
+                options.run_input,
+                id=workflow_id,
+                task_queue=task_queue,
                 **ui_options,
             )
         except WorkflowAlreadyStartedError:
@@ -233,8 +242,11 @@ async def _run(
             print(
                 f"No worker polls {task_queue} yet: the run waits until one does. Start one:\n"
                 f"  pee-worker --address {target.address} --task-queue {task_queue}"
-                + (" (and this command's TLS settings)"
-                   if target.settings is not None and target.settings.tls else ""),
+                + (
+                    " (and this command's TLS settings)"
+                    if target.settings is not None and target.settings.tls
+                    else ""
+                ),
                 file=out,
             )
         if options.detach:
@@ -251,27 +263,40 @@ async def _run(
         context = await fetch_context(handle) if options.write_outputs else {}
     if options.write_outputs:
         directory = options.output_dir or default_output_dir(workflow_id)
-        written = write_outputs(directory, context or {}, report,
-                                producers_of(options.run_input.plan.agents))
+        written = write_outputs(
+            directory, context or {}, report, producers_of(options.run_input.plan.agents)
+        )
         if context is None:
-            written.failed.insert(0, ("every agent output", "the run's context could not be "
-                                      "read (see the warning above)"))
+            written.failed.insert(
+                0,
+                (
+                    "every agent output",
+                    "the run's context could not be read (see the warning above)",
+                ),
+            )
         if report is not None:
             report = with_output_files(report, written)
         if not written.failed:
-            print(f"Outputs written to {directory}/ ({len(written.entries)} outputs, "
-                  f"{written.documents} as markdown; index.md lists them)", file=out)
+            print(
+                f"Outputs written to {directory}/ ({len(written.entries)} outputs, "
+                f"{written.documents} as markdown; index.md lists them)",
+                file=out,
+            )
             noted = notes_lines(written.entries)
             if noted:
                 print("Template notes (listed at the end of each document):", file=out)
                 print("\n".join(noted), file=out)
         else:
-            print(f"error: {len(written.failed)} file(s) under {directory} not written:",
-                  file=sys.stderr)
+            print(
+                f"error: {len(written.failed)} file(s) under {directory} not written:",
+                file=sys.stderr,
+            )
             for path, why in written.failed:
                 print(f"  {path}: {why}", file=sys.stderr)
-            print(f"  `pee outputs {workflow_id}` prints every output; choose "
-                  "another --output-dir", file=sys.stderr)
+            print(
+                f"  `pee outputs {workflow_id}` prints every output; choose another --output-dir",
+                file=sys.stderr,
+            )
             code = code or EXIT_FAILED
     if options.learn_mode is not None and report is not None:
         record_durations(report, options.learn_mode, out)
@@ -280,9 +305,11 @@ async def _run(
             write_report(options.report_file, report)
         except OSError as err:
             # the run is done whatever happens to the file: say so, as for --output-dir
-            print(f"error: cannot write the report to {options.report_file}: {err}; "
-                  f"`pee report {workflow_id} -o FILE` writes it later",
-                  file=sys.stderr)
+            print(
+                f"error: cannot write the report to {options.report_file}: {err}; "
+                f"`pee report {workflow_id} -o FILE` writes it later",
+                file=sys.stderr,
+            )
             code = code or EXIT_FAILED
         else:
             print(f"Report written to {options.report_file}", file=out)
@@ -291,12 +318,14 @@ async def _run(
     if target.record is not None:
         from pee.runtime.temporal_cli import binary, connection_flags
 
-        print(f"From a shell, decoded: {binary()} workflow describe --workflow-id {workflow_id}"
-              f"{connection_flags(target.address, namespace, target.record)}", file=out)
+        print(
+            f"From a shell, decoded: {binary()} workflow describe --workflow-id {workflow_id}"
+            f"{connection_flags(target.address, namespace, target.record)}",
+            file=out,
+        )
     if target.started_server:
         print(
-            "The embedded Temporal dev server keeps running; stop it with "
-            "`pee server stop`",
+            "The embedded Temporal dev server keeps running; stop it with `pee server stop`",
             file=out,
         )
     return code
@@ -311,8 +340,7 @@ async def fetch_context(handle: WorkflowHandle[Any, Any]) -> dict[str, Any] | No
     try:
         context = await handle.query(PlanWorkflow.context, rpc_timeout=timedelta(seconds=15))
     except (RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError) as err:
-        print(f"warning: cannot read the run's context for --output-dir: {err}",
-              file=sys.stderr)
+        print(f"warning: cannot read the run's context for --output-dir: {err}", file=sys.stderr)
         return None
     return dict(context or {})
 

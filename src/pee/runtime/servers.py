@@ -57,13 +57,18 @@ class Target:
 
 
 def resolve_target(
-    connection: ConnectionFlags | str | None, *, out: TextIO | None = None,
+    connection: ConnectionFlags | str | None,
+    *,
+    out: TextIO | None = None,
     allow_start: bool = True,
 ) -> Target:
     """`connection`: the command's flags (ConnectionFlags.from_args), or just an address."""
     out = out or sys.stdout
-    flags = (connection if isinstance(connection, ConnectionFlags)
-             else ConnectionFlags(address=connection))
+    flags = (
+        connection
+        if isinstance(connection, ConnectionFlags)
+        else ConnectionFlags(address=connection)
+    )
     try:
         settings = resolve_settings(flags)
         default = resolve_settings(replace(flags, address=None)).address
@@ -86,14 +91,16 @@ def resolve_target(
         raise TargetError(
             f"nothing listens at {given}, and TLS is configured: the embedded dev server speaks "
             "plain text only; give the --address of your TLS endpoint, or leave out the TLS "
-            "settings (--tls*, TEMPORAL_TLS*, the API key)")
+            "settings (--tls*, TEMPORAL_TLS*, the API key)"
+        )
     if not allow_start:
         raise TargetError(
             f"no Temporal server at {given}; `pee server start` starts the "
             "embedded one (its history is kept in the state directory)"
         )
-    print(f"No Temporal server at {given}: starting the embedded dev server...", file=out,
-          flush=True)
+    print(
+        f"No Temporal server at {given}: starting the embedded dev server...", file=out, flush=True
+    )
     try:
         record, started = start_server()
     except (ServerError, FileNotFoundError) as err:
@@ -118,8 +125,10 @@ def cli_hint(record: ServerRecord) -> str:
     from pee.runtime.temporal_cli import binary, config_file, connection_flags, shown_path
 
     decoded = " and its codec server (payloads decoded)" if record.codec_url else ""
-    return (f"temporal CLI: {shown_path(config_file())} holds its address{decoded}, e.g.\n"
-            f"  {binary()} workflow list{connection_flags(record.address, None, record)}")
+    return (
+        f"temporal CLI: {shown_path(config_file())} holds its address{decoded}, e.g.\n"
+        f"  {binary()} workflow list{connection_flags(record.address, None, record)}"
+    )
 
 
 def guess_ui_url(host: str, port: int) -> str | None:

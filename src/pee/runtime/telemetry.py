@@ -76,10 +76,16 @@ class Telemetry:
             from pee.runtime.run_observer import RunObserver
 
             found: list[Any] = []
-            tracer = (self.tracer_provider.get_tracer(TRACER_NAME)
-                      if self.tracer_provider is not None else None)
-            meter = (self.meter_provider.get_meter(TRACER_NAME)
-                     if self.meter_provider is not None else None)
+            tracer = (
+                self.tracer_provider.get_tracer(TRACER_NAME)
+                if self.tracer_provider is not None
+                else None
+            )
+            meter = (
+                self.meter_provider.get_meter(TRACER_NAME)
+                if self.meter_provider is not None
+                else None
+            )
             if tracer is not None:
                 found.append(TracingInterceptor(tracer))
             if self.enabled:
@@ -105,7 +111,8 @@ def exporter_names(env: Mapping[str, str], variable: str) -> list[str]:
     if unknown:
         raise TelemetryConfigError(
             f"{variable}={raw!r}: unknown exporter {unknown[0]!r}; expected a comma-separated "
-            f"list of {', '.join(EXPORTERS)}")
+            f"list of {', '.join(EXPORTERS)}"
+        )
     return [name for name in names if name != "none"]
 
 
@@ -119,11 +126,15 @@ def service_resource(env: Mapping[str, str]) -> Resource:
 
 
 def otlp_protocol(env: Mapping[str, str], signal: str) -> str:
-    protocol = (env.get(f"OTEL_EXPORTER_OTLP_{signal}_PROTOCOL")
-                or env.get("OTEL_EXPORTER_OTLP_PROTOCOL") or "http/protobuf").strip()
+    protocol = (
+        env.get(f"OTEL_EXPORTER_OTLP_{signal}_PROTOCOL")
+        or env.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+        or "http/protobuf"
+    ).strip()
     if protocol not in ("http/protobuf", "grpc"):
         raise TelemetryConfigError(
-            f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol!r}: expected http/protobuf or grpc")
+            f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol!r}: expected http/protobuf or grpc"
+        )
     return protocol
 
 
@@ -131,7 +142,8 @@ def _missing_otlp(variable: str, err: ImportError) -> TelemetryConfigError:
     return TelemetryConfigError(
         f"{variable}=otlp needs the OTLP exporter, which is not installed ({err.name or err}): "
         "install the optional extra with `pip install '.[otlp]'` (the package "
-        "opentelemetry-exporter-otlp), or set it to console or none")
+        "opentelemetry-exporter-otlp), or set it to console or none"
+    )
 
 
 def span_exporter(name: str, env: Mapping[str, str]) -> SpanExporter:
@@ -171,29 +183,42 @@ def prometheus_runtime(port: int, host: str | None = None) -> tuple[Runtime, str
     PEE_METRICS_HOST or 127.0.0.1; 0.0.0.0 lets a Prometheus on another machine scrape it)."""
     address = f"{host or os.environ.get('PEE_METRICS_HOST') or '127.0.0.1'}:{port}"
     try:
-        runtime = Runtime(telemetry=TelemetryConfig(
-            metrics=PrometheusConfig(bind_address=address, durations_as_seconds=True)))
+        runtime = Runtime(
+            telemetry=TelemetryConfig(
+                metrics=PrometheusConfig(bind_address=address, durations_as_seconds=True)
+            )
+        )
     except Exception as err:  # the bridge reports a busy port as a bare exception
         raise TelemetryConfigError(
             f"--metrics-port {port}: cannot serve Prometheus metrics at {address}: {err}; "
-            "choose a free port") from None
+            "choose a free port"
+        ) from None
     return runtime, address
 
 
-def from_env(env: Mapping[str, str] | None = None, *, metrics_port: int | None = None,
-             span_processors: list[Any] | None = None,
-             metric_readers: list[MetricReader] | None = None) -> Telemetry:
+def from_env(
+    env: Mapping[str, str] | None = None,
+    *,
+    metrics_port: int | None = None,
+    span_processors: list[Any] | None = None,
+    metric_readers: list[MetricReader] | None = None,
+) -> Telemetry:
     """The process's telemetry as the OTEL_* variables ask; `span_processors` and
     `metric_readers` add to what they ask (tests pass in-memory ones)."""
     env = os.environ if env is None else env
     disabled = (env.get("OTEL_SDK_DISABLED") or "").strip().lower() == "true"
     traces = [] if disabled else exporter_names(env, "OTEL_TRACES_EXPORTER")
     metrics = [] if disabled else exporter_names(env, "OTEL_METRICS_EXPORTER")
-    processors = [SimpleSpanProcessor(span_exporter(name, env)) if name == "console"
-                  else BatchSpanProcessor(span_exporter(name, env)) for name in traces]
+    processors = [
+        SimpleSpanProcessor(span_exporter(name, env))
+        if name == "console"
+        else BatchSpanProcessor(span_exporter(name, env))
+        for name in traces
+    ]
     processors += span_processors or []
-    readers: list[MetricReader] = [PeriodicExportingMetricReader(metric_exporter(name, env))
-                                   for name in metrics]
+    readers: list[MetricReader] = [
+        PeriodicExportingMetricReader(metric_exporter(name, env)) for name in metrics
+    ]
     readers += metric_readers or []
     telemetry = Telemetry()
     if processors or readers:

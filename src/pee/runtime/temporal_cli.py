@@ -29,10 +29,13 @@ def config_file() -> Path:
 
 
 def config_text(record: ServerRecord) -> str:
-    lines = ["# the embedded dev server, for `temporal ... --config-file THIS_FILE`; written by",
-             "# `starter.py server start`, removed by `server stop`",
-             "[profile.default]", f'address = "{record.address}"',
-             f'namespace = "{DEFAULT_NAMESPACE}"']
+    lines = [
+        "# the embedded dev server, for `temporal ... --config-file THIS_FILE`; written by",
+        "# `starter.py server start`, removed by `server stop`",
+        "[profile.default]",
+        f'address = "{record.address}"',
+        f'namespace = "{DEFAULT_NAMESPACE}"',
+    ]
     if record.codec_url:
         lines += ["", "[profile.default.codec]", f'endpoint = "{record.codec_url}"']
     return "\n".join(lines) + "\n"
@@ -92,8 +95,9 @@ def flags_for(address: str, namespace: str | None = None) -> str:
     return connection_flags(address, namespace, record)
 
 
-def connection_flags(address: str, namespace: str | None = None,
-                     record: ServerRecord | None = None) -> str:
+def connection_flags(
+    address: str, namespace: str | None = None, record: ServerRecord | None = None
+) -> str:
     """' --config-file .temporal/temporal.toml' for the embedded server (its address and codec
     endpoint), else ' --address HOST:PORT'; with ' --namespace NS' when not the default."""
     if record is not None and config_file().exists():

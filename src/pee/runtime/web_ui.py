@@ -18,8 +18,10 @@ from pee.workflows import search
 # the Web UI shows the summary on one line and the details as markdown
 SUMMARY_CHARS = 200
 DETAILS_GROUPS = 20
-TYPES = {"Keyword": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
-         "KeywordList": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD_LIST}
+TYPES = {
+    "Keyword": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+    "KeywordList": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD_LIST,
+}
 
 
 async def has_search_attributes(client: Client, namespace: str) -> bool:
@@ -28,7 +30,8 @@ async def has_search_attributes(client: Client, namespace: str) -> bool:
     A server that will not say (no operator permission) counts as not having them."""
     try:
         response = await client.operator_service.list_search_attributes(
-            ListSearchAttributesRequest(namespace=namespace))
+            ListSearchAttributesRequest(namespace=namespace)
+        )
     except RPCError:
         return False
     custom = dict(response.custom_attributes)
@@ -37,24 +40,32 @@ async def has_search_attributes(client: Client, namespace: str) -> bool:
 
 def initial_search_attributes(plan: CompiledPlan) -> TypedSearchAttributes:
     """Set at start, so the run is in the filtered list before its first workflow task."""
-    return TypedSearchAttributes([SearchAttributePair(search.PLAN, plan.name),
-                                  SearchAttributePair(search.STATUS, "running")])
+    return TypedSearchAttributes(
+        [SearchAttributePair(search.PLAN, plan.name), SearchAttributePair(search.STATUS, "running")]
+    )
 
 
 def static_summary(plan: CompiledPlan, time_scale: float) -> str:
     scale = f", time scale {time_scale:g}" if time_scale != 1 else ""
-    text = (f"plan {plan.name}: {len(plan.agents)} agents in {len(plan.groups)} groups, "
-            f"estimated {plan.estimated_makespan_s * time_scale:.0f}s{scale}")
+    text = (
+        f"plan {plan.name}: {len(plan.agents)} agents in {len(plan.groups)} groups, "
+        f"estimated {plan.estimated_makespan_s * time_scale:.0f}s{scale}"
+    )
     return text[:SUMMARY_CHARS]
 
 
 def static_details(plan: CompiledPlan, inputs: dict[str, Any], time_scale: float) -> str:
     """Markdown: the plan's groups in order with their agents and dependencies, the critical
     path, estimates and the run inputs' names (never their values: they may be secrets)."""
-    lines = [f"**Plan `{plan.name}`**" + (f": {plan.description}" if getattr(
-        plan, "description", None) else ""), ""]
-    lines.append(f"- estimated makespan {plan.estimated_makespan_s * time_scale:.1f}s, "
-                 f"sequential {plan.sequential_s * time_scale:.1f}s (time scale {time_scale:g})")
+    lines = [
+        f"**Plan `{plan.name}`**"
+        + (f": {plan.description}" if getattr(plan, "description", None) else ""),
+        "",
+    ]
+    lines.append(
+        f"- estimated makespan {plan.estimated_makespan_s * time_scale:.1f}s, "
+        f"sequential {plan.sequential_s * time_scale:.1f}s (time scale {time_scale:g})"
+    )
     if plan.critical_path:
         lines.append(f"- critical path: {' → '.join(plan.critical_path)}")
     if inputs:
@@ -62,8 +73,10 @@ def static_details(plan: CompiledPlan, inputs: dict[str, Any], time_scale: float
     lines += ["", "| group | agents | after |", "|---|---|---|"]
     for group in plan.groups[:DETAILS_GROUPS]:
         mode = "" if group.parallel or len(group.agents) < 2 else " (one at a time)"
-        lines.append(f"| `{group.id}` | {', '.join(group.agents)}{mode} | "
-                     f"{', '.join(group.depends_on) or '-'} |")
+        lines.append(
+            f"| `{group.id}` | {', '.join(group.agents)}{mode} | "
+            f"{', '.join(group.depends_on) or '-'} |"
+        )
     if len(plan.groups) > DETAILS_GROUPS:
         lines.append(f"| … | {len(plan.groups) - DETAILS_GROUPS} more groups | |")
     return "\n".join(lines)

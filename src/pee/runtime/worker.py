@@ -34,15 +34,19 @@ class ResourceTargets:
                 raise ValueError(f"target {name} must be a fraction in (0, 1], found {value}")
 
 
-def build_tuner(targets: ResourceTargets, max_concurrent_activities: int | None = None
-                ) -> WorkerTuner:
+def build_tuner(
+    targets: ResourceTargets, max_concurrent_activities: int | None = None
+) -> WorkerTuner:
     """The resource-based tuner; `max_concurrent_activities` caps agents even when the host
     has room (the tuner and a fixed slot count are mutually exclusive on a Worker)."""
-    activity = (ResourceBasedSlotConfig(maximum_slots=max_concurrent_activities)
-                if max_concurrent_activities is not None else None)
+    activity = (
+        ResourceBasedSlotConfig(maximum_slots=max_concurrent_activities)
+        if max_concurrent_activities is not None
+        else None
+    )
     return WorkerTuner.create_resource_based(
-        target_memory_usage=targets.memory, target_cpu_usage=targets.cpu,
-        activity_config=activity)
+        target_memory_usage=targets.memory, target_cpu_usage=targets.cpu, activity_config=activity
+    )
 
 
 def build_worker(
@@ -61,15 +65,19 @@ def build_worker(
     Several workers on one task queue share its agents (each polls when it has a free slot, so
     the least loaded pulls); agents of a worker that dies are retried on another after their
     heartbeat timeout."""
-    tuner = (build_tuner(resource_based, max_concurrent_activities)
-             if resource_based is not None else None)
+    tuner = (
+        build_tuner(resource_based, max_concurrent_activities)
+        if resource_based is not None
+        else None
+    )
     return Worker(
         client,
         task_queue=task_queue or default_task_queue(),
         # every worker hosts the shared resource pools too (started on demand by runs)
         workflows=[PlanWorkflow, ResourcePoolWorkflow, AgentBatchWorkflow],
-        activities=(list(ACTIVITIES) + list(POOL_ACTIVITIES) if activities
-                    else list(LOCAL_ACTIVITIES)),
+        activities=(
+            list(ACTIVITIES) + list(POOL_ACTIVITIES) if activities else list(LOCAL_ACTIVITIES)
+        ),
         no_remote_activities=not activities,
         max_concurrent_activities=None if tuner is not None else max_concurrent_activities,
         tuner=tuner,
@@ -78,8 +86,7 @@ def build_worker(
     )
 
 
-async def run_until_signalled(worker: Worker,
-                              on_ready: Callable[[], None] | None = None) -> None:
+async def run_until_signalled(worker: Worker, on_ready: Callable[[], None] | None = None) -> None:
     """Run until SIGINT/SIGTERM, then shut the worker down (running agents are cancelled and
     retried by the server on another worker, as after a crash).
 

@@ -39,19 +39,37 @@ class Adaptation:
     elapsed: Callable[[], float]
 
     @classmethod
-    def from_plan(cls, plan: CompiledPlan, run: RunState, time_scale: float,
-                  plan_cache_ttl_s: float | None, caching_on: bool,
-                  event: Callable[[str, str], None], alert: Callable[[str, str, str], None],
-                  elapsed: Callable[[], float]) -> Adaptation:
+    def from_plan(
+        cls,
+        plan: CompiledPlan,
+        run: RunState,
+        time_scale: float,
+        plan_cache_ttl_s: float | None,
+        caching_on: bool,
+        event: Callable[[str, str], None],
+        alert: Callable[[str, str, str], None],
+        elapsed: Callable[[], float],
+    ) -> Adaptation:
         timeouts = TimeoutStretch.from_plan(plan, time_scale)
         cpu = CpuBoost.from_plan(plan, time_scale)
-        caching = (AggressiveCaching.from_plan(plan, time_scale, plan_cache_ttl_s) if caching_on
-                   else None)
+        caching = (
+            AggressiveCaching.from_plan(plan, time_scale, plan_cache_ttl_s) if caching_on else None
+        )
         if any(rule is not None for rule in (timeouts, cpu, caching)) and not workflow.patched(
-                PATCH):
+            PATCH
+        ):
             timeouts = cpu = caching = None
-        return cls(plan, run, GroupThrottle.from_plan(plan, time_scale), timeouts, cpu, caching,
-                   event, alert, elapsed)
+        return cls(
+            plan,
+            run,
+            GroupThrottle.from_plan(plan, time_scale),
+            timeouts,
+            cpu,
+            caching,
+            event,
+            alert,
+            elapsed,
+        )
 
     @property
     def looks_up_cache(self) -> bool:
@@ -64,8 +82,11 @@ class Adaptation:
     def after_agent(self, agent_id: str, response_time_s: float) -> None:
         agent = self.plan.agent(agent_id)
         if self.throttle is not None:
-            running = sum(1 for a in self.plan.group(agent.group).agents
-                          if self.run.agents[a].status == "running")
+            running = sum(
+                1
+                for a in self.plan.group(agent.group).agents
+                if self.run.agents[a].status == "running"
+            )
             change = self.throttle.observe(agent.group, agent_id, response_time_s, running)
             if change is not None:
                 self.event("group_throttled", agent.group)
@@ -95,16 +116,26 @@ class Adaptation:
         agent = self.plan.agent(agent_id)
         own = self.run.groups[agent.group]
         # its own group only while the deadline still matters: others of it not finished yet
-        waiting = any(self.run.agents[a].status in UNFINISHED
-                      for a in self.plan.group(agent.group).agents if a != agent_id)
-        running = (agent.group if own.status == "running" and own.deadline_s is not None
-                   and waiting else None)
-        later = [g.id for g in self.plan.groups
-                 if self.run.groups[g.id].status == "pending" and g.timeout_s is not None
-                 and any(self.plan.agent(a).role == agent.role for a in g.agents
-                         if a != agent_id)]
-        for group_id, shift, why in self.timeouts.observe(agent_id, agent.role, response_time_s,
-                                                          running, later):
+        waiting = any(
+            self.run.agents[a].status in UNFINISHED
+            for a in self.plan.group(agent.group).agents
+            if a != agent_id
+        )
+        running = (
+            agent.group
+            if own.status == "running" and own.deadline_s is not None and waiting
+            else None
+        )
+        later = [
+            g.id
+            for g in self.plan.groups
+            if self.run.groups[g.id].status == "pending"
+            and g.timeout_s is not None
+            and any(self.plan.agent(a).role == agent.role for a in g.agents if a != agent_id)
+        ]
+        for group_id, shift, why in self.timeouts.observe(
+            agent_id, agent.role, response_time_s, running, later
+        ):
             state = self.run.groups[group_id]
             if group_id == running and state.deadline_s is not None:
                 state.deadline_s = round(state.deadline_s + shift, 3)
@@ -119,7 +150,6 @@ class Adaptation:
             return 0.0
         total = 0.0
         for shift, why in self.timeouts.take(group_id):
-            self.run.groups[group_id].history.append(Decision(self.elapsed(), TIMEOUT_ADAPTED,
-                                                              why))
+            self.run.groups[group_id].history.append(Decision(self.elapsed(), TIMEOUT_ADAPTED, why))
             total += shift
         return round(total, 3)

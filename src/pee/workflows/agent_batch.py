@@ -62,24 +62,37 @@ class AgentCall:
         return RetryPolicy(
             initial_interval=timedelta(seconds=self.initial_interval_s),
             backoff_coefficient=self.backoff_coefficient,
-            maximum_interval=None if self.maximum_interval_s is None
+            maximum_interval=None
+            if self.maximum_interval_s is None
             else timedelta(seconds=self.maximum_interval_s),
             maximum_attempts=self.maximum_attempts,
             non_retryable_error_types=list(self.non_retryable),
         )
 
     @staticmethod
-    def of(task: AgentTask, activity_id: str, timeout: timedelta, heartbeat: timedelta,
-           retry: RetryPolicy, summary: str) -> AgentCall:
+    def of(
+        task: AgentTask,
+        activity_id: str,
+        timeout: timedelta,
+        heartbeat: timedelta,
+        retry: RetryPolicy,
+        summary: str,
+    ) -> AgentCall:
         return AgentCall(
-            task=task, activity_id=activity_id, task_queue=task.agent.task_queue,
-            timeout_s=timeout.total_seconds(), heartbeat_timeout_s=heartbeat.total_seconds(),
+            task=task,
+            activity_id=activity_id,
+            task_queue=task.agent.task_queue,
+            timeout_s=timeout.total_seconds(),
+            heartbeat_timeout_s=heartbeat.total_seconds(),
             initial_interval_s=retry.initial_interval.total_seconds(),
             backoff_coefficient=retry.backoff_coefficient,
-            maximum_interval_s=None if retry.maximum_interval is None
+            maximum_interval_s=None
+            if retry.maximum_interval is None
             else retry.maximum_interval.total_seconds(),
             maximum_attempts=retry.maximum_attempts,
-            non_retryable=list(retry.non_retryable_error_types or []), summary=summary)
+            non_retryable=list(retry.non_retryable_error_types or []),
+            summary=summary,
+        )
 
 
 @dataclass
@@ -118,6 +131,7 @@ class AgentBatchWorkflow:
     async def _flush_until_done(self, input: AgentBatchInput) -> None:
         """Send what has ended to the parent (the first batch at once, then at most every
         flush_s), until every agent has ended; the last ones travel in the result."""
+
         def all_done() -> bool:
             return all(task.done() for task in self._tasks.values())
 
@@ -130,16 +144,18 @@ class AgentBatchWorkflow:
             try:
                 await parent.signal(OUTCOMES_SIGNAL, sent)
             except Exception as err:  # the parent has ended: nobody waits for these any more
-                workflow.logger.info("outcomes not delivered to %s: %s",
-                                     input.parent_workflow_id, err)
+                workflow.logger.info(
+                    "outcomes not delivered to %s: %s", input.parent_workflow_id, err
+                )
             await self._pause(input.flush_s, all_done)
         await workflow.wait(list(self._tasks.values()))
 
     async def _pause(self, seconds: float, all_done: Callable[[], bool]) -> None:
         # until the next flush, or the end of the chunk, whichever is first
         with contextlib.suppress(asyncio.TimeoutError):
-            await workflow.wait_condition(all_done, timeout=seconds,
-                                          timeout_summary="next outcomes to the parent")
+            await workflow.wait_condition(
+                all_done, timeout=seconds, timeout_summary="next outcomes to the parent"
+            )
 
     @workflow.signal(name=CANCEL_SIGNAL)
     def cancel_agents(self, activity_ids: list[str]) -> None:

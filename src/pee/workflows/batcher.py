@@ -104,8 +104,12 @@ class Batcher:
                 helper.close()
 
     def summary(self) -> dict[str, int]:
-        return {"chunk_size": self.chunk_size, "window": self.window,
-                "children": self.children, "largest_chunk": self.largest}
+        return {
+            "chunk_size": self.chunk_size,
+            "window": self.window,
+            "children": self.children,
+            "largest_chunk": self.largest,
+        }
 
     def _withdraw(self, activity_id: str) -> None:
         for index, (call, _future) in enumerate(self._queue):
@@ -127,7 +131,7 @@ class Batcher:
                 await workflow.wait_condition(lambda: True)
             self._send_cancels()
             while self._queue and len(self._children) < self.window:
-                chunk, self._queue = self._queue[:self.chunk_size], self._queue[self.chunk_size:]
+                chunk, self._queue = self._queue[: self.chunk_size], self._queue[self.chunk_size :]
                 self._start(chunk)
 
     def _start(self, chunk: list[Pending]) -> None:
@@ -148,7 +152,7 @@ class Batcher:
                 id=child_id,
                 parent_close_policy=ParentClosePolicy.REQUEST_CANCEL,
                 static_summary=f"{len(calls)} agents: {calls[0].task.agent.id} .. "
-                               f"{calls[-1].task.agent.id}",
+                f"{calls[-1].task.agent.id}",
             )
             self._children[child_id] = handle
             if child_id in self._cancels:

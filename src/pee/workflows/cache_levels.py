@@ -95,27 +95,38 @@ class CacheLevels:
         entry: dict[str, Any] = {"group": group_id, "key": key, "at_s": at_s, "stored": False}
         self._run.context_snapshots.append(entry)
         info = workflow.info()
-        task = SnapshotTask(key=key, values=values, group_id=group_id,
-                            workflow_id=info.workflow_id, run_id=info.run_id,
-                            plan_name=self._plan.name, ttl_s=self._snapshot_ttl_s(),
-                            size_limit=self._snapshot_size_limit(),
-                            compression_threshold=self._compression_threshold())
+        task = SnapshotTask(
+            key=key,
+            values=values,
+            group_id=group_id,
+            workflow_id=info.workflow_id,
+            run_id=info.run_id,
+            plan_name=self._plan.name,
+            ttl_s=self._snapshot_ttl_s(),
+            size_limit=self._snapshot_size_limit(),
+            compression_threshold=self._compression_threshold(),
+        )
         self._snapshots.append(asyncio.create_task(self._store(task, entry)))
 
     async def _store(self, task: SnapshotTask, entry: dict[str, Any]) -> None:
         try:
             stored: SnapshotStored = await workflow.execute_local_activity(
-                store_context_snapshot, task, start_to_close_timeout=SNAPSHOT_TIMEOUT,
+                store_context_snapshot,
+                task,
+                start_to_close_timeout=SNAPSHOT_TIMEOUT,
                 retry_policy=RetryPolicy(maximum_attempts=2),
-                summary=f"context snapshot after group {task.group_id}")
+                summary=f"context snapshot after group {task.group_id}",
+            )
         except ActivityError as err:
-            workflow.logger.warning("context snapshot after group %s not stored: %s",
-                                    task.group_id, err)
+            workflow.logger.warning(
+                "context snapshot after group %s not stored: %s", task.group_id, err
+            )
             return
         entry["stored"] = stored.stored
         if stored.stored:
-            self._run.cache.add({"context_snapshot": {"stored": 1,
-                                                      "bytes_saved": stored.bytes_saved}})
+            self._run.cache.add(
+                {"context_snapshot": {"stored": 1, "bytes_saved": stored.bytes_saved}}
+            )
 
     def resumed(self, snapshot_key: str | None) -> None:
         """A resume that found the earlier run's snapshot (a hit) or read its context by query
@@ -131,14 +142,17 @@ class CacheLevels:
         if not self.per_group or not self._enabled or not (templates_on or context_on):
             return
         status = {group_id: state.status for group_id, state in self._run.groups.items()}
-        for group in plan_prefetch.next_groups(self._plan.groups, started.id, status,
-                                               ("succeeded", "partial")):
+        for group in plan_prefetch.next_groups(
+            self._plan.groups, started.id, status, ("succeeded", "partial")
+        ):
             agents = [self._plan.agent(agent_id) for agent_id in group.agents]
             task = PrefetchTask(
                 group_id=group.id,
                 templates=plan_prefetch.template_agents(agents) if templates_on else [],
                 references=plan_prefetch.references(agents, context.has, context.value)
-                if context_on else [])
+                if context_on
+                else [],
+            )
             if not (task.templates or task.references) or not workflow.patched(PATCH):
                 continue
             self._run.cache.bump("prefetch", "requests")
@@ -149,11 +163,14 @@ class CacheLevels:
     async def _warm(self, task: PrefetchTask, task_queue: str | None) -> None:
         try:
             done: Prefetched = await workflow.execute_activity(
-                prefetch_group, task, task_queue=task_queue,
+                prefetch_group,
+                task,
+                task_queue=task_queue,
                 activity_id=f"prefetch#{task.group_id}",
                 start_to_close_timeout=PREFETCH_TIMEOUT,
                 retry_policy=RetryPolicy(maximum_attempts=1),
-                summary=f"prefetch for group {task.group_id}")
+                summary=f"prefetch for group {task.group_id}",
+            )
         except ActivityError as err:
             workflow.logger.warning("prefetch for group %s failed: %s", task.group_id, err)
             return

@@ -91,8 +91,14 @@ class CarriedRun:
     batch_largest: int = 0
 
 
-def capture(run: RunState, run_id: str, cache_keys: dict[str, str], adaptive: AdaptiveRules,
-            batch_children: int = 0, batch_largest: int = 0) -> CarriedRun:
+def capture(
+    run: RunState,
+    run_id: str,
+    cache_keys: dict[str, str],
+    adaptive: AdaptiveRules,
+    batch_children: int = 0,
+    batch_largest: int = 0,
+) -> CarriedRun:
     """The state of ``run`` (whose current run id is ``run_id``) for its continuation."""
     admission = run.admission
     return CarriedRun(
@@ -116,10 +122,15 @@ def capture(run: RunState, run_id: str, cache_keys: dict[str, str], adaptive: Ad
         lock_peak=dict(run.limits.peak),
         lock_waits=dict(run.limits.waits),
         admission=AdmissionTotals(
-            pool=admission.pool, peak_cpu=admission.peak_cpu,
-            peak_memory=admission.peak_memory, peak_agents=admission.peak_agents,
-            cpu_seconds=admission.cpu_seconds, memory_seconds=admission.memory_seconds,
-            accounted_s=admission.accounted_s, waited=dict(admission.waited)),
+            pool=admission.pool,
+            peak_cpu=admission.peak_cpu,
+            peak_memory=admission.peak_memory,
+            peak_agents=admission.peak_agents,
+            cpu_seconds=admission.cpu_seconds,
+            memory_seconds=admission.memory_seconds,
+            accounted_s=admission.accounted_s,
+            waited=dict(admission.waited),
+        ),
         monitor_rows=list(run.monitor.rows),
         monitor_alerts=list(run.monitor.alerts),
         monitor_over=list(run.monitor.over),
@@ -134,7 +145,8 @@ def restore(run: RunState, carried: CarriedRun) -> None:
     """Put the carried state into a freshly built ``run`` (same plan); admission totals are
     restored separately (`restore_admission`), once the run knows its admission."""
     unknown = sorted(set(carried.agents) - set(run.agents)) + sorted(
-        set(carried.groups) - set(run.groups))
+        set(carried.groups) - set(run.groups)
+    )
     if unknown:
         # the plan travels with the carried state, so this means a hand-made input
         raise ValueError(f"carried state names agents or groups the plan lacks: {unknown}")
@@ -179,8 +191,9 @@ def restore_admission(admission: Admission, totals: AdmissionTotals, shared: boo
 
 def groups_to_run(run: RunState) -> list[str]:
     """The groups a continuation still has to run: those that had not started."""
-    return [group.id for group in run.plan.groups
-            if run.groups[group.id].status == NOT_STARTED_GROUP]
+    return [
+        group.id for group in run.plan.groups if run.groups[group.id].status == NOT_STARTED_GROUP
+    ]
 
 
 def encode(carried: CarriedRun) -> dict[str, Any]:
@@ -197,7 +210,8 @@ def decode(data: dict[str, Any]) -> CarriedRun:
     except (KeyError, TypeError, ValueError) as err:
         raise ValueError(
             f"PlanRunInput.carried is not a carried run ({err!r}): only a run continuing as new "
-            "sets it; leave `carried` out of a hand-written input") from None
+            "sets it; leave `carried` out of a hand-written input"
+        ) from None
 
 
 def _decode(data: dict[str, Any]) -> CarriedRun:
@@ -207,12 +221,15 @@ def _decode(data: dict[str, Any]) -> CarriedRun:
         started=str(data["started"]),
         earlier_runs=[str(run) for run in data["earlier_runs"]],
         agents={key: AgentState(**row) for key, row in data["agents"].items()},
-        groups={key: GroupState(**{**row, "history": [Decision(**d) for d in row["history"]]})
-                for key, row in data["groups"].items()},
+        groups={
+            key: GroupState(**{**row, "history": [Decision(**d) for d in row["history"]]})
+            for key, row in data["groups"].items()
+        },
         alerts=[Alert(**row) for row in data["alerts"]],
         events=list(data["events"]),
-        versions={key: [Version(**row) for row in history]
-                  for key, history in data["versions"].items()},
+        versions={
+            key: [Version(**row) for row in history] for key, history in data["versions"].items()
+        },
         conflicts=[Conflict(**row) for row in data["conflicts"]],
         conflict_opened_s=dict(data["conflict_opened_s"]),
         rejected_resolutions=list(data["rejected_resolutions"]),
@@ -231,13 +248,25 @@ def _decode(data: dict[str, Any]) -> CarriedRun:
         monitor_over=list(data["monitor_over"]),
         cache_keys=dict(data["cache_keys"]),
         adaptive=AdaptiveRules(
-            throttle=None if rules["throttle"] is None else GroupThrottle(**{
-                **rules["throttle"],
-                "held": [Request(**row) for row in rules["throttle"]["held"]]}),
-            timeouts=None if rules["timeouts"] is None else TimeoutStretch(**{
-                **rules["timeouts"],
-                "pending": {group: [(float(shift), str(why)) for shift, why in moves]
-                            for group, moves in rules["timeouts"]["pending"].items()}}),
+            throttle=None
+            if rules["throttle"] is None
+            else GroupThrottle(
+                **{
+                    **rules["throttle"],
+                    "held": [Request(**row) for row in rules["throttle"]["held"]],
+                }
+            ),
+            timeouts=None
+            if rules["timeouts"] is None
+            else TimeoutStretch(
+                **{
+                    **rules["timeouts"],
+                    "pending": {
+                        group: [(float(shift), str(why)) for shift, why in moves]
+                        for group, moves in rules["timeouts"]["pending"].items()
+                    },
+                }
+            ),
             cpu=None if rules["cpu"] is None else CpuBoost(**rules["cpu"]),
             caching=None if rules["caching"] is None else AggressiveCaching(**rules["caching"]),
         ),

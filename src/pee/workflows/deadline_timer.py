@@ -51,10 +51,14 @@ class DeadlineClock:
             await workflow.wait_condition(lambda: self._earliest() is not None)
             target = self._earliest()
             assert target is not None
-            sleep = asyncio.create_task(workflow.sleep(
-                max(0.0, target - self._elapsed()), summary="earliest group deadline"))
-            earlier = asyncio.create_task(workflow.wait_condition(
-                lambda armed=target: (self._earliest() or armed) < armed))
+            sleep = asyncio.create_task(
+                workflow.sleep(
+                    max(0.0, target - self._elapsed()), summary="earliest group deadline"
+                )
+            )
+            earlier = asyncio.create_task(
+                workflow.wait_condition(lambda armed=target: (self._earliest() or armed) < armed)
+            )
             await workflow.wait([sleep, earlier], return_when=asyncio.FIRST_COMPLETED)
             if not earlier.done():
                 earlier.cancel()

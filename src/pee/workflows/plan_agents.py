@@ -69,18 +69,30 @@ class AgentRuns:
         now = self._elapsed()
         state.status = "queued"
         state.queued_since_s = now
-        self._run.admission.submit(Request(
-            agent.id, float(agent.cpu), float(agent.memory), int(agent.priority),
-            self._remaining.get(agent.id, 0.0), self._order[agent.id], now,
-            planned=float(agent.admission_rank)))
+        self._run.admission.submit(
+            Request(
+                agent.id,
+                float(agent.cpu),
+                float(agent.memory),
+                int(agent.priority),
+                self._remaining.get(agent.id, 0.0),
+                self._order[agent.id],
+                now,
+                planned=float(agent.admission_rank),
+            )
+        )
 
     def _admit(self, submitted: list[str] | None = None) -> None:
         """Start every queued agent that fits now, best first; `submitted` agents that must
         wait get an agent_queued event."""
         now = self._elapsed()
         if self._throttle is not None:
-            self._throttle.apply(self._run.admission, {a.id: a.group for a in self._plan.agents},
-                                 now, lambda a: self._agents[a].status == "queued")
+            self._throttle.apply(
+                self._run.admission,
+                {a.id: a.group for a in self._plan.agents},
+                now,
+                lambda a: self._agents[a].status == "queued",
+            )
         for agent_id in self._run.admission.admit(now):
             state = self._agents[agent_id]
             if state.queued_since_s is not None:
@@ -117,9 +129,15 @@ class AgentRuns:
         no history events); a metric going over its alert threshold raises a warning."""
         admission = self._run.admission
         sample = take_sample(
-            self._elapsed(), cpu_in_use=admission.cpu_in_use, cpu_capacity=admission.pool.cpu,
-            memory_in_use=admission.memory_in_use, memory_capacity=admission.pool.memory,
-            queue_depth=len(admission.waiting), response_time=response_time_s, agent=agent_id)
+            self._elapsed(),
+            cpu_in_use=admission.cpu_in_use,
+            cpu_capacity=admission.pool.cpu,
+            memory_in_use=admission.memory_in_use,
+            memory_capacity=admission.pool.memory,
+            queue_depth=len(admission.waiting),
+            response_time=response_time_s,
+            agent=agent_id,
+        )
         for alert in self._run.monitor.observe(sample):
             group = self._plan.agent(alert.agent).group if alert.agent else ""
             self._alert(group, "warning", alert.message)
@@ -152,8 +170,7 @@ class AgentRuns:
             result = await self._cached(agent, key) if key is not None and not fallback else None
             cached = result is not None
             if result is None:
-                result = await self._execute(agent, group, inputs, missing, versions, fallback,
-                                             key)
+                result = await self._execute(agent, group, inputs, missing, versions, fallback, key)
             if result is None:
                 return
             self._levels.count(result)
@@ -211,7 +228,8 @@ class AgentRuns:
 
     async def _cached(self, agent: CompiledAgent, key: str) -> AgentResult | None:
         found = await workflow.execute_local_activity(
-            lookup_cached_output, CacheLookup(key, workflow.info().run_id),
+            lookup_cached_output,
+            CacheLookup(key, workflow.info().run_id),
             start_to_close_timeout=timedelta(seconds=10),
             summary=f"cache lookup for agent {agent.id}",
         )
@@ -219,8 +237,9 @@ class AgentRuns:
         self._run.cache_misses += found is None
         if found is None:
             return None
-        return AgentResult(agent.id, dict(found.get("outputs") or {}),
-                           dict(found.get("writes") or {}), attempt=0)
+        return AgentResult(
+            agent.id, dict(found.get("outputs") or {}), dict(found.get("writes") or {}), attempt=0
+        )
 
     async def _execute(
         self,
@@ -266,22 +285,28 @@ class AgentRuns:
         heartbeat = timedelta(seconds=self._heartbeat_timeout_s())
         summary = f"agent {agent.id} ({agent.role}), {how}"
         if self._batcher is not None:
-            outcome = await self._batcher.run(AgentCall.of(
-                task, activity_id, timeout, heartbeat, self._retry_policy(agent.retry), summary))
+            outcome = await self._batcher.run(
+                AgentCall.of(
+                    task, activity_id, timeout, heartbeat, self._retry_policy(agent.retry), summary
+                )
+            )
         else:
             try:
-                outcome = AgentOutcome(agent.id, result=await workflow.execute_activity(
-                    run_agent,
-                    task,
-                    task_queue=agent.task_queue,
-                    activity_id=activity_id,
-                    # the timeout bounds the whole execution, retries included
-                    schedule_to_close_timeout=timeout,
-                    start_to_close_timeout=timeout,
-                    heartbeat_timeout=heartbeat,
-                    retry_policy=self._retry_policy(agent.retry),
-                    summary=summary,
-                ))
+                outcome = AgentOutcome(
+                    agent.id,
+                    result=await workflow.execute_activity(
+                        run_agent,
+                        task,
+                        task_queue=agent.task_queue,
+                        activity_id=activity_id,
+                        # the timeout bounds the whole execution, retries included
+                        schedule_to_close_timeout=timeout,
+                        start_to_close_timeout=timeout,
+                        heartbeat_timeout=heartbeat,
+                        retry_policy=self._retry_policy(agent.retry),
+                        summary=summary,
+                    ),
+                )
             except ActivityError as err:
                 outcome = outcome_from_error(agent.id, err, agent.retry)
         result = outcome.result
@@ -314,8 +339,11 @@ class AgentRuns:
             state.queue_wait_s = round(state.queue_wait_s + now - state.queued_since_s, 3)
             state.queued_since_s = None
         admission = self._run.admission
-        if (agent_id in admission.running or any(r.agent_id == agent_id for r in admission.waiting)
-                or pool_lease.holds(admission, agent_id)):
+        if (
+            agent_id in admission.running
+            or any(r.agent_id == agent_id for r in admission.waiting)
+            or pool_lease.holds(admission, agent_id)
+        ):
             admission.release(agent_id, now)
             self._released = True
         state.status = status
@@ -341,8 +369,10 @@ class AgentRuns:
 
     def _progress_interval_s(self) -> float:
         # three signals per window, within bounds that keep the history small
-        return min(MAX_PROGRESS_INTERVAL_S,
-                   max(MIN_PROGRESS_INTERVAL_S, self._plan_progress_window_s() / 3))
+        return min(
+            MAX_PROGRESS_INTERVAL_S,
+            max(MIN_PROGRESS_INTERVAL_S, self._plan_progress_window_s() / 3),
+        )
 
     def _progress_window_s(self) -> float:
         # a scaled-down window must still span a few signals, or no agent ever looks alive

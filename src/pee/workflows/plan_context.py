@@ -33,9 +33,7 @@ QUIET_OUTCOMES = (ctx.CREATED, ctx.FAST_FORWARD, ctx.UNCHANGED)
 
 
 class ContextConflicts:
-    def _snapshot(
-        self, agent: CompiledAgent
-    ) -> tuple[dict[str, Any], list[str], dict[str, int]]:
+    def _snapshot(self, agent: CompiledAgent) -> tuple[dict[str, Any], list[str], dict[str, int]]:
         """What the agent sees for its whole run: values of its inputs and optional inputs that
         exist now, the blocking ones that do not, and the version vector over those keys and its
         shared writes (the base versions of its writes)."""
@@ -53,8 +51,14 @@ class ContextConflicts:
         for name in in_order(agent.outputs, result.outputs):
             key = f"{agent.id}.{name}"
             # its own key: nobody else writes it, a re-run simply moves it forward
-            outcome = self._ctx.commit(agent.id, key, result.outputs[name],
-                                       self._ctx.current_version(key), at, own_key=True)
+            outcome = self._ctx.commit(
+                agent.id,
+                key,
+                result.outputs[name],
+                self._ctx.current_version(key),
+                at,
+                own_key=True,
+            )
             self._committed(agent, outcome)
             if name not in state.outputs:
                 state.outputs.append(name)
@@ -71,9 +75,15 @@ class ContextConflicts:
             self._event("context_merged", outcome.key)
         elif outcome.outcome == ctx.REJECTED:
             owner = self._ctx.owner_of(outcome.key)
-            self._run.rejected_writes.append({"at": self._at(), "agent": agent.id,
-                                              "key": outcome.key, "owner": owner,
-                                              "message": outcome.message})
+            self._run.rejected_writes.append(
+                {
+                    "at": self._at(),
+                    "agent": agent.id,
+                    "key": outcome.key,
+                    "owner": owner,
+                    "message": outcome.message,
+                }
+            )
             self._event("write_rejected", outcome.key)
             # the agent's value is dropped: its readers get the owner's value instead
             self._alert(agent.group, "critical", f"write rejected: {outcome.message}")
@@ -85,14 +95,23 @@ class ContextConflicts:
         # blocked agents look again: the new conflict may cover their inputs too
         self._conflict_changes += 1
         # agents yet to start that read the key: they will wait for a resolution
-        readers = [a.id for a in self._plan.agents
-                   if self._agents[a.id].status in NOT_STARTED
-                   and any(key in a.inputs for key in conflict.covered_keys())]
-        waiting = (f"{', '.join(readers)} will wait until it is resolved" if readers
-                   else "no agent yet to start reads it")
-        self._alert(group_id, "warning",
-                    f"conflict {conflict.id} on '{conflict.key}' ({conflict.kind}): "
-                    f"{conflict.message}; {waiting}")
+        readers = [
+            a.id
+            for a in self._plan.agents
+            if self._agents[a.id].status in NOT_STARTED
+            and any(key in a.inputs for key in conflict.covered_keys())
+        ]
+        waiting = (
+            f"{', '.join(readers)} will wait until it is resolved"
+            if readers
+            else "no agent yet to start reads it"
+        )
+        self._alert(
+            group_id,
+            "warning",
+            f"conflict {conflict.id} on '{conflict.key}' ({conflict.kind}): "
+            f"{conflict.message}; {waiting}",
+        )
         self._event("conflict_opened", conflict.id)
 
     def _check_consistency(self, group: CompiledGroup) -> None:
@@ -111,27 +130,34 @@ class ContextConflicts:
             hashes = [self._ctx.history(key)[-1].value_hash for key in keys]
             if all(h == hashes[0] for h in hashes):
                 continue
-            if any(c.kind == "consistency" and c.paths == keys
-                   for c in self._ctx.open_conflicts(keys)):
+            if any(
+                c.kind == "consistency" and c.paths == keys for c in self._ctx.open_conflicts(keys)
+            ):
                 continue
             message = rule.get("message") or f"{keys} must be {rule.get('must', 'equal')}"
-            self._opened(self._ctx.open_consistency_conflict(keys, message, self._at()),
-                         group.id)
+            self._opened(self._ctx.open_consistency_conflict(keys, message, self._at()), group.id)
 
     def _resolve(self, request: ResolveConflict) -> Conflict:
         """Apply a resolution (raises ResolutionError, changing nothing, when it is invalid)."""
-        value = request.value if request.choice == "value" and request.value is not None \
-            else MISSING
-        conflict = self._ctx.resolve(request.conflict_id, request.choice, request.by or "user",
-                                     self._at(), value=value,
-                                     expected_version=request.expected_version)
+        value = (
+            request.value if request.choice == "value" and request.value is not None else MISSING
+        )
+        conflict = self._ctx.resolve(
+            request.conflict_id,
+            request.choice,
+            request.by or "user",
+            self._at(),
+            value=value,
+            expected_version=request.expected_version,
+        )
         self._conflict_changes += 1
         self._event("conflict_resolved", conflict.id)
         return conflict
 
     def _conflict_due_s(self, conflict: Conflict) -> float:
-        return round(self._run.conflict_opened_s.get(conflict.id, 0.0)
-                     + self._run.conflict_timeout_s, 3)
+        return round(
+            self._run.conflict_opened_s.get(conflict.id, 0.0) + self._run.conflict_timeout_s, 3
+        )
 
     async def _until_unblocked(self, agent: CompiledAgent) -> None:
         """Wait until no open conflict covers one of the agent's blocking inputs; at a
@@ -161,12 +187,16 @@ class ContextConflicts:
                     pass
             for conflict in blocking:
                 if conflict.status == ctx.OPEN and self._conflict_due_s(conflict) <= due:
-                    self._time_out(conflict, agent.group, f"on '{conflict.key}'",
-                                   f"; '{agent.id}' cannot start without it: "
-                                   f"{conflict.message}")
+                    self._time_out(
+                        conflict,
+                        agent.group,
+                        f"on '{conflict.key}'",
+                        f"; '{agent.id}' cannot start without it: {conflict.message}",
+                    )
 
-    def _time_out(self, conflict: Conflict, group_id: str, subject: str,
-                  consequence: str = "") -> None:
+    def _time_out(
+        self, conflict: Conflict, group_id: str, subject: str, consequence: str = ""
+    ) -> None:
         """The plan's timeout_policy for a conflict nobody resolved in time: keep a value and
         warn, or (fail) raise. ``subject`` names the conflict in messages, ``consequence`` says
         what cannot go on without it."""
@@ -182,9 +212,11 @@ class ContextConflicts:
                 type="ConflictTimeout",
                 non_retryable=True,
             )
-        self._alert(group_id, "warning",
-                    f"conflict {conflict.id} {subject} not resolved within {waited}: "
-                    f"{policy} applied")
+        self._alert(
+            group_id,
+            "warning",
+            f"conflict {conflict.id} {subject} not resolved within {waited}: {policy} applied",
+        )
 
     def _unblock(self, agent_id: str) -> None:
         state = self._agents[agent_id]
@@ -201,14 +233,17 @@ class ContextConflicts:
         if not limits.free(kind):
             began = self._elapsed()
             try:
-                await workflow.wait_condition(lambda: limits.free(kind),
-                                              timeout=limits.lock_timeout_s,
-                                              timeout_summary=f"context {kind} slot")
+                await workflow.wait_condition(
+                    lambda: limits.free(kind),
+                    timeout=limits.lock_timeout_s,
+                    timeout_summary=f"context {kind} slot",
+                )
             except asyncio.TimeoutError:
                 limits.waited(agent_id, self._elapsed() - began)
                 raise ContextLockTimeout(
                     f"no context {kind} slot came free within {limits.lock_timeout_s:g} s "
-                    f"(resource_pool.context_store)") from None
+                    f"(resource_pool.context_store)"
+                ) from None
             limits.waited(agent_id, self._elapsed() - began)
         limits.take(kind)
         try:
@@ -218,9 +253,12 @@ class ContextConflicts:
 
     def _warn_open_conflicts(self) -> None:
         for conflict in self._ctx.open_conflicts():
-            self._alert("", "warning",
-                        f"run ended with conflict {conflict.id} on '{conflict.key}' unresolved: "
-                        "nobody was waiting for it; the current value stands")
+            self._alert(
+                "",
+                "warning",
+                f"run ended with conflict {conflict.id} on '{conflict.key}' unresolved: "
+                "nobody was waiting for it; the current value stands",
+            )
 
     def _fill_defaults(self, agent: CompiledAgent) -> None:
         state = self._agents[agent.id]

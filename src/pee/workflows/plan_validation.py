@@ -53,30 +53,38 @@ class CrossValidation:
             state.status = "validating"
         agents = [self._plan.agent(a) for a in group.cross_validation if a in self._agents]
         outputs = {
-            agent.id: {name: self._ctx.value(f"{agent.id}.{name}") for name in agent.outputs
-                       if self._ctx.has(f"{agent.id}.{name}")}
+            agent.id: {
+                name: self._ctx.value(f"{agent.id}.{name}")
+                for name in agent.outputs
+                if self._ctx.has(f"{agent.id}.{name}")
+            }
             for agent in agents
         }
         declared = {agent.id: list(agent.outputs) for agent in agents}
         validators = [a for a in agents if self._agents[a.id].status == "succeeded"]
-        timeout = timedelta(seconds=max(
-            MIN_ACTIVITY_TIMEOUT_S,
-            (group.cross_validation_timeout_s or DEFAULT_CROSS_VALIDATION_TIMEOUT_S)
-            * self._scale))
+        timeout = timedelta(
+            seconds=max(
+                MIN_ACTIVITY_TIMEOUT_S,
+                (group.cross_validation_timeout_s or DEFAULT_CROSS_VALIDATION_TIMEOUT_S)
+                * self._scale,
+            )
+        )
         self._event("cross_validation_started", group.id)
         tasks = [
-            asyncio.create_task(workflow.execute_activity(
-                cross_validate,
-                CrossValidationTask(group.id, agent.id, outputs, declared),
-                task_queue=agent.task_queue,
-                activity_id=f"{agent.id}#validates#{group.id}",
-                start_to_close_timeout=timeout,
-                schedule_to_close_timeout=timeout,
-                retry_policy=RetryPolicy(maximum_attempts=2,
-                                         initial_interval=timedelta(
-                                             seconds=MIN_RETRY_INTERVAL_S)),
-                summary=f"{agent.id} cross-validates group {group.id}",
-            ))
+            asyncio.create_task(
+                workflow.execute_activity(
+                    cross_validate,
+                    CrossValidationTask(group.id, agent.id, outputs, declared),
+                    task_queue=agent.task_queue,
+                    activity_id=f"{agent.id}#validates#{group.id}",
+                    start_to_close_timeout=timeout,
+                    schedule_to_close_timeout=timeout,
+                    retry_policy=RetryPolicy(
+                        maximum_attempts=2, initial_interval=timedelta(seconds=MIN_RETRY_INTERVAL_S)
+                    ),
+                    summary=f"{agent.id} cross-validates group {group.id}",
+                )
+            )
             for agent in validators
         ]
         if tasks:
@@ -86,25 +94,47 @@ class CrossValidation:
             try:
                 result: CrossValidationResult = task.result()
             except ActivityError as err:
-                self._alert(group.id, "warning",
-                            f"cross-validation by '{agent.id}' did not finish: "
-                            f"{describe_error(err)}")
-                validations += [{
-                    "validator": agent.id, "validated": other.id, "passed": False, "score": 0.0,
-                    "findings": [{"level": "error", "code": "validation_failed",
-                                  "message": describe_error(err)}]}
-                    for other in agents if other.id != agent.id]
+                self._alert(
+                    group.id,
+                    "warning",
+                    f"cross-validation by '{agent.id}' did not finish: {describe_error(err)}",
+                )
+                validations += [
+                    {
+                        "validator": agent.id,
+                        "validated": other.id,
+                        "passed": False,
+                        "score": 0.0,
+                        "findings": [
+                            {
+                                "level": "error",
+                                "code": "validation_failed",
+                                "message": describe_error(err),
+                            }
+                        ],
+                    }
+                    for other in agents
+                    if other.id != agent.id
+                ]
                 continue
             for v in result.validations:
-                validations.append({"validator": v.validator, "validated": v.validated,
-                                    "passed": v.passed, "score": v.score,
-                                    "findings": list(v.findings)})
+                validations.append(
+                    {
+                        "validator": v.validator,
+                        "validated": v.validated,
+                        "passed": v.passed,
+                        "score": v.score,
+                        "findings": list(v.findings),
+                    }
+                )
         failed = [v for v in validations if not v["passed"]]
         for v in failed:
             errors = "; ".join(f["message"] for f in v["findings"] if f["level"] == "error")
-            self._alert(group.id, "warning",
-                        f"cross-validation failed: {v['validator']} checked {v['validated']}: "
-                        f"{errors}")
+            self._alert(
+                group.id,
+                "warning",
+                f"cross-validation failed: {v['validator']} checked {v['validated']}: {errors}",
+            )
         scores = [float(v["score"]) for v in validations]
         state.cross_validation = {
             "validators": [a.id for a in agents],
@@ -114,34 +144,42 @@ class CrossValidation:
             "validations": validations,
             "conflict": None,
         }
-        self._event("cross_validation_passed" if not failed else "cross_validation_failed",
-                    group.id)
+        self._event(
+            "cross_validation_passed" if not failed else "cross_validation_failed", group.id
+        )
         if blocking and failed:
             await self._hold_for_validation(group, failed)
         if blocking:
             state.status = passed_as
             self._details()
 
-    async def _hold_for_validation(self, group: CompiledGroup,
-                                   failed: list[dict[str, Any]]) -> None:
+    async def _hold_for_validation(
+        self, group: CompiledGroup, failed: list[dict[str, Any]]
+    ) -> None:
         """Blocking cross-validation failed: wait for the conflict that says so to close."""
         state = self._groups[group.id]
         key = f"cross_validation.{group.id}"
-        self._ctx.put(key, state.cross_validation, "cross_validation", self._at(),
-                      origin="cross_validation")
+        self._ctx.put(
+            key, state.cross_validation, "cross_validation", self._at(), origin="cross_validation"
+        )
         pairs = ", ".join(f"{v['validator']}->{v['validated']}" for v in failed)
         conflict = self._ctx.open_consistency_conflict(
-            [key], f"cross-validation of group '{group.id}' failed ({pairs}); dependents of the "
-                   "group wait until it is resolved", self._at())
+            [key],
+            f"cross-validation of group '{group.id}' failed ({pairs}); dependents of the "
+            "group wait until it is resolved",
+            self._at(),
+        )
         assert state.cross_validation is not None
         state.cross_validation["conflict"] = conflict.id
         self._opened(conflict, group.id)
         due = self._conflict_due_s(conflict)
         remaining = max(0.0, round(due - self._elapsed(), 3))
         try:
-            await workflow.wait_condition(lambda: conflict.status != ctx.OPEN,
-                                          timeout=remaining,
-                                          timeout_summary=f"conflict timeout {conflict.id}")
+            await workflow.wait_condition(
+                lambda: conflict.status != ctx.OPEN,
+                timeout=remaining,
+                timeout_summary=f"conflict timeout {conflict.id}",
+            )
             return
         except asyncio.TimeoutError:
             pass

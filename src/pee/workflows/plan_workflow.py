@@ -162,9 +162,10 @@ class PlanWorkflow(AgentRuns, ContextConflicts, CrossValidation):
             groups={group.id: GroupState() for group in self._plan.groups},
             # "agent.output" keys, plan inputs and shared keys, every write a version
             context=VersionedContext(context_policy(self._plan)),
-            conflict_timeout_s=max(0.0, float(settings.get("conflict_timeout",
-                                                           DEFAULT_CONFLICT_TIMEOUT_S))
-                                   * self._scale),
+            conflict_timeout_s=max(
+                0.0,
+                float(settings.get("conflict_timeout", DEFAULT_CONFLICT_TIMEOUT_S)) * self._scale,
+            ),
             limits=ContextLimits.from_resources(self._plan.resources, self._scale),
         )
         self._agents = self._run.agents
@@ -176,9 +177,15 @@ class PlanWorkflow(AgentRuns, ContextConflicts, CrossValidation):
         # a carried run no run wrote (a hand-made input) fails the run at its start, in run()
         carried, self._invalid_carried = self._decode_carried(input)
         self._carried = carried
-        self._batcher = (Batcher(input.batch, carried.batch_children if carried else 0,
-                                 carried.batch_largest if carried else 0)
-                         if input.batch is not None else None)
+        self._batcher = (
+            Batcher(
+                input.batch,
+                carried.batch_children if carried else 0,
+                carried.batch_largest if carried else 0,
+            )
+            if input.batch is not None
+            else None
+        )
         self._details_due = False
         # batch mode: group deadlines share one timer (src/pee/workflows/deadline_timer.py)
         self._clock = DeadlineClock(self._elapsed) if self._batcher is not None else None
@@ -187,14 +194,18 @@ class PlanWorkflow(AgentRuns, ContextConflicts, CrossValidation):
             self._levels.per_group = False
         # batch mode: running agents count as making progress (see _agent_views); patched, as
         # it changes the barrier decisions of batch runs recorded before it
-        self._liveness_by_heartbeat = (self._batcher is not None
-                                       and workflow.patched(LIVENESS_PATCH))
+        self._liveness_by_heartbeat = self._batcher is not None and workflow.patched(LIVENESS_PATCH)
         # agents that never heartbeat (simulate `heartbeat: false`), found once: every barrier
         # decision of a batch run looks them up
-        self._silent = frozenset(
-            a.id for a in self._plan.agents
-            if a.kind == "simulate" and not simulate.parse_settings(a).heartbeat
-        ) if self._liveness_by_heartbeat else frozenset()
+        self._silent = (
+            frozenset(
+                a.id
+                for a in self._plan.agents
+                if a.kind == "simulate" and not simulate.parse_settings(a).heartbeat
+            )
+            if self._liveness_by_heartbeat
+            else frozenset()
+        )
         # agent id -> its output cache key, so downstream keys carry their lineage
         self._cache_keys: dict[str, str] = {}
         self._timeout_policy = str(settings.get("timeout_policy", "keep_current"))
@@ -209,9 +220,15 @@ class PlanWorkflow(AgentRuns, ContextConflicts, CrossValidation):
         # their group's concurrency, move deadlines, raise the CPU to hand out, switch on
         # cross-run caching (pee.engine.rules.adaptive); every rule None for every other plan
         self._adapt = Adaptation.from_plan(
-            self._plan, self._run, self._scale, self._plan_cache_ttl_s(),
+            self._plan,
+            self._run,
+            self._scale,
+            self._plan_cache_ttl_s(),
             (self._plan.caching or {}).get("enabled", True) is not False,
-            self._event, self._alert, self._elapsed)
+            self._event,
+            self._alert,
+            self._elapsed,
+        )
         self._throttle = self._adapt.throttle
         self._remaining = remaining_paths(
             [agent.id for agent in self._plan.agents],
@@ -257,14 +274,18 @@ class PlanWorkflow(AgentRuns, ContextConflicts, CrossValidation):
     async def run(self, input: PlanRunInput) -> dict[str, Any]:
         if self._invalid_carried is not None:
             # only a hand-made input gets here: say so rather than fail a task forever
-            raise ApplicationError(self._invalid_carried, type="InvalidCarriedRun",
-                                   non_retryable=True)
+            raise ApplicationError(
+                self._invalid_carried, type="InvalidCarriedRun", non_retryable=True
+            )
         too_long = time_scale_problems(self._plan, self._scale, input.heartbeat_timeout_s)
         # only an input `run`/`compile` would have refused reaches this: the marker goes only
         # into such runs' histories, so every other run issues the commands it always did
         if too_long and workflow.patched(TIME_LIMITS_PATCH):
-            raise ApplicationError("cannot run this input: " + "; ".join(too_long),
-                                   type="DurationOutOfRange", non_retryable=True)
+            raise ApplicationError(
+                "cannot run this input: " + "; ".join(too_long),
+                type="DurationOutOfRange",
+                non_retryable=True,
+            )
         waiting = [group for group in self._plan.groups if group.id in self._todo]
         running: dict[str, asyncio.Task[None]] = {}
         self._details()
@@ -276,11 +297,15 @@ class PlanWorkflow(AgentRuns, ContextConflicts, CrossValidation):
             self._batcher.on_close(self._clock)
         try:
             # a shared pool (resource_pool.shared): lease from its workflow instead
-            self._run.admission = await pool_lease.connect(self._run.admission,
-                                                           self._plan.resources)
+            self._run.admission = await pool_lease.connect(
+                self._run.admission, self._plan.resources
+            )
             if self._carried is not None:
-                restore_admission(self._run.admission, self._carried.admission,
-                                  shared=pool_lease.shared_pool(self._plan.resources) is not None)
+                restore_admission(
+                    self._run.admission,
+                    self._carried.admission,
+                    shared=pool_lease.shared_pool(self._plan.resources) is not None,
+                )
             self._check_plan()
             while waiting or running:
                 if self._continuation.draining:
@@ -305,7 +330,8 @@ class PlanWorkflow(AgentRuns, ContextConflicts, CrossValidation):
                         running.pop(group_id).result()
                         self._continuation.group_ended()
                 if not self._continuation.draining and self._continuation.should_drain(
-                        len(waiting)):
+                    len(waiting)
+                ):
                     self._event("draining_for_continue_as_new", workflow.info().run_id)
             if self._validations:
                 await workflow.wait(list(self._validations))
@@ -357,14 +383,20 @@ class PlanWorkflow(AgentRuns, ContextConflicts, CrossValidation):
     async def _continue_as_new(self) -> None:
         info = workflow.info()
         self._event("continued_as_new", info.run_id)
-        workflow.logger.info("continuing as new after %d groups: %s",
-                             self._continuation.groups_ended, self._continuation.reason)
+        workflow.logger.info(
+            "continuing as new after %d groups: %s",
+            self._continuation.groups_ended,
+            self._continuation.reason,
+        )
         adapt = self._adapt
         carried = capture(
-            self._run, info.run_id, self._cache_keys,
+            self._run,
+            info.run_id,
+            self._cache_keys,
             AdaptiveRules(adapt.throttle, adapt.timeouts, adapt.cpu, adapt.caching),
             self._batcher.children if self._batcher is not None else 0,
-            self._batcher.largest if self._batcher is not None else 0)
+            self._batcher.largest if self._batcher is not None else 0,
+        )
         self._details(now=True)
         await continue_as_new(self._input, carried)
 
@@ -405,14 +437,12 @@ class PlanWorkflow(AgentRuns, ContextConflicts, CrossValidation):
         except MalformedResolution as err:
             reason = f"malformed resolve_conflict update: {err}"
             self._reject_resolution(payloads, reason)
-            raise ApplicationError(reason, type="MalformedResolution",
-                                   non_retryable=True) from None
+            raise ApplicationError(reason, type="MalformedResolution", non_retryable=True) from None
         try:
             conflict = self._resolve(request)
         except ResolutionError as err:
             # another update resolved it between this one's validation and now
-            raise ApplicationError(str(err), type="InvalidResolution",
-                                   non_retryable=True) from None
+            raise ApplicationError(str(err), type="InvalidResolution", non_retryable=True) from None
         return conflict_report(self._run, conflict)
 
     @resolve_conflict.validator
@@ -425,12 +455,15 @@ class PlanWorkflow(AgentRuns, ContextConflicts, CrossValidation):
             # payload (a hand-typed command) belongs in the report's rejected_resolutions
             return
         try:
-            self._ctx.validate_resolution(request.conflict_id, request.choice,
-                                          request.expected_version, request.value is not None)
+            self._ctx.validate_resolution(
+                request.conflict_id,
+                request.choice,
+                request.expected_version,
+                request.value is not None,
+            )
         except ResolutionError as err:
             # resending the same resolution cannot help: say so (the CLI prints retryable)
-            raise ApplicationError(str(err), type="InvalidResolution",
-                                   non_retryable=True) from None
+            raise ApplicationError(str(err), type="InvalidResolution", non_retryable=True) from None
 
     @workflow.signal(name=GRANT_SIGNAL)
     def pool_grant(self, grant: PoolGrant) -> None:
@@ -453,10 +486,15 @@ class PlanWorkflow(AgentRuns, ContextConflicts, CrossValidation):
             self._resolve(request)
         except ResolutionError as err:
             workflow.logger.warning("resolve_conflict signal rejected: %s", err)
-            self._run.rejected_resolutions.append({
-                "at": self._at(), "conflict_id": request.conflict_id, "choice": request.choice,
-                "by": request.by, "reason": str(err),
-            })
+            self._run.rejected_resolutions.append(
+                {
+                    "at": self._at(),
+                    "conflict_id": request.conflict_id,
+                    "choice": request.choice,
+                    "by": request.by,
+                    "reason": str(err),
+                }
+            )
             self._details()
 
     def _reject_resolution(self, payloads: tuple[Any, ...], reason: str) -> None:
@@ -514,10 +552,19 @@ class PlanWorkflow(AgentRuns, ContextConflicts, CrossValidation):
                 agent = self._agents[agent_id]
                 agent.status = "succeeded"
                 agent.resumed = True
-                agent.outputs = [name for name in self._plan.agent(agent_id).outputs
-                                 if f"{agent_id}.{name}" in resume.context]
-            self._run.events.append({"seq": len(self._run.events) + 1, "at_s": 0.0,
-                                     "event": "group_resumed", "id": group_id})
+                agent.outputs = [
+                    name
+                    for name in self._plan.agent(agent_id).outputs
+                    if f"{agent_id}.{name}" in resume.context
+                ]
+            self._run.events.append(
+                {
+                    "seq": len(self._run.events) + 1,
+                    "at_s": 0.0,
+                    "event": "group_resumed",
+                    "id": group_id,
+                }
+            )
         return resumed
 
     # --- groups -------------------------------------------------------------------------
@@ -558,8 +605,9 @@ class PlanWorkflow(AgentRuns, ContextConflicts, CrossValidation):
                     unpaused: asyncio.Task[None] | None = None
                     if state.paused_since_s is not None:
                         # no deadline while paused; wake when no agent is blocked any more
-                        unpaused = asyncio.create_task(workflow.wait_condition(
-                            lambda: not self._group_blocked(group)))
+                        unpaused = asyncio.create_task(
+                            workflow.wait_condition(lambda: not self._group_blocked(group))
+                        )
                         live.append(unpaused)
                     elif state.deadline_s is not None:
                         remaining = max(0.0, state.deadline_s - now)
@@ -568,8 +616,7 @@ class PlanWorkflow(AgentRuns, ContextConflicts, CrossValidation):
                             if deadline is None or deadline[0] != state.deadline_s:
                                 if deadline is not None:
                                     deadline[1].cancel()
-                                deadline = (state.deadline_s,
-                                            self._clock.until(state.deadline_s))
+                                deadline = (state.deadline_s, self._clock.until(state.deadline_s))
                             live.append(deadline[1])  # type: ignore[arg-type]
                             remaining = None
                     done, _ = await workflow.wait(
@@ -578,8 +625,11 @@ class PlanWorkflow(AgentRuns, ContextConflicts, CrossValidation):
                     if unpaused is not None and not unpaused.done():
                         unpaused.cancel()
                     await self._raise_agent_failure(group, tasks)
-                    deadline_passed = (not done if self._clock is None
-                                       else deadline is not None and deadline[1].done())
+                    deadline_passed = (
+                        not done
+                        if self._clock is None
+                        else deadline is not None and deadline[1].done()
+                    )
                     continue
                 self._record(group, decision)
                 if decision.action != barrier.EXTEND_TIMEOUT:
@@ -680,14 +730,20 @@ class PlanWorkflow(AgentRuns, ContextConflicts, CrossValidation):
         # batch mode: no progress signals reach this workflow (each would be a history event),
         # but an agent still running is one whose activity heartbeats in time (or the server
         # would have timed it out): it counts as seen now, except a silent one (no heartbeats)
-        return {a: replace(view, last_progress_s=now_s)
-                if view.status == barrier.RUNNING and a not in self._silent else view
-                for a, view in views.items()}
+        return {
+            a: replace(view, last_progress_s=now_s)
+            if view.status == barrier.RUNNING and a not in self._silent
+            else view
+            for a, view in views.items()
+        }
 
     def _record(self, group: CompiledGroup, decision: barrier.BarrierDecision) -> None:
         state = self._groups[group.id]
-        if decision.action in (barrier.FALLBACK_SUCCEEDED, barrier.CONTINUE_WITH_DEFAULTS,
-                               barrier.FAIL):
+        if decision.action in (
+            barrier.FALLBACK_SUCCEEDED,
+            barrier.CONTINUE_WITH_DEFAULTS,
+            barrier.FAIL,
+        ):
             # the outcome of a fallback: the group's decision stays abort_and_fallback
             state.reason = f"{state.reason}; then {decision.reason}"
         else:
@@ -756,17 +812,17 @@ class PlanWorkflow(AgentRuns, ContextConflicts, CrossValidation):
                     if never_started:
                         state.ended_s = self._elapsed()
                     self._event(f"agent_{status}", agent_id)
-            absent = [
-                name for name in agent.outputs if not self._ctx.has(f"{agent_id}.{name}")
-            ]
+            absent = [name for name in agent.outputs if not self._ctx.has(f"{agent_id}.{name}")]
             if absent:
                 readers = [
-                    other.id for other in self._plan.agents
+                    other.id
+                    for other in self._plan.agents
                     if any(f"{agent_id}.{name}" in other.inputs for name in absent)
                 ]
                 effect = (
                     f"dependents {readers} will run without them (see their missing_inputs)"
-                    if readers else "no agent needs them"
+                    if readers
+                    else "no agent needs them"
                 )
                 self._alert(
                     group.id,
@@ -789,18 +845,23 @@ class PlanWorkflow(AgentRuns, ContextConflicts, CrossValidation):
         if group.timeout_s is None:
             return None
         # plus what modify_timeout_values promised it for slow agents of its roles
-        return max(0.0, float(group.timeout_s) * self._scale) + self._adapt.deadline_shift(
-            group.id)
+        return max(0.0, float(group.timeout_s) * self._scale) + self._adapt.deadline_shift(group.id)
 
     # --- bookkeeping --------------------------------------------------------------------
 
     def _check_plan(self) -> None:
         problems = []
         for group in self._plan.groups:
-            problems += [f"group '{group.id}' depends on unknown group '{d}'"
-                         for d in group.depends_on if d not in self._groups]
-            problems += [f"group '{group.id}' lists unknown agent '{a}'"
-                         for a in group.agents if a not in self._agents]
+            problems += [
+                f"group '{group.id}' depends on unknown group '{d}'"
+                for d in group.depends_on
+                if d not in self._groups
+            ]
+            problems += [
+                f"group '{group.id}' lists unknown agent '{a}'"
+                for a in group.agents
+                if a not in self._agents
+            ]
         pool = self._run.admission.pool
         problems += [
             f"agent '{a.id}' needs cpu {a.cpu:g}/memory {a.memory:g} but the pool admits at most "
@@ -808,7 +869,8 @@ class PlanWorkflow(AgentRuns, ContextConflicts, CrossValidation):
             "resource_pool.computational"
             for a in self._plan.agents
             if not self._run.admission.fits_ever(
-                Request(a.id, float(a.cpu), float(a.memory), int(a.priority)))
+                Request(a.id, float(a.cpu), float(a.memory), int(a.priority))
+            )
         ]
         if problems:
             raise ApplicationError(
@@ -833,8 +895,7 @@ class PlanWorkflow(AgentRuns, ContextConflicts, CrossValidation):
 
     def _event(self, event: str, ident: str) -> None:
         self._run.events.append(
-            {"seq": len(self._run.events) + 1, "at_s": self._elapsed(), "event": event,
-             "id": ident}
+            {"seq": len(self._run.events) + 1, "at_s": self._elapsed(), "event": event, "id": ident}
         )
         self._details()
 
@@ -850,7 +911,8 @@ class PlanWorkflow(AgentRuns, ContextConflicts, CrossValidation):
             self._details_due = True
             return
         workflow.set_current_details(
-            current_details(self._run, self._elapsed(), workflow.info().workflow_id))
+            current_details(self._run, self._elapsed(), workflow.info().workflow_id)
+        )
         self._search.sync(self._run)
 
     async def _details_writer(self) -> None:

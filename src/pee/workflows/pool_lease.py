@@ -67,9 +67,19 @@ class LeasedAdmission(Admission):
         lease = f"{request.agent_id}#{self.requests}"
         self.lease_of[request.agent_id] = lease
         self.agent_of[lease] = request.agent_id
-        self.outbox.append(("request", LeaseRequest(
-            lease, request.agent_id, request.cpu, request.memory, request.priority,
-            request.remaining_s)))
+        self.outbox.append(
+            (
+                "request",
+                LeaseRequest(
+                    lease,
+                    request.agent_id,
+                    request.cpu,
+                    request.memory,
+                    request.priority,
+                    request.remaining_s,
+                ),
+            )
+        )
 
     def release(self, agent_id: str, now: float | None = None) -> None:
         lease = self.lease_of.pop(agent_id, None)
@@ -133,9 +143,16 @@ class LeasedAdmission(Admission):
         for request in self.waiting:
             lease = self.lease_of.get(request.agent_id)
             if lease is not None and lease not in known and request.agent_id not in self.granted:
-                failed.requests.append(LeaseRequest(
-                    lease, request.agent_id, request.cpu, request.memory, request.priority,
-                    request.remaining_s))
+                failed.requests.append(
+                    LeaseRequest(
+                        lease,
+                        request.agent_id,
+                        request.cpu,
+                        request.memory,
+                        request.priority,
+                        request.remaining_s,
+                    )
+                )
         return failed
 
 
@@ -154,32 +171,57 @@ async def connect(private: Admission, resources: dict[str, Any] | None) -> Admis
         return private
     name = str(shared["name"])
     wanted = private.pool
-    capacity = await _ensure(EnsurePool(
-        name=name, capacity=PoolCapacity(wanted.cpu, wanted.memory, wanted.max_agents),
-        task_queue=workflow.info().task_queue,
-        holder_check_interval_s=float(shared.get("holder_check_interval", 30.0)),
-        aging_s=private.aging_s, reserve_after_s=private.reserve_after_s))
+    capacity = await _ensure(
+        EnsurePool(
+            name=name,
+            capacity=PoolCapacity(wanted.cpu, wanted.memory, wanted.max_agents),
+            task_queue=workflow.info().task_queue,
+            holder_check_interval_s=float(shared.get("holder_check_interval", 30.0)),
+            aging_s=private.aging_s,
+            reserve_after_s=private.reserve_after_s,
+        )
+    )
     if (capacity.cpu, capacity.memory, capacity.max_agents) != (
-            wanted.cpu, wanted.memory, wanted.max_agents):
+        wanted.cpu,
+        wanted.memory,
+        wanted.max_agents,
+    ):
         workflow.logger.warning(
             "shared pool %s runs with cpu %g/memory %g/%d agents (set by the run that started "
-            "it), not this plan's cpu %g/memory %g/%d agents", name, capacity.cpu,
-            capacity.memory, capacity.max_agents, wanted.cpu, wanted.memory, wanted.max_agents)
+            "it), not this plan's cpu %g/memory %g/%d agents",
+            name,
+            capacity.cpu,
+            capacity.memory,
+            capacity.max_agents,
+            wanted.cpu,
+            wanted.memory,
+            wanted.max_agents,
+        )
     admission = LeasedAdmission(
         Pool(capacity.cpu, capacity.memory, capacity.max_agents),
-        aging_s=private.aging_s, reserve_after_s=private.reserve_after_s, pool_name=name)
+        aging_s=private.aging_s,
+        reserve_after_s=private.reserve_after_s,
+        pool_name=name,
+    )
     admission.ensure = EnsurePool(
-        name=name, capacity=capacity, task_queue=workflow.info().task_queue,
+        name=name,
+        capacity=capacity,
+        task_queue=workflow.info().task_queue,
         holder_check_interval_s=float(shared.get("holder_check_interval", 30.0)),
-        aging_s=private.aging_s, reserve_after_s=private.reserve_after_s)
+        aging_s=private.aging_s,
+        reserve_after_s=private.reserve_after_s,
+    )
     admission.sender = asyncio.create_task(_send(admission))
     return admission
 
 
 async def _ensure(request: EnsurePool) -> PoolCapacity:
     return await workflow.execute_activity(
-        ensure_resource_pool, request, start_to_close_timeout=ENSURE_TIMEOUT,
-        summary=f"start shared resource pool {request.name} if it is not running")
+        ensure_resource_pool,
+        request,
+        start_to_close_timeout=ENSURE_TIMEOUT,
+        summary=f"start shared resource pool {request.name} if it is not running",
+    )
 
 
 async def _send(admission: LeasedAdmission) -> None:
@@ -198,8 +240,11 @@ async def _send(admission: LeasedAdmission) -> None:
                     await handle.signal(POOL_SIGNAL, message)
                     break
                 except Exception as err:  # noqa: BLE001 - any failure: the pool is not there
-                    workflow.logger.warning("shared pool %s unreachable (%s): starting it again",
-                                            admission.pool_name, err)
+                    workflow.logger.warning(
+                        "shared pool %s unreachable (%s): starting it again",
+                        admission.pool_name,
+                        err,
+                    )
                     if admission.ensure is not None:
                         await _ensure(admission.ensure)
                     message = admission.resync(message)
@@ -220,5 +265,6 @@ async def close(admission: Admission) -> None:
     try:
         await handle.signal(POOL_SIGNAL, admission.take_message(done=True))
     except Exception as err:  # noqa: BLE001 - a pool that is gone holds nothing of ours
-        workflow.logger.warning("shared pool %s unreachable at the end of the run (%s)",
-                                admission.pool_name, err)
+        workflow.logger.warning(
+            "shared pool %s unreachable at the end of the run (%s)", admission.pool_name, err
+        )

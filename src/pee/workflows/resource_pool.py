@@ -75,8 +75,11 @@ class ResourcePoolWorkflow:
             if self._owners:
                 timeout = max(0.001, round(self._next_check_s - self._now(), 3))
             with contextlib.suppress(asyncio.TimeoutError):
-                await workflow.wait_condition(lambda: bool(self._inbox), timeout=timeout,
-                                              timeout_summary="check lease holders")
+                await workflow.wait_condition(
+                    lambda: bool(self._inbox),
+                    timeout=timeout,
+                    timeout_summary="check lease holders",
+                )
             self._apply_inbox()
             if self._owners and self._now() >= self._next_check_s:
                 await self._check_holders()
@@ -102,17 +105,25 @@ class ResourcePoolWorkflow:
 
         def lease(request: Request) -> dict[str, Any]:
             holder = self._owners.get(request.agent_id)
-            return {"key": request.agent_id, "workflow_id": holder.workflow_id if holder else None,
-                    "agent": request.agent_id.split("/", 1)[-1].split("#", 1)[0],
-                    "cpu": request.cpu, "memory": request.memory, "priority": request.priority,
-                    "waited_s": round(max(0.0, now - request.ready_at), 3)}
+            return {
+                "key": request.agent_id,
+                "workflow_id": holder.workflow_id if holder else None,
+                "agent": request.agent_id.split("/", 1)[-1].split("#", 1)[0],
+                "cpu": request.cpu,
+                "memory": request.memory,
+                "priority": request.priority,
+                "waited_s": round(max(0.0, now - request.ready_at), 3),
+            }
 
         pool = admission.pool
         return {
             "name": self._input.name,
             "capacity": {"cpu": pool.cpu, "memory": pool.memory, "max_agents": pool.max_agents},
-            "in_use": {"cpu": admission.cpu_in_use, "memory": admission.memory_in_use,
-                       "agents": len(admission.running)},
+            "in_use": {
+                "cpu": admission.cpu_in_use,
+                "memory": admission.memory_in_use,
+                "agents": len(admission.running),
+            },
             "running": [lease(r) for r in admission.running.values()],
             "waiting": [lease(r) for r in admission.waiting],
             "holders": [holder.workflow_id for holder in self._holders()],
@@ -134,13 +145,24 @@ class ResourcePoolWorkflow:
                 key = f"{message.run_id}/{request.lease}"
                 if key in self._owners:
                     continue  # a resent batch
-                candidate = Request(key, request.cpu, request.memory, request.priority,
-                                    request.remaining_s, self._sequence, now)
+                candidate = Request(
+                    key,
+                    request.cpu,
+                    request.memory,
+                    request.priority,
+                    request.remaining_s,
+                    self._sequence,
+                    now,
+                )
                 if not self._admission.fits_ever(candidate):
                     workflow.logger.warning(
                         "pool %s: lease %s of %s can never fit (cpu %g/memory %g); ignored",
-                        self._input.name, request.lease, message.workflow_id, request.cpu,
-                        request.memory)
+                        self._input.name,
+                        request.lease,
+                        message.workflow_id,
+                        request.cpu,
+                        request.memory,
+                    )
                     continue
                 self._sequence += 1
                 self._admission.submit(candidate)
@@ -169,9 +191,12 @@ class ResourcePoolWorkflow:
 
     async def _check_holders(self) -> None:
         gone: list[Holder] = await workflow.execute_activity(
-            check_pool_holders, self._holders(), start_to_close_timeout=CHECK_TIMEOUT,
+            check_pool_holders,
+            self._holders(),
+            start_to_close_timeout=CHECK_TIMEOUT,
             retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=10)),
-            summary=f"pool {self._input.name}: are the holder runs still running?")
+            summary=f"pool {self._input.name}: are the holder runs still running?",
+        )
         for holder in gone:
             self._reclaim(holder, "no longer running")
         self._next_check_s = self._now() + self._input.holder_check_interval_s
@@ -180,8 +205,13 @@ class ResourcePoolWorkflow:
         count = self._release_run(holder.run_id, self._now())
         if count:
             self._reclaimed_total += count
-            workflow.logger.warning("pool %s: reclaimed %d lease(s) of %s (%s)",
-                                    self._input.name, count, holder.workflow_id, why)
+            workflow.logger.warning(
+                "pool %s: reclaimed %d lease(s) of %s (%s)",
+                self._input.name,
+                count,
+                holder.workflow_id,
+                why,
+            )
 
     async def _grant(self) -> bool:
         """Admit what fits and tell each run; True when a run could not be told (it is gone,
@@ -196,8 +226,12 @@ class ResourcePoolWorkflow:
         holders = {h.run_id: h for h in self._holders()}
         targets = [holders[run_id] for run_id in by_run]
         results = await asyncio.gather(
-            *(self._signal(holder, PoolGrant(self._input.name, by_run[holder.run_id]))
-              for holder in targets), return_exceptions=True)
+            *(
+                self._signal(holder, PoolGrant(self._input.name, by_run[holder.run_id]))
+                for holder in targets
+            ),
+            return_exceptions=True,
+        )
         failed = False
         for holder, result in zip(targets, results, strict=True):
             if isinstance(result, BaseException):
@@ -215,20 +249,26 @@ class ResourcePoolWorkflow:
 
     def _should_continue(self) -> bool:
         info = workflow.info()
-        return (info.is_continue_as_new_suggested()
-                or info.get_current_history_length() >= self._input.continue_after_events)
+        return (
+            info.is_continue_as_new_suggested()
+            or info.get_current_history_length() >= self._input.continue_after_events
+        )
 
     def _carry(self) -> PoolInput:
         source = self._input
         return PoolInput(
-            name=source.name, capacity=source.capacity,
-            holder_check_interval_s=source.holder_check_interval_s, aging_s=source.aging_s,
+            name=source.name,
+            capacity=source.capacity,
+            holder_check_interval_s=source.holder_check_interval_s,
+            aging_s=source.aging_s,
             reserve_after_s=source.reserve_after_s,
             continue_after_events=source.continue_after_events,
             waiting=list(self._admission.waiting),
             running=list(self._admission.running.values()),
-            owners=dict(self._owners), sequence=self._sequence,
-            granted_total=self._granted_total, reclaimed_total=self._reclaimed_total,
+            owners=dict(self._owners),
+            sequence=self._sequence,
+            granted_total=self._granted_total,
+            reclaimed_total=self._reclaimed_total,
             generation=source.generation + 1,
         )
 
@@ -243,4 +283,5 @@ class ResourcePoolWorkflow:
             f"{len(admission.running)}/{pool.max_agents}; {len(admission.waiting)} waiting; "
             f"{len(self._holders())} run(s) holding or waiting; "
             f"`temporal workflow query --workflow-id {workflow.info().workflow_id} "
-            "--type state`")
+            "--type state`"
+        )

@@ -38,8 +38,11 @@ WAITING_PATCH = "pee-status-waiting-for-person"
 
 def values(run: RunState, show_waiting: bool = True) -> tuple[str, str, list[str]]:
     """(plan, status, current groups) of the run now."""
-    groups = [] if run.status != "running" else [
-        group.id for group in run.plan.groups if run.groups[group.id].status in CURRENT]
+    groups = (
+        []
+        if run.status != "running"
+        else [group.id for group in run.plan.groups if run.groups[group.id].status in CURRENT]
+    )
     status = run.status
     if show_waiting and waiting_for_person(run):
         status = WAITING_FOR_PERSON

@@ -196,8 +196,10 @@ def build_report(run: RunState, workflow_id: str, run_id: str, now_s: float) -> 
     end_s = run.ended_s if run.ended_s is not None else now_s
     # time an agent waited for a person to settle a conflict is on its path too: no schedule
     # could have run it sooner, so it counts like work, not like scheduling overhead
-    durations = {a.id: (run.agents[a.id].duration_s(end_s) or 0.0) + run.agents[a.id].blocked_s
-                 for a in plan.agents}
+    durations = {
+        a.id: (run.agents[a.id].duration_s(end_s) or 0.0) + run.agents[a.id].blocked_s
+        for a in plan.agents
+    }
     lower_bound, path = actual_critical_path(plan.agents, plan.groups, durations)
     report = {
         "workflow_id": workflow_id,
@@ -225,8 +227,12 @@ def build_report(run: RunState, workflow_id: str, run_id: str, now_s: float) -> 
         },
         "groups": {group.id: _group_report(run, group.id, end_s) for group in plan.groups},
         "alerts": [
-            {"at": iso_at(run.started, a.at_s), "group": a.group, "level": a.level,
-             "message": a.message}
+            {
+                "at": iso_at(run.started, a.at_s),
+                "group": a.group,
+                "level": a.level,
+                "message": a.message,
+            }
             for a in run.alerts
         ],
         "critical_path": path,
@@ -241,7 +247,8 @@ def build_report(run: RunState, workflow_id: str, run_id: str, now_s: float) -> 
         # quality metric: each cross-validated group's mean validation score
         "output_quality_scores": {
             group.id: run.groups[group.id].cross_validation["score"]  # type: ignore[index]
-            for group in plan.groups if run.groups[group.id].cross_validation is not None
+            for group in plan.groups
+            if run.groups[group.id].cross_validation is not None
         },
     }
     # where the time went, once the run is over (pee.engine.report.bottleneck; a running run has no
@@ -296,8 +303,9 @@ def resources_report(run: RunState, end_s: float) -> dict[str, Any]:
         "peak_cpu": round(admission.peak_cpu, 3),
         "peak_memory": round(admission.peak_memory, 3),
         "peak_agents": admission.peak_agents,
-        "utilisation_percentage": (utilisation_percentage(cpu_seconds, pool.cpu, end_s)
-                                   if pool.limited else None),
+        "utilisation_percentage": (
+            utilisation_percentage(cpu_seconds, pool.cpu, end_s) if pool.limited else None
+        ),
         "queue_wait_s": {a.id: run.agents[a.id].queued_s(end_s) for a in run.plan.agents},
         # event-driven samples per sampling_interval and alerts over alert_thresholds
         **run.monitor.report(),
@@ -315,14 +323,16 @@ def conflict_report(run: RunState, conflict: Conflict) -> dict[str, Any]:
     row["opened_version"] = conflict.current_version
     row["current_version"] = run.context.current_version(conflict.key)
     row["blocked_agents"] = [
-        agent.id for agent in run.plan.agents
+        agent.id
+        for agent in run.plan.agents
         if run.agents[agent.id].status == "blocked"
         and conflict.id in run.agents[agent.id].blocked_on
     ]
     opened_s = run.conflict_opened_s.get(conflict.id)
     row["timeout_at"] = (
         iso_at(run.started, opened_s + run.conflict_timeout_s)
-        if conflict.status == OPEN and opened_s is not None else None
+        if conflict.status == OPEN and opened_s is not None
+        else None
     )
     return row
 
@@ -351,10 +361,13 @@ def _agent_report(
         "blocked_on": list(state.blocked_on),
         # while blocked: since when it waits for a person (None when not blocked)
         "blocked_since": iso_at(run.started, state.blocked_since_s)
-        if state.status == "blocked" else None,
+        if state.status == "blocked"
+        else None,
         "blocked_s": round(
-            state.blocked_s + (end_s - state.blocked_since_s
-                               if state.blocked_since_s is not None else 0.0), 3),
+            state.blocked_s
+            + (end_s - state.blocked_since_s if state.blocked_since_s is not None else 0.0),
+            3,
+        ),
         "snapshot": dict(state.snapshot),
         "commits": dict(state.commits),
         "context_lock_wait_s": run.limits.wait_s(agent_id),
@@ -404,10 +417,12 @@ def current_details(run: RunState, now_s: float, workflow_id: str = "WORKFLOW_ID
         # the headline a person sees first: the run is not busy, it waits for them
         since = min(run.agents[a].blocked_since_s or 0.0 for a in waiting)
         conflicts = unique_ids(c for a in waiting for c in run.agents[a].blocked_on)
-        lines = [f"**{run.plan.name}**: waiting for a person since "
-                 f"{iso_at(run.started, since)} ({now_s - since:.1f} s as of "
-                 f"{iso_at(run.started, now_s)}): conflict {', '.join(conflicts)} blocks "
-                 f"{', '.join(waiting)}; resolve it with a command below"]
+        lines = [
+            f"**{run.plan.name}**: waiting for a person since "
+            f"{iso_at(run.started, since)} ({now_s - since:.1f} s as of "
+            f"{iso_at(run.started, now_s)}): conflict {', '.join(conflicts)} blocks "
+            f"{', '.join(waiting)}; resolve it with a command below"
+        ]
     for group in run.plan.groups:
         state = run.groups[group.id]
         if state.status != "running":
@@ -434,14 +449,16 @@ def current_details(run: RunState, now_s: float, workflow_id: str = "WORKFLOW_ID
     return "\n".join(lines)
 
 
-def resolve_commands(workflow_id: str, conflict_id: str, choice: str,
-                     expected_version: int) -> list[str]:
+def resolve_commands(
+    workflow_id: str, conflict_id: str, choice: str, expected_version: int
+) -> list[str]:
     """The ways to resolve a conflict: the starter, the Web UI's Send a Signal, the temporal CLI.
 
     The workflow cannot know how the reader connects (embedded server, cluster, TLS), so the
     temporal CLI line names the embedded server's config file as the example to adapt."""
-    payload = json.dumps({"conflict_id": conflict_id, "choice": choice,
-                          "expected_version": expected_version})
+    payload = json.dumps(
+        {"conflict_id": conflict_id, "choice": choice, "expected_version": expected_version}
+    )
     return [
         f"pee resolve {workflow_id} {conflict_id} --choice {choice} "
         f"--expected-version {expected_version}",
@@ -456,20 +473,28 @@ def _conflict_details(run: RunState, workflow_id: str) -> list[str]:
     open_conflicts = run.context.open_conflicts()
     if not open_conflicts:
         return []
-    lines = [f"\n**Open conflicts: {len(open_conflicts)}** (choice: current, incoming or value "
-             "with `--value JSON`)"]
+    lines = [
+        f"\n**Open conflicts: {len(open_conflicts)}** (choice: current, incoming or value "
+        "with `--value JSON`)"
+    ]
     for conflict in open_conflicts[:DETAILS_CONFLICTS]:
         row = conflict_report(run, conflict)
         blocked = ", ".join(row["blocked_agents"]) or "nobody yet"
         lines.append(
             f"- `{conflict.id}` on `{conflict.key}` ({conflict.kind}, version "
             f"{row['current_version']}, writers {', '.join(conflict.writers)}, opened "
-            f"{conflict.opened_at}): {conflict.message}; blocking: {blocked}")
-        lines += [f"  - `{command}`" for command in
-                  resolve_commands(workflow_id, conflict.id, "incoming", row["current_version"])]
+            f"{conflict.opened_at}): {conflict.message}; blocking: {blocked}"
+        )
+        lines += [
+            f"  - `{command}`"
+            for command in resolve_commands(
+                workflow_id, conflict.id, "incoming", row["current_version"]
+            )
+        ]
     if len(open_conflicts) > DETAILS_CONFLICTS:
-        lines.append(f"- and {len(open_conflicts) - DETAILS_CONFLICTS} more: "
-                     f"`pee conflicts {workflow_id}`")
+        lines.append(
+            f"- and {len(open_conflicts) - DETAILS_CONFLICTS} more: `pee conflicts {workflow_id}`"
+        )
     return lines
 
 
@@ -493,9 +518,11 @@ def resolution_line(conflict: dict[str, Any]) -> str | None:
     resolution = conflict.get("resolution")
     if not resolution:
         return None
-    return (f"{conflict.get('id')} on '{conflict.get('key')}': {conflict.get('status')} "
-            f"{resolution.get('choice')} by {resolution.get('by')} (version "
-            f"{resolution.get('version')}) at {conflict.get('resolved_at')}")
+    return (
+        f"{conflict.get('id')} on '{conflict.get('key')}': {conflict.get('status')} "
+        f"{resolution.get('choice')} by {resolution.get('by')} (version "
+        f"{resolution.get('version')}) at {conflict.get('resolved_at')}"
+    )
 
 
 def _resolution_details(run: RunState) -> list[str]:
@@ -505,7 +532,12 @@ def _resolution_details(run: RunState) -> list[str]:
         return []
     lines = [f"\n**Resolved conflicts: {len(done)}**"]
     for conflict in done[-DETAILS_CONFLICTS:]:
-        row = {"id": conflict.id, "key": conflict.key, "status": conflict.status,
-               "resolution": conflict.resolution, "resolved_at": conflict.resolved_at}
+        row = {
+            "id": conflict.id,
+            "key": conflict.key,
+            "status": conflict.status,
+            "resolution": conflict.resolution,
+            "resolved_at": conflict.resolved_at,
+        }
         lines.append(f"- {resolution_line(row)}")
     return lines

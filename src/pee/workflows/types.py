@@ -45,8 +45,9 @@ class BatchSpec:
 BATCH_THRESHOLD = 300
 
 
-def choose_batch(agents: int, force: bool | None = None, chunk_size: int | None = None,
-                 window: int | None = None) -> BatchSpec | None:
+def choose_batch(
+    agents: int, force: bool | None = None, chunk_size: int | None = None, window: int | None = None
+) -> BatchSpec | None:
     """Batch mode for a plan of ``agents`` agents: on above BATCH_THRESHOLD, or as ``force``
     says (True: always, False: never)."""
     on = agents > BATCH_THRESHOLD if force is None else force

@@ -30,9 +30,12 @@ PASS_BUDGET = 40_000
 SEED = 0
 
 
-def simulate_admission(plan: CompiledPlan, fifo: bool = False,
-                       planned: Mapping[str, float] | None = None,
-                       durations: Mapping[str, float] | None = None) -> float:
+def simulate_admission(
+    plan: CompiledPlan,
+    fifo: bool = False,
+    planned: Mapping[str, float] | None = None,
+    durations: Mapping[str, float] | None = None,
+) -> float:
     """The makespan the engine's rules give with no overhead: groups start when their
     dependency groups have finished (parallel: all agents queued; sequential: one at a time),
     Admission (with `planned` positions, lower first) decides at every event, every agent takes
@@ -41,8 +44,11 @@ def simulate_admission(plan: CompiledPlan, fifo: bool = False,
     admission = Admission(pool, fifo=fifo)
     agents = {agent.id: agent for agent in plan.agents}
     order = {agent.id: index for index, agent in enumerate(plan.agents)}
-    remaining = remaining_paths(list(agents), agent_dependencies(plan.agents, plan.groups),
-                                {a.id: a.estimated_s for a in plan.agents})
+    remaining = remaining_paths(
+        list(agents),
+        agent_dependencies(plan.agents, plan.groups),
+        {a.id: a.estimated_s for a in plan.agents},
+    )
     takes = {a.id: (durations or {}).get(a.id, a.estimated_s) for a in plan.agents}
     finished: dict[str, float] = {}
     groups_done: list[str] = []
@@ -58,10 +64,18 @@ def simulate_admission(plan: CompiledPlan, fifo: bool = False,
                 if agent_id not in queued:
                     queued[agent_id] = True
                     agent = agents[agent_id]
-                    admission.submit(Request(
-                        agent_id, agent.cpu, agent.memory, agent.priority, remaining[agent_id],
-                        order[agent_id], now,
-                        planned=(planned or {}).get(agent_id, float(agent.admission_rank))))
+                    admission.submit(
+                        Request(
+                            agent_id,
+                            agent.cpu,
+                            agent.memory,
+                            agent.priority,
+                            remaining[agent_id],
+                            order[agent_id],
+                            now,
+                            planned=(planned or {}).get(agent_id, float(agent.admission_rank)),
+                        )
+                    )
         for agent_id in admission.admit(now):
             running[agent_id] = now + takes[agent_id]
         if not running:
@@ -96,9 +110,11 @@ def plan_admission(plan: CompiledPlan, passes: int | None = None) -> dict[str, i
     def makespan(order: Mapping[str, float]) -> float:
         return simulate_admission(plan, planned=order)
 
-    remaining = remaining_paths([a.id for a in plan.agents],
-                                agent_dependencies(plan.agents, plan.groups),
-                                {a.id: a.estimated_s for a in plan.agents})
+    remaining = remaining_paths(
+        [a.id for a in plan.agents],
+        agent_dependencies(plan.agents, plan.groups),
+        {a.id: a.estimated_s for a in plan.agents},
+    )
     best = positions(remaining)
     best_s = makespan(best)
     for attempt in range(passes):
@@ -111,4 +127,3 @@ def plan_admission(plan: CompiledPlan, passes: int | None = None) -> dict[str, i
         if candidate_s < best_s - 1e-9:
             best, best_s = candidate, candidate_s
     return {agent_id: int(position) for agent_id, position in best.items()}
-

@@ -51,50 +51,65 @@ def _check_defaults(plan: Plan, resolution: Resolution) -> list[PlanError]:
         for key in spec.defaults:
             if key not in outputs and agent_id not in plan.open_agents:
                 close = suggest(key, outputs)
-                problems.append(InvalidValueError(
-                    f"agent '{agent_id}' gives a default for '{key}', which is not one of its "
-                    "outputs", value=key, location=plan.agent_location(agent_id, "defaults"),
-                    expected=f"one of {outputs}", found=repr(key),
-                    fix=f"did you mean '{close}'?" if close else f"add '{key}' to outputs",
-                ))
+                problems.append(
+                    InvalidValueError(
+                        f"agent '{agent_id}' gives a default for '{key}', which is not one of its "
+                        "outputs",
+                        value=key,
+                        location=plan.agent_location(agent_id, "defaults"),
+                        expected=f"one of {outputs}",
+                        found=repr(key),
+                        fix=f"did you mean '{close}'?" if close else f"add '{key}' to outputs",
+                    )
+                )
     return problems
 
 
 def _check_ownership(plan: Plan) -> list[PlanError]:
     rules = plan.context_conflicts.resolution_mechanisms.conflict_prevention.ownership_rules
-    path = ("context_conflicts", "resolution_mechanisms", "conflict_prevention",
-            "ownership_rules")
+    path = ("context_conflicts", "resolution_mechanisms", "conflict_prevention", "ownership_rules")
     problems: list[PlanError] = []
     roles = {spec.role or agent_id: agent_id for agent_id, spec in plan.agents.items()}
     owner_of: dict[str, str] = {}
     for owner, keys in rules.items():
         if owner not in roles and owner not in plan.agents:
             close = suggest(owner, [*roles, *plan.agents])
-            problems.append(UnknownAgentError(
-                f"ownership_rules names agent '{owner}', which the plan does not define",
-                value=owner, location=plan.source.locate((*path, owner)),
-                expected=f"one of {sorted(set(roles) | set(plan.agents))}", found=repr(owner),
-                fix=f"did you mean '{close}'?" if close else "fix the name or remove the rule",
-            ))
+            problems.append(
+                UnknownAgentError(
+                    f"ownership_rules names agent '{owner}', which the plan does not define",
+                    value=owner,
+                    location=plan.source.locate((*path, owner)),
+                    expected=f"one of {sorted(set(roles) | set(plan.agents))}",
+                    found=repr(owner),
+                    fix=f"did you mean '{close}'?" if close else "fix the name or remove the rule",
+                )
+            )
         for index, key in enumerate(keys):
             if key in owner_of and owner_of[key] != owner:
-                problems.append(OwnershipClashError(
-                    f"context key '{key}' is owned by both '{owner_of[key]}' and '{owner}'",
-                    value=key, location=plan.source.locate((*path, owner, index)),
-                    expected="one owner per key", fix="give the key to one agent only",
-                ))
+                problems.append(
+                    OwnershipClashError(
+                        f"context key '{key}' is owned by both '{owner_of[key]}' and '{owner}'",
+                        value=key,
+                        location=plan.source.locate((*path, owner, index)),
+                        expected="one owner per key",
+                        fix="give the key to one agent only",
+                    )
+                )
             owner_of.setdefault(key, owner)
     for agent_id, spec in plan.agents.items():
         me = spec.role or agent_id
         for index, key in enumerate(spec.writes):
             owner = owner_of.get(key)
             if owner is not None and owner not in (me, agent_id):
-                problems.append(OwnershipClashError(
-                    f"agent '{agent_id}' writes '{key}', which '{owner}' owns", value=key,
-                    location=plan.agent_location(agent_id, "writes", index),
-                    expected=f"writes to keys '{agent_id}' owns or unowned keys",
-                    fix=f"write a key of your own, or move '{key}' to {me}'s ownership_rules",
-                ))
+                problems.append(
+                    OwnershipClashError(
+                        f"agent '{agent_id}' writes '{key}', which '{owner}' owns",
+                        value=key,
+                        location=plan.agent_location(agent_id, "writes", index),
+                        expected=f"writes to keys '{agent_id}' owns or unowned keys",
+                        fix=f"write a key of your own, or move '{key}' to {me}'s ownership_rules",
+                    )
+                )
     return problems
 
 
@@ -113,13 +128,16 @@ def _check_consistency_rules(plan: Plan, resolution: Resolution) -> list[PlanErr
                 canonical = f"{plan.aliases.get(head, head)}.{rest}"
             if canonical not in produced:
                 close = suggest(key, sorted(produced))
-                problems.append(MissingProducerError(
-                    f"consistency rule {index + 1} compares '{key}', which no agent produces",
-                    value=key, location=plan.source.locate((*path, index, "keys", position)),
-                    expected="an agent output ('agent.output') or a shared key in some writes",
-                    found=repr(key),
-                    fix=f"did you mean '{close}'?" if close else "fix the key or drop the rule",
-                ))
+                problems.append(
+                    MissingProducerError(
+                        f"consistency rule {index + 1} compares '{key}', which no agent produces",
+                        value=key,
+                        location=plan.source.locate((*path, index, "keys", position)),
+                        expected="an agent output ('agent.output') or a shared key in some writes",
+                        found=repr(key),
+                        fix=f"did you mean '{close}'?" if close else "fix the key or drop the rule",
+                    )
+                )
     return problems
 
 
@@ -128,21 +146,27 @@ def _check_resources(plan: Plan) -> list[PlanError]:
         return []
     pool = plan.resource_manager.resource_pool.computational
     sharing = plan.resource_manager.allocation_strategy.resource_sharing
-    capacity = {"cpu": pool.total_cpu_units * sharing.cpu_oversubscription,
-                "memory": pool.total_memory_units}
+    capacity = {
+        "cpu": pool.total_cpu_units * sharing.cpu_oversubscription,
+        "memory": pool.total_memory_units,
+    }
     problems: list[PlanError] = []
     for agent_id, spec in plan.agents.items():
         for name, limit in capacity.items():
             need = getattr(spec.resource_requirements, name)
             if need is not None and need > limit:
-                problems.append(ResourceFitError(
-                    f"agent '{agent_id}' needs {name} {need:g} units but the pool has "
-                    f"{limit:g}, so it could never start", value=need,
-                    location=plan.agent_location(agent_id, "resource_requirements"),
-                    expected=f"at most {limit:g} {name} units", found=f"{need:g}",
-                    fix=f"lower its {name}, or raise resource_manager.resource_pool."
-                    f"computational.total_{name}_units",
-                ))
+                problems.append(
+                    ResourceFitError(
+                        f"agent '{agent_id}' needs {name} {need:g} units but the pool has "
+                        f"{limit:g}, so it could never start",
+                        value=need,
+                        location=plan.agent_location(agent_id, "resource_requirements"),
+                        expected=f"at most {limit:g} {name} units",
+                        found=f"{need:g}",
+                        fix=f"lower its {name}, or raise resource_manager.resource_pool."
+                        f"computational.total_{name}_units",
+                    )
+                )
     return problems
 
 
@@ -152,12 +176,16 @@ def _check_success_criteria(plan: Plan, grouping: Grouping) -> list[PlanError]:
         criteria = info.spec.success_criteria if info.spec else None
         needed = criteria.at_least if isinstance(criteria, AtLeast) else criteria
         if isinstance(needed, int) and needed > len(info.agents) and info.agents:
-            problems.append(GroupError(
-                f"group '{group_id}' needs at least {needed} successes but has "
-                f"{len(info.agents)} agents", value=needed,
-                location=plan.group_location(group_id, "success_criteria"),
-                expected=f"at most {len(info.agents)}", fix="lower the number",
-            ))
+            problems.append(
+                GroupError(
+                    f"group '{group_id}' needs at least {needed} successes but has "
+                    f"{len(info.agents)} agents",
+                    value=needed,
+                    location=plan.group_location(group_id, "success_criteria"),
+                    expected=f"at most {len(info.agents)}",
+                    fix="lower the number",
+                )
+            )
     return problems
 
 
@@ -205,21 +233,26 @@ def find_cycles(plan: Plan, edges: list[Edge], grouping: Grouping) -> list[PlanE
     group_order = {g: i for i, g in enumerate(grouping.groups)}
     for component in _knots(groups, group_order):
         cycle = _cycle_in(groups.subgraph(component), min(component, key=group_order.__getitem__))
-        problems.append(CycleError(
-            cycle, kind="groups",
-            location=_declared_at(plan, grouping, cycle[-1], cycle[0]) or plan.group_location(
-                cycle[0]),
-        ))
+        problems.append(
+            CycleError(
+                cycle,
+                kind="groups",
+                location=_declared_at(plan, grouping, cycle[-1], cycle[0])
+                or plan.group_location(cycle[0]),
+            )
+        )
     return problems
 
 
-def _agent_cycle(plan: Plan, cycle: list[str], edges: list[Edge],
-                 grouping: Grouping) -> CycleError:
+def _agent_cycle(plan: Plan, cycle: list[str], edges: list[Edge], grouping: Grouping) -> CycleError:
     # each step (source, target), starting with the one written at cycle[0]
     steps = list(zip([cycle[-1], *cycle[:-1]], cycle, strict=True))
     group_of = grouping.agent_group
-    declared = {step: _declared_at(plan, grouping, group_of[step[0]], group_of[step[1]])
-                for step in steps if group_of[step[0]] != group_of[step[1]]}
+    declared = {
+        step: _declared_at(plan, grouping, group_of[step[0]], group_of[step[1]])
+        for step in steps
+        if group_of[step[0]] != group_of[step[1]]
+    }
     declared = {step: location for step, location in declared.items() if location is not None}
     if declared and len(declared) == len(steps):
         # only group order: the loop is between the groups
@@ -227,15 +260,22 @@ def _agent_cycle(plan: Plan, cycle: list[str], edges: list[Edge],
         return CycleError(loop, kind="groups", location=next(iter(declared.values())))
     if declared:
         (source, target), location = next(iter(declared.items()))
-        return CycleError(cycle, kind="agents", location=location, fix=(
-            f"drop group '{group_of[target]}''s depends_on on '{group_of[source]}' (this "
-            "line), or make one of the agents' inputs optional_inputs"))
+        return CycleError(
+            cycle,
+            kind="agents",
+            location=location,
+            fix=(
+                f"drop group '{group_of[target]}''s depends_on on '{group_of[source]}' (this "
+                "line), or make one of the agents' inputs optional_inputs"
+            ),
+        )
     source, target = steps[0]
     return CycleError(cycle, kind="agents", location=_edge_at(plan, edges, source, target))
 
 
-def _declared_at(plan: Plan, grouping: Grouping, source_group: str,
-                 target_group: str) -> Location | None:
+def _declared_at(
+    plan: Plan, grouping: Grouping, source_group: str, target_group: str
+) -> Location | None:
     """Where ``target_group``'s `depends_on` names ``source_group``, or None when it does not
     (the groups' order then comes from data)."""
     info = grouping.groups[target_group]
@@ -263,8 +303,11 @@ def _edge_at(plan: Plan, edges: list[Edge], source: str, target: str) -> Locatio
 
 
 def _knots(graph: nx.DiGraph, order: dict[str, int]) -> list[list[str]]:
-    knots = [sorted(c, key=order.__getitem__)
-             for c in nx.strongly_connected_components(graph) if len(c) > 1]
+    knots = [
+        sorted(c, key=order.__getitem__)
+        for c in nx.strongly_connected_components(graph)
+        if len(c) > 1
+    ]
     return sorted(knots, key=lambda c: order[c[0]])
 
 

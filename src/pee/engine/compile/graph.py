@@ -39,8 +39,11 @@ DEFAULT_UNITS = LEVEL_UNITS["medium"]
 
 
 def agent_estimate(spec: AgentSpec, group: GroupSpec | None) -> Duration:
-    for candidate in (spec.estimated_duration, spec.duration,
-                      group.estimated_duration if group else None):
+    for candidate in (
+        spec.estimated_duration,
+        spec.duration,
+        group.estimated_duration if group else None,
+    ):
         if candidate is not None:
             return candidate
     return Duration(DEFAULT_ESTIMATE_S, DEFAULT_ESTIMATE_S)
@@ -67,8 +70,9 @@ def group_durations(grouping: Grouping, estimates: Mapping[str, Duration]) -> di
     return durations
 
 
-def eager_finish_times(order: list[str], depends_on: Mapping[str, list[str]],
-                       durations: Mapping[str, float]) -> dict[str, float]:
+def eager_finish_times(
+    order: list[str], depends_on: Mapping[str, list[str]], durations: Mapping[str, float]
+) -> dict[str, float]:
     """Finish time of every node when each starts the moment its dependencies finish."""
     finish: dict[str, float] = {}
     for node in order:
@@ -77,8 +81,9 @@ def eager_finish_times(order: list[str], depends_on: Mapping[str, list[str]],
     return finish
 
 
-def _longest_path(order: list[str], depends_on: Mapping[str, list[str]],
-                  finish: Mapping[str, float]) -> list[str]:
+def _longest_path(
+    order: list[str], depends_on: Mapping[str, list[str]], finish: Mapping[str, float]
+) -> list[str]:
     if not order:
         return []
     rank = {node: index for index, node in enumerate(order)}
@@ -105,14 +110,15 @@ def compile_plan(plan: Plan, learned: Mapping[str, Learned] | None = None) -> Co
         agent_id: agent_estimate(spec, group_specs[grouping.agent_group[agent_id]])
         for agent_id, spec in plan.agents.items()
     }
-    estimates = {a: Duration(learned[a].mean_s, learned[a].mean_s) if a in learned else e
-                 for a, e in planned.items()}
+    estimates = {
+        a: Duration(learned[a].mean_s, learned[a].mean_s) if a in learned else e
+        for a, e in planned.items()
+    }
 
     groups_graph = group_graph(grouping)
     group_rank = {g: i for i, g in enumerate(grouping.groups)}
     group_order = list(nx.lexicographical_topological_sort(groups_graph, key=group_rank.get))
-    group_deps = {g: sorted(grouping.groups[g].depends_on, key=group_rank.get)
-                  for g in group_order}
+    group_deps = {g: sorted(grouping.groups[g].depends_on, key=group_rank.get) for g in group_order}
     durations = group_durations(grouping, estimates)
     finish = eager_finish_times(group_order, group_deps, durations)
     makespan = max(finish.values(), default=0.0)
@@ -121,8 +127,9 @@ def compile_plan(plan: Plan, learned: Mapping[str, Learned] | None = None) -> Co
     for group_id in critical_groups:
         info = grouping.groups[group_id]
         if info.parallel:
-            critical_path.append(max(info.agents,
-                                     key=lambda a: (estimates[a].seconds, -declaration[a])))
+            critical_path.append(
+                max(info.agents, key=lambda a: (estimates[a].seconds, -declaration[a]))
+            )
         else:
             critical_path.extend(info.agents)
 
@@ -133,13 +140,13 @@ def compile_plan(plan: Plan, learned: Mapping[str, Learned] | None = None) -> Co
     agents_graph = blocking_graph(plan, resolution.edges, grouping)
     agent_order = list(nx.lexicographical_topological_sort(agents_graph, key=declaration.get))
     agent_preds = {a: list(agents_graph.predecessors(a)) for a in agent_order}
-    agent_finish = eager_finish_times(agent_order, agent_preds,
-                                      {a: estimates[a].seconds for a in agent_order})
+    agent_finish = eager_finish_times(
+        agent_order, agent_preds, {a: estimates[a].seconds for a in agent_order}
+    )
     agent_level = max(agent_finish.values(), default=0.0)
 
     compiled_groups = [
-        _compile_group(plan, grouping.groups[g], group_deps[g], durations[g])
-        for g in group_order
+        _compile_group(plan, grouping.groups[g], group_deps[g], durations[g]) for g in group_order
     ]
     if learned:
         apply_learned_timeouts(compiled_groups, learned, plan.adaptive_margin)
@@ -161,17 +168,26 @@ def compile_plan(plan: Plan, learned: Mapping[str, Learned] | None = None) -> Co
             priority = priorities.validation_agents
         else:
             priority = priorities.parallel_group_agents
-        compiled_agents.append(_compile_agent(
-            plan, agent_id, spec, grouping.agent_group[agent_id], resolution, planned[agent_id],
-            priority, agent_id in on_critical, _completion_context(plan, grouping, resolution,
-                                                                   agent_id),
-        ))
+        compiled_agents.append(
+            _compile_agent(
+                plan,
+                agent_id,
+                spec,
+                grouping.agent_group[agent_id],
+                resolution,
+                planned[agent_id],
+                priority,
+                agent_id in on_critical,
+                _completion_context(plan, grouping, resolution, agent_id),
+            )
+        )
         compiled_agents[-1].depends_on = sorted(agent_preds[agent_id], key=declaration.get)
         if agent_id in learned:
             compiled_agents[-1].learned = asdict(learned[agent_id])
 
-    opportunities = _opportunities(plan, grouping, resolution, estimates, group_order,
-                                   group_deps, durations, makespan)
+    opportunities = _opportunities(
+        plan, grouping, resolution, estimates, group_order, group_deps, durations, makespan
+    )
     compiled = CompiledPlan(
         name=plan.name,
         source=plan.source.file,
@@ -213,8 +229,9 @@ def render_cache_settings(plan: Plan) -> dict[str, Any]:
     return {"ttl": ttl, "size_limit": size if caching.enabled else 0}
 
 
-def apply_learned_timeouts(groups: list[CompiledGroup], learned: Mapping[str, Learned],
-                           margin: float | None) -> None:
+def apply_learned_timeouts(
+    groups: list[CompiledGroup], learned: Mapping[str, Learned], margin: float | None
+) -> None:
     """An adaptive plan (margin given): each group whose members all have samples waits at its
     barrier for max(plan timeout, learned p95 x margin); a group without a deadline keeps none.
     The plan's value stays in `planned_timeout_s`."""
@@ -246,8 +263,9 @@ def _success_criteria(value: Any) -> SuccessCriteria:
     return SuccessCriteria("at_least_one", 1)
 
 
-def _compile_group(plan: Plan, info: GroupInfo, depends_on: list[str],
-                   duration: float) -> CompiledGroup:
+def _compile_group(
+    plan: Plan, info: GroupInfo, depends_on: list[str], duration: float
+) -> CompiledGroup:
     spec = info.spec or GroupSpec()
     handling = plan.barrier_synchronization.timeout_handling
     strategies = handling.timeout_strategies
@@ -262,7 +280,8 @@ def _compile_group(plan: Plan, info: GroupInfo, depends_on: list[str],
     cross_agents: list[str] = []
     if cross is not None and cross.enabled:
         cross_agents = [plan.aliases.get(a, a) for a in cross.validation_agents] or list(
-            info.agents)
+            info.agents
+        )
     return CompiledGroup(
         id=info.id,
         name=spec.name or info.id,
@@ -273,22 +292,29 @@ def _compile_group(plan: Plan, info: GroupInfo, depends_on: list[str],
         timeout_s=timeout,
         success_criteria=_success_criteria(spec.success_criteria),
         extension_s=(spec.extension or strategies.extend_timeout.extension).seconds,
-        max_extensions=(spec.max_extensions if spec.max_extensions is not None
-                        else strategies.extend_timeout.max_extensions),
+        max_extensions=(
+            spec.max_extensions
+            if spec.max_extensions is not None
+            else strategies.extend_timeout.max_extensions
+        ),
         quality_impact=spec.quality_impact or strategies.continue_with_partial.quality_impact,
-        partial_failure_handling=(spec.partial_failure_handling
-                                  or "continue_with_available_results"),
+        partial_failure_handling=(
+            spec.partial_failure_handling or "continue_with_available_results"
+        ),
         cross_validation=cross_agents,
-        cross_validation_timeout_s=(cross.validation_timeout.seconds
-                                    if cross_agents and cross is not None
-                                    and cross.validation_timeout is not None else None),
+        cross_validation_timeout_s=(
+            cross.validation_timeout.seconds
+            if cross_agents and cross is not None and cross.validation_timeout is not None
+            else None
+        ),
         cross_validation_blocking=bool(cross_agents and cross is not None and cross.blocking),
         estimated_s=round(duration, 3),
     )
 
 
-def _completion_context(plan: Plan, grouping: Grouping, resolution: Resolution,
-                        agent_id: str) -> list[str]:
+def _completion_context(
+    plan: Plan, grouping: Grouping, resolution: Resolution, agent_id: str
+) -> list[str]:
     """What a seed agent without a specification reads: the outputs of the agents its group
     waits for (``dependencies: [analyst.completion]``), as context, so pm's stories can build on
     analyst's brief although the seed never names the fields."""
@@ -301,9 +327,17 @@ def _completion_context(plan: Plan, grouping: Grouping, resolution: Resolution,
     return refs
 
 
-def _compile_agent(plan: Plan, agent_id: str, spec: AgentSpec, group: str,
-                   resolution: Resolution, estimate: Duration, priority: int,
-                   critical: bool, completion_context: list[str]) -> CompiledAgent:
+def _compile_agent(
+    plan: Plan,
+    agent_id: str,
+    spec: AgentSpec,
+    group: str,
+    resolution: Resolution,
+    estimate: Duration,
+    priority: int,
+    critical: bool,
+    completion_context: list[str],
+) -> CompiledAgent:
     requirements = spec.resource_requirements
     settings = {**spec.settings, **spec.kind_settings()}
     kind = spec.resolved_kind(agent_id)
@@ -324,17 +358,25 @@ def _compile_agent(plan: Plan, agent_id: str, spec: AgentSpec, group: str,
         settings.setdefault("render_cache", render_cache_settings(plan))
     if kind == "template" and plan.resource_pool_given:
         engine = plan.resource_manager.resource_pool.template_engine
-        settings.setdefault("template_engine", {
-            "concurrent_renders": engine.concurrent_renders,
-            "render_timeout": engine.render_timeout.seconds,
-        })
+        settings.setdefault(
+            "template_engine",
+            {
+                "concurrent_renders": engine.concurrent_renders,
+                "render_timeout": engine.render_timeout.seconds,
+            },
+        )
     # twice a long estimate could pass the longest duration a run can wait: capped there
-    timeout = spec.timeout.seconds if spec.timeout is not None else min(MAX_DURATION_S, max(
-        plan.default_agent_timeout_s, 2 * estimate.max_s))
+    timeout = (
+        spec.timeout.seconds
+        if spec.timeout is not None
+        else min(MAX_DURATION_S, max(plan.default_agent_timeout_s, 2 * estimate.max_s))
+    )
     retry = spec.retry
     validation_blocking = bool(spec.validates) and (
-        spec.validation_blocking if spec.validation_blocking is not None
-        else validation_blocks_by_default(plan))
+        spec.validation_blocking
+        if spec.validation_blocking is not None
+        else validation_blocks_by_default(plan)
+    )
     return CompiledAgent(
         id=agent_id,
         role=role,
@@ -359,8 +401,9 @@ def _compile_agent(plan: Plan, agent_id: str, spec: AgentSpec, group: str,
             max_attempts=retry.max_attempts,
             initial_interval_s=retry.initial_interval.seconds,
             backoff_coefficient=retry.backoff_coefficient,
-            maximum_interval_s=(retry.maximum_interval.seconds
-                                if retry.maximum_interval is not None else None),
+            maximum_interval_s=(
+                retry.maximum_interval.seconds if retry.maximum_interval is not None else None
+            ),
             non_retryable=list(retry.non_retryable),
         ),
         cpu=requirements.cpu if requirements.cpu is not None else DEFAULT_UNITS,
@@ -404,15 +447,22 @@ def _contention(plan: Plan, grouping: Grouping) -> list[dict[str, Any]]:
         if len(info.agents) > pool.concurrent_agent_limit:
             reasons.append(f"{len(info.agents)} agents > limit {pool.concurrent_agent_limit}")
         if reasons:
-            found.append({"group": group_id, "agents": list(info.agents),
-                          "reason": ", ".join(reasons)})
+            found.append(
+                {"group": group_id, "agents": list(info.agents), "reason": ", ".join(reasons)}
+            )
     return found
 
 
-def _opportunities(plan: Plan, grouping: Grouping, resolution: Resolution,
-                   estimates: Mapping[str, Duration], group_order: list[str],
-                   group_deps: Mapping[str, list[str]], durations: Mapping[str, float],
-                   makespan: float) -> list[Opportunity]:
+def _opportunities(
+    plan: Plan,
+    grouping: Grouping,
+    resolution: Resolution,
+    estimates: Mapping[str, Duration],
+    group_order: list[str],
+    group_deps: Mapping[str, list[str]],
+    durations: Mapping[str, float],
+    makespan: float,
+) -> list[Opportunity]:
     """Explicit grouping choices that serialise independent work, with the time they cost."""
     found: list[Opportunity] = []
     data_sources: dict[str, set[str]] = {a: set() for a in plan.agents}
@@ -420,8 +470,9 @@ def _opportunities(plan: Plan, grouping: Grouping, resolution: Resolution,
         if edge.blocking:
             data_sources[edge.target].add(edge.source)
 
-    def makespan_with(deps: Mapping[str, list[str]], lengths: Mapping[str, float],
-                      order: list[str]) -> float:
+    def makespan_with(
+        deps: Mapping[str, list[str]], lengths: Mapping[str, float], order: list[str]
+    ) -> float:
         return max(eager_finish_times(order, deps, lengths).values(), default=0.0)
 
     for group_id in group_order:
@@ -435,37 +486,62 @@ def _opportunities(plan: Plan, grouping: Grouping, resolution: Resolution,
                 lengths = {**durations, group_id: max(estimates[a].seconds for a in members)}
                 saving = makespan - makespan_with(group_deps, lengths, group_order)
                 if saving > 0:
-                    found.append(Opportunity(
-                        "sequential_group", group_id, list(members), round(saving, 3),
-                        f"group '{group_id}' runs {members} one after another, but none of "
-                        f"them reads another's output; parallel: true would save "
-                        f"{saving:g}s"))
+                    found.append(
+                        Opportunity(
+                            "sequential_group",
+                            group_id,
+                            list(members),
+                            round(saving, 3),
+                            f"group '{group_id}' runs {members} one after another, but none of "
+                            f"them reads another's output; parallel: true would save "
+                            f"{saving:g}s",
+                        )
+                    )
         for dependency in info.spec.depends_on if info.spec else []:
-            target = next((g for g in info.depends_on
-                           if dependency in (g, f"{g}.completion")
-                           or dependency.split(".")[0] in grouping.groups[g].agents), None)
+            target = next(
+                (
+                    g
+                    for g in info.depends_on
+                    if dependency in (g, f"{g}.completion")
+                    or dependency.split(".")[0] in grouping.groups[g].agents
+                ),
+                None,
+            )
             if target is None:
                 continue
-            needed = any(data_sources[a] & set(grouping.groups[target].agents)
-                         for a in members)
+            needed = any(data_sources[a] & set(grouping.groups[target].agents) for a in members)
             declares_inputs = all(plan.agents[a].inputs for a in members)
             if needed or not declares_inputs:
                 continue
             deps = {**group_deps, group_id: [d for d in group_deps[group_id] if d != target]}
             saving = makespan - makespan_with(deps, durations, group_order)
             if saving > 0:
-                found.append(Opportunity(
-                    "unneeded_dependency", group_id, list(members), round(saving, 3),
-                    f"group '{group_id}' waits for '{target}' but none of its agents reads "
-                    f"its outputs; dropping depends_on '{dependency}' would save {saving:g}s"))
+                found.append(
+                    Opportunity(
+                        "unneeded_dependency",
+                        group_id,
+                        list(members),
+                        round(saving, 3),
+                        f"group '{group_id}' waits for '{target}' but none of its agents reads "
+                        f"its outputs; dropping depends_on '{dependency}' would save {saving:g}s",
+                    )
+                )
         if info.parallel and len(members) > 1:
             # readiness differs when members read from different groups: the early ones wait
-            own_deps = {a: sorted({grouping.agent_group[s] for s in data_sources[a]
-                                   if grouping.agent_group[s] != group_id})
-                        for a in members}
+            own_deps = {
+                a: sorted(
+                    {
+                        grouping.agent_group[s]
+                        for s in data_sources[a]
+                        if grouping.agent_group[s] != group_id
+                    }
+                )
+                for a in members
+            }
             if len({tuple(v) for v in own_deps.values()}) > 1:
-                explicit = [d for d in group_deps[group_id]
-                            if not any(d in v for v in own_deps.values())]
+                explicit = [
+                    d for d in group_deps[group_id] if not any(d in v for v in own_deps.values())
+                ]
                 order = [g for g in group_order if g != group_id]
                 deps = {g: [d for d in group_deps[g] if d != group_id] for g in order}
                 lengths = dict(durations)
@@ -477,15 +553,25 @@ def _opportunities(plan: Plan, grouping: Grouping, resolution: Resolution,
                 for g in order:
                     if group_id in group_deps[g]:
                         # readers wait only for the members they read; declared order waits all
-                        read = [node_of[s] for a in grouping.groups[g].agents
-                                for s in sorted(data_sources[a]) if s in node_of]
+                        read = [
+                            node_of[s]
+                            for a in grouping.groups[g].agents
+                            for s in sorted(data_sources[a])
+                            if s in node_of
+                        ]
                         deps[g] = deps[g] + (sorted(set(read)) or split)
                 position = group_order.index(group_id)
                 new_order = order[:position] + split + order[position:]
                 saving = makespan - makespan_with(deps, lengths, new_order)
                 if saving > 0:
-                    found.append(Opportunity(
-                        "mixed_readiness", group_id, list(members), round(saving, 3),
-                        f"group '{group_id}' holds agents that become ready at different "
-                        f"times; splitting it would save {saving:g}s"))
+                    found.append(
+                        Opportunity(
+                            "mixed_readiness",
+                            group_id,
+                            list(members),
+                            round(saving, 3),
+                            f"group '{group_id}' holds agents that become ready at different "
+                            f"times; splitting it would save {saving:g}s",
+                        )
+                    )
     return found

@@ -50,35 +50,47 @@ def _explicit_groups(plan: Plan, result: Grouping) -> None:
             agent_id = plan.aliases.get(name, name)
             if agent_id not in plan.agents:
                 close = suggest(name, plan.agents)
-                result.problems.append(UnknownAgentError(
-                    f"group '{group_id}' lists agent '{name}', which the plan does not define",
-                    value=name, location=plan.group_location(group_id, "agents", index),
-                    expected=f"one of {list(plan.agents)}", found=repr(name),
-                    fix=f"did you mean '{close}'?" if close else "define the agent first",
-                ))
+                result.problems.append(
+                    UnknownAgentError(
+                        f"group '{group_id}' lists agent '{name}', which the plan does not define",
+                        value=name,
+                        location=plan.group_location(group_id, "agents", index),
+                        expected=f"one of {list(plan.agents)}",
+                        found=repr(name),
+                        fix=f"did you mean '{close}'?" if close else "define the agent first",
+                    )
+                )
                 continue
             if agent_id in result.agent_group:
                 other = result.agent_group[agent_id]
                 if other == group_id:
                     continue
-                result.problems.append(GroupError(
-                    f"agent '{agent_id}' is in two groups: '{other}' and '{group_id}'",
-                    value=agent_id, location=plan.group_location(group_id, "agents", index),
-                    expected="each agent in exactly one group",
-                    fix=f"remove '{agent_id}' from one of them",
-                ))
+                result.problems.append(
+                    GroupError(
+                        f"agent '{agent_id}' is in two groups: '{other}' and '{group_id}'",
+                        value=agent_id,
+                        location=plan.group_location(group_id, "agents", index),
+                        expected="each agent in exactly one group",
+                        fix=f"remove '{agent_id}' from one of them",
+                    )
+                )
                 continue
             result.agent_group[agent_id] = group_id
             members.append(agent_id)
         if not spec.agents:
-            result.problems.append(GroupError(
-                f"group '{group_id}' has no agents", value=group_id,
-                location=plan.group_location(group_id), expected="at least one agent",
-                fix="list its agents under agents:, or remove the group",
-            ))
+            result.problems.append(
+                GroupError(
+                    f"group '{group_id}' has no agents",
+                    value=group_id,
+                    location=plan.group_location(group_id),
+                    expected="at least one agent",
+                    fix="list its agents under agents:, or remove the group",
+                )
+            )
         parallel = spec.parallel if spec.parallel is not None else True
-        result.groups[group_id] = GroupInfo(group_id, members, parallel=parallel,
-                                            explicit=True, spec=spec)
+        result.groups[group_id] = GroupInfo(
+            group_id, members, parallel=parallel, explicit=True, spec=spec
+        )
 
 
 def _derive_groups(plan: Plan, edges: list[Edge], result: Grouping) -> None:
@@ -95,8 +107,10 @@ def _derive_groups(plan: Plan, edges: list[Edge], result: Grouping) -> None:
     # depend on a group member see the whole group as one predecessor
     by_signature: dict[tuple[tuple[str, ...], tuple[str, ...]], list[str]] = {}
     for agent_id in ungrouped:
-        signature = (tuple(sorted(set(predecessors[agent_id]))),
-                     tuple(sorted(set(successors[agent_id]))))
+        signature = (
+            tuple(sorted(set(predecessors[agent_id]))),
+            tuple(sorted(set(successors[agent_id]))),
+        )
         by_signature.setdefault(signature, []).append(agent_id)
     for members in by_signature.values():
         group_id = members[0] if len(members) == 1 else "+".join(members)
@@ -110,10 +124,12 @@ def _derive_groups(plan: Plan, edges: list[Edge], result: Grouping) -> None:
         result.groups[group_id] = GroupInfo(group_id, members, parallel=True)
     # keep groups in the order their first agent was declared: the tie-breaker everywhere
     order = {agent_id: index for index, agent_id in enumerate(plan.agents)}
-    result.groups = dict(sorted(
-        result.groups.items(),
-        key=lambda item: min((order[a] for a in item[1].agents), default=len(order)),
-    ))
+    result.groups = dict(
+        sorted(
+            result.groups.items(),
+            key=lambda item: min((order[a] for a in item[1].agents), default=len(order)),
+        )
+    )
 
 
 def resolve_group_ref(plan: Plan, ref: str, result: Grouping) -> str | None:
@@ -134,19 +150,26 @@ def _group_dependencies(plan: Plan, edges: list[Edge], result: Grouping) -> None
             target = resolve_group_ref(plan, ref, result)
             if target is None:
                 close = suggest(ref, [*result.groups, *plan.agents])
-                result.problems.append(UnknownAgentError(
-                    f"group '{group_id}' depends on '{ref}', which is neither a group nor an "
-                    "agent", value=ref,
-                    location=plan.group_location(group_id, "depends_on", index),
-                    expected="a group id, an agent id or 'agent.completion'", found=repr(ref),
-                    fix=f"did you mean '{close}'?" if close else "fix the name",
-                ))
+                result.problems.append(
+                    UnknownAgentError(
+                        f"group '{group_id}' depends on '{ref}', which is neither a group nor an "
+                        "agent",
+                        value=ref,
+                        location=plan.group_location(group_id, "depends_on", index),
+                        expected="a group id, an agent id or 'agent.completion'",
+                        found=repr(ref),
+                        fix=f"did you mean '{close}'?" if close else "fix the name",
+                    )
+                )
             elif target == group_id:
-                result.problems.append(GroupError(
-                    f"group '{group_id}' depends on itself through '{ref}'", value=ref,
-                    location=plan.group_location(group_id, "depends_on", index),
-                    fix="remove the dependency",
-                ))
+                result.problems.append(
+                    GroupError(
+                        f"group '{group_id}' depends on itself through '{ref}'",
+                        value=ref,
+                        location=plan.group_location(group_id, "depends_on", index),
+                        fix="remove the dependency",
+                    )
+                )
             elif target not in info.depends_on:
                 info.depends_on.append(target)
                 info.declared.append(target)
@@ -160,22 +183,28 @@ def _group_dependencies(plan: Plan, edges: list[Edge], result: Grouping) -> None
         if source_group == target_group:
             info = result.groups[target_group]
             if info.parallel:
-                result.problems.append(GroupError(
-                    f"agent '{edge.target}' needs '{edge.ref}' from '{edge.source}', but both "
-                    f"are in parallel group '{target_group}', whose agents start together",
-                    value=edge.ref, location=plan.agent_location(edge.target, "inputs"),
-                    expected="blocking inputs from earlier groups",
-                    fix=f"move '{edge.source}' to an earlier group, make the input "
-                    "optional_inputs, or set parallel: false on the group",
-                ))
+                result.problems.append(
+                    GroupError(
+                        f"agent '{edge.target}' needs '{edge.ref}' from '{edge.source}', but both "
+                        f"are in parallel group '{target_group}', whose agents start together",
+                        value=edge.ref,
+                        location=plan.agent_location(edge.target, "inputs"),
+                        expected="blocking inputs from earlier groups",
+                        fix=f"move '{edge.source}' to an earlier group, make the input "
+                        "optional_inputs, or set parallel: false on the group",
+                    )
+                )
             elif info.agents.index(edge.source) > info.agents.index(edge.target):
-                result.problems.append(GroupError(
-                    f"sequential group '{target_group}' runs '{edge.target}' before "
-                    f"'{edge.source}', whose '{edge.ref}' it needs", value=edge.ref,
-                    location=plan.group_location(target_group, "agents"),
-                    expected="agents listed in dependency order",
-                    fix=f"list '{edge.source}' before '{edge.target}'",
-                ))
+                result.problems.append(
+                    GroupError(
+                        f"sequential group '{target_group}' runs '{edge.target}' before "
+                        f"'{edge.source}', whose '{edge.ref}' it needs",
+                        value=edge.ref,
+                        location=plan.group_location(target_group, "agents"),
+                        expected="agents listed in dependency order",
+                        fix=f"list '{edge.source}' before '{edge.target}'",
+                    )
+                )
             continue
         target_info = result.groups[target_group]
         if source_group not in target_info.depends_on:

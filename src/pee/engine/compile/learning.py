@@ -47,8 +47,9 @@ def percentile(samples: Sequence[float], fraction: float) -> float:
 def summarise(samples: Sequence[float]) -> Learned:
     if not samples:
         raise ValueError("no samples to learn from")
-    return Learned(len(samples), round(sum(samples) / len(samples), 3),
-                   round(percentile(samples, 0.95), 3))
+    return Learned(
+        len(samples), round(sum(samples) / len(samples), 3), round(percentile(samples, 0.95), 3)
+    )
 
 
 def mode_of(simulate: bool) -> str:
@@ -65,8 +66,13 @@ def samples_from_report(report: Mapping[str, Any]) -> list[tuple[str, float]]:
     found = []
     for agent_id, agent in (report.get("agents") or {}).items():
         duration = agent.get("duration_s")
-        if (agent.get("status") != "succeeded" or agent.get("cached") or agent.get("resumed")
-                or agent.get("defaulted_outputs") or not isinstance(duration, (int, float))):
+        if (
+            agent.get("status") != "succeeded"
+            or agent.get("cached")
+            or agent.get("resumed")
+            or agent.get("defaulted_outputs")
+            or not isinstance(duration, (int, float))
+        ):
             continue
         found.append((str(agent_id), round(float(duration) / scale, 3)))
     return found
@@ -78,8 +84,9 @@ def adaptive_timeout(plan_timeout_s: float, p95_s: float, margin: float) -> floa
     return round(max(plan_timeout_s, min(p95_s * margin, MAX_DURATION_S)), 3)
 
 
-def group_p95(agents: Sequence[str], learned: Mapping[str, Learned],
-              parallel: bool) -> float | None:
+def group_p95(
+    agents: Sequence[str], learned: Mapping[str, Learned], parallel: bool
+) -> float | None:
     """The learned p95 of a whole group: its slowest agent's, or their sum when it runs them one
     after another; None unless every member has samples."""
     if not agents or any(a not in learned for a in agents):

@@ -57,27 +57,29 @@ def resolve(plan: Plan) -> Resolution:
     for agent_id, spec in plan.agents.items():
         for field_name, kind in (("inputs", DATA), ("optional_inputs", CONTEXT)):
             for index, ref in enumerate(getattr(spec, field_name)):
-                producers = _resolve_ref(plan, agent_id, ref, field_name, index, writers,
-                                         open_agents, result)
+                producers = _resolve_ref(
+                    plan, agent_id, ref, field_name, index, writers, open_agents, result
+                )
                 for producer, _output in producers:
                     if producer == agent_id:
-                        result.problems.append(MissingProducerError(
-                            f"agent '{agent_id}' reads its own output '{ref}'", value=ref,
-                            location=plan.agent_location(agent_id, field_name, index),
-                            expected="inputs produced by other agents",
-                            fix="remove it from inputs",
-                        ))
+                        result.problems.append(
+                            MissingProducerError(
+                                f"agent '{agent_id}' reads its own output '{ref}'",
+                                value=ref,
+                                location=plan.agent_location(agent_id, field_name, index),
+                                expected="inputs produced by other agents",
+                                fix="remove it from inputs",
+                            )
+                        )
                         continue
-                    result.edges.append(Edge(producer, agent_id, kind, ref,
-                                             blocking=kind == DATA))
+                    result.edges.append(Edge(producer, agent_id, kind, ref, blocking=kind == DATA))
         blocking = spec.validation_blocking
         if blocking is None:
             blocking = validation_default
         for index, target in enumerate(spec.validates):
             target_id = plan.aliases.get(target, target)
             if target_id not in plan.agents:
-                result.problems.append(_unknown_agent(plan, agent_id, "validates", index,
-                                                      target))
+                result.problems.append(_unknown_agent(plan, agent_id, "validates", index, target))
                 continue
             if target_id == agent_id:
                 continue  # an agent checking its own output needs no edge
@@ -99,8 +101,9 @@ def resolve(plan: Plan) -> Resolution:
     for validator, target_id in blocking_validations:
         for reader in readers.get(target_id, []):
             if reader != validator:
-                result.edges.append(Edge(validator, reader, VALIDATION,
-                                         f"{validator} validates {target_id}"))
+                result.edges.append(
+                    Edge(validator, reader, VALIDATION, f"{validator} validates {target_id}")
+                )
     return result
 
 
@@ -110,20 +113,30 @@ def validation_blocks_by_default(plan: Plan) -> bool:
     return bool(validation_type is not None and validation_type.blocking)
 
 
-def _unknown_agent(plan: Plan, agent_id: str, field_name: str, index: int,
-                   name: str) -> UnknownAgentError:
+def _unknown_agent(
+    plan: Plan, agent_id: str, field_name: str, index: int, name: str
+) -> UnknownAgentError:
     close = suggest(name, plan.agents)
     return UnknownAgentError(
         f"agent '{agent_id}' refers to agent '{name}', which the plan does not define",
-        value=name, location=plan.agent_location(agent_id, field_name, index),
-        expected=f"one of {list(plan.agents)}", found=repr(name),
+        value=name,
+        location=plan.agent_location(agent_id, field_name, index),
+        expected=f"one of {list(plan.agents)}",
+        found=repr(name),
         fix=f"did you mean '{close}'?" if close else "define the agent or fix the name",
     )
 
 
-def _resolve_ref(plan: Plan, agent_id: str, ref: str, field_name: str, index: int,
-                 writers: dict[str, list[str]], open_agents: set[str],
-                 result: Resolution) -> list[tuple[str, str]]:
+def _resolve_ref(
+    plan: Plan,
+    agent_id: str,
+    ref: str,
+    field_name: str,
+    index: int,
+    writers: dict[str, list[str]],
+    open_agents: set[str],
+    result: Resolution,
+) -> list[tuple[str, str]]:
     if ref in plan.inputs:
         if ref not in result.plan_inputs:
             result.plan_inputs.append(ref)
@@ -132,9 +145,13 @@ def _resolve_ref(plan: Plan, agent_id: str, ref: str, field_name: str, index: in
         if agent_id in writers[ref]:
             # read-modify-write: wait for the key's creators (writers that do not read it), not
             # for the other modifiers, which run alongside and are merged on commit
-            readers_of = [w for w in writers[ref] if w != agent_id
-                          and ref not in plan.agents[w].inputs
-                          and ref not in plan.agents[w].optional_inputs]
+            readers_of = [
+                w
+                for w in writers[ref]
+                if w != agent_id
+                and ref not in plan.agents[w].inputs
+                and ref not in plan.agents[w].optional_inputs
+            ]
             return [(writer, ref) for writer in readers_of]
         return [(writer, ref) for writer in writers[ref]]
     if "." not in ref:
@@ -143,21 +160,28 @@ def _resolve_ref(plan: Plan, agent_id: str, ref: str, field_name: str, index: in
             return [(producer, COMPLETION)]
         known_keys = sorted(writers) + sorted(plan.inputs)
         close = suggest(ref, [*known_keys, *plan.agents])
-        result.problems.append(MissingProducerError(
-            f"agent '{agent_id}' reads '{ref}', but no agent writes it and no plan input "
-            "supplies it", value=ref, location=plan.agent_location(agent_id, field_name, index),
-            expected="'agent.output', a shared key listed in some agent's writes, or a plan input",
-            found=repr(ref),
-            fix=(f"did you mean '{close}'? " if close else "")
-            + f"supply it with --set {ref}=VALUE, add it under inputs:, or list it in the "
-            "writes of the agent that produces it",
-        ))
+        result.problems.append(
+            MissingProducerError(
+                f"agent '{agent_id}' reads '{ref}', but no agent writes it and no plan input "
+                "supplies it",
+                value=ref,
+                location=plan.agent_location(agent_id, field_name, index),
+                expected=(
+                    "'agent.output', a shared key listed in some agent's writes, or a plan input"
+                ),
+                found=repr(ref),
+                fix=(f"did you mean '{close}'? " if close else "")
+                + f"supply it with --set {ref}=VALUE, add it under inputs:, or list it in the "
+                "writes of the agent that produces it",
+            )
+        )
         return []
     producer, output = ref.split(".", 1)
     producer = plan.aliases.get(producer, producer)
     if producer not in plan.agents:
-        result.problems.append(_unknown_agent(plan, agent_id, field_name, index,
-                                              ref.split(".", 1)[0]))
+        result.problems.append(
+            _unknown_agent(plan, agent_id, field_name, index, ref.split(".", 1)[0])
+        )
         return []
     if output == COMPLETION:
         return [(producer, output)]
@@ -167,13 +191,20 @@ def _resolve_ref(plan: Plan, agent_id: str, ref: str, field_name: str, index: in
             outputs.append(output)
         else:
             close = suggest(output, outputs)
-            result.problems.append(MissingProducerError(
-                f"agent '{agent_id}' reads '{ref}', but no agent writes it; writers: "
-                f"{[f'{producer}.{o}' for o in outputs]}",
-                value=ref, location=plan.agent_location(agent_id, field_name, index),
-                expected=f"one of {producer}'s outputs", found=repr(output),
-                fix=(f"did you mean '{producer}.{close}'?" if close
-                     else f"add '{output}' to {producer}'s outputs"),
-            ))
+            result.problems.append(
+                MissingProducerError(
+                    f"agent '{agent_id}' reads '{ref}', but no agent writes it; writers: "
+                    f"{[f'{producer}.{o}' for o in outputs]}",
+                    value=ref,
+                    location=plan.agent_location(agent_id, field_name, index),
+                    expected=f"one of {producer}'s outputs",
+                    found=repr(output),
+                    fix=(
+                        f"did you mean '{producer}.{close}'?"
+                        if close
+                        else f"add '{output}' to {producer}'s outputs"
+                    ),
+                )
+            )
             return []
     return [(producer, output)]

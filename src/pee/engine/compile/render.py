@@ -96,8 +96,13 @@ def as_json_dict(compiled: CompiledPlan) -> dict[str, Any]:
         "agent_level_s": compiled.agent_level_s,
         "speedup_vs_sequential": round(_speedup(compiled), 3),
         "parallel_opportunities": [
-            {"kind": o.kind, "group": o.group, "agents": o.agents, "saving_s": o.saving_s,
-             "message": o.message}
+            {
+                "kind": o.kind,
+                "group": o.group,
+                "agents": o.agents,
+                "saving_s": o.saving_s,
+                "message": o.message,
+            }
             for o in compiled.parallel_opportunities
         ],
         "resource_contention": compiled.resources.get("contention", []),
@@ -115,18 +120,24 @@ def as_text(compiled: CompiledPlan) -> str:
     agents = {a.id: a for a in compiled.agents}
     direct = direct_dependencies(compiled)
     for index, group in enumerate(compiled.groups, 1):
-        mode = "parallel" if group.parallel and len(group.agents) > 1 else (
-            "sequential" if len(group.agents) > 1 else "single")
+        mode = (
+            "parallel"
+            if group.parallel and len(group.agents) > 1
+            else ("sequential" if len(group.agents) > 1 else "single")
+        )
         after = f" after {', '.join(direct[group.id])}" if group.depends_on else ""
         deadline = f", barrier {_duration(group.timeout_s)}" if group.timeout_s else ""
-        lines.append(f"  {index}. {group.id} [{mode}, ~{_duration(group.estimated_s)}"
-                     f"{deadline}]{after}")
+        lines.append(
+            f"  {index}. {group.id} [{mode}, ~{_duration(group.estimated_s)}{deadline}]{after}"
+        )
         for agent_id in group.agents:
             agent = agents[agent_id]
             mark = "*" if agent.on_critical_path else " "
             estimate = _duration(agent.estimated_s)
-            lines.append(f"     {mark} {agent_id:<24} {agent.kind:<9} ~{estimate:<8}"
-                         f" priority {agent.priority}")
+            lines.append(
+                f"     {mark} {agent_id:<24} {agent.kind:<9} ~{estimate:<8}"
+                f" priority {agent.priority}"
+            )
     lines += [
         "",
         f"critical path (*): {' -> '.join(compiled.critical_path)}",
@@ -195,14 +206,18 @@ def as_mermaid(plan: Plan, compiled: CompiledPlan) -> str:
                 lines.append(f"  {_node_id('g_' + dependency)} --> {_node_id('g_' + group.id)}")
     lines.append("  classDef critical fill:#fde2e1,stroke:#c0392b,stroke-width:2px")
     if compiled.critical_path:
-        lines.append("  class " + ",".join(_node_id(a) for a in compiled.critical_path)
-                     + " critical")
+        lines.append(
+            "  class " + ",".join(_node_id(a) for a in compiled.critical_path) + " critical"
+        )
     return "\n".join(lines)
 
 
 def as_dot(plan: Plan, compiled: CompiledPlan) -> str:
-    lines = [f'digraph "{_quote(compiled.name, chr(92) + chr(34))}" {{', "  rankdir=LR;",
-             "  node [shape=box];"]
+    lines = [
+        f'digraph "{_quote(compiled.name, chr(92) + chr(34))}" {{',
+        "  rankdir=LR;",
+        "  node [shape=box];",
+    ]
     critical = set(compiled.critical_path)
     for group in compiled.groups:
         lines.append(f'  subgraph "cluster_{group.id}" {{')
@@ -210,12 +225,15 @@ def as_dot(plan: Plan, compiled: CompiledPlan) -> str:
         for agent_id in group.agents:
             agent = compiled.agent(agent_id)
             style = ', color="#c0392b", penwidth=2' if agent_id in critical else ""
-            lines.append(f'    "{agent_id}" [label="{agent_id}\\n~{_duration(agent.estimated_s)}"'
-                         f"{style}];")
+            lines.append(
+                f'    "{agent_id}" [label="{agent_id}\\n~{_duration(agent.estimated_s)}"{style}];'
+            )
         lines.append("  }")
     for source, target, kind in _graph_edges(plan, compiled):
-        style = {CONTEXT: ' [style=dashed, label="context"]',
-                 VALIDATION: ' [style=dotted, label="validates"]'}.get(kind, "")
+        style = {
+            CONTEXT: ' [style=dashed, label="context"]',
+            VALIDATION: ' [style=dotted, label="validates"]',
+        }.get(kind, "")
         lines.append(f'  "{source}" -> "{target}"{style};')
     group_agents = {g.id: g.agents for g in compiled.groups}
     edges = {(s, t) for s, t, _ in _graph_edges(plan, compiled)}
@@ -224,7 +242,9 @@ def as_dot(plan: Plan, compiled: CompiledPlan) -> str:
         for dependency in direct[group.id]:
             source, target = group_agents[dependency][-1], group.agents[0]
             if not any((s, t) in edges for s in group_agents[dependency] for t in group.agents):
-                lines.append(f'  "{source}" -> "{target}" [ltail="cluster_{dependency}", '
-                             f'lhead="cluster_{group.id}"];')
+                lines.append(
+                    f'  "{source}" -> "{target}" [ltail="cluster_{dependency}", '
+                    f'lhead="cluster_{group.id}"];'
+                )
     lines.append("}")
     return "\n".join(lines)

@@ -81,8 +81,17 @@ EXISTING = "existing_"
 # variables the loader itself reads (cli/common.plan_variables sets the last two)
 RESERVED_VARIABLES = ("bmad_kind", "bmad_duration", "bmad_dir", "bmad_templates")
 # run facts that agents and templates read by name, accepted by --set for every workflow
-PROJECT_VARIABLES = ("project_name", "project", "project_brief", "brief", "description",
-                     "user_name", "author", "date", "version")
+PROJECT_VARIABLES = (
+    "project_name",
+    "project",
+    "project_brief",
+    "brief",
+    "description",
+    "user_name",
+    "author",
+    "date",
+    "version",
+)
 GATE_AGENTS = ("po",)
 
 _TRAILING_PAREN = re.compile(r"\s*\([^()]*\)\s*$")
@@ -204,8 +213,13 @@ class _Order:
 
 
 class _Importer:
-    def __init__(self, source: SourceMap, variables: Mapping[str, Any],
-                 folder: BmadFolder | None = None, workflow_type: str | None = None) -> None:
+    def __init__(
+        self,
+        source: SourceMap,
+        variables: Mapping[str, Any],
+        folder: BmadFolder | None = None,
+        workflow_type: str | None = None,
+    ) -> None:
         self.source = source
         self.variables = variables
         self.folder = folder
@@ -227,48 +241,70 @@ class _Importer:
 
     def workflow(self, data: Any) -> tuple[Mapping[str, Any], list[Any]] | None:
         if not isinstance(data, Mapping):
-            self.problems.append(InvalidValueError(
-                "a BMAD workflow file must be a mapping", value=data, location=self.at(()),
-                expected="a mapping with a 'workflow' key", found=type(data).__name__,
-            ))
+            self.problems.append(
+                InvalidValueError(
+                    "a BMAD workflow file must be a mapping",
+                    value=data,
+                    location=self.at(()),
+                    expected="a mapping with a 'workflow' key",
+                    found=type(data).__name__,
+                )
+            )
             return None
         workflow = data.get("workflow")
         if not isinstance(workflow, Mapping):
-            self.problems.append(InvalidValueError(
-                "'workflow' must be a mapping", value=workflow, location=self.at(("workflow",)),
-                expected="workflow: {id, name, description, sequence: [...]}",
-                found=_describe(workflow),
-                fix="indent id, name and sequence under 'workflow:'",
-            ))
+            self.problems.append(
+                InvalidValueError(
+                    "'workflow' must be a mapping",
+                    value=workflow,
+                    location=self.at(("workflow",)),
+                    expected="workflow: {id, name, description, sequence: [...]}",
+                    found=_describe(workflow),
+                    fix="indent id, name and sequence under 'workflow:'",
+                )
+            )
             return None
         sequence = workflow.get("sequence")
         if not isinstance(sequence, list):
-            self.problems.append(InvalidValueError(
-                "'workflow.sequence' must be a list of steps", value=sequence,
-                location=self.at(("workflow", "sequence")),
-                expected="a list such as '- agent: pm\\n  creates: prd.md'",
-                found=_describe(sequence),
-                fix="write each step as a '- ' list item under 'sequence:'",
-            ))
+            self.problems.append(
+                InvalidValueError(
+                    "'workflow.sequence' must be a list of steps",
+                    value=sequence,
+                    location=self.at(("workflow", "sequence")),
+                    expected="a list such as '- agent: pm\\n  creates: prd.md'",
+                    found=_describe(sequence),
+                    fix="write each step as a '- ' list item under 'sequence:'",
+                )
+            )
             return None
         for key in ("id", "name", "description", "type"):
             value = workflow.get(key)
             if value is not None and not isinstance(value, str):
-                self.problems.append(InvalidValueError(
-                    f"'workflow.{key}' must be text", value=value,
-                    location=self.at(("workflow", key)), expected="a string",
-                    found=_describe(value), fix="quote the value",
-                ))
+                self.problems.append(
+                    InvalidValueError(
+                        f"'workflow.{key}' must be text",
+                        value=value,
+                        location=self.at(("workflow", key)),
+                        expected="a string",
+                        found=_describe(value),
+                        fix="quote the value",
+                    )
+                )
         return workflow, sequence
 
     def step(self, index: int, raw: Any) -> _Step | None:
         path: PathKey = ("workflow", "sequence", index)
         if not isinstance(raw, Mapping) or not raw:
-            self.problems.append(InvalidValueError(
-                f"BMAD step {index} must be a non-empty mapping", value=raw,
-                location=self.at(path), expected="a mapping such as {agent: pm, creates: prd.md}",
-                found=_describe(raw), fix="give the step an 'agent' and what it creates/requires",
-            ))
+            self.problems.append(
+                InvalidValueError(
+                    f"BMAD step {index} must be a non-empty mapping",
+                    value=raw,
+                    location=self.at(path),
+                    expected="a mapping such as {agent: pm, creates: prd.md}",
+                    found=_describe(raw),
+                    fix="give the step an 'agent' and what it creates/requires",
+                )
+            )
             return None
         step = _Step(index=index, path=path)
         items: list[tuple[Any, Any, PathKey]] = []
@@ -293,12 +329,16 @@ class _Importer:
                 self.problems.append(_unknown_key(key, index, key_path, self.at(key_path)))
                 continue
             if key in step.fields:
-                self.problems.append(InvalidValueError(
-                    f"BMAD step {index} gives '{key}' twice", value=value,
-                    location=self.at(key_path), expected="each key once",
-                    found=f"'{key}' both inside and beside '{step.block}:'",
-                    fix="keep one of them",
-                ))
+                self.problems.append(
+                    InvalidValueError(
+                        f"BMAD step {index} gives '{key}' twice",
+                        value=value,
+                        location=self.at(key_path),
+                        expected="each key once",
+                        found=f"'{key}' both inside and beside '{step.block}:'",
+                        fix="keep one of them",
+                    )
+                )
                 continue
             if self.check_field(index, key, value, key_path):
                 step.fields[key] = value
@@ -334,10 +374,15 @@ class _Importer:
         else:  # artifact keys are checked item by item in artifacts()
             return True
         if not ok:
-            self.problems.append(InvalidValueError(
-                f"BMAD step {index}: '{key}' must be {expected}", value=value,
-                location=self.at(path), expected=expected, found=_describe(value),
-            ))
+            self.problems.append(
+                InvalidValueError(
+                    f"BMAD step {index}: '{key}' must be {expected}",
+                    value=value,
+                    location=self.at(path),
+                    expected=expected,
+                    found=_describe(value),
+                )
+            )
         return ok
 
     def artifacts(
@@ -350,20 +395,28 @@ class _Importer:
             entries = [(item, (*path, i)) for i, item in enumerate(value)]
         else:
             entries = []
-            self.problems.append(InvalidValueError(
-                f"BMAD step {index}: '{key}' must be an artifact name or a list of them",
-                value=value, location=self.at(path),
-                expected="a string such as 'prd.md' or a list of strings", found=_describe(value),
-            ))
+            self.problems.append(
+                InvalidValueError(
+                    f"BMAD step {index}: '{key}' must be an artifact name or a list of them",
+                    value=value,
+                    location=self.at(path),
+                    expected="a string such as 'prd.md' or a list of strings",
+                    found=_describe(value),
+                )
+            )
         names: list[tuple[str, PathKey]] = []
         for item, item_path in entries:
             name = normalise_artifact(item) if isinstance(item, str) else ""
             if not name:
-                self.problems.append(InvalidValueError(
-                    f"BMAD step {index}: '{key}' holds an empty or non-text artifact name",
-                    value=item, location=self.at(item_path),
-                    expected="an artifact name such as 'prd.md'", found=_describe(item),
-                ))
+                self.problems.append(
+                    InvalidValueError(
+                        f"BMAD step {index}: '{key}' holds an empty or non-text artifact name",
+                        value=item,
+                        location=self.at(item_path),
+                        expected="an artifact name such as 'prd.md'",
+                        found=_describe(item),
+                    )
+                )
             elif name not in (existing for existing, _ in names):
                 names.append((name, item_path))
         return names
@@ -409,29 +462,39 @@ class _Importer:
         if given is None and route is not None:
             # `major_enhancement_path` names the route `major_enhancement`
             taken = route in self.routes_taken
-            self.note(NoteKind.INCLUDED if taken else NoteKind.SKIPPED,
-                      f"{step.label()}: condition '{condition}' "
-                      f"{'holds' if taken else 'does not hold'}: route '{route}' was "
-                      f"{'' if taken else 'not '}taken")
+            self.note(
+                NoteKind.INCLUDED if taken else NoteKind.SKIPPED,
+                f"{step.label()}: condition '{condition}' "
+                f"{'holds' if taken else 'does not hold'}: route '{route}' was "
+                f"{'' if taken else 'not '}taken",
+            )
             return taken
         value = truth(given)
         if given is not None and value is None:
-            self.problems.append(InvalidValueError(
-                f"--set {condition}={given} is neither true nor false "
-                f"({step.label()} runs only when it is true)",
-                value=given, location=Location(file=self.source.file, path=f"--set {condition}"),
-                expected="one of " + "/".join(TRUE_WORDS) + " or " + "/".join(FALSE_WORDS),
-                found=repr(given), fix=f"write --set {condition}=true or --set {condition}=false",
-            ))
+            self.problems.append(
+                InvalidValueError(
+                    f"--set {condition}={given} is neither true nor false "
+                    f"({step.label()} runs only when it is true)",
+                    value=given,
+                    location=Location(file=self.source.file, path=f"--set {condition}"),
+                    expected="one of " + "/".join(TRUE_WORDS) + " or " + "/".join(FALSE_WORDS),
+                    found=repr(given),
+                    fix=f"write --set {condition}=true or --set {condition}=false",
+                )
+            )
             return False
         if value:
-            self.note(NoteKind.INCLUDED, f"{step.label()}: condition '{condition}' is "
-                      f"{given!r} (true)")
+            self.note(
+                NoteKind.INCLUDED, f"{step.label()}: condition '{condition}' is {given!r} (true)"
+            )
             return True
         state = "not set" if given is None else f"{given!r} (false)"
-        self.note(NoteKind.SKIPPED, f"{step.label()}: condition '{condition}' is "
-                  f"{state} (include it with --set {condition}=true; "
-                  f"{'/'.join(TRUE_WORDS)} count as true)")
+        self.note(
+            NoteKind.SKIPPED,
+            f"{step.label()}: condition '{condition}' is "
+            f"{state} (include it with --set {condition}=true; "
+            f"{'/'.join(TRUE_WORDS)} count as true)",
+        )
         return False
 
     def route_of(self, condition: str) -> str | None:
@@ -457,11 +520,15 @@ class _Importer:
                 if chosen is None:
                     continue
                 self.add(chosen, state, steps)
-                rest = [s for s in steps[position + 1:] if s.agent]
+                rest = [s for s in steps[position + 1 :] if s.agent]
                 if rest:
-                    self.note(NoteKind.ROUTING, f"route '{chosen.name}' ends the workflow after "
-                              f"{chosen.agent_id}: steps " + ", ".join(
-                                  str(s.index) for s in rest) + " are not run")
+                    self.note(
+                        NoteKind.ROUTING,
+                        f"route '{chosen.name}' ends the workflow after "
+                        f"{chosen.agent_id}: steps "
+                        + ", ".join(str(s.index) for s in rest)
+                        + " are not run",
+                    )
                 break
             if self.included(step):
                 self.add(step, state, steps)
@@ -480,8 +547,11 @@ class _Importer:
         for artifact, path in step.requires:
             if is_abstract(artifact):
                 for made, maker in producers.items():
-                    link(maker, f"{maker}.{made}",
-                         f"requires {artifact} (every document made before it)")
+                    link(
+                        maker,
+                        f"{maker}.{made}",
+                        f"requires {artifact} (every document made before it)",
+                    )
                 continue
             found = self.match(artifact, producers, state.named, state.outputs_of)
             for after, ref, reason in found:
@@ -490,50 +560,86 @@ class _Importer:
                 name = self.plan_input(step, artifact, path, steps)
                 if name is not None:
                     state.inputs[name] = self.variables[self.variable_for(artifact)]
-                    links.append(Link(agent_id, "", name, f"requires {artifact}",
-                                      LinkKind.INPUT))
-                    self.note(NoteKind.INPUT, f"{agent_id} requires '{artifact}', which no "
-                              f"earlier step makes: read from the value given for '{name}'")
+                    links.append(Link(agent_id, "", name, f"requires {artifact}", LinkKind.INPUT))
+                    self.note(
+                        NoteKind.INPUT,
+                        f"{agent_id} requires '{artifact}', which no "
+                        f"earlier step makes: read from the value given for '{name}'",
+                    )
         # an update edits the current version, so it waits for whoever made that version
         for artifact in step.updates:
             if artifact in producers:
                 maker = producers[artifact]
-                link(maker, f"{maker}.{artifact}",
-                     f"updates {artifact} (the version {maker} made)", LinkKind.UPDATES)
+                link(
+                    maker,
+                    f"{maker}.{artifact}",
+                    f"updates {artifact} (the version {maker} made)",
+                    LinkKind.UPDATES,
+                )
         if state.previous is not None and not step.requires:
-            link(state.previous, f"{state.previous}.{COMPLETION}",
-                 "follows the previous step (no requires)", LinkKind.PREVIOUS)
+            link(
+                state.previous,
+                f"{state.previous}.{COMPLETION}",
+                "follows the previous step (no requires)",
+                LinkKind.PREVIOUS,
+            )
         elif state.previous is not None and not any(k.after for k in links):
             # what it requires comes from outside the run: no earlier step makes it
             # independent, so the sequence's order holds
-            link(state.previous, f"{state.previous}.{COMPLETION}",
-                 "follows the previous step (it requires no earlier step's output)",
-                 LinkKind.PREVIOUS)
+            link(
+                state.previous,
+                f"{state.previous}.{COMPLETION}",
+                "follows the previous step (it requires no earlier step's output)",
+                LinkKind.PREVIOUS,
+            )
 
         validated: list[str] = []
         for artifact, path in step.validates:
             for target in self.validated(step, artifact, path, producers, steps):
                 if target not in validated:
                     validated.append(target)
-                    links.append(Link(agent_id, target, f"{target}.{COMPLETION}",
-                                      f"validates {artifact}", LinkKind.VALIDATES))
+                    links.append(
+                        Link(
+                            agent_id,
+                            target,
+                            f"{target}.{COMPLETION}",
+                            f"validates {artifact}",
+                            LinkKind.VALIDATES,
+                        )
+                    )
 
         gate = state.gate
         waits_for = [k.after for k in links if k.after]
-        if gate is not None and gate.agent_id not in waits_for and not any(
-            state.order[after] > state.order[gate.agent_id or ""] for after in waits_for
+        if (
+            gate is not None
+            and gate.agent_id not in waits_for
+            and not any(
+                state.order[after] > state.order[gate.agent_id or ""] for after in waits_for
+            )
         ):
             # every later step waits for the gate: directly, or through a step that does
             gate_id = gate.agent_id or ""
-            link(gate_id, f"{gate_id}.{COMPLETION}", f"PO gate: {gate.label()} validates "
-                 + ", ".join(a for a, _ in gate.validates) + " before later steps run",
-                 LinkKind.GATE)
+            link(
+                gate_id,
+                f"{gate_id}.{COMPLETION}",
+                f"PO gate: {gate.label()} validates "
+                + ", ".join(a for a, _ in gate.validates)
+                + " before later steps run",
+                LinkKind.GATE,
+            )
 
         # a completion wait on an agent whose output is read anyway says nothing more
-        data_from = {k.after for k in links if k.kind in (LinkKind.REQUIRES, LinkKind.UPDATES)
-                     and not k.ref.endswith(f".{COMPLETION}")}
-        links = [k for k in links if not (k.kind in (LinkKind.PREVIOUS, LinkKind.GATE)
-                                          and k.after in data_from)]
+        data_from = {
+            k.after
+            for k in links
+            if k.kind in (LinkKind.REQUIRES, LinkKind.UPDATES)
+            and not k.ref.endswith(f".{COMPLETION}")
+        }
+        links = [
+            k
+            for k in links
+            if not (k.kind in (LinkKind.PREVIOUS, LinkKind.GATE) and k.after in data_from)
+        ]
         self.interpretation.links.extend(links)
         reads = [k.ref for k in links if k.reads]
         outputs = _unique([*step.creates, *step.updates])
@@ -551,8 +657,13 @@ class _Importer:
         if step.validates and normalise_role(step.agent or "") in GATE_AGENTS:
             state.gate = step
 
-    def match(self, artifact: str, producers: Mapping[str, str], named: Mapping[str, str],
-              outputs_of: Mapping[str, list[str]]) -> list[tuple[str, str, str]]:
+    def match(
+        self,
+        artifact: str,
+        producers: Mapping[str, str],
+        named: Mapping[str, str],
+        outputs_of: Mapping[str, list[str]],
+    ) -> list[tuple[str, str, str]]:
         """(agent, reference, reason) for each earlier step that makes ``artifact``.
 
         ``a_or_b`` needs one of its parts, ``a_and_b`` all of them; a part is an artifact (by
@@ -565,16 +676,20 @@ class _Importer:
             parts = [part for part in artifact.split(joiner) if part]
             if len(parts) < 2:
                 continue
-            found = [self.match_one(part, artifact, producers, named, outputs_of)
-                     for part in parts]
+            found = [self.match_one(part, artifact, producers, named, outputs_of) for part in parts]
             if needs_all and not all(found):
                 return []
             return [item for items in found for item in items]
         return []
 
-    def match_one(self, name: str, written: str, producers: Mapping[str, str],
-                  named: Mapping[str, str], outputs_of: Mapping[str, list[str]]
-                  ) -> list[tuple[str, str, str]]:
+    def match_one(
+        self,
+        name: str,
+        written: str,
+        producers: Mapping[str, str],
+        named: Mapping[str, str],
+        outputs_of: Mapping[str, list[str]],
+    ) -> list[tuple[str, str, str]]:
         part = "" if name == written else f" ('{name}')"
         if name in producers:
             maker = producers[name]
@@ -585,7 +700,7 @@ class _Importer:
                 return [(maker, f"{maker}.{made}", f"requires {written} (= {made})")]
         keys = [key]
         if key.startswith(EXISTING):
-            keys.append(key[len(EXISTING):])
+            keys.append(key[len(EXISTING) :])
         for candidate in keys:
             maker = named.get(candidate)
             if maker is None:
@@ -601,32 +716,46 @@ class _Importer:
             return [(maker, f"{maker}.{m}", reason) for m in made]
         return []
 
-    def validated(self, step: _Step, artifact: str, path: PathKey,
-                  producers: Mapping[str, str], steps: list[_Step]) -> list[str]:
+    def validated(
+        self,
+        step: _Step,
+        artifact: str,
+        path: PathKey,
+        producers: Mapping[str, str],
+        steps: list[_Step],
+    ) -> list[str]:
         if is_abstract(artifact):
             return _unique(list(producers.values()))
         found = self.match(artifact, producers, {}, {})
         if found:
             return _unique([after for after, _, _ in found])
-        self.problems.append(MissingProducerError(
-            f"{step.label()} validates '{artifact}', but no earlier step creates it",
-            value=artifact, location=self.at(path),
-            expected=f"a step before step {step.index} that creates '{artifact}'",
-            found=_producers_hint(artifact, step, steps, self.variables),
-            fix="add a step that creates it, or validate all_artifacts",
-        ))
+        self.problems.append(
+            MissingProducerError(
+                f"{step.label()} validates '{artifact}', but no earlier step creates it",
+                value=artifact,
+                location=self.at(path),
+                expected=f"a step before step {step.index} that creates '{artifact}'",
+                found=_producers_hint(artifact, step, steps, self.variables),
+                fix="add a step that creates it, or validate all_artifacts",
+            )
+        )
         return []
 
     def guidance(self, step: _Step) -> None:
-        what = step.fields.get("action") or " ".join(
-            str(step.fields.get("notes") or "").split())[:80] or "no action"
+        what = (
+            step.fields.get("action")
+            or " ".join(str(step.fields.get("notes") or "").split())[:80]
+            or "no action"
+        )
         condition = step.fields.get("condition")
         when = f" (when {condition})" if condition else ""
-        self.note(NoteKind.GUIDANCE, f"step {step.index} '{step.name or 'guidance'}' is "
-                  f"guidance for a person{when}, no agent runs: {what}")
+        self.note(
+            NoteKind.GUIDANCE,
+            f"step {step.index} '{step.name or 'guidance'}' is "
+            f"guidance for a person{when}, no agent runs: {what}",
+        )
 
-    def routing(self, step: _Step, routes: Mapping[Any, Any], used_ids: set[str]
-                ) -> _Step | None:
+    def routing(self, step: _Step, routes: Mapping[Any, Any], used_ids: set[str]) -> _Step | None:
         """The route a routing step takes: the one that continues, unless --set names another.
 
         A chosen route with an agent becomes that agent's step (the workflow ends after it, as
@@ -634,38 +763,60 @@ class _Importer:
         """
         names = [str(route) for route in routes]
         self.route_names.extend(names)
-        onward = [str(route) for route, spec in routes.items()
-                  if isinstance(spec, Mapping) and "continue" in spec]
+        onward = [
+            str(route)
+            for route, spec in routes.items()
+            if isinstance(spec, Mapping) and "continue" in spec
+        ]
         condition = step.fields.get("condition")
         given = self.variables.get(condition) if condition else None
         described = ", ".join(f"{route} ({_route_summary(spec)})" for route, spec in routes.items())
         where = f"step {step.index} '{step.name or 'routing'}'"
         if given is not None and str(given) not in names:
             close = difflib.get_close_matches(str(given), names, n=1)
-            self.problems.append(InvalidValueError(
-                f"--set {condition}={given} names no route of {where}", value=given,
-                location=self.at((*step.path, "routes")), expected="one of " + ", ".join(names),
-                found=repr(given),
-                fix=f"did you mean '{close[0]}'?" if close else f"--set {condition}=ROUTE",
-            ))
+            self.problems.append(
+                InvalidValueError(
+                    f"--set {condition}={given} names no route of {where}",
+                    value=given,
+                    location=self.at((*step.path, "routes")),
+                    expected="one of " + ", ".join(names),
+                    found=repr(given),
+                    fix=f"did you mean '{close[0]}'?" if close else f"--set {condition}=ROUTE",
+                )
+            )
             return None
         chosen = str(given) if given is not None else (onward[0] if onward else None)
-        how = (f"--set {condition}={given}" if given is not None
-               else "the route that continues the workflow")
+        how = (
+            f"--set {condition}={given}"
+            if given is not None
+            else "the route that continues the workflow"
+        )
         if chosen is None:
-            self.note(NoteKind.ROUTING, f"{where} routes by {condition} between {described}: "
-                      f"no route continues the workflow, so the steps after it run in order "
-                      f"(choose one with --set {condition}=ROUTE)")
+            self.note(
+                NoteKind.ROUTING,
+                f"{where} routes by {condition} between {described}: "
+                f"no route continues the workflow, so the steps after it run in order "
+                f"(choose one with --set {condition}=ROUTE)",
+            )
             return None
-        self.note(NoteKind.ROUTING, f"{where} routes by {condition} between {described}: this "
-                  f"run takes '{chosen}' ({how}; choose another with --set {condition}=ROUTE)")
+        self.note(
+            NoteKind.ROUTING,
+            f"{where} routes by {condition} between {described}: this "
+            f"run takes '{chosen}' ({how}; choose another with --set {condition}=ROUTE)",
+        )
         self.routes_taken.append(chosen)
         spec = routes[next(route for route in routes if str(route) == chosen)]
-        if not isinstance(spec, Mapping) or "continue" in spec or not isinstance(
-                spec.get("agent"), str):
+        if (
+            not isinstance(spec, Mapping)
+            or "continue" in spec
+            or not isinstance(spec.get("agent"), str)
+        ):
             return None
-        fields = {key: spec[key] for key in ("agent", "uses", "notes", "action")
-                  if isinstance(spec.get(key), str)}
+        fields = {
+            key: spec[key]
+            for key in ("agent", "uses", "notes", "action")
+            if isinstance(spec.get(key), str)
+        }
         fields["step"] = chosen
         route_step = _Step(index=step.index, path=(*step.path, "routes", chosen), fields=fields)
         agent_id, suffix = _NOT_ID_CHAR.sub("_", chosen), 2
@@ -678,18 +829,30 @@ class _Importer:
         agent_id = step.agent_id or step.agent or ""
         role = step.agent or ""
         if role == "various" or "/" in role:
-            meaning = ("whichever agents own the documents in question" if role == "various"
-                       else "one of " + " or ".join(role.split("/")))
-            self.note(NoteKind.PSEUDO_AGENT, f"{step.label()}: '{role}' is not one BMAD agent "
-                      f"({meaning}); runs as {_how_run(agent, role)}")
+            meaning = (
+                "whichever agents own the documents in question"
+                if role == "various"
+                else "one of " + " or ".join(role.split("/"))
+            )
+            self.note(
+                NoteKind.PSEUDO_AGENT,
+                f"{step.label()}: '{role}' is not one BMAD agent "
+                f"({meaning}); runs as {_how_run(agent, role)}",
+            )
         repeats = step.fields.get("repeats")
         if repeats:
-            self.note(NoteKind.REPEATS, f"{agent_id} repeats {repeats} in BMAD: runs once in "
-                      "this run (one pass over the documents); run again for the next item")
+            self.note(
+                NoteKind.REPEATS,
+                f"{agent_id} repeats {repeats} in BMAD: runs once in "
+                "this run (one pass over the documents); run again for the next item",
+            )
         optional_steps = step.fields.get("optional_steps")
         if optional_steps:
-            self.note(NoteKind.OPTIONAL_STEPS, f"{agent_id}: optional steps "
-                      f"{', '.join(optional_steps)} are a person's choice in BMAD and are not run")
+            self.note(
+                NoteKind.OPTIONAL_STEPS,
+                f"{agent_id}: optional steps "
+                f"{', '.join(optional_steps)} are a person's choice in BMAD and are not run",
+            )
         if step.fields.get("optional") is True:
             self.note(NoteKind.OPTIONAL, f"{agent_id} is optional: if it fails, the run goes on")
 
@@ -698,8 +861,9 @@ class _Importer:
     def template_for(self, step: _Step) -> TemplateChoice | None:
         """The template a step renders with --bmad-dir: from uses, notes or the agent's file."""
         assert self.folder is not None
-        candidate = self.folder.candidate(step.agent or "", step.fields, step.creates,
-                                          self.workflow_type)
+        candidate = self.folder.candidate(
+            step.agent or "", step.fields, step.creates, self.workflow_type
+        )
         if candidate.remark:
             self.note(NoteKind.TEMPLATE, f"{step.label()} {candidate.remark}")
         if candidate.name is None:
@@ -716,8 +880,13 @@ class _Importer:
             return None
         self.known.extend(variables)
         self.template_variables.extend(variables)
-        return TemplateChoice(name=name, relative=f"templates/{name}.yaml", source=source,
-                              detail=detail, variables=variables)
+        return TemplateChoice(
+            name=name,
+            relative=f"templates/{name}.yaml",
+            source=source,
+            detail=detail,
+            variables=variables,
+        )
 
     # -- the agent of a step ------------------------------------------------------------------
 
@@ -734,10 +903,13 @@ class _Importer:
         if self.variable_for(artifact):
             return input_name(artifact)
         name = input_name(artifact)
-        fix = f"supply it with --set {name}=VALUE, or add a step before step {step.index} " \
-              f"that creates '{artifact}'"
+        fix = (
+            f"supply it with --set {name}=VALUE, or add a step before step {step.index} "
+            f"that creates '{artifact}'"
+        )
         skipped = [
-            s for s in steps
+            s
+            for s in steps
             if s.index < step.index and s.agent and artifact in (*s.creates, *s.updates)
         ] or self.skipped_makers(step, artifact, steps)
         condition = skipped[0].fields.get("condition") if skipped else None
@@ -745,24 +917,32 @@ class _Importer:
         if condition:
             fix += f", or include {skipped[0].label()} with --set {condition}=true"
             if found == "no step creates it":
-                found = f"{skipped[0].label()} would make it but is skipped: condition " \
-                        f"'{condition}' is {self.variables.get(condition, 'unset')!r}"
-        self.problems.append(UnresolvedInputError(
-            f"{step.label()} requires '{artifact}', but no earlier step creates it "
-            "and no value was supplied",
-            value=artifact, location=self.at(path),
-            expected=f"a step before step {step.index} that creates '{artifact}', "
-            f"or a value for '{name}'",
-            found=found,
-            fix=fix,
-        ))
+                found = (
+                    f"{skipped[0].label()} would make it but is skipped: condition "
+                    f"'{condition}' is {self.variables.get(condition, 'unset')!r}"
+                )
+        self.problems.append(
+            UnresolvedInputError(
+                f"{step.label()} requires '{artifact}', but no earlier step creates it "
+                "and no value was supplied",
+                value=artifact,
+                location=self.at(path),
+                expected=f"a step before step {step.index} that creates '{artifact}', "
+                f"or a value for '{name}'",
+                found=found,
+                fix=fix,
+            )
+        )
         return None
 
     def skipped_makers(self, step: _Step, artifact: str, steps: list[_Step]) -> list[_Step]:
         """Earlier conditional steps that would satisfy ``artifact`` by the linking rules
         (``existing_documentation_or_analysis`` <- a skipped step ``project_analysis``)."""
-        earlier = [s for s in steps if s.index < step.index and s.agent and s.agent_id
-                   and s.fields.get("condition")]
+        earlier = [
+            s
+            for s in steps
+            if s.index < step.index and s.agent and s.agent_id and s.fields.get("condition")
+        ]
         producers = {a: s.agent_id or "" for s in earlier for a in (*s.creates, *s.updates)}
         named = {match_key(s.name): s.agent_id or "" for s in earlier if s.name}
         outputs = {s.agent_id or "": [*s.creates, *s.updates] for s in earlier}
@@ -816,22 +996,29 @@ class _Importer:
         agent["settings"] = settings
         return agent
 
-    def note_template(self, step: _Step, template: TemplateChoice | None, kind_set: bool
-                      ) -> None:
+    def note_template(self, step: _Step, template: TemplateChoice | None, kind_set: bool) -> None:
         label = step.label()
         folder = self.folder
         assert folder is not None
         if template is None:
-            if any(p.location.file and str(folder.root) in p.location.file
-                   and label in p.message for p in self.problems):
+            if any(
+                p.location.file and str(folder.root) in p.location.file and label in p.message
+                for p in self.problems
+            ):
                 return  # its template problem is reported already
             why = folder.why_none(step.agent or "", step.fields, step.creates)
-            self.note(NoteKind.TEMPLATE, f"{label} gets no template from --bmad-dir ({why}): "
-                      f"runs as {_how_run({}, step.agent or '')}")
+            self.note(
+                NoteKind.TEMPLATE,
+                f"{label} gets no template from --bmad-dir ({why}): "
+                f"runs as {_how_run({}, step.agent or '')}",
+            )
             return
         if kind_set:
-            self.note(NoteKind.TEMPLATE, f"{label} would render {template.relative} "
-                      f"({template.detail}), but bmad_kind sets every agent's kind")
+            self.note(
+                NoteKind.TEMPLATE,
+                f"{label} would render {template.relative} "
+                f"({template.detail}), but bmad_kind sets every agent's kind",
+            )
             return
         self.note(NoteKind.TEMPLATE, f"{label} renders {template.relative} ({template.detail})")
 
@@ -839,32 +1026,48 @@ class _Importer:
         """A --set name the workflow never reads is a typo until shown otherwise; a requirement
         given a value that an earlier step makes anyway is said to be unused."""
         known = _unique(self.known)
-        others = {*self.conditions, *self.template_variables, *RESERVED_VARIABLES,
-                  *PROJECT_VARIABLES}
+        others = {
+            *self.conditions,
+            *self.template_variables,
+            *RESERVED_VARIABLES,
+            *PROJECT_VARIABLES,
+        }
         for name in set_names:
-            if name in self.requirement_names and name not in others and \
-                    input_name(name) not in inputs:
-                self.note(NoteKind.INPUT, f"--set {name} is not read: the requirement it names "
-                          "is made by an earlier step of this run")
+            if (
+                name in self.requirement_names
+                and name not in others
+                and input_name(name) not in inputs
+            ):
+                self.note(
+                    NoteKind.INPUT,
+                    f"--set {name} is not read: the requirement it names "
+                    "is made by an earlier step of this run",
+                )
             if name in known:
                 continue
             close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
             conditions = _unique(self.conditions)
-            self.problems.append(UnknownVariableError(
-                f"--set {name}: the workflow has no condition, requirement or template "
-                f"variable named '{name}'",
-                value=name, location=Location(file=self.source.file, path=f"--set {name}"),
-                expected="a condition (" + (", ".join(conditions) or "none") + "), a "
-                "requirement no step creates, a template variable or one of "
-                + ", ".join(PROJECT_VARIABLES + RESERVED_VARIABLES[:2]),
-                found=repr(name),
-                fix=f"did you mean '{close[0]}'?" if close else "remove it, or give a run "
-                "input with --input NAME=VALUE",
-            ))
+            self.problems.append(
+                UnknownVariableError(
+                    f"--set {name}: the workflow has no condition, requirement or template "
+                    f"variable named '{name}'",
+                    value=name,
+                    location=Location(file=self.source.file, path=f"--set {name}"),
+                    expected="a condition (" + (", ".join(conditions) or "none") + "), a "
+                    "requirement no step creates, a template variable or one of "
+                    + ", ".join(PROJECT_VARIABLES + RESERVED_VARIABLES[:2]),
+                    found=repr(name),
+                    fix=f"did you mean '{close[0]}'?"
+                    if close
+                    else "remove it, or give a run input with --input NAME=VALUE",
+                )
+            )
 
 
 def import_workflow(
-    data: dict[str, Any], source: SourceMap, variables: Mapping[str, Any],
+    data: dict[str, Any],
+    source: SourceMap,
+    variables: Mapping[str, Any],
     set_names: Collection[str] = (),
 ) -> BmadImport:
     """Turn a BMAD v4 workflow into a native plan dict and its interpretation; raise
@@ -884,8 +1087,9 @@ def import_workflow(
             problems.append(problem)
     workflow_data = data.get("workflow") if isinstance(data, Mapping) else None
     workflow_type = workflow_data.get("type") if isinstance(workflow_data, Mapping) else None
-    importer = _Importer(source, variables, folder,
-                         workflow_type if isinstance(workflow_type, str) else None)
+    importer = _Importer(
+        source, variables, folder, workflow_type if isinstance(workflow_type, str) else None
+    )
     importer.problems.extend(problems)
     parsed = importer.workflow(data)
     if parsed is None:
@@ -904,13 +1108,16 @@ def import_workflow(
     importer.problems.extend(llm_problems)
     bmad_agents.configure(agents, workflow, variables, llm)
     if not agents and not importer.problems:
-        importer.problems.append(InvalidValueError(
-            "the BMAD workflow has no step that would run", value=sequence,
-            location=importer.at(("workflow", "sequence")),
-            expected="at least one step with an 'agent' whose condition holds",
-            found=f"{len(sequence)} step(s), none of them runnable",
-            fix="add an agent step, or --set the condition of a conditional step to true",
-        ))
+        importer.problems.append(
+            InvalidValueError(
+                "the BMAD workflow has no step that would run",
+                value=sequence,
+                location=importer.at(("workflow", "sequence")),
+                expected="at least one step with an 'agent' whose condition holds",
+                found=f"{len(sequence)} step(s), none of them runnable",
+                fix="add an agent step, or --set the condition of a conditional step to true",
+            )
+        )
     if importer.problems:
         raise PlanValidationError(importer.problems, file=source.file)
 
@@ -995,8 +1202,10 @@ def _how_run(agent: Mapping[str, Any], role: str) -> str:
         return f"a {kind} agent (bmad_kind)"
     if normalise_role(role) in BUILTIN_ROLES:
         return f"the built-in {role} role agent"
-    return ("a simulated agent (kind simulate: placeholder outputs, no document); "
-            "give a real one with --set bmad_kind=KIND")
+    return (
+        "a simulated agent (kind simulate: placeholder outputs, no document); "
+        "give a real one with --set bmad_kind=KIND"
+    )
 
 
 def _producers_hint(
@@ -1009,8 +1218,10 @@ def _producers_hint(
     if earlier:
         first = earlier[0]
         condition = first.fields.get("condition")
-        return f"only {first.label()} creates it and it is skipped: condition " \
-               f"'{condition}' is {variables.get(condition, 'unset')!r}"
+        return (
+            f"only {first.label()} creates it and it is skipped: condition "
+            f"'{condition}' is {variables.get(condition, 'unset')!r}"
+        )
     if later:
         return f"it is first created by {later[0].label()}, after this step"
     return "no step creates it"
@@ -1020,6 +1231,10 @@ def _unknown_key(key: Any, index: int, path: PathKey, location: Location) -> Unk
     close = difflib.get_close_matches(str(key), STEP_KEYS, n=1)
     fix = f"did you mean '{close[0]}'?" if close else "remove it"
     return UnknownKeyError(
-        f"unknown key {str(key)!r} in BMAD step {index}", value=key, location=location,
-        expected="one of " + ", ".join(STEP_KEYS), found=repr(key), fix=fix,
+        f"unknown key {str(key)!r} in BMAD step {index}",
+        value=key,
+        location=location,
+        expected="one of " + ", ".join(STEP_KEYS),
+        found=repr(key),
+        fix=fix,
     )

@@ -135,10 +135,13 @@ class CycleError(PlanError):
             f"dependency cycle between {kind}: {loop}",
             value=self.cycle,
             expected="blocking dependencies that form a DAG",
-            fix=kwargs.pop("fix", None) or (
-                "remove one of these groups' depends_on entries" if kind == "groups" else
-                "make one of these dependencies optional_inputs (context, never waits) "
-                "or remove it"),
+            fix=kwargs.pop("fix", None)
+            or (
+                "remove one of these groups' depends_on entries"
+                if kind == "groups"
+                else "make one of these dependencies optional_inputs (context, never waits) "
+                "or remove it"
+            ),
             **kwargs,
         )
 

@@ -41,10 +41,14 @@ def _above_zero(why: str) -> AfterValidator:
 
 
 # the reasons a zero is refused, one per meaning
-AGENT_TIMEOUT_ZERO = ("0 would not bound the agent: it silently meant the default; leave "
-                      "timeout out for max(default_agent_timeout, 2 x the estimate)")
-GROUP_TIMEOUT_ZERO = ("a deadline of 0 ends the group at once (its agents cut short, then a "
-                      "sequential fallback); leave timeout out for the default barrier deadline")
+AGENT_TIMEOUT_ZERO = (
+    "0 would not bound the agent: it silently meant the default; leave "
+    "timeout out for max(default_agent_timeout, 2 x the estimate)"
+)
+GROUP_TIMEOUT_ZERO = (
+    "a deadline of 0 ends the group at once (its agents cut short, then a "
+    "sequential fallback); leave timeout out for the default barrier deadline"
+)
 EXTENSION_ZERO = "an extension of 0 extends nothing; set max_extensions: 0 for no extension"
 Timeout = Annotated[DurationValue, _above_zero(AGENT_TIMEOUT_ZERO)]
 GroupTimeout = Annotated[DurationValue, _above_zero(GROUP_TIMEOUT_ZERO)]
@@ -102,8 +106,13 @@ AGENT_KINDS = ("simulate", "role", "template", "command", "python", "http")
 # Agents the engine can play itself (kind "role"): an agent with no kind whose role is one of
 # these produces that role's documents; BMAD's spellings map onto them.
 BUILTIN_ROLES = ("analyst", "pm", "ux_expert", "architect", "developer", "qa", "po", "sm")
-ROLE_ALIASES = {"dev": "developer", "ux": "ux_expert", "product_owner": "po",
-                "scrum_master": "sm", "product_manager": "pm"}
+ROLE_ALIASES = {
+    "dev": "developer",
+    "ux": "ux_expert",
+    "product_owner": "po",
+    "scrum_master": "sm",
+    "product_manager": "pm",
+}
 # what a role agent produces when the plan names none of its outputs (a seed agent listed
 # without a specification that nobody reads from, such as developer and qa)
 ROLE_DEFAULT_OUTPUTS: dict[str, tuple[str, ...]] = {
@@ -149,11 +158,13 @@ class RetryModel(Strict):
     @model_validator(mode="after")
     def _maximum_not_below_initial(self) -> RetryModel:
         if self.maximum_interval is not None and (
-                self.maximum_interval.seconds < self.initial_interval.seconds):
+            self.maximum_interval.seconds < self.initial_interval.seconds
+        ):
             # Temporal refuses such a policy; the workflow would quietly raise it to initial
             raise ValueError(
                 f"retry maximum_interval {self.maximum_interval} is below initial_interval "
-                f"{self.initial_interval}; give a maximum_interval at least as long, or none")
+                f"{self.initial_interval}; give a maximum_interval at least as long, or none"
+            )
         return self
 
 
@@ -242,17 +253,26 @@ class AtLeast(Strict):
     at_least: int = Field(ge=1)
 
 
-SuccessCriteriaValue = Literal[
-    "all", "all_agents_succeed", "at_least_one_agent_succeeds", "at_least_one"
-] | AtLeast | int
+SuccessCriteriaValue = (
+    Literal["all", "all_agents_succeed", "at_least_one_agent_succeeds", "at_least_one"]
+    | AtLeast
+    | int
+)
 
 
 class CrossValidation(Strict):
     enabled: bool = True
     validation_agents: StrList = Field(default_factory=list)
-    validation_timeout: Annotated[DurationValue, _above_zero(
-        "a validation timeout of 0 silently meant the default (180 s); leave it out for that"
-    )] | None = None
+    validation_timeout: (
+        Annotated[
+            DurationValue,
+            _above_zero(
+                "a validation timeout of 0 silently meant the default (180 s); "
+                "leave it out for that"
+            ),
+        ]
+        | None
+    ) = None
     # a failed validation blocks the group's dependents until resolved like a conflict
     blocking: bool = False
 
@@ -304,15 +324,21 @@ class DependencyAnalyzer(Strict):
     @field_validator("dependency_types")
     @classmethod
     def _known_types(cls, types: dict[str, DependencyType]) -> dict[str, DependencyType]:
-        known = ("data_dependency", "context_dependency", "validation_dependency",
-                 "resource_dependency")
+        known = (
+            "data_dependency",
+            "context_dependency",
+            "validation_dependency",
+            "resource_dependency",
+        )
         for name in types:
             if name not in known:
                 raise ValueError(f"unknown dependency type '{name}'; known: {list(known)}")
         data = types.get("data_dependency")
         if data is not None and data.blocking is False:
-            raise ValueError("data_dependency must be blocking: an agent cannot run without its "
-                             "data; use optional_inputs (context dependencies) instead")
+            raise ValueError(
+                "data_dependency must be blocking: an agent cannot run without its "
+                "data; use optional_inputs (context dependencies) instead"
+            )
         return types
 
 
@@ -325,16 +351,20 @@ class Computational(Strict):
 class ContextStore(Strict):
     concurrent_readers: int = Field(5, ge=1)
     concurrent_writers: int = Field(1, ge=1)
-    lock_timeout: Annotated[DurationValue, _above_zero(
-        "0 would not mean 'never wait': a context slot is always waited for at least 1 s"
-    )] = Duration(30.0, 30.0)
+    lock_timeout: Annotated[
+        DurationValue,
+        _above_zero(
+            "0 would not mean 'never wait': a context slot is always waited for at least 1 s"
+        ),
+    ] = Duration(30.0, 30.0)
 
 
 class TemplateEngine(Strict):
     concurrent_renders: int = Field(3, ge=1)
     cache_size: Size = 50 * 1024**2
-    render_timeout: Annotated[DurationValue, _above_zero(
-        "a render timeout of 0 fails every render")] = Duration(120.0, 120.0)
+    render_timeout: Annotated[
+        DurationValue, _above_zero("a render timeout of 0 fails every render")
+    ] = Duration(120.0, 120.0)
 
 
 # a shared pool's name becomes part of a workflow id (resource-pool-NAME)
@@ -357,7 +387,8 @@ class SharedPool(Strict):
         if not re.match(SHARED_POOL_NAME, name):
             raise ValueError(
                 "a shared pool name is 1-80 ASCII letters, digits, '_', '.' or '-' starting "
-                "with a letter or digit (it names the workflow resource-pool-NAME)")
+                "with a letter or digit (it names the workflow resource-pool-NAME)"
+            )
         return name
 
     @field_validator("holder_check_interval")
@@ -414,8 +445,9 @@ class AlertThresholds(Strict):
 
 class ResourceMonitoring(Strict):
     metrics: StrList = Field(default_factory=list)
-    sampling_interval: Annotated[DurationValue, _above_zero(
-        "a sampling interval of 0 silently meant the default (10 s)")] = Duration(10.0, 10.0)
+    sampling_interval: Annotated[
+        DurationValue, _above_zero("a sampling interval of 0 silently meant the default (10 s)")
+    ] = Duration(10.0, 10.0)
     alert_thresholds: AlertThresholds = Field(default_factory=AlertThresholds)
 
 
@@ -462,13 +494,15 @@ class TimeoutStrategies(Strict):
 
 
 class TimeoutHandling(Strict):
-    default_timeout: Annotated[DurationValue, _above_zero(
-        "a deadline of 0 ends every group of several agents at once")] = Duration(600.0, 600.0)
+    default_timeout: Annotated[
+        DurationValue, _above_zero("a deadline of 0 ends every group of several agents at once")
+    ] = Duration(600.0, 600.0)
     timeout_strategies: TimeoutStrategies = Field(default_factory=TimeoutStrategies)
     # how recent a heartbeat must be for an agent to count as "making progress"
-    progress_window: Annotated[DurationValue, _above_zero(
-        "no heartbeat falls inside a window of 0 (it was silently raised to 1.5 s)"
-    )] = Duration(30.0, 30.0)
+    progress_window: Annotated[
+        DurationValue,
+        _above_zero("no heartbeat falls inside a window of 0 (it was silently raised to 1.5 s)"),
+    ] = Duration(30.0, 30.0)
 
 
 class BarrierSynchronization(Strict):
@@ -581,7 +615,8 @@ class CachingSystem(Strict):
             raise ValueError(
                 "the cache file is each worker's, not the plan's: set PEE_CACHE_PATH where the "
                 "worker runs (default .temporal/cache.db; `pee cache stats` shows it) and "
-                "remove caching_system.path")
+                "remove caching_system.path"
+            )
         return path
 
 

@@ -49,9 +49,21 @@ SECTION_MODELS: dict[str, type[BaseModel]] = {
 }
 Spec = TypeVar("Spec", bound=BaseModel)
 PLAN_KEYS = (
-    "name", "description", "version", "inputs", "agents", "groups", "execution_groups",
-    "enhanced_workflow_step", "enhanced_workflow_steps", "default_agent_timeout", "notes",
-    "task_queues", "adaptive", "llm", *SECTION_MODELS,
+    "name",
+    "description",
+    "version",
+    "inputs",
+    "agents",
+    "groups",
+    "execution_groups",
+    "enhanced_workflow_step",
+    "enhanced_workflow_steps",
+    "default_agent_timeout",
+    "notes",
+    "task_queues",
+    "adaptive",
+    "llm",
+    *SECTION_MODELS,
 )
 
 
@@ -81,8 +93,7 @@ class Plan:
     resource_pool_given: bool = False
     dependency_analyzer: DependencyAnalyzer = field(default_factory=DependencyAnalyzer)
     resource_manager: ResourceManager = field(default_factory=ResourceManager)
-    barrier_synchronization: BarrierSynchronization = field(
-        default_factory=BarrierSynchronization)
+    barrier_synchronization: BarrierSynchronization = field(default_factory=BarrierSynchronization)
     context_conflicts: ContextConflicts = field(default_factory=ContextConflicts)
     caching_system: CachingSystem = field(default_factory=CachingSystem)
     performance_monitoring: PerformanceMonitoring = field(default_factory=PerformanceMonitoring)
@@ -96,16 +107,18 @@ class Plan:
     # a BMAD workflow's bmad.Interpretation: why each derived edge exists, what was skipped
     interpretation: bmad.Interpretation | None = None
 
-    def agent_location(self, agent_id: str, field_name: str | None = None,
-                       index: int | None = None):
+    def agent_location(
+        self, agent_id: str, field_name: str | None = None, index: int | None = None
+    ):
         raw = self.agent_paths.get(agent_id)
         if raw is None:
             return self.source.locate(())
         path = raw.path if field_name is None else raw.path_of(field_name)
         return self.source.locate(path if index is None else (*path, index))
 
-    def group_location(self, group_id: str, field_name: str | None = None,
-                       index: int | None = None):
+    def group_location(
+        self, group_id: str, field_name: str | None = None, index: int | None = None
+    ):
         raw = self.group_paths.get(group_id)
         if raw is None:
             return self.source.locate(())
@@ -146,14 +159,21 @@ def _model_in(annotation: Any) -> Any:
     return None
 
 
-def _pydantic_problems(exc: ValidationError, model: type[BaseModel], source: SourceMap,
-                       path_of: Any, what: str) -> list[PlanError]:
+def _pydantic_problems(
+    exc: ValidationError, model: type[BaseModel], source: SourceMap, path_of: Any, what: str
+) -> list[PlanError]:
     problems: list[PlanError] = []
     for error in exc.errors(include_url=False):
         loc = tuple(error["loc"])
         # union members show up as extra loc parts such as 'AtLeast' or 'literal[...]'
-        loc = tuple(p for p in loc if not (isinstance(p, str) and (
-            p[:1].isupper() or "[" in p or p in ("function-before", "function-after"))))
+        loc = tuple(
+            p
+            for p in loc
+            if not (
+                isinstance(p, str)
+                and (p[:1].isupper() or "[" in p or p in ("function-before", "function-after"))
+            )
+        )
         yaml_path = path_of(loc)
         location = source.locate(yaml_path)
         where = ".".join(str(p) for p in loc) or what
@@ -170,20 +190,30 @@ def _pydantic_problems(exc: ValidationError, model: type[BaseModel], source: Sou
             fix = f"did you mean '{close}'?" if close else "remove it"
             if allowed:
                 fix += ("" if fix.endswith("?") else ".") + f" Known keys: {', '.join(allowed)}"
-            problems.append(UnknownKeyError(
-                f"unknown key '{key}' in {what}", value=key, location=location,
-                expected="one of the documented keys", found=repr(key), fix=fix,
-            ))
+            problems.append(
+                UnknownKeyError(
+                    f"unknown key '{key}' in {what}",
+                    value=key,
+                    location=location,
+                    expected="one of the documented keys",
+                    found=repr(key),
+                    fix=fix,
+                )
+            )
             continue
         message = error["msg"]
         if message.startswith("Value error, "):
-            message = message[len("Value error, "):]
+            message = message[len("Value error, ") :]
         if error["type"] == "missing" and loc:
             message = f"the key '{loc[-1]}' is required here; add it"
-        problems.append(InvalidValueError(
-            f"invalid {where} in {what}: {message}", value=error.get("input"),
-            location=location, found=f"{error.get('input')!r:.80}",
-        ))
+        problems.append(
+            InvalidValueError(
+                f"invalid {where} in {what}: {message}",
+                value=error.get("input"),
+                location=location,
+                found=f"{error.get('input')!r:.80}",
+            )
+        )
     return _dedupe(problems)
 
 
@@ -216,12 +246,16 @@ def _validate_agent(raw: RawAgent, source: SourceMap) -> tuple[AgentSpec | None,
             continue
         for name in names:
             if getattr(agent, name) is not None:
-                problems.append(InvalidValueError(
-                    f"agent '{raw.id}' sets '{name}', a setting of kind '{kind}', but its kind "
-                    f"is '{own_kind}'", value=name, location=source.locate(path_of((name,))),
-                    expected=f"settings of kind '{own_kind}': {list(KIND_SETTINGS[own_kind])}",
-                    fix=f"set kind: {kind}, or remove '{name}'",
-                ))
+                problems.append(
+                    InvalidValueError(
+                        f"agent '{raw.id}' sets '{name}', a setting of kind '{kind}', but its kind "
+                        f"is '{own_kind}'",
+                        value=name,
+                        location=source.locate(path_of((name,))),
+                        expected=f"settings of kind '{own_kind}': {list(KIND_SETTINGS[own_kind])}",
+                        fix=f"set kind: {kind}, or remove '{name}'",
+                    )
+                )
     return agent, problems
 
 
@@ -256,21 +290,36 @@ def _duplicate_keys(source: SourceMap) -> list[PlanError]:
     for path, line, first_line in source.duplicates:
         location = Location(file=source.file, path=format_path(path), line=line)
         if len(path) == 2 and path[0] == "agents":
-            problems.append(DuplicateAgentError(
-                f"agent '{path[1]}' is defined twice", value=path[1], location=location,
-                expected="each agent id once", found=f"another definition at line {first_line}",
-                fix="rename one of them or merge their settings"))
+            problems.append(
+                DuplicateAgentError(
+                    f"agent '{path[1]}' is defined twice",
+                    value=path[1],
+                    location=location,
+                    expected="each agent id once",
+                    found=f"another definition at line {first_line}",
+                    fix="rename one of them or merge their settings",
+                )
+            )
         else:
-            problems.append(InvalidValueError(
-                f"key '{path[-1]}' appears twice in the same mapping", value=path[-1],
-                location=location, expected="each key once", found=f"also at line {first_line}",
-                fix="remove one; YAML would silently keep only the last"))
+            problems.append(
+                InvalidValueError(
+                    f"key '{path[-1]}' appears twice in the same mapping",
+                    value=path[-1],
+                    location=location,
+                    expected="each key once",
+                    found=f"also at line {first_line}",
+                    fix="remove one; YAML would silently keep only the last",
+                )
+            )
     return problems
 
 
-def build_plan(data: Any, source: SourceMap,
-               variables: Mapping[str, Any] | None = None,
-               set_names: Collection[str] = ()) -> Plan:
+def build_plan(
+    data: Any,
+    source: SourceMap,
+    variables: Mapping[str, Any] | None = None,
+    set_names: Collection[str] = (),
+) -> Plan:
     """Validate parsed YAML into a Plan; raises PlanValidationError with every problem.
 
     ``set_names``: the variables given with --set; in a BMAD workflow each must be a name the
@@ -291,18 +340,25 @@ def build_plan(data: Any, source: SourceMap,
         source = SourceMap(file=source.file)
     if not isinstance(data, dict):
         raise PlanSyntaxError(
-            "a plan must be a YAML mapping", value=data, location=source.locate(()),
+            "a plan must be a YAML mapping",
+            value=data,
+            location=source.locate(()),
             expected="top-level keys such as name, agents, groups or the seed's sections",
             found=f"{type(data).__name__}",
         )
     for key in data:
         if key not in PLAN_KEYS:
             close = suggest(key, PLAN_KEYS)
-            problems.append(UnknownKeyError(
-                f"unknown top-level key '{key}'", value=key, location=source.locate((key,)),
-                expected="one of " + ", ".join(PLAN_KEYS), found=repr(key),
-                fix=f"did you mean '{close}'?" if close else "remove it",
-            ))
+            problems.append(
+                UnknownKeyError(
+                    f"unknown top-level key '{key}'",
+                    value=key,
+                    location=source.locate((key,)),
+                    expected="one of " + ", ".join(PLAN_KEYS),
+                    found=repr(key),
+                    fix=f"did you mean '{close}'?" if close else "remove it",
+                )
+            )
 
     sections: dict[str, Any] = {}
     for key, model in SECTION_MODELS.items():
@@ -313,17 +369,25 @@ def build_plan(data: Any, source: SourceMap,
         try:
             sections[key] = model.model_validate(value)
         except ValidationError as exc:
-            problems.extend(_pydantic_problems(
-                exc, model, source, lambda loc, key=key: (key, *loc), f"section '{key}'"))
+            problems.extend(
+                _pydantic_problems(
+                    exc, model, source, lambda loc, key=key: (key, *loc), f"section '{key}'"
+                )
+            )
             sections[key] = model()
 
     name = data.get("name")
     if name is None:
         name = Path(source.file).stem if source.file else "plan"
     if not isinstance(name, str | int | float) or isinstance(name, bool):
-        problems.append(InvalidValueError(
-            "name must be text", value=name, location=source.locate(("name",)),
-            found=type(name).__name__))
+        problems.append(
+            InvalidValueError(
+                "name must be text",
+                value=name,
+                location=source.locate(("name",)),
+                found=type(name).__name__,
+            )
+        )
         name = "plan"
     description = data.get("description", "")
     if not isinstance(description, str):
@@ -336,15 +400,25 @@ def build_plan(data: Any, source: SourceMap,
         for key, value in given_inputs.items():
             problem = json_problem(value)
             if problem:
-                problems.append(InvalidValueError(
-                    f"invalid value of plan input '{key}': {problem}", value=value,
-                    location=source.locate(("inputs", key)),
-                    expected="text, a number, a boolean, null, or lists and mappings of them",
-                    found=f"{value!r:.80}", fix="write the value as plain YAML data"))
+                problems.append(
+                    InvalidValueError(
+                        f"invalid value of plan input '{key}': {problem}",
+                        value=value,
+                        location=source.locate(("inputs", key)),
+                        expected="text, a number, a boolean, null, or lists and mappings of them",
+                        found=f"{value!r:.80}",
+                        fix="write the value as plain YAML data",
+                    )
+                )
     elif given_inputs is not None:
-        problems.append(InvalidValueError(
-            "inputs must be a mapping of input names to values", value=given_inputs,
-            location=source.locate(("inputs",)), found=type(given_inputs).__name__))
+        problems.append(
+            InvalidValueError(
+                "inputs must be a mapping of input names to values",
+                value=given_inputs,
+                location=source.locate(("inputs",)),
+                found=type(given_inputs).__name__,
+            )
+        )
 
     default_timeout = 600.0
     if "default_agent_timeout" in data:
@@ -355,11 +429,16 @@ def build_plan(data: Any, source: SourceMap,
         except PlanError as exc:
             problems.append(exc.at(source.locate(("default_agent_timeout",))))
         if default_timeout <= 0:
-            problems.append(InvalidValueError(
-                "default_agent_timeout must be above 0: it would time every agent out at once",
-                value=data["default_agent_timeout"],
-                location=source.locate(("default_agent_timeout",)), expected="a duration > 0",
-                found=repr(data["default_agent_timeout"]), fix="leave it out for 10m"))
+            problems.append(
+                InvalidValueError(
+                    "default_agent_timeout must be above 0: it would time every agent out at once",
+                    value=data["default_agent_timeout"],
+                    location=source.locate(("default_agent_timeout",)),
+                    expected="a duration > 0",
+                    found=repr(data["default_agent_timeout"]),
+                    fix="leave it out for 10m",
+                )
+            )
             default_timeout = 600.0
 
     task_queues = _task_queues(data.get("task_queues"), source, problems)
@@ -382,18 +461,31 @@ def build_plan(data: Any, source: SourceMap,
             groups[group_id] = group
 
     if not raw.agents and not problems:
-        problems.append(InvalidValueError(
-            "the plan defines no agents", value=None, location=source.locate(()),
-            expected="'agents:' (native form), 'execution_groups:' or 'enhanced_workflow_step:'",
-            fix="add at least one agent, e.g. agents: {a: {kind: simulate, duration: 1s}}",
-        ))
+        problems.append(
+            InvalidValueError(
+                "the plan defines no agents",
+                value=None,
+                location=source.locate(()),
+                expected=(
+                    "'agents:' (native form), 'execution_groups:' or 'enhanced_workflow_step:'"
+                ),
+                fix="add at least one agent, e.g. agents: {a: {kind: simulate, duration: 1s}}",
+            )
+        )
 
     plan = Plan(
-        name=str(name), description=description, agents=agents, groups=groups, source=source,
-        inputs=inputs, aliases=raw.aliases,
+        name=str(name),
+        description=description,
+        agents=agents,
+        groups=groups,
+        source=source,
+        inputs=inputs,
+        aliases=raw.aliases,
         open_agents=[a for a, r in raw.agents.items() if r.open_outputs],
-        agent_paths=raw.agents, group_paths=raw.groups,
-        notes=[str(n) for n in data.get("notes", [])] if isinstance(data.get("notes"), list)
+        agent_paths=raw.agents,
+        group_paths=raw.groups,
+        notes=[str(n) for n in data.get("notes", [])]
+        if isinstance(data.get("notes"), list)
         else [],
         default_agent_timeout_s=default_timeout,
         task_queues=task_queues,
@@ -427,19 +519,33 @@ def _adaptive(given: Any, source: SourceMap, problems: list[PlanError]) -> float
         return DEFAULT_MARGIN
     if isinstance(given, dict) and set(given) <= {"margin"}:
         margin = given.get("margin", DEFAULT_MARGIN)
-        if (isinstance(margin, (int, float)) and not isinstance(margin, bool)
-                and 1 <= margin <= MAX_MARGIN):
+        if (
+            isinstance(margin, (int, float))
+            and not isinstance(margin, bool)
+            and 1 <= margin <= MAX_MARGIN
+        ):
             return float(margin)
-        problems.append(InvalidValueError(
-            f"adaptive.margin must be a number from 1 to {MAX_MARGIN:g}", value=margin,
-            location=source.locate(("adaptive", "margin")),
-            expected=f"a number from 1 to {MAX_MARGIN:g} (1.5)",
-            found=f"{margin!r:.40}", fix="e.g. adaptive: {margin: 1.5}"))
+        problems.append(
+            InvalidValueError(
+                f"adaptive.margin must be a number from 1 to {MAX_MARGIN:g}",
+                value=margin,
+                location=source.locate(("adaptive", "margin")),
+                expected=f"a number from 1 to {MAX_MARGIN:g} (1.5)",
+                found=f"{margin!r:.40}",
+                fix="e.g. adaptive: {margin: 1.5}",
+            )
+        )
         return None
-    problems.append(InvalidValueError(
-        "adaptive must be true, false or {margin: M}", value=given,
-        location=source.locate(("adaptive",)), expected="true, false or {margin: 1.5}",
-        found=f"{given!r:.60}", fix="write adaptive: true"))
+    problems.append(
+        InvalidValueError(
+            "adaptive must be true, false or {margin: M}",
+            value=given,
+            location=source.locate(("adaptive",)),
+            expected="true, false or {margin: 1.5}",
+            found=f"{given!r:.60}",
+            fix="write adaptive: true",
+        )
+    )
     return None
 
 
@@ -450,37 +556,57 @@ def _task_queues(given: Any, source: SourceMap, problems: list[PlanError]) -> di
     if given is None:
         return {}
     if not isinstance(given, dict):
-        problems.append(InvalidValueError(
-            "task_queues must be a mapping of agent kinds to task queue names", value=given,
-            location=source.locate(("task_queues",)), found=type(given).__name__,
-            fix="e.g. task_queues: {command: build-workers}"))
+        problems.append(
+            InvalidValueError(
+                "task_queues must be a mapping of agent kinds to task queue names",
+                value=given,
+                location=source.locate(("task_queues",)),
+                found=type(given).__name__,
+                fix="e.g. task_queues: {command: build-workers}",
+            )
+        )
         return {}
     queues: dict[str, str] = {}
     for kind, queue in given.items():
         if kind not in AGENT_KINDS:
             close = suggest(kind, AGENT_KINDS)
-            problems.append(InvalidValueError(
-                f"task_queues names unknown agent kind {kind!r}", value=kind,
-                location=source.locate(("task_queues", kind)),
-                expected="one of " + ", ".join(AGENT_KINDS), found=repr(kind),
-                fix=f"did you mean {close!r}?" if close else "use one of the agent kinds"))
+            problems.append(
+                InvalidValueError(
+                    f"task_queues names unknown agent kind {kind!r}",
+                    value=kind,
+                    location=source.locate(("task_queues", kind)),
+                    expected="one of " + ", ".join(AGENT_KINDS),
+                    found=repr(kind),
+                    fix=f"did you mean {close!r}?" if close else "use one of the agent kinds",
+                )
+            )
         elif not isinstance(queue, str) or not queue.strip():
-            problems.append(InvalidValueError(
-                f"task_queues.{kind} must be a task queue name", value=queue,
-                location=source.locate(("task_queues", kind)), expected="non-empty text",
-                found=repr(queue)))
+            problems.append(
+                InvalidValueError(
+                    f"task_queues.{kind} must be a task queue name",
+                    value=queue,
+                    location=source.locate(("task_queues", kind)),
+                    expected="non-empty text",
+                    found=repr(queue),
+                )
+            )
         else:
             queues[str(kind)] = queue.strip()
     return queues
 
 
-def load_plan(path: str | Path, variables: Mapping[str, Any] | None = None,
-              set_names: Collection[str] = ()) -> Plan:
+def load_plan(
+    path: str | Path, variables: Mapping[str, Any] | None = None, set_names: Collection[str] = ()
+) -> Plan:
     data, source = load_yaml(path)
     return build_plan(data, source, variables, set_names)
 
 
-def loads_plan(text: str, variables: Mapping[str, Any] | None = None,
-               file: str | None = None, set_names: Collection[str] = ()) -> Plan:
+def loads_plan(
+    text: str,
+    variables: Mapping[str, Any] | None = None,
+    file: str | None = None,
+    set_names: Collection[str] = (),
+) -> Plan:
     data, source = parse_yaml(text, file)
     return build_plan(data, source, variables, set_names)

@@ -72,14 +72,20 @@ class RawPlan:
     problems: list[PlanError] = field(default_factory=list)
 
 
-def _mapping(value: Any, path: PathKey, what: str, source: SourceMap,
-             problems: list[PlanError]) -> dict[str, Any] | None:
+def _mapping(
+    value: Any, path: PathKey, what: str, source: SourceMap, problems: list[PlanError]
+) -> dict[str, Any] | None:
     if isinstance(value, dict):
         return value
-    problems.append(InvalidValueError(
-        f"{what} must be a mapping", value=value, location=source.locate(path),
-        expected="a mapping of names to settings", found=f"{type(value).__name__} {value!r:.60}",
-    ))
+    problems.append(
+        InvalidValueError(
+            f"{what} must be a mapping",
+            value=value,
+            location=source.locate(path),
+            expected="a mapping of names to settings",
+            found=f"{type(value).__name__} {value!r:.60}",
+        )
+    )
     return None
 
 
@@ -91,16 +97,22 @@ def _is_agent_id(name: Any) -> bool:
     return isinstance(name, str) and _AGENT_ID.fullmatch(name) is not None
 
 
-def _check_id(name: Any, path: PathKey, what: str, source: SourceMap,
-              problems: list[PlanError]) -> bool:
+def _check_id(
+    name: Any, path: PathKey, what: str, source: SourceMap, problems: list[PlanError]
+) -> bool:
     if _is_agent_id(name):
         return True
-    problems.append(InvalidValueError(
-        f"invalid {what} id {name!r}", value=name, location=source.locate(path),
-        expected="a name of letters, digits, '_' or '-' starting with a letter (no dots: "
-        "'agent.output' splits at the first dot)",
-        found=repr(name), fix="rename it, e.g. 'ux_expert'",
-    ))
+    problems.append(
+        InvalidValueError(
+            f"invalid {what} id {name!r}",
+            value=name,
+            location=source.locate(path),
+            expected="a name of letters, digits, '_' or '-' starting with a letter (no dots: "
+            "'agent.output' splits at the first dot)",
+            found=repr(name),
+            fix="rename it, e.g. 'ux_expert'",
+        )
+    )
     return False
 
 
@@ -120,18 +132,23 @@ def collect(data: dict[str, Any], source: SourceMap) -> RawPlan:
         if isinstance(listed, list):
             steps.extend((s, ("enhanced_workflow_steps", i)) for i, s in enumerate(listed))
         else:
-            raw.problems.append(InvalidValueError(
-                "enhanced_workflow_steps must be a list", value=listed,
-                location=source.locate(("enhanced_workflow_steps",)),
-                expected="a list of steps", found=type(listed).__name__,
-            ))
+            raw.problems.append(
+                InvalidValueError(
+                    "enhanced_workflow_steps must be a list",
+                    value=listed,
+                    location=source.locate(("enhanced_workflow_steps",)),
+                    expected="a list of steps",
+                    found=type(listed).__name__,
+                )
+            )
     for step, path in steps:
         _collect_enhanced_step(step, path, source, raw)
     return raw
 
 
-def _entries(section: str, value: Any, what: str, source: SourceMap, raw: RawPlan,
-             empty_ok: bool = False) -> Iterator[tuple[str, PathKey, dict[str, Any]]]:
+def _entries(
+    section: str, value: Any, what: str, source: SourceMap, raw: RawPlan, empty_ok: bool = False
+) -> Iterator[tuple[str, PathKey, dict[str, Any]]]:
     """The (id, path, settings) of each well-formed entry of a named mapping such as
     ``agents:``; malformed sections, ids and entries are reported and skipped."""
     entries = _mapping(value, (section,), section, source, raw.problems)
@@ -163,11 +180,13 @@ def _collect_execution_groups(groups: Any, source: SourceMap, raw: RawPlan) -> N
             elif key == "synchronization":
                 pass  # "barrier_sync" names the behaviour every group already has
             elif key == "synchronization_strategy":
-                strategy = _mapping(value, key_path, "synchronization_strategy", source,
-                                    raw.problems)
+                strategy = _mapping(
+                    value, key_path, "synchronization_strategy", source, raw.problems
+                )
                 for skey, svalue in (strategy or {}).items():
                     target = {"type": None, "barrier_type": None, "failure_criteria": None}.get(
-                        skey, skey)
+                        skey, skey
+                    )
                     if target is None:
                         continue
                     if skey == "cross_validation" and isinstance(svalue, str):
@@ -182,8 +201,9 @@ def _collect_execution_groups(groups: Any, source: SourceMap, raw: RawPlan) -> N
                 field_paths["estimated_duration"] = key_path
                 agent_defaults["estimated_duration"] = value
             elif key == "agent_specifications":
-                specifications = _mapping(value, key_path, "agent_specifications", source,
-                                          raw.problems) or {}
+                specifications = (
+                    _mapping(value, key_path, "agent_specifications", source, raw.problems) or {}
+                )
             else:
                 group_data[key] = value
                 field_paths[key] = key_path
@@ -197,13 +217,16 @@ def _collect_execution_groups(groups: Any, source: SourceMap, raw: RawPlan) -> N
             if not _check_id(name, agent_path, "agent", source, raw.problems):
                 continue
             if name in raw.agents:
-                raw.problems.append(GroupError(
-                    f"agent '{name}' is listed in two execution groups", value=name,
-                    location=source.locate(agent_path),
-                    expected="each agent in exactly one group",
-                    found=f"also at line {source.line(raw.agents[name].path)}",
-                    fix="remove it from one of the groups",
-                ))
+                raw.problems.append(
+                    GroupError(
+                        f"agent '{name}' is listed in two execution groups",
+                        value=name,
+                        location=source.locate(agent_path),
+                        expected="each agent in exactly one group",
+                        found=f"also at line {source.line(raw.agents[name].path)}",
+                        fix="remove it from one of the groups",
+                    )
+                )
                 continue
             agent = RawAgent(id=name, data={"role": name}, path=agent_path, open_outputs=True)
             agent.data.update(agent_defaults)
@@ -211,19 +234,23 @@ def _collect_execution_groups(groups: Any, source: SourceMap, raw: RawPlan) -> N
             spec_value = specifications.get(name)
             if spec_value is not None:
                 spec_path = (*path, "agent_specifications", name)
-                spec_map = _mapping(spec_value, spec_path, f"specification of '{name}'",
-                                    source, raw.problems)
+                spec_map = _mapping(
+                    spec_value, spec_path, f"specification of '{name}'", source, raw.problems
+                )
                 if spec_map is not None:
                     agent.merge(spec_map, spec_path)
             raw.agents[name] = agent
         for name in specifications:
             if name not in members:
-                raw.problems.append(GroupError(
-                    f"agent_specifications names '{name}', which is not in this group's agents",
-                    value=name,
-                    location=source.locate((*path, "agent_specifications", name)),
-                    expected=f"one of {members}", fix=f"add '{name}' to agents or remove it",
-                ))
+                raw.problems.append(
+                    GroupError(
+                        f"agent_specifications names '{name}', which is not in this group's agents",
+                        value=name,
+                        location=source.locate((*path, "agent_specifications", name)),
+                        expected=f"one of {members}",
+                        fix=f"add '{name}' to agents or remove it",
+                    )
+                )
         group_data["agents"] = [m for m in members if _is_agent_id(m)]
         field_paths["agents"] = (*path, "agents")
         raw.groups[group_id] = RawGroup(group_id, group_data, path, field_paths)
@@ -246,8 +273,9 @@ def _collect_native_groups(groups: Any, source: SourceMap, raw: RawPlan) -> None
             existing.data.update(spec)
             existing.field_paths.update({k: (*path, k) for k in spec})
         else:
-            raw.groups[group_id] = RawGroup(group_id, dict(spec), path,
-                                            {k: (*path, k) for k in spec})
+            raw.groups[group_id] = RawGroup(
+                group_id, dict(spec), path, {k: (*path, k) for k in spec}
+            )
 
 
 def _group_of(agent_id: str, raw: RawPlan) -> str | None:
@@ -267,11 +295,15 @@ def _collect_enhanced_step(step: Any, path: PathKey, source: SourceMap, raw: Raw
         return
     agents = step.get("agents", [])
     if not isinstance(agents, list):
-        raw.problems.append(InvalidValueError(
-            "a step's agents must be a list", value=agents,
-            location=source.locate((*path, "agents")), expected="a list of agent mappings",
-            found=type(agents).__name__,
-        ))
+        raw.problems.append(
+            InvalidValueError(
+                "a step's agents must be a list",
+                value=agents,
+                location=source.locate((*path, "agents")),
+                expected="a list of agent mappings",
+                found=type(agents).__name__,
+            )
+        )
         return
     members: list[str] = []
     refined_groups: list[str] = []
@@ -289,8 +321,9 @@ def _collect_enhanced_step(step: Any, path: PathKey, source: SourceMap, raw: Raw
         requirements = entry.get("context_requirements")
         if requirements is not None:
             req_path = (*entry_path, "context_requirements")
-            requirements = _mapping(requirements, req_path, "context_requirements", source,
-                                    raw.problems) or {}
+            requirements = (
+                _mapping(requirements, req_path, "context_requirements", source, raw.problems) or {}
+            )
             for key, target in (("read", "inputs"), ("write", "writes")):
                 if key in requirements:
                     data[target] = requirements[key]
@@ -337,9 +370,13 @@ def _collect_enhanced_step(step: Any, path: PathKey, source: SourceMap, raw: Raw
     if isinstance(cross, dict) and isinstance(cross.get("validation_agents"), list):
         # step ids name the agents they refine; a copy, the caller's data stays as written, and
         # entries that are not text are left for GroupSpec validation to report
-        group_data["cross_validation"] = {**cross, "validation_agents": [
-            raw.aliases.get(a, a) if isinstance(a, str) else a
-            for a in cross["validation_agents"]]}
+        group_data["cross_validation"] = {
+            **cross,
+            "validation_agents": [
+                raw.aliases.get(a, a) if isinstance(a, str) else a
+                for a in cross["validation_agents"]
+            ],
+        }
 
     new_members = [m for m in members if _group_of(m, raw) is None]
     if len(refined_groups) == 1 and not new_members:
@@ -350,14 +387,17 @@ def _collect_enhanced_step(step: Any, path: PathKey, source: SourceMap, raw: Raw
                 group.field_paths[key] = field_paths[key]
         raw.aliases.setdefault(step_id, group.id)
     elif refined_groups:
-        raw.problems.append(GroupError(
-            f"step '{step_id}' mixes agents of groups {refined_groups} and new agents "
-            f"{new_members}",
-            value=step_id, location=source.locate(path),
-            expected="a step that either refines the agents of one existing group or adds "
-            "only new agents",
-            fix="split the step, or list the agents in one execution group",
-        ))
+        raw.problems.append(
+            GroupError(
+                f"step '{step_id}' mixes agents of groups {refined_groups} and new agents "
+                f"{new_members}",
+                value=step_id,
+                location=source.locate(path),
+                expected="a step that either refines the agents of one existing group or adds "
+                "only new agents",
+                fix="split the step, or list the agents in one execution group",
+            )
+        )
     else:
         group_data["agents"] = members
         raw.groups[step_id] = RawGroup(step_id, group_data, path, field_paths)

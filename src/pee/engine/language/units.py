@@ -112,15 +112,20 @@ def _as_float(number: int | float) -> float:
 def _finite_non_negative(number: float, raw: Any) -> float:
     if not math.isfinite(number) or number < 0:
         raise DurationError(
-            "invalid duration", value=raw, expected="a finite, non-negative duration",
-            found=repr(raw), fix="write it like 90s, 10m or 3-5_minutes",
+            "invalid duration",
+            value=raw,
+            expected="a finite, non-negative duration",
+            found=repr(raw),
+            fix="write it like 90s, 10m or 3-5_minutes",
         )
     if number > MAX_DURATION_S:
         raise DurationError(
             f"duration longer than {MAX_DURATION_TEXT}, the most a plan may give (Temporal's "
             "timers and timeouts, and the deadlines the workflow adds to the current time, "
-            "must stay representable)", value=raw,
-            expected=f"at most {MAX_DURATION_TEXT}", found=repr(raw),
+            "must stay representable)",
+            value=raw,
+            expected=f"at most {MAX_DURATION_TEXT}",
+            found=repr(raw),
             fix="give a shorter duration; leave a timeout out for the default",
         )
     return number
@@ -132,7 +137,10 @@ def parse_duration(raw: Any) -> Duration:
         return raw
     if isinstance(raw, bool) or raw is None:
         raise DurationError(
-            "invalid duration", value=raw, expected=DURATION_FORMS, found=repr(raw),
+            "invalid duration",
+            value=raw,
+            expected=DURATION_FORMS,
+            found=repr(raw),
             fix="write it like 90s, 10m or 3-5_minutes",
         )
     if isinstance(raw, int | float):
@@ -144,8 +152,11 @@ def parse_duration(raw: Any) -> Duration:
         return _ordered(low.min_s, high.max_s, raw)
     if not isinstance(raw, str):
         raise DurationError(
-            "invalid duration", value=raw, expected=DURATION_FORMS,
-            found=f"a {type(raw).__name__}", fix="write it like 90s, 10m or 3-5_minutes",
+            "invalid duration",
+            value=raw,
+            expected=DURATION_FORMS,
+            found=f"a {type(raw).__name__}",
+            fix="write it like 90s, 10m or 3-5_minutes",
         )
     text = raw.strip().lower()
     if _COMPOUND.match(text) and len(_COMPOUND_PART.findall(text)) > 1:
@@ -160,7 +171,10 @@ def parse_duration(raw: Any) -> Duration:
             high = float(match.group("hi")) * scale if match.group("hi") else low
             return _ordered(low, high, raw)
     raise DurationError(
-        "invalid duration", value=raw, expected=DURATION_FORMS, found=repr(raw),
+        "invalid duration",
+        value=raw,
+        expected=DURATION_FORMS,
+        found=repr(raw),
         fix="write it like 90s, 10m or 3-5_minutes",
     )
 
@@ -170,8 +184,11 @@ def _ordered(low: float, high: float, raw: Any) -> Duration:
     _finite_non_negative(high, raw)
     if high < low:
         raise DurationError(
-            "duration range runs backwards", value=raw, expected="min <= max",
-            found=repr(raw), fix="write the smaller number first, e.g. '3-5_minutes'",
+            "duration range runs backwards",
+            value=raw,
+            expected="min <= max",
+            found=repr(raw),
+            fix="write the smaller number first, e.g. '3-5_minutes'",
         )
     return Duration(low, high)
 
@@ -194,16 +211,27 @@ def parse_units(raw: Any) -> float:
             pass
     levels = ", ".join(f"{k}={v:g}" for k, v in LEVEL_UNITS.items())
     raise ResourceLevelError(
-        "invalid resource amount", value=raw,
-        expected=f"a non-negative number of units or a level ({levels})", found=repr(raw),
+        "invalid resource amount",
+        value=raw,
+        expected=f"a non-negative number of units or a level ({levels})",
+        found=repr(raw),
         fix="use a number such as 30 or one of the level names",
     )
 
 
 _SIZE = re.compile(r"^(?P<n>\d+(?:\.\d+)?)\s*(?P<unit>b|kb|kib|mb|mib|gb|gib|k|m|g)?$")
 _SIZE_SCALE = {
-    None: 1, "b": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": 1024**2, "mb": 1024**2,
-    "mib": 1024**2, "g": 1024**3, "gb": 1024**3, "gib": 1024**3,
+    None: 1,
+    "b": 1,
+    "k": 1024,
+    "kb": 1024,
+    "kib": 1024,
+    "m": 1024**2,
+    "mb": 1024**2,
+    "mib": 1024**2,
+    "g": 1024**3,
+    "gb": 1024**3,
+    "gib": 1024**3,
 }
 
 
@@ -218,6 +246,9 @@ def parse_size(raw: Any) -> int:
         if size is not None and math.isfinite(size):
             return int(size)
     raise SizeError(
-        "invalid size", value=raw, expected="bytes or a number with KB/MB/GB such as '50MB'",
-        found=repr(raw), fix="write it like '50MB'",
+        "invalid size",
+        value=raw,
+        expected="bytes or a number with KB/MB/GB such as '50MB'",
+        found=repr(raw),
+        fix="write it like '50MB'",
     )

@@ -84,8 +84,11 @@ def _timestamp_as_text(loader: _Loader, node: yaml.ScalarNode) -> str:
 
 def _not_plan_data(loader: _Loader, node: yaml.Node) -> Any:
     raise yaml.constructor.ConstructorError(
-        None, None, f"{node.tag.replace('tag:yaml.org,2002:', '!!')} values are not plan data; "
-        "use text, numbers, lists or mappings", node.start_mark,
+        None,
+        None,
+        f"{node.tag.replace('tag:yaml.org,2002:', '!!')} values are not plan data; "
+        "use text, numbers, lists or mappings",
+        node.start_mark,
     )
 
 
@@ -123,8 +126,12 @@ def _walk(node: yaml.Node, path: PathKey, source: SourceMap, loader: yaml.SafeLo
             if not _hashable(key):
                 continue
             child = (*path, key)
-            if child in lines and key != "<<" and not isinstance(key, bool | int) and not any(
-                    child[:len(seen)] == seen for seen, _, _ in source.duplicates):
+            if (
+                child in lines
+                and key != "<<"
+                and not isinstance(key, bool | int)
+                and not any(child[: len(seen)] == seen for seen, _, _ in source.duplicates)
+            ):
                 source.duplicates.append((child, key_node.start_mark.line + 1, lines[child]))
             lines[child] = key_node.start_mark.line + 1
             _walk(value_node, child, source, loader)
@@ -172,20 +179,25 @@ def check_aliases(root: yaml.Node, file: str | None = None) -> None:
             if key in on_path:
                 raise YamlAliasError(
                     "an alias refers to a mapping or list that contains it: the value would "
-                    "be endless", value=None, location=line(node),
+                    "be endless",
+                    value=None,
+                    location=line(node),
                     expected="aliases of values written before them, outside them",
                     found=f"a recursive anchor (written at line {child.start_mark.line + 1})",
-                    fix="copy the values instead of aliasing the enclosing anchor")
+                    fix="copy the values instead of aliasing the enclosing anchor",
+                )
             if key in seen:
                 if not isinstance(child, yaml.ScalarNode):
                     aliases += 1
                     if aliases > MAX_COLLECTION_ALIASES:
                         raise YamlAliasError(
                             f"more than {MAX_COLLECTION_ALIASES:,} aliases of mappings or lists",
-                            value=aliases, location=line(node),
+                            value=aliases,
+                            location=line(node),
                             expected=f"at most {MAX_COLLECTION_ALIASES:,} such aliases",
                             found=f"alias number {aliases:,} here",
-                            fix="write the values out, or share fewer blocks")
+                            fix="write the values out, or share fewer blocks",
+                        )
                 continue
             seen.add(key)
             if isinstance(child, yaml.ScalarNode):
@@ -208,11 +220,13 @@ def check_aliases(root: yaml.Node, file: str | None = None) -> None:
     raise YamlAliasError(
         "aliases make this value stand for "
         f"{'more than ' if size >= _COUNT_CAP else ''}{size:,} values",
-        value=size, location=line(node),
+        value=size,
+        location=line(node),
         expected=f"at most {limit:,} values once aliases are expanded (the larger of "
         f"{EXPANSION_FLOOR:,} and {EXPANSION_RATIO} x the {len(seen):,} values written)",
         found="aliases of aliases multiplying the plan (a YAML 'billion laughs')",
-        fix="write the shared values out or alias them fewer times")
+        fix="write the shared values out or alias them fewer times",
+    )
 
 
 def parse_yaml(text: str, file: str | None = None) -> tuple[Any, SourceMap]:
@@ -240,14 +254,20 @@ def parse_yaml(text: str, file: str | None = None) -> tuple[Any, SourceMap]:
         ) from None
     except RecursionError:
         raise PlanSyntaxError(
-            "not valid YAML: mappings and lists nested too deeply to read", value=None,
-            location=Location(file=file), expected="a plan nested a few dozen levels at most",
-            fix="flatten the nesting") from None
+            "not valid YAML: mappings and lists nested too deeply to read",
+            value=None,
+            location=Location(file=file),
+            expected="a plan nested a few dozen levels at most",
+            fix="flatten the nesting",
+        ) from None
     except (yaml.YAMLError, ValueError, TypeError) as exc:
         # pyyaml raises plain ValueError/TypeError for some constructs (e.g. unhashable keys)
         raise PlanSyntaxError(
-            f"not valid YAML: {exc}", value=text, location=Location(file=file),
-            expected="a YAML document", fix="check the file's syntax",
+            f"not valid YAML: {exc}",
+            value=text,
+            location=Location(file=file),
+            expected="a YAML document",
+            fix="check the file's syntax",
         ) from None
 
 
@@ -271,12 +291,16 @@ def load_yaml(path: str | Path) -> tuple[Any, SourceMap]:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise PlanFileNotFoundError(
-            "plan file not found", value=file, location=Location(file=file),
+            "plan file not found",
+            value=file,
+            location=Location(file=file),
             fix="check the path; example plans live in plans/",
         ) from None
     except (IsADirectoryError, UnicodeDecodeError, PermissionError) as exc:
         raise PlanSyntaxError(
-            f"cannot read the plan: {exc}", value=file, location=Location(file=file),
+            f"cannot read the plan: {exc}",
+            value=file,
+            location=Location(file=file),
             expected="a readable UTF-8 YAML file",
         ) from None
     return parse_yaml(text, file)

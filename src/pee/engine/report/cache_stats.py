@@ -40,7 +40,8 @@ class CacheCounters:
             counters = self.levels.get(level, {})
             hits, misses = counters.get("hits", 0), counters.get("misses", 0)
             entry: dict[str, int | float] = {
-                "hits": hits, "misses": misses,
+                "hits": hits,
+                "misses": misses,
                 "hit_ratio": round(hits / max(1, hits + misses), 3),
             }
             for name in EXTRA.get(level, ()):

@@ -27,39 +27,58 @@ class Definition:
 DEFINITIONS: dict[str, Definition] = {
     # execution
     "total_workflow_time": Definition(
-        HISTOGRAM, "s", "the run's makespan: first group start to the end of the run"),
+        HISTOGRAM, "s", "the run's makespan: first group start to the end of the run"
+    ),
     "individual_agent_execution_time": Definition(
-        HISTOGRAM, "s", "each agent's time from its first start to its last end, retries and a "
-                        "fallback re-run included"),
+        HISTOGRAM,
+        "s",
+        "each agent's time from its first start to its last end, retries and a "
+        "fallback re-run included",
+    ),
     "parallel_efficiency_ratio": Definition(
-        GAUGE, "1", "the actual critical path's length / the makespan (1.0: no scheduling "
-                    "overhead)"),
+        GAUGE, "1", "the actual critical path's length / the makespan (1.0: no scheduling overhead)"
+    ),
     "context_lock_wait_time": Definition(
-        HISTOGRAM, "s", "time agents waited for a context store reader or writer slot, all "
-                        "agents together"),
+        HISTOGRAM,
+        "s",
+        "time agents waited for a context store reader or writer slot, all agents together",
+    ),
     "resource_utilization_percentage": Definition(
-        GAUGE, "%", "the highest sampled use of a pool resource (attribute resource: cpu or "
-                    "memory), as a percentage of what admission may hand out"),
+        GAUGE,
+        "%",
+        "the highest sampled use of a pool resource (attribute resource: cpu or "
+        "memory), as a percentage of what admission may hand out",
+    ),
     # quality
     "output_quality_scores": Definition(
-        HISTOGRAM, "1", "each cross-validated group's mean validation score (0..1)"),
+        HISTOGRAM, "1", "each cross-validated group's mean validation score (0..1)"
+    ),
     "validation_failure_rate": Definition(
-        GAUGE, "1", "failed cross-validations / cross-validations"),
+        GAUGE, "1", "failed cross-validations / cross-validations"
+    ),
     "context_conflict_frequency": Definition(
-        GAUGE, "1", "context conflicts opened / context commits (agents' committed keys)"),
-    "retry_rate": Definition(
-        GAUGE, "1", "retries / activity attempts, over the agents that ran"),
+        GAUGE, "1", "context conflicts opened / context commits (agents' committed keys)"
+    ),
+    "retry_rate": Definition(GAUGE, "1", "retries / activity attempts, over the agents that ran"),
     # system
     "memory_usage_peak": Definition(
-        GAUGE, "{unit}", "the most resource-pool memory units admitted at once"),
+        GAUGE, "{unit}", "the most resource-pool memory units admitted at once"
+    ),
     "cpu_utilization_average": Definition(
-        GAUGE, "%", "resource-pool CPU units in use, averaged over the makespan, as a percentage "
-                    "of what admission may hand out"),
+        GAUGE,
+        "%",
+        "resource-pool CPU units in use, averaged over the makespan, as a percentage "
+        "of what admission may hand out",
+    ),
     "cache_hit_ratios": Definition(
-        GAUGE, "1", "agent output cache hits / lookups (attribute cache: agent_output)"),
+        GAUGE, "1", "agent output cache hits / lookups (attribute cache: agent_output)"
+    ),
     "network_latency_impact": Definition(
-        GAUGE, "1", "time agents spent waiting on the network / their backend wall time, "
-                    "over the successful attempts of agents that measure it (http agents)"),
+        GAUGE,
+        "1",
+        "time agents spent waiting on the network / their backend wall time, "
+        "over the successful attempts of agents that measure it (http agents)",
+    ),
 }
 
 
@@ -95,28 +114,43 @@ def _points(report: Mapping[str, Any], base: dict[str, str]) -> Iterator[MetricP
     for agent_id, agent in agents.items():
         if agent.get("duration_s") is None or agent.get("resumed"):
             continue
-        yield from point("individual_agent_execution_time", agent["duration_s"], agent=agent_id,
-                         group=str(agent.get("group") or ""),
-                         agent_status=str(agent.get("status") or ""),
-                         cache_status=cache_status(report, agent))
+        yield from point(
+            "individual_agent_execution_time",
+            agent["duration_s"],
+            agent=agent_id,
+            group=str(agent.get("group") or ""),
+            agent_status=str(agent.get("status") or ""),
+            cache_status=cache_status(report, agent),
+        )
     yield from point("parallel_efficiency_ratio", report.get("parallel_efficiency"))
     yield from point("context_lock_wait_time", report.get("context_lock_wait_s"))
     for resource in ("cpu", "memory"):
-        yield from point("resource_utilization_percentage",
-                         peak_sample(resources.get("samples") or [], f"{resource}_usage"),
-                         resource=resource)
+        yield from point(
+            "resource_utilization_percentage",
+            peak_sample(resources.get("samples") or [], f"{resource}_usage"),
+            resource=resource,
+        )
 
     for group_id, score in dict(report.get("output_quality_scores") or {}).items():
         yield from point("output_quality_scores", score, group=group_id)
-    validations = [v for g in groups.values() for v in
-                   ((g.get("cross_validation") or {}).get("validations") or [])]
-    yield from point("validation_failure_rate", ratio(
-        sum(1 for v in validations if not v.get("passed")), len(validations)))
+    validations = [
+        v
+        for g in groups.values()
+        for v in ((g.get("cross_validation") or {}).get("validations") or [])
+    ]
+    yield from point(
+        "validation_failure_rate",
+        ratio(sum(1 for v in validations if not v.get("passed")), len(validations)),
+    )
     commits = sum(len(agent.get("commits") or {}) for agent in agents.values())
-    yield from point("context_conflict_frequency",
-                     ratio(len(report.get("conflicts") or []), commits))
-    ran = [int(agent.get("attempts") or 0) for agent in agents.values()
-           if int(agent.get("attempts") or 0) > 0]
+    yield from point(
+        "context_conflict_frequency", ratio(len(report.get("conflicts") or []), commits)
+    )
+    ran = [
+        int(agent.get("attempts") or 0)
+        for agent in agents.values()
+        if int(agent.get("attempts") or 0) > 0
+    ]
     yield from point("retry_rate", ratio(sum(a - 1 for a in ran), sum(ran)))
 
     yield from point("memory_usage_peak", resources.get("peak_memory"))
@@ -124,11 +158,18 @@ def _points(report: Mapping[str, Any], base: dict[str, str]) -> Iterator[MetricP
     cache = dict((report.get("cache") or {}).get("agent_output") or {})
     hits, misses = int(cache.get("hits") or 0), int(cache.get("misses") or 0)
     yield from point("cache_hit_ratios", ratio(hits, hits + misses), cache="agent_output")
-    measured = [agent for agent in agents.values()
-                if agent.get("io_wait_s") is not None and agent.get("attempt_s")]
-    yield from point("network_latency_impact", ratio(
-        sum(float(a["io_wait_s"]) for a in measured),
-        sum(float(a["attempt_s"]) for a in measured)))
+    measured = [
+        agent
+        for agent in agents.values()
+        if agent.get("io_wait_s") is not None and agent.get("attempt_s")
+    ]
+    yield from point(
+        "network_latency_impact",
+        ratio(
+            sum(float(a["io_wait_s"]) for a in measured),
+            sum(float(a["attempt_s"]) for a in measured),
+        ),
+    )
 
 
 def cache_status(report: Mapping[str, Any], agent: Mapping[str, Any]) -> str:

@@ -51,17 +51,26 @@ def run_spans(report: Mapping[str, Any]) -> list[SpanSpec]:
         "pee.plan": plan,
     }
     resumed = [g for g, group in groups.items() if group.get("resumed")]
-    spans = [SpanSpec(
-        "run", None, f"PlanRun:{plan}", started, ended,
-        {**common, "pee.status": status,
-         "pee.makespan_s": float(report.get("makespan_s") or 0.0),
-         "pee.parallel_efficiency": float(report.get("parallel_efficiency") or 0.0),
-         "pee.critical_path": [str(a) for a in report.get("critical_path") or []],
-         "pee.alerts": len(report.get("alerts") or []),
-         "pee.conflicts": len(report.get("conflicts") or []),
-         **({"pee.resumed_groups": resumed} if resumed else {})},
-        error=(str(report.get("error") or status) if status in ERROR_STATUSES else None),
-    )]
+    spans = [
+        SpanSpec(
+            "run",
+            None,
+            f"PlanRun:{plan}",
+            started,
+            ended,
+            {
+                **common,
+                "pee.status": status,
+                "pee.makespan_s": float(report.get("makespan_s") or 0.0),
+                "pee.parallel_efficiency": float(report.get("parallel_efficiency") or 0.0),
+                "pee.critical_path": [str(a) for a in report.get("critical_path") or []],
+                "pee.alerts": len(report.get("alerts") or []),
+                "pee.conflicts": len(report.get("conflicts") or []),
+                **({"pee.resumed_groups": resumed} if resumed else {}),
+            },
+            error=(str(report.get("error") or status) if status in ERROR_STATUSES else None),
+        )
+    ]
     for group_id, group in groups.items():
         group_start = parse_time(group.get("started_at"))
         if group_start is None:
@@ -70,21 +79,43 @@ def run_spans(report: Mapping[str, Any]) -> list[SpanSpec]:
         barrier = dict(group.get("barrier") or {})
         group_status = str(group.get("status") or "")
         key = f"group:{group_id}"
-        spans.append(SpanSpec(
-            key, "run", f"Group:{group_id}", group_start, max(group_start, group_end),
-            {**common, "pee.group": group_id, "pee.group_status": group_status,
-             "pee.barrier_decision": str(barrier.get("decision") or ""),
-             "pee.extensions": int(barrier.get("extensions") or 0),
-             "pee.parallel": bool(group.get("parallel", True))},
-            error=str(barrier.get("reason") or group_status)
-            if group_status in ERROR_STATUSES else None))
+        spans.append(
+            SpanSpec(
+                key,
+                "run",
+                f"Group:{group_id}",
+                group_start,
+                max(group_start, group_end),
+                {
+                    **common,
+                    "pee.group": group_id,
+                    "pee.group_status": group_status,
+                    "pee.barrier_decision": str(barrier.get("decision") or ""),
+                    "pee.extensions": int(barrier.get("extensions") or 0),
+                    "pee.parallel": bool(group.get("parallel", True)),
+                },
+                error=str(barrier.get("reason") or group_status)
+                if group_status in ERROR_STATUSES
+                else None,
+            )
+        )
         for index, decision in enumerate(barrier.get("history") or []):
             at = parse_time(decision.get("at")) or group_end
-            spans.append(SpanSpec(
-                f"{key}:barrier:{index}", key, f"Barrier:{decision.get('decision')}", at, at,
-                {**common, "pee.group": group_id,
-                 "pee.barrier_decision": str(decision.get("decision") or ""),
-                 "pee.reason": str(decision.get("reason") or "")}))
+            spans.append(
+                SpanSpec(
+                    f"{key}:barrier:{index}",
+                    key,
+                    f"Barrier:{decision.get('decision')}",
+                    at,
+                    at,
+                    {
+                        **common,
+                        "pee.group": group_id,
+                        "pee.barrier_decision": str(decision.get("decision") or ""),
+                        "pee.reason": str(decision.get("reason") or ""),
+                    },
+                )
+            )
         for agent_id in group.get("agents") or []:
             agent = agents.get(agent_id) or {}
             agent_start = parse_time(agent.get("started_at"))
@@ -92,20 +123,33 @@ def run_spans(report: Mapping[str, Any]) -> list[SpanSpec]:
                 continue
             agent_end = parse_time(agent.get("finished_at")) or group_end
             agent_status = str(agent.get("status") or "")
-            spans.append(SpanSpec(
-                f"agent:{agent_id}", key, f"Agent:{agent_id}", agent_start,
-                max(agent_start, agent_end),
-                {**common, "pee.agent": agent_id, "pee.group": group_id,
-                 # the agent's activity id: RunActivity spans carry the same temporalActivityID
-                 "temporalActivityID": agent_id,
-                 "pee.role": str(agent.get("role") or ""), "pee.kind": str(agent.get("kind") or ""),
-                 "pee.agent_status": agent_status,
-                 "pee.attempt": int(agent.get("attempts") or 0),
-                 "pee.cache_status": cache_status(report, agent),
-                 "pee.queue_wait_s": float(agent.get("queue_wait_s") or 0.0),
-                 "pee.blocked_s": float(agent.get("blocked_s") or 0.0)},
-                error=str(agent.get("error") or agent_status)
-                if agent_status in ERROR_STATUSES else None))
+            spans.append(
+                SpanSpec(
+                    f"agent:{agent_id}",
+                    key,
+                    f"Agent:{agent_id}",
+                    agent_start,
+                    max(agent_start, agent_end),
+                    {
+                        **common,
+                        "pee.agent": agent_id,
+                        "pee.group": group_id,
+                        # the agent's activity id: RunActivity spans carry the same
+                        # temporalActivityID
+                        "temporalActivityID": agent_id,
+                        "pee.role": str(agent.get("role") or ""),
+                        "pee.kind": str(agent.get("kind") or ""),
+                        "pee.agent_status": agent_status,
+                        "pee.attempt": int(agent.get("attempts") or 0),
+                        "pee.cache_status": cache_status(report, agent),
+                        "pee.queue_wait_s": float(agent.get("queue_wait_s") or 0.0),
+                        "pee.blocked_s": float(agent.get("blocked_s") or 0.0),
+                    },
+                    error=str(agent.get("error") or agent_status)
+                    if agent_status in ERROR_STATUSES
+                    else None,
+                )
+            )
     return spans
 
 

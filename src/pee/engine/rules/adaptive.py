@@ -77,8 +77,10 @@ def _threshold_for(plan: CompiledPlan, action: str, time_scale: float) -> float 
 
 
 def _slow(threshold_s: float, agent_id: str, response_time_s: float) -> str:
-    return (f"'{agent_id}' took {response_time_s:g} s, over the response_time threshold "
-            f"{threshold_s:g} s")
+    return (
+        f"'{agent_id}' took {response_time_s:g} s, over the response_time threshold "
+        f"{threshold_s:g} s"
+    )
 
 
 @dataclass
@@ -98,8 +100,9 @@ class GroupThrottle:
         threshold = _threshold_for(plan, ADJUST_GROUP_SIZES, time_scale)
         return None if threshold is None else cls(threshold)
 
-    def observe(self, group_id: str, agent_id: str, response_time_s: float,
-                running_in_group: int) -> str | None:
+    def observe(
+        self, group_id: str, agent_id: str, response_time_s: float, running_in_group: int
+    ) -> str | None:
         """An agent of `group_id` finished after `response_time_s`, with `running_in_group` of
         its agents still running. Returns what changed, or None."""
         if response_time_s <= self.threshold_s:
@@ -109,20 +112,29 @@ class GroupThrottle:
         if lowered >= current:
             return None
         self.limits[group_id] = lowered
-        return (f"adaptive allocation: group '{group_id}' now runs at most {lowered} agent(s) at "
-                f"once (was {current}): '{agent_id}' took {response_time_s:g} s, over the "
-                f"response_time threshold {self.threshold_s:g} s")
+        return (
+            f"adaptive allocation: group '{group_id}' now runs at most {lowered} agent(s) at "
+            f"once (was {current}): '{agent_id}' took {response_time_s:g} s, over the "
+            f"response_time threshold {self.threshold_s:g} s"
+        )
 
-    def apply(self, admission: Admission, group_of: Mapping[str, str], now: float,
-              still_queued: Callable[[str], bool]) -> None:
+    def apply(
+        self,
+        admission: Admission,
+        group_of: Mapping[str, str],
+        now: float,
+        still_queued: Callable[[str], bool],
+    ) -> None:
         """Before an admission round: of each limited group's queued agents, only as many as
         it has room for stay eligible (best ranked first); the rest wait here. Withheld agents
         that stopped waiting (cancelled) are dropped."""
         if not self.limits:
             return
         candidates = [r for r in admission.waiting + self.held if still_queued(r.agent_id)]
-        room = {g: limit - sum(1 for a in admission.running if group_of.get(a) == g)
-                for g, limit in self.limits.items()}
+        room = {
+            g: limit - sum(1 for a in admission.running if group_of.get(a) == g)
+            for g, limit in self.limits.items()
+        }
         eligible: list[str] = []
         for request in sorted(candidates, key=lambda r: admission.rank(r, now)):
             group_id = group_of.get(request.agent_id, "")
@@ -152,9 +164,14 @@ class TimeoutStretch:
             return None
         return cls(threshold, MAX_TIMEOUT_SHIFT_S * time_scale)
 
-    def observe(self, agent_id: str, role: str, response_time_s: float,
-                running_group: str | None, later_groups: Sequence[str]) -> list[tuple[str, float,
-                                                                                      str]]:
+    def observe(
+        self,
+        agent_id: str,
+        role: str,
+        response_time_s: float,
+        running_group: str | None,
+        later_groups: Sequence[str],
+    ) -> list[tuple[str, float, str]]:
         """A slow agent finished: `running_group` is its group when that still waits on a
         deadline, `later_groups` the groups not started yet holding agents of its `role`.
         Returns (group, seconds later, why) for each deadline that moves; later groups' moves
@@ -164,16 +181,19 @@ class TimeoutStretch:
         overrun = response_time_s - self.threshold_s
         changes: list[tuple[str, float, str]] = []
         targets = ([running_group] if running_group is not None else []) + [
-            g for g in later_groups if g != running_group]
+            g for g in later_groups if g != running_group
+        ]
         for group_id in targets:
             shift = round(min(overrun, self.cap_s - self.moved.get(group_id, 0.0)), 3)
             if shift <= 0:
                 continue
             self.moved[group_id] = round(self.moved.get(group_id, 0.0) + shift, 3)
             whose = "its" if group_id == running_group else f"a '{role}' agent's"
-            why = (f"adaptive allocation: deadline of group '{group_id}' moved {shift:g} s "
-                   f"later ({whose} agent {_slow(self.threshold_s, agent_id, response_time_s)};"
-                   f" at most {self.cap_s:g} s per group)")
+            why = (
+                f"adaptive allocation: deadline of group '{group_id}' moved {shift:g} s "
+                f"later ({whose} agent {_slow(self.threshold_s, agent_id, response_time_s)};"
+                f" at most {self.cap_s:g} s per group)"
+            )
             if group_id != running_group:
                 self.pending.setdefault(group_id, []).append((shift, why))
             changes.append((group_id, shift, why))
@@ -206,15 +226,19 @@ class CpuBoost:
         if threshold is None or "resource_pool" not in resources:
             return None
         computational = (resources.get("resource_pool") or {}).get("computational") or {}
-        return cls(threshold, float(computational.get("total_cpu_units", 100.0)),
-                   _shared_pool_name(resources))
+        return cls(
+            threshold,
+            float(computational.get("total_cpu_units", 100.0)),
+            _shared_pool_name(resources),
+        )
 
     @property
     def cap(self) -> float:
         return round(CPU_CAP * self.capacity, 3)
 
-    def observe(self, agent_id: str, response_time_s: float,
-                pool: Pool) -> tuple[Pool | None, str] | None:
+    def observe(
+        self, agent_id: str, response_time_s: float, pool: Pool
+    ) -> tuple[Pool | None, str] | None:
         """A slow agent finished: the larger pool admission should hand out and why; (None,
         why) once for a shared pool; None when nothing changes (fast, or at the cap)."""
         if response_time_s <= self.threshold_s:
@@ -224,15 +248,18 @@ class CpuBoost:
             if self.reported:
                 return None
             self.reported = True
-            return None, (f"adaptive allocation: increase_cpu_allocation does not apply: the "
-                          f"run's units come from the shared pool '{self.shared_pool}', which "
-                          f"other runs draw on too ({slow})")
+            return None, (
+                f"adaptive allocation: increase_cpu_allocation does not apply: the "
+                f"run's units come from the shared pool '{self.shared_pool}', which "
+                f"other runs draw on too ({slow})"
+            )
         raised = round(min(self.cap, pool.cpu + CPU_STEP * self.capacity), 3)
         if raised <= pool.cpu:
             return None
         return Pool(raised, pool.memory, pool.max_agents), (
             f"adaptive allocation: the run now hands out {raised:g} CPU units (was "
-            f"{pool.cpu:g}, at most {self.cap:g}): {slow}")
+            f"{pool.cpu:g}, at most {self.cap:g}): {slow}"
+        )
 
 
 @dataclass
@@ -243,8 +270,9 @@ class AggressiveCaching:
     storing: bool = False
 
     @classmethod
-    def from_plan(cls, plan: CompiledPlan, time_scale: float,
-                  plan_ttl_s: float | None) -> AggressiveCaching | None:
+    def from_plan(
+        cls, plan: CompiledPlan, time_scale: float, plan_ttl_s: float | None
+    ) -> AggressiveCaching | None:
         """None also when the plan already caches across runs (`plan_ttl_s` a number)."""
         threshold = _threshold_for(plan, AGGRESSIVE_CACHING, time_scale)
         return None if threshold is None or plan_ttl_s is not None else cls(threshold)
@@ -253,9 +281,11 @@ class AggressiveCaching:
         if self.storing or response_time_s <= self.threshold_s:
             return None
         self.storing = True
-        return (f"adaptive allocation: agents starting from now on store their outputs in the "
-                f"agent output cache for {self.ttl_s:g} s, so a rerun of the plan reuses them: "
-                f"{_slow(self.threshold_s, agent_id, response_time_s)}")
+        return (
+            f"adaptive allocation: agents starting from now on store their outputs in the "
+            f"agent output cache for {self.ttl_s:g} s, so a rerun of the plan reuses them: "
+            f"{_slow(self.threshold_s, agent_id, response_time_s)}"
+        )
 
     def store_ttl_s(self) -> float | None:
         return self.ttl_s if self.storing else None

@@ -165,20 +165,27 @@ def decide(view: BarrierView) -> BarrierDecision:
         plan = _abort(unfinished, not_succeeded)
         reason = f"critical (non-retryable) error in {critical}; {plan}"
         return BarrierDecision(
-            ABORT_AND_FALLBACK, reason, cancel=unfinished, fallback=not_succeeded,
+            ABORT_AND_FALLBACK,
+            reason,
+            cancel=unfinished,
+            fallback=not_succeeded,
             alert=f"group '{view.group}': {reason}",
         )
 
     deadline_reached = view.deadline_s is not None and view.now_s >= view.deadline_s
     if unfinished and not deadline_reached:
-        until = "" if view.deadline_s is None else (
-            f"; deadline in {_seconds(round(view.deadline_s - view.now_s, 3))}")
+        until = (
+            ""
+            if view.deadline_s is None
+            else (f"; deadline in {_seconds(round(view.deadline_s - view.now_s, 3))}")
+        )
         return BarrierDecision(WAIT, f"waiting for {unfinished}{until}")
 
     if unfinished:
         assert view.deadline_s is not None
         progressing = [
-            a for a in running
+            a
+            for a in running
             if (seen := view.states[a].last_progress_s) is not None
             and view.now_s - seen <= view.progress_window_s
         ]
@@ -186,8 +193,9 @@ def decide(view: BarrierView) -> BarrierDecision:
         if progressing and view.extensions_used < view.max_extensions and extension > 0:
             seen_how = (
                 "still running, kept alive by heartbeats (batch mode: no progress signals)"
-                if view.liveness_by_heartbeat else
-                f"reported progress within the last {_seconds(view.progress_window_s)}")
+                if view.liveness_by_heartbeat
+                else f"reported progress within the last {_seconds(view.progress_window_s)}"
+            )
             reason = (
                 f"deadline reached; {progressing} {seen_how}; extension "
                 f"{view.extensions_used + 1} of {view.max_extensions} by {_seconds(extension)}"
@@ -197,21 +205,28 @@ def decide(view: BarrierView) -> BarrierDecision:
             )
 
     cause = (
-        f"deadline reached with {unfinished} unfinished" if unfinished
+        f"deadline reached with {unfinished} unfinished"
+        if unfinished
         else f"every remaining agent failed ({failed})"
     )
     score = f"{len(succeeded)}/{total} succeeded, {describe_criteria(view.criteria, view.count)}"
     if succeeded and len(succeeded) >= need:
         reason = f"{cause}; {score}: continuing without {not_succeeded}"
         return BarrierDecision(
-            CONTINUE_WITH_PARTIAL, reason, cancel=unfinished, fill_defaults=not_succeeded,
+            CONTINUE_WITH_PARTIAL,
+            reason,
+            cancel=unfinished,
+            fill_defaults=not_succeeded,
             quality_impact=_quality(view, not_succeeded),
         )
 
     unmet = "none succeeded" if not succeeded else "success criteria unmet"
     reason = f"{cause}; {score}: {unmet}; {_abort(unfinished, not_succeeded)}"
     return BarrierDecision(
-        ABORT_AND_FALLBACK, reason, cancel=unfinished, fallback=not_succeeded,
+        ABORT_AND_FALLBACK,
+        reason,
+        cancel=unfinished,
+        fallback=not_succeeded,
         alert=f"group '{view.group}': {reason}",
     )
 
@@ -240,8 +255,11 @@ def decide_after_fallback(view: BarrierView) -> BarrierDecision:
             f"'{view.partial_failure_handling}': continuing with the defaults of {not_succeeded}"
         )
         return BarrierDecision(
-            CONTINUE_WITH_DEFAULTS, reason, fill_defaults=not_succeeded,
-            quality_impact=_quality(view, not_succeeded), alert=f"group '{view.group}': {reason}",
+            CONTINUE_WITH_DEFAULTS,
+            reason,
+            fill_defaults=not_succeeded,
+            quality_impact=_quality(view, not_succeeded),
+            alert=f"group '{view.group}': {reason}",
         )
 
     return BarrierDecision(

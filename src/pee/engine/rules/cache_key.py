@@ -34,11 +34,14 @@ def agent_definition(agent: CompiledAgent) -> dict[str, Any]:
     }
 
 
-def cache_key(agent: CompiledAgent, inputs: Mapping[str, Any],
-              upstream_keys: Sequence[str] = ()) -> str:
-    return value_hash({
-        "agent": agent_definition(agent),
-        "backend_version": BACKEND_VERSION,
-        "inputs": dict(inputs),
-        "upstream": sorted(upstream_keys),
-    })
+def cache_key(
+    agent: CompiledAgent, inputs: Mapping[str, Any], upstream_keys: Sequence[str] = ()
+) -> str:
+    return value_hash(
+        {
+            "agent": agent_definition(agent),
+            "backend_version": BACKEND_VERSION,
+            "inputs": dict(inputs),
+            "upstream": sorted(upstream_keys),
+        }
+    )

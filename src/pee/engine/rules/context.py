@@ -146,9 +146,11 @@ class VersionedContext:
 
     def open_conflicts(self, keys: Iterable[str] | None = None) -> list[Conflict]:
         wanted = None if keys is None else list(keys)
-        return [c for c in self.conflicts
-                if c.status == OPEN
-                and (wanted is None or any(k in wanted for k in c.covered_keys()))]
+        return [
+            c
+            for c in self.conflicts
+            if c.status == OPEN and (wanted is None or any(k in wanted for k in c.covered_keys()))
+        ]
 
     def conflict(self, conflict_id: str) -> Conflict | None:
         for conflict in self.conflicts:
@@ -158,11 +160,13 @@ class VersionedContext:
 
     # ---- writing ---------------------------------------------------------------------------
 
-    def _append(self, key: str, value: Any, writer: str, base_version: int, at: str,
-                origin: str) -> Version:
+    def _append(
+        self, key: str, value: Any, writer: str, base_version: int, at: str, origin: str
+    ) -> Version:
         history = self.versions.setdefault(key, [])
-        version = Version(key, len(history) + 1, value_hash(value), writer, base_version, at,
-                          value, origin)
+        version = Version(
+            key, len(history) + 1, value_hash(value), writer, base_version, at, value, origin
+        )
         history.append(version)
         return version
 
@@ -178,8 +182,16 @@ class VersionedContext:
             return prefix
         return None
 
-    def commit(self, writer: str, key: str, value: Any, base_version: int, at: str,
-               *, own_key: bool = False) -> CommitOutcome:
+    def commit(
+        self,
+        writer: str,
+        key: str,
+        value: Any,
+        base_version: int,
+        at: str,
+        *,
+        own_key: bool = False,
+    ) -> CommitOutcome:
         """Write ``value`` that ``writer`` derived from ``base_version`` of ``key``.
 
         ``own_key``: the key is the writer's own output (``agent.output``), never a violation.
@@ -188,42 +200,64 @@ class VersionedContext:
         if not own_key and owner is not None and owner != writer:
             message = f"'{writer}' may not write '{key}': '{owner}' owns it"
             if self.policy.ownership_violation == "conflict":
-                conflict = self._open(key, "ownership", base_version, value, writer, at, [],
-                                      message)
+                conflict = self._open(
+                    key, "ownership", base_version, value, writer, at, [], message
+                )
                 return CommitOutcome(CONFLICT, key, self.current_version(key), conflict, message)
             return CommitOutcome(REJECTED, key, self.current_version(key), None, message)
         current = self.current_version(key)
         if current == 0:
-            return CommitOutcome(CREATED, key,
-                                 self._append(key, value, writer, 0, at, "write").version)
+            return CommitOutcome(
+                CREATED, key, self._append(key, value, writer, 0, at, "write").version
+            )
         head = self.versions[key][-1]
         if head.value_hash == value_hash(value):
             return CommitOutcome(UNCHANGED, key, current, None, "identical content")
         if base_version == current:
-            return CommitOutcome(FAST_FORWARD, key,
-                                 self._append(key, value, writer, base_version, at,
-                                              "write").version)
+            return CommitOutcome(
+                FAST_FORWARD,
+                key,
+                self._append(key, value, writer, base_version, at, "write").version,
+            )
         result = three_way_merge(self.value_at(key, base_version), head.value, value)
         if result.clean:
             merged = self._append(key, result.value, writer, current, at, "merge")
-            return CommitOutcome(MERGED, key, merged.version, None,
-                                 f"merged with version {current} by {head.writer}")
+            return CommitOutcome(
+                MERGED, key, merged.version, None, f"merged with version {current} by {head.writer}"
+            )
         where = "" if result.conflicts == ["$"] else f" at {', '.join(result.conflicts)}"
         message = f"'{head.writer}' and '{writer}' changed '{key}' incompatibly{where}"
-        conflict = self._open(key, "write_write", base_version, value, writer, at,
-                              result.conflicts, message)
+        conflict = self._open(
+            key, "write_write", base_version, value, writer, at, result.conflicts, message
+        )
         return CommitOutcome(CONFLICT, key, current, conflict, message)
 
-    def _open(self, key: str, kind: str, base_version: int, incoming: Any, writer: str, at: str,
-              paths: list[str], message: str) -> Conflict:
+    def _open(
+        self,
+        key: str,
+        kind: str,
+        base_version: int,
+        incoming: Any,
+        writer: str,
+        at: str,
+        paths: list[str],
+        message: str,
+    ) -> Conflict:
         current = self.current_version(key)
         head = self.versions[key][-1] if current else None
         base = self.value_at(key, base_version) if key in self.versions else MISSING
         conflict = Conflict(
-            id=f"c{len(self.conflicts) + 1}", key=key, kind=kind, base_version=base_version,
-            current_version=current, base=None if base is MISSING else base,
-            current=head.value if head else None, incoming=incoming,
-            writers=[head.writer if head else "", writer], opened_at=at, paths=list(paths),
+            id=f"c{len(self.conflicts) + 1}",
+            key=key,
+            kind=kind,
+            base_version=base_version,
+            current_version=current,
+            base=None if base is MISSING else base,
+            current=head.value if head else None,
+            incoming=incoming,
+            writers=[head.writer if head else "", writer],
+            opened_at=at,
+            paths=list(paths),
             message=message,
         )
         self.conflicts.append(conflict)
@@ -233,20 +267,27 @@ class VersionedContext:
         """A post-completion rule violation (e.g. platforms that must be equal)."""
         key = keys[0]
         conflict = Conflict(
-            id=f"c{len(self.conflicts) + 1}", key=key, kind="consistency",
-            base_version=self.current_version(key), current_version=self.current_version(key),
-            base=None, current=self.value(key),
+            id=f"c{len(self.conflicts) + 1}",
+            key=key,
+            kind="consistency",
+            base_version=self.current_version(key),
+            current_version=self.current_version(key),
+            base=None,
+            current=self.value(key),
             incoming={k: self.value(k) for k in keys[1:]},
             writers=[self.versions[k][-1].writer for k in keys if self.has(k)],
-            opened_at=at, paths=list(keys), message=message,
+            opened_at=at,
+            paths=list(keys),
+            message=message,
         )
         self.conflicts.append(conflict)
         return conflict
 
     # ---- resolving -------------------------------------------------------------------------
 
-    def validate_resolution(self, conflict_id: str, choice: str, expected_version: int | None,
-                            has_value: bool) -> Conflict:
+    def validate_resolution(
+        self, conflict_id: str, choice: str, expected_version: int | None, has_value: bool
+    ) -> Conflict:
         conflict = self.conflict(conflict_id)
         if conflict is None:
             known = [c.id for c in self.open_conflicts()]
@@ -254,10 +295,10 @@ class VersionedContext:
         if conflict.status != OPEN:
             raise ResolutionError(
                 f"conflict '{conflict_id}' is already {conflict.status} "
-                f"({(conflict.resolution or {}).get('choice', 'policy')}); nothing to do")
+                f"({(conflict.resolution or {}).get('choice', 'policy')}); nothing to do"
+            )
         if choice not in CHOICES:
-            raise ResolutionError(
-                f"choice must be one of {list(CHOICES)}, got {choice!r}")
+            raise ResolutionError(f"choice must be one of {list(CHOICES)}, got {choice!r}")
         if choice == "value" and not has_value:
             raise ResolutionError("choice 'value' needs a value (JSON)")
         current = self.current_version(conflict.key)
@@ -265,25 +306,41 @@ class VersionedContext:
             raise ResolutionError(
                 f"stale resolution: '{conflict.key}' is at version {current}, you expected "
                 f"{expected_version} (an older version); list the conflicts again and resolve "
-                "against the current version")
+                "against the current version"
+            )
         if expected_version is not None and expected_version > current:
             # not stale: a version that does not exist yet (a typo, or another run's number)
             raise ResolutionError(
                 f"expected_version {expected_version} is newer than the current version "
                 f"{current} of '{conflict.key}' (no such version exists yet); resolve against "
-                f"version {current}")
+                f"version {current}"
+            )
         return conflict
 
-    def resolve(self, conflict_id: str, choice: str, by: str, at: str, *,
-                value: Any = MISSING, expected_version: int | None = None) -> Conflict:
-        conflict = self.validate_resolution(conflict_id, choice, expected_version,
-                                            value is not MISSING)
+    def resolve(
+        self,
+        conflict_id: str,
+        choice: str,
+        by: str,
+        at: str,
+        *,
+        value: Any = MISSING,
+        expected_version: int | None = None,
+    ) -> Conflict:
+        conflict = self.validate_resolution(
+            conflict_id, choice, expected_version, value is not MISSING
+        )
         chosen = self._chosen(conflict, choice, value)
         self._apply(conflict, chosen, choice, by, at)
         conflict.status = RESOLVED
         conflict.resolved_at = at
-        conflict.resolution = {"choice": choice, "by": by, "value_hash": value_hash(chosen),
-                               "value": chosen, "version": self.current_version(conflict.key)}
+        conflict.resolution = {
+            "choice": choice,
+            "by": by,
+            "value_hash": value_hash(chosen),
+            "value": chosen,
+            "version": self.current_version(conflict.key),
+        }
         return conflict
 
     def time_out(self, conflict_id: str, policy: str, at: str) -> Conflict:
@@ -321,8 +378,9 @@ class VersionedContext:
                     self._append(key, chosen, by, self.current_version(key), at, "resolution")
         elif choice != "current":
             # "current" keeps what is there: the first writer's value, nothing to write
-            self._append(conflict.key, chosen, by, self.current_version(conflict.key), at,
-                         "resolution")
+            self._append(
+                conflict.key, chosen, by, self.current_version(conflict.key), at, "resolution"
+            )
 
     # ---- reporting -------------------------------------------------------------------------
 

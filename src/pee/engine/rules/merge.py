@@ -31,8 +31,7 @@ MISSING: Any = _Missing()
 
 
 def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      default=str)
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
 def value_hash(value: Any) -> str:
@@ -73,8 +72,9 @@ def _merge(base: Any, current: Any, incoming: Any, path: str, conflicts: list[st
     if _is_reference(current) or _is_reference(incoming):
         pass  # a stored large value is one opaque value: no field-wise merge of two references
     elif isinstance(current, dict) and isinstance(incoming, dict):
-        return _merge_mappings(base if isinstance(base, dict) else {}, current, incoming, path,
-                               conflicts)
+        return _merge_mappings(
+            base if isinstance(base, dict) else {}, current, incoming, path, conflicts
+        )
     elif isinstance(current, list) and isinstance(incoming, list):
         merged = _merge_lists(base if isinstance(base, list) else [], current, incoming)
         if merged is not None:
@@ -92,15 +92,25 @@ def _is_reference(value: Any) -> bool:
     return isinstance(value, dict) and "$artifact" in value
 
 
-def _merge_mappings(base: dict[str, Any], current: dict[str, Any], incoming: dict[str, Any],
-                    path: str, conflicts: list[str]) -> dict[str, Any]:
+def _merge_mappings(
+    base: dict[str, Any],
+    current: dict[str, Any],
+    incoming: dict[str, Any],
+    path: str,
+    conflicts: list[str],
+) -> dict[str, Any]:
     merged: dict[str, Any] = {}
     # current's key order first, then keys only incoming has: deterministic
     keys = list(current) + [k for k in incoming if k not in current]
     keys += [k for k in base if k not in current and k not in incoming]
     for key in keys:
-        value = _merge(base.get(key, MISSING), current.get(key, MISSING),
-                       incoming.get(key, MISSING), f"{path}.{key}", conflicts)
+        value = _merge(
+            base.get(key, MISSING),
+            current.get(key, MISSING),
+            incoming.get(key, MISSING),
+            f"{path}.{key}",
+            conflicts,
+        )
         if value is not MISSING:
             merged[key] = value
     return merged
@@ -120,8 +130,7 @@ def _merge_lists(base: list[Any], current: list[Any], incoming: list[Any]) -> li
     if both_kept != [k for k in kept_by_incoming if k in kept_by_current]:
         return None  # the sides disagree on order: order matters here
     removed_by_incoming = {k for k in base_keys if k not in incoming_keys}
-    merged = [v for v, k in zip(current, current_keys, strict=True)
-              if k not in removed_by_incoming]
+    merged = [v for v, k in zip(current, current_keys, strict=True) if k not in removed_by_incoming]
     present = {k for k in current_keys if k not in removed_by_incoming}
     for value, key in zip(incoming, incoming_keys, strict=True):
         if key not in base_keys and key not in present:
@@ -132,8 +141,9 @@ def _merge_lists(base: list[Any], current: list[Any], incoming: list[Any]) -> li
 
 def _changes(base: list[str], side: list[str]) -> list[tuple[int, int, list[str]]]:
     matcher = difflib.SequenceMatcher(a=base, b=side, autojunk=False)
-    return [(i1, i2, side[j1:j2]) for tag, i1, i2, j1, j2 in matcher.get_opcodes()
-            if tag != "equal"]
+    return [
+        (i1, i2, side[j1:j2]) for tag, i1, i2, j1, j2 in matcher.get_opcodes() if tag != "equal"
+    ]
 
 
 def _merge_text(base: str, current: str, incoming: str) -> str | None:

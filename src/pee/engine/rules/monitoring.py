@@ -54,9 +54,17 @@ def usage_percent(in_use: float, capacity: float) -> float | None:
     return round(100.0 * in_use / capacity, 1)
 
 
-def take_sample(at_s: float, *, cpu_in_use: float, cpu_capacity: float, memory_in_use: float,
-                memory_capacity: float, queue_depth: int, response_time: float | None = None,
-                agent: str | None = None) -> Sample:
+def take_sample(
+    at_s: float,
+    *,
+    cpu_in_use: float,
+    cpu_capacity: float,
+    memory_in_use: float,
+    memory_capacity: float,
+    queue_depth: int,
+    response_time: float | None = None,
+    agent: str | None = None,
+) -> Sample:
     return Sample(
         at_s=round(at_s, 3),
         cpu_usage=usage_percent(cpu_in_use, cpu_capacity),
@@ -84,8 +92,9 @@ class Settings:
     interval_s: float = DEFAULT_INTERVAL_S
 
     @classmethod
-    def from_resources(cls, resources: Mapping[str, Any] | None,
-                       time_scale: float = 1.0) -> Settings:
+    def from_resources(
+        cls, resources: Mapping[str, Any] | None, time_scale: float = 1.0
+    ) -> Settings:
         """From ``CompiledPlan.resources`` (a ResourceManager dump: durations in seconds);
         the sampling interval and response_time threshold are scaled like every duration."""
         balancing = (resources or {}).get("load_balancing") or {}
@@ -102,8 +111,12 @@ class Settings:
         if isinstance(interval, bool) or not isinstance(interval, int | float) or interval <= 0:
             interval = DEFAULT_INTERVAL_S
         return cls(
-            Thresholds(number("cpu_usage"), number("memory_usage"),
-                       number("response_time", time_scale), number("queue_depth")),
+            Thresholds(
+                number("cpu_usage"),
+                number("memory_usage"),
+                number("response_time", time_scale),
+                number("queue_depth"),
+            ),
             # a scaled interval never drops to zero (it divides the time line)
             max(1e-3, float(interval) * time_scale),
         )
@@ -121,12 +134,20 @@ class MetricAlert:
     def message(self) -> str:
         unit = UNITS[self.metric]
         about = f" (agent '{self.agent}')" if self.agent else ""
-        return (f"{self.metric} {self.value:g}{unit} is over its alert threshold "
-                f"{self.threshold:g}{unit}{about}")
+        return (
+            f"{self.metric} {self.value:g}{unit} is over its alert threshold "
+            f"{self.threshold:g}{unit}{about}"
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"at_s": self.at_s, "metric": self.metric, "value": self.value,
-                "threshold": self.threshold, "agent": self.agent, "message": self.message}
+        return {
+            "at_s": self.at_s,
+            "metric": self.metric,
+            "value": self.value,
+            "threshold": self.threshold,
+            "agent": self.agent,
+            "message": self.message,
+        }
 
 
 @dataclass
@@ -151,9 +172,15 @@ class Monitor:
             if value > threshold:
                 if metric not in self.over:
                     self.over.append(metric)
-                    raised.append(MetricAlert(sample.at_s, metric, value, threshold,
-                                              sample.agent if metric == "response_time"
-                                              else None))
+                    raised.append(
+                        MetricAlert(
+                            sample.at_s,
+                            metric,
+                            value,
+                            threshold,
+                            sample.agent if metric == "response_time" else None,
+                        )
+                    )
             elif metric in self.over:
                 self.over.remove(metric)
         self.alerts += raised
@@ -167,7 +194,7 @@ class Monitor:
         else:
             row = {"at_s": start, "samples": 0, **{metric: None for metric in METRICS}}
             self.rows.append(row)
-            del self.rows[:-self.max_samples]
+            del self.rows[: -self.max_samples]
         row["samples"] += 1
         for metric in METRICS:
             value = sample.value(metric)
@@ -178,8 +205,9 @@ class Monitor:
         thresholds = self.settings.thresholds
         return {
             "sampling_interval_s": self.settings.interval_s,
-            "alert_thresholds": {m: thresholds.of(m) for m in METRICS
-                                 if thresholds.of(m) is not None},
+            "alert_thresholds": {
+                m: thresholds.of(m) for m in METRICS if thresholds.of(m) is not None
+            },
             "samples": [dict(row) for row in self.rows],
             "alerts": [alert.to_dict() for alert in self.alerts],
         }

@@ -16,12 +16,15 @@ BUILTIN_PREFIX = "builtin:"
 REF_KEY = "$artifact"
 
 
-def next_groups(groups: list[CompiledGroup], started: str, status: Mapping[str, str],
-                passed: tuple[str, ...]) -> list[CompiledGroup]:
+def next_groups(
+    groups: list[CompiledGroup], started: str, status: Mapping[str, str], passed: tuple[str, ...]
+) -> list[CompiledGroup]:
     """Waiting groups that depend on ``started`` and whose other dependencies have passed."""
     return [
-        group for group in groups
-        if status.get(group.id) == "pending" and started in group.depends_on
+        group
+        for group in groups
+        if status.get(group.id) == "pending"
+        and started in group.depends_on
         and all(dep == started or status.get(dep) in passed for dep in group.depends_on)
     ]
 
@@ -29,14 +32,17 @@ def next_groups(groups: list[CompiledGroup], started: str, status: Mapping[str, 
 def template_agents(agents: list[CompiledAgent]) -> list[CompiledAgent]:
     """Template agents whose template is a file (built-ins need no reading)."""
     return [
-        agent for agent in agents
-        if agent.kind == "template" and isinstance(agent.settings.get("template"), str)
+        agent
+        for agent in agents
+        if agent.kind == "template"
+        and isinstance(agent.settings.get("template"), str)
         and not agent.settings["template"].startswith(BUILTIN_PREFIX)
     ]
 
 
-def references(agents: list[CompiledAgent], has: Callable[[str], bool],
-               value: Callable[[str], Any]) -> list[dict[str, Any]]:
+def references(
+    agents: list[CompiledAgent], has: Callable[[str], bool], value: Callable[[str], Any]
+) -> list[dict[str, Any]]:
     """Artifact references (deduplicated, in plan order) among the values the agents read that
     exist now."""
     found: list[dict[str, Any]] = []

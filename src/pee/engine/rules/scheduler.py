@@ -41,9 +41,15 @@ class Pool:
     max_agents: int = 3
 
     @classmethod
-    def from_seed(cls, total_cpu_units: float = 100.0, total_memory_units: float = 100.0,
-                  concurrent_agent_limit: int = 3, cpu_oversubscription: float = 1.0,
-                  memory_strict: bool = True, memory_oversubscription: float = 1.0) -> Pool:
+    def from_seed(
+        cls,
+        total_cpu_units: float = 100.0,
+        total_memory_units: float = 100.0,
+        concurrent_agent_limit: int = 3,
+        cpu_oversubscription: float = 1.0,
+        memory_strict: bool = True,
+        memory_oversubscription: float = 1.0,
+    ) -> Pool:
         memory = total_memory_units * (1.0 if memory_strict else memory_oversubscription)
         return cls(total_cpu_units * cpu_oversubscription, memory, concurrent_agent_limit)
 
@@ -120,7 +126,8 @@ class Admission:
         if not self.fits_ever(request):
             raise ValueError(
                 f"agent '{request.agent_id}' needs cpu {request.cpu:g}/memory "
-                f"{request.memory:g} but the pool has {self.pool.cpu:g}/{self.pool.memory:g}")
+                f"{request.memory:g} but the pool has {self.pool.cpu:g}/{self.pool.memory:g}"
+            )
         self.waiting.append(request)
 
     def account(self, now: float) -> None:
@@ -141,13 +148,15 @@ class Admission:
     def rank(self, request: Request, now: float) -> tuple[float, float, float, int]:
         if self.fifo:
             return (request.ready_at, 0.0, 0.0, request.order)
-        aged = request.priority + math.floor(max(0.0, now - request.ready_at) / self.aging_s
-                                             + 1e-9)
+        aged = request.priority + math.floor(max(0.0, now - request.ready_at) / self.aging_s + 1e-9)
         return (-aged, request.planned, -request.remaining_s, request.order)
 
     def _fits_now(self, request: Request, cpu: float, memory: float, count: int) -> bool:
-        return (count < self.pool.max_agents and cpu + request.cpu <= self.pool.cpu + 1e-9
-                and memory + request.memory <= self.pool.memory + 1e-9)
+        return (
+            count < self.pool.max_agents
+            and cpu + request.cpu <= self.pool.cpu + 1e-9
+            and memory + request.memory <= self.pool.memory + 1e-9
+        )
 
     def admit(self, now: float) -> list[str]:
         """Start what fits, best first; returns the admitted agent ids in admission order."""
@@ -170,8 +179,9 @@ class Admission:
         return admitted
 
 
-def remaining_paths(ids: Sequence[str], deps: Mapping[str, Sequence[str]],
-                    durations: Mapping[str, float]) -> dict[str, float]:
+def remaining_paths(
+    ids: Sequence[str], deps: Mapping[str, Sequence[str]], durations: Mapping[str, float]
+) -> dict[str, float]:
     """agent id -> the longest duration-weighted path from the agent (itself included) to the end
     of the run: the admission tie-break, so work with the most left behind it starts first."""
     children: dict[str, list[str]] = {node: [] for node in ids}
