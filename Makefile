@@ -23,6 +23,7 @@ run: $(STAMP)
 
 test: $(STAMP) browser
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # headless Debian chromium for the HTML report tests, installed with apt-get when missing, and
@@ -33,6 +34,7 @@ browser:
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 
 clean:
 	rm -rf $(VENV) .pytest_cache test-artifacts .cache/mermaid
