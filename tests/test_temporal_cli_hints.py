@@ -83,8 +83,14 @@ def run_verbatim(
     cwd: Path = PROJECT_ROOT,
     env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
+    # as a shell reads it: a trailing `# ...` is a comment, not arguments
     done = subprocess.run(
-        shlex.split(command), cwd=cwd, env=env, capture_output=True, text=True, timeout=90
+        shlex.split(command, comments=True),
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=90,
     )
     assert 0 == done.returncode, f"{command}\n{done.stdout}{done.stderr}"
     return done
