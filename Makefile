@@ -40,7 +40,7 @@ lint: $(STAMP)
 # a page missing from the nav. The CLI reference is generated from the argument parser at build
 # time (docs/gen_cli.py, an mkdocs hook)
 docs: $(STAMP)
-	$(VENV)/bin/mkdocs build --strict --site-dir site
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
 
 clean:
 	rm -rf $(VENV) .pytest_cache test-artifacts .cache/mermaid site
