@@ -10,6 +10,7 @@ same markdown.
 from __future__ import annotations
 
 import argparse
+import functools
 from collections.abc import Iterator
 from typing import Any
 
@@ -53,7 +54,7 @@ def walk(
 
 def help_text(parser: argparse.ArgumentParser) -> str:
     formatter_class = parser.formatter_class
-    parser.formatter_class = lambda prog: formatter_class(prog, width=WIDTH)  # type: ignore[misc,assignment]
+    parser.formatter_class = functools.partial(formatter_class, width=WIDTH)
     try:
         return parser.format_help().rstrip()
     finally:
