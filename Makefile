@@ -8,7 +8,7 @@ PLAN ?= plans/seed.yaml
 RUN_FLAGS ?= --simulate
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint install clean browser
+.PHONY: run test lint install clean browser docs
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,5 +36,11 @@ lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
+# the docs site into site/ (git-ignored); --strict fails on any warning: a broken link or anchor,
+# a page missing from the nav. The CLI reference is generated from the argument parser at build
+# time (docs/gen_cli.py, an mkdocs hook)
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
+
 clean:
-	rm -rf $(VENV) .pytest_cache test-artifacts .cache/mermaid
+	rm -rf $(VENV) .pytest_cache test-artifacts .cache/mermaid site

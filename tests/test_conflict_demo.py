@@ -1,7 +1,7 @@
 """The issue's "done when", as a user does it: `plans/conflict-demo.yaml` started detached and
 served by `worker.py`, paused on conflict c1 (developer blocked) in `starter.py status`, listed by
-`starter.py conflicts`, resolved with the README's own `temporal workflow update execute` line,
-and completed with the resolved value in the report. A second run is resolved by signal.
+`starter.py conflicts`, resolved with the conflict guide's own `temporal workflow update execute`
+line, and completed with the resolved value in the report. A second run is resolved by signal.
 
 Separate processes against a private embedded dev server (own state dir and ports). The tests
 share two paused runs and run in file order: the last ones resolve them.
@@ -32,15 +32,16 @@ DEMO = PROJECT_ROOT / "plans" / "conflict-demo.yaml"
 # what the demo's agents write to `platform` (plans/conflict-demo.yaml)
 UX = {"target": "mobile_first", "offline": False}
 ARCHITECT = {"target": "desktop_primary", "offline": False}
-# the README's example run id, replaced by this module's; its `.temporal/temporal.toml` is
-# this module's state directory's (tests.test_temporal_cli_hints.project_like_folder)
-README_ID, README_CONFIG = "conflict-demo-1", ".temporal/temporal.toml"
+# the conflict guide's (docs/guides/conflicts.md) example run id, replaced by this module's;
+# its `.temporal/temporal.toml` is this module's state directory's
+# (tests.test_temporal_cli_hints.project_like_folder)
+DOCS_ID, DOCS_CONFIG = "conflict-demo-1", ".temporal/temporal.toml"
 
 
 @dataclass
 class Demo:
     cli: Cli
-    # resolved by the README's temporal update command, and by `resolve --signal`
+    # resolved by the conflict guide's temporal update command, and by `resolve --signal`
     by_update: str
     by_signal: str
 
@@ -103,13 +104,16 @@ def completed(cli: Cli, workflow_id: str) -> dict[str, Any] | None:
     return data if data["status"] != "running" else None
 
 
-def readme_command(kind: str) -> str:
-    """The README's `temporal workflow <kind>` command for the demo (continuations joined)."""
-    text = (PROJECT_ROOT / "README.md").read_text().replace("\\\n", " ")
+def docs_command(kind: str) -> str:
+    """The conflict guide's (docs/guides/conflicts.md) `temporal workflow <kind>` command for
+    the demo (continuations joined)."""
+    text = (PROJECT_ROOT / "docs" / "guides" / "conflicts.md").read_text().replace("\\\n", " ")
     for line in text.splitlines():
         if f"temporal workflow {kind}" in line and "resolve_conflict" in line:
             return line.strip()
-    raise AssertionError(f"README has no `temporal workflow {kind} ... resolve_conflict` line")
+    raise AssertionError(
+        f"docs/guides/conflicts.md has no `temporal workflow {kind} ... resolve_conflict` line"
+    )
 
 
 def test_status_shows_the_run_paused_with_developer_blocked(demo: Demo) -> None:
@@ -183,12 +187,12 @@ def test_an_unknown_run_exits_two(demo: Demo) -> None:
 def test_the_readme_update_command_resolves_c1_and_the_run_completes(
     demo: Demo, tmp_path: Path
 ) -> None:
-    """The README's `temporal workflow update execute` line, with this run's id, run from a
+    """The conflict guide's `temporal workflow update execute` line, with this run's id, run from a
     folder laid out like the project (its .temporal/ this module's): c1 resolved with the
     incoming value; the run completes and its report shows it."""
-    command = readme_command("update execute")
-    assert f"--config-file {README_CONFIG} --workflow-id {README_ID} " in command
-    argv = [demo.by_update if arg == README_ID else arg for arg in shlex.split(command)]
+    command = docs_command("update execute")
+    assert f"--config-file {DOCS_CONFIG} --workflow-id {DOCS_ID} " in command
+    argv = [demo.by_update if arg == DOCS_ID else arg for arg in shlex.split(command)]
     folder = project_like_folder(demo.cli.env, tmp_path)
     done = subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd=folder)
     assert 0 == done.returncode, done.stdout + done.stderr

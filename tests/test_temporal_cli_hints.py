@@ -1,7 +1,7 @@
-"""Every `temporal` command that our commands print, and the README's for the embedded server,
+"""Every `temporal` command that our commands print, and the docs' for the embedded server,
 works as printed against an embedded server on non-default ports and shows payloads decoded:
 `server start`/`status` hints, the end of `run`, `compile`'s start line (with the search
-attributes when asked for), and the README's "Start a run with the temporal CLI" and
+attributes when asked for), and docs/guides/web-ui.md's "Start a run with the temporal CLI" and
 search-attribute commands (run in a folder laid out like the project: `.venv/bin/temporal`
 and `.temporal/` pointing at this module's binary and state directory).
 
@@ -54,7 +54,7 @@ def started(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="module")
 def worker(env: dict[str, str], started: subprocess.CompletedProcess[str]) -> Iterator[None]:
-    """A worker on the default task queue, the one printed and README commands name."""
+    """A worker on the default task queue, the one printed and the docs' commands name."""
     process = subprocess.Popen(
         [sys.executable, "worker.py"],
         cwd=PROJECT_ROOT,
@@ -83,8 +83,14 @@ def run_verbatim(
     cwd: Path = PROJECT_ROOT,
     env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
+    # as a shell reads it: a trailing `# ...` is a comment, not arguments
     done = subprocess.run(
-        shlex.split(command), cwd=cwd, env=env, capture_output=True, text=True, timeout=90
+        shlex.split(command, comments=True),
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=90,
     )
     assert 0 == done.returncode, f"{command}\n{done.stdout}{done.stderr}"
     return done
@@ -175,14 +181,16 @@ def test_compile_prints_a_start_with_the_search_attributes(
     assert f"{name}-1" in listed
 
 
-def readme_block(heading: str) -> str:
-    text = (PROJECT_ROOT / "README.md").read_text()
+def docs_block(heading: str) -> str:
+    """One section of docs/guides/web-ui.md, up to the next one (continuations joined)."""
+    text = (PROJECT_ROOT / "docs" / "guides" / "web-ui.md").read_text()
     section = text[text.index(heading) :]
-    return section[: section.index("\n## ")].replace("\\\n", " ")
+    end = section.find("\n## ")
+    return section[: end if end != -1 else None].replace("\\\n", " ")
 
 
 def project_like_folder(env: dict[str, str], tmp_path: Path) -> Path:
-    """A folder where the README's relative paths mean this module's binary and state."""
+    """A folder where the docs' relative paths mean this module's binary and state."""
     folder = tmp_path / "project"
     (folder / ".venv" / "bin").mkdir(parents=True)
     (folder / ".venv" / "bin" / "temporal").symlink_to(find_temporal_binary())
@@ -195,7 +203,7 @@ def test_the_readme_temporal_cli_commands_work_verbatim(
 ) -> None:
     """ "Start a run with the temporal CLI": start with the compiled seed plan, describe,
     query, result (decoded); and the search-attribute list/count commands of "Watch it in the
-    Web UI" -- each line exactly as the README has it."""
+    Web UI" -- each line exactly as docs/guides/web-ui.md has it."""
     folder = project_like_folder(env, tmp_path)
     compiled = starter(
         env,
@@ -209,7 +217,7 @@ def test_the_readme_temporal_cli_commands_work_verbatim(
         folder / "seed-input.json",
     )
     assert 0 == compiled.returncode, compiled.stderr
-    block = readme_block("## Start a run with the temporal CLI")
+    block = docs_block("## Start a run with the temporal CLI")
     commands = [
         line.strip()
         for line in block.splitlines()
@@ -226,7 +234,7 @@ def test_the_readme_temporal_cli_commands_work_verbatim(
     }
     assert re.search(r"ResultEncoding\s+json/plain", outputs["result"]), outputs["result"]
     assert '"workflow_id":"seed-from-cli"' in outputs["result"]
-    watch = readme_block("## Watch it in the Web UI")
+    watch = docs_block("## Watch it in the Web UI")
     lines = [
         line.strip()
         for line in watch.splitlines()

@@ -70,13 +70,13 @@ def test_resource_levels(raw, units) -> None:
     assert float(units) == parse_units(raw)
 
 
-def test_level_table_is_documented_in_readme() -> None:
-    """The README lists the same level-to-unit table the code uses."""
+def test_level_table_is_documented_in_the_plan_language_reference() -> None:
+    """docs/reference/plan-language.md lists the same level-to-unit table the code uses."""
     from pathlib import Path
 
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    docs = (Path(__file__).parent.parent / "docs" / "reference" / "plan-language.md").read_text()
     for level, units in LEVEL_UNITS.items():
-        assert f"`{level}` | {units:g}" in readme
+        assert f"`{level}` | {units:g}" in docs
 
 
 @pytest.mark.parametrize("raw", ["huge", -5, True, None, "ten"])

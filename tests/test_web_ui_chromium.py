@@ -6,7 +6,7 @@ browser download), as a user meets it after `server start` and `run`:
   never shows;
 - the same for a run whose input is over the compression threshold (binary/lz4 in the history);
 - a conflict is resolved from the run's page: More Actions → Send a Signal → resolve_conflict
-  with the README's JSON, encoded by the codec server, and the run completes.
+  with the conflict guide's JSON, encoded by the codec server, and the run completes.
 
 One private embedded server (own state dir and ports) for the module.
 """
@@ -220,12 +220,13 @@ def test_a_compressed_input_shows_decoded(
         page.close()
 
 
-def readme_signal_json() -> str:
-    """The JSON the README's conflict section tells a person to paste into Send a Signal."""
-    text = (PROJECT_ROOT / "README.md").read_text()
+def docs_signal_json() -> str:
+    """The JSON the conflict guide (docs/guides/conflicts.md) tells a person to paste into Send
+    a Signal."""
+    text = (PROJECT_ROOT / "docs" / "guides" / "conflicts.md").read_text()
     section = text[text.index("**From the Web UI**") :]
     found = re.search(r"```json\n(.+?)\n```", section, re.DOTALL)
-    assert found, "README: no ```json block after **From the Web UI**"
+    assert found, "docs/guides/conflicts.md: no ```json block after **From the Web UI**"
     return found.group(1).strip()
 
 
@@ -241,7 +242,7 @@ def test_a_conflict_is_resolved_from_the_web_ui(
     cli_env: dict[str, str],  # noqa: F811
 ) -> None:
     """conflict-demo paused on c1; on its page: More Actions → Send a Signal →
-    resolve_conflict, the README's JSON as Data, Submit. The UI encodes it through the codec
+    resolve_conflict, the conflict guide's JSON as Data, Submit. The UI encodes it through the codec
     server, and the run resolves c1 with the incoming value and completes."""
     task_queue = f"webui-{uuid.uuid4().hex[:8]}"
     worker = subprocess.Popen(
@@ -280,7 +281,7 @@ def test_a_conflict_is_resolved_from_the_web_ui(
             dialog.get_by_role("button", name="Select a signal").click()
             dialog.get_by_role("option", name="resolve_conflict").click()
             data = dialog.get_by_role("textbox", name="Data")
-            data.fill(readme_signal_json())
+            data.fill(docs_signal_json())
             # the editor reformats the JSON when it loses focus, which moves the Submit button:
             # let that happen before clicking it
             data.blur()
