@@ -166,7 +166,8 @@ def test_a_real_run_teaches_the_next_one(cli_env: dict[str, str], tmp_path: Path
     priorities = {a["id"]: a["priority"] for a in after["agents"]}
     assert (10, 7) == (priorities["slow"], priorities["quick"])
     slow = next(a for a in after["agents"] if a["id"] == "slow")
-    assert 1 == slow["learned"]["n"] and 0.6 <= slow["learned"]["mean_s"] < 1.0
+    # at least the 0.6 s it works; no upper bound: a loaded machine stretches the measurement
+    assert 1 == slow["learned"]["n"] and 0.6 <= slow["learned"]["mean_s"]
     (both,) = [g for g in after["groups"] if g["id"] == "both"]
     assert 2.0 == both["planned_timeout_s"]
     assert both["timeout_s"] == pytest.approx(5 * slow["learned"]["p95_s"], abs=1e-3)
