@@ -77,7 +77,7 @@ with workflow.unsafe.imports_passed_through():
     from pee.activities.pool_types import GRANT_SIGNAL, PoolGrant
     from pee.activities.types import AgentProgress
     from pee.engine.compiled import CompiledGroup, CompiledPlan
-    from pee.engine.dag import agent_dependencies, iso_at
+    from pee.engine.dag import agent_dependencies
     from pee.engine.rules import barrier
     from pee.engine.rules import context as ctx
     from pee.engine.rules.context import ContextPolicy, ResolutionError, VersionedContext
@@ -105,16 +105,14 @@ with workflow.unsafe.imports_passed_through():
     from pee.workflows.deadline_timer import DeadlineClock
     from pee.workflows.locks import ContextLimits
     from pee.workflows.resolution import MalformedResolution, parse_resolution, rejected_row
+    from pee.workflows.run_scope import RunScope
     from pee.workflows.search import RunSearchAttributes
     from pee.workflows.state import (
         AgentState,
-        Alert,
         Decision,
         GroupState,
         RunState,
-        build_report,
         conflict_report,
-        current_details,
     )
     from pee.workflows.types import PlanRunInput
 
@@ -171,6 +169,14 @@ class PlanWorkflow(AgentRuns, ContextConflicts, CrossValidation):
         self._agents = self._run.agents
         self._groups = self._run.groups
         self._ctx = self._run.context
+        # the run's clock and recorders; PeePlan/PeeStatus/PeeGroup for the Web UI list, only
+        # when the server has them (src/pee/workflows/run_scope.py)
+        self._scope = RunScope(
+            input,
+            self._run,
+            RunSearchAttributes(input.search_attributes),
+            batched=input.batch is not None,
+        )
         # context snapshots after barriers, prefetching, worker-side cache counters
         self._levels = CacheLevels(self._plan, self._run)
         # batch mode (src/pee/workflows/batcher.py): agents run in AgentBatchWorkflow children
@@ -186,9 +192,8 @@ class PlanWorkflow(AgentRuns, ContextConflicts, CrossValidation):
             if input.batch is not None
             else None
         )
-        self._details_due = False
         # batch mode: group deadlines share one timer (src/pee/workflows/deadline_timer.py)
-        self._clock = DeadlineClock(self._elapsed) if self._batcher is not None else None
+        self._clock = DeadlineClock(self._scope.elapsed) if self._batcher is not None else None
         if self._batcher is not None:
             # per-group snapshot and prefetch commands would grow the history with the plan
             self._levels.per_group = False
@@ -225,9 +230,9 @@ class PlanWorkflow(AgentRuns, ContextConflicts, CrossValidation):
             self._scale,
             self._plan_cache_ttl_s(),
             (self._plan.caching or {}).get("enabled", True) is not False,
-            self._event,
-            self._alert,
-            self._elapsed,
+            self._scope.event,
+            self._scope.alert,
+            self._scope.elapsed,
         )
         self._throttle = self._adapt.throttle
         self._remaining = remaining_paths(
@@ -244,8 +249,6 @@ class PlanWorkflow(AgentRuns, ContextConflicts, CrossValidation):
         self._conflict_changes = 0
         # non-blocking cross-validations: off the critical path, awaited before the run ends
         self._validations: list[asyncio.Task[None]] = []
-        # PeePlan/PeeStatus/PeeGroup for the Web UI list, only when the server has them
-        self._search = RunSearchAttributes(input.search_attributes)
         # continue-as-new (src/pee/workflows/continuation.py): drain, then hand the run on
         self._continuation = Continuation(input.continue_as_new_after)
         if carried is not None:
@@ -261,7 +264,7 @@ class PlanWorkflow(AgentRuns, ContextConflicts, CrossValidation):
             self._throttle = self._adapt.throttle
             self._todo = groups_to_run(self._run)
             return
-        at = self._at()
+        at = self._scope.at()
         for key, value in self._plan.inputs.items():
             self._ctx.put(key, value, "plan", at, origin="input")
         for key, value in input.inputs.items():
@@ -288,11 +291,11 @@ class PlanWorkflow(AgentRuns, ContextConflicts, CrossValidation):
             )
         waiting = [group for group in self._plan.groups if group.id in self._todo]
         running: dict[str, asyncio.Task[None]] = {}
-        self._details()
+        self._scope.details()
         admitter = asyncio.create_task(self._admitter())
         if self._batcher is not None:
-            self._details_due = True
-            self._batcher.on_close(asyncio.create_task(self._details_writer()))
+            self._scope.details_due = True
+            self._batcher.on_close(asyncio.create_task(self._scope.details_writer()))
             assert self._clock is not None
             self._batcher.on_close(self._clock)
         try:
@@ -332,7 +335,7 @@ class PlanWorkflow(AgentRuns, ContextConflicts, CrossValidation):
                 if not self._continuation.draining and self._continuation.should_drain(
                     len(waiting)
                 ):
-                    self._event("draining_for_continue_as_new", workflow.info().run_id)
+                    self._scope.event("draining_for_continue_as_new", workflow.info().run_id)
             if self._validations:
                 await workflow.wait(list(self._validations))
                 for task in self._validations:
@@ -351,7 +354,7 @@ class PlanWorkflow(AgentRuns, ContextConflicts, CrossValidation):
             await pool_lease.close(self._run.admission)
             cancelled = is_cancelled_exception(err)
             message = err.message if isinstance(err, ApplicationError) else str(err)
-            self._finish("cancelled" if cancelled else "failed", message)
+            self._scope.finish("cancelled" if cancelled else "failed", message)
             if isinstance(err, ApplicationError):
                 # the report travels with the failure so the starter can still print it
                 raise ApplicationError(
@@ -367,7 +370,7 @@ class PlanWorkflow(AgentRuns, ContextConflicts, CrossValidation):
             # drained (src/pee/workflows/continuation.py): the rest of the plan runs in a new run
             await self._continue_as_new()
         self._warn_open_conflicts()
-        self._finish("completed")
+        self._scope.finish("completed")
         return self._report()
 
     @staticmethod
@@ -382,7 +385,7 @@ class PlanWorkflow(AgentRuns, ContextConflicts, CrossValidation):
 
     async def _continue_as_new(self) -> None:
         info = workflow.info()
-        self._event("continued_as_new", info.run_id)
+        self._scope.event("continued_as_new", info.run_id)
         workflow.logger.info(
             "continuing as new after %d groups: %s",
             self._continuation.groups_ended,
@@ -397,7 +400,7 @@ class PlanWorkflow(AgentRuns, ContextConflicts, CrossValidation):
             self._batcher.children if self._batcher is not None else 0,
             self._batcher.largest if self._batcher is not None else 0,
         )
-        self._details(now=True)
+        self._scope.details(now=True)
         await continue_as_new(self._input, carried)
 
     # --- queries and signals --------------------------------------------------------------
@@ -488,19 +491,19 @@ class PlanWorkflow(AgentRuns, ContextConflicts, CrossValidation):
             workflow.logger.warning("resolve_conflict signal rejected: %s", err)
             self._run.rejected_resolutions.append(
                 {
-                    "at": self._at(),
+                    "at": self._scope.at(),
                     "conflict_id": request.conflict_id,
                     "choice": request.choice,
                     "by": request.by,
                     "reason": str(err),
                 }
             )
-            self._details()
+            self._scope.details()
 
     def _reject_resolution(self, payloads: tuple[Any, ...], reason: str) -> None:
         workflow.logger.warning("%s", reason)
-        self._run.rejected_resolutions.append(rejected_row(payloads, self._at(), reason))
-        self._details()
+        self._run.rejected_resolutions.append(rejected_row(payloads, self._scope.at(), reason))
+        self._scope.details()
 
     @workflow.signal(name=OUTCOMES_SIGNAL)
     def agent_outcomes(self, outcomes: list[AgentOutcome]) -> None:
@@ -515,7 +518,7 @@ class PlanWorkflow(AgentRuns, ContextConflicts, CrossValidation):
         if state is None or state.status != "running":
             # late signal from a finished or cancelled run: nothing to record
             return
-        state.last_progress_s = self._elapsed()
+        state.last_progress_s = self._scope.elapsed()
         if progress.fraction is not None:
             state.progress = max(0.0, min(1.0, float(progress.fraction)))
         state.attempts = max(state.attempts, state.earlier_attempts + int(progress.attempt))
@@ -534,7 +537,7 @@ class PlanWorkflow(AgentRuns, ContextConflicts, CrossValidation):
         resumed = [g.id for g in self._plan.groups if g.id in passed and g.id not in rerun]
         # an agent's own keys are "agent.output": those of groups that run again are left out
         fresh = [a.id for a in self._plan.agents if a.group not in resumed]
-        at = self._at()
+        at = self._scope.at()
         for key in sorted(resume.context):
             if key.split(".", 1)[0] in fresh and "." in key:
                 continue
@@ -572,10 +575,10 @@ class PlanWorkflow(AgentRuns, ContextConflicts, CrossValidation):
     async def _run_group(self, group: CompiledGroup) -> None:
         state = self._groups[group.id]
         state.status = "running"
-        state.started_s = self._elapsed()
+        state.started_s = self._scope.elapsed()
         timeout = self._group_timeout(group)
         state.deadline_s = None if timeout is None else round(state.started_s + timeout, 3)
-        self._event("group_started", group.id)
+        self._scope.event("group_started", group.id)
         self._levels.prefetch(group, self._ctx)
         tasks: dict[str, asyncio.Task[None]] = {}
         # batch mode: (deadline, its DeadlineClock future) while the group waits for one
@@ -583,7 +586,7 @@ class PlanWorkflow(AgentRuns, ContextConflicts, CrossValidation):
         try:
             deadline_passed = False
             while True:
-                now = self._elapsed()
+                now = self._scope.elapsed()
                 self._pause_deadline(group, now)
                 if deadline_passed and state.deadline_s is not None:
                     # the timer fired: the deadline has passed whatever the clock rounding says
@@ -642,7 +645,7 @@ class PlanWorkflow(AgentRuns, ContextConflicts, CrossValidation):
             await self._apply(group, decision, tasks)
             self._check_consistency(group)
             if state.status in PASSED:
-                self._levels.snapshot(group.id, self._ctx, self._elapsed())
+                self._levels.snapshot(group.id, self._ctx, self._scope.elapsed())
             if len(group.cross_validation) >= 2 and state.status in PASSED:
                 if group.cross_validation_blocking:
                     await self._cross_validate(group)
@@ -656,7 +659,7 @@ class PlanWorkflow(AgentRuns, ContextConflicts, CrossValidation):
             for agent_id in group.agents:
                 if self._agents[agent_id].status in ("pending", "blocked", "queued", "running"):
                     self._agents[agent_id].status = "cancelled"
-            self._end_group(group, "cancelled")
+            self._scope.end_group(group, "cancelled")
             raise
 
     def _start_agents(self, group: CompiledGroup, tasks: dict[str, asyncio.Task[None]]) -> None:
@@ -700,7 +703,7 @@ class PlanWorkflow(AgentRuns, ContextConflicts, CrossValidation):
                 for agent_id in group.agents:
                     if self._agents[agent_id].status in ("pending", "blocked", "queued", "running"):
                         self._agents[agent_id].status = "cancelled"
-                self._end_group(group, "failed")
+                self._scope.end_group(group, "failed")
                 raise task.exception()  # type: ignore[misc]
 
     def _barrier_view(self, group: CompiledGroup, now_s: float) -> barrier.BarrierView:
@@ -751,8 +754,8 @@ class PlanWorkflow(AgentRuns, ContextConflicts, CrossValidation):
             state.reason = decision.reason
         if decision.quality_impact is not None:
             state.quality_impact = decision.quality_impact
-        state.history.append(Decision(self._elapsed(), decision.action, decision.reason))
-        self._event(f"barrier_{decision.action}", group.id)
+        state.history.append(Decision(self._scope.elapsed(), decision.action, decision.reason))
+        self._scope.event(f"barrier_{decision.action}", group.id)
 
     async def _apply(
         self,
@@ -762,36 +765,36 @@ class PlanWorkflow(AgentRuns, ContextConflicts, CrossValidation):
     ) -> None:
         await self._cancel([tasks[a] for a in decision.cancel if a in tasks])
         if decision.action == barrier.ALL_COMPLETED:
-            self._end_group(group, "succeeded")
+            self._scope.end_group(group, "succeeded")
             return
         if decision.action == barrier.CONTINUE_WITH_PARTIAL:
             self._continue_without(group, decision.fill_defaults, decision.cancel)
-            self._end_group(group, "partial")
+            self._scope.end_group(group, "partial")
             return
 
         # abort_and_fallback: one at a time, each agent under its own timeout, no group deadline
-        self._alert(group.id, "critical", decision.alert or decision.reason)
-        self._event("fallback_started", group.id)
+        self._scope.alert(group.id, "critical", decision.alert or decision.reason)
+        self._scope.event("fallback_started", group.id)
         for agent_id in decision.fallback:
             tasks[agent_id] = self._launch(self._plan.agent(agent_id), group, fallback=True)
             self._admit([agent_id])
             # no group deadline here, so a blocked agent simply waits for its conflict
             await workflow.wait([tasks[agent_id]])
             await self._raise_agent_failure(group, tasks)
-        outcome = barrier.decide_after_fallback(self._barrier_view(group, self._elapsed()))
+        outcome = barrier.decide_after_fallback(self._barrier_view(group, self._scope.elapsed()))
         self._record(group, outcome)
         if outcome.action == barrier.FAIL:
-            self._end_group(group, "failed")
+            self._scope.end_group(group, "failed")
             raise ApplicationError(
                 f"group '{group.id}' failed: {outcome.reason}; "
-                f"agents: {self._describe_agents(group)}",
+                f"agents: {self._scope.describe_agents(group)}",
                 type="GroupFailed",
                 non_retryable=True,
             )
         if outcome.action == barrier.CONTINUE_WITH_DEFAULTS:
-            self._alert(group.id, "critical", outcome.alert or outcome.reason)
+            self._scope.alert(group.id, "critical", outcome.alert or outcome.reason)
         self._continue_without(group, outcome.fill_defaults, [])
-        self._end_group(group, "partial" if outcome.fill_defaults else "succeeded")
+        self._scope.end_group(group, "partial" if outcome.fill_defaults else "succeeded")
 
     def _continue_without(
         self, group: CompiledGroup, agent_ids: list[str], cut_short: list[str]
@@ -810,8 +813,8 @@ class PlanWorkflow(AgentRuns, ContextConflicts, CrossValidation):
                 if status != state.status:
                     state.status = status
                     if never_started:
-                        state.ended_s = self._elapsed()
-                    self._event(f"agent_{status}", agent_id)
+                        state.ended_s = self._scope.elapsed()
+                    self._scope.event(f"agent_{status}", agent_id)
             absent = [name for name in agent.outputs if not self._ctx.has(f"{agent_id}.{name}")]
             if absent:
                 readers = [
@@ -824,21 +827,11 @@ class PlanWorkflow(AgentRuns, ContextConflicts, CrossValidation):
                     if readers
                     else "no agent needs them"
                 )
-                self._alert(
+                self._scope.alert(
                     group.id,
                     "warning",
                     f"agent '{agent_id}' ({state.status}) has no default for {absent}: {effect}",
                 )
-
-    def _end_group(self, group: CompiledGroup, status: str) -> None:
-        state = self._groups[group.id]
-        if state.paused_since_s is not None:
-            # ended (cancelled, or an abort) while an agent was blocked: close the pause
-            state.paused_s = round(state.paused_s + self._elapsed() - state.paused_since_s, 3)
-            state.paused_since_s = None
-        state.status = status
-        state.ended_s = self._elapsed()
-        self._event(f"group_{status}", group.id)
 
     def _group_timeout(self, group: CompiledGroup) -> float | None:
         # None (a lone agent) = bounded by the agent's own timeout, no barrier deadline
@@ -886,63 +879,28 @@ class PlanWorkflow(AgentRuns, ContextConflicts, CrossValidation):
         if live:
             await workflow.wait(live)
 
+    def _report(self) -> dict[str, Any]:
+        return self._scope.report(self._batcher.summary() if self._batcher is not None else None)
+
+    # --- recorders for the mixins (RunScope's, until each mixin is a collaborator) --------
+
     def _elapsed(self) -> float:
-        return round((workflow.now() - self._run.started).total_seconds(), 3)
+        return self._scope.elapsed()
 
     def _at(self) -> str:
-        """Now as ISO 8601 (context versions and conflicts carry it)."""
-        return iso_at(self._run.started, self._elapsed()) or ""
+        return self._scope.at()
 
     def _event(self, event: str, ident: str) -> None:
-        self._run.events.append(
-            {"seq": len(self._run.events) + 1, "at_s": self._elapsed(), "event": event, "id": ident}
-        )
-        self._details()
+        self._scope.event(event, ident)
 
     def _alert(self, group_id: str, level: str, message: str) -> None:
-        self._run.alerts.append(Alert(self._elapsed(), group_id, level, message))
-        log = workflow.logger.error if level == "critical" else workflow.logger.warning
-        log("alert: %s", message)
+        self._scope.alert(group_id, level, message)
 
     def _details(self, now: bool = False) -> None:
-        if self._batcher is not None and not now:
-            # batch mode: once per activation (the details walk every group: per event that
-            # is O(events x groups) and trips the 2 s deadlock detector on large plans)
-            self._details_due = True
-            return
-        workflow.set_current_details(
-            current_details(self._run, self._elapsed(), workflow.info().workflow_id)
-        )
-        self._search.sync(self._run)
+        self._scope.details(now)
 
-    async def _details_writer(self) -> None:
-        while True:
-            await workflow.wait_condition(lambda: self._details_due)
-            self._details_due = False
-            self._details(now=True)
-
-    def _finish(self, status: str, error: str | None = None) -> None:
-        self._run.status = status
-        self._run.error = error
-        self._run.ended_s = self._elapsed()
-        self._details(now=True)
-
-    def _describe_agents(self, group: CompiledGroup) -> str:
-        parts = []
-        for agent_id in group.agents:
-            state = self._agents[agent_id]
-            text = f"{agent_id} {state.status}"
-            if state.error:
-                text += f" ({state.error})"
-            parts.append(text)
-        return ", ".join(parts)
-
-    def _report(self) -> dict[str, Any]:
-        info = workflow.info()
-        report = build_report(self._run, info.workflow_id, info.run_id, self._elapsed())
-        if self._batcher is not None:
-            report["batch"] = self._batcher.summary()
-        return report
+    def _end_group(self, group: CompiledGroup, status: str) -> None:
+        self._scope.end_group(group, status)
 
 
 def rerun_groups(groups: list[CompiledGroup], from_group: str | None) -> set[str]:
