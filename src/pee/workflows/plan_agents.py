@@ -53,13 +53,7 @@ class AgentRuns:
         # admits what fits, so the barrier never sees a started agent as pending
         state = self._agents[agent.id]
         state.critical = False
-        blocking = self._ctx.open_conflicts(agent.inputs)
-        if blocking:
-            state.status = "blocked"
-            state.blocked_on = [c.id for c in blocking]
-            state.blocked_since_s = self._elapsed()
-            self._event("agent_blocked", agent.id)
-        else:
+        if not self._desk.block(agent):
             self._queue(agent)
         return asyncio.create_task(self._run_agent(agent, group, fallback))
 
@@ -157,13 +151,13 @@ class AgentRuns:
         state = self._agents[agent.id]
         try:
             if state.status == "blocked":
-                await self._until_unblocked(agent)
+                await self._desk.until_unblocked(agent)
                 self._queue(agent)
                 self._admit([agent.id])
             if state.status == "queued":
                 await workflow.wait_condition(lambda: state.status != "queued")
-            async with self._context_slot(READ, agent.id):
-                inputs, missing, versions = self._snapshot(agent)
+            async with self._gate.slot(READ, agent.id):
+                inputs, missing, versions = self._gate.snapshot(agent)
             state.missing_inputs = missing
             state.snapshot = versions
             key = self._cache_key(agent, inputs)
@@ -174,8 +168,8 @@ class AgentRuns:
             if result is None:
                 return
             self._levels.count(result)
-            async with self._context_slot(WRITE, agent.id):
-                self._commit(agent, result)
+            async with self._gate.slot(WRITE, agent.id):
+                self._gate.commit(agent, result)
         except asyncio.CancelledError:
             self._end_agent(agent.id, "cancelled")
             raise
@@ -333,7 +327,7 @@ class AgentRuns:
         if state.run_started_s is not None:
             state.busy_s = round(state.busy_s + now - state.run_started_s, 3)
             state.run_started_s = None
-        self._unblock(agent_id)
+        self._desk.unblock(agent_id)
         if state.queued_since_s is not None:
             # cancelled while queued
             state.queue_wait_s = round(state.queue_wait_s + now - state.queued_since_s, 3)

@@ -15,7 +15,7 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from pee.activities.cross_validation import (
@@ -24,7 +24,6 @@ with workflow.unsafe.imports_passed_through():
         cross_validate,
     )
     from pee.engine.compiled import CompiledGroup
-    from pee.engine.rules import context as ctx
     from pee.workflows.agent_outcome import describe_error
     from pee.workflows.floors import MIN_ACTIVITY_TIMEOUT_S, MIN_RETRY_INTERVAL_S
 
@@ -171,20 +170,4 @@ class CrossValidation:
         )
         assert state.cross_validation is not None
         state.cross_validation["conflict"] = conflict.id
-        self._opened(conflict, group.id)
-        due = self._conflict_due_s(conflict)
-        remaining = max(0.0, round(due - self._elapsed(), 3))
-        try:
-            await workflow.wait_condition(
-                lambda: conflict.status != ctx.OPEN,
-                timeout=remaining,
-                timeout_summary=f"conflict timeout {conflict.id}",
-            )
-            return
-        except asyncio.TimeoutError:
-            pass
-        try:
-            self._time_out(conflict, group.id, f"(cross-validation of group '{group.id}')")
-        except ApplicationError:
-            self._end_group(group, "failed")
-            raise
+        await self._desk.hold(group, conflict)

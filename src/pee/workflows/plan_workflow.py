@@ -80,7 +80,7 @@ with workflow.unsafe.imports_passed_through():
     from pee.engine.dag import agent_dependencies
     from pee.engine.rules import barrier
     from pee.engine.rules import context as ctx
-    from pee.engine.rules.context import ContextPolicy, ResolutionError, VersionedContext
+    from pee.engine.rules.context import ContextPolicy, VersionedContext
     from pee.engine.rules.monitoring import Monitor, Settings
     from pee.engine.rules.scheduler import Admission, Pool, Request, remaining_paths
     from pee.engine.rules.time_limits import time_scale_problems
@@ -101,10 +101,11 @@ with workflow.unsafe.imports_passed_through():
         restore,
         restore_admission,
     )
+    from pee.workflows.conflict_desk import ConflictDesk
+    from pee.workflows.context_gate import ContextGate
     from pee.workflows.continuation import Continuation, continue_as_new
     from pee.workflows.deadline_timer import DeadlineClock
     from pee.workflows.locks import ContextLimits
-    from pee.workflows.resolution import MalformedResolution, parse_resolution, rejected_row
     from pee.workflows.run_scope import RunScope
     from pee.workflows.search import RunSearchAttributes
     from pee.workflows.state import (
@@ -112,7 +113,6 @@ with workflow.unsafe.imports_passed_through():
         Decision,
         GroupState,
         RunState,
-        conflict_report,
     )
     from pee.workflows.types import PlanRunInput
 
@@ -120,7 +120,6 @@ with workflow.unsafe.imports_passed_through():
 # modules they pass through then join the sandbox's sys.modules, where the payload converter
 # resolves the type hints of what their activities return (CrossValidationResult.validations)
 from pee.workflows.plan_agents import AgentRuns  # noqa: E402
-from pee.workflows.plan_context import ContextConflicts  # noqa: E402
 from pee.workflows.plan_validation import CrossValidation  # noqa: E402
 
 # admission bounds at time_scale 1 (seconds): a waiting agent gains one priority level per
@@ -141,10 +140,11 @@ DEFAULT_CONFLICT_TIMEOUT_S = 3600.0
 
 
 @workflow.defn
-class PlanWorkflow(AgentRuns, ContextConflicts, CrossValidation):
-    """The plan run; its agents (src/pee/workflows/plan_agents.py), context and conflict handling
-    (src/pee/workflows/plan_context.py) and cross-validation (src/pee/workflows/plan_validation.py)
-    are mixed in from their own modules."""
+class PlanWorkflow(AgentRuns, CrossValidation):
+    """The plan run; its agents (src/pee/workflows/plan_agents.py) and cross-validation
+    (src/pee/workflows/plan_validation.py) are mixed in from their own modules; conflicts
+    (src/pee/workflows/conflict_desk.py) and the context (src/pee/workflows/context_gate.py) are
+    collaborators."""
 
     @workflow.init
     def __init__(self, input: PlanRunInput) -> None:
@@ -213,7 +213,9 @@ class PlanWorkflow(AgentRuns, ContextConflicts, CrossValidation):
         )
         # agent id -> its output cache key, so downstream keys carry their lineage
         self._cache_keys: dict[str, str] = {}
-        self._timeout_policy = str(settings.get("timeout_policy", "keep_current"))
+        # every conflict, opened to closed; how agents meet the context
+        self._desk = ConflictDesk(self._scope, str(settings.get("timeout_policy", "keep_current")))
+        self._gate = ContextGate(self._scope, self._desk)
         self._run.admission = Admission(
             Pool.from_resources(self._plan.resources),
             aging_s=max(1e-3, AGING_S * self._scale),
@@ -245,8 +247,6 @@ class PlanWorkflow(AgentRuns, ContextConflicts, CrossValidation):
         self._released = False
         # queued since the admitter last ran (their agent_queued events are due then)
         self._submitted: list[str] = []
-        # bumped by every resolution and timeout: blocked agents wait for it to change
-        self._conflict_changes = 0
         # non-blocking cross-validations: off the critical path, awaited before the run ends
         self._validations: list[asyncio.Task[None]] = []
         # continue-as-new (src/pee/workflows/continuation.py): drain, then hand the run on
@@ -369,7 +369,7 @@ class PlanWorkflow(AgentRuns, ContextConflicts, CrossValidation):
         if waiting:
             # drained (src/pee/workflows/continuation.py): the rest of the plan runs in a new run
             await self._continue_as_new()
-        self._warn_open_conflicts()
+        self._desk.warn_open()
         self._scope.finish("completed")
         return self._report()
 
@@ -429,44 +429,18 @@ class PlanWorkflow(AgentRuns, ContextConflicts, CrossValidation):
     def conflicts(self) -> list[dict[str, Any]]:
         """Every conflict, open and closed (see pee.workflows.state.conflict_report): resolve one
         with expected_version = its current_version."""
-        return [conflict_report(self._run, c) for c in self._ctx.conflicts]
+        return self._desk.report_rows()
 
     @workflow.update(name="resolve_conflict")
     def resolve_conflict(self, *payloads: Any) -> dict[str, Any]:
         """Resolve an open conflict; returns the resolved conflict. Takes any payload (see
         src/pee/workflows/resolution.py): a malformed one is recorded and refused, never retried."""
-        try:
-            request = parse_resolution(payloads)
-        except MalformedResolution as err:
-            reason = f"malformed resolve_conflict update: {err}"
-            self._reject_resolution(payloads, reason)
-            raise ApplicationError(reason, type="MalformedResolution", non_retryable=True) from None
-        try:
-            conflict = self._resolve(request)
-        except ResolutionError as err:
-            # another update resolved it between this one's validation and now
-            raise ApplicationError(str(err), type="InvalidResolution", non_retryable=True) from None
-        return conflict_report(self._run, conflict)
+        return self._desk.resolve_update(payloads)
 
     @resolve_conflict.validator
     def validate_resolve_conflict(self, *payloads: Any) -> None:
         # a refusal here leaves no trace in history; the caller gets the message
-        try:
-            request = parse_resolution(payloads)
-        except MalformedResolution:
-            # let the handler refuse it: a validator may change nothing, and a malformed
-            # payload (a hand-typed command) belongs in the report's rejected_resolutions
-            return
-        try:
-            self._ctx.validate_resolution(
-                request.conflict_id,
-                request.choice,
-                request.expected_version,
-                request.value is not None,
-            )
-        except ResolutionError as err:
-            # resending the same resolution cannot help: say so (the CLI prints retryable)
-            raise ApplicationError(str(err), type="InvalidResolution", non_retryable=True) from None
+        self._desk.validate_update(payloads)
 
     @workflow.signal(name=GRANT_SIGNAL)
     def pool_grant(self, grant: PoolGrant) -> None:
@@ -480,30 +454,7 @@ class PlanWorkflow(AgentRuns, ContextConflicts, CrossValidation):
     def resolve_conflict_signal(self, *payloads: Any) -> None:
         """Fire-and-forget resolution: an invalid or malformed one is logged and reported,
         never fatal, never dropped."""
-        try:
-            request = parse_resolution(payloads)
-        except MalformedResolution as err:
-            self._reject_resolution(payloads, f"malformed resolve_conflict signal: {err}")
-            return
-        try:
-            self._resolve(request)
-        except ResolutionError as err:
-            workflow.logger.warning("resolve_conflict signal rejected: %s", err)
-            self._run.rejected_resolutions.append(
-                {
-                    "at": self._scope.at(),
-                    "conflict_id": request.conflict_id,
-                    "choice": request.choice,
-                    "by": request.by,
-                    "reason": str(err),
-                }
-            )
-            self._scope.details()
-
-    def _reject_resolution(self, payloads: tuple[Any, ...], reason: str) -> None:
-        workflow.logger.warning("%s", reason)
-        self._run.rejected_resolutions.append(rejected_row(payloads, self._scope.at(), reason))
-        self._scope.details()
+        self._desk.resolve_signal(payloads)
 
     @workflow.signal(name=OUTCOMES_SIGNAL)
     def agent_outcomes(self, outcomes: list[AgentOutcome]) -> None:
@@ -587,14 +538,14 @@ class PlanWorkflow(AgentRuns, ContextConflicts, CrossValidation):
             deadline_passed = False
             while True:
                 now = self._scope.elapsed()
-                self._pause_deadline(group, now)
+                self._desk.pause_deadline(group, now)
                 if deadline_passed and state.deadline_s is not None:
                     # the timer fired: the deadline has passed whatever the clock rounding says
                     now = max(now, state.deadline_s)
                 if state.deadline_s is None or now < state.deadline_s:
                     self._start_agents(group, tasks)
                     # an agent that has just been found blocked stops the clock from now on
-                    self._pause_deadline(group, now)
+                    self._desk.pause_deadline(group, now)
                 decision = barrier.decide(self._barrier_view(group, now))
                 if decision.action == barrier.WAIT:
                     live = [task for task in tasks.values() if not task.done()]
@@ -609,7 +560,7 @@ class PlanWorkflow(AgentRuns, ContextConflicts, CrossValidation):
                     if state.paused_since_s is not None:
                         # no deadline while paused; wake when no agent is blocked any more
                         unpaused = asyncio.create_task(
-                            workflow.wait_condition(lambda: not self._group_blocked(group))
+                            workflow.wait_condition(lambda: not self._desk.group_blocked(group))
                         )
                         live.append(unpaused)
                     elif state.deadline_s is not None:
@@ -643,7 +594,7 @@ class PlanWorkflow(AgentRuns, ContextConflicts, CrossValidation):
             if deadline is not None:
                 deadline[1].cancel()
             await self._apply(group, decision, tasks)
-            self._check_consistency(group)
+            self._desk.check_consistency(group)
             if state.status in PASSED:
                 self._levels.snapshot(group.id, self._ctx, self._scope.elapsed())
             if len(group.cross_validation) >= 2 and state.status in PASSED:
@@ -674,23 +625,6 @@ class PlanWorkflow(AgentRuns, ContextConflicts, CrossValidation):
             tasks[agent_id] = self._launch(self._plan.agent(agent_id), group, fallback=False)
         # all of them submitted first, so the best goes first, not the first declared
         self._admit_soon(todo)
-
-    def _group_blocked(self, group: CompiledGroup) -> bool:
-        return any(self._agents[a].status == "blocked" for a in group.agents)
-
-    def _pause_deadline(self, group: CompiledGroup, now_s: float) -> None:
-        """Stop the group's clock while one of its agents is blocked on a conflict; when none is,
-        move the deadline later by the time it stood still."""
-        state = self._groups[group.id]
-        blocked = self._group_blocked(group)
-        if blocked and state.paused_since_s is None:
-            state.paused_since_s = now_s
-        elif not blocked and state.paused_since_s is not None:
-            pause = max(0.0, now_s - state.paused_since_s)
-            state.paused_s = round(state.paused_s + pause, 3)
-            if state.deadline_s is not None:
-                state.deadline_s = round(state.deadline_s + pause, 3)
-            state.paused_since_s = None
 
     async def _raise_agent_failure(
         self, group: CompiledGroup, tasks: dict[str, asyncio.Task[None]]
@@ -804,7 +738,7 @@ class PlanWorkflow(AgentRuns, ContextConflicts, CrossValidation):
             agent = self._plan.agent(agent_id)
             state = self._agents[agent_id]
             never_started = state.started_s is None
-            self._fill_defaults(agent)
+            self._gate.fill_defaults(agent)
             if agent_id in cut_short:
                 if state.defaulted_outputs:
                     status = "defaulted"
