@@ -19,30 +19,19 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from pee.activities.agents import lookup_cached_output, run_agent
     from pee.activities.types import AgentResult, AgentTask, CacheLookup
-    from pee.engine.compiled import CompiledAgent, CompiledGroup, RetrySpec
+    from pee.engine.compiled import CompiledAgent, CompiledGroup
     from pee.engine.rules.cache_key import cache_key
     from pee.engine.rules.monitoring import take_sample
     from pee.engine.rules.scheduler import Request
     from pee.workflows import pool_lease
     from pee.workflows.agent_batch import AgentCall
     from pee.workflows.agent_outcome import AgentOutcome, outcome_from_error
-    from pee.workflows.floors import (
-        MIN_ACTIVITY_TIMEOUT_S,
-        MIN_HEARTBEAT_TIMEOUT_S,
-        MIN_RETRY_INTERVAL_S,
-    )
     from pee.workflows.locks import READ, WRITE, ContextLockTimeout
-
-# progress signals: every signal is a history event, so not more often than this (real seconds)
-MIN_PROGRESS_INTERVAL_S = 0.5
-MAX_PROGRESS_INTERVAL_S = 10.0
-DEFAULT_PROGRESS_WINDOW_S = 30.0
 
 
 class AgentRuns:
@@ -260,28 +249,30 @@ class AgentRuns:
             time_scale=self._scale,
             simulate_s=agent.estimated_s * self._scale if self._input.simulate else None,
             # batch mode: no progress signals (each would be a history event; see batcher.py)
-            progress_interval_s=self._progress_interval_s() if self._batcher is None else 0.0,
+            progress_interval_s=self._timing.progress_interval_s()
+            if self._batcher is None
+            else 0.0,
             large_value_threshold=int(threshold) if isinstance(threshold, int | float) else None,
             cache_key=key,
             cache_ttl_s=self._cache_ttl_s() if key is not None else None,
             cache_size_limit=self._cache_size_limit() if key is not None else None,
             plan_name=self._plan.name,
         )
-        timeout = timedelta(
-            seconds=max(
-                MIN_ACTIVITY_TIMEOUT_S,
-                (agent.timeout_s or self._plan.default_agent_timeout_s) * self._scale,
-            )
-        )
+        timeout = self._timing.activity_timeout(agent)
         how = "sequential fallback" if fallback else f"group {group.id}"
         # a new id for the fallback run: a fresh activity with fresh attempts
         activity_id = f"{agent.id}#fallback" if fallback else agent.id
-        heartbeat = timedelta(seconds=self._heartbeat_timeout_s())
+        heartbeat = timedelta(seconds=self._timing.heartbeat_timeout_s())
         summary = f"agent {agent.id} ({agent.role}), {how}"
         if self._batcher is not None:
             outcome = await self._batcher.run(
                 AgentCall.of(
-                    task, activity_id, timeout, heartbeat, self._retry_policy(agent.retry), summary
+                    task,
+                    activity_id,
+                    timeout,
+                    heartbeat,
+                    self._timing.retry_policy(agent.retry),
+                    summary,
                 )
             )
         else:
@@ -297,7 +288,7 @@ class AgentRuns:
                         schedule_to_close_timeout=timeout,
                         start_to_close_timeout=timeout,
                         heartbeat_timeout=heartbeat,
-                        retry_policy=self._retry_policy(agent.retry),
+                        retry_policy=self._timing.retry_policy(agent.retry),
                         summary=summary,
                     ),
                 )
@@ -347,40 +338,3 @@ class AgentRuns:
         self._sample(state.duration_s(now) if ran else None, agent_id)
         if ran:
             self._adapt.after_agent(agent_id, state.duration_s(now) or 0.0)
-
-    def _heartbeat_timeout_s(self) -> float:
-        if self._input.heartbeat_timeout_s is not None:
-            return max(MIN_HEARTBEAT_TIMEOUT_S, self._input.heartbeat_timeout_s)
-        # 10 s at real time, down to 2 s when scaled: cancellation reaches an agent only
-        # through a heartbeat, and the SDK sends them at most every 0.8 x this timeout
-        return max(2.0, min(10.0, 10.0 * self._scale))
-
-    def _plan_progress_window_s(self) -> float:
-        handling = self._plan.barrier.get("timeout_handling")
-        raw = handling.get("progress_window") if isinstance(handling, dict) else None
-        seconds = float(raw) if isinstance(raw, (int, float)) else DEFAULT_PROGRESS_WINDOW_S
-        return seconds * self._scale
-
-    def _progress_interval_s(self) -> float:
-        # three signals per window, within bounds that keep the history small
-        return min(
-            MAX_PROGRESS_INTERVAL_S,
-            max(MIN_PROGRESS_INTERVAL_S, self._plan_progress_window_s() / 3),
-        )
-
-    def _progress_window_s(self) -> float:
-        # a scaled-down window must still span a few signals, or no agent ever looks alive
-        return max(self._plan_progress_window_s(), 3 * self._progress_interval_s())
-
-    def _retry_policy(self, spec: RetrySpec) -> RetryPolicy:
-        initial = max(MIN_RETRY_INTERVAL_S, spec.initial_interval_s * self._scale)
-        maximum = None
-        if spec.maximum_interval_s is not None:
-            maximum = timedelta(seconds=max(initial, spec.maximum_interval_s * self._scale))
-        return RetryPolicy(
-            initial_interval=timedelta(seconds=initial),
-            backoff_coefficient=max(1.0, spec.backoff_coefficient),
-            maximum_interval=maximum,
-            maximum_attempts=max(0, spec.max_attempts),
-            non_retryable_error_types=list(spec.non_retryable),
-        )

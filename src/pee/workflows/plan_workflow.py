@@ -90,6 +90,7 @@ with workflow.unsafe.imports_passed_through():
     from pee.workflows.agent_outcome import (
         AgentOutcome,
     )
+    from pee.workflows.agent_timing import AgentTiming
     from pee.workflows.batcher import Batcher
     from pee.workflows.cache_levels import CacheLevels
     from pee.workflows.carry import (
@@ -213,6 +214,8 @@ class PlanWorkflow(AgentRuns, CrossValidation):
         )
         # agent id -> its output cache key, so downstream keys carry their lineage
         self._cache_keys: dict[str, str] = {}
+        # an agent activity's timeouts, heartbeats, progress window and retries
+        self._timing = AgentTiming(self._plan, self._scale, input.heartbeat_timeout_s)
         # every conflict, opened to closed; how agents meet the context
         self._desk = ConflictDesk(self._scope, str(settings.get("timeout_policy", "keep_current")))
         self._gate = ContextGate(self._scope, self._desk)
@@ -652,7 +655,7 @@ class PlanWorkflow(AgentRuns, CrossValidation):
             extensions_used=state.extensions,
             max_extensions=group.max_extensions,
             extension_s=group.extension_s * self._scale,
-            progress_window_s=self._progress_window_s(),
+            progress_window_s=self._timing.progress_window_s(),
             criteria=group.success_criteria.kind,
             count=group.success_criteria.count,
             quality_impact=group.quality_impact,
