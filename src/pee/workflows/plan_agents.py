@@ -22,10 +22,9 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from pee.activities.agents import lookup_cached_output, run_agent
-    from pee.activities.types import AgentResult, AgentTask, CacheLookup
+    from pee.activities.agents import run_agent
+    from pee.activities.types import AgentResult, AgentTask
     from pee.engine.compiled import CompiledAgent, CompiledGroup
-    from pee.engine.rules.cache_key import cache_key
     from pee.engine.rules.monitoring import take_sample
     from pee.engine.rules.scheduler import Request
     from pee.workflows import pool_lease
@@ -149,8 +148,10 @@ class AgentRuns:
                 inputs, missing, versions = self._gate.snapshot(agent)
             state.missing_inputs = missing
             state.snapshot = versions
-            key = self._cache_key(agent, inputs)
-            result = await self._cached(agent, key) if key is not None and not fallback else None
+            key = self._cache.key(agent, inputs)
+            result = (
+                await self._cache.lookup(agent, key) if key is not None and not fallback else None
+            )
             cached = result is not None
             if result is None:
                 result = await self._execute(agent, group, inputs, missing, versions, fallback, key)
@@ -173,56 +174,6 @@ class AgentRuns:
             raise
         state.cached = cached
         self._end_agent(agent.id, "succeeded")
-
-    # --- agent output cache -------------------------------------------------------------
-    # Consulted only when the plan opts in to cross-run reuse (agent_output_cache.ttl in
-    # seconds): with the default session_lifetime nothing could ever hit in a fresh run, and a
-    # plain run keeps issuing exactly the commands it always did. An adaptive plan listing
-    # enable_aggressive_caching looks up from the start and stores across runs once it is on.
-
-    def _cache_level(self) -> dict[str, Any]:
-        """The plan's agent_output_cache settings; empty when caching is switched off."""
-        caching = self._plan.caching or {}
-        if caching.get("enabled", True) is False:
-            return {}
-        return (caching.get("cache_levels") or {}).get("agent_output_cache") or {}
-
-    def _plan_cache_ttl_s(self) -> float | None:
-        ttl = self._cache_level().get("ttl")
-        return float(ttl) if isinstance(ttl, int | float) else None
-
-    def _cache_ttl_s(self) -> float | None:
-        """The plan's cross-run TTL, else enable_aggressive_caching's once it is on (None:
-        this run only)."""
-        plan_ttl = self._plan_cache_ttl_s()
-        return plan_ttl if plan_ttl is not None else self._adapt.cache_store_ttl_s()
-
-    def _cache_size_limit(self) -> int | None:
-        limit = self._cache_level().get("size_limit")
-        return int(limit) if isinstance(limit, int | float) else None
-
-    def _cache_key(self, agent: CompiledAgent, inputs: dict[str, Any]) -> str | None:
-        if self._cache_ttl_s() is None and not self._adapt.looks_up_cache:
-            return None
-        upstream = [self._cache_keys[d] for d in agent.depends_on if d in self._cache_keys]
-        key = cache_key(agent, inputs, upstream)
-        self._cache_keys[agent.id] = key
-        return key
-
-    async def _cached(self, agent: CompiledAgent, key: str) -> AgentResult | None:
-        found = await workflow.execute_local_activity(
-            lookup_cached_output,
-            CacheLookup(key, workflow.info().run_id),
-            start_to_close_timeout=timedelta(seconds=10),
-            summary=f"cache lookup for agent {agent.id}",
-        )
-        self._run.cache_hits += found is not None
-        self._run.cache_misses += found is None
-        if found is None:
-            return None
-        return AgentResult(
-            agent.id, dict(found.get("outputs") or {}), dict(found.get("writes") or {}), attempt=0
-        )
 
     async def _execute(
         self,
@@ -254,8 +205,8 @@ class AgentRuns:
             else 0.0,
             large_value_threshold=int(threshold) if isinstance(threshold, int | float) else None,
             cache_key=key,
-            cache_ttl_s=self._cache_ttl_s() if key is not None else None,
-            cache_size_limit=self._cache_size_limit() if key is not None else None,
+            cache_ttl_s=self._cache.ttl_s() if key is not None else None,
+            cache_size_limit=self._cache.size_limit() if key is not None else None,
             plan_name=self._plan.name,
         )
         timeout = self._timing.activity_timeout(agent)

@@ -120,6 +120,7 @@ with workflow.unsafe.imports_passed_through():
 # PlanWorkflow's parts, imported in the sandbox like this module (not passed through): the
 # modules they pass through then join the sandbox's sys.modules, where the payload converter
 # resolves the type hints of what their activities return (CrossValidationResult.validations)
+from pee.workflows.agent_cache import AgentCache, plan_cache_ttl_s  # noqa: E402
 from pee.workflows.plan_agents import AgentRuns  # noqa: E402
 from pee.workflows.plan_validation import CrossValidation  # noqa: E402
 
@@ -212,8 +213,6 @@ class PlanWorkflow(AgentRuns, CrossValidation):
             if self._liveness_by_heartbeat
             else frozenset()
         )
-        # agent id -> its output cache key, so downstream keys carry their lineage
-        self._cache_keys: dict[str, str] = {}
         # an agent activity's timeouts, heartbeats, progress window and retries
         self._timing = AgentTiming(self._plan, self._scale, input.heartbeat_timeout_s)
         # every conflict, opened to closed; how agents meet the context
@@ -233,13 +232,15 @@ class PlanWorkflow(AgentRuns, CrossValidation):
             self._plan,
             self._run,
             self._scale,
-            self._plan_cache_ttl_s(),
+            plan_cache_ttl_s(self._plan),
             (self._plan.caching or {}).get("enabled", True) is not False,
             self._scope.event,
             self._scope.alert,
             self._scope.elapsed,
         )
         self._throttle = self._adapt.throttle
+        # the agent output cache; its keys carry their lineage (and a continuation's, below)
+        self._cache = AgentCache(self._scope, self._adapt)
         self._remaining = remaining_paths(
             [agent.id for agent in self._plan.agents],
             agent_dependencies(self._plan.agents, self._plan.groups),
@@ -260,7 +261,7 @@ class PlanWorkflow(AgentRuns, CrossValidation):
                 restore(self._run, carried)
             except ValueError as err:
                 self._invalid_carried = str(err)
-            self._cache_keys = dict(carried.cache_keys)
+            self._cache.cache_keys = dict(carried.cache_keys)
             rules = carried.adaptive
             self._adapt.throttle, self._adapt.timeouts = rules.throttle, rules.timeouts
             self._adapt.cpu, self._adapt.caching = rules.cpu, rules.caching
@@ -398,7 +399,7 @@ class PlanWorkflow(AgentRuns, CrossValidation):
         carried = capture(
             self._run,
             info.run_id,
-            self._cache_keys,
+            self._cache.cache_keys,
             AdaptiveRules(adapt.throttle, adapt.timeouts, adapt.cpu, adapt.caching),
             self._batcher.children if self._batcher is not None else 0,
             self._batcher.largest if self._batcher is not None else 0,
