@@ -77,12 +77,11 @@ with workflow.unsafe.imports_passed_through():
     from pee.activities.pool_types import GRANT_SIGNAL, PoolGrant
     from pee.activities.types import AgentProgress
     from pee.engine.compiled import CompiledGroup, CompiledPlan
-    from pee.engine.dag import agent_dependencies
     from pee.engine.rules import barrier
     from pee.engine.rules import context as ctx
     from pee.engine.rules.context import ContextPolicy, VersionedContext
     from pee.engine.rules.monitoring import Monitor, Settings
-    from pee.engine.rules.scheduler import Admission, Pool, Request, remaining_paths
+    from pee.engine.rules.scheduler import Admission, Pool, Request
     from pee.engine.rules.time_limits import time_scale_problems
     from pee.workflows import pool_lease
     from pee.workflows.adaptation import Adaptation
@@ -121,7 +120,7 @@ with workflow.unsafe.imports_passed_through():
 # modules they pass through then join the sandbox's sys.modules, where the payload converter
 # resolves the type hints of what their activities return (CrossValidationResult.validations)
 from pee.workflows.agent_cache import AgentCache, plan_cache_ttl_s  # noqa: E402
-from pee.workflows.plan_agents import AgentRuns  # noqa: E402
+from pee.workflows.agent_runner import AgentRunner  # noqa: E402
 from pee.workflows.plan_validation import CrossValidation  # noqa: E402
 
 # admission bounds at time_scale 1 (seconds): a waiting agent gains one priority level per
@@ -142,7 +141,7 @@ DEFAULT_CONFLICT_TIMEOUT_S = 3600.0
 
 
 @workflow.defn
-class PlanWorkflow(AgentRuns, CrossValidation):
+class PlanWorkflow(CrossValidation):
     """The plan run; its agents (src/pee/workflows/plan_agents.py) and cross-validation
     (src/pee/workflows/plan_validation.py) are mixed in from their own modules; conflicts
     (src/pee/workflows/conflict_desk.py) and the context (src/pee/workflows/context_gate.py) are
@@ -238,19 +237,19 @@ class PlanWorkflow(AgentRuns, CrossValidation):
             self._scope.alert,
             self._scope.elapsed,
         )
-        self._throttle = self._adapt.throttle
         # the agent output cache; its keys carry their lineage (and a continuation's, below)
         self._cache = AgentCache(self._scope, self._adapt)
-        self._remaining = remaining_paths(
-            [agent.id for agent in self._plan.agents],
-            agent_dependencies(self._plan.agents, self._plan.groups),
-            {agent.id: agent.expected_s for agent in self._plan.agents},
+        # agents from ready to ended: admission, snapshot, cache, activity, commit
+        self._runner = AgentRunner(
+            self._scope,
+            self._desk,
+            self._gate,
+            self._timing,
+            self._cache,
+            self._levels,
+            self._adapt,
+            self._batcher,
         )
-        self._order = {agent.id: index for index, agent in enumerate(self._plan.agents)}
-        # set when units came back: the admitter hands them out once the activation settles
-        self._released = False
-        # queued since the admitter last ran (their agent_queued events are due then)
-        self._submitted: list[str] = []
         # non-blocking cross-validations: off the critical path, awaited before the run ends
         self._validations: list[asyncio.Task[None]] = []
         # continue-as-new (src/pee/workflows/continuation.py): drain, then hand the run on
@@ -265,7 +264,6 @@ class PlanWorkflow(AgentRuns, CrossValidation):
             rules = carried.adaptive
             self._adapt.throttle, self._adapt.timeouts = rules.throttle, rules.timeouts
             self._adapt.cpu, self._adapt.caching = rules.cpu, rules.caching
-            self._throttle = self._adapt.throttle
             self._todo = groups_to_run(self._run)
             return
         at = self._scope.at()
@@ -296,7 +294,7 @@ class PlanWorkflow(AgentRuns, CrossValidation):
         waiting = [group for group in self._plan.groups if group.id in self._todo]
         running: dict[str, asyncio.Task[None]] = {}
         self._scope.details()
-        admitter = asyncio.create_task(self._admitter())
+        admitter = asyncio.create_task(self._runner.admitter())
         if self._batcher is not None:
             self._scope.details_due = True
             self._batcher.on_close(asyncio.create_task(self._scope.details_writer()))
@@ -452,7 +450,7 @@ class PlanWorkflow(AgentRuns, CrossValidation):
         them."""
         admission = self._run.admission
         if isinstance(admission, pool_lease.LeasedAdmission) and admission.accept(grant):
-            self._released = True
+            self._runner.released = True
 
     @workflow.signal(name="resolve_conflict")
     def resolve_conflict_signal(self, *payloads: Any) -> None:
@@ -469,14 +467,7 @@ class PlanWorkflow(AgentRuns, CrossValidation):
     @workflow.signal(name="agent_progress")
     def agent_progress(self, progress: AgentProgress) -> None:
         """A working agent says it is alive; the barrier's extension rule reads the time."""
-        state = self._agents.get(progress.agent_id)
-        if state is None or state.status != "running":
-            # late signal from a finished or cancelled run: nothing to record
-            return
-        state.last_progress_s = self._scope.elapsed()
-        if progress.fraction is not None:
-            state.progress = max(0.0, min(1.0, float(progress.fraction)))
-        state.attempts = max(state.attempts, state.earlier_attempts + int(progress.attempt))
+        self._runner.progress(progress)
 
     # --- resume -------------------------------------------------------------------------
 
@@ -626,9 +617,9 @@ class PlanWorkflow(AgentRuns, CrossValidation):
                 return
             todo = [agent_id for agent_id in group.agents if agent_id not in tasks][:1]
         for agent_id in todo:
-            tasks[agent_id] = self._launch(self._plan.agent(agent_id), group, fallback=False)
+            tasks[agent_id] = self._runner.launch(self._plan.agent(agent_id), group, fallback=False)
         # all of them submitted first, so the best goes first, not the first declared
-        self._admit_soon(todo)
+        self._runner.admit_soon(todo)
 
     async def _raise_agent_failure(
         self, group: CompiledGroup, tasks: dict[str, asyncio.Task[None]]
@@ -714,8 +705,8 @@ class PlanWorkflow(AgentRuns, CrossValidation):
         self._scope.alert(group.id, "critical", decision.alert or decision.reason)
         self._scope.event("fallback_started", group.id)
         for agent_id in decision.fallback:
-            tasks[agent_id] = self._launch(self._plan.agent(agent_id), group, fallback=True)
-            self._admit([agent_id])
+            tasks[agent_id] = self._runner.launch(self._plan.agent(agent_id), group, fallback=True)
+            self._runner.admit([agent_id])
             # no group deadline here, so a blocked agent simply waits for its conflict
             await workflow.wait([tasks[agent_id]])
             await self._raise_agent_failure(group, tasks)
