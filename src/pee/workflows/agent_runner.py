@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
@@ -29,7 +29,6 @@ with workflow.unsafe.imports_passed_through():
     from pee.workflows import pool_lease
     from pee.workflows.adaptation import Adaptation
     from pee.workflows.agent_batch import AgentCall
-    from pee.workflows.agent_cache import AgentCache
     from pee.workflows.agent_outcome import AgentOutcome, outcome_from_error
     from pee.workflows.agent_timing import AgentTiming
     from pee.workflows.batcher import Batcher
@@ -38,6 +37,10 @@ with workflow.unsafe.imports_passed_through():
     from pee.workflows.context_gate import ContextGate
     from pee.workflows.locks import READ, WRITE, ContextLockTimeout
     from pee.workflows.run_scope import RunScope
+
+if TYPE_CHECKING:
+    # imported by PlanWorkflow outside the passthrough block (it starts a local activity)
+    from pee.workflows.agent_cache import AgentCache
 
 
 class AgentRunner:

@@ -116,12 +116,18 @@ with workflow.unsafe.imports_passed_through():
     )
     from pee.workflows.types import PlanRunInput
 
-# PlanWorkflow's parts, imported in the sandbox like this module (not passed through): the
-# modules they pass through then join the sandbox's sys.modules, where the payload converter
-# resolves the type hints of what their activities return (CrossValidationResult.validations)
+with workflow.unsafe.imports_passed_through():
+    # the modules of what activities return, named here so they join the sandbox's sys.modules
+    # whoever starts the activity: the payload converter resolves their type hints there
+    # (CrossValidationResult.validations, AgentResult)
+    from pee.activities import cross_validation as _cross_validation  # noqa: F401
+    from pee.activities import types as _activity_types  # noqa: F401
+
+# the collaborators that start activities, imported in the sandbox like this module (not passed
+# through), so the activity modules they pass through join the sandbox's sys.modules too
 from pee.workflows.agent_cache import AgentCache, plan_cache_ttl_s  # noqa: E402
 from pee.workflows.agent_runner import AgentRunner  # noqa: E402
-from pee.workflows.plan_validation import CrossValidation  # noqa: E402
+from pee.workflows.cross_validator import CrossValidator  # noqa: E402
 
 # admission bounds at time_scale 1 (seconds): a waiting agent gains one priority level per
 # AGING_S, and after RESERVE_AFTER_S nothing ranked below it overtakes it any more
@@ -141,7 +147,7 @@ DEFAULT_CONFLICT_TIMEOUT_S = 3600.0
 
 
 @workflow.defn
-class PlanWorkflow(CrossValidation):
+class PlanWorkflow:
     """The plan run; its agents (src/pee/workflows/plan_agents.py) and cross-validation
     (src/pee/workflows/plan_validation.py) are mixed in from their own modules; conflicts
     (src/pee/workflows/conflict_desk.py) and the context (src/pee/workflows/context_gate.py) are
@@ -250,8 +256,8 @@ class PlanWorkflow(CrossValidation):
             self._adapt,
             self._batcher,
         )
-        # non-blocking cross-validations: off the critical path, awaited before the run ends
-        self._validations: list[asyncio.Task[None]] = []
+        # cross-validation after a group's barrier (non-blocking ones awaited at the end)
+        self._validator = CrossValidator(self._scope, self._desk)
         # continue-as-new (src/pee/workflows/continuation.py): drain, then hand the run on
         self._continuation = Continuation(input.continue_as_new_after)
         if carried is not None:
@@ -338,12 +344,12 @@ class PlanWorkflow(CrossValidation):
                     len(waiting)
                 ):
                     self._scope.event("draining_for_continue_as_new", workflow.info().run_id)
-            if self._validations:
-                await workflow.wait(list(self._validations))
-                for task in self._validations:
+            if self._validator.pending:
+                await workflow.wait(list(self._validator.pending))
+                for task in self._validator.pending:
                     task.result()
         except (Exception, asyncio.CancelledError) as err:
-            await self._cancel(list(running.values()) + self._validations)
+            await self._cancel(list(running.values()) + self._validator.pending)
             admitter.cancel()
             if self._batcher is not None:
                 self._batcher.close()
@@ -594,9 +600,9 @@ class PlanWorkflow(CrossValidation):
                 self._levels.snapshot(group.id, self._ctx, self._scope.elapsed())
             if len(group.cross_validation) >= 2 and state.status in PASSED:
                 if group.cross_validation_blocking:
-                    await self._cross_validate(group)
+                    await self._validator.validate(group)
                 else:
-                    self._validations.append(asyncio.create_task(self._cross_validate(group)))
+                    self._validator.start(group)
         except asyncio.CancelledError:
             if deadline is not None:
                 deadline[1].cancel()
