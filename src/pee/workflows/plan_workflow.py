@@ -148,10 +148,11 @@ DEFAULT_CONFLICT_TIMEOUT_S = 3600.0
 
 @workflow.defn
 class PlanWorkflow:
-    """The plan run; its agents (src/pee/workflows/plan_agents.py) and cross-validation
-    (src/pee/workflows/plan_validation.py) are mixed in from their own modules; conflicts
-    (src/pee/workflows/conflict_desk.py) and the context (src/pee/workflows/context_gate.py) are
-    collaborators."""
+    """The plan run. It drives groups and barriers itself and owns one collaborator per job,
+    each with its own state, built in __init__ and passed what it needs: RunScope (clock and
+    recorders), ConflictDesk (every conflict), ContextGate (snapshots, commits), AgentTiming,
+    AgentCache, AgentRunner (an agent from ready to ended), CrossValidator. Its query, update and
+    signal handlers delegate to them in one line."""
 
     @workflow.init
     def __init__(self, input: PlanRunInput) -> None:
@@ -816,26 +817,6 @@ class PlanWorkflow:
 
     def _report(self) -> dict[str, Any]:
         return self._scope.report(self._batcher.summary() if self._batcher is not None else None)
-
-    # --- recorders for the mixins (RunScope's, until each mixin is a collaborator) --------
-
-    def _elapsed(self) -> float:
-        return self._scope.elapsed()
-
-    def _at(self) -> str:
-        return self._scope.at()
-
-    def _event(self, event: str, ident: str) -> None:
-        self._scope.event(event, ident)
-
-    def _alert(self, group_id: str, level: str, message: str) -> None:
-        self._scope.alert(group_id, level, message)
-
-    def _details(self, now: bool = False) -> None:
-        self._scope.details(now)
-
-    def _end_group(self, group: CompiledGroup, status: str) -> None:
-        self._scope.end_group(group, status)
 
 
 def rerun_groups(groups: list[CompiledGroup], from_group: str | None) -> set[str]:
