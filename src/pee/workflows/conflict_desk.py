@@ -125,10 +125,14 @@ class ConflictDesk:
             remaining = round(due - scope.elapsed(), 3)
             if remaining > 0:
                 seen = self.changes
-                try:
+
+                def changed(seen: int = seen) -> bool:
                     # reads the live counter: a resolution or timeout anywhere wakes it
+                    return self.changes != seen
+
+                try:
                     await workflow.wait_condition(
-                        lambda seen=seen: self.changes != seen,
+                        changed,
                         timeout=remaining,
                         timeout_summary=f"conflict timeout {', '.join(ids)}",
                     )

@@ -138,15 +138,15 @@ class CrossValidator:
                         "findings": list(v.findings),
                     }
                 )
-        failed = [v for v in validations if not v["passed"]]
-        for v in failed:
-            errors = "; ".join(f["message"] for f in v["findings"] if f["level"] == "error")
+        failed = [row for row in validations if not row["passed"]]
+        for row in failed:
+            errors = "; ".join(f["message"] for f in row["findings"] if f["level"] == "error")
             self.scope.alert(
                 group.id,
                 "warning",
-                f"cross-validation failed: {v['validator']} checked {v['validated']}: {errors}",
+                f"cross-validation failed: {row['validator']} checked {row['validated']}: {errors}",
             )
-        scores = [float(v["score"]) for v in validations]
+        scores = [float(row["score"]) for row in validations]
         state.cross_validation = {
             "validators": [a.id for a in agents],
             "blocking": blocking,
