@@ -21,7 +21,7 @@ from temporalio import workflow
 
 class DeadlineClock:
     def __init__(self, elapsed: Callable[[], float]) -> None:
-        # seconds since the run started (PlanWorkflow._elapsed)
+        # seconds since the run started (RunScope.elapsed)
         self._elapsed = elapsed
         self._waiters: list[tuple[float, asyncio.Future[None]]] = []
         self._task: asyncio.Task[None] | None = None
