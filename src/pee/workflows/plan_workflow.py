@@ -63,7 +63,6 @@ workflow.wait with float timeouts, ApplicationError for every failure the run sh
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
 from typing import Any
 
 from temporalio import workflow
@@ -77,7 +76,6 @@ with workflow.unsafe.imports_passed_through():
     from pee.activities.pool_types import GRANT_SIGNAL, PoolGrant
     from pee.activities.types import AgentProgress
     from pee.engine.compiled import CompiledGroup, CompiledPlan
-    from pee.engine.rules import barrier
     from pee.engine.rules import context as ctx
     from pee.engine.rules.context import ContextPolicy, VersionedContext
     from pee.engine.rules.monitoring import Monitor, Settings
@@ -105,12 +103,12 @@ with workflow.unsafe.imports_passed_through():
     from pee.workflows.context_gate import ContextGate
     from pee.workflows.continuation import Continuation, continue_as_new
     from pee.workflows.deadline_timer import DeadlineClock
+    from pee.workflows.group_driver import PASSED, GroupDriver, cancel_all
     from pee.workflows.locks import ContextLimits
     from pee.workflows.run_scope import RunScope
     from pee.workflows.search import RunSearchAttributes
     from pee.workflows.state import (
         AgentState,
-        Decision,
         GroupState,
         RunState,
     )
@@ -141,8 +139,6 @@ LIVENESS_PATCH = "batch-liveness-by-heartbeat"
 # reason (it used to raise OverflowError on every workflow task); valid inputs never ask
 TIME_LIMITS_PATCH = "durations-within-limits"
 
-# group states that let dependants start
-PASSED = ("succeeded", "partial")
 DEFAULT_CONFLICT_TIMEOUT_S = 3600.0
 
 
@@ -259,6 +255,20 @@ class PlanWorkflow:
         )
         # cross-validation after a group's barrier (non-blocking ones awaited at the end)
         self._validator = CrossValidator(self._scope, self._desk)
+        # each group from its start to its end: agents, barrier, consistency, validation
+        self._driver = GroupDriver(
+            self._scope,
+            self._runner,
+            self._desk,
+            self._gate,
+            self._validator,
+            self._timing,
+            self._levels,
+            self._adapt,
+            self._clock,
+            liveness_by_heartbeat=self._liveness_by_heartbeat,
+            silent=self._silent,
+        )
         # continue-as-new (src/pee/workflows/continuation.py): drain, then hand the run on
         self._continuation = Continuation(input.continue_as_new_after)
         if carried is not None:
@@ -327,7 +337,7 @@ class PlanWorkflow:
                     for group in list(waiting):
                         if all(self._groups[dep].status in PASSED for dep in group.depends_on):
                             waiting.remove(group)
-                            running[group.id] = asyncio.create_task(self._run_group(group))
+                            running[group.id] = asyncio.create_task(self._driver.run_group(group))
                 if not running:
                     stuck = [group.id for group in waiting]
                     raise ApplicationError(
@@ -350,7 +360,7 @@ class PlanWorkflow:
                 for task in self._validator.pending:
                     task.result()
         except (Exception, asyncio.CancelledError) as err:
-            await self._cancel(list(running.values()) + self._validator.pending)
+            await cancel_all(list(running.values()) + self._validator.pending)
             admitter.cancel()
             if self._batcher is not None:
                 self._batcher.close()
@@ -523,259 +533,6 @@ class PlanWorkflow:
             )
         return resumed
 
-    # --- groups -------------------------------------------------------------------------
-
-    async def _run_group(self, group: CompiledGroup) -> None:
-        state = self._groups[group.id]
-        state.status = "running"
-        state.started_s = self._scope.elapsed()
-        timeout = self._group_timeout(group)
-        state.deadline_s = None if timeout is None else round(state.started_s + timeout, 3)
-        self._scope.event("group_started", group.id)
-        self._levels.prefetch(group, self._ctx)
-        tasks: dict[str, asyncio.Task[None]] = {}
-        # batch mode: (deadline, its DeadlineClock future) while the group waits for one
-        deadline: tuple[float, asyncio.Future[None]] | None = None
-        try:
-            deadline_passed = False
-            while True:
-                now = self._scope.elapsed()
-                self._desk.pause_deadline(group, now)
-                if deadline_passed and state.deadline_s is not None:
-                    # the timer fired: the deadline has passed whatever the clock rounding says
-                    now = max(now, state.deadline_s)
-                if state.deadline_s is None or now < state.deadline_s:
-                    self._start_agents(group, tasks)
-                    # an agent that has just been found blocked stops the clock from now on
-                    self._desk.pause_deadline(group, now)
-                decision = barrier.decide(self._barrier_view(group, now))
-                if decision.action == barrier.WAIT:
-                    live = [task for task in tasks.values() if not task.done()]
-                    if not live:
-                        raise ApplicationError(
-                            f"group '{group.id}': barrier waits but no agent is running",
-                            type="InternalError",
-                            non_retryable=True,
-                        )
-                    remaining = None
-                    unpaused: asyncio.Task[None] | None = None
-                    if state.paused_since_s is not None:
-                        # no deadline while paused; wake when no agent is blocked any more
-                        unpaused = asyncio.create_task(
-                            workflow.wait_condition(lambda: not self._desk.group_blocked(group))
-                        )
-                        live.append(unpaused)
-                    elif state.deadline_s is not None:
-                        remaining = max(0.0, state.deadline_s - now)
-                        if self._clock is not None:
-                            # batch mode: the run-wide deadline clock, not a timer per wake-up
-                            if deadline is None or deadline[0] != state.deadline_s:
-                                if deadline is not None:
-                                    deadline[1].cancel()
-                                deadline = (state.deadline_s, self._clock.until(state.deadline_s))
-                            live.append(deadline[1])  # type: ignore[arg-type]
-                            remaining = None
-                    done, _ = await workflow.wait(
-                        live, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
-                    )
-                    if unpaused is not None and not unpaused.done():
-                        unpaused.cancel()
-                    await self._raise_agent_failure(group, tasks)
-                    deadline_passed = (
-                        not done
-                        if self._clock is None
-                        else deadline is not None and deadline[1].done()
-                    )
-                    continue
-                self._record(group, decision)
-                if decision.action != barrier.EXTEND_TIMEOUT:
-                    break
-                state.extensions += 1
-                state.deadline_s = decision.new_deadline_s
-                deadline_passed = False
-            if deadline is not None:
-                deadline[1].cancel()
-            await self._apply(group, decision, tasks)
-            self._desk.check_consistency(group)
-            if state.status in PASSED:
-                self._levels.snapshot(group.id, self._ctx, self._scope.elapsed())
-            if len(group.cross_validation) >= 2 and state.status in PASSED:
-                if group.cross_validation_blocking:
-                    await self._validator.validate(group)
-                else:
-                    self._validator.start(group)
-        except asyncio.CancelledError:
-            if deadline is not None:
-                deadline[1].cancel()
-            # another group failed or the run was cancelled: take our agents down with us
-            await self._cancel(list(tasks.values()))
-            for agent_id in group.agents:
-                if self._agents[agent_id].status in ("pending", "blocked", "queued", "running"):
-                    self._agents[agent_id].status = "cancelled"
-            self._scope.end_group(group, "cancelled")
-            raise
-
-    def _start_agents(self, group: CompiledGroup, tasks: dict[str, asyncio.Task[None]]) -> None:
-        if group.parallel:
-            todo = [agent_id for agent_id in group.agents if agent_id not in tasks]
-        else:
-            # one at a time, in list order: the next starts when the previous has finished
-            if any(not task.done() for task in tasks.values()):
-                return
-            todo = [agent_id for agent_id in group.agents if agent_id not in tasks][:1]
-        for agent_id in todo:
-            tasks[agent_id] = self._runner.launch(self._plan.agent(agent_id), group, fallback=False)
-        # all of them submitted first, so the best goes first, not the first declared
-        self._runner.admit_soon(todo)
-
-    async def _raise_agent_failure(
-        self, group: CompiledGroup, tasks: dict[str, asyncio.Task[None]]
-    ) -> None:
-        """An agent task that raised (a conflict timeout with policy fail) fails the group and
-        the run: cancel the group's other agents and pass the ApplicationError on."""
-        for task in tasks.values():
-            if task.done() and not task.cancelled() and task.exception() is not None:
-                await self._cancel(list(tasks.values()))
-                for agent_id in group.agents:
-                    if self._agents[agent_id].status in ("pending", "blocked", "queued", "running"):
-                        self._agents[agent_id].status = "cancelled"
-                self._scope.end_group(group, "failed")
-                raise task.exception()  # type: ignore[misc]
-
-    def _barrier_view(self, group: CompiledGroup, now_s: float) -> barrier.BarrierView:
-        state = self._groups[group.id]
-        return barrier.BarrierView(
-            group=group.id,
-            agents=list(group.agents),
-            states=self._agent_views(group, now_s),
-            now_s=now_s,
-            # while paused the deadline moves with the clock, so it is never reached
-            deadline_s=state.deadline_at(now_s),
-            extensions_used=state.extensions,
-            max_extensions=group.max_extensions,
-            extension_s=group.extension_s * self._scale,
-            progress_window_s=self._timing.progress_window_s(),
-            criteria=group.success_criteria.kind,
-            count=group.success_criteria.count,
-            quality_impact=group.quality_impact,
-            partial_failure_handling=group.partial_failure_handling,
-            liveness_by_heartbeat=self._liveness_by_heartbeat,
-        )
-
-    def _agent_views(self, group: CompiledGroup, now_s: float) -> dict[str, barrier.AgentView]:
-        views = {a: self._agents[a].barrier_view() for a in group.agents}
-        if not self._liveness_by_heartbeat:
-            return views
-        # batch mode: no progress signals reach this workflow (each would be a history event),
-        # but an agent still running is one whose activity heartbeats in time (or the server
-        # would have timed it out): it counts as seen now, except a silent one (no heartbeats)
-        return {
-            a: replace(view, last_progress_s=now_s)
-            if view.status == barrier.RUNNING and a not in self._silent
-            else view
-            for a, view in views.items()
-        }
-
-    def _record(self, group: CompiledGroup, decision: barrier.BarrierDecision) -> None:
-        state = self._groups[group.id]
-        if decision.action in (
-            barrier.FALLBACK_SUCCEEDED,
-            barrier.CONTINUE_WITH_DEFAULTS,
-            barrier.FAIL,
-        ):
-            # the outcome of a fallback: the group's decision stays abort_and_fallback
-            state.reason = f"{state.reason}; then {decision.reason}"
-        else:
-            state.decision = decision.action
-            state.reason = decision.reason
-        if decision.quality_impact is not None:
-            state.quality_impact = decision.quality_impact
-        state.history.append(Decision(self._scope.elapsed(), decision.action, decision.reason))
-        self._scope.event(f"barrier_{decision.action}", group.id)
-
-    async def _apply(
-        self,
-        group: CompiledGroup,
-        decision: barrier.BarrierDecision,
-        tasks: dict[str, asyncio.Task[None]],
-    ) -> None:
-        await self._cancel([tasks[a] for a in decision.cancel if a in tasks])
-        if decision.action == barrier.ALL_COMPLETED:
-            self._scope.end_group(group, "succeeded")
-            return
-        if decision.action == barrier.CONTINUE_WITH_PARTIAL:
-            self._continue_without(group, decision.fill_defaults, decision.cancel)
-            self._scope.end_group(group, "partial")
-            return
-
-        # abort_and_fallback: one at a time, each agent under its own timeout, no group deadline
-        self._scope.alert(group.id, "critical", decision.alert or decision.reason)
-        self._scope.event("fallback_started", group.id)
-        for agent_id in decision.fallback:
-            tasks[agent_id] = self._runner.launch(self._plan.agent(agent_id), group, fallback=True)
-            self._runner.admit([agent_id])
-            # no group deadline here, so a blocked agent simply waits for its conflict
-            await workflow.wait([tasks[agent_id]])
-            await self._raise_agent_failure(group, tasks)
-        outcome = barrier.decide_after_fallback(self._barrier_view(group, self._scope.elapsed()))
-        self._record(group, outcome)
-        if outcome.action == barrier.FAIL:
-            self._scope.end_group(group, "failed")
-            raise ApplicationError(
-                f"group '{group.id}' failed: {outcome.reason}; "
-                f"agents: {self._scope.describe_agents(group)}",
-                type="GroupFailed",
-                non_retryable=True,
-            )
-        if outcome.action == barrier.CONTINUE_WITH_DEFAULTS:
-            self._scope.alert(group.id, "critical", outcome.alert or outcome.reason)
-        self._continue_without(group, outcome.fill_defaults, [])
-        self._scope.end_group(group, "partial" if outcome.fill_defaults else "succeeded")
-
-    def _continue_without(
-        self, group: CompiledGroup, agent_ids: list[str], cut_short: list[str]
-    ) -> None:
-        """Fill the declared defaults of agents the group goes on without; say what is missing."""
-        for agent_id in agent_ids:
-            agent = self._plan.agent(agent_id)
-            state = self._agents[agent_id]
-            never_started = state.started_s is None
-            self._gate.fill_defaults(agent)
-            if agent_id in cut_short:
-                if state.defaulted_outputs:
-                    status = "defaulted"
-                else:
-                    status = "skipped" if never_started else "cancelled"
-                if status != state.status:
-                    state.status = status
-                    if never_started:
-                        state.ended_s = self._scope.elapsed()
-                    self._scope.event(f"agent_{status}", agent_id)
-            absent = [name for name in agent.outputs if not self._ctx.has(f"{agent_id}.{name}")]
-            if absent:
-                readers = [
-                    other.id
-                    for other in self._plan.agents
-                    if any(f"{agent_id}.{name}" in other.inputs for name in absent)
-                ]
-                effect = (
-                    f"dependents {readers} will run without them (see their missing_inputs)"
-                    if readers
-                    else "no agent needs them"
-                )
-                self._scope.alert(
-                    group.id,
-                    "warning",
-                    f"agent '{agent_id}' ({state.status}) has no default for {absent}: {effect}",
-                )
-
-    def _group_timeout(self, group: CompiledGroup) -> float | None:
-        # None (a lone agent) = bounded by the agent's own timeout, no barrier deadline
-        if group.timeout_s is None:
-            return None
-        # plus what modify_timeout_values promised it for slow agents of its roles
-        return max(0.0, float(group.timeout_s) * self._scale) + self._adapt.deadline_shift(group.id)
-
     # --- bookkeeping --------------------------------------------------------------------
 
     def _check_plan(self) -> None:
@@ -807,13 +564,6 @@ class PlanWorkflow:
                 type="InvalidCompiledPlan",
                 non_retryable=True,
             )
-
-    async def _cancel(self, tasks: list[asyncio.Task[None]]) -> None:
-        live = [task for task in tasks if not task.done()]
-        for task in live:
-            task.cancel()
-        if live:
-            await workflow.wait(live)
 
     def _report(self) -> dict[str, Any]:
         return self._scope.report(self._batcher.summary() if self._batcher is not None else None)
