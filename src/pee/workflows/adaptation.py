@@ -106,10 +106,10 @@ class Adaptation:
                     self.event("cpu_allocation_raised", agent.group)
                 self.alert(agent.group, "warning", why)
         if self.caching is not None:
-            why = self.caching.observe(agent_id, response_time_s)
-            if why is not None:
+            switched_on = self.caching.observe(agent_id, response_time_s)
+            if switched_on is not None:
                 self.event("aggressive_caching_enabled", agent.group)
-                self.alert(agent.group, "warning", why)
+                self.alert(agent.group, "warning", switched_on)
 
     def _stretch(self, agent_id: str, response_time_s: float) -> None:
         assert self.timeouts is not None

@@ -44,7 +44,7 @@ OUTCOMES_SIGNAL = "agent_outcomes"
 
 @dataclass
 class AgentCall:
-    """One agent's activity, as PlanWorkflow._execute would start it (durations in seconds)."""
+    """One agent's activity, as AgentRunner.execute would start it (durations in seconds)."""
 
     task: AgentTask
     activity_id: str

@@ -1,6 +1,6 @@
 """Batch mode, the PlanWorkflow side: agents' activities go to AgentBatchWorkflow children.
 
-PlanWorkflow._execute (src/pee/workflows/plan_agents.py) hands each agent's AgentCall to
+AgentRunner.execute (src/pee/workflows/agent_runner.py) hands each agent's AgentCall to
 `Batcher.run` and awaits its AgentOutcome instead of starting the activity itself. The dispatcher
 (one task, started with the first call) waits until the activation has settled (every agent that
 became ready in it, in every group, has submitted), then cuts what is queued into chunks of at most

@@ -21,7 +21,7 @@ from temporalio import workflow
 
 class DeadlineClock:
     def __init__(self, elapsed: Callable[[], float]) -> None:
-        # seconds since the run started (PlanWorkflow._elapsed)
+        # seconds since the run started (RunScope.elapsed)
         self._elapsed = elapsed
         self._waiters: list[tuple[float, asyncio.Future[None]]] = []
         self._task: asyncio.Task[None] | None = None
@@ -56,9 +56,11 @@ class DeadlineClock:
                     max(0.0, target - self._elapsed()), summary="earliest group deadline"
                 )
             )
-            earlier = asyncio.create_task(
-                workflow.wait_condition(lambda armed=target: (self._earliest() or armed) < armed)
-            )
+
+            def moved_earlier(armed: float = target) -> bool:
+                return (self._earliest() or armed) < armed
+
+            earlier = asyncio.create_task(workflow.wait_condition(moved_earlier))
             await workflow.wait([sleep, earlier], return_when=asyncio.FIRST_COMPLETED)
             if not earlier.done():
                 earlier.cancel()

@@ -63,7 +63,6 @@ workflow.wait with float timeouts, ApplicationError for every failure the run sh
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
 from typing import Any
 
 from temporalio import workflow
@@ -77,12 +76,10 @@ with workflow.unsafe.imports_passed_through():
     from pee.activities.pool_types import GRANT_SIGNAL, PoolGrant
     from pee.activities.types import AgentProgress
     from pee.engine.compiled import CompiledGroup, CompiledPlan
-    from pee.engine.dag import agent_dependencies, iso_at
-    from pee.engine.rules import barrier
     from pee.engine.rules import context as ctx
-    from pee.engine.rules.context import ContextPolicy, ResolutionError, VersionedContext
+    from pee.engine.rules.context import ContextPolicy, VersionedContext
     from pee.engine.rules.monitoring import Monitor, Settings
-    from pee.engine.rules.scheduler import Admission, Pool, Request, remaining_paths
+    from pee.engine.rules.scheduler import Admission, Pool, Request
     from pee.engine.rules.time_limits import time_scale_problems
     from pee.workflows import pool_lease
     from pee.workflows.adaptation import Adaptation
@@ -90,6 +87,7 @@ with workflow.unsafe.imports_passed_through():
     from pee.workflows.agent_outcome import (
         AgentOutcome,
     )
+    from pee.workflows.agent_timing import AgentTiming
     from pee.workflows.batcher import Batcher
     from pee.workflows.cache_levels import CacheLevels
     from pee.workflows.carry import (
@@ -101,29 +99,33 @@ with workflow.unsafe.imports_passed_through():
         restore,
         restore_admission,
     )
+    from pee.workflows.conflict_desk import ConflictDesk
+    from pee.workflows.context_gate import ContextGate
     from pee.workflows.continuation import Continuation, continue_as_new
     from pee.workflows.deadline_timer import DeadlineClock
+    from pee.workflows.group_driver import PASSED, GroupDriver, cancel_all
     from pee.workflows.locks import ContextLimits
-    from pee.workflows.resolution import MalformedResolution, parse_resolution, rejected_row
+    from pee.workflows.run_scope import RunScope
     from pee.workflows.search import RunSearchAttributes
     from pee.workflows.state import (
         AgentState,
-        Alert,
-        Decision,
         GroupState,
         RunState,
-        build_report,
-        conflict_report,
-        current_details,
     )
     from pee.workflows.types import PlanRunInput
 
-# PlanWorkflow's parts, imported in the sandbox like this module (not passed through): the
-# modules they pass through then join the sandbox's sys.modules, where the payload converter
-# resolves the type hints of what their activities return (CrossValidationResult.validations)
-from pee.workflows.plan_agents import AgentRuns  # noqa: E402
-from pee.workflows.plan_context import ContextConflicts  # noqa: E402
-from pee.workflows.plan_validation import CrossValidation  # noqa: E402
+with workflow.unsafe.imports_passed_through():
+    # the modules of what activities return, named here so they join the sandbox's sys.modules
+    # whoever starts the activity: the payload converter resolves their type hints there
+    # (CrossValidationResult.validations, AgentResult)
+    from pee.activities import cross_validation as _cross_validation  # noqa: F401
+    from pee.activities import types as _activity_types  # noqa: F401
+
+# the collaborators that start activities, imported in the sandbox like this module (not passed
+# through), so the activity modules they pass through join the sandbox's sys.modules too
+from pee.workflows.agent_cache import AgentCache, plan_cache_ttl_s  # noqa: E402
+from pee.workflows.agent_runner import AgentRunner  # noqa: E402
+from pee.workflows.cross_validator import CrossValidator  # noqa: E402
 
 # admission bounds at time_scale 1 (seconds): a waiting agent gains one priority level per
 # AGING_S, and after RESERVE_AFTER_S nothing ranked below it overtakes it any more
@@ -137,16 +139,16 @@ LIVENESS_PATCH = "batch-liveness-by-heartbeat"
 # reason (it used to raise OverflowError on every workflow task); valid inputs never ask
 TIME_LIMITS_PATCH = "durations-within-limits"
 
-# group states that let dependants start
-PASSED = ("succeeded", "partial")
 DEFAULT_CONFLICT_TIMEOUT_S = 3600.0
 
 
 @workflow.defn
-class PlanWorkflow(AgentRuns, ContextConflicts, CrossValidation):
-    """The plan run; its agents (src/pee/workflows/plan_agents.py), context and conflict handling
-    (src/pee/workflows/plan_context.py) and cross-validation (src/pee/workflows/plan_validation.py)
-    are mixed in from their own modules."""
+class PlanWorkflow:
+    """The plan run. It drives groups and barriers itself and owns one collaborator per job,
+    each with its own state, built in __init__ and passed what it needs: RunScope (clock and
+    recorders), ConflictDesk (every conflict), ContextGate (snapshots, commits), AgentTiming,
+    AgentCache, AgentRunner (an agent from ready to ended), CrossValidator. Its query, update and
+    signal handlers delegate to them in one line."""
 
     @workflow.init
     def __init__(self, input: PlanRunInput) -> None:
@@ -171,6 +173,14 @@ class PlanWorkflow(AgentRuns, ContextConflicts, CrossValidation):
         self._agents = self._run.agents
         self._groups = self._run.groups
         self._ctx = self._run.context
+        # the run's clock and recorders; PeePlan/PeeStatus/PeeGroup for the Web UI list, only
+        # when the server has them (src/pee/workflows/run_scope.py)
+        self._scope = RunScope(
+            input,
+            self._run,
+            RunSearchAttributes(input.search_attributes),
+            batched=input.batch is not None,
+        )
         # context snapshots after barriers, prefetching, worker-side cache counters
         self._levels = CacheLevels(self._plan, self._run)
         # batch mode (src/pee/workflows/batcher.py): agents run in AgentBatchWorkflow children
@@ -186,9 +196,8 @@ class PlanWorkflow(AgentRuns, ContextConflicts, CrossValidation):
             if input.batch is not None
             else None
         )
-        self._details_due = False
         # batch mode: group deadlines share one timer (src/pee/workflows/deadline_timer.py)
-        self._clock = DeadlineClock(self._elapsed) if self._batcher is not None else None
+        self._clock = DeadlineClock(self._scope.elapsed) if self._batcher is not None else None
         if self._batcher is not None:
             # per-group snapshot and prefetch commands would grow the history with the plan
             self._levels.per_group = False
@@ -206,9 +215,11 @@ class PlanWorkflow(AgentRuns, ContextConflicts, CrossValidation):
             if self._liveness_by_heartbeat
             else frozenset()
         )
-        # agent id -> its output cache key, so downstream keys carry their lineage
-        self._cache_keys: dict[str, str] = {}
-        self._timeout_policy = str(settings.get("timeout_policy", "keep_current"))
+        # an agent activity's timeouts, heartbeats, progress window and retries
+        self._timing = AgentTiming(self._plan, self._scale, input.heartbeat_timeout_s)
+        # every conflict, opened to closed; how agents meet the context
+        self._desk = ConflictDesk(self._scope, str(settings.get("timeout_policy", "keep_current")))
+        self._gate = ContextGate(self._scope, self._desk)
         self._run.admission = Admission(
             Pool.from_resources(self._plan.resources),
             aging_s=max(1e-3, AGING_S * self._scale),
@@ -223,29 +234,41 @@ class PlanWorkflow(AgentRuns, ContextConflicts, CrossValidation):
             self._plan,
             self._run,
             self._scale,
-            self._plan_cache_ttl_s(),
+            plan_cache_ttl_s(self._plan),
             (self._plan.caching or {}).get("enabled", True) is not False,
-            self._event,
-            self._alert,
-            self._elapsed,
+            self._scope.event,
+            self._scope.alert,
+            self._scope.elapsed,
         )
-        self._throttle = self._adapt.throttle
-        self._remaining = remaining_paths(
-            [agent.id for agent in self._plan.agents],
-            agent_dependencies(self._plan.agents, self._plan.groups),
-            {agent.id: agent.expected_s for agent in self._plan.agents},
+        # the agent output cache; its keys carry their lineage (and a continuation's, below)
+        self._cache = AgentCache(self._scope, self._adapt)
+        # agents from ready to ended: admission, snapshot, cache, activity, commit
+        self._runner = AgentRunner(
+            self._scope,
+            self._desk,
+            self._gate,
+            self._timing,
+            self._cache,
+            self._levels,
+            self._adapt,
+            self._batcher,
         )
-        self._order = {agent.id: index for index, agent in enumerate(self._plan.agents)}
-        # set when units came back: the admitter hands them out once the activation settles
-        self._released = False
-        # queued since the admitter last ran (their agent_queued events are due then)
-        self._submitted: list[str] = []
-        # bumped by every resolution and timeout: blocked agents wait for it to change
-        self._conflict_changes = 0
-        # non-blocking cross-validations: off the critical path, awaited before the run ends
-        self._validations: list[asyncio.Task[None]] = []
-        # PeePlan/PeeStatus/PeeGroup for the Web UI list, only when the server has them
-        self._search = RunSearchAttributes(input.search_attributes)
+        # cross-validation after a group's barrier (non-blocking ones awaited at the end)
+        self._validator = CrossValidator(self._scope, self._desk)
+        # each group from its start to its end: agents, barrier, consistency, validation
+        self._driver = GroupDriver(
+            self._scope,
+            self._runner,
+            self._desk,
+            self._gate,
+            self._validator,
+            self._timing,
+            self._levels,
+            self._adapt,
+            self._clock,
+            liveness_by_heartbeat=self._liveness_by_heartbeat,
+            silent=self._silent,
+        )
         # continue-as-new (src/pee/workflows/continuation.py): drain, then hand the run on
         self._continuation = Continuation(input.continue_as_new_after)
         if carried is not None:
@@ -254,14 +277,13 @@ class PlanWorkflow(AgentRuns, ContextConflicts, CrossValidation):
                 restore(self._run, carried)
             except ValueError as err:
                 self._invalid_carried = str(err)
-            self._cache_keys = dict(carried.cache_keys)
+            self._cache.cache_keys = dict(carried.cache_keys)
             rules = carried.adaptive
             self._adapt.throttle, self._adapt.timeouts = rules.throttle, rules.timeouts
             self._adapt.cpu, self._adapt.caching = rules.cpu, rules.caching
-            self._throttle = self._adapt.throttle
             self._todo = groups_to_run(self._run)
             return
-        at = self._at()
+        at = self._scope.at()
         for key, value in self._plan.inputs.items():
             self._ctx.put(key, value, "plan", at, origin="input")
         for key, value in input.inputs.items():
@@ -288,11 +310,11 @@ class PlanWorkflow(AgentRuns, ContextConflicts, CrossValidation):
             )
         waiting = [group for group in self._plan.groups if group.id in self._todo]
         running: dict[str, asyncio.Task[None]] = {}
-        self._details()
-        admitter = asyncio.create_task(self._admitter())
+        self._scope.details()
+        admitter = asyncio.create_task(self._runner.admitter())
         if self._batcher is not None:
-            self._details_due = True
-            self._batcher.on_close(asyncio.create_task(self._details_writer()))
+            self._scope.details_due = True
+            self._batcher.on_close(asyncio.create_task(self._scope.details_writer()))
             assert self._clock is not None
             self._batcher.on_close(self._clock)
         try:
@@ -315,7 +337,7 @@ class PlanWorkflow(AgentRuns, ContextConflicts, CrossValidation):
                     for group in list(waiting):
                         if all(self._groups[dep].status in PASSED for dep in group.depends_on):
                             waiting.remove(group)
-                            running[group.id] = asyncio.create_task(self._run_group(group))
+                            running[group.id] = asyncio.create_task(self._driver.run_group(group))
                 if not running:
                     stuck = [group.id for group in waiting]
                     raise ApplicationError(
@@ -332,13 +354,13 @@ class PlanWorkflow(AgentRuns, ContextConflicts, CrossValidation):
                 if not self._continuation.draining and self._continuation.should_drain(
                     len(waiting)
                 ):
-                    self._event("draining_for_continue_as_new", workflow.info().run_id)
-            if self._validations:
-                await workflow.wait(list(self._validations))
-                for task in self._validations:
+                    self._scope.event("draining_for_continue_as_new", workflow.info().run_id)
+            if self._validator.pending:
+                await workflow.wait(list(self._validator.pending))
+                for task in self._validator.pending:
                     task.result()
         except (Exception, asyncio.CancelledError) as err:
-            await self._cancel(list(running.values()) + self._validations)
+            await cancel_all(list(running.values()) + self._validator.pending)
             admitter.cancel()
             if self._batcher is not None:
                 self._batcher.close()
@@ -351,7 +373,7 @@ class PlanWorkflow(AgentRuns, ContextConflicts, CrossValidation):
             await pool_lease.close(self._run.admission)
             cancelled = is_cancelled_exception(err)
             message = err.message if isinstance(err, ApplicationError) else str(err)
-            self._finish("cancelled" if cancelled else "failed", message)
+            self._scope.finish("cancelled" if cancelled else "failed", message)
             if isinstance(err, ApplicationError):
                 # the report travels with the failure so the starter can still print it
                 raise ApplicationError(
@@ -366,8 +388,8 @@ class PlanWorkflow(AgentRuns, ContextConflicts, CrossValidation):
         if waiting:
             # drained (src/pee/workflows/continuation.py): the rest of the plan runs in a new run
             await self._continue_as_new()
-        self._warn_open_conflicts()
-        self._finish("completed")
+        self._desk.warn_open()
+        self._scope.finish("completed")
         return self._report()
 
     @staticmethod
@@ -382,7 +404,7 @@ class PlanWorkflow(AgentRuns, ContextConflicts, CrossValidation):
 
     async def _continue_as_new(self) -> None:
         info = workflow.info()
-        self._event("continued_as_new", info.run_id)
+        self._scope.event("continued_as_new", info.run_id)
         workflow.logger.info(
             "continuing as new after %d groups: %s",
             self._continuation.groups_ended,
@@ -392,12 +414,12 @@ class PlanWorkflow(AgentRuns, ContextConflicts, CrossValidation):
         carried = capture(
             self._run,
             info.run_id,
-            self._cache_keys,
+            self._cache.cache_keys,
             AdaptiveRules(adapt.throttle, adapt.timeouts, adapt.cpu, adapt.caching),
             self._batcher.children if self._batcher is not None else 0,
             self._batcher.largest if self._batcher is not None else 0,
         )
-        self._details(now=True)
+        self._scope.details(now=True)
         await continue_as_new(self._input, carried)
 
     # --- queries and signals --------------------------------------------------------------
@@ -426,44 +448,18 @@ class PlanWorkflow(AgentRuns, ContextConflicts, CrossValidation):
     def conflicts(self) -> list[dict[str, Any]]:
         """Every conflict, open and closed (see pee.workflows.state.conflict_report): resolve one
         with expected_version = its current_version."""
-        return [conflict_report(self._run, c) for c in self._ctx.conflicts]
+        return self._desk.report_rows()
 
     @workflow.update(name="resolve_conflict")
     def resolve_conflict(self, *payloads: Any) -> dict[str, Any]:
         """Resolve an open conflict; returns the resolved conflict. Takes any payload (see
         src/pee/workflows/resolution.py): a malformed one is recorded and refused, never retried."""
-        try:
-            request = parse_resolution(payloads)
-        except MalformedResolution as err:
-            reason = f"malformed resolve_conflict update: {err}"
-            self._reject_resolution(payloads, reason)
-            raise ApplicationError(reason, type="MalformedResolution", non_retryable=True) from None
-        try:
-            conflict = self._resolve(request)
-        except ResolutionError as err:
-            # another update resolved it between this one's validation and now
-            raise ApplicationError(str(err), type="InvalidResolution", non_retryable=True) from None
-        return conflict_report(self._run, conflict)
+        return self._desk.resolve_update(payloads)
 
     @resolve_conflict.validator
     def validate_resolve_conflict(self, *payloads: Any) -> None:
         # a refusal here leaves no trace in history; the caller gets the message
-        try:
-            request = parse_resolution(payloads)
-        except MalformedResolution:
-            # let the handler refuse it: a validator may change nothing, and a malformed
-            # payload (a hand-typed command) belongs in the report's rejected_resolutions
-            return
-        try:
-            self._ctx.validate_resolution(
-                request.conflict_id,
-                request.choice,
-                request.expected_version,
-                request.value is not None,
-            )
-        except ResolutionError as err:
-            # resending the same resolution cannot help: say so (the CLI prints retryable)
-            raise ApplicationError(str(err), type="InvalidResolution", non_retryable=True) from None
+        self._desk.validate_update(payloads)
 
     @workflow.signal(name=GRANT_SIGNAL)
     def pool_grant(self, grant: PoolGrant) -> None:
@@ -471,36 +467,13 @@ class PlanWorkflow(AgentRuns, ContextConflicts, CrossValidation):
         them."""
         admission = self._run.admission
         if isinstance(admission, pool_lease.LeasedAdmission) and admission.accept(grant):
-            self._released = True
+            self._runner.released = True
 
     @workflow.signal(name="resolve_conflict")
     def resolve_conflict_signal(self, *payloads: Any) -> None:
         """Fire-and-forget resolution: an invalid or malformed one is logged and reported,
         never fatal, never dropped."""
-        try:
-            request = parse_resolution(payloads)
-        except MalformedResolution as err:
-            self._reject_resolution(payloads, f"malformed resolve_conflict signal: {err}")
-            return
-        try:
-            self._resolve(request)
-        except ResolutionError as err:
-            workflow.logger.warning("resolve_conflict signal rejected: %s", err)
-            self._run.rejected_resolutions.append(
-                {
-                    "at": self._at(),
-                    "conflict_id": request.conflict_id,
-                    "choice": request.choice,
-                    "by": request.by,
-                    "reason": str(err),
-                }
-            )
-            self._details()
-
-    def _reject_resolution(self, payloads: tuple[Any, ...], reason: str) -> None:
-        workflow.logger.warning("%s", reason)
-        self._run.rejected_resolutions.append(rejected_row(payloads, self._at(), reason))
-        self._details()
+        self._desk.resolve_signal(payloads)
 
     @workflow.signal(name=OUTCOMES_SIGNAL)
     def agent_outcomes(self, outcomes: list[AgentOutcome]) -> None:
@@ -511,14 +484,7 @@ class PlanWorkflow(AgentRuns, ContextConflicts, CrossValidation):
     @workflow.signal(name="agent_progress")
     def agent_progress(self, progress: AgentProgress) -> None:
         """A working agent says it is alive; the barrier's extension rule reads the time."""
-        state = self._agents.get(progress.agent_id)
-        if state is None or state.status != "running":
-            # late signal from a finished or cancelled run: nothing to record
-            return
-        state.last_progress_s = self._elapsed()
-        if progress.fraction is not None:
-            state.progress = max(0.0, min(1.0, float(progress.fraction)))
-        state.attempts = max(state.attempts, state.earlier_attempts + int(progress.attempt))
+        self._runner.progress(progress)
 
     # --- resume -------------------------------------------------------------------------
 
@@ -534,7 +500,7 @@ class PlanWorkflow(AgentRuns, ContextConflicts, CrossValidation):
         resumed = [g.id for g in self._plan.groups if g.id in passed and g.id not in rerun]
         # an agent's own keys are "agent.output": those of groups that run again are left out
         fresh = [a.id for a in self._plan.agents if a.group not in resumed]
-        at = self._at()
+        at = self._scope.at()
         for key in sorted(resume.context):
             if key.split(".", 1)[0] in fresh and "." in key:
                 continue
@@ -566,286 +532,6 @@ class PlanWorkflow(AgentRuns, ContextConflicts, CrossValidation):
                 }
             )
         return resumed
-
-    # --- groups -------------------------------------------------------------------------
-
-    async def _run_group(self, group: CompiledGroup) -> None:
-        state = self._groups[group.id]
-        state.status = "running"
-        state.started_s = self._elapsed()
-        timeout = self._group_timeout(group)
-        state.deadline_s = None if timeout is None else round(state.started_s + timeout, 3)
-        self._event("group_started", group.id)
-        self._levels.prefetch(group, self._ctx)
-        tasks: dict[str, asyncio.Task[None]] = {}
-        # batch mode: (deadline, its DeadlineClock future) while the group waits for one
-        deadline: tuple[float, asyncio.Future[None]] | None = None
-        try:
-            deadline_passed = False
-            while True:
-                now = self._elapsed()
-                self._pause_deadline(group, now)
-                if deadline_passed and state.deadline_s is not None:
-                    # the timer fired: the deadline has passed whatever the clock rounding says
-                    now = max(now, state.deadline_s)
-                if state.deadline_s is None or now < state.deadline_s:
-                    self._start_agents(group, tasks)
-                    # an agent that has just been found blocked stops the clock from now on
-                    self._pause_deadline(group, now)
-                decision = barrier.decide(self._barrier_view(group, now))
-                if decision.action == barrier.WAIT:
-                    live = [task for task in tasks.values() if not task.done()]
-                    if not live:
-                        raise ApplicationError(
-                            f"group '{group.id}': barrier waits but no agent is running",
-                            type="InternalError",
-                            non_retryable=True,
-                        )
-                    remaining = None
-                    unpaused: asyncio.Task[None] | None = None
-                    if state.paused_since_s is not None:
-                        # no deadline while paused; wake when no agent is blocked any more
-                        unpaused = asyncio.create_task(
-                            workflow.wait_condition(lambda: not self._group_blocked(group))
-                        )
-                        live.append(unpaused)
-                    elif state.deadline_s is not None:
-                        remaining = max(0.0, state.deadline_s - now)
-                        if self._clock is not None:
-                            # batch mode: the run-wide deadline clock, not a timer per wake-up
-                            if deadline is None or deadline[0] != state.deadline_s:
-                                if deadline is not None:
-                                    deadline[1].cancel()
-                                deadline = (state.deadline_s, self._clock.until(state.deadline_s))
-                            live.append(deadline[1])  # type: ignore[arg-type]
-                            remaining = None
-                    done, _ = await workflow.wait(
-                        live, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
-                    )
-                    if unpaused is not None and not unpaused.done():
-                        unpaused.cancel()
-                    await self._raise_agent_failure(group, tasks)
-                    deadline_passed = (
-                        not done
-                        if self._clock is None
-                        else deadline is not None and deadline[1].done()
-                    )
-                    continue
-                self._record(group, decision)
-                if decision.action != barrier.EXTEND_TIMEOUT:
-                    break
-                state.extensions += 1
-                state.deadline_s = decision.new_deadline_s
-                deadline_passed = False
-            if deadline is not None:
-                deadline[1].cancel()
-            await self._apply(group, decision, tasks)
-            self._check_consistency(group)
-            if state.status in PASSED:
-                self._levels.snapshot(group.id, self._ctx, self._elapsed())
-            if len(group.cross_validation) >= 2 and state.status in PASSED:
-                if group.cross_validation_blocking:
-                    await self._cross_validate(group)
-                else:
-                    self._validations.append(asyncio.create_task(self._cross_validate(group)))
-        except asyncio.CancelledError:
-            if deadline is not None:
-                deadline[1].cancel()
-            # another group failed or the run was cancelled: take our agents down with us
-            await self._cancel(list(tasks.values()))
-            for agent_id in group.agents:
-                if self._agents[agent_id].status in ("pending", "blocked", "queued", "running"):
-                    self._agents[agent_id].status = "cancelled"
-            self._end_group(group, "cancelled")
-            raise
-
-    def _start_agents(self, group: CompiledGroup, tasks: dict[str, asyncio.Task[None]]) -> None:
-        if group.parallel:
-            todo = [agent_id for agent_id in group.agents if agent_id not in tasks]
-        else:
-            # one at a time, in list order: the next starts when the previous has finished
-            if any(not task.done() for task in tasks.values()):
-                return
-            todo = [agent_id for agent_id in group.agents if agent_id not in tasks][:1]
-        for agent_id in todo:
-            tasks[agent_id] = self._launch(self._plan.agent(agent_id), group, fallback=False)
-        # all of them submitted first, so the best goes first, not the first declared
-        self._admit_soon(todo)
-
-    def _group_blocked(self, group: CompiledGroup) -> bool:
-        return any(self._agents[a].status == "blocked" for a in group.agents)
-
-    def _pause_deadline(self, group: CompiledGroup, now_s: float) -> None:
-        """Stop the group's clock while one of its agents is blocked on a conflict; when none is,
-        move the deadline later by the time it stood still."""
-        state = self._groups[group.id]
-        blocked = self._group_blocked(group)
-        if blocked and state.paused_since_s is None:
-            state.paused_since_s = now_s
-        elif not blocked and state.paused_since_s is not None:
-            pause = max(0.0, now_s - state.paused_since_s)
-            state.paused_s = round(state.paused_s + pause, 3)
-            if state.deadline_s is not None:
-                state.deadline_s = round(state.deadline_s + pause, 3)
-            state.paused_since_s = None
-
-    async def _raise_agent_failure(
-        self, group: CompiledGroup, tasks: dict[str, asyncio.Task[None]]
-    ) -> None:
-        """An agent task that raised (a conflict timeout with policy fail) fails the group and
-        the run: cancel the group's other agents and pass the ApplicationError on."""
-        for task in tasks.values():
-            if task.done() and not task.cancelled() and task.exception() is not None:
-                await self._cancel(list(tasks.values()))
-                for agent_id in group.agents:
-                    if self._agents[agent_id].status in ("pending", "blocked", "queued", "running"):
-                        self._agents[agent_id].status = "cancelled"
-                self._end_group(group, "failed")
-                raise task.exception()  # type: ignore[misc]
-
-    def _barrier_view(self, group: CompiledGroup, now_s: float) -> barrier.BarrierView:
-        state = self._groups[group.id]
-        return barrier.BarrierView(
-            group=group.id,
-            agents=list(group.agents),
-            states=self._agent_views(group, now_s),
-            now_s=now_s,
-            # while paused the deadline moves with the clock, so it is never reached
-            deadline_s=state.deadline_at(now_s),
-            extensions_used=state.extensions,
-            max_extensions=group.max_extensions,
-            extension_s=group.extension_s * self._scale,
-            progress_window_s=self._progress_window_s(),
-            criteria=group.success_criteria.kind,
-            count=group.success_criteria.count,
-            quality_impact=group.quality_impact,
-            partial_failure_handling=group.partial_failure_handling,
-            liveness_by_heartbeat=self._liveness_by_heartbeat,
-        )
-
-    def _agent_views(self, group: CompiledGroup, now_s: float) -> dict[str, barrier.AgentView]:
-        views = {a: self._agents[a].barrier_view() for a in group.agents}
-        if not self._liveness_by_heartbeat:
-            return views
-        # batch mode: no progress signals reach this workflow (each would be a history event),
-        # but an agent still running is one whose activity heartbeats in time (or the server
-        # would have timed it out): it counts as seen now, except a silent one (no heartbeats)
-        return {
-            a: replace(view, last_progress_s=now_s)
-            if view.status == barrier.RUNNING and a not in self._silent
-            else view
-            for a, view in views.items()
-        }
-
-    def _record(self, group: CompiledGroup, decision: barrier.BarrierDecision) -> None:
-        state = self._groups[group.id]
-        if decision.action in (
-            barrier.FALLBACK_SUCCEEDED,
-            barrier.CONTINUE_WITH_DEFAULTS,
-            barrier.FAIL,
-        ):
-            # the outcome of a fallback: the group's decision stays abort_and_fallback
-            state.reason = f"{state.reason}; then {decision.reason}"
-        else:
-            state.decision = decision.action
-            state.reason = decision.reason
-        if decision.quality_impact is not None:
-            state.quality_impact = decision.quality_impact
-        state.history.append(Decision(self._elapsed(), decision.action, decision.reason))
-        self._event(f"barrier_{decision.action}", group.id)
-
-    async def _apply(
-        self,
-        group: CompiledGroup,
-        decision: barrier.BarrierDecision,
-        tasks: dict[str, asyncio.Task[None]],
-    ) -> None:
-        await self._cancel([tasks[a] for a in decision.cancel if a in tasks])
-        if decision.action == barrier.ALL_COMPLETED:
-            self._end_group(group, "succeeded")
-            return
-        if decision.action == barrier.CONTINUE_WITH_PARTIAL:
-            self._continue_without(group, decision.fill_defaults, decision.cancel)
-            self._end_group(group, "partial")
-            return
-
-        # abort_and_fallback: one at a time, each agent under its own timeout, no group deadline
-        self._alert(group.id, "critical", decision.alert or decision.reason)
-        self._event("fallback_started", group.id)
-        for agent_id in decision.fallback:
-            tasks[agent_id] = self._launch(self._plan.agent(agent_id), group, fallback=True)
-            self._admit([agent_id])
-            # no group deadline here, so a blocked agent simply waits for its conflict
-            await workflow.wait([tasks[agent_id]])
-            await self._raise_agent_failure(group, tasks)
-        outcome = barrier.decide_after_fallback(self._barrier_view(group, self._elapsed()))
-        self._record(group, outcome)
-        if outcome.action == barrier.FAIL:
-            self._end_group(group, "failed")
-            raise ApplicationError(
-                f"group '{group.id}' failed: {outcome.reason}; "
-                f"agents: {self._describe_agents(group)}",
-                type="GroupFailed",
-                non_retryable=True,
-            )
-        if outcome.action == barrier.CONTINUE_WITH_DEFAULTS:
-            self._alert(group.id, "critical", outcome.alert or outcome.reason)
-        self._continue_without(group, outcome.fill_defaults, [])
-        self._end_group(group, "partial" if outcome.fill_defaults else "succeeded")
-
-    def _continue_without(
-        self, group: CompiledGroup, agent_ids: list[str], cut_short: list[str]
-    ) -> None:
-        """Fill the declared defaults of agents the group goes on without; say what is missing."""
-        for agent_id in agent_ids:
-            agent = self._plan.agent(agent_id)
-            state = self._agents[agent_id]
-            never_started = state.started_s is None
-            self._fill_defaults(agent)
-            if agent_id in cut_short:
-                if state.defaulted_outputs:
-                    status = "defaulted"
-                else:
-                    status = "skipped" if never_started else "cancelled"
-                if status != state.status:
-                    state.status = status
-                    if never_started:
-                        state.ended_s = self._elapsed()
-                    self._event(f"agent_{status}", agent_id)
-            absent = [name for name in agent.outputs if not self._ctx.has(f"{agent_id}.{name}")]
-            if absent:
-                readers = [
-                    other.id
-                    for other in self._plan.agents
-                    if any(f"{agent_id}.{name}" in other.inputs for name in absent)
-                ]
-                effect = (
-                    f"dependents {readers} will run without them (see their missing_inputs)"
-                    if readers
-                    else "no agent needs them"
-                )
-                self._alert(
-                    group.id,
-                    "warning",
-                    f"agent '{agent_id}' ({state.status}) has no default for {absent}: {effect}",
-                )
-
-    def _end_group(self, group: CompiledGroup, status: str) -> None:
-        state = self._groups[group.id]
-        if state.paused_since_s is not None:
-            # ended (cancelled, or an abort) while an agent was blocked: close the pause
-            state.paused_s = round(state.paused_s + self._elapsed() - state.paused_since_s, 3)
-            state.paused_since_s = None
-        state.status = status
-        state.ended_s = self._elapsed()
-        self._event(f"group_{status}", group.id)
-
-    def _group_timeout(self, group: CompiledGroup) -> float | None:
-        # None (a lone agent) = bounded by the agent's own timeout, no barrier deadline
-        if group.timeout_s is None:
-            return None
-        # plus what modify_timeout_values promised it for slow agents of its roles
-        return max(0.0, float(group.timeout_s) * self._scale) + self._adapt.deadline_shift(group.id)
 
     # --- bookkeeping --------------------------------------------------------------------
 
@@ -879,70 +565,8 @@ class PlanWorkflow(AgentRuns, ContextConflicts, CrossValidation):
                 non_retryable=True,
             )
 
-    async def _cancel(self, tasks: list[asyncio.Task[None]]) -> None:
-        live = [task for task in tasks if not task.done()]
-        for task in live:
-            task.cancel()
-        if live:
-            await workflow.wait(live)
-
-    def _elapsed(self) -> float:
-        return round((workflow.now() - self._run.started).total_seconds(), 3)
-
-    def _at(self) -> str:
-        """Now as ISO 8601 (context versions and conflicts carry it)."""
-        return iso_at(self._run.started, self._elapsed()) or ""
-
-    def _event(self, event: str, ident: str) -> None:
-        self._run.events.append(
-            {"seq": len(self._run.events) + 1, "at_s": self._elapsed(), "event": event, "id": ident}
-        )
-        self._details()
-
-    def _alert(self, group_id: str, level: str, message: str) -> None:
-        self._run.alerts.append(Alert(self._elapsed(), group_id, level, message))
-        log = workflow.logger.error if level == "critical" else workflow.logger.warning
-        log("alert: %s", message)
-
-    def _details(self, now: bool = False) -> None:
-        if self._batcher is not None and not now:
-            # batch mode: once per activation (the details walk every group: per event that
-            # is O(events x groups) and trips the 2 s deadlock detector on large plans)
-            self._details_due = True
-            return
-        workflow.set_current_details(
-            current_details(self._run, self._elapsed(), workflow.info().workflow_id)
-        )
-        self._search.sync(self._run)
-
-    async def _details_writer(self) -> None:
-        while True:
-            await workflow.wait_condition(lambda: self._details_due)
-            self._details_due = False
-            self._details(now=True)
-
-    def _finish(self, status: str, error: str | None = None) -> None:
-        self._run.status = status
-        self._run.error = error
-        self._run.ended_s = self._elapsed()
-        self._details(now=True)
-
-    def _describe_agents(self, group: CompiledGroup) -> str:
-        parts = []
-        for agent_id in group.agents:
-            state = self._agents[agent_id]
-            text = f"{agent_id} {state.status}"
-            if state.error:
-                text += f" ({state.error})"
-            parts.append(text)
-        return ", ".join(parts)
-
     def _report(self) -> dict[str, Any]:
-        info = workflow.info()
-        report = build_report(self._run, info.workflow_id, info.run_id, self._elapsed())
-        if self._batcher is not None:
-            report["batch"] = self._batcher.summary()
-        return report
+        return self._scope.report(self._batcher.summary() if self._batcher is not None else None)
 
 
 def rerun_groups(groups: list[CompiledGroup], from_group: str | None) -> set[str]:

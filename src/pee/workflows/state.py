@@ -125,7 +125,7 @@ class GroupState:
     # how long all such pauses lasted (each one moved deadline_s later by its length)
     paused_since_s: float | None = None
     paused_s: float = 0.0
-    # the cross-validation of its validation agents, once run (see PlanWorkflow._cross_validate)
+    # the cross-validation of its validation agents, once run (see CrossValidator.validate)
     cross_validation: dict[str, Any] | None = None
     # passed in the run this one resumes: succeeded without running
     resumed: bool = False

@@ -1,11 +1,9 @@
-"""Cross-validation of a group's validation agents, a part of PlanWorkflow.
+"""CrossValidator: a group's validation agents check each other's outputs after its barrier.
 
-`CrossValidation` is mixed into PlanWorkflow (src/pee/workflows/plan_workflow.py) and works on its
-state: ``_plan``, ``_groups``, ``_agents``, ``_ctx``, ``_scale``, and its recorders (``_event``,
-``_alert``, ``_details``, ``_at``, ``_elapsed``) and conflict handling (``_opened``,
-``_conflict_due_s``, ``_time_out``: src/pee/workflows/plan_context.py) and ``_end_group``. It lives
-apart so each module keeps one job; the commands it issues are exactly those it issued inside
-PlanWorkflow (tests/test_replay.py)."""
+Blocking validation holds the group (dependents wait) and, when it fails, hands the conflict
+that says so to the ConflictDesk (src/pee/workflows/conflict_desk.py); non-blocking ones run
+beside the plan (`pending`, awaited before the run ends). The commands it issues are exactly
+those PlanWorkflow issued (tests/test_replay.py)."""
 
 from __future__ import annotations
 
@@ -15,7 +13,7 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from pee.activities.cross_validation import (
@@ -24,16 +22,27 @@ with workflow.unsafe.imports_passed_through():
         cross_validate,
     )
     from pee.engine.compiled import CompiledGroup
-    from pee.engine.rules import context as ctx
     from pee.workflows.agent_outcome import describe_error
+    from pee.workflows.conflict_desk import ConflictDesk
     from pee.workflows.floors import MIN_ACTIVITY_TIMEOUT_S, MIN_RETRY_INTERVAL_S
+    from pee.workflows.run_scope import RunScope
 
 # validation_timeout when the plan gives none (x time_scale)
 DEFAULT_CROSS_VALIDATION_TIMEOUT_S = 180.0
 
 
-class CrossValidation:
-    async def _cross_validate(self, group: CompiledGroup) -> None:
+class CrossValidator:
+    def __init__(self, scope: RunScope, desk: ConflictDesk) -> None:
+        self.scope = scope
+        self.desk = desk
+        # non-blocking cross-validations: off the critical path, awaited before the run ends
+        self.pending: list[asyncio.Task[None]] = []
+
+    def start(self, group: CompiledGroup) -> None:
+        """Non-blocking: validate beside the rest of the plan (the run awaits `pending`)."""
+        self.pending.append(asyncio.create_task(self.validate(group)))
+
+    async def validate(self, group: CompiledGroup) -> None:
         """Each validation agent that succeeded checks the other validation agents' outputs
         (pee.activities.cross_validation, one `cross_validate` activity per validator, within
         validation_timeout x time_scale). Results go to the group's report and the run's
@@ -46,30 +55,32 @@ class CrossValidation:
         acknowledges the findings) or conflict_timeout applies timeout_policy (fail ends the
         run). The conflict covers only that key, so resolving never rewrites agents' outputs.
         Validation activities bypass resource admission: they are light, pure checks."""
-        state = self._groups[group.id]
+        state = self.scope.groups[group.id]
         blocking = group.cross_validation_blocking
         passed_as = state.status
         if blocking:
             state.status = "validating"
-        agents = [self._plan.agent(a) for a in group.cross_validation if a in self._agents]
+        agents = [
+            self.scope.plan.agent(a) for a in group.cross_validation if a in self.scope.agents
+        ]
         outputs = {
             agent.id: {
-                name: self._ctx.value(f"{agent.id}.{name}")
+                name: self.scope.ctx.value(f"{agent.id}.{name}")
                 for name in agent.outputs
-                if self._ctx.has(f"{agent.id}.{name}")
+                if self.scope.ctx.has(f"{agent.id}.{name}")
             }
             for agent in agents
         }
         declared = {agent.id: list(agent.outputs) for agent in agents}
-        validators = [a for a in agents if self._agents[a.id].status == "succeeded"]
+        validators = [a for a in agents if self.scope.agents[a.id].status == "succeeded"]
         timeout = timedelta(
             seconds=max(
                 MIN_ACTIVITY_TIMEOUT_S,
                 (group.cross_validation_timeout_s or DEFAULT_CROSS_VALIDATION_TIMEOUT_S)
-                * self._scale,
+                * self.scope.scale,
             )
         )
-        self._event("cross_validation_started", group.id)
+        self.scope.event("cross_validation_started", group.id)
         tasks = [
             asyncio.create_task(
                 workflow.execute_activity(
@@ -94,7 +105,7 @@ class CrossValidation:
             try:
                 result: CrossValidationResult = task.result()
             except ActivityError as err:
-                self._alert(
+                self.scope.alert(
                     group.id,
                     "warning",
                     f"cross-validation by '{agent.id}' did not finish: {describe_error(err)}",
@@ -127,15 +138,15 @@ class CrossValidation:
                         "findings": list(v.findings),
                     }
                 )
-        failed = [v for v in validations if not v["passed"]]
-        for v in failed:
-            errors = "; ".join(f["message"] for f in v["findings"] if f["level"] == "error")
-            self._alert(
+        failed = [row for row in validations if not row["passed"]]
+        for row in failed:
+            errors = "; ".join(f["message"] for f in row["findings"] if f["level"] == "error")
+            self.scope.alert(
                 group.id,
                 "warning",
-                f"cross-validation failed: {v['validator']} checked {v['validated']}: {errors}",
+                f"cross-validation failed: {row['validator']} checked {row['validated']}: {errors}",
             )
-        scores = [float(v["score"]) for v in validations]
+        scores = [float(row["score"]) for row in validations]
         state.cross_validation = {
             "validators": [a.id for a in agents],
             "blocking": blocking,
@@ -144,47 +155,33 @@ class CrossValidation:
             "validations": validations,
             "conflict": None,
         }
-        self._event(
+        self.scope.event(
             "cross_validation_passed" if not failed else "cross_validation_failed", group.id
         )
         if blocking and failed:
-            await self._hold_for_validation(group, failed)
+            await self.hold(group, failed)
         if blocking:
             state.status = passed_as
-            self._details()
+            self.scope.details()
 
-    async def _hold_for_validation(
-        self, group: CompiledGroup, failed: list[dict[str, Any]]
-    ) -> None:
+    async def hold(self, group: CompiledGroup, failed: list[dict[str, Any]]) -> None:
         """Blocking cross-validation failed: wait for the conflict that says so to close."""
-        state = self._groups[group.id]
+        state = self.scope.groups[group.id]
         key = f"cross_validation.{group.id}"
-        self._ctx.put(
-            key, state.cross_validation, "cross_validation", self._at(), origin="cross_validation"
+        self.scope.ctx.put(
+            key,
+            state.cross_validation,
+            "cross_validation",
+            self.scope.at(),
+            origin="cross_validation",
         )
         pairs = ", ".join(f"{v['validator']}->{v['validated']}" for v in failed)
-        conflict = self._ctx.open_consistency_conflict(
+        conflict = self.scope.ctx.open_consistency_conflict(
             [key],
             f"cross-validation of group '{group.id}' failed ({pairs}); dependents of the "
             "group wait until it is resolved",
-            self._at(),
+            self.scope.at(),
         )
         assert state.cross_validation is not None
         state.cross_validation["conflict"] = conflict.id
-        self._opened(conflict, group.id)
-        due = self._conflict_due_s(conflict)
-        remaining = max(0.0, round(due - self._elapsed(), 3))
-        try:
-            await workflow.wait_condition(
-                lambda: conflict.status != ctx.OPEN,
-                timeout=remaining,
-                timeout_summary=f"conflict timeout {conflict.id}",
-            )
-            return
-        except asyncio.TimeoutError:
-            pass
-        try:
-            self._time_out(conflict, group.id, f"(cross-validation of group '{group.id}')")
-        except ApplicationError:
-            self._end_group(group, "failed")
-            raise
+        await self.desk.hold(group, conflict)
