@@ -8,7 +8,7 @@ PLAN ?= plans/seed.yaml
 RUN_FLAGS ?= --simulate
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint install clean browser
+.PHONY: run test lint typecheck install clean browser
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,12 @@ browser:
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(VENV)/bin/lint-imports
+
+# mypy over the packages that are clean so far (pyproject's [tool.mypy]); workflows/ joins, and
+# this moves into `lint`, once it is clean too
+typecheck: $(STAMP)
+	$(PY) -m mypy src/pee --exclude src/pee/workflows starter.py worker.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache test-artifacts .cache/mermaid

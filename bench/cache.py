@@ -128,7 +128,7 @@ async def timed_run(client: object, task_queue: str, plan: object) -> tuple[floa
 async def measure_rerun(address: str, agents: int, duration_s: float, reruns: int) -> None:
     from bench.harness import bench_worker, connect
     from pee.engine.compile.graph import compile_plan
-    from pee.engine.language.plan import loads_plan
+    from pee.engine.compile.load import loads_plan
 
     plan = compile_plan(loads_plan(rerun_plan_text(agents, duration_s), file="<cache-bench>"))
     client = await connect(address)
@@ -171,7 +171,7 @@ def bmad_documents(seed: int, total_bytes: int) -> list[bytes]:
     """Rendered built-in BMAD templates (PRD, architecture, brief) as the caches store them
     (canonical JSON of the document), from seeded stories, until ``total_bytes``."""
     from pee.activities.template_backend import BUILTINS, render, variables
-    from pee.engine.rules.merge import canonical_json
+    from pee.engine.canonical import canonical_json
 
     rng = random.Random(seed)
     words = [
