@@ -40,7 +40,7 @@ lint: $(STAMP)
 # mypy over the packages that are clean so far (pyproject's [tool.mypy]); workflows/ joins, and
 # this moves into `lint`, once it is clean too
 typecheck: $(STAMP)
-	$(PY) -m mypy src/pee --exclude src/pee/workflows starter.py worker.py
+	$(PY) -m mypy src/pee starter.py worker.py --exclude src/pee/workflows
 
 clean:
 	rm -rf $(VENV) .pytest_cache test-artifacts .cache/mermaid

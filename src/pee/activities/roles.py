@@ -882,7 +882,7 @@ class Facts:
 
     @cached_property
     def test_cases(self) -> list[dict[str, Any]]:
-        cases = []
+        cases: list[dict[str, Any]] = []
         for story in self.stories:
             for rank, criterion in enumerate(story["acceptance_criteria"]):
                 cases.append(
@@ -1051,7 +1051,7 @@ def _persona_item(item: Any, index: int) -> dict[str, Any]:
 
 def _requirement_item(item: Any, index: int, prefix: str) -> dict[str, Any]:
     data = item if isinstance(item, dict) else {"statement": _text(item)}
-    result = {
+    result: dict[str, Any] = {
         "id": str(data.get("id") or f"{prefix}-{index}"),
         "statement": _text(data.get("statement") or data.get("text") or summary(data)),
     }

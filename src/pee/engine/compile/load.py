@@ -140,6 +140,7 @@ def _validate_agent(raw: RawAgent, source: SourceMap) -> tuple[AgentSpec | None,
         return (*raw.path_of(loc[0]), *loc[1:]) if loc else raw.path
 
     problems: list[PlanError] = []
+    agent: AgentSpec | None
     try:
         agent = AgentSpec.model_validate(raw.data)
     except ValidationError as exc:

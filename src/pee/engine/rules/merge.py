@@ -77,9 +77,9 @@ def _merge(base: Any, current: Any, incoming: Any, path: str, conflicts: list[st
         if merged is not None:
             return merged
     elif isinstance(current, str) and isinstance(incoming, str):
-        merged = _merge_text(base if isinstance(base, str) else "", current, incoming)
-        if merged is not None:
-            return merged
+        merged_text = _merge_text(base if isinstance(base, str) else "", current, incoming)
+        if merged_text is not None:
+            return merged_text
     conflicts.append(path)
     return current
 
