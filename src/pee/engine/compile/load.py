@@ -14,7 +14,6 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from pee.engine.compile.checks import check_plan
-from pee.engine.compile.learning import DEFAULT_MARGIN, MAX_MARGIN
 from pee.engine.language import bmad, llm_default
 from pee.engine.language.errors import (
     DuplicateAgentError,
@@ -27,7 +26,9 @@ from pee.engine.language.errors import (
 )
 from pee.engine.language.models import (
     AGENT_KINDS,
+    DEFAULT_MARGIN,
     KIND_SETTINGS,
+    MAX_MARGIN,
     AgentSpec,
     GroupSpec,
     json_problem,
