@@ -8,7 +8,7 @@ PLAN ?= plans/seed.yaml
 RUN_FLAGS ?= --simulate
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint install clean browser docs
+.PHONY: run test lint typecheck install clean browser docs
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,12 @@ browser:
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(VENV)/bin/lint-imports
+
+# mypy over the packages that are clean so far (pyproject's [tool.mypy]); workflows/ joins, and
+# this moves into `lint`, once it is clean too
+typecheck: $(STAMP)
+	$(PY) -m mypy src/pee starter.py worker.py --exclude src/pee/workflows
 
 # the docs site into site/ (git-ignored); --strict fails on any warning: a broken link or anchor,
 # a page missing from the nav. The CLI reference is generated from the argument parser at build

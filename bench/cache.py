@@ -1,7 +1,8 @@
 """Caching, measured side by side: eviction policies, the rerun of an unchanged plan, lz4.
 
-1. eviction: a recorded access trace through lru_with_priority_boosting and plain LRU at several
-   capacities: both hit ratios and the compute seconds each saves.
+1. eviction: a recorded access trace through the agent output cache itself (OutputCache on a
+   throwaway file: lru_with_priority_boosting, as it ships) and a plain LRU baseline kept here,
+   at several capacities: both hit ratios and the compute seconds each saves.
 2. rerun: an unchanged plan of N agents (simulate, each working --agent-duration seconds, 5
    layers, opted in to the agent output cache with a TTL) run once cold and then again, on one
    throwaway dev server with a throwaway cache file: both wall times and their ratio (goal:
@@ -35,7 +36,7 @@ if str(ROOT) not in sys.path:
 
 import lz4.frame  # noqa: E402
 
-from pee.engine.rules.eviction import BoostedCache, LruCache  # noqa: E402
+from pee.activities.output_cache import MISS, OutputCache  # noqa: E402
 
 RERUN_GOAL = 10.0
 LAYER_COUNT = 5
@@ -63,22 +64,70 @@ def trace(seed: int, length: int) -> list[tuple[str, int, float]]:
     return steps
 
 
-def run(cache: LruCache, steps: list[tuple[str, int, float]]) -> tuple[float, float]:
+# bytes of stored JSON per size unit of the trace: values stay below the compression threshold,
+# so the store's sizes (packed bytes) are exactly units x UNIT
+UNIT = 100
+
+
+class Lru:
+    """The baseline: plain least-recently-used over the same sizes."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.entries: dict[str, int] = {}  # key -> size, oldest use first
+        self.used = 0
+
+    def get(self, key: str) -> bool:
+        if key not in self.entries:
+            return False
+        self.entries[key] = self.entries.pop(key)  # most recently used now
+        return True
+
+    def put(self, key: str, size: int, cost: float) -> None:
+        if size > self.capacity:
+            return
+        self.used -= self.entries.pop(key, 0)
+        while self.used + size > self.capacity:
+            self.used -= self.entries.pop(next(iter(self.entries)))
+        self.entries[key] = size
+        self.used += size
+
+
+class Boosted:
+    """The agent output cache as it ships, on a throwaway file."""
+
+    def __init__(self, capacity: int, path: Path) -> None:
+        self.cache = OutputCache(path, size_limit=capacity * UNIT, threshold=capacity * UNIT + 1)
+
+    def get(self, key: str) -> bool:
+        return self.cache.get(key, "bench", now=0.0) is not MISS
+
+    def put(self, key: str, size: int, cost: float) -> None:
+        value = "x" * (size * UNIT - 2)  # JSON: the string and its two quotes
+        self.cache.put(key, value, plan="bench", agent=key, cost_s=cost, run_id="bench", now=0.0)
+
+
+def run(cache: Lru | Boosted, steps: list[tuple[str, int, float]]) -> tuple[float, float]:
     saved = 0.0
+    hits = 0
     for key, size, cost in steps:
         if cache.get(key):
+            hits += 1
             saved += cost
         else:
             cache.put(key, size, cost)
-    return cache.hit_ratio, saved
+    return hits / max(len(steps), 1), saved
 
 
 def eviction(length: int, seed: int) -> None:
     steps = trace(seed, length)
     print(f"eviction: trace of {len(steps)} accesses, seed {seed}")
     for capacity in (20, 50, 100, 200):
-        lru_ratio, lru_saved = run(LruCache(capacity), steps)
-        gdsf_ratio, gdsf_saved = run(BoostedCache(capacity), steps)
+        lru_ratio, lru_saved = run(Lru(capacity), steps)
+        # in memory where the host has it: this part measures the policy, not the disk
+        memory = "/dev/shm" if Path("/dev/shm").is_dir() else None
+        with tempfile.TemporaryDirectory(dir=memory) as folder:
+            gdsf_ratio, gdsf_saved = run(Boosted(capacity, Path(folder) / "cache.db"), steps)
         print(
             f"  capacity={capacity:<4} hit ratio lru={lru_ratio:.3f} boosted={gdsf_ratio:.3f} "
             f"({gdsf_ratio / max(lru_ratio, 1e-9):.2f}x); compute saved lru={lru_saved:,.0f}s "
@@ -128,7 +177,7 @@ async def timed_run(client: object, task_queue: str, plan: object) -> tuple[floa
 async def measure_rerun(address: str, agents: int, duration_s: float, reruns: int) -> None:
     from bench.harness import bench_worker, connect
     from pee.engine.compile.graph import compile_plan
-    from pee.engine.language.plan import loads_plan
+    from pee.engine.compile.load import loads_plan
 
     plan = compile_plan(loads_plan(rerun_plan_text(agents, duration_s), file="<cache-bench>"))
     client = await connect(address)
@@ -171,7 +220,7 @@ def bmad_documents(seed: int, total_bytes: int) -> list[bytes]:
     """Rendered built-in BMAD templates (PRD, architecture, brief) as the caches store them
     (canonical JSON of the document), from seeded stories, until ``total_bytes``."""
     from pee.activities.template_backend import BUILTINS, render, variables
-    from pee.engine.rules.merge import canonical_json
+    from pee.engine.canonical import canonical_json
 
     rng = random.Random(seed)
     words = [

@@ -38,8 +38,8 @@ from temporalio.client import Client  # noqa: E402
 
 from bench.harness import DevServer, bench_worker, connect, median  # noqa: E402
 from pee.engine.compile.graph import compile_plan  # noqa: E402
+from pee.engine.compile.load import load_plan, loads_plan  # noqa: E402
 from pee.engine.compiled import CompiledPlan  # noqa: E402
-from pee.engine.language.plan import load_plan, loads_plan  # noqa: E402
 from pee.workflows.plan_workflow import PlanWorkflow  # noqa: E402
 from pee.workflows.types import PlanRunInput  # noqa: E402
 

@@ -1,7 +1,7 @@
 """Engine overhead: N no-op agents as one parallel group, engine vs a hand-written workflow.
 
 The engine side is a native plan of N `simulate` agents with duration 0 in one explicit parallel
-group, loaded and compiled like any plan (pee.engine.language.plan.loads_plan +
+group, loaded and compiled like any plan (pee.engine.compile.load.loads_plan +
 pee.engine.compile.graph.compile_plan) and run by PlanWorkflow. The baseline (bench/handwritten.py)
 calls the same run_agent activity N times at once with the same timeouts. Same dev server, same
 worker; the two alternate round by round (the first round of each is a discarded warm-up). Wall time
@@ -31,8 +31,8 @@ from bench.handwritten import HandWrittenInput, HandWrittenResult, HandWrittenWo
 from bench.harness import DevServer, bench_worker, connect, median  # noqa: E402
 from pee.activities.types import AgentTask  # noqa: E402
 from pee.engine.compile.graph import compile_plan  # noqa: E402
+from pee.engine.compile.load import loads_plan  # noqa: E402
 from pee.engine.compiled import CompiledPlan  # noqa: E402
-from pee.engine.language.plan import loads_plan  # noqa: E402
 from pee.workflows.plan_workflow import PlanWorkflow  # noqa: E402
 from pee.workflows.types import PlanRunInput  # noqa: E402
 

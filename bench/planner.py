@@ -27,7 +27,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from pee.engine.compile.graph import compile_plan  # noqa: E402
-from pee.engine.language.plan import build_plan  # noqa: E402
+from pee.engine.compile.load import build_plan  # noqa: E402
 from pee.engine.language.yamlsrc import SourceMap, parse_yaml  # noqa: E402
 
 GOAL_AGENTS = 10_000

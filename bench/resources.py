@@ -37,8 +37,8 @@ from bench.bounds import energetic_bound, simple_bound  # noqa: E402
 from bench.harness import DevServer, bench_worker, connect, median  # noqa: E402
 from pee.engine.compile.admission_plan import simulate_admission  # noqa: E402
 from pee.engine.compile.graph import compile_plan  # noqa: E402
+from pee.engine.compile.load import loads_plan  # noqa: E402
 from pee.engine.compiled import CompiledPlan  # noqa: E402
-from pee.engine.language.plan import loads_plan  # noqa: E402
 from pee.workflows.plan_workflow import PlanWorkflow  # noqa: E402
 from pee.workflows.types import PlanRunInput  # noqa: E402
 

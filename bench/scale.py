@@ -35,8 +35,8 @@ from temporalio.client import Client  # noqa: E402
 from bench.harness import DevServer, connect  # noqa: E402
 from bench.planner import generate_plan  # noqa: E402
 from pee.engine.compile.graph import compile_plan  # noqa: E402
+from pee.engine.compile.load import build_plan  # noqa: E402
 from pee.engine.compiled import CompiledPlan  # noqa: E402
-from pee.engine.language.plan import build_plan  # noqa: E402
 from pee.engine.language.yamlsrc import SourceMap  # noqa: E402
 from pee.runtime.inspect import run_histories  # noqa: E402
 from pee.runtime.worker import build_worker  # noqa: E402

@@ -34,8 +34,8 @@ from bench.harness import DevServer, bench_worker, connect, median  # noqa: E402
 from bench.overhead import HEARTBEAT_TIMEOUT_S, RUN_TIMEOUT, TIMEOUT_S, plan_text  # noqa: E402
 from pee.activities.types import AgentTask  # noqa: E402
 from pee.engine.compile.graph import compile_plan  # noqa: E402
+from pee.engine.compile.load import loads_plan  # noqa: E402
 from pee.engine.compiled import CompiledPlan  # noqa: E402
-from pee.engine.language.plan import loads_plan  # noqa: E402
 from pee.workflows.plan_workflow import PlanWorkflow  # noqa: E402
 from pee.workflows.types import PlanRunInput  # noqa: E402
 

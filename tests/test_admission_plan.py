@@ -8,8 +8,8 @@ import random
 from bench.resources import plan_text
 from pee.engine.compile.admission_plan import plan_admission, simulate_admission
 from pee.engine.compile.graph import compile_plan
+from pee.engine.compile.load import loads_plan
 from pee.engine.compiled import CompiledPlan
-from pee.engine.language.plan import loads_plan
 
 
 def random_plans(count: int, seed: int = 11) -> list[CompiledPlan]:

@@ -252,7 +252,7 @@ def test_the_plans_cache_level_and_template_engine_reach_template_agents() -> No
     by resource_pool.template_engine.cache_size) and template_engine's concurrent_renders and
     render_timeout into each template agent's settings."""
     from pee.engine.compile.graph import compile_plan
-    from pee.engine.language.plan import loads_plan
+    from pee.engine.compile.load import loads_plan
 
     text = """
 name: render-settings
@@ -321,7 +321,7 @@ def test_a_render_slower_than_render_timeout_fails(monkeypatch: pytest.MonkeyPat
 def test_compiled_template_agents_carry_the_plan_folder(tmp_path: Path) -> None:
     """compile records plan_dir for template agents, so relative paths need no worker cwd."""
     from pee.engine.compile.graph import compile_plan
-    from pee.engine.language.plan import load_plan
+    from pee.engine.compile.load import load_plan
 
     plan_file = tmp_path / "plan.yaml"
     plan_file.write_text(

@@ -12,9 +12,9 @@ from bench.bounds import energetic_bound, heads_and_tails, simple_bound
 from bench.resources import plan_text
 from pee.engine.compile.admission_plan import simulate_admission
 from pee.engine.compile.graph import compile_plan
+from pee.engine.compile.load import loads_plan
 from pee.engine.compiled import CompiledPlan
 from pee.engine.dag import agent_dependencies
-from pee.engine.language.plan import loads_plan
 from pee.engine.rules.scheduler import Pool
 
 

@@ -14,8 +14,8 @@ import pytest
 
 from pee.activities import roles
 from pee.engine.compile.graph import compile_plan
+from pee.engine.compile.load import load_plan
 from pee.engine.language.bmad_agents import workflow_info
-from pee.engine.language.plan import load_plan
 from tests.agents_fixtures.chat_server import ChatServer
 from tests.conftest import starter
 
@@ -201,7 +201,7 @@ agents:
 def test_a_native_plans_llm_is_the_default_endpoint_of_its_http_agents() -> None:
     """`llm:` fills an http agent without an endpoint; one with its own base_url keeps its own
     model and key (the default's key never goes to another server)."""
-    from pee.engine.language.plan import loads_plan
+    from pee.engine.compile.load import loads_plan
 
     plan = compile_plan(loads_plan(NATIVE))
     settings = {

@@ -117,7 +117,7 @@ def test_importer_uses_a_listed_template_only_without_bmad_kind(tmp_path: Path) 
     """DIR/templates holds prd-tmpl: pm (uses: prd-tmpl) becomes a template agent rooted at
     DIR; analyst, with no template there, stays a role agent; with bmad_kind, the kind wins."""
     from pee.engine.compile.graph import compile_plan
-    from pee.engine.language.plan import load_plan
+    from pee.engine.compile.load import load_plan
 
     (tmp_path / "templates").mkdir()
     (tmp_path / "templates" / "prd-tmpl.yaml").write_text(PRD_TEMPLATE)

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from pee.engine.compile.graph import compile_plan
+from pee.engine.compile.load import load_plan
 from pee.engine.language.errors import (
     BmadFolderError,
     BmadTemplateError,
@@ -21,7 +22,7 @@ from pee.engine.language.errors import (
     PlanValidationError,
     UnknownVariableError,
 )
-from pee.engine.language.plan import Plan, load_plan
+from pee.engine.language.plan import Plan
 
 ROOT = Path(__file__).parent.parent
 FIXTURES = Path(__file__).parent / "plans" / "bmad"

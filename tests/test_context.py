@@ -208,7 +208,7 @@ def test_report_helpers() -> None:
     store = make_conflict()
     assert {"platform": 1} == store.version_counts()
     assert "value" not in store.history_dicts("platform")[0]
-    assert "c1" == store.conflict_dicts()[0]["id"]
+    assert "c1" == store.conflicts[0].id
 
 
 def make_consistency_conflict() -> VersionedContext:

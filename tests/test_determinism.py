@@ -22,7 +22,7 @@ HASH_SEEDS = ("1", "2", "12345")
 COMPILE = """
 import sys
 from pee.engine.compile.graph import compile_plan
-from pee.engine.language.plan import load_plan
+from pee.engine.compile.load import load_plan
 
 for path in sys.argv[1:]:
     print(compile_plan(load_plan(path)).to_json())
@@ -75,7 +75,7 @@ def test_compiled_plans_are_identical_under_different_hash_seeds(random_plan: Pa
 def test_random_plan_has_derived_parallel_groups(random_plan: Path) -> None:
     """The random plan exercises auto-grouping: some derived groups hold several agents."""
     from pee.engine.compile.graph import compile_plan
-    from pee.engine.language.plan import load_plan
+    from pee.engine.compile.load import load_plan
 
     compiled = compile_plan(load_plan(random_plan))
     assert len(compiled.agents) == 300

@@ -38,9 +38,9 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer, Worker
 
 from pee.engine.compile.graph import compile_plan
+from pee.engine.compile.load import loads_plan
 from pee.engine.compiled import CompiledPlan
 from pee.engine.language import errors
-from pee.engine.language.plan import loads_plan
 from pee.engine.language.units import MAX_DURATION_S
 from pee.engine.rules.time_limits import scaled_durations, time_scale_problems
 from pee.runtime.codec import data_converter

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from pee.engine.compile.graph import compile_plan
-from pee.engine.language.plan import load_plan
+from pee.engine.compile.load import load_plan
 from tests.conftest import TemporalHarness
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pee.engine.compile.graph import compile_plan
-from pee.engine.language.plan import load_plan
+from pee.engine.compile.load import load_plan
 
 FIXTURES = sorted((Path(__file__).parent / "plans" / "graph").glob("*.yaml"))
 
@@ -74,7 +74,7 @@ def test_estimates_are_ordered() -> None:
 
 def test_priorities_follow_the_seed() -> None:
     """Critical-path agents get 10, validation-only agents 5, the rest 7; explicit ones win."""
-    from pee.engine.language.plan import loads_plan
+    from pee.engine.compile.load import loads_plan
 
     plan = loads_plan("""
 agents:
@@ -90,7 +90,7 @@ agents:
 
 def test_validator_runs_after_what_it_validates() -> None:
     """A validates edge orders the validator after its target without holding back readers."""
-    from pee.engine.language.plan import loads_plan
+    from pee.engine.compile.load import loads_plan
 
     compiled = compile_plan(
         loads_plan("""
@@ -109,7 +109,7 @@ agents:
 
 def test_blocking_validation_holds_back_readers() -> None:
     """validation_blocking: true makes the target's readers wait for the validator too."""
-    from pee.engine.language.plan import loads_plan
+    from pee.engine.compile.load import loads_plan
 
     compiled = compile_plan(
         loads_plan("""
@@ -148,7 +148,7 @@ def test_compiled_plan_round_trips_through_json() -> None:
 )
 def test_kind_resolution(spec: str, kind: str, role: str) -> None:
     """An agent without a kind runs as a built-in role agent when its role is one."""
-    from pee.engine.language.plan import loads_plan
+    from pee.engine.compile.load import loads_plan
 
     agent = compile_plan(loads_plan(f"agents:\n  worker: {spec}\n")).agent("worker")
     assert (kind, role) == (agent.kind, agent.role)
@@ -156,7 +156,7 @@ def test_kind_resolution(spec: str, kind: str, role: str) -> None:
 
 def test_read_modify_write_waits_for_creators_only() -> None:
     """Modifiers of a shared key run side by side after its creator; readers wait for all."""
-    from pee.engine.language.plan import loads_plan
+    from pee.engine.compile.load import loads_plan
 
     compiled = compile_plan(
         loads_plan("""
@@ -179,7 +179,7 @@ agents:
 def test_a_plan_without_a_pool_is_not_admission_controlled() -> None:
     """No resource_manager.resource_pool: no pool in the compiled plan (the workflow runs
     agents as soon as their dependencies allow); with one, the pool is passed on."""
-    from pee.engine.language.plan import loads_plan
+    from pee.engine.compile.load import loads_plan
 
     free = compile_plan(loads_plan("agents: {a: {duration: 1s}}\n"))
     pooled = compile_plan(

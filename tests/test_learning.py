@@ -20,8 +20,8 @@ from pee.engine.compile.learning import (
     samples_from_report,
     summarise,
 )
+from pee.engine.compile.load import loads_plan as parse_plan
 from pee.engine.language.errors import PlanValidationError
-from pee.engine.language.plan import loads_plan as parse_plan
 from pee.runtime.duration_store import DurationStore
 from tests.conftest import starter
 

@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pee.engine.rules.merge import canonical_json, three_way_merge, value_hash
+from pee.engine.canonical import canonical_json
+from pee.engine.rules.merge import three_way_merge, value_hash
 
 CLEAN = [
     # (name, base, current, incoming, merged)

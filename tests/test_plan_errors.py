@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from pee.engine.compile.graph import compile_plan
+from pee.engine.compile.load import load_plan, loads_plan
 from pee.engine.language import errors
-from pee.engine.language.plan import load_plan, loads_plan
 
 
 def problems_of(text: str, **variables: str) -> list[errors.PlanError]:

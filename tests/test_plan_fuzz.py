@@ -19,6 +19,7 @@ from pydantic import BaseModel
 
 from pee.engine.compile import render
 from pee.engine.compile.graph import compile_plan
+from pee.engine.compile.load import build_plan, loads_plan
 from pee.engine.compiled import CompiledPlan
 from pee.engine.language.errors import PlanError
 from pee.engine.language.models import (
@@ -31,7 +32,7 @@ from pee.engine.language.models import (
     StepAgent,
     SynchronizationStrategy,
 )
-from pee.engine.language.plan import SECTION_MODELS, Plan, build_plan, loads_plan
+from pee.engine.language.plan import SECTION_MODELS, Plan
 from pee.engine.language.units import parse_duration, parse_size, parse_units
 from pee.engine.language.yamlsrc import SourceMap, load_yaml
 

@@ -19,7 +19,7 @@ import pytest
 from pee.activities import prefetch
 from pee.activities.artifacts import ArtifactStore
 from pee.engine.compile.graph import compile_plan
-from pee.engine.language.plan import loads_plan
+from pee.engine.compile.load import loads_plan
 from pee.engine.rules.prefetch import next_groups, references, template_agents
 from tests.conftest import TemporalHarness, group, sim
 

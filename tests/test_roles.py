@@ -14,8 +14,8 @@ import pytest
 
 from pee.activities import roles
 from pee.engine.compile.graph import compile_plan
+from pee.engine.compile.load import load_plan
 from pee.engine.compiled import CompiledAgent
-from pee.engine.language.plan import load_plan
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_PLANS = ["plans/seed.yaml", "plans/bmad-greenfield.yaml"]

@@ -139,8 +139,8 @@ def test_plan_task_queues_route_agents_by_kind() -> None:
     """Top-level task_queues gives a queue per agent kind; an agent's own task_queue wins; an
     unknown kind is a validation error with a suggestion."""
     from pee.engine.compile.graph import compile_plan
+    from pee.engine.compile.load import loads_plan
     from pee.engine.language.errors import PlanValidationError
-    from pee.engine.language.plan import loads_plan
 
     plan = compile_plan(
         loads_plan(

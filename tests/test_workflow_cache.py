@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 
 from pee.engine.compile.graph import compile_plan
-from pee.engine.language.plan import loads_plan
+from pee.engine.compile.load import loads_plan
 from tests.conftest import TemporalHarness
 
 PLAN = """

@@ -22,8 +22,8 @@ from temporalio.client import WorkflowFailureError, WorkflowHandle, WorkflowUpda
 from temporalio.exceptions import ApplicationError
 
 from pee.engine.compile.graph import compile_plan
+from pee.engine.compile.load import load_plan
 from pee.engine.compiled import CompiledAgent, CompiledPlan
-from pee.engine.language.plan import load_plan
 from pee.engine.rules.context import ContextPolicy, VersionedContext
 from pee.workflows.locks import READ, WRITE, ContextLimits, ContextLockTimeout
 from pee.workflows.plan_workflow import PlanWorkflow

@@ -146,7 +146,8 @@ def test_run_options_build_an_unfilled_resume() -> None:
     the rest (pee.runtime.runner)."""
     import argparse
 
-    from pee.cli.run_commands import build_run_input, register
+    from pee.cli.plan_input import build_run_input
+    from pee.cli.run_commands import register
 
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers())

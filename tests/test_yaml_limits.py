@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from pee.engine.compile.graph import compile_plan
+from pee.engine.compile.load import load_plan, loads_plan
 from pee.engine.language import errors
-from pee.engine.language.plan import load_plan, loads_plan
 from pee.engine.language.yamlsrc import EXPANSION_FLOOR, MAX_COLLECTION_ALIASES, expansion_limit
 from tests.conftest import PROJECT_ROOT
 

@@ -51,9 +51,6 @@ scrub.install_log_filter(activity.logger.logger)
 
 Backend = Callable[[AgentTask, Progress, float], Awaitable[AgentResult]]
 
-# declared in the plan language, backends still to come: fail clearly rather than "unknown"
-PLANNED_KINDS: tuple[str, ...] = ()
-
 
 def time_scale(task: AgentTask) -> float:
     if task.time_scale is not None:
@@ -92,14 +89,8 @@ BACKENDS: dict[str, Backend] = {
 
 def _no_backend(task: AgentTask) -> ApplicationError:
     kind = task.agent.kind
-    if kind in PLANNED_KINDS:
-        message = (
-            f"agent '{task.agent.id}': kind '{kind}' is not available yet (planned for a "
-            f"later release); use kind 'simulate' or a built-in role for now"
-        )
-    else:
-        known = sorted([*BACKENDS, *PLANNED_KINDS])
-        message = f"agent '{task.agent.id}': unknown kind '{kind}'; expected one of {known}"
+    known = sorted(BACKENDS)
+    message = f"agent '{task.agent.id}': unknown kind '{kind}'; expected one of {known}"
     # retrying cannot help: the plan itself is wrong
     return ApplicationError(message, type="UnknownAgentKind", non_retryable=True)
 
@@ -151,7 +142,7 @@ async def _work(task: AgentTask, scrubber: scrub.Scrubber) -> AgentResult:
         await progress.sleep_until(simulate_s)
     result = await _offload_artifacts(task, result)
     if task.cache_key is not None:
-        saved = await _store_in_cache(task, result, time.monotonic() - started)
+        saved = await _store_in_cache(task, task.cache_key, result, time.monotonic() - started)
         counts["agent_output"] = {"bytes_saved": saved}
     return dataclasses.replace(result, cache=merge_counts(counts, result.cache))
 
@@ -169,7 +160,7 @@ def merge_counts(*parts: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]
 # ---- agent output cache ---------------------------------------------------------------------
 
 
-async def _store_in_cache(task: AgentTask, result: AgentResult, cost_s: float) -> int:
+async def _store_in_cache(task: AgentTask, key: str, result: AgentResult, cost_s: float) -> int:
     """Store the result; returns the bytes lz4 compression saved."""
     value = {"outputs": result.outputs, "writes": result.writes}
     try:
@@ -177,7 +168,7 @@ async def _store_in_cache(task: AgentTask, result: AgentResult, cost_s: float) -
         store = OutputCache() if limit is None else OutputCache(size_limit=limit)
         await asyncio.to_thread(
             store.put,
-            task.cache_key,
+            key,
             value,
             plan=task.plan_name,
             agent=task.agent.id,
@@ -237,7 +228,7 @@ async def run_agent(task: AgentTask) -> AgentResult:
 
 # cross_validate: the check a group's validation agents make of each other's outputs
 # prefetch_group and store_context_snapshot: the prefetching and context snapshot cache levels
-ACTIVITIES = [
+ACTIVITIES: list[Callable[..., Any]] = [
     run_agent,
     cross_validate,
     lookup_cached_output,
@@ -245,4 +236,4 @@ ACTIVITIES = [
     store_context_snapshot,
 ]
 # what the workflow runs as local activities (a workflows-only worker must know them to replay)
-LOCAL_ACTIVITIES = [lookup_cached_output, store_context_snapshot]
+LOCAL_ACTIVITIES: list[Callable[..., Any]] = [lookup_cached_output, store_context_snapshot]

@@ -30,7 +30,8 @@ from typing import Any
 
 import lz4.frame
 
-from pee.runtime.devserver import state_dir
+from pee.engine.canonical import canonical_bytes
+from pee.paths import state_dir
 
 REF_KEY = "$artifact"
 SCHEME = "sha256:"
@@ -49,8 +50,9 @@ def artifact_dir() -> Path:
 
 
 def encode(value: Any) -> bytes:
-    """Canonical JSON: the bytes that are hashed, measured and stored."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    """Canonical JSON (pee.engine.canonical): the bytes that are hashed, measured and stored;
+    strict, so a value JSON cannot hold is refused rather than stored as its str()."""
+    return canonical_bytes(value, strict=True)
 
 
 def is_reference(value: Any) -> bool:

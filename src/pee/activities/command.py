@@ -146,7 +146,7 @@ def stdin_payload(task: AgentTask) -> bytes:
     ).encode()
 
 
-def tail(stderr: bytes) -> str:
+def tail(stderr: bytes | bytearray) -> str:
     text = stderr.decode(errors="replace").strip()
     if not text:
         return ""
@@ -270,8 +270,9 @@ async def run(task: AgentTask, progress: Progress, scale: float) -> AgentResult:
     await asyncio.shield(_stop(process, tree, 0.0))
     await asyncio.shield(_drain([*pipes, feeder]))
 
-    if process.returncode != 0:
-        code = process.returncode
+    # it has exited (_stop waited for it): wait() gives its status at once, typed as an int
+    code = await process.wait()
+    if code != 0:
         how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
         raise ApplicationError(
             f"agent '{task.agent.id}': {shown} {how}{tail(stderr)}", type="CommandFailed"

@@ -3,9 +3,12 @@
 Entries are keyed by pee.engine.rules.cache_key (agent definition + inputs + upstream keys). Values
 are canonical JSON, lz4-compressed above the compression threshold. TTL ``session_lifetime`` binds
 an entry to the run that wrote it; a number of seconds lets later runs reuse it. When the file
-grows past its size limit, entries are evicted by ``lru_with_priority_boosting``: the lowest
-GreedyDual-Size-Frequency priority (frequency × cost / size, plus an aging clock) goes first,
-as in pee.engine.rules.eviction, least recently used among equals.
+grows past its size limit, entries are evicted by ``lru_with_priority_boosting``, a
+GreedyDual-Size-Frequency score (``gdsf_priority``): an entry is worth keeping in proportion to
+how often it was used and how long it took to compute, in inverse proportion to its stored size.
+The lowest priority goes first, the least recently used among equals. An aging ``clock`` rises
+to the priority of each evicted entry, so entries that stop being used age out even if they were
+once valuable. bench/cache.py measures this store against plain LRU.
 """
 
 from __future__ import annotations
@@ -41,6 +44,11 @@ create table if not exists entries (
 );
 create table if not exists meta (name text primary key, number real not null);
 """
+
+
+def gdsf_priority(clock: float, frequency: int, cost_s: float, size: int) -> float:
+    """clock + frequency × cost / size; a zero cost or size still gives a finite score."""
+    return clock + frequency * max(cost_s, 1e-6) / max(size, 1)
 
 
 def default_path() -> Path:
@@ -116,7 +124,7 @@ class OutputCache:
                 return MISS
             value, compressed, _scope, _expires, frequency, cost, size = row
             frequency += 1
-            priority = self._meta(db, "clock") + frequency * max(cost, 1e-6) / max(size, 1)
+            priority = gdsf_priority(self._meta(db, "clock"), frequency, cost, size)
             db.execute(
                 "update entries set frequency = ?, priority = ?, last_used = ? where key = ?",
                 (frequency, priority, self._tick(db), key),
@@ -156,7 +164,9 @@ class OutputCache:
                 db.execute("delete from entries where key = ?", (victim[0],))
                 evicted.append(victim[0])
                 used -= victim[2]
-            priority = self._meta(db, "clock") + max(cost_s, 1e-6) / max(size, 1)
+            # scored after the evictions above raised the clock: a new entry starts level with
+            # what survived them
+            priority = gdsf_priority(self._meta(db, "clock"), 1, cost_s, size)
             db.execute(
                 "insert into entries(key, plan, agent, run_scope, expires_at, size, compressed, "
                 "value, cost, frequency, priority, last_used, created_at) "

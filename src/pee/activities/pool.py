@@ -7,6 +7,8 @@ Both talk to the server with the worker's own client (activity.client()).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from typing import Any
 
 from temporalio import activity
 from temporalio.client import WorkflowExecutionStatus
@@ -81,4 +83,4 @@ async def check_pool_holders(holders: list[Holder]) -> list[Holder]:
     return [holder for holder, is_gone in zip(holders, results, strict=True) if is_gone]
 
 
-POOL_ACTIVITIES = [ensure_resource_pool, check_pool_holders]
+POOL_ACTIVITIES: list[Callable[..., Any]] = [ensure_resource_pool, check_pool_holders]

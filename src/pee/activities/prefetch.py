@@ -26,6 +26,7 @@ from typing import Any
 
 from temporalio import activity
 
+from pee.activities import template_files
 from pee.activities.artifacts import REF_KEY, ArtifactError, ArtifactStore, encode, is_reference
 from pee.activities.types import AgentTask, Prefetched, PrefetchTask
 
@@ -122,14 +123,11 @@ def resolve(
 
 
 def _warm_template(agent: Any) -> bool:
-    # imported here: the template backend imports this module for its lookups
-    from pee.activities import template_backend
-
     task = AgentTask(agent=agent)
-    path = template_backend.template_path(task)
+    path = template_files.template_path(task)
     if path is None:
         return False  # a built-in: nothing to read
-    _store.put_template(path, template_backend.load_file(task, path))
+    _store.put_template(path, template_files.load_file(task, path))
     return True
 
 

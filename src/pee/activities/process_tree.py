@@ -42,7 +42,9 @@ def state_dir() -> Path:
     return Path(given) if given else Path(tempfile.gettempdir()) / f"pee-agent-trees-{os.getuid()}"
 
 
-def token(workflow_id: str, run_id: str, activity_id: str) -> str:
+def token(workflow_id: str | None, run_id: str | None, activity_id: str) -> str:
+    """The process tree's mark: the same for every attempt of one activity of one run (the
+    ids are None only for an activity run outside a workflow)."""
     return hashlib.sha256(f"{workflow_id}\0{run_id}\0{activity_id}".encode()).hexdigest()[:24]
 
 

@@ -54,8 +54,6 @@ class Progress:
         )
         self.workflow_id = info.workflow_id
         self.run_id = info.workflow_run_id
-        self.heartbeats = 0
-        self.signals_sent = 0
         self.signal_failures = 0
         self._expected_s = 0.0
         self._fraction: float | None = None
@@ -133,7 +131,6 @@ class Progress:
             now = self._loop.time()
             if now >= next_beat:
                 activity.heartbeat(asdict(self.snapshot()))
-                self.heartbeats += 1
                 next_beat = now + self.heartbeat_s
             if next_signal is not None and self.progress_s is not None and now >= next_signal:
                 # one signal in flight at most: a slow server must not pile them up
@@ -144,12 +141,13 @@ class Progress:
             await asyncio.sleep(max(0.0, wake - self._loop.time()))
 
     async def _send(self, progress: AgentProgress) -> None:
+        if self.workflow_id is None:
+            return  # a standalone activity (no workflow) has nobody to tell
         try:
             handle = activity.client().get_workflow_handle(self.workflow_id, run_id=self.run_id)
             await asyncio.wait_for(
                 handle.signal(PROGRESS_SIGNAL, progress), timeout=SIGNAL_TIMEOUT_S
             )
-            self.signals_sent += 1
         except asyncio.CancelledError:
             raise
         except Exception as err:  # progress is best effort by contract

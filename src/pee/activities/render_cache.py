@@ -14,25 +14,20 @@ costs a render; the result is the same).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
+from pee.engine.canonical import canonical_bytes, digest
+
 DEFAULT_TTL_S = 3600.0
 DEFAULT_MAX_BYTES = 50 * 1024**2
 
 
-def canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-
-
 def cache_key(template_id: str, variables: Any) -> str:
-    digest = hashlib.sha256(canonical(variables).encode()).hexdigest()
-    return f"{template_id}#{digest}"
+    return f"{template_id}#{digest(variables)}"
 
 
 class RenderCache:
@@ -56,10 +51,6 @@ class RenderCache:
     def __len__(self) -> int:
         return len(self._entries)
 
-    @property
-    def size_bytes(self) -> int:
-        return self._bytes
-
     def get(self, key: str) -> Any | None:
         with self._lock:
             entry = self._entries.get(key)
@@ -74,7 +65,7 @@ class RenderCache:
 
     def put(self, key: str, value: Any, ttl_s: float | None = None) -> None:
         """Keep ``value`` for ``ttl_s`` seconds (None: the cache's own TTL; inf: until evicted)."""
-        size = len(canonical(value).encode())
+        size = len(canonical_bytes(value))
         ttl = self.ttl_s if ttl_s is None else ttl_s
         with self._lock:
             if key in self._entries:

@@ -204,7 +204,7 @@ class RenderRunner:
         self._give_back(slot)
         if not ok:
             raise value
-        return value  # type: ignore[no-any-return]
+        return value
 
     async def _kill(self, slot: _Slot, answer: asyncio.Future[Any]) -> None:
         await asyncio.to_thread(slot.kill)

@@ -19,13 +19,14 @@ normalised: lower case, "-" and " " as "_", without a ".md"/".json"/".yaml"/".tx
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+from pee.engine.canonical import canonical_json as canonical
+from pee.engine.canonical import digest
 from pee.engine.compiled import CompiledAgent
 from pee.engine.language.models import normalise_role
 
@@ -213,14 +214,6 @@ def normalise(name: str) -> str:
 
 def role_name(name: str) -> str:
     return normalise_role(normalise(name))
-
-
-def canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-
-
-def digest(value: Any) -> str:
-    return hashlib.sha256(canonical(value).encode()).hexdigest()
 
 
 def _rank(items: Sequence[Any], seed: str, key: Callable[[Any], str] = str) -> list[Any]:
@@ -889,7 +882,7 @@ class Facts:
 
     @cached_property
     def test_cases(self) -> list[dict[str, Any]]:
-        cases = []
+        cases: list[dict[str, Any]] = []
         for story in self.stories:
             for rank, criterion in enumerate(story["acceptance_criteria"]):
                 cases.append(
@@ -1058,7 +1051,7 @@ def _persona_item(item: Any, index: int) -> dict[str, Any]:
 
 def _requirement_item(item: Any, index: int, prefix: str) -> dict[str, Any]:
     data = item if isinstance(item, dict) else {"statement": _text(item)}
-    result = {
+    result: dict[str, Any] = {
         "id": str(data.get("id") or f"{prefix}-{index}"),
         "statement": _text(data.get("statement") or data.get("text") or summary(data)),
     }

@@ -26,8 +26,6 @@ For demos, tests and benchmarks. Settings (all optional, in CompiledAgent.settin
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +34,7 @@ from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from pee.activities.progress import Progress
 from pee.activities.types import AgentResult, AgentTask
+from pee.engine.canonical import digest
 from pee.engine.compiled import CompiledAgent
 
 ALWAYS = "always"
@@ -126,14 +125,6 @@ def parse_settings(agent: CompiledAgent) -> SimulateSettings:
         values=dict(values),
         echo_inputs=_flag(agent, "echo_inputs", False),
     )
-
-
-def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-
-
-def digest(value: Any) -> str:
-    return hashlib.sha256(canonical_json(value).encode()).hexdigest()
 
 
 def default_value(task: AgentTask, name: str, echo_inputs: bool = False) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from typing import Any
 
 import lz4.frame
 
-from pee.engine.rules.merge import canonical_json
+from pee.engine.canonical import canonical_json
 
 
 class SqliteFile:

@@ -15,12 +15,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pee.cli.options import add_plan_options
+from pee.cli.plan_input import build_run_input, compile_from_args
+
 EXIT_OK, EXIT_BAD_INPUT = 0, 2
 
 
 def register(subparsers: Any) -> None:
-    from pee.cli.run_commands import add_plan_options
-
     parser = subparsers.add_parser(
         "compile",
         help="write the workflow input JSON for `temporal workflow start`",
@@ -51,8 +52,6 @@ def workflow_input_json(run_input: Any) -> str:
 
 
 def compile_command(args: argparse.Namespace) -> int:
-    from pee.cli.run_commands import build_run_input, compile_from_args
-
     plan = compile_from_args(args, note_to=sys.stderr)
     if plan is None:
         return EXIT_BAD_INPUT

@@ -24,6 +24,7 @@ from datetime import timedelta
 from typing import Any
 
 from pee.cli.common import non_negative_int
+from pee.cli.options import add_server_options
 
 EXIT_OK, EXIT_UNANSWERED, EXIT_BAD_INPUT = 0, 1, 2
 UPDATE_NAME = SIGNAL_NAME = "resolve_conflict"
@@ -52,8 +53,6 @@ def default_by() -> str:
 
 
 def register(subparsers: Any) -> None:
-    from pee.cli.run_commands import add_server_options
-
     listing = subparsers.add_parser(
         "conflicts",
         help="list a run's open context conflicts and how to resolve them",

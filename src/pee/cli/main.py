@@ -12,10 +12,12 @@ from typing import NoReturn
 from pee.cli import (
     cache_commands,
     codec_commands,
+    compile_command,
     conflict_commands,
     outputs_command,
     plan_commands,
     run_commands,
+    server_commands,
 )
 
 
@@ -28,6 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     plan_commands.register(commands)
     run_commands.register(commands)
+    compile_command.register(commands)
+    server_commands.register(commands)
     conflict_commands.register(commands)
     codec_commands.register(commands)
     cache_commands.register(commands)

@@ -13,12 +13,12 @@ import json
 import sys
 from typing import Any
 
+from pee.cli.options import add_server_options
+
 EXIT_OK, EXIT_NOT_YET, EXIT_BAD_INPUT = 0, 1, 2
 
 
 def register(subparsers: Any) -> None:
-    from pee.cli.run_commands import add_server_options
-
     parser = subparsers.add_parser(
         "outputs",
         help="print an agent's outputs (running or finished run)",

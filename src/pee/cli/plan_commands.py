@@ -57,7 +57,7 @@ def register(commands: Any) -> None:
 
 def _load(args: argparse.Namespace):
     from pee.engine.compile.graph import compile_plan
-    from pee.engine.language.plan import load_plan
+    from pee.engine.compile.load import load_plan
 
     plan = load_plan(args.plan, plan_variables(args, args.inputs), set_names(args))
     return plan, compile_plan(plan)

@@ -1,6 +1,6 @@
-"""`run PLAN`, `status WORKFLOW_ID`, `report WORKFLOW_ID`: execute plans on Temporal and follow
-them. Also registers `compile` (src/pee/cli/compile_command.py) and `server`
-(src/pee/cli/server_commands.py).
+"""`run PLAN`, `status WORKFLOW_ID`, `report WORKFLOW_ID`, `learn WORKFLOW_ID`: execute plans on
+Temporal and follow them. The options they share with other commands are in
+src/pee/cli/options.py, the plan compiled into a workflow input in src/pee/cli/plan_input.py.
 
 Exit codes: 0 completed (or running, for status/report), 1 failed, 2 bad input (plan errors,
 bad arguments, an unreachable --address, an unknown workflow id).
@@ -11,119 +11,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from pee.cli import compile_command, server_commands
-from pee.cli.common import (
-    add_input_option,
-    add_set_option,
-    plan_variables,
-    positive_float,
-    positive_int,
-    set_names,
+from pee.cli.options import (
+    add_metrics_port_option,
+    add_plan_options,
+    add_server_options,
 )
+from pee.cli.plan_input import build_run_input, compile_from_args
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
-
-
-def add_plan_options(parser: argparse.ArgumentParser) -> None:
-    """What `run` and `compile` share: the plan, its variables and inputs, how it runs."""
-    parser.add_argument("plan", metavar="PLAN", help="plan YAML (native, seed or BMAD v4)")
-    add_input_option(parser)
-    add_set_option(parser)
-    parser.add_argument(
-        "--time-scale",
-        type=positive_float,
-        metavar="F",
-        help="multiply every duration and timeout by F (default PEE_TIME_SCALE; else a plan of "
-        "pretend agents estimated above 60 s is scaled to run in about 15 s)",
-    )
-    parser.add_argument(
-        "--simulate",
-        action="store_true",
-        help="each agent also takes its estimated duration (scaled), heartbeating",
-    )
-    parser.add_argument(
-        "--no-learn",
-        action="store_true",
-        help="ignore the durations measured in earlier runs (and, for run, record none)",
-    )
-    parser.add_argument(
-        "--heartbeat-timeout",
-        type=positive_float,
-        metavar="SECONDS",
-        help="agents' heartbeat timeout: how soon a dead worker's agents move to another "
-        "(default: derived from the time scale)",
-    )
-    batch = parser.add_mutually_exclusive_group()
-    batch.add_argument(
-        "--batch",
-        dest="batch",
-        action="store_true",
-        default=None,
-        help="batch mode: agents run in child workflows of up to --batch-chunk agents "
-        "(default: on for plans of more than 300 agents; README: Large plans)",
-    )
-    batch.add_argument(
-        "--no-batch",
-        dest="batch",
-        action="store_false",
-        help="never batch mode: every agent an activity of the run",
-    )
-    parser.add_argument(
-        "--batch-chunk",
-        type=positive_int,
-        metavar="N",
-        help="batch mode: at most N agents per child workflow (default 100)",
-    )
-    parser.add_argument(
-        "--batch-window",
-        type=positive_int,
-        metavar="N",
-        help="batch mode: at most N child workflows at a time (default 16)",
-    )
-    parser.add_argument(
-        "--continue-as-new-after",
-        type=positive_int,
-        metavar="EVENTS",
-        help="continue as new once a run's history has EVENTS events, even before Temporal "
-        "suggests it (default: when Temporal suggests it; README: Continue-as-new)",
-    )
-
-
-def add_server_options(parser: argparse.ArgumentParser) -> None:
-    """Where the server is and how to reach it (TLS, mTLS, API key): pee.runtime.connection."""
-    from pee.runtime.connection import add_connection_arguments
-
-    add_connection_arguments(
-        parser.add_argument_group("connection"),
-        address_help="Temporal frontend (default TEMPORAL_ADDRESS or the profile's, else "
-        "localhost:7233 where the embedded dev server is started when nothing listens)",
-    )
-
-
-def port_number(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a port number, found {text!r}") from None
-    if not 1 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"expected a port in 1-65535, found {text!r}")
-    return value
-
-
-def add_metrics_port_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--metrics-port",
-        type=port_number,
-        metavar="N",
-        help="serve the Temporal SDK's metrics (workflow and activity task latencies, slots, "
-        "polls...) for Prometheus at http://127.0.0.1:N/metrics (PEE_METRICS_HOST changes the "
-        "host)",
-    )
 
 
 def register(subparsers: Any) -> None:
@@ -234,101 +133,6 @@ def register(subparsers: Any) -> None:
     learn.add_argument("workflow_id", metavar="WORKFLOW_ID")
     add_server_options(learn)
     learn.set_defaults(handler=learn_command)
-
-    compile_command.register(subparsers)
-    server_commands.register(subparsers)
-
-
-def compile_from_args(args: argparse.Namespace, note_to: Any = None) -> Any:
-    """Load and compile the plan; prints every problem and returns None on a plan error.
-
-    Run inputs are also given to the loader, so a plan input may be supplied either way; --set
-    wins where both name the same key. A BMAD workflow's interpretation is printed to
-    ``note_to`` (default stdout).
-    """
-    # imported here: the loader pulls in pydantic and networkx, which `status` does not need
-    from pee.cli.plan_commands import print_interpretation, report_plan_error
-    from pee.engine.compile.graph import compile_plan
-    from pee.engine.language.errors import PlanError
-    from pee.engine.language.plan import load_plan
-
-    try:
-        plan = load_plan(args.plan, plan_variables(args, args.inputs), set_names(args))
-        print_interpretation(plan, note_to or sys.stdout)
-        return compile_plan(plan, learned_durations(args, plan.name))
-    except PlanError as error:
-        report_plan_error(error)
-    except OSError as error:
-        print(f"error: cannot read plan {args.plan}: {error}", file=sys.stderr)
-    return None
-
-
-def learned_durations(args: argparse.Namespace, plan_name: str) -> dict[str, Any]:
-    """What earlier runs of this plan (of the same kind: --simulate or not) measured, unless
-    --no-learn; says on stderr when it changes the plan's estimates."""
-    if getattr(args, "no_learn", False):
-        return {}
-    import sqlite3
-
-    from pee.engine.compile.learning import mode_of
-    from pee.runtime.duration_store import DurationStore
-
-    store = DurationStore()
-    try:
-        learned = store.learned(plan_name, mode_of(args.simulate))
-    except (sqlite3.Error, OSError) as err:  # a broken store must not stop a run: say so
-        print(f"warning: cannot read learned durations from {store.path}: {err}", file=sys.stderr)
-        return {}
-    if learned:
-        print(
-            f"using durations learned from earlier runs for {len(learned)} agent(s) of "
-            f"'{plan_name}' (`pee plan {args.plan} --history` shows them; --no-learn "
-            "ignores them)",
-            file=sys.stderr,
-        )
-    return learned
-
-
-def build_run_input(args: argparse.Namespace, plan: Any, note_to: Any = sys.stdout) -> Any:
-    """The workflow input, or None (the reasons printed) when the time scale or heartbeat
-    timeout would push a duration of the plan past what a run can wait."""
-    from pee.engine.rules.time_limits import time_scale_problems
-    from pee.runtime.runner import choose_time_scale
-    from pee.workflows.types import PlanRunInput, ResumeFrom, choose_batch
-
-    try:
-        scale, note = choose_time_scale(plan, args.time_scale, args.simulate)
-    except ValueError:
-        print(
-            f"error: PEE_TIME_SCALE must be a number, found {os.environ.get('PEE_TIME_SCALE')!r}",
-            file=sys.stderr,
-        )
-        return None
-    problems = time_scale_problems(plan, scale, args.heartbeat_timeout)
-    if problems:
-        for problem in problems:
-            print(f"error: {problem}", file=sys.stderr)
-        return None
-    if note:
-        print(note, file=note_to)
-    return PlanRunInput(
-        plan=plan,
-        inputs=dict(args.inputs),
-        time_scale=scale,
-        heartbeat_timeout_s=args.heartbeat_timeout,
-        simulate=args.simulate,
-        # the starter fills in the earlier run's context and passed groups (pee.runtime.resume)
-        resume=ResumeFrom(workflow_id=args.resume_from, from_group=args.from_group)
-        if getattr(args, "resume_from", None)
-        else None,
-        batch=choose_batch(
-            len(plan.agents),
-            getattr(args, "batch", None),
-            getattr(args, "batch_chunk", None),
-            getattr(args, "batch_window", None),
-        ),
-        continue_as_new_after=getattr(args, "continue_as_new_after", None),
-    )
 
 
 def run_command(args: argparse.Namespace) -> int:

@@ -16,7 +16,7 @@ import sys
 from typing import NoReturn
 
 from pee.cli.common import positive_int
-from pee.cli.run_commands import add_metrics_port_option
+from pee.cli.options import add_metrics_port_option
 from pee.runtime.connection import ConnectionFlags, add_connection_arguments, default_task_queue
 from pee.runtime.exit import run_entry
 from pee.runtime.servers import Target, TargetError, resolve_target

@@ -49,12 +49,12 @@ def agent_dependencies(
     members = {group.id: list(group.agents) for group in groups}
     for group in groups:
         for dependency in group.depends_on:
-            before = members.get(dependency, [])
-            linked = any(d in before for a in group.agents for d in deps.get(a, []))
+            waited_on = members.get(dependency, [])
+            linked = any(d in waited_on for a in group.agents for d in deps.get(a, []))
             if not linked:
                 for agent_id in group.agents:
                     if agent_id in deps:
-                        deps[agent_id] = [a for a in ids if a in deps[agent_id] or a in before]
+                        deps[agent_id] = [a for a in ids if a in deps[agent_id] or a in waited_on]
     return deps
 
 

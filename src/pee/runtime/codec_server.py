@@ -252,8 +252,8 @@ class BackgroundCodecServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
-        sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
-        self.port = int(sockets[0].getsockname()[1])
+        # the port the system gave (self.port may be 0): the runner's bound addresses
+        self.port = int(self._runner.addresses[0][1])
 
     async def _shutdown(self) -> None:
         assert self._runner is not None

@@ -43,16 +43,6 @@ def local_default_address() -> str:
     return f"localhost:{dev_port()}"
 
 
-def default_address() -> str:
-    """TEMPORAL_ADDRESS if set, else the local default (where the embedded server runs).
-    resolve_settings also reads a client config profile's address."""
-    return os.environ.get("TEMPORAL_ADDRESS") or local_default_address()
-
-
-def default_namespace() -> str:
-    return os.environ.get("TEMPORAL_NAMESPACE") or DEFAULT_NAMESPACE
-
-
 def default_task_queue() -> str:
     return os.environ.get("PEE_TASK_QUEUE") or DEFAULT_TASK_QUEUE
 
@@ -419,9 +409,6 @@ async def connect(
     target, namespace = settings.address, settings.namespace
     tls = settings.tls_config()
     telemetry = telemetry or otel.current()
-    extra: dict[str, object] = {}
-    if telemetry.runtime is not None:
-        extra["runtime"] = telemetry.runtime
     deadline = asyncio.get_running_loop().time() + starting_wait_s
     while True:
         try:
@@ -433,8 +420,8 @@ async def connect(
                 api_key=settings.api_key,
                 rpc_metadata=dict(settings.rpc_metadata),
                 interceptors=telemetry.interceptors(),
-                **extra,
-            )  # type: ignore[arg-type]
+                runtime=telemetry.runtime,  # None: the SDK's default runtime
+            )
             break
         except RuntimeError as err:
             explained = explain_failure(settings, str(err))

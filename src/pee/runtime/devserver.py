@@ -17,16 +17,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
-PROJECT_ROOT = Path(__file__).resolve().parents[3]
+from pee.paths import state_dir
+
 # src/pee/workflows/search.py's attributes (name -> type); kept here too so starting a server needs
 # no workflow import (tests/test_telemetry.py checks the two agree)
 SEARCH_ATTRIBUTES = {"PeePlan": "Keyword", "PeeStatus": "Keyword", "PeeGroup": "KeywordList"}
-
-
-def state_dir() -> Path:
-    """Where the embedded server keeps its SQLite history, log and pid file: PEE_STATE_DIR or
-    .temporal/ in the project."""
-    return Path(os.environ.get("PEE_STATE_DIR") or PROJECT_ROOT / ".temporal")
 
 
 def default_db_file() -> Path:

@@ -23,16 +23,16 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from pee.runtime.connection import dev_port
+from pee.paths import state_dir
+from pee.runtime.connection import LOCAL_HOSTS, dev_port, split_address
 from pee.runtime.devserver import (
     port_open,
     server_command,
     spawn,
-    state_dir,
     wait_until_ready,
 )
 from pee.runtime.embedded_codec import is_codec_server, new_token, start_codec_server
-from pee.runtime.temporal_cli import remove_config, write_config
+from pee.runtime.temporal_cli import connection_flags, remove_config, write_config
 
 IP = "127.0.0.1"
 # detached servers started by this process: kept referenced so no "still running" warning fires
@@ -130,6 +130,21 @@ def running_record() -> ServerRecord | None:
     if record and process_alive(record.pid) and port_open(record.ip, record.port):
         return record
     return None
+
+
+def flags_for(address: str, namespace: str | None = None) -> str:
+    """connection_flags for a server known only by its address: the embedded server's config
+    file when that is where it runs (here, not in temporal_cli.py: it asks whether the embedded
+    server is the one at that address)."""
+    record = running_record()
+    try:
+        host, port = split_address(address)
+    except ValueError:
+        record = None
+    else:
+        if record is not None and (host not in LOCAL_HOSTS or port != record.port):
+            record = None
+    return connection_flags(address, namespace, record)
 
 
 @contextlib.contextmanager

@@ -19,13 +19,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+from pee.paths import state_dir
 from pee.runtime.codec_server import TOKEN_ENV
 from pee.runtime.connection import dev_port
 from pee.runtime.devserver import (
     free_port,
     port_open,
     spawn,
-    state_dir,
     wait_until_ready,
 )
 

@@ -42,7 +42,9 @@ class NotAPlanRun(RunNotFound):
     """The id names a workflow of another type (the shared pool's, say): it has no report."""
 
     def __init__(self, workflow_id: str, workflow_type: str, address: str | None = None) -> None:
-        from pee.runtime.temporal_cli import binary, flags_for
+        # lazy: the embedded server's module is needed only for this hint
+        from pee.runtime.embedded import flags_for
+        from pee.runtime.temporal_cli import binary
 
         flags = flags_for(address) if address else ""
         hint = (

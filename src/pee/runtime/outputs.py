@@ -251,7 +251,7 @@ def _document_notes(entry: OutputEntry, value: Mapping[str, Any]) -> None:
         if isinstance(items, list):
             setattr(entry, name, [str(item) for item in items])
     if isinstance(value.get("elicit"), list):
-        entry.elicit = [item for item in value["elicit"] if isinstance(item, Mapping)]
+        entry.elicit = [dict(item) for item in value["elicit"] if isinstance(item, Mapping)]
 
 
 def write_outputs(

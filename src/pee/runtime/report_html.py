@@ -185,10 +185,10 @@ def _markers(report: dict[str, Any]) -> list[tuple[str | None, float, str, str, 
         if at is None:
             continue
         writers = conflict.get("writers") or []
-        group = next((agents[w].get("group") for w in writers if w in agents), None)
+        writers_group = next((agents[w].get("group") for w in writers if w in agents), None)
         marks.append(
             (
-                group,
+                writers_group,
                 at,
                 "conflict",
                 "#862e9c",
@@ -314,8 +314,8 @@ def _gantt(report: dict[str, Any]) -> str:
     # markers at the same spot of a row would hide each other: each one that lands within
     # MARKER_W of an earlier one on its row drops half a row lower
     taken: dict[float, list[float]] = {}
-    for group, at, kind, colour, tip in marks:
-        top = group_y.get(group, AXIS_H - 10) if group else AXIS_H - 10
+    for mark_group, at, kind, colour, tip in marks:
+        top = group_y.get(mark_group, AXIS_H - 10) if mark_group else AXIS_H - 10
         cx = x_of(at)
         near = [x for x in taken.setdefault(top, []) if abs(x - cx) < MARKER_W]
         taken[top].append(cx)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import opentelemetry.context
@@ -119,9 +119,11 @@ class RunObserver(temporalio.client.Interceptor, Interceptor):
         if name not in self._instruments:
             assert self.meter is not None
             definition = DEFINITIONS[name]
-            create = {HISTOGRAM: self.meter.create_histogram, GAUGE: self.meter.create_gauge}[
-                definition.kind
-            ]
+            creators: dict[str, Callable[..., Any]] = {
+                HISTOGRAM: self.meter.create_histogram,
+                GAUGE: self.meter.create_gauge,
+            }
+            create = creators[definition.kind]
             self._instruments[name] = create(
                 name, unit=definition.unit, description=definition.description
             )

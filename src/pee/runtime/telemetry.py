@@ -153,7 +153,9 @@ def span_exporter(name: str, env: Mapping[str, str]) -> SpanExporter:
         if otlp_protocol(env, "TRACES") == "grpc":
             from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
         else:
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # type: ignore[assignment]
+            # the gRPC and HTTP exporters are two classes under one name: an assignment error
+            # when the gRPC one (the otlp extra) is installed, none when it is not
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # type: ignore[assignment, unused-ignore]
                 OTLPSpanExporter,
             )
     except ImportError as err:
@@ -170,7 +172,9 @@ def metric_exporter(name: str, env: Mapping[str, str]) -> MetricExporter:
                 OTLPMetricExporter,
             )
         else:
-            from opentelemetry.exporter.otlp.proto.http.metric_exporter import (  # type: ignore[assignment]
+            # the gRPC and HTTP exporters are two classes under one name: an assignment error
+            # when the gRPC one (the otlp extra) is installed, none when it is not
+            from opentelemetry.exporter.otlp.proto.http.metric_exporter import (  # type: ignore[assignment, unused-ignore]
                 OTLPMetricExporter,
             )
     except ImportError as err:

@@ -14,14 +14,23 @@ import contextlib
 import os
 import shlex
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from pee.runtime.devserver import find_temporal_binary, state_dir
-
-if TYPE_CHECKING:
-    from pee.runtime.embedded import ServerRecord
+from pee.paths import state_dir
+from pee.runtime.devserver import find_temporal_binary
 
 DEFAULT_NAMESPACE = "default"
+
+
+class ServerRecord(Protocol):
+    """What the config file needs of the embedded server's record (runtime/embedded.py's
+    ServerRecord): a protocol, so this module never imports embedded, which imports it."""
+
+    @property
+    def address(self) -> str: ...
+
+    @property
+    def codec_url(self) -> str | None: ...
 
 
 def config_file() -> Path:
@@ -76,23 +85,6 @@ def binary() -> str:
         return shlex.quote(str(found.relative_to(Path.cwd())))
     except ValueError:
         return shlex.quote(str(found))
-
-
-def flags_for(address: str, namespace: str | None = None) -> str:
-    """connection_flags for a server known only by its address: the embedded server's config
-    file when that is where it runs."""
-    from pee.runtime.connection import LOCAL_HOSTS, split_address
-    from pee.runtime.embedded import running_record
-
-    record = running_record()
-    try:
-        host, port = split_address(address)
-    except ValueError:
-        record = None
-    else:
-        if record is not None and (host not in LOCAL_HOSTS or port != record.port):
-            record = None
-    return connection_flags(address, namespace, record)
 
 
 def connection_flags(

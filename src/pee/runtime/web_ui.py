@@ -57,11 +57,7 @@ def static_summary(plan: CompiledPlan, time_scale: float) -> str:
 def static_details(plan: CompiledPlan, inputs: dict[str, Any], time_scale: float) -> str:
     """Markdown: the plan's groups in order with their agents and dependencies, the critical
     path, estimates and the run inputs' names (never their values: they may be secrets)."""
-    lines = [
-        f"**Plan `{plan.name}`**"
-        + (f": {plan.description}" if getattr(plan, "description", None) else ""),
-        "",
-    ]
+    lines = [f"**Plan `{plan.name}`**", ""]
     lines.append(
         f"- estimated makespan {plan.estimated_makespan_s * time_scale:.1f}s, "
         f"sequential {plan.sequential_s * time_scale:.1f}s (time scale {time_scale:g})"

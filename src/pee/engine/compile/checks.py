@@ -99,11 +99,11 @@ def _check_ownership(plan: Plan) -> list[PlanError]:
     for agent_id, spec in plan.agents.items():
         me = spec.role or agent_id
         for index, key in enumerate(spec.writes):
-            owner = owner_of.get(key)
-            if owner is not None and owner not in (me, agent_id):
+            key_owner = owner_of.get(key)
+            if key_owner is not None and key_owner not in (me, agent_id):
                 problems.append(
                     OwnershipClashError(
-                        f"agent '{agent_id}' writes '{key}', which '{owner}' owns",
+                        f"agent '{agent_id}' writes '{key}', which '{key_owner}' owns",
                         value=key,
                         location=plan.agent_location(agent_id, "writes", index),
                         expected=f"writes to keys '{agent_id}' owns or unowned keys",
@@ -191,7 +191,7 @@ def _check_success_criteria(plan: Plan, grouping: Grouping) -> list[PlanError]:
 
 def blocking_graph(plan: Plan, edges: list[Edge], grouping: Grouping) -> nx.DiGraph:
     """Agent-level graph of everything an agent must wait for, explicit group order included."""
-    graph = nx.DiGraph()
+    graph: nx.DiGraph[str] = nx.DiGraph()
     graph.add_nodes_from(plan.agents)
     for edge in edges:
         if edge.blocking:
@@ -206,7 +206,7 @@ def blocking_graph(plan: Plan, edges: list[Edge], grouping: Grouping) -> nx.DiGr
 
 
 def group_graph(grouping: Grouping) -> nx.DiGraph:
-    graph = nx.DiGraph()
+    graph: nx.DiGraph[str] = nx.DiGraph()
     graph.add_nodes_from(grouping.groups)
     for group_id, info in grouping.groups.items():
         for dependency in info.depends_on:

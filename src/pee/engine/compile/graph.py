@@ -118,7 +118,9 @@ def compile_plan(plan: Plan, learned: Mapping[str, Learned] | None = None) -> Co
     groups_graph = group_graph(grouping)
     group_rank = {g: i for i, g in enumerate(grouping.groups)}
     group_order = list(nx.lexicographical_topological_sort(groups_graph, key=group_rank.get))
-    group_deps = {g: sorted(grouping.groups[g].depends_on, key=group_rank.get) for g in group_order}
+    group_deps = {
+        g: sorted(grouping.groups[g].depends_on, key=group_rank.__getitem__) for g in group_order
+    }
     durations = group_durations(grouping, estimates)
     finish = eager_finish_times(group_order, group_deps, durations)
     makespan = max(finish.values(), default=0.0)
@@ -158,7 +160,8 @@ def compile_plan(plan: Plan, learned: Mapping[str, Learned] | None = None) -> Co
     on_critical = set(critical_path)
     compiled_agents = []
     agent_position = {a: i for i, a in enumerate(agent_order)}
-    for agent_id in sorted(plan.agents, key=agent_position.get):
+    # every agent has a position: the topological sort raises on a cycle rather than drop one
+    for agent_id in sorted(plan.agents, key=agent_position.__getitem__):
         spec = plan.agents[agent_id]
         if spec.priority is not None:
             priority = spec.priority
@@ -181,7 +184,7 @@ def compile_plan(plan: Plan, learned: Mapping[str, Learned] | None = None) -> Co
                 _completion_context(plan, grouping, resolution, agent_id),
             )
         )
-        compiled_agents[-1].depends_on = sorted(agent_preds[agent_id], key=declaration.get)
+        compiled_agents[-1].depends_on = sorted(agent_preds[agent_id], key=declaration.__getitem__)
         if agent_id in learned:
             compiled_agents[-1].learned = asdict(learned[agent_id])
 
@@ -209,9 +212,9 @@ def compile_plan(plan: Plan, learned: Mapping[str, Learned] | None = None) -> Co
         adaptive_margin=plan.adaptive_margin,
     )
     # a limited pool: the admission order among equal priorities that packs it best
-    planned = plan_admission(compiled)
+    admission = plan_admission(compiled)
     for agent in compiled.agents:
-        agent.admission_rank = planned.get(agent.id, 0)
+        agent.admission_rank = admission.get(agent.id, 0)
     return compiled
 
 

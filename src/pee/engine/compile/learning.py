@@ -18,10 +18,6 @@ from typing import Any
 
 from pee.engine.language.units import MAX_DURATION_S
 
-# p95 x this is the adaptive barrier deadline (the plan's `adaptive: {margin: M}` overrides)
-DEFAULT_MARGIN = 1.5
-# a learned deadline of p95 x 100 is already a deadline that does not bind
-MAX_MARGIN = 100.0
 # runs remembered per plan, agent and mode: older samples are dropped
 KEEP_SAMPLES = 20
 # the two kinds of run whose timings are kept apart

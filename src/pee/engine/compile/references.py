@@ -19,6 +19,8 @@ from pee.engine.language.plan import Plan, suggest
 DATA = "data"
 CONTEXT = "context"
 VALIDATION = "validation"
+# the fourth kind of dependency: agents that contend for a resource are put in different
+# groups by grouping.py (no edge of this kind is drawn, the name documents it)
 RESOURCE = "resource"
 
 COMPLETION = "completion"
@@ -89,9 +91,9 @@ def resolve(plan: Plan) -> Resolution:
             if blocking:
                 blocking_validations.append((agent_id, target_id))
     for agent_id in plan.open_agents:
-        spec = plan.agents.get(agent_id)
-        if spec is not None and spec.resolved_kind(agent_id) == "role":
-            role = normalise_role(spec.role or agent_id)
+        open_spec = plan.agents.get(agent_id)
+        if open_spec is not None and open_spec.resolved_kind(agent_id) == "role":
+            role = normalise_role(open_spec.role or agent_id)
             outputs = result.outputs[agent_id]
             outputs += [o for o in ROLE_DEFAULT_OUTPUTS.get(role, ()) if o not in outputs]
     readers: dict[str, list[str]] = {}

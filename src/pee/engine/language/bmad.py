@@ -73,7 +73,6 @@ _SETTING_KEYS = ("step", "action", "uses", "optional_steps", "repeats", "notes",
 
 TRUE_WORDS = ("true", "yes", "y", "1", "on")
 FALSE_WORDS = ("false", "no", "n", "0", "off")
-TRUTHY = frozenset(TRUE_WORDS)
 # "all_artifacts", "all_artifacts_in_project"...: everything produced so far
 ALL_ARTIFACTS = "all_artifacts"
 IN_PROJECT = "_in_project"
@@ -150,10 +149,6 @@ def truth(value: Any) -> bool | None:
     if text in FALSE_WORDS:
         return False
     return None
-
-
-def is_truthy(value: Any) -> bool:
-    return truth(value) is True
 
 
 def is_abstract(artifact: str) -> bool:
@@ -702,18 +697,18 @@ class _Importer:
         if key.startswith(EXISTING):
             keys.append(key[len(EXISTING) :])
         for candidate in keys:
-            maker = named.get(candidate)
-            if maker is None:
+            step = named.get(candidate)
+            if step is None:
                 # "analysis" in existing_documentation_or_analysis: the one step named *_analysis
                 ends = [a for n, a in named.items() if n.endswith(f"_{candidate}")]
-                maker = ends[0] if len(ends) == 1 else None
-            if maker is None:
+                step = ends[0] if len(ends) == 1 else None
+            if step is None:
                 continue
-            reason = f"requires {written}{part}: made by step {maker}"
-            made = outputs_of.get(maker) or []
-            if not made:
-                return [(maker, f"{maker}.{COMPLETION}", reason)]
-            return [(maker, f"{maker}.{m}", reason) for m in made]
+            reason = f"requires {written}{part}: made by step {step}"
+            outputs = outputs_of.get(step) or []
+            if not outputs:
+                return [(step, f"{step}.{COMPLETION}", reason)]
+            return [(step, f"{step}.{m}", reason) for m in outputs]
         return []
 
     def validated(
@@ -1217,7 +1212,7 @@ def _producers_hint(
     later = [s for s in makers if s.index > step.index]
     if earlier:
         first = earlier[0]
-        condition = first.fields.get("condition")
+        condition: Any = first.fields.get("condition")  # whatever the YAML gave
         return (
             f"only {first.label()} creates it and it is skipped: condition "
             f"'{condition}' is {variables.get(condition, 'unset')!r}"

@@ -259,8 +259,8 @@ def template_outline(text: str, known: set[str]) -> list[str]:
         return [_escape(text[:MAX_FILE_CHARS], known)]
     if not isinstance(data, Mapping) or not isinstance(data.get("sections"), list):
         return [_escape(text[:MAX_FILE_CHARS], known)]
-    meta = data.get("template") if isinstance(data.get("template"), Mapping) else {}
-    output = meta.get("output") if isinstance(meta.get("output"), Mapping) else {}
+    meta = data["template"] if isinstance(data.get("template"), Mapping) else {}
+    output = meta["output"] if isinstance(meta.get("output"), Mapping) else {}
     lines = []
     if output.get("title"):
         lines.append(f"Document title: {_escape(str(output['title']), known)}")

@@ -101,6 +101,12 @@ def _json_data(value: dict[str, Any]) -> dict[str, Any]:
 JsonMapping = Annotated[dict[str, Any], AfterValidator(_json_data)]
 Text = Annotated[str, BeforeValidator(lambda v: v if not isinstance(v, int | float) else str(v))]
 
+# `adaptive: true`: barrier deadlines follow learned p95 x this (`adaptive: {margin: M}`
+# overrides; pee.engine.compile.learning applies it)
+DEFAULT_MARGIN = 1.5
+# a learned deadline of p95 x 100 is already a deadline that does not bind
+MAX_MARGIN = 100.0
+
 AGENT_KINDS = ("simulate", "role", "template", "command", "python", "http")
 
 # Agents the engine can play itself (kind "role"): an agent with no kind whose role is one of

@@ -45,7 +45,7 @@ def sandbox_root(plan: Plan, spec: AgentSpec) -> str | None:
     folder for a step the BMAD converter pointed there, else the plan's folder."""
     given = spec.settings.get(ROOT_SETTING)
     if _is_bmad_root(plan, given):
-        return str(Path(given).resolve())
+        return str(Path(str(given)).resolve())  # a str: _is_bmad_root checked it
     return plan_folder(plan)
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 
 from pee.engine.language.errors import GroupError, InvalidValueError, PlanError
 from pee.engine.language.yamlsrc import PathKey, SourceMap
@@ -99,7 +99,7 @@ def _is_agent_id(name: Any) -> bool:
 
 def _check_id(
     name: Any, path: PathKey, what: str, source: SourceMap, problems: list[PlanError]
-) -> bool:
+) -> TypeGuard[str]:
     if _is_agent_id(name):
         return True
     problems.append(
@@ -317,7 +317,7 @@ def _collect_enhanced_step(step: Any, path: PathKey, source: SourceMap, raw: Raw
             continue
         role = entry.get("agent", local_id)
         data = {k: v for k, v in entry.items() if k not in ("id", "agent", "context_requirements")}
-        field_paths = {k: (*entry_path, k) for k in data}
+        field_paths: dict[str, PathKey] = {k: (*entry_path, k) for k in data}
         requirements = entry.get("context_requirements")
         if requirements is not None:
             req_path = (*entry_path, "context_requirements")
@@ -353,7 +353,7 @@ def _collect_enhanced_step(step: Any, path: PathKey, source: SourceMap, raw: Raw
             members.append(local_id)
 
     group_data: dict[str, Any] = {"name": step.get("name", step_id)}
-    field_paths: dict[str, PathKey] = {}
+    field_paths = {}
     step_type = step.get("type", "parallel_group")
     group_data["parallel"] = step_type == "parallel_group"
     for key in ("depends_on", "timeout", "cross_validation"):

@@ -167,9 +167,9 @@ def parse_duration(raw: Any) -> Duration:
         unit = match.group("unit") or "s"
         if unit in _UNIT_SECONDS:
             scale = _UNIT_SECONDS[unit]
-            low = float(match.group("lo")) * scale
-            high = float(match.group("hi")) * scale if match.group("hi") else low
-            return _ordered(low, high, raw)
+            low_s = float(match.group("lo")) * scale
+            high_s = float(match.group("hi")) * scale if match.group("hi") else low_s
+            return _ordered(low_s, high_s, raw)
     raise DurationError(
         "invalid duration",
         value=raw,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
 
@@ -94,7 +94,10 @@ def _not_plan_data(loader: _Loader, node: yaml.Node) -> Any:
 
 # libyaml parses large plans about three times faster; its error messages are terser, so a
 # file it rejects is parsed again by the pure-Python loader to explain what is wrong
-_FastLoader: type = type("_FastLoader", (getattr(yaml, "CSafeLoader", _Loader),), {})
+_FastLoader = cast(
+    "type[yaml.SafeLoader] | type[yaml.CSafeLoader]",
+    type("_FastLoader", (getattr(yaml, "CSafeLoader", _Loader),), {}),
+)
 
 for _cls in {_Loader, _FastLoader}:
     _cls.add_constructor("tag:yaml.org,2002:timestamp", _timestamp_as_text)

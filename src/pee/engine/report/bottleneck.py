@@ -120,7 +120,7 @@ def analyse(plan: CompiledPlan, report: Mapping[str, Any]) -> dict[str, Any]:
     def share(seconds: float) -> float:
         return _r(seconds / makespan) if makespan > 0 else 0.0
 
-    queue_waits = []
+    queue_waits: list[dict[str, Any]] = []
     for agent_id in ids:
         waited = float(agent_row(agent_id).get("queue_wait_s") or 0.0)
         cost = waited - slacks.get(agent_id, 0.0)
@@ -171,7 +171,7 @@ def analyse(plan: CompiledPlan, report: Mapping[str, Any]) -> dict[str, Any]:
                     "group of its own",
                 }
             )
-    person_waits = [
+    person_waits: list[dict[str, Any]] = [
         {
             "agent": a,
             "work_s": _r(work[a]),

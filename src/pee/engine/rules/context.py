@@ -387,9 +387,6 @@ class VersionedContext:
     def version_counts(self) -> dict[str, int]:
         return {key: len(history) for key, history in self.versions.items()}
 
-    def conflict_dicts(self) -> list[dict[str, Any]]:
-        return [asdict(c) for c in self.conflicts]
-
     def history_dicts(self, key: str, with_values: bool = False) -> list[dict[str, Any]]:
         rows = []
         for version in self.versions.get(key, []):

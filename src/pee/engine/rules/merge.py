@@ -14,10 +14,10 @@ Pure and deterministic: the same three values always give the same result.
 from __future__ import annotations
 
 import difflib
-import hashlib
-import json
 from dataclasses import dataclass, field
 from typing import Any
+
+from pee.engine.canonical import canonical_json, digest
 
 
 class _Missing:
@@ -30,13 +30,10 @@ class _Missing:
 MISSING: Any = _Missing()
 
 
-def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-
-
 def value_hash(value: Any) -> str:
-    """sha256 of the canonical JSON: equal content, equal hash, whatever the key order."""
-    return hashlib.sha256(canonical_json(value).encode()).hexdigest()
+    """sha256 of the canonical JSON (pee.engine.canonical): equal content, equal hash, whatever
+    the key order. The name the context's versions and reports use."""
+    return digest(value)
 
 
 @dataclass
@@ -80,9 +77,9 @@ def _merge(base: Any, current: Any, incoming: Any, path: str, conflicts: list[st
         if merged is not None:
             return merged
     elif isinstance(current, str) and isinstance(incoming, str):
-        merged = _merge_text(base if isinstance(base, str) else "", current, incoming)
-        if merged is not None:
-            return merged
+        merged_text = _merge_text(base if isinstance(base, str) else "", current, incoming)
+        if merged_text is not None:
+            return merged_text
     conflicts.append(path)
     return current
 
