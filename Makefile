@@ -21,9 +21,8 @@ install: $(STAMP)
 run: $(STAMP)
 	$(VENV)/bin/pee run $(PLAN) $(RUN_FLAGS) $(ARGS)
 
-test: $(STAMP) browser
-	$(PY) -m ruff check .
-	$(PY) -m ruff format --check .
+# lint first (seconds), then the suite; the docs' strict build runs inside it (tests/test_docs.py)
+test: lint browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # headless Debian chromium for the HTML report tests, installed with apt-get when missing, and
@@ -32,15 +31,16 @@ browser:
 	@./.ci/install-chromium
 	@./.ci/install-mermaid
 
+# ruff (lint and format), the package layers (import-linter), and mypy with the pydantic plugin
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(VENV)/bin/lint-imports
+	$(PY) -m mypy
 
-# mypy over the packages that are clean so far (pyproject's [tool.mypy]); workflows/ joins, and
-# this moves into `lint`, once it is clean too
+# mypy alone (its files and settings are pyproject's [tool.mypy])
 typecheck: $(STAMP)
-	$(PY) -m mypy src/pee starter.py worker.py --exclude src/pee/workflows
+	$(PY) -m mypy
 
 # the docs site into site/ (git-ignored); --strict fails on any warning: a broken link or anchor,
 # a page missing from the nav. The CLI reference is generated from the argument parser at build
