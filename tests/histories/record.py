@@ -31,7 +31,7 @@ from temporalio.client import (
 )
 from temporalio.testing import WorkflowEnvironment
 
-from pee.engine.compiled import CompiledGroup, CompiledPlan, RetrySpec
+from pee.engine.compiled import BarrierSettings, CompiledGroup, CompiledPlan, RetrySpec
 from pee.runtime.codec import data_converter
 from pee.runtime.devserver import find_temporal_binary
 from pee.runtime.exit import run_entry
@@ -77,7 +77,7 @@ def extend_timeout() -> CompiledPlan:
         [_tuned(group("g", ["quick", "steady"], timeout_s=1.5), extension_s=3.0)],
         name="extend-timeout",
     )
-    plan.barrier = {"timeout_handling": {"progress_window": 1.5}}
+    plan.barrier = BarrierSettings(progress_window_s=1.5)
     return plan
 
 

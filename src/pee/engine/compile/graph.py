@@ -21,6 +21,7 @@ from pee.engine.compile.grouping import GroupInfo, Grouping
 from pee.engine.compile.learning import Learned, adaptive_timeout, group_p95
 from pee.engine.compile.references import Resolution, validation_blocks_by_default
 from pee.engine.compiled import (
+    BarrierSettings,
     CompiledAgent,
     CompiledGroup,
     CompiledPlan,
@@ -204,7 +205,7 @@ def compile_plan(plan: Plan, learned: Mapping[str, Learned] | None = None) -> Co
         parallel_opportunities=opportunities,
         inputs=dict(plan.inputs),
         resources=_resources(plan, grouping),
-        barrier=plan.barrier_synchronization.model_dump(mode="json"),
+        barrier=BarrierSettings.from_section(plan.barrier_synchronization.model_dump(mode="json")),
         context=plan.context_conflicts.model_dump(mode="json"),
         caching=plan.caching_system.model_dump(mode="json"),
         monitoring=plan.performance_monitoring.model_dump(mode="json"),
