@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from temporalio.client import WorkflowHistory
 
-from pee.engine.compiled import BarrierSettings, CompiledPlan
+from pee.engine.compiled import AdaptiveSettings, BarrierSettings, CompiledPlan
 from pee.runtime.codec import data_converter
 
 HISTORIES = Path(__file__).resolve().parent / "histories"
@@ -47,6 +47,8 @@ def test_a_recorded_plan_decodes_its_sections_as_the_resolvers_read_them(
     plan = CompiledPlan.from_dict(raw)
     assert "timeout_handling" in raw["barrier"] or raw["barrier"] == {}
     assert plan.barrier == BarrierSettings.from_section(raw["barrier"])
+    assert "actions" not in raw["monitoring"]
+    assert plan.monitoring == AdaptiveSettings.from_section(raw["monitoring"])
     # and the typed form it encodes to now comes back the same
     assert CompiledPlan.from_dict(plan.to_dict()) == plan
 
@@ -60,3 +62,17 @@ def test_the_barrier_section_resolves_as_the_workflow_read_it() -> None:
     assert BarrierSettings(1.5) == BarrierSettings.from_dict({"progress_window_s": 1.5})
     not_a_number = {"timeout_handling": {"progress_window": "soon"}}
     assert BarrierSettings(None) == BarrierSettings.from_section(not_a_number)
+
+
+def test_the_monitoring_section_resolves_the_adaptive_actions() -> None:
+    listed = {
+        "performance_optimization": {
+            "adaptive_resource_allocation": {"actions": ["increase_cpu_allocation"]}
+        }
+    }
+    assert ("increase_cpu_allocation",) == AdaptiveSettings.from_section(listed).actions
+    assert () == AdaptiveSettings.from_section({}).actions
+    not_a_list = {"performance_optimization": {"adaptive_resource_allocation": {"actions": "x"}}}
+    assert () == AdaptiveSettings.from_section(not_a_list).actions
+    typed = AdaptiveSettings(("adjust_parallel_group_sizes",))
+    assert typed == AdaptiveSettings.from_dict({"actions": ["adjust_parallel_group_sizes"]})

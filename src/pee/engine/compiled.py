@@ -144,6 +144,29 @@ class BarrierSettings:
         return cls.from_section(data)
 
 
+@dataclass(frozen=True)
+class AdaptiveSettings:
+    """The plan's performance_monitoring, resolved: the adaptive_resource_allocation actions an
+    `adaptive: true` plan lists (pee.engine.rules.adaptive reads them)."""
+
+    actions: tuple[str, ...] = ()
+
+    @classmethod
+    def from_section(cls, raw: Mapping[str, Any]) -> AdaptiveSettings:
+        """From the section as compile dumped it before it was typed."""
+        optimisation = raw.get("performance_optimization") or {}
+        allocation = optimisation.get("adaptive_resource_allocation") or {}
+        actions = allocation.get("actions") if isinstance(allocation, Mapping) else None
+        return cls(actions=tuple(str(a) for a in actions) if isinstance(actions, list) else ())
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AdaptiveSettings:
+        """Either form: the typed one (to_dict) or the raw section."""
+        if "actions" in data:
+            return cls(actions=tuple(str(a) for a in data["actions"]))
+        return cls.from_section(data)
+
+
 @dataclass
 class CompiledPlan:
     name: str
@@ -168,7 +191,7 @@ class CompiledPlan:
     barrier: BarrierSettings = field(default_factory=BarrierSettings)
     context: dict[str, Any] = field(default_factory=dict)
     caching: dict[str, Any] = field(default_factory=dict)
-    monitoring: dict[str, Any] = field(default_factory=dict)
+    monitoring: AdaptiveSettings = field(default_factory=AdaptiveSettings)
     default_agent_timeout_s: float = 600.0
     # `adaptive: true` in the plan: barrier deadlines follow learned durations, by this margin
     adaptive_margin: float | None = None
@@ -213,15 +236,17 @@ class CompiledPlan:
         ]
         opportunities = [Opportunity(**o) for o in data.get("parallel_opportunities", [])]
         barrier = BarrierSettings.from_dict(data.get("barrier") or {})
+        monitoring = AdaptiveSettings.from_dict(data.get("monitoring") or {})
         rest = {
             k: v
             for k, v in data.items()
-            if k not in {"agents", "groups", "parallel_opportunities", "barrier"}
+            if k not in {"agents", "groups", "parallel_opportunities", "barrier", "monitoring"}
         }
         return cls(
             agents=agents,
             groups=groups,
             parallel_opportunities=opportunities,
             barrier=barrier,
+            monitoring=monitoring,
             **rest,
         )
