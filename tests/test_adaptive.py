@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from pee.engine.compiled import AdaptiveSettings
 from pee.engine.rules.adaptive import GroupThrottle, enabled_actions
 from pee.engine.rules.scheduler import Admission, Pool, Request
 from tests.conftest import TemporalHarness
@@ -34,7 +35,7 @@ def test_only_adaptive_plans_with_the_action_and_a_threshold_get_a_throttle() ->
     assert GroupThrottle.from_plan(throttled_plan(False), 1.0) is None
     assert GroupThrottle.from_plan(throttled_plan(True, None), 1.0) is None
     plan = throttled_plan(True)
-    plan.monitoring = {}
+    plan.monitoring = AdaptiveSettings()
     assert GroupThrottle.from_plan(plan, 1.0) is None
     # the threshold is scaled like every duration
     assert 0.8 == GroupThrottle.from_plan(throttled_plan(True), 0.5).threshold_s

@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from pee.engine.compiled import CompiledPlan
+from pee.engine.compiled import AdaptiveSettings, CompiledPlan
 from pee.engine.rules.adaptive import (
     AGGRESSIVE_CACHE_TTL_S,
     AggressiveCaching,
@@ -151,7 +151,7 @@ def test_a_slow_agent_moves_its_groups_deadline_in_a_real_run(temporal: Temporal
     `later` (same role) gets 1.2 + ~1 s; the control run hits both deadlines."""
     adaptive = temporal.execute(adaptive_timeout(), heartbeat_timeout_s=1.0)
     control_plan = adaptive_timeout()
-    control_plan.monitoring = {}
+    control_plan.monitoring = AdaptiveSettings()
     control = temporal.execute(control_plan, heartbeat_timeout_s=1.0)
     assert (
         ["timeout_adapted", "all_completed"] == history(adaptive, "g") == history(adaptive, "next")
@@ -251,14 +251,16 @@ def test_a_shared_pool_run_says_once_that_cpu_cannot_be_raised(temporal: Tempora
         built.resources["load_balancing"] = {
             "resource_monitoring": {"alert_thresholds": {"response_time": 1.0}}
         }
-        built.monitoring = {
-            "performance_optimization": {
-                "adaptive_resource_allocation": {
-                    "trigger": "performance_below_threshold",
-                    "actions": actions,
+        built.monitoring = AdaptiveSettings.from_section(
+            {
+                "performance_optimization": {
+                    "adaptive_resource_allocation": {
+                        "trigger": "performance_below_threshold",
+                        "actions": actions,
+                    }
                 }
             }
-        }
+        )
         built.adaptive_margin = 1.5
         return built
 

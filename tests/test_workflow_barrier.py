@@ -12,7 +12,7 @@ import pytest
 from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ApplicationError
 
-from pee.engine.compiled import CompiledGroup
+from pee.engine.compiled import BarrierSettings, CompiledGroup
 from pee.workflows.plan_workflow import PlanWorkflow
 from tests.conftest import (
     NO_RETRY,
@@ -66,7 +66,7 @@ def test_extended_then_completed(temporal: TemporalHarness) -> None:
         [tuned(group("g", ["quick", "steady"], timeout_s=1.5), extension_s=3.0)],
     )
     # progress signals every 0.5 s, a 1.5 s window
-    plan.barrier = {"timeout_handling": {"progress_window": 1.5}}
+    plan.barrier = BarrierSettings(progress_window_s=1.5)
     report = temporal.execute(plan)
     g = group_report(report, "g")
     assert decisions(report, "g") == ["extend_timeout", "all_completed"]

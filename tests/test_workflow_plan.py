@@ -279,7 +279,7 @@ def test_status_query_reports_running_and_pending_work(temporal: TemporalHarness
     assert agent_report(during, "second")["status"] == "pending"
     assert after["status"] == "completed"
     assert [a["status"] for a in after["agents"].values()] == ["succeeded", "succeeded"]
-    assert compiled == plan.to_dict()
+    assert compiled == json.loads(plan.to_json())
 
 
 def test_plan_inputs_and_optional_inputs_reach_the_snapshot(temporal: TemporalHarness) -> None:

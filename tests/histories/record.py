@@ -31,7 +31,13 @@ from temporalio.client import (
 )
 from temporalio.testing import WorkflowEnvironment
 
-from pee.engine.compiled import CompiledGroup, CompiledPlan, RetrySpec
+from pee.engine.compiled import (
+    AdaptiveSettings,
+    BarrierSettings,
+    CompiledGroup,
+    CompiledPlan,
+    RetrySpec,
+)
 from pee.runtime.codec import data_converter
 from pee.runtime.devserver import find_temporal_binary
 from pee.runtime.exit import run_entry
@@ -77,7 +83,7 @@ def extend_timeout() -> CompiledPlan:
         [_tuned(group("g", ["quick", "steady"], timeout_s=1.5), extension_s=3.0)],
         name="extend-timeout",
     )
-    plan.barrier = {"timeout_handling": {"progress_window": 1.5}}
+    plan.barrier = BarrierSettings(progress_window_s=1.5)
     return plan
 
 
@@ -194,14 +200,16 @@ def adaptive_throttle() -> CompiledPlan:
         },
         "load_balancing": {"resource_monitoring": {"alert_thresholds": {"response_time": 1.6}}},
     }
-    plan.monitoring = {
-        "performance_optimization": {
-            "adaptive_resource_allocation": {
-                "trigger": "performance_below_threshold",
-                "actions": ["increase_cpu_allocation", "adjust_parallel_group_sizes"],
+    plan.monitoring = AdaptiveSettings.from_section(
+        {
+            "performance_optimization": {
+                "adaptive_resource_allocation": {
+                    "trigger": "performance_below_threshold",
+                    "actions": ["increase_cpu_allocation", "adjust_parallel_group_sizes"],
+                }
             }
         }
-    }
+    )
     plan.adaptive_margin = 1.5
     return plan
 
@@ -220,14 +228,16 @@ def adaptive_actions(
             "resource_monitoring": {"alert_thresholds": {"response_time": threshold}}
         }
     }
-    plan.monitoring = {
-        "performance_optimization": {
-            "adaptive_resource_allocation": {
-                "trigger": "performance_below_threshold",
-                "actions": list(actions),
+    plan.monitoring = AdaptiveSettings.from_section(
+        {
+            "performance_optimization": {
+                "adaptive_resource_allocation": {
+                    "trigger": "performance_below_threshold",
+                    "actions": list(actions),
+                }
             }
         }
-    }
+    )
     plan.adaptive_margin = 1.5
     return plan
 

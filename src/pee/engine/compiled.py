@@ -7,6 +7,7 @@ workflow stays deterministic. Produced by ``pee.engine.compile.graph.compile_pla
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -112,6 +113,60 @@ class Opportunity:
     message: str
 
 
+def _number(value: Any) -> float | None:
+    """A plan number as float; None for anything else (a bool is not a number here)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+@dataclass(frozen=True)
+class BarrierSettings:
+    """The plan's barrier_synchronization, resolved: what the workflow reads of it."""
+
+    # timeout_handling.progress_window, plan seconds (scaled at run time); None = not set, the
+    # workflow's default applies
+    progress_window_s: float | None = None
+
+    @classmethod
+    def from_section(cls, raw: Mapping[str, Any]) -> BarrierSettings:
+        """From the section as compile dumped it before it was typed (committed histories and
+        older `pee compile` files carry this form)."""
+        handling = raw.get("timeout_handling")
+        window = handling.get("progress_window") if isinstance(handling, Mapping) else None
+        return cls(progress_window_s=_number(window))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> BarrierSettings:
+        """Either form: the typed one (to_dict) or the raw section."""
+        if "progress_window_s" in data:
+            return cls(progress_window_s=_number(data["progress_window_s"]))
+        return cls.from_section(data)
+
+
+@dataclass(frozen=True)
+class AdaptiveSettings:
+    """The plan's performance_monitoring, resolved: the adaptive_resource_allocation actions an
+    `adaptive: true` plan lists (pee.engine.rules.adaptive reads them)."""
+
+    actions: tuple[str, ...] = ()
+
+    @classmethod
+    def from_section(cls, raw: Mapping[str, Any]) -> AdaptiveSettings:
+        """From the section as compile dumped it before it was typed."""
+        optimisation = raw.get("performance_optimization") or {}
+        allocation = optimisation.get("adaptive_resource_allocation") or {}
+        actions = allocation.get("actions") if isinstance(allocation, Mapping) else None
+        return cls(actions=tuple(str(a) for a in actions) if isinstance(actions, list) else ())
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AdaptiveSettings:
+        """Either form: the typed one (to_dict) or the raw section."""
+        if "actions" in data:
+            return cls(actions=tuple(str(a) for a in data["actions"]))
+        return cls.from_section(data)
+
+
 @dataclass
 class CompiledPlan:
     name: str
@@ -133,10 +188,10 @@ class CompiledPlan:
     inputs: dict[str, Any] = field(default_factory=dict)
     # resource pool, barrier defaults, context and caching settings, as plain mappings
     resources: dict[str, Any] = field(default_factory=dict)
-    barrier: dict[str, Any] = field(default_factory=dict)
+    barrier: BarrierSettings = field(default_factory=BarrierSettings)
     context: dict[str, Any] = field(default_factory=dict)
     caching: dict[str, Any] = field(default_factory=dict)
-    monitoring: dict[str, Any] = field(default_factory=dict)
+    monitoring: AdaptiveSettings = field(default_factory=AdaptiveSettings)
     default_agent_timeout_s: float = 600.0
     # `adaptive: true` in the plan: barrier deadlines follow learned durations, by this margin
     adaptive_margin: float | None = None
@@ -180,7 +235,18 @@ class CompiledPlan:
             for g in data["groups"]
         ]
         opportunities = [Opportunity(**o) for o in data.get("parallel_opportunities", [])]
+        barrier = BarrierSettings.from_dict(data.get("barrier") or {})
+        monitoring = AdaptiveSettings.from_dict(data.get("monitoring") or {})
         rest = {
-            k: v for k, v in data.items() if k not in {"agents", "groups", "parallel_opportunities"}
+            k: v
+            for k, v in data.items()
+            if k not in {"agents", "groups", "parallel_opportunities", "barrier", "monitoring"}
         }
-        return cls(agents=agents, groups=groups, parallel_opportunities=opportunities, **rest)
+        return cls(
+            agents=agents,
+            groups=groups,
+            parallel_opportunities=opportunities,
+            barrier=barrier,
+            monitoring=monitoring,
+            **rest,
+        )

@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from typing import Any, TextIO
 
 from pee.engine.report.bottleneck import format_bottlenecks
+from pee.engine.states import AGENT_RAN, AGENT_UNFINISHED
 from pee.workflows.state import resolution_line
 
 # while nothing happens, say what is running this often (seconds), so a long agent is not silence
@@ -126,7 +127,7 @@ def format_event(
     if kind == "agent":
         agent = agents.get(ident, {})
         detail = ""
-        if what in ("succeeded", "failed", "timed_out"):
+        if what in AGENT_RAN:
             took = agent.get("duration_s")
             tries = agent.get("attempts")
             detail = ", ".join(
@@ -190,7 +191,7 @@ def format_summary(report: dict[str, Any]) -> str:
     """The end-of-run table: a row per agent, a line per group's barrier, alerts, totals."""
     rows = [("agent", "group", "status", "tries", "start s", "took s", "notes")]
     for agent_id, agent in ordered_agents(report):
-        settled = agent.get("status") not in ("pending", "queued", "running", "blocked")
+        settled = agent.get("status") not in AGENT_UNFINISHED
         notes = []
         if agent.get("cached"):
             notes.append("cached: its activity did not run")

@@ -115,6 +115,10 @@ def agent_span(report: dict[str, Any], agent: dict[str, Any], now_s: float) -> t
     return start, end
 
 
+# statuses only the views show: an agent that "succeeded" without running here (see agent_status)
+DISPLAY_ONLY = ("cached", "resumed")
+
+
 def agent_status(agent: dict[str, Any]) -> str:
     """The status a bar is coloured by: `cached`, `resumed` (reused from an earlier run) and
     `defaulted` refine `succeeded`."""

@@ -11,19 +11,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from pee.engine.states import AGENT_FINISHED
 from pee.runtime.progress import offset_s, ordered_agents, ordered_groups
-from pee.runtime.report_html import MARKED_DECISIONS, agent_span, agent_status
+from pee.runtime.report_html import DISPLAY_ONLY, MARKED_DECISIONS, agent_span, agent_status
 
-FINISHED = {
-    "succeeded",
-    "failed",
-    "timed_out",
-    "cancelled",
-    "skipped",
-    "defaulted",
-    "cached",
-    "resumed",
-}
+# a bar that has ended: the agent statuses, and the display statuses refining "succeeded"
+FINISHED = (*AGENT_FINISHED, *DISPLAY_ONLY)
 # at least this long so a zero-length task still shows (a millisecond: the output's unit)
 MIN_TASK_S = 0.001
 

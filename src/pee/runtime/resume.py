@@ -19,13 +19,13 @@ from temporalio.client import Client
 
 from pee.activities.snapshot_cache import MISSING, SnapshotCache
 from pee.engine.compiled import CompiledPlan
+from pee.engine.states import GROUP_PASSED
 from pee.runtime.inspect import has_pollers, read_run
 from pee.runtime.worker import build_worker
 from pee.workflows.plan_workflow import PlanWorkflow
 from pee.workflows.types import ResumeFrom
 
 # barrier outcomes whose outputs a resumed run may reuse
-PASSED = ("succeeded", "partial")
 
 
 class ResumeError(ValueError):
@@ -47,7 +47,7 @@ def resume_input(
             f"--from-group '{from_group}' is not a group of plan '{plan.name}'; groups: {known}"
         )
     groups = report.get("groups") or {}
-    passed = [g for g in known if (groups.get(g) or {}).get("status") in PASSED]
+    passed = [g for g in known if (groups.get(g) or {}).get("status") in GROUP_PASSED]
     return ResumeFrom(
         workflow_id=workflow_id,
         run_id=run_id or report.get("run_id"),
@@ -65,7 +65,7 @@ def last_snapshot(report: dict[str, Any]) -> dict[str, Any] | None:
         for entry in report.get("context_snapshots") or []
         if isinstance(entry, dict)
         and entry.get("stored")
-        and (groups.get(entry.get("group")) or {}).get("status") in PASSED
+        and (groups.get(entry.get("group")) or {}).get("status") in GROUP_PASSED
     ]
     return stored[-1] if stored else None
 

@@ -41,6 +41,7 @@ from temporalio.worker import (
 
 from pee.engine.report.metrics import DEFINITIONS, GAUGE, HISTOGRAM, run_metrics
 from pee.engine.report.trace_spans import run_spans
+from pee.engine.states import RUN_FINAL
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,6 @@ OBSERVED_WORKFLOWS = ("PlanWorkflow",)
 # how many recorded runs a worker remembers, to record each once
 MAX_REMEMBERED_RUNS = 10_000
 # report statuses of a run that has ended
-FINAL = ("completed", "failed", "cancelled")
 
 
 class RunObserver(temporalio.client.Interceptor, Interceptor):
@@ -166,7 +166,7 @@ class _FinishedRunInterceptor(WorkflowInboundInterceptor):
         if (
             info.workflow_type not in OBSERVED_WORKFLOWS
             or not isinstance(report, dict)
-            or report.get("status") not in FINAL
+            or report.get("status") not in RUN_FINAL
             or workflow.unsafe.is_replaying()
         ):
             return

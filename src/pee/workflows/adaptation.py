@@ -18,11 +18,11 @@ from temporalio import workflow
 
 from pee.engine.compiled import CompiledPlan
 from pee.engine.rules.adaptive import AggressiveCaching, CpuBoost, GroupThrottle, TimeoutStretch
+from pee.engine.states import AGENT_UNFINISHED
 from pee.workflows.state import Decision, RunState
 
 PATCH = "adaptive-allocation-actions"
 TIMEOUT_ADAPTED = "timeout_adapted"
-UNFINISHED = ("pending", "blocked", "queued", "running")
 
 
 @dataclass
@@ -117,7 +117,7 @@ class Adaptation:
         own = self.run.groups[agent.group]
         # its own group only while the deadline still matters: others of it not finished yet
         waiting = any(
-            self.run.agents[a].status in UNFINISHED
+            self.run.agents[a].status in AGENT_UNFINISHED
             for a in self.plan.group(agent.group).agents
             if a != agent_id
         )

@@ -26,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from pee.engine.dag import agent_dependencies
     from pee.engine.rules.monitoring import take_sample
     from pee.engine.rules.scheduler import Request, remaining_paths
+    from pee.engine.states import AgentStatus
     from pee.workflows import pool_lease
     from pee.workflows.adaptation import Adaptation
     from pee.workflows.agent_batch import AgentCall
@@ -92,7 +93,7 @@ class AgentRunner:
         """Ready: ask admission for the agent's units (started by `_admit` when they fit)."""
         state = self.scope.agents[agent.id]
         now = self.scope.elapsed()
-        state.status = "queued"
+        state.status = AgentStatus.QUEUED
         state.queued_since_s = now
         self.scope.run.admission.submit(
             Request(
@@ -170,7 +171,7 @@ class AgentRunner:
     def mark_running(self, agent: CompiledAgent) -> None:
         state = self.scope.agents[agent.id]
         now = self.scope.elapsed()
-        state.status = "running"
+        state.status = AgentStatus.RUNNING
         state.started_s = now if state.started_s is None else state.started_s
         state.run_started_s = now
         state.earlier_attempts = state.attempts
@@ -204,19 +205,19 @@ class AgentRunner:
             async with self.gate.slot(WRITE, agent.id):
                 self.gate.commit(agent, result)
         except asyncio.CancelledError:
-            self.end_agent(agent.id, "cancelled")
+            self.end_agent(agent.id, AgentStatus.CANCELLED)
             raise
         except ContextLockTimeout as err:
             state.error = f"ContextLockTimeout: {err}"
-            self.end_agent(agent.id, "failed")
+            self.end_agent(agent.id, AgentStatus.FAILED)
             return
         except ApplicationError as err:
             # a conflict timeout with policy fail: the group passes it on to the run
             state.error = f"{err.type}: {err.message}"
-            self.end_agent(agent.id, "failed")
+            self.end_agent(agent.id, AgentStatus.FAILED)
             raise
         state.cached = cached
-        self.end_agent(agent.id, "succeeded")
+        self.end_agent(agent.id, AgentStatus.SUCCEEDED)
 
     async def execute(
         self,
@@ -288,7 +289,7 @@ class AgentRunner:
                 outcome = outcome_from_error(agent.id, err, agent.retry)
         result = outcome.result
         if outcome.cancelled:
-            self.end_agent(agent.id, "cancelled")
+            self.end_agent(agent.id, AgentStatus.CANCELLED)
             return None
         if result is None:
             state.error = outcome.error
@@ -296,7 +297,9 @@ class AgentRunner:
                 outcome.attempts or 1, state.attempts - state.earlier_attempts
             )
             state.critical = outcome.critical
-            self.end_agent(agent.id, "timed_out" if outcome.timed_out else "failed")
+            self.end_agent(
+                agent.id, AgentStatus.TIMED_OUT if outcome.timed_out else AgentStatus.FAILED
+            )
             return None
         state.attempts = state.earlier_attempts + result.attempt
         state.attempt_s, state.io_wait_s = result.elapsed_s, result.io_wait_s
@@ -304,7 +307,7 @@ class AgentRunner:
         state.progress = 1.0
         return result
 
-    def end_agent(self, agent_id: str, status: str) -> None:
+    def end_agent(self, agent_id: str, status: AgentStatus) -> None:
         state = self.scope.agents[agent_id]
         now = self.scope.elapsed()
         if state.run_started_s is not None:

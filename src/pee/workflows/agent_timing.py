@@ -39,9 +39,8 @@ class AgentTiming:
         return max(2.0, min(10.0, 10.0 * self.scale))
 
     def plan_progress_window_s(self) -> float:
-        handling = self.plan.barrier.get("timeout_handling")
-        raw = handling.get("progress_window") if isinstance(handling, dict) else None
-        seconds = float(raw) if isinstance(raw, (int, float)) else DEFAULT_PROGRESS_WINDOW_S
+        window = self.plan.barrier.progress_window_s
+        seconds = window if window is not None else DEFAULT_PROGRESS_WINDOW_S
         return seconds * self.scale
 
     def progress_interval_s(self) -> float:

@@ -41,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
     from pee.engine.rules import prefetch as plan_prefetch
     from pee.engine.rules.context import VersionedContext
     from pee.engine.rules.merge import value_hash
+    from pee.engine.states import GROUP_PASSED
     from pee.workflows.state import RunState
 
 PATCH = "cache-levels-snapshots-prefetch"
@@ -142,9 +143,7 @@ class CacheLevels:
         if not self.per_group or not self._enabled or not (templates_on or context_on):
             return
         status = {group_id: state.status for group_id, state in self._run.groups.items()}
-        for group in plan_prefetch.next_groups(
-            self._plan.groups, started.id, status, ("succeeded", "partial")
-        ):
+        for group in plan_prefetch.next_groups(self._plan.groups, started.id, status, GROUP_PASSED):
             agents = [self._plan.agent(agent_id) for agent_id in group.agents]
             task = PrefetchTask(
                 group_id=group.id,

@@ -24,10 +24,10 @@ from pee.engine.rules.adaptive import AggressiveCaching, CpuBoost, GroupThrottle
 from pee.engine.rules.context import Conflict, Version
 from pee.engine.rules.monitoring import MetricAlert
 from pee.engine.rules.scheduler import Admission, Pool, Request
+from pee.engine.states import AgentStatus, GroupStatus
 from pee.workflows.state import AgentState, Alert, Decision, GroupState, RunState
 
 # a group in this state has not started yet: the continuation runs it
-NOT_STARTED_GROUP = "pending"
 
 
 @dataclass
@@ -192,7 +192,7 @@ def restore_admission(admission: Admission, totals: AdmissionTotals, shared: boo
 def groups_to_run(run: RunState) -> list[str]:
     """The groups a continuation still has to run: those that had not started."""
     return [
-        group.id for group in run.plan.groups if run.groups[group.id].status == NOT_STARTED_GROUP
+        group.id for group in run.plan.groups if run.groups[group.id].status == GroupStatus.PENDING
     ]
 
 
@@ -220,9 +220,19 @@ def _decode(data: dict[str, Any]) -> CarriedRun:
     return CarriedRun(
         started=str(data["started"]),
         earlier_runs=[str(run) for run in data["earlier_runs"]],
-        agents={key: AgentState(**row) for key, row in data["agents"].items()},
+        # statuses travel as their string values: back to the enums
+        agents={
+            key: AgentState(**{**row, "status": AgentStatus(row["status"])})
+            for key, row in data["agents"].items()
+        },
         groups={
-            key: GroupState(**{**row, "history": [Decision(**d) for d in row["history"]]})
+            key: GroupState(
+                **{
+                    **row,
+                    "status": GroupStatus(row["status"]),
+                    "history": [Decision(**d) for d in row["history"]],
+                }
+            )
             for key, row in data["groups"].items()
         },
         alerts=[Alert(**row) for row in data["alerts"]],

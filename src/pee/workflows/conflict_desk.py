@@ -27,9 +27,10 @@ with workflow.unsafe.imports_passed_through():
     from pee.engine.rules import context as ctx
     from pee.engine.rules.context import Conflict, ResolutionError
     from pee.engine.rules.merge import MISSING
+    from pee.engine.states import AGENT_NOT_STARTED, AgentStatus, GroupStatus
     from pee.workflows.resolution import MalformedResolution, parse_resolution, rejected_row
     from pee.workflows.run_scope import RunScope
-    from pee.workflows.state import NOT_STARTED, conflict_report
+    from pee.workflows.state import conflict_report
     from pee.workflows.types import ResolveConflict
 
 
@@ -52,7 +53,7 @@ class ConflictDesk:
         readers = [
             a.id
             for a in scope.plan.agents
-            if scope.agents[a.id].status in NOT_STARTED
+            if scope.agents[a.id].status in AGENT_NOT_STARTED
             and any(key in a.inputs for key in conflict.covered_keys())
         ]
         waiting = (
@@ -101,7 +102,7 @@ class ConflictDesk:
         if not blocking:
             return False
         state = self.scope.agents[agent.id]
-        state.status = "blocked"
+        state.status = AgentStatus.BLOCKED
         state.blocked_on = [c.id for c in blocking]
         state.blocked_since_s = self.scope.elapsed()
         self.scope.event("agent_blocked", agent.id)
@@ -191,7 +192,7 @@ class ConflictDesk:
         try:
             self.time_out(conflict, group.id, f"(cross-validation of group '{group.id}')")
         except ApplicationError:
-            self.scope.end_group(group, "failed")
+            self.scope.end_group(group, GroupStatus.FAILED)
             raise
 
     # --- closing -----------------------------------------------------------------------

@@ -22,6 +22,7 @@ with workflow.unsafe.imports_passed_through():
         cross_validate,
     )
     from pee.engine.compiled import CompiledGroup
+    from pee.engine.states import GroupStatus
     from pee.workflows.agent_outcome import describe_error
     from pee.workflows.conflict_desk import ConflictDesk
     from pee.workflows.floors import MIN_ACTIVITY_TIMEOUT_S, MIN_RETRY_INTERVAL_S
@@ -59,7 +60,7 @@ class CrossValidator:
         blocking = group.cross_validation_blocking
         passed_as = state.status
         if blocking:
-            state.status = "validating"
+            state.status = GroupStatus.VALIDATING
         agents = [
             self.scope.plan.agent(a) for a in group.cross_validation if a in self.scope.agents
         ]

@@ -21,6 +21,7 @@ from temporalio.exceptions import ApplicationError
 with workflow.unsafe.imports_passed_through():
     from pee.engine.compiled import CompiledGroup
     from pee.engine.rules import barrier
+    from pee.engine.states import AGENT_UNFINISHED, GROUP_PASSED, AgentStatus, GroupStatus
     from pee.workflows.adaptation import Adaptation
     from pee.workflows.agent_timing import AgentTiming
     from pee.workflows.cache_levels import CacheLevels
@@ -34,9 +35,6 @@ if TYPE_CHECKING:
     # imported by PlanWorkflow outside the passthrough block (they start activities)
     from pee.workflows.agent_runner import AgentRunner
     from pee.workflows.cross_validator import CrossValidator
-
-# group states that let dependants start
-PASSED = ("succeeded", "partial")
 
 
 class GroupDriver:
@@ -73,7 +71,7 @@ class GroupDriver:
 
     async def run_group(self, group: CompiledGroup) -> None:
         state = self.scope.groups[group.id]
-        state.status = "running"
+        state.status = GroupStatus.RUNNING
         state.started_s = self.scope.elapsed()
         timeout = self.group_timeout(group)
         state.deadline_s = None if timeout is None else round(state.started_s + timeout, 3)
@@ -143,9 +141,9 @@ class GroupDriver:
                 deadline[1].cancel()
             await self.apply(group, decision, tasks)
             self.desk.check_consistency(group)
-            if state.status in PASSED:
+            if state.status in GROUP_PASSED:
                 self.levels.snapshot(group.id, self.scope.ctx, self.scope.elapsed())
-            if len(group.cross_validation) >= 2 and state.status in PASSED:
+            if len(group.cross_validation) >= 2 and state.status in GROUP_PASSED:
                 if group.cross_validation_blocking:
                     await self.validator.validate(group)
                 else:
@@ -156,14 +154,9 @@ class GroupDriver:
             # another group failed or the run was cancelled: take our agents down with us
             await cancel_all(list(tasks.values()))
             for agent_id in group.agents:
-                if self.scope.agents[agent_id].status in (
-                    "pending",
-                    "blocked",
-                    "queued",
-                    "running",
-                ):
-                    self.scope.agents[agent_id].status = "cancelled"
-            self.scope.end_group(group, "cancelled")
+                if self.scope.agents[agent_id].status in AGENT_UNFINISHED:
+                    self.scope.agents[agent_id].status = AgentStatus.CANCELLED
+            self.scope.end_group(group, GroupStatus.CANCELLED)
             raise
 
     def start_agents(self, group: CompiledGroup, tasks: dict[str, asyncio.Task[None]]) -> None:
@@ -190,14 +183,9 @@ class GroupDriver:
             if task.done() and not task.cancelled() and task.exception() is not None:
                 await cancel_all(list(tasks.values()))
                 for agent_id in group.agents:
-                    if self.scope.agents[agent_id].status in (
-                        "pending",
-                        "blocked",
-                        "queued",
-                        "running",
-                    ):
-                        self.scope.agents[agent_id].status = "cancelled"
-                self.scope.end_group(group, "failed")
+                    if self.scope.agents[agent_id].status in AGENT_UNFINISHED:
+                        self.scope.agents[agent_id].status = AgentStatus.CANCELLED
+                self.scope.end_group(group, GroupStatus.FAILED)
                 raise task.exception()  # type: ignore[misc]
 
     def barrier_view(self, group: CompiledGroup, now_s: float) -> barrier.BarrierView:
@@ -259,11 +247,11 @@ class GroupDriver:
     ) -> None:
         await cancel_all([tasks[a] for a in decision.cancel if a in tasks])
         if decision.action == barrier.ALL_COMPLETED:
-            self.scope.end_group(group, "succeeded")
+            self.scope.end_group(group, GroupStatus.SUCCEEDED)
             return
         if decision.action == barrier.CONTINUE_WITH_PARTIAL:
             self.continue_without(group, decision.fill_defaults, decision.cancel)
-            self.scope.end_group(group, "partial")
+            self.scope.end_group(group, GroupStatus.PARTIAL)
             return
 
         # abort_and_fallback: one at a time, each agent under its own timeout, no group deadline
@@ -280,7 +268,7 @@ class GroupDriver:
         outcome = barrier.decide_after_fallback(self.barrier_view(group, self.scope.elapsed()))
         self.record(group, outcome)
         if outcome.action == barrier.FAIL:
-            self.scope.end_group(group, "failed")
+            self.scope.end_group(group, GroupStatus.FAILED)
             raise ApplicationError(
                 f"group '{group.id}' failed: {outcome.reason}; "
                 f"agents: {self.scope.describe_agents(group)}",
@@ -290,7 +278,9 @@ class GroupDriver:
         if outcome.action == barrier.CONTINUE_WITH_DEFAULTS:
             self.scope.alert(group.id, "critical", outcome.alert or outcome.reason)
         self.continue_without(group, outcome.fill_defaults, [])
-        self.scope.end_group(group, "partial" if outcome.fill_defaults else "succeeded")
+        self.scope.end_group(
+            group, GroupStatus.PARTIAL if outcome.fill_defaults else GroupStatus.SUCCEEDED
+        )
 
     def continue_without(
         self, group: CompiledGroup, agent_ids: list[str], cut_short: list[str]
@@ -303,9 +293,9 @@ class GroupDriver:
             self.gate.fill_defaults(agent)
             if agent_id in cut_short:
                 if state.defaulted_outputs:
-                    status = "defaulted"
+                    status = AgentStatus.DEFAULTED
                 else:
-                    status = "skipped" if never_started else "cancelled"
+                    status = AgentStatus.SKIPPED if never_started else AgentStatus.CANCELLED
                 if status != state.status:
                     state.status = status
                     if never_started:

@@ -81,6 +81,13 @@ with workflow.unsafe.imports_passed_through():
     from pee.engine.rules.monitoring import Monitor, Settings
     from pee.engine.rules.scheduler import Admission, Pool, Request
     from pee.engine.rules.time_limits import time_scale_problems
+    from pee.engine.states import (
+        GROUP_PASSED,
+        AgentStatus,
+        BarrierAction,
+        GroupStatus,
+        RunStatus,
+    )
     from pee.workflows import pool_lease
     from pee.workflows.adaptation import Adaptation
     from pee.workflows.agent_batch import OUTCOMES_SIGNAL
@@ -103,7 +110,7 @@ with workflow.unsafe.imports_passed_through():
     from pee.workflows.context_gate import ContextGate
     from pee.workflows.continuation import Continuation, continue_as_new
     from pee.workflows.deadline_timer import DeadlineClock
-    from pee.workflows.group_driver import PASSED, GroupDriver, cancel_all
+    from pee.workflows.group_driver import GroupDriver, cancel_all
     from pee.workflows.locks import ContextLimits
     from pee.workflows.run_scope import RunScope
     from pee.workflows.search import RunSearchAttributes
@@ -335,7 +342,9 @@ class PlanWorkflow:
                         break
                 else:
                     for group in list(waiting):
-                        if all(self._groups[dep].status in PASSED for dep in group.depends_on):
+                        if all(
+                            self._groups[dep].status in GROUP_PASSED for dep in group.depends_on
+                        ):
                             waiting.remove(group)
                             running[group.id] = asyncio.create_task(self._driver.run_group(group))
                 if not running:
@@ -367,13 +376,13 @@ class PlanWorkflow:
             # the snapshots of groups that passed are what a resume of this run reuses
             await self._levels.settle()
             for group in waiting:
-                self._groups[group.id].status = "cancelled"
+                self._groups[group.id].status = GroupStatus.CANCELLED
                 for agent_id in group.agents:
-                    self._agents[agent_id].status = "cancelled"
+                    self._agents[agent_id].status = AgentStatus.CANCELLED
             await pool_lease.close(self._run.admission)
             cancelled = is_cancelled_exception(err)
             message = err.message if isinstance(err, ApplicationError) else str(err)
-            self._scope.finish("cancelled" if cancelled else "failed", message)
+            self._scope.finish(RunStatus.CANCELLED if cancelled else RunStatus.FAILED, message)
             if isinstance(err, ApplicationError):
                 # the report travels with the failure so the starter can still print it
                 raise ApplicationError(
@@ -389,7 +398,7 @@ class PlanWorkflow:
             # drained (src/pee/workflows/continuation.py): the rest of the plan runs in a new run
             await self._continue_as_new()
         self._desk.warn_open()
-        self._scope.finish("completed")
+        self._scope.finish(RunStatus.COMPLETED)
         return self._report()
 
     @staticmethod
@@ -510,13 +519,13 @@ class PlanWorkflow:
             self._ctx.put(key, resume.context[key], "resume", at, origin="resume")
         for group_id in resumed:
             state = self._groups[group_id]
-            state.status = "succeeded"
-            state.decision = "resumed"
+            state.status = GroupStatus.SUCCEEDED
+            state.decision = BarrierAction.RESUMED
             state.reason = f"passed in run {resume.workflow_id}"
             state.resumed = True
             for agent_id in self._plan.group(group_id).agents:
                 agent = self._agents[agent_id]
-                agent.status = "succeeded"
+                agent.status = AgentStatus.SUCCEEDED
                 agent.resumed = True
                 agent.outputs = [
                     name

@@ -17,6 +17,7 @@ with workflow.unsafe.imports_passed_through():
     from pee.engine.compiled import CompiledGroup, CompiledPlan
     from pee.engine.dag import iso_at
     from pee.engine.rules.context import VersionedContext
+    from pee.engine.states import GroupStatus, RunStatus
     from pee.workflows.search import RunSearchAttributes
     from pee.workflows.state import (
         AgentState,
@@ -100,13 +101,13 @@ class RunScope:
             self.details_due = False
             self.details(now=True)
 
-    def finish(self, status: str, error: str | None = None) -> None:
+    def finish(self, status: RunStatus, error: str | None = None) -> None:
         self.run.status = status
         self.run.error = error
         self.run.ended_s = self.elapsed()
         self.details(now=True)
 
-    def end_group(self, group: CompiledGroup, status: str) -> None:
+    def end_group(self, group: CompiledGroup, status: GroupStatus) -> None:
         state = self.groups[group.id]
         if state.paused_since_s is not None:
             # ended (cancelled, or an abort) while an agent was blocked: close the pause

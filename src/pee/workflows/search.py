@@ -20,6 +20,7 @@ from temporalio import workflow
 from temporalio.common import SearchAttributeKey, SearchAttributeUpdate
 
 with workflow.unsafe.imports_passed_through():
+    from pee.engine.states import GROUP_CURRENT, RunStatus
     from pee.workflows.state import RunState, waiting_for_person
 
 PLAN = SearchAttributeKey.for_keyword("PeePlan")
@@ -29,7 +30,6 @@ KEYS = (PLAN, STATUS, GROUPS)
 # name -> type, as `temporal server start-dev --search-attribute NAME=TYPE` spells it
 REGISTRATION = {"PeePlan": "Keyword", "PeeStatus": "Keyword", "PeeGroup": "KeywordList"}
 # group states during which a group is "current"
-CURRENT = ("running", "validating")
 # PeeStatus while an agent is blocked on a conflict
 WAITING_FOR_PERSON = "waiting_for_person"
 # runs recorded before it kept PeeStatus "running" while blocked: their upserts must replay
@@ -40,10 +40,10 @@ def values(run: RunState, show_waiting: bool = True) -> tuple[str, str, list[str
     """(plan, status, current groups) of the run now."""
     groups = (
         []
-        if run.status != "running"
-        else [group.id for group in run.plan.groups if run.groups[group.id].status in CURRENT]
+        if run.status != RunStatus.RUNNING
+        else [group.id for group in run.plan.groups if run.groups[group.id].status in GROUP_CURRENT]
     )
-    status = run.status
+    status: str = run.status
     if show_waiting and waiting_for_person(run):
         status = WAITING_FOR_PERSON
     return run.plan.name, status, groups

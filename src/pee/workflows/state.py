@@ -23,24 +23,23 @@ from pee.engine.rules.context import OPEN, Conflict, VersionedContext
 from pee.engine.rules.merge import value_hash
 from pee.engine.rules.monitoring import Monitor
 from pee.engine.rules.scheduler import Admission, Pool
+from pee.engine.states import (
+    AGENT_WAITING,
+    GROUP_PASSED,
+    AgentStatus,
+    BarrierStatus,
+    GroupStatus,
+    RunStatus,
+)
 from pee.workflows.locks import ContextLimits
 
-# report statuses an agent can be in once the workflow has stopped watching it
-FINISHED = ("succeeded", "failed", "timed_out", "cancelled", "defaulted", "skipped")
-# not started yet: waiting for its group, or (blocked) for a conflict on one of its inputs;
-# "queued" (ready, waiting for resources) is left out: it took no snapshot yet either, but it
-# does not wait for conflicts opened after it was queued
-NOT_STARTED = ("pending", "blocked")
-# ready and waiting to start: for a conflict (blocked) or for resources (queued)
-WAITING = ("blocked", "queued")
 # open conflicts listed with their resolve commands in the current details
 DETAILS_CONFLICTS = 3
 
 
 @dataclass
 class AgentState:
-    # pending blocked running succeeded failed timed_out cancelled defaulted skipped
-    status: str = "pending"
+    status: AgentStatus = AgentStatus.PENDING
     # first start and last end (a sequential fallback runs an agent a second time)
     started_s: float | None = None
     ended_s: float | None = None
@@ -79,12 +78,13 @@ class AgentState:
     io_wait_s: float | None = None
 
     def barrier_view(self) -> barrier.AgentView:
-        if self.status in WAITING:
+        status: BarrierStatus
+        if self.status in AGENT_WAITING:
             # not started yet, like an agent a sequential group has not reached: never judged
             # as making progress, whatever it waits for
-            status = barrier.PENDING
-        elif self.status in ("pending", "running", "succeeded"):
-            status = self.status
+            status = BarrierStatus.PENDING
+        elif self.status in (AgentStatus.PENDING, AgentStatus.RUNNING, AgentStatus.SUCCEEDED):
+            status = BarrierStatus(self.status)
         elif self.critical:
             status = barrier.CRITICAL_FAILED
         else:
@@ -111,8 +111,7 @@ class Decision:
 
 @dataclass
 class GroupState:
-    # pending running succeeded partial failed cancelled
-    status: str = "pending"
+    status: GroupStatus = GroupStatus.PENDING
     started_s: float | None = None
     ended_s: float | None = None
     deadline_s: float | None = None
@@ -156,7 +155,7 @@ class RunState:
     time_scale: float
     agents: dict[str, AgentState]
     groups: dict[str, GroupState]
-    status: str = "running"  # running completed failed cancelled
+    status: RunStatus = RunStatus.RUNNING
     error: str | None = None
     ended_s: float | None = None
     alerts: list[Alert] = field(default_factory=list)
@@ -278,7 +277,7 @@ def group_snapshots(run: RunState) -> dict[str, str]:
             by_agent.setdefault(key.split(".", 1)[0], {})[key] = value
     snapshots = {}
     for group in run.plan.groups:
-        if run.groups[group.id].status not in ("succeeded", "partial"):
+        if run.groups[group.id].status not in GROUP_PASSED:
             continue
         owned: dict[str, Any] = {}
         for agent_id in group.agents:

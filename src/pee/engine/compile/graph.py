@@ -21,6 +21,8 @@ from pee.engine.compile.grouping import GroupInfo, Grouping
 from pee.engine.compile.learning import Learned, adaptive_timeout, group_p95
 from pee.engine.compile.references import Resolution, validation_blocks_by_default
 from pee.engine.compiled import (
+    AdaptiveSettings,
+    BarrierSettings,
     CompiledAgent,
     CompiledGroup,
     CompiledPlan,
@@ -204,10 +206,12 @@ def compile_plan(plan: Plan, learned: Mapping[str, Learned] | None = None) -> Co
         parallel_opportunities=opportunities,
         inputs=dict(plan.inputs),
         resources=_resources(plan, grouping),
-        barrier=plan.barrier_synchronization.model_dump(mode="json"),
+        barrier=BarrierSettings.from_section(plan.barrier_synchronization.model_dump(mode="json")),
         context=plan.context_conflicts.model_dump(mode="json"),
         caching=plan.caching_system.model_dump(mode="json"),
-        monitoring=plan.performance_monitoring.model_dump(mode="json"),
+        monitoring=AdaptiveSettings.from_section(
+            plan.performance_monitoring.model_dump(mode="json")
+        ),
         default_agent_timeout_s=plan.default_agent_timeout_s,
         adaptive_margin=plan.adaptive_margin,
     )

@@ -30,6 +30,7 @@ from typing import Any
 
 from pee.engine.compiled import CompiledPlan
 from pee.engine.dag import agent_dependencies, topological_order
+from pee.engine.states import AGENT_CUT_SHORT
 
 # the barrier waited on one agent alone for at least this share of the group's span
 STRAGGLER_SHARE = 0.3
@@ -42,7 +43,6 @@ TIMEOUT_MARGIN = 1.5
 # the text summary lists this many agents' slack (the report has every agent's)
 TEXT_SLACK_AGENTS = 12
 # agents cut short at a barrier (their real length is unknown: at least what they ran)
-CUT_SHORT = ("cancelled", "defaulted", "timed_out")
 
 
 def _time(text: Any) -> datetime | None:
@@ -345,7 +345,9 @@ def _timeout_suggestions(
     for group in plan.groups:
         row = groups_report.get(group.id) or {}
         barrier = row.get("barrier") or {}
-        cut = [a for a in group.agents if (agents_report.get(a) or {}).get("status") in CUT_SHORT]
+        cut = [
+            a for a in group.agents if (agents_report.get(a) or {}).get("status") in AGENT_CUT_SHORT
+        ]
         extensions = int(barrier.get("extensions") or 0)
         if group.timeout_s is None or not (cut or extensions):
             continue

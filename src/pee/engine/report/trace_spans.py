@@ -15,10 +15,14 @@ from datetime import datetime
 from typing import Any
 
 from pee.engine.report.metrics import cache_status
+from pee.engine.states import AGENT_ERROR
 
 AttributeValue = str | int | float | bool | list[str]
 # run statuses (and agent/group statuses) that mark a span as failed
-ERROR_STATUSES = ("failed", "timed_out")
+
+# the run's, a group's or an agent's status that marks its span as an error ("failed" is
+# spelled the same in all three vocabularies; only agents time out)
+ERROR_STATUSES = AGENT_ERROR
 
 
 @dataclass(frozen=True)

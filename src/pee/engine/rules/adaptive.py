@@ -59,10 +59,7 @@ def enabled_actions(plan: CompiledPlan) -> list[str]:
     """The seed actions an `adaptive: true` plan lists (none for other plans)."""
     if plan.adaptive_margin is None:
         return []
-    optimisation = (plan.monitoring or {}).get("performance_optimization") or {}
-    allocation = optimisation.get("adaptive_resource_allocation") or {}
-    actions = allocation.get("actions") if isinstance(allocation, dict) else None
-    return [str(a) for a in actions] if isinstance(actions, list) else []
+    return list(plan.monitoring.actions)
 
 
 def response_threshold(plan: CompiledPlan, time_scale: float) -> float | None:

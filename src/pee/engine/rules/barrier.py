@@ -25,26 +25,28 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-# Agent states the barrier distinguishes. "pending" = not started yet (sequential groups);
-# a timed-out agent is "failed"; "critical_failed" = a non-retryable error.
-PENDING = "pending"
-RUNNING = "running"
-SUCCEEDED = "succeeded"
-FAILED = "failed"
-CRITICAL_FAILED = "critical_failed"
-UNFINISHED = (PENDING, RUNNING)
+from pee.engine.states import BARRIER_UNFINISHED, BarrierAction, BarrierStatus
+
+# Agent states the barrier distinguishes (pee.engine.states.BarrierStatus): "pending" = not
+# started yet (sequential groups); a timed-out agent is "failed"; "critical_failed" = a
+# non-retryable error. Module-level names kept for the decision table's readability.
+PENDING = BarrierStatus.PENDING
+RUNNING = BarrierStatus.RUNNING
+SUCCEEDED = BarrierStatus.SUCCEEDED
+FAILED = BarrierStatus.FAILED
+CRITICAL_FAILED = BarrierStatus.CRITICAL_FAILED
 
 # Decisions of `decide`
-ALL_COMPLETED = "all_completed"
-WAIT = "wait"
-EXTEND_TIMEOUT = "extend_timeout"
-CONTINUE_WITH_PARTIAL = "continue_with_partial"
-ABORT_AND_FALLBACK = "abort_and_fallback"
+ALL_COMPLETED = BarrierAction.ALL_COMPLETED
+WAIT = BarrierAction.WAIT
+EXTEND_TIMEOUT = BarrierAction.EXTEND_TIMEOUT
+CONTINUE_WITH_PARTIAL = BarrierAction.CONTINUE_WITH_PARTIAL
+ABORT_AND_FALLBACK = BarrierAction.ABORT_AND_FALLBACK
 
 # Outcomes of `decide_after_fallback`
-FALLBACK_SUCCEEDED = "fallback_succeeded"
-CONTINUE_WITH_DEFAULTS = "continue_with_defaults"
-FAIL = "fail"
+FALLBACK_SUCCEEDED = BarrierAction.FALLBACK_SUCCEEDED
+CONTINUE_WITH_DEFAULTS = BarrierAction.CONTINUE_WITH_DEFAULTS
+FAIL = BarrierAction.FAIL
 
 # the seed: "extend once, by at most 5 minutes"
 MAX_EXTENSION_S = 300.0
@@ -55,7 +57,7 @@ DEFAULTS_POLICIES = ("continue_with_defaults", "use_defaults", "fill_with_defaul
 
 @dataclass(frozen=True)
 class AgentView:
-    status: str = PENDING
+    status: BarrierStatus = PENDING
     # run-relative seconds at which the workflow last received a progress signal from the agent
     last_progress_s: float | None = None
     attempts: int = 0
@@ -91,7 +93,7 @@ class BarrierView:
 
 @dataclass(frozen=True)
 class BarrierDecision:
-    action: str
+    action: BarrierAction
     reason: str
     # agents to cancel (running, or never started)
     cancel: list[str] = field(default_factory=list)
@@ -122,12 +124,12 @@ def describe_criteria(criteria: str, count: int) -> str:
     return "at least one agent succeeds"
 
 
-def _with(view: BarrierView, status: str | tuple[str, ...]) -> list[str]:
+def _with(view: BarrierView, status: BarrierStatus | tuple[BarrierStatus, ...]) -> list[str]:
     wanted = (status,) if isinstance(status, str) else status
     return [a for a in view.agents if _status(view, a) in wanted]
 
 
-def _status(view: BarrierView, agent_id: str) -> str:
+def _status(view: BarrierView, agent_id: str) -> BarrierStatus:
     state = view.states.get(agent_id)
     return state.status if state is not None else PENDING
 
@@ -154,7 +156,7 @@ def decide(view: BarrierView) -> BarrierDecision:
     critical = _with(view, CRITICAL_FAILED)
     failed = _with(view, (FAILED, CRITICAL_FAILED))
     running = _with(view, RUNNING)
-    unfinished = _with(view, UNFINISHED)
+    unfinished = _with(view, BARRIER_UNFINISHED)
     not_succeeded = [a for a in view.agents if a not in succeeded]
     need = required_successes(view.criteria, view.count, total)
 

@@ -56,7 +56,7 @@ def scaled_durations(plan: CompiledPlan) -> Iterator[tuple[str, float]]:
     for where, value in (
         (
             "barrier_synchronization.timeout_handling.progress_window",
-            _dig(plan.barrier, "timeout_handling", "progress_window"),
+            plan.barrier.progress_window_s,
         ),
         ("context_conflicts.conflict_timeout", _dig(plan.context, "conflict_timeout")),
         (
