@@ -7,6 +7,8 @@ PLAN ?= plans/seed.yaml
 # `make run` demonstrates the seed plan: agents take their estimated time (scaled to ~15 s)
 RUN_FLAGS ?= --simulate
 STAMP := $(VENV)/.installed
+# pytest-xdist workers: the machine's cores, at most two (each worker starts its own dev server)
+TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); [ "$$n" -gt 2 ] && n=2; echo $$n)
 
 .PHONY: run test lint install clean browser
 
@@ -24,7 +26,7 @@ run: $(STAMP)
 test: $(STAMP) browser
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 # headless Debian chromium for the HTML report tests, installed with apt-get when missing, and
 # mermaid.js (npm) to render the Mermaid report in it
@@ -32,6 +34,7 @@ browser:
 	@./.ci/install-chromium
 	@./.ci/install-mermaid
 
+# the same two checks run before each commit after `.venv/bin/pre-commit install` (.pre-commit-config.yaml)
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .

@@ -19,7 +19,7 @@ from pee.activities.agents import run_agent
 from pee.activities.command import child_env
 from pee.activities.types import AgentTask
 from pee.engine.compiled import CompiledAgent
-from tests.conftest import PROJECT_ROOT
+from tests.helpers import PROJECT_ROOT
 from tests.test_activities import environment, failure, run
 
 FIXTURE = str(Path(__file__).parent / "agents_fixtures" / "cmd_agent.py")

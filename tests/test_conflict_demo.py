@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from pee.engine.rules.merge import value_hash
-from tests.conftest import PROJECT_ROOT
+from tests.helpers import PROJECT_ROOT
 from tests.test_cli_conflicts import cli_env
 from tests.test_cli_run import Cli
 from tests.test_temporal_cli_hints import project_like_folder

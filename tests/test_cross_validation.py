@@ -19,7 +19,7 @@ from pee.engine.compile.graph import compile_plan
 from pee.engine.language.plan import load_plan, loads_plan
 from pee.workflows.plan_workflow import PlanWorkflow
 from pee.workflows.types import ResolveConflict
-from tests.conftest import PROJECT_ROOT, TemporalHarness, compiled_plan, group, sim
+from tests.helpers import PROJECT_ROOT, TemporalHarness, compiled_plan, group, sim
 
 # --- the pure check ---------------------------------------------------------------------------
 

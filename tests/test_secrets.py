@@ -23,7 +23,7 @@ from temporalio.client import Client
 from pee.activities import scrub
 from pee.activities.scrub import REDACTED, Scrubber
 from tests.agents_fixtures.chat_server import ChatServer, Recorded
-from tests.conftest import starter
+from tests.helpers import starter
 
 KEY_ENV = "PEE_PROBE_KEY"
 # "/" and "+" make the URL-encoded, JSON-escaped and base64 forms differ from the key itself

@@ -33,7 +33,7 @@ from pee.runtime.worker import build_worker
 from pee.workflows import search
 from pee.workflows.plan_workflow import PlanWorkflow
 from pee.workflows.types import PlanRunInput
-from tests.conftest import (
+from tests.helpers import (
     NO_RETRY,
     PROJECT_ROOT,
     TemporalHarness,

@@ -24,7 +24,7 @@ from pee.workflows import search
 from pee.workflows.plan_workflow import PlanWorkflow
 from pee.workflows.resolution import MalformedResolution, parse_resolution
 from pee.workflows.types import ResolveConflict
-from tests.conftest import TemporalHarness
+from tests.helpers import TemporalHarness
 from tests.test_workflow_context import blocked, platform_plan, resolution, until
 
 Handle = WorkflowHandle[Any, Any]

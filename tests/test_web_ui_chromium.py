@@ -30,7 +30,8 @@ from playwright.sync_api import expect, sync_playwright
 from pee.runtime.codec import ENCODING
 from pee.runtime.devserver import find_temporal_binary
 from tests.chromium import ARTIFACTS, FLAGS, chromium
-from tests.conftest import PROJECT_ROOT, cli_env, starter  # noqa: F401  (the module's server)
+from tests.conftest import cli_env  # noqa: F401  (the module's server)
+from tests.helpers import PROJECT_ROOT, starter
 
 PLAN = """\
 name: webui-{name}

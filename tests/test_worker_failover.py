@@ -14,7 +14,7 @@ from temporalio.client import WorkflowHandle
 
 from pee.workflows.plan_workflow import PlanWorkflow
 from pee.workflows.types import PlanRunInput
-from tests.conftest import PROJECT_ROOT, TemporalHarness, compiled_plan, group, sim
+from tests.helpers import PROJECT_ROOT, TemporalHarness, compiled_plan, group, sim
 
 AGENT_S = 4.0
 

@@ -29,7 +29,7 @@ from pee.workflows.locks import READ, WRITE, ContextLimits, ContextLockTimeout
 from pee.workflows.plan_workflow import PlanWorkflow
 from pee.workflows.state import AgentState, GroupState, RunState, current_details
 from pee.workflows.types import ResolveConflict
-from tests.conftest import (
+from tests.helpers import (
     TemporalHarness,
     agent_report,
     compiled_plan,

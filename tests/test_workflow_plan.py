@@ -16,7 +16,7 @@ from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ApplicationError, CancelledError
 
 from pee.workflows.plan_workflow import PlanWorkflow
-from tests.conftest import (
+from tests.helpers import (
     NO_RETRY,
     TemporalHarness,
     agent_report,

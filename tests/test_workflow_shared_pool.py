@@ -22,7 +22,7 @@ from pee.runtime.worker import build_worker
 from pee.workflows.plan_workflow import PlanWorkflow
 from pee.workflows.resource_pool import ResourcePoolWorkflow
 from pee.workflows.types import PlanRunInput
-from tests.conftest import NO_RETRY, TemporalHarness, compiled_plan, group, sim
+from tests.helpers import NO_RETRY, TemporalHarness, compiled_plan, group, sim
 from tests.test_workflow_resources import needing, pool, with_pool
 
 

@@ -33,7 +33,7 @@ from pee.runtime.worker import build_worker
 from pee.workflows.plan_workflow import PlanWorkflow
 from pee.workflows.resource_pool import ResourcePoolWorkflow
 from pee.workflows.types import PlanRunInput
-from tests.conftest import compiled_plan, group, sim
+from tests.helpers import compiled_plan, group, sim
 
 HERE = Path(__file__).resolve().parent / "pool"
 POOL = "recorded"
