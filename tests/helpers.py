@@ -88,8 +88,8 @@ class StoppedWaiting(AssertionError):
 async def until_status(
     handle: WorkflowHandle[Any, Any],
     ready: Callable[[dict[str, Any]], bool],
-    *,
     what: str,
+    *,
     timeout_s: float = 30.0,
     interval_s: float = 0.1,
 ) -> dict[str, Any]:
