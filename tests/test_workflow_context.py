@@ -359,10 +359,11 @@ def test_resolution_by_signal_and_an_invalid_signal_is_reported(temporal: Tempor
     ],
 )
 def test_conflict_timeout_policy(
-    temporal: TemporalHarness, policy: str, status: str, value: str | None
+    time_skipping: TemporalHarness, policy: str, status: str, value: str | None
 ) -> None:
     """Nobody resolves c1: after conflict_timeout the plan's policy keeps the current or the
-    incoming value (dev then runs with it), or fails the run naming the conflict."""
+    incoming value (dev then runs with it), or fails the run naming the conflict. On the
+    time-skipping server: once dev2 and docs are done, nothing but the conflict timer is left."""
     plan = platform_plan(conflict_timeout=1.5, timeout_policy=policy)
 
     async def body(handle: Handle) -> tuple[Any, ...]:
@@ -371,7 +372,7 @@ def test_conflict_timeout_policy(
         except WorkflowFailureError as err:
             return err.cause.details[0], err.cause  # type: ignore[union-attr]
 
-    report, error = temporal.with_plan(plan, body)
+    report, error = time_skipping.with_plan(plan, body)
     assert report["status"] == status
     (c1,) = report["conflicts"]
     assert (c1["status"], c1["resolution"]["choice"], c1["resolution"]["by"]) == (
