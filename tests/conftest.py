@@ -16,23 +16,33 @@ import pytest
 from pee.runtime.devserver import free_port
 from tests.helpers import TemporalHarness, harness, starter, time_skipping_harness
 
+# The defaults below are set by whichever test process imports this file first. xdist workers
+# inherit the controller's environment, so a value the controller set is replaced in each worker
+# (marked by PEE_TEST_ENV_OWNER); a value the user exported is kept.
+_inherited = os.environ.get("PEE_TEST_ENV_OWNER") not in (None, str(os.getpid()))
+os.environ["PEE_TEST_ENV_OWNER"] = str(os.getpid())
+
+
+def _default(name: str, value: str) -> None:
+    if _inherited or name not in os.environ:
+        os.environ[name] = value
+
+
 # `starter.py run` writes each run's documents to runs/<workflow-id>/ by default; tests (and the
 # commands they start, which inherit the environment) write to a throwaway folder instead
-os.environ.setdefault("PEE_RUNS_DIR", tempfile.mkdtemp(prefix="pee-runs-"))
+_default("PEE_RUNS_DIR", tempfile.mkdtemp(prefix="pee-runs-"))
 # and the agent output cache is a throwaway file, never the user's .temporal/cache.db
-os.environ.setdefault(
-    "PEE_CACHE_PATH", os.path.join(tempfile.mkdtemp(prefix="pee-cache-"), "cache.db")
-)
+_default("PEE_CACHE_PATH", os.path.join(tempfile.mkdtemp(prefix="pee-cache-"), "cache.db"))
 # and durations measured by runs go to a throwaway store, never the user's .temporal/durations.db
-os.environ.setdefault(
+_default(
     "PEE_DURATIONS_PATH", os.path.join(tempfile.mkdtemp(prefix="pee-durations-"), "durations.db")
 )
 # artifacts of in-process workers and any embedded server a test starts without its own state
 # dir: a throwaway folder per process, never the checkout's .temporal/ shared by both workers
-os.environ.setdefault("PEE_STATE_DIR", tempfile.mkdtemp(prefix="pee-state-"))
+_default("PEE_STATE_DIR", tempfile.mkdtemp(prefix="pee-state-"))
 # command agents' process-tree records: per test process, not the host-wide folder a real
 # worker on this machine uses (children inherit it, so a test's worker subprocesses share it)
-os.environ.setdefault("PEE_PROCESS_STATE_DIR", tempfile.mkdtemp(prefix="pee-trees-"))
+_default("PEE_PROCESS_STATE_DIR", tempfile.mkdtemp(prefix="pee-trees-"))
 
 
 # --- pytest-xdist (`make test` runs `pytest -n 2 --dist loadgroup`) ---------------------------
