@@ -7,6 +7,8 @@ PLAN ?= plans/seed.yaml
 # `make run` demonstrates the seed plan: agents take their estimated time (scaled to ~15 s)
 RUN_FLAGS ?= --simulate
 STAMP := $(VENV)/.installed
+# pytest-xdist workers: the machine's cores, at most two (each worker starts its own dev server)
+TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); [ "$$n" -gt 2 ] && n=2; echo $$n)
 
 .PHONY: run test lint typecheck install clean browser docs
 
@@ -21,9 +23,10 @@ install: $(STAMP)
 run: $(STAMP)
 	$(VENV)/bin/pee run $(PLAN) $(RUN_FLAGS) $(ARGS)
 
-# lint first (seconds), then the suite; the docs' strict build runs inside it (tests/test_docs.py)
+# lint first (seconds), then the suite on both cores; the docs' strict build runs inside it
+# (tests/test_docs.py)
 test: lint browser
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 # headless Debian chromium for the HTML report tests, installed with apt-get when missing, and
 # mermaid.js (npm) to render the Mermaid report in it
@@ -32,6 +35,7 @@ browser:
 	@./.ci/install-mermaid
 
 # ruff (lint and format), the package layers (import-linter), and mypy with the pydantic plugin
+# the two ruff checks also run before each commit after `.venv/bin/pre-commit install`
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .

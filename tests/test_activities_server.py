@@ -15,7 +15,7 @@ from bench.handwritten import HandWrittenInput, HandWrittenResult, HandWrittenWo
 from pee.activities.agents import ACTIVITIES
 from pee.activities.types import AgentTask
 from pee.engine.compiled import CompiledAgent, RetrySpec
-from tests.conftest import TemporalHarness
+from tests.helpers import TemporalHarness
 
 
 def agent(agent_id: str, duration: float, **settings: Any) -> CompiledAgent:

@@ -10,7 +10,7 @@ from typing import Any
 from pee.engine.compiled import AdaptiveSettings
 from pee.engine.rules.adaptive import GroupThrottle, enabled_actions
 from pee.engine.rules.scheduler import Admission, Pool, Request
-from tests.conftest import TemporalHarness
+from tests.helpers import TemporalHarness
 from tests.histories.record import adaptive_throttle
 
 

@@ -21,7 +21,7 @@ from pee.engine.rules.adaptive import (
 )
 from pee.engine.rules.scheduler import Pool
 from pee.workflows.adaptation import PATCH
-from tests.conftest import TemporalHarness, group, sim, starter
+from tests.helpers import TemporalHarness, group, sim, starter
 from tests.histories.record import adaptive_actions, adaptive_timeout
 from tests.test_workflow_shared_pool import shared_plan
 

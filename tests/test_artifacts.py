@@ -210,7 +210,7 @@ def test_a_run_keeps_references_in_its_context_and_readers_get_values(
 ) -> None:
     """With the plan's threshold at 1 KiB, a 2 KB output is a reference in the run's context
     (so in its history) and the agent reading it is given the value."""
-    from tests.conftest import compiled_plan, group, sim
+    from tests.helpers import compiled_plan, group, sim
 
     value = {"text": "w" * 2000}
     plan = compiled_plan(

@@ -19,7 +19,7 @@ from pee.activities.agents import run_agent
 from pee.activities.command import child_env
 from pee.activities.types import AgentTask
 from pee.engine.compiled import CompiledAgent
-from tests.conftest import PROJECT_ROOT
+from tests.helpers import PROJECT_ROOT, eventually
 from tests.test_activities import environment, failure, run
 
 FIXTURE = str(Path(__file__).parent / "agents_fixtures" / "cmd_agent.py")
@@ -52,19 +52,20 @@ def alive(pid: int) -> bool:
 
 
 def wait_for_pids(path: Path) -> list[int]:
-    deadline = time.monotonic() + 10
-    while not path.exists():
-        assert time.monotonic() < deadline, "the command never started"
-        time.sleep(0.02)
+    eventually(path.exists, what="the command to start", timeout_s=10, interval_s=0.02)
     return [int(pid) for pid in path.read_text().split()]
 
 
 def gone(pids: list[int], within_s: float = 3.0) -> bool:
-    deadline = time.monotonic() + within_s
-    while any(alive(pid) for pid in pids):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
+    try:
+        eventually(
+            lambda: not any(alive(pid) for pid in pids),
+            what=f"{pids} to end",
+            timeout_s=within_s,
+            interval_s=0.02,
+        )
+    except AssertionError:
+        return False
     return True
 
 

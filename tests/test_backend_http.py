@@ -15,7 +15,7 @@ import pytest
 from pee.activities.types import AgentTask
 from pee.engine.compiled import CompiledAgent, RetrySpec
 from tests.agents_fixtures.chat_server import ChatServer
-from tests.conftest import TemporalHarness, compiled_plan, group
+from tests.helpers import TemporalHarness, compiled_plan, group
 from tests.test_activities import environment, failure, run
 
 SECRET = f"sk-test-{uuid.uuid4().hex}"

@@ -17,7 +17,7 @@ from pee.engine.compile.graph import compile_plan
 from pee.engine.compile.load import load_plan
 from pee.engine.language.bmad_agents import workflow_info
 from tests.agents_fixtures.chat_server import ChatServer
-from tests.conftest import starter
+from tests.helpers import starter
 
 CORE = Path(__file__).parent / "bmad_core"
 SERVICE = CORE / "workflows" / "greenfield-service.yaml"

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.conftest import PROJECT_ROOT, starter
+from tests.helpers import PROJECT_ROOT, starter
 
 # document file -> lines it must contain
 DOCUMENTS = {

@@ -14,7 +14,7 @@ import pytest
 
 from pee.engine.compiled import CompiledAgent, CompiledGroup
 from pee.engine.report.bottleneck import analyse, format_bottlenecks, slack
-from tests.conftest import compiled_plan, group, sim, starter
+from tests.helpers import compiled_plan, group, sim, starter
 
 
 def at(seconds: float) -> str:

@@ -17,7 +17,7 @@ import pytest
 from pee.cli.conflict_commands import format_conflicts, resolve_commands
 from pee.cli.main import build_parser
 from pee.runtime.devserver import free_port
-from tests.conftest import PROJECT_ROOT
+from tests.helpers import PROJECT_ROOT
 
 CONTEXT = {
     "temporal": ".venv/bin/temporal",

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from pee.runtime.devserver import find_temporal_binary
-from tests.conftest import starter
+from tests.helpers import starter
 
 POOL_ID = "resource-pool-not-a-plan"
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from pee.runtime.exit import EXIT_BROKEN_PIPE
-from tests.conftest import PROJECT_ROOT, starter
+from tests.helpers import PROJECT_ROOT, starter
 
 QUICK = """\
 name: quick

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from pee.runtime.devserver import find_temporal_binary, free_port, port_open
-from tests.conftest import PROJECT_ROOT
+from tests.helpers import PROJECT_ROOT
 
 # a -> (b | c) -> d, all quick
 SMALL = """\

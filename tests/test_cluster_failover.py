@@ -27,7 +27,7 @@ from pee.runtime.connection import connect
 from pee.runtime.devserver import DevServer
 from pee.workflows.plan_workflow import PlanWorkflow
 from pee.workflows.types import PlanRunInput
-from tests.conftest import compiled_plan, group, sim
+from tests.helpers import compiled_plan, group, sim
 from tests.test_worker_failover import start_worker
 
 SEED = int(os.environ.get("PEE_CHAOS_SEED") or 20261201)

@@ -8,7 +8,7 @@ from temporalio.api.common.v1 import Payload
 from temporalio.api.workflowservice.v1 import GetWorkflowExecutionHistoryRequest
 
 from pee.runtime.codec import ENCODING, Lz4Codec
-from tests.conftest import TemporalHarness, compiled_plan, group, sim
+from tests.helpers import TemporalHarness, compiled_plan, group, sim
 
 
 def payload(size: int) -> Payload:

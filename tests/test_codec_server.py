@@ -22,7 +22,7 @@ from temporalio.api.common.v1 import Payload, Payloads
 from pee.runtime.codec import ENCODING
 from pee.runtime.codec_server import MAX_BODY, MAX_DECODED, BackgroundCodecServer, CodecServerConfig
 from pee.runtime.devserver import find_temporal_binary
-from tests.conftest import TemporalHarness, compiled_plan, group, sim
+from tests.helpers import TemporalHarness, compiled_plan, group, sim
 
 ORIGIN = "http://127.0.0.1:8233"
 TOKEN = "secret-token"

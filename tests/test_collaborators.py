@@ -14,7 +14,7 @@ from typing import Any, cast
 from pee.engine.rules.cache_key import cache_key
 from pee.workflows.agent_cache import AgentCache
 from pee.workflows.agent_runner import AgentRunner
-from tests.conftest import compiled_plan, group, sim
+from tests.helpers import compiled_plan, group, sim
 
 
 def two_agents() -> Any:

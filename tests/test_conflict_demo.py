@@ -13,7 +13,6 @@ import json
 import re
 import shlex
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from typing import Any
 import pytest
 
 from pee.engine.rules.merge import value_hash
-from tests.conftest import PROJECT_ROOT
+from tests.helpers import PROJECT_ROOT, eventually
 from tests.test_cli_conflicts import cli_env
 from tests.test_cli_run import Cli
 from tests.test_temporal_cli_hints import project_like_folder
@@ -44,17 +43,6 @@ class Demo:
     # resolved by the conflict guide's temporal update command, and by `resolve --signal`
     by_update: str
     by_signal: str
-
-
-def wait_for(what: str, check: Any, timeout_s: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        found = check()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.3)
 
 
 def start_demo(cli: Cli, workflow_id: str, task_queue: str) -> None:
@@ -119,7 +107,11 @@ def docs_command(kind: str) -> str:
 def test_status_shows_the_run_paused_with_developer_blocked(demo: Demo) -> None:
     """Within seconds the run is paused: developer blocked by the conflict, docs done."""
     for workflow_id in (demo.by_update, demo.by_signal):
-        text = wait_for("developer blocked", lambda w=workflow_id: blocked_status(demo.cli, w))
+        text = eventually(
+            lambda w=workflow_id: blocked_status(demo.cli, w),
+            what="developer blocked",
+            interval_s=0.3,
+        )
         assert re.search(r"^docs\s+\S+\s+succeeded", text, re.MULTILINE), text
         assert "running" in text.splitlines()[0]
 
@@ -196,7 +188,9 @@ def test_the_readme_update_command_resolves_c1_and_the_run_completes(
     folder = project_like_folder(demo.cli.env, tmp_path)
     done = subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd=folder)
     assert 0 == done.returncode, done.stdout + done.stderr
-    final = wait_for("the run to complete", lambda: completed(demo.cli, demo.by_update))
+    final = eventually(
+        lambda: completed(demo.cli, demo.by_update), what="the run to complete", interval_s=0.3
+    )
     assert "completed" == final["status"]
     assert "succeeded" == final["agents"]["developer"]["status"]
     (conflict,) = final["conflicts"]
@@ -238,7 +232,9 @@ def test_resolve_by_signal_with_a_value_completes_the_other_run(demo: Demo) -> N
     )
     assert 0 == done.returncode, done.stdout + done.stderr
     assert "signal resolve_conflict sent" in done.stdout
-    final = wait_for("the run to complete", lambda: completed(demo.cli, demo.by_signal))
+    final = eventually(
+        lambda: completed(demo.cli, demo.by_signal), what="the run to complete", interval_s=0.3
+    )
     assert "completed" == final["status"]
     (conflict,) = final["conflicts"]
     assert ("resolved", "value") == (conflict["status"], conflict["resolution"]["choice"])

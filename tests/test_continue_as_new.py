@@ -40,7 +40,7 @@ from pee.workflows.carry import (
 from pee.workflows.plan_workflow import PlanWorkflow
 from pee.workflows.state import AgentState, Alert, Decision, GroupState, RunState
 from pee.workflows.types import BatchSpec
-from tests.conftest import NO_RETRY, PROJECT_ROOT, TemporalHarness, compiled_plan, group, sim
+from tests.helpers import NO_RETRY, PROJECT_ROOT, TemporalHarness, compiled_plan, group, sim
 from tests.histories.record_continued import conflict_chain
 from tests.test_workflow_resources import needing, pool, with_pool
 from tests.test_workflow_shared_pool import pool_state

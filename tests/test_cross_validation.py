@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
@@ -19,7 +18,7 @@ from pee.engine.compile.graph import compile_plan
 from pee.engine.compile.load import load_plan, loads_plan
 from pee.workflows.plan_workflow import PlanWorkflow
 from pee.workflows.types import ResolveConflict
-from tests.conftest import PROJECT_ROOT, TemporalHarness, compiled_plan, group, sim
+from tests.helpers import PROJECT_ROOT, TemporalHarness, compiled_plan, group, sim, until_status
 
 # --- the pure check ---------------------------------------------------------------------------
 
@@ -134,13 +133,9 @@ def test_blocking_cross_validation_holds_dependents_until_resolved(
     """blocking: a consistency conflict opens; dev starts only after it is resolved."""
 
     async def body(handle: WorkflowHandle[Any, Any]) -> dict[str, Any]:
-        for _ in range(200):
-            status = await handle.query(PlanWorkflow.status)
-            if status["conflicts"]:
-                break
-            await asyncio.sleep(0.05)
-        else:
-            raise AssertionError("no conflict opened")
+        status = await until_status(
+            handle, lambda s: bool(s["conflicts"]), "a conflict to open", interval_s=0.05
+        )
         assert "validating" == status["groups"]["design"]["status"]
         assert "pending" == status["agents"]["dev"]["status"]
         conflict = status["conflicts"][0]

@@ -47,7 +47,7 @@ from pee.runtime.codec import data_converter
 from pee.runtime.worker import build_worker
 from pee.workflows.plan_workflow import TIME_LIMITS_PATCH, PlanWorkflow
 from pee.workflows.types import PlanRunInput
-from tests.conftest import PROJECT_ROOT
+from tests.helpers import PROJECT_ROOT
 from tests.histories.record_limits import out_of_range
 
 MAX = int(MAX_DURATION_S)

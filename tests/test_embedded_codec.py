@@ -16,7 +16,8 @@ from temporalio.envconfig import ClientConfigProfile
 
 from pee.runtime.devserver import free_port, port_open
 from pee.runtime.embedded import process_alive
-from tests.conftest import cli_env, starter  # noqa: F401  (the module's private server)
+from tests.conftest import cli_env  # noqa: F401  (the module's private server)
+from tests.helpers import starter
 from tests.test_codec_server import big_payload, post
 
 

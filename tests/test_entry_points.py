@@ -14,7 +14,7 @@ import time
 import uuid
 from pathlib import Path
 
-from tests.conftest import PROJECT_ROOT, TemporalHarness
+from tests.helpers import PROJECT_ROOT, TemporalHarness
 
 BIN = Path(sys.executable).parent
 PEE = BIN / "pee"

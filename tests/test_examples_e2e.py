@@ -8,7 +8,7 @@ import pytest
 
 from pee.engine.compile.graph import compile_plan
 from pee.engine.compile.load import load_plan
-from tests.conftest import TemporalHarness
+from tests.helpers import TemporalHarness
 
 ROOT = Path(__file__).resolve().parent.parent
 

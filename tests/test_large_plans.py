@@ -26,7 +26,7 @@ from pee.runtime.worker import build_worker
 from pee.workflows.agent_batch import AgentBatchWorkflow
 from pee.workflows.plan_workflow import PlanWorkflow
 from pee.workflows.types import BATCH_THRESHOLD, BatchSpec, PlanRunInput, choose_batch
-from tests.conftest import NO_RETRY, PROJECT_ROOT, TemporalHarness, compiled_plan, group, sim
+from tests.helpers import NO_RETRY, PROJECT_ROOT, TemporalHarness, compiled_plan, group, sim
 
 Handle = WorkflowHandle[Any, Any]
 

@@ -23,7 +23,7 @@ from pee.engine.compile.learning import (
 from pee.engine.compile.load import loads_plan as parse_plan
 from pee.engine.language.errors import PlanValidationError
 from pee.runtime.duration_store import DurationStore
-from tests.conftest import starter
+from tests.helpers import starter
 
 # a ‖ b, then c reads both. The plan thinks b is the long one (3 s vs 1 s); group g waits 5 s
 PLAN = """\

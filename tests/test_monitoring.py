@@ -17,7 +17,7 @@ from pee.engine.rules.monitoring import (
     take_sample,
     usage_percent,
 )
-from tests.conftest import TemporalHarness, compiled_plan, group, sim
+from tests.helpers import TemporalHarness, compiled_plan, group, sim
 from tests.test_workflow_resources import needing, pool, with_pool
 
 SEED_THRESHOLDS = Thresholds(cpu_usage=90, memory_usage=85, response_time=180, queue_depth=3)

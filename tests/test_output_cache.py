@@ -8,7 +8,7 @@ from pathlib import Path
 from pee.activities.output_cache import MISS, OutputCache, gdsf_priority
 from pee.activities.snapshot_cache import SnapshotCache
 from pee.engine.rules.cache_key import cache_key
-from tests.conftest import sim
+from tests.helpers import sim
 
 
 def test_keys_follow_definition_inputs_and_lineage() -> None:

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from pee.runtime.outputs import MAX_NAME_BYTES, document_filename, write_outputs
-from tests.conftest import PROJECT_ROOT, starter
+from tests.helpers import PROJECT_ROOT, starter
 
 # pm (pretend) -> writer (plain template) and prd (built-in BMAD template), in parallel
 PLAN = """\

@@ -21,7 +21,7 @@ from pee.activities.artifacts import ArtifactStore
 from pee.engine.compile.graph import compile_plan
 from pee.engine.compile.load import loads_plan
 from pee.engine.rules.prefetch import next_groups, references, template_agents
-from tests.conftest import TemporalHarness, group, sim
+from tests.helpers import TemporalHarness, group, sim
 
 NOTES = "field notes " * 400  # ~4.8 KB: above the plan's 1 KB large_value_threshold
 

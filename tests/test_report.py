@@ -14,7 +14,7 @@ from pee.engine.dag import (
     parallel_efficiency,
     topological_order,
 )
-from tests.conftest import group, sim
+from tests.helpers import group, sim
 
 
 def test_dependencies_come_from_the_analyser_inputs_validations_and_sequential_order() -> None:

@@ -31,7 +31,7 @@ from tests.chromium import (
     screenshot,
     screenshot_after_scripts,
 )
-from tests.conftest import TemporalHarness, compiled_plan, group, sim
+from tests.helpers import TemporalHarness, compiled_plan, group, sim
 from tests.test_report_html import Page, hand_report, parse
 
 

@@ -18,7 +18,7 @@ import pytest
 from pee.runtime.report_agent_dag import critical_edges, depths
 from pee.runtime.report_html import CHART_W, render_html
 from pee.runtime.report_mermaid import render_mermaid
-from tests.conftest import TemporalHarness, compiled_plan, group, sim, starter
+from tests.helpers import TemporalHarness, compiled_plan, group, sim, starter
 
 VOID = {"meta", "br", "hr", "img", "input", "link", "col", "area", "base", "source", "wbr"}
 EVIL = "<script>alert(1)</script>"

@@ -17,7 +17,7 @@ from pee.runtime.devserver import DevServer, free_port
 from pee.runtime.worker import build_worker
 from pee.workflows.plan_workflow import PlanWorkflow
 from pee.workflows.types import PlanRunInput
-from tests.conftest import compiled_plan, group, sim
+from tests.helpers import compiled_plan, group, sim
 
 
 async def run_plan(address: str) -> str:

@@ -18,7 +18,7 @@ from pee.activities.types import AgentTask
 from pee.engine.compile.graph import compile_plan
 from pee.engine.compile.load import load_plan
 from pee.engine.language import errors
-from tests.conftest import PROJECT_ROOT
+from tests.helpers import PROJECT_ROOT
 from tests.test_activities import failure
 
 TEMPLATE = "hello {{topic}}\n"

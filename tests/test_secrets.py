@@ -23,7 +23,7 @@ from temporalio.client import Client
 from pee.activities import scrub
 from pee.activities.scrub import REDACTED, Scrubber
 from tests.agents_fixtures.chat_server import ChatServer, Recorded
-from tests.conftest import starter
+from tests.helpers import starter
 
 KEY_ENV = "PEE_PROBE_KEY"
 # "/" and "+" make the URL-encoded, JSON-escaped and base64 forms differ from the key itself
@@ -49,7 +49,9 @@ def echoes(key: str) -> list[str]:
 # ---- the scrubber ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("form", echoes(KEY))
+# ids by position: the key is random per process, and pytest-xdist needs every worker to collect
+# the same test ids
+@pytest.mark.parametrize("form", echoes(KEY), ids=[f"form{i}" for i in range(len(echoes(KEY)))])
 def test_every_common_encoding_of_the_key_is_scrubbed(form: str) -> None:
     scrubbed = Scrubber([KEY]).text(f"before {form} after")
     assert form not in scrubbed and REDACTED in scrubbed

@@ -33,14 +33,16 @@ from pee.runtime.worker import build_worker
 from pee.workflows import search
 from pee.workflows.plan_workflow import PlanWorkflow
 from pee.workflows.types import PlanRunInput
-from tests.conftest import (
+from tests.helpers import (
     NO_RETRY,
     PROJECT_ROOT,
     TemporalHarness,
+    agent_running,
     compiled_plan,
     group,
     sim,
     starter,
+    until_status,
 )
 
 
@@ -267,20 +269,11 @@ def test_a_failed_run_is_traced_with_an_error_status(temporal: TemporalHarness) 
     assert "failed" == total.attributes["status"]
 
 
-async def until_running(handle: WorkflowHandle[Any, Any], agent: str) -> None:
-    for _ in range(150):
-        status = await handle.query(PlanWorkflow.status)
-        if status["agents"][agent]["status"] == "running":
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{agent} never ran")
-
-
 def test_a_cancelled_run_is_recorded_as_cancelled(temporal: TemporalHarness) -> None:
     captured = Captured()
 
     async def cancel(handle: WorkflowHandle[Any, Any]) -> None:
-        await until_running(handle, "c")
+        await until_status(handle, agent_running("c"), "c running", timeout_s=15)
         await handle.cancel()
         with pytest.raises(Exception):  # noqa: B017 - WorkflowFailureError (cancelled)
             await handle.result()
@@ -319,7 +312,7 @@ def test_a_worker_leaving_mid_run_records_nothing_the_finishing_one_records_once
                 id=f"handover-{uuid.uuid4().hex[:8]}",
                 task_queue=task_queue,
             )
-            await until_running(handle, "c")
+            await until_status(handle, agent_running("c"), "c running", timeout_s=15)
         assert [] == [s for s in captured.finished() if s.name.startswith("PlanRun")]
         async with build_worker(client, task_queue):
             assert "completed" == (await handle.result())["status"]

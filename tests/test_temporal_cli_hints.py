@@ -22,7 +22,8 @@ from pathlib import Path
 import pytest
 
 from pee.runtime.devserver import find_temporal_binary
-from tests.conftest import PROJECT_ROOT, cli_env, starter  # noqa: F401  (the module's server)
+from tests.conftest import cli_env  # noqa: F401  (the module's server)
+from tests.helpers import PROJECT_ROOT, starter
 
 THRESHOLD = "300"
 PLAN = """\

@@ -20,7 +20,7 @@ from pee.runtime.connection import (
     resolve_settings,
 )
 from pee.runtime.devserver import DevServer, free_port
-from tests.conftest import PROJECT_ROOT
+from tests.helpers import PROJECT_ROOT
 from tests.tls_support import Pki, TlsProxy, make_pki
 
 DEMO = PROJECT_ROOT / "plans" / "demo.yaml"

@@ -18,9 +18,8 @@ import json
 import re
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,8 @@ from playwright.sync_api import expect, sync_playwright
 from pee.runtime.codec import ENCODING
 from pee.runtime.devserver import find_temporal_binary
 from tests.chromium import ARTIFACTS, FLAGS, chromium
-from tests.conftest import PROJECT_ROOT, cli_env, starter  # noqa: F401  (the module's server)
+from tests.conftest import cli_env  # noqa: F401  (the module's server)
+from tests.helpers import PROJECT_ROOT, eventually, starter
 
 PLAN = """\
 name: webui-{name}
@@ -47,17 +47,6 @@ agents:
 # a person waits at most this long for the UI; every wait below is Playwright's, not a sleep
 UI_TIMEOUT_MS = 20_000
 DEMO = PROJECT_ROOT / "plans" / "conflict-demo.yaml"
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout_s: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        found = check()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.3)
 
 
 @pytest.fixture(scope="module")
@@ -272,7 +261,7 @@ def test_a_conflict_is_resolved_from_the_web_ui(
                 c["id"] == "c1" and c["status"] == "open" for c in json.loads(listed.stdout)
             )
 
-        wait_for("conflict c1 to open", c1_open, timeout_s=60)
+        eventually(c1_open, what="conflict c1 to open", timeout_s=60, interval_s=0.3)
         page, calls = open_run(browser, server, workflow_id)
         try:
             page.get_by_role("button", name="More Actions").click(timeout=UI_TIMEOUT_MS)
@@ -297,12 +286,13 @@ def test_a_conflict_is_resolved_from_the_web_ui(
             page.screenshot(path=str(ARTIFACTS / "web-ui-signal.png"), full_page=True)
         finally:
             page.close()
-        final = wait_for(
-            "the run to complete",
+        final = eventually(
             lambda: (lambda data: data if data["status"] != "running" else None)(
                 report(cli_env, workflow_id)
             ),
+            what="the run to complete",
             timeout_s=60,
+            interval_s=0.3,
         )
         assert "completed" == final["status"]
         assert "succeeded" == final["agents"]["developer"]["status"]

@@ -14,7 +14,7 @@ from temporalio.client import WorkflowHandle
 
 from pee.workflows.plan_workflow import PlanWorkflow
 from pee.workflows.types import PlanRunInput
-from tests.conftest import PROJECT_ROOT, TemporalHarness, compiled_plan, group, sim
+from tests.helpers import PROJECT_ROOT, TemporalHarness, async_eventually, compiled_plan, group, sim
 
 AGENT_S = 4.0
 
@@ -36,17 +36,17 @@ def start_worker(address: str, task_queue: str) -> tuple[subprocess.Popen[str], 
 
 async def wait_until_started(handle: WorkflowHandle[Any, Any], count: int) -> str:
     """Until `count` agents have been picked up by a worker; returns that worker's identity."""
-    for _ in range(200):
+
+    async def identity() -> str | None:
         description = await handle.describe()
         started = [
             activity
             for activity in description.raw_description.pending_activities
             if activity.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
         ]
-        if len(started) == count:
-            return started[0].last_worker_identity
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{count} agents never started")
+        return started[0].last_worker_identity if len(started) == count else None
+
+    return await async_eventually(identity, what=f"{count} agents started", timeout_s=20)
 
 
 async def last_runner_of_each_agent(handle: WorkflowHandle[Any, Any]) -> dict[str, str]:

@@ -13,7 +13,7 @@ from temporalio.worker import ResourceBasedSlotSupplier
 
 from pee.cli import worker_command as worker
 from pee.runtime.worker import ResourceTargets, build_worker
-from tests.conftest import TemporalHarness, compiled_plan, group, sim
+from tests.helpers import TemporalHarness, compiled_plan, group, sim
 
 
 def test_defaults_are_fixed_sdk_slots() -> None:

@@ -14,7 +14,7 @@ from temporalio.exceptions import ApplicationError
 
 from pee.engine.compiled import BarrierSettings, CompiledGroup
 from pee.workflows.plan_workflow import PlanWorkflow
-from tests.conftest import (
+from tests.helpers import (
     NO_RETRY,
     TemporalHarness,
     agent_report,

@@ -7,7 +7,7 @@ import uuid
 
 from pee.engine.compile.graph import compile_plan
 from pee.engine.compile.load import loads_plan
-from tests.conftest import TemporalHarness
+from tests.helpers import TemporalHarness
 
 PLAN = """
 name: cache-demo-{tag}

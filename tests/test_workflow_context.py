@@ -29,7 +29,7 @@ from pee.workflows.locks import READ, WRITE, ContextLimits, ContextLockTimeout
 from pee.workflows.plan_workflow import PlanWorkflow
 from pee.workflows.state import AgentState, GroupState, RunState, current_details
 from pee.workflows.types import ResolveConflict
-from tests.conftest import (
+from tests.helpers import (
     TemporalHarness,
     agent_report,
     compiled_plan,
@@ -37,6 +37,7 @@ from tests.conftest import (
     group,
     group_report,
     sim,
+    until_status,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -87,20 +88,6 @@ def platform_plan(*, dev_group_timeout_s: float | None = None, **context: Any) -
     )
     plan.context = dict(context)
     return plan
-
-
-async def until(
-    handle: Handle, ready: Callable[[dict[str, Any]], bool], what: str, limit_s: float = 20.0
-) -> dict[str, Any]:
-    """Poll the status query until `ready(status)`; return that status."""
-    for _ in range(int(limit_s / 0.1)):
-        status = await handle.query(PlanWorkflow.status)
-        if ready(status):
-            return status
-        if status["status"] != "running":
-            break
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"never saw {what}")
 
 
 def blocked(agent_id: str) -> Callable[[dict[str, Any]], bool]:
@@ -218,7 +205,7 @@ def test_conflict_blocks_only_its_readers_until_resolved_by_update(
     plan = platform_plan(dev_group_timeout_s=1.0)
 
     async def body(handle: Handle) -> tuple[Any, ...]:
-        during = await until(
+        during = await until_status(
             handle,
             lambda s: (
                 blocked("dev")(s)
@@ -305,7 +292,7 @@ def test_invalid_updates_are_rejected_without_a_trace(temporal: TemporalHarness)
         return "accepted"
 
     async def body(handle: Handle) -> tuple[Any, ...]:
-        await until(handle, blocked("dev"), "dev blocked")
+        await until_status(handle, blocked("dev"), "dev blocked")
         messages = [
             await attempt(handle, request)
             for request in (
@@ -344,7 +331,7 @@ def test_resolution_by_signal_and_an_invalid_signal_is_reported(temporal: Tempor
     plan = platform_plan()
 
     async def body(handle: Handle) -> dict[str, Any]:
-        await until(handle, blocked("dev"), "dev blocked")
+        await until_status(handle, blocked("dev"), "dev blocked")
         await handle.signal(
             PlanWorkflow.resolve_conflict_signal, ResolveConflict("c7", "current", by="bob")
         )
@@ -372,10 +359,11 @@ def test_resolution_by_signal_and_an_invalid_signal_is_reported(temporal: Tempor
     ],
 )
 def test_conflict_timeout_policy(
-    temporal: TemporalHarness, policy: str, status: str, value: str | None
+    time_skipping: TemporalHarness, policy: str, status: str, value: str | None
 ) -> None:
     """Nobody resolves c1: after conflict_timeout the plan's policy keeps the current or the
-    incoming value (dev then runs with it), or fails the run naming the conflict."""
+    incoming value (dev then runs with it), or fails the run naming the conflict. On the
+    time-skipping server: once dev2 and docs are done, nothing but the conflict timer is left."""
     plan = platform_plan(conflict_timeout=1.5, timeout_policy=policy)
 
     async def body(handle: Handle) -> tuple[Any, ...]:
@@ -384,7 +372,7 @@ def test_conflict_timeout_policy(
         except WorkflowFailureError as err:
             return err.cause.details[0], err.cause  # type: ignore[union-attr]
 
-    report, error = temporal.with_plan(plan, body)
+    report, error = time_skipping.with_plan(plan, body)
     assert report["status"] == status
     (c1,) = report["conflicts"]
     assert (c1["status"], c1["resolution"]["choice"], c1["resolution"]["by"]) == (
@@ -462,7 +450,7 @@ def test_ownership_violation_as_a_conflict(temporal: TemporalHarness) -> None:
     block the key's reader until a person lets it through."""
 
     async def body(handle: Handle) -> tuple[Any, ...]:
-        await until(handle, blocked("dev"), "dev blocked")
+        await until_status(handle, blocked("dev"), "dev blocked")
         conflicts = await handle.query(PlanWorkflow.conflicts)
         await handle.execute_update(
             PlanWorkflow.resolve_conflict, ResolveConflict("c1", "incoming", expected_version=1)
@@ -502,7 +490,7 @@ def test_consistency_rule_violation_opens_a_conflict(temporal: TemporalHarness) 
     }
 
     async def body(handle: Handle) -> tuple[Any, ...]:
-        await until(handle, blocked("dev"), "dev blocked")
+        await until_status(handle, blocked("dev"), "dev blocked")
         (c1,) = await handle.query(PlanWorkflow.conflicts)
         await handle.execute_update(
             PlanWorkflow.resolve_conflict,
@@ -539,7 +527,7 @@ def test_conflict_demo_plan_end_to_end(temporal: TemporalHarness) -> None:
     chosen = {"target": "responsive", "offline": False}
 
     async def body(handle: Handle) -> tuple[Any, ...]:
-        during = await until(
+        during = await until_status(
             handle,
             lambda s: blocked("developer")(s) and s["agents"]["docs"]["status"] == "succeeded",
             "developer blocked, docs done",

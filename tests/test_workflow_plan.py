@@ -6,7 +6,6 @@ Barrier branches have their own file (test_workflow_barrier.py).
 
 from __future__ import annotations
 
-import asyncio
 import json
 from datetime import datetime
 from typing import Any
@@ -16,25 +15,18 @@ from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ApplicationError, CancelledError
 
 from pee.workflows.plan_workflow import PlanWorkflow
-from tests.conftest import (
+from tests.helpers import (
     NO_RETRY,
     TemporalHarness,
     agent_report,
+    agent_running,
     compiled_plan,
     event_index,
     group,
     group_report,
     sim,
+    until_status,
 )
-
-
-async def wait_until_running(handle: WorkflowHandle[Any, Any], agent_id: str) -> dict[str, Any]:
-    for _ in range(200):
-        status = await handle.query(PlanWorkflow.status)
-        if agent_report(status, agent_id)["status"] == "running":
-            return status
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{agent_id} never ran")
 
 
 def test_fast_branch_runs_ahead_of_an_unrelated_slow_branch(temporal: TemporalHarness) -> None:
@@ -266,7 +258,9 @@ def test_status_query_reports_running_and_pending_work(temporal: TemporalHarness
     )
 
     async def body(handle: WorkflowHandle[Any, Any]) -> tuple[Any, ...]:
-        status = await wait_until_running(handle, "first")
+        status = await until_status(
+            handle, agent_running("first"), "first running", interval_s=0.05
+        )
         compiled = await handle.query(PlanWorkflow.plan)
         await handle.result()
         return status, await handle.query(PlanWorkflow.status), compiled
@@ -316,7 +310,7 @@ def test_cancelling_the_run_cancels_running_agents(temporal: TemporalHarness) ->
     )
 
     async def body(handle: WorkflowHandle[Any, Any]) -> dict[str, Any]:
-        await wait_until_running(handle, "busy")
+        await until_status(handle, agent_running("busy"), "busy running", interval_s=0.05)
         await handle.cancel()
         with pytest.raises(WorkflowFailureError) as caught:
             await handle.result()

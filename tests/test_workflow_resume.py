@@ -17,7 +17,7 @@ from pee.runtime.inspect import report_from_failure
 from pee.runtime.resume import ResumeError, last_snapshot, load_resume, resume_input
 from pee.workflows.plan_workflow import PlanWorkflow, rerun_groups
 from pee.workflows.types import ResumeFrom
-from tests.conftest import NO_RETRY, TemporalHarness, compiled_plan, group, sim
+from tests.helpers import NO_RETRY, TemporalHarness, compiled_plan, group, sim
 
 
 def plan(name: str, broken: bool) -> Any:

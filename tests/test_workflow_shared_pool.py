@@ -22,7 +22,7 @@ from pee.runtime.worker import build_worker
 from pee.workflows.plan_workflow import PlanWorkflow
 from pee.workflows.resource_pool import ResourcePoolWorkflow
 from pee.workflows.types import PlanRunInput
-from tests.conftest import NO_RETRY, TemporalHarness, compiled_plan, group, sim
+from tests.helpers import NO_RETRY, TemporalHarness, async_eventually, compiled_plan, group, sim
 from tests.test_workflow_resources import needing, pool, with_pool
 
 
@@ -88,14 +88,10 @@ async def replay(
 
 
 async def until(check: Any, timeout_s: float = 20.0) -> None:
-    for _ in range(int(timeout_s / 0.1)):
-        try:
-            if await check():
-                return
-        except RPCError:
-            pass  # the pool workflow may not have been started yet
-        await asyncio.sleep(0.1)
-    raise AssertionError("condition not reached in time")
+    # RPCError: the pool workflow may not have been started yet
+    await async_eventually(
+        check, what="the pool's next step", timeout_s=timeout_s, ignore=(RPCError,)
+    )
 
 
 async def pool_state(client: Client, pool_name: str) -> dict[str, Any]:

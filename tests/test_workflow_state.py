@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from pee.workflows.state import AgentState, Alert, Decision, GroupState, RunState, current_details
-from tests.conftest import compiled_plan, group, sim
+from tests.helpers import compiled_plan, group, sim
 
 
 def test_current_details_show_running_groups_last_decision_and_alerts() -> None:

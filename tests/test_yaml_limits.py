@@ -19,7 +19,7 @@ from pee.engine.compile.graph import compile_plan
 from pee.engine.compile.load import load_plan, loads_plan
 from pee.engine.language import errors
 from pee.engine.language.yamlsrc import EXPANSION_FLOOR, MAX_COLLECTION_ALIASES, expansion_limit
-from tests.conftest import PROJECT_ROOT
+from tests.helpers import PROJECT_ROOT
 
 # a hang guard for the subprocess, not a speed assertion (bench/ measures speed)
 HANG_GUARD_S = 300

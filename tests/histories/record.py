@@ -45,7 +45,7 @@ from pee.runtime.worker import build_worker
 from pee.workflows import search
 from pee.workflows.plan_workflow import PlanWorkflow
 from pee.workflows.types import BatchSpec, PlanRunInput, ResolveConflict
-from tests.conftest import compiled_plan, group, sim
+from tests.helpers import compiled_plan, group, sim
 
 HERE = Path(__file__).resolve().parent
 NO_RETRY = RetrySpec(max_attempts=1, initial_interval_s=0.1)

@@ -31,7 +31,7 @@ from pee.runtime.inspect import run_histories
 from pee.runtime.worker import build_worker
 from pee.workflows.plan_workflow import PlanWorkflow
 from pee.workflows.types import PlanRunInput, ResolveConflict
-from tests.conftest import compiled_plan, group, sim
+from tests.helpers import compiled_plan, group, sim
 
 HERE = Path(__file__).resolve().parent / "continued"
 CONTINUE_AFTER = 30

@@ -27,7 +27,7 @@ from pee.runtime.exit import run_entry
 from pee.runtime.worker import build_worker
 from pee.workflows.plan_workflow import PlanWorkflow
 from pee.workflows.types import PlanRunInput
-from tests.conftest import compiled_plan, group, sim
+from tests.helpers import compiled_plan, group, sim
 
 HERE = Path(__file__).resolve().parent / "limits"
 # issue 19's `timeout: 100000000000h`: past pee.engine.language.units.MAX_DURATION_S, and past what

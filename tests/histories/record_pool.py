@@ -33,7 +33,7 @@ from pee.runtime.worker import build_worker
 from pee.workflows.plan_workflow import PlanWorkflow
 from pee.workflows.resource_pool import ResourcePoolWorkflow
 from pee.workflows.types import PlanRunInput
-from tests.conftest import compiled_plan, group, sim
+from tests.helpers import async_eventually, compiled_plan, group, sim
 
 HERE = Path(__file__).resolve().parent / "pool"
 POOL = "recorded"
@@ -59,14 +59,10 @@ def plan(name: str, duration_s: float) -> Any:
 
 
 async def until(check: Any) -> None:
-    for _ in range(300):
-        try:
-            if await check():
-                return
-        except Exception:  # noqa: BLE001 - not started yet
-            pass
-        await asyncio.sleep(0.1)
-    raise SystemExit("the scenario never reached its next step")
+    # any exception: the pool workflow has not started yet
+    await async_eventually(
+        check, what="the scenario's next step", timeout_s=30, ignore=(Exception,)
+    )
 
 
 async def record(client: Client) -> tuple[WorkflowHistory, WorkflowHistory]:
