@@ -73,6 +73,15 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
         runs = Demo(cli, f"conflict-demo-update-{suffix}", f"conflict-demo-signal-{suffix}")
         for workflow_id in (runs.by_update, runs.by_signal):
             start_demo(cli, workflow_id, task_queue)
+        # every test starts from the paused run, whatever ran before it: under xdist the module
+        # may be set up again between two of its tests, with fresh runs
+        for workflow_id in (runs.by_update, runs.by_signal):
+            eventually(
+                lambda w=workflow_id: blocked_status(cli, w),
+                what=f"developer blocked in {workflow_id}",
+                timeout_s=60.0,
+                interval_s=0.3,
+            )
         yield runs
     finally:
         worker.terminate()
