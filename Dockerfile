@@ -12,11 +12,7 @@ WORKDIR /app
 
 # dependencies first, so a code change does not reinstall them
 COPY pyproject.toml README.md ./
-COPY engine engine
-COPY workflows workflows
-COPY activities activities
-COPY runtime runtime
-COPY cli cli
+COPY src src
 COPY starter.py worker.py ./
 # the otlp extra: OTEL_TRACES_EXPORTER=otlp works in the container (tracing profile)
 RUN pip install '.[otlp]'

@@ -1,7 +1,7 @@
 """Validate, analyse, run and inspect plans: the `pee` command (`pee --help`), kept as a script
 for `python starter.py ...` from a checkout."""
 
-from cli.main import entry
+from pee.cli.main import entry
 
 if __name__ == "__main__":
     entry()

@@ -2,7 +2,7 @@
 I/O). Used by bench/resources.py.
 
 Every bound here holds for ANY schedule that respects the agent-level dependencies
-(engine.report.agent_dependencies) and the pool (CPU incl. oversubscription, memory, agent
+(pee.engine.dag.agent_dependencies) and the pool (CPU incl. oversubscription, memory, agent
 limit), with each agent taking at least its estimate (simulated agents take exactly that, a real
 run a little more). The engine also waits for group barriers, which only delays agents further,
 so these remain lower bounds of what the engine can achieve.
@@ -26,9 +26,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from engine.compiled import CompiledAgent, CompiledPlan
-from engine.report import agent_dependencies, topological_order
-from engine.scheduler import Pool
+from pee.engine.compiled import CompiledAgent, CompiledPlan
+from pee.engine.dag import agent_dependencies, topological_order
+from pee.engine.rules.scheduler import Pool
 
 
 def heads_and_tails(plan: CompiledPlan) -> tuple[dict[str, float], dict[str, float]]:
@@ -39,8 +39,9 @@ def heads_and_tails(plan: CompiledPlan) -> tuple[dict[str, float], dict[str, flo
     order = topological_order(ids, deps)
     head: dict[str, float] = {}
     for node in order:
-        head[node] = max((head[d] + duration[d] for d in deps.get(node, []) if d in head),
-                         default=0.0)
+        head[node] = max(
+            (head[d] + duration[d] for d in deps.get(node, []) if d in head), default=0.0
+        )
     children: dict[str, list[str]] = {node: [] for node in ids}
     for node in ids:
         for dep in deps.get(node, []):
@@ -48,8 +49,7 @@ def heads_and_tails(plan: CompiledPlan) -> tuple[dict[str, float], dict[str, flo
                 children[dep].append(node)
     tail: dict[str, float] = {}
     for node in reversed(order):
-        tail[node] = max((tail[c] + duration[c] for c in children[node] if c in tail),
-                         default=0.0)
+        tail[node] = max((tail[c] + duration[c] for c in children[node] if c in tail), default=0.0)
     return head, tail
 
 
@@ -87,9 +87,12 @@ def energetic_bound(plan: CompiledPlan) -> tuple[float, str]:
     best, why = simple_bound(plan)
     agents = plan.agents
     sizes: list[tuple[str, Callable[[CompiledAgent], float]]] = [
-        ("cpu", lambda a: a.cpu), ("memory", lambda a: a.memory)]
-    thresholds = [(name, value, size) for name, size in sizes
-                  for value in sorted({size(a) for a in agents})]
+        ("cpu", lambda a: a.cpu),
+        ("memory", lambda a: a.memory),
+    ]
+    thresholds = [
+        (name, value, size) for name, size in sizes for value in sorted({size(a) for a in agents})
+    ]
     for h in sorted(set(head.values())):
         for t in sorted(set(tail.values())):
             window = [a for a in agents if head[a.id] >= h and tail[a.id] >= t]
@@ -99,9 +102,11 @@ def energetic_bound(plan: CompiledPlan) -> tuple[float, str]:
                 chosen = [a for a in window if size(a) >= value]
                 if not chosen:
                     continue
-                work = max(sum(a.cpu * a.estimated_s for a in chosen) / pool.cpu,
-                           sum(a.memory * a.estimated_s for a in chosen) / pool.memory,
-                           sum(a.estimated_s for a in chosen) / most_at_once(chosen, pool))
+                work = max(
+                    sum(a.cpu * a.estimated_s for a in chosen) / pool.cpu,
+                    sum(a.memory * a.estimated_s for a in chosen) / pool.memory,
+                    sum(a.estimated_s for a in chosen) / most_at_once(chosen, pool),
+                )
                 if h + work + t > best + 1e-9:
                     best = h + work + t
                     why = f"{len(chosen)} agents, {name}>={value:g}"

@@ -18,11 +18,11 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    # engine.compiled too: the payload converter resolves CompiledAgent's type hints through
+    # pee.engine.compiled too: the payload converter resolves CompiledAgent's type hints through
     # the sandbox's sys.modules, so the module must be imported here, not only transitively
-    import engine.compiled  # noqa: F401
-    from activities.agents import run_agent
-    from activities.types import PROGRESS_SIGNAL, AgentProgress, AgentResult, AgentTask
+    import pee.engine.compiled  # noqa: F401
+    from pee.activities.agents import run_agent
+    from pee.activities.types import PROGRESS_SIGNAL, AgentProgress, AgentResult, AgentTask
 
 
 @dataclass
@@ -47,18 +47,20 @@ class HandWrittenWorkflow:
     @workflow.run
     async def run(self, input: HandWrittenInput) -> HandWrittenResult:
         timeout = timedelta(seconds=input.timeout_s)
-        results = await asyncio.gather(*[
-            workflow.execute_activity(
-                run_agent,
-                task,
-                activity_id=task.agent.id,
-                schedule_to_close_timeout=timeout,
-                start_to_close_timeout=timeout,
-                heartbeat_timeout=timedelta(seconds=input.heartbeat_timeout_s),
-                retry_policy=RetryPolicy(maximum_attempts=input.max_attempts),
-            )
-            for task in input.tasks
-        ])
+        results = await asyncio.gather(
+            *[
+                workflow.execute_activity(
+                    run_agent,
+                    task,
+                    activity_id=task.agent.id,
+                    schedule_to_close_timeout=timeout,
+                    start_to_close_timeout=timeout,
+                    heartbeat_timeout=timedelta(seconds=input.heartbeat_timeout_s),
+                    retry_policy=RetryPolicy(maximum_attempts=input.max_attempts),
+                )
+                for task in input.tasks
+            ]
+        )
         return HandWrittenResult(results=list(results), progress=list(self._progress))
 
     @workflow.signal(name=PROGRESS_SIGNAL)

@@ -27,10 +27,10 @@ if str(ROOT) not in sys.path:
 from temporalio.client import Client  # noqa: E402
 from temporalio.worker import Worker  # noqa: E402
 
-from activities.agents import ACTIVITIES  # noqa: E402
 from bench.handwritten import HandWrittenWorkflow  # noqa: E402
-from runtime.codec import data_converter  # noqa: E402
-from workflows.plan_workflow import PlanWorkflow  # noqa: E402
+from pee.activities.agents import ACTIVITIES  # noqa: E402
+from pee.runtime.codec import data_converter  # noqa: E402
+from pee.workflows.plan_workflow import PlanWorkflow  # noqa: E402
 
 
 def temporal_binary() -> str:
@@ -59,14 +59,29 @@ class DevServer:
     def __enter__(self) -> DevServer:
         host, port = self.address.split(":")
         self._process = subprocess.Popen(
-            [temporal_binary(), "server", "start-dev", "--ip", host, "--port", port,
-             "--headless", "--log-level", "error"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                temporal_binary(),
+                "server",
+                "start-dev",
+                "--ip",
+                host,
+                "--port",
+                port,
+                "--headless",
+                "--log-level",
+                "error",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         if self._process is None:
             return
         self._process.terminate()
@@ -90,10 +105,16 @@ async def connect(address: str, timeout_s: float = 30.0) -> Client:
 
 
 @asynccontextmanager
-async def bench_worker(client: Client, task_queue: str, *,
-                       max_concurrent_activities: int = 200) -> AsyncIterator[Worker]:
-    worker = Worker(client, task_queue=task_queue, workflows=[PlanWorkflow, HandWrittenWorkflow],
-                    activities=ACTIVITIES, max_concurrent_activities=max_concurrent_activities)
+async def bench_worker(
+    client: Client, task_queue: str, *, max_concurrent_activities: int = 200
+) -> AsyncIterator[Worker]:
+    worker = Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[PlanWorkflow, HandWrittenWorkflow],
+        activities=ACTIVITIES,
+        max_concurrent_activities=max_concurrent_activities,
+    )
     async with worker:
         yield worker
 

@@ -37,26 +37,29 @@ if str(ROOT) not in sys.path:
 from temporalio.client import Client  # noqa: E402
 
 from bench.harness import DevServer, bench_worker, connect, median  # noqa: E402
-from engine.compiled import CompiledPlan  # noqa: E402
-from engine.graph import compile_plan  # noqa: E402
-from engine.plan import load_plan, loads_plan  # noqa: E402
-from workflows.plan_workflow import PlanWorkflow  # noqa: E402
-from workflows.types import PlanRunInput  # noqa: E402
+from pee.engine.compile.graph import compile_plan  # noqa: E402
+from pee.engine.compile.load import load_plan, loads_plan  # noqa: E402
+from pee.engine.compiled import CompiledPlan  # noqa: E402
+from pee.workflows.plan_workflow import PlanWorkflow  # noqa: E402
+from pee.workflows.types import PlanRunInput  # noqa: E402
 
 GOAL = 1.10
 RUN_TIMEOUT = timedelta(seconds=300)
 
 
-def dag_text(rng: random.Random, name: str, layers: int, width: int,
-             min_s: float, max_s: float) -> str:
+def dag_text(
+    rng: random.Random, name: str, layers: int, width: int, min_s: float, max_s: float
+) -> str:
     """A native plan: `layers` layers of 1..`width` agents; each agent after the first layer
     reads 1-2 outputs of the layer before and sometimes one of an older layer."""
-    lines = [f"name: {name}",
-             "resource_manager:",
-             "  resource_pool:",
-             "    computational: {total_cpu_units: 10000, total_memory_units: 10000, "
-             "concurrent_agent_limit: 1000}",
-             "agents:"]
+    lines = [
+        f"name: {name}",
+        "resource_manager:",
+        "  resource_pool:",
+        "    computational: {total_cpu_units: 10000, total_memory_units: 10000, "
+        "concurrent_agent_limit: 1000}",
+        "agents:",
+    ]
     previous: list[list[str]] = []
     for layer in range(layers):
         names = [f"l{layer}a{i}" for i in range(rng.randint(1, width))]
@@ -70,8 +73,10 @@ def dag_text(rng: random.Random, name: str, layers: int, width: int,
                     reads.append(rng.choice(older))
             duration = round(rng.uniform(min_s, max_s), 1)
             inputs = f", inputs: [{', '.join(f'{r}.out' for r in reads)}]" if reads else ""
-            lines.append(f"  {agent}: {{kind: simulate, duration: {duration}s, outputs: [out]"
-                         f"{inputs}, resource_requirements: {{cpu: 1, memory: 1}}}}")
+            lines.append(
+                f"  {agent}: {{kind: simulate, duration: {duration}s, outputs: [out]"
+                f"{inputs}, resource_requirements: {{cpu: 1, memory: 1}}}}"
+            )
         previous.append(names)
     return "\n".join(lines) + "\n"
 
@@ -82,36 +87,61 @@ def simulated_seed(plan: CompiledPlan) -> tuple[CompiledPlan, bool]:
     fields = {f.name for f in dataclasses.fields(PlanRunInput)}
     if "simulate" in fields:
         return plan, True
-    agents = [dataclasses.replace(a, kind="simulate", settings={"duration": a.estimated_s})
-              for a in plan.agents]
+    agents = [
+        dataclasses.replace(a, kind="simulate", settings={"duration": a.estimated_s})
+        for a in plan.agents
+    ]
     return dataclasses.replace(plan, agents=agents), False
 
 
-async def run_plan(client: Client, task_queue: str, plan: CompiledPlan,
-                   **input_fields: Any) -> tuple[dict[str, Any], float]:
+async def run_plan(
+    client: Client, task_queue: str, plan: CompiledPlan, **input_fields: Any
+) -> tuple[dict[str, Any], float]:
     started = time.perf_counter()
     report = await client.execute_workflow(
-        PlanWorkflow.run, PlanRunInput(plan=plan, **input_fields),
-        id=f"makespan-{plan.name}-{uuid.uuid4()}", task_queue=task_queue,
-        execution_timeout=RUN_TIMEOUT)
+        PlanWorkflow.run,
+        PlanRunInput(plan=plan, **input_fields),
+        id=f"makespan-{plan.name}-{uuid.uuid4()}",
+        task_queue=task_queue,
+        execution_timeout=RUN_TIMEOUT,
+    )
     return report, time.perf_counter() - started
 
 
-COLUMNS = ("plan", "agents", "groups", "lower_bound_s", "level_by_level_s", "makespan_s",
-           "wall_s", "makespan/lower_bound", "makespan/level_by_level", "parallel_efficiency")
+COLUMNS = (
+    "plan",
+    "agents",
+    "groups",
+    "lower_bound_s",
+    "level_by_level_s",
+    "makespan_s",
+    "wall_s",
+    "makespan/lower_bound",
+    "makespan/level_by_level",
+    "parallel_efficiency",
+)
 FORMAT = "  {:<18} {:>6} {:>6} {:>13} {:>16} {:>10} {:>6} {:>20} {:>23} {:>19}"
 
 
-def row(label: str, plan: CompiledPlan, scale: float, report: dict[str, Any],
-        wall: float) -> tuple[str, float, float]:
+def row(
+    label: str, plan: CompiledPlan, scale: float, report: dict[str, Any], wall: float
+) -> tuple[str, float, float]:
     lower = plan.agent_level_s * scale
     levels = plan.group_by_group_s * scale
     makespan = float(report["makespan_s"])
     efficiency = report.get("parallel_efficiency")
     text = FORMAT.format(
-        label, len(plan.agents), len(plan.groups), f"{lower:.2f}", f"{levels:.2f}",
-        f"{makespan:.2f}", f"{wall:.2f}", f"{makespan / lower:.3f}", f"{makespan / levels:.3f}",
-        f"{efficiency:.3f}" if isinstance(efficiency, (int, float)) else "-")
+        label,
+        len(plan.agents),
+        len(plan.groups),
+        f"{lower:.2f}",
+        f"{levels:.2f}",
+        f"{makespan:.2f}",
+        f"{wall:.2f}",
+        f"{makespan / lower:.3f}",
+        f"{makespan / levels:.3f}",
+        f"{efficiency:.3f}" if isinstance(efficiency, (int, float)) else "-",
+    )
     if report.get("status") not in ("completed", "succeeded"):
         text += f"  status {report.get('status')}"
     return text, makespan / lower, makespan / levels
@@ -122,8 +152,10 @@ async def measure(address: str, args: argparse.Namespace) -> None:
     task_queue = f"bench-makespan-{uuid.uuid4()}"
     to_lower: list[float] = []
     to_levels: list[float] = []
-    print("makespan: measured by the workflow, against the agent-level critical path (lower "
-          "bound) and a level-by-level schedule")
+    print(
+        "makespan: measured by the workflow, against the agent-level critical path (lower "
+        "bound) and a level-by-level schedule"
+    )
     print(FORMAT.format(*COLUMNS))
     async with bench_worker(client, task_queue):
         if not args.no_seed:
@@ -139,8 +171,9 @@ async def measure(address: str, args: argparse.Namespace) -> None:
             to_levels.append(levels)
         rng = random.Random(args.seed)
         for index in range(args.dags):
-            text_plan = dag_text(rng, f"dag{index}", args.layers, args.width,
-                                 args.min_duration, args.max_duration)
+            text_plan = dag_text(
+                rng, f"dag{index}", args.layers, args.width, args.min_duration, args.max_duration
+            )
             plan = compile_plan(loads_plan(text_plan, file=f"<dag{index}>"))
             report, wall = await run_plan(client, task_queue, plan, time_scale=1.0)
             text, lower, levels = row(f"random dag {index}", plan, 1.0, report, wall)
@@ -149,10 +182,14 @@ async def measure(address: str, args: argparse.Namespace) -> None:
             to_levels.append(levels)
     ratio = median(to_lower)
     verdict = "met" if max(to_lower) <= GOAL else "NOT met"
-    print(f"median makespan/lower_bound: {ratio:.3f} (worst {max(to_lower):.3f}; goal <= {GOAL}: "
-          f"{verdict})")
-    print(f"median makespan/level_by_level: {median(to_levels):.3f} "
-          f"(below 1 = faster than running level by level)")
+    print(
+        f"median makespan/lower_bound: {ratio:.3f} (worst {max(to_lower):.3f}; goal <= {GOAL}: "
+        f"{verdict})"
+    )
+    print(
+        f"median makespan/level_by_level: {median(to_levels):.3f} "
+        f"(below 1 = faster than running level by level)"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -163,8 +200,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-duration", type=float, default=0.2, help="shortest agent, s")
     parser.add_argument("--max-duration", type=float, default=2.0, help="longest agent, s")
     parser.add_argument("--seed", type=int, default=0, help="random seed for the DAGs")
-    parser.add_argument("--seed-seconds", type=float, default=4.0,
-                        help="the seed plan's critical path is scaled to this many seconds")
+    parser.add_argument(
+        "--seed-seconds",
+        type=float,
+        default=4.0,
+        help="the seed plan's critical path is scaled to this many seconds",
+    )
     parser.add_argument("--no-seed", action="store_true", help="skip the seed plan")
     args = parser.parse_args(argv)
     if args.layers < 1 or args.width < 1 or not 0 < args.min_duration <= args.max_duration:

@@ -1,11 +1,11 @@
 """Engine overhead: N no-op agents as one parallel group, engine vs a hand-written workflow.
 
 The engine side is a native plan of N `simulate` agents with duration 0 in one explicit parallel
-group, loaded and compiled like any plan (engine.plan.loads_plan + engine.graph.compile_plan) and
-run by PlanWorkflow. The baseline (bench/handwritten.py) calls the same run_agent activity N
-times at once with the same timeouts. Same dev server, same worker; the two alternate round by
-round (the first round of each is a discarded warm-up). Wall time is from the client's start
-request to the result. The goal (issue 3) is engine/hand-written <= 1.3.
+group, loaded and compiled like any plan (pee.engine.compile.load.loads_plan +
+pee.engine.compile.graph.compile_plan) and run by PlanWorkflow. The baseline (bench/handwritten.py)
+calls the same run_agent activity N times at once with the same timeouts. Same dev server, same
+worker; the two alternate round by round (the first round of each is a discarded warm-up). Wall time
+is from the client's start request to the result. The goal (issue 3) is engine/hand-written <= 1.3.
 
     .venv/bin/python bench/overhead.py [--agents 20] [--rounds 10]
 """
@@ -27,14 +27,14 @@ if str(ROOT) not in sys.path:
 
 from temporalio.client import Client  # noqa: E402
 
-from activities.types import AgentTask  # noqa: E402
 from bench.handwritten import HandWrittenInput, HandWrittenResult, HandWrittenWorkflow  # noqa: E402
 from bench.harness import DevServer, bench_worker, connect, median  # noqa: E402
-from engine.compiled import CompiledPlan  # noqa: E402
-from engine.graph import compile_plan  # noqa: E402
-from engine.plan import loads_plan  # noqa: E402
-from workflows.plan_workflow import PlanWorkflow  # noqa: E402
-from workflows.types import PlanRunInput  # noqa: E402
+from pee.activities.types import AgentTask  # noqa: E402
+from pee.engine.compile.graph import compile_plan  # noqa: E402
+from pee.engine.compile.load import loads_plan  # noqa: E402
+from pee.engine.compiled import CompiledPlan  # noqa: E402
+from pee.workflows.plan_workflow import PlanWorkflow  # noqa: E402
+from pee.workflows.types import PlanRunInput  # noqa: E402
 
 GOAL = 1.3
 TIMEOUT_S = 60.0
@@ -53,8 +53,11 @@ def plan_text(agents: int) -> str:
         "    computational: {total_cpu_units: 10000, total_memory_units: 10000, "
         f"concurrent_agent_limit: {agents}}}",
         "agents:",
-        *[f"  {name}: {{kind: simulate, duration: 0s, outputs: [out], timeout: {TIMEOUT_S:g}s, "
-          "resource_requirements: {cpu: 1, memory: 1}}" for name in names],
+        *[
+            f"  {name}: {{kind: simulate, duration: 0s, outputs: [out], timeout: {TIMEOUT_S:g}s, "
+            "resource_requirements: {cpu: 1, memory: 1}}"
+            for name in names
+        ],
         "groups:",
         f"  all: {{agents: [{', '.join(names)}], parallel: true, timeout: {TIMEOUT_S:g}s}}",
     ]
@@ -65,21 +68,27 @@ async def run_engine(client: Client, task_queue: str, plan: CompiledPlan) -> tup
     workflow_id = f"overhead-engine-{uuid.uuid4()}"
     started = time.perf_counter()
     await client.execute_workflow(
-        PlanWorkflow.run, PlanRunInput(plan=plan, heartbeat_timeout_s=HEARTBEAT_TIMEOUT_S),
-        id=workflow_id, task_queue=task_queue, execution_timeout=RUN_TIMEOUT)
+        PlanWorkflow.run,
+        PlanRunInput(plan=plan, heartbeat_timeout_s=HEARTBEAT_TIMEOUT_S),
+        id=workflow_id,
+        task_queue=task_queue,
+        execution_timeout=RUN_TIMEOUT,
+    )
     return time.perf_counter() - started, workflow_id
 
 
-async def run_handwritten(client: Client, task_queue: str,
-                          plan: CompiledPlan) -> tuple[float, str]:
+async def run_handwritten(client: Client, task_queue: str, plan: CompiledPlan) -> tuple[float, str]:
     workflow_id = f"overhead-hand-{uuid.uuid4()}"
     tasks = [AgentTask(agent=agent, group=agent.group, time_scale=1.0) for agent in plan.agents]
     started = time.perf_counter()
     result = await client.execute_workflow(
         HandWrittenWorkflow.run,
         HandWrittenInput(tasks=tasks, timeout_s=TIMEOUT_S, heartbeat_timeout_s=HEARTBEAT_TIMEOUT_S),
-        id=workflow_id, task_queue=task_queue, result_type=HandWrittenResult,
-        execution_timeout=RUN_TIMEOUT)
+        id=workflow_id,
+        task_queue=task_queue,
+        result_type=HandWrittenResult,
+        execution_timeout=RUN_TIMEOUT,
+    )
     assert len(result.results) == len(plan.agents)
     return time.perf_counter() - started, workflow_id
 
@@ -107,12 +116,16 @@ async def measure(address: str, plan: CompiledPlan, rounds: int) -> None:
     engine, hand = median(times["engine"]), median(times["hand"])
     ratio = engine / hand
     agents = len(plan.agents)
-    print(f"overhead: {agents} no-op agents (simulate, duration 0) in one parallel group; "
-          f"{rounds} rounds alternating, after 1 warm-up round each; same server and worker")
+    print(
+        f"overhead: {agents} no-op agents (simulate, duration 0) in one parallel group; "
+        f"{rounds} rounds alternating, after 1 warm-up round each; same server and worker"
+    )
     for name, label in (("engine", "engine (PlanWorkflow)"), ("hand", "hand-written workflow")):
-        print(f"  {label:<24} median {median(times[name]):.3f} s  "
-              f"min {min(times[name]):.3f} s  max {max(times[name]):.3f} s  "
-              f"history {events[name]} events")
+        print(
+            f"  {label:<24} median {median(times[name]):.3f} s  "
+            f"min {min(times[name]):.3f} s  max {max(times[name]):.3f} s  "
+            f"history {events[name]} events"
+        )
     verdict = "met" if ratio <= GOAL else "NOT met"
     print(f"ratio engine/hand-written: {ratio:.2f} (goal <= {GOAL}: {verdict})")
 

@@ -26,9 +26,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from engine.graph import compile_plan  # noqa: E402
-from engine.plan import build_plan  # noqa: E402
-from engine.yamlsrc import SourceMap, parse_yaml  # noqa: E402
+from pee.engine.compile.graph import compile_plan  # noqa: E402
+from pee.engine.compile.load import build_plan  # noqa: E402
+from pee.engine.language.yamlsrc import SourceMap, parse_yaml  # noqa: E402
 
 GOAL_AGENTS = 10_000
 GOAL_SECONDS = 2.0
@@ -42,8 +42,9 @@ def _duration(rng: random.Random) -> str | int:
     return int(text) if text.isdigit() else text
 
 
-def generate_plan(agents: int, seed: int = 0, fan_in: int = 3,
-                  layer_width: int | None = None) -> dict[str, Any]:
+def generate_plan(
+    agents: int, seed: int = 0, fan_in: int = 3, layer_width: int | None = None
+) -> dict[str, Any]:
     """A native plan of ``agents`` agents on a layered random DAG.
 
     Agents come in clusters of 1-3 that read the same inputs and are read together, so the
@@ -52,7 +53,7 @@ def generate_plan(agents: int, seed: int = 0, fan_in: int = 3,
     few agents validate another one. No explicit groups: grouping is derived.
     """
     rng = random.Random(seed)
-    width = layer_width or max(4, int(agents ** 0.5))
+    width = layer_width or max(4, int(agents**0.5))
     plan_agents: dict[str, dict[str, Any]] = {}
     # clusters of earlier layers: (agent ids, output name)
     earlier: list[tuple[list[str], str]] = []
@@ -139,38 +140,52 @@ def measure(agents: int, seed: int = 0, with_yaml: bool = False) -> dict[str, An
         "makespan_s": compiled.estimated_makespan_s,
         "sequential_s": compiled.sequential_s,
         "ratio": compiled.estimated_makespan_s / compiled.sequential_s
-        if compiled.sequential_s else 1.0,
+        if compiled.sequential_s
+        else 1.0,
     }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, GOAL_AGENTS],
-                        help="plan sizes in agents (default: 1000 10000)")
+    parser.add_argument(
+        "--sizes",
+        type=int,
+        nargs="+",
+        default=[1000, GOAL_AGENTS],
+        help="plan sizes in agents (default: 1000 10000)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="RNG seed of the generated plans")
-    parser.add_argument("--repeat", type=int, default=1,
-                        help="runs per size; the fastest is reported (default: 1)")
-    parser.add_argument("--yaml", action="store_true",
-                        help="also time parsing the plan from YAML text (not part of the goal)")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="runs per size; the fastest is reported (default: 1)"
+    )
+    parser.add_argument(
+        "--yaml",
+        action="store_true",
+        help="also time parsing the plan from YAML text (not part of the goal)",
+    )
     args = parser.parse_args(argv)
 
     for size in args.sizes:
         runs = [measure(size, args.seed, args.yaml) for _ in range(max(1, args.repeat))]
         best = min(runs, key=lambda r: r["total_s"])
         parsed = f"yaml_parse={best['yaml_s']:.3f}s " if best["yaml_s"] is not None else ""
-        print(f"agents={best['agents']} edges={best['edges']} {parsed}"
-              f"build={best['build_s']:.3f}s compile={best['compile_s']:.3f}s "
-              f"total={best['total_s']:.3f}s groups={best['groups']} "
-              f"parallel_groups={best['parallel_groups']} "
-              f"critical_path={best['critical_path']} "
-              f"makespan={best['makespan_s']:g}s sequential={best['sequential_s']:g}s "
-              f"makespan/sequential={best['ratio']:.4f} "
-              f"speedup={1 / best['ratio'] if best['ratio'] else 0:.1f}x")
+        print(
+            f"agents={best['agents']} edges={best['edges']} {parsed}"
+            f"build={best['build_s']:.3f}s compile={best['compile_s']:.3f}s "
+            f"total={best['total_s']:.3f}s groups={best['groups']} "
+            f"parallel_groups={best['parallel_groups']} "
+            f"critical_path={best['critical_path']} "
+            f"makespan={best['makespan_s']:g}s sequential={best['sequential_s']:g}s "
+            f"makespan/sequential={best['ratio']:.4f} "
+            f"speedup={1 / best['ratio'] if best['ratio'] else 0:.1f}x"
+        )
         if size == GOAL_AGENTS:
             verdict = "PASS" if best["total_s"] < GOAL_SECONDS else "FAIL"
-            print(f"goal: {GOAL_AGENTS} agents analysed (build + compile) in "
-                  f"{best['total_s']:.3f}s (build {best['build_s']:.3f}s, compile "
-                  f"{best['compile_s']:.3f}s) < {GOAL_SECONDS:g}s: {verdict}")
+            print(
+                f"goal: {GOAL_AGENTS} agents analysed (build + compile) in "
+                f"{best['total_s']:.3f}s (build {best['build_s']:.3f}s, compile "
+                f"{best['compile_s']:.3f}s) < {GOAL_SECONDS:g}s: {verdict}"
+            )
     if GOAL_AGENTS not in args.sizes:
         print(f"goal: not measured (the goal is for {GOAL_AGENTS} agents; add it to --sizes)")
     return 0

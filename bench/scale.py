@@ -1,7 +1,7 @@
 """Scale: one plan of N agents (bench/planner.py's layered random DAG) run to the end, with the
 history of the plan workflow and of every AgentBatchWorkflow child counted.
 
-One throwaway dev server (in memory, free port) and one worker in this process (runtime.worker.
+One throwaway dev server (in memory, free port) and one worker in this process (pee.runtime.worker.
 build_worker: PlanWorkflow, AgentBatchWorkflow, the agent activities). Agents are the planner's
 `simulate` agents, their estimated durations x --time-scale. It prints agents, groups, wall
 time, the plan workflow's events (the largest of its runs: it continues as new when Temporal
@@ -34,14 +34,14 @@ from temporalio.client import Client  # noqa: E402
 
 from bench.harness import DevServer, connect  # noqa: E402
 from bench.planner import generate_plan  # noqa: E402
-from engine.compiled import CompiledPlan  # noqa: E402
-from engine.graph import compile_plan  # noqa: E402
-from engine.plan import build_plan  # noqa: E402
-from engine.yamlsrc import SourceMap  # noqa: E402
-from runtime.inspect import run_histories  # noqa: E402
-from runtime.worker import build_worker  # noqa: E402
-from workflows.plan_workflow import PlanWorkflow  # noqa: E402
-from workflows.types import BatchSpec, PlanRunInput  # noqa: E402
+from pee.engine.compile.graph import compile_plan  # noqa: E402
+from pee.engine.compile.load import build_plan  # noqa: E402
+from pee.engine.compiled import CompiledPlan  # noqa: E402
+from pee.engine.language.yamlsrc import SourceMap  # noqa: E402
+from pee.runtime.inspect import run_histories  # noqa: E402
+from pee.runtime.worker import build_worker  # noqa: E402
+from pee.workflows.plan_workflow import PlanWorkflow  # noqa: E402
+from pee.workflows.types import BatchSpec, PlanRunInput  # noqa: E402
 
 HISTORY_BOUND = 10_240
 
@@ -79,8 +79,9 @@ class HistoryCount:
         return self.parent_total + sum(self.children.values())
 
 
-async def count_events(client: Client, workflow_id: str,
-                       chain: list[tuple[str, Any]] | None = None) -> HistoryCount:
+async def count_events(
+    client: Client, workflow_id: str, chain: list[tuple[str, Any]] | None = None
+) -> HistoryCount:
     """Events of every run of the plan workflow (``chain``: run_histories, when already
     fetched) and of every child they started."""
     runs: dict[str, int] = {}
@@ -88,11 +89,15 @@ async def count_events(client: Client, workflow_id: str,
     child_ids: list[str] = []
     for run_id, history in chain or await run_histories(client, workflow_id):
         runs[run_id] = len(history.events)
-        child_ids += [e.start_child_workflow_execution_initiated_event_attributes.workflow_id
-                      for e in history.events
-                      if e.HasField("start_child_workflow_execution_initiated_event_attributes")]
-        found.update((e.WhichOneof("attributes") or "").removesuffix("_event_attributes")
-                     for e in history.events)
+        child_ids += [
+            e.start_child_workflow_execution_initiated_event_attributes.workflow_id
+            for e in history.events
+            if e.HasField("start_child_workflow_execution_initiated_event_attributes")
+        ]
+        found.update(
+            (e.WhichOneof("attributes") or "").removesuffix("_event_attributes")
+            for e in history.events
+        )
     children: dict[str, int] = {}
     for child_id in child_ids:
         child = await client.get_workflow_handle(child_id).fetch_history()
@@ -114,21 +119,26 @@ def payload_sizes(chain: list[tuple[str, Any]]) -> tuple[int, int]:
     return largest, result_bytes
 
 
-async def run_plan(client: Client, plan: CompiledPlan, *, time_scale: float,
-                   batch: BatchSpec | None) -> tuple[dict[str, Any], str, float]:
+async def run_plan(
+    client: Client, plan: CompiledPlan, *, time_scale: float, batch: BatchSpec | None
+) -> tuple[dict[str, Any], str, float]:
     task_queue = f"scale-{uuid.uuid4()}"
     async with build_worker(client, task_queue, max_concurrent_activities=400):
         started = time.perf_counter()
         handle = await client.start_workflow(
-            PlanWorkflow.run, PlanRunInput(plan=plan, time_scale=time_scale, batch=batch),
-            id=f"scale-{len(plan.agents)}-{uuid.uuid4().hex[:8]}", task_queue=task_queue)
+            PlanWorkflow.run,
+            PlanRunInput(plan=plan, time_scale=time_scale, batch=batch),
+            id=f"scale-{len(plan.agents)}-{uuid.uuid4().hex[:8]}",
+            task_queue=task_queue,
+        )
         report = await handle.result()
         wall = time.perf_counter() - started
     return report, handle.id, wall
 
 
-async def measure(address: str, agents: int, time_scale: float,
-                  batch: BatchSpec | None) -> dict[str, Any]:
+async def measure(
+    address: str, agents: int, time_scale: float, batch: BatchSpec | None
+) -> dict[str, Any]:
     client = await connect(address)
     plan = layered_plan(agents)
     report, workflow_id, wall = await run_plan(client, plan, time_scale=time_scale, batch=batch)
@@ -137,24 +147,33 @@ async def measure(address: str, agents: int, time_scale: float,
     input_bytes, report_bytes = payload_sizes(chain)
     succeeded = sum(1 for a in report["agents"].values() if a["status"] == "succeeded")
     return {
-        "agents": agents, "groups": len(plan.groups), "status": report["status"],
-        "succeeded": succeeded, "wall_s": wall, "parent_events": counted.parent,
+        "agents": agents,
+        "groups": len(plan.groups),
+        "status": report["status"],
+        "succeeded": succeeded,
+        "wall_s": wall,
+        "parent_events": counted.parent,
         "runs": list(counted.runs.values()),
-        "events_per_agent": counted.total / agents, "children": len(counted.children),
+        "events_per_agent": counted.total / agents,
+        "children": len(counted.children),
         "largest_child": max(counted.children.values(), default=0),
-        "max_events": counted.largest, "parent_kinds": counted.parent_kinds,
-        "input_bytes": input_bytes, "report_bytes": report_bytes,
+        "max_events": counted.largest,
+        "parent_kinds": counted.parent_kinds,
+        "input_bytes": input_bytes,
+        "report_bytes": report_bytes,
     }
 
 
 def line(found: dict[str, Any]) -> str:
-    return (f"agents {found['agents']} groups {found['groups']} status {found['status']} "
-            f"succeeded {found['succeeded']} wall {found['wall_s']:.1f} s "
-            f"parent_events {found['parent_events']} runs {found['runs']} "
-            f"events_per_agent {found['events_per_agent']:.2f} children {found['children']} "
-            f"largest_child {found['largest_child']} max_events {found['max_events']} "
-            f"(bound {HISTORY_BOUND}) input {found['input_bytes'] / 1024:.0f} KiB "
-            f"report {found['report_bytes'] / 1024:.0f} KiB")
+    return (
+        f"agents {found['agents']} groups {found['groups']} status {found['status']} "
+        f"succeeded {found['succeeded']} wall {found['wall_s']:.1f} s "
+        f"parent_events {found['parent_events']} runs {found['runs']} "
+        f"events_per_agent {found['events_per_agent']:.2f} children {found['children']} "
+        f"largest_child {found['largest_child']} max_events {found['max_events']} "
+        f"(bound {HISTORY_BOUND}) input {found['input_bytes'] / 1024:.0f} KiB "
+        f"report {found['report_bytes'] / 1024:.0f} KiB"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -162,26 +181,40 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--agents", type=int, default=5000)
     parser.add_argument("--chunk", type=int, default=BatchSpec.chunk_size)
     parser.add_argument("--window", type=int, default=BatchSpec.window)
-    parser.add_argument("--flush", type=float, default=BatchSpec.flush_s,
-                        help="children send ended agents' outcomes at most this often (s)")
+    parser.add_argument(
+        "--flush",
+        type=float,
+        default=BatchSpec.flush_s,
+        help="children send ended agents' outcomes at most this often (s)",
+    )
     parser.add_argument("--time-scale", type=float, default=0.005)
-    parser.add_argument("--no-batch", action="store_true",
-                        help="every agent an activity of the plan workflow (the baseline)")
+    parser.add_argument(
+        "--no-batch",
+        action="store_true",
+        help="every agent an activity of the plan workflow (the baseline)",
+    )
     args = parser.parse_args(argv)
     batch = None if args.no_batch else BatchSpec(args.chunk, args.window, args.flush)
     with DevServer() as server:
         found = asyncio.run(measure(server.address, args.agents, args.time_scale, batch))
-    print(("no-batch " if batch is None
-           else f"batch chunk {args.chunk} window {args.window} flush {args.flush:g} s ")
-          + line(found))
-    print("parent events by kind: " + ", ".join(
-        f"{kind} {count}" for kind, count in found["parent_kinds"].items()))
+    print(
+        (
+            "no-batch "
+            if batch is None
+            else f"batch chunk {args.chunk} window {args.window} flush {args.flush:g} s "
+        )
+        + line(found)
+    )
+    print(
+        "parent events by kind: "
+        + ", ".join(f"{kind} {count}" for kind, count in found["parent_kinds"].items())
+    )
     within = found["max_events"] < HISTORY_BOUND
     print(f"every history under {HISTORY_BOUND} events: {'yes' if within else 'NO'}")
     return 0
 
 
 if __name__ == "__main__":
-    from runtime.exit import run_entry
+    from pee.runtime.exit import run_entry
 
     run_entry(lambda: main())

@@ -16,23 +16,36 @@ from pathlib import Path
 
 import pytest
 
-FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--hide-scrollbars")
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+)
 # screenshots and rendered pages of a test run: git-ignored; PEE_TEST_ARTIFACTS moves it
-ARTIFACTS = Path(os.environ.get("PEE_TEST_ARTIFACTS")
-                 or Path(__file__).resolve().parent.parent / "test-artifacts")
+ARTIFACTS = Path(
+    os.environ.get("PEE_TEST_ARTIFACTS")
+    or Path(__file__).resolve().parent.parent / "test-artifacts"
+)
 
 
 def chromium() -> str:
     """The browser's path; without one the test fails on CI (make test installs it) and is
     skipped elsewhere, saying how to get it."""
     found = shutil.which("chromium") or (
-        "/usr/bin/chromium" if os.access("/usr/bin/chromium", os.X_OK) else None)
+        "/usr/bin/chromium" if os.access("/usr/bin/chromium", os.X_OK) else None
+    )
     if found:
         return found
-    message = ("Debian chromium is not installed: `make test` installs it as root "
-               "(.ci/install-chromium), or apt-get install chromium")
+    message = (
+        "Debian chromium is not installed: `make test` installs it as root "
+        "(.ci/install-chromium), or apt-get install chromium"
+    )
     if os.environ.get("CI"):
         pytest.fail(message)
     pytest.skip(message)
@@ -42,7 +55,11 @@ def _run(page: Path, *args: str) -> subprocess.CompletedProcess[str]:
     with tempfile.TemporaryDirectory(prefix="pee-chromium-") as profile:
         return subprocess.run(
             [chromium(), *FLAGS, f"--user-data-dir={profile}", *args, page.resolve().as_uri()],
-            capture_output=True, text=True, timeout=120, check=False)
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
 
 
 def dump_dom(page: Path) -> str:
@@ -61,8 +78,15 @@ def screenshot(page: Path, png: Path, width: int = 1280, height: int = 2000) -> 
 
 
 # mermaid.js from the npm registry, installed by .ci/install-mermaid (make test)
-MERMAID_JS = (Path(__file__).resolve().parent.parent / ".cache" / "mermaid" / "node_modules"
-              / "mermaid" / "dist" / "mermaid.min.js")
+MERMAID_JS = (
+    Path(__file__).resolve().parent.parent
+    / ".cache"
+    / "mermaid"
+    / "node_modules"
+    / "mermaid"
+    / "dist"
+    / "mermaid.min.js"
+)
 
 
 def mermaid_js() -> Path:
@@ -90,7 +114,9 @@ def mermaid_page(text: str, page: Path) -> Path:
         "r => { document.getElementById('source').outerHTML = r.svg;"
         " document.body.dataset.result = 'ok'; },"
         "e => { document.body.dataset.result = 'error: ' + ((e && (e.message || e.str)) || e); });"
-        "</script></body></html>", encoding="utf-8")
+        "</script></body></html>",
+        encoding="utf-8",
+    )
     return page
 
 
@@ -101,11 +127,14 @@ def dump_dom_after_scripts(page: Path) -> str:
     return done.stdout
 
 
-def screenshot_after_scripts(page: Path, png: Path, width: int = 1280,
-                             height: int = 800) -> Path:
+def screenshot_after_scripts(page: Path, png: Path, width: int = 1280, height: int = 800) -> Path:
     png.parent.mkdir(parents=True, exist_ok=True)
     png.unlink(missing_ok=True)
-    done = _run(page, "--virtual-time-budget=10000", f"--screenshot={png.resolve()}",
-                f"--window-size={width},{height}")
+    done = _run(
+        page,
+        "--virtual-time-budget=10000",
+        f"--screenshot={png.resolve()}",
+        f"--window-size={width},{height}",
+    )
     assert 0 == done.returncode and png.exists(), done.stderr[-2000:]
     return png

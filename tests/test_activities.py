@@ -14,18 +14,32 @@ import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities import agents
-from activities.agents import run_agent
-from activities.simulate import digest
-from activities.types import AgentProgress, AgentResult, AgentTask
-from engine.compiled import CompiledAgent
+from pee.activities import agents
+from pee.activities.agents import run_agent
+from pee.activities.simulate import digest
+from pee.activities.types import AgentProgress, AgentResult, AgentTask
+from pee.engine.compiled import CompiledAgent
 
 
-def agent(agent_id: str = "a", *, kind: str = "simulate", outputs: tuple[str, ...] = ("out",),
-          writes: tuple[str, ...] = (), role: str | None = None, **settings: Any) -> CompiledAgent:
-    return CompiledAgent(id=agent_id, role=role or agent_id, kind=kind, group="g",
-                         outputs=list(outputs), writes=list(writes), estimated_s=0.0,
-                         settings=settings)
+def agent(
+    agent_id: str = "a",
+    *,
+    kind: str = "simulate",
+    outputs: tuple[str, ...] = ("out",),
+    writes: tuple[str, ...] = (),
+    role: str | None = None,
+    **settings: Any,
+) -> CompiledAgent:
+    return CompiledAgent(
+        id=agent_id,
+        role=role or agent_id,
+        kind=kind,
+        group="g",
+        outputs=list(outputs),
+        writes=list(writes),
+        estimated_s=0.0,
+        settings=settings,
+    )
 
 
 class FakeHandle:
@@ -49,16 +63,25 @@ class FakeClient:
         return FakeHandle(self, workflow_id, run_id)
 
 
-def environment(*, attempt: int = 1, activity_id: str = "a", heartbeat_timeout_s: float | None
-                = None, client: FakeClient | None = None,
-                workflow_run_id: str | None = None) -> ActivityEnvironment:
+def environment(
+    *,
+    attempt: int = 1,
+    activity_id: str = "a",
+    heartbeat_timeout_s: float | None = None,
+    client: FakeClient | None = None,
+    workflow_run_id: str | None = None,
+) -> ActivityEnvironment:
     env = ActivityEnvironment(client=client)  # type: ignore[arg-type]
     env.info = dataclasses.replace(
-        env.info, attempt=attempt, activity_id=activity_id,
+        env.info,
+        attempt=attempt,
+        activity_id=activity_id,
         # a run of its own: command agents key their process trees by run and activity id
         workflow_run_id=workflow_run_id or f"test-run-{uuid.uuid4()}",
-        heartbeat_timeout=None if heartbeat_timeout_s is None
-        else timedelta(seconds=heartbeat_timeout_s))
+        heartbeat_timeout=None
+        if heartbeat_timeout_s is None
+        else timedelta(seconds=heartbeat_timeout_s),
+    )
     return env
 
 
@@ -77,14 +100,22 @@ def failure(task: AgentTask, env: ActivityEnvironment | None = None) -> Applicat
 
 def test_values_are_written_as_given_and_the_rest_get_a_deterministic_default() -> None:
     """`values` covers outputs and shared keys; others name agent, output, input keys, digest."""
-    task = AgentTask(agent=agent("pm", outputs=("prd", "stories"), writes=("requirements",),
-                                 values={"prd": "PRD"}),
-                     inputs={"analyst.brief": {"users": ["u"]}})
+    task = AgentTask(
+        agent=agent(
+            "pm", outputs=("prd", "stories"), writes=("requirements",), values={"prd": "PRD"}
+        ),
+        inputs={"analyst.brief": {"users": ["u"]}},
+    )
     result = run(task)
-    assert {"prd": "PRD", "stories": {"agent": "pm", "output": "stories",
-                                      "inputs": ["analyst.brief"],
-                                      "digest": digest({"analyst.brief": {"users": ["u"]}})}
-            } == result.outputs
+    assert {
+        "prd": "PRD",
+        "stories": {
+            "agent": "pm",
+            "output": "stories",
+            "inputs": ["analyst.brief"],
+            "digest": digest({"analyst.brief": {"users": ["u"]}}),
+        },
+    } == result.outputs
     assert ["requirements"] == list(result.writes)
     assert "requirements" == result.writes["requirements"]["output"]
     assert (result.agent_id, result.attempt) == ("pm", 1)
@@ -122,7 +153,10 @@ def test_fail_times_always_fails_every_attempt() -> None:
     """fail_times: always -> attempt 50 still fails, retryably."""
     error = failure(AgentTask(agent=agent(fail_times="always")), environment(attempt=50))
     assert ("SimulatedFailure", False, ({"attempt": 50},)) == (
-        error.type, error.non_retryable, error.details)
+        error.type,
+        error.non_retryable,
+        error.details,
+    )
 
 
 def test_critical_failure_is_non_retryable() -> None:
@@ -149,12 +183,15 @@ def test_critical_with_fail_unless_fallback_is_a_critical_error_only_in_the_grou
     assert 1 == run(task, environment(activity_id="x#fallback")).attempt
 
 
-@pytest.mark.parametrize(("settings", "words"), [
-    ({"fail_times": "sometimes"}, "'fail_times' must be an integer >= 0 or 'always'"),
-    ({"duration": -1}, "'duration' must be a number of seconds >= 0"),
-    ({"heartbeat": "no"}, "'heartbeat' must be true or false"),
-    ({"values": {"nope": 1}}, "'values' names ['nope']"),
-])
+@pytest.mark.parametrize(
+    ("settings", "words"),
+    [
+        ({"fail_times": "sometimes"}, "'fail_times' must be an integer >= 0 or 'always'"),
+        ({"duration": -1}, "'duration' must be a number of seconds >= 0"),
+        ({"heartbeat": "no"}, "'heartbeat' must be true or false"),
+        ({"values": {"nope": 1}}, "'values' names ['nope']"),
+    ],
+)
 def test_bad_simulate_settings_fail_non_retryably(settings: dict[str, Any], words: str) -> None:
     """A plan mistake in simulate settings is reported once, saying what is wrong."""
     error = failure(AgentTask(agent=agent(**settings)))
@@ -178,7 +215,8 @@ def test_an_unknown_kind_fails_non_retryably() -> None:
 
 
 def test_an_unexpected_exception_becomes_an_application_error_named_after_it(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """A backend bug surfaces as a retryable ApplicationError typed by the exception class."""
 
     async def broken(task: AgentTask, progress: object, scale: float) -> AgentResult:
@@ -187,7 +225,10 @@ def test_an_unexpected_exception_becomes_an_application_error_named_after_it(
     monkeypatch.setitem(agents.BACKENDS, "simulate", broken)
     error = failure(AgentTask(agent=agent()), environment(attempt=2))
     assert ("KeyError", False, ({"attempt": 2},)) == (
-        error.type, error.non_retryable, error.details)
+        error.type,
+        error.non_retryable,
+        error.details,
+    )
 
 
 # --- role agents ----------------------------------------------------------------------------
@@ -195,8 +236,12 @@ def test_an_unexpected_exception_becomes_an_application_error_named_after_it(
 
 def test_a_role_agent_returns_its_declared_outputs_and_writes() -> None:
     """kind role: every declared output and shared key, built from the inputs."""
-    analyst = agent("analyst", kind="role", outputs=("target_users", "technical_constraints"),
-                    writes=("project_metadata",))
+    analyst = agent(
+        "analyst",
+        kind="role",
+        outputs=("target_users", "technical_constraints"),
+        writes=("project_metadata",),
+    )
     result = run(AgentTask(agent=analyst, inputs={"project": "Acme"}))
     assert ["target_users", "technical_constraints"] == list(result.outputs)
     assert "Acme" == result.writes["project_metadata"]["project"]
@@ -282,8 +327,9 @@ def test_a_silent_agent_neither_heartbeats_nor_signals() -> None:
     client = FakeClient()
     env = environment(client=client, heartbeat_timeout_s=0.15)
     env.on_heartbeat = lambda *details: beats.append(details)
-    task = AgentTask(agent=agent(duration=0.5, heartbeat=False), progress_interval_s=0.1,
-                     simulate_s=0.6)
+    task = AgentTask(
+        agent=agent(duration=0.5, heartbeat=False), progress_interval_s=0.1, simulate_s=0.6
+    )
     assert timed(task, env) >= 0.6
     assert ([], []) == (beats, client.signals)
 

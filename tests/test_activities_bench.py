@@ -17,9 +17,14 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def run_bench(*argv: str, timeout_s: float = 240) -> subprocess.CompletedProcess[str]:
     # own session: on a timeout the bench's dev server goes down with it
-    process = subprocess.Popen([sys.executable, *argv], cwd=ROOT, text=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               start_new_session=True)
+    process = subprocess.Popen(
+        [sys.executable, *argv],
+        cwd=ROOT,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     try:
         stdout, stderr = process.communicate(timeout=timeout_s)
     except subprocess.TimeoutExpired:
@@ -40,8 +45,21 @@ def test_overhead_bench_prints_the_engine_to_hand_written_ratio() -> None:
 
 def test_makespan_bench_prints_both_ratios() -> None:
     """`bench/makespan.py` on the seed and one tiny DAG exits 0 and prints both ratio lines."""
-    done = run_bench("bench/makespan.py", "--dags", "1", "--layers", "2", "--width", "2",
-                     "--min-duration", "0.2", "--max-duration", "0.3", "--seed-seconds", "1")
+    done = run_bench(
+        "bench/makespan.py",
+        "--dags",
+        "1",
+        "--layers",
+        "2",
+        "--width",
+        "2",
+        "--min-duration",
+        "0.2",
+        "--max-duration",
+        "0.3",
+        "--seed-seconds",
+        "1",
+    )
     assert 0 == done.returncode, done.stderr[-3000:]
     lines = done.stdout.splitlines()
     assert any(line.strip().startswith("seed x") for line in lines)
@@ -53,12 +71,22 @@ def test_makespan_bench_prints_both_ratios() -> None:
 def test_resources_bench_prints_engine_fifo_and_simulated_ratios() -> None:
     """`bench/resources.py` on one tiny plan exits 0 and prints its row and the three summary
     lines (engine, FIFO, overhead-free simulation)."""
-    done = run_bench("bench/resources.py", "--plans", "1", "--layers", "2", "--width", "3",
-                     "--min-duration", "0.2", "--max-duration", "0.4")
+    done = run_bench(
+        "bench/resources.py",
+        "--plans",
+        "1",
+        "--layers",
+        "2",
+        "--width",
+        "3",
+        "--min-duration",
+        "0.2",
+        "--max-duration",
+        "0.4",
+    )
     assert 0 == done.returncode, done.stderr[-3000:]
     lines = done.stdout.splitlines()
     assert any(line.strip().startswith("res0") for line in lines)
     assert any(line.startswith("engine median makespan/lower_bound: ") for line in lines)
     assert any(line.startswith("fifo median makespan/lower_bound: ") for line in lines)
-    assert any(line.startswith("engine admission without overhead (sim) median ")
-               for line in lines)
+    assert any(line.startswith("engine admission without overhead (sim) median ") for line in lines)

@@ -1,5 +1,5 @@
-"""The seed's adaptive_resource_allocation inside a run (engine.adaptive): with `adaptive: true`
-and `adjust_parallel_group_sizes`, an agent slower than the response_time threshold lowers its
+"""The seed's adaptive_resource_allocation inside a run (pee.engine.rules.adaptive): with `adaptive:
+true` and `adjust_parallel_group_sizes`, an agent slower than the response_time threshold lowers its
 group's concurrency. Unit cases for the throttle, and a real run against its control."""
 
 from __future__ import annotations
@@ -7,9 +7,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from engine.adaptive import GroupThrottle, enabled_actions
-from engine.scheduler import Admission, Pool, Request
-from tests.conftest import TemporalHarness
+from pee.engine.compiled import AdaptiveSettings
+from pee.engine.rules.adaptive import GroupThrottle, enabled_actions
+from pee.engine.rules.scheduler import Admission, Pool, Request
+from tests.helpers import TemporalHarness
 from tests.histories.record import adaptive_throttle
 
 
@@ -28,12 +29,13 @@ def throttled_plan(adaptive: bool, response_time: float | None = 1.6):
 
 def test_only_adaptive_plans_with_the_action_and_a_threshold_get_a_throttle() -> None:
     assert ["increase_cpu_allocation", "adjust_parallel_group_sizes"] == enabled_actions(
-        throttled_plan(True))
+        throttled_plan(True)
+    )
     assert [] == enabled_actions(throttled_plan(False))
     assert GroupThrottle.from_plan(throttled_plan(False), 1.0) is None
     assert GroupThrottle.from_plan(throttled_plan(True, None), 1.0) is None
     plan = throttled_plan(True)
-    plan.monitoring = {}
+    plan.monitoring = AdaptiveSettings()
     assert GroupThrottle.from_plan(plan, 1.0) is None
     # the threshold is scaled like every duration
     assert 0.8 == GroupThrottle.from_plan(throttled_plan(True), 0.5).threshold_s
@@ -74,8 +76,10 @@ def test_withheld_agents_wait_for_room_in_their_group() -> None:
 
 
 def spans(report: dict[str, Any]) -> dict[str, tuple[datetime, datetime]]:
-    return {a: (datetime.fromisoformat(r["started_at"]), datetime.fromisoformat(r["finished_at"]))
-            for a, r in report["agents"].items()}
+    return {
+        a: (datetime.fromisoformat(r["started_at"]), datetime.fromisoformat(r["finished_at"]))
+        for a, r in report["agents"].items()
+    }
 
 
 def test_a_slow_agent_throttles_its_group_in_a_real_run(temporal: TemporalHarness) -> None:
@@ -90,6 +94,5 @@ def test_a_slow_agent_throttles_its_group_in_a_real_run(temporal: TemporalHarnes
     assert ["g"] == [e["id"] for e in adaptive["events"] if e["event"] == "group_throttled"]
     assert [] == [e for e in control["events"] if e["event"] == "group_throttled"]
     (alert,) = [a for a in adaptive["alerts"] if "agent(s) at once" in a["message"]]
-    assert ("group 'g' now runs at most 1 agent(s) at once (was 2): 'slow' took"
-            in alert["message"])
+    assert "group 'g' now runs at most 1 agent(s) at once (was 2): 'slow' took" in alert["message"]
     assert "completed" == adaptive["status"] == control["status"]

@@ -1,7 +1,7 @@
-"""The seed's other adaptive_resource_allocation actions inside a run (engine.adaptive,
-workflows/adaptation.py): modify_timeout_values, increase_cpu_allocation (also on a shared pool,
-where it does not apply) and enable_aggressive_caching. Pure cases for each rule, and for each a
-real run whose slow agent triggers it against a control run of the same plan without the action
+"""The seed's other adaptive_resource_allocation actions inside a run (pee.engine.rules.adaptive,
+src/pee/workflows/adaptation.py): modify_timeout_values, increase_cpu_allocation (also on a shared
+pool, where it does not apply) and enable_aggressive_caching. Pure cases for each rule, and for each
+a real run whose slow agent triggers it against a control run of the same plan without the action
 (the harness replays every run's history; tests/histories/adaptive_timeout.json is committed)."""
 
 from __future__ import annotations
@@ -12,18 +12,18 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from engine.adaptive import (
+from pee.engine.compiled import AdaptiveSettings, CompiledPlan
+from pee.engine.rules.adaptive import (
     AGGRESSIVE_CACHE_TTL_S,
     AggressiveCaching,
     CpuBoost,
     TimeoutStretch,
 )
-from engine.compiled import CompiledPlan
-from engine.scheduler import Pool
-from tests.conftest import TemporalHarness, group, sim, starter
+from pee.engine.rules.scheduler import Pool
+from pee.workflows.adaptation import PATCH
+from tests.helpers import TemporalHarness, group, sim, starter
 from tests.histories.record import adaptive_actions, adaptive_timeout
 from tests.test_workflow_shared_pool import shared_plan
-from workflows.adaptation import PATCH
 
 # --- pure rules ----------------------------------------------------------------------------
 
@@ -47,8 +47,9 @@ def test_a_slow_agent_moves_deadlines_by_its_overrun_up_to_the_cap() -> None:
     assert [("g", 2.0), ("h", 2.0)] == [(g, s) for g, s, _ in changes]
     assert "deadline of group 'g' moved 2 s later (its agent 'slow' took 3 s" in changes[0][2]
     # the cap bounds the total per group: only 0.5 s left for each
-    assert [("g", 0.5), ("h", 0.5)] == [(g, s) for g, s, _ in
-                                        stretch.observe("slow2", "model", 4.0, "g", ["h"])]
+    assert [("g", 0.5), ("h", 0.5)] == [
+        (g, s) for g, s, _ in stretch.observe("slow2", "model", 4.0, "g", ["h"])
+    ]
     assert [] == stretch.observe("slow3", "model", 4.0, "g", ["h"])
     # moves for groups not started yet wait for their start, once
     assert [2.0, 0.5] == [shift for shift, _ in stretch.take("h")]
@@ -58,18 +59,31 @@ def test_a_slow_agent_moves_deadlines_by_its_overrun_up_to_the_cap() -> None:
 def pool_plan(actions: list[str], shared: bool = False) -> CompiledPlan:
     """Pool of 100 CPU for up to 4 agents: `slow` (50 CPU, 2 s) and `long` (40, 3 s) first;
     q1 (50) and q2 (20) do not both fit beside long in 100, they do in 110."""
-    agents = [sim("slow", "g", 2.0), sim("long", "g", 3.0), sim("q1", "g", 0.5),
-              sim("q2", "g", 0.5)]
+    agents = [
+        sim("slow", "g", 2.0),
+        sim("long", "g", 3.0),
+        sim("q1", "g", 0.5),
+        sim("q2", "g", 0.5),
+    ]
     for agent, cpu in zip(agents, [50, 40, 50, 20], strict=True):
         agent.cpu, agent.memory = cpu, 10
-    plan = adaptive_actions(actions, agents, [group("g", [a.id for a in agents])],
-                            "adaptive-cpu", threshold=1.6)
-    plan.resources.update({
-        "resource_pool": {"computational": {"total_cpu_units": 100, "total_memory_units": 100,
-                                            "concurrent_agent_limit": 4}},
-        "allocation_strategy": {"resource_sharing": {"cpu_oversubscription": 1.0,
-                                                     "memory_strict": True}},
-    })
+    plan = adaptive_actions(
+        actions, agents, [group("g", [a.id for a in agents])], "adaptive-cpu", threshold=1.6
+    )
+    plan.resources.update(
+        {
+            "resource_pool": {
+                "computational": {
+                    "total_cpu_units": 100,
+                    "total_memory_units": 100,
+                    "concurrent_agent_limit": 4,
+                }
+            },
+            "allocation_strategy": {
+                "resource_sharing": {"cpu_oversubscription": 1.0, "memory_strict": True}
+            },
+        }
+    )
     if shared:
         plan.resources["resource_pool"]["shared"] = {"name": "team"}
     return plan
@@ -132,16 +146,16 @@ def history(report: dict[str, Any], group_id: str) -> list[str]:
     return [h["decision"] for h in report["groups"][group_id]["barrier"]["history"]]
 
 
-def test_a_slow_agent_moves_its_groups_deadline_in_a_real_run(
-        temporal: TemporalHarness) -> None:
+def test_a_slow_agent_moves_its_groups_deadline_in_a_real_run(temporal: TemporalHarness) -> None:
     """slow (2 s) is 1 s over: g's deadline moves from 2.5 s past steady's 3 s and next's
     `later` (same role) gets 1.2 + ~1 s; the control run hits both deadlines."""
     adaptive = temporal.execute(adaptive_timeout(), heartbeat_timeout_s=1.0)
     control_plan = adaptive_timeout()
-    control_plan.monitoring = {}
+    control_plan.monitoring = AdaptiveSettings()
     control = temporal.execute(control_plan, heartbeat_timeout_s=1.0)
-    assert ["timeout_adapted", "all_completed"] == history(adaptive, "g") == history(
-        adaptive, "next")
+    assert (
+        ["timeout_adapted", "all_completed"] == history(adaptive, "g") == history(adaptive, "next")
+    )
     assert "succeeded" == adaptive["agents"]["steady"]["status"]
     assert "succeeded" == adaptive["agents"]["later"]["status"]
     why = adaptive["groups"]["next"]["barrier"]["history"][0]["reason"]
@@ -157,8 +171,10 @@ def test_a_slow_agent_moves_its_groups_deadline_in_a_real_run(
 
 
 def spans(report: dict[str, Any]) -> dict[str, tuple[datetime, datetime]]:
-    return {a: (datetime.fromisoformat(r["started_at"]), datetime.fromisoformat(r["finished_at"]))
-            for a, r in report["agents"].items()}
+    return {
+        a: (datetime.fromisoformat(r["started_at"]), datetime.fromisoformat(r["finished_at"]))
+        for a, r in report["agents"].items()
+    }
 
 
 def overlap(got: dict[str, tuple[datetime, datetime]], a: str, b: str) -> bool:
@@ -185,11 +201,17 @@ def test_a_slow_agent_raises_the_runs_cpu_in_a_real_run(temporal: TemporalHarnes
 def caching_plan(actions: list[str], tag: str) -> CompiledPlan:
     """slow (2 s, over 1 s) in `first`; b and c read its output in `second`. No cross-run TTL
     (session_lifetime)."""
-    agents = [sim("slow", "first", 2.0, note=tag), sim("b", "second", 0.2, inputs=["slow.out"]),
-              sim("c", "second", 0.2, inputs=["slow.out"])]
-    return adaptive_actions(actions, agents,
-                            [group("first", ["slow"]), group("second", ["b", "c"], ["first"])],
-                            f"adaptive-cache-{tag}")
+    agents = [
+        sim("slow", "first", 2.0, note=tag),
+        sim("b", "second", 0.2, inputs=["slow.out"]),
+        sim("c", "second", 0.2, inputs=["slow.out"]),
+    ]
+    return adaptive_actions(
+        actions,
+        agents,
+        [group("first", ["slow"]), group("second", ["b", "c"], ["first"])],
+        f"adaptive-cache-{tag}",
+    )
 
 
 def cached(report: dict[str, Any]) -> list[str]:
@@ -197,7 +219,8 @@ def cached(report: dict[str, Any]) -> list[str]:
 
 
 def test_a_slow_agent_switches_on_cross_run_caching_in_a_real_run(
-        temporal: TemporalHarness) -> None:
+    temporal: TemporalHarness,
+) -> None:
     """The adaptive run's b and c (started after slow) store their outputs for 1 h, so its
     rerun serves them from the cache; slow started before and runs again. The control plan's
     rerun runs everything again."""
@@ -207,8 +230,9 @@ def test_a_slow_agent_switches_on_cross_run_caching_in_a_real_run(
     assert ["first"] == events(first, "aggressive_caching_enabled")
     assert [] == cached(first)
     assert ["b", "c"] == cached(rerun)
-    assert {"hits": 2, "misses": 1} == {k: rerun["cache"]["agent_output"][k]
-                                        for k in ("hits", "misses")}
+    assert {"hits": 2, "misses": 1} == {
+        k: rerun["cache"]["agent_output"][k] for k in ("hits", "misses")
+    }
     control_tag = uuid.uuid4().hex[:8]
     temporal.execute(caching_plan([], control_tag))
     control_rerun = temporal.execute(caching_plan([], control_tag))
@@ -216,17 +240,27 @@ def test_a_slow_agent_switches_on_cross_run_caching_in_a_real_run(
     assert 0 == control_rerun["cache"]["agent_output"]["hits"]
 
 
-def test_a_shared_pool_run_says_once_that_cpu_cannot_be_raised(
-        temporal: TemporalHarness) -> None:
+def test_a_shared_pool_run_says_once_that_cpu_cannot_be_raised(temporal: TemporalHarness) -> None:
     """Two slow agents on a shared pool: one cpu_allocation_not_applied event and alert, no
     raise; the control plan (no action) records neither."""
+
     def plan(actions: list[str]) -> CompiledPlan:
-        built = shared_plan(f"adaptive-shared-{uuid.uuid4().hex[:6]}",
-                            f"adaptive-{uuid.uuid4().hex[:8]}", 2, 1.5)
-        built.resources["load_balancing"] = {"resource_monitoring": {
-            "alert_thresholds": {"response_time": 1.0}}}
-        built.monitoring = {"performance_optimization": {"adaptive_resource_allocation": {
-            "trigger": "performance_below_threshold", "actions": actions}}}
+        built = shared_plan(
+            f"adaptive-shared-{uuid.uuid4().hex[:6]}", f"adaptive-{uuid.uuid4().hex[:8]}", 2, 1.5
+        )
+        built.resources["load_balancing"] = {
+            "resource_monitoring": {"alert_thresholds": {"response_time": 1.0}}
+        }
+        built.monitoring = AdaptiveSettings.from_section(
+            {
+                "performance_optimization": {
+                    "adaptive_resource_allocation": {
+                        "trigger": "performance_below_threshold",
+                        "actions": actions,
+                    }
+                }
+            }
+        )
         built.adaptive_margin = 1.5
         return built
 
@@ -252,7 +286,8 @@ def patch_ids(name: str) -> list[str]:
             marker = event.marker_recorded_event_attributes
             if marker.marker_name == "core_patch":
                 data = PayloadConverter.default.from_payload(
-                    marker.details["patch-data"].payloads[0])
+                    marker.details["patch-data"].payloads[0]
+                )
                 found.append(data["id"])
     return found
 
@@ -289,20 +324,25 @@ groups:
 
 
 def test_a_yaml_plan_with_the_actions_through_starter_run_and_report(
-        cli_env: dict[str, str], tmp_path: Path) -> None:
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
     """The README's commands: `run` a YAML plan listing the three actions (slow is over the
     1 s threshold), its report names each application; the rerun serves `last` (started after
     slow) from the cache; `report --format html` draws the agent graph."""
     plan = tmp_path / "adaptive.yaml"
     plan.write_text(ALL_ACTIONS.format(tag=uuid.uuid4().hex[:8]))
     for workflow_id in ("adaptive-cli-1", "adaptive-cli-2"):
-        done = starter(cli_env, "run", plan, "--no-learn", "--workflow-id", workflow_id,
-                       "--time-scale", "1")
+        done = starter(
+            cli_env, "run", plan, "--no-learn", "--workflow-id", workflow_id, "--time-scale", "1"
+        )
         assert 0 == done.returncode, done.stdout + done.stderr
-    first, second = (json.loads(starter(cli_env, "report", w).stdout)
-                     for w in ("adaptive-cli-1", "adaptive-cli-2"))
+    first, second = (
+        json.loads(starter(cli_env, "report", w).stdout)
+        for w in ("adaptive-cli-1", "adaptive-cli-2")
+    )
     assert {"cpu_allocation_raised", "aggressive_caching_enabled"} <= {
-        e["event"] for e in first["events"]}
+        e["event"] for e in first["events"]
+    }
     # slow was the last of `both` to finish: no deadline of its own group left to move, and
     # no later group holds a `slow` role
     assert [] == events(first, "timeout_adapted")

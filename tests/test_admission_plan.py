@@ -1,21 +1,23 @@
-"""The compile-time admission plan (engine.admission_plan): better than the remaining-path
-order on durations it never saw, deterministic, and absent for unlimited pools."""
+"""The compile-time admission plan (pee.engine.compile.admission_plan): better than the
+remaining-path order on durations it never saw, deterministic, and absent for unlimited pools."""
 
 from __future__ import annotations
 
 import random
 
 from bench.resources import plan_text
-from engine.admission_plan import plan_admission, simulate_admission
-from engine.compiled import CompiledPlan
-from engine.graph import compile_plan
-from engine.plan import loads_plan
+from pee.engine.compile.admission_plan import plan_admission, simulate_admission
+from pee.engine.compile.graph import compile_plan
+from pee.engine.compile.load import loads_plan
+from pee.engine.compiled import CompiledPlan
 
 
 def random_plans(count: int, seed: int = 11) -> list[CompiledPlan]:
     rng = random.Random(seed)
-    return [compile_plan(loads_plan(plan_text(rng, f"p{i}", 4, 6, 0.3, 1.5, 4), file="p"))
-            for i in range(count)]
+    return [
+        compile_plan(loads_plan(plan_text(rng, f"p{i}", 4, 6, 0.3, 1.5, 4), file="p"))
+        for i in range(count)
+    ]
 
 
 def unplanned(plan: CompiledPlan) -> CompiledPlan:
@@ -59,7 +61,6 @@ def test_compiling_twice_plans_the_same_order() -> None:
 
 
 def test_no_plan_without_a_limited_pool() -> None:
-    plan = compile_plan(loads_plan("agents:\n  a: {duration: 1s}\n  b: {duration: 2s}\n",
-                                   file="p"))
+    plan = compile_plan(loads_plan("agents:\n  a: {duration: 1s}\n  b: {duration: 2s}\n", file="p"))
     assert plan_admission(plan) == {}
     assert [a.admission_rank for a in plan.agents] == [0, 0]

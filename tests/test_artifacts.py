@@ -14,8 +14,8 @@ import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.agents import run_agent
-from activities.artifacts import (
+from pee.activities.agents import run_agent
+from pee.activities.artifacts import (
     COMPRESS_ABOVE,
     DEFAULT_THRESHOLD,
     PREVIEW_CHARS,
@@ -25,9 +25,9 @@ from activities.artifacts import (
     encode,
     is_reference,
 )
-from activities.simulate import digest
-from activities.types import AgentResult, AgentTask
-from engine.compiled import CompiledAgent
+from pee.activities.simulate import digest
+from pee.activities.types import AgentResult, AgentTask
+from pee.engine.compiled import CompiledAgent
 
 BIG_TEXT = "lorem ipsum dolor sit amet\n" * 12_000  # ~320 KB, above the 256 KiB default
 
@@ -46,14 +46,23 @@ def stored_files(root: Path) -> list[Path]:
 def test_put_returns_a_reference_with_hash_size_and_preview(tmp_path: Path) -> None:
     """The reference names the sha256 of the canonical JSON, its size and a 200-char preview."""
     reference = ArtifactStore(tmp_path).put(BIG_TEXT)
-    assert {"$artifact": f"sha256:{sha(BIG_TEXT)}", "size": len(encode(BIG_TEXT)),
-            "preview": BIG_TEXT[:PREVIEW_CHARS]} == reference
+    assert {
+        "$artifact": f"sha256:{sha(BIG_TEXT)}",
+        "size": len(encode(BIG_TEXT)),
+        "preview": BIG_TEXT[:PREVIEW_CHARS],
+    } == reference
     assert is_reference(reference)
 
 
-@pytest.mark.parametrize("value", [
-    "short text", {"b": [1, 2.5, None, True], "a": "ünïcode"}, ["x" * 50_000], 42,
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "short text",
+        {"b": [1, 2.5, None, True], "a": "ünïcode"},
+        ["x" * 50_000],
+        42,
+    ],
+)
 def test_values_round_trip(tmp_path: Path, value: object) -> None:
     """Whatever goes in comes back equal, compressed or not."""
     store = ArtifactStore(tmp_path)
@@ -98,7 +107,8 @@ def test_resolve_replaces_references_at_any_depth(tmp_path: Path) -> None:
     reference = store.put(BIG_TEXT)
     snapshot = {"a.doc": reference, "merged": {"x": [1, reference]}, "plain": {"$artifact": 3}}
     assert {"a.doc": BIG_TEXT, "merged": {"x": [1, BIG_TEXT]}, "plain": {"$artifact": 3}} == (
-        store.resolve(snapshot))
+        store.resolve(snapshot)
+    )
 
 
 def test_a_missing_artifact_says_where_it_looked(tmp_path: Path) -> None:
@@ -119,7 +129,8 @@ def test_a_corrupt_artifact_is_detected_by_its_hash(tmp_path: Path) -> None:
 
 
 def test_the_directory_is_pee_artifact_dir_else_artifacts_in_the_state_dir(
-        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     """PEE_ARTIFACT_DIR wins; otherwise artifacts/ under PEE_STATE_DIR (the runtime's)."""
     monkeypatch.delenv("PEE_ARTIFACT_DIR", raising=False)
     monkeypatch.setenv("PEE_STATE_DIR", str(tmp_path / "state"))
@@ -132,8 +143,15 @@ def test_the_directory_is_pee_artifact_dir_else_artifacts_in_the_state_dir(
 
 
 def simulate_agent(agent_id: str, **settings: object) -> CompiledAgent:
-    return CompiledAgent(id=agent_id, role=agent_id, kind="simulate", group="g",
-                         outputs=["doc"], estimated_s=0.0, settings={"duration": 0, **settings})
+    return CompiledAgent(
+        id=agent_id,
+        role=agent_id,
+        kind="simulate",
+        group="g",
+        outputs=["doc"],
+        estimated_s=0.0,
+        settings={"duration": 0, **settings},
+    )
 
 
 def run(task: AgentTask) -> AgentResult:
@@ -161,8 +179,15 @@ def test_a_large_output_round_trips_through_run_agent(store_dir: Path) -> None:
 def test_the_task_threshold_decides_what_is_large(store_dir: Path) -> None:
     """large_value_threshold from the plan: a 2 KB write is offloaded above 1 KB, not at 256 KiB."""
     value = "z" * 2000
-    agent = CompiledAgent(id="w", role="w", kind="simulate", group="g", writes=["shared"],
-                          estimated_s=0.0, settings={"duration": 0, "values": {"shared": value}})
+    agent = CompiledAgent(
+        id="w",
+        role="w",
+        kind="simulate",
+        group="g",
+        writes=["shared"],
+        estimated_s=0.0,
+        settings={"duration": 0, "values": {"shared": value}},
+    )
     assert value == run(AgentTask(agent=agent)).writes["shared"]
     offloaded = run(AgentTask(agent=agent, large_value_threshold=1024)).writes["shared"]
     assert f"sha256:{sha(value)}" == offloaded["$artifact"]
@@ -181,17 +206,21 @@ def test_a_missing_artifact_fails_the_attempt_retryably(store_dir: Path, tmp_pat
 
 
 def test_a_run_keeps_references_in_its_context_and_readers_get_values(
-        temporal: Any, store_dir: Path) -> None:
+    temporal: Any, store_dir: Path
+) -> None:
     """With the plan's threshold at 1 KiB, a 2 KB output is a reference in the run's context
     (so in its history) and the agent reading it is given the value."""
-    from tests.conftest import compiled_plan, group, sim
+    from tests.helpers import compiled_plan, group, sim
 
     value = {"text": "w" * 2000}
     plan = compiled_plan(
-        [sim("writer", "g1", 0.0, outputs=["doc"], values={"doc": value}),
-         sim("reader", "g2", 0.0, inputs=["writer.doc"], outputs=["seen"])],
+        [
+            sim("writer", "g1", 0.0, outputs=["doc"], values={"doc": value}),
+            sim("reader", "g2", 0.0, inputs=["writer.doc"], outputs=["seen"]),
+        ],
         [group("g1", ["writer"]), group("g2", ["reader"], ["g1"])],
-        name="artifacts")
+        name="artifacts",
+    )
     plan.context = {"large_value_threshold": 1024}
 
     async def body(handle: Any) -> dict[str, Any]:
@@ -199,6 +228,9 @@ def test_a_run_keeps_references_in_its_context_and_readers_get_values(
         return dict(await handle.query("context"))
 
     context = temporal.with_plan(plan, body)
-    assert {"$artifact": f"sha256:{sha(value)}", "size": len(encode(value)),
-            "preview": json.dumps(value, sort_keys=True)[:PREVIEW_CHARS]} == context["writer.doc"]
+    assert {
+        "$artifact": f"sha256:{sha(value)}",
+        "size": len(encode(value)),
+        "preview": json.dumps(value, sort_keys=True)[:PREVIEW_CHARS],
+    } == context["writer.doc"]
     assert digest({"writer.doc": value}) == context["reader.seen"]["digest"]

@@ -15,23 +15,31 @@ from typing import Any
 
 import pytest
 
-from activities.agents import run_agent
-from activities.command import child_env
-from activities.types import AgentTask
-from engine.compiled import CompiledAgent
-from tests.conftest import PROJECT_ROOT
+from pee.activities.agents import run_agent
+from pee.activities.command import child_env
+from pee.activities.types import AgentTask
+from pee.engine.compiled import CompiledAgent
+from tests.helpers import PROJECT_ROOT, eventually
 from tests.test_activities import environment, failure, run
 
 FIXTURE = str(Path(__file__).parent / "agents_fixtures" / "cmd_agent.py")
 
 
-def command_agent(mode: str, *extra: str, timeout_s: float | None = None,
-                  **settings: Any) -> CompiledAgent:
-    return CompiledAgent(id="tool", role="tool", kind="command", group="g",
-                         inputs=["pm.stories"], outputs=["summary", "seen"], writes=["shared"],
-                         estimated_s=0.0, timeout_s=timeout_s,
-                         settings={"command": [sys.executable, FIXTURE, mode, *extra],
-                                   **settings})
+def command_agent(
+    mode: str, *extra: str, timeout_s: float | None = None, **settings: Any
+) -> CompiledAgent:
+    return CompiledAgent(
+        id="tool",
+        role="tool",
+        kind="command",
+        group="g",
+        inputs=["pm.stories"],
+        outputs=["summary", "seen"],
+        writes=["shared"],
+        estimated_s=0.0,
+        timeout_s=timeout_s,
+        settings={"command": [sys.executable, FIXTURE, mode, *extra], **settings},
+    )
 
 
 def alive(pid: int) -> bool:
@@ -44,44 +52,55 @@ def alive(pid: int) -> bool:
 
 
 def wait_for_pids(path: Path) -> list[int]:
-    deadline = time.monotonic() + 10
-    while not path.exists():
-        assert time.monotonic() < deadline, "the command never started"
-        time.sleep(0.02)
+    eventually(path.exists, what="the command to start", timeout_s=10, interval_s=0.02)
     return [int(pid) for pid in path.read_text().split()]
 
 
 def gone(pids: list[int], within_s: float = 3.0) -> bool:
-    deadline = time.monotonic() + within_s
-    while any(alive(pid) for pid in pids):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
+    try:
+        eventually(
+            lambda: not any(alive(pid) for pid in pids),
+            what=f"{pids} to end",
+            timeout_s=within_s,
+            interval_s=0.02,
+        )
+    except AssertionError:
+        return False
     return True
 
 
 def test_the_task_goes_in_on_stdin_and_outputs_and_writes_come_out_of_stdout() -> None:
     """stdin carries inputs, agent id, declared names, attempt; stdout fills outputs and writes."""
-    task = AgentTask(agent=command_agent("echo"), inputs={"pm.stories": ["s1", "s2"]},
-                     missing_inputs=["qa.notes"])
+    task = AgentTask(
+        agent=command_agent("echo"),
+        inputs={"pm.stories": ["s1", "s2"]},
+        missing_inputs=["qa.notes"],
+    )
     result = run(task)
     assert {"pm.stories": ["s1", "s2"]} == result.outputs["summary"]
-    assert {"agent": "tool", "role": "tool", "missing_inputs": ["qa.notes"],
-            "outputs": ["summary", "seen"], "writes": ["shared"], "attempt": 1
-            } == result.outputs["seen"]
+    assert {
+        "agent": "tool",
+        "role": "tool",
+        "missing_inputs": ["qa.notes"],
+        "outputs": ["summary", "seen"],
+        "writes": ["shared"],
+        "attempt": 1,
+    } == result.outputs["seen"]
     assert {"shared": "s"} == result.writes
     # undeclared keys ("extra") are ignored
     assert ["summary", "seen"] == list(result.outputs)
 
 
 def test_the_child_gets_only_declared_variables_plus_path_home_lang(
-        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     """env: literals as given, $VAR copied from the worker, $$ a literal $; nothing else leaks;
     cwd is where the child runs."""
     monkeypatch.setenv("PEE_TEST_SECRET", "s3cret")
     monkeypatch.setenv("PEE_TEST_UNLISTED", "leak")
-    agent = command_agent("env", cwd=str(tmp_path),
-                          env={"TOKEN": "$PEE_TEST_SECRET", "MODE": "fast", "PRICE": "$$5"})
+    agent = command_agent(
+        "env", cwd=str(tmp_path), env={"TOKEN": "$PEE_TEST_SECRET", "MODE": "fast", "PRICE": "$$5"}
+    )
     result = run(AgentTask(agent=agent))
     child = result.outputs["summary"]
     assert ("s3cret", "fast", "$5") == (child["TOKEN"], child["MODE"], child["PRICE"])
@@ -92,7 +111,8 @@ def test_the_child_gets_only_declared_variables_plus_path_home_lang(
 
 
 def test_a_variable_the_worker_lacks_fails_non_retryably_naming_it(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """env TOKEN: $MISSING on a worker without MISSING -> a clear configuration error."""
     monkeypatch.delenv("PEE_TEST_MISSING", raising=False)
     error = failure(AgentTask(agent=command_agent("echo", env={"TOKEN": "$PEE_TEST_MISSING"})))
@@ -184,13 +204,13 @@ def test_cancellation_kills_the_whole_process_group_and_heartbeats_flow(tmp_path
 
 
 def test_a_grandchild_holding_stdout_does_not_turn_a_finished_command_into_a_timeout(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     """The leader prints its outputs and exits while a grandchild keeps stdout open for 60 s:
     the agent succeeds (it would time out after 20 s if it waited for the pipe to close), and
     the grandchild is gone."""
     pids_file = tmp_path / "pids"
-    task = AgentTask(agent=command_agent("holdout", str(pids_file), timeout_s=20.0),
-                     time_scale=1.0)
+    task = AgentTask(agent=command_agent("holdout", str(pids_file), timeout_s=20.0), time_scale=1.0)
     result = run(task)
     assert {"summary": "done", "seen": "held"} == result.outputs
     pids = wait_for_pids(pids_file)
@@ -201,8 +221,7 @@ def test_a_setsid_daemon_dies_with_a_timed_out_command(tmp_path: Path) -> None:
     """A grandchild in its own session, whose parent already exited and which ignores SIGTERM,
     is out of the leader's group and tree; a timeout still kills it."""
     pids_file = tmp_path / "pids"
-    task = AgentTask(agent=command_agent("daemon", str(pids_file), timeout_s=1.0),
-                     time_scale=1.0)
+    task = AgentTask(agent=command_agent("daemon", str(pids_file), timeout_s=1.0), time_scale=1.0)
     error = failure(task)
     assert ("CommandTimeout", False) == (error.type, error.non_retryable)
     pids = wait_for_pids(pids_file)
@@ -230,8 +249,8 @@ def test_a_setsid_daemon_dies_with_a_cancelled_command(tmp_path: Path) -> None:
 # attempt 1 of agent "tool" in run sys.argv[2], on a worker of its own (killed by the test)
 WORKER = """
 import asyncio, sys
-from activities.agents import run_agent
-from activities.types import AgentTask
+from pee.activities.agents import run_agent
+from pee.activities.types import AgentTask
 from tests.test_activities import environment
 from tests.test_backend_command import command_agent
 task = AgentTask(agent=command_agent("daemon", sys.argv[1]))
@@ -240,14 +259,16 @@ asyncio.run(environment(workflow_run_id=sys.argv[2], activity_id="tool").run(run
 
 
 def test_a_dead_workers_command_is_killed_before_the_retry_starts(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A worker is SIGKILLed while its command (and the command's setsid daemon) runs: both
     outlive it. Attempt 2 of the same agent in the same run, on another worker of the host,
     kills them before it starts its own command."""
     monkeypatch.setenv("PEE_PROCESS_STATE_DIR", str(tmp_path / "trees"))
     pids_file, run_id = tmp_path / "pids", f"run-{tmp_path.name}"
-    worker = subprocess.Popen([sys.executable, "-c", WORKER, str(pids_file), run_id],
-                              cwd=PROJECT_ROOT)
+    worker = subprocess.Popen(
+        [sys.executable, "-c", WORKER, str(pids_file), run_id], cwd=PROJECT_ROOT
+    )
     try:
         pids = wait_for_pids(pids_file)
     finally:
@@ -284,14 +305,14 @@ def test_another_runs_processes_are_left_alone(tmp_path: Path) -> None:
 
 
 def test_a_credential_variable_never_comes_back_in_outputs_or_errors(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """env API_TOKEN: $VAR (a credential by its name) reaches the child, but the child echoing
     it in its outputs gets it scrubbed; a non-credential variable passes unchanged."""
     secret = "tok-0123456789abcdef"
     monkeypatch.setenv("PEE_TEST_VAR_A", secret)
     monkeypatch.setenv("PEE_TEST_VAR_B", "plain-value-123")
-    agent = command_agent("env", env={"API_TOKEN": "$PEE_TEST_VAR_A",
-                                      "MODE": "$PEE_TEST_VAR_B"})
+    agent = command_agent("env", env={"API_TOKEN": "$PEE_TEST_VAR_A", "MODE": "$PEE_TEST_VAR_B"})
     child = run(AgentTask(agent=agent)).outputs["summary"]
     assert ("***", "plain-value-123") == (child["API_TOKEN"], child["MODE"])
     assert secret not in str(child)

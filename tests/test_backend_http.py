@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from activities.types import AgentTask
-from engine.compiled import CompiledAgent, RetrySpec
+from pee.activities.types import AgentTask
+from pee.engine.compiled import CompiledAgent, RetrySpec
 from tests.agents_fixtures.chat_server import ChatServer
-from tests.conftest import TemporalHarness, compiled_plan, group
+from tests.helpers import TemporalHarness, compiled_plan, group
 from tests.test_activities import environment, failure, run
 
 SECRET = f"sk-test-{uuid.uuid4().hex}"
@@ -36,18 +36,35 @@ def api_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(KEY_ENV, SECRET)
 
 
-def llm(server: ChatServer, *, outputs: tuple[str, ...] = ("brief",),
-        writes: tuple[str, ...] = (), defaults: dict[str, Any] | None = None,
-        **settings: Any) -> CompiledAgent:
+def llm(
+    server: ChatServer,
+    *,
+    outputs: tuple[str, ...] = ("brief",),
+    writes: tuple[str, ...] = (),
+    defaults: dict[str, Any] | None = None,
+    **settings: Any,
+) -> CompiledAgent:
     return CompiledAgent(
-        id="analyst", role="analyst", kind="http", group="g",
-        inputs=["topic"], optional_inputs=["pm.user_stories"], outputs=list(outputs),
-        writes=list(writes), defaults=dict(defaults or {}), estimated_s=0.0,
+        id="analyst",
+        role="analyst",
+        kind="http",
+        group="g",
+        inputs=["topic"],
+        optional_inputs=["pm.user_stories"],
+        outputs=list(outputs),
+        writes=list(writes),
+        defaults=dict(defaults or {}),
+        estimated_s=0.0,
         retry=RetrySpec(max_attempts=2, initial_interval_s=0.1),
-        settings={"base_url": server.base_url, "model": "tiny", "api_key_env": KEY_ENV,
-                  "system": "You are the {{role}}.",
-                  "prompt": "Write a brief about {{topic}}. Stories: {{user_stories}}",
-                  **settings})
+        settings={
+            "base_url": server.base_url,
+            "model": "tiny",
+            "api_key_env": KEY_ENV,
+            "system": "You are the {{role}}.",
+            "prompt": "Write a brief about {{topic}}. Stories: {{user_stories}}",
+            **settings,
+        },
+    )
 
 
 def test_the_reply_text_becomes_the_first_output(server: ChatServer) -> None:
@@ -58,9 +75,13 @@ def test_the_reply_text_becomes_the_first_output(server: ChatServer) -> None:
     [request] = server.requests
     assert "/v1/chat/completions" == request.path
     assert f"Bearer {SECRET}" == request.headers["Authorization"]
-    assert {"model": "tiny", "messages": [
-        {"role": "system", "content": "You are the analyst."},
-        {"role": "user", "content": "Write a brief about todo apps. Stories: "}]} == request.body
+    assert {
+        "model": "tiny",
+        "messages": [
+            {"role": "system", "content": "You are the analyst."},
+            {"role": "user", "content": "Write a brief about todo apps. Stories: "},
+        ],
+    } == request.body
 
 
 def test_non_text_inputs_are_inserted_as_json(server: ChatServer) -> None:
@@ -119,43 +140,64 @@ def test_a_rejected_request_is_non_retryable_and_never_shows_the_key(server: Cha
 
 def test_output_schema_maps_a_json_reply_onto_outputs_and_writes(server: ChatServer) -> None:
     """A fenced JSON reply -> each declared output and write from its key."""
-    server.content = ('```json\n{"brief": "B", "target_users": ["devs"], '
-                      '"constraints": {"budget": 10}}\n```')
-    schema = {"type": "object", "required": ["brief", "target_users"],
-              "properties": {"brief": {"type": "string"},
-                             "target_users": {"type": "array"},
-                             "constraints": {"type": ["object", "null"]}}}
-    agent = llm(server, outputs=("brief", "target_users"), writes=("constraints",),
-                output_schema=schema)
+    server.content = (
+        '```json\n{"brief": "B", "target_users": ["devs"], "constraints": {"budget": 10}}\n```'
+    )
+    schema = {
+        "type": "object",
+        "required": ["brief", "target_users"],
+        "properties": {
+            "brief": {"type": "string"},
+            "target_users": {"type": "array"},
+            "constraints": {"type": ["object", "null"]},
+        },
+    }
+    agent = llm(
+        server, outputs=("brief", "target_users"), writes=("constraints",), output_schema=schema
+    )
     result = run(AgentTask(agent=agent, inputs={"topic": "t"}))
     assert {"brief": "B", "target_users": ["devs"]} == result.outputs
     assert {"constraints": {"budget": 10}} == result.writes
 
 
-@pytest.mark.parametrize(("content", "words"), [
-    ("Sure! Here is the brief.", "expects a JSON reply"),
-    ('{"brief": "B"}', "required keys ['target_users'] are missing"),
-    ('{"brief": 3, "target_users": []}', "'brief' should be string, found int"),
-])
-def test_a_reply_that_breaks_the_schema_is_retryable(server: ChatServer, content: str,
-                                                     words: str) -> None:
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        ("Sure! Here is the brief.", "expects a JSON reply"),
+        ('{"brief": "B"}', "required keys ['target_users'] are missing"),
+        ('{"brief": 3, "target_users": []}', "'brief' should be string, found int"),
+    ],
+)
+def test_a_reply_that_breaks_the_schema_is_retryable(
+    server: ChatServer, content: str, words: str
+) -> None:
     server.content = content
-    schema = {"type": "object", "required": ["brief", "target_users"],
-              "properties": {"brief": {"type": "string"}, "target_users": {"type": "array"}}}
-    error = failure(AgentTask(agent=llm(server, outputs=("brief", "target_users"),
-                                        output_schema=schema), inputs={"topic": "t"}))
+    schema = {
+        "type": "object",
+        "required": ["brief", "target_users"],
+        "properties": {"brief": {"type": "string"}, "target_users": {"type": "array"}},
+    }
+    error = failure(
+        AgentTask(
+            agent=llm(server, outputs=("brief", "target_users"), output_schema=schema),
+            inputs={"topic": "t"},
+        )
+    )
     assert ("InvalidModelReply", False) == (error.type, error.non_retryable)
     assert words in error.message
 
 
-@pytest.mark.parametrize(("change", "words"), [
-    ({"prompt": "About {{nothing_declared}}"}, "placeholders ['nothing_declared']"),
-    ({"base_url": None}, "'base_url' is required"),
-    ({"api_key_env": "PEE_TEST_NO_SUCH_KEY"}, "'PEE_TEST_NO_SUCH_KEY', which is not set"),
-])
-def test_plan_and_worker_mistakes_fail_before_any_request(server: ChatServer,
-                                                          change: dict[str, Any],
-                                                          words: str) -> None:
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ({"prompt": "About {{nothing_declared}}"}, "placeholders ['nothing_declared']"),
+        ({"base_url": None}, "'base_url' is required"),
+        ({"api_key_env": "PEE_TEST_NO_SUCH_KEY"}, "'PEE_TEST_NO_SUCH_KEY', which is not set"),
+    ],
+)
+def test_plan_and_worker_mistakes_fail_before_any_request(
+    server: ChatServer, change: dict[str, Any], words: str
+) -> None:
     agent = llm(server)
     for name, value in change.items():
         if value is None:
@@ -169,11 +211,14 @@ def test_plan_and_worker_mistakes_fail_before_any_request(server: ChatServer,
 
 def test_several_outputs_without_a_schema_need_defaults(server: ChatServer) -> None:
     """Without output_schema only the first output is filled: the others need defaults."""
-    error = failure(AgentTask(agent=llm(server, outputs=("brief", "users")),
-                              inputs={"topic": "t"}))
+    error = failure(AgentTask(agent=llm(server, outputs=("brief", "users")), inputs={"topic": "t"}))
     assert ("InvalidAgentSettings", True) == (error.type, error.non_retryable)
-    result = run(AgentTask(agent=llm(server, outputs=("brief", "users"),
-                                     defaults={"users": []}), inputs={"topic": "t"}))
+    result = run(
+        AgentTask(
+            agent=llm(server, outputs=("brief", "users"), defaults={"users": []}),
+            inputs={"topic": "t"},
+        )
+    )
     assert {"brief": "hello", "users": []} == result.outputs
 
 
@@ -193,7 +238,8 @@ def readable(history_json: str) -> str:
 
 
 def test_the_api_key_never_appears_in_the_workflow_history(
-        temporal: TemporalHarness, server: ChatServer) -> None:
+    temporal: TemporalHarness, server: ChatServer
+) -> None:
     """An http agent run by PlanWorkflow: the key reaches the server, not the history."""
     server.script = [(429, {"Retry-After": "0"}, f'{{"error": "limit for {SECRET}"}}')]
     server.content = "the brief"

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from activities import template_backend
-from activities.agents import run_agent
-from activities.render_cache import DEFAULT_MAX_BYTES, RenderCache, cache_key, default_cache
-from activities.types import AgentTask
-from engine.compiled import CompiledAgent
+from pee.activities import template_backend
+from pee.activities.agents import run_agent
+from pee.activities.render_cache import DEFAULT_MAX_BYTES, RenderCache, cache_key, default_cache
+from pee.activities.types import AgentTask
+from pee.engine.compiled import CompiledAgent
 from tests.agents_fixtures import renders
 from tests.test_activities import environment, failure, run
 
@@ -25,11 +25,22 @@ STORIES = [
 ]
 
 
-def template_agent(template: str, *, outputs: tuple[str, ...] = ("doc",),
-                   plan_dir: Path = TEMPLATES, **settings: Any) -> CompiledAgent:
-    return CompiledAgent(id="writer", role="writer", kind="template", group="g",
-                         outputs=list(outputs), estimated_s=0.0,
-                         settings={"template": template, "plan_dir": str(plan_dir), **settings})
+def template_agent(
+    template: str,
+    *,
+    outputs: tuple[str, ...] = ("doc",),
+    plan_dir: Path = TEMPLATES,
+    **settings: Any,
+) -> CompiledAgent:
+    return CompiledAgent(
+        id="writer",
+        role="writer",
+        kind="template",
+        group="g",
+        outputs=list(outputs),
+        estimated_s=0.0,
+        settings={"template": template, "plan_dir": str(plan_dir), **settings},
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -40,17 +51,19 @@ def fresh_cache() -> None:
 
 def test_plain_placeholders_use_full_refs_short_names_and_dotted_paths() -> None:
     """{{project_name}}, {{pm.prd.title}}, {{prd.title}} and list indexes all resolve."""
-    inputs = {"project_name": "Acme", "pm.prd": {"title": "The PRD"},
-              "pm.user_stories": STORIES}
+    inputs = {"project_name": "Acme", "pm.prd": {"title": "The PRD"}, "pm.user_stories": STORIES}
     result = run(AgentTask(agent=template_agent("brief.md"), inputs=inputs))
-    assert ("# Acme\n\nOwner: The PRD (The PRD)\nStories: Sign up\nMissing: []\n"
-            == result.outputs["doc"])
+    assert (
+        "# Acme\n\nOwner: The PRD (The PRD)\nStories: Sign up\nMissing: []\n"
+        == result.outputs["doc"]
+    )
 
 
 def test_a_missing_variable_renders_empty_and_is_recorded() -> None:
     """Missing names render as empty text and are listed in the document's `missing`."""
     document, missing = template_backend.render(
-        template_backend.BUILTINS["project-brief"], template_backend.variables({}))
+        template_backend.BUILTINS["project-brief"], template_backend.variables({})
+    )
     assert ["project_name", "summary", "target_users"] == missing
     assert missing == document["missing"]
     assert "# Project Brief:\n" in document["markdown"]
@@ -58,9 +71,13 @@ def test_a_missing_variable_renders_empty_and_is_recorded() -> None:
 
 def test_bmad_template_with_repeatable_conditional_and_nested_sections() -> None:
     """The fixture renders to exactly this document; elicit is recorded, never waited for."""
-    inputs = {"project_name": "acme", "analyst.summary": "two stories",
-              "pm.personas": [{"name": "Ann", "goal": "ship"}], "has_risks": False,
-              "pm.user_stories": STORIES}
+    inputs = {
+        "project_name": "acme",
+        "analyst.summary": "two stories",
+        "pm.personas": [{"name": "Ann", "goal": "ship"}],
+        "has_risks": False,
+        "pm.user_stories": STORIES,
+    }
     result = run(AgentTask(agent=template_agent("sub/stories.yaml"), inputs=inputs))
     document = result.outputs["doc"]
     expected = """\
@@ -104,24 +121,40 @@ To elicit from the user:
 """
     assert expected == document["markdown"]
     assert ("markdown", "docs/acme-stories.md", "Stories for acme") == (
-        document["format"], document["filename"], document["title"])
-    assert [{"section": "intro", "title": "Introduction", "instruction": "Say what this is."}
-            ] == document["elicit"]
+        document["format"],
+        document["filename"],
+        document["title"],
+    )
+    assert [
+        {"section": "intro", "title": "Introduction", "instruction": "Say what this is."}
+    ] == document["elicit"]
     assert [] == document["missing"]
     assert "story-doc@2.0" == document["template"]
 
 
 def test_builtin_prd_renders_stories_and_personas() -> None:
     """builtin:prd needs no file: a user story per item, personas as a table."""
-    inputs = {"project_name": "Acme", "analyst.project_brief": {"title": "Brief"},
-              "pm.requirements": ["fast", "safe"],
-              "pm.user_personas": [{"name": "Ann", "goal": "ship"}],
-              "pm.user_stories": [{"id": "S1", "title": "Sign up", "as_a": "visitor",
-                                   "i_want": "an account", "so_that": "I can buy"}]}
+    inputs = {
+        "project_name": "Acme",
+        "analyst.project_brief": {"title": "Brief"},
+        "pm.requirements": ["fast", "safe"],
+        "pm.user_personas": [{"name": "Ann", "goal": "ship"}],
+        "pm.user_stories": [
+            {
+                "id": "S1",
+                "title": "Sign up",
+                "as_a": "visitor",
+                "i_want": "an account",
+                "so_that": "I can buy",
+            }
+        ],
+    }
     document = run(AgentTask(agent=template_agent("builtin:prd"), inputs=inputs)).outputs["doc"]
     assert "docs/prd.md" == document["filename"]
-    assert "### S1 Sign up\n\nAs a visitor, I want an account so that I can buy." in (
-        document["markdown"])
+    assert (
+        "### S1 Sign up\n\nAs a visitor, I want an account so that I can buy."
+        in (document["markdown"])
+    )
     assert "1. fast\n2. safe" in document["markdown"]
     assert "| Ann | ship |" in document["markdown"]
     assert ["goals"] == [e["section"] for e in document["elicit"]]
@@ -169,8 +202,11 @@ def test_cache_expires_after_its_ttl_and_evicts_least_recently_used_by_size() ->
     cache.put("b", "y" * 10)
     assert cache.get("a") is not None
     cache.put("c", "z" * 10)  # 36 bytes of JSON > 30: "b" (least recently used) goes
-    assert (True, None, True) == (cache.get("a") is not None, cache.get("b"),
-                                  cache.get("c") is not None)
+    assert (True, None, True) == (
+        cache.get("a") is not None,
+        cache.get("b"),
+        cache.get("c") is not None,
+    )
     now[0] = 11.0
     assert cache.get("a") is None
     assert cache_key("t", {"b": 1, "a": 2}) == cache_key("t", {"a": 2, "b": 1})
@@ -187,6 +223,7 @@ def test_results_carry_render_cache_hits_and_misses() -> None:
 def test_the_plans_render_cache_ttl_and_size_limit_apply() -> None:
     """settings.render_cache (compiled from the plan): ttl 0 keeps nothing; a short ttl expires;
     a size limit below the document's size keeps nothing and shrinks the cache at once."""
+
     def renders(agent: CompiledAgent, times: int = 2, pause_s: float = 0.0) -> int:
         default_cache().clear()
         for _ in range(times):
@@ -214,8 +251,8 @@ def test_the_plans_cache_level_and_template_engine_reach_template_agents() -> No
     """compile copies caching_system.cache_levels.template_render_cache (ttl, size_limit capped
     by resource_pool.template_engine.cache_size) and template_engine's concurrent_renders and
     render_timeout into each template agent's settings."""
-    from engine.graph import compile_plan
-    from engine.plan import loads_plan
+    from pee.engine.compile.graph import compile_plan
+    from pee.engine.compile.load import loads_plan
 
     text = """
 name: render-settings
@@ -234,16 +271,20 @@ caching_system:
     assert (2, 5.0) == template_backend.limits(AgentTask(agent=agent))
     off = compile_plan(loads_plan(text + "  enabled: false\n")).agents[0]
     assert 0 == off.settings["render_cache"]["size_limit"]
-    default = compile_plan(loads_plan("name: d\nagents:\n  w: {kind: template, "
-                                      "template: builtin:prd, outputs: [doc]}\n")).agents[0]
+    default = compile_plan(
+        loads_plan(
+            "name: d\nagents:\n  w: {kind: template, template: builtin:prd, outputs: [doc]}\n"
+        )
+    ).agents[0]
     assert {"ttl": 3600.0, "size_limit": 50 * 1024**2} == default.settings["render_cache"]
 
 
 def test_render_timeout_and_concurrency_come_from_settings() -> None:
     """template_engine settings override the defaults (3 renders, 120 s)."""
     default = template_agent("brief.md")
-    custom = template_agent("brief.md",
-                            template_engine={"concurrent_renders": 1, "render_timeout": 0.5})
+    custom = template_agent(
+        "brief.md", template_engine={"concurrent_renders": 1, "render_timeout": 0.5}
+    )
     assert (3, 120.0) == template_backend.limits(AgentTask(agent=default))
     assert (1, 0.5) == template_backend.limits(AgentTask(agent=custom))
 
@@ -253,9 +294,13 @@ def test_concurrent_renders_are_limited_by_a_semaphore(monkeypatch: pytest.Monke
     render process)."""
 
     async def main() -> list[Any]:
-        tasks = [AgentTask(agent=template_agent(
-            "brief.md", template_engine={"concurrent_renders": 1}),
-            inputs={"project_name": str(i)}) for i in range(3)]
+        tasks = [
+            AgentTask(
+                agent=template_agent("brief.md", template_engine={"concurrent_renders": 1}),
+                inputs={"project_name": str(i)},
+            )
+            for i in range(3)
+        ]
         return await asyncio.gather(*(environment().run(run_agent, t) for t in tasks))
 
     monkeypatch.setattr(template_backend, "render", renders.timed_render)
@@ -267,26 +312,28 @@ def test_concurrent_renders_are_limited_by_a_semaphore(monkeypatch: pytest.Monke
 def test_a_render_slower_than_render_timeout_fails(monkeypatch: pytest.MonkeyPatch) -> None:
     """render_timeout bounds one render: RenderTimeout, retryable."""
     monkeypatch.setattr(template_backend, "render", renders.sleepy_render)
-    error = failure(AgentTask(agent=template_agent(
-        "brief.md", template_engine={"render_timeout": 0.1})))
+    error = failure(
+        AgentTask(agent=template_agent("brief.md", template_engine={"render_timeout": 0.1}))
+    )
     assert ("RenderTimeout", False) == (error.type, error.non_retryable)
 
 
 def test_compiled_template_agents_carry_the_plan_folder(tmp_path: Path) -> None:
     """compile records plan_dir for template agents, so relative paths need no worker cwd."""
-    from engine.graph import compile_plan
-    from engine.plan import load_plan
+    from pee.engine.compile.graph import compile_plan
+    from pee.engine.compile.load import load_plan
 
     plan_file = tmp_path / "plan.yaml"
-    plan_file.write_text("name: t\nagents:\n  w: {kind: template, template: t.md, "
-                         "outputs: [doc]}\n")
+    plan_file.write_text(
+        "name: t\nagents:\n  w: {kind: template, template: t.md, outputs: [doc]}\n"
+    )
     compiled = compile_plan(load_plan(str(plan_file), {}))
     assert str(tmp_path.resolve()) == compiled.agent("w").settings["plan_dir"]
 
 
 def test_variables_whose_names_contain_dots() -> None:
     """BMAD outputs such as project-brief.md are one name: their fields still resolve."""
-    from activities.template_backend import lookup, variables
+    from pee.activities.template_backend import lookup, variables
 
     scope = variables({"analyst.project-brief.md": {"title": "Brief", "goals": ["a"]}})
     assert "Brief" == lookup(scope, "analyst.project-brief.md.title")

@@ -1,4 +1,4 @@
-"""The smart barrier's decision table (engine.barrier): every row, no server needed.
+"""The smart barrier's decision table (pee.engine.rules.barrier): every row, no server needed.
 
 Agents a, b, c; the group deadline is at 10 s, the progress window 3 s, one 5 s extension allowed.
 A state is written "S" succeeded, "F" failed, "C" critical (non-retryable) failure, "P" pending,
@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from engine.barrier import (
+from pee.engine.rules.barrier import (
     ABORT_AND_FALLBACK,
     ALL_COMPLETED,
     CONTINUE_WITH_DEFAULTS,
@@ -44,7 +44,10 @@ def view(states: str, now: float = 5.0, **options: Any) -> BarrierView:
         code, _, seen = spec.partition("@")
         parsed[agent_id] = AgentView(CODES[code], float(seen) if seen else None)
     settings: dict[str, Any] = {
-        "deadline_s": 10.0, "progress_window_s": 3.0, "extension_s": 5.0, "max_extensions": 1,
+        "deadline_s": 10.0,
+        "progress_window_s": 3.0,
+        "extension_s": 5.0,
+        "max_extensions": 1,
     }
     settings.update(options)
     return BarrierView("g", AGENTS, parsed, now, **settings)
@@ -74,16 +77,22 @@ DECIDE = [
     # 5. deadline reached or every remaining agent failed, criteria met -> partial
     ("R S P", 10.0, {}, CONTINUE_WITH_PARTIAL, ["a", "c"], ["a", "c"], []),
     ("S F S", 5.0, {}, CONTINUE_WITH_PARTIAL, [], ["b"], []),
-    ("S F F", 5.0, {"criteria": "at_least", "count": 1}, CONTINUE_WITH_PARTIAL, [], ["b", "c"],
-     []),
+    ("S F F", 5.0, {"criteria": "at_least", "count": 1}, CONTINUE_WITH_PARTIAL, [], ["b", "c"], []),
     ("S S R", 10.0, {"criteria": "at_least", "count": 2}, CONTINUE_WITH_PARTIAL, ["c"], ["c"], []),
     # 6. none succeeded or the criteria unmet -> abort and fall back to one at a time
     ("F F F", 5.0, {}, ABORT_AND_FALLBACK, [], [], ["a", "b", "c"]),
     ("R F R", 10.0, {}, ABORT_AND_FALLBACK, ["a", "c"], [], ["a", "b", "c"]),
     ("S F S", 5.0, {"criteria": "all"}, ABORT_AND_FALLBACK, [], [], ["b"]),
     ("R S R", 10.0, {"criteria": "all"}, ABORT_AND_FALLBACK, ["a", "c"], [], ["a", "c"]),
-    ("S R R", 10.0, {"criteria": "at_least", "count": 2}, ABORT_AND_FALLBACK, ["b", "c"], [],
-     ["b", "c"]),
+    (
+        "S R R",
+        10.0,
+        {"criteria": "at_least", "count": 2},
+        ABORT_AND_FALLBACK,
+        ["b", "c"],
+        [],
+        ["b", "c"],
+    ),
     ("P P P", 10.0, {}, ABORT_AND_FALLBACK, ["a", "b", "c"], [], ["a", "b", "c"]),
 ]
 
@@ -103,7 +112,10 @@ def test_decision_table(
     """Each combination of agent states, clock, extensions and criteria maps to one decision."""
     decision = decide(view(states, now, **options))
     assert (action, cancel, fill, fallback) == (
-        decision.action, decision.cancel, decision.fill_defaults, decision.fallback
+        decision.action,
+        decision.cancel,
+        decision.fill_defaults,
+        decision.fallback,
     )
     assert decision.reason
 
@@ -149,10 +161,18 @@ AFTER_FALLBACK = [
     ("F F F", {}, FAIL, []),
     ("S F F", {"criteria": "all"}, FAIL, []),
     ("F F F", {"partial_failure_handling": "continue_with_available_results"}, FAIL, []),
-    ("F F F", {"partial_failure_handling": "continue_with_defaults"}, CONTINUE_WITH_DEFAULTS,
-     ["a", "b", "c"]),
-    ("S F F", {"criteria": "all", "partial_failure_handling": "continue_with_defaults"},
-     CONTINUE_WITH_DEFAULTS, ["b", "c"]),
+    (
+        "F F F",
+        {"partial_failure_handling": "continue_with_defaults"},
+        CONTINUE_WITH_DEFAULTS,
+        ["a", "b", "c"],
+    ),
+    (
+        "S F F",
+        {"criteria": "all", "partial_failure_handling": "continue_with_defaults"},
+        CONTINUE_WITH_DEFAULTS,
+        ["b", "c"],
+    ),
 ]
 
 
@@ -177,8 +197,14 @@ def test_continue_with_defaults_after_fallback_alerts() -> None:
 
 @pytest.mark.parametrize(
     ("criteria", "count", "total", "need"),
-    [("all", 0, 3, 3), ("at_least_one", 1, 3, 1), ("at_least", 2, 3, 2), ("at_least", 9, 3, 3),
-     ("at_least", 0, 3, 1), ("at_least_one", 1, 0, 0)],
+    [
+        ("all", 0, 3, 3),
+        ("at_least_one", 1, 3, 1),
+        ("at_least", 2, 3, 2),
+        ("at_least", 9, 3, 3),
+        ("at_least", 0, 3, 1),
+        ("at_least_one", 1, 0, 0),
+    ],
 )
 def test_required_successes(criteria: str, count: int, total: int, need: int) -> None:
     """Success criteria become a number of required successes, never more than the group has."""

@@ -9,14 +9,31 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-FIELDS = ("agents=200", "edges=", "build=", "compile=", "total=", "groups=", "parallel_groups=",
-          "critical_path=", "makespan=", "sequential=", "makespan/sequential=", "speedup=")
+FIELDS = (
+    "agents=200",
+    "edges=",
+    "build=",
+    "compile=",
+    "total=",
+    "groups=",
+    "parallel_groups=",
+    "critical_path=",
+    "makespan=",
+    "sequential=",
+    "makespan/sequential=",
+    "speedup=",
+)
 
 
 def test_planner_bench_prints_its_fields() -> None:
     """`bench/planner.py --sizes 200` exits 0: one line holding every field, then a goal line."""
-    done = subprocess.run([sys.executable, "bench/planner.py", "--sizes", "200"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "bench/planner.py", "--sizes", "200"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert len(lines) == 2
@@ -24,17 +41,46 @@ def test_planner_bench_prints_its_fields() -> None:
     assert lines[1].startswith("goal: ")
 
 
-CACHE_FIELDS = ("eviction: trace of 500 accesses", "hit ratio lru=", "boosted=",
-                "rerun: 3 agents", "first run ", "rerun ", "cached ", "ratio first/rerun: ",
-                "(goal >= 10x: ", "lz4: ", "compression ratio ", "compress ", "decompress ")
+CACHE_FIELDS = (
+    "eviction: trace of 500 accesses",
+    "hit ratio lru=",
+    "boosted=",
+    "rerun: 3 agents",
+    "first run ",
+    "rerun ",
+    "cached ",
+    "ratio first/rerun: ",
+    "(goal >= 10x: ",
+    "lz4: ",
+    "compression ratio ",
+    "compress ",
+    "decompress ",
+)
 
 
 def test_cache_bench_prints_its_fields() -> None:
     """`bench/cache.py` with its smallest options exits 0 and prints the eviction hit ratios,
     the first-run vs rerun times with their ratio, and the lz4 ratio and MB/s."""
-    done = subprocess.run([sys.executable, "bench/cache.py", "--length", "500", "--agents", "3",
-                           "--agent-duration", "0.2", "--reruns", "1", "--lz4-mb", "0.2"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=180)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "bench/cache.py",
+            "--length",
+            "500",
+            "--agents",
+            "3",
+            "--agent-duration",
+            "0.2",
+            "--reruns",
+            "1",
+            "--lz4-mb",
+            "0.2",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert 0 == done.returncode, done.stderr[-3000:]
     assert [field for field in CACHE_FIELDS if field not in done.stdout] == []
     assert "cached 3/3 agents" in done.stdout
@@ -43,30 +89,61 @@ def test_cache_bench_prints_its_fields() -> None:
 def test_throughput_bench_prints_both_contenders_and_the_ratio() -> None:
     """`bench/throughput.py` at its smallest exits 0 and prints, for the engine and the
     hand-written workflow, runs/min, agents/s and history events per agent, then the ratio."""
-    done = subprocess.run([sys.executable, "bench/throughput.py", "--runs", "2", "--workers", "1",
-                           "--agents", "3", "--rounds", "1"], cwd=ROOT, capture_output=True,
-                          text=True, timeout=180)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "bench/throughput.py",
+            "--runs",
+            "2",
+            "--workers",
+            "1",
+            "--agents",
+            "3",
+            "--rounds",
+            "1",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0].startswith("throughput: 2 concurrent runs of 3 no-op agents")
     for label in ("engine (PlanWorkflow)", "hand-written workflow"):
         [line] = [line for line in lines if label in line]
-        assert [field for field in ("runs/min", "agents/s", "events/agent")
-                if field not in line] == []
+        assert [
+            field for field in ("runs/min", "agents/s", "events/agent") if field not in line
+        ] == []
     assert lines[-1].startswith("ratio engine/hand-written throughput: ")
 
 
-SCALE_FIELDS = ("agents 40 ", "groups ", "status completed", "succeeded 40 ", "wall ",
-                "parent_events ", "events_per_agent ", "children ", "largest_child ",
-                "max_events ", "input ", "report ")
+SCALE_FIELDS = (
+    "agents 40 ",
+    "groups ",
+    "status completed",
+    "succeeded 40 ",
+    "wall ",
+    "parent_events ",
+    "events_per_agent ",
+    "children ",
+    "largest_child ",
+    "max_events ",
+    "input ",
+    "report ",
+)
 
 
 def test_scale_bench_prints_histories_of_a_batched_plan() -> None:
     """`bench/scale.py --agents 40 --chunk 8` exits 0: the run completed in children, every
     field printed, the parent's events by kind, and the history-bound verdict."""
-    done = subprocess.run([sys.executable, "bench/scale.py", "--agents", "40", "--chunk", "8",
-                           "--window", "2"], cwd=ROOT, capture_output=True, text=True,
-                          timeout=180)
+    done = subprocess.run(
+        [sys.executable, "bench/scale.py", "--agents", "40", "--chunk", "8", "--window", "2"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert 0 == done.returncode, done.stderr[-3000:]
     first, kinds, verdict = done.stdout.splitlines()
     assert first.startswith("batch chunk 8 window 2 ")

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.bmad import bmad_to_native, is_bmad, normalise_artifact
-from engine.errors import (
+from pee.engine.language.bmad import bmad_to_native, is_bmad, normalise_artifact
+from pee.engine.language.errors import (
     InvalidValueError,
     MissingProducerError,
     PlanError,
@@ -18,7 +18,7 @@ from engine.errors import (
     UnknownKeyError,
     UnresolvedInputError,
 )
-from engine.yamlsrc import SourceMap, load_yaml, parse_yaml
+from pee.engine.language.yamlsrc import SourceMap, load_yaml, parse_yaml
 
 PLANS = Path(__file__).parent / "plans"
 # the greenfield fixture doubles as the example BMAD plan users can run
@@ -98,10 +98,17 @@ def test_greenfield_agent_fields() -> None:
         "description": "create_story",
         "inputs": ["po_2.sharded_docs"],
         "outputs": ["story.md"],
-        "settings": {"bmad_step": 11, "action": "create_story", "repeats": "for_each_epic",
-                     "bmad_workflow": {"id": "greenfield-demo",
-                                       "name": "Greenfield full-stack demo",
-                                       "stage": "greenfield", "project_kind": "fullstack"}},
+        "settings": {
+            "bmad_step": 11,
+            "action": "create_story",
+            "repeats": "for_each_epic",
+            "bmad_workflow": {
+                "id": "greenfield-demo",
+                "name": "Greenfield full-stack demo",
+                "stage": "greenfield",
+                "project_kind": "fullstack",
+            },
+        },
     }
     assert expected == agent
 
@@ -113,16 +120,18 @@ def test_greenfield_plan_header_and_notes() -> None:
     title = "BMAD workflow 'Greenfield full-stack demo' (greenfield): Plan a new"
     actual_header = (plan["name"], plan["inputs"], plan["description"].startswith(title))
     assert expected_header == actual_header
-    skipped_or_guidance = [note.split()[2] for note in plan["notes"]
-                           if note.startswith(("skipped:", "guidance:"))]
+    skipped_or_guidance = [
+        note.split()[2] for note in plan["notes"] if note.startswith(("skipped:", "guidance:"))
+    ]
     expected_steps = ["3", "5", "7", "8", "9", "12", "15", "16"]
     assert expected_steps == skipped_or_guidance
     expected_skip = (
         "skipped: step 3 (ux-expert_2): condition 'user_wants_ai_generation' is not set "
         "(include it with --set user_wants_ai_generation=true; true/yes/y/1/on count as true)"
     )
-    expected_last = ("guidance: step 16 'workflow_end' is guidance for a person, no agent "
-                     "runs: move_to_ide")
+    expected_last = (
+        "guidance: step 16 'workflow_end' is guidance for a person, no agent runs: move_to_ide"
+    )
     assert expected_skip in plan["notes"]
     assert expected_last == plan["notes"][-1]
 
@@ -134,17 +143,18 @@ def test_greenfield_plan_header_and_notes() -> None:
             {"user_wants_ai_generation": "true"},
             {
                 "ux-expert_2": (["ux-expert.front-end-spec.md"], ["v0_prompt"], []),
-                "po": (["architect.completion"], [],
-                       ["analyst", "pm", "ux-expert", "ux-expert_2", "architect"]),
+                "po": (
+                    ["architect.completion"],
+                    [],
+                    ["analyst", "pm", "ux-expert", "ux-expert_2", "architect"],
+                ),
             },
             id="v0-prompt",
         ),
         pytest.param(
             {"architecture_suggests_prd_changes": "YES"},
             {
-                "pm_2": (
-                    ["architect.fullstack-architecture.md", "pm.prd.md"], ["prd.md"], []
-                ),
+                "pm_2": (["architect.fullstack-architecture.md", "pm.prd.md"], ["prd.md"], []),
                 "po": (["pm_2.completion"], [], ["analyst", "pm_2", "ux-expert", "architect"]),
                 "po_2": (
                     [
@@ -196,8 +206,20 @@ def test_greenfield_emits_included_steps_in_sequence_order() -> None:
     }
     plan = import_file(GREENFIELD, every)
     expected = [
-        "analyst", "pm", "ux-expert", "ux-expert_2", "architect", "pm_2", "po", "various",
-        "po_2", "sm", "analyst_pm", "dev", "qa", "dev_2",
+        "analyst",
+        "pm",
+        "ux-expert",
+        "ux-expert_2",
+        "architect",
+        "pm_2",
+        "po",
+        "various",
+        "po_2",
+        "sm",
+        "analyst_pm",
+        "dev",
+        "qa",
+        "dev_2",
     ]
     assert expected == list(plan["agents"])
     review = plan["agents"]["analyst_pm"]
@@ -240,11 +262,18 @@ def test_brownfield_unresolved_requirement_reports_line_and_fix() -> None:
     )
     assert expected == actual
     # 'analysis' would be the skipped step project_analysis: the error says how to include it
-    expected_hint = (True, True, "step 3 (project_analysis) would make it but is skipped: "
-                     "condition 'documentation_inadequate' is 'unset'")
+    expected_hint = (
+        True,
+        True,
+        "step 3 (project_analysis) would make it but is skipped: "
+        "condition 'documentation_inadequate' is 'unset'",
+    )
     fix = problem.fix or ""
-    assert expected_hint == ("--set existing_documentation_or_analysis=VALUE" in fix,
-                             "--set documentation_inadequate=true" in fix, problem.found)
+    assert expected_hint == (
+        "--set existing_documentation_or_analysis=VALUE" in fix,
+        "--set documentation_inadequate=true" in fix,
+        problem.found,
+    )
 
 
 def test_brownfield_imports_with_supplied_input() -> None:
@@ -255,12 +284,14 @@ def test_brownfield_imports_with_supplied_input() -> None:
         # major_enhancement_path holds: the routing step took major_enhancement
         "documentation_check": (["enhancement_classification.completion"], [], []),
         # its only requirement comes from outside: it still follows the step before it
-        "pm": (["existing_documentation_or_analysis", "documentation_check.completion"],
-               ["prd.md"], []),
+        "pm": (
+            ["existing_documentation_or_analysis", "documentation_check.completion"],
+            ["prd.md"],
+            [],
+        ),
         "architect": (["pm.prd.md"], ["architecture.md"], []),
         "po": (["architect.completion"], [], ["pm", "architect"]),
-        "po_2": (["pm.prd.md", "architect.architecture.md", "po.completion"], ["sharded_docs"],
-                 []),
+        "po_2": (["pm.prd.md", "architect.architecture.md", "po.completion"], ["sharded_docs"], []),
         "sm": (["po_2.sharded_docs"], ["story.md"], []),
         "dev": (["sm.story.md"], ["implementation_files"], []),
     }
@@ -272,8 +303,12 @@ def test_brownfield_imports_with_supplied_input() -> None:
         "step": "enhancement_classification",
         "action": "classify enhancement scope",
         "notes": "Decide whether this is a single story, a small feature or a major enhancement.\n",
-        "bmad_workflow": {"id": "brownfield-demo", "name": "Brownfield enhancement demo",
-                          "stage": "brownfield", "project_kind": "fullstack"},
+        "bmad_workflow": {
+            "id": "brownfield-demo",
+            "name": "Brownfield enhancement demo",
+            "stage": "brownfield",
+            "project_kind": "fullstack",
+        },
     }
     assert expected_settings == plan["agents"]["enhancement_classification"]["settings"]
 
@@ -286,7 +321,10 @@ def test_brownfield_conditional_analysis_feeds_validation_and_sharding() -> None
     expected = {
         # no requires: after the classification step before it
         "project_analysis": (
-            ["documentation_check.completion"], ["brownfield-architecture.md"], []),
+            ["documentation_check.completion"],
+            ["brownfield-architecture.md"],
+            [],
+        ),
         # existing_documentation_or_analysis: 'analysis' is made by the step project_analysis
         "pm": (["project_analysis.brownfield-architecture.md"], ["prd.md"], []),
         "po": (["architect.completion"], [], ["project_analysis", "pm", "architect"]),
@@ -476,10 +514,28 @@ def test_unknown_key_suggests_the_close_match() -> None:
 
 
 _scalars = st.none() | st.booleans() | st.integers() | st.text(max_size=12)
-_keys = st.sampled_from(
-    ["agent", "creates", "requires", "updates", "validates", "condition", "optional", "step",
-     "routes", "workflow_end", "notes", "optional_steps", "repeats", "x"]
-) | st.text(max_size=6) | st.integers()
+_keys = (
+    st.sampled_from(
+        [
+            "agent",
+            "creates",
+            "requires",
+            "updates",
+            "validates",
+            "condition",
+            "optional",
+            "step",
+            "routes",
+            "workflow_end",
+            "notes",
+            "optional_steps",
+            "repeats",
+            "x",
+        ]
+    )
+    | st.text(max_size=6)
+    | st.integers()
+)
 _values = st.recursive(
     _scalars,
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_keys, inner, max_size=5),

@@ -1,6 +1,7 @@
-"""How imported BMAD steps run (engine.bmad_agents): role agents that reflect the workflow, the
-project and the brief; --set values in templates; --llm agents on a local OpenAI-compatible
-server whose prompt carries the persona, the template instructions and the upstream document."""
+"""How imported BMAD steps run (pee.engine.language.bmad_agents): role agents that reflect the
+workflow, the project and the brief; --set values in templates; --llm agents on a local
+OpenAI-compatible server whose prompt carries the persona, the template instructions and the
+upstream document."""
 
 from __future__ import annotations
 
@@ -11,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from activities import roles
-from engine.bmad_agents import workflow_info
-from engine.graph import compile_plan
-from engine.plan import load_plan
+from pee.activities import roles
+from pee.engine.compile.graph import compile_plan
+from pee.engine.compile.load import load_plan
+from pee.engine.language.bmad_agents import workflow_info
 from tests.agents_fixtures.chat_server import ChatServer
-from tests.conftest import starter
+from tests.helpers import starter
 
 CORE = Path(__file__).parent / "bmad_core"
 SERVICE = CORE / "workflows" / "greenfield-service.yaml"
@@ -200,7 +201,7 @@ agents:
 def test_a_native_plans_llm_is_the_default_endpoint_of_its_http_agents() -> None:
     """`llm:` fills an http agent without an endpoint; one with its own base_url keeps its own
     model and key (the default's key never goes to another server)."""
-    from engine.plan import loads_plan
+    from pee.engine.compile.load import loads_plan
 
     plan = compile_plan(loads_plan(NATIVE))
     settings = {
@@ -229,8 +230,8 @@ def test_llm_beside_workflow_makes_every_bmad_step_an_llm_agent(tmp_path: Path) 
 
 def test_the_ui_forks_ai_front_end_prompt_is_a_document(tmp_path: Path) -> None:
     """The UX expert's v0_prompt is a document named ai-frontend-prompt.md, written to docs/."""
-    from engine.compiled import CompiledAgent
-    from runtime.outputs import write_outputs
+    from pee.engine.compiled import CompiledAgent
+    from pee.runtime.outputs import write_outputs
 
     agent = CompiledAgent(
         id="ux-expert_2",

@@ -13,15 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from engine.errors import (
+from pee.engine.compile.graph import compile_plan
+from pee.engine.compile.load import load_plan
+from pee.engine.language.errors import (
     BmadFolderError,
     BmadTemplateError,
     InvalidValueError,
     PlanValidationError,
     UnknownVariableError,
 )
-from engine.graph import compile_plan
-from engine.plan import Plan, load_plan
+from pee.engine.language.plan import Plan
 
 ROOT = Path(__file__).parent.parent
 FIXTURES = Path(__file__).parent / "plans" / "bmad"

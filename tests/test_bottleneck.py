@@ -1,7 +1,7 @@
-"""Bottleneck detection (engine.bottleneck) on constructed runs whose bottleneck is known: the
-agents that bound the makespan, every agent's slack, queue waits that cost time, stragglers a
-barrier waited on, and the suggestions with their numbers. Table-driven: each case is a plan, the
-actual start/end of every agent, and what the analysis must find."""
+"""Bottleneck detection (pee.engine.report.bottleneck) on constructed runs whose bottleneck is
+known: the agents that bound the makespan, every agent's slack, queue waits that cost time,
+stragglers a barrier waited on, and the suggestions with their numbers. Table-driven: each case is a
+plan, the actual start/end of every agent, and what the analysis must find."""
 
 from __future__ import annotations
 
@@ -12,32 +12,50 @@ from typing import Any
 
 import pytest
 
-from engine.bottleneck import analyse, format_bottlenecks, slack
-from engine.compiled import CompiledAgent, CompiledGroup
-from tests.conftest import compiled_plan, group, sim, starter
+from pee.engine.compiled import CompiledAgent, CompiledGroup
+from pee.engine.report.bottleneck import analyse, format_bottlenecks, slack
+from tests.helpers import compiled_plan, group, sim, starter
 
 
 def at(seconds: float) -> str:
     return f"2026-01-01T10:00:{seconds:06.3f}+00:00"
 
 
-def report_of(agents: dict[str, tuple[float, float, dict[str, Any]]],
-              groups: list[CompiledGroup], makespan: float,
-              time_scale: float = 1.0) -> dict[str, Any]:
+def report_of(
+    agents: dict[str, tuple[float, float, dict[str, Any]]],
+    groups: list[CompiledGroup],
+    makespan: float,
+    time_scale: float = 1.0,
+) -> dict[str, Any]:
     """A run report with the given (start, end, extra fields) per agent."""
     rows = {}
     for agent_id, (start, end, extra) in agents.items():
-        rows[agent_id] = {"status": "succeeded", "started_at": at(start),
-                          "finished_at": at(end), "duration_s": round(end - start, 3),
-                          "queue_wait_s": 0.0, "blocked_s": 0.0, "cached": False, **extra}
+        rows[agent_id] = {
+            "status": "succeeded",
+            "started_at": at(start),
+            "finished_at": at(end),
+            "duration_s": round(end - start, 3),
+            "queue_wait_s": 0.0,
+            "blocked_s": 0.0,
+            "cached": False,
+            **extra,
+        }
     group_rows = {}
     for g in groups:
         starts = [agents[a][0] for a in g.agents if a in agents]
         ends = [agents[a][1] for a in g.agents if a in agents]
-        group_rows[g.id] = {"started_at": at(min(starts)), "finished_at": at(max(ends)),
-                            "barrier": {"decision": "all_completed", "extensions": 0}}
-    return {"started_at": at(0), "makespan_s": makespan, "time_scale": time_scale,
-            "agents": rows, "groups": group_rows}
+        group_rows[g.id] = {
+            "started_at": at(min(starts)),
+            "finished_at": at(max(ends)),
+            "barrier": {"decision": "all_completed", "extensions": 0},
+        }
+    return {
+        "started_at": at(0),
+        "makespan_s": makespan,
+        "time_scale": time_scale,
+        "agents": rows,
+        "groups": group_rows,
+    }
 
 
 @dataclass
@@ -59,11 +77,17 @@ def chain_with_side_branch() -> Case:
     # a(2) -> b(5) -> d(1); a -> c(1) -> d: b bounds the makespan, c has 4 s of slack
     return Case(
         "slow middle agent bounds the makespan",
-        [sim("a", "ga", 2), sim("b", "gbc", 5, inputs=["a.out"]),
-         sim("c", "gbc", 1, inputs=["a.out"]), sim("d", "gd", 1, inputs=["b.out", "c.out"])],
+        [
+            sim("a", "ga", 2),
+            sim("b", "gbc", 5, inputs=["a.out"]),
+            sim("c", "gbc", 1, inputs=["a.out"]),
+            sim("d", "gd", 1, inputs=["b.out", "c.out"]),
+        ],
         [group("ga", ["a"]), group("gbc", ["b", "c"], ["ga"]), group("gd", ["d"], ["gbc"])],
-        {"a": (0, 2, {}), "b": (2, 7, {}), "c": (2, 3, {}), "d": (7, 8, {})}, 8.0,
-        critical=["a", "b", "d"], slack={"a": 0, "b": 0, "c": 4, "d": 0},
+        {"a": (0, 2, {}), "b": (2, 7, {}), "c": (2, 3, {}), "d": (7, 8, {})},
+        8.0,
+        critical=["a", "b", "d"],
+        slack={"a": 0, "b": 0, "c": 4, "d": 0},
         # the barrier of gbc waited 4 s for b alone, but d needs b: no split; a (25%) and b
         # (62%) of the makespan on the critical path and the plan caches nothing across runs
         stragglers=[("gbc", "b", 4.0)],
@@ -75,11 +99,12 @@ def straggler_blocks_unrelated_reader() -> Case:
     # fast(1) and slow(6) in one group; reader e needs only fast, yet waits for the barrier
     return Case(
         "a straggler holds back a reader that does not need it",
-        [sim("fast", "g1", 1), sim("slow", "g1", 6),
-         sim("e", "g2", 1, inputs=["fast.out"])],
+        [sim("fast", "g1", 1), sim("slow", "g1", 6), sim("e", "g2", 1, inputs=["fast.out"])],
         [group("g1", ["fast", "slow"]), group("g2", ["e"], ["g1"])],
-        {"fast": (0, 1, {}), "slow": (0, 6, {}), "e": (6, 7, {})}, 7.0,
-        critical=["slow"], slack={"fast": 4, "slow": 0, "e": 4},
+        {"fast": (0, 1, {}), "slow": (0, 6, {}), "e": (6, 7, {})},
+        7.0,
+        critical=["slow"],
+        slack={"fast": 4, "slow": 0, "e": 4},
         stragglers=[("g1", "slow", 5.0)],
         actions=[("split_group", "g1"), ("cache_agent", "slow")],
         caching={},
@@ -93,8 +118,10 @@ def queue_wait_on_the_critical_path() -> Case:
         "a critical agent waited in the resource queue",
         [sim("x", "g", 4), sim("y", "g", 1)],
         [group("g", ["x", "y"])],
-        {"x": (2, 6, {"queue_wait_s": 2.0}), "y": (1, 2, {"queue_wait_s": 1.0})}, 6.0,
-        critical=["x"], slack={"x": 0, "y": 3},
+        {"x": (2, 6, {"queue_wait_s": 2.0}), "y": (1, 2, {"queue_wait_s": 1.0})},
+        6.0,
+        critical=["x"],
+        slack={"x": 0, "y": 3},
         queue_costs={"x": 2.0},
         stragglers=[("g", "x", 4.0)],
         actions=[("raise_priority", "x")],
@@ -108,8 +135,10 @@ def balanced_group() -> Case:
         "a balanced parallel group has no straggler",
         [sim("p", "g", 3), sim("q", "g", 3), sim("r", "g", 2.8)],
         [group("g", ["p", "q", "r"])],
-        {"p": (0, 3, {}), "q": (0, 3.1, {}), "r": (0, 2.8, {})}, 3.1,
-        critical=["q"], slack={"p": 0.1, "q": 0, "r": 0.3},
+        {"p": (0, 3, {}), "q": (0, 3.1, {}), "r": (0, 2.8, {})},
+        3.1,
+        critical=["q"],
+        slack={"p": 0.1, "q": 0, "r": 0.3},
         caching={"cache_levels": {"agent_output_cache": {"ttl": 3600}}},
     )
 
@@ -120,16 +149,23 @@ def deadline_cut_short() -> Case:
         "a barrier deadline cut an agent short",
         [sim("ok", "g", 0.2), sim("slow", "g", 10)],
         [group("g", ["ok", "slow"], timeout_s=2.0)],
-        {"ok": (0, 0.1, {}), "slow": (0, 1.0, {"status": "cancelled"})}, 1.0,
-        critical=["slow"], slack={"ok": 0.9, "slow": 0},
+        {"ok": (0, 0.1, {}), "slow": (0, 1.0, {"status": "cancelled"})},
+        1.0,
+        critical=["slow"],
+        slack={"ok": 0.9, "slow": 0},
         stragglers=[("g", "slow", 0.9)],
         actions=[("raise_timeout", "g")],
         caching={"cache_levels": {"agent_output_cache": {"ttl": 3600}}},
     )
 
 
-CASES = [chain_with_side_branch(), straggler_blocks_unrelated_reader(),
-         queue_wait_on_the_critical_path(), balanced_group(), deadline_cut_short()]
+CASES = [
+    chain_with_side_branch(),
+    straggler_blocks_unrelated_reader(),
+    queue_wait_on_the_critical_path(),
+    balanced_group(),
+    deadline_cut_short(),
+]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
@@ -141,22 +177,32 @@ def test_analysis_finds_the_known_bottleneck(case: Case) -> None:
     assert case.critical == [c["agent"] for c in found["critical"]]
     assert case.slack == pytest.approx(found["slack_s"], abs=1e-3)
     assert case.queue_costs == {w["agent"]: w["cost_s"] for w in found["queue_waits"]}
-    assert case.stragglers == [(s["group"], s["agent"], s["waited_s"])
-                               for s in found["stragglers"]]
-    assert case.actions == [(s["action"], s.get("group") if s["action"] in (
-        "split_group", "raise_timeout") else s["agent"]) for s in found["suggestions"]]
+    assert case.stragglers == [(s["group"], s["agent"], s["waited_s"]) for s in found["stragglers"]]
+    assert case.actions == [
+        (
+            s["action"],
+            s.get("group") if s["action"] in ("split_group", "raise_timeout") else s["agent"],
+        )
+        for s in found["suggestions"]
+    ]
     assert all(s["message"] for s in found["suggestions"])
 
 
 def test_the_suggestions_carry_their_numbers() -> None:
     """Each suggestion says how much it would save and the measurements it comes from."""
     case = straggler_blocks_unrelated_reader()
-    found = analyse(compiled_plan(case.agents, case.groups),
-                    report_of(case.times, case.groups, case.makespan))
+    found = analyse(
+        compiled_plan(case.agents, case.groups), report_of(case.times, case.groups, case.makespan)
+    )
     split, cache = found["suggestions"]
-    assert {"action": "split_group", "group": "g1", "agent": "slow", "waited_s": 5.0,
-            "unblocked": ["e"], "saving_s": 5.0} == {k: v for k, v in split.items()
-                                                     if k != "message"}
+    assert {
+        "action": "split_group",
+        "group": "g1",
+        "agent": "slow",
+        "waited_s": 5.0,
+        "unblocked": ["e"],
+        "saving_s": 5.0,
+    } == {k: v for k, v in split.items() if k != "message"}
     assert "waited 5s for 'slow' alone" in split["message"]
     assert (6.0, 0.857) == (cache["duration_s"], cache["share"])
     assert 7.0 == found["makespan_s"] and 6.0 == found["lower_bound_s"]
@@ -166,27 +212,40 @@ def test_the_suggestions_carry_their_numbers() -> None:
     plan = compiled_plan(case.agents, case.groups)
     plan.agent("x").priority = 7
     (raise_priority,) = analyse(plan, report_of(case.times, case.groups, case.makespan))[
-        "suggestions"][:1]
-    assert (7, 2.0, 0.0, 2.0) == (raise_priority["priority"], raise_priority["queue_wait_s"],
-                                  raise_priority["slack_s"], raise_priority["saving_s"])
+        "suggestions"
+    ][:1]
+    assert (7, 2.0, 0.0, 2.0) == (
+        raise_priority["priority"],
+        raise_priority["queue_wait_s"],
+        raise_priority["slack_s"],
+        raise_priority["saving_s"],
+    )
 
     case = deadline_cut_short()
     plan = compiled_plan(case.agents, case.groups)
     plan.caching = case.caching
     (timeout,) = analyse(plan, report_of(case.times, case.groups, case.makespan, 0.5))[
-        "suggestions"]
+        "suggestions"
+    ]
     # slow ran 1 s at time scale 0.5 = 2 s of plan time, the whole deadline: 1.5 x 2 s
-    assert (2.0, 2.0, ["slow"], 3.0) == (timeout["timeout_s"], timeout["longest_s"],
-                                         timeout["cut_short"], timeout["suggested_timeout_s"])
+    assert (2.0, 2.0, ["slow"], 3.0) == (
+        timeout["timeout_s"],
+        timeout["longest_s"],
+        timeout["cut_short"],
+        timeout["suggested_timeout_s"],
+    )
 
 
 def test_a_timed_out_agent_gets_a_longer_timeout() -> None:
     agents = [sim("t", "g", 5, timeout_s=4.0)]
     groups = [group("g", ["t"])]
-    found = analyse(compiled_plan(agents, groups), report_of(
-        {"t": (0, 4, {"status": "timed_out"})}, groups, 4.0))
+    found = analyse(
+        compiled_plan(agents, groups),
+        report_of({"t": (0, 4, {"status": "timed_out"})}, groups, 4.0),
+    )
     assert [("raise_timeout", "t", 6.0)] == [
-        (s["action"], s["agent"], s["suggested_timeout_s"]) for s in found["suggestions"]]
+        (s["action"], s["agent"], s["suggested_timeout_s"]) for s in found["suggestions"]
+    ]
 
 
 def test_slack_is_the_critical_path_method() -> None:
@@ -215,20 +274,32 @@ def test_a_wait_for_a_person_is_not_work_to_cache(blocked_s: float, work_s: floa
     caching it; when all 43 s were work it suggests caching (the control case)."""
     agents = [sim("arch", "design", 1), sim("dev", "build", 1, inputs=["arch.out"])]
     groups = [group("design", ["arch"]), group("build", ["dev"], ["design"])]
-    report = report_of({"arch": (0, 1, {}),
-                        "dev": (1, 2, {"duration_s": work_s, "blocked_s": blocked_s})},
-                       groups, 44.0)
+    report = report_of(
+        {"arch": (0, 1, {}), "dev": (1, 2, {"duration_s": work_s, "blocked_s": blocked_s})},
+        groups,
+        44.0,
+    )
     found = analyse(compiled_plan(agents, groups), report)
     actions = [(s["action"], s.get("agent")) for s in found["suggestions"]]
     dev = [c for c in found["critical"] if c["agent"] == "dev"][0]
-    assert (43.0, work_s, blocked_s) == (dev["duration_s"], dev["work_s"],
-                                         dev["waiting_for_person_s"])
+    assert (43.0, work_s, blocked_s) == (
+        dev["duration_s"],
+        dev["work_s"],
+        dev["waiting_for_person_s"],
+    )
     text = "\n".join(format_bottlenecks(found))
     if blocked_s:
         assert ("cache_agent", "dev") not in actions
         assert ("resolve_conflicts_sooner", "dev") in actions
-        assert [{"agent": "dev", "work_s": 1.0, "waiting_for_person_s": 42.0, "slack_s": 0.0,
-                 "critical": True}] == found["person_waits"]
+        assert [
+            {
+                "agent": "dev",
+                "work_s": 1.0,
+                "waiting_for_person_s": 42.0,
+                "slack_s": 0.0,
+                "critical": True,
+            }
+        ] == found["person_waits"]
         assert "bound by: arch 1s (2%), dev 43s (98%: 1 s work, 42 s waiting for a person)" in text
         assert "waiting for a person: dev: 1 s work, 42 s waiting for a person" in text
         assert "suggestion: 'dev' waited 42s for a person" in text
@@ -240,8 +311,9 @@ def test_a_wait_for_a_person_is_not_work_to_cache(blocked_s: float, work_s: floa
 
 def test_text_lines_name_the_bound_the_slack_and_the_suggestions() -> None:
     case = straggler_blocks_unrelated_reader()
-    found = analyse(compiled_plan(case.agents, case.groups),
-                    report_of(case.times, case.groups, case.makespan))
+    found = analyse(
+        compiled_plan(case.agents, case.groups), report_of(case.times, case.groups, case.makespan)
+    )
     text = "\n".join(format_bottlenecks(found))
     assert "lower bound 6s of makespan 7s (overhead 1s)" in text
     assert "bound by: slow 6s (86%)" in text
@@ -252,9 +324,13 @@ def test_text_lines_name_the_bound_the_slack_and_the_suggestions() -> None:
 
 
 def test_text_lists_the_least_slack_first_and_stops_at_twelve() -> None:
-    found = {"lower_bound_s": 1, "makespan_s": 1, "overhead_s": 0,
-             "critical": [{"agent": "c", "duration_s": 1, "share": 1.0}],
-             "slack_s": {"c": 0, **{f"x{n}": 20 - n for n in range(20)}}}
+    found = {
+        "lower_bound_s": 1,
+        "makespan_s": 1,
+        "overhead_s": 0,
+        "critical": [{"agent": "c", "duration_s": 1, "share": 1.0}],
+        "slack_s": {"c": 0, **{f"x{n}": 20 - n for n in range(20)}},
+    }
     (slack_line,) = [line for line in format_bottlenecks(found) if "slack:" in line]
     assert slack_line.startswith("  slack: x19 1s, x18 2s, x17 3s")
     assert slack_line.endswith("x8 12s, and 8 more (the JSON report has all)")
@@ -290,7 +366,11 @@ def test_report_command_prints_the_analysis(cli_env: dict[str, str], tmp_path: P
     found = json.loads(starter(cli_env, "report", "straggler-1").stdout)["bottlenecks"]
     assert ["slow"] == [c["agent"] for c in found["critical"]]
     (straggler,) = found["stragglers"]
-    assert ("both", "slow", ["reader"]) == (straggler["group"], straggler["agent"],
-                                            straggler["unblocked"])
-    assert found == json.loads(starter(cli_env, "report", "straggler-1", "--bottlenecks",
-                                       "--format", "json").stdout)
+    assert ("both", "slow", ["reader"]) == (
+        straggler["group"],
+        straggler["agent"],
+        straggler["unblocked"],
+    )
+    assert found == json.loads(
+        starter(cli_env, "report", "straggler-1", "--bottlenecks", "--format", "json").stdout
+    )

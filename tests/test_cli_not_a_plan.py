@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from runtime.devserver import find_temporal_binary
-from tests.conftest import starter
+from pee.runtime.devserver import find_temporal_binary
+from tests.helpers import starter
 
 POOL_ID = "resource-pool-not-a-plan"
 
@@ -22,23 +22,45 @@ def pool_workflow(cli_env: dict[str, str]) -> str:
     started = starter(cli_env, "server", "start", "--headless")
     assert 0 == started.returncode, started.stdout + started.stderr
     # no worker polls this queue: the workflow only has to exist, with its type
-    subprocess.run([str(find_temporal_binary()), "workflow", "start",
-                    "--address", f"127.0.0.1:{cli_env['PEE_DEV_PORT']}",
-                    "--type", "ResourcePoolWorkflow", "--task-queue", "nobody-polls",
-                    "--workflow-id", POOL_ID], check=True, capture_output=True, timeout=30)
+    subprocess.run(
+        [
+            str(find_temporal_binary()),
+            "workflow",
+            "start",
+            "--address",
+            f"127.0.0.1:{cli_env['PEE_DEV_PORT']}",
+            "--type",
+            "ResourcePoolWorkflow",
+            "--task-queue",
+            "nobody-polls",
+            "--workflow-id",
+            POOL_ID,
+        ],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
     return POOL_ID
 
 
-@pytest.mark.parametrize("args", [
-    ("status", POOL_ID), ("report", POOL_ID), ("learn", POOL_ID), ("conflicts", POOL_ID),
-    ("run", "plans/demo.yaml", "--no-worker", "--resume-from", POOL_ID),
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("status", POOL_ID),
+        ("report", POOL_ID),
+        ("learn", POOL_ID),
+        ("conflicts", POOL_ID),
+        ("run", "plans/demo.yaml", "--no-worker", "--resume-from", POOL_ID),
+    ],
+)
 def test_a_pool_workflow_id_is_bad_input_naming_what_it_is(
-        cli_env: dict[str, str], pool_workflow: str, args: tuple[str, ...]) -> None:
+    cli_env: dict[str, str], pool_workflow: str, args: tuple[str, ...]
+) -> None:
     done = starter(cli_env, *args)
     assert 2 == done.returncode, done.stdout + done.stderr
-    assert (f"{POOL_ID} is a ResourcePoolWorkflow, not a plan run (PlanWorkflow)"
-            in done.stderr), done.stderr
+    assert f"{POOL_ID} is a ResourcePoolWorkflow, not a plan run (PlanWorkflow)" in done.stderr, (
+        done.stderr
+    )
     (hint,) = re.findall(r"`(\S*temporal workflow query [^`]+)`", done.stderr)
     assert f"--workflow-id {POOL_ID} --type state" in hint
     # at this module's server, whatever its port: its temporal.toml (no worker polls the

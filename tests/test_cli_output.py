@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from runtime.exit import EXIT_BROKEN_PIPE
-from tests.conftest import PROJECT_ROOT, starter
+from pee.runtime.exit import EXIT_BROKEN_PIPE
+from tests.helpers import PROJECT_ROOT, starter
 
 QUICK = """\
 name: quick
@@ -34,9 +34,15 @@ def with_closed_stdout(env: dict[str, str], *args: str | Path) -> subprocess.Com
     read, write = os.pipe()
     os.close(read)
     try:
-        return subprocess.run([sys.executable, "starter.py", *map(str, args)], cwd=PROJECT_ROOT,
-                              env=env, stdout=write, stderr=subprocess.PIPE, text=True,
-                              timeout=90)
+        return subprocess.run(
+            [sys.executable, "starter.py", *map(str, args)],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=90,
+        )
     finally:
         os.close(write)
 
@@ -52,28 +58,51 @@ def test_plan_to_a_closed_pipe_exits_quietly(cli_env: dict[str, str]) -> None:
 
 
 @pytest.fixture(scope="module")
-def finished_run(cli_env: dict[str, str],
-                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def finished_run(
+    cli_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     plan = tmp_path_factory.mktemp("plans") / "quick.yaml"
     plan.write_text(QUICK)
-    done = subprocess.run([sys.executable, "starter.py", "run", str(plan), "--no-learn",
-                           "--workflow-id", "quick-pipe"], cwd=PROJECT_ROOT, env=cli_env,
-                          capture_output=True, text=True, timeout=90)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "starter.py",
+            "run",
+            str(plan),
+            "--no-learn",
+            "--workflow-id",
+            "quick-pipe",
+        ],
+        cwd=PROJECT_ROOT,
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
     assert 0 == done.returncode, done.stdout + done.stderr
     yield "quick-pipe"
 
 
-@pytest.mark.parametrize("args", [
-    ("report",), ("report", "--format", "text"), ("report", "--format", "mermaid"),
-    ("report", "--bottlenecks"), ("status",), ("conflicts",),
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("report",),
+        ("report", "--format", "text"),
+        ("report", "--format", "mermaid"),
+        ("report", "--bottlenecks"),
+        ("status",),
+        ("conflicts",),
+    ],
+)
 def test_reading_commands_to_a_closed_pipe_exit_quietly(
-        cli_env: dict[str, str], finished_run: str, args: tuple[str, ...]) -> None:
+    cli_env: dict[str, str], finished_run: str, args: tuple[str, ...]
+) -> None:
     assert_quiet(with_closed_stdout(cli_env, args[0], finished_run, *args[1:]))
 
 
 def test_run_to_a_closed_pipe_exits_quietly_and_says_the_run_goes_on(
-        cli_env: dict[str, str], finished_run: str, tmp_path: Path) -> None:
+    cli_env: dict[str, str], finished_run: str, tmp_path: Path
+) -> None:
     plan = tmp_path / "quick.yaml"
     plan.write_text(QUICK)
     done = with_closed_stdout(cli_env, "run", plan, "--no-learn", "--workflow-id", "quick-gone")
@@ -81,16 +110,18 @@ def test_run_to_a_closed_pipe_exits_quietly_and_says_the_run_goes_on(
     assert "run quick-gone goes on on the server" in done.stderr, done.stderr
 
 
-def test_report_output_makes_its_folder(cli_env: dict[str, str], finished_run: str,
-                                         tmp_path: Path) -> None:
+def test_report_output_makes_its_folder(
+    cli_env: dict[str, str], finished_run: str, tmp_path: Path
+) -> None:
     target = tmp_path / "new" / "folder" / "run.html"
     done = starter(cli_env, "report", finished_run, "--format", "html", "-o", target)
     assert 0 == done.returncode, done.stderr
     assert target.read_text().startswith("<!DOCTYPE html>")
 
 
-def test_an_unwritable_report_output_is_bad_input(cli_env: dict[str, str], finished_run: str,
-                                                  tmp_path: Path) -> None:
+def test_an_unwritable_report_output_is_bad_input(
+    cli_env: dict[str, str], finished_run: str, tmp_path: Path
+) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     done = starter(cli_env, "report", finished_run, "-o", blocker / "report.json")
@@ -100,23 +131,35 @@ def test_an_unwritable_report_output_is_bad_input(cli_env: dict[str, str], finis
 
 
 def test_an_unwritable_run_report_is_said_and_exits_1_though_the_run_completed(
-        cli_env: dict[str, str], finished_run: str, tmp_path: Path) -> None:
+    cli_env: dict[str, str], finished_run: str, tmp_path: Path
+) -> None:
     """The run completes, but the command could not deliver what was asked: exit 1."""
     plan = tmp_path / "quick.yaml"
     plan.write_text(QUICK)
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    done = starter(cli_env, "run", plan, "--no-learn", "--workflow-id", "quick-unwritable",
-                   "--report", blocker / "r.json")
+    done = starter(
+        cli_env,
+        "run",
+        plan,
+        "--no-learn",
+        "--workflow-id",
+        "quick-unwritable",
+        "--report",
+        blocker / "r.json",
+    )
     assert 1 == done.returncode, done.stderr
     assert "run completed" in done.stdout and "Traceback" not in done.stderr
-    assert (f"error: cannot write the report to {blocker / 'r.json'}" in done.stderr
-            and "report quick-unwritable -o FILE` writes it later" in done.stderr), done.stderr
+    assert (
+        f"error: cannot write the report to {blocker / 'r.json'}" in done.stderr
+        and "report quick-unwritable -o FILE` writes it later" in done.stderr
+    ), done.stderr
 
 
 @pytest.mark.parametrize("form", ["html", "mermaid"])
-def test_bottlenecks_with_a_visual_format_is_bad_input(cli_env: dict[str, str],
-                                                       finished_run: str, form: str) -> None:
+def test_bottlenecks_with_a_visual_format_is_bad_input(
+    cli_env: dict[str, str], finished_run: str, form: str
+) -> None:
     done = starter(cli_env, "report", finished_run, "--bottlenecks", "--format", form)
     assert 2 == done.returncode, done.stdout + done.stderr
     assert f"--bottlenecks prints the analysis as text or json, not {form}" in done.stderr

@@ -13,8 +13,9 @@ ROOT = Path(__file__).parent.parent
 
 
 def starter(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "starter.py", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "starter.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_validate_ok_prints_one_line() -> None:
@@ -47,8 +48,14 @@ def test_validate_json_lists_problems(tmp_path: Path) -> None:
 
 def test_set_supplies_inputs_and_bmad_conditions() -> None:
     """--set turns on a BMAD condition and supplies a requirement nobody creates."""
-    result = starter("plan", "tests/plans/bmad_brownfield.yaml", "--format", "json",
-                     "--set", "existing_documentation_or_analysis=docs/")
+    result = starter(
+        "plan",
+        "tests/plans/bmad_brownfield.yaml",
+        "--format",
+        "json",
+        "--set",
+        "existing_documentation_or_analysis=docs/",
+    )
     assert 0 == result.returncode, result.stderr
     assert "existing_documentation_or_analysis" in json.loads(result.stdout)["inputs"]
     assert 2 == starter("validate", "tests/plans/bmad_brownfield.yaml").returncode
@@ -59,20 +66,24 @@ def test_plan_json_has_the_documented_fields() -> None:
     result = starter("plan", "plans/demo.yaml", "--format", "json")
     assert 0 == result.returncode, result.stderr
     data = json.loads(result.stdout)
-    assert [{"id": "a", "agents": ["a"], "depends_on": [], "parallel": True},
-            {"id": "design", "agents": ["b", "c"], "depends_on": ["a"], "parallel": True},
-            {"id": "d", "agents": ["d"], "depends_on": ["design"], "parallel": True}] == [
-        {k: g[k] for k in ("id", "agents", "depends_on", "parallel")} for g in data["groups"]]
+    assert [
+        {"id": "a", "agents": ["a"], "depends_on": [], "parallel": True},
+        {"id": "design", "agents": ["b", "c"], "depends_on": ["a"], "parallel": True},
+        {"id": "d", "agents": ["d"], "depends_on": ["design"], "parallel": True},
+    ] == [{k: g[k] for k in ("id", "agents", "depends_on", "parallel")} for g in data["groups"]]
     assert ["a", "b", "d"] == data["critical_path"]
     assert (4.0, 6.0) == (data["estimated_makespan_s"], data["sequential_s"])
     assert [] == data["parallel_opportunities"]
 
 
-@pytest.mark.parametrize(("fmt", "first_line"), [
-    ("mermaid", "flowchart LR"),
-    ("dot", 'digraph "seed" {'),
-    ("text", "plan seed (plans/seed.yaml)"),
-])
+@pytest.mark.parametrize(
+    ("fmt", "first_line"),
+    [
+        ("mermaid", "flowchart LR"),
+        ("dot", 'digraph "seed" {'),
+        ("text", "plan seed (plans/seed.yaml)"),
+    ],
+)
 def test_plan_formats(fmt: str, first_line: str) -> None:
     """Each format starts as its renderer expects and marks the critical path."""
     result = starter("plan", "plans/seed.yaml", "--format", fmt)

@@ -22,19 +22,34 @@ BROKEN = ", fail_times: always, retry: {max_attempts: 1}"
 def test_a_fixed_plan_resumes_from_its_failed_run(cli: Cli, tmp_path: Path) -> None:  # noqa: F811
     """Run 1 fails at b (exit 1); the fixed plan resumed from it reuses a and completes (exit 0);
     --from-group with a group the plan lacks is bad input (exit 2)."""
-    failed = cli.starter("run", cli.plan("broken", PLAN.format(broken=BROKEN)),
-                         "--workflow-id", "resumable-1", "--report", tmp_path / "1.json")
+    failed = cli.starter(
+        "run",
+        cli.plan("broken", PLAN.format(broken=BROKEN)),
+        "--workflow-id",
+        "resumable-1",
+        "--report",
+        tmp_path / "1.json",
+    )
     assert 1 == failed.returncode, failed.stdout + failed.stderr
     fixed = cli.plan("fixed", PLAN.format(broken=""))
-    done = cli.starter("run", fixed, "--resume-from", "resumable-1", "--workflow-id",
-                       "resumable-2", "--report", tmp_path / "2.json")
+    done = cli.starter(
+        "run",
+        fixed,
+        "--resume-from",
+        "resumable-1",
+        "--workflow-id",
+        "resumable-2",
+        "--report",
+        tmp_path / "2.json",
+    )
     assert 0 == done.returncode, done.stdout + done.stderr
     assert "Resuming resumable-1" in done.stdout
     assert "context from snapshot" in done.stdout
     first, second = (json.loads((tmp_path / f"{n}.json").read_text()) for n in (1, 2))
     assert "resumable-1" == second["resumed_from"]
     assert {"a": True, "b": False, "c": False} == {
-        agent_id: entry["resumed"] for agent_id, entry in second["agents"].items()}
+        agent_id: entry["resumed"] for agent_id, entry in second["agents"].items()
+    }
     group_a = second["agents"]["a"]["group"]
     assert first["snapshots"][group_a] == second["snapshots"][group_a]
     bad = cli.starter("run", fixed, "--resume-from", "resumable-1", "--from-group", "nope")
@@ -43,18 +58,28 @@ def test_a_fixed_plan_resumes_from_its_failed_run(cli: Cli, tmp_path: Path) -> N
 
 
 def test_without_its_snapshot_resume_reads_the_context_by_query_and_says_so(
-        cli: Cli, tmp_path: Path) -> None:  # noqa: F811
+    cli: Cli,  # noqa: F811
+    tmp_path: Path,
+) -> None:
     """`cache clear --plan P` removes the run's snapshots: the resume still works, from the
     `context` query, and its Resuming line says why."""
     text = PLAN.replace("name: resumable", "name: resumable-cleared")
-    failed = cli.starter("run", cli.plan("broken2", text.format(broken=BROKEN)),
-                         "--workflow-id", "resumable-3")
+    failed = cli.starter(
+        "run", cli.plan("broken2", text.format(broken=BROKEN)), "--workflow-id", "resumable-3"
+    )
     assert 1 == failed.returncode, failed.stdout + failed.stderr
     cleared = cli.starter("cache", "clear", "--plan", "resumable-cleared")
     assert "removed 1 context snapshot" in cleared.stdout, cleared.stdout + cleared.stderr
-    done = cli.starter("run", cli.plan("fixed2", text.format(broken="")), "--resume-from",
-                       "resumable-3", "--workflow-id", "resumable-4", "--report",
-                       tmp_path / "4.json")
+    done = cli.starter(
+        "run",
+        cli.plan("fixed2", text.format(broken="")),
+        "--resume-from",
+        "resumable-3",
+        "--workflow-id",
+        "resumable-4",
+        "--report",
+        tmp_path / "4.json",
+    )
     assert 0 == done.returncode, done.stdout + done.stderr
     assert "no context snapshot to reuse" in done.stdout and "by query" in done.stdout
     report = json.loads((tmp_path / "4.json").read_text())

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from runtime.devserver import find_temporal_binary, free_port, port_open
-from tests.conftest import PROJECT_ROOT
+from pee.runtime.devserver import find_temporal_binary, free_port, port_open
+from tests.helpers import PROJECT_ROOT
 
 # a -> (b | c) -> d, all quick
 SMALL = """\
@@ -51,13 +51,20 @@ class Cli:
     def starter(self, *args: str | Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "starter.py", *map(str, args)],
-            cwd=PROJECT_ROOT, env=self.env, capture_output=True, text=True, timeout=timeout,
+            cwd=PROJECT_ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
         )
 
     def worker(self, *args: str) -> subprocess.Popen[str]:
         return subprocess.Popen(
             [sys.executable, "worker.py", *args],
-            cwd=PROJECT_ROOT, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            cwd=PROJECT_ROOT,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
             text=True,
         )
 
@@ -68,9 +75,18 @@ class Cli:
 
 @pytest.fixture(scope="module")
 def cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE", "PEE_TIME_SCALE",
-                        "PEE_TASK_QUEUE", "PEE_UI_URL")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k
+        not in (
+            "TEMPORAL_ADDRESS",
+            "TEMPORAL_NAMESPACE",
+            "PEE_TIME_SCALE",
+            "PEE_TASK_QUEUE",
+            "PEE_UI_URL",
+        )
+    }
     env.update(
         PEE_STATE_DIR=str(tmp_path_factory.mktemp("state")),
         PEE_DEV_PORT=str(free_port()),
@@ -109,15 +125,38 @@ def test_run_starts_the_embedded_server_and_exits_zero_ten_times_in_a_row(cli: C
 def test_report_file_has_the_documented_shape(cli: Cli, tmp_path: Path) -> None:
     """--report writes the run report: ids, status, makespan, agents and groups by id."""
     report_file = tmp_path / "out" / "report.json"
-    done = cli.starter("run", cli.plan("small", SMALL), "--input", "greeting=hi",
-                       "--workflow-id", "small-report", "--time-scale", "0.5",
-                       "--report", report_file)
+    done = cli.starter(
+        "run",
+        cli.plan("small", SMALL),
+        "--input",
+        "greeting=hi",
+        "--workflow-id",
+        "small-report",
+        "--time-scale",
+        "0.5",
+        "--report",
+        report_file,
+    )
     assert 0 == done.returncode, done.stdout + done.stderr
     report = json.loads(report_file.read_text())
-    assert {"workflow_id", "run_id", "plan", "status", "makespan_s", "agents", "groups",
-            "alerts", "critical_path", "parallel_efficiency"} <= set(report)
+    assert {
+        "workflow_id",
+        "run_id",
+        "plan",
+        "status",
+        "makespan_s",
+        "agents",
+        "groups",
+        "alerts",
+        "critical_path",
+        "parallel_efficiency",
+    } <= set(report)
     assert ("small-report", "small", "completed", 0.5) == (
-        report["workflow_id"], report["plan"], report["status"], report["time_scale"])
+        report["workflow_id"],
+        report["plan"],
+        report["status"],
+        report["time_scale"],
+    )
     assert ["a", "b", "c", "d"] == list(report["agents"])
     for agent in report["agents"].values():
         assert "succeeded" == agent["status"]
@@ -129,8 +168,9 @@ def test_report_file_has_the_documented_shape(cli: Cli, tmp_path: Path) -> None:
 def test_failed_run_exits_one_and_status_and_report_read_it_back(cli: Cli, tmp_path: Path) -> None:
     """A failing plan exits 1 and still writes its report; status and report exit 1 too."""
     report_file = tmp_path / "doomed.json"
-    done = cli.starter("run", cli.plan("doomed", DOOMED), "--workflow-id", "doomed-1",
-                       "--report", report_file)
+    done = cli.starter(
+        "run", cli.plan("doomed", DOOMED), "--workflow-id", "doomed-1", "--report", report_file
+    )
     assert 1 == done.returncode, done.stdout + done.stderr
     assert "run failed" in done.stdout
     assert "failed" == json.loads(report_file.read_text())["status"]
@@ -153,10 +193,21 @@ def test_bad_input_exits_two(cli: Cli, tmp_path: Path) -> None:
         (("run", tmp_path / "missing.yaml"), "missing.yaml"),
         (("run", cli.plan("small", SMALL), "--input", "novalue"), "KEY=VALUE"),
         (("run", cli.plan("small", SMALL), "--time-scale", "0"), "above 0"),
-        (("run", cli.plan("small", SMALL), "--input", "greeting=hi",
-          "--address", f"127.0.0.1:{free_port()}"), "nothing listens"),
-        (("run", cli.plan("small", SMALL), "--input", "greeting=hi", "--namespace", "nope"),
-         "namespace 'nope' does not exist"),
+        (
+            (
+                "run",
+                cli.plan("small", SMALL),
+                "--input",
+                "greeting=hi",
+                "--address",
+                f"127.0.0.1:{free_port()}",
+            ),
+            "nothing listens",
+        ),
+        (
+            ("run", cli.plan("small", SMALL), "--input", "greeting=hi", "--namespace", "nope"),
+            "namespace 'nope' does not exist",
+        ),
         (("status", "no-such-run"), "no run with workflow id 'no-such-run'"),
     ]
     for args, words in cases:
@@ -169,8 +220,15 @@ def test_detached_run_is_served_by_a_worker_process(cli: Cli) -> None:
     """--detach prints the id and says a worker is needed; `pee-worker` (hinted) runs it; status
     and report follow it; the worker exits 0 on SIGTERM."""
     task_queue = f"detached-{uuid.uuid4().hex[:8]}"
-    done = cli.starter("run", cli.plan("small", SMALL), "--input", "greeting=hi", "--detach",
-                       "--task-queue", task_queue)
+    done = cli.starter(
+        "run",
+        cli.plan("small", SMALL),
+        "--input",
+        "greeting=hi",
+        "--detach",
+        "--task-queue",
+        task_queue,
+    )
     assert 0 == done.returncode, done.stdout + done.stderr
     workflow_id = done.stdout.strip().splitlines()[-1]
     assert workflow_id.startswith("small-")
@@ -201,8 +259,16 @@ def test_compiled_input_starts_a_run_with_the_temporal_cli(cli: Cli, tmp_path: P
     """`starter.py compile` writes JSON that `temporal workflow start --input-file` accepts; a
     worker runs it and `starter.py report` reads the result."""
     input_file = tmp_path / "run.json"
-    compiled = cli.starter("compile", cli.plan("small", SMALL), "--set", "greeting=hello",
-                           "--time-scale", "0.5", "-o", input_file)
+    compiled = cli.starter(
+        "compile",
+        cli.plan("small", SMALL),
+        "--set",
+        "greeting=hello",
+        "--time-scale",
+        "0.5",
+        "-o",
+        input_file,
+    )
     assert 0 == compiled.returncode, compiled.stderr
     data = json.loads(input_file.read_text())
     assert {"plan", "inputs", "time_scale", "heartbeat_timeout_s", "simulate"} <= set(data)
@@ -212,16 +278,39 @@ def test_compiled_input_starts_a_run_with_the_temporal_cli(cli: Cli, tmp_path: P
     worker = cli.worker("--task-queue", task_queue)
     try:
         started = subprocess.run(
-            [str(find_temporal_binary()), "workflow", "start", "--address", cli.address,
-             "--type", "PlanWorkflow", "--task-queue", task_queue, "--workflow-id", "from-cli",
-             "--input-file", str(input_file)],
-            capture_output=True, text=True, timeout=30,
+            [
+                str(find_temporal_binary()),
+                "workflow",
+                "start",
+                "--address",
+                cli.address,
+                "--type",
+                "PlanWorkflow",
+                "--task-queue",
+                task_queue,
+                "--workflow-id",
+                "from-cli",
+                "--input-file",
+                str(input_file),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
         )
         assert 0 == started.returncode, started.stdout + started.stderr
         result = subprocess.run(
-            [str(find_temporal_binary()), "workflow", "result", "--address", cli.address,
-             "--workflow-id", "from-cli"],
-            capture_output=True, text=True, timeout=60,
+            [
+                str(find_temporal_binary()),
+                "workflow",
+                "result",
+                "--address",
+                cli.address,
+                "--workflow-id",
+                "from-cli",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         assert 0 == result.returncode, result.stdout + result.stderr
         report = cli.starter("report", "from-cli")

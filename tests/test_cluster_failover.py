@@ -22,13 +22,13 @@ import pytest
 from temporalio.api.enums.v1 import PendingActivityState
 from temporalio.client import Client, WorkflowHandle
 
-from engine.compiled import CompiledPlan, RetrySpec
-from runtime.connection import connect
-from runtime.devserver import DevServer
-from tests.conftest import compiled_plan, group, sim
+from pee.engine.compiled import CompiledPlan, RetrySpec
+from pee.runtime.connection import connect
+from pee.runtime.devserver import DevServer
+from pee.workflows.plan_workflow import PlanWorkflow
+from pee.workflows.types import PlanRunInput
+from tests.helpers import compiled_plan, group, sim
 from tests.test_worker_failover import start_worker
-from workflows.plan_workflow import PlanWorkflow
-from workflows.types import PlanRunInput
 
 SEED = int(os.environ.get("PEE_CHAOS_SEED") or 20261201)
 RUNS = 4
@@ -54,8 +54,11 @@ def chaos_plan(index: int) -> CompiledPlan:
     tail = [sim(f"t{i}", "tail", 1.0, inputs=["j.out"], retry=RETRY) for i in range(3)]
     return compiled_plan(
         [*fan, join, *tail],
-        [group("fan", [a.id for a in fan]), group("join", ["j"], ["fan"]),
-         group("tail", [a.id for a in tail], ["join"])],
+        [
+            group("fan", [a.id for a in fan]),
+            group("join", ["j"], ["fan"]),
+            group("tail", [a.id for a in tail], ["join"]),
+        ],
         name=f"chaos-{index}",
     )
 
@@ -110,9 +113,11 @@ def workers(server: DevServer) -> Iterator[Workers]:
 async def start_runs(client: Client, task_queue: str) -> list[WorkflowHandle[Any, Any]]:
     return [
         await client.start_workflow(
-            PlanWorkflow.run, PlanRunInput(plan=chaos_plan(i),
-                                           heartbeat_timeout_s=HEARTBEAT_TIMEOUT_S),
-            id=f"chaos-{i}-{uuid.uuid4()}", task_queue=task_queue)
+            PlanWorkflow.run,
+            PlanRunInput(plan=chaos_plan(i), heartbeat_timeout_s=HEARTBEAT_TIMEOUT_S),
+            id=f"chaos-{i}-{uuid.uuid4()}",
+            task_queue=task_queue,
+        )
         for i in range(RUNS)
     ]
 
@@ -145,8 +150,9 @@ async def chaos(workers: Workers, rng: random.Random, done: asyncio.Event) -> No
         await asyncio.to_thread(workers.start, slot)
 
 
-async def outcome(handle: WorkflowHandle[Any, Any]) -> tuple[dict[str, Any], dict[str, Any],
-                                                             dict[str, list[dict[str, Any]]]]:
+async def outcome(
+    handle: WorkflowHandle[Any, Any],
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, list[dict[str, Any]]]]:
     """(report, context, context_history per output key) of a finished run; queried once the
     chaos is over (a query sent to a worker killed a moment ago waits for the server to give up
     on that worker's sticky queue)."""
@@ -156,36 +162,48 @@ async def outcome(handle: WorkflowHandle[Any, Any]) -> tuple[dict[str, Any], dic
     histories = {}
     for agent_id in report["agents"]:
         key = f"{agent_id}.out"
-        histories[key] = await handle.query(PlanWorkflow.context_history, key,
-                                            rpc_timeout=timeout)
+        histories[key] = await handle.query(PlanWorkflow.context_history, key, rpc_timeout=timeout)
     return report, context, histories
 
 
-async def results_under_chaos(handles: list[WorkflowHandle[Any, Any]], workers: Workers,
-                              rng: random.Random) -> list[Any]:
+async def results_under_chaos(
+    handles: list[WorkflowHandle[Any, Any]], workers: Workers, rng: random.Random
+) -> list[Any]:
     done = asyncio.Event()
     monkey = asyncio.create_task(chaos(workers, rng, done))
     try:
-        await asyncio.wait_for(asyncio.gather(*(handle.result() for handle in handles)),
-                               timeout=RUN_TIMEOUT_S)
+        await asyncio.wait_for(
+            asyncio.gather(*(handle.result() for handle in handles)), timeout=RUN_TIMEOUT_S
+        )
     finally:
         done.set()
         await monkey
     return await asyncio.gather(*(outcome(handle) for handle in handles))
 
 
-def check_exactly_once(seed: int, report: dict[str, Any], context: dict[str, Any],
-                       histories: dict[str, list[dict[str, Any]]]) -> None:
+def check_exactly_once(
+    seed: int,
+    report: dict[str, Any],
+    context: dict[str, Any],
+    histories: dict[str, list[dict[str, Any]]],
+) -> None:
     agents = sorted(report["agents"])
     why = f"seed {seed}, run {report['workflow_id']}"
     assert "completed" == report["status"], why
     assert {agent_id: "succeeded" for agent_id in agents} == {
-        agent_id: agent["status"] for agent_id, agent in report["agents"].items()}, (
-        why, {agent_id: (agent["attempts"], agent["error"])
-              for agent_id, agent in report["agents"].items() if agent["status"] != "succeeded"})
+        agent_id: agent["status"] for agent_id, agent in report["agents"].items()
+    }, (
+        why,
+        {
+            agent_id: (agent["attempts"], agent["error"])
+            for agent_id, agent in report["agents"].items()
+            if agent["status"] != "succeeded"
+        },
+    )
     # nothing lost: every output in the context; the join saw all six
     assert sorted(f"{agent_id}.out" for agent_id in agents) == sorted(
-        key for key in context if key.endswith(".out")), why
+        key for key in context if key.endswith(".out")
+    ), why
     assert [] == report["agents"]["j"]["missing_inputs"], why
     # no duplicates: one version per output key, written by its agent, one success event each
     for key, versions in histories.items():
@@ -195,7 +213,8 @@ def check_exactly_once(seed: int, report: dict[str, Any], context: dict[str, Any
 
 
 def test_three_workers_sigkilled_at_random_lose_and_duplicate_nothing(
-        server: DevServer, workers: Workers) -> None:
+    server: DevServer, workers: Workers
+) -> None:
     """4 concurrent runs over 3 workers; the busiest worker is killed first, then random ones
     at random moments, each restarted; every run completes with every output exactly once."""
     rng = random.Random(SEED)
@@ -220,7 +239,8 @@ def test_three_workers_sigkilled_at_random_lose_and_duplicate_nothing(
 
 
 def test_dev_server_sigkilled_mid_run_and_restarted_on_its_sqlite_file(
-        server: DevServer, workers: Workers) -> None:
+    server: DevServer, workers: Workers
+) -> None:
     """While agents run, the dev server is SIGKILLed (and one worker with it), then started
     again on the same port and history file: the workers reconnect and every run completes
     with every output exactly once."""
@@ -237,8 +257,9 @@ def test_dev_server_sigkilled_mid_run_and_restarted_on_its_sqlite_file(
         await asyncio.sleep(rng.uniform(1.0, 2.0))
         await asyncio.to_thread(server.start)
         await asyncio.to_thread(workers.start, slot)
-        await asyncio.wait_for(asyncio.gather(*(handle.result() for handle in handles)),
-                               timeout=RUN_TIMEOUT_S)
+        await asyncio.wait_for(
+            asyncio.gather(*(handle.result() for handle in handles)), timeout=RUN_TIMEOUT_S
+        )
         return await asyncio.gather(*(outcome(handle) for handle in handles))
 
     results = asyncio.run(go())

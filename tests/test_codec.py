@@ -7,8 +7,8 @@ import asyncio
 from temporalio.api.common.v1 import Payload
 from temporalio.api.workflowservice.v1 import GetWorkflowExecutionHistoryRequest
 
-from runtime.codec import ENCODING, Lz4Codec
-from tests.conftest import TemporalHarness, compiled_plan, group, sim
+from pee.runtime.codec import ENCODING, Lz4Codec
+from tests.helpers import TemporalHarness, compiled_plan, group, sim
 
 
 def payload(size: int) -> Payload:
@@ -41,8 +41,10 @@ def test_a_large_workflow_input_is_stored_compressed(temporal: TemporalHarness) 
         await handle.result()
         # the raw service call: fetch_history() would hand back decoded payloads
         raw = await temporal.client.workflow_service.get_workflow_execution_history(
-            GetWorkflowExecutionHistoryRequest(namespace=temporal.client.namespace,
-                                               execution={"workflow_id": handle.id}))
+            GetWorkflowExecutionHistoryRequest(
+                namespace=temporal.client.namespace, execution={"workflow_id": handle.id}
+            )
+        )
         first = raw.history.events[0].workflow_execution_started_event_attributes
         return first.input.payloads[0].metadata["encoding"]
 
@@ -54,11 +56,13 @@ def test_dataclasses_encode_to_the_same_json_as_the_sdk_default() -> None:
     encoder writes, for a plan input with nested dataclasses, tuples and None."""
     from temporalio.converter import DataConverter
 
-    from runtime.codec import data_converter
-    from workflows.types import BatchSpec, PlanRunInput
+    from pee.runtime.codec import data_converter
+    from pee.workflows.types import BatchSpec, PlanRunInput
 
-    plan = compiled_plan([sim("a", "g", 0.1, defaults={"out": (1, "x")}), sim("b", "g", 0.2)],
-                         [group("g", ["a", "b"])])
+    plan = compiled_plan(
+        [sim("a", "g", 0.1, defaults={"out": (1, "x")}), sim("b", "g", 0.2)],
+        [group("g", ["a", "b"])],
+    )
     value = PlanRunInput(plan=plan, inputs={"k": [1, {"n": None}]}, batch=BatchSpec())
     ours = data_converter().payload_converter.to_payloads([value])
     sdk = DataConverter.default.payload_converter.to_payloads([value])

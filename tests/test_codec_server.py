@@ -19,10 +19,10 @@ import pytest
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload, Payloads
 
-from runtime.codec import ENCODING
-from runtime.codec_server import MAX_BODY, MAX_DECODED, BackgroundCodecServer, CodecServerConfig
-from runtime.devserver import find_temporal_binary
-from tests.conftest import TemporalHarness, compiled_plan, group, sim
+from pee.runtime.codec import ENCODING
+from pee.runtime.codec_server import MAX_BODY, MAX_DECODED, BackgroundCodecServer, CodecServerConfig
+from pee.runtime.devserver import find_temporal_binary
+from tests.helpers import TemporalHarness, compiled_plan, group, sim
 
 ORIGIN = "http://127.0.0.1:8233"
 TOKEN = "secret-token"
@@ -38,11 +38,16 @@ def codec_url() -> Iterator[str]:
         server.stop()
 
 
-def post(url: str, body: dict | bytes, method: str = "POST",
-         **headers: str) -> tuple[int, dict, dict]:
+def post(
+    url: str, body: dict | bytes, method: str = "POST", **headers: str
+) -> tuple[int, dict, dict]:
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
-    request = urllib.request.Request(url, data if method == "POST" else None, method=method,
-                                     headers={"Content-Type": "application/json", **headers})
+    request = urllib.request.Request(
+        url,
+        data if method == "POST" else None,
+        method=method,
+        headers={"Content-Type": "application/json", **headers},
+    )
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, dict(response.headers), json.loads(response.read() or b"{}")
@@ -66,8 +71,10 @@ def raw_request(url: str, head: bytes) -> int:
 
 def big_payload() -> dict:
     data = json.dumps("x" * 50_000).encode()
-    return {"metadata": {"encoding": base64.b64encode(b"json/plain").decode()},
-            "data": base64.b64encode(data).decode()}
+    return {
+        "metadata": {"encoding": base64.b64encode(b"json/plain").decode()},
+        "data": base64.b64encode(data).decode(),
+    }
 
 
 def lz4_body(data: bytes) -> dict:
@@ -75,28 +82,39 @@ def lz4_body(data: bytes) -> dict:
     return json.loads(json_format.MessageToJson(message))
 
 
-@pytest.mark.parametrize("path", [f"/{TOKEN}/{{action}}",
-                                  f"/{TOKEN}/{{action}}?preserveStorageRefs=true",
-                                  f"/{TOKEN}/{{action}}/?preserveStorageRefs=true&other=1"])
-def test_encode_then_decode_round_trips_with_the_token_as_the_path(codec_url: str,
-                                                                   path: str) -> None:
+@pytest.mark.parametrize(
+    "path",
+    [
+        f"/{TOKEN}/{{action}}",
+        f"/{TOKEN}/{{action}}?preserveStorageRefs=true",
+        f"/{TOKEN}/{{action}}/?preserveStorageRefs=true&other=1",
+    ],
+)
+def test_encode_then_decode_round_trips_with_the_token_as_the_path(
+    codec_url: str, path: str
+) -> None:
     """/encode compresses a large payload to binary/lz4 and /decode gives it back, with the
     query strings the Web UI adds and the X-Namespace header."""
-    status, _, encoded = post(codec_url + path.format(action="encode"),
-                              {"payloads": [big_payload()]}, **{"X-Namespace": "default"})
+    status, _, encoded = post(
+        codec_url + path.format(action="encode"),
+        {"payloads": [big_payload()]},
+        **{"X-Namespace": "default"},
+    )
     assert 200 == status, encoded
     (payload,) = encoded["payloads"]
     assert ENCODING == base64.b64decode(payload["metadata"]["encoding"])
-    status, _, decoded = post(codec_url + path.format(action="decode"), encoded,
-                              **{"X-Namespace": "other-namespace"})
+    status, _, decoded = post(
+        codec_url + path.format(action="decode"), encoded, **{"X-Namespace": "other-namespace"}
+    )
     assert (200, [big_payload()]) == (status, decoded["payloads"])
 
 
 def test_the_token_may_come_as_the_authorization_header(codec_url: str) -> None:
     """`temporal --codec-auth TOKEN`: Authorization: TOKEN (or Bearer TOKEN) at a bare path."""
     for value in (TOKEN, f"Bearer {TOKEN}"):
-        status, _, decoded = post(f"{codec_url}/decode", {"payloads": [big_payload()]},
-                                  Authorization=value)
+        status, _, decoded = post(
+            f"{codec_url}/decode", {"payloads": [big_payload()]}, Authorization=value
+        )
         assert (200, [big_payload()]) == (status, decoded["payloads"])
 
 
@@ -111,18 +129,28 @@ def test_a_missing_token_is_401_and_a_wrong_one_403(codec_url: str) -> None:
 def test_preflight_and_cors_for_the_ui_origin_only(codec_url: str) -> None:
     """OPTIONS from the UI's origin: 204 with the CORS grants (X-Namespace among the headers);
     a POST from the UI's origin carries them too; any other origin is refused outright."""
-    status, headers, _ = post(f"{codec_url}/{TOKEN}/decode?preserveStorageRefs=true", b"",
-                              method="OPTIONS", Origin=ORIGIN,
-                              **{"Access-Control-Request-Method": "POST",
-                                 "Access-Control-Request-Headers": "content-type,x-namespace"})
+    status, headers, _ = post(
+        f"{codec_url}/{TOKEN}/decode?preserveStorageRefs=true",
+        b"",
+        method="OPTIONS",
+        Origin=ORIGIN,
+        **{
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type,x-namespace",
+        },
+    )
     assert (204, ORIGIN) == (status, headers.get("Access-Control-Allow-Origin"))
     assert "POST" in headers["Access-Control-Allow-Methods"]
     assert "X-Namespace" in headers["Access-Control-Allow-Headers"]
     status, headers, _ = post(f"{codec_url}/{TOKEN}/decode", {"payloads": []}, Origin=ORIGIN)
     assert (200, ORIGIN) == (status, headers.get("Access-Control-Allow-Origin"))
     for method in ("OPTIONS", "POST"):
-        status, headers, body = post(f"{codec_url}/{TOKEN}/decode", {"payloads": []},
-                                     method=method, Origin="http://evil.example")
+        status, headers, body = post(
+            f"{codec_url}/{TOKEN}/decode",
+            {"payloads": []},
+            method=method,
+            Origin="http://evil.example",
+        )
         assert 403 == status and "http://evil.example" in body["error"], method
         assert "Access-Control-Allow-Origin" not in headers
 
@@ -153,12 +181,19 @@ def test_the_ratio_cap_stops_a_small_bomb_early() -> None:
         server.stop()
 
 
-@pytest.mark.parametrize("length", [b"-1", b"abc", b"1e3", str(MAX_BODY + 1).encode(),
-                                    b"99999999999999999999"])
+@pytest.mark.parametrize(
+    "length", [b"-1", b"abc", b"1e3", str(MAX_BODY + 1).encode(), b"99999999999999999999"]
+)
 def test_a_bad_or_oversized_content_length_is_4xx(codec_url: str, length: bytes) -> None:
     """Negative, non-numeric or over the cap: refused before any body is read."""
-    head = (f"POST /{TOKEN}/decode HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            "Connection: close\r\nContent-Length: ").encode() + length + b"\r\n\r\n"
+    head = (
+        (
+            f"POST /{TOKEN}/decode HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            "Connection: close\r\nContent-Length: "
+        ).encode()
+        + length
+        + b"\r\n\r\n"
+    )
     assert raw_request(codec_url, head) in (400, 413)
 
 
@@ -167,17 +202,21 @@ def test_a_missing_content_length_is_411(codec_url: str) -> None:
     assert 411 == raw_request(codec_url, head)
 
 
-@pytest.mark.parametrize(("body", "words"), [
-    (b"{not json", "not Payloads JSON"),
-    (b'{"payloads": 3}', "not Payloads JSON"),
-    (b'{"payloads": [{"data": "%%%"}]}', "not Payloads JSON"),
-    (b'{"unknown": []}', "not Payloads JSON"),
-    (json.dumps(lz4_body(b"not an lz4 frame")).encode(), "cannot decode"),
-    (json.dumps(lz4_body(lz4.frame.compress(b"x" * 1000)[:-8])).encode(), "cannot decode"),
-    (json.dumps(lz4_body(lz4.frame.compress(b"\xff" * 100))).encode(), "cannot decode"),
-])
-def test_a_malformed_body_is_400_saying_what_is_wrong(codec_url: str, body: bytes,
-                                                       words: str) -> None:
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        (b"{not json", "not Payloads JSON"),
+        (b'{"payloads": 3}', "not Payloads JSON"),
+        (b'{"payloads": [{"data": "%%%"}]}', "not Payloads JSON"),
+        (b'{"unknown": []}', "not Payloads JSON"),
+        (json.dumps(lz4_body(b"not an lz4 frame")).encode(), "cannot decode"),
+        (json.dumps(lz4_body(lz4.frame.compress(b"x" * 1000)[:-8])).encode(), "cannot decode"),
+        (json.dumps(lz4_body(lz4.frame.compress(b"\xff" * 100))).encode(), "cannot decode"),
+    ],
+)
+def test_a_malformed_body_is_400_saying_what_is_wrong(
+    codec_url: str, body: bytes, words: str
+) -> None:
     """Bad JSON, the wrong shape, bad base64, a corrupt or truncated frame, a frame that
     does not hold a Payload: 400 with the reason."""
     status, _, answer = post(f"{codec_url}/{TOKEN}/decode", body)
@@ -202,8 +241,7 @@ def test_the_server_answers_after_every_refusal(codec_url: str) -> None:
     assert 200 == post(f"{codec_url}/{TOKEN}/decode", {"payloads": [big_payload()]})[0]
 
 
-def test_temporal_cli_decodes_history_through_it(temporal: TemporalHarness,
-                                                 codec_url: str) -> None:
+def test_temporal_cli_decodes_history_through_it(temporal: TemporalHarness, codec_url: str) -> None:
     """`temporal workflow show --codec-endpoint` shows a compressed input as plain JSON, with
     the token as the endpoint's path and as --codec-auth."""
     agents = [sim(f"agent{i}", "g", 0.0, padding="p" * 200) for i in range(60)]
@@ -217,16 +255,32 @@ def test_temporal_cli_decodes_history_through_it(temporal: TemporalHarness,
 
     def show(*extra: str) -> dict:
         out = subprocess.run(
-            [str(find_temporal_binary()), "workflow", "show", "--workflow-id", workflow_id,
-             "--address", temporal.address, "--output", "json", *extra],
-            capture_output=True, text=True, timeout=60, check=True).stdout
+            [
+                str(find_temporal_binary()),
+                "workflow",
+                "show",
+                "--workflow-id",
+                workflow_id,
+                "--address",
+                temporal.address,
+                "--output",
+                "json",
+                *extra,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout
         started = json.loads(out)["events"][0]["workflowExecutionStartedEventAttributes"]
         return started["input"]["payloads"][0]
 
     raw = show()
     assert ENCODING == base64.b64decode(raw["metadata"]["encoding"])
-    for flags in (("--codec-endpoint", f"{codec_url}/{TOKEN}"),
-                  ("--codec-endpoint", codec_url, "--codec-auth", TOKEN)):
+    for flags in (
+        ("--codec-endpoint", f"{codec_url}/{TOKEN}"),
+        ("--codec-endpoint", codec_url, "--codec-auth", TOKEN),
+    ):
         decoded = show(*flags)
         assert b"json/plain" == base64.b64decode(decoded["metadata"]["encoding"])
         agent = json.loads(base64.b64decode(decoded["data"]))["plan"]["agents"][59]

@@ -1,7 +1,7 @@
 """docker-compose.yml and the Dockerfile, checked statically (no Docker engine runs here): the
 services, images, ports, health checks and start order, that every command parses with the
 project's real argument parsers, and that the clients' environment resolves, through the same
-runtime.connection code as on a laptop, to the compose Temporal server."""
+pee.runtime.connection code as on a laptop, to the compose Temporal server."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 import yaml
 
-import worker
-from cli.main import build_parser
-from runtime import connection
-from runtime.connection import resolve_settings
+from pee.cli import worker_command as worker
+from pee.cli.main import build_parser
+from pee.runtime import connection
+from pee.runtime.connection import resolve_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -69,8 +69,12 @@ def test_every_core_service_has_a_health_check_or_waits_for_healthy_ones() -> No
         check = SERVICES[name]["healthcheck"]
         assert check["test"][0] in ("CMD", "CMD-SHELL"), name
         assert check["retries"] >= 3, name
-    expected = {"temporal": {"postgresql"}, "temporal-ui": {"temporal", "codec-server"},
-                "worker": {"temporal"}, "starter": {"temporal"}}
+    expected = {
+        "temporal": {"postgresql"},
+        "temporal-ui": {"temporal", "codec-server"},
+        "worker": {"temporal"},
+        "starter": {"temporal"},
+    }
     for name, dependencies in expected.items():
         depends = SERVICES[name]["depends_on"]
         assert dependencies == set(depends), name
@@ -108,8 +112,9 @@ def test_codec_server_command_and_the_ui_agree_on_endpoint_and_origin() -> None:
     assert "codec-server" == args.command
     assert "0.0.0.0" == args.host
     ui = environment("temporal-ui")
-    assert f"http://localhost:{published('codec-server')[args.port]}" == \
-        ui["TEMPORAL_CODEC_ENDPOINT"]
+    assert (
+        f"http://localhost:{published('codec-server')[args.port]}" == ui["TEMPORAL_CODEC_ENDPOINT"]
+    )
     assert f"http://localhost:{published('temporal-ui')[8080]}" == args.cors_origin
     assert "temporal:7233" == ui["TEMPORAL_ADDRESS"]
 
@@ -122,12 +127,25 @@ def test_the_starter_service_runs_starter_py() -> None:
 
 
 def test_client_environment_names_every_setting_runtime_connection_reads() -> None:
-    """Workers and the starter get the very variables runtime.connection documents."""
-    names = {"TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE", "TEMPORAL_API_KEY", "TEMPORAL_TLS",
-             "TEMPORAL_PROFILE", "TEMPORAL_CONFIG_FILE", "PEE_TASK_QUEUE",
-             *(setting[1] for setting in (connection.CA_SETTING, connection.CERT_SETTING,
-                                          connection.KEY_SETTING,
-                                          connection.SERVER_NAME_SETTING))}
+    """Workers and the starter get the very variables pee.runtime.connection documents."""
+    names = {
+        "TEMPORAL_ADDRESS",
+        "TEMPORAL_NAMESPACE",
+        "TEMPORAL_API_KEY",
+        "TEMPORAL_TLS",
+        "TEMPORAL_PROFILE",
+        "TEMPORAL_CONFIG_FILE",
+        "PEE_TASK_QUEUE",
+        *(
+            setting[1]
+            for setting in (
+                connection.CA_SETTING,
+                connection.CERT_SETTING,
+                connection.KEY_SETTING,
+                connection.SERVER_NAME_SETTING,
+            )
+        ),
+    }
     for name in ("worker", "starter"):
         assert names <= set(SERVICES[name]["environment"]), name
 
@@ -137,14 +155,24 @@ def test_compose_environment_resolves_like_a_local_run() -> None:
     in namespace default; with the TLS variables set it means mTLS with those files."""
     plain = resolve_settings(None, environment("worker"))
     assert ("temporal:7233", "default", False, None) == (
-        plain.address, plain.namespace, plain.tls, plain.api_key)
-    host = {"TEMPORAL_ADDRESS": "cluster.example:7233",
-            "TEMPORAL_TLS_SERVER_CA_CERT_PATH": "/certs/ca.pem",
-            "TEMPORAL_TLS_CLIENT_CERT_PATH": "/certs/client.pem",
-            "TEMPORAL_TLS_CLIENT_KEY_PATH": "/certs/client-key.pem"}
+        plain.address,
+        plain.namespace,
+        plain.tls,
+        plain.api_key,
+    )
+    host = {
+        "TEMPORAL_ADDRESS": "cluster.example:7233",
+        "TEMPORAL_TLS_SERVER_CA_CERT_PATH": "/certs/ca.pem",
+        "TEMPORAL_TLS_CLIENT_CERT_PATH": "/certs/client.pem",
+        "TEMPORAL_TLS_CLIENT_KEY_PATH": "/certs/client-key.pem",
+    }
     secure = resolve_settings(None, environment("worker", host))
     assert ("cluster.example:7233", True, Path("/certs/ca.pem"), Path("/certs/client.pem")) == (
-        secure.address, secure.tls, secure.tls_ca, secure.tls_cert)
+        secure.address,
+        secure.tls,
+        secure.tls_ca,
+        secure.tls_cert,
+    )
     mounts = [interpolate(volume).split(":") for volume in SERVICES["worker"]["volumes"]]
     assert ["./certs", "/certs", "ro"] in mounts
 
@@ -156,8 +184,8 @@ def test_tracing_services_are_an_optional_profile(name: str) -> None:
 
 def test_clients_can_export_to_the_collector_which_forwards_to_jaeger() -> None:
     """The clients' OTEL_* variables are passed through, off unless set; the collector receives
-    OTLP/HTTP on 4318 (runtime/telemetry.py's default protocol) and forwards traces to Jaeger;
-    the image has the otlp extra."""
+    OTLP/HTTP on 4318 (src/pee/runtime/telemetry.py's default protocol) and forwards traces to
+    Jaeger; the image has the otlp extra."""
     client = environment("worker")
     assert ("", "") == (client["OTEL_TRACES_EXPORTER"], client["OTEL_METRICS_EXPORTER"])
     assert "http://otel-collector:4318" == client["OTEL_EXPORTER_OTLP_ENDPOINT"]
@@ -173,13 +201,13 @@ def test_clients_can_export_to_the_collector_which_forwards_to_jaeger() -> None:
 
 
 def test_dockerfile_installs_the_project_and_copies_every_package() -> None:
-    """Every package pyproject lists and both entry points are copied before `pip install`."""
+    """The package source (pyproject finds it under src/) and both entry points are copied
+    before `pip install`."""
     text = (ROOT / "Dockerfile").read_text()
     install = text.index("RUN pip install")
     pyproject = (ROOT / "pyproject.toml").read_text()
-    packages = re.search(r"packages = \[([^\]]*)\]", pyproject)
-    assert packages is not None
-    for package in re.findall(r'"([^"]+)"', packages.group(1)):
-        assert f"COPY {package} {package}" in text[:install], package
+    where = re.search(r"\[tool\.setuptools\.packages\.find\]\s*where = \[\"([^\"]+)\"\]", pyproject)
+    assert where is not None and "src" == where.group(1)
+    assert "COPY src src" in text[:install]
     assert "COPY starter.py worker.py" in text[:install]
     assert 'CMD ["python", "worker.py"]' in text

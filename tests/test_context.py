@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from engine import context as ctx
-from engine.context import ContextPolicy, ResolutionError, VersionedContext, owners_from_rules
+from pee.engine.rules import context as ctx
+from pee.engine.rules.context import (
+    ContextPolicy,
+    ResolutionError,
+    VersionedContext,
+    owners_from_rules,
+)
 
 
 def test_every_write_is_a_version_and_nothing_is_overwritten() -> None:
@@ -60,7 +65,10 @@ def test_unmergeable_write_opens_a_conflict_and_keeps_the_first_writer() -> None
     conflict = outcome.conflict
     assert ("c1", "platform", "open") == (conflict.id, conflict.key, conflict.status)
     assert ("web", "mobile_first", "desktop_primary") == (
-        conflict.base, conflict.current, conflict.incoming)
+        conflict.base,
+        conflict.current,
+        conflict.incoming,
+    )
     assert ["ux", "architect"] == conflict.writers
     assert "mobile_first" == store.value("platform")
     assert [conflict] == store.open_conflicts(["platform"])
@@ -74,11 +82,14 @@ def make_conflict() -> VersionedContext:
     return store
 
 
-@pytest.mark.parametrize(("choice", "value", "expected"), [
-    ("current", None, "mobile_first"),
-    ("incoming", None, "desktop_primary"),
-    ("value", "responsive", "responsive"),
-])
+@pytest.mark.parametrize(
+    ("choice", "value", "expected"),
+    [
+        ("current", None, "mobile_first"),
+        ("incoming", None, "desktop_primary"),
+        ("value", "responsive", "responsive"),
+    ],
+)
 def test_resolution_choices(choice, value, expected) -> None:
     """Resolving writes the chosen value (current keeps it) and records who chose what."""
     store = make_conflict()
@@ -86,21 +97,37 @@ def test_resolution_choices(choice, value, expected) -> None:
     conflict = store.resolve("c1", choice, "alice", "t3", expected_version=1, **kwargs)
     assert expected == store.value("platform")
     assert ("resolved", choice, "alice") == (
-        conflict.status, conflict.resolution["choice"], conflict.resolution["by"])
+        conflict.status,
+        conflict.resolution["choice"],
+        conflict.resolution["by"],
+    )
     assert [] == store.open_conflicts()
 
 
-@pytest.mark.parametrize(("conflict_id", "choice", "expected_version", "message"), [
-    ("c9", "current", 1, "unknown conflict 'c9'"),
-    ("c1", "theirs", 1, "choice must be one of"),
-    ("c1", "current", 0, "stale resolution: 'platform' is at version 1, you expected 0 "
-                         r"\(an older version\)"),
-    ("c1", "current", 7, "expected_version 7 is newer than the current version 1 of "
-                         "'platform'"),
-    ("c1", "value", 1, "needs a value"),
-])
-def test_invalid_resolutions_are_rejected_with_a_reason(conflict_id, choice, expected_version,
-                                                        message) -> None:
+@pytest.mark.parametrize(
+    ("conflict_id", "choice", "expected_version", "message"),
+    [
+        ("c9", "current", 1, "unknown conflict 'c9'"),
+        ("c1", "theirs", 1, "choice must be one of"),
+        (
+            "c1",
+            "current",
+            0,
+            "stale resolution: 'platform' is at version 1, you expected 0 "
+            r"\(an older version\)",
+        ),
+        (
+            "c1",
+            "current",
+            7,
+            "expected_version 7 is newer than the current version 1 of 'platform'",
+        ),
+        ("c1", "value", 1, "needs a value"),
+    ],
+)
+def test_invalid_resolutions_are_rejected_with_a_reason(
+    conflict_id, choice, expected_version, message
+) -> None:
     """Unknown ids, bad choices, stale (older) or newer versions and missing values are refused,
     each saying which it is; nothing changes."""
     store = make_conflict()
@@ -117,8 +144,9 @@ def test_a_resolved_conflict_cannot_be_resolved_again() -> None:
         store.resolve("c1", "incoming", "bob", "t4")
 
 
-@pytest.mark.parametrize(("policy", "expected"), [
-    ("keep_current", "mobile_first"), ("keep_incoming", "desktop_primary")])
+@pytest.mark.parametrize(
+    ("policy", "expected"), [("keep_current", "mobile_first"), ("keep_incoming", "desktop_primary")]
+)
 def test_conflict_timeout_policy(policy, expected) -> None:
     """At the conflict timeout, keep_current or keep_incoming applies and is recorded."""
     store = make_conflict()
@@ -137,8 +165,9 @@ def test_ownership_violation_rejected_by_default() -> None:
 
 def test_ownership_violation_as_conflict() -> None:
     """With ownership_violation: conflict, the write becomes an ownership conflict instead."""
-    store = VersionedContext(ContextPolicy(owners={"requirements": "pm"},
-                                           ownership_violation="conflict"))
+    store = VersionedContext(
+        ContextPolicy(owners={"requirements": "pm"}, ownership_violation="conflict")
+    )
     store.commit("pm", "requirements", ["a"], 0, "t1")
     outcome = store.commit("ux_expert", "requirements", ["b"], 1, "t2")
     assert (ctx.CONFLICT, "ownership") == (outcome.outcome, outcome.conflict.kind)
@@ -155,8 +184,10 @@ def test_own_outputs_never_violate_ownership() -> None:
 
 def test_owners_from_rules_map_roles_to_agent_ids() -> None:
     """Seed rules name roles; they resolve to the agents playing them."""
-    owners = owners_from_rules({"ux_expert": ["design_system"], "pm": ["requirements"]},
-                               {"ux_expert_parallel": "ux_expert", "pm": "pm"})
+    owners = owners_from_rules(
+        {"ux_expert": ["design_system"], "pm": ["requirements"]},
+        {"ux_expert_parallel": "ux_expert", "pm": "pm"},
+    )
     assert {"design_system": "ux_expert_parallel", "requirements": "pm"} == owners
 
 
@@ -166,7 +197,8 @@ def test_consistency_conflict() -> None:
     store.commit("ux_expert", "ux_expert.platform", "mobile_first", 0, "t1", own_key=True)
     store.commit("architect", "architect.platform", "desktop_primary", 0, "t2", own_key=True)
     conflict = store.open_consistency_conflict(
-        ["ux_expert.platform", "architect.platform"], "platforms differ", "t3")
+        ["ux_expert.platform", "architect.platform"], "platforms differ", "t3"
+    )
     assert ("consistency", ["ux_expert", "architect"]) == (conflict.kind, conflict.writers)
     assert {"architect.platform": "desktop_primary"} == conflict.incoming
 
@@ -176,7 +208,7 @@ def test_report_helpers() -> None:
     store = make_conflict()
     assert {"platform": 1} == store.version_counts()
     assert "value" not in store.history_dicts("platform")[0]
-    assert "c1" == store.conflict_dicts()[0]["id"]
+    assert "c1" == store.conflicts[0].id
 
 
 def make_consistency_conflict() -> VersionedContext:
@@ -187,22 +219,29 @@ def make_consistency_conflict() -> VersionedContext:
     return store
 
 
-@pytest.mark.parametrize(("choice", "value", "expected"), [
-    ("current", None, "mobile_first"),
-    ("incoming", None, "desktop_primary"),
-    ("value", "responsive", "responsive"),
-])
+@pytest.mark.parametrize(
+    ("choice", "value", "expected"),
+    [
+        ("current", None, "mobile_first"),
+        ("incoming", None, "desktop_primary"),
+        ("value", "responsive", "responsive"),
+    ],
+)
 def test_resolving_a_consistency_conflict_makes_the_keys_equal(choice, value, expected) -> None:
     """current = the rule's first key's value, incoming = the second's, value = the one sent;
     every key of the rule ends up with it, keys already holding it get no new version."""
     store = make_consistency_conflict()
     kwargs = {"value": value} if choice == "value" else {}
     conflict = store.resolve("c1", choice, "alice", "t4", **kwargs)
-    assert [expected, expected] == [store.value("ux_expert.platform"),
-                                    store.value("architect.platform")]
+    assert [expected, expected] == [
+        store.value("ux_expert.platform"),
+        store.value("architect.platform"),
+    ]
     assert expected == conflict.resolution["value"]
-    versions = [store.current_version("ux_expert.platform"),
-                store.current_version("architect.platform")]
+    versions = [
+        store.current_version("ux_expert.platform"),
+        store.current_version("architect.platform"),
+    ]
     assert {"current": [1, 2], "incoming": [2, 1], "value": [2, 2]}[choice] == versions
 
 
@@ -219,15 +258,21 @@ def test_timeout_keep_current_on_a_consistency_conflict_aligns_the_keys() -> Non
     conflict = store.time_out("c1", "keep_current", "t9")
     assert ("timed_out", "mobile_first") == (conflict.status, store.value("architect.platform"))
     assert ("keep_current", "conflict_timeout", "mobile_first") == (
-        conflict.resolution["choice"], conflict.resolution["by"], conflict.resolution["value"])
+        conflict.resolution["choice"],
+        conflict.resolution["by"],
+        conflict.resolution["value"],
+    )
 
 
 def test_timeout_fail_records_the_policy_and_writes_nothing() -> None:
     """fail is the caller's to raise: the conflict is closed as timed out, values untouched."""
     store = make_conflict()
     conflict = store.time_out("c1", "fail", "t9")
-    assert ("timed_out", "fail", 1) == (conflict.status, conflict.resolution["choice"],
-                                        store.current_version("platform"))
+    assert ("timed_out", "fail", 1) == (
+        conflict.status,
+        conflict.resolution["choice"],
+        store.current_version("platform"),
+    )
 
 
 def test_agents_own_their_prefixed_keys() -> None:

@@ -2,46 +2,54 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
 from temporalio.client import WorkflowHandle
 
-from activities.cross_validation import (
+from pee.activities.cross_validation import (
     CrossValidationTask,
     check,
     check_all,
     key_fields,
     references,
 )
-from engine.graph import compile_plan
-from engine.plan import load_plan, loads_plan
-from tests.conftest import PROJECT_ROOT, TemporalHarness, compiled_plan, group, sim
-from workflows.plan_workflow import PlanWorkflow
-from workflows.types import ResolveConflict
+from pee.engine.compile.graph import compile_plan
+from pee.engine.compile.load import load_plan, loads_plan
+from pee.workflows.plan_workflow import PlanWorkflow
+from pee.workflows.types import ResolveConflict
+from tests.helpers import PROJECT_ROOT, TemporalHarness, compiled_plan, group, sim, until_status
 
 # --- the pure check ---------------------------------------------------------------------------
 
 CASES = [
     # (own, theirs, declared, passed, codes)
     ({"x": {"platform": "web"}}, {"y": {"platform": "web"}}, ["y"], True, []),
-    ({"x": {"platform": "mobile_first"}}, {"y": {"platform": "desktop_primary"}}, ["y"], False,
-     ["inconsistent_field"]),
+    (
+        {"x": {"platform": "mobile_first"}},
+        {"y": {"platform": "desktop_primary"}},
+        ["y"],
+        False,
+        ["inconsistent_field"],
+    ),
     ({"x": {"target": "web"}}, {"y": {"platform": "desktop"}}, ["y"], True, []),
     ({"x": 1}, {"y": ""}, ["y"], False, ["missing_output"]),
     ({"x": 1}, {}, ["y", "z"], False, ["missing_output", "missing_output"]),
     ({"x": 1}, {}, None, False, ["missing_output"]),
-    ({"x": "covers US-1 and FR-1"}, {"y": ["US-1", "US-2"]}, ["y"], True,
-     ["uncovered_reference"]),
+    ({"x": "covers US-1 and FR-1"}, {"y": ["US-1", "US-2"]}, ["y"], True, ["uncovered_reference"]),
     # a validator that tracks no ids has nothing to compare references against
     ({"x": "no ids"}, {"y": ["US-1"]}, ["y"], True, []),
 ]
 
 
 @pytest.mark.parametrize(("own", "theirs", "declared", "passed", "codes"), CASES)
-def test_check_findings(own: dict[str, Any], theirs: dict[str, Any], declared: list[str] | None,
-                        passed: bool, codes: list[str]) -> None:
+def test_check_findings(
+    own: dict[str, Any],
+    theirs: dict[str, Any],
+    declared: list[str] | None,
+    passed: bool,
+    codes: list[str],
+) -> None:
     """Errors (missing outputs, differing key fields) fail; uncovered references only warn."""
     result = check("a", own, "b", theirs, declared)
     assert (passed, codes) == (result.passed, [f["code"] for f in result.findings])
@@ -51,8 +59,13 @@ def test_check_findings(own: dict[str, Any], theirs: dict[str, Any], declared: l
 
 def test_score_counts_errors_and_warnings() -> None:
     """1 - 0.25 per error - 0.05 per warning, never below 0."""
-    one_each = check("a", {"x": {"platform": "p", "r": "US-1"}}, "b",
-                     {"y": {"platform": "q", "r": "US-2"}}, ["y"])
+    one_each = check(
+        "a",
+        {"x": {"platform": "p", "r": "US-1"}},
+        "b",
+        {"y": {"platform": "q", "r": "US-2"}},
+        ["y"],
+    )
     assert 0.7 == one_each.score
     many = check("a", {}, "b", {}, ["o1", "o2", "o3", "o4", "o5"])
     assert 0.0 == many.score
@@ -66,8 +79,12 @@ def test_key_fields_and_references_are_deterministic() -> None:
 
 
 def test_check_all_checks_every_other_validator() -> None:
-    task = CrossValidationTask("g", "a", {"a": {"o": 1}, "b": {"o": 2}, "c": {"o": 3}},
-                               {"a": ["o"], "b": ["o"], "c": ["o"]})
+    task = CrossValidationTask(
+        "g",
+        "a",
+        {"a": {"o": 1}, "b": {"o": 2}, "c": {"o": 3}},
+        {"a": ["o"], "b": ["o"], "c": ["o"]},
+    )
     result = check_all(task)
     assert ["b", "c"] == [v.validated for v in result.validations]
 
@@ -77,11 +94,12 @@ def test_check_all_checks_every_other_validator() -> None:
 
 def two_validators(blocking: bool = False) -> Any:
     plan = compiled_plan(
-        [sim("ux", "design", 0.1, values={"out": {"platform": "mobile_first"}}),
-         sim("arch", "design", 0.1, values={"out": {"platform": "desktop_primary"}}),
-         sim("dev", "build", 0.1, inputs=["arch.out"])],
-        [group("design", ["ux", "arch"], timeout_s=30),
-         group("build", ["dev"], ["design"])],
+        [
+            sim("ux", "design", 0.1, values={"out": {"platform": "mobile_first"}}),
+            sim("arch", "design", 0.1, values={"out": {"platform": "desktop_primary"}}),
+            sim("dev", "build", 0.1, inputs=["arch.out"]),
+        ],
+        [group("design", ["ux", "arch"], timeout_s=30), group("build", ["dev"], ["design"])],
         name="cross-validation",
     )
     plan.groups[0].cross_validation = ["ux", "arch"]
@@ -91,13 +109,15 @@ def two_validators(blocking: bool = False) -> Any:
 
 
 def test_a_failed_cross_validation_raises_an_alert_and_is_reported(
-        temporal: TemporalHarness) -> None:
+    temporal: TemporalHarness,
+) -> None:
     """Differing platforms fail both validations: warnings, scores, dependents not held."""
     report = temporal.execute(two_validators())
     assert "completed" == report["status"]
     cross = report["groups"]["design"]["cross_validation"]
     assert [("ux", "arch", False), ("arch", "ux", False)] == [
-        (v["validator"], v["validated"], v["passed"]) for v in cross["validations"]]
+        (v["validator"], v["validated"], v["passed"]) for v in cross["validations"]
+    ]
     assert ["inconsistent_field"] == [f["code"] for f in cross["validations"][0]["findings"]]
     assert {"design": 0.75} == report["output_quality_scores"]
     assert cross["passed"] is False and cross["conflict"] is None
@@ -108,25 +128,27 @@ def test_a_failed_cross_validation_raises_an_alert_and_is_reported(
 
 
 def test_blocking_cross_validation_holds_dependents_until_resolved(
-        temporal: TemporalHarness) -> None:
+    temporal: TemporalHarness,
+) -> None:
     """blocking: a consistency conflict opens; dev starts only after it is resolved."""
 
     async def body(handle: WorkflowHandle[Any, Any]) -> dict[str, Any]:
-        for _ in range(200):
-            status = await handle.query(PlanWorkflow.status)
-            if status["conflicts"]:
-                break
-            await asyncio.sleep(0.05)
-        else:
-            raise AssertionError("no conflict opened")
+        status = await until_status(
+            handle, lambda s: bool(s["conflicts"]), "a conflict to open", interval_s=0.05
+        )
         assert "validating" == status["groups"]["design"]["status"]
         assert "pending" == status["agents"]["dev"]["status"]
         conflict = status["conflicts"][0]
         assert "consistency" == conflict["kind"]
         await handle.execute_update(
             PlanWorkflow.resolve_conflict,
-            ResolveConflict(conflict_id=conflict["id"], choice="current",
-                            expected_version=conflict["current_version"], by="test"))
+            ResolveConflict(
+                conflict_id=conflict["id"],
+                choice="current",
+                expected_version=conflict["current_version"],
+                by="test",
+            ),
+        )
         return await handle.result()
 
     report = temporal.with_plan(two_validators(blocking=True), body)
@@ -146,7 +168,8 @@ def test_the_seed_plans_design_group_cross_validation_passes(temporal: TemporalH
     cross = report["groups"]["group_3_design_architecture"]["cross_validation"]
     assert cross["passed"] is True
     assert [("architect", "ux_expert"), ("ux_expert", "architect")] == [
-        (v["validator"], v["validated"]) for v in cross["validations"]]
+        (v["validator"], v["validated"]) for v in cross["validations"]
+    ]
     assert 0.0 < report["output_quality_scores"]["group_3_design_architecture"] <= 1.0
 
 
@@ -162,5 +185,7 @@ groups:
 """)
     compiled = compile_plan(plan).group("g")
     assert (["a", "b"], 120.0, True) == (
-        compiled.cross_validation, compiled.cross_validation_timeout_s,
-        compiled.cross_validation_blocking)
+        compiled.cross_validation,
+        compiled.cross_validation_timeout_s,
+        compiled.cross_validation_blocking,
+    )

@@ -21,8 +21,8 @@ HASH_SEEDS = ("1", "2", "12345")
 
 COMPILE = """
 import sys
-from engine.graph import compile_plan
-from engine.plan import load_plan
+from pee.engine.compile.graph import compile_plan
+from pee.engine.compile.load import load_plan
 
 for path in sys.argv[1:]:
     print(compile_plan(load_plan(path)).to_json())
@@ -46,8 +46,7 @@ def random_plan(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for index, agent_id in enumerate(agents[::37]):
         data["agents"][agent_id]["writes"] = [f"shared_{index % 3}"]
     for agent_id in agents[-5:]:
-        data["agents"][agent_id].setdefault("optional_inputs", []).extend(
-            ["shared_0", "shared_1"])
+        data["agents"][agent_id].setdefault("optional_inputs", []).extend(["shared_0", "shared_1"])
     path = tmp_path_factory.mktemp("plans") / "random_dag.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     return path
@@ -55,8 +54,9 @@ def random_plan(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _run(args: list[str], hash_seed: str) -> str:
     env = {**os.environ, "PYTHONHASHSEED": hash_seed}
-    done = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -74,8 +74,8 @@ def test_compiled_plans_are_identical_under_different_hash_seeds(random_plan: Pa
 
 def test_random_plan_has_derived_parallel_groups(random_plan: Path) -> None:
     """The random plan exercises auto-grouping: some derived groups hold several agents."""
-    from engine.graph import compile_plan
-    from engine.plan import load_plan
+    from pee.engine.compile.graph import compile_plan
+    from pee.engine.compile.load import load_plan
 
     compiled = compile_plan(load_plan(random_plan))
     assert len(compiled.agents) == 300
@@ -84,8 +84,9 @@ def test_random_plan_has_derived_parallel_groups(random_plan: Path) -> None:
 
 
 @pytest.mark.parametrize("plan", [*PLANS, "random"], ids=["seed", "demo", "random"])
-def test_plan_command_json_is_identical_under_two_hash_seeds(plan: Path | str,
-                                                             random_plan: Path) -> None:
+def test_plan_command_json_is_identical_under_two_hash_seeds(
+    plan: Path | str, random_plan: Path
+) -> None:
     """`starter.py plan --format json` prints the same bytes under two hash seeds."""
     path = str(random_plan if plan == "random" else plan)
     command = ["starter.py", "plan", path, "--format", "json"]

@@ -4,10 +4,12 @@ Issue 19: `timeout: 100000000000h` passed validate and raised OverflowError in t
 every workflow task (the run stayed RUNNING forever); `timeout: 0` silently meant the default on
 an agent and an instant deadline (then a sequential fallback) on a group. The rules:
 
-- every duration a plan writes is at most engine.units.MAX_DURATION_S (100 years), and every
+- every duration a plan writes is at most pee.engine.language.units.MAX_DURATION_S (100 years), and
+every
   duration a run waits (x its time scale) too: `run`/`compile` refuse a time scale past it, and
   the workflow fails such a hand-made input with DurationOutOfRange instead of raising;
-- zero is refused where it would mean something else than zero (engine.models: timeouts,
+- zero is refused where it would mean something else than zero (pee.engine.language.models:
+timeouts,
   deadlines, extensions, intervals);
 - whatever validate accepts, at whatever time scale `run` accepts, runs to an end: completed, or
   failed with a reason, never a workflow-task failure loop (the property test below, on
@@ -35,18 +37,18 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer, Worker
 
-from engine import errors
-from engine.compiled import CompiledPlan
-from engine.graph import compile_plan
-from engine.plan import loads_plan
-from engine.time_limits import scaled_durations, time_scale_problems
-from engine.units import MAX_DURATION_S
-from runtime.codec import data_converter
-from runtime.worker import build_worker
-from tests.conftest import PROJECT_ROOT
+from pee.engine.compile.graph import compile_plan
+from pee.engine.compile.load import loads_plan
+from pee.engine.compiled import CompiledPlan
+from pee.engine.language import errors
+from pee.engine.language.units import MAX_DURATION_S
+from pee.engine.rules.time_limits import scaled_durations, time_scale_problems
+from pee.runtime.codec import data_converter
+from pee.runtime.worker import build_worker
+from pee.workflows.plan_workflow import TIME_LIMITS_PATCH, PlanWorkflow
+from pee.workflows.types import PlanRunInput
+from tests.helpers import PROJECT_ROOT
 from tests.histories.record_limits import out_of_range
-from workflows.plan_workflow import TIME_LIMITS_PATCH, PlanWorkflow
-from workflows.types import PlanRunInput
 
 MAX = int(MAX_DURATION_S)
 # a hang guard per run, not a speed assertion: a run that loops on workflow tasks never ends

@@ -14,9 +14,10 @@ from pathlib import Path
 
 from temporalio.envconfig import ClientConfigProfile
 
-from runtime.devserver import free_port, port_open
-from runtime.embedded import process_alive
-from tests.conftest import cli_env, starter  # noqa: F401  (the module's private server)
+from pee.runtime.devserver import free_port, port_open
+from pee.runtime.embedded import process_alive
+from tests.conftest import cli_env  # noqa: F401  (the module's private server)
+from tests.helpers import starter
 from tests.test_codec_server import big_payload, post
 
 
@@ -24,8 +25,7 @@ def record_of(env: dict[str, str]) -> dict:
     return json.loads((Path(env["PEE_STATE_DIR"]) / "server.json").read_text())
 
 
-def test_server_start_configures_the_web_ui_with_a_codec_server(
-        cli_env: dict[str, str]) -> None:  # noqa: F811
+def test_server_start_configures_the_web_ui_with_a_codec_server(cli_env: dict[str, str]) -> None:  # noqa: F811
     """server.json records the codec server and its token; the dev server runs with
     --ui-codec-endpoint at it, token as the path; the UI's /api/v1/settings names it; it
     decodes for the UI's origin with the token, refuses without it or from another origin;
@@ -47,8 +47,12 @@ def test_server_start_configures_the_web_ui_with_a_codec_server(
         assert endpoint == json.loads(response.read())["Codec"]["Endpoint"]
     status, _, encoded = post(f"{endpoint}/encode", {"payloads": [big_payload()]})
     assert 200 == status
-    status, headers, decoded = post(f"{endpoint}/decode?preserveStorageRefs=true", encoded,
-                                    Origin=ui, **{"X-Namespace": "default"})
+    status, headers, decoded = post(
+        f"{endpoint}/decode?preserveStorageRefs=true",
+        encoded,
+        Origin=ui,
+        **{"X-Namespace": "default"},
+    )
     assert (200, ui) == (status, headers.get("Access-Control-Allow-Origin"))
     assert [big_payload()] == decoded["payloads"]
     codec_base = f"http://127.0.0.1:{record['codec_port']}"
@@ -70,7 +74,8 @@ def test_server_start_configures_the_web_ui_with_a_codec_server(
 
 
 def test_start_after_a_killed_dev_server_stops_the_stale_codec_server(
-        cli_env: dict[str, str]) -> None:  # noqa: F811
+    cli_env: dict[str, str],  # noqa: F811
+) -> None:
     """The dev server SIGKILLed (no `server stop`): the next `server start` stops the codec
     server its record names, and the new one answers with a new token."""
     cli_env["PEE_CODEC_PORT"] = str(free_port())
@@ -87,8 +92,12 @@ def test_start_after_a_killed_dev_server_stops_the_stale_codec_server(
     assert old["codec_port"] == new["codec_port"]
     endpoint = f"http://127.0.0.1:{new['codec_port']}/{new['codec_token']}"
     assert 200 == post(f"{endpoint}/encode", {"payloads": [big_payload()]})[0]
-    assert 403 == post(f"http://127.0.0.1:{new['codec_port']}/{old['codec_token']}/encode",
-                       {"payloads": []})[0]
+    assert (
+        403
+        == post(
+            f"http://127.0.0.1:{new['codec_port']}/{old['codec_token']}/encode", {"payloads": []}
+        )[0]
+    )
     assert 0 == starter(cli_env, "server", "stop").returncode
     assert not process_alive(new["codec_pid"])
 
@@ -99,8 +108,7 @@ def test_a_headless_server_starts_no_codec_server(cli_env: dict[str, str]) -> No
     started = starter(cli_env, "server", "start", "--headless")
     assert 0 == started.returncode, started.stdout + started.stderr
     record = record_of(cli_env)
-    assert (None, None, None) == (record["codec_pid"], record["codec_port"],
-                                  record["codec_token"])
+    assert (None, None, None) == (record["codec_pid"], record["codec_port"], record["codec_token"])
     config_file = Path(cli_env["PEE_STATE_DIR"]) / "temporal.toml"
     profile = ClientConfigProfile.load(config_source=config_file, disable_env=True)
     assert f"127.0.0.1:{record['port']}" == profile.address

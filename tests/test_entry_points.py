@@ -14,7 +14,7 @@ import time
 import uuid
 from pathlib import Path
 
-from tests.conftest import PROJECT_ROOT, TemporalHarness
+from tests.helpers import PROJECT_ROOT, TemporalHarness
 
 BIN = Path(sys.executable).parent
 PEE = BIN / "pee"
@@ -119,7 +119,7 @@ def test_no_user_facing_text_names_python_starter_py() -> None:
     `python worker.py` fail under a plain `python` without the project's environment."""
     found = []
     for package in ("cli", "runtime", "engine", "workflows", "activities"):
-        for path in sorted((PROJECT_ROOT / package).rglob("*.py")):
+        for path in sorted((PROJECT_ROOT / "src" / "pee" / package).rglob("*.py")):
             text = path.read_text()
             for pattern in ("python starter.py", "python worker.py"):
                 if pattern in text:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.graph import compile_plan
-from engine.plan import load_plan
+from pee.engine.compile.graph import compile_plan
+from pee.engine.compile.load import load_plan
 
 FIXTURES = sorted((Path(__file__).parent / "plans" / "graph").glob("*.yaml"))
 
@@ -74,7 +74,7 @@ def test_estimates_are_ordered() -> None:
 
 def test_priorities_follow_the_seed() -> None:
     """Critical-path agents get 10, validation-only agents 5, the rest 7; explicit ones win."""
-    from engine.plan import loads_plan
+    from pee.engine.compile.load import loads_plan
 
     plan = loads_plan("""
 agents:
@@ -90,14 +90,16 @@ agents:
 
 def test_validator_runs_after_what_it_validates() -> None:
     """A validates edge orders the validator after its target without holding back readers."""
-    from engine.plan import loads_plan
+    from pee.engine.compile.load import loads_plan
 
-    compiled = compile_plan(loads_plan("""
+    compiled = compile_plan(
+        loads_plan("""
 agents:
   writer: {duration: 2s, outputs: [doc]}
   reader: {duration: 2s, inputs: [writer.doc]}
   reviewer: {duration: 5s, validates: [writer]}
-"""))
+""")
+    )
     groups = {a.id: a.group for a in compiled.agents}
     reviewer_group = compiled.group(groups["reviewer"])
     reader_group = compiled.group(groups["reader"])
@@ -107,14 +109,16 @@ agents:
 
 def test_blocking_validation_holds_back_readers() -> None:
     """validation_blocking: true makes the target's readers wait for the validator too."""
-    from engine.plan import loads_plan
+    from pee.engine.compile.load import loads_plan
 
-    compiled = compile_plan(loads_plan("""
+    compiled = compile_plan(
+        loads_plan("""
 agents:
   writer: {duration: 2s, outputs: [doc]}
   reader: {duration: 2s, inputs: [writer.doc]}
   reviewer: {duration: 5s, validates: [writer], validation_blocking: true}
-"""))
+""")
+    )
     groups = {a.id: a.group for a in compiled.agents}
     assert groups["reviewer"] in compiled.group(groups["reader"]).depends_on
     assert ["writer", "reviewer", "reader"] == compiled.critical_path
@@ -124,24 +128,27 @@ def test_compiled_plan_round_trips_through_json() -> None:
     """The workflow input survives JSON: from_dict(to_dict()) gives the same plan."""
     import json
 
-    from engine.compiled import CompiledPlan
+    from pee.engine.compiled import CompiledPlan
 
     compiled = compile_plan(load_plan(Path("plans/seed.yaml")))
     again = CompiledPlan.from_dict(json.loads(compiled.to_json()))
     assert compiled == again
 
 
-@pytest.mark.parametrize(("spec", "kind", "role"), [
-    ("{}", "simulate", "worker"),  # not a role name: simulated
-    ("{role: analyst}", "role", "analyst"),
-    ("{role: ux-expert}", "role", "ux_expert"),  # BMAD spelling
-    ("{role: dev}", "role", "developer"),
-    ("{role: pm, duration: 2s}", "simulate", "pm"),  # a simulate setting asks for simulate
-    ("{role: qa, kind: command, command: [echo]}", "command", "qa"),
-])
+@pytest.mark.parametrize(
+    ("spec", "kind", "role"),
+    [
+        ("{}", "simulate", "worker"),  # not a role name: simulated
+        ("{role: analyst}", "role", "analyst"),
+        ("{role: ux-expert}", "role", "ux_expert"),  # BMAD spelling
+        ("{role: dev}", "role", "developer"),
+        ("{role: pm, duration: 2s}", "simulate", "pm"),  # a simulate setting asks for simulate
+        ("{role: qa, kind: command, command: [echo]}", "command", "qa"),
+    ],
+)
 def test_kind_resolution(spec: str, kind: str, role: str) -> None:
     """An agent without a kind runs as a built-in role agent when its role is one."""
-    from engine.plan import loads_plan
+    from pee.engine.compile.load import loads_plan
 
     agent = compile_plan(loads_plan(f"agents:\n  worker: {spec}\n")).agent("worker")
     assert (kind, role) == (agent.kind, agent.role)
@@ -149,29 +156,38 @@ def test_kind_resolution(spec: str, kind: str, role: str) -> None:
 
 def test_read_modify_write_waits_for_creators_only() -> None:
     """Modifiers of a shared key run side by side after its creator; readers wait for all."""
-    from engine.plan import loads_plan
+    from pee.engine.compile.load import loads_plan
 
-    compiled = compile_plan(loads_plan("""
+    compiled = compile_plan(
+        loads_plan("""
 agents:
   pm: {duration: 1s, writes: [platform]}
   ux: {duration: 2s, inputs: [platform], writes: [platform]}
   architect: {duration: 3s, inputs: [platform], writes: [platform]}
   developer: {duration: 1s, inputs: [platform]}
-"""))
+""")
+    )
     assert [["pm"], ["ux", "architect"], ["developer"]] == [g.agents for g in compiled.groups]
-    assert {"pm": [], "ux": ["pm"], "architect": ["pm"], "developer": ["pm", "ux", "architect"]} \
-        == {a.id: a.depends_on for a in compiled.agents}
+    assert {
+        "pm": [],
+        "ux": ["pm"],
+        "architect": ["pm"],
+        "developer": ["pm", "ux", "architect"],
+    } == {a.id: a.depends_on for a in compiled.agents}
 
 
 def test_a_plan_without_a_pool_is_not_admission_controlled() -> None:
     """No resource_manager.resource_pool: no pool in the compiled plan (the workflow runs
     agents as soon as their dependencies allow); with one, the pool is passed on."""
-    from engine.plan import loads_plan
+    from pee.engine.compile.load import loads_plan
 
     free = compile_plan(loads_plan("agents: {a: {duration: 1s}}\n"))
-    pooled = compile_plan(loads_plan(
-        "agents: {a: {duration: 1s}}\n"
-        "resource_manager: {resource_pool: {computational: {concurrent_agent_limit: 2}}}\n"))
+    pooled = compile_plan(
+        loads_plan(
+            "agents: {a: {duration: 1s}}\n"
+            "resource_manager: {resource_pool: {computational: {concurrent_agent_limit: 2}}}\n"
+        )
+    )
     assert "resource_pool" not in free.resources
     assert 2 == pooled.resources["resource_pool"]["computational"]["concurrent_agent_limit"]
 
@@ -181,8 +197,10 @@ def test_command_agents_run_in_the_plans_folder(tmp_path) -> None:
     plan_file = tmp_path / "plan.yaml"
     plan_file.write_text("agents:\n  tool: {kind: command, command: [echo], cwd: scripts}\n")
     agent = compile_plan(load_plan(plan_file)).agent("tool")
-    assert (str(tmp_path.resolve()), "scripts") == (agent.settings["plan_dir"],
-                                                    agent.settings["cwd"])
+    assert (str(tmp_path.resolve()), "scripts") == (
+        agent.settings["plan_dir"],
+        agent.settings["cwd"],
+    )
 
 
 def test_template_agents_get_the_plans_template_engine_limits(tmp_path) -> None:
@@ -191,6 +209,7 @@ def test_template_agents_get_the_plans_template_engine_limits(tmp_path) -> None:
     plan_file.write_text(
         "agents:\n  doc: {kind: template, template: 'builtin:prd', outputs: [prd]}\n"
         "resource_manager:\n  resource_pool:\n    template_engine: "
-        "{concurrent_renders: 2, render_timeout: 30}\n")
+        "{concurrent_renders: 2, render_timeout: 30}\n"
+    )
     settings = compile_plan(load_plan(plan_file)).agent("doc").settings
     assert {"concurrent_renders": 2, "render_timeout": 30.0} == settings["template_engine"]

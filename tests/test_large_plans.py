@@ -21,12 +21,12 @@ from temporalio.service import RPCError
 from temporalio.worker import Replayer
 
 from bench.scale import HISTORY_BOUND, count_events, layered_plan
-from runtime.codec import data_converter
-from runtime.worker import build_worker
-from tests.conftest import NO_RETRY, PROJECT_ROOT, TemporalHarness, compiled_plan, group, sim
-from workflows.agent_batch import AgentBatchWorkflow
-from workflows.plan_workflow import PlanWorkflow
-from workflows.types import BATCH_THRESHOLD, BatchSpec, PlanRunInput, choose_batch
+from pee.runtime.codec import data_converter
+from pee.runtime.worker import build_worker
+from pee.workflows.agent_batch import AgentBatchWorkflow
+from pee.workflows.plan_workflow import PlanWorkflow
+from pee.workflows.types import BATCH_THRESHOLD, BatchSpec, PlanRunInput, choose_batch
+from tests.helpers import NO_RETRY, PROJECT_ROOT, TemporalHarness, compiled_plan, group, sim
 
 Handle = WorkflowHandle[Any, Any]
 
@@ -45,7 +45,8 @@ def test_batch_mode_is_chosen_above_the_threshold_or_when_forced() -> None:
 
 
 def test_thousand_agent_plan_completes_with_every_history_under_the_bound(
-        suggesting: TemporalHarness) -> None:
+    suggesting: TemporalHarness,
+) -> None:
     """1,000 agents complete in batch mode on a server that suggests continue-as-new at
     SUGGEST_CONTINUE_AS_NEW_AT events: the plan workflow continues as new when told, every run's
     history and each child's stay under 10,240 events (counted with fetch_history), and the
@@ -57,8 +58,7 @@ def test_thousand_agent_plan_completes_with_every_history_under_the_bound(
 
     async def body(handle: Handle) -> tuple[dict[str, Any], dict[str, Any], Any]:
         report = await handle.result()
-        status = await suggesting.client.get_workflow_handle(handle.id).query(
-            PlanWorkflow.status)
+        status = await suggesting.client.get_workflow_handle(handle.id).query(PlanWorkflow.status)
         return report, status, await count_events(suggesting.client, handle.id)
 
     report, status, counted = suggesting.with_plan(plan, body, time_scale=0.005, batch=spec)
@@ -68,10 +68,12 @@ def test_thousand_agent_plan_completes_with_every_history_under_the_bound(
     assert len(counted.runs) >= 2, "the plan workflow never continued as new"
     assert list(counted.runs)[:-1] == report["earlier_runs"]
     assert {a: "succeeded" for a in report["agents"]} == {
-        a: s["status"] for a, s in status["agents"].items()}
+        a: s["status"] for a, s in status["agents"].items()
+    }
     outputs = [f"{a.id}.{name}" for a in plan.agents for name in a.outputs]
     assert {key: 1 for key in outputs} == {
-        key: n for key, n in report["context_versions"].items() if key in outputs}
+        key: n for key, n in report["context_versions"].items() if key in outputs
+    }
     assert counted.children, "batch mode started no child workflow"
     assert counted.parent < HISTORY_BOUND
     assert max(counted.children.values()) < HISTORY_BOUND
@@ -87,8 +89,11 @@ def partial_plan() -> Any:
     # one short extension: slow (30 s) is still running when it ends
     g.extension_s = 1.0
     return compiled_plan(
-        [sim("quick", "g", 0.1), sim("slow", "g", 30.0, defaults={"out": "fallback"}),
-         sim("after", "next", 0.1, inputs=["quick.out", "slow.out"])],
+        [
+            sim("quick", "g", 0.1),
+            sim("slow", "g", 30.0, defaults={"out": "fallback"}),
+            sim("after", "next", 0.1, inputs=["quick.out", "slow.out"]),
+        ],
         [g, group("next", ["after"], ["g"])],
         name="batch-partial",
     )
@@ -107,8 +112,9 @@ def test_barrier_cancel_reaches_the_agent_in_its_child(temporal: TemporalHarness
         child = await temporal.client.get_workflow_handle(first).fetch_history()
         return report, kinds(child)
 
-    report, child_kinds = temporal.with_plan(partial_plan(), body, heartbeat_timeout_s=1.0,
-                                             batch=BatchSpec(chunk_size=10, window=2))
+    report, child_kinds = temporal.with_plan(
+        partial_plan(), body, heartbeat_timeout_s=1.0, batch=BatchSpec(chunk_size=10, window=2)
+    )
     assert "completed" == report["status"]
     history = report["groups"]["g"]["barrier"]["history"]
     assert ["extend_timeout", "continue_with_partial"] == [d["decision"] for d in history]
@@ -123,28 +129,38 @@ def test_a_silent_agent_in_batch_mode_gets_no_extension(temporal: TemporalHarnes
     """A silent agent (no heartbeats) is not known to be alive, in batch mode as in a plain run
     without its progress signals: at the deadline the barrier goes on without it at once."""
     plan = compiled_plan(
-        [sim("quick", "g", 0.1), sim("mute", "g", 30.0, heartbeat=False,
-                                     defaults={"out": "fallback"})],
-        [group("g", ["quick", "mute"], timeout_s=2.0)], name="batch-silent")
-    report = temporal.execute(plan, heartbeat_timeout_s=1.0,
-                              batch=BatchSpec(chunk_size=10, window=2))
+        [
+            sim("quick", "g", 0.1),
+            sim("mute", "g", 30.0, heartbeat=False, defaults={"out": "fallback"}),
+        ],
+        [group("g", ["quick", "mute"], timeout_s=2.0)],
+        name="batch-silent",
+    )
+    report = temporal.execute(
+        plan, heartbeat_timeout_s=1.0, batch=BatchSpec(chunk_size=10, window=2)
+    )
     assert ["continue_with_partial"] == [
-        d["decision"] for d in report["groups"]["g"]["barrier"]["history"]]
+        d["decision"] for d in report["groups"]["g"]["barrier"]["history"]
+    ]
     assert "defaulted" == report["agents"]["mute"]["status"]
 
 
 def fallback_plan() -> Any:
     return compiled_plan(
-        [sim("a", "g", 0.1, retry=NO_RETRY, fail_unless_fallback=True),
-         sim("b", "g", 0.1, retry=NO_RETRY, fail_unless_fallback=True)],
+        [
+            sim("a", "g", 0.1, retry=NO_RETRY, fail_unless_fallback=True),
+            sim("b", "g", 0.1, retry=NO_RETRY, fail_unless_fallback=True),
+        ],
         [group("g", ["a", "b"], timeout_s=10.0)],
         name="batch-fallback",
     )
 
 
 def agent_view(report: dict[str, Any]) -> dict[str, Any]:
-    return {agent_id: (a["status"], a.get("error"), a.get("attempts"))
-            for agent_id, a in report["agents"].items()}
+    return {
+        agent_id: (a["status"], a.get("error"), a.get("attempts"))
+        for agent_id, a in report["agents"].items()
+    }
 
 
 def test_failures_and_fallback_reruns_match_a_plain_run(temporal: TemporalHarness) -> None:
@@ -153,7 +169,8 @@ def test_failures_and_fallback_reruns_match_a_plain_run(temporal: TemporalHarnes
     plain = temporal.execute(fallback_plan())
     batched = temporal.execute(fallback_plan(), batch=BatchSpec(chunk_size=10, window=2))
     assert ["abort_and_fallback", "fallback_succeeded"] == [
-        d["decision"] for d in batched["groups"]["g"]["barrier"]["history"]]
+        d["decision"] for d in batched["groups"]["g"]["barrier"]["history"]
+    ]
     assert agent_view(plain) == agent_view(batched)
     assert batched["batch"]["children"] == 3  # the first chunk, then one per fallback re-run
 
@@ -169,9 +186,13 @@ def test_an_ended_run_leaves_no_child_running(temporal: TemporalHarness, how: st
         workflow_id = f"batch-orphan-{uuid.uuid4()}"
         async with build_worker(temporal.client, task_queue):
             handle = await temporal.client.start_workflow(
-                PlanWorkflow.run, PlanRunInput(plan=plan, heartbeat_timeout_s=1.0,
-                                               batch=BatchSpec(chunk_size=10, window=2)),
-                id=workflow_id, task_queue=task_queue)
+                PlanWorkflow.run,
+                PlanRunInput(
+                    plan=plan, heartbeat_timeout_s=1.0, batch=BatchSpec(chunk_size=10, window=2)
+                ),
+                id=workflow_id,
+                task_queue=task_queue,
+            )
             child = temporal.client.get_workflow_handle(f"{workflow_id}/agents-1")
             for _ in range(100):
                 with contextlib.suppress(RPCError):  # not started yet
@@ -199,8 +220,9 @@ def test_an_ended_run_leaves_no_child_running(temporal: TemporalHarness, how: st
 
 def test_batch_child_history_replays(temporal: TemporalHarness) -> None:
     """An AgentBatchWorkflow history (a chunk of two agents) replays deterministically."""
-    plan = compiled_plan([sim("a", "g", 0.1), sim("b", "g", 0.3)], [group("g", ["a", "b"])],
-                         name="batch-replay")
+    plan = compiled_plan(
+        [sim("a", "g", 0.1), sim("b", "g", 0.3)], [group("g", ["a", "b"])], name="batch-replay"
+    )
 
     async def body(handle: Handle) -> Any:
         await handle.result()
@@ -217,10 +239,15 @@ def test_batch_child_history_replays(temporal: TemporalHarness) -> None:
 def test_compile_writes_the_batch_choice_into_the_input() -> None:
     """`compile` leaves a small plan without batch mode, `--batch` forces it with the given
     chunk and window, and a bad chunk size is refused with a clear message."""
+
     def compiled(*flags: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "starter.py", "compile", "plans/demo.yaml",
-                               *flags], cwd=PROJECT_ROOT, capture_output=True, text=True,
-                              timeout=60)
+        return subprocess.run(
+            [sys.executable, "starter.py", "compile", "plans/demo.yaml", *flags],
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
 
     plain = compiled()
     assert 0 == plain.returncode, plain.stderr
@@ -239,9 +266,14 @@ def test_resource_admission_happens_before_batching(temporal: TemporalHarness) -
     from tests.test_workflow_resources import max_overlap, needing, pool, with_pool
 
     ids = [f"a{index}" for index in range(6)]
-    plan = with_pool(compiled_plan([needing(sim(a, "g", 0.5), cpu=40) for a in ids],
-                                   [group("g", ids)], name="batch-admission"),
-                     pool(agents=10, oversubscription=1.0))
+    plan = with_pool(
+        compiled_plan(
+            [needing(sim(a, "g", 0.5), cpu=40) for a in ids],
+            [group("g", ids)],
+            name="batch-admission",
+        ),
+        pool(agents=10, oversubscription=1.0),
+    )
     report = temporal.execute(plan, batch=BatchSpec(chunk_size=10, window=4))
     assert "completed" == report["status"]
     assert ["succeeded"] * 6 == [a["status"] for a in report["agents"].values()]
@@ -251,7 +283,7 @@ def test_resource_admission_happens_before_batching(temporal: TemporalHarness) -
 
 
 def test_fast_plan_decoding_gives_what_the_sdk_walk_gives() -> None:
-    """runtime.codec decodes a CompiledPlan with from_dict (the SDK's generic walk is too slow
+    """pee.runtime.codec decodes a CompiledPlan with from_dict (the SDK's generic walk is too slow
     for 5,000 agents in a workflow task): the same PlanRunInput either way, and JSON with an
     unknown field falls back to the SDK's walk instead of failing."""
     from temporalio.converter import DataConverter

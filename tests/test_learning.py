@@ -1,5 +1,6 @@
-"""Adaptive planning: the learned-durations store (runtime.duration_store), what samples say
-(engine.learning), how they change the next compile's critical path, priorities and (only for
+"""Adaptive planning: the learned-durations store (pee.runtime.duration_store), what samples say
+(pee.engine.compile.learning), how they change the next compile's critical path, priorities and
+(only for
 `adaptive: true` plans) barrier deadlines, and one real run whose successor learns from it."""
 
 from __future__ import annotations
@@ -9,9 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.errors import PlanValidationError
-from engine.graph import compile_plan
-from engine.learning import (
+from pee.engine.compile.graph import compile_plan
+from pee.engine.compile.learning import (
     REAL,
     SIMULATED,
     Learned,
@@ -20,9 +20,10 @@ from engine.learning import (
     samples_from_report,
     summarise,
 )
-from engine.plan import loads_plan as parse_plan
-from runtime.duration_store import DurationStore
-from tests.conftest import starter
+from pee.engine.compile.load import loads_plan as parse_plan
+from pee.engine.language.errors import PlanValidationError
+from pee.runtime.duration_store import DurationStore
+from tests.helpers import starter
 
 # a ‖ b, then c reads both. The plan thinks b is the long one (3 s vs 1 s); group g waits 5 s
 PLAN = """\
@@ -52,13 +53,18 @@ def test_percentile_and_summary() -> None:
 def test_only_whole_work_is_learned_in_plan_seconds() -> None:
     """Succeeded agents that really ran, divided by the time scale; cached, resumed, defaulted
     or cut-short agents, and a running run, teach nothing."""
-    report = {"status": "completed", "time_scale": 0.5, "agents": {
-        "ran": {"status": "succeeded", "duration_s": 2.0},
-        "cached": {"status": "succeeded", "duration_s": 0.0, "cached": True},
-        "resumed": {"status": "succeeded", "duration_s": 0.0, "resumed": True},
-        "defaulted": {"status": "succeeded", "duration_s": 1.0, "defaulted_outputs": ["o"]},
-        "cut": {"status": "cancelled", "duration_s": 5.0},
-        "failed": {"status": "failed", "duration_s": 1.0}}}
+    report = {
+        "status": "completed",
+        "time_scale": 0.5,
+        "agents": {
+            "ran": {"status": "succeeded", "duration_s": 2.0},
+            "cached": {"status": "succeeded", "duration_s": 0.0, "cached": True},
+            "resumed": {"status": "succeeded", "duration_s": 0.0, "resumed": True},
+            "defaulted": {"status": "succeeded", "duration_s": 1.0, "defaulted_outputs": ["o"]},
+            "cut": {"status": "cancelled", "duration_s": 5.0},
+            "failed": {"status": "failed", "duration_s": 1.0},
+        },
+    }
     assert [("ran", 4.0)] == samples_from_report(report)
     assert [] == samples_from_report({**report, "status": "running"})
 
@@ -101,8 +107,9 @@ def test_an_adaptive_plan_stretches_deadlines_to_learned_p95() -> None:
     assert 5.0 == partial.group("g").timeout_s
 
 
-@pytest.mark.parametrize("value", ["adaptive: sometimes", "adaptive: {margin: 0.5}",
-                                   "adaptive: {margn: 2}"])
+@pytest.mark.parametrize(
+    "value", ["adaptive: sometimes", "adaptive: {margin: 0.5}", "adaptive: {margn: 2}"]
+)
 def test_a_bad_adaptive_setting_is_a_clear_plan_error(value: str) -> None:
     with pytest.raises(PlanValidationError) as error:
         parse_plan(plan_text(value))
@@ -175,24 +182,39 @@ def test_a_real_run_teaches_the_next_one(cli_env: dict[str, str], tmp_path: Path
     assert row.split()[2:4] == ["0.100", "1"] and "7 -> 10" in row
 
     # the second run waits at its barrier for the learned deadline, not the plan's 2 s
-    second = starter(cli_env, "run", plan, "--workflow-id", "learn-2", "--time-scale", "1",
-                     "--report", tmp_path / "second.json")
+    second = starter(
+        cli_env,
+        "run",
+        plan,
+        "--workflow-id",
+        "learn-2",
+        "--time-scale",
+        "1",
+        "--report",
+        tmp_path / "second.json",
+    )
     assert 0 == second.returncode, second.stdout + second.stderr
     report = json.loads((tmp_path / "second.json").read_text())
     group = report["groups"]["both"]
-    from runtime.progress import offset_s
+    from pee.runtime.progress import offset_s
+
     deadline = offset_s(report, group["deadline_at"]) - offset_s(report, group["started_at"])
     assert deadline == pytest.approx(both["timeout_s"], abs=0.05)
     # learning a run twice counts it once; learn works on any finished run
     again = starter(cli_env, "learn", "learn-2")
     assert 0 == again.returncode, again.stderr
     assert "nothing new to learn from learn-2" in again.stdout
-    assert 2 == json.loads(starter(cli_env, "plan", plan, "--history", "--format", "json")
-                           .stdout)["agents"][0]["n"]
+    assert (
+        2
+        == json.loads(starter(cli_env, "plan", plan, "--history", "--format", "json").stdout)[
+            "agents"
+        ][0]["n"]
+    )
 
 
-def test_history_of_the_other_kind_of_run_is_pointed_at(cli_env: dict[str, str],
-                                                         tmp_path: Path) -> None:
+def test_history_of_the_other_kind_of_run_is_pointed_at(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
     """`make run` records --simulate runs only: `plan --history` (real runs) must not say that
     nothing was recorded, but where the samples are."""
     plan = tmp_path / "learn-me.yaml"
@@ -201,8 +223,10 @@ def test_history_of_the_other_kind_of_run_is_pointed_at(cli_env: dict[str, str],
     DurationStore(tmp_path / "d.db").record("learn-me", SIMULATED, "w", "r", [("a", 1.0)])
     real = starter(env, "plan", plan, "--history")
     assert 0 == real.returncode, real.stderr
-    assert ("no real runs recorded yet; 1 agent(s) have samples of simulate runs: see them "
-            "with --simulate") in real.stdout
+    assert (
+        "no real runs recorded yet; 1 agent(s) have samples of simulate runs: see them "
+        "with --simulate"
+    ) in real.stdout
     simulated = starter(env, "plan", plan, "--history", "--simulate")
     assert "no " not in simulated.stdout.splitlines()[-1], simulated.stdout
     DurationStore(tmp_path / "d.db").clear()
@@ -210,13 +234,20 @@ def test_history_of_the_other_kind_of_run_is_pointed_at(cli_env: dict[str, str],
     assert "no runs recorded yet: `pee run PLAN` records" in none.stdout
 
 
-@pytest.mark.parametrize(("args", "says"), [
-    (("--history", "--format", "dot"), "--history prints a table (text) or json, not dot"),
-    (("--history", "--format", "mermaid"), "--history prints a table (text) or json, not mermaid"),
-    (("--simulate",), "--simulate goes with --history"),
-])
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (("--history", "--format", "dot"), "--history prints a table (text) or json, not dot"),
+        (
+            ("--history", "--format", "mermaid"),
+            "--history prints a table (text) or json, not mermaid",
+        ),
+        (("--simulate",), "--simulate goes with --history"),
+    ],
+)
 def test_history_options_that_would_be_ignored_are_bad_input(
-        cli_env: dict[str, str], tmp_path: Path, args: tuple[str, ...], says: str) -> None:
+    cli_env: dict[str, str], tmp_path: Path, args: tuple[str, ...], says: str
+) -> None:
     plan = tmp_path / "learn-me.yaml"
     plan.write_text(plan_text())
     done = starter(cli_env, "plan", plan, *args)

@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.merge import canonical_json, three_way_merge, value_hash
+from pee.engine.canonical import canonical_json
+from pee.engine.rules.merge import three_way_merge, value_hash
 
 CLEAN = [
     # (name, base, current, incoming, merged)
@@ -15,30 +16,62 @@ CLEAN = [
     ("only current changed", {"a": 1}, {"a": 4}, {"a": 1}, {"a": 4}),
     ("different keys", {"a": 1, "b": 1}, {"a": 2, "b": 1}, {"a": 1, "b": 3}, {"a": 2, "b": 3}),
     ("added keys", {}, {"x": 1}, {"y": 2}, {"x": 1, "y": 2}),
-    ("nested keys", {"ui": {"theme": "light", "font": "serif"}},
-     {"ui": {"theme": "dark", "font": "serif"}}, {"ui": {"theme": "light", "font": "sans"}},
-     {"ui": {"theme": "dark", "font": "sans"}}),
-    ("deleted on one side", {"a": 1, "b": 2}, {"a": 1}, {"a": 1, "b": 2, "c": 3},
-     {"a": 1, "c": 3}),
-    ("set-like list union", ["login"], ["login", "signup"], ["login", "search"],
-     ["login", "signup", "search"]),
-    ("list removal and addition", ["a", "b", "c"], ["a", "c"], ["a", "b", "c", "d"],
-     ["a", "c", "d"]),
+    (
+        "nested keys",
+        {"ui": {"theme": "light", "font": "serif"}},
+        {"ui": {"theme": "dark", "font": "serif"}},
+        {"ui": {"theme": "light", "font": "sans"}},
+        {"ui": {"theme": "dark", "font": "sans"}},
+    ),
+    ("deleted on one side", {"a": 1, "b": 2}, {"a": 1}, {"a": 1, "b": 2, "c": 3}, {"a": 1, "c": 3}),
+    (
+        "set-like list union",
+        ["login"],
+        ["login", "signup"],
+        ["login", "search"],
+        ["login", "signup", "search"],
+    ),
+    (
+        "list removal and addition",
+        ["a", "b", "c"],
+        ["a", "c"],
+        ["a", "b", "c", "d"],
+        ["a", "c", "d"],
+    ),
     ("same element added twice", [], ["x"], ["x"], ["x"]),
-    ("lists of mappings", [{"id": 1}], [{"id": 1}, {"id": 2}], [{"id": 1}, {"id": 3}],
-     [{"id": 1}, {"id": 2}, {"id": 3}]),
-    ("text lines far apart", "one\ntwo\nthree\nfour\n", "ONE\ntwo\nthree\nfour\n",
-     "one\ntwo\nthree\nFOUR\n", "ONE\ntwo\nthree\nFOUR\n"),
-    ("text insertions", "a\nb\nc\nd\n", "a\nnew1\nb\nc\nd\n", "a\nb\nc\nnew2\nd\n",
-     "a\nnew1\nb\nc\nnew2\nd\n"),
-    ("both created mappings", None, {"web": True}, {"mobile": True},
-     {"web": True, "mobile": True}),
+    (
+        "lists of mappings",
+        [{"id": 1}],
+        [{"id": 1}, {"id": 2}],
+        [{"id": 1}, {"id": 3}],
+        [{"id": 1}, {"id": 2}, {"id": 3}],
+    ),
+    (
+        "text lines far apart",
+        "one\ntwo\nthree\nfour\n",
+        "ONE\ntwo\nthree\nfour\n",
+        "one\ntwo\nthree\nFOUR\n",
+        "ONE\ntwo\nthree\nFOUR\n",
+    ),
+    (
+        "text insertions",
+        "a\nb\nc\nd\n",
+        "a\nnew1\nb\nc\nd\n",
+        "a\nb\nc\nnew2\nd\n",
+        "a\nnew1\nb\nc\nnew2\nd\n",
+    ),
+    ("both created mappings", None, {"web": True}, {"mobile": True}, {"web": True, "mobile": True}),
 ]
 
 CONFLICTS = [
     # (name, base, current, incoming, conflicting paths)
-    ("same scalar changed", {"platform": "web"}, {"platform": "mobile_first"},
-     {"platform": "desktop_primary"}, ["$.platform"]),
+    (
+        "same scalar changed",
+        {"platform": "web"},
+        {"platform": "mobile_first"},
+        {"platform": "desktop_primary"},
+        ["$.platform"],
+    ),
     ("nested scalar", {"a": {"b": 1}}, {"a": {"b": 2}}, {"a": {"b": 3}}, ["$.a.b"]),
     ("top-level numbers", 1, 2, 3, ["$"]),
     ("type changed", {"a": "x"}, {"a": ["x"]}, {"a": {"x": 1}}, ["$.a"]),
@@ -50,8 +83,9 @@ CONFLICTS = [
 ]
 
 
-@pytest.mark.parametrize(("name", "base", "current", "incoming", "merged"), CLEAN,
-                         ids=[c[0] for c in CLEAN])
+@pytest.mark.parametrize(
+    ("name", "base", "current", "incoming", "merged"), CLEAN, ids=[c[0] for c in CLEAN]
+)
 def test_clean_merges(name, base, current, incoming, merged) -> None:
     """Edits that do not overlap merge into one value holding both."""
     result = three_way_merge(base, current, incoming)
@@ -59,8 +93,9 @@ def test_clean_merges(name, base, current, incoming, merged) -> None:
     assert merged == result.value
 
 
-@pytest.mark.parametrize(("name", "base", "current", "incoming", "paths"), CONFLICTS,
-                         ids=[c[0] for c in CONFLICTS])
+@pytest.mark.parametrize(
+    ("name", "base", "current", "incoming", "paths"), CONFLICTS, ids=[c[0] for c in CONFLICTS]
+)
 def test_conflicts(name, base, current, incoming, paths) -> None:
     """Overlapping edits are conflicts naming the JSON paths; the current value is kept."""
     result = three_way_merge(base, current, incoming)
@@ -77,8 +112,10 @@ def test_hash_ignores_key_order() -> None:
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-5, 5) | st.text("ab\n", max_size=6),
-    lambda children: st.lists(children, max_size=3)
-    | st.dictionaries(st.sampled_from("abcd"), children, max_size=3),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(st.sampled_from("abcd"), children, max_size=3)
+    ),
     max_leaves=10,
 )
 
@@ -99,8 +136,7 @@ def test_non_overlapping_edits_keep_both(base, data) -> None:
     """Edits to disjoint keys always merge cleanly, and the result holds both sides' edits."""
     keys = sorted(base)
     mine = data.draw(st.sets(st.sampled_from("abcdefgh")), label="mine")
-    theirs = data.draw(st.sets(st.sampled_from("abcdefgh")).map(lambda s: s - mine),
-                       label="theirs")
+    theirs = data.draw(st.sets(st.sampled_from("abcdefgh")).map(lambda s: s - mine), label="theirs")
     current, incoming = dict(base), dict(base)
     for key in sorted(mine):
         current[key] = {"mine": key}

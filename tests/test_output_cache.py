@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from activities.output_cache import MISS, OutputCache
-from activities.snapshot_cache import SnapshotCache
-from engine.cache_key import cache_key
-from tests.conftest import sim
+from pee.activities.output_cache import MISS, OutputCache, gdsf_priority
+from pee.activities.snapshot_cache import SnapshotCache
+from pee.engine.rules.cache_key import cache_key
+from tests.helpers import sim
 
 
 def test_keys_follow_definition_inputs_and_lineage() -> None:
@@ -55,8 +55,7 @@ def test_eviction_keeps_expensive_outputs(tmp_path: Path) -> None:
     cache.put("quick1", "q" * 90, plan="p", agent="qa", cost_s=1, run_id="r")
     cache.put("quick2", "r" * 90, plan="p", agent="qa", cost_s=1, run_id="r")
     # equal size and cost: the least recently used of the cheap ones goes
-    assert ["quick1"] == cache.put("quick3", "t" * 90, plan="p", agent="qa", cost_s=1,
-                                   run_id="r")
+    assert ["quick1"] == cache.put("quick3", "t" * 90, plan="p", agent="qa", cost_s=1, run_id="r")
     assert MISS is not cache.get("slow", "r")
 
 
@@ -88,15 +87,72 @@ def test_cache_commands(tmp_path: Path) -> None:
     root = Path(__file__).resolve().parent.parent
 
     def starter(*args: str) -> str:
-        return subprocess.run([sys.executable, "starter.py", "cache", *args, "--path", str(path)],
-                              cwd=root, capture_output=True, text=True, check=True,
-                              timeout=60).stdout
+        return subprocess.run(
+            [sys.executable, "starter.py", "cache", *args, "--path", str(path)],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        ).stdout
 
     assert 2 == json.loads(starter("stats", "--json"))["entries"]
     assert "removed 1 entry of agent pm" in starter("clear", "--agent", "pm")
     assert 1 == json.loads(starter("stats", "--json"))["entries"]
-    SnapshotCache(path).put("g#h", {"v": 1}, workflow_id="w", run_id="r", plan="p",
-                            group_id="g")
+    SnapshotCache(path).put("g#h", {"v": 1}, workflow_id="w", run_id="r", plan="p", group_id="g")
     assert 1 == json.loads(starter("stats", "--json"))["context_snapshots"]["entries"]
     assert "removed 1 context snapshot" in starter("clear", "--plan", "p")
     assert 0 == json.loads(starter("stats", "--json"))["context_snapshots"]["entries"]
+
+
+# ---- eviction (lru_with_priority_boosting) against the real store ---------------------------
+
+UNIT = 100  # bytes of stored JSON per size unit; no compression below the default threshold
+
+
+def store(cache: OutputCache, key: str, units: int, cost_s: float) -> list[str]:
+    """A value whose stored JSON is exactly ``units`` × UNIT bytes (a string and its quotes)."""
+    return cache.put(key, "x" * (units * UNIT - 2), plan="p", agent="a", cost_s=cost_s, run_id="r")
+
+
+def test_the_priority_formula() -> None:
+    """clock + frequency × cost / size, finite for a zero cost or size."""
+    assert 10.0 + 3 * 5.0 / 2 == gdsf_priority(10.0, 3, 5.0, 2)
+    assert 1e-6 == gdsf_priority(0.0, 1, 0.0, 0)
+
+
+def test_boosting_keeps_frequently_used_entries(tmp_path: Path) -> None:
+    """Equal cost and size: the entry used more often stays."""
+    cache = OutputCache(tmp_path / "c.db", size_limit=2 * UNIT)
+    store(cache, "popular", 1, 1.0)
+    store(cache, "once", 1, 1.0)
+    for _ in range(3):
+        assert MISS is not cache.get("popular", "r")
+    assert ["once"] == store(cache, "new", 1, 1.0)
+
+
+def test_boosting_prefers_evicting_large_entries(tmp_path: Path) -> None:
+    """Equal cost and use: the large entry goes first, it frees the most for the least."""
+    cache = OutputCache(tmp_path / "c.db", size_limit=10 * UNIT)
+    store(cache, "big", 8, 5.0)
+    store(cache, "small", 1, 5.0)
+    assert ["big"] == store(cache, "other", 2, 5.0)
+
+
+def test_aging_lets_stale_valuable_entries_go(tmp_path: Path) -> None:
+    """The clock rises with each eviction, so a once-valuable entry nobody uses ages out."""
+    cache = OutputCache(tmp_path / "c.db", size_limit=2 * UNIT)
+    store(cache, "old_gold", 1, 5.0)
+    evicted: list[str] = []
+    for index in range(50):
+        evicted += store(cache, f"k{index}", 1, 1.0)
+        cache.get(f"k{index}", "r")
+    assert "old_gold" in evicted
+
+
+def test_a_value_larger_than_the_cache_is_not_stored(tmp_path: Path) -> None:
+    """Nothing is evicted for a value that could never fit."""
+    cache = OutputCache(tmp_path / "c.db", size_limit=5 * UNIT)
+    store(cache, "a", 2, 1.0)
+    assert [] == store(cache, "huge", 6, 1.0)
+    assert MISS is not cache.get("a", "r")

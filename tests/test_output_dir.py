@@ -9,8 +9,8 @@ import sys
 import time
 from pathlib import Path
 
-from runtime.outputs import MAX_NAME_BYTES, document_filename, write_outputs
-from tests.conftest import PROJECT_ROOT, starter
+from pee.runtime.outputs import MAX_NAME_BYTES, document_filename, write_outputs
+from tests.helpers import PROJECT_ROOT, starter
 
 # pm (pretend) -> writer (plain template) and prd (built-in BMAD template), in parallel
 PLAN = """\
@@ -56,21 +56,33 @@ def test_write_outputs_writes_every_output_the_index_and_the_report(tmp_path: Pa
     }
     written = write_outputs(tmp_path / "out", context, {"status": "completed"})
     names = [str(path.relative_to(tmp_path / "out")) for path in written.paths]
-    assert ["docs/brief.md", "docs/pm-brief.md", "outputs/pm/stories.json",
-            "outputs/writer/note.md", "index.json", "index.md", "report.json"] == names
+    assert [
+        "docs/brief.md",
+        "docs/pm-brief.md",
+        "outputs/pm/stories.json",
+        "outputs/writer/note.md",
+        "index.json",
+        "index.md",
+        "report.json",
+    ] == names
     assert [] == written.failed
     assert "# Brief\n" == (tmp_path / "out/docs/brief.md").read_text()
     assert "# Other brief\n" == (tmp_path / "out/docs/pm-brief.md").read_text()
     assert "hello\n" == (tmp_path / "out/outputs/writer/note.md").read_text()
     assert ["not", "a", "document"] == json.loads(
-        (tmp_path / "out/outputs/pm/stories.json").read_text())
+        (tmp_path / "out/outputs/pm/stories.json").read_text()
+    )
     index = json.loads((tmp_path / "out/index.json").read_text())
-    assert [("analyst", "brief", "docs/brief.md"), ("pm", "brief", "docs/pm-brief.md"),
-            ("pm", "stories", "outputs/pm/stories.json"),
-            ("writer", "note", "outputs/writer/note.md")] == [
-        (row["agent"], row["output"], row["file"]) for row in index["outputs"]]
-    assert "| writer | note | [outputs/writer/note.md](outputs/writer/note.md) | text |" in (
-        tmp_path / "out/index.md").read_text()
+    assert [
+        ("analyst", "brief", "docs/brief.md"),
+        ("pm", "brief", "docs/pm-brief.md"),
+        ("pm", "stories", "outputs/pm/stories.json"),
+        ("writer", "note", "outputs/writer/note.md"),
+    ] == [(row["agent"], row["output"], row["file"]) for row in index["outputs"]]
+    assert (
+        "| writer | note | [outputs/writer/note.md](outputs/writer/note.md) | text |"
+        in (tmp_path / "out/index.md").read_text()
+    )
     report = json.loads((tmp_path / "out/report.json").read_text())
     assert "completed" == report["status"]
     assert index["outputs"] == report["output_files"]
@@ -88,7 +100,8 @@ def test_colliding_document_names_are_all_written(tmp_path: Path) -> None:
     docs = sorted(p.name for p in (tmp_path / "docs").iterdir())
     assert 3 == len(docs)
     assert ["first\n", "second\n", "third\n"] == sorted(
-        (tmp_path / "docs" / name).read_text() for name in docs)
+        (tmp_path / "docs" / name).read_text() for name in docs
+    )
     assert 3 == len({row.file.lower() for row in written.entries})
 
 
@@ -102,7 +115,8 @@ def test_a_300_character_agent_id_gets_a_short_hashed_name(tmp_path: Path) -> No
     assert 2 == len(folders)
     assert all(len(name) <= MAX_NAME_BYTES for name in folders)
     assert {"from a\n", "from b\n"} == {
-        (tmp_path / row.file).read_text() for row in written.entries}
+        (tmp_path / row.file).read_text() for row in written.entries
+    }
 
 
 def test_a_file_that_cannot_be_written_is_reported_not_raised(tmp_path: Path) -> None:
@@ -111,18 +125,23 @@ def test_a_file_that_cannot_be_written_is_reported_not_raised(tmp_path: Path) ->
     blocker.write_text("a file, not a folder")
     written = write_outputs(blocker, {"a.note": "x"}, {"status": "completed"})
     assert [] == written.paths
-    assert {str(blocker / f) for f in ("outputs/a/note.md", "index.json", "index.md",
-                                       "report.json")} == {path for path, _ in written.failed}
+    assert {
+        str(blocker / f) for f in ("outputs/a/note.md", "index.json", "index.md", "report.json")
+    } == {path for path, _ in written.failed}
 
 
 def test_template_notes_reach_the_index(tmp_path: Path) -> None:
     """Skipped sections, stated conditions, empty variables and elicit prompts of a rendered
     document are listed in index.md and index.json."""
-    document = {"markdown": "# PRD", "filename": "prd.md", "title": "PRD",
-                "skipped": ["epic-details: no list 'epics'"],
-                "conditions": ["ui-goals: Project has UI requirements"],
-                "missing": ["project_name"],
-                "elicit": [{"section": "goals", "title": "Goals", "instruction": "Ask why."}]}
+    document = {
+        "markdown": "# PRD",
+        "filename": "prd.md",
+        "title": "PRD",
+        "skipped": ["epic-details: no list 'epics'"],
+        "conditions": ["ui-goals: Project has UI requirements"],
+        "missing": ["project_name"],
+        "elicit": [{"section": "goals", "title": "Goals", "instruction": "Ask why."}],
+    }
     write_outputs(tmp_path, {"pm.prd": document}, None)
     index = (tmp_path / "index.md").read_text()
     assert "- skipped: epic-details: no list 'epics'" in index
@@ -133,8 +152,9 @@ def test_template_notes_reach_the_index(tmp_path: Path) -> None:
     assert ["project_name"] == row["missing"]
 
 
-def test_run_writes_template_documents_to_the_output_dir(cli_env: dict[str, str],
-                                                         tmp_path: Path) -> None:
+def test_run_writes_template_documents_to_the_output_dir(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
     """A real run: the plain template's text and the built-in PRD land in DIR/docs/."""
     (tmp_path / "note.md").write_text("{{project_name}}: {{user_stories.0.title}}\n")
     plan = tmp_path / "docs.yaml"
@@ -150,8 +170,9 @@ def test_run_writes_template_documents_to_the_output_dir(cli_env: dict[str, str]
     assert "completed" == json.loads((out / "report.json").read_text())["status"]
 
 
-def test_the_default_output_dir_is_runs_slash_workflow_id(cli_env: dict[str, str],
-                                                          tmp_path: Path) -> None:
+def test_the_default_output_dir_is_runs_slash_workflow_id(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
     """Without --output-dir the run writes to <PEE_RUNS_DIR or runs>/<workflow-id>/."""
     (tmp_path / "note.md").write_text("{{project_name}}\n")
     plan = tmp_path / "docs.yaml"
@@ -163,8 +184,9 @@ def test_the_default_output_dir_is_runs_slash_workflow_id(cli_env: dict[str, str
     assert (tmp_path / "runs/docs-1/report.json").is_file()
 
 
-def test_a_run_whose_outputs_cannot_be_written_exits_non_zero(cli_env: dict[str, str],
-                                                             tmp_path: Path) -> None:
+def test_a_run_whose_outputs_cannot_be_written_exits_non_zero(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
     """--output-dir naming a file: the run completes, but the command exits 1 and names what
     was not written."""
     (tmp_path / "note.md").write_text("{{project_name}}\n")
@@ -172,8 +194,7 @@ def test_a_run_whose_outputs_cannot_be_written_exits_non_zero(cli_env: dict[str,
     plan.write_text(PLAN)
     blocker = tmp_path / "blocker"
     blocker.write_text("not a folder")
-    done = starter(cli_env, "run", plan, "--input", "project_name=Acme", "--output-dir",
-                   blocker)
+    done = starter(cli_env, "run", plan, "--input", "project_name=Acme", "--output-dir", blocker)
     assert 1 == done.returncode, done.stdout + done.stderr
     assert "completed" in done.stdout
     assert f"{blocker}/outputs/writer/note.md" in done.stderr
@@ -181,15 +202,25 @@ def test_a_run_whose_outputs_cannot_be_written_exits_non_zero(cli_env: dict[str,
     assert "Outputs written" not in done.stdout
 
 
-def test_outputs_prints_an_agents_outputs_of_a_finished_run(cli_env: dict[str, str],
-                                                            tmp_path: Path) -> None:
+def test_outputs_prints_an_agents_outputs_of_a_finished_run(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
     """`outputs ID AGENT --name OUTPUT` prints the bare value; without --name every output of
     the agent under a header; unknown names exit 2 with the closest name."""
     (tmp_path / "note.md").write_text("{{project_name}}: {{user_stories.0.title}}\n")
     plan = tmp_path / "docs.yaml"
     plan.write_text(PLAN)
-    done = starter(cli_env, "run", plan, "--input", "project_name=Acme", "--workflow-id",
-                   "outputs-1", "--output-dir", tmp_path / "out")
+    done = starter(
+        cli_env,
+        "run",
+        plan,
+        "--input",
+        "project_name=Acme",
+        "--workflow-id",
+        "outputs-1",
+        "--output-dir",
+        tmp_path / "out",
+    )
     assert 0 == done.returncode, done.stdout + done.stderr
     note = starter(cli_env, "outputs", "outputs-1", "writer", "--name", "note")
     assert 0 == note.returncode, note.stderr
@@ -211,13 +242,16 @@ def test_outputs_prints_an_agents_outputs_of_a_finished_run(cli_env: dict[str, s
 
 
 def test_a_run_with_a_300_character_agent_id_writes_its_outputs_and_report(
-        cli_env: dict[str, str], tmp_path: Path) -> None:
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
     """The id is valid, so its output lands under a shortened, hashed folder name and
     report.json is written; the index maps the full id to the file."""
     agent = "a" * 300
     plan = tmp_path / "long.yaml"
-    plan.write_text(f"name: long\nagents:\n  {agent}:\n    kind: simulate\n    duration: 10ms\n"
-                    "    outputs: [note]\n    values: {note: hello}\n")
+    plan.write_text(
+        f"name: long\nagents:\n  {agent}:\n    kind: simulate\n    duration: 10ms\n"
+        "    outputs: [note]\n    values: {note: hello}\n"
+    )
     out = tmp_path / "out"
     done = starter(cli_env, "run", plan, "--output-dir", out)
     assert 0 == done.returncode, done.stdout + done.stderr
@@ -241,10 +275,23 @@ def test_outputs_of_a_running_run(cli_env: dict[str, str], tmp_path: Path) -> No
     answers) and says `second` has produced nothing yet (exit 1)."""
     plan = tmp_path / "slow.yaml"
     plan.write_text(SLOW)
-    run = subprocess.Popen([sys.executable, "starter.py", "run", plan, "--workflow-id",
-                            "slow-1", "--output-dir", tmp_path / "out"], cwd=PROJECT_ROOT,
-                           env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           text=True)
+    run = subprocess.Popen(
+        [
+            sys.executable,
+            "starter.py",
+            "run",
+            plan,
+            "--workflow-id",
+            "slow-1",
+            "--output-dir",
+            tmp_path / "out",
+        ],
+        cwd=PROJECT_ROOT,
+        env=cli_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 60
         printed = starter(cli_env, "outputs", "slow-1", "first", "--name", "note")

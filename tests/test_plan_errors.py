@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from engine import errors
-from engine.graph import compile_plan
-from engine.plan import load_plan, loads_plan
+from pee.engine.compile.graph import compile_plan
+from pee.engine.compile.load import load_plan, loads_plan
+from pee.engine.language import errors
 
 
 def problems_of(text: str, **variables: str) -> list[errors.PlanError]:
@@ -69,8 +69,10 @@ agents:
   qa: {inputs: [developer.code]}
 """)
     assert isinstance(problem, errors.MissingProducerError)
-    assert "agent 'qa' reads 'developer.code', but no agent writes it; writers: " \
+    assert (
+        "agent 'qa' reads 'developer.code', but no agent writes it; writers: "
         "['developer.plan']" in problem.message
+    )
     assert 4 == problem.location.line and "plan.yaml" == problem.location.file
 
 
@@ -109,9 +111,16 @@ resource_manager:
   resource_pool: {computational: {total_cpu_units: -1}}
 """)
     kinds = sorted(type(p).__name__ for p in problems)
-    assert ["CycleError", "DurationError", "InvalidValueError", "InvalidValueError",
-            "MissingProducerError", "UnknownAgentError", "UnknownAgentError",
-            "UnknownKeyError"] == kinds
+    assert [
+        "CycleError",
+        "DurationError",
+        "InvalidValueError",
+        "InvalidValueError",
+        "MissingProducerError",
+        "UnknownAgentError",
+        "UnknownAgentError",
+        "UnknownKeyError",
+    ] == kinds
     assert all(p.location.line is not None for p in problems)
 
 
@@ -124,8 +133,9 @@ def test_unknown_key_suggests_the_right_one() -> None:
 
 def test_unknown_key_without_a_close_one_lists_the_known_keys() -> None:
     """No near miss: the fix says to remove it, then (a new sentence) which keys there are."""
-    problem = only_problem("resource_manager:\n  resource_pool:\n    shared: {name: farm, "
-                           "zzz: 5s}\nagents: {a: {}}\n")
+    problem = only_problem(
+        "resource_manager:\n  resource_pool:\n    shared: {name: farm, zzz: 5s}\nagents: {a: {}}\n"
+    )
     assert isinstance(problem, errors.UnknownKeyError)
     assert "remove it. Known keys: name, holder_check_interval" == problem.fix
 
@@ -297,12 +307,15 @@ context_conflicts:
     assert "did you mean 'architect.platform'?" in problem.fix and 7 == problem.location.line
 
 
-@pytest.mark.parametrize(("shared", "says"), [
-    ("'build farm'", "a shared pool name is 1-80 ASCII letters, digits"),
-    ("{holder_check_interval: 5s}", "the key 'name' is required here; add it"),
-    ("{name: farm, holder_check_interval: 0.1s}", "holder_check_interval must be between"),
-    ("[farm]", "valid dictionary"),
-])
+@pytest.mark.parametrize(
+    ("shared", "says"),
+    [
+        ("'build farm'", "a shared pool name is 1-80 ASCII letters, digits"),
+        ("{holder_check_interval: 5s}", "the key 'name' is required here; add it"),
+        ("{name: farm, holder_check_interval: 0.1s}", "holder_check_interval must be between"),
+        ("[farm]", "valid dictionary"),
+    ],
+)
 def test_invalid_shared_pool(shared: str, says: str) -> None:
     """A shared pool spec that cannot name a pool workflow is a plan error at its line."""
     problem = only_problem(f"""
@@ -334,15 +347,22 @@ caching_system:
 
 def test_shared_pool_reaches_the_compiled_plan() -> None:
     """`shared: NAME` is short for {name: NAME}; the compiled plan's resources carry it."""
-    plan = compile_plan(loads_plan("""
+    plan = compile_plan(
+        loads_plan(
+            """
 agents:
   a: {}
 resource_manager:
   resource_pool:
     shared: build-farm
-""", file="plan.yaml"))
-    assert plan.resources["resource_pool"]["shared"] == {"name": "build-farm",
-                                                         "holder_check_interval": 30.0}
+""",
+            file="plan.yaml",
+        )
+    )
+    assert plan.resources["resource_pool"]["shared"] == {
+        "name": "build-farm",
+        "holder_check_interval": 30.0,
+    }
 
 
 def test_group_depends_on_cycle_is_reported_at_the_depends_on_line() -> None:

@@ -1,12 +1,12 @@
 """A run's side of a shared pool (workflows/pool_lease.LeasedAdmission) as plain data: lease
 ids per request, grants taken in order, stale grants given back, and grants kept for agents the
-adaptive throttle withholds (engine.adaptive moves them out of `waiting` for a while)."""
+adaptive throttle withholds (pee.engine.rules.adaptive moves them out of `waiting` for a while)."""
 
 from __future__ import annotations
 
-from engine.scheduler import Pool, Request
-from workflows.pool_lease import LeasedAdmission, holds
-from workflows.pool_types import PoolGrant
+from pee.activities.pool_types import PoolGrant
+from pee.engine.rules.scheduler import Pool, Request
+from pee.workflows.pool_lease import LeasedAdmission, holds
 
 
 def leased(*agents: str) -> LeasedAdmission:
@@ -17,8 +17,9 @@ def leased(*agents: str) -> LeasedAdmission:
 
 
 def outbox(admission: LeasedAdmission) -> list[tuple[str, str]]:
-    return [(kind, item if isinstance(item, str) else item.lease)
-            for kind, item in admission.outbox]
+    return [
+        (kind, item if isinstance(item, str) else item.lease) for kind, item in admission.outbox
+    ]
 
 
 def test_requests_get_lease_ids_and_grants_start_agents_in_grant_order() -> None:

@@ -16,12 +16,12 @@ from typing import Any
 
 import pytest
 
-from activities import prefetch
-from activities.artifacts import ArtifactStore
-from engine.graph import compile_plan
-from engine.plan import loads_plan
-from engine.prefetch import next_groups, references, template_agents
-from tests.conftest import TemporalHarness, group, sim
+from pee.activities import prefetch
+from pee.activities.artifacts import ArtifactStore
+from pee.engine.compile.graph import compile_plan
+from pee.engine.compile.load import loads_plan
+from pee.engine.rules.prefetch import next_groups, references, template_agents
+from tests.helpers import TemporalHarness, group, sim
 
 NOTES = "field notes " * 400  # ~4.8 KB: above the plan's 1 KB large_value_threshold
 
@@ -44,22 +44,32 @@ agents:
 
 
 def scheduled(history: Any, activity_type: str) -> list[str]:
-    return [e.activity_task_scheduled_event_attributes.activity_id for e in history.events
-            if e.HasField("activity_task_scheduled_event_attributes")
-            and e.activity_task_scheduled_event_attributes.activity_type.name == activity_type]
+    return [
+        e.activity_task_scheduled_event_attributes.activity_id
+        for e in history.events
+        if e.HasField("activity_task_scheduled_event_attributes")
+        and e.activity_task_scheduled_event_attributes.activity_type.name == activity_type
+    ]
 
 
 def completed(history: Any, activity_type: str) -> bool:
     """Whether an activity of that type has completed."""
-    ids = [e.event_id for e in history.events
-           if e.HasField("activity_task_scheduled_event_attributes")
-           and e.activity_task_scheduled_event_attributes.activity_type.name == activity_type]
-    return any(e.activity_task_completed_event_attributes.scheduled_event_id in ids
-               for e in history.events if e.HasField("activity_task_completed_event_attributes"))
+    ids = [
+        e.event_id
+        for e in history.events
+        if e.HasField("activity_task_scheduled_event_attributes")
+        and e.activity_task_scheduled_event_attributes.activity_type.name == activity_type
+    ]
+    return any(
+        e.activity_task_completed_event_attributes.scheduled_event_id in ids
+        for e in history.events
+        if e.HasField("activity_task_completed_event_attributes")
+    )
 
 
 def test_the_next_groups_prefetched_template_and_value_are_used(
-        temporal: TemporalHarness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    temporal: TemporalHarness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The writer renders with research.notes although its artifact file was deleted after the
     prefetch (only the prefetched copy can have served it); the report counts 2 prefetch hits
     (template and value) and 1 request."""
@@ -87,25 +97,29 @@ def test_the_next_groups_prefetched_template_and_value_are_used(
 
     report, history = temporal.with_plan(plan, body)
     assert "completed" == report["status"]
-    assert ["prefetch#" + report["agents"]["writer"]["group"]] == scheduled(history,
-                                                                            "prefetch_group")
+    assert ["prefetch#" + report["agents"]["writer"]["group"]] == scheduled(
+        history, "prefetch_group"
+    )
     rendered = report_doc(temporal, report)
     assert rendered.startswith("Notes: " + NOTES.strip())
     prefetched = report["cache"]["prefetch"]
-    assert (2, 0, 1, 2) == (prefetched["hits"], prefetched["misses"], prefetched["requests"],
-                            prefetched["prefetched"])
+    assert (2, 0, 1, 2) == (
+        prefetched["hits"],
+        prefetched["misses"],
+        prefetched["requests"],
+        prefetched["prefetched"],
+    )
     assert {"hits": 0, "misses": 1, "hit_ratio": 0.0} == report["cache"]["template_render"]
 
 
 def report_doc(temporal: TemporalHarness, report: dict) -> str:
     """writer.doc from the closed run's context (itself large: an artifact written after the
     deletion)."""
-    from runtime.worker import build_worker
-    from workflows.plan_workflow import PlanWorkflow
+    from pee.runtime.worker import build_worker
+    from pee.workflows.plan_workflow import PlanWorkflow
 
     async def go() -> str:
-        handle = temporal.client.get_workflow_handle(report["workflow_id"],
-                                                     run_id=report["run_id"])
+        handle = temporal.client.get_workflow_handle(report["workflow_id"], run_id=report["run_id"])
         description = await handle.describe()
         async with build_worker(temporal.client, description.task_queue, activities=False):
             context = await handle.query(PlanWorkflow.context)
@@ -117,20 +131,24 @@ def report_doc(temporal: TemporalHarness, report: dict) -> str:
 def test_next_groups_are_the_waiting_dependents_whose_other_dependencies_passed() -> None:
     """g1 starts: g2 (needs only g1) is next; g3 (also needs the pending g2) is not; g4, which
     needs g0 (passed) and g1, is next too."""
-    groups = [group("g0", ["z"]), group("g1", ["a"], ["g0"]), group("g2", ["b"], ["g1"]),
-              group("g3", ["c"], ["g1", "g2"]), group("g4", ["d"], ["g0", "g1"])]
-    status = {"g0": "succeeded", "g1": "running", "g2": "pending", "g3": "pending",
-              "g4": "pending"}
-    assert ["g2", "g4"] == [g.id for g in next_groups(groups, "g1", status,
-                                                      ("succeeded", "partial"))]
+    groups = [
+        group("g0", ["z"]),
+        group("g1", ["a"], ["g0"]),
+        group("g2", ["b"], ["g1"]),
+        group("g3", ["c"], ["g1", "g2"]),
+        group("g4", ["d"], ["g0", "g1"]),
+    ]
+    status = {"g0": "succeeded", "g1": "running", "g2": "pending", "g3": "pending", "g4": "pending"}
+    assert ["g2", "g4"] == [
+        g.id for g in next_groups(groups, "g1", status, ("succeeded", "partial"))
+    ]
 
 
 def test_what_is_prefetched_templates_files_and_existing_references() -> None:
     """Template agents with a file (not a built-in); references among values that exist, once."""
     ref = {"$artifact": "sha256:ab", "size": 9, "preview": "x"}
     file_agent = sim("w", "g", 0, kind="template", inputs=["a.out"], template="doc.md")
-    builtin = sim("p", "g", 0, kind="template", inputs=["a.out", "b.out"],
-                  template="builtin:prd")
+    builtin = sim("p", "g", 0, kind="template", inputs=["a.out", "b.out"], template="builtin:prd")
     values = {"a.out": {"nested": [ref]}}
     assert [file_agent] == template_agents([file_agent, builtin])
     assert [ref] == references([file_agent, builtin], values.__contains__, values.__getitem__)

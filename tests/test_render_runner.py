@@ -10,10 +10,10 @@ from pathlib import Path
 import psutil
 import pytest
 
-from activities import render_runner, template_backend
-from activities.agents import run_agent
-from activities.render_cache import default_cache
-from activities.types import AgentTask
+from pee.activities import render_runner, template_backend
+from pee.activities.agents import run_agent
+from pee.activities.render_cache import default_cache
+from pee.activities.types import AgentTask
 from tests.agents_fixtures import renders
 from tests.test_activities import environment, failure, run
 from tests.test_backend_command import alive, gone, wait_for_pids
@@ -30,7 +30,7 @@ def render_processes() -> list[psutil.Process]:
     found = []
     for child in psutil.Process().children():
         try:
-            if "activities.render_runner" in child.cmdline() and alive(child.pid):
+            if "pee.activities.render_runner" in child.cmdline() and alive(child.pid):
                 found.append(child)
         except psutil.Error:
             continue

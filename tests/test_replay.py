@@ -17,10 +17,10 @@ from temporalio.client import WorkflowHistory
 from temporalio.converter import DataConverter
 from temporalio.worker import Replayer
 
-from runtime.codec import Lz4Codec, data_converter
+from pee.runtime.codec import Lz4Codec, data_converter
+from pee.workflows.plan_workflow import PlanWorkflow
+from pee.workflows.resource_pool import ResourcePoolWorkflow
 from tests.histories.record import SCENARIOS, Scenario, expected, outcome
-from workflows.plan_workflow import PlanWorkflow
-from workflows.resource_pool import ResourcePoolWorkflow
 
 HISTORIES = Path(__file__).resolve().parent / "histories"
 
@@ -74,9 +74,11 @@ def event_kinds(history: WorkflowHistory) -> list[str]:
 
 
 def activity_types(history: WorkflowHistory) -> list[str]:
-    return [event.activity_task_scheduled_event_attributes.activity_type.name
-            for event in history.events
-            if event.HasField("activity_task_scheduled_event_attributes")]
+    return [
+        event.activity_task_scheduled_event_attributes.activity_type.name
+        for event in history.events
+        if event.HasField("activity_task_scheduled_event_attributes")
+    ]
 
 
 def test_shared_pool_history_replays() -> None:
@@ -84,7 +86,8 @@ def test_shared_pool_history_replays() -> None:
     ResourcePoolWorkflow, and holds what it was recorded for: lease signals in, grants out,
     holder checks, and continue-as-new at the end."""
     history = WorkflowHistory.from_json(
-        "replay-pool", (POOL_HISTORIES / "pool_reclaim.json").read_text())
+        "replay-pool", (POOL_HISTORIES / "pool_reclaim.json").read_text()
+    )
     replayer = Replayer(workflows=[ResourcePoolWorkflow], data_converter=data_converter())
     assert asyncio.run(replayer.replay_workflow(history)).replay_failure is None
     kinds = event_kinds(history)
@@ -98,13 +101,16 @@ def test_run_leasing_from_a_shared_pool_replays() -> None:
     """The recorded run that leased its agent from the pool replays against today's
     PlanWorkflow: it started the pool (ensure activity), got a grant and completed."""
     history = WorkflowHistory.from_json(
-        "replay-shared-run", (POOL_HISTORIES / "shared_run.json").read_text())
+        "replay-shared-run", (POOL_HISTORIES / "shared_run.json").read_text()
+    )
     replayer = Replayer(workflows=[PlanWorkflow], data_converter=data_converter())
     assert asyncio.run(replayer.replay_workflow(history)).replay_failure is None
     assert activity_types(history)[0] == "ensure_resource_pool"
-    signals = [event.workflow_execution_signaled_event_attributes.signal_name
-               for event in history.events
-               if event.HasField("workflow_execution_signaled_event_attributes")]
+    signals = [
+        event.workflow_execution_signaled_event_attributes.signal_name
+        for event in history.events
+        if event.HasField("workflow_execution_signaled_event_attributes")
+    ]
     assert "pool_grant" in signals
     report = final_report(history)
     assert report["status"] == "completed"
@@ -120,13 +126,17 @@ def test_batch_mode_history_holds_children_and_their_signals() -> None:
     kinds = event_kinds(history)
     assert "start_child_workflow_execution_initiated_event_attributes" in kinds
     assert "activity_task_scheduled_event_attributes" not in kinds
-    signals = [event.workflow_execution_signaled_event_attributes.signal_name
-               for event in history.events
-               if event.HasField("workflow_execution_signaled_event_attributes")]
+    signals = [
+        event.workflow_execution_signaled_event_attributes.signal_name
+        for event in history.events
+        if event.HasField("workflow_execution_signaled_event_attributes")
+    ]
     assert "agent_outcomes" in signals
-    sent = [event.signal_external_workflow_execution_initiated_event_attributes.signal_name
-            for event in history.events
-            if event.HasField("signal_external_workflow_execution_initiated_event_attributes")]
+    sent = [
+        event.signal_external_workflow_execution_initiated_event_attributes.signal_name
+        for event in history.events
+        if event.HasField("signal_external_workflow_execution_initiated_event_attributes")
+    ]
     assert ["cancel_agents"] == sent
     assert "timer_fired_event_attributes" in kinds
 
@@ -142,23 +152,28 @@ def test_a_continued_chain_replays_run_by_run() -> None:
     paths = sorted(CONTINUED_HISTORIES.glob("run*.json"))
     assert len(paths) >= 2, "the recorded chain has a single run"
     replayer = Replayer(workflows=[PlanWorkflow], data_converter=data_converter())
-    histories = [WorkflowHistory.from_json(f"replay-continued-{p.stem}", p.read_text())
-                 for p in paths]
+    histories = [
+        WorkflowHistory.from_json(f"replay-continued-{p.stem}", p.read_text()) for p in paths
+    ]
     for history in histories:
         assert asyncio.run(replayer.replay_workflow(history)).replay_failure is None
     for history in histories[:-1]:
-        assert event_kinds(history)[-1] == (
-            "workflow_execution_continued_as_new_event_attributes")
+        assert event_kinds(history)[-1] == ("workflow_execution_continued_as_new_event_attributes")
     # each run's first event names the run it continued from
-    continued_from = [h.events[0].workflow_execution_started_event_attributes
-                      .continued_execution_run_id for h in histories[1:]]
+    continued_from = [
+        h.events[0].workflow_execution_started_event_attributes.continued_execution_run_id
+        for h in histories[1:]
+    ]
     report = final_report(histories[-1])
     assert continued_from == report["earlier_runs"]
     (c1,) = report["conflicts"]
     assert ("resolved", "incoming") == (c1["status"], c1["resolution"]["choice"])
     events = [e["event"] for e in report["events"]]
-    assert events.index("conflict_opened") < events.index("continued_as_new") < events.index(
-        "conflict_resolved")
+    assert (
+        events.index("conflict_opened")
+        < events.index("continued_as_new")
+        < events.index("conflict_resolved")
+    )
     assert all(a["status"] == "succeeded" for a in report["agents"].values())
 
 
@@ -167,8 +182,8 @@ def pee_statuses(history: WorkflowHistory) -> list[str]:
     found = []
     for event in history.events:
         if event.HasField("upsert_workflow_search_attributes_event_attributes"):
-            fields = (event.upsert_workflow_search_attributes_event_attributes
-                      .search_attributes.indexed_fields)
+            upsert = event.upsert_workflow_search_attributes_event_attributes
+            fields = upsert.search_attributes.indexed_fields
             if "PeeStatus" in fields:
                 found.append(fields["PeeStatus"].data.decode().strip('"'))
     return found

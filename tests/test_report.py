@@ -1,4 +1,4 @@
-"""Run-report arithmetic (engine.report): dependencies, actual critical path, efficiency."""
+"""Run-report arithmetic (pee.engine.dag): dependencies, actual critical path, efficiency."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from engine.report import (
+from pee.engine.dag import (
     actual_critical_path,
     agent_dependencies,
     iso_at,
@@ -14,7 +14,7 @@ from engine.report import (
     parallel_efficiency,
     topological_order,
 )
-from tests.conftest import group, sim
+from tests.helpers import group, sim
 
 
 def test_dependencies_come_from_the_analyser_inputs_validations_and_sequential_order() -> None:
@@ -31,18 +31,31 @@ def test_dependencies_come_from_the_analyser_inputs_validations_and_sequential_o
     agents[1].writes = ["notes"]
     agents[2].depends_on = ["w"]
     agents[3].validates = ["b"]
-    groups = [group("g1", ["a", "w"]), group("g2", ["b"]), group("g3", ["v"]),
-              group("seq", ["s1", "s2"], parallel=False)]
+    groups = [
+        group("g1", ["a", "w"]),
+        group("g2", ["b"]),
+        group("g3", ["v"]),
+        group("seq", ["s1", "s2"], parallel=False),
+    ]
     assert agent_dependencies(agents, groups) == {
-        "a": [], "w": [], "b": ["a", "w"], "v": ["b"], "s1": [], "s2": ["s1"],
+        "a": [],
+        "w": [],
+        "b": ["a", "w"],
+        "v": ["b"],
+        "s1": [],
+        "s2": ["s1"],
     }
 
 
 def test_declared_group_dependency_without_data_orders_every_member() -> None:
     """A group dependency with no data edge behind it (declared by the author, as in the seed)
     makes each member wait for every member of the other group; a derived one adds nothing."""
-    agents = [sim("a", "g1", 1.0), sim("b", "g1", 1.0), sim("c", "g2", 1.0),
-              sim("d", "g3", 1.0, inputs=["a.out"])]
+    agents = [
+        sim("a", "g1", 1.0),
+        sim("b", "g1", 1.0),
+        sim("c", "g2", 1.0),
+        sim("d", "g3", 1.0, inputs=["a.out"]),
+    ]
     groups = [group("g1", ["a", "b"]), group("g2", ["c"], ["g1"]), group("g3", ["d"], ["g1"])]
     deps = agent_dependencies(agents, groups)
     assert (deps["c"], deps["d"]) == (["a", "b"], ["a"])
@@ -52,9 +65,13 @@ def test_longest_path_follows_actual_durations() -> None:
     """In a diamond, the path goes through whichever middle agent actually took longer."""
     deps = {"a": [], "b": ["a"], "c": ["a"], "d": ["b", "c"]}
     assert longest_path(["a", "b", "c", "d"], deps, {"a": 1, "b": 2, "c": 5, "d": 1}) == (
-        7.0, ["a", "c", "d"])
+        7.0,
+        ["a", "c", "d"],
+    )
     assert longest_path(["a", "b", "c", "d"], deps, {"a": 1, "b": 6, "c": 5, "d": 1}) == (
-        8.0, ["a", "b", "d"])
+        8.0,
+        ["a", "b", "d"],
+    )
 
 
 def test_longest_path_ties_go_to_plan_order() -> None:
@@ -71,11 +88,16 @@ def test_topological_order_keeps_plan_order_and_drops_cycles() -> None:
 
 def test_actual_critical_path_of_a_plan() -> None:
     """A plan's actual critical path uses the agents' recorded durations."""
-    agents = [sim("a", "g1", 1.0), sim("fast", "g2", 1.0, inputs=["a.out"]),
-              sim("slow", "g2", 1.0, inputs=["a.out"])]
+    agents = [
+        sim("a", "g1", 1.0),
+        sim("fast", "g2", 1.0, inputs=["a.out"]),
+        sim("slow", "g2", 1.0, inputs=["a.out"]),
+    ]
     groups = [group("g1", ["a"]), group("g2", ["fast", "slow"], ["g1"])]
     assert actual_critical_path(agents, groups, {"a": 1.0, "fast": 0.5, "slow": 3.0}) == (
-        4.0, ["a", "slow"])
+        4.0,
+        ["a", "slow"],
+    )
 
 
 @pytest.mark.parametrize(

@@ -19,10 +19,10 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from engine.compiled import CompiledPlan
-from engine.report import agent_dependencies
-from runtime.report_html import STATUS_COLOURS, render_html
-from runtime.report_mermaid import render_mermaid
+from pee.engine.compiled import CompiledPlan
+from pee.engine.dag import agent_dependencies
+from pee.runtime.report_html import STATUS_COLOURS, render_html
+from pee.runtime.report_mermaid import render_mermaid
 from tests.chromium import (
     ARTIFACTS,
     dump_dom,
@@ -31,7 +31,7 @@ from tests.chromium import (
     screenshot,
     screenshot_after_scripts,
 )
-from tests.conftest import TemporalHarness, compiled_plan, group, sim
+from tests.helpers import TemporalHarness, compiled_plan, group, sim
 from tests.test_report_html import Page, hand_report, parse
 
 
@@ -39,17 +39,21 @@ def chromium_plan() -> CompiledPlan:
     """quick ‖ slow (cut at the 1 s deadline, defaulted) ‖ bare (cancelled) -> after; then a
     straggler group: tiny ‖ long, and a reader of tiny only."""
     return compiled_plan(
-        [sim("quick", "design", 0.1),
-         sim("slow", "design", 30.0, defaults={"out": "fallback"}),
-         sim("bare", "design", 30.0),
-         sim("after", "build", 0.1, inputs=["quick.out", "slow.out"]),
-         sim("tiny", "fan", 0.1, inputs=["after.out"]),
-         sim("long", "fan", 1.5, inputs=["after.out"]),
-         sim("reader", "read", 0.1, inputs=["tiny.out"])],
-        [group("design", ["quick", "slow", "bare"], timeout_s=1.0),
-         group("build", ["after"], ["design"]),
-         group("fan", ["tiny", "long"], ["build"]),
-         group("read", ["reader"], ["fan"])],
+        [
+            sim("quick", "design", 0.1),
+            sim("slow", "design", 30.0, defaults={"out": "fallback"}),
+            sim("bare", "design", 30.0),
+            sim("after", "build", 0.1, inputs=["quick.out", "slow.out"]),
+            sim("tiny", "fan", 0.1, inputs=["after.out"]),
+            sim("long", "fan", 1.5, inputs=["after.out"]),
+            sim("reader", "read", 0.1, inputs=["tiny.out"]),
+        ],
+        [
+            group("design", ["quick", "slow", "bare"], timeout_s=1.0),
+            group("build", ["after"], ["design"]),
+            group("fan", ["tiny", "long"], ["build"]),
+            group("read", ["reader"], ["fan"]),
+        ],
         name="chromium-report",
     )
 
@@ -79,9 +83,11 @@ def test_chromium_builds_the_expected_elements(report: dict[str, Any], page_file
     dom: Page = parse(dump_dom(page_file))
     bars = {a["data-agent"]: a["class"].split() for a in dom.with_class("bar")}
     assert set(report["agents"]) == set(bars)
-    assert {"quick": "status-succeeded", "slow": "status-defaulted",
-            "bare": "status-cancelled"} == {
-        a: next(c for c in bars[a] if c.startswith("status-")) for a in ("quick", "slow", "bare")}
+    assert {
+        "quick": "status-succeeded",
+        "slow": "status-defaulted",
+        "bare": "status-cancelled",
+    } == {a: next(c for c in bars[a] if c.startswith("status-")) for a in ("quick", "slow", "bare")}
     assert set(report["critical_path"]) == {a for a, c in bars.items() if "crit" in c}
     assert 4 == len(dom.with_class("grouprow"))
     nodes = {n["data-group"]: n["class"].split() for n in dom.with_class("node")}
@@ -95,11 +101,14 @@ def test_chromium_builds_the_expected_elements(report: dict[str, Any], page_file
     assert set(report["critical_path"]) == {a for a, c in agent_nodes.items() if "crit" in c}
     path = report["critical_path"]
     assert set(zip(path, path[1:], strict=False)) == {
-        (e["data-from"], e["data-to"]) for e in dom.with_class("aedge") if "crit" in e["class"]}
+        (e["data-from"], e["data-to"]) for e in dom.with_class("aedge") if "crit" in e["class"]
+    }
     assert {(d, a) for a, ds in plan_edges().items() for d in ds} == {
-        (e["data-from"], e["data-to"]) for e in dom.with_class("aedge")}
+        (e["data-from"], e["data-to"]) for e in dom.with_class("aedge")
+    }
     assert ["marker decision decision-continue_with_partial"] == [
-        m["class"] for m in dom.with_class("marker") if "decision" in m["class"]]
+        m["class"] for m in dom.with_class("marker") if "decision" in m["class"]
+    ]
     text = " ".join(dom.text)
     for metric in ("makespan", "parallel efficiency", "peak concurrent agents", "Bottlenecks"):
         assert metric in text
@@ -127,8 +136,11 @@ def test_chromium_screenshot_shows_the_timeline_and_graph(page_file: Path) -> No
     assert _rgb("#d9480f") in colours  # the critical path's stroke in the group graph
     # a real page: many colours (text anti-aliasing), and not one big white sheet
     assert len(colours) > 50
-    white = sum(count for count, colour in image.getcolors(maxcolors=1 << 20) or []
-                if colour == (255, 255, 255))
+    white = sum(
+        count
+        for count, colour in image.getcolors(maxcolors=1 << 20) or []
+        if colour == (255, 255, 255)
+    )
     assert white < 0.97 * image.size[0] * image.size[1]
 
 
@@ -145,9 +157,12 @@ def test_mermaid_gantt_renders_with_mermaid_js(report: dict[str, Any], which: st
     assert result is not None and "ok" == unescape(result.group(1)), result and result.group(1)
     tasks = re.findall(r'<rect[^>]*class="([^"]*\btask\b[^"]*)"', dom)
     milestones = [t for t in tasks if "milestone" in t]
-    notable = [d for g in source["groups"].values() for d in
-               (x["decision"] for x in g["barrier"].get("history") or [])
-               if d in ("extend_timeout", "continue_with_partial", "abort_and_fallback")]
+    notable = [
+        d
+        for g in source["groups"].values()
+        for d in (x["decision"] for x in g["barrier"].get("history") or [])
+        if d in ("extend_timeout", "continue_with_partial", "abort_and_fallback")
+    ]
     assert len(source["agents"]) == len(tasks) - len(milestones)
     assert len(notable) == len(milestones)
     # mermaid classes critical tasks doneCrit<n> or crit<n>

@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 from temporalio.client import WorkflowExecutionStatus
 
-from runtime import embedded
-from runtime.connection import connect
-from runtime.devserver import DevServer, free_port
-from runtime.worker import build_worker
-from tests.conftest import compiled_plan, group, sim
-from workflows.plan_workflow import PlanWorkflow
-from workflows.types import PlanRunInput
+from pee.runtime import embedded
+from pee.runtime.connection import connect
+from pee.runtime.devserver import DevServer, free_port
+from pee.runtime.worker import build_worker
+from pee.workflows.plan_workflow import PlanWorkflow
+from pee.workflows.types import PlanRunInput
+from tests.helpers import compiled_plan, group, sim
 
 
 async def run_plan(address: str) -> str:

@@ -8,33 +8,70 @@ import io
 
 import pytest
 
-from cli.common import parse_assignment, positive_float
-from runtime.connection import is_local_default, split_address
-from runtime.progress import ProgressPrinter, format_event, format_summary
-from runtime.runner import choose_time_scale
-from tests.conftest import compiled_plan, group, sim
+from pee.cli.common import parse_assignment, positive_float
+from pee.runtime.connection import is_local_default, split_address
+from pee.runtime.progress import ProgressPrinter, format_event, format_summary
+from pee.runtime.runner import choose_time_scale
+from tests.helpers import compiled_plan, group, sim
 
 REPORT = {
-    "workflow_id": "w", "run_id": "r", "plan": "p", "status": "completed", "error": None,
-    "time_scale": 0.01, "started_at": "2025-01-01T00:00:00+00:00",
-    "finished_at": "2025-01-01T00:00:01.500000+00:00", "makespan_s": 1.5,
-    "estimated_makespan_s": 1.2, "sequential_s": 2.0,
+    "workflow_id": "w",
+    "run_id": "r",
+    "plan": "p",
+    "status": "completed",
+    "error": None,
+    "time_scale": 0.01,
+    "started_at": "2025-01-01T00:00:00+00:00",
+    "finished_at": "2025-01-01T00:00:01.500000+00:00",
+    "makespan_s": 1.5,
+    "estimated_makespan_s": 1.2,
+    "sequential_s": 2.0,
     "agents": {
-        "a": {"status": "succeeded", "group": "g", "attempts": 2, "duration_s": 1.0,
-              "started_at": "2025-01-01T00:00:00.250000+00:00", "defaulted_outputs": [],
-              "missing_inputs": [], "error": None},
-        "b": {"status": "defaulted", "group": "g", "attempts": 1, "duration_s": 1.5,
-              "started_at": "2025-01-01T00:00:00+00:00", "defaulted_outputs": ["out"],
-              "missing_inputs": [], "error": None},
+        "a": {
+            "status": "succeeded",
+            "group": "g",
+            "attempts": 2,
+            "duration_s": 1.0,
+            "started_at": "2025-01-01T00:00:00.250000+00:00",
+            "defaulted_outputs": [],
+            "missing_inputs": [],
+            "error": None,
+        },
+        "b": {
+            "status": "defaulted",
+            "group": "g",
+            "attempts": 1,
+            "duration_s": 1.5,
+            "started_at": "2025-01-01T00:00:00+00:00",
+            "defaulted_outputs": ["out"],
+            "missing_inputs": [],
+            "error": None,
+        },
     },
     "groups": {
-        "g": {"status": "partial", "agents": ["a", "b"], "parallel": True,
-              "barrier": {"decision": "continue_with_partial", "extensions": 1,
-                          "reason": "deadline", "quality_impact": "medium", "history": []}},
+        "g": {
+            "status": "partial",
+            "agents": ["a", "b"],
+            "parallel": True,
+            "barrier": {
+                "decision": "continue_with_partial",
+                "extensions": 1,
+                "reason": "deadline",
+                "quality_impact": "medium",
+                "history": [],
+            },
+        },
     },
-    "alerts": [{"at": "2025-01-01T00:00:01+00:00", "group": "g", "level": "warning",
-                "message": "b cut short"}],
-    "critical_path": ["a"], "parallel_efficiency": 0.8,
+    "alerts": [
+        {
+            "at": "2025-01-01T00:00:01+00:00",
+            "group": "g",
+            "level": "warning",
+            "message": "b cut short",
+        }
+    ],
+    "critical_path": ["a"],
+    "parallel_efficiency": 0.8,
     "events": [
         {"seq": 1, "at_s": 0.0, "event": "group_started", "id": "g"},
         {"seq": 2, "at_s": 0.25, "event": "agent_started", "id": "a"},
@@ -79,8 +116,14 @@ def test_assignments_split_at_the_first_equals_sign() -> None:
 
 @pytest.mark.parametrize(
     ("address", "local"),
-    [("localhost:7233", True), ("127.0.0.1:7233", True), ("[::1]:7233", True),
-     ("localhost:7234", False), ("temporal.example.com:7233", False), ("nonsense", False)],
+    [
+        ("localhost:7233", True),
+        ("127.0.0.1:7233", True),
+        ("[::1]:7233", True),
+        ("localhost:7234", False),
+        ("temporal.example.com:7233", False),
+        ("nonsense", False),
+    ],
 )
 def test_only_this_machine_at_the_dev_port_is_the_local_default(
     address: str, local: bool, monkeypatch: pytest.MonkeyPatch
@@ -101,8 +144,10 @@ def test_summary_lists_every_agent_group_decision_and_alert() -> None:
     """A row per agent (start offset from the run's start), a line per group, alerts, totals."""
     text = format_summary(REPORT)
     assert "defaults: out" in text
-    assert "group g: partial, barrier continue_with_partial after 1 extension(s) (deadline); " \
-           "quality impact medium" in text
+    assert (
+        "group g: partial, barrier continue_with_partial after 1 extension(s) (deadline); "
+        "quality impact medium" in text
+    )
     assert "ALERT WARNING group g: b cut short" in text
     assert "durations scaled by 0.01" in text
     assert "critical path (actual): a; parallel efficiency 0.80" in text
@@ -113,13 +158,18 @@ def test_summary_lists_every_agent_group_decision_and_alert() -> None:
 
 def test_summary_says_what_the_caches_did() -> None:
     """A cache line: hits out of lookups per level used, snapshots stored, bytes lz4 saved."""
-    cache = {"agent_output": {"hits": 3, "misses": 1}, "template_render": {"hits": 0,
-                                                                          "misses": 0},
-             "context_snapshot": {"hits": 0, "misses": 0, "stored": 2},
-             "prefetch": {"hits": 2, "misses": 0}, "bytes_saved_by_compression": 1234}
+    cache = {
+        "agent_output": {"hits": 3, "misses": 1},
+        "template_render": {"hits": 0, "misses": 0},
+        "context_snapshot": {"hits": 0, "misses": 0, "stored": 2},
+        "prefetch": {"hits": 2, "misses": 0},
+        "bytes_saved_by_compression": 1234,
+    }
     text = format_summary({**REPORT, "cache": cache})
-    assert ("cache: agent_output 3/4 hits; context_snapshot 2 stored; prefetch 2/2 hits; "
-            "1,234 bytes saved by lz4") in text
+    assert (
+        "cache: agent_output 3/4 hits; context_snapshot 2 stored; prefetch 2/2 hits; "
+        "1,234 bytes saved by lz4"
+    ) in text
 
 
 def test_progress_prints_each_event_and_alert_once() -> None:
@@ -138,16 +188,28 @@ def test_a_quiet_run_says_what_is_still_running() -> None:
     """With no new event for a while, a line names the running agents and their progress."""
     out = io.StringIO()
     printer = ProgressPrinter(out, quiet_note_s=0.0)
-    status = {"status": "running", "makespan_s": 3.0, "events": [],
-              "agents": {"a": {"status": "running", "progress": 0.4}}}
+    status = {
+        "status": "running",
+        "makespan_s": 3.0,
+        "events": [],
+        "agents": {"a": {"status": "running", "progress": 0.4}},
+    }
     printer.update(status)
     assert "still running: a 40%" in out.getvalue()
 
 
 def test_barrier_events_name_the_decision_and_reason() -> None:
     """A barrier event line carries the decision and its recorded reason."""
-    groups = {"g": {"barrier": {"history": [
-        {"at": "x", "decision": "extend_timeout", "reason": "a is still heartbeating"}]}}}
-    line = format_event({"seq": 1, "at_s": 2.0, "event": "barrier_extend_timeout", "id": "g"},
-                        {}, groups)
+    groups = {
+        "g": {
+            "barrier": {
+                "history": [
+                    {"at": "x", "decision": "extend_timeout", "reason": "a is still heartbeating"}
+                ]
+            }
+        }
+    }
+    line = format_event(
+        {"seq": 1, "at_s": 2.0, "event": "barrier_extend_timeout", "id": "g"}, {}, groups
+    )
     assert "extend_timeout (a is still heartbeating)" in line

@@ -1,4 +1,4 @@
-"""The template sandbox root is the engine's, never the plan's (engine/sandbox.py).
+"""The template sandbox root is the engine's, never the plan's (src/pee/engine/language/sandbox.py).
 
 Issue 19: a plan could set `settings: {plan_dir: /}` on a template agent, and compile kept it
 (`setdefault`), so `template: /etc/passwd` rendered into the outputs and the history. Now a plan
@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from activities.types import AgentTask
-from engine import errors
-from engine.graph import compile_plan
-from engine.plan import load_plan
-from tests.conftest import PROJECT_ROOT
+from pee.activities.types import AgentTask
+from pee.engine.compile.graph import compile_plan
+from pee.engine.compile.load import load_plan
+from pee.engine.language import errors
+from tests.helpers import PROJECT_ROOT
 from tests.test_activities import failure
 
 TEMPLATE = "hello {{topic}}\n"
@@ -137,7 +137,8 @@ def test_only_a_bmad_workflow_gets_the_bmad_dir_root(tmp_path: Path) -> None:
     (bmad / "templates").mkdir(parents=True)
     (bmad / "templates" / "prd-tmpl.yaml").write_text(
         "template: {id: prd, name: PRD, version: 1, output: {format: markdown, "
-        "filename: docs/prd.md}}\nsections:\n  - {id: goals, title: Goals}\n")
+        "filename: docs/prd.md}}\nsections:\n  - {id: goals, title: Goals}\n"
+    )
     given = {"bmad_dir": str(bmad), "bmad_templates": ["prd-tmpl"]}
     pm = compile_plan(load_plan(PROJECT_ROOT / "plans" / "bmad-greenfield.yaml", given)).agent("pm")
     assert ("template", str(bmad.resolve())) == (pm.kind, pm.settings["plan_dir"])

@@ -5,20 +5,28 @@ from __future__ import annotations
 
 import pytest
 
-from engine.scheduler import Admission, Pool, Request
+from pee.engine.rules.scheduler import Admission, Pool, Request
 
 
-def req(agent_id: str, cpu: float = 10, memory: float = 10, priority: int = 7,
-        remaining_s: float = 0, order: int = 0, ready_at: float = 0, planned: float = 0
-        ) -> Request:
+def req(
+    agent_id: str,
+    cpu: float = 10,
+    memory: float = 10,
+    priority: int = 7,
+    remaining_s: float = 0,
+    order: int = 0,
+    ready_at: float = 0,
+    planned: float = 0,
+) -> Request:
     return Request(agent_id, cpu, memory, priority, remaining_s, order, ready_at, planned)
 
 
 @pytest.mark.parametrize(("oversubscription", "expected"), [(1.0, 2), (1.2, 3)])
 def test_cpu_oversubscription(oversubscription: float, expected: int) -> None:
     """Ten agents of 40 CPU: two fit in 100 units, three in 120 (oversubscription 1.2)."""
-    pool = Pool.from_seed(100, 100, concurrent_agent_limit=10,
-                          cpu_oversubscription=oversubscription)
+    pool = Pool.from_seed(
+        100, 100, concurrent_agent_limit=10, cpu_oversubscription=oversubscription
+    )
     admission = Admission(pool)
     for index in range(10):
         admission.submit(req(f"a{index}", cpu=40, memory=5, order=index))

@@ -20,10 +20,10 @@ import lz4.frame
 import pytest
 from temporalio.client import Client
 
-from activities import scrub
-from activities.scrub import REDACTED, Scrubber
+from pee.activities import scrub
+from pee.activities.scrub import REDACTED, Scrubber
 from tests.agents_fixtures.chat_server import ChatServer, Recorded
-from tests.conftest import starter
+from tests.helpers import starter
 
 KEY_ENV = "PEE_PROBE_KEY"
 # "/" and "+" make the URL-encoded, JSON-escaped and base64 forms differ from the key itself
@@ -49,7 +49,9 @@ def echoes(key: str) -> list[str]:
 # ---- the scrubber ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("form", echoes(KEY))
+# ids by position: the key is random per process, and pytest-xdist needs every worker to collect
+# the same test ids
+@pytest.mark.parametrize("form", echoes(KEY), ids=[f"form{i}" for i in range(len(echoes(KEY)))])
 def test_every_common_encoding_of_the_key_is_scrubbed(form: str) -> None:
     scrubbed = Scrubber([KEY]).text(f"before {form} after")
     assert form not in scrubbed and REDACTED in scrubbed
@@ -275,8 +277,8 @@ def test_an_echoing_model_server_never_gets_the_key_into_anything_stored(
 def test_heartbeat_and_progress_details_are_scrubbed(monkeypatch: pytest.MonkeyPatch) -> None:
     """A 503 whose body starts with the key: while the agent waits to retry, its heartbeats and
     progress signals say what happened ("HTTP 503: ***"), never the key."""
-    from activities.types import AgentTask
-    from engine.compiled import CompiledAgent, RetrySpec
+    from pee.activities.types import AgentTask
+    from pee.engine.compiled import CompiledAgent, RetrySpec
     from tests.test_activities import FakeClient, environment, run
 
     monkeypatch.setenv(KEY_ENV, KEY)
@@ -309,9 +311,9 @@ def test_heartbeat_and_progress_details_are_scrubbed(monkeypatch: pytest.MonkeyP
 def test_progress_scrubs_whatever_a_backend_reports() -> None:
     """The safety net: a message a backend did not scrub itself is scrubbed in the snapshot
     that heartbeats and progress signals carry."""
-    from activities.progress import Progress
-    from activities.types import AgentTask
-    from engine.compiled import CompiledAgent
+    from pee.activities.progress import Progress
+    from pee.activities.types import AgentTask
+    from pee.engine.compiled import CompiledAgent
     from tests.test_activities import environment
 
     task = AgentTask(agent=CompiledAgent(id="a", role="a", kind="http", group="g", estimated_s=0.0))

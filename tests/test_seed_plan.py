@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.graph import compile_plan
-from engine.plan import load_plan
+from pee.engine.compile.graph import compile_plan
+from pee.engine.compile.load import load_plan
 
 SEED = Path(__file__).parent.parent / "plans" / "seed.yaml"
 
@@ -32,7 +32,8 @@ def test_seed_groups(compiled) -> None:
         ("group_5_quality", ["qa"]),
     ] == [(g.id, g.agents) for g in compiled.groups]
     assert ["group_3_design_architecture"] == [
-        g.id for g in compiled.groups if g.parallel and len(g.agents) > 1]
+        g.id for g in compiled.groups if g.parallel and len(g.agents) > 1
+    ]
 
 
 def test_seed_critical_path(compiled) -> None:
@@ -47,8 +48,10 @@ def test_seed_estimates_use_range_midpoints(compiled) -> None:
     assert 31 * 60 == compiled.estimated_makespan_s
     assert 38 * 60 == compiled.sequential_s
     assert 240.0 == compiled.agent("analyst").estimated_s
-    assert (180.0, 300.0) == (compiled.agent("analyst").estimated_min_s,
-                              compiled.agent("analyst").estimated_max_s)
+    assert (180.0, 300.0) == (
+        compiled.agent("analyst").estimated_min_s,
+        compiled.agent("analyst").estimated_max_s,
+    )
 
 
 def test_enhanced_step_refines_group_3(compiled) -> None:
@@ -67,8 +70,13 @@ def test_enhanced_step_refines_group_3(compiled) -> None:
 
 def test_seed_agents_without_specification_take_outputs_from_references(compiled) -> None:
     """pm declares nothing, so what others read from it (pm.user_stories...) defines it."""
-    assert {"user_stories", "user_personas", "functional_requirements",
-            "non_functional_requirements", "requirements"} == set(compiled.agent("pm").outputs)
+    assert {
+        "user_stories",
+        "user_personas",
+        "functional_requirements",
+        "non_functional_requirements",
+        "requirements",
+    } == set(compiled.agent("pm").outputs)
 
 
 def test_seed_levels_map_to_units(compiled) -> None:
@@ -81,29 +89,38 @@ def test_seed_levels_map_to_units(compiled) -> None:
 def test_seed_sections_are_parsed(plan, compiled) -> None:
     """Resource pool, barrier strategies, ownership and caches come through typed."""
     pool = plan.resource_manager.resource_pool
-    assert (100, 100, 3) == (pool.computational.total_cpu_units,
-                             pool.computational.total_memory_units,
-                             pool.computational.concurrent_agent_limit)
+    assert (100, 100, 3) == (
+        pool.computational.total_cpu_units,
+        pool.computational.total_memory_units,
+        pool.computational.concurrent_agent_limit,
+    )
     assert 1.2 == plan.resource_manager.allocation_strategy.resource_sharing.cpu_oversubscription
     assert 50 * 1024**2 == pool.template_engine.cache_size
     strategies = plan.barrier_synchronization.timeout_handling.timeout_strategies
-    assert (300.0, 1) == (strategies.extend_timeout.extension.seconds,
-                          strategies.extend_timeout.max_extensions)
+    assert (300.0, 1) == (
+        strategies.extend_timeout.extension.seconds,
+        strategies.extend_timeout.max_extensions,
+    )
     rules = plan.context_conflicts.resolution_mechanisms.conflict_prevention.ownership_rules
     assert ["user_experience", "ui_specifications", "design_system"] == rules["ux_expert"]
     levels = plan.caching_system.cache_levels
-    assert (100 * 1024**2, 3600.0) == (levels.agent_output_cache.size_limit,
-                                       levels.template_render_cache.ttl.seconds)
+    assert (100 * 1024**2, 3600.0) == (
+        levels.agent_output_cache.size_limit,
+        levels.template_render_cache.ttl.seconds,
+    )
     assert 10 * 1024 == plan.caching_system.cache_optimization.compression.compression_threshold
-    assert (300.0, 1) == (compiled.group("group_3_design_architecture").extension_s,
-                          compiled.group("group_3_design_architecture").max_extensions)
+    assert (300.0, 1) == (
+        compiled.group("group_3_design_architecture").extension_s,
+        compiled.group("group_3_design_architecture").max_extensions,
+    )
 
 
 def test_seed_agents_run_as_built_in_role_agents(compiled) -> None:
     """Seed agents give no kind and are named after the seed's roles: they are role agents."""
     assert {"role"} == {a.kind for a in compiled.agents}
     assert ["analyst", "pm", "ux_expert", "architect", "developer", "qa"] == [
-        a.role for a in compiled.agents]
+        a.role for a in compiled.agents
+    ]
 
 
 def test_seed_agents_pass_their_documents_along(compiled) -> None:
@@ -111,5 +128,6 @@ def test_seed_agents_pass_their_documents_along(compiled) -> None:
     those of the agents their group waits for, so qa reviews what developer built."""
     assert ["implementation_plan", "implementation_files"] == compiled.agent("developer").outputs
     assert ["developer.implementation_plan", "developer.implementation_files"] == (
-        compiled.agent("qa").optional_inputs)
+        compiled.agent("qa").optional_inputs
+    )
     assert "analyst.target_users" in compiled.agent("pm").optional_inputs

@@ -5,12 +5,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from activities.snapshot_cache import MISSING, SnapshotCache
+from pee.activities.snapshot_cache import MISSING, SnapshotCache
 
 
 def put(cache: SnapshotCache, key: str, values: dict, **fields) -> object:
-    return cache.put(key, values, workflow_id="wf", run_id="r", plan=fields.pop("plan", "p"),
-                     group_id=key.split("#")[0], **fields)
+    return cache.put(
+        key,
+        values,
+        workflow_id="wf",
+        run_id="r",
+        plan=fields.pop("plan", "p"),
+        group_id=key.split("#")[0],
+        **fields,
+    )
 
 
 def test_a_large_snapshot_is_stored_compressed_and_reads_back_equal(tmp_path: Path) -> None:

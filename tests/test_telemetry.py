@@ -24,31 +24,36 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Replayer
 
-from runtime import devserver, telemetry
-from runtime.codec import data_converter
-from runtime.connection import connect
-from runtime.devserver import free_port
-from runtime.run_observer import RunObserver
-from runtime.worker import build_worker
-from tests.conftest import (
+from pee.runtime import devserver, telemetry
+from pee.runtime.codec import data_converter
+from pee.runtime.connection import connect
+from pee.runtime.devserver import free_port
+from pee.runtime.run_observer import RunObserver
+from pee.runtime.worker import build_worker
+from pee.workflows import search
+from pee.workflows.plan_workflow import PlanWorkflow
+from pee.workflows.types import PlanRunInput
+from tests.helpers import (
     NO_RETRY,
     PROJECT_ROOT,
     TemporalHarness,
+    agent_running,
     compiled_plan,
     group,
     sim,
     starter,
+    until_status,
 )
-from workflows import search
-from workflows.plan_workflow import PlanWorkflow
-from workflows.types import PlanRunInput
 
 
 def small_plan(name: str, slow_s: float = 0.3) -> Any:
     """a, then b ‖ c (c the slower), validated nowhere: three agents in two groups."""
     return compiled_plan(
-        [sim("a", "first", 0.1), sim("b", "pair", 0.1, inputs=["a.out"]),
-         sim("c", "pair", slow_s, inputs=["a.out"])],
+        [
+            sim("a", "first", 0.1),
+            sim("b", "pair", 0.1, inputs=["a.out"]),
+            sim("c", "pair", slow_s, inputs=["a.out"]),
+        ],
         [group("first", ["a"]), group("pair", ["b", "c"], ["first"], timeout_s=30.0)],
         name=name,
     )
@@ -58,8 +63,9 @@ class Captured:
     def __init__(self) -> None:
         self.spans = InMemorySpanExporter()
         self.metrics = InMemoryMetricReader()
-        self.telemetry = telemetry.from_env({}, span_processors=[SimpleSpanProcessor(self.spans)],
-                                            metric_readers=[self.metrics])
+        self.telemetry = telemetry.from_env(
+            {}, span_processors=[SimpleSpanProcessor(self.spans)], metric_readers=[self.metrics]
+        )
 
     def finished(self) -> list[ReadableSpan]:
         return list(self.spans.get_finished_spans())
@@ -74,9 +80,13 @@ class Captured:
         return found
 
 
-def run_traced(temporal: TemporalHarness, captured: Captured, plan: Any,
-               body: Callable[[WorkflowHandle[Any, Any]], Awaitable[Any]] | None = None,
-               **fields: Any) -> tuple[dict[str, Any], Any]:
+def run_traced(
+    temporal: TemporalHarness,
+    captured: Captured,
+    plan: Any,
+    body: Callable[[WorkflowHandle[Any, Any]], Awaitable[Any]] | None = None,
+    **fields: Any,
+) -> tuple[dict[str, Any], Any]:
     """Run `plan` with a client (and so a worker) carrying the captured telemetry; returns the
     report and the run's history."""
 
@@ -85,8 +95,11 @@ def run_traced(temporal: TemporalHarness, captured: Captured, plan: Any,
         task_queue = f"otel-{uuid.uuid4()}"
         async with build_worker(client, task_queue):
             handle = await client.start_workflow(
-                PlanWorkflow.run, PlanRunInput(plan=plan, **fields),
-                id=f"{plan.name}-{uuid.uuid4().hex[:8]}", task_queue=task_queue)
+                PlanWorkflow.run,
+                PlanRunInput(plan=plan, **fields),
+                id=f"{plan.name}-{uuid.uuid4().hex[:8]}",
+                task_queue=task_queue,
+            )
             if body is not None:
                 await body(handle)
             report = await handle.result()
@@ -117,25 +130,32 @@ def test_a_traced_run_has_run_group_agent_and_barrier_spans(temporal: TemporalHa
     assert start.context.span_id == run.parent.span_id
     assert [run.context.span_id] * 2 == [first.parent.span_id, pair.parent.span_id]
     assert [first.context.span_id, pair.context.span_id, pair.context.span_id] == [
-        agents[name].parent.span_id for name in ("a", "b", "c")]
+        agents[name].parent.span_id for name in ("a", "b", "c")
+    ]
     assert sorted([first.context.span_id, pair.context.span_id]) == sorted(
-        b.parent.span_id for b in barriers)
+        b.parent.span_id for b in barriers
+    )
     assert 3 == len([s for s in spans if s.name == "RunActivity:run_agent"])
-    assert {start.context.trace_id} == {s.context.trace_id for s in spans
-                                       if not s.name.startswith("Query")}
+    assert {start.context.trace_id} == {
+        s.context.trace_id for s in spans if not s.name.startswith("Query")
+    }
 
     c = agents["c"]
-    assert {"pee.agent": "c", "pee.group": "pair", "pee.attempt": 1, "pee.cache_status": "off",
-            "pee.agent_status": "succeeded"}.items() <= dict(c.attributes or {}).items()
+    assert {
+        "pee.agent": "c",
+        "pee.group": "pair",
+        "pee.attempt": 1,
+        "pee.cache_status": "off",
+        "pee.agent_status": "succeeded",
+    }.items() <= dict(c.attributes or {}).items()
     assert report["agents"]["c"]["duration_s"] == pytest.approx(
-        (c.end_time - c.start_time) / 1e9, abs=0.002)
-    assert report["makespan_s"] == pytest.approx((run.end_time - run.start_time) / 1e9,
-                                                 abs=0.002)
+        (c.end_time - c.start_time) / 1e9, abs=0.002
+    )
+    assert report["makespan_s"] == pytest.approx((run.end_time - run.start_time) / 1e9, abs=0.002)
     assert report["workflow_id"] == dict(run.attributes or {})["temporalWorkflowID"]
 
 
-def test_a_traced_run_records_the_seed_metrics_from_its_report(
-        temporal: TemporalHarness) -> None:
+def test_a_traced_run_records_the_seed_metrics_from_its_report(temporal: TemporalHarness) -> None:
     """total_workflow_time, per-agent execution times, parallel efficiency and the rest, with
     the values of the run's report."""
     captured = Captured()
@@ -167,8 +187,10 @@ def test_cache_status_and_attempts_reach_spans_and_metrics(temporal: TemporalHar
     def agent_attributes(captured: Captured, agent: str) -> dict[str, Any]:
         return dict(by_name(captured.finished(), f"Agent:{agent}").attributes or {})
 
-    assert ("miss", 2) == (agent_attributes(first, "a")["pee.cache_status"],
-                           agent_attributes(first, "a")["pee.attempt"])
+    assert ("miss", 2) == (
+        agent_attributes(first, "a")["pee.cache_status"],
+        agent_attributes(first, "a")["pee.attempt"],
+    )
     assert ["hit"] * 3 == [agent_attributes(second, a)["pee.cache_status"] for a in "abc"]
     assert [0.0] == [p.value for p in first.metric_points()["cache_hit_ratios"]]
     assert [1.0] == [p.value for p in second.metric_points()["cache_hit_ratios"]]
@@ -176,8 +198,7 @@ def test_cache_status_and_attempts_reach_spans_and_metrics(temporal: TemporalHar
     assert [0.25] == [p.value for p in first.metric_points()["retry_rate"]]
 
 
-def test_telemetry_adds_no_command_and_replays_record_nothing(
-        temporal: TemporalHarness) -> None:
+def test_telemetry_adds_no_command_and_replays_record_nothing(temporal: TemporalHarness) -> None:
     """A traced run's history replays on a worker without telemetry (same commands), and a
     replay with the observer records no second set of spans or metrics."""
     captured = Captured()
@@ -185,18 +206,20 @@ def test_telemetry_adds_no_command_and_replays_record_nothing(
     plain = Replayer(workflows=[PlanWorkflow], data_converter=data_converter())
     assert temporal.run(plain.replay_workflow(history)).replay_failure is None
     before = len(captured.finished())
-    observer = RunObserver(captured.telemetry.tracer_provider.get_tracer("t"),  # type: ignore[union-attr]
-                           captured.telemetry.meter_provider.get_meter("t"))  # type: ignore[union-attr]
-    observed = Replayer(workflows=[PlanWorkflow], data_converter=data_converter(),
-                        interceptors=[observer])
+    observer = RunObserver(
+        captured.telemetry.tracer_provider.get_tracer("t"),  # type: ignore[union-attr]
+        captured.telemetry.meter_provider.get_meter("t"),
+    )  # type: ignore[union-attr]
+    observed = Replayer(
+        workflows=[PlanWorkflow], data_converter=data_converter(), interceptors=[observer]
+    )
     assert temporal.run(observed.replay_workflow(history)).replay_failure is None
     assert before == len(captured.finished())
     (total,) = captured.metric_points()["total_workflow_time"]
     assert 1 == total.count
 
 
-def test_a_run_that_continued_as_new_is_recorded_once_as_one_run(
-        temporal: TemporalHarness) -> None:
+def test_a_run_that_continued_as_new_is_recorded_once_as_one_run(temporal: TemporalHarness) -> None:
     """Continue-as-new is not an end: nothing is recorded for the first run; the last records
     the whole run (every agent of every run) once, in the starting client's trace."""
     captured = Captured()
@@ -207,7 +230,8 @@ def test_a_run_that_continued_as_new_is_recorded_once_as_one_run(
     start = by_name(spans, "StartWorkflow:PlanWorkflow")
     assert start.context.trace_id == run.context.trace_id
     assert ["Agent:a", "Agent:b", "Agent:c"] == sorted(
-        s.name for s in spans if s.name.startswith("Agent:"))
+        s.name for s in spans if s.name.startswith("Agent:")
+    )
     (total,) = captured.metric_points()["total_workflow_time"]
     assert 1 == total.count
 
@@ -216,17 +240,24 @@ def test_a_failed_run_is_traced_with_an_error_status(temporal: TemporalHarness) 
     """The report a failed run carries in its failure becomes its spans and metrics."""
     captured = Captured()
     plan = compiled_plan(
-        [sim("a", "g", 0.1, retry=NO_RETRY, fail_times="always"),
-         sim("b", "g", 0.1, retry=NO_RETRY, fail_times="always")],
-        [group("g", ["a", "b"], timeout_s=10.0)], name="broken")
+        [
+            sim("a", "g", 0.1, retry=NO_RETRY, fail_times="always"),
+            sim("b", "g", 0.1, retry=NO_RETRY, fail_times="always"),
+        ],
+        [group("g", ["a", "b"], timeout_s=10.0)],
+        name="broken",
+    )
 
     async def go() -> None:
         client = await connect(temporal.address, telemetry=captured.telemetry)
         task_queue = f"otel-{uuid.uuid4()}"
         async with build_worker(client, task_queue):
             handle = await client.start_workflow(
-                PlanWorkflow.run, PlanRunInput(plan=plan), id=f"broken-{uuid.uuid4().hex[:8]}",
-                task_queue=task_queue)
+                PlanWorkflow.run,
+                PlanRunInput(plan=plan),
+                id=f"broken-{uuid.uuid4().hex[:8]}",
+                task_queue=task_queue,
+            )
             with pytest.raises(Exception):  # noqa: B017 - WorkflowFailureError
                 await handle.result()
 
@@ -238,20 +269,11 @@ def test_a_failed_run_is_traced_with_an_error_status(temporal: TemporalHarness) 
     assert "failed" == total.attributes["status"]
 
 
-async def until_running(handle: WorkflowHandle[Any, Any], agent: str) -> None:
-    for _ in range(150):
-        status = await handle.query(PlanWorkflow.status)
-        if status["agents"][agent]["status"] == "running":
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{agent} never ran")
-
-
 def test_a_cancelled_run_is_recorded_as_cancelled(temporal: TemporalHarness) -> None:
     captured = Captured()
 
     async def cancel(handle: WorkflowHandle[Any, Any]) -> None:
-        await until_running(handle, "c")
+        await until_status(handle, agent_running("c"), "c running", timeout_s=15)
         await handle.cancel()
         with pytest.raises(Exception):  # noqa: B017 - WorkflowFailureError (cancelled)
             await handle.result()
@@ -261,8 +283,11 @@ def test_a_cancelled_run_is_recorded_as_cancelled(temporal: TemporalHarness) -> 
         task_queue = f"otel-{uuid.uuid4()}"
         async with build_worker(client, task_queue):
             handle = await client.start_workflow(
-                PlanWorkflow.run, PlanRunInput(plan=small_plan("cancelled", slow_s=30.0)),
-                id=f"cancelled-{uuid.uuid4().hex[:8]}", task_queue=task_queue)
+                PlanWorkflow.run,
+                PlanRunInput(plan=small_plan("cancelled", slow_s=30.0)),
+                id=f"cancelled-{uuid.uuid4().hex[:8]}",
+                task_queue=task_queue,
+            )
             await cancel(handle)
 
     temporal.run(go())
@@ -271,7 +296,8 @@ def test_a_cancelled_run_is_recorded_as_cancelled(temporal: TemporalHarness) -> 
 
 
 def test_a_worker_leaving_mid_run_records_nothing_the_finishing_one_records_once(
-        temporal: TemporalHarness) -> None:
+    temporal: TemporalHarness,
+) -> None:
     """Shutting a worker down evicts the running run from it: not a finished run, so no
     PlanRun span; the worker that completes the run records it, once."""
     captured = Captured()
@@ -283,8 +309,10 @@ def test_a_worker_leaving_mid_run_records_nothing_the_finishing_one_records_once
             handle = await client.start_workflow(
                 PlanWorkflow.run,
                 PlanRunInput(plan=small_plan("handover", slow_s=2.0), heartbeat_timeout_s=1.0),
-                id=f"handover-{uuid.uuid4().hex[:8]}", task_queue=task_queue)
-            await until_running(handle, "c")
+                id=f"handover-{uuid.uuid4().hex[:8]}",
+                task_queue=task_queue,
+            )
+            await until_status(handle, agent_running("c"), "c running", timeout_s=15)
         assert [] == [s for s in captured.finished() if s.name.startswith("PlanRun")]
         async with build_worker(client, task_queue):
             assert "completed" == (await handle.result())["status"]
@@ -317,17 +345,24 @@ def test_search_attributes_follow_the_run(temporal: TemporalHarness) -> None:
         client = temporal.client
         seen["plan"] = await listed(client, f'PeePlan="{name}"', handle.id)
         seen["pair"] = await listed(client, f'PeePlan="{name}" AND PeeGroup="pair"', handle.id)
-        seen["running"] = await listed(client, f'PeePlan="{name}" AND PeeStatus="running"',
-                                       handle.id)
+        seen["running"] = await listed(
+            client, f'PeePlan="{name}" AND PeeStatus="running"', handle.id
+        )
         await handle.result()
         seen["completed"] = await listed(
-            client, f'PeePlan="{name}" AND PeeStatus="completed"', handle.id)
+            client, f'PeePlan="{name}" AND PeeStatus="completed"', handle.id
+        )
         described = await handle.describe()
         seen["groups_cleared"] = search.GROUPS not in described.typed_search_attributes
 
     temporal.with_plan(small_plan(name, slow_s=4.0), watch, search_attributes=True)
-    assert {"plan": True, "pair": True, "running": True, "completed": True,
-            "groups_cleared": True} == seen
+    assert {
+        "plan": True,
+        "pair": True,
+        "running": True,
+        "completed": True,
+        "groups_cleared": True,
+    } == seen
 
 
 def test_a_plain_run_sets_no_search_attribute(temporal: TemporalHarness) -> None:
@@ -339,10 +374,12 @@ def test_a_plain_run_sets_no_search_attribute(temporal: TemporalHarness) -> None
     assert all(key not in attributes for key in search.KEYS)
 
 
-def test_the_dev_server_registers_the_search_attributes(tmp_path: Path,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    """The embedded server's command line registers exactly workflows/search.py's attributes,
-    and the server is started without our OTEL_* variables (it would read them itself)."""
+def test_the_dev_server_registers_the_search_attributes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The embedded server's command line registers exactly src/pee/workflows/search.py's
+    attributes, and the server is started without our OTEL_* variables (it would read them
+    itself)."""
     assert search.REGISTRATION == devserver.SEARCH_ATTRIBUTES
     cmd = devserver.server_command(tmp_path / "db", ip="127.0.0.1", port=1, ui_port=None)
     pairs = [cmd[i + 1] for i, arg in enumerate(cmd) if arg == "--search-attribute"]
@@ -361,18 +398,26 @@ def test_without_otel_variables_telemetry_is_off() -> None:
 
 
 def test_otel_variables_choose_the_exporters() -> None:
-    both = telemetry.from_env({"OTEL_TRACES_EXPORTER": "console",
-                               "OTEL_METRICS_EXPORTER": "console", "OTEL_SERVICE_NAME": "svc"})
+    both = telemetry.from_env(
+        {
+            "OTEL_TRACES_EXPORTER": "console",
+            "OTEL_METRICS_EXPORTER": "console",
+            "OTEL_SERVICE_NAME": "svc",
+        }
+    )
     assert both.tracer_provider is not None and both.meter_provider is not None
     assert "svc" == both.tracer_provider.resource.attributes["service.name"]
-    assert ["TracingInterceptor", "RunObserver"] == [type(i).__name__
-                                                     for i in both.interceptors()]
-    metrics_only = telemetry.from_env({"OTEL_METRICS_EXPORTER": "console",
-                                       "OTEL_TRACES_EXPORTER": "none"})
-    assert (None, ["RunObserver"]) == (metrics_only.tracer_provider,
-                                       [type(i).__name__ for i in metrics_only.interceptors()])
-    assert not telemetry.from_env({"OTEL_TRACES_EXPORTER": "console",
-                                   "OTEL_SDK_DISABLED": "true"}).enabled
+    assert ["TracingInterceptor", "RunObserver"] == [type(i).__name__ for i in both.interceptors()]
+    metrics_only = telemetry.from_env(
+        {"OTEL_METRICS_EXPORTER": "console", "OTEL_TRACES_EXPORTER": "none"}
+    )
+    assert (None, ["RunObserver"]) == (
+        metrics_only.tracer_provider,
+        [type(i).__name__ for i in metrics_only.interceptors()],
+    )
+    assert not telemetry.from_env(
+        {"OTEL_TRACES_EXPORTER": "console", "OTEL_SDK_DISABLED": "true"}
+    ).enabled
     for started in (both, metrics_only):
         started.shutdown()
 
@@ -387,8 +432,10 @@ def test_bad_otel_variables_are_clear_errors() -> None:
 def test_otlp_without_the_extra_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
     """Without opentelemetry-exporter-otlp (hidden here), asking for otlp is an error that
     names the extra to install, for either protocol."""
-    for module in ("opentelemetry.exporter.otlp.proto.http.metric_exporter",
-                   "opentelemetry.exporter.otlp.proto.grpc.trace_exporter"):
+    for module in (
+        "opentelemetry.exporter.otlp.proto.http.metric_exporter",
+        "opentelemetry.exporter.otlp.proto.grpc.trace_exporter",
+    ):
         monkeypatch.setitem(sys.modules, module, None)
     with pytest.raises(telemetry.TelemetryConfigError, match=r"pip install '\.\[otlp\]'"):
         telemetry.from_env({"OTEL_METRICS_EXPORTER": "otlp"})
@@ -397,7 +444,8 @@ def test_otlp_without_the_extra_says_how_to_install_it(monkeypatch: pytest.Monke
 
 
 def test_otlp_exports_spans_and_metrics_to_a_collector(
-        temporal: TemporalHarness, monkeypatch: pytest.MonkeyPatch) -> None:
+    temporal: TemporalHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """With the [otlp] extra, OTEL_*_EXPORTER=otlp sends a run's spans to /v1/traces and its
     metrics to /v1/metrics of OTEL_EXPORTER_OTLP_ENDPOINT (a local stand-in collector here)."""
     import http.server
@@ -419,8 +467,11 @@ def test_otlp_exports_spans_and_metrics_to_a_collector(
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Collector)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     endpoint = f"http://127.0.0.1:{server.server_address[1]}"
-    env = {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_METRICS_EXPORTER": "otlp",
-           "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint}
+    env = {
+        "OTEL_TRACES_EXPORTER": "otlp",
+        "OTEL_METRICS_EXPORTER": "otlp",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+    }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     try:
@@ -431,8 +482,11 @@ def test_otlp_exports_spans_and_metrics_to_a_collector(
             task_queue = f"otel-{uuid.uuid4()}"
             async with build_worker(client, task_queue):
                 await client.execute_workflow(
-                    PlanWorkflow.run, PlanRunInput(plan=small_plan("otlp")),
-                    id=f"otlp-{uuid.uuid4().hex[:8]}", task_queue=task_queue)
+                    PlanWorkflow.run,
+                    PlanRunInput(plan=small_plan("otlp")),
+                    id=f"otlp-{uuid.uuid4().hex[:8]}",
+                    task_queue=task_queue,
+                )
 
         temporal.run(go())
         exporting.shutdown()  # flushes both
@@ -463,9 +517,22 @@ def test_worker_serves_sdk_metrics_on_metrics_port(temporal: TemporalHarness) ->
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     worker = subprocess.Popen(
-        [sys.executable, "worker.py", "--address", temporal.address, "--task-queue",
-         f"prom-{uuid.uuid4()}", "--metrics-port", str(port)],
-        cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        [
+            sys.executable,
+            "worker.py",
+            "--address",
+            temporal.address,
+            "--task-queue",
+            f"prom-{uuid.uuid4()}",
+            "--metrics-port",
+            str(port),
+        ],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         body = None
         deadline = time.monotonic() + 30
@@ -502,14 +569,26 @@ def test_starter_run_with_console_exporters(cli_env: dict[str, str]) -> None:
     """OTEL_TRACES_EXPORTER=console and OTEL_METRICS_EXPORTER=console: spans and metrics on
     stderr (stdout keeps the progress), exit 0; the embedded server starts despite OTEL_*; the
     run gets PeePlan and a static summary."""
-    env = {**cli_env, "OTEL_TRACES_EXPORTER": "console", "OTEL_METRICS_EXPORTER": "console",
-           "OTEL_SERVICE_NAME": "pee-test"}
+    env = {
+        **cli_env,
+        "OTEL_TRACES_EXPORTER": "console",
+        "OTEL_METRICS_EXPORTER": "console",
+        "OTEL_SERVICE_NAME": "pee-test",
+    }
     workflow_id = f"demo-otel-{uuid.uuid4().hex[:6]}"
-    done = starter(env, "run", "plans/demo.yaml", "--time-scale", "0.1",
-                   "--workflow-id", workflow_id)
+    done = starter(
+        env, "run", "plans/demo.yaml", "--time-scale", "0.1", "--workflow-id", workflow_id
+    )
     assert 0 == done.returncode, done.stdout + done.stderr
-    for name in ("PlanRun:demo", "Group:design", "Agent:b", "Barrier:all_completed",
-                 "total_workflow_time", "individual_agent_execution_time", "pee-test"):
+    for name in (
+        "PlanRun:demo",
+        "Group:design",
+        "Agent:b",
+        "Barrier:all_completed",
+        "total_workflow_time",
+        "individual_agent_execution_time",
+        "pee-test",
+    ):
         assert name in done.stderr
     assert "PlanRun:demo" not in done.stdout
 
@@ -530,10 +609,22 @@ def test_starter_run_serves_sdk_metrics_while_it_runs(cli_env: dict[str, str]) -
     in-process worker's activity latencies among them); exit 0."""
     port = free_port()
     run = subprocess.Popen(
-        [sys.executable, "starter.py", "run", "plans/demo.yaml", "--time-scale", "1",
-         "--metrics-port", str(port)],
-        cwd=PROJECT_ROOT, env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True)
+        [
+            sys.executable,
+            "starter.py",
+            "run",
+            "plans/demo.yaml",
+            "--time-scale",
+            "1",
+            "--metrics-port",
+            str(port),
+        ],
+        cwd=PROJECT_ROOT,
+        env=cli_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     body = None
     deadline = time.monotonic() + 60
     while run.poll() is None and time.monotonic() < deadline:
@@ -552,8 +643,13 @@ def test_compile_search_attributes_flag_reaches_the_input() -> None:
 
     flags = []
     for extra in ([], ["--search-attributes"]):
-        done = subprocess.run([sys.executable, "starter.py", "compile", "plans/demo.yaml", *extra],
-                              cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
+        done = subprocess.run(
+            [sys.executable, "starter.py", "compile", "plans/demo.yaml", *extra],
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert 0 == done.returncode, done.stderr
         flags.append(json.loads(done.stdout)["search_attributes"])
     assert [False, True] == flags

@@ -1,4 +1,4 @@
-"""BMAD v4 template rendering (activities.template_render) on a BMAD-shaped fixture:
+"""BMAD v4 template rendering (pee.activities.template_render) on a BMAD-shaped fixture:
 plain-English conditions, repeatables with and without a list, inline `items:`, variables
 and elicit prompts, all listed at the end of the document."""
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from activities.template_render import decide, render_bmad, variables
+from pee.activities.template_render import decide, render_bmad, variables
 
 TEMPLATE = yaml.safe_load(
     (Path(__file__).parent / "templates" / "bmad" / "prd-like.yaml").read_text()

@@ -1,7 +1,7 @@
-"""Every `temporal` command that our commands print, and the README's for the embedded server,
+"""Every `temporal` command that our commands print, and the docs' for the embedded server,
 works as printed against an embedded server on non-default ports and shows payloads decoded:
 `server start`/`status` hints, the end of `run`, `compile`'s start line (with the search
-attributes when asked for), and the README's "Start a run with the temporal CLI" and
+attributes when asked for), and docs/guides/web-ui.md's "Start a run with the temporal CLI" and
 search-attribute commands (run in a folder laid out like the project: `.venv/bin/temporal`
 and `.temporal/` pointing at this module's binary and state directory).
 
@@ -21,8 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from runtime.devserver import find_temporal_binary
-from tests.conftest import PROJECT_ROOT, cli_env, starter  # noqa: F401  (the module's server)
+from pee.runtime.devserver import find_temporal_binary
+from tests.conftest import cli_env  # noqa: F401  (the module's server)
+from tests.helpers import PROJECT_ROOT, starter
 
 THRESHOLD = "300"
 PLAN = """\
@@ -54,9 +55,14 @@ def started(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="module")
 def worker(env: dict[str, str], started: subprocess.CompletedProcess[str]) -> Iterator[None]:
-    """A worker on the default task queue, the one printed and README commands name."""
-    process = subprocess.Popen([sys.executable, "worker.py"], cwd=PROJECT_ROOT, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    """A worker on the default task queue, the one printed and the docs' commands name."""
+    process = subprocess.Popen(
+        [sys.executable, "worker.py"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
     try:
         yield
     finally:
@@ -67,16 +73,26 @@ def worker(env: dict[str, str], started: subprocess.CompletedProcess[str]) -> It
 def temporal_lines(text: str) -> list[str]:
     """The `temporal ...` commands in a command's output (one per line, indented or after
     a label)."""
-    return [match.group(1).strip() for match in
-            re.finditer(r"(\S*temporal workflow .+)$", text, re.MULTILINE)]
+    return [
+        match.group(1).strip()
+        for match in re.finditer(r"(\S*temporal workflow .+)$", text, re.MULTILINE)
+    ]
 
 
-def run_verbatim(command: str, cwd: Path = PROJECT_ROOT, env: dict[str, str] | None = None,
-                 ) -> subprocess.CompletedProcess[str]:
+def run_verbatim(
+    command: str,
+    cwd: Path = PROJECT_ROOT,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
     # as a shell reads it: a trailing `# ...` is a comment, not arguments
-    words = shlex.split(command, comments=True)
-    done = subprocess.run(words, cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=90)
+    done = subprocess.run(
+        shlex.split(command, comments=True),
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
     assert 0 == done.returncode, f"{command}\n{done.stdout}{done.stderr}"
     return done
 
@@ -88,7 +104,8 @@ def write_plan(tmp_path: Path, name: str) -> Path:
 
 
 def test_server_start_and_status_print_commands_that_work(
-        env: dict[str, str], started: subprocess.CompletedProcess[str]) -> None:
+    env: dict[str, str], started: subprocess.CompletedProcess[str]
+) -> None:
     """The `temporal workflow list --config-file ...` of `server start` and `server status`
     reach the server on its port (nothing listens at the CLI's default)."""
     status = starter(env, "server", "status")
@@ -100,13 +117,23 @@ def test_server_start_and_status_print_commands_that_work(
 
 
 def test_the_end_of_run_prints_a_describe_that_shows_the_result_decoded(
-        env: dict[str, str], started: subprocess.CompletedProcess[str],
-        tmp_path: Path) -> None:
+    env: dict[str, str], started: subprocess.CompletedProcess[str], tmp_path: Path
+) -> None:
     """`run`'s last lines name `temporal workflow describe` for the run: it shows the
     compressed result as JSON (json/plain), where plain `--address` shows binary/lz4."""
     workflow_id = f"hints-{uuid.uuid4().hex[:6]}"
-    done = starter(env, "run", write_plan(tmp_path, "hints"), "--workflow-id", workflow_id,
-                   "--time-scale", "0.2", "--no-learn", "--output-dir", tmp_path / "out")
+    done = starter(
+        env,
+        "run",
+        write_plan(tmp_path, "hints"),
+        "--workflow-id",
+        workflow_id,
+        "--time-scale",
+        "0.2",
+        "--no-learn",
+        "--output-dir",
+        tmp_path / "out",
+    )
     assert 0 == done.returncode, done.stdout + done.stderr
     (command,) = temporal_lines(done.stdout)
     assert f"workflow describe --workflow-id {workflow_id}" in command
@@ -115,41 +142,56 @@ def test_the_end_of_run_prints_a_describe_that_shows_the_result_decoded(
     assert f'"workflow_id":"{workflow_id}"' in described
     config = shlex.split(command)
     at = config.index("--config-file")
-    config[at:at + 2] = ["--address", f"127.0.0.1:{env['PEE_DEV_PORT']}"]
+    config[at : at + 2] = ["--address", f"127.0.0.1:{env['PEE_DEV_PORT']}"]
     raw = run_verbatim(shlex.join(config)).stdout
     assert re.search(r"ResultEncoding\s+binary/lz4", raw), raw
 
 
 def test_compile_prints_a_start_with_the_search_attributes(
-        env: dict[str, str], worker: None, tmp_path: Path) -> None:
+    env: dict[str, str], worker: None, tmp_path: Path
+) -> None:
     """`compile --search-attributes -o FILE` prints a `temporal workflow start` that starts
     the run on the embedded server with PeePlan set: the run is found by its PeePlan and
     completes, its result read decoded."""
     name = f"hints-sa-{uuid.uuid4().hex[:6]}"
-    compiled = starter(env, "compile", write_plan(tmp_path, name), "--time-scale", "0.2",
-                       "--no-learn", "--search-attributes", "-o", tmp_path / "run.json")
+    compiled = starter(
+        env,
+        "compile",
+        write_plan(tmp_path, name),
+        "--time-scale",
+        "0.2",
+        "--no-learn",
+        "--search-attributes",
+        "-o",
+        tmp_path / "run.json",
+    )
     assert 0 == compiled.returncode, compiled.stderr
     (command,) = temporal_lines(compiled.stderr)
     assert f"--search-attribute 'PeePlan=\"{name}\"'" in command
     run_verbatim(command)
-    config = command[command.index("--config-file"):].split()[1]
+    config = command[command.index("--config-file") :].split()[1]
     temporal = str(find_temporal_binary())
-    result = run_verbatim(f"{temporal} workflow result --config-file {config} "
-                          f"--workflow-id {name}-1").stdout
+    result = run_verbatim(
+        f"{temporal} workflow result --config-file {config} --workflow-id {name}-1"
+    ).stdout
     assert re.search(r"Status\s+COMPLETED", result) and f'"plan":"{name}"' in result, result
-    listed = run_verbatim(f"{temporal} workflow list --config-file {config} "
-                          f"--query 'PeePlan=\"{name}\" AND PeeStatus=\"completed\"'").stdout
+    listed = run_verbatim(
+        f"{temporal} workflow list --config-file {config} "
+        f'--query \'PeePlan="{name}" AND PeeStatus="completed"\''
+    ).stdout
     assert f"{name}-1" in listed
 
 
-def readme_block(heading: str) -> str:
-    text = (PROJECT_ROOT / "README.md").read_text()
-    section = text[text.index(heading):]
-    return section[:section.index("\n## ")].replace("\\\n", " ")
+def docs_block(heading: str) -> str:
+    """One section of docs/guides/web-ui.md, up to the next one (continuations joined)."""
+    text = (PROJECT_ROOT / "docs" / "guides" / "web-ui.md").read_text()
+    section = text[text.index(heading) :]
+    end = section.find("\n## ")
+    return section[: end if end != -1 else None].replace("\\\n", " ")
 
 
 def project_like_folder(env: dict[str, str], tmp_path: Path) -> Path:
-    """A folder where the README's relative paths mean this module's binary and state."""
+    """A folder where the docs' relative paths mean this module's binary and state."""
     folder = tmp_path / "project"
     (folder / ".venv" / "bin").mkdir(parents=True)
     (folder / ".venv" / "bin" / "temporal").symlink_to(find_temporal_binary())
@@ -158,34 +200,63 @@ def project_like_folder(env: dict[str, str], tmp_path: Path) -> Path:
 
 
 def test_the_readme_temporal_cli_commands_work_verbatim(
-        env: dict[str, str], worker: None, tmp_path: Path) -> None:
-    """"Start a run with the temporal CLI": start with the compiled seed plan, describe,
+    env: dict[str, str], worker: None, tmp_path: Path
+) -> None:
+    """ "Start a run with the temporal CLI": start with the compiled seed plan, describe,
     query, result (decoded); and the search-attribute list/count commands of "Watch it in the
-    Web UI" -- each line exactly as the README has it."""
+    Web UI" -- each line exactly as docs/guides/web-ui.md has it."""
     folder = project_like_folder(env, tmp_path)
-    compiled = starter(env, "compile", "plans/seed.yaml", "--simulate", "--time-scale", "0.005",
-                       "--no-learn", "-o", folder / "seed-input.json")
+    compiled = starter(
+        env,
+        "compile",
+        "plans/seed.yaml",
+        "--simulate",
+        "--time-scale",
+        "0.005",
+        "--no-learn",
+        "-o",
+        folder / "seed-input.json",
+    )
     assert 0 == compiled.returncode, compiled.stderr
-    block = readme_block("## Start a run with the temporal CLI")
-    commands = [line.strip() for line in block.splitlines()
-                if line.strip().startswith(".venv/bin/temporal workflow")
-                and "--config-file .temporal/temporal.toml" in line]
+    block = docs_block("## Start a run with the temporal CLI")
+    commands = [
+        line.strip()
+        for line in block.splitlines()
+        if line.strip().startswith(".venv/bin/temporal workflow")
+        and "--config-file .temporal/temporal.toml" in line
+    ]
     verbs = [shlex.split(command)[2] for command in commands]
     assert ["start", "describe", "query", "result"] == verbs, commands
     # the user's shell: no TEMPORAL_* pointing anywhere
     shell = {k: v for k, v in env.items() if not k.startswith("TEMPORAL_")}
-    outputs = {verb: run_verbatim(command, folder, shell).stdout
-               for verb, command in zip(verbs, commands, strict=True)}
+    outputs = {
+        verb: run_verbatim(command, folder, shell).stdout
+        for verb, command in zip(verbs, commands, strict=True)
+    }
     assert re.search(r"ResultEncoding\s+json/plain", outputs["result"]), outputs["result"]
     assert '"workflow_id":"seed-from-cli"' in outputs["result"]
-    watch = readme_block("## Watch it in the Web UI")
-    lines = [line.strip() for line in watch.splitlines()
-             if line.strip().startswith(".venv/bin/temporal workflow")]
-    assert 4 == len(lines) and all("--config-file .temporal/temporal.toml" in line
-                                   for line in lines), lines
+    watch = docs_block("## Watch it in the Web UI")
+    lines = [
+        line.strip()
+        for line in watch.splitlines()
+        if line.strip().startswith(".venv/bin/temporal workflow")
+    ]
+    assert 4 == len(lines) and all(
+        "--config-file .temporal/temporal.toml" in line for line in lines
+    ), lines
     # a run started by starter.py carries PeePlan from its start
-    detached = starter(env, "run", "plans/seed.yaml", "--simulate", "--time-scale", "0.005",
-                       "--no-learn", "--workflow-id", "seed-listed", "--detach")
+    detached = starter(
+        env,
+        "run",
+        "plans/seed.yaml",
+        "--simulate",
+        "--time-scale",
+        "0.005",
+        "--no-learn",
+        "--workflow-id",
+        "seed-listed",
+        "--detach",
+    )
     assert 0 == detached.returncode, detached.stdout + detached.stderr
     listed = run_verbatim(lines[0], folder, shell).stdout
     assert "seed-listed" in listed and "seed-from-cli" not in listed, listed

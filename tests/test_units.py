@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from engine.errors import DurationError, ResourceLevelError, SizeError
-from engine.units import LEVEL_UNITS, Duration, parse_duration, parse_size, parse_units
+from pee.engine.language.errors import DurationError, ResourceLevelError, SizeError
+from pee.engine.language.units import LEVEL_UNITS, Duration, parse_duration, parse_size, parse_units
 
 
 @pytest.mark.parametrize(
@@ -35,8 +35,9 @@ def test_duration_forms(raw, min_s, max_s, estimate_s) -> None:
     assert (min_s, max_s, estimate_s) == (duration.min_s, duration.max_s, duration.seconds)
 
 
-@pytest.mark.parametrize("raw", ["soon", "5-3_minutes", "10_fortnights", -1, True, None, [],
-                                 "", float("inf"), "1e400s"])
+@pytest.mark.parametrize(
+    "raw", ["soon", "5-3_minutes", "10_fortnights", -1, True, None, [], "", float("inf"), "1e400s"]
+)
 def test_invalid_durations_name_the_accepted_forms(raw) -> None:
     """A bad duration raises DurationError that says what forms are accepted."""
     with pytest.raises(DurationError) as caught:
@@ -51,22 +52,31 @@ def test_duration_range_keeps_both_ends() -> None:
     assert Duration(60, 60) == parse_duration("1m")
 
 
-@pytest.mark.parametrize(("raw", "units"), [
-    ("low", 10), ("medium", 25), ("high", 40), ("very_high", 60), ("Very High", 60),
-    (30, 30), ("35", 35), (0, 0),
-])
+@pytest.mark.parametrize(
+    ("raw", "units"),
+    [
+        ("low", 10),
+        ("medium", 25),
+        ("high", 40),
+        ("very_high", 60),
+        ("Very High", 60),
+        (30, 30),
+        ("35", 35),
+        (0, 0),
+    ],
+)
 def test_resource_levels(raw, units) -> None:
     """Levels map to the documented units of a 100-unit pool; numbers pass through."""
     assert float(units) == parse_units(raw)
 
 
-def test_level_table_is_documented_in_readme() -> None:
-    """The README lists the same level-to-unit table the code uses."""
+def test_level_table_is_documented_in_the_plan_language_reference() -> None:
+    """docs/reference/plan-language.md lists the same level-to-unit table the code uses."""
     from pathlib import Path
 
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    docs = (Path(__file__).parent.parent / "docs" / "reference" / "plan-language.md").read_text()
     for level, units in LEVEL_UNITS.items():
-        assert f"`{level}` | {units:g}" in readme
+        assert f"`{level}` | {units:g}" in docs
 
 
 @pytest.mark.parametrize("raw", ["huge", -5, True, None, "ten"])
@@ -76,10 +86,18 @@ def test_invalid_levels(raw) -> None:
         parse_units(raw)
 
 
-@pytest.mark.parametrize(("raw", "size"), [
-    ("50MB", 50 * 1024**2), ("100MB", 100 * 1024**2), ("200MB", 200 * 1024**2),
-    ("10KB", 10 * 1024), ("1.5GB", int(1.5 * 1024**3)), (2048, 2048), ("512", 512),
-])
+@pytest.mark.parametrize(
+    ("raw", "size"),
+    [
+        ("50MB", 50 * 1024**2),
+        ("100MB", 100 * 1024**2),
+        ("200MB", 200 * 1024**2),
+        ("10KB", 10 * 1024),
+        ("1.5GB", int(1.5 * 1024**3)),
+        (2048, 2048),
+        ("512", 512),
+    ],
+)
 def test_sizes(raw, size) -> None:
     """Sizes accept bytes or KB/MB/GB (multiples of 1024)."""
     assert size == parse_size(raw)

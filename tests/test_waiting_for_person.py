@@ -17,15 +17,15 @@ from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
-from engine.bottleneck import format_bottlenecks
-from runtime.devserver import find_temporal_binary
-from runtime.progress import format_summary
-from tests.conftest import TemporalHarness
-from tests.test_workflow_context import blocked, platform_plan, resolution, until
-from workflows import search
-from workflows.plan_workflow import PlanWorkflow
-from workflows.resolution import MalformedResolution, parse_resolution
-from workflows.types import ResolveConflict
+from pee.engine.report.bottleneck import format_bottlenecks
+from pee.runtime.devserver import find_temporal_binary
+from pee.runtime.progress import format_summary
+from pee.workflows import search
+from pee.workflows.plan_workflow import PlanWorkflow
+from pee.workflows.resolution import MalformedResolution, parse_resolution
+from pee.workflows.types import ResolveConflict
+from tests.helpers import TemporalHarness, until_status
+from tests.test_workflow_context import blocked, platform_plan, resolution
 
 Handle = WorkflowHandle[Any, Any]
 
@@ -68,7 +68,7 @@ def test_a_blocked_run_says_it_waits_for_a_person_everywhere(temporal: TemporalH
     plan = platform_plan()
 
     async def body(handle: Handle) -> tuple[Any, ...]:
-        during = await until(handle, blocked("dev"), "dev blocked")
+        during = await until_status(handle, blocked("dev"), "dev blocked")
         waiting = await pee_status(handle, "waiting_for_person")
         found = await listed(
             temporal.client, handle, f'PeeStatus="waiting_for_person" AND PeePlan="{plan.name}"'
@@ -180,7 +180,7 @@ def test_malformed_resolutions_are_refused_and_recorded(temporal: TemporalHarnes
         return caught.value.cause
 
     async def body(handle: Handle) -> tuple[Any, ...]:
-        await until(handle, blocked("dev"), "dev blocked")
+        await until_status(handle, blocked("dev"), "dev blocked")
         await handle.signal("resolve_conflict")
         await handle.signal("resolve_conflict", {"choice": "current", "by": "bob"})
         await handle.signal("resolve_conflict", {"conflict_id": 1, "choice": "current"})

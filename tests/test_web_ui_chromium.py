@@ -6,7 +6,7 @@ browser download), as a user meets it after `server start` and `run`:
   never shows;
 - the same for a run whose input is over the compression threshold (binary/lz4 in the history);
 - a conflict is resolved from the run's page: More Actions → Send a Signal → resolve_conflict
-  with the README's JSON, encoded by the codec server, and the run completes.
+  with the conflict guide's JSON, encoded by the codec server, and the run completes.
 
 One private embedded server (own state dir and ports) for the module.
 """
@@ -18,19 +18,19 @@ import json
 import re
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from runtime.codec import ENCODING
-from runtime.devserver import find_temporal_binary
+from pee.runtime.codec import ENCODING
+from pee.runtime.devserver import find_temporal_binary
 from tests.chromium import ARTIFACTS, FLAGS, chromium
-from tests.conftest import PROJECT_ROOT, cli_env, starter  # noqa: F401  (the module's server)
+from tests.conftest import cli_env  # noqa: F401  (the module's server)
+from tests.helpers import PROJECT_ROOT, eventually, starter
 
 PLAN = """\
 name: webui-{name}
@@ -47,17 +47,6 @@ agents:
 # a person waits at most this long for the UI; every wait below is Playwright's, not a sleep
 UI_TIMEOUT_MS = 20_000
 DEMO = PROJECT_ROOT / "plans" / "conflict-demo.yaml"
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout_s: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        found = check()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.3)
 
 
 @pytest.fixture(scope="module")
@@ -77,17 +66,34 @@ def browser() -> Iterator[Any]:
             launched.close()
 
 
-def run_plan(env: dict[str, str], tmp: Path, name: str, first: str,
-             threshold: int | None = None) -> str:
+def run_plan(
+    env: dict[str, str], tmp: Path, name: str, first: str, threshold: int | None = None
+) -> str:
     """`starter.py run` of a two-agent plan to the end; its workflow id."""
     plan = tmp / f"{name}.yaml"
     plan.write_text(PLAN.format(name=name, first=first))
     workflow_id = f"webui-{name}-{uuid.uuid4().hex[:6]}"
     run_env = dict(env, **({"PEE_COMPRESSION_THRESHOLD": str(threshold)} if threshold else {}))
     done = subprocess.run(
-        [sys.executable, "starter.py", "run", str(plan), "--workflow-id", workflow_id,
-         "--time-scale", "0.2", "--no-learn", "--output-dir", str(tmp / name)],
-        cwd=PROJECT_ROOT, env=run_env, capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            "starter.py",
+            "run",
+            str(plan),
+            "--workflow-id",
+            workflow_id,
+            "--time-scale",
+            "0.2",
+            "--no-learn",
+            "--output-dir",
+            str(tmp / name),
+        ],
+        cwd=PROJECT_ROOT,
+        env=run_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert 0 == done.returncode, done.stdout + done.stderr
     return workflow_id
 
@@ -95,14 +101,29 @@ def run_plan(env: dict[str, str], tmp: Path, name: str, first: str,
 def stored_encodings(record: dict[str, Any], workflow_id: str) -> tuple[bytes, bytes]:
     """The input's and the result's encodings as stored in the history (no codec)."""
     out = subprocess.run(
-        [str(find_temporal_binary()), "workflow", "show", "--workflow-id", workflow_id,
-         "--address", f"127.0.0.1:{record['port']}", "--output", "json"],
-        capture_output=True, text=True, timeout=60, check=True).stdout
+        [
+            str(find_temporal_binary()),
+            "workflow",
+            "show",
+            "--workflow-id",
+            workflow_id,
+            "--address",
+            f"127.0.0.1:{record['port']}",
+            "--output",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
     events = json.loads(out)["events"]
     started = events[0]["workflowExecutionStartedEventAttributes"]["input"]
     completed = events[-1]["workflowExecutionCompletedEventAttributes"]["result"]
-    return tuple(base64.b64decode(payloads["payloads"][0]["metadata"]["encoding"])
-                 for payloads in (started, completed))  # type: ignore[return-value]
+    return tuple(
+        base64.b64decode(payloads["payloads"][0]["metadata"]["encoding"])
+        for payloads in (started, completed)
+    )  # type: ignore[return-value]
 
 
 class CodecCalls:
@@ -114,8 +135,9 @@ class CodecCalls:
 
         def seen(response: Any) -> None:
             if response.url.startswith(prefix) and response.request.method == "POST":
-                self.calls.append((response.url.split("/")[-1], response.request.method,
-                                   response.status))
+                self.calls.append(
+                    (response.url.split("/")[-1], response.request.method, response.status)
+                )
 
         page.on("response", seen)
 
@@ -126,8 +148,10 @@ class CodecCalls:
 def open_run(browser: Any, record: dict[str, Any], workflow_id: str) -> tuple[Any, CodecCalls]:
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     calls = CodecCalls(page, record["codec_port"])
-    page.goto(f"http://127.0.0.1:{record['ui_port']}/namespaces/default/workflows/"
-              f"{workflow_id}", timeout=UI_TIMEOUT_MS)
+    page.goto(
+        f"http://127.0.0.1:{record['ui_port']}/namespaces/default/workflows/{workflow_id}",
+        timeout=UI_TIMEOUT_MS,
+    )
     return page, calls
 
 
@@ -137,7 +161,8 @@ def assert_decoded(page: Any, calls: CodecCalls, text: str, artifact: str) -> No
     could-not-connect banner is nowhere."""
     expect(page.get_by_text(text).first).to_be_visible(timeout=UI_TIMEOUT_MS)
     expect(page.get_by_test_id("data-encoder-status-success").first).to_be_attached(
-        timeout=UI_TIMEOUT_MS)
+        timeout=UI_TIMEOUT_MS
+    )
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / artifact), full_page=True)
     decodes = calls.of("decode")
@@ -148,8 +173,11 @@ def assert_decoded(page: Any, calls: CodecCalls, text: str, artifact: str) -> No
 
 
 def test_a_finished_runs_page_shows_its_result_decoded(
-        browser: Any, server: dict[str, Any], cli_env: dict[str, str],  # noqa: F811
-        tmp_path: Path) -> None:
+    browser: Any,
+    server: dict[str, Any],
+    cli_env: dict[str, str],  # noqa: F811
+    tmp_path: Path,
+) -> None:
     """The result (the run's report, keyed by agent id) reads as JSON on the run's page."""
     workflow_id = run_plan(cli_env, tmp_path, "plain", "plain_probe_agent")
     page, calls = open_run(browser, server, workflow_id)
@@ -161,8 +189,11 @@ def test_a_finished_runs_page_shows_its_result_decoded(
 
 
 def test_a_compressed_input_shows_decoded(
-        browser: Any, server: dict[str, Any], cli_env: dict[str, str],  # noqa: F811
-        tmp_path: Path) -> None:
+    browser: Any,
+    server: dict[str, Any],
+    cli_env: dict[str, str],  # noqa: F811
+    tmp_path: Path,
+) -> None:
     """A run whose input and result are over the compression threshold: binary/lz4 in the
     history, and the page shows both as JSON text (the compiled plan's fields in the input,
     the agent's id in the result), never the lz4 blob."""
@@ -178,12 +209,13 @@ def test_a_compressed_input_shows_decoded(
         page.close()
 
 
-def readme_signal_json() -> str:
-    """The JSON the README's conflict section tells a person to paste into Send a Signal."""
-    text = (PROJECT_ROOT / "README.md").read_text()
-    section = text[text.index("**From the Web UI**"):]
+def docs_signal_json() -> str:
+    """The JSON the conflict guide (docs/guides/conflicts.md) tells a person to paste into Send
+    a Signal."""
+    text = (PROJECT_ROOT / "docs" / "guides" / "conflicts.md").read_text()
+    section = text[text.index("**From the Web UI**") :]
     found = re.search(r"```json\n(.+?)\n```", section, re.DOTALL)
-    assert found, "README: no ```json block after **From the Web UI**"
+    assert found, "docs/guides/conflicts.md: no ```json block after **From the Web UI**"
     return found.group(1).strip()
 
 
@@ -194,26 +226,42 @@ def report(env: dict[str, str], workflow_id: str) -> dict[str, Any]:
 
 
 def test_a_conflict_is_resolved_from_the_web_ui(
-        browser: Any, server: dict[str, Any], cli_env: dict[str, str]) -> None:  # noqa: F811
+    browser: Any,
+    server: dict[str, Any],
+    cli_env: dict[str, str],  # noqa: F811
+) -> None:
     """conflict-demo paused on c1; on its page: More Actions → Send a Signal →
-    resolve_conflict, the README's JSON as Data, Submit. The UI encodes it through the codec
+    resolve_conflict, the conflict guide's JSON as Data, Submit. The UI encodes it through the codec
     server, and the run resolves c1 with the incoming value and completes."""
     task_queue = f"webui-{uuid.uuid4().hex[:8]}"
-    worker = subprocess.Popen([sys.executable, "worker.py", "--task-queue", task_queue],
-                              cwd=PROJECT_ROOT, env=cli_env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.STDOUT)
+    worker = subprocess.Popen(
+        [sys.executable, "worker.py", "--task-queue", task_queue],
+        cwd=PROJECT_ROOT,
+        env=cli_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
     workflow_id = f"conflict-demo-webui-{uuid.uuid4().hex[:6]}"
     try:
-        done = starter(cli_env, "run", str(DEMO), "--workflow-id", workflow_id,
-                       "--task-queue", task_queue, "--detach")
+        done = starter(
+            cli_env,
+            "run",
+            str(DEMO),
+            "--workflow-id",
+            workflow_id,
+            "--task-queue",
+            task_queue,
+            "--detach",
+        )
         assert 0 == done.returncode, done.stdout + done.stderr
 
         def c1_open() -> bool:
             listed = starter(cli_env, "conflicts", workflow_id, "--format", "json")
             return listed.returncode == 0 and any(
-                c["id"] == "c1" and c["status"] == "open" for c in json.loads(listed.stdout))
+                c["id"] == "c1" and c["status"] == "open" for c in json.loads(listed.stdout)
+            )
 
-        wait_for("conflict c1 to open", c1_open, timeout_s=60)
+        eventually(c1_open, what="conflict c1 to open", timeout_s=60, interval_s=0.3)
         page, calls = open_run(browser, server, workflow_id)
         try:
             page.get_by_role("button", name="More Actions").click(timeout=UI_TIMEOUT_MS)
@@ -222,14 +270,15 @@ def test_a_conflict_is_resolved_from_the_web_ui(
             dialog.get_by_role("button", name="Select a signal").click()
             dialog.get_by_role("option", name="resolve_conflict").click()
             data = dialog.get_by_role("textbox", name="Data")
-            data.fill(readme_signal_json())
+            data.fill(docs_signal_json())
             # the editor reformats the JSON when it loses focus, which moves the Submit button:
             # let that happen before clicking it
             data.blur()
             submit = dialog.get_by_role("button", name="Submit")
             expect(submit).to_be_enabled()
-            with page.expect_response(lambda r: "/signal/resolve_conflict" in r.url,
-                                      timeout=UI_TIMEOUT_MS) as sent:
+            with page.expect_response(
+                lambda r: "/signal/resolve_conflict" in r.url, timeout=UI_TIMEOUT_MS
+            ) as sent:
                 submit.click()
             assert 200 == sent.value.status
             expect(dialog).to_be_hidden(timeout=UI_TIMEOUT_MS)
@@ -237,14 +286,22 @@ def test_a_conflict_is_resolved_from_the_web_ui(
             page.screenshot(path=str(ARTIFACTS / "web-ui-signal.png"), full_page=True)
         finally:
             page.close()
-        final = wait_for("the run to complete", lambda: (
-            lambda data: data if data["status"] != "running" else None)(
-                report(cli_env, workflow_id)), timeout_s=60)
+        final = eventually(
+            lambda: (lambda data: data if data["status"] != "running" else None)(
+                report(cli_env, workflow_id)
+            ),
+            what="the run to complete",
+            timeout_s=60,
+            interval_s=0.3,
+        )
         assert "completed" == final["status"]
         assert "succeeded" == final["agents"]["developer"]["status"]
         (conflict,) = final["conflicts"]
         assert ("c1", "resolved", "incoming") == (
-            conflict["id"], conflict["status"], conflict["resolution"]["choice"])
+            conflict["id"],
+            conflict["status"],
+            conflict["resolution"]["choice"],
+        )
         assert {"target": "desktop_primary", "offline": False} == conflict["resolution"]["value"]
     finally:
         worker.terminate()

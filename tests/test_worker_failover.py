@@ -12,9 +12,9 @@ from typing import Any
 from temporalio.api.enums.v1 import EventType, PendingActivityState
 from temporalio.client import WorkflowHandle
 
-from tests.conftest import PROJECT_ROOT, TemporalHarness, compiled_plan, group, sim
-from workflows.plan_workflow import PlanWorkflow
-from workflows.types import PlanRunInput
+from pee.workflows.plan_workflow import PlanWorkflow
+from pee.workflows.types import PlanRunInput
+from tests.helpers import PROJECT_ROOT, TemporalHarness, async_eventually, compiled_plan, group, sim
 
 AGENT_S = 4.0
 
@@ -23,7 +23,10 @@ def start_worker(address: str, task_queue: str) -> tuple[subprocess.Popen[str], 
     """A `python worker.py` process and its identity (from its first line)."""
     process = subprocess.Popen(
         [sys.executable, "worker.py", "--address", address, "--task-queue", task_queue],
-        cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     assert process.stdout is not None
     line = process.stdout.readline()
@@ -33,16 +36,17 @@ def start_worker(address: str, task_queue: str) -> tuple[subprocess.Popen[str], 
 
 async def wait_until_started(handle: WorkflowHandle[Any, Any], count: int) -> str:
     """Until `count` agents have been picked up by a worker; returns that worker's identity."""
-    for _ in range(200):
+
+    async def identity() -> str | None:
         description = await handle.describe()
         started = [
-            activity for activity in description.raw_description.pending_activities
+            activity
+            for activity in description.raw_description.pending_activities
             if activity.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
         ]
-        if len(started) == count:
-            return started[0].last_worker_identity
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{count} agents never started")
+        return started[0].last_worker_identity if len(started) == count else None
+
+    return await async_eventually(identity, what=f"{count} agents started", timeout_s=20)
 
 
 async def last_runner_of_each_agent(handle: WorkflowHandle[Any, Any]) -> dict[str, str]:
@@ -62,8 +66,12 @@ def test_sigkilled_worker_mid_group_loses_no_agent_output(temporal: TemporalHarn
     """Worker 1 runs the parallel group a|b|c and is SIGKILLed mid-way; worker 2 finishes the
     run: every agent succeeded once, every output is in the context, d saw all three."""
     plan = compiled_plan(
-        [sim("a", "work", AGENT_S), sim("b", "work", AGENT_S), sim("c", "work", AGENT_S),
-         sim("d", "join", 0.2, inputs=["a.out", "b.out", "c.out"])],
+        [
+            sim("a", "work", AGENT_S),
+            sim("b", "work", AGENT_S),
+            sim("c", "work", AGENT_S),
+            sim("d", "join", 0.2, inputs=["a.out", "b.out", "c.out"]),
+        ],
         [group("work", ["a", "b", "c"]), group("join", ["d"], ["work"])],
         name="failover",
     )
@@ -100,7 +108,8 @@ def test_sigkilled_worker_mid_group_loses_no_agent_output(temporal: TemporalHarn
 
     assert "completed" == report["status"]
     assert {agent_id: "succeeded" for agent_id in "abcd"} == {
-        agent_id: agent["status"] for agent_id, agent in report["agents"].items()}
+        agent_id: agent["status"] for agent_id, agent in report["agents"].items()
+    }
     for agent_id in "abc":
         # the first attempt died with worker 1; the one that counted ran on worker 2
         assert report["agents"][agent_id]["attempts"] >= 2

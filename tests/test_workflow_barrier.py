@@ -12,8 +12,9 @@ import pytest
 from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ApplicationError
 
-from engine.compiled import CompiledGroup
-from tests.conftest import (
+from pee.engine.compiled import BarrierSettings, CompiledGroup
+from pee.workflows.plan_workflow import PlanWorkflow
+from tests.helpers import (
     NO_RETRY,
     TemporalHarness,
     agent_report,
@@ -23,7 +24,6 @@ from tests.conftest import (
     group_report,
     sim,
 )
-from workflows.plan_workflow import PlanWorkflow
 
 
 def tuned(base: CompiledGroup, **attrs: Any) -> CompiledGroup:
@@ -42,13 +42,17 @@ def positions(report: dict[str, Any], event: str, ident: str) -> list[int]:
 
 def test_all_completed(temporal: TemporalHarness) -> None:
     """Every agent succeeds before the deadline: one decision, all_completed."""
-    plan = compiled_plan([sim("a", "g", 0.2), sim("b", "g", 0.3)],
-                         [group("g", ["a", "b"], timeout_s=10.0)])
+    plan = compiled_plan(
+        [sim("a", "g", 0.2), sim("b", "g", 0.3)], [group("g", ["a", "b"], timeout_s=10.0)]
+    )
     report = temporal.execute(plan)
     barrier = group_report(report, "g")["barrier"]
     assert decisions(report, "g") == ["all_completed"]
     assert (barrier["decision"], barrier["extensions"], barrier["quality_impact"]) == (
-        "all_completed", 0, None)
+        "all_completed",
+        0,
+        None,
+    )
     assert group_report(report, "g")["status"] == "succeeded"
 
 
@@ -62,7 +66,7 @@ def test_extended_then_completed(temporal: TemporalHarness) -> None:
         [tuned(group("g", ["quick", "steady"], timeout_s=1.5), extension_s=3.0)],
     )
     # progress signals every 0.5 s, a 1.5 s window
-    plan.barrier = {"timeout_handling": {"progress_window": 1.5}}
+    plan.barrier = BarrierSettings(progress_window_s=1.5)
     report = temporal.execute(plan)
     g = group_report(report, "g")
     assert decisions(report, "g") == ["extend_timeout", "all_completed"]
@@ -82,11 +86,18 @@ def test_partial_with_defaults(temporal: TemporalHarness) -> None:
             sim("quick", "design", 0.1),
             sim("slow", "design", 30.0, defaults={"out": "fallback"}),
             sim("bare", "design", 30.0),
-            sim("after", "build", 0.1, inputs=["quick.out", "slow.out", "bare.out"],
-                echo_inputs=True),
+            sim(
+                "after",
+                "build",
+                0.1,
+                inputs=["quick.out", "slow.out", "bare.out"],
+                echo_inputs=True,
+            ),
         ],
-        [group("design", ["quick", "slow", "bare"], timeout_s=1.0),
-         group("build", ["after"], ["design"])],
+        [
+            group("design", ["quick", "slow", "bare"], timeout_s=1.0),
+            group("build", ["after"], ["design"]),
+        ],
     )
 
     async def body(handle: WorkflowHandle[Any, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -126,7 +137,11 @@ def test_sequential_group_cut_short(temporal: TemporalHarness) -> None:
     report = temporal.execute(plan, heartbeat_timeout_s=1.0)
     assert decisions(report, "g") == ["continue_with_partial"]
     assert {a: r["status"] for a, r in report["agents"].items()} == {
-        "q": "succeeded", "s": "defaulted", "t": "defaulted", "u": "skipped"}
+        "q": "succeeded",
+        "s": "defaulted",
+        "t": "defaulted",
+        "u": "skipped",
+    }
     assert agent_report(report, "t")["started_at"] is None
     assert positions(report, "agent_started", "u") == []
 
@@ -165,8 +180,10 @@ def test_sequential_fallback_after_a_deadline_with_no_success(temporal: Temporal
     """Nothing succeeded by the deadline (one agent failed, one still running without progress):
     cancel, then re-run both one at a time, each under its own timeout, no group deadline."""
     plan = compiled_plan(
-        [sim("a", "g", 2.0, timeout_s=10.0),
-         sim("b", "g", 0.1, retry=NO_RETRY, fail_unless_fallback=True)],
+        [
+            sim("a", "g", 2.0, timeout_s=10.0),
+            sim("b", "g", 0.1, retry=NO_RETRY, fail_unless_fallback=True),
+        ],
         [group("g", ["a", "b"], timeout_s=1.0)],
     )
     report = temporal.execute(plan, heartbeat_timeout_s=1.0)
@@ -175,14 +192,18 @@ def test_sequential_fallback_after_a_deadline_with_no_success(temporal: Temporal
     assert "deadline reached with ['a'] unfinished" in reason and "none succeeded" in reason
     assert positions(report, "agent_cancelled", "a")
     assert {a: r["status"] for a, r in report["agents"].items()} == {
-        "a": "succeeded", "b": "succeeded"}
+        "a": "succeeded",
+        "b": "succeeded",
+    }
 
 
 def test_fallback_failing_fails_the_run(temporal: TemporalHarness) -> None:
     """When the sequential fallback fails too, the run fails naming the group and its agents."""
     plan = compiled_plan(
-        [sim("a", "g", 0.1, retry=NO_RETRY, fail_times="always"),
-         sim("b", "g", 0.1, retry=NO_RETRY, fail_times="always")],
+        [
+            sim("a", "g", 0.1, retry=NO_RETRY, fail_times="always"),
+            sim("b", "g", 0.1, retry=NO_RETRY, fail_times="always"),
+        ],
         [group("g", ["a", "b"], timeout_s=10.0)],
     )
     with pytest.raises(WorkflowFailureError) as caught:
@@ -204,12 +225,18 @@ def test_fallback_failing_continues_with_defaults_when_the_plan_says_so(
     """partial_failure_handling: continue_with_defaults turns a failed fallback into a partial
     group on defaults, with a critical alert."""
     plan = compiled_plan(
-        [sim("a", "g", 0.1, retry=NO_RETRY, fail_times="always", defaults={"out": 0}),
-         sim("b", "g", 0.1, retry=NO_RETRY, fail_times="always"),
-         sim("d", "next", 0.1, inputs=["a.out", "b.out"])],
-        [tuned(group("g", ["a", "b"], timeout_s=10.0),
-               partial_failure_handling="continue_with_defaults"),
-         group("next", ["d"], ["g"])],
+        [
+            sim("a", "g", 0.1, retry=NO_RETRY, fail_times="always", defaults={"out": 0}),
+            sim("b", "g", 0.1, retry=NO_RETRY, fail_times="always"),
+            sim("d", "next", 0.1, inputs=["a.out", "b.out"]),
+        ],
+        [
+            tuned(
+                group("g", ["a", "b"], timeout_s=10.0),
+                partial_failure_handling="continue_with_defaults",
+            ),
+            group("next", ["d"], ["g"]),
+        ],
     )
     report = temporal.execute(plan)
     assert report["status"] == "completed"
@@ -225,18 +252,22 @@ def test_critical_error_aborts_the_group_at_once(temporal: TemporalHarness) -> N
     """A non-retryable error is not retried and aborts the group immediately, cancelling the
     agents still running; the fallback then re-runs them one at a time."""
     plan = compiled_plan(
-        [sim("ok", "g", 1.0),
-         sim("crit", "g", 0.1, critical=True, fail_unless_fallback=True)],
+        [sim("ok", "g", 1.0), sim("crit", "g", 0.1, critical=True, fail_unless_fallback=True)],
         [group("g", ["ok", "crit"], timeout_s=10.0)],
     )
     report = temporal.execute(plan, heartbeat_timeout_s=1.0)
     assert decisions(report, "g") == ["abort_and_fallback", "fallback_succeeded"]
-    assert "critical (non-retryable) error in ['crit']" in (
-        group_report(report, "g")["barrier"]["history"][0]["reason"])
+    assert (
+        "critical (non-retryable) error in ['crit']"
+        in (group_report(report, "g")["barrier"]["history"][0]["reason"])
+    )
     # no retries: one attempt in the group, one in the fallback
     assert agent_report(report, "crit")["attempts"] == 2
-    assert positions(report, "agent_failed", "crit")[0] < positions(
-        report, "agent_cancelled", "ok")[0] < positions(report, "agent_succeeded", "ok")[0]
+    assert (
+        positions(report, "agent_failed", "crit")[0]
+        < positions(report, "agent_cancelled", "ok")[0]
+        < positions(report, "agent_succeeded", "ok")[0]
+    )
     assert [a["status"] for a in report["agents"].values()] == ["succeeded", "succeeded"]
 
 
@@ -244,9 +275,18 @@ def test_silent_agent_is_bounded_by_its_heartbeat_timeout(temporal: TemporalHarn
     """An agent that never heartbeats times out by its heartbeat timeout, long before the group
     deadline; the group continues on its defaults."""
     plan = compiled_plan(
-        [sim("quick", "g", 0.1),
-         sim("mute", "g", 3.0, heartbeat=False, retry=NO_RETRY, timeout_s=20.0,
-             defaults={"out": "quiet"})],
+        [
+            sim("quick", "g", 0.1),
+            sim(
+                "mute",
+                "g",
+                3.0,
+                heartbeat=False,
+                retry=NO_RETRY,
+                timeout_s=20.0,
+                defaults={"out": "quiet"},
+            ),
+        ],
         [group("g", ["quick", "mute"], timeout_s=15.0)],
     )
     report = temporal.execute(plan, heartbeat_timeout_s=1.0)

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import uuid
 
-from engine.graph import compile_plan
-from engine.plan import loads_plan
-from tests.conftest import TemporalHarness
+from pee.engine.compile.graph import compile_plan
+from pee.engine.compile.load import loads_plan
+from tests.helpers import TemporalHarness
 
 PLAN = """
 name: cache-demo-{tag}
@@ -29,9 +29,12 @@ def run(temporal: TemporalHarness, text: str, **inputs: str) -> tuple[dict, int]
     async def body(handle):
         report = await handle.result()
         history = await handle.fetch_history()
-        scheduled = [e for e in history.events if e.HasField(
-            "activity_task_scheduled_event_attributes") and
-            e.activity_task_scheduled_event_attributes.activity_type.name == "run_agent"]
+        scheduled = [
+            e
+            for e in history.events
+            if e.HasField("activity_task_scheduled_event_attributes")
+            and e.activity_task_scheduled_event_attributes.activity_type.name == "run_agent"
+        ]
         return report, len(scheduled)
 
     return temporal.with_plan(plan, body, inputs=dict(inputs))
@@ -39,8 +42,10 @@ def run(temporal: TemporalHarness, text: str, **inputs: str) -> tuple[dict, int]
 
 def statuses(report: dict) -> dict[str, str]:
     """succeeded agents as "cached" when the cache served them."""
-    return {agent_id: "cached" if entry["cached"] else entry["status"]
-            for agent_id, entry in report["agents"].items()}
+    return {
+        agent_id: "cached" if entry["cached"] else entry["status"]
+        for agent_id, entry in report["agents"].items()
+    }
 
 
 def test_rerun_of_an_unchanged_plan_executes_nothing(temporal: TemporalHarness) -> None:
@@ -51,7 +56,8 @@ def test_rerun_of_an_unchanged_plan_executes_nothing(temporal: TemporalHarness) 
     assert (3, 0) == (first_activities, second_activities)
     assert {"brief": "cached", "prd": "cached", "glossary": "cached"} == statuses(second)
     assert {"hits": 3, "misses": 0, "hit_ratio": 1.0, "bytes_saved": 0} == (
-        second["cache"]["agent_output"])
+        second["cache"]["agent_output"]
+    )
 
 
 def test_a_changed_input_invalidates_its_agent_and_downstream(temporal: TemporalHarness) -> None:
@@ -70,13 +76,16 @@ def test_session_lifetime_entries_are_not_reused(temporal: TemporalHarness) -> N
     again, activities = run(temporal, text)
     assert 3 == activities
     assert {"hits": 0, "misses": 0, "hit_ratio": 0.0, "bytes_saved": 0} == (
-        again["cache"]["agent_output"])
+        again["cache"]["agent_output"]
+    )
 
 
 def test_snapshots_follow_the_plans_context_snapshot_cache_settings(
-        temporal: TemporalHarness) -> None:
+    temporal: TemporalHarness,
+) -> None:
     """By default every passed barrier stores a snapshot (bytes saved counted); size_limit 0
     or caching switched off: none, and no local activity marker in the history."""
+
     def snapshots(extra: str) -> tuple[list, int, dict]:
         text = PLAN.format(tag=uuid.uuid4().hex[:8], ttl="session_lifetime") + extra
         plan = compile_plan(loads_plan(text))
@@ -84,10 +93,12 @@ def test_snapshots_follow_the_plans_context_snapshot_cache_settings(
         async def body(handle):
             report = await handle.result()
             history = await handle.fetch_history()
-            markers = [e for e in history.events
-                       if e.HasField("marker_recorded_event_attributes")
-                       and e.marker_recorded_event_attributes.marker_name
-                       == "core_local_activity"]
+            markers = [
+                e
+                for e in history.events
+                if e.HasField("marker_recorded_event_attributes")
+                and e.marker_recorded_event_attributes.marker_name == "core_local_activity"
+            ]
             return report, len(markers)
 
         report, markers = temporal.with_plan(plan, body)
@@ -103,7 +114,7 @@ def test_snapshots_follow_the_plans_context_snapshot_cache_settings(
 def test_cache_counters_report_every_level_and_the_bytes_saved() -> None:
     """Counters from workflow and workers add up per level; bytes saved is the sum of the
     agent output and snapshot savings."""
-    from engine.cache_stats import CacheCounters
+    from pee.engine.report.cache_stats import CacheCounters
 
     counters = CacheCounters()
     counters.add({"template_render": {"hits": 1, "misses": 0}, "prefetch": {"hits": 2}})

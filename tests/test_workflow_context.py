@@ -21,11 +21,15 @@ from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
-from engine.compiled import CompiledAgent, CompiledPlan
-from engine.context import ContextPolicy, VersionedContext
-from engine.graph import compile_plan
-from engine.plan import load_plan
-from tests.conftest import (
+from pee.engine.compile.graph import compile_plan
+from pee.engine.compile.load import load_plan
+from pee.engine.compiled import CompiledAgent, CompiledPlan
+from pee.engine.rules.context import ContextPolicy, VersionedContext
+from pee.workflows.locks import READ, WRITE, ContextLimits, ContextLockTimeout
+from pee.workflows.plan_workflow import PlanWorkflow
+from pee.workflows.state import AgentState, GroupState, RunState, current_details
+from pee.workflows.types import ResolveConflict
+from tests.helpers import (
     TemporalHarness,
     agent_report,
     compiled_plan,
@@ -33,18 +37,16 @@ from tests.conftest import (
     group,
     group_report,
     sim,
+    until_status,
 )
-from workflows.locks import READ, WRITE, ContextLimits, ContextLockTimeout
-from workflows.plan_workflow import PlanWorkflow
-from workflows.state import AgentState, GroupState, RunState, current_details
-from workflows.types import ResolveConflict
 
 ROOT = Path(__file__).resolve().parent.parent
 Handle = WorkflowHandle[Any, Any]
 
 
-def agent(agent_id: str, group_id: str, duration_s: float, *, writes: tuple[str, ...] = (),
-          **kwargs: Any) -> CompiledAgent:
+def agent(
+    agent_id: str, group_id: str, duration_s: float, *, writes: tuple[str, ...] = (), **kwargs: Any
+) -> CompiledAgent:
     """A simulate agent that may also write shared keys."""
     built = sim(agent_id, group_id, duration_s, **kwargs)
     built.writes = list(writes)
@@ -56,10 +58,22 @@ def platform_plan(*, dev_group_timeout_s: float | None = None, **context: Any) -
     it; dev2 (dev's group) and docs do not."""
     plan = compiled_plan(
         [
-            agent("ux", "design", 1.0, inputs=["platform"], writes=("platform",),
-                  values={"platform": "mobile_first"}),
-            agent("arch", "design", 1.5, inputs=["platform"], writes=("platform",),
-                  values={"platform": "desktop_primary"}),
+            agent(
+                "ux",
+                "design",
+                1.0,
+                inputs=["platform"],
+                writes=("platform",),
+                values={"platform": "mobile_first"},
+            ),
+            agent(
+                "arch",
+                "design",
+                1.5,
+                inputs=["platform"],
+                writes=("platform",),
+                values={"platform": "desktop_primary"},
+            ),
             agent("dev", "build", 0.5, inputs=["platform"], echo_inputs=True),
             agent("dev2", "build", 0.3, inputs=["ux.out"]),
             agent("docs", "docs", 0.3, inputs=["ux.out"]),
@@ -74,19 +88,6 @@ def platform_plan(*, dev_group_timeout_s: float | None = None, **context: Any) -
     )
     plan.context = dict(context)
     return plan
-
-
-async def until(handle: Handle, ready: Callable[[dict[str, Any]], bool], what: str,
-                limit_s: float = 20.0) -> dict[str, Any]:
-    """Poll the status query until `ready(status)`; return that status."""
-    for _ in range(int(limit_s / 0.1)):
-        status = await handle.query(PlanWorkflow.status)
-        if ready(status):
-            return status
-        if status["status"] != "running":
-            break
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"never saw {what}")
 
 
 def blocked(agent_id: str) -> Callable[[dict[str, Any]], bool]:
@@ -113,10 +114,22 @@ def test_parallel_writes_to_different_parts_merge(temporal: TemporalHarness) -> 
     and the reader after them sees the merged value."""
     plan = compiled_plan(
         [
-            agent("ux", "g", 1.0, inputs=["spec"], writes=("spec",),
-                  values={"spec": {"ui": "cards", "api": "tbd"}}),
-            agent("arch", "g", 1.5, inputs=["spec"], writes=("spec",),
-                  values={"spec": {"ui": "tbd", "api": "rest"}}),
+            agent(
+                "ux",
+                "g",
+                1.0,
+                inputs=["spec"],
+                writes=("spec",),
+                values={"spec": {"ui": "cards", "api": "tbd"}},
+            ),
+            agent(
+                "arch",
+                "g",
+                1.5,
+                inputs=["spec"],
+                writes=("spec",),
+                values={"spec": {"ui": "tbd", "api": "rest"}},
+            ),
             agent("reader", "next", 0.1, inputs=["spec"], echo_inputs=True),
         ],
         [group("g", ["ux", "arch"]), group("next", ["reader"], ["g"])],
@@ -125,8 +138,11 @@ def test_parallel_writes_to_different_parts_merge(temporal: TemporalHarness) -> 
 
     async def body(handle: Handle) -> tuple[Any, ...]:
         report = await handle.result()
-        return (report, await handle.query(PlanWorkflow.context),
-                await handle.query(PlanWorkflow.context_history, "spec"))
+        return (
+            report,
+            await handle.query(PlanWorkflow.context),
+            await handle.query(PlanWorkflow.context_history, "spec"),
+        )
 
     report, context, history = temporal.with_plan(plan, body)
     assert report["conflicts"] == []
@@ -135,7 +151,10 @@ def test_parallel_writes_to_different_parts_merge(temporal: TemporalHarness) -> 
     outcomes = sorted(agent_report(report, a)["commits"]["spec"] for a in ("ux", "arch"))
     assert outcomes == ["fast_forward", "merged"]
     assert [(v["version"], v["origin"], v["writer"]) for v in history] == [
-        (1, "input", "plan"), (2, "write", "ux"), (3, "merge", "arch")]
+        (1, "input", "plan"),
+        (2, "write", "ux"),
+        (3, "merge", "arch"),
+    ]
     assert "value" not in history[0]
     assert report["context_versions"]["spec"] == 3
     assert event_index(report, "context_merged", "spec") >= 0
@@ -165,7 +184,8 @@ def test_a_running_agent_keeps_its_snapshot(temporal: TemporalHarness) -> None:
 
     report, context, tasks = temporal.with_plan(plan, body)
     assert event_index(report, "agent_succeeded", "writer") < event_index(
-        report, "agent_succeeded", "reader")
+        report, "agent_succeeded", "reader"
+    )
     assert context["topic"] == "v2"
     assert context["reader.out"]["inputs"] == {"topic": "v1"}
     vectors = {task["agent"]["id"]: task["snapshot_versions"] for task in tasks}
@@ -177,52 +197,72 @@ def test_a_running_agent_keeps_its_snapshot(temporal: TemporalHarness) -> None:
 
 
 def test_conflict_blocks_only_its_readers_until_resolved_by_update(
-        temporal: TemporalHarness) -> None:
+    temporal: TemporalHarness,
+) -> None:
     """An unmergeable write opens c1; dev (reads platform) is blocked while dev2 and docs carry
     on; dev's group deadline stands still meanwhile; an update resolves c1 and dev runs with the
     chosen value."""
     plan = platform_plan(dev_group_timeout_s=1.0)
 
     async def body(handle: Handle) -> tuple[Any, ...]:
-        during = await until(handle, lambda s: blocked("dev")(s)
-                             and s["agents"]["docs"]["status"] == "succeeded"
-                             and s["agents"]["dev2"]["status"] == "succeeded",
-                             "dev blocked while docs and dev2 finish")
+        during = await until_status(
+            handle,
+            lambda s: (
+                blocked("dev")(s)
+                and s["agents"]["docs"]["status"] == "succeeded"
+                and s["agents"]["dev2"]["status"] == "succeeded"
+            ),
+            "dev blocked while docs and dev2 finish",
+        )
         # longer than dev's group deadline: a running clock would have cut dev short by now
         await asyncio.sleep(1.5)
         conflicts = await handle.query(PlanWorkflow.conflicts)
-        metadata = await handle.query("__temporal_workflow_metadata",
-                                      result_type=WorkflowMetadata)
+        metadata = await handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
         resolved = await handle.execute_update(
             PlanWorkflow.resolve_conflict,
-            ResolveConflict("c1", "incoming", expected_version=conflicts[0]["current_version"],
-                            by="alice"))
+            ResolveConflict(
+                "c1", "incoming", expected_version=conflicts[0]["current_version"], by="alice"
+            ),
+        )
         report = await handle.result()
-        return during, conflicts, metadata.current_details, resolved, report, \
-            await handle.query(PlanWorkflow.context)
+        return (
+            during,
+            conflicts,
+            metadata.current_details,
+            resolved,
+            report,
+            await handle.query(PlanWorkflow.context),
+        )
 
     during, conflicts, details, resolved, report, context = temporal.with_plan(plan, body)
     dev = agent_report(during, "dev")
     assert (dev["status"], dev["blocked_on"]) == ("blocked", ["c1"])
     (c1,) = conflicts
-    assert (c1["id"], c1["key"], c1["kind"], c1["status"]) == ("c1", "platform", "write_write",
-                                                               "open")
+    assert (c1["id"], c1["key"], c1["kind"], c1["status"]) == (
+        "c1",
+        "platform",
+        "write_write",
+        "open",
+    )
     assert (c1["current_version"], c1["writers"], c1["blocked_agents"]) == (
-        2, ["ux", "arch"], ["dev"])
-    assert (c1["base"], c1["current"], c1["incoming"]) == ("web", "mobile_first",
-                                                           "desktop_primary")
+        2,
+        ["ux", "arch"],
+        ["dev"],
+    )
+    assert (c1["base"], c1["current"], c1["incoming"]) == ("web", "mobile_first", "desktop_primary")
     assert "**Open conflicts: 1**" in details
     assert f"pee resolve {report['workflow_id']} c1 --choice incoming" in details
-    assert (f"temporal workflow update execute --workflow-id {report['workflow_id']} --name "
-            "resolve_conflict --input '{\"conflict_id\": \"c1\", \"choice\": \"incoming\", "
-            "\"expected_version\": 2}'") in details
+    assert (
+        f"temporal workflow update execute --workflow-id {report['workflow_id']} --name "
+        'resolve_conflict --input \'{"conflict_id": "c1", "choice": "incoming", '
+        '"expected_version": 2}\''
+    ) in details
     assert resolution(resolved) == ("resolved", "incoming", "alice", "desktop_primary")
     assert report["status"] == "completed"
     assert context["platform"] == "desktop_primary"
     assert context["dev.out"]["inputs"] == {"platform": "desktop_primary"}
     dev = agent_report(report, "dev")
-    assert (dev["status"], dev["blocked_on"], dev["snapshot"]) == (
-        "succeeded", [], {"platform": 3})
+    assert (dev["status"], dev["blocked_on"], dev["snapshot"]) == ("succeeded", [], {"platform": 3})
     assert dev["blocked_s"] >= 1.5
     build = group_report(report, "build")
     assert [h["decision"] for h in build["barrier"]["history"]] == ["all_completed"]
@@ -230,8 +270,11 @@ def test_conflict_blocks_only_its_readers_until_resolved_by_update(
     (c1,) = report["conflicts"]
     assert resolution(c1) == ("resolved", "incoming", "alice", "desktop_primary")
     assert c1["current_version"] == 3 and c1["resolved_at"] is not None
-    assert event_index(report, "agent_succeeded", "docs") < event_index(
-        report, "conflict_resolved", "c1") < event_index(report, "agent_started", "dev")
+    assert (
+        event_index(report, "agent_succeeded", "docs")
+        < event_index(report, "conflict_resolved", "c1")
+        < event_index(report, "agent_started", "dev")
+    )
 
 
 def test_invalid_updates_are_rejected_without_a_trace(temporal: TemporalHarness) -> None:
@@ -249,19 +292,25 @@ def test_invalid_updates_are_rejected_without_a_trace(temporal: TemporalHarness)
         return "accepted"
 
     async def body(handle: Handle) -> tuple[Any, ...]:
-        await until(handle, blocked("dev"), "dev blocked")
-        messages = [await attempt(handle, request) for request in (
-            ResolveConflict("c9", "current"),
-            ResolveConflict("c1", "theirs"),
-            ResolveConflict("c1", "value"),
-            ResolveConflict("c1", "current", expected_version=1),
-            ResolveConflict("c1", "value", value="responsive", expected_version=2),
-            ResolveConflict("c1", "incoming", expected_version=3),
-        )]
+        await until_status(handle, blocked("dev"), "dev blocked")
+        messages = [
+            await attempt(handle, request)
+            for request in (
+                ResolveConflict("c9", "current"),
+                ResolveConflict("c1", "theirs"),
+                ResolveConflict("c1", "value"),
+                ResolveConflict("c1", "current", expected_version=1),
+                ResolveConflict("c1", "value", value="responsive", expected_version=2),
+                ResolveConflict("c1", "incoming", expected_version=3),
+            )
+        ]
         report = await handle.result()
         history = await handle.fetch_history()
-        accepted = [e for e in history.events
-                    if e.HasField("workflow_execution_update_accepted_event_attributes")]
+        accepted = [
+            e
+            for e in history.events
+            if e.HasField("workflow_execution_update_accepted_event_attributes")
+        ]
         return messages, report, len(accepted)
 
     messages, report, accepted = temporal.with_plan(plan, body)
@@ -276,18 +325,20 @@ def test_invalid_updates_are_rejected_without_a_trace(temporal: TemporalHarness)
     assert report["rejected_resolutions"] == []
 
 
-def test_resolution_by_signal_and_an_invalid_signal_is_reported(
-        temporal: TemporalHarness) -> None:
+def test_resolution_by_signal_and_an_invalid_signal_is_reported(temporal: TemporalHarness) -> None:
     """A signal resolves c1 (fire and forget); an invalid one before it is logged and listed in
     the report's rejected_resolutions, and the run goes on."""
     plan = platform_plan()
 
     async def body(handle: Handle) -> dict[str, Any]:
-        await until(handle, blocked("dev"), "dev blocked")
-        await handle.signal(PlanWorkflow.resolve_conflict_signal,
-                            ResolveConflict("c7", "current", by="bob"))
-        await handle.signal(PlanWorkflow.resolve_conflict_signal,
-                            ResolveConflict("c1", "current", expected_version=2, by="bob"))
+        await until_status(handle, blocked("dev"), "dev blocked")
+        await handle.signal(
+            PlanWorkflow.resolve_conflict_signal, ResolveConflict("c7", "current", by="bob")
+        )
+        await handle.signal(
+            PlanWorkflow.resolve_conflict_signal,
+            ResolveConflict("c1", "current", expected_version=2, by="bob"),
+        )
         return await handle.result()
 
     report = temporal.with_plan(plan, body)
@@ -299,15 +350,20 @@ def test_resolution_by_signal_and_an_invalid_signal_is_reported(
     assert agent_report(report, "dev")["status"] == "succeeded"
 
 
-@pytest.mark.parametrize(("policy", "status", "value"), [
-    ("keep_current", "completed", "mobile_first"),
-    ("keep_incoming", "completed", "desktop_primary"),
-    ("fail", "failed", None),
-])
-def test_conflict_timeout_policy(temporal: TemporalHarness, policy: str, status: str,
-                                 value: str | None) -> None:
+@pytest.mark.parametrize(
+    ("policy", "status", "value"),
+    [
+        ("keep_current", "completed", "mobile_first"),
+        ("keep_incoming", "completed", "desktop_primary"),
+        ("fail", "failed", None),
+    ],
+)
+def test_conflict_timeout_policy(
+    time_skipping: TemporalHarness, policy: str, status: str, value: str | None
+) -> None:
     """Nobody resolves c1: after conflict_timeout the plan's policy keeps the current or the
-    incoming value (dev then runs with it), or fails the run naming the conflict."""
+    incoming value (dev then runs with it), or fails the run naming the conflict. On the
+    time-skipping server: once dev2 and docs are done, nothing but the conflict timer is left."""
     plan = platform_plan(conflict_timeout=1.5, timeout_policy=policy)
 
     async def body(handle: Handle) -> tuple[Any, ...]:
@@ -316,11 +372,14 @@ def test_conflict_timeout_policy(temporal: TemporalHarness, policy: str, status:
         except WorkflowFailureError as err:
             return err.cause.details[0], err.cause  # type: ignore[union-attr]
 
-    report, error = temporal.with_plan(plan, body)
+    report, error = time_skipping.with_plan(plan, body)
     assert report["status"] == status
     (c1,) = report["conflicts"]
     assert (c1["status"], c1["resolution"]["choice"], c1["resolution"]["by"]) == (
-        "timed_out", policy, "conflict_timeout")
+        "timed_out",
+        policy,
+        "conflict_timeout",
+    )
     dev = agent_report(report, "dev")
     if error is None:
         assert c1["resolution"]["value"] == value
@@ -339,16 +398,22 @@ def ownership_plan(violation: str) -> CompiledPlan:
     plan = compiled_plan(
         [
             agent("pm", "g", 0.3, writes=("requirements",), values={"requirements": ["login"]}),
-            agent("ux", "g", 0.8, writes=("requirements", "pm.out"),
-                  values={"requirements": ["dark mode"], "pm.out": "mine now"}),
+            agent(
+                "ux",
+                "g",
+                0.8,
+                writes=("requirements", "pm.out"),
+                values={"requirements": ["dark mode"], "pm.out": "mine now"},
+            ),
             agent("dev", "next", 0.1, inputs=["requirements"], echo_inputs=True),
         ],
         [group("g", ["pm", "ux"]), group("next", ["dev"], ["g"])],
     )
     plan.context = {
         "ownership_violation": violation,
-        "resolution_mechanisms": {"conflict_prevention": {
-            "ownership_rules": {"pm": ["requirements"]}}},
+        "resolution_mechanisms": {
+            "conflict_prevention": {"ownership_rules": {"pm": ["requirements"]}}
+        },
     }
     return plan
 
@@ -363,10 +428,15 @@ def test_ownership_violation_is_rejected_with_an_alert(temporal: TemporalHarness
     report, context = temporal.with_plan(ownership_plan("reject"), body)
     assert report["status"] == "completed"
     assert agent_report(report, "ux")["commits"] == {
-        "ux.out": "created", "requirements": "rejected", "pm.out": "rejected"}
+        "ux.out": "created",
+        "requirements": "rejected",
+        "pm.out": "rejected",
+    }
     assert (context["requirements"], context["pm.out"]["agent"]) == (["login"], "pm")
     assert [(w["agent"], w["key"], w["owner"]) for w in report["rejected_writes"]] == [
-        ("ux", "requirements", "pm"), ("ux", "pm.out", "pm")]
+        ("ux", "requirements", "pm"),
+        ("ux", "pm.out", "pm"),
+    ]
     critical = [a["message"] for a in report["alerts"] if a["level"] == "critical"]
     assert critical == [
         "write rejected: 'ux' may not write 'requirements': 'pm' owns it",
@@ -380,15 +450,18 @@ def test_ownership_violation_as_a_conflict(temporal: TemporalHarness) -> None:
     block the key's reader until a person lets it through."""
 
     async def body(handle: Handle) -> tuple[Any, ...]:
-        await until(handle, blocked("dev"), "dev blocked")
+        await until_status(handle, blocked("dev"), "dev blocked")
         conflicts = await handle.query(PlanWorkflow.conflicts)
-        await handle.execute_update(PlanWorkflow.resolve_conflict,
-                                    ResolveConflict("c1", "incoming", expected_version=1))
+        await handle.execute_update(
+            PlanWorkflow.resolve_conflict, ResolveConflict("c1", "incoming", expected_version=1)
+        )
         return conflicts, await handle.result(), await handle.query(PlanWorkflow.context)
 
     conflicts, report, context = temporal.with_plan(ownership_plan("conflict"), body)
     assert [(c["id"], c["key"], c["kind"], c["blocked_agents"]) for c in conflicts] == [
-        ("c1", "requirements", "ownership", ["dev"]), ("c2", "pm.out", "ownership", [])]
+        ("c1", "requirements", "ownership", ["dev"]),
+        ("c2", "pm.out", "ownership", []),
+    ]
     assert context["dev.out"]["inputs"] == {"requirements": ["dark mode"]}
     # c2 blocked nobody: the run ends without waiting for it, and says so
     assert [c["status"] for c in report["conflicts"]] == ["resolved", "open"]
@@ -406,23 +479,39 @@ def test_consistency_rule_violation_opens_a_conflict(temporal: TemporalHarness) 
         ],
         [group("g", ["ux", "arch"]), group("next", ["dev"], ["g"])],
     )
-    plan.context = {"consistency_rules": [{"keys": ["ux.platform", "arch.platform"],
-                                           "must": "equal", "message": "platforms differ"}]}
+    plan.context = {
+        "consistency_rules": [
+            {
+                "keys": ["ux.platform", "arch.platform"],
+                "must": "equal",
+                "message": "platforms differ",
+            }
+        ]
+    }
 
     async def body(handle: Handle) -> tuple[Any, ...]:
-        await until(handle, blocked("dev"), "dev blocked")
+        await until_status(handle, blocked("dev"), "dev blocked")
         (c1,) = await handle.query(PlanWorkflow.conflicts)
         await handle.execute_update(
             PlanWorkflow.resolve_conflict,
-            ResolveConflict("c1", "value", value="responsive",
-                            expected_version=c1["current_version"]))
+            ResolveConflict(
+                "c1", "value", value="responsive", expected_version=c1["current_version"]
+            ),
+        )
         return c1, await handle.result(), await handle.query(PlanWorkflow.context)
 
     c1, report, context = temporal.with_plan(plan, body)
     assert (c1["kind"], c1["key"], c1["paths"], c1["message"]) == (
-        "consistency", "ux.platform", ["ux.platform", "arch.platform"], "platforms differ")
+        "consistency",
+        "ux.platform",
+        ["ux.platform", "arch.platform"],
+        "platforms differ",
+    )
     assert (c1["current"], c1["incoming"], c1["blocked_agents"]) == (
-        "mobile", {"arch.platform": "desktop"}, ["dev"])
+        "mobile",
+        {"arch.platform": "desktop"},
+        ["dev"],
+    )
     assert (context["ux.platform"], context["arch.platform"]) == ("responsive", "responsive")
     assert context["dev.out"]["inputs"] == {"arch.platform": "responsive"}
     assert report["status"] == "completed"
@@ -438,20 +527,27 @@ def test_conflict_demo_plan_end_to_end(temporal: TemporalHarness) -> None:
     chosen = {"target": "responsive", "offline": False}
 
     async def body(handle: Handle) -> tuple[Any, ...]:
-        during = await until(handle, lambda s: blocked("developer")(s)
-                             and s["agents"]["docs"]["status"] == "succeeded",
-                             "developer blocked, docs done")
+        during = await until_status(
+            handle,
+            lambda s: blocked("developer")(s) and s["agents"]["docs"]["status"] == "succeeded",
+            "developer blocked, docs done",
+        )
         (c1,) = await handle.query(PlanWorkflow.conflicts)
         await handle.execute_update(
             PlanWorkflow.resolve_conflict,
-            ResolveConflict(c1["id"], "value", value=chosen,
-                            expected_version=c1["current_version"], by="demo"))
+            ResolveConflict(
+                c1["id"], "value", value=chosen, expected_version=c1["current_version"], by="demo"
+            ),
+        )
         return during, c1, await handle.result(), await handle.query(PlanWorkflow.context)
 
     during, c1, report, context = temporal.with_plan(plan, body, time_scale=0.5)
     assert during["status"] == "running"
-    assert (c1["key"], c1["writers"], c1["paths"]) == ("platform", ["ux_expert", "architect"],
-                                                       ["$.target"])
+    assert (c1["key"], c1["writers"], c1["paths"]) == (
+        "platform",
+        ["ux_expert", "architect"],
+        ["$.target"],
+    )
     assert report["status"] == "completed"
     assert resolution(report["conflicts"][0]) == ("resolved", "value", "demo", chosen)
     assert context["platform"] == chosen
@@ -467,35 +563,54 @@ def test_conflict_demo_plan_end_to_end(temporal: TemporalHarness) -> None:
 def test_current_details_name_open_conflicts_and_the_commands() -> None:
     """While a conflict is open the details say the run waits for a person (since when, on
     what), list the conflict, who it blocks, and both resolve commands."""
-    plan = compiled_plan([sim("dev", "g", 1.0, inputs=["platform"])], [group("g", ["dev"])],
-                         name="demo")
+    plan = compiled_plan(
+        [sim("dev", "g", 1.0, inputs=["platform"])], [group("g", ["dev"])], name="demo"
+    )
     store = VersionedContext(ContextPolicy())
     store.commit("ux", "platform", "mobile", 0, "t1")
     store.commit("arch", "platform", "desktop", 0, "t2")
-    run = RunState(plan=plan, started=datetime(2025, 1, 1, tzinfo=UTC), time_scale=1.0,
-                   agents={"dev": AgentState("blocked", blocked_on=["c1"],
-                                             blocked_since_s=1.0)},
-                   groups={"g": GroupState("running", 0.0, paused_since_s=1.0)}, context=store)
+    run = RunState(
+        plan=plan,
+        started=datetime(2025, 1, 1, tzinfo=UTC),
+        time_scale=1.0,
+        agents={"dev": AgentState("blocked", blocked_on=["c1"], blocked_since_s=1.0)},
+        groups={"g": GroupState("running", 0.0, paused_since_s=1.0)},
+        context=store,
+    )
     text = current_details(run, 2.0, "wf-1")
-    assert text.startswith("**demo**: waiting for a person since 2025-01-01T00:00:01.000+00:00 "
-                           "(1.0 s as of 2025-01-01T00:00:02.000+00:00): conflict c1 blocks dev")
+    assert text.startswith(
+        "**demo**: waiting for a person since 2025-01-01T00:00:01.000+00:00 "
+        "(1.0 s as of 2025-01-01T00:00:02.000+00:00): conflict c1 blocks dev"
+    )
     assert "group `g` running: dev blocked, deadline paused" in text
     assert "`c1` on `platform` (write_write, version 1, writers ux, arch, opened t2)" in text
     assert "blocking: dev" in text
     assert "`pee resolve wf-1 c1 --choice incoming --expected-version 1`" in text
-    assert ("`temporal workflow update execute --workflow-id wf-1 --name resolve_conflict "
-            "--input '{\"conflict_id\": \"c1\", \"choice\": \"incoming\", "
-            "\"expected_version\": 1}' --config-file .temporal/temporal.toml") in text
-    assert ("`Web UI: More Actions → Send a Signal, name resolve_conflict, data "
-            "{\"conflict_id\": \"c1\", \"choice\": \"incoming\", \"expected_version\": 1}`"
-            ) in text
+    assert (
+        "`temporal workflow update execute --workflow-id wf-1 --name resolve_conflict "
+        '--input \'{"conflict_id": "c1", "choice": "incoming", '
+        '"expected_version": 1}\' --config-file .temporal/temporal.toml'
+    ) in text
+    assert (
+        "`Web UI: More Actions → Send a Signal, name resolve_conflict, data "
+        '{"conflict_id": "c1", "choice": "incoming", "expected_version": 1}`'
+    ) in text
 
 
 def test_context_limits_count_slots_and_waits() -> None:
     """Slots are counted per kind up to the plan's limits; waits add up per agent."""
     limits = ContextLimits.from_resources(
-        {"resource_pool": {"context_store": {"concurrent_readers": 2, "concurrent_writers": 1,
-                                             "lock_timeout": 10.0}}}, 0.5)
+        {
+            "resource_pool": {
+                "context_store": {
+                    "concurrent_readers": 2,
+                    "concurrent_writers": 1,
+                    "lock_timeout": 10.0,
+                }
+            }
+        },
+        0.5,
+    )
     assert (limits.readers, limits.writers, limits.lock_timeout_s) == (2, 1, 5.0)
     limits.take(WRITE)
     assert not limits.free(WRITE) and limits.free(READ)
@@ -510,4 +625,3 @@ def test_context_limits_count_slots_and_waits() -> None:
     limits.waited("b", 1.0)
     assert (limits.wait_s("a"), limits.wait_s()) == (0.75, 1.75)
     assert ContextLimits.from_resources({}, 1.0).readers == 5
-

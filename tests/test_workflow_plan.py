@@ -6,7 +6,6 @@ Barrier branches have their own file (test_workflow_barrier.py).
 
 from __future__ import annotations
 
-import asyncio
 import json
 from datetime import datetime
 from typing import Any
@@ -15,26 +14,19 @@ import pytest
 from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ApplicationError, CancelledError
 
-from tests.conftest import (
+from pee.workflows.plan_workflow import PlanWorkflow
+from tests.helpers import (
     NO_RETRY,
     TemporalHarness,
     agent_report,
+    agent_running,
     compiled_plan,
     event_index,
     group,
     group_report,
     sim,
+    until_status,
 )
-from workflows.plan_workflow import PlanWorkflow
-
-
-async def wait_until_running(handle: WorkflowHandle[Any, Any], agent_id: str) -> dict[str, Any]:
-    for _ in range(200):
-        status = await handle.query(PlanWorkflow.status)
-        if agent_report(status, agent_id)["status"] == "running":
-            return status
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{agent_id} never ran")
 
 
 def test_fast_branch_runs_ahead_of_an_unrelated_slow_branch(temporal: TemporalHarness) -> None:
@@ -70,52 +62,116 @@ def test_report_has_the_contract_shape(temporal: TemporalHarness) -> None:
     """The result carries ids, ISO 8601 times, per-agent and per-group entries keyed by id in
     plan order, a barrier record per group, the actual critical path and an efficiency."""
     plan = compiled_plan(
-        [sim("a", "g1", 0.2), sim("b", "g2", 0.2, inputs=["a.out"]), sim("c", "g2", 0.1,
-                                                                          inputs=["a.out"])],
+        [
+            sim("a", "g1", 0.2),
+            sim("b", "g2", 0.2, inputs=["a.out"]),
+            sim("c", "g2", 0.1, inputs=["a.out"]),
+        ],
         [group("g1", ["a"]), group("g2", ["b", "c"], ["g1"], timeout_s=20.0)],
     )
     report = temporal.execute(plan, time_scale=1.0)
     # the JSON payload converter sorts keys: compare key sets, not order
-    assert sorted(report) == sorted([
-        "workflow_id", "run_id", "plan", "status", "error", "time_scale", "started_at",
-        "finished_at", "makespan_s", "estimated_makespan_s", "sequential_s", "agents", "groups",
-        "alerts", "critical_path", "parallel_efficiency", "events",
-        # the versioned context (issue 4)
-        "conflicts", "context_versions", "rejected_resolutions", "rejected_writes",
-        "context_lock_wait_s",
-        # resource admission (issue 6)
-        "resources",
-        # cross-validation quality metric (issue 5)
-        "output_quality_scores",
-        # the agent output cache and resume (issue 7)
-        "cache", "resumed_from", "snapshots",
-        # context snapshots after barriers, and the one a resume read (issue 7)
-        "context_snapshots", "resumed_snapshot",
-        # critical-path analysis of the finished run (issue 8)
-        "bottlenecks",
-        # the runs it continued as new from (issue 9)
-        "earlier_runs",
-    ])
+    assert sorted(report) == sorted(
+        [
+            "workflow_id",
+            "run_id",
+            "plan",
+            "status",
+            "error",
+            "time_scale",
+            "started_at",
+            "finished_at",
+            "makespan_s",
+            "estimated_makespan_s",
+            "sequential_s",
+            "agents",
+            "groups",
+            "alerts",
+            "critical_path",
+            "parallel_efficiency",
+            "events",
+            # the versioned context (issue 4)
+            "conflicts",
+            "context_versions",
+            "rejected_resolutions",
+            "rejected_writes",
+            "context_lock_wait_s",
+            # resource admission (issue 6)
+            "resources",
+            # cross-validation quality metric (issue 5)
+            "output_quality_scores",
+            # the agent output cache and resume (issue 7)
+            "cache",
+            "resumed_from",
+            "snapshots",
+            # context snapshots after barriers, and the one a resume read (issue 7)
+            "context_snapshots",
+            "resumed_snapshot",
+            # critical-path analysis of the finished run (issue 8)
+            "bottlenecks",
+            # the runs it continued as new from (issue 9)
+            "earlier_runs",
+        ]
+    )
     assert (report["plan"], report["status"], report["error"]) == ("test-plan", "completed", None)
     assert sorted(report["agents"]) == ["a", "b", "c"]
     assert sorted(report["groups"]) == ["g1", "g2"]
     b = report["agents"]["b"]
-    assert sorted(b) == sorted([
-        "status", "group", "role", "kind", "started_at", "finished_at", "duration_s", "attempts",
-        "outputs", "defaulted_outputs", "missing_inputs", "error", "progress", "last_progress_at",
-        "blocked_on", "blocked_since", "blocked_s", "snapshot", "commits", "context_lock_wait_s",
-        "queue_wait_s", "cached", "resumed",
-        # the worker's measures of the successful attempt (issue 8: network_latency_impact)
-        "attempt_s", "io_wait_s",
-    ])
+    assert sorted(b) == sorted(
+        [
+            "status",
+            "group",
+            "role",
+            "kind",
+            "started_at",
+            "finished_at",
+            "duration_s",
+            "attempts",
+            "outputs",
+            "defaulted_outputs",
+            "missing_inputs",
+            "error",
+            "progress",
+            "last_progress_at",
+            "blocked_on",
+            "blocked_since",
+            "blocked_s",
+            "snapshot",
+            "commits",
+            "context_lock_wait_s",
+            "queue_wait_s",
+            "cached",
+            "resumed",
+            # the worker's measures of the successful attempt (issue 8: network_latency_impact)
+            "attempt_s",
+            "io_wait_s",
+        ]
+    )
     assert (b["status"], b["group"], b["kind"], b["attempts"], b["outputs"]) == (
-        "succeeded", "g2", "simulate", 1, ["out"])
+        "succeeded",
+        "g2",
+        "simulate",
+        1,
+        ["out"],
+    )
     started, finished = (datetime.fromisoformat(b[k]) for k in ("started_at", "finished_at"))
     assert started <= finished and started.tzinfo is not None
     g2 = report["groups"]["g2"]
-    assert sorted(g2) == sorted(["status", "agents", "depends_on", "parallel", "started_at",
-                                 "finished_at", "deadline_at", "paused_s", "cross_validation",
-                                 "resumed", "barrier"])
+    assert sorted(g2) == sorted(
+        [
+            "status",
+            "agents",
+            "depends_on",
+            "parallel",
+            "started_at",
+            "finished_at",
+            "deadline_at",
+            "paused_s",
+            "cross_validation",
+            "resumed",
+            "barrier",
+        ]
+    )
     assert (g2["status"], g2["agents"], g2["depends_on"]) == ("succeeded", ["b", "c"], ["g1"])
     assert g2["deadline_at"] is not None and report["groups"]["g1"]["deadline_at"] is None
     assert g2["barrier"]["decision"] == "all_completed"
@@ -124,12 +180,19 @@ def test_report_has_the_contract_shape(temporal: TemporalHarness) -> None:
     assert 0.0 < report["parallel_efficiency"] <= 1.0
     assert report["alerts"] == []
     assert (report["conflicts"], report["rejected_resolutions"], report["rejected_writes"]) == (
-        [], [], [])
+        [],
+        [],
+        [],
+    )
     assert report["context_versions"] == {"a.out": 1, "b.out": 1, "c.out": 1}
     assert (b["snapshot"], b["commits"], b["blocked_on"]) == (
-        {"a.out": 1}, {"b.out": "created"}, [])
+        {"a.out": 1},
+        {"b.out": "created"},
+        [],
+    )
     assert datetime.fromisoformat(report["finished_at"]) >= datetime.fromisoformat(
-        report["started_at"])
+        report["started_at"]
+    )
 
 
 def test_parallel_group_starts_its_agents_together(temporal: TemporalHarness) -> None:
@@ -154,9 +217,12 @@ def test_sequential_group_runs_agents_in_list_order(temporal: TemporalHarness) -
     report = temporal.execute(plan)
     order = [(e["event"], e["id"]) for e in report["events"] if e["event"].startswith("agent")]
     assert order == [
-        ("agent_started", "z"), ("agent_succeeded", "z"),
-        ("agent_started", "y"), ("agent_succeeded", "y"),
-        ("agent_started", "x"), ("agent_succeeded", "x"),
+        ("agent_started", "z"),
+        ("agent_succeeded", "z"),
+        ("agent_started", "y"),
+        ("agent_succeeded", "y"),
+        ("agent_started", "x"),
+        ("agent_succeeded", "x"),
     ]
 
 
@@ -192,7 +258,9 @@ def test_status_query_reports_running_and_pending_work(temporal: TemporalHarness
     )
 
     async def body(handle: WorkflowHandle[Any, Any]) -> tuple[Any, ...]:
-        status = await wait_until_running(handle, "first")
+        status = await until_status(
+            handle, agent_running("first"), "first running", interval_s=0.05
+        )
         compiled = await handle.query(PlanWorkflow.plan)
         await handle.result()
         return status, await handle.query(PlanWorkflow.status), compiled
@@ -205,15 +273,21 @@ def test_status_query_reports_running_and_pending_work(temporal: TemporalHarness
     assert agent_report(during, "second")["status"] == "pending"
     assert after["status"] == "completed"
     assert [a["status"] for a in after["agents"].values()] == ["succeeded", "succeeded"]
-    assert compiled == plan.to_dict()
+    assert compiled == json.loads(plan.to_json())
 
 
 def test_plan_inputs_and_optional_inputs_reach_the_snapshot(temporal: TemporalHarness) -> None:
     """Run inputs override plan inputs; an optional input not yet produced is simply absent."""
     plan = compiled_plan(
         [
-            sim("reader", "g1", 0.1, inputs=["topic"], optional_inputs=["late.out"],
-                echo_inputs=True),
+            sim(
+                "reader",
+                "g1",
+                0.1,
+                inputs=["topic"],
+                optional_inputs=["late.out"],
+                echo_inputs=True,
+            ),
             sim("late", "g2", 0.1),
         ],
         [group("g1", ["reader"]), group("g2", ["late"], ["g1"])],
@@ -236,7 +310,7 @@ def test_cancelling_the_run_cancels_running_agents(temporal: TemporalHarness) ->
     )
 
     async def body(handle: WorkflowHandle[Any, Any]) -> dict[str, Any]:
-        await wait_until_running(handle, "busy")
+        await until_status(handle, agent_running("busy"), "busy running", interval_s=0.05)
         await handle.cancel()
         with pytest.raises(WorkflowFailureError) as caught:
             await handle.result()

@@ -12,20 +12,23 @@ from typing import Any
 import pytest
 from temporalio.client import WorkflowFailureError
 
-from activities.snapshot_cache import SnapshotCache
-from runtime.inspect import report_from_failure
-from runtime.resume import ResumeError, last_snapshot, load_resume, resume_input
-from tests.conftest import NO_RETRY, TemporalHarness, compiled_plan, group, sim
-from workflows.plan_workflow import PlanWorkflow, rerun_groups
-from workflows.types import ResumeFrom
+from pee.activities.snapshot_cache import SnapshotCache
+from pee.runtime.inspect import report_from_failure
+from pee.runtime.resume import ResumeError, last_snapshot, load_resume, resume_input
+from pee.workflows.plan_workflow import PlanWorkflow, rerun_groups
+from pee.workflows.types import ResumeFrom
+from tests.helpers import NO_RETRY, TemporalHarness, compiled_plan, group, sim
 
 
 def plan(name: str, broken: bool) -> Any:
     failing = {"fail_times": "always", "retry": NO_RETRY} if broken else {}
     return compiled_plan(
-        [sim("a", "g1", 0.1), sim("b", "g1", 0.1),
-         sim("c", "g2", 0.1, inputs=["a.out"], **failing),
-         sim("d", "g3", 0.1, inputs=["c.out"])],
+        [
+            sim("a", "g1", 0.1),
+            sim("b", "g1", 0.1),
+            sim("c", "g2", 0.1, inputs=["a.out"], **failing),
+            sim("d", "g3", 0.1, inputs=["c.out"]),
+        ],
         [group("g1", ["a", "b"]), group("g2", ["c"], ["g1"]), group("g3", ["d"], ["g2"])],
         name=name,
     )
@@ -33,13 +36,17 @@ def plan(name: str, broken: bool) -> Any:
 
 def executed(history: Any) -> list[str]:
     """Activity ids of the run_agent activities the run scheduled, in order."""
-    return [e.activity_task_scheduled_event_attributes.activity_id for e in history.events
-            if e.HasField("activity_task_scheduled_event_attributes")
-            and e.activity_task_scheduled_event_attributes.activity_type.name == "run_agent"]
+    return [
+        e.activity_task_scheduled_event_attributes.activity_id
+        for e in history.events
+        if e.HasField("activity_task_scheduled_event_attributes")
+        and e.activity_task_scheduled_event_attributes.activity_type.name == "run_agent"
+    ]
 
 
-def failed_run(temporal: TemporalHarness, name: str, prepare: Any = None,
-               notes: list[str] | None = None) -> tuple[dict, dict, ResumeFrom]:
+def failed_run(
+    temporal: TemporalHarness, name: str, prepare: Any = None, notes: list[str] | None = None
+) -> tuple[dict, dict, ResumeFrom]:
     """Run 1 (g2 fails): its report, its context, and the ResumeFrom the starter builds
     (after ``prepare(report)``, when given, has had its way with the snapshot cache)."""
     broken = plan(name, broken=True)
@@ -77,7 +84,8 @@ def test_resume_skips_passed_groups_and_reuses_their_values(temporal: TemporalHa
     assert ["c", "d"] == activities
     assert resume.workflow_id == report["resumed_from"]
     assert {"a": True, "b": True, "c": False, "d": False} == {
-        agent_id: entry["resumed"] for agent_id, entry in report["agents"].items()}
+        agent_id: entry["resumed"] for agent_id, entry in report["agents"].items()
+    }
     assert "succeeded" == report["groups"]["g1"]["status"]
     assert report["groups"]["g1"]["resumed"]
     # the reused values are run 1's, byte for byte, and so is g1's snapshot hash
@@ -88,9 +96,9 @@ def test_resume_skips_passed_groups_and_reuses_their_values(temporal: TemporalHa
 
 def report_context(temporal: TemporalHarness, report: dict) -> dict:
     async def go():
-        handle = temporal.client.get_workflow_handle(report["workflow_id"],
-                                                     run_id=report["run_id"])
-        from runtime.worker import build_worker
+        handle = temporal.client.get_workflow_handle(report["workflow_id"], run_id=report["run_id"])
+        from pee.runtime.worker import build_worker
+
         description = await handle.describe()
         async with build_worker(temporal.client, description.task_queue, activities=False):
             return await handle.query(PlanWorkflow.context)
@@ -119,9 +127,14 @@ def test_rerun_groups_is_the_group_and_its_transitive_dependents() -> None:
 def test_resume_input_takes_the_passed_groups_and_refuses_an_unknown_group() -> None:
     """Only groups that passed (succeeded or partial) are reused; a typo'd group is an error."""
     compiled = plan("p", broken=False)
-    report = {"run_id": "r1", "groups": {"g1": {"status": "partial"},
-                                         "g2": {"status": "failed"},
-                                         "g3": {"status": "cancelled"}}}
+    report = {
+        "run_id": "r1",
+        "groups": {
+            "g1": {"status": "partial"},
+            "g2": {"status": "failed"},
+            "g3": {"status": "cancelled"},
+        },
+    }
     resume = resume_input(compiled, "wf", report, {"a.out": 1}, "g2")
     assert ResumeFrom("wf", "r1", "g2", {"a.out": 1}, ["g1"]) == resume
     with pytest.raises(ResumeError, match="not a group"):
@@ -130,10 +143,11 @@ def test_resume_input_takes_the_passed_groups_and_refuses_an_unknown_group() -> 
 
 def test_run_options_build_an_unfilled_resume() -> None:
     """`run PLAN --resume-from W --from-group G` puts W and G in the input; the starter fills
-    the rest (runtime.runner)."""
+    the rest (pee.runtime.runner)."""
     import argparse
 
-    from cli.run_commands import build_run_input, register
+    from pee.cli.plan_input import build_run_input
+    from pee.cli.run_commands import register
 
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers())
@@ -169,9 +183,14 @@ def test_resume_reuses_the_snapshot_of_the_last_passed_group(temporal: TemporalH
     def tamper(report: dict) -> None:
         key = report["context_snapshots"][-1]["key"]
         cache = SnapshotCache()
-        cache.put(key, {**cache.get(key), "a.out": "from the snapshot"},
-                  workflow_id=report["workflow_id"], run_id=report["run_id"], plan=name,
-                  group_id="g1")
+        cache.put(
+            key,
+            {**cache.get(key), "a.out": "from the snapshot"},
+            workflow_id=report["workflow_id"],
+            run_id=report["run_id"],
+            plan=name,
+            group_id="g1",
+        )
 
     notes: list[str] = []
     first, _, resume = failed_run(temporal, name, tamper, notes)
@@ -182,19 +201,23 @@ def test_resume_reuses_the_snapshot_of_the_last_passed_group(temporal: TemporalH
     assert ["c", "d"] == activities
     assert "from the snapshot" == report_context(temporal, report)["a.out"]
     assert key == report["resumed_snapshot"]
-    assert (1, 0) == (report["cache"]["context_snapshot"]["hits"],
-                      report["cache"]["context_snapshot"]["misses"])
+    assert (1, 0) == (
+        report["cache"]["context_snapshot"]["hits"],
+        report["cache"]["context_snapshot"]["misses"],
+    )
 
 
 def test_resume_without_a_snapshot_falls_back_to_the_query_and_says_so(
-        temporal: TemporalHarness) -> None:
+    temporal: TemporalHarness,
+) -> None:
     """Snapshots cleared: the context comes from the `context` query, the note says why, the
     resumed run still skips g1 and counts a snapshot miss."""
     name = f"resume-{uuid.uuid4().hex[:8]}"
     cleared: list[int] = []
     notes: list[str] = []
     _, context, resume = failed_run(
-        temporal, name, lambda report: cleared.append(SnapshotCache().clear(plan=name)), notes)
+        temporal, name, lambda report: cleared.append(SnapshotCache().clear(plan=name)), notes
+    )
     assert [1] == cleared
     assert resume.snapshot_key is None
     assert context["a.out"] == resume.context["a.out"]
@@ -203,17 +226,26 @@ def test_resume_without_a_snapshot_falls_back_to_the_query_and_says_so(
     report, activities = resumed_run(temporal, name, resume)
     assert ["c", "d"] == activities
     assert report["resumed_snapshot"] is None
-    assert (0, 1) == (report["cache"]["context_snapshot"]["hits"],
-                      report["cache"]["context_snapshot"]["misses"])
+    assert (0, 1) == (
+        report["cache"]["context_snapshot"]["hits"],
+        report["cache"]["context_snapshot"]["misses"],
+    )
 
 
 def test_last_snapshot_skips_groups_that_did_not_pass_and_unstored_ones() -> None:
     """Only stored snapshots of passed groups count; the last one wins."""
-    report = {"groups": {"g1": {"status": "succeeded"}, "g2": {"status": "partial"},
-                         "g3": {"status": "failed"}},
-              "context_snapshots": [{"group": "g1", "key": "g1#a", "stored": True},
-                                    {"group": "g2", "key": "g2#b", "stored": True},
-                                    {"group": "g3", "key": "g3#c", "stored": True},
-                                    {"group": "g2", "key": "g2#d", "stored": False}]}
+    report = {
+        "groups": {
+            "g1": {"status": "succeeded"},
+            "g2": {"status": "partial"},
+            "g3": {"status": "failed"},
+        },
+        "context_snapshots": [
+            {"group": "g1", "key": "g1#a", "stored": True},
+            {"group": "g2", "key": "g2#b", "stored": True},
+            {"group": "g3", "key": "g3#c", "stored": True},
+            {"group": "g2", "key": "g2#d", "stored": False},
+        ],
+    }
     assert "g2#b" == last_snapshot(report)["key"]
     assert last_snapshot({"groups": {}, "context_snapshots": []}) is None

@@ -15,29 +15,44 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 from temporalio.worker import Replayer
 
-from engine.compiled import CompiledPlan
-from runtime.codec import data_converter
-from runtime.worker import build_worker
-from tests.conftest import NO_RETRY, TemporalHarness, compiled_plan, group, sim
+from pee.activities.pool_types import PoolCapacity, PoolInput, pool_workflow_id
+from pee.engine.compiled import CompiledPlan
+from pee.runtime.codec import data_converter
+from pee.runtime.worker import build_worker
+from pee.workflows.plan_workflow import PlanWorkflow
+from pee.workflows.resource_pool import ResourcePoolWorkflow
+from pee.workflows.types import PlanRunInput
+from tests.helpers import NO_RETRY, TemporalHarness, async_eventually, compiled_plan, group, sim
 from tests.test_workflow_resources import needing, pool, with_pool
-from workflows.plan_workflow import PlanWorkflow
-from workflows.pool_types import PoolCapacity, PoolInput, pool_workflow_id
-from workflows.resource_pool import ResourcePoolWorkflow
-from workflows.types import PlanRunInput
 
 
-def shared_plan(name: str, pool_name: str, agents: int, duration_s: float, *, cpu: float = 40,
-                agent_limit: int = 10, check_s: float = 1.0) -> CompiledPlan:
+def shared_plan(
+    name: str,
+    pool_name: str,
+    agents: int,
+    duration_s: float,
+    *,
+    cpu: float = 40,
+    agent_limit: int = 10,
+    check_s: float = 1.0,
+) -> CompiledPlan:
     ids = [f"{name}{index}" for index in range(agents)]
     resources = pool(agents=agent_limit)
     resources["resource_pool"]["shared"] = {"name": pool_name, "holder_check_interval": check_s}
-    return with_pool(compiled_plan([needing(sim(a, "g", duration_s), cpu=cpu) for a in ids],
-                                   [group("g", ids)], name=name), resources)
+    return with_pool(
+        compiled_plan(
+            [needing(sim(a, "g", duration_s), cpu=cpu) for a in ids], [group("g", ids)], name=name
+        ),
+        resources,
+    )
 
 
 def spans(*reports: dict[str, Any]) -> list[tuple[datetime, datetime]]:
-    return [(datetime.fromisoformat(a["started_at"]), datetime.fromisoformat(a["finished_at"]))
-            for report in reports for a in report["agents"].values()]
+    return [
+        (datetime.fromisoformat(a["started_at"]), datetime.fromisoformat(a["finished_at"]))
+        for report in reports
+        for a in report["agents"].values()
+    ]
 
 
 def most_at_once(intervals: list[tuple[datetime, datetime]]) -> int:
@@ -51,29 +66,32 @@ def most_at_once(intervals: list[tuple[datetime, datetime]]) -> int:
     return most
 
 
-async def start(client: Client, plan: CompiledPlan, task_queue: str, **input_fields: Any
-                ) -> WorkflowHandle[Any, Any]:
-    return await client.start_workflow(PlanWorkflow.run, PlanRunInput(plan=plan, **input_fields),
-                                       id=f"{plan.name}-{uuid.uuid4()}", task_queue=task_queue)
+async def start(
+    client: Client, plan: CompiledPlan, task_queue: str, **input_fields: Any
+) -> WorkflowHandle[Any, Any]:
+    return await client.start_workflow(
+        PlanWorkflow.run,
+        PlanRunInput(plan=plan, **input_fields),
+        id=f"{plan.name}-{uuid.uuid4()}",
+        task_queue=task_queue,
+    )
 
 
-async def replay(client: Client, workflow: type, workflow_id: str, run_id: str | None = None
-                 ) -> None:
+async def replay(
+    client: Client, workflow: type, workflow_id: str, run_id: str | None = None
+) -> None:
     history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
-    result = await Replayer(workflows=[workflow], data_converter=data_converter()
-                            ).replay_workflow(history, raise_on_replay_failure=False)
+    result = await Replayer(workflows=[workflow], data_converter=data_converter()).replay_workflow(
+        history, raise_on_replay_failure=False
+    )
     assert result.replay_failure is None, result.replay_failure
 
 
 async def until(check: Any, timeout_s: float = 20.0) -> None:
-    for _ in range(int(timeout_s / 0.1)):
-        try:
-            if await check():
-                return
-        except RPCError:
-            pass  # the pool workflow may not have been started yet
-        await asyncio.sleep(0.1)
-    raise AssertionError("condition not reached in time")
+    # RPCError: the pool workflow may not have been started yet
+    await async_eventually(
+        check, what="the pool's next step", timeout_s=timeout_s, ignore=(RPCError,)
+    )
 
 
 async def pool_state(client: Client, pool_name: str) -> dict[str, Any]:
@@ -121,16 +139,18 @@ def test_a_terminated_runs_leases_come_back(temporal: TemporalHarness) -> None:
     async def go() -> tuple[dict[str, Any], dict[str, Any]]:
         client, task_queue = temporal.client, f"test-{uuid.uuid4()}"
         async with build_worker(client, task_queue):
-            holder = await start(client, shared_plan("hold", pool_name, 1, 60.0, agent_limit=1),
-                                 task_queue)
+            holder = await start(
+                client, shared_plan("hold", pool_name, 1, 60.0, agent_limit=1), task_queue
+            )
 
             async def holding() -> bool:
                 status = await holder.query(PlanWorkflow.status)
                 return status["agents"]["hold0"]["status"] == "running"
 
             await until(holding)
-            waiter = await start(client, shared_plan("wait", pool_name, 1, 0.2, agent_limit=1),
-                                 task_queue)
+            waiter = await start(
+                client, shared_plan("wait", pool_name, 1, 0.2, agent_limit=1), task_queue
+            )
 
             async def queued() -> bool:
                 state = await pool_state(client, pool_name)
@@ -139,8 +159,9 @@ def test_a_terminated_runs_leases_come_back(temporal: TemporalHarness) -> None:
             await until(queued)
             await asyncio.sleep(1.5)
             # still waiting: the slot is held, nothing else would free it
-            assert (await waiter.query(PlanWorkflow.status))["agents"]["wait0"]["status"] \
-                == "queued"
+            assert (await waiter.query(PlanWorkflow.status))["agents"]["wait0"][
+                "status"
+            ] == "queued"
             await holder.terminate("test: a run that never says goodbye")
             report = await asyncio.wait_for(waiter.result(), timeout=30)
             state = await pool_state(client, pool_name)
@@ -168,17 +189,24 @@ def test_the_pool_continues_as_new_with_its_state(temporal: TemporalHarness) -> 
         async with build_worker(client, task_queue):
             pool_handle = await client.start_workflow(
                 ResourcePoolWorkflow.run,
-                PoolInput(pool_name, PoolCapacity(100.0, 100.0, 10), holder_check_interval_s=1.0,
-                          continue_after_events=25),
-                id=pool_workflow_id(pool_name), task_queue=task_queue,
-                memo={"capacity": {"cpu": 100.0, "memory": 100.0, "max_agents": 10}})
+                PoolInput(
+                    pool_name,
+                    PoolCapacity(100.0, 100.0, 10),
+                    holder_check_interval_s=1.0,
+                    continue_after_events=25,
+                ),
+                id=pool_workflow_id(pool_name),
+                task_queue=task_queue,
+                memo={"capacity": {"cpu": 100.0, "memory": 100.0, "max_agents": 10}},
+            )
             first_run = pool_handle.result_run_id or ""
             first = await start(client, shared_plan("c", pool_name, 5, 0.4), task_queue)
             second = await start(client, shared_plan("d", pool_name, 5, 0.4), task_queue)
             reports = await asyncio.gather(first.result(), second.result())
             state = await pool_state(client, pool_name)
-            latest = (await client.get_workflow_handle(pool_workflow_id(pool_name)).describe()
-                      ).run_id
+            latest = (
+                await client.get_workflow_handle(pool_workflow_id(pool_name)).describe()
+            ).run_id
             await replay(client, ResourcePoolWorkflow, pool_workflow_id(pool_name), first_run)
             await client.get_workflow_handle(pool_workflow_id(pool_name)).terminate()
         return reports[0], reports[1], state, first_run, latest
@@ -245,8 +273,15 @@ def test_the_pool_survives_a_worker_restart(temporal: TemporalHarness) -> None:
     async def go() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
         client, task_queue = temporal.client, f"test-{uuid.uuid4()}"
         async with build_worker(client, task_queue, graceful_shutdown_s=0.1):
-            handles = [await start(client, shared_plan(name, pool_name, 3, 1.0), task_queue,
-                                   heartbeat_timeout_s=1.0) for name in ("r", "s")]
+            handles = [
+                await start(
+                    client,
+                    shared_plan(name, pool_name, 3, 1.0),
+                    task_queue,
+                    heartbeat_timeout_s=1.0,
+                )
+                for name in ("r", "s")
+            ]
 
             async def leased() -> bool:
                 return len((await pool_state(client, pool_name))["running"]) == 2
@@ -277,9 +312,12 @@ def test_an_agent_larger_than_the_shared_pool_fails_the_run(temporal: TemporalHa
         client, task_queue = temporal.client, f"test-{uuid.uuid4()}"
         async with build_worker(client, task_queue):
             await client.start_workflow(
-                ResourcePoolWorkflow.run, PoolInput(pool_name, PoolCapacity(100.0, 100.0, 10)),
-                id=pool_workflow_id(pool_name), task_queue=task_queue,
-                memo={"capacity": {"cpu": 100.0, "memory": 100.0, "max_agents": 10}})
+                ResourcePoolWorkflow.run,
+                PoolInput(pool_name, PoolCapacity(100.0, 100.0, 10)),
+                id=pool_workflow_id(pool_name),
+                task_queue=task_queue,
+                memo={"capacity": {"cpu": 100.0, "memory": 100.0, "max_agents": 10}},
+            )
             handle = await start(client, plan, task_queue)
             try:
                 await handle.result()
@@ -293,5 +331,6 @@ def test_an_agent_larger_than_the_shared_pool_fails_the_run(temporal: TemporalHa
 
     cause = temporal.run(go())
     assert isinstance(cause, ApplicationError) and cause.type == "InvalidCompiledPlan"
-    assert "agent 'big0' needs cpu 150/memory 5 but the pool admits at most 100/100" in \
-        cause.message
+    assert (
+        "agent 'big0' needs cpu 150/memory 5 but the pool admits at most 100/100" in cause.message
+    )

@@ -1,7 +1,7 @@
 """YAML aliases are bounded: a few hundred bytes of anchors cannot stand for a billion values.
 
 Issue 19 found a 552-byte file that made `validate` run for minutes and reach 6 GB, and a
-456-byte one whose run never ended. The rule (engine/yamlsrc.py): at most
+456-byte one whose run never ended. The rule (src/pee/engine/language/yamlsrc.py): at most
 MAX_COLLECTION_ALIASES aliases of mappings or lists, no alias inside its own anchor, and all
 aliases expanded at most max(EXPANSION_FLOOR, EXPANSION_RATIO x the values written).
 """
@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from engine import errors
-from engine.graph import compile_plan
-from engine.plan import load_plan, loads_plan
-from engine.yamlsrc import EXPANSION_FLOOR, MAX_COLLECTION_ALIASES, expansion_limit
-from tests.conftest import PROJECT_ROOT
+from pee.engine.compile.graph import compile_plan
+from pee.engine.compile.load import load_plan, loads_plan
+from pee.engine.language import errors
+from pee.engine.language.yamlsrc import EXPANSION_FLOOR, MAX_COLLECTION_ALIASES, expansion_limit
+from tests.helpers import PROJECT_ROOT
 
 # a hang guard for the subprocess, not a speed assertion (bench/ measures speed)
 HANG_GUARD_S = 300

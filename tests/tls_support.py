@@ -26,8 +26,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from runtime.connection import split_address
-from runtime.devserver import free_port
+from pee.runtime.connection import split_address
+from pee.runtime.devserver import free_port
 
 
 @dataclass(frozen=True)
@@ -48,52 +48,79 @@ def _name(common_name: str) -> x509.Name:
 
 
 def _write_key(key: ec.EllipticCurvePrivateKey, path: Path) -> None:
-    path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                       serialization.PrivateFormat.PKCS8,
-                                       serialization.NoEncryption()))
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
 
 
 def _write_cert(cert: x509.Certificate, path: Path) -> None:
     path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 
 
-def _builder(subject: str, issuer: x509.Name, public_key: ec.EllipticCurvePublicKey
-             ) -> x509.CertificateBuilder:
+def _builder(
+    subject: str, issuer: x509.Name, public_key: ec.EllipticCurvePublicKey
+) -> x509.CertificateBuilder:
     now = datetime.datetime.now(datetime.timezone.utc)
-    return (x509.CertificateBuilder()
-            .subject_name(_name(subject)).issuer_name(issuer).public_key(public_key)
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1)))
+    return (
+        x509.CertificateBuilder()
+        .subject_name(_name(subject))
+        .issuer_name(issuer)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+    )
 
 
 def _make_ca(common_name: str) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
     key = ec.generate_private_key(ec.SECP256R1())
-    cert = (_builder(common_name, _name(common_name), key.public_key())
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(x509.KeyUsage(
-                digital_signature=True, key_cert_sign=True, crl_sign=True,
-                content_commitment=False, key_encipherment=False, data_encipherment=False,
-                key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
-                           critical=False)
-            .sign(key, hashes.SHA256()))
+    cert = (
+        _builder(common_name, _name(common_name), key.public_key())
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
     return key, cert
 
 
-def _make_leaf(common_name: str, ca_key: ec.EllipticCurvePrivateKey, ca: x509.Certificate,
-               *, server: bool) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+def _make_leaf(
+    common_name: str, ca_key: ec.EllipticCurvePrivateKey, ca: x509.Certificate, *, server: bool
+) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
     key = ec.generate_private_key(ec.SECP256R1())
     usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
-    builder = (_builder(common_name, ca.subject, key.public_key())
-               .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-               .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-               .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
-                   ca_key.public_key()), critical=False))
+    builder = (
+        _builder(common_name, ca.subject, key.public_key())
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+        )
+    )
     if server:
-        builder = builder.add_extension(x509.SubjectAlternativeName([
-            x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False)
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
     return key, builder.sign(ca_key, hashes.SHA256())
 
 
@@ -104,10 +131,16 @@ def make_pki(folder: Path) -> Pki:
     client_key, client = _make_leaf("pee test worker", ca_key, ca, server=False)
     other_key, other = _make_ca("some other CA")
     rogue_key, rogue = _make_leaf("pee rogue worker", other_key, other, server=False)
-    pki = Pki(ca=folder / "ca.pem", server_cert=folder / "server.pem",
-              server_key=folder / "server-key.pem", client_cert=folder / "client.pem",
-              client_key=folder / "client-key.pem", other_ca=folder / "other-ca.pem",
-              rogue_cert=folder / "rogue.pem", rogue_key=folder / "rogue-key.pem")
+    pki = Pki(
+        ca=folder / "ca.pem",
+        server_cert=folder / "server.pem",
+        server_key=folder / "server-key.pem",
+        client_cert=folder / "client.pem",
+        client_key=folder / "client-key.pem",
+        other_ca=folder / "other-ca.pem",
+        rogue_cert=folder / "rogue.pem",
+        rogue_key=folder / "rogue-key.pem",
+    )
     _write_cert(ca, pki.ca)
     _write_cert(server, pki.server_cert)
     _write_key(server_key, pki.server_key)
@@ -148,15 +181,17 @@ class TlsProxy:
             with contextlib.suppress(Exception):
                 writer.close()
 
-    async def _serve(self, client_reader: asyncio.StreamReader,
-                     client_writer: asyncio.StreamWriter) -> None:
+    async def _serve(
+        self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter
+    ) -> None:
         try:
             up_reader, up_writer = await asyncio.open_connection(*self.upstream)
         except OSError:
             client_writer.close()
             return
-        await asyncio.gather(self._pipe(client_reader, up_writer),
-                             self._pipe(up_reader, client_writer))
+        await asyncio.gather(
+            self._pipe(client_reader, up_writer), self._pipe(up_reader, client_writer)
+        )
 
     async def _start(self) -> None:
         def on_error(loop: asyncio.AbstractEventLoop, context: dict[str, object]) -> None:
@@ -164,16 +199,21 @@ class TlsProxy:
             self.handshake_failures += 1
 
         self._loop.set_exception_handler(on_error)
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port,
-                                                  ssl=self.context)
+        self._server = await asyncio.start_server(
+            self._serve, "127.0.0.1", self.port, ssl=self.context
+        )
 
     def __enter__(self) -> TlsProxy:
         self._thread.start()
         asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(timeout=10)
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         async def stop() -> None:
             if self._server is not None:
                 self._server.close()

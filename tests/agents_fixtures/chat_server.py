@@ -48,17 +48,26 @@ class ChatServer:
                 if server.respond is not None:
                     status, headers, content = server.respond(recorded)
                 else:
-                    status, headers, content = (server.script.pop(0) if server.script
-                                                else (200, {}, server.content))
+                    status, headers, content = (
+                        server.script.pop(0) if server.script else (200, {}, server.content)
+                    )
                 if isinstance(content, bytes):
                     data = content  # a raw body, whatever the status
                 elif status == 200:
-                    data = json.dumps({
-                        "id": "chatcmpl-1", "object": "chat.completion",
-                        "model": body.get("model"),
-                        "choices": [{"index": 0, "finish_reason": "stop",
-                                     "message": {"role": "assistant", "content": content}}],
-                    }).encode()
+                    data = json.dumps(
+                        {
+                            "id": "chatcmpl-1",
+                            "object": "chat.completion",
+                            "model": body.get("model"),
+                            "choices": [
+                                {
+                                    "index": 0,
+                                    "finish_reason": "stop",
+                                    "message": {"role": "assistant", "content": content},
+                                }
+                            ],
+                        }
+                    ).encode()
                 else:
                     data = content.encode()
                 try:

@@ -52,12 +52,17 @@ elif mode == "holdout":
 elif mode == "daemon":
     # the intermediate starts the daemon in a new session, prints its pid and exits; the
     # daemon ignores SIGTERM and holds no pipe of ours
-    spawn = ("import subprocess, sys; p = subprocess.Popen([sys.executable, '-c', "
-             "'import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
-             "time.sleep(60)'], start_new_session=True, stdin=subprocess.DEVNULL, "
-             "stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL); print(p.pid)")
-    daemon = int(subprocess.run([sys.executable, "-c", spawn], capture_output=True,
-                                text=True, check=True).stdout)
+    spawn = (
+        "import subprocess, sys; p = subprocess.Popen([sys.executable, '-c', "
+        "'import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        "time.sleep(60)'], start_new_session=True, stdin=subprocess.DEVNULL, "
+        "stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL); print(p.pid)"
+    )
+    daemon = int(
+        subprocess.run(
+            [sys.executable, "-c", spawn], capture_output=True, text=True, check=True
+        ).stdout
+    )
     with open(sys.argv[2] + ".tmp", "w") as out:
         out.write(f"{os.getpid()} {daemon}")
     os.replace(sys.argv[2] + ".tmp", sys.argv[2])

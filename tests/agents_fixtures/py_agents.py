@@ -5,8 +5,10 @@ import threading
 
 
 def summarise(user_stories, topic="none"):
-    return {"summary": f"{len(user_stories)} stories about {topic}",
-            "thread": threading.current_thread().name}
+    return {
+        "summary": f"{len(user_stories)} stories about {topic}",
+        "thread": threading.current_thread().name,
+    }
 
 
 async def summarise_async(user_stories, topic="none"):

@@ -1,5 +1,5 @@
 """Render functions for tests, at module level so a render process can import them by name
-(activities.render_runner passes the function by reference)."""
+(pee.activities.render_runner passes the function by reference)."""
 
 from __future__ import annotations
 

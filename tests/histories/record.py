@@ -31,15 +31,21 @@ from temporalio.client import (
 )
 from temporalio.testing import WorkflowEnvironment
 
-from engine.compiled import CompiledGroup, CompiledPlan, RetrySpec
-from runtime.codec import data_converter
-from runtime.devserver import find_temporal_binary
-from runtime.exit import run_entry
-from runtime.worker import build_worker
-from tests.conftest import compiled_plan, group, sim
-from workflows import search
-from workflows.plan_workflow import PlanWorkflow
-from workflows.types import BatchSpec, PlanRunInput, ResolveConflict
+from pee.engine.compiled import (
+    AdaptiveSettings,
+    BarrierSettings,
+    CompiledGroup,
+    CompiledPlan,
+    RetrySpec,
+)
+from pee.runtime.codec import data_converter
+from pee.runtime.devserver import find_temporal_binary
+from pee.runtime.exit import run_entry
+from pee.runtime.worker import build_worker
+from pee.workflows import search
+from pee.workflows.plan_workflow import PlanWorkflow
+from pee.workflows.types import BatchSpec, PlanRunInput, ResolveConflict
+from tests.helpers import compiled_plan, group, sim
 
 HERE = Path(__file__).resolve().parent
 NO_RETRY = RetrySpec(max_attempts=1, initial_interval_s=0.1)
@@ -53,16 +59,22 @@ def _tuned(base: CompiledGroup, **attrs: Any) -> CompiledGroup:
 
 def plain() -> CompiledPlan:
     return compiled_plan(
-        [sim("a", "first", 0.1), sim("b", "second", 0.1, inputs=["a.out"]),
-         sim("c", "second", 0.2, inputs=["a.out"])],
+        [
+            sim("a", "first", 0.1),
+            sim("b", "second", 0.1, inputs=["a.out"]),
+            sim("c", "second", 0.2, inputs=["a.out"]),
+        ],
         [group("first", ["a"]), group("second", ["b", "c"], ["first"], parallel=False)],
         name="plain",
     )
 
 
 def all_completed() -> CompiledPlan:
-    return compiled_plan([sim("a", "g", 0.1), sim("b", "g", 0.2)],
-                         [group("g", ["a", "b"], timeout_s=10.0)], name="all-completed")
+    return compiled_plan(
+        [sim("a", "g", 0.1), sim("b", "g", 0.2)],
+        [group("g", ["a", "b"], timeout_s=10.0)],
+        name="all-completed",
+    )
 
 
 def extend_timeout() -> CompiledPlan:
@@ -71,14 +83,17 @@ def extend_timeout() -> CompiledPlan:
         [_tuned(group("g", ["quick", "steady"], timeout_s=1.5), extension_s=3.0)],
         name="extend-timeout",
     )
-    plan.barrier = {"timeout_handling": {"progress_window": 1.5}}
+    plan.barrier = BarrierSettings(progress_window_s=1.5)
     return plan
 
 
 def continue_with_partial() -> CompiledPlan:
     return compiled_plan(
-        [sim("quick", "g", 0.1), sim("slow", "g", 30.0, defaults={"out": "fallback"}),
-         sim("after", "next", 0.1, inputs=["quick.out", "slow.out"])],
+        [
+            sim("quick", "g", 0.1),
+            sim("slow", "g", 30.0, defaults={"out": "fallback"}),
+            sim("after", "next", 0.1, inputs=["quick.out", "slow.out"]),
+        ],
         [group("g", ["quick", "slow"], timeout_s=1.0), group("next", ["after"], ["g"])],
         name="continue-with-partial",
     )
@@ -94,8 +109,10 @@ def batch_liveness() -> CompiledPlan:
 
 def abort_and_fallback() -> CompiledPlan:
     return compiled_plan(
-        [sim("a", "g", 0.1, retry=NO_RETRY, fail_unless_fallback=True),
-         sim("b", "g", 0.1, retry=NO_RETRY, fail_unless_fallback=True)],
+        [
+            sim("a", "g", 0.1, retry=NO_RETRY, fail_unless_fallback=True),
+            sim("b", "g", 0.1, retry=NO_RETRY, fail_unless_fallback=True),
+        ],
         [group("g", ["a", "b"], timeout_s=10.0)],
         name="abort-and-fallback",
     )
@@ -103,8 +120,10 @@ def abort_and_fallback() -> CompiledPlan:
 
 def fallback_failed() -> CompiledPlan:
     return compiled_plan(
-        [sim("a", "g", 0.1, retry=NO_RETRY, fail_times="always"),
-         sim("b", "g", 0.1, retry=NO_RETRY, fail_times="always")],
+        [
+            sim("a", "g", 0.1, retry=NO_RETRY, fail_times="always"),
+            sim("b", "g", 0.1, retry=NO_RETRY, fail_times="always"),
+        ],
         [group("g", ["a", "b"], timeout_s=10.0)],
         name="fallback-failed",
     )
@@ -112,10 +131,16 @@ def fallback_failed() -> CompiledPlan:
 
 def continue_with_defaults() -> CompiledPlan:
     return compiled_plan(
-        [sim("a", "g", 0.1, retry=NO_RETRY, fail_times="always", defaults={"out": 0}),
-         sim("b", "g", 0.1, retry=NO_RETRY, fail_times="always")],
-        [_tuned(group("g", ["a", "b"], timeout_s=10.0),
-                partial_failure_handling="continue_with_defaults")],
+        [
+            sim("a", "g", 0.1, retry=NO_RETRY, fail_times="always", defaults={"out": 0}),
+            sim("b", "g", 0.1, retry=NO_RETRY, fail_times="always"),
+        ],
+        [
+            _tuned(
+                group("g", ["a", "b"], timeout_s=10.0),
+                partial_failure_handling="continue_with_defaults",
+            )
+        ],
         name="continue-with-defaults",
     )
 
@@ -132,8 +157,16 @@ def cache_levels() -> CompiledPlan:
     """A context snapshot after each barrier, and a prefetch for `second` (its template file)
     while `first` runs."""
     templates = HERE.parent / "templates"
-    writer = sim("w", "second", 0.0, kind="template", inputs=["a.out"], outputs=["doc"],
-                 template="brief.md", plan_dir=str(templates))
+    writer = sim(
+        "w",
+        "second",
+        0.0,
+        kind="template",
+        inputs=["a.out"],
+        outputs=["doc"],
+        template="brief.md",
+        plan_dir=str(templates),
+    )
     return compiled_plan(
         [sim("a", "first", 0.5), writer],
         [group("first", ["a"]), group("second", ["w"], ["first"])],
@@ -142,49 +175,87 @@ def cache_levels() -> CompiledPlan:
 
 
 def adaptive_throttle() -> CompiledPlan:
-    """adaptive: true with adjust_parallel_group_sizes (engine.adaptive): one group of four on a
-    pool of two; `slow` (2 s) is over the 1.6 s response_time threshold while `long` runs, so
-    the group drops to one agent at a time and q1, q2 wait for long."""
-    agents = [sim("slow", "g", 2.0), sim("long", "g", 3.0), sim("q1", "g", 0.5),
-              sim("q2", "g", 0.5)]
+    """adaptive: true with adjust_parallel_group_sizes (pee.engine.rules.adaptive): one group of
+    four on a pool of two; `slow` (2 s) is over the 1.6 s response_time threshold while `long` runs,
+    so the group drops to one agent at a time and q1, q2 wait for long."""
+    agents = [
+        sim("slow", "g", 2.0),
+        sim("long", "g", 3.0),
+        sim("q1", "g", 0.5),
+        sim("q2", "g", 0.5),
+    ]
     for agent in agents:
         agent.cpu = agent.memory = 10
     plan = compiled_plan(agents, [group("g", [a.id for a in agents])], name="adaptive-throttle")
     plan.resources = {
-        "resource_pool": {"computational": {"total_cpu_units": 100, "total_memory_units": 100,
-                                            "concurrent_agent_limit": 2}},
-        "allocation_strategy": {"resource_sharing": {"cpu_oversubscription": 1.0,
-                                                     "memory_strict": True}},
+        "resource_pool": {
+            "computational": {
+                "total_cpu_units": 100,
+                "total_memory_units": 100,
+                "concurrent_agent_limit": 2,
+            }
+        },
+        "allocation_strategy": {
+            "resource_sharing": {"cpu_oversubscription": 1.0, "memory_strict": True}
+        },
         "load_balancing": {"resource_monitoring": {"alert_thresholds": {"response_time": 1.6}}},
     }
-    plan.monitoring = {"performance_optimization": {"adaptive_resource_allocation": {
-        "trigger": "performance_below_threshold",
-        "actions": ["increase_cpu_allocation", "adjust_parallel_group_sizes"]}}}
+    plan.monitoring = AdaptiveSettings.from_section(
+        {
+            "performance_optimization": {
+                "adaptive_resource_allocation": {
+                    "trigger": "performance_below_threshold",
+                    "actions": ["increase_cpu_allocation", "adjust_parallel_group_sizes"],
+                }
+            }
+        }
+    )
     plan.adaptive_margin = 1.5
     return plan
 
 
-def adaptive_actions(actions: list[str], agents: list[Any], groups: list[CompiledGroup],
-                     name: str, threshold: float = 1.0) -> CompiledPlan:
+def adaptive_actions(
+    actions: list[str],
+    agents: list[Any],
+    groups: list[CompiledGroup],
+    name: str,
+    threshold: float = 1.0,
+) -> CompiledPlan:
     """An `adaptive: true` plan listing `actions`, with a response_time threshold."""
     plan = compiled_plan(agents, groups, name=name)
-    plan.resources = {"load_balancing": {"resource_monitoring": {
-        "alert_thresholds": {"response_time": threshold}}}}
-    plan.monitoring = {"performance_optimization": {"adaptive_resource_allocation": {
-        "trigger": "performance_below_threshold", "actions": list(actions)}}}
+    plan.resources = {
+        "load_balancing": {
+            "resource_monitoring": {"alert_thresholds": {"response_time": threshold}}
+        }
+    }
+    plan.monitoring = AdaptiveSettings.from_section(
+        {
+            "performance_optimization": {
+                "adaptive_resource_allocation": {
+                    "trigger": "performance_below_threshold",
+                    "actions": list(actions),
+                }
+            }
+        }
+    )
     plan.adaptive_margin = 1.5
     return plan
 
 
 def adaptive_timeout() -> CompiledPlan:
-    """modify_timeout_values (engine.adaptive): `slow` (2 s, role `model`) is 1 s over the 1 s
-    threshold, so g's 2.5 s deadline moves to 3.5 s and `steady` (3 s) makes it; `later` (role
+    """modify_timeout_values (pee.engine.rules.adaptive): `slow` (2 s, role `model`) is 1 s over the
+    1 s threshold, so g's 2.5 s deadline moves to 3.5 s and `steady` (3 s) makes it; `later` (role
     `model` too, 1.5 s) gets 1.2 + 1 s in `next`. Without the action both would time out."""
-    agents = [sim("slow", "g", 2.0), sim("steady", "g", 3.0, defaults={"out": "default"}),
-              sim("later", "next", 1.5, defaults={"out": "default"})]
+    agents = [
+        sim("slow", "g", 2.0),
+        sim("steady", "g", 3.0, defaults={"out": "default"}),
+        sim("later", "next", 1.5, defaults={"out": "default"}),
+    ]
     agents[0].role = agents[2].role = "model"
-    groups = [_tuned(group("g", ["slow", "steady"], timeout_s=2.5), max_extensions=0),
-              _tuned(group("next", ["later"], ["g"], timeout_s=1.2), max_extensions=0)]
+    groups = [
+        _tuned(group("g", ["slow", "steady"], timeout_s=2.5), max_extensions=0),
+        _tuned(group("next", ["later"], ["g"], timeout_s=1.2), max_extensions=0),
+    ]
     return adaptive_actions(["modify_timeout_values"], agents, groups, "adaptive-timeout")
 
 
@@ -200,10 +271,13 @@ def conflict_plan(**context: Any) -> CompiledPlan:
         writer.writes = ["platform"]
     plan = compiled_plan(
         agents,
-        [group("design", ["ux", "arch"], timeout_s=30.0),
-         group("build", ["dev"], ["design"], timeout_s=1.0),
-         group("docs", ["docs"], ["design"])],
-        name="conflict", inputs={"platform": "web"},
+        [
+            group("design", ["ux", "arch"], timeout_s=30.0),
+            group("build", ["dev"], ["design"], timeout_s=1.0),
+            group("docs", ["docs"], ["design"]),
+        ],
+        name="conflict",
+        inputs={"platform": "web"},
     )
     plan.context = dict(context)
     return plan
@@ -231,19 +305,24 @@ async def resolve_by_update(handle: Handle) -> None:
     version = await when_dev_blocked(handle)
     # a stale one first: refused by the validator, so it leaves no trace in the history
     with contextlib.suppress(WorkflowUpdateFailedError):
-        await handle.execute_update(PlanWorkflow.resolve_conflict,
-                                    ResolveConflict("c1", "current", expected_version=0))
+        await handle.execute_update(
+            PlanWorkflow.resolve_conflict, ResolveConflict("c1", "current", expected_version=0)
+        )
     await handle.execute_update(
         PlanWorkflow.resolve_conflict,
-        ResolveConflict("c1", "incoming", expected_version=version, by="recorder"))
+        ResolveConflict("c1", "incoming", expected_version=version, by="recorder"),
+    )
 
 
 async def resolve_by_signal(handle: Handle) -> None:
     version = await when_dev_blocked(handle)
-    await handle.signal(PlanWorkflow.resolve_conflict_signal,
-                        ResolveConflict("c9", "current", by="recorder"))
-    await handle.signal(PlanWorkflow.resolve_conflict_signal,
-                        ResolveConflict("c1", "current", expected_version=version, by="recorder"))
+    await handle.signal(
+        PlanWorkflow.resolve_conflict_signal, ResolveConflict("c9", "current", by="recorder")
+    )
+    await handle.signal(
+        PlanWorkflow.resolve_conflict_signal,
+        ResolveConflict("c1", "current", expected_version=version, by="recorder"),
+    )
 
 
 async def wait_for_a_person(handle: Handle) -> None:
@@ -255,11 +334,14 @@ async def wait_for_a_person(handle: Handle) -> None:
     with contextlib.suppress(WorkflowUpdateFailedError):
         await handle.execute_update("resolve_conflict", ["c1", "current"])
     with contextlib.suppress(WorkflowUpdateFailedError):
-        await handle.execute_update(PlanWorkflow.resolve_conflict,
-                                    ResolveConflict("c1", "current", expected_version=version + 5))
+        await handle.execute_update(
+            PlanWorkflow.resolve_conflict,
+            ResolveConflict("c1", "current", expected_version=version + 5),
+        )
     await handle.execute_update(
         PlanWorkflow.resolve_conflict,
-        ResolveConflict("c1", "incoming", expected_version=version, by="recorder"))
+        ResolveConflict("c1", "incoming", expected_version=version, by="recorder"),
+    )
 
 
 @dataclass(frozen=True)
@@ -282,65 +364,129 @@ class Scenario:
 
 
 SCENARIOS = [
-    Scenario("plain", plain, "completed",
-             {"first": ["all_completed"], "second": ["all_completed"]}),
+    Scenario(
+        "plain", plain, "completed", {"first": ["all_completed"], "second": ["all_completed"]}
+    ),
     Scenario("all_completed", all_completed, "completed", {"g": ["all_completed"]}),
-    Scenario("extend_timeout", extend_timeout, "completed",
-             {"g": ["extend_timeout", "all_completed"]}),
-    Scenario("continue_with_partial", continue_with_partial, "completed",
-             {"g": ["continue_with_partial"], "next": ["all_completed"]},
-             {"heartbeat_timeout_s": 1.0}),
-    Scenario("abort_and_fallback", abort_and_fallback, "completed",
-             {"g": ["abort_and_fallback", "fallback_succeeded"]}),
-    Scenario("fallback_failed", fallback_failed, "failed",
-             {"g": ["abort_and_fallback", "fail"]}),
-    Scenario("continue_with_defaults", continue_with_defaults, "completed",
-             {"g": ["abort_and_fallback", "continue_with_defaults"]}),
-    Scenario("critical_error", critical_error, "completed",
-             {"g": ["abort_and_fallback", "fallback_succeeded"]}, {"heartbeat_timeout_s": 1.0}),
-    Scenario("cache_levels", cache_levels, "completed",
-             {"first": ["all_completed"], "second": ["all_completed"]}),
-    Scenario("conflict_update", conflict_plan, "completed",
-             {"design": ["all_completed"], "build": ["all_completed"], "docs": ["all_completed"]},
-             interact=resolve_by_update, conflicts=["c1:resolved:incoming"]),
-    Scenario("conflict_signal", conflict_plan, "completed",
-             {"design": ["all_completed"], "build": ["all_completed"], "docs": ["all_completed"]},
-             interact=resolve_by_signal, conflicts=["c1:resolved:current"]),
-    Scenario("conflict_timeout", conflict_timeout, "completed",
-             {"design": ["all_completed"], "build": ["all_completed"], "docs": ["all_completed"]},
-             conflicts=["c1:timed_out:keep_incoming"]),
-    Scenario("adaptive_throttle", adaptive_throttle, "completed", {"g": ["all_completed"]},
-             throttled=["g"]),
-    Scenario("adaptive_timeout", adaptive_timeout, "completed",
-             {"g": ["timeout_adapted", "all_completed"],
-              "next": ["timeout_adapted", "all_completed"]}, {"heartbeat_timeout_s": 1.0}),
+    Scenario(
+        "extend_timeout", extend_timeout, "completed", {"g": ["extend_timeout", "all_completed"]}
+    ),
+    Scenario(
+        "continue_with_partial",
+        continue_with_partial,
+        "completed",
+        {"g": ["continue_with_partial"], "next": ["all_completed"]},
+        {"heartbeat_timeout_s": 1.0},
+    ),
+    Scenario(
+        "abort_and_fallback",
+        abort_and_fallback,
+        "completed",
+        {"g": ["abort_and_fallback", "fallback_succeeded"]},
+    ),
+    Scenario("fallback_failed", fallback_failed, "failed", {"g": ["abort_and_fallback", "fail"]}),
+    Scenario(
+        "continue_with_defaults",
+        continue_with_defaults,
+        "completed",
+        {"g": ["abort_and_fallback", "continue_with_defaults"]},
+    ),
+    Scenario(
+        "critical_error",
+        critical_error,
+        "completed",
+        {"g": ["abort_and_fallback", "fallback_succeeded"]},
+        {"heartbeat_timeout_s": 1.0},
+    ),
+    Scenario(
+        "cache_levels",
+        cache_levels,
+        "completed",
+        {"first": ["all_completed"], "second": ["all_completed"]},
+    ),
+    Scenario(
+        "conflict_update",
+        conflict_plan,
+        "completed",
+        {"design": ["all_completed"], "build": ["all_completed"], "docs": ["all_completed"]},
+        interact=resolve_by_update,
+        conflicts=["c1:resolved:incoming"],
+    ),
+    Scenario(
+        "conflict_signal",
+        conflict_plan,
+        "completed",
+        {"design": ["all_completed"], "build": ["all_completed"], "docs": ["all_completed"]},
+        interact=resolve_by_signal,
+        conflicts=["c1:resolved:current"],
+    ),
+    Scenario(
+        "conflict_timeout",
+        conflict_timeout,
+        "completed",
+        {"design": ["all_completed"], "build": ["all_completed"], "docs": ["all_completed"]},
+        conflicts=["c1:timed_out:keep_incoming"],
+    ),
+    Scenario(
+        "adaptive_throttle",
+        adaptive_throttle,
+        "completed",
+        {"g": ["all_completed"]},
+        throttled=["g"],
+    ),
+    Scenario(
+        "adaptive_timeout",
+        adaptive_timeout,
+        "completed",
+        {"g": ["timeout_adapted", "all_completed"], "next": ["timeout_adapted", "all_completed"]},
+        {"heartbeat_timeout_s": 1.0},
+    ),
     # PlanRunInput.search_attributes: the upserts of PeePlan/PeeStatus/PeeGroup as groups move
-    Scenario("search_attributes", plain, "completed",
-             {"first": ["all_completed"], "second": ["all_completed"]},
-             {"search_attributes": True}),
+    Scenario(
+        "search_attributes",
+        plain,
+        "completed",
+        {"first": ["all_completed"], "second": ["all_completed"]},
+        {"search_attributes": True},
+    ),
     # search attributes on a conflict: PeeStatus waiting_for_person while dev is blocked, back
     # to running once resolved (patched: WAITING_PATCH); malformed resolutions recorded
-    Scenario("conflict_waiting", conflict_plan, "completed",
-             {"design": ["all_completed"], "build": ["all_completed"], "docs": ["all_completed"]},
-             {"search_attributes": True}, interact=wait_for_a_person,
-             conflicts=["c1:resolved:incoming"]),
+    Scenario(
+        "conflict_waiting",
+        conflict_plan,
+        "completed",
+        {"design": ["all_completed"], "build": ["all_completed"], "docs": ["all_completed"]},
+        {"search_attributes": True},
+        interact=wait_for_a_person,
+        conflicts=["c1:resolved:incoming"],
+    ),
     # PlanRunInput.batch: agents in AgentBatchWorkflow children, outcomes by signal, the
     # barrier's cancel of `slow` sent to its child, one timer for the group deadline; recorded
     # before batch mode counted running agents as alive (PlanWorkflow._agent_views)
-    Scenario("batch_partial", continue_with_partial, "completed",
-             {"g": ["continue_with_partial"], "next": ["all_completed"]},
-             {"heartbeat_timeout_s": 1.0, "batch": BatchSpec(chunk_size=10, window=2)},
-             legacy=True),
+    Scenario(
+        "batch_partial",
+        continue_with_partial,
+        "completed",
+        {"g": ["continue_with_partial"], "next": ["all_completed"]},
+        {"heartbeat_timeout_s": 1.0, "batch": BatchSpec(chunk_size=10, window=2)},
+        legacy=True,
+    ),
     # the same in batch mode today: `slow` is alive while it runs, so g extends once first
-    Scenario("batch_liveness", batch_liveness, "completed",
-             {"g": ["extend_timeout", "continue_with_partial"], "next": ["all_completed"]},
-             {"heartbeat_timeout_s": 1.0, "batch": BatchSpec(chunk_size=10, window=2)}),
+    Scenario(
+        "batch_liveness",
+        batch_liveness,
+        "completed",
+        {"g": ["extend_timeout", "continue_with_partial"], "next": ["all_completed"]},
+        {"heartbeat_timeout_s": 1.0, "batch": BatchSpec(chunk_size=10, window=2)},
+    ),
 ]
 
 
 def conflicts(report: dict[str, Any]) -> list[str]:
-    return [f"{c['id']}:{c['status']}:{(c.get('resolution') or {}).get('choice')}"
-            for c in report.get("conflicts", [])]
+    return [
+        f"{c['id']}:{c['status']}:{(c.get('resolution') or {}).get('choice')}"
+        for c in report.get("conflicts", [])
+    ]
 
 
 def outcome(report: dict[str, Any]) -> tuple[Any, ...]:
@@ -394,7 +540,8 @@ async def main(names: list[str]) -> None:
     if unknown:
         raise SystemExit(f"unknown scenarios {unknown}; known: {[s.name for s in SCENARIOS]}")
     env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=str(find_temporal_binary()), ui=False,
+        dev_server_existing_path=str(find_temporal_binary()),
+        ui=False,
         data_converter=data_converter(),
         # the search_attributes scenario upserts PeePlan/PeeStatus/PeeGroup
         search_attributes=list(search.KEYS),
@@ -407,5 +554,5 @@ async def main(names: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    # leave without the bridge's crash at interpreter exit (see runtime/exit.py)
+    # leave without the bridge's crash at interpreter exit (see src/pee/runtime/exit.py)
     run_entry(lambda: asyncio.run(main(sys.argv[1:])))

@@ -23,15 +23,15 @@ from typing import Any
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from engine.compiled import CompiledPlan
-from runtime.codec import data_converter
-from runtime.devserver import find_temporal_binary
-from runtime.exit import run_entry
-from runtime.inspect import run_histories
-from runtime.worker import build_worker
-from tests.conftest import compiled_plan, group, sim
-from workflows.plan_workflow import PlanWorkflow
-from workflows.types import PlanRunInput, ResolveConflict
+from pee.engine.compiled import CompiledPlan
+from pee.runtime.codec import data_converter
+from pee.runtime.devserver import find_temporal_binary
+from pee.runtime.exit import run_entry
+from pee.runtime.inspect import run_histories
+from pee.runtime.worker import build_worker
+from pee.workflows.plan_workflow import PlanWorkflow
+from pee.workflows.types import PlanRunInput, ResolveConflict
+from tests.helpers import compiled_plan, group, sim
 
 HERE = Path(__file__).resolve().parent / "continued"
 CONTINUE_AFTER = 30
@@ -40,17 +40,25 @@ CONTINUE_AFTER = 30
 def conflict_chain() -> CompiledPlan:
     """ux and arch write `platform` differently in g0 (conflict c1, nobody waits yet); two
     groups later `dev` reads it, so it is blocked in a run after the first one."""
-    writers = [sim("ux", "g0", 0.05, inputs=["platform"], values={"platform": "mobile"}),
-               sim("arch", "g0", 0.1, inputs=["platform"], values={"platform": "desktop"})]
+    writers = [
+        sim("ux", "g0", 0.05, inputs=["platform"], values={"platform": "mobile"}),
+        sim("arch", "g0", 0.1, inputs=["platform"], values={"platform": "desktop"}),
+    ]
     for writer in writers:
         writer.writes = ["platform"]
     middle = [sim("m1", "g1", 0.05, inputs=["ux.out"]), sim("m2", "g2", 0.05, inputs=["m1.out"])]
     dev = sim("dev", "g3", 0.05, inputs=["platform", "m2.out"])
     return compiled_plan(
         [*writers, *middle, dev],
-        [group("g0", ["ux", "arch"]), group("g1", ["m1"], ["g0"]), group("g2", ["m2"], ["g1"]),
-         group("g3", ["dev"], ["g2"])],
-        name="conflict-chain", inputs={"platform": "web"})
+        [
+            group("g0", ["ux", "arch"]),
+            group("g1", ["m1"], ["g0"]),
+            group("g2", ["m2"], ["g1"]),
+            group("g3", ["dev"], ["g2"]),
+        ],
+        name="conflict-chain",
+        inputs={"platform": "web"},
+    )
 
 
 async def when_blocked(handle: WorkflowHandle[Any, Any], agent: str) -> dict[str, Any]:
@@ -70,7 +78,9 @@ async def record(client: Client) -> list[Path]:
         await client.start_workflow(
             PlanWorkflow.run,
             PlanRunInput(plan=conflict_chain(), continue_as_new_after=CONTINUE_AFTER),
-            id=workflow_id, task_queue=task_queue)
+            id=workflow_id,
+            task_queue=task_queue,
+        )
         latest = client.get_workflow_handle(workflow_id)
         status = await when_blocked(latest, "dev")
         if not status["earlier_runs"]:
@@ -78,8 +88,10 @@ async def record(client: Client) -> list[Path]:
         (c1,) = await latest.query(PlanWorkflow.conflicts)
         await latest.execute_update(
             PlanWorkflow.resolve_conflict,
-            ResolveConflict("c1", "incoming", expected_version=c1["current_version"],
-                            by="recorder"))
+            ResolveConflict(
+                "c1", "incoming", expected_version=c1["current_version"], by="recorder"
+            ),
+        )
         report = await latest.result()
         if report["status"] != "completed":
             raise SystemExit(f"the recorded chain ended {report['status']}")
@@ -97,8 +109,10 @@ async def record(client: Client) -> list[Path]:
 
 async def main() -> None:
     env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=str(find_temporal_binary()), ui=False,
-        data_converter=data_converter())
+        dev_server_existing_path=str(find_temporal_binary()),
+        ui=False,
+        data_converter=data_converter(),
+    )
     try:
         for path in await record(env.client):
             print(f"recorded {path}")
@@ -107,5 +121,5 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    # leave without the bridge's crash at interpreter exit (see runtime/exit.py)
+    # leave without the bridge's crash at interpreter exit (see src/pee/runtime/exit.py)
     run_entry(lambda: asyncio.run(main()))

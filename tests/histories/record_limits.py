@@ -20,18 +20,18 @@ from pathlib import Path
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.testing import WorkflowEnvironment
 
-from engine.compiled import CompiledPlan
-from runtime.codec import data_converter
-from runtime.devserver import find_temporal_binary
-from runtime.exit import run_entry
-from runtime.worker import build_worker
-from tests.conftest import compiled_plan, group, sim
-from workflows.plan_workflow import PlanWorkflow
-from workflows.types import PlanRunInput
+from pee.engine.compiled import CompiledPlan
+from pee.runtime.codec import data_converter
+from pee.runtime.devserver import find_temporal_binary
+from pee.runtime.exit import run_entry
+from pee.runtime.worker import build_worker
+from pee.workflows.plan_workflow import PlanWorkflow
+from pee.workflows.types import PlanRunInput
+from tests.helpers import compiled_plan, group, sim
 
 HERE = Path(__file__).resolve().parent / "limits"
-# issue 19's `timeout: 100000000000h`: past engine.units.MAX_DURATION_S, and past what a Python
-# timedelta holds (the workflow raised OverflowError on every workflow task)
+# issue 19's `timeout: 100000000000h`: past pee.engine.language.units.MAX_DURATION_S, and past what
+# a Python timedelta holds (the workflow raised OverflowError on every workflow task)
 TOO_LONG_S = 100000000000 * 3600.0
 
 

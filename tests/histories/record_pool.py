@@ -10,8 +10,9 @@ behind it, `hold` is terminated, the pool reclaims its lease and `wait` runs. Wr
   signals, grants, the reclaim, continue-as-new; run `tail` keeps the pool busy until then);
 - shared_run.json: run `wait` (the ensure activity, lease signals out, a grant in).
 
-Re-record after a change to workflows/resource_pool.py or workflows/pool_lease.py that changes
-the commands they issue (tests/test_replay.py then fails on the old files, which is the point).
+Re-record after a change to src/pee/workflows/resource_pool.py or src/pee/workflows/pool_lease.py
+that changes the commands they issue (tests/test_replay.py then fails on the old files, which is the
+point).
 """
 
 from __future__ import annotations
@@ -24,15 +25,15 @@ from typing import Any
 from temporalio.client import Client, WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 
-from runtime.codec import data_converter
-from runtime.devserver import find_temporal_binary
-from runtime.exit import run_entry
-from runtime.worker import build_worker
-from tests.conftest import compiled_plan, group, sim
-from workflows.plan_workflow import PlanWorkflow
-from workflows.pool_types import PoolCapacity, PoolInput, pool_workflow_id
-from workflows.resource_pool import ResourcePoolWorkflow
-from workflows.types import PlanRunInput
+from pee.activities.pool_types import PoolCapacity, PoolInput, pool_workflow_id
+from pee.runtime.codec import data_converter
+from pee.runtime.devserver import find_temporal_binary
+from pee.runtime.exit import run_entry
+from pee.runtime.worker import build_worker
+from pee.workflows.plan_workflow import PlanWorkflow
+from pee.workflows.resource_pool import ResourcePoolWorkflow
+from pee.workflows.types import PlanRunInput
+from tests.helpers import async_eventually, compiled_plan, group, sim
 
 HERE = Path(__file__).resolve().parent / "pool"
 POOL = "recorded"
@@ -44,23 +45,24 @@ def plan(name: str, duration_s: float) -> Any:
     agent.cpu = 50
     recorded = compiled_plan([agent], [group("g", [agent.id])], name=name)
     recorded.resources = {
-        "resource_pool": {"computational": {"total_cpu_units": 100, "total_memory_units": 100,
-                                            "concurrent_agent_limit": 1},
-                          "shared": {"name": POOL, "holder_check_interval": 0.5}},
+        "resource_pool": {
+            "computational": {
+                "total_cpu_units": 100,
+                "total_memory_units": 100,
+                "concurrent_agent_limit": 1,
+            },
+            "shared": {"name": POOL, "holder_check_interval": 0.5},
+        },
         "allocation_strategy": {"resource_sharing": {"cpu_oversubscription": 1.0}},
     }
     return recorded
 
 
 async def until(check: Any) -> None:
-    for _ in range(300):
-        try:
-            if await check():
-                return
-        except Exception:  # noqa: BLE001 - not started yet
-            pass
-        await asyncio.sleep(0.1)
-    raise SystemExit("the scenario never reached its next step")
+    # any exception: the pool workflow has not started yet
+    await async_eventually(
+        check, what="the scenario's next step", timeout_s=30, ignore=(Exception,)
+    )
 
 
 async def record(client: Client) -> tuple[WorkflowHistory, WorkflowHistory]:
@@ -69,21 +71,35 @@ async def record(client: Client) -> tuple[WorkflowHistory, WorkflowHistory]:
     async with build_worker(client, task_queue):
         pool = await client.start_workflow(
             ResourcePoolWorkflow.run,
-            PoolInput(POOL, PoolCapacity(100.0, 100.0, 1), holder_check_interval_s=0.5,
-                      continue_after_events=CONTINUE_AFTER),
-            id=pool_id, task_queue=task_queue,
-            memo={"capacity": {"cpu": 100.0, "memory": 100.0, "max_agents": 1}})
+            PoolInput(
+                POOL,
+                PoolCapacity(100.0, 100.0, 1),
+                holder_check_interval_s=0.5,
+                continue_after_events=CONTINUE_AFTER,
+            ),
+            id=pool_id,
+            task_queue=task_queue,
+            memo={"capacity": {"cpu": 100.0, "memory": 100.0, "max_agents": 1}},
+        )
         first_run = pool.result_run_id
-        hold = await client.start_workflow(PlanWorkflow.run, PlanRunInput(plan=plan("hold", 60)),
-                                           id=f"hold-{uuid.uuid4()}", task_queue=task_queue)
+        hold = await client.start_workflow(
+            PlanWorkflow.run,
+            PlanRunInput(plan=plan("hold", 60)),
+            id=f"hold-{uuid.uuid4()}",
+            task_queue=task_queue,
+        )
 
         async def holding() -> bool:
             status = await hold.query(PlanWorkflow.status)
             return status["agents"]["hold0"]["status"] == "running"
 
         await until(holding)
-        wait = await client.start_workflow(PlanWorkflow.run, PlanRunInput(plan=plan("wait", 0.2)),
-                                           id=f"wait-{uuid.uuid4()}", task_queue=task_queue)
+        wait = await client.start_workflow(
+            PlanWorkflow.run,
+            PlanRunInput(plan=plan("wait", 0.2)),
+            id=f"wait-{uuid.uuid4()}",
+            task_queue=task_queue,
+        )
 
         async def queued() -> bool:
             return len((await pool.query("state"))["waiting"]) == 1
@@ -95,8 +111,12 @@ async def record(client: Client) -> tuple[WorkflowHistory, WorkflowHistory]:
             raise SystemExit(f"run wait ended {report['status']}")
 
         # keep the pool busy (holder checks) so the run that reclaimed also continues-as-new
-        tail = await client.start_workflow(PlanWorkflow.run, PlanRunInput(plan=plan("tail", 6)),
-                                           id=f"tail-{uuid.uuid4()}", task_queue=task_queue)
+        tail = await client.start_workflow(
+            PlanWorkflow.run,
+            PlanRunInput(plan=plan("tail", 6)),
+            id=f"tail-{uuid.uuid4()}",
+            task_queue=task_queue,
+        )
         await tail.result()
         run_history = await wait.fetch_history()
         pool_history = await reclaiming_run(client, pool_id, first_run or "")
@@ -127,8 +147,10 @@ async def reclaiming_run(client: Client, pool_id: str, run_id: str) -> WorkflowH
 
 async def main() -> None:
     env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=str(find_temporal_binary()), ui=False,
-        data_converter=data_converter())
+        dev_server_existing_path=str(find_temporal_binary()),
+        ui=False,
+        data_converter=data_converter(),
+    )
     try:
         pool_history, run_history = await record(env.client)
     finally:

@@ -1,0 +1,65 @@
+"""The SQLite file the host-local caches keep their values in, and how a value is packed there.
+
+The agent output cache and the context snapshot cache share this: a file that several workers
+and commands on one host open at once (so every call is one short IMMEDIATE transaction, waiting
+up to 30 s for a writer), values stored as canonical JSON, lz4-compressed above a threshold.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lz4.frame
+
+from pee.engine.canonical import canonical_json
+
+
+class SqliteFile:
+    def __init__(self, path: Path, schema: str) -> None:
+        self.path = path
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.transaction() as db:
+            db.executescript(schema)
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        db = sqlite3.connect(self.path, timeout=30, isolation_level="IMMEDIATE")
+        try:
+            yield db
+            db.commit()
+        finally:
+            db.close()
+
+
+@dataclass(frozen=True)
+class Packed:
+    """A value as stored: ``data`` (lz4 frame when ``compressed``) and its JSON's length."""
+
+    data: bytes
+    compressed: int
+    raw_size: int
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+    @property
+    def saved(self) -> int:
+        return self.raw_size - self.size
+
+
+def pack(value: Any, threshold: int) -> Packed:
+    raw = canonical_json(value).encode()
+    if len(raw) > threshold:
+        return Packed(lz4.frame.compress(raw), 1, len(raw))
+    return Packed(raw, 0, len(raw))
+
+
+def unpack(data: bytes, compressed: int) -> Any:
+    return json.loads(lz4.frame.decompress(data) if compressed else data)

@@ -1,0 +1,79 @@
+"""`cache stats|clear`: see and invalidate what the agent output and context snapshot caches hold
+(one SQLite file; the render and prefetch caches live in each worker's memory)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+
+def register(commands: Any) -> None:
+    parser = commands.add_parser(
+        "cache",
+        help="show or clear the agent output and context snapshot caches",
+        description="The agent output cache and the context snapshot cache are a SQLite file "
+        "shared by the workers of this host (PEE_CACHE_PATH, default .temporal/cache.db).",
+    )
+    actions = parser.add_subparsers(dest="cache_action", metavar="ACTION", required=True)
+    stats = actions.add_parser("stats", help="entries, size, hits, misses, hit ratio")
+    stats.add_argument("--json", action="store_true", help="print as JSON")
+    stats.add_argument("--path", help="cache file (default PEE_CACHE_PATH or .temporal/cache.db)")
+    stats.set_defaults(handler=run_stats)
+    clear = actions.add_parser(
+        "clear",
+        help="remove entries: all, or of one agent / plan "
+        "(context snapshots too, unless --agent is given)",
+    )
+    clear.add_argument("--agent", help="only this agent's entries")
+    clear.add_argument("--plan", help="only this plan's entries (its name)")
+    clear.add_argument("--path", help="cache file (default PEE_CACHE_PATH or .temporal/cache.db)")
+    clear.set_defaults(handler=run_clear)
+
+
+def run_stats(args: argparse.Namespace) -> int:
+    from pee.activities.output_cache import OutputCache
+    from pee.activities.snapshot_cache import SnapshotCache
+
+    stats = OutputCache(args.path).stats()
+    row: dict[str, Any] = {
+        "entries": stats.entries,
+        "bytes": stats.bytes,
+        "hits": stats.hits,
+        "misses": stats.misses,
+        "hit_ratio": round(stats.hit_ratio, 3),
+        "bytes_saved_by_compression": stats.bytes_saved_by_compression,
+    }
+    snapshots = SnapshotCache(args.path).stats()
+    row["context_snapshots"] = {
+        "entries": snapshots.entries,
+        "bytes": snapshots.bytes,
+        "bytes_saved_by_compression": snapshots.bytes_saved_by_compression,
+    }
+    if args.json:
+        print(json.dumps(row))
+    else:
+        flat = {key: value for key, value in row.items() if key != "context_snapshots"}
+        print("agent outputs:     " + "  ".join(f"{key} {value}" for key, value in flat.items()))
+        print(
+            "context snapshots: "
+            + "  ".join(f"{key} {value}" for key, value in row["context_snapshots"].items())
+        )
+    return 0
+
+
+def run_clear(args: argparse.Namespace) -> int:
+    from pee.activities.output_cache import OutputCache
+    from pee.activities.snapshot_cache import SnapshotCache
+
+    removed = OutputCache(args.path).clear(agent=args.agent, plan=args.plan)
+    scope = " and ".join(f"{k} {v}" for k, v in (("agent", args.agent), ("plan", args.plan)) if v)
+    print(
+        f"removed {removed} entr{'y' if removed == 1 else 'ies'}"
+        + (f" of {scope}" if scope else "")
+    )
+    if args.agent is None:
+        # a snapshot belongs to a group's barrier, not to one agent
+        snapshots = SnapshotCache(args.path).clear(plan=args.plan)
+        print(f"removed {snapshots} context snapshot{'' if snapshots == 1 else 's'}")
+    return 0

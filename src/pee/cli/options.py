@@ -1,0 +1,106 @@
+"""Command-line options several commands share: the plan and how it runs (`run`, `compile`),
+where the server is (`run`, `status`, `conflicts`, `outputs`, ...) and the metrics port (`run`,
+`pee-worker`)."""
+
+from __future__ import annotations
+
+import argparse
+
+from pee.cli.common import add_input_option, add_set_option, positive_float, positive_int
+
+
+def add_plan_options(parser: argparse.ArgumentParser) -> None:
+    """What `run` and `compile` share: the plan, its variables and inputs, how it runs."""
+    parser.add_argument("plan", metavar="PLAN", help="plan YAML (native, seed or BMAD v4)")
+    add_input_option(parser)
+    add_set_option(parser)
+    parser.add_argument(
+        "--time-scale",
+        type=positive_float,
+        metavar="F",
+        help="multiply every duration and timeout by F (default PEE_TIME_SCALE; else a plan of "
+        "pretend agents estimated above 60 s is scaled to run in about 15 s)",
+    )
+    parser.add_argument(
+        "--simulate",
+        action="store_true",
+        help="each agent also takes its estimated duration (scaled), heartbeating",
+    )
+    parser.add_argument(
+        "--no-learn",
+        action="store_true",
+        help="ignore the durations measured in earlier runs (and, for run, record none)",
+    )
+    parser.add_argument(
+        "--heartbeat-timeout",
+        type=positive_float,
+        metavar="SECONDS",
+        help="agents' heartbeat timeout: how soon a dead worker's agents move to another "
+        "(default: derived from the time scale)",
+    )
+    batch = parser.add_mutually_exclusive_group()
+    batch.add_argument(
+        "--batch",
+        dest="batch",
+        action="store_true",
+        default=None,
+        help="batch mode: agents run in child workflows of up to --batch-chunk agents "
+        "(default: on for plans of more than 300 agents; README: Large plans)",
+    )
+    batch.add_argument(
+        "--no-batch",
+        dest="batch",
+        action="store_false",
+        help="never batch mode: every agent an activity of the run",
+    )
+    parser.add_argument(
+        "--batch-chunk",
+        type=positive_int,
+        metavar="N",
+        help="batch mode: at most N agents per child workflow (default 100)",
+    )
+    parser.add_argument(
+        "--batch-window",
+        type=positive_int,
+        metavar="N",
+        help="batch mode: at most N child workflows at a time (default 16)",
+    )
+    parser.add_argument(
+        "--continue-as-new-after",
+        type=positive_int,
+        metavar="EVENTS",
+        help="continue as new once a run's history has EVENTS events, even before Temporal "
+        "suggests it (default: when Temporal suggests it; README: Continue-as-new)",
+    )
+
+
+def add_server_options(parser: argparse.ArgumentParser) -> None:
+    """Where the server is and how to reach it (TLS, mTLS, API key): pee.runtime.connection."""
+    from pee.runtime.connection import add_connection_arguments
+
+    add_connection_arguments(
+        parser.add_argument_group("connection"),
+        address_help="Temporal frontend (default TEMPORAL_ADDRESS or the profile's, else "
+        "localhost:7233 where the embedded dev server is started when nothing listens)",
+    )
+
+
+def port_number(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, found {text!r}") from None
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port in 1-65535, found {text!r}")
+    return value
+
+
+def add_metrics_port_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--metrics-port",
+        type=port_number,
+        metavar="N",
+        help="serve the Temporal SDK's metrics (workflow and activity task latencies, slots, "
+        "polls...) for Prometheus at http://127.0.0.1:N/metrics (PEE_METRICS_HOST changes the "
+        "host)",
+    )

@@ -1,0 +1,269 @@
+"""The smart barrier's decision table, as pure functions of what the workflow has recorded.
+
+The workflow asks ``decide`` when a group starts, each time one of its agents finishes and when
+the group deadline passes, then carries the decision out (wait, move the deadline, cancel and fill
+defaults, or cancel and re-run the unfinished agents one at a time). After such a sequential
+fallback it asks ``decide_after_fallback`` whether the group passes, continues on defaults or fails
+the run. No Temporal here: every input is recorded history (agent states, the times at which the
+workflow saw progress signals, ``workflow.now()``), so a replay makes the same decisions, and every
+row of the table is a unit test.
+
+Rows of ``decide``, first match wins:
+
+1. every agent succeeded                                           -> all_completed
+2. an agent failed with a critical (non-retryable) error           -> abort_and_fallback
+3. agents unfinished, deadline not reached                         -> wait
+4. deadline reached, a running agent reported progress within the
+   progress window, an extension left                              -> extend_timeout
+5. deadline reached or every remaining agent failed, >= 1 success
+   and the success criteria met                                    -> continue_with_partial
+6. otherwise (none succeeded, or the criteria unmet)               -> abort_and_fallback
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from pee.engine.states import BARRIER_UNFINISHED, BarrierAction, BarrierStatus
+
+# Agent states the barrier distinguishes (pee.engine.states.BarrierStatus): "pending" = not
+# started yet (sequential groups); a timed-out agent is "failed"; "critical_failed" = a
+# non-retryable error. Module-level names kept for the decision table's readability.
+PENDING = BarrierStatus.PENDING
+RUNNING = BarrierStatus.RUNNING
+SUCCEEDED = BarrierStatus.SUCCEEDED
+FAILED = BarrierStatus.FAILED
+CRITICAL_FAILED = BarrierStatus.CRITICAL_FAILED
+
+# Decisions of `decide`
+ALL_COMPLETED = BarrierAction.ALL_COMPLETED
+WAIT = BarrierAction.WAIT
+EXTEND_TIMEOUT = BarrierAction.EXTEND_TIMEOUT
+CONTINUE_WITH_PARTIAL = BarrierAction.CONTINUE_WITH_PARTIAL
+ABORT_AND_FALLBACK = BarrierAction.ABORT_AND_FALLBACK
+
+# Outcomes of `decide_after_fallback`
+FALLBACK_SUCCEEDED = BarrierAction.FALLBACK_SUCCEEDED
+CONTINUE_WITH_DEFAULTS = BarrierAction.CONTINUE_WITH_DEFAULTS
+FAIL = BarrierAction.FAIL
+
+# the seed: "extend once, by at most 5 minutes"
+MAX_EXTENSION_S = 300.0
+
+# partial_failure_handling values that let a group whose fallback failed continue on defaults
+DEFAULTS_POLICIES = ("continue_with_defaults", "use_defaults", "fill_with_defaults")
+
+
+@dataclass(frozen=True)
+class AgentView:
+    status: BarrierStatus = PENDING
+    # run-relative seconds at which the workflow last received a progress signal from the agent
+    last_progress_s: float | None = None
+    attempts: int = 0
+
+
+@dataclass(frozen=True)
+class BarrierView:
+    """What the barrier knows about one group at one moment (times in run-relative seconds)."""
+
+    group: str
+    # in the group's declared order; every list in a decision keeps this order
+    agents: Sequence[str]
+    states: Mapping[str, AgentView]
+    now_s: float
+    # None = no group deadline (a lone agent bounded by its own timeout)
+    deadline_s: float | None = None
+    extensions_used: int = 0
+    max_extensions: int = 1
+    extension_s: float = MAX_EXTENSION_S
+    # a progress signal at most this old counts as "still making progress"
+    progress_window_s: float = 30.0
+    # batch mode: agents send no progress signals, so the workflow marks running agents whose
+    # activities heartbeat as seen now; the extension's reason then says so
+    liveness_by_heartbeat: bool = False
+    # CompiledGroup.success_criteria: "all" | "at_least_one" | "at_least" (+ count)
+    criteria: str = "at_least_one"
+    count: int = 1
+    # CompiledGroup.quality_impact: the level recorded when the group continues without some agents
+    quality_impact: str = "medium"
+    # CompiledGroup.partial_failure_handling (used after a failed fallback)
+    partial_failure_handling: str = "continue_with_available_results"
+
+
+@dataclass(frozen=True)
+class BarrierDecision:
+    action: BarrierAction
+    reason: str
+    # agents to cancel (running, or never started)
+    cancel: list[str] = field(default_factory=list)
+    # agents whose declared defaults fill their missing outputs
+    fill_defaults: list[str] = field(default_factory=list)
+    # agents to re-run one at a time (abort_and_fallback)
+    fallback: list[str] = field(default_factory=list)
+    # extend_timeout: the new group deadline (run-relative seconds)
+    new_deadline_s: float | None = None
+    quality_impact: str | None = None
+    # abort_and_fallback / continue_with_defaults: what to tell the operator
+    alert: str | None = None
+
+
+def required_successes(criteria: str, count: int, total: int) -> int:
+    if criteria == "all":
+        return total
+    if criteria == "at_least":
+        return max(1, min(count, total))
+    return min(1, total)
+
+
+def describe_criteria(criteria: str, count: int) -> str:
+    if criteria == "all":
+        return "all agents succeed"
+    if criteria == "at_least":
+        return f"at least {count} agent(s) succeed"
+    return "at least one agent succeeds"
+
+
+def _with(view: BarrierView, status: BarrierStatus | tuple[BarrierStatus, ...]) -> list[str]:
+    wanted = (status,) if isinstance(status, str) else status
+    return [a for a in view.agents if _status(view, a) in wanted]
+
+
+def _status(view: BarrierView, agent_id: str) -> BarrierStatus:
+    state = view.states.get(agent_id)
+    return state.status if state is not None else PENDING
+
+
+def _quality(view: BarrierView, missing: list[str]) -> str:
+    return (
+        f"{view.quality_impact}: {len(missing)} of {len(view.agents)} agent(s) "
+        f"without their own results ({', '.join(missing)}); declared defaults used where given"
+    )
+
+
+def _abort(cancel: list[str], rerun: list[str]) -> str:
+    cancelling = f"cancelling {cancel}, " if cancel else ""
+    return f"{cancelling}re-running {rerun} one at a time"
+
+
+def _seconds(value: float) -> str:
+    return f"{value:g}s"
+
+
+def decide(view: BarrierView) -> BarrierDecision:
+    total = len(view.agents)
+    succeeded = _with(view, SUCCEEDED)
+    critical = _with(view, CRITICAL_FAILED)
+    failed = _with(view, (FAILED, CRITICAL_FAILED))
+    running = _with(view, RUNNING)
+    unfinished = _with(view, BARRIER_UNFINISHED)
+    not_succeeded = [a for a in view.agents if a not in succeeded]
+    need = required_successes(view.criteria, view.count, total)
+
+    if len(succeeded) == total:
+        return BarrierDecision(ALL_COMPLETED, f"all {total} agent(s) succeeded")
+
+    if critical:
+        plan = _abort(unfinished, not_succeeded)
+        reason = f"critical (non-retryable) error in {critical}; {plan}"
+        return BarrierDecision(
+            ABORT_AND_FALLBACK,
+            reason,
+            cancel=unfinished,
+            fallback=not_succeeded,
+            alert=f"group '{view.group}': {reason}",
+        )
+
+    deadline_reached = view.deadline_s is not None and view.now_s >= view.deadline_s
+    if unfinished and not deadline_reached:
+        until = (
+            ""
+            if view.deadline_s is None
+            else (f"; deadline in {_seconds(round(view.deadline_s - view.now_s, 3))}")
+        )
+        return BarrierDecision(WAIT, f"waiting for {unfinished}{until}")
+
+    if unfinished:
+        assert view.deadline_s is not None
+        progressing = [
+            a
+            for a in running
+            if (seen := view.states[a].last_progress_s) is not None
+            and view.now_s - seen <= view.progress_window_s
+        ]
+        extension = min(view.extension_s, MAX_EXTENSION_S)
+        if progressing and view.extensions_used < view.max_extensions and extension > 0:
+            seen_how = (
+                "still running, kept alive by heartbeats (batch mode: no progress signals)"
+                if view.liveness_by_heartbeat
+                else f"reported progress within the last {_seconds(view.progress_window_s)}"
+            )
+            reason = (
+                f"deadline reached; {progressing} {seen_how}; extension "
+                f"{view.extensions_used + 1} of {view.max_extensions} by {_seconds(extension)}"
+            )
+            return BarrierDecision(
+                EXTEND_TIMEOUT, reason, new_deadline_s=round(view.deadline_s + extension, 3)
+            )
+
+    cause = (
+        f"deadline reached with {unfinished} unfinished"
+        if unfinished
+        else f"every remaining agent failed ({failed})"
+    )
+    score = f"{len(succeeded)}/{total} succeeded, {describe_criteria(view.criteria, view.count)}"
+    if succeeded and len(succeeded) >= need:
+        reason = f"{cause}; {score}: continuing without {not_succeeded}"
+        return BarrierDecision(
+            CONTINUE_WITH_PARTIAL,
+            reason,
+            cancel=unfinished,
+            fill_defaults=not_succeeded,
+            quality_impact=_quality(view, not_succeeded),
+        )
+
+    unmet = "none succeeded" if not succeeded else "success criteria unmet"
+    reason = f"{cause}; {score}: {unmet}; {_abort(unfinished, not_succeeded)}"
+    return BarrierDecision(
+        ABORT_AND_FALLBACK,
+        reason,
+        cancel=unfinished,
+        fallback=not_succeeded,
+        alert=f"group '{view.group}': {reason}",
+    )
+
+
+def decide_after_fallback(view: BarrierView) -> BarrierDecision:
+    """Judge a group once its sequential fallback has run (no agent is unfinished any more)."""
+    total = len(view.agents)
+    succeeded = _with(view, SUCCEEDED)
+    not_succeeded = [a for a in view.agents if a not in succeeded]
+    need = required_successes(view.criteria, view.count, total)
+    score = f"{len(succeeded)}/{total} succeeded, {describe_criteria(view.criteria, view.count)}"
+
+    if total == 0 or (succeeded and len(succeeded) >= need):
+        if not not_succeeded:
+            return BarrierDecision(FALLBACK_SUCCEEDED, f"sequential fallback: {score}")
+        return BarrierDecision(
+            FALLBACK_SUCCEEDED,
+            f"sequential fallback: {score}; continuing without {not_succeeded}",
+            fill_defaults=not_succeeded,
+            quality_impact=_quality(view, not_succeeded),
+        )
+
+    if view.partial_failure_handling in DEFAULTS_POLICIES:
+        reason = (
+            f"sequential fallback failed too ({score}); partial_failure_handling "
+            f"'{view.partial_failure_handling}': continuing with the defaults of {not_succeeded}"
+        )
+        return BarrierDecision(
+            CONTINUE_WITH_DEFAULTS,
+            reason,
+            fill_defaults=not_succeeded,
+            quality_impact=_quality(view, not_succeeded),
+            alert=f"group '{view.group}': {reason}",
+        )
+
+    return BarrierDecision(
+        FAIL, f"sequential fallback failed too ({score}); failed: {not_succeeded}"
+    )

@@ -1,0 +1,119 @@
+"""Durations as a run uses them: every one, scaled by the run's time scale, stays representable.
+
+The plan language caps each duration it reads at MAX_DURATION_S (pee.engine.language.units). A run
+then multiplies them by its time scale (`run --time-scale F`, PEE_TIME_SCALE) before the workflow
+turns them into Temporal timeouts and timers or adds them to workflow.now(). This module names
+every duration of a compiled plan the workflow scales, and says which ones a time scale would
+push past the cap, so `run` and `compile` refuse the combination up front and the workflow
+fails such a hand-made input with a reason instead of raising on every workflow task.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Any
+
+from pee.engine.compiled import CompiledPlan
+from pee.engine.language.units import MAX_DURATION_S, MAX_DURATION_TEXT
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def _dig(data: Any, *keys: str) -> Any:
+    for key in keys:
+        if not isinstance(data, dict):
+            return None
+        data = data.get(key)
+    return data
+
+
+def scaled_durations(plan: CompiledPlan) -> Iterator[tuple[str, float]]:
+    """(where, seconds) of every duration the workflow multiplies by the time scale."""
+    yield "default_agent_timeout", plan.default_agent_timeout_s
+    for agent in plan.agents:
+        where = f"agent '{agent.id}'"
+        if agent.timeout_s is not None:
+            yield f"{where} timeout", agent.timeout_s
+        yield f"{where} estimate", agent.estimated_max_s
+        yield f"{where} retry initial_interval", agent.retry.initial_interval_s
+        if agent.retry.maximum_interval_s is not None:
+            yield f"{where} retry maximum_interval", agent.retry.maximum_interval_s
+        duration = _number(agent.settings.get("duration"))
+        if duration is not None:
+            yield f"{where} duration", duration
+    for group in plan.groups:
+        where = f"group '{group.id}'"
+        if group.timeout_s is not None:
+            yield f"{where} timeout", group.timeout_s
+        yield f"{where} extension", group.extension_s
+        if group.cross_validation_timeout_s is not None:
+            yield f"{where} validation_timeout", group.cross_validation_timeout_s
+    for where, value in (
+        (
+            "barrier_synchronization.timeout_handling.progress_window",
+            plan.barrier.progress_window_s,
+        ),
+        ("context_conflicts.conflict_timeout", _dig(plan.context, "conflict_timeout")),
+        (
+            "resource_pool.context_store.lock_timeout",
+            _dig(plan.resources, "resource_pool", "context_store", "lock_timeout"),
+        ),
+        (
+            "load_balancing.resource_monitoring.sampling_interval",
+            _dig(plan.resources, "load_balancing", "resource_monitoring", "sampling_interval"),
+        ),
+        (
+            "alert_thresholds.response_time",
+            _dig(
+                plan.resources,
+                "load_balancing",
+                "resource_monitoring",
+                "alert_thresholds",
+                "response_time",
+            ),
+        ),
+    ):
+        seconds = _number(value)
+        if seconds is not None:
+            yield where, seconds
+
+
+def time_scale_problems(
+    plan: CompiledPlan, time_scale: float, heartbeat_timeout_s: float | None = None
+) -> list[str]:
+    """Why this plan cannot run at ``time_scale`` (empty: it can)."""
+    if not (isinstance(time_scale, int | float) and math.isfinite(time_scale) and time_scale > 0):
+        return [f"the time scale must be a finite number above 0, found {time_scale!r}"]
+    problems: list[str] = []
+    if heartbeat_timeout_s is not None and not (
+        math.isfinite(heartbeat_timeout_s) and 0 < heartbeat_timeout_s <= MAX_DURATION_S
+    ):
+        problems.append(
+            f"the heartbeat timeout must be above 0 and at most "
+            f"{MAX_DURATION_TEXT}, found {heartbeat_timeout_s!r}"
+        )
+    durations = list(scaled_durations(plan))
+    problems += [
+        f"{where} is {seconds!r} s, not a duration"
+        for where, seconds in durations
+        if not (math.isfinite(seconds) and seconds >= 0)
+    ]
+    too_long = [
+        (where, seconds)
+        for where, seconds in durations
+        if math.isfinite(seconds) and seconds * time_scale > MAX_DURATION_S
+    ]
+    if too_long:
+        where, seconds = max(too_long, key=lambda item: item[1])
+        problems.append(
+            f"time scale {time_scale:g} makes {len(too_long)} duration(s) longer than "
+            f"{MAX_DURATION_TEXT}, the longest a run may wait (the longest: {where}, "
+            f"{seconds:g} s x {time_scale:g}); use a time scale of at most "
+            f"{MAX_DURATION_S / seconds:.3g}"
+        )
+    return problems

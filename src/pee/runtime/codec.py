@@ -1,0 +1,155 @@
+"""lz4 payload codec: payloads above a threshold travel and are stored lz4-compressed.
+
+Every client and worker of the project uses ``data_converter()`` so workflow inputs (a compiled
+plan), agent results and reports over ``PEE_COMPRESSION_THRESHOLD`` bytes (default 10 KB, the
+seed's ``compression_threshold``) are kept in Temporal's history as ``binary/lz4`` payloads.
+Smaller payloads pass unchanged, and decoding leaves payloads without the lz4 encoding alone,
+so histories written before the codec (or by other clients) still read and replay.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import lz4.frame
+import temporalio.converter
+from temporalio.api.common.v1 import Payload
+
+# imported here, not where it is used: the converter runs inside the workflow sandbox, which warns
+# about (and re-imports) modules first imported after the workflow was loaded
+from pee.engine.compiled import CompiledPlan
+
+ENCODING = b"binary/lz4"
+DEFAULT_THRESHOLD = 10 * 1024
+
+
+def compression_threshold() -> int:
+    return int(os.environ.get("PEE_COMPRESSION_THRESHOLD") or DEFAULT_THRESHOLD)
+
+
+class Lz4Codec(temporalio.converter.PayloadCodec):
+    def __init__(self, threshold: int | None = None) -> None:
+        self.threshold = compression_threshold() if threshold is None else threshold
+
+    async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        return [self._encode(p) for p in payloads]
+
+    async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        return [self._decode(p) for p in payloads]
+
+    def _encode(self, payload: Payload) -> Payload:
+        if payload.metadata.get("encoding") == ENCODING:
+            return payload
+        raw = payload.SerializeToString()
+        if len(raw) <= self.threshold:
+            return payload
+        return Payload(metadata={"encoding": ENCODING}, data=lz4.frame.compress(raw))
+
+    @staticmethod
+    def _decode(payload: Payload) -> Payload:
+        if payload.metadata.get("encoding") != ENCODING:
+            return payload
+        inner = Payload()
+        inner.ParseFromString(lz4.frame.decompress(payload.data))
+        return inner
+
+
+class DecodedTooLarge(ValueError):
+    """Decoding would produce more bytes than allowed (an lz4 bomb, or a budget set too low)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"the decoded payloads would exceed {limit} bytes; refusing to "
+            "decode them (a payload this project writes never gets near that)"
+        )
+        self.limit = limit
+
+
+def decode_within(payloads: Sequence[Payload], limit: int) -> list[Payload]:
+    """Like Lz4Codec.decode, but the decompressed bytes of all payloads together stay within
+    `limit`: each frame is decompressed with a cap of the budget left, so a small input that
+    would expand to gigabytes (lz4 reaches ~255:1) stops at `limit` + 1 bytes. Raises
+    DecodedTooLarge, or RuntimeError/ValueError for a corrupt frame or inner payload."""
+    left = limit
+    decoded = []
+    for payload in payloads:
+        if payload.metadata.get("encoding") != ENCODING:
+            decoded.append(payload)
+            continue
+        decompressor = lz4.frame.LZ4FrameDecompressor()
+        raw = decompressor.decompress(payload.data, max_length=left + 1)
+        if len(raw) > left:
+            raise DecodedTooLarge(limit)
+        if not decompressor.eof:
+            raise ValueError("a binary/lz4 payload holds a truncated lz4 frame")
+        left -= len(raw)
+        inner = Payload()
+        try:
+            inner.ParseFromString(raw)
+        except Exception as err:  # protobuf's DecodeError is not a stable import path
+            raise ValueError(f"a binary/lz4 payload does not hold a Payload: {err}") from None
+        decoded.append(inner)
+    return decoded
+
+
+class CompiledPlanConverter(temporalio.converter.JSONTypeConverter):
+    """Decode a CompiledPlan with CompiledPlan.from_dict instead of the SDK's generic dataclass
+    walk, which resolves every nested dataclass's type hints once per instance: for a
+    5,000-agent plan that alone took longer than the workflow task's 2 s deadlock limit. The
+    JSON is the same either way (encoding is untouched)."""
+
+    def to_typed_value(self, hint: type, value: Any) -> Any:
+        if hint is CompiledPlan and isinstance(value, dict):
+            try:
+                return CompiledPlan.from_dict(value)
+            except (TypeError, KeyError):
+                # hand-written JSON with unknown or missing fields: the SDK's walk says what
+                pass
+        return temporalio.converter.JSONTypeConverter.Unhandled
+
+
+class ShallowDataclassEncoder(temporalio.converter.AdvancedJSONEncoder):
+    """Encode a dataclass as its fields, leaving the nesting to the JSON encoder.
+
+    The SDK's encoder turns a dataclass into ``dataclasses.asdict(obj)``, which deep-copies
+    every value first: for a continue-as-new input that carries a 5,000-agent run (the plan and
+    the run so far, src/pee/workflows/carry.py) the copy alone took the workflow task past the 2 s
+    deadlock limit. The JSON is the same: nested dataclasses come back here one by one."""
+
+    def default(self, o: Any) -> Any:
+        if dataclasses.is_dataclass(o) and not isinstance(o, type):
+            return {f.name: getattr(o, f.name) for f in dataclasses.fields(o)}
+        return super().default(o)
+
+
+class PlanPayloadConverter(temporalio.converter.CompositePayloadConverter):
+    """The SDK's default payload converters, the JSON one with CompiledPlanConverter and
+    ShallowDataclassEncoder."""
+
+    def __init__(self) -> None:
+        json_plain = temporalio.converter.JSONPlainPayloadConverter
+        defaults = temporalio.converter.DefaultPayloadConverter.default_encoding_payload_converters
+        super().__init__(
+            *[
+                json_plain(
+                    encoder=ShallowDataclassEncoder,
+                    custom_type_converters=[CompiledPlanConverter()],
+                )
+                if isinstance(converter, json_plain)
+                else converter
+                for converter in defaults
+            ]
+        )
+
+
+def data_converter(threshold: int | None = None) -> temporalio.converter.DataConverter:
+    """The default JSON converter (plans decoded fast) with the lz4 codec in front of the
+    server."""
+    return dataclasses.replace(
+        temporalio.converter.default(),
+        payload_converter_class=PlanPayloadConverter,
+        payload_codec=Lz4Codec(threshold),
+    )

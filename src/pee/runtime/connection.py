@@ -1,0 +1,450 @@
+"""Where the Temporal server is and how to reach it securely: one place for every entry point.
+
+What a command connects with is resolved field by field: its flags (`--address`, `--namespace`,
+`--profile`, `--tls*`, `--api-key`), else Temporal's own environment variables and client
+config profile (`temporalio.envconfig`: `TEMPORAL_ADDRESS`, `TEMPORAL_NAMESPACE`,
+`TEMPORAL_API_KEY`, `TEMPORAL_TLS`, `TEMPORAL_TLS_SERVER_CA_CERT_PATH`,
+`TEMPORAL_TLS_CLIENT_CERT_PATH`, `TEMPORAL_TLS_CLIENT_KEY_PATH`, `TEMPORAL_TLS_SERVER_NAME`,
+`TEMPORAL_GRPC_META_*`, `TEMPORAL_PROFILE` in `TEMPORAL_CONFIG_FILE`), else the local default.
+The same variables therefore configure worker.py and starter.py in a container and on a laptop,
+and the `temporal` CLI reads them too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
+from temporalio.client import Client
+from temporalio.envconfig import ClientConfigProfile
+from temporalio.service import RPCError, RPCStatusCode, TLSConfig
+
+from pee.runtime import telemetry as otel
+from pee.runtime.codec import data_converter
+
+DEFAULT_DEV_PORT = 7233
+DEFAULT_NAMESPACE = "default"
+DEFAULT_TASK_QUEUE = "parallel-execution-engine"
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1", "[::1]")
+
+
+def dev_port() -> int:
+    """The embedded dev server's frontend port: PEE_DEV_PORT (tests use their own) or 7233."""
+    return int(os.environ.get("PEE_DEV_PORT") or DEFAULT_DEV_PORT)
+
+
+def local_default_address() -> str:
+    return f"localhost:{dev_port()}"
+
+
+def default_task_queue() -> str:
+    return os.environ.get("PEE_TASK_QUEUE") or DEFAULT_TASK_QUEUE
+
+
+def split_address(address: str) -> tuple[str, int]:
+    """HOST:PORT (IPv6 as [::1]:7233) -> (host, port); ValueError when malformed."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ValueError(f"expected HOST:PORT, found {address!r}")
+    return host.strip("[]"), int(port)
+
+
+def is_local_default(address: str) -> bool:
+    """True for this machine at the embedded server's port: the one address we may start."""
+    try:
+        host, port = split_address(address)
+    except ValueError:
+        return False
+    return host in LOCAL_HOSTS and port == dev_port()
+
+
+def listening(address: str, timeout_s: float = 0.5) -> bool:
+    """Whether something accepts TCP connections at HOST:PORT (not necessarily Temporal)."""
+    try:
+        host, port = split_address(address)
+        with socket.create_connection((host, port), timeout=timeout_s):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
+class ConnectionConfigError(ConnectionError):
+    """The connection settings are unusable (a missing certificate file, a profile that does
+    not exist, a key without its certificate); the message names the setting and the fix.
+    A ConnectionError, so every entry point reports it like an unreachable server (exit 2)."""
+
+
+class SecureConnectionError(ConnectionError):
+    """The TLS handshake or the first call over it failed; the message says why and which
+    setting fixes it."""
+
+
+# each TLS setting: (flag, environment variable) for messages
+CA_SETTING = ("--tls-ca", "TEMPORAL_TLS_SERVER_CA_CERT_PATH")
+CERT_SETTING = ("--tls-cert", "TEMPORAL_TLS_CLIENT_CERT_PATH")
+KEY_SETTING = ("--tls-key", "TEMPORAL_TLS_CLIENT_KEY_PATH")
+SERVER_NAME_SETTING = ("--tls-server-name", "TEMPORAL_TLS_SERVER_NAME")
+
+
+def setting_name(setting: tuple[str, str]) -> str:
+    return f"{setting[0]} (or {setting[1]})"
+
+
+@dataclass(frozen=True)
+class ConnectionFlags:
+    """What the command line said; None everywhere = nothing given (environment and profile
+    decide)."""
+
+    address: str | None = None
+    namespace: str | None = None
+    profile: str | None = None
+    tls: bool | None = None
+    tls_ca: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tls_server_name: str | None = None
+    api_key: str | None = None
+
+    @classmethod
+    def from_args(cls, args: Any) -> ConnectionFlags:
+        """From an argparse namespace made with add_connection_arguments (missing ones: None)."""
+        return cls(**{name: getattr(args, name, None) for name in cls.__dataclass_fields__})
+
+
+def add_connection_arguments(parser: Any, *, address_help: str | None = None) -> None:
+    """The connection flags every command and worker.py share (argparse parser or group)."""
+    parser.add_argument(
+        "--address",
+        metavar="HOST:PORT",
+        help=address_help
+        or "Temporal frontend (default TEMPORAL_ADDRESS or the profile's, else "
+        "localhost:7233, the embedded dev server)",
+    )
+    parser.add_argument(
+        "--namespace",
+        metavar="NS",
+        help="default TEMPORAL_NAMESPACE or the profile's, else 'default'",
+    )
+    parser.add_argument(
+        "--profile",
+        metavar="NAME",
+        help="Temporal client config profile (default TEMPORAL_PROFILE, else "
+        "'default'), read from TEMPORAL_CONFIG_FILE or "
+        "~/.config/temporalio/temporal.toml when it exists",
+    )
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        default=None,
+        help="connect with TLS, trusting the system's CAs (implied by the other "
+        "--tls-* options and by an API key; TEMPORAL_TLS=true)",
+    )
+    parser.add_argument(
+        "--tls-ca",
+        metavar="PEM",
+        help="CA certificate(s) the server's certificate must be signed by "
+        "(TEMPORAL_TLS_SERVER_CA_CERT_PATH; default: the system's CAs)",
+    )
+    parser.add_argument(
+        "--tls-cert",
+        metavar="PEM",
+        help="client certificate for mTLS (TEMPORAL_TLS_CLIENT_CERT_PATH); needs --tls-key",
+    )
+    parser.add_argument(
+        "--tls-key",
+        metavar="PEM",
+        help="the client certificate's private key (TEMPORAL_TLS_CLIENT_KEY_PATH)",
+    )
+    parser.add_argument(
+        "--tls-server-name",
+        metavar="NAME",
+        help="the name the server's certificate must carry when it is not the "
+        "address's host (TEMPORAL_TLS_SERVER_NAME)",
+    )
+    parser.add_argument(
+        "--api-key",
+        metavar="KEY",
+        help="API key, e.g. for Temporal Cloud; implies TLS. Prefer "
+        "TEMPORAL_API_KEY: arguments are visible to other local users",
+    )
+
+
+# a PEM given as a file (Path) or, from TEMPORAL_TLS_*_DATA or a profile's `data`, as text
+PemSource = Path | bytes
+
+
+@dataclass(frozen=True)
+class ConnectionSettings:
+    """Everything Client.connect needs, resolved (see the module docstring for the order)."""
+
+    address: str
+    namespace: str
+    api_key: str | None = None
+    tls: bool = False
+    tls_ca: PemSource | None = None
+    tls_cert: PemSource | None = None
+    tls_key: PemSource | None = None
+    tls_server_name: str | None = None
+    rpc_metadata: Mapping[str, str] = field(default_factory=dict)
+
+    def with_namespace(self, namespace: str | None) -> ConnectionSettings:
+        return replace(self, namespace=namespace) if namespace else self
+
+    def tls_config(self) -> TLSConfig | bool:
+        """Client.connect's `tls`: False, or a TLSConfig with the PEMs read (checked first)."""
+        if not self.tls:
+            return False
+        return TLSConfig(
+            server_root_ca_cert=read_pem(self.tls_ca, CA_SETTING, "CERTIFICATE"),
+            client_cert=read_pem(self.tls_cert, CERT_SETTING, "CERTIFICATE"),
+            client_private_key=read_pem(self.tls_key, KEY_SETTING, "PRIVATE KEY"),
+            domain=self.tls_server_name,
+        )
+
+    def describe(self) -> str:
+        """How this connects, for a worker's first line: 'TLS (CA ca.pem, client cert)'."""
+        if not self.tls:
+            return "plain text" + (", API key" if self.api_key else "")
+        parts = [f"CA {describe_source(self.tls_ca)}" if self.tls_ca else "system CAs"]
+        if self.tls_cert:
+            parts.append(f"client cert {describe_source(self.tls_cert)}")
+        if self.tls_server_name:
+            parts.append(f"server name {self.tls_server_name}")
+        if self.api_key:
+            parts.append("API key")
+        return f"TLS ({', '.join(parts)})"
+
+
+def describe_source(source: PemSource) -> str:
+    return str(source) if isinstance(source, Path) else "inline PEM"
+
+
+def read_pem(source: PemSource | None, setting: tuple[str, str], kind: str) -> bytes | None:
+    """The PEM bytes, or a ConnectionConfigError naming the setting when they cannot be."""
+    if source is None:
+        return None
+    if isinstance(source, Path):
+        try:
+            data = source.read_bytes()
+        except OSError as err:
+            raise ConnectionConfigError(
+                f"{setting_name(setting)}: cannot read {source}: {err.strerror or err}"
+            ) from None
+        where = str(source)
+    else:
+        data, where = source, "the inline PEM"
+    if b"-----BEGIN" not in data or kind.encode() not in data:
+        raise ConnectionConfigError(
+            f"{setting_name(setting)}: {where} holds no PEM {kind.lower()} (expected a "
+            f"'-----BEGIN ...{kind}-----' block)"
+        )
+    return data
+
+
+def load_profile(profile: str | None, env: Mapping[str, str] | None = None) -> ClientConfigProfile:
+    """Temporal's client config: the profile (TOML file) with TEMPORAL_* variables on top."""
+    # an empty variable counts as unset (compose's `${TEMPORAL_API_KEY:-}` gives ""), where
+    # the bridge would read it as an empty key, or the current folder as the CA file
+    given = os.environ if env is None else env
+    try:
+        return ClientConfigProfile.load(
+            profile, override_env_vars={k: v for k, v in given.items() if v != ""}
+        )
+    except Exception as err:  # the bridge's ConfigError is not importable as a public name
+        raise ConnectionConfigError(
+            f"Temporal client config: {err} (profile {profile or 'from TEMPORAL_PROFILE'}; "
+            "the file is TEMPORAL_CONFIG_FILE or ~/.config/temporalio/temporal.toml)"
+        ) from None
+
+
+def resolve_settings(
+    flags: ConnectionFlags | None = None, env: Mapping[str, str] | None = None
+) -> ConnectionSettings:
+    """Flags over the environment over the profile over the defaults; checks combinations."""
+    flags = flags or ConnectionFlags()
+    loaded = load_profile(flags.profile, env)
+    tls_from_profile = loaded.tls
+    ca = flags.tls_ca or (tls_from_profile.server_root_ca_cert if tls_from_profile else None)
+    cert = flags.tls_cert or (tls_from_profile.client_cert if tls_from_profile else None)
+    key = flags.tls_key or (tls_from_profile.client_private_key if tls_from_profile else None)
+    server_name = flags.tls_server_name or (
+        tls_from_profile.server_name if tls_from_profile else None
+    )
+    api_key = flags.api_key or loaded.api_key
+    explicit_tls = bool(
+        flags.tls or flags.tls_ca or flags.tls_cert or flags.tls_key or flags.tls_server_name
+    )
+    disabled = tls_from_profile is not None and tls_from_profile.disabled is True
+    # TEMPORAL_TLS=false switches TLS off for the environment's TLS settings and API key (a
+    # plain-text server behind an authenticating proxy); a --tls* flag still switches it on
+    tls = explicit_tls or (not disabled and (tls_from_profile is not None or api_key is not None))
+    if (cert is None) != (key is None):
+        given, missing = (CERT_SETTING, KEY_SETTING) if cert else (KEY_SETTING, CERT_SETTING)
+        raise ConnectionConfigError(
+            f"{setting_name(given)} is set but {setting_name(missing)} is not: mTLS needs the "
+            "client certificate and its private key"
+        )
+    address = flags.address or loaded.address or local_default_address()
+    try:
+        split_address(address)
+    except ValueError as err:
+        source = "--address" if flags.address else "TEMPORAL_ADDRESS (or the profile's address)"
+        raise ConnectionConfigError(f"{source}: {err}") from None
+    return ConnectionSettings(
+        address=address,
+        namespace=flags.namespace or loaded.namespace or DEFAULT_NAMESPACE,
+        api_key=api_key,
+        tls=tls,
+        tls_ca=as_source(ca),
+        tls_cert=as_source(cert),
+        tls_key=as_source(key),
+        tls_server_name=server_name,
+        rpc_metadata=dict(loaded.grpc_meta),
+    )
+
+
+def as_source(value: str | Path | bytes | None) -> PemSource | None:
+    """Flags and *_PATH variables are paths; a profile's `data` arrives as PEM text."""
+    if value is None or isinstance(value, (Path, bytes)):
+        return value
+    return value.encode() if "-----BEGIN" in value else Path(value)
+
+
+def explain_failure(settings: ConnectionSettings, error: str) -> str | None:
+    """What a TLS-related connect failure means and which setting fixes it; None if it is not
+    one. The Rust bridge reports these as text (rustls/tonic error names)."""
+    target = settings.address
+    if "UnknownIssuer" in error or "BadSignature" in error:
+        trusted = (
+            f"the CA in {describe_source(settings.tls_ca)}"
+            if settings.tls_ca
+            else "any of the system's CAs"
+        )
+        return (
+            f"TLS to {target} failed: the server's certificate is not signed by {trusted}; "
+            f"give the CA that signed it with {setting_name(CA_SETTING)}"
+        )
+    if "NotValidForName" in error:
+        expected = settings.tls_server_name or split_address(target)[0]
+        return (
+            f"TLS to {target} failed: the server's certificate is not valid for "
+            f"'{expected}'; set {setting_name(SERVER_NAME_SETTING)} to a name it carries"
+        )
+    if "Expired" in error or "NotValidYet" in error:
+        return f"TLS to {target} failed: the server's certificate is expired or not yet valid"
+    if "InvalidContentType" in error or "CorruptMessage" in error:
+        return (
+            f"TLS to {target} failed: the server does not speak TLS; leave out the --tls* "
+            "options and TEMPORAL_TLS* variables (and the API key) for it"
+        )
+    if "PrivateKeyParseError" in error:
+        key = describe_source(settings.tls_key) if settings.tls_key else "the key"
+        return (
+            f"{setting_name(KEY_SETTING)}: {key} is not a private key the TLS library can "
+            "read (PEM: PKCS#8, RSA or EC)"
+        )
+    # under TLS 1.3 a server that wants a client certificate rejects it after the client's side
+    # of the handshake is done, so the client only sees the connection drop on its first call
+    # (how the drop is worded depends on timing: EOF, broken pipe, reset, closed)
+    squashed = error.lower().replace(" ", "").replace("_", "")
+    dropped = any(
+        sign in squashed
+        for sign in (
+            "closenotify",
+            "unexpectedeof",
+            "brokenpipe",
+            "connectionreset",
+            "connectionclosed",
+            "connectionaborted",
+            "certificaterequired",
+            "badcertificate",
+        )
+    )
+    if settings.tls and dropped:
+        if settings.tls_cert is None:
+            return (
+                f"TLS to {target} failed: the server closed the connection after the "
+                "handshake; it requires a client certificate (mTLS): give "
+                f"{setting_name(CERT_SETTING)} and {setting_name(KEY_SETTING)}"
+            )
+        return (
+            f"TLS to {target} failed: the server closed the connection after the "
+            f"handshake; it refused the client certificate "
+            f"{describe_source(settings.tls_cert)} (it must be signed by a CA the server "
+            "trusts)"
+        )
+    if not settings.tls and dropped:
+        return (
+            f"cannot talk to Temporal at {target}: the server closed the connection; if "
+            "it requires TLS, add --tls (and --tls-ca for a private CA)"
+        )
+    return None
+
+
+async def connect(
+    settings: ConnectionSettings | str | None = None,
+    namespace: str | None = None,
+    *,
+    starting_wait_s: float = 10.0,
+    telemetry: otel.Telemetry | None = None,
+) -> Client:
+    """Connect; a server that is up but still starting ("Unavailable") gets `starting_wait_s`.
+
+    A string is an address, with everything else from the environment. `telemetry` (default:
+    the process's, pee.runtime.telemetry.current()) adds its tracing and run-observing
+    interceptors, which workers built from this client inherit, and its Temporal Runtime
+    (Prometheus metrics). Raises ConnectionConfigError for unusable settings,
+    SecureConnectionError (a ConnectionError) for a failed TLS handshake, ConnectionError with
+    the address in the message otherwise.
+    """
+    if not isinstance(settings, ConnectionSettings):
+        settings = resolve_settings(ConnectionFlags(address=settings))
+    settings = settings.with_namespace(namespace)
+    target, namespace = settings.address, settings.namespace
+    tls = settings.tls_config()
+    telemetry = telemetry or otel.current()
+    deadline = asyncio.get_running_loop().time() + starting_wait_s
+    while True:
+        try:
+            client = await Client.connect(
+                target,
+                namespace=namespace,
+                data_converter=data_converter(),
+                tls=tls,
+                api_key=settings.api_key,
+                rpc_metadata=dict(settings.rpc_metadata),
+                interceptors=telemetry.interceptors(),
+                runtime=telemetry.runtime,  # None: the SDK's default runtime
+            )
+            break
+        except RuntimeError as err:
+            explained = explain_failure(settings, str(err))
+            if explained:
+                raise SecureConnectionError(explained) from err
+            # the bridge reports connection problems as bare RuntimeErrors; a fresh dev server
+            # accepts connections a moment before its frontend reports healthy
+            starting = "Unavailable" in str(err) or "not healthy" in str(err)
+            if not starting or asyncio.get_running_loop().time() > deadline:
+                raise ConnectionError(f"cannot reach Temporal at {target}: {err}") from err
+            await asyncio.sleep(0.2)
+    try:
+        # a wrong namespace otherwise surfaces later as a worker validation crash
+        await client.workflow_service.describe_namespace(
+            DescribeNamespaceRequest(namespace=namespace)
+        )
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            raise ConnectionError(f"namespace '{namespace}' does not exist at {target}") from None
+        if err.status == RPCStatusCode.UNAUTHENTICATED:
+            raise ConnectionError(
+                f"Temporal at {target} refused the credentials: {err.message} (check the API "
+                "key, --api-key or TEMPORAL_API_KEY, or the client certificate)"
+            ) from None
+        # not allowed to describe it (a scoped API key) is no reason to stop here
+    return client

@@ -1,0 +1,196 @@
+"""AgentBatchWorkflow: a child of PlanWorkflow (batch mode) that runs a chunk of agents.
+
+Each AgentCall is one `run_agent` activity with exactly the options PlanWorkflow would have used
+itself (task queue, activity id, timeouts, heartbeat timeout, retry policy, summary); the child
+runs them all at once, sends the outcomes of those that ended to the parent by the
+`agent_outcomes` signal (the first at once, then at most every ``flush_s``: one signal for all
+that ended meanwhile) and returns one AgentOutcome per call, in call order, when the last one
+has ended. The parent decides everything else (barriers, context, conflicts, the report); the
+child only keeps ~3 history events per agent out of the parent's history.
+
+Cancellation: the `cancel_agents` signal cancels the named agents' activities (the parent's
+barrier cut them short, or the run is ending); a cancel request on the child itself (the parent
+closed: parent_close_policy REQUEST_CANCEL) cancels them all. Cancelled agents come back as
+``cancelled`` outcomes, so the child always completes normally.
+
+Determinism: lists and dicts only, no clocks, no randomness.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from pee.activities.agents import run_agent
+    from pee.activities.types import AgentTask
+
+    # the payload converter resolves AgentTask.agent's type hints through the sandbox's
+    # sys.modules, which only hold modules this workflow imports itself
+    from pee.engine.compiled import CompiledAgent  # noqa: F401
+    from pee.workflows.agent_outcome import AgentOutcome, outcome_from_error
+
+CANCEL_SIGNAL = "cancel_agents"
+# PlanWorkflow's signal for outcomes of agents that ended before the chunk did
+OUTCOMES_SIGNAL = "agent_outcomes"
+
+
+@dataclass
+class AgentCall:
+    """One agent's activity, as AgentRunner.execute would start it (durations in seconds)."""
+
+    task: AgentTask
+    activity_id: str
+    task_queue: str | None
+    timeout_s: float
+    heartbeat_timeout_s: float
+    initial_interval_s: float
+    backoff_coefficient: float
+    maximum_interval_s: float | None
+    maximum_attempts: int
+    non_retryable: list[str] = field(default_factory=list)
+    summary: str = ""
+
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(
+            initial_interval=timedelta(seconds=self.initial_interval_s),
+            backoff_coefficient=self.backoff_coefficient,
+            maximum_interval=None
+            if self.maximum_interval_s is None
+            else timedelta(seconds=self.maximum_interval_s),
+            maximum_attempts=self.maximum_attempts,
+            non_retryable_error_types=list(self.non_retryable),
+        )
+
+    @staticmethod
+    def of(
+        task: AgentTask,
+        activity_id: str,
+        timeout: timedelta,
+        heartbeat: timedelta,
+        retry: RetryPolicy,
+        summary: str,
+    ) -> AgentCall:
+        return AgentCall(
+            task=task,
+            activity_id=activity_id,
+            task_queue=task.agent.task_queue,
+            timeout_s=timeout.total_seconds(),
+            heartbeat_timeout_s=heartbeat.total_seconds(),
+            initial_interval_s=retry.initial_interval.total_seconds(),
+            backoff_coefficient=retry.backoff_coefficient,
+            maximum_interval_s=None
+            if retry.maximum_interval is None
+            else retry.maximum_interval.total_seconds(),
+            maximum_attempts=retry.maximum_attempts,
+            non_retryable=list(retry.non_retryable_error_types or []),
+            summary=summary,
+        )
+
+
+@dataclass
+class AgentBatchInput:
+    calls: list[AgentCall]
+    # the PlanWorkflow this chunk belongs to: it gets the outcomes by OUTCOMES_SIGNAL
+    parent_workflow_id: str = ""
+    # send outcomes at most this often (real seconds); 0 = only in the result
+    flush_s: float = 1.0
+
+
+@workflow.defn
+class AgentBatchWorkflow:
+    def __init__(self) -> None:
+        self._tasks: dict[str, asyncio.Task[AgentOutcome]] = {}
+        # cancel_agents can arrive before the activities are scheduled
+        self._cancelled: list[str] = []
+        # ended, not yet sent to the parent
+        self._unsent: list[AgentOutcome] = []
+
+    @workflow.run
+    async def run(self, input: AgentBatchInput) -> list[AgentOutcome]:
+        for call in input.calls:
+            self._tasks[call.activity_id] = asyncio.create_task(self._one(call))
+        for activity_id in self._cancelled:
+            self._cancel(activity_id)
+        try:
+            await self._flush_until_done(input)
+        except asyncio.CancelledError:
+            # the parent closed (REQUEST_CANCEL): take every agent down, report them cancelled
+            for activity_id in self._tasks:
+                self._cancel(activity_id)
+            await workflow.wait(list(self._tasks.values()))
+        return [self._tasks[call.activity_id].result() for call in input.calls]
+
+    async def _flush_until_done(self, input: AgentBatchInput) -> None:
+        """Send what has ended to the parent (the first batch at once, then at most every
+        flush_s), until every agent has ended; the last ones travel in the result."""
+
+        def all_done() -> bool:
+            return all(task.done() for task in self._tasks.values())
+
+        while not all_done():
+            await workflow.wait_condition(lambda: bool(self._unsent) or all_done())
+            if all_done() or input.flush_s <= 0 or not input.parent_workflow_id:
+                break
+            sent, self._unsent = self._unsent, []
+            parent = workflow.get_external_workflow_handle(input.parent_workflow_id)
+            try:
+                await parent.signal(OUTCOMES_SIGNAL, sent)
+            except Exception as err:  # the parent has ended: nobody waits for these any more
+                workflow.logger.info(
+                    "outcomes not delivered to %s: %s", input.parent_workflow_id, err
+                )
+            await self._pause(input.flush_s, all_done)
+        await workflow.wait(list(self._tasks.values()))
+
+    async def _pause(self, seconds: float, all_done: Callable[[], bool]) -> None:
+        # until the next flush, or the end of the chunk, whichever is first
+        with contextlib.suppress(asyncio.TimeoutError):
+            await workflow.wait_condition(
+                all_done, timeout=seconds, timeout_summary="next outcomes to the parent"
+            )
+
+    @workflow.signal(name=CANCEL_SIGNAL)
+    def cancel_agents(self, activity_ids: list[str]) -> None:
+        for activity_id in activity_ids:
+            if activity_id in self._tasks:
+                self._cancel(activity_id)
+            else:
+                self._cancelled.append(activity_id)
+
+    def _cancel(self, activity_id: str) -> None:
+        task = self._tasks.get(activity_id)
+        if task is not None and not task.done():
+            task.cancel()
+
+    async def _one(self, call: AgentCall) -> AgentOutcome:
+        agent_id = call.task.agent.id
+        timeout = timedelta(seconds=call.timeout_s)
+        try:
+            result = await workflow.execute_activity(
+                run_agent,
+                call.task,
+                task_queue=call.task_queue,
+                activity_id=call.activity_id,
+                schedule_to_close_timeout=timeout,
+                start_to_close_timeout=timeout,
+                heartbeat_timeout=timedelta(seconds=call.heartbeat_timeout_s),
+                retry_policy=call.retry_policy(),
+                summary=call.summary,
+            )
+        except ActivityError as err:
+            outcome = outcome_from_error(agent_id, err, call.task.agent.retry)
+        except asyncio.CancelledError:
+            outcome = AgentOutcome(agent_id, cancelled=True)
+        else:
+            outcome = AgentOutcome(agent_id, result=result)
+        outcome.activity_id = call.activity_id
+        self._unsent.append(outcome)
+        return outcome

@@ -1,0 +1,83 @@
+"""When and how a PlanWorkflow run continues as new (the carried state: src/pee/workflows/carry.py).
+
+The decision is taken in the run loop, each time a group ends. Once Temporal suggests it (or the
+history reaches PlanRunInput.continue_as_new_after events, or SAFETY_EVENTS on a server that
+never suggests), the run drains: it starts no more groups, lets the running ones end, waits for
+its non-blocking validations and snapshot stores, gives back shared-pool leases, and continues
+as new with the plan, the same options and the carried state. Draining costs some overlap once
+per ~4,000 history events; what it buys is that nothing in flight has to cross runs.
+
+Why not at any moment: running agents' activities, barrier timers and child workflows belong to
+the run that started them; carrying them over would mean re-attaching to each (or re-running
+it), where at a quiescent point there is only recorded state to hand on.
+
+Determinism: the suggestion flag and the history length are recorded in history (each workflow
+task's started event), so a replay reaches the same decision; `workflow.patched` keeps histories
+recorded before continue-as-new existed on their old path, were they ever to see a suggestion.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from pee.workflows.carry import CarriedRun, encode
+    from pee.workflows.types import PlanRunInput
+
+PATCH = "continue-as-new-when-suggested"
+# Temporal's own limit is 10,240 events by default (51,200 hard); a server that never suggests
+# continue-as-new still gets one well before it
+SAFETY_EVENTS = 8000
+# a run that has just continued as new starts with its carried state in its first event: if
+# that alone is large enough for the size suggestion, it must still make progress first
+MIN_GROUPS_PER_RUN = 1
+
+
+@dataclass
+class Continuation:
+    """The run loop's continue-as-new state: draining, and how many groups ended in this run."""
+
+    after_events: int | None = None
+    draining: bool = False
+    groups_ended: int = 0
+    # what made this run drain, for the event and the log
+    reason: str = ""
+
+    def group_ended(self) -> None:
+        self.groups_ended += 1
+
+    def should_drain(self, groups_left: int) -> bool:
+        """Whether to stop starting groups now (asked when a group has ended and the run is
+        not draining yet); True sets ``draining``."""
+        if groups_left == 0 or self.groups_ended < MIN_GROUPS_PER_RUN:
+            return False
+        info = workflow.info()
+        length = info.get_current_history_length()
+        if info.is_continue_as_new_suggested():
+            reason = f"Temporal suggested continue-as-new at {length} history events"
+        elif self.after_events is not None and length >= self.after_events:
+            reason = f"history reached {length} events (continue_as_new_after {self.after_events})"
+        elif length >= SAFETY_EVENTS:
+            reason = f"history reached {length} events"
+        else:
+            return False
+        # asked only when it would change what the run does: older histories replay as before
+        if not workflow.patched(PATCH):
+            return False
+        self.draining = True
+        self.reason = reason
+        return True
+
+
+def next_input(input: PlanRunInput, carried: CarriedRun) -> PlanRunInput:
+    """The continuation's input: the same plan and options, no resume (its reused groups and
+    context are in the carried state now), and the carried run."""
+    return replace(input, resume=None, inputs={}, carried=encode(carried))
+
+
+async def continue_as_new(input: PlanRunInput, carried: CarriedRun) -> None:
+    """Wait for update and signal handlers to finish, then continue as new (raises)."""
+    await workflow.wait_condition(workflow.all_handlers_finished)
+    workflow.continue_as_new(next_input(input, carried))

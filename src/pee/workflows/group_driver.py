@@ -1,0 +1,339 @@
+"""GroupDriver: one group of a plan run from its start to its end. It starts the group's agents
+(src/pee/workflows/agent_runner.py), asks the smart barrier (pee.engine.rules.barrier) when the
+group starts, whenever an agent finishes and at the deadline, and carries out what it decides:
+wait, extend the deadline, cancel and fill defaults, or cancel and re-run the unfinished agents
+one at a time. After the barrier it checks the plan's consistency rules (ConflictDesk), takes
+the group's context snapshot (CacheLevels) and cross-validates (CrossValidator).
+
+Its own state is how a batch run judges liveness (`liveness_by_heartbeat`, `silent`); the rest
+is the RunState's. The commands it issues are exactly those PlanWorkflow issued
+(tests/test_replay.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from pee.engine.compiled import CompiledGroup
+    from pee.engine.rules import barrier
+    from pee.engine.states import AGENT_UNFINISHED, GROUP_PASSED, AgentStatus, GroupStatus
+    from pee.workflows.adaptation import Adaptation
+    from pee.workflows.agent_timing import AgentTiming
+    from pee.workflows.cache_levels import CacheLevels
+    from pee.workflows.conflict_desk import ConflictDesk
+    from pee.workflows.context_gate import ContextGate
+    from pee.workflows.deadline_timer import DeadlineClock
+    from pee.workflows.run_scope import RunScope
+    from pee.workflows.state import Decision
+
+if TYPE_CHECKING:
+    # imported by PlanWorkflow outside the passthrough block (they start activities)
+    from pee.workflows.agent_runner import AgentRunner
+    from pee.workflows.cross_validator import CrossValidator
+
+
+class GroupDriver:
+    def __init__(
+        self,
+        scope: RunScope,
+        runner: AgentRunner,
+        desk: ConflictDesk,
+        gate: ContextGate,
+        validator: CrossValidator,
+        timing: AgentTiming,
+        levels: CacheLevels,
+        adapt: Adaptation,
+        clock: DeadlineClock | None,
+        *,
+        liveness_by_heartbeat: bool,
+        silent: frozenset[str],
+    ) -> None:
+        self.scope = scope
+        self.runner = runner
+        self.desk = desk
+        self.gate = gate
+        self.validator = validator
+        self.timing = timing
+        self.levels = levels
+        # read live: a continuation restores its rules after construction
+        self.adapt = adapt
+        # batch mode: group deadlines share one timer
+        self.clock = clock
+        # batch mode: running agents count as making progress (see agent_views)
+        self.liveness_by_heartbeat = liveness_by_heartbeat
+        # agents that never heartbeat (simulate `heartbeat: false`)
+        self.silent = silent
+
+    async def run_group(self, group: CompiledGroup) -> None:
+        state = self.scope.groups[group.id]
+        state.status = GroupStatus.RUNNING
+        state.started_s = self.scope.elapsed()
+        timeout = self.group_timeout(group)
+        state.deadline_s = None if timeout is None else round(state.started_s + timeout, 3)
+        self.scope.event("group_started", group.id)
+        self.levels.prefetch(group, self.scope.ctx)
+        tasks: dict[str, asyncio.Task[None]] = {}
+        # batch mode: (deadline, its DeadlineClock future) while the group waits for one
+        deadline: tuple[float, asyncio.Future[None]] | None = None
+        try:
+            deadline_passed = False
+            while True:
+                now = self.scope.elapsed()
+                self.desk.pause_deadline(group, now)
+                if deadline_passed and state.deadline_s is not None:
+                    # the timer fired: the deadline has passed whatever the clock rounding says
+                    now = max(now, state.deadline_s)
+                if state.deadline_s is None or now < state.deadline_s:
+                    self.start_agents(group, tasks)
+                    # an agent that has just been found blocked stops the clock from now on
+                    self.desk.pause_deadline(group, now)
+                decision = barrier.decide(self.barrier_view(group, now))
+                if decision.action == barrier.WAIT:
+                    live = [task for task in tasks.values() if not task.done()]
+                    if not live:
+                        raise ApplicationError(
+                            f"group '{group.id}': barrier waits but no agent is running",
+                            type="InternalError",
+                            non_retryable=True,
+                        )
+                    remaining = None
+                    unpaused: asyncio.Task[None] | None = None
+                    if state.paused_since_s is not None:
+                        # no deadline while paused; wake when no agent is blocked any more
+                        unpaused = asyncio.create_task(
+                            workflow.wait_condition(lambda: not self.desk.group_blocked(group))
+                        )
+                        live.append(unpaused)
+                    elif state.deadline_s is not None:
+                        remaining = max(0.0, state.deadline_s - now)
+                        if self.clock is not None:
+                            # batch mode: the run-wide deadline clock, not a timer per wake-up
+                            if deadline is None or deadline[0] != state.deadline_s:
+                                if deadline is not None:
+                                    deadline[1].cancel()
+                                deadline = (state.deadline_s, self.clock.until(state.deadline_s))
+                            live.append(deadline[1])  # type: ignore[arg-type]
+                            remaining = None
+                    done, _ = await workflow.wait(
+                        live, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
+                    )
+                    if unpaused is not None and not unpaused.done():
+                        unpaused.cancel()
+                    await self.raise_agent_failure(group, tasks)
+                    deadline_passed = (
+                        not done
+                        if self.clock is None
+                        else deadline is not None and deadline[1].done()
+                    )
+                    continue
+                self.record(group, decision)
+                if decision.action != barrier.EXTEND_TIMEOUT:
+                    break
+                state.extensions += 1
+                state.deadline_s = decision.new_deadline_s
+                deadline_passed = False
+            if deadline is not None:
+                deadline[1].cancel()
+            await self.apply(group, decision, tasks)
+            self.desk.check_consistency(group)
+            if state.status in GROUP_PASSED:
+                self.levels.snapshot(group.id, self.scope.ctx, self.scope.elapsed())
+            if len(group.cross_validation) >= 2 and state.status in GROUP_PASSED:
+                if group.cross_validation_blocking:
+                    await self.validator.validate(group)
+                else:
+                    self.validator.start(group)
+        except asyncio.CancelledError:
+            if deadline is not None:
+                deadline[1].cancel()
+            # another group failed or the run was cancelled: take our agents down with us
+            await cancel_all(list(tasks.values()))
+            for agent_id in group.agents:
+                if self.scope.agents[agent_id].status in AGENT_UNFINISHED:
+                    self.scope.agents[agent_id].status = AgentStatus.CANCELLED
+            self.scope.end_group(group, GroupStatus.CANCELLED)
+            raise
+
+    def start_agents(self, group: CompiledGroup, tasks: dict[str, asyncio.Task[None]]) -> None:
+        if group.parallel:
+            todo = [agent_id for agent_id in group.agents if agent_id not in tasks]
+        else:
+            # one at a time, in list order: the next starts when the previous has finished
+            if any(not task.done() for task in tasks.values()):
+                return
+            todo = [agent_id for agent_id in group.agents if agent_id not in tasks][:1]
+        for agent_id in todo:
+            tasks[agent_id] = self.runner.launch(
+                self.scope.plan.agent(agent_id), group, fallback=False
+            )
+        # all of them submitted first, so the best goes first, not the first declared
+        self.runner.admit_soon(todo)
+
+    async def raise_agent_failure(
+        self, group: CompiledGroup, tasks: dict[str, asyncio.Task[None]]
+    ) -> None:
+        """An agent task that raised (a conflict timeout with policy fail) fails the group and
+        the run: cancel the group's other agents and pass the ApplicationError on."""
+        for task in tasks.values():
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                await cancel_all(list(tasks.values()))
+                for agent_id in group.agents:
+                    if self.scope.agents[agent_id].status in AGENT_UNFINISHED:
+                        self.scope.agents[agent_id].status = AgentStatus.CANCELLED
+                self.scope.end_group(group, GroupStatus.FAILED)
+                raise task.exception()  # type: ignore[misc]
+
+    def barrier_view(self, group: CompiledGroup, now_s: float) -> barrier.BarrierView:
+        state = self.scope.groups[group.id]
+        return barrier.BarrierView(
+            group=group.id,
+            agents=list(group.agents),
+            states=self.agent_views(group, now_s),
+            now_s=now_s,
+            # while paused the deadline moves with the clock, so it is never reached
+            deadline_s=state.deadline_at(now_s),
+            extensions_used=state.extensions,
+            max_extensions=group.max_extensions,
+            extension_s=group.extension_s * self.scope.scale,
+            progress_window_s=self.timing.progress_window_s(),
+            criteria=group.success_criteria.kind,
+            count=group.success_criteria.count,
+            quality_impact=group.quality_impact,
+            partial_failure_handling=group.partial_failure_handling,
+            liveness_by_heartbeat=self.liveness_by_heartbeat,
+        )
+
+    def agent_views(self, group: CompiledGroup, now_s: float) -> dict[str, barrier.AgentView]:
+        views = {a: self.scope.agents[a].barrier_view() for a in group.agents}
+        if not self.liveness_by_heartbeat:
+            return views
+        # batch mode: no progress signals reach this workflow (each would be a history event),
+        # but an agent still running is one whose activity heartbeats in time (or the server
+        # would have timed it out): it counts as seen now, except a silent one (no heartbeats)
+        return {
+            a: replace(view, last_progress_s=now_s)
+            if view.status == barrier.RUNNING and a not in self.silent
+            else view
+            for a, view in views.items()
+        }
+
+    def record(self, group: CompiledGroup, decision: barrier.BarrierDecision) -> None:
+        state = self.scope.groups[group.id]
+        if decision.action in (
+            barrier.FALLBACK_SUCCEEDED,
+            barrier.CONTINUE_WITH_DEFAULTS,
+            barrier.FAIL,
+        ):
+            # the outcome of a fallback: the group's decision stays abort_and_fallback
+            state.reason = f"{state.reason}; then {decision.reason}"
+        else:
+            state.decision = decision.action
+            state.reason = decision.reason
+        if decision.quality_impact is not None:
+            state.quality_impact = decision.quality_impact
+        state.history.append(Decision(self.scope.elapsed(), decision.action, decision.reason))
+        self.scope.event(f"barrier_{decision.action}", group.id)
+
+    async def apply(
+        self,
+        group: CompiledGroup,
+        decision: barrier.BarrierDecision,
+        tasks: dict[str, asyncio.Task[None]],
+    ) -> None:
+        await cancel_all([tasks[a] for a in decision.cancel if a in tasks])
+        if decision.action == barrier.ALL_COMPLETED:
+            self.scope.end_group(group, GroupStatus.SUCCEEDED)
+            return
+        if decision.action == barrier.CONTINUE_WITH_PARTIAL:
+            self.continue_without(group, decision.fill_defaults, decision.cancel)
+            self.scope.end_group(group, GroupStatus.PARTIAL)
+            return
+
+        # abort_and_fallback: one at a time, each agent under its own timeout, no group deadline
+        self.scope.alert(group.id, "critical", decision.alert or decision.reason)
+        self.scope.event("fallback_started", group.id)
+        for agent_id in decision.fallback:
+            tasks[agent_id] = self.runner.launch(
+                self.scope.plan.agent(agent_id), group, fallback=True
+            )
+            self.runner.admit([agent_id])
+            # no group deadline here, so a blocked agent simply waits for its conflict
+            await workflow.wait([tasks[agent_id]])
+            await self.raise_agent_failure(group, tasks)
+        outcome = barrier.decide_after_fallback(self.barrier_view(group, self.scope.elapsed()))
+        self.record(group, outcome)
+        if outcome.action == barrier.FAIL:
+            self.scope.end_group(group, GroupStatus.FAILED)
+            raise ApplicationError(
+                f"group '{group.id}' failed: {outcome.reason}; "
+                f"agents: {self.scope.describe_agents(group)}",
+                type="GroupFailed",
+                non_retryable=True,
+            )
+        if outcome.action == barrier.CONTINUE_WITH_DEFAULTS:
+            self.scope.alert(group.id, "critical", outcome.alert or outcome.reason)
+        self.continue_without(group, outcome.fill_defaults, [])
+        self.scope.end_group(
+            group, GroupStatus.PARTIAL if outcome.fill_defaults else GroupStatus.SUCCEEDED
+        )
+
+    def continue_without(
+        self, group: CompiledGroup, agent_ids: list[str], cut_short: list[str]
+    ) -> None:
+        """Fill the declared defaults of agents the group goes on without; say what is missing."""
+        for agent_id in agent_ids:
+            agent = self.scope.plan.agent(agent_id)
+            state = self.scope.agents[agent_id]
+            never_started = state.started_s is None
+            self.gate.fill_defaults(agent)
+            if agent_id in cut_short:
+                if state.defaulted_outputs:
+                    status = AgentStatus.DEFAULTED
+                else:
+                    status = AgentStatus.SKIPPED if never_started else AgentStatus.CANCELLED
+                if status != state.status:
+                    state.status = status
+                    if never_started:
+                        state.ended_s = self.scope.elapsed()
+                    self.scope.event(f"agent_{status}", agent_id)
+            absent = [
+                name for name in agent.outputs if not self.scope.ctx.has(f"{agent_id}.{name}")
+            ]
+            if absent:
+                readers = [
+                    other.id
+                    for other in self.scope.plan.agents
+                    if any(f"{agent_id}.{name}" in other.inputs for name in absent)
+                ]
+                effect = (
+                    f"dependents {readers} will run without them (see their missing_inputs)"
+                    if readers
+                    else "no agent needs them"
+                )
+                self.scope.alert(
+                    group.id,
+                    "warning",
+                    f"agent '{agent_id}' ({state.status}) has no default for {absent}: {effect}",
+                )
+
+    def group_timeout(self, group: CompiledGroup) -> float | None:
+        # None (a lone agent) = bounded by the agent's own timeout, no barrier deadline
+        if group.timeout_s is None:
+            return None
+        # plus what modify_timeout_values promised it for slow agents of its roles
+        return max(0.0, float(group.timeout_s) * self.scope.scale) + self.adapt.deadline_shift(
+            group.id
+        )
+
+
+async def cancel_all(tasks: list[asyncio.Task[None]]) -> None:
+    live = [task for task in tasks if not task.done()]
+    for task in live:
+        task.cancel()
+    if live:
+        await workflow.wait(live)

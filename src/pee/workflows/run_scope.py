@@ -1,0 +1,137 @@
+"""RunScope: what every part of a plan run reads (the input, the plan, the time scale, the
+RunState) and the recorders they all write through: the run's clock, events, alerts, the
+workflow's current details and its search attributes.
+
+PlanWorkflow builds one per run and hands it to its collaborators (conflict_desk, context_gate,
+agent_runner, cross_validator, …), so none of them reaches into the workflow's own attributes.
+Recording issues the same commands it did as PlanWorkflow methods (tests/test_replay.py): only
+search-attribute upserts (RunSearchAttributes.sync) leave the workflow."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from pee.engine.compiled import CompiledGroup, CompiledPlan
+    from pee.engine.dag import iso_at
+    from pee.engine.rules.context import VersionedContext
+    from pee.engine.states import GroupStatus, RunStatus
+    from pee.workflows.search import RunSearchAttributes
+    from pee.workflows.state import (
+        AgentState,
+        Alert,
+        GroupState,
+        RunState,
+        build_report,
+        current_details,
+    )
+    from pee.workflows.types import PlanRunInput
+
+
+class RunScope:
+    def __init__(
+        self,
+        input: PlanRunInput,
+        run: RunState,
+        search: RunSearchAttributes,
+        *,
+        batched: bool,
+    ) -> None:
+        self.input = input
+        self.plan: CompiledPlan = input.plan
+        self.scale = float(input.time_scale)
+        self.run = run
+        self.search = search
+        # batch mode: details are written once per activation (see details)
+        self.batched = batched
+        # batch mode: an event happened since the details writer last ran
+        self.details_due = False
+
+    # the RunState's parts, read live: restore() fills them in place, never replaces them
+    @property
+    def agents(self) -> dict[str, AgentState]:
+        return self.run.agents
+
+    @property
+    def groups(self) -> dict[str, GroupState]:
+        return self.run.groups
+
+    @property
+    def ctx(self) -> VersionedContext:
+        return self.run.context
+
+    # --- clock -------------------------------------------------------------------------
+
+    def elapsed(self) -> float:
+        return round((workflow.now() - self.run.started).total_seconds(), 3)
+
+    def at(self) -> str:
+        """Now as ISO 8601 (context versions and conflicts carry it)."""
+        return iso_at(self.run.started, self.elapsed()) or ""
+
+    # --- recorders ---------------------------------------------------------------------
+
+    def event(self, event: str, ident: str) -> None:
+        self.run.events.append(
+            {"seq": len(self.run.events) + 1, "at_s": self.elapsed(), "event": event, "id": ident}
+        )
+        self.details()
+
+    def alert(self, group_id: str, level: str, message: str) -> None:
+        self.run.alerts.append(Alert(self.elapsed(), group_id, level, message))
+        log = workflow.logger.error if level == "critical" else workflow.logger.warning
+        log("alert: %s", message)
+
+    def details(self, now: bool = False) -> None:
+        if self.batched and not now:
+            # batch mode: once per activation (the details walk every group: per event that
+            # is O(events x groups) and trips the 2 s deadlock detector on large plans)
+            self.details_due = True
+            return
+        workflow.set_current_details(
+            current_details(self.run, self.elapsed(), workflow.info().workflow_id)
+        )
+        self.search.sync(self.run)
+
+    async def details_writer(self) -> None:
+        while True:
+            await workflow.wait_condition(lambda: self.details_due)
+            self.details_due = False
+            self.details(now=True)
+
+    def finish(self, status: RunStatus, error: str | None = None) -> None:
+        self.run.status = status
+        self.run.error = error
+        self.run.ended_s = self.elapsed()
+        self.details(now=True)
+
+    def end_group(self, group: CompiledGroup, status: GroupStatus) -> None:
+        state = self.groups[group.id]
+        if state.paused_since_s is not None:
+            # ended (cancelled, or an abort) while an agent was blocked: close the pause
+            state.paused_s = round(state.paused_s + self.elapsed() - state.paused_since_s, 3)
+            state.paused_since_s = None
+        state.status = status
+        state.ended_s = self.elapsed()
+        self.event(f"group_{status}", group.id)
+
+    # --- what the run says about itself --------------------------------------------------
+
+    def describe_agents(self, group: CompiledGroup) -> str:
+        parts = []
+        for agent_id in group.agents:
+            state = self.agents[agent_id]
+            text = f"{agent_id} {state.status}"
+            if state.error:
+                text += f" ({state.error})"
+            parts.append(text)
+        return ", ".join(parts)
+
+    def report(self, batch_summary: dict[str, int] | None = None) -> dict[str, Any]:
+        info = workflow.info()
+        report = build_report(self.run, info.workflow_id, info.run_id, self.elapsed())
+        if batch_summary is not None:
+            report["batch"] = batch_summary
+        return report

@@ -1,0 +1,106 @@
+"""The PlanWorkflow input. The run report and status are plain dicts (see plan_workflow.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pee.engine.compiled import CompiledPlan
+
+
+@dataclass
+class ResumeFrom:
+    """Start from an earlier run's results (`run --resume-from`): ``context`` is that run's
+    context values and ``passed_groups`` the groups that succeeded there; the starter fills both.
+    ``from_group`` and every group depending on it (transitively) run again even if they passed.
+    """
+
+    workflow_id: str
+    run_id: str | None = None
+    from_group: str | None = None
+    context: dict[str, Any] = field(default_factory=dict)
+    passed_groups: list[str] = field(default_factory=list)
+    # the context snapshot (context_snapshot_cache key) ``context`` was read from; None = read
+    # by the `context` query on the earlier run
+    snapshot_key: str | None = None
+
+
+@dataclass
+class BatchSpec:
+    """Batch mode (src/pee/workflows/batcher.py): agents run in AgentBatchWorkflow children of at
+    most
+    ``chunk_size`` agents each, at most ``window`` children at a time, so no history grows with
+    the plan. Chosen by the starter (`run`/`compile`) for plans above BATCH_THRESHOLD agents, and
+    recorded in the input so a replay takes the same path."""
+
+    chunk_size: int = 100
+    window: int = 16
+    # a child sends the outcomes of agents that ended to the parent at most this often (real
+    # seconds; the first at once), so a group's barrier sees them before the chunk ends
+    flush_s: float = 1.0
+
+
+# plans with more agents than this run in batch mode unless told otherwise (`run --no-batch`):
+# at ~11 history events per agent, a plain run of ~900 agents reaches Temporal's 10,240 limit
+BATCH_THRESHOLD = 300
+
+
+def choose_batch(
+    agents: int, force: bool | None = None, chunk_size: int | None = None, window: int | None = None
+) -> BatchSpec | None:
+    """Batch mode for a plan of ``agents`` agents: on above BATCH_THRESHOLD, or as ``force``
+    says (True: always, False: never)."""
+    on = agents > BATCH_THRESHOLD if force is None else force
+    if not on:
+        return None
+    spec = BatchSpec()
+    return BatchSpec(chunk_size or spec.chunk_size, window or spec.window)
+
+
+@dataclass
+class PlanRunInput:
+    plan: CompiledPlan
+    # run-time values for plan inputs; override plan.inputs
+    inputs: dict[str, Any] = field(default_factory=dict)
+    # every plan duration (agent work, timeouts, group deadlines, retry intervals) is multiplied
+    # by this, so a plan written in minutes can run in seconds
+    time_scale: float = 1.0
+    # None = derived from time_scale (2..10 s); heartbeats are real time, never below 1 s
+    heartbeat_timeout_s: float | None = None
+    # --simulate: every agent also takes its estimated duration x time_scale (AgentTask.simulate_s)
+    simulate: bool = False
+    # resource admission order: "priority" (priority, aging, remaining path) or "fifo" (first
+    # ready first; the baseline bench/resources.py compares with)
+    admission: str = "priority"
+    # reuse an earlier run's passed groups and their context values (None: a plain run)
+    resume: ResumeFrom | None = None
+    # upsert the PeePlan/PeeStatus/PeeGroup search attributes as the run moves (workflows/
+    # search.py); only for a server where they are registered, or the workflow task fails
+    search_attributes: bool = False
+    # None: every agent is an activity of this workflow (small plans); set: batch mode
+    batch: BatchSpec | None = None
+    # continue as new once this run's history has this many events, even before Temporal
+    # suggests it (None: only when Temporal suggests it; see src/pee/workflows/carry.py)
+    continue_as_new_after: int | None = None
+    # set by a run that continued as new: the whole run so far, which this run goes on with
+    # (src/pee/workflows/carry.py's CarriedRun, encoded as plain JSON)
+    carried: dict[str, Any] | None = None
+
+
+@dataclass
+class ResolveConflict:
+    """The `resolve_conflict` update's and signal's argument.
+
+    choice: "current" keeps the value the key has now (the first writer's), "incoming" takes the
+    conflicting write, "value" takes ``value`` (any JSON but null). ``expected_version`` is the
+    key's version you decided against: the `conflicts` query's ``current_version``; a resolution
+    against an older version is refused as stale, one against a newer version as newer than
+    the current one. None skips that check. The handlers take any payload and build this with
+    pee.workflows.resolution.parse_resolution (a malformed one is refused and recorded).
+    """
+
+    conflict_id: str
+    choice: str
+    value: Any = None
+    expected_version: int | None = None
+    by: str = "user"
