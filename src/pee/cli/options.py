@@ -45,7 +45,7 @@ def add_plan_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         default=None,
         help="batch mode: agents run in child workflows of up to --batch-chunk agents "
-        "(default: on for plans of more than 300 agents; README: Large plans)",
+        "(default: on for plans of more than 300 agents; docs/guides/large-plans.md)",
     )
     batch.add_argument(
         "--no-batch",
@@ -70,7 +70,7 @@ def add_plan_options(parser: argparse.ArgumentParser) -> None:
         type=positive_int,
         metavar="EVENTS",
         help="continue as new once a run's history has EVENTS events, even before Temporal "
-        "suggests it (default: when Temporal suggests it; README: Continue-as-new)",
+        "suggests it (default: when Temporal suggests it; docs/guides/large-plans.md)",
     )
 
 

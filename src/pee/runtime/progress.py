@@ -274,7 +274,8 @@ def format_group(group_id: str, group: dict[str, Any]) -> str:
 
 
 def format_cache(report: dict[str, Any]) -> str:
-    """One line of what the cache levels did (README, "The report's cache"); "" when nothing."""
+    """One line of what the cache levels did (docs/reference/caching.md, "The report's cache");
+    "" when nothing."""
     cache = report.get("cache") or {}
     parts = []
     for level in ("agent_output", "template_render", "context_snapshot", "prefetch"):

@@ -66,7 +66,7 @@ def remove_config() -> None:
 
 
 def shown_path(path: Path) -> str:
-    """Relative to the current folder when inside it (as the README writes it), else absolute;
+    """Relative to the current folder when inside it (as the docs write it), else absolute;
     quoted for a shell."""
     try:
         text = str(path.resolve().relative_to(Path.cwd().resolve()))

@@ -190,7 +190,7 @@ class RunState:
 
 
 def build_report(run: RunState, workflow_id: str, run_id: str, now_s: float) -> dict[str, Any]:
-    """The `status` query answer and the workflow result (shape: README, "Run a plan")."""
+    """The `status` query answer and the workflow result (shape: docs/reference/report.md)."""
     plan = run.plan
     end_s = run.ended_s if run.ended_s is not None else now_s
     # time an agent waited for a person to settle a conflict is on its path too: no schedule
@@ -257,7 +257,7 @@ def build_report(run: RunState, workflow_id: str, run_id: str, now_s: float) -> 
 
 
 def cache_report(run: RunState) -> dict[str, Any]:
-    """Per level hits, misses, hit_ratio (README, "Caching"); agent output lookups are the
+    """Per level hits, misses, hit_ratio (docs/reference/caching.md); agent output lookups are the
     workflow's own counters, the other levels come from pee.engine.report.cache_stats."""
     counters = CacheCounters({level: dict(counts) for level, counts in run.cache.levels.items()})
     counters.add({"agent_output": {"hits": run.cache_hits, "misses": run.cache_misses}})

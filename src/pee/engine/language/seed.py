@@ -1,7 +1,7 @@
 """Turns the seed's YAML sections and the native ``agents``/``groups`` into raw agent and group
 entries that remember where each field came from.
 
-Mapping rules (also in the README):
+Mapping rules (also in docs/reference/plan-language.md, "The seed's own format"):
 - ``execution_groups.G.agents`` become agents (role = name); ``agent_specifications`` add their
   settings; the group's ``estimated_duration`` and ``resource_requirements`` apply to agents that
   give none. An agent with no specification declares no outputs, so references such as

@@ -1,6 +1,6 @@
 """The run report's `cache` section: hits, misses and hit ratio per cache level, bytes saved.
 
-Levels (README, "Caching"): agent_output (the workflow's own lookups), template_render and
+Levels (docs/reference/caching.md): agent_output (the workflow's own lookups), template_render and
 prefetch (counted on the workers and carried back in each AgentResult.cache), context_snapshot
 (a resume that found the earlier run's snapshot is a hit, one that fell back to the context
 query a miss; `stored` counts this run's snapshots). `bytes_saved_by_compression` adds up what

@@ -5,7 +5,8 @@ Pure: a report (the workflow result, or the report a failed run carries) goes in
 come out; src/pee/runtime/run_observer.py records them with the OpenTelemetry SDK. Every point
 carries the run's ``plan`` and ``status``; a metric the run cannot measure (no resource pool, no
 cross-validation, no cache lookup, no agent that measured its I/O) is left out rather than
-reported as 0. The README ("Metrics") defines each one; DEFINITIONS is the same list in code.
+reported as 0. docs/guides/observability.md ("Metrics") defines each one; DEFINITIONS is the same
+list in code.
 """
 
 from __future__ import annotations
