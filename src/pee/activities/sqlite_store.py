@@ -8,6 +8,7 @@ up to 30 s for a writer), values stored as canonical JSON, lz4-compressed above 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,6 +19,16 @@ from typing import Any
 import lz4.frame
 
 from pee.engine.canonical import canonical_json
+
+# values whose JSON is longer than this are lz4-compressed
+DEFAULT_THRESHOLD = 10 * 1024
+
+
+def default_path() -> Path:
+    """PEE_CACHE_PATH, else cache.db in the state directory (PEE_STATE_DIR or .temporal/)."""
+    if os.environ.get("PEE_CACHE_PATH"):
+        return Path(os.environ["PEE_CACHE_PATH"])
+    return Path(os.environ.get("PEE_STATE_DIR") or ".temporal") / "cache.db"
 
 
 class SqliteFile:
@@ -35,6 +46,26 @@ class SqliteFile:
             db.commit()
         finally:
             db.close()
+
+
+class SqliteCache:
+    """What the output and snapshot caches share: their file (`default_path` unless given, its
+    tables from the subclass's ``SCHEMA``), a size limit in stored bytes, a compression
+    threshold, and ``_db()``: one short transaction per call."""
+
+    SCHEMA: str
+    DEFAULT_SIZE_LIMIT: int
+
+    def __init__(
+        self,
+        path: Path | str | None = None,
+        size_limit: int | None = None,
+        threshold: int = DEFAULT_THRESHOLD,
+    ) -> None:
+        self.path = Path(path) if path is not None else default_path()
+        self.size_limit = self.DEFAULT_SIZE_LIMIT if size_limit is None else size_limit
+        self.threshold = threshold
+        self._db = SqliteFile(self.path, self.SCHEMA).transaction
 
 
 @dataclass(frozen=True)
