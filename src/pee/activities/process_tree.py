@@ -80,13 +80,22 @@ def wait_gone(processes: list[psutil.Process], timeout_s: float) -> list[psutil.
 
 
 def marked(tree_token: str) -> list[psutil.Process]:
-    """Live processes (of this user) whose environment carries the marker `tree_token`."""
+    """Live processes of this user whose environment carries the marker `tree_token`.
+
+    Only this user's (a real uid check first): a worker running as root must not read every
+    other user's environment, and their secrets in it, to find its own processes."""
     found = []
-    for process in psutil.process_iter():
+    me, uid = os.getpid(), os.getuid()
+    for process in psutil.process_iter(["uids"]):
         try:
-            if process.pid == os.getpid() or process.status() == psutil.STATUS_ZOMBIE:
+            uids = process.info["uids"]
+            if process.pid == me or uids is None or uids.real != uid:
                 continue
-            if process.environ().get(MARKER) == tree_token:
+            # the zombie check only for a match: one read of /proc per process, not two
+            if (
+                process.environ().get(MARKER) == tree_token
+                and process.status() != psutil.STATUS_ZOMBIE
+            ):
                 found.append(process)
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, OSError):
             continue
