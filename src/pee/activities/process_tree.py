@@ -25,6 +25,7 @@ import json
 import os
 import signal
 import tempfile
+import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -110,6 +111,10 @@ class Tree:
         self.path = state_dir() / f"{tree_token}.json"
         # pid -> start time
         self.known: dict[int, float] = {}
+        # sample() runs in a worker thread while kill() may run in another: a sample that ends
+        # after forget() must not write the state file again
+        self._lock = threading.Lock()
+        self._forgotten = False
 
     def add(self, pid: int) -> None:
         process = _process(pid)
@@ -117,7 +122,8 @@ class Tree:
             self._note([process])
 
     def sample(self, leader: int) -> None:
-        """Record the leader's current descendants (cheap: a walk of /proc from the leader)."""
+        """Record the leader's current descendants. Blocking (psutil reads the parent of every
+        process on the host to find them): run it in a thread."""
         process = _process(leader, self.known.get(leader))
         if process is None:
             return
@@ -125,13 +131,17 @@ class Tree:
             self._note(process.children(recursive=True))
 
     def _note(self, processes: Iterable[psutil.Process]) -> None:
-        changed = False
+        new: dict[int, float] = {}
         for process in processes:
             with contextlib.suppress(psutil.Error):
                 if process.pid not in self.known:
-                    self.known[process.pid] = process.create_time()
-                    changed = True
-        if changed:
+                    new[process.pid] = process.create_time()
+        if not new:
+            return
+        with self._lock:
+            if self._forgotten:
+                return
+            self.known.update(new)
             self._save()
 
     def _save(self) -> None:
@@ -153,7 +163,9 @@ class Tree:
     def live(self) -> list[psutil.Process]:
         """Every live process of the attempt: recorded ones, their descendants, marked ones."""
         found: dict[int, psutil.Process] = {}
-        for pid, started in list(self.known.items()):
+        with self._lock:
+            known = list(self.known.items())
+        for pid, started in known:
             process = _process(pid, started)
             if process is None:
                 continue
@@ -192,8 +204,10 @@ class Tree:
         self.forget()
 
     def forget(self) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
+        with self._lock:
+            self._forgotten = True
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
 
 
 def kill_leftovers(tree_token: str, grace_s: float) -> int:
