@@ -11,7 +11,9 @@ are known three ways:
   and start time are recorded, which also catches a descendant that clears its environment;
 - the state file: those records are kept in a small per-host file (`state_dir()`, one file per
   token), so when a worker dies with its command still running, the retry (on this worker or
-  another of the same host) kills the survivors before it starts.
+  another of the same host) kills the survivors before it starts. A file goes when its attempt
+  ends; one whose attempt was never retried is swept (`sweep`) once it is a day old and its
+  processes are gone.
 
 A pid is only ever signalled when its start time matches the record (or it carries the marker),
 so a reused pid is never hit.
@@ -35,6 +37,9 @@ import psutil
 MARKER = "PEE_AGENT_TREE"
 # psutil start times are floats rounded differently on each read: equal within this
 START_TIME_TOLERANCE_S = 0.05
+# a state file untouched this long whose recorded processes are all gone is removed: its
+# attempt's worker died and the attempt was never retried, so nobody else would remove it
+STALE_AFTER_S = 24 * 3600
 
 
 def state_dir() -> Path:
@@ -210,9 +215,29 @@ class Tree:
                 self.path.unlink()
 
 
+def sweep(now: float | None = None) -> int:
+    """Remove the state files older than `STALE_AFTER_S` none of whose recorded processes
+    still runs (and temporary files as old); returns how many went."""
+    cutoff = (time.time() if now is None else now) - STALE_AFTER_S
+    removed = 0
+    with contextlib.suppress(FileNotFoundError):
+        for path in state_dir().iterdir():
+            with contextlib.suppress(OSError):
+                if path.suffix not in (".json", ".tmp") or path.stat().st_mtime > cutoff:
+                    continue
+                tree = Tree(path.stem)
+                tree.load()
+                if not any(_process(pid, at) for pid, at in tree.known.items()):
+                    path.unlink()
+                    removed += 1
+    return removed
+
+
 def kill_leftovers(tree_token: str, grace_s: float) -> int:
     """Kill what an earlier attempt with this token left running (its worker died, say);
-    returns how many processes were found. Blocking: run it in a thread."""
+    returns how many processes were found. Stale state files of other attempts go too
+    (`sweep`). Blocking: run it in a thread."""
+    sweep()
     tree = Tree(tree_token)
     tree.load()
     found = len(tree.live())
