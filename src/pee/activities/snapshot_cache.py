@@ -144,7 +144,9 @@ class SnapshotCache(SqliteCache):
 async def store_context_snapshot(task: SnapshotTask) -> SnapshotStored:
     """Keep the context at a group's barrier (a local activity). A store that cannot be written
     costs a later resume its snapshot (it falls back to the context query), never this run."""
-    try:
+
+    def put() -> Stored:
+        # opened in the thread too: opening may wait on the file's lock
         cache = SnapshotCache(
             size_limit=task.size_limit,
             threshold=(
@@ -153,8 +155,7 @@ async def store_context_snapshot(task: SnapshotTask) -> SnapshotStored:
                 else task.compression_threshold
             ),
         )
-        stored = await asyncio.to_thread(
-            cache.put,
+        return cache.put(
             task.key,
             task.values,
             workflow_id=task.workflow_id,
@@ -163,6 +164,9 @@ async def store_context_snapshot(task: SnapshotTask) -> SnapshotStored:
             group_id=task.group_id,
             ttl_s=task.ttl_s,
         )
+
+    try:
+        stored = await asyncio.to_thread(put)
     except (OSError, sqlite3.Error) as err:
         activity.logger.warning("context snapshot %s not stored: %s", task.key, err)
         return SnapshotStored(task.key, stored=False)

@@ -31,12 +31,31 @@ def default_path() -> Path:
     return Path(os.environ.get("PEE_STATE_DIR") or ".temporal") / "cache.db"
 
 
+# (file, schema) -> the file's inode once this process has created the schema in it: a cache is
+# opened for every lookup and store, and creating its tables takes the file's write lock
+_CREATED: dict[tuple[Path, str], int] = {}
+
+
+def _inode(path: Path) -> int | None:
+    try:
+        return path.stat().st_ino
+    except OSError:
+        return None
+
+
 class SqliteFile:
     def __init__(self, path: Path, schema: str) -> None:
         self.path = path
+        created = _CREATED.get((path, schema))
+        # the same file as when we created the tables (not deleted or replaced since): done
+        if created is not None and created == _inode(path):
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.transaction() as db:
             db.executescript(schema)
+        inode = _inode(path)
+        if inode is not None:
+            _CREATED[(path, schema)] = inode
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
