@@ -200,8 +200,9 @@ class Tree:
         terminated = self.signal(signal.SIGTERM)
         if terminated and grace_s > 0:
             wait_gone(terminated, grace_s)
-        # again, fresh: a process may have forked while it was being terminated
-        for _ in range(3):
+        # again, fresh: a process may have forked while it was being terminated (when none was
+        # found, none could: the usual end of a command that left nothing, one host scan saved)
+        for _ in range(3 if terminated else 0):
             killed = self.signal(signal.SIGKILL)
             if not killed:
                 break
