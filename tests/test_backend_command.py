@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import subprocess
 import sys
 import time
@@ -15,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from pee.activities import process_tree
 from pee.activities.agents import run_agent
 from pee.activities.command import child_env
 from pee.activities.types import AgentTask
@@ -249,6 +251,7 @@ def test_a_setsid_daemon_dies_with_a_cancelled_command(tmp_path: Path) -> None:
 # attempt 1 of agent "tool" in run sys.argv[2], on a worker of its own (killed by the test)
 WORKER = """
 import asyncio, sys
+from pee.activities import process_tree
 from pee.activities.agents import run_agent
 from pee.activities.types import AgentTask
 from tests.test_activities import environment
@@ -279,6 +282,27 @@ def test_a_dead_workers_command_is_killed_before_the_retry_starts(
     result = run(AgentTask(agent=command_agent("echo")), env)
     assert 2 == result.outputs["seen"]["attempt"]
     assert gone(pids)
+
+
+def test_stale_state_files_whose_processes_are_gone_are_swept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An attempt never retried leaves its state file: a day later, with its processes gone,
+    the next command's start removes it; a fresh one, or an old one whose process runs, stays."""
+    monkeypatch.setenv("PEE_PROCESS_STATE_DIR", str(tmp_path / "trees"))
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    living = process_tree.Tree("living")
+    living.add(os.getpid())
+    for name, pid in (("stale", dead.pid), ("fresh", dead.pid)):
+        tree = process_tree.Tree(name)
+        tree.known[pid] = 1.0
+        tree._save()
+    old = time.time() - process_tree.STALE_AFTER_S - 60
+    for name in ("stale", "living"):
+        os.utime(tmp_path / "trees" / f"{name}.json", (old, old))
+    run(AgentTask(agent=command_agent("echo")))
+    assert ["fresh.json", "living.json"] == sorted(p.name for p in (tmp_path / "trees").iterdir())
 
 
 def test_another_runs_processes_are_left_alone(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from pee.activities import http_backend
 from pee.activities.types import AgentTask
 from pee.engine.compiled import CompiledAgent, RetrySpec
 from tests.agents_fixtures.chat_server import ChatServer
@@ -118,6 +119,19 @@ def test_5xx_answers_beyond_max_retries_fail_the_attempt_retryably(server: ChatS
     assert ("ModelUnavailable", False) == (error.type, error.non_retryable)
     assert "after 2 requests" in error.message and "HTTP 503: overloaded" in error.message
     assert 2 == len(server.requests)
+
+
+def test_an_oversized_reply_fails_the_attempt_at_once_and_says_what_to_check(
+    server: ChatServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reply past MAX_REPLY_BYTES is not asked for again inside the agent (the same server
+    would send the same flood); the message says what to check."""
+    monkeypatch.setattr(http_backend, "MAX_REPLY_BYTES", 2 * 1024 * 1024)
+    server.content = "x" * (3 * 1024 * 1024)
+    error = failure(AgentTask(agent=llm(server, max_retries=3), inputs={"topic": "t"}))
+    assert ("ModelReplyTooLarge", False) == (error.type, error.non_retryable)
+    assert "larger than 2 MB (HTTP 200)" in error.message and "base_url" in error.message
+    assert 1 == len(server.requests)
 
 
 def test_a_request_that_times_out_counts_as_a_failed_request(server: ChatServer) -> None:

@@ -3,8 +3,14 @@ by priority boosting, stats and clearing."""
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+
+from pee.activities import sqlite_store
 from pee.activities.output_cache import MISS, OutputCache, gdsf_priority
 from pee.activities.snapshot_cache import SnapshotCache
 from pee.engine.rules.cache_key import cache_key
@@ -156,3 +162,26 @@ def test_a_value_larger_than_the_cache_is_not_stored(tmp_path: Path) -> None:
     store(cache, "a", 2, 1.0)
     assert [] == store(cache, "huge", 6, 1.0)
     assert MISS is not cache.get("a", "r")
+
+
+def test_the_tables_are_created_once_per_file_and_again_when_it_is_replaced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Opening the cache for every lookup must not take the file's write lock to create tables
+    that exist; a file deleted under a running worker gets its tables again."""
+    path = tmp_path / "c.db"
+    OutputCache(path).put("k", {"x": 1}, plan="p", agent="a", cost_s=1.0, run_id="r")
+    scripts: list[str] = []
+    real = sqlite_store.SqliteFile.transaction
+
+    @contextmanager
+    def counting(self: sqlite_store.SqliteFile) -> Iterator[sqlite3.Connection]:
+        with real(self) as db:
+            scripts.append("open")
+            yield db
+
+    monkeypatch.setattr(sqlite_store.SqliteFile, "transaction", counting)
+    assert {"x": 1} == OutputCache(path).get("k", "r")
+    assert ["open"] == scripts  # the get's own transaction, no table creation
+    path.unlink()
+    assert MISS is OutputCache(path).get("k", "r")

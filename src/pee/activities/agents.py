@@ -163,11 +163,11 @@ def merge_counts(*parts: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]
 async def _store_in_cache(task: AgentTask, key: str, result: AgentResult, cost_s: float) -> int:
     """Store the result; returns the bytes lz4 compression saved."""
     value = {"outputs": result.outputs, "writes": result.writes}
-    try:
-        limit = task.cache_size_limit
-        store = OutputCache() if limit is None else OutputCache(size_limit=limit)
-        await asyncio.to_thread(
-            store.put,
+
+    def put() -> int:
+        # opened in the thread too: opening may wait on the file's lock
+        store = OutputCache(size_limit=task.cache_size_limit)
+        store.put(
             key,
             value,
             plan=task.plan_name,
@@ -176,18 +176,22 @@ async def _store_in_cache(task: AgentTask, key: str, result: AgentResult, cost_s
             run_id=task.run_id,
             ttl_s=task.cache_ttl_s,
         )
+        return store.last_saved
+
+    try:
+        return await asyncio.to_thread(put)
     except (OSError, sqlite3.Error) as err:
         # a cache that cannot be written costs a future run time, never this run its result
         activity.logger.warning("agent output cache not written: %s", err)
         return 0
-    return store.last_saved
 
 
 @activity.defn
 async def lookup_cached_output(request: CacheLookup) -> dict[str, Any] | None:
     """The cached {"outputs", "writes"} of an agent, or None (a local activity: cheap and short)."""
     try:
-        value = await asyncio.to_thread(OutputCache().get, request.key, request.run_id)
+        # opened in the thread too: opening may wait on the file's lock
+        value = await asyncio.to_thread(lambda: OutputCache().get(request.key, request.run_id))
     except (OSError, sqlite3.Error) as err:
         activity.logger.warning("agent output cache not readable: %s", err)
         return None

@@ -82,9 +82,10 @@ class ArtifactStore:
         suffix = ".json.lz4" if compressed else ".json"
         return self.root / "sha256" / digest[:2] / f"{digest}{suffix}"
 
-    def put(self, value: Any) -> dict[str, Any]:
-        """Store ``value`` (idempotent) and return its reference."""
-        data = encode(value)
+    def put(self, value: Any, data: bytes | None = None) -> dict[str, Any]:
+        """Store ``value`` (idempotent) and return its reference; ``data``: its `encode`, when
+        the caller has it already."""
+        data = encode(value) if data is None else data
         digest = hashlib.sha256(data).hexdigest()
         compressed = len(data) > COMPRESS_ABOVE
         path = self._path(digest, compressed)
@@ -136,10 +137,12 @@ class ArtifactStore:
         by its reference (references themselves are left alone)."""
         out: dict[str, Any] = {}
         for name, value in values.items():
-            if not is_reference(value) and len(encode(value)) > threshold:
-                out[name] = self.put(value)
-            else:
-                out[name] = value
+            out[name] = value
+            if not is_reference(value):
+                # encoded once: measured here, hashed and stored by put
+                data = encode(value)
+                if len(data) > threshold:
+                    out[name] = self.put(value, data)
         return out
 
     def resolve(self, value: Any) -> Any:

@@ -178,14 +178,15 @@ async def _read(stream: asyncio.StreamReader | None, into: bytearray) -> None:
 
 
 async def _leader_exit(process: asyncio.subprocess.Process, tree: process_tree.Tree) -> None:
-    """Until the leader exits, recording its descendants as they appear.
+    """Until the leader exits, recording its descendants as they appear (in a thread: a sample
+    walks every process of the host, which must not stall the worker's event loop).
 
     `returncode` is polled: on Python 3.11 `process.wait()` returns only once every pipe is
     closed too, which a grandchild holding stdout would delay until our timeout."""
     polls = 0
     while process.returncode is None:
         if polls % round(SAMPLE_S / EXIT_POLL_S) == 0:
-            tree.sample(process.pid)
+            await asyncio.to_thread(tree.sample, process.pid)
         polls += 1
         await asyncio.sleep(EXIT_POLL_S)
 
@@ -194,7 +195,7 @@ async def _stop(
     process: asyncio.subprocess.Process, tree: process_tree.Tree, grace_s: float
 ) -> None:
     """Kill every process of the attempt (SIGTERM, `grace_s`, SIGKILL) and reap the leader."""
-    tree.sample(process.pid)
+    await asyncio.to_thread(tree.sample, process.pid)
     await asyncio.to_thread(tree.kill, grace_s)
     # the leader's own group, should something in it have escaped both walk and marker
     kill_group(process.pid, signal.SIGKILL)

@@ -35,7 +35,9 @@ fails retryably (``ModelUnavailable``), and Temporal's retry policy takes over. 
 Redirects are never followed: a 3xx answer fails non-retryably (``ModelRequestRejected``, naming
 where it pointed), so neither the key nor the prompt goes anywhere but ``base_url``. Every
 timeout (connect, read, write, pool) is ``request_timeout``; a reply body above
-``MAX_REPLY_BYTES`` is refused rather than held in memory.
+``MAX_REPLY_BYTES`` is refused rather than held in memory: the attempt fails at once
+(``ModelReplyTooLarge``, not asked again inside the activity: the same server would most likely
+send the same flood), and the agent's retry policy decides the rest.
 """
 
 from __future__ import annotations
@@ -98,6 +100,14 @@ class Redirected(Exception):
         super().__init__(f"HTTP {status} to {location or '(no Location)'}")
         self.status = status
         self.location = location
+
+
+class TooLarge(Exception):
+    """The reply passed MAX_REPLY_BYTES (and was cut off there)."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(f"HTTP {status}: the reply is larger than {MAX_REPLY_BYTES} bytes")
+        self.status = status
 
 
 class Transient(Exception):
@@ -249,17 +259,15 @@ def new_client(timeout: float) -> httpx.AsyncClient:
 async def post(
     client: httpx.AsyncClient, url: str, payload: bytes, headers: dict[str, str]
 ) -> Reply:
-    """One request; Transient for what is worth another try, Redirected for a 3xx."""
+    """One request; Transient for what is worth another try, Redirected for a 3xx, TooLarge for a
+    reply past MAX_REPLY_BYTES."""
     try:
         async with client.stream("POST", url, content=payload, headers=headers) as response:
             body = bytearray()
             async for chunk in response.aiter_bytes():
                 body += chunk
                 if len(body) > MAX_REPLY_BYTES:
-                    raise Transient(
-                        f"HTTP {response.status_code}: the reply is larger than "
-                        f"{MAX_REPLY_BYTES} bytes"
-                    )
+                    raise TooLarge(response.status_code)
     except httpx.TimeoutException as err:
         raise Transient(f"{type(err).__name__}: the request timed out") from None
     except httpx.HTTPError as err:
@@ -360,6 +368,14 @@ async def run(task: AgentTask, progress: Progress, scale: float) -> AgentResult:
                     "base_url to the server's real address",
                     type="ModelRequestRejected",
                     non_retryable=True,
+                ) from None
+            except TooLarge as err:
+                raise ApplicationError(
+                    f"agent '{agent.id}': {url} sent a reply larger than "
+                    f"{MAX_REPLY_BYTES // 2**20} MB (HTTP {err.status}), refused rather than "
+                    "held in memory; check that base_url is an OpenAI-compatible chat-completions "
+                    "server, and if it is, ask the model for a shorter answer in the prompt",
+                    type="ModelReplyTooLarge",
                 ) from None
             except Transient as err:
                 if retry >= retries:

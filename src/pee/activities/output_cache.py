@@ -13,17 +13,14 @@ once valuable. bench/cache.py measures this store against plain LRU.
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from pee.activities.sqlite_store import SqliteFile, pack, unpack
+from pee.activities.sqlite_store import SqliteCache, pack, unpack
 
 DEFAULT_SIZE_LIMIT = 100 * 1024 * 1024
-DEFAULT_THRESHOLD = 10 * 1024
 MISS: Any = object()
 
 SCHEMA = """
@@ -51,13 +48,6 @@ def gdsf_priority(clock: float, frequency: int, cost_s: float, size: int) -> flo
     return clock + frequency * max(cost_s, 1e-6) / max(size, 1)
 
 
-def default_path() -> Path:
-    """PEE_CACHE_PATH, else cache.db in the state directory (PEE_STATE_DIR or .temporal/)."""
-    if os.environ.get("PEE_CACHE_PATH"):
-        return Path(os.environ["PEE_CACHE_PATH"])
-    return Path(os.environ.get("PEE_STATE_DIR") or ".temporal") / "cache.db"
-
-
 @dataclass
 class CacheStats:
     entries: int
@@ -72,20 +62,11 @@ class CacheStats:
         return self.hits / total if total else 0.0
 
 
-class OutputCache:
-    def __init__(
-        self,
-        path: Path | str | None = None,
-        size_limit: int = DEFAULT_SIZE_LIMIT,
-        threshold: int = DEFAULT_THRESHOLD,
-    ) -> None:
-        self.path = Path(path) if path is not None else default_path()
-        self.size_limit = size_limit
-        self.threshold = threshold
-        # bytes lz4 saved on the last put (what the run report's bytes_saved adds up)
-        self.last_saved = 0
-        # one short transaction per call: several workers on the host share the file
-        self._db = SqliteFile(self.path, SCHEMA).transaction
+class OutputCache(SqliteCache):
+    SCHEMA = SCHEMA
+    DEFAULT_SIZE_LIMIT = DEFAULT_SIZE_LIMIT
+    # bytes lz4 saved on the last put (what the run report's bytes_saved adds up)
+    last_saved = 0
 
     @staticmethod
     def _meta(db: sqlite3.Connection, name: str) -> float:

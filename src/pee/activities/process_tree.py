@@ -11,7 +11,9 @@ are known three ways:
   and start time are recorded, which also catches a descendant that clears its environment;
 - the state file: those records are kept in a small per-host file (`state_dir()`, one file per
   token), so when a worker dies with its command still running, the retry (on this worker or
-  another of the same host) kills the survivors before it starts.
+  another of the same host) kills the survivors before it starts. A file goes when its attempt
+  ends; one whose attempt was never retried is swept (`sweep`) once it is a day old and its
+  processes are gone.
 
 A pid is only ever signalled when its start time matches the record (or it carries the marker),
 so a reused pid is never hit.
@@ -25,6 +27,7 @@ import json
 import os
 import signal
 import tempfile
+import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -34,6 +37,9 @@ import psutil
 MARKER = "PEE_AGENT_TREE"
 # psutil start times are floats rounded differently on each read: equal within this
 START_TIME_TOLERANCE_S = 0.05
+# a state file untouched this long whose recorded processes are all gone is removed: its
+# attempt's worker died and the attempt was never retried, so nobody else would remove it
+STALE_AFTER_S = 24 * 3600
 
 
 def state_dir() -> Path:
@@ -80,13 +86,22 @@ def wait_gone(processes: list[psutil.Process], timeout_s: float) -> list[psutil.
 
 
 def marked(tree_token: str) -> list[psutil.Process]:
-    """Live processes (of this user) whose environment carries the marker `tree_token`."""
+    """Live processes of this user whose environment carries the marker `tree_token`.
+
+    Only this user's (a real uid check first): a worker running as root must not read every
+    other user's environment, and their secrets in it, to find its own processes."""
     found = []
-    for process in psutil.process_iter():
+    me, uid = os.getpid(), os.getuid()
+    for process in psutil.process_iter(["uids"]):
         try:
-            if process.pid == os.getpid() or process.status() == psutil.STATUS_ZOMBIE:
+            uids = process.info["uids"]
+            if process.pid == me or uids is None or uids.real != uid:
                 continue
-            if process.environ().get(MARKER) == tree_token:
+            # the zombie check only for a match: one read of /proc per process, not two
+            if (
+                process.environ().get(MARKER) == tree_token
+                and process.status() != psutil.STATUS_ZOMBIE
+            ):
                 found.append(process)
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, OSError):
             continue
@@ -101,6 +116,10 @@ class Tree:
         self.path = state_dir() / f"{tree_token}.json"
         # pid -> start time
         self.known: dict[int, float] = {}
+        # sample() runs in a worker thread while kill() may run in another: a sample that ends
+        # after forget() must not write the state file again
+        self._lock = threading.Lock()
+        self._forgotten = False
 
     def add(self, pid: int) -> None:
         process = _process(pid)
@@ -108,7 +127,8 @@ class Tree:
             self._note([process])
 
     def sample(self, leader: int) -> None:
-        """Record the leader's current descendants (cheap: a walk of /proc from the leader)."""
+        """Record the leader's current descendants. Blocking (psutil reads the parent of every
+        process on the host to find them): run it in a thread."""
         process = _process(leader, self.known.get(leader))
         if process is None:
             return
@@ -116,13 +136,17 @@ class Tree:
             self._note(process.children(recursive=True))
 
     def _note(self, processes: Iterable[psutil.Process]) -> None:
-        changed = False
+        new: dict[int, float] = {}
         for process in processes:
             with contextlib.suppress(psutil.Error):
                 if process.pid not in self.known:
-                    self.known[process.pid] = process.create_time()
-                    changed = True
-        if changed:
+                    new[process.pid] = process.create_time()
+        if not new:
+            return
+        with self._lock:
+            if self._forgotten:
+                return
+            self.known.update(new)
             self._save()
 
     def _save(self) -> None:
@@ -144,7 +168,9 @@ class Tree:
     def live(self) -> list[psutil.Process]:
         """Every live process of the attempt: recorded ones, their descendants, marked ones."""
         found: dict[int, psutil.Process] = {}
-        for pid, started in list(self.known.items()):
+        with self._lock:
+            known = list(self.known.items())
+        for pid, started in known:
             process = _process(pid, started)
             if process is None:
                 continue
@@ -174,8 +200,9 @@ class Tree:
         terminated = self.signal(signal.SIGTERM)
         if terminated and grace_s > 0:
             wait_gone(terminated, grace_s)
-        # again, fresh: a process may have forked while it was being terminated
-        for _ in range(3):
+        # again, fresh: a process may have forked while it was being terminated (when none was
+        # found, none could: the usual end of a command that left nothing, one host scan saved)
+        for _ in range(3 if terminated else 0):
             killed = self.signal(signal.SIGKILL)
             if not killed:
                 break
@@ -183,13 +210,35 @@ class Tree:
         self.forget()
 
     def forget(self) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
+        with self._lock:
+            self._forgotten = True
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
+
+
+def sweep(now: float | None = None) -> int:
+    """Remove the state files older than `STALE_AFTER_S` none of whose recorded processes
+    still runs (and temporary files as old); returns how many went."""
+    cutoff = (time.time() if now is None else now) - STALE_AFTER_S
+    removed = 0
+    with contextlib.suppress(FileNotFoundError):
+        for path in state_dir().iterdir():
+            with contextlib.suppress(OSError):
+                if path.suffix not in (".json", ".tmp") or path.stat().st_mtime > cutoff:
+                    continue
+                tree = Tree(path.stem)
+                tree.load()
+                if not any(_process(pid, at) for pid, at in tree.known.items()):
+                    path.unlink()
+                    removed += 1
+    return removed
 
 
 def kill_leftovers(tree_token: str, grace_s: float) -> int:
     """Kill what an earlier attempt with this token left running (its worker died, say);
-    returns how many processes were found. Blocking: run it in a thread."""
+    returns how many processes were found. Stale state files of other attempts go too
+    (`sweep`). Blocking: run it in a thread."""
+    sweep()
     tree = Tree(tree_token)
     tree.load()
     found = len(tree.live())

@@ -99,6 +99,8 @@ class Scrubber:
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self._secrets: set[str] = set()
+        # every form of every secret, each secret's encoded once (when it is added)
+        self._forms: set[str] = set()
         self._pattern: re.Pattern[str] | None = None
         for secret in secrets:
             self.add(secret)
@@ -107,9 +109,9 @@ class Scrubber:
         if not secret or len(secret) < MIN_SECRET_CHARS or secret in self._secrets:
             return
         self._secrets.add(secret)
-        forms = set().union(*(encodings(known) for known in self._secrets))
+        self._forms |= encodings(secret)
         # longest first: a form inside another form must not leave the rest of the longer one
-        ordered = sorted(forms, key=len, reverse=True)
+        ordered = sorted(self._forms, key=len, reverse=True)
         self._pattern = re.compile("|".join(map(re.escape, ordered)))
 
     def __bool__(self) -> bool:

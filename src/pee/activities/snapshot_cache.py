@@ -18,13 +18,11 @@ import asyncio
 import sqlite3
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from temporalio import activity
 
-from pee.activities.output_cache import DEFAULT_THRESHOLD, default_path
-from pee.activities.sqlite_store import SqliteFile, pack, unpack
+from pee.activities.sqlite_store import DEFAULT_THRESHOLD, SqliteCache, pack, unpack
 from pee.activities.types import SnapshotStored, SnapshotTask
 
 DEFAULT_SIZE_LIMIT = 200 * 1024 * 1024
@@ -64,17 +62,9 @@ class SnapshotStats:
     bytes_saved_by_compression: int
 
 
-class SnapshotCache:
-    def __init__(
-        self,
-        path: Path | str | None = None,
-        size_limit: int = DEFAULT_SIZE_LIMIT,
-        threshold: int = DEFAULT_THRESHOLD,
-    ) -> None:
-        self.path = Path(path) if path is not None else default_path()
-        self.size_limit = size_limit
-        self.threshold = threshold
-        self._db = SqliteFile(self.path, SCHEMA).transaction
+class SnapshotCache(SqliteCache):
+    SCHEMA = SCHEMA
+    DEFAULT_SIZE_LIMIT = DEFAULT_SIZE_LIMIT
 
     def put(
         self,
@@ -154,17 +144,18 @@ class SnapshotCache:
 async def store_context_snapshot(task: SnapshotTask) -> SnapshotStored:
     """Keep the context at a group's barrier (a local activity). A store that cannot be written
     costs a later resume its snapshot (it falls back to the context query), never this run."""
-    try:
+
+    def put() -> Stored:
+        # opened in the thread too: opening may wait on the file's lock
         cache = SnapshotCache(
-            size_limit=DEFAULT_SIZE_LIMIT if task.size_limit is None else task.size_limit,
+            size_limit=task.size_limit,
             threshold=(
                 DEFAULT_THRESHOLD
                 if task.compression_threshold is None
                 else task.compression_threshold
             ),
         )
-        stored = await asyncio.to_thread(
-            cache.put,
+        return cache.put(
             task.key,
             task.values,
             workflow_id=task.workflow_id,
@@ -173,6 +164,9 @@ async def store_context_snapshot(task: SnapshotTask) -> SnapshotStored:
             group_id=task.group_id,
             ttl_s=task.ttl_s,
         )
+
+    try:
+        stored = await asyncio.to_thread(put)
     except (OSError, sqlite3.Error) as err:
         activity.logger.warning("context snapshot %s not stored: %s", task.key, err)
         return SnapshotStored(task.key, stored=False)
