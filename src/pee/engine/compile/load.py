@@ -189,10 +189,6 @@ def _salvage(model: type[Spec], data: dict[str, Any], exc: ValidationError) -> S
         return None
 
 
-def _truthy(value: Any) -> bool:
-    return str(value).strip().lower() in ("1", "true", "yes", "on", "y")
-
-
 def _duplicate_keys(source: SourceMap) -> list[PlanError]:
     """YAML keeps the last of two equal keys without a word; a plan must not lose an agent so."""
     problems: list[PlanError] = []
