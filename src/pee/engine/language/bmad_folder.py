@@ -78,9 +78,9 @@ class BmadFolder:
         path = Path(root).resolve()
         folder = path / "templates"
         if not folder.is_dir():
-            inner = [
-                p for p in (path / "bmad-core", path / ".bmad-core") if (p / "templates").is_dir()
-            ]
+            # the folder meant: BMAD's own names first, then any folder right inside
+            nearby = (path / "bmad-core", path / ".bmad-core", *sorted(_subfolders(path)))
+            inner = [p for p in dict.fromkeys(nearby) if (p / "templates").is_dir()]
             raise BmadFolderError(
                 f"--bmad-dir {path} is not a BMAD install: it has no templates/ folder",
                 value=str(path),
@@ -257,6 +257,13 @@ def template_stem(name: str) -> str:
     """``brownfield-prd-tmpl`` -> ``prd``: the document a template is named after."""
     stem = name[: -len(TEMPLATE_SUFFIX)] if name.endswith(TEMPLATE_SUFFIX) else name
     return stem.removeprefix("brownfield-")
+
+
+def _subfolders(path: Path) -> list[Path]:
+    try:
+        return [p for p in path.iterdir() if p.is_dir()]
+    except OSError:
+        return []
 
 
 def _one_agent(agent: str) -> bool:
