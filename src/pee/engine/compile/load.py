@@ -23,6 +23,7 @@ from pee.engine.language.errors import (
     PlanSyntaxError,
     PlanValidationError,
     UnknownKeyError,
+    suggest,
 )
 from pee.engine.language.models import (
     AGENT_KINDS,
@@ -33,7 +34,7 @@ from pee.engine.language.models import (
     GroupSpec,
     json_problem,
 )
-from pee.engine.language.plan import PLAN_KEYS, SECTION_MODELS, Plan, suggest
+from pee.engine.language.plan import PLAN_KEYS, SECTION_MODELS, Plan
 from pee.engine.language.seed import RawAgent, RawGroup, collect
 from pee.engine.language.units import parse_duration
 from pee.engine.language.yamlsrc import PathKey, SourceMap, format_path, load_yaml, parse_yaml
