@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from pee.engine.language.errors import BmadFolderError, BmadTemplateError, Location
+from pee.engine.language.errors import BmadFolderError, BmadTemplateError, Location, suggest
 
 TEMPLATE_SUFFIX = "-tmpl"
 # "using prd-tmpl", "Use fullstack-architecture-tmpl.yaml": BMAD names templates <name>-tmpl
@@ -184,7 +184,13 @@ class BmadFolder:
             if uses in self.templates or uses.endswith(TEMPLATE_SUFFIX):
                 return Candidate(uses, Source.USES, f"uses: {uses}")
             kind = next((k for k in ("tasks", "checklists") if self.has(k, uses)), None)
-            found = f"{kind}/{uses}.md" if kind else f"no template, task or checklist {uses}"
+            close = None if kind else suggest(uses, self.templates)
+            found = (
+                f"{kind}/{uses}.md"
+                if kind
+                else f"no template, task or checklist {uses}"
+                + (f"; did you mean uses: {close}?" if close else "")
+            )
             remark = f"uses {uses} ({found}), not a template"
         named = templates_named_in(fields.get("notes"))
         if named:
