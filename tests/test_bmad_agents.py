@@ -19,7 +19,7 @@ from pee.engine.language.bmad_agents import workflow_info
 from tests.agents_fixtures.chat_server import ChatServer
 from tests.helpers import starter
 
-CORE = Path(__file__).parent / "bmad_core"
+CORE = Path(__file__).parent / "bmad" / "core"
 SERVICE = CORE / "workflows" / "greenfield-service.yaml"
 FULLSTACK = CORE / "workflows" / "greenfield-fullstack.yaml"
 BRIEF = "A chore tracker for families who share a home."

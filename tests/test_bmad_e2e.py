@@ -155,8 +155,8 @@ def test_templates_named_in_notes_or_agent_file_change_the_documents(
     assert {"prd.md", "front-end-spec.md"} <= set(made["with"]), made
     for name in ("prd.md", "front-end-spec.md"):
         assert (with_dir / "docs" / name).read_text() != (without / "docs" / name).read_text()
-    assert "Goals of the product" not in (without / "docs" / "prd.md").read_text()
+    assert "Goals and Background Context" not in (without / "docs" / "prd.md").read_text()
     spec = (with_dir / "docs" / "front-end-spec.md").read_text()
     assert "## Screens" in spec and "Screens named in the template fixture." in spec
     prd = (with_dir / "docs" / "prd.md").read_text()
-    assert "## Goals" in prd and "Goals of the product, taken from the project brief." in prd
+    assert "## Goals and Background Context\n\n### Goals\n" in prd

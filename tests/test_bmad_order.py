@@ -484,3 +484,28 @@ def test_a_project_folder_holding_bmad_core_is_pointed_at_it(tmp_path: Path) -> 
         load_plan(UI_FORK, {"bmad_dir": str(tmp_path)})
     [problem] = caught.value.problems
     assert f"did you mean --bmad-dir {tmp_path.resolve() / '.bmad-core'}?" == problem.fix
+
+
+def test_a_folder_holding_a_bmad_install_under_another_name_is_pointed_at_it(
+    tmp_path: Path,
+) -> None:
+    """--bmad-dir one level too high (tests/bmad rather than tests/bmad/core): the fix names it."""
+    shutil.copytree(CORE, tmp_path / "core")
+    with pytest.raises(PlanValidationError) as caught:
+        load_plan(UI_FORK, {"bmad_dir": str(tmp_path)})
+    [problem] = caught.value.problems
+    assert f"did you mean --bmad-dir {tmp_path.resolve() / 'core'}?" == problem.fix
+
+
+def test_a_misspelt_uses_names_the_template_meant(tmp_path: Path) -> None:
+    """uses: prd-tmp names no template, task or checklist: the note says which template is close."""
+    workflow = tmp_path / "typo.yaml"
+    workflow.write_text(
+        "workflow:\n  id: typo\n  sequence:\n    - agent: pm\n      creates: prd.md\n"
+        "      uses: prd-tmp\n"
+    )
+    lines = notes(load_plan(workflow, {"bmad_dir": str(CORE)}))
+    assert (
+        "template: step 0 (pm) uses prd-tmp (no template, task or checklist prd-tmp; "
+        "did you mean uses: prd-tmpl?), not a template"
+    ) in lines

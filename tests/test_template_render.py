@@ -12,7 +12,7 @@ import yaml
 from pee.activities.template_render import decide, render_bmad, variables
 
 TEMPLATE = yaml.safe_load(
-    (Path(__file__).parent / "templates" / "bmad" / "prd-like.yaml").read_text()
+    (Path(__file__).parent / "bmad" / "core" / "templates" / "prd-tmpl.yaml").read_text()
 )
 EPICS = [
     {

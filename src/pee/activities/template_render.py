@@ -40,11 +40,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pee.engine.language.bmad import FALSE_WORDS
+
 # {{ name }} or {{ a.b.c }}: names only, nothing else is ever interpreted
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_\-]*(?:\.[A-Za-z0-9_\-]+)*)\s*\}\}")
 MISSING = object()
-TRUTHY = frozenset({"true", "yes", "y", "1", "on"})
-FALSY = frozenset({"false", "no", "n", "0", "off", "none", ""})
+# spelled-out booleans: the words a BMAD step condition takes as false, and an empty value
+FALSY = frozenset({*FALSE_WORDS, "none", ""})
 FRIENDS: dict[str, tuple[str, ...]] = {
     "project_name": ("project", "product_name", "product"),
     "project": ("project_name", "product_name"),

@@ -17,9 +17,10 @@ from pee.engine.language.errors import (
     PlanError,
     ResourceFitError,
     UnknownAgentError,
+    suggest,
 )
 from pee.engine.language.models import AtLeast
-from pee.engine.language.plan import Plan, suggest
+from pee.engine.language.plan import Plan
 from pee.engine.language.sandbox import check_sandbox
 
 

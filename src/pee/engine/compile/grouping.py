@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from pee.engine.compile.references import COMPLETION, Edge
-from pee.engine.language.errors import GroupError, PlanError, UnknownAgentError
+from pee.engine.language.errors import GroupError, PlanError, UnknownAgentError, suggest
 from pee.engine.language.models import GroupSpec
-from pee.engine.language.plan import Plan, suggest
+from pee.engine.language.plan import Plan
 
 
 @dataclass

@@ -23,6 +23,7 @@ from pee.engine.language.errors import (
     PlanSyntaxError,
     PlanValidationError,
     UnknownKeyError,
+    suggest,
 )
 from pee.engine.language.models import (
     AGENT_KINDS,
@@ -33,7 +34,7 @@ from pee.engine.language.models import (
     GroupSpec,
     json_problem,
 )
-from pee.engine.language.plan import PLAN_KEYS, SECTION_MODELS, Plan, suggest
+from pee.engine.language.plan import PLAN_KEYS, SECTION_MODELS, Plan
 from pee.engine.language.seed import RawAgent, RawGroup, collect
 from pee.engine.language.units import parse_duration
 from pee.engine.language.yamlsrc import PathKey, SourceMap, format_path, load_yaml, parse_yaml
@@ -187,10 +188,6 @@ def _salvage(model: type[Spec], data: dict[str, Any], exc: ValidationError) -> S
         return model.model_validate({k: v for k, v in data.items() if k not in bad})
     except ValidationError:
         return None
-
-
-def _truthy(value: Any) -> bool:
-    return str(value).strip().lower() in ("1", "true", "yes", "on", "y")
 
 
 def _duplicate_keys(source: SourceMap) -> list[PlanError]:

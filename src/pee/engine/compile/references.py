@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pee.engine.language.errors import MissingProducerError, PlanError, UnknownAgentError
+from pee.engine.language.errors import MissingProducerError, PlanError, UnknownAgentError, suggest
 from pee.engine.language.models import ROLE_DEFAULT_OUTPUTS, normalise_role
-from pee.engine.language.plan import Plan, suggest
+from pee.engine.language.plan import Plan
 
 DATA = "data"
 CONTEXT = "context"

@@ -18,7 +18,6 @@ guidance, a pseudo-agent, ``repeats``, routing, ``optional_steps``, templates) a
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
@@ -43,6 +42,7 @@ from pee.engine.language.errors import (
     UnknownKeyError,
     UnknownVariableError,
     UnresolvedInputError,
+    suggest,
 )
 from pee.engine.language.models import BUILTIN_ROLES, normalise_role
 from pee.engine.language.yamlsrc import SourceMap
@@ -768,7 +768,7 @@ class _Importer:
         described = ", ".join(f"{route} ({_route_summary(spec)})" for route, spec in routes.items())
         where = f"step {step.index} '{step.name or 'routing'}'"
         if given is not None and str(given) not in names:
-            close = difflib.get_close_matches(str(given), names, n=1)
+            close = suggest(str(given), names)
             self.problems.append(
                 InvalidValueError(
                     f"--set {condition}={given} names no route of {where}",
@@ -776,7 +776,7 @@ class _Importer:
                     location=self.at((*step.path, "routes")),
                     expected="one of " + ", ".join(names),
                     found=repr(given),
-                    fix=f"did you mean '{close[0]}'?" if close else f"--set {condition}=ROUTE",
+                    fix=f"did you mean '{close}'?" if close else f"--set {condition}=ROUTE",
                 )
             )
             return None
@@ -1040,7 +1040,7 @@ class _Importer:
                 )
             if name in known:
                 continue
-            close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+            close = suggest(name, known)
             conditions = _unique(self.conditions)
             self.problems.append(
                 UnknownVariableError(
@@ -1052,7 +1052,7 @@ class _Importer:
                     "requirement no step creates, a template variable or one of "
                     + ", ".join(PROJECT_VARIABLES + RESERVED_VARIABLES[:2]),
                     found=repr(name),
-                    fix=f"did you mean '{close[0]}'?"
+                    fix=f"did you mean '{close}'?"
                     if close
                     else "remove it, or give a run input with --input NAME=VALUE",
                 )
@@ -1223,8 +1223,8 @@ def _producers_hint(
 
 
 def _unknown_key(key: Any, index: int, path: PathKey, location: Location) -> UnknownKeyError:
-    close = difflib.get_close_matches(str(key), STEP_KEYS, n=1)
-    fix = f"did you mean '{close[0]}'?" if close else "remove it"
+    close = suggest(str(key), STEP_KEYS)
+    fix = f"did you mean '{close}'?" if close else "remove it"
     return UnknownKeyError(
         f"unknown key {str(key)!r} in BMAD step {index}",
         value=key,

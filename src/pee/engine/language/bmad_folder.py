@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from pee.engine.language.errors import BmadFolderError, BmadTemplateError, Location
+from pee.engine.language.errors import BmadFolderError, BmadTemplateError, Location, suggest
 
 TEMPLATE_SUFFIX = "-tmpl"
 # "using prd-tmpl", "Use fullstack-architecture-tmpl.yaml": BMAD names templates <name>-tmpl
@@ -78,9 +78,9 @@ class BmadFolder:
         path = Path(root).resolve()
         folder = path / "templates"
         if not folder.is_dir():
-            inner = [
-                p for p in (path / "bmad-core", path / ".bmad-core") if (p / "templates").is_dir()
-            ]
+            # the folder meant: BMAD's own names first, then any folder right inside
+            nearby = (path / "bmad-core", path / ".bmad-core", *sorted(_subfolders(path)))
+            inner = [p for p in dict.fromkeys(nearby) if (p / "templates").is_dir()]
             raise BmadFolderError(
                 f"--bmad-dir {path} is not a BMAD install: it has no templates/ folder",
                 value=str(path),
@@ -184,7 +184,13 @@ class BmadFolder:
             if uses in self.templates or uses.endswith(TEMPLATE_SUFFIX):
                 return Candidate(uses, Source.USES, f"uses: {uses}")
             kind = next((k for k in ("tasks", "checklists") if self.has(k, uses)), None)
-            found = f"{kind}/{uses}.md" if kind else f"no template, task or checklist {uses}"
+            close = None if kind else suggest(uses, self.templates)
+            found = (
+                f"{kind}/{uses}.md"
+                if kind
+                else f"no template, task or checklist {uses}"
+                + (f"; did you mean uses: {close}?" if close else "")
+            )
             remark = f"uses {uses} ({found}), not a template"
         named = templates_named_in(fields.get("notes"))
         if named:
@@ -257,6 +263,13 @@ def template_stem(name: str) -> str:
     """``brownfield-prd-tmpl`` -> ``prd``: the document a template is named after."""
     stem = name[: -len(TEMPLATE_SUFFIX)] if name.endswith(TEMPLATE_SUFFIX) else name
     return stem.removeprefix("brownfield-")
+
+
+def _subfolders(path: Path) -> list[Path]:
+    try:
+        return [p for p in path.iterdir() if p.is_dir()]
+    except OSError:
+        return []
 
 
 def _one_agent(agent: str) -> bool:

@@ -8,6 +8,7 @@ writers: ['developer.plan']``.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -194,3 +195,11 @@ class PlanValidationError(PlanError):
         lines = [f"{self.location}: {self.message}"]
         lines.extend(f"  - {problem.render()}" for problem in self.problems)
         return "\n".join(lines)
+
+
+def suggest(name: Any, candidates: Any) -> str | None:
+    """The candidate closest to a misspelt name, for a "did you mean" fix; None if none is."""
+    if not isinstance(name, str):
+        return None
+    matches = difflib.get_close_matches(name, [str(c) for c in candidates], n=1, cutoff=0.6)
+    return matches[0] if matches else None

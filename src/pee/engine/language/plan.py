@@ -6,7 +6,6 @@ compile/ and this module stays below it.
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -110,10 +109,3 @@ class Plan:
             return self.source.locate(())
         path = raw.path if field_name is None else raw.path_of(field_name)
         return self.source.locate(path if index is None else (*path, index))
-
-
-def suggest(name: Any, candidates: Any) -> str | None:
-    if not isinstance(name, str):
-        return None
-    matches = difflib.get_close_matches(name, [str(c) for c in candidates], n=1, cutoff=0.6)
-    return matches[0] if matches else None
