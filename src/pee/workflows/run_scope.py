@@ -26,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
         RunState,
         build_report,
         current_details,
+        waiting_for_person,
     )
     from pee.workflows.types import PlanRunInput
 
@@ -90,10 +91,12 @@ class RunScope:
             # is O(events x groups) and trips the 2 s deadlock detector on large plans)
             self.details_due = True
             return
+        # one walk over the agents per call: the details and PeeStatus both need it
+        waiting = waiting_for_person(self.run)
         workflow.set_current_details(
-            current_details(self.run, self.elapsed(), workflow.info().workflow_id)
+            current_details(self.run, self.elapsed(), workflow.info().workflow_id, waiting)
         )
-        self.search.sync(self.run)
+        self.search.sync(self.run, waiting)
 
     async def details_writer(self) -> None:
         while True:

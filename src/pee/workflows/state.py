@@ -407,11 +407,18 @@ def _group_report(run: RunState, group_id: str, now_s: float) -> dict[str, Any]:
     }
 
 
-def current_details(run: RunState, now_s: float, workflow_id: str = "WORKFLOW_ID") -> str:
+def current_details(
+    run: RunState,
+    now_s: float,
+    workflow_id: str = "WORKFLOW_ID",
+    waiting: list[str] | None = None,
+) -> str:
     """Markdown for `workflow.set_current_details`: where the run is, at a glance in the Web UI,
-    and, while conflicts are open, what blocks and the exact commands that resolve them."""
+    and, while conflicts are open, what blocks and the exact commands that resolve them.
+    `waiting`: waiting_for_person(run) when the caller has it already (None: found here)."""
     lines = [f"**{run.plan.name}**: {run.status}, {now_s:.1f} s"]
-    waiting = waiting_for_person(run)
+    if waiting is None:
+        waiting = waiting_for_person(run)
     if waiting:
         # the headline a person sees first: the run is not busy, it waits for them
         since = min(run.agents[a].blocked_since_s or 0.0 for a in waiting)
