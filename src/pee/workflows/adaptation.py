@@ -19,6 +19,7 @@ from temporalio import workflow
 from pee.engine.compiled import CompiledPlan
 from pee.engine.rules.adaptive import AggressiveCaching, CpuBoost, GroupThrottle, TimeoutStretch
 from pee.engine.states import AGENT_UNFINISHED
+from pee.workflows.carry import AdaptiveRules
 from pee.workflows.state import Decision, RunState
 
 PATCH = "adaptive-allocation-actions"
@@ -70,6 +71,15 @@ class Adaptation:
             alert,
             elapsed,
         )
+
+    def rules(self) -> AdaptiveRules:
+        """The rules' learned state, as a continuation carries it."""
+        return AdaptiveRules(self.throttle, self.timeouts, self.cpu, self.caching)
+
+    def restore(self, rules: AdaptiveRules) -> None:
+        """A continuation's carried rules, in place: the collaborators read them live."""
+        self.throttle, self.timeouts = rules.throttle, rules.timeouts
+        self.cpu, self.caching = rules.cpu, rules.caching
 
     @property
     def looks_up_cache(self) -> bool:

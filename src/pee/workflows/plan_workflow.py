@@ -98,7 +98,6 @@ with workflow.unsafe.imports_passed_through():
     from pee.workflows.batcher import Batcher
     from pee.workflows.cache_levels import CacheLevels
     from pee.workflows.carry import (
-        AdaptiveRules,
         CarriedRun,
         capture,
         decode,
@@ -285,9 +284,7 @@ class PlanWorkflow:
             except ValueError as err:
                 self._invalid_carried = str(err)
             self._cache.cache_keys = dict(carried.cache_keys)
-            rules = carried.adaptive
-            self._adapt.throttle, self._adapt.timeouts = rules.throttle, rules.timeouts
-            self._adapt.cpu, self._adapt.caching = rules.cpu, rules.caching
+            self._adapt.restore(carried.adaptive)
             self._todo = groups_to_run(self._run)
             return
         at = self._scope.at()
@@ -419,12 +416,11 @@ class PlanWorkflow:
             self._continuation.groups_ended,
             self._continuation.reason,
         )
-        adapt = self._adapt
         carried = capture(
             self._run,
             info.run_id,
             self._cache.cache_keys,
-            AdaptiveRules(adapt.throttle, adapt.timeouts, adapt.cpu, adapt.caching),
+            self._adapt.rules(),
             self._batcher.children if self._batcher is not None else 0,
             self._batcher.largest if self._batcher is not None else 0,
         )
