@@ -73,6 +73,8 @@ class AgentRunner:
             {agent.id: agent.expected_s for agent in plan.agents},
         )
         self.order = {agent.id: index for index, agent in enumerate(plan.agents)}
+        # agent id -> its group, for the throttle on every admission round
+        self.group_of = {agent.id: agent.group for agent in plan.agents}
         # set when units came back: the admitter hands them out once the activation settles
         self.released = False
         # queued since the admitter last ran (their agent_queued events are due then)
@@ -115,7 +117,7 @@ class AgentRunner:
         if self.adapt.throttle is not None:
             self.adapt.throttle.apply(
                 self.scope.run.admission,
-                {a.id: a.group for a in self.scope.plan.agents},
+                self.group_of,
                 now,
                 lambda a: self.scope.agents[a].status == "queued",
             )
