@@ -331,7 +331,8 @@ class AgentRunner:
         state.status = status
         state.ended_s = now
         self.scope.event(f"agent_{status}", agent_id)
-        ran = state.run_started_s is None and state.started_s is not None
+        # run_started_s is None from here on: the agent ran if it ever started
+        ran = state.started_s is not None
         self.sample(state.duration_s(now) if ran else None, agent_id)
         if ran:
             self.adapt.after_agent(agent_id, state.duration_s(now) or 0.0)
