@@ -316,9 +316,9 @@ class PlanWorkflow:
         running: dict[str, asyncio.Task[None]] = {}
         self._scope.details()
         admitter = asyncio.create_task(self._runner.admitter())
+        # the details text, once per activation (RunScope.details)
+        writer = asyncio.create_task(self._scope.details_writer())
         if self._batcher is not None:
-            self._scope.details_due = True
-            self._batcher.on_close(asyncio.create_task(self._scope.details_writer()))
             assert self._clock is not None
             self._batcher.on_close(self._clock)
         try:
@@ -368,6 +368,7 @@ class PlanWorkflow:
         except (Exception, asyncio.CancelledError) as err:
             await cancel_all(list(running.values()) + self._validator.pending)
             admitter.cancel()
+            writer.cancel()
             if self._batcher is not None:
                 self._batcher.close()
             # the snapshots of groups that passed are what a resume of this run reuses
@@ -387,6 +388,7 @@ class PlanWorkflow:
                 ) from None
             raise
         admitter.cancel()
+        writer.cancel()
         if self._batcher is not None:
             self._batcher.close()
         await pool_lease.close(self._run.admission)
