@@ -119,7 +119,7 @@ class AgentRunner:
                 self.scope.run.admission,
                 self.group_of,
                 now,
-                lambda a: self.scope.agents[a].status == "queued",
+                lambda a: self.scope.agents[a].status == AgentStatus.QUEUED,
             )
         for agent_id in self.scope.run.admission.admit(now):
             state = self.scope.agents[agent_id]
@@ -128,7 +128,7 @@ class AgentRunner:
                 state.queued_since_s = None
             self.mark_running(self.scope.plan.agent(agent_id))
         for agent_id in submitted or []:
-            if self.scope.agents[agent_id].status == "queued":
+            if self.scope.agents[agent_id].status == AgentStatus.QUEUED:
                 self.scope.event("agent_queued", agent_id)
         self.sample()
 
@@ -184,12 +184,12 @@ class AgentRunner:
     async def run_agent(self, agent: CompiledAgent, group: CompiledGroup, fallback: bool) -> None:
         state = self.scope.agents[agent.id]
         try:
-            if state.status == "blocked":
+            if state.status == AgentStatus.BLOCKED:
                 await self.desk.until_unblocked(agent)
                 self.queue(agent)
                 self.admit([agent.id])
-            if state.status == "queued":
-                await workflow.wait_condition(lambda: state.status != "queued")
+            if state.status == AgentStatus.QUEUED:
+                await workflow.wait_condition(lambda: state.status != AgentStatus.QUEUED)
             async with self.gate.slot(READ, agent.id):
                 inputs, missing, versions = self.gate.snapshot(agent)
             state.missing_inputs = missing
@@ -340,7 +340,7 @@ class AgentRunner:
     def progress(self, progress: AgentProgress) -> None:
         """A working agent says it is alive; the barrier's extension rule reads the time."""
         state = self.scope.agents.get(progress.agent_id)
-        if state is None or state.status != "running":
+        if state is None or state.status != AgentStatus.RUNNING:
             # late signal from a finished or cancelled run: nothing to record
             return
         state.last_progress_s = self.scope.elapsed()
