@@ -18,7 +18,8 @@ from temporalio import workflow
 
 from pee.engine.compiled import CompiledPlan
 from pee.engine.rules.adaptive import AggressiveCaching, CpuBoost, GroupThrottle, TimeoutStretch
-from pee.engine.states import AGENT_UNFINISHED
+from pee.engine.states import AGENT_UNFINISHED, AgentStatus, GroupStatus
+from pee.workflows.carry import AdaptiveRules
 from pee.workflows.state import Decision, RunState
 
 PATCH = "adaptive-allocation-actions"
@@ -71,6 +72,15 @@ class Adaptation:
             elapsed,
         )
 
+    def rules(self) -> AdaptiveRules:
+        """The rules' learned state, as a continuation carries it."""
+        return AdaptiveRules(self.throttle, self.timeouts, self.cpu, self.caching)
+
+    def restore(self, rules: AdaptiveRules) -> None:
+        """A continuation's carried rules, in place: the collaborators read them live."""
+        self.throttle, self.timeouts = rules.throttle, rules.timeouts
+        self.cpu, self.caching = rules.cpu, rules.caching
+
     @property
     def looks_up_cache(self) -> bool:
         """Aggressive caching looks agent outputs up from the start, so a rerun reuses them."""
@@ -85,7 +95,7 @@ class Adaptation:
             running = sum(
                 1
                 for a in self.plan.group(agent.group).agents
-                if self.run.agents[a].status == "running"
+                if self.run.agents[a].status == AgentStatus.RUNNING
             )
             change = self.throttle.observe(agent.group, agent_id, response_time_s, running)
             if change is not None:
@@ -123,13 +133,13 @@ class Adaptation:
         )
         running = (
             agent.group
-            if own.status == "running" and own.deadline_s is not None and waiting
+            if own.status == GroupStatus.RUNNING and own.deadline_s is not None and waiting
             else None
         )
         later = [
             g.id
             for g in self.plan.groups
-            if self.run.groups[g.id].status == "pending"
+            if self.run.groups[g.id].status == GroupStatus.PENDING
             and g.timeout_s is not None
             and any(self.plan.agent(a).role == agent.role for a in g.agents if a != agent_id)
         ]

@@ -73,6 +73,8 @@ class AgentRunner:
             {agent.id: agent.expected_s for agent in plan.agents},
         )
         self.order = {agent.id: index for index, agent in enumerate(plan.agents)}
+        # agent id -> its group, for the throttle on every admission round
+        self.group_of = {agent.id: agent.group for agent in plan.agents}
         # set when units came back: the admitter hands them out once the activation settles
         self.released = False
         # queued since the admitter last ran (their agent_queued events are due then)
@@ -115,9 +117,9 @@ class AgentRunner:
         if self.adapt.throttle is not None:
             self.adapt.throttle.apply(
                 self.scope.run.admission,
-                {a.id: a.group for a in self.scope.plan.agents},
+                self.group_of,
                 now,
-                lambda a: self.scope.agents[a].status == "queued",
+                lambda a: self.scope.agents[a].status == AgentStatus.QUEUED,
             )
         for agent_id in self.scope.run.admission.admit(now):
             state = self.scope.agents[agent_id]
@@ -126,7 +128,7 @@ class AgentRunner:
                 state.queued_since_s = None
             self.mark_running(self.scope.plan.agent(agent_id))
         for agent_id in submitted or []:
-            if self.scope.agents[agent_id].status == "queued":
+            if self.scope.agents[agent_id].status == AgentStatus.QUEUED:
                 self.scope.event("agent_queued", agent_id)
         self.sample()
 
@@ -182,12 +184,12 @@ class AgentRunner:
     async def run_agent(self, agent: CompiledAgent, group: CompiledGroup, fallback: bool) -> None:
         state = self.scope.agents[agent.id]
         try:
-            if state.status == "blocked":
+            if state.status == AgentStatus.BLOCKED:
                 await self.desk.until_unblocked(agent)
                 self.queue(agent)
                 self.admit([agent.id])
-            if state.status == "queued":
-                await workflow.wait_condition(lambda: state.status != "queued")
+            if state.status == AgentStatus.QUEUED:
+                await workflow.wait_condition(lambda: state.status != AgentStatus.QUEUED)
             async with self.gate.slot(READ, agent.id):
                 inputs, missing, versions = self.gate.snapshot(agent)
             state.missing_inputs = missing
@@ -329,7 +331,8 @@ class AgentRunner:
         state.status = status
         state.ended_s = now
         self.scope.event(f"agent_{status}", agent_id)
-        ran = state.run_started_s is None and state.started_s is not None
+        # run_started_s is None from here on: the agent ran if it ever started
+        ran = state.started_s is not None
         self.sample(state.duration_s(now) if ran else None, agent_id)
         if ran:
             self.adapt.after_agent(agent_id, state.duration_s(now) or 0.0)
@@ -337,7 +340,7 @@ class AgentRunner:
     def progress(self, progress: AgentProgress) -> None:
         """A working agent says it is alive; the barrier's extension rule reads the time."""
         state = self.scope.agents.get(progress.agent_id)
-        if state is None or state.status != "running":
+        if state is None or state.status != AgentStatus.RUNNING:
             # late signal from a finished or cancelled run: nothing to record
             return
         state.last_progress_s = self.scope.elapsed()

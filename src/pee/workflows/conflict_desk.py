@@ -159,7 +159,7 @@ class ConflictDesk:
         state.blocked_on = []
 
     def group_blocked(self, group: CompiledGroup) -> bool:
-        return any(self.scope.agents[a].status == "blocked" for a in group.agents)
+        return any(self.scope.agents[a].status == AgentStatus.BLOCKED for a in group.agents)
 
     def pause_deadline(self, group: CompiledGroup, now_s: float) -> None:
         """Stop the group's clock while one of its agents is blocked on a conflict; when none is,

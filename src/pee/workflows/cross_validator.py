@@ -22,7 +22,7 @@ with workflow.unsafe.imports_passed_through():
         cross_validate,
     )
     from pee.engine.compiled import CompiledGroup
-    from pee.engine.states import GroupStatus
+    from pee.engine.states import AgentStatus, GroupStatus
     from pee.workflows.agent_outcome import describe_error
     from pee.workflows.conflict_desk import ConflictDesk
     from pee.workflows.floors import MIN_ACTIVITY_TIMEOUT_S, MIN_RETRY_INTERVAL_S
@@ -73,7 +73,7 @@ class CrossValidator:
             for agent in agents
         }
         declared = {agent.id: list(agent.outputs) for agent in agents}
-        validators = [a for a in agents if self.scope.agents[a.id].status == "succeeded"]
+        validators = [a for a in agents if self.scope.agents[a.id].status == AgentStatus.SUCCEEDED]
         timeout = timedelta(
             seconds=max(
                 MIN_ACTIVITY_TIMEOUT_S,

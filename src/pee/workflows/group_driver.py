@@ -152,11 +152,7 @@ class GroupDriver:
             if deadline is not None:
                 deadline[1].cancel()
             # another group failed or the run was cancelled: take our agents down with us
-            await cancel_all(list(tasks.values()))
-            for agent_id in group.agents:
-                if self.scope.agents[agent_id].status in AGENT_UNFINISHED:
-                    self.scope.agents[agent_id].status = AgentStatus.CANCELLED
-            self.scope.end_group(group, GroupStatus.CANCELLED)
+            await self.end_with_agents(group, tasks, GroupStatus.CANCELLED)
             raise
 
     def start_agents(self, group: CompiledGroup, tasks: dict[str, asyncio.Task[None]]) -> None:
@@ -181,12 +177,18 @@ class GroupDriver:
         the run: cancel the group's other agents and pass the ApplicationError on."""
         for task in tasks.values():
             if task.done() and not task.cancelled() and task.exception() is not None:
-                await cancel_all(list(tasks.values()))
-                for agent_id in group.agents:
-                    if self.scope.agents[agent_id].status in AGENT_UNFINISHED:
-                        self.scope.agents[agent_id].status = AgentStatus.CANCELLED
-                self.scope.end_group(group, GroupStatus.FAILED)
+                await self.end_with_agents(group, tasks, GroupStatus.FAILED)
                 raise task.exception()  # type: ignore[misc]
+
+    async def end_with_agents(
+        self, group: CompiledGroup, tasks: dict[str, asyncio.Task[None]], status: GroupStatus
+    ) -> None:
+        """End the group early: cancel its agent tasks, mark the unfinished agents cancelled."""
+        await cancel_all(list(tasks.values()))
+        for agent_id in group.agents:
+            if self.scope.agents[agent_id].status in AGENT_UNFINISHED:
+                self.scope.agents[agent_id].status = AgentStatus.CANCELLED
+        self.scope.end_group(group, status)
 
     def barrier_view(self, group: CompiledGroup, now_s: float) -> barrier.BarrierView:
         state = self.scope.groups[group.id]

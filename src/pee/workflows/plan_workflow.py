@@ -98,7 +98,6 @@ with workflow.unsafe.imports_passed_through():
     from pee.workflows.batcher import Batcher
     from pee.workflows.cache_levels import CacheLevels
     from pee.workflows.carry import (
-        AdaptiveRules,
         CarriedRun,
         capture,
         decode,
@@ -285,9 +284,7 @@ class PlanWorkflow:
             except ValueError as err:
                 self._invalid_carried = str(err)
             self._cache.cache_keys = dict(carried.cache_keys)
-            rules = carried.adaptive
-            self._adapt.throttle, self._adapt.timeouts = rules.throttle, rules.timeouts
-            self._adapt.cpu, self._adapt.caching = rules.cpu, rules.caching
+            self._adapt.restore(carried.adaptive)
             self._todo = groups_to_run(self._run)
             return
         at = self._scope.at()
@@ -319,9 +316,9 @@ class PlanWorkflow:
         running: dict[str, asyncio.Task[None]] = {}
         self._scope.details()
         admitter = asyncio.create_task(self._runner.admitter())
+        # the details text, once per activation (RunScope.details)
+        writer = asyncio.create_task(self._scope.details_writer())
         if self._batcher is not None:
-            self._scope.details_due = True
-            self._batcher.on_close(asyncio.create_task(self._scope.details_writer()))
             assert self._clock is not None
             self._batcher.on_close(self._clock)
         try:
@@ -371,6 +368,7 @@ class PlanWorkflow:
         except (Exception, asyncio.CancelledError) as err:
             await cancel_all(list(running.values()) + self._validator.pending)
             admitter.cancel()
+            writer.cancel()
             if self._batcher is not None:
                 self._batcher.close()
             # the snapshots of groups that passed are what a resume of this run reuses
@@ -390,6 +388,7 @@ class PlanWorkflow:
                 ) from None
             raise
         admitter.cancel()
+        writer.cancel()
         if self._batcher is not None:
             self._batcher.close()
         await pool_lease.close(self._run.admission)
@@ -419,12 +418,11 @@ class PlanWorkflow:
             self._continuation.groups_ended,
             self._continuation.reason,
         )
-        adapt = self._adapt
         carried = capture(
             self._run,
             info.run_id,
             self._cache.cache_keys,
-            AdaptiveRules(adapt.throttle, adapt.timeouts, adapt.cpu, adapt.caching),
+            self._adapt.rules(),
             self._batcher.children if self._batcher is not None else 0,
             self._batcher.largest if self._batcher is not None else 0,
         )

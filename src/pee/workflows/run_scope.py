@@ -26,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
         RunState,
         build_report,
         current_details,
+        waiting_for_person,
     )
     from pee.workflows.types import PlanRunInput
 
@@ -44,9 +45,9 @@ class RunScope:
         self.scale = float(input.time_scale)
         self.run = run
         self.search = search
-        # batch mode: details are written once per activation (see details)
+        # batch mode: the search attributes too are synced once per activation (see details)
         self.batched = batched
-        # batch mode: an event happened since the details writer last ran
+        # an event happened since the details writer last ran
         self.details_due = False
 
     # the RunState's parts, read live: restore() fills them in place, never replaces them
@@ -85,21 +86,34 @@ class RunScope:
         log("alert: %s", message)
 
     def details(self, now: bool = False) -> None:
-        if self.batched and not now:
-            # batch mode: once per activation (the details walk every group: per event that
-            # is O(events x groups) and trips the 2 s deadlock detector on large plans)
-            self.details_due = True
+        """The run changed. The details text (it walks every group) is written once per
+        activation by details_writer: only the last one set in an activation reaches the
+        server, and per event it is O(events x groups), which trips the 2 s deadlock detector on
+        large plans. PeeStatus/PeeGroup upserts are commands, so they stay where they always
+        were: at the event, or with the text in batch mode. `now`: both at once (the run
+        ends or hands on)."""
+        if now:
+            waiting = waiting_for_person(self.run)
+            self.write_details(waiting)
+            self.search.sync(self.run, waiting)
             return
+        self.details_due = True
+        if not self.batched and self.search.enabled:
+            self.search.sync(self.run, waiting_for_person(self.run))
+
+    def write_details(self, waiting: list[str]) -> None:
         workflow.set_current_details(
-            current_details(self.run, self.elapsed(), workflow.info().workflow_id)
+            current_details(self.run, self.elapsed(), workflow.info().workflow_id, waiting)
         )
-        self.search.sync(self.run)
 
     async def details_writer(self) -> None:
         while True:
             await workflow.wait_condition(lambda: self.details_due)
             self.details_due = False
-            self.details(now=True)
+            if self.batched:
+                self.details(now=True)
+            else:
+                self.write_details(waiting_for_person(self.run))
 
     def finish(self, status: RunStatus, error: str | None = None) -> None:
         self.run.status = status

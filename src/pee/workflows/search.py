@@ -21,7 +21,7 @@ from temporalio.common import SearchAttributeKey, SearchAttributeUpdate
 
 with workflow.unsafe.imports_passed_through():
     from pee.engine.states import GROUP_CURRENT, RunStatus
-    from pee.workflows.state import RunState, waiting_for_person
+    from pee.workflows.state import RunState
 
 PLAN = SearchAttributeKey.for_keyword("PeePlan")
 STATUS = SearchAttributeKey.for_keyword("PeeStatus")
@@ -36,15 +36,16 @@ WAITING_FOR_PERSON = "waiting_for_person"
 WAITING_PATCH = "pee-status-waiting-for-person"
 
 
-def values(run: RunState, show_waiting: bool = True) -> tuple[str, str, list[str]]:
-    """(plan, status, current groups) of the run now."""
+def values(run: RunState, waiting: list[str]) -> tuple[str, str, list[str]]:
+    """(plan, status, current groups) of the run now; `waiting`: the agents waiting for a
+    person (waiting_for_person), empty when PeeStatus must not say so."""
     groups = (
         []
         if run.status != RunStatus.RUNNING
         else [group.id for group in run.plan.groups if run.groups[group.id].status in GROUP_CURRENT]
     )
     status: str = run.status
-    if show_waiting and waiting_for_person(run):
+    if waiting:
         status = WAITING_FOR_PERSON
     return run.plan.name, status, groups
 
@@ -58,12 +59,13 @@ class RunSearchAttributes:
         # asked (workflow.patched) the first time an agent is blocked: None until then
         self._waiting: bool | None = None
 
-    def sync(self, run: RunState) -> None:
+    def sync(self, run: RunState, waiting: list[str]) -> None:
+        """`waiting`: waiting_for_person(run), found once by the caller (the details read it)."""
         if not self.enabled:
             return
-        if self._waiting is None and waiting_for_person(run):
+        if self._waiting is None and waiting:
             self._waiting = workflow.patched(WAITING_PATCH)
-        now = values(run, bool(self._waiting))
+        now = values(run, waiting if self._waiting else [])
         last = self._last
         if now == last:
             return

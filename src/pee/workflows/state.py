@@ -252,7 +252,9 @@ def build_report(run: RunState, workflow_id: str, run_id: str, now_s: float) -> 
     }
     # where the time went, once the run is over (pee.engine.report.bottleneck; a running run has no
     # answer)
-    report["bottlenecks"] = analyse_bottlenecks(plan, report) if run.status != "running" else None
+    report["bottlenecks"] = (
+        analyse_bottlenecks(plan, report) if run.status != RunStatus.RUNNING else None
+    )
     return report
 
 
@@ -324,7 +326,7 @@ def conflict_report(run: RunState, conflict: Conflict) -> dict[str, Any]:
     row["blocked_agents"] = [
         agent.id
         for agent in run.plan.agents
-        if run.agents[agent.id].status == "blocked"
+        if run.agents[agent.id].status == AgentStatus.BLOCKED
         and conflict.id in run.agents[agent.id].blocked_on
     ]
     opened_s = run.conflict_opened_s.get(conflict.id)
@@ -360,7 +362,7 @@ def _agent_report(
         "blocked_on": list(state.blocked_on),
         # while blocked: since when it waits for a person (None when not blocked)
         "blocked_since": iso_at(run.started, state.blocked_since_s)
-        if state.status == "blocked"
+        if state.status == AgentStatus.BLOCKED
         else None,
         "blocked_s": round(
             state.blocked_s
@@ -407,11 +409,18 @@ def _group_report(run: RunState, group_id: str, now_s: float) -> dict[str, Any]:
     }
 
 
-def current_details(run: RunState, now_s: float, workflow_id: str = "WORKFLOW_ID") -> str:
+def current_details(
+    run: RunState,
+    now_s: float,
+    workflow_id: str = "WORKFLOW_ID",
+    waiting: list[str] | None = None,
+) -> str:
     """Markdown for `workflow.set_current_details`: where the run is, at a glance in the Web UI,
-    and, while conflicts are open, what blocks and the exact commands that resolve them."""
+    and, while conflicts are open, what blocks and the exact commands that resolve them.
+    `waiting`: waiting_for_person(run) when the caller has it already (None: found here)."""
     lines = [f"**{run.plan.name}**: {run.status}, {now_s:.1f} s"]
-    waiting = waiting_for_person(run)
+    if waiting is None:
+        waiting = waiting_for_person(run)
     if waiting:
         # the headline a person sees first: the run is not busy, it waits for them
         since = min(run.agents[a].blocked_since_s or 0.0 for a in waiting)
@@ -424,7 +433,7 @@ def current_details(run: RunState, now_s: float, workflow_id: str = "WORKFLOW_ID
         ]
     for group in run.plan.groups:
         state = run.groups[group.id]
-        if state.status != "running":
+        if state.status != GroupStatus.RUNNING:
             continue
         agents = ", ".join(f"{a} {run.agents[a].status}" for a in group.agents)
         deadline = ""
@@ -499,9 +508,9 @@ def _conflict_details(run: RunState, workflow_id: str) -> list[str]:
 
 def waiting_for_person(run: RunState) -> list[str]:
     """Agents of a running run blocked on a conflict (waiting for a person), in plan order."""
-    if run.status != "running":
+    if run.status != RunStatus.RUNNING:
         return []
-    return [a.id for a in run.plan.agents if run.agents[a.id].status == "blocked"]
+    return [a.id for a in run.plan.agents if run.agents[a.id].status == AgentStatus.BLOCKED]
 
 
 def unique_ids(ids: Any) -> list[str]:
