@@ -48,7 +48,7 @@ def _closest(name: str, known: list[str]) -> str:
 def outputs_command(args: argparse.Namespace) -> int:
     from pee.runtime.connection import ConnectionFlags
     from pee.runtime.devserver import default_db_file
-    from pee.runtime.inspect import NotAPlanRun, RunNotFound
+    from pee.runtime.inspect import RunNotFound
     from pee.runtime.outputs import file_text, resolve_references
     from pee.runtime.run_outputs import OutputsUnavailable, read_outputs
     from pee.runtime.servers import TargetError, resolve_target
@@ -72,17 +72,9 @@ def outputs_command(args: argparse.Namespace) -> int:
 
     try:
         run = asyncio.run(read())
-    except RunNotFound as err:
-        message = (
-            str(err)
-            if isinstance(err, NotAPlanRun)
-            else (f"no run with workflow id '{args.workflow_id}' at {target.address}")
-        )
-        print(f"error: {message}", file=sys.stderr)
-        return EXIT_BAD_INPUT
     except BrokenPipeError:
         raise
-    except (OutputsUnavailable, ConnectionError) as err:
+    except (RunNotFound, OutputsUnavailable, ConnectionError) as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
 

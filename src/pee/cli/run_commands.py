@@ -170,7 +170,7 @@ def _read(args: argparse.Namespace) -> tuple[int, Any, Any]:
     """(exit code, RunView or None, Target or None) for status/report."""
     from pee.runtime.connection import ConnectionFlags
     from pee.runtime.devserver import default_db_file
-    from pee.runtime.inspect import NotAPlanRun, RunNotFound, read_run
+    from pee.runtime.inspect import RunNotFound, read_run
     from pee.runtime.servers import TargetError, resolve_target
 
     try:
@@ -188,20 +188,9 @@ def _read(args: argparse.Namespace) -> tuple[int, Any, Any]:
 
     try:
         view = asyncio.run(read())
-    except NotAPlanRun as err:
-        print(f"error: {err}", file=sys.stderr)
-        return EXIT_BAD_INPUT, None, target
-    except RunNotFound:
-        namespace = args.namespace or "default"
-        print(
-            f"error: no run with workflow id '{args.workflow_id}' at {target.address} "
-            f"(namespace {namespace})",
-            file=sys.stderr,
-        )
-        return EXIT_BAD_INPUT, None, target
     except BrokenPipeError:
         raise  # a ConnectionError too, but the reader of stdout left: run_entry exits quietly
-    except ConnectionError as err:
+    except (RunNotFound, ConnectionError) as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT, None, target
     return (EXIT_OK if view.ok else EXIT_FAILED), view, target

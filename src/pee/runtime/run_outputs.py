@@ -12,9 +12,8 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
-from temporalio.service import RPCError, RPCStatusCode
 
-from pee.runtime.inspect import RunNotFound, has_pollers, require_plan_run
+from pee.runtime.inspect import describe_plan_run, has_pollers
 from pee.runtime.outputs import Producer, producers_of
 from pee.runtime.worker import build_worker
 from pee.workflows.plan_workflow import PlanWorkflow
@@ -50,14 +49,7 @@ async def _query(handle: WorkflowHandle[Any, Any]) -> tuple[dict[str, Any], dict
 
 
 async def read_outputs(client: Client, workflow_id: str) -> RunOutputs:
-    handle = client.get_workflow_handle(workflow_id)
-    try:
-        description = await handle.describe()
-    except RPCError as err:
-        if err.status == RPCStatusCode.NOT_FOUND:
-            raise RunNotFound(workflow_id) from None
-        raise
-    require_plan_run(description)
+    description = await describe_plan_run(client, workflow_id)
     handle = client.get_workflow_handle(workflow_id, run_id=description.run_id)
     status = description.status
     state = status.name.lower() if status else "unknown"
