@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from pee.activities.sqlite_store import SqliteFile, pack, unpack
+from pee.paths import state_dir
 
 DEFAULT_SIZE_LIMIT = 100 * 1024 * 1024
 DEFAULT_THRESHOLD = 10 * 1024
@@ -55,7 +56,7 @@ def default_path() -> Path:
     """PEE_CACHE_PATH, else cache.db in the state directory (PEE_STATE_DIR or .temporal/)."""
     if os.environ.get("PEE_CACHE_PATH"):
         return Path(os.environ["PEE_CACHE_PATH"])
-    return Path(os.environ.get("PEE_STATE_DIR") or ".temporal") / "cache.db"
+    return state_dir() / "cache.db"
 
 
 @dataclass
