@@ -75,7 +75,8 @@ def register(subparsers: Any) -> None:
     run.add_argument(
         "--detach",
         action="store_true",
-        help="start the run, print its workflow id and return (implies --no-worker)",
+        help="start the run, print its workflow id and return (implies --no-worker; not with "
+        "--output-dir or --report: read them later with `pee outputs` / `pee report`)",
     )
     add_metrics_port_option(run)
     run.set_defaults(handler=run_command)
@@ -141,6 +142,16 @@ def run_command(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     if args.from_group and not args.resume_from:
         print("error: --from-group needs --resume-from WORKFLOW_ID", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if args.detach and (args.output_dir or args.report):
+        # run returns as the run starts, so nothing would be written
+        flag = "--output-dir" if args.output_dir else "--report"
+        print(
+            f"error: {flag} is written when the run ends, after --detach has returned: drop "
+            "one; for a detached run, `pee outputs WORKFLOW_ID` and `pee report WORKFLOW_ID` "
+            "read them",
+            file=sys.stderr,
+        )
         return EXIT_BAD_INPUT
     from pee.engine.compile.learning import mode_of
     from pee.runtime.connection import ConnectionFlags
