@@ -1,4 +1,4 @@
-"""Read a run's agent outputs, running or finished: `starter.py outputs WORKFLOW_ID`.
+"""Read a run's agent outputs, running or finished: `pee outputs WORKFLOW_ID`.
 
 The outputs live in the run's context (the `context` query) and who produced each key in its
 compiled plan (the `plan` query). A running run's worker answers both; a closed run's history is
