@@ -210,9 +210,28 @@ def test_bad_input_exits_two(cli: Cli, tmp_path: Path) -> None:
         ),
         (("status", "no-such-run"), "no run with workflow id 'no-such-run'"),
         # written when the run ends, which --detach does not wait for
-        (("run", cli.plan("small", SMALL), "--detach", "--output-dir", tmp_path), "pee outputs"),
         (
-            ("run", cli.plan("small", SMALL), "--detach", "--report", tmp_path / "r.json"),
+            (
+                "run",
+                cli.plan("small", SMALL),
+                "--input",
+                "greeting=hi",
+                "--detach",
+                "--output-dir",
+                tmp_path,
+            ),
+            "pee outputs",
+        ),
+        (
+            (
+                "run",
+                cli.plan("small", SMALL),
+                "--input",
+                "greeting=hi",
+                "--detach",
+                "--report",
+                tmp_path / "r.json",
+            ),
             "--report",
         ),
     ]
