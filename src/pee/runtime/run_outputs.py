@@ -11,7 +11,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+)
+from temporalio.service import RPCError
 
 from pee.runtime.inspect import describe_plan_run, has_pollers
 from pee.runtime.outputs import Producer, producers_of
@@ -41,10 +47,19 @@ class _Agent:
     writes: list[str]
 
 
-async def _query(handle: WorkflowHandle[Any, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+async def _query(
+    handle: WorkflowHandle[Any, Any], task_queue: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
     timeout = timedelta(seconds=QUERY_TIMEOUT_S)
-    plan = await handle.query(PlanWorkflow.plan, rpc_timeout=timeout)
-    context = await handle.query(PlanWorkflow.context, rpc_timeout=timeout)
+    try:
+        plan = await handle.query(PlanWorkflow.plan, rpc_timeout=timeout)
+        context = await handle.query(PlanWorkflow.context, rpc_timeout=timeout)
+    except (RPCError, WorkflowQueryFailedError) as err:
+        # a worker that just stopped still counts as a poller for a while
+        raise OutputsUnavailable(
+            f"no worker answered the run's queries within {QUERY_TIMEOUT_S:g}s ({err}): is one "
+            f"polling {task_queue}? (pee-worker)"
+        ) from None
     return dict(plan or {}), dict(context or {})
 
 
@@ -59,11 +74,11 @@ async def read_outputs(client: Client, workflow_id: str) -> RunOutputs:
                 f"no worker polls {description.task_queue}, so nobody can answer for the "
                 "running run: start one (pee-worker)"
             )
-        plan, context = await _query(handle)
+        plan, context = await _query(handle, description.task_queue)
     else:
         # workflows only, so it never picks up another run's agents on a shared queue
         async with build_worker(client, description.task_queue, activities=False):
-            plan, context = await _query(handle)
+            plan, context = await _query(handle, description.task_queue)
     agents = [
         _Agent(a["id"], list(a.get("outputs") or []), list(a.get("writes") or []))
         for a in plan.get("agents") or []
