@@ -125,14 +125,11 @@ def register(subparsers: Any) -> None:
 
 def _target(args: argparse.Namespace) -> Any:
     from pee.runtime.connection import ConnectionFlags
-    from pee.runtime.devserver import default_db_file
-    from pee.runtime.servers import TargetError, resolve_target
+    from pee.runtime.servers import TargetError, reader_target
 
     try:
         # a stopped embedded server is restarted only when it has a history to show
-        return resolve_target(
-            ConnectionFlags.from_args(args), allow_start=default_db_file().exists(), out=sys.stderr
-        )
+        return reader_target(ConnectionFlags.from_args(args))
     except TargetError as err:
         raise CommandError(str(err)) from None
 

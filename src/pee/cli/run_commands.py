@@ -180,15 +180,12 @@ def run_command(args: argparse.Namespace) -> int:
 def _read(args: argparse.Namespace) -> tuple[int, Any, Any]:
     """(exit code, RunView or None, Target or None) for status/report."""
     from pee.runtime.connection import ConnectionFlags
-    from pee.runtime.devserver import default_db_file
     from pee.runtime.inspect import RunNotFound, read_run
-    from pee.runtime.servers import TargetError, resolve_target
+    from pee.runtime.servers import TargetError, reader_target
 
     try:
         # the embedded server stops only when asked; if it was, restart it to read its history
-        target = resolve_target(
-            ConnectionFlags.from_args(args), allow_start=default_db_file().exists(), out=sys.stderr
-        )
+        target = reader_target(ConnectionFlags.from_args(args))
     except TargetError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT, None, None
