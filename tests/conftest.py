@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -81,19 +82,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 # --- starter.py against a private embedded dev server ------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def cli_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """Environment for `starter.py` subprocesses with their own state dir and ports, so the
-    embedded server they start is private to the module; stopped at the end."""
-    # every TEMPORAL_* (address, TLS, API key, profile) would steer the commands elsewhere
+def private_env(state: Path) -> dict[str, str]:
+    """The environment of a user with a private embedded server: state dir `state`, free ports,
+    nothing (TEMPORAL_*, a Temporal config file) steering the commands elsewhere."""
     env = {
         k: v
         for k, v in os.environ.items()
         if not k.startswith("TEMPORAL_")
         and k not in ("PEE_TIME_SCALE", "PEE_TASK_QUEUE", "PEE_UI_URL")
     }
-    state = tmp_path_factory.mktemp("state")
-    # learned durations per module too, so runs of one module never steer another's compiles
+    # learned durations per state dir too, so runs of one module never steer another's compiles
     env.update(
         PEE_STATE_DIR=str(state),
         PEE_DURATIONS_PATH=str(state / "durations.db"),
@@ -105,6 +103,14 @@ def cli_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
         # nor may the user's Temporal client config file
         TEMPORAL_CONFIG_FILE=str(state / "no-temporal.toml"),
     )
+    return env
+
+
+@pytest.fixture(scope="module")
+def cli_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """Environment for `starter.py` subprocesses with their own state dir and ports, so the
+    embedded server they start is private to the module; stopped at the end."""
+    env = private_env(tmp_path_factory.mktemp("state"))
     try:
         yield env
     finally:

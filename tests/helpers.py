@@ -5,6 +5,7 @@ reports, `starter.py` as a subprocess, and the dev-server harness the fixtures h
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import sys
 import time
@@ -223,6 +224,31 @@ def starter(env: dict[str, str], *args: str | Path) -> subprocess.CompletedProce
         text=True,
         timeout=STARTER_TIMEOUT_S,
     )
+
+
+def shown_events(address: str, workflow_id: str, *flags: str) -> list[dict[str, Any]]:
+    """The history's events as `temporal workflow show --output json` prints them: payloads as
+    stored, or decoded when `flags` name a codec endpoint."""
+    out = subprocess.run(
+        [
+            str(find_temporal_binary()),
+            "workflow",
+            "show",
+            "--workflow-id",
+            workflow_id,
+            "--address",
+            address,
+            "--output",
+            "json",
+            *flags,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    events: list[dict[str, Any]] = json.loads(out)["events"]
+    return events
 
 
 # --- a real server ---------------------------------------------------------------------------

@@ -5,7 +5,6 @@ a real paused run are in tests/test_conflict_demo.py."""
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import subprocess
 import sys
@@ -17,6 +16,7 @@ import pytest
 from pee.cli.conflict_commands import format_conflicts, resolve_commands
 from pee.cli.main import build_parser
 from pee.runtime.devserver import free_port
+from tests.conftest import private_env
 from tests.helpers import PROJECT_ROOT
 
 CONTEXT = {
@@ -45,35 +45,11 @@ RESOLVED = {
 }
 
 
-def cli_env(state_dir: Path) -> dict[str, str]:
-    """The environment of a user with a private embedded server (state dir and ports)."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k
-        not in (
-            "TEMPORAL_ADDRESS",
-            "TEMPORAL_NAMESPACE",
-            "PEE_TIME_SCALE",
-            "PEE_TASK_QUEUE",
-            "PEE_UI_URL",
-            "PEE_ARTIFACT_DIR",
-        )
-    }
-    env.update(
-        PEE_STATE_DIR=str(state_dir),
-        PEE_DEV_PORT=str(free_port()),
-        PEE_UI_PORT=str(free_port()),
-        PEE_CODEC_PORT=str(free_port()),
-    )
-    return env
-
-
 def starter(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "starter.py", *args],
         cwd=PROJECT_ROOT,
-        env=cli_env(tmp_path),
+        env=private_env(tmp_path),
         capture_output=True,
         text=True,
         timeout=60,

@@ -4,13 +4,11 @@ processes, the embedded dev server (in this module's own state dir and ports), e
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -74,33 +72,10 @@ class Cli:
 
 
 @pytest.fixture(scope="module")
-def cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k
-        not in (
-            "TEMPORAL_ADDRESS",
-            "TEMPORAL_NAMESPACE",
-            "PEE_TIME_SCALE",
-            "PEE_TASK_QUEUE",
-            "PEE_UI_URL",
-        )
-    }
-    env.update(
-        PEE_STATE_DIR=str(tmp_path_factory.mktemp("state")),
-        PEE_DEV_PORT=str(free_port()),
-        PEE_UI_PORT=str(free_port()),
-        # dev port + 1001 (the codec server's default) is not known to be free
-        PEE_CODEC_PORT=str(free_port()),
-    )
-    runner = Cli(env, tmp_path_factory.mktemp("plans"))
-    try:
-        yield runner
-    finally:
-        # never leave a server behind
-        stopped = runner.starter("server", "stop")
-        assert 0 == stopped.returncode, stopped.stdout + stopped.stderr
+def cli(cli_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Cli:
+    """Entry points against the module's private embedded server (conftest's cli_env, which
+    stops it at the end)."""
+    return Cli(cli_env, tmp_path_factory.mktemp("plans"))
 
 
 def test_run_starts_the_embedded_server_and_exits_zero_ten_times_in_a_row(cli: Cli) -> None:
@@ -209,6 +184,31 @@ def test_bad_input_exits_two(cli: Cli, tmp_path: Path) -> None:
             "namespace 'nope' does not exist",
         ),
         (("status", "no-such-run"), "no run with workflow id 'no-such-run'"),
+        # written when the run ends, which --detach does not wait for
+        (
+            (
+                "run",
+                cli.plan("small", SMALL),
+                "--input",
+                "greeting=hi",
+                "--detach",
+                "--output-dir",
+                tmp_path,
+            ),
+            "pee outputs",
+        ),
+        (
+            (
+                "run",
+                cli.plan("small", SMALL),
+                "--input",
+                "greeting=hi",
+                "--detach",
+                "--report",
+                tmp_path / "r.json",
+            ),
+            "--report",
+        ),
     ]
     for args, words in cases:
         done = cli.starter(*args)

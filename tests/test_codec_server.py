@@ -9,7 +9,6 @@ import base64
 import json
 import re
 import socket
-import subprocess
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -21,8 +20,7 @@ from temporalio.api.common.v1 import Payload, Payloads
 
 from pee.runtime.codec import ENCODING
 from pee.runtime.codec_server import MAX_BODY, MAX_DECODED, BackgroundCodecServer, CodecServerConfig
-from pee.runtime.devserver import find_temporal_binary
-from tests.helpers import TemporalHarness, compiled_plan, group, sim
+from tests.helpers import TemporalHarness, compiled_plan, group, shown_events, sim
 
 ORIGIN = "http://127.0.0.1:8233"
 TOKEN = "secret-token"
@@ -254,26 +252,8 @@ def test_temporal_cli_decodes_history_through_it(temporal: TemporalHarness, code
     workflow_id = temporal.with_plan(plan, body)
 
     def show(*extra: str) -> dict:
-        out = subprocess.run(
-            [
-                str(find_temporal_binary()),
-                "workflow",
-                "show",
-                "--workflow-id",
-                workflow_id,
-                "--address",
-                temporal.address,
-                "--output",
-                "json",
-                *extra,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-        ).stdout
-        started = json.loads(out)["events"][0]["workflowExecutionStartedEventAttributes"]
-        return started["input"]["payloads"][0]
+        events = shown_events(temporal.address, workflow_id, *extra)
+        return events[0]["workflowExecutionStartedEventAttributes"]["input"]["payloads"][0]
 
     raw = show()
     assert ENCODING == base64.b64decode(raw["metadata"]["encoding"])

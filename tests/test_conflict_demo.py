@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 
 from pee.engine.rules.merge import value_hash
+from tests.conftest import private_env
 from tests.helpers import PROJECT_ROOT, eventually
-from tests.test_cli_conflicts import cli_env
 from tests.test_cli_run import Cli
 from tests.test_temporal_cli_hints import project_like_folder
 
@@ -63,7 +63,7 @@ def blocked_status(cli: Cli, workflow_id: str) -> str | None:
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
-    cli = Cli(cli_env(tmp_path_factory.mktemp("state")), tmp_path_factory.mktemp("plans"))
+    cli = Cli(private_env(tmp_path_factory.mktemp("state")), tmp_path_factory.mktemp("plans"))
     started = cli.starter("server", "start", "--headless")
     assert 0 == started.returncode, started.stdout + started.stderr
     task_queue = f"conflict-demo-{uuid.uuid4().hex[:8]}"

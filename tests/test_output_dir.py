@@ -305,3 +305,23 @@ def test_outputs_of_a_running_run(cli_env: dict[str, str], tmp_path: Path) -> No
     finally:
         stdout, stderr = run.communicate(timeout=90)
     assert 0 == run.returncode, stdout + stderr
+
+
+def test_outputs_say_no_worker_answered_when_the_query_fails() -> None:
+    """A worker that just stopped still counts as a poller; the query then fails (no poller /
+    deadline): `pee outputs` says so (OutputsUnavailable, exit 2), not a traceback."""
+    import asyncio
+
+    import pytest
+    from temporalio.service import RPCError, RPCStatusCode
+
+    from pee.runtime.run_outputs import OutputsUnavailable, _query
+
+    class DeadQueue:
+        async def query(self, *args: object, **kwargs: object) -> None:
+            raise RPCError(
+                "no poller seen for task queue recently", RPCStatusCode.FAILED_PRECONDITION, b""
+            )
+
+    with pytest.raises(OutputsUnavailable, match="is one polling q1"):
+        asyncio.run(_query(DeadQueue(), "q1"))  # type: ignore[arg-type]

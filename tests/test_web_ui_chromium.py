@@ -27,10 +27,9 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from pee.runtime.codec import ENCODING
-from pee.runtime.devserver import find_temporal_binary
 from tests.chromium import ARTIFACTS, FLAGS, chromium
 from tests.conftest import cli_env  # noqa: F401  (the module's server)
-from tests.helpers import PROJECT_ROOT, eventually, starter
+from tests.helpers import PROJECT_ROOT, eventually, shown_events, starter
 
 PLAN = """\
 name: webui-{name}
@@ -100,24 +99,7 @@ def run_plan(
 
 def stored_encodings(record: dict[str, Any], workflow_id: str) -> tuple[bytes, bytes]:
     """The input's and the result's encodings as stored in the history (no codec)."""
-    out = subprocess.run(
-        [
-            str(find_temporal_binary()),
-            "workflow",
-            "show",
-            "--workflow-id",
-            workflow_id,
-            "--address",
-            f"127.0.0.1:{record['port']}",
-            "--output",
-            "json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    ).stdout
-    events = json.loads(out)["events"]
+    events = shown_events(f"127.0.0.1:{record['port']}", workflow_id)
     started = events[0]["workflowExecutionStartedEventAttributes"]["input"]
     completed = events[-1]["workflowExecutionCompletedEventAttributes"]["result"]
     return tuple(

@@ -19,6 +19,7 @@ from typing import Any
 import lz4.frame
 
 from pee.engine.canonical import canonical_json
+from pee.paths import state_dir
 
 # values whose JSON is longer than this are lz4-compressed
 DEFAULT_THRESHOLD = 10 * 1024
@@ -28,7 +29,7 @@ def default_path() -> Path:
     """PEE_CACHE_PATH, else cache.db in the state directory (PEE_STATE_DIR or .temporal/)."""
     if os.environ.get("PEE_CACHE_PATH"):
         return Path(os.environ["PEE_CACHE_PATH"])
-    return Path(os.environ.get("PEE_STATE_DIR") or ".temporal") / "cache.db"
+    return state_dir() / "cache.db"
 
 
 # (file, schema) -> the file's inode once this process has created the schema in it: a cache is

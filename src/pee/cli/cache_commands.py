@@ -35,7 +35,8 @@ def run_stats(args: argparse.Namespace) -> int:
     from pee.activities.output_cache import OutputCache
     from pee.activities.snapshot_cache import SnapshotCache
 
-    stats = OutputCache(args.path).stats()
+    cache = OutputCache(args.path)
+    stats = cache.stats()
     row: dict[str, Any] = {
         "entries": stats.entries,
         "bytes": stats.bytes,
@@ -59,6 +60,8 @@ def run_stats(args: argparse.Namespace) -> int:
             "context snapshots: "
             + "  ".join(f"{key} {value}" for key, value in row["context_snapshots"].items())
         )
+        # which one: PEE_CACHE_PATH and --path move it
+        print(f"file:              {cache.path}")
     return 0
 
 

@@ -125,36 +125,22 @@ def register(subparsers: Any) -> None:
 
 def _target(args: argparse.Namespace) -> Any:
     from pee.runtime.connection import ConnectionFlags
-    from pee.runtime.devserver import default_db_file
-    from pee.runtime.servers import TargetError, resolve_target
+    from pee.runtime.servers import TargetError, reader_target
 
     try:
         # a stopped embedded server is restarted only when it has a history to show
-        return resolve_target(
-            ConnectionFlags.from_args(args), allow_start=default_db_file().exists(), out=sys.stderr
-        )
+        return reader_target(ConnectionFlags.from_args(args))
     except TargetError as err:
         raise CommandError(str(err)) from None
 
 
-async def _describe(client: Any, workflow_id: str, namespace: str | None) -> Any:
-    from temporalio.service import RPCError, RPCStatusCode
-
-    from pee.runtime.inspect import NotAPlanRun, require_plan_run
+async def _describe(client: Any, workflow_id: str) -> Any:
+    from pee.runtime.inspect import RunNotFound, describe_plan_run
 
     try:
-        description = await client.get_workflow_handle(workflow_id).describe()
-    except RPCError as err:
-        if err.status == RPCStatusCode.NOT_FOUND:
-            raise CommandError(
-                f"no run with workflow id '{workflow_id}' (namespace {namespace or 'default'})"
-            ) from None
-        raise
-    try:
-        require_plan_run(description, client.service_client.config.target_host)
-    except NotAPlanRun as err:
+        return await describe_plan_run(client, workflow_id)
+    except RunNotFound as err:
         raise CommandError(str(err)) from None
-    return description
 
 
 async def _require_worker(client: Any, description: Any, what: str) -> None:
@@ -185,13 +171,11 @@ async def _query_conflicts(handle: Any) -> list[dict[str, Any]]:
     return list(found or [])
 
 
-async def read_conflicts(
-    client: Any, workflow_id: str, namespace: str | None
-) -> tuple[Any, list[dict[str, Any]]]:
+async def read_conflicts(client: Any, workflow_id: str) -> tuple[Any, list[dict[str, Any]]]:
     """(description, every conflict of the run): live from a running run, else its report."""
     from temporalio.client import WorkflowExecutionStatus
 
-    description = await _describe(client, workflow_id, namespace)
+    description = await _describe(client, workflow_id)
     if description.status == WorkflowExecutionStatus.RUNNING:
         await _require_worker(client, description, "answer the conflicts query")
         handle = client.get_workflow_handle(workflow_id, run_id=description.run_id)
@@ -229,7 +213,7 @@ def _run(args: argparse.Namespace, body: Any) -> int:
 
 def conflicts_command(args: argparse.Namespace) -> int:
     async def body(client: Any, target: Any) -> int:
-        _description, conflicts = await read_conflicts(client, args.workflow_id, args.namespace)
+        _description, conflicts = await read_conflicts(client, args.workflow_id)
         shown = conflicts if args.all else [c for c in conflicts if c.get("status") == "open"]
         if args.format == "json":
             print(json.dumps(shown, indent=2, default=str))
@@ -391,7 +375,7 @@ def resolve_command(args: argparse.Namespace) -> int:
     async def body(client: Any, target: Any) -> int:
         from temporalio.client import WorkflowExecutionStatus
 
-        description = await _describe(client, args.workflow_id, args.namespace)
+        description = await _describe(client, args.workflow_id)
         if description.status != WorkflowExecutionStatus.RUNNING:
             state = description.status.name.lower() if description.status else "closed"
             raise CommandError(

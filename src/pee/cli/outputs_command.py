@@ -47,11 +47,10 @@ def _closest(name: str, known: list[str]) -> str:
 
 def outputs_command(args: argparse.Namespace) -> int:
     from pee.runtime.connection import ConnectionFlags
-    from pee.runtime.devserver import default_db_file
-    from pee.runtime.inspect import NotAPlanRun, RunNotFound
+    from pee.runtime.inspect import RunNotFound
     from pee.runtime.outputs import file_text, resolve_references
     from pee.runtime.run_outputs import OutputsUnavailable, read_outputs
-    from pee.runtime.servers import TargetError, resolve_target
+    from pee.runtime.servers import TargetError, reader_target
 
     if args.name and not args.agent:
         print(
@@ -59,9 +58,7 @@ def outputs_command(args: argparse.Namespace) -> int:
         )
         return EXIT_BAD_INPUT
     try:
-        target = resolve_target(
-            ConnectionFlags.from_args(args), allow_start=default_db_file().exists(), out=sys.stderr
-        )
+        target = reader_target(ConnectionFlags.from_args(args))
     except TargetError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -72,17 +69,9 @@ def outputs_command(args: argparse.Namespace) -> int:
 
     try:
         run = asyncio.run(read())
-    except RunNotFound as err:
-        message = (
-            str(err)
-            if isinstance(err, NotAPlanRun)
-            else (f"no run with workflow id '{args.workflow_id}' at {target.address}")
-        )
-        print(f"error: {message}", file=sys.stderr)
-        return EXIT_BAD_INPUT
     except BrokenPipeError:
         raise
-    except (OutputsUnavailable, ConnectionError) as err:
+    except (RunNotFound, OutputsUnavailable, ConnectionError) as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
 

@@ -75,7 +75,8 @@ def register(subparsers: Any) -> None:
     run.add_argument(
         "--detach",
         action="store_true",
-        help="start the run, print its workflow id and return (implies --no-worker)",
+        help="start the run, print its workflow id and return (implies --no-worker; not with "
+        "--output-dir or --report: read them later with `pee outputs` / `pee report`)",
     )
     add_metrics_port_option(run)
     run.set_defaults(handler=run_command)
@@ -142,6 +143,16 @@ def run_command(args: argparse.Namespace) -> int:
     if args.from_group and not args.resume_from:
         print("error: --from-group needs --resume-from WORKFLOW_ID", file=sys.stderr)
         return EXIT_BAD_INPUT
+    if args.detach and (args.output_dir or args.report):
+        # run returns as the run starts, so nothing would be written
+        flag = "--output-dir" if args.output_dir else "--report"
+        print(
+            f"error: {flag} is written when the run ends, after --detach has returned: drop "
+            "one; for a detached run, `pee outputs WORKFLOW_ID` and `pee report WORKFLOW_ID` "
+            "read them",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_INPUT
     from pee.engine.compile.learning import mode_of
     from pee.runtime.connection import ConnectionFlags
     from pee.runtime.runner import RunOptions, run_plan
@@ -169,15 +180,12 @@ def run_command(args: argparse.Namespace) -> int:
 def _read(args: argparse.Namespace) -> tuple[int, Any, Any]:
     """(exit code, RunView or None, Target or None) for status/report."""
     from pee.runtime.connection import ConnectionFlags
-    from pee.runtime.devserver import default_db_file
-    from pee.runtime.inspect import NotAPlanRun, RunNotFound, read_run
-    from pee.runtime.servers import TargetError, resolve_target
+    from pee.runtime.inspect import RunNotFound, read_run
+    from pee.runtime.servers import TargetError, reader_target
 
     try:
         # the embedded server stops only when asked; if it was, restart it to read its history
-        target = resolve_target(
-            ConnectionFlags.from_args(args), allow_start=default_db_file().exists(), out=sys.stderr
-        )
+        target = reader_target(ConnectionFlags.from_args(args))
     except TargetError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT, None, None
@@ -188,20 +196,9 @@ def _read(args: argparse.Namespace) -> tuple[int, Any, Any]:
 
     try:
         view = asyncio.run(read())
-    except NotAPlanRun as err:
-        print(f"error: {err}", file=sys.stderr)
-        return EXIT_BAD_INPUT, None, target
-    except RunNotFound:
-        namespace = args.namespace or "default"
-        print(
-            f"error: no run with workflow id '{args.workflow_id}' at {target.address} "
-            f"(namespace {namespace})",
-            file=sys.stderr,
-        )
-        return EXIT_BAD_INPUT, None, target
     except BrokenPipeError:
         raise  # a ConnectionError too, but the reader of stdout left: run_entry exits quietly
-    except ConnectionError as err:
+    except (RunNotFound, ConnectionError) as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT, None, target
     return (EXIT_OK if view.ok else EXIT_FAILED), view, target

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from pee.engine.compile.learning import KEEP_SAMPLES, Learned, samples_from_report, summarise
+from pee.paths import state_dir
 
 SCHEMA = """
 create table if not exists samples (
@@ -37,7 +38,7 @@ create table if not exists samples (
 def default_path() -> Path:
     if os.environ.get("PEE_DURATIONS_PATH"):
         return Path(os.environ["PEE_DURATIONS_PATH"])
-    return Path(os.environ.get("PEE_STATE_DIR") or ".temporal") / "durations.db"
+    return state_dir() / "durations.db"
 
 
 class DurationStore:

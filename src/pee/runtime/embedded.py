@@ -1,8 +1,8 @@
-"""The embedded dev server: started by `starter.py run` when nothing listens at the local default
+"""The embedded dev server: started by `pee run` when nothing listens at the local default
 address, and left running afterwards so the run's history stays browsable in the Web UI.
 
 State lives in state_dir() (.temporal/ or PEE_STATE_DIR): dev.db (SQLite history, kept across
-restarts), server.log, and server.json (pid, ports) which `starter.py server stop|status` read.
+restarts), server.log, and server.json (pid, ports) which `pee server stop|status` read.
 Ports: PEE_DEV_PORT (7233) and PEE_UI_PORT (8233), bound to 127.0.0.1 only. With the Web UI, a
 codec server comes along (src/pee/runtime/embedded_codec.py: PEE_CODEC_PORT, 8234) so the UI shows
 lz4-compressed payloads decoded; it is stopped with the server, and a start after the server

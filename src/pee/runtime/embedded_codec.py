@@ -1,6 +1,6 @@
 """The codec server that the embedded dev server's Web UI decodes payloads with.
 
-`server start` (and `run`, when it starts the embedded server) first starts `starter.py
+`server start` (and `run`, when it starts the embedded server) first starts `python -m pee
 codec-server` as a detached process on PEE_CODEC_PORT (default: the dev server's port + 1001,
 i.e. 8234), or on a free port when that one is taken. It requires a random token, given to it in
 its environment (never on a command line), refuses every Origin but the Web UI's, and the dev

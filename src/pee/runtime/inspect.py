@@ -35,7 +35,7 @@ QUERY_TIMEOUT_S = 5.0
 
 
 class RunNotFound(LookupError):
-    pass
+    """No workflow with that id; its message says where it was looked for."""
 
 
 class NotAPlanRun(RunNotFound):
@@ -64,6 +64,22 @@ def require_plan_run(description: WorkflowExecutionDescription, address: str | N
     command that works as printed."""
     if description.workflow_type != "PlanWorkflow":
         raise NotAPlanRun(description.id, description.workflow_type, address)
+
+
+async def describe_plan_run(client: Client, workflow_id: str) -> WorkflowExecutionDescription:
+    """The run's description; RunNotFound when no workflow has that id (saying at which server
+    and namespace), NotAPlanRun when it is not a PlanWorkflow."""
+    try:
+        description = await client.get_workflow_handle(workflow_id).describe()
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            raise RunNotFound(
+                f"no run with workflow id '{workflow_id}' at "
+                f"{client.service_client.config.target_host} (namespace {client.namespace})"
+            ) from None
+        raise
+    require_plan_run(description, client.service_client.config.target_host)
+    return description
 
 
 @dataclass
@@ -145,14 +161,7 @@ async def has_pollers(client: Client, namespace: str, task_queue: str) -> bool:
 
 
 async def read_run(client: Client, workflow_id: str) -> RunView:
-    handle = client.get_workflow_handle(workflow_id)
-    try:
-        description = await handle.describe()
-    except RPCError as err:
-        if err.status == RPCStatusCode.NOT_FOUND:
-            raise RunNotFound(workflow_id) from None
-        raise
-    require_plan_run(description, client.service_client.config.target_host)
+    description = await describe_plan_run(client, workflow_id)
     status = description.status
     handle = client.get_workflow_handle(workflow_id, run_id=description.run_id)
     if status == WorkflowExecutionStatus.RUNNING:

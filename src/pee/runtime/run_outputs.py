@@ -1,4 +1,4 @@
-"""Read a run's agent outputs, running or finished: `starter.py outputs WORKFLOW_ID`.
+"""Read a run's agent outputs, running or finished: `pee outputs WORKFLOW_ID`.
 
 The outputs live in the run's context (the `context` query) and who produced each key in its
 compiled plan (the `plan` query). A running run's worker answers both; a closed run's history is
@@ -11,10 +11,15 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+)
+from temporalio.service import RPCError
 
-from pee.runtime.inspect import RunNotFound, has_pollers, require_plan_run
+from pee.runtime.inspect import describe_plan_run, has_pollers
 from pee.runtime.outputs import Producer, producers_of
 from pee.runtime.worker import build_worker
 from pee.workflows.plan_workflow import PlanWorkflow
@@ -42,22 +47,24 @@ class _Agent:
     writes: list[str]
 
 
-async def _query(handle: WorkflowHandle[Any, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+async def _query(
+    handle: WorkflowHandle[Any, Any], task_queue: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
     timeout = timedelta(seconds=QUERY_TIMEOUT_S)
-    plan = await handle.query(PlanWorkflow.plan, rpc_timeout=timeout)
-    context = await handle.query(PlanWorkflow.context, rpc_timeout=timeout)
+    try:
+        plan = await handle.query(PlanWorkflow.plan, rpc_timeout=timeout)
+        context = await handle.query(PlanWorkflow.context, rpc_timeout=timeout)
+    except (RPCError, WorkflowQueryFailedError) as err:
+        # a worker that just stopped still counts as a poller for a while
+        raise OutputsUnavailable(
+            f"no worker answered the run's queries within {QUERY_TIMEOUT_S:g}s ({err}): is one "
+            f"polling {task_queue}? (pee-worker)"
+        ) from None
     return dict(plan or {}), dict(context or {})
 
 
 async def read_outputs(client: Client, workflow_id: str) -> RunOutputs:
-    handle = client.get_workflow_handle(workflow_id)
-    try:
-        description = await handle.describe()
-    except RPCError as err:
-        if err.status == RPCStatusCode.NOT_FOUND:
-            raise RunNotFound(workflow_id) from None
-        raise
-    require_plan_run(description)
+    description = await describe_plan_run(client, workflow_id)
     handle = client.get_workflow_handle(workflow_id, run_id=description.run_id)
     status = description.status
     state = status.name.lower() if status else "unknown"
@@ -67,11 +74,11 @@ async def read_outputs(client: Client, workflow_id: str) -> RunOutputs:
                 f"no worker polls {description.task_queue}, so nobody can answer for the "
                 "running run: start one (pee-worker)"
             )
-        plan, context = await _query(handle)
+        plan, context = await _query(handle, description.task_queue)
     else:
         # workflows only, so it never picks up another run's agents on a shared queue
         async with build_worker(client, description.task_queue, activities=False):
-            plan, context = await _query(handle)
+            plan, context = await _query(handle, description.task_queue)
     agents = [
         _Agent(a["id"], list(a.get("outputs") or []), list(a.get("writes") or []))
         for a in plan.get("agents") or []

@@ -193,8 +193,7 @@ async def _run(
                     client, options.run_input.plan, resume.workflow_id, resume.from_group, notes
                 )
             except (ResumeError, RunNotFound) as err:
-                message = f"no run with id '{err}'" if type(err) is RunNotFound else err
-                print(f"error: cannot resume: {message}", file=sys.stderr)
+                print(f"error: cannot resume: {err}", file=sys.stderr)
                 return EXIT_BAD_INPUT
             options.run_input.resume = loaded
             print(

@@ -28,6 +28,7 @@ from pee.runtime.connection import (
     resolve_settings,
     split_address,
 )
+from pee.runtime.devserver import default_db_file
 from pee.runtime.embedded import ServerError, ServerRecord, running_record, start_server
 
 
@@ -108,6 +109,13 @@ def resolve_target(
     if started:
         print(describe_started(record), file=out, flush=True)
     return Target(record.address, record, started, record.ui_url, flag, settings)
+
+
+def reader_target(connection: ConnectionFlags) -> Target:
+    """resolve_target for the commands that read a run (status, report, outputs, conflicts,
+    resolve): a stopped embedded server is restarted only when it has a history to show, and
+    what that prints goes to stderr, so stdout stays what was read."""
+    return resolve_target(connection, allow_start=default_db_file().exists(), out=sys.stderr)
 
 
 def describe_started(record: ServerRecord) -> str:

@@ -40,7 +40,7 @@ def config_file() -> Path:
 def config_text(record: ServerRecord) -> str:
     lines = [
         "# the embedded dev server, for `temporal ... --config-file THIS_FILE`; written by",
-        "# `starter.py server start`, removed by `server stop`",
+        "# `pee server start`, removed by `pee server stop`",
         "[profile.default]",
         f'address = "{record.address}"',
         f'namespace = "{DEFAULT_NAMESPACE}"',
@@ -78,13 +78,9 @@ def shown_path(path: Path) -> str:
 def binary() -> str:
     """The temporal binary as a user types it: `.venv/bin/temporal` from the project folder."""
     try:
-        found = find_temporal_binary()
+        return shown_path(find_temporal_binary())
     except FileNotFoundError:
         return "temporal"
-    try:
-        return shlex.quote(str(found.relative_to(Path.cwd())))
-    except ValueError:
-        return shlex.quote(str(found))
 
 
 def connection_flags(
