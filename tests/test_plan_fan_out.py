@@ -148,11 +148,12 @@ agents:
 
 def test_group_fan_out_estimate_is_the_chain_times_rounds() -> None:
     """per_epic's chain is 1 + 3 + 2 s; 4 items at once make one round; sequential counts
-    every instance: 1 + 4 x 6 + 1."""
+    every instance: 1 + 4 x 6 + 1; the critical path runs through the whole chain."""
     plan = compiled(GROUP_PLAN)
     assert 6.0 == plan.group("per_epic").estimated_s
     assert 8.0 == plan.estimated_makespan_s
     assert 26.0 == plan.sequential_s
+    assert ["po", "story", "implement", "review", "summary"] == plan.critical_path
 
 
 BAD_CASES = [

@@ -90,10 +90,11 @@ def _fan_out_chains(
     resolution: Resolution,
     fan_outs: Mapping[str, FanOut],
     estimates: Mapping[str, Duration],
-) -> dict[str, float]:
+) -> dict[str, tuple[float, list[str]]]:
     """A parallel fan-out group runs each item's agents as a chain along their own edges: its
-    length is that chain's (the longest path inside the group), not its slowest agent's."""
-    lengths: dict[str, float] = {}
+    length is that chain's (the longest path inside the group), not its slowest agent's. Group
+    id -> (length, the agents on that longest path)."""
+    lengths: dict[str, tuple[float, list[str]]] = {}
     for group_id, info in grouping.groups.items():
         if not info.parallel or not any(a in fan_outs for a in info.agents):
             continue
@@ -102,9 +103,13 @@ def _fan_out_chains(
         for edge in resolution.edges:
             if edge.blocking and edge.source in members and edge.target in members:
                 inside[edge.target].append(edge.source)
-        order = list(nx.lexicographical_topological_sort(_member_graph(inside)))
+        rank = {a: i for i, a in enumerate(info.agents)}
+        order = list(nx.lexicographical_topological_sort(_member_graph(inside), key=rank.get))
         finish = eager_finish_times(order, inside, {a: estimates[a].seconds for a in order})
-        lengths[group_id] = max(finish.values(), default=0.0)
+        lengths[group_id] = (
+            max(finish.values(), default=0.0),
+            _longest_path(order, inside, finish),
+        )
     return lengths
 
 
@@ -168,14 +173,17 @@ def compile_plan(plan: Plan, learned: Mapping[str, Learned] | None = None) -> Co
         g: sorted(grouping.groups[g].depends_on, key=group_rank.__getitem__) for g in group_order
     }
     durations = group_durations(grouping, estimates)
-    durations.update(_fan_out_chains(grouping, resolution, fan_outs, estimates))
+    chains = _fan_out_chains(grouping, resolution, fan_outs, estimates)
+    durations.update({g: length for g, (length, _path) in chains.items()})
     finish = eager_finish_times(group_order, group_deps, durations)
     makespan = max(finish.values(), default=0.0)
     critical_groups = _longest_path(group_order, group_deps, finish)
     critical_path: list[str] = []
     for group_id in critical_groups:
         info = grouping.groups[group_id]
-        if info.parallel:
+        if group_id in chains:
+            critical_path.extend(chains[group_id][1])
+        elif info.parallel:
             critical_path.append(
                 max(info.agents, key=lambda a: (estimates[a].seconds, -declaration[a]))
             )
