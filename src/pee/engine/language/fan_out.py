@@ -10,8 +10,9 @@ and its reasons: design-notes/fan-out.md.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
 from typing import TYPE_CHECKING
+
+from pee.engine.states import StrEnum
 
 if TYPE_CHECKING:
     from pee.engine.language.plan import Plan
@@ -25,14 +26,11 @@ ITEM_INPUTS = (ITEM, INDEX)
 DEFAULT_ITEMS_ESTIMATE = 10
 
 
-class FanOutLevel(str, Enum):
+class FanOutLevel(StrEnum):
     # one agent, one instance per item (activities of the parent run, batched when many)
     AGENT = "agent"
     # a group's agents as a per-item sub-pipeline (one child workflow per item)
     GROUP = "group"
-
-    def __str__(self) -> str:
-        return str(self.value)
 
 
 @dataclass(frozen=True)
