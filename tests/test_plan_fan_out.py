@@ -171,6 +171,7 @@ BAD_CASES = [
         MissingProducerError,
         "declares no output 'lst'",
     ),
+    ("completion", "  b: {for_each: a.completion}\n", FanOutError, "carries no list"),
     ("its own output", "  b: {for_each: b.x, outputs: [x]}\n", FanOutError, "it outputs itself"),
     ("bound without for_each", "  b: {max_parallel: 2}\n", FanOutError, "has no for_each"),
     ("zero bound", "  b: {for_each: a.list, max_parallel: 0}\n", InvalidValueError, "max_parallel"),

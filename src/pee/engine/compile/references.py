@@ -296,6 +296,19 @@ def _fan_out_sources(plan: Plan, open_agents: set[str], result: Resolution) -> N
                 )
             )
             continue
+        if output == COMPLETION:
+            result.problems.append(
+                FanOutError(
+                    f"{where} fans out over '{scope.source}', but '{COMPLETION}' only waits for "
+                    f"'{producer}' and carries no list",
+                    value=scope.source,
+                    location=location,
+                    expected=f"one of {producer}'s outputs",
+                    found=repr(output),
+                    fix=f"name the output of '{producer}' that holds the list",
+                )
+            )
+            continue
         outputs = result.outputs[producer]
         if output not in outputs:
             if producer in open_agents:
