@@ -21,6 +21,7 @@ def compile_from_args(args: argparse.Namespace, note_to: Any = None) -> Any:
     """
     # imported here: the loader pulls in pydantic and networkx, which `status` does not need
     from pee.cli.plan_commands import print_interpretation, report_plan_error
+    from pee.engine.compile.fan_out import refuse_execution
     from pee.engine.compile.graph import compile_plan
     from pee.engine.compile.load import load_plan
     from pee.engine.language.errors import PlanError
@@ -28,7 +29,9 @@ def compile_from_args(args: argparse.Namespace, note_to: Any = None) -> Any:
     try:
         plan = load_plan(args.plan, plan_variables(args, args.inputs), set_names(args))
         print_interpretation(plan, note_to or sys.stdout)
-        return compile_plan(plan, learned_durations(args, plan.name))
+        compiled = compile_plan(plan, learned_durations(args, plan.name))
+        refuse_execution(compiled)  # issue 16 phase 2 (fan-out in the workflow) removes this line
+        return compiled
     except PlanError as error:
         report_plan_error(error)
     except OSError as error:

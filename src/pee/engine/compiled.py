@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from pee.engine.language.fan_out import DEFAULT_ITEMS_ESTIMATE, FanOutLevel
+
 
 @dataclass
 class RetrySpec:
@@ -65,6 +67,8 @@ class CompiledAgent:
     # measured durations of earlier runs (pee.engine.compile.learning.Learned as {n, mean_s,
     # p95_s}), or None
     learned: dict[str, Any] | None = None
+    # set when this agent runs once per item (its own for_each, or its group's): FanOut below
+    fan_out: FanOut | None = None
 
     @property
     def expected_s(self) -> float:
@@ -100,6 +104,9 @@ class CompiledGroup:
     name: str = ""
     # the plan's own deadline when an adaptive plan stretched timeout_s to learned durations
     planned_timeout_s: float | None = None
+    # set when the group runs per item (a group for_each, or the group of one fan-out agent):
+    # its success_criteria then count items, not agents
+    fan_out: FanOut | None = None
 
 
 @dataclass
@@ -226,11 +233,22 @@ class CompiledPlan:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CompiledPlan:
         agents = [
-            CompiledAgent(**{**a, "retry": RetrySpec(**a.get("retry", {}))}) for a in data["agents"]
+            CompiledAgent(
+                **{
+                    **a,
+                    "retry": RetrySpec(**a.get("retry", {})),
+                    "fan_out": FanOut.from_dict(a.get("fan_out")),
+                }
+            )
+            for a in data["agents"]
         ]
         groups = [
             CompiledGroup(
-                **{**g, "success_criteria": SuccessCriteria(**g.get("success_criteria", {}))}
+                **{
+                    **g,
+                    "success_criteria": SuccessCriteria(**g.get("success_criteria", {})),
+                    "fan_out": FanOut.from_dict(g.get("fan_out")),
+                }
             )
             for g in data["groups"]
         ]
@@ -249,4 +267,49 @@ class CompiledPlan:
             barrier=barrier,
             monitoring=monitoring,
             **rest,
+        )
+
+
+@dataclass(frozen=True)
+class FanOut:
+    """A for_each, compiled: who runs once per item of which run-time list, how many at once.
+
+    The same value sits on every agent that runs per item and on its group
+    (design-notes/fan-out.md; the plan language: pee.engine.language.fan_out)."""
+
+    # the agent (level AGENT) or group (level GROUP) that declares for_each
+    owner: str
+    level: FanOutLevel
+    # "agent.output" of the list, aliases resolved
+    source: str
+    # the agents that run once per item, in execution order
+    members: tuple[str, ...] = ()
+    # None: only resource admission bounds how many items run at once
+    max_parallel: int | None = None
+    # the item count the estimates assume: the plan's items_estimate, else the default
+    items_estimate: int = DEFAULT_ITEMS_ESTIMATE
+    items_estimate_declared: bool = False
+
+    @property
+    def source_agent(self) -> str:
+        return self.source.split(".", 1)[0]
+
+    @staticmethod
+    def instance_id(agent_id: str, index: int) -> str:
+        """`agent[index]`: how the run, the report and every view name one item's instance."""
+        return f"{agent_id}[{index}]"
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> FanOut | None:
+        """From to_dict's form; None (no fan-out, or a plan compiled before fan-out) stays None."""
+        if not data:
+            return None
+        return cls(
+            owner=str(data["owner"]),
+            level=FanOutLevel(data["level"]),
+            source=str(data["source"]),
+            members=tuple(str(m) for m in data.get("members", ())),
+            max_parallel=data.get("max_parallel"),
+            items_estimate=int(data.get("items_estimate", DEFAULT_ITEMS_ESTIMATE)),
+            items_estimate_declared=bool(data.get("items_estimate_declared", False)),
         )

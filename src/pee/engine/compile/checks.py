@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import networkx as nx
 
+from pee.engine.compile.fan_out import check_fan_out
 from pee.engine.compile.grouping import Grouping, build_groups, resolve_group_ref
-from pee.engine.compile.references import Edge, Resolution, resolve
+from pee.engine.compile.references import FAN_OUT, Edge, Resolution, resolve
 from pee.engine.language.errors import (
     CycleError,
     GroupError,
@@ -19,6 +20,7 @@ from pee.engine.language.errors import (
     UnknownAgentError,
     suggest,
 )
+from pee.engine.language.fan_out import FanOutLevel
 from pee.engine.language.models import AtLeast
 from pee.engine.language.plan import Plan
 from pee.engine.language.sandbox import check_sandbox
@@ -36,7 +38,8 @@ def check_plan(plan: Plan, skip_agents: bool = False) -> list[PlanError]:
         problems.extend(grouping.problems)
     problems.extend(_check_defaults(plan, resolution))
     problems.extend(_check_ownership(plan))
-    problems.extend(_check_success_criteria(plan, grouping))
+    problems.extend(check_fan_out(plan, resolution, grouping))
+    problems.extend(_check_success_criteria(plan, grouping, resolution))
     problems.extend(_check_resources(plan))
     problems.extend(_check_consistency_rules(plan, resolution))
     problems.extend(check_sandbox(plan))
@@ -171,9 +174,13 @@ def _check_resources(plan: Plan) -> list[PlanError]:
     return problems
 
 
-def _check_success_criteria(plan: Plan, grouping: Grouping) -> list[PlanError]:
+def _check_success_criteria(
+    plan: Plan, grouping: Grouping, resolution: Resolution
+) -> list[PlanError]:
     problems: list[PlanError] = []
     for group_id, info in grouping.groups.items():
+        if any(a in resolution.fan_out for a in info.agents):
+            continue  # a fan-out group's criteria count items, known only at run time
         criteria = info.spec.success_criteria if info.spec else None
         needed = criteria.at_least if isinstance(criteria, AtLeast) else criteria
         if isinstance(needed, int) and needed > len(info.agents) and info.agents:
@@ -295,6 +302,11 @@ def _edge_at(plan: Plan, edges: list[Edge], source: str, target: str) -> Locatio
         if not (edge.blocking and edge.source == source and edge.target == target):
             continue
         spec = plan.agents[target]
+        if edge.kind == FAN_OUT:
+            scope = plan.resolution.fan_out[target]
+            if scope.level is FanOutLevel.AGENT:
+                return plan.agent_location(target, "for_each")
+            return plan.group_location(scope.owner, "for_each")
         if edge.ref in spec.inputs:
             return plan.agent_location(target, "inputs", spec.inputs.index(edge.ref))
         if edge.ref == f"validates {source}":

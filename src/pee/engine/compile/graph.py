@@ -17,6 +17,7 @@ import networkx as nx
 
 from pee.engine.compile.admission_plan import plan_admission
 from pee.engine.compile.checks import blocking_graph, check_plan, group_graph
+from pee.engine.compile.fan_out import compiled_fan_outs, instance_counts
 from pee.engine.compile.grouping import GroupInfo, Grouping
 from pee.engine.compile.learning import Learned, adaptive_timeout, group_p95
 from pee.engine.compile.references import Resolution, validation_blocks_by_default
@@ -26,6 +27,7 @@ from pee.engine.compiled import (
     CompiledAgent,
     CompiledGroup,
     CompiledPlan,
+    FanOut,
     Opportunity,
     RetrySpec,
     SuccessCriteria,
@@ -83,6 +85,42 @@ def eager_finish_times(
     return finish
 
 
+def _fan_out_chains(
+    grouping: Grouping,
+    resolution: Resolution,
+    fan_outs: Mapping[str, FanOut],
+    estimates: Mapping[str, Duration],
+) -> dict[str, tuple[float, list[str]]]:
+    """A parallel fan-out group runs each item's agents as a chain along their own edges: its
+    length is that chain's (the longest path inside the group), not its slowest agent's. Group
+    id -> (length, the agents on that longest path)."""
+    lengths: dict[str, tuple[float, list[str]]] = {}
+    for group_id, info in grouping.groups.items():
+        if not info.parallel or not any(a in fan_outs for a in info.agents):
+            continue
+        members = set(info.agents)
+        inside: dict[str, list[str]] = {a: [] for a in info.agents}
+        for edge in resolution.edges:
+            if edge.blocking and edge.source in members and edge.target in members:
+                inside[edge.target].append(edge.source)
+        rank = {a: i for i, a in enumerate(info.agents)}
+        order = list(nx.lexicographical_topological_sort(_member_graph(inside), key=rank.get))
+        finish = eager_finish_times(order, inside, {a: estimates[a].seconds for a in order})
+        lengths[group_id] = (
+            max(finish.values(), default=0.0),
+            _longest_path(order, inside, finish),
+        )
+    return lengths
+
+
+def _member_graph(depends_on: Mapping[str, list[str]]) -> nx.DiGraph:
+    graph: nx.DiGraph[str] = nx.DiGraph()
+    graph.add_nodes_from(depends_on)
+    for target, sources in depends_on.items():
+        graph.add_edges_from((source, target) for source in sources)
+    return graph
+
+
 def _longest_path(
     order: list[str], depends_on: Mapping[str, list[str]], finish: Mapping[str, float]
 ) -> list[str]:
@@ -112,9 +150,20 @@ def compile_plan(plan: Plan, learned: Mapping[str, Learned] | None = None) -> Co
         agent_id: agent_estimate(spec, group_specs[grouping.agent_group[agent_id]])
         for agent_id, spec in plan.agents.items()
     }
-    estimates = {
+    per_instance = {
         a: Duration(learned[a].mean_s, learned[a].mean_s) if a in learned else e
         for a, e in planned.items()
+    }
+    # a fan-out agent counts as its item waves one after another (the estimated or default
+    # item count over what may run at once); every other agent as itself
+    fan_outs = compiled_fan_outs(plan, resolution)
+    pool = plan.resource_manager.resource_pool.computational
+    counts = instance_counts(
+        fan_outs, pool.concurrent_agent_limit if plan.resource_pool_given else None
+    )
+    estimates = {
+        a: Duration(e.min_s * counts[a][1], e.max_s * counts[a][1]) if a in counts else e
+        for a, e in per_instance.items()
     }
 
     groups_graph = group_graph(grouping)
@@ -124,13 +173,17 @@ def compile_plan(plan: Plan, learned: Mapping[str, Learned] | None = None) -> Co
         g: sorted(grouping.groups[g].depends_on, key=group_rank.__getitem__) for g in group_order
     }
     durations = group_durations(grouping, estimates)
+    chains = _fan_out_chains(grouping, resolution, fan_outs, estimates)
+    durations.update({g: length for g, (length, _path) in chains.items()})
     finish = eager_finish_times(group_order, group_deps, durations)
     makespan = max(finish.values(), default=0.0)
     critical_groups = _longest_path(group_order, group_deps, finish)
     critical_path: list[str] = []
     for group_id in critical_groups:
         info = grouping.groups[group_id]
-        if info.parallel:
+        if group_id in chains:
+            critical_path.extend(chains[group_id][1])
+        elif info.parallel:
             critical_path.append(
                 max(info.agents, key=lambda a: (estimates[a].seconds, -declaration[a]))
             )
@@ -139,7 +192,9 @@ def compile_plan(plan: Plan, learned: Mapping[str, Learned] | None = None) -> Co
 
     generations = nx.topological_generations(groups_graph)
     group_by_group = sum(max(durations[g] for g in generation) for generation in generations)
-    sequential = sum(e.seconds for e in estimates.values())
+    sequential = sum(
+        e.seconds * (counts[a][0] if a in counts else 1) for a, e in per_instance.items()
+    )
 
     agents_graph = blocking_graph(plan, resolution.edges, grouping)
     agent_order = list(nx.lexicographical_topological_sort(agents_graph, key=declaration.get))
@@ -152,6 +207,8 @@ def compile_plan(plan: Plan, learned: Mapping[str, Learned] | None = None) -> Co
     compiled_groups = [
         _compile_group(plan, grouping.groups[g], group_deps[g], durations[g]) for g in group_order
     ]
+    for group in compiled_groups:
+        group.fan_out = next((fan_outs[a] for a in group.agents if a in fan_outs), None)
     if learned:
         apply_learned_timeouts(compiled_groups, learned, plan.adaptive_margin)
     priorities = plan.resource_manager.allocation_strategy.priorities
@@ -189,6 +246,7 @@ def compile_plan(plan: Plan, learned: Mapping[str, Learned] | None = None) -> Co
         compiled_agents[-1].depends_on = sorted(agent_preds[agent_id], key=declaration.__getitem__)
         if agent_id in learned:
             compiled_agents[-1].learned = asdict(learned[agent_id])
+        compiled_agents[-1].fan_out = fan_outs.get(agent_id)
 
     opportunities = _opportunities(
         plan, grouping, resolution, estimates, group_order, group_deps, durations, makespan
@@ -278,10 +336,12 @@ def _compile_group(
     strategies = handling.timeout_strategies
     if spec.timeout is not None:
         timeout: float | None = spec.timeout.seconds
-    elif len(info.agents) > 1:
+    elif len(info.agents) > 1 and spec.for_each is None:
         timeout = handling.default_timeout.seconds
     else:
-        # a lone agent is bounded by its own timeout; a barrier deadline would only cut it short
+        # a lone agent is bounded by its own timeout; a barrier deadline would only cut it short.
+        # So is each instance of a fan-out: a default sized for one pass of a few agents cannot
+        # bound a list whose length is known only at run time
         timeout = None
     cross = spec.cross_validation
     cross_agents: list[str] = []

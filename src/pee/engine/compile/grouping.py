@@ -105,11 +105,14 @@ def _derive_groups(plan: Plan, edges: list[Edge], result: Grouping) -> None:
             successors[edge.source].append(edge.target)
     # an explicit group's members wait for the groups it depends on, so ungrouped agents that
     # depend on a group member see the whole group as one predecessor
-    by_signature: dict[tuple[tuple[str, ...], tuple[str, ...]], list[str]] = {}
+    by_signature: dict[tuple[tuple[str, ...], ...], list[str]] = {}
     for agent_id in ungrouped:
+        # a fan-out agent's group barrier counts its items: it shares the group with nobody
+        alone = (agent_id,) if plan.agents[agent_id].for_each is not None else ()
         signature = (
             tuple(sorted(set(predecessors[agent_id]))),
             tuple(sorted(set(successors[agent_id]))),
+            alone,
         )
         by_signature.setdefault(signature, []).append(agent_id)
     for members in by_signature.values():
@@ -181,8 +184,11 @@ def _group_dependencies(plan: Plan, edges: list[Edge], result: Grouping) -> None
         if source_group is None or target_group is None:
             continue
         if source_group == target_group:
+            # a fan-out group is a per-item sub-pipeline: in a parallel one its agents' own
+            # edges order each item's chain (the list order does in a sequential one)
             info = result.groups[target_group]
-            if info.parallel:
+            fan_out = info.spec is not None and info.spec.for_each is not None
+            if info.parallel and not fan_out:
                 result.problems.append(
                     GroupError(
                         f"agent '{edge.target}' needs '{edge.ref}' from '{edge.source}', but both "
@@ -194,7 +200,9 @@ def _group_dependencies(plan: Plan, edges: list[Edge], result: Grouping) -> None
                         "optional_inputs, or set parallel: false on the group",
                     )
                 )
-            elif info.agents.index(edge.source) > info.agents.index(edge.target):
+            elif not info.parallel and info.agents.index(edge.source) > info.agents.index(
+                edge.target
+            ):
                 result.problems.append(
                     GroupError(
                         f"sequential group '{target_group}' runs '{edge.target}' before "

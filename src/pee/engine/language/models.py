@@ -66,6 +66,26 @@ def _as_list(value: Any) -> Any:
 
 StrList = Annotated[list[str], BeforeValidator(_as_list)]
 
+# for_each names the list it runs over as `agent.output` (docs/reference/plan-language.md,
+# "Fan-out"); the whole-plan checks (pee.engine.compile.fan_out) then find that agent
+FAN_OUT_SOURCE = re.compile(r"[^.\s]+\.[^\s]+")
+
+
+def _fan_out_source(value: Any) -> Any:
+    if isinstance(value, str) and not FAN_OUT_SOURCE.fullmatch(value):
+        raise ValueError(
+            "for_each names a list an earlier agent outputs, as 'agent.output' "
+            "(e.g. for_each: sm.stories)"
+        )
+    return value
+
+
+FanOutSource = Annotated[str, AfterValidator(_fan_out_source)]
+# at most this many items of one fan-out run at once (above it, only resource admission bounds it)
+MaxParallel = Annotated[int, Field(ge=1, le=10_000)]
+# how many items `plan` assumes when estimating a fan-out (the list exists only at run time)
+ItemsEstimate = Annotated[int, Field(ge=0, le=1_000_000)]
+
 
 def json_problem(value: Any) -> str | None:
     """Why ``value`` cannot travel to the workflow as JSON, or None when it can.
@@ -223,6 +243,10 @@ class AgentSpec(Strict):
     system: str | None = None
     prompt: str | None = None
     output_schema: JsonMapping | None = None
+    # fan-out: one instance per item of the list `agent.output`, each receiving `item`/`index`
+    for_each: FanOutSource | None = None
+    max_parallel: MaxParallel | None = None
+    items_estimate: ItemsEstimate | None = None
 
     @field_validator("outputs", "writes")
     @classmethod
@@ -307,6 +331,10 @@ class GroupSpec(Strict):
     partial_failure_handling: str | None = None
     cross_validation: CrossValidation | None = None
     estimated_duration: DurationValue | None = None
+    # fan-out: the group's agents run as one sub-pipeline per item of the list `agent.output`
+    for_each: FanOutSource | None = None
+    max_parallel: MaxParallel | None = None
+    items_estimate: ItemsEstimate | None = None
 
 
 # ---- seed sections -------------------------------------------------------------------------
