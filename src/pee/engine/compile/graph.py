@@ -209,6 +209,11 @@ def compile_plan(plan: Plan, learned: Mapping[str, Learned] | None = None) -> Co
     ]
     for group in compiled_groups:
         group.fan_out = next((fan_outs[a] for a in group.agents if a in fan_outs), None)
+        declared = grouping.groups[group.id].spec
+        if group.fan_out is not None and (declared is None or declared.success_criteria is None):
+            # over items, silently losing some is data loss: every item must succeed unless the
+            # plan says at_least (design-notes/fan-out.md, section 1)
+            group.success_criteria = SuccessCriteria("all", 0)
     if learned:
         apply_learned_timeouts(compiled_groups, learned, plan.adaptive_margin)
     priorities = plan.resource_manager.allocation_strategy.priorities

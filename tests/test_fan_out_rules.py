@@ -1,0 +1,191 @@
+"""The pure side of fan-out execution (issue 16, phase 2): which values are lists of items, the
+success criteria over items, collection in item order, the report's fan-out row, and the instances
+`agent[i]` an agent-level fan-out expands to. The barrier over items is barrier.decide over the
+instances: its rows for items are here too."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from pee.engine.compile.fan_out_slice import expand_agent, template_of
+from pee.engine.compile.graph import compile_plan
+from pee.engine.compile.load import loads_plan
+from pee.engine.compiled import CompiledPlan
+from pee.engine.rules import barrier
+from pee.engine.rules.fan_out_barrier import (
+    MAX_ITEMS,
+    FanOutSourceError,
+    ItemCriteria,
+    collect,
+    item_criteria,
+    items_of,
+    summarise,
+)
+
+AGENT_PLAN = """\
+name: agent_fan_out
+agents:
+  sm: {kind: simulate, duration: 1s, outputs: [stories]}
+  dev:
+    {kind: simulate, duration: 2s, for_each: sm.stories, max_parallel: 2,
+     inputs: [item, sm.stories], optional_inputs: [index], outputs: [code],
+     defaults: {code: none}}
+  qa: {kind: simulate, duration: 1s, inputs: [dev.code]}
+"""
+
+
+def compiled(text: str) -> CompiledPlan:
+    return compile_plan(loads_plan(text, file="plan.yaml"))
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ([], []),
+        ([1, "two", {"three": 3}], [1, "two", {"three": 3}]),
+        ('["a", "b"]', ["a", "b"]),
+        ("[]", []),
+        ([[1], [2]], [[1], [2]]),
+    ],
+)
+def test_lists_and_text_holding_one_are_items(value: Any, expected: list[Any]) -> None:
+    """A list is taken as it is; text that parses as a JSON list is that list."""
+    assert expected == items_of("sm.stories", value)
+
+
+@pytest.mark.parametrize(
+    ("value", "fragment"),
+    [
+        ({"a": 1}, "expected a list of items, found dict"),
+        ("not json", "text that is not a JSON list"),
+        ('{"a": 1}', "found dict"),
+        (3, "found int"),
+        (None, "found NoneType"),
+        ([0] * (MAX_ITEMS + 1), f"{MAX_ITEMS + 1} items, more than the {MAX_ITEMS}"),
+    ],
+)
+def test_anything_else_is_refused_naming_the_source(value: Any, fragment: str) -> None:
+    """A mapping, a scalar, non-list text or too many items: FanOutSourceError naming it."""
+    with pytest.raises(FanOutSourceError) as caught:
+        items_of("sm.stories", value)
+    assert fragment in caught.value.message
+    assert caught.value.message.startswith("for_each sm.stories: ")
+
+
+@pytest.mark.parametrize(
+    ("kind", "count", "items", "expected"),
+    [
+        ("all", 0, 5, ItemCriteria("all", 5)),
+        ("at_least", 3, 5, ItemCriteria("at_least", 3)),
+        ("at_least", 6, 2, ItemCriteria("at_least", 2)),
+        ("at_least", 6, 0, ItemCriteria("at_least", 0)),
+        ("at_least_one", 1, 4, ItemCriteria("at_least_one", 1)),
+    ],
+)
+def test_criteria_over_items(kind: str, count: int, items: int, expected: ItemCriteria) -> None:
+    """all = every item; at_least N is capped at the item count."""
+    assert expected == item_criteria(kind, count, items)
+
+
+def test_collect_puts_each_value_in_its_items_slot() -> None:
+    """Values arrive in any order and land at their index; a missing one is the default."""
+    assert ["a", None, "c"] == collect(3, {2: "c", 0: "a"})
+    assert ["a", "-", "c"] == collect(3, {2: "c", 0: "a"}, default="-")
+    assert [] == collect(0, {})
+
+
+def test_summary_row() -> None:
+    """Items, how they ended, and nearest-rank p50/p95/max over those that ran."""
+    row = summarise(
+        ["succeeded", "failed", "succeeded", "defaulted", "skipped"], [1.0, 3.0, 2.0, 4.0, None]
+    )
+    assert (5, 2, 2, 1) == (row.items, row.succeeded, row.failed, row.defaulted)
+    assert (2.0, 4.0, 4.0) == (row.p50_s, row.p95_s, row.max_s)
+    empty = summarise([], [])
+    assert (0, None, None) == (empty.items, empty.p50_s, empty.max_s)
+
+
+def test_compile_makes_items_all_succeed_by_default() -> None:
+    """A fan-out group without success_criteria needs every item; a declared one stays."""
+    assert "all" == compiled(AGENT_PLAN).group("dev").success_criteria.kind
+    declared = AGENT_PLAN + "groups:\n  devs: {agents: [dev], success_criteria: {at_least: 2}}\n"
+    criteria = compiled(declared).group("devs").success_criteria
+    assert ("at_least", 2) == (criteria.kind, criteria.count)
+
+
+def test_expansion_names_instances_and_gives_them_their_item() -> None:
+    """dev over three stories: dev[0..2] without item/index as context inputs, the group running
+    them with every item required, and each instance's item and index."""
+    plan = compiled(AGENT_PLAN)
+    expansion = expand_agent(plan.agent("dev"), plan.group("dev"), ["s0", "s1", "s2"])
+    assert ["dev[0]", "dev[1]", "dev[2]"] == [a.id for a in expansion.instances]
+    assert ["sm.stories"] == expansion.instances[1].inputs
+    assert [] == expansion.instances[1].optional_inputs
+    assert ["code"] == expansion.instances[2].outputs
+    assert ["dev[0]", "dev[1]", "dev[2]"] == expansion.group.agents
+    assert ("all", 3) == (
+        expansion.group.success_criteria.kind,
+        expansion.group.success_criteria.count,
+    )
+    assert {"item": "s1", "index": 1} == expansion.item_inputs["dev[1]"]
+    # the template is untouched
+    assert ["item", "sm.stories"] == plan.agent("dev").inputs
+    assert ["dev"] == plan.group("dev").agents
+
+
+def test_expansion_of_an_empty_list() -> None:
+    """No items: no instances, and nothing required."""
+    plan = compiled(AGENT_PLAN)
+    expansion = expand_agent(plan.agent("dev"), plan.group("dev"), [])
+    assert ((), []) == (expansion.instances, expansion.group.agents)
+
+
+@pytest.mark.parametrize(
+    ("ident", "expected"),
+    [("dev[3]", ("dev", 3)), ("a[b][12]", ("a[b]", 12)), ("dev", None), ("dev[x]", None)],
+)
+def test_template_of_an_instance_id(ident: str, expected: tuple[str, int] | None) -> None:
+    assert expected == template_of(ident)
+
+
+def _items(statuses: list[barrier.BarrierStatus], kind: str, count: int) -> barrier.BarrierView:
+    ids = [f"dev[{i}]" for i in range(len(statuses))]
+    return barrier.BarrierView(
+        group="dev",
+        agents=ids,
+        states={i: barrier.AgentView(s) for i, s in zip(ids, statuses, strict=True)},
+        now_s=1.0,
+        criteria=kind,
+        count=count,
+    )
+
+
+S, F, R = barrier.SUCCEEDED, barrier.FAILED, barrier.RUNNING
+
+
+@pytest.mark.parametrize(
+    ("statuses", "kind", "count", "action"),
+    [
+        ([S, S, S], "all", 3, barrier.ALL_COMPLETED),
+        ([S, R, S], "all", 3, barrier.WAIT),
+        # a failed item under `all`: the failed items are re-run one at a time
+        ([S, F, S], "all", 3, barrier.ABORT_AND_FALLBACK),
+        # under at_least 2 the run goes on without it (its defaults fill its slot)
+        ([S, F, S], "at_least", 2, barrier.CONTINUE_WITH_PARTIAL),
+        ([F, F, S], "at_least", 2, barrier.ABORT_AND_FALLBACK),
+    ],
+)
+def test_barrier_over_items(
+    statuses: list[barrier.BarrierStatus], kind: str, count: int, action: barrier.BarrierAction
+) -> None:
+    """The barrier's table read over instances with the item criteria."""
+    criteria = item_criteria(kind, count, len(statuses))
+    decision = barrier.decide(_items(statuses, criteria.kind, criteria.count))
+    assert action == decision.action
+    if action == barrier.CONTINUE_WITH_PARTIAL:
+        assert ["dev[1]"] == decision.fill_defaults
+    if action == barrier.ABORT_AND_FALLBACK:
+        expected = [f"dev[{i}]" for i, s in enumerate(statuses) if s != S]
+        assert expected == decision.fallback
