@@ -317,7 +317,8 @@ def test_plan_views_name_instances() -> None:
     text = as_text(plan)
     assert "dev[i]" in text
     assert "fan-out for each sm.stories (~10 items, default; 5 at a time)" in text
-    assert "`pee run` cannot execute a fan-out yet" in text
+    assert "cannot execute" not in text
+    assert "cannot execute a group-level fan-out yet" in as_text(compiled(GROUP_PLAN))
     assert "1 fan-out" in summary(plan)
     entry = next(a for a in as_json_dict(plan)["agents"] if a["id"] == "dev")
     assert {"level": "agent", "source": "sm.stories", "items_estimate": 10} == {
@@ -338,18 +339,21 @@ def test_plans_without_for_each_compile_as_before() -> None:
 
 
 def test_refuse_execution_names_the_fan_out() -> None:
-    """Until the workflow runs fan-outs, a plan with for_each is refused, not run once."""
+    """Until the workflow runs per-item sub-pipelines, a group-level for_each is refused, not run
+    once; an agent-level one runs."""
     with pytest.raises(FanOutUnavailableError) as caught:
         refuse_execution(compiled(GROUP_PLAN))
     assert "group 'per_epic' for_each po.epics" in caught.value.message
-    assert "cannot execute a fan-out yet" in caught.value.message
+    assert "cannot execute a group-level fan-out yet" in caught.value.message
+    refuse_execution(compiled(AGENT_PLAN))
 
 
 @pytest.mark.parametrize("command", ["run", "compile"])
-def test_cli_refuses_to_run_a_fan_out(tmp_path: Path, command: str) -> None:
-    """`pee run` and `pee compile` exit 2 naming the fan-out; `pee validate` accepts the plan."""
+def test_cli_refuses_to_run_a_group_fan_out(tmp_path: Path, command: str) -> None:
+    """`pee run` and `pee compile` exit 2 naming the group-level fan-out; `pee validate` accepts
+    the plan."""
     plan = tmp_path / "fan.yaml"
-    plan.write_text(AGENT_PLAN)
+    plan.write_text(GROUP_PLAN)
     env = {**os.environ, "PEE_STATE_DIR": str(tmp_path / "state")}
     extra = ["--address", "127.0.0.1:1", "--no-worker"] if command == "run" else []
     result = subprocess.run(
@@ -361,7 +365,7 @@ def test_cli_refuses_to_run_a_fan_out(tmp_path: Path, command: str) -> None:
         timeout=120,
     )
     assert 2 == result.returncode, result.stderr
-    assert "cannot execute a fan-out yet" in result.stderr
+    assert "cannot execute a group-level fan-out yet" in result.stderr
     validate = subprocess.run(
         [sys.executable, str(ROOT / "starter.py"), "validate", str(plan)],
         cwd=tmp_path,

@@ -20,6 +20,9 @@ For demos, tests and benchmarks. Settings (all optional, in CompiledAgent.settin
 - ``values``: {output name or shared key: value} written as given. Every other declared output
   and shared key (``agent.writes``) gets a deterministic value: {"agent", "output",
   "inputs" (the input keys it read), "digest" (sha256 of the canonical-JSON input snapshot)}.
+- ``fail_items``: [index, ...]: a fan-out instance (`agent[i]`) whose ``index`` input is listed
+  fails every attempt, as ``fail_times: always`` (the others succeed); an item's sequential
+  fallback (``#fallback``) fails too.
 - ``echo_inputs``: true = put the whole input snapshot (values too) into "inputs" of those
   default values, so tests can see exactly what the agent was given.
 """
@@ -51,6 +54,7 @@ class SimulateSettings:
     heartbeat: bool = True
     values: dict[str, Any] = field(default_factory=dict)
     echo_inputs: bool = False
+    fail_items: tuple[int, ...] = ()
 
     def fails(self, attempt: int, activity_id: str) -> bool:
         if self.fail_unless_fallback and not activity_id.endswith(FALLBACK_SUFFIX):
@@ -74,6 +78,15 @@ def _flag(agent: CompiledAgent, name: str, default: bool) -> bool:
     if not isinstance(value, bool):
         raise _invalid(agent, f"'{name}' must be true or false, found {value!r}")
     return value
+
+
+def _items(agent: CompiledAgent) -> tuple[int, ...]:
+    raw = agent.settings.get("fail_items", [])
+    if not isinstance(raw, list) or not all(
+        isinstance(i, int) and not isinstance(i, bool) for i in raw
+    ):
+        raise _invalid(agent, f"'fail_items' must be a list of item indices, found {raw!r}")
+    return tuple(raw)
 
 
 def parse_settings(agent: CompiledAgent) -> SimulateSettings:
@@ -122,6 +135,7 @@ def parse_settings(agent: CompiledAgent) -> SimulateSettings:
         fail_unless_fallback=fallback,
         critical=critical,
         heartbeat=_flag(agent, "heartbeat", True),
+        fail_items=_items(agent),
         values=dict(values),
         echo_inputs=_flag(agent, "echo_inputs", False),
     )
@@ -140,9 +154,12 @@ async def run(task: AgentTask, progress: Progress, scale: float) -> AgentResult:
     progress.expect(duration)
     progress.report(message="simulated work")
     await progress.sleep(duration)
-    if settings.fails(info.attempt, info.activity_id):
+    failing_item = task.inputs.get("index") in settings.fail_items
+    if failing_item or settings.fails(info.attempt, info.activity_id):
         kind = "CriticalAgentError" if settings.critical else "SimulatedFailure"
-        if settings.fail_unless_fallback and not info.activity_id.endswith(FALLBACK_SUFFIX):
+        if failing_item:
+            rule = f"fail_items={list(settings.fail_items)}, index {task.inputs.get('index')}"
+        elif settings.fail_unless_fallback and not info.activity_id.endswith(FALLBACK_SUFFIX):
             rule = f"fail_unless_fallback, activity id {info.activity_id!r}"
         else:
             rule = f"fail_times={ALWAYS if settings.fail_times is None else settings.fail_times}"

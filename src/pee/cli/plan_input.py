@@ -30,7 +30,9 @@ def compile_from_args(args: argparse.Namespace, note_to: Any = None) -> Any:
         plan = load_plan(args.plan, plan_variables(args, args.inputs), set_names(args))
         print_interpretation(plan, note_to or sys.stdout)
         compiled = compile_plan(plan, learned_durations(args, plan.name))
-        refuse_execution(compiled)  # issue 16 phase 2 (fan-out in the workflow) removes this line
+        refuse_execution(
+            compiled
+        )  # group-level fan-out (issue 16 phase 2, step 3) removes this line
         return compiled
     except PlanError as error:
         report_plan_error(error)

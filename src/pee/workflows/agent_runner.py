@@ -79,6 +79,17 @@ class AgentRunner:
         self.released = False
         # queued since the admitter last ran (their agent_queued events are due then)
         self.submitted: list[str] = []
+        # fan-out instances (`agent[i]`): what each is given besides its snapshot
+        self.item_inputs: dict[str, dict[str, Any]] = {}
+
+    def add_instances(self, template: str, item_inputs: dict[str, dict[str, Any]]) -> None:
+        """A fan-out's instances (src/pee/workflows/fan_out_driver.py): ranked as their agent,
+        after every planned agent in item order, and given their item and index."""
+        for instance in item_inputs:
+            self.remaining[instance] = self.remaining.get(template, 0.0)
+            self.order[instance] = len(self.order)
+            self.group_of[instance] = self.group_of[template]
+        self.item_inputs.update(item_inputs)
 
     def launch(
         self, agent: CompiledAgent, group: CompiledGroup, *, fallback: bool
@@ -192,6 +203,8 @@ class AgentRunner:
                 await workflow.wait_condition(lambda: state.status != AgentStatus.QUEUED)
             async with self.gate.slot(READ, agent.id):
                 inputs, missing, versions = self.gate.snapshot(agent)
+            if agent.id in self.item_inputs:
+                inputs = {**inputs, **self.item_inputs[agent.id]}
             state.missing_inputs = missing
             state.snapshot = versions
             key = self.cache.key(agent, inputs)

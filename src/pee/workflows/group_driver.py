@@ -19,6 +19,7 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from pee.engine.compile.fan_out_slice import is_expanded
     from pee.engine.compiled import CompiledGroup
     from pee.engine.rules import barrier
     from pee.engine.states import AGENT_UNFINISHED, GROUP_PASSED, AgentStatus, GroupStatus
@@ -28,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
     from pee.workflows.conflict_desk import ConflictDesk
     from pee.workflows.context_gate import ContextGate
     from pee.workflows.deadline_timer import DeadlineClock
+    from pee.workflows.fan_out_driver import FanOutDriver
     from pee.workflows.run_scope import RunScope
     from pee.workflows.state import Decision
 
@@ -68,8 +70,14 @@ class GroupDriver:
         self.liveness_by_heartbeat = liveness_by_heartbeat
         # agents that never heartbeat (simulate `heartbeat: false`)
         self.silent = silent
+        # groups that run once per item hand over to it (src/pee/workflows/fan_out_driver.py)
+        self.fan_outs = FanOutDriver(scope, runner)
 
     async def run_group(self, group: CompiledGroup) -> None:
+        if group.fan_out is not None and not is_expanded(group):
+            # it expands the group into one instance per item, then runs it here
+            await self.fan_outs.run(group, self.run_group)
+            return
         state = self.scope.groups[group.id]
         state.status = GroupStatus.RUNNING
         state.started_s = self.scope.elapsed()
@@ -158,6 +166,10 @@ class GroupDriver:
     def start_agents(self, group: CompiledGroup, tasks: dict[str, asyncio.Task[None]]) -> None:
         if group.parallel:
             todo = [agent_id for agent_id in group.agents if agent_id not in tasks]
+            if group.fan_out is not None and group.fan_out.max_parallel is not None:
+                # a fan-out's instances, at most max_parallel at once (in item order)
+                live = sum(not task.done() for task in tasks.values())
+                todo = todo[: max(0, group.fan_out.max_parallel - live)]
         else:
             # one at a time, in list order: the next starts when the previous has finished
             if any(not task.done() for task in tasks.values()):

@@ -187,18 +187,23 @@ def instance_counts(
 
 
 def refuse_execution(compiled: CompiledPlan) -> None:
-    """Raise FanOutUnavailableError for a plan with for_each: phase 2 of issue 16 builds the
-    workflow side; until then running such a plan once would silently drop every other item."""
-    fan_outs = [g.fan_out for g in compiled.groups if g.fan_out is not None]
+    """Raise FanOutUnavailableError for a plan with a group-level for_each: the workflow runs
+    agent-level fan-outs; a per-item sub-pipeline (one child workflow per item) is not built
+    yet, and running its group once would silently drop every other item."""
+    fan_outs = [
+        g.fan_out
+        for g in compiled.groups
+        if g.fan_out is not None and g.fan_out.level is FanOutLevel.GROUP
+    ]
     if not fan_outs:
         return
     first = fan_outs[0]
     raise FanOutUnavailableError(
         f"plan '{compiled.name}' fans out ({first.level} '{first.owner}' for_each "
-        f"{first.source}), but the workflow cannot execute a fan-out yet",
+        f"{first.source}), but the workflow cannot execute a group-level fan-out yet",
         value=[f.owner for f in fan_outs],
         location=Location(file=compiled.source),
-        expected="a plan without for_each for `pee run` and `pee compile`",
-        fix="`pee validate` and `pee plan` show the fan-out; to run now, replace for_each with "
-        "one agent per item",
+        expected="for_each on agents, not on groups, for `pee run` and `pee compile`",
+        fix="`pee validate` and `pee plan` show the fan-out; to run now, put for_each on the "
+        "group's first agent and fan out each later agent over the previous one's list",
     )

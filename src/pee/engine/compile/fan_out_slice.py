@@ -59,6 +59,11 @@ def expand_agent(template: CompiledAgent, group: CompiledGroup, items: list[Any]
     return Expansion(template, instances, expanded, item_inputs)
 
 
+def is_expanded(group: CompiledGroup) -> bool:
+    """The group runs a fan-out's instances already (its agents are no longer the members)."""
+    return group.fan_out is not None and list(group.agents) != list(group.fan_out.members)
+
+
 def template_of(agent_id: str) -> tuple[str, int] | None:
     """("dev", 3) for the instance id "dev[3]"; None for any other id."""
     if not agent_id.endswith("]") or "[" not in agent_id:

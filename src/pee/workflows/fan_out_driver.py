@@ -1,0 +1,164 @@
+"""FanOutDriver: a group whose agent runs once per item of a run-time list (issue 16; the design:
+design-notes/fan-out.md, section 4).
+
+When the group's turn comes, GroupDriver hands it here. The driver reads the list from the
+context (pee.engine.rules.fan_out_barrier.items_of), records `fan_out_started` with the item
+count, and expands the agent into instances `agent[i]` (pee.engine.compile.fan_out_slice): they
+join the run's plan and state like any agent, each given `item` and `index`. GroupDriver then runs
+the expanded group exactly as any other: admission, retries, the smart barrier over the instances
+with the item criteria (`all` by default, `at_least: N` capped at the count), partial results,
+defaults and the sequential fallback of failed items. `max_parallel` bounds the instances
+running at once (GroupDriver.start_agents). When the barrier has passed, each output of the
+agent is written once, as the list of every instance's value in item order (a failed item holds
+the agent's declared default, else null). An empty list passes at once with empty lists.
+
+Determinism: the driver is reached only for a group with a fan-out, which no run recorded before
+it has; it still calls `workflow.patched(FAN_OUT_PATCH)` there, and only there, so runs without
+a fan-out record no marker and every committed history replays unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from pee.engine.compile.fan_out_slice import Expansion, expand_agent
+    from pee.engine.compiled import CompiledGroup
+    from pee.engine.language.fan_out import FanOutLevel
+    from pee.engine.rules import barrier
+    from pee.engine.rules.fan_out_barrier import FanOutSourceError, collect, items_of
+    from pee.engine.states import GROUP_PASSED, AgentStatus, GroupStatus
+    from pee.workflows.run_scope import RunScope
+    from pee.workflows.state import AgentState, Decision
+
+if TYPE_CHECKING:
+    from pee.workflows.agent_runner import AgentRunner
+
+FAN_OUT_PATCH = "fan-out-v1"
+
+
+class FanOutDriver:
+    def __init__(self, scope: RunScope, runner: AgentRunner) -> None:
+        self.scope = scope
+        self.runner = runner
+
+    async def run(
+        self, group: CompiledGroup, run_group: Callable[[CompiledGroup], Awaitable[None]]
+    ) -> None:
+        """Run `group` (group.fan_out set, not expanded yet) over its list; `run_group` runs
+        the expanded group (GroupDriver.run_group)."""
+        fan_out = group.fan_out
+        assert fan_out is not None
+        if not workflow.patched(FAN_OUT_PATCH):
+            # only a history recorded by a build without fan-out could get here, and such a
+            # build refused every plan with for_each before it started
+            raise ApplicationError(
+                f"group '{group.id}' fans out, but this run was started without fan-out support",
+                type="FanOutUnavailable",
+                non_retryable=True,
+            )
+        if fan_out.level is FanOutLevel.GROUP:
+            self.fail(group, "a group-level fan-out (for_each on a group) cannot run yet")
+            raise ApplicationError(
+                f"group '{group.id}' fans out over {fan_out.source} as a per-item sub-pipeline, "
+                "which this version cannot run yet; put for_each on the group's agents instead",
+                type="FanOutUnavailable",
+                non_retryable=True,
+            )
+        template = self.scope.plan.agent(fan_out.owner)
+        try:
+            items = items_of(fan_out.source, self.scope.ctx.value(fan_out.source))
+        except FanOutSourceError as err:
+            self.fail(group, err.message)
+            raise ApplicationError(
+                err.message, type="FanOutSourceError", non_retryable=True
+            ) from None
+        expansion = expand_agent(template, group, items)
+        self.register(expansion)
+        self.scope.event("fan_out_started", group.id)
+        # the item count travels with the event: the Web UI and `pee events` show it
+        self.scope.run.events[-1]["items"] = len(items)
+        state = self.scope.agents[template.id]
+        state.status = AgentStatus.RUNNING
+        state.started_s = state.run_started_s = self.scope.elapsed()
+        if not items:
+            self.empty(expansion)
+        else:
+            try:
+                await run_group(expansion.group)
+            except BaseException:
+                self.end_template(expansion, AgentStatus.FAILED)
+                raise
+        passed = self.scope.groups[group.id].status in GROUP_PASSED
+        if passed:
+            self.collect(expansion)
+        self.end_template(expansion, AgentStatus.SUCCEEDED if passed else AgentStatus.FAILED)
+        self.scope.event("fan_out_ended", group.id)
+
+    def register(self, expansion: Expansion) -> None:
+        """The instances join the plan, the run state and admission like any agent; the group
+        runs them instead of the template."""
+        plan = self.scope.plan
+        plan.agents.extend(expansion.instances)
+        position = next(i for i, g in enumerate(plan.groups) if g.id == expansion.group.id)
+        plan.groups[position] = expansion.group
+        for instance in expansion.instances:
+            self.scope.agents[instance.id] = AgentState()
+        self.runner.add_instances(expansion.template.id, expansion.item_inputs)
+
+    def empty(self, expansion: Expansion) -> None:
+        """No items: the group passes at once, every output an empty list."""
+        group = expansion.group
+        state = self.scope.groups[group.id]
+        state.status = GroupStatus.RUNNING
+        state.started_s = self.scope.elapsed()
+        self.scope.event("group_started", group.id)
+        reason = f"the list {group.fan_out.source if group.fan_out else ''} is empty: no item ran"
+        state.decision, state.reason = barrier.ALL_COMPLETED, reason
+        state.history.append(Decision(self.scope.elapsed(), barrier.ALL_COMPLETED, reason))
+        self.scope.event(f"barrier_{barrier.ALL_COMPLETED}", group.id)
+        self.scope.end_group(group, GroupStatus.SUCCEEDED)
+
+    def collect(self, expansion: Expansion) -> None:
+        """Each output once, as the list of the instances' values in item order."""
+        template = expansion.template
+        ctx = self.scope.ctx
+        state = self.scope.agents[template.id]
+        for name in template.outputs:
+            values = {
+                index: ctx.value(f"{instance.id}.{name}")
+                for index, instance in enumerate(expansion.instances)
+                if ctx.has(f"{instance.id}.{name}")
+            }
+            listed = collect(len(expansion.instances), values, template.defaults.get(name))
+            ctx.put(f"{template.id}.{name}", listed, template.id, self.scope.at(), origin="fan_out")
+            if name not in state.outputs:
+                state.outputs.append(name)
+
+    def end_template(self, expansion: Expansion, status: AgentStatus) -> None:
+        state = self.scope.agents[expansion.template.id]
+        if state.ended_s is not None:
+            return
+        now = self.scope.elapsed()
+        if state.run_started_s is not None:
+            state.busy_s = round(state.busy_s + now - state.run_started_s, 3)
+            state.run_started_s = None
+        state.status = status
+        state.ended_s = now
+        state.attempts = sum(self.scope.agents[i.id].attempts for i in expansion.instances)
+
+    def fail(self, group: CompiledGroup, reason: str) -> None:
+        """The fan-out cannot start: the group fails with the reason, its agent with it."""
+        state = self.scope.groups[group.id]
+        state.status = GroupStatus.RUNNING
+        state.started_s = self.scope.elapsed()
+        state.decision, state.reason = barrier.FAIL, reason
+        state.history.append(Decision(self.scope.elapsed(), barrier.FAIL, reason))
+        for agent_id in group.agents:
+            agent = self.scope.agents[agent_id]
+            agent.status, agent.error = AgentStatus.FAILED, reason
+        self.scope.end_group(group, GroupStatus.FAILED)

@@ -1,0 +1,175 @@
+"""Agent-level fan-out in the workflow (issue 16, phase 2) on a real dev server: one instance
+`dev[i]` per item of a list known only at run time, its item and index given, at most
+max_parallel at once, the collected list in item order, an empty list, and a failing item under
+`at_least`. Every run is replayed afterwards (TemporalHarness.with_plan).
+
+Fixture shape: sm (outputs the list) -> dev[i] (for each sm.stories) -> qa (reads dev.code).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from temporalio.client import WorkflowFailureError, WorkflowHandle
+
+from pee.engine.compile.graph import compile_plan
+from pee.engine.compile.load import loads_plan
+from pee.engine.compiled import CompiledPlan
+from pee.workflows.plan_workflow import PlanWorkflow
+from tests.helpers import TemporalHarness
+
+STORIES = ["login", "search", "cart", "checkout", "refund"]
+
+
+def fan_out_plan(
+    stories: list[Any],
+    *,
+    dev: str = "",
+    settings: str = "{echo_inputs: true}",
+    group: str = "",
+    name: str = "fan_out",
+) -> CompiledPlan:
+    """sm -> dev[i] -> qa, each simulate agent 1 s of plan time; `dev` adds keys to dev."""
+    text = f"""\
+name: {name}
+agents:
+  sm:
+    {{kind: simulate, duration: 1s, outputs: [stories],
+     values: {{stories: {json.dumps(stories)}}}}}
+  dev:
+    kind: simulate
+    duration: 1s
+    for_each: sm.stories
+    inputs: [item, index]
+    outputs: [code]
+    settings: {settings}
+    retry: {{max_attempts: 1}}
+{dev}
+  qa:
+    {{kind: simulate, duration: 1s, inputs: [dev.code], outputs: [out],
+     settings: {{echo_inputs: true}}}}
+{group}"""
+    return compile_plan(loads_plan(text, file="fan_out.yaml"))
+
+
+def run(temporal: TemporalHarness, plan: CompiledPlan) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The report and the final context of a run of `plan` at time scale 0.1."""
+
+    async def go(handle: WorkflowHandle[Any, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        try:
+            report = await handle.result()
+        except WorkflowFailureError as err:
+            report = err.cause.details[0]  # type: ignore[union-attr]
+        return report, await handle.query(PlanWorkflow.context)
+
+    return temporal.with_plan(plan, go, time_scale=0.1, simulate=True)  # type: ignore[no-any-return]
+
+
+def instance_events(report: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(e["event"], e["id"]) for e in report["events"] if e["id"].startswith("dev[")]
+
+
+def test_each_item_runs_as_its_own_instance_and_collects_in_item_order(
+    temporal: TemporalHarness,
+) -> None:
+    """dev runs once per story as dev[0..4], each given its item and index; dev.code is the list
+    of their outputs in item order, and qa (after the fan-out) reads that list."""
+    report, context = run(temporal, fan_out_plan(STORIES))
+    assert "completed" == report["status"]
+    ids = [f"dev[{i}]" for i in range(len(STORIES))]
+    assert ["succeeded"] * 5 == [report["agents"][a]["status"] for a in ids]
+    assert "succeeded" == report["agents"]["dev"]["status"]
+    code = context["dev.code"]
+    assert STORIES == [entry["inputs"]["item"] for entry in code]
+    assert [0, 1, 2, 3, 4] == [entry["inputs"]["index"] for entry in code]
+    assert ids == [entry["agent"] for entry in code]
+    assert code == context["qa.out"]["inputs"]["dev.code"]
+    started = [e for e in report["events"] if e["event"] == "fan_out_started"]
+    assert [("dev", 5)] == [(e["id"], e["items"]) for e in started]
+    group = report["groups"]["dev"]
+    assert ("succeeded", ids) == (group["status"], group["agents"])
+
+
+def test_max_parallel_bounds_the_instances_running_at_once(temporal: TemporalHarness) -> None:
+    """max_parallel: 2 over five items: never more than two instances between their start and
+    end events, two at once at some point, and every item runs."""
+    report, _ = run(temporal, fan_out_plan(STORIES, dev="    max_parallel: 2"))
+    assert "completed" == report["status"]
+    running: set[str] = set()
+    most = 0
+    for event, ident in instance_events(report):
+        if event == "agent_started":
+            running.add(ident)
+        elif event in ("agent_succeeded", "agent_failed"):
+            running.discard(ident)
+        most = max(most, len(running))
+    assert 2 == most
+    assert 5 == sum(event == "agent_succeeded" for event, _ in instance_events(report))
+
+
+def test_an_empty_list_passes_with_empty_lists(temporal: TemporalHarness) -> None:
+    """No stories: no instance runs, the group passes at once, dev.code is [] and qa runs."""
+    report, context = run(temporal, fan_out_plan([]))
+    assert "completed" == report["status"]
+    assert [] == context["dev.code"]
+    assert [] == instance_events(report)
+    assert ["all_completed"] == [
+        h["decision"] for h in report["groups"]["dev"]["barrier"]["history"]
+    ]
+    assert "succeeded" == report["agents"]["qa"]["status"]
+
+
+def test_a_failing_item_under_at_least_leaves_its_default_in_its_slot(
+    temporal: TemporalHarness,
+) -> None:
+    """Three items, item 1 always fails, at_least 2: the run goes on (partial), dev.code holds
+    the other two items' values in their slots and dev's default in slot 1."""
+    plan = fan_out_plan(
+        ["a", "b", "c"],
+        dev="    defaults: {code: unavailable}",
+        settings="{echo_inputs: true, fail_items: [1]}",
+        group="groups:\n  devs: {agents: [dev], success_criteria: {at_least: 2}}\n",
+    )
+    report, context = run(temporal, plan)
+    assert "completed" == report["status"]
+    statuses = [report["agents"][f"dev[{i}]"]["status"] for i in range(3)]
+    assert ["succeeded", "failed", "succeeded"] == statuses
+    code = context["dev.code"]
+    assert ["a", "unavailable", "c"] == [
+        c if isinstance(c, str) else c["inputs"]["item"] for c in code
+    ]
+    group = report["groups"]["devs"]
+    assert ("partial", ["continue_with_partial"]) == (
+        group["status"],
+        [h["decision"] for h in group["barrier"]["history"]],
+    )
+
+
+def test_a_failing_item_fails_the_run_when_every_item_is_required(
+    temporal: TemporalHarness,
+) -> None:
+    """By default every item must succeed: item 1 fails, its sequential fallback fails too, and
+    the run fails naming it."""
+    plan = fan_out_plan(["a", "b"], settings="{echo_inputs: true, fail_items: [1]}")
+    report, _ = run(temporal, plan)
+    assert "failed" == report["status"]
+    history = [h["decision"] for h in report["groups"]["dev"]["barrier"]["history"]]
+    assert ["abort_and_fallback", "fail"] == history
+    assert "dev[1]" in report["error"]
+
+
+@pytest.mark.parametrize(
+    ("value", "fragment"),
+    [({"a": 1}, "expected a list of items, found dict"), ("no list", "not a JSON list")],
+)
+def test_a_source_that_is_no_list_fails_the_run_naming_it(
+    temporal: TemporalHarness, value: Any, fragment: str
+) -> None:
+    """sm.stories a mapping or plain text: the run fails with FanOutSourceError's message."""
+    report, _ = run(temporal, fan_out_plan(value))  # type: ignore[arg-type]
+    assert "failed" == report["status"]
+    assert report["error"].startswith("for_each sm.stories: ")
+    assert fragment in report["error"]
+    assert "failed" == report["groups"]["dev"]["status"]
