@@ -9,6 +9,7 @@ After an intended change, re-record with `.venv/bin/python -m tests.histories.re
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
@@ -202,3 +203,41 @@ def test_waiting_for_a_person_history_replays_with_its_upserts() -> None:
     assert reasons[0].startswith("malformed resolve_conflict signal: 'conflict_id' is missing")
     assert reasons[1].startswith("malformed resolve_conflict update: expected one JSON object")
     assert reasons[1].endswith("got a list")
+
+
+def activity_ids(history: WorkflowHistory) -> list[str]:
+    return [
+        event.activity_task_scheduled_event_attributes.activity_id
+        for event in history.events
+        if event.HasField("activity_task_scheduled_event_attributes")
+    ]
+
+
+def patch_markers(history: WorkflowHistory) -> list[str]:
+    """The ids of the workflow.patched markers the run recorded."""
+    found = []
+    for event in history.events:
+        if event.HasField("marker_recorded_event_attributes"):
+            details = event.marker_recorded_event_attributes.details
+            if "patch-data" in details:
+                found.append(json.loads(details["patch-data"].payloads[0].data)["id"])
+    return found
+
+
+def test_fan_out_histories_hold_their_instances_and_the_patch() -> None:
+    """The agent-level fan-out runs (issue 16) ran one activity per item, `dev[i]`, behind the
+    fan-out-v1 patch; the empty list ran none; runs without a fan-out record no such marker."""
+    agent = load("fan_out_agent")
+    assert ["sm", "dev[0]", "dev[1]", "dev[2]", "dev[3]", "qa"] == activity_ids(agent)
+    assert "fan-out-v1" in patch_markers(agent)
+    empty = load("fan_out_empty")
+    assert ["sm", "qa"] == activity_ids(empty)
+    assert "fan-out-v1" in patch_markers(empty)
+    partial = load("fan_out_partial")
+    assert ["sm", "dev[0]", "dev[1]", "dev[2]", "qa"] == activity_ids(partial)
+    others = [s.name for s in SCENARIOS if not s.name.startswith("fan_out")]
+    assert [] == [name for name in others if "fan-out-v1" in patch_markers(load(name))]
+    report = final_report(partial)
+    assert ["succeeded", "failed", "succeeded"] == [
+        report["agents"][f"dev[{i}]"]["status"] for i in range(3)
+    ]

@@ -31,6 +31,8 @@ from temporalio.client import (
 )
 from temporalio.testing import WorkflowEnvironment
 
+from pee.engine.compile.graph import compile_plan
+from pee.engine.compile.load import loads_plan
 from pee.engine.compiled import (
     AdaptiveSettings,
     BarrierSettings,
@@ -344,6 +346,41 @@ async def wait_for_a_person(handle: Handle) -> None:
     )
 
 
+def fan_out_yaml(stories: list[Any], dev: str = "", groups: str = "") -> CompiledPlan:
+    """sm -> dev[i] (for each sm.stories) -> qa, each 1 s of plan time (issue 16)."""
+    text = f"""\
+name: fan-out
+agents:
+  sm: {{kind: simulate, duration: 1s, outputs: [stories], values: {{stories: {stories!r}}}}}
+  dev:
+    {{kind: simulate, duration: 1s, for_each: sm.stories, inputs: [item, index],
+     outputs: [code], retry: {{max_attempts: 1}}{dev}}}
+  qa: {{kind: simulate, duration: 1s, inputs: [dev.code], outputs: [out]}}
+{groups}"""
+    return compile_plan(loads_plan(text, file="fan-out.yaml"))
+
+
+def fan_out_agent() -> CompiledPlan:
+    """Four items, two at a time."""
+    return fan_out_yaml(["a", "b", "c", "d"], ", max_parallel: 2")
+
+
+def fan_out_empty() -> CompiledPlan:
+    return fan_out_yaml([])
+
+
+def fan_out_partial() -> CompiledPlan:
+    """Item 1 always fails; at least 2 of 3 items must succeed: its default fills its slot."""
+    return fan_out_yaml(
+        ["a", "b", "c"],
+        ", defaults: {code: none}, settings: {fail_items: [1]}",
+        "groups:\n  devs: {agents: [dev], success_criteria: {at_least: 2}}\n",
+    )
+
+
+FAN_OUT_INPUT = {"time_scale": 0.1, "simulate": True}
+
+
 @dataclass(frozen=True)
 class Scenario:
     name: str
@@ -478,6 +515,28 @@ SCENARIOS = [
         "completed",
         {"g": ["extend_timeout", "continue_with_partial"], "next": ["all_completed"]},
         {"heartbeat_timeout_s": 1.0, "batch": BatchSpec(chunk_size=10, window=2)},
+    ),
+    # issue 16: agent-level fan-outs (src/pee/workflows/fan_out_driver.py, patch fan-out-v1)
+    Scenario(
+        "fan_out_agent",
+        fan_out_agent,
+        "completed",
+        {"sm": ["all_completed"], "dev": ["all_completed"], "qa": ["all_completed"]},
+        FAN_OUT_INPUT,
+    ),
+    Scenario(
+        "fan_out_empty",
+        fan_out_empty,
+        "completed",
+        {"sm": ["all_completed"], "dev": ["all_completed"], "qa": ["all_completed"]},
+        FAN_OUT_INPUT,
+    ),
+    Scenario(
+        "fan_out_partial",
+        fan_out_partial,
+        "completed",
+        {"sm": ["all_completed"], "devs": ["continue_with_partial"], "qa": ["all_completed"]},
+        FAN_OUT_INPUT,
     ),
 ]
 
