@@ -189,3 +189,22 @@ def test_barrier_over_items(
     if action == barrier.ABORT_AND_FALLBACK:
         expected = [f"dev[{i}]" for i, s in enumerate(statuses) if s != S]
         assert expected == decision.fallback
+
+
+def test_learned_durations_of_a_fan_out_are_per_instance() -> None:
+    """The next compile learns dev's duration from its instances (their mean), not from dev's own
+    row, which spans the whole fan-out."""
+    from pee.engine.compile.learning import samples_from_report
+
+    row = {"status": "succeeded", "duration_s": 0.0}
+    report = {
+        "status": "completed",
+        "time_scale": 0.5,
+        "agents": {
+            "sm": {**row, "duration_s": 1.0},
+            "dev[0]": {**row, "duration_s": 1.0},
+            "dev[1]": {**row, "duration_s": 3.0},
+            "dev": {**row, "duration_s": 9.0},
+        },
+    }
+    assert [("sm", 2.0), ("dev", 4.0)] == samples_from_report(report)

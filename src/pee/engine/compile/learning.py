@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pee.engine.compile.fan_out_slice import template_of
 from pee.engine.language.units import MAX_DURATION_S
 
 # runs remembered per plan, agent and mode: older samples are dropped
@@ -60,7 +61,11 @@ def samples_from_report(report: Mapping[str, Any]) -> list[tuple[str, float]]:
         return []
     scale = float(report.get("time_scale") or 1.0) or 1.0
     found = []
-    for agent_id, agent in (report.get("agents") or {}).items():
+    agents = report.get("agents") or {}
+    # a fan-out's instances `dev[i]` are samples of dev, one mean per run; dev's own row spans
+    # the whole fan-out and says nothing about one instance
+    instances: dict[str, list[float]] = {}
+    for agent_id, agent in agents.items():
         duration = agent.get("duration_s")
         if (
             agent.get("status") != "succeeded"
@@ -70,7 +75,16 @@ def samples_from_report(report: Mapping[str, Any]) -> list[tuple[str, float]]:
             or not isinstance(duration, (int, float))
         ):
             continue
+        instance = template_of(str(agent_id))
+        if instance is not None and instance[0] in agents:
+            instances.setdefault(instance[0], []).append(float(duration))
+            continue
         found.append((str(agent_id), round(float(duration) / scale, 3)))
+    found = [(a, seconds) for a, seconds in found if a not in instances]
+    found += [
+        (template, round(sum(taken) / len(taken) / scale, 3))
+        for template, taken in instances.items()
+    ]
     return found
 
 
