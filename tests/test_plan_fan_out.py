@@ -1,5 +1,5 @@
 """for_each in the plan language (issue 16, phase 1): what validate accepts and refuses, what
-compile records, how `plan` estimates and shows a fan-out, and that `run` refuses it for now.
+compile records, how `plan` estimates and shows a fan-out, and that `compile` accepts it.
 
 Fixture plans (each test's header says the shape):
 - AGENT_PLAN: sm -> dev[i] (for each sm.stories, 5 at a time) -> qa
@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 
-from pee.engine.compile.fan_out import refuse_execution
 from pee.engine.compile.graph import compile_plan
 from pee.engine.compile.load import loads_plan
 from pee.engine.compile.render import as_dot, as_json_dict, as_mermaid, as_text, summary
@@ -24,7 +23,6 @@ from pee.engine.compiled import CompiledPlan, FanOut
 from pee.engine.language.errors import (
     CycleError,
     FanOutError,
-    FanOutUnavailableError,
     InvalidValueError,
     MissingProducerError,
     PlanValidationError,
@@ -317,8 +315,7 @@ def test_plan_views_name_instances() -> None:
     text = as_text(plan)
     assert "dev[i]" in text
     assert "fan-out for each sm.stories (~10 items, default; 5 at a time)" in text
-    assert "cannot execute" not in text
-    assert "cannot execute a group-level fan-out yet" in as_text(compiled(GROUP_PLAN))
+    assert "cannot execute" not in text + as_text(compiled(GROUP_PLAN))
     assert "1 fan-out" in summary(plan)
     entry = next(a for a in as_json_dict(plan)["agents"] if a["id"] == "dev")
     assert {"level": "agent", "source": "sm.stories", "items_estimate": 10} == {
@@ -330,42 +327,33 @@ def test_plan_views_name_instances() -> None:
 
 
 def test_plans_without_for_each_compile_as_before() -> None:
-    """No for_each: no FanOut anywhere and nothing for refuse_execution to refuse."""
+    """No for_each: no FanOut anywhere."""
     plan = compile_plan(loads_plan((ROOT / "plans" / "seed.yaml").read_text()))
     assert all(a.fan_out is None for a in plan.agents)
     assert all(g.fan_out is None for g in plan.groups)
-    refuse_execution(plan)
     assert "fan-out" not in as_text(plan)
 
 
-def test_refuse_execution_names_the_fan_out() -> None:
-    """Until the workflow runs per-item sub-pipelines, a group-level for_each is refused, not run
-    once; an agent-level one runs."""
-    with pytest.raises(FanOutUnavailableError) as caught:
-        refuse_execution(compiled(GROUP_PLAN))
-    assert "group 'per_epic' for_each po.epics" in caught.value.message
-    assert "cannot execute a group-level fan-out yet" in caught.value.message
-    refuse_execution(compiled(AGENT_PLAN))
-
-
-@pytest.mark.parametrize("command", ["run", "compile"])
-def test_cli_refuses_to_run_a_group_fan_out(tmp_path: Path, command: str) -> None:
-    """`pee run` and `pee compile` exit 2 naming the group-level fan-out; `pee validate` accepts
-    the plan."""
+@pytest.mark.parametrize("text", [AGENT_PLAN, GROUP_PLAN], ids=["agent", "group"])
+def test_cli_compiles_a_fan_out(tmp_path: Path, text: str) -> None:
+    """`pee compile` writes the workflow input with the FanOut (the phase-1 refusal is gone);
+    `pee validate` accepts the plan."""
     plan = tmp_path / "fan.yaml"
-    plan.write_text(GROUP_PLAN)
+    plan.write_text(text)
     env = {**os.environ, "PEE_STATE_DIR": str(tmp_path / "state")}
-    extra = ["--address", "127.0.0.1:1", "--no-worker"] if command == "run" else []
+    out = tmp_path / "input.json"
     result = subprocess.run(
-        [sys.executable, str(ROOT / "starter.py"), command, str(plan), "--simulate", *extra],
+        [sys.executable, str(ROOT / "starter.py"), "compile", str(plan), "--simulate", "-o", out],
         cwd=tmp_path,
         env=env,
         capture_output=True,
         text=True,
         timeout=120,
     )
-    assert 2 == result.returncode, result.stderr
-    assert "cannot execute a group-level fan-out yet" in result.stderr
+    assert 0 == result.returncode, result.stderr
+    written = json.loads(out.read_text())
+    fan_outs = [g["fan_out"] for g in written["plan"]["groups"] if g.get("fan_out")]
+    assert 1 == len(fan_outs)
     validate = subprocess.run(
         [sys.executable, str(ROOT / "starter.py"), "validate", str(plan)],
         cwd=tmp_path,

@@ -29,11 +29,12 @@ HISTORIES = Path(__file__).resolve().parent / "histories"
 def load(name: str) -> WorkflowHistory:
     text = (HISTORIES / f"{name}.json").read_text()
     history = WorkflowHistory.from_json(f"replay-{name}", text)
-    # batch mode names its children "<workflow id>/agents-N": replay under the recorded id
+    # children are named after their parent ("<workflow id>/agents-N" in batch mode,
+    # "<workflow id>/<group>[i]" for a fan-out item): replay under the recorded id
     for event in history.events:
         if event.HasField("start_child_workflow_execution_initiated_event_attributes"):
             child = event.start_child_workflow_execution_initiated_event_attributes.workflow_id
-            return WorkflowHistory.from_json(child.rsplit("/agents-", 1)[0], text)
+            return WorkflowHistory.from_json(child.rsplit("/", 1)[0], text)
     return history
 
 
@@ -226,7 +227,8 @@ def patch_markers(history: WorkflowHistory) -> list[str]:
 
 def test_fan_out_histories_hold_their_instances_and_the_patch() -> None:
     """The agent-level fan-out runs (issue 16) ran one activity per item, `dev[i]`, behind the
-    fan-out-v1 patch; the empty list ran none; runs without a fan-out record no such marker."""
+    fan-out-v1 patch; the empty list ran none; the group-level one ran one child per item and
+    no activity of its members; runs without a fan-out record no such marker."""
     agent = load("fan_out_agent")
     assert ["sm", "dev[0]", "dev[1]", "dev[2]", "dev[3]", "qa"] == activity_ids(agent)
     assert "fan-out-v1" in patch_markers(agent)
@@ -235,6 +237,14 @@ def test_fan_out_histories_hold_their_instances_and_the_patch() -> None:
     assert "fan-out-v1" in patch_markers(empty)
     partial = load("fan_out_partial")
     assert ["sm", "dev[0]", "dev[1]", "dev[2]", "qa"] == activity_ids(partial)
+    group = load("fan_out_group")
+    children = [
+        e.start_child_workflow_execution_initiated_event_attributes.workflow_id.rsplit("/", 1)[1]
+        for e in group.events
+        if e.HasField("start_child_workflow_execution_initiated_event_attributes")
+    ]
+    assert ["per_epic[0]", "per_epic[1]", "per_epic[2]"] == children
+    assert ["po", "summary"] == activity_ids(group)
     others = [s.name for s in SCENARIOS if not s.name.startswith("fan_out")]
     assert [] == [name for name in others if "fan-out-v1" in patch_markers(load(name))]
     report = final_report(partial)

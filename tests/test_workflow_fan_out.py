@@ -173,3 +173,77 @@ def test_a_source_that_is_no_list_fails_the_run_naming_it(
     assert report["error"].startswith("for_each sm.stories: ")
     assert fragment in report["error"]
     assert "failed" == report["groups"]["dev"]["status"]
+
+
+EPICS = ["accounts", "catalogue", "payments"]
+
+
+def group_plan(settings: str = "{echo_inputs: true}", group: str = "") -> CompiledPlan:
+    """po -> per_epic[i] = story -> implement -> review (for each po.epics) -> summary."""
+    text = f"""\
+name: group_fan_out
+agents:
+  po: {{kind: simulate, duration: 1s, outputs: [epics], values: {{epics: {json.dumps(EPICS)}}}}}
+  story:
+    {{kind: simulate, duration: 1s, inputs: [item, index], outputs: [text],
+     settings: {settings}, retry: {{max_attempts: 1}}}}
+  implement:
+    {{kind: simulate, duration: 1s, inputs: [story.text], outputs: [code],
+     settings: {{echo_inputs: true}}}}
+  review:
+    {{kind: simulate, duration: 1s, inputs: [implement.code], outputs: [verdict],
+     settings: {{echo_inputs: true}}, defaults: {{verdict: skipped}}}}
+  summary: {{kind: simulate, duration: 1s, inputs: [review.verdict], outputs: [out]}}
+groups:
+  per_epic: {{agents: [story, implement, review], for_each: po.epics{group}}}
+"""
+    return compile_plan(loads_plan(text, file="group_fan_out.yaml"))
+
+
+def item_of(verdict: dict[str, Any]) -> Any:
+    """The epic a review verdict was made from, through its item's own chain."""
+    code = verdict["inputs"]["implement.code"]
+    return code["inputs"]["story.text"]["inputs"]["item"]
+
+
+def test_a_group_runs_as_one_chain_per_item_and_a_slow_item_holds_back_no_other(
+    temporal: TemporalHarness,
+) -> None:
+    """Each epic runs story -> implement -> review as its own child run; review.verdict lists
+    the verdicts in epic order, each made from its own epic; item 0's story is slow (6 s), yet
+    items 1 and 2 finish their whole chain before it ends."""
+    report, context = run(temporal, group_plan("{echo_inputs: true, item_durations: {'0': 6}}"))
+    assert "completed" == report["status"]
+    verdicts = context["review.verdict"]
+    assert EPICS == [item_of(v) for v in verdicts]
+    rows = report["agents"]
+    for i in range(3):
+        assert ["succeeded"] * 3 == [
+            rows[f"{m}[{i}]"]["status"] for m in ("story", "implement", "review")
+        ]
+    slow_story = rows["story[0]"]["finished_at"]
+    assert rows["review[1]"]["finished_at"] < slow_story
+    assert rows["review[2]"]["finished_at"] < slow_story
+    ended = [e["id"] for e in report["events"] if e["event"] == "fan_out_item_succeeded"]
+    assert "per_epic[0]" == ended[-1]
+    assert "succeeded" == rows["summary"]["status"]
+
+
+def test_a_failing_item_of_a_group_under_at_least(temporal: TemporalHarness) -> None:
+    """Item 1's story always fails and at least 2 of 3 items must pass: the group goes on
+    (partial), item 1's review slot holds review's default."""
+    report, context = run(
+        temporal,
+        group_plan("{echo_inputs: true, fail_items: [1]}", ", success_criteria: {at_least: 2}"),
+    )
+    assert "completed" == report["status"]
+    verdicts = context["review.verdict"]
+    assert ["accounts", "skipped", "payments"] == [
+        v if isinstance(v, str) else item_of(v) for v in verdicts
+    ]
+    assert "failed" == report["agents"]["story[1]"]["status"]
+    group = report["groups"]["per_epic"]
+    assert ("partial", ["continue_with_partial"]) == (
+        group["status"],
+        [h["decision"] for h in group["barrier"]["history"]],
+    )

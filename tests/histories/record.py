@@ -378,6 +378,21 @@ def fan_out_partial() -> CompiledPlan:
     )
 
 
+def fan_out_group() -> CompiledPlan:
+    """po -> per_epic[i] = story -> review (one child run per epic, two at a time) -> summary."""
+    text = """\
+name: fan-out-group
+agents:
+  po: {kind: simulate, duration: 1s, outputs: [epics], values: {epics: [a, b, c]}}
+  story: {kind: simulate, duration: 1s, inputs: [item, index], outputs: [text]}
+  review: {kind: simulate, duration: 1s, inputs: [story.text], outputs: [verdict]}
+  summary: {kind: simulate, duration: 1s, inputs: [review.verdict], outputs: [out]}
+groups:
+  per_epic: {agents: [story, review], for_each: po.epics, max_parallel: 2}
+"""
+    return compile_plan(loads_plan(text, file="fan-out-group.yaml"))
+
+
 FAN_OUT_INPUT = {"time_scale": 0.1, "simulate": True}
 
 
@@ -536,6 +551,13 @@ SCENARIOS = [
         fan_out_partial,
         "completed",
         {"sm": ["all_completed"], "devs": ["continue_with_partial"], "qa": ["all_completed"]},
+        FAN_OUT_INPUT,
+    ),
+    Scenario(
+        "fan_out_group",
+        fan_out_group,
+        "completed",
+        {"po": ["all_completed"], "per_epic": ["all_completed"], "summary": ["all_completed"]},
         FAN_OUT_INPUT,
     ),
 ]

@@ -23,6 +23,9 @@ For demos, tests and benchmarks. Settings (all optional, in CompiledAgent.settin
 - ``fail_items``: [index, ...]: a fan-out instance (`agent[i]`) whose ``index`` input is listed
   fails every attempt, as ``fail_times: always`` (the others succeed); an item's sequential
   fallback (``#fallback``) fails too.
+- ``item_durations``: {"index": seconds} (keys quoted: settings keys are text): a fan-out
+  instance whose ``index`` input is listed works that long instead of ``duration`` (one slow
+  item among fast ones).
 - ``echo_inputs``: true = put the whole input snapshot (values too) into "inputs" of those
   default values, so tests can see exactly what the agent was given.
 """
@@ -55,6 +58,8 @@ class SimulateSettings:
     values: dict[str, Any] = field(default_factory=dict)
     echo_inputs: bool = False
     fail_items: tuple[int, ...] = ()
+    # item index (as text: JSON keys) -> seconds
+    item_durations: dict[str, float] = field(default_factory=dict)
 
     def fails(self, attempt: int, activity_id: str) -> bool:
         if self.fail_unless_fallback and not activity_id.endswith(FALLBACK_SUFFIX):
@@ -87,6 +92,17 @@ def _items(agent: CompiledAgent) -> tuple[int, ...]:
     ):
         raise _invalid(agent, f"'fail_items' must be a list of item indices, found {raw!r}")
     return tuple(raw)
+
+
+def _item_durations(agent: CompiledAgent) -> dict[str, float]:
+    raw = agent.settings.get("item_durations", {})
+    if not isinstance(raw, dict) or not all(
+        isinstance(v, int | float) and not isinstance(v, bool) and v >= 0 for v in raw.values()
+    ):
+        raise _invalid(
+            agent, f"'item_durations' must map item indices to seconds >= 0, found {raw!r}"
+        )
+    return {str(k): float(v) for k, v in raw.items()}
 
 
 def parse_settings(agent: CompiledAgent) -> SimulateSettings:
@@ -136,6 +152,7 @@ def parse_settings(agent: CompiledAgent) -> SimulateSettings:
         critical=critical,
         heartbeat=_flag(agent, "heartbeat", True),
         fail_items=_items(agent),
+        item_durations=_item_durations(agent),
         values=dict(values),
         echo_inputs=_flag(agent, "echo_inputs", False),
     )
@@ -150,11 +167,12 @@ def default_value(task: AgentTask, name: str, echo_inputs: bool = False) -> dict
 async def run(task: AgentTask, progress: Progress, scale: float) -> AgentResult:
     settings = parse_settings(task.agent)
     info = activity.info()
-    duration = settings.duration_s * scale
+    index = task.inputs.get("index")
+    duration = settings.item_durations.get(str(index), settings.duration_s) * scale
     progress.expect(duration)
     progress.report(message="simulated work")
     await progress.sleep(duration)
-    failing_item = task.inputs.get("index") in settings.fail_items
+    failing_item = index in settings.fail_items
     if failing_item or settings.fails(info.attempt, info.activity_id):
         kind = "CriticalAgentError" if settings.critical else "SimulatedFailure"
         if failing_item:

@@ -21,7 +21,6 @@ def compile_from_args(args: argparse.Namespace, note_to: Any = None) -> Any:
     """
     # imported here: the loader pulls in pydantic and networkx, which `status` does not need
     from pee.cli.plan_commands import print_interpretation, report_plan_error
-    from pee.engine.compile.fan_out import refuse_execution
     from pee.engine.compile.graph import compile_plan
     from pee.engine.compile.load import load_plan
     from pee.engine.language.errors import PlanError
@@ -30,9 +29,6 @@ def compile_from_args(args: argparse.Namespace, note_to: Any = None) -> Any:
         plan = load_plan(args.plan, plan_variables(args, args.inputs), set_names(args))
         print_interpretation(plan, note_to or sys.stdout)
         compiled = compile_plan(plan, learned_durations(args, plan.name))
-        refuse_execution(
-            compiled
-        )  # group-level fan-out (issue 16 phase 2, step 3) removes this line
         return compiled
     except PlanError as error:
         report_plan_error(error)

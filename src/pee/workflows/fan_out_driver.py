@@ -20,18 +20,19 @@ a fan-out record no marker and every committed history replays unchanged.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from pee.engine.compile.fan_out_slice import Expansion, expand_agent
-    from pee.engine.compiled import CompiledGroup
+    from pee.engine.compiled import CompiledGroup, FanOut
     from pee.engine.language.fan_out import FanOutLevel
     from pee.engine.rules import barrier
     from pee.engine.rules.fan_out_barrier import FanOutSourceError, collect, items_of
     from pee.engine.states import GROUP_PASSED, AgentStatus, GroupStatus
+    from pee.workflows.fan_out_items import ItemChildren
     from pee.workflows.run_scope import RunScope
     from pee.workflows.state import AgentState, Decision
 
@@ -45,6 +46,7 @@ class FanOutDriver:
     def __init__(self, scope: RunScope, runner: AgentRunner) -> None:
         self.scope = scope
         self.runner = runner
+        self.children = ItemChildren(scope)
 
     async def run(
         self, group: CompiledGroup, run_group: Callable[[CompiledGroup], Awaitable[None]]
@@ -61,15 +63,6 @@ class FanOutDriver:
                 type="FanOutUnavailable",
                 non_retryable=True,
             )
-        if fan_out.level is FanOutLevel.GROUP:
-            self.fail(group, "a group-level fan-out (for_each on a group) cannot run yet")
-            raise ApplicationError(
-                f"group '{group.id}' fans out over {fan_out.source} as a per-item sub-pipeline, "
-                "which this version cannot run yet; put for_each on the group's agents instead",
-                type="FanOutUnavailable",
-                non_retryable=True,
-            )
-        template = self.scope.plan.agent(fan_out.owner)
         try:
             items = items_of(fan_out.source, self.scope.ctx.value(fan_out.source))
         except FanOutSourceError as err:
@@ -77,6 +70,10 @@ class FanOutDriver:
             raise ApplicationError(
                 err.message, type="FanOutSourceError", non_retryable=True
             ) from None
+        if fan_out.level is FanOutLevel.GROUP:
+            await self.run_children(group, items)
+            return
+        template = self.scope.plan.agent(fan_out.owner)
         expansion = expand_agent(template, group, items)
         self.register(expansion)
         self.scope.event("fan_out_started", group.id)
@@ -98,6 +95,41 @@ class FanOutDriver:
             self.collect(expansion)
         self.end_template(expansion, AgentStatus.SUCCEEDED if passed else AgentStatus.FAILED)
         self.scope.event("fan_out_ended", group.id)
+
+    async def run_children(self, group: CompiledGroup, items: list[Any]) -> None:
+        """A group-level fan-out: one child PlanWorkflow per item (fan_out_items.py)."""
+        self.scope.event("fan_out_started", group.id)
+        self.scope.run.events[-1]["items"] = len(items)
+        members = list(group.agents)
+        now = self.scope.elapsed()
+        for agent_id in members:
+            state = self.scope.agents[agent_id]
+            state.status = AgentStatus.RUNNING
+            state.started_s = state.run_started_s = now
+        try:
+            await self.children.run(group, items)
+        except BaseException:
+            self.end_members(members, len(items), AgentStatus.FAILED)
+            raise
+        passed = self.scope.groups[group.id].status in GROUP_PASSED
+        self.end_members(
+            members, len(items), AgentStatus.SUCCEEDED if passed else AgentStatus.FAILED
+        )
+        self.scope.event("fan_out_ended", group.id)
+
+    def end_members(self, members: list[str], items: int, status: AgentStatus) -> None:
+        now = self.scope.elapsed()
+        for agent_id in members:
+            state = self.scope.agents[agent_id]
+            if state.ended_s is not None:
+                continue
+            if state.run_started_s is not None:
+                state.busy_s = round(state.busy_s + now - state.run_started_s, 3)
+                state.run_started_s = None
+            state.status, state.ended_s = status, now
+            state.attempts = sum(
+                self.scope.agents[FanOut.instance_id(agent_id, i)].attempts for i in range(items)
+            )
 
     def register(self, expansion: Expansion) -> None:
         """The instances join the plan, the run state and admission like any agent; the group

@@ -398,7 +398,13 @@ class PlanWorkflow:
             await self._continue_as_new()
         self._desk.warn_open()
         self._scope.finish(RunStatus.COMPLETED)
-        return self._report()
+        report = self._report()
+        if input.item_outputs is not None:
+            # an item of a parent's fan-out: the parent collects these into its lists
+            report["item_outputs"] = {
+                key: self._ctx.value(key) for key in input.item_outputs if self._ctx.has(key)
+            }
+        return report
 
     @staticmethod
     def _decode_carried(input: PlanRunInput) -> tuple[CarriedRun | None, str | None]:

@@ -85,6 +85,9 @@ class PlanRunInput:
     # set by a run that continued as new: the whole run so far, which this run goes on with
     # (src/pee/workflows/carry.py's CarriedRun, encoded as plain JSON)
     carried: dict[str, Any] | None = None
+    # one item of a parent's group-level fan-out (src/pee/workflows/fan_out_items.py): the
+    # context keys whose values the report returns under "item_outputs"
+    item_outputs: list[str] | None = None
 
 
 @dataclass

@@ -13,8 +13,8 @@ from collections.abc import Mapping
 
 from pee.engine.compile.grouping import Grouping
 from pee.engine.compile.references import Resolution
-from pee.engine.compiled import CompiledPlan, FanOut
-from pee.engine.language.errors import FanOutError, FanOutUnavailableError, Location, PlanError
+from pee.engine.compiled import FanOut
+from pee.engine.language.errors import FanOutError, Location, PlanError
 from pee.engine.language.fan_out import (
     DEFAULT_ITEMS_ESTIMATE,
     ITEM_INPUTS,
@@ -184,26 +184,3 @@ def instance_counts(
 ) -> dict[str, tuple[int, int]]:
     """Agent id -> (estimated items, waves) for the agents that run per item."""
     return {a: (f.items_estimate, waves(f, pool_limit)) for a, f in fan_outs.items()}
-
-
-def refuse_execution(compiled: CompiledPlan) -> None:
-    """Raise FanOutUnavailableError for a plan with a group-level for_each: the workflow runs
-    agent-level fan-outs; a per-item sub-pipeline (one child workflow per item) is not built
-    yet, and running its group once would silently drop every other item."""
-    fan_outs = [
-        g.fan_out
-        for g in compiled.groups
-        if g.fan_out is not None and g.fan_out.level is FanOutLevel.GROUP
-    ]
-    if not fan_outs:
-        return
-    first = fan_outs[0]
-    raise FanOutUnavailableError(
-        f"plan '{compiled.name}' fans out ({first.level} '{first.owner}' for_each "
-        f"{first.source}), but the workflow cannot execute a group-level fan-out yet",
-        value=[f.owner for f in fan_outs],
-        location=Location(file=compiled.source),
-        expected="for_each on agents, not on groups, for `pee run` and `pee compile`",
-        fix="`pee validate` and `pee plan` show the fan-out; to run now, put for_each on the "
-        "group's first agent and fan out each later agent over the previous one's list",
-    )

@@ -13,7 +13,13 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from pee.engine.compiled import CompiledAgent, CompiledGroup, FanOut, SuccessCriteria
+from pee.engine.compiled import (
+    CompiledAgent,
+    CompiledGroup,
+    CompiledPlan,
+    FanOut,
+    SuccessCriteria,
+)
 from pee.engine.language.fan_out import INDEX, ITEM, ITEM_INPUTS
 from pee.engine.rules.fan_out_barrier import item_criteria
 
@@ -57,6 +63,96 @@ def expand_agent(template: CompiledAgent, group: CompiledGroup, items: list[Any]
         for index, (instance, item) in enumerate(zip(instances, items, strict=True))
     }
     return Expansion(template, instances, expanded, item_inputs)
+
+
+def group_instances(
+    agents: list[CompiledAgent], group: CompiledGroup, items: int
+) -> tuple[tuple[CompiledAgent, ...], CompiledGroup]:
+    """A group-level fan-out's rows in the parent run: `member[i]` for every item and member
+    (item by item, members in order), and the group with them as its agents, its criteria
+    counting items."""
+    instances = tuple(
+        replace(agent, id=FanOut.instance_id(agent.id, index))
+        for index in range(items)
+        for agent in agents
+    )
+    criteria = item_criteria(group.success_criteria.kind, group.success_criteria.count, items)
+    expanded = replace(
+        group,
+        agents=[instance.id for instance in instances],
+        success_criteria=SuccessCriteria(criteria.kind, criteria.count),
+    )
+    return instances, expanded
+
+
+def item_plan(
+    plan: CompiledPlan,
+    group: CompiledGroup,
+    index: int,
+    item: Any,
+    upstream: dict[str, Any],
+) -> CompiledPlan:
+    """The plan one item of a group-level fan-out runs as (a child PlanWorkflow): the group's
+    members only, each in a group of its own, so each item's chain advances on its own data
+    (item 3's review never waits for item 1's implementation); a `parallel: false` group keeps
+    its list order. What the members read from before the group (`upstream`, "agent.output" ->
+    value) and the item's `item`/`index` are plan inputs."""
+    members = [plan.agent(agent_id) for agent_id in group.agents]
+    names = [agent.id for agent in members]
+    agents = [
+        replace(
+            agent,
+            depends_on=[d for d in agent.depends_on if d in names],
+            fan_out=None,
+            admission_rank=0,
+        )
+        for agent in members
+    ]
+    groups = []
+    for position, agent in enumerate(agents):
+        after = list(agent.depends_on)
+        if not group.parallel and position > 0 and names[position - 1] not in after:
+            after.append(names[position - 1])
+        groups.append(
+            CompiledGroup(
+                id=agent.id,
+                agents=[agent.id],
+                depends_on=after,
+                success_criteria=SuccessCriteria("all", 0),
+                max_extensions=group.max_extensions,
+                extension_s=group.extension_s,
+                quality_impact=group.quality_impact,
+                partial_failure_handling=group.partial_failure_handling,
+                estimated_s=agent.estimated_s,
+            )
+        )
+    total = sum(agent.estimated_s for agent in agents)
+    return replace(
+        plan,
+        name=f"{plan.name}/{FanOut.instance_id(group.id, index)}",
+        agents=agents,
+        groups=groups,
+        critical_path=[],
+        estimated_makespan_s=total,
+        sequential_s=total,
+        group_by_group_s=total,
+        agent_level_s=total,
+        parallel_opportunities=[],
+        inputs={**upstream, ITEM: item, INDEX: index},
+    )
+
+
+def upstream_keys(plan: CompiledPlan, group: CompiledGroup) -> list[str]:
+    """The context keys a group's members read from outside the group (not item/index)."""
+    members = list(group.agents)
+    keys: list[str] = []
+    for agent_id in members:
+        agent = plan.agent(agent_id)
+        for key in [*agent.inputs, *agent.optional_inputs]:
+            if key in ITEM_INPUTS or key.split(".", 1)[0] in members or key in keys:
+                continue
+            keys.append(key)
+    return keys
 
 
 def is_expanded(group: CompiledGroup) -> bool:

@@ -199,14 +199,8 @@ def as_text(compiled: CompiledPlan) -> str:
                 f"  - {fan_out.owner}: {members} ({what}), {fan_out_text(fan_out)}; "
                 f"estimated ~{_duration(group.estimated_s)}"
             )
-        note = (
-            "; `pee run` cannot execute a group-level fan-out yet"
-            if any(g.fan_out and g.fan_out.level is FanOutLevel.GROUP for g in fan_out_groups)
-            else ""
-        )
         lines.append(
-            "  estimates assume each fan-out's items_estimate (default "
-            f"{DEFAULT_ITEMS_ESTIMATE}){note}"
+            f"  estimates assume each fan-out's items_estimate (default {DEFAULT_ITEMS_ESTIMATE})"
         )
     if compiled.parallel_opportunities:
         lines += ["", "parallel opportunities:"]

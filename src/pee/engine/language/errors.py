@@ -168,10 +168,6 @@ class FanOutError(PlanError):
     a fan-out nested in another, shared writes from instances, a group rule broken."""
 
 
-class FanOutUnavailableError(PlanError):
-    """A plan with ``for_each`` given to `run`/`compile` before the workflow can execute one."""
-
-
 class UnresolvedInputError(MissingProducerError):
     """A BMAD requirement that no step creates and that was not supplied with --set."""
 
