@@ -21,6 +21,11 @@ from pee.workflows.state import resolution_line
 QUIET_NOTE_S = 5.0
 
 
+# a fan-out with more instances than this shows only its unsuccessful and slowest rows
+FAN_OUT_ROWS = 50
+SLOWEST_ROWS = 5
+
+
 def parse_time(text: str | None) -> datetime | None:
     if not text:
         return None
@@ -190,7 +195,10 @@ def ordered_agents(report: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
 def format_summary(report: dict[str, Any]) -> str:
     """The end-of-run table: a row per agent, a line per group's barrier, alerts, totals."""
     rows = [("agent", "group", "status", "tries", "start s", "took s", "notes")]
+    hidden, left_out = shown_instances(report)
     for agent_id, agent in ordered_agents(report):
+        if agent_id in hidden:
+            continue
         settled = agent.get("status") not in AGENT_UNFINISHED
         notes = []
         if agent.get("cached"):
@@ -229,6 +237,7 @@ def format_summary(report: dict[str, Any]) -> str:
         cells = [cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)]
         lines.append("  ".join([*cells, row[-1]]).rstrip())
     lines.insert(1, "-" * max(len(line) for line in lines))
+    lines += left_out
     lines.append("")
     for group_id, group in ordered_groups(report):
         lines.append(format_group(group_id, group))
@@ -270,7 +279,52 @@ def format_group(group_id: str, group: dict[str, Any]) -> str:
         line += f" ({barrier['reason']})"
     if barrier.get("quality_impact"):
         line += f"; quality impact {barrier['quality_impact']}"
+    fan_out = group.get("fan_out")
+    if fan_out:
+        line += f"; {format_fan_out(fan_out)}"
     return line
+
+
+def format_fan_out(fan_out: dict[str, Any]) -> str:
+    """`for each sm.stories: 5 items, 4 succeeded, 1 failed; took p50 2s, p95 3s, max 3s`."""
+    head = f"for each {fan_out.get('source')}"
+    if fan_out.get("items") is None:
+        return f"{head}: list not read yet"
+    text = f"{head}: {fan_out['items']} items, {fan_out.get('succeeded', 0)} succeeded"
+    for key in ("running", "failed", "defaulted"):
+        if fan_out.get(key):
+            text += f", {fan_out[key]} {key}"
+    if fan_out.get("max_s") is not None:
+        text += (
+            f"; took p50 {_num(fan_out.get('p50_s'))}s, p95 {_num(fan_out.get('p95_s'))}s, "
+            f"max {_num(fan_out.get('max_s'))}s"
+        )
+    return text
+
+
+def shown_instances(report: dict[str, Any]) -> tuple[set[str], list[str]]:
+    """Instance rows the text table leaves out, and a line per fan-out saying so: above
+    FAN_OUT_ROWS instances a fan-out shows its unsuccessful and SLOWEST_ROWS slowest ones
+    (`--format json` has every row)."""
+    hidden: set[str] = set()
+    notes = []
+    agents = report.get("agents") or {}
+    for group_id, group in (report.get("groups") or {}).items():
+        ids = list(group.get("agents") or [])
+        if not group.get("fan_out") or len(ids) <= FAN_OUT_ROWS:
+            continue
+        rows = [(a, agents.get(a) or {}) for a in ids]
+        slowest = sorted(rows, key=lambda r: -(r[1].get("duration_s") or 0.0))[:SLOWEST_ROWS]
+        keep = {a for a, _ in slowest} | {
+            a for a, row in rows if row.get("status") not in ("succeeded", "running")
+        }
+        left_out = [a for a in ids if a not in keep]
+        hidden.update(left_out)
+        notes.append(
+            f"group {group_id}: {len(left_out)} of {len(ids)} instance rows left out (shown: "
+            "the unsuccessful and the slowest); `pee report WORKFLOW_ID --format json` lists all"
+        )
+    return hidden, notes
 
 
 def format_cache(report: dict[str, Any]) -> str:

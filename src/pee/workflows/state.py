@@ -14,12 +14,13 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from pee.engine.compiled import CompiledPlan
+from pee.engine.compiled import CompiledGroup, CompiledPlan
 from pee.engine.dag import actual_critical_path, iso_at, parallel_efficiency, utilisation_percentage
 from pee.engine.report.bottleneck import analyse as analyse_bottlenecks
 from pee.engine.report.cache_stats import CacheCounters
 from pee.engine.rules import barrier
 from pee.engine.rules.context import OPEN, Conflict, VersionedContext
+from pee.engine.rules.fan_out_barrier import summarise
 from pee.engine.rules.merge import value_hash
 from pee.engine.rules.monitoring import Monitor
 from pee.engine.rules.scheduler import Admission, Pool
@@ -384,7 +385,7 @@ def _group_report(run: RunState, group_id: str, now_s: float) -> dict[str, Any]:
     paused = state.paused_s
     if state.paused_since_s is not None:
         paused += max(0.0, now_s - state.paused_since_s)
-    return {
+    row = {
         "status": state.status,
         "agents": list(group.agents),
         "depends_on": list(group.depends_on),
@@ -406,6 +407,54 @@ def _group_report(run: RunState, group_id: str, now_s: float) -> dict[str, Any]:
                 for d in state.history
             ],
         },
+    }
+    if group.fan_out is not None:
+        row["fan_out"] = fan_out_report(run, group, now_s)
+    return row
+
+
+def item_rows(run: RunState, group: CompiledGroup) -> list[list[str]]:
+    """A fan-out group's rows item by item (agent-level: [agent[i]]; group-level: the members'
+    [member[i], ...]); [] until its list is known (its agents are still the members)."""
+    fan_out = group.fan_out
+    if fan_out is None or list(group.agents) == list(fan_out.members):
+        return []
+    width = len(fan_out.members) or 1
+    return [list(group.agents[i : i + width]) for i in range(0, len(group.agents), width)]
+
+
+def item_status(run: RunState, rows: list[str]) -> str:
+    """One item's status: its first member that did not succeed decides, else succeeded."""
+    for agent_id in rows:
+        status = run.agents[agent_id].status
+        if status != AgentStatus.SUCCEEDED:
+            return str(status)
+    return str(AgentStatus.SUCCEEDED)
+
+
+def fan_out_report(run: RunState, group: CompiledGroup, now_s: float) -> dict[str, Any]:
+    """The fan-out row of a group's report: its source, how many items, how they ended and how
+    long they took (p50/p95/max over the items that ran; an item of a group-level fan-out takes
+    its members' durations together)."""
+    fan_out = group.fan_out
+    assert fan_out is not None
+    items = item_rows(run, group)
+    statuses = [item_status(run, rows) for rows in items]
+    durations: list[float | None] = []
+    for rows in items:
+        taken = [run.agents[a].duration_s(now_s) for a in rows]
+        ran = [t for t in taken if t is not None]
+        durations.append(round(sum(ran), 3) if ran else None)
+    summary = summarise(statuses, durations)
+    return {
+        "level": str(fan_out.level),
+        "source": fan_out.source,
+        "members": list(fan_out.members),
+        "max_parallel": fan_out.max_parallel,
+        # None until the list is known
+        "items": summary.items if items else None,
+        "running": sum(s == AgentStatus.RUNNING for s in statuses),
+        **{k: v for k, v in asdict(summary).items() if k != "items"},
     }
 
 
@@ -435,7 +484,10 @@ def current_details(
         state = run.groups[group.id]
         if state.status != GroupStatus.RUNNING:
             continue
-        agents = ", ".join(f"{a} {run.agents[a].status}" for a in group.agents)
+        if group.fan_out is not None:
+            agents = fan_out_line(run, group, now_s)
+        else:
+            agents = ", ".join(f"{a} {run.agents[a].status}" for a in group.agents)
         deadline = ""
         if state.paused_since_s is not None:
             deadline = ", deadline paused while agents wait on conflicts"
@@ -455,6 +507,15 @@ def current_details(
     if run.error:
         lines.append(f"\nError: {run.error}")
     return "\n".join(lines)
+
+
+def fan_out_line(run: RunState, group: CompiledGroup, now_s: float) -> str:
+    """`37/100 items (4 running, 1 failed)`: a fan-out in one line, whatever its size."""
+    row = fan_out_report(run, group, now_s)
+    if row["items"] is None:
+        return f"reading the list {row['source']}"
+    ended = row["succeeded"] + row["failed"] + row["defaulted"]
+    return f"{ended}/{row['items']} items ({row['running']} running, {row['failed']} failed)"
 
 
 def resolve_commands(
