@@ -9,6 +9,7 @@ Fixture shape: sm (outputs the list) -> dev[i] (for each sm.stories) -> qa (read
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 import pytest
@@ -271,3 +272,17 @@ def test_a_failing_item_of_a_group_under_at_least(temporal: TemporalHarness) -> 
         group["status"],
         [h["decision"] for h in group["barrier"]["history"]],
     )
+
+
+def test_an_unchanged_item_is_a_cache_hit(temporal: TemporalHarness) -> None:
+    """With the cross-run output cache on, a rerun whose list changed only at item 1 serves
+    dev[0] and dev[2] from the cache and runs dev[1] again (item and index are its inputs)."""
+    tag = uuid.uuid4().hex[:8]
+    caching = "caching_system:\n  cache_levels:\n    agent_output_cache: {ttl: 1h}\n"
+    first, _ = run(temporal, fan_out_plan(["a", "b", "c"], group=caching, name=f"cache-{tag}"))
+    second, context = run(
+        temporal, fan_out_plan(["a", "B", "c"], group=caching, name=f"cache-{tag}")
+    )
+    assert "completed" == first["status"] == second["status"]
+    assert [True, False, True] == [second["agents"][f"dev[{i}]"]["cached"] for i in range(3)]
+    assert ["a", "B", "c"] == [entry["inputs"]["item"] for entry in context["dev.code"]]

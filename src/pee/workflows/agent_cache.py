@@ -59,7 +59,12 @@ class AgentCache:
         """The agent's cache key (recorded for its dependants), None when nothing is cached."""
         if self.ttl_s() is None and not self.adapt.looks_up_cache:
             return None
-        upstream = [self.cache_keys[d] for d in agent.depends_on if d in self.cache_keys]
+        # a fan-out instance's item is among its inputs: the list's maker is no lineage of it,
+        # so an unchanged item stays a hit when other items of the list change
+        source = agent.fan_out.source_agent if agent.fan_out is not None else None
+        upstream = [
+            self.cache_keys[d] for d in agent.depends_on if d in self.cache_keys and d != source
+        ]
         key = cache_key(agent, inputs, upstream)
         self.cache_keys[agent.id] = key
         return key
