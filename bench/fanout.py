@@ -1,0 +1,129 @@
+"""Fan-out: a list of N items, each item's work of equal duration d, at agent level (one activity
+`dev[i]` per item) and at group level (one child workflow per item running a 2-agent chain).
+
+One throwaway dev server and one worker in this process. For each N (default 10, 100, 1,000) and
+each shape it prints the run's makespan (workflow time, from its report), the ideal (the list's
+maker + d, or + the chain), makespan / ideal, and the parent's history length, measured side by
+side in one run: the ratio, not the seconds, is the result (the machine may be shared). A fan-out
+that ran its items one after another would show a ratio near N.
+
+    .venv/bin/python bench/fanout.py [--items 10 100 1000] [--duration 2] [--shapes agent group]
+                                      [--batch-above 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from temporalio.client import Client  # noqa: E402
+
+from bench.harness import DevServer, connect  # noqa: E402
+from pee.engine.compile.graph import compile_plan  # noqa: E402
+from pee.engine.compile.load import loads_plan  # noqa: E402
+from pee.engine.compiled import CompiledPlan  # noqa: E402
+from pee.runtime.worker import build_worker  # noqa: E402
+from pee.workflows.plan_workflow import PlanWorkflow  # noqa: E402
+from pee.workflows.types import BatchSpec, PlanRunInput  # noqa: E402
+
+SOURCE_S = 1.0
+
+
+def agent_plan(items: int, duration_s: float) -> CompiledPlan:
+    return compile_plan(
+        loads_plan(
+            f"""\
+name: bench-fanout-agent-{items}
+agents:
+  sm: {{kind: simulate, duration: {SOURCE_S}, outputs: [items],
+       values: {{items: {json.dumps(list(range(items)))}}}}}
+  work: {{kind: simulate, duration: {duration_s}, for_each: sm.items, inputs: [item],
+         outputs: [out]}}
+"""
+        )
+    )
+
+
+def group_plan(items: int, duration_s: float) -> CompiledPlan:
+    half = duration_s / 2
+    return compile_plan(
+        loads_plan(
+            f"""\
+name: bench-fanout-group-{items}
+agents:
+  sm: {{kind: simulate, duration: {SOURCE_S}, outputs: [items],
+       values: {{items: {json.dumps(list(range(items)))}}}}}
+  draft: {{kind: simulate, duration: {half}, inputs: [item], outputs: [text]}}
+  review: {{kind: simulate, duration: {half}, inputs: [draft.text], outputs: [verdict]}}
+groups:
+  per_item: {{agents: [draft, review], for_each: sm.items}}
+"""
+        )
+    )
+
+
+async def run(client: Client, plan: CompiledPlan, batch: BatchSpec | None) -> tuple[float, int]:
+    """(makespan in workflow seconds, parent history events)."""
+    task_queue = f"bench-fanout-{uuid.uuid4()}"
+    async with build_worker(client, task_queue, max_concurrent_activities=2000):
+        handle = await client.start_workflow(
+            PlanWorkflow.run,
+            PlanRunInput(plan=plan, simulate=True, batch=batch),
+            id=f"{plan.name}-{uuid.uuid4()}",
+            task_queue=task_queue,
+        )
+        report: dict[str, Any] = await handle.result()
+        if report["status"] != "completed":
+            raise SystemExit(f"{plan.name}: {report['status']}: {report.get('error')}")
+        events = len((await handle.fetch_history()).events)
+    return float(report["makespan_s"]), events
+
+
+async def measure(address: str, args: argparse.Namespace) -> None:
+    client = await connect(address)
+    print(
+        f"{'shape':<8} {'items':>6} {'makespan s':>11} {'ideal s':>8} {'ratio':>6} "
+        f"{'parent events':>14}"
+    )
+    for items in args.items:
+        for shape in args.shapes:
+            batched = shape == "agent" and items > args.batch_above
+            plan = (agent_plan if shape == "agent" else group_plan)(items, args.duration)
+            makespan, events = await run(client, plan, BatchSpec() if batched else None)
+            ideal = SOURCE_S + args.duration
+            label = f"{shape}{' (batch)' if batched else ''}"
+            print(
+                f"{label:<8} {items:>6} {makespan:>11.2f} {ideal:>8.2f} "
+                f"{makespan / ideal:>6.2f} {events:>14}",
+                flush=True,
+            )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, nargs="+", default=[10, 100, 1000])
+    parser.add_argument("--duration", type=float, default=2.0, help="d, seconds per item")
+    parser.add_argument("--shapes", nargs="+", default=["agent", "group"])
+    parser.add_argument(
+        "--batch-above",
+        type=int,
+        default=200,
+        help="agent-level fan-outs of more items run in AgentBatchWorkflow children",
+    )
+    args = parser.parse_args(argv)
+    with DevServer() as server:
+        asyncio.run(measure(server.address, args))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
