@@ -108,6 +108,7 @@ def test_a_blocked_run_says_it_waits_for_a_person_everywhere(temporal: TemporalH
     assert "conflict c1 blocks dev" in text_while
     assert f"`pee resolve {workflow_id} c1 --choice incoming --expected-version 2`" in text_while
     assert f"waits for a person on conflict c1 since {since}" in status_text
+    assert "run waiting for a person: running for " in status_text
     assert (
         f"waiting for a person: conflict c1 on 'platform' (write_write, opened "
         f"{during['conflicts'][0]['opened_at']}) blocks dev since {since}; resolve: "
@@ -124,6 +125,7 @@ def test_a_blocked_run_says_it_waits_for_a_person_everywhere(temporal: TemporalH
     line = f"c1 on 'platform': resolved incoming by alice (version 3) at {c1['resolved_at']}"
     assert f"- {line}" in text_after
     assert "waiting for a person" not in text_after
+    assert "run completed: took " in format_summary(report)
     assert f"conflict {line}" in format_summary(report)
 
     # item 5: dev ran ~0.5 s but waited 2 s or more for alice
