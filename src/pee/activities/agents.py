@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
-import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -45,6 +44,7 @@ from pee.activities.prefetch import prefetch_group
 from pee.activities.progress import Progress
 from pee.activities.snapshot_cache import store_context_snapshot
 from pee.activities.types import AgentResult, AgentTask, CacheLookup
+from pee.stores.sql import DatabaseError
 
 # log records an agent emits are scrubbed like everything else it sends
 scrub.install_log_filter(activity.logger.logger)
@@ -180,7 +180,7 @@ async def _store_in_cache(task: AgentTask, key: str, result: AgentResult, cost_s
 
     try:
         return await asyncio.to_thread(put)
-    except (OSError, sqlite3.Error) as err:
+    except (OSError, DatabaseError) as err:
         # a cache that cannot be written costs a future run time, never this run its result
         activity.logger.warning("agent output cache not written: %s", err)
         return 0
@@ -192,7 +192,7 @@ async def lookup_cached_output(request: CacheLookup) -> dict[str, Any] | None:
     try:
         # opened in the thread too: opening may wait on the file's lock
         value = await asyncio.to_thread(lambda: OutputCache().get(request.key, request.run_id))
-    except (OSError, sqlite3.Error) as err:
+    except (OSError, DatabaseError) as err:
         activity.logger.warning("agent output cache not readable: %s", err)
         return None
     return None if value is MISS else value
