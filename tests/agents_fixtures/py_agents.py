@@ -38,3 +38,16 @@ async def sleeps(**inputs):
 
 
 NOT_CALLABLE = 42
+
+
+def large_document(seed=20):
+    """~400 KB of hex digits: still over External Storage's 256 KiB threshold after lz4."""
+    import random
+
+    return {"doc": random.Random(seed).randbytes(200_000).hex()}
+
+
+def measure_document(doc):
+    import hashlib
+
+    return {"size": len(doc), "sha256": hashlib.sha256(doc.encode()).hexdigest()}
