@@ -133,29 +133,11 @@ def test_a_large_output_leaves_the_history_and_the_run_replays(temporal: Any) ->
     )
 
     async def body(handle: Any) -> tuple[dict[str, Any], list[Payload]]:
+        from tests.histories.record_external import payloads_in
+
         report = await handle.result()
         history = await handle.fetch_history()
-        found: list[Payload] = []
-
-        def walk(message: Any) -> None:
-            for field, value in message.ListFields():
-                if field.message_type is None:
-                    continue
-                if field.message_type.GetOptions().map_entry:
-                    items = list(value.values())
-                elif hasattr(value, "ListFields"):
-                    items = [value]
-                else:
-                    items = list(value)
-                for item in items:
-                    if isinstance(item, Payload):
-                        found.append(item)
-                    elif hasattr(item, "ListFields"):
-                        walk(item)
-
-        for event in history.events:
-            walk(event)
-        return report, found
+        return report, [p for event in history.events for p in payloads_in(event)]
 
     report, payloads = temporal.with_plan(plan, body)
     assert "completed" == report["status"]
@@ -196,3 +178,41 @@ def test_the_codec_server_resolves_references_unless_asked_to_preserve_them(
         assert plain == call("/download")
     finally:
         server.stop()
+
+
+EXTERNAL = Path(__file__).resolve().parent / "histories" / "external"
+
+
+def test_a_recorded_history_with_references_replays_with_its_blobs(tmp_path: Path) -> None:
+    """tests/histories/external/large_output.json (record_external.py) holds pee.fs references
+    for the writer's result and the reader's task; it replays against today's PlanWorkflow with
+    a copy of its committed blobs (replaying writes nothing there), and fails without them,
+    saying which blob is missing and what to configure."""
+    import shutil
+
+    from temporalio.client import WorkflowHistory
+    from temporalio.worker import Replayer
+
+    from pee.workflows.plan_workflow import PlanWorkflow
+    from tests.histories.record_external import references
+
+    history = WorkflowHistory.from_json(
+        "replay-external", (EXTERNAL / "large_output.json").read_text()
+    )
+    found = references(history)
+    assert len(found) >= 2 and {"pee.fs"} == {ref.driver_name for ref in found}
+    blobs = tmp_path / "blobs"
+    shutil.copytree(EXTERNAL / "blobs", blobs)
+    before = sorted(p.relative_to(blobs) for p in blobs.rglob("*"))
+
+    def replay(root: Path) -> Any:
+        converter = data_converter(storage=external_storage(root=root))
+        replayer = Replayer(workflows=[PlanWorkflow], data_converter=converter)
+        return asyncio.run(replayer.replay_workflow(history, raise_on_replay_failure=False))
+
+    assert replay(blobs).replay_failure is None
+    assert before == sorted(p.relative_to(blobs) for p in blobs.rglob("*"))
+    (tmp_path / "empty").mkdir()
+    failure = replay(tmp_path / "empty").replay_failure
+    assert failure is not None
+    assert "PEE_ARTIFACT_URL=s3://BUCKET" in f"{failure} {failure.__cause__}"

@@ -75,6 +75,9 @@ class FsBlobStore:
         try:
             with os.fdopen(fd, "wb") as out:
                 out.write(data)
+            # readable like any other file (mkstemp makes it private): hosts and users that
+            # share the folder read what another wrote
+            os.chmod(tmp, 0o644)
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

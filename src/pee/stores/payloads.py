@@ -24,6 +24,7 @@ import asyncio
 import hashlib
 import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from temporalio.api.common.v1 import Payload
 from temporalio.contrib.aws.s3driver import S3StorageDriver, S3StorageDriverClient
@@ -194,11 +195,12 @@ class MissingS3Driver(StorageDriver):
         )
 
 
-def external_storage(threshold: int | None = None) -> ExternalStorage:
+def external_storage(threshold: int | None = None, root: Path | None = None) -> ExternalStorage:
     """The External Storage every client, worker, codec server and replayer of this process
-    uses, from PEE_ARTIFACT_URL / PEE_ARTIFACT_DIR / PEE_PAYLOAD_THRESHOLD."""
+    uses, from PEE_ARTIFACT_URL / PEE_ARTIFACT_DIR / PEE_PAYLOAD_THRESHOLD; ``root``: another
+    folder for the pee.fs driver (a replay of a recorded history and its blobs)."""
     limit = payload_threshold() if threshold is None else threshold
-    fs = PeeFsDriver(FsBlobStore(local_root()))
+    fs = PeeFsDriver(FsBlobStore(root or local_root()))
     settings = s3_settings()
     if settings is None:
         missing = MissingS3Driver()
