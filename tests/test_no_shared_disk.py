@@ -100,6 +100,12 @@ def two_workers(address: str, tmp_path: Path, stores: dict[str, str]) -> Iterato
             assert process.stdout is not None
             line = process.stdout.readline()
             assert "on task queue" in line, line + process.stdout.read()
+            # the ready line names the stores this worker uses
+            if "PEE_ARTIFACT_URL" in stores:
+                assert f"payloads {stores['PEE_ARTIFACT_URL']}" in line, line
+                assert "caches postgresql://pee:***@127.0.0.1" in line, line
+            else:
+                assert f"payloads {state / 'artifacts'}" in line, line
         yield queues
     finally:
         for process in processes:
