@@ -216,3 +216,53 @@ def test_a_recorded_history_with_references_replays_with_its_blobs(tmp_path: Pat
     failure = replay(tmp_path / "empty").replay_failure
     assert failure is not None
     assert "PEE_ARTIFACT_URL=s3://BUCKET" in f"{failure} {failure.__cause__}"
+
+
+def test_the_codec_server_encodes_then_stores_a_large_payload(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """/encode compresses, then stores what is still over the threshold: the answer is a
+    reference, and /decode gives the original payload back."""
+    monkeypatch.delenv("PEE_ARTIFACT_URL", raising=False)
+    monkeypatch.setenv("PEE_ARTIFACT_DIR", str(tmp_path))
+    (plain,) = PlanPayloadConverter().to_payloads([BIG])
+    server = BackgroundCodecServer(
+        CodecServerConfig(token=None, storage=external_storage())
+    ).start()
+
+    def call(action: str, payloads: list[Payload]) -> Payload:
+        body = json_format.MessageToJson(Payloads(payloads=payloads)).encode()
+        request = urllib.request.Request(
+            f"{server.url}/{action}", body, headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            got = Payloads()
+            json_format.Parse(answer.read(), got)
+        (only,) = got.payloads
+        return only
+
+    try:
+        encoded = call("encode", [plain])
+        reference = storage_reference(encoded)
+        assert reference is not None and "pee.fs" == reference.driver_name
+        assert (tmp_path / payload_key(reference.claim_data["hash_value"])).is_file()
+        assert plain == call("decode", [encoded])
+    finally:
+        server.stop()
+
+
+def test_a_worker_with_an_unreachable_bucket_says_so_at_start(
+    s3_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PEE_ARTIFACT_URL naming a bucket that does not exist: connecting fails at once (a
+    ConnectionConfigError, exit 2 for pee-worker) naming the bucket, the endpoint and the fix,
+    before any payload is lost."""
+    from pee.runtime.connection import ConnectionConfigError, shared_stores_converter
+
+    for key, value in s3_server.env("no-such-bucket").items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(ConnectionConfigError) as error:
+        asyncio.run(shared_stores_converter())
+    message = str(error.value)
+    assert "s3://no-such-bucket" in message and s3_server.endpoint in message
+    assert "create the bucket" in message

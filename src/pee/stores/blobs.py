@@ -36,6 +36,11 @@ class BlobMissing(LookupError):
     """No blob under that key (the caller says what it was and what to configure)."""
 
 
+class BlobStoreError(OSError):
+    """The blob store answered with an error (not "missing"): unreachable, refused, ... An
+    OSError, as a folder's failures are, so callers handle both alike."""
+
+
 class BlobStore(Protocol):
     # the folder or s3://bucket (with its endpoint), for messages
     display: str
@@ -138,31 +143,44 @@ class S3BlobStore:
     def client(self) -> Any:
         return s3_client(self.settings)
 
+    def _fail(self, action: str, key: str, err: Exception) -> BlobStoreError:
+        return BlobStoreError(f"cannot {action} {key} in {self.display}: {err}")
+
     def get(self, key: str) -> bytes:
-        from botocore.exceptions import ClientError
+        from botocore.exceptions import BotoCoreError, ClientError
 
         try:
             answer = self.client.get_object(Bucket=self.bucket, Key=key)
+            return bytes(answer["Body"].read())
         except ClientError as err:
             if _not_found(err):
                 raise BlobMissing(key) from None
-            raise
-        return bytes(answer["Body"].read())
+            raise self._fail("read", key, err) from None
+        except BotoCoreError as err:
+            raise self._fail("read", key, err) from None
 
     def exists(self, key: str) -> bool:
-        from botocore.exceptions import ClientError
+        from botocore.exceptions import BotoCoreError, ClientError
 
         try:
             self.client.head_object(Bucket=self.bucket, Key=key)
         except ClientError as err:
             if _not_found(err):
                 return False
-            raise
+            raise self._fail("look up", key, err) from None
+        except BotoCoreError as err:
+            raise self._fail("look up", key, err) from None
         return True
 
     def put(self, key: str, data: bytes) -> None:
-        if not self.exists(key):
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        if self.exists(key):
+            return
+        try:
             self.client.put_object(Bucket=self.bucket, Key=key, Body=data)
+        except (ClientError, BotoCoreError) as err:
+            raise self._fail("write", key, err) from None
 
     def check(self) -> None:
         """Raise StoreConfigError, saying bucket, endpoint and fix, when the bucket cannot be
