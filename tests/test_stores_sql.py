@@ -99,3 +99,26 @@ def test_an_unreachable_postgresql_is_a_clear_error(monkeypatch: pytest.MonkeyPa
     with pytest.raises(sql.DatabaseError) as error, db.transaction() as cursor:
         cursor.execute("select 1")
     assert "127.0.0.1" in str(error.value) and "hunter2" not in str(error.value)
+
+
+def test_a_resume_whose_cache_cannot_be_read_falls_back_to_the_query(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """--resume-from with an unreachable PEE_CACHE_URL: no snapshot, and the reason names the
+    database (the context then comes from the run's history by query), never a crash."""
+    from pee.activities.snapshot_cache import MISSING
+    from pee.runtime.devserver import free_port
+    from pee.runtime.resume import snapshot_context
+
+    monkeypatch.setattr(sql, "POOL_TIMEOUT_S", 2.0)
+    port = free_port()
+    monkeypatch.setenv(
+        "PEE_CACHE_URL", f"postgresql://pee:hunter2@127.0.0.1:{port}/pee?connect_timeout=1"
+    )
+    report = {
+        "groups": {"g": {"status": "succeeded"}},
+        "context_snapshots": [{"group": "g", "key": "g#abc", "stored": True}],
+    }
+    key, values, why = snapshot_context(report)
+    assert (None, MISSING) == (key, values)
+    assert "cannot be read" in why and f"127.0.0.1:{port}" in why and "hunter2" not in why
