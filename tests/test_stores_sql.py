@@ -3,6 +3,7 @@ a bad URL, passwords never shown) and the SQL layer's contract on both databases
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -88,6 +89,14 @@ def test_increments_locks_and_placeholders_on_both_databases(database: Path | st
         ]
 
 
+@pytest.fixture
+def no_pools_left() -> Iterator[None]:
+    """Pools opened towards nothing are closed after the test (the others reopen lazily)."""
+    yield
+    sql.close_pools()
+
+
+@pytest.mark.usefixtures("no_pools_left")
 def test_an_unreachable_postgresql_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     """Nothing listens: DatabaseError names the database (password masked), within the pool's
     timeout, never a hang."""
@@ -101,6 +110,7 @@ def test_an_unreachable_postgresql_is_a_clear_error(monkeypatch: pytest.MonkeyPa
     assert "127.0.0.1" in str(error.value) and "hunter2" not in str(error.value)
 
 
+@pytest.mark.usefixtures("no_pools_left")
 def test_a_resume_whose_cache_cannot_be_read_falls_back_to_the_query(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
