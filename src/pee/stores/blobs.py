@@ -128,7 +128,8 @@ def s3_client(settings: S3Settings) -> Any:
         return client
 
 
-def _not_found(err: Exception) -> bool:
+def not_found(err: Exception) -> bool:
+    """Whether a botocore ClientError means "no such key" (as opposed to a failure)."""
     code = str(getattr(err, "response", {}).get("Error", {}).get("Code", ""))
     return code in ("404", "NoSuchKey", "NotFound")
 
@@ -153,7 +154,7 @@ class S3BlobStore:
             answer = self.client.get_object(Bucket=self.bucket, Key=key)
             return bytes(answer["Body"].read())
         except ClientError as err:
-            if _not_found(err):
+            if not_found(err):
                 raise BlobMissing(key) from None
             raise self._fail("read", key, err) from None
         except BotoCoreError as err:
@@ -165,7 +166,7 @@ class S3BlobStore:
         try:
             self.client.head_object(Bucket=self.bucket, Key=key)
         except ClientError as err:
-            if _not_found(err):
+            if not_found(err):
                 return False
             raise self._fail("look up", key, err) from None
         except BotoCoreError as err:

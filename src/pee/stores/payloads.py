@@ -42,8 +42,10 @@ from pee.stores.blobs import (
     FsBlobStore,
     S3BlobStore,
     local_root,
+    not_found,
     s3_settings,
 )
+from pee.stores.urls import StoreConfigError
 
 THRESHOLD_ENV = "PEE_PAYLOAD_THRESHOLD"
 DEFAULT_THRESHOLD = 256 * 1024
@@ -69,8 +71,6 @@ def payload_threshold() -> int:
     except ValueError:
         value = -1
     if value < 0:
-        from pee.stores.urls import StoreConfigError
-
         raise StoreConfigError(
             f"{THRESHOLD_ENV}={raw!r}: expected a number of bytes such as 262144 (payloads at "
             "least this large after compression go to the blob store)"
@@ -164,8 +164,7 @@ def _exists(store: S3BlobStore, bucket: str, key: str) -> bool:
     try:
         store.client.head_object(Bucket=bucket, Key=key)
     except ClientError as err:
-        code = str(err.response.get("Error", {}).get("Code", ""))
-        if code in ("404", "NoSuchKey", "NotFound"):
+        if not_found(err):
             return False
         raise
     return True
