@@ -116,8 +116,11 @@ def test_a_bad_adaptive_setting_is_a_clear_plan_error(value: str) -> None:
     assert "adaptive" in str(error.value) and "Fix" in str(error.value)
 
 
-def test_the_store_keeps_runs_once_modes_apart_and_the_newest_twenty(tmp_path: Path) -> None:
-    store = DurationStore(tmp_path / "d.db")
+def test_the_store_keeps_runs_once_modes_apart_and_the_newest_twenty(
+    database: Path | str, tmp_path: Path
+) -> None:
+    """On SQLite and on PostgreSQL alike."""
+    store = DurationStore(database)
     assert 2 == store.record("p", REAL, "w1", "r1", [("a", 1.0), ("b", 2.0)])
     assert 0 == store.record("p", REAL, "w1", "r1", [("a", 1.0), ("b", 2.0)])
     store.record("p", SIMULATED, "w2", "r2", [("a", 50.0)])
