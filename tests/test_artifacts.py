@@ -28,6 +28,7 @@ from pee.activities.artifacts import (
 from pee.activities.simulate import digest
 from pee.activities.types import AgentResult, AgentTask
 from pee.engine.compiled import CompiledAgent
+from tests.helpers import with_sections
 
 BIG_TEXT = "lorem ipsum dolor sit amet\n" * 12_000  # ~320 KB, above the 256 KiB default
 
@@ -221,7 +222,7 @@ def test_a_run_keeps_references_in_its_context_and_readers_get_values(
         [group("g1", ["writer"]), group("g2", ["reader"], ["g1"])],
         name="artifacts",
     )
-    plan.context = {"large_value_threshold": 1024}
+    with_sections(plan, context={"large_value_threshold": 1024})
 
     async def body(handle: Any) -> dict[str, Any]:
         await handle.result()

@@ -43,6 +43,7 @@ from tests.helpers import (
     sim,
     starter,
     until_status,
+    with_sections,
 )
 
 
@@ -179,7 +180,7 @@ def test_cache_status_and_attempts_reach_spans_and_metrics(temporal: TemporalHar
     it."""
     plan = small_plan(f"cached-{uuid.uuid4().hex[:6]}")
     plan.agents[0].settings["fail_times"] = 1
-    plan.caching = {"cache_levels": {"agent_output_cache": {"ttl": 3600}}}
+    with_sections(plan, caching={"cache_levels": {"agent_output_cache": {"ttl": 3600}}})
     first, second = Captured(), Captured()
     run_traced(temporal, first, plan)
     run_traced(temporal, second, plan)
