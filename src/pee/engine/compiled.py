@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
+from functools import cache
 from typing import Any
 
 
@@ -607,7 +608,13 @@ class CompiledPlan:
         return cls(**sections, **rest)
 
 
+@cache
+def _field_names(kind: type) -> frozenset[str]:
+    # once per class: a 5,000-agent plan asks for CompiledAgent's on every agent
+    return frozenset(f.name for f in fields(kind))
+
+
 def _known(kind: type, data: Mapping[str, Any]) -> dict[str, Any]:
     """The entries of ``data`` that name a field of the dataclass ``kind``."""
-    names = {f.name for f in fields(kind)}
+    names = _field_names(kind)
     return {k: v for k, v in data.items() if k in names}
