@@ -85,7 +85,7 @@ def test_learned_durations_move_the_critical_path_and_the_priorities() -> None:
     assert ["a", "c"] == learned.critical_path
     assert (10, 7) == (learned.agent("a").priority, learned.agent("b").priority)
     assert 7.0 == learned.estimated_makespan_s
-    assert {"n": 3, "mean_s": 6.0, "p95_s": 7.0} == learned.agent("a").learned
+    assert Learned(3, 6.0, 7.0) == learned.agent("a").learned
     # what a --simulate run takes stays the plan's estimate
     assert (1.0, 1.0) == (learned.agent("a").estimated_s, learned.agent("a").settings["duration"])
     assert 6.0 == learned.agent("a").expected_s
