@@ -42,16 +42,13 @@ def learned_durations(args: argparse.Namespace, plan_name: str) -> dict[str, Any
     --no-learn; says on stderr when it changes the plan's estimates."""
     if getattr(args, "no_learn", False):
         return {}
-    import sqlite3
-
     from pee.engine.compile.learning import mode_of
-    from pee.runtime.duration_store import DurationStore
+    from pee.runtime.duration_store import STORE_ERRORS, DurationStore
 
-    store = DurationStore()
     try:
-        learned = store.learned(plan_name, mode_of(args.simulate))
-    except (sqlite3.Error, OSError) as err:  # a broken store must not stop a run: say so
-        print(f"warning: cannot read learned durations from {store.path}: {err}", file=sys.stderr)
+        learned = DurationStore().learned(plan_name, mode_of(args.simulate))
+    except STORE_ERRORS as err:  # a broken store must not stop a run: say so
+        print(f"warning: cannot read learned durations: {err}", file=sys.stderr)
         return {}
     if learned:
         print(

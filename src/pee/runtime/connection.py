@@ -22,11 +22,15 @@ from typing import Any
 
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
+from temporalio.converter import DataConverter
 from temporalio.envconfig import ClientConfigProfile
 from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 
 from pee.runtime import telemetry as otel
 from pee.runtime.codec import data_converter
+from pee.stores.blobs import S3BlobStore, s3_settings
+from pee.stores.urls import StoreConfigError
+from pee.stores.urls import configured as configured_database
 
 DEFAULT_DEV_PORT = 7233
 DEFAULT_NAMESPACE = "default"
@@ -387,6 +391,22 @@ def explain_failure(settings: ConnectionSettings, error: str) -> str | None:
     return None
 
 
+async def shared_stores_converter() -> DataConverter:
+    """The data converter, once the store settings are known to work: PEE_CACHE_URL parses,
+    PEE_ARTIFACT_URL's bucket answers (a worker that cannot store large payloads says so at
+    start, naming the bucket, the endpoint and the fix, not at its first large result).
+    ConnectionConfigError otherwise."""
+    try:
+        configured_database()
+        converter = data_converter()
+        settings = s3_settings()
+        if settings is not None:
+            await asyncio.to_thread(S3BlobStore(settings).check)
+    except StoreConfigError as err:
+        raise ConnectionConfigError(str(err)) from None
+    return converter
+
+
 async def connect(
     settings: ConnectionSettings | str | None = None,
     namespace: str | None = None,
@@ -409,13 +429,14 @@ async def connect(
     target, namespace = settings.address, settings.namespace
     tls = settings.tls_config()
     telemetry = telemetry or otel.current()
+    converter = await shared_stores_converter()
     deadline = asyncio.get_running_loop().time() + starting_wait_s
     while True:
         try:
             client = await Client.connect(
                 target,
                 namespace=namespace,
-                data_converter=data_converter(),
+                data_converter=converter,
                 tls=tls,
                 api_key=settings.api_key,
                 rpc_metadata=dict(settings.rpc_metadata),

@@ -10,7 +10,6 @@ networkx runs here, at the edge; the workflow receives only lists and numbers. E
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict
 from typing import Any
 
 import networkx as nx
@@ -24,11 +23,14 @@ from pee.engine.compile.references import Resolution, validation_blocks_by_defau
 from pee.engine.compiled import (
     AdaptiveSettings,
     BarrierSettings,
+    CachingSettings,
     CompiledAgent,
     CompiledGroup,
     CompiledPlan,
+    ContextSettings,
     FanOut,
     Opportunity,
+    Resources,
     RetrySpec,
     SuccessCriteria,
 )
@@ -250,7 +252,7 @@ def compile_plan(plan: Plan, learned: Mapping[str, Learned] | None = None) -> Co
         )
         compiled_agents[-1].depends_on = sorted(agent_preds[agent_id], key=declaration.__getitem__)
         if agent_id in learned:
-            compiled_agents[-1].learned = asdict(learned[agent_id])
+            compiled_agents[-1].learned = learned[agent_id]
         compiled_agents[-1].fan_out = fan_outs.get(agent_id)
 
     opportunities = _opportunities(
@@ -268,10 +270,10 @@ def compile_plan(plan: Plan, learned: Mapping[str, Learned] | None = None) -> Co
         agent_level_s=round(agent_level, 3),
         parallel_opportunities=opportunities,
         inputs=dict(plan.inputs),
-        resources=_resources(plan, grouping),
+        resources=Resources.from_section(_resources(plan, grouping)),
         barrier=BarrierSettings.from_section(plan.barrier_synchronization.model_dump(mode="json")),
-        context=plan.context_conflicts.model_dump(mode="json"),
-        caching=plan.caching_system.model_dump(mode="json"),
+        context=ContextSettings.from_section(plan.context_conflicts.model_dump(mode="json")),
+        caching=CachingSettings.from_section(plan.caching_system.model_dump(mode="json")),
         monitoring=AdaptiveSettings.from_section(
             plan.performance_monitoring.model_dump(mode="json")
         ),

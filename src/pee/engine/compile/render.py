@@ -143,7 +143,10 @@ def as_json_dict(compiled: CompiledPlan) -> dict[str, Any]:
             }
             for o in compiled.parallel_opportunities
         ],
-        "resource_contention": compiled.resources.get("contention", []),
+        "resource_contention": [
+            {"group": c.group, "agents": list(c.agents), "reason": c.reason}
+            for c in compiled.resources.contention
+        ],
         "inputs": sorted(compiled.inputs),
     }
 
@@ -205,10 +208,10 @@ def as_text(compiled: CompiledPlan) -> str:
     if compiled.parallel_opportunities:
         lines += ["", "parallel opportunities:"]
         lines += [f"  - {o.message}" for o in compiled.parallel_opportunities]
-    contention = compiled.resources.get("contention", [])
+    contention = compiled.resources.contention
     if contention:
         lines += ["", "resource contention (admission control will serialise):"]
-        lines += [f"  - {c['group']}: {c['reason']}" for c in contention]
+        lines += [f"  - {c.group}: {c.reason}" for c in contention]
     if compiled.inputs:
         lines += ["", f"plan inputs: {', '.join(sorted(compiled.inputs))}"]
     return "\n".join(lines)

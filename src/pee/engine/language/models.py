@@ -588,7 +588,8 @@ class ContextConflicts(Strict):
     timeout_policy: Literal["keep_current", "keep_incoming", "fail"] = "keep_current"
     ownership_violation: Literal["reject", "conflict"] = "reject"
     consistency_rules: list[ConsistencyRule] = Field(default_factory=list)
-    # values above this go to the artifact store; the context keeps a reference
+    # accepted for plans written for the former claim check, and ignored: payloads still over
+    # PEE_PAYLOAD_THRESHOLD after lz4 leave the history through External Storage (ADR 0015)
     large_value_threshold: Size = 256 * 1024
 
 
