@@ -952,7 +952,13 @@ class Facts:
 
     @cached_property
     def next_story(self) -> dict[str, Any]:
-        shard = self.shards[0] if self.shards else {}
+        # a story cycle run once per epic (for_each) is given its epic as `item`
+        item = self.inputs.get("item")
+        shard = (
+            item
+            if isinstance(item, dict) and "stories" in item
+            else (self.shards[0] if self.shards else {})
+        )
         stories = [
             _story_item(s, i, self.project)
             for i, s in enumerate(_items(shard.get("stories")), start=1)
@@ -1499,6 +1505,8 @@ ROLES: dict[str, dict[str, Generator]] = {
         "requirements": requirements,
         "acceptance_criteria": lambda f: {s["id"]: s["acceptance_criteria"] for s in f.stories},
         "prd": prd,
+        # the PRD's epics as a list: what a BMAD story cycle fans out over
+        "epics": lambda f: f.shards,
     },
     "ux_expert": {
         "ui_spec": lambda f: f.ui_spec,

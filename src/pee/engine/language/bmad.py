@@ -23,7 +23,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pee.engine.language import bmad_agents
+from pee.engine.language import bmad_agents, bmad_fan_out
 from pee.engine.language.bmad_folder import BmadFolder, TemplateChoice
 from pee.engine.language.bmad_interpretation import (
     COMPLETION,
@@ -835,11 +835,19 @@ class _Importer:
                 f"({meaning}); runs as {_how_run(agent, role)}",
             )
         repeats = step.fields.get("repeats")
-        if repeats:
+        if repeats and not (
+            bmad_fan_out.wanted(self.variables) and str(repeats).startswith("for_each_epic")
+        ):
+            more = (
+                f"; --set {bmad_fan_out.VARIABLE}={bmad_fan_out.FOR_EACH} runs the story cycle "
+                "once per epic, in parallel"
+                if str(repeats).startswith("for_each_epic")
+                else ""
+            )
             self.note(
                 NoteKind.REPEATS,
                 f"{agent_id} repeats {repeats} in BMAD: runs once in "
-                "this run (one pass over the documents); run again for the next item",
+                f"this run (one pass over the documents); run again for the next item{more}",
             )
         optional_steps = step.fields.get("optional_steps")
         if optional_steps:
@@ -1038,7 +1046,7 @@ class _Importer:
                     f"--set {name} is not read: the requirement it names "
                     "is made by an earlier step of this run",
                 )
-            if name in known:
+            if name in known or name == bmad_fan_out.VARIABLE:
                 continue
             close = suggest(name, known)
             conditions = _unique(self.conditions)
@@ -1102,6 +1110,29 @@ def import_workflow(
     llm, llm_problems = bmad_agents.llm_from(variables, data, importer.at(("llm",)))
     importer.problems.extend(llm_problems)
     bmad_agents.configure(agents, workflow, variables, llm)
+    cycle = None
+    given = variables.get(bmad_fan_out.VARIABLE)
+    if given is not None and str(given) not in (bmad_fan_out.FOR_EACH, bmad_fan_out.ONCE):
+        importer.problems.append(
+            InvalidValueError(
+                f"--set {bmad_fan_out.VARIABLE}={given}: no such way to run repeating steps",
+                value=given,
+                location=Location(file=source.file, path=f"--set {bmad_fan_out.VARIABLE}"),
+                expected=f"{bmad_fan_out.FOR_EACH} (once per epic, in parallel) or "
+                f"{bmad_fan_out.ONCE} (one pass)",
+                found=repr(given),
+                fix=f"--set {bmad_fan_out.VARIABLE}={bmad_fan_out.FOR_EACH}",
+            )
+        )
+    if bmad_fan_out.wanted(variables):
+        repeating = [
+            (s.agent_id or "", str(s.fields["repeats"]))
+            for s in steps
+            if s.fields.get("repeats") and s.agent_id in agents
+        ]
+        cycle = bmad_fan_out.story_cycle(agents, importer.interpretation.links, repeating)
+        if cycle is not None:
+            importer.note(NoteKind.REPEATS, cycle.note)
     if not agents and not importer.problems:
         importer.problems.append(
             InvalidValueError(
@@ -1131,6 +1162,8 @@ def import_workflow(
         "agents": agents,
         "notes": [note.render() for note in interpretation.notes],
     }
+    if cycle is not None:
+        plan["groups"] = {bmad_fan_out.GROUP: cycle.group}
     return BmadImport(plan=plan, interpretation=interpretation)
 
 
