@@ -286,3 +286,21 @@ def test_an_unchanged_item_is_a_cache_hit(temporal: TemporalHarness) -> None:
     assert "completed" == first["status"] == second["status"]
     assert [True, False, True] == [second["agents"][f"dev[{i}]"]["cached"] for i in range(3)]
     assert ["a", "B", "c"] == [entry["inputs"]["item"] for entry in context["dev.code"]]
+
+
+def test_a_run_continues_as_new_across_a_fan_out(temporal: TemporalHarness) -> None:
+    """continue_as_new_after a few events: the run hands on at a group boundary after the
+    fan-out, and the next run still knows each instance and the collected list."""
+    plan = fan_out_plan(STORIES, name="fan-out-continued")
+
+    async def go(handle: WorkflowHandle[Any, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        return await handle.result(), await handle.query(PlanWorkflow.context)
+
+    report, context = temporal.with_plan(
+        plan, go, time_scale=0.1, simulate=True, continue_as_new_after=10
+    )
+    assert "completed" == report["status"]
+    events = [e["event"] for e in report["events"]]
+    assert events.index("fan_out_ended") < events.index("continued_as_new")
+    assert STORIES == [entry["inputs"]["item"] for entry in context["dev.code"]]
+    assert ["succeeded"] * 5 == [report["agents"][f"dev[{i}]"]["status"] for i in range(5)]
