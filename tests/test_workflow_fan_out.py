@@ -304,3 +304,25 @@ def test_a_run_continues_as_new_across_a_fan_out(temporal: TemporalHarness) -> N
     assert events.index("fan_out_ended") < events.index("continued_as_new")
     assert STORIES == [entry["inputs"]["item"] for entry in context["dev.code"]]
     assert ["succeeded"] * 5 == [report["agents"][f"dev[{i}]"]["status"] for i in range(5)]
+
+
+def test_a_large_fan_out_starts_its_instances_a_chunk_per_workflow_task(
+    temporal: TemporalHarness,
+) -> None:
+    """120 items: the instances start 50 per workflow task (a short timer between chunks, so no
+    task outlasts the deadlock detector), and every item still runs and collects in order."""
+    items = [f"s{i}" for i in range(120)]
+
+    async def go(handle: WorkflowHandle[Any, Any]) -> tuple[dict[str, Any], dict[str, Any], int]:
+        report = await handle.result()
+        history = await handle.fetch_history()
+        timers = sum(e.HasField("timer_started_event_attributes") for e in history.events)
+        return report, await handle.query(PlanWorkflow.context), timers
+
+    report, context, timers = temporal.with_plan(
+        fan_out_plan(items, name="fan-out-chunks"), go, time_scale=0.1, simulate=True
+    )
+    assert "completed" == report["status"]
+    assert 120 == report["groups"]["dev"]["fan_out"]["succeeded"]
+    assert items == [entry["inputs"]["item"] for entry in context["dev.code"]]
+    assert timers >= 2

@@ -19,7 +19,8 @@ a fan-out record no marker and every committed history replays unchanged.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from temporalio import workflow
@@ -40,6 +41,11 @@ if TYPE_CHECKING:
     from pee.workflows.agent_runner import AgentRunner
 
 FAN_OUT_PATCH = "fan-out-v1"
+# instances started per workflow task: scheduling an activity costs the workflow about a
+# millisecond (more in the sandbox), so a thousand at once would outlast the 2 s deadlock
+# detector on a busy worker; the rest start after a 10 ms timer, the next workflow task
+LAUNCH_CHUNK = 50
+CHUNK_PAUSE_S = 0.01
 
 
 class FanOutDriver:
@@ -129,6 +135,33 @@ class FanOutDriver:
             state.attempts = sum(
                 self.scope.agents[FanOut.instance_id(agent_id, i)].attempts for i in range(items)
             )
+
+    def launchable(
+        self, group: CompiledGroup, todo: list[str], tasks: Mapping[str, Any]
+    ) -> list[str]:
+        """The instances of an expanded fan-out group to start now, of `todo` (in item
+        order): at most max_parallel running, at most LAUNCH_CHUNK per workflow task."""
+        fan_out = group.fan_out
+        assert fan_out is not None
+        limit = LAUNCH_CHUNK
+        if fan_out.max_parallel is not None:
+            live = sum(not task.done() for task in tasks.values())
+            limit = min(limit, max(0, fan_out.max_parallel - live))
+        return todo[:limit]
+
+    def next_chunk(
+        self, group: CompiledGroup, tasks: Mapping[str, Any]
+    ) -> asyncio.Task[None] | None:
+        """A short timer when the group has instances left that only the chunk held back (none
+        for any other group): the next workflow task starts them."""
+        fan_out = group.fan_out
+        if fan_out is None or not group.parallel or len(tasks) >= len(group.agents):
+            return None
+        if fan_out.max_parallel is not None:
+            live = sum(not task.done() for task in tasks.values())
+            if live >= fan_out.max_parallel:
+                return None
+        return asyncio.create_task(workflow.sleep(CHUNK_PAUSE_S))
 
     def register(self, expansion: Expansion) -> None:
         """The instances join the plan, the run state and admission like any agent; the group

@@ -110,6 +110,10 @@ class GroupDriver:
                             non_retryable=True,
                         )
                     remaining = None
+                    # a large fan-out starts its instances a chunk per workflow task
+                    more = self.fan_outs.next_chunk(group, tasks)
+                    if more is not None:
+                        live.append(more)
                     unpaused: asyncio.Task[None] | None = None
                     if state.paused_since_s is not None:
                         # no deadline while paused; wake when no agent is blocked any more
@@ -132,6 +136,8 @@ class GroupDriver:
                     )
                     if unpaused is not None and not unpaused.done():
                         unpaused.cancel()
+                    if more is not None and not more.done():
+                        more.cancel()
                     await self.raise_agent_failure(group, tasks)
                     deadline_passed = (
                         not done
@@ -166,10 +172,10 @@ class GroupDriver:
     def start_agents(self, group: CompiledGroup, tasks: dict[str, asyncio.Task[None]]) -> None:
         if group.parallel:
             todo = [agent_id for agent_id in group.agents if agent_id not in tasks]
-            if group.fan_out is not None and group.fan_out.max_parallel is not None:
-                # a fan-out's instances, at most max_parallel at once (in item order)
-                live = sum(not task.done() for task in tasks.values())
-                todo = todo[: max(0, group.fan_out.max_parallel - live)]
+            if group.fan_out is not None:
+                # a fan-out's instances in item order, at most max_parallel at once and a chunk
+                # per workflow task (fan_out_driver.LAUNCH_CHUNK)
+                todo = self.fan_outs.launchable(group, todo, tasks)
         else:
             # one at a time, in list order: the next starts when the previous has finished
             if any(not task.done() for task in tasks.values()):
