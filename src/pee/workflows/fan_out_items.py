@@ -38,6 +38,9 @@ with workflow.unsafe.imports_passed_through():
     from pee.workflows.types import PlanRunInput
 
 FALLBACK = "#fallback"
+# children started per workflow task, and the pause between chunks (as for agent instances)
+LAUNCH_CHUNK = 50
+CHUNK_PAUSE_S = 0.01
 
 
 @dataclass
@@ -82,14 +85,26 @@ class ItemChildren:
         running: dict[int, asyncio.Task[ItemOutcome]] = {}
         try:
             while pending or running:
-                while pending and (
-                    fan_out.max_parallel is None or len(running) < fan_out.max_parallel
+                started = 0
+                while (
+                    pending
+                    and started < LAUNCH_CHUNK
+                    and (fan_out.max_parallel is None or len(running) < fan_out.max_parallel)
                 ):
                     index = pending.pop(0)
+                    started += 1
                     running[index] = asyncio.create_task(
                         self.item(group, index, plans[index], keys, members, fallback=False)
                     )
-                await workflow.wait(list(running.values()), return_when=asyncio.FIRST_COMPLETED)
+                waits: list[asyncio.Task[Any]] = list(running.values())
+                more = None
+                if pending and started == LAUNCH_CHUNK:
+                    # the rest of this round in the next workflow task (see LAUNCH_CHUNK)
+                    more = asyncio.create_task(workflow.sleep(CHUNK_PAUSE_S))
+                    waits.append(more)
+                await workflow.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                if more is not None and not more.done():
+                    more.cancel()
                 for index in [i for i, task in running.items() if task.done()]:
                     outcomes[index] = running.pop(index).result()
         except asyncio.CancelledError:
