@@ -251,3 +251,23 @@ def test_fan_out_histories_hold_their_instances_and_the_patch() -> None:
     assert ["succeeded", "failed", "succeeded"] == [
         report["agents"][f"dev[{i}]"]["status"] for i in range(3)
     ]
+
+
+def summaries(history: WorkflowHistory, kind: str) -> list[str]:
+    """The Web UI summaries of the events of one kind (user metadata, JSON text)."""
+    return [
+        json.loads(event.user_metadata.summary.data)
+        for event in history.events
+        if event.HasField(kind) and event.user_metadata.summary.data
+    ]
+
+
+def test_fan_out_summaries_name_each_instance() -> None:
+    """The Web UI shows each instance's activity as `agent dev[i]` and each item's child
+    workflow as `per_epic[i] of <plan>`."""
+    agent = summaries(load("fan_out_agent"), "activity_task_scheduled_event_attributes")
+    assert [f"agent dev[{i}] (dev), group dev" for i in range(4)] == agent[1:5]
+    children = summaries(
+        load("fan_out_group"), "start_child_workflow_execution_initiated_event_attributes"
+    )
+    assert [f"per_epic[{i}] of fan-out-group" for i in range(3)] == children
