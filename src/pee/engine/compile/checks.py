@@ -6,6 +6,7 @@ from __future__ import annotations
 import networkx as nx
 
 from pee.engine.compile.grouping import Grouping, build_groups, resolve_group_ref
+from pee.engine.compile.order import topological_order
 from pee.engine.compile.references import Edge, Resolution, resolve
 from pee.engine.language.errors import (
     CycleError,
@@ -190,28 +191,33 @@ def _check_success_criteria(plan: Plan, grouping: Grouping) -> list[PlanError]:
     return problems
 
 
-def blocking_graph(plan: Plan, edges: list[Edge], grouping: Grouping) -> nx.DiGraph:
-    """Agent-level graph of everything an agent must wait for, explicit group order included."""
-    graph: nx.DiGraph[str] = nx.DiGraph()
-    graph.add_nodes_from(plan.agents)
+def blocking_predecessors(
+    plan: Plan, edges: list[Edge], grouping: Grouping
+) -> dict[str, list[str]]:
+    """Every agent's predecessors: everything it must wait for, explicit group order included,
+    each once, in the order found."""
+    waits: dict[str, dict[str, None]] = {agent_id: {} for agent_id in plan.agents}
     for edge in edges:
         if edge.blocking:
-            graph.add_edge(edge.source, edge.target)
+            waits.setdefault(edge.source, {})
+            waits.setdefault(edge.target, {})[edge.source] = None
     for info in grouping.groups.values():
         # declared group dependencies make every member wait for every member of the other
         for dependency in info.declared:
-            for source in grouping.groups[dependency].agents:
-                for target in info.agents:
-                    graph.add_edge(source, target)
-    return graph
+            sources = grouping.groups[dependency].agents
+            for target in info.agents:
+                waits.setdefault(target, {}).update(dict.fromkeys(sources))
+    return {agent_id: list(before) for agent_id, before in waits.items()}
 
 
-def group_graph(grouping: Grouping) -> nx.DiGraph:
+def group_predecessors(grouping: Grouping) -> dict[str, list[str]]:
+    return {group_id: list(info.depends_on) for group_id, info in grouping.groups.items()}
+
+
+def _as_graph(predecessors: dict[str, list[str]]) -> nx.DiGraph:
     graph: nx.DiGraph[str] = nx.DiGraph()
-    graph.add_nodes_from(grouping.groups)
-    for group_id, info in grouping.groups.items():
-        for dependency in info.depends_on:
-            graph.add_edge(dependency, group_id)
+    graph.add_nodes_from(predecessors)
+    graph.add_edges_from((p, node) for node, before in predecessors.items() for p in before)
     return graph
 
 
@@ -223,15 +229,21 @@ def find_cycles(plan: Plan, edges: list[Edge], grouping: Grouping) -> list[PlanE
     reference in the first agent's `inputs`/`validates`. A loop made only of group `depends_on`
     entries is reported as a loop between those groups."""
     problems: list[PlanError] = []
-    agents = blocking_graph(plan, edges, grouping)
-    order = {a: i for i, a in enumerate(plan.agents)}
-    for component in _knots(agents, order):
-        cycle = _cycle_in(agents.subgraph(component), min(component, key=order.__getitem__))
-        problems.append(_agent_cycle(plan, cycle, edges, grouping))
+    agent_waits = blocking_predecessors(plan, edges, grouping)
+    order = {a: i for i, a in enumerate(agent_waits)}
+    # a plan that can be ordered has no cycle: the knots are looked for only when one exists
+    if topological_order(agent_waits, order) is None:
+        agents = _as_graph(agent_waits)
+        for component in _knots(agents, order):
+            cycle = _cycle_in(agents.subgraph(component), min(component, key=order.__getitem__))
+            problems.append(_agent_cycle(plan, cycle, edges, grouping))
     if problems:
         return problems
-    groups = group_graph(grouping)
+    group_waits = group_predecessors(grouping)
     group_order = {g: i for i, g in enumerate(grouping.groups)}
+    if topological_order(group_waits, group_order) is not None:
+        return problems
+    groups = _as_graph(group_waits)
     for component in _knots(groups, group_order):
         cycle = _cycle_in(groups.subgraph(component), min(component, key=group_order.__getitem__))
         problems.append(

@@ -1,6 +1,7 @@
 """Dependency analysis: a validated Plan in, a plain CompiledPlan out.
 
-networkx runs here, at the edge; the workflow receives only lists and numbers. Estimates:
+The graphs are plain mappings of predecessors (pee.engine.compile.order); the workflow receives
+only lists and numbers. Estimates:
 - ``sequential_s``: every agent one after another;
 - ``group_by_group_s``: generation by generation, each waiting for the slowest group before it;
 - ``estimated_makespan_s``: groups scheduled eagerly on the DAG (what the engine does);
@@ -13,12 +14,11 @@ from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Any
 
-import networkx as nx
-
 from pee.engine.compile.admission_plan import plan_admission
-from pee.engine.compile.checks import blocking_graph, check_plan, group_graph
+from pee.engine.compile.checks import blocking_predecessors, check_plan, group_predecessors
 from pee.engine.compile.grouping import GroupInfo, Grouping
 from pee.engine.compile.learning import Learned, adaptive_timeout, group_p95
+from pee.engine.compile.order import generations, topological_order
 from pee.engine.compile.references import Resolution, validation_blocks_by_default
 from pee.engine.compiled import (
     AdaptiveSettings,
@@ -30,6 +30,7 @@ from pee.engine.compiled import (
     RetrySpec,
     SuccessCriteria,
 )
+from pee.engine.gc_pause import paused_gc
 from pee.engine.language.errors import PlanValidationError
 from pee.engine.language.models import AgentSpec, AtLeast, GroupSpec, normalise_role
 from pee.engine.language.plan import Plan
@@ -98,6 +99,16 @@ def _longest_path(
     return path[::-1]
 
 
+# as build_plan: many allocations, no cycles to collect (pee.engine.gc_pause)
+@paused_gc()
+def _ordered(predecessors: Mapping[str, list[str]], rank: Mapping[str, int]) -> list[str]:
+    order = topological_order(predecessors, rank)
+    if order is None:
+        # the checks refuse a plan with a cycle before it gets here
+        raise ValueError("the plan's dependencies form a cycle")
+    return order
+
+
 def compile_plan(plan: Plan, learned: Mapping[str, Learned] | None = None) -> CompiledPlan:
     """`learned` (pee.engine.compile.learning, from pee.runtime.duration_store): measured durations
     per agent. Their means replace the estimates in the analysis (critical path, priorities,
@@ -117,9 +128,9 @@ def compile_plan(plan: Plan, learned: Mapping[str, Learned] | None = None) -> Co
         for a, e in planned.items()
     }
 
-    groups_graph = group_graph(grouping)
+    group_waits = group_predecessors(grouping)
     group_rank = {g: i for i, g in enumerate(grouping.groups)}
-    group_order = list(nx.lexicographical_topological_sort(groups_graph, key=group_rank.get))
+    group_order = _ordered(group_waits, group_rank)
     group_deps = {
         g: sorted(grouping.groups[g].depends_on, key=group_rank.__getitem__) for g in group_order
     }
@@ -137,13 +148,14 @@ def compile_plan(plan: Plan, learned: Mapping[str, Learned] | None = None) -> Co
         else:
             critical_path.extend(info.agents)
 
-    generations = nx.topological_generations(groups_graph)
-    group_by_group = sum(max(durations[g] for g in generation) for generation in generations)
+    group_by_group = sum(
+        max(durations[g] for g in generation)
+        for generation in generations(group_order, group_waits)
+    )
     sequential = sum(e.seconds for e in estimates.values())
 
-    agents_graph = blocking_graph(plan, resolution.edges, grouping)
-    agent_order = list(nx.lexicographical_topological_sort(agents_graph, key=declaration.get))
-    agent_preds = {a: list(agents_graph.predecessors(a)) for a in agent_order}
+    agent_preds = blocking_predecessors(plan, resolution.edges, grouping)
+    agent_order = _ordered(agent_preds, declaration)
     agent_finish = eager_finish_times(
         agent_order, agent_preds, {a: estimates[a].seconds for a in agent_order}
     )

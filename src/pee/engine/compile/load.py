@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from pee.engine.compile.checks import check_plan
+from pee.engine.gc_pause import paused_gc
 from pee.engine.language import bmad, llm_default
 from pee.engine.language.errors import (
     DuplicateAgentError,
@@ -220,6 +221,8 @@ def _duplicate_keys(source: SourceMap) -> list[PlanError]:
     return problems
 
 
+# a large plan allocates hundreds of thousands of objects here (pee.engine.gc_pause)
+@paused_gc()
 def build_plan(
     data: Any,
     source: SourceMap,
