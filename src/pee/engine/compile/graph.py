@@ -172,6 +172,7 @@ def compile_plan(plan: Plan, learned: Mapping[str, Learned] | None = None) -> Co
         if edge.blocking:
             blocking_successors[edge.source] += 1
     on_critical = set(critical_path)
+    open_agents = set(plan.open_agents)
     compiled_agents = []
     agent_position = {a: i for i, a in enumerate(agent_order)}
     # every agent has a position: the topological sort raises on a cycle rather than drop one
@@ -195,7 +196,7 @@ def compile_plan(plan: Plan, learned: Mapping[str, Learned] | None = None) -> Co
                 planned[agent_id],
                 priority,
                 agent_id in on_critical,
-                _completion_context(plan, grouping, resolution, agent_id),
+                _completion_context(plan, grouping, resolution, agent_id, open_agents),
             )
         )
         compiled_agents[-1].depends_on = sorted(agent_preds[agent_id], key=declaration.__getitem__)
@@ -332,12 +333,12 @@ def _compile_group(
 
 
 def _completion_context(
-    plan: Plan, grouping: Grouping, resolution: Resolution, agent_id: str
+    plan: Plan, grouping: Grouping, resolution: Resolution, agent_id: str, open_agents: set[str]
 ) -> list[str]:
     """What a seed agent without a specification reads: the outputs of the agents its group
     waits for (``dependencies: [analyst.completion]``), as context, so pm's stories can build on
     analyst's brief although the seed never names the fields."""
-    if agent_id not in plan.open_agents or plan.agents[agent_id].inputs:
+    if agent_id not in open_agents or plan.agents[agent_id].inputs:
         return []
     refs: list[str] = []
     for dependency in grouping.groups[grouping.agent_group[agent_id]].declared:

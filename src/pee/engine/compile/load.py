@@ -128,12 +128,12 @@ def _pydantic_problems(
 
 
 def _dedupe(problems: list[PlanError]) -> list[PlanError]:
-    seen: list[str] = []
+    seen: set[str] = set()
     unique: list[PlanError] = []
     for problem in problems:
         key = problem.render()
         if key not in seen:
-            seen.append(key)
+            seen.add(key)
             unique.append(problem)
     return unique
 
@@ -155,7 +155,7 @@ def _validate_agent(raw: RawAgent, source: SourceMap) -> tuple[AgentSpec | None,
     for kind, names in KIND_SETTINGS.items():
         if kind == own_kind:
             continue
-        for name in names:
+        for name in agent.given(names):
             if getattr(agent, name) is not None:
                 problems.append(
                     InvalidValueError(

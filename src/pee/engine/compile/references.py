@@ -140,6 +140,7 @@ def _resolve_ref(
     result: Resolution,
 ) -> list[tuple[str, str]]:
     if ref in plan.inputs:
+        # few plan inputs, read by many agents: the list stays short
         if ref not in result.plan_inputs:
             result.plan_inputs.append(ref)
         return []
