@@ -36,9 +36,8 @@ from google.protobuf import json_format
 from temporalio.api.common.v1 import Payloads
 
 from pee.runtime.codec import DecodedTooLarge, Lz4Codec, decode_within
+from pee.runtime.codec_defaults import DEFAULT_ORIGIN
 
-DEFAULT_PORT = 8234
-DEFAULT_ORIGIN = "http://127.0.0.1:8233"
 # one request's body: Temporal refuses payloads over 2 MiB, and the UI and CLI post one event's
 # payloads at a time, so this leaves a wide margin
 MAX_BODY = 16 * 1024 * 1024
@@ -48,8 +47,6 @@ MAX_DECODED = 64 * 1024 * 1024
 MAX_RATIO = 64
 RATIO_FLOOR = 1024 * 1024
 ACTIONS = ("decode", "encode")
-# how `server start` hands the embedded codec server its token (not on the command line)
-TOKEN_ENV = "PEE_CODEC_AUTH_TOKEN"
 ALLOWED_HEADERS = "Content-Type, X-Namespace, Authorization"
 
 

@@ -3,7 +3,7 @@ cycles. Each returns every problem it finds instead of stopping at the first."""
 
 from __future__ import annotations
 
-import networkx as nx
+from typing import TYPE_CHECKING
 
 from pee.engine.compile.grouping import Grouping, build_groups, resolve_group_ref
 from pee.engine.compile.order import topological_order
@@ -23,6 +23,9 @@ from pee.engine.language.errors import (
 from pee.engine.language.models import AtLeast
 from pee.engine.language.plan import Plan
 from pee.engine.language.sandbox import check_sandbox
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 
 def check_plan(plan: Plan, skip_agents: bool = False) -> list[PlanError]:
@@ -215,6 +218,9 @@ def group_predecessors(grouping: Grouping) -> dict[str, list[str]]:
 
 
 def _as_graph(predecessors: dict[str, list[str]]) -> nx.DiGraph:
+    # imported only for a plan with a cycle: networkx costs a third of a second to import
+    import networkx as nx
+
     graph: nx.DiGraph[str] = nx.DiGraph()
     graph.add_nodes_from(predecessors)
     graph.add_edges_from((p, node) for node, before in predecessors.items() for p in before)
@@ -316,6 +322,8 @@ def _edge_at(plan: Plan, edges: list[Edge], source: str, target: str) -> Locatio
 
 
 def _knots(graph: nx.DiGraph, order: dict[str, int]) -> list[list[str]]:
+    import networkx as nx
+
     knots = [
         sorted(c, key=order.__getitem__)
         for c in nx.strongly_connected_components(graph)
@@ -325,5 +333,7 @@ def _knots(graph: nx.DiGraph, order: dict[str, int]) -> list[list[str]]:
 
 
 def _cycle_in(graph: nx.DiGraph, start: str) -> list[str]:
+    import networkx as nx
+
     edges = nx.find_cycle(graph, source=start)
     return [source for source, _target in edges]
