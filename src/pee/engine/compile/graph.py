@@ -267,7 +267,7 @@ def apply_learned_timeouts(
 
 def _canonical(plan: Plan, ref: str) -> str:
     """Rewrite an alias prefix (an enhanced step's agent id) to the agent it names."""
-    if ref in plan.inputs or "." not in ref:
+    if not plan.aliases or ref in plan.inputs or "." not in ref:
         return ref
     head, rest = ref.split(".", 1)
     return f"{plan.aliases.get(head, head)}.{rest}"

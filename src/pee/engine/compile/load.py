@@ -152,11 +152,13 @@ def _validate_agent(raw: RawAgent, source: SourceMap) -> tuple[AgentSpec | None,
         if agent is None:
             return None, problems
     own_kind = agent.resolved_kind(raw.id)
+    # kind settings default to None: only those the plan wrote can be set
+    written = agent.model_fields_set
     for kind, names in KIND_SETTINGS.items():
         if kind == own_kind:
             continue
-        for name in agent.given(names):
-            if getattr(agent, name) is not None:
+        for name in names:
+            if name in written and getattr(agent, name) is not None:
                 problems.append(
                     InvalidValueError(
                         f"agent '{raw.id}' sets '{name}', a setting of kind '{kind}', but its kind "
