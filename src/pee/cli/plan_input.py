@@ -19,7 +19,7 @@ def compile_from_args(args: argparse.Namespace, note_to: Any = None) -> Any:
     wins where both name the same key. A BMAD workflow's interpretation is printed to
     ``note_to`` (default stdout).
     """
-    # imported here: the loader pulls in pydantic and networkx, which `status` does not need
+    # imported here: the loader pulls in pydantic, which `status` does not need
     from pee.cli.plan_commands import print_interpretation, report_plan_error
     from pee.engine.compile.graph import compile_plan
     from pee.engine.compile.load import load_plan

@@ -52,10 +52,9 @@ from temporalio.converter import (
 )
 
 from pee.runtime.codec import DecodedTooLarge, Lz4Codec, decode_within
+from pee.runtime.codec_defaults import DEFAULT_ORIGIN
 from pee.stores.payloads import BlobNotFound, external_storage
 
-DEFAULT_PORT = 8234
-DEFAULT_ORIGIN = "http://127.0.0.1:8233"
 # one request's body: Temporal refuses payloads over 2 MiB, and the UI and CLI post one event's
 # payloads at a time, so this leaves a wide margin
 MAX_BODY = 16 * 1024 * 1024
@@ -65,8 +64,6 @@ MAX_DECODED = 64 * 1024 * 1024
 MAX_RATIO = 64
 RATIO_FLOOR = 1024 * 1024
 ACTIONS = ("decode", "encode", "download")
-# how `server start` hands the embedded codec server its token (not on the command line)
-TOKEN_ENV = "PEE_CODEC_AUTH_TOKEN"
 ALLOWED_HEADERS = "Content-Type, X-Namespace, Authorization"
 
 

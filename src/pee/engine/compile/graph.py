@@ -1,6 +1,7 @@
 """Dependency analysis: a validated Plan in, a plain CompiledPlan out.
 
-networkx runs here, at the edge; the workflow receives only lists and numbers. Estimates:
+The graphs are plain mappings of predecessors (pee.engine.compile.order); the workflow receives
+only lists and numbers. Estimates:
 - ``sequential_s``: every agent one after another;
 - ``group_by_group_s``: generation by generation, each waiting for the slowest group before it;
 - ``estimated_makespan_s``: groups scheduled eagerly on the DAG (what the engine does);
@@ -12,13 +13,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import networkx as nx
-
 from pee.engine.compile.admission_plan import plan_admission
-from pee.engine.compile.checks import blocking_graph, check_plan, group_graph
+from pee.engine.compile.checks import blocking_predecessors, check_plan, group_predecessors
 from pee.engine.compile.fan_out import compiled_fan_outs, instance_counts
 from pee.engine.compile.grouping import GroupInfo, Grouping
 from pee.engine.compile.learning import Learned, adaptive_timeout, group_p95
+from pee.engine.compile.order import generations, topological_order
 from pee.engine.compile.references import Resolution, validation_blocks_by_default
 from pee.engine.compiled import (
     AdaptiveSettings,
@@ -34,6 +34,7 @@ from pee.engine.compiled import (
     RetrySpec,
     SuccessCriteria,
 )
+from pee.engine.gc_pause import paused_gc
 from pee.engine.language.errors import PlanValidationError
 from pee.engine.language.models import AgentSpec, AtLeast, GroupSpec, normalise_role
 from pee.engine.language.plan import Plan
@@ -106,21 +107,13 @@ def _fan_out_chains(
             if edge.blocking and edge.source in members and edge.target in members:
                 inside[edge.target].append(edge.source)
         rank = {a: i for i, a in enumerate(info.agents)}
-        order = list(nx.lexicographical_topological_sort(_member_graph(inside), key=rank.get))
+        order = _ordered(inside, rank)
         finish = eager_finish_times(order, inside, {a: estimates[a].seconds for a in order})
         lengths[group_id] = (
             max(finish.values(), default=0.0),
             _longest_path(order, inside, finish),
         )
     return lengths
-
-
-def _member_graph(depends_on: Mapping[str, list[str]]) -> nx.DiGraph:
-    graph: nx.DiGraph[str] = nx.DiGraph()
-    graph.add_nodes_from(depends_on)
-    for target, sources in depends_on.items():
-        graph.add_edges_from((source, target) for source in sources)
-    return graph
 
 
 def _longest_path(
@@ -136,6 +129,16 @@ def _longest_path(
         node = max(depends_on[node], key=lambda d: (finish[d], -rank[d]))
         path.append(node)
     return path[::-1]
+
+
+# as build_plan: many allocations, no cycles to collect (pee.engine.gc_pause)
+@paused_gc()
+def _ordered(predecessors: Mapping[str, list[str]], rank: Mapping[str, int]) -> list[str]:
+    order = topological_order(predecessors, rank)
+    if order is None:
+        # the checks refuse a plan with a cycle before it gets here
+        raise ValueError("the plan's dependencies form a cycle")
+    return order
 
 
 def compile_plan(plan: Plan, learned: Mapping[str, Learned] | None = None) -> CompiledPlan:
@@ -168,9 +171,9 @@ def compile_plan(plan: Plan, learned: Mapping[str, Learned] | None = None) -> Co
         for a, e in per_instance.items()
     }
 
-    groups_graph = group_graph(grouping)
+    group_waits = group_predecessors(grouping)
     group_rank = {g: i for i, g in enumerate(grouping.groups)}
-    group_order = list(nx.lexicographical_topological_sort(groups_graph, key=group_rank.get))
+    group_order = _ordered(group_waits, group_rank)
     group_deps = {
         g: sorted(grouping.groups[g].depends_on, key=group_rank.__getitem__) for g in group_order
     }
@@ -192,15 +195,16 @@ def compile_plan(plan: Plan, learned: Mapping[str, Learned] | None = None) -> Co
         else:
             critical_path.extend(info.agents)
 
-    generations = nx.topological_generations(groups_graph)
-    group_by_group = sum(max(durations[g] for g in generation) for generation in generations)
+    group_by_group = sum(
+        max(durations[g] for g in generation)
+        for generation in generations(group_order, group_waits)
+    )
     sequential = sum(
         e.seconds * (counts[a][0] if a in counts else 1) for a, e in per_instance.items()
     )
 
-    agents_graph = blocking_graph(plan, resolution.edges, grouping)
-    agent_order = list(nx.lexicographical_topological_sort(agents_graph, key=declaration.get))
-    agent_preds = {a: list(agents_graph.predecessors(a)) for a in agent_order}
+    agent_preds = blocking_predecessors(plan, resolution.edges, grouping)
+    agent_order = _ordered(agent_preds, declaration)
     agent_finish = eager_finish_times(
         agent_order, agent_preds, {a: estimates[a].seconds for a in agent_order}
     )
@@ -224,6 +228,7 @@ def compile_plan(plan: Plan, learned: Mapping[str, Learned] | None = None) -> Co
         if edge.blocking:
             blocking_successors[edge.source] += 1
     on_critical = set(critical_path)
+    open_agents = set(plan.open_agents)
     compiled_agents = []
     agent_position = {a: i for i, a in enumerate(agent_order)}
     # every agent has a position: the topological sort raises on a cycle rather than drop one
@@ -247,7 +252,7 @@ def compile_plan(plan: Plan, learned: Mapping[str, Learned] | None = None) -> Co
                 planned[agent_id],
                 priority,
                 agent_id in on_critical,
-                _completion_context(plan, grouping, resolution, agent_id),
+                _completion_context(plan, grouping, resolution, agent_id, open_agents),
             )
         )
         compiled_agents[-1].depends_on = sorted(agent_preds[agent_id], key=declaration.__getitem__)
@@ -319,7 +324,7 @@ def apply_learned_timeouts(
 
 def _canonical(plan: Plan, ref: str) -> str:
     """Rewrite an alias prefix (an enhanced step's agent id) to the agent it names."""
-    if ref in plan.inputs or "." not in ref:
+    if not plan.aliases or ref in plan.inputs or "." not in ref:
         return ref
     head, rest = ref.split(".", 1)
     return f"{plan.aliases.get(head, head)}.{rest}"
@@ -387,12 +392,12 @@ def _compile_group(
 
 
 def _completion_context(
-    plan: Plan, grouping: Grouping, resolution: Resolution, agent_id: str
+    plan: Plan, grouping: Grouping, resolution: Resolution, agent_id: str, open_agents: set[str]
 ) -> list[str]:
     """What a seed agent without a specification reads: the outputs of the agents its group
     waits for (``dependencies: [analyst.completion]``), as context, so pm's stories can build on
     analyst's brief although the seed never names the fields."""
-    if agent_id not in plan.open_agents or plan.agents[agent_id].inputs:
+    if agent_id not in open_agents or plan.agents[agent_id].inputs:
         return []
     refs: list[str] = []
     for dependency in grouping.groups[grouping.agent_group[agent_id]].declared:

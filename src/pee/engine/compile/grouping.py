@@ -146,6 +146,10 @@ def resolve_group_ref(plan: Plan, ref: str, result: Grouping) -> str | None:
 
 
 def _group_dependencies(plan: Plan, edges: list[Edge], result: Grouping) -> None:
+    # sets beside the lists (which keep the order found): one group may wait for thousands
+    waits_for: dict[str, set[str]] = {group_id: set() for group_id in result.groups}
+    # positions in sequential groups, looked up per edge inside one
+    positions: dict[str, dict[str, int]] = {}
     for group_id, info in result.groups.items():
         if info.spec is None:
             continue
@@ -173,7 +177,8 @@ def _group_dependencies(plan: Plan, edges: list[Edge], result: Grouping) -> None
                         fix="remove the dependency",
                     )
                 )
-            elif target not in info.depends_on:
+            elif target not in waits_for[group_id]:
+                waits_for[group_id].add(target)
                 info.depends_on.append(target)
                 info.declared.append(target)
     for edge in edges:
@@ -200,8 +205,8 @@ def _group_dependencies(plan: Plan, edges: list[Edge], result: Grouping) -> None
                         "optional_inputs, or set parallel: false on the group",
                     )
                 )
-            elif not info.parallel and info.agents.index(edge.source) > info.agents.index(
-                edge.target
+            elif not info.parallel and _position(positions, info, edge.source) > _position(
+                positions, info, edge.target
             ):
                 result.problems.append(
                     GroupError(
@@ -214,6 +219,13 @@ def _group_dependencies(plan: Plan, edges: list[Edge], result: Grouping) -> None
                     )
                 )
             continue
-        target_info = result.groups[target_group]
-        if source_group not in target_info.depends_on:
-            target_info.depends_on.append(source_group)
+        if source_group not in waits_for[target_group]:
+            waits_for[target_group].add(source_group)
+            result.groups[target_group].depends_on.append(source_group)
+
+
+def _position(positions: dict[str, dict[str, int]], info: GroupInfo, agent_id: str) -> int:
+    """Where ``agent_id`` runs in sequential group ``info`` (its positions computed once)."""
+    if info.id not in positions:
+        positions[info.id] = {a: i for i, a in enumerate(info.agents)}
+    return positions[info.id][agent_id]

@@ -163,6 +163,7 @@ def _resolve_ref(
     if ref in ITEM_INPUTS and agent_id in result.fan_out:
         return []
     if ref in plan.inputs:
+        # few plan inputs, read by many agents: the list stays short
         if ref not in result.plan_inputs:
             result.plan_inputs.append(ref)
         return []

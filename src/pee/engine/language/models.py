@@ -162,6 +162,8 @@ KIND_SETTINGS: dict[str, tuple[str, ...]] = {
     "http": ("base_url", "model", "api_key_env", "system", "prompt", "output_schema"),
 }
 
+_ALL_KIND_SETTINGS = tuple(name for names in KIND_SETTINGS.values() for name in names)
+
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
@@ -251,11 +253,11 @@ class AgentSpec(Strict):
     @field_validator("outputs", "writes")
     @classmethod
     def _no_duplicates(cls, names: list[str]) -> list[str]:
-        seen: list[str] = []
+        seen: set[str] = set()
         for name in names:
             if name in seen:
                 raise ValueError(f"'{name}' is listed twice")
-            seen.append(name)
+            seen.add(name)
         return names
 
     def resolved_kind(self, agent_id: str) -> str:
@@ -263,19 +265,24 @@ class AgentSpec(Strict):
         built-in role agent when the role (or id) is one; else simulate."""
         if self.kind is not None:
             return self.kind
-        if any(getattr(self, name) is not None for name in KIND_SETTINGS["simulate"]):
+        if any(getattr(self, name) is not None for name in self.given(KIND_SETTINGS["simulate"])):
             return "simulate"
         if normalise_role(self.role or agent_id) in BUILTIN_ROLES:
             return "role"
         return "simulate"
 
+    def given(self, names: tuple[str, ...]) -> list[str]:
+        """Those of ``names`` (fields that default to None) the plan wrote: the others are None
+        (a large plan has thousands of agents, each asked about every kind's settings)."""
+        written = self.model_fields_set
+        return [name for name in names if name in written]
+
     def kind_settings(self) -> dict[str, Any]:
         values: dict[str, Any] = {}
-        for names in KIND_SETTINGS.values():
-            for name in names:
-                value = getattr(self, name)
-                if value is not None:
-                    values[name] = value.seconds if isinstance(value, Duration) else value
+        for name in self.given(_ALL_KIND_SETTINGS):
+            value = getattr(self, name)
+            if value is not None:
+                values[name] = value.seconds if isinstance(value, Duration) else value
         return values
 
 
