@@ -271,3 +271,23 @@ def test_fan_out_summaries_name_each_instance() -> None:
         load("fan_out_group"), "start_child_workflow_execution_initiated_event_attributes"
     )
     assert [f"per_epic[{i}] of fan-out-group" for i in range(3)] == children
+
+
+def test_a_run_continued_after_a_fan_out_replays_run_by_run() -> None:
+    """The fan-out chain (tests/histories/record_continued.py fan_out) replays run by run: the
+    first run ran dev[0..4] and continued as new; the next one, given the expanded plan, ran qa
+    over the collected list and reports every instance."""
+    paths = sorted((HISTORIES / "fan_out_continued").glob("run*.json"))
+    assert len(paths) >= 2
+    replayer = Replayer(workflows=[PlanWorkflow], data_converter=data_converter())
+    histories = [
+        WorkflowHistory.from_json(f"replay-fan-out-{p.stem}", p.read_text()) for p in paths
+    ]
+    for history in histories:
+        assert asyncio.run(replayer.replay_workflow(history)).replay_failure is None
+    assert [f"dev[{i}]" for i in range(5)] == [
+        a for a in activity_ids(histories[0]) if a.startswith("dev[")
+    ]
+    assert "qa" in activity_ids(histories[-1])
+    report = final_report(histories[-1])
+    assert ["succeeded"] * 5 == [report["agents"][f"dev[{i}]"]["status"] for i in range(5)]

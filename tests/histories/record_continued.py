@@ -1,7 +1,7 @@
 """Record the continue-as-new replay histories in tests/histories/continued/ on a throwaway dev
 server.
 
-    .venv/bin/python -m tests.histories.record_continued
+    .venv/bin/python -m tests.histories.record_continued [conflict_chain] [fan_out]
 
 One scenario (`conflict_chain`): ux and arch write `platform` differently in g0, opening
 conflict c1 nobody waits for yet; the run continues as new after CONTINUE_AFTER events; `dev`,
@@ -16,6 +16,7 @@ Re-record after a change to workflows/ that changes the commands these runs issu
 from __future__ import annotations
 
 import asyncio
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -107,6 +108,43 @@ async def record(client: Client) -> list[Path]:
     return written
 
 
+FAN_OUT_HERE = Path(__file__).resolve().parent / "fan_out_continued"
+
+
+async def record_fan_out(client: Client) -> list[Path]:
+    """sm -> dev[i] (for each of 5 stories) -> qa, continuing as new after a few events: the
+    run hands on after the fan-out (issue 16); written to fan_out_continued/run<N>.json."""
+    from tests.histories.record import FAN_OUT_INPUT, fan_out_yaml
+
+    task_queue = f"record-{uuid.uuid4()}"
+    workflow_id = f"record-fan-out-continued-{uuid.uuid4()}"
+    plan = fan_out_yaml(["a", "b", "c", "d", "e"])
+    async with build_worker(client, task_queue):
+        handle = await client.start_workflow(
+            PlanWorkflow.run,
+            PlanRunInput(plan=plan, continue_as_new_after=10, **FAN_OUT_INPUT),  # type: ignore[arg-type]
+            id=workflow_id,
+            task_queue=task_queue,
+        )
+        report = await client.get_workflow_handle(handle.id).result()
+        events = [e["event"] for e in report["events"]]
+        if report["status"] != "completed" or events.index("fan_out_ended") > events.index(
+            "continued_as_new"
+        ):
+            raise SystemExit(f"the fan-out chain did not continue after the fan-out: {events}")
+        FAN_OUT_HERE.mkdir(exist_ok=True)
+        for old in FAN_OUT_HERE.glob("run*.json"):
+            old.unlink()
+        written = []
+        for number, (_run_id, history) in enumerate(
+            await run_histories(client, workflow_id), start=1
+        ):
+            path = FAN_OUT_HERE / f"run{number}.json"
+            path.write_text(history.to_json() + "\n")
+            written.append(path)
+    return written
+
+
 async def main() -> None:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(find_temporal_binary()),
@@ -114,8 +152,11 @@ async def main() -> None:
         data_converter=data_converter(),
     )
     try:
-        for path in await record(env.client):
-            print(f"recorded {path}")
+        chosen = sys.argv[1:] or ["conflict_chain", "fan_out"]
+        recorders = {"conflict_chain": record, "fan_out": record_fan_out}
+        for name in chosen:
+            for path in await recorders[name](env.client):
+                print(f"recorded {path}")
     finally:
         await env.shutdown()
 
