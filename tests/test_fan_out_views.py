@@ -108,3 +108,28 @@ def test_web_ui_details_put_a_running_fan_out_in_one_line() -> None:
     details = current_details(run, 5.0)
     assert "- group `dev` running: 3/5 items (2 running, 1 failed)" in details
     assert "dev[3]" not in details
+
+
+def test_mermaid_draws_a_large_fan_out_as_one_bar() -> None:
+    """25 instances (more than 20): one bar `dev[0] .. dev[24] (25)` from the first start to the
+    last end, no bar per instance."""
+    agents = {
+        f"dev[{i}]": {
+            "status": "succeeded",
+            "group": "dev",
+            "started_at": START.isoformat(),
+            "finished_at": START.replace(second=1 + i % 3).isoformat(),
+        }
+        for i in range(25)
+    }
+    report = {
+        "plan": "views",
+        "status": "completed",
+        "started_at": START.isoformat(),
+        "makespan_s": 3.0,
+        "agents": agents,
+        "groups": {"dev": {"agents": list(agents), "fan_out": {"items": 25}}},
+    }
+    chart = render_mermaid(report)
+    assert "    dev[0] .. dev[24] (25) :done, a1, 0, 3000" in chart, chart
+    assert "dev[3] :" not in chart

@@ -17,6 +17,8 @@ from pee.runtime.report_html import DISPLAY_ONLY, MARKED_DECISIONS, agent_span, 
 
 # a bar that has ended: the agent statuses, and the display statuses refining "succeeded"
 FINISHED = (*AGENT_FINISHED, *DISPLAY_ONLY)
+# a fan-out of more instances is drawn as one bar
+FAN_OUT_TASKS = 20
 # at least this long so a zero-length task still shows (a millisecond: the output's unit)
 MIN_TASK_S = 0.001
 
@@ -78,10 +80,22 @@ def render_mermaid(report: dict[str, Any]) -> str:
 
     for group_id, group in ordered_groups(report):
         lines.append(f"    section {_text(group_id)}")
-        for agent_id in group.get("agents") or []:
-            if agent_id in agents and agent_id not in placed:
-                placed.add(agent_id)
-                lines.append(task(agent_id, agents[agent_id]))
+        members = [a for a in group.get("agents") or [] if a in agents and a not in placed]
+        if group.get("fan_out") and len(members) > FAN_OUT_TASKS:
+            # a large fan-out: one bar over all its instances, not a bar each
+            placed.update(members)
+            n += 1
+            spans = [agent_span(report, agents[a], span) for a in members]
+            start = min(s for s, _ in spans)
+            end = max(max(e for _, e in spans), start + MIN_TASK_S)
+            running = any(agent_status(agents[a]) == "running" for a in members)
+            name = f"{_text(members[0])} .. {_text(members[-1])} ({len(members)})"
+            tag = "active" if running else "done"
+            lines.append(f"    {name} :{tag}, a{n}, {_s(start)}, {_s(end)}")
+            members = []
+        for agent_id in members:
+            placed.add(agent_id)
+            lines.append(task(agent_id, agents[agent_id]))
         for entry in (group.get("barrier") or {}).get("history") or []:
             decision = entry.get("decision")
             at = offset_s(report, entry.get("at"))
