@@ -133,3 +133,29 @@ def test_mermaid_draws_a_large_fan_out_as_one_bar() -> None:
     chart = render_mermaid(report)
     assert "    dev[0] .. dev[24] (25) :done, a1, 0, 3000" in chart, chart
     assert "dev[3] :" not in chart
+
+
+def test_html_timeline_keeps_a_lane_for_the_failed_and_slowest_of_a_large_fan_out() -> None:
+    """60 instances, one failed: lanes for it and the five slowest, and a line saying how many
+    more instances there are."""
+    from pee.runtime.report_html import render_html
+
+    report: dict[str, Any] = {
+        "plan": "views",
+        "status": "completed",
+        "started_at": START.isoformat(),
+        "makespan_s": 8.0,
+        "agents": {
+            f"dev[{i}]": {
+                "status": "failed" if i == 3 else "succeeded",
+                "group": "dev",
+                "started_at": START.isoformat(),
+                "finished_at": START.replace(second=1 + i // 10).isoformat(),
+                "duration_s": 1.0 + i / 10,
+            }
+            for i in range(60)
+        },
+        "groups": {"dev": {"agents": [f"dev[{i}]" for i in range(60)], "fan_out": {"items": 60}}},
+    }
+    page = render_html(report)
+    assert "54 more instances of dev (the agents table lists them)" in page

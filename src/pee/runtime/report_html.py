@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
 
-from pee.runtime.progress import offset_s, ordered_agents, ordered_groups
+from pee.runtime.progress import offset_s, ordered_agents, ordered_groups, shown_instances
 from pee.runtime.report_agent_dag import agent_dag
 
 # barrier decisions worth a marker on the timeline (all_completed is the uneventful case)
@@ -217,6 +217,8 @@ def _gantt(report: dict[str, Any]) -> str:
     y = AXIS_H
     placed: set[str] = set()
     group_y: dict[str, float] = {}
+    # a fan-out of more than 50 instances: a lane for its unsuccessful and slowest ones only
+    hidden, _ = shown_instances(report)
 
     def x_of(seconds: float) -> float:
         return LABEL_W + max(0.0, min(seconds, span)) * scale
@@ -305,8 +307,17 @@ def _gantt(report: dict[str, Any]) -> str:
         for agent_id in group.get("agents") or []:
             if agent_id in agents and agent_id not in placed:
                 placed.add(agent_id)
+                if agent_id in hidden:
+                    continue
                 rows.append(agent_row(agent_id, agents[agent_id], y))
                 y += ROW_H
+        left_out = sum(a in hidden for a in group.get("agents") or [])
+        if left_out:
+            rows.append(
+                f'<text class="fan-out-more" x="4" y="{y + 13:.1f}">{left_out} more '
+                f"instances of {_e(group_id)} (the agents table lists them)</text>"
+            )
+            y += ROW_H
     leftover = [a for a in agents if a not in placed]
     if leftover:
         rows.append(f'<text x="4" y="{y + 13:.1f}" font-weight="bold">(no group)</text>')
