@@ -326,3 +326,23 @@ def test_a_large_fan_out_starts_its_instances_a_chunk_per_workflow_task(
     assert 120 == report["groups"]["dev"]["fan_out"]["succeeded"]
     assert items == [entry["inputs"]["item"] for entry in context["dev.code"]]
     assert timers >= 2
+
+
+def test_a_group_fan_out_timeout_goes_on_without_the_slow_item(temporal: TemporalHarness) -> None:
+    """timeout 60 s (6 s here) and at least 2 of 3 items: item 0's story takes 500 s, so at the
+    deadline its child is cancelled and the group passes partial, item 0's slot holding
+    review's default."""
+    plan = group_plan(
+        "{echo_inputs: true, item_durations: {'0': 500}}",
+        ", timeout: 60s, success_criteria: {at_least: 2}",
+    )
+    report, context = run(temporal, plan)
+    assert "completed" == report["status"]
+    assert "skipped" == context["review.verdict"][0]
+    assert EPICS[1:] == [item_of(v) for v in context["review.verdict"][1:]]
+    assert "cancelled" == report["agents"]["story[0]"]["status"]
+    group = report["groups"]["per_epic"]
+    assert ("partial", ["continue_with_partial"]) == (
+        group["status"],
+        [h["decision"] for h in group["barrier"]["history"]],
+    )

@@ -78,6 +78,9 @@ class ItemChildren:
         state = scope.groups[group.id]
         state.status = GroupStatus.RUNNING
         state.started_s = scope.elapsed()
+        # the group's timeout bounds the whole fan-out; each child's agents keep their own
+        if group.timeout_s is not None:
+            state.deadline_s = round(state.started_s + float(group.timeout_s) * scope.scale, 3)
         scope.event("group_started", group.id)
 
         outcomes: dict[int, ItemOutcome] = {}
@@ -102,11 +105,22 @@ class ItemChildren:
                     # the rest of this round in the next workflow task (see LAUNCH_CHUNK)
                     more = asyncio.create_task(workflow.sleep(CHUNK_PAUSE_S))
                     waits.append(more)
-                await workflow.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                remaining = (
+                    None
+                    if state.deadline_s is None
+                    else max(0.0, state.deadline_s - scope.elapsed())
+                )
+                done, _ = await workflow.wait(
+                    waits, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
+                )
                 if more is not None and not more.done():
                     more.cancel()
                 for index in [i for i, task in running.items() if task.done()]:
                     outcomes[index] = running.pop(index).result()
+                if not done:
+                    # the deadline: the barrier judges the items that ended, the rest are cut
+                    await self.cut(running, pending, members)
+                    break
         except asyncio.CancelledError:
             live = [task for task in running.values() if not task.done()]
             for task in live:
@@ -150,6 +164,29 @@ class ItemChildren:
         self.collect(members, outcomes, len(items))
         status = GroupStatus.PARTIAL if fill else GroupStatus.SUCCEEDED
         scope.end_group(expanded, status)
+
+    async def cut(
+        self,
+        running: dict[int, asyncio.Task[ItemOutcome]],
+        pending: list[int],
+        members: list[CompiledAgent],
+    ) -> None:
+        """At the group's deadline: cancel the running items' children (their rows cancelled),
+        start no more (skipped)."""
+        live = list(running.values())
+        for task in live:
+            task.cancel()
+        if live:
+            await workflow.wait(live)
+        now = self.scope.elapsed()
+        for index in [*running, *pending]:
+            for agent in members:
+                row = self.scope.agents[FanOut.instance_id(agent.id, index)]
+                if row.status not in AGENT_FINISHED:
+                    row.status = AgentStatus.CANCELLED if index in running else AgentStatus.SKIPPED
+                    row.ended_s = now
+        running.clear()
+        pending.clear()
 
     async def item(
         self,
@@ -260,6 +297,7 @@ class ItemChildren:
             agents=ids,
             states=states,
             now_s=self.scope.elapsed(),
+            deadline_s=self.scope.groups[group.id].deadline_s,
             criteria=group.success_criteria.kind,
             count=group.success_criteria.count,
             quality_impact=group.quality_impact,
