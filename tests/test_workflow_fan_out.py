@@ -18,6 +18,7 @@ from temporalio.client import WorkflowFailureError, WorkflowHandle
 from pee.engine.compile.graph import compile_plan
 from pee.engine.compile.load import loads_plan
 from pee.engine.compiled import CompiledPlan
+from pee.runtime.resume import load_resume
 from pee.workflows.plan_workflow import PlanWorkflow
 from tests.helpers import TemporalHarness, until_status
 
@@ -346,3 +347,43 @@ def test_a_group_fan_out_timeout_goes_on_without_the_slow_item(temporal: Tempora
         group["status"],
         [h["decision"] for h in group["barrier"]["history"]],
     )
+
+
+def test_resume_reuses_a_fan_out_that_passed(temporal: TemporalHarness) -> None:
+    """Run 1 fails in qa after the fan-out passed; `--resume-from` (load_resume) reuses the
+    fan-out: run 2 runs only qa, which reads run 1's collected dev.code."""
+    name = f"fan-out-resume-{uuid.uuid4().hex[:8]}"
+    broken = fan_out_plan(STORIES, name=name)
+    qa = broken.agent("qa")
+    qa.settings = {**qa.settings, "fail_times": "always"}
+    qa.retry = type(qa.retry)(max_attempts=1, initial_interval_s=0.1)
+
+    async def first(handle: WorkflowHandle[Any, Any]) -> tuple[dict[str, Any], Any]:
+        with pytest.raises(WorkflowFailureError):
+            await handle.result()
+        context = await handle.query(PlanWorkflow.context)
+        return context, await load_resume(temporal.client, broken, handle.id)
+
+    first_context, resume = temporal.with_plan(broken, first, time_scale=0.1, simulate=True)
+    assert ["sm", "dev"] == resume.passed_groups
+
+    async def second(
+        handle: WorkflowHandle[Any, Any],
+    ) -> tuple[dict[str, Any], list[str], dict[str, Any]]:
+        report = await handle.result()
+        history = await handle.fetch_history()
+        ran = [
+            e.activity_task_scheduled_event_attributes.activity_id
+            for e in history.events
+            if e.HasField("activity_task_scheduled_event_attributes")
+            and e.activity_task_scheduled_event_attributes.activity_type.name == "run_agent"
+        ]
+        return report, ran, await handle.query(PlanWorkflow.context)
+
+    report, ran, context = temporal.with_plan(
+        fan_out_plan(STORIES, name=name), second, time_scale=0.1, simulate=True, resume=resume
+    )
+    assert "completed" == report["status"]
+    assert ["qa"] == ran
+    assert report["agents"]["dev"]["resumed"]
+    assert first_context["dev.code"] == context["qa.out"]["inputs"]["dev.code"]

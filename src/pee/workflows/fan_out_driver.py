@@ -33,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
     from pee.engine.rules import barrier
     from pee.engine.rules.fan_out_barrier import FanOutSourceError, collect, items_of
     from pee.engine.states import GROUP_PASSED, AgentStatus, GroupStatus
+    from pee.workflows.cache_levels import CacheLevels
     from pee.workflows.fan_out_items import ItemChildren
     from pee.workflows.run_scope import RunScope
     from pee.workflows.state import AgentState, Decision
@@ -49,9 +50,11 @@ CHUNK_PAUSE_S = 0.01
 
 
 class FanOutDriver:
-    def __init__(self, scope: RunScope, runner: AgentRunner) -> None:
+    def __init__(self, scope: RunScope, runner: AgentRunner, levels: CacheLevels) -> None:
         self.scope = scope
         self.runner = runner
+        # the group's context snapshot (what a resume reuses), once its lists are collected
+        self.levels = levels
         self.children = ItemChildren(scope)
 
     async def run(
@@ -99,6 +102,7 @@ class FanOutDriver:
         passed = self.scope.groups[group.id].status in GROUP_PASSED
         if passed:
             self.collect(expansion)
+            self.levels.snapshot(group.id, self.scope.ctx, self.scope.elapsed())
         self.end_template(expansion, AgentStatus.SUCCEEDED if passed else AgentStatus.FAILED)
         self.scope.event("fan_out_ended", group.id)
 
@@ -117,6 +121,8 @@ class FanOutDriver:
             self.end_members(members, len(items), AgentStatus.FAILED)
             raise
         passed = self.scope.groups[group.id].status in GROUP_PASSED
+        if passed:
+            self.levels.snapshot(group.id, self.scope.ctx, self.scope.elapsed())
         self.end_members(
             members, len(items), AgentStatus.SUCCEEDED if passed else AgentStatus.FAILED
         )

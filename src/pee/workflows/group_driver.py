@@ -71,7 +71,7 @@ class GroupDriver:
         # agents that never heartbeat (simulate `heartbeat: false`)
         self.silent = silent
         # groups that run once per item hand over to it (src/pee/workflows/fan_out_driver.py)
-        self.fan_outs = FanOutDriver(scope, runner)
+        self.fan_outs = FanOutDriver(scope, runner, levels)
 
     async def run_group(self, group: CompiledGroup) -> None:
         if group.fan_out is not None and not is_expanded(group):
@@ -155,7 +155,8 @@ class GroupDriver:
                 deadline[1].cancel()
             await self.apply(group, decision, tasks)
             self.desk.check_consistency(group)
-            if state.status in GROUP_PASSED:
+            # a fan-out's snapshot waits for its collected lists (FanOutDriver takes it)
+            if state.status in GROUP_PASSED and not is_expanded(group):
                 self.levels.snapshot(group.id, self.scope.ctx, self.scope.elapsed())
             if len(group.cross_validation) >= 2 and state.status in GROUP_PASSED:
                 if group.cross_validation_blocking:
