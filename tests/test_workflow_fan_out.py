@@ -387,3 +387,30 @@ def test_resume_reuses_a_fan_out_that_passed(temporal: TemporalHarness) -> None:
     assert ["qa"] == ran
     assert report["agents"]["dev"]["resumed"]
     assert first_context["dev.code"] == context["qa.out"]["inputs"]["dev.code"]
+
+
+def test_a_private_pool_bounds_how_many_items_run_at_once(temporal: TemporalHarness) -> None:
+    """concurrent_agent_limit 2 and four epics: a child cannot lease from the parent's pool, so
+    at most two items run at once (their recorded spans never overlap three deep)."""
+    pool = (
+        "resource_manager:\n  resource_pool:\n    computational:\n"
+        "      total_cpu_units: 100\n      total_memory_units: 100\n"
+        "      concurrent_agent_limit: 2\n"
+    )
+    text = f"""\
+name: pooled_fan_out
+agents:
+  po: {{kind: simulate, duration: 1s, outputs: [epics], values: {{epics: [a, b, c, d]}}}}
+  story: {{kind: simulate, duration: 1s, inputs: [item], outputs: [text]}}
+  review: {{kind: simulate, duration: 1s, inputs: [story.text], outputs: [verdict]}}
+groups:
+  per_epic: {{agents: [story, review], for_each: po.epics}}
+{pool}"""
+    report, _ = run(temporal, compile_plan(loads_plan(text, file="pooled.yaml")))
+    assert "completed" == report["status"]
+    rows = report["agents"]
+    spans = [
+        (rows[f"story[{i}]"]["started_at"], rows[f"review[{i}]"]["finished_at"]) for i in range(4)
+    ]
+    deepest = max(sum(s <= at < e for s, e in spans) for at, _ in spans)
+    assert 2 == deepest

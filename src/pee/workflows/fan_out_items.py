@@ -33,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
     from pee.engine.rules import barrier
     from pee.engine.rules.fan_out_barrier import collect
     from pee.engine.states import AGENT_FINISHED, AgentStatus, GroupStatus
+    from pee.workflows import pool_lease
     from pee.workflows.run_scope import RunScope
     from pee.workflows.state import AgentState, Decision
     from pee.workflows.types import PlanRunInput
@@ -83,6 +84,7 @@ class ItemChildren:
             state.deadline_s = round(state.started_s + float(group.timeout_s) * scope.scale, 3)
         scope.event("group_started", group.id)
 
+        lanes = self.lanes(fan_out.max_parallel)
         outcomes: dict[int, ItemOutcome] = {}
         pending = list(range(len(items)))
         running: dict[int, asyncio.Task[ItemOutcome]] = {}
@@ -90,9 +92,7 @@ class ItemChildren:
             while pending or running:
                 started = 0
                 while (
-                    pending
-                    and started < LAUNCH_CHUNK
-                    and (fan_out.max_parallel is None or len(running) < fan_out.max_parallel)
+                    pending and started < LAUNCH_CHUNK and (lanes is None or len(running) < lanes)
                 ):
                     index = pending.pop(0)
                     started += 1
@@ -164,6 +164,16 @@ class ItemChildren:
         self.collect(members, outcomes, len(items))
         status = GroupStatus.PARTIAL if fill else GroupStatus.SUCCEEDED
         scope.end_group(expanded, status)
+
+    def lanes(self, max_parallel: int | None) -> int | None:
+        """How many items may run at once: max_parallel, and with a private resource pool its
+        agent limit too (a child cannot lease from its parent's pool; each child admits its own
+        agents). A shared pool (resource_pool.shared) admits the children's agents itself."""
+        admission = self.scope.run.admission
+        if not admission.pool.limited or isinstance(admission, pool_lease.LeasedAdmission):
+            return max_parallel
+        limit = admission.pool.max_agents
+        return limit if max_parallel is None else min(limit, max_parallel)
 
     async def cut(
         self,
