@@ -20,6 +20,7 @@ from pee.engine.compile.load import loads_plan
 from pee.engine.compiled import CompiledPlan
 from pee.runtime.resume import load_resume
 from pee.workflows.plan_workflow import PlanWorkflow
+from pee.workflows.types import BatchSpec
 from tests.helpers import TemporalHarness, until_status
 
 STORIES = ["login", "search", "cart", "checkout", "refund"]
@@ -414,3 +415,28 @@ groups:
     ]
     deepest = max(sum(s <= at < e for s, e in spans) for at, _ in spans)
     assert 2 == deepest
+
+
+def test_batch_mode_runs_the_instances_in_agent_batch_children(temporal: TemporalHarness) -> None:
+    """In batch mode (PlanRunInput.batch) the instances run in AgentBatchWorkflow children like
+    any agent, and still collect in item order."""
+
+    async def go(handle: WorkflowHandle[Any, Any]) -> tuple[dict[str, Any], dict[str, Any], int]:
+        report = await handle.result()
+        history = await handle.fetch_history()
+        children = sum(
+            e.HasField("start_child_workflow_execution_initiated_event_attributes")
+            for e in history.events
+        )
+        return report, await handle.query(PlanWorkflow.context), children
+
+    report, context, children = temporal.with_plan(
+        fan_out_plan(STORIES, name="fan-out-batch"),
+        go,
+        time_scale=0.1,
+        simulate=True,
+        batch=BatchSpec(chunk_size=2, window=4),
+    )
+    assert "completed" == report["status"]
+    assert children >= 3
+    assert STORIES == [entry["inputs"]["item"] for entry in context["dev.code"]]
