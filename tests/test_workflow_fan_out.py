@@ -440,3 +440,43 @@ def test_batch_mode_runs_the_instances_in_agent_batch_children(temporal: Tempora
     assert "completed" == report["status"]
     assert children >= 3
     assert STORIES == [entry["inputs"]["item"] for entry in context["dev.code"]]
+
+
+def test_resume_reruns_only_the_failed_items_of_a_fan_out(temporal: TemporalHarness) -> None:
+    """Run 1: dev[2] always fails and every item is required, so the run fails; `--resume-from`
+    reuses dev[0,1,3,4] (same item at the same index) and runs only dev[2] and qa."""
+    name = f"fan-out-items-{uuid.uuid4().hex[:8]}"
+    broken = fan_out_plan(STORIES, name=name, settings="{echo_inputs: true, fail_items: [2]}")
+    notes: list[str] = []
+
+    async def first(handle: WorkflowHandle[Any, Any]) -> Any:
+        with pytest.raises(WorkflowFailureError):
+            await handle.result()
+        return await load_resume(temporal.client, broken, handle.id, notes=notes)
+
+    resume = temporal.with_plan(broken, first, time_scale=0.1, simulate=True)
+    assert ["dev[0]", "dev[1]", "dev[3]", "dev[4]"] == sorted(resume.finished_items)
+    assert any("4 finished fan-out item(s)" in note for note in notes)
+
+    async def second(
+        handle: WorkflowHandle[Any, Any],
+    ) -> tuple[dict[str, Any], list[str], dict[str, Any]]:
+        report = await handle.result()
+        history = await handle.fetch_history()
+        ran = [
+            e.activity_task_scheduled_event_attributes.activity_id
+            for e in history.events
+            if e.HasField("activity_task_scheduled_event_attributes")
+            and e.activity_task_scheduled_event_attributes.activity_type.name == "run_agent"
+        ]
+        return report, ran, await handle.query(PlanWorkflow.context)
+
+    report, ran, context = temporal.with_plan(
+        fan_out_plan(STORIES, name=name), second, time_scale=0.1, simulate=True, resume=resume
+    )
+    assert "completed" == report["status"]
+    assert ["dev[2]", "qa"] == ran
+    assert [True, True, False, True, True] == [
+        report["agents"][f"dev[{i}]"]["resumed"] for i in range(5)
+    ]
+    assert STORIES == [entry["inputs"]["item"] for entry in context["dev.code"]]

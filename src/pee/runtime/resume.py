@@ -100,6 +100,49 @@ def snapshot_context(
     return key, values, ""
 
 
+def finished_items(
+    plan: CompiledPlan, report: dict[str, Any], context: dict[str, Any]
+) -> dict[str, dict[str, Any]]:
+    """The instances `agent[i]` of agent-level fan-outs that did not pass but that succeeded,
+    with their item's hash and their outputs (from the run's final context)."""
+    from pee.engine.rules.merge import value_hash
+
+    groups = report.get("groups") or {}
+    rows = report.get("agents") or {}
+    found: dict[str, dict[str, Any]] = {}
+    for group in plan.groups:
+        fan_out = group.fan_out
+        if fan_out is None or fan_out.level != "agent":
+            continue
+        if (groups.get(group.id) or {}).get("status") in GROUP_PASSED:
+            continue
+        items = context.get(fan_out.source)
+        if not isinstance(items, list):
+            continue
+        template = plan.agent(fan_out.owner)
+        for index, item in enumerate(items):
+            instance = f"{template.id}[{index}]"
+            if (rows.get(instance) or {}).get("status") != "succeeded":
+                continue
+            keys = {name: f"{instance}.{name}" for name in template.outputs}
+            if all(key in context for key in keys.values()):
+                found[instance] = {
+                    "item_hash": value_hash(item),
+                    "outputs": {name: context[key] for name, key in keys.items()},
+                }
+    return found
+
+
+def unfinished_fan_outs(report: dict[str, Any]) -> bool:
+    """A fan-out that did not pass but has instances that succeeded: its values are in the
+    run's final context only (no snapshot holds them)."""
+    for group in (report.get("groups") or {}).values():
+        row = group.get("fan_out") or {}
+        if row.get("succeeded") and group.get("status") not in GROUP_PASSED:
+            return True
+    return False
+
+
 async def load_resume(
     client: Client,
     plan: CompiledPlan,
@@ -116,7 +159,7 @@ async def load_resume(
         raise ResumeError(f"run {workflow_id} is still running: resume from a finished run")
     description = view.description
     key, values, why_not = snapshot_context(view.report)
-    if key is not None:
+    if key is not None and not unfinished_fan_outs(view.report):
         if notes is not None:
             notes.append(f"context from snapshot {key}")
         resume = resume_input(
@@ -124,6 +167,8 @@ async def load_resume(
         )
         resume.snapshot_key = key
         return resume
+    if key is not None:
+        why_not = "a fan-out that did not pass has finished items, which no snapshot holds"
     if notes is not None:
         notes.append(
             f"no context snapshot to reuse ({why_not}): context read by query "
@@ -137,6 +182,10 @@ async def load_resume(
     else:
         async with build_worker(client, description.task_queue, activities=False):
             context = await query
-    return resume_input(
+    resume = resume_input(
         plan, workflow_id, view.report, dict(context or {}), from_group, description.run_id
     )
+    resume.finished_items = finished_items(plan, view.report, dict(context or {}))
+    if resume.finished_items and notes is not None:
+        notes.append(f"{len(resume.finished_items)} finished fan-out item(s) reused if unchanged")
+    return resume

@@ -32,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
     from pee.engine.language.fan_out import FanOutLevel
     from pee.engine.rules import barrier
     from pee.engine.rules.fan_out_barrier import FanOutSourceError, collect, items_of
+    from pee.engine.rules.merge import value_hash
     from pee.engine.states import GROUP_PASSED, AgentStatus, GroupStatus
     from pee.workflows.cache_levels import CacheLevels
     from pee.workflows.fan_out_items import ItemChildren
@@ -85,6 +86,7 @@ class FanOutDriver:
         template = self.scope.plan.agent(fan_out.owner)
         expansion = expand_agent(template, group, items)
         self.register(expansion)
+        self.reuse_finished(expansion, items)
         self.scope.event("fan_out_started", group.id)
         # the item count travels with the event: the Web UI and `pee events` show it
         self.scope.run.events[-1]["items"] = len(items)
@@ -142,6 +144,28 @@ class FanOutDriver:
                 self.scope.agents[FanOut.instance_id(agent_id, i)].attempts for i in range(items)
             )
 
+    def reuse_finished(self, expansion: Expansion, items: list[Any]) -> None:
+        """`--resume-from`: an instance that succeeded in the earlier run over the same item at
+        the same index is not run again; its outputs are the earlier ones."""
+        resume = self.scope.input.resume
+        if resume is None or not resume.finished_items:
+            return
+        at = self.scope.at()
+        for instance, item in zip(expansion.instances, items, strict=True):
+            earlier = resume.finished_items.get(instance.id)
+            if earlier is None or earlier.get("item_hash") != value_hash(item):
+                continue
+            outputs = earlier.get("outputs") or {}
+            state = self.scope.agents[instance.id]
+            for name in instance.outputs:
+                if name in outputs:
+                    self.scope.ctx.put(
+                        f"{instance.id}.{name}", outputs[name], instance.id, at, origin="resume"
+                    )
+                    state.outputs.append(name)
+            state.status, state.resumed = AgentStatus.SUCCEEDED, True
+            self.scope.event("agent_resumed", instance.id)
+
     def launchable(
         self, group: CompiledGroup, todo: list[str], tasks: Mapping[str, Any]
     ) -> list[str]:
@@ -149,6 +173,8 @@ class FanOutDriver:
         order): at most max_parallel running, at most LAUNCH_CHUNK per workflow task."""
         fan_out = group.fan_out
         assert fan_out is not None
+        # instances reused from the run this one resumes are done already
+        todo = [a for a in todo if self.scope.agents[a].status != AgentStatus.SUCCEEDED]
         limit = LAUNCH_CHUNK
         if fan_out.max_parallel is not None:
             live = sum(not task.done() for task in tasks.values())
@@ -162,6 +188,13 @@ class FanOutDriver:
         for any other group): the next workflow task starts them."""
         fan_out = group.fan_out
         if fan_out is None or not group.parallel or len(tasks) >= len(group.agents):
+            return None
+        waiting = [
+            a
+            for a in group.agents
+            if a not in tasks and self.scope.agents[a].status != AgentStatus.SUCCEEDED
+        ]
+        if not waiting:
             return None
         if fan_out.max_parallel is not None:
             live = sum(not task.done() for task in tasks.values())

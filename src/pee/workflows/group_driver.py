@@ -181,7 +181,10 @@ class GroupDriver:
             # one at a time, in list order: the next starts when the previous has finished
             if any(not task.done() for task in tasks.values()):
                 return
-            todo = [agent_id for agent_id in group.agents if agent_id not in tasks][:1]
+            todo = [agent_id for agent_id in group.agents if agent_id not in tasks]
+            if group.fan_out is not None:
+                todo = self.fan_outs.launchable(group, todo, tasks)
+            todo = todo[:1]
         for agent_id in todo:
             tasks[agent_id] = self.runner.launch(
                 self.scope.plan.agent(agent_id), group, fallback=False
