@@ -36,6 +36,26 @@ def test_validate_reports_every_problem_and_exits_2(tmp_path: Path) -> None:
     assert "2 problems" in result.stderr
 
 
+def test_a_setting_with_no_effect_is_noted_where_it_is(tmp_path: Path) -> None:
+    """large_value_threshold (the former claim check's) still validates, and validate, plan and
+    --json say at its line that it changes nothing and what to do instead."""
+    plan = tmp_path / "old.yaml"
+    plan.write_text(
+        "agents:\n  a: {outputs: [x]}\ncontext_conflicts:\n  large_value_threshold: 1 KiB\n"
+    )
+    note = f"note: {plan}:4 (context_conflicts.large_value_threshold): large_value_threshold has"
+    validated = starter("validate", str(plan))
+    assert 0 == validated.returncode, validated.stderr
+    assert note in validated.stdout
+    assert "PEE_PAYLOAD_THRESHOLD" in validated.stdout
+    planned = starter("plan", str(plan))
+    assert 0 == planned.returncode and note in planned.stderr
+    notices = json.loads(starter("validate", str(plan), "--json").stdout)["notices"]
+    assert 1 == len(notices) and "has no effect" in notices[0]
+    # a plan without it has no note
+    assert "note:" not in starter("validate", "plans/seed.yaml").stdout
+
+
 def test_validate_json_lists_problems(tmp_path: Path) -> None:
     """--json gives machine-readable problems with line numbers."""
     bad = tmp_path / "bad.yaml"

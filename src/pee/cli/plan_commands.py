@@ -82,6 +82,9 @@ def interpretation_text(plan: Any, order: bool = False) -> str:
 
 
 def print_interpretation(plan: Any, out: Any = None, order: bool = False) -> None:
+    """The plan's notices (settings accepted with no effect), then a BMAD interpretation."""
+    for notice in plan.notices():
+        print(f"note: {notice}", file=out or sys.stdout)
     text = interpretation_text(plan, order)
     if text:
         print(text, file=out or sys.stdout)
@@ -111,6 +114,8 @@ def run_validate(args: argparse.Namespace) -> int:
         return report_plan_error(error, args.json)
     if args.json:
         result: dict[str, Any] = {"valid": True, "summary": summary(compiled)}
+        if plan.notices():
+            result["notices"] = plan.notices()
         if plan.interpretation is not None:
             result["interpretation"] = plan.interpretation.to_dict()
         print(json.dumps(result))
@@ -160,6 +165,8 @@ def run_plan(args: argparse.Namespace) -> int:
         print_interpretation(plan, sys.stderr)
     else:
         print(render.as_text(compiled))
+        for notice in plan.notices():
+            print(f"note: {notice}", file=sys.stderr)
         text = interpretation_text(plan, order=True)
         if text:
             print("\n" + text)

@@ -92,6 +92,20 @@ class Plan:
     # a BMAD workflow's bmad.Interpretation: why each derived edge exists, what was skipped
     interpretation: bmad.Interpretation | None = None
 
+    def notices(self) -> list[str]:
+        """Settings the plan gives that are accepted but change nothing, each with where it is
+        and what to do: a plan written for an earlier version still validates, and its author
+        learns the setting is dead rather than believing it works."""
+        found = []
+        if "large_value_threshold" in self.context_conflicts.model_fields_set:
+            where = self.source.locate(("context_conflicts", "large_value_threshold"))
+            found.append(
+                f"{where}: large_value_threshold has no effect: payloads still over "
+                "PEE_PAYLOAD_THRESHOLD (256 KiB after lz4) leave the history through External "
+                "Storage; remove the line, or set PEE_PAYLOAD_THRESHOLD on workers and clients"
+            )
+        return found
+
     def agent_location(
         self, agent_id: str, field_name: str | None = None, index: int | None = None
     ):
