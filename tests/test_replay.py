@@ -9,6 +9,7 @@ After an intended change, re-record with `.venv/bin/python -m tests.histories.re
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
@@ -202,3 +203,35 @@ def test_waiting_for_a_person_history_replays_with_its_upserts() -> None:
     assert reasons[0].startswith("malformed resolve_conflict signal: 'conflict_id' is missing")
     assert reasons[1].startswith("malformed resolve_conflict update: expected one JSON object")
     assert reasons[1].endswith("got a list")
+
+
+def local_activities(history: WorkflowHistory) -> list[str]:
+    """The activity types of the run's local activity markers."""
+    found = []
+    for event in history.events:
+        if event.HasField("marker_recorded_event_attributes"):
+            details = event.marker_recorded_event_attributes.details
+            if "data" in details:
+                data = json.loads(details["data"].payloads[0].data)
+                found.append(data.get("activity_type", ""))
+    return found
+
+
+@pytest.mark.parametrize("name", ["liveness_extend", "liveness_partial"])
+def test_liveness_histories_decide_from_one_recorded_describe(name: str) -> None:
+    """The liveness scenarios (patch liveness-from-describe) send no agent_progress signal: at
+    the deadline one describe_liveness local activity, recorded as a marker, told the barrier
+    which agent heartbeat (extend) and which was silent (partial), and the decision says so."""
+    history = load(name)
+    signals = [
+        event.workflow_execution_signaled_event_attributes.signal_name
+        for event in history.events
+        if event.HasField("workflow_execution_signaled_event_attributes")
+    ]
+    assert "agent_progress" not in signals
+    assert 1 == local_activities(history).count("describe_liveness")
+    first = final_report(history)["groups"]["g"]["barrier"]["history"][0]["reason"]
+    if name == "liveness_extend":
+        assert "['steady'] heartbeat within the last" in first
+    else:
+        assert "deadline reached with ['mute'] unfinished" in first

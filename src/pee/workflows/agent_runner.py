@@ -55,6 +55,8 @@ class AgentRunner:
         levels: CacheLevels,
         adapt: Adaptation,
         batcher: Batcher | None,
+        *,
+        signals: bool = True,
     ) -> None:
         self.scope = scope
         self.desk = desk
@@ -65,6 +67,8 @@ class AgentRunner:
         # read live (adapt.throttle): a continuation restores its rules after construction
         self.adapt = adapt
         self.batcher = batcher
+        # agents send `agent_progress` signals (runs recorded before liveness-from-describe)
+        self.signals = signals
         plan = scope.plan
         # admission ranks: the longest remaining path from each agent, then plan order
         self.remaining = remaining_paths(
@@ -245,8 +249,11 @@ class AgentRunner:
             workflow_id=info.workflow_id,
             time_scale=self.scope.scale,
             simulate_s=agent.estimated_s * self.scope.scale if self.scope.input.simulate else None,
-            # batch mode: no progress signals (each would be a history event; see batcher.py)
-            progress_interval_s=self.timing.progress_interval_s() if self.batcher is None else 0.0,
+            # no progress signals (each is a history event and a workflow task): liveness comes
+            # from heartbeats at deadlines; older runs signalled unless batched
+            progress_interval_s=self.timing.progress_interval_s()
+            if self.batcher is None and self.signals
+            else 0.0,
             large_value_threshold=int(threshold) if isinstance(threshold, int | float) else None,
             cache_key=key,
             cache_ttl_s=self.cache.ttl_s() if key is not None else None,
