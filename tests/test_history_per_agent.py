@@ -4,6 +4,7 @@ the workflow task its result wakes, not a stream of `agent_progress` signals."""
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,9 @@ from temporalio.client import WorkflowHandle
 
 from pee.engine.compile.graph import compile_plan
 from pee.engine.compile.load import load_plan
-from tests.helpers import TemporalHarness, compiled_plan, group, sim
+from pee.runtime.inspect import read_run
+from pee.workflows.plan_workflow import PlanWorkflow
+from tests.helpers import TemporalHarness, async_eventually, compiled_plan, group, sim
 
 SEED = Path(__file__).resolve().parent.parent / "plans" / "seed.yaml"
 
@@ -24,7 +27,9 @@ def kinds(history: Any) -> list[str]:
     return [event.WhichOneof("attributes") or "" for event in history.events]
 
 
-def run_and_count(temporal: TemporalHarness, plan: Any, **fields: Any) -> tuple[dict, list[str]]:
+def run_and_count(
+    temporal: TemporalHarness, plan: Any, **fields: Any
+) -> tuple[dict[str, Any], list[str]]:
     async def body(handle: WorkflowHandle[Any, Any]) -> tuple[dict[str, Any], list[str]]:
         report = await handle.result()
         return report, kinds(await handle.fetch_history())
@@ -44,7 +49,7 @@ def test_the_seed_run_writes_about_sixty_events_and_no_progress_signal(
     assert "completed" == report["status"]
     assert all(a["status"] == "succeeded" for a in report["agents"].values())
     assert "workflow_execution_signaled_event_attributes" not in found
-    assert len(found) <= SEED_BOUND, f"{len(found)} events for 6 agents"
+    assert len(found) <= SEED_BOUND, f"{len(found)} events for 6 agents: {Counter(found)}"
 
 
 def wide(n: int) -> Any:
@@ -66,3 +71,27 @@ def test_each_more_agent_costs_at_most_six_events(temporal: TemporalHarness) -> 
     assert "workflow_execution_signaled_event_attributes" not in large
     per_agent = (len(large) - len(small)) / 8
     assert per_agent <= PER_AGENT, f"{per_agent:.2f} events per added agent"
+
+
+def test_status_reads_live_progress_from_heartbeats(temporal: TemporalHarness) -> None:
+    """`pee status` (read_run) fills a running agent's progress from its last heartbeat, with
+    the activity's state as the server describes it: the run's query alone has no fraction,
+    since no progress signal reaches the workflow any more."""
+    plan = compiled_plan([sim("slow", "g", 6.0)], [group("g", ["slow"])], name="live-progress")
+
+    async def body(handle: WorkflowHandle[Any, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        async def seen() -> tuple[dict[str, Any], dict[str, Any]] | None:
+            view = await read_run(temporal.client, handle.id)
+            row = (view.report or {}).get("agents", {}).get("slow", {})
+            if row.get("progress") and row.get("activity_state") == "started":
+                return row, await handle.query(PlanWorkflow.status)
+            return None
+
+        found = await async_eventually(seen, what="slow's progress in status", timeout_s=60.0)
+        await handle.result()
+        return found
+
+    row, queried = temporal.with_plan(plan, body, heartbeat_timeout_s=1.0)
+    assert 0 < row["progress"] <= 1
+    assert row["last_progress_at"] is not None
+    assert queried["agents"]["slow"].get("progress") is None

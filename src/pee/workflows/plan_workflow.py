@@ -216,7 +216,7 @@ class PlanWorkflow:
         # batch mode, and every run since liveness-from-describe: group deadlines share one
         # timer (src/pee/workflows/deadline_timer.py), not a new timer per group wake-up
         self._clock = (
-            DeadlineClock(self._scope.elapsed)
+            DeadlineClock(self._scope.elapsed, withdraw=self._observe)
             if self._batcher is not None or self._observe
             else None
         )
