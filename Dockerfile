@@ -1,6 +1,7 @@
 # The project's image: worker.py, starter.py and the codec server (docker-compose.yml runs all
 # three from it). Configuration comes from the environment, exactly as on a laptop:
-# TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TLS_*, TEMPORAL_API_KEY, PEE_*.
+# TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TLS_*, TEMPORAL_API_KEY, PEE_* (PEE_CACHE_URL and
+# PEE_ARTIFACT_URL with AWS_* name the shared stores), OTEL_*.
 FROM python:3.11-slim
 
 ENV PYTHONUNBUFFERED=1 \
@@ -19,12 +20,11 @@ RUN pip install '.[otlp]'
 
 COPY plans plans
 
-# runs, caches and artifacts live on the /data volume (shared by the worker replicas)
+# each container's own state (nothing here is shared: the caches and large payloads go to the
+# stores PEE_CACHE_URL and PEE_ARTIFACT_URL name)
 RUN useradd --uid 10001 --create-home pee && mkdir -p /data && chown pee /data
 USER pee
 ENV PEE_STATE_DIR=/data/state \
-    PEE_ARTIFACT_DIR=/data/artifacts \
-    PEE_CACHE_PATH=/data/cache.db \
     PEE_RUNS_DIR=/data/runs
 
 CMD ["python", "worker.py"]

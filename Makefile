@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 # pytest-xdist workers: the machine's cores, at most two (each worker starts its own dev server)
 TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); [ "$$n" -gt 2 ] && n=2; echo $$n)
 
-.PHONY: run test lint typecheck install clean browser docs
+.PHONY: run test lint typecheck install clean browser services docs
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,7 +25,7 @@ run: $(STAMP)
 
 # lint first (seconds), then the suite on both cores; the docs' strict build runs inside it
 # (tests/test_docs.py)
-test: lint browser
+test: lint browser services
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 # headless Debian chromium for the HTML report tests, installed with apt-get when missing, and
@@ -33,6 +33,12 @@ test: lint browser
 browser:
 	@./.ci/install-chromium
 	@./.ci/install-mermaid
+
+# Debian's PostgreSQL binaries for the shared-store tests, installed with apt-get when missing
+# (each test session runs its own server from a temporary folder; the S3 API server is moto,
+# a test dependency)
+services:
+	@./.ci/install-postgresql
 
 # ruff (lint and format), the package layers (import-linter), and mypy with the pydantic plugin
 # the two ruff checks also run before each commit after `.venv/bin/pre-commit install`

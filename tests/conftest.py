@@ -16,6 +16,8 @@ import pytest
 
 from pee.runtime.devserver import free_port
 from tests.helpers import TemporalHarness, harness, starter, time_skipping_harness
+from tests.pg_support import database, pg_url, postgres  # noqa: F401
+from tests.s3_support import s3_env, s3_server  # noqa: F401
 
 # The defaults below are set by whichever test process imports this file first. xdist workers
 # inherit the controller's environment, so a value the controller set is replaced in each worker

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -18,7 +18,17 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
-from pee.engine.compiled import CompiledAgent, CompiledGroup, CompiledPlan, RetrySpec
+from pee.engine.compiled import (
+    AdaptiveSettings,
+    BarrierSettings,
+    CachingSettings,
+    CompiledAgent,
+    CompiledGroup,
+    CompiledPlan,
+    ContextSettings,
+    Resources,
+    RetrySpec,
+)
 from pee.runtime.codec import data_converter
 from pee.runtime.devserver import find_temporal_binary
 from pee.runtime.inspect import run_histories
@@ -190,6 +200,31 @@ def compiled_plan(
         inputs=dict(inputs or {}),
         default_agent_timeout_s=30.0,
     )
+
+
+def with_sections(
+    plan: CompiledPlan,
+    *,
+    resources: Mapping[str, Any] | None = None,
+    context: Mapping[str, Any] | None = None,
+    caching: Mapping[str, Any] | None = None,
+    barrier: Mapping[str, Any] | None = None,
+    monitoring: Mapping[str, Any] | None = None,
+) -> CompiledPlan:
+    """Give a hand-built plan settings sections written as a plan file writes them (partial:
+    absent keys take the defaults), resolved by the same from_section compile calls. A section
+    left out keeps what the plan has."""
+    if resources is not None:
+        plan.resources = Resources.from_section(resources)
+    if context is not None:
+        plan.context = ContextSettings.from_section(context)
+    if caching is not None:
+        plan.caching = CachingSettings.from_section(caching)
+    if barrier is not None:
+        plan.barrier = BarrierSettings.from_section(barrier)
+    if monitoring is not None:
+        plan.monitoring = AdaptiveSettings.from_section(monitoring)
+    return plan
 
 
 def event_index(report: dict[str, Any], event: str, ident: str) -> int:

@@ -4,6 +4,7 @@ group's concurrency. Unit cases for the throttle, and a real run against its con
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -21,9 +22,9 @@ def throttled_plan(adaptive: bool, response_time: float | None = 1.6):
     control; `response_time` None drops the threshold."""
     plan = adaptive_throttle()
     plan.adaptive_margin = 1.5 if adaptive else None
-    thresholds = plan.resources["load_balancing"]["resource_monitoring"]["alert_thresholds"]
     if response_time is None:
-        thresholds.clear()
+        monitoring = replace(plan.resources.monitoring, response_time_s=None)
+        plan.resources = replace(plan.resources, monitoring=monitoring)
     return plan
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from pee.engine.rules.adaptive import (
 )
 from pee.engine.rules.scheduler import Pool
 from pee.workflows.adaptation import PATCH
-from tests.helpers import TemporalHarness, group, sim, starter
+from tests.helpers import TemporalHarness, group, sim, starter, with_sections
 from tests.histories.record import adaptive_actions, adaptive_timeout
 from tests.test_workflow_shared_pool import shared_plan
 
@@ -70,23 +71,25 @@ def pool_plan(actions: list[str], shared: bool = False) -> CompiledPlan:
     plan = adaptive_actions(
         actions, agents, [group("g", [a.id for a in agents])], "adaptive-cpu", threshold=1.6
     )
-    plan.resources.update(
-        {
-            "resource_pool": {
-                "computational": {
-                    "total_cpu_units": 100,
-                    "total_memory_units": 100,
-                    "concurrent_agent_limit": 4,
-                }
-            },
+    pool: dict[str, Any] = {
+        "computational": {
+            "total_cpu_units": 100,
+            "total_memory_units": 100,
+            "concurrent_agent_limit": 4,
+        }
+    }
+    if shared:
+        pool["shared"] = {"name": "team"}
+    return with_sections(
+        plan,
+        resources={
+            "resource_pool": pool,
             "allocation_strategy": {
                 "resource_sharing": {"cpu_oversubscription": 1.0, "memory_strict": True}
             },
-        }
+            "load_balancing": {"resource_monitoring": {"alert_thresholds": {"response_time": 1.6}}},
+        },
     )
-    if shared:
-        plan.resources["resource_pool"]["shared"] = {"name": "team"}
-    return plan
 
 
 def test_slow_agents_raise_the_cpu_step_by_step_up_to_the_cap_never_memory() -> None:
@@ -119,7 +122,7 @@ def test_a_shared_pool_is_not_raised_and_says_so_once() -> None:
     assert boost.observe("slow", 2.0, Pool(100, 100, 4)) is None
     # no pool at all: admission is unlimited, nothing to raise
     plan = pool_plan(["increase_cpu_allocation"])
-    del plan.resources["resource_pool"]
+    plan.resources = replace(plan.resources, pool=None)
     assert CpuBoost.from_plan(plan, 1.0) is None
 
 
@@ -248,9 +251,8 @@ def test_a_shared_pool_run_says_once_that_cpu_cannot_be_raised(temporal: Tempora
         built = shared_plan(
             f"adaptive-shared-{uuid.uuid4().hex[:6]}", f"adaptive-{uuid.uuid4().hex[:8]}", 2, 1.5
         )
-        built.resources["load_balancing"] = {
-            "resource_monitoring": {"alert_thresholds": {"response_time": 1.0}}
-        }
+        monitoring = replace(built.resources.monitoring, response_time_s=1.0)
+        built.resources = replace(built.resources, monitoring=monitoring)
         built.monitoring = AdaptiveSettings.from_section(
             {
                 "performance_optimization": {

@@ -1,13 +1,13 @@
-"""The artifact store: content-addressed files, references in place of large values, lz4 above
-10 KB, and run_agent storing large outputs and resolving references in its inputs."""
+"""Legacy `$artifact` references (the former claim check): still read, from a folder or an S3
+bucket (content-addressed, lz4 above 10 KB, hash-checked), and resolved in run_agent's inputs;
+never written any more: run_agent returns large outputs as they are and External Storage keeps
+them out of the history (tests/test_external_storage.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 from pathlib import Path
-from typing import Any
 
 import lz4.frame
 import pytest
@@ -17,7 +17,6 @@ from temporalio.testing import ActivityEnvironment
 from pee.activities.agents import run_agent
 from pee.activities.artifacts import (
     COMPRESS_ABOVE,
-    DEFAULT_THRESHOLD,
     PREVIEW_CHARS,
     ArtifactError,
     ArtifactStore,
@@ -91,14 +90,32 @@ def test_the_same_content_is_stored_once(tmp_path: Path) -> None:
     assert 1 == len(stored_files(tmp_path))
 
 
-def test_offload_replaces_only_values_above_the_threshold(tmp_path: Path) -> None:
-    """Values whose JSON exceeds the threshold become references; the rest stay as they are."""
-    store = ArtifactStore(tmp_path)
-    values = {"small": "abc", "big": "x" * 1000, "ref": store.put("y" * 2000)}
-    out = store.offload(values, threshold=500)
-    assert "abc" == out["small"]
-    assert f"sha256:{sha('x' * 1000)}" == out["big"]["$artifact"]
-    assert values["ref"] == out["ref"]  # never a reference to a reference
+def test_legacy_artifacts_read_from_an_s3_bucket(s3_env: dict[str, str], tmp_path: Path) -> None:
+    """`aws s3 sync .temporal/artifacts s3://BUCKET/` moves a host's artifacts: the same keys in
+    the bucket of PEE_ARTIFACT_URL resolve like the local files."""
+    import os
+
+    from pee.stores.blobs import S3BlobStore, s3_settings
+
+    local = ArtifactStore(tmp_path)
+    reference = local.put(BIG_TEXT)
+    saved = {k: os.environ.get(k) for k in s3_env}
+    os.environ.update(s3_env)
+    try:
+        settings = s3_settings()
+        assert settings is not None
+        bucket = S3BlobStore(settings)
+        for path in stored_files(tmp_path):
+            bucket.put(path.relative_to(tmp_path).as_posix(), path.read_bytes())
+        assert BIG_TEXT == ArtifactStore.default().get(reference)
+        with pytest.raises(ArtifactError, match=r"not found in s3://pee-"):
+            ArtifactStore.default().get({"$artifact": "sha256:" + "0" * 64})
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def test_resolve_replaces_references_at_any_depth(tmp_path: Path) -> None:
@@ -112,9 +129,10 @@ def test_resolve_replaces_references_at_any_depth(tmp_path: Path) -> None:
 
 
 def test_a_missing_artifact_says_where_it_looked(tmp_path: Path) -> None:
-    """Another machine's store (or a deleted file): an error naming the hash and directory."""
+    """Another host's folder (or a deleted file): an error naming the hash, the folder and
+    what to configure."""
     reference = ArtifactStore(tmp_path / "elsewhere").put("v" * 100)
-    with pytest.raises(ArtifactError, match=r"not found in .*mine: every worker must share"):
+    with pytest.raises(ArtifactError, match=r"not found in .*mine: .*PEE_ARTIFACT_URL=s3://"):
         ArtifactStore(tmp_path / "mine").get(reference)
 
 
@@ -164,33 +182,25 @@ def store_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     return tmp_path / "artifacts"
 
 
-def test_a_large_output_round_trips_through_run_agent(store_dir: Path) -> None:
-    """A 320 KB output leaves run_agent as a reference; the next agent is given the value."""
-    produced = run(AgentTask(agent=simulate_agent("writer", values={"doc": BIG_TEXT})))
-    reference = produced.outputs["doc"]
-    assert is_reference(reference) and DEFAULT_THRESHOLD < reference["size"]
-    assert len(json.dumps(reference)) < 1000
-    assert [f"{sha(BIG_TEXT)}.json.lz4"] == [path.name for path in stored_files(store_dir)]
-    # the reader's default output carries the digest of the input values it was given
+def test_run_agent_returns_a_large_output_as_it_is_and_writes_no_artifact(
+    store_dir: Path,
+) -> None:
+    """A 320 KB output leaves run_agent as the value itself, whatever the task's (legacy)
+    large_value_threshold: nothing is written to the artifact folder."""
+    agent = simulate_agent("writer", values={"doc": BIG_TEXT})
+    produced = run(AgentTask(agent=agent, large_value_threshold=1024))
+    assert BIG_TEXT == produced.outputs["doc"]
+    assert [] == stored_files(store_dir)
+
+
+def test_a_legacy_reference_in_the_inputs_is_given_to_the_agent_as_its_value(
+    store_dir: Path,
+) -> None:
+    """An input that is a `$artifact` reference (a history or cache from before External
+    Storage) reaches the backend as the value."""
+    reference = ArtifactStore(store_dir).put(BIG_TEXT)
     read = run(AgentTask(agent=simulate_agent("reader"), inputs={"writer.doc": reference}))
     assert digest({"writer.doc": BIG_TEXT}) == read.outputs["doc"]["digest"]
-
-
-def test_the_task_threshold_decides_what_is_large(store_dir: Path) -> None:
-    """large_value_threshold from the plan: a 2 KB write is offloaded above 1 KB, not at 256 KiB."""
-    value = "z" * 2000
-    agent = CompiledAgent(
-        id="w",
-        role="w",
-        kind="simulate",
-        group="g",
-        writes=["shared"],
-        estimated_s=0.0,
-        settings={"duration": 0, "values": {"shared": value}},
-    )
-    assert value == run(AgentTask(agent=agent)).writes["shared"]
-    offloaded = run(AgentTask(agent=agent, large_value_threshold=1024)).writes["shared"]
-    assert f"sha256:{sha(value)}" == offloaded["$artifact"]
 
 
 def test_a_missing_artifact_fails_the_attempt_retryably(store_dir: Path, tmp_path: Path) -> None:
@@ -199,38 +209,4 @@ def test_a_missing_artifact_fails_the_attempt_retryably(store_dir: Path, tmp_pat
     with pytest.raises(ApplicationError) as caught:
         run(AgentTask(agent=simulate_agent("reader"), inputs={"x": reference}))
     assert ("ArtifactError", False) == (caught.value.type, caught.value.non_retryable)
-    assert "every worker must share" in caught.value.message
-
-
-# --- through a workflow -----------------------------------------------------------------------
-
-
-def test_a_run_keeps_references_in_its_context_and_readers_get_values(
-    temporal: Any, store_dir: Path
-) -> None:
-    """With the plan's threshold at 1 KiB, a 2 KB output is a reference in the run's context
-    (so in its history) and the agent reading it is given the value."""
-    from tests.helpers import compiled_plan, group, sim
-
-    value = {"text": "w" * 2000}
-    plan = compiled_plan(
-        [
-            sim("writer", "g1", 0.0, outputs=["doc"], values={"doc": value}),
-            sim("reader", "g2", 0.0, inputs=["writer.doc"], outputs=["seen"]),
-        ],
-        [group("g1", ["writer"]), group("g2", ["reader"], ["g1"])],
-        name="artifacts",
-    )
-    plan.context = {"large_value_threshold": 1024}
-
-    async def body(handle: Any) -> dict[str, Any]:
-        await handle.result()
-        return dict(await handle.query("context"))
-
-    context = temporal.with_plan(plan, body)
-    assert {
-        "$artifact": f"sha256:{sha(value)}",
-        "size": len(encode(value)),
-        "preview": json.dumps(value, sort_keys=True)[:PREVIEW_CHARS],
-    } == context["writer.doc"]
-    assert digest({"writer.doc": value}) == context["reader.seen"]["digest"]
+    assert "PEE_ARTIFACT_URL" in caught.value.message

@@ -14,7 +14,7 @@ import pytest
 
 from pee.engine.compiled import CompiledAgent, CompiledGroup
 from pee.engine.report.bottleneck import analyse, format_bottlenecks, slack
-from tests.helpers import compiled_plan, group, sim, starter
+from tests.helpers import compiled_plan, group, sim, starter, with_sections
 
 
 def at(seconds: float) -> str:
@@ -171,7 +171,7 @@ CASES = [
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_analysis_finds_the_known_bottleneck(case: Case) -> None:
     plan = compiled_plan(case.agents, case.groups)
-    plan.caching = case.caching
+    with_sections(plan, caching=case.caching)
     scale = 0.5 if case.name.startswith("a barrier deadline") else 1.0
     found = analyse(plan, report_of(case.times, case.groups, case.makespan, scale))
     assert case.critical == [c["agent"] for c in found["critical"]]
@@ -223,7 +223,7 @@ def test_the_suggestions_carry_their_numbers() -> None:
 
     case = deadline_cut_short()
     plan = compiled_plan(case.agents, case.groups)
-    plan.caching = case.caching
+    with_sections(plan, caching=case.caching)
     (timeout,) = analyse(plan, report_of(case.times, case.groups, case.makespan, 0.5))[
         "suggestions"
     ]

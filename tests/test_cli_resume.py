@@ -1,10 +1,14 @@
 """`starter.py run PLAN --resume-from ID [--from-group G]` as a user runs it: a fixed plan resumed
-from its failed run runs only what had not passed."""
+from its failed run runs only what had not passed. Each test runs twice: with the caches in the
+default SQLite file, and in PostgreSQL (PEE_CACHE_URL, tests/pg_support.py), where the
+snapshots a resume reads live on a cluster."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+
+import pytest
 
 from tests.test_cli_run import Cli, cli  # noqa: F401  (the module's private dev server)
 
@@ -19,26 +23,36 @@ agents:
 BROKEN = ", fail_times: always, retry: {max_attempts: 1}"
 
 
-def test_a_fixed_plan_resumes_from_its_failed_run(cli: Cli, tmp_path: Path) -> None:  # noqa: F811
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, cli: Cli) -> tuple[Cli, str]:  # noqa: F811
+    """The module's CLI on one cache backend, and a suffix that keeps its workflow ids apart."""
+    if request.param == "sqlite":
+        return cli, "s"
+    url = request.getfixturevalue("pg_url")
+    return Cli({**cli.env, "PEE_CACHE_URL": url}, cli.plans), "p"
+
+
+def test_a_fixed_plan_resumes_from_its_failed_run(store: tuple[Cli, str], tmp_path: Path) -> None:
     """Run 1 fails at b (exit 1); the fixed plan resumed from it reuses a and completes (exit 0);
     --from-group with a group the plan lacks is bad input (exit 2)."""
-    failed = cli.starter(
+    runner, n = store
+    failed = runner.starter(
         "run",
-        cli.plan("broken", PLAN.format(broken=BROKEN)),
+        runner.plan("broken", PLAN.format(broken=BROKEN)),
         "--workflow-id",
-        "resumable-1",
+        f"resumable-1{n}",
         "--report",
         tmp_path / "1.json",
     )
     assert 1 == failed.returncode, failed.stdout + failed.stderr
-    fixed = cli.plan("fixed", PLAN.format(broken=""))
-    done = cli.starter(
+    fixed = runner.plan("fixed", PLAN.format(broken=""))
+    done = runner.starter(
         "run",
         fixed,
         "--resume-from",
-        "resumable-1",
+        f"resumable-1{n}",
         "--workflow-id",
-        "resumable-2",
+        f"resumable-2{n}",
         "--report",
         tmp_path / "2.json",
     )
@@ -46,37 +60,40 @@ def test_a_fixed_plan_resumes_from_its_failed_run(cli: Cli, tmp_path: Path) -> N
     assert "Resuming resumable-1" in done.stdout
     assert "context from snapshot" in done.stdout
     first, second = (json.loads((tmp_path / f"{n}.json").read_text()) for n in (1, 2))
-    assert "resumable-1" == second["resumed_from"]
+    assert f"resumable-1{n}" == second["resumed_from"]
     assert {"a": True, "b": False, "c": False} == {
         agent_id: entry["resumed"] for agent_id, entry in second["agents"].items()
     }
     group_a = second["agents"]["a"]["group"]
     assert first["snapshots"][group_a] == second["snapshots"][group_a]
-    bad = cli.starter("run", fixed, "--resume-from", "resumable-1", "--from-group", "nope")
+    bad = runner.starter("run", fixed, "--resume-from", f"resumable-1{n}", "--from-group", "nope")
     assert 2 == bad.returncode
     assert "not a group" in bad.stderr
 
 
 def test_without_its_snapshot_resume_reads_the_context_by_query_and_says_so(
-    cli: Cli,  # noqa: F811
-    tmp_path: Path,
+    store: tuple[Cli, str], tmp_path: Path
 ) -> None:
     """`cache clear --plan P` removes the run's snapshots: the resume still works, from the
     `context` query, and its Resuming line says why."""
+    runner, n = store
     text = PLAN.replace("name: resumable", "name: resumable-cleared")
-    failed = cli.starter(
-        "run", cli.plan("broken2", text.format(broken=BROKEN)), "--workflow-id", "resumable-3"
+    failed = runner.starter(
+        "run",
+        runner.plan("broken2", text.format(broken=BROKEN)),
+        "--workflow-id",
+        f"resumable-3{n}",
     )
     assert 1 == failed.returncode, failed.stdout + failed.stderr
-    cleared = cli.starter("cache", "clear", "--plan", "resumable-cleared")
+    cleared = runner.starter("cache", "clear", "--plan", "resumable-cleared")
     assert "removed 1 context snapshot" in cleared.stdout, cleared.stdout + cleared.stderr
-    done = cli.starter(
+    done = runner.starter(
         "run",
-        cli.plan("fixed2", text.format(broken="")),
+        runner.plan("fixed2", text.format(broken="")),
         "--resume-from",
-        "resumable-3",
+        f"resumable-3{n}",
         "--workflow-id",
-        "resumable-4",
+        f"resumable-4{n}",
         "--report",
         tmp_path / "4.json",
     )

@@ -20,7 +20,7 @@ from pee.runtime.connection import resolve_settings
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES: dict[str, Any] = COMPOSE["services"]
-CORE = ("postgresql", "temporal", "codec-server", "temporal-ui", "worker")
+CORE = ("postgresql", "temporal", "codec-server", "temporal-ui", "worker", "minio", "minio-bucket")
 BUILT = ("codec-server", "worker", "starter")
 
 
@@ -65,22 +65,29 @@ def test_every_core_service_has_a_health_check_or_waits_for_healthy_ones() -> No
     """Start order: postgresql → temporal → (codec-server) → temporal-ui, workers; each
     dependency waited for with condition: service_healthy on a service that has a health
     check."""
-    for name in ("postgresql", "temporal", "codec-server", "temporal-ui"):
+    for name in ("postgresql", "temporal", "codec-server", "temporal-ui", "minio"):
         check = SERVICES[name]["healthcheck"]
         assert check["test"][0] in ("CMD", "CMD-SHELL"), name
         assert check["retries"] >= 3, name
     expected = {
         "temporal": {"postgresql"},
         "temporal-ui": {"temporal", "codec-server"},
-        "worker": {"temporal"},
-        "starter": {"temporal"},
+        "worker": {"temporal", "postgresql", "minio-bucket"},
+        "starter": {"temporal", "postgresql", "minio-bucket"},
+        "minio-bucket": {"minio"},
+        "codec-server": {"minio-bucket"},
     }
     for name, dependencies in expected.items():
         depends = SERVICES[name]["depends_on"]
         assert dependencies == set(depends), name
         for dependency in dependencies:
-            assert "service_healthy" == depends[dependency]["condition"], (name, dependency)
-            assert "healthcheck" in SERVICES[dependency], dependency
+            if dependency == "minio-bucket":
+                # a job: waited for until it has created the bucket and exited
+                condition = "service_completed_successfully"
+            else:
+                condition = "service_healthy"
+                assert "healthcheck" in SERVICES[dependency], dependency
+            assert condition == depends[dependency]["condition"], (name, dependency)
 
 
 def test_temporal_server_is_wired_to_postgresql() -> None:
@@ -211,3 +218,61 @@ def test_dockerfile_installs_the_project_and_copies_every_package() -> None:
     assert "COPY src src" in text[:install]
     assert "COPY starter.py worker.py" in text[:install]
     assert 'CMD ["python", "worker.py"]' in text
+
+
+# ---- the shared stores (issue 20): no shared disk --------------------------------------------
+
+
+def test_workers_share_no_volume_but_the_certificates() -> None:
+    """The former shared worker volume is gone: a worker mounts only ./certs, read-only."""
+    for name in ("worker", "starter", "codec-server"):
+        mounts = [interpolate(v).split(":") for v in SERVICES[name].get("volumes", [])]
+        assert all(["./certs", "/certs", "ro"] == mount for mount in mounts), name
+    assert "pee-data" not in (COMPOSE.get("volumes") or {})
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "PEE_CACHE_PATH" not in dockerfile and "PEE_ARTIFACT_DIR" not in dockerfile
+
+
+def test_the_caches_use_their_own_database_in_the_compose_postgresql() -> None:
+    """PEE_CACHE_URL parses (pee.stores.urls) to PostgreSQL at the postgresql service, in the
+    database and as the role deploy/postgres-init.sql creates, mounted where the image runs it."""
+    from urllib.parse import urlsplit
+
+    from pee.stores.urls import Dialect, parse
+
+    url = parse(environment("worker")["PEE_CACHE_URL"])
+    assert Dialect.POSTGRESQL is url.dialect
+    parts = urlsplit(url.url)
+    assert ("postgresql", 5432) == (parts.hostname, parts.port)
+    init = (ROOT / "deploy" / "postgres-init.sql").read_text()
+    assert f"CREATE ROLE {parts.username} LOGIN PASSWORD '{parts.password}';" in init
+    database = parts.path.lstrip("/")
+    assert f"CREATE DATABASE {database} OWNER {parts.username};" in init
+    assert database != environment("temporal")["POSTGRES_USER"]  # not Temporal's own
+    mounts = [v.split(":") for v in SERVICES["postgresql"]["volumes"]]
+    assert ["./deploy/postgres-init.sql", "/docker-entrypoint-initdb.d/pee.sql", "ro"] in mounts
+
+
+def test_payloads_go_to_the_minio_bucket_the_job_creates(monkeypatch: pytest.MonkeyPatch) -> None:
+    """PEE_ARTIFACT_URL's bucket is the one minio-bucket creates; AWS_ENDPOINT_URL is the minio
+    service's API port; the credentials are MinIO's root ones; the codec server gets the same
+    settings as the workers (it reads the same payloads)."""
+    from pee.stores.blobs import s3_settings
+
+    worker = environment("worker")
+    for name, value in worker.items():
+        monkeypatch.setenv(name, value)
+    settings = s3_settings()
+    assert settings is not None and "http://minio:9000" == settings.endpoint
+    job = SERVICES["minio-bucket"]
+    assert f"pee/{settings.bucket}" == job["entrypoint"][-1]
+    assert job["entrypoint"][:3] == ["mc", "mb", "--ignore-existing"]
+    assert "@minio:9000" in interpolate(job["environment"]["MC_HOST_pee"])
+    minio = environment("minio")
+    assert (minio["MINIO_ROOT_USER"], minio["MINIO_ROOT_PASSWORD"]) == (
+        worker["AWS_ACCESS_KEY_ID"],
+        worker["AWS_SECRET_ACCESS_KEY"],
+    )
+    codec = environment("codec-server")
+    for name in ("PEE_ARTIFACT_URL", "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "PEE_CACHE_URL"):
+        assert worker[name] == codec[name], name

@@ -188,8 +188,9 @@ def test_a_plan_without_a_pool_is_not_admission_controlled() -> None:
             "resource_manager: {resource_pool: {computational: {concurrent_agent_limit: 2}}}\n"
         )
     )
-    assert "resource_pool" not in free.resources
-    assert 2 == pooled.resources["resource_pool"]["computational"]["concurrent_agent_limit"]
+    assert free.resources.pool is None
+    assert pooled.resources.pool is not None
+    assert 2 == pooled.resources.pool.concurrent_agent_limit
 
 
 def test_command_agents_run_in_the_plans_folder(tmp_path) -> None:

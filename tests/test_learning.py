@@ -85,7 +85,7 @@ def test_learned_durations_move_the_critical_path_and_the_priorities() -> None:
     assert ["a", "c"] == learned.critical_path
     assert (10, 7) == (learned.agent("a").priority, learned.agent("b").priority)
     assert 7.0 == learned.estimated_makespan_s
-    assert {"n": 3, "mean_s": 6.0, "p95_s": 7.0} == learned.agent("a").learned
+    assert Learned(3, 6.0, 7.0) == learned.agent("a").learned
     # what a --simulate run takes stays the plan's estimate
     assert (1.0, 1.0) == (learned.agent("a").estimated_s, learned.agent("a").settings["duration"])
     assert 6.0 == learned.agent("a").expected_s
@@ -116,8 +116,11 @@ def test_a_bad_adaptive_setting_is_a_clear_plan_error(value: str) -> None:
     assert "adaptive" in str(error.value) and "Fix" in str(error.value)
 
 
-def test_the_store_keeps_runs_once_modes_apart_and_the_newest_twenty(tmp_path: Path) -> None:
-    store = DurationStore(tmp_path / "d.db")
+def test_the_store_keeps_runs_once_modes_apart_and_the_newest_twenty(
+    database: Path | str, tmp_path: Path
+) -> None:
+    """On SQLite and on PostgreSQL alike."""
+    store = DurationStore(database)
     assert 2 == store.record("p", REAL, "w1", "r1", [("a", 1.0), ("b", 2.0)])
     assert 0 == store.record("p", REAL, "w1", "r1", [("a", 1.0), ("b", 2.0)])
     store.record("p", SIMULATED, "w2", "r2", [("a", 50.0)])

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from pee.engine.compiled import Resources
 from pee.engine.rules.monitoring import (
     Monitor,
     Sample,
@@ -146,9 +147,9 @@ def test_settings_from_compiled_resources_scale_durations() -> None:
         }
     }
     assert Settings(Thresholds(90.0, 85.0, 18.0, 3.0), 1.0) == Settings.from_resources(
-        resources, time_scale=0.1
+        Resources.from_section(resources), time_scale=0.1
     )
-    assert Settings() == Settings.from_resources({})
+    assert Settings() == Settings.from_resources(Resources())
 
 
 def test_take_sample_computes_percentages() -> None:

@@ -8,6 +8,7 @@ import pytest
 
 from pee.engine.compile.graph import compile_plan
 from pee.engine.compile.load import load_plan, loads_plan
+from pee.engine.compiled import SharedPool
 from pee.engine.language import errors
 
 
@@ -359,10 +360,7 @@ resource_manager:
             file="plan.yaml",
         )
     )
-    assert plan.resources["resource_pool"]["shared"] == {
-        "name": "build-farm",
-        "holder_check_interval": 30.0,
-    }
+    assert plan.resources.shared == SharedPool("build-farm", holder_check_interval_s=30.0)
 
 
 def test_group_depends_on_cycle_is_reported_at_the_depends_on_line() -> None:

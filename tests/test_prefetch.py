@@ -1,15 +1,16 @@
 """Prefetching: while a group runs, the worker parses the template files and resolves the
 artifact references of the group most likely to start next, and that group's agents use them.
 
-Plan (each agent its own group): research (notes: a large value, so an artifact reference;
-title: a small one) -> draft (1.5 s, reads the title only) -> writer (a template file reading
-research.notes and draft.text). When draft starts, writer's group is next: one prefetch_group
-activity warms writer's template and research.notes.
+Plan (each agent its own group): research (notes: a legacy `$artifact` reference, as a context
+from before External Storage holds; title: a small value) -> draft (1.5 s, reads the title only)
+-> writer (a template file reading research.notes and draft.text). When draft starts, writer's
+group is next: one prefetch_group activity warms writer's template and research.notes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from pathlib import Path
 from typing import Any
@@ -23,17 +24,16 @@ from pee.engine.compile.load import loads_plan
 from pee.engine.rules.prefetch import next_groups, references, template_agents
 from tests.helpers import TemporalHarness, group, sim
 
-NOTES = "field notes " * 400  # ~4.8 KB: above the plan's 1 KB large_value_threshold
+NOTES = "field notes " * 400  # ~4.8 KB
 
 PLAN = """\
 name: prefetch-{tag}
-context_conflicts: {{large_value_threshold: 1KB}}
 agents:
   research:
     kind: simulate
     duration: 100ms
     outputs: [notes, title]
-    values: {{notes: "{notes}", title: Field study}}
+    values: {{notes: {notes}, title: Field study}}
   draft: {{kind: simulate, duration: 1500ms, inputs: [research.title], outputs: [text]}}
   writer:
     kind: template
@@ -78,7 +78,9 @@ def test_the_next_groups_prefetched_template_and_value_are_used(
     prefetch.store().clear()
     (tmp_path / "doc.md").write_text("Notes: {{research.notes}}\nDraft: {{draft.text.agent}}\n")
     plan_file = tmp_path / "plan.yaml"
-    plan_file.write_text(PLAN.format(tag=uuid.uuid4().hex[:8], notes=NOTES.strip()))
+    # agents no longer write artifacts: research returns a reference to one stored beforehand
+    reference = ArtifactStore(artifacts).put(NOTES.strip())
+    plan_file.write_text(PLAN.format(tag=uuid.uuid4().hex[:8], notes=json.dumps(reference)))
     plan = compile_plan(loads_plan(plan_file.read_text(), file=str(plan_file)))
 
     async def body(handle: Any) -> tuple[dict, Any]:
@@ -89,7 +91,6 @@ def test_the_next_groups_prefetched_template_and_value_are_used(
                 break
             await asyncio.sleep(0.05)
         files = list(artifacts.rglob("*.json*"))
-        # only research.notes so far: the writer has not run yet
         assert 1 == len(files)
         for path in files:
             path.unlink()
@@ -113,8 +114,7 @@ def test_the_next_groups_prefetched_template_and_value_are_used(
 
 
 def report_doc(temporal: TemporalHarness, report: dict) -> str:
-    """writer.doc from the closed run's context (itself large: an artifact written after the
-    deletion)."""
+    """writer.doc from the closed run's context (a value: nothing writes artifacts now)."""
     from pee.runtime.worker import build_worker
     from pee.workflows.plan_workflow import PlanWorkflow
 

@@ -1,5 +1,6 @@
 """The context snapshot store: content-keyed entries, lz4 above the threshold, a size limit that
-evicts the least recently used snapshot, TTL, clearing by plan."""
+evicts the least recently used snapshot, TTL, clearing by plan; each on SQLite and on PostgreSQL
+(the `database` fixture, tests/pg_support.py)."""
 
 from __future__ import annotations
 
@@ -20,10 +21,10 @@ def put(cache: SnapshotCache, key: str, values: dict, **fields) -> object:
     )
 
 
-def test_a_large_snapshot_is_stored_compressed_and_reads_back_equal(tmp_path: Path) -> None:
+def test_a_large_snapshot_is_stored_compressed_and_reads_back_equal(database: Path | str) -> None:
     """Above the threshold the stored bytes are lz4 (fewer than the JSON); get returns the
     values unchanged."""
-    cache = SnapshotCache(tmp_path / "c.db", threshold=1024)
+    cache = SnapshotCache(database, threshold=1024)
     values = {"pm.prd": "requirement " * 2000, "topic": "x"}
     stored = put(cache, "g1#h", values)
     assert stored.stored and stored.bytes_saved > 0
@@ -33,9 +34,9 @@ def test_a_large_snapshot_is_stored_compressed_and_reads_back_equal(tmp_path: Pa
     assert stored.bytes_saved == cache.stats().bytes_saved_by_compression
 
 
-def test_past_the_size_limit_the_least_recently_used_snapshot_goes(tmp_path: Path) -> None:
+def test_past_the_size_limit_the_least_recently_used_snapshot_goes(database: Path | str) -> None:
     """Three 100-byte snapshots in room for two: the one not read since goes first."""
-    cache = SnapshotCache(tmp_path / "c.db", size_limit=250)
+    cache = SnapshotCache(database, size_limit=250)
     put(cache, "g1#a", {"v": "a" * 90}, now=1)
     put(cache, "g2#b", {"v": "b" * 90}, now=2)
     cache.get("g1#a", now=3)
@@ -45,9 +46,9 @@ def test_past_the_size_limit_the_least_recently_used_snapshot_goes(tmp_path: Pat
     assert MISSING is not cache.get("g1#a", now=5)
 
 
-def test_a_ttl_expires_and_clear_removes_a_plans_snapshots(tmp_path: Path) -> None:
+def test_a_ttl_expires_and_clear_removes_a_plans_snapshots(database: Path | str) -> None:
     """ttl_s 60: found at +30 s, gone at +61 s; session_lifetime (None) stays; clear by plan."""
-    cache = SnapshotCache(tmp_path / "c.db")
+    cache = SnapshotCache(database)
     put(cache, "g1#a", {"v": 1}, ttl_s=60, now=1000)
     put(cache, "g2#b", {"v": 2}, plan="other", now=1000)
     assert {"v": 1} == cache.get("g1#a", now=1030)

@@ -38,11 +38,13 @@ from tests.helpers import (
     PROJECT_ROOT,
     TemporalHarness,
     agent_running,
+    async_eventually,
     compiled_plan,
     group,
     sim,
     starter,
     until_status,
+    with_sections,
 )
 
 
@@ -179,7 +181,7 @@ def test_cache_status_and_attempts_reach_spans_and_metrics(temporal: TemporalHar
     it."""
     plan = small_plan(f"cached-{uuid.uuid4().hex[:6]}")
     plan.agents[0].settings["fail_times"] = 1
-    plan.caching = {"cache_levels": {"agent_output_cache": {"ttl": 3600}}}
+    with_sections(plan, caching={"cache_levels": {"agent_output_cache": {"ttl": 3600}}})
     first, second = Captured(), Captured()
     run_traced(temporal, first, plan)
     run_traced(temporal, second, plan)
@@ -325,14 +327,15 @@ def test_a_worker_leaving_mid_run_records_nothing_the_finishing_one_records_once
 
 
 async def listed(client: Client, query: str, workflow_id: str, timeout_s: float = 15.0) -> bool:
-    """Whether `workflow_id` shows up for `query` (visibility is eventually consistent)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        found = [w.id async for w in client.list_workflows(query)]
-        if workflow_id in found:
-            return True
-        await asyncio.sleep(0.2)
-    return False
+    """Whether `workflow_id` shows up for `query` (visibility is eventually consistent);
+    AssertionError naming the query when it does not within `timeout_s`."""
+
+    async def found() -> bool:
+        return workflow_id in [w.id async for w in client.list_workflows(query)]
+
+    return await async_eventually(
+        found, what=f"{workflow_id} listed for {query}", timeout_s=timeout_s, interval_s=0.2
+    )
 
 
 def test_search_attributes_follow_the_run(temporal: TemporalHarness) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-import time
 from typing import Any
 
 import pytest
@@ -24,34 +23,33 @@ from pee.workflows import search
 from pee.workflows.plan_workflow import PlanWorkflow
 from pee.workflows.resolution import MalformedResolution, parse_resolution
 from pee.workflows.types import ResolveConflict
-from tests.helpers import TemporalHarness, until_status
+from tests.helpers import TemporalHarness, async_eventually, until_status
 from tests.test_workflow_context import blocked, platform_plan, resolution
 
 Handle = WorkflowHandle[Any, Any]
 
 
-async def pee_status(handle: Handle, wanted: str, limit_s: float = 30.0) -> str | None:
+async def pee_status(handle: Handle, wanted: str, limit_s: float = 30.0) -> str:
     """Poll describe() until PeeStatus is `wanted` (visibility trails the upsert a little)."""
-    found = None
-    deadline = time.monotonic() + limit_s
-    while time.monotonic() < deadline:
-        description = await handle.describe()
-        found = description.typed_search_attributes.get(search.STATUS)
-        if found == wanted:
-            break
-        await asyncio.sleep(0.2)
-    return found
+
+    async def current() -> str | None:
+        found = (await handle.describe()).typed_search_attributes.get(search.STATUS)
+        return found if found == wanted else None
+
+    return await async_eventually(
+        current, what=f"PeeStatus {wanted}", timeout_s=limit_s, interval_s=0.2
+    )
 
 
 async def listed(client: Client, handle: Handle, query: str, limit_s: float = 30.0) -> bool:
     """Whether `temporal workflow list --query QUERY` (the client's list) finds the run."""
-    deadline = time.monotonic() + limit_s
-    while time.monotonic() < deadline:
-        async for found in client.list_workflows(query):
-            if found.id == handle.id:
-                return True
-        await asyncio.sleep(0.2)
-    return False
+
+    async def found() -> bool:
+        return any([w.id == handle.id async for w in client.list_workflows(query)])
+
+    return await async_eventually(
+        found, what=f"the run listed for {query}", timeout_s=limit_s, interval_s=0.2
+    )
 
 
 async def details(handle: Handle) -> str:
@@ -108,6 +106,7 @@ def test_a_blocked_run_says_it_waits_for_a_person_everywhere(temporal: TemporalH
     assert "conflict c1 blocks dev" in text_while
     assert f"`pee resolve {workflow_id} c1 --choice incoming --expected-version 2`" in text_while
     assert f"waits for a person on conflict c1 since {since}" in status_text
+    assert "run waiting for a person: running for " in status_text
     assert (
         f"waiting for a person: conflict c1 on 'platform' (write_write, opened "
         f"{during['conflicts'][0]['opened_at']}) blocks dev since {since}; resolve: "
@@ -124,6 +123,7 @@ def test_a_blocked_run_says_it_waits_for_a_person_everywhere(temporal: TemporalH
     line = f"c1 on 'platform': resolved incoming by alice (version 3) at {c1['resolved_at']}"
     assert f"- {line}" in text_after
     assert "waiting for a person" not in text_after
+    assert "run completed: took " in format_summary(report)
     assert f"conflict {line}" in format_summary(report)
 
     # item 5: dev ran ~0.5 s but waited 2 s or more for alice

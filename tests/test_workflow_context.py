@@ -23,7 +23,7 @@ from temporalio.exceptions import ApplicationError
 
 from pee.engine.compile.graph import compile_plan
 from pee.engine.compile.load import load_plan
-from pee.engine.compiled import CompiledAgent, CompiledPlan
+from pee.engine.compiled import CompiledAgent, CompiledPlan, Resources
 from pee.engine.rules.context import ContextPolicy, VersionedContext
 from pee.workflows.locks import READ, WRITE, ContextLimits, ContextLockTimeout
 from pee.workflows.plan_workflow import PlanWorkflow
@@ -38,6 +38,7 @@ from tests.helpers import (
     group_report,
     sim,
     until_status,
+    with_sections,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -86,8 +87,7 @@ def platform_plan(*, dev_group_timeout_s: float | None = None, **context: Any) -
         name="platform",
         inputs={"platform": "web"},
     )
-    plan.context = dict(context)
-    return plan
+    return with_sections(plan, context=context)
 
 
 def blocked(agent_id: str) -> Callable[[dict[str, Any]], bool]:
@@ -409,13 +409,15 @@ def ownership_plan(violation: str) -> CompiledPlan:
         ],
         [group("g", ["pm", "ux"]), group("next", ["dev"], ["g"])],
     )
-    plan.context = {
-        "ownership_violation": violation,
-        "resolution_mechanisms": {
-            "conflict_prevention": {"ownership_rules": {"pm": ["requirements"]}}
+    return with_sections(
+        plan,
+        context={
+            "ownership_violation": violation,
+            "resolution_mechanisms": {
+                "conflict_prevention": {"ownership_rules": {"pm": ["requirements"]}}
+            },
         },
-    }
-    return plan
+    )
 
 
 def test_ownership_violation_is_rejected_with_an_alert(temporal: TemporalHarness) -> None:
@@ -479,15 +481,18 @@ def test_consistency_rule_violation_opens_a_conflict(temporal: TemporalHarness) 
         ],
         [group("g", ["ux", "arch"]), group("next", ["dev"], ["g"])],
     )
-    plan.context = {
-        "consistency_rules": [
-            {
-                "keys": ["ux.platform", "arch.platform"],
-                "must": "equal",
-                "message": "platforms differ",
-            }
-        ]
-    }
+    with_sections(
+        plan,
+        context={
+            "consistency_rules": [
+                {
+                    "keys": ["ux.platform", "arch.platform"],
+                    "must": "equal",
+                    "message": "platforms differ",
+                }
+            ]
+        },
+    )
 
     async def body(handle: Handle) -> tuple[Any, ...]:
         await until_status(handle, blocked("dev"), "dev blocked")
@@ -600,15 +605,17 @@ def test_current_details_name_open_conflicts_and_the_commands() -> None:
 def test_context_limits_count_slots_and_waits() -> None:
     """Slots are counted per kind up to the plan's limits; waits add up per agent."""
     limits = ContextLimits.from_resources(
-        {
-            "resource_pool": {
-                "context_store": {
-                    "concurrent_readers": 2,
-                    "concurrent_writers": 1,
-                    "lock_timeout": 10.0,
+        Resources.from_section(
+            {
+                "resource_pool": {
+                    "context_store": {
+                        "concurrent_readers": 2,
+                        "concurrent_writers": 1,
+                        "lock_timeout": 10.0,
+                    }
                 }
             }
-        },
+        ),
         0.5,
     )
     assert (limits.readers, limits.writers, limits.lock_timeout_s) == (2, 1, 5.0)
@@ -624,4 +631,4 @@ def test_context_limits_count_slots_and_waits() -> None:
     limits.waited("a", 0.5)
     limits.waited("b", 1.0)
     assert (limits.wait_s("a"), limits.wait_s()) == (0.75, 1.75)
-    assert ContextLimits.from_resources({}, 1.0).readers == 5
+    assert ContextLimits.from_resources(Resources(), 1.0).readers == 5

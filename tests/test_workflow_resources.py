@@ -12,7 +12,7 @@ from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 
 from pee.engine.compiled import CompiledAgent, CompiledPlan
-from tests.helpers import TemporalHarness, compiled_plan, group, sim
+from tests.helpers import TemporalHarness, compiled_plan, group, sim, with_sections
 
 
 def pool(
@@ -41,8 +41,7 @@ def needing(
 
 
 def with_pool(plan: CompiledPlan, resources: dict[str, Any]) -> CompiledPlan:
-    plan.resources = resources
-    return plan
+    return with_sections(plan, resources=resources)
 
 
 def max_overlap(report: dict[str, Any]) -> int:

@@ -222,7 +222,7 @@ def test_resume_without_a_snapshot_falls_back_to_the_query_and_says_so(
     assert resume.snapshot_key is None
     assert context["a.out"] == resume.context["a.out"]
     (note,) = notes
-    assert "not in this host's context snapshot cache" in note and "by query" in note
+    assert "is not in the context snapshot cache" in note and "by query" in note
     report, activities = resumed_run(temporal, name, resume)
     assert ["c", "d"] == activities
     assert report["resumed_snapshot"] is None

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -306,7 +307,10 @@ def test_an_agent_larger_than_the_shared_pool_fails_the_run(temporal: TemporalHa
     units fails up front, naming its 150-unit agent, on a 100-unit shared pool."""
     pool_name = f"small-{uuid.uuid4().hex[:8]}"
     plan = shared_plan("big", pool_name, 1, 0.1, cpu=150)
-    plan.resources["resource_pool"]["computational"]["total_cpu_units"] = 200
+    assert plan.resources.pool is not None
+    plan.resources = replace(
+        plan.resources, pool=replace(plan.resources.pool, total_cpu_units=200.0)
+    )
 
     async def go() -> BaseException:
         client, task_queue = temporal.client, f"test-{uuid.uuid4()}"

@@ -38,3 +38,19 @@ async def sleeps(**inputs):
 
 
 NOT_CALLABLE = 42
+
+
+def large_document(seed=20):
+    """~400 KB of hex digits: still over External Storage's 256 KiB threshold after lz4
+    (PEE_LARGE_DOCUMENT_BYTES random bytes, hex-encoded, when set)."""
+    import os
+    import random
+
+    size = int(os.environ.get("PEE_LARGE_DOCUMENT_BYTES") or 200_000)
+    return {"doc": random.Random(seed).randbytes(size).hex()}
+
+
+def measure_document(doc):
+    import hashlib
+
+    return {"size": len(doc), "sha256": hashlib.sha256(doc.encode()).hexdigest()}

@@ -32,7 +32,6 @@ from temporalio.client import (
 from temporalio.testing import WorkflowEnvironment
 
 from pee.engine.compiled import (
-    AdaptiveSettings,
     BarrierSettings,
     CompiledGroup,
     CompiledPlan,
@@ -45,7 +44,7 @@ from pee.runtime.worker import build_worker
 from pee.workflows import search
 from pee.workflows.plan_workflow import PlanWorkflow
 from pee.workflows.types import BatchSpec, PlanRunInput, ResolveConflict
-from tests.helpers import compiled_plan, group, sim
+from tests.helpers import compiled_plan, group, sim, with_sections
 
 HERE = Path(__file__).resolve().parent
 NO_RETRY = RetrySpec(max_attempts=1, initial_interval_s=0.1)
@@ -208,28 +207,29 @@ def adaptive_throttle() -> CompiledPlan:
     for agent in agents:
         agent.cpu = agent.memory = 10
     plan = compiled_plan(agents, [group("g", [a.id for a in agents])], name="adaptive-throttle")
-    plan.resources = {
-        "resource_pool": {
-            "computational": {
-                "total_cpu_units": 100,
-                "total_memory_units": 100,
-                "concurrent_agent_limit": 2,
-            }
+    with_sections(
+        plan,
+        resources={
+            "resource_pool": {
+                "computational": {
+                    "total_cpu_units": 100,
+                    "total_memory_units": 100,
+                    "concurrent_agent_limit": 2,
+                }
+            },
+            "allocation_strategy": {
+                "resource_sharing": {"cpu_oversubscription": 1.0, "memory_strict": True}
+            },
+            "load_balancing": {"resource_monitoring": {"alert_thresholds": {"response_time": 1.6}}},
         },
-        "allocation_strategy": {
-            "resource_sharing": {"cpu_oversubscription": 1.0, "memory_strict": True}
-        },
-        "load_balancing": {"resource_monitoring": {"alert_thresholds": {"response_time": 1.6}}},
-    }
-    plan.monitoring = AdaptiveSettings.from_section(
-        {
+        monitoring={
             "performance_optimization": {
                 "adaptive_resource_allocation": {
                     "trigger": "performance_below_threshold",
                     "actions": ["increase_cpu_allocation", "adjust_parallel_group_sizes"],
                 }
             }
-        }
+        },
     )
     plan.adaptive_margin = 1.5
     return plan
@@ -244,20 +244,21 @@ def adaptive_actions(
 ) -> CompiledPlan:
     """An `adaptive: true` plan listing `actions`, with a response_time threshold."""
     plan = compiled_plan(agents, groups, name=name)
-    plan.resources = {
-        "load_balancing": {
-            "resource_monitoring": {"alert_thresholds": {"response_time": threshold}}
-        }
-    }
-    plan.monitoring = AdaptiveSettings.from_section(
-        {
+    with_sections(
+        plan,
+        resources={
+            "load_balancing": {
+                "resource_monitoring": {"alert_thresholds": {"response_time": threshold}}
+            }
+        },
+        monitoring={
             "performance_optimization": {
                 "adaptive_resource_allocation": {
                     "trigger": "performance_below_threshold",
                     "actions": list(actions),
                 }
             }
-        }
+        },
     )
     plan.adaptive_margin = 1.5
     return plan
@@ -300,8 +301,7 @@ def conflict_plan(**context: Any) -> CompiledPlan:
         name="conflict",
         inputs={"platform": "web"},
     )
-    plan.context = dict(context)
-    return plan
+    return with_sections(plan, context=context)
 
 
 def conflict_timeout() -> CompiledPlan:

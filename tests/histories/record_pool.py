@@ -33,7 +33,7 @@ from pee.runtime.worker import build_worker
 from pee.workflows.plan_workflow import PlanWorkflow
 from pee.workflows.resource_pool import ResourcePoolWorkflow
 from pee.workflows.types import PlanRunInput
-from tests.helpers import async_eventually, compiled_plan, group, sim
+from tests.helpers import async_eventually, compiled_plan, group, sim, with_sections
 
 HERE = Path(__file__).resolve().parent / "pool"
 POOL = "recorded"
@@ -44,18 +44,20 @@ def plan(name: str, duration_s: float) -> Any:
     agent = sim(f"{name}0", "g", duration_s)
     agent.cpu = 50
     recorded = compiled_plan([agent], [group("g", [agent.id])], name=name)
-    recorded.resources = {
-        "resource_pool": {
-            "computational": {
-                "total_cpu_units": 100,
-                "total_memory_units": 100,
-                "concurrent_agent_limit": 1,
+    return with_sections(
+        recorded,
+        resources={
+            "resource_pool": {
+                "computational": {
+                    "total_cpu_units": 100,
+                    "total_memory_units": 100,
+                    "concurrent_agent_limit": 1,
+                },
+                "shared": {"name": POOL, "holder_check_interval": 0.5},
             },
-            "shared": {"name": POOL, "holder_check_interval": 0.5},
+            "allocation_strategy": {"resource_sharing": {"cpu_oversubscription": 1.0}},
         },
-        "allocation_strategy": {"resource_sharing": {"cpu_oversubscription": 1.0}},
-    }
-    return recorded
+    )
 
 
 async def until(check: Any) -> None:

@@ -3,8 +3,9 @@
 Around every backend it keeps the agent visible (pee.activities.progress: heartbeats, progress
 signals), applies `--simulate` (task.simulate_s: the agent takes at least that long, whatever its
 kind) and turns every failure into an ApplicationError carrying details=[{"attempt": n}], which
-the workflow reads for its report. Large outputs go to the artifact store and come back as
-references, which are resolved again in the next agent's inputs (src/pee/activities/artifacts.py).
+the workflow reads for its report. Large outputs are returned as they are: the data converter's
+External Storage keeps them out of the history (pee.stores.payloads). References written by the
+former claim check (src/pee/activities/artifacts.py) are still resolved in an agent's inputs.
 No secret leaves an agent: backends register the secrets they read with the agent's scrubber
 (pee.activities.scrub), and results, errors, heartbeats, progress and logs pass it on the way out.
 Cancellation is an asyncio.CancelledError raised wherever the
@@ -20,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
-import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -38,13 +38,14 @@ from pee.activities import (
     simulate,
     template_backend,
 )
-from pee.activities.artifacts import DEFAULT_THRESHOLD, ArtifactStore, contains_reference
+from pee.activities.artifacts import contains_reference
 from pee.activities.cross_validation import cross_validate
 from pee.activities.output_cache import MISS, OutputCache
 from pee.activities.prefetch import prefetch_group
 from pee.activities.progress import Progress
 from pee.activities.snapshot_cache import store_context_snapshot
 from pee.activities.types import AgentResult, AgentTask, CacheLookup
+from pee.stores.sql import DatabaseError
 
 # log records an agent emits are scrubbed like everything else it sends
 scrub.install_log_filter(activity.logger.logger)
@@ -99,10 +100,10 @@ def _silent(task: AgentTask) -> bool:
     return task.agent.kind == "simulate" and not simulate.parse_settings(task.agent).heartbeat
 
 
-# ---- artifact store (claim check) -----------------------------------------------------------
-# Backends never see references and never think about sizes: references in the input snapshot are
-# resolved before the backend runs, and large outputs/writes are stored and replaced by references
-# after it returns. File I/O runs in a thread so heartbeats keep flowing.
+# ---- legacy artifact references -------------------------------------------------------------
+# Backends never see references and never think about sizes: references in the input snapshot
+# (from histories and caches of the former claim check) are resolved before the backend runs.
+# Blob I/O runs in a thread so heartbeats keep flowing.
 
 
 async def _resolve_artifacts(task: AgentTask, counts: dict[str, dict[str, int]]) -> AgentTask:
@@ -111,15 +112,6 @@ async def _resolve_artifacts(task: AgentTask, counts: dict[str, dict[str, int]])
     # values prefetched while an earlier group ran are taken from memory (pee.activities.prefetch)
     inputs = await asyncio.to_thread(prefetch.resolve, task.inputs, counts)
     return dataclasses.replace(task, inputs=inputs)
-
-
-async def _offload_artifacts(task: AgentTask, result: AgentResult) -> AgentResult:
-    threshold = task.large_value_threshold
-    limit = DEFAULT_THRESHOLD if threshold is None else int(threshold)
-    store = ArtifactStore.default()
-    outputs = await asyncio.to_thread(store.offload, result.outputs, limit)
-    writes = await asyncio.to_thread(store.offload, result.writes, limit)
-    return dataclasses.replace(result, outputs=outputs, writes=writes)
 
 
 async def _work(task: AgentTask, scrubber: scrub.Scrubber) -> AgentResult:
@@ -133,14 +125,13 @@ async def _work(task: AgentTask, scrubber: scrub.Scrubber) -> AgentResult:
     async with Progress(task, silent=_silent(task)) as progress:
         progress.expect(simulate_s)
         result = await backend(task, progress, time_scale(task))
-        # before anything stores or sends it: artifact store, cache, history
+        # before anything stores or sends it: cache, history, blob store
         result = dataclasses.replace(
             result, outputs=scrubber.value(result.outputs), writes=scrubber.value(result.writes)
         )
         result = dataclasses.replace(result, elapsed_s=round(time.monotonic() - started, 3))
         # --simulate: the agent takes at least simulate_s, counted from its start
         await progress.sleep_until(simulate_s)
-    result = await _offload_artifacts(task, result)
     if task.cache_key is not None:
         saved = await _store_in_cache(task, task.cache_key, result, time.monotonic() - started)
         counts["agent_output"] = {"bytes_saved": saved}
@@ -180,7 +171,7 @@ async def _store_in_cache(task: AgentTask, key: str, result: AgentResult, cost_s
 
     try:
         return await asyncio.to_thread(put)
-    except (OSError, sqlite3.Error) as err:
+    except (OSError, DatabaseError) as err:
         # a cache that cannot be written costs a future run time, never this run its result
         activity.logger.warning("agent output cache not written: %s", err)
         return 0
@@ -192,7 +183,7 @@ async def lookup_cached_output(request: CacheLookup) -> dict[str, Any] | None:
     try:
         # opened in the thread too: opening may wait on the file's lock
         value = await asyncio.to_thread(lambda: OutputCache().get(request.key, request.run_id))
-    except (OSError, sqlite3.Error) as err:
+    except (OSError, DatabaseError) as err:
         activity.logger.warning("agent output cache not readable: %s", err)
         return None
     return None if value is MISS else value

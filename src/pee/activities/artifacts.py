@@ -1,21 +1,20 @@
-"""Claim-check artifact store: large context values live in files, the context holds a reference.
+"""Legacy claim-check artifacts: read, never written any more.
 
-Temporal payloads above 2 MiB fail and every value an agent returns is copied into the history
-(and into every later reader's activity input), so an agent's output or shared write whose
-canonical JSON is above the plan's `large_value_threshold` (default 256 KiB) is written here and
-replaced by a small reference, which is what the workflow, its context and the report carry:
+Before External Storage (pee.stores.payloads) took large payloads out of the history, an agent's
+output or shared write whose canonical JSON was above the plan's `large_value_threshold` was
+written here and replaced by a small reference, which the workflow, its context and the report
+carried:
 
     {"$artifact": "sha256:<hex of the canonical JSON>", "size": <bytes of that JSON>,
      "preview": "<its first 200 characters>"}
 
-Content-addressed: the same value is stored once, wherever it comes from, and a file is never
-rewritten. Files above 10 KB are lz4-compressed (`<hex>.json.lz4`, else `<hex>.json`) under
-`<dir>/sha256/<first two hex digits>/`. The directory is PEE_ARTIFACT_DIR, else `artifacts/` in
-the runtime's state directory (PEE_STATE_DIR, else `.temporal/`): local by default, so workers
-on several machines must share it (a mounted volume) to read each other's artifacts.
-
-Before a backend runs, `resolve` swaps every reference in the agent's input snapshot for its
-value, so agents never see references.
+Histories and cached outputs from then still hold such references, so they are still resolved:
+before a backend runs, `resolve` swaps every reference in the agent's input snapshot for its
+value, so agents never see references. The files are content-addressed under the key
+`sha256/<first two hex digits>/<hex>.json[.lz4]` (lz4 above 10 KB) in the blob store
+(pee.stores.blobs): `<state dir>/artifacts` or PEE_ARTIFACT_DIR by default, where they always
+were; on a cluster `aws s3 sync .temporal/artifacts s3://BUCKET/` makes them readable from the
+bucket of PEE_ARTIFACT_URL. `put` remains for tests and migrations only.
 """
 
 from __future__ import annotations
@@ -23,8 +22,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +29,11 @@ import lz4.frame
 
 from pee.engine.canonical import canonical_bytes
 from pee.paths import state_dir
+from pee.stores.blobs import BlobMissing, BlobStore, FsBlobStore, configured_store
 
 REF_KEY = "$artifact"
 SCHEME = "sha256:"
+# what plans' `large_value_threshold` defaulted to (PEE_PAYLOAD_THRESHOLD decides now)
 DEFAULT_THRESHOLD = 256 * 1024
 # compress stored files above this many bytes (the design's "lz4 above 10 KB")
 COMPRESS_ABOVE = 10 * 1024
@@ -42,10 +41,11 @@ PREVIEW_CHARS = 200
 
 
 class ArtifactError(RuntimeError):
-    """An artifact cannot be read back: missing (another machine's store?) or corrupt."""
+    """An artifact cannot be read back: missing (another host's folder?) or corrupt."""
 
 
 def artifact_dir() -> Path:
+    """The local folder (pee.stores.blobs.local_root without a file:// PEE_ARTIFACT_URL)."""
     return Path(os.environ.get("PEE_ARTIFACT_DIR") or state_dir() / "artifacts")
 
 
@@ -70,80 +70,59 @@ def preview(value: Any) -> str:
     return text[:PREVIEW_CHARS]
 
 
-@dataclass
 class ArtifactStore:
-    root: Path
+    def __init__(self, blobs: BlobStore | Path) -> None:
+        self.blobs: BlobStore = FsBlobStore(blobs) if isinstance(blobs, Path) else blobs
 
     @classmethod
     def default(cls) -> ArtifactStore:
-        return cls(artifact_dir())
+        """The configured blob store: PEE_ARTIFACT_URL, else PEE_ARTIFACT_DIR or artifacts/
+        in the state directory."""
+        return cls(configured_store())
 
-    def _path(self, digest: str, compressed: bool) -> Path:
+    @staticmethod
+    def key(digest: str, compressed: bool) -> str:
         suffix = ".json.lz4" if compressed else ".json"
-        return self.root / "sha256" / digest[:2] / f"{digest}{suffix}"
+        return f"sha256/{digest[:2]}/{digest}{suffix}"
 
     def put(self, value: Any, data: bytes | None = None) -> dict[str, Any]:
         """Store ``value`` (idempotent) and return its reference; ``data``: its `encode`, when
-        the caller has it already."""
+        the caller has it already. Tests and migrations only: agents no longer write here."""
         data = encode(value) if data is None else data
         digest = hashlib.sha256(data).hexdigest()
         compressed = len(data) > COMPRESS_ABOVE
-        path = self._path(digest, compressed)
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            body = lz4.frame.compress(data) if compressed else data
-            # write then rename: a reader (or a concurrent writer of the same value) never sees
-            # half a file
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{digest[:8]}-")
-            try:
-                with os.fdopen(fd, "wb") as out:
-                    out.write(body)
-                os.replace(tmp, path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+        self.blobs.put(
+            self.key(digest, compressed), lz4.frame.compress(data) if compressed else data
+        )
         return {REF_KEY: f"{SCHEME}{digest}", "size": len(data), "preview": preview(value)}
 
     def get(self, reference: dict[str, Any]) -> Any:
         """The value a reference stands for; ArtifactError when missing or corrupt."""
         digest = str(reference[REF_KEY])[len(SCHEME) :]
         for compressed in (True, False):
-            path = self._path(digest, compressed)
+            key = self.key(digest, compressed)
             try:
-                body = path.read_bytes()
-            except FileNotFoundError:
+                body = self.blobs.get(key)
+            except BlobMissing:
                 continue
+            where = f"{key} in {self.blobs.display}"
             try:
                 data = lz4.frame.decompress(body) if compressed else body
             except RuntimeError as err:
                 raise ArtifactError(
-                    f"artifact {SCHEME}{digest} at {path} is corrupt: {err}"
+                    f"artifact {SCHEME}{digest} at {where} is corrupt: {err}"
                 ) from None
             if hashlib.sha256(data).hexdigest() != digest:
                 raise ArtifactError(
-                    f"artifact {SCHEME}{digest} at {path} is corrupt: its "
+                    f"artifact {SCHEME}{digest} at {where} is corrupt: its "
                     "content does not match its hash"
                 )
             return json.loads(data)
         raise ArtifactError(
-            f"artifact {SCHEME}{digest} not found in {self.root}: every worker must share the "
-            "artifact directory (PEE_ARTIFACT_DIR)"
+            f"artifact {SCHEME}{digest} not found in {self.blobs.display}: workers on several "
+            "hosts read artifacts from one blob store: set PEE_ARTIFACT_URL=s3://BUCKET (and copy "
+            "each host's artifacts/ folder there) or share PEE_ARTIFACT_DIR"
         )
-
-    # ---- what run_agent uses -----------------------------------------------------------
-
-    def offload(self, values: dict[str, Any], threshold: int) -> dict[str, Any]:
-        """``values`` with each value whose canonical JSON exceeds ``threshold`` bytes replaced
-        by its reference (references themselves are left alone)."""
-        out: dict[str, Any] = {}
-        for name, value in values.items():
-            out[name] = value
-            if not is_reference(value):
-                # encoded once: measured here, hashed and stored by put
-                data = encode(value)
-                if len(data) > threshold:
-                    out[name] = self.put(value, data)
-        return out
 
     def resolve(self, value: Any) -> Any:
         """``value`` with every reference in it (at any depth) replaced by what it stands for."""

@@ -49,9 +49,8 @@ import re
 import time
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 from temporalio.exceptions import ApplicationError
 
 from pee.activities import scrub
@@ -64,6 +63,9 @@ from pee.activities.backend_contract import (
 )
 from pee.activities.progress import Progress
 from pee.activities.types import AgentResult, AgentTask
+
+if TYPE_CHECKING:
+    import httpx
 
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_.\-]+)\s*\}\}")
 FENCE = re.compile(r"^\s*```[A-Za-z0-9_-]*\s*\n(.*?)\n?```\s*$", re.DOTALL)
@@ -253,6 +255,9 @@ def _retry_after(value: str | None) -> float | None:
 
 def new_client(timeout: float) -> httpx.AsyncClient:
     """The client for one agent attempt: every timeout bounded, no redirect followed."""
+    # imported by the first http agent: every worker loads this backend, few run one
+    import httpx
+
     return httpx.AsyncClient(timeout=httpx.Timeout(timeout), follow_redirects=False)
 
 
@@ -261,6 +266,8 @@ async def post(
 ) -> Reply:
     """One request; Transient for what is worth another try, Redirected for a 3xx, TooLarge for a
     reply past MAX_REPLY_BYTES."""
+    import httpx
+
     try:
         async with client.stream("POST", url, content=payload, headers=headers) as response:
             body = bytearray()

@@ -1,9 +1,10 @@
-"""The agent output cache: a SQLite file shared by the workers of one host.
+"""The agent output cache: a database shared by the workers (a SQLite file per host, or the
+PostgreSQL database of PEE_CACHE_URL shared by several hosts; pee.stores.sql).
 
 Entries are keyed by pee.engine.rules.cache_key (agent definition + inputs + upstream keys). Values
 are canonical JSON, lz4-compressed above the compression threshold. TTL ``session_lifetime`` binds
-an entry to the run that wrote it; a number of seconds lets later runs reuse it. When the file
-grows past its size limit, entries are evicted by ``lru_with_priority_boosting``, a
+an entry to the run that wrote it; a number of seconds lets later runs reuse it. When the
+entries grow past the size limit, entries are evicted by ``lru_with_priority_boosting``, a
 GreedyDual-Size-Frequency score (``gdsf_priority``): an entry is worth keeping in proportion to
 how often it was used and how long it took to compute, in inverse proportion to its stored size.
 The lowest priority goes first, the least recently used among equals. An aging ``clock`` rises
@@ -13,34 +14,38 @@ once valuable. bench/cache.py measures this store against plain LRU.
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from pee.activities.sqlite_store import SqliteCache, pack, unpack
+from pee.activities.sqlite_store import SharedCache, pack, unpack
+from pee.stores.sql import Cursor
 
 DEFAULT_SIZE_LIMIT = 100 * 1024 * 1024
 MISS: Any = object()
+# the transaction-scoped lock a store holds while it makes room: two workers evicting at once
+# would each count the other's entry as still there
+EVICTION_LOCK = "pee-output-cache"
 
-SCHEMA = """
+SCHEMA = (
+    """
 create table if not exists entries (
     key text primary key,
     plan text not null,
     agent text not null,
     run_scope text,
-    expires_at real,
-    size integer not null,
-    compressed integer not null,
-    value blob not null,
-    cost real not null,
-    frequency integer not null default 1,
-    priority real not null,
-    last_used integer not null,
-    created_at real not null
-);
-create table if not exists meta (name text primary key, number real not null);
-"""
+    expires_at {float},
+    size {int} not null,
+    compressed {int} not null,
+    value {blob} not null,
+    cost {float} not null,
+    frequency {int} not null default 1,
+    priority {float} not null,
+    last_used {int} not null,
+    created_at {float} not null
+)""",
+    "create table if not exists meta (name text primary key, number {float} not null)",
+)
 
 
 def gdsf_priority(clock: float, frequency: int, cost_s: float, size: int) -> float:
@@ -62,37 +67,45 @@ class CacheStats:
         return self.hits / total if total else 0.0
 
 
-class OutputCache(SqliteCache):
+class OutputCache(SharedCache):
     SCHEMA = SCHEMA
+    SCHEMA_NAME = "output_cache"
     DEFAULT_SIZE_LIMIT = DEFAULT_SIZE_LIMIT
     # bytes lz4 saved on the last put (what the run report's bytes_saved adds up)
     last_saved = 0
 
     @staticmethod
-    def _meta(db: sqlite3.Connection, name: str) -> float:
+    def _meta(db: Cursor, name: str) -> float:
         row = db.execute("select number from meta where name = ?", (name,)).fetchone()
-        return row[0] if row else 0.0
+        return float(row[0]) if row else 0.0
 
     @staticmethod
-    def _set_meta(db: sqlite3.Connection, name: str, number: float) -> None:
+    def _set_meta(db: Cursor, name: str, number: float) -> None:
         db.execute(
             "insert into meta(name, number) values(?, ?) on conflict(name) "
             "do update set number = excluded.number",
             (name, number),
         )
 
-    def _tick(self, db: sqlite3.Connection) -> int:
-        tick = int(self._meta(db, "tick")) + 1
-        self._set_meta(db, "tick", tick)
-        return tick
+    @staticmethod
+    def _add_meta(db: Cursor, name: str, number: float) -> float:
+        """Add to a counter in one statement (concurrent adds never lose one); the new value."""
+        row = db.execute(
+            "insert into meta(name, number) values(?, ?) on conflict(name) "
+            "do update set number = meta.number + excluded.number returning number",
+            (name, number),
+        ).fetchone()
+        return float(row[0])
+
+    def _tick(self, db: Cursor) -> int:
+        return int(self._add_meta(db, "tick", 1))
 
     def get(self, key: str, run_id: str, now: float | None = None) -> Any:
         """The cached value, or MISS (expired entries and other runs' session entries miss)."""
         now = time.time() if now is None else now
         with self._db() as db:
             row = db.execute(
-                "select value, compressed, run_scope, expires_at, frequency, cost, size "
-                "from entries where key = ?",
+                "select value, compressed, run_scope, expires_at from entries where key = ?",
                 (key,),
             ).fetchone()
             usable = (
@@ -101,16 +114,25 @@ class OutputCache(SqliteCache):
                 and (row[3] is None or row[3] > now)
             )
             if not usable:
-                self._set_meta(db, "misses", self._meta(db, "misses") + 1)
+                self._add_meta(db, "misses", 1)
                 return MISS
-            value, compressed, _scope, _expires, frequency, cost, size = row
-            frequency += 1
-            priority = gdsf_priority(self._meta(db, "clock"), frequency, cost, size)
-            db.execute(
-                "update entries set frequency = ?, priority = ?, last_used = ? where key = ?",
-                (frequency, priority, self._tick(db), key),
-            )
-            self._set_meta(db, "hits", self._meta(db, "hits") + 1)
+            value, compressed = bytes(row[0]), row[1]
+            # incremented in place: two workers hitting the same entry both count. The entry's
+            # row is locked before the counters' rows, as in put: the other order deadlocks
+            # against an eviction on PostgreSQL
+            used = db.execute(
+                "update entries set frequency = frequency + 1 where key = ? "
+                "returning frequency, cost, size",
+                (key,),
+            ).fetchone()
+            if used is not None:
+                frequency, cost, size = used
+                priority = gdsf_priority(self._meta(db, "clock"), frequency, cost, size)
+                db.execute(
+                    "update entries set priority = ?, last_used = ? where key = ?",
+                    (priority, self._tick(db), key),
+                )
+            self._add_meta(db, "hits", 1)
         return unpack(value, compressed)
 
     def put(
@@ -134,9 +156,9 @@ class OutputCache(SqliteCache):
             return []
         self.last_saved = packed.saved
         evicted: list[str] = []
-        with self._db() as db:
+        with self._db(lock=EVICTION_LOCK) as db:
             db.execute("delete from entries where key = ?", (key,))
-            used = db.execute("select coalesce(sum(size), 0) from entries").fetchone()[0]
+            used = int(db.execute("select coalesce(sum(size), 0) from entries").fetchone()[0])
             while used + size > self.size_limit:
                 victim = db.execute(
                     "select key, priority, size from entries order by priority, last_used limit 1"
@@ -144,7 +166,7 @@ class OutputCache(SqliteCache):
                 self._set_meta(db, "clock", victim[1])
                 db.execute("delete from entries where key = ?", (victim[0],))
                 evicted.append(victim[0])
-                used -= victim[2]
+                used -= int(victim[2])
             # scored after the evictions above raised the clock: a new entry starts level with
             # what survived them
             priority = gdsf_priority(self._meta(db, "clock"), 1, cost_s, size)
@@ -167,7 +189,7 @@ class OutputCache(SqliteCache):
                     now,
                 ),
             )
-            self._set_meta(db, "saved", self._meta(db, "saved") + packed.saved)
+            self._add_meta(db, "saved", packed.saved)
         return evicted
 
     def stats(self) -> CacheStats:
@@ -176,8 +198,8 @@ class OutputCache(SqliteCache):
                 "select count(*), coalesce(sum(size), 0) from entries"
             ).fetchone()
             return CacheStats(
-                entries,
-                total,
+                int(entries),
+                int(total),
                 int(self._meta(db, "hits")),
                 int(self._meta(db, "misses")),
                 int(self._meta(db, "saved")),

@@ -145,7 +145,7 @@ def _warm(task: PrefetchTask) -> Prefetched:
         try:
             _store.put_value(reference[REF_KEY], artifacts.get(reference))
             done.values += 1
-        except ArtifactError as err:
+        except (ArtifactError, OSError) as err:
             done.failed.append(str(err))
     return done
 

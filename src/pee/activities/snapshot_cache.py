@@ -3,11 +3,11 @@
 After a group passes its barrier the workflow hands the context values to the
 `store_context_snapshot` local activity, which keeps them here: key = "<group id>#<sha256 of the
 values' canonical JSON>" (the seed's `workflow_step_plus_content_hash`), so two runs that reach
-the same state share one entry. It lives in the agent output cache's SQLite file (table
-`snapshots`, PEE_CACHE_PATH or .temporal/cache.db), values lz4-compressed above the compression
-threshold (10 KB), at most `size_limit` bytes (200 MB): past it the least recently used
-snapshots go first. TTL `session_lifetime` keeps a snapshot until it is evicted or cleared (the
-run it belongs to may be resumed at any time); a number of seconds lets it expire.
+the same state share one entry. It lives in the agent output cache's database (table
+`snapshots`; PEE_CACHE_URL, else PEE_CACHE_PATH or .temporal/cache.db), values lz4-compressed
+above the compression threshold (10 KB), at most `size_limit` bytes (200 MB): past it the least
+recently used snapshots go first. TTL `session_lifetime` keeps a snapshot until it is evicted or
+cleared (the run it belongs to may be resumed at any time); a number of seconds lets it expire.
 
 `run --resume-from` reads the snapshot the earlier run's report names (src/pee/runtime/resume.py).
 """
@@ -15,34 +15,38 @@ run it belongs to may be resumed at any time); a number of seconds lets it expir
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from temporalio import activity
 
-from pee.activities.sqlite_store import DEFAULT_THRESHOLD, SqliteCache, pack, unpack
+from pee.activities.sqlite_store import DEFAULT_THRESHOLD, SharedCache, pack, unpack
 from pee.activities.types import SnapshotStored, SnapshotTask
+from pee.stores.sql import DatabaseError
 
 DEFAULT_SIZE_LIMIT = 200 * 1024 * 1024
 MISSING: Any = object()
 
-SCHEMA = """
+# held while a store makes room (see output_cache.EVICTION_LOCK)
+EVICTION_LOCK = "pee-snapshot-cache"
+
+SCHEMA = (
+    """
 create table if not exists snapshots (
     key text primary key,
     workflow_id text not null,
     run_id text not null,
     plan text not null,
     group_id text not null,
-    expires_at real,
-    size integer not null,
-    raw_size integer not null,
-    compressed integer not null,
-    value blob not null,
-    last_used real not null
-);
-"""
+    expires_at {float},
+    size {int} not null,
+    raw_size {int} not null,
+    compressed {int} not null,
+    value {blob} not null,
+    last_used {float} not null
+)""",
+)
 
 
 @dataclass
@@ -62,8 +66,9 @@ class SnapshotStats:
     bytes_saved_by_compression: int
 
 
-class SnapshotCache(SqliteCache):
+class SnapshotCache(SharedCache):
     SCHEMA = SCHEMA
+    SCHEMA_NAME = "snapshot_cache"
     DEFAULT_SIZE_LIMIT = DEFAULT_SIZE_LIMIT
 
     def put(
@@ -84,16 +89,16 @@ class SnapshotCache(SqliteCache):
         if size > self.size_limit:
             return Stored(size, 0, [], stored=False)
         evicted: list[str] = []
-        with self._db() as db:
+        with self._db(lock=EVICTION_LOCK) as db:
             db.execute("delete from snapshots where key = ?", (key,))
-            used = db.execute("select coalesce(sum(size), 0) from snapshots").fetchone()[0]
+            used = int(db.execute("select coalesce(sum(size), 0) from snapshots").fetchone()[0])
             while used + size > self.size_limit:
                 victim = db.execute(
                     "select key, size from snapshots order by last_used limit 1"
                 ).fetchone()
                 db.execute("delete from snapshots where key = ?", (victim[0],))
                 evicted.append(victim[0])
-                used -= victim[1]
+                used -= int(victim[1])
             db.execute(
                 "insert into snapshots(key, workflow_id, run_id, plan, group_id, expires_at, size,"
                 " raw_size, compressed, value, last_used) values(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -123,7 +128,7 @@ class SnapshotCache(SqliteCache):
             if row is None or (row[2] is not None and row[2] <= now):
                 return MISSING
             db.execute("update snapshots set last_used = ? where key = ?", (now, key))
-        return unpack(row[0], row[1])
+        return unpack(bytes(row[0]), row[1])
 
     def stats(self) -> SnapshotStats:
         with self._db() as db:
@@ -131,7 +136,7 @@ class SnapshotCache(SqliteCache):
                 "select count(*), coalesce(sum(size), 0), coalesce(sum(raw_size - size), 0) "
                 "from snapshots"
             ).fetchone()
-        return SnapshotStats(entries, total, saved)
+        return SnapshotStats(int(entries), int(total), int(saved))
 
     def clear(self, plan: str | None = None) -> int:
         with self._db() as db:
@@ -167,7 +172,7 @@ async def store_context_snapshot(task: SnapshotTask) -> SnapshotStored:
 
     try:
         stored = await asyncio.to_thread(put)
-    except (OSError, sqlite3.Error) as err:
+    except (OSError, DatabaseError) as err:
         activity.logger.warning("context snapshot %s not stored: %s", task.key, err)
         return SnapshotStored(task.key, stored=False)
     return SnapshotStored(task.key, stored.stored, stored.size, stored.bytes_saved)

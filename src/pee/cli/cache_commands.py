@@ -1,5 +1,6 @@
 """`cache stats|clear`: see and invalidate what the agent output and context snapshot caches hold
-(one SQLite file; the render and prefetch caches live in each worker's memory)."""
+(one database: a SQLite file per host, or PEE_CACHE_URL's PostgreSQL; the render and prefetch
+caches live in each worker's memory)."""
 
 from __future__ import annotations
 
@@ -7,18 +8,25 @@ import argparse
 import json
 from typing import Any
 
+PATH_HELP = (
+    "a SQLite cache file or a database URL (default PEE_CACHE_URL, else PEE_CACHE_PATH or "
+    ".temporal/cache.db)"
+)
+
 
 def register(commands: Any) -> None:
     parser = commands.add_parser(
         "cache",
         help="show or clear the agent output and context snapshot caches",
-        description="The agent output cache and the context snapshot cache are a SQLite file "
-        "shared by the workers of this host (PEE_CACHE_PATH, default .temporal/cache.db).",
+        description="The agent output cache and the context snapshot cache live in one "
+        "database: PEE_CACHE_URL (postgresql://... shared by the workers of several hosts), "
+        "else a SQLite file shared by the workers of this host (PEE_CACHE_PATH, default "
+        ".temporal/cache.db).",
     )
     actions = parser.add_subparsers(dest="cache_action", metavar="ACTION", required=True)
     stats = actions.add_parser("stats", help="entries, size, hits, misses, hit ratio")
     stats.add_argument("--json", action="store_true", help="print as JSON")
-    stats.add_argument("--path", help="cache file (default PEE_CACHE_PATH or .temporal/cache.db)")
+    stats.add_argument("--path", help=PATH_HELP)
     stats.set_defaults(handler=run_stats)
     clear = actions.add_parser(
         "clear",
@@ -27,7 +35,7 @@ def register(commands: Any) -> None:
     )
     clear.add_argument("--agent", help="only this agent's entries")
     clear.add_argument("--plan", help="only this plan's entries (its name)")
-    clear.add_argument("--path", help="cache file (default PEE_CACHE_PATH or .temporal/cache.db)")
+    clear.add_argument("--path", help=PATH_HELP)
     clear.set_defaults(handler=run_clear)
 
 
@@ -38,6 +46,8 @@ def run_stats(args: argparse.Namespace) -> int:
     cache = OutputCache(args.path)
     stats = cache.stats()
     row: dict[str, Any] = {
+        # which one: PEE_CACHE_URL, PEE_CACHE_PATH and --path move it (never a password)
+        "store": cache.display,
         "entries": stats.entries,
         "bytes": stats.bytes,
         "hits": stats.hits,
@@ -54,14 +64,15 @@ def run_stats(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(row))
     else:
-        flat = {key: value for key, value in row.items() if key != "context_snapshots"}
+        flat = {
+            key: value for key, value in row.items() if key not in ("context_snapshots", "store")
+        }
         print("agent outputs:     " + "  ".join(f"{key} {value}" for key, value in flat.items()))
         print(
             "context snapshots: "
             + "  ".join(f"{key} {value}" for key, value in row["context_snapshots"].items())
         )
-        # which one: PEE_CACHE_PATH and --path move it
-        print(f"file:              {cache.path}")
+        print(f"store:             {cache.display}")
     return 0
 
 
@@ -69,11 +80,13 @@ def run_clear(args: argparse.Namespace) -> int:
     from pee.activities.output_cache import OutputCache
     from pee.activities.snapshot_cache import SnapshotCache
 
-    removed = OutputCache(args.path).clear(agent=args.agent, plan=args.plan)
+    cache = OutputCache(args.path)
+    removed = cache.clear(agent=args.agent, plan=args.plan)
     scope = " and ".join(f"{k} {v}" for k, v in (("agent", args.agent), ("plan", args.plan)) if v)
     print(
         f"removed {removed} entr{'y' if removed == 1 else 'ies'}"
         + (f" of {scope}" if scope else "")
+        + f" from {cache.display}"
     )
     if args.agent is None:
         # a snapshot belongs to a group's barrier, not to one agent

@@ -6,7 +6,7 @@ import argparse
 import os
 from typing import Any
 
-from pee.runtime.codec_server import DEFAULT_ORIGIN, DEFAULT_PORT, TOKEN_ENV
+from pee.runtime.codec_defaults import DEFAULT_ORIGIN, DEFAULT_PORT, TOKEN_ENV
 
 EXIT_OK, EXIT_BAD_INPUT = 0, 2
 

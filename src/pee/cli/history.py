@@ -4,14 +4,13 @@ next run will do with them (critical path, priorities, adaptive barrier deadline
 from __future__ import annotations
 
 import json
-import sqlite3
 import sys
 from typing import Any
 
 from pee.engine.compile.graph import compile_plan
 from pee.engine.compile.learning import mode_of
 from pee.engine.compiled import CompiledPlan
-from pee.runtime.duration_store import DurationStore
+from pee.runtime.duration_store import STORE_ERRORS, DurationStore
 
 
 def history(plan: Any, compiled: CompiledPlan, simulate: bool) -> dict[str, Any]:
@@ -67,10 +66,10 @@ def _s(value: float | None) -> str:
 def show_history(plan: Any, compiled: CompiledPlan, simulate: bool, as_json: bool) -> int:
     try:
         found = history(plan, compiled, simulate)
-    except (sqlite3.Error, OSError) as err:
+    except STORE_ERRORS as err:
         print(
-            f"error: cannot read learned durations from {DurationStore().path}: {err}; "
-            "move it away (or set PEE_DURATIONS_PATH) to start afresh",
+            f"error: cannot read learned durations: {err}; "
+            "move the file away (or set PEE_DURATIONS_PATH) to start afresh",
             file=sys.stderr,
         )
         return 2

@@ -58,7 +58,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"Temporal SDK metrics for Prometheus: http://{telemetry.metrics_address}/metrics",
                 file=sys.stderr,
             )
-    return int(args.handler(args))
+    from pee.stores.sql import DatabaseError
+    from pee.stores.urls import StoreConfigError
+
+    try:
+        return int(args.handler(args))
+    except StoreConfigError as err:
+        # a setting such as PEE_CACHE_URL or PEE_ARTIFACT_URL that cannot be used as given
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except DatabaseError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
 
 
 def entry() -> NoReturn:

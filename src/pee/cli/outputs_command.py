@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import difflib
 import json
 import sys
 from typing import Any
 
 from pee.cli.options import add_server_options
+from pee.engine.language.errors import suggest
 
 EXIT_OK, EXIT_NOT_YET, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -41,8 +41,9 @@ def register(subparsers: Any) -> None:
 
 
 def _closest(name: str, known: list[str]) -> str:
-    close = difflib.get_close_matches(name, known, n=1)
-    return f"; did you mean '{close[0]}'?" if close else ""
+    # in parentheses: a "?" followed by "; its outputs: ..." read as two broken sentences
+    close = suggest(name, known)
+    return f" (did you mean '{close}'?)" if close else ""
 
 
 def outputs_command(args: argparse.Namespace) -> int:

@@ -19,8 +19,9 @@ def compile_from_args(args: argparse.Namespace, note_to: Any = None) -> Any:
     wins where both name the same key. A BMAD workflow's interpretation is printed to
     ``note_to`` (default stdout).
     """
-    # imported here: the loader pulls in pydantic and networkx, which `status` does not need
+    # imported here: the loader pulls in pydantic, which `status` does not need
     from pee.cli.plan_commands import print_interpretation, report_plan_error
+    from pee.engine.compile.fan_out import refuse_execution
     from pee.engine.compile.graph import compile_plan
     from pee.engine.compile.load import load_plan
     from pee.engine.language.errors import PlanError
@@ -28,7 +29,9 @@ def compile_from_args(args: argparse.Namespace, note_to: Any = None) -> Any:
     try:
         plan = load_plan(args.plan, plan_variables(args, args.inputs), set_names(args))
         print_interpretation(plan, note_to or sys.stdout)
-        return compile_plan(plan, learned_durations(args, plan.name))
+        compiled = compile_plan(plan, learned_durations(args, plan.name))
+        refuse_execution(compiled)  # issue 16 phase 2 (fan-out in the workflow) removes this line
+        return compiled
     except PlanError as error:
         report_plan_error(error)
     except OSError as error:
@@ -41,16 +44,13 @@ def learned_durations(args: argparse.Namespace, plan_name: str) -> dict[str, Any
     --no-learn; says on stderr when it changes the plan's estimates."""
     if getattr(args, "no_learn", False):
         return {}
-    import sqlite3
-
     from pee.engine.compile.learning import mode_of
-    from pee.runtime.duration_store import DurationStore
+    from pee.runtime.duration_store import STORE_ERRORS, DurationStore
 
-    store = DurationStore()
     try:
-        learned = store.learned(plan_name, mode_of(args.simulate))
-    except (sqlite3.Error, OSError) as err:  # a broken store must not stop a run: say so
-        print(f"warning: cannot read learned durations from {store.path}: {err}", file=sys.stderr)
+        learned = DurationStore().learned(plan_name, mode_of(args.simulate))
+    except STORE_ERRORS as err:  # a broken store must not stop a run: say so
+        print(f"warning: cannot read learned durations: {err}", file=sys.stderr)
         return {}
     if learned:
         print(

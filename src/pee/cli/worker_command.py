@@ -56,11 +56,21 @@ async def serve(target: Target, args: argparse.Namespace) -> None:
         )
     ready = (
         f"worker {client.identity} on task queue {args.task_queue} at {target.address} "
-        f"(namespace {client.namespace}, {security}, {describe_slots(args)}); Ctrl-C stops"
+        f"(namespace {client.namespace}, {security}, {describe_slots(args)}; "
+        f"{describe_stores()}); Ctrl-C stops"
     )
     # said only once SIGTERM/SIGINT are handled: a SIGTERM right after the line exits 0
     await run_until_signalled(worker, lambda: print(ready, flush=True))
     print("worker stopped", flush=True)
+
+
+def describe_stores() -> str:
+    """Where this worker's caches and large payloads are: every worker of a deployment on
+    several hosts must name the same ones (docs/guides/cluster.md)."""
+    from pee.stores.blobs import configured_store
+    from pee.stores.urls import for_purpose
+
+    return f"caches {for_purpose('cache').display}, payloads {configured_store().display}"
 
 
 def resource_targets(args: argparse.Namespace) -> ResourceTargets | None:

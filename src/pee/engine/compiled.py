@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
+from functools import cache
 from typing import Any
+
+from pee.engine.language.fan_out import DEFAULT_ITEMS_ESTIMATE, FanOutLevel
 
 
 @dataclass
@@ -19,6 +22,25 @@ class RetrySpec:
     backoff_coefficient: float = 2.0
     maximum_interval_s: float | None = None
     non_retryable: list[str] = field(default_factory=list)
+
+
+# CompiledPlan.schema of plans whose sections are typed; a plan without it (every committed
+# history, every `pee compile` file written before) carries the raw sections, which decode
+# through the same resolvers compile uses
+SCHEMA = 2
+
+
+@dataclass(frozen=True)
+class Learned:
+    """What the kept samples of one agent say: how many, their mean and 95th percentile."""
+
+    n: int
+    mean_s: float
+    p95_s: float
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Learned:
+        return cls(int(data["n"]), float(data["mean_s"]), float(data["p95_s"]))
 
 
 @dataclass
@@ -62,14 +84,15 @@ class CompiledAgent:
     # kind-specific settings (simulate: duration_s, fail_times, outputs values...; command: argv...)
     settings: dict[str, Any] = field(default_factory=dict)
     description: str = ""
-    # measured durations of earlier runs (pee.engine.compile.learning.Learned as {n, mean_s,
-    # p95_s}), or None
-    learned: dict[str, Any] | None = None
+    # measured durations of earlier runs (pee.engine.compile.learning), or None
+    learned: Learned | None = None
+    # set when this agent runs once per item (its own for_each, or its group's): FanOut below
+    fan_out: FanOut | None = None
 
     @property
     def expected_s(self) -> float:
         """What the scheduler should expect: the learned mean, else the plan's estimate."""
-        return float(self.learned["mean_s"]) if self.learned else self.estimated_s
+        return self.learned.mean_s if self.learned is not None else self.estimated_s
 
 
 @dataclass
@@ -100,6 +123,9 @@ class CompiledGroup:
     name: str = ""
     # the plan's own deadline when an adaptive plan stretched timeout_s to learned durations
     planned_timeout_s: float | None = None
+    # set when the group runs per item (a group for_each, or the group of one fan-out agent):
+    # its success_criteria then count items, not agents
+    fan_out: FanOut | None = None
 
 
 @dataclass
@@ -118,6 +144,312 @@ def _number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return float(value)
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    """A nested section of a raw plan dump, or an empty one where it is absent or null."""
+    return value if isinstance(value, Mapping) else {}
+
+
+def _given(value: Any) -> float | None:
+    """A plan number as float, as the workflow read it (a bool counts, as isinstance saw it)."""
+    return float(value) if isinstance(value, int | float) else None
+
+
+def _whole(value: Any) -> int | None:
+    return int(value) if isinstance(value, int | float) else None
+
+
+# --- resource_manager ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PoolLimits:
+    """resource_pool.computational and allocation_strategy.resource_sharing: what the admission
+    controller (pee.engine.rules.scheduler.Pool) and increase_cpu_allocation read."""
+
+    total_cpu_units: float = 100.0
+    total_memory_units: float = 100.0
+    concurrent_agent_limit: int = 3
+    cpu_oversubscription: float = 1.0
+    memory_strict: bool = True
+
+
+@dataclass(frozen=True)
+class ContextStoreLimits:
+    """resource_pool.context_store, plan seconds (pee.workflows.locks scales and bounds them)."""
+
+    readers: int = 5
+    writers: int = 1
+    lock_timeout_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class SharedPool:
+    """resource_pool.shared: lease from the pool workflow of this name."""
+
+    name: str
+    holder_check_interval_s: float = 30.0
+
+
+DEFAULT_SAMPLING_INTERVAL_S = 10.0
+
+
+@dataclass(frozen=True)
+class MonitoringSettings:
+    """load_balancing.resource_monitoring: plan seconds and the alert thresholds as given
+    (pee.engine.rules.monitoring.Settings scales them); None = no threshold."""
+
+    sampling_interval_s: float = DEFAULT_SAMPLING_INTERVAL_S
+    cpu_usage: float | None = None
+    memory_usage: float | None = None
+    response_time_s: float | None = None
+    queue_depth: float | None = None
+
+
+@dataclass(frozen=True)
+class Contention:
+    """A parallel group whose agents, started together, would exceed the pool."""
+
+    group: str
+    agents: tuple[str, ...]
+    reason: str
+
+
+@dataclass(frozen=True)
+class Resources:
+    """The plan's resource_manager, resolved. ``pool`` None: the plan gives no resource_pool
+    (a hand-built plan), so admission is unlimited; ``context_store`` then keeps its
+    defaults."""
+
+    pool: PoolLimits | None = None
+    context_store: ContextStoreLimits = field(default_factory=ContextStoreLimits)
+    shared: SharedPool | None = None
+    monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
+    contention: tuple[Contention, ...] = ()
+
+    @classmethod
+    def from_section(cls, raw: Mapping[str, Any]) -> Resources:
+        """From the section as compile dumped it before it was typed (a ResourceManager dump
+        plus compile's contention list; committed histories and older `pee compile` files)."""
+        pool_section = _mapping(raw.get("resource_pool"))
+        pool = None
+        if "resource_pool" in raw:
+            computational = _mapping(pool_section.get("computational"))
+            sharing = _mapping(_mapping(raw.get("allocation_strategy")).get("resource_sharing"))
+            pool = PoolLimits(
+                total_cpu_units=float(computational.get("total_cpu_units", 100.0)),
+                total_memory_units=float(computational.get("total_memory_units", 100.0)),
+                concurrent_agent_limit=int(computational.get("concurrent_agent_limit", 3)),
+                cpu_oversubscription=float(sharing.get("cpu_oversubscription", 1.0)),
+                memory_strict=bool(sharing.get("memory_strict", True)),
+            )
+        store = _mapping(pool_section.get("context_store"))
+        shared = pool_section.get("shared")
+        balancing = _mapping(raw.get("load_balancing"))
+        watching = _mapping(balancing.get("resource_monitoring"))
+        thresholds = _mapping(watching.get("alert_thresholds"))
+        interval = _number(watching.get("sampling_interval", DEFAULT_SAMPLING_INTERVAL_S))
+        return cls(
+            pool=pool,
+            context_store=ContextStoreLimits(
+                readers=int(store.get("concurrent_readers", 5)),
+                writers=int(store.get("concurrent_writers", 1)),
+                lock_timeout_s=float(store.get("lock_timeout", 30.0)),
+            ),
+            shared=(
+                SharedPool(str(shared["name"]), float(shared.get("holder_check_interval", 30.0)))
+                if isinstance(shared, Mapping) and shared.get("name")
+                else None
+            ),
+            monitoring=MonitoringSettings(
+                # not a positive number: the default (a zero interval divides the time line)
+                sampling_interval_s=(
+                    interval
+                    if interval is not None and interval > 0
+                    else DEFAULT_SAMPLING_INTERVAL_S
+                ),
+                cpu_usage=_number(thresholds.get("cpu_usage")),
+                memory_usage=_number(thresholds.get("memory_usage")),
+                response_time_s=_number(thresholds.get("response_time")),
+                queue_depth=_number(thresholds.get("queue_depth")),
+            ),
+            contention=tuple(
+                Contention(str(c["group"]), tuple(c["agents"]), str(c["reason"]))
+                for c in raw.get("contention") or []
+            ),
+        )
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Resources:
+        """The typed form (to_dict)."""
+        pool = data.get("pool")
+        shared = data.get("shared")
+        return cls(
+            pool=None if pool is None else PoolLimits(**_known(PoolLimits, pool)),
+            context_store=ContextStoreLimits(
+                **_known(ContextStoreLimits, _mapping(data.get("context_store")))
+            ),
+            shared=None if shared is None else SharedPool(**_known(SharedPool, shared)),
+            monitoring=MonitoringSettings(
+                **_known(MonitoringSettings, _mapping(data.get("monitoring")))
+            ),
+            contention=tuple(
+                Contention(c["group"], tuple(c["agents"]), c["reason"])
+                for c in data.get("contention") or []
+            ),
+        )
+
+
+# --- context_conflicts --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OwnershipRule:
+    """conflict_prevention.ownership_rules: a role or agent id and the shared keys it owns."""
+
+    owner: str
+    keys: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ConsistencyRule:
+    keys: tuple[str, ...]
+    must: str = "equal"
+    message: str | None = None
+
+
+DEFAULT_CONFLICT_TIMEOUT_S = 3600.0
+
+
+@dataclass(frozen=True)
+class ContextSettings:
+    """The plan's context_conflicts, resolved (plan seconds: the workflow scales them)."""
+
+    conflict_timeout_s: float = DEFAULT_CONFLICT_TIMEOUT_S
+    # keep_current | keep_incoming | fail
+    timeout_policy: str = "keep_current"
+    # reject | conflict
+    ownership_violation: str = "reject"
+    ownership_rules: tuple[OwnershipRule, ...] = ()
+    consistency_rules: tuple[ConsistencyRule, ...] = ()
+    # bytes; None = the activity's own default
+    large_value_threshold: int | None = None
+
+    @classmethod
+    def from_section(cls, raw: Mapping[str, Any]) -> ContextSettings:
+        """From the section as compile dumped it before it was typed."""
+        prevention = _mapping(_mapping(raw.get("resolution_mechanisms")).get("conflict_prevention"))
+        rules = _mapping(prevention.get("ownership_rules"))
+        return cls(
+            conflict_timeout_s=float(raw.get("conflict_timeout", DEFAULT_CONFLICT_TIMEOUT_S)),
+            timeout_policy=str(raw.get("timeout_policy", "keep_current")),
+            ownership_violation=str(raw.get("ownership_violation", "reject")),
+            ownership_rules=tuple(
+                OwnershipRule(str(owner), tuple(keys)) for owner, keys in rules.items()
+            ),
+            consistency_rules=tuple(
+                ConsistencyRule(
+                    tuple(rule.get("keys") or ()),
+                    str(rule.get("must", "equal")),
+                    rule.get("message") or None,
+                )
+                for rule in raw.get("consistency_rules") or []
+            ),
+            large_value_threshold=_whole(raw.get("large_value_threshold")),
+        )
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ContextSettings:
+        """The typed form (to_dict)."""
+        return cls(
+            **{
+                **_known(cls, data),
+                "ownership_rules": tuple(
+                    OwnershipRule(r["owner"], tuple(r["keys"]))
+                    for r in data.get("ownership_rules") or []
+                ),
+                "consistency_rules": tuple(
+                    ConsistencyRule(tuple(r["keys"]), r.get("must", "equal"), r.get("message"))
+                    for r in data.get("consistency_rules") or []
+                ),
+            }
+        )
+
+
+# --- caching_system -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CacheLevel:
+    # seconds; None = session lifetime (this run only)
+    ttl_s: float | None = None
+    # bytes; None = no limit given
+    size_limit: int | None = None
+
+    @classmethod
+    def from_section(cls, raw: Mapping[str, Any]) -> CacheLevel:
+        # a ttl that is not a number ("session_lifetime") keeps entries for this run only
+        return cls(_given(raw.get("ttl")), _whole(raw.get("size_limit")))
+
+
+# compression_algorithm of a plan that never compresses
+NO_COMPRESSION = "none"
+
+
+@dataclass(frozen=True)
+class CachingSettings:
+    """The plan's caching_system, resolved: what the workflow's cache levels, the agent output
+    cache and the bottleneck report read."""
+
+    enabled: bool = True
+    agent_output: CacheLevel = field(default_factory=CacheLevel)
+    context_snapshot: CacheLevel = field(default_factory=CacheLevel)
+    prefetch_templates: bool = True
+    prefetch_context: bool = True
+    compression_algorithm: str | None = None
+    compression_threshold: int | None = None
+
+    @property
+    def output_ttl_s(self) -> float | None:
+        """The agent output cache's cross-run TTL; None: this run only (session lifetime, or
+        caching switched off)."""
+        return self.agent_output.ttl_s if self.enabled else None
+
+    @classmethod
+    def from_section(cls, raw: Mapping[str, Any]) -> CachingSettings:
+        """From the section as compile dumped it before it was typed."""
+        levels = _mapping(raw.get("cache_levels"))
+        optimisation = _mapping(raw.get("cache_optimization"))
+        prefetching = _mapping(optimisation.get("prefetching"))
+        compression = _mapping(optimisation.get("compression"))
+        algorithm = compression.get("algorithm")
+        return cls(
+            enabled=raw.get("enabled", True) is not False,
+            agent_output=CacheLevel.from_section(_mapping(levels.get("agent_output_cache"))),
+            context_snapshot=CacheLevel.from_section(
+                _mapping(levels.get("context_snapshot_cache"))
+            ),
+            prefetch_templates=prefetching.get("prefetch_templates", True) is not False,
+            prefetch_context=prefetching.get("prefetch_context", True) is not False,
+            compression_algorithm=algorithm if isinstance(algorithm, str) else None,
+            compression_threshold=_whole(compression.get("compression_threshold")),
+        )
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CachingSettings:
+        """The typed form (to_dict)."""
+        return cls(
+            **{
+                **_known(cls, data),
+                "agent_output": CacheLevel(
+                    **_known(CacheLevel, _mapping(data.get("agent_output")))
+                ),
+                "context_snapshot": CacheLevel(
+                    **_known(CacheLevel, _mapping(data.get("context_snapshot")))
+                ),
+            }
+        )
 
 
 @dataclass(frozen=True)
@@ -186,15 +518,17 @@ class CompiledPlan:
     parallel_opportunities: list[Opportunity] = field(default_factory=list)
     # values supplied for plan inputs (BMAD requirements nobody produces, --set values)
     inputs: dict[str, Any] = field(default_factory=dict)
-    # resource pool, barrier defaults, context and caching settings, as plain mappings
-    resources: dict[str, Any] = field(default_factory=dict)
+    # the plan's settings sections, resolved at compile time (each section's from_section)
+    resources: Resources = field(default_factory=Resources)
     barrier: BarrierSettings = field(default_factory=BarrierSettings)
-    context: dict[str, Any] = field(default_factory=dict)
-    caching: dict[str, Any] = field(default_factory=dict)
+    context: ContextSettings = field(default_factory=ContextSettings)
+    caching: CachingSettings = field(default_factory=CachingSettings)
     monitoring: AdaptiveSettings = field(default_factory=AdaptiveSettings)
     default_agent_timeout_s: float = 600.0
     # `adaptive: true` in the plan: barrier deadlines follow learned durations, by this margin
     adaptive_margin: float | None = None
+    # the shape of the sections (SCHEMA: typed); from_dict reads a plan without it as raw
+    schema: int = SCHEMA
 
     def agent(self, agent_id: str) -> CompiledAgent:
         # position index (not a dataclass field: never serialised), checked on every use so a
@@ -224,29 +558,119 @@ class CompiledPlan:
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> CompiledPlan:
+    def from_dict(cls, data: Mapping[str, Any]) -> CompiledPlan:
+        """Either shape: the typed one to_dict writes (``schema`` = SCHEMA) or the raw sections
+        of a plan compiled before they were typed, resolved as compile resolves them now.
+        Unknown keys are ignored, at every level, so a newer plan still decodes here."""
+        typed = data.get("schema") == SCHEMA
         agents = [
-            CompiledAgent(**{**a, "retry": RetrySpec(**a.get("retry", {}))}) for a in data["agents"]
+            CompiledAgent(
+                **{
+                    **_known(CompiledAgent, a),
+                    "retry": RetrySpec(**_known(RetrySpec, a.get("retry") or {})),
+                    "learned": Learned.from_dict(a["learned"]) if a.get("learned") else None,
+                    "fan_out": FanOut.from_dict(a.get("fan_out")),
+                }
+            )
+            for a in data["agents"]
         ]
         groups = [
             CompiledGroup(
-                **{**g, "success_criteria": SuccessCriteria(**g.get("success_criteria", {}))}
+                **{
+                    **_known(CompiledGroup, g),
+                    "success_criteria": SuccessCriteria(
+                        **_known(SuccessCriteria, g.get("success_criteria") or {})
+                    ),
+                    "fan_out": FanOut.from_dict(g.get("fan_out")),
+                }
             )
             for g in data["groups"]
         ]
-        opportunities = [Opportunity(**o) for o in data.get("parallel_opportunities", [])]
-        barrier = BarrierSettings.from_dict(data.get("barrier") or {})
-        monitoring = AdaptiveSettings.from_dict(data.get("monitoring") or {})
-        rest = {
-            k: v
-            for k, v in data.items()
-            if k not in {"agents", "groups", "parallel_opportunities", "barrier", "monitoring"}
+        opportunities = [
+            Opportunity(**_known(Opportunity, o)) for o in data.get("parallel_opportunities", [])
+        ]
+        resources = _mapping(data.get("resources"))
+        context = _mapping(data.get("context"))
+        caching = _mapping(data.get("caching"))
+        sections: dict[str, Any] = {
+            "agents": agents,
+            "groups": groups,
+            "parallel_opportunities": opportunities,
+            "barrier": BarrierSettings.from_dict(_mapping(data.get("barrier"))),
+            "monitoring": AdaptiveSettings.from_dict(_mapping(data.get("monitoring"))),
+            "resources": (
+                Resources.from_dict(resources) if typed else Resources.from_section(resources)
+            ),
+            "context": (
+                ContextSettings.from_dict(context)
+                if typed
+                else ContextSettings.from_section(context)
+            ),
+            "caching": (
+                CachingSettings.from_dict(caching)
+                if typed
+                else CachingSettings.from_section(caching)
+            ),
+            "schema": SCHEMA,
         }
+        rest = {k: v for k, v in _known(cls, data).items() if k not in sections}
+        return cls(**sections, **rest)
+
+
+@cache
+def _field_names(kind: type) -> frozenset[str]:
+    # once per class: a 5,000-agent plan asks for CompiledAgent's on every agent
+    return frozenset(f.name for f in fields(kind))
+
+
+def _known(kind: type, data: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The entries of ``data`` that name a field of the dataclass ``kind``."""
+    names = _field_names(kind)
+    if names.issuperset(data):
+        return data  # the usual case, kept cheap for large plans
+    return {k: v for k, v in data.items() if k in names}
+
+
+@dataclass(frozen=True)
+class FanOut:
+    """A for_each, compiled: who runs once per item of which run-time list, how many at once.
+
+    The same value sits on every agent that runs per item and on its group
+    (design-notes/fan-out.md; the plan language: pee.engine.language.fan_out)."""
+
+    # the agent (level AGENT) or group (level GROUP) that declares for_each
+    owner: str
+    level: FanOutLevel
+    # "agent.output" of the list, aliases resolved
+    source: str
+    # the agents that run once per item, in execution order
+    members: tuple[str, ...] = ()
+    # None: only resource admission bounds how many items run at once
+    max_parallel: int | None = None
+    # the item count the estimates assume: the plan's items_estimate, else the default
+    items_estimate: int = DEFAULT_ITEMS_ESTIMATE
+    items_estimate_declared: bool = False
+
+    @property
+    def source_agent(self) -> str:
+        return self.source.split(".", 1)[0]
+
+    @staticmethod
+    def instance_id(agent_id: str, index: int) -> str:
+        """`agent[index]`: how the run, the report and every view name one item's instance."""
+        return f"{agent_id}[{index}]"
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> FanOut | None:
+        """From to_dict's form; None (no fan-out, or a plan compiled before fan-out) stays None."""
+        if not data:
+            return None
         return cls(
-            agents=agents,
-            groups=groups,
-            parallel_opportunities=opportunities,
-            barrier=barrier,
-            monitoring=monitoring,
-            **rest,
+            owner=str(data["owner"]),
+            level=FanOutLevel(data["level"]),
+            source=str(data["source"]),
+            members=tuple(str(m) for m in data.get("members", ())),
+            max_parallel=data.get("max_parallel"),
+            items_estimate=int(data.get("items_estimate", DEFAULT_ITEMS_ESTIMATE)),
+            items_estimate_declared=bool(data.get("items_estimate_declared", False)),
         )

@@ -4,7 +4,9 @@ Every client and worker of the project uses ``data_converter()`` so workflow inp
 plan), agent results and reports over ``PEE_COMPRESSION_THRESHOLD`` bytes (default 10 KB, the
 seed's ``compression_threshold``) are kept in Temporal's history as ``binary/lz4`` payloads.
 Smaller payloads pass unchanged, and decoding leaves payloads without the lz4 encoding alone,
-so histories written before the codec (or by other clients) still read and replay.
+so histories written before the codec (or by other clients) still read and replay. Payloads
+still at least PEE_PAYLOAD_THRESHOLD bytes (256 KiB) after lz4 leave the history through
+External Storage (pee.stores.payloads): the history keeps a reference, the blob store the bytes.
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ from typing import Any
 import lz4.frame
 import temporalio.converter
 from temporalio.api.common.v1 import Payload
+from temporalio.converter import ExternalStorage
 
 # imported here, not where it is used: the converter runs inside the workflow sandbox, which warns
 # about (and re-imports) modules first imported after the workflow was loaded
 from pee.engine.compiled import CompiledPlan
+from pee.stores.payloads import external_storage
 
 ENCODING = b"binary/lz4"
 DEFAULT_THRESHOLD = 10 * 1024
@@ -145,11 +149,24 @@ class PlanPayloadConverter(temporalio.converter.CompositePayloadConverter):
         )
 
 
-def data_converter(threshold: int | None = None) -> temporalio.converter.DataConverter:
-    """The default JSON converter (plans decoded fast) with the lz4 codec in front of the
-    server."""
+# `storage` of data_converter: "env" builds the External Storage from the environment
+STORAGE_FROM_ENV = "env"
+
+
+def data_converter(
+    threshold: int | None = None,
+    storage: ExternalStorage | str | None = STORAGE_FROM_ENV,
+) -> temporalio.converter.DataConverter:
+    """The one data converter of every client, worker, replayer, codec server and test: the
+    default JSON converter (plans decoded fast), the lz4 codec in front of the server, and
+    External Storage (pee.stores.payloads) for payloads still large after lz4. ``storage``:
+    "env" (from PEE_ARTIFACT_URL and friends), a given ExternalStorage, or None (none: a
+    reference then fails to decode)."""
+    external = external_storage() if storage == STORAGE_FROM_ENV else storage
+    assert external is None or isinstance(external, ExternalStorage)
     return dataclasses.replace(
         temporalio.converter.default(),
         payload_converter_class=PlanPayloadConverter,
         payload_codec=Lz4Codec(threshold),
+        external_storage=external,
     )

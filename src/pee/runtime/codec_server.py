@@ -1,8 +1,14 @@
 """A codec server for the Temporal Web UI and `temporal --codec-endpoint`, following the codec
 server protocol as they call it: `POST <endpoint>/decode` and `/encode` with `{"payloads":
-[...]}` (Payloads in protobuf JSON), any query string (the UI 2.54 adds
-`?preserveStorageRefs=true`; there are no storage references here, so it changes nothing), the
-`X-Namespace` header (one codec serves every namespace), a CORS preflight from the Web UI.
+[...]}` (Payloads in protobuf JSON), the `X-Namespace` header (one codec serves every namespace),
+a CORS preflight from the Web UI.
+
+Large payloads live in the blob store (External Storage, pee.stores.payloads): the history holds
+ExternalStorageReference payloads. `/decode` fetches what they refer to through the same
+drivers as the workers (so the codec server needs the workers' PEE_ARTIFACT_URL and AWS_*
+settings) and then lz4-decodes; with `?preserveStorageRefs=true` (what the Web UI 2.54 sends for
+its history view) it leaves references as they are; `/download` always fetches them (the UI
+calls it when a person opens one). `/encode` compresses, then stores what is still large.
 
 Built on aiohttp rather than `http.server`: its parser refuses a malformed or negative
 Content-Length and caps the body (`client_max_size`) however it is sent, chunked included, so
@@ -24,6 +30,7 @@ those cases never reach this code. What is left here is the codec's own rules:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hmac
 import json
 import re
@@ -33,12 +40,21 @@ from http import HTTPStatus
 
 from aiohttp import web
 from google.protobuf import json_format
-from temporalio.api.common.v1 import Payloads
+from temporalio.api.common.v1 import Payload, Payloads
+from temporalio.api.sdk.v1 import ExternalStorageReference
+from temporalio.converter import (
+    ExternalStorage,
+    JSONProtoPayloadConverter,
+    StorageDriverClaim,
+    StorageDriverRetrieveContext,
+    StorageDriverSelectContext,
+    StorageDriverStoreContext,
+)
 
 from pee.runtime.codec import DecodedTooLarge, Lz4Codec, decode_within
+from pee.runtime.codec_defaults import DEFAULT_ORIGIN
+from pee.stores.payloads import BlobNotFound, external_storage
 
-DEFAULT_PORT = 8234
-DEFAULT_ORIGIN = "http://127.0.0.1:8233"
 # one request's body: Temporal refuses payloads over 2 MiB, and the UI and CLI post one event's
 # payloads at a time, so this leaves a wide margin
 MAX_BODY = 16 * 1024 * 1024
@@ -47,9 +63,7 @@ MAX_BODY = 16 * 1024 * 1024
 MAX_DECODED = 64 * 1024 * 1024
 MAX_RATIO = 64
 RATIO_FLOOR = 1024 * 1024
-ACTIONS = ("decode", "encode")
-# how `server start` hands the embedded codec server its token (not on the command line)
-TOKEN_ENV = "PEE_CODEC_AUTH_TOKEN"
+ACTIONS = ("decode", "encode", "download")
 ALLOWED_HEADERS = "Content-Type, X-Namespace, Authorization"
 
 
@@ -70,13 +84,75 @@ class CodecServerConfig:
     max_decoded: int = MAX_DECODED
     max_ratio: int = MAX_RATIO
     ratio_floor: int = RATIO_FLOOR
+    # None: the External Storage of this process's environment (PEE_ARTIFACT_URL...)
+    storage: ExternalStorage | None = None
 
     def decode_budget(self, body_size: int) -> int:
         return min(self.max_decoded, max(self.ratio_floor, self.max_ratio * body_size))
 
 
-async def transcode(body: bytes, action: str, config: CodecServerConfig) -> bytes:
-    """The JSON answer to one /decode or /encode body; CodecRequestError when malformed."""
+_REFERENCES = JSONProtoPayloadConverter()
+_REFERENCE_TYPE = ExternalStorageReference.DESCRIPTOR.full_name.encode()
+
+
+def storage_reference(payload: Payload) -> ExternalStorageReference | None:
+    """The reference a payload is, recognised by its public protobuf type, or None."""
+    if payload.metadata.get("messageType") != _REFERENCE_TYPE:
+        return None
+    reference = _REFERENCES.from_payload(payload, ExternalStorageReference)
+    return reference if isinstance(reference, ExternalStorageReference) else None
+
+
+async def retrieve(payloads: list[Payload], storage: ExternalStorage) -> list[Payload]:
+    """References replaced by the payloads they refer to (through the storage's drivers)."""
+    drivers = {driver.name(): driver for driver in storage.drivers}
+    out = []
+    for payload in payloads:
+        reference = storage_reference(payload)
+        if reference is None:
+            out.append(payload)
+            continue
+        driver = drivers.get(reference.driver_name)
+        if driver is None:
+            raise BlobNotFound(
+                f"a reference to storage driver {reference.driver_name!r}, which this codec "
+                "server does not have"
+            )
+        claim = StorageDriverClaim(claim_data=dict(reference.claim_data))
+        (stored,) = await driver.retrieve(StorageDriverRetrieveContext(), [claim])
+        out.append(stored)
+    return out
+
+
+async def store(payloads: list[Payload], storage: ExternalStorage) -> list[Payload]:
+    """Payloads at or above the storage's threshold stored, replaced by their references."""
+    out = []
+    for payload in payloads:
+        size = payload.ByteSize()
+        selector = storage.driver_selector
+        driver = (
+            selector(StorageDriverSelectContext(), payload)
+            if selector is not None
+            else storage.drivers[0]
+        )
+        if size < storage.payload_size_threshold or driver is None:
+            out.append(payload)
+            continue
+        (claim,) = await driver.store(StorageDriverStoreContext(), [payload])
+        reference = _REFERENCES.to_payload(
+            ExternalStorageReference(driver_name=driver.name(), claim_data=claim.claim_data)
+        )
+        assert reference is not None
+        reference.external_payloads.add().size_bytes = size
+        out.append(reference)
+    return out
+
+
+async def transcode(
+    body: bytes, action: str, config: CodecServerConfig, preserve_references: bool = False
+) -> bytes:
+    """The JSON answer to one /decode, /download or /encode body; CodecRequestError when
+    malformed or when a stored payload cannot be read."""
     payloads = Payloads()
     try:
         check_base64(json.loads(body))
@@ -87,13 +163,22 @@ async def transcode(body: bytes, action: str, config: CodecServerConfig) -> byte
             f'the body is not Payloads JSON ({{"payloads": [{{"metadata": {{...}}, '
             f'"data": BASE64}}]}}): {err}',
         ) from None
+    storage = config.storage or external_storage()
     try:
-        if action == "decode":
-            result = decode_within(payloads.payloads, config.decode_budget(len(body)))
+        if action == "encode":
+            result = await store(await Lz4Codec().encode(list(payloads.payloads)), storage)
         else:
-            result = await Lz4Codec().encode(list(payloads.payloads))
+            found = list(payloads.payloads)
+            if action == "download" or not preserve_references:
+                found = await retrieve(found, storage)
+            fetched = sum(p.ByteSize() for p in found) - sum(
+                p.ByteSize() for p in payloads.payloads
+            )
+            result = decode_within(found, config.decode_budget(len(body) + max(fetched, 0)))
     except DecodedTooLarge as err:
         raise CodecRequestError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, str(err)) from None
+    except BlobNotFound as err:
+        raise CodecRequestError(HTTPStatus.NOT_FOUND, str(err)) from None
     except (RuntimeError, ValueError) as err:
         # lz4 reports a corrupt frame as RuntimeError
         raise CodecRequestError(
@@ -131,7 +216,9 @@ def split_path(path: str) -> tuple[str, str]:
     """'/<prefix>/decode' -> (prefix, 'decode'); CodecRequestError(404) for other actions."""
     *prefix, action = path.strip("/").split("/")
     if action not in ACTIONS:
-        raise CodecRequestError(HTTPStatus.NOT_FOUND, "POST <endpoint>/decode or <endpoint>/encode")
+        raise CodecRequestError(
+            HTTPStatus.NOT_FOUND, "POST <endpoint>/decode, <endpoint>/download or <endpoint>/encode"
+        )
     return "/".join(prefix), action
 
 
@@ -178,6 +265,10 @@ def error_response(error: CodecRequestError, headers: dict[str, str]) -> web.Res
 
 
 def make_app(config: CodecServerConfig) -> web.Application:
+    if config.storage is None:
+        # built once: the drivers (and an S3 client) serve every request
+        config = dataclasses.replace(config, storage=external_storage())
+
     async def handle(request: web.Request) -> web.Response:
         origin = request.headers.get("Origin")
         headers = cors_headers(config, origin)
@@ -211,7 +302,8 @@ def make_app(config: CodecServerConfig) -> web.Application:
                 ) from None
             # one request at a time does the work (in the loop), so memory stays bounded by one
             # request's budget however many arrive
-            answer = await transcode(body, action, config)
+            preserve = request.query.get("preserveStorageRefs", "").lower() == "true"
+            answer = await transcode(body, action, config, preserve)
         except CodecRequestError as error:
             return error_response(error, headers)
         return web.Response(body=answer, content_type="application/json", headers=headers)

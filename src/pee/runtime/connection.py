@@ -15,18 +15,25 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
+from temporalio.converter import DataConverter
 from temporalio.envconfig import ClientConfigProfile
 from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 
-from pee.runtime import telemetry as otel
 from pee.runtime.codec import data_converter
+from pee.stores.blobs import S3BlobStore, s3_settings
+from pee.stores.urls import StoreConfigError
+from pee.stores.urls import configured as configured_database
+
+if TYPE_CHECKING:
+    from pee.runtime import telemetry as otel
 
 DEFAULT_DEV_PORT = 7233
 DEFAULT_NAMESPACE = "default"
@@ -387,6 +394,35 @@ def explain_failure(settings: ConnectionSettings, error: str) -> str | None:
     return None
 
 
+async def shared_stores_converter() -> DataConverter:
+    """The data converter, once the store settings are known to work: PEE_CACHE_URL parses,
+    PEE_ARTIFACT_URL's bucket answers (a worker that cannot store large payloads says so at
+    start, naming the bucket, the endpoint and the fix, not at its first large result).
+    ConnectionConfigError otherwise."""
+    try:
+        configured_database()
+        converter = data_converter()
+        settings = s3_settings()
+        if settings is not None:
+            await asyncio.to_thread(S3BlobStore(settings).check)
+    except StoreConfigError as err:
+        raise ConnectionConfigError(str(err)) from None
+    return converter
+
+
+def process_telemetry() -> otel.Telemetry | None:
+    """The process's telemetry (pee.runtime.telemetry.current()), or None when nothing asks for
+    any: no OTEL_* variable and no command configured it (--metrics-port). The OpenTelemetry
+    SDK is then never imported, which saved `pee run` a quarter of a second."""
+    if "pee.runtime.telemetry" not in sys.modules and not any(
+        name.startswith("OTEL_") for name in os.environ
+    ):
+        return None
+    from pee.runtime import telemetry as otel
+
+    return otel.current()
+
+
 async def connect(
     settings: ConnectionSettings | str | None = None,
     namespace: str | None = None,
@@ -408,19 +444,21 @@ async def connect(
     settings = settings.with_namespace(namespace)
     target, namespace = settings.address, settings.namespace
     tls = settings.tls_config()
-    telemetry = telemetry or otel.current()
+    telemetry = telemetry or process_telemetry()
+    converter = await shared_stores_converter()
     deadline = asyncio.get_running_loop().time() + starting_wait_s
     while True:
         try:
             client = await Client.connect(
                 target,
                 namespace=namespace,
-                data_converter=data_converter(),
+                data_converter=converter,
                 tls=tls,
                 api_key=settings.api_key,
                 rpc_metadata=dict(settings.rpc_metadata),
-                interceptors=telemetry.interceptors(),
-                runtime=telemetry.runtime,  # None: the SDK's default runtime
+                interceptors=telemetry.interceptors() if telemetry else [],
+                # None: the SDK's default runtime
+                runtime=telemetry.runtime if telemetry else None,
             )
             break
         except RuntimeError as err:

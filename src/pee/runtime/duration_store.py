@@ -1,60 +1,58 @@
-"""The learned-durations store: measured agent durations per plan, agent and kind of run, in a
-small SQLite file on the machine that compiles plans (the starter's).
+"""The learned-durations store: measured agent durations per plan, agent and kind of run.
 
+By default a small SQLite file on the machine that compiles plans (the starter's):
 `PEE_DURATIONS_PATH` moves it; default `durations.db` in the state directory (PEE_STATE_DIR or
-.temporal/). A run's samples are keyed by its run id, so recording the same run twice (after
-`run`, then `learn`) counts it once. The newest KEEP_SAMPLES per plan, agent and mode are kept.
-pee.engine.compile.learning says what the samples mean; this module only stores them.
+.temporal/). With PEE_CACHE_URL it is that shared database (table `samples`). A run's samples are
+keyed by its run id, so recording the same run twice (after `run`, then `learn`) counts it once.
+The newest KEEP_SAMPLES per plan, agent and mode are kept. pee.engine.compile.learning says what
+the samples mean; this module only stores them.
 """
 
 from __future__ import annotations
 
-import os
-import sqlite3
 import sys
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TextIO
 
 from pee.engine.compile.learning import KEEP_SAMPLES, Learned, samples_from_report, summarise
-from pee.paths import state_dir
+from pee.stores.sql import DatabaseError, connect
+from pee.stores.urls import StoreConfigError, target
 
-SCHEMA = """
+SCHEMA = (
+    # id_column: PostgreSQL's insertion order (SQLite's is its implicit rowid)
+    """
 create table if not exists samples (
+    {id_column}
     plan text not null,
     agent text not null,
     mode text not null,
     run_id text not null,
     workflow_id text not null,
-    seconds real not null,
+    seconds {float} not null,
     recorded_at text not null,
     primary key (plan, agent, mode, run_id)
-);
-"""
-
-
-def default_path() -> Path:
-    if os.environ.get("PEE_DURATIONS_PATH"):
-        return Path(os.environ["PEE_DURATIONS_PATH"])
-    return state_dir() / "durations.db"
+)""",
+)
+# what a caller catches when the store cannot be used: a warning, never a failed run
+STORE_ERRORS = (DatabaseError, StoreConfigError, OSError)
+# recording holds this while it trims a key's samples to the newest KEEP_SAMPLES
+TRIM_LOCK = "pee-durations"
 
 
 class DurationStore:
-    def __init__(self, path: Path | None = None) -> None:
-        self.path = Path(path) if path is not None else default_path()
+    def __init__(self, path: Path | str | None = None) -> None:
+        self.database = connect(target(path, "durations"))
 
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        connection = sqlite3.connect(self.path, timeout=10)
-        try:
-            connection.executescript(SCHEMA)
-            yield connection
-            connection.commit()
-        finally:
-            connection.close()
+    @property
+    def path(self) -> str:
+        """Which store, for messages: the SQLite file or the masked PostgreSQL URL."""
+        return self.database.display
+
+    def _db(self, lock: str | None = None) -> Any:
+        self.database.ensure_schema("durations", SCHEMA)
+        return self.database.transaction(lock=lock)
 
     def record(
         self,
@@ -66,18 +64,20 @@ class DurationStore:
     ) -> int:
         """Store one run's (agent, plan seconds) samples; the number newly stored."""
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        row_id = self.database.row_id
         added = 0
-        with self._connect() as db:
+        with self._db(lock=TRIM_LOCK) as db:
             for agent, seconds in samples:
                 cursor = db.execute(
-                    "insert or ignore into samples values (?, ?, ?, ?, ?, ?, ?)",
+                    "insert into samples(plan, agent, mode, run_id, workflow_id, seconds, "
+                    "recorded_at) values (?, ?, ?, ?, ?, ?, ?) on conflict do nothing",
                     (plan, agent, mode, run_id, workflow_id, float(seconds), now),
                 )
-                added += cursor.rowcount
+                added += max(cursor.rowcount, 0)
                 db.execute(
-                    "delete from samples where plan = ? and agent = ? and mode = ? and rowid "
-                    "not in (select rowid from samples where plan = ? and agent = ? and mode = ?"
-                    " order by recorded_at desc, rowid desc limit ?)",
+                    f"delete from samples where plan = ? and agent = ? and mode = ? and {row_id} "
+                    f"not in (select {row_id} from samples where plan = ? and agent = ? and "
+                    f"mode = ? order by recorded_at desc, {row_id} desc limit ?)",
                     (plan, agent, mode, plan, agent, mode, KEEP_SAMPLES),
                 )
         return added
@@ -95,13 +95,14 @@ class DurationStore:
 
     def learned(self, plan: str, mode: str) -> dict[str, Learned]:
         """agent -> what its kept samples say, for the agents of `plan` run in `mode`."""
-        if not self.path.exists():
+        # reading must not create an SQLite file
+        if not self.database.exists():
             return {}
         by_agent: dict[str, list[float]] = {}
-        with self._connect() as db:
+        with self._db() as db:
             rows = db.execute(
                 "select agent, seconds from samples where plan = ? and mode = ? "
-                "order by agent, rowid",
+                f"order by agent, {self.database.row_id}",
                 (plan, mode),
             ).fetchall()
         for agent, seconds in rows:
@@ -109,7 +110,7 @@ class DurationStore:
         return {agent: summarise(values) for agent, values in by_agent.items()}
 
     def clear(self, plan: str | None = None) -> int:
-        with self._connect() as db:
+        with self._db() as db:
             if plan is None:
                 return db.execute("delete from samples").rowcount
             return db.execute("delete from samples where plan = ?", (plan,)).rowcount
@@ -120,11 +121,12 @@ def record_durations(
 ) -> int | None:
     """Record a finished run for the next compile and say so: the samples added, or None when
     the store cannot be written (a warning, never a failed run)."""
-    store = store or DurationStore()
     try:
+        store = store or DurationStore()
         added = store.record_report(report, mode)
-    except (sqlite3.Error, OSError) as err:
-        print(f"warning: cannot record durations in {store.path}: {err}", file=sys.stderr)
+    except STORE_ERRORS as err:
+        where = store.path if store is not None else "the durations store"
+        print(f"warning: cannot record durations in {where}: {err}", file=sys.stderr)
         return None
     if added:
         print(

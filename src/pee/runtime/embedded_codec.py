@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 from pee.paths import state_dir
-from pee.runtime.codec_server import TOKEN_ENV
+from pee.runtime.codec_defaults import TOKEN_ENV
 from pee.runtime.connection import dev_port
 from pee.runtime.devserver import (
     free_port,

@@ -294,10 +294,18 @@ def format_cache(report: dict[str, Any]) -> str:
     return "cache: " + "; ".join(parts) if parts else ""
 
 
+def _blocked_on_a_person(report: dict[str, Any]) -> bool:
+    """Some agent waits on a conflict: the rule of the PeeStatus search attribute."""
+    return any(a.get("status") == "blocked" for a in (report.get("agents") or {}).values())
+
+
 def format_totals(report: dict[str, Any]) -> str:
     scale = report.get("time_scale") or 1.0
     status = report.get("status", "-")
     verb = "running for" if status == "running" else "took"
+    if status == "running" and _blocked_on_a_person(report):
+        # "run running" hid that nothing moves until someone resolves a conflict
+        status = "waiting for a person"
     return (
         f"run {status}: {verb} {_num(elapsed_s(report))}s"
         f" (estimated {_num(report.get('estimated_makespan_s'))}s,"

@@ -22,6 +22,8 @@ from pee.engine.compiled import CompiledPlan
 from pee.engine.states import GROUP_PASSED
 from pee.runtime.inspect import has_pollers, read_run
 from pee.runtime.worker import build_worker
+from pee.stores.sql import DatabaseError
+from pee.stores.urls import StoreConfigError
 from pee.workflows.plan_workflow import PlanWorkflow
 from pee.workflows.types import ResumeFrom
 
@@ -79,14 +81,20 @@ def snapshot_context(
     if entry is None:
         return None, MISSING, "the run stored no context snapshot of a passed group"
     key = str(entry["key"])
-    values = (cache or SnapshotCache()).get(key)
+    try:
+        cache = cache or SnapshotCache()
+        values = cache.get(key)
+    except (DatabaseError, StoreConfigError) as err:
+        # the context is in the run's history too: a cache that cannot be read costs a query
+        return None, MISSING, f"the context snapshot cache cannot be read: {err}"
     if values is MISSING:
         return (
             None,
             MISSING,
             (
-                f"snapshot {key} is not in this host's context snapshot cache "
-                "(evicted, cleared or stored elsewhere)"
+                f"snapshot {key} is not in the context snapshot cache {cache.display} "
+                "(evicted, cleared, or stored in another database: workers on several hosts "
+                "share one with PEE_CACHE_URL)"
             ),
         )
     return key, values, ""

@@ -70,6 +70,9 @@ class Telemetry:
         """Client interceptors (workers built from the client inherit them): Temporal's
         TracingInterceptor when tracing, and the RunObserver that records each finished run's
         spans and metrics (src/pee/runtime/run_observer.py)."""
+        if self._interceptors is None and not self.enabled:
+            # nothing to trace or record: the interceptors' modules need not be loaded
+            self._interceptors = []
         if self._interceptors is None:
             from temporalio.contrib.opentelemetry import TracingInterceptor
 

@@ -15,6 +15,7 @@ from temporalio.worker import ResourceBasedSlotConfig, Worker, WorkerTuner
 from pee.activities.agents import ACTIVITIES, LOCAL_ACTIVITIES
 from pee.activities.liveness import LIVENESS_ACTIVITIES
 from pee.activities.pool import POOL_ACTIVITIES
+from pee.runtime.build_id import build_id
 from pee.runtime.connection import default_task_queue
 from pee.workflows.agent_batch import AgentBatchWorkflow
 from pee.workflows.plan_workflow import PlanWorkflow
@@ -86,6 +87,8 @@ def build_worker(
         tuner=tuner,
         # on shutdown, agents get a moment to notice cancellation before being abandoned
         graceful_shutdown_timeout=timedelta(seconds=graceful_shutdown_s),
+        # set, so the SDK does not hash every loaded module at each start (pee.runtime.build_id)
+        build_id=build_id(),
     )
 
 

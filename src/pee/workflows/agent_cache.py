@@ -25,18 +25,9 @@ with workflow.unsafe.imports_passed_through():
     from pee.workflows.run_scope import RunScope
 
 
-def output_cache_level(plan: CompiledPlan) -> dict[str, Any]:
-    """The plan's agent_output_cache settings; empty when caching is switched off."""
-    caching = plan.caching or {}
-    if caching.get("enabled", True) is False:
-        return {}
-    return (caching.get("cache_levels") or {}).get("agent_output_cache") or {}
-
-
 def plan_cache_ttl_s(plan: CompiledPlan) -> float | None:
     """The plan's own cross-run TTL (None: session lifetime, this run only)."""
-    ttl = output_cache_level(plan).get("ttl")
-    return float(ttl) if isinstance(ttl, int | float) else None
+    return plan.caching.output_ttl_s
 
 
 class AgentCache:
@@ -52,8 +43,8 @@ class AgentCache:
         return plan_ttl if plan_ttl is not None else self.adapt.cache_store_ttl_s()
 
     def size_limit(self) -> int | None:
-        limit = output_cache_level(self.scope.plan).get("size_limit")
-        return int(limit) if isinstance(limit, int | float) else None
+        caching = self.scope.plan.caching
+        return caching.agent_output.size_limit if caching.enabled else None
 
     def key(self, agent: CompiledAgent, inputs: dict[str, Any]) -> str | None:
         """The agent's cache key (recorded for its dependants), None when nothing is cached."""

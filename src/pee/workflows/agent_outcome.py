@@ -56,7 +56,12 @@ def outcome_from_error(agent_id: str, err: ActivityError, retry: RetrySpec) -> A
 def describe_error(err: ActivityError) -> str:
     cause = err.cause
     if isinstance(cause, ApplicationError):
-        return f"{cause.type or 'Error'}: {cause.message}"
+        text = f"{cause.type or 'Error'}: {cause.message}"
+        # the SDK's own failures (no type: "Failed decoding arguments" when the agent's input
+        # cannot be read, e.g. a payload blob on another host) say why only in their cause
+        if not cause.type and cause.cause is not None:
+            text += f": {cause.cause}"
+        return text
     if isinstance(cause, TimeoutError):
         return f"timed out ({cause.type.name if cause.type else 'timeout'})"
     return str(cause or err)

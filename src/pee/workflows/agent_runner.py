@@ -238,7 +238,6 @@ class AgentRunner:
         """Run the agent's activity; None when it failed or was cancelled (state recorded)."""
         state = self.scope.agents[agent.id]
         info = workflow.info()
-        threshold = (self.scope.plan.context or {}).get("large_value_threshold")
         task = AgentTask(
             agent=agent,
             inputs=inputs,
@@ -254,7 +253,7 @@ class AgentRunner:
             progress_interval_s=self.timing.progress_interval_s()
             if self.batcher is None and self.signals
             else 0.0,
-            large_value_threshold=int(threshold) if isinstance(threshold, int | float) else None,
+            large_value_threshold=self.scope.plan.context.large_value_threshold,
             cache_key=key,
             cache_ttl_s=self.cache.ttl_s() if key is not None else None,
             cache_size_limit=self.cache.size_limit() if key is not None else None,

@@ -37,7 +37,7 @@ with workflow.unsafe.imports_passed_through():
         SnapshotStored,
         SnapshotTask,
     )
-    from pee.engine.compiled import CompiledGroup, CompiledPlan
+    from pee.engine.compiled import NO_COMPRESSION, CompiledGroup, CompiledPlan
     from pee.engine.rules import prefetch as plan_prefetch
     from pee.engine.rules.context import VersionedContext
     from pee.engine.rules.merge import value_hash
@@ -53,13 +53,8 @@ class CacheLevels:
     def __init__(self, plan: CompiledPlan, run: RunState) -> None:
         self._plan = plan
         self._run = run
-        caching = plan.caching or {}
-        self._enabled = caching.get("enabled", True) is not False
-        levels = caching.get("cache_levels") or {}
-        self._snapshot_level = levels.get("context_snapshot_cache") or {}
-        optimization = caching.get("cache_optimization") or {}
-        self._prefetching = optimization.get("prefetching") or {}
-        self._compression = optimization.get("compression") or {}
+        self._caching = plan.caching
+        self._enabled = plan.caching.enabled
         self._snapshots: list[asyncio.Task[None]] = []
         # False in batch mode (PlanWorkflow with PlanRunInput.batch): no snapshot or prefetch
         # command per group, so the history does not grow with the number of groups
@@ -69,18 +64,15 @@ class CacheLevels:
     # --- settings -----------------------------------------------------------------------
 
     def _snapshot_ttl_s(self) -> float | None:
-        ttl = self._snapshot_level.get("ttl")
-        return float(ttl) if isinstance(ttl, int | float) else None
+        return self._caching.context_snapshot.ttl_s
 
     def _snapshot_size_limit(self) -> int | None:
-        limit = self._snapshot_level.get("size_limit")
-        return int(limit) if isinstance(limit, int | float) else None
+        return self._caching.context_snapshot.size_limit
 
     def _compression_threshold(self) -> int | None:
-        if self._compression.get("algorithm") == "none":
+        if self._caching.compression_algorithm == NO_COMPRESSION:
             return 2**62  # never compress
-        threshold = self._compression.get("compression_threshold")
-        return int(threshold) if isinstance(threshold, int | float) else None
+        return self._caching.compression_threshold
 
     def snapshots_on(self) -> bool:
         limit = self._snapshot_size_limit()
@@ -138,8 +130,8 @@ class CacheLevels:
     # --- prefetching --------------------------------------------------------------------
 
     def prefetch(self, started: CompiledGroup, context: VersionedContext) -> None:
-        templates_on = self._prefetching.get("prefetch_templates", True) is not False
-        context_on = self._prefetching.get("prefetch_context", True) is not False
+        templates_on = self._caching.prefetch_templates
+        context_on = self._caching.prefetch_context
         if not self.per_group or not self._enabled or not (templates_on or context_on):
             return
         status = {group_id: state.status for group_id, state in self._run.groups.items()}

@@ -77,8 +77,9 @@ class ConflictDesk:
         for agent_id in group.agents:
             agent = plan.agent(agent_id)
             produced += [f"{agent_id}.{name}" for name in agent.outputs] + list(agent.writes)
-        for rule in (plan.context or {}).get("consistency_rules") or []:
-            keys = list(rule.get("keys") or [])
+        for rule in plan.context.consistency_rules:
+            # a list, as the conflict's paths and the default message have always shown it
+            keys = list(rule.keys)
             if len(keys) < 2 or not any(key in produced for key in keys):
                 continue
             if not all(context.has(key) for key in keys):
@@ -90,7 +91,7 @@ class ConflictDesk:
                 c.kind == "consistency" and c.paths == keys for c in context.open_conflicts(keys)
             ):
                 continue
-            message = rule.get("message") or f"{keys} must be {rule.get('must', 'equal')}"
+            message = rule.message or f"{keys} must be {rule.must}"
             self.opened(context.open_consistency_conflict(keys, message, self.scope.at()), group.id)
 
     # --- blocking ----------------------------------------------------------------------

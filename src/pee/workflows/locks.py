@@ -15,7 +15,8 @@ Pure (no temporalio import): the workflow does the waiting.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+
+from pee.engine.compiled import Resources
 
 READ = "read"
 WRITE = "write"
@@ -39,16 +40,14 @@ class ContextLimits:
     waits: dict[str, float] = field(default_factory=dict)
 
     @classmethod
-    def from_resources(cls, resources: dict[str, Any], time_scale: float) -> ContextLimits:
-        """From CompiledPlan.resources (plain mappings); absent settings take the seed's
-        defaults (5 readers, 1 writer, 30 s)."""
-        pool = resources.get("resource_pool") if isinstance(resources, dict) else None
-        store = pool.get("context_store") if isinstance(pool, dict) else None
-        store = store if isinstance(store, dict) else {}
-        timeout = float(store.get("lock_timeout", 30.0)) * time_scale
+    def from_resources(cls, resources: Resources, time_scale: float) -> ContextLimits:
+        """From CompiledPlan.resources (absent settings took the seed's defaults at compile
+        time: 5 readers, 1 writer, 30 s)."""
+        store = resources.context_store
+        timeout = store.lock_timeout_s * time_scale
         return cls(
-            readers=max(1, int(store.get("concurrent_readers", 5))),
-            writers=max(1, int(store.get("concurrent_writers", 1))),
+            readers=max(1, store.readers),
+            writers=max(1, store.writers),
             # a scaled-down plan still gives a queued commit a moment
             lock_timeout_s=max(1.0, timeout),
         )

@@ -153,8 +153,6 @@ DESCRIBE_PATCH = "liveness-from-describe"
 # reason (it used to raise OverflowError on every workflow task); valid inputs never ask
 TIME_LIMITS_PATCH = "durations-within-limits"
 
-DEFAULT_CONFLICT_TIMEOUT_S = 3600.0
-
 
 @workflow.defn
 class PlanWorkflow:
@@ -169,7 +167,7 @@ class PlanWorkflow:
         self._input = input
         self._plan = input.plan
         self._scale = float(input.time_scale)
-        settings = self._plan.context or {}
+        settings = self._plan.context
         self._run = RunState(
             plan=self._plan,
             started=workflow.now(),
@@ -178,10 +176,7 @@ class PlanWorkflow:
             groups={group.id: GroupState() for group in self._plan.groups},
             # "agent.output" keys, plan inputs and shared keys, every write a version
             context=VersionedContext(context_policy(self._plan)),
-            conflict_timeout_s=max(
-                0.0,
-                float(settings.get("conflict_timeout", DEFAULT_CONFLICT_TIMEOUT_S)) * self._scale,
-            ),
+            conflict_timeout_s=max(0.0, settings.conflict_timeout_s * self._scale),
             limits=ContextLimits.from_resources(self._plan.resources, self._scale),
         )
         self._agents = self._run.agents
@@ -242,7 +237,7 @@ class PlanWorkflow:
         # an agent activity's timeouts, heartbeats, progress window and retries
         self._timing = AgentTiming(self._plan, self._scale, input.heartbeat_timeout_s)
         # every conflict, opened to closed; how agents meet the context
-        self._desk = ConflictDesk(self._scope, str(settings.get("timeout_policy", "keep_current")))
+        self._desk = ConflictDesk(self._scope, settings.timeout_policy)
         self._gate = ContextGate(self._scope, self._desk)
         self._run.admission = Admission(
             Pool.from_resources(self._plan.resources),
@@ -259,7 +254,7 @@ class PlanWorkflow:
             self._run,
             self._scale,
             plan_cache_ttl_s(self._plan),
-            (self._plan.caching or {}).get("enabled", True) is not False,
+            self._plan.caching.enabled,
             self._scope.event,
             self._scope.alert,
             self._scope.elapsed,
@@ -351,7 +346,7 @@ class PlanWorkflow:
                 restore_admission(
                     self._run.admission,
                     self._carried.admission,
-                    shared=pool_lease.shared_pool(self._plan.resources) is not None,
+                    shared=self._plan.resources.shared is not None,
                 )
             self._check_plan()
             while waiting or running:
@@ -620,13 +615,10 @@ def context_policy(plan: CompiledPlan) -> ContextPolicy:
     """Ownership from CompiledPlan.context: the seed's ownership_rules (role or agent -> keys)
     resolved to agent ids, every agent owning its "<id>.<output>" keys, and the violation
     policy (reject, or open an ownership conflict)."""
-    settings = plan.context or {}
-    mechanisms = settings.get("resolution_mechanisms") or {}
-    prevention = mechanisms.get("conflict_prevention") or {}
-    rules = prevention.get("ownership_rules") or {}
+    rules = {rule.owner: rule.keys for rule in plan.context.ownership_rules}
     roles = {agent.id: agent.role for agent in plan.agents}
     return ContextPolicy(
         owners=ctx.owners_from_rules(rules, roles),
-        ownership_violation=str(settings.get("ownership_violation", "reject")),
+        ownership_violation=plan.context.ownership_violation,
         agents=[agent.id for agent in plan.agents],
     )

@@ -33,16 +33,10 @@ with workflow.unsafe.imports_passed_through():
         PoolMessage,
         pool_workflow_id,
     )
+    from pee.engine.compiled import Resources
     from pee.engine.rules.scheduler import Admission, Pool, Request
 
 ENSURE_TIMEOUT = timedelta(seconds=30)
-
-
-def shared_pool(resources: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The plan's ``resource_pool.shared`` settings, or None for a private pool."""
-    pool = (resources or {}).get("resource_pool") or {}
-    shared = pool.get("shared")
-    return shared if isinstance(shared, dict) and shared.get("name") else None
 
 
 @dataclass
@@ -162,21 +156,21 @@ def holds(admission: Admission, agent_id: str) -> bool:
     return isinstance(admission, LeasedAdmission) and agent_id in admission.lease_of
 
 
-async def connect(private: Admission, resources: dict[str, Any] | None) -> Admission:
+async def connect(private: Admission, resources: Resources) -> Admission:
     """The admission a run uses: `private` unless the plan names a shared pool; then the pool
     is started if needed and a LeasedAdmission with the pool's actual capacity (the first run
     to name a pool sets it) is returned, its sender task running."""
-    shared = shared_pool(resources)
+    shared = resources.shared
     if shared is None:
         return private
-    name = str(shared["name"])
+    name = shared.name
     wanted = private.pool
     capacity = await _ensure(
         EnsurePool(
             name=name,
             capacity=PoolCapacity(wanted.cpu, wanted.memory, wanted.max_agents),
             task_queue=workflow.info().task_queue,
-            holder_check_interval_s=float(shared.get("holder_check_interval", 30.0)),
+            holder_check_interval_s=shared.holder_check_interval_s,
             aging_s=private.aging_s,
             reserve_after_s=private.reserve_after_s,
         )
@@ -207,7 +201,7 @@ async def connect(private: Admission, resources: dict[str, Any] | None) -> Admis
         name=name,
         capacity=capacity,
         task_queue=workflow.info().task_queue,
-        holder_check_interval_s=float(shared.get("holder_check_interval", 30.0)),
+        holder_check_interval_s=shared.holder_check_interval_s,
         aging_s=private.aging_s,
         reserve_after_s=private.reserve_after_s,
     )

@@ -3,10 +3,12 @@ cycles. Each returns every problem it finds instead of stopping at the first."""
 
 from __future__ import annotations
 
-import networkx as nx
+from typing import TYPE_CHECKING
 
+from pee.engine.compile.fan_out import check_fan_out
 from pee.engine.compile.grouping import Grouping, build_groups, resolve_group_ref
-from pee.engine.compile.references import Edge, Resolution, resolve
+from pee.engine.compile.order import topological_order
+from pee.engine.compile.references import FAN_OUT, Edge, Resolution, resolve
 from pee.engine.language.errors import (
     CycleError,
     GroupError,
@@ -19,9 +21,13 @@ from pee.engine.language.errors import (
     UnknownAgentError,
     suggest,
 )
+from pee.engine.language.fan_out import FanOutLevel
 from pee.engine.language.models import AtLeast
 from pee.engine.language.plan import Plan
 from pee.engine.language.sandbox import check_sandbox
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 
 def check_plan(plan: Plan, skip_agents: bool = False) -> list[PlanError]:
@@ -36,7 +42,8 @@ def check_plan(plan: Plan, skip_agents: bool = False) -> list[PlanError]:
         problems.extend(grouping.problems)
     problems.extend(_check_defaults(plan, resolution))
     problems.extend(_check_ownership(plan))
-    problems.extend(_check_success_criteria(plan, grouping))
+    problems.extend(check_fan_out(plan, resolution, grouping))
+    problems.extend(_check_success_criteria(plan, grouping, resolution))
     problems.extend(_check_resources(plan))
     problems.extend(_check_consistency_rules(plan, resolution))
     problems.extend(check_sandbox(plan))
@@ -171,9 +178,13 @@ def _check_resources(plan: Plan) -> list[PlanError]:
     return problems
 
 
-def _check_success_criteria(plan: Plan, grouping: Grouping) -> list[PlanError]:
+def _check_success_criteria(
+    plan: Plan, grouping: Grouping, resolution: Resolution
+) -> list[PlanError]:
     problems: list[PlanError] = []
     for group_id, info in grouping.groups.items():
+        if any(a in resolution.fan_out for a in info.agents):
+            continue  # a fan-out group's criteria count items, known only at run time
         criteria = info.spec.success_criteria if info.spec else None
         needed = criteria.at_least if isinstance(criteria, AtLeast) else criteria
         if isinstance(needed, int) and needed > len(info.agents) and info.agents:
@@ -190,28 +201,36 @@ def _check_success_criteria(plan: Plan, grouping: Grouping) -> list[PlanError]:
     return problems
 
 
-def blocking_graph(plan: Plan, edges: list[Edge], grouping: Grouping) -> nx.DiGraph:
-    """Agent-level graph of everything an agent must wait for, explicit group order included."""
-    graph: nx.DiGraph[str] = nx.DiGraph()
-    graph.add_nodes_from(plan.agents)
+def blocking_predecessors(
+    plan: Plan, edges: list[Edge], grouping: Grouping
+) -> dict[str, list[str]]:
+    """Every agent's predecessors: everything it must wait for, explicit group order included,
+    each once, in the order found."""
+    waits: dict[str, dict[str, None]] = {agent_id: {} for agent_id in plan.agents}
     for edge in edges:
         if edge.blocking:
-            graph.add_edge(edge.source, edge.target)
+            waits.setdefault(edge.source, {})
+            waits.setdefault(edge.target, {})[edge.source] = None
     for info in grouping.groups.values():
         # declared group dependencies make every member wait for every member of the other
         for dependency in info.declared:
-            for source in grouping.groups[dependency].agents:
-                for target in info.agents:
-                    graph.add_edge(source, target)
-    return graph
+            sources = grouping.groups[dependency].agents
+            for target in info.agents:
+                waits.setdefault(target, {}).update(dict.fromkeys(sources))
+    return {agent_id: list(before) for agent_id, before in waits.items()}
 
 
-def group_graph(grouping: Grouping) -> nx.DiGraph:
+def group_predecessors(grouping: Grouping) -> dict[str, list[str]]:
+    return {group_id: list(info.depends_on) for group_id, info in grouping.groups.items()}
+
+
+def _as_graph(predecessors: dict[str, list[str]]) -> nx.DiGraph:
+    # imported only for a plan with a cycle: networkx costs a third of a second to import
+    import networkx as nx
+
     graph: nx.DiGraph[str] = nx.DiGraph()
-    graph.add_nodes_from(grouping.groups)
-    for group_id, info in grouping.groups.items():
-        for dependency in info.depends_on:
-            graph.add_edge(dependency, group_id)
+    graph.add_nodes_from(predecessors)
+    graph.add_edges_from((p, node) for node, before in predecessors.items() for p in before)
     return graph
 
 
@@ -223,15 +242,21 @@ def find_cycles(plan: Plan, edges: list[Edge], grouping: Grouping) -> list[PlanE
     reference in the first agent's `inputs`/`validates`. A loop made only of group `depends_on`
     entries is reported as a loop between those groups."""
     problems: list[PlanError] = []
-    agents = blocking_graph(plan, edges, grouping)
-    order = {a: i for i, a in enumerate(plan.agents)}
-    for component in _knots(agents, order):
-        cycle = _cycle_in(agents.subgraph(component), min(component, key=order.__getitem__))
-        problems.append(_agent_cycle(plan, cycle, edges, grouping))
+    agent_waits = blocking_predecessors(plan, edges, grouping)
+    order = {a: i for i, a in enumerate(agent_waits)}
+    # a plan that can be ordered has no cycle: the knots are looked for only when one exists
+    if topological_order(agent_waits, order) is None:
+        agents = _as_graph(agent_waits)
+        for component in _knots(agents, order):
+            cycle = _cycle_in(agents.subgraph(component), min(component, key=order.__getitem__))
+            problems.append(_agent_cycle(plan, cycle, edges, grouping))
     if problems:
         return problems
-    groups = group_graph(grouping)
+    group_waits = group_predecessors(grouping)
     group_order = {g: i for i, g in enumerate(grouping.groups)}
+    if topological_order(group_waits, group_order) is not None:
+        return problems
+    groups = _as_graph(group_waits)
     for component in _knots(groups, group_order):
         cycle = _cycle_in(groups.subgraph(component), min(component, key=group_order.__getitem__))
         problems.append(
@@ -295,6 +320,11 @@ def _edge_at(plan: Plan, edges: list[Edge], source: str, target: str) -> Locatio
         if not (edge.blocking and edge.source == source and edge.target == target):
             continue
         spec = plan.agents[target]
+        if edge.kind == FAN_OUT:
+            scope = plan.resolution.fan_out[target]
+            if scope.level is FanOutLevel.AGENT:
+                return plan.agent_location(target, "for_each")
+            return plan.group_location(scope.owner, "for_each")
         if edge.ref in spec.inputs:
             return plan.agent_location(target, "inputs", spec.inputs.index(edge.ref))
         if edge.ref == f"validates {source}":
@@ -304,6 +334,8 @@ def _edge_at(plan: Plan, edges: list[Edge], source: str, target: str) -> Locatio
 
 
 def _knots(graph: nx.DiGraph, order: dict[str, int]) -> list[list[str]]:
+    import networkx as nx
+
     knots = [
         sorted(c, key=order.__getitem__)
         for c in nx.strongly_connected_components(graph)
@@ -313,5 +345,7 @@ def _knots(graph: nx.DiGraph, order: dict[str, int]) -> list[list[str]]:
 
 
 def _cycle_in(graph: nx.DiGraph, start: str) -> list[str]:
+    import networkx as nx
+
     edges = nx.find_cycle(graph, source=start)
     return [source for source, _target in edges]

@@ -1,6 +1,7 @@
 """Dependency analysis: a validated Plan in, a plain CompiledPlan out.
 
-networkx runs here, at the edge; the workflow receives only lists and numbers. Estimates:
+The graphs are plain mappings of predecessors (pee.engine.compile.order); the workflow receives
+only lists and numbers. Estimates:
 - ``sequential_s``: every agent one after another;
 - ``group_by_group_s``: generation by generation, each waiting for the slowest group before it;
 - ``estimated_makespan_s``: groups scheduled eagerly on the DAG (what the engine does);
@@ -10,26 +11,30 @@ networkx runs here, at the edge; the workflow receives only lists and numbers. E
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict
 from typing import Any
 
-import networkx as nx
-
 from pee.engine.compile.admission_plan import plan_admission
-from pee.engine.compile.checks import blocking_graph, check_plan, group_graph
+from pee.engine.compile.checks import blocking_predecessors, check_plan, group_predecessors
+from pee.engine.compile.fan_out import compiled_fan_outs, instance_counts
 from pee.engine.compile.grouping import GroupInfo, Grouping
 from pee.engine.compile.learning import Learned, adaptive_timeout, group_p95
+from pee.engine.compile.order import generations, topological_order
 from pee.engine.compile.references import Resolution, validation_blocks_by_default
 from pee.engine.compiled import (
     AdaptiveSettings,
     BarrierSettings,
+    CachingSettings,
     CompiledAgent,
     CompiledGroup,
     CompiledPlan,
+    ContextSettings,
+    FanOut,
     Opportunity,
+    Resources,
     RetrySpec,
     SuccessCriteria,
 )
+from pee.engine.gc_pause import paused_gc
 from pee.engine.language.errors import PlanValidationError
 from pee.engine.language.models import AgentSpec, AtLeast, GroupSpec, normalise_role
 from pee.engine.language.plan import Plan
@@ -83,6 +88,34 @@ def eager_finish_times(
     return finish
 
 
+def _fan_out_chains(
+    grouping: Grouping,
+    resolution: Resolution,
+    fan_outs: Mapping[str, FanOut],
+    estimates: Mapping[str, Duration],
+) -> dict[str, tuple[float, list[str]]]:
+    """A parallel fan-out group runs each item's agents as a chain along their own edges: its
+    length is that chain's (the longest path inside the group), not its slowest agent's. Group
+    id -> (length, the agents on that longest path)."""
+    lengths: dict[str, tuple[float, list[str]]] = {}
+    for group_id, info in grouping.groups.items():
+        if not info.parallel or not any(a in fan_outs for a in info.agents):
+            continue
+        members = set(info.agents)
+        inside: dict[str, list[str]] = {a: [] for a in info.agents}
+        for edge in resolution.edges:
+            if edge.blocking and edge.source in members and edge.target in members:
+                inside[edge.target].append(edge.source)
+        rank = {a: i for i, a in enumerate(info.agents)}
+        order = _ordered(inside, rank)
+        finish = eager_finish_times(order, inside, {a: estimates[a].seconds for a in order})
+        lengths[group_id] = (
+            max(finish.values(), default=0.0),
+            _longest_path(order, inside, finish),
+        )
+    return lengths
+
+
 def _longest_path(
     order: list[str], depends_on: Mapping[str, list[str]], finish: Mapping[str, float]
 ) -> list[str]:
@@ -96,6 +129,16 @@ def _longest_path(
         node = max(depends_on[node], key=lambda d: (finish[d], -rank[d]))
         path.append(node)
     return path[::-1]
+
+
+# as build_plan: many allocations, no cycles to collect (pee.engine.gc_pause)
+@paused_gc()
+def _ordered(predecessors: Mapping[str, list[str]], rank: Mapping[str, int]) -> list[str]:
+    order = topological_order(predecessors, rank)
+    if order is None:
+        # the checks refuse a plan with a cycle before it gets here
+        raise ValueError("the plan's dependencies form a cycle")
+    return order
 
 
 def compile_plan(plan: Plan, learned: Mapping[str, Learned] | None = None) -> CompiledPlan:
@@ -112,38 +155,56 @@ def compile_plan(plan: Plan, learned: Mapping[str, Learned] | None = None) -> Co
         agent_id: agent_estimate(spec, group_specs[grouping.agent_group[agent_id]])
         for agent_id, spec in plan.agents.items()
     }
-    estimates = {
+    per_instance = {
         a: Duration(learned[a].mean_s, learned[a].mean_s) if a in learned else e
         for a, e in planned.items()
     }
+    # a fan-out agent counts as its item waves one after another (the estimated or default
+    # item count over what may run at once); every other agent as itself
+    fan_outs = compiled_fan_outs(plan, resolution)
+    pool = plan.resource_manager.resource_pool.computational
+    counts = instance_counts(
+        fan_outs, pool.concurrent_agent_limit if plan.resource_pool_given else None
+    )
+    estimates = {
+        a: Duration(e.min_s * counts[a][1], e.max_s * counts[a][1]) if a in counts else e
+        for a, e in per_instance.items()
+    }
 
-    groups_graph = group_graph(grouping)
+    group_waits = group_predecessors(grouping)
     group_rank = {g: i for i, g in enumerate(grouping.groups)}
-    group_order = list(nx.lexicographical_topological_sort(groups_graph, key=group_rank.get))
+    group_order = _ordered(group_waits, group_rank)
     group_deps = {
         g: sorted(grouping.groups[g].depends_on, key=group_rank.__getitem__) for g in group_order
     }
     durations = group_durations(grouping, estimates)
+    chains = _fan_out_chains(grouping, resolution, fan_outs, estimates)
+    durations.update({g: length for g, (length, _path) in chains.items()})
     finish = eager_finish_times(group_order, group_deps, durations)
     makespan = max(finish.values(), default=0.0)
     critical_groups = _longest_path(group_order, group_deps, finish)
     critical_path: list[str] = []
     for group_id in critical_groups:
         info = grouping.groups[group_id]
-        if info.parallel:
+        if group_id in chains:
+            critical_path.extend(chains[group_id][1])
+        elif info.parallel:
             critical_path.append(
                 max(info.agents, key=lambda a: (estimates[a].seconds, -declaration[a]))
             )
         else:
             critical_path.extend(info.agents)
 
-    generations = nx.topological_generations(groups_graph)
-    group_by_group = sum(max(durations[g] for g in generation) for generation in generations)
-    sequential = sum(e.seconds for e in estimates.values())
+    group_by_group = sum(
+        max(durations[g] for g in generation)
+        for generation in generations(group_order, group_waits)
+    )
+    sequential = sum(
+        e.seconds * (counts[a][0] if a in counts else 1) for a, e in per_instance.items()
+    )
 
-    agents_graph = blocking_graph(plan, resolution.edges, grouping)
-    agent_order = list(nx.lexicographical_topological_sort(agents_graph, key=declaration.get))
-    agent_preds = {a: list(agents_graph.predecessors(a)) for a in agent_order}
+    agent_preds = blocking_predecessors(plan, resolution.edges, grouping)
+    agent_order = _ordered(agent_preds, declaration)
     agent_finish = eager_finish_times(
         agent_order, agent_preds, {a: estimates[a].seconds for a in agent_order}
     )
@@ -152,6 +213,8 @@ def compile_plan(plan: Plan, learned: Mapping[str, Learned] | None = None) -> Co
     compiled_groups = [
         _compile_group(plan, grouping.groups[g], group_deps[g], durations[g]) for g in group_order
     ]
+    for group in compiled_groups:
+        group.fan_out = next((fan_outs[a] for a in group.agents if a in fan_outs), None)
     if learned:
         apply_learned_timeouts(compiled_groups, learned, plan.adaptive_margin)
     priorities = plan.resource_manager.allocation_strategy.priorities
@@ -160,6 +223,7 @@ def compile_plan(plan: Plan, learned: Mapping[str, Learned] | None = None) -> Co
         if edge.blocking:
             blocking_successors[edge.source] += 1
     on_critical = set(critical_path)
+    open_agents = set(plan.open_agents)
     compiled_agents = []
     agent_position = {a: i for i, a in enumerate(agent_order)}
     # every agent has a position: the topological sort raises on a cycle rather than drop one
@@ -183,12 +247,13 @@ def compile_plan(plan: Plan, learned: Mapping[str, Learned] | None = None) -> Co
                 planned[agent_id],
                 priority,
                 agent_id in on_critical,
-                _completion_context(plan, grouping, resolution, agent_id),
+                _completion_context(plan, grouping, resolution, agent_id, open_agents),
             )
         )
         compiled_agents[-1].depends_on = sorted(agent_preds[agent_id], key=declaration.__getitem__)
         if agent_id in learned:
-            compiled_agents[-1].learned = asdict(learned[agent_id])
+            compiled_agents[-1].learned = learned[agent_id]
+        compiled_agents[-1].fan_out = fan_outs.get(agent_id)
 
     opportunities = _opportunities(
         plan, grouping, resolution, estimates, group_order, group_deps, durations, makespan
@@ -205,10 +270,10 @@ def compile_plan(plan: Plan, learned: Mapping[str, Learned] | None = None) -> Co
         agent_level_s=round(agent_level, 3),
         parallel_opportunities=opportunities,
         inputs=dict(plan.inputs),
-        resources=_resources(plan, grouping),
+        resources=Resources.from_section(_resources(plan, grouping)),
         barrier=BarrierSettings.from_section(plan.barrier_synchronization.model_dump(mode="json")),
-        context=plan.context_conflicts.model_dump(mode="json"),
-        caching=plan.caching_system.model_dump(mode="json"),
+        context=ContextSettings.from_section(plan.context_conflicts.model_dump(mode="json")),
+        caching=CachingSettings.from_section(plan.caching_system.model_dump(mode="json")),
         monitoring=AdaptiveSettings.from_section(
             plan.performance_monitoring.model_dump(mode="json")
         ),
@@ -254,7 +319,7 @@ def apply_learned_timeouts(
 
 def _canonical(plan: Plan, ref: str) -> str:
     """Rewrite an alias prefix (an enhanced step's agent id) to the agent it names."""
-    if ref in plan.inputs or "." not in ref:
+    if not plan.aliases or ref in plan.inputs or "." not in ref:
         return ref
     head, rest = ref.split(".", 1)
     return f"{plan.aliases.get(head, head)}.{rest}"
@@ -278,10 +343,12 @@ def _compile_group(
     strategies = handling.timeout_strategies
     if spec.timeout is not None:
         timeout: float | None = spec.timeout.seconds
-    elif len(info.agents) > 1:
+    elif len(info.agents) > 1 and spec.for_each is None:
         timeout = handling.default_timeout.seconds
     else:
-        # a lone agent is bounded by its own timeout; a barrier deadline would only cut it short
+        # a lone agent is bounded by its own timeout; a barrier deadline would only cut it short.
+        # So is each instance of a fan-out: a default sized for one pass of a few agents cannot
+        # bound a list whose length is known only at run time
         timeout = None
     cross = spec.cross_validation
     cross_agents: list[str] = []
@@ -320,12 +387,12 @@ def _compile_group(
 
 
 def _completion_context(
-    plan: Plan, grouping: Grouping, resolution: Resolution, agent_id: str
+    plan: Plan, grouping: Grouping, resolution: Resolution, agent_id: str, open_agents: set[str]
 ) -> list[str]:
     """What a seed agent without a specification reads: the outputs of the agents its group
     waits for (``dependencies: [analyst.completion]``), as context, so pm's stories can build on
     analyst's brief although the seed never names the fields."""
-    if agent_id not in plan.open_agents or plan.agents[agent_id].inputs:
+    if agent_id not in open_agents or plan.agents[agent_id].inputs:
         return []
     refs: list[str] = []
     for dependency in grouping.groups[grouping.agent_group[agent_id]].declared:

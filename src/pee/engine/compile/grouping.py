@@ -105,11 +105,14 @@ def _derive_groups(plan: Plan, edges: list[Edge], result: Grouping) -> None:
             successors[edge.source].append(edge.target)
     # an explicit group's members wait for the groups it depends on, so ungrouped agents that
     # depend on a group member see the whole group as one predecessor
-    by_signature: dict[tuple[tuple[str, ...], tuple[str, ...]], list[str]] = {}
+    by_signature: dict[tuple[tuple[str, ...], ...], list[str]] = {}
     for agent_id in ungrouped:
+        # a fan-out agent's group barrier counts its items: it shares the group with nobody
+        alone = (agent_id,) if plan.agents[agent_id].for_each is not None else ()
         signature = (
             tuple(sorted(set(predecessors[agent_id]))),
             tuple(sorted(set(successors[agent_id]))),
+            alone,
         )
         by_signature.setdefault(signature, []).append(agent_id)
     for members in by_signature.values():
@@ -143,6 +146,10 @@ def resolve_group_ref(plan: Plan, ref: str, result: Grouping) -> str | None:
 
 
 def _group_dependencies(plan: Plan, edges: list[Edge], result: Grouping) -> None:
+    # sets beside the lists (which keep the order found): one group may wait for thousands
+    waits_for: dict[str, set[str]] = {group_id: set() for group_id in result.groups}
+    # positions in sequential groups, looked up per edge inside one
+    positions: dict[str, dict[str, int]] = {}
     for group_id, info in result.groups.items():
         if info.spec is None:
             continue
@@ -170,7 +177,8 @@ def _group_dependencies(plan: Plan, edges: list[Edge], result: Grouping) -> None
                         fix="remove the dependency",
                     )
                 )
-            elif target not in info.depends_on:
+            elif target not in waits_for[group_id]:
+                waits_for[group_id].add(target)
                 info.depends_on.append(target)
                 info.declared.append(target)
     for edge in edges:
@@ -181,8 +189,11 @@ def _group_dependencies(plan: Plan, edges: list[Edge], result: Grouping) -> None
         if source_group is None or target_group is None:
             continue
         if source_group == target_group:
+            # a fan-out group is a per-item sub-pipeline: in a parallel one its agents' own
+            # edges order each item's chain (the list order does in a sequential one)
             info = result.groups[target_group]
-            if info.parallel:
+            fan_out = info.spec is not None and info.spec.for_each is not None
+            if info.parallel and not fan_out:
                 result.problems.append(
                     GroupError(
                         f"agent '{edge.target}' needs '{edge.ref}' from '{edge.source}', but both "
@@ -194,7 +205,9 @@ def _group_dependencies(plan: Plan, edges: list[Edge], result: Grouping) -> None
                         "optional_inputs, or set parallel: false on the group",
                     )
                 )
-            elif info.agents.index(edge.source) > info.agents.index(edge.target):
+            elif not info.parallel and _position(positions, info, edge.source) > _position(
+                positions, info, edge.target
+            ):
                 result.problems.append(
                     GroupError(
                         f"sequential group '{target_group}' runs '{edge.target}' before "
@@ -206,6 +219,13 @@ def _group_dependencies(plan: Plan, edges: list[Edge], result: Grouping) -> None
                     )
                 )
             continue
-        target_info = result.groups[target_group]
-        if source_group not in target_info.depends_on:
-            target_info.depends_on.append(source_group)
+        if source_group not in waits_for[target_group]:
+            waits_for[target_group].add(source_group)
+            result.groups[target_group].depends_on.append(source_group)
+
+
+def _position(positions: dict[str, dict[str, int]], info: GroupInfo, agent_id: str) -> int:
+    """Where ``agent_id`` runs in sequential group ``info`` (its positions computed once)."""
+    if info.id not in positions:
+        positions[info.id] = {a: i for i, a in enumerate(info.agents)}
+    return positions[info.id][agent_id]

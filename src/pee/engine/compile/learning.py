@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
+from pee.engine.compiled import Learned
 from pee.engine.language.units import MAX_DURATION_S
 
 # runs remembered per plan, agent and mode: older samples are dropped
@@ -23,14 +23,7 @@ KEEP_SAMPLES = 20
 # the two kinds of run whose timings are kept apart
 SIMULATED, REAL = "simulate", "real"
 
-
-@dataclass(frozen=True)
-class Learned:
-    """What the kept samples of one agent say: how many, their mean and 95th percentile."""
-
-    n: int
-    mean_s: float
-    p95_s: float
+__all__ = ["Learned"]  # defined with the compiled plan that carries it
 
 
 def percentile(samples: Sequence[float], fraction: float) -> float:

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from pee.engine.compile.checks import check_plan
+from pee.engine.gc_pause import paused_gc
 from pee.engine.language import bmad, llm_default
 from pee.engine.language.errors import (
     DuplicateAgentError,
@@ -127,12 +128,12 @@ def _pydantic_problems(
 
 
 def _dedupe(problems: list[PlanError]) -> list[PlanError]:
-    seen: list[str] = []
+    seen: set[str] = set()
     unique: list[PlanError] = []
     for problem in problems:
         key = problem.render()
         if key not in seen:
-            seen.append(key)
+            seen.add(key)
             unique.append(problem)
     return unique
 
@@ -151,11 +152,13 @@ def _validate_agent(raw: RawAgent, source: SourceMap) -> tuple[AgentSpec | None,
         if agent is None:
             return None, problems
     own_kind = agent.resolved_kind(raw.id)
+    # kind settings default to None: only those the plan wrote can be set
+    written = agent.model_fields_set
     for kind, names in KIND_SETTINGS.items():
         if kind == own_kind:
             continue
         for name in names:
-            if getattr(agent, name) is not None:
+            if name in written and getattr(agent, name) is not None:
                 problems.append(
                     InvalidValueError(
                         f"agent '{raw.id}' sets '{name}', a setting of kind '{kind}', but its kind "
@@ -220,6 +223,8 @@ def _duplicate_keys(source: SourceMap) -> list[PlanError]:
     return problems
 
 
+# a large plan allocates hundreds of thousands of objects here (pee.engine.gc_pause)
+@paused_gc()
 def build_plan(
     data: Any,
     source: SourceMap,

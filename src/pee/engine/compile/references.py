@@ -6,13 +6,24 @@ A reference is one of, tried in this order:
    agent that writes the key too waits only for the writers that do not read it);
 3. ``agent.output`` (``agent`` may be an alias from an enhanced step, ``output`` may be
    ``completion`` to wait for the agent without reading anything): an edge from that agent.
+
+Inside a fan-out, ``item`` and ``index`` come first (the instance's own; no edge), and each
+``for_each: agent.output`` is an edge of kind FAN_OUT from that agent to every agent that runs
+per item.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pee.engine.language.errors import MissingProducerError, PlanError, UnknownAgentError, suggest
+from pee.engine.language.errors import (
+    FanOutError,
+    MissingProducerError,
+    PlanError,
+    UnknownAgentError,
+    suggest,
+)
+from pee.engine.language.fan_out import ITEM_INPUTS, FanOutLevel, FanOutScope, fan_out_scopes
 from pee.engine.language.models import ROLE_DEFAULT_OUTPUTS, normalise_role
 from pee.engine.language.plan import Plan
 
@@ -22,6 +33,8 @@ VALIDATION = "validation"
 # the fourth kind of dependency: agents that contend for a resource are put in different
 # groups by grouping.py (no edge of this kind is drawn, the name documents it)
 RESOURCE = "resource"
+# an agent that runs per item waits for the list it runs over (blocking, like data)
+FAN_OUT = "fan_out"
 
 COMPLETION = "completion"
 
@@ -44,10 +57,17 @@ class Resolution:
     # plan inputs that some agent reads
     plan_inputs: list[str] = field(default_factory=list)
     problems: list[PlanError] = field(default_factory=list)
+    # agent id -> the fan-out it runs in (pee.engine.language.fan_out)
+    fan_out: dict[str, FanOutScope] = field(default_factory=dict)
+    # fan-out owner (agent or group id) -> its source as "agent.output", aliases resolved
+    fan_out_sources: dict[str, str] = field(default_factory=dict)
 
 
 def resolve(plan: Plan) -> Resolution:
-    result = Resolution(outputs={a: list(spec.outputs) for a, spec in plan.agents.items()})
+    result = Resolution(
+        outputs={a: list(spec.outputs) for a, spec in plan.agents.items()},
+        fan_out=fan_out_scopes(plan),
+    )
     open_agents = set(plan.open_agents)
     writers: dict[str, list[str]] = {}
     for agent_id, spec in plan.agents.items():
@@ -90,6 +110,7 @@ def resolve(plan: Plan) -> Resolution:
             result.edges.append(Edge(target_id, agent_id, VALIDATION, f"validates {target_id}"))
             if blocking:
                 blocking_validations.append((agent_id, target_id))
+    _fan_out_sources(plan, open_agents, result)
     for agent_id in plan.open_agents:
         open_spec = plan.agents.get(agent_id)
         if open_spec is not None and open_spec.resolved_kind(agent_id) == "role":
@@ -139,7 +160,10 @@ def _resolve_ref(
     open_agents: set[str],
     result: Resolution,
 ) -> list[tuple[str, str]]:
+    if ref in ITEM_INPUTS and agent_id in result.fan_out:
+        return []
     if ref in plan.inputs:
+        # few plan inputs, read by many agents: the list stays short
         if ref not in result.plan_inputs:
             result.plan_inputs.append(ref)
         return []
@@ -160,6 +184,20 @@ def _resolve_ref(
         if ref in plan.agents or ref in plan.aliases:
             producer = plan.aliases.get(ref, ref)
             return [(producer, COMPLETION)]
+        if ref in ITEM_INPUTS:
+            result.problems.append(
+                FanOutError(
+                    f"agent '{agent_id}' reads '{ref}', which only the instances of a fan-out "
+                    "receive",
+                    value=ref,
+                    location=plan.agent_location(agent_id, field_name, index),
+                    expected="an agent with for_each, or an agent in a group with for_each",
+                    found=repr(ref),
+                    fix=f"add for_each: AGENT.OUTPUT to '{agent_id}' or its group, or remove "
+                    f"'{ref}'",
+                )
+            )
+            return []
         known_keys = sorted(writers) + sorted(plan.inputs)
         close = suggest(ref, [*known_keys, *plan.agents])
         result.problems.append(
@@ -210,3 +248,88 @@ def _resolve_ref(
             )
             return []
     return [(producer, output)]
+
+
+def _fan_out_sources(plan: Plan, open_agents: set[str], result: Resolution) -> None:
+    """Resolve every for_each to the agent that outputs the list, and draw its FAN_OUT edges."""
+    seen: list[str] = []
+    for scope in result.fan_out.values():
+        if scope.owner in seen:
+            continue
+        seen.append(scope.owner)
+        if scope.level is FanOutLevel.AGENT:
+            where, location = f"agent '{scope.owner}'", plan.agent_location(scope.owner, "for_each")
+        else:
+            where, location = f"group '{scope.owner}'", plan.group_location(scope.owner, "for_each")
+        head, output = scope.source.split(".", 1)
+        producer = plan.aliases.get(head, head)
+        if producer not in plan.agents:
+            close = suggest(head, plan.agents)
+            result.problems.append(
+                UnknownAgentError(
+                    f"{where} fans out over '{scope.source}', but the plan defines no agent "
+                    f"'{head}'",
+                    value=scope.source,
+                    location=location,
+                    expected=f"'agent.output' of one of {list(plan.agents)}",
+                    found=repr(head),
+                    fix=f"did you mean '{close}.{output}'?" if close else "fix the agent name",
+                )
+            )
+            continue
+        if producer in scope.members:
+            result.problems.append(
+                FanOutError(
+                    f"{where} fans out over '{scope.source}', which "
+                    + (
+                        "it outputs itself"
+                        if scope.level is FanOutLevel.AGENT
+                        else "one of its own agents outputs"
+                    )
+                    + ": the list must exist before the first item starts",
+                    value=scope.source,
+                    location=location,
+                    expected="the output of an agent that runs before the fan-out",
+                    found=repr(scope.source),
+                    fix=f"move '{producer}' out of the group"
+                    if scope.level is FanOutLevel.GROUP
+                    else "fan out over another agent's output",
+                )
+            )
+            continue
+        if output == COMPLETION:
+            result.problems.append(
+                FanOutError(
+                    f"{where} fans out over '{scope.source}', but '{COMPLETION}' only waits for "
+                    f"'{producer}' and carries no list",
+                    value=scope.source,
+                    location=location,
+                    expected=f"one of {producer}'s outputs",
+                    found=repr(output),
+                    fix=f"name the output of '{producer}' that holds the list",
+                )
+            )
+            continue
+        outputs = result.outputs[producer]
+        if output not in outputs:
+            if producer in open_agents:
+                outputs.append(output)
+            else:
+                close = suggest(output, outputs)
+                result.problems.append(
+                    MissingProducerError(
+                        f"{where} fans out over '{scope.source}', but '{producer}' declares no "
+                        f"output '{output}'; its outputs: {outputs}",
+                        value=scope.source,
+                        location=location,
+                        expected=f"one of {producer}'s outputs",
+                        found=repr(output),
+                        fix=f"did you mean '{head}.{close}'?"
+                        if close
+                        else f"add '{output}' to {producer}'s outputs",
+                    )
+                )
+                continue
+        result.fan_out_sources[scope.owner] = f"{producer}.{output}"
+        for member in scope.members:
+            result.edges.append(Edge(producer, member, FAN_OUT, scope.source))

@@ -6,8 +6,9 @@ import json
 import re
 from typing import Any
 
-from pee.engine.compile.references import CONTEXT, DATA, VALIDATION
-from pee.engine.compiled import CompiledPlan
+from pee.engine.compile.references import CONTEXT, DATA, FAN_OUT, VALIDATION
+from pee.engine.compiled import CompiledAgent, CompiledGroup, CompiledPlan, FanOut
+from pee.engine.language.fan_out import DEFAULT_ITEMS_ESTIMATE, FanOutLevel
 from pee.engine.language.plan import Plan
 from pee.engine.language.units import format_seconds
 
@@ -45,11 +46,46 @@ def _speedup(compiled: CompiledPlan) -> float:
     return compiled.sequential_s / compiled.estimated_makespan_s
 
 
+def instance_label(agent: CompiledAgent) -> str:
+    """`dev[i]` for an agent that runs once per item, its id otherwise."""
+    return f"{agent.id}[i]" if agent.fan_out is not None else agent.id
+
+
+def fan_out_text(fan_out: FanOut) -> str:
+    """'for each sm.stories (~10 items, default; 5 at a time)'."""
+    items = f"~{fan_out.items_estimate} items" + (
+        "" if fan_out.items_estimate_declared else ", default"
+    )
+    bound = f"; {fan_out.max_parallel} at a time" if fan_out.max_parallel else ""
+    return f"for each {fan_out.source} ({items}{bound})"
+
+
+def _fan_out_dict(fan_out: FanOut | None) -> dict[str, Any] | None:
+    if fan_out is None:
+        return None
+    return {
+        "level": str(fan_out.level),
+        "owner": fan_out.owner,
+        "source": fan_out.source,
+        "members": list(fan_out.members),
+        "max_parallel": fan_out.max_parallel,
+        "items_estimate": fan_out.items_estimate,
+        "items_estimate_declared": fan_out.items_estimate_declared,
+    }
+
+
+def _fan_out_groups(compiled: CompiledPlan) -> list[CompiledGroup]:
+    return [g for g in compiled.groups if g.fan_out is not None]
+
+
 def summary(compiled: CompiledPlan) -> str:
     parallel = sum(1 for g in compiled.groups if len(g.agents) > 1)
+    fan_outs = len(_fan_out_groups(compiled))
     return (
         f"valid plan '{compiled.name}': {len(compiled.agents)} agents in "
-        f"{len(compiled.groups)} groups ({parallel} parallel); critical path "
+        f"{len(compiled.groups)} groups ({parallel} parallel"
+        + (f", {fan_outs} fan-out{'s' if fan_outs != 1 else ''}" if fan_outs else "")
+        + "); critical path "
         f"{' -> '.join(compiled.critical_path)}; "
         f"estimated {_duration(compiled.estimated_makespan_s)}"
         f" vs {_duration(compiled.sequential_s)} sequential ({_speedup(compiled):.2f}x)"
@@ -70,6 +106,7 @@ def as_json_dict(compiled: CompiledPlan) -> dict[str, Any]:
                 "explicit": g.explicit,
                 "timeout_s": g.timeout_s,
                 "estimated_s": g.estimated_s,
+                "fan_out": _fan_out_dict(g.fan_out),
             }
             for g in compiled.groups
         ],
@@ -86,6 +123,7 @@ def as_json_dict(compiled: CompiledPlan) -> dict[str, Any]:
                 "priority": a.priority,
                 "estimated_s": a.estimated_s,
                 "on_critical_path": a.on_critical_path,
+                "fan_out": _fan_out_dict(a.fan_out),
             }
             for a in compiled.agents
         ],
@@ -105,7 +143,10 @@ def as_json_dict(compiled: CompiledPlan) -> dict[str, Any]:
             }
             for o in compiled.parallel_opportunities
         ],
-        "resource_contention": compiled.resources.get("contention", []),
+        "resource_contention": [
+            {"group": c.group, "agents": list(c.agents), "reason": c.reason}
+            for c in compiled.resources.contention
+        ],
         "inputs": sorted(compiled.inputs),
     }
 
@@ -125,6 +166,8 @@ def as_text(compiled: CompiledPlan) -> str:
             if group.parallel and len(group.agents) > 1
             else ("sequential" if len(group.agents) > 1 else "single")
         )
+        if group.fan_out is not None:
+            mode = f"fan-out {fan_out_text(group.fan_out)}"
         after = f" after {', '.join(direct[group.id])}" if group.depends_on else ""
         deadline = f", barrier {_duration(group.timeout_s)}" if group.timeout_s else ""
         lines.append(
@@ -135,7 +178,7 @@ def as_text(compiled: CompiledPlan) -> str:
             mark = "*" if agent.on_critical_path else " "
             estimate = _duration(agent.estimated_s)
             lines.append(
-                f"     {mark} {agent_id:<24} {agent.kind:<9} ~{estimate:<8}"
+                f"     {mark} {instance_label(agent):<24} {agent.kind:<9} ~{estimate:<8}"
                 f" priority {agent.priority}"
             )
     lines += [
@@ -147,13 +190,29 @@ def as_text(compiled: CompiledPlan) -> str:
         f"  lower bound:      {_duration(compiled.agent_level_s)} (agents, no barriers)",
         f"  speed-up vs sequential: {_speedup(compiled):.2f}x",
     ]
+    fan_out_groups = _fan_out_groups(compiled)
+    if fan_out_groups:
+        lines += ["", "fan-out (agent[i]: one instance per item, known only at run time):"]
+        for group in fan_out_groups:
+            fan_out = group.fan_out
+            assert fan_out is not None
+            members = " -> ".join(f"{m}[i]" for m in fan_out.members)
+            what = "a sub-pipeline per item" if fan_out.level is FanOutLevel.GROUP else "per item"
+            lines.append(
+                f"  - {fan_out.owner}: {members} ({what}), {fan_out_text(fan_out)}; "
+                f"estimated ~{_duration(group.estimated_s)}"
+            )
+        lines.append(
+            "  estimates assume each fan-out's items_estimate (default "
+            f"{DEFAULT_ITEMS_ESTIMATE}); `pee run` cannot execute a fan-out yet"
+        )
     if compiled.parallel_opportunities:
         lines += ["", "parallel opportunities:"]
         lines += [f"  - {o.message}" for o in compiled.parallel_opportunities]
-    contention = compiled.resources.get("contention", [])
+    contention = compiled.resources.contention
     if contention:
         lines += ["", "resource contention (admission control will serialise):"]
-        lines += [f"  - {c['group']}: {c['reason']}" for c in contention]
+        lines += [f"  - {c.group}: {c.reason}" for c in contention]
     if compiled.inputs:
         lines += ["", f"plan inputs: {', '.join(sorted(compiled.inputs))}"]
     return "\n".join(lines)
@@ -181,23 +240,31 @@ def _graph_edges(plan: Plan, compiled: CompiledPlan) -> list[tuple[str, str, str
 def as_mermaid(plan: Plan, compiled: CompiledPlan) -> str:
     lines = ["flowchart LR"]
     for group in compiled.groups:
-        lines.append(f'  subgraph {_node_id("g_" + group.id)}["{_quote(group.name, "#quot;")}"]')
+        title = _quote(group.name, "#quot;")
+        if group.fan_out is not None:
+            title += f"<br/>{fan_out_text(group.fan_out)}"
+        lines.append(f'  subgraph {_node_id("g_" + group.id)}["{title}"]')
         if len(group.agents) > 1:
             lines.append("    direction TB")
         for agent_id in group.agents:
             agent = compiled.agent(agent_id)
-            label = f"{agent_id}<br/>~{_duration(agent.estimated_s)}"
+            label = f"{instance_label(agent)}<br/>~{_duration(agent.estimated_s)}"
             lines.append(f'    {_node_id(agent_id)}["{label}"]')
         lines.append("  end")
     linked_groups: list[tuple[str, str]] = []
     group_of = {a.id: a.group for a in compiled.agents}
     for source, target, kind in _graph_edges(plan, compiled):
-        arrow = {DATA: "-->", CONTEXT: "-.->", VALIDATION: "-. validates .->"}.get(kind, "-->")
+        arrow = {
+            DATA: "-->",
+            CONTEXT: "-.->",
+            VALIDATION: "-. validates .->",
+            FAN_OUT: "==>|for each|",
+        }.get(kind, "-->")
         if kind == VALIDATION:
             lines.append(f"  {_node_id(target)} {arrow} {_node_id(source)}")
         else:
             lines.append(f"  {_node_id(source)} {arrow} {_node_id(target)}")
-        if kind == DATA:
+        if kind in (DATA, FAN_OUT):
             linked_groups.append((group_of[source], group_of[target]))
     direct = direct_dependencies(compiled)
     for group in compiled.groups:
@@ -225,14 +292,14 @@ def as_dot(plan: Plan, compiled: CompiledPlan) -> str:
         for agent_id in group.agents:
             agent = compiled.agent(agent_id)
             style = ', color="#c0392b", penwidth=2' if agent_id in critical else ""
-            lines.append(
-                f'    "{agent_id}" [label="{agent_id}\\n~{_duration(agent.estimated_s)}"{style}];'
-            )
+            label = f"{instance_label(agent)}\\n~{_duration(agent.estimated_s)}"
+            lines.append(f'    "{agent_id}" [label="{label}"{style}];')
         lines.append("  }")
     for source, target, kind in _graph_edges(plan, compiled):
         style = {
             CONTEXT: ' [style=dashed, label="context"]',
             VALIDATION: ' [style=dotted, label="validates"]',
+            FAN_OUT: ' [style=bold, label="for each"]',
         }.get(kind, "")
         lines.append(f'  "{source}" -> "{target}"{style};')
     group_agents = {g.id: g.agents for g in compiled.groups}

@@ -163,6 +163,15 @@ class ResourceFitError(PlanError):
     """An agent that needs more CPU or memory than the whole pool: it could never start."""
 
 
+class FanOutError(PlanError):
+    """A ``for_each`` that cannot work as written: a source that is not an earlier agent's output,
+    a fan-out nested in another, shared writes from instances, a group rule broken."""
+
+
+class FanOutUnavailableError(PlanError):
+    """A plan with ``for_each`` given to `run`/`compile` before the workflow can execute one."""
+
+
 class UnresolvedInputError(MissingProducerError):
     """A BMAD requirement that no step creates and that was not supplied with --set."""
 

@@ -66,6 +66,26 @@ def _as_list(value: Any) -> Any:
 
 StrList = Annotated[list[str], BeforeValidator(_as_list)]
 
+# for_each names the list it runs over as `agent.output` (docs/reference/plan-language.md,
+# "Fan-out"); the whole-plan checks (pee.engine.compile.fan_out) then find that agent
+FAN_OUT_SOURCE = re.compile(r"[^.\s]+\.[^\s]+")
+
+
+def _fan_out_source(value: Any) -> Any:
+    if isinstance(value, str) and not FAN_OUT_SOURCE.fullmatch(value):
+        raise ValueError(
+            "for_each names a list an earlier agent outputs, as 'agent.output' "
+            "(e.g. for_each: sm.stories)"
+        )
+    return value
+
+
+FanOutSource = Annotated[str, AfterValidator(_fan_out_source)]
+# at most this many items of one fan-out run at once (above it, only resource admission bounds it)
+MaxParallel = Annotated[int, Field(ge=1, le=10_000)]
+# how many items `plan` assumes when estimating a fan-out (the list exists only at run time)
+ItemsEstimate = Annotated[int, Field(ge=0, le=1_000_000)]
+
 
 def json_problem(value: Any) -> str | None:
     """Why ``value`` cannot travel to the workflow as JSON, or None when it can.
@@ -141,6 +161,8 @@ KIND_SETTINGS: dict[str, tuple[str, ...]] = {
     "python": ("callable",),
     "http": ("base_url", "model", "api_key_env", "system", "prompt", "output_schema"),
 }
+
+_ALL_KIND_SETTINGS = tuple(name for names in KIND_SETTINGS.values() for name in names)
 
 
 class Strict(BaseModel):
@@ -223,15 +245,19 @@ class AgentSpec(Strict):
     system: str | None = None
     prompt: str | None = None
     output_schema: JsonMapping | None = None
+    # fan-out: one instance per item of the list `agent.output`, each receiving `item`/`index`
+    for_each: FanOutSource | None = None
+    max_parallel: MaxParallel | None = None
+    items_estimate: ItemsEstimate | None = None
 
     @field_validator("outputs", "writes")
     @classmethod
     def _no_duplicates(cls, names: list[str]) -> list[str]:
-        seen: list[str] = []
+        seen: set[str] = set()
         for name in names:
             if name in seen:
                 raise ValueError(f"'{name}' is listed twice")
-            seen.append(name)
+            seen.add(name)
         return names
 
     def resolved_kind(self, agent_id: str) -> str:
@@ -239,19 +265,24 @@ class AgentSpec(Strict):
         built-in role agent when the role (or id) is one; else simulate."""
         if self.kind is not None:
             return self.kind
-        if any(getattr(self, name) is not None for name in KIND_SETTINGS["simulate"]):
+        if any(getattr(self, name) is not None for name in self.given(KIND_SETTINGS["simulate"])):
             return "simulate"
         if normalise_role(self.role or agent_id) in BUILTIN_ROLES:
             return "role"
         return "simulate"
 
+    def given(self, names: tuple[str, ...]) -> list[str]:
+        """Those of ``names`` (fields that default to None) the plan wrote: the others are None
+        (a large plan has thousands of agents, each asked about every kind's settings)."""
+        written = self.model_fields_set
+        return [name for name in names if name in written]
+
     def kind_settings(self) -> dict[str, Any]:
         values: dict[str, Any] = {}
-        for names in KIND_SETTINGS.values():
-            for name in names:
-                value = getattr(self, name)
-                if value is not None:
-                    values[name] = value.seconds if isinstance(value, Duration) else value
+        for name in self.given(_ALL_KIND_SETTINGS):
+            value = getattr(self, name)
+            if value is not None:
+                values[name] = value.seconds if isinstance(value, Duration) else value
         return values
 
 
@@ -307,6 +338,10 @@ class GroupSpec(Strict):
     partial_failure_handling: str | None = None
     cross_validation: CrossValidation | None = None
     estimated_duration: DurationValue | None = None
+    # fan-out: the group's agents run as one sub-pipeline per item of the list `agent.output`
+    for_each: FanOutSource | None = None
+    max_parallel: MaxParallel | None = None
+    items_estimate: ItemsEstimate | None = None
 
 
 # ---- seed sections -------------------------------------------------------------------------
@@ -560,7 +595,8 @@ class ContextConflicts(Strict):
     timeout_policy: Literal["keep_current", "keep_incoming", "fail"] = "keep_current"
     ownership_violation: Literal["reject", "conflict"] = "reject"
     consistency_rules: list[ConsistencyRule] = Field(default_factory=list)
-    # values above this go to the artifact store; the context keeps a reference
+    # accepted for plans written for the former claim check, and ignored: payloads still over
+    # PEE_PAYLOAD_THRESHOLD after lz4 leave the history through External Storage (ADR 0015)
     large_value_threshold: Size = 256 * 1024
 
 

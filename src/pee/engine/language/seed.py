@@ -240,8 +240,9 @@ def _collect_execution_groups(groups: Any, source: SourceMap, raw: RawPlan) -> N
                 if spec_map is not None:
                     agent.merge(spec_map, spec_path)
             raw.agents[name] = agent
+        listed = set(members)
         for name in specifications:
-            if name not in members:
+            if name not in listed:
                 raw.problems.append(
                     GroupError(
                         f"agent_specifications names '{name}', which is not in this group's agents",

@@ -10,6 +10,7 @@ strings with decimal multiples of 1024.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass
@@ -158,6 +159,13 @@ def parse_duration(raw: Any) -> Duration:
             found=f"a {type(raw).__name__}",
             fix="write it like 90s, 10m or 3-5_minutes",
         )
+    return _parse_text(raw)
+
+
+# a large plan writes the same few durations thousands of times (Duration is frozen; an error
+# is raised again each time, never cached)
+@functools.lru_cache(maxsize=4096)
+def _parse_text(raw: str) -> Duration:
     text = raw.strip().lower()
     if _COMPOUND.match(text) and len(_COMPOUND_PART.findall(text)) > 1:
         total = sum(float(n) * _UNIT_SECONDS[u] for n, u in _COMPOUND_PART.findall(text))

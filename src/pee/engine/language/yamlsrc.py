@@ -13,6 +13,7 @@ from typing import Any, cast
 
 import yaml
 
+from pee.engine.gc_pause import paused_gc
 from pee.engine.language.errors import (
     Location,
     PlanError,
@@ -114,6 +115,71 @@ def _hashable(value: Any) -> bool:
     except TypeError:
         return False
     return True
+
+
+_STR_TAG = "tag:yaml.org,2002:str"
+_MAP_TAG = "tag:yaml.org,2002:map"
+_SEQ_TAG = "tag:yaml.org,2002:seq"
+_VALUE_TAG = "tag:yaml.org,2002:value"
+
+
+class _TreeBuilder:
+    """Builds a composed document without aliases (a tree) and its line map in one walk.
+
+    Plain mappings, lists and text are built here (the loader's generic constructor costs
+    several calls per value); anything else (numbers, booleans, merge keys, explicit tags) goes
+    to the loader, so values and errors stay PyYAML's own.
+    """
+
+    def __init__(self, loader: yaml.SafeLoader, source: SourceMap) -> None:
+        self.loader = loader
+        self.source = source
+
+    def build(self, node: yaml.Node, path: PathKey) -> Any:
+        lines = self.source.lines
+        if path not in lines:
+            lines[path] = node.start_mark.line + 1
+        tag = node.tag
+        if isinstance(node, yaml.ScalarNode):
+            return node.value if tag == _STR_TAG else self.loader.construct_object(node)
+        if isinstance(node, yaml.SequenceNode) and tag == _SEQ_TAG:
+            return [self.build(item, (*path, index)) for index, item in enumerate(node.value)]
+        if isinstance(node, yaml.MappingNode) and tag == _MAP_TAG and _plain_keys(node):
+            return self._mapping(node, path)
+        _walk(node, path, self.source, self.loader)
+        return self.loader.construct_object(node, deep=True)
+
+    def _mapping(self, node: yaml.MappingNode, path: PathKey) -> dict[Any, Any]:
+        lines = self.source.lines
+        duplicates = self.source.duplicates
+        value: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = (
+                key_node.value
+                if key_node.tag == _STR_TAG
+                else self.loader.construct_object(key_node, deep=True)
+            )
+            child = (*path, key)
+            line = key_node.start_mark.line + 1
+            if (
+                child in lines
+                and key != "<<"
+                and not isinstance(key, bool | int)
+                and not any(child[: len(seen)] == seen for seen, _, _ in duplicates)
+            ):
+                duplicates.append((child, line, lines[child]))
+            lines[child] = line
+            value[key] = self.build(value_node, child)
+        return value
+
+
+def _plain_keys(node: yaml.MappingNode) -> bool:
+    """Every key is a scalar the mapping's own constructor would take as written (no merge
+    key, no ``=`` value key)."""
+    return all(
+        isinstance(key_node, yaml.ScalarNode) and key_node.tag not in (_MERGE_TAG, _VALUE_TAG)
+        for key_node, _ in node.value
+    )
 
 
 def _walk(node: yaml.Node, path: PathKey, source: SourceMap, loader: yaml.SafeLoader) -> None:
@@ -276,16 +342,25 @@ def parse_yaml(text: str, file: str | None = None) -> tuple[Any, SourceMap]:
 
 def _parse_with(loader_class: type, text: str, file: str | None) -> tuple[Any, SourceMap]:
     source = SourceMap(file=file)
-    loader = loader_class(text)
-    try:
-        node = loader.get_single_node()
-        if node is None:
-            return None, source
-        check_aliases(node, file)
-        _walk(node, (), source, loader)
-        return loader.construct_document(node), source
-    finally:
-        loader.dispose()
+    # the parse allocates a few values per line and frees none of them, so the cyclic
+    # collector's passes over the growing heap would cost more than the parse itself
+    with paused_gc():
+        loader = loader_class(text)
+        try:
+            node = loader.get_single_node()
+            if node is None:
+                return None, source
+            if "&" not in text:
+                # every alias names an anchor, written with '&': without one the document is
+                # a tree, built in one walk
+                return _TreeBuilder(loader, source).build(node, ()), source
+            check_aliases(node, file)
+            # walked before anything is constructed: constructing a merge key (`<<: *base`)
+            # rewrites its mapping node, which an alias would then show again
+            _walk(node, (), source, loader)
+            return loader.construct_document(node), source
+        finally:
+            loader.dispose()
 
 
 def load_yaml(path: str | Path) -> tuple[Any, SourceMap]:

@@ -296,12 +296,8 @@ def _cache_suggestions(
 ) -> list[dict[str, Any]]:
     """Critical agents whose own work (not their wait for a person) is a large share of the
     makespan, when nothing reuses their outputs across runs yet."""
-    caching = plan.caching or {}
-    cache = (caching.get("cache_levels") or {}).get("agent_output_cache") or {}
-    reused_across_runs = (
-        caching.get("enabled", True) is not False
-        and cache.get("ttl", "session_lifetime") != "session_lifetime"
-    )
+    # the TTL the workflow stores with (pee.workflows.agent_cache): a number, on
+    reused_across_runs = plan.caching.output_ttl_s is not None
     found = []
     for agent_id in critical:
         row = agents_report.get(agent_id) or {}

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from pee.engine.compiled import CompiledPlan
 from pee.engine.rules.monitoring import Settings
@@ -201,11 +200,6 @@ class TimeoutStretch:
         return self.pending.pop(group_id, [])
 
 
-def _shared_pool_name(resources: Mapping[str, Any] | None) -> str | None:
-    shared = ((resources or {}).get("resource_pool") or {}).get("shared")
-    return str(shared["name"]) if isinstance(shared, dict) and shared.get("name") else None
-
-
 @dataclass
 class CpuBoost:
     threshold_s: float
@@ -219,15 +213,11 @@ class CpuBoost:
     def from_plan(cls, plan: CompiledPlan, time_scale: float) -> CpuBoost | None:
         """None also for a plan without a resource pool: its admission is unlimited."""
         threshold = _threshold_for(plan, INCREASE_CPU, time_scale)
-        resources = plan.resources or {}
-        if threshold is None or "resource_pool" not in resources:
+        pool = plan.resources.pool
+        if threshold is None or pool is None:
             return None
-        computational = (resources.get("resource_pool") or {}).get("computational") or {}
-        return cls(
-            threshold,
-            float(computational.get("total_cpu_units", 100.0)),
-            _shared_pool_name(resources),
-        )
+        shared = plan.resources.shared
+        return cls(threshold, pool.total_cpu_units, None if shared is None else shared.name)
 
     @property
     def cap(self) -> float:

@@ -15,7 +15,7 @@ Pure and deterministic (no clock, no I/O): callers pass ``at`` timestamps from w
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -397,7 +397,9 @@ class VersionedContext:
         return rows
 
 
-def owners_from_rules(rules: Mapping[str, list[str]], agents: Mapping[str, str]) -> dict[str, str]:
+def owners_from_rules(
+    rules: Mapping[str, Sequence[str]], agents: Mapping[str, str]
+) -> dict[str, str]:
     """The seed's ownership_rules (role or agent → keys) as key → agent id; ``agents`` maps each
     agent id to its role."""
     by_role = {role: agent_id for agent_id, role in agents.items()}

@@ -22,13 +22,14 @@ Pure and deterministic: callers pass times in run-relative seconds.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pee.engine.compiled import DEFAULT_SAMPLING_INTERVAL_S, Resources
+
 METRICS = ("cpu_usage", "memory_usage", "response_time", "queue_depth")
 MAX_SAMPLES = 200
-DEFAULT_INTERVAL_S = 10.0
+DEFAULT_INTERVAL_S = DEFAULT_SAMPLING_INTERVAL_S
 UNITS = {"cpu_usage": "%", "memory_usage": "%", "response_time": " s", "queue_depth": ""}
 
 
@@ -92,33 +93,23 @@ class Settings:
     interval_s: float = DEFAULT_INTERVAL_S
 
     @classmethod
-    def from_resources(
-        cls, resources: Mapping[str, Any] | None, time_scale: float = 1.0
-    ) -> Settings:
-        """From ``CompiledPlan.resources`` (a ResourceManager dump: durations in seconds);
-        the sampling interval and response_time threshold are scaled like every duration."""
-        balancing = (resources or {}).get("load_balancing") or {}
-        monitoring = balancing.get("resource_monitoring") or {}
-        given = monitoring.get("alert_thresholds") or {}
+    def from_resources(cls, resources: Resources, time_scale: float = 1.0) -> Settings:
+        """From ``CompiledPlan.resources`` (durations in plan seconds); the sampling interval
+        and response_time threshold are scaled like every duration."""
+        given = resources.monitoring
 
-        def number(key: str, scale: float = 1.0) -> float | None:
-            value = given.get(key)
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                return None
-            return round(float(value) * scale, 3)
+        def scaled(value: float | None, scale: float = 1.0) -> float | None:
+            return None if value is None else round(value * scale, 3)
 
-        interval = monitoring.get("sampling_interval", DEFAULT_INTERVAL_S)
-        if isinstance(interval, bool) or not isinstance(interval, int | float) or interval <= 0:
-            interval = DEFAULT_INTERVAL_S
         return cls(
             Thresholds(
-                number("cpu_usage"),
-                number("memory_usage"),
-                number("response_time", time_scale),
-                number("queue_depth"),
+                scaled(given.cpu_usage),
+                scaled(given.memory_usage),
+                scaled(given.response_time_s, time_scale),
+                scaled(given.queue_depth),
             ),
             # a scaled interval never drops to zero (it divides the time line)
-            max(1e-3, float(interval) * time_scale),
+            max(1e-3, given.sampling_interval_s * time_scale),
         )
 
 

@@ -29,8 +29,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
+from pee.engine.compiled import Resources
 from pee.engine.dag import topological_order
 
 
@@ -58,20 +58,18 @@ class Pool:
         return cls(math.inf, math.inf, 2**31 - 1)
 
     @classmethod
-    def from_resources(cls, resources: Mapping[str, Any] | None) -> Pool:
-        """The pool of ``CompiledPlan.resources`` (a ResourceManager dump); a plan without a
-        ``resource_pool`` (a hand-built compiled plan) gets an unlimited one."""
-        if not resources or "resource_pool" not in resources:
+    def from_resources(cls, resources: Resources) -> Pool:
+        """The pool of ``CompiledPlan.resources``; a plan without a ``resource_pool`` (a
+        hand-built compiled plan) gets an unlimited one."""
+        limits = resources.pool
+        if limits is None:
             return cls.unlimited()
-        computational = (resources.get("resource_pool") or {}).get("computational") or {}
-        strategy = resources.get("allocation_strategy") or {}
-        sharing = strategy.get("resource_sharing") or {}
         return cls.from_seed(
-            total_cpu_units=float(computational.get("total_cpu_units", 100.0)),
-            total_memory_units=float(computational.get("total_memory_units", 100.0)),
-            concurrent_agent_limit=int(computational.get("concurrent_agent_limit", 3)),
-            cpu_oversubscription=float(sharing.get("cpu_oversubscription", 1.0)),
-            memory_strict=bool(sharing.get("memory_strict", True)),
+            total_cpu_units=limits.total_cpu_units,
+            total_memory_units=limits.total_memory_units,
+            concurrent_agent_limit=limits.concurrent_agent_limit,
+            cpu_oversubscription=limits.cpu_oversubscription,
+            memory_strict=limits.memory_strict,
         )
 
     @property

@@ -24,14 +24,6 @@ def _number(value: Any) -> float | None:
     return float(value)
 
 
-def _dig(data: Any, *keys: str) -> Any:
-    for key in keys:
-        if not isinstance(data, dict):
-            return None
-        data = data.get(key)
-    return data
-
-
 def scaled_durations(plan: CompiledPlan) -> Iterator[tuple[str, float]]:
     """(where, seconds) of every duration the workflow multiplies by the time scale."""
     yield "default_agent_timeout", plan.default_agent_timeout_s
@@ -58,25 +50,17 @@ def scaled_durations(plan: CompiledPlan) -> Iterator[tuple[str, float]]:
             "barrier_synchronization.timeout_handling.progress_window",
             plan.barrier.progress_window_s,
         ),
-        ("context_conflicts.conflict_timeout", _dig(plan.context, "conflict_timeout")),
+        ("context_conflicts.conflict_timeout", plan.context.conflict_timeout_s),
         (
             "resource_pool.context_store.lock_timeout",
-            _dig(plan.resources, "resource_pool", "context_store", "lock_timeout"),
+            # named with the pool it belongs to, as the plan gives it
+            plan.resources.context_store.lock_timeout_s if plan.resources.pool else None,
         ),
         (
             "load_balancing.resource_monitoring.sampling_interval",
-            _dig(plan.resources, "load_balancing", "resource_monitoring", "sampling_interval"),
+            plan.resources.monitoring.sampling_interval_s,
         ),
-        (
-            "alert_thresholds.response_time",
-            _dig(
-                plan.resources,
-                "load_balancing",
-                "resource_monitoring",
-                "alert_thresholds",
-                "response_time",
-            ),
-        ),
+        ("alert_thresholds.response_time", plan.resources.monitoring.response_time_s),
     ):
         seconds = _number(value)
         if seconds is not None:

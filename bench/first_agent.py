@@ -1,0 +1,144 @@
+"""Time to first agent: from typing `pee run PLAN` to the plan's one agent starting.
+
+The plan's agent is a `command` agent that writes the time it starts to a file; the bench
+notes the time just before it starts `pee run` as a child process, and the difference is the
+time to first agent (the wait for the run to finish is not counted). Two cases:
+
+- cold: no server yet, so `pee run` starts the embedded dev server (with its Web UI and codec
+  server) first, as on a fresh machine;
+- warm: the server `cold` left is already up.
+
+Each is measured without a bytecode cache for the project's own modules (PYTHONDONTWRITEBYTECODE,
+as in this environment: pip precompiled the installed packages, but the editable install's
+src/pee is compiled from source by every command) and with one (as on a user's machine: the
+first runs write the cache, the measured ones read it). The embedded server lives in a
+temporary state directory on free ports (PEE_STATE_DIR, PEE_DEV_PORT, PEE_UI_PORT,
+PEE_CODEC_PORT) and is stopped at the end.
+
+    .venv/bin/python bench/first_agent.py [--warm-runs 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PEE = Path(sys.executable).parent / "pee"
+WARM_GOAL_S = 0.5
+COLD_GOAL_S = 5.0
+
+PLAN = """\
+name: first-agent
+agents:
+  stamp:
+    kind: command
+    command: [sh, -c, 't=$(date +%s.%N); echo $t > "$0"; printf ''{{"stamp": "%s"}}'' $t', {stamp}]
+    outputs: [stamp]
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def first_agent_s(env: dict[str, str], plan: Path, stamp: Path) -> float:
+    """One `pee run`: seconds from its start to the agent's stamp."""
+    stamp.unlink(missing_ok=True)
+    started = time.time()
+    done = subprocess.run(
+        [str(PEE), "run", str(plan), "--no-learn"],
+        env=env,
+        cwd=plan.parent,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if done.returncode != 0 or not stamp.exists():
+        raise SystemExit(f"pee run failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    return float(stamp.read_text().strip()) - started
+
+
+def measure(base_env: dict[str, str], work: Path, cached: bool, warm_runs: int) -> dict[str, float]:
+    state = work / ("state-cached" if cached else "state-plain")
+    state.mkdir()
+    stamp = work / "stamp.txt"
+    plan = work / "first-agent.yaml"
+    plan.write_text(PLAN.format(stamp=stamp))
+    env = {
+        **base_env,
+        "PEE_STATE_DIR": str(state),
+        "PEE_RUNS_DIR": str(work / "runs"),
+        "PEE_DEV_PORT": str(free_port()),
+        "PEE_UI_PORT": str(free_port()),
+        "PEE_CODEC_PORT": str(free_port()),
+    }
+    env.pop("TEMPORAL_ADDRESS", None)
+    env.pop("PYTHONPYCACHEPREFIX", None)
+    if cached:
+        # a private cache tree, written by the first runs, read by the measured ones
+        env["PYTHONPYCACHEPREFIX"] = str(work / "pycache")
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        # fills the cache (`pee --help` imports little; validate imports the analyser)
+        for args in (["--help"], ["validate", str(plan)]):
+            subprocess.run([str(PEE), *args], env=env, capture_output=True, timeout=120)
+    else:
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+    try:
+        cold = first_agent_s(env, plan, stamp)
+        warm = [first_agent_s(env, plan, stamp) for _ in range(warm_runs)]
+    finally:
+        subprocess.run([str(PEE), "server", "stop"], env=env, capture_output=True, timeout=60)
+    return {"cold": cold, "warm": statistics.median(warm), "warm_min": min(warm)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--warm-runs", type=int, default=5, help="runs against the warm server (median shown)"
+    )
+    args = parser.parse_args(argv)
+    if not PEE.exists():
+        raise SystemExit(f"no {PEE}: run `make install` first")
+    work = Path(tempfile.mkdtemp(prefix="pee-first-agent-"))
+    try:
+        results = {
+            cached: measure(dict(os.environ), work, cached, max(1, args.warm_runs))
+            for cached in (False, True)
+        }
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    for cached, result in results.items():
+        label = "with bytecode cache" if cached else "no bytecode cache"
+        print(
+            f"{label}: warm first_agent={result['warm']:.3f}s (median of {args.warm_runs}, "
+            f"min {result['warm_min']:.3f}s) cold first_agent={result['cold']:.3f}s "
+            f"cold/warm={result['cold'] / result['warm']:.1f}x"
+        )
+    cached = results[True]
+    plain = results[False]
+    print(
+        f"bytecode cache saves: warm {plain['warm'] - cached['warm']:.3f}s, "
+        f"cold {plain['cold'] - cached['cold']:.3f}s"
+    )
+    print(
+        f"goal: warm first agent {cached['warm']:.3f}s < {WARM_GOAL_S:g}s: "
+        f"{'PASS' if cached['warm'] < WARM_GOAL_S else 'FAIL'}; cold {cached['cold']:.3f}s "
+        f"< {COLD_GOAL_S:g}s: {'PASS' if cached['cold'] < COLD_GOAL_S else 'FAIL'} "
+        f"(with bytecode cache; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cpus)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
