@@ -101,10 +101,10 @@ def decode_within(payloads: Sequence[Payload], limit: int) -> list[Payload]:
 
 
 class CompiledPlanConverter(temporalio.converter.JSONTypeConverter):
-    """Decode a CompiledPlan (and a CompiledAgent) with its from_dict instead of the SDK's generic dataclass
-    walk, which resolves every nested dataclass's type hints once per instance: for a
-    5,000-agent plan that alone took longer than the workflow task's 2 s deadlock limit. The
-    JSON is the same either way (encoding is untouched)."""
+    """Decode a CompiledPlan, a CompiledAgent or an AgentTask with from_dict instead of the
+    SDK's generic dataclass walk, which resolves every nested dataclass's type hints once per
+    instance: for a 5,000-agent plan that alone took longer than the workflow task's 2 s
+    deadlock limit. The JSON is the same either way (encoding is untouched)."""
 
     def to_typed_value(self, hint: type, value: Any) -> Any:
         if hint is CompiledPlan and isinstance(value, dict):

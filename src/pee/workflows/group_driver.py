@@ -95,6 +95,7 @@ class GroupDriver:
         state = self.scope.groups[group.id]
         state.status = GroupStatus.RUNNING
         state.started_s = self.scope.elapsed()
+        self.scope.run.running[group.id] = None
         timeout = self.group_timeout(group)
         state.deadline_s = None if timeout is None else round(state.started_s + timeout, 3)
         self.scope.event("group_started", group.id)
@@ -343,6 +344,7 @@ class GroupDriver:
         if decision.quality_impact is not None:
             state.quality_impact = decision.quality_impact
         state.history.append(Decision(self.scope.elapsed(), decision.action, decision.reason))
+        self.scope.run.last_decision = (group.id, state.history[-1])
         self.scope.event(f"barrier_{decision.action}", group.id)
 
     async def apply(

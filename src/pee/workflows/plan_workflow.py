@@ -85,7 +85,6 @@ with workflow.unsafe.imports_passed_through():
     from pee.engine.rules.scheduler import Admission, Pool, Request
     from pee.engine.rules.time_limits import time_scale_problems
     from pee.engine.states import (
-        GROUP_PASSED,
         AgentStatus,
         BarrierAction,
         GroupStatus,
@@ -113,6 +112,7 @@ with workflow.unsafe.imports_passed_through():
     from pee.workflows.continuation import Continuation, continue_as_new
     from pee.workflows.deadline_timer import DeadlineClock
     from pee.workflows.locks import ContextLimits
+    from pee.workflows.ready_groups import ReadyGroups
     from pee.workflows.run_scope import RunScope
     from pee.workflows.search import RunSearchAttributes
     from pee.workflows.state import (
@@ -328,7 +328,11 @@ class PlanWorkflow:
                 type="DurationOutOfRange",
                 non_retryable=True,
             )
-        waiting = [group for group in self._plan.groups if group.id in self._todo]
+        todo = set(self._todo)
+        # insertion-ordered (plan order): starting a group removes it in O(1)
+        waiting = {group.id: group for group in self._plan.groups if group.id in todo}
+        # which waiting groups can start, without a walk over all of them per group end
+        ready = ReadyGroups(self._plan.groups)
         running: dict[str, asyncio.Task[None]] = {}
         self._scope.details()
         admitter = asyncio.create_task(self._runner.admitter())
@@ -354,14 +358,10 @@ class PlanWorkflow:
                     if not running:
                         break
                 else:
-                    for group in list(waiting):
-                        if all(
-                            self._groups[dep].status in GROUP_PASSED for dep in group.depends_on
-                        ):
-                            waiting.remove(group)
-                            running[group.id] = asyncio.create_task(self._driver.run_group(group))
+                    for group in ready.take(waiting, self._groups):
+                        running[group.id] = asyncio.create_task(self._driver.run_group(group))
                 if not running:
-                    stuck = [group.id for group in waiting]
+                    stuck = list(waiting)
                     raise ApplicationError(
                         f"groups {stuck} can never start: their dependencies never pass",
                         type="PlanDeadlock",
@@ -391,7 +391,7 @@ class PlanWorkflow:
                 self._clock.close()
             # the snapshots of groups that passed are what a resume of this run reuses
             await self._levels.settle()
-            for group in waiting:
+            for group in waiting.values():
                 self._groups[group.id].status = GroupStatus.CANCELLED
                 for agent_id in group.agents:
                     self._agents[agent_id].status = AgentStatus.CANCELLED
