@@ -260,6 +260,8 @@ class AgentRunner:
             plan_name=self.scope.plan.name,
         )
         timeout = self.timing.activity_timeout(agent)
+        # runs since liveness-from-describe: time waiting for a worker does not eat the timeout
+        overall = timeout if self.signals else self.timing.schedule_to_close(agent)
         how = "sequential fallback" if fallback else f"group {group.id}"
         # a new id for the fallback run: a fresh activity with fresh attempts
         activity_id = f"{agent.id}#fallback" if fallback else agent.id
@@ -274,6 +276,7 @@ class AgentRunner:
                     heartbeat,
                     self.timing.retry_policy(agent.retry),
                     summary,
+                    None if self.signals else overall,
                 )
             )
         else:
@@ -285,8 +288,9 @@ class AgentRunner:
                         task,
                         task_queue=agent.task_queue,
                         activity_id=activity_id,
-                        # the timeout bounds the whole execution, retries included
-                        schedule_to_close_timeout=timeout,
+                        # the timeout bounds each attempt; all of them together get the
+                        # timeout and, since liveness-from-describe, the worker-lag allowance
+                        schedule_to_close_timeout=overall,
                         start_to_close_timeout=timeout,
                         heartbeat_timeout=heartbeat,
                         retry_policy=self.timing.retry_policy(agent.retry),

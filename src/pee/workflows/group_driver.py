@@ -18,11 +18,12 @@ from typing import TYPE_CHECKING
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from pee.activities.liveness import (
         ActivityLiveness,
+        Liveness,
         LivenessQuery,
         LivenessTarget,
         describe_liveness,
@@ -283,13 +284,17 @@ class GroupDriver:
                 target = targets.setdefault(child, LivenessTarget(child))
             target.activity_ids.append(agent_id)
         if targets:
-            liveness = await workflow.execute_local_activity(
-                describe_liveness,
-                LivenessQuery(list(targets.values())),
-                start_to_close_timeout=timedelta(seconds=5),
-                retry_policy=RetryPolicy(maximum_attempts=2),
-                summary=f"liveness of {len(running)} agent(s) at group {group.id}'s deadline",
-            )
+            try:
+                liveness = await workflow.execute_local_activity(
+                    describe_liveness,
+                    LivenessQuery(list(targets.values())),
+                    start_to_close_timeout=timedelta(seconds=5),
+                    retry_policy=RetryPolicy(maximum_attempts=2),
+                    summary=f"liveness of {len(running)} agent(s) at group {group.id}'s deadline",
+                )
+            except ActivityError as err:
+                # e.g. a worker built without LIVENESS_ACTIVITIES: decide as without
+                liveness = Liveness(error=f"describe_liveness failed: {err.cause or err}")
             if liveness.error is not None:
                 workflow.logger.warning(
                     "group '%s': liveness unknown at the deadline (%s)", group.id, liveness.error
