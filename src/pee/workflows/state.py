@@ -435,8 +435,12 @@ def current_details(
             f"{iso_at(run.started, now_s)}): conflict {', '.join(conflicts)} blocks "
             f"{', '.join(waiting)}; resolve it with a command below"
         ]
-    # the running groups only (RunState.running, in start order), not every group of the plan
-    for group_id in run.running:
+    # the running groups only (RunState.running, in start order), not every group of the plan;
+    # a RunState built without that bookkeeping (or with nothing running) is walked in full
+    running = list(run.running) or [
+        g.id for g in run.plan.groups if run.groups[g.id].status == GroupStatus.RUNNING
+    ]
+    for group_id in running:
         group = run.plan.group(group_id)
         state = run.groups[group.id]
         if state.status != GroupStatus.RUNNING:
@@ -450,8 +454,14 @@ def current_details(
         lines.append(f"- group `{group.id}` running: {agents}{deadline}")
     lines += _conflict_details(run, workflow_id)
     lines += _resolution_details(run)
-    if run.last_decision is not None:
-        group_id, last = run.last_decision
+    last_decision = run.last_decision
+    if last_decision is None:
+        latest = [(d.at_s, g, d) for g, state in run.groups.items() for d in state.history]
+        if latest:
+            _, group_id, decision = max(latest, key=lambda item: item[0])
+            last_decision = (group_id, decision)
+    if last_decision is not None:
+        group_id, last = last_decision
         lines.append(f"\nLast barrier decision: `{group_id}` **{last.decision}**: {last.reason}")
     if run.alerts:
         lines.append(f"\nAlerts: {len(run.alerts)}; last: {run.alerts[-1].message}")
