@@ -14,7 +14,7 @@ import asyncio
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from temporalio import workflow
+from temporalio import activity, workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
@@ -66,3 +66,38 @@ class HandWrittenWorkflow:
     @workflow.signal(name=PROGRESS_SIGNAL)
     def agent_progress(self, progress: AgentProgress) -> None:
         self._progress.append(progress)
+
+
+@activity.defn(name="noop_activity")
+async def noop_activity(agent_id: str) -> str:
+    """Does nothing: the floor any workflow pays per activity (bench/overhead.py's baseline)."""
+    return agent_id
+
+
+@dataclass
+class NoopGatherInput:
+    agent_ids: list[str]
+    timeout_s: float = 60.0
+
+
+@workflow.defn
+class NoopGatherWorkflow:
+    """What a person would write by hand for N independent steps: one activity each, gathered,
+    no heartbeat, no retries to speak of, nothing recorded."""
+
+    @workflow.run
+    async def run(self, input: NoopGatherInput) -> list[str]:
+        timeout = timedelta(seconds=input.timeout_s)
+        return list(
+            await asyncio.gather(
+                *[
+                    workflow.execute_activity(
+                        noop_activity,
+                        agent_id,
+                        activity_id=agent_id,
+                        start_to_close_timeout=timeout,
+                    )
+                    for agent_id in input.agent_ids
+                ]
+            )
+        )

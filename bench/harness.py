@@ -27,8 +27,9 @@ if str(ROOT) not in sys.path:
 from temporalio.client import Client  # noqa: E402
 from temporalio.worker import Worker  # noqa: E402
 
-from bench.handwritten import HandWrittenWorkflow  # noqa: E402
+from bench.handwritten import HandWrittenWorkflow, NoopGatherWorkflow, noop_activity  # noqa: E402
 from pee.activities.agents import ACTIVITIES  # noqa: E402
+from pee.activities.liveness import LIVENESS_ACTIVITIES  # noqa: E402
 from pee.runtime.codec import data_converter  # noqa: E402
 from pee.workflows.plan_workflow import PlanWorkflow  # noqa: E402
 
@@ -111,8 +112,8 @@ async def bench_worker(
     worker = Worker(
         client,
         task_queue=task_queue,
-        workflows=[PlanWorkflow, HandWrittenWorkflow],
-        activities=ACTIVITIES,
+        workflows=[PlanWorkflow, HandWrittenWorkflow, NoopGatherWorkflow],
+        activities=[*ACTIVITIES, *LIVENESS_ACTIVITIES, noop_activity],
         max_concurrent_activities=max_concurrent_activities,
     )
     async with worker:

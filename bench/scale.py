@@ -10,7 +10,7 @@ largest history, the largest history of all (the bound: 10,240 events per workfl
 default warning limit is 10,240 and hard limit 51,200), and the compressed size of the largest
 run input (a continuation's carries the run so far) and of the report.
 
-    .venv/bin/python bench/scale.py [--agents 5000] [--chunk 100] [--window 16]
+    .venv/bin/python bench/scale.py [--agents 5000 [10000]] [--chunk 100] [--window 16]
                                     [--flush 1.0] [--time-scale 0.005] [--no-batch]
 """
 
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 import time
 import uuid
@@ -60,6 +61,9 @@ class HistoryCount:
     children: dict[str, int]
     # the parent's events by kind over all its runs, most frequent first
     parent_kinds: dict[str, int] = field(default_factory=dict)
+    # the largest single history event of them all, in bytes (an upper bound of any payload
+    # in it, as stored: after lz4, External Storage references instead of large payloads)
+    largest_event_bytes: int = 0
 
     @property
     def parent(self) -> int:
@@ -87,8 +91,10 @@ async def count_events(
     runs: dict[str, int] = {}
     found: Counter[str] = Counter()
     child_ids: list[str] = []
+    largest = 0
     for run_id, history in chain or await run_histories(client, workflow_id):
         runs[run_id] = len(history.events)
+        largest = max([largest, *(e.ByteSize() for e in history.events)])
         child_ids += [
             e.start_child_workflow_execution_initiated_event_attributes.workflow_id
             for e in history.events
@@ -102,7 +108,45 @@ async def count_events(
     for child_id in child_ids:
         child = await client.get_workflow_handle(child_id).fetch_history()
         children[child_id] = len(child.events)
-    return HistoryCount(runs, children, dict(found.most_common()))
+        largest = max([largest, *(e.ByteSize() for e in child.events)])
+    return HistoryCount(runs, children, dict(found.most_common()), largest)
+
+
+# the SDK's client-side payload warning (temporalio.service PayloadLimitsConfig)
+PAYLOAD_WARN_BYTES = 512 * 1024
+DEADLOCK_MARKS = ("TMPRL1101", "Potential deadlock")
+
+
+class DeadlockWatch(logging.Handler):
+    """Counts the worker's deadlock-detector failures: the SDK logs each workflow task that did
+    not yield within 2 s ("[TMPRL1101] Potential deadlock detected") with its exception."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        if record.exc_info and record.exc_info[1] is not None:
+            text += str(record.exc_info[1])
+        if any(mark in text for mark in DEADLOCK_MARKS):
+            self.count += 1
+
+    def __enter__(self) -> DeadlockWatch:
+        logging.getLogger("temporalio").addHandler(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        logging.getLogger("temporalio").removeHandler(self)
+
+
+def fallbacks(report: dict[str, Any]) -> int:
+    """Groups whose barrier went to a sequential fallback."""
+    return sum(
+        1
+        for group in report["groups"].values()
+        if any(d["decision"] == "abort_and_fallback" for d in group["barrier"]["history"])
+    )
 
 
 def payload_sizes(chain: list[tuple[str, Any]]) -> tuple[int, int]:
@@ -141,7 +185,8 @@ async def measure(
 ) -> dict[str, Any]:
     client = await connect(address)
     plan = layered_plan(agents)
-    report, workflow_id, wall = await run_plan(client, plan, time_scale=time_scale, batch=batch)
+    with DeadlockWatch() as watch:
+        report, workflow_id, wall = await run_plan(client, plan, time_scale=time_scale, batch=batch)
     chain = await run_histories(client, workflow_id)
     counted = await count_events(client, workflow_id, chain)
     input_bytes, report_bytes = payload_sizes(chain)
@@ -161,6 +206,9 @@ async def measure(
         "parent_kinds": counted.parent_kinds,
         "input_bytes": input_bytes,
         "report_bytes": report_bytes,
+        "fallbacks": fallbacks(report),
+        "deadlocks": watch.count,
+        "largest_event_bytes": counted.largest_event_bytes,
     }
 
 
@@ -172,13 +220,22 @@ def line(found: dict[str, Any]) -> str:
         f"events_per_agent {found['events_per_agent']:.2f} children {found['children']} "
         f"largest_child {found['largest_child']} max_events {found['max_events']} "
         f"(bound {HISTORY_BOUND}) input {found['input_bytes'] / 1024:.0f} KiB "
-        f"report {found['report_bytes'] / 1024:.0f} KiB"
+        f"report {found['report_bytes'] / 1024:.0f} KiB fallbacks {found['fallbacks']} "
+        f"deadlock_warnings {found['deadlocks']} "
+        f"max_payload {found['largest_event_bytes'] / 1024:.0f} KiB "
+        f"(warning at {PAYLOAD_WARN_BYTES // 1024} KiB)"
     )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--agents", type=int, default=5000)
+    parser.add_argument(
+        "--agents",
+        type=int,
+        nargs="+",
+        default=[5000],
+        help="one run per size, on the same server; two sizes also print the time ratio",
+    )
     parser.add_argument("--chunk", type=int, default=BatchSpec.chunk_size)
     parser.add_argument("--window", type=int, default=BatchSpec.window)
     parser.add_argument(
@@ -195,22 +252,28 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     batch = None if args.no_batch else BatchSpec(args.chunk, args.window, args.flush)
+    mode = (
+        "no-batch "
+        if batch is None
+        else f"batch chunk {args.chunk} window {args.window} flush {args.flush:g} s "
+    )
+    walls = []
     with DevServer() as server:
-        found = asyncio.run(measure(server.address, args.agents, args.time_scale, batch))
-    print(
-        (
-            "no-batch "
-            if batch is None
-            else f"batch chunk {args.chunk} window {args.window} flush {args.flush:g} s "
+        for agents in args.agents:
+            found = asyncio.run(measure(server.address, agents, args.time_scale, batch))
+            walls.append(found["wall_s"])
+            print(mode + line(found), flush=True)
+            print(
+                "parent events by kind: "
+                + ", ".join(f"{kind} {count}" for kind, count in found["parent_kinds"].items())
+            )
+            within = found["max_events"] < HISTORY_BOUND
+            print(f"every history under {HISTORY_BOUND} events: {'yes' if within else 'NO'}")
+    if len(walls) == 2:
+        print(
+            f"wall {args.agents[1]}/{args.agents[0]} agents: {walls[1] / walls[0]:.2f}x "
+            f"(agents {args.agents[1] / args.agents[0]:.2f}x)"
         )
-        + line(found)
-    )
-    print(
-        "parent events by kind: "
-        + ", ".join(f"{kind} {count}" for kind, count in found["parent_kinds"].items())
-    )
-    within = found["max_events"] < HISTORY_BOUND
-    print(f"every history under {HISTORY_BOUND} events: {'yes' if within else 'NO'}")
     return 0
 
 

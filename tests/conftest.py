@@ -64,6 +64,8 @@ SERIAL_FILES = {
     "test_embedded_codec.py",
     "test_render_runner.py",
     "test_report_chromium.py",
+    # 2,000 agents on one in-process worker: seen to time agents out next to another large run
+    "test_scale_2000.py",
     "test_web_ui_chromium.py",
     "test_worker_failover.py",
 }

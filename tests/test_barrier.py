@@ -23,6 +23,7 @@ from pee.engine.rules.barrier import (
     FALLBACK_SUCCEEDED,
     MAX_EXTENSION_S,
     PENDING,
+    POSTPONE_DEADLINE,
     RUNNING,
     SUCCEEDED,
     WAIT,
@@ -32,6 +33,7 @@ from pee.engine.rules.barrier import (
     decide_after_fallback,
     required_successes,
 )
+from pee.engine.states import ActivityState
 
 AGENTS = ["a", "b", "c"]
 CODES = {"S": SUCCEEDED, "F": FAILED, "C": CRITICAL_FAILED, "P": PENDING, "R": RUNNING}
@@ -228,3 +230,61 @@ def test_an_extension_says_what_it_was_granted_on() -> None:
     assert EXTEND_TIMEOUT == alive.action
     assert "['a'] still running, kept alive by heartbeats (batch mode" in alive.reason
     assert "reported progress" not in alive.reason
+
+
+def observed(
+    states: dict[str, tuple[Any, float | None, ActivityState | None]], now: float
+) -> BarrierView:
+    """A view at `now` after the server was asked: agent -> (status, heartbeat at, activity)."""
+    return BarrierView(
+        "g",
+        list(states),
+        {a: AgentView(s, seen, activity=act) for a, (s, seen, act) in states.items()},
+        now,
+        deadline_s=10.0,
+        progress_window_s=3.0,
+        extension_s=5.0,
+        observed=True,
+        heartbeat_timeout_s=4.0,
+    )
+
+
+def test_row_4a_an_activity_no_worker_started_postpones_without_using_an_extension() -> None:
+    """Engine or worker lag is not the agents' time: at the deadline an agent whose activity
+    waits for a worker (or whose outcome is on its way) moves the deadline, and the extension
+    stays unused (the driver counts only extend_timeout)."""
+    for activity in (ActivityState.WAITING_TO_START, ActivityState.ABSENT):
+        decision = decide(
+            observed(
+                {"a": (SUCCEEDED, None, None), "b": (RUNNING, None, activity)},
+                now=10.5,
+            )
+        )
+        assert POSTPONE_DEADLINE == decision.action
+        assert 15.5 == decision.new_deadline_s
+        assert [] == decision.cancel
+        assert "['b']" in decision.reason and "lag is not the agents' time" in decision.reason
+
+
+def test_observed_heartbeat_extends_a_started_agent_and_a_silent_one_goes_partial() -> None:
+    """Observed liveness: a started agent that heartbeat within max(progress window, heartbeat
+    timeout) earns the extension; a started agent with no heartbeat time (silent) does not."""
+    beating = decide(
+        observed({"a": (SUCCEEDED, None, None), "b": (RUNNING, 6.5, ActivityState.STARTED)}, 10.0)
+    )
+    assert EXTEND_TIMEOUT == beating.action
+    assert "heartbeat within the last 4s" in beating.reason
+    silent = decide(
+        observed({"a": (SUCCEEDED, None, None), "b": (RUNNING, None, ActivityState.STARTED)}, 10.0)
+    )
+    assert CONTINUE_WITH_PARTIAL == silent.action
+    assert ["b"] == silent.cancel
+    stale = decide(
+        observed({"a": (SUCCEEDED, None, None), "b": (RUNNING, 5.0, ActivityState.STARTED)}, 10.0)
+    )
+    assert CONTINUE_WITH_PARTIAL == stale.action
+    # a retrying agent (its attempt failed, waiting for the next) is its own time, not progress
+    retrying = decide(
+        observed({"a": (SUCCEEDED, None, None), "b": (RUNNING, 9.9, ActivityState.RETRYING)}, 10.0)
+    )
+    assert CONTINUE_WITH_PARTIAL == retrying.action

@@ -291,3 +291,35 @@ def test_a_run_continued_after_a_fan_out_replays_run_by_run() -> None:
     assert "qa" in activity_ids(histories[-1])
     report = final_report(histories[-1])
     assert ["succeeded"] * 5 == [report["agents"][f"dev[{i}]"]["status"] for i in range(5)]
+
+
+def local_activities(history: WorkflowHistory) -> list[str]:
+    """The activity types of the run's local activity markers."""
+    found = []
+    for event in history.events:
+        if event.HasField("marker_recorded_event_attributes"):
+            details = event.marker_recorded_event_attributes.details
+            if "data" in details:
+                data = json.loads(details["data"].payloads[0].data)
+                found.append(data.get("activity_type", ""))
+    return found
+
+
+@pytest.mark.parametrize("name", ["liveness_extend", "liveness_partial"])
+def test_liveness_histories_decide_from_one_recorded_describe(name: str) -> None:
+    """The liveness scenarios (patch liveness-from-describe) send no agent_progress signal: at
+    the deadline one describe_liveness local activity, recorded as a marker, told the barrier
+    which agent heartbeat (extend) and which was silent (partial), and the decision says so."""
+    history = load(name)
+    signals = [
+        event.workflow_execution_signaled_event_attributes.signal_name
+        for event in history.events
+        if event.HasField("workflow_execution_signaled_event_attributes")
+    ]
+    assert "agent_progress" not in signals
+    assert 1 == local_activities(history).count("describe_liveness")
+    first = final_report(history)["groups"]["g"]["barrier"]["history"][0]["reason"]
+    if name == "liveness_extend":
+        assert "['steady'] heartbeat within the last" in first
+    else:
+        assert "deadline reached with ['mute'] unfinished" in first

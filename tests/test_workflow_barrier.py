@@ -71,7 +71,8 @@ def test_extended_then_completed(temporal: TemporalHarness) -> None:
     g = group_report(report, "g")
     assert decisions(report, "g") == ["extend_timeout", "all_completed"]
     assert (g["barrier"]["decision"], g["barrier"]["extensions"]) == ("all_completed", 1)
-    assert "['steady'] reported progress" in g["barrier"]["history"][0]["reason"]
+    # no progress signals: one describe at the deadline saw steady's recent heartbeat
+    assert "['steady'] heartbeat within the last" in g["barrier"]["history"][0]["reason"]
     steady = agent_report(report, "steady")
     assert steady["status"] == "succeeded"
     assert steady["last_progress_at"] is not None
@@ -79,8 +80,9 @@ def test_extended_then_completed(temporal: TemporalHarness) -> None:
 
 
 def test_partial_with_defaults(temporal: TemporalHarness) -> None:
-    """At the deadline with one success and no progress: cut the rest short, fill declared
-    defaults, tell dependents what is missing, record the quality impact."""
+    """At the deadline with one success and no extension to give (heartbeating agents would
+    earn one): cut the rest short, fill declared defaults, tell dependents what is missing,
+    record the quality impact."""
     plan = compiled_plan(
         [
             sim("quick", "design", 0.1),
@@ -95,7 +97,7 @@ def test_partial_with_defaults(temporal: TemporalHarness) -> None:
             ),
         ],
         [
-            group("design", ["quick", "slow", "bare"], timeout_s=1.0),
+            tuned(group("design", ["quick", "slow", "bare"], timeout_s=1.0), max_extensions=0),
             group("build", ["after"], ["design"]),
         ],
     )
@@ -123,8 +125,8 @@ def test_partial_with_defaults(temporal: TemporalHarness) -> None:
 
 
 def test_sequential_group_cut_short(temporal: TemporalHarness) -> None:
-    """In a sequential group the deadline cancels the current agent; agents it never reached
-    are defaulted when they declare defaults, else skipped."""
+    """In a sequential group the deadline (no extension to give) cancels the current agent;
+    agents it never reached are defaulted when they declare defaults, else skipped."""
     plan = compiled_plan(
         [
             sim("q", "g", 0.1),
@@ -132,7 +134,7 @@ def test_sequential_group_cut_short(temporal: TemporalHarness) -> None:
             sim("t", "g", 0.1, defaults={"out": "t-default"}),
             sim("u", "g", 0.1),
         ],
-        [group("g", ["q", "s", "t", "u"], parallel=False, timeout_s=1.0)],
+        [tuned(group("g", ["q", "s", "t", "u"], parallel=False, timeout_s=1.0), max_extensions=0)],
     )
     report = temporal.execute(plan, heartbeat_timeout_s=1.0)
     assert decisions(report, "g") == ["continue_with_partial"]
@@ -177,14 +179,15 @@ def test_sequential_fallback_after_failures(temporal: TemporalHarness) -> None:
 
 
 def test_sequential_fallback_after_a_deadline_with_no_success(temporal: TemporalHarness) -> None:
-    """Nothing succeeded by the deadline (one agent failed, one still running without progress):
-    cancel, then re-run both one at a time, each under its own timeout, no group deadline."""
+    """Nothing succeeded by the deadline (one agent failed, one still running, no extension to
+    give): cancel, then re-run both one at a time, each under its own timeout, no group
+    deadline."""
     plan = compiled_plan(
         [
             sim("a", "g", 2.0, timeout_s=10.0),
             sim("b", "g", 0.1, retry=NO_RETRY, fail_unless_fallback=True),
         ],
-        [group("g", ["a", "b"], timeout_s=1.0)],
+        [tuned(group("g", ["a", "b"], timeout_s=1.0), max_extensions=0)],
     )
     report = temporal.execute(plan, heartbeat_timeout_s=1.0)
     assert decisions(report, "g") == ["abort_and_fallback", "fallback_succeeded"]

@@ -347,7 +347,7 @@ def test_a_failed_group_cancels_unrelated_work(temporal: TemporalHarness) -> Non
 
 def test_agent_task_carries_simulate_and_progress_settings(temporal: TemporalHarness) -> None:
     """With `simulate`, each agent's task asks it to also take its estimate x the time scale, and
-    every task says how often to report progress."""
+    no task asks for progress signals (liveness comes from heartbeats, read at deadlines)."""
     agent = sim("est", "g", 0.0)
     agent.estimated_s = 20.0
     plan = compiled_plan([agent], [group("g", ["est"])])
@@ -363,5 +363,5 @@ def test_agent_task_carries_simulate_and_progress_settings(temporal: TemporalHar
 
     (task,) = temporal.with_plan(plan, body, simulate=True, time_scale=0.01)
     assert task["simulate_s"] == pytest.approx(0.2)
-    assert task["progress_interval_s"] > 0
+    assert task["progress_interval_s"] == 0
     assert task["agent"]["id"] == "est"

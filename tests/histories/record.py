@@ -108,6 +108,27 @@ def batch_liveness() -> CompiledPlan:
     return plan
 
 
+def liveness_extend() -> CompiledPlan:
+    """extend_timeout without progress signals: at g's deadline one local activity describes
+    the run, `steady`'s activity is started and heartbeat recently, so g extends once."""
+    plan = extend_timeout()
+    plan.name = "liveness-extend"
+    return plan
+
+
+def liveness_partial() -> CompiledPlan:
+    """A silent agent (no heartbeats) at the deadline: the describe finds it started but never
+    heard from, so g goes on without it."""
+    return compiled_plan(
+        [
+            sim("quick", "g", 0.1),
+            sim("mute", "g", 30.0, heartbeat=False, defaults={"out": "fallback"}),
+        ],
+        [group("g", ["quick", "mute"], timeout_s=2.0)],
+        name="liveness-partial",
+    )
+
+
 def abort_and_fallback() -> CompiledPlan:
     return compiled_plan(
         [
@@ -429,6 +450,8 @@ SCENARIOS = [
         "completed",
         {"g": ["continue_with_partial"], "next": ["all_completed"]},
         {"heartbeat_timeout_s": 1.0},
+        # recorded with progress signals: today `slow` heartbeats, so g would extend first
+        legacy=True,
     ),
     Scenario(
         "abort_and_fallback",
@@ -523,13 +546,31 @@ SCENARIOS = [
         {"heartbeat_timeout_s": 1.0, "batch": BatchSpec(chunk_size=10, window=2)},
         legacy=True,
     ),
-    # the same in batch mode today: `slow` is alive while it runs, so g extends once first
+    # the same in batch mode before liveness-from-describe: `slow` counted as alive while it
+    # ran, so g extended once first
     Scenario(
         "batch_liveness",
         batch_liveness,
         "completed",
         {"g": ["extend_timeout", "continue_with_partial"], "next": ["all_completed"]},
         {"heartbeat_timeout_s": 1.0, "batch": BatchSpec(chunk_size=10, window=2)},
+        legacy=True,
+    ),
+    # liveness from the server (patch liveness-from-describe): no agent_progress signals; at
+    # the deadline a describe_liveness marker says a heartbeating agent is alive (extend) ...
+    Scenario(
+        "liveness_extend",
+        liveness_extend,
+        "completed",
+        {"g": ["extend_timeout", "all_completed"]},
+    ),
+    # ... and a silent one is not (partial at once)
+    Scenario(
+        "liveness_partial",
+        liveness_partial,
+        "completed",
+        {"g": ["continue_with_partial"]},
+        {"heartbeat_timeout_s": 1.0},
     ),
     # issue 16: agent-level fan-outs (src/pee/workflows/fan_out_driver.py, patch fan-out-v1)
     Scenario(

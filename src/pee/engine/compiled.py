@@ -94,6 +94,19 @@ class CompiledAgent:
         """What the scheduler should expect: the learned mean, else the plan's estimate."""
         return self.learned.mean_s if self.learned is not None else self.estimated_s
 
+    @classmethod
+    def from_dict(cls, a: Mapping[str, Any]) -> CompiledAgent:
+        """The agent from its JSON (unknown keys ignored), without the SDK's generic dataclass
+        walk: every AgentTask and AgentBatchWorkflow input carries agents."""
+        return cls(
+            **{
+                **_known(cls, a),
+                "retry": RetrySpec(**_known(RetrySpec, a.get("retry") or {})),
+                "learned": Learned.from_dict(a["learned"]) if a.get("learned") else None,
+                "fan_out": FanOut.from_dict(a.get("fan_out")),
+            }
+        )
+
 
 @dataclass
 class SuccessCriteria:
@@ -563,17 +576,7 @@ class CompiledPlan:
         of a plan compiled before they were typed, resolved as compile resolves them now.
         Unknown keys are ignored, at every level, so a newer plan still decodes here."""
         typed = data.get("schema") == SCHEMA
-        agents = [
-            CompiledAgent(
-                **{
-                    **_known(CompiledAgent, a),
-                    "retry": RetrySpec(**_known(RetrySpec, a.get("retry") or {})),
-                    "learned": Learned.from_dict(a["learned"]) if a.get("learned") else None,
-                    "fan_out": FanOut.from_dict(a.get("fan_out")),
-                }
-            )
-            for a in data["agents"]
-        ]
+        agents = [CompiledAgent.from_dict(a) for a in data["agents"]]
         groups = [
             CompiledGroup(
                 **{

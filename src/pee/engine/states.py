@@ -119,6 +119,9 @@ class BarrierAction(StrEnum):
     ALL_COMPLETED = "all_completed"
     WAIT = "wait"
     EXTEND_TIMEOUT = "extend_timeout"
+    # the deadline passed while an agent's activity waited for a worker (or its outcome for the
+    # workflow): engine or worker lag, so the deadline moves and no extension is used
+    POSTPONE_DEADLINE = "postpone_deadline"
     CONTINUE_WITH_PARTIAL = "continue_with_partial"
     ABORT_AND_FALLBACK = "abort_and_fallback"
     # decide_after_fallback
@@ -127,3 +130,18 @@ class BarrierAction(StrEnum):
     FAIL = "fail"
     # not the barrier's: the group passed in the run this one resumes (run --resume-from)
     RESUMED = "resumed"
+
+
+class ActivityState(StrEnum):
+    """An agent's activity as the server describes it at a group deadline
+    (pee.activities.liveness): the barrier counts only time a worker had the agent."""
+
+    STARTED = "started"  # a worker is running it
+    WAITING_TO_START = "waiting_to_start"  # scheduled, first attempt, no worker took it yet
+    RETRYING = "retrying"  # scheduled again after a failed attempt
+    CANCEL_REQUESTED = "cancel_requested"
+    ABSENT = "absent"  # not pending: ended (its outcome on its way) or not scheduled yet
+
+
+# the agent's own time has not started, or has ended: engine or worker lag, not the agent's
+ACTIVITY_NOT_THE_AGENTS = (ActivityState.WAITING_TO_START, ActivityState.ABSENT)

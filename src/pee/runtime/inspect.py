@@ -28,6 +28,7 @@ from temporalio.client import (
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
+from pee.runtime import live_progress
 from pee.runtime.worker import build_worker
 from pee.workflows.plan_workflow import PlanWorkflow
 
@@ -176,6 +177,9 @@ async def read_run(client: Client, workflow_id: str) -> RunView:
             )
         report = await query_status(handle)
         note = None
+        if report is not None:
+            # progress fractions from the agents' last heartbeats (no signals reach the run)
+            report = await live_progress.overlay(client, workflow_id, description.run_id, report)
         if report is None:
             note = (
                 f"no worker answered the status query within {QUERY_TIMEOUT_S:g}s: is one "

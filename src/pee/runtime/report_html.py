@@ -20,6 +20,8 @@ from pee.runtime.report_agent_dag import agent_dag
 
 # barrier decisions worth a marker on the timeline (all_completed is the uneventful case)
 MARKED_DECISIONS = (
+    # the deadline passed while an agent waited for a worker (engine or worker lag)
+    "postpone_deadline",
     "extend_timeout",
     "continue_with_partial",
     "abort_and_fallback",
@@ -45,6 +47,7 @@ QUEUED_COLOUR = "#9aa5b1"
 GROUP_SPAN_COLOUR = "#495057"
 STRAGGLER_COLOUR = "#f59f00"
 DECISION_COLOURS = {
+    "postpone_deadline": "#9aa5b1",
     "extend_timeout": "#e0a526",
     "continue_with_partial": "#3f6fd1",
     "abort_and_fallback": "#d64541",

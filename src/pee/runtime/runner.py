@@ -32,6 +32,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from pee.engine.compiled import CompiledPlan
+from pee.runtime import live_progress
 from pee.runtime.connection import ConnectionFlags, default_task_queue
 from pee.runtime.duration_store import record_durations
 from pee.runtime.inspect import (
@@ -257,7 +258,7 @@ async def _run(
             )
             print(workflow_id, file=out, flush=True)
             return EXIT_OK
-        code, report = await follow(handle, options.poll_s, out)
+        code, report = await follow(handle, options.poll_s, out, client)
         # queried while this command's worker still runs, so a finished run can answer
         context = await fetch_context(handle) if options.write_outputs else {}
     if options.write_outputs:
@@ -350,14 +351,18 @@ def write_report(path: Path, report: dict[str, Any]) -> None:
 
 
 async def follow(
-    handle: WorkflowHandle[Any, Any], poll_s: float, out: TextIO
+    handle: WorkflowHandle[Any, Any], poll_s: float, out: TextIO, client: Client | None = None
 ) -> tuple[int, dict[str, Any] | None]:
     """Poll the status query until the result is in: (exit code, final report)."""
     printer = ProgressPrinter(out)
     result = asyncio.ensure_future(handle.result())
     try:
         while not result.done():
-            printer.update(await query_status(handle))
+            status = await query_status(handle)
+            if status is not None and client is not None:
+                # progress fractions from the agents' last heartbeats
+                status = await live_progress.overlay(client, handle.id, None, status)
+            printer.update(status)
             await asyncio.wait([result], timeout=poll_s)
     finally:
         if not result.done():

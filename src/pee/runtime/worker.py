@@ -13,6 +13,7 @@ from temporalio.client import Client
 from temporalio.worker import ResourceBasedSlotConfig, Worker, WorkerTuner
 
 from pee.activities.agents import ACTIVITIES, LOCAL_ACTIVITIES
+from pee.activities.liveness import LIVENESS_ACTIVITIES
 from pee.activities.pool import POOL_ACTIVITIES
 from pee.runtime.build_id import build_id
 from pee.runtime.connection import default_task_queue
@@ -77,7 +78,9 @@ def build_worker(
         # every worker hosts the shared resource pools too (started on demand by runs)
         workflows=[PlanWorkflow, ResourcePoolWorkflow, AgentBatchWorkflow],
         activities=(
-            list(ACTIVITIES) + list(POOL_ACTIVITIES) if activities else list(LOCAL_ACTIVITIES)
+            list(ACTIVITIES) + list(POOL_ACTIVITIES) + list(LIVENESS_ACTIVITIES)
+            if activities
+            else list(LOCAL_ACTIVITIES) + list(LIVENESS_ACTIVITIES)
         ),
         no_remote_activities=not activities,
         max_concurrent_activities=None if tuner is not None else max_concurrent_activities,

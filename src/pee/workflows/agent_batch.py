@@ -57,6 +57,9 @@ class AgentCall:
     maximum_attempts: int
     non_retryable: list[str] = field(default_factory=list)
     summary: str = ""
+    # all attempts together from scheduling (None: timeout_s, as calls made before the worker-lag
+    # allowance: AgentTiming.schedule_to_close)
+    schedule_to_close_s: float | None = None
 
     def retry_policy(self) -> RetryPolicy:
         return RetryPolicy(
@@ -77,6 +80,7 @@ class AgentCall:
         heartbeat: timedelta,
         retry: RetryPolicy,
         summary: str,
+        schedule_to_close: timedelta | None = None,
     ) -> AgentCall:
         return AgentCall(
             task=task,
@@ -92,6 +96,9 @@ class AgentCall:
             maximum_attempts=retry.maximum_attempts,
             non_retryable=list(retry.non_retryable_error_types or []),
             summary=summary,
+            schedule_to_close_s=None
+            if schedule_to_close is None
+            else schedule_to_close.total_seconds(),
         )
 
 
@@ -179,7 +186,9 @@ class AgentBatchWorkflow:
                 call.task,
                 task_queue=call.task_queue,
                 activity_id=call.activity_id,
-                schedule_to_close_timeout=timeout,
+                schedule_to_close_timeout=timeout
+                if call.schedule_to_close_s is None
+                else timedelta(seconds=call.schedule_to_close_s),
                 start_to_close_timeout=timeout,
                 heartbeat_timeout=timedelta(seconds=call.heartbeat_timeout_s),
                 retry_policy=call.retry_policy(),

@@ -55,6 +55,8 @@ class AgentRunner:
         levels: CacheLevels,
         adapt: Adaptation,
         batcher: Batcher | None,
+        *,
+        signals: bool = True,
     ) -> None:
         self.scope = scope
         self.desk = desk
@@ -65,6 +67,8 @@ class AgentRunner:
         # read live (adapt.throttle): a continuation restores its rules after construction
         self.adapt = adapt
         self.batcher = batcher
+        # agents send `agent_progress` signals (runs recorded before liveness-from-describe)
+        self.signals = signals
         plan = scope.plan
         # admission ranks: the longest remaining path from each agent, then plan order
         self.remaining = remaining_paths(
@@ -257,8 +261,11 @@ class AgentRunner:
             workflow_id=info.workflow_id,
             time_scale=self.scope.scale,
             simulate_s=agent.estimated_s * self.scope.scale if self.scope.input.simulate else None,
-            # batch mode: no progress signals (each would be a history event; see batcher.py)
-            progress_interval_s=self.timing.progress_interval_s() if self.batcher is None else 0.0,
+            # no progress signals (each is a history event and a workflow task): liveness comes
+            # from heartbeats at deadlines; older runs signalled unless batched
+            progress_interval_s=self.timing.progress_interval_s()
+            if self.batcher is None and self.signals
+            else 0.0,
             large_value_threshold=self.scope.plan.context.large_value_threshold,
             cache_key=key,
             cache_ttl_s=self.cache.ttl_s() if key is not None else None,
@@ -266,6 +273,8 @@ class AgentRunner:
             plan_name=self.scope.plan.name,
         )
         timeout = self.timing.activity_timeout(agent)
+        # runs since liveness-from-describe: time waiting for a worker does not eat the timeout
+        overall = timeout if self.signals else self.timing.schedule_to_close(agent)
         how = "sequential fallback" if fallback else f"group {group.id}"
         # a new id for the fallback run: a fresh activity with fresh attempts
         activity_id = f"{agent.id}#fallback" if fallback else agent.id
@@ -280,6 +289,7 @@ class AgentRunner:
                     heartbeat,
                     self.timing.retry_policy(agent.retry),
                     summary,
+                    None if self.signals else overall,
                 )
             )
         else:
@@ -291,8 +301,9 @@ class AgentRunner:
                         task,
                         task_queue=agent.task_queue,
                         activity_id=activity_id,
-                        # the timeout bounds the whole execution, retries included
-                        schedule_to_close_timeout=timeout,
+                        # the timeout bounds each attempt; all of them together get the
+                        # timeout and, since liveness-from-describe, the worker-lag allowance
+                        schedule_to_close_timeout=overall,
                         start_to_close_timeout=timeout,
                         heartbeat_timeout=heartbeat,
                         retry_policy=self.timing.retry_policy(agent.retry),

@@ -22,6 +22,9 @@ with workflow.unsafe.imports_passed_through():
 MIN_PROGRESS_INTERVAL_S = 0.5
 MAX_PROGRESS_INTERVAL_S = 10.0
 DEFAULT_PROGRESS_WINDOW_S = 30.0
+# runs since liveness-from-describe: how long an agent's activity may wait for a worker on top
+# of its timeout (at least the timeout itself)
+WORKER_LAG_ALLOWANCE_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,13 @@ class AgentTiming:
                 (agent.timeout_s or self.plan.default_agent_timeout_s) * self.scale,
             )
         )
+
+    def schedule_to_close(self, agent: CompiledAgent) -> timedelta:
+        """All attempts together, from scheduling: the agent's timeout plus the time its activity
+        may wait for a worker (a loaded worker or a lagging workflow is not the agent's time;
+        each attempt still gets only `activity_timeout` once a worker starts it)."""
+        timeout = self.activity_timeout(agent)
+        return timeout + max(timeout, timedelta(seconds=WORKER_LAG_ALLOWANCE_S))
 
     def retry_policy(self, spec: RetrySpec) -> RetryPolicy:
         initial = max(MIN_RETRY_INTERVAL_S, spec.initial_interval_s * self.scale)

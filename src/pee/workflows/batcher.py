@@ -88,6 +88,14 @@ class Batcher:
             if future is not None and not future.done():
                 future.set_result(outcome)
 
+    def where(self, activity_id: str) -> str | None:
+        """The id of the started child running this activity; None while it waits in the
+        queue or its child is still starting (no worker can have it yet)."""
+        child = self._where.get(activity_id)
+        if child is None or self._children.get(child) is None:
+            return None
+        return child
+
     def on_close(self, helper: Any) -> None:
         """Stop this helper of the parent's (a task, or anything with close()) with the
         batcher."""

@@ -20,9 +20,12 @@ from temporalio import workflow
 
 
 class DeadlineClock:
-    def __init__(self, elapsed: Callable[[], float]) -> None:
+    def __init__(self, elapsed: Callable[[], float], *, withdraw: bool = False) -> None:
         # seconds since the run started (RunScope.elapsed)
         self._elapsed = elapsed
+        # cancel the armed timer once nobody waits for it (one TimerCanceled event instead of a
+        # TimerFired and the workflow task it wakes); runs since liveness-from-describe
+        self._withdraw = withdraw
         self._waiters: list[tuple[float, asyncio.Future[None]]] = []
         self._task: asyncio.Task[None] | None = None
 
@@ -58,14 +61,17 @@ class DeadlineClock:
             )
 
             def moved_earlier(armed: float = target) -> bool:
-                return (self._earliest() or armed) < armed
+                earliest = self._earliest()
+                if earliest is None and self._withdraw:
+                    return True
+                return (earliest or armed) < armed
 
             earlier = asyncio.create_task(workflow.wait_condition(moved_earlier))
             await workflow.wait([sleep, earlier], return_when=asyncio.FIRST_COMPLETED)
             if not earlier.done():
                 earlier.cancel()
             if not sleep.done():
-                sleep.cancel()  # an earlier deadline came in: re-arm for it
+                sleep.cancel()  # an earlier deadline came in (or none is left): re-arm
                 continue
             now = max(self._elapsed(), target)
             for deadline_s, future in self._live():

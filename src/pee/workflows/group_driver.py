@@ -13,18 +13,34 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from pee.activities.liveness import (
+        ActivityLiveness,
+        Liveness,
+        LivenessQuery,
+        LivenessTarget,
+        describe_liveness,
+    )
     from pee.engine.compile.fan_out_slice import is_expanded
     from pee.engine.compiled import CompiledGroup
     from pee.engine.rules import barrier
-    from pee.engine.states import AGENT_UNFINISHED, GROUP_PASSED, AgentStatus, GroupStatus
+    from pee.engine.states import (
+        AGENT_UNFINISHED,
+        GROUP_PASSED,
+        ActivityState,
+        AgentStatus,
+        GroupStatus,
+    )
     from pee.workflows.adaptation import Adaptation
     from pee.workflows.agent_timing import AgentTiming
+    from pee.workflows.batcher import Batcher
     from pee.workflows.cache_levels import CacheLevels
     from pee.workflows.conflict_desk import ConflictDesk
     from pee.workflows.context_gate import ContextGate
@@ -34,7 +50,8 @@ with workflow.unsafe.imports_passed_through():
     from pee.workflows.state import Decision
 
 if TYPE_CHECKING:
-    # imported by PlanWorkflow outside the passthrough block (they start activities)
+    # imported by PlanWorkflow outside the passthrough block (they start activities; so does
+    # this module: describe_liveness)
     from pee.workflows.agent_runner import AgentRunner
     from pee.workflows.cross_validator import CrossValidator
 
@@ -54,6 +71,8 @@ class GroupDriver:
         *,
         liveness_by_heartbeat: bool,
         silent: frozenset[str],
+        observe: bool = False,
+        batcher: Batcher | None = None,
     ) -> None:
         self.scope = scope
         self.runner = runner
@@ -72,6 +91,10 @@ class GroupDriver:
         self.silent = silent
         # groups that run once per item hand over to it (src/pee/workflows/fan_out_driver.py)
         self.fan_outs = FanOutDriver(scope, runner, levels)
+        # liveness from the server at deadlines (pee.activities.liveness), no progress signals
+        self.observe = observe
+        # batch mode: where each agent's activity runs
+        self.batcher = batcher
 
     async def run_group(self, group: CompiledGroup) -> None:
         if group.fan_out is not None and not is_expanded(group):
@@ -81,6 +104,7 @@ class GroupDriver:
         state = self.scope.groups[group.id]
         state.status = GroupStatus.RUNNING
         state.started_s = self.scope.elapsed()
+        self.scope.run.running[group.id] = None
         timeout = self.group_timeout(group)
         state.deadline_s = None if timeout is None else round(state.started_s + timeout, 3)
         self.scope.event("group_started", group.id)
@@ -100,7 +124,14 @@ class GroupDriver:
                     self.start_agents(group, tasks)
                     # an agent that has just been found blocked stops the clock from now on
                     self.desk.pause_deadline(group, now)
-                decision = barrier.decide(self.barrier_view(group, now))
+                view = self.barrier_view(group, now)
+                if self.observe and self.needs_observation(view):
+                    # ask the server which agents a worker is running and when they last
+                    # heartbeat; agents may end meanwhile, so the view is taken again after
+                    seen = await self.observe_liveness(group)
+                    now = max(self.scope.elapsed(), now)
+                    view = self.barrier_view(group, now, seen)
+                decision = barrier.decide(view)
                 if decision.action == barrier.WAIT:
                     live = [task for task in tasks.values() if not task.done()]
                     if not live:
@@ -146,9 +177,10 @@ class GroupDriver:
                     )
                     continue
                 self.record(group, decision)
-                if decision.action != barrier.EXTEND_TIMEOUT:
+                if decision.action not in (barrier.EXTEND_TIMEOUT, barrier.POSTPONE_DEADLINE):
                     break
-                state.extensions += 1
+                if decision.action == barrier.EXTEND_TIMEOUT:
+                    state.extensions += 1
                 state.deadline_s = decision.new_deadline_s
                 deadline_passed = False
             if deadline is not None:
@@ -212,12 +244,23 @@ class GroupDriver:
                 self.scope.agents[agent_id].status = AgentStatus.CANCELLED
         self.scope.end_group(group, status)
 
-    def barrier_view(self, group: CompiledGroup, now_s: float) -> barrier.BarrierView:
+    def barrier_view(
+        self,
+        group: CompiledGroup,
+        now_s: float,
+        seen: dict[str, ActivityState] | None = None,
+    ) -> barrier.BarrierView:
         state = self.scope.groups[group.id]
+        states = self.agent_views(group, now_s)
+        if seen is not None:
+            states = {
+                a: replace(view, activity=seen.get(a)) if view.status == barrier.RUNNING else view
+                for a, view in states.items()
+            }
         return barrier.BarrierView(
             group=group.id,
             agents=list(group.agents),
-            states=self.agent_views(group, now_s),
+            states=states,
             now_s=now_s,
             # while paused the deadline moves with the clock, so it is never reached
             deadline_s=state.deadline_at(now_s),
@@ -230,11 +273,78 @@ class GroupDriver:
             quality_impact=group.quality_impact,
             partial_failure_handling=group.partial_failure_handling,
             liveness_by_heartbeat=self.liveness_by_heartbeat,
+            observed=seen is not None,
+            heartbeat_timeout_s=self.timing.heartbeat_timeout_s(),
         )
+
+    @staticmethod
+    def needs_observation(view: barrier.BarrierView) -> bool:
+        """At a reached deadline with running agents, before judging them."""
+        return (
+            view.deadline_s is not None
+            and view.now_s >= view.deadline_s
+            and any(v.status == barrier.RUNNING for v in view.states.values())
+        )
+
+    async def observe_liveness(self, group: CompiledGroup) -> dict[str, ActivityState] | None:
+        """One recorded local activity describes where the group's running agents' activities
+        are (a marker in history: a replay decides the same). Their last heartbeat becomes
+        last_progress_s. None when the server could not say: the barrier decides as without."""
+        running = [a for a in group.agents if self.scope.agents[a].status == AgentStatus.RUNNING]
+        seen: dict[str, ActivityState] = {}
+        targets: dict[str, LivenessTarget] = {}
+        info = workflow.info()
+        for agent_id in running:
+            if self.batcher is None:
+                target = targets.setdefault("", LivenessTarget(info.workflow_id, info.run_id))
+            else:
+                child = self.batcher.where(agent_id)
+                if child is None:
+                    # still in the batcher's queue or its child is starting: no worker has it
+                    seen[agent_id] = ActivityState.WAITING_TO_START
+                    continue
+                target = targets.setdefault(child, LivenessTarget(child))
+            target.activity_ids.append(agent_id)
+        if targets:
+            try:
+                liveness = await workflow.execute_local_activity(
+                    describe_liveness,
+                    LivenessQuery(list(targets.values())),
+                    start_to_close_timeout=timedelta(seconds=5),
+                    retry_policy=RetryPolicy(maximum_attempts=2),
+                    summary=f"liveness of {len(running)} agent(s) at group {group.id}'s deadline",
+                )
+            except ActivityError as err:
+                # e.g. a worker built without LIVENESS_ACTIVITIES: decide as without
+                liveness = Liveness(error=f"describe_liveness failed: {err.cause or err}")
+            if liveness.error is not None:
+                workflow.logger.warning(
+                    "group '%s': liveness unknown at the deadline (%s)", group.id, liveness.error
+                )
+                return None
+            for observed in liveness.observed:
+                seen[observed.activity_id] = ActivityState(observed.state)
+                self.take_heartbeat(observed)
+        return seen
+
+    def take_heartbeat(self, observed: ActivityLiveness) -> None:
+        state = self.scope.agents.get(observed.activity_id)
+        if state is None or state.status != AgentStatus.RUNNING:
+            return
+        if observed.heartbeat_at is not None:
+            at = datetime.fromisoformat(observed.heartbeat_at)
+            # the server's clock, as workflow.now(): run-relative, never before the run
+            state.last_progress_s = max(
+                0.0, round((at - self.scope.run.started).total_seconds(), 3)
+            )
+        if observed.fraction is not None:
+            state.progress = max(0.0, min(1.0, observed.fraction))
+        if observed.attempt:
+            state.attempts = max(state.attempts, state.earlier_attempts + observed.attempt)
 
     def agent_views(self, group: CompiledGroup, now_s: float) -> dict[str, barrier.AgentView]:
         views = {a: self.scope.agents[a].barrier_view() for a in group.agents}
-        if not self.liveness_by_heartbeat:
+        if not self.liveness_by_heartbeat or self.observe:
             return views
         # batch mode: no progress signals reach this workflow (each would be a history event),
         # but an agent still running is one whose activity heartbeats in time (or the server
@@ -261,6 +371,7 @@ class GroupDriver:
         if decision.quality_impact is not None:
             state.quality_impact = decision.quality_impact
         state.history.append(Decision(self.scope.elapsed(), decision.action, decision.reason))
+        self.scope.run.last_decision = (group.id, state.history[-1])
         self.scope.event(f"barrier_{decision.action}", group.id)
 
     async def apply(

@@ -6,8 +6,11 @@ smart barrier (pee.engine.rules.barrier) judges the group when it starts, whenev
 and at the deadline; the workflow carries out what it decides: wait, extend the deadline, cancel and
 fill defaults, or cancel and re-run the group's unfinished agents one at a time.
 
-"Making progress" means the workflow received an `agent_progress` signal recently: heartbeats are
-throttled by the SDK and invisible to workflow code, so agents report progress by signal too.
+"Making progress" means the agent's activity heartbeat recently: at a reached deadline one recorded
+local activity describes the run's pending activities (pee.activities.liveness). An agent whose
+activity no worker has started yet (or whose outcome is on its way) is engine or worker lag, not
+the agent's time: its deadline is postponed. Runs recorded before that (no `liveness-from-describe`
+marker) had agents report progress by the `agent_progress` signal, still handled.
 
 Context (pee.engine.rules.context): plan and run inputs, agents' outputs ("agent.output", their own
 keys) and shared keys live in a VersionedContext. An agent gets a snapshot of its inputs, optional
@@ -82,7 +85,6 @@ with workflow.unsafe.imports_passed_through():
     from pee.engine.rules.scheduler import Admission, Pool, Request
     from pee.engine.rules.time_limits import time_scale_problems
     from pee.engine.states import (
-        GROUP_PASSED,
         AgentStatus,
         BarrierAction,
         GroupStatus,
@@ -109,8 +111,8 @@ with workflow.unsafe.imports_passed_through():
     from pee.workflows.context_gate import ContextGate
     from pee.workflows.continuation import Continuation, continue_as_new
     from pee.workflows.deadline_timer import DeadlineClock
-    from pee.workflows.group_driver import GroupDriver, cancel_all
     from pee.workflows.locks import ContextLimits
+    from pee.workflows.ready_groups import ReadyGroups
     from pee.workflows.run_scope import RunScope
     from pee.workflows.search import RunSearchAttributes
     from pee.workflows.state import (
@@ -132,6 +134,7 @@ with workflow.unsafe.imports_passed_through():
 from pee.workflows.agent_cache import AgentCache, plan_cache_ttl_s  # noqa: E402
 from pee.workflows.agent_runner import AgentRunner  # noqa: E402
 from pee.workflows.cross_validator import CrossValidator  # noqa: E402
+from pee.workflows.group_driver import GroupDriver, cancel_all  # noqa: E402
 
 # admission bounds at time_scale 1 (seconds): a waiting agent gains one priority level per
 # AGING_S, and after RESERVE_AFTER_S nothing ranked below it overtakes it any more
@@ -140,6 +143,11 @@ RESERVE_AFTER_S = 120.0
 
 # batch-mode barriers treat running agents as alive (PlanWorkflow._agent_views)
 LIVENESS_PATCH = "batch-liveness-by-heartbeat"
+
+# at a group deadline one recorded local activity asks the server where the running agents'
+# activities are and when they last heartbeat (pee.activities.liveness): agents send no
+# progress signals, and an agent no worker has started yet does not count against the deadline
+DESCRIBE_PATCH = "liveness-from-describe"
 
 # a hand-made input whose durations x time scale no run can wait for fails the run with the
 # reason (it used to raise OverflowError on every workflow task); valid inputs never ask
@@ -197,14 +205,24 @@ class PlanWorkflow:
             if input.batch is not None
             else None
         )
-        # batch mode: group deadlines share one timer (src/pee/workflows/deadline_timer.py)
-        self._clock = DeadlineClock(self._scope.elapsed) if self._batcher is not None else None
+        # liveness from the server at deadlines, no progress signals (runs recorded before it
+        # keep their signals and the rules below)
+        self._observe = workflow.patched(DESCRIBE_PATCH)
+        # batch mode, and every run since liveness-from-describe: group deadlines share one
+        # timer (src/pee/workflows/deadline_timer.py), not a new timer per group wake-up
+        self._clock = (
+            DeadlineClock(self._scope.elapsed, withdraw=self._observe)
+            if self._batcher is not None or self._observe
+            else None
+        )
         if self._batcher is not None:
             # per-group snapshot and prefetch commands would grow the history with the plan
             self._levels.per_group = False
         # batch mode: running agents count as making progress (see _agent_views); patched, as
         # it changes the barrier decisions of batch runs recorded before it
-        self._liveness_by_heartbeat = self._batcher is not None and workflow.patched(LIVENESS_PATCH)
+        self._liveness_by_heartbeat = (
+            not self._observe and self._batcher is not None and workflow.patched(LIVENESS_PATCH)
+        )
         # agents that never heartbeat (simulate `heartbeat: false`), found once: every barrier
         # decision of a batch run looks them up
         self._silent = (
@@ -253,6 +271,7 @@ class PlanWorkflow:
             self._levels,
             self._adapt,
             self._batcher,
+            signals=not self._observe,
         )
         # cross-validation after a group's barrier (non-blocking ones awaited at the end)
         self._validator = CrossValidator(self._scope, self._desk)
@@ -269,6 +288,8 @@ class PlanWorkflow:
             self._clock,
             liveness_by_heartbeat=self._liveness_by_heartbeat,
             silent=self._silent,
+            observe=self._observe,
+            batcher=self._batcher,
         )
         # continue-as-new (src/pee/workflows/continuation.py): drain, then hand the run on
         self._continuation = Continuation(input.continue_as_new_after)
@@ -307,7 +328,11 @@ class PlanWorkflow:
                 type="DurationOutOfRange",
                 non_retryable=True,
             )
-        waiting = [group for group in self._plan.groups if group.id in self._todo]
+        todo = set(self._todo)
+        # insertion-ordered (plan order): starting a group removes it in O(1)
+        waiting = {group.id: group for group in self._plan.groups if group.id in todo}
+        # which waiting groups can start, without a walk over all of them per group end
+        ready = ReadyGroups(self._plan.groups)
         running: dict[str, asyncio.Task[None]] = {}
         self._scope.details()
         admitter = asyncio.create_task(self._runner.admitter())
@@ -333,14 +358,10 @@ class PlanWorkflow:
                     if not running:
                         break
                 else:
-                    for group in list(waiting):
-                        if all(
-                            self._groups[dep].status in GROUP_PASSED for dep in group.depends_on
-                        ):
-                            waiting.remove(group)
-                            running[group.id] = asyncio.create_task(self._driver.run_group(group))
+                    for group in ready.take(waiting, self._groups):
+                        running[group.id] = asyncio.create_task(self._driver.run_group(group))
                 if not running:
-                    stuck = [group.id for group in waiting]
+                    stuck = list(waiting)
                     raise ApplicationError(
                         f"groups {stuck} can never start: their dependencies never pass",
                         type="PlanDeadlock",
@@ -366,9 +387,11 @@ class PlanWorkflow:
             writer.cancel()
             if self._batcher is not None:
                 self._batcher.close()
+            if self._clock is not None:
+                self._clock.close()
             # the snapshots of groups that passed are what a resume of this run reuses
             await self._levels.settle()
-            for group in waiting:
+            for group in waiting.values():
                 self._groups[group.id].status = GroupStatus.CANCELLED
                 for agent_id in group.agents:
                     self._agents[agent_id].status = AgentStatus.CANCELLED
@@ -386,6 +409,8 @@ class PlanWorkflow:
         writer.cancel()
         if self._batcher is not None:
             self._batcher.close()
+        if self._clock is not None:
+            self._clock.close()
         await pool_lease.close(self._run.admission)
         await self._levels.settle()
         if waiting:

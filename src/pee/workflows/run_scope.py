@@ -129,6 +129,7 @@ class RunScope:
             state.paused_since_s = None
         state.status = status
         state.ended_s = self.elapsed()
+        self.run.running.pop(group.id, None)
         self.event(f"group_{status}", group.id)
 
     # --- what the run says about itself --------------------------------------------------

@@ -188,6 +188,10 @@ class RunState:
     admission: Admission = field(default_factory=lambda: Admission(Pool.unlimited()))
     # samples of the admission state and threshold alerts (pee.engine.rules.monitoring)
     monitor: Monitor = field(default_factory=Monitor)
+    # for the details text, kept as they change so no walk over every group is needed: groups
+    # started and not ended yet (insertion order), and the latest barrier decision
+    running: dict[str, None] = field(default_factory=dict)
+    last_decision: tuple[str, Decision] | None = None
 
 
 def build_report(run: RunState, workflow_id: str, run_id: str, now_s: float) -> dict[str, Any]:
@@ -480,7 +484,13 @@ def current_details(
             f"{iso_at(run.started, now_s)}): conflict {', '.join(conflicts)} blocks "
             f"{', '.join(waiting)}; resolve it with a command below"
         ]
-    for group in run.plan.groups:
+    # the running groups only (RunState.running, in start order), not every group of the plan;
+    # a RunState built without that bookkeeping (or with nothing running) is walked in full
+    running = list(run.running) or [
+        g.id for g in run.plan.groups if run.groups[g.id].status == GroupStatus.RUNNING
+    ]
+    for group_id in running:
+        group = run.plan.group(group_id)
         state = run.groups[group.id]
         if state.status != GroupStatus.RUNNING:
             continue
@@ -496,11 +506,14 @@ def current_details(
         lines.append(f"- group `{group.id}` running: {agents}{deadline}")
     lines += _conflict_details(run, workflow_id)
     lines += _resolution_details(run)
-    latest = [
-        (d.at_s, group_id, d) for group_id, state in run.groups.items() for d in state.history
-    ]
-    if latest:
-        _, group_id, last = max(latest, key=lambda item: item[0])
+    last_decision = run.last_decision
+    if last_decision is None:
+        latest = [(d.at_s, g, d) for g, state in run.groups.items() for d in state.history]
+        if latest:
+            _, group_id, decision = max(latest, key=lambda item: item[0])
+            last_decision = (group_id, decision)
+    if last_decision is not None:
+        group_id, last = last_decision
         lines.append(f"\nLast barrier decision: `{group_id}` **{last.decision}**: {last.reason}")
     if run.alerts:
         lines.append(f"\nAlerts: {len(run.alerts)}; last: {run.alerts[-1].message}")
@@ -569,7 +582,9 @@ def _conflict_details(run: RunState, workflow_id: str) -> list[str]:
 
 def waiting_for_person(run: RunState) -> list[str]:
     """Agents of a running run blocked on a conflict (waiting for a person), in plan order."""
-    if run.status != RunStatus.RUNNING:
+    if run.status != RunStatus.RUNNING or not run.context.conflicts:
+        # an agent is blocked only on a conflict: none ever opened, nobody waits (and the
+        # details writer asks once per activation, so no walk over every agent here)
         return []
     return [a.id for a in run.plan.agents if run.agents[a.id].status == AgentStatus.BLOCKED]
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from pee.engine.compile.fan_out_scopes import fan_out_scopes
 from pee.engine.language.errors import (
     FanOutError,
     MissingProducerError,
@@ -23,7 +24,7 @@ from pee.engine.language.errors import (
     UnknownAgentError,
     suggest,
 )
-from pee.engine.language.fan_out import ITEM_INPUTS, FanOutLevel, FanOutScope, fan_out_scopes
+from pee.engine.language.fan_out import ITEM_INPUTS, FanOutLevel, FanOutScope
 from pee.engine.language.models import ROLE_DEFAULT_OUTPUTS, normalise_role
 from pee.engine.language.plan import Plan
 

@@ -3,19 +3,16 @@
 
 ``for_each: agent.output`` on an agent makes that agent run once per item; on a group it makes the
 group's agents one sub-pipeline per item. References, grouping and the whole-plan checks
-(pee.engine.compile.fan_out) read the scopes found here, so each rule is stated once. The design
+(pee.engine.compile.fan_out) read the scopes that
+pee.engine.compile.fan_out_scopes finds with these names, so each rule is stated once. The design
 and its reasons: design-notes/fan-out.md.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from pee.engine.states import StrEnum
-
-if TYPE_CHECKING:
-    from pee.engine.language.plan import Plan
 
 # what every instance receives besides its declared inputs; a fan-out agent may list them in
 # inputs/optional_inputs (no edge), any other agent reading them is an error
@@ -44,27 +41,6 @@ class FanOutScope:
     source: str
     # the agents that run once per item, in plan order
     members: tuple[str, ...]
-
-
-def fan_out_scopes(plan: Plan) -> dict[str, FanOutScope]:
-    """Agent id -> the fan-out it runs in; agents outside every fan-out are absent. A group's
-    for_each wins over a member's own (the nesting is reported by the checks)."""
-    scopes: dict[str, FanOutScope] = {}
-    for agent_id, spec in plan.agents.items():
-        if spec.for_each is not None:
-            scopes[agent_id] = FanOutScope(agent_id, FanOutLevel.AGENT, spec.for_each, (agent_id,))
-    for group_id, group in plan.groups.items():
-        if group.for_each is None:
-            continue
-        members: list[str] = []
-        for name in group.agents:
-            agent_id = plan.aliases.get(name, name)
-            if agent_id in plan.agents and agent_id not in members:
-                members.append(agent_id)
-        scope = FanOutScope(group_id, FanOutLevel.GROUP, group.for_each, tuple(members))
-        for agent_id in members:
-            scopes[agent_id] = scope
-    return scopes
 
 
 def fan_out_owners(scopes: dict[str, FanOutScope]) -> list[FanOutScope]:

@@ -13,8 +13,12 @@ Rows of ``decide``, first match wins:
 1. every agent succeeded                                           -> all_completed
 2. an agent failed with a critical (non-retryable) error           -> abort_and_fallback
 3. agents unfinished, deadline not reached                         -> wait
+4a. deadline reached, the server was asked (``observed``) and a running agent's activity has
+   not been started by a worker yet, or has ended with its outcome
+   not yet seen by the workflow                                    -> postpone_deadline
 4. deadline reached, a running agent reported progress within the
-   progress window, an extension left                              -> extend_timeout
+   progress window (observed: heartbeat within the window or the
+   heartbeat timeout), an extension left                           -> extend_timeout
 5. deadline reached or every remaining agent failed, >= 1 success
    and the success criteria met                                    -> continue_with_partial
 6. otherwise (none succeeded, or the criteria unmet)               -> abort_and_fallback
@@ -25,7 +29,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from pee.engine.states import BARRIER_UNFINISHED, BarrierAction, BarrierStatus
+from pee.engine.states import (
+    ACTIVITY_NOT_THE_AGENTS,
+    BARRIER_UNFINISHED,
+    ActivityState,
+    BarrierAction,
+    BarrierStatus,
+)
 
 # Agent states the barrier distinguishes (pee.engine.states.BarrierStatus): "pending" = not
 # started yet (sequential groups); a timed-out agent is "failed"; "critical_failed" = a
@@ -40,6 +50,7 @@ CRITICAL_FAILED = BarrierStatus.CRITICAL_FAILED
 ALL_COMPLETED = BarrierAction.ALL_COMPLETED
 WAIT = BarrierAction.WAIT
 EXTEND_TIMEOUT = BarrierAction.EXTEND_TIMEOUT
+POSTPONE_DEADLINE = BarrierAction.POSTPONE_DEADLINE
 CONTINUE_WITH_PARTIAL = BarrierAction.CONTINUE_WITH_PARTIAL
 ABORT_AND_FALLBACK = BarrierAction.ABORT_AND_FALLBACK
 
@@ -61,6 +72,8 @@ class AgentView:
     # run-relative seconds at which the workflow last received a progress signal from the agent
     last_progress_s: float | None = None
     attempts: int = 0
+    # what the server said about its activity at the deadline (BarrierView.observed), else None
+    activity: ActivityState | None = None
 
 
 @dataclass(frozen=True)
@@ -82,6 +95,11 @@ class BarrierView:
     # batch mode: agents send no progress signals, so the workflow marks running agents whose
     # activities heartbeat as seen now; the extension's reason then says so
     liveness_by_heartbeat: bool = False
+    # the server was asked at this deadline (pee.activities.liveness): running agents carry
+    # their activity's state, and last_progress_s is their last heartbeat
+    observed: bool = False
+    # observed: a heartbeat this old still counts (the SDK sends them every 0.8 x this timeout)
+    heartbeat_timeout_s: float = 0.0
     # CompiledGroup.success_criteria: "all" | "at_least_one" | "at_least" (+ count)
     criteria: str = "at_least_one"
     count: int = 1
@@ -185,19 +203,32 @@ def decide(view: BarrierView) -> BarrierDecision:
 
     if unfinished:
         assert view.deadline_s is not None
+        extension = min(view.extension_s, MAX_EXTENSION_S)
+        if view.observed:
+            lagging = [a for a in running if view.states[a].activity in ACTIVITY_NOT_THE_AGENTS]
+            if lagging:
+                return _postpone(view, lagging, extension)
+        window = (
+            max(view.progress_window_s, view.heartbeat_timeout_s)
+            if view.observed
+            else view.progress_window_s
+        )
         progressing = [
             a
             for a in running
             if (seen := view.states[a].last_progress_s) is not None
-            and view.now_s - seen <= view.progress_window_s
+            and view.now_s - seen <= window
+            and (not view.observed or view.states[a].activity == ActivityState.STARTED)
         ]
-        extension = min(view.extension_s, MAX_EXTENSION_S)
         if progressing and view.extensions_used < view.max_extensions and extension > 0:
-            seen_how = (
-                "still running, kept alive by heartbeats (batch mode: no progress signals)"
-                if view.liveness_by_heartbeat
-                else f"reported progress within the last {_seconds(view.progress_window_s)}"
-            )
+            if view.observed:
+                seen_how = f"heartbeat within the last {_seconds(window)}"
+            elif view.liveness_by_heartbeat:
+                seen_how = (
+                    "still running, kept alive by heartbeats (batch mode: no progress signals)"
+                )
+            else:
+                seen_how = f"reported progress within the last {_seconds(view.progress_window_s)}"
             reason = (
                 f"deadline reached; {progressing} {seen_how}; extension "
                 f"{view.extensions_used + 1} of {view.max_extensions} by {_seconds(extension)}"
@@ -231,6 +262,26 @@ def decide(view: BarrierView) -> BarrierDecision:
         fallback=not_succeeded,
         alert=f"group '{view.group}': {reason}",
     )
+
+
+def _postpone(view: BarrierView, lagging: list[str], extension: float) -> BarrierDecision:
+    """Row 4a: the agents' own time has not started (no worker took the activity) or has ended
+    (the outcome is on its way): the deadline moves, no extension is used. Each agent's own
+    activity timeout still bounds how often this can happen."""
+    states = [view.states[a].activity for a in lagging]
+    why = [
+        "not started by a worker yet"
+        if state == ActivityState.WAITING_TO_START
+        else "outcome on its way"
+        for state in states
+    ]
+    causes = "; ".join(sorted(set(why)))
+    by = max(extension, view.heartbeat_timeout_s, 1.0)
+    reason = (
+        f"deadline reached; {lagging} {causes} (engine/worker lag is not the agents' time); "
+        f"deadline postponed by {_seconds(by)}"
+    )
+    return BarrierDecision(POSTPONE_DEADLINE, reason, new_deadline_s=round(view.now_s + by, 3))
 
 
 def decide_after_fallback(view: BarrierView) -> BarrierDecision:

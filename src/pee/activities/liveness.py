@@ -1,0 +1,150 @@
+"""Liveness from the server: which of a run's agent activities a worker has started, and when
+each last heartbeat.
+
+At a group deadline the plan workflow asks this local activity about its unfinished running
+agents instead of counting `agent_progress` signals (each one a history event and a workflow
+task). One `DescribeWorkflowExecution` per target workflow (the run itself, or in batch mode the
+children holding the agents) reads the pending activities: state, attempt, last start, last
+heartbeat time and heartbeat details (the AgentProgress dict activities/progress.py sends). Its
+result is recorded as a marker, so a replay decides the same without the server.
+
+`pee status` overlays live progress from the same parsing (runtime/live_progress.py), made by
+the client: queries cannot call the server.
+
+An RPC failure goes into `Liveness.error`, never raises: the barrier then decides as it did
+without observations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import timezone
+from typing import Any
+
+from temporalio import activity
+from temporalio.api.enums.v1 import PendingActivityState
+
+from pee.engine.states import ActivityState
+
+
+@dataclass
+class LivenessTarget:
+    workflow_id: str
+    # None: the workflow's latest run
+    run_id: str | None = None
+    activity_ids: list[str] = field(default_factory=list)
+
+
+@dataclass
+class LivenessQuery:
+    targets: list[LivenessTarget] = field(default_factory=list)
+
+
+@dataclass
+class ActivityLiveness:
+    activity_id: str
+    # an ActivityState value
+    state: str
+    attempt: int = 0
+    # ISO 8601 UTC times from the server, None when it has none
+    started_at: str | None = None
+    heartbeat_at: str | None = None
+    fraction: float | None = None
+    message: str = ""
+
+
+@dataclass
+class Liveness:
+    observed: list[ActivityLiveness] = field(default_factory=list)
+    error: str | None = None
+
+
+def _iso(stamp: Any) -> str | None:
+    # an unset protobuf Timestamp reads as 0 seconds
+    if stamp is None or (stamp.seconds == 0 and stamp.nanos == 0):
+        return None
+    return str(stamp.ToDatetime(tzinfo=timezone.utc).isoformat())
+
+
+def _state(info: Any) -> ActivityState:
+    if info.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED:
+        return ActivityState.STARTED
+    if info.state == PendingActivityState.PENDING_ACTIVITY_STATE_CANCEL_REQUESTED:
+        return ActivityState.CANCEL_REQUESTED
+    if info.state == PendingActivityState.PENDING_ACTIVITY_STATE_SCHEDULED and info.attempt > 1:
+        return ActivityState.RETRYING
+    # scheduled, first attempt, or paused: no worker is running it now
+    return ActivityState.WAITING_TO_START
+
+
+def liveness_from(
+    pending: Iterable[Any],
+    wanted: Sequence[str],
+    details: Callable[[Any], dict[str, Any] | None],
+) -> list[ActivityLiveness]:
+    """The wanted activities' liveness from a description's `pending_activities`; one not
+    pending has ended (its outcome is on its way) or is not scheduled yet: `absent`.
+    ``details`` decodes a pending activity's heartbeat details into the progress dict."""
+    by_id = {info.activity_id: info for info in pending}
+    observed = []
+    for activity_id in wanted:
+        info = by_id.get(activity_id)
+        if info is None:
+            observed.append(ActivityLiveness(activity_id, str(ActivityState.ABSENT)))
+            continue
+        progress = details(info) or {}
+        fraction = progress.get("fraction")
+        observed.append(
+            ActivityLiveness(
+                activity_id,
+                str(_state(info)),
+                attempt=int(info.attempt),
+                started_at=_iso(info.last_started_time)
+                if info.HasField("last_started_time")
+                else None,
+                heartbeat_at=_iso(info.last_heartbeat_time)
+                if info.HasField("last_heartbeat_time")
+                else None,
+                fraction=float(fraction) if isinstance(fraction, int | float) else None,
+                message=str(progress.get("message") or ""),
+            )
+        )
+    return observed
+
+
+async def decode_details(converter: Any, info: Any) -> dict[str, Any] | None:
+    """The last heartbeat's AgentProgress dict, None when there is none or it is not one."""
+    if not info.HasField("heartbeat_details") or not info.heartbeat_details.payloads:
+        return None
+    try:
+        values = await converter.decode(info.heartbeat_details.payloads)
+    except Exception:  # foreign details: liveness still has the time
+        return None
+    first = values[0] if values else None
+    return first if isinstance(first, dict) else None
+
+
+async def describe_pending(client: Any, target: LivenessTarget) -> list[ActivityLiveness]:
+    handle = client.get_workflow_handle(target.workflow_id, run_id=target.run_id)
+    description = await handle.describe()
+    pending = list(description.raw_description.pending_activities)
+    decoded = {
+        info.activity_id: await decode_details(client.data_converter, info) for info in pending
+    }
+    return liveness_from(pending, target.activity_ids, lambda info: decoded[info.activity_id])
+
+
+@activity.defn(name="describe_liveness")
+async def describe_liveness(query: LivenessQuery) -> Liveness:
+    client = activity.client()
+    observed: list[ActivityLiveness] = []
+    try:
+        for target in query.targets:
+            observed += await describe_pending(client, target)
+    except Exception as err:  # the barrier decides without observations
+        return Liveness(error=f"{type(err).__name__}: {err}")
+    return Liveness(observed)
+
+
+LIVENESS_ACTIVITIES = [describe_liveness]
