@@ -35,7 +35,7 @@ with workflow.unsafe.imports_passed_through():
     from pee.engine.states import AGENT_FINISHED, AgentStatus, GroupStatus
     from pee.workflows import pool_lease
     from pee.workflows.run_scope import RunScope
-    from pee.workflows.state import AgentState, Decision
+    from pee.workflows.state import AgentState
     from pee.workflows.types import PlanRunInput
 
 FALLBACK = "#fallback"
@@ -315,19 +315,7 @@ class ItemChildren:
         )
 
     def record(self, group: CompiledGroup, decision: barrier.BarrierDecision) -> None:
-        state = self.scope.groups[group.id]
-        if decision.action in (
-            barrier.FALLBACK_SUCCEEDED,
-            barrier.CONTINUE_WITH_DEFAULTS,
-            barrier.FAIL,
-        ):
-            state.reason = f"{state.reason}; then {decision.reason}"
-        else:
-            state.decision, state.reason = decision.action, decision.reason
-        if decision.quality_impact is not None:
-            state.quality_impact = decision.quality_impact
-        state.history.append(Decision(self.scope.elapsed(), decision.action, decision.reason))
-        self.scope.event(f"barrier_{decision.action}", group.id)
+        self.scope.decision(group, decision)
 
     def collect(
         self, members: list[CompiledAgent], outcomes: dict[int, ItemOutcome], items: int

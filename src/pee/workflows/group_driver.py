@@ -47,7 +47,6 @@ with workflow.unsafe.imports_passed_through():
     from pee.workflows.deadline_timer import DeadlineClock
     from pee.workflows.fan_out_driver import FanOutDriver
     from pee.workflows.run_scope import RunScope
-    from pee.workflows.state import Decision
 
 if TYPE_CHECKING:
     # imported by PlanWorkflow outside the passthrough block (they start activities; so does
@@ -357,22 +356,7 @@ class GroupDriver:
         }
 
     def record(self, group: CompiledGroup, decision: barrier.BarrierDecision) -> None:
-        state = self.scope.groups[group.id]
-        if decision.action in (
-            barrier.FALLBACK_SUCCEEDED,
-            barrier.CONTINUE_WITH_DEFAULTS,
-            barrier.FAIL,
-        ):
-            # the outcome of a fallback: the group's decision stays abort_and_fallback
-            state.reason = f"{state.reason}; then {decision.reason}"
-        else:
-            state.decision = decision.action
-            state.reason = decision.reason
-        if decision.quality_impact is not None:
-            state.quality_impact = decision.quality_impact
-        state.history.append(Decision(self.scope.elapsed(), decision.action, decision.reason))
-        self.scope.run.last_decision = (group.id, state.history[-1])
-        self.scope.event(f"barrier_{decision.action}", group.id)
+        self.scope.decision(group, decision)
 
     async def apply(
         self,

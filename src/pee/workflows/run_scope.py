@@ -16,12 +16,14 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from pee.engine.compiled import CompiledGroup, CompiledPlan
     from pee.engine.dag import iso_at
+    from pee.engine.rules import barrier
     from pee.engine.rules.context import VersionedContext
     from pee.engine.states import GroupStatus, RunStatus
     from pee.workflows.search import RunSearchAttributes
     from pee.workflows.state import (
         AgentState,
         Alert,
+        Decision,
         GroupState,
         RunState,
         build_report,
@@ -79,6 +81,26 @@ class RunScope:
             {"seq": len(self.run.events) + 1, "at_s": self.elapsed(), "event": event, "id": ident}
         )
         self.details()
+
+    def decision(self, group: CompiledGroup, decision: barrier.BarrierDecision) -> None:
+        """A barrier decided: the group's decision and reason (a fallback's outcome is added to
+        the abort_and_fallback that started it, which stays the decision), its history, the
+        latest decision the details text shows, and the barrier_<action> event. One recorder
+        for plain groups and fan-outs, so both read the same in the report and the Web UI."""
+        state = self.groups[group.id]
+        if decision.action in (
+            barrier.FALLBACK_SUCCEEDED,
+            barrier.CONTINUE_WITH_DEFAULTS,
+            barrier.FAIL,
+        ):
+            state.reason = f"{state.reason}; then {decision.reason}"
+        else:
+            state.decision, state.reason = decision.action, decision.reason
+        if decision.quality_impact is not None:
+            state.quality_impact = decision.quality_impact
+        state.history.append(Decision(self.elapsed(), decision.action, decision.reason))
+        self.run.last_decision = (group.id, state.history[-1])
+        self.event(f"barrier_{decision.action}", group.id)
 
     def alert(self, group_id: str, level: str, message: str) -> None:
         self.run.alerts.append(Alert(self.elapsed(), group_id, level, message))
