@@ -352,6 +352,22 @@ def test_a_group_fan_out_timeout_goes_on_without_the_slow_item(temporal: Tempora
     )
 
 
+async def report_ran_and_context(
+    handle: WorkflowHandle[Any, Any],
+) -> tuple[dict[str, Any], list[str], dict[str, Any]]:
+    """A resumed run's report, the agents it ran (run_agent activities, in order) and its
+    context."""
+    report = await handle.result()
+    history = await handle.fetch_history()
+    ran = [
+        e.activity_task_scheduled_event_attributes.activity_id
+        for e in history.events
+        if e.HasField("activity_task_scheduled_event_attributes")
+        and e.activity_task_scheduled_event_attributes.activity_type.name == "run_agent"
+    ]
+    return report, ran, await handle.query(PlanWorkflow.context)
+
+
 def test_resume_reuses_a_fan_out_that_passed(temporal: TemporalHarness) -> None:
     """Run 1 fails in qa after the fan-out passed; `--resume-from` (load_resume) reuses the
     fan-out: run 2 runs only qa, which reads run 1's collected dev.code."""
@@ -370,21 +386,12 @@ def test_resume_reuses_a_fan_out_that_passed(temporal: TemporalHarness) -> None:
     first_context, resume = temporal.with_plan(broken, first, time_scale=0.1, simulate=True)
     assert ["sm", "dev"] == resume.passed_groups
 
-    async def second(
-        handle: WorkflowHandle[Any, Any],
-    ) -> tuple[dict[str, Any], list[str], dict[str, Any]]:
-        report = await handle.result()
-        history = await handle.fetch_history()
-        ran = [
-            e.activity_task_scheduled_event_attributes.activity_id
-            for e in history.events
-            if e.HasField("activity_task_scheduled_event_attributes")
-            and e.activity_task_scheduled_event_attributes.activity_type.name == "run_agent"
-        ]
-        return report, ran, await handle.query(PlanWorkflow.context)
-
     report, ran, context = temporal.with_plan(
-        fan_out_plan(STORIES, name=name), second, time_scale=0.1, simulate=True, resume=resume
+        fan_out_plan(STORIES, name=name),
+        report_ran_and_context,
+        time_scale=0.1,
+        simulate=True,
+        resume=resume,
     )
     assert "completed" == report["status"]
     assert ["qa"] == ran
@@ -460,21 +467,12 @@ def test_resume_reruns_only_the_failed_items_of_a_fan_out(temporal: TemporalHarn
     assert ["dev[0]", "dev[1]", "dev[3]", "dev[4]"] == sorted(resume.finished_items)
     assert any("4 finished fan-out item(s)" in note for note in notes)
 
-    async def second(
-        handle: WorkflowHandle[Any, Any],
-    ) -> tuple[dict[str, Any], list[str], dict[str, Any]]:
-        report = await handle.result()
-        history = await handle.fetch_history()
-        ran = [
-            e.activity_task_scheduled_event_attributes.activity_id
-            for e in history.events
-            if e.HasField("activity_task_scheduled_event_attributes")
-            and e.activity_task_scheduled_event_attributes.activity_type.name == "run_agent"
-        ]
-        return report, ran, await handle.query(PlanWorkflow.context)
-
     report, ran, context = temporal.with_plan(
-        fan_out_plan(STORIES, name=name), second, time_scale=0.1, simulate=True, resume=resume
+        fan_out_plan(STORIES, name=name),
+        report_ran_and_context,
+        time_scale=0.1,
+        simulate=True,
+        resume=resume,
     )
     assert "completed" == report["status"]
     assert ["dev[2]", "qa"] == ran
