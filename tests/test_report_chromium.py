@@ -41,8 +41,10 @@ def chromium_plan() -> CompiledPlan:
     return compiled_plan(
         [
             sim("quick", "design", 0.1),
-            sim("slow", "design", 30.0, defaults={"out": "fallback"}),
-            sim("bare", "design", 30.0),
+            # silent (no heartbeat): at the deadline the barrier has no sign they progress,
+            # so it goes on without them; heartbeating agents would earn an extension
+            sim("slow", "design", 30.0, defaults={"out": "fallback"}, heartbeat=False),
+            sim("bare", "design", 30.0, heartbeat=False),
             sim("after", "build", 0.1, inputs=["quick.out", "slow.out"]),
             sim("tiny", "fan", 0.1, inputs=["after.out"]),
             sim("long", "fan", 1.5, inputs=["after.out"]),
