@@ -25,6 +25,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from playwright.sync_api import expect, sync_playwright
@@ -414,8 +415,10 @@ def test_a_group_fan_out_names_each_items_child_run_in_the_web_ui(
     tmp_path: Path,
 ) -> None:
     """story -> review per epic: the timeline and the event history show one child run per
-    epic named `per_epic[i] of webui-fan-out-group`, and summary's input holds review.verdict
-    in epic order (each entry echoes the story it reviewed, which echoes its epic)."""
+    epic named `per_epic[i] of webui-fan-out-group`, summary's input holds review.verdict in
+    epic order (each entry echoes the story it reviewed, which echoes its epic), and an item's
+    own run names its activities `story[i]`, `review[i]` of group per_epic, as the report
+    does."""
     plan = tmp_path / "group.yaml"
     plan.write_text(GROUP_FAN_OUT)
     workflow_id = run_file(cli_env, tmp_path, "fan-out-group", plan, "--simulate")
@@ -429,5 +432,30 @@ def test_a_group_fan_out_names_each_items_child_run_in_the_web_ui(
         verdicts = task["inputs"]["review.verdict"]
         assert EPICS == [v["inputs"]["story.text"]["inputs"]["item"] for v in verdicts]
         assert_decoded(page, calls, summary, "web-ui-fan-out-group.png")
+        # the last item's child run: its activities carry the item's index too
+        last = len(EPICS) - 1
+        page.goto(
+            f"http://127.0.0.1:{server['ui_port']}/namespaces/default/workflows/"
+            + quote(f"{workflow_id}/per_epic[{last}]", safe=""),
+            timeout=UI_TIMEOUT_MS,
+        )
+        expect_on_timeline(
+            page,
+            [f"agent {a}[{last}] ({a}), group per_epic" for a in ("story", "review")],
+        )
     finally:
         context.close()
+
+
+def test_status_and_the_text_report_of_a_finished_fan_out_name_each_instance(
+    fan_out_run: str,
+    cli_env: dict[str, str],  # noqa: F811
+) -> None:
+    """`status RUN` and `report RUN --format text` of the same finished run: a row per
+    instance dev[0..4] in item order, and the dev group's line counts the 5 items."""
+    for args in (("status", fan_out_run), ("report", fan_out_run, "--format", "text")):
+        done = starter(cli_env, *args)
+        assert 0 == done.returncode, done.stdout + done.stderr
+        rows = [line.split()[0] for line in done.stdout.splitlines() if line.startswith("dev[")]
+        assert [f"dev[{i}]" for i in range(5)] == rows, done.stdout
+        assert "for each sm.stories: 5 items, 5 succeeded" in done.stdout, done.stdout
