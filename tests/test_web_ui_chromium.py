@@ -358,18 +358,20 @@ def expect_on_timeline(page: Any, labels: list[str]) -> None:
         expect(page.get_by_text(label).first).to_be_visible(timeout=UI_TIMEOUT_MS)
 
 
-def history_summaries(page: Any, event_type: str) -> list[str]:
-    """Event History tab: the summaries of the events of one type, oldest first."""
+def history_summaries(page: Any, event_type: str, count: int) -> list[str]:
+    """Event History tab: the summaries of the `count` events of one type, oldest first."""
     page.get_by_role("tab", name="Event History").click(timeout=UI_TIMEOUT_MS)
     rows = page.get_by_test_id("event-summary-row").filter(has_text=event_type)
-    rows.first.wait_for(timeout=UI_TIMEOUT_MS)
+    # the table may still be filling in: wait for every row
+    expect(rows).to_have_count(count, timeout=UI_TIMEOUT_MS)
     found = [re.search(r"Summary\s+(.+)", row.inner_text()) for row in rows.all()]
     # the table lists the newest event first
     return [match.group(1).strip() for match in reversed(found) if match]
 
 
-def copied_input(page: Any, event_type: str, summary: str) -> Any:
-    """Expand the event of `event_type` with `summary` and copy its decoded Input."""
+def copied_input(page: Any, event_type: str, summary: str, agent: str) -> Any:
+    """Expand the event of `event_type` with `summary` and copy its decoded Input (an
+    AgentTask of `agent`)."""
     page.get_by_test_id("event-summary-row").filter(has_text=event_type).filter(
         has_text=summary
     ).click()
@@ -382,8 +384,15 @@ def copied_input(page: Any, event_type: str, summary: str) -> Any:
         # the innermost match: the expanded event, not the page around it
         .last
     )
+    # the browser's clipboard outlives a page: empty it, then wait for this copy to land
+    page.evaluate("navigator.clipboard.writeText('')")
     card.get_by_role("button", name="Click to copy content").first.click(timeout=UI_TIMEOUT_MS)
-    return json.loads(page.evaluate("navigator.clipboard.readText()"))
+
+    def copied() -> Any:
+        task = json.loads(page.evaluate("navigator.clipboard.readText()") or "null")
+        return task if task and task["agent"]["id"] == agent else None
+
+    return eventually(copied, what=f"{agent}'s input on the clipboard", timeout_s=20)
 
 
 def test_an_agent_fan_out_names_each_instance_in_the_web_ui(
@@ -398,9 +407,9 @@ def test_an_agent_fan_out_names_each_instance_in_the_web_ui(
     context, page, calls = open_copying(browser, server, fan_out_run)
     try:
         expect_on_timeline(page, instances)
-        scheduled = history_summaries(page, "Activity Task Scheduled")
-        assert ["agent sm (sm), group sm", *instances, "agent qa (qa), group qa"] == scheduled
-        task = copied_input(page, "Activity Task Scheduled", "agent qa (qa), group qa")
+        expected = ["agent sm (sm), group sm", *instances, "agent qa (qa), group qa"]
+        assert expected == history_summaries(page, "Activity Task Scheduled", len(expected))
+        task = copied_input(page, "Activity Task Scheduled", "agent qa (qa), group qa", "qa")
         code = task["inputs"]["dev.code"]
         assert [f"dev[{i}]" for i in range(5)] == [entry["agent"] for entry in code]
         assert_decoded(page, calls, "agent qa (qa), group qa", "web-ui-fan-out.png")
@@ -426,9 +435,10 @@ def test_a_group_fan_out_names_each_items_child_run_in_the_web_ui(
     context, page, calls = open_copying(browser, server, workflow_id)
     try:
         expect_on_timeline(page, children)
-        assert children == history_summaries(page, "Start Child Workflow Execution Initiated")
+        initiated = "Start Child Workflow Execution Initiated"
+        assert children == history_summaries(page, initiated, len(children))
         summary = "agent summary (summary), group summary"
-        task = copied_input(page, "Activity Task Scheduled", summary)
+        task = copied_input(page, "Activity Task Scheduled", summary, "summary")
         verdicts = task["inputs"]["review.verdict"]
         assert EPICS == [v["inputs"]["story.text"]["inputs"]["item"] for v in verdicts]
         assert_decoded(page, calls, summary, "web-ui-fan-out-group.png")
