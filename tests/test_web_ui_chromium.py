@@ -6,7 +6,10 @@ browser download), as a user meets it after `server start` and `run`:
   never shows;
 - the same for a run whose input is over the compression threshold (binary/lz4 in the history);
 - a conflict is resolved from the run's page: More Actions → Send a Signal → resolve_conflict
-  with the conflict guide's JSON, encoded by the codec server, and the run completes.
+  with the conflict guide's JSON, encoded by the codec server, and the run completes;
+- a fan-out (issue 16): the timeline and the event history name each instance `dev[i]` (an
+  agent-level fan-out) or each item's child run `per_epic[i] of <plan>` (a group-level one),
+  and the agent after the fan-out was given the collected list in item order.
 
 One private embedded server (own state dir and ports) for the module.
 """
@@ -22,6 +25,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from playwright.sync_api import expect, sync_playwright
@@ -46,6 +50,22 @@ agents:
 # a person waits at most this long for the UI; every wait below is Playwright's, not a sleep
 UI_TIMEOUT_MS = 20_000
 DEMO = PROJECT_ROOT / "plans" / "conflict-demo.yaml"
+FAN_OUT = PROJECT_ROOT / "plans" / "fan-out.yaml"
+# a per-item sub-pipeline: story -> review for each epic, one child run per epic; each agent
+# echoes its inputs, so the list `summary` reads shows which epic each entry came from
+GROUP_FAN_OUT = """\
+name: webui-fan-out-group
+agents:
+  po: {kind: simulate, duration: 1s, outputs: [epics], values: {epics: [alpha, beta, gamma]}}
+  story: {kind: simulate, duration: 1s, inputs: [item, index], outputs: [text],
+          settings: {echo_inputs: true}}
+  review: {kind: simulate, duration: 1s, inputs: [story.text], outputs: [verdict],
+           settings: {echo_inputs: true}}
+  summary: {kind: simulate, duration: 1s, inputs: [review.verdict], outputs: [out]}
+groups:
+  per_epic: {agents: [story, review], for_each: po.epics, max_parallel: 2}
+"""
+EPICS = ["alpha", "beta", "gamma"]
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +91,18 @@ def run_plan(
     """`starter.py run` of a two-agent plan to the end; its workflow id."""
     plan = tmp / f"{name}.yaml"
     plan.write_text(PLAN.format(name=name, first=first))
+    return run_file(env, tmp, name, plan, threshold=threshold)
+
+
+def run_file(
+    env: dict[str, str],
+    tmp: Path,
+    name: str,
+    plan: Path,
+    *flags: str,
+    threshold: int | None = None,
+) -> str:
+    """`starter.py run PLAN FLAGS` to the end; its workflow id."""
     workflow_id = f"webui-{name}-{uuid.uuid4().hex[:6]}"
     run_env = dict(env, **({"PEE_COMPRESSION_THRESHOLD": str(threshold)} if threshold else {}))
     done = subprocess.run(
@@ -86,6 +118,7 @@ def run_plan(
             "--no-learn",
             "--output-dir",
             str(tmp / name),
+            *flags,
         ],
         cwd=PROJECT_ROOT,
         env=run_env,
@@ -288,3 +321,151 @@ def test_a_conflict_is_resolved_from_the_web_ui(
     finally:
         worker.terminate()
         worker.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def fan_out_run(
+    server: dict[str, Any],
+    cli_env: dict[str, str],  # noqa: F811
+    tmp_path_factory: pytest.TempPathFactory,
+) -> str:
+    """plans/fan-out.yaml run to the end with --simulate: sm -> dev[0..4] -> qa."""
+    return run_file(cli_env, tmp_path_factory.mktemp("fan-out"), "fan-out", FAN_OUT, "--simulate")
+
+
+def open_copying(
+    browser: Any, record: dict[str, Any], workflow_id: str
+) -> tuple[Any, Any, CodecCalls]:
+    """A run's page in a context whose clipboard the page may write and the test read: the
+    code blocks show only the lines in view, so a long payload is read as a person takes it
+    away, by its copy button."""
+    context = browser.new_context(
+        viewport={"width": 1400, "height": 1000},
+        permissions=["clipboard-read", "clipboard-write"],
+    )
+    page = context.new_page()
+    calls = CodecCalls(page, record["codec_port"])
+    page.goto(
+        f"http://127.0.0.1:{record['ui_port']}/namespaces/default/workflows/{workflow_id}",
+        timeout=UI_TIMEOUT_MS,
+    )
+    return context, page, calls
+
+
+def expect_on_timeline(page: Any, labels: list[str]) -> None:
+    """Each label shows on the run's timeline (the page opens on it)."""
+    for label in labels:
+        expect(page.get_by_text(label).first).to_be_visible(timeout=UI_TIMEOUT_MS)
+
+
+def history_summaries(page: Any, event_type: str, count: int) -> list[str]:
+    """Event History tab: the summaries of the `count` events of one type, oldest first."""
+    page.get_by_role("tab", name="Event History").click(timeout=UI_TIMEOUT_MS)
+    rows = page.get_by_test_id("event-summary-row").filter(has_text=event_type)
+    # the table may still be filling in: wait for every row
+    expect(rows).to_have_count(count, timeout=UI_TIMEOUT_MS)
+    found = [re.search(r"Summary\s+(.+)", row.inner_text()) for row in rows.all()]
+    # the table lists the newest event first
+    return [match.group(1).strip() for match in reversed(found) if match]
+
+
+def copied_input(page: Any, event_type: str, summary: str, agent: str) -> Any:
+    """Expand the event of `event_type` with `summary` and copy its decoded Input (an
+    AgentTask of `agent`)."""
+    page.get_by_test_id("event-summary-row").filter(has_text=event_type).filter(
+        has_text=summary
+    ).click()
+    copy = page.get_by_role("button", name="Click to copy content")
+    card = (
+        page.locator("div")
+        .filter(has_text=event_type)
+        .filter(has_text=summary)
+        .filter(has=copy)
+        # the innermost match: the expanded event, not the page around it
+        .last
+    )
+    # the browser's clipboard outlives a page: empty it, then wait for this copy to land
+    page.evaluate("navigator.clipboard.writeText('')")
+    card.get_by_role("button", name="Click to copy content").first.click(timeout=UI_TIMEOUT_MS)
+
+    def copied() -> Any:
+        task = json.loads(page.evaluate("navigator.clipboard.readText()") or "null")
+        return task if task and task["agent"]["id"] == agent else None
+
+    return eventually(copied, what=f"{agent}'s input on the clipboard", timeout_s=20)
+
+
+def test_an_agent_fan_out_names_each_instance_in_the_web_ui(
+    browser: Any,
+    server: dict[str, Any],
+    fan_out_run: str,
+) -> None:
+    """plans/fan-out.yaml: the timeline and the event history show dev's instances as
+    `agent dev[i] (dev), group dev`, in item order between sm and qa, and qa's input, decoded
+    by the codec server, holds dev.code as the list of dev[0..4]'s outputs in item order."""
+    instances = [f"agent dev[{i}] (dev), group dev" for i in range(5)]
+    context, page, calls = open_copying(browser, server, fan_out_run)
+    try:
+        expect_on_timeline(page, instances)
+        expected = ["agent sm (sm), group sm", *instances, "agent qa (qa), group qa"]
+        assert expected == history_summaries(page, "Activity Task Scheduled", len(expected))
+        task = copied_input(page, "Activity Task Scheduled", "agent qa (qa), group qa", "qa")
+        code = task["inputs"]["dev.code"]
+        assert [f"dev[{i}]" for i in range(5)] == [entry["agent"] for entry in code]
+        assert_decoded(page, calls, "agent qa (qa), group qa", "web-ui-fan-out.png")
+    finally:
+        context.close()
+
+
+def test_a_group_fan_out_names_each_items_child_run_in_the_web_ui(
+    browser: Any,
+    server: dict[str, Any],
+    cli_env: dict[str, str],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """story -> review per epic: the timeline and the event history show one child run per
+    epic named `per_epic[i] of webui-fan-out-group`, summary's input holds review.verdict in
+    epic order (each entry echoes the story it reviewed, which echoes its epic), and an item's
+    own run names its activities `story[i]`, `review[i]` of group per_epic, as the report
+    does."""
+    plan = tmp_path / "group.yaml"
+    plan.write_text(GROUP_FAN_OUT)
+    workflow_id = run_file(cli_env, tmp_path, "fan-out-group", plan, "--simulate")
+    children = [f"per_epic[{i}] of webui-fan-out-group" for i in range(len(EPICS))]
+    context, page, calls = open_copying(browser, server, workflow_id)
+    try:
+        expect_on_timeline(page, children)
+        initiated = "Start Child Workflow Execution Initiated"
+        assert children == history_summaries(page, initiated, len(children))
+        summary = "agent summary (summary), group summary"
+        task = copied_input(page, "Activity Task Scheduled", summary, "summary")
+        verdicts = task["inputs"]["review.verdict"]
+        assert EPICS == [v["inputs"]["story.text"]["inputs"]["item"] for v in verdicts]
+        assert_decoded(page, calls, summary, "web-ui-fan-out-group.png")
+        # the last item's child run: its activities carry the item's index too
+        last = len(EPICS) - 1
+        page.goto(
+            f"http://127.0.0.1:{server['ui_port']}/namespaces/default/workflows/"
+            + quote(f"{workflow_id}/per_epic[{last}]", safe=""),
+            timeout=UI_TIMEOUT_MS,
+        )
+        expect_on_timeline(
+            page,
+            [f"agent {a}[{last}] ({a}), group per_epic" for a in ("story", "review")],
+        )
+    finally:
+        context.close()
+
+
+def test_status_and_the_text_report_of_a_finished_fan_out_name_each_instance(
+    fan_out_run: str,
+    cli_env: dict[str, str],  # noqa: F811
+) -> None:
+    """`status RUN` and `report RUN --format text` of the same finished run: a row per
+    instance dev[0..4] in item order, and the dev group's line counts the 5 items."""
+    for args in (("status", fan_out_run), ("report", fan_out_run, "--format", "text")):
+        done = starter(cli_env, *args)
+        assert 0 == done.returncode, done.stdout + done.stderr
+        rows = [line.split()[0] for line in done.stdout.splitlines() if line.startswith("dev[")]
+        assert [f"dev[{i}]" for i in range(5)] == rows, done.stdout
+        assert "for each sm.stories: 5 items, 5 succeeded" in done.stdout, done.stdout

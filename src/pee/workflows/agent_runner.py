@@ -22,6 +22,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from pee.activities.agents import run_agent
     from pee.activities.types import AgentProgress, AgentResult, AgentTask
+    from pee.engine.compile.fan_out_slice import template_of
     from pee.engine.compiled import CompiledAgent, CompiledGroup
     from pee.engine.dag import agent_dependencies
     from pee.engine.rules.monitoring import take_sample
@@ -275,11 +276,13 @@ class AgentRunner:
         timeout = self.timing.activity_timeout(agent)
         # runs since liveness-from-describe: time waiting for a worker does not eat the timeout
         overall = timeout if self.signals else self.timing.schedule_to_close(agent)
-        how = "sequential fallback" if fallback else f"group {group.id}"
+        item = self.fan_out_item()
+        how = "sequential fallback" if fallback else f"group {item[0] if item else group.id}"
         # a new id for the fallback run: a fresh activity with fresh attempts
         activity_id = f"{agent.id}#fallback" if fallback else agent.id
         heartbeat = timedelta(seconds=self.timing.heartbeat_timeout_s())
-        summary = f"agent {agent.id} ({agent.role}), {how}"
+        shown = f"{agent.id}[{item[1]}]" if item else agent.id
+        summary = f"agent {shown} ({agent.role}), {how}"
         if self.batcher is not None:
             outcome = await self.batcher.run(
                 AgentCall.of(
@@ -331,6 +334,15 @@ class AgentRunner:
         state.error = None
         state.progress = 1.0
         return result
+
+    def fan_out_item(self) -> tuple[str, int] | None:
+        """("per_epic", 3) in the child run of a group-level fan-out's item 3 (its plan is named
+        "<plan>/per_epic[3]"), so its activities' Web UI summaries name `story[3]` as the
+        parent's report does; None in any other run. Only the summary (user metadata) changes,
+        which replay does not compare: a child recorded before this replays (checked by hand)."""
+        if self.scope.input.item_outputs is None:
+            return None
+        return template_of(self.scope.plan.name.rpartition("/")[2])
 
     def end_agent(self, agent_id: str, status: AgentStatus) -> None:
         state = self.scope.agents[agent_id]
