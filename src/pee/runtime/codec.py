@@ -23,7 +23,7 @@ from temporalio.converter import ExternalStorage
 
 # imported here, not where it is used: the converter runs inside the workflow sandbox, which warns
 # about (and re-imports) modules first imported after the workflow was loaded
-from pee.activities.types import AgentTask
+from pee.activities.types import AgentResult, AgentTask
 from pee.engine.compiled import CompiledAgent, CompiledPlan
 from pee.stores.payloads import external_storage
 
@@ -101,8 +101,8 @@ def decode_within(payloads: Sequence[Payload], limit: int) -> list[Payload]:
 
 
 class CompiledPlanConverter(temporalio.converter.JSONTypeConverter):
-    """Decode a CompiledPlan, a CompiledAgent or an AgentTask with from_dict instead of the
-    SDK's generic dataclass walk, which resolves every nested dataclass's type hints once per
+    """Decode a CompiledPlan, a CompiledAgent, an AgentTask or an AgentResult directly instead
+    of the SDK's generic dataclass walk, which resolves every nested dataclass's type hints once per
     instance: for a 5,000-agent plan that alone took longer than the workflow task's 2 s
     deadlock limit. The JSON is the same either way (encoding is untouched)."""
 
@@ -122,6 +122,13 @@ class CompiledPlanConverter(temporalio.converter.JSONTypeConverter):
                     agent=CompiledAgent.from_dict(value["agent"]),
                 )
             except (TypeError, KeyError):
+                pass
+        if hint is AgentResult and isinstance(value, dict):
+            # every agent's result: the generic walk resolves AgentResult's type hints per result
+            # (its fields are plain JSON values)
+            try:
+                return AgentResult(**value)
+            except TypeError:
                 pass
         if hint is CompiledAgent and isinstance(value, dict):
             # every AgentTask (and each child's 100 of them in batch mode) holds one: the
