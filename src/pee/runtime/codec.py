@@ -12,6 +12,7 @@ External Storage (pee.stores.payloads): the history keeps a reference, the blob 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -150,8 +151,16 @@ class ShallowDataclassEncoder(temporalio.converter.AdvancedJSONEncoder):
 
     def default(self, o: Any) -> Any:
         if dataclasses.is_dataclass(o) and not isinstance(o, type):
-            return {f.name: getattr(o, f.name) for f in dataclasses.fields(o)}
+            return {name: getattr(o, name) for name in _field_names(type(o))}
         return super().default(o)
+
+
+@functools.lru_cache(maxsize=1024)
+def _field_names(cls: type) -> tuple[str, ...]:
+    # dataclasses.fields() builds its tuple on every call: once per encoded object, it was a
+    # visible part of every agent's task encoding (bench/overhead.py). Bounded: the workflow
+    # sandbox makes new classes of the modules it re-imports, once per workflow run.
+    return tuple(f.name for f in dataclasses.fields(cls))
 
 
 class PlanPayloadConverter(temporalio.converter.CompositePayloadConverter):
