@@ -70,3 +70,29 @@ def test_dataclasses_encode_to_the_same_json_as_the_sdk_default() -> None:
     (back,) = data_converter().payload_converter.from_payloads(ours, [PlanRunInput])
     assert value.plan.agents[1] == back.plan.agents[1]
     assert BatchSpec() == back.batch
+
+
+def test_agent_results_decode_to_what_the_sdk_decodes() -> None:
+    """CompiledPlanConverter's AgentResult shortcut gives the same value as the SDK's generic
+    dataclass walk, also for JSON it cannot take itself (an unknown field: the SDK drops it)."""
+    from temporalio.converter import DataConverter
+
+    from pee.activities.types import AgentResult
+    from pee.runtime.codec import data_converter
+
+    result = AgentResult(
+        agent_id="a",
+        outputs={"out": {"n": [1, 2.5, None]}},
+        writes={"k": "v"},
+        attempt=3,
+        cache={"prefetch": {"hits": 2}},
+        elapsed_s=0.25,
+    )
+    ours = data_converter().payload_converter
+    sdk = DataConverter.default.payload_converter
+    payloads = ours.to_payloads([result])
+    assert [result] == ours.from_payloads(payloads, [AgentResult])
+    assert [result] == sdk.from_payloads(payloads, [AgentResult])
+    unknown = [Payload(metadata={"encoding": b"json/plain"}, data=b'{"agent_id": "a", "x": 1}')]
+    assert [AgentResult(agent_id="a")] == ours.from_payloads(unknown, [AgentResult])
+    assert sdk.from_payloads(unknown, [AgentResult]) == ours.from_payloads(unknown, [AgentResult])

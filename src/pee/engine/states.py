@@ -19,11 +19,13 @@ class StrEnum(str, Enum):
     (``enum.StrEnum`` needs 3.11; requires-python is >=3.10.)
     """
 
+    # the member is a str holding its value: str's own methods read it without going through
+    # Enum's `value` descriptor (these run for every event and details line of a run)
     def __str__(self) -> str:
-        return str(self.value)
+        return str.__str__(self)
 
     def __format__(self, spec: str) -> str:
-        return format(str(self.value), spec)
+        return str.__format__(self, spec)
 
 
 class AgentStatus(StrEnum):

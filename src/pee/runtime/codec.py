@@ -12,6 +12,7 @@ External Storage (pee.stores.payloads): the history keeps a reference, the blob 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -23,7 +24,7 @@ from temporalio.converter import ExternalStorage
 
 # imported here, not where it is used: the converter runs inside the workflow sandbox, which warns
 # about (and re-imports) modules first imported after the workflow was loaded
-from pee.activities.types import AgentTask
+from pee.activities.types import AgentResult, AgentTask
 from pee.engine.compiled import CompiledAgent, CompiledPlan
 from pee.stores.payloads import external_storage
 
@@ -101,8 +102,8 @@ def decode_within(payloads: Sequence[Payload], limit: int) -> list[Payload]:
 
 
 class CompiledPlanConverter(temporalio.converter.JSONTypeConverter):
-    """Decode a CompiledPlan, a CompiledAgent or an AgentTask with from_dict instead of the
-    SDK's generic dataclass walk, which resolves every nested dataclass's type hints once per
+    """Decode a CompiledPlan, a CompiledAgent, an AgentTask or an AgentResult directly instead
+    of the SDK's generic dataclass walk, which resolves every nested dataclass's type hints once per
     instance: for a 5,000-agent plan that alone took longer than the workflow task's 2 s
     deadlock limit. The JSON is the same either way (encoding is untouched)."""
 
@@ -122,6 +123,13 @@ class CompiledPlanConverter(temporalio.converter.JSONTypeConverter):
                     agent=CompiledAgent.from_dict(value["agent"]),
                 )
             except (TypeError, KeyError):
+                pass
+        if hint is AgentResult and isinstance(value, dict):
+            # every agent's result: the generic walk resolves AgentResult's type hints per result
+            # (its fields are plain JSON values)
+            try:
+                return AgentResult(**value)
+            except TypeError:
                 pass
         if hint is CompiledAgent and isinstance(value, dict):
             # every AgentTask (and each child's 100 of them in batch mode) holds one: the
@@ -143,8 +151,16 @@ class ShallowDataclassEncoder(temporalio.converter.AdvancedJSONEncoder):
 
     def default(self, o: Any) -> Any:
         if dataclasses.is_dataclass(o) and not isinstance(o, type):
-            return {f.name: getattr(o, f.name) for f in dataclasses.fields(o)}
+            return {name: getattr(o, name) for name in _field_names(type(o))}
         return super().default(o)
+
+
+@functools.lru_cache(maxsize=1024)
+def _field_names(cls: type) -> tuple[str, ...]:
+    # dataclasses.fields() builds its tuple on every call: once per encoded object, it was a
+    # visible part of every agent's task encoding (bench/overhead.py). Bounded: the workflow
+    # sandbox makes new classes of the modules it re-imports, once per workflow run.
+    return tuple(f.name for f in dataclasses.fields(cls))
 
 
 class PlanPayloadConverter(temporalio.converter.CompositePayloadConverter):

@@ -63,8 +63,6 @@ Determinism: lists and insertion-ordered dicts only (no set iteration), workflow
 workflow.wait with float timeouts, ApplicationError for every failure the run should end with.
 """
 
-from __future__ import annotations
-
 import asyncio
 from typing import Any
 
