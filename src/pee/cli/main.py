@@ -4,6 +4,7 @@ starter.py in a checkout is the same); each command has its module."""
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -61,6 +62,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from pee.stores.sql import DatabaseError
     from pee.stores.urls import StoreConfigError
 
+    # psycopg's pool warns at each failed attempt while it retries an unreachable database;
+    # a command ends with one error naming the database, so the warnings only repeat it
+    logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
     try:
         return int(args.handler(args))
     except StoreConfigError as err:

@@ -258,7 +258,8 @@ class PostgresDatabase:
         except PoolTimeout as err:
             raise DatabaseError(
                 f"cannot connect to the PostgreSQL database {self.display} within "
-                f"{POOL_TIMEOUT_S:.0f} s: {err}"
+                f"{POOL_TIMEOUT_S:.0f} s: {err}; check that the server runs and accepts "
+                "connections there, or fix or unset PEE_CACHE_URL"
             ) from err
         except psycopg.Error as err:
             raise DatabaseError(f"PostgreSQL database {self.display}: {err}") from err
