@@ -364,9 +364,15 @@ def history_summaries(page: Any, event_type: str, count: int) -> list[str]:
     rows = page.get_by_test_id("event-summary-row").filter(has_text=event_type)
     # the table may still be filling in: wait for every row
     expect(rows).to_have_count(count, timeout=UI_TIMEOUT_MS)
-    found = [re.search(r"Summary\s+(.+)", row.inner_text()) for row in rows.all()]
-    # the table lists the newest event first
-    return [match.group(1).strip() for match in reversed(found) if match]
+
+    def summaries() -> list[str] | None:
+        # a row can be listed before its summary is drawn (seen on a loaded machine): wait for
+        # every row's summary; the table lists the newest event first
+        found = [re.search(r"Summary\s+(.+)", row.inner_text()) for row in rows.all()]
+        texts = [match.group(1).strip() for match in reversed(found) if match]
+        return texts if len(texts) == count else None
+
+    return eventually(summaries, what=f"{count} {event_type} summaries", timeout_s=30)
 
 
 def copied_input(page: Any, event_type: str, summary: str, agent: str) -> Any:
