@@ -226,29 +226,38 @@ def _resolve_ref(
         return []
     if output == COMPLETION:
         return [(producer, output)]
-    outputs = result.outputs[producer]
-    if output not in outputs:
-        if producer in open_agents:
-            outputs.append(output)
-        else:
-            close = suggest(output, outputs)
-            result.problems.append(
-                MissingProducerError(
-                    f"agent '{agent_id}' reads '{ref}', but no agent writes it; writers: "
-                    f"{[f'{producer}.{o}' for o in outputs]}",
-                    value=ref,
-                    location=plan.agent_location(agent_id, field_name, index),
-                    expected=f"one of {producer}'s outputs",
-                    found=repr(output),
-                    fix=(
-                        f"did you mean '{producer}.{close}'?"
-                        if close
-                        else f"add '{output}' to {producer}'s outputs"
-                    ),
-                )
+    if not _declares(result, open_agents, producer, output):
+        outputs = result.outputs[producer]
+        close = suggest(output, outputs)
+        result.problems.append(
+            MissingProducerError(
+                f"agent '{agent_id}' reads '{ref}', but no agent writes it; writers: "
+                f"{[f'{producer}.{o}' for o in outputs]}",
+                value=ref,
+                location=plan.agent_location(agent_id, field_name, index),
+                expected=f"one of {producer}'s outputs",
+                found=repr(output),
+                fix=(
+                    f"did you mean '{producer}.{close}'?"
+                    if close
+                    else f"add '{output}' to {producer}'s outputs"
+                ),
             )
-            return []
+        )
+        return []
     return [(producer, output)]
+
+
+def _declares(result: Resolution, open_agents: set[str], producer: str, output: str) -> bool:
+    """Whether ``producer`` declares ``output``. An open agent (its outputs are known only when
+    it runs) declares any name it is asked for, which then joins its outputs."""
+    outputs = result.outputs[producer]
+    if output in outputs:
+        return True
+    if producer in open_agents:
+        outputs.append(output)
+        return True
+    return False
 
 
 def _fan_out_sources(plan: Plan, open_agents: set[str], result: Resolution) -> None:
@@ -311,26 +320,23 @@ def _fan_out_sources(plan: Plan, open_agents: set[str], result: Resolution) -> N
                 )
             )
             continue
-        outputs = result.outputs[producer]
-        if output not in outputs:
-            if producer in open_agents:
-                outputs.append(output)
-            else:
-                close = suggest(output, outputs)
-                result.problems.append(
-                    MissingProducerError(
-                        f"{where} fans out over '{scope.source}', but '{producer}' declares no "
-                        f"output '{output}'; its outputs: {outputs}",
-                        value=scope.source,
-                        location=location,
-                        expected=f"one of {producer}'s outputs",
-                        found=repr(output),
-                        fix=f"did you mean '{head}.{close}'?"
-                        if close
-                        else f"add '{output}' to {producer}'s outputs",
-                    )
+        if not _declares(result, open_agents, producer, output):
+            outputs = result.outputs[producer]
+            close = suggest(output, outputs)
+            result.problems.append(
+                MissingProducerError(
+                    f"{where} fans out over '{scope.source}', but '{producer}' declares no "
+                    f"output '{output}'; its outputs: {outputs}",
+                    value=scope.source,
+                    location=location,
+                    expected=f"one of {producer}'s outputs",
+                    found=repr(output),
+                    fix=f"did you mean '{head}.{close}'?"
+                    if close
+                    else f"add '{output}' to {producer}'s outputs",
                 )
-                continue
+            )
+            continue
         result.fan_out_sources[scope.owner] = f"{producer}.{output}"
         for member in scope.members:
             result.edges.append(Edge(producer, member, FAN_OUT, scope.source))
