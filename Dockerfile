@@ -1,5 +1,5 @@
-# The project's image: worker.py, starter.py and the codec server (docker-compose.yml runs all
-# three from it). Configuration comes from the environment, exactly as on a laptop:
+# The project's image: `pee-worker`, `pee` and the codec server (`pee codec-server`);
+# docker-compose.yml runs all three from it. Configuration comes from the environment, exactly as on a laptop:
 # TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TLS_*, TEMPORAL_API_KEY, PEE_* (PEE_CACHE_URL and
 # PEE_ARTIFACT_URL with AWS_* name the shared stores), OTEL_*.
 FROM python:3.11-slim
@@ -14,8 +14,8 @@ WORKDIR /app
 # dependencies first, so a code change does not reinstall them
 COPY pyproject.toml README.md ./
 COPY src src
-COPY starter.py worker.py ./
-# the otlp extra: OTEL_TRACES_EXPORTER=otlp works in the container (tracing profile)
+# installs the console scripts `pee` and `pee-worker`; the otlp extra: OTEL_TRACES_EXPORTER=otlp
+# works in the container (tracing profile)
 RUN pip install '.[otlp]'
 
 COPY plans plans
@@ -27,4 +27,4 @@ USER pee
 ENV PEE_STATE_DIR=/data/state \
     PEE_RUNS_DIR=/data/runs
 
-CMD ["python", "worker.py"]
+CMD ["pee-worker"]

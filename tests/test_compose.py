@@ -99,23 +99,37 @@ def test_temporal_server_is_wired_to_postgresql() -> None:
     assert {7233: 7233} == published("temporal")
 
 
-def test_workers_are_replicated_and_run_worker_py_with_its_real_options() -> None:
-    """deploy.replicas > 1, and the command parses with worker.py's own parser."""
+def console_scripts() -> dict[str, str]:
+    """pyproject's [project.scripts]: console script name -> its module:function."""
+    text = (ROOT / "pyproject.toml").read_text()
+    section = text.split("[project.scripts]", 1)[1].split("\n[", 1)[0]
+    return dict(re.findall(r'^([\w-]+) = "([^"]+)"', section, re.MULTILINE))
+
+
+def test_compose_commands_are_the_installed_console_scripts() -> None:
+    """`pee` and `pee-worker` are the scripts `pip install` puts on the image's PATH, and they
+    point at the parsers the tests below use."""
+    assert "pee.cli.main:entry" == console_scripts()["pee"]
+    assert "pee.cli.worker_command:entry" == console_scripts()["pee-worker"]
+
+
+def test_workers_are_replicated_and_run_pee_worker_with_its_real_options() -> None:
+    """deploy.replicas > 1, and the command parses with pee-worker's own parser."""
     service = SERVICES["worker"]
     assert service["deploy"]["replicas"] >= 2
     command = service["command"]
-    assert ["python", "worker.py"] == command[:2]
-    args = worker.parser().parse_args(command[2:])
+    assert "pee-worker" == command[0]
+    args = worker.parser().parse_args(command[1:])
     assert args.max_concurrent_activities is not None
     assert "ports" not in service  # replicas cannot share a host port
 
 
 def test_codec_server_command_and_the_ui_agree_on_endpoint_and_origin() -> None:
-    """The codec server runs `starter.py codec-server` (parsed by the real CLI parser) on the
+    """The codec server runs `pee codec-server` (parsed by the real CLI parser) on the
     port the UI's TEMPORAL_CODEC_ENDPOINT names, allowing the UI's published origin."""
     command = SERVICES["codec-server"]["command"]
-    assert ["python", "starter.py"] == command[:2]
-    args = build_parser().parse_args(command[2:])
+    assert "pee" == command[0]
+    args = build_parser().parse_args(command[1:])
     assert "codec-server" == args.command
     assert "0.0.0.0" == args.host
     ui = environment("temporal-ui")
@@ -126,9 +140,9 @@ def test_codec_server_command_and_the_ui_agree_on_endpoint_and_origin() -> None:
     assert "temporal:7233" == ui["TEMPORAL_ADDRESS"]
 
 
-def test_the_starter_service_runs_starter_py() -> None:
+def test_the_starter_service_runs_pee() -> None:
     service = SERVICES["starter"]
-    assert ["python", "starter.py"] == service["entrypoint"]
+    assert ["pee"] == service["entrypoint"]
     assert "tools" in service["profiles"]
     build_parser().parse_args(["run", "plans/demo.yaml", "--no-worker"])
 
@@ -208,16 +222,15 @@ def test_clients_can_export_to_the_collector_which_forwards_to_jaeger() -> None:
 
 
 def test_dockerfile_installs_the_project_and_copies_every_package() -> None:
-    """The package source (pyproject finds it under src/) and both entry points are copied
-    before `pip install`."""
+    """The package source (pyproject finds it under src/) is copied before `pip install`, which
+    installs the console scripts the image runs."""
     text = (ROOT / "Dockerfile").read_text()
     install = text.index("RUN pip install")
     pyproject = (ROOT / "pyproject.toml").read_text()
     where = re.search(r"\[tool\.setuptools\.packages\.find\]\s*where = \[\"([^\"]+)\"\]", pyproject)
     assert where is not None and "src" == where.group(1)
     assert "COPY src src" in text[:install]
-    assert "COPY starter.py worker.py" in text[:install]
-    assert 'CMD ["python", "worker.py"]' in text
+    assert 'CMD ["pee-worker"]' in text[install:]
 
 
 # ---- the shared stores (issue 20): no shared disk --------------------------------------------
