@@ -223,6 +223,43 @@ def test_plan_and_worker_mistakes_fail_before_any_request(
     assert [] == server.requests
 
 
+@pytest.mark.parametrize(
+    ("key_env", "allow_list", "words"),
+    [
+        ("AWS_SECRET_ACCESS_KEY", None, "one of the worker's own credentials (AWS_*)"),
+        ("TEMPORAL_API_KEY", None, "one of the worker's own credentials (TEMPORAL_*)"),
+        (KEY_ENV, "OPENAI_API_KEY, LLM_*", "PEE_HTTP_KEY_ENVS (OPENAI_API_KEY, LLM_*) does not"),
+    ],
+)
+def test_a_plan_cannot_send_a_variable_the_worker_does_not_allow(
+    server: ChatServer,
+    monkeypatch: pytest.MonkeyPatch,
+    key_env: str,
+    allow_list: str | None,
+    words: str,
+) -> None:
+    """The plan names the variable and the URL; the worker's credentials never go there, and
+    PEE_HTTP_KEY_ENVS narrows the names a plan may use. Refused before any request."""
+    monkeypatch.setenv(key_env, SECRET)
+    if allow_list is not None:
+        monkeypatch.setenv("PEE_HTTP_KEY_ENVS", allow_list)
+    error = failure(AgentTask(agent=llm(server, api_key_env=key_env), inputs={"topic": "t"}))
+    assert ("KeyVariableNotAllowed", True) == (error.type, error.non_retryable)
+    assert words in error.message
+    assert SECRET not in error.message
+    assert [] == server.requests
+
+
+def test_an_allow_listed_worker_credential_is_sent(
+    server: ChatServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker owner may allow a guarded name explicitly; a pattern in the list matches."""
+    monkeypatch.setenv("AWS_BEDROCK_KEY", SECRET)
+    monkeypatch.setenv("PEE_HTTP_KEY_ENVS", "OTHER, AWS_BEDROCK_*")
+    run(AgentTask(agent=llm(server, api_key_env="AWS_BEDROCK_KEY"), inputs={"topic": "t"}))
+    assert f"Bearer {SECRET}" == server.requests[0].headers["Authorization"]
+
+
 def test_several_outputs_without_a_schema_need_defaults(server: ChatServer) -> None:
     """Without output_schema only the first output is filled: the others need defaults."""
     error = failure(AgentTask(agent=llm(server, outputs=("brief", "users")), inputs={"topic": "t"}))

@@ -10,6 +10,7 @@ Settings (CompiledAgent.settings):
   ``Authorization: Bearer ...``. Only the name is in the plan and the history; the key is read
   on the worker at call time and registered with the agent's scrubber (pee.activities.scrub), so
   neither it nor its common encodings leave the agent in a result, error, heartbeat or log.
+  Which names a plan may use is the worker's call (pee.activities.key_policy).
 - ``system``, ``prompt``: templates; ``{{name}}`` is replaced by an input, named as declared
   ("pm.user_stories") or by its output part, after the first dot ("user_stories"), and
   ``{{agent}}`` / ``{{role}}`` by the agent's id / role. Text is inserted as is, anything else
@@ -53,7 +54,7 @@ from typing import TYPE_CHECKING, Any
 
 from temporalio.exceptions import ApplicationError
 
-from pee.activities import scrub
+from pee.activities import key_policy, scrub
 from pee.activities.backend_contract import (
     build_result,
     contract_error,
@@ -342,6 +343,13 @@ async def run(task: AgentTask, progress: Progress, scale: float) -> AgentResult:
     headers = {"Content-Type": "application/json", "Accept": "application/json"}
     secret = ""
     if key_env:
+        refused = key_policy.refusal(key_env, os.environ)
+        if refused:
+            raise ApplicationError(
+                f"agent '{agent.id}': {refused}",
+                type="KeyVariableNotAllowed",
+                non_retryable=True,
+            )
         secret = os.environ.get(key_env, "")
         if not secret:
             raise ApplicationError(
