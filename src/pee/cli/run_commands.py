@@ -154,7 +154,7 @@ def run_command(args: argparse.Namespace) -> int:
         )
         return EXIT_BAD_INPUT
     from pee.engine.compile.learning import mode_of
-    from pee.runtime.connection import ConnectionFlags
+    from pee.runtime.connection_flags import ConnectionFlags
     from pee.runtime.runner import RunOptions, run_plan
 
     run_input = build_run_input(args, plan)
@@ -179,7 +179,7 @@ def run_command(args: argparse.Namespace) -> int:
 
 def _read(args: argparse.Namespace) -> tuple[int, Any, Any]:
     """(exit code, RunView or None, Target or None) for status/report."""
-    from pee.runtime.connection import ConnectionFlags
+    from pee.runtime.connection_flags import ConnectionFlags
     from pee.runtime.inspect import RunNotFound, read_run
     from pee.runtime.servers import TargetError, reader_target
 

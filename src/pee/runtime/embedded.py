@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from pee.paths import state_dir
-from pee.runtime.connection import LOCAL_HOSTS, dev_port, split_address
+from pee.runtime.connection_flags import LOCAL_HOSTS, dev_port, split_address
 from pee.runtime.devserver import (
     port_open,
     server_command,

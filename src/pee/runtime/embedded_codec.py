@@ -21,7 +21,7 @@ from pathlib import Path
 
 from pee.paths import state_dir
 from pee.runtime.codec_defaults import TOKEN_ENV
-from pee.runtime.connection import dev_port
+from pee.runtime.connection_flags import dev_port
 from pee.runtime.devserver import (
     free_port,
     port_open,

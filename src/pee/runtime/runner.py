@@ -33,7 +33,7 @@ from temporalio.service import RPCError
 
 from pee.engine.compiled import CompiledPlan
 from pee.runtime import live_progress
-from pee.runtime.connection import ConnectionFlags, default_task_queue
+from pee.runtime.connection_flags import ConnectionFlags, default_task_queue
 from pee.runtime.duration_store import record_durations
 from pee.runtime.inspect import (
     RunNotFound,

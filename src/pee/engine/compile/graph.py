@@ -141,6 +141,8 @@ def _ordered(predecessors: Mapping[str, list[str]], rank: Mapping[str, int]) -> 
     return order
 
 
+# as build_plan: many allocations, no cycles to collect (pee.engine.gc_pause)
+@paused_gc()
 def compile_plan(plan: Plan, learned: Mapping[str, Learned] | None = None) -> CompiledPlan:
     """`learned` (pee.engine.compile.learning, from pee.runtime.duration_store): measured durations
     per agent. Their means replace the estimates in the analysis (critical path, priorities,

@@ -498,6 +498,8 @@ def _task_queues(given: Any, source: SourceMap, problems: list[PlanError]) -> di
     return queues
 
 
+# parse and build under one pause: each pause's end costs a collection of all it allocated
+@paused_gc()
 def load_plan(
     path: str | Path, variables: Mapping[str, Any] | None = None, set_names: Collection[str] = ()
 ) -> Plan:
@@ -505,6 +507,7 @@ def load_plan(
     return build_plan(data, source, variables, set_names)
 
 
+@paused_gc()
 def loads_plan(
     text: str,
     variables: Mapping[str, Any] | None = None,
