@@ -26,6 +26,7 @@ from pee.engine.language.errors import (
     UnknownKeyError,
     suggest,
 )
+from pee.engine.language.json_values import json_problem
 from pee.engine.language.models import (
     AGENT_KINDS,
     DEFAULT_MARGIN,
@@ -33,7 +34,6 @@ from pee.engine.language.models import (
     MAX_MARGIN,
     AgentSpec,
     GroupSpec,
-    json_problem,
 )
 from pee.engine.language.plan import PLAN_KEYS, SECTION_MODELS, Plan
 from pee.engine.language.seed import RawAgent, RawGroup, collect
