@@ -186,7 +186,8 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"agents={best['agents']} edges={best['edges']} yaml_parse={best['yaml_s']:.3f}s "
             f"build={best['build_s']:.3f}s compile={best['compile_s']:.3f}s "
-            f"gc={best['gc_s']:.3f}s total={best['total_s']:.3f}s cpu={best['cpu_s']:.3f}s groups={best['groups']} "
+            f"gc={best['gc_s']:.3f}s total={best['total_s']:.3f}s cpu={best['cpu_s']:.3f}s "
+            f"groups={best['groups']} "
             f"parallel_groups={best['parallel_groups']} "
             f"critical_path={best['critical_path']} "
             f"makespan={best['makespan_s']:g}s sequential={best['sequential_s']:g}s "
@@ -207,7 +208,8 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"goal: {GOAL_AGENTS} agents parsed and analysed in {best['total_s']:.3f}s "
             f"(yaml {best['yaml_s']:.3f}s, build {best['build_s']:.3f}s, compile "
-            f"{best['compile_s']:.3f}s, gc {best['gc_s']:.3f}s; cpu {best['cpu_s']:.3f}s) < {GOAL_SECONDS:g}s: {verdict} "
+            f"{best['compile_s']:.3f}s, gc {best['gc_s']:.3f}s; cpu {best['cpu_s']:.3f}s) "
+            f"< {GOAL_SECONDS:g}s: {verdict} "
             f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cpus)"
         )
     else:
