@@ -102,6 +102,8 @@ def _compile_and_answer(args: argparse.Namespace, write_fd: int) -> None:
         view = memoryview(payload)
         while view:
             view = view[os.write(write_fd, view) :]
+    except BrokenPipeError:
+        code = code or 1  # the parent is gone (interrupted): nobody to answer
     except (OSError, pickle.PicklingError):
         traceback.print_exc()
         code = code or 1
