@@ -10,8 +10,9 @@ through a pipe; the parent waits for it before anything with a side effect (star
 embedded server, starting the run) and ends with exit 2 on a plan error, as before.
 
 The child is forked only when that is safe and possible: os.fork exists (not on Windows) and
-this process runs no other thread yet (telemetry exporters run threads; a lock one of them held
-at the fork would never be released in the child). Otherwise the plan is compiled here.
+this process runs no other thread yet (telemetry exporters and the Temporal SDK's core run
+threads; a lock one of them held at the fork would never be released in the child). Otherwise
+the plan is compiled here.
 """
 
 from __future__ import annotations
@@ -67,7 +68,13 @@ class CompileAhead:
 
 
 def can_fork() -> bool:
-    return hasattr(os, "fork") and threading.active_count() == 1
+    # the Temporal SDK's Rust core runs threads Python does not count: once it is loaded (a
+    # caller that imported it before `run`), compile here
+    return (
+        hasattr(os, "fork")
+        and threading.active_count() == 1
+        and "temporalio.bridge.temporal_sdk_bridge" not in sys.modules
+    )
 
 
 def start(args: argparse.Namespace) -> CompileAhead:
