@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import os
 import pickle
 import sys
@@ -29,6 +30,9 @@ from typing import Any
 
 from pee.cli.plan_input import compile_from_args
 
+# what both sides need: pydantic (the plan language's models here, the Temporal SDK's workflow
+# sandbox there) and the compiled plan's classes
+SHARED_MODULES = ("pydantic", "pee.engine.compiled")
 # what the child sends: the compiled plan, or None after it printed why there is none
 _PLAN, _NO_PLAN, _CRASHED = "plan", "no-plan", "crashed"
 
@@ -81,6 +85,9 @@ def start(args: argparse.Namespace) -> CompileAhead:
     """Compile ``args.plan`` in a child when that is safe, else here and now."""
     if not can_fork():
         return CompileAhead(done=compile_from_args(args))
+    # imported once, before the fork, instead of once on each side
+    for module in SHARED_MODULES:
+        importlib.import_module(module)
     # what is buffered now would otherwise be written twice, once by each process
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):
