@@ -102,10 +102,26 @@ def measure(base_env: dict[str, str], work: Path, cached: bool, warm_runs: int) 
     return {"cold": cold, "warm": statistics.median(warm), "warm_min": min(warm)}
 
 
+def floor_s(runs: int) -> tuple[float, float]:
+    """(median, min) seconds of a Python that only imports the Temporal SDK's client and worker:
+    what any `pee run` with a worker in its process pays before its first agent."""
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-c", "import temporalio.client, temporalio.worker"], check=True
+        )
+        times.append(time.perf_counter() - started)
+    return statistics.median(times), min(times)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--warm-runs", type=int, default=5, help="runs against the warm server (median shown)"
+    )
+    parser.add_argument(
+        "--floor-runs", type=int, default=5, help="runs of the import-only floor (median shown)"
     )
     args = parser.parse_args(argv)
     if not PEE.exists():
@@ -118,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         }
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    floor, floor_min = floor_s(max(1, args.floor_runs))
     for cached, result in results.items():
         label = "with bytecode cache" if cached else "no bytecode cache"
         print(
@@ -130,6 +147,11 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"bytecode cache saves: warm {plain['warm'] - cached['warm']:.3f}s, "
         f"cold {plain['cold'] - cached['cold']:.3f}s"
+    )
+    print(
+        f"floor: python importing temporalio.client and temporalio.worker, nothing else: "
+        f"{floor:.3f}s (median of {args.floor_runs}, min {floor_min:.3f}s); warm first agent "
+        f"with bytecode cache / floor = {cached['warm'] / floor:.2f}x"
     )
     print(
         f"goal: warm first agent {cached['warm']:.3f}s < {WARM_GOAL_S:g}s: "

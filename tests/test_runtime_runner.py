@@ -9,7 +9,7 @@ import io
 import pytest
 
 from pee.cli.common import parse_assignment, positive_float
-from pee.runtime.connection import is_local_default, split_address
+from pee.runtime.connection_flags import is_local_default, split_address
 from pee.runtime.progress import ProgressPrinter, format_event, format_summary
 from pee.runtime.runner import choose_time_scale
 from tests.helpers import compiled_plan, group, sim

@@ -89,3 +89,41 @@ def test_run_imports_no_module_its_first_agent_does_not_need() -> None:
     traced = probe({**plain, "OTEL_SDK_DISABLED": "true"})
     assert traced["telemetry"] is True
     assert "pee.runtime.telemetry" in traced["after"]
+
+
+WORKER_PROBE = """
+import json, sys
+import pee.runtime.runner
+print(json.dumps([m for m in sys.argv[1:] if m in sys.modules]))
+"""
+# what compiling needs (in `pee run`'s compiling child) or an agent needs once it runs, never
+# a worker's start: the plan language's models, YAML, psutil, ctypes
+WORKER_LAZY = ("pee.engine.language.models", "pee.engine.compile.load", "yaml", "psutil", "ctypes")
+
+
+def test_the_runner_and_its_worker_load_no_plan_language_models() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", WORKER_PROBE, *WORKER_LAZY],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
+    )
+    assert [] == json.loads(done.stdout)
+
+
+PARSER_PROBE = """
+import json, sys
+from pee.cli.main import build_parser
+build_parser()
+print(json.dumps([m for m in sys.modules if m == "temporalio" or m.startswith("temporalio.")]))
+"""
+
+
+def test_the_command_line_is_built_without_the_temporal_sdk() -> None:
+    """`pee validate` and `pee plan` never connect: building the parser (the connection
+    flags included) imports no temporalio."""
+    done = subprocess.run(
+        [sys.executable, "-c", PARSER_PROBE], capture_output=True, text=True, cwd=ROOT, check=True
+    )
+    assert [] == json.loads(done.stdout)

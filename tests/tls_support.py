@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from pee.runtime.connection import split_address
+from pee.runtime.connection_flags import split_address
 from pee.runtime.devserver import free_port
 
 

@@ -16,7 +16,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from pee.activities.types import AgentResult, AgentTask
-from pee.engine.language.models import json_problem
+from pee.engine.language.json_values import json_problem
 
 
 def invalid_settings(task: AgentTask, message: str) -> ApplicationError:

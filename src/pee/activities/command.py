@@ -217,8 +217,14 @@ async def run(task: AgentTask, progress: Progress, scale: float) -> AgentResult:
     shown = [args[0], *(["..."] if len(args) > 1 else [])]
     info = activity.info()
     tree_token = process_tree.token(info.workflow_id, info.workflow_run_id, info.activity_id)
-    # an earlier attempt of this agent whose worker died may still be running: not beside us
-    left = await asyncio.to_thread(process_tree.kill_leftovers, tree_token, KILL_GRACE_S)
+    # an earlier attempt of this agent whose worker died may still be running: not beside us.
+    # A first attempt has none, so it skips the search (a read of every process on the host)
+    # that would delay every agent's start; stale files of dead attempts still go
+    left = 0
+    if info.attempt > 1:
+        left = await asyncio.to_thread(process_tree.kill_leftovers, tree_token, KILL_GRACE_S)
+    else:
+        await asyncio.to_thread(process_tree.sweep)
     if left:
         activity.logger.warning(
             "agent '%s': killed %d processes an earlier attempt left running", task.agent.id, left

@@ -31,8 +31,12 @@ import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import psutil
+if TYPE_CHECKING:
+    # imported where used: psutil is a worker's start-up cost, and nothing here needs it before
+    # an agent's command has started
+    import psutil
 
 MARKER = "PEE_AGENT_TREE"
 # psutil start times are floats rounded differently on each read: equal within this
@@ -56,6 +60,8 @@ def token(workflow_id: str | None, run_id: str | None, activity_id: str) -> str:
 
 def _process(pid: int, started: float | None = None) -> psutil.Process | None:
     """The live process `pid`, if its start time is `started` (when given); never a zombie."""
+    import psutil
+
     try:
         process = psutil.Process(pid)
         if started is not None and abs(process.create_time() - started) > START_TIME_TOLERANCE_S:
@@ -69,6 +75,8 @@ def _process(pid: int, started: float | None = None) -> psutil.Process | None:
 
 def running(process: psutil.Process) -> bool:
     """Alive and not a zombie (a zombie is dead, only not yet reaped by its parent)."""
+    import psutil
+
     try:
         return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
     except psutil.Error:
@@ -90,6 +98,8 @@ def marked(tree_token: str) -> list[psutil.Process]:
 
     Only this user's (a real uid check first): a worker running as root must not read every
     other user's environment, and their secrets in it, to find its own processes."""
+    import psutil
+
     found = []
     me, uid = os.getpid(), os.getuid()
     for process in psutil.process_iter(["uids"]):
@@ -129,6 +139,8 @@ class Tree:
     def sample(self, leader: int) -> None:
         """Record the leader's current descendants. Blocking (psutil reads the parent of every
         process on the host to find them): run it in a thread."""
+        import psutil
+
         process = _process(leader, self.known.get(leader))
         if process is None:
             return
@@ -136,6 +148,8 @@ class Tree:
             self._note(process.children(recursive=True))
 
     def _note(self, processes: Iterable[psutil.Process]) -> None:
+        import psutil
+
         new: dict[int, float] = {}
         for process in processes:
             with contextlib.suppress(psutil.Error):
@@ -167,6 +181,8 @@ class Tree:
 
     def live(self) -> list[psutil.Process]:
         """Every live process of the attempt: recorded ones, their descendants, marked ones."""
+        import psutil
+
         found: dict[int, psutil.Process] = {}
         with self._lock:
             known = list(self.known.items())
@@ -188,6 +204,8 @@ class Tree:
         return list(found.values())
 
     def signal(self, sig: int) -> list[psutil.Process]:
+        import psutil
+
         processes = self.live()
         for process in processes:
             with contextlib.suppress(psutil.Error):

@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import ctypes
 import importlib
 import os
 import pickle
@@ -241,6 +240,8 @@ def _preload(module: str) -> None:
 
 def _die_with_parent() -> None:
     # Linux: SIGKILL when the worker dies, even in the middle of a render
+    import ctypes  # here: only the render process needs it, not every worker's start
+
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)

@@ -28,7 +28,6 @@ from typing import Any
 from pee.engine.canonical import canonical_json as canonical
 from pee.engine.canonical import digest
 from pee.engine.compiled import CompiledAgent
-from pee.engine.language.models import normalise_role
 
 # every value stays well under 10 KB of JSON
 LIMIT_BYTES = 9_000
@@ -213,6 +212,9 @@ def normalise(name: str) -> str:
 
 
 def role_name(name: str) -> str:
+    # imported here: the plan language's models (pydantic) are no worker's start-up cost
+    from pee.engine.language.models import normalise_role
+
     return normalise_role(normalise(name))
 
 

@@ -9,7 +9,6 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-import yaml
 from temporalio.exceptions import ApplicationError
 
 from pee.activities.backend_contract import invalid_settings
@@ -196,6 +195,8 @@ def load_file(task: AgentTask, path: Path) -> tuple[str, Any]:
     text = path.read_text(encoding="utf-8")
     parsed: Any = text
     if path.suffix.lower() in (".yaml", ".yml"):
+        import yaml  # only template agents read YAML: no worker's start-up cost
+
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as err:

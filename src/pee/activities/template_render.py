@@ -40,7 +40,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pee.engine.language.bmad import FALSE_WORDS
+from pee.engine.language.booleans import FALSE_WORDS
 
 # {{ name }} or {{ a.b.c }}: names only, nothing else is ever interpreted
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_\-]*(?:\.[A-Za-z0-9_\-]+)*)\s*\}\}")

@@ -78,7 +78,7 @@ def start_command(plan_name: str, args: argparse.Namespace) -> str:
     PeeStatus set at start when the run keeps the search attributes (as `run` does)."""
     import shlex
 
-    from pee.runtime.connection import default_task_queue
+    from pee.runtime.connection_flags import default_task_queue
     from pee.runtime.embedded import running_record
     from pee.runtime.temporal_cli import binary, connection_flags
 

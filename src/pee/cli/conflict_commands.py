@@ -124,7 +124,7 @@ def register(subparsers: Any) -> None:
 
 
 def _target(args: argparse.Namespace) -> Any:
-    from pee.runtime.connection import ConnectionFlags
+    from pee.runtime.connection_flags import ConnectionFlags
     from pee.runtime.servers import TargetError, reader_target
 
     try:

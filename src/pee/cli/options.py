@@ -76,7 +76,7 @@ def add_plan_options(parser: argparse.ArgumentParser) -> None:
 
 def add_server_options(parser: argparse.ArgumentParser) -> None:
     """Where the server is and how to reach it (TLS, mTLS, API key): pee.runtime.connection."""
-    from pee.runtime.connection import add_connection_arguments
+    from pee.runtime.connection_flags import add_connection_arguments
 
     add_connection_arguments(
         parser.add_argument_group("connection"),

@@ -47,7 +47,7 @@ def _closest(name: str, known: list[str]) -> str:
 
 
 def outputs_command(args: argparse.Namespace) -> int:
-    from pee.runtime.connection import ConnectionFlags
+    from pee.runtime.connection_flags import ConnectionFlags
     from pee.runtime.inspect import RunNotFound
     from pee.runtime.outputs import file_text, resolve_references
     from pee.runtime.run_outputs import OutputsUnavailable, read_outputs

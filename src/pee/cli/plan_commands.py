@@ -58,9 +58,13 @@ def register(commands: Any) -> None:
 def _load(args: argparse.Namespace):
     from pee.engine.compile.graph import compile_plan
     from pee.engine.compile.load import load_plan
+    from pee.engine.gc_pause import paused_gc
 
-    plan = load_plan(args.plan, plan_variables(args, args.inputs), set_names(args))
-    return plan, compile_plan(plan)
+    # one pause for reading and analysing: each pause's end costs a collection of everything
+    # allocated under it (pee.engine.gc_pause)
+    with paused_gc():
+        plan = load_plan(args.plan, plan_variables(args, args.inputs), set_names(args))
+        return plan, compile_plan(plan)
 
 
 def interpretation_text(plan: Any, order: bool = False) -> str:

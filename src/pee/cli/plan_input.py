@@ -23,13 +23,15 @@ def compile_from_args(args: argparse.Namespace, note_to: Any = None) -> Any:
     from pee.cli.plan_commands import print_interpretation, report_plan_error
     from pee.engine.compile.graph import compile_plan
     from pee.engine.compile.load import load_plan
+    from pee.engine.gc_pause import paused_gc
     from pee.engine.language.errors import PlanError
 
     try:
-        plan = load_plan(args.plan, plan_variables(args, args.inputs), set_names(args))
-        print_interpretation(plan, note_to or sys.stdout)
-        compiled = compile_plan(plan, learned_durations(args, plan.name))
-        return compiled
+        # one pause for reading and analysing (pee.engine.gc_pause), as `validate` does
+        with paused_gc():
+            plan = load_plan(args.plan, plan_variables(args, args.inputs), set_names(args))
+            print_interpretation(plan, note_to or sys.stdout)
+            return compile_plan(plan, learned_durations(args, plan.name))
     except PlanError as error:
         report_plan_error(error)
     except OSError as error:

@@ -20,7 +20,7 @@ from pee.cli.options import (
     add_plan_options,
     add_server_options,
 )
-from pee.cli.plan_input import build_run_input, compile_from_args
+from pee.cli.plan_input import build_run_input
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -137,7 +137,18 @@ def register(subparsers: Any) -> None:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    plan = compile_from_args(args)
+    from pee.cli import compile_ahead
+
+    # the plan compiles in a child while this process imports the Temporal SDK below
+    ahead = compile_ahead.start(args)
+    from pee.engine.compile.learning import mode_of
+    from pee.runtime.connection_flags import ConnectionFlags
+    from pee.runtime.runner import RunOptions, run_plan
+
+    try:
+        plan = ahead.result()
+    except compile_ahead.CompileCrashed:
+        return EXIT_FAILED
     if plan is None:
         return EXIT_BAD_INPUT
     if args.from_group and not args.resume_from:
@@ -153,10 +164,6 @@ def run_command(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_BAD_INPUT
-    from pee.engine.compile.learning import mode_of
-    from pee.runtime.connection import ConnectionFlags
-    from pee.runtime.runner import RunOptions, run_plan
-
     run_input = build_run_input(args, plan)
     if run_input is None:
         return EXIT_BAD_INPUT
@@ -179,7 +186,7 @@ def run_command(args: argparse.Namespace) -> int:
 
 def _read(args: argparse.Namespace) -> tuple[int, Any, Any]:
     """(exit code, RunView or None, Target or None) for status/report."""
-    from pee.runtime.connection import ConnectionFlags
+    from pee.runtime.connection_flags import ConnectionFlags
     from pee.runtime.inspect import RunNotFound, read_run
     from pee.runtime.servers import TargetError, reader_target
 

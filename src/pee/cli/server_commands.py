@@ -71,7 +71,7 @@ def stop_command(args: argparse.Namespace) -> int:
 
 
 def status_command(args: argparse.Namespace) -> int:
-    from pee.runtime.connection import dev_port
+    from pee.runtime.connection_flags import dev_port
     from pee.runtime.devserver import default_db_file, port_open
     from pee.runtime.embedded import IP, running_record
     from pee.runtime.servers import cli_hint

@@ -17,7 +17,11 @@ from typing import NoReturn
 
 from pee.cli.common import positive_int
 from pee.cli.options import add_metrics_port_option
-from pee.runtime.connection import ConnectionFlags, add_connection_arguments, default_task_queue
+from pee.runtime.connection_flags import (
+    ConnectionFlags,
+    add_connection_arguments,
+    default_task_queue,
+)
 from pee.runtime.exit import run_entry
 from pee.runtime.servers import Target, TargetError, resolve_target
 from pee.runtime.telemetry import TelemetryConfigError

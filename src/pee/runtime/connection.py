@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
@@ -28,57 +27,23 @@ from temporalio.envconfig import ClientConfigProfile
 from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 
 from pee.runtime.codec import data_converter
+from pee.runtime.connection_flags import (
+    CA_SETTING,
+    CERT_SETTING,
+    DEFAULT_NAMESPACE,
+    KEY_SETTING,
+    SERVER_NAME_SETTING,
+    ConnectionFlags,
+    local_default_address,
+    setting_name,
+    split_address,
+)
 from pee.stores.blobs import S3BlobStore, s3_settings
 from pee.stores.urls import StoreConfigError
 from pee.stores.urls import configured as configured_database
 
 if TYPE_CHECKING:
     from pee.runtime import telemetry as otel
-
-DEFAULT_DEV_PORT = 7233
-DEFAULT_NAMESPACE = "default"
-DEFAULT_TASK_QUEUE = "parallel-execution-engine"
-LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1", "[::1]")
-
-
-def dev_port() -> int:
-    """The embedded dev server's frontend port: PEE_DEV_PORT (tests use their own) or 7233."""
-    return int(os.environ.get("PEE_DEV_PORT") or DEFAULT_DEV_PORT)
-
-
-def local_default_address() -> str:
-    return f"localhost:{dev_port()}"
-
-
-def default_task_queue() -> str:
-    return os.environ.get("PEE_TASK_QUEUE") or DEFAULT_TASK_QUEUE
-
-
-def split_address(address: str) -> tuple[str, int]:
-    """HOST:PORT (IPv6 as [::1]:7233) -> (host, port); ValueError when malformed."""
-    host, sep, port = address.rpartition(":")
-    if not sep or not host or not port.isdigit():
-        raise ValueError(f"expected HOST:PORT, found {address!r}")
-    return host.strip("[]"), int(port)
-
-
-def is_local_default(address: str) -> bool:
-    """True for this machine at the embedded server's port: the one address we may start."""
-    try:
-        host, port = split_address(address)
-    except ValueError:
-        return False
-    return host in LOCAL_HOSTS and port == dev_port()
-
-
-def listening(address: str, timeout_s: float = 0.5) -> bool:
-    """Whether something accepts TCP connections at HOST:PORT (not necessarily Temporal)."""
-    try:
-        host, port = split_address(address)
-        with socket.create_connection((host, port), timeout=timeout_s):
-            return True
-    except (OSError, ValueError):
-        return False
 
 
 class ConnectionConfigError(ConnectionError):
@@ -90,96 +55,6 @@ class ConnectionConfigError(ConnectionError):
 class SecureConnectionError(ConnectionError):
     """The TLS handshake or the first call over it failed; the message says why and which
     setting fixes it."""
-
-
-# each TLS setting: (flag, environment variable) for messages
-CA_SETTING = ("--tls-ca", "TEMPORAL_TLS_SERVER_CA_CERT_PATH")
-CERT_SETTING = ("--tls-cert", "TEMPORAL_TLS_CLIENT_CERT_PATH")
-KEY_SETTING = ("--tls-key", "TEMPORAL_TLS_CLIENT_KEY_PATH")
-SERVER_NAME_SETTING = ("--tls-server-name", "TEMPORAL_TLS_SERVER_NAME")
-
-
-def setting_name(setting: tuple[str, str]) -> str:
-    return f"{setting[0]} (or {setting[1]})"
-
-
-@dataclass(frozen=True)
-class ConnectionFlags:
-    """What the command line said; None everywhere = nothing given (environment and profile
-    decide)."""
-
-    address: str | None = None
-    namespace: str | None = None
-    profile: str | None = None
-    tls: bool | None = None
-    tls_ca: str | None = None
-    tls_cert: str | None = None
-    tls_key: str | None = None
-    tls_server_name: str | None = None
-    api_key: str | None = None
-
-    @classmethod
-    def from_args(cls, args: Any) -> ConnectionFlags:
-        """From an argparse namespace made with add_connection_arguments (missing ones: None)."""
-        return cls(**{name: getattr(args, name, None) for name in cls.__dataclass_fields__})
-
-
-def add_connection_arguments(parser: Any, *, address_help: str | None = None) -> None:
-    """The connection flags every command and worker.py share (argparse parser or group)."""
-    parser.add_argument(
-        "--address",
-        metavar="HOST:PORT",
-        help=address_help
-        or "Temporal frontend (default TEMPORAL_ADDRESS or the profile's, else "
-        "localhost:7233, the embedded dev server)",
-    )
-    parser.add_argument(
-        "--namespace",
-        metavar="NS",
-        help="default TEMPORAL_NAMESPACE or the profile's, else 'default'",
-    )
-    parser.add_argument(
-        "--profile",
-        metavar="NAME",
-        help="Temporal client config profile (default TEMPORAL_PROFILE, else "
-        "'default'), read from TEMPORAL_CONFIG_FILE or "
-        "~/.config/temporalio/temporal.toml when it exists",
-    )
-    parser.add_argument(
-        "--tls",
-        action="store_true",
-        default=None,
-        help="connect with TLS, trusting the system's CAs (implied by the other "
-        "--tls-* options and by an API key; TEMPORAL_TLS=true)",
-    )
-    parser.add_argument(
-        "--tls-ca",
-        metavar="PEM",
-        help="CA certificate(s) the server's certificate must be signed by "
-        "(TEMPORAL_TLS_SERVER_CA_CERT_PATH; default: the system's CAs)",
-    )
-    parser.add_argument(
-        "--tls-cert",
-        metavar="PEM",
-        help="client certificate for mTLS (TEMPORAL_TLS_CLIENT_CERT_PATH); needs --tls-key",
-    )
-    parser.add_argument(
-        "--tls-key",
-        metavar="PEM",
-        help="the client certificate's private key (TEMPORAL_TLS_CLIENT_KEY_PATH)",
-    )
-    parser.add_argument(
-        "--tls-server-name",
-        metavar="NAME",
-        help="the name the server's certificate must carry when it is not the "
-        "address's host (TEMPORAL_TLS_SERVER_NAME)",
-    )
-    parser.add_argument(
-        "--api-key",
-        metavar="KEY",
-        help="API key, e.g. for Temporal Cloud; implies TLS. Prefer "
-        "TEMPORAL_API_KEY: arguments are visible to other local users",
-    )
 
 
 # a PEM given as a file (Path) or, from TEMPORAL_TLS_*_DATA or a profile's `data`, as text

@@ -24,14 +24,19 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from pee.paths import state_dir
-from pee.runtime.connection import LOCAL_HOSTS, dev_port, split_address
+from pee.runtime.connection_flags import LOCAL_HOSTS, dev_port, split_address
 from pee.runtime.devserver import (
     port_open,
     server_command,
     spawn,
     wait_until_ready,
 )
-from pee.runtime.embedded_codec import is_codec_server, new_token, start_codec_server
+from pee.runtime.embedded_codec import (
+    is_codec_server,
+    new_token,
+    spawn_codec_server,
+    wait_codec_server,
+)
 from pee.runtime.temporal_cli import connection_flags, remove_config, write_config
 
 IP = "127.0.0.1"
@@ -183,13 +188,12 @@ def start_server(*, ui: bool = True, startup_timeout_s: float = 30.0) -> tuple[S
             )
         directory = state_dir()
         db_file, log_file = directory / "dev.db", directory / "server.log"
-        codec_pid = codec_port = codec_token = None
+        codec = codec_pid = codec_port = codec_token = None
         if ui:
+            # started beside the dev server, not before it: the dev server needs only its
+            # address, and each takes a moment to come up
             codec_token = new_token()
-            try:
-                codec, codec_port = start_codec_server(IP, f"http://{IP}:{ui_port()}", codec_token)
-            except (RuntimeError, TimeoutError) as err:
-                raise ServerError(f"the codec server for the Web UI did not start: {err}") from err
+            codec, codec_port = spawn_codec_server(IP, f"http://{IP}:{ui_port()}", codec_token)
             _DETACHED.append(codec)
             codec_pid = codec.pid
         cmd = server_command(
@@ -199,8 +203,14 @@ def start_server(*, ui: bool = True, startup_timeout_s: float = 30.0) -> tuple[S
             ui_port=ui_port() if ui else None,
             codec_endpoint=f"http://{IP}:{codec_port}/{codec_token}" if codec_port else None,
         )
-        with open(log_file, "ab") as log:
-            process = spawn(cmd, log)
+        try:
+            with open(log_file, "ab") as log:
+                process = spawn(cmd, log)
+        except BaseException:
+            # no record will name the codec server: it goes too
+            if codec_pid is not None:
+                _terminate(codec_pid)
+            raise
         _DETACHED.append(process)
         try:
             wait_until_ready(process, IP, ports, startup_timeout_s, log_file)
@@ -209,6 +219,12 @@ def start_server(*, ui: bool = True, startup_timeout_s: float = 30.0) -> tuple[S
             if codec_pid is not None:
                 _terminate(codec_pid)
             raise ServerError(str(err)) from err
+        if codec is not None and codec_port is not None:
+            try:
+                wait_codec_server(codec, IP, codec_port)
+            except (RuntimeError, TimeoutError) as err:
+                _terminate(process.pid)
+                raise ServerError(f"the codec server for the Web UI did not start: {err}") from err
         record = ServerRecord(
             pid=process.pid,
             ip=IP,

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from pee.paths import state_dir
 from pee.runtime.codec_defaults import TOKEN_ENV
-from pee.runtime.connection import dev_port
+from pee.runtime.connection_flags import dev_port
 from pee.runtime.devserver import (
     free_port,
     port_open,
@@ -54,28 +54,43 @@ def codec_command(ip: str, port: int, ui_origin: str) -> list[str]:
     ]
 
 
+def spawn_codec_server(ip: str, ui_origin: str, token: str) -> tuple[subprocess.Popen[bytes], int]:
+    """Start it detached (own session, like the dev server), not waiting for it: (process,
+    port). The dev server only needs its address, so both start at once; `wait_codec_server`
+    then waits for it."""
+    port = codec_port()
+    if port_open(ip, port):
+        # someone else's program: never fight over a port
+        port = free_port(ip)
+    with open(state_dir() / "codec.log", "ab") as log:
+        process = spawn(codec_command(ip, port, ui_origin), log, {TOKEN_ENV: token})
+    return process, port
+
+
+def wait_codec_server(
+    process: subprocess.Popen[bytes], ip: str, port: int, startup_timeout_s: float = 20.0
+) -> None:
+    """Until it accepts connections; RuntimeError or TimeoutError (and it is killed) when it
+    does not come up."""
+    try:
+        wait_until_ready(process, ip, [port], startup_timeout_s, state_dir() / "codec.log")
+    except (RuntimeError, TimeoutError):
+        # never leave one behind that no record names
+        process.kill()
+        process.wait()
+        raise
+
+
 def start_codec_server(
     ip: str,
     ui_origin: str,
     token: str,
     startup_timeout_s: float = 20.0,
 ) -> tuple[subprocess.Popen[bytes], int]:
-    """Start it detached (own session, like the dev server): (process, port). Raises
-    RuntimeError or TimeoutError when it does not come up."""
-    port = codec_port()
-    if port_open(ip, port):
-        # someone else's program: never fight over a port
-        port = free_port(ip)
-    log_file = state_dir() / "codec.log"
-    with open(log_file, "ab") as log:
-        process = spawn(codec_command(ip, port, ui_origin), log, {TOKEN_ENV: token})
-    try:
-        wait_until_ready(process, ip, [port], startup_timeout_s, log_file)
-    except (RuntimeError, TimeoutError):
-        # never leave one behind that no record names
-        process.kill()
-        process.wait()
-        raise
+    """Start it detached and wait until it is up: (process, port). Raises RuntimeError or
+    TimeoutError when it does not come up."""
+    process, port = spawn_codec_server(ip, ui_origin, token)
+    wait_codec_server(process, ip, port, startup_timeout_s)
     return process, port
 
 

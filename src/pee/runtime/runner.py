@@ -33,7 +33,7 @@ from temporalio.service import RPCError
 
 from pee.engine.compiled import CompiledPlan
 from pee.runtime import live_progress
-from pee.runtime.connection import ConnectionFlags, default_task_queue
+from pee.runtime.connection_flags import ConnectionFlags, default_task_queue
 from pee.runtime.duration_store import record_durations
 from pee.runtime.inspect import (
     RunNotFound,
@@ -220,6 +220,9 @@ async def _run(
                 options.run_input,
                 id=workflow_id,
                 task_queue=task_queue,
+                # with this command's worker polling, the server hands the first workflow task
+                # back in the start's answer instead of through a poll (eager workflow start)
+                request_eager_start=with_worker,
                 **ui_options,
             )
         except WorkflowAlreadyStartedError:

@@ -18,14 +18,16 @@ from urllib.parse import quote
 from temporalio.client import Client
 
 from pee.runtime.connection import (
-    LOCAL_HOSTS,
     ConnectionConfigError,
-    ConnectionFlags,
     ConnectionSettings,
     connect,
+    resolve_settings,
+)
+from pee.runtime.connection_flags import (
+    LOCAL_HOSTS,
+    ConnectionFlags,
     is_local_default,
     listening,
-    resolve_settings,
     split_address,
 )
 from pee.runtime.devserver import default_db_file

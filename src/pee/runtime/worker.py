@@ -16,7 +16,7 @@ from pee.activities.agents import ACTIVITIES, LOCAL_ACTIVITIES
 from pee.activities.liveness import LIVENESS_ACTIVITIES
 from pee.activities.pool import POOL_ACTIVITIES
 from pee.runtime.build_id import build_id
-from pee.runtime.connection import default_task_queue
+from pee.runtime.connection_flags import default_task_queue
 from pee.workflows.agent_batch import AgentBatchWorkflow
 from pee.workflows.plan_workflow import PlanWorkflow
 from pee.workflows.resource_pool import ResourcePoolWorkflow

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pee.engine.compile.admission_plan import plan_admission
-from pee.engine.compile.checks import blocking_predecessors, check_plan, group_predecessors
+from pee.engine.compile.checks import check_plan, group_predecessors, ordered_agents
 from pee.engine.compile.fan_out import compiled_fan_outs, instance_counts
 from pee.engine.compile.grouping import GroupInfo, Grouping
 from pee.engine.compile.learning import Learned, adaptive_timeout, group_p95
@@ -141,6 +141,8 @@ def _ordered(predecessors: Mapping[str, list[str]], rank: Mapping[str, int]) -> 
     return order
 
 
+# as build_plan: many allocations, no cycles to collect (pee.engine.gc_pause)
+@paused_gc()
 def compile_plan(plan: Plan, learned: Mapping[str, Learned] | None = None) -> CompiledPlan:
     """`learned` (pee.engine.compile.learning, from pee.runtime.duration_store): measured durations
     per agent. Their means replace the estimates in the analysis (critical path, priorities,
@@ -203,8 +205,12 @@ def compile_plan(plan: Plan, learned: Mapping[str, Learned] | None = None) -> Co
         e.seconds * (counts[a][0] if a in counts else 1) for a, e in per_instance.items()
     )
 
-    agent_preds = blocking_predecessors(plan, resolution.edges, grouping)
-    agent_order = _ordered(agent_preds, declaration)
+    # as the cycle check found them: in declaration order among the ready ones
+    agent_preds, ordered = ordered_agents(plan, resolution.edges, grouping)
+    if ordered is None:
+        # the checks refuse a plan with a cycle before it gets here
+        raise ValueError("the plan's dependencies form a cycle")
+    agent_order = ordered
     agent_finish = eager_finish_times(
         agent_order, agent_preds, {a: estimates[a].seconds for a in agent_order}
     )

@@ -33,6 +33,9 @@ class Grouping:
     groups: dict[str, GroupInfo] = field(default_factory=dict)
     agent_group: dict[str, str] = field(default_factory=dict)
     problems: list[PlanError] = field(default_factory=list)
+    # (every agent's predecessors, their topological order or None on a cycle), computed once
+    # by pee.engine.compile.checks.ordered_agents: the cycle check and the compiler both need them
+    agent_order: tuple[dict[str, list[str]], list[str] | None] | None = None
 
 
 def build_groups(plan: Plan, edges: list[Edge]) -> Grouping:

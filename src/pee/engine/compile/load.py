@@ -26,6 +26,7 @@ from pee.engine.language.errors import (
     UnknownKeyError,
     suggest,
 )
+from pee.engine.language.json_values import json_problem
 from pee.engine.language.models import (
     AGENT_KINDS,
     DEFAULT_MARGIN,
@@ -33,7 +34,6 @@ from pee.engine.language.models import (
     MAX_MARGIN,
     AgentSpec,
     GroupSpec,
-    json_problem,
 )
 from pee.engine.language.plan import PLAN_KEYS, SECTION_MODELS, Plan
 from pee.engine.language.seed import RawAgent, RawGroup, collect
@@ -498,6 +498,8 @@ def _task_queues(given: Any, source: SourceMap, problems: list[PlanError]) -> di
     return queues
 
 
+# parse and build under one pause: each pause's end costs a collection of all it allocated
+@paused_gc()
 def load_plan(
     path: str | Path, variables: Mapping[str, Any] | None = None, set_names: Collection[str] = ()
 ) -> Plan:
@@ -505,6 +507,7 @@ def load_plan(
     return build_plan(data, source, variables, set_names)
 
 
+@paused_gc()
 def loads_plan(
     text: str,
     variables: Mapping[str, Any] | None = None,

@@ -33,6 +33,7 @@ from pee.engine.language.bmad_interpretation import (
     Note,
     NoteKind,
 )
+from pee.engine.language.booleans import FALSE_WORDS, TRUE_WORDS
 from pee.engine.language.errors import (
     InvalidValueError,
     Location,
@@ -71,8 +72,6 @@ _ARTIFACT_KEYS = ("creates", "updates", "requires", "validates")
 # settings copied onto the agent so `plan` output and backends can show what BMAD asked for
 _SETTING_KEYS = ("step", "action", "uses", "optional_steps", "repeats", "notes", "condition")
 
-TRUE_WORDS = ("true", "yes", "y", "1", "on")
-FALSE_WORDS = ("false", "no", "n", "0", "off")
 # "all_artifacts", "all_artifacts_in_project"...: everything produced so far
 ALL_ARTIFACTS = "all_artifacts"
 IN_PROJECT = "_in_project"

@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from pee.engine.language.json_values import json_problem
 from pee.engine.language.units import Duration, parse_duration, parse_size, parse_units
 
 DurationValue = Annotated[
@@ -85,29 +86,6 @@ FanOutSource = Annotated[str, AfterValidator(_fan_out_source)]
 MaxParallel = Annotated[int, Field(ge=1, le=10_000)]
 # how many items `plan` assumes when estimating a fan-out (the list exists only at run time)
 ItemsEstimate = Annotated[int, Field(ge=0, le=1_000_000)]
-
-
-def json_problem(value: Any) -> str | None:
-    """Why ``value`` cannot travel to the workflow as JSON, or None when it can.
-
-    Free-form values (settings, defaults, output values, plan inputs) end up in the compiled plan,
-    which must be plain JSON: text keys (YAML also allows numbers, booleans and null as keys) and
-    no other types. Iterative, so a deeply nested value cannot exhaust the stack.
-    """
-    stack: list[tuple[str, Any]] = [("", value)]
-    while stack:
-        where, item = stack.pop()
-        at = f" at '{where}'" if where else ""
-        if isinstance(item, dict):
-            for key, child in item.items():
-                if not isinstance(key, str):
-                    return f"mapping keys must be text, found {key!r}{at}; quote the key"
-                stack.append((f"{where}.{key}" if where else key, child))
-        elif isinstance(item, list | tuple):
-            stack.extend((f"{where}[{index}]", child) for index, child in enumerate(item))
-        elif item is not None and not isinstance(item, str | int | float):
-            return f"a {type(item).__name__} value{at} cannot be passed on as JSON"
-    return None
 
 
 def _json_data(value: dict[str, Any]) -> dict[str, Any]:

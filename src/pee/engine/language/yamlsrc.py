@@ -93,12 +93,40 @@ def _not_plan_data(loader: _Loader, node: yaml.Node) -> Any:
     )
 
 
+class _RememberedTags:
+    """The resolver of a loader without path resolvers (the safe loaders have none), minus
+    its per-value work: a plain scalar's tag depends on its text alone, and a plan repeats
+    the same texts (keys, kinds, references) on every agent, so each is matched against the
+    implicit resolvers' patterns once per document. libyaml calls these three methods for
+    every node it composes."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)  # type: ignore[call-arg]
+        self._tags: dict[str, str] = {}
+
+    def descend_resolver(self, current_node: Any, current_index: Any) -> None:
+        return None
+
+    def ascend_resolver(self) -> None:
+        return None
+
+    def resolve(self, kind: type, value: Any, implicit: tuple[bool, bool]) -> str:
+        if kind is yaml.ScalarNode and implicit[0]:
+            tag = self._tags.get(value)
+            if tag is None:
+                tag = self._tags[value] = super().resolve(kind, value, implicit)  # type: ignore[misc]
+            return tag
+        return super().resolve(kind, value, implicit)  # type: ignore[misc]
+
+
 # libyaml parses large plans about three times faster; its error messages are terser, so a
 # file it rejects is parsed again by the pure-Python loader to explain what is wrong
 _FastLoader = cast(
     "type[yaml.SafeLoader] | type[yaml.CSafeLoader]",
-    type("_FastLoader", (getattr(yaml, "CSafeLoader", _Loader),), {}),
+    type("_FastLoader", (_RememberedTags, getattr(yaml, "CSafeLoader", _Loader)), {}),
 )
+# what _RememberedTags relies on
+assert not _FastLoader.yaml_path_resolvers
 
 for _cls in {_Loader, _FastLoader}:
     _cls.add_constructor("tag:yaml.org,2002:timestamp", _timestamp_as_text)
