@@ -22,7 +22,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from pee.activities.agents import run_agent
     from pee.activities.types import AgentProgress, AgentResult, AgentTask
-    from pee.engine.compile.fan_out_slice import template_of
+    from pee.engine.compile.fan_out_slice import shown_inputs, template_of
     from pee.engine.compiled import CompiledAgent, CompiledGroup
     from pee.engine.dag import agent_dependencies
     from pee.engine.rules.monitoring import take_sample
@@ -210,6 +210,9 @@ class AgentRunner:
                 inputs, missing, versions = self.gate.snapshot(agent)
             if agent.id in self.item_inputs:
                 inputs = {**inputs, **self.item_inputs[agent.id]}
+            if self.scope.input.item_batch:
+                # a batch of fan-out items: `story[3].text` is shown as `story.text`
+                inputs = shown_inputs(agent.id, inputs)
             state.missing_inputs = missing
             state.snapshot = versions
             key = self.cache.key(agent, inputs)

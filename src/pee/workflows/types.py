@@ -62,6 +62,16 @@ def choose_batch(
 
 
 @dataclass
+class FanOutBatching:
+    """When a fan-out's items run in batch children and how many agents each child runs
+    (pee.engine.rules.fan_out_batches; None on PlanRunInput: its defaults)."""
+
+    # more instances (items x agents per item) than this: batch children
+    above: int = 200
+    child_agents: int = 200
+
+
+@dataclass
 class PlanRunInput:
     plan: CompiledPlan
     # run-time values for plan inputs; override plan.inputs
@@ -92,6 +102,12 @@ class PlanRunInput:
     # one item of a parent's group-level fan-out (src/pee/workflows/fan_out_items.py): the
     # context keys whose values the report returns under "item_outputs"
     item_outputs: list[str] | None = None
+    # when a fan-out's items run in batch children (None: the defaults); recorded in the input
+    # so a replay takes the same path
+    fan_out_batching: FanOutBatching | None = None
+    # this run is a batch of a parent's fan-out items (src/pee/workflows/item_batch.py): an
+    # item that fails ends its own chain, not the run
+    item_batch: bool = False
 
 
 @dataclass

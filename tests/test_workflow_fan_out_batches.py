@@ -1,0 +1,204 @@
+"""A large fan-out's items in batch children (issue 16, item 5 of the speed goal), on a real
+dev server: one child PlanWorkflow runs many items' chains, each item's chain in groups of its
+own (pee.engine.compile.fan_out_slice.batch_plan). The thresholds are lowered through
+PlanRunInput.fan_out_batching so a few items take the path a thousand take by default. Every
+run is replayed afterwards (TemporalHarness.with_plan).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+from temporalio.client import WorkflowFailureError, WorkflowHandle
+
+from pee.engine.compiled import CompiledPlan
+from pee.runtime.resume import load_resume
+from pee.workflows.plan_workflow import PlanWorkflow
+from pee.workflows.types import FanOutBatching
+from tests.helpers import TemporalHarness, until_status
+from tests.test_workflow_fan_out import EPICS, STORIES, fan_out_plan, group_plan, item_of
+
+# every fan-out batched, two items (of up to three agents) per child
+TWO_PER_CHILD = FanOutBatching(above=0, child_agents=6)
+
+
+async def finished(
+    handle: WorkflowHandle[Any, Any],
+) -> tuple[dict[str, Any], dict[str, Any], list[str], list[str]]:
+    """The report, the final context, the child workflow ids and the run_agent activity ids
+    of the parent's history."""
+    try:
+        report = await handle.result()
+    except WorkflowFailureError as err:
+        report = err.cause.details[0]  # type: ignore[union-attr]
+    events = (await handle.fetch_history()).events
+    children = [
+        e.start_child_workflow_execution_initiated_event_attributes.workflow_id
+        for e in events
+        if e.HasField("start_child_workflow_execution_initiated_event_attributes")
+    ]
+    activities = [
+        e.activity_task_scheduled_event_attributes.activity_id
+        for e in events
+        if e.HasField("activity_task_scheduled_event_attributes")
+        and e.activity_task_scheduled_event_attributes.activity_type.name == "run_agent"
+    ]
+    return report, await handle.query(PlanWorkflow.context), children, activities
+
+
+def run(
+    temporal: TemporalHarness, plan: CompiledPlan, batching: FanOutBatching | None, **more: Any
+) -> tuple[dict[str, Any], dict[str, Any], list[str], list[str]]:
+    return temporal.with_plan(  # type: ignore[no-any-return]
+        plan, finished, time_scale=0.1, simulate=True, fan_out_batching=batching, **more
+    )
+
+
+def spans(children: list[str]) -> list[str]:
+    return [child.rpartition("/")[2] for child in children]
+
+
+def test_a_group_fan_out_runs_its_items_in_batch_children(temporal: TemporalHarness) -> None:
+    """Three epics, two per child: two children ([0..1], [2..2]); each review verdict comes
+    from its own epic through its own chain, in epic order; rows `member[i]` as before."""
+    report, context, children, _ = run(temporal, group_plan(), TWO_PER_CHILD)
+    assert "completed" == report["status"]
+    assert ["per_epic[0..1]", "per_epic[2..2]"] == spans(children)
+    assert EPICS == [item_of(v) for v in context["review.verdict"]]
+    rows = report["agents"]
+    assert all(
+        rows[f"{m}[{i}]"]["status"] == "succeeded"
+        for m in ("story", "implement", "review")
+        for i in range(3)
+    )
+    assert "succeeded" == rows["summary"]["status"]
+    assert (3, 3) == (
+        report["groups"]["per_epic"]["fan_out"]["items"],
+        report["groups"]["per_epic"]["fan_out"]["succeeded"],
+    )
+
+
+def test_a_failing_item_ends_only_its_own_chain_in_a_batch(temporal: TemporalHarness) -> None:
+    """Item 1's story fails in the child it shares with item 0: item 0 still passes, item 1's
+    later members are skipped, and under at_least 2 the group goes on with review's default."""
+    plan = group_plan("{echo_inputs: true, fail_items: [1]}", ", success_criteria: {at_least: 2}")
+    report, context, _, _ = run(temporal, plan, TWO_PER_CHILD)
+    assert "completed" == report["status"]
+    assert ["accounts", "skipped", "payments"] == [
+        v if isinstance(v, str) else item_of(v) for v in context["review.verdict"]
+    ]
+    rows = report["agents"]
+    assert ["failed", "skipped", "skipped"] == [
+        rows[f"{m}[1]"]["status"] for m in ("story", "implement", "review")
+    ]
+    assert "succeeded" == rows["review[0]"]["status"]
+    assert "partial" == report["groups"]["per_epic"]["status"]
+
+
+def test_a_slow_item_holds_back_no_other_item_of_its_batch(temporal: TemporalHarness) -> None:
+    """All three epics in one child; item 0's story takes 50 s: items 1 and 2 finish their
+    whole chain in that child meanwhile (its status says so), then the run is cancelled."""
+    plan = group_plan("{echo_inputs: true, item_durations: {'0': 500}}")
+
+    async def go(handle: WorkflowHandle[Any, Any]) -> dict[str, Any]:
+        child = temporal.client.get_workflow_handle(f"{handle.id}/per_epic[0..2]")
+
+        def started(status: dict[str, Any]) -> bool:
+            return status["agents"].get("story[0]", {}).get("status") == "running"
+
+        def others_done(status: dict[str, Any]) -> bool:
+            rows = status["agents"]
+            return all(rows.get(f"review[{i}]", {}).get("status") == "succeeded" for i in (1, 2))
+
+        await until_status(handle, started, "the batch child started")
+        status = await until_status(child, others_done, "items 1 and 2 reviewed", timeout_s=45)
+        await handle.cancel()
+        return status
+
+    status = temporal.with_plan(
+        plan,
+        go,
+        time_scale=0.1,
+        simulate=True,
+        fan_out_batching=FanOutBatching(above=0, child_agents=9),
+    )
+    rows = status["agents"]
+    assert "running" == rows["story[0]"]["status"]
+    assert "pending" == rows["review[0]"]["status"]
+
+
+def test_a_large_agent_level_fan_out_runs_in_batch_children(temporal: TemporalHarness) -> None:
+    """Above the threshold an agent-level fan-out's instances run in batch children (no
+    `dev[i]` activity in the parent), dev.code still lists the items in order, qa reads it."""
+    batching = FanOutBatching(above=2, child_agents=2)
+    report, context, children, activities = run(temporal, fan_out_plan(STORIES), batching)
+    assert "completed" == report["status"]
+    assert ["dev[0..1]", "dev[2..3]", "dev[4..4]"] == spans(children)
+    assert ["sm", "qa"] == activities
+    assert STORIES == [entry["inputs"]["item"] for entry in context["dev.code"]]
+    assert all(report["agents"][f"dev[{i}]"]["status"] == "succeeded" for i in range(5))
+
+
+def test_max_parallel_bounds_the_items_of_batch_children(temporal: TemporalHarness) -> None:
+    """max_parallel 2: batches of at most two items, one child at a time, so no three items'
+    spans overlap."""
+    report, _, children, _ = run(
+        temporal,
+        fan_out_plan(STORIES, dev="    max_parallel: 2"),
+        FanOutBatching(above=0, child_agents=10),
+    )
+    assert "completed" == report["status"]
+    assert ["dev[0..1]", "dev[2..3]", "dev[4..4]"] == spans(children)
+    rows = report["agents"]
+    ranges = [(rows[f"dev[{i}]"]["started_at"], rows[f"dev[{i}]"]["finished_at"]) for i in range(5)]
+    assert 2 == max(sum(s <= at < e for s, e in ranges) for at, _ in ranges)
+
+
+def test_an_unchanged_item_is_a_cache_hit_in_batch_children(temporal: TemporalHarness) -> None:
+    """With the output cache on, a rerun whose list changed only at item 1 serves dev[0] and
+    dev[2] from the cache inside the batch children."""
+    tag = uuid.uuid4().hex[:8]
+    caching = "caching_system:\n  cache_levels:\n    agent_output_cache: {ttl: 1h}\n"
+    batching = FanOutBatching(above=0, child_agents=2)
+    first, _, _, _ = run(
+        temporal, fan_out_plan(["a", "b", "c"], group=caching, name=f"bcache-{tag}"), batching
+    )
+    second, context, _, _ = run(
+        temporal, fan_out_plan(["a", "B", "c"], group=caching, name=f"bcache-{tag}"), batching
+    )
+    assert "completed" == first["status"] == second["status"]
+    assert [True, False, True] == [second["agents"][f"dev[{i}]"]["cached"] for i in range(3)]
+    assert ["a", "B", "c"] == [entry["inputs"]["item"] for entry in context["dev.code"]]
+
+
+@pytest.mark.parametrize("batching", [None, TWO_PER_CHILD], ids=["child-per-item", "batches"])
+def test_resume_reruns_only_the_failed_items_of_a_group_fan_out(
+    temporal: TemporalHarness, batching: FanOutBatching | None
+) -> None:
+    """Run 1: item 1's story always fails and every item is required, so the run fails;
+    `--resume-from` reuses items 0 and 2 (same epic at the same index) and runs only item 1's
+    chain and summary."""
+    name = f"group-fan-out-items-{uuid.uuid4().hex[:8]}"
+    broken = group_plan("{echo_inputs: true, fail_items: [1]}")
+    broken.name = name
+
+    async def first(handle: WorkflowHandle[Any, Any]) -> Any:
+        with pytest.raises(WorkflowFailureError):
+            await handle.result()
+        return await load_resume(temporal.client, broken, handle.id)
+
+    resume = temporal.with_plan(
+        broken, first, time_scale=0.1, simulate=True, fan_out_batching=batching
+    )
+    assert ["per_epic[0]", "per_epic[2]"] == sorted(resume.finished_items)
+
+    fixed = group_plan()
+    fixed.name = name
+    report, context, children, activities = run(temporal, fixed, batching, resume=resume)
+    assert "completed" == report["status"]
+    assert (["per_epic[1]"] if batching is None else ["per_epic[1..1]"]) == spans(children)
+    assert ["summary"] == activities
+    assert EPICS == [item_of(v) for v in context["review.verdict"]]
+    assert [True, False, True] == [report["agents"][f"story[{i}]"]["resumed"] for i in range(3)]
