@@ -1,5 +1,7 @@
-"""Fan-out: a list of N items, each item's work of equal duration d, at agent level (one activity
-`dev[i]` per item) and at group level (one child workflow per item running a 2-agent chain).
+"""Fan-out: a list of N items, each item's work of equal duration d, at agent level (one agent
+`work[i]` per item) and at group level (a 2-agent chain per item); above `--batch-above`
+instances the items run in batch children of `--child-agents` agents (pee.engine.rules.
+fan_out_batches), below it as activities of the run (agent level) or a child per item (group).
 
 One throwaway dev server and one worker in this process. For each N (default 10, 100, 1,000) and
 each shape it prints the run's makespan (workflow time, from its report), the ideal (the list's
@@ -8,7 +10,7 @@ side in one run: the ratio, not the seconds, is the result (the machine may be s
 that ran its items one after another would show a ratio near N.
 
     .venv/bin/python bench/fanout.py [--items 10 100 1000] [--duration 2] [--shapes agent group]
-                                      [--batch-above 200]
+                                      [--batch-above 200] [--child-agents 200]
 """
 
 from __future__ import annotations
@@ -33,77 +35,77 @@ from pee.engine.compile.load import loads_plan  # noqa: E402
 from pee.engine.compiled import CompiledPlan  # noqa: E402
 from pee.runtime.worker import build_worker  # noqa: E402
 from pee.workflows.plan_workflow import PlanWorkflow  # noqa: E402
-from pee.workflows.types import BatchSpec, PlanRunInput  # noqa: E402
+from pee.workflows.types import FanOutBatching, PlanRunInput  # noqa: E402
 
 SOURCE_S = 1.0
 
 
-def agent_plan(items: int, duration_s: float) -> CompiledPlan:
-    return compile_plan(
-        loads_plan(
-            f"""\
-name: bench-fanout-agent-{items}
-agents:
-  sm: {{kind: simulate, duration: {SOURCE_S}, outputs: [items],
-       values: {{items: {json.dumps(list(range(items)))}}}}}
+def fan_out_plan(shape: str, items: int, duration_s: float) -> CompiledPlan:
+    """The list's maker, then `work[i]` (agent level) or `draft[i] -> review[i]` of d/2 each
+    (group level) per item."""
+    half = duration_s / 2
+    per_item = {
+        "agent": f"""\
   work: {{kind: simulate, duration: {duration_s}, for_each: sm.items, inputs: [item],
          outputs: [out]}}
-"""
-        )
-    )
-
-
-def group_plan(items: int, duration_s: float) -> CompiledPlan:
-    half = duration_s / 2
-    return compile_plan(
-        loads_plan(
-            f"""\
-name: bench-fanout-group-{items}
-agents:
-  sm: {{kind: simulate, duration: {SOURCE_S}, outputs: [items],
-       values: {{items: {json.dumps(list(range(items)))}}}}}
+""",
+        "group": f"""\
   draft: {{kind: simulate, duration: {half}, inputs: [item], outputs: [text]}}
   review: {{kind: simulate, duration: {half}, inputs: [draft.text], outputs: [verdict]}}
 groups:
   per_item: {{agents: [draft, review], for_each: sm.items}}
-"""
+""",
+    }[shape]
+    return compile_plan(
+        loads_plan(
+            f"""\
+name: bench-fanout-{shape}-{items}
+agents:
+  sm: {{kind: simulate, duration: {SOURCE_S}, outputs: [items],
+       values: {{items: {json.dumps(list(range(items)))}}}}}
+{per_item}"""
         )
     )
 
 
-async def run(client: Client, plan: CompiledPlan, batch: BatchSpec | None) -> tuple[float, int]:
-    """(makespan in workflow seconds, parent history events)."""
+async def run(
+    client: Client, plan: CompiledPlan, batching: FanOutBatching
+) -> tuple[float, int, int]:
+    """(makespan in workflow seconds, parent history events, child workflows)."""
     task_queue = f"bench-fanout-{uuid.uuid4()}"
     async with build_worker(client, task_queue, max_concurrent_activities=2000):
         handle = await client.start_workflow(
             PlanWorkflow.run,
-            PlanRunInput(plan=plan, simulate=True, batch=batch),
+            PlanRunInput(plan=plan, simulate=True, fan_out_batching=batching),
             id=f"{plan.name}-{uuid.uuid4()}",
             task_queue=task_queue,
         )
         report: dict[str, Any] = await handle.result()
         if report["status"] != "completed":
             raise SystemExit(f"{plan.name}: {report['status']}: {report.get('error')}")
-        events = len((await handle.fetch_history()).events)
-    return float(report["makespan_s"]), events
+        events = (await handle.fetch_history()).events
+        children = sum(
+            e.HasField("start_child_workflow_execution_initiated_event_attributes") for e in events
+        )
+    return float(report["makespan_s"]), len(events), children
 
 
 async def measure(address: str, args: argparse.Namespace) -> None:
     client = await connect(address)
     print(
         f"{'shape':<8} {'items':>6} {'makespan s':>11} {'ideal s':>8} {'ratio':>6} "
-        f"{'parent events':>14}"
+        f"{'parent events':>14} {'children':>9}"
     )
+    batching = FanOutBatching(above=args.batch_above, child_agents=args.child_agents)
     for items in args.items:
         for shape in args.shapes:
-            batched = shape == "agent" and items > args.batch_above
-            plan = (agent_plan if shape == "agent" else group_plan)(items, args.duration)
-            makespan, events = await run(client, plan, BatchSpec() if batched else None)
+            makespan, events, children = await run(
+                client, fan_out_plan(shape, items, args.duration), batching
+            )
             ideal = SOURCE_S + args.duration
-            label = f"{shape}{' (batch)' if batched else ''}"
             print(
-                f"{label:<8} {items:>6} {makespan:>11.2f} {ideal:>8.2f} "
-                f"{makespan / ideal:>6.2f} {events:>14}",
+                f"{shape:<8} {items:>6} {makespan:>11.2f} {ideal:>8.2f} "
+                f"{makespan / ideal:>6.2f} {events:>14} {children:>9}",
                 flush=True,
             )
 
@@ -113,11 +115,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--items", type=int, nargs="+", default=[10, 100, 1000])
     parser.add_argument("--duration", type=float, default=2.0, help="d, seconds per item")
     parser.add_argument("--shapes", nargs="+", default=["agent", "group"])
+    defaults = FanOutBatching()
     parser.add_argument(
         "--batch-above",
         type=int,
-        default=200,
-        help="agent-level fan-outs of more items run in AgentBatchWorkflow children",
+        default=defaults.above,
+        help="fan-outs of more instances run their items in batch children",
+    )
+    parser.add_argument(
+        "--child-agents",
+        type=int,
+        default=defaults.child_agents,
+        help="agents per batch child",
     )
     args = parser.parse_args(argv)
     with DevServer() as server:
