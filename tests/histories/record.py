@@ -429,7 +429,10 @@ def fan_out_batches() -> CompiledPlan:
 
 FAN_OUT_INPUT = {"time_scale": 0.1, "simulate": True}
 # every fan-out in batch children of two items (max_parallel 2: one child at a time)
-FAN_OUT_BATCHES = {**FAN_OUT_INPUT, "fan_out_batching": FanOutBatching(above=0, child_agents=4)}
+FAN_OUT_BATCHES = {
+    **FAN_OUT_INPUT,
+    "fan_out_batching": FanOutBatching(above=0, group_above=0, child_agents=4),
+}
 # where the child runs of the scenarios with `children` are written, one folder per scenario
 CHILDREN = HERE / "children"
 

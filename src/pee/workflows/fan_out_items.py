@@ -98,9 +98,9 @@ class ItemChildren:
         outcomes: dict[int, ItemOutcome] = self.reuse(group, members, items)
         todo = [i for i in range(len(items)) if i not in outcomes]
         settings = scope.input.fan_out_batching or FanOutBatching()
-        batches = item_batches(
-            len(todo), len(members), lanes, settings.above, settings.child_agents
-        )
+        agent_level = fan_out.level is FanOutLevel.AGENT
+        above = settings.above if agent_level else settings.group_above
+        batches = item_batches(len(todo), len(members), lanes, above, settings.child_agents)
         window = lanes
         units: list[tuple[int, ...]] = [(i,) for i in todo]
         batched = batches is not None and workflow.patched(BATCH_PATCH)
@@ -180,8 +180,20 @@ class ItemChildren:
         if decision.action == barrier.ABORT_AND_FALLBACK:
             scope.alert(group.id, "critical", decision.alert or decision.reason)
             scope.event("fallback_started", group.id)
-            for item_id in decision.fallback:
-                index = ids.index(item_id)
+            to_rerun = [ids.index(item_id) for item_id in decision.fallback]
+            if batched:
+                # one batch child at a time: a thousand failed items one by one would take
+                # a thousand times an item's chain
+                again = item_batches(len(to_rerun), len(members), None, 0, settings.child_agents)
+                assert again is not None
+                for batch in again.batches:
+                    rerun = [to_rerun[k] for k in batch]
+                    outcomes.update(
+                        await self.batch(
+                            group, rerun, items, upstream, keys, members, fallback=True
+                        )
+                    )
+            for index in [] if batched else to_rerun:
                 sliced = item_plan(plan, group, index, items[index], upstream)
                 outcomes[index] = await self.item(
                     group, index, sliced, keys, members, fallback=True
@@ -258,6 +270,8 @@ class ItemChildren:
         upstream: dict[str, Any],
         keys: list[str],
         members: list[CompiledAgent],
+        *,
+        fallback: bool = False,
     ) -> dict[int, ItemOutcome]:
         """Run the items `indices` in one child PlanWorkflow (batch_plan: each item's chain on
         its own inside it, a failed item ending only its own chain) and fold its report into
@@ -265,7 +279,7 @@ class ItemChildren:
         scope = self.scope
         plan = scope.plan
         sliced = batch_plan(plan, group, indices, items, upstream)
-        span = f"{group.id}[{indices[0]}..{indices[-1]}]"
+        span = f"{group.id}[{indices[0]}..{indices[-1]}]{FALLBACK if fallback else ''}"
         started_s = scope.elapsed()
         for index in indices:
             for agent in members:
@@ -291,7 +305,8 @@ class ItemChildren:
                 id=f"{workflow.info().workflow_id}/{span}",
                 result_type=dict,
                 parent_close_policy=ParentClosePolicy.REQUEST_CANCEL,
-                static_summary=f"{span} of {plan.name} ({len(indices)} items)",
+                static_summary=f"{span} of {plan.name} ({len(indices)} items)"
+                + (" (fallback, one batch at a time)" if fallback else ""),
             )
         except ChildWorkflowError as err:
             if is_cancelled_exception(err):

@@ -66,9 +66,12 @@ class FanOutBatching:
     """When a fan-out's items run in batch children and how many agents each child runs
     (pee.engine.rules.fan_out_batches; None on PlanRunInput: its defaults)."""
 
-    # more instances (items x agents per item) than this: batch children
+    # an agent-level fan-out of more instances than this: batch children
     above: int = 200
-    child_agents: int = 200
+    # a group-level fan-out of more items than this: batch children
+    group_above: int = 20
+    # agents per batch child
+    child_agents: int = 50
 
 
 @dataclass

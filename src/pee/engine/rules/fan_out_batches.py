@@ -12,16 +12,24 @@ run, a thousand instances made each workflow task of the parent walk a thousand 
 
 `max_parallel` (and a private pool's agent limit) still bound the items running at once: a batch
 holds at most that many items, and only as many batches run at once as fit in it.
+
+The thresholds differ by level: an agent-level instance in the run costs ~8 parent events and
+little work, so up to BATCH_ABOVE instances stay there; a child per item costs far more (its
+start, first task and report), so a group-level fan-out batches above GROUP_BATCH_ABOVE items.
+Children of CHILD_AGENTS agents keep each workflow task of a child short (at 200 agents a
+loaded 2-core worker took over 5 s per task, past the 10 s task timeout at times).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-# a fan-out with more instances than this runs its items in batch children
+# an agent-level fan-out of more instances than this runs them in batch children
 BATCH_ABOVE = 200
+# a group-level fan-out of more items than this runs them in batch children
+GROUP_BATCH_ABOVE = 20
 # agents a batch child runs at most
-CHILD_AGENTS = 200
+CHILD_AGENTS = 50
 
 
 @dataclass(frozen=True)
@@ -36,13 +44,13 @@ def item_batches(
     items: int,
     members: int,
     lanes: int | None,
-    above: int = BATCH_ABOVE,
+    above: int,
     child_agents: int = CHILD_AGENTS,
 ) -> Batches | None:
-    """The batches for `items` items of `members` agents each, or None when the fan-out is
-    small enough to run as before (instances in the run, or a child per item). `lanes`: at most
-    that many items at once (None: no bound)."""
-    if items * members <= above:
+    """The batches for `items` items of `members` agents each, or None when there are no more
+    than `above` items (the fan-out runs as before: instances in the run, or a child per item).
+    `lanes`: at most that many items at once (None: no bound)."""
+    if items <= above:
         return None
     size = max(1, child_agents // max(1, members))
     window = None
