@@ -7,6 +7,7 @@ run is replayed afterwards (TemporalHarness.with_plan).
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from typing import Any
 
@@ -15,7 +16,9 @@ from temporalio.client import WorkflowFailureError, WorkflowHandle, WorkflowQuer
 from temporalio.service import RPCError
 
 from pee.engine.compiled import CompiledPlan
+from pee.engine.rules.fan_out_barrier import MAX_ITEMS
 from pee.runtime.resume import load_resume
+from pee.stores.payloads import DEFAULT_THRESHOLD
 from pee.workflows.plan_workflow import PlanWorkflow
 from pee.workflows.types import FanOutBatching
 from tests.helpers import TemporalHarness, async_eventually
@@ -213,3 +216,64 @@ def test_resume_reruns_only_the_failed_items_of_a_group_fan_out(
     assert ["summary"] == activities
     assert EPICS == [item_of(v) for v in context["review.verdict"]]
     assert [True, False, True] == [report["agents"][f"story[{i}]"]["resumed"] for i in range(3)]
+
+
+def test_a_list_over_the_payload_threshold_leaves_the_parent_history_by_reference(
+    temporal: TemporalHarness,
+) -> None:
+    """Six items of 60 KB each (a 360 KB list, over the 256 KiB External Storage threshold):
+    the fan-out runs in batch children and collects in order, and no payload the parent's
+    history holds reaches the threshold (the list and the collected results went to the
+    payload store, the history holds references)."""
+    # random hex: the lz4 codec cannot shrink it below the threshold
+    big = [f"{i}:{secrets.token_hex(30_000)}" for i in range(6)]
+
+    async def go(handle: WorkflowHandle[Any, Any]) -> tuple[dict[str, Any], Any, int]:
+        report = await handle.result()
+        history = await handle.fetch_history()
+        largest = max(len(p.data) for e in history.events for p in payloads(e))
+        return report, await handle.query(PlanWorkflow.context), largest
+
+    report, context, largest = temporal.with_plan(
+        fan_out_plan(big),
+        go,
+        time_scale=0.1,
+        simulate=True,
+        fan_out_batching=FanOutBatching(above=0, child_agents=2),
+    )
+    assert "completed" == report["status"]
+    assert big == [entry["inputs"]["item"] for entry in context["dev.code"]]
+    assert 0 < largest < DEFAULT_THRESHOLD
+
+
+def payloads(message: Any) -> list[Any]:
+    """Every temporal.api.common.v1.Payload inside a protobuf message (a history event)."""
+    found: list[Any] = []
+    for field, value in message.ListFields():
+        if field.type != field.TYPE_MESSAGE:
+            continue
+        if field.message_type.GetOptions().map_entry:
+            items = list(value.values())
+        elif field.is_repeated:
+            items = list(value)
+        else:
+            items = [value]
+        for item in items:
+            if not hasattr(item, "ListFields"):
+                continue
+            if item.DESCRIPTOR.full_name == "temporal.api.common.v1.Payload":
+                found.append(item)
+            else:
+                found += payloads(item)
+    return found
+
+
+def test_a_list_of_more_than_the_item_bound_fails_the_run_naming_the_count(
+    temporal: TemporalHarness,
+) -> None:
+    """50,000 items (the bound is MAX_ITEMS, 10,000): the run fails at the fan-out with
+    FanOutSourceError's message naming the count and the bound, and no item runs."""
+    report, _, children, activities = run(temporal, fan_out_plan(list(range(50_000))), None)
+    assert "failed" == report["status"]
+    assert f"50000 items, more than the {MAX_ITEMS}" in report["error"]
+    assert ([], ["sm"]) == (children, activities)
