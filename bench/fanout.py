@@ -1,16 +1,19 @@
 """Fan-out: a list of N items, each item's work of equal duration d, at agent level (one agent
 `work[i]` per item) and at group level (a 2-agent chain per item); above `--batch-above`
-instances the items run in batch children of `--child-agents` agents (pee.engine.rules.
-fan_out_batches), below it as activities of the run (agent level) or a child per item (group).
+instances (agent level) or `--group-above` items (group level) the items run in batch children
+of `--child-agents` agents, `--children-at-once` at a time (pee.engine.rules.fan_out_batches),
+below it as activities of the run (agent level) or a child per item (group level).
 
 One throwaway dev server and one worker in this process. For each N (default 10, 100, 1,000) and
 each shape it prints the run's makespan (workflow time, from its report), the ideal (the list's
-maker + d, or + the chain), makespan / ideal, and the parent's history length, measured side by
-side in one run: the ratio, not the seconds, is the result (the machine may be shared). A fan-out
+maker + d, or + the chain), makespan / ideal, the parent's history length, the child workflows
+and the longest child history (against Temporal's 10,240 events), measured side by side in one
+run: the ratio, not the seconds, is the result (the machine may be shared). A fan-out
 that ran its items one after another would show a ratio near N.
 
     .venv/bin/python bench/fanout.py [--items 10 100 1000] [--duration 2] [--shapes agent group]
-                                      [--batch-above 200] [--child-agents 200]
+                                      [--batch-above 200] [--group-above 20]
+                                      [--child-agents 50] [--children-at-once 16]
 """
 
 from __future__ import annotations
@@ -70,8 +73,9 @@ agents:
 
 async def run(
     client: Client, plan: CompiledPlan, batching: FanOutBatching
-) -> tuple[float, int, int]:
-    """(makespan in workflow seconds, parent history events, child workflows)."""
+) -> tuple[float, int, int, int]:
+    """(makespan in workflow seconds, parent history events, child workflows, the longest
+    child history in events)."""
     task_queue = f"bench-fanout-{uuid.uuid4()}"
     async with build_worker(client, task_queue, max_concurrent_activities=2000):
         handle = await client.start_workflow(
@@ -84,28 +88,39 @@ async def run(
         if report["status"] != "completed":
             raise SystemExit(f"{plan.name}: {report['status']}: {report.get('error')}")
         events = (await handle.fetch_history()).events
-        children = sum(
-            e.HasField("start_child_workflow_execution_initiated_event_attributes") for e in events
-        )
-    return float(report["makespan_s"]), len(events), children
+        children = [
+            e.start_child_workflow_execution_initiated_event_attributes.workflow_id
+            for e in events
+            if e.HasField("start_child_workflow_execution_initiated_event_attributes")
+        ]
+        longest = 0
+        for child in children:
+            history = await client.get_workflow_handle(child).fetch_history()
+            longest = max(longest, len(history.events))
+    return float(report["makespan_s"]), len(events), len(children), longest
 
 
 async def measure(address: str, args: argparse.Namespace) -> None:
     client = await connect(address)
     print(
         f"{'shape':<8} {'items':>6} {'makespan s':>11} {'ideal s':>8} {'ratio':>6} "
-        f"{'parent events':>14} {'children':>9}"
+        f"{'parent events':>14} {'children':>9} {'child events':>13}"
     )
-    batching = FanOutBatching(above=args.batch_above, child_agents=args.child_agents)
+    batching = FanOutBatching(
+        above=args.batch_above,
+        group_above=args.group_above,
+        child_agents=args.child_agents,
+        children_at_once=args.children_at_once,
+    )
     for items in args.items:
         for shape in args.shapes:
-            makespan, events, children = await run(
+            makespan, events, children, longest = await run(
                 client, fan_out_plan(shape, items, args.duration), batching
             )
             ideal = SOURCE_S + args.duration
             print(
                 f"{shape:<8} {items:>6} {makespan:>11.2f} {ideal:>8.2f} "
-                f"{makespan / ideal:>6.2f} {events:>14} {children:>9}",
+                f"{makespan / ideal:>6.2f} {events:>14} {children:>9} {longest:>13}",
                 flush=True,
             )
 
@@ -117,10 +132,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shapes", nargs="+", default=["agent", "group"])
     defaults = FanOutBatching()
     parser.add_argument(
+        "--group-above",
+        type=int,
+        default=defaults.group_above,
+        help="group-level fan-outs of more items run them in batch children",
+    )
+    parser.add_argument(
+        "--children-at-once",
+        type=int,
+        default=defaults.children_at_once,
+        help="batch children running at once",
+    )
+    parser.add_argument(
         "--batch-above",
         type=int,
         default=defaults.above,
-        help="fan-outs of more instances run their items in batch children",
+        help="agent-level fan-outs of more instances run them in batch children",
     )
     parser.add_argument(
         "--child-agents",

@@ -212,19 +212,21 @@ def test_learned_durations_of_a_fan_out_are_per_instance() -> None:
 
 
 @pytest.mark.parametrize(
-    ("items", "members", "lanes", "above", "child_agents", "expected"),
+    ("items", "members", "lanes", "above", "at_once", "expected"),
     [
         # at or under the threshold: no batches (instances in the run, or a child per item)
-        (20, 3, None, 20, 50, None),
-        (0, 1, None, 0, 50, None),
-        # 50 agents per child: 25 items of two members, the last batch shorter
-        (60, 2, None, 20, 50, ([25, 25, 10], None)),
+        (20, 3, None, 20, 16, None),
+        (0, 1, None, 0, 16, None),
+        # 50 agents per child: 25 items of two members, the last batch shorter; 16 at once
+        (60, 2, None, 20, 16, ([25, 25, 10], 16)),
+        (60, 2, None, 20, None, ([25, 25, 10], None)),
         # max_parallel 10: batches of 10 items, one child at a time
-        (30, 2, 10, 0, 50, ([10, 10, 10], 1)),
-        # max_parallel 60 over batches of 25: two children at once
-        (60, 2, 60, 0, 50, ([25, 25, 10], 2)),
+        (30, 2, 10, 0, 16, ([10, 10, 10], 1)),
+        # max_parallel 60 over batches of 25: two children at once, or fewer if so bounded
+        (60, 2, 60, 0, 16, ([25, 25, 10], 2)),
+        (60, 2, 60, 0, 1, ([25, 25, 10], 1)),
         # a chain longer than a child's share still gets one item per child
-        (3, 80, None, 0, 50, ([1, 1, 1], None)),
+        (3, 80, None, 0, 2, ([1, 1, 1], 2)),
     ],
 )
 def test_item_batches(
@@ -232,12 +234,12 @@ def test_item_batches(
     members: int,
     lanes: int | None,
     above: int,
-    child_agents: int,
+    at_once: int | None,
     expected: tuple[list[int], int | None] | None,
 ) -> None:
-    """Batch sizes (agents per child over agents per item, capped by the lanes), in item order
-    with no index left out or repeated, and how many children run at once."""
-    found = item_batches(items, members, lanes, above, child_agents)
+    """Batch sizes (50 agents per child over agents per item, capped by the lanes), in item
+    order with no index left out or repeated, and how many children run at once."""
+    found = item_batches(items, members, lanes, above, 50, at_once)
     if expected is None:
         assert found is None
         return

@@ -117,7 +117,9 @@ class FanOutDriver:
         assert fan_out is not None
         settings = self.scope.input.fan_out_batching or FanOutBatching()
         lanes = self.children.lanes(fan_out.max_parallel)
-        found = item_batches(len(items), 1, lanes, settings.above, settings.child_agents)
+        found = item_batches(
+            len(items), 1, lanes, settings.above, settings.child_agents, settings.children_at_once
+        )
         return found is not None and workflow.patched(BATCH_PATCH)
 
     async def run_children(self, group: CompiledGroup, items: list[Any]) -> None:

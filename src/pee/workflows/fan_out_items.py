@@ -100,7 +100,9 @@ class ItemChildren:
         settings = scope.input.fan_out_batching or FanOutBatching()
         agent_level = fan_out.level is FanOutLevel.AGENT
         above = settings.above if agent_level else settings.group_above
-        batches = item_batches(len(todo), len(members), lanes, above, settings.child_agents)
+        batches = item_batches(
+            len(todo), len(members), lanes, above, settings.child_agents, settings.children_at_once
+        )
         window = lanes
         units: list[tuple[int, ...]] = [(i,) for i in todo]
         batched = batches is not None and workflow.patched(BATCH_PATCH)

@@ -72,6 +72,8 @@ class FanOutBatching:
     group_above: int = 20
     # agents per batch child
     child_agents: int = 50
+    # batch children running at once (None: no bound beyond max_parallel)
+    children_at_once: int | None = 16
 
 
 @dataclass

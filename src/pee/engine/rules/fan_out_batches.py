@@ -30,6 +30,10 @@ BATCH_ABOVE = 200
 GROUP_BATCH_ABOVE = 20
 # agents a batch child runs at most
 CHILD_AGENTS = 50
+# batch children running at once (as BatchSpec.window for agent batches): forty children
+# starting together on one loaded 2-core worker spent seconds each on their first task, starved
+# the activities' heartbeats and failed a third of a 1,000-item fan-out into its fallback
+CHILDREN_AT_ONCE = 16
 
 
 @dataclass(frozen=True)
@@ -46,17 +50,19 @@ def item_batches(
     lanes: int | None,
     above: int,
     child_agents: int = CHILD_AGENTS,
+    at_once: int | None = CHILDREN_AT_ONCE,
 ) -> Batches | None:
     """The batches for `items` items of `members` agents each, or None when there are no more
     than `above` items (the fan-out runs as before: instances in the run, or a child per item).
-    `lanes`: at most that many items at once (None: no bound)."""
+    `lanes`: at most that many items at once (None: no bound); `at_once`: at most that many
+    children at once (None: no bound)."""
     if items <= above:
         return None
     size = max(1, child_agents // max(1, members))
-    window = None
+    window = at_once
     if lanes is not None:
         size = min(size, max(1, lanes))
-        window = max(1, lanes // size)
+        window = max(1, lanes // size) if at_once is None else min(at_once, max(1, lanes // size))
     batches = tuple(
         tuple(range(start, min(items, start + size))) for start in range(0, items, size)
     )
