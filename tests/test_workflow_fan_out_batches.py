@@ -277,3 +277,27 @@ def test_a_list_of_more_than_the_item_bound_fails_the_run_naming_the_count(
     assert "failed" == report["status"]
     assert f"50000 items, more than the {MAX_ITEMS}" in report["error"]
     assert ([], ["sm"]) == (children, activities)
+
+
+def test_a_run_continues_as_new_across_a_batched_fan_out(temporal: TemporalHarness) -> None:
+    """continue_as_new_after a few events, reached while the batch children run: the run hands
+    on at the group boundary after the fan-out, and the next run still has every item's rows
+    and the collected list (summary reads it)."""
+
+    async def go(handle: WorkflowHandle[Any, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        return await handle.result(), await handle.query(PlanWorkflow.context)
+
+    report, context = temporal.with_plan(
+        group_plan(),
+        go,
+        time_scale=0.1,
+        simulate=True,
+        fan_out_batching=TWO_PER_CHILD,
+        continue_as_new_after=15,
+    )
+    assert "completed" == report["status"]
+    events = [e["event"] for e in report["events"]]
+    assert events.index("fan_out_ended") < events.index("continued_as_new")
+    assert EPICS == [item_of(v) for v in context["review.verdict"]]
+    assert ["succeeded"] * 3 == [report["agents"][f"review[{i}]"]["status"] for i in range(3)]
+    assert "succeeded" == report["agents"]["summary"]["status"]
