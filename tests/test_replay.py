@@ -287,6 +287,13 @@ def test_the_batched_fan_out_ran_two_children_and_one_item_failed_alone() -> Non
     child = WorkflowHistory.from_json("child", text)
     assert {"story[0]", "story[1]", "review[0]"} <= set(activity_ids(child))
     assert "review[1]" not in activity_ids(child)
+    # no context snapshot per group (a local activity each): nothing resumes a batch child
+    markers = [
+        e.marker_recorded_event_attributes.marker_name
+        for e in child.events
+        if e.HasField("marker_recorded_event_attributes")
+    ]
+    assert "core_local_activity" not in markers
     rows = final_report(child)["agents"]
     assert ["succeeded", "succeeded", "failed", "skipped"] == [
         rows[a]["status"] for a in ("story[0]", "review[0]", "story[1]", "review[1]")

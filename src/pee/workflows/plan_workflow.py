@@ -213,8 +213,10 @@ class PlanWorkflow:
             if self._batcher is not None or self._observe
             else None
         )
-        if self._batcher is not None:
-            # per-group snapshot and prefetch commands would grow the history with the plan
+        if self._batcher is not None or input.item_batch:
+            # per-group snapshot and prefetch commands would grow the history with the plan (a
+            # batch of fan-out items has a group per agent, and nothing resumes it: its parent
+            # does)
             self._levels.per_group = False
         # batch mode: running agents count as making progress (see _agent_views); patched, as
         # it changes the barrier decisions of batch runs recorded before it
