@@ -13,7 +13,7 @@ that ran its items one after another would show a ratio near N.
 
     .venv/bin/python bench/fanout.py [--items 10 100 1000] [--duration 2] [--shapes agent group]
                                       [--batch-above 200] [--group-above 20]
-                                      [--child-agents 50] [--children-at-once 16]
+                                      [--child-agents 50] [--children-at-once 40]
 """
 
 from __future__ import annotations

@@ -73,7 +73,7 @@ class FanOutBatching:
     # agents per batch child
     child_agents: int = 50
     # batch children running at once (None: no bound beyond max_parallel)
-    children_at_once: int | None = 16
+    children_at_once: int | None = 40
 
 
 @dataclass
