@@ -301,3 +301,22 @@ def test_a_run_continues_as_new_across_a_batched_fan_out(temporal: TemporalHarne
     assert EPICS == [item_of(v) for v in context["review.verdict"]]
     assert ["succeeded"] * 3 == [report["agents"][f"review[{i}]"]["status"] for i in range(3)]
     assert "succeeded" == report["agents"]["summary"]["status"]
+
+
+def test_a_required_item_that_fails_reruns_in_a_fallback_batch_child(
+    temporal: TemporalHarness,
+) -> None:
+    """Every item required, item 1's story always fails: after the batches, item 1 runs again
+    in a fallback batch child `per_epic[1..1]#fallback`, fails there too, and the run fails
+    naming it; items 0 and 2 stay succeeded."""
+    plan = group_plan("{echo_inputs: true, fail_items: [1]}")
+    report, _, children, _ = run(temporal, plan, TWO_PER_CHILD)
+    assert "failed" == report["status"]
+    assert ["per_epic[0..1]", "per_epic[2..2]", "per_epic[1..1]#fallback"] == spans(children)
+    assert "per_epic[1]" in report["error"]
+    assert ["abort_and_fallback", "fail"] == [
+        h["decision"] for h in report["groups"]["per_epic"]["barrier"]["history"]
+    ]
+    assert ["succeeded", "failed", "succeeded"] == [
+        report["agents"][f"story[{i}]"]["status"] for i in range(3)
+    ]
