@@ -23,9 +23,10 @@ class ResumeFrom:
     # the context snapshot (context_snapshot_cache key) ``context`` was read from; None = read
     # by the `context` query on the earlier run
     snapshot_key: str | None = None
-    # instances of fan-outs that did not pass but that succeeded there, reused when the same
-    # index holds the same item: instance id -> {"item_hash": value_hash of its item,
-    # "outputs": {output name: value}}
+    # items of fan-outs that did not pass but that succeeded there, reused when the same index
+    # holds the same item: "agent[i]" (agent level) -> {"item_hash": value_hash of its item,
+    # "outputs": {output name: value}}, "group[i]" (group level) -> {"item_hash": ...,
+    # "outputs": {"member.output": value}}
     finished_items: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
