@@ -320,3 +320,33 @@ def test_a_required_item_that_fails_reruns_in_a_fallback_batch_child(
     assert ["succeeded", "failed", "succeeded"] == [
         report["agents"][f"story[{i}]"]["status"] for i in range(3)
     ]
+
+
+def test_resume_reuses_the_finished_instances_of_a_batched_agent_fan_out(
+    temporal: TemporalHarness,
+) -> None:
+    """Agent level in batch children: dev[2] always fails and every item is required, so run 1
+    fails; `--resume-from` reuses dev[0, 1, 3, 4] and runs only dev[2] (in a batch child of its
+    own) and qa."""
+    name = f"batched-items-{uuid.uuid4().hex[:8]}"
+    batching = FanOutBatching(above=0, child_agents=2)
+    broken = fan_out_plan(STORIES, name=name, settings="{echo_inputs: true, fail_items: [2]}")
+
+    async def first(handle: WorkflowHandle[Any, Any]) -> Any:
+        with pytest.raises(WorkflowFailureError):
+            await handle.result()
+        return await load_resume(temporal.client, broken, handle.id)
+
+    resume = temporal.with_plan(
+        broken, first, time_scale=0.1, simulate=True, fan_out_batching=batching
+    )
+    assert ["dev[0]", "dev[1]", "dev[3]", "dev[4]"] == sorted(resume.finished_items)
+    report, context, children, activities = run(
+        temporal, fan_out_plan(STORIES, name=name), batching, resume=resume
+    )
+    assert "completed" == report["status"]
+    assert (["dev[2..2]"], ["qa"]) == (spans(children), activities)
+    assert STORIES == [entry["inputs"]["item"] for entry in context["dev.code"]]
+    assert [True, True, False, True, True] == [
+        report["agents"][f"dev[{i}]"]["resumed"] for i in range(5)
+    ]
