@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from pee.engine.compile.fan_out_slice import expand_agent, template_of
+from pee.engine.compile.fan_out_slice import batch_plan, expand_agent, shown_inputs, template_of
 from pee.engine.compile.graph import compile_plan
 from pee.engine.compile.load import loads_plan
 from pee.engine.compiled import CompiledPlan
@@ -23,6 +23,7 @@ from pee.engine.rules.fan_out_barrier import (
     items_of,
     summarise,
 )
+from pee.engine.rules.fan_out_batches import item_batches
 
 AGENT_PLAN = """\
 name: agent_fan_out
@@ -208,3 +209,72 @@ def test_learned_durations_of_a_fan_out_are_per_instance() -> None:
         },
     }
     assert [("sm", 2.0), ("dev", 4.0)] == samples_from_report(report)
+
+
+@pytest.mark.parametrize(
+    ("items", "members", "lanes", "above", "at_once", "expected"),
+    [
+        # at or under the threshold: no batches (instances in the run, or a child per item)
+        (20, 3, None, 20, 16, None),
+        (0, 1, None, 0, 16, None),
+        # 50 agents per child: 25 items of two members, the last batch shorter; 16 at once
+        (60, 2, None, 20, 16, ([25, 25, 10], 16)),
+        (60, 2, None, 20, None, ([25, 25, 10], None)),
+        # max_parallel 10: batches of 10 items, one child at a time
+        (30, 2, 10, 0, 16, ([10, 10, 10], 1)),
+        # max_parallel 60 over batches of 25: two children at once, or fewer if so bounded
+        (60, 2, 60, 0, 16, ([25, 25, 10], 2)),
+        (60, 2, 60, 0, 1, ([25, 25, 10], 1)),
+        # a chain longer than a child's share still gets one item per child
+        (3, 80, None, 0, 2, ([1, 1, 1], 2)),
+    ],
+)
+def test_item_batches(
+    items: int,
+    members: int,
+    lanes: int | None,
+    above: int,
+    at_once: int | None,
+    expected: tuple[list[int], int | None] | None,
+) -> None:
+    """Batch sizes (50 agents per child over agents per item, capped by the lanes), in item
+    order with no index left out or repeated, and how many children run at once."""
+    found = item_batches(items, members, lanes, above, 50, at_once)
+    if expected is None:
+        assert found is None
+        return
+    assert found is not None
+    assert expected == ([len(b) for b in found.batches], found.window)
+    assert list(range(items)) == [i for batch in found.batches for i in batch]
+
+
+def test_a_batch_plan_runs_each_items_chain_on_its_own_data() -> None:
+    """batch_plan over items 2 and 3 of a story -> review group: `review[3]` depends on and
+    reads `story[3]` only, items come as `item[i]` plan inputs, and shown_inputs gives each
+    instance its keys under their plain names."""
+    plan = compile_plan(
+        loads_plan(
+            """\
+name: sliced
+agents:
+  po: {kind: simulate, duration: 1s, outputs: [epics]}
+  story: {kind: simulate, duration: 1s, inputs: [item, index, po.epics], outputs: [text]}
+  review: {kind: simulate, duration: 1s, inputs: [story.text], outputs: [verdict]}
+groups:
+  per_epic: {agents: [story, review], for_each: po.epics}
+""",
+            file="sliced.yaml",
+        )
+    )
+    sliced = batch_plan(plan, plan.group("per_epic"), [2, 3], ["a", "b", "c", "d"], {"po.epics": 4})
+    assert ["story[2]", "review[2]", "story[3]", "review[3]"] == [a.id for a in sliced.agents]
+    review = sliced.agent("review[3]")
+    assert (["story[3]"], ["story[3].text"]) == (review.depends_on, review.inputs)
+    assert ["story[3]"] == sliced.group("review[3]").depends_on
+    assert {"po.epics": 4, "item[2]": "c", "index[2]": 2, "item[3]": "d", "index[3]": 3} == (
+        sliced.inputs
+    )
+    assert ["item[3]", "index[3]", "po.epics"] == sliced.agent("story[3]").inputs
+    shown = shown_inputs("story[3]", {"item[3]": "d", "index[3]": 3, "po.epics": 4})
+    assert {"item": "d", "index": 3, "po.epics": 4} == shown
+    assert {"story.text": "x"} == shown_inputs("review[3]", {"story[3].text": "x"})

@@ -8,13 +8,20 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from pee.engine.compile.fan_out_slice import expand_agent
+from pee.engine.compile.fan_out_slice import expand_agent, group_instances
 from pee.engine.compile.graph import compile_plan
 from pee.engine.compile.load import loads_plan
 from pee.engine.states import AgentStatus, GroupStatus
 from pee.runtime.progress import FAN_OUT_ROWS, format_group, format_summary
 from pee.runtime.report_mermaid import render_mermaid
-from pee.workflows.state import AgentState, GroupState, RunState, current_details, fan_out_report
+from pee.workflows.state import (
+    AgentState,
+    GroupState,
+    RunState,
+    build_report,
+    current_details,
+    fan_out_report,
+)
 
 PLAN = """\
 name: views
@@ -159,3 +166,60 @@ def test_html_timeline_keeps_a_lane_for_the_failed_and_slowest_of_a_large_fan_ou
     }
     page = render_html(report)
     assert "54 more instances of dev (the agents table lists them)" in page
+
+
+GROUP_PLAN = """\
+name: group_views
+agents:
+  po: {kind: simulate, duration: 1s, outputs: [epics]}
+  story: {kind: simulate, duration: 1s, inputs: [item], outputs: [text]}
+  implement: {kind: simulate, duration: 1s, inputs: [story.text], outputs: [code]}
+  review: {kind: simulate, duration: 1s, inputs: [implement.code], outputs: [verdict]}
+  summary: {kind: simulate, duration: 1s, inputs: [review.verdict], outputs: [out]}
+groups:
+  per_epic: {agents: [story, implement, review], for_each: po.epics}
+"""
+
+
+def group_run(slow: int) -> RunState:
+    """po, then three items of story -> implement -> review (item `slow`'s implement takes 5 s,
+    every other agent 1 s, each starting when its predecessor ended), then summary."""
+    plan = compile_plan(loads_plan(GROUP_PLAN, file="group_views.yaml"))
+    group = plan.group("per_epic")
+    members = [plan.agent(a) for a in group.agents]
+    instances, expanded = group_instances(members, group, 3)
+    plan.agents.extend(instances)
+    plan.groups[[g.id for g in plan.groups].index("per_epic")] = expanded
+    agents = {a.id: AgentState(status=AgentStatus.SUCCEEDED) for a in plan.agents}
+
+    def ran(agent_id: str, start: float, took: float) -> float:
+        agents[agent_id].started_s, agents[agent_id].busy_s = start, took
+        agents[agent_id].ended_s = start + took
+        return start + took
+
+    end = ran("po", 0.0, 1.0)
+    last = end
+    for i in range(3):
+        at = end
+        for member in ("story", "implement", "review"):
+            at = ran(f"{member}[{i}]", at, 5.0 if (i, member) == (slow, "implement") else 1.0)
+        last = max(last, at)
+    ran("summary", last, 1.0)
+    groups = {g.id: GroupState(status=GroupStatus.SUCCEEDED) for g in plan.groups}
+    return RunState(plan=plan, started=START, time_scale=1.0, agents=agents, groups=groups)
+
+
+def test_the_critical_path_runs_through_the_slowest_items_chain() -> None:
+    """Item 1's implement is the slow one: the actual critical path is po -> story[1] ->
+    implement[1] -> review[1] -> summary, no template on it."""
+    report = build_report(group_run(slow=1), "wf", "run", 20.0)
+    assert ["po", "story[1]", "implement[1]", "review[1]", "summary"] == report["critical_path"]
+
+
+def test_the_table_shows_the_instances_not_the_fanned_out_template() -> None:
+    """The agents table has a row per instance `member[i]` and none for the templates story,
+    implement and review (the group line sums the items up)."""
+    text = format_summary(build_report(group_run(slow=0), "wf", "run", 20.0))
+    names = [line.split()[0] for line in text.splitlines() if line.split()]
+    assert {"story[0]", "implement[2]", "review[1]", "summary"} <= set(names)
+    assert not {"story", "implement", "review"} & set(names)

@@ -109,39 +109,36 @@ def test_group_fan_out_is_a_per_item_chain() -> None:
     assert ("at_least", 3) == (group.success_criteria.kind, group.success_criteria.count)
 
 
+POOL_OF_3 = "resource_manager: {resource_pool: {computational: {concurrent_agent_limit: 3}}}\n"
+
+
 @pytest.mark.parametrize(
-    ("settings", "expected_s"),
+    ("settings", "pool", "expected_s"),
     [
         # 10 default items, 5 at a time: two rounds of 2 s
-        ("max_parallel: 5", 4.0),
+        ("max_parallel: 5", "", 4.0),
         # no bound: every item at once
-        ("items_estimate: 100", 2.0),
-        ("items_estimate: 7, max_parallel: 2", 8.0),
+        ("items_estimate: 100", "", 2.0),
+        ("items_estimate: 7, max_parallel: 2", "", 8.0),
         # an empty list: nothing runs
-        ("items_estimate: 0", 0.0),
+        ("items_estimate: 0", "", 0.0),
+        # a resource pool's concurrent_agent_limit also bounds the items at once: 9 / 3
+        ("items_estimate: 9", POOL_OF_3, 6.0),
     ],
 )
-def test_plan_estimates_a_fan_out_in_rounds_of_items(settings: str, expected_s: float) -> None:
-    """An agent fan-out is estimated as ceil(items / at a time) rounds of its duration."""
+def test_plan_estimates_a_fan_out_in_rounds_of_items(
+    settings: str, pool: str, expected_s: float
+) -> None:
+    """An agent fan-out is estimated as ceil(items / at a time) rounds of its duration, at a
+    time being max_parallel and the pool's agent limit."""
     text = f"""\
-agents:
+{pool}agents:
   sm: {{kind: simulate, duration: 1s, outputs: [stories]}}
   dev: {{kind: simulate, duration: 2s, for_each: sm.stories, {settings}}}
 """
     plan = compiled(text)
     assert expected_s == plan.group("dev").estimated_s
     assert 1.0 + expected_s == plan.estimated_makespan_s
-
-
-def test_pool_limit_bounds_the_rounds() -> None:
-    """With a resource pool, its concurrent_agent_limit also bounds the items at once."""
-    text = """\
-resource_manager: {resource_pool: {computational: {concurrent_agent_limit: 3}}}
-agents:
-  sm: {kind: simulate, duration: 1s, outputs: [stories]}
-  dev: {kind: simulate, duration: 2s, for_each: sm.stories, items_estimate: 9}
-"""
-    assert 6.0 == compiled(text).group("dev").estimated_s
 
 
 def test_group_fan_out_estimate_is_the_chain_times_rounds() -> None:

@@ -253,6 +253,57 @@ def test_fan_out_histories_hold_their_instances_and_the_patch() -> None:
     ]
 
 
+CHILD_HISTORIES = sorted((HISTORIES / "children").glob("*/*.json"))
+
+
+@pytest.mark.parametrize(
+    "path", CHILD_HISTORIES, ids=[f"{p.parent.name}/{p.stem}" for p in CHILD_HISTORIES]
+)
+def test_a_fan_out_child_run_replays(path: Path) -> None:
+    """Each recorded child run of a group-level fan-out (one item's run, or a batch of items)
+    replays against today's PlanWorkflow."""
+    history = WorkflowHistory.from_json(f"replay-{path.stem}", path.read_text())
+    replayer = Replayer(workflows=[PlanWorkflow], data_converter=data_converter())
+    result = asyncio.run(replayer.replay_workflow(history))
+    assert result.replay_failure is None
+    assert "completed" == final_report(history)["status"]
+
+
+def test_the_batched_fan_out_ran_two_children_and_one_item_failed_alone() -> None:
+    """fan_out_batches: the parent ran children of two items behind fan-out-batches-v1 (no
+    other scenario has that marker); in the child shared by items 0 and 1, item 1's story
+    failed (after its one-at-a-time fallback), its review never started, item 0 passed."""
+    parent = load("fan_out_batches")
+    children = [
+        e.start_child_workflow_execution_initiated_event_attributes.workflow_id.rsplit("/", 1)[1]
+        for e in parent.events
+        if e.HasField("start_child_workflow_execution_initiated_event_attributes")
+    ]
+    assert ["per_epic[0..1]", "per_epic[2..2]"] == children
+    assert {"fan-out-v1", "fan-out-batches-v1"} <= set(patch_markers(parent))
+    others = [s.name for s in SCENARIOS if s.name != "fan_out_batches"]
+    assert [] == [n for n in others if "fan-out-batches-v1" in patch_markers(load(n))]
+    text = (HISTORIES / "children" / "fan_out_batches" / "per_epic[0..1].json").read_text()
+    child = WorkflowHistory.from_json("child", text)
+    assert {"story[0]", "story[1]", "review[0]"} <= set(activity_ids(child))
+    assert "review[1]" not in activity_ids(child)
+    # no context snapshot per group (a local activity each): nothing resumes a batch child
+    markers = [
+        e.marker_recorded_event_attributes.marker_name
+        for e in child.events
+        if e.HasField("marker_recorded_event_attributes")
+    ]
+    assert "core_local_activity" not in markers
+    rows = final_report(child)["agents"]
+    assert ["succeeded", "succeeded", "failed", "skipped"] == [
+        rows[a]["status"] for a in ("story[0]", "review[0]", "story[1]", "review[1]")
+    ]
+    report = final_report(parent)
+    assert ["succeeded", "failed", "succeeded"] == [
+        report["agents"][f"story[{i}]"]["status"] for i in range(3)
+    ]
+
+
 def summaries(history: WorkflowHistory, kind: str) -> list[str]:
     """The Web UI summaries of the events of one kind (user metadata, JSON text)."""
     return [

@@ -463,6 +463,46 @@ def test_a_group_fan_out_names_each_items_child_run_in_the_web_ui(
         context.close()
 
 
+def test_a_large_group_fan_out_names_its_batch_child_in_the_web_ui(
+    browser: Any,
+    server: dict[str, Any],
+    cli_env: dict[str, str],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """25 epics (over the 20 a group-level fan-out runs as a child per item): one batch child
+    runs them all, named `per_epic[0..24] of <plan> (25 items)` on the parent's timeline; in
+    it, each activity names its item's instance and the fan-out group, as the report does
+    (`agent review[i] (review), group per_epic`)."""
+    epics = [f"epic-{i}" for i in range(25)]
+    plan = tmp_path / "batch.yaml"
+    plan.write_text(
+        GROUP_FAN_OUT.replace("webui-fan-out-group", "webui-fan-out-batch")
+        .replace("[alpha, beta, gamma]", json.dumps(epics))
+        .replace(", max_parallel: 2", "")
+    )
+    workflow_id = run_file(cli_env, tmp_path, "fan-out-batch", plan, "--simulate")
+    context, page, _calls = open_copying(browser, server, workflow_id)
+    try:
+        child = "per_epic[0..24] of webui-fan-out-batch (25 items)"
+        expect_on_timeline(page, [child])
+        initiated = "Start Child Workflow Execution Initiated"
+        assert [child] == history_summaries(page, initiated, 1)
+        page.goto(
+            f"http://127.0.0.1:{server['ui_port']}/namespaces/default/workflows/"
+            + quote(f"{workflow_id}/per_epic[0..24]", safe=""),
+            timeout=UI_TIMEOUT_MS,
+        )
+        # its history, newest first: the last reviews scheduled name their item and the group
+        page.get_by_role("tab", name="Event History").click(timeout=UI_TIMEOUT_MS)
+        scheduled = page.get_by_test_id("event-summary-row").filter(
+            has_text="Activity Task Scheduled"
+        )
+        named = re.compile(r"agent review\[\d+\] \(review\), group per_epic")
+        expect(scheduled.filter(has_text=named).first).to_be_visible(timeout=UI_TIMEOUT_MS)
+    finally:
+        context.close()
+
+
 def test_status_and_the_text_report_of_a_finished_fan_out_name_each_instance(
     fan_out_run: str,
     cli_env: dict[str, str],  # noqa: F811

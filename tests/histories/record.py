@@ -45,7 +45,7 @@ from pee.runtime.exit import run_entry
 from pee.runtime.worker import build_worker
 from pee.workflows import search
 from pee.workflows.plan_workflow import PlanWorkflow
-from pee.workflows.types import BatchSpec, PlanRunInput, ResolveConflict
+from pee.workflows.types import BatchSpec, FanOutBatching, PlanRunInput, ResolveConflict
 from tests.helpers import compiled_plan, group, sim, with_sections
 
 HERE = Path(__file__).resolve().parent
@@ -414,7 +414,27 @@ groups:
     return compile_plan(loads_plan(text, file="fan-out-group.yaml"))
 
 
+def fan_out_batches() -> CompiledPlan:
+    """fan_out_group's plan with item 1's story failing and at least 2 of 3 items required,
+    run in batch children of two items (FAN_OUT_BATCHES): item 0 passes in the child it shares
+    with the failing item 1."""
+    plan = fan_out_group()
+    story = plan.agent("story")
+    story.settings = {**story.settings, "fail_items": [1]}
+    story.retry = NO_RETRY
+    group = plan.group("per_epic")
+    group.success_criteria = type(group.success_criteria)("at_least", 2)
+    return plan
+
+
 FAN_OUT_INPUT = {"time_scale": 0.1, "simulate": True}
+# every fan-out in batch children of two items (max_parallel 2: one child at a time)
+FAN_OUT_BATCHES = {
+    **FAN_OUT_INPUT,
+    "fan_out_batching": FanOutBatching(above=0, group_above=0, child_agents=4),
+}
+# where the child runs of the scenarios with `children` are written, one folder per scenario
+CHILDREN = HERE / "children"
 
 
 @dataclass(frozen=True)
@@ -434,6 +454,8 @@ class Scenario:
     # recorded by an older PlanWorkflow and kept to prove such runs still replay: today's
     # code would record something else, so `main` never re-records it
     legacy: bool = False
+    # also record the child workflows the run started (CHILDREN/<name>/<child>.json)
+    children: bool = False
 
 
 SCENARIOS = [
@@ -600,6 +622,20 @@ SCENARIOS = [
         "completed",
         {"po": ["all_completed"], "per_epic": ["all_completed"], "summary": ["all_completed"]},
         FAN_OUT_INPUT,
+        children=True,
+    ),
+    # items in batch children (src/pee/workflows/fan_out_items.py, patch fan-out-batches-v1)
+    Scenario(
+        "fan_out_batches",
+        fan_out_batches,
+        "completed",
+        {
+            "po": ["all_completed"],
+            "per_epic": ["continue_with_partial"],
+            "summary": ["all_completed"],
+        },
+        FAN_OUT_BATCHES,
+        children=True,
     ),
 ]
 
@@ -650,6 +686,17 @@ async def record(client: Client, scenario: Scenario) -> Path:
         raise SystemExit(f"{scenario.name}: expected {expected(scenario)}, recorded {found}")
     path = HERE / f"{scenario.name}.json"
     path.write_text(history.to_json() + "\n")
+    if scenario.children:
+        folder = CHILDREN / scenario.name
+        for old in folder.glob("*.json"):
+            old.unlink()
+        folder.mkdir(parents=True, exist_ok=True)
+        for event in history.events:
+            if event.HasField("start_child_workflow_execution_initiated_event_attributes"):
+                child = event.start_child_workflow_execution_initiated_event_attributes.workflow_id
+                found_child = await client.get_workflow_handle(child).fetch_history()
+                name = child.rsplit("/", 1)[1]
+                (folder / f"{name}.json").write_text(found_child.to_json() + "\n")
     return path
 
 

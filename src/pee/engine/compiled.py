@@ -663,6 +663,17 @@ class FanOut:
         """`agent[index]`: how the run, the report and every view name one item's instance."""
         return f"{agent_id}[{index}]"
 
+    @staticmethod
+    def template_of(agent_id: str) -> tuple[str, int] | None:
+        """("dev", 3) for the instance id "dev[3]"; None for any other id."""
+        if not agent_id.endswith("]") or "[" not in agent_id:
+            return None
+        head, _, rest = agent_id.rpartition("[")
+        number = rest[:-1]
+        if not head or not number.isdigit():
+            return None
+        return head, int(number)
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> FanOut | None:
         """From to_dict's form; None (no fan-out, or a plan compiled before fan-out) stays None."""

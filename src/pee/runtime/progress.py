@@ -311,7 +311,13 @@ def shown_instances(report: dict[str, Any]) -> tuple[set[str], list[str]]:
     agents = report.get("agents") or {}
     for group_id, group in (report.get("groups") or {}).items():
         ids = list(group.get("agents") or [])
-        if not group.get("fan_out") or len(ids) <= FAN_OUT_ROWS:
+        fan_out = group.get("fan_out") or {}
+        members = list(fan_out.get("members") or [])
+        if fan_out and ids != members:
+            # the instances have rows of their own: the template's row would read like one
+            # more agent (its group line sums the items up)
+            hidden.update(members)
+        if not fan_out or len(ids) <= FAN_OUT_ROWS:
             continue
         rows = [(a, agents.get(a) or {}) for a in ids]
         slowest = sorted(rows, key=lambda r: -(r[1].get("duration_s") or 0.0))[:SLOWEST_ROWS]

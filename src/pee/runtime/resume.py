@@ -103,8 +103,10 @@ def snapshot_context(
 def finished_items(
     plan: CompiledPlan, report: dict[str, Any], context: dict[str, Any]
 ) -> dict[str, dict[str, Any]]:
-    """The instances `agent[i]` of agent-level fan-outs that did not pass but that succeeded,
-    with their item's hash and their outputs (from the run's final context)."""
+    """The items of fan-outs that did not pass but that succeeded, with their item's hash and
+    their outputs (from the run's final context, where a fan-out that did not pass leaves them
+    as `member[i].output`): an agent-level instance as `agent[i]` -> {output name: value}, an
+    item of a group-level fan-out as `group[i]` -> {"member.output": value}."""
     from pee.engine.rules.merge import value_hash
 
     groups = report.get("groups") or {}
@@ -112,21 +114,28 @@ def finished_items(
     found: dict[str, dict[str, Any]] = {}
     for group in plan.groups:
         fan_out = group.fan_out
-        if fan_out is None or fan_out.level != "agent":
+        if fan_out is None:
             continue
         if (groups.get(group.id) or {}).get("status") in GROUP_PASSED:
             continue
         items = context.get(fan_out.source)
         if not isinstance(items, list):
             continue
-        template = plan.agent(fan_out.owner)
+        members = [plan.agent(agent_id) for agent_id in fan_out.members or group.agents]
+        agent_level = fan_out.level == "agent"
         for index, item in enumerate(items):
-            instance = f"{template.id}[{index}]"
-            if (rows.get(instance) or {}).get("status") != "succeeded":
-                continue
-            keys = {name: f"{instance}.{name}" for name in template.outputs}
-            if all(key in context for key in keys.values()):
-                found[instance] = {
+            keys = {
+                (name if agent_level else f"{agent.id}.{name}"): f"{agent.id}[{index}].{name}"
+                for agent in members
+                for name in agent.outputs
+            }
+            succeeded = all(
+                (rows.get(f"{agent.id}[{index}]") or {}).get("status") == "succeeded"
+                for agent in members
+            )
+            if succeeded and all(key in context for key in keys.values()):
+                owner = members[0].id if agent_level else group.id
+                found[f"{owner}[{index}]"] = {
                     "item_hash": value_hash(item),
                     "outputs": {name: context[key] for name, key in keys.items()},
                 }

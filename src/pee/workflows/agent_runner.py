@@ -22,7 +22,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from pee.activities.agents import run_agent
     from pee.activities.types import AgentProgress, AgentResult, AgentTask
-    from pee.engine.compile.fan_out_slice import template_of
+    from pee.engine.compile.fan_out_slice import shown_inputs, template_of
     from pee.engine.compiled import CompiledAgent, CompiledGroup
     from pee.engine.dag import agent_dependencies
     from pee.engine.rules.monitoring import take_sample
@@ -210,6 +210,9 @@ class AgentRunner:
                 inputs, missing, versions = self.gate.snapshot(agent)
             if agent.id in self.item_inputs:
                 inputs = {**inputs, **self.item_inputs[agent.id]}
+            if self.scope.input.item_batch:
+                # a batch of fan-out items: `story[3].text` is shown as `story.text`
+                inputs = shown_inputs(agent.id, inputs)
             state.missing_inputs = missing
             state.snapshot = versions
             key = self.cache.key(agent, inputs)
@@ -277,7 +280,7 @@ class AgentRunner:
         # runs since liveness-from-describe: time waiting for a worker does not eat the timeout
         overall = timeout if self.signals else self.timing.schedule_to_close(agent)
         item = self.fan_out_item()
-        how = "sequential fallback" if fallback else f"group {item[0] if item else group.id}"
+        how = "sequential fallback" if fallback else f"group {self.fan_out_group() or group.id}"
         # a new id for the fallback run: a fresh activity with fresh attempts
         activity_id = f"{agent.id}#fallback" if fallback else agent.id
         heartbeat = timedelta(seconds=self.timing.heartbeat_timeout_s())
@@ -340,9 +343,17 @@ class AgentRunner:
         "<plan>/per_epic[3]"), so its activities' Web UI summaries name `story[3]` as the
         parent's report does; None in any other run. Only the summary (user metadata) changes,
         which replay does not compare: a child recorded before this replays (checked by hand)."""
-        if self.scope.input.item_outputs is None:
+        if self.scope.input.item_outputs is None or self.scope.input.item_batch:
             return None
         return template_of(self.scope.plan.name.rpartition("/")[2])
+
+    def fan_out_group(self) -> str | None:
+        """ "per_epic" in the child run of a group-level fan-out's items (one item, plan
+        "<plan>/per_epic[3]", or a batch, "<plan>/per_epic[0..24]" whose agents are named
+        `story[i]` already); None in any other run. Summaries only, as fan_out_item."""
+        if self.scope.input.item_outputs is None:
+            return None
+        return self.scope.plan.name.rpartition("/")[2].partition("[")[0] or None
 
     def end_agent(self, agent_id: str, status: AgentStatus) -> None:
         state = self.scope.agents[agent_id]

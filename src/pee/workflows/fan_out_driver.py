@@ -32,12 +32,14 @@ with workflow.unsafe.imports_passed_through():
     from pee.engine.language.fan_out import FanOutLevel
     from pee.engine.rules import barrier
     from pee.engine.rules.fan_out_barrier import FanOutSourceError, collect, items_of
+    from pee.engine.rules.fan_out_batches import item_batches
     from pee.engine.rules.merge import value_hash
     from pee.engine.states import GROUP_PASSED, AgentStatus, GroupStatus
     from pee.workflows.cache_levels import CacheLevels
-    from pee.workflows.fan_out_items import ItemChildren
+    from pee.workflows.fan_out_items import BATCH_PATCH, ItemChildren
     from pee.workflows.run_scope import RunScope
     from pee.workflows.state import AgentState, Decision
+    from pee.workflows.types import FanOutBatching
 
 if TYPE_CHECKING:
     from pee.workflows.agent_runner import AgentRunner
@@ -80,7 +82,7 @@ class FanOutDriver:
             raise ApplicationError(
                 err.message, type="FanOutSourceError", non_retryable=True
             ) from None
-        if fan_out.level is FanOutLevel.GROUP:
+        if fan_out.level is FanOutLevel.GROUP or self.batched(group, items):
             await self.run_children(group, items)
             return
         template = self.scope.plan.agent(fan_out.owner)
@@ -108,8 +110,21 @@ class FanOutDriver:
         self.end_template(expansion, AgentStatus.SUCCEEDED if passed else AgentStatus.FAILED)
         self.scope.event("fan_out_ended", group.id)
 
+    def batched(self, group: CompiledGroup, items: list[Any]) -> bool:
+        """An agent-level fan-out too large for one run: its instances run in batch children
+        as a one-agent group-level fan-out would (pee.engine.rules.fan_out_batches)."""
+        fan_out = group.fan_out
+        assert fan_out is not None
+        settings = self.scope.input.fan_out_batching or FanOutBatching()
+        lanes = self.children.lanes(fan_out.max_parallel)
+        found = item_batches(
+            len(items), 1, lanes, settings.above, settings.child_agents, settings.children_at_once
+        )
+        return found is not None and workflow.patched(BATCH_PATCH)
+
     async def run_children(self, group: CompiledGroup, items: list[Any]) -> None:
-        """A group-level fan-out: one child PlanWorkflow per item (fan_out_items.py)."""
+        """A group-level fan-out (one child PlanWorkflow per item, or per batch of items), or a
+        large agent-level one (fan_out_items.py)."""
         self.scope.event("fan_out_started", group.id)
         self.scope.run.events[-1]["items"] = len(items)
         members = list(group.agents)

@@ -28,17 +28,29 @@ from temporalio.exceptions import ApplicationError, ChildWorkflowError, is_cance
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
-    from pee.engine.compile.fan_out_slice import group_instances, item_plan, upstream_keys
+    from pee.engine.compile.fan_out_slice import (
+        batch_outputs,
+        batch_plan,
+        group_instances,
+        item_plan,
+        upstream_keys,
+    )
     from pee.engine.compiled import CompiledAgent, CompiledGroup, FanOut
+    from pee.engine.language.fan_out import FanOutLevel
     from pee.engine.rules import barrier
     from pee.engine.rules.fan_out_barrier import collect
+    from pee.engine.rules.fan_out_batches import item_batches
+    from pee.engine.rules.merge import value_hash
     from pee.engine.states import AGENT_FINISHED, AgentStatus, GroupStatus
     from pee.workflows import pool_lease
     from pee.workflows.run_scope import RunScope
     from pee.workflows.state import AgentState
-    from pee.workflows.types import PlanRunInput
+    from pee.workflows.types import FanOutBatching, PlanRunInput
 
 FALLBACK = "#fallback"
+# items in batch children (pee.engine.rules.fan_out_batches): new child shapes, so a run
+# recorded before them keeps one child per item (old runs never had more than ~200 anyway)
+BATCH_PATCH = "fan-out-batches-v1"
 # children started per workflow task, and the pause between chunks (as for agent instances)
 LAUNCH_CHUNK = 50
 CHUNK_PAUSE_S = 0.01
@@ -68,8 +80,6 @@ class ItemChildren:
         members = [plan.agent(agent_id) for agent_id in group.agents]
         upstream = {k: scope.ctx.value(k) for k in upstream_keys(plan, group) if scope.ctx.has(k)}
         keys = [f"{agent.id}.{name}" for agent in members for name in agent.outputs]
-        # the sliced plans are built from the group as compiled, before it is expanded below
-        plans = [item_plan(plan, group, i, item, upstream) for i, item in enumerate(items)]
         instances, expanded = group_instances(members, group, len(items))
         plan.agents.extend(instances)
         position = next(i for i, g in enumerate(plan.groups) if g.id == group.id)
@@ -85,20 +95,44 @@ class ItemChildren:
         scope.event("group_started", group.id)
 
         lanes = self.lanes(fan_out.max_parallel)
-        outcomes: dict[int, ItemOutcome] = {}
-        pending = list(range(len(items)))
-        running: dict[int, asyncio.Task[ItemOutcome]] = {}
+        outcomes: dict[int, ItemOutcome] = self.reuse(group, members, items)
+        todo = [i for i in range(len(items)) if i not in outcomes]
+        settings = scope.input.fan_out_batching or FanOutBatching()
+        agent_level = fan_out.level is FanOutLevel.AGENT
+        above = settings.above if agent_level else settings.group_above
+        batches = item_batches(
+            len(todo), len(members), lanes, above, settings.child_agents, settings.children_at_once
+        )
+        window = lanes
+        units: list[tuple[int, ...]] = [(i,) for i in todo]
+        batched = batches is not None and workflow.patched(BATCH_PATCH)
+        if batched:
+            assert batches is not None
+            units = [tuple(todo[k] for k in batch) for batch in batches.batches]
+            window = batches.window
+
+        def launch(unit: tuple[int, ...]) -> asyncio.Task[dict[int, ItemOutcome]]:
+            if batched:
+                return asyncio.create_task(
+                    self.batch(group, list(unit), items, upstream, keys, members)
+                )
+            index = unit[0]
+            sliced = item_plan(plan, group, index, items[index], upstream)
+            return asyncio.create_task(
+                self.one(group, index, sliced, keys, members, fallback=False)
+            )
+
+        pending = list(range(len(units)))
+        running: dict[int, asyncio.Task[dict[int, ItemOutcome]]] = {}
         try:
             while pending or running:
                 started = 0
                 while (
-                    pending and started < LAUNCH_CHUNK and (lanes is None or len(running) < lanes)
+                    pending and started < LAUNCH_CHUNK and (window is None or len(running) < window)
                 ):
-                    index = pending.pop(0)
+                    unit = pending.pop(0)
                     started += 1
-                    running[index] = asyncio.create_task(
-                        self.item(group, index, plans[index], keys, members, fallback=False)
-                    )
+                    running[unit] = launch(units[unit])
                 waits: list[asyncio.Task[Any]] = list(running.values())
                 more = None
                 if pending and started == LAUNCH_CHUNK:
@@ -115,11 +149,18 @@ class ItemChildren:
                 )
                 if more is not None and not more.done():
                     more.cancel()
-                for index in [i for i, task in running.items() if task.done()]:
-                    outcomes[index] = running.pop(index).result()
+                for unit in [u for u, task in running.items() if task.done()]:
+                    outcomes.update(running.pop(unit).result())
                 if not done:
                     # the deadline: the barrier judges the items that ended, the rest are cut
-                    await self.cut(running, pending, members)
+                    await self.cut(
+                        [i for u in running for i in units[u]],
+                        [i for u in pending for i in units[u]],
+                        list(running.values()),
+                        members,
+                    )
+                    running.clear()
+                    pending.clear()
                     break
         except asyncio.CancelledError:
             live = [task for task in running.values() if not task.done()]
@@ -130,6 +171,7 @@ class ItemChildren:
             for instance in instances:
                 if scope.agents[instance.id].status not in AGENT_FINISHED:
                     scope.agents[instance.id].status = AgentStatus.CANCELLED
+            self.keep_finished(members, outcomes)
             scope.end_group(expanded, GroupStatus.CANCELLED)
             raise
 
@@ -140,14 +182,28 @@ class ItemChildren:
         if decision.action == barrier.ABORT_AND_FALLBACK:
             scope.alert(group.id, "critical", decision.alert or decision.reason)
             scope.event("fallback_started", group.id)
-            for item_id in decision.fallback:
-                index = ids.index(item_id)
+            to_rerun = [ids.index(item_id) for item_id in decision.fallback]
+            if batched:
+                # one batch child at a time: a thousand failed items one by one would take
+                # a thousand times an item's chain
+                again = item_batches(len(to_rerun), len(members), None, 0, settings.child_agents)
+                assert again is not None
+                for batch in again.batches:
+                    rerun = [to_rerun[k] for k in batch]
+                    outcomes.update(
+                        await self.batch(
+                            group, rerun, items, upstream, keys, members, fallback=True
+                        )
+                    )
+            for index in [] if batched else to_rerun:
+                sliced = item_plan(plan, group, index, items[index], upstream)
                 outcomes[index] = await self.item(
-                    group, index, plans[index], keys, members, fallback=True
+                    group, index, sliced, keys, members, fallback=True
                 )
             after = barrier.decide_after_fallback(self.view(expanded, ids, outcomes))
             self.record(group, after)
             if after.action == barrier.FAIL:
+                self.keep_finished(members, outcomes)
                 scope.end_group(expanded, GroupStatus.FAILED)
                 failed = [ids[i] for i, o in sorted(outcomes.items()) if not o.succeeded]
                 errors = "; ".join(
@@ -177,17 +233,17 @@ class ItemChildren:
 
     async def cut(
         self,
-        running: dict[int, asyncio.Task[ItemOutcome]],
+        running: list[int],
         pending: list[int],
+        tasks: list[asyncio.Task[dict[int, ItemOutcome]]],
         members: list[CompiledAgent],
     ) -> None:
-        """At the group's deadline: cancel the running items' children (their rows cancelled),
-        start no more (skipped)."""
-        live = list(running.values())
-        for task in live:
+        """At the group's deadline: cancel the children of the running items (their rows
+        cancelled), start no more (skipped)."""
+        for task in tasks:
             task.cancel()
-        if live:
-            await workflow.wait(live)
+        if tasks:
+            await workflow.wait(tasks)
         now = self.scope.elapsed()
         for index in [*running, *pending]:
             for agent in members:
@@ -195,8 +251,147 @@ class ItemChildren:
                 if row.status not in AGENT_FINISHED:
                     row.status = AgentStatus.CANCELLED if index in running else AgentStatus.SKIPPED
                     row.ended_s = now
-        running.clear()
-        pending.clear()
+
+    async def one(
+        self,
+        group: CompiledGroup,
+        index: int,
+        sliced: Any,
+        keys: list[str],
+        members: list[CompiledAgent],
+        *,
+        fallback: bool,
+    ) -> dict[int, ItemOutcome]:
+        return {index: await self.item(group, index, sliced, keys, members, fallback=fallback)}
+
+    async def batch(
+        self,
+        group: CompiledGroup,
+        indices: list[int],
+        items: list[Any],
+        upstream: dict[str, Any],
+        keys: list[str],
+        members: list[CompiledAgent],
+        *,
+        fallback: bool = False,
+    ) -> dict[int, ItemOutcome]:
+        """Run the items `indices` in one child PlanWorkflow (batch_plan: each item's chain on
+        its own inside it, a failed item ending only its own chain) and fold its report into
+        the rows `member[i]`."""
+        scope = self.scope
+        plan = scope.plan
+        sliced = batch_plan(plan, group, indices, items, upstream)
+        span = f"{group.id}[{indices[0]}..{indices[-1]}]{FALLBACK if fallback else ''}"
+        started_s = scope.elapsed()
+        for index in indices:
+            for agent in members:
+                row = scope.agents[FanOut.instance_id(agent.id, index)]
+                row.status = AgentStatus.RUNNING
+                row.started_s = started_s if row.started_s is None else row.started_s
+        source = scope.input
+        child_input = PlanRunInput(
+            plan=sliced,
+            time_scale=source.time_scale,
+            heartbeat_timeout_s=source.heartbeat_timeout_s,
+            simulate=source.simulate,
+            admission=source.admission,
+            item_outputs=batch_outputs(group, plan, indices),
+            item_batch=True,
+        )
+        report: dict[str, Any] | None = None
+        error: str | None = None
+        try:
+            report = await workflow.execute_child_workflow(
+                "PlanWorkflow",
+                child_input,
+                id=f"{workflow.info().workflow_id}/{span}",
+                result_type=dict,
+                parent_close_policy=ParentClosePolicy.REQUEST_CANCEL,
+                static_summary=f"{span} of {plan.name} ({len(indices)} items)"
+                + (" (fallback, one batch at a time)" if fallback else ""),
+            )
+        except ChildWorkflowError as err:
+            if is_cancelled_exception(err):
+                raise asyncio.CancelledError() from None
+            cause = err.cause
+            details = cause.details if isinstance(cause, ApplicationError) else ()
+            report = details[0] if details and isinstance(details[0], dict) else None
+            error = cause.message if isinstance(cause, ApplicationError) else str(cause or err)
+        values = dict((report or {}).get("item_outputs") or {})
+        rows = (report or {}).get("agents") or {}
+        outcomes: dict[int, ItemOutcome] = {}
+        for index in indices:
+            self.rows(members, index, started_s, report, batched=True)
+            named = [FanOut.instance_id(agent.id, index) for agent in members]
+            succeeded = error is None and all(
+                (rows.get(n) or {}).get("status") == AgentStatus.SUCCEEDED for n in named
+            )
+            outputs = {
+                key: values[local] for key in keys if (local := _instance_key(key, index)) in values
+            }
+            failure = next(
+                (
+                    f"{n}: {(rows.get(n) or {}).get('error')}"
+                    for n in named
+                    if (rows.get(n) or {}).get("error")
+                ),
+                error or "an earlier member of the item failed",
+            )
+            outcomes[index] = ItemOutcome(
+                succeeded, outputs=outputs, error=None if succeeded else failure
+            )
+            item_id = FanOut.instance_id(group.id, index)
+            scope.event(f"fan_out_item_{'succeeded' if succeeded else 'failed'}", item_id)
+        return outcomes
+
+    def reuse(
+        self, group: CompiledGroup, members: list[CompiledAgent], items: list[Any]
+    ) -> dict[int, ItemOutcome]:
+        """`--resume-from`: the items that succeeded in the earlier run over the same item at
+        the same index (ResumeFrom.finished_items, keyed `group[i]`, or `agent[i]` for an
+        agent-level fan-out) are not run again; their outputs are the earlier ones."""
+        resume = self.scope.input.resume
+        fan_out = group.fan_out
+        if resume is None or not resume.finished_items or fan_out is None:
+            return {}
+        agent_level = fan_out.level is FanOutLevel.AGENT
+        reused: dict[int, ItemOutcome] = {}
+        for index, item in enumerate(items):
+            owner = members[0].id if agent_level else group.id
+            earlier = resume.finished_items.get(FanOut.instance_id(owner, index))
+            if earlier is None or earlier.get("item_hash") != value_hash(item):
+                continue
+            found = dict(earlier.get("outputs") or {})
+            if agent_level:
+                found = {f"{owner}.{name}": value for name, value in found.items()}
+            reused[index] = ItemOutcome(True, outputs=found)
+            for agent in members:
+                instance = FanOut.instance_id(agent.id, index)
+                row = self.scope.agents[instance]
+                row.status, row.resumed = AgentStatus.SUCCEEDED, True
+                row.outputs = [k.split(".", 1)[1] for k in found if k.startswith(f"{agent.id}.")]
+                self.scope.event("agent_resumed", instance)
+        return reused
+
+    def keep_finished(self, members: list[CompiledAgent], outcomes: dict[int, ItemOutcome]) -> None:
+        """The fan-out did not pass: each succeeded item's outputs as `member[i].output` in the
+        context, where `--resume-from` finds them (runtime/resume.py finished_items)."""
+        at = self.scope.at()
+        for index, outcome in sorted(outcomes.items()):
+            if not outcome.succeeded:
+                continue
+            for agent in members:
+                for name in agent.outputs:
+                    key = f"{agent.id}.{name}"
+                    if key in outcome.outputs:
+                        instance = FanOut.instance_id(agent.id, index)
+                        self.scope.ctx.put(
+                            f"{instance}.{name}",
+                            outcome.outputs[key],
+                            instance,
+                            at,
+                            origin="fan_out",
+                        )
 
     async def item(
         self,
@@ -258,15 +453,19 @@ class ItemChildren:
         index: int,
         started_s: float,
         report: dict[str, Any] | None,
+        *,
+        batched: bool = False,
     ) -> None:
-        """Each member's row `member[i]` from the child's report (times shifted to this run)."""
+        """Each member's row `member[i]` from the child's report (a batch child names its rows
+        `member[i]` too; times shifted to this run)."""
         scope = self.scope
         now = scope.elapsed()
         agents = (report or {}).get("agents") or {}
         child_start = _when((report or {}).get("started_at"))
         for agent in members:
-            row = scope.agents[FanOut.instance_id(agent.id, index)]
-            found = agents.get(agent.id) or {}
+            row_id = FanOut.instance_id(agent.id, index)
+            row = scope.agents[row_id]
+            found = agents.get(row_id if batched else agent.id) or {}
             status = found.get("status")
             row.status = (
                 AgentStatus(status)
@@ -336,6 +535,12 @@ class ItemChildren:
                 row = scope.agents[agent.id]
                 if name not in row.outputs:
                     row.outputs.append(name)
+
+
+def _instance_key(key: str, index: int) -> str:
+    """ "story.text" -> "story[3].text" (how a batch child names item 3's value)."""
+    head, _, rest = key.partition(".")
+    return f"{FanOut.instance_id(head, index)}.{rest}"
 
 
 def _when(value: Any) -> datetime | None:

@@ -88,7 +88,7 @@ with workflow.unsafe.imports_passed_through():
         GroupStatus,
         RunStatus,
     )
-    from pee.workflows import pool_lease
+    from pee.workflows import item_batch, pool_lease
     from pee.workflows.adaptation import Adaptation
     from pee.workflows.agent_batch import OUTCOMES_SIGNAL
     from pee.workflows.agent_outcome import (
@@ -213,8 +213,10 @@ class PlanWorkflow:
             if self._batcher is not None or self._observe
             else None
         )
-        if self._batcher is not None:
-            # per-group snapshot and prefetch commands would grow the history with the plan
+        if self._batcher is not None or input.item_batch:
+            # per-group snapshot and prefetch commands would grow the history with the plan (a
+            # batch of fan-out items has a group per agent, and nothing resumes it: its parent
+            # does)
             self._levels.per_group = False
         # batch mode: running agents count as making progress (see _agent_views); patched, as
         # it changes the barrier decisions of batch runs recorded before it
@@ -368,8 +370,12 @@ class PlanWorkflow:
                 await workflow.wait(list(running.values()), return_when=asyncio.FIRST_COMPLETED)
                 for group_id in list(running):
                     if running[group_id].done():
-                        # re-raises a failed group's ApplicationError
-                        running.pop(group_id).result()
+                        if input.item_batch:
+                            # a failed item ends its own chain only (workflows/item_batch.py)
+                            item_batch.absorb(running.pop(group_id), group_id, waiting, self._scope)
+                        else:
+                            # re-raises a failed group's ApplicationError
+                            running.pop(group_id).result()
                         self._continuation.group_ended()
                 if not self._continuation.draining and self._continuation.should_drain(
                     len(waiting)

@@ -18,6 +18,7 @@ from pee.engine.compiled import CompiledGroup, CompiledPlan
 from pee.engine.dag import actual_critical_path, iso_at, parallel_efficiency, utilisation_percentage
 from pee.engine.report.bottleneck import analyse as analyse_bottlenecks
 from pee.engine.report.cache_stats import CacheCounters
+from pee.engine.report.fan_out_path import expanded_graph, expanded_groups
 from pee.engine.rules import barrier
 from pee.engine.rules.context import OPEN, Conflict, VersionedContext
 from pee.engine.rules.fan_out_barrier import summarise
@@ -204,7 +205,10 @@ def build_report(run: RunState, workflow_id: str, run_id: str, now_s: float) -> 
         a.id: (run.agents[a.id].duration_s(end_s) or 0.0) + run.agents[a.id].blocked_s
         for a in plan.agents
     }
-    lower_bound, path = actual_critical_path(plan.agents, plan.groups, durations)
+    # over the fan-outs' items, not their templates (pee.engine.report.fan_out_path)
+    lower_bound, path = actual_critical_path(
+        expanded_graph(plan.agents), expanded_groups(plan.groups), durations
+    )
     report = {
         "workflow_id": workflow_id,
         "run_id": run_id,

@@ -23,9 +23,10 @@ class ResumeFrom:
     # the context snapshot (context_snapshot_cache key) ``context`` was read from; None = read
     # by the `context` query on the earlier run
     snapshot_key: str | None = None
-    # instances of fan-outs that did not pass but that succeeded there, reused when the same
-    # index holds the same item: instance id -> {"item_hash": value_hash of its item,
-    # "outputs": {output name: value}}
+    # items of fan-outs that did not pass but that succeeded there, reused when the same index
+    # holds the same item: "agent[i]" (agent level) -> {"item_hash": value_hash of its item,
+    # "outputs": {output name: value}}, "group[i]" (group level) -> {"item_hash": ...,
+    # "outputs": {"member.output": value}}
     finished_items: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
@@ -62,6 +63,21 @@ def choose_batch(
 
 
 @dataclass
+class FanOutBatching:
+    """When a fan-out's items run in batch children and how many agents each child runs
+    (pee.engine.rules.fan_out_batches; None on PlanRunInput: its defaults)."""
+
+    # an agent-level fan-out of more instances than this: batch children
+    above: int = 200
+    # a group-level fan-out of more items than this: batch children
+    group_above: int = 20
+    # agents per batch child
+    child_agents: int = 50
+    # batch children running at once (None: no bound beyond max_parallel)
+    children_at_once: int | None = 40
+
+
+@dataclass
 class PlanRunInput:
     plan: CompiledPlan
     # run-time values for plan inputs; override plan.inputs
@@ -92,6 +108,12 @@ class PlanRunInput:
     # one item of a parent's group-level fan-out (src/pee/workflows/fan_out_items.py): the
     # context keys whose values the report returns under "item_outputs"
     item_outputs: list[str] | None = None
+    # when a fan-out's items run in batch children (None: the defaults); recorded in the input
+    # so a replay takes the same path
+    fan_out_batching: FanOutBatching | None = None
+    # this run is a batch of a parent's fan-out items (src/pee/workflows/item_batch.py): an
+    # item that fails ends its own chain, not the run
+    item_batch: bool = False
 
 
 @dataclass

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from functools import partial
 
 from pee.engine.compile.grouping import Grouping
 from pee.engine.compile.references import Resolution
@@ -108,22 +109,21 @@ def _settings_without_for_each(plan: Plan) -> list[PlanError]:
     problems: list[PlanError] = []
     # (who, the key, its value, where)
     owners: list[tuple[str, str, object, Location]] = []
-    for agent_id, spec in plan.agents.items():
-        if spec.for_each is None:
-            for key in ("max_parallel", "items_estimate"):
-                if getattr(spec, key) is not None:
-                    value = getattr(spec, key)
-                    owners.append(
-                        (f"agent '{agent_id}'", key, value, plan.agent_location(agent_id, key))
-                    )
-    for group_id, group in plan.groups.items():
-        if group.for_each is None:
-            for key in ("max_parallel", "items_estimate"):
-                if getattr(group, key) is not None:
-                    value = getattr(group, key)
-                    owners.append(
-                        (f"group '{group_id}'", key, value, plan.group_location(group_id, key))
-                    )
+    # agents and groups take the same keys: one walk over both
+    holders = [
+        (f"agent '{agent_id}'", spec, partial(plan.agent_location, agent_id))
+        for agent_id, spec in plan.agents.items()
+    ] + [
+        (f"group '{group_id}'", group, partial(plan.group_location, group_id))
+        for group_id, group in plan.groups.items()
+    ]
+    for where, holder, locate in holders:
+        if holder.for_each is not None:
+            continue
+        for key in ("max_parallel", "items_estimate"):
+            value = getattr(holder, key)
+            if value is not None:
+                owners.append((where, key, value, locate(key)))
     for where, key, value, location in owners:
         problems.append(
             FanOutError(

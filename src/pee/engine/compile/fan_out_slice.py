@@ -162,10 +162,111 @@ def is_expanded(group: CompiledGroup) -> bool:
 
 def template_of(agent_id: str) -> tuple[str, int] | None:
     """("dev", 3) for the instance id "dev[3]"; None for any other id."""
-    if not agent_id.endswith("]") or "[" not in agent_id:
-        return None
-    head, _, rest = agent_id.rpartition("[")
-    number = rest[:-1]
-    if not head or not number.isdigit():
-        return None
-    return head, int(number)
+    return FanOut.template_of(agent_id)
+
+
+def batch_plan(
+    plan: CompiledPlan,
+    group: CompiledGroup,
+    indices: list[int],
+    items: list[Any],
+    upstream: dict[str, Any],
+) -> CompiledPlan:
+    """The plan several items of a fan-out run as in one child PlanWorkflow (the batched path,
+    pee.engine.compile.fan_out_batches): every member once per item as `member[i]`, each in a
+    group of its own that depends only on the same item's members, so each item's chain
+    advances on its own (as in item_plan, several items side by side). An instance reads the
+    same item's members as `member[i].output` and its item and index as the plan inputs
+    `item[i]` / `index[i]`; it is shown them under their plain names (shown_inputs), so an
+    agent sees what it sees in a one-item child and its cache key is the same."""
+    members = [plan.agent(agent_id) for agent_id in group.agents]
+    names = [agent.id for agent in members]
+
+    def local(key: str, index: int) -> str:
+        if key in ITEM_INPUTS:
+            return FanOut.instance_id(key, index)
+        head, dot, rest = key.partition(".")
+        if dot and head in names:
+            return f"{FanOut.instance_id(head, index)}.{rest}"
+        return key
+
+    agents: list[CompiledAgent] = []
+    groups: list[CompiledGroup] = []
+    inputs: dict[str, Any] = dict(upstream)
+    for index in indices:
+        inputs[FanOut.instance_id(ITEM, index)] = items[index]
+        inputs[FanOut.instance_id(INDEX, index)] = index
+        for position, agent in enumerate(members):
+            instance = FanOut.instance_id(agent.id, index)
+            after = [FanOut.instance_id(d, index) for d in agent.depends_on if d in names]
+            if not group.parallel and position > 0:
+                previous = FanOut.instance_id(names[position - 1], index)
+                after += [] if previous in after else [previous]
+            agents.append(
+                replace(
+                    agent,
+                    id=instance,
+                    group=instance,
+                    depends_on=after,
+                    inputs=[local(key, index) for key in agent.inputs],
+                    optional_inputs=[local(key, index) for key in agent.optional_inputs],
+                    fan_out=None,
+                    admission_rank=0,
+                )
+            )
+            groups.append(
+                CompiledGroup(
+                    id=instance,
+                    agents=[instance],
+                    depends_on=after,
+                    success_criteria=SuccessCriteria("all", 0),
+                    max_extensions=group.max_extensions,
+                    extension_s=group.extension_s,
+                    quality_impact=group.quality_impact,
+                    partial_failure_handling=group.partial_failure_handling,
+                    estimated_s=agent.estimated_s,
+                )
+            )
+    chain = sum(agent.estimated_s for agent in members)
+    total = chain * len(indices)
+    first, last = (indices[0], indices[-1]) if indices else (0, -1)
+    return replace(
+        plan,
+        name=f"{plan.name}/{group.id}[{first}..{last}]",
+        agents=agents,
+        groups=groups,
+        critical_path=[],
+        estimated_makespan_s=chain,
+        sequential_s=total,
+        group_by_group_s=total,
+        agent_level_s=chain,
+        parallel_opportunities=[],
+        inputs=inputs,
+    )
+
+
+def batch_outputs(group: CompiledGroup, plan: CompiledPlan, indices: list[int]) -> list[str]:
+    """The context keys a batch child returns: every member output of every item it runs."""
+    return [
+        f"{FanOut.instance_id(agent_id, index)}.{name}"
+        for index in indices
+        for agent_id in group.agents
+        for name in plan.agent(agent_id).outputs
+    ]
+
+
+def shown_inputs(agent_id: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    """What instance `agent[i]` of a batch child is given (batch_plan): its item's own keys
+    under their plain names (`story[3].text` -> `story.text`, `item[3]` -> `item`), every other
+    key as it is."""
+    found = template_of(agent_id)
+    if found is None:
+        return inputs
+    suffix = f"[{found[1]}]"
+    shown: dict[str, Any] = {}
+    for key, value in inputs.items():
+        head, dot, rest = key.partition(".")
+        if head.endswith(suffix) and template_of(head) is not None:
+            key = head[: -len(suffix)] + dot + rest
+        shown[key] = value
+    return shown

@@ -6,8 +6,12 @@ story, qa reviews the implementation) form BMAD's story cycle. With `--set bmad_
 they become one group with `for_each` over the epics the earlier steps produced: the sharded
 documents (`po shard_documents` creates `sharded_docs`, one shard per epic), else the PM's epic
 list (`pm.epics`). Each epic's chain then runs as its own sub-pipeline, in parallel with the
-others: exactly the independence BMAD states (an epic's cycle needs only the list and the
-earlier documents). Without it the cycle runs once, as before; the interpretation says which.
+others (an epic's cycle reads only the list and the earlier documents). Without it the cycle
+runs once, as before; the interpretation says which.
+
+Why opt-in: BMAD's PRD templates ask for "logically sequential" epics, each building on the
+ones before (epic 1 sets up the project). Only the workflow's author knows that their epics are
+independent; fanning out by default would write epic 2's story before epic 1's code exists.
 """
 
 from __future__ import annotations
