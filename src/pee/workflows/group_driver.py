@@ -49,8 +49,7 @@ with workflow.unsafe.imports_passed_through():
     from pee.workflows.run_scope import RunScope
 
 if TYPE_CHECKING:
-    # imported by PlanWorkflow outside the passthrough block (they start activities; so does
-    # this module: describe_liveness)
+    # for the annotations only
     from pee.workflows.agent_runner import AgentRunner
     from pee.workflows.cross_validator import CrossValidator
 
