@@ -12,10 +12,14 @@ TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); [ "$$n" -gt 2 ] && n=
 
 .PHONY: run test lint typecheck install clean browser services docs
 
+# compileall: bytecode for src/ as a pip-installed worker has (the editable install writes none
+# where PYTHONDONTWRITEBYTECODE is set), since the workflow sandbox imports plan_workflow.py anew
+# at every run (bench/overhead.py)
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m compileall -q src
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -96,3 +96,33 @@ def test_agent_results_decode_to_what_the_sdk_decodes() -> None:
     unknown = [Payload(metadata={"encoding": b"json/plain"}, data=b'{"agent_id": "a", "x": 1}')]
     assert [AgentResult(agent_id="a")] == ours.from_payloads(unknown, [AgentResult])
     assert sdk.from_payloads(unknown, [AgentResult]) == ours.from_payloads(unknown, [AgentResult])
+
+
+def test_agent_tasks_leave_out_defaults_and_decode_to_the_same_task() -> None:
+    """An agent's task (every activity input) is written without the fields at their defaults,
+    in the task and in its agent, and decodes to the same task with this project's converter and
+    with the SDK's own (as a worker without the shortcut would); a value equal to its default
+    but of another type (cpu 25 for 25.0) is kept as written."""
+    import json
+
+    from temporalio.converter import DataConverter
+
+    from pee.activities.types import AgentTask
+    from pee.runtime.codec import data_converter
+
+    plan = compiled_plan([sim("a", "g", 0.1), sim("b", "g", 0.2)], [group("g", ["a", "b"])])
+    agent = plan.agents[0]
+    agent.cpu = 25  # type: ignore[assignment]  # an int where the default is 25.0
+    task = AgentTask(agent=agent, group="g", run_id="r", plan_name="p", cache_key=None)
+    (encoded,) = data_converter().payload_converter.to_payloads([task])
+    written = json.loads(encoded.data)
+    assert "cache_key" not in written and "missing_inputs" not in written
+    assert "fan_out" not in written["agent"] and "learned" not in written["agent"]
+    assert {"id", "role", "kind", "group"} <= set(written["agent"])
+    assert 25 == written["agent"]["cpu"] and isinstance(written["agent"]["cpu"], int)
+    full = DataConverter.default.payload_converter.to_payloads([task])[0].data
+    assert len(encoded.data) < len(full) / 2
+    ours = data_converter().payload_converter.from_payloads([encoded], [AgentTask])
+    sdk = DataConverter.default.payload_converter.from_payloads([encoded], [AgentTask])
+    assert [task] == ours
+    assert [task] == sdk

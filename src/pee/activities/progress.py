@@ -61,6 +61,7 @@ class Progress:
         self._loop = asyncio.get_running_loop()
         self._started = self._loop.time()
         self._keepalive: asyncio.Task[None] | None = None
+        self._keepalive_soon: asyncio.Handle | None = None
         self._signal: asyncio.Task[None] | None = None
 
     # --- what the backend tells us ------------------------------------------------------------
@@ -107,8 +108,13 @@ class Progress:
     async def __aenter__(self) -> Progress:
         self._started = self._loop.time()
         if not self.silent:
-            self._keepalive = asyncio.create_task(self._run())
+            # started when the backend first waits, where a task would first have run: an agent
+            # done before that (a no-op) costs no task (bench/overhead.py)
+            self._keepalive_soon = self._loop.call_soon(self._start_keepalive)
         return self
+
+    def _start_keepalive(self) -> None:
+        self._keepalive = asyncio.create_task(self._run())
 
     async def __aexit__(
         self,
@@ -117,6 +123,8 @@ class Progress:
         tb: TracebackType | None,
     ) -> None:
         # the result (or the failure) says the rest; an in-flight progress signal is moot
+        if self._keepalive_soon is not None:
+            self._keepalive_soon.cancel()
         for task in (self._keepalive, self._signal):
             if task is not None and not task.done():
                 task.cancel()

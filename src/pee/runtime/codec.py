@@ -116,7 +116,7 @@ class CompiledPlanConverter(temporalio.converter.JSONTypeConverter):
                 pass
         if hint is AgentTask and isinstance(value, dict) and isinstance(value.get("agent"), dict):
             # its other fields are plain JSON values (dicts, lists, numbers, strings)
-            names = [f.name for f in dataclasses.fields(AgentTask)]
+            names = _field_names(AgentTask)
             try:
                 return AgentTask(
                     **{k: v for k, v in value.items() if k in names and k != "agent"},
@@ -150,9 +150,43 @@ class ShallowDataclassEncoder(temporalio.converter.AdvancedJSONEncoder):
     deadlock limit. The JSON is the same: nested dataclasses come back here one by one."""
 
     def default(self, o: Any) -> Any:
+        if type(o) is AgentTask:
+            return {**_non_default(o), "agent": _non_default(o.agent)}
         if dataclasses.is_dataclass(o) and not isinstance(o, type):
             return {name: getattr(o, name) for name in _field_names(type(o))}
         return super().default(o)
+
+
+def _non_default(o: AgentTask | CompiledAgent) -> dict[str, Any]:
+    """The fields of an agent's task (and of its agent) that differ from their defaults: every
+    agent's activity input, encoded by the workflow and decoded by the worker that runs it, is
+    about half as large (bench/overhead.py). Any decoder takes it, this project's and the SDK's,
+    older ones too: a missing field gets its default. Plans and everything else keep every field.
+    """
+    kind: type = type(o)
+    fields = _defaults(kind)
+    out = {}
+    for name, has_default, default in fields:
+        value = getattr(o, name)
+        # the same type too: 25 (int) where the default is 25.0 stays, so it decodes as written
+        if not (has_default and type(value) is type(default) and value == default):
+            out[name] = value
+    return out
+
+
+@functools.lru_cache(maxsize=16)
+def _defaults(cls: type) -> tuple[tuple[str, bool, Any], ...]:
+    # (name, whether it has a default, the default); a default_factory's value is made once
+    # here, only ever compared with
+    out = []
+    for f in dataclasses.fields(cls):
+        if f.default is not dataclasses.MISSING:
+            out.append((f.name, True, f.default))
+        elif f.default_factory is not dataclasses.MISSING:
+            out.append((f.name, True, f.default_factory()))
+        else:
+            out.append((f.name, False, None))
+    return tuple(out)
 
 
 @functools.lru_cache(maxsize=1024)

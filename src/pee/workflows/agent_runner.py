@@ -41,7 +41,7 @@ with workflow.unsafe.imports_passed_through():
     from pee.workflows.run_scope import RunScope
 
 if TYPE_CHECKING:
-    # imported by PlanWorkflow outside the passthrough block (it starts a local activity)
+    # for the annotations only
     from pee.workflows.agent_cache import AgentCache
 
 

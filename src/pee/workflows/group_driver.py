@@ -40,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from pee.workflows.adaptation import Adaptation
     from pee.workflows.agent_timing import AgentTiming
+    from pee.workflows.barrier_views import AgentViews
     from pee.workflows.batcher import Batcher
     from pee.workflows.cache_levels import CacheLevels
     from pee.workflows.conflict_desk import ConflictDesk
@@ -49,8 +50,7 @@ with workflow.unsafe.imports_passed_through():
     from pee.workflows.run_scope import RunScope
 
 if TYPE_CHECKING:
-    # imported by PlanWorkflow outside the passthrough block (they start activities; so does
-    # this module: describe_liveness)
+    # for the annotations only
     from pee.workflows.agent_runner import AgentRunner
     from pee.workflows.cross_validator import CrossValidator
 
@@ -94,6 +94,8 @@ class GroupDriver:
         self.observe = observe
         # batch mode: where each agent's activity runs
         self.batcher = batcher
+        # each agent's barrier view, made again only when the agent changed
+        self.views = AgentViews()
 
     async def run_group(self, group: CompiledGroup) -> None:
         if group.fan_out is not None and not is_expanded(group):
@@ -342,7 +344,8 @@ class GroupDriver:
             state.attempts = max(state.attempts, state.earlier_attempts + observed.attempt)
 
     def agent_views(self, group: CompiledGroup, now_s: float) -> dict[str, barrier.AgentView]:
-        views = {a: self.scope.agents[a].barrier_view() for a in group.agents}
+        agents = self.scope.agents
+        views = {a: self.views.view(a, agents[a]) for a in group.agents}
         if not self.liveness_by_heartbeat or self.observe:
             return views
         # batch mode: no progress signals reach this workflow (each would be a history event),

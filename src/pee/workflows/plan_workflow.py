@@ -73,6 +73,10 @@ from temporalio.exceptions import (
 )
 
 with workflow.unsafe.imports_passed_through():
+    # not `from pee.workflows import pool_lease, item_batch`: the sandbox imports this package
+    # afresh, and a from-import of its submodule bypasses the passthrough (re-imported per run)
+    import pee.workflows.item_batch as item_batch
+    import pee.workflows.pool_lease as pool_lease
     from pee.activities import simulate
     from pee.activities.pool_types import GRANT_SIGNAL, PoolGrant
     from pee.activities.types import AgentProgress
@@ -88,7 +92,6 @@ with workflow.unsafe.imports_passed_through():
         GroupStatus,
         RunStatus,
     )
-    from pee.workflows import item_batch, pool_lease
     from pee.workflows.adaptation import Adaptation
     from pee.workflows.agent_batch import OUTCOMES_SIGNAL
     from pee.workflows.agent_outcome import (
@@ -123,16 +126,21 @@ with workflow.unsafe.imports_passed_through():
 with workflow.unsafe.imports_passed_through():
     # the modules of what activities return, named here so they join the sandbox's sys.modules
     # whoever starts the activity: the payload converter resolves their type hints there
-    # (CrossValidationResult.validations, AgentResult)
-    from pee.activities import cross_validation as _cross_validation  # noqa: F401
-    from pee.activities import types as _activity_types  # noqa: F401
+    # (CrossValidationResult.validations, AgentResult, Liveness); `import a.b`, as a from-import
+    # of a submodule the package already holds does not put it in the sandbox's sys.modules
+    import pee.activities.agents
+    import pee.activities.cross_validation
+    import pee.activities.liveness
+    import pee.activities.types  # noqa: F401
 
-# the collaborators that start activities, imported in the sandbox like this module (not passed
-# through), so the activity modules they pass through join the sandbox's sys.modules too
-from pee.workflows.agent_cache import AgentCache, plan_cache_ttl_s  # noqa: E402
-from pee.workflows.agent_runner import AgentRunner  # noqa: E402
-from pee.workflows.cross_validator import CrossValidator  # noqa: E402
-from pee.workflows.group_driver import GroupDriver, cancel_all  # noqa: E402
+    # the collaborators that start activities, passed through like the rest: they hold no
+    # module-level state and call the SDK only through `workflow` at run time, and importing
+    # them afresh for every run (only this module must be) was most of a small run's overhead
+    # (bench/overhead.py)
+    from pee.workflows.agent_cache import AgentCache, plan_cache_ttl_s
+    from pee.workflows.agent_runner import AgentRunner
+    from pee.workflows.cross_validator import CrossValidator
+    from pee.workflows.group_driver import GroupDriver, cancel_all
 
 # admission bounds at time_scale 1 (seconds): a waiting agent gains one priority level per
 # AGING_S, and after RESERVE_AFTER_S nothing ranked below it overtakes it any more

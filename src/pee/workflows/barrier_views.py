@@ -1,0 +1,37 @@
+"""The barrier's view of each agent of a group, made again only when the agent changed.
+
+The group's barrier decides at every wake-up from a view of all its agents; making each
+agent's view anew (AgentState.barrier_view) was the largest part of a wide group's own work per
+wake-up (bench/overhead.py, 200 agents). A view depends only on the fields in `_key`;
+tests/test_barrier_views.py checks that against every field of AgentState, so a view that
+starts reading another field fails there, not silently here. Nothing here is carried or
+recorded: a continued run starts with an empty cache and makes the same views."""
+
+from __future__ import annotations
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from pee.engine.rules import barrier
+    from pee.engine.states import AgentStatus
+    from pee.workflows.state import AgentState
+
+Key = tuple[AgentStatus, bool, float | None, int]
+
+
+def _key(state: AgentState) -> Key:
+    return (state.status, state.critical, state.last_progress_s, state.attempts)
+
+
+class AgentViews:
+    def __init__(self) -> None:
+        self._views: dict[str, tuple[Key, barrier.AgentView]] = {}
+
+    def view(self, agent_id: str, state: AgentState) -> barrier.AgentView:
+        key = _key(state)
+        cached = self._views.get(agent_id)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        view = state.barrier_view()
+        self._views[agent_id] = (key, view)
+        return view
