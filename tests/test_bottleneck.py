@@ -6,7 +6,7 @@ plan, the actual start/end of every agent, and what the analysis must find."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -374,3 +374,41 @@ def test_report_command_prints_the_analysis(cli_env: dict[str, str], tmp_path: P
     assert found == json.loads(
         starter(cli_env, "report", "straggler-1", "--bottlenecks", "--format", "json").stdout
     )
+
+
+def test_a_fan_out_is_analysed_over_its_items_as_the_report_s_critical_path() -> None:
+    """plans/fan-out.yaml as it ran (5 items, 3 at a time): the items, not the template `dev`
+    (a row spanning the whole fan-out), are on the path, as in the report's critical path; an
+    item of the second wave has only what the first wave's longer items took beyond it as
+    slack, and its wait for a slot is its own queue wait, not slack."""
+    from pee.engine.compile.fan_out_slice import expand_agent
+    from pee.engine.compile.graph import compile_plan
+    from pee.engine.compile.load import load_plan
+    from pee.engine.compiled import FanOut
+
+    compiled = compile_plan(load_plan(Path(__file__).parent.parent / "plans" / "fan-out.yaml"))
+    template = compiled.agent("dev")
+    expansion = expand_agent(template, compiled.group("dev"), ["a", "b", "c", "d", "e"])
+    plan = replace(
+        compiled,
+        agents=[*compiled.agents, *expansion.instances],
+        groups=[expansion.group if g.id == "dev" else g for g in compiled.groups],
+    )
+    second_wave = {"queue_wait_s": 2.38}
+    report = report_of(
+        {
+            "sm": (0.0, 1.2, {}),
+            "dev": (1.2, 5.68, {}),
+            **{FanOut.instance_id("dev", i): (1.2, 3.58, {}) for i in range(3)},
+            **{FanOut.instance_id("dev", i): (3.58, 5.68, second_wave) for i in (3, 4)},
+            "qa": (5.68, 6.74, {}),
+        },
+        [g for g in plan.groups if g.id != "dev"],
+        makespan=6.75,
+    )
+    found = analyse(plan, report)
+    assert ["sm", "dev[0]", "dev[1]", "dev[2]", "qa"] == [c["agent"] for c in found["critical"]]
+    assert pytest.approx(4.64) == found["lower_bound_s"]
+    assert "dev" not in found["slack_s"]
+    assert pytest.approx(0.28) == found["slack_s"]["dev[3]"]
+    assert 0.0 == found["slack_s"]["dev[0]"]

@@ -159,3 +159,55 @@ def test_pee_run_of_an_invalid_plan_exits_two_without_a_server(tmp_path: Path) -
     assert "problem" in done.stderr
     assert "starting the embedded dev server" not in done.stdout
     assert not (state / "server.json").exists()
+
+
+RUN = """
+import sys
+import pee.cli.compile_ahead as module
+from pee.cli.main import main
+{patch}
+sys.exit(main(["run", sys.argv[1], "--no-learn"]))
+"""
+# a child that dies (killed, out of memory) before or while it answers
+KILLED = """
+import os, signal
+def killed(args):
+    os.kill(os.getpid(), signal.SIGKILL)
+module.compile_from_args = killed
+"""
+CUT_SHORT = """
+import os, pickle
+def cut_short(args, write_fd):
+    answer = pickle.dumps(("plan", list(range(1000))))
+    os.write(write_fd, answer[: len(answer) // 2])
+    os._exit(0)
+module._compile_and_answer = cut_short
+"""
+
+
+def test_a_compiler_child_that_dies_ends_pee_run_with_exit_one_and_says_so(
+    tmp_path: Path,
+) -> None:
+    """Killed before it answers, or part-way through its answer: `pee run` says the compiler
+    ended without a plan (no traceback of its own) and exits 1, starting no server."""
+    plan = tmp_path / "ahead.yaml"
+    plan.write_text(GOOD)
+    env = {
+        **{k: v for k, v in os.environ.items() if k != "TEMPORAL_ADDRESS"},
+        "PEE_STATE_DIR": str(tmp_path / "state"),
+        "PEE_DEV_PORT": "1",
+    }
+    for patch, why in ((KILLED, "signal 9"), (CUT_SHORT, "part of its answer")):
+        done = subprocess.run(
+            [sys.executable, "-c", RUN.format(patch=patch), str(plan)],
+            capture_output=True,
+            text=True,
+            cwd=PROJECT_ROOT,
+            env=env,
+            timeout=120,
+        )
+        assert 1 == done.returncode, (done.stdout, done.stderr)
+        assert "error: the plan's compiler" in done.stderr, done.stderr
+        assert why in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr, done.stderr
+        assert not (tmp_path / "state" / "server.json").exists()

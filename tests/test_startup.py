@@ -68,16 +68,21 @@ print(json.dumps({
 """
 
 
-def probe(env: dict[str, str]) -> dict[str, Any]:
+def run_script(script: str, *args: str, env: dict[str, str] | None = None) -> Any:
+    """What `script`, run by a fresh Python of the project (its own imports), prints as JSON."""
     done = subprocess.run(
-        [sys.executable, "-c", PROBE, *LAZY],
+        [sys.executable, "-c", script, *args],
         capture_output=True,
         text=True,
         env=env,
         cwd=ROOT,
         check=True,
     )
-    return dict(json.loads(done.stdout))
+    return json.loads(done.stdout)
+
+
+def probe(env: dict[str, str]) -> dict[str, Any]:
+    return dict(run_script(PROBE, *LAZY, env=env))
 
 
 def test_run_imports_no_module_its_first_agent_does_not_need() -> None:
@@ -102,14 +107,7 @@ WORKER_LAZY = ("pee.engine.language.models", "pee.engine.compile.load", "yaml", 
 
 
 def test_the_runner_and_its_worker_load_no_plan_language_models() -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", WORKER_PROBE, *WORKER_LAZY],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        check=True,
-    )
-    assert [] == json.loads(done.stdout)
+    assert [] == run_script(WORKER_PROBE, *WORKER_LAZY)
 
 
 PARSER_PROBE = """
@@ -123,7 +121,4 @@ print(json.dumps([m for m in sys.modules if m == "temporalio" or m.startswith("t
 def test_the_command_line_is_built_without_the_temporal_sdk() -> None:
     """`pee validate` and `pee plan` never connect: building the parser (the connection
     flags included) imports no temporalio."""
-    done = subprocess.run(
-        [sys.executable, "-c", PARSER_PROBE], capture_output=True, text=True, cwd=ROOT, check=True
-    )
-    assert [] == json.loads(done.stdout)
+    assert [] == run_script(PARSER_PROBE)

@@ -60,6 +60,21 @@ def run(
     )
 
 
+def resume_after_failure(
+    temporal: TemporalHarness, broken: CompiledPlan, batching: FanOutBatching | None
+) -> Any:
+    """Run `broken` to its failure; what `--resume-from` that run would load (ResumeFrom)."""
+
+    async def failed(handle: WorkflowHandle[Any, Any]) -> Any:
+        with pytest.raises(WorkflowFailureError):
+            await handle.result()
+        return await load_resume(temporal.client, broken, handle.id)
+
+    return temporal.with_plan(
+        broken, failed, time_scale=0.1, simulate=True, fan_out_batching=batching
+    )
+
+
 def spans(children: list[str]) -> list[str]:
     return [child.rpartition("/")[2] for child in children]
 
@@ -198,14 +213,7 @@ def test_resume_reruns_only_the_failed_items_of_a_group_fan_out(
     broken = group_plan("{echo_inputs: true, fail_items: [1]}")
     broken.name = name
 
-    async def first(handle: WorkflowHandle[Any, Any]) -> Any:
-        with pytest.raises(WorkflowFailureError):
-            await handle.result()
-        return await load_resume(temporal.client, broken, handle.id)
-
-    resume = temporal.with_plan(
-        broken, first, time_scale=0.1, simulate=True, fan_out_batching=batching
-    )
+    resume = resume_after_failure(temporal, broken, batching)
     assert ["per_epic[0]", "per_epic[2]"] == sorted(resume.finished_items)
 
     fixed = group_plan()
@@ -332,14 +340,7 @@ def test_resume_reuses_the_finished_instances_of_a_batched_agent_fan_out(
     batching = FanOutBatching(above=0, child_agents=2)
     broken = fan_out_plan(STORIES, name=name, settings="{echo_inputs: true, fail_items: [2]}")
 
-    async def first(handle: WorkflowHandle[Any, Any]) -> Any:
-        with pytest.raises(WorkflowFailureError):
-            await handle.result()
-        return await load_resume(temporal.client, broken, handle.id)
-
-    resume = temporal.with_plan(
-        broken, first, time_scale=0.1, simulate=True, fan_out_batching=batching
-    )
+    resume = resume_after_failure(temporal, broken, batching)
     assert ["dev[0]", "dev[1]", "dev[3]", "dev[4]"] == sorted(resume.finished_items)
     report, context, children, activities = run(
         temporal, fan_out_plan(STORIES, name=name), batching, resume=resume

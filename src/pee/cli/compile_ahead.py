@@ -38,7 +38,8 @@ _PLAN, _NO_PLAN, _CRASHED = "plan", "no-plan", "crashed"
 
 
 class CompileCrashed(Exception):
-    """Compiling raised something other than a plan error (a bug): the child printed it."""
+    """Compiling raised something other than a plan error (a bug: the child printed its
+    traceback), or the child died before it answered (killed, out of memory)."""
 
 
 @dataclass
@@ -53,22 +54,35 @@ class CompileAhead:
         """The CompiledPlan, or None when the plan has errors (already printed)."""
         if self.pid is None or self.read_fd is None:
             return self.done
-        chunks: list[bytes] = []
+        data = b""
+        status = 0
         try:
             with os.fdopen(self.read_fd, "rb") as pipe:
                 self.read_fd = None
-                chunks.append(pipe.read())
+                data = pipe.read()
         finally:
             pid, self.pid = self.pid, None
             # reaped however this ends (Ctrl-C reaches the child too: it exits at once)
-            os.waitpid(pid, 0)
-        data = b"".join(chunks)
+            status = os.waitpid(pid, 0)[1]
         if not data:
-            raise CompileCrashed("the plan's compiler ended without an answer")
-        kind, plan = pickle.loads(data)
+            raise CompileCrashed(f"the plan's compiler ended without an answer ({_ended(status)})")
+        try:
+            kind, plan = pickle.loads(data)
+        except (pickle.UnpicklingError, EOFError, ValueError) as err:
+            # killed while writing: what came is the start of a pickle
+            raise CompileCrashed(
+                f"the plan's compiler sent only part of its answer ({_ended(status)})"
+            ) from err
         if kind == _CRASHED:
-            raise CompileCrashed("compiling the plan failed (see above)")
+            raise CompileCrashed("compiling the plan failed (the traceback above says where)")
         return plan if kind == _PLAN else None
+
+
+def _ended(status: int) -> str:
+    """How the child ended, from its wait status."""
+    if os.WIFSIGNALED(status):
+        return f"killed by signal {os.WTERMSIG(status)}"
+    return f"exit status {os.waitstatus_to_exitcode(status)}"
 
 
 def can_fork() -> bool:

@@ -147,7 +147,8 @@ def run_command(args: argparse.Namespace) -> int:
 
     try:
         plan = ahead.result()
-    except compile_ahead.CompileCrashed:
+    except compile_ahead.CompileCrashed as err:
+        print(f"error: {err}", file=sys.stderr)
         return EXIT_FAILED
     if plan is None:
         return EXIT_BAD_INPUT

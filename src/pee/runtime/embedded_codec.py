@@ -81,19 +81,6 @@ def wait_codec_server(
         raise
 
 
-def start_codec_server(
-    ip: str,
-    ui_origin: str,
-    token: str,
-    startup_timeout_s: float = 20.0,
-) -> tuple[subprocess.Popen[bytes], int]:
-    """Start it detached and wait until it is up: (process, port). Raises RuntimeError or
-    TimeoutError when it does not come up."""
-    process, port = spawn_codec_server(ip, ui_origin, token)
-    wait_codec_server(process, ip, port, startup_timeout_s)
-    return process, port
-
-
 def is_codec_server(pid: int, port: int | None = None) -> bool:
     """Guard against a recycled pid: on Linux, check the command line is a codec server (on
     `port`, when given)."""

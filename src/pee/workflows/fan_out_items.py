@@ -35,7 +35,7 @@ with workflow.unsafe.imports_passed_through():
         item_plan,
         upstream_keys,
     )
-    from pee.engine.compiled import CompiledAgent, CompiledGroup, FanOut
+    from pee.engine.compiled import CompiledAgent, CompiledGroup, CompiledPlan, FanOut
     from pee.engine.language.fan_out import FanOutLevel
     from pee.engine.rules import barrier
     from pee.engine.rules.fan_out_barrier import collect
@@ -282,22 +282,8 @@ class ItemChildren:
         plan = scope.plan
         sliced = batch_plan(plan, group, indices, items, upstream)
         span = f"{group.id}[{indices[0]}..{indices[-1]}]{FALLBACK if fallback else ''}"
-        started_s = scope.elapsed()
-        for index in indices:
-            for agent in members:
-                row = scope.agents[FanOut.instance_id(agent.id, index)]
-                row.status = AgentStatus.RUNNING
-                row.started_s = started_s if row.started_s is None else row.started_s
-        source = scope.input
-        child_input = PlanRunInput(
-            plan=sliced,
-            time_scale=source.time_scale,
-            heartbeat_timeout_s=source.heartbeat_timeout_s,
-            simulate=source.simulate,
-            admission=source.admission,
-            item_outputs=batch_outputs(group, plan, indices),
-            item_batch=True,
-        )
+        started_s = self.start_rows(members, indices)
+        child_input = self.child_input(sliced, batch_outputs(group, plan, indices), item_batch=True)
         report: dict[str, Any] | None = None
         error: str | None = None
         try:
@@ -311,12 +297,7 @@ class ItemChildren:
                 + (" (fallback, one batch at a time)" if fallback else ""),
             )
         except ChildWorkflowError as err:
-            if is_cancelled_exception(err):
-                raise asyncio.CancelledError() from None
-            cause = err.cause
-            details = cause.details if isinstance(cause, ApplicationError) else ()
-            report = details[0] if details and isinstance(details[0], dict) else None
-            error = cause.message if isinstance(cause, ApplicationError) else str(cause or err)
+            report, error = _child_failure(err)
         values = dict((report or {}).get("item_outputs") or {})
         rows = (report or {}).get("agents") or {}
         outcomes: dict[int, ItemOutcome] = {}
@@ -408,20 +389,8 @@ class ItemChildren:
         info = workflow.info()
         item_id = FanOut.instance_id(group.id, index)
         child_id = f"{info.workflow_id}/{item_id}{FALLBACK if fallback else ''}"
-        started_s = scope.elapsed()
-        for agent in members:
-            row = scope.agents[FanOut.instance_id(agent.id, index)]
-            row.status = AgentStatus.RUNNING
-            row.started_s = started_s if row.started_s is None else row.started_s
-        source = scope.input
-        child_input = PlanRunInput(
-            plan=sliced,
-            time_scale=source.time_scale,
-            heartbeat_timeout_s=source.heartbeat_timeout_s,
-            simulate=source.simulate,
-            admission=source.admission,
-            item_outputs=keys,
-        )
+        started_s = self.start_rows(members, [index])
+        child_input = self.child_input(sliced, keys)
         report: dict[str, Any] | None = None
         outcome: ItemOutcome
         try:
@@ -436,16 +405,37 @@ class ItemChildren:
             )
             outcome = ItemOutcome(True, outputs=dict((report or {}).get("item_outputs") or {}))
         except ChildWorkflowError as err:
-            if is_cancelled_exception(err):
-                raise asyncio.CancelledError() from None
-            cause = err.cause
-            details = cause.details if isinstance(cause, ApplicationError) else ()
-            report = details[0] if details and isinstance(details[0], dict) else None
-            message = cause.message if isinstance(cause, ApplicationError) else str(cause or err)
+            report, message = _child_failure(err)
             outcome = ItemOutcome(False, error=message)
         self.rows(members, index, started_s, report)
         scope.event(f"fan_out_item_{'succeeded' if outcome.succeeded else 'failed'}", item_id)
         return outcome
+
+    def start_rows(self, members: list[CompiledAgent], indices: list[int]) -> float:
+        """Mark the rows `member[i]` of the items `indices` running; returns when they started
+        (a row that ran before, in a failed first attempt, keeps its first start)."""
+        started_s = self.scope.elapsed()
+        for index in indices:
+            for agent in members:
+                row = self.scope.agents[FanOut.instance_id(agent.id, index)]
+                row.status = AgentStatus.RUNNING
+                row.started_s = started_s if row.started_s is None else row.started_s
+        return started_s
+
+    def child_input(
+        self, sliced: CompiledPlan, item_outputs: list[str], *, item_batch: bool = False
+    ) -> PlanRunInput:
+        """A child PlanWorkflow's input: the sliced plan, run as this run is run."""
+        source = self.scope.input
+        return PlanRunInput(
+            plan=sliced,
+            time_scale=source.time_scale,
+            heartbeat_timeout_s=source.heartbeat_timeout_s,
+            simulate=source.simulate,
+            admission=source.admission,
+            item_outputs=item_outputs,
+            item_batch=item_batch,
+        )
 
     def rows(
         self,
@@ -545,3 +535,15 @@ def _instance_key(key: str, index: int) -> str:
 
 def _when(value: Any) -> datetime | None:
     return datetime.fromisoformat(value) if isinstance(value, str) else None
+
+
+def _child_failure(err: ChildWorkflowError) -> tuple[dict[str, Any] | None, str]:
+    """(the failed child's report, if its failure carries one; why it failed); a cancelled
+    child cancels this run's wait for it."""
+    if is_cancelled_exception(err):
+        raise asyncio.CancelledError() from None
+    cause = err.cause
+    details = cause.details if isinstance(cause, ApplicationError) else ()
+    report = details[0] if details and isinstance(details[0], dict) else None
+    message = cause.message if isinstance(cause, ApplicationError) else str(cause or err)
+    return report, message

@@ -113,19 +113,7 @@ def item_plan(
         after = list(agent.depends_on)
         if not group.parallel and position > 0 and names[position - 1] not in after:
             after.append(names[position - 1])
-        groups.append(
-            CompiledGroup(
-                id=agent.id,
-                agents=[agent.id],
-                depends_on=after,
-                success_criteria=SuccessCriteria("all", 0),
-                max_extensions=group.max_extensions,
-                extension_s=group.extension_s,
-                quality_impact=group.quality_impact,
-                partial_failure_handling=group.partial_failure_handling,
-                estimated_s=agent.estimated_s,
-            )
-        )
+        groups.append(_group_of_one(agent.id, after, group, agent.estimated_s))
     total = sum(agent.estimated_s for agent in agents)
     return replace(
         plan,
@@ -139,6 +127,24 @@ def item_plan(
         agent_level_s=total,
         parallel_opportunities=[],
         inputs={**upstream, ITEM: item, INDEX: index},
+    )
+
+
+def _group_of_one(
+    agent_id: str, after: list[str], group: CompiledGroup, estimated_s: float
+) -> CompiledGroup:
+    """The group one member (of one item) runs in inside a slice: it passes when its agent
+    does, and keeps the fan-out group's extensions and failure handling."""
+    return CompiledGroup(
+        id=agent_id,
+        agents=[agent_id],
+        depends_on=after,
+        success_criteria=SuccessCriteria("all", 0),
+        max_extensions=group.max_extensions,
+        extension_s=group.extension_s,
+        quality_impact=group.quality_impact,
+        partial_failure_handling=group.partial_failure_handling,
+        estimated_s=estimated_s,
     )
 
 
@@ -214,19 +220,7 @@ def batch_plan(
                     admission_rank=0,
                 )
             )
-            groups.append(
-                CompiledGroup(
-                    id=instance,
-                    agents=[instance],
-                    depends_on=after,
-                    success_criteria=SuccessCriteria("all", 0),
-                    max_extensions=group.max_extensions,
-                    extension_s=group.extension_s,
-                    quality_impact=group.quality_impact,
-                    partial_failure_handling=group.partial_failure_handling,
-                    estimated_s=agent.estimated_s,
-                )
-            )
+            groups.append(_group_of_one(instance, after, group, agent.estimated_s))
     chain = sum(agent.estimated_s for agent in members)
     total = chain * len(indices)
     first, last = (indices[0], indices[-1]) if indices else (0, -1)

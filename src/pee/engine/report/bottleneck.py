@@ -30,6 +30,7 @@ from typing import Any
 
 from pee.engine.compiled import CompiledPlan
 from pee.engine.dag import agent_dependencies, topological_order
+from pee.engine.report.fan_out_path import expanded_graph, expanded_groups
 from pee.engine.states import AGENT_CUT_SHORT
 
 # the barrier waited on one agent alone for at least this share of the group's span
@@ -96,8 +97,11 @@ def analyse(plan: CompiledPlan, report: Mapping[str, Any]) -> dict[str, Any]:
     groups_report: Mapping[str, Any] = report.get("groups") or {}
     scale = float(report.get("time_scale") or 1.0)
     makespan = float(report.get("makespan_s") or 0.0)
-    ids = [agent.id for agent in plan.agents]
-    deps = agent_dependencies(plan.agents, plan.groups)
+    # over the fan-outs' items, not their templates, as the report's critical path (a template's
+    # row spans its whole fan-out: on the path it would hide which item bound the makespan)
+    agents = expanded_graph(plan.agents)
+    ids = [agent.id for agent in agents]
+    deps = agent_dependencies(agents, expanded_groups(plan.groups))
 
     def agent_row(agent_id: str) -> Mapping[str, Any]:
         return agents_report.get(agent_id) or {}

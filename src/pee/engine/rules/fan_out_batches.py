@@ -3,8 +3,9 @@ pee.workflows.fan_out_items).
 
 A child PlanWorkflow per item costs the worker a workflow start, a first task and a report per
 item, and the parent four events and a wake-up per item: at a thousand items that, not the
-agents, was the run's time. So above `above` instances (items x agents per item) a fan-out runs
-its items in children of about `child_agents` agents each: one child runs many items, each item's
+agents, was the run's time. So above `above` items still to run (BATCH_ABOVE at agent level, an
+item being one instance; GROUP_BATCH_ABOVE at group level) a fan-out runs its items in
+children of about `child_agents` agents each: one child runs many items, each item's
 chain in groups of its own (pee.engine.compile.fan_out_slice.batch_plan), so items still advance
 independently inside it, and a child's history stays near 11 events x `child_agents` (2,200 at
 the default), far from Temporal's 10,240. An agent-level fan-out takes the same path: in one
