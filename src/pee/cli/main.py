@@ -59,6 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"Temporal SDK metrics for Prometheus: http://{telemetry.metrics_address}/metrics",
                 file=sys.stderr,
             )
+    from pee.runtime.connection_flags import PortSettingError
     from pee.stores.sql import DatabaseError
     from pee.stores.urls import StoreConfigError
 
@@ -67,8 +68,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
     try:
         return int(args.handler(args))
-    except StoreConfigError as err:
-        # a setting such as PEE_CACHE_URL or PEE_ARTIFACT_URL that cannot be used as given
+    except (StoreConfigError, PortSettingError) as err:
+        # a setting such as PEE_CACHE_URL, PEE_ARTIFACT_URL or PEE_DEV_PORT that cannot be
+        # used as given
         print(f"error: {err}", file=sys.stderr)
         return 2
     except DatabaseError as err:

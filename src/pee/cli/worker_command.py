@@ -19,6 +19,7 @@ from pee.cli.common import positive_int
 from pee.cli.options import add_metrics_port_option
 from pee.runtime.connection_flags import (
     ConnectionFlags,
+    PortSettingError,
     add_connection_arguments,
     default_task_queue,
 )
@@ -156,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(serve(target, args))
     except BrokenPipeError:
         raise  # a ConnectionError too, but the reader of stdout left: run_entry exits quietly
-    except (TargetError, ConnectionError, TelemetryConfigError) as err:
+    except (TargetError, ConnectionError, TelemetryConfigError, PortSettingError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -19,9 +19,26 @@ DEFAULT_TASK_QUEUE = "parallel-execution-engine"
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1", "[::1]")
 
 
+class PortSettingError(ValueError):
+    """A PEE_*_PORT variable that is not a TCP port number."""
+
+
+def port_setting(variable: str, default: int) -> int:
+    """The port ``variable`` names (unset or empty: ``default``); PortSettingError otherwise."""
+    text = os.environ.get(variable, "").strip()
+    if not text:
+        return default
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise PortSettingError(
+            f"{variable}={text!r} is not a port number (1-65535); "
+            f"set it to a free port such as {default}, or unset it"
+        )
+    return int(text)
+
+
 def dev_port() -> int:
     """The embedded dev server's frontend port: PEE_DEV_PORT (tests use their own) or 7233."""
-    return int(os.environ.get("PEE_DEV_PORT") or DEFAULT_DEV_PORT)
+    return port_setting("PEE_DEV_PORT", DEFAULT_DEV_PORT)
 
 
 def local_default_address() -> str:

@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from pee.paths import state_dir
-from pee.runtime.connection_flags import LOCAL_HOSTS, dev_port, split_address
+from pee.runtime.connection_flags import LOCAL_HOSTS, dev_port, port_setting, split_address
 from pee.runtime.devserver import (
     port_open,
     server_command,
@@ -45,7 +45,7 @@ _DETACHED: list[object] = []
 
 
 def ui_port() -> int:
-    return int(os.environ.get("PEE_UI_PORT") or dev_port() + 1000)
+    return port_setting("PEE_UI_PORT", dev_port() + 1000)
 
 
 class ServerError(RuntimeError):

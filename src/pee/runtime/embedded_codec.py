@@ -21,7 +21,7 @@ from pathlib import Path
 
 from pee.paths import state_dir
 from pee.runtime.codec_defaults import TOKEN_ENV
-from pee.runtime.connection_flags import dev_port
+from pee.runtime.connection_flags import dev_port, port_setting
 from pee.runtime.devserver import (
     free_port,
     port_open,
@@ -31,7 +31,7 @@ from pee.runtime.devserver import (
 
 
 def codec_port() -> int:
-    return int(os.environ.get("PEE_CODEC_PORT") or dev_port() + 1001)
+    return port_setting("PEE_CODEC_PORT", dev_port() + 1001)
 
 
 def new_token() -> str:
