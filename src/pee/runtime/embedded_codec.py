@@ -13,7 +13,6 @@ codec.log in the state directory.
 
 from __future__ import annotations
 
-import os
 import secrets
 import subprocess
 import sys
