@@ -288,3 +288,17 @@ def test_observed_heartbeat_extends_a_started_agent_and_a_silent_one_goes_partia
         observed({"a": (SUCCEEDED, None, None), "b": (RUNNING, 9.9, ActivityState.RETRYING)}, 10.0)
     )
     assert CONTINUE_WITH_PARTIAL == retrying.action
+
+
+@pytest.mark.parametrize(
+    ("states", "unit", "words"),
+    [
+        ("S S S", "agent", "all 3 agent(s) succeeded"),
+        ("S S S", "item", "all 3 item(s) succeeded"),
+        ("S F S", "item", "2/3 succeeded, at least one item succeeds"),
+        ("S F F", "item", "every remaining item failed"),
+    ],
+)
+def test_reasons_name_what_the_barrier_judges(states: str, unit: str, words: str) -> None:
+    """A group-level fan-out's barrier judges items, not agents: its reasons say items."""
+    assert words in decide(view(states, unit=unit)).reason

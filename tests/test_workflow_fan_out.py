@@ -274,6 +274,8 @@ def test_a_failing_item_of_a_group_under_at_least(temporal: TemporalHarness) -> 
         group["status"],
         [h["decision"] for h in group["barrier"]["history"]],
     )
+    # the group-level barrier judges items (each a chain of agents), and says so
+    assert "2/3 succeeded, at least 2 item(s) succeed" in group["barrier"]["reason"]
 
 
 def test_an_unchanged_item_is_a_cache_hit(temporal: TemporalHarness) -> None:

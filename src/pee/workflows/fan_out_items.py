@@ -501,6 +501,7 @@ class ItemChildren:
             count=group.success_criteria.count,
             quality_impact=group.quality_impact,
             partial_failure_handling=group.partial_failure_handling,
+            unit="item",
         )
 
     def record(self, group: CompiledGroup, decision: barrier.BarrierDecision) -> None:

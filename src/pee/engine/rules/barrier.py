@@ -107,6 +107,9 @@ class BarrierView:
     quality_impact: str = "medium"
     # CompiledGroup.partial_failure_handling (used after a failed fallback)
     partial_failure_handling: str = "continue_with_available_results"
+    # what ``agents`` names in the reasons: "agent", or "item" when a group-level fan-out's
+    # barrier judges whole items (each a chain of agents)
+    unit: str = "agent"
 
 
 @dataclass(frozen=True)
@@ -134,12 +137,12 @@ def required_successes(criteria: str, count: int, total: int) -> int:
     return min(1, total)
 
 
-def describe_criteria(criteria: str, count: int) -> str:
+def describe_criteria(criteria: str, count: int, unit: str = "agent") -> str:
     if criteria == "all":
-        return "all agents succeed"
+        return f"all {unit}s succeed"
     if criteria == "at_least":
-        return f"at least {count} agent(s) succeed"
-    return "at least one agent succeeds"
+        return f"at least {count} {unit}(s) succeed"
+    return f"at least one {unit} succeeds"
 
 
 def _with(view: BarrierView, status: BarrierStatus | tuple[BarrierStatus, ...]) -> list[str]:
@@ -154,7 +157,7 @@ def _status(view: BarrierView, agent_id: str) -> BarrierStatus:
 
 def _quality(view: BarrierView, missing: list[str]) -> str:
     return (
-        f"{view.quality_impact}: {len(missing)} of {len(view.agents)} agent(s) "
+        f"{view.quality_impact}: {len(missing)} of {len(view.agents)} {view.unit}(s) "
         f"without their own results ({', '.join(missing)}); declared defaults used where given"
     )
 
@@ -196,7 +199,7 @@ def decide(view: BarrierView) -> BarrierDecision:
     need = required_successes(view.criteria, view.count, total)
 
     if len(succeeded) == total:
-        return BarrierDecision(ALL_COMPLETED, f"all {total} agent(s) succeeded")
+        return BarrierDecision(ALL_COMPLETED, f"all {total} {view.unit}(s) succeeded")
 
     if critical:
         plan = _abort(unfinished, not_succeeded)
@@ -257,9 +260,10 @@ def decide(view: BarrierView) -> BarrierDecision:
     cause = (
         f"deadline reached with {unfinished} unfinished"
         if unfinished
-        else f"every remaining agent failed ({failed})"
+        else f"every remaining {view.unit} failed ({failed})"
     )
-    score = f"{len(succeeded)}/{total} succeeded, {describe_criteria(view.criteria, view.count)}"
+    criteria = describe_criteria(view.criteria, view.count, view.unit)
+    score = f"{len(succeeded)}/{total} succeeded, {criteria}"
     if succeeded and len(succeeded) >= need:
         reason = f"{cause}; {score}: continuing without {not_succeeded}"
         return BarrierDecision(
@@ -307,7 +311,8 @@ def decide_after_fallback(view: BarrierView) -> BarrierDecision:
     succeeded = _with(view, SUCCEEDED)
     not_succeeded = [a for a in view.agents if a not in succeeded]
     need = required_successes(view.criteria, view.count, total)
-    score = f"{len(succeeded)}/{total} succeeded, {describe_criteria(view.criteria, view.count)}"
+    criteria = describe_criteria(view.criteria, view.count, view.unit)
+    score = f"{len(succeeded)}/{total} succeeded, {criteria}"
 
     if total == 0 or (succeeded and len(succeeded) >= need):
         if not not_succeeded:
