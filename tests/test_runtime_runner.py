@@ -213,3 +213,24 @@ def test_barrier_events_name_the_decision_and_reason() -> None:
         {"seq": 1, "at_s": 2.0, "event": "barrier_extend_timeout", "id": "g"}, {}, groups
     )
     assert "extend_timeout (a is still heartbeating)" in line
+
+
+def test_a_fan_out_group_starts_as_one_chain_per_item() -> None:
+    """The group's agents are every item's instances: the start line says what runs per item
+    instead of listing them all as one parallel group."""
+    groups = {
+        "per_epic": {
+            "agents": ["story[0]", "review[0]", "story[1]", "review[1]"],
+            "fan_out": {"level": "group", "source": "po.epics", "members": ["story", "review"]},
+        },
+        "g": {"agents": ["a", "b"]},
+    }
+    fan_out = {**groups["per_epic"]["fan_out"], "items": 2}
+    started = {"seq": 1, "at_s": 1.0, "event": "group_started", "id": "per_epic"}
+    line = format_event(
+        started, {}, {**groups, "per_epic": {**groups["per_epic"], "fan_out": fan_out}}
+    )
+    assert line.endswith("started   fan-out over 2 item(s) of po.epics: story, review per item")
+    unknown = format_event(started, {}, groups)
+    assert unknown.endswith("fan-out over po.epics: story, review per item")
+    assert format_event({**started, "id": "g"}, {}, groups).endswith("parallel: a, b")

@@ -111,6 +111,19 @@ class ProgressPrinter:
                 self._print(f"[{_num(elapsed_s(status)):>8}s] still running: {', '.join(running)}")
 
 
+def _group_start(group: dict[str, Any]) -> str:
+    fan_out = group.get("fan_out")
+    if fan_out:
+        # every item's instances are the group's agents: listing them would read as one wide
+        # parallel group, when each item runs the members' chain on its own
+        count = fan_out.get("items")
+        over = fan_out.get("source") if count is None else f"{count} item(s) of {fan_out['source']}"
+        return f"fan-out over {over}: {', '.join(fan_out.get('members', []))} per item"
+    agents = group.get("agents", [])
+    mode = "parallel" if group.get("parallel", True) and len(agents) > 1 else "agents"
+    return f"{mode}: {', '.join(agents)}"
+
+
 def format_event(
     event: dict[str, Any],
     agents: dict[str, Any],
@@ -124,9 +137,7 @@ def format_event(
         group = groups.get(ident, {})
         detail = ""
         if what == "started":
-            agents_ = group.get("agents", [])
-            mode = "parallel" if group.get("parallel", True) and len(agents_) > 1 else "agents"
-            detail = f"{mode}: {', '.join(agents_)}"
+            detail = _group_start(group)
         # how a group ended is on the barrier line just before
         return f"{stamp} group {ident:<{width}} {what:<9} {detail}".rstrip()
     if kind == "agent":
