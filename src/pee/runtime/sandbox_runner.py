@@ -14,7 +14,7 @@ restrictions, same per-run module re-imports, the activation still runs inside t
 and changes only how the calls are made: each source string is compiled once per process, and
 the context lookups, which are SDK code that imports nothing and touches no restricted module,
 call the sandboxed instance directly instead of going through `exec` and the importer. See
-docs/adr/ for the decision and bench/README.md ("overhead") for the measurement.
+docs/adr/0016-lean-workflow-sandbox-runner.md for the decision and bench/README.md ("overhead") for the measurement.
 
 It reaches into `temporalio.worker.workflow_sandbox._runner._Instance` (private): pyproject pins
 temporalio's minor version, and tests/test_sandbox_runner.py fails if the class changes shape.

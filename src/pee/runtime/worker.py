@@ -91,7 +91,7 @@ def build_worker(
         # set, so the SDK does not hash every loaded module at each start (pee.runtime.build_id)
         build_id=build_id(),
         # the SDK's sandbox, its restrictions unchanged, without its per-call exec overhead
-        # (pee.runtime.sandbox_runner; docs/adr/0014)
+        # (pee.runtime.sandbox_runner; docs/adr/0016)
         workflow_runner=LeanSandboxedWorkflowRunner(),
     )
 
