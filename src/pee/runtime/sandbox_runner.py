@@ -13,8 +13,9 @@ This runner keeps the SDK's sandbox for everything the workflow's code does (sam
 restrictions, same per-run module re-imports, the activation still runs inside the importer)
 and changes only how the calls are made: each source string is compiled once per process, and
 the context lookups, which are SDK code that imports nothing and touches no restricted module,
-call the sandboxed instance directly instead of going through `exec` and the importer. See
-docs/adr/0016-lean-workflow-sandbox-runner.md for the decision and bench/README.md ("overhead") for the measurement.
+call the sandboxed instance directly instead of going through `exec` and the importer.
+Decision: docs/adr/0016-lean-workflow-sandbox-runner.md; measurement: bench/README.md
+("overhead").
 
 It reaches into `temporalio.worker.workflow_sandbox._runner._Instance` (private): pyproject pins
 temporalio's minor version, and tests/test_sandbox_runner.py fails if the class changes shape.
