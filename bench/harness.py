@@ -31,6 +31,7 @@ from bench.handwritten import HandWrittenWorkflow, NoopGatherWorkflow, noop_acti
 from pee.activities.agents import ACTIVITIES  # noqa: E402
 from pee.activities.liveness import LIVENESS_ACTIVITIES  # noqa: E402
 from pee.runtime.codec import data_converter  # noqa: E402
+from pee.runtime.sandbox_runner import LeanSandboxedWorkflowRunner  # noqa: E402
 from pee.workflows.plan_workflow import PlanWorkflow  # noqa: E402
 
 
@@ -115,6 +116,9 @@ async def bench_worker(
         workflows=[PlanWorkflow, HandWrittenWorkflow, NoopGatherWorkflow],
         activities=[*ACTIVITIES, *LIVENESS_ACTIVITIES, noop_activity],
         max_concurrent_activities=max_concurrent_activities,
+        # the engine's worker's runner (pee.runtime.worker), for both contenders: the ratio
+        # compares the workflows, not the sandbox's call overhead
+        workflow_runner=LeanSandboxedWorkflowRunner(),
     )
     async with worker:
         yield worker

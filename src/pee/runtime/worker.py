@@ -17,6 +17,7 @@ from pee.activities.liveness import LIVENESS_ACTIVITIES
 from pee.activities.pool import POOL_ACTIVITIES
 from pee.runtime.build_id import build_id
 from pee.runtime.connection_flags import default_task_queue
+from pee.runtime.sandbox_runner import LeanSandboxedWorkflowRunner
 from pee.workflows.agent_batch import AgentBatchWorkflow
 from pee.workflows.plan_workflow import PlanWorkflow
 from pee.workflows.resource_pool import ResourcePoolWorkflow
@@ -89,6 +90,9 @@ def build_worker(
         graceful_shutdown_timeout=timedelta(seconds=graceful_shutdown_s),
         # set, so the SDK does not hash every loaded module at each start (pee.runtime.build_id)
         build_id=build_id(),
+        # the SDK's sandbox, its restrictions unchanged, without its per-call exec overhead
+        # (pee.runtime.sandbox_runner; docs/adr/0016)
+        workflow_runner=LeanSandboxedWorkflowRunner(),
     )
 
 
