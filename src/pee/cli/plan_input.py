@@ -65,7 +65,7 @@ def build_run_input(args: argparse.Namespace, plan: Any, note_to: Any = sys.stdo
     timeout would push a duration of the plan past what a run can wait."""
     from pee.engine.rules.time_limits import time_scale_problems
     from pee.runtime.runner import choose_time_scale
-    from pee.workflows.types import PlanRunInput, ResumeFrom, choose_batch
+    from pee.workflows.types import PlanRunInput, ResumeFrom, choose_batch, choose_ledger
 
     try:
         scale, note = choose_time_scale(plan, args.time_scale, args.simulate)
@@ -82,6 +82,12 @@ def build_run_input(args: argparse.Namespace, plan: Any, note_to: Any = sys.stdo
         return None
     if note:
         print(note, file=note_to)
+    batch = choose_batch(
+        len(plan.agents),
+        getattr(args, "batch", None),
+        getattr(args, "batch_chunk", None),
+        getattr(args, "batch_window", None),
+    )
     return PlanRunInput(
         plan=plan,
         inputs=dict(args.inputs),
@@ -92,11 +98,7 @@ def build_run_input(args: argparse.Namespace, plan: Any, note_to: Any = sys.stdo
         resume=ResumeFrom(workflow_id=args.resume_from, from_group=args.from_group)
         if getattr(args, "resume_from", None)
         else None,
-        batch=choose_batch(
-            len(plan.agents),
-            getattr(args, "batch", None),
-            getattr(args, "batch_chunk", None),
-            getattr(args, "batch_window", None),
-        ),
+        batch=batch,
+        ledger=choose_ledger(batch, getattr(args, "ledger", None)),
         continue_as_new_after=getattr(args, "continue_as_new_after", None),
     )
