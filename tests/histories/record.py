@@ -45,7 +45,7 @@ from pee.runtime.exit import run_entry
 from pee.runtime.worker import build_worker
 from pee.workflows import search
 from pee.workflows.plan_workflow import PlanWorkflow
-from pee.workflows.types import BatchSpec, PlanRunInput, ResolveConflict
+from pee.workflows.types import BatchSpec, LedgerSpec, PlanRunInput, ResolveConflict
 from tests.helpers import compiled_plan, group, sim, with_sections
 
 HERE = Path(__file__).resolve().parent
@@ -571,6 +571,15 @@ SCENARIOS = [
         "completed",
         {"g": ["continue_with_partial"]},
         {"heartbeat_timeout_s": 1.0},
+    ),
+    # issue 17: the run ledger (src/pee/workflows/ledger.py): rows go to the run store by the
+    # flush_run_rows local activity; the result is a summary without group rows
+    Scenario(
+        "ledger",
+        plain,
+        "completed",
+        {},
+        {"ledger": LedgerSpec(flush_rows=2), "batch": BatchSpec(chunk_size=10, window=2)},
     ),
     # issue 16: agent-level fan-outs (src/pee/workflows/fan_out_driver.py, patch fan-out-v1)
     Scenario(
