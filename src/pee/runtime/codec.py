@@ -27,6 +27,7 @@ from temporalio.converter import ExternalStorage
 from pee.activities.types import AgentResult, AgentTask
 from pee.engine.compiled import CompiledAgent, CompiledPlan
 from pee.stores.payloads import external_storage
+from pee.workflows.agent_outcome import AgentOutcome
 
 ENCODING = b"binary/lz4"
 DEFAULT_THRESHOLD = 10 * 1024
@@ -129,6 +130,16 @@ class CompiledPlanConverter(temporalio.converter.JSONTypeConverter):
             # (its fields are plain JSON values)
             try:
                 return AgentResult(**value)
+            except TypeError:
+                pass
+        if hint is AgentOutcome and isinstance(value, dict):
+            # batch mode: every child's result and outcomes signal is a list of these; the
+            # generic walk was the largest part of a 5,000-agent parent's activations
+            try:
+                result = value.get("result")
+                return AgentOutcome(
+                    **{**value, "result": None if result is None else AgentResult(**result)}
+                )
             except TypeError:
                 pass
         if hint is CompiledAgent and isinstance(value, dict):

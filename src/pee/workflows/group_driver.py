@@ -55,6 +55,11 @@ if TYPE_CHECKING:
     from pee.workflows.cross_validator import CrossValidator
 
 
+# at a group deadline, the time between the run handing an agent over and a worker starting it
+# is given back to the group (barrier row 4b): runs recorded before keep their decisions
+LAG_PATCH = "deadline-gives-back-worker-lag"
+
+
 class GroupDriver:
     def __init__(
         self,
@@ -94,6 +99,12 @@ class GroupDriver:
         self.observe = observe
         # batch mode: where each agent's activity runs
         self.batcher = batcher
+        # worker lag (barrier row 4b), asked once at the first observation (LAG_PATCH): agent
+        # -> seconds between its hand-over and a worker starting its first attempt, and per
+        # group what postponements gave back already
+        self.count_lag: bool | None = None
+        self.lag: dict[str, float] = {}
+        self.lag_given: dict[str, float] = {}
 
     async def run_group(self, group: CompiledGroup) -> None:
         if group.fan_out is not None and not is_expanded(group):
@@ -180,6 +191,8 @@ class GroupDriver:
                     break
                 if decision.action == barrier.EXTEND_TIMEOUT:
                     state.extensions += 1
+                if decision.lag_s > 0:
+                    self.lag_given[group.id] = self.lag_given.get(group.id, 0.0) + decision.lag_s
                 state.deadline_s = decision.new_deadline_s
                 deadline_passed = False
             if deadline is not None:
@@ -274,7 +287,19 @@ class GroupDriver:
             liveness_by_heartbeat=self.liveness_by_heartbeat,
             observed=seen is not None,
             heartbeat_timeout_s=self.timing.heartbeat_timeout_s(),
+            lag_s=self.lag_to_give(group, states) if seen is not None else 0.0,
         )
+
+    def lag_to_give(self, group: CompiledGroup, states: dict[str, barrier.AgentView]) -> float:
+        """The longest worker lag of the group's running agents not given back yet."""
+        lags = [
+            self.lag[a]
+            for a, view in states.items()
+            if view.status == barrier.RUNNING and a in self.lag
+        ]
+        if not lags:
+            return 0.0
+        return max(0.0, round(max(lags) - self.lag_given.get(group.id, 0.0), 3))
 
     @staticmethod
     def needs_observation(view: barrier.BarrierView) -> bool:
@@ -321,10 +346,33 @@ class GroupDriver:
                     "group '%s': liveness unknown at the deadline (%s)", group.id, liveness.error
                 )
                 return None
+            if self.count_lag is None:
+                # runs recorded before worker lag was counted decide as they did
+                self.count_lag = workflow.patched(LAG_PATCH)
             for observed in liveness.observed:
                 seen[observed.activity_id] = ActivityState(observed.state)
                 self.take_heartbeat(observed)
+                if self.count_lag:
+                    self.take_lag(observed)
         return seen
+
+    def take_lag(self, observed: ActivityLiveness) -> None:
+        """Why the deadline counts from a worker's start, not the hand-over: a parent or worker
+        that is behind (a backlog in the task queue, a child still starting, a busy event loop)
+        must never make a healthy agent look too slow. Measured for first attempts only: a
+        retry's later start is the agent's own failure, and counts."""
+        state = self.scope.agents.get(observed.activity_id)
+        if (
+            state is None
+            or state.status != AgentStatus.RUNNING
+            or observed.started_at is None
+            or observed.attempt != 1
+            or state.run_started_s is None
+        ):
+            return
+        at = datetime.fromisoformat(observed.started_at)
+        started_s = (at - self.scope.run.started).total_seconds()
+        self.lag[observed.activity_id] = max(0.0, round(started_s - state.run_started_s, 3))
 
     def take_heartbeat(self, observed: ActivityLiveness) -> None:
         state = self.scope.agents.get(observed.activity_id)

@@ -16,6 +16,9 @@ Rows of ``decide``, first match wins:
 4a. deadline reached, the server was asked (``observed``) and a running agent's activity has
    not been started by a worker yet, or has ended with its outcome
    not yet seen by the workflow                                    -> postpone_deadline
+4b. deadline reached, observed, and a worker started a running agent's first attempt
+   ``lag_s`` after the run handed it over, with the deadline moved
+   by that lag not reached yet                                     -> postpone_deadline
 4. deadline reached, a running agent reported progress within the
    progress window (observed: heartbeat within the window or the
    heartbeat timeout), an extension left                           -> extend_timeout
@@ -100,6 +103,10 @@ class BarrierView:
     observed: bool = False
     # observed: a heartbeat this old still counts (the SDK sends them every 0.8 x this timeout)
     heartbeat_timeout_s: float = 0.0
+    # observed: the longest time between the run handing a running agent's first attempt to a
+    # worker and a worker starting it (the server's start time), less what earlier
+    # postponements of this group already gave back; 0 = none, or runs before it was counted
+    lag_s: float = 0.0
     # CompiledGroup.success_criteria: "all" | "at_least_one" | "at_least" (+ count)
     criteria: str = "at_least_one"
     count: int = 1
@@ -124,6 +131,8 @@ class BarrierDecision:
     quality_impact: str | None = None
     # abort_and_fallback / continue_with_defaults: what to tell the operator
     alert: str | None = None
+    # postpone_deadline by row 4b: the worker lag this decision gave back to the group
+    lag_s: float = 0.0
 
 
 def required_successes(criteria: str, count: int, total: int) -> int:
@@ -225,6 +234,8 @@ def decide(view: BarrierView) -> BarrierDecision:
             lagging = [a for a in running if view.states[a].activity in ACTIVITY_NOT_THE_AGENTS]
             if lagging:
                 return _postpone(view, lagging, extension)
+            if view.lag_s > 0 and view.now_s < view.deadline_s + view.lag_s:
+                return _give_back_lag(view, running)
         window = (
             max(view.progress_window_s, view.heartbeat_timeout_s)
             if view.observed
@@ -299,6 +310,20 @@ def _postpone(view: BarrierView, lagging: list[str], extension: float) -> Barrie
         f"deadline postponed by {_seconds(by)}"
     )
     return BarrierDecision(POSTPONE_DEADLINE, reason, new_deadline_s=round(view.now_s + by, 3))
+
+
+def _give_back_lag(view: BarrierView, running: list[str]) -> BarrierDecision:
+    """Row 4b: the deadline counts the agents' time, and a worker started one of them lag_s
+    after the run handed it over (a busy worker or task queue): that time is given back, no
+    extension used. The agents' own activity timeouts still bound them."""
+    assert view.deadline_s is not None
+    new_deadline = round(view.deadline_s + view.lag_s, 3)
+    reason = (
+        f"deadline reached; a worker started {running} up to {_seconds(round(view.lag_s, 3))} "
+        "after the run handed them over (engine/worker lag is not the agents' time); "
+        f"deadline moved by that to {_seconds(new_deadline)}"
+    )
+    return BarrierDecision(POSTPONE_DEADLINE, reason, new_deadline_s=new_deadline, lag_s=view.lag_s)
 
 
 def decide_after_fallback(view: BarrierView) -> BarrierDecision:
