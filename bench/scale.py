@@ -152,6 +152,19 @@ def fallbacks(report: dict[str, Any]) -> int:
     )
 
 
+def decisions(report: dict[str, Any]) -> tuple[dict[str, int], str | None]:
+    """Barrier decisions over every group, most frequent first, and the first fallback's
+    reason (None without one)."""
+    found: Counter[str] = Counter()
+    first = None
+    for group in report["groups"].values():
+        for entry in group["barrier"]["history"]:
+            found[entry["decision"]] += 1
+            if first is None and entry["decision"] == "abort_and_fallback":
+                first = entry["reason"]
+    return dict(found.most_common()), first
+
+
 def payload_sizes(chain: list[tuple[str, Any]]) -> tuple[int, int]:
     """Encoded (lz4 codec) bytes of the largest run input (a continuation's carries the run so
     far) and of the result, as stored in the histories of ``chain`` (run_histories)."""
@@ -224,6 +237,7 @@ async def measure(
         "fallbacks": fallbacks(report),
         "deadlocks": watch.count,
         "largest_event_bytes": counted.largest_event_bytes,
+        "decisions": decisions(report),
     }
 
 
@@ -285,6 +299,12 @@ def main(argv: list[str] | None = None) -> int:
             walls.append(found["wall_s"])
             load = " ".join(f"{x:.2f}" for x in os.getloadavg())
             print(mode + line(found) + f" load_average {load}", flush=True)
+            counts, first_fallback = found["decisions"]
+            print(
+                "barrier decisions: "
+                + ", ".join(f"{k} {v}" for k, v in counts.items())
+                + (f"; first fallback: {first_fallback}" if first_fallback else "")
+            )
             print(
                 "parent events by kind: "
                 + ", ".join(f"{kind} {count}" for kind, count in found["parent_kinds"].items())

@@ -145,3 +145,28 @@ def test_assemble_says_when_the_store_here_lacks_the_runs_rows() -> None:
 def test_a_report_without_store_passes_through() -> None:
     plain = {"status": "completed", "agents": {"a": {}}}
     assert plain is assemble(plain, Rows([]), parallel_plan(1))
+
+
+def test_cache_commands_count_and_clear_the_run_store(tmp_path: Path) -> None:
+    """`cache stats` counts the run store's runs and rows; `cache clear --runs` clears them
+    (only those of `--plan`, or not written for `--older-than-days`), not the caches."""
+    import json
+    import os
+
+    from tests.test_output_cache import starter_cache
+
+    path = tmp_path / "runs.db"
+    env = {k: v for k, v in os.environ.items() if k != "PEE_CACHE_URL"}
+    env.update(PEE_RUNS_DB_PATH=str(path), PEE_CACHE_PATH=str(tmp_path / "cache.db"))
+    store = store_at(path)
+    store.put("wf/1", [agent_row("a", 1), agent_row("b", 2)], workflow_id="wf", plan="p")
+    store.put("other/1", [agent_row("z", 1)], workflow_id="other", plan="q")
+    assert {"runs": 2, "rows": 3, "store": str(path)} == json.loads(
+        starter_cache(env, "stats", "--json")
+    )["run_store"]
+    assert "removed 0 runs" in starter_cache(env, "clear", "--runs", "--older-than-days", "1")
+    assert "removed 1 run from the run store" in starter_cache(
+        env, "clear", "--runs", "--plan", "p"
+    )
+    assert ["z"] == [r.row_id for r in store.rows("other/1", RowKind.AGENT)]
+    assert "runs 1  rows 1" in starter_cache(env, "stats")

@@ -82,6 +82,14 @@ def build_run_input(args: argparse.Namespace, plan: Any, note_to: Any = sys.stdo
         return None
     if note:
         print(note, file=note_to)
+    fan_out = any(g.fan_out is not None for g in plan.groups)
+    if getattr(args, "ledger", None) and fan_out:
+        print(
+            "error: --ledger cannot be used with a plan that has fan-outs (for_each): their "
+            "instances join the plan at run time; run it without --ledger",
+            file=sys.stderr,
+        )
+        return None
     batch = choose_batch(
         len(plan.agents),
         getattr(args, "batch", None),
@@ -99,6 +107,6 @@ def build_run_input(args: argparse.Namespace, plan: Any, note_to: Any = sys.stdo
         if getattr(args, "resume_from", None)
         else None,
         batch=batch,
-        ledger=choose_ledger(batch, getattr(args, "ledger", None)),
+        ledger=choose_ledger(batch, getattr(args, "ledger", None), fan_out),
         continue_as_new_after=getattr(args, "continue_as_new_after", None),
     )

@@ -71,10 +71,14 @@ def choose_batch(
     return BatchSpec(chunk_size or spec.chunk_size, window or spec.window)
 
 
-def choose_ledger(batch: BatchSpec | None, force: bool | None = None) -> LedgerSpec | None:
-    """The run ledger: on with batch mode, or as ``force`` says (True: always, False: never)."""
+def choose_ledger(
+    batch: BatchSpec | None, force: bool | None = None, fan_out: bool = False
+) -> LedgerSpec | None:
+    """The run ledger: on with batch mode, or as ``force`` says (True: always, False: never).
+    Never for a plan with fan-outs: their instances join the plan at run time, and the report
+    assembler computes the critical path from the plan as started (`run --ledger` refuses)."""
     on = batch is not None if force is None else force
-    return LedgerSpec() if on else None
+    return LedgerSpec() if on and not fan_out else None
 
 
 @dataclass
