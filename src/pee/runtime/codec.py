@@ -163,9 +163,25 @@ class ShallowDataclassEncoder(temporalio.converter.AdvancedJSONEncoder):
     deadlock limit. The JSON is the same: nested dataclasses come back here one by one."""
 
     def default(self, o: Any) -> Any:
-        if dataclasses.is_dataclass(o) and not isinstance(o, type):
-            return {name: getattr(o, name) for name in _field_names(type(o))}
+        kind: type = o.__class__
+        fields = _dataclass_fields(kind)
+        if fields is not None:
+            attrs = getattr(o, "__dict__", None)
+            if attrs is not None and attrs.keys() == fields:
+                # exactly its fields (no cached index, no slots): the dict itself, not a copy
+                # built by getattr per field, which was half of encoding a 10,000-agent plan
+                # (a continue-as-new input, inside the workflow task)
+                return attrs
+            return {name: getattr(o, name) for name in _field_names(kind)}
         return super().default(o)
+
+
+@functools.lru_cache(maxsize=1024)
+def _dataclass_fields(cls: type) -> frozenset[str] | None:
+    # None: not a dataclass (is_dataclass per encoded object was visible too)
+    if not dataclasses.is_dataclass(cls):
+        return None
+    return frozenset(_field_names(cls))
 
 
 @functools.lru_cache(maxsize=1024)
@@ -183,6 +199,12 @@ class FastJSONPayloadConverter(temporalio.converter.JSONPlainPayloadConverter):
     orjson refuses (NaN and Infinity, which json.dumps writes, integers past 64 bits) is read by
     the standard module as before, so every payload decodes to the same values. Encoding is
     untouched."""
+
+    def to_payload(self, value: Any) -> Payload | None:
+        # a continue-as-new input is encoded inside the workflow task: no collector walks
+        # while its temporary dicts and strings pile up
+        with paused_gc():
+            return super().to_payload(value)
 
     def from_payload(self, payload: Payload, type_hint: type | None = None) -> Any:
         # a large payload allocates objects by the hundred thousand and frees none: the cyclic
