@@ -96,3 +96,35 @@ def test_agent_results_decode_to_what_the_sdk_decodes() -> None:
     unknown = [Payload(metadata={"encoding": b"json/plain"}, data=b'{"agent_id": "a", "x": 1}')]
     assert [AgentResult(agent_id="a")] == ours.from_payloads(unknown, [AgentResult])
     assert sdk.from_payloads(unknown, [AgentResult]) == ours.from_payloads(unknown, [AgentResult])
+
+
+def test_the_payload_converter_writes_and_reads_the_same_values_as_the_sdks() -> None:
+    """The fast paths (a dataclass's own __dict__ when it is exactly its fields, orjson for
+    reading, AgentOutcome decoded directly) write the JSON the SDK's converter writes and read
+    back the same values; what orjson refuses (NaN) is still read."""
+    import dataclasses
+    import json
+    import math
+
+    from temporalio.converter import DataConverter
+
+    from pee.activities.types import AgentResult
+    from pee.engine.compiled import CompiledPlan
+    from pee.runtime.codec import data_converter
+    from pee.workflows.agent_outcome import AgentOutcome
+
+    plan = compiled_plan([sim("a", "g", 1.0), sim("b", "g", 1.0)], [group("g", ["a", "b"])])
+    plan.agent("b")  # caches an index in the plan's __dict__: never encoded
+    plan.group("g")
+    converter = data_converter().payload_converter
+    (mine,) = converter.to_payloads([plan])
+    (sdks,) = DataConverter.default.payload_converter.to_payloads([dataclasses.asdict(plan)])
+    assert json.loads(sdks.data) == json.loads(mine.data)
+    assert b"_positions" not in mine.data
+    (back,) = converter.from_payloads([mine], [CompiledPlan])
+    assert dataclasses.asdict(plan) == dataclasses.asdict(back)
+    outcomes = [AgentOutcome("a", "a", AgentResult("a", {"out": 1})), AgentOutcome("b", error="x")]
+    (read,) = converter.from_payloads(converter.to_payloads([outcomes]), [list[AgentOutcome]])
+    assert outcomes == read
+    (nan,) = converter.from_payloads(converter.to_payloads([{"v": float("nan")}]), [dict])
+    assert math.isnan(nan["v"])
