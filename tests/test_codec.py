@@ -128,3 +128,48 @@ def test_the_payload_converter_writes_and_reads_the_same_values_as_the_sdks() ->
     assert outcomes == read
     (nan,) = converter.from_payloads(converter.to_payloads([{"v": float("nan")}]), [dict])
     assert math.isnan(nan["v"])
+
+
+def test_inputs_decoded_directly_equal_the_sdks_generic_decoding() -> None:
+    """PlanRunInput, a ledger flush's RunRowsBatch and a batch child's AgentBatchInput are
+    built directly (no per-field type walk): the same values as the SDK's own converter."""
+    import dataclasses
+    from datetime import timedelta
+
+    from temporalio.common import RetryPolicy
+    from temporalio.converter import DataConverter
+
+    from pee.activities.types import AgentTask
+    from pee.engine.report.run_rows import RowKind, RunRow, RunRowsBatch
+    from pee.runtime.codec import data_converter
+    from pee.workflows.agent_batch import AgentBatchInput, AgentCall
+    from pee.workflows.types import BatchSpec, LedgerSpec, PlanRunInput, ResumeFrom
+
+    plan = compiled_plan([sim("a", "g", 1.0)], [group("g", ["a"])])
+    task = AgentTask(agent=plan.agents[0], inputs={"x": [1, 2]})
+    call = AgentCall.of(
+        task, "a", timedelta(seconds=5), timedelta(seconds=2), RetryPolicy(), "a", None
+    )
+    values = [
+        (
+            PlanRunInput(
+                plan=plan,
+                inputs={"k": {"v": 1}},
+                resume=ResumeFrom("w", passed_groups=["g"]),
+                batch=BatchSpec(10, 2),
+                ledger=LedgerSpec(7),
+                carried={"started": "x"},
+            ),
+            PlanRunInput,
+        ),
+        (RunRowsBatch("k", "w", "p", [RunRow(RowKind.AGENT, "a", 1, {"s": 1})]), RunRowsBatch),
+        (AgentBatchInput([call], "w", 0.5), AgentBatchInput),
+    ]
+    mine = data_converter().payload_converter
+    sdks = DataConverter.default.payload_converter
+    for value, kind in values:
+        payloads = mine.to_payloads([value])
+        (fast,) = mine.from_payloads(payloads, [kind])
+        (slow,) = sdks.from_payloads(payloads, [kind])
+        assert type(fast) is kind
+        assert dataclasses.asdict(slow) == dataclasses.asdict(fast) == dataclasses.asdict(value)

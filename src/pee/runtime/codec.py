@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import typing
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,8 +29,10 @@ from temporalio.converter import ExternalStorage
 from pee.activities.types import AgentResult, AgentTask
 from pee.engine.compiled import CompiledAgent, CompiledPlan
 from pee.engine.gc_pause import paused_gc
+from pee.engine.report.run_rows import RowKind, RunRow, RunRowsBatch
 from pee.stores.payloads import external_storage
 from pee.workflows.agent_outcome import AgentOutcome
+from pee.workflows.types import BatchSpec, LedgerSpec, PlanRunInput, ResumeFrom
 
 ENCODING = b"binary/lz4"
 DEFAULT_THRESHOLD = 10 * 1024
@@ -144,6 +147,42 @@ class CompiledPlanConverter(temporalio.converter.JSONTypeConverter):
                 )
             except TypeError:
                 pass
+        if hint is PlanRunInput and isinstance(value, dict) and isinstance(value.get("plan"), dict):
+            # every run's first workflow task: the plan and the carried run, inside the 2 s limit
+            try:
+                return _plan_run_input(value)
+            except (TypeError, KeyError):
+                pass
+        if hint is RunRowsBatch and isinstance(value, dict):
+            # a ledger flush of 500 rows walked generically was a quarter second of the GIL
+            try:
+                return RunRowsBatch(
+                    **{
+                        **value,
+                        "rows": [
+                            RunRow(RowKind(r["kind"]), r["row_id"], r["seq"], r["body"])
+                            for r in value["rows"]
+                        ],
+                    }
+                )
+            except (TypeError, KeyError, ValueError):
+                pass
+        if (
+            getattr(hint, "__name__", "") == "AgentBatchInput"
+            and getattr(hint, "__module__", "") == "pee.workflows.agent_batch"
+            and isinstance(value, dict)
+        ):
+            # each child's input, 100 AgentCalls: the class is the child's sandbox's own, so it
+            # is found by name and its AgentCall through its type hints (once per input)
+            try:
+                call = typing.get_args(typing.get_type_hints(hint)["calls"])[0]
+                calls = [
+                    call(**{**c, "task": self.to_typed_value(AgentTask, c["task"])})
+                    for c in value["calls"]
+                ]
+                return hint(**{**value, "calls": calls})
+            except (TypeError, KeyError, IndexError):
+                pass
         if hint is CompiledAgent and isinstance(value, dict):
             # every AgentTask (and each child's 100 of them in batch mode) holds one: the
             # generic walk was ~40% of a 2,000-agent run's workflow-thread time
@@ -152,6 +191,19 @@ class CompiledPlanConverter(temporalio.converter.JSONTypeConverter):
             except (TypeError, KeyError):
                 pass
         return temporalio.converter.JSONTypeConverter.Unhandled
+
+
+def _plan_run_input(value: dict[str, Any]) -> PlanRunInput:
+    resume, batch, ledger = value.get("resume"), value.get("batch"), value.get("ledger")
+    return PlanRunInput(
+        **{
+            **value,
+            "plan": CompiledPlan.from_dict(value["plan"]),
+            "resume": None if resume is None else ResumeFrom(**resume),
+            "batch": None if batch is None else BatchSpec(**batch),
+            "ledger": None if ledger is None else LedgerSpec(**ledger),
+        }
+    )
 
 
 class ShallowDataclassEncoder(temporalio.converter.AdvancedJSONEncoder):
