@@ -77,6 +77,7 @@ with workflow.unsafe.imports_passed_through():
     from pee.activities.pool_types import GRANT_SIGNAL, PoolGrant
     from pee.activities.types import AgentProgress
     from pee.engine.compiled import CompiledGroup, CompiledPlan
+    from pee.engine.gc_pause import gc_paused, paused_gc
     from pee.engine.rules import context as ctx
     from pee.engine.rules.context import ContextPolicy, VersionedContext
     from pee.engine.rules.monitoring import Monitor, Settings
@@ -162,6 +163,7 @@ class PlanWorkflow:
     signal handlers delegate to them in one line."""
 
     @workflow.init
+    @gc_paused
     def __init__(self, input: PlanRunInput) -> None:
         self._input = input
         self._plan = input.plan
@@ -324,7 +326,8 @@ class PlanWorkflow:
             raise ApplicationError(
                 self._invalid_carried, type="InvalidCarriedRun", non_retryable=True
             )
-        too_long = time_scale_problems(self._plan, self._scale, input.heartbeat_timeout_s)
+        with paused_gc():  # see gc_paused: the first workflow task builds per-agent state
+            too_long = time_scale_problems(self._plan, self._scale, input.heartbeat_timeout_s)
         # only an input `run`/`compile` would have refused reaches this: the marker goes only
         # into such runs' histories, so every other run issues the commands it always did
         if too_long and workflow.patched(TIME_LIMITS_PATCH):
