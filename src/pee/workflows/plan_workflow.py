@@ -293,7 +293,9 @@ class PlanWorkflow:
             batcher=self._batcher,
         )
         # continue-as-new (src/pee/workflows/continuation.py): drain, then hand the run on
-        self._continuation = Continuation(input.continue_as_new_after)
+        self._continuation = Continuation(
+            input.continue_as_new_after, on_suggestion=input.ledger is None
+        )
         # report rows to the run store as groups end (src/pee/workflows/ledger.py)
         self._ledger = (
             Ledger(input.ledger, self._scope, carried.ledger if carried is not None else None)
