@@ -357,22 +357,25 @@ class GroupDriver:
         return seen
 
     def take_lag(self, observed: ActivityLiveness) -> None:
-        """Why the deadline counts from a worker's start, not the hand-over: a parent or worker
-        that is behind (a backlog in the task queue, a child still starting, a busy event loop)
-        must never make a healthy agent look too slow. Measured for first attempts only: a
-        retry's later start is the agent's own failure, and counts."""
+        """Why the deadline counts the agent's own time only: a parent or worker that is behind
+        (a backlog in the task queue, a child still starting, an event loop busy with other
+        agents and workflows) must never make a healthy agent look too slow. Two parts: the
+        time from the hand-over to a worker starting the attempt (first attempts only: a
+        retry's later start is the agent's own failure, and counts), and how long the worker
+        was behind while the attempt ran, as its heartbeat says (AgentProgress.behind_s)."""
         state = self.scope.agents.get(observed.activity_id)
-        if (
-            state is None
-            or state.status != AgentStatus.RUNNING
-            or observed.started_at is None
-            or observed.attempt != 1
-            or state.run_started_s is None
-        ):
+        if state is None or state.status != AgentStatus.RUNNING:
             return
-        at = datetime.fromisoformat(observed.started_at)
-        started_s = (at - self.scope.run.started).total_seconds()
-        self.lag[observed.activity_id] = max(0.0, round(started_s - state.run_started_s, 3))
+        lag = max(0.0, observed.behind_s)
+        if (
+            observed.started_at is not None
+            and observed.attempt == 1
+            and state.run_started_s is not None
+        ):
+            at = datetime.fromisoformat(observed.started_at)
+            started_s = (at - self.scope.run.started).total_seconds()
+            lag += max(0.0, started_s - state.run_started_s)
+        self.lag[observed.activity_id] = round(lag, 3)
 
     def take_heartbeat(self, observed: ActivityLiveness) -> None:
         state = self.scope.agents.get(observed.activity_id)
