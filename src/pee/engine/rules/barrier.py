@@ -17,7 +17,8 @@ Rows of ``decide``, first match wins:
    not been started by a worker yet, or has ended with its outcome
    not yet seen by the workflow                                    -> postpone_deadline
 4b. deadline reached, observed, and a worker started a running agent's first attempt
-   ``lag_s`` after the run handed it over, with the deadline moved
+   ``lag_s`` (at least MIN_LAG_S) after the run handed it over or
+   was behind that long while it ran, with the deadline moved
    by that lag not reached yet                                     -> postpone_deadline
 4. deadline reached, a running agent reported progress within the
    progress window (observed: heartbeat within the window or the
@@ -64,6 +65,10 @@ FAIL = BarrierAction.FAIL
 
 # the seed: "extend once, by at most 5 minutes"
 MAX_EXTENSION_S = 300.0
+
+# row 4b: worker lag below this is the jitter of any timer and task queue, not a worker that
+# is behind; giving it back would only add decisions
+MIN_LAG_S = 0.1
 
 # partial_failure_handling values that let a group whose fallback failed continue on defaults
 DEFAULTS_POLICIES = ("continue_with_defaults", "use_defaults", "fill_with_defaults")
@@ -234,7 +239,7 @@ def decide(view: BarrierView) -> BarrierDecision:
             lagging = [a for a in running if view.states[a].activity in ACTIVITY_NOT_THE_AGENTS]
             if lagging:
                 return _postpone(view, lagging, extension)
-            if view.lag_s > 0 and view.now_s < view.deadline_s + view.lag_s:
+            if view.lag_s >= MIN_LAG_S and view.now_s < view.deadline_s + view.lag_s:
                 return _give_back_lag(view, running)
         window = (
             max(view.progress_window_s, view.heartbeat_timeout_s)
