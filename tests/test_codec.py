@@ -52,8 +52,11 @@ def test_a_large_workflow_input_is_stored_compressed(temporal: TemporalHarness) 
 
 
 def test_dataclasses_encode_to_the_same_json_as_the_sdk_default() -> None:
-    """ShallowDataclassEncoder (no deep copy first) writes exactly the bytes the SDK's own
-    encoder writes, for a plan input with nested dataclasses, tuples and None."""
+    """ShallowDataclassEncoder (no deep copy first) writes the bytes the SDK's own encoder
+    writes, for a plan input with nested dataclasses, tuples and None, except that a plan's
+    agents and groups leave out their fields at defaults; both read back the same."""
+    import json
+
     from temporalio.converter import DataConverter
 
     from pee.runtime.codec import data_converter
@@ -66,9 +69,16 @@ def test_dataclasses_encode_to_the_same_json_as_the_sdk_default() -> None:
     value = PlanRunInput(plan=plan, inputs={"k": [1, {"n": None}]}, batch=BatchSpec())
     ours = data_converter().payload_converter.to_payloads([value])
     sdk = DataConverter.default.payload_converter.to_payloads([value])
-    assert sdk[0].data == ours[0].data
+    mine, theirs = json.loads(ours[0].data), json.loads(sdk[0].data)
+    for row in (mine, theirs):
+        row["plan"]["agents"] = row["plan"]["groups"] = None
+    assert theirs == mine
     (back,) = data_converter().payload_converter.from_payloads(ours, [PlanRunInput])
+    (walked,) = DataConverter.default.payload_converter.from_payloads(sdk, [PlanRunInput])
+    # (agent a's tuple default reads back as a list, either way)
+    assert back.plan.agents == walked.plan.agents
     assert value.plan.agents[1] == back.plan.agents[1]
+    assert value.plan.groups == back.plan.groups == walked.plan.groups
     assert BatchSpec() == back.batch
 
 
@@ -99,9 +109,10 @@ def test_agent_results_decode_to_what_the_sdk_decodes() -> None:
 
 
 def test_the_payload_converter_writes_and_reads_the_same_values_as_the_sdks() -> None:
-    """The fast paths (a dataclass's own __dict__ when it is exactly its fields, orjson for
-    reading, AgentOutcome decoded directly) write the JSON the SDK's converter writes and read
-    back the same values; what orjson refuses (NaN) is still read."""
+    """The fast paths (a dataclass's own __dict__ when it is exactly its fields, a plan's agents
+    and groups without their default fields, orjson for reading, AgentOutcome decoded directly)
+    read back the same values as the SDK's converter; what orjson refuses (NaN) is still
+    read."""
     import dataclasses
     import json
     import math
@@ -117,12 +128,21 @@ def test_the_payload_converter_writes_and_reads_the_same_values_as_the_sdks() ->
     plan.agent("b")  # caches an index in the plan's __dict__: never encoded
     plan.group("g")
     converter = data_converter().payload_converter
+    plan.agents[0].cpu = 40.0  # not its default: written
     (mine,) = converter.to_payloads([plan])
     (sdks,) = DataConverter.default.payload_converter.to_payloads([dataclasses.asdict(plan)])
-    assert json.loads(sdks.data) == json.loads(mine.data)
+    written = json.loads(mine.data)
+    # agents and groups leave out what is at its default (the SDK writes every field) ...
+    assert {"validates", "writes", "task_queue"}.isdisjoint(written["agents"][0])
+    assert 40.0 == written["agents"][0]["cpu"] and "cpu" not in written["agents"][1]
+    assert {k: v for k, v in json.loads(sdks.data).items() if k not in ("agents", "groups")} == {
+        k: v for k, v in written.items() if k not in ("agents", "groups")
+    }
     assert b"_positions" not in mine.data
+    # ... and both read back as the same plan, by our reader and by the SDK's generic walk
     (back,) = converter.from_payloads([mine], [CompiledPlan])
-    assert dataclasses.asdict(plan) == dataclasses.asdict(back)
+    (walked,) = DataConverter.default.payload_converter.from_payloads([mine], [CompiledPlan])
+    assert dataclasses.asdict(plan) == dataclasses.asdict(back) == dataclasses.asdict(walked)
     outcomes = [AgentOutcome("a", "a", AgentResult("a", {"out": 1})), AgentOutcome("b", error="x")]
     (read,) = converter.from_payloads(converter.to_payloads([outcomes]), [list[AgentOutcome]])
     assert outcomes == read
