@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 import time
 import uuid
@@ -40,9 +41,11 @@ from pee.engine.compile.load import build_plan  # noqa: E402
 from pee.engine.compiled import CompiledPlan  # noqa: E402
 from pee.engine.language.yamlsrc import SourceMap  # noqa: E402
 from pee.runtime.inspect import run_histories  # noqa: E402
+from pee.runtime.report_assembly import assemble  # noqa: E402
 from pee.runtime.worker import build_worker  # noqa: E402
+from pee.stores.runs import RunStore  # noqa: E402
 from pee.workflows.plan_workflow import PlanWorkflow  # noqa: E402
-from pee.workflows.types import BatchSpec, PlanRunInput  # noqa: E402
+from pee.workflows.types import BatchSpec, LedgerSpec, PlanRunInput  # noqa: E402
 
 HISTORY_BOUND = 10_240
 
@@ -149,6 +152,19 @@ def fallbacks(report: dict[str, Any]) -> int:
     )
 
 
+def decisions(report: dict[str, Any]) -> tuple[dict[str, int], str | None]:
+    """Barrier decisions over every group, most frequent first, and the first fallback's
+    reason (None without one)."""
+    found: Counter[str] = Counter()
+    first = None
+    for group in report["groups"].values():
+        for entry in group["barrier"]["history"]:
+            found[entry["decision"]] += 1
+            if first is None and entry["decision"] == "abort_and_fallback":
+                first = entry["reason"]
+    return dict(found.most_common()), first
+
+
 def payload_sizes(chain: list[tuple[str, Any]]) -> tuple[int, int]:
     """Encoded (lz4 codec) bytes of the largest run input (a continuation's carries the run so
     far) and of the result, as stored in the histories of ``chain`` (run_histories)."""
@@ -164,29 +180,41 @@ def payload_sizes(chain: list[tuple[str, Any]]) -> tuple[int, int]:
 
 
 async def run_plan(
-    client: Client, plan: CompiledPlan, *, time_scale: float, batch: BatchSpec | None
+    client: Client,
+    plan: CompiledPlan,
+    *,
+    time_scale: float,
+    batch: BatchSpec | None,
+    ledger: LedgerSpec | None = None,
 ) -> tuple[dict[str, Any], str, float]:
     task_queue = f"scale-{uuid.uuid4()}"
     async with build_worker(client, task_queue, max_concurrent_activities=400):
         started = time.perf_counter()
         handle = await client.start_workflow(
             PlanWorkflow.run,
-            PlanRunInput(plan=plan, time_scale=time_scale, batch=batch),
+            PlanRunInput(plan=plan, time_scale=time_scale, batch=batch, ledger=ledger),
             id=f"scale-{len(plan.agents)}-{uuid.uuid4().hex[:8]}",
             task_queue=task_queue,
         )
         report = await handle.result()
         wall = time.perf_counter() - started
-    return report, handle.id, wall
+    # a ledger run returns a summary: the agents' rows are in the run store
+    return assemble(report, RunStore(), plan), handle.id, wall
 
 
 async def measure(
-    address: str, agents: int, time_scale: float, batch: BatchSpec | None
+    address: str,
+    agents: int,
+    time_scale: float,
+    batch: BatchSpec | None,
+    ledger: LedgerSpec | None = None,
 ) -> dict[str, Any]:
     client = await connect(address)
     plan = layered_plan(agents)
     with DeadlockWatch() as watch:
-        report, workflow_id, wall = await run_plan(client, plan, time_scale=time_scale, batch=batch)
+        report, workflow_id, wall = await run_plan(
+            client, plan, time_scale=time_scale, batch=batch, ledger=ledger
+        )
     chain = await run_histories(client, workflow_id)
     counted = await count_events(client, workflow_id, chain)
     input_bytes, report_bytes = payload_sizes(chain)
@@ -209,6 +237,7 @@ async def measure(
         "fallbacks": fallbacks(report),
         "deadlocks": watch.count,
         "largest_event_bytes": counted.largest_event_bytes,
+        "decisions": decisions(report),
     }
 
 
@@ -250,19 +279,32 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="every agent an activity of the plan workflow (the baseline)",
     )
+    parser.add_argument(
+        "--no-ledger",
+        action="store_true",
+        help="keep the whole report in the run (no run store; the result grows with the plan)",
+    )
     args = parser.parse_args(argv)
     batch = None if args.no_batch else BatchSpec(args.chunk, args.window, args.flush)
+    ledger = None if args.no_ledger or batch is None else LedgerSpec()
     mode = (
         "no-batch "
         if batch is None
         else f"batch chunk {args.chunk} window {args.window} flush {args.flush:g} s "
-    )
+    ) + ("ledger " if ledger is not None else "")
     walls = []
     with DevServer() as server:
         for agents in args.agents:
-            found = asyncio.run(measure(server.address, agents, args.time_scale, batch))
+            found = asyncio.run(measure(server.address, agents, args.time_scale, batch, ledger))
             walls.append(found["wall_s"])
-            print(mode + line(found), flush=True)
+            load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+            print(mode + line(found) + f" load_average {load}", flush=True)
+            counts, first_fallback = found["decisions"]
+            print(
+                "barrier decisions: "
+                + ", ".join(f"{k} {v}" for k, v in counts.items())
+                + (f"; first fallback: {first_fallback}" if first_fallback else "")
+            )
             print(
                 "parent events by kind: "
                 + ", ".join(f"{kind} {count}" for kind, count in found["parent_kinds"].items())

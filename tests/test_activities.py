@@ -287,7 +287,7 @@ def test_heartbeats_come_every_third_of_the_heartbeat_timeout_with_progress() ->
     env.on_heartbeat = lambda *details: beats.append(details[0])
     run(AgentTask(agent=agent("worker", duration=0.6)), env)
     assert len(beats) >= 4
-    assert {"agent_id", "attempt", "fraction", "message"} == set(beats[0])
+    assert {"agent_id", "attempt", "fraction", "message", "behind_s"} == set(beats[0])
     fractions = [beat["fraction"] for beat in beats]
     assert fractions == sorted(fractions)
     assert fractions[-1] > 0.5

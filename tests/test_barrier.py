@@ -7,6 +7,7 @@ A state is written "S" succeeded, "F" failed, "C" critical (non-retryable) failu
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -302,3 +303,23 @@ def test_observed_heartbeat_extends_a_started_agent_and_a_silent_one_goes_partia
 def test_reasons_name_what_the_barrier_judges(states: str, unit: str, words: str) -> None:
     """A group-level fan-out's barrier judges items, not agents: its reasons say items."""
     assert words in decide(view(states, unit=unit)).reason
+
+
+def test_row_4b_worker_lag_is_given_back_once_without_using_an_extension() -> None:
+    """A worker started `b` 3 s after the run handed it over: at the deadline those 3 s are
+    given back (the deadline moves by them, the extension stays unused); once the moved
+    deadline has passed too, or the lag was given back already (lag_s 0), the usual rows
+    apply: its heartbeat earns the extension, a silent agent goes partial."""
+    states = {"a": (SUCCEEDED, None, None), "b": (RUNNING, None, ActivityState.STARTED)}
+    lagging = replace(observed(states, 10.5), lag_s=3.0)
+    decision = decide(lagging)
+    assert POSTPONE_DEADLINE == decision.action
+    assert 13.0 == decision.new_deadline_s and 3.0 == decision.lag_s
+    assert "engine/worker lag is not the agents' time" in decision.reason
+    # past the deadline plus the lag: the agent has had its time
+    assert CONTINUE_WITH_PARTIAL == decide(replace(observed(states, 13.5), lag_s=3.0)).action
+    # nothing left to give back
+    assert CONTINUE_WITH_PARTIAL == decide(observed(states, 10.5)).action
+    # never without observations (the patch off, or the server unreachable)
+    blind = replace(lagging, observed=False)
+    assert POSTPONE_DEADLINE != decide(blind).action

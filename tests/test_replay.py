@@ -374,3 +374,18 @@ def test_liveness_histories_decide_from_one_recorded_describe(name: str) -> None
         assert "['steady'] heartbeat within the last" in first
     else:
         assert "deadline reached with ['mute'] unfinished" in first
+
+
+def test_ledger_history_flushes_rows_by_local_activity() -> None:
+    """A ledger run (src/pee/workflows/ledger.py): its rows left by the flush_run_rows local
+    activity (a marker each, the rows themselves not in history) and its result is a summary
+    that names the run key and how many rows of each kind went to the store."""
+    history = load("ledger")
+    markers = [e for e in history.events if e.HasField("marker_recorded_event_attributes")]
+    assert len(markers) >= 2
+    report = final_report(history)
+    store = report["store"]
+    assert store["run_key"].startswith("record-ledger-")
+    assert {"agent": 3, "group": 2} == {k: store["flushed"][k] for k in ("agent", "group")}
+    assert {} == report["agents"] and {} == report["groups"]
+    assert b"agent_succeeded" not in history.to_json().encode()

@@ -45,7 +45,13 @@ from pee.runtime.exit import run_entry
 from pee.runtime.worker import build_worker
 from pee.workflows import search
 from pee.workflows.plan_workflow import PlanWorkflow
-from pee.workflows.types import BatchSpec, FanOutBatching, PlanRunInput, ResolveConflict
+from pee.workflows.types import (
+    BatchSpec,
+    FanOutBatching,
+    LedgerSpec,
+    PlanRunInput,
+    ResolveConflict,
+)
 from tests.helpers import compiled_plan, group, sim, with_sections
 
 HERE = Path(__file__).resolve().parent
@@ -126,6 +132,17 @@ def liveness_partial() -> CompiledPlan:
         ],
         [group("g", ["quick", "mute"], timeout_s=2.0)],
         name="liveness-partial",
+    )
+
+
+def worker_lag() -> CompiledPlan:
+    """A worker with one activity slot: `b` waits for `hog` before a worker starts it, so at g's
+    deadline it has run only part of its time; the deadline gives the lag back (no extension:
+    g has none) and b completes."""
+    return compiled_plan(
+        [sim("hog", "g", 1.5), sim("b", "g", 1.0)],
+        [_tuned(group("g", ["hog", "b"], timeout_s=2.0), max_extensions=0)],
+        name="worker-lag",
     )
 
 
@@ -456,6 +473,8 @@ class Scenario:
     legacy: bool = False
     # also record the child workflows the run started (CHILDREN/<name>/<child>.json)
     children: bool = False
+    # the worker's activity slots (None: build_worker's default)
+    activity_slots: int | None = None
 
 
 SCENARIOS = [
@@ -594,6 +613,24 @@ SCENARIOS = [
         {"g": ["continue_with_partial"]},
         {"heartbeat_timeout_s": 1.0},
     ),
+    # issue 17: a worker started `b` late (one slot, taken by `hog`): at the deadline the lag
+    # is given back (patch deadline-gives-back-worker-lag), not counted against b
+    Scenario(
+        "worker_lag",
+        worker_lag,
+        "completed",
+        {"g": ["postpone_deadline", "all_completed"]},
+        activity_slots=1,
+    ),
+    # issue 17: the run ledger (src/pee/workflows/ledger.py): rows go to the run store by the
+    # flush_run_rows local activity; the result is a summary without group rows
+    Scenario(
+        "ledger",
+        plain,
+        "completed",
+        {},
+        {"ledger": LedgerSpec(flush_rows=2), "batch": BatchSpec(chunk_size=10, window=2)},
+    ),
     # issue 16: agent-level fan-outs (src/pee/workflows/fan_out_driver.py, patch fan-out-v1)
     Scenario(
         "fan_out_agent",
@@ -667,7 +704,12 @@ def decisions(report: dict[str, Any]) -> dict[str, list[str]]:
 
 async def record(client: Client, scenario: Scenario) -> Path:
     task_queue = f"record-{uuid.uuid4()}"
-    async with build_worker(client, task_queue):
+    slots = (
+        {}
+        if scenario.activity_slots is None
+        else {"max_concurrent_activities": scenario.activity_slots}
+    )
+    async with build_worker(client, task_queue, **slots):
         handle = await client.start_workflow(
             PlanWorkflow.run,
             PlanRunInput(plan=scenario.plan(), **scenario.input_fields),

@@ -52,6 +52,8 @@ class ActivityLiveness:
     heartbeat_at: str | None = None
     fraction: float | None = None
     message: str = ""
+    # the attempt's last heartbeat: how long its worker was behind (AgentProgress.behind_s)
+    behind_s: float = 0.0
 
 
 @dataclass
@@ -95,6 +97,7 @@ def liveness_from(
             continue
         progress = details(info) or {}
         fraction = progress.get("fraction")
+        behind = progress.get("behind_s")
         observed.append(
             ActivityLiveness(
                 activity_id,
@@ -108,6 +111,7 @@ def liveness_from(
                 else None,
                 fraction=float(fraction) if isinstance(fraction, int | float) else None,
                 message=str(progress.get("message") or ""),
+                behind_s=float(behind) if isinstance(behind, int | float) else 0.0,
             )
         )
     return observed

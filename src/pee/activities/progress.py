@@ -28,6 +28,8 @@ DEFAULT_HEARTBEAT_S = 1.0
 MIN_INTERVAL_S = 0.05
 # a progress signal that takes longer than this is abandoned (the next one will try again)
 SIGNAL_TIMEOUT_S = 5.0
+# a keepalive wake-up this much later than asked counts as the worker being behind
+LATE_S = 0.05
 
 
 def heartbeat_interval(task: AgentTask, heartbeat_timeout: timedelta | None) -> float:
@@ -63,6 +65,8 @@ class Progress:
         self._keepalive: asyncio.Task[None] | None = None
         self._keepalive_soon: asyncio.Handle | None = None
         self._signal: asyncio.Task[None] | None = None
+        # how late the keepalive loop woke up, all together (AgentProgress.behind_s)
+        self.behind_s = 0.0
 
     # --- what the backend tells us ------------------------------------------------------------
 
@@ -93,6 +97,7 @@ class Progress:
             attempt=self.attempt,
             fraction=None if fraction is None else round(fraction, 3),
             message=message,
+            behind_s=round(self.behind_s, 3),
         )
 
     async def sleep(self, seconds: float) -> None:
@@ -147,6 +152,11 @@ class Progress:
                 next_signal = now + self.progress_s
             wake = next_beat if next_signal is None else min(next_beat, next_signal)
             await asyncio.sleep(max(0.0, wake - self._loop.time()))
+            # woken later than asked: the worker's event loop was busy with other work (the
+            # deadline gives this back: GroupDriver.take_lag); a few ms are normal jitter
+            late = self._loop.time() - wake
+            if late > LATE_S:
+                self.behind_s += late
 
     async def _send(self, progress: AgentProgress) -> None:
         if self.workflow_id is None:

@@ -75,6 +75,9 @@ class AgentProgress:
     # 0..1 when the agent knows how far along it is, else None
     fraction: float | None = None
     message: str = ""
+    # seconds the worker was behind while this attempt ran: how much later than asked its
+    # keepalive loop woke, all wake-ups together (a busy worker, not the agent's own time)
+    behind_s: float = 0.0
 
 
 # the signal a working agent sends its workflow; PlanWorkflow handles it

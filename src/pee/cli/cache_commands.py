@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
 PATH_HELP = (
@@ -36,6 +37,17 @@ def register(commands: Any) -> None:
     clear.add_argument("--agent", help="only this agent's entries")
     clear.add_argument("--plan", help="only this plan's entries (its name)")
     clear.add_argument("--path", help=PATH_HELP)
+    clear.add_argument(
+        "--runs",
+        action="store_true",
+        help="clear the run store instead (ledger runs' report rows; with --plan: that plan's)",
+    )
+    clear.add_argument(
+        "--older-than-days",
+        type=float,
+        metavar="DAYS",
+        help="with --runs: only runs not written for DAYS days",
+    )
     clear.set_defaults(handler=run_clear)
 
 
@@ -61,11 +73,18 @@ def run_stats(args: argparse.Namespace) -> int:
         "bytes": snapshots.bytes,
         "bytes_saved_by_compression": snapshots.bytes_saved_by_compression,
     }
+    from pee.stores.runs import RunStore
+
+    runs = RunStore()
+    run_stats = runs.stats()
+    row["run_store"] = {"runs": run_stats.runs, "rows": run_stats.rows, "store": runs.display}
     if args.json:
         print(json.dumps(row))
     else:
         flat = {
-            key: value for key, value in row.items() if key not in ("context_snapshots", "store")
+            key: value
+            for key, value in row.items()
+            if key not in ("context_snapshots", "store", "run_store")
         }
         print("agent outputs:     " + "  ".join(f"{key} {value}" for key, value in flat.items()))
         print(
@@ -73,6 +92,7 @@ def run_stats(args: argparse.Namespace) -> int:
             + "  ".join(f"{key} {value}" for key, value in row["context_snapshots"].items())
         )
         print(f"store:             {cache.display}")
+        print(f"run store:         runs {run_stats.runs}  rows {run_stats.rows}  ({runs.display})")
     return 0
 
 
@@ -80,6 +100,11 @@ def run_clear(args: argparse.Namespace) -> int:
     from pee.activities.output_cache import OutputCache
     from pee.activities.snapshot_cache import SnapshotCache
 
+    if args.runs:
+        return clear_runs(args)
+    if args.older_than_days is not None:
+        print("error: --older-than-days goes with --runs", file=sys.stderr)
+        return 2
     cache = OutputCache(args.path)
     removed = cache.clear(agent=args.agent, plan=args.plan)
     scope = " and ".join(f"{k} {v}" for k, v in (("agent", args.agent), ("plan", args.plan)) if v)
@@ -92,4 +117,17 @@ def run_clear(args: argparse.Namespace) -> int:
         # a snapshot belongs to a group's barrier, not to one agent
         snapshots = SnapshotCache(args.path).clear(plan=args.plan)
         print(f"removed {snapshots} context snapshot{'' if snapshots == 1 else 's'}")
+    return 0
+
+
+def clear_runs(args: argparse.Namespace) -> int:
+    from pee.stores.runs import RunStore
+
+    days = args.older_than_days
+    if days is not None and days < 0:
+        print(f"error: --older-than-days must be 0 or more, got {days:g}", file=sys.stderr)
+        return 2
+    store = RunStore()
+    removed = store.clear(plan=args.plan, older_than_s=None if days is None else days * 86400.0)
+    print(f"removed {removed} run{'' if removed == 1 else 's'} from the run store {store.display}")
     return 0

@@ -65,6 +65,21 @@ def add_plan_options(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="batch mode: at most N child workflows at a time (default 16)",
     )
+    ledger = parser.add_mutually_exclusive_group()
+    ledger.add_argument(
+        "--ledger",
+        dest="ledger",
+        action="store_true",
+        default=None,
+        help="report rows go to the run store as the run goes (default: with batch mode; "
+        "docs/guides/large-plans.md)",
+    )
+    ledger.add_argument(
+        "--no-ledger",
+        dest="ledger",
+        action="store_false",
+        help="keep the whole report in the run (its result grows with the plan)",
+    )
     parser.add_argument(
         "--continue-as-new-after",
         type=positive_int,

@@ -67,7 +67,7 @@ def build_run_input(args: argparse.Namespace, plan: Any, note_to: Any = sys.stdo
     timeout would push a duration of the plan past what a run can wait."""
     from pee.engine.rules.time_limits import time_scale_problems
     from pee.runtime.runner import choose_time_scale
-    from pee.workflows.types import PlanRunInput, ResumeFrom, choose_batch
+    from pee.workflows.types import PlanRunInput, ResumeFrom, choose_batch, choose_ledger
 
     try:
         scale, note = choose_time_scale(plan, args.time_scale, args.simulate)
@@ -84,6 +84,20 @@ def build_run_input(args: argparse.Namespace, plan: Any, note_to: Any = sys.stdo
         return None
     if note:
         print(note, file=note_to)
+    fan_out = any(g.fan_out is not None for g in plan.groups)
+    if getattr(args, "ledger", None) and fan_out:
+        print(
+            "error: --ledger cannot be used with a plan that has fan-outs (for_each): their "
+            "instances join the plan at run time; run it without --ledger",
+            file=sys.stderr,
+        )
+        return None
+    batch = choose_batch(
+        len(plan.agents),
+        getattr(args, "batch", None),
+        getattr(args, "batch_chunk", None),
+        getattr(args, "batch_window", None),
+    )
     return PlanRunInput(
         plan=plan,
         inputs=dict(args.inputs),
@@ -94,11 +108,7 @@ def build_run_input(args: argparse.Namespace, plan: Any, note_to: Any = sys.stdo
         resume=ResumeFrom(workflow_id=args.resume_from, from_group=args.from_group)
         if getattr(args, "resume_from", None)
         else None,
-        batch=choose_batch(
-            len(plan.agents),
-            getattr(args, "batch", None),
-            getattr(args, "batch_chunk", None),
-            getattr(args, "batch_window", None),
-        ),
+        batch=batch,
+        ledger=choose_ledger(batch, getattr(args, "ledger", None), fan_out),
         continue_as_new_after=getattr(args, "continue_as_new_after", None),
     )

@@ -10,6 +10,7 @@ scheduler with no group barriers and no overhead would have achieved with the sa
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
@@ -67,16 +68,18 @@ def topological_order(ids: Sequence[str], deps: Mapping[str, Sequence[str]]) -> 
         for dep in deps.get(node, ()):
             if dep in rank:
                 children[dep].append(node)
-    ready = [node for node in ids if waiting[node] == 0]
+    # a heap keyed by position: the same order as taking the earliest ready node by a scan,
+    # which was O(ready) per node (half a second for 10,000 agents, in the first workflow task)
+    ready = [(rank[node], node) for node in ids if waiting[node] == 0]
+    heapq.heapify(ready)
     order: list[str] = []
     while ready:
-        node = min(ready, key=rank.__getitem__)
-        ready.remove(node)
+        _, node = heapq.heappop(ready)
         order.append(node)
         for child in children[node]:
             waiting[child] -= 1
             if waiting[child] == 0:
-                ready.append(child)
+                heapq.heappush(ready, (rank[child], child))
     return order
 
 

@@ -14,10 +14,12 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import typing
 from collections.abc import Sequence
 from typing import Any
 
 import lz4.frame
+import orjson
 import temporalio.converter
 from temporalio.api.common.v1 import Payload
 from temporalio.converter import ExternalStorage
@@ -25,8 +27,12 @@ from temporalio.converter import ExternalStorage
 # imported here, not where it is used: the converter runs inside the workflow sandbox, which warns
 # about (and re-imports) modules first imported after the workflow was loaded
 from pee.activities.types import AgentResult, AgentTask
-from pee.engine.compiled import CompiledAgent, CompiledPlan
+from pee.engine.compiled import CompiledAgent, CompiledGroup, CompiledPlan
+from pee.engine.gc_pause import paused_gc
+from pee.engine.report.run_rows import RowKind, RunRow, RunRowsBatch
 from pee.stores.payloads import external_storage
+from pee.workflows.agent_outcome import AgentOutcome
+from pee.workflows.types import PlanRunInput
 
 ENCODING = b"binary/lz4"
 DEFAULT_THRESHOLD = 10 * 1024
@@ -105,7 +111,7 @@ class CompiledPlanConverter(temporalio.converter.JSONTypeConverter):
     """Decode a CompiledPlan, a CompiledAgent, an AgentTask or an AgentResult directly instead
     of the SDK's generic dataclass walk, which resolves every nested dataclass's type hints once per
     instance: for a 5,000-agent plan that alone took longer than the workflow task's 2 s
-    deadlock limit. The JSON is the same either way (encoding is untouched)."""
+    deadlock limit. Missing fields (a plan's sparse agents and groups) take their defaults."""
 
     def to_typed_value(self, hint: type, value: Any) -> Any:
         if hint is CompiledPlan and isinstance(value, dict):
@@ -131,6 +137,52 @@ class CompiledPlanConverter(temporalio.converter.JSONTypeConverter):
                 return AgentResult(**value)
             except TypeError:
                 pass
+        if hint is AgentOutcome and isinstance(value, dict):
+            # batch mode: every child's result and outcomes signal is a list of these; the
+            # generic walk was the largest part of a 5,000-agent parent's activations
+            try:
+                result = value.get("result")
+                return AgentOutcome(
+                    **{**value, "result": None if result is None else AgentResult(**result)}
+                )
+            except TypeError:
+                pass
+        if hint is PlanRunInput and isinstance(value, dict) and isinstance(value.get("plan"), dict):
+            # every run's first workflow task: the plan and the carried run, inside the 2 s limit
+            try:
+                return _plan_run_input(value)
+            except (TypeError, KeyError):
+                pass
+        if hint is RunRowsBatch and isinstance(value, dict):
+            # a ledger flush of 500 rows walked generically was a quarter second of the GIL
+            try:
+                return RunRowsBatch(
+                    **{
+                        **value,
+                        "rows": [
+                            RunRow(RowKind(r["kind"]), r["row_id"], r["seq"], r["body"])
+                            for r in value["rows"]
+                        ],
+                    }
+                )
+            except (TypeError, KeyError, ValueError):
+                pass
+        if (
+            getattr(hint, "__name__", "") == "AgentBatchInput"
+            and getattr(hint, "__module__", "") == "pee.workflows.agent_batch"
+            and isinstance(value, dict)
+        ):
+            # each child's input, 100 AgentCalls: the class is the child's sandbox's own, so it
+            # is found by name and its AgentCall through its type hints (once per input)
+            try:
+                call = typing.get_args(typing.get_type_hints(hint)["calls"])[0]
+                calls = [
+                    call(**{**c, "task": self.to_typed_value(AgentTask, c["task"])})
+                    for c in value["calls"]
+                ]
+                return hint(**{**value, "calls": calls})
+            except (TypeError, KeyError, IndexError):
+                pass
         if hint is CompiledAgent and isinstance(value, dict):
             # every AgentTask (and each child's 100 of them in batch mode) holds one: the
             # generic walk was ~40% of a 2,000-agent run's workflow-thread time
@@ -141,52 +193,98 @@ class CompiledPlanConverter(temporalio.converter.JSONTypeConverter):
         return temporalio.converter.JSONTypeConverter.Unhandled
 
 
+def _plan_run_input(value: dict[str, Any]) -> PlanRunInput:
+    fields = {**value, "plan": CompiledPlan.from_dict(value["plan"])}
+    for name, kind in _flat_dataclass_fields(PlanRunInput).items():
+        given = value.get(name)
+        if isinstance(given, dict):
+            fields[name] = kind(**given)
+    return PlanRunInput(**fields)
+
+
+@functools.lru_cache(maxsize=4)
+def _flat_dataclass_fields(cls: type) -> dict[str, type]:
+    """``cls``'s fields typed ``SomeDataclass | None`` whose dataclass holds plain values only
+    (ResumeFrom, BatchSpec, LedgerSpec, FanOutBatching, ...), built with ``kind(**dict)``. Read
+    from the type hints, so a field added later is decoded too, not left a dict
+    (tests/test_codec.py checks every such field of PlanRunInput)."""
+    out: dict[str, type] = {}
+    for name, hint in typing.get_type_hints(cls).items():
+        kinds = [k for k in typing.get_args(hint) or (hint,) if dataclasses.is_dataclass(k)]
+        if name == "plan" or len(kinds) != 1 or not isinstance(kinds[0], type):
+            continue
+        nested = typing.get_type_hints(kinds[0]).values()
+        if not any(dataclasses.is_dataclass(k) for h in nested for k in (h, *typing.get_args(h))):
+            out[name] = kinds[0]
+    return out
+
+
+# written without their fields at defaults (see _sparse)
+SPARSE_KINDS = frozenset({CompiledAgent, CompiledGroup, AgentTask})
+
+
 class ShallowDataclassEncoder(temporalio.converter.AdvancedJSONEncoder):
     """Encode a dataclass as its fields, leaving the nesting to the JSON encoder.
 
     The SDK's encoder turns a dataclass into ``dataclasses.asdict(obj)``, which deep-copies
     every value first: for a continue-as-new input that carries a 5,000-agent run (the plan and
     the run so far, src/pee/workflows/carry.py) the copy alone took the workflow task past the 2 s
-    deadlock limit. The JSON is the same: nested dataclasses come back here one by one."""
+    deadlock limit. The JSON is the same (nested dataclasses come back here one by one), except
+    that a plan's agents and groups leave out their fields at defaults (`_sparse`)."""
 
     def default(self, o: Any) -> Any:
-        if type(o) is AgentTask:
-            return {**_non_default(o), "agent": _non_default(o.agent)}
-        if dataclasses.is_dataclass(o) and not isinstance(o, type):
-            return {name: getattr(o, name) for name in _field_names(type(o))}
+        kind: type = o.__class__
+        if kind in SPARSE_KINDS:
+            return _sparse(o, kind)
+        fields = _dataclass_fields(kind)
+        if fields is not None:
+            attrs = getattr(o, "__dict__", None)
+            if attrs is not None and attrs.keys() == fields:
+                # exactly its fields (no cached index, no slots): the dict itself, not a copy
+                # built by getattr per field, which was half of encoding a 10,000-agent plan
+                # (a continue-as-new input, inside the workflow task)
+                return attrs
+            return {name: getattr(o, name) for name in _field_names(kind)}
         return super().default(o)
 
 
-def _non_default(o: AgentTask | CompiledAgent) -> dict[str, Any]:
-    """The fields of an agent's task (and of its agent) that differ from their defaults: every
-    agent's activity input, encoded by the workflow and decoded by the worker that runs it, is
-    about half as large (bench/overhead.py). Any decoder takes it, this project's and the SDK's,
-    older ones too: a missing field gets its default. Plans and everything else keep every field.
-    """
-    kind: type = type(o)
-    fields = _defaults(kind)
-    out = {}
-    for name, has_default, default in fields:
-        value = getattr(o, name)
-        # the same type too: 25 (int) where the default is 25.0 stays, so it decodes as written
-        if not (has_default and type(value) is type(default) and value == default):
-            out[name] = value
-    return out
+def _sparse(o: Any, kind: type) -> dict[str, Any]:
+    """A plan's agent or group, or an agent's task, without the fields at their defaults: a
+    20,000-agent plan input was 22 MB of JSON, 10 MB so, and decoding it (in the first workflow
+    task, under the 2 s deadlock detector) a third faster; every agent's activity input is about
+    half as large (bench/overhead.py). Every reader fills them back in: CompiledAgent.from_dict,
+    CompiledPlan.from_dict and the SDK's walk take missing fields as their defaults.
+
+    So these classes' defaults are part of the stored format: a payload written today and read
+    by a later version gets that version's default for every field left out. Change a default
+    of CompiledAgent, CompiledGroup or AgentTask only with a new field (or a decoder that knows
+    the old default), never in place."""
+    row = {name: getattr(o, name) for name in _field_names(kind)}
+    for name, value in _defaults(kind):
+        found = row[name]
+        # the same type too: an int where the default is a float stays written
+        if type(found) is type(value) and found == value:
+            del row[name]
+    return row
 
 
-@functools.lru_cache(maxsize=16)
-def _defaults(cls: type) -> tuple[tuple[str, bool, Any], ...]:
-    # (name, whether it has a default, the default); a default_factory's value is made once
-    # here, only ever compared with
-    out = []
-    for f in dataclasses.fields(cls):
-        if f.default is not dataclasses.MISSING:
-            out.append((f.name, True, f.default))
-        elif f.default_factory is not dataclasses.MISSING:
-            out.append((f.name, True, f.default_factory()))
-        else:
-            out.append((f.name, False, None))
-    return tuple(out)
+@functools.lru_cache(maxsize=8)
+def _defaults(cls: type) -> tuple[tuple[str, Any], ...]:
+    found = []
+    for spec in dataclasses.fields(cls):
+        if spec.default is not dataclasses.MISSING:
+            found.append((spec.name, spec.default))
+        elif spec.default_factory is not dataclasses.MISSING:
+            found.append((spec.name, spec.default_factory()))
+    return tuple(found)
+
+
+@functools.lru_cache(maxsize=1024)
+def _dataclass_fields(cls: type) -> frozenset[str] | None:
+    # None: not a dataclass (is_dataclass per encoded object was visible too)
+    if not dataclasses.is_dataclass(cls):
+        return None
+    return frozenset(_field_names(cls))
 
 
 @functools.lru_cache(maxsize=1024)
@@ -195,6 +293,35 @@ def _field_names(cls: type) -> tuple[str, ...]:
     # visible part of every agent's task encoding (bench/overhead.py). Bounded: the workflow
     # sandbox makes new classes of the modules it re-imports, once per workflow run.
     return tuple(f.name for f in dataclasses.fields(cls))
+
+
+class FastJSONPayloadConverter(temporalio.converter.JSONPlainPayloadConverter):
+    """The SDK's JSON converter, reading with orjson. Workflow inputs are decoded inside the
+    first workflow task, under the 2 s deadlock detector: a 10,000-agent plan is ~11 MB of
+    JSON, which the standard json module took 0.5-1 s to read (orjson: about half). What
+    orjson refuses (NaN and Infinity, which json.dumps writes, integers past 64 bits) is read by
+    the standard module as before, so every payload decodes to the same values. Encoding is
+    untouched."""
+
+    def to_payload(self, value: Any) -> Payload | None:
+        # a continue-as-new input is encoded inside the workflow task: no collector walks
+        # while its temporary dicts and strings pile up
+        with paused_gc():
+            return super().to_payload(value)
+
+    def from_payload(self, payload: Payload, type_hint: type | None = None) -> Any:
+        # a large payload allocates objects by the hundred thousand and frees none: the cyclic
+        # collector would walk the growing heap over and over (half the time at 10,000 agents)
+        with paused_gc():
+            try:
+                obj = orjson.loads(payload.data)
+            except orjson.JSONDecodeError:
+                return super().from_payload(payload, type_hint)
+            if type_hint:
+                obj = temporalio.converter.value_to_type(
+                    type_hint, obj, self._custom_type_converters
+                )
+            return obj
 
 
 class PlanPayloadConverter(temporalio.converter.CompositePayloadConverter):
@@ -206,7 +333,7 @@ class PlanPayloadConverter(temporalio.converter.CompositePayloadConverter):
         defaults = temporalio.converter.DefaultPayloadConverter.default_encoding_payload_converters
         super().__init__(
             *[
-                json_plain(
+                FastJSONPayloadConverter(
                     encoder=ShallowDataclassEncoder,
                     custom_type_converters=[CompiledPlanConverter()],
                 )

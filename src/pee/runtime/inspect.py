@@ -28,7 +28,7 @@ from temporalio.client import (
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from pee.runtime import live_progress
+from pee.runtime import live_progress, report_assembly
 from pee.runtime.worker import build_worker
 from pee.workflows.plan_workflow import PlanWorkflow
 
@@ -162,6 +162,14 @@ async def has_pollers(client: Client, namespace: str, task_queue: str) -> bool:
 
 
 async def read_run(client: Client, workflow_id: str) -> RunView:
+    view = await _read_run(client, workflow_id)
+    if report_assembly.is_summary(view.report):
+        # a ledger run: its rows are in the run store (pee.runtime.report_assembly)
+        view.report = await report_assembly.assemble_report(client, view.report)
+    return view
+
+
+async def _read_run(client: Client, workflow_id: str) -> RunView:
     description = await describe_plan_run(client, workflow_id)
     status = description.status
     handle = client.get_workflow_handle(workflow_id, run_id=description.run_id)

@@ -32,7 +32,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from pee.engine.compiled import CompiledPlan
-from pee.runtime import live_progress
+from pee.runtime import live_progress, report_assembly
 from pee.runtime.connection_flags import ConnectionFlags, default_task_queue
 from pee.runtime.duration_store import record_durations
 from pee.runtime.inspect import (
@@ -363,8 +363,10 @@ async def follow(
         while not result.done():
             status = await query_status(handle)
             if status is not None and client is not None:
+                # a ledger run's rows so far, from the run store
+                assembled = await report_assembly.assemble_report(client, status)
                 # progress fractions from the agents' last heartbeats
-                status = await live_progress.overlay(client, handle.id, None, status)
+                status = await live_progress.overlay(client, handle.id, None, assembled or status)
             printer.update(status)
             await asyncio.wait([result], timeout=poll_s)
     finally:
@@ -378,6 +380,8 @@ async def follow(
         # a failed run carries its report in the ApplicationError's details
         report = report_from_failure(err) or await query_status(handle)
         print(f"run failed: {failure_message(err)}", file=out)
+    if client is not None:
+        report = await report_assembly.assemble_report(client, report)
     printer.update(report)
     if report:
         print("", file=out)

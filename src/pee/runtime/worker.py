@@ -15,6 +15,7 @@ from temporalio.worker import ResourceBasedSlotConfig, Worker, WorkerTuner
 from pee.activities.agents import ACTIVITIES, LOCAL_ACTIVITIES
 from pee.activities.liveness import LIVENESS_ACTIVITIES
 from pee.activities.pool import POOL_ACTIVITIES
+from pee.activities.run_rows import RUN_ROW_ACTIVITIES
 from pee.runtime.build_id import build_id
 from pee.runtime.connection_flags import default_task_queue
 from pee.runtime.sandbox_runner import LeanSandboxedWorkflowRunner
@@ -79,9 +80,12 @@ def build_worker(
         # every worker hosts the shared resource pools too (started on demand by runs)
         workflows=[PlanWorkflow, ResourcePoolWorkflow, AgentBatchWorkflow],
         activities=(
-            list(ACTIVITIES) + list(POOL_ACTIVITIES) + list(LIVENESS_ACTIVITIES)
+            list(ACTIVITIES)
+            + list(POOL_ACTIVITIES)
+            + list(LIVENESS_ACTIVITIES)
+            + list(RUN_ROW_ACTIVITIES)
             if activities
-            else list(LOCAL_ACTIVITIES) + list(LIVENESS_ACTIVITIES)
+            else list(LOCAL_ACTIVITIES) + list(LIVENESS_ACTIVITIES) + list(RUN_ROW_ACTIVITIES)
         ),
         no_remote_activities=not activities,
         max_concurrent_activities=None if tuner is not None else max_concurrent_activities,

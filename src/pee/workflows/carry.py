@@ -89,6 +89,10 @@ class CarriedRun:
     # batch mode: children started so far (child ids go on counting) and the largest chunk
     batch_children: int = 0
     batch_largest: int = 0
+    # a ledger run (src/pee/workflows/ledger.py, Ledger.carry): the groups and agents whose rows
+    # are in the run store travel as their status only ("frozen", "agents"), with the rows
+    # flushed so far and the event seq reached; None otherwise
+    ledger: dict[str, Any] | None = None
 
 
 def capture(
@@ -98,14 +102,17 @@ def capture(
     adaptive: AdaptiveRules,
     batch_children: int = 0,
     batch_largest: int = 0,
+    ledger: dict[str, Any] | None = None,
 ) -> CarriedRun:
     """The state of ``run`` (whose current run id is ``run_id``) for its continuation."""
     admission = run.admission
+    frozen_groups = ledger["frozen"] if ledger is not None else {}
+    frozen_agents = ledger["agents"] if ledger is not None else {}
     return CarriedRun(
         started=run.started.isoformat(),
         earlier_runs=[*run.earlier_runs, run_id],
-        agents=dict(run.agents),
-        groups=dict(run.groups),
+        agents={k: v for k, v in run.agents.items() if k not in frozen_agents},
+        groups={k: v for k, v in run.groups.items() if k not in frozen_groups},
         alerts=list(run.alerts),
         events=list(run.events),
         versions=dict(run.context.versions),
@@ -138,6 +145,7 @@ def capture(
         adaptive=adaptive,
         batch_children=batch_children,
         batch_largest=batch_largest,
+        ledger=ledger,
     )
 
 
@@ -154,6 +162,13 @@ def restore(run: RunState, carried: CarriedRun) -> None:
     run.earlier_runs = list(carried.earlier_runs)
     run.agents.update(carried.agents)
     run.groups.update(carried.groups)
+    if carried.ledger is not None:
+        # in the run store: only their status is needed here
+        for agent_id, status in carried.ledger["agents"].items():
+            run.agents[agent_id].status = AgentStatus(status)
+        for group_id, status in carried.ledger["frozen"].items():
+            run.groups[group_id].status = GroupStatus(status)
+        run.events_flushed = int(carried.ledger["events_flushed"])
     run.alerts = list(carried.alerts)
     run.events = list(carried.events)
     run.context.versions = {key: list(history) for key, history in carried.versions.items()}
@@ -282,4 +297,5 @@ def _decode(data: dict[str, Any]) -> CarriedRun:
         ),
         batch_children=int(data["batch_children"]),
         batch_largest=int(data["batch_largest"]),
+        ledger=data.get("ledger"),
     )

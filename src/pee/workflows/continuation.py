@@ -30,6 +30,10 @@ PATCH = "continue-as-new-when-suggested"
 # Temporal's own limit is 10,240 events by default (51,200 hard); a server that never suggests
 # continue-as-new still gets one well before it
 SAFETY_EVENTS = 8000
+# a ledger run (src/pee/workflows/ledger.py) goes on past Temporal's suggestion (4,096 events or
+# 4 MiB by default) until SAFETY_EVENTS or this many bytes of history: its payloads are small,
+# and each continuation costs a drain and a first workflow task that decodes the whole plan
+SAFETY_BYTES = 8 * 1024 * 1024
 # a run that has just continued as new starts with its carried state in its first event: if
 # that alone is large enough for the size suggestion, it must still make progress first
 MIN_GROUPS_PER_RUN = 1
@@ -40,6 +44,8 @@ class Continuation:
     """The run loop's continue-as-new state: draining, and how many groups ended in this run."""
 
     after_events: int | None = None
+    # False (a ledger run): Temporal's suggestion is not enough, see SAFETY_BYTES
+    on_suggestion: bool = True
     draining: bool = False
     groups_ended: int = 0
     # what made this run drain, for the event and the log
@@ -55,8 +61,10 @@ class Continuation:
             return False
         info = workflow.info()
         length = info.get_current_history_length()
-        if info.is_continue_as_new_suggested():
+        if self.on_suggestion and info.is_continue_as_new_suggested():
             reason = f"Temporal suggested continue-as-new at {length} history events"
+        elif not self.on_suggestion and info.get_current_history_size() >= SAFETY_BYTES:
+            reason = f"history reached {info.get_current_history_size()} bytes"
         elif self.after_events is not None and length >= self.after_events:
             reason = f"history reached {length} events (continue_as_new_after {self.after_events})"
         elif length >= SAFETY_EVENTS:

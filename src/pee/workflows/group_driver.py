@@ -55,6 +55,11 @@ if TYPE_CHECKING:
     from pee.workflows.cross_validator import CrossValidator
 
 
+# at a group deadline, the time between the run handing an agent over and a worker starting it
+# is given back to the group (barrier row 4b): runs recorded before keep their decisions
+LAG_PATCH = "deadline-gives-back-worker-lag"
+
+
 class GroupDriver:
     def __init__(
         self,
@@ -96,6 +101,12 @@ class GroupDriver:
         self.batcher = batcher
         # each agent's barrier view, made again only when the agent changed
         self.views = AgentViews()
+        # worker lag (barrier row 4b), asked once at the first observation (LAG_PATCH): agent
+        # -> seconds between its hand-over and a worker starting its first attempt, and per
+        # group what postponements gave back already
+        self.count_lag: bool | None = None
+        self.lag: dict[str, float] = {}
+        self.lag_given: dict[str, float] = {}
 
     async def run_group(self, group: CompiledGroup) -> None:
         if group.fan_out is not None and not is_expanded(group):
@@ -182,6 +193,8 @@ class GroupDriver:
                     break
                 if decision.action == barrier.EXTEND_TIMEOUT:
                     state.extensions += 1
+                if decision.lag_s > 0:
+                    self.lag_given[group.id] = self.lag_given.get(group.id, 0.0) + decision.lag_s
                 state.deadline_s = decision.new_deadline_s
                 deadline_passed = False
             if deadline is not None:
@@ -276,7 +289,19 @@ class GroupDriver:
             liveness_by_heartbeat=self.liveness_by_heartbeat,
             observed=seen is not None,
             heartbeat_timeout_s=self.timing.heartbeat_timeout_s(),
+            lag_s=self.lag_to_give(group, states) if seen is not None else 0.0,
         )
+
+    def lag_to_give(self, group: CompiledGroup, states: dict[str, barrier.AgentView]) -> float:
+        """The longest worker lag of the group's running agents not given back yet."""
+        lags = [
+            self.lag[a]
+            for a, view in states.items()
+            if view.status == barrier.RUNNING and a in self.lag
+        ]
+        if not lags:
+            return 0.0
+        return max(0.0, round(max(lags) - self.lag_given.get(group.id, 0.0), 3))
 
     @staticmethod
     def needs_observation(view: barrier.BarrierView) -> bool:
@@ -323,10 +348,36 @@ class GroupDriver:
                     "group '%s': liveness unknown at the deadline (%s)", group.id, liveness.error
                 )
                 return None
+            if self.count_lag is None:
+                # runs recorded before worker lag was counted decide as they did
+                self.count_lag = workflow.patched(LAG_PATCH)
             for observed in liveness.observed:
                 seen[observed.activity_id] = ActivityState(observed.state)
                 self.take_heartbeat(observed)
+                if self.count_lag:
+                    self.take_lag(observed)
         return seen
+
+    def take_lag(self, observed: ActivityLiveness) -> None:
+        """Why the deadline counts the agent's own time only: a parent or worker that is behind
+        (a backlog in the task queue, a child still starting, an event loop busy with other
+        agents and workflows) must never make a healthy agent look too slow. Two parts: the
+        time from the hand-over to a worker starting the attempt (first attempts only: a
+        retry's later start is the agent's own failure, and counts), and how long the worker
+        was behind while the attempt ran, as its heartbeat says (AgentProgress.behind_s)."""
+        state = self.scope.agents.get(observed.activity_id)
+        if state is None or state.status != AgentStatus.RUNNING:
+            return
+        lag = max(0.0, observed.behind_s)
+        if (
+            observed.started_at is not None
+            and observed.attempt == 1
+            and state.run_started_s is not None
+        ):
+            at = datetime.fromisoformat(observed.started_at)
+            started_s = (at - self.scope.run.started).total_seconds()
+            lag += max(0.0, started_s - state.run_started_s)
+        self.lag[observed.activity_id] = round(lag, 3)
 
     def take_heartbeat(self, observed: ActivityLiveness) -> None:
         state = self.scope.agents.get(observed.activity_id)

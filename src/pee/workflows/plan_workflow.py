@@ -81,6 +81,7 @@ with workflow.unsafe.imports_passed_through():
     from pee.activities.pool_types import GRANT_SIGNAL, PoolGrant
     from pee.activities.types import AgentProgress
     from pee.engine.compiled import CompiledGroup, CompiledPlan
+    from pee.engine.gc_pause import gc_paused, paused_gc
     from pee.engine.rules import context as ctx
     from pee.engine.rules.context import ContextPolicy, VersionedContext
     from pee.engine.rules.monitoring import Monitor, Settings
@@ -112,6 +113,7 @@ with workflow.unsafe.imports_passed_through():
     from pee.workflows.context_gate import ContextGate
     from pee.workflows.continuation import Continuation, continue_as_new
     from pee.workflows.deadline_timer import DeadlineClock
+    from pee.workflows.ledger import Ledger
     from pee.workflows.locks import ContextLimits
     from pee.workflows.ready_groups import ReadyGroups
     from pee.workflows.run_scope import RunScope
@@ -169,6 +171,7 @@ class PlanWorkflow:
     signal handlers delegate to them in one line."""
 
     @workflow.init
+    @gc_paused
     def __init__(self, input: PlanRunInput) -> None:
         self._input = input
         self._plan = input.plan
@@ -300,7 +303,15 @@ class PlanWorkflow:
             batcher=self._batcher,
         )
         # continue-as-new (src/pee/workflows/continuation.py): drain, then hand the run on
-        self._continuation = Continuation(input.continue_as_new_after)
+        self._continuation = Continuation(
+            input.continue_as_new_after, on_suggestion=input.ledger is None
+        )
+        # report rows to the run store as groups end (src/pee/workflows/ledger.py)
+        self._ledger = (
+            Ledger(input.ledger, self._scope, carried.ledger if carried is not None else None)
+            if input.ledger is not None
+            else None
+        )
         if carried is not None:
             # a continuation: the run so far, inputs and resumed groups included, is carried
             try:
@@ -327,7 +338,8 @@ class PlanWorkflow:
             raise ApplicationError(
                 self._invalid_carried, type="InvalidCarriedRun", non_retryable=True
             )
-        too_long = time_scale_problems(self._plan, self._scale, input.heartbeat_timeout_s)
+        with paused_gc():  # see gc_paused: the first workflow task builds per-agent state
+            too_long = time_scale_problems(self._plan, self._scale, input.heartbeat_timeout_s)
         # only an input `run`/`compile` would have refused reaches this: the marker goes only
         # into such runs' histories, so every other run issues the commands it always did
         if too_long and workflow.patched(TIME_LIMITS_PATCH):
@@ -385,6 +397,8 @@ class PlanWorkflow:
                             # re-raises a failed group's ApplicationError
                             running.pop(group_id).result()
                         self._continuation.group_ended()
+                        if self._ledger is not None:
+                            self._ledger.group_ended(self._plan.group(group_id))
                 if not self._continuation.draining and self._continuation.should_drain(
                     len(waiting)
                 ):
@@ -411,6 +425,8 @@ class PlanWorkflow:
             cancelled = is_cancelled_exception(err)
             message = err.message if isinstance(err, ApplicationError) else str(err)
             self._scope.finish(RunStatus.CANCELLED if cancelled else RunStatus.FAILED, message)
+            if self._ledger is not None:
+                await self._ledger.settle()
             if isinstance(err, ApplicationError):
                 # the report travels with the failure so the starter can still print it
                 raise ApplicationError(
@@ -430,6 +446,8 @@ class PlanWorkflow:
             await self._continue_as_new()
         self._desk.warn_open()
         self._scope.finish(RunStatus.COMPLETED)
+        if self._ledger is not None:
+            await self._ledger.settle()
         report = self._report()
         if input.item_outputs is not None:
             # an item of a parent's fan-out: the parent collects these into its lists
@@ -451,6 +469,9 @@ class PlanWorkflow:
     async def _continue_as_new(self) -> None:
         info = workflow.info()
         self._scope.event("continued_as_new", info.run_id)
+        if self._ledger is not None:
+            # what the continuation need not carry: the ended groups' rows and the events
+            await self._ledger.settle()
         workflow.logger.info(
             "continuing as new after %d groups: %s",
             self._continuation.groups_ended,
@@ -463,6 +484,7 @@ class PlanWorkflow:
             self._adapt.rules(),
             self._batcher.children if self._batcher is not None else 0,
             self._batcher.largest if self._batcher is not None else 0,
+            ledger=self._ledger.carry() if self._ledger is not None else None,
         )
         self._scope.details(now=True)
         await continue_as_new(self._input, carried)
@@ -611,7 +633,10 @@ class PlanWorkflow:
             )
 
     def _report(self) -> dict[str, Any]:
-        return self._scope.report(self._batcher.summary() if self._batcher is not None else None)
+        batch = self._batcher.summary() if self._batcher is not None else None
+        if self._ledger is not None:
+            return self._ledger.summary(batch)
+        return self._scope.report(batch)
 
 
 def rerun_groups(groups: list[CompiledGroup], from_group: str | None) -> set[str]:

@@ -78,7 +78,12 @@ class RunScope:
 
     def event(self, event: str, ident: str) -> None:
         self.run.events.append(
-            {"seq": len(self.run.events) + 1, "at_s": self.elapsed(), "event": event, "id": ident}
+            {
+                "seq": self.run.events_flushed + len(self.run.events) + 1,
+                "at_s": self.elapsed(),
+                "event": event,
+                "id": ident,
+            }
         )
         self.details()
 

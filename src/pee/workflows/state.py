@@ -193,6 +193,9 @@ class RunState:
     # started and not ended yet (insertion order), and the latest barrier decision
     running: dict[str, None] = field(default_factory=dict)
     last_decision: tuple[str, Decision] | None = None
+    # events already handed to the run store (a ledger run, src/pee/workflows/ledger.py): the
+    # next event's seq counts on from them
+    events_flushed: int = 0
 
 
 def build_report(run: RunState, workflow_id: str, run_id: str, now_s: float) -> dict[str, Any]:
@@ -297,10 +300,11 @@ def group_snapshots(run: RunState) -> dict[str, str]:
     return snapshots
 
 
-def resources_report(run: RunState, end_s: float) -> dict[str, Any]:
+def resources_report(run: RunState, end_s: float, per_agent: bool = True) -> dict[str, Any]:
     """Peaks of units and agents in use, mean CPU use over the makespan as a percentage of what
     admission may hand out (oversubscription included; None for an unlimited pool), and each
-    agent's time queued for resources (for a shared pool, its name)."""
+    agent's time queued for resources (for a shared pool, its name). ``per_agent`` False: no
+    queue waits (a ledger summary: the assembler reads them from the agent rows)."""
     admission = run.admission
     cpu_seconds = admission.cpu_seconds
     if admission.accounted_s is not None and end_s > admission.accounted_s:
@@ -316,7 +320,9 @@ def resources_report(run: RunState, end_s: float) -> dict[str, Any]:
         "utilisation_percentage": (
             utilisation_percentage(cpu_seconds, pool.cpu, end_s) if pool.limited else None
         ),
-        "queue_wait_s": {a.id: run.agents[a.id].queued_s(end_s) for a in run.plan.agents},
+        "queue_wait_s": {a.id: run.agents[a.id].queued_s(end_s) for a in run.plan.agents}
+        if per_agent
+        else {},
         # event-driven samples per sampling_interval and alerts over alert_thresholds
         **run.monitor.report(),
     }

@@ -45,6 +45,16 @@ class BatchSpec:
     flush_s: float = 1.0
 
 
+@dataclass
+class LedgerSpec:
+    """The run ledger (src/pee/workflows/ledger.py): agents' and ended groups' report rows and
+    the events go to the run store (pee.stores.runs) a batch at a time, so neither the result
+    nor the carried state of a continue-as-new grows with the plan. On with batch mode."""
+
+    # rows per flush (one local activity each)
+    flush_rows: int = 500
+
+
 # plans with more agents than this run in batch mode unless told otherwise (`run --no-batch`):
 # at ~11 history events per agent, a plain run of ~900 agents reaches Temporal's 10,240 limit
 BATCH_THRESHOLD = 300
@@ -60,6 +70,16 @@ def choose_batch(
         return None
     spec = BatchSpec()
     return BatchSpec(chunk_size or spec.chunk_size, window or spec.window)
+
+
+def choose_ledger(
+    batch: BatchSpec | None, force: bool | None = None, fan_out: bool = False
+) -> LedgerSpec | None:
+    """The run ledger: on with batch mode, or as ``force`` says (True: always, False: never).
+    Never for a plan with fan-outs: their instances join the plan at run time, and the report
+    assembler computes the critical path from the plan as started (`run --ledger` refuses)."""
+    on = batch is not None if force is None else force
+    return LedgerSpec() if on and not fan_out else None
 
 
 @dataclass
@@ -99,6 +119,9 @@ class PlanRunInput:
     search_attributes: bool = False
     # None: every agent is an activity of this workflow (small plans); set: batch mode
     batch: BatchSpec | None = None
+    # None: the whole report lives in the workflow (small plans, and every run recorded before
+    # the ledger); set: report rows go to the run store (src/pee/workflows/ledger.py)
+    ledger: LedgerSpec | None = None
     # continue as new once this run's history has this many events, even before Temporal
     # suggests it (None: only when Temporal suggests it; see src/pee/workflows/carry.py)
     continue_as_new_after: int | None = None

@@ -16,6 +16,10 @@ Rows of ``decide``, first match wins:
 4a. deadline reached, the server was asked (``observed``) and a running agent's activity has
    not been started by a worker yet, or has ended with its outcome
    not yet seen by the workflow                                    -> postpone_deadline
+4b. deadline reached, observed, and a worker started a running agent's first attempt
+   ``lag_s`` (at least MIN_LAG_S) after the run handed it over or
+   was behind that long while it ran, with the deadline moved
+   by that lag not reached yet                                     -> postpone_deadline
 4. deadline reached, a running agent reported progress within the
    progress window (observed: heartbeat within the window or the
    heartbeat timeout), an extension left                           -> extend_timeout
@@ -62,6 +66,10 @@ FAIL = BarrierAction.FAIL
 # the seed: "extend once, by at most 5 minutes"
 MAX_EXTENSION_S = 300.0
 
+# row 4b: worker lag below this is the jitter of any timer and task queue, not a worker that
+# is behind; giving it back would only add decisions
+MIN_LAG_S = 0.1
+
 # partial_failure_handling values that let a group whose fallback failed continue on defaults
 DEFAULTS_POLICIES = ("continue_with_defaults", "use_defaults", "fill_with_defaults")
 
@@ -100,6 +108,10 @@ class BarrierView:
     observed: bool = False
     # observed: a heartbeat this old still counts (the SDK sends them every 0.8 x this timeout)
     heartbeat_timeout_s: float = 0.0
+    # observed: the longest time between the run handing a running agent's first attempt to a
+    # worker and a worker starting it (the server's start time), less what earlier
+    # postponements of this group already gave back; 0 = none, or runs before it was counted
+    lag_s: float = 0.0
     # CompiledGroup.success_criteria: "all" | "at_least_one" | "at_least" (+ count)
     criteria: str = "at_least_one"
     count: int = 1
@@ -127,6 +139,8 @@ class BarrierDecision:
     quality_impact: str | None = None
     # abort_and_fallback / continue_with_defaults: what to tell the operator
     alert: str | None = None
+    # postpone_deadline by row 4b: the worker lag this decision gave back to the group
+    lag_s: float = 0.0
 
 
 def required_successes(criteria: str, count: int, total: int) -> int:
@@ -228,6 +242,8 @@ def decide(view: BarrierView) -> BarrierDecision:
             lagging = [a for a in running if view.states[a].activity in ACTIVITY_NOT_THE_AGENTS]
             if lagging:
                 return _postpone(view, lagging, extension)
+            if view.lag_s >= MIN_LAG_S and view.now_s < view.deadline_s + view.lag_s:
+                return _give_back_lag(view, running)
         window = (
             max(view.progress_window_s, view.heartbeat_timeout_s)
             if view.observed
@@ -303,6 +319,20 @@ def _postpone(view: BarrierView, lagging: list[str], extension: float) -> Barrie
         f"deadline postponed by {_seconds(by)}"
     )
     return BarrierDecision(POSTPONE_DEADLINE, reason, new_deadline_s=round(view.now_s + by, 3))
+
+
+def _give_back_lag(view: BarrierView, running: list[str]) -> BarrierDecision:
+    """Row 4b: the deadline counts the agents' time, and a worker started one of them lag_s
+    after the run handed it over (a busy worker or task queue): that time is given back, no
+    extension used. The agents' own activity timeouts still bound them."""
+    assert view.deadline_s is not None
+    new_deadline = round(view.deadline_s + view.lag_s, 3)
+    reason = (
+        f"deadline reached; a worker started {running} up to {_seconds(round(view.lag_s, 3))} "
+        "after the run handed them over (engine/worker lag is not the agents' time); "
+        f"deadline moved by that to {_seconds(new_deadline)}"
+    )
+    return BarrierDecision(POSTPONE_DEADLINE, reason, new_deadline_s=new_deadline, lag_s=view.lag_s)
 
 
 def decide_after_fallback(view: BarrierView) -> BarrierDecision:

@@ -19,9 +19,38 @@ from pee.engine.language.units import MAX_DURATION_S, MAX_DURATION_TEXT
 
 
 def _number(value: Any) -> float | None:
+    # the exact types first: in a workflow task the sandbox replaces isinstance with a Python
+    # wrapper, and this runs once per agent in a run's first task
+    kind = type(value)
+    if kind is float or kind is int:
+        return float(value)
+    if value is None or kind is bool or kind is str:
+        return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return float(value)
+
+
+def _seconds(plan: CompiledPlan) -> Iterator[float]:
+    """scaled_durations without the names (the names are built only for a plan with a problem:
+    10,000 agents made 50,000 strings in a run's first workflow task for nothing)."""
+    yield plan.default_agent_timeout_s
+    for agent in plan.agents:
+        if agent.timeout_s is not None:
+            yield agent.timeout_s
+        yield agent.estimated_max_s
+        yield agent.retry.initial_interval_s
+        if agent.retry.maximum_interval_s is not None:
+            yield agent.retry.maximum_interval_s
+        duration = _number(agent.settings.get("duration"))
+        if duration is not None:
+            yield duration
+    for group in plan.groups:
+        if group.timeout_s is not None:
+            yield group.timeout_s
+        yield group.extension_s
+        if group.cross_validation_timeout_s is not None:
+            yield group.cross_validation_timeout_s
 
 
 def scaled_durations(plan: CompiledPlan) -> Iterator[tuple[str, float]]:
@@ -45,6 +74,11 @@ def scaled_durations(plan: CompiledPlan) -> Iterator[tuple[str, float]]:
         yield f"{where} extension", group.extension_s
         if group.cross_validation_timeout_s is not None:
             yield f"{where} validation_timeout", group.cross_validation_timeout_s
+    yield from _plan_level(plan)
+
+
+def _plan_level(plan: CompiledPlan) -> Iterator[tuple[str, float]]:
+    """The plan-wide durations of scaled_durations (besides default_agent_timeout)."""
     for where, value in (
         (
             "barrier_synchronization.timeout_handling.progress_window",
@@ -81,7 +115,12 @@ def time_scale_problems(
             f"the heartbeat timeout must be above 0 and at most "
             f"{MAX_DURATION_TEXT}, found {heartbeat_timeout_s!r}"
         )
-    durations = list(scaled_durations(plan))
+    if all(0 <= seconds and seconds * time_scale <= MAX_DURATION_S for seconds in _seconds(plan)):
+        # the usual case (NaN fails the comparison, infinity the limit): only the plan-level
+        # values are left to check, with their names
+        durations = list(_plan_level(plan))
+    else:
+        durations = list(scaled_durations(plan))
     problems += [
         f"{where} is {seconds!r} s, not a duration"
         for where, seconds in durations
