@@ -145,8 +145,12 @@ def test_scale_bench_prints_histories_of_a_batched_plan() -> None:
         timeout=180,
     )
     assert 0 == done.returncode, done.stderr[-3000:]
-    first, kinds, verdict = done.stdout.splitlines()
+    first, decisions, kinds, verdict = done.stdout.splitlines()
     assert first.startswith("batch chunk 8 window 2 ")
+    assert " fallbacks 0 " in first and " deadlock_warnings 0 " in first
+    # every group passed its barrier (no partial, no fallback)
+    assert decisions.startswith("barrier decisions: all_completed ")
+    assert "," not in decisions
     assert [field for field in SCALE_FIELDS if field not in first] == []
     assert "children 0 " not in first
     assert kinds.startswith("parent events by kind: ")
