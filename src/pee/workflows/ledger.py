@@ -35,7 +35,6 @@ from temporalio.exceptions import ActivityError
 with workflow.unsafe.imports_passed_through():
     from pee.activities.run_rows import flush_run_rows
     from pee.engine.compiled import CompiledGroup
-    from pee.engine.dag import iso_at
     from pee.engine.report.run_rows import (
         RowKind,
         RowsFlushed,
@@ -49,8 +48,10 @@ with workflow.unsafe.imports_passed_through():
     from pee.workflows.state import (
         _agent_report,
         _group_report,
-        cache_report,
-        conflict_report,
+        alerts_report,
+        context_report,
+        report_head,
+        report_reuse_and_estimates,
         resources_report,
     )
     from pee.workflows.types import LedgerSpec
@@ -236,39 +237,13 @@ class Ledger:
         events = [row.body for row in self.outbox if row.kind == RowKind.EVENT]
         events += [dict(event) for event in run.events]
         report: dict[str, Any] = {
-            "workflow_id": info.workflow_id,
-            "run_id": info.run_id,
-            "plan": plan.name,
-            "status": run.status,
-            "error": run.error,
-            "time_scale": run.time_scale,
-            "started_at": iso_at(run.started, 0.0),
-            "finished_at": iso_at(run.started, run.ended_s),
-            "makespan_s": round(end_s, 3),
-            "resumed_from": run.resumed_from,
-            "earlier_runs": list(run.earlier_runs),
-            "cache": cache_report(run),
-            "context_snapshots": [dict(entry) for entry in run.context_snapshots],
-            "resumed_snapshot": run.resumed_snapshot,
-            "estimated_makespan_s": round(plan.estimated_makespan_s * run.time_scale, 3),
-            "sequential_s": round(plan.sequential_s * run.time_scale, 3),
+            **report_head(run, info.workflow_id, info.run_id, end_s),
+            **report_reuse_and_estimates(run),
             "agents": agents,
             "groups": groups,
-            "alerts": [
-                {
-                    "at": iso_at(run.started, a.at_s),
-                    "group": a.group,
-                    "level": a.level,
-                    "message": a.message,
-                }
-                for a in run.alerts
-            ],
+            "alerts": alerts_report(run),
             "events": events,
-            "conflicts": [conflict_report(run, c) for c in run.context.conflicts],
-            "context_versions": run.context.version_counts(),
-            "rejected_resolutions": [dict(r) for r in run.rejected_resolutions],
-            "rejected_writes": [dict(r) for r in run.rejected_writes],
-            "context_lock_wait_s": run.limits.wait_s(),
+            **context_report(run),
             "resources": resources_report(run, end_s, per_agent=False),
             "store": {
                 "run_key": self.key,

@@ -213,47 +213,20 @@ def build_report(run: RunState, workflow_id: str, run_id: str, now_s: float) -> 
         expanded_graph(plan.agents), expanded_groups(plan.groups), durations
     )
     report = {
-        "workflow_id": workflow_id,
-        "run_id": run_id,
-        "plan": plan.name,
-        "status": run.status,
-        "error": run.error,
-        "time_scale": run.time_scale,
-        "started_at": iso_at(run.started, 0.0),
-        "finished_at": iso_at(run.started, run.ended_s),
-        "makespan_s": round(end_s, 3),
-        "resumed_from": run.resumed_from,
-        # the runs this workflow continued as new from, oldest first (their part is in here)
-        "earlier_runs": list(run.earlier_runs),
+        **report_head(run, workflow_id, run_id, end_s),
         # per passed group: sha256 of its agents' output values, what a resume reuses
         "snapshots": group_snapshots(run),
-        "cache": cache_report(run),
-        "context_snapshots": [dict(entry) for entry in run.context_snapshots],
-        "resumed_snapshot": run.resumed_snapshot,
-        "estimated_makespan_s": round(plan.estimated_makespan_s * run.time_scale, 3),
-        "sequential_s": round(plan.sequential_s * run.time_scale, 3),
+        **report_reuse_and_estimates(run),
         "agents": {
             agent.id: _agent_report(run, agent.id, agent.group, agent.role, agent.kind, end_s)
             for agent in plan.agents
         },
         "groups": {group.id: _group_report(run, group.id, end_s) for group in plan.groups},
-        "alerts": [
-            {
-                "at": iso_at(run.started, a.at_s),
-                "group": a.group,
-                "level": a.level,
-                "message": a.message,
-            }
-            for a in run.alerts
-        ],
+        "alerts": alerts_report(run),
         "critical_path": path,
         "parallel_efficiency": parallel_efficiency(lower_bound, end_s),
         "events": [dict(event) for event in run.events],
-        "conflicts": [conflict_report(run, c) for c in run.context.conflicts],
-        "context_versions": run.context.version_counts(),
-        "rejected_resolutions": [dict(r) for r in run.rejected_resolutions],
-        "rejected_writes": [dict(r) for r in run.rejected_writes],
-        "context_lock_wait_s": run.limits.wait_s(),
+        **context_report(run),
         "resources": resources_report(run, end_s),
         # quality metric: each cross-validated group's mean validation score
         "output_quality_scores": {
@@ -268,6 +241,58 @@ def build_report(run: RunState, workflow_id: str, run_id: str, now_s: float) -> 
         analyse_bottlenecks(plan, report) if run.status != RunStatus.RUNNING else None
     )
     return report
+
+
+def report_head(run: RunState, workflow_id: str, run_id: str, end_s: float) -> dict[str, Any]:
+    """The report's first fields, the same in the full report and a ledger run's summary."""
+    return {
+        "workflow_id": workflow_id,
+        "run_id": run_id,
+        "plan": run.plan.name,
+        "status": run.status,
+        "error": run.error,
+        "time_scale": run.time_scale,
+        "started_at": iso_at(run.started, 0.0),
+        "finished_at": iso_at(run.started, run.ended_s),
+        "makespan_s": round(end_s, 3),
+        "resumed_from": run.resumed_from,
+        # the runs this workflow continued as new from, oldest first (their part is in here)
+        "earlier_runs": list(run.earlier_runs),
+    }
+
+
+def report_reuse_and_estimates(run: RunState) -> dict[str, Any]:
+    """Caching and resume counters, and the plan's estimates at this run's time scale."""
+    return {
+        "cache": cache_report(run),
+        "context_snapshots": [dict(entry) for entry in run.context_snapshots],
+        "resumed_snapshot": run.resumed_snapshot,
+        "estimated_makespan_s": round(run.plan.estimated_makespan_s * run.time_scale, 3),
+        "sequential_s": round(run.plan.sequential_s * run.time_scale, 3),
+    }
+
+
+def alerts_report(run: RunState) -> list[dict[str, Any]]:
+    return [
+        {
+            "at": iso_at(run.started, a.at_s),
+            "group": a.group,
+            "level": a.level,
+            "message": a.message,
+        }
+        for a in run.alerts
+    ]
+
+
+def context_report(run: RunState) -> dict[str, Any]:
+    """The versioned context's part of the report: conflicts, versions, refusals, lock waits."""
+    return {
+        "conflicts": [conflict_report(run, c) for c in run.context.conflicts],
+        "context_versions": run.context.version_counts(),
+        "rejected_resolutions": [dict(r) for r in run.rejected_resolutions],
+        "rejected_writes": [dict(r) for r in run.rejected_writes],
+        "context_lock_wait_s": run.limits.wait_s(),
+    }
 
 
 def cache_report(run: RunState) -> dict[str, Any]:
