@@ -115,19 +115,9 @@ def item_plan(
             after.append(names[position - 1])
         groups.append(_group_of_one(agent.id, after, group, agent.estimated_s))
     total = sum(agent.estimated_s for agent in agents)
-    return replace(
-        plan,
-        name=f"{plan.name}/{FanOut.instance_id(group.id, index)}",
-        agents=agents,
-        groups=groups,
-        critical_path=[],
-        estimated_makespan_s=total,
-        sequential_s=total,
-        group_by_group_s=total,
-        agent_level_s=total,
-        parallel_opportunities=[],
-        inputs={**upstream, ITEM: item, INDEX: index},
-    )
+    name = f"{plan.name}/{FanOut.instance_id(group.id, index)}"
+    inputs = {**upstream, ITEM: item, INDEX: index}
+    return _child_plan(plan, name, agents, groups, total, total, inputs)
 
 
 def _group_of_one(
@@ -222,18 +212,33 @@ def batch_plan(
             )
             groups.append(_group_of_one(instance, after, group, agent.estimated_s))
     chain = sum(agent.estimated_s for agent in members)
-    total = chain * len(indices)
     first, last = (indices[0], indices[-1]) if indices else (0, -1)
+    name = f"{plan.name}/{group.id}[{first}..{last}]"
+    return _child_plan(plan, name, agents, groups, chain, chain * len(indices), inputs)
+
+
+def _child_plan(
+    plan: CompiledPlan,
+    name: str,
+    agents: list[CompiledAgent],
+    groups: list[CompiledGroup],
+    makespan_s: float,
+    sequential_s: float,
+    inputs: dict[str, Any],
+) -> CompiledPlan:
+    """The plan a child PlanWorkflow runs: the parent's settings with these agents and groups,
+    its estimates from the items' chains (nothing left to analyse: no critical path or
+    opportunities)."""
     return replace(
         plan,
-        name=f"{plan.name}/{group.id}[{first}..{last}]",
+        name=name,
         agents=agents,
         groups=groups,
         critical_path=[],
-        estimated_makespan_s=chain,
-        sequential_s=total,
-        group_by_group_s=total,
-        agent_level_s=chain,
+        estimated_makespan_s=makespan_s,
+        sequential_s=sequential_s,
+        group_by_group_s=sequential_s,
+        agent_level_s=makespan_s,
         parallel_opportunities=[],
         inputs=inputs,
     )

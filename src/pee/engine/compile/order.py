@@ -8,8 +8,9 @@ plan that has one (pee.engine.compile.checks).
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Collection, Mapping
+
+from pee.engine.dag import ranked_order
 
 
 def topological_order(
@@ -17,22 +18,7 @@ def topological_order(
 ) -> list[str] | None:
     """Every node after its predecessors, the lowest ``rank`` first among the ready ones; None
     when there is a cycle. Linear in nodes and edges (plus a heap of the ready ones)."""
-    successors: dict[str, list[str]] = {node: [] for node in predecessors}
-    waiting: dict[str, int] = {}
-    for node, before in predecessors.items():
-        waiting[node] = len(before)
-        for predecessor in before:
-            successors[predecessor].append(node)
-    ready = [(rank[node], node) for node, count in waiting.items() if count == 0]
-    heapq.heapify(ready)
-    order: list[str] = []
-    while ready:
-        _, node = heapq.heappop(ready)
-        order.append(node)
-        for successor in successors[node]:
-            waiting[successor] -= 1
-            if waiting[successor] == 0:
-                heapq.heappush(ready, (rank[successor], successor))
+    order = ranked_order(predecessors, rank)
     return order if len(order) == len(predecessors) else None
 
 
