@@ -211,3 +211,39 @@ def test_a_compiler_child_that_dies_ends_pee_run_with_exit_one_and_says_so(
         assert why in done.stderr, done.stderr
         assert "Traceback" not in done.stderr, done.stderr
         assert not (tmp_path / "state" / "server.json").exists()
+
+
+def test_an_interrupt_that_reaches_only_the_compiler_ends_pee_run_as_interrupted(
+    tmp_path: Path,
+) -> None:
+    """A SIGINT sent to the compiling child alone (not the whole process group): `pee run`
+    ends as on Ctrl-C, saying "interrupted" with exit 130, not as a plan error with no word."""
+    plan = tmp_path / "ahead.yaml"
+    plan.write_text(GOOD)
+    script = """
+import sys
+import pee.cli.compile_ahead as module
+from pee.cli.main import entry
+def interrupted(args):
+    raise KeyboardInterrupt
+module.compile_from_args = interrupted
+sys.argv = ["pee", "run", sys.argv[1], "--no-learn"]
+entry()
+"""
+    env = {
+        **{k: v for k, v in os.environ.items() if k != "TEMPORAL_ADDRESS"},
+        "PEE_STATE_DIR": str(tmp_path / "state"),
+        "PEE_DEV_PORT": "1",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(plan)],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+        env=env,
+        timeout=120,
+    )
+    assert 130 == done.returncode, (done.stdout, done.stderr)
+    assert "interrupted" in done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    assert not (tmp_path / "state" / "server.json").exists()

@@ -34,7 +34,7 @@ from pee.cli.plan_input import compile_from_args
 # sandbox there) and the compiled plan's classes
 SHARED_MODULES = ("pydantic", "pee.engine.compiled")
 # what the child sends: the compiled plan, or None after it printed why there is none
-_PLAN, _NO_PLAN, _CRASHED = "plan", "no-plan", "crashed"
+_PLAN, _NO_PLAN, _CRASHED, _INTERRUPTED = "plan", "no-plan", "crashed", "interrupted"
 
 
 class CompileCrashed(Exception):
@@ -73,6 +73,9 @@ class CompileAhead:
             raise CompileCrashed(
                 f"the plan's compiler sent only part of its answer ({_ended(status)})"
             ) from err
+        if kind == _INTERRUPTED:
+            # Ctrl-C (or a SIGINT) reached the child, maybe not this process: end as if it had
+            raise KeyboardInterrupt
         if kind == _CRASHED:
             raise CompileCrashed("compiling the plan failed (the traceback above says where)")
         return plan if kind == _PLAN else None
@@ -121,7 +124,7 @@ def _compile_and_answer(args: argparse.Namespace, write_fd: int) -> None:
         plan = compile_from_args(args)
         answer: tuple[str, Any] = (_PLAN, plan) if plan is not None else (_NO_PLAN, None)
     except KeyboardInterrupt:
-        answer, code = (_NO_PLAN, None), 130
+        answer, code = (_INTERRUPTED, None), 130
     except BaseException:
         traceback.print_exc()
         answer, code = (_CRASHED, None), 1

@@ -27,6 +27,7 @@ from temporalio.client import Client
 from pee.engine.compiled import CompiledPlan
 from pee.engine.dag import actual_critical_path, parallel_efficiency
 from pee.engine.report.bottleneck import analyse as analyse_bottlenecks
+from pee.engine.report.fan_out_path import expanded_graph, expanded_groups
 from pee.engine.report.run_rows import RowKind, RunRow
 from pee.engine.states import RunStatus
 
@@ -109,12 +110,16 @@ def assemble(summary: dict[str, Any], store: RowSource, plan: CompiledPlan) -> d
             snapshots[group_id] = snapshot
         clean_groups[group_id] = row
     end_s = float(summary["makespan_s"])
-    durations = {
-        a.id: float((agents.get(a.id) or {}).get("duration_s") or 0.0)
-        + float((agents.get(a.id) or {}).get("blocked_s") or 0.0)
-        for a in plan.agents
-    }
-    lower_bound, path = actual_critical_path(plan.agents, plan.groups, durations)
+    durations = {}
+    for agent in plan.agents:
+        row = agents.get(agent.id) or {}
+        durations[agent.id] = float(row.get("duration_s") or 0.0) + float(
+            row.get("blocked_s") or 0.0
+        )
+    # the same graph build_report walks (over fan-out items, not their templates)
+    lower_bound, path = actual_critical_path(
+        expanded_graph(plan.agents), expanded_groups(plan.groups), durations
+    )
     report: dict[str, Any] = {key: value for key, value in summary.items() if key != "store"}
     resources = dict(summary.get("resources") or {})
     resources["queue_wait_s"] = {
