@@ -1,7 +1,9 @@
 """`server start|stop|status`: the embedded Temporal dev server that `run` starts and leaves up.
 
 Its state (SQLite history dev.db, server.log, server.json with pid and ports) lives in .temporal/
-(PEE_STATE_DIR); ports PEE_DEV_PORT (7233) and PEE_UI_PORT (8233), bound to 127.0.0.1.
+(PEE_STATE_DIR); ports PEE_DEV_PORT (7233) and PEE_UI_PORT (8233), bound to 127.0.0.1. The fork
+server `pee run` starts its runs from (pee.cli.fork_server) starts and stops with it; `start`
+renews one that is gone or stale.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ def register(subparsers: Any) -> None:
         "across restarts). status exits 0 when it runs, 1 when not.",
     )
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    start = actions.add_parser("start", help="start it (no-op when running)")
+    start = actions.add_parser(
+        "start", help="start it (when running: renew only its fork server, if gone or stale)"
+    )
     start.add_argument("--headless", action="store_true", help="without the Web UI")
     start.set_defaults(handler=start_command)
     actions.add_parser("stop", help="stop it (no-op when not running)").set_defaults(
@@ -93,5 +97,26 @@ def status_command(args: argparse.Namespace) -> int:
             "it, token in server.json)"
         )
     print(f"history: {record.db_file}\nlog:     {record.log_file}")
+    print(f"fork:    {describe_fork_server()}")
     print(cli_hint(record))
     return EXIT_OK
+
+
+def describe_fork_server() -> str:
+    """The fork server `pee run` starts its runs from (pee.cli.fork_server), in a line."""
+    from pee.runtime import fork_server_control
+    from pee.runtime.fork_protocol import DISABLE_ENV, disabled
+
+    if disabled():
+        return f"no fork server ({DISABLE_ENV} is set: `pee run` imports everything itself)"
+    found = fork_server_control.state()
+    if found is None:
+        return "no fork server (`pee server start` starts one: `pee run` then skips its imports)"
+    if not found.ready:
+        return f"fork server pid {found.pid} still importing"
+    if not found.current:
+        return (
+            f"fork server pid {found.pid} is stale (the source or Python settings changed "
+            "since it started; `pee run` runs in-process): `pee server start` renews it"
+        )
+    return f"fork server pid {found.pid} on {found.socket} (`pee run` forks from it)"

@@ -24,6 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from pee.paths import state_dir
+from pee.runtime import fork_server_control
 from pee.runtime.connection_flags import LOCAL_HOSTS, dev_port, port_setting, split_address
 from pee.runtime.devserver import (
     port_open,
@@ -176,8 +177,11 @@ def start_server(*, ui: bool = True, startup_timeout_s: float = 30.0) -> tuple[S
         record = running_record()
         if record:
             write_config(record)  # a record from before temporal.toml existed, or deleted
+            _renew_fork_server(record.pid, record.port)
             return record, False
         stop_stale(read_record())
+        # one a dead server left (it ends by itself when its server is gone)
+        fork_server_control.stop()
         port = dev_port()
         ports = [port] + ([ui_port()] if ui else [])
         busy = [p for p in ports if port_open(IP, p)]
@@ -212,18 +216,22 @@ def start_server(*, ui: bool = True, startup_timeout_s: float = 30.0) -> tuple[S
                 _terminate(codec_pid)
             raise
         _DETACHED.append(process)
+        # imports while the dev server comes up; `pee run` uses it once it listens
+        _renew_fork_server(process.pid, port)
         try:
             wait_until_ready(process, IP, ports, startup_timeout_s, log_file)
         except (RuntimeError, TimeoutError) as err:
             _terminate(process.pid)
             if codec_pid is not None:
                 _terminate(codec_pid)
+            fork_server_control.stop()
             raise ServerError(str(err)) from err
         if codec is not None and codec_port is not None:
             try:
                 wait_codec_server(codec, IP, codec_port)
             except (RuntimeError, TimeoutError) as err:
                 _terminate(process.pid)
+                fork_server_control.stop()
                 raise ServerError(f"the codec server for the Web UI did not start: {err}") from err
         record = ServerRecord(
             pid=process.pid,
@@ -279,7 +287,17 @@ def stop_server(timeout_s: float = 15.0) -> ServerRecord | None:
         with contextlib.suppress(FileNotFoundError):
             record_file().unlink()
         remove_config()
+        try:
+            fork_server_control.stop(timeout_s)
+        except fork_server_control.ForkServerError as err:
+            raise ServerError(str(err)) from err
         return stopped
+
+
+def _renew_fork_server(server_pid: int, port: int) -> None:
+    """The fork server only speeds `pee run` up: not starting it fails nothing."""
+    with contextlib.suppress(OSError):
+        fork_server_control.renew(server_pid, port)
 
 
 def _terminate(pid: int, timeout_s: float = 15.0) -> None:
