@@ -56,6 +56,12 @@ PRELOAD = (
     "pee.activities.agents",
     "temporalio.client",
     "temporalio.worker",
+    "temporalio.worker.workflow_sandbox._in_sandbox",
+    "pee.runtime.exit",
+    # what the first agent's activity and the event loop's executor load on first use
+    "psutil",
+    "concurrent.futures.thread",
+    "encodings.idna",
 )
 # signals the relay passes on to the run (the client forwards them to the relay)
 FORWARDED = frozenset(
@@ -108,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     for signum in STOPPING:
         signal.signal(signum, stop)
     try:
-        if args.after_port and not os.environ.get("PEE_FS_NOWAIT"):
+        if args.after_port:
             # a `pee run` that started the server goes on in-process: these imports would
             # take a core from the dev server's start it waits for
             wait_for_port(args.after_port, args.watch)
@@ -167,7 +173,7 @@ class Server:
             self.selector.register(self.watched_fd, selectors.EVENT_READ)
         try:
             while True:
-                events = self.selector.select(timeout=None if self.watched_fd else 1.0)
+                events = self.selector.select(None if self.watched_fd is not None else 1.0)
                 if self.watched_fd is None and not _alive(self.watched):
                     return
                 for selected, _mask in events:

@@ -42,12 +42,13 @@ REFUSED = b"R"  # server -> client: run in-process instead; payload: why (utf-8)
 EXITED = b"X"  # relay -> client: the run's wait status, 4 bytes big-endian
 SIGNAL = b"S"  # client -> relay: forward this signal (1 byte) to the run
 
-# what the server's imports read of the environment besides PYTHON* (site's user base, protobuf's
-# and pydantic's switches): a client with other values would not get the modules it would import
-# itself, so they are part of the key (tests/test_fork_server.py records what the imports read)
+# what the server's imports read of the environment besides PYTHON* (site's user base; protobuf's,
+# psutil's and pydantic's switches): a client with other values would not get the modules it would
+# import itself, so they are part of the key (tests/test_fork_server.py records what is read)
 IMPORT_ENVIRONMENT = (
     "HOME",
     "PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION",
+    "PSUTIL_DEBUG",
     "PYDANTIC_DISABLE_PLUGINS",
     "TEMPORARILY_DISABLE_PROTOBUF_VERSION_CHECK",
     "_PYTHON_PROJECT_BASE",

@@ -25,7 +25,7 @@ from pee.runtime import fork_protocol as proto
 
 # what the server's own imports may read of the environment; each run takes its client's whole
 # environment instead, so the long-lived server holds no secret of the shell that started it
-KEPT_ENVIRONMENT = ("PATH", "LANG", "LANGUAGE", "TZ", "TMPDIR", "PEE_FS_NOWAIT")
+KEPT_ENVIRONMENT = ("PATH", "LANG", "LANGUAGE", "TZ", "TMPDIR")
 KEPT_PREFIXES = ("PYTHON", "LC_")
 _DETACHED: list[subprocess.Popen[bytes]] = []
 
@@ -56,7 +56,8 @@ def server_environment() -> dict[str, str]:
 def start(watch_pid: int, port: int) -> int | None:
     """Start one for the dev server ``watch_pid`` listening on ``port``; its pid (None when
     disabled)."""
-    if proto.disabled():
+    # Linux only: it checks its clients' uid (SO_PEERCRED) and its processes in /proc
+    if proto.disabled() or sys.platform != "linux":
         return None
     directory = state_dir()
     directory.mkdir(parents=True, exist_ok=True)
