@@ -9,14 +9,16 @@ before the run started) it returns None and the command runs in-process as befor
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import socket
 import sys
-from typing import Any
 
 from pee.runtime import fork_protocol as proto
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs this path milliseconds to import
+    from typing import Any
 
 # how long the server may take to answer before the command runs in-process instead (it forks
 # at once; only a stopped or swamped server is this slow)
@@ -31,14 +33,15 @@ def run(argv: list[str]) -> int | None:
         return None
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
+        # first: with no server listening the command loses no more than this
+        sock.settimeout(ANSWER_TIMEOUT_S)
+        with proto.SocketAddress(proto.socket_file()) as address:
+            sock.connect(address)
         request, cwd = _request(argv)
     except OSError:
         sock.close()
         return None
     try:
-        sock.settimeout(ANSWER_TIMEOUT_S)
-        with proto.reachable(proto.socket_file()) as address:
-            sock.connect(address)
         socket.send_fds(
             sock, [proto.frame(proto.REQUEST_RUN, proto.pack(request))], [*proto.STD_FDS, cwd]
         )
@@ -141,8 +144,10 @@ class Forwarder:
 
     def send(self, signum: int) -> None:
         # the relay gone: its end comes through the socket
-        with contextlib.suppress(OSError):
+        try:  # noqa: SIM105 (contextlib costs this path milliseconds to import)
             self.sock.sendall(proto.frame(proto.SIGNAL, bytes([signum])))
+        except OSError:
+            pass
 
     def forward(self, signum: int, frame: Any) -> None:
         self.send(signum)

@@ -160,7 +160,7 @@ class Server:
         # owner-only from the start: no moment where another user could connect
         old_umask = os.umask(0o177)
         try:
-            with proto.reachable(self.path) as address:
+            with proto.SocketAddress(self.path) as address:
                 self.listener.bind(address)
         finally:
             os.umask(old_umask)

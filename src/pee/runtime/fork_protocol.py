@@ -18,13 +18,16 @@ A run through the fork server involves three processes besides the client:
 
 from __future__ import annotations
 
-import contextlib
 import marshal
 import os
 import socket
 import sys
-from collections.abc import Iterator
-from typing import Any
+
+# typing, contextlib and collections cost the client milliseconds to import: for mypy only
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import Any
 
 DISABLE_ENV = "PEE_NO_FORK_SERVER"
 SOCKET_NAME = "fork-server.sock"
@@ -85,17 +88,25 @@ def pid_file(directory: str | None = None) -> str:
     return os.path.join(directory or state_dir(), PID_NAME)
 
 
-@contextlib.contextmanager
-def reachable(path: str) -> Iterator[str]:
-    """An address for bind/connect: the path itself, or through /proc/self/fd when too long."""
-    if len(os.fsencode(path)) <= _MAX_SOCKET_PATH:
-        yield path
-        return
-    folder = os.open(os.path.dirname(path) or ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        yield f"/proc/self/fd/{folder}/{os.path.basename(path)}"
-    finally:
-        os.close(folder)
+class SocketAddress:
+    """``with SocketAddress(path) as address``: an address for bind/connect, the path itself
+    or, when too long for a Unix socket, the same file through its folder's /proc/self/fd."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.folder: int | None = None
+
+    def __enter__(self) -> str:
+        if len(os.fsencode(self.path)) <= _MAX_SOCKET_PATH:
+            return self.path
+        flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+        self.folder = os.open(os.path.dirname(self.path) or ".", flags)
+        return f"/proc/self/fd/{self.folder}/{os.path.basename(self.path)}"
+
+    def __exit__(self, *exc: object) -> None:
+        if self.folder is not None:
+            os.close(self.folder)
+            self.folder = None
 
 
 def import_path() -> list[str]:

@@ -173,7 +173,7 @@ def _ask_key() -> object | None:
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(5.0)
         try:
-            with proto.reachable(proto.socket_file()) as address:
+            with proto.SocketAddress(proto.socket_file()) as address:
                 sock.connect(address)
             sock.sendall(proto.frame(proto.REQUEST_KEY))
             answer = proto.Reader(sock).next()
