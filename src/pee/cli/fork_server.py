@@ -312,6 +312,11 @@ class Relay:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.child, signum)
 
+    def pass_signals(self) -> None:
+        while (message := self.reader.take()) is not None:
+            if message[0] == proto.SIGNAL and message[1] and message[1][0] in FORWARDED:
+                self.pass_on(message[1][0], None)
+
     def wait(self) -> int:
         """The run's wait status; meanwhile signals from the client are passed on."""
         selector = selectors.DefaultSelector()
@@ -322,23 +327,25 @@ class Relay:
             selector.register(pidfd, selectors.EVENT_READ)
         client_gone_at: float | None = None
         escalation = list(zip(ESCALATE_AFTER_S, (signal.SIGTERM, signal.SIGKILL), strict=True))
+        # signals that came with the go (the client holds them until it has sent it)
+        self.pass_signals()
         while True:
             timeout = None if pidfd is not None else 0.1
             if client_gone_at is not None:
                 timeout = 1.0
             for selected, _mask in selector.select(timeout):
-                if selected.fileobj is self.conn:
-                    try:
-                        message = self.reader.next()
-                    except OSError:
-                        message = None
-                    if message is None:
-                        # the client died (killed, its terminal closed): as on Ctrl-C
-                        selector.unregister(self.conn)
-                        client_gone_at = time.monotonic()
-                        self.pass_on(signal.SIGINT, None)
-                    elif message[0] == proto.SIGNAL and message[1][0] in FORWARDED:
-                        self.pass_on(message[1][0], None)
+                if selected.fileobj is not self.conn:
+                    continue
+                try:
+                    more = self.reader.fill()
+                except OSError:
+                    more = False
+                self.pass_signals()
+                if not more:
+                    # the client died (killed, its terminal closed): as on Ctrl-C
+                    selector.unregister(self.conn)
+                    client_gone_at = time.monotonic()
+                    self.pass_on(signal.SIGINT, None)
             done, status = os.waitpid(self.child, os.WNOHANG)
             if done == self.child:
                 return status

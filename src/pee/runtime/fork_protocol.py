@@ -198,18 +198,29 @@ class Reader:
     def next(self, max_fds: int = 0) -> tuple[bytes, bytes] | None:
         """The next (tag, payload), or None at the end of the stream."""
         while True:
-            head = 1 + _LENGTH_BYTES
-            if len(self.buffer) >= head:
-                size = int.from_bytes(self.buffer[1:head], "big")
-                if len(self.buffer) >= head + size:
-                    tag, payload = self.buffer[:1], self.buffer[head : head + size]
-                    self.buffer = self.buffer[head + size :]
-                    return tag, payload
-            if max_fds and not self.fds:
-                data, fds, _flags, _addr = socket.recv_fds(self.sock, 1 << 16, max_fds)
-                self.fds = list(fds)
-            else:
-                data = self.sock.recv(1 << 16)
-            if not data:
+            found = self.take()
+            if found is not None:
+                return found
+            if not self.fill(max_fds):
                 return None
-            self.buffer += data
+
+    def take(self) -> tuple[bytes, bytes] | None:
+        """A whole frame already received, if any (nothing is read)."""
+        head = 1 + _LENGTH_BYTES
+        if len(self.buffer) >= head:
+            size = int.from_bytes(self.buffer[1:head], "big")
+            if len(self.buffer) >= head + size:
+                tag, payload = self.buffer[:1], self.buffer[head : head + size]
+                self.buffer = self.buffer[head + size :]
+                return tag, payload
+        return None
+
+    def fill(self, max_fds: int = 0) -> bool:
+        """Receive what the socket has (blocking until something comes); False at its end."""
+        if max_fds and not self.fds:
+            data, fds, _flags, _addr = socket.recv_fds(self.sock, 1 << 16, max_fds)
+            self.fds = list(fds)
+        else:
+            data = self.sock.recv(1 << 16)
+        self.buffer += data
+        return bool(data)
