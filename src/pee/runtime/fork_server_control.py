@@ -143,14 +143,22 @@ def _recorded_pid() -> int | None:
 
 
 def _is_fork_server(pid: int) -> bool:
-    """Alive, not a zombie, and (against a recycled pid) running the fork server's module."""
-    _reap(pid)
+    """Alive, and (against a recycled pid) running the fork server's module."""
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return proto.SERVER_MODULE.encode() in cmdline and _running(pid)
+
+
+def _running(pid: int) -> bool:
+    """Not yet exited (an exiting process's cmdline is empty before it is a zombie)."""
+    _reap(pid)
+    try:
         status = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return False
-    return proto.SERVER_MODULE.encode() in cmdline and status.rsplit(")", 1)[1].split()[0] != "Z"
+    return status.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
 
 
 def _reap(pid: int) -> None:
@@ -162,10 +170,10 @@ def _reap(pid: int) -> None:
 def _wait_gone(pid: int, timeout_s: float) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if not _is_fork_server(pid):
+        if not _running(pid):
             return True
         time.sleep(0.05)
-    return not _is_fork_server(pid)
+    return not _running(pid)
 
 
 def _ask_key() -> object | None:
