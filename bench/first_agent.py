@@ -5,7 +5,9 @@ notes the time just before it starts `pee run` as a child process, and the diffe
 time to first agent (the wait for the run to finish is not counted). Two cases:
 
 - cold: no server yet, so `pee run` starts the embedded dev server (with its Web UI and codec
-  server) first, as on a fresh machine;
+  server, and the fork server, which imports beside the run once the server listens) first, as
+  on a fresh machine; once more with PEE_NO_FORK_SERVER=1 on a server of its own (no fork
+  server started), for what the fork server's start costs a cold run;
 - warm: the server `cold` left is already up, and the fork server started beside it
   (pee.cli.fork_server) has imported what `pee run` needs: `pee run` forks its run from there;
   each warm run is paired with one in-process (PEE_NO_FORK_SERVER=1), run right after it.
@@ -121,6 +123,19 @@ def measure(base_env: dict[str, str], work: Path, cached: bool, warm_runs: int) 
     forked: list[float] = []
     plain: list[float] = []
     via = 0
+    # cold without the fork server's imports beside the server's start (as before it existed),
+    # on a server of its own: what starting the fork server costs a cold run
+    alone = {
+        **in_process,
+        "PEE_STATE_DIR": str(state.with_name(state.name + "-alone")),
+        "PEE_DEV_PORT": str(free_port()),
+        "PEE_UI_PORT": str(free_port()),
+        "PEE_CODEC_PORT": str(free_port()),
+    }
+    try:
+        cold_alone, _ = first_agent_s(alone, plan, stamp)
+    finally:
+        subprocess.run([str(PEE), "server", "stop"], env=alone, capture_output=True, timeout=60)
     try:
         # the cold run starts the server (and the fork server beside it): it runs in-process
         cold, _ = first_agent_s(env, plan, stamp)
@@ -138,6 +153,7 @@ def measure(base_env: dict[str, str], work: Path, cached: bool, warm_runs: int) 
         subprocess.run([str(PEE), "server", "stop"], env=env, capture_output=True, timeout=60)
     return {
         "cold": cold,
+        "cold_alone": cold_alone,
         "warm": statistics.median(forked),
         "warm_min": min(forked),
         "via": via,
@@ -186,7 +202,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{runs}, min {result['warm_min']:.3f}s; {result['via']}/{runs} runs were its), "
             f"in-process (PEE_NO_FORK_SERVER=1) {result['plain']:.3f}s (min "
             f"{result['plain_min']:.3f}s), in-process/fork server="
-            f"{result['plain'] / result['warm']:.2f}x; cold first_agent={result['cold']:.3f}s"
+            f"{result['plain'] / result['warm']:.2f}x; cold first_agent={result['cold']:.3f}s "
+            f"(without starting the fork server {result['cold_alone']:.3f}s)"
         )
     cached = results[True]
     plain = results[False]
