@@ -7,7 +7,8 @@ Ports: PEE_DEV_PORT (7233) and PEE_UI_PORT (8233), bound to 127.0.0.1 only. With
 codec server comes along (src/pee/runtime/embedded_codec.py: PEE_CODEC_PORT, 8234) so the UI shows
 lz4-compressed payloads decoded; it is stopped with the server, and a start after the server
 died stops the one it left. temporal.toml (src/pee/runtime/temporal_cli.py) lets the `temporal` CLI
-reach both.
+reach both. A fork server (src/pee/runtime/fork_server_control.py) starts and stops with it:
+`pee run` forks its runs from that process instead of importing everything itself.
 """
 
 from __future__ import annotations
@@ -181,7 +182,7 @@ def start_server(*, ui: bool = True, startup_timeout_s: float = 30.0) -> tuple[S
             return record, False
         stop_stale(read_record())
         # one a dead server left (it ends by itself when its server is gone)
-        fork_server_control.stop()
+        _stop_fork_server()
         port = dev_port()
         ports = [port] + ([ui_port()] if ui else [])
         busy = [p for p in ports if port_open(IP, p)]
@@ -224,14 +225,14 @@ def start_server(*, ui: bool = True, startup_timeout_s: float = 30.0) -> tuple[S
             _terminate(process.pid)
             if codec_pid is not None:
                 _terminate(codec_pid)
-            fork_server_control.stop()
+            _stop_fork_server()
             raise ServerError(str(err)) from err
         if codec is not None and codec_port is not None:
             try:
                 wait_codec_server(codec, IP, codec_port)
             except (RuntimeError, TimeoutError) as err:
                 _terminate(process.pid)
-                fork_server_control.stop()
+                _stop_fork_server()
                 raise ServerError(f"the codec server for the Web UI did not start: {err}") from err
         record = ServerRecord(
             pid=process.pid,
@@ -295,9 +296,14 @@ def stop_server(timeout_s: float = 15.0) -> ServerRecord | None:
 
 
 def _renew_fork_server(server_pid: int, port: int) -> None:
-    """The fork server only speeds `pee run` up: not starting it fails nothing."""
-    with contextlib.suppress(OSError):
+    """The fork server only speeds `pee run` up: not starting it fails no server start."""
+    with contextlib.suppress(OSError, fork_server_control.ForkServerError):
         fork_server_control.renew(server_pid, port)
+
+
+def _stop_fork_server() -> None:
+    with contextlib.suppress(OSError, fork_server_control.ForkServerError):
+        fork_server_control.stop()
 
 
 def _terminate(pid: int, timeout_s: float = 15.0) -> None:
