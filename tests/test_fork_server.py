@@ -154,11 +154,16 @@ def test_a_run_takes_the_clients_cwd_environment_umask_stdin_and_exit_code(
     assert "run failed" in failed.stdout
 
 
-@pytest.mark.parametrize("through_fork_server", [True, False], ids=["forked", "in-process"])
+@pytest.mark.parametrize(
+    ("signum", "through_fork_server"),
+    [(signal.SIGINT, True), (signal.SIGINT, False), (signal.SIGTERM, True)],
+    ids=["ctrl-c-forked", "ctrl-c-in-process", "sigterm-forked"],
+)
 def test_ctrl_c_to_the_client_ends_the_run_as_interrupted_with_exit_130(
-    server_env: dict[str, str], tmp_path: Path, through_fork_server: bool
+    server_env: dict[str, str], tmp_path: Path, signum: int, through_fork_server: bool
 ) -> None:
-    """The same either way: "interrupted", exit 130, the run's process and its agent gone."""
+    """The same either way: "interrupted", exit 130, the run's process and its agent gone
+    (SIGTERM too: `pee run` ends on it as on Ctrl-C)."""
     result = tmp_path / "probe.txt"
     plan = tmp_path / "sleepy.yaml"
     plan.write_text(probe_plan(result, code="sleep"))
@@ -182,7 +187,7 @@ def test_ctrl_c_to_the_client_ends_the_run_as_interrupted_with_exit_130(
         )
         assert (FORK_SERVER in seen["parent"]) == through_fork_server, seen
         agent = agent_pid(seen["pid"])
-        client.send_signal(signal.SIGINT)
+        client.send_signal(signum)
         out, err = client.communicate(timeout=120)
     finally:
         if client.poll() is None:
