@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from pee.cli import fork_server
 from pee.paths import state_dir
 from pee.runtime import fork_protocol
 from tests.conftest import private_env
@@ -346,11 +347,22 @@ class Recording(MutableMapping):
 
 
 os.environ = Recording()
+real_getcwd = os.getcwd
+asked_cwd = set()
+
+
+def getcwd():
+    asked_cwd.add(sys._getframe(1).f_globals.get("__name__"))
+    return real_getcwd()
+
+
+os.getcwd = getcwd
 from pee.cli import fork_server
 
 fork_server.preload()
 print(json.dumps({
     "read": sorted(read),
+    "asked_cwd": sorted(asked_cwd),
     "threads": threading.active_count(),
     "tasks": len(os.listdir("/proc/self/task")),
     "modules": sorted(sys.modules),
@@ -359,9 +371,10 @@ print(json.dumps({
 
 
 def test_the_fork_servers_imports_read_only_its_key_variables_and_start_no_thread() -> None:
-    """What a module reads of the environment while the fork server imports it would be the
-    server's, not the run's: only the variables in its key (PYTHON*, IMPORT_ENVIRONMENT) may be
-    read, and no thread (the SDK's Rust runtime above all) may run before the fork."""
+    """What a module reads of the environment or the cwd while the fork server imports it would
+    be the server's, not the run's: only the variables in its key (PYTHON*, IMPORT_ENVIRONMENT)
+    may be read, only modules whose copy the run resets may keep the cwd, and no thread (the
+    SDK's Rust runtime above all) may run before the fork."""
     done = subprocess.run(
         [sys.executable, "-P", "-c", ENV_PROBE],
         capture_output=True,
@@ -377,6 +390,8 @@ def test_the_fork_servers_imports_read_only_its_key_variables_and_start_no_threa
         if not name.startswith("PYTHON") and name not in fork_protocol.IMPORT_ENVIRONMENT
     ]
     assert [] == unexpected
+    # a module that keeps the cwd it was imported in gets the run's (fork_server.take_on)
+    assert set(found["asked_cwd"]) <= set(fork_server.CWD_AT_IMPORT), found["asked_cwd"]
     assert (1, 1) == (found["threads"], found["tasks"])
     # configured per run from its own environment, never in the server
     assert not [m for m in found["modules"] if m.startswith(("opentelemetry", "pee.runtime.tel"))]

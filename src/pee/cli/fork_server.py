@@ -377,9 +377,16 @@ def become_run(request: dict[str, Any], fds: list[int]) -> NoReturn:
     run_entry(setup_and_main)
 
 
+# modules that keep the cwd they were imported in (tests/test_fork_server.py records them)
+CWD_AT_IMPORT = {"multiprocessing.process": "ORIGINAL_DIR"}
+
+
 def take_on(request: dict[str, Any], cwd: int) -> None:
     os.fchdir(cwd)
     os.close(cwd)
+    for name, attribute in CWD_AT_IMPORT.items():
+        if name in sys.modules:
+            setattr(sys.modules[name], attribute, os.path.abspath(os.getcwd()))
     os.environ.clear()
     os.environb.update(request["env"])
     # what the interpreter reads from the environment at its start
