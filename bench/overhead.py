@@ -21,6 +21,7 @@ import os
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -100,13 +101,17 @@ async def history_length(client: Client, workflow_id: str) -> int:
     return len(history.events)
 
 
-async def measure(address: str, plan: CompiledPlan, rounds: int) -> float:
+async def measure(
+    address: str, plan: CompiledPlan, rounds: int, server_cpu: Callable[[], float]
+) -> float:
     client = await connect(address)
     task_queue = f"bench-overhead-{uuid.uuid4()}"
     times: dict[str, list[float]] = {"engine": [], "hand": []}
     # this process's CPU time (the worker's, its core threads included; the server is another
     # process): what the gap is made of, and far steadier than wall time on a loaded machine
     cpu: dict[str, list[float]] = {"engine": [], "hand": []}
+    # the server's CPU per run (another process, the other core's worth of each run's work)
+    server: dict[str, list[float]] = {"engine": [], "hand": []}
     last: dict[str, str] = {}
     runners = {"engine": run_engine, "hand": run_handwritten}
     async with bench_worker(client, task_queue):
@@ -114,12 +119,13 @@ async def measure(address: str, plan: CompiledPlan, rounds: int) -> float:
             # alternate who goes first, so neither always runs on a warmer server
             order = ["engine", "hand"] if round_number % 2 == 0 else ["hand", "engine"]
             for name in order:
-                cpu_started = time.process_time()
+                cpu_started, server_started = time.process_time(), server_cpu()
                 seconds, last[name] = await runners[name](client, task_queue, plan)
                 cpu_s = time.process_time() - cpu_started
                 if round_number > 0:
                     times[name].append(seconds)
                     cpu[name].append(cpu_s)
+                    server[name].append(server_cpu() - server_started)
         events = {name: await history_length(client, last[name]) for name in runners}
     engine, hand = median(times["engine"]), median(times["hand"])
     ratio = engine / hand
@@ -139,6 +145,12 @@ async def measure(address: str, plan: CompiledPlan, rounds: int) -> float:
     print(
         f"worker CPU per run (median): engine {engine_cpu * 1000:.0f} ms, hand-written "
         f"{hand_cpu * 1000:.0f} ms, ratio {engine_cpu / hand_cpu:.2f}"
+    )
+    engine_server, hand_server = median(server["engine"]), median(server["hand"])
+    print(
+        f"server CPU per run (median): engine {engine_server * 1000:.0f} ms, hand-written "
+        f"{hand_server * 1000:.0f} ms; worker + server ratio "
+        f"{(engine_cpu + engine_server) / (hand_cpu + hand_server):.2f}"
     )
     print(f"ratio engine/hand-written: {ratio:.2f} (goal <= {GOAL}: {verdict})", flush=True)
     return ratio
@@ -180,7 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     with DevServer() as server:
         for agents in args.agents:
             plan = compile_plan(loads_plan(plan_text(agents), file="<overhead>"))
-            ratios.append((agents, asyncio.run(measure(server.address, plan, args.rounds))))
+            ratio = asyncio.run(measure(server.address, plan, args.rounds, server.cpu_s))
+            ratios.append((agents, ratio))
     if len(ratios) > 1:
         print("ratios: " + ", ".join(f"{agents} agents {ratio:.2f}" for agents, ratio in ratios))
     return 0
