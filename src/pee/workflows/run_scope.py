@@ -58,6 +58,10 @@ class RunScope:
         self._elapsed_ns = -1
         self._elapsed_from: datetime | None = None
         self._elapsed_s = 0.0
+        # at() as of elapsed() _at_s from run.started _at_from
+        self._at_s = -1.0
+        self._at_from: datetime | None = None
+        self._at = ""
 
     # the RunState's parts, read live: restore() fills them in place, never replaces them
     @property
@@ -85,7 +89,12 @@ class RunScope:
 
     def at(self) -> str:
         """Now as ISO 8601 (context versions and conflicts carry it)."""
-        return iso_at(self.run.started, self.elapsed()) or ""
+        elapsed = self.elapsed()
+        # once per workflow time, as elapsed(): every agent's commit asks
+        if elapsed != self._at_s or self.run.started is not self._at_from:
+            self._at = iso_at(self.run.started, elapsed) or ""
+            self._at_s, self._at_from = elapsed, self.run.started
+        return self._at
 
     # --- recorders ---------------------------------------------------------------------
 
