@@ -78,6 +78,15 @@ class DevServer:
         )
         return self
 
+    def cpu_s(self) -> float:
+        """The server process's CPU seconds so far (user + system): on a 2-core machine its
+        work per run is part of every run's wall time."""
+        import psutil
+
+        assert self._process is not None
+        times = psutil.Process(self._process.pid).cpu_times()
+        return float(times.user + times.system)
+
     def __exit__(
         self,
         exc_type: type[BaseException] | None,

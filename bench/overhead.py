@@ -16,26 +16,32 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
 import importlib.util
 import os
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 # runnable as `python bench/overhead.py` from the repository root
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from temporalio.client import Client  # noqa: E402
+from temporalio.client import Client, WorkflowHistory  # noqa: E402
+from temporalio.worker import Replayer  # noqa: E402
 
 from bench.handwritten import NoopGatherInput, NoopGatherWorkflow  # noqa: E402
 from bench.harness import DevServer, bench_worker, connect, median  # noqa: E402
 from pee.engine.compile.graph import compile_plan  # noqa: E402
 from pee.engine.compile.load import loads_plan  # noqa: E402
 from pee.engine.compiled import CompiledPlan  # noqa: E402
+from pee.runtime.codec import data_converter  # noqa: E402
+from pee.runtime.sandbox_runner import LeanSandboxedWorkflowRunner  # noqa: E402
 from pee.workflows import plan_workflow  # noqa: E402
 from pee.workflows.plan_workflow import PlanWorkflow  # noqa: E402
 from pee.workflows.types import PlanRunInput  # noqa: E402
@@ -95,18 +101,60 @@ async def run_handwritten(client: Client, task_queue: str, plan: CompiledPlan) -
     return time.perf_counter() - started, workflow_id
 
 
-async def history_length(client: Client, workflow_id: str) -> int:
-    history = await client.get_workflow_handle(workflow_id).fetch_history()
-    return len(history.events)
+class TimedExecutor(concurrent.futures.ThreadPoolExecutor):
+    """One workflow-task thread that adds up its own CPU time per call (`cpu_s`): the
+    workflow code's CPU, apart from the event loop, the activities and other processes."""
+
+    def __init__(self) -> None:
+        super().__init__(max_workers=1)
+        self.cpu_s = 0.0
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[Any]:
+        return super().submit(self._timed, fn, *args, **kwargs)
+
+    def _timed(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        started = time.thread_time()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            self.cpu_s += time.thread_time() - started
 
 
-async def measure(address: str, plan: CompiledPlan, rounds: int) -> float:
+async def replay_cpu(histories: dict[str, WorkflowHistory], rounds: int) -> dict[str, float]:
+    """Median workflow-thread CPU seconds of replaying each history `rounds` times (after one
+    warm-up), alternating: the workflow code's own cost, which other jobs on the machine
+    disturb far less than a live run's (same sandbox runner and converter as the worker)."""
+    executor = TimedExecutor()
+    replayer = Replayer(
+        workflows=[PlanWorkflow, NoopGatherWorkflow],
+        data_converter=data_converter(),
+        workflow_runner=LeanSandboxedWorkflowRunner(),
+        workflow_task_executor=executor,
+    )
+    cpu: dict[str, list[float]] = {name: [] for name in histories}
+    try:
+        for round_number in range(rounds + 1):
+            for name, history in histories.items():
+                executor.cpu_s = 0.0
+                await replayer.replay_workflow(history)
+                if round_number > 0:
+                    cpu[name].append(executor.cpu_s)
+    finally:
+        executor.shutdown()
+    return {name: median(values) for name, values in cpu.items()}
+
+
+async def measure(
+    address: str, plan: CompiledPlan, rounds: int, server_cpu: Callable[[], float]
+) -> float:
     client = await connect(address)
     task_queue = f"bench-overhead-{uuid.uuid4()}"
     times: dict[str, list[float]] = {"engine": [], "hand": []}
     # this process's CPU time (the worker's, its core threads included; the server is another
     # process): what the gap is made of, and far steadier than wall time on a loaded machine
     cpu: dict[str, list[float]] = {"engine": [], "hand": []}
+    # the server's CPU per run (another process, the other core's worth of each run's work)
+    server: dict[str, list[float]] = {"engine": [], "hand": []}
     last: dict[str, str] = {}
     runners = {"engine": run_engine, "hand": run_handwritten}
     async with bench_worker(client, task_queue):
@@ -114,13 +162,18 @@ async def measure(address: str, plan: CompiledPlan, rounds: int) -> float:
             # alternate who goes first, so neither always runs on a warmer server
             order = ["engine", "hand"] if round_number % 2 == 0 else ["hand", "engine"]
             for name in order:
-                cpu_started = time.process_time()
+                cpu_started, server_started = time.process_time(), server_cpu()
                 seconds, last[name] = await runners[name](client, task_queue, plan)
                 cpu_s = time.process_time() - cpu_started
                 if round_number > 0:
                     times[name].append(seconds)
                     cpu[name].append(cpu_s)
-        events = {name: await history_length(client, last[name]) for name in runners}
+                    server[name].append(server_cpu() - server_started)
+        histories = {
+            name: await client.get_workflow_handle(last[name]).fetch_history() for name in runners
+        }
+    events = {name: len(history.events) for name, history in histories.items()}
+    replayed = await replay_cpu(histories, rounds)
     engine, hand = median(times["engine"]), median(times["hand"])
     ratio = engine / hand
     agents = len(plan.agents)
@@ -139,6 +192,17 @@ async def measure(address: str, plan: CompiledPlan, rounds: int) -> float:
     print(
         f"worker CPU per run (median): engine {engine_cpu * 1000:.0f} ms, hand-written "
         f"{hand_cpu * 1000:.0f} ms, ratio {engine_cpu / hand_cpu:.2f}"
+    )
+    engine_server, hand_server = median(server["engine"]), median(server["hand"])
+    print(
+        f"server CPU per run (median): engine {engine_server * 1000:.0f} ms, hand-written "
+        f"{hand_server * 1000:.0f} ms; worker + server ratio "
+        f"{(engine_cpu + engine_server) / (hand_cpu + hand_server):.2f}"
+    )
+    print(
+        f"workflow code, replays of the last run of each (workflow thread CPU, median): engine "
+        f"{replayed['engine'] * 1000:.1f} ms, hand-written {replayed['hand'] * 1000:.1f} ms, "
+        f"ratio {replayed['engine'] / replayed['hand']:.2f}"
     )
     print(f"ratio engine/hand-written: {ratio:.2f} (goal <= {GOAL}: {verdict})", flush=True)
     return ratio
@@ -180,7 +244,8 @@ def main(argv: list[str] | None = None) -> int:
     with DevServer() as server:
         for agents in args.agents:
             plan = compile_plan(loads_plan(plan_text(agents), file="<overhead>"))
-            ratios.append((agents, asyncio.run(measure(server.address, plan, args.rounds))))
+            ratio = asyncio.run(measure(server.address, plan, args.rounds, server.cpu_s))
+            ratios.append((agents, ratio))
     if len(ratios) > 1:
         print("ratios: " + ", ".join(f"{agents} agents {ratio:.2f}" for agents, ratio in ratios))
     return 0

@@ -6,12 +6,14 @@ field fails here."""
 from __future__ import annotations
 
 import dataclasses
+from itertools import product
 from typing import Any
 
 import pytest
 
+from pee.engine.rules import barrier
 from pee.engine.states import AgentStatus
-from pee.workflows.barrier_views import AgentViews
+from pee.workflows.barrier_views import AgentViews, must_wait
 from pee.workflows.state import AgentState
 
 
@@ -58,3 +60,31 @@ def test_an_unchanged_agent_keeps_its_view_and_agents_do_not_share_one() -> None
     assert done.barrier_view() == views.view("b", done)
     running.status = AgentStatus.SUCCEEDED
     assert done.barrier_view() == views.view("a", running)
+
+
+# every status, failed ones critically or not
+KINDS = [(status, False) for status in AgentStatus] + [
+    (status, True) for status in AgentStatus if status != AgentStatus.SUCCEEDED
+]
+
+
+@pytest.mark.parametrize("deadline_s", [None, 5.0, 10.0, 20.0])
+def test_must_wait_is_decide_saying_wait(deadline_s: float | None) -> None:
+    """must_wait answers for barrier.decide on every mix of up to three agents' states and
+    both sides of the deadline: the group driver skips the barrier only where it would wait."""
+    for size in (1, 2, 3):
+        for kinds in product(KINDS, repeat=size):
+            ids = [f"a{i}" for i in range(size)]
+            agents = {
+                a: AgentState(status=status, critical=critical, last_progress_s=9.0)
+                for a, (status, critical) in zip(ids, kinds, strict=True)
+            }
+            view = barrier.BarrierView(
+                group="g",
+                agents=ids,
+                states={a: state.barrier_view() for a, state in agents.items()},
+                now_s=10.0,
+                deadline_s=deadline_s,
+            )
+            waits = barrier.decide(view).action == barrier.WAIT
+            assert must_wait(ids, agents, deadline_s, 10.0) == waits, (kinds, deadline_s)

@@ -238,3 +238,26 @@ def test_inputs_decoded_directly_equal_the_sdks_generic_decoding() -> None:
             if any(dataclasses.is_dataclass(k) for k in (hint, *typing.get_args(hint))):
                 assert getattr(value, name) is not None, f"set {kind.__name__}.{name} here"
                 assert type(getattr(value, name)) is type(getattr(fast, name)), name
+
+
+def test_strings_become_the_payloads_the_sdks_converter_makes() -> None:
+    """A plain str (an activity's Web UI summary) skips the converter chain: the same payload,
+    byte for byte, as the SDK's default converter writes, alone or among other values."""
+    from temporalio.converter import DataConverter
+
+    from pee.runtime.codec import data_converter
+
+    converter = data_converter().payload_converter
+    sdk = DataConverter.default.payload_converter
+    texts = [
+        "",
+        "agent noop01 (simulate), group all",
+        'quote " and \\ back',
+        "é ü 日本 🙂",
+        "\x00\n\t",
+    ]
+    for text in texts:
+        assert converter.to_payloads([text]) == sdk.to_payloads([text])
+    mixed = ["a", None, b"raw", {"k": "v"}, "b"]
+    assert converter.to_payloads(mixed) == sdk.to_payloads(mixed)
+    assert converter.from_payloads(converter.to_payloads(texts), [str] * len(texts)) == texts

@@ -13,18 +13,28 @@ import json
 from typing import Any
 
 
-def canonical_json(value: Any, *, strict: bool = False) -> str:
-    """Sorted keys and no spaces (equal content, equal text, whatever the key order), non-ASCII
-    written as itself (UTF-8 once encoded). ``strict``: a value JSON cannot hold (a set, a date,
-    bytes) raises TypeError, as the artifact store wants (it must round-trip what it stores);
-    otherwise its str() stands in, which is enough to hash it."""
-    return json.dumps(
-        value,
+def _encoder(strict: bool) -> json.JSONEncoder:
+    return json.JSONEncoder(
         sort_keys=True,
         separators=(",", ":"),
         ensure_ascii=False,
         default=None if strict else str,
     )
+
+
+# what json.dumps builds on every call with these options, built once: the encoder keeps no
+# state between calls, and its construction was most of hashing a short value (every context
+# version of every agent's output: bench/overhead.py)
+_LENIENT = _encoder(strict=False)
+_STRICT = _encoder(strict=True)
+
+
+def canonical_json(value: Any, *, strict: bool = False) -> str:
+    """Sorted keys and no spaces (equal content, equal text, whatever the key order), non-ASCII
+    written as itself (UTF-8 once encoded). ``strict``: a value JSON cannot hold (a set, a date,
+    bytes) raises TypeError, as the artifact store wants (it must round-trip what it stores);
+    otherwise its str() stands in, which is enough to hash it."""
+    return (_STRICT if strict else _LENIENT).encode(value)
 
 
 def canonical_bytes(value: Any, *, strict: bool = False) -> bytes:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import os
 import typing
 from collections.abc import Sequence
@@ -342,6 +343,22 @@ class PlanPayloadConverter(temporalio.converter.CompositePayloadConverter):
                 for converter in defaults
             ]
         )
+
+    def to_payloads(self, values: Sequence[Any]) -> list[Payload]:
+        # a plain str (every agent activity's Web UI summary) is made straight away, not after
+        # the binary and protobuf converters were asked and with the JSON encoder class: the
+        # summary cost a run as much as a hand-written activity's whole input
+        # (bench/overhead.py). The same payload the JSON converter makes (tests/test_codec.py).
+        if not any(type(value) is str for value in values):
+            return super().to_payloads(values)
+        generic = super().to_payloads
+        return [_json_str(value) if type(value) is str else generic([value])[0] for value in values]
+
+
+def _json_str(value: str) -> Payload:
+    return Payload(
+        metadata={"encoding": b"json/plain"}, data=json.dumps(value, separators=(",", ":")).encode()
+    )
 
 
 # `storage` of data_converter: "env" builds the External Storage from the environment

@@ -13,6 +13,7 @@ Adaptation's, read at every use. The commands it issues are exactly those PlanWo
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -97,15 +98,36 @@ class AgentRunner:
         self.item_inputs.update(item_inputs)
 
     def launch(
-        self, agent: CompiledAgent, group: CompiledGroup, *, fallback: bool
+        self,
+        agent: CompiledAgent,
+        group: CompiledGroup,
+        *,
+        fallback: bool,
+        on_end: Callable[[], None] | None = None,
     ) -> asyncio.Task[None]:
+        """The agent's task; `on_end` is called in its last step (workflows/group_wake.py)."""
         # mark the agent queued (or blocked) now, not when the task first runs; the caller then
         # admits what fits, so the barrier never sees a started agent as pending
         state = self.scope.agents[agent.id]
         state.critical = False
         if not self.desk.block(agent):
             self.queue(agent)
-        return asyncio.create_task(self.run_agent(agent, group, fallback))
+        if on_end is None:
+            return asyncio.create_task(self.run_agent(agent, group, fallback))
+        return asyncio.create_task(self._run_then(agent, group, fallback, on_end))
+
+    async def _run_then(
+        self,
+        agent: CompiledAgent,
+        group: CompiledGroup,
+        fallback: bool,
+        on_end: Callable[[], None],
+    ) -> None:
+        # `await` runs the agent in this same task, step for step: no turn of the loop added
+        try:
+            await self.run_agent(agent, group, fallback)
+        finally:
+            on_end()
 
     def queue(self, agent: CompiledAgent) -> None:
         """Ready: ask admission for the agent's units (started by `_admit` when they fit)."""

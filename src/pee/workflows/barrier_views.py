@@ -9,11 +9,13 @@ recorded: a continued run starts with an empty cache and makes the same views.""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from pee.engine.rules import barrier
-    from pee.engine.states import AgentStatus
+    from pee.engine.states import AGENT_UNFINISHED, AgentStatus
     from pee.workflows.state import AgentState
 
 Key = tuple[AgentStatus, bool, float | None, int]
@@ -35,3 +37,34 @@ class AgentViews:
         view = state.barrier_view()
         self._views[agent_id] = (key, view)
         return view
+
+
+def must_wait(
+    agent_ids: Sequence[str],
+    agents: Mapping[str, AgentState],
+    deadline_s: float | None,
+    now_s: float,
+) -> bool:
+    """Whether barrier.decide would say WAIT for these agents (row 3: some unfinished, none
+    failed critically, the deadline not reached), read straight off the agents' states.
+
+    A wide group wakes at every agent's end and nearly always waits: building every agent's
+    view and the WAIT decision's reason (which names every unfinished agent, and which nobody
+    records) was most of its work per wake-up (bench/overhead.py). `deadline_s` is the deadline
+    as of now (GroupState.deadline_at). tests/test_barrier_views.py checks this against decide.
+    """
+    if deadline_s is not None and now_s >= deadline_s:
+        return False
+    unfinished = False
+    succeeded = AgentStatus.SUCCEEDED
+    for agent_id in agent_ids:
+        state = agents[agent_id]
+        status = state.status
+        if status == succeeded:
+            continue
+        if status in AGENT_UNFINISHED:
+            unfinished = True
+        elif state.critical:
+            # AgentState.barrier_view: a critical failure, which aborts the group at once
+            return False
+    return unfinished

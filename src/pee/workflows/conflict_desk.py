@@ -160,7 +160,14 @@ class ConflictDesk:
         state.blocked_on = []
 
     def group_blocked(self, group: CompiledGroup) -> bool:
-        return any(self.scope.agents[a].status == AgentStatus.BLOCKED for a in group.agents)
+        # a plain loop, not any() over a generator: twice per wake-up of every group, each
+        # agent's end in a wide one (bench/overhead.py)
+        agents = self.scope.agents
+        blocked = AgentStatus.BLOCKED
+        for agent_id in group.agents:  # noqa: SIM110 (see above)
+            if agents[agent_id].status == blocked:
+                return True
+        return False
 
     def pause_deadline(self, group: CompiledGroup, now_s: float) -> None:
         """Stop the group's clock while one of its agents is blocked on a conflict; when none is,

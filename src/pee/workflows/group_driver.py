@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -40,13 +40,14 @@ with workflow.unsafe.imports_passed_through():
     )
     from pee.workflows.adaptation import Adaptation
     from pee.workflows.agent_timing import AgentTiming
-    from pee.workflows.barrier_views import AgentViews
+    from pee.workflows.barrier_views import AgentViews, must_wait
     from pee.workflows.batcher import Batcher
     from pee.workflows.cache_levels import CacheLevels
     from pee.workflows.conflict_desk import ConflictDesk
     from pee.workflows.context_gate import ContextGate
     from pee.workflows.deadline_timer import DeadlineClock
     from pee.workflows.fan_out_driver import FanOutDriver
+    from pee.workflows.group_wake import GroupWake
     from pee.workflows.run_scope import RunScope
 
 if TYPE_CHECKING:
@@ -54,6 +55,10 @@ if TYPE_CHECKING:
     from pee.workflows.agent_runner import AgentRunner
     from pee.workflows.cross_validator import CrossValidator
 
+
+# barrier.decide's answer while agents are unfinished and the deadline is ahead (must_wait):
+# a WAIT is not recorded, so its reason (which lists the unfinished agents) is never read
+WAITING = barrier.BarrierDecision(barrier.WAIT, "waiting for unfinished agents")
 
 # at a group deadline, the time between the run handing an agent over and a worker starting it
 # is given back to the group (barrier row 4b): runs recorded before keep their decisions
@@ -122,6 +127,8 @@ class GroupDriver:
         self.scope.event("group_started", group.id)
         self.levels.prefetch(group, self.scope.ctx)
         tasks: dict[str, asyncio.Task[None]] = {}
+        # what the group waits on between decisions: its agents' ends (group_wake.py)
+        wake = GroupWake()
         # batch mode: (deadline, its DeadlineClock future) while the group waits for one
         deadline: tuple[float, asyncio.Future[None]] | None = None
         try:
@@ -133,37 +140,43 @@ class GroupDriver:
                     # the timer fired: the deadline has passed whatever the clock rounding says
                     now = max(now, state.deadline_s)
                 if state.deadline_s is None or now < state.deadline_s:
-                    self.start_agents(group, tasks)
+                    self.start_agents(group, tasks, wake)
                     # an agent that has just been found blocked stops the clock from now on
                     self.desk.pause_deadline(group, now)
-                view = self.barrier_view(group, now)
-                if self.observe and self.needs_observation(view):
-                    # ask the server which agents a worker is running and when they last
-                    # heartbeat; agents may end meanwhile, so the view is taken again after
-                    seen = await self.observe_liveness(group)
-                    now = max(self.scope.elapsed(), now)
-                    view = self.barrier_view(group, now, seen)
-                decision = barrier.decide(view)
+                if must_wait(group.agents, self.scope.agents, state.deadline_at(now), now):
+                    # what barrier.decide would say, without a view of every agent
+                    decision = WAITING
+                else:
+                    view = self.barrier_view(group, now)
+                    if self.observe and self.needs_observation(view):
+                        # ask the server which agents a worker is running and when they last
+                        # heartbeat; agents may end meanwhile, so the view is taken again after
+                        seen = await self.observe_liveness(group)
+                        now = max(self.scope.elapsed(), now)
+                        view = self.barrier_view(group, now, seen)
+                    decision = barrier.decide(view)
                 if decision.action == barrier.WAIT:
-                    live = [task for task in tasks.values() if not task.done()]
-                    if not live:
+                    # the latest started first: in a wide group the early ones are done
+                    if not any(not task.done() for task in reversed(tasks.values())):
                         raise ApplicationError(
                             f"group '{group.id}': barrier waits but no agent is running",
                             type="InternalError",
                             non_retryable=True,
                         )
                     remaining = None
+                    # besides the agents: the deadline, a fan-out's next chunk, an unpause
+                    others: list[asyncio.Future[Any]] = []
                     # a large fan-out starts its instances a chunk per workflow task
                     more = self.fan_outs.next_chunk(group, tasks)
                     if more is not None:
-                        live.append(more)
+                        others.append(more)
                     unpaused: asyncio.Task[None] | None = None
                     if state.paused_since_s is not None:
                         # no deadline while paused; wake when no agent is blocked any more
                         unpaused = asyncio.create_task(
                             workflow.wait_condition(lambda: not self.desk.group_blocked(group))
                         )
-                        live.append(unpaused)
+                        others.append(unpaused)
                     elif state.deadline_s is not None:
                         remaining = max(0.0, state.deadline_s - now)
                         if self.clock is not None:
@@ -172,11 +185,20 @@ class GroupDriver:
                                 if deadline is not None:
                                     deadline[1].cancel()
                                 deadline = (state.deadline_s, self.clock.until(state.deadline_s))
-                            live.append(deadline[1])  # type: ignore[arg-type]
+                            others.append(deadline[1])
                             remaining = None
-                    done, _ = await workflow.wait(
-                        live, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
-                    )
+                    if remaining is None:
+                        await wake.wait(others)
+                        done = True
+                    else:
+                        # a timer command per wait (runs before the deadline clock): as then
+                        live = [task for task in tasks.values() if not task.done()]
+                        finished, _ = await workflow.wait(
+                            [*live, *others],
+                            timeout=remaining,
+                            return_when=asyncio.FIRST_COMPLETED,
+                        )
+                        done = bool(finished)
                     if unpaused is not None and not unpaused.done():
                         unpaused.cancel()
                     if more is not None and not more.done():
@@ -216,9 +238,19 @@ class GroupDriver:
             await self.end_with_agents(group, tasks, GroupStatus.CANCELLED)
             raise
 
-    def start_agents(self, group: CompiledGroup, tasks: dict[str, asyncio.Task[None]]) -> None:
+    def start_agents(
+        self,
+        group: CompiledGroup,
+        tasks: dict[str, asyncio.Task[None]],
+        wake: GroupWake | None = None,
+    ) -> None:
         if group.parallel:
-            todo = [agent_id for agent_id in group.agents if agent_id not in tasks]
+            # every agent started already (the usual wake-up of a wide group): no walk
+            todo = (
+                []
+                if len(tasks) >= len(group.agents)
+                else [agent_id for agent_id in group.agents if agent_id not in tasks]
+            )
             if group.fan_out is not None:
                 # a fan-out's instances in item order, at most max_parallel at once and a chunk
                 # per workflow task (fan_out_driver.LAUNCH_CHUNK)
@@ -233,7 +265,10 @@ class GroupDriver:
             todo = todo[:1]
         for agent_id in todo:
             tasks[agent_id] = self.runner.launch(
-                self.scope.plan.agent(agent_id), group, fallback=False
+                self.scope.plan.agent(agent_id),
+                group,
+                fallback=False,
+                on_end=None if wake is None else wake.ended,
             )
         # all of them submitted first, so the best goes first, not the first declared
         self.runner.admit_soon(todo)

@@ -9,9 +9,12 @@ search-attribute upserts (RunSearchAttributes.sync) leave the workflow."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from temporalio import workflow
+
+if TYPE_CHECKING:
+    from datetime import datetime
 
 with workflow.unsafe.imports_passed_through():
     from pee.engine.compiled import CompiledGroup, CompiledPlan
@@ -51,6 +54,14 @@ class RunScope:
         self.batched = batched
         # an event happened since the details writer last ran
         self.details_due = False
+        # elapsed() as of workflow.time_ns() _elapsed_ns, from run.started _elapsed_from
+        self._elapsed_ns = -1
+        self._elapsed_from: datetime | None = None
+        self._elapsed_s = 0.0
+        # at() as of elapsed() _at_s from run.started _at_from
+        self._at_s = -1.0
+        self._at_from: datetime | None = None
+        self._at = ""
 
     # the RunState's parts, read live: restore() fills them in place, never replaces them
     @property
@@ -68,11 +79,22 @@ class RunScope:
     # --- clock -------------------------------------------------------------------------
 
     def elapsed(self) -> float:
-        return round((workflow.now() - self.run.started).total_seconds(), 3)
+        # workflow time stands still within an activation, and each agent asks several times
+        # (workflow.now() builds a datetime each time): computed once per workflow time
+        now_ns = workflow.time_ns()
+        if now_ns != self._elapsed_ns or self.run.started is not self._elapsed_from:
+            self._elapsed_s = round((workflow.now() - self.run.started).total_seconds(), 3)
+            self._elapsed_ns, self._elapsed_from = now_ns, self.run.started
+        return self._elapsed_s
 
     def at(self) -> str:
         """Now as ISO 8601 (context versions and conflicts carry it)."""
-        return iso_at(self.run.started, self.elapsed()) or ""
+        elapsed = self.elapsed()
+        # once per workflow time, as elapsed(): every agent's commit asks
+        if elapsed != self._at_s or self.run.started is not self._at_from:
+            self._at = iso_at(self.run.started, elapsed) or ""
+            self._at_s, self._at_from = elapsed, self.run.started
+        return self._at
 
     # --- recorders ---------------------------------------------------------------------
 

@@ -532,7 +532,9 @@ def current_details(
         if group.fan_out is not None:
             agents = fan_out_line(run, group, now_s)
         else:
-            agents = ", ".join(f"{a} {run.agents[a].status}" for a in group.agents)
+            # str's own `+`, not an f-string: an f-string formats each status through
+            # StrEnum.__format__, a Python call per agent and activation (same text)
+            agents = ", ".join([a + " " + run.agents[a].status for a in group.agents])
         deadline = ""
         if state.paused_since_s is not None:
             deadline = ", deadline paused while agents wait on conflicts"

@@ -1,0 +1,91 @@
+"""GroupWake (src/pee/workflows/group_wake.py): the group driver's wait wakes when an agent
+that was live at the wait's start ends or another awaited future is done, in the turn of the
+loop workflow.wait would have woken it in, and never for an agent that ended before."""
+
+from __future__ import annotations
+
+import asyncio
+
+from temporalio import workflow
+
+from pee.workflows.group_wake import GroupWake
+
+
+async def agent(wake: GroupWake, gate: asyncio.Future[None], log: list[str], name: str) -> None:
+    try:
+        await gate
+        log.append(f"{name} ends")
+    finally:
+        wake.ended()
+
+
+def test_an_agent_ending_wakes_the_wait_as_workflow_wait_does() -> None:
+    async def scenario(use_wake: bool) -> list[str]:
+        loop = asyncio.get_running_loop()
+        wake = GroupWake()
+        gate: asyncio.Future[None] = loop.create_future()
+        log: list[str] = []
+        task = asyncio.create_task(agent(wake, gate, log, "a"))
+        await asyncio.sleep(0)
+
+        async def driver() -> None:
+            if use_wake:
+                await wake.wait([])
+            else:
+                await workflow.wait([task], return_when=asyncio.FIRST_COMPLETED)
+            log.append("driver wakes")
+
+        async def bystander() -> None:
+            # scheduled in every turn: where the driver's wake-up falls among other work
+            for turn in range(6):
+                log.append(f"turn {turn}")
+                await asyncio.sleep(0)
+
+        waiting = asyncio.create_task(driver())
+        others = asyncio.create_task(bystander())
+        await asyncio.sleep(0)
+        gate.set_result(None)
+        await asyncio.gather(waiting, others, task)
+        return log
+
+    assert asyncio.run(scenario(True)) == asyncio.run(scenario(False))
+    assert "driver wakes" in asyncio.run(scenario(True))
+
+
+def test_an_agent_that_ended_before_the_wait_does_not_wake_it() -> None:
+    async def scenario() -> bool:
+        loop = asyncio.get_running_loop()
+        wake = GroupWake()
+        done: asyncio.Future[None] = loop.create_future()
+        done.set_result(None)
+        log: list[str] = []
+        # ends in its first step, before the wait begins; its end was already counted
+        ended = asyncio.create_task(agent(wake, done, log, "early"))
+        live: asyncio.Future[None] = loop.create_future()
+        asyncio.create_task(agent(wake, live, log, "late"))
+        waiting = asyncio.create_task(wake.wait([]))
+        await asyncio.sleep(0)
+        await ended
+        for _ in range(5):
+            await asyncio.sleep(0)
+        woke_early = waiting.done()
+        live.set_result(None)
+        await asyncio.wait_for(waiting, timeout=5)
+        return woke_early
+
+    assert not asyncio.run(scenario())
+
+
+def test_another_future_wakes_the_wait_and_loses_its_callback() -> None:
+    async def scenario() -> int:
+        loop = asyncio.get_running_loop()
+        wake = GroupWake()
+        deadline: asyncio.Future[None] = loop.create_future()
+        waiting = asyncio.create_task(wake.wait([deadline]))
+        await asyncio.sleep(0)
+        deadline.set_result(None)
+        await asyncio.wait_for(waiting, timeout=5)
+        # nothing of the wait stays on the future
+        return len(deadline._callbacks or [])  # type: ignore[attr-defined]
+
+    assert 0 == asyncio.run(scenario())
