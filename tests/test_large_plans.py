@@ -25,7 +25,13 @@ from pee.runtime.codec import data_converter
 from pee.runtime.worker import build_worker
 from pee.workflows.agent_batch import AgentBatchWorkflow
 from pee.workflows.plan_workflow import PlanWorkflow
-from pee.workflows.types import BATCH_THRESHOLD, BatchSpec, PlanRunInput, choose_batch
+from pee.workflows.types import (
+    BATCH_THRESHOLD,
+    LOCAL_AGENT_S,
+    BatchSpec,
+    PlanRunInput,
+    choose_batch,
+)
 from tests.helpers import NO_RETRY, PROJECT_ROOT, TemporalHarness, compiled_plan, group, sim
 
 Handle = WorkflowHandle[Any, Any]
@@ -39,8 +45,12 @@ def test_batch_mode_is_chosen_above_the_threshold_or_when_forced() -> None:
     """Plain runs for small plans (what they always issued), batch mode above 300 agents, and
     the flags' force/disable win over the size."""
     assert choose_batch(BATCH_THRESHOLD) is None
-    assert choose_batch(BATCH_THRESHOLD + 1) == BatchSpec()
-    assert choose_batch(3, force=True, chunk_size=7) == BatchSpec(chunk_size=7)
+    assert choose_batch(BATCH_THRESHOLD + 1) == BatchSpec(local_s=LOCAL_AGENT_S)
+    assert choose_batch(3, force=True, chunk_size=7) == BatchSpec(
+        chunk_size=7, local_s=LOCAL_AGENT_S
+    )
+    # `--batch-local 0`: no agent runs as a local activity
+    assert choose_batch(BATCH_THRESHOLD + 1, local_s=0) == BatchSpec()
     assert choose_batch(5000, force=False) is None
 
 
