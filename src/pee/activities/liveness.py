@@ -136,11 +136,13 @@ def local_liveness(raw: Any, wanted: Sequence[str], now: datetime) -> list[Activ
     """Agents running as local activities of a batch child, from the child's description
     (``raw``: DescribeWorkflowExecutionResponse) at ``now``. A local activity cannot
     heartbeat; while it runs, the worker holds the child's workflow task open and renews it
-    (completes it and takes the next) every 0.8 x the task timeout, or the task times out. So:
-    a workflow task a worker has started counts as a heartbeat now (alive while a worker keeps
-    it, bounded by the agent's own timeout, which that worker enforces); a task waiting for a
-    worker is the worker's lag (waiting_to_start); none pending means the child has nothing
-    running (the outcome is on its way): absent. The attempt's start is the child's start."""
+    (completes it and takes the next) every 0.8 x the task timeout, or the task times out, and
+    the outcomes of the chunk's agents that ended wait for that completion. So a workflow task
+    a worker has started says `local`: alive (a heartbeat now) or ended with its outcome held,
+    which the parent cannot tell apart, so the deadline is postponed and the agent's own
+    timeout, which that worker enforces, bounds it; a task waiting for a worker is the
+    worker's lag (waiting_to_start); none pending means the child has nothing running (the
+    outcome is on its way): absent. The attempt's start is the child's start."""
     task = raw.pending_workflow_task if raw.HasField("pending_workflow_task") else None
     started_at = _iso(raw.workflow_execution_info.start_time)
     if (
@@ -150,7 +152,7 @@ def local_liveness(raw: Any, wanted: Sequence[str], now: datetime) -> list[Activ
         return [
             ActivityLiveness(
                 activity_id,
-                str(ActivityState.STARTED),
+                str(ActivityState.LOCAL),
                 attempt=1,
                 started_at=started_at,
                 heartbeat_at=now.isoformat(),

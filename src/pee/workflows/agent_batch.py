@@ -38,7 +38,7 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, ApplicationError, RetryState, TimeoutError
 
 with workflow.unsafe.imports_passed_through():
     from pee.activities.agents import run_agent
@@ -230,6 +230,11 @@ class AgentBatchWorkflow:
                 )
         except ActivityError as err:
             outcome = outcome_from_error(agent_id, err, call.task.agent.retry)
+        except (ApplicationError, TimeoutError) as err:
+            # a local activity's failure comes without the ActivityError around it
+            outcome = outcome_from_error(
+                agent_id, as_activity_error(call, err), call.task.agent.retry
+            )
         except asyncio.CancelledError:
             outcome = AgentOutcome(agent_id, cancelled=True)
         else:
@@ -237,3 +242,26 @@ class AgentBatchWorkflow:
         outcome.activity_id = call.activity_id
         self._unsent.append(outcome)
         return outcome
+
+
+def as_activity_error(call: AgentCall, err: ApplicationError | TimeoutError) -> ActivityError:
+    """A local activity's final failure as the ActivityError a server-run activity would raise,
+    so outcome_from_error reads both alike; the retry state is the one the server would give
+    (a non-retryable type or flag, a timeout, or else the attempts ran out)."""
+    if isinstance(err, TimeoutError):
+        state = RetryState.TIMEOUT
+    elif err.non_retryable or (err.type or "") in call.non_retryable:
+        state = RetryState.NON_RETRYABLE_FAILURE
+    else:
+        state = RetryState.MAXIMUM_ATTEMPTS_REACHED
+    wrapped = ActivityError(
+        "local activity error",
+        scheduled_event_id=0,
+        started_event_id=0,
+        identity="",
+        activity_type="run_agent",
+        activity_id=call.activity_id,
+        retry_state=state,
+    )
+    wrapped.__cause__ = err
+    return wrapped
