@@ -9,6 +9,7 @@ server, worker and event loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import socket
 import statistics
@@ -24,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+import psutil  # noqa: E402
 from temporalio.client import Client  # noqa: E402
 from temporalio.worker import Worker  # noqa: E402
 
@@ -79,13 +81,16 @@ class DevServer:
         return self
 
     def cpu_s(self) -> float:
-        """The server process's CPU seconds so far (user + system): on a 2-core machine its
-        work per run is part of every run's wall time."""
-        import psutil
-
-        assert self._process is not None
-        times = psutil.Process(self._process.pid).cpu_times()
-        return float(times.user + times.system)
+        """CPU seconds (user + system) the server process and its children have used so far."""
+        if self._process is None:
+            return 0.0
+        process = psutil.Process(self._process.pid)
+        used = 0.0
+        for each in [process, *process.children(recursive=True)]:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                times = each.cpu_times()
+                used += times.user + times.system
+        return used
 
     def __exit__(
         self,

@@ -45,7 +45,7 @@ from pee.runtime.report_assembly import assemble  # noqa: E402
 from pee.runtime.worker import build_worker  # noqa: E402
 from pee.stores.runs import RunStore  # noqa: E402
 from pee.workflows.plan_workflow import PlanWorkflow  # noqa: E402
-from pee.workflows.types import BatchSpec, LedgerSpec, PlanRunInput  # noqa: E402
+from pee.workflows.types import LOCAL_AGENT_S, BatchSpec, LedgerSpec, PlanRunInput  # noqa: E402
 
 HISTORY_BOUND = 10_240
 
@@ -203,17 +203,24 @@ async def run_plan(
 
 
 async def measure(
-    address: str,
+    server: DevServer,
     agents: int,
     time_scale: float,
     batch: BatchSpec | None,
     ledger: LedgerSpec | None = None,
 ) -> dict[str, Any]:
-    client = await connect(address)
+    client = await connect(server.address)
     plan = layered_plan(agents)
     with DeadlockWatch() as watch:
+        # CPU seconds of the server and of this process (the worker, and the client waiting
+        # for the result) over the run alone: less disturbed by other load than wall time
+        server_before, worker_before = server.cpu_s(), time.process_time()
         report, workflow_id, wall = await run_plan(
             client, plan, time_scale=time_scale, batch=batch, ledger=ledger
+        )
+        server_cpu, worker_cpu = (
+            server.cpu_s() - server_before,
+            time.process_time() - worker_before,
         )
     chain = await run_histories(client, workflow_id)
     counted = await count_events(client, workflow_id, chain)
@@ -225,6 +232,8 @@ async def measure(
         "status": report["status"],
         "succeeded": succeeded,
         "wall_s": wall,
+        "server_cpu_s": server_cpu,
+        "worker_cpu_s": worker_cpu,
         "parent_events": counted.parent,
         "runs": list(counted.runs.values()),
         "events_per_agent": counted.total / agents,
@@ -245,6 +254,9 @@ def line(found: dict[str, Any]) -> str:
     return (
         f"agents {found['agents']} groups {found['groups']} status {found['status']} "
         f"succeeded {found['succeeded']} wall {found['wall_s']:.1f} s "
+        f"server_cpu_s {found['server_cpu_s']:.1f} worker_cpu_s {found['worker_cpu_s']:.1f} "
+        f"(per agent {1000 * found['server_cpu_s'] / found['agents']:.1f} + "
+        f"{1000 * found['worker_cpu_s'] / found['agents']:.1f} ms) "
         f"parent_events {found['parent_events']} runs {found['runs']} "
         f"events_per_agent {found['events_per_agent']:.2f} children {found['children']} "
         f"largest_child {found['largest_child']} max_events {found['max_events']} "
@@ -275,6 +287,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--time-scale", type=float, default=0.005)
     parser.add_argument(
+        "--local",
+        type=float,
+        default=LOCAL_AGENT_S,
+        help="batch mode: agents whose timeout is at most this (s, scaled) run as local "
+        "activities of their child (0: none; BatchSpec.local_s)",
+    )
+    parser.add_argument(
         "--no-batch",
         action="store_true",
         help="every agent an activity of the plan workflow (the baseline)",
@@ -285,17 +304,22 @@ def main(argv: list[str] | None = None) -> int:
         help="keep the whole report in the run (no run store; the result grows with the plan)",
     )
     args = parser.parse_args(argv)
-    batch = None if args.no_batch else BatchSpec(args.chunk, args.window, args.flush)
+    batch = (
+        None
+        if args.no_batch
+        else BatchSpec(args.chunk, args.window, args.flush, local_s=max(0.0, args.local))
+    )
     ledger = None if args.no_ledger or batch is None else LedgerSpec()
     mode = (
         "no-batch "
         if batch is None
         else f"batch chunk {args.chunk} window {args.window} flush {args.flush:g} s "
+        f"local {args.local:g} s "
     ) + ("ledger " if ledger is not None else "")
     walls = []
     with DevServer() as server:
         for agents in args.agents:
-            found = asyncio.run(measure(server.address, agents, args.time_scale, batch, ledger))
+            found = asyncio.run(measure(server, agents, args.time_scale, batch, ledger))
             walls.append(found["wall_s"])
             load = " ".join(f"{x:.2f}" for x in os.getloadavg())
             print(mode + line(found) + f" load_average {load}", flush=True)

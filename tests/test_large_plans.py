@@ -25,7 +25,13 @@ from pee.runtime.codec import data_converter
 from pee.runtime.worker import build_worker
 from pee.workflows.agent_batch import AgentBatchWorkflow
 from pee.workflows.plan_workflow import PlanWorkflow
-from pee.workflows.types import BATCH_THRESHOLD, BatchSpec, PlanRunInput, choose_batch
+from pee.workflows.types import (
+    BATCH_THRESHOLD,
+    LOCAL_AGENT_S,
+    BatchSpec,
+    PlanRunInput,
+    choose_batch,
+)
 from tests.helpers import NO_RETRY, PROJECT_ROOT, TemporalHarness, compiled_plan, group, sim
 
 Handle = WorkflowHandle[Any, Any]
@@ -39,8 +45,12 @@ def test_batch_mode_is_chosen_above_the_threshold_or_when_forced() -> None:
     """Plain runs for small plans (what they always issued), batch mode above 300 agents, and
     the flags' force/disable win over the size."""
     assert choose_batch(BATCH_THRESHOLD) is None
-    assert choose_batch(BATCH_THRESHOLD + 1) == BatchSpec()
-    assert choose_batch(3, force=True, chunk_size=7) == BatchSpec(chunk_size=7)
+    assert choose_batch(BATCH_THRESHOLD + 1) == BatchSpec(local_s=LOCAL_AGENT_S)
+    assert choose_batch(3, force=True, chunk_size=7) == BatchSpec(
+        chunk_size=7, local_s=LOCAL_AGENT_S
+    )
+    # `--batch-local 0`: no agent runs as a local activity
+    assert choose_batch(BATCH_THRESHOLD + 1, local_s=0) == BatchSpec()
     assert choose_batch(5000, force=False) is None
 
 
@@ -245,7 +255,8 @@ def test_batch_child_history_replays(temporal: TemporalHarness) -> None:
 
 def test_compile_writes_the_batch_choice_into_the_input() -> None:
     """`compile` leaves a small plan without batch mode, `--batch` forces it with the given
-    chunk and window, and a bad chunk size is refused with a clear message."""
+    chunk and window (short agents as local activities unless `--batch-local 0`), and a bad
+    chunk size or local bound is refused with a clear message."""
 
     def compiled(*flags: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -261,10 +272,19 @@ def test_compile_writes_the_batch_choice_into_the_input() -> None:
     assert json.loads(plain.stdout)["batch"] is None
     forced = compiled("--batch", "--batch-chunk", "7", "--batch-window", "3")
     assert 0 == forced.returncode, forced.stderr
-    assert {"chunk_size": 7, "window": 3, "flush_s": 1.0} == json.loads(forced.stdout)["batch"]
+    assert {"chunk_size": 7, "window": 3, "flush_s": 1.0, "local_s": 10.0} == json.loads(
+        forced.stdout
+    )["batch"]
+    # --batch-local 0: no agent runs as a local activity of its child
+    remote = compiled("--batch", "--batch-local", "0")
+    assert 0 == remote.returncode, remote.stderr
+    assert 0.0 == json.loads(remote.stdout)["batch"]["local_s"]
     bad = compiled("--batch-chunk", "0")
     assert 2 == bad.returncode
     assert "--batch-chunk: expected a whole number of 1 or more" in bad.stderr
+    negative = compiled("--batch-local", "-1")
+    assert 2 == negative.returncode
+    assert "--batch-local: expected a number of 0 or more" in negative.stderr
 
 
 def test_resource_admission_happens_before_batching(temporal: TemporalHarness) -> None:

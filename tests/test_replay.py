@@ -19,6 +19,7 @@ from temporalio.converter import DataConverter
 from temporalio.worker import Replayer
 
 from pee.runtime.codec import Lz4Codec, data_converter
+from pee.workflows.agent_batch import AgentBatchWorkflow
 from pee.workflows.plan_workflow import PlanWorkflow
 from pee.workflows.resource_pool import ResourcePoolWorkflow
 from tests.histories.record import SCENARIOS, Scenario, expected, outcome
@@ -389,3 +390,32 @@ def test_ledger_history_flushes_rows_by_local_activity() -> None:
     assert {"agent": 3, "group": 2} == {k: store["flushed"][k] for k in ("agent", "group")}
     assert {} == report["agents"] and {} == report["groups"]
     assert b"agent_succeeded" not in history.to_json().encode()
+
+
+BATCH_CHILD_HISTORIES = sorted((HISTORIES / "batch_children").glob("*/*.json"))
+
+
+@pytest.mark.parametrize(
+    "path",
+    BATCH_CHILD_HISTORIES,
+    ids=[f"{p.parent.name}/{p.stem}" for p in BATCH_CHILD_HISTORIES],
+)
+def test_a_batch_child_replays(path: Path) -> None:
+    """Each recorded AgentBatchWorkflow child (batch_local: agents as local activities)
+    replays against today's AgentBatchWorkflow, one marker per agent and no activity task."""
+    history = WorkflowHistory.from_json(f"replay-{path.stem}", path.read_text())
+    replayer = Replayer(workflows=[AgentBatchWorkflow], data_converter=data_converter())
+    assert asyncio.run(replayer.replay_workflow(history)).replay_failure is None
+    kinds = event_kinds(history)
+    assert "marker_recorded_event_attributes" in kinds
+    assert "activity_task_scheduled_event_attributes" not in kinds
+
+
+def test_the_local_batch_ran_its_retry_inside_the_child() -> None:
+    """batch_local: a and b ran as local activities of agents-1 (two markers), b's failed first
+    attempt was retried there (its report row says two attempts), c in agents-2."""
+    text = (HISTORIES / "batch_children" / "batch_local" / "agents-1.json").read_text()
+    child = WorkflowHistory.from_json("child", text)
+    assert 2 == event_kinds(child).count("marker_recorded_event_attributes")
+    rows = final_report(load("batch_local"))["agents"]
+    assert (1, 2, 1) == tuple(rows[a]["attempts"] for a in ("a", "b", "c"))

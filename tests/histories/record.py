@@ -114,6 +114,20 @@ def batch_liveness() -> CompiledPlan:
     return plan
 
 
+def batch_local() -> CompiledPlan:
+    """Batch mode's local chunks (BatchSpec.local_s): `a` and `b` run as local activities of
+    one child, `b` fails its first attempt and is retried there; `c` in a second chunk."""
+    return compiled_plan(
+        [
+            sim("a", "g", 0.1),
+            sim("b", "g", 0.2, fail_times=1),
+            sim("c", "next", 0.1, inputs=["a.out", "b.out"]),
+        ],
+        [group("g", ["a", "b"]), group("next", ["c"], ["g"])],
+        name="batch-local",
+    )
+
+
 def liveness_extend() -> CompiledPlan:
     """extend_timeout without progress signals: at g's deadline one local activity describes
     the run, `steady`'s activity is started and heartbeat recently, so g extends once."""
@@ -452,6 +466,8 @@ FAN_OUT_BATCHES = {
 }
 # where the child runs of the scenarios with `children` are written, one folder per scenario
 CHILDREN = HERE / "children"
+# AgentBatchWorkflow children (replayed against AgentBatchWorkflow, not PlanWorkflow)
+BATCH_CHILDREN = HERE / "batch_children"
 
 
 @dataclass(frozen=True)
@@ -475,6 +491,8 @@ class Scenario:
     children: bool = False
     # the worker's activity slots (None: build_worker's default)
     activity_slots: int | None = None
+    # also record the AgentBatchWorkflow children (BATCH_CHILDREN/<name>/<child>.json)
+    batch_children: bool = False
 
 
 SCENARIOS = [
@@ -631,6 +649,16 @@ SCENARIOS = [
         {},
         {"ledger": LedgerSpec(flush_rows=2), "batch": BatchSpec(chunk_size=10, window=2)},
     ),
+    # issue 17: batch mode's short agents as local activities of their child (one marker
+    # each; BatchSpec.local_s in the input, so runs before it replay unchanged)
+    Scenario(
+        "batch_local",
+        batch_local,
+        "completed",
+        {"g": ["all_completed"], "next": ["all_completed"]},
+        {"batch": BatchSpec(chunk_size=10, window=2, local_s=1000.0)},
+        batch_children=True,
+    ),
     # issue 16: agent-level fan-outs (src/pee/workflows/fan_out_driver.py, patch fan-out-v1)
     Scenario(
         "fan_out_agent",
@@ -728,8 +756,8 @@ async def record(client: Client, scenario: Scenario) -> Path:
         raise SystemExit(f"{scenario.name}: expected {expected(scenario)}, recorded {found}")
     path = HERE / f"{scenario.name}.json"
     path.write_text(history.to_json() + "\n")
-    if scenario.children:
-        folder = CHILDREN / scenario.name
+    if scenario.children or scenario.batch_children:
+        folder = (CHILDREN if scenario.children else BATCH_CHILDREN) / scenario.name
         for old in folder.glob("*.json"):
             old.unlink()
         folder.mkdir(parents=True, exist_ok=True)

@@ -237,5 +237,11 @@ ACTIVITIES: list[Callable[..., Any]] = [
     prefetch_group,
     store_context_snapshot,
 ]
-# what the workflow runs as local activities (a workflows-only worker must know them to replay)
-LOCAL_ACTIVITIES: list[Callable[..., Any]] = [lookup_cached_output, store_context_snapshot]
+# what the workflows run as local activities (a workflows-only worker must know them to replay;
+# run_agent too: a batch child's short agents are local activities, BatchSpec.local_s, and run
+# on whichever worker holds the child's workflow task)
+LOCAL_ACTIVITIES: list[Callable[..., Any]] = [
+    lookup_cached_output,
+    store_context_snapshot,
+    run_agent,
+]

@@ -19,11 +19,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import timezone
+from datetime import datetime, timezone
 from typing import Any
 
 from temporalio import activity
-from temporalio.api.enums.v1 import PendingActivityState
+from temporalio.api.enums.v1 import PendingActivityState, PendingWorkflowTaskState
 
 from pee.engine.states import ActivityState
 
@@ -34,6 +34,9 @@ class LivenessTarget:
     # None: the workflow's latest run
     run_id: str | None = None
     activity_ids: list[str] = field(default_factory=list)
+    # agents running as local activities of this workflow (batch mode, BatchSpec.local_s):
+    # not pending activities on the server, so judged by its workflow task (local_liveness)
+    local_ids: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -129,6 +132,37 @@ async def decode_details(converter: Any, info: Any) -> dict[str, Any] | None:
     return first if isinstance(first, dict) else None
 
 
+def local_liveness(raw: Any, wanted: Sequence[str], now: datetime) -> list[ActivityLiveness]:
+    """Agents running as local activities of a batch child, from the child's description
+    (``raw``: DescribeWorkflowExecutionResponse) at ``now``. A local activity cannot
+    heartbeat; while it runs, the worker holds the child's workflow task open and renews it
+    (completes it and takes the next) every 0.8 x the task timeout, or the task times out, and
+    the outcomes of the chunk's agents that ended wait for that completion. So a workflow task
+    a worker has started says `local`: alive (a heartbeat now) or ended with its outcome held,
+    which the parent cannot tell apart, so the deadline is postponed and the agent's own
+    timeout, which that worker enforces, bounds it; a task waiting for a worker is the
+    worker's lag (waiting_to_start); none pending means the child has nothing running (the
+    outcome is on its way): absent. The attempt's start is the child's start."""
+    task = raw.pending_workflow_task if raw.HasField("pending_workflow_task") else None
+    started_at = _iso(raw.workflow_execution_info.start_time)
+    if (
+        task is not None
+        and task.state == PendingWorkflowTaskState.PENDING_WORKFLOW_TASK_STATE_STARTED
+    ):
+        return [
+            ActivityLiveness(
+                activity_id,
+                str(ActivityState.LOCAL),
+                attempt=1,
+                started_at=started_at,
+                heartbeat_at=now.isoformat(),
+            )
+            for activity_id in wanted
+        ]
+    state = ActivityState.WAITING_TO_START if task is not None else ActivityState.ABSENT
+    return [ActivityLiveness(activity_id, str(state)) for activity_id in wanted]
+
+
 async def describe_pending(client: Any, target: LivenessTarget) -> list[ActivityLiveness]:
     handle = client.get_workflow_handle(target.workflow_id, run_id=target.run_id)
     description = await handle.describe()
@@ -136,7 +170,12 @@ async def describe_pending(client: Any, target: LivenessTarget) -> list[Activity
     decoded = {
         info.activity_id: await decode_details(client.data_converter, info) for info in pending
     }
-    return liveness_from(pending, target.activity_ids, lambda info: decoded[info.activity_id])
+    observed = liveness_from(pending, target.activity_ids, lambda info: decoded[info.activity_id])
+    if target.local_ids:
+        observed += local_liveness(
+            description.raw_description, target.local_ids, datetime.now(timezone.utc)
+        )
+    return observed
 
 
 @activity.defn(name="describe_liveness")

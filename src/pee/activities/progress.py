@@ -48,7 +48,9 @@ class Progress:
         info = activity.info()
         self.agent_id = task.agent.id
         self.attempt = info.attempt
-        self.silent = silent
+        # a local activity cannot heartbeat: the worker keeps its workflow task open instead
+        # (batch mode, BatchSpec.local_s); its cancellation arrives without heartbeats
+        self.silent = silent or info.is_local
         self.heartbeat_s = heartbeat_interval(task, info.heartbeat_timeout)
         interval = task.progress_interval_s
         self.progress_s = (

@@ -65,6 +65,13 @@ def add_plan_options(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="batch mode: at most N child workflows at a time (default 16)",
     )
+    parser.add_argument(
+        "--batch-local",
+        type=seconds_or_zero,
+        metavar="SECONDS",
+        help="batch mode: agents whose timeout (after --time-scale) is at most this run as "
+        "local activities of their child, 0 for none (default 10; docs/guides/large-plans.md)",
+    )
     ledger = parser.add_mutually_exclusive_group()
     ledger.add_argument(
         "--ledger",
@@ -87,6 +94,17 @@ def add_plan_options(parser: argparse.ArgumentParser) -> None:
         help="continue as new once a run's history has EVENTS events, even before Temporal "
         "suggests it (default: when Temporal suggests it; docs/guides/large-plans.md)",
     )
+
+
+def seconds_or_zero(text: str) -> float:
+    """An argparse type: a number of seconds, 0 or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, found {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number of 0 or more, found {text!r}")
+    return value
 
 
 def add_server_options(parser: argparse.ArgumentParser) -> None:

@@ -97,6 +97,7 @@ def build_run_input(args: argparse.Namespace, plan: Any, note_to: Any = sys.stdo
         getattr(args, "batch", None),
         getattr(args, "batch_chunk", None),
         getattr(args, "batch_window", None),
+        getattr(args, "batch_local", None),
     )
     return PlanRunInput(
         plan=plan,

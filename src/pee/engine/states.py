@@ -143,7 +143,15 @@ class ActivityState(StrEnum):
     RETRYING = "retrying"  # scheduled again after a failed attempt
     CANCEL_REQUESTED = "cancel_requested"
     ABSENT = "absent"  # not pending: ended (its outcome on its way) or not scheduled yet
+    # a local activity of a batch child whose workflow task a worker holds: running, or ended
+    # with its outcome held until that worker completes the task (BatchSpec.local_s)
+    LOCAL = "local"
 
 
-# the agent's own time has not started, or has ended: engine or worker lag, not the agent's
-ACTIVITY_NOT_THE_AGENTS = (ActivityState.WAITING_TO_START, ActivityState.ABSENT)
+# the agent's own time has not started, or has ended, or (a local activity) cannot be told
+# from ended: engine or worker lag, not the agent's; its own timeout still bounds it
+ACTIVITY_NOT_THE_AGENTS = (
+    ActivityState.WAITING_TO_START,
+    ActivityState.ABSENT,
+    ActivityState.LOCAL,
+)

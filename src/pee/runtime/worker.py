@@ -49,7 +49,11 @@ def build_tuner(
         else None
     )
     return WorkerTuner.create_resource_based(
-        target_memory_usage=targets.memory, target_cpu_usage=targets.cpu, activity_config=activity
+        target_memory_usage=targets.memory,
+        target_cpu_usage=targets.cpu,
+        activity_config=activity,
+        # batch mode's short agents run as local activities (BatchSpec.local_s): the same cap
+        local_activity_config=activity,
     )
 
 
@@ -89,6 +93,8 @@ def build_worker(
         ),
         no_remote_activities=not activities,
         max_concurrent_activities=None if tuner is not None else max_concurrent_activities,
+        # batch mode runs short agents as local activities (BatchSpec.local_s): the same cap
+        max_concurrent_local_activities=None if tuner is not None else max_concurrent_activities,
         tuner=tuner,
         # on shutdown, agents get a moment to notice cancellation before being abandoned
         graceful_shutdown_timeout=timedelta(seconds=graceful_shutdown_s),

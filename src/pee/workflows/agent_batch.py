@@ -8,10 +8,22 @@ that ended meanwhile) and returns one AgentOutcome per call, in call order, when
 has ended. The parent decides everything else (barriers, context, conflicts, the report); the
 child only keeps ~3 history events per agent out of the parent's history.
 
+Local chunks (AgentCall.local, BatchSpec.local_s: agents whose every attempt is short): each
+agent is a local activity with the same timeouts and retry policy, run by the worker that holds
+the child's workflow task. That costs the server one marker per agent instead of an activity's
+three events, its task dispatch and a workflow task per completion. The worker holds the
+workflow task open while any of them runs and completes it when all have ended or at its
+heartbeat (every 0.8 x the task timeout, 8 s by default): only then are markers recorded,
+outcomes signalled and signals (cancel_agents) taken in, so a local chunk sends outcomes at
+those moments instead of every ``flush_s``. After a worker crash, the agents whose markers
+were recorded keep their outcomes; the others run again on the next worker (their outcomes
+had not reached the parent: the signal and the markers go in the same task completion).
+
 Cancellation: the `cancel_agents` signal cancels the named agents' activities (the parent's
 barrier cut them short, or the run is ending); a cancel request on the child itself (the parent
 closed: parent_close_policy REQUEST_CANCEL) cancels them all. Cancelled agents come back as
-``cancelled`` outcomes, so the child always completes normally.
+``cancelled`` outcomes, so the child always completes normally. In a local chunk both arrive
+at the next workflow task heartbeat (the parent has counted the agent cancelled already).
 
 Determinism: lists and dicts only, no clocks, no randomness.
 """
@@ -26,7 +38,7 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, ApplicationError, RetryState, TimeoutError
 
 with workflow.unsafe.imports_passed_through():
     from pee.activities.agents import run_agent
@@ -60,6 +72,8 @@ class AgentCall:
     # all attempts together from scheduling (None: timeout_s, as calls made before the worker-lag
     # allowance: AgentTiming.schedule_to_close)
     schedule_to_close_s: float | None = None
+    # run as a local activity of the child (BatchSpec.local_s; False in calls made before it)
+    local: bool = False
 
     def retry_policy(self) -> RetryPolicy:
         return RetryPolicy(
@@ -119,9 +133,14 @@ class AgentBatchWorkflow:
         self._cancelled: list[str] = []
         # ended, not yet sent to the parent
         self._unsent: list[AgentOutcome] = []
+        self._local = False
 
     @workflow.run
     async def run(self, input: AgentBatchInput) -> list[AgentOutcome]:
+        # a chunk of local activities: the worker holds the workflow task open while they run
+        # and completes it (a heartbeat) at least every 0.8 x the task timeout, with what
+        # ended meanwhile; that paces the outcomes, no flush timer
+        self._local = any(call.local for call in input.calls)
         for call in input.calls:
             self._tasks[call.activity_id] = asyncio.create_task(self._one(call))
         for activity_id in self._cancelled:
@@ -154,7 +173,8 @@ class AgentBatchWorkflow:
                 workflow.logger.info(
                     "outcomes not delivered to %s: %s", input.parent_workflow_id, err
                 )
-            await self._pause(input.flush_s, all_done)
+            if not self._local:
+                await self._pause(input.flush_s, all_done)
         await workflow.wait(list(self._tasks.values()))
 
     async def _pause(self, seconds: float, all_done: Callable[[], bool]) -> None:
@@ -180,22 +200,41 @@ class AgentBatchWorkflow:
     async def _one(self, call: AgentCall) -> AgentOutcome:
         agent_id = call.task.agent.id
         timeout = timedelta(seconds=call.timeout_s)
+        overall = (
+            timeout
+            if call.schedule_to_close_s is None
+            else timedelta(seconds=call.schedule_to_close_s)
+        )
         try:
-            result = await workflow.execute_activity(
-                run_agent,
-                call.task,
-                task_queue=call.task_queue,
-                activity_id=call.activity_id,
-                schedule_to_close_timeout=timeout
-                if call.schedule_to_close_s is None
-                else timedelta(seconds=call.schedule_to_close_s),
-                start_to_close_timeout=timeout,
-                heartbeat_timeout=timedelta(seconds=call.heartbeat_timeout_s),
-                retry_policy=call.retry_policy(),
-                summary=call.summary,
-            )
+            if call.local:
+                result = await workflow.execute_local_activity(
+                    run_agent,
+                    call.task,
+                    activity_id=call.activity_id,
+                    schedule_to_close_timeout=overall,
+                    start_to_close_timeout=timeout,
+                    retry_policy=call.retry_policy(),
+                    summary=call.summary,
+                )
+            else:
+                result = await workflow.execute_activity(
+                    run_agent,
+                    call.task,
+                    task_queue=call.task_queue,
+                    activity_id=call.activity_id,
+                    schedule_to_close_timeout=overall,
+                    start_to_close_timeout=timeout,
+                    heartbeat_timeout=timedelta(seconds=call.heartbeat_timeout_s),
+                    retry_policy=call.retry_policy(),
+                    summary=call.summary,
+                )
         except ActivityError as err:
             outcome = outcome_from_error(agent_id, err, call.task.agent.retry)
+        except (ApplicationError, TimeoutError) as err:
+            # a local activity's failure comes without the ActivityError around it
+            outcome = outcome_from_error(
+                agent_id, as_activity_error(call, err), call.task.agent.retry
+            )
         except asyncio.CancelledError:
             outcome = AgentOutcome(agent_id, cancelled=True)
         else:
@@ -203,3 +242,26 @@ class AgentBatchWorkflow:
         outcome.activity_id = call.activity_id
         self._unsent.append(outcome)
         return outcome
+
+
+def as_activity_error(call: AgentCall, err: ApplicationError | TimeoutError) -> ActivityError:
+    """A local activity's final failure as the ActivityError a server-run activity would raise,
+    so outcome_from_error reads both alike; the retry state is the one the server would give
+    (a non-retryable type or flag, a timeout, or else the attempts ran out)."""
+    if isinstance(err, TimeoutError):
+        state = RetryState.TIMEOUT
+    elif err.non_retryable or (err.type or "") in call.non_retryable:
+        state = RetryState.NON_RETRYABLE_FAILURE
+    else:
+        state = RetryState.MAXIMUM_ATTEMPTS_REACHED
+    wrapped = ActivityError(
+        "local activity error",
+        scheduled_event_id=0,
+        started_event_id=0,
+        identity="",
+        activity_type="run_agent",
+        activity_id=call.activity_id,
+        retry_state=state,
+    )
+    wrapped.__cause__ = err
+    return wrapped

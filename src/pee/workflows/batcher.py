@@ -17,6 +17,11 @@ would see the fast one as still running at its deadline. Measured cost in the pa
 scale.py, 5,000 agents): 3 events per child, 1 per outcome signal, and the workflow tasks they
 wake, ~1.2 events per agent in all, against ~7.7 for a plain run.
 
+Local chunks: an agent whose timeout is at most ``BatchSpec.local_s`` and that has no task queue
+of its own runs as a local activity of its child (``AgentCall.local``); a chunk is all local or
+none (``_cut``). At a deadline the parent judges such an agent by its child's workflow task
+(pee.activities.liveness.local_liveness), as it has no activity on the server.
+
 Cancellation: an agent whose task is cancelled (barrier partial or fallback, the run failing or
 cancelled) leaves the queue if its chunk has not started, else its id goes to its child by the
 `cancel_agents` signal (one signal per child per activation, for all its cancelled agents). The
@@ -49,6 +54,7 @@ class Batcher:
         self.chunk_size = max(1, int(spec.chunk_size))
         self.window = max(1, int(spec.window))
         self.flush_s = max(0.0, float(spec.flush_s))
+        self.local_s = max(0.0, float(spec.local_s))
         self._queue: list[Pending] = []
         # child workflow id -> its handle (None while its start is in flight)
         self._children: dict[str, Any] = {}
@@ -56,6 +62,8 @@ class Batcher:
         self._where: dict[str, str] = {}
         # activity id -> the future its agent awaits (until its outcome arrives)
         self._futures: dict[str, asyncio.Future[AgentOutcome]] = {}
+        # activity ids of the waiting or running agents that are local activities
+        self._local: set[str] = set()
         # child workflow id -> activity ids to cancel there
         self._cancels: dict[str, list[str]] = {}
         self._dirty = False
@@ -65,7 +73,15 @@ class Batcher:
         self.children = children
         self.largest = largest
 
+    def is_local(self, call: AgentCall) -> bool:
+        """Run as a local activity: every attempt short (its timeout at most local_s) and on
+        the run's own task queue (a local activity runs on the worker running its child)."""
+        return 0 < call.timeout_s <= self.local_s and call.task_queue is None
+
     async def run(self, call: AgentCall) -> AgentOutcome:
+        call.local = self.is_local(call)
+        if call.local:
+            self._local.add(call.activity_id)
         if self._dispatcher is None:
             self._dispatcher = asyncio.create_task(self._dispatch())
         future: asyncio.Future[AgentOutcome] = asyncio.get_running_loop().create_future()
@@ -80,6 +96,7 @@ class Batcher:
         finally:
             if self._futures.get(call.activity_id) is future:
                 del self._futures[call.activity_id]
+            self._local.discard(call.activity_id)
 
     def deliver(self, outcomes: list[AgentOutcome]) -> None:
         """Outcomes a child sent before its chunk ended (the `agent_outcomes` signal)."""
@@ -95,6 +112,10 @@ class Batcher:
         if child is None or self._children.get(child) is None:
             return None
         return child
+
+    def is_local_agent(self, activity_id: str) -> bool:
+        """Whether this activity runs (or will run) as a local activity of its child."""
+        return activity_id in self._local
 
     def on_close(self, helper: Any) -> None:
         """Stop this helper of the parent's (a task, or anything with close()) with the
@@ -139,8 +160,23 @@ class Batcher:
                 await workflow.wait_condition(lambda: True)
             self._send_cancels()
             while self._queue and len(self._children) < self.window:
-                chunk, self._queue = self._queue[: self.chunk_size], self._queue[self.chunk_size :]
-                self._start(chunk)
+                self._start(self._cut())
+
+    def _cut(self) -> list[Pending]:
+        """The next chunk: up to chunk_size queued agents of the head's kind, in submission
+        order. A chunk is all local activities or none: a chunk with a local one sends
+        outcomes only when the worker completes its workflow task (see AgentBatchWorkflow),
+        which would hold a remote agent's outcome back too."""
+        local = self._queue[0][0].local
+        chunk: list[Pending] = []
+        rest: list[Pending] = []
+        for pending in self._queue:
+            if len(chunk) < self.chunk_size and pending[0].local == local:
+                chunk.append(pending)
+            else:
+                rest.append(pending)
+        self._queue = rest
+        return chunk
 
     def _start(self, chunk: list[Pending]) -> None:
         self.children += 1

@@ -365,6 +365,10 @@ class GroupDriver:
                     seen[agent_id] = ActivityState.WAITING_TO_START
                     continue
                 target = targets.setdefault(child, LivenessTarget(child))
+                if self.batcher.is_local_agent(agent_id):
+                    # a local activity: judged by the child's workflow task
+                    target.local_ids.append(agent_id)
+                    continue
             target.activity_ids.append(agent_id)
         if targets:
             try:

@@ -43,6 +43,11 @@ class BatchSpec:
     # a child sends the outcomes of agents that ended to the parent at most this often (real
     # seconds; the first at once), so a group's barrier sees them before the chunk ends
     flush_s: float = 1.0
+    # agents whose every attempt is bounded by at most this many seconds (their timeout after
+    # the time scale) and that have no task queue of their own run as local activities of
+    # their child (src/pee/workflows/agent_batch.py, docs/guides/large-plans.md); 0: none, as
+    # in every run recorded before it (the field is then absent from the input)
+    local_s: float = 0.0
 
 
 @dataclass
@@ -60,8 +65,17 @@ class LedgerSpec:
 BATCH_THRESHOLD = 300
 
 
+# batch mode: agents whose timeout is at most this (seconds, after the time scale) run as
+# local activities of their child (BatchSpec.local_s; `run --batch-local 0` turns it off)
+LOCAL_AGENT_S = 10.0
+
+
 def choose_batch(
-    agents: int, force: bool | None = None, chunk_size: int | None = None, window: int | None = None
+    agents: int,
+    force: bool | None = None,
+    chunk_size: int | None = None,
+    window: int | None = None,
+    local_s: float | None = None,
 ) -> BatchSpec | None:
     """Batch mode for a plan of ``agents`` agents: on above BATCH_THRESHOLD, or as ``force``
     says (True: always, False: never)."""
@@ -69,7 +83,11 @@ def choose_batch(
     if not on:
         return None
     spec = BatchSpec()
-    return BatchSpec(chunk_size or spec.chunk_size, window or spec.window)
+    return BatchSpec(
+        chunk_size or spec.chunk_size,
+        window or spec.window,
+        local_s=LOCAL_AGENT_S if local_s is None else max(0.0, local_s),
+    )
 
 
 def choose_ledger(

@@ -303,12 +303,15 @@ def decide(view: BarrierView) -> BarrierDecision:
 
 def _postpone(view: BarrierView, lagging: list[str], extension: float) -> BarrierDecision:
     """Row 4a: the agents' own time has not started (no worker took the activity) or has ended
-    (the outcome is on its way): the deadline moves, no extension is used. Each agent's own
-    activity timeout still bounds how often this can happen."""
+    (the outcome is on its way), or cannot be told from ended (a local activity whose worker
+    holds its batch child's task, and with it the outcomes): the deadline moves, no extension
+    is used. Each agent's own activity timeout still bounds how often this can happen."""
     states = [view.states[a].activity for a in lagging]
     why = [
         "not started by a worker yet"
         if state == ActivityState.WAITING_TO_START
+        else "running as a local activity, its outcome held by its worker's task"
+        if state == ActivityState.LOCAL
         else "outcome on its way"
         for state in states
     ]
