@@ -30,6 +30,7 @@ from pee.activities.types import AgentResult, AgentTask
 from pee.engine.compiled import CompiledAgent, CompiledGroup, CompiledPlan
 from pee.engine.gc_pause import paused_gc
 from pee.engine.report.run_rows import RowKind, RunRow, RunRowsBatch
+from pee.engine.rules import plan_facts
 from pee.stores.payloads import external_storage
 from pee.workflows.agent_outcome import AgentOutcome
 from pee.workflows.types import PlanRunInput
@@ -116,7 +117,7 @@ class CompiledPlanConverter(temporalio.converter.JSONTypeConverter):
     def to_typed_value(self, hint: type, value: Any) -> Any:
         if hint is CompiledPlan and isinstance(value, dict):
             try:
-                return CompiledPlan.from_dict(value)
+                return _plan(value)
             except (TypeError, KeyError):
                 # hand-written JSON with unknown or missing fields: the SDK's walk says what
                 pass
@@ -193,8 +194,15 @@ class CompiledPlanConverter(temporalio.converter.JSONTypeConverter):
         return temporalio.converter.JSONTypeConverter.Unhandled
 
 
+def _plan(value: dict[str, Any]) -> CompiledPlan:
+    plan = CompiledPlan.from_dict(value)
+    # what the workflow would otherwise derive from every agent in its first task
+    plan_facts.attach(plan, value.get(plan_facts.KEY))
+    return plan
+
+
 def _plan_run_input(value: dict[str, Any]) -> PlanRunInput:
-    fields = {**value, "plan": CompiledPlan.from_dict(value["plan"])}
+    fields = {**value, "plan": _plan(value["plan"])}
     for name, kind in _flat_dataclass_fields(PlanRunInput).items():
         given = value.get(name)
         if isinstance(given, dict):
@@ -236,6 +244,12 @@ class ShallowDataclassEncoder(temporalio.converter.AdvancedJSONEncoder):
         kind: type = o.__class__
         if kind in SPARSE_KINDS:
             return _sparse(o, kind)
+        if kind is CompiledPlan:
+            # with what the workflow derives from the whole plan (pee.engine.rules.plan_facts),
+            # worked out here, on the starter's side, once per plan
+            row = {name: getattr(o, name) for name in _field_names(kind)}
+            row[plan_facts.KEY] = plan_facts.facts(o).to_dict()
+            return row
         fields = _dataclass_fields(kind)
         if fields is not None:
             attrs = getattr(o, "__dict__", None)

@@ -33,6 +33,8 @@ from temporalio.worker._workflow_instance import WorkflowInstance, WorkflowInsta
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 from temporalio.worker.workflow_sandbox._runner import _Instance
 
+from pee.engine.gc_pause import paused_gc
+
 # the SDK passes a handful of constant strings; compiled once, they are shared by all runs
 _COMPILED: dict[str, CodeType] = {}
 
@@ -45,6 +47,15 @@ def _compiled(code: str) -> CodeType:
 
 
 class _LeanInstance(_Instance):
+    def activate(self, act: Any) -> Any:
+        # the cyclic collector stays off for the whole activation (it is timed by the SDK's 2 s
+        # deadlock detector): the first task of a large plan allocates per-agent objects by the
+        # hundred thousand, and with the collector on it walked that growing heap again and
+        # again (a third of a 20,000-agent run's first task). What it put off happens at the
+        # collector's next turn, after the activation.
+        with paused_gc():
+            return super().activate(act)
+
     def _run_code(self, code: str, **extra_globals: Any) -> None:
         # exec accepts the code object as it accepts the string
         super()._run_code(_compiled(code), **extra_globals)  # type: ignore[arg-type]
