@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import gc
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import ParamSpec, TypeVar
@@ -20,17 +21,31 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
+# pauses in progress, over all threads, and whether the collector was on when the first began
+_lock = threading.Lock()
+_pauses = 0
+_was_enabled = False
+
+
 @contextmanager
 def paused_gc() -> Iterator[None]:
-    """Nestable: only the pause that disabled the collector enables it again."""
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
+    """Nestable, and across threads: the collector comes back on when the last pause in
+    progress ends (if it was on when the first began). A worker runs workflow activations on
+    several threads: when the first pause to end turned it back on, a 20,000-agent run's first
+    task, still inside its own pause, ran with the collector on and took 2.7 s instead of 0.6."""
+    global _pauses, _was_enabled
+    with _lock:
+        if _pauses == 0:
+            _was_enabled = gc.isenabled()
+            gc.disable()
+        _pauses += 1
     try:
         yield
     finally:
-        gc.enable()
+        with _lock:
+            _pauses -= 1
+            if _pauses == 0 and _was_enabled:
+                gc.enable()
 
 
 def gc_paused(function: Callable[P, R]) -> Callable[P, R]:
