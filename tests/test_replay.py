@@ -389,3 +389,28 @@ def test_ledger_history_flushes_rows_by_local_activity() -> None:
     assert {"agent": 3, "group": 2} == {k: store["flushed"][k] for k in ("agent", "group")}
     assert {} == report["agents"] and {} == report["groups"]
     assert b"agent_succeeded" not in history.to_json().encode()
+
+
+def test_the_plan_facts_history_reads_its_ranks_from_the_input(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The plan_facts run (issue 17) was started with the plan's facts in its input: the
+    admission ranks (`long` 0.3 s of path, `short` 0.1) put `long` first although `short` is
+    declared first, and the replay reads them from the input: working them out is refused."""
+    from pee.engine.rules import plan_facts
+    from pee.workflows.types import PlanRunInput
+
+    history = load("plan_facts")
+    started = history.events[0].workflow_execution_started_event_attributes
+    plain = [Lz4Codec._decode(p) for p in started.input.payloads]
+    assert [0.1, 0.3, 0.2] == json.loads(plain[0].data)["plan"]["facts"]["remaining"]
+    (decoded,) = data_converter().payload_converter.from_payloads(plain, [PlanRunInput])
+    assert plan_facts.given(decoded.plan)
+    assert ["long", "short", "tail"] == activity_ids(history)
+
+    def refuse(plan: Any) -> Any:
+        raise AssertionError("the workflow worked out facts its input carries")
+
+    monkeypatch.setattr(plan_facts, "compute", refuse)
+    replayer = Replayer(workflows=[PlanWorkflow], data_converter=data_converter())
+    assert asyncio.run(replayer.replay_workflow(history)).replay_failure is None

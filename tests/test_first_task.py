@@ -1,0 +1,126 @@
+"""The first workflow task of a large run (issue 17): a 20,000-agent plan's run input carries the
+plan's facts (pee.engine.rules.plan_facts), and the run's first task, replayed from a history
+that holds just its start, reads them instead of walking the plan: no admission ranks over the
+agent DAG, no per-agent duration or pool check. Counted, not timed (bench/README.md, "scale",
+has the times)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import Counter
+from typing import Any
+
+import pytest
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import History
+from temporalio.client import WorkflowHistory
+from temporalio.worker import Replayer
+
+from pee.engine.compiled import CompiledPlan
+from pee.engine.rules import plan_facts, time_limits
+from pee.engine.rules.scheduler import Admission
+from pee.runtime.codec import data_converter
+from pee.runtime.sandbox_runner import LeanSandboxedWorkflowRunner
+from pee.workflows.plan_workflow import PlanWorkflow
+from pee.workflows.types import BatchSpec, LedgerSpec, PlanRunInput
+from tests.helpers import compiled_plan, group, sim
+
+AGENTS = 20_000
+
+
+def chain_plan(agents: int) -> CompiledPlan:
+    """Groups of two agents, each group waiting for the one before (its agents read an output
+    of the group before): one group can start at first."""
+    built = []
+    groups = []
+    for index in range(agents // 2):
+        group_id = f"g{index}"
+        inputs = [f"a{index - 1}.out"] if index else []
+        built += [sim(f"a{index}", group_id, 1.0, inputs=inputs), sim(f"b{index}", group_id, 1.0)]
+        groups.append(
+            group(group_id, [f"a{index}", f"b{index}"], [f"g{index - 1}"] if index else [])
+        )
+    return compiled_plan(built, groups, name="chain")
+
+
+def first_task_history(run_input: PlanRunInput) -> WorkflowHistory:
+    """A history that ends where the run's first workflow task starts: replaying it runs that
+    task, and only it."""
+    payloads = asyncio.run(data_converter(storage=None).encode([run_input]))
+    history = History()
+    started = history.events.add(
+        event_id=1, event_type=EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED
+    ).workflow_execution_started_event_attributes
+    started.workflow_type.name = "PlanWorkflow"
+    started.task_queue.name = "first-task"
+    started.input.payloads.extend(payloads)
+    started.original_execution_run_id = started.first_execution_run_id = str(uuid.uuid4())
+    started.workflow_task_timeout.seconds = 10
+    scheduled = history.events.add(
+        event_id=2, event_type=EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED
+    )
+    scheduled.workflow_task_scheduled_event_attributes.task_queue.name = "first-task"
+    history.events.add(
+        event_id=3, event_type=EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED
+    ).workflow_task_started_event_attributes.scheduled_event_id = 2
+    for event in history.events:
+        event.event_time.FromSeconds(1_796_601_600)  # the core wants a time on each
+    return WorkflowHistory(f"first-task-{uuid.uuid4()}", list(history.events))
+
+
+def test_a_large_runs_first_task_reads_the_plans_facts_instead_of_walking_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    plan = chain_plan(AGENTS)
+    run_input = PlanRunInput(plan=plan, time_scale=0.005, batch=BatchSpec(), ledger=LedgerSpec())
+    history = first_task_history(run_input)
+    calls: Counter[str] = Counter()
+
+    def counted(name: str, function: Any) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            calls[name] += 1
+            return function(*args, **kwargs)
+
+        return call
+
+    # the walks the first task used to make: ranks over the agent DAG, every duration, every
+    # agent against the pool
+    monkeypatch.setattr(plan_facts, "compute", counted("facts", plan_facts.compute))
+    monkeypatch.setattr(time_limits, "plan_seconds", counted("durations", time_limits.plan_seconds))
+    monkeypatch.setattr(
+        time_limits, "scaled_durations", counted("durations", time_limits.scaled_durations)
+    )
+    monkeypatch.setattr(Admission, "fits_ever", counted("fits", Admission.fits_ever))
+    replayer = Replayer(
+        workflows=[PlanWorkflow],
+        data_converter=data_converter(storage=None),
+        workflow_runner=LeanSandboxedWorkflowRunner(),
+        # counted, not timed: a loaded machine must not fail this on the deadlock detector
+        debug_mode=True,
+    )
+    result = asyncio.run(replayer.replay_workflow(history, raise_on_replay_failure=False))
+    assert result.replay_failure is None
+    assert 0 == calls["facts"] and 0 == calls["durations"]
+    # the pool check once for the plan, and once per agent the first task queued (group g0's)
+    assert 1 <= calls["fits"] <= 3, calls
+
+
+def test_facts_a_plan_was_decoded_with_are_kept_only_while_they_describe_it() -> None:
+    """A continuation re-encodes the facts its input carried without working them out again;
+    facts that do not match the plan (another agent count: a fan-out added instances, or a
+    hand-made input) are worked out again."""
+    plan = chain_plan(6)
+    converter = data_converter(storage=None).payload_converter
+    (back,) = converter.from_payloads(converter.to_payloads([plan]), [CompiledPlan])
+    assert plan_facts.given(back)
+    assert {"a0": 3.0, "b0": 1.0, "a1": 2.0, "b1": 1.0, "a2": 1.0, "b2": 1.0} == (
+        plan_facts.facts(back).remaining
+    )
+    back.agents.append(sim("extra", "g2", 1.0))
+    assert not plan_facts.given(back)
+    assert 0.0 < plan_facts.facts(back).remaining["extra"]
+    wrong = plan_facts.facts(plan).to_dict() | {"remaining": [1.0]}
+    fresh = chain_plan(6)
+    plan_facts.attach(fresh, wrong)
+    assert not plan_facts.given(fresh)
