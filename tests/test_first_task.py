@@ -7,16 +7,14 @@ has the times)."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections import Counter
 from typing import Any
 
 import pytest
-from temporalio.api.enums.v1 import EventType
-from temporalio.api.history.v1 import History
-from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
+from bench.first_task import first_task_history
+from bench.first_task import main as first_task_bench
 from pee.engine.compiled import CompiledPlan
 from pee.engine.rules import plan_facts, time_limits
 from pee.engine.rules.scheduler import Admission
@@ -42,31 +40,6 @@ def chain_plan(agents: int) -> CompiledPlan:
             group(group_id, [f"a{index}", f"b{index}"], [f"g{index - 1}"] if index else [])
         )
     return compiled_plan(built, groups, name="chain")
-
-
-def first_task_history(run_input: PlanRunInput) -> WorkflowHistory:
-    """A history that ends where the run's first workflow task starts: replaying it runs that
-    task, and only it."""
-    payloads = asyncio.run(data_converter(storage=None).encode([run_input]))
-    history = History()
-    started = history.events.add(
-        event_id=1, event_type=EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED
-    ).workflow_execution_started_event_attributes
-    started.workflow_type.name = "PlanWorkflow"
-    started.task_queue.name = "first-task"
-    started.input.payloads.extend(payloads)
-    started.original_execution_run_id = started.first_execution_run_id = str(uuid.uuid4())
-    started.workflow_task_timeout.seconds = 10
-    scheduled = history.events.add(
-        event_id=2, event_type=EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED
-    )
-    scheduled.workflow_task_scheduled_event_attributes.task_queue.name = "first-task"
-    history.events.add(
-        event_id=3, event_type=EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED
-    ).workflow_task_started_event_attributes.scheduled_event_id = 2
-    for event in history.events:
-        event.event_time.FromSeconds(1_796_601_600)  # the core wants a time on each
-    return WorkflowHistory(f"first-task-{uuid.uuid4()}", list(history.events))
 
 
 def test_a_large_runs_first_task_reads_the_plans_facts_instead_of_walking_it(
@@ -124,3 +97,13 @@ def test_facts_a_plan_was_decoded_with_are_kept_only_while_they_describe_it() ->
     fresh = chain_plan(6)
     plan_facts.attach(fresh, wrong)
     assert not plan_facts.given(fresh)
+
+
+def test_the_first_task_bench_prints_both_tasks_and_their_scaling(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """bench/first_task.py at small sizes: a line per size and task, and the scaling lines."""
+    assert 0 == first_task_bench(["--agents", "100", "200", "--rounds", "1"])
+    out = capsys.readouterr().out
+    for line in ("agents 100 run:", "agents 200 continuation:", "scaling run: 200/100 agents"):
+        assert line in out
