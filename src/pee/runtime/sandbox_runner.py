@@ -48,11 +48,13 @@ def _compiled(code: str) -> CodeType:
 
 class _LeanInstance(_Instance):
     def activate(self, act: Any) -> Any:
-        # the cyclic collector stays off for the whole activation (it is timed by the SDK's 2 s
-        # deadlock detector): the first task of a large plan allocates per-agent objects by the
-        # hundred thousand, and with the collector on it walked that growing heap again and
-        # again (a third of a 20,000-agent run's first task). What it put off happens at the
-        # collector's next turn, after the activation.
+        if not any(job.HasField("initialize_workflow") for job in act.jobs):
+            return super().activate(act)
+        # a run's (or continuation's) first activation, timed by the SDK's 2 s deadlock
+        # detector like any other, decodes the input and builds per-agent state: a 20,000-agent
+        # plan allocates about a million objects, and with the collector on it walked that
+        # growing heap again and again (a third of the task). Later activations keep the
+        # collector's usual rhythm: paused in all of them, its put-off work would pile up.
         with paused_gc():
             return super().activate(act)
 
