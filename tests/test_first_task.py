@@ -107,3 +107,32 @@ def test_the_first_task_bench_prints_both_tasks_and_their_scaling(
     out = capsys.readouterr().out
     for line in ("agents 100 run:", "agents 200 continuation:", "scaling run: 200/100 agents"):
         assert line in out
+
+
+def test_the_codec_decodes_a_large_run_input_ahead_and_the_converter_takes_it_once() -> None:
+    """pee.runtime.predecode: inflating a large run input, the codec (on the worker's event
+    loop, before the workflow task) builds it; the converter, asked for a PlanRunInput inside
+    the task, takes that value once, equal to what it would have decoded itself, and decodes
+    the same bytes again after that. A small payload is left to the converter."""
+    import dataclasses
+
+    from pee.runtime import predecode
+
+    converter = data_converter(storage=None)
+    big = PlanRunInput(plan=chain_plan(4_000), time_scale=0.005)
+    small = PlanRunInput(plan=chain_plan(4), time_scale=0.005)
+    (encoded,) = asyncio.run(converter.encode([big]))
+    (tiny,) = asyncio.run(converter.encode([small]))
+    before = predecode.kept()
+    (inflated,) = asyncio.run(converter.payload_codec.decode([encoded]))  # type: ignore[union-attr]
+    assert len(inflated.data) >= predecode.PREPARE_BYTES
+    assert before + 1 == predecode.kept()
+    asyncio.run(converter.payload_codec.decode([tiny]))  # type: ignore[union-attr]
+    assert before + 1 == predecode.kept()
+    payloads = converter.payload_converter
+    (taken,) = payloads.from_payloads([inflated], [PlanRunInput])
+    assert before == predecode.kept()
+    (again,) = payloads.from_payloads([inflated], [PlanRunInput])
+    assert taken is not again
+    assert dataclasses.asdict(taken) == dataclasses.asdict(again)
+    assert plan_facts.given(taken.plan) and plan_facts.given(again.plan)

@@ -31,6 +31,7 @@ from pee.engine.compiled import CompiledAgent, CompiledGroup, CompiledPlan
 from pee.engine.gc_pause import paused_gc
 from pee.engine.report.run_rows import RowKind, RunRow, RunRowsBatch
 from pee.engine.rules import plan_facts
+from pee.runtime import predecode
 from pee.stores.payloads import external_storage
 from pee.workflows.agent_outcome import AgentOutcome
 from pee.workflows.types import PlanRunInput
@@ -51,7 +52,12 @@ class Lz4Codec(temporalio.converter.PayloadCodec):
         return [self._encode(p) for p in payloads]
 
     async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
-        return [self._decode(p) for p in payloads]
+        decoded = [self._decode(p) for p in payloads]
+        for payload in decoded:
+            # here, on the worker's event loop, not in the workflow task that will read it
+            # (under the 2 s deadlock detector): see pee.runtime.predecode
+            predecode.prepare(payload, _is_run_input, _plan_run_input)
+        return decoded
 
     def _encode(self, payload: Payload) -> Payload:
         if payload.metadata.get("encoding") == ENCODING:
@@ -194,6 +200,14 @@ class CompiledPlanConverter(temporalio.converter.JSONTypeConverter):
         return temporalio.converter.JSONTypeConverter.Unhandled
 
 
+def _is_run_input(value: Any) -> bool:
+    return (
+        isinstance(value, dict)
+        and isinstance(value.get("plan"), dict)
+        and isinstance(value["plan"].get("agents"), list)
+    )
+
+
 def _plan(value: dict[str, Any]) -> CompiledPlan:
     plan = CompiledPlan.from_dict(value)
     # what the workflow would otherwise derive from every agent in its first task
@@ -326,6 +340,11 @@ class FastJSONPayloadConverter(temporalio.converter.JSONPlainPayloadConverter):
     def from_payload(self, payload: Payload, type_hint: type | None = None) -> Any:
         # a large payload allocates objects by the hundred thousand and frees none: the cyclic
         # collector would walk the growing heap over and over (half the time at 10,000 agents)
+        if type_hint is PlanRunInput:
+            # decoded already by the codec, outside the workflow task (pee.runtime.predecode)
+            prepared = predecode.take(payload.data)
+            if prepared is not None:
+                return prepared
         with paused_gc():
             try:
                 obj = orjson.loads(payload.data)
