@@ -136,3 +136,15 @@ def test_the_codec_decodes_a_large_run_input_ahead_and_the_converter_takes_it_on
     assert taken is not again
     assert dataclasses.asdict(taken) == dataclasses.asdict(again)
     assert plan_facts.given(taken.plan) and plan_facts.given(again.plan)
+
+
+def test_a_batch_run_starts_with_the_longest_workflow_task_timeout() -> None:
+    """A large parent's history, replayed after an eviction, must fit in one workflow task:
+    batch-mode runs are started with 120 s (Temporal's default of 10 s elsewhere)."""
+    from datetime import timedelta
+
+    from pee.workflows.types import task_timeout
+
+    plan = chain_plan(4)
+    assert timedelta(seconds=120) == task_timeout(PlanRunInput(plan=plan, batch=BatchSpec()))
+    assert task_timeout(PlanRunInput(plan=plan)) is None
