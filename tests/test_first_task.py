@@ -148,3 +148,45 @@ def test_a_batch_run_starts_with_the_longest_workflow_task_timeout() -> None:
     plan = chain_plan(4)
     assert timedelta(seconds=120) == task_timeout(PlanRunInput(plan=plan, batch=BatchSpec()))
     assert task_timeout(PlanRunInput(plan=plan)) is None
+
+
+def test_a_continuation_carries_only_the_agents_and_groups_that_changed() -> None:
+    """capture leaves out the agents and groups still as built (half a large plan at its drain:
+    the continuation's first task built every one of them from the carried JSON); a carried
+    row of such a state (written by a run before) is skipped on decode; either way the
+    restored run holds the same states."""
+    from datetime import UTC, datetime
+
+    from pee.workflows.carry import AdaptiveRules, capture, decode, encode, restore
+    from pee.workflows.state import AgentState, GroupState, RunState
+
+    plan = chain_plan(4)
+
+    def fresh_run() -> RunState:
+        return RunState(
+            plan=plan,
+            started=datetime(2026, 1, 1, tzinfo=UTC),
+            time_scale=1.0,
+            agents={a.id: AgentState() for a in plan.agents},
+            groups={g.id: GroupState() for g in plan.groups},
+        )
+
+    run = fresh_run()
+    run.agents["a0"].status = run.agents["b0"].status = "succeeded"
+    run.groups["g0"].status = "succeeded"
+    carried = capture(run, "run-1", {}, AdaptiveRules())
+    assert ["a0", "b0"] == list(carried.agents) and ["g0"] == list(carried.groups)
+    converter = data_converter(storage=None).payload_converter
+    (plain,) = converter.from_payloads(converter.to_payloads([encode(carried)]), [dict])
+    # as a run before this change carried them: every agent and group, built ones included
+    (old,) = converter.from_payloads(
+        converter.to_payloads([encode(carried) | {"agents": run.agents, "groups": run.groups}]),
+        [dict],
+    )
+    assert ["a1", "b1"] == [k for k in old["agents"] if k in ("a1", "b1")]
+    for data in (plain, old):
+        back = decode(data)
+        assert ["a0", "b0"] == list(back.agents) and ["g0"] == list(back.groups)
+        restored = fresh_run()
+        restore(restored, back)
+        assert run.agents == restored.agents and run.groups == restored.groups
