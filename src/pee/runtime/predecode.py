@@ -17,6 +17,7 @@ no prepared value is decoded as before: the value is the same either way.
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -50,7 +51,12 @@ def prepare(payload: Payload, wanted: Callable[[Any], bool], build: Callable[[An
         try:
             value = orjson.loads(payload.data)
         except orjson.JSONDecodeError:
-            return
+            # NaN and Infinity (a continuation's carried pool or usage can hold them), which
+            # orjson refuses: the standard module, as the JSON converter falls back to
+            try:
+                value = json.loads(payload.data)
+            except ValueError:
+                return
         if not wanted(value):
             return
         try:
