@@ -45,7 +45,13 @@ from pee.runtime.report_assembly import assemble  # noqa: E402
 from pee.runtime.worker import build_worker  # noqa: E402
 from pee.stores.runs import RunStore  # noqa: E402
 from pee.workflows.plan_workflow import PlanWorkflow  # noqa: E402
-from pee.workflows.types import LOCAL_AGENT_S, BatchSpec, LedgerSpec, PlanRunInput  # noqa: E402
+from pee.workflows.types import (  # noqa: E402
+    LOCAL_AGENT_S,
+    BatchSpec,
+    LedgerSpec,
+    PlanRunInput,
+    task_timeout,
+)
 
 HISTORY_BOUND = 10_240
 
@@ -190,11 +196,13 @@ async def run_plan(
     task_queue = f"scale-{uuid.uuid4()}"
     async with build_worker(client, task_queue, max_concurrent_activities=400):
         started = time.perf_counter()
+        run_input = PlanRunInput(plan=plan, time_scale=time_scale, batch=batch, ledger=ledger)
         handle = await client.start_workflow(
             PlanWorkflow.run,
-            PlanRunInput(plan=plan, time_scale=time_scale, batch=batch, ledger=ledger),
+            run_input,
             id=f"scale-{len(plan.agents)}-{uuid.uuid4().hex[:8]}",
             task_queue=task_queue,
+            task_timeout=task_timeout(run_input),
         )
         report = await handle.result()
         wall = time.perf_counter() - started

@@ -54,7 +54,8 @@ def test_a_large_workflow_input_is_stored_compressed(temporal: TemporalHarness) 
 def test_dataclasses_encode_to_the_same_json_as_the_sdk_default() -> None:
     """ShallowDataclassEncoder (no deep copy first) writes the bytes the SDK's own encoder
     writes, for a plan input with nested dataclasses, tuples and None, except that a plan's
-    agents and groups leave out their fields at defaults; both read back the same."""
+    agents and groups leave out their fields at defaults and the plan carries its facts
+    (pee.engine.rules.plan_facts); both read back the same."""
     import json
 
     from temporalio.converter import DataConverter
@@ -70,6 +71,7 @@ def test_dataclasses_encode_to_the_same_json_as_the_sdk_default() -> None:
     ours = data_converter().payload_converter.to_payloads([value])
     sdk = DataConverter.default.payload_converter.to_payloads([value])
     mine, theirs = json.loads(ours[0].data), json.loads(sdk[0].data)
+    assert mine["plan"].pop("facts")["agents"] == 2
     for row in (mine, theirs):
         row["plan"]["agents"] = row["plan"]["groups"] = None
     assert theirs == mine
@@ -165,6 +167,8 @@ def test_the_payload_converter_writes_and_reads_the_same_values_as_the_sdks() ->
     # agents and groups leave out what is at its default (the SDK writes every field) ...
     assert {"validates", "writes", "task_queue"}.isdisjoint(written["agents"][0])
     assert 40.0 == written["agents"][0]["cpu"] and "cpu" not in written["agents"][1]
+    # ... and the plan carries its facts (pee.engine.rules.plan_facts), which the SDK does not
+    assert [1.0, 1.0] == written.pop("facts")["remaining"]
     assert {k: v for k, v in json.loads(sdks.data).items() if k not in ("agents", "groups")} == {
         k: v for k, v in written.items() if k not in ("agents", "groups")
     }

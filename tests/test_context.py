@@ -163,6 +163,17 @@ def test_ownership_violation_rejected_by_default() -> None:
     assert ctx.CREATED == store.commit("pm", "requirements", ["x"], 0, "t2").outcome
 
 
+def test_an_agents_own_keys_are_its_own_as_the_agent_list_changes() -> None:
+    """`pm.out` belongs to the agent pm (looked up in a set of the ids, not the list): another
+    writer is rejected; an agent the list gains afterwards owns its keys too."""
+    store = VersionedContext(ContextPolicy(agents=["pm", "dev"]))
+    assert ctx.REJECTED == store.commit("dev", "pm.out", 1, 0, "t1").outcome
+    assert ctx.CREATED == store.commit("pm", "pm.out", 1, 0, "t2").outcome
+    assert ctx.CREATED == store.commit("dev", "qa.out", 1, 0, "t3").outcome
+    store.policy.agents.append("qa")
+    assert ctx.REJECTED == store.commit("dev", "qa.out", 2, 1, "t4").outcome
+
+
 def test_ownership_violation_as_conflict() -> None:
     """With ownership_violation: conflict, the write becomes an ownership conflict instead."""
     store = VersionedContext(

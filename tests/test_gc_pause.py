@@ -34,3 +34,28 @@ def test_gc_paused_pauses_the_call_and_restores_the_collector() -> None:
         # the inner pause leaves the outer one in force
         assert not gc.isenabled()
     assert gc.isenabled()
+
+
+def test_a_pause_on_another_thread_ending_first_leaves_this_one_in_force() -> None:
+    """Workflow activations run on several threads: a pause that ends while another thread's
+    is still in progress must not turn the collector back on under it."""
+    import threading
+
+    entered, release = threading.Event(), threading.Event()
+    seen: list[bool] = []
+
+    def other() -> None:
+        with paused_gc():
+            entered.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    assert entered.wait(10)
+    with paused_gc():
+        release.set()
+        thread.join(10)
+        # the other thread's pause began first and has ended: this one still holds
+        seen.append(gc.isenabled())
+    assert [False] == seen
+    assert gc.isenabled()

@@ -419,3 +419,28 @@ def test_the_local_batch_ran_its_retry_inside_the_child() -> None:
     assert 2 == event_kinds(child).count("marker_recorded_event_attributes")
     rows = final_report(load("batch_local"))["agents"]
     assert (1, 2, 1) == tuple(rows[a]["attempts"] for a in ("a", "b", "c"))
+
+
+def test_the_plan_facts_history_reads_its_ranks_from_the_input(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The plan_facts run (issue 17) was started with the plan's facts in its input: the
+    admission ranks (`long` 0.3 s of path, `short` 0.1) put `long` first although `short` is
+    declared first, and the replay reads them from the input: working them out is refused."""
+    from pee.engine.rules import plan_facts
+    from pee.workflows.types import PlanRunInput
+
+    history = load("plan_facts")
+    started = history.events[0].workflow_execution_started_event_attributes
+    plain = [Lz4Codec._decode(p) for p in started.input.payloads]
+    assert [0.1, 0.3, 0.2] == json.loads(plain[0].data)["plan"]["facts"]["remaining"]
+    (decoded,) = data_converter().payload_converter.from_payloads(plain, [PlanRunInput])
+    assert plan_facts.given(decoded.plan)
+    assert ["long", "short", "tail"] == activity_ids(history)
+
+    def refuse(plan: Any) -> Any:
+        raise AssertionError("the workflow worked out facts its input carries")
+
+    monkeypatch.setattr(plan_facts, "compute", refuse)
+    replayer = Replayer(workflows=[PlanWorkflow], data_converter=data_converter())
+    assert asyncio.run(replayer.replay_workflow(history)).replay_failure is None

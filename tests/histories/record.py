@@ -76,6 +76,24 @@ def plain() -> CompiledPlan:
     )
 
 
+def plan_facts() -> CompiledPlan:
+    """One agent at a time: `long` (the longer path: `tail` waits for it) starts before
+    `short`, declared first, by the admission ranks the run input carries as the plan's facts
+    (pee.engine.rules.plan_facts)."""
+    return with_sections(
+        compiled_plan(
+            [
+                sim("short", "first", 0.1),
+                sim("long", "first", 0.1),
+                sim("tail", "second", 0.2, inputs=["long.out"]),
+            ],
+            [group("first", ["short", "long"]), group("second", ["tail"], ["first"])],
+            name="plan-facts",
+        ),
+        resources={"resource_pool": {"computational": {"concurrent_agent_limit": 1}}},
+    )
+
+
 def all_completed() -> CompiledPlan:
     return compiled_plan(
         [sim("a", "g", 0.1), sim("b", "g", 0.2)],
@@ -658,6 +676,13 @@ SCENARIOS = [
         {"g": ["all_completed"], "next": ["all_completed"]},
         {"batch": BatchSpec(chunk_size=10, window=2, local_s=1000.0)},
         batch_children=True,
+    ),
+    # issue 17: the run input carries the plan's facts (admission ranks and the checks' bounds)
+    Scenario(
+        "plan_facts",
+        plan_facts,
+        "completed",
+        {"first": ["all_completed"], "second": ["all_completed"]},
     ),
     # issue 16: agent-level fan-outs (src/pee/workflows/fan_out_driver.py, patch fan-out-v1)
     Scenario(

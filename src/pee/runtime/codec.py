@@ -31,6 +31,8 @@ from pee.activities.types import AgentResult, AgentTask
 from pee.engine.compiled import CompiledAgent, CompiledGroup, CompiledPlan
 from pee.engine.gc_pause import paused_gc
 from pee.engine.report.run_rows import RowKind, RunRow, RunRowsBatch
+from pee.engine.rules import plan_facts
+from pee.runtime import predecode
 from pee.stores.payloads import external_storage
 from pee.workflows.agent_outcome import AgentOutcome
 from pee.workflows.types import PlanRunInput
@@ -51,7 +53,12 @@ class Lz4Codec(temporalio.converter.PayloadCodec):
         return [self._encode(p) for p in payloads]
 
     async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
-        return [self._decode(p) for p in payloads]
+        decoded = [self._decode(p) for p in payloads]
+        for payload in decoded:
+            # here, on the worker's event loop, not in the workflow task that will read it
+            # (under the 2 s deadlock detector): see pee.runtime.predecode
+            predecode.prepare(payload, _is_run_input, _plan_run_input)
+        return decoded
 
     def _encode(self, payload: Payload) -> Payload:
         if payload.metadata.get("encoding") == ENCODING:
@@ -117,7 +124,7 @@ class CompiledPlanConverter(temporalio.converter.JSONTypeConverter):
     def to_typed_value(self, hint: type, value: Any) -> Any:
         if hint is CompiledPlan and isinstance(value, dict):
             try:
-                return CompiledPlan.from_dict(value)
+                return _plan(value)
             except (TypeError, KeyError):
                 # hand-written JSON with unknown or missing fields: the SDK's walk says what
                 pass
@@ -194,8 +201,23 @@ class CompiledPlanConverter(temporalio.converter.JSONTypeConverter):
         return temporalio.converter.JSONTypeConverter.Unhandled
 
 
+def _is_run_input(value: Any) -> bool:
+    return (
+        isinstance(value, dict)
+        and isinstance(value.get("plan"), dict)
+        and isinstance(value["plan"].get("agents"), list)
+    )
+
+
+def _plan(value: dict[str, Any]) -> CompiledPlan:
+    plan = CompiledPlan.from_dict(value)
+    # what the workflow would otherwise derive from every agent in its first task
+    plan_facts.attach(plan, value.get(plan_facts.KEY))
+    return plan
+
+
 def _plan_run_input(value: dict[str, Any]) -> PlanRunInput:
-    fields = {**value, "plan": CompiledPlan.from_dict(value["plan"])}
+    fields = {**value, "plan": _plan(value["plan"])}
     for name, kind in _flat_dataclass_fields(PlanRunInput).items():
         given = value.get(name)
         if isinstance(given, dict):
@@ -237,6 +259,12 @@ class ShallowDataclassEncoder(temporalio.converter.AdvancedJSONEncoder):
         kind: type = o.__class__
         if kind in SPARSE_KINDS:
             return _sparse(o, kind)
+        if kind is CompiledPlan:
+            # with what the workflow derives from the whole plan (pee.engine.rules.plan_facts),
+            # worked out here, on the starter's side, once per plan
+            row = {name: getattr(o, name) for name in _field_names(kind)}
+            row[plan_facts.KEY] = plan_facts.facts(o).to_dict()
+            return row
         fields = _dataclass_fields(kind)
         if fields is not None:
             attrs = getattr(o, "__dict__", None)
@@ -313,6 +341,11 @@ class FastJSONPayloadConverter(temporalio.converter.JSONPlainPayloadConverter):
     def from_payload(self, payload: Payload, type_hint: type | None = None) -> Any:
         # a large payload allocates objects by the hundred thousand and frees none: the cyclic
         # collector would walk the growing heap over and over (half the time at 10,000 agents)
+        if type_hint is PlanRunInput:
+            # decoded already by the codec, outside the workflow task (pee.runtime.predecode)
+            prepared = predecode.take(payload.data)
+            if prepared is not None:
+                return prepared
         with paused_gc():
             try:
                 obj = orjson.loads(payload.data)

@@ -54,7 +54,7 @@ from pee.runtime.web_ui import (
 )
 from pee.runtime.worker import build_worker
 from pee.workflows.plan_workflow import PlanWorkflow
-from pee.workflows.types import PlanRunInput
+from pee.workflows.types import PlanRunInput, task_timeout
 
 # `make run` on the seed plan should take seconds, not half an hour
 AUTO_SCALE_ABOVE_S = 60.0
@@ -223,6 +223,8 @@ async def _run(
                 # with this command's worker polling, the server hands the first workflow task
                 # back in the start's answer instead of through a poll (eager workflow start)
                 request_eager_start=with_worker,
+                # a large run's history must replay within one task (types.task_timeout)
+                task_timeout=task_timeout(options.run_input),
                 **ui_options,
             )
         except WorkflowAlreadyStartedError:

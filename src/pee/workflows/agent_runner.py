@@ -21,13 +21,13 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    import pee.engine.rules.plan_facts as plan_facts
     from pee.activities.agents import run_agent
     from pee.activities.types import AgentProgress, AgentResult, AgentTask
     from pee.engine.compile.fan_out_slice import shown_inputs, template_of
     from pee.engine.compiled import CompiledAgent, CompiledGroup
-    from pee.engine.dag import agent_dependencies
     from pee.engine.rules.monitoring import take_sample
-    from pee.engine.rules.scheduler import Request, remaining_paths
+    from pee.engine.rules.scheduler import Request
     from pee.engine.states import AgentStatus
     from pee.workflows import pool_lease
     from pee.workflows.adaptation import Adaptation
@@ -73,11 +73,9 @@ class AgentRunner:
         self.signals = signals
         plan = scope.plan
         # admission ranks: the longest remaining path from each agent, then plan order
-        self.remaining = remaining_paths(
-            [agent.id for agent in plan.agents],
-            agent_dependencies(plan.agents, plan.groups),
-            {agent.id: agent.expected_s for agent in plan.agents},
-        )
+        # (worked out on the starter's side and carried with the plan: pee.engine.rules.
+        # plan_facts; a copy, as fan-out instances join it)
+        self.remaining = dict(plan_facts.facts(plan).remaining)
         self.order = {agent.id: index for index, agent in enumerate(plan.agents)}
         # agent id -> its group, for the throttle on every admission round
         self.group_of = {agent.id: agent.group for agent in plan.agents}

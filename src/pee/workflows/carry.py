@@ -95,6 +95,14 @@ class CarriedRun:
     ledger: dict[str, Any] | None = None
 
 
+# an agent's and a group's state as PlanWorkflow builds them, and as they travel (JSON values: a
+# status enum equals its string)
+_FRESH_AGENT = AgentState()
+_FRESH_GROUP = GroupState()
+_FRESH_AGENT_ROW = {f.name: getattr(_FRESH_AGENT, f.name) for f in fields(AgentState)}
+_FRESH_GROUP_ROW = {f.name: getattr(_FRESH_GROUP, f.name) for f in fields(GroupState)}
+
+
 def capture(
     run: RunState,
     run_id: str,
@@ -111,8 +119,14 @@ def capture(
     return CarriedRun(
         started=run.started.isoformat(),
         earlier_runs=[*run.earlier_runs, run_id],
-        agents={k: v for k, v in run.agents.items() if k not in frozen_agents},
-        groups={k: v for k, v in run.groups.items() if k not in frozen_groups},
+        # an agent or group still as it was built (not started) is left out: the continuation
+        # builds it the same way (half of a 20,000-agent plan's agents, at the drain)
+        agents={
+            k: v for k, v in run.agents.items() if k not in frozen_agents and v != _FRESH_AGENT
+        },
+        groups={
+            k: v for k, v in run.groups.items() if k not in frozen_groups and v != _FRESH_GROUP
+        },
         alerts=list(run.alerts),
         events=list(run.events),
         versions=dict(run.context.versions),
@@ -235,10 +249,13 @@ def _decode(data: dict[str, Any]) -> CarriedRun:
     return CarriedRun(
         started=str(data["started"]),
         earlier_runs=[str(run) for run in data["earlier_runs"]],
-        # statuses travel as their string values: back to the enums
+        # statuses travel as their string values: back to the enums; a row as a fresh state
+        # encodes (carried by runs before capture left them out) is left to the fresh state
+        # the continuation builds: the same, without building it twice in its first task
         agents={
             key: AgentState(**{**row, "status": AgentStatus(row["status"])})
             for key, row in data["agents"].items()
+            if row != _FRESH_AGENT_ROW
         },
         groups={
             key: GroupState(
@@ -249,6 +266,7 @@ def _decode(data: dict[str, Any]) -> CarriedRun:
                 }
             )
             for key, row in data["groups"].items()
+            if row != _FRESH_GROUP_ROW
         },
         alerts=[Alert(**row) for row in data["alerts"]],
         events=list(data["events"]),

@@ -75,6 +75,7 @@ from temporalio.exceptions import (
 with workflow.unsafe.imports_passed_through():
     # not `from pee.workflows import pool_lease, item_batch`: the sandbox imports this package
     # afresh, and a from-import of its submodule bypasses the passthrough (re-imported per run)
+    import pee.engine.rules.plan_facts as plan_facts
     import pee.workflows.item_batch as item_batch
     import pee.workflows.pool_lease as pool_lease
     from pee.activities import simulate
@@ -339,7 +340,13 @@ class PlanWorkflow:
                 self._invalid_carried, type="InvalidCarriedRun", non_retryable=True
             )
         with paused_gc():  # see gc_paused: the first workflow task builds per-agent state
-            too_long = time_scale_problems(self._plan, self._scale, input.heartbeat_timeout_s)
+            facts = plan_facts.facts(self._plan)
+            bounds = (
+                None if facts.min_s is None or facts.max_s is None else (facts.min_s, facts.max_s)
+            )
+            too_long = time_scale_problems(
+                self._plan, self._scale, input.heartbeat_timeout_s, bounds=bounds
+            )
         # only an input `run`/`compile` would have refused reaches this: the marker goes only
         # into such runs' histories, so every other run issues the commands it always did
         if too_long and workflow.patched(TIME_LIMITS_PATCH):
@@ -603,6 +610,17 @@ class PlanWorkflow:
     # --- bookkeeping --------------------------------------------------------------------
 
     def _check_plan(self) -> None:
+        # the usual case from the plan's facts (pee.engine.rules.plan_facts), not a walk over
+        # every group and agent in the first workflow task; the walk says what is wrong
+        facts = plan_facts.facts(self._plan)
+        pool = self._run.admission.pool
+        if (
+            facts.consistent
+            and facts.max_cpu is not None
+            and facts.max_memory is not None
+            and self._run.admission.fits_ever(Request("", facts.max_cpu, facts.max_memory, 0))
+        ):
+            return
         problems = []
         for group in self._plan.groups:
             problems += [
@@ -615,7 +633,6 @@ class PlanWorkflow:
                 for a in group.agents
                 if a not in self._agents
             ]
-        pool = self._run.admission.pool
         problems += [
             f"agent '{a.id}' needs cpu {a.cpu:g}/memory {a.memory:g} but the pool admits at most "
             f"{pool.cpu:g}/{pool.memory:g}: lower its resource_requirements or raise "

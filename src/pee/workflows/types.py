@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from pee.engine.compiled import CompiledPlan
@@ -174,3 +175,17 @@ class ResolveConflict:
     value: Any = None
     expected_version: int | None = None
     by: str = "user"
+
+
+# a batch-mode run's workflow task timeout (Temporal's largest; its default is 10 s): after an
+# eviction (a worker restart, a task the deadlock detector failed) the worker replays the
+# parent's whole history inside one workflow task, and a 20,000-agent parent's 4,700 events
+# took 30-35 s to replay on a loaded 2-core machine: with 10 s every attempt timed out and
+# started the replay again, and the run never went on
+LARGE_RUN_TASK_TIMEOUT = timedelta(seconds=120)
+
+
+def task_timeout(run_input: PlanRunInput) -> timedelta | None:
+    """The workflow task timeout to start ``run_input``'s run with (None: Temporal's default;
+    a continuation keeps its run's)."""
+    return LARGE_RUN_TASK_TIMEOUT if run_input.batch is not None else None

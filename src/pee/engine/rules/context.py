@@ -103,6 +103,16 @@ class ContextPolicy:
     # agent ids: each owns every "<id>.<name>" key (its outputs), whatever the rules say
     agents: list[str] = field(default_factory=list)
 
+    def is_agent(self, agent_id: str) -> bool:
+        # a set of the ids, built once (and again if the list changes size): scanning the list
+        # on every commit made a run's commits O(agents²), a 20,000-agent plan's the slowest
+        # part of its parent workflow's tasks
+        cached = self.__dict__.get("_ids")
+        if cached is None or cached[1] is not self.agents or cached[2] != len(self.agents):
+            cached = (frozenset(self.agents), self.agents, len(self.agents))
+            self.__dict__["_ids"] = cached
+        return agent_id in cached[0]
+
 
 @dataclass
 class VersionedContext:
@@ -178,7 +188,7 @@ class VersionedContext:
         if key in self.policy.owners:
             return self.policy.owners[key]
         prefix = key.split(".", 1)[0]
-        if "." in key and prefix in self.policy.agents:
+        if "." in key and self.policy.is_agent(prefix):
             return prefix
         return None
 

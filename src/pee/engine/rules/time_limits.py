@@ -31,7 +31,7 @@ def _number(value: Any) -> float | None:
     return float(value)
 
 
-def _seconds(plan: CompiledPlan) -> Iterator[float]:
+def plan_seconds(plan: CompiledPlan) -> Iterator[float]:
     """scaled_durations without the names (the names are built only for a plan with a problem:
     10,000 agents made 50,000 strings in a run's first workflow task for nothing)."""
     yield plan.default_agent_timeout_s
@@ -102,9 +102,14 @@ def _plan_level(plan: CompiledPlan) -> Iterator[tuple[str, float]]:
 
 
 def time_scale_problems(
-    plan: CompiledPlan, time_scale: float, heartbeat_timeout_s: float | None = None
+    plan: CompiledPlan,
+    time_scale: float,
+    heartbeat_timeout_s: float | None = None,
+    bounds: tuple[float, float] | None = None,
 ) -> list[str]:
-    """Why this plan cannot run at ``time_scale`` (empty: it can)."""
+    """Why this plan cannot run at ``time_scale`` (empty: it can). ``bounds``: the least and
+    the largest of plan_seconds(plan) when known (pee.engine.rules.plan_facts), so the usual
+    case is checked without a walk over every agent."""
     if not (isinstance(time_scale, int | float) and math.isfinite(time_scale) and time_scale > 0):
         return [f"the time scale must be a finite number above 0, found {time_scale!r}"]
     problems: list[str] = []
@@ -115,7 +120,9 @@ def time_scale_problems(
             f"the heartbeat timeout must be above 0 and at most "
             f"{MAX_DURATION_TEXT}, found {heartbeat_timeout_s!r}"
         )
-    if all(0 <= seconds and seconds * time_scale <= MAX_DURATION_S for seconds in _seconds(plan)):
+    if (bounds is not None and 0 <= bounds[0] and bounds[1] * time_scale <= MAX_DURATION_S) or all(
+        0 <= seconds and seconds * time_scale <= MAX_DURATION_S for seconds in plan_seconds(plan)
+    ):
         # the usual case (NaN fails the comparison, infinity the limit): only the plan-level
         # values are left to check, with their names
         durations = list(_plan_level(plan))
