@@ -13,6 +13,13 @@ task's end schedules the release of the waiter (where `workflow.wait`'s callback
 was scheduled), and the release schedules the driver. An agent that ended before the wait
 began does not wake it, as `workflow.wait` was not given finished tasks. Waits with a timeout
 (a timer command per wait: runs recorded before the deadline clock) keep `workflow.wait`.
+
+Every way an agent ends runs that last step (`finally`): success, failure, and cancellation of a
+started task. The one exception, a task cancelled before its first step (whose coroutine never
+runs), cannot happen while the driver waits: only the driver cancels its agents (cancel_all,
+end_with_agents), never while it waits, and it waits again only after looking at every agent.
+The driver cut short while waiting (the run cancelled, another group failed) leaves the wait
+with its callbacks and waiter removed. tests/test_group_wake.py has a test of each.
 """
 
 from __future__ import annotations
