@@ -93,11 +93,16 @@ def test_another_future_wakes_the_wait_and_loses_its_callback() -> None:
 
 
 async def failing_agent(wake: GroupWake, gate: asyncio.Future[None]) -> None:
+    # as AgentRunner._run_then: the last step says whether the task fails
+    failed = True
     try:
         await gate
         raise RuntimeError("the agent failed")
+    except asyncio.CancelledError:
+        failed = False
+        raise
     finally:
-        wake.ended()
+        wake.ended(failed)
 
 
 def test_an_agent_that_fails_wakes_the_wait() -> None:
@@ -113,9 +118,27 @@ def test_an_agent_that_fails_wakes_the_wait() -> None:
         await asyncio.sleep(0)
         gate.set_result(None)
         await asyncio.wait_for(waiting, timeout=5)
-        return isinstance(task.exception(), RuntimeError)
+        # the driver looks through its tasks for the failure only once one has failed
+        return wake.failed and isinstance(task.exception(), RuntimeError)
 
     assert asyncio.run(scenario())
+
+
+def test_ends_and_cancellations_do_not_mark_the_group_failed() -> None:
+    async def scenario() -> bool:
+        loop = asyncio.get_running_loop()
+        wake = GroupWake()
+        done: asyncio.Future[None] = loop.create_future()
+        never: asyncio.Future[None] = loop.create_future()
+        ends = asyncio.create_task(agent(wake, done, [], "a"))
+        cancelled = asyncio.create_task(failing_agent(wake, never))
+        await asyncio.sleep(0)
+        done.set_result(None)
+        cancelled.cancel()
+        await asyncio.gather(ends, cancelled, return_exceptions=True)
+        return wake.failed
+
+    assert not asyncio.run(scenario())
 
 
 def test_an_agent_cancelled_while_the_group_waits_wakes_the_wait() -> None:

@@ -31,9 +31,15 @@ from typing import Any
 class GroupWake:
     def __init__(self) -> None:
         self._waiter: asyncio.Future[None] | None = None
+        # whether an agent task of the group failed (raised, not cancelled): until one has, the
+        # driver need not look through every task for a failure at each wake-up
+        self.failed = False
 
-    def ended(self) -> None:
-        """An agent task of the group is in its last step (called synchronously there)."""
+    def ended(self, failed: bool = False) -> None:
+        """An agent task of the group is in its last step (called synchronously there);
+        `failed`: it ends with an exception other than its cancellation."""
+        if failed:
+            self.failed = True
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             asyncio.get_running_loop().call_soon(_release, waiter)
