@@ -58,8 +58,8 @@ def test_withheld_agents_wait_for_room_in_their_group() -> None:
     """With g limited to 1 and one of its agents running, its queued agents are withheld;
     agents of other groups stay eligible; when g's agent ends, the best ranked comes back."""
     admission = Admission(Pool(100, 100, 5))
-    admission = Admission(Pool(100, 100, 5))
-    admission.running["run"] = Request("run", 10, 10, 7)
+    admission.submit(Request("run", 10.0, 10.0, 7))
+    assert ["run"] == admission.admit(0.0)
     for order, (agent_id, priority) in enumerate([("g1", 7), ("g2", 9), ("h1", 7)]):
         admission.submit(Request(agent_id, 10, 10, priority, order=order))
     groups = {"run": "g", "g1": "g", "g2": "g", "h1": "h"}

@@ -131,3 +131,38 @@ def test_aging_counts_whole_levels() -> None:
     admission.submit(req("fresh", priority=7, remaining_s=90, ready_at=70, order=2))
     # early has waited 70 s: one level up, above fresh's longer path
     assert ["early"] == admission.admit(70.0)
+
+
+@pytest.mark.parametrize(
+    "units",
+    [
+        [1.0, 0.5, 25.0, 2.25, 1024.0],  # multiples of 1/1024: the kept sums
+        [0.1, 0.2, 0.3, 1.0, 25.0],  # not: the sum taken afresh while any of them runs
+        [1, 2, 3, 4, 5],  # ints: the plain sum, of type int
+    ],
+)
+def test_units_in_use_equal_the_sum_over_running_agents(units: list[float]) -> None:
+    """Agents start and end in a shuffled order; at every step the units in use are exactly
+    (value and type) what summing the running agents gives, also from an initial `running`."""
+    import random
+
+    rng = random.Random(7)
+    admission = Admission(Pool(1e9, 1e9, 1000))
+    ids = [f"a{i}" for i in range(60)]
+    for step, agent_id in enumerate(ids):
+        admission.submit(req(agent_id, cpu=rng.choice(units), memory=rng.choice(units)))
+        if step % 3 == 0:
+            admission.admit(float(step))
+        if step % 4 == 1 and admission.running:
+            admission.release(rng.choice(sorted(admission.running)), float(step))
+        for got, want in [
+            (admission.cpu_in_use, sum(r.cpu for r in admission.running.values())),
+            (admission.memory_in_use, sum(r.memory for r in admission.running.values())),
+        ]:
+            assert (want, type(want)) == (got, type(got))
+    again = Admission(admission.pool, running=dict(admission.running))
+    assert admission.cpu_in_use == again.cpu_in_use
+    assert admission.memory_in_use == again.memory_in_use
+    for agent_id in list(admission.running):
+        admission.release(agent_id)
+    assert (0, int) == (admission.cpu_in_use, type(admission.cpu_in_use))

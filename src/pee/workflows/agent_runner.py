@@ -101,9 +101,10 @@ class AgentRunner:
         group: CompiledGroup,
         *,
         fallback: bool,
-        on_end: Callable[[], None] | None = None,
+        on_end: Callable[[bool], None] | None = None,
     ) -> asyncio.Task[None]:
-        """The agent's task; `on_end` is called in its last step (workflows/group_wake.py)."""
+        """The agent's task; `on_end` is called in its last step, with whether the task fails
+        (ends with an exception other than its cancellation; workflows/group_wake.py)."""
         # mark the agent queued (or blocked) now, not when the task first runs; the caller then
         # admits what fits, so the barrier never sees a started agent as pending
         state = self.scope.agents[agent.id]
@@ -119,13 +120,18 @@ class AgentRunner:
         agent: CompiledAgent,
         group: CompiledGroup,
         fallback: bool,
-        on_end: Callable[[], None],
+        on_end: Callable[[bool], None],
     ) -> None:
         # `await` runs the agent in this same task, step for step: no turn of the loop added
+        failed = True
         try:
             await self.run_agent(agent, group, fallback)
+            failed = False
+        except asyncio.CancelledError:
+            failed = False
+            raise
         finally:
-            on_end()
+            on_end(failed)
 
     def queue(self, agent: CompiledAgent) -> None:
         """Ready: ask admission for the agent's units (started by `_admit` when they fit)."""

@@ -203,7 +203,9 @@ class GroupDriver:
                         unpaused.cancel()
                     if more is not None and not more.done():
                         more.cancel()
-                    await self.raise_agent_failure(group, tasks)
+                    if wake.failed:
+                        # (raise_agent_failure without a failed task neither raises nor awaits)
+                        await self.raise_agent_failure(group, tasks)
                     deadline_passed = (
                         not done
                         if self.clock is None

@@ -13,6 +13,13 @@ task's end schedules the release of the waiter (where `workflow.wait`'s callback
 was scheduled), and the release schedules the driver. An agent that ended before the wait
 began does not wake it, as `workflow.wait` was not given finished tasks. Waits with a timeout
 (a timer command per wait: runs recorded before the deadline clock) keep `workflow.wait`.
+
+Every way an agent ends runs that last step (`finally`): success, failure, and cancellation of a
+started task. The one exception, a task cancelled before its first step (whose coroutine never
+runs), cannot happen while the driver waits: only the driver cancels its agents (cancel_all,
+end_with_agents), never while it waits, and it waits again only after looking at every agent.
+The driver cut short while waiting (the run cancelled, another group failed) leaves the wait
+with its callbacks and waiter removed. tests/test_group_wake.py has a test of each.
 """
 
 from __future__ import annotations
@@ -24,9 +31,15 @@ from typing import Any
 class GroupWake:
     def __init__(self) -> None:
         self._waiter: asyncio.Future[None] | None = None
+        # whether an agent task of the group failed (raised, not cancelled): until one has, the
+        # driver need not look through every task for a failure at each wake-up
+        self.failed = False
 
-    def ended(self) -> None:
-        """An agent task of the group is in its last step (called synchronously there)."""
+    def ended(self, failed: bool = False) -> None:
+        """An agent task of the group is in its last step (called synchronously there);
+        `failed`: it ends with an exception other than its cancellation."""
+        if failed:
+            self.failed = True
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             asyncio.get_running_loop().call_soon(_release, waiter)

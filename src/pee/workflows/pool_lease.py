@@ -107,7 +107,7 @@ class LeasedAdmission(Admission):
         self.granted = [a for a in self.granted if a not in by_id]
         for agent_id in admitted:
             request = by_id[agent_id]
-            self.running[agent_id] = request
+            self._start(request)
             self.waited[agent_id] = max(0.0, now - request.ready_at)
         if admitted:
             self.waiting = [r for r in self.waiting if r.agent_id not in self.running]

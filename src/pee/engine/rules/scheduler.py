@@ -22,6 +22,15 @@ Usage is integrated over time (``cpu_seconds``, ``memory_seconds``) when callers
 ``release`` as well as to ``admit``: the run report's utilisation comes from it.
 
 Pure and deterministic: callers pass ``now`` (seconds) and get agent ids back, in order.
+
+The units in use are kept as running sums (a monitoring sample reads them at every admission
+and every agent's end: summing every running agent there was O(running) per event). Agents
+start through ``admit`` and end through ``release`` only, which keep the sums; ``running`` is
+read, never written, from outside. The sums equal ``sum(...)`` over ``running`` bit for bit:
+units that are multiples of 1/1024 below 2**20 (whole units, halves, quarters: all plans seen
+so far) add exactly in any order; while any running agent's units are not, the sum is taken
+afresh as before (and so it is with no agent running, or units that are not floats, so that
+the type of the result does not change either).
 """
 
 from __future__ import annotations
@@ -108,17 +117,42 @@ class Admission:
     cpu_seconds: float = 0.0
     memory_seconds: float = 0.0
     accounted_s: float | None = None
+    # running sums of units in use (see the module's docstring); _inexact counts running agents
+    # whose units do not add exactly
+    _cpu: float = field(default=0.0, init=False, repr=False, compare=False)
+    _memory: float = field(default=0.0, init=False, repr=False, compare=False)
+    _inexact: int = field(default=0, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        for request in self.running.values():
+            self._add(request, 1)
+
+    def _add(self, request: Request, sign: int) -> None:
+        if _adds_exactly(request.cpu) and _adds_exactly(request.memory):
+            self._cpu += sign * request.cpu
+            self._memory += sign * request.memory
+        else:
+            self._inexact += sign
+
+    def _start(self, request: Request) -> None:
+        """The one way an agent enters ``running``."""
+        self.running[request.agent_id] = request
+        self._add(request, 1)
 
     def fits_ever(self, request: Request) -> bool:
         return request.cpu <= self.pool.cpu and request.memory <= self.pool.memory
 
     @property
     def cpu_in_use(self) -> float:
-        return sum(r.cpu for r in self.running.values())
+        if self._inexact or not self.running:
+            return sum(r.cpu for r in self.running.values())
+        return self._cpu
 
     @property
     def memory_in_use(self) -> float:
-        return sum(r.memory for r in self.running.values())
+        if self._inexact or not self.running:
+            return sum(r.memory for r in self.running.values())
+        return self._memory
 
     def submit(self, request: Request) -> None:
         if not self.fits_ever(request):
@@ -140,8 +174,11 @@ class Admission:
     def release(self, agent_id: str, now: float | None = None) -> None:
         if now is not None:
             self.account(now)
-        self.running.pop(agent_id, None)
-        self.waiting = [r for r in self.waiting if r.agent_id != agent_id]
+        request = self.running.pop(agent_id, None)
+        if request is not None:
+            self._add(request, -1)
+        if self.waiting:
+            self.waiting = [r for r in self.waiting if r.agent_id != agent_id]
 
     def rank(self, request: Request, now: float) -> tuple[float, float, float, int]:
         if self.fifo:
@@ -164,7 +201,7 @@ class Admission:
         for request in sorted(self.waiting, key=lambda r: self.rank(r, now)):
             if self._fits_now(request, cpu, memory, count):
                 admitted.append(request.agent_id)
-                self.running[request.agent_id] = request
+                self._start(request)
                 self.waited[request.agent_id] = max(0.0, now - request.ready_at)
                 cpu, memory, count = cpu + request.cpu, memory + request.memory, count + 1
             elif now - request.ready_at >= self.reserve_after_s:
@@ -175,6 +212,14 @@ class Admission:
             self.peak_memory = max(self.peak_memory, memory)
             self.peak_agents = max(self.peak_agents, count)
         return admitted
+
+
+def _adds_exactly(units: float) -> bool:
+    """Whether sums of such values are exact in floating point whatever the order (multiples
+    of 1/1024 of magnitude under 2**20: any sum of fewer than 2**23 of them stays within the 53
+    bits of a double)."""
+    # ints (and other numbers) keep the plain sum, whose type follows theirs
+    return type(units) is float and abs(units) < 2.0**20 and (units * 1024.0).is_integer()
 
 
 def remaining_paths(
