@@ -243,6 +243,22 @@ def group_report(report: dict[str, Any], group_id: str) -> dict[str, Any]:
     return report["groups"][group_id]
 
 
+# the reason of every deadline postponement (barrier rows 4a and 4b)
+LAG_NOT_COUNTED = "engine/worker lag is not the agents' time"
+
+
+def judged(report: dict[str, Any], group_id: str) -> list[dict[str, Any]]:
+    """The group's barrier decisions on its agents' own time: its history less the deadline
+    postponements that engine or worker lag earns (barrier rows 4a/4b). How many of those a run
+    gets depends on how busy the machine is (a worker starting an activity 0.1 s late is
+    enough), so a test that names a branch reads this; each postponement must give that
+    reason."""
+    history: list[dict[str, Any]] = group_report(report, group_id)["barrier"]["history"]
+    postponed = [d for d in history if d["decision"] == "postpone_deadline"]
+    assert all(LAG_NOT_COUNTED in d["reason"] for d in postponed), postponed
+    return [d for d in history if d["decision"] != "postpone_deadline"]
+
+
 # --- starter.py as a subprocess ---------------------------------------------------------------
 
 # a hang guard for one command, not a speed assertion

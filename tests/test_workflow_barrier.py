@@ -22,6 +22,7 @@ from tests.helpers import (
     event_index,
     group,
     group_report,
+    judged,
     sim,
 )
 
@@ -34,6 +35,11 @@ def tuned(base: CompiledGroup, **attrs: Any) -> CompiledGroup:
 
 def decisions(report: dict[str, Any], group_id: str) -> list[str]:
     return [h["decision"] for h in group_report(report, group_id)["barrier"]["history"]]
+
+
+def judged_decisions(report: dict[str, Any], group_id: str) -> list[str]:
+    """Decisions at a reached deadline, less the postponements a busy worker earns (judged)."""
+    return [h["decision"] for h in judged(report, group_id)]
 
 
 def positions(report: dict[str, Any], event: str, ident: str) -> list[int]:
@@ -69,10 +75,10 @@ def test_extended_then_completed(temporal: TemporalHarness) -> None:
     plan.barrier = BarrierSettings(progress_window_s=1.5)
     report = temporal.execute(plan)
     g = group_report(report, "g")
-    assert decisions(report, "g") == ["extend_timeout", "all_completed"]
+    assert judged_decisions(report, "g") == ["extend_timeout", "all_completed"]
     assert (g["barrier"]["decision"], g["barrier"]["extensions"]) == ("all_completed", 1)
     # no progress signals: one describe at the deadline saw steady's recent heartbeat
-    assert "['steady'] heartbeat within the last" in g["barrier"]["history"][0]["reason"]
+    assert "['steady'] heartbeat within the last" in judged(report, "g")[0]["reason"]
     steady = agent_report(report, "steady")
     assert steady["status"] == "succeeded"
     assert steady["last_progress_at"] is not None
@@ -82,7 +88,8 @@ def test_extended_then_completed(temporal: TemporalHarness) -> None:
 def test_partial_with_defaults(temporal: TemporalHarness) -> None:
     """At the deadline with one success and no extension to give (heartbeating agents would
     earn one): cut the rest short, fill declared defaults, tell dependents what is missing,
-    record the quality impact."""
+    record the quality impact. A worker that started slow and bare late moves the deadline
+    first (judged)."""
     plan = compiled_plan(
         [
             sim("quick", "design", 0.1),
@@ -97,7 +104,13 @@ def test_partial_with_defaults(temporal: TemporalHarness) -> None:
             ),
         ],
         [
-            tuned(group("design", ["quick", "slow", "bare"], timeout_s=1.0), max_extensions=0),
+            # a postponement for an agent no worker has started yet lasts one extension_s: short,
+            # so that slow and bare (30 s) are still running at the deadline it moves to
+            tuned(
+                group("design", ["quick", "slow", "bare"], timeout_s=1.0),
+                max_extensions=0,
+                extension_s=1.0,
+            ),
             group("build", ["after"], ["design"]),
         ],
     )
@@ -110,7 +123,7 @@ def test_partial_with_defaults(temporal: TemporalHarness) -> None:
     assert report["status"] == "completed"
     design = group_report(report, "design")
     assert design["status"] == "partial"
-    assert decisions(report, "design") == ["continue_with_partial"]
+    assert judged_decisions(report, "design") == ["continue_with_partial"]
     assert design["barrier"]["extensions"] == 0
     assert design["barrier"]["quality_impact"].startswith("medium: 2 of 3")
     slow, bare = agent_report(report, "slow"), agent_report(report, "bare")
@@ -134,10 +147,17 @@ def test_sequential_group_cut_short(temporal: TemporalHarness) -> None:
             sim("t", "g", 0.1, defaults={"out": "t-default"}),
             sim("u", "g", 0.1),
         ],
-        [tuned(group("g", ["q", "s", "t", "u"], parallel=False, timeout_s=1.0), max_extensions=0)],
+        [
+            tuned(
+                group("g", ["q", "s", "t", "u"], parallel=False, timeout_s=1.0),
+                max_extensions=0,
+                # as in test_partial_with_defaults: any postponement ends well before s would
+                extension_s=1.0,
+            )
+        ],
     )
     report = temporal.execute(plan, heartbeat_timeout_s=1.0)
-    assert decisions(report, "g") == ["continue_with_partial"]
+    assert judged_decisions(report, "g") == ["continue_with_partial"]
     assert {a: r["status"] for a, r in report["agents"].items()} == {
         "q": "succeeded",
         "s": "defaulted",
@@ -184,14 +204,15 @@ def test_sequential_fallback_after_a_deadline_with_no_success(temporal: Temporal
     deadline."""
     plan = compiled_plan(
         [
-            sim("a", "g", 2.0, timeout_s=10.0),
+            # still running at any deadline a postponement (at most 1 s at a time) moves to
+            sim("a", "g", 4.0, timeout_s=10.0),
             sim("b", "g", 0.1, retry=NO_RETRY, fail_unless_fallback=True),
         ],
-        [tuned(group("g", ["a", "b"], timeout_s=1.0), max_extensions=0)],
+        [tuned(group("g", ["a", "b"], timeout_s=1.0), max_extensions=0, extension_s=1.0)],
     )
     report = temporal.execute(plan, heartbeat_timeout_s=1.0)
-    assert decisions(report, "g") == ["abort_and_fallback", "fallback_succeeded"]
-    reason = group_report(report, "g")["barrier"]["history"][0]["reason"]
+    assert judged_decisions(report, "g") == ["abort_and_fallback", "fallback_succeeded"]
+    reason = judged(report, "g")[0]["reason"]
     assert "deadline reached with ['a'] unfinished" in reason and "none succeeded" in reason
     assert positions(report, "agent_cancelled", "a")
     assert {a: r["status"] for a, r in report["agents"].items()} == {
