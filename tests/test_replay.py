@@ -444,3 +444,33 @@ def test_the_plan_facts_history_reads_its_ranks_from_the_input(
     monkeypatch.setattr(plan_facts, "compute", refuse)
     replayer = Replayer(workflows=[PlanWorkflow], data_converter=data_converter())
     assert asyncio.run(replayer.replay_workflow(history)).replay_failure is None
+
+
+def test_a_wide_ready_set_starts_in_bounded_activations() -> None:
+    """bounded_starts: 120 groups became ready when `root` passed; one activation started
+    START_BATCH of them (their agents one child's 100 calls, though a child takes 500), a 1 ms
+    timer ended it (patch bounded-group-starts) and the next activation started the other 20.
+    The replay of this history (test above) takes the same path."""
+    from pee.workflows.ready_groups import BOUNDED_STARTS_PATCH, START_BATCH
+
+    history = load("bounded_starts")
+    patches = [
+        json.loads(event.marker_recorded_event_attributes.details["patch-data"].payloads[0].data)
+        for event in history.events
+        if event.HasField("marker_recorded_event_attributes")
+    ]
+    assert BOUNDED_STARTS_PATCH in [patch["id"] for patch in patches]
+    timers = [
+        event.timer_started_event_attributes.start_to_fire_timeout.ToMilliseconds()
+        for event in history.events
+        if event.HasField("timer_started_event_attributes")
+    ]
+    assert [1] == timers
+    calls = []
+    for event in history.events:
+        if event.HasField("start_child_workflow_execution_initiated_event_attributes"):
+            payloads = event.start_child_workflow_execution_initiated_event_attributes.input
+            plain = [Lz4Codec._decode(p) for p in payloads.payloads]
+            calls.append(len(json.loads(plain[0].data)["calls"]))
+    assert [1, START_BATCH, 120 - START_BATCH] == calls
+    assert 121 == len(final_report(history)["groups"])

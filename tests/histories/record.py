@@ -146,6 +146,22 @@ def batch_local() -> CompiledPlan:
     )
 
 
+# ready_groups.START_BATCH + 20: the groups that become ready at once after `root`
+WIDE_GROUPS = 120
+
+
+def bounded_starts() -> CompiledPlan:
+    """`root`, then WIDE_GROUPS one-agent groups that all wait for it: when it passes, one
+    activation starts ready_groups.START_BATCH of them, a 1 ms timer ends it, the next starts
+    the rest (patch bounded-group-starts)."""
+    agents = [sim("root", "root", 0.01)]
+    groups = [group("root", ["root"])]
+    for index in range(WIDE_GROUPS):
+        agents.append(sim(f"w{index}", f"w{index}", 0.01))
+        groups.append(group(f"w{index}", [f"w{index}"], ["root"]))
+    return compiled_plan(agents, groups, name="bounded-starts")
+
+
 def liveness_extend() -> CompiledPlan:
     """extend_timeout without progress signals: at g's deadline one local activity describes
     the run, `steady`'s activity is started and heartbeat recently, so g extends once."""
@@ -683,6 +699,14 @@ SCENARIOS = [
         plan_facts,
         "completed",
         {"first": ["all_completed"], "second": ["all_completed"]},
+    ),
+    # issue 17: at most START_BATCH groups start per activation (src/pee/workflows/ready_groups.py)
+    Scenario(
+        "bounded_starts",
+        bounded_starts,
+        "completed",
+        {g: ["all_completed"] for g in ["root", *(f"w{i}" for i in range(WIDE_GROUPS))]},
+        {"time_scale": 0.1, "batch": BatchSpec(chunk_size=500, window=2, local_s=1000.0)},
     ),
     # issue 16: agent-level fan-outs (src/pee/workflows/fan_out_driver.py, patch fan-out-v1)
     Scenario(

@@ -32,7 +32,7 @@ from pee.engine.compiled import CompiledAgent, CompiledGroup, CompiledPlan
 from pee.engine.gc_pause import paused_gc
 from pee.engine.report.run_rows import RowKind, RunRow, RunRowsBatch
 from pee.engine.rules import plan_facts
-from pee.runtime import predecode
+from pee.runtime import plan_json, predecode
 from pee.stores.payloads import external_storage
 from pee.workflows.agent_outcome import AgentOutcome
 from pee.workflows.types import PlanRunInput
@@ -57,7 +57,7 @@ class Lz4Codec(temporalio.converter.PayloadCodec):
         for payload in decoded:
             # here, on the worker's event loop, not in the workflow task that will read it
             # (under the 2 s deadlock detector): see pee.runtime.predecode
-            predecode.prepare(payload, _is_run_input, _plan_run_input)
+            predecode.prepare(payload, _is_run_input, _prepared_run_input)
         return decoded
 
     def _encode(self, payload: Payload) -> Payload:
@@ -216,6 +216,15 @@ def _plan(value: dict[str, Any]) -> CompiledPlan:
     return plan
 
 
+def _prepared_run_input(value: dict[str, Any], exact: bool) -> PlanRunInput:
+    # the plan's JSON, written back before building may take from it, so a continuation's
+    # input can reuse it (pee.runtime.plan_json)
+    data = plan_json.plan_bytes(value["plan"], exact)
+    built = _plan_run_input(value)
+    plan_json.keep(built.plan, data)
+    return built
+
+
 def _plan_run_input(value: dict[str, Any]) -> PlanRunInput:
     fields = {**value, "plan": _plan(value["plan"])}
     for name, kind in _flat_dataclass_fields(PlanRunInput).items():
@@ -336,6 +345,18 @@ class FastJSONPayloadConverter(temporalio.converter.JSONPlainPayloadConverter):
         # a continue-as-new input is encoded inside the workflow task: no collector walks
         # while its temporary dicts and strings pile up
         with paused_gc():
+            if type(value) is PlanRunInput:
+                data = plan_json.kept_bytes(value.plan)
+                if data is not None:
+                    # the plan as it was read, outside the task: only the rest is encoded here
+                    rest = {n: getattr(value, n) for n in _field_names(PlanRunInput) if n != "plan"}
+                    encoded = json.dumps(
+                        rest, cls=self._encoder, separators=(",", ":"), sort_keys=True
+                    ).encode()
+                    return Payload(
+                        metadata={"encoding": predecode.JSON_PLAIN},
+                        data=plan_json.spliced(encoded, data),
+                    )
             return super().to_payload(value)
 
     def from_payload(self, payload: Payload, type_hint: type | None = None) -> Any:

@@ -42,15 +42,20 @@ def _digest(data: bytes) -> bytes:
     return hashlib.blake2b(data, digest_size=16).digest()
 
 
-def prepare(payload: Payload, wanted: Callable[[Any], bool], build: Callable[[Any], Any]) -> None:
+def prepare(
+    payload: Payload, wanted: Callable[[Any], bool], build: Callable[[Any, bool], Any]
+) -> None:
     """Build ``payload``'s value now if it is a large JSON payload whose decoded JSON is
-    ``wanted``; ``build`` turns the JSON into the value (anything it raises: left undone)."""
+    ``wanted``; ``build`` turns the JSON into the value (anything it raises: left undone), told
+    whether orjson read it (False: the standard module, see below)."""
     if payload.metadata.get("encoding") != JSON_PLAIN or len(payload.data) < PREPARE_BYTES:
         return
     with paused_gc():
+        exact = True
         try:
             value = orjson.loads(payload.data)
         except orjson.JSONDecodeError:
+            exact = False
             # NaN and Infinity (a continuation's carried pool or usage can hold them), which
             # orjson refuses: the standard module, as the JSON converter falls back to
             try:
@@ -60,7 +65,7 @@ def prepare(payload: Payload, wanted: Callable[[Any], bool], build: Callable[[An
         if not wanted(value):
             return
         try:
-            built = build(value)
+            built = build(value, exact)
         except (TypeError, KeyError, ValueError):
             return
     key = _digest(payload.data)

@@ -161,6 +161,8 @@ DESCRIBE_PATCH = "liveness-from-describe"
 # a hand-made input whose durations x time scale no run can wait for fails the run with the
 # reason (it used to raise OverflowError on every workflow task); valid inputs never ask
 TIME_LIMITS_PATCH = "durations-within-limits"
+# the timer that ends an activation which left ready groups for the next one
+NUDGE_S = 0.001
 
 
 @workflow.defn
@@ -361,6 +363,8 @@ class PlanWorkflow:
         # which waiting groups can start, without a walk over all of them per group end
         ready = ReadyGroups(self._plan.groups)
         running: dict[str, asyncio.Task[None]] = {}
+        # a short timer while ready groups wait for the next activation (ready.deferred)
+        nudge: asyncio.Task[None] | None = None
         self._scope.details()
         admitter = asyncio.create_task(self._runner.admitter())
         # the details text, once per activation (RunScope.details)
@@ -387,6 +391,10 @@ class PlanWorkflow:
                 else:
                     for group in ready.take(waiting, self._groups):
                         running[group.id] = asyncio.create_task(self._driver.run_group(group))
+                    if ready.deferred and (nudge is None or nudge.done()):
+                        # the rest of the ready groups start in the next activation
+                        # (ReadyGroups.START_BATCH): a timer ends this one
+                        nudge = asyncio.create_task(workflow.sleep(NUDGE_S))
                 if not running:
                     stuck = list(waiting)
                     raise ApplicationError(
@@ -394,7 +402,10 @@ class PlanWorkflow:
                         type="PlanDeadlock",
                         non_retryable=True,
                     )
-                await workflow.wait(list(running.values()), return_when=asyncio.FIRST_COMPLETED)
+                awaited = list(running.values())
+                if nudge is not None and not nudge.done():
+                    awaited.append(nudge)
+                await workflow.wait(awaited, return_when=asyncio.FIRST_COMPLETED)
                 for group_id in list(running):
                     if running[group_id].done():
                         if input.item_batch:
@@ -410,6 +421,8 @@ class PlanWorkflow:
                     len(waiting)
                 ):
                     self._scope.event("draining_for_continue_as_new", workflow.info().run_id)
+            if nudge is not None and not nudge.done():
+                nudge.cancel()
             if self._validator.pending:
                 await workflow.wait(list(self._validator.pending))
                 for task in self._validator.pending:
