@@ -108,8 +108,9 @@ def console_scripts() -> dict[str, str]:
 
 def test_compose_commands_are_the_installed_console_scripts() -> None:
     """`pee` and `pee-worker` are the scripts `pip install` puts on the image's PATH, and they
-    point at the parsers the tests below use."""
-    assert "pee.cli.main:entry" == console_scripts()["pee"]
+    point at the parsers the tests below use (`pee` through its launcher, which hands every
+    command but a fork-served `run` to pee.cli.main)."""
+    assert "pee.cli.launch:entry" == console_scripts()["pee"]
     assert "pee.cli.worker_command:entry" == console_scripts()["pee-worker"]
 
 
