@@ -121,14 +121,7 @@ class Forwarder:
     """Passes the signals this process receives on to the run (through the relay); Ctrl-Z
     stops the run, then this process, and `fg` continues both."""
 
-    FORWARDED = (
-        signal.SIGINT,
-        signal.SIGTERM,
-        signal.SIGHUP,
-        signal.SIGQUIT,
-        signal.SIGUSR1,
-        signal.SIGUSR2,
-    )
+    FORWARDED = proto.CLIENT_SIGNALS
 
     HELD = frozenset(FORWARDED) | {signal.SIGTSTP}
 

@@ -64,18 +64,7 @@ PRELOAD = (
     "encodings.idna",
 )
 # signals the relay passes on to the run (the client forwards them to the relay)
-FORWARDED = frozenset(
-    {
-        signal.SIGINT,
-        signal.SIGTERM,
-        signal.SIGHUP,
-        signal.SIGQUIT,
-        signal.SIGUSR1,
-        signal.SIGUSR2,
-        signal.SIGSTOP,
-        signal.SIGCONT,
-    }
-)
+FORWARDED = frozenset(proto.CLIENT_SIGNALS) | {signal.SIGSTOP, signal.SIGCONT}
 # what ends this server (and, in the relay, what it passes on)
 STOPPING = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 # a client that connected but sends nothing (or does not answer) is dropped after this

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import marshal
 import os
+import signal
 import socket
 import sys
 
@@ -35,6 +36,17 @@ PID_NAME = "fork-server.pid"
 LOG_NAME = "fork-server.log"
 SERVER_MODULE = "pee.cli.fork_server"
 PROTOCOL = 1
+
+# the signals a client passes on to its run (through the relay): what a terminal or a
+# supervisor sends a command it wants to stop or tell something
+CLIENT_SIGNALS = (
+    signal.SIGINT,
+    signal.SIGTERM,
+    signal.SIGHUP,
+    signal.SIGQUIT,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+)
 
 # one tag byte, then its payload
 REQUEST_RUN = b"Q"  # client -> server: marshal'd request, with the client's fds
