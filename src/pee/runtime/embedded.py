@@ -274,6 +274,12 @@ def stop_server(timeout_s: float = 15.0) -> ServerRecord | None:
     """Stop the recorded server (SIGTERM, then SIGKILL); None when none was running."""
     with _locked():
         record = read_record()
+        # the fork server first: it ends by itself once the dev server is gone, and one caught
+        # mid-exit (its command line already empty) would be left to finish after we return
+        try:
+            fork_server_control.stop(timeout_s)
+        except fork_server_control.ForkServerError as err:
+            raise ServerError(str(err)) from err
         stopped = None
         if record and process_alive(record.pid) and is_dev_server(record.pid):
             _terminate(record.pid, timeout_s)
@@ -288,10 +294,6 @@ def stop_server(timeout_s: float = 15.0) -> ServerRecord | None:
         with contextlib.suppress(FileNotFoundError):
             record_file().unlink()
         remove_config()
-        try:
-            fork_server_control.stop(timeout_s)
-        except fork_server_control.ForkServerError as err:
-            raise ServerError(str(err)) from err
         return stopped
 
 

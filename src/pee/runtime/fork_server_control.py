@@ -126,6 +126,9 @@ def stop(timeout_s: float = 10.0) -> int | None:
                 break
         else:
             raise ForkServerError(f"the fork server (pid {pid}) did not stop")
+    elif pid is not None and _exiting(pid):
+        # ending on its own (its dev server died): gone before we say it is
+        _wait_gone(pid, timeout_s)
     for path in (_pid_path(), Path(proto.socket_file())):
         path.unlink(missing_ok=True)
     return stopped
@@ -149,6 +152,15 @@ def _is_fork_server(pid: int) -> bool:
     except OSError:
         return False
     return proto.SERVER_MODULE.encode() in cmdline and _running(pid)
+
+
+def _exiting(pid: int) -> bool:
+    """Still running with an empty command line: a process on its way out."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return not cmdline and _running(pid)
 
 
 def _running(pid: int) -> bool:
