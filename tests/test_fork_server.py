@@ -82,6 +82,17 @@ def gone(pid: int | str) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] == "Z"
 
 
+def agent_started(result: Path) -> dict[str, Any]:
+    """What the probe agent wrote about itself once it started (all six lines of it)."""
+    return eventually(
+        lambda: (
+            result.exists() and len(result.read_text().splitlines()) == 6 and read_probe(result)
+        ),
+        what="the agent's start",
+        timeout_s=120,
+    )
+
+
 def parent_of(pid: int | str) -> int:
     return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
 
@@ -179,13 +190,7 @@ def test_ctrl_c_to_the_client_ends_the_run_as_interrupted_with_exit_130(
         text=True,
     )
     try:
-        seen = eventually(
-            lambda: (
-                result.exists() and len(result.read_text().splitlines()) == 6 and read_probe(result)
-            ),
-            what="the agent's start",
-            timeout_s=120,
-        )
+        seen = agent_started(result)
         assert (FORK_SERVER in seen["parent"]) == through_fork_server, seen
         agent = agent_pid(seen["pid"])
         client.send_signal(signum)
@@ -232,13 +237,7 @@ def test_a_killed_client_interrupts_its_run(server_env: dict[str, str], tmp_path
         stderr=subprocess.DEVNULL,
     )
     try:
-        seen = eventually(
-            lambda: (
-                result.exists() and len(result.read_text().splitlines()) == 6 and read_probe(result)
-            ),
-            what="the agent's start",
-            timeout_s=120,
-        )
+        seen = agent_started(result)
         assert FORK_SERVER in seen["parent"], seen
         agent = agent_pid(seen["pid"])
         relay = parent_of(seen["pid"])
