@@ -123,15 +123,19 @@ class AgentRunner:
         on_end: Callable[[bool], None],
     ) -> None:
         # `await` runs the agent in this same task, step for step: no turn of the loop added
-        failed = True
         try:
             await self.run_agent(agent, group, fallback)
-            failed = False
-        except asyncio.CancelledError:
-            failed = False
+        except GeneratorExit:
+            # closed by the garbage collector, its run's instance gone: nothing to tell
+            # (FanOutDriver.run_children says why no workflow code may run here)
             raise
-        finally:
-            on_end(failed)
+        except asyncio.CancelledError:
+            on_end(False)
+            raise
+        except BaseException:
+            on_end(True)
+            raise
+        on_end(False)
 
     def queue(self, agent: CompiledAgent) -> None:
         """Ready: ask admission for the agent's units (started by `_admit` when they fit)."""

@@ -100,6 +100,8 @@ class FanOutDriver:
         else:
             try:
                 await run_group(expansion.group)
+            except GeneratorExit:
+                raise  # closed by the garbage collector: see run_children
             except BaseException:
                 self.end_template(expansion, AgentStatus.FAILED)
                 raise
@@ -134,6 +136,12 @@ class FanOutDriver:
             self.scope.agents[agent_id].status = AgentStatus.RUNNING
         try:
             await self.children.run(group, items)
+        except GeneratorExit:
+            # the coroutine of a run whose instance is gone, closed by the garbage collector on
+            # whatever thread it runs: workflow calls there fail, and an import in their error
+            # path, landing inside another import on that thread, broke it (KeyError from
+            # importlib's module lock, Python 3.11) and failed an unrelated worker's start
+            raise
         except BaseException:
             self.end_members(members, len(items), AgentStatus.FAILED)
             raise
