@@ -32,6 +32,7 @@ from temporalio.worker import Worker  # noqa: E402
 from bench.handwritten import HandWrittenWorkflow, NoopGatherWorkflow, noop_activity  # noqa: E402
 from pee.activities.agents import ACTIVITIES  # noqa: E402
 from pee.activities.liveness import LIVENESS_ACTIVITIES  # noqa: E402
+from pee.runtime import collector  # noqa: E402
 from pee.runtime.codec import data_converter  # noqa: E402
 from pee.runtime.sandbox_runner import LeanSandboxedWorkflowRunner  # noqa: E402
 from pee.workflows.plan_workflow import PlanWorkflow  # noqa: E402
@@ -124,6 +125,9 @@ async def connect(address: str, timeout_s: float = 30.0) -> Client:
 async def bench_worker(
     client: Client, task_queue: str, *, max_concurrent_activities: int = 200
 ) -> AsyncIterator[Worker]:
+    # the engine's worker's collector pace (pee.runtime.worker.build_worker), for both
+    # contenders, like the runner below
+    collector.pace_for_worker()
     worker = Worker(
         client,
         task_queue=task_queue,

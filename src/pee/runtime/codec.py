@@ -32,7 +32,7 @@ from pee.engine.compiled import CompiledAgent, CompiledGroup, CompiledPlan
 from pee.engine.gc_pause import paused_gc
 from pee.engine.report.run_rows import RowKind, RunRow, RunRowsBatch
 from pee.engine.rules import plan_facts
-from pee.runtime import plan_json, predecode
+from pee.runtime import agent_payloads, plan_json, predecode
 from pee.stores.payloads import external_storage
 from pee.workflows.agent_outcome import AgentOutcome
 from pee.workflows.types import PlanRunInput
@@ -403,10 +403,39 @@ class PlanPayloadConverter(temporalio.converter.CompositePayloadConverter):
         # the binary and protobuf converters were asked and with the JSON encoder class: the
         # summary cost a run as much as a hand-written activity's whole input
         # (bench/overhead.py). The same payload the JSON converter makes (tests/test_codec.py).
-        if not any(type(value) is str for value in values):
-            return super().to_payloads(values)
+        # So are every agent's task and result, with orjson (pee.runtime.agent_payloads).
+        direct = [_direct(value) for value in values]
+        if all(payload is not None for payload in direct):
+            return direct  # type: ignore[return-value]
         generic = super().to_payloads
-        return [_json_str(value) if type(value) is str else generic([value])[0] for value in values]
+        return [
+            generic([value])[0] if payload is None else payload
+            for value, payload in zip(values, direct, strict=True)
+        ]
+
+    def from_payloads(
+        self, payloads: Sequence[Payload], type_hints: list[type] | None = None
+    ) -> list[Any]:
+        # an agent's task (in the worker) or result (in the workflow): read directly
+        if type_hints and len(payloads) == 1 and type_hints[0] in agent_payloads.KINDS:
+            value = agent_payloads.decode(payloads[0], type_hints[0], _BUILD, _UNHANDLED)
+            if value is not _UNHANDLED:
+                return [value]
+        return super().from_payloads(payloads, type_hints)
+
+
+_UNHANDLED = temporalio.converter.JSONTypeConverter.Unhandled
+_BUILD = CompiledPlanConverter().to_typed_value
+_NESTED = ShallowDataclassEncoder().default
+
+
+def _direct(value: Any) -> Payload | None:
+    kind = type(value)
+    if kind is str:
+        return _json_str(value)
+    if kind in agent_payloads.KINDS:
+        return agent_payloads.encode(value, _sparse, _NESTED)
+    return None
 
 
 def _json_str(value: str) -> Payload:

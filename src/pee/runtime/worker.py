@@ -16,6 +16,7 @@ from pee.activities.agents import ACTIVITIES, LOCAL_ACTIVITIES
 from pee.activities.liveness import LIVENESS_ACTIVITIES
 from pee.activities.pool import POOL_ACTIVITIES
 from pee.activities.run_rows import RUN_ROW_ACTIVITIES
+from pee.runtime import collector
 from pee.runtime.build_id import build_id
 from pee.runtime.connection_flags import default_task_queue
 from pee.runtime.sandbox_runner import LeanSandboxedWorkflowRunner
@@ -73,6 +74,8 @@ def build_worker(
     Several workers on one task queue share its agents (each polls when it has a free slot, so
     the least loaded pulls); agents of a worker that dies are retried on another after their
     heartbeat timeout."""
+    # the worker allocates in bursts: fewer, larger young collections (pee.runtime.collector)
+    collector.pace_for_worker()
     tuner = (
         build_tuner(resource_based, max_concurrent_activities)
         if resource_based is not None

@@ -153,11 +153,30 @@ class Monitor:
 
     def observe(self, sample: Sample) -> list[MetricAlert]:
         """Record a sample; returns the alerts it raised (metrics that just went over)."""
-        self._summarise(sample)
+        # each metric's value read once (in METRICS order): the workflow samples at every
+        # admission and agent end, and per-metric lookups were most of it (bench/overhead.py)
+        values = [
+            None if value is None else float(value)
+            for value in (
+                sample.cpu_usage,
+                sample.memory_usage,
+                sample.response_time,
+                sample.queue_depth,
+            )
+        ]
+        self._summarise(sample.at_s, values)
+        thresholds = self.settings.thresholds
+        if (
+            thresholds.cpu_usage is None
+            and thresholds.memory_usage is None
+            and thresholds.response_time is None
+            and thresholds.queue_depth is None
+        ):
+            # nothing can go over (and so nothing is over): no alert
+            return []
         raised: list[MetricAlert] = []
-        for metric in METRICS:
-            value = sample.value(metric)
-            threshold = self.settings.thresholds.of(metric)
+        for metric, value in zip(METRICS, values, strict=True):
+            threshold = thresholds.of(metric)
             if value is None or threshold is None:
                 continue
             if value > threshold:
@@ -177,9 +196,9 @@ class Monitor:
         self.alerts += raised
         return raised
 
-    def _summarise(self, sample: Sample) -> None:
+    def _summarise(self, at_s: float, values: list[float | None]) -> None:
         interval = self.settings.interval_s
-        start = round(math.floor(sample.at_s / interval + 1e-9) * interval, 3)
+        start = round(math.floor(at_s / interval + 1e-9) * interval, 3)
         if self.rows and self.rows[-1]["at_s"] == start:
             row = self.rows[-1]
         else:
@@ -187,8 +206,7 @@ class Monitor:
             self.rows.append(row)
             del self.rows[: -self.max_samples]
         row["samples"] += 1
-        for metric in METRICS:
-            value = sample.value(metric)
+        for metric, value in zip(METRICS, values, strict=True):
             if value is not None and (row[metric] is None or value > row[metric]):
                 row[metric] = int(value) if metric == "queue_depth" else value
 
