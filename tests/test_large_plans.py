@@ -271,13 +271,18 @@ def test_compile_writes_the_batch_choice_into_the_input() -> None:
     assert json.loads(plain.stdout)["batch"] is None
     forced = compiled("--batch", "--batch-chunk", "7", "--batch-window", "3")
     assert 0 == forced.returncode, forced.stderr
-    assert {"chunk_size": 7, "window": 3, "flush_s": 1.0, "local_s": 10.0} == json.loads(
-        forced.stdout
-    )["batch"]
-    # --batch-local 0: no agent runs as a local activity of its child
+    assert {
+        "chunk_size": 7,
+        "window": 3,
+        "flush_s": 1.0,
+        "local_s": 10.0,
+        "split_gain_s": SPLIT_GAIN_S,
+    } == json.loads(forced.stdout)["batch"]
+    # --batch-local 0: no agent runs as a local activity of its child (nor is a chunk cut)
     remote = compiled("--batch", "--batch-local", "0")
     assert 0 == remote.returncode, remote.stderr
     assert 0.0 == json.loads(remote.stdout)["batch"]["local_s"]
+    assert 0.0 == json.loads(remote.stdout)["batch"]["split_gain_s"]
     bad = compiled("--batch-chunk", "0")
     assert 2 == bad.returncode
     assert "--batch-chunk: expected a whole number of 1 or more" in bad.stderr
