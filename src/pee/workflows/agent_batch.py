@@ -52,7 +52,6 @@ with workflow.unsafe.imports_passed_through():
     from pee.workflows.agent_outcome import AgentOutcome, outcome_from_error
 
 CANCEL_SIGNAL = "cancel_agents"
-
 # PlanWorkflow's signal for outcomes of agents that ended before the chunk did
 OUTCOMES_SIGNAL = "agent_outcomes"
 
