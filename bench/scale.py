@@ -11,7 +11,8 @@ default warning limit is 10,240 and hard limit 51,200), and the compressed size 
 run input (a continuation's carries the run so far) and of the report.
 
     .venv/bin/python bench/scale.py [--agents 5000 [10000]] [--chunk 100] [--window 16]
-                                    [--flush 1.0] [--time-scale 0.005] [--no-batch]
+                                    [--flush 1.0] [--local 10] [--split 10] [--time-scale 0.005]
+                                    [--no-batch] [--no-ledger]
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from pee.stores.runs import RunStore  # noqa: E402
 from pee.workflows.plan_workflow import PlanWorkflow  # noqa: E402
 from pee.workflows.types import (  # noqa: E402
     LOCAL_AGENT_S,
+    SPLIT_GAIN_S,
     BatchSpec,
     LedgerSpec,
     PlanRunInput,
@@ -302,6 +304,14 @@ def main(argv: list[str] | None = None) -> int:
         "activities of their child (0: none; BatchSpec.local_s)",
     )
     parser.add_argument(
+        "--split",
+        type=float,
+        default=SPLIT_GAIN_S,
+        help="batch mode: cut a chunk of local agents by expected duration where that saves "
+        "at least this many seconds of waiting over its groups (0: never; "
+        "BatchSpec.split_gain_s)",
+    )
+    parser.add_argument(
         "--no-batch",
         action="store_true",
         help="every agent an activity of the plan workflow (the baseline)",
@@ -315,14 +325,20 @@ def main(argv: list[str] | None = None) -> int:
     batch = (
         None
         if args.no_batch
-        else BatchSpec(args.chunk, args.window, args.flush, local_s=max(0.0, args.local))
+        else BatchSpec(
+            args.chunk,
+            args.window,
+            args.flush,
+            local_s=max(0.0, args.local),
+            split_gain_s=args.split,
+        )
     )
     ledger = None if args.no_ledger or batch is None else LedgerSpec()
     mode = (
         "no-batch "
         if batch is None
         else f"batch chunk {args.chunk} window {args.window} flush {args.flush:g} s "
-        f"local {args.local:g} s "
+        f"local {args.local:g} s split {args.split:g} s "
     ) + ("ledger " if ledger is not None else "")
     walls = []
     with DevServer() as server:

@@ -248,3 +248,73 @@ def test_local_liveness_reads_the_childs_workflow_task() -> None:
     )
     assert [ActivityState.WAITING_TO_START] == [s.state for s in waiting]
     assert [ActivityState.ABSENT] == [s.state for s in local_liveness(describe(None), ["a"], now)]
+
+
+def split_plan() -> Any:
+    # after `root`, three short groups and three long ones become ready in one activation;
+    # `after` reads the short ones only, `tail` all of them
+    shorts = [sim(f"s{i}", f"gs{i}", 0.05, inputs=["root.out"]) for i in (1, 2, 3)]
+    longs = [sim(f"l{i}", f"gl{i}", 6.0, inputs=["root.out"]) for i in (1, 2, 3)]
+    return compiled_plan(
+        [
+            sim("root", "g0", 0.05),
+            *shorts,
+            *longs,
+            sim("after", "ga", 0.05, inputs=[f"{a.id}.out" for a in shorts]),
+            sim("tail", "gt", 0.05, inputs=["after.out", *(f"{a.id}.out" for a in longs)]),
+        ],
+        [
+            group("g0", ["root"]),
+            *(group(a.group, [a.id], ["g0"]) for a in [*shorts, *longs]),
+            group("ga", ["after"], [a.group for a in shorts]),
+            group("gt", ["tail"], ["ga", *(a.group for a in longs)]),
+        ],
+        name="batch-split",
+    )
+
+
+def test_short_groups_report_without_waiting_for_long_ones(temporal: TemporalHarness) -> None:
+    """BatchSpec.split_gain_s: the six groups ready together are cut into a child of the three
+    short ones and a child of the three long ones, so the short ones' outcomes reach the run
+    when they end: `after` (reading only them) is started in its own child while the long
+    agents (6 s) still run. A local chunk expected to end before its first workflow task
+    heartbeat (0.4 x the 10 s task timeout) sends its outcomes in its result, no signal; the
+    long one (6 s expected) still signals the first outcomes it has."""
+    spec = BatchSpec(chunk_size=10, window=4, local_s=1000.0, split_gain_s=1.0)
+
+    async def body(handle: Handle) -> tuple[dict[str, Any], list[Any], dict[str, Any]]:
+        report = await handle.result()
+        events = list((await handle.fetch_history()).events)
+        children: dict[str, Any] = {}
+        for event in events:
+            if event.HasField("start_child_workflow_execution_initiated_event_attributes"):
+                child = event.start_child_workflow_execution_initiated_event_attributes.workflow_id
+                children[child] = await temporal.client.get_workflow_handle(child).fetch_history()
+        return report, events, children
+
+    report, events, children = temporal.with_plan(split_plan(), body, batch=spec)
+    assert "completed" == report["status"]
+    assert {"succeeded"} == {row["status"] for row in report["agents"].values()}
+    by_agents: dict[tuple[str, ...], str] = {}
+    for child, history in children.items():
+        payloads = history.events[0].workflow_execution_started_event_attributes.input.payloads
+        (value,) = temporal.run(temporal.client.data_converter.decode(payloads, [dict]))
+        by_agents[tuple(sorted(call["task"]["agent"]["id"] for call in value["calls"]))] = child
+    shorts, longs = ("s1", "s2", "s3"), ("l1", "l2", "l3")
+    assert {("root",), shorts, longs, ("after",), ("tail",)} == set(by_agents)
+    # the order the parent saw: `after`'s child started before the long agents' child ended
+    order = []
+    for event in events:
+        if event.HasField("start_child_workflow_execution_initiated_event_attributes"):
+            attrs = event.start_child_workflow_execution_initiated_event_attributes
+            order.append(("started", attrs.workflow_id))
+        if event.HasField("child_workflow_execution_completed_event_attributes"):
+            ended = event.child_workflow_execution_completed_event_attributes
+            order.append(("ended", ended.workflow_execution.workflow_id))
+    assert order.index(("started", by_agents[("after",)])) < order.index(
+        ("ended", by_agents[longs])
+    )
+    signal = "signal_external_workflow_execution_initiated_event_attributes"
+    sent = {agents: signal in kinds(children[child]) for agents, child in by_agents.items()}
+    assert {shorts: False, longs: True} == {k: sent[k] for k in (shorts, longs)}
+    assert not any(sent[k] for k in (("root",), ("after",), ("tail",)))

@@ -1,6 +1,6 @@
-"""bench/planner.py, bench/cache.py, bench/throughput.py and bench/scale.py run from the repository
-root and print every field they promise (no timing assertions: benchmarks print numbers, tests
-never judge wall-clock speed)."""
+"""bench/planner.py, bench/cache.py, bench/throughput.py, bench/scale.py and bench/timeline.py
+run from the repository root and print every field they promise (no timing assertions:
+benchmarks print numbers, tests never judge wall-clock speed)."""
 
 from __future__ import annotations
 
@@ -156,3 +156,31 @@ def test_scale_bench_prints_histories_of_a_batched_plan() -> None:
     assert kinds.startswith("parent events by kind: ")
     assert "start_child_workflow_execution_initiated" in kinds
     assert verdict == "every history under 10240 events: yes"
+
+
+def test_timeline_bench_prints_where_the_time_went() -> None:
+    """`bench/timeline.py --agents 40 --chunk 8` exits 0 with every agent succeeded, the
+    spreads of its phases (dispatch, run, waiting for chunk mates, report) over all 40 agents
+    and the realised critical chain split into those phases."""
+    done = subprocess.run(
+        [sys.executable, "bench/timeline.py", "--agents", "40", "--chunk", "8", "--window", "2"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert 0 == done.returncode, done.stderr[-3000:]
+    head, *spreads, chain = done.stdout.splitlines()
+    assert head.startswith("agents 40 local 10 s split 10 s succeeded 40 wall ")
+    names = [line.split(":")[0] for line in spreads]
+    assert names == [
+        "chunk size",
+        "started -> real start (dispatch)",
+        "real run",
+        "real end -> chunk's last real end (mates)",
+        "chunk's last real end -> learned (report)",
+    ]
+    assert all("(n 40)" in line for line in spreads[1:])
+    assert chain.startswith("critical chain: ")
+    for phase in ("ready", "dispatch", "run", "mates", "report"):
+        assert f" {phase} " in chain

@@ -28,6 +28,7 @@ from pee.workflows.plan_workflow import PlanWorkflow
 from pee.workflows.types import (
     BATCH_THRESHOLD,
     LOCAL_AGENT_S,
+    SPLIT_GAIN_S,
     BatchSpec,
     PlanRunInput,
     choose_batch,
@@ -45,11 +46,13 @@ def test_batch_mode_is_chosen_above_the_threshold_or_when_forced() -> None:
     """Plain runs for small plans (what they always issued), batch mode above 300 agents, and
     the flags' force/disable win over the size."""
     assert choose_batch(BATCH_THRESHOLD) is None
-    assert choose_batch(BATCH_THRESHOLD + 1) == BatchSpec(local_s=LOCAL_AGENT_S)
-    assert choose_batch(3, force=True, chunk_size=7) == BatchSpec(
-        chunk_size=7, local_s=LOCAL_AGENT_S
+    assert choose_batch(BATCH_THRESHOLD + 1) == BatchSpec(
+        local_s=LOCAL_AGENT_S, split_gain_s=SPLIT_GAIN_S
     )
-    # `--batch-local 0`: no agent runs as a local activity
+    assert choose_batch(3, force=True, chunk_size=7) == BatchSpec(
+        chunk_size=7, local_s=LOCAL_AGENT_S, split_gain_s=SPLIT_GAIN_S
+    )
+    # `--batch-local 0`: no agent runs as a local activity (nor is a local chunk cut)
     assert choose_batch(BATCH_THRESHOLD + 1, local_s=0) == BatchSpec()
     assert choose_batch(5000, force=False) is None
 
@@ -268,13 +271,18 @@ def test_compile_writes_the_batch_choice_into_the_input() -> None:
     assert json.loads(plain.stdout)["batch"] is None
     forced = compiled("--batch", "--batch-chunk", "7", "--batch-window", "3")
     assert 0 == forced.returncode, forced.stderr
-    assert {"chunk_size": 7, "window": 3, "flush_s": 1.0, "local_s": 10.0} == json.loads(
-        forced.stdout
-    )["batch"]
-    # --batch-local 0: no agent runs as a local activity of its child
+    assert {
+        "chunk_size": 7,
+        "window": 3,
+        "flush_s": 1.0,
+        "local_s": 10.0,
+        "split_gain_s": SPLIT_GAIN_S,
+    } == json.loads(forced.stdout)["batch"]
+    # --batch-local 0: no agent runs as a local activity of its child (nor is a chunk cut)
     remote = compiled("--batch", "--batch-local", "0")
     assert 0 == remote.returncode, remote.stderr
     assert 0.0 == json.loads(remote.stdout)["batch"]["local_s"]
+    assert 0.0 == json.loads(remote.stdout)["batch"]["split_gain_s"]
     bad = compiled("--batch-chunk", "0")
     assert 2 == bad.returncode
     assert "--batch-chunk: expected a whole number of 1 or more" in bad.stderr

@@ -474,3 +474,35 @@ def test_a_wide_ready_set_starts_in_bounded_activations() -> None:
             calls.append(len(json.loads(plain[0].data)["calls"]))
     assert [1, START_BATCH, 120 - START_BATCH] == calls
     assert 121 == len(final_report(history)["groups"])
+
+
+def _child_agents(scenario: str, child: str) -> list[str]:
+    """The agent ids an AgentBatchWorkflow child of `scenario` was started with."""
+    text = (HISTORIES / "batch_children" / scenario / f"{child}.json").read_text()
+    history = WorkflowHistory.from_json("child", text)
+    started = history.events[0].workflow_execution_started_event_attributes.input.payloads
+    plain = [Lz4Codec._decode(p) for p in started]
+    (value,) = DataConverter.default.payload_converter.from_payloads(plain, [dict])
+    return [call["task"]["agent"]["id"] for call in value["calls"]]
+
+
+def test_the_split_history_cut_short_groups_from_long_ones() -> None:
+    """batch_split (BatchSpec.split_gain_s): the six groups that became ready together ran in
+    two children, the three short ones apart from the three long ones (patch
+    local-chunks-by-duration in the parent), and every local chunk, expected to end long
+    before its first workflow task heartbeat, sent its outcomes in its result: no signal
+    in the parent's history, none sent by a child, one workflow task per child."""
+    history = load("batch_split")
+    assert "local-chunks-by-duration" in patch_markers(history)
+    assert ["root"] == _child_agents("batch_split", "agents-1")
+    assert ["s1", "s2", "s3"] == sorted(_child_agents("batch_split", "agents-2"))
+    assert ["l1", "l2", "l3"] == sorted(_child_agents("batch_split", "agents-3"))
+    assert ["tail"] == _child_agents("batch_split", "agents-4")
+    assert "workflow_execution_signaled_event_attributes" not in event_kinds(history)
+    for path in sorted((HISTORIES / "batch_children" / "batch_split").glob("*.json")):
+        child = WorkflowHistory.from_json("child", path.read_text())
+        kinds = event_kinds(child)
+        assert "signal_external_workflow_execution_initiated_event_attributes" not in kinds
+        assert 1 == kinds.count("workflow_task_completed_event_attributes")
+    rows = final_report(history)["agents"]
+    assert {"succeeded"} == {row["status"] for row in rows.values()}

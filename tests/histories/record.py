@@ -146,6 +146,29 @@ def batch_local() -> CompiledPlan:
     )
 
 
+def batch_split() -> CompiledPlan:
+    """Local chunks cut by expected duration (BatchSpec.split_gain_s): after `root`, three
+    short groups (s1-s3, 0.05 s) and three long ones (l1-l3, 0.6 s) become ready together and
+    run in two children, the short one sending its outcomes in its result only; `tail` reads
+    them all."""
+    shorts = [sim(f"s{i}", f"gs{i}", 0.05, inputs=["root.out"]) for i in (1, 2, 3)]
+    longs = [sim(f"l{i}", f"gl{i}", 0.6, inputs=["root.out"]) for i in (1, 2, 3)]
+    middle = [*shorts, *longs]
+    return compiled_plan(
+        [
+            sim("root", "g0", 0.05),
+            *middle,
+            sim("tail", "gt", 0.05, inputs=[f"{a.id}.out" for a in middle]),
+        ],
+        [
+            group("g0", ["root"]),
+            *(group(a.group, [a.id], ["g0"]) for a in middle),
+            group("gt", ["tail"], [a.group for a in middle]),
+        ],
+        name="batch-split",
+    )
+
+
 # ready_groups.START_BATCH + 20: the groups that become ready at once after `root`
 WIDE_GROUPS = 120
 
@@ -691,6 +714,16 @@ SCENARIOS = [
         "completed",
         {"g": ["all_completed"], "next": ["all_completed"]},
         {"batch": BatchSpec(chunk_size=10, window=2, local_s=1000.0)},
+        batch_children=True,
+    ),
+    # issue 17: local chunks cut by expected duration (patch local-chunks-by-duration in the
+    # parent) and short local chunks reporting in their result only (local-chunk-result-only)
+    Scenario(
+        "batch_split",
+        batch_split,
+        "completed",
+        {g: ["all_completed"] for g in ("g0", "gs1", "gs2", "gs3", "gl1", "gl2", "gl3", "gt")},
+        {"batch": BatchSpec(chunk_size=10, window=4, local_s=1000.0, split_gain_s=1.0)},
         batch_children=True,
     ),
     # issue 17: the run input carries the plan's facts (admission ranks and the checks' bounds)

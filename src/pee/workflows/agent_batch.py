@@ -15,9 +15,11 @@ three events, its task dispatch and a workflow task per completion. The worker h
 workflow task open while any of them runs and completes it when all have ended or at its
 heartbeat (every 0.8 x the task timeout, 8 s by default): only then are markers recorded,
 outcomes signalled and signals (cancel_agents) taken in, so a local chunk sends outcomes at
-those moments instead of every ``flush_s``. After a worker crash, the agents whose markers
-were recorded keep their outcomes; the others run again on the next worker (their outcomes
-had not reached the parent: the signal and the markers go in the same task completion).
+those moments instead of every ``flush_s``; one expected to end before its first heartbeat
+sends them in its result only (``local_result_only``). After a worker crash, the agents whose
+markers were recorded keep their outcomes; the others run again on the next worker (their
+outcomes had not reached the parent: the signal or result and the markers go in the same task
+completion).
 
 Cancellation: the `cancel_agents` signal cancels the named agents' activities (the parent's
 barrier cut them short, or the run is ending); a cancel request on the child itself (the parent
@@ -75,6 +77,11 @@ class AgentCall:
     # run as a local activity of the child (BatchSpec.local_s; False in calls made before it)
     local: bool = False
 
+    def expected_s(self) -> float:
+        """How long the agent is expected to take, in real seconds (its learned mean or the
+        plan's estimate, times the run's time scale)."""
+        return self.task.agent.expected_s * (self.task.time_scale or 1.0)
+
     def retry_policy(self) -> RetryPolicy:
         return RetryPolicy(
             initial_interval=timedelta(seconds=self.initial_interval_s),
@@ -123,6 +130,11 @@ class AgentBatchInput:
     parent_workflow_id: str = ""
     # send outcomes at most this often (real seconds); 0 = only in the result
     flush_s: float = 1.0
+    # a local chunk expected to end before its first workflow task heartbeat sends its outcomes
+    # in the result only (AgentBatchWorkflow._signals); False in inputs written before, whose
+    # children signalled (an input field, not a patch: workflow.patched costs each child a
+    # marker and a search-attribute upsert)
+    local_result_only: bool = False
 
 
 @workflow.defn
@@ -134,6 +146,7 @@ class AgentBatchWorkflow:
         # ended, not yet sent to the parent
         self._unsent: list[AgentOutcome] = []
         self._local = False
+        self._signal = True
 
     @workflow.run
     async def run(self, input: AgentBatchInput) -> list[AgentOutcome]:
@@ -141,6 +154,7 @@ class AgentBatchWorkflow:
         # and completes it (a heartbeat) at least every 0.8 x the task timeout, with what
         # ended meanwhile; that paces the outcomes, no flush timer
         self._local = any(call.local for call in input.calls)
+        self._signal = self._signals(input)
         for call in input.calls:
             self._tasks[call.activity_id] = asyncio.create_task(self._one(call))
         for activity_id in self._cancelled:
@@ -163,7 +177,7 @@ class AgentBatchWorkflow:
 
         while not all_done():
             await workflow.wait_condition(lambda: bool(self._unsent) or all_done())
-            if all_done() or input.flush_s <= 0 or not input.parent_workflow_id:
+            if all_done() or not self._signal:
                 break
             sent, self._unsent = self._unsent, []
             parent = workflow.get_external_workflow_handle(input.parent_workflow_id)
@@ -176,6 +190,22 @@ class AgentBatchWorkflow:
             if not self._local:
                 await self._pause(input.flush_s, all_done)
         await workflow.wait(list(self._tasks.values()))
+
+    def _signals(self, input: AgentBatchInput) -> bool:
+        """Whether to send outcomes before the chunk ends. A local chunk's signal leaves with
+        the workflow task, i.e. at a heartbeat or once every agent has ended; in the second
+        case it only held the other outcomes back by one more workflow task (they travel in
+        the result after the signal's round trip). So a local chunk whose agents are all
+        expected to end well before the first heartbeat (half of it: 0.4 x the task timeout)
+        sends everything in its result."""
+        if input.flush_s <= 0 or not input.parent_workflow_id:
+            return False
+        if not self._local:
+            return True
+        before = 0.4 * workflow.info().task_timeout.total_seconds()
+        return not input.local_result_only or any(
+            call.expected_s() >= before for call in input.calls
+        )
 
     async def _pause(self, seconds: float, all_done: Callable[[], bool]) -> None:
         # until the next flush, or the end of the chunk, whichever is first

@@ -20,7 +20,10 @@ wake, ~1.2 events per agent in all, against ~7.7 for a plain run.
 Local chunks: an agent whose timeout is at most ``BatchSpec.local_s`` and that has no task queue
 of its own runs as a local activity of its child (``AgentCall.local``); a chunk is all local or
 none (``_cut``). At a deadline the parent judges such an agent by its child's workflow task
-(pee.activities.liveness.local_liveness), as it has no activity on the server.
+(pee.activities.liveness.local_liveness), as it has no activity on the server. A local chunk
+reports when its last agent ends, so it is cut between groups by expected duration where that
+saves enough waiting (``BatchSpec.split_gain_s``, pee.engine.rules.local_chunks): the shorter
+part starts as a chunk of its own, the longer goes back to the head of the queue.
 
 Cancellation: an agent whose task is cancelled (barrier partial or fallback, the run failing or
 cancelled) leaves the queue if its chunk has not started, else its id goes to its child by the
@@ -40,9 +43,13 @@ from temporalio.exceptions import ChildWorkflowError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
+    from pee.engine.rules.local_chunks import shortest_first
     from pee.workflows.agent_batch import AgentBatchInput, AgentBatchWorkflow, AgentCall
     from pee.workflows.agent_outcome import AgentOutcome
     from pee.workflows.types import BatchSpec
+
+# local chunks cut by expected duration (BatchSpec.split_gain_s), asked only when a cut is made
+SPLIT_PATCH = "local-chunks-by-duration"
 
 Pending = tuple[AgentCall, "asyncio.Future[AgentOutcome]"]
 
@@ -55,6 +62,7 @@ class Batcher:
         self.window = max(1, int(spec.window))
         self.flush_s = max(0.0, float(spec.flush_s))
         self.local_s = max(0.0, float(spec.local_s))
+        self.split_gain_s = max(0.0, float(spec.split_gain_s))
         self._queue: list[Pending] = []
         # child workflow id -> its handle (None while its start is in flight)
         self._children: dict[str, Any] = {}
@@ -176,7 +184,29 @@ class Batcher:
             else:
                 rest.append(pending)
         self._queue = rest
+        if local:
+            short, long = self._by_duration(chunk)
+            if long and workflow.patched(SPLIT_PATCH):
+                # the long part goes back to the head of the queue: cut again next turn
+                chunk, self._queue = short, long + self._queue
         return chunk
+
+    def _by_duration(self, chunk: list[Pending]) -> tuple[list[Pending], list[Pending]]:
+        """The chunk's shorter groups and the rest, where cutting them apart saves enough
+        waiting (pee.engine.rules.local_chunks); else the chunk and nothing."""
+        groups: dict[str, list[Pending]] = {}
+        for pending in chunk:
+            groups.setdefault(pending[0].task.group, []).append(pending)
+        members = list(groups.values())
+        keys = [max(call.expected_s() for call, _future in group) for group in members]
+        cut = shortest_first(keys, self.split_gain_s)
+        if cut is None:
+            return chunk, []
+        short = {id(pending) for index in cut for pending in members[index]}
+        return (
+            [p for p in chunk if id(p) in short],
+            [p for p in chunk if id(p) not in short],
+        )
 
     def _start(self, chunk: list[Pending]) -> None:
         self.children += 1
@@ -192,7 +222,9 @@ class Batcher:
         try:
             handle = await workflow.start_child_workflow(
                 AgentBatchWorkflow.run,
-                AgentBatchInput(calls, workflow.info().workflow_id, self.flush_s),
+                AgentBatchInput(
+                    calls, workflow.info().workflow_id, self.flush_s, local_result_only=True
+                ),
                 id=child_id,
                 parent_close_policy=ParentClosePolicy.REQUEST_CANCEL,
                 static_summary=f"{len(calls)} agents: {calls[0].task.agent.id} .. "

@@ -49,6 +49,10 @@ class BatchSpec:
     # their child (src/pee/workflows/agent_batch.py, docs/guides/large-plans.md); 0: none, as
     # in every run recorded before it (the field is then absent from the input)
     local_s: float = 0.0
+    # a chunk of local agents is cut in two by expected duration where that saves at least
+    # this many seconds of waiting, summed over its groups (pee.engine.rules.local_chunks); 0:
+    # never, as in every run recorded before it
+    split_gain_s: float = 0.0
 
 
 @dataclass
@@ -69,6 +73,10 @@ BATCH_THRESHOLD = 300
 # batch mode: agents whose timeout is at most this (seconds, after the time scale) run as
 # local activities of their child (BatchSpec.local_s; `run --batch-local 0` turns it off)
 LOCAL_AGENT_S = 10.0
+# batch mode: a chunk of local agents is cut in two by expected duration where that saves at
+# least this many seconds of waiting over its groups (BatchSpec.split_gain_s; bench/README.md,
+# "scale.py", has the measurements behind it)
+SPLIT_GAIN_S = 10.0
 
 
 def choose_batch(
@@ -84,10 +92,12 @@ def choose_batch(
     if not on:
         return None
     spec = BatchSpec()
+    local = LOCAL_AGENT_S if local_s is None else max(0.0, local_s)
     return BatchSpec(
         chunk_size or spec.chunk_size,
         window or spec.window,
-        local_s=LOCAL_AGENT_S if local_s is None else max(0.0, local_s),
+        local_s=local,
+        split_gain_s=SPLIT_GAIN_S if local > 0 else 0.0,
     )
 
 
