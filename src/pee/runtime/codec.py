@@ -32,8 +32,9 @@ from pee.engine.compiled import CompiledAgent, CompiledGroup, CompiledPlan
 from pee.engine.gc_pause import paused_gc
 from pee.engine.report.run_rows import RowKind, RunRow, RunRowsBatch
 from pee.engine.rules import plan_facts
-from pee.runtime import plan_json, predecode
+from pee.runtime import plan_json, predecode, report_json
 from pee.stores.payloads import external_storage
+from pee.workflows import final_report
 from pee.workflows.agent_outcome import AgentOutcome
 from pee.workflows.types import PlanRunInput
 
@@ -342,6 +343,9 @@ class FastJSONPayloadConverter(temporalio.converter.JSONPlainPayloadConverter):
     untouched."""
 
     def to_payload(self, value: Any) -> Payload | None:
+        if type(value) is final_report.FinalReport:
+            # a run's result, and the `status` answer of the ended run: encoded once
+            return final_report.payload(value, self._report_payload)
         # a continue-as-new input is encoded inside the workflow task: no collector walks
         # while its temporary dicts and strings pile up
         with paused_gc():
@@ -358,6 +362,12 @@ class FastJSONPayloadConverter(temporalio.converter.JSONPlainPayloadConverter):
                         data=plan_json.spliced(encoded, data),
                     )
             return super().to_payload(value)
+
+    def _report_payload(self, value: dict[str, Any]) -> Payload | None:
+        data = report_json.dumps(value)
+        if data is None:
+            return super().to_payload(value)
+        return Payload(metadata={"encoding": predecode.JSON_PLAIN}, data=data)
 
     def from_payload(self, payload: Payload, type_hint: type | None = None) -> Any:
         # a large payload allocates objects by the hundred thousand and frees none: the cyclic
