@@ -112,7 +112,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from pee.workflows.conflict_desk import ConflictDesk
     from pee.workflows.context_gate import ContextGate
-    from pee.workflows.continuation import Continuation, continue_as_new
+    from pee.workflows.continuation import Continuation, children_ended, continue_as_new
     from pee.workflows.deadline_timer import DeadlineClock
     from pee.workflows.final_report import FinalReport
     from pee.workflows.ledger import Ledger
@@ -491,6 +491,7 @@ class PlanWorkflow:
             return None, str(err)
 
     async def _continue_as_new(self) -> None:
+        await children_ended(self._batcher)
         info = workflow.info()
         self._scope.event("continued_as_new", info.run_id)
         if self._ledger is not None:
