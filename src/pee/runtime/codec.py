@@ -318,6 +318,14 @@ def _defaults(cls: type) -> tuple[tuple[str, Any], ...]:
     return tuple(found)
 
 
+def _record_fields(cls: type) -> frozenset[str] | None:
+    """Field names of a dataclass the encoder writes as all its fields (not the sparse kinds
+    nor a plan, which it writes otherwise)."""
+    if cls in SPARSE_KINDS or cls is CompiledPlan:
+        return None
+    return _dataclass_fields(cls)
+
+
 @functools.lru_cache(maxsize=1024)
 def _dataclass_fields(cls: type) -> frozenset[str] | None:
     # None: not a dataclass (is_dataclass per encoded object was visible too)
@@ -354,14 +362,16 @@ class FastJSONPayloadConverter(temporalio.converter.JSONPlainPayloadConverter):
                 if data is not None:
                     # the plan as it was read, outside the task: only the rest is encoded here
                     rest = {n: getattr(value, n) for n in _field_names(PlanRunInput) if n != "plan"}
-                    encoded = json.dumps(
-                        rest, cls=self._encoder, separators=(",", ":"), sort_keys=True
-                    ).encode()
+                    # the carried state: orjson where it writes what the encoder would
+                    encoded = report_json.dumps_fields(rest, self._standard, _record_fields)
                     return Payload(
                         metadata={"encoding": predecode.JSON_PLAIN},
                         data=plan_json.spliced(encoded, data),
                     )
             return super().to_payload(value)
+
+    def _standard(self, value: Any) -> bytes:
+        return json.dumps(value, cls=self._encoder, separators=(",", ":"), sort_keys=True).encode()
 
     def _report_payload(self, value: dict[str, Any]) -> Payload | None:
         data = report_json.dumps(value)

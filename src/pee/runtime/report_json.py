@@ -16,18 +16,24 @@ orjson's shortest float forms).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 
 _OPTIONS = orjson.OPT_SORT_KEYS
+# a class -> its field names, if its instances may be written as their fields
+Records = Callable[[type], frozenset[str] | None]
 # orjson writes these as the standard module does (enums and str subclasses by their value)
 _SCALARS = (str, int, bool, type(None))
 
 
-def dumps(value: dict[str, Any]) -> bytes | None:
-    """``value`` as JSON bytes (keys sorted), or None when only the standard module may write it."""
-    if not _plain(value):
+def dumps(value: dict[str, Any], records: Records | None = None) -> bytes | None:
+    """``value`` as JSON bytes (keys sorted), or None when only the standard module may write it.
+    ``records`` gives the field names of a class whose instances may be written as exactly their
+    fields (None for any other): orjson writes a dataclass's fields itself, as the project's
+    encoder writes such a record (pee.runtime.codec)."""
+    if not _plain(value, records or _no_records):
         return None
     try:
         return orjson.dumps(value, option=_OPTIONS)
@@ -35,7 +41,30 @@ def dumps(value: dict[str, Any]) -> bytes | None:
         return None
 
 
-def _plain(value: Any) -> bool:
+def dumps_fields(
+    value: dict[str, Any], fallback: Callable[[Any], bytes], records: Records, depth: int = 2
+) -> bytes:
+    """``value``, an object, written field by field, keys sorted: each field with orjson where
+    ``dumps`` may, else by ``fallback`` (the standard module); a field that is itself an object
+    is written the same way, ``depth`` levels down. So one Infinity (a continuation's carried
+    pool of unlimited capacity) sends only its own field to the standard module, not the
+    carried run's thousands of rows."""
+    parts = []
+    for key in sorted(value):
+        if not isinstance(key, str):
+            return fallback(value)
+        field = value[key]
+        if type(field) is dict and depth > 1:
+            data = dumps_fields(field, fallback, records, depth - 1)
+        else:
+            # wrapped: `dumps` walks and writes objects ({"":...} is 4 bytes before the field)
+            wrapped = dumps({"": field}, records)
+            data = fallback(field) if wrapped is None else wrapped[4:-1]
+        parts.append(orjson.dumps(key) + b":" + data)
+    return b"{" + b",".join(parts) + b"}"
+
+
+def _plain(value: Any, records: Records) -> bool:
     """Only dicts with str keys, lists, tuples, str, ints within 64 bits, finite floats, bools
     and None (a walk with a stack: a report nests a few levels, with many rows). Exact type
     checks first: inside a workflow activation `isinstance` is the sandbox's, several times
@@ -63,9 +92,18 @@ def _plain(value: Any) -> bool:
         elif kind is int:
             if not -(1 << 63) <= item < (1 << 64):
                 return False
+        elif (names := records(kind)) is not None:
+            attrs = getattr(item, "__dict__", None)
+            if attrs is None or attrs.keys() != names:
+                return False
+            stack.append(attrs)
         elif isinstance(item, dict):
             stack.append(dict(item))
         elif not isinstance(item, _SCALARS):
             # a str enum or another str or int subclass: orjson writes its value
             return False
     return True
+
+
+def _no_records(kind: type) -> frozenset[str] | None:
+    return None
