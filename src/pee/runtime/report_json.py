@@ -71,6 +71,8 @@ def _plain(value: Any, records: Records) -> bool:
     dearer."""
     stack = [value]
     isfinite = math.isfinite
+    # records(kind) per class, not per object (a continuation's thousands of versions)
+    known: dict[type, frozenset[str] | None] = {}
     while stack:
         item = stack.pop()
         kind = type(item)
@@ -92,7 +94,7 @@ def _plain(value: Any, records: Records) -> bool:
         elif kind is int:
             if not -(1 << 63) <= item < (1 << 64):
                 return False
-        elif (names := records(kind)) is not None:
+        elif names := known[kind] if kind in known else known.setdefault(kind, records(kind)):
             attrs = getattr(item, "__dict__", None)
             if attrs is None or attrs.keys() != names:
                 return False

@@ -34,8 +34,10 @@ PATCH = "continue-as-new-when-suggested"
 # batch mode: the run continues as new once its children have ended too (see children_ended)
 CHILDREN_PATCH = "children-ended-before-continue-as-new"
 # but no longer than this for a child that has not taken its cancel in yet (a local chunk does
-# at its next workflow task heartbeat, 8 s by default)
-CHILDREN_WAIT_S = 10.0
+# at its next workflow task heartbeat, 8 s by default). Well past that: the timer firing while
+# the continue-as-new task is completed makes the server refuse the task just the same (seen
+# with 10 s at 20,000 agents, the children closing after ~10 s)
+CHILDREN_WAIT_S = 30.0
 # Temporal's own limit is 10,240 events by default (51,200 hard); a server that never suggests
 # continue-as-new still gets one well before it
 SAFETY_EVENTS = 8000
