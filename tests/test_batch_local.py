@@ -34,7 +34,13 @@ LOCAL = BatchSpec(chunk_size=10, window=2, local_s=1000.0)
 
 
 def kinds(history: Any) -> list[str]:
-    return [event.WhichOneof("attributes") or "" for event in history.events]
+    # a patch marker (a chunk that signals outcomes records one) is not an agent's marker
+    return [
+        "patch_marker"
+        if event.marker_recorded_event_attributes.marker_name == "core_patch"
+        else event.WhichOneof("attributes") or ""
+        for event in history.events
+    ]
 
 
 async def child_histories(temporal: TemporalHarness, workflow_id: str) -> dict[str, list[str]]:

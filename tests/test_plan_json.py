@@ -8,8 +8,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from datetime import UTC, datetime
+from typing import Any
 
-from pee.runtime import plan_json
+import pytest
+
+from pee.engine.states import AgentStatus, GroupStatus
+from pee.runtime import plan_json, report_json
 from pee.runtime.codec import data_converter
 from pee.workflows.carry import AdaptiveRules, capture
 from pee.workflows.continuation import next_input
@@ -97,3 +101,45 @@ def test_a_small_input_is_encoded_as_before() -> None:
     back, spliced = round_trip(read_ahead(small))
     assert 0 == spliced
     assert dataclasses.asdict(small) == dataclasses.asdict(back)
+
+
+def test_the_carried_state_is_written_with_orjson_and_decodes_the_same(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The continuation input's other fields (the carried run: agent and group states, context
+    versions with their values) go through orjson field by field (pee.runtime.report_json), the
+    unlimited pool's Infinity through the standard module, and decode to what the standard
+    module's encoding of the whole input decodes to."""
+    taken = read_ahead(PlanRunInput(plan=chain_plan(4_000), time_scale=0.005))
+    plan = taken.plan
+    run = RunState(
+        plan=plan,
+        started=datetime(2026, 1, 1, tzinfo=UTC),
+        time_scale=taken.time_scale,
+        agents={a.id: AgentState() for a in plan.agents},
+        groups={g.id: GroupState() for g in plan.groups},
+    )
+    for index in range(50):
+        agent = run.agents[f"a{index}"]
+        agent.status = AgentStatus.SUCCEEDED
+        agent.started_s, agent.ended_s, agent.attempts = 0.5 * index, 0.5 * index + 0.1, 1
+        run.context.put(f"a{index}.out", {"n": index, "text": "caf\u00e9"}, f"a{index}", "t")
+    run.groups["g0"].status = GroupStatus.SUCCEEDED
+    follow = next_input(taken, capture(run, "run-1", {"a0": "k0"}, AdaptiveRules()))
+    written: list[bytes | None] = []
+    dumps = report_json.dumps
+
+    def recorded(*args: Any) -> bytes | None:
+        written.append(dumps(*args))
+        return written[-1]
+
+    monkeypatch.setattr(report_json, "dumps", recorded)
+    back, spliced = round_trip(follow)
+    assert 1 == spliced
+    # the rows with orjson; the admission totals (an unlimited pool: Infinity) without
+    assert any(data is not None and b'"status":"succeeded"' in data for data in written)
+    assert None in written
+    monkeypatch.setattr(report_json, "dumps", lambda *args: None)
+    before, _ = round_trip(follow)
+    assert dataclasses.asdict(before) == dataclasses.asdict(back)
+    assert dataclasses.asdict(follow) == dataclasses.asdict(back)

@@ -25,6 +25,7 @@ from typing import Any
 
 from temporalio.client import (
     Client,
+    WorkflowExecutionStatus,
     WorkflowFailureError,
     WorkflowHandle,
     WorkflowUpdateFailedError,
@@ -166,6 +167,24 @@ def batch_split() -> CompiledPlan:
             group("gt", ["tail"], [a.group for a in middle]),
         ],
         name="batch-split",
+    )
+
+
+def batch_local_failed() -> CompiledPlan:
+    """Batch mode, chunks of two local agents: g2's `quick` and `slow` share a chunk, g1's `bad`
+    has its own and fails every attempt, its fallback too, so the run fails while the worker
+    still holds g2's chunk (quick ended, not recorded; slow running 30 s). The parent's
+    REQUEST_CANCEL reaches the chunk at its next workflow task heartbeat, while the chunk's
+    outcomes signal to the closed parent is in flight, and cancels slow there (patch
+    outcomes-signal-in-own-task: it used to be lost, and slow ran to its end)."""
+    return compiled_plan(
+        [
+            sim("quick", "g2", 0.1),
+            sim("slow", "g2", 30.0, retry=NO_RETRY),
+            sim("bad", "g1", 1.0, retry=NO_RETRY, fail_times="always"),
+        ],
+        [group("g2", ["quick", "slow"]), group("g1", ["bad"], timeout_s=600.0)],
+        name="batch-local-failed",
     )
 
 
@@ -726,6 +745,16 @@ SCENARIOS = [
         {"batch": BatchSpec(chunk_size=10, window=4, local_s=1000.0, split_gain_s=1.0)},
         batch_children=True,
     ),
+    # a batch run failing while a local chunk holds an ended agent and a running one: the
+    # chunk's histories show the cancel taken in (patch outcomes-signal-in-own-task)
+    Scenario(
+        "batch_local_failed",
+        batch_local_failed,
+        "failed",
+        {"g1": ["abort_and_fallback", "fail"], "g2": []},
+        {"batch": BatchSpec(chunk_size=2, window=4, local_s=1000.0), "heartbeat_timeout_s": 1.0},
+        batch_children=True,
+    ),
     # issue 17: the run input carries the plan's facts (admission ranks and the checks' bounds)
     Scenario(
         "plan_facts",
@@ -833,6 +862,13 @@ async def record(client: Client, scenario: Scenario) -> Path:
         except WorkflowFailureError as err:
             report = err.cause.details[0]  # type: ignore[union-attr]
         history = await handle.fetch_history()
+        if scenario.batch_children:
+            # a failed run's local chunk ends at its next workflow task heartbeat, on this
+            # worker: record its whole history
+            for event in history.events:
+                if event.HasField("start_child_workflow_execution_initiated_event_attributes"):
+                    attributes = event.start_child_workflow_execution_initiated_event_attributes
+                    await closed(client.get_workflow_handle(attributes.workflow_id))
     found = outcome(report)
     if found != expected(scenario):
         raise SystemExit(f"{scenario.name}: expected {expected(scenario)}, recorded {found}")
@@ -850,6 +886,14 @@ async def record(client: Client, scenario: Scenario) -> Path:
                 name = child.rsplit("/", 1)[1]
                 (folder / f"{name}.json").write_text(found_child.to_json() + "\n")
     return path
+
+
+async def closed(handle: Handle, timeout_s: float = 90.0) -> None:
+    for _ in range(int(timeout_s / 0.2)):
+        if (await handle.describe()).status != WorkflowExecutionStatus.RUNNING:
+            return
+        await asyncio.sleep(0.2)
+    raise SystemExit(f"{handle.id} still running after {timeout_s:g} s")
 
 
 async def main(names: list[str]) -> None:

@@ -32,8 +32,9 @@ from pee.engine.compiled import CompiledAgent, CompiledGroup, CompiledPlan
 from pee.engine.gc_pause import paused_gc
 from pee.engine.report.run_rows import RowKind, RunRow, RunRowsBatch
 from pee.engine.rules import plan_facts
-from pee.runtime import agent_payloads, plan_json, predecode
+from pee.runtime import agent_payloads, plan_json, predecode, report_json
 from pee.stores.payloads import external_storage
+from pee.workflows import final_report
 from pee.workflows.agent_outcome import AgentOutcome
 from pee.workflows.types import PlanRunInput
 
@@ -317,6 +318,14 @@ def _defaults(cls: type) -> tuple[tuple[str, Any], ...]:
     return tuple(found)
 
 
+def _record_fields(cls: type) -> frozenset[str] | None:
+    """Field names of a dataclass the encoder writes as all its fields (not the sparse kinds
+    nor a plan, which it writes otherwise)."""
+    if cls in SPARSE_KINDS or cls is CompiledPlan:
+        return None
+    return _dataclass_fields(cls)
+
+
 @functools.lru_cache(maxsize=1024)
 def _dataclass_fields(cls: type) -> frozenset[str] | None:
     # None: not a dataclass (is_dataclass per encoded object was visible too)
@@ -342,6 +351,9 @@ class FastJSONPayloadConverter(temporalio.converter.JSONPlainPayloadConverter):
     untouched."""
 
     def to_payload(self, value: Any) -> Payload | None:
+        if type(value) is final_report.FinalReport:
+            # a run's result, and the `status` answer of the ended run: encoded once
+            return final_report.payload(value, self._report_payload)
         # a continue-as-new input is encoded inside the workflow task: no collector walks
         # while its temporary dicts and strings pile up
         with paused_gc():
@@ -350,14 +362,22 @@ class FastJSONPayloadConverter(temporalio.converter.JSONPlainPayloadConverter):
                 if data is not None:
                     # the plan as it was read, outside the task: only the rest is encoded here
                     rest = {n: getattr(value, n) for n in _field_names(PlanRunInput) if n != "plan"}
-                    encoded = json.dumps(
-                        rest, cls=self._encoder, separators=(",", ":"), sort_keys=True
-                    ).encode()
+                    # the carried state: orjson where it writes what the encoder would
+                    encoded = report_json.dumps_fields(rest, self._standard, _record_fields)
                     return Payload(
                         metadata={"encoding": predecode.JSON_PLAIN},
                         data=plan_json.spliced(encoded, data),
                     )
             return super().to_payload(value)
+
+    def _standard(self, value: Any) -> bytes:
+        return json.dumps(value, cls=self._encoder, separators=(",", ":"), sort_keys=True).encode()
+
+    def _report_payload(self, value: dict[str, Any]) -> Payload | None:
+        data = report_json.dumps(value)
+        if data is None:
+            return super().to_payload(value)
+        return Payload(metadata={"encoding": predecode.JSON_PLAIN}, data=data)
 
     def from_payload(self, payload: Payload, type_hint: type | None = None) -> Any:
         # a large payload allocates objects by the hundred thousand and frees none: the cyclic

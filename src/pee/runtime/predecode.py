@@ -26,6 +26,7 @@ from typing import Any
 import orjson
 from temporalio.api.common.v1 import Payload
 
+from pee.engine import gc_pause
 from pee.engine.gc_pause import paused_gc
 
 # smaller payloads decode within a few milliseconds where they are used
@@ -80,6 +81,8 @@ def take(data: bytes) -> Any | None:
     """The value prepared from exactly these bytes, once; None when there is none."""
     if len(data) < PREPARE_BYTES:
         return None
+    # a large plan's run input: its objects live as long as the run (gc_pause.hold)
+    gc_pause.hold_after_activation()
     key = _digest(data)
     with _lock:
         found = _ready.get(key)

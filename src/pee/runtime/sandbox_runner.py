@@ -33,6 +33,7 @@ from temporalio.worker._workflow_instance import WorkflowInstance, WorkflowInsta
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 from temporalio.worker.workflow_sandbox._runner import _Instance
 
+from pee.engine import gc_pause
 from pee.engine.gc_pause import paused_gc
 
 # the SDK passes a handful of constant strings; compiled once, they are shared by all runs
@@ -48,6 +49,12 @@ def _compiled(code: str) -> CodeType:
 
 class _LeanInstance(_Instance):
     def activate(self, act: Any) -> Any:
+        if any(job.HasField("remove_from_cache") for job in act.jobs):
+            # evicted: its objects need not stay frozen for it (pee.engine.gc_pause.hold)
+            try:
+                return super().activate(act)
+            finally:
+                gc_pause.release(self)
         if not any(job.HasField("initialize_workflow") for job in act.jobs):
             return super().activate(act)
         # a run's (or continuation's) first activation, timed by the SDK's 2 s deadlock
@@ -55,8 +62,14 @@ class _LeanInstance(_Instance):
         # plan allocates about a million objects, and with the collector on it walked that
         # growing heap again and again (a third of the task). Later activations keep the
         # collector's usual rhythm: paused in all of them, its put-off work would pile up.
+        gc_pause.take_hold_request()
         with paused_gc():
-            return super().activate(act)
+            completion = super().activate(act)
+        if gc_pause.take_hold_request():
+            # a large run's objects live as long as it does: out of the full collections'
+            # walks, which otherwise land inside its later activations (gc_pause.hold)
+            gc_pause.hold(self)
+        return completion
 
     def _run_code(self, code: str, **extra_globals: Any) -> None:
         # exec accepts the code object as it accepts the string

@@ -52,6 +52,11 @@ with workflow.unsafe.imports_passed_through():
     from pee.workflows.agent_outcome import AgentOutcome, outcome_from_error
 
 CANCEL_SIGNAL = "cancel_agents"
+# the outcomes signal is sent from a task of its own, which the run's task waits for: the SDK
+# keeps a signal to another workflow from being cancelled once sent, and so swallowed the
+# cancel request (the parent closed) that arrived while one was in flight; the chunk then ran
+# its agents to their end
+SIGNAL_TASK_PATCH = "outcomes-signal-in-own-task"
 # PlanWorkflow's signal for outcomes of agents that ended before the chunk did
 OUTCOMES_SIGNAL = "agent_outcomes"
 
@@ -180,13 +185,12 @@ class AgentBatchWorkflow:
             if all_done() or not self._signal:
                 break
             sent, self._unsent = self._unsent, []
-            parent = workflow.get_external_workflow_handle(input.parent_workflow_id)
-            try:
-                await parent.signal(OUTCOMES_SIGNAL, sent)
-            except Exception as err:  # the parent has ended: nobody waits for these any more
-                workflow.logger.info(
-                    "outcomes not delivered to %s: %s", input.parent_workflow_id, err
-                )
+            if workflow.patched(SIGNAL_TASK_PATCH):
+                signal = asyncio.create_task(send_outcomes(input.parent_workflow_id, sent))
+                # a cancel request raises here, whatever becomes of the signal
+                await workflow.wait([signal])
+            else:
+                await send_outcomes(input.parent_workflow_id, sent)
             if not self._local:
                 await self._pause(input.flush_s, all_done)
         await workflow.wait(list(self._tasks.values()))
@@ -272,6 +276,14 @@ class AgentBatchWorkflow:
         outcome.activity_id = call.activity_id
         self._unsent.append(outcome)
         return outcome
+
+
+async def send_outcomes(parent_workflow_id: str, outcomes: list[AgentOutcome]) -> None:
+    parent = workflow.get_external_workflow_handle(parent_workflow_id)
+    try:
+        await parent.signal(OUTCOMES_SIGNAL, outcomes)
+    except Exception as err:  # the parent has ended: nobody waits for these any more
+        workflow.logger.info("outcomes not delivered to %s: %s", parent_workflow_id, err)
 
 
 def as_activity_error(call: AgentCall, err: ApplicationError | TimeoutError) -> ActivityError:

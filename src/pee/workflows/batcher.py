@@ -140,6 +140,15 @@ class Batcher:
             else:
                 helper.close()
 
+    @property
+    def open_children(self) -> int:
+        """Children started (or starting) that have not ended yet."""
+        return len(self._children)
+
+    def send_cancels(self) -> None:
+        """Send the cancels still waiting for the dispatcher (closed at a drain)."""
+        self._send_cancels()
+
     def summary(self) -> dict[str, int]:
         return {
             "chunk_size": self.chunk_size,

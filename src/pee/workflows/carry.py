@@ -101,6 +101,8 @@ _FRESH_AGENT = AgentState()
 _FRESH_GROUP = GroupState()
 _FRESH_AGENT_ROW = {f.name: getattr(_FRESH_AGENT, f.name) for f in fields(AgentState)}
 _FRESH_GROUP_ROW = {f.name: getattr(_FRESH_GROUP, f.name) for f in fields(GroupState)}
+_FRESH_AGENT_ATTRS = dict(vars(_FRESH_AGENT))
+_FRESH_GROUP_ATTRS = dict(vars(_FRESH_GROUP))
 
 
 def capture(
@@ -121,11 +123,17 @@ def capture(
         earlier_runs=[*run.earlier_runs, run_id],
         # an agent or group still as it was built (not started) is left out: the continuation
         # builds it the same way (half of a 20,000-agent plan's agents, at the drain)
+        # (their attribute dicts compared in C: the dataclass's own __eq__ builds two tuples of
+        # every field per agent, a visible part of a 20,000-agent continuation's last task)
         agents={
-            k: v for k, v in run.agents.items() if k not in frozen_agents and v != _FRESH_AGENT
+            k: v
+            for k, v in run.agents.items()
+            if k not in frozen_agents and v.__dict__ != _FRESH_AGENT_ATTRS
         },
         groups={
-            k: v for k, v in run.groups.items() if k not in frozen_groups and v != _FRESH_GROUP
+            k: v
+            for k, v in run.groups.items()
+            if k not in frozen_groups and v.__dict__ != _FRESH_GROUP_ATTRS
         },
         alerts=list(run.alerts),
         events=list(run.events),

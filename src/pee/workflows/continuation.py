@@ -19,6 +19,7 @@ recorded before continue-as-new existed on their old path, were they ever to see
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from temporalio import workflow
 
@@ -26,7 +27,17 @@ with workflow.unsafe.imports_passed_through():
     from pee.workflows.carry import CarriedRun, encode
     from pee.workflows.types import PlanRunInput
 
+if TYPE_CHECKING:
+    from pee.workflows.batcher import Batcher
+
 PATCH = "continue-as-new-when-suggested"
+# batch mode: the run continues as new once its children have ended too (see children_ended)
+CHILDREN_PATCH = "children-ended-before-continue-as-new"
+# but no longer than this for a child that has not taken its cancel in yet (a local chunk does
+# at its next workflow task heartbeat, 8 s by default). Well past that: the timer firing while
+# the continue-as-new task is completed makes the server refuse the task just the same (seen
+# with 10 s at 20,000 agents, the children closing after ~10 s)
+CHILDREN_WAIT_S = 30.0
 # Temporal's own limit is 10,240 events by default (51,200 hard); a server that never suggests
 # continue-as-new still gets one well before it
 SAFETY_EVENTS = 8000
@@ -83,6 +94,29 @@ def next_input(input: PlanRunInput, carried: CarriedRun) -> PlanRunInput:
     """The continuation's input: the same plan and options, no resume (its reused groups and
     context are in the carried state now), and the carried run."""
     return replace(input, resume=None, inputs={}, carried=encode(carried))
+
+
+async def children_ended(batcher: Batcher | None) -> None:
+    """Batch mode: wait (at most CHILDREN_WAIT_S) for the children still open at the drain.
+    Every agent has ended by then as the run sees it, but a child holding an agent the barrier
+    cut short is still taking its cancel in (a local chunk at its next workflow task heartbeat,
+    ~8 s): its completion reached the server while the worker was completing the
+    continue-as-new task, which the server then refused (UnhandledCommand, 20,000 agents). The
+    retried task replays the whole history first (20 s at 6,500 events) and encodes the
+    continuation input again. Asked only when a child is open: other histories replay as
+    before."""
+    if batcher is None or not batcher.open_children or not workflow.patched(CHILDREN_PATCH):
+        return
+    # agents the barrier cut at the last group's end: their cancels had not gone out yet
+    batcher.send_cancels()
+    try:
+        await workflow.wait_condition(
+            lambda: not batcher.open_children,
+            timeout=CHILDREN_WAIT_S,
+            timeout_summary="children ending before continue-as-new",
+        )
+    except TimeoutError:
+        workflow.logger.info("continuing as new with %d children still open", batcher.open_children)
 
 
 async def continue_as_new(input: PlanRunInput, carried: CarriedRun) -> None:

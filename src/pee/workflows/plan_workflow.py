@@ -112,8 +112,9 @@ with workflow.unsafe.imports_passed_through():
     )
     from pee.workflows.conflict_desk import ConflictDesk
     from pee.workflows.context_gate import ContextGate
-    from pee.workflows.continuation import Continuation, continue_as_new
+    from pee.workflows.continuation import Continuation, children_ended, continue_as_new
     from pee.workflows.deadline_timer import DeadlineClock
+    from pee.workflows.final_report import FinalReport
     from pee.workflows.ledger import Ledger
     from pee.workflows.locks import ContextLimits
     from pee.workflows.ready_groups import ReadyGroups
@@ -275,6 +276,8 @@ class PlanWorkflow:
         )
         # the agent output cache; its keys carry their lineage (and a continuation's, below)
         self._cache = AgentCache(self._scope, self._adapt)
+        # the report the run returned (set as it returns)
+        self._final: FinalReport | None = None
         # agents from ready to ended: admission, snapshot, cache, activity, commit
         self._runner = AgentRunner(
             self._scope,
@@ -468,7 +471,8 @@ class PlanWorkflow:
         self._scope.finish(RunStatus.COMPLETED)
         if self._ledger is not None:
             await self._ledger.settle()
-        report = self._report()
+        # kept: a `status` query of the ended run answers with it (workflows/final_report.py)
+        report = self._final = FinalReport(self._report())
         if input.item_outputs is not None:
             # an item of a parent's fan-out: the parent collects these into its lists
             report["item_outputs"] = {
@@ -487,6 +491,7 @@ class PlanWorkflow:
             return None, str(err)
 
     async def _continue_as_new(self) -> None:
+        await children_ended(self._batcher)
         info = workflow.info()
         self._scope.event("continued_as_new", info.run_id)
         if self._ledger is not None:
@@ -513,8 +518,9 @@ class PlanWorkflow:
 
     @workflow.query
     def status(self) -> dict[str, Any]:
-        """The run report so far (the same shape as the workflow result)."""
-        return self._report()
+        """The run report so far (the same shape as the workflow result); once the run has
+        returned, the result itself."""
+        return self._final if self._final is not None else self._report()
 
     @workflow.query
     def plan(self) -> dict[str, Any]:
