@@ -33,15 +33,20 @@ def read_ahead(value: PlanRunInput) -> PlanRunInput:
     return taken
 
 
-def continuation_of(taken: PlanRunInput) -> PlanRunInput:
+def fresh_run(taken: PlanRunInput) -> RunState:
+    """A run state of `taken`'s plan with every agent and group not started yet."""
     plan = taken.plan
-    run = RunState(
+    return RunState(
         plan=plan,
         started=datetime(2026, 1, 1, tzinfo=UTC),
         time_scale=taken.time_scale,
         agents={a.id: AgentState() for a in plan.agents},
         groups={g.id: GroupState() for g in plan.groups},
     )
+
+
+def continuation_of(taken: PlanRunInput) -> PlanRunInput:
+    run = fresh_run(taken)
     run.agents["a0"].status = run.agents["b0"].status = "succeeded"
     run.groups["g0"].status = "succeeded"
     return next_input(taken, capture(run, "run-1", {}, AdaptiveRules()))
@@ -111,14 +116,7 @@ def test_the_carried_state_is_written_with_orjson_and_decodes_the_same(
     unlimited pool's Infinity through the standard module, and decode to what the standard
     module's encoding of the whole input decodes to."""
     taken = read_ahead(PlanRunInput(plan=chain_plan(4_000), time_scale=0.005))
-    plan = taken.plan
-    run = RunState(
-        plan=plan,
-        started=datetime(2026, 1, 1, tzinfo=UTC),
-        time_scale=taken.time_scale,
-        agents={a.id: AgentState() for a in plan.agents},
-        groups={g.id: GroupState() for g in plan.groups},
-    )
+    run = fresh_run(taken)
     for index in range(50):
         agent = run.agents[f"a{index}"]
         agent.status = AgentStatus.SUCCEEDED
