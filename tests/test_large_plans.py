@@ -55,6 +55,11 @@ def test_batch_mode_is_chosen_above_the_threshold_or_when_forced() -> None:
     # `--batch-local 0`: no agent runs as a local activity (nor is a local chunk cut)
     assert choose_batch(BATCH_THRESHOLD + 1, local_s=0) == BatchSpec()
     assert choose_batch(5000, force=False) is None
+    # `--batch-split`: the gain a cut of a local chunk must save; 0 never cuts
+    assert choose_batch(BATCH_THRESHOLD + 1, split_gain_s=4) == BatchSpec(
+        local_s=LOCAL_AGENT_S, split_gain_s=4.0
+    )
+    assert choose_batch(BATCH_THRESHOLD + 1, split_gain_s=0) == BatchSpec(local_s=LOCAL_AGENT_S)
 
 
 def test_thousand_agent_plan_completes_with_every_history_under_the_bound(
@@ -286,6 +291,9 @@ def test_compile_writes_the_batch_choice_into_the_input() -> None:
     bad = compiled("--batch-chunk", "0")
     assert 2 == bad.returncode
     assert "--batch-chunk: expected a whole number of 1 or more" in bad.stderr
+    split = compiled("--batch", "--batch-split", "2.5")
+    assert 0 == split.returncode, split.stderr
+    assert 2.5 == json.loads(split.stdout)["batch"]["split_gain_s"]
     negative = compiled("--batch-local", "-1")
     assert 2 == negative.returncode
     assert "--batch-local: expected a number of 0 or more" in negative.stderr

@@ -72,6 +72,14 @@ def add_plan_options(parser: argparse.ArgumentParser) -> None:
         help="batch mode: agents whose timeout (after --time-scale) is at most this run as "
         "local activities of their child, 0 for none (default 10; docs/guides/large-plans.md)",
     )
+    parser.add_argument(
+        "--batch-split",
+        type=seconds_or_zero,
+        metavar="SECONDS",
+        help="batch mode: split a chunk of local agents between short and long groups where "
+        "that saves at least this much waiting, 0 never (default 10; "
+        "docs/guides/large-plans.md)",
+    )
     ledger = parser.add_mutually_exclusive_group()
     ledger.add_argument(
         "--ledger",

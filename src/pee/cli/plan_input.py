@@ -98,6 +98,7 @@ def build_run_input(args: argparse.Namespace, plan: Any, note_to: Any = sys.stdo
         getattr(args, "batch_chunk", None),
         getattr(args, "batch_window", None),
         getattr(args, "batch_local", None),
+        getattr(args, "batch_split", None),
     )
     return PlanRunInput(
         plan=plan,

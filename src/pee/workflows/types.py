@@ -85,6 +85,7 @@ def choose_batch(
     chunk_size: int | None = None,
     window: int | None = None,
     local_s: float | None = None,
+    split_gain_s: float | None = None,
 ) -> BatchSpec | None:
     """Batch mode for a plan of ``agents`` agents: on above BATCH_THRESHOLD, or as ``force``
     says (True: always, False: never)."""
@@ -93,11 +94,13 @@ def choose_batch(
         return None
     spec = BatchSpec()
     local = LOCAL_AGENT_S if local_s is None else max(0.0, local_s)
+    gain = SPLIT_GAIN_S if split_gain_s is None else max(0.0, split_gain_s)
     return BatchSpec(
         chunk_size or spec.chunk_size,
         window or spec.window,
         local_s=local,
-        split_gain_s=SPLIT_GAIN_S if local > 0 else 0.0,
+        # without local agents there is no local chunk to cut
+        split_gain_s=gain if local > 0 else 0.0,
     )
 
 
