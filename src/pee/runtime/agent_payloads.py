@@ -65,7 +65,9 @@ def encode(value: Any, sparse: Sparse, nested: Nested) -> Payload | None:
     elif kind is AgentResult:
         if value.__dict__.keys() != _RESULT_FIELDS:
             return None
-        row = dict(value.__dict__)
+        # without the fields at their defaults, as a task (issue 17 item 4: a no-op agent's
+        # result 257 -> ~200 bytes in history); every reader fills them back
+        row = sparse(value, AgentResult)
         nulls = _nones(row)
     else:
         return None

@@ -253,7 +253,7 @@ def _flat_dataclass_fields(cls: type) -> dict[str, type]:
 
 
 # written without their fields at defaults (see _sparse)
-SPARSE_KINDS = frozenset({CompiledAgent, CompiledGroup, AgentTask})
+SPARSE_KINDS = frozenset({CompiledAgent, CompiledGroup, AgentTask, AgentResult})
 
 
 class ShallowDataclassEncoder(temporalio.converter.AdvancedJSONEncoder):
@@ -296,8 +296,8 @@ def _sparse(o: Any, kind: type) -> dict[str, Any]:
 
     So these classes' defaults are part of the stored format: a payload written today and read
     by a later version gets that version's default for every field left out. Change a default
-    of CompiledAgent, CompiledGroup or AgentTask only with a new field (or a decoder that knows
-    the old default), never in place."""
+    of CompiledAgent, CompiledGroup, AgentTask or AgentResult only with a new field (or a
+    decoder that knows the old default), never in place."""
     row = {name: getattr(o, name) for name in _field_names(kind)}
     for name, value in _defaults(kind):
         found = row[name]

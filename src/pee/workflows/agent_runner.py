@@ -38,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
     from pee.workflows.cache_levels import CacheLevels
     from pee.workflows.conflict_desk import ConflictDesk
     from pee.workflows.context_gate import ContextGate
+    from pee.workflows.lean_task import lean
     from pee.workflows.locks import READ, WRITE, ContextLockTimeout
     from pee.workflows.run_scope import RunScope
 
@@ -306,6 +307,7 @@ class AgentRunner:
             cache_size_limit=self.cache.size_limit() if key is not None else None,
             plan_name=self.scope.plan.name,
         )
+        task = lean(task)
         timeout = self.timing.activity_timeout(agent)
         # runs since liveness-from-describe: time waiting for a worker does not eat the timeout
         overall = timeout if self.signals else self.timing.schedule_to_close(agent)
