@@ -1,6 +1,6 @@
-"""bench/planner.py, bench/cache.py, bench/throughput.py, bench/scale.py and bench/timeline.py
-run from the repository root and print every field they promise (no timing assertions:
-benchmarks print numbers, tests never judge wall-clock speed)."""
+"""bench/planner.py, bench/cache.py, bench/throughput.py, bench/scale.py, bench/timeline.py and
+bench/history_bytes.py run from the repository root and print every field they promise (no
+timing assertions: benchmarks print numbers, tests never judge wall-clock speed)."""
 
 from __future__ import annotations
 
@@ -184,3 +184,24 @@ def test_timeline_bench_prints_where_the_time_went() -> None:
     assert chain.startswith("critical chain: ")
     for phase in ("ready", "dispatch", "run", "mates", "report"):
         assert f" {phase} " in chain
+
+
+def test_history_bytes_bench_prints_bytes_by_kind_and_the_task_fields() -> None:
+    """`bench/history_bytes.py --agents 5` exits 0 and prints, for both contenders, the event
+    kinds with their bytes, the payload roles, the ratio and one task's fields."""
+    done = subprocess.run(
+        [sys.executable, "bench/history_bytes.py", "--agents", "5"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert out.startswith("engine: ") and "\nhand-written: " in out
+    assert out.count("activity_task_scheduled ") == 2
+    assert "activity input" in out and "activity result" in out
+    assert "summaries (user metadata)" in out
+    assert "history bytes engine/hand-written: " in out
+    # one agent's task by field: its agent's id and kind are always written
+    assert "agent.id" in out and "agent.kind" in out
