@@ -506,3 +506,25 @@ def test_the_split_history_cut_short_groups_from_long_ones() -> None:
         assert 1 == kinds.count("workflow_task_completed_event_attributes")
     rows = final_report(history)["agents"]
     assert {"succeeded"} == {row["status"] for row in rows.values()}
+
+
+def test_uncached_agents_tasks_leave_the_run_ids_out() -> None:
+    """Patch lean-agent-task: the recorded run's uncached agents were scheduled without the
+    workflow id, run id and plan name (only the output cache reads them); runs recorded before
+    the patch carry them and replay as they were."""
+    from pee.activities.types import AgentTask
+
+    history = load("lean_task")
+    assert "lean-agent-task" in patch_markers(history)
+    converter = data_converter()
+    tasks = []
+    for event in history.events:
+        if event.HasField("activity_task_scheduled_event_attributes"):
+            attrs = event.activity_task_scheduled_event_attributes
+            if attrs.activity_type.name == "run_agent":
+                (task,) = asyncio.run(converter.decode(attrs.input.payloads, [AgentTask]))
+                tasks.append(task)
+    assert ["a", "b"] == sorted(task.agent.id for task in tasks)
+    assert {("", "", "")} == {(t.workflow_id, t.run_id, t.plan_name) for t in tasks}
+    older = load("all_completed")
+    assert "lean-agent-task" not in patch_markers(older)

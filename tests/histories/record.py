@@ -762,6 +762,9 @@ SCENARIOS = [
         "completed",
         {"first": ["all_completed"], "second": ["all_completed"]},
     ),
+    # issue 17: an uncached agent's task without the run's ids and plan name (patch
+    # lean-agent-task, src/pee/workflows/lean_task.py)
+    Scenario("lean_task", all_completed, "completed", {"g": ["all_completed"]}),
     # issue 17: at most START_BATCH groups start per activation (src/pee/workflows/ready_groups.py)
     Scenario(
         "bounded_starts",
