@@ -38,7 +38,7 @@ with workflow.unsafe.imports_passed_through():
     from pee.workflows.cache_levels import CacheLevels
     from pee.workflows.conflict_desk import ConflictDesk
     from pee.workflows.context_gate import ContextGate
-    from pee.workflows.lean_task import lean
+    from pee.workflows.lean_task import RunFields, run_fields
     from pee.workflows.locks import READ, WRITE, ContextLockTimeout
     from pee.workflows.run_scope import RunScope
 
@@ -286,14 +286,23 @@ class AgentRunner:
         """Run the agent's activity; None when it failed or was cancelled (state recorded)."""
         state = self.scope.agents[agent.id]
         info = workflow.info()
+        named = run_fields(
+            key is not None,
+            RunFields(
+                info.run_id,
+                info.workflow_id,
+                self.scope.plan.name,
+                self.scope.plan.context.large_value_threshold,
+            ),
+        )
         task = AgentTask(
             agent=agent,
             inputs=inputs,
             missing_inputs=missing,
             snapshot_versions=versions,
             group=group.id,
-            run_id=info.run_id,
-            workflow_id=info.workflow_id,
+            run_id=named.run_id,
+            workflow_id=named.workflow_id,
             time_scale=self.scope.scale,
             simulate_s=agent.estimated_s * self.scope.scale if self.scope.input.simulate else None,
             # no progress signals (each is a history event and a workflow task): liveness comes
@@ -301,13 +310,12 @@ class AgentRunner:
             progress_interval_s=self.timing.progress_interval_s()
             if self.batcher is None and self.signals
             else 0.0,
-            large_value_threshold=self.scope.plan.context.large_value_threshold,
+            large_value_threshold=named.large_value_threshold,
             cache_key=key,
             cache_ttl_s=self.cache.ttl_s() if key is not None else None,
             cache_size_limit=self.cache.size_limit() if key is not None else None,
-            plan_name=self.scope.plan.name,
+            plan_name=named.plan_name,
         )
-        task = lean(task)
         timeout = self.timing.activity_timeout(agent)
         # runs since liveness-from-describe: time waiting for a worker does not eat the timeout
         overall = timeout if self.signals else self.timing.schedule_to_close(agent)

@@ -14,23 +14,28 @@ recorded before it replays with the full task (tests/test_replay.py).
 
 from __future__ import annotations
 
-import dataclasses
+from typing import NamedTuple
 
 from temporalio import workflow
-
-with workflow.unsafe.imports_passed_through():
-    from pee.activities.types import AgentTask
 
 PATCH = "lean-agent-task"
 
 
-def lean(task: AgentTask) -> AgentTask:
-    """`task` without the fields no activity reads for it; the same task in an older run."""
+class RunFields(NamedTuple):
+    """The task's fields that name the run (AgentTask's fields of the same names)."""
+
+    run_id: str
+    workflow_id: str
+    plan_name: str
+    large_value_threshold: int | None
+
+
+def run_fields(cached: bool, whole: RunFields) -> RunFields:
+    """What an agent's task carries of ``whole``: the ids and plan name only for an agent whose
+    output the cache files (``cached``), never the threshold; all of it in an older run. Given
+    before the task is built, so the hot path builds one task per agent, not two."""
     if not workflow.patched(PATCH):
-        return task
-    if task.cache_key is not None:
-        # the cache files the result under these
-        return dataclasses.replace(task, large_value_threshold=None)
-    return dataclasses.replace(
-        task, run_id="", workflow_id="", plan_name="", large_value_threshold=None
-    )
+        return whole
+    if cached:
+        return whole._replace(large_value_threshold=None)
+    return RunFields("", "", "", None)
