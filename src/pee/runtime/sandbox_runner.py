@@ -35,6 +35,7 @@ from temporalio.worker.workflow_sandbox._runner import _Instance
 
 from pee.engine import gc_pause
 from pee.engine.gc_pause import paused_gc
+from pee.runtime.sandbox_code_cache import cached_imports
 
 # the SDK passes a handful of constant strings; compiled once, they are shared by all runs
 _COMPILED: dict[str, CodeType] = {}
@@ -48,6 +49,12 @@ def _compiled(code: str) -> CodeType:
 
 
 class _LeanInstance(_Instance):
+    def _create_instance(self) -> None:
+        # the per-run re-import of the workflow's module runs its body again but need not
+        # compile it again (pee.runtime.sandbox_code_cache)
+        with cached_imports():
+            super()._create_instance()
+
     def activate(self, act: Any) -> Any:
         if any(job.HasField("remove_from_cache") for job in act.jobs):
             # evicted: its objects need not stay frozen for it (pee.engine.gc_pause.hold)
