@@ -90,3 +90,18 @@ def test_a_large_runs_first_activation_holds_until_its_eviction(agents: int, hel
         assert "hold" not in [kind for kind, _ in calls]
     assert 0 == gc_pause.holders()
     assert 0 == gc.get_freeze_count()
+
+
+class _Owner:
+    """Weakly referenceable, as a workflow instance is."""
+
+
+def test_a_holder_dropped_without_release_releases_its_hold() -> None:
+    """An instance the worker discards without an eviction activation must not keep the
+    process's objects frozen for good."""
+    owner = _Owner()
+    gc_pause.hold(owner)
+    assert 1 == gc_pause.holders() and gc.get_freeze_count() > 0
+    del owner  # freed by reference counting: its finalizer releases the hold
+    assert 0 == gc_pause.holders()
+    assert 0 == gc.get_freeze_count()

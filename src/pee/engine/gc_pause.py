@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import gc
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import ParamSpec, TypeVar
@@ -58,25 +59,41 @@ def _age_young() -> None:
 # became garbage. Reference counting frees as usual all along; only cycles that became garbage
 # while frozen wait for the unfreeze.
 
-_hold_lock = threading.Lock()
-# the holders (workflow instances, by id)
-_holders: set[int] = set()
+# reentrant: a holder's finalizer (below) may run inside hold() or release(), on the thread
+# that dropped the last reference to it
+_hold_lock = threading.RLock()
+# the holders (workflow instances), by id, each with the finalizer that releases it if it is
+# dropped without `release` (an instance the worker discards without an eviction activation):
+# keyed by id alone, such a holder kept the process's objects frozen for good, and a later
+# object given the same id could have released the wrong hold
+_holders: dict[int, weakref.finalize | None] = {}
 
 
 def hold(owner: object) -> None:
     """``owner``'s objects (with everything else alive now) to the permanent generation, until
-    ``release(owner)``."""
+    ``release(owner)`` or until ``owner`` is freed."""
     with _hold_lock:
-        _holders.add(id(owner))
+        key = id(owner)
+        if key not in _holders:
+            try:
+                _holders[key] = weakref.finalize(owner, _release_key, key)
+            except TypeError:  # not weakly referenceable: only release() ends its hold
+                _holders[key] = None
         gc.freeze()
 
 
 def release(owner: object) -> None:
     """``owner`` is gone: the last holder to go unfreezes."""
+    _release_key(id(owner))
+
+
+def _release_key(key: int) -> None:
     with _hold_lock:
-        if id(owner) not in _holders:
+        if key not in _holders:
             return
-        _holders.discard(id(owner))
+        finalizer = _holders.pop(key)
+        if finalizer is not None:
+            finalizer.detach()
         if not _holders:
             gc.unfreeze()
 
