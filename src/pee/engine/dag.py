@@ -10,9 +10,10 @@ scheduler with no group barriers and no overhead would have achieved with the sa
 
 from __future__ import annotations
 
+import functools
 import heapq
 from collections.abc import Collection, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 
 from pee.engine.compiled import CompiledAgent, CompiledGroup
 
@@ -144,4 +145,12 @@ def iso_at(start: datetime, offset_s: float | None) -> str | None:
     """ISO 8601 time `offset_s` seconds after `start` (None stays None)."""
     if offset_s is None:
         return None
+    # the zone and fold too: equal datetimes in other zones (or folds) are written otherwise
+    return _iso_at(start, start.tzinfo, start.fold, offset_s)
+
+
+@functools.lru_cache(maxsize=4096)
+def _iso_at(start: datetime, zone: tzinfo | None, fold: int, offset_s: float) -> str:
+    # a run's report writes 3-4 times per agent, most of them the same few instants (agents
+    # started and ended together): each written once (pure, so a cache is safe)
     return (start + timedelta(seconds=offset_s)).isoformat(timespec="milliseconds")

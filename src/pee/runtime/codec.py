@@ -459,9 +459,12 @@ def _direct(value: Any) -> Payload | None:
 
 
 def _json_str(value: str) -> Payload:
-    return Payload(
-        metadata={"encoding": b"json/plain"}, data=json.dumps(value, separators=(",", ":")).encode()
-    )
+    # what json.dumps(value) returns for a str (ensure_ascii), without building a JSONEncoder
+    # per call: every agent's summary (bench/overhead.py)
+    return Payload(metadata={"encoding": b"json/plain"}, data=_ascii_json(value).encode())
+
+
+_ascii_json = json.encoder.encode_basestring_ascii
 
 
 # `storage` of data_converter: "env" builds the External Storage from the environment
