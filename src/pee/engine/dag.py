@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import heapq
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 
 from pee.engine.compiled import CompiledAgent, CompiledGroup
@@ -91,11 +92,32 @@ def ranked_order(predecessors: Mapping[str, Collection[str]], rank: Mapping[str,
     return order
 
 
+@dataclass(frozen=True)
+class AgentGraph:
+    """An agent-level DAG (agent_dependencies) and its topological order, built once for a
+    report's critical path and its bottleneck analysis (inside a workflow activation)."""
+
+    ids: list[str]
+    deps: dict[str, list[str]]
+    order: list[str]
+
+
+def agent_graph(agents: Sequence[CompiledAgent], groups: Sequence[CompiledGroup]) -> AgentGraph:
+    ids = [agent.id for agent in agents]
+    deps = agent_dependencies(agents, groups)
+    return AgentGraph(ids, deps, topological_order(ids, deps))
+
+
 def longest_path(
-    ids: Sequence[str], deps: Mapping[str, Sequence[str]], durations: Mapping[str, float]
+    ids: Sequence[str],
+    deps: Mapping[str, Sequence[str]],
+    durations: Mapping[str, float],
+    order: Sequence[str] | None = None,
 ) -> tuple[float, list[str]]:
-    """Length and nodes of the longest duration-weighted path (earliest in `ids` on ties)."""
-    order = topological_order(ids, deps)
+    """Length and nodes of the longest duration-weighted path (earliest in `ids` on ties).
+    ``order``: topological_order(ids, deps), when the caller has it."""
+    if order is None:
+        order = topological_order(ids, deps)
     if not order:
         return 0.0, []
     rank = {node: index for index, node in enumerate(ids)}

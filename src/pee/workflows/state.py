@@ -15,7 +15,13 @@ from datetime import datetime
 from typing import Any
 
 from pee.engine.compiled import CompiledGroup, CompiledPlan
-from pee.engine.dag import actual_critical_path, iso_at, parallel_efficiency, utilisation_percentage
+from pee.engine.dag import (
+    agent_graph,
+    iso_at,
+    longest_path,
+    parallel_efficiency,
+    utilisation_percentage,
+)
 from pee.engine.report.bottleneck import analyse as analyse_bottlenecks
 from pee.engine.report.cache_stats import CacheCounters
 from pee.engine.report.fan_out_path import expanded_graph, expanded_groups
@@ -209,9 +215,9 @@ def build_report(run: RunState, workflow_id: str, run_id: str, now_s: float) -> 
         for a in plan.agents
     }
     # over the fan-outs' items, not their templates (pee.engine.report.fan_out_path)
-    lower_bound, path = actual_critical_path(
-        expanded_graph(plan.agents), expanded_groups(plan.groups), durations
-    )
+    # the graph once, for the critical path and the bottleneck analysis
+    graph = agent_graph(expanded_graph(plan.agents), expanded_groups(plan.groups))
+    lower_bound, path = longest_path(graph.ids, graph.deps, durations, graph.order)
     report = {
         **report_head(run, workflow_id, run_id, end_s),
         # per passed group: sha256 of its agents' output values, what a resume reuses
@@ -238,7 +244,7 @@ def build_report(run: RunState, workflow_id: str, run_id: str, now_s: float) -> 
     # where the time went, once the run is over (pee.engine.report.bottleneck; a running run has no
     # answer)
     report["bottlenecks"] = (
-        analyse_bottlenecks(plan, report) if run.status != RunStatus.RUNNING else None
+        analyse_bottlenecks(plan, report, graph) if run.status != RunStatus.RUNNING else None
     )
     return report
 

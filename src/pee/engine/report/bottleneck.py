@@ -29,7 +29,7 @@ from datetime import datetime
 from typing import Any
 
 from pee.engine.compiled import CompiledPlan
-from pee.engine.dag import agent_dependencies, topological_order
+from pee.engine.dag import AgentGraph, agent_graph, topological_order
 from pee.engine.report.fan_out_path import expanded_graph, expanded_groups
 from pee.engine.states import AGENT_CUT_SHORT
 
@@ -96,17 +96,20 @@ def slack(
     return length, {node: max(0.0, latest[node] - earliest[node]) for node in order}
 
 
-def analyse(plan: CompiledPlan, report: Mapping[str, Any]) -> dict[str, Any]:
-    """The `bottlenecks` section of a run report (see the module docstring)."""
+def analyse(
+    plan: CompiledPlan, report: Mapping[str, Any], graph: AgentGraph | None = None
+) -> dict[str, Any]:
+    """The `bottlenecks` section of a run report (see the module docstring). ``graph``: the
+    agent graph of the plan's expanded agents and groups, when the caller built it already."""
     agents_report: Mapping[str, Any] = report.get("agents") or {}
     groups_report: Mapping[str, Any] = report.get("groups") or {}
     scale = float(report.get("time_scale") or 1.0)
     makespan = float(report.get("makespan_s") or 0.0)
     # over the fan-outs' items, not their templates, as the report's critical path (a template's
     # row spans its whole fan-out: on the path it would hide which item bound the makespan)
-    agents = expanded_graph(plan.agents)
-    ids = [agent.id for agent in agents]
-    deps = agent_dependencies(agents, expanded_groups(plan.groups))
+    if graph is None:
+        graph = agent_graph(expanded_graph(plan.agents), expanded_groups(plan.groups))
+    ids, deps, order = graph.ids, graph.deps, graph.order
 
     def agent_row(agent_id: str) -> Mapping[str, Any]:
         return agents_report.get(agent_id) or {}
@@ -117,8 +120,6 @@ def analyse(plan: CompiledPlan, report: Mapping[str, Any]) -> dict[str, Any]:
     person = {a: float(agent_row(a).get("blocked_s") or 0.0) for a in ids}
     queued = {a: float(agent_row(a).get("queue_wait_s") or 0.0) for a in ids}
     durations = {a: work[a] + person[a] for a in ids}
-    # once for both (the workflow builds this report inside an activation)
-    order = topological_order(ids, deps)
     length, slacks = slack(ids, deps, durations, order)
     epsilon = max(0.001, 0.001 * length)
     min_cost = max(epsilon, MIN_COST_SHARE * makespan)
