@@ -86,6 +86,8 @@ class AgentRunner:
         self.submitted: list[str] = []
         # fan-out instances (`agent[i]`): what each is given besides its snapshot
         self.item_inputs: dict[str, dict[str, Any]] = {}
+        # run_fields(cached) -> what tasks carry of the run's names (see run_fields)
+        self._run_fields: dict[bool, RunFields] = {}
 
     def add_instances(self, template: str, item_inputs: dict[str, dict[str, Any]]) -> None:
         """A fan-out's instances (src/pee/workflows/fan_out_driver.py): ranked as their agent,
@@ -285,16 +287,7 @@ class AgentRunner:
     ) -> AgentResult | None:
         """Run the agent's activity; None when it failed or was cancelled (state recorded)."""
         state = self.scope.agents[agent.id]
-        info = workflow.info()
-        named = run_fields(
-            key is not None,
-            RunFields(
-                info.run_id,
-                info.workflow_id,
-                self.scope.plan.name,
-                self.scope.plan.context.large_value_threshold,
-            ),
-        )
+        named = self.run_fields(key is not None)
         task = AgentTask(
             agent=agent,
             inputs=inputs,
@@ -318,7 +311,7 @@ class AgentRunner:
         )
         timeout = self.timing.activity_timeout(agent)
         # runs since liveness-from-describe: time waiting for a worker does not eat the timeout
-        overall = timeout if self.signals else self.timing.schedule_to_close(agent)
+        overall = timeout if self.signals else self.timing.schedule_to_close(agent, timeout)
         item = self.fan_out_item()
         how = "sequential fallback" if fallback else f"group {self.fan_out_group() or group.id}"
         # a new id for the fallback run: a fresh activity with fresh attempts
@@ -377,6 +370,24 @@ class AgentRunner:
         state.error = None
         state.progress = 1.0
         return result
+
+    def run_fields(self, cached: bool) -> RunFields:
+        """lean_task.run_fields of this run's ids and plan, worked out once per run for
+        either answer: the workflow's info and its patch check are the same for every agent
+        (the SDK memoizes `patched` after its first call, which is still the first agent's)."""
+        found = self._run_fields.get(cached)
+        if found is None:
+            info = workflow.info()
+            found = self._run_fields[cached] = run_fields(
+                cached,
+                RunFields(
+                    info.run_id,
+                    info.workflow_id,
+                    self.scope.plan.name,
+                    self.scope.plan.context.large_value_threshold,
+                ),
+            )
+        return found
 
     def fan_out_item(self) -> tuple[str, int] | None:
         """("per_epic", 3) in the child run of a group-level fan-out's item 3 (its plan is named

@@ -65,11 +65,15 @@ class AgentTiming:
             )
         )
 
-    def schedule_to_close(self, agent: CompiledAgent) -> timedelta:
+    def schedule_to_close(
+        self, agent: CompiledAgent, timeout: timedelta | None = None
+    ) -> timedelta:
         """All attempts together, from scheduling: the agent's timeout plus the time its activity
         may wait for a worker (a loaded worker or a lagging workflow is not the agent's time;
-        each attempt still gets only `activity_timeout` once a worker starts it)."""
-        timeout = self.activity_timeout(agent)
+        each attempt still gets only `activity_timeout` once a worker starts it). ``timeout``:
+        activity_timeout(agent), when the caller has it."""
+        if timeout is None:
+            timeout = self.activity_timeout(agent)
         return timeout + max(timeout, timedelta(seconds=WORKER_LAG_ALLOWANCE_S))
 
     def retry_policy(self, spec: RetrySpec) -> RetryPolicy:
