@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from itertools import repeat
+from operator import attrgetter
 from typing import Any
 
 from pee.engine.compiled import CompiledGroup, CompiledPlan
@@ -43,6 +45,7 @@ from pee.workflows.locks import ContextLimits
 
 # open conflicts listed with their resolve commands in the current details
 DETAILS_CONFLICTS = 3
+_STATUS = attrgetter("status")
 
 
 @dataclass
@@ -539,8 +542,11 @@ def current_details(
             agents = fan_out_line(run, group, now_s)
         else:
             # str's own `+`, not an f-string: an f-string formats each status through
-            # StrEnum.__format__, a Python call per agent and activation (same text)
-            agents = ", ".join([a + " " + run.agents[a].status for a in group.agents])
+            # StrEnum.__format__, a Python call per agent and activation (same text); and by
+            # C loops (map), not a comprehension: a wide group's every activation writes it
+            named = map(str.__add__, group.agents, repeat(" "))
+            statuses = map(_STATUS, map(run.agents.__getitem__, group.agents))
+            agents = ", ".join(map(str.__add__, named, statuses))
         deadline = ""
         if state.paused_since_s is not None:
             deadline = ", deadline paused while agents wait on conflicts"
