@@ -201,12 +201,18 @@ class AgentRunner:
             submitted, self.submitted = self.submitted, []
             self.admit(submitted)
 
-    def sample(self, response_time_s: float | None = None, agent_id: str | None = None) -> None:
+    def sample(
+        self,
+        response_time_s: float | None = None,
+        agent_id: str | None = None,
+        now: float | None = None,
+    ) -> None:
         """Observe the admission state after it changed (monitoring is event-driven: no timers,
-        no history events); a metric going over its alert threshold raises a warning."""
+        no history events); a metric going over its alert threshold raises a warning. `now`:
+        scope.elapsed() when the caller has it."""
         admission = self.scope.run.admission
         sample = take_sample(
-            self.scope.elapsed(),
+            self.scope.elapsed() if now is None else now,
             cpu_in_use=admission.cpu_in_use,
             cpu_capacity=admission.pool.cpu,
             memory_in_use=admission.memory_in_use,
@@ -228,7 +234,7 @@ class AgentRunner:
         state.earlier_attempts = state.attempts
         state.last_progress_s = None
         state.progress = None
-        self.scope.event("agent_started", agent.id)
+        self.scope.event("agent_started", agent.id, now)
 
     async def run_agent(self, agent: CompiledAgent, group: CompiledGroup, fallback: bool) -> None:
         state = self.scope.agents[agent.id]
@@ -427,10 +433,10 @@ class AgentRunner:
             self.released = True
         state.status = status
         state.ended_s = now
-        self.scope.event(f"agent_{status}", agent_id)
+        self.scope.event(f"agent_{status}", agent_id, now)
         # run_started_s is None from here on: the agent ran if it ever started
         ran = state.started_s is not None
-        self.sample(state.duration_s(now) if ran else None, agent_id)
+        self.sample(state.duration_s(now) if ran else None, agent_id, now)
         if ran:
             self.adapt.after_agent(agent_id, state.duration_s(now) or 0.0)
 
