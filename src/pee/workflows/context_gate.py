@@ -34,6 +34,10 @@ class ContextGate:
         """What the agent sees for its whole run: values of its inputs and optional inputs that
         exist now, the blocking ones that do not, and the version vector over those keys and its
         shared writes (the base versions of its writes)."""
+        if not (agent.inputs or agent.optional_inputs or agent.writes):
+            # reads and writes nothing (a plan's first agents, every no-op one): what the
+            # walk below gives for no keys, without it
+            return {}, [], {}
         keys = unique([*agent.inputs, *agent.optional_inputs, *agent.writes])
         seen = self.scope.ctx.snapshot(keys)
         readable = unique([*agent.inputs, *agent.optional_inputs])
