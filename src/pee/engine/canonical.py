@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from typing import Any
 
 
@@ -29,12 +30,48 @@ _LENIENT = _encoder(strict=False)
 _STRICT = _encoder(strict=True)
 
 
+# The C encoder those encoders build inside every `encode` (with a fresh dict of the containers
+# being written, its circular-reference check), built once per thread and kind instead: that
+# construction was most of hashing an agent's output inside a workflow activation. The same
+# C function writes the same text. Per thread, as the marks in its dict are its own while it
+# writes; dropped after an error, which may leave marks behind.
+_c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
+_made = threading.local()
+
+
+def _one_shot(encoder: json.JSONEncoder) -> Any:
+    assert _c_make_encoder is not None
+    return _c_make_encoder(
+        {},
+        encoder.default,
+        json.encoder.encode_basestring,
+        None,
+        encoder.key_separator,
+        encoder.item_separator,
+        encoder.sort_keys,
+        encoder.skipkeys,
+        encoder.allow_nan,
+    )
+
+
 def canonical_json(value: Any, *, strict: bool = False) -> str:
     """Sorted keys and no spaces (equal content, equal text, whatever the key order), non-ASCII
     written as itself (UTF-8 once encoded). ``strict``: a value JSON cannot hold (a set, a date,
     bytes) raises TypeError, as the artifact store wants (it must round-trip what it stores);
     otherwise its str() stands in, which is enough to hash it."""
-    return (_STRICT if strict else _LENIENT).encode(value)
+    encoder = _STRICT if strict else _LENIENT
+    if _c_make_encoder is None:
+        return encoder.encode(value)
+    name = "strict" if strict else "lenient"
+    write = getattr(_made, name, None)
+    if write is None:
+        write = _one_shot(encoder)
+        setattr(_made, name, write)
+    try:
+        return "".join(write(value, 0))
+    except BaseException:
+        setattr(_made, name, None)
+        raise
 
 
 def canonical_bytes(value: Any, *, strict: bool = False) -> bytes:

@@ -10,9 +10,11 @@ scheduler with no group barriers and no overhead would have achieved with the sa
 
 from __future__ import annotations
 
+import functools
 import heapq
 from collections.abc import Collection, Mapping, Sequence
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta, tzinfo
 
 from pee.engine.compiled import CompiledAgent, CompiledGroup
 
@@ -90,11 +92,32 @@ def ranked_order(predecessors: Mapping[str, Collection[str]], rank: Mapping[str,
     return order
 
 
+@dataclass(frozen=True)
+class AgentGraph:
+    """An agent-level DAG (agent_dependencies) and its topological order, built once for a
+    report's critical path and its bottleneck analysis (inside a workflow activation)."""
+
+    ids: list[str]
+    deps: dict[str, list[str]]
+    order: list[str]
+
+
+def agent_graph(agents: Sequence[CompiledAgent], groups: Sequence[CompiledGroup]) -> AgentGraph:
+    ids = [agent.id for agent in agents]
+    deps = agent_dependencies(agents, groups)
+    return AgentGraph(ids, deps, topological_order(ids, deps))
+
+
 def longest_path(
-    ids: Sequence[str], deps: Mapping[str, Sequence[str]], durations: Mapping[str, float]
+    ids: Sequence[str],
+    deps: Mapping[str, Sequence[str]],
+    durations: Mapping[str, float],
+    order: Sequence[str] | None = None,
 ) -> tuple[float, list[str]]:
-    """Length and nodes of the longest duration-weighted path (earliest in `ids` on ties)."""
-    order = topological_order(ids, deps)
+    """Length and nodes of the longest duration-weighted path (earliest in `ids` on ties).
+    ``order``: topological_order(ids, deps), when the caller has it."""
+    if order is None:
+        order = topological_order(ids, deps)
     if not order:
         return 0.0, []
     rank = {node: index for index, node in enumerate(ids)}
@@ -144,4 +167,12 @@ def iso_at(start: datetime, offset_s: float | None) -> str | None:
     """ISO 8601 time `offset_s` seconds after `start` (None stays None)."""
     if offset_s is None:
         return None
+    # the zone and fold too: equal datetimes in other zones (or folds) are written otherwise
+    return _iso_at(start, start.tzinfo, start.fold, offset_s)
+
+
+@functools.lru_cache(maxsize=4096)
+def _iso_at(start: datetime, zone: tzinfo | None, fold: int, offset_s: float) -> str:
+    # a run's report writes 3-4 times per agent, most of them the same few instants (agents
+    # started and ended together): each written once (pure, so a cache is safe)
     return (start + timedelta(seconds=offset_s)).isoformat(timespec="milliseconds")

@@ -298,13 +298,29 @@ def _sparse(o: Any, kind: type) -> dict[str, Any]:
     by a later version gets that version's default for every field left out. Change a default
     of CompiledAgent, CompiledGroup, AgentTask or AgentResult only with a new field (or a
     decoder that knows the old default), never in place."""
-    row = {name: getattr(o, name) for name in _field_names(kind)}
-    for name, value in _defaults(kind):
-        found = row[name]
+    row = {}
+    # one pass in field order, not a row of every field and then a pass over the defaults
+    # (every agent's task and its agent, in the workflow thread)
+    for name, default in _field_defaults(kind):
+        value = getattr(o, name)
         # the same type too: an int where the default is a float stays written
-        if type(found) is type(value) and found == value:
-            del row[name]
+        if default is _NO_DEFAULT or value != default or type(value) is not type(default):
+            row[name] = value
     return row
+
+
+class _NoDefault:
+    """A required field's place in _field_defaults: no field's value is this."""
+
+
+_NO_DEFAULT = _NoDefault()
+
+
+@functools.lru_cache(maxsize=8)
+def _field_defaults(cls: type) -> tuple[tuple[str, Any], ...]:
+    """Each field of ``cls`` with its default (_NO_DEFAULT when it has none), in field order."""
+    defaults = dict(_defaults(cls))
+    return tuple((name, defaults.get(name, _NO_DEFAULT)) for name in _field_names(cls))
 
 
 @functools.lru_cache(maxsize=8)
@@ -459,9 +475,12 @@ def _direct(value: Any) -> Payload | None:
 
 
 def _json_str(value: str) -> Payload:
-    return Payload(
-        metadata={"encoding": b"json/plain"}, data=json.dumps(value, separators=(",", ":")).encode()
-    )
+    # what json.dumps(value) returns for a str (ensure_ascii), without building a JSONEncoder
+    # per call: every agent's summary (bench/overhead.py)
+    return agent_payloads.json_plain(_ascii_json(value).encode())
+
+
+_ascii_json = json.encoder.encode_basestring_ascii
 
 
 # `storage` of data_converter: "env" builds the External Storage from the environment

@@ -73,6 +73,8 @@ def _plain(value: Any, records: Records) -> bool:
     isfinite = math.isfinite
     # records(kind) per class, not per object (a continuation's thousands of versions)
     known: dict[type, frozenset[str] | None] = {}
+    # str and int subclasses met (str enums: every agent's status), checked once per class
+    scalars: set[type] = set()
     while stack:
         item = stack.pop()
         kind = type(item)
@@ -82,6 +84,13 @@ def _plain(value: Any, records: Records) -> bool:
                     return False
                 inner_kind = type(inner)
                 if inner_kind is str or inner is None or inner_kind is bool:
+                    continue
+                # a row's numbers checked here, not pushed and popped (most of a report's values)
+                if inner_kind is float:
+                    if not isfinite(inner):
+                        return False
+                    continue
+                if inner_kind is int and -(1 << 63) <= inner < (1 << 64):
                     continue
                 stack.append(inner)
         elif kind is str or item is None or kind is bool:
@@ -94,6 +103,8 @@ def _plain(value: Any, records: Records) -> bool:
         elif kind is int:
             if not -(1 << 63) <= item < (1 << 64):
                 return False
+        elif kind in scalars:
+            continue
         elif names := known[kind] if kind in known else known.setdefault(kind, records(kind)):
             attrs = getattr(item, "__dict__", None)
             if attrs is None or attrs.keys() != names:
@@ -101,8 +112,10 @@ def _plain(value: Any, records: Records) -> bool:
             stack.append(attrs)
         elif isinstance(item, dict):
             stack.append(dict(item))
-        elif not isinstance(item, _SCALARS):
+        elif isinstance(item, _SCALARS):
             # a str enum or another str or int subclass: orjson writes its value
+            scalars.add(kind)
+        else:
             return False
     return True
 

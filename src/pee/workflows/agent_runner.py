@@ -86,6 +86,8 @@ class AgentRunner:
         self.submitted: list[str] = []
         # fan-out instances (`agent[i]`): what each is given besides its snapshot
         self.item_inputs: dict[str, dict[str, Any]] = {}
+        # run_fields(cached) -> what tasks carry of the run's names (see run_fields)
+        self._run_fields: dict[bool, RunFields] = {}
 
     def add_instances(self, template: str, item_inputs: dict[str, dict[str, Any]]) -> None:
         """A fan-out's instances (src/pee/workflows/fan_out_driver.py): ranked as their agent,
@@ -199,12 +201,18 @@ class AgentRunner:
             submitted, self.submitted = self.submitted, []
             self.admit(submitted)
 
-    def sample(self, response_time_s: float | None = None, agent_id: str | None = None) -> None:
+    def sample(
+        self,
+        response_time_s: float | None = None,
+        agent_id: str | None = None,
+        now: float | None = None,
+    ) -> None:
         """Observe the admission state after it changed (monitoring is event-driven: no timers,
-        no history events); a metric going over its alert threshold raises a warning."""
+        no history events); a metric going over its alert threshold raises a warning. `now`:
+        scope.elapsed() when the caller has it."""
         admission = self.scope.run.admission
         sample = take_sample(
-            self.scope.elapsed(),
+            self.scope.elapsed() if now is None else now,
             cpu_in_use=admission.cpu_in_use,
             cpu_capacity=admission.pool.cpu,
             memory_in_use=admission.memory_in_use,
@@ -226,7 +234,7 @@ class AgentRunner:
         state.earlier_attempts = state.attempts
         state.last_progress_s = None
         state.progress = None
-        self.scope.event("agent_started", agent.id)
+        self.scope.event("agent_started", agent.id, now)
 
     async def run_agent(self, agent: CompiledAgent, group: CompiledGroup, fallback: bool) -> None:
         state = self.scope.agents[agent.id]
@@ -285,16 +293,7 @@ class AgentRunner:
     ) -> AgentResult | None:
         """Run the agent's activity; None when it failed or was cancelled (state recorded)."""
         state = self.scope.agents[agent.id]
-        info = workflow.info()
-        named = run_fields(
-            key is not None,
-            RunFields(
-                info.run_id,
-                info.workflow_id,
-                self.scope.plan.name,
-                self.scope.plan.context.large_value_threshold,
-            ),
-        )
+        named = self.run_fields(key is not None)
         task = AgentTask(
             agent=agent,
             inputs=inputs,
@@ -318,7 +317,7 @@ class AgentRunner:
         )
         timeout = self.timing.activity_timeout(agent)
         # runs since liveness-from-describe: time waiting for a worker does not eat the timeout
-        overall = timeout if self.signals else self.timing.schedule_to_close(agent)
+        overall = timeout if self.signals else self.timing.schedule_to_close(agent, timeout)
         item = self.fan_out_item()
         how = "sequential fallback" if fallback else f"group {self.fan_out_group() or group.id}"
         # a new id for the fallback run: a fresh activity with fresh attempts
@@ -378,6 +377,24 @@ class AgentRunner:
         state.progress = 1.0
         return result
 
+    def run_fields(self, cached: bool) -> RunFields:
+        """lean_task.run_fields of this run's ids and plan, worked out once per run for
+        either answer: the workflow's info and its patch check are the same for every agent
+        (the SDK memoizes `patched` after its first call, which is still the first agent's)."""
+        found = self._run_fields.get(cached)
+        if found is None:
+            info = workflow.info()
+            found = self._run_fields[cached] = run_fields(
+                cached,
+                RunFields(
+                    info.run_id,
+                    info.workflow_id,
+                    self.scope.plan.name,
+                    self.scope.plan.context.large_value_threshold,
+                ),
+            )
+        return found
+
     def fan_out_item(self) -> tuple[str, int] | None:
         """("per_epic", 3) in the child run of a group-level fan-out's item 3 (its plan is named
         "<plan>/per_epic[3]"), so its activities' Web UI summaries name `story[3]` as the
@@ -416,10 +433,10 @@ class AgentRunner:
             self.released = True
         state.status = status
         state.ended_s = now
-        self.scope.event(f"agent_{status}", agent_id)
+        self.scope.event(f"agent_{status}", agent_id, now)
         # run_started_s is None from here on: the agent ran if it ever started
         ran = state.started_s is not None
-        self.sample(state.duration_s(now) if ran else None, agent_id)
+        self.sample(state.duration_s(now) if ran else None, agent_id, now)
         if ran:
             self.adapt.after_agent(agent_id, state.duration_s(now) or 0.0)
 

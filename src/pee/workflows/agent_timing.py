@@ -4,8 +4,9 @@ and its retry policy. Pure arithmetic: it issues no command and holds no state."
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -33,6 +34,11 @@ class AgentTiming:
     scale: float
     # PlanRunInput.heartbeat_timeout_s: None = derived from the time scale
     heartbeat_override_s: float | None
+    # what activity_timeout and retry_policy made, by the values they were made of: every
+    # agent asks, most with the same few values (both hold immutable or unshared objects)
+    _made: dict[tuple[Any, ...], Any] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def heartbeat_timeout_s(self) -> float:
         if self.heartbeat_override_s is not None:
@@ -58,21 +64,42 @@ class AgentTiming:
         return max(self.plan_progress_window_s(), 3 * self.progress_interval_s())
 
     def activity_timeout(self, agent: CompiledAgent) -> timedelta:
-        return timedelta(
-            seconds=max(
-                MIN_ACTIVITY_TIMEOUT_S,
-                (agent.timeout_s or self.plan.default_agent_timeout_s) * self.scale,
+        seconds = agent.timeout_s or self.plan.default_agent_timeout_s
+        key = ("timeout", seconds)
+        made = self._made.get(key)
+        if made is None:
+            made = self._made[key] = timedelta(
+                seconds=max(MIN_ACTIVITY_TIMEOUT_S, seconds * self.scale)
             )
-        )
+        return made
 
-    def schedule_to_close(self, agent: CompiledAgent) -> timedelta:
+    def schedule_to_close(
+        self, agent: CompiledAgent, timeout: timedelta | None = None
+    ) -> timedelta:
         """All attempts together, from scheduling: the agent's timeout plus the time its activity
         may wait for a worker (a loaded worker or a lagging workflow is not the agent's time;
-        each attempt still gets only `activity_timeout` once a worker starts it)."""
-        timeout = self.activity_timeout(agent)
+        each attempt still gets only `activity_timeout` once a worker starts it). ``timeout``:
+        activity_timeout(agent), when the caller has it."""
+        if timeout is None:
+            timeout = self.activity_timeout(agent)
         return timeout + max(timeout, timedelta(seconds=WORKER_LAG_ALLOWANCE_S))
 
     def retry_policy(self, spec: RetrySpec) -> RetryPolicy:
+        """The policy of ``spec``: one object for equal specs (the SDK only reads it)."""
+        key = (
+            "retry",
+            spec.initial_interval_s,
+            spec.maximum_interval_s,
+            spec.backoff_coefficient,
+            spec.max_attempts,
+            tuple(spec.non_retryable),
+        )
+        made = self._made.get(key)
+        if made is None:
+            made = self._made[key] = self._retry_policy(spec)
+        return made
+
+    def _retry_policy(self, spec: RetrySpec) -> RetryPolicy:
         initial = max(MIN_RETRY_INTERVAL_S, spec.initial_interval_s * self.scale)
         maximum = None
         if spec.maximum_interval_s is not None:

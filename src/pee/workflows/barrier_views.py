@@ -10,6 +10,7 @@ recorded: a continued run starts with an empty cache and makes the same views.""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from operator import attrgetter
 
 from temporalio import workflow
 
@@ -19,6 +20,9 @@ with workflow.unsafe.imports_passed_through():
     from pee.workflows.state import AgentState
 
 Key = tuple[AgentStatus, bool, float | None, int]
+
+_STATUS = attrgetter("status")
+_UNFINISHED = frozenset(AGENT_UNFINISHED)
 
 
 def _key(state: AgentState) -> Key:
@@ -55,10 +59,18 @@ def must_wait(
     """
     if deadline_s is not None and now_s >= deadline_s:
         return False
+    # the statuses read and counted by C loops (map, count, sum): a wide group wakes at every
+    # agent's end, and a Python loop over all its agents was most of that wake-up's own work
+    states = list(map(agents.__getitem__, agent_ids))
+    statuses = list(map(_STATUS, states))
+    ended = statuses.count(AgentStatus.SUCCEEDED)
+    waiting = sum(map(_UNFINISHED.__contains__, statuses))
+    if ended + waiting == len(statuses):
+        # nobody failed, so nobody failed critically
+        return waiting > 0
     unfinished = False
     succeeded = AgentStatus.SUCCEEDED
-    for agent_id in agent_ids:
-        state = agents[agent_id]
+    for state in states:
         status = state.status
         if status == succeeded:
             continue

@@ -162,6 +162,10 @@ class ConflictDesk:
     def group_blocked(self, group: CompiledGroup) -> bool:
         # a plain loop, not any() over a generator: twice per wake-up of every group, each
         # agent's end in a wide one (bench/overhead.py)
+        if not self.scope.run.context.conflicts:
+            # an agent is blocked only on a conflict (`block`): none ever opened, none is
+            # blocked, and a wide group's every wake-up need not walk its agents
+            return False
         agents = self.scope.agents
         blocked = AgentStatus.BLOCKED
         for agent_id in group.agents:  # noqa: SIM110 (see above)

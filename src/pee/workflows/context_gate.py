@@ -9,8 +9,6 @@ desk. The commands it issues are exactly those PlanWorkflow issued (tests/test_r
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 from temporalio import workflow
@@ -36,6 +34,10 @@ class ContextGate:
         """What the agent sees for its whole run: values of its inputs and optional inputs that
         exist now, the blocking ones that do not, and the version vector over those keys and its
         shared writes (the base versions of its writes)."""
+        if not (agent.inputs or agent.optional_inputs or agent.writes):
+            # reads and writes nothing (a plan's first agents, every no-op one): what the
+            # walk below gives for no keys, without it
+            return {}, [], {}
         keys = unique([*agent.inputs, *agent.optional_inputs, *agent.writes])
         seen = self.scope.ctx.snapshot(keys)
         readable = unique([*agent.inputs, *agent.optional_inputs])
@@ -91,10 +93,13 @@ class ContextGate:
         elif outcome.conflict is not None:
             self.desk.opened(outcome.conflict, agent.group)
 
-    @asynccontextmanager
-    async def slot(self, kind: str, agent_id: str) -> AsyncIterator[None]:
+    def slot(self, kind: str, agent_id: str) -> _Slot:
         """Hold a context reader or writer slot (src/pee/workflows/locks.py); waiting for one is
         bounded by lock_timeout and measured for the report."""
+        return _Slot(self, kind, agent_id)
+
+    async def take(self, kind: str, agent_id: str) -> None:
+        """Take a slot of `kind` (see `slot`), waiting for one if none is free."""
         limits = self.scope.run.limits
         if not limits.free(kind):
             began = self.scope.elapsed()
@@ -112,10 +117,6 @@ class ContextGate:
                 ) from None
             limits.waited(agent_id, self.scope.elapsed() - began)
         limits.take(kind)
-        try:
-            yield
-        finally:
-            limits.release(kind)
 
     def fill_defaults(self, agent: CompiledAgent) -> None:
         state = self.scope.agents[agent.id]
@@ -126,6 +127,25 @@ class ContextGate:
                     key, agent.defaults[name], agent.id, self.scope.at(), origin="default"
                 )
                 state.defaulted_outputs.append(name)
+
+
+class _Slot:
+    """`ContextGate.slot`'s context manager: a class, not an asynccontextmanager, whose
+    generator and wrapper cost every agent twice (bench/overhead.py); it runs the same steps
+    (no wait when a slot is free) and releases the slot however the block ends."""
+
+    __slots__ = ("agent_id", "gate", "kind")
+
+    def __init__(self, gate: ContextGate, kind: str, agent_id: str) -> None:
+        self.gate = gate
+        self.kind = kind
+        self.agent_id = agent_id
+
+    async def __aenter__(self) -> None:
+        await self.gate.take(self.kind, self.agent_id)
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.gate.scope.run.limits.release(self.kind)
 
 
 def unique(items: list[str]) -> list[str]:

@@ -12,10 +12,18 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from itertools import repeat
+from operator import attrgetter
 from typing import Any
 
 from pee.engine.compiled import CompiledGroup, CompiledPlan
-from pee.engine.dag import actual_critical_path, iso_at, parallel_efficiency, utilisation_percentage
+from pee.engine.dag import (
+    agent_graph,
+    iso_at,
+    longest_path,
+    parallel_efficiency,
+    utilisation_percentage,
+)
 from pee.engine.report.bottleneck import analyse as analyse_bottlenecks
 from pee.engine.report.cache_stats import CacheCounters
 from pee.engine.report.fan_out_path import expanded_graph, expanded_groups
@@ -37,6 +45,7 @@ from pee.workflows.locks import ContextLimits
 
 # open conflicts listed with their resolve commands in the current details
 DETAILS_CONFLICTS = 3
+_STATUS = attrgetter("status")
 
 
 @dataclass
@@ -209,9 +218,9 @@ def build_report(run: RunState, workflow_id: str, run_id: str, now_s: float) -> 
         for a in plan.agents
     }
     # over the fan-outs' items, not their templates (pee.engine.report.fan_out_path)
-    lower_bound, path = actual_critical_path(
-        expanded_graph(plan.agents), expanded_groups(plan.groups), durations
-    )
+    # the graph once, for the critical path and the bottleneck analysis
+    graph = agent_graph(expanded_graph(plan.agents), expanded_groups(plan.groups))
+    lower_bound, path = longest_path(graph.ids, graph.deps, durations, graph.order)
     report = {
         **report_head(run, workflow_id, run_id, end_s),
         # per passed group: sha256 of its agents' output values, what a resume reuses
@@ -238,7 +247,7 @@ def build_report(run: RunState, workflow_id: str, run_id: str, now_s: float) -> 
     # where the time went, once the run is over (pee.engine.report.bottleneck; a running run has no
     # answer)
     report["bottlenecks"] = (
-        analyse_bottlenecks(plan, report) if run.status != RunStatus.RUNNING else None
+        analyse_bottlenecks(plan, report, graph) if run.status != RunStatus.RUNNING else None
     )
     return report
 
@@ -533,8 +542,11 @@ def current_details(
             agents = fan_out_line(run, group, now_s)
         else:
             # str's own `+`, not an f-string: an f-string formats each status through
-            # StrEnum.__format__, a Python call per agent and activation (same text)
-            agents = ", ".join([a + " " + run.agents[a].status for a in group.agents])
+            # StrEnum.__format__, a Python call per agent and activation (same text); and by
+            # C loops (map), not a comprehension: a wide group's every activation writes it
+            named = map(str.__add__, group.agents, repeat(" "))
+            statuses = map(_STATUS, map(run.agents.__getitem__, group.agents))
+            agents = ", ".join(map(str.__add__, named, statuses))
         deadline = ""
         if state.paused_since_s is not None:
             deadline = ", deadline paused while agents wait on conflicts"

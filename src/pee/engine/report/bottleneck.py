@@ -29,7 +29,7 @@ from datetime import datetime
 from typing import Any
 
 from pee.engine.compiled import CompiledPlan
-from pee.engine.dag import agent_dependencies, topological_order
+from pee.engine.dag import AgentGraph, agent_graph, topological_order
 from pee.engine.report.fan_out_path import expanded_graph, expanded_groups
 from pee.engine.states import AGENT_CUT_SHORT
 
@@ -67,11 +67,16 @@ def _r(value: float) -> float:
 
 
 def slack(
-    ids: Sequence[str], deps: Mapping[str, Sequence[str]], durations: Mapping[str, float]
+    ids: Sequence[str],
+    deps: Mapping[str, Sequence[str]],
+    durations: Mapping[str, float],
+    order: Sequence[str] | None = None,
 ) -> tuple[float, dict[str, float]]:
     """(longest path length, agent -> slack) by the critical path method: earliest start on a
-    forward pass, latest start on a backward pass; slack = latest - earliest."""
-    order = topological_order(ids, deps)
+    forward pass, latest start on a backward pass; slack = latest - earliest. ``order``:
+    topological_order(ids, deps), when the caller has it."""
+    if order is None:
+        order = topological_order(ids, deps)
     earliest: dict[str, float] = {}
     for node in order:
         earliest[node] = max(
@@ -91,17 +96,20 @@ def slack(
     return length, {node: max(0.0, latest[node] - earliest[node]) for node in order}
 
 
-def analyse(plan: CompiledPlan, report: Mapping[str, Any]) -> dict[str, Any]:
-    """The `bottlenecks` section of a run report (see the module docstring)."""
+def analyse(
+    plan: CompiledPlan, report: Mapping[str, Any], graph: AgentGraph | None = None
+) -> dict[str, Any]:
+    """The `bottlenecks` section of a run report (see the module docstring). ``graph``: the
+    agent graph of the plan's expanded agents and groups, when the caller built it already."""
     agents_report: Mapping[str, Any] = report.get("agents") or {}
     groups_report: Mapping[str, Any] = report.get("groups") or {}
     scale = float(report.get("time_scale") or 1.0)
     makespan = float(report.get("makespan_s") or 0.0)
     # over the fan-outs' items, not their templates, as the report's critical path (a template's
     # row spans its whole fan-out: on the path it would hide which item bound the makespan)
-    agents = expanded_graph(plan.agents)
-    ids = [agent.id for agent in agents]
-    deps = agent_dependencies(agents, expanded_groups(plan.groups))
+    if graph is None:
+        graph = agent_graph(expanded_graph(plan.agents), expanded_groups(plan.groups))
+    ids, deps, order = graph.ids, graph.deps, graph.order
 
     def agent_row(agent_id: str) -> Mapping[str, Any]:
         return agents_report.get(agent_id) or {}
@@ -112,14 +120,10 @@ def analyse(plan: CompiledPlan, report: Mapping[str, Any]) -> dict[str, Any]:
     person = {a: float(agent_row(a).get("blocked_s") or 0.0) for a in ids}
     queued = {a: float(agent_row(a).get("queue_wait_s") or 0.0) for a in ids}
     durations = {a: work[a] + person[a] for a in ids}
-    length, slacks = slack(ids, deps, durations)
+    length, slacks = slack(ids, deps, durations, order)
     epsilon = max(0.001, 0.001 * length)
     min_cost = max(epsilon, MIN_COST_SHARE * makespan)
-    critical = [
-        a
-        for a in topological_order(ids, deps)
-        if slacks.get(a, 0.0) <= epsilon and durations[a] > 0
-    ]
+    critical = [a for a in order if slacks.get(a, 0.0) <= epsilon and durations[a] > 0]
 
     def share(seconds: float) -> float:
         return _r(seconds / makespan) if makespan > 0 else 0.0
@@ -247,14 +251,25 @@ def _stragglers(
     found = []
     # the run's start read once, not twice per agent (half the report's time at 200 agents)
     run_start = _time(report.get("started_at"))
+    # each distinct time parsed once: agents that start or end together share theirs
+    times: dict[Any, datetime | None] = {}
+
+    def parsed(text: Any) -> datetime | None:
+        if type(text) is not str:
+            return _time(text)
+        if text not in times:
+            times[text] = _time(text)
+        return times[text]
+
     for group in plan.groups:
         if not group.parallel or len(group.agents) < 2:
             continue
         ends = []
         for agent_id in group.agents:
             row = agents_report.get(agent_id) or {}
-            end = _since(run_start, row.get("finished_at"))
-            if end is not None and _time(row.get("started_at")) is not None:
+            at = parsed(row.get("finished_at"))
+            end = None if run_start is None or at is None else (at - run_start).total_seconds()
+            if end is not None and parsed(row.get("started_at")) is not None:
                 ends.append((end, agent_id))
         if len(ends) < 2:
             continue
