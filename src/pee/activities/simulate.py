@@ -224,12 +224,15 @@ async def run(task: AgentTask, progress: Progress, scale: float) -> AgentResult:
             category=ApplicationErrorCategory.BENIGN,
         )
 
-    made = _made(task, settings.echo_inputs, inputs_digest(task.inputs))
+    # the input snapshot hashed once, and only if some name takes a default value
+    made: list[Callable[[str], dict[str, Any]]] = []
 
     def value(name: str) -> Any:
         if name in settings.values:
             return settings.values[name]
-        return made(name)
+        if not made:
+            made.append(_made(task, settings.echo_inputs, inputs_digest(task.inputs)))
+        return made[0](name)
 
     return AgentResult(
         agent_id=task.agent.id,
