@@ -130,6 +130,18 @@ def test_default_values_depend_on_the_input_values_not_their_order() -> None:
     assert first["digest"] != other["digest"]
 
 
+def test_an_agent_given_every_value_hashes_no_inputs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The input snapshot is hashed only for a default value (large inputs cost nothing else)."""
+    from pee.activities import simulate
+
+    def no_hash(inputs: dict[str, Any]) -> str:
+        raise AssertionError("hashed inputs no value needed")
+
+    monkeypatch.setattr(simulate, "inputs_digest", no_hash)
+    task = AgentTask(agent=agent(values={"out": 1}), inputs={"big": "x" * 10_000})
+    assert {"out": 1} == run(task).outputs
+
+
 def test_echo_inputs_puts_the_whole_snapshot_in_the_default_value() -> None:
     """echo_inputs: the default value carries the input values, for workflow tests."""
     result = run(AgentTask(agent=agent(echo_inputs=True), inputs={"topic": "t"}))

@@ -265,3 +265,44 @@ def test_strings_become_the_payloads_the_sdks_converter_makes() -> None:
     mixed = ["a", None, b"raw", {"k": "v"}, "b"]
     assert converter.to_payloads(mixed) == sdk.to_payloads(mixed)
     assert converter.from_payloads(converter.to_payloads(texts), [str] * len(texts)) == texts
+
+
+def test_copies_of_the_data_converter_share_one_set_of_payload_converters() -> None:
+    """The SDK copies the data converter for every activity task and every stored payload;
+    each copy's payload converter reuses the same stateless converters and converts alike,
+    and one given its converters (the SDK's with_context path) uses those."""
+    from temporalio.converter import (
+        ActivitySerializationContext,
+        JSONPlainPayloadConverter,
+        StorageDriverStoreContext,
+        StorageDriverWorkflowInfo,
+    )
+
+    from pee.activities.types import AgentResult
+    from pee.runtime.codec import PlanPayloadConverter, data_converter
+
+    converter = data_converter(storage=None)
+    context = ActivitySerializationContext(
+        namespace="default",
+        workflow_id="w",
+        workflow_type="PlanWorkflow",
+        activity_type="run_agent",
+        activity_id="a",
+        activity_task_queue="q",
+        is_local=False,
+    )
+    store = StorageDriverStoreContext(target=StorageDriverWorkflowInfo(id="w", namespace="default"))
+    copy = data_converter()._with_contexts(context, store)
+    result = AgentResult(agent_id="a", outputs={"out": {"x": 1}}, elapsed_s=0.5)
+    assert converter.payload_converter.to_payloads([result]) == copy.payload_converter.to_payloads(
+        [result]
+    )
+    first, second = PlanPayloadConverter(), PlanPayloadConverter()
+    assert first.converters is second.converters
+    assert not first._any_converter_takes_context
+    (payload,) = first.to_payloads([result])
+    assert [result] == copy.payload_converter.from_payloads([payload], [AgentResult])
+    plain = JSONPlainPayloadConverter()
+    given = PlanPayloadConverter(plain)
+    assert list(given.converters.values()) == [plain]
+    assert given.converters is not first.converters

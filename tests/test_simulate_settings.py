@@ -37,3 +37,27 @@ def test_a_bad_duration_alone_is_refused_as_before(duration: Any) -> None:
     agent.settings = {"duration": duration, "critical": False}
     with pytest.raises(ApplicationError, match="'duration' must be a number of seconds >= 0"):
         parse_settings(agent)
+
+
+def test_default_values_hash_the_input_snapshot_once_and_alike() -> None:
+    """The digest in a default value is the canonical sha256 of the input snapshot, whether
+    the agent has inputs or none (a constant then), and the same in every name's value."""
+    from pee.activities.simulate import default_value, inputs_digest
+    from pee.activities.types import AgentTask
+    from pee.engine.canonical import digest
+    from pee.engine.compiled import CompiledAgent
+
+    agent = CompiledAgent(id="a", role="a", kind="simulate", group="g", outputs=["x", "y"])
+    assert inputs_digest({}) == digest({})
+    given = {"b.out": {"v": 1}, "plan_input": "text"}
+    assert inputs_digest(given) == digest(given)
+    for inputs in ({}, given):
+        task = AgentTask(agent=agent, inputs=inputs)
+        x, y = default_value(task, "x"), default_value(task, "y", echo_inputs=True)
+        assert x == {
+            "agent": "a",
+            "output": "x",
+            "inputs": sorted(inputs),
+            "digest": digest(inputs),
+        }
+        assert y["digest"] == x["digest"] and y["inputs"] == inputs

@@ -109,8 +109,7 @@ def _silent(task: AgentTask) -> bool:
 
 
 async def _resolve_artifacts(task: AgentTask, counts: dict[str, dict[str, int]]) -> AgentTask:
-    if not contains_reference(task.inputs):
-        return task
+    """`task` with the references in its inputs resolved (the caller checked there are some)."""
     # values prefetched while an earlier group ran are taken from memory (pee.activities.prefetch)
     inputs = await asyncio.to_thread(prefetch.resolve, task.inputs, counts)
     return dataclasses.replace(task, inputs=inputs)
@@ -121,27 +120,27 @@ async def _work(task: AgentTask, scrubber: scrub.Scrubber) -> AgentResult:
     if backend is None:
         raise _no_backend(task)
     counts: dict[str, dict[str, int]] = {}
-    task = await _resolve_artifacts(task, counts)
+    if contains_reference(task.inputs):
+        task = await _resolve_artifacts(task, counts)
     simulate_s = max(0.0, float(task.simulate_s or 0.0))
     started = time.monotonic()
     async with Progress(task, silent=_silent(task)) as progress:
         progress.expect(simulate_s)
         result = await backend(task, progress, time_scale(task))
-        # before anything stores or sends it: cache, history, blob store; one copy (each
-        # dataclasses.replace was a visible part of a no-op agent's time: bench/overhead.py),
-        # ours to complete below
-        result = dataclasses.replace(
-            result,
-            outputs=scrubber.value(result.outputs),
-            writes=scrubber.value(result.writes),
-            elapsed_s=round(time.monotonic() - started, 3),
-        )
-        # --simulate: the agent takes at least simulate_s, counted from its start
-        await progress.sleep_until(simulate_s)
+        # before anything stores or sends it: cache, history, blob store. Completed in place:
+        # every backend returns a result of its own making (a copy per agent was a visible
+        # part of a no-op agent's worker CPU: bench/overhead.py)
+        result.outputs = scrubber.value(result.outputs)
+        result.writes = scrubber.value(result.writes)
+        result.elapsed_s = round(time.monotonic() - started, 3)
+        if simulate_s > 0:
+            # --simulate: the agent takes at least simulate_s, counted from its start
+            await progress.sleep_until(simulate_s)
     if task.cache_key is not None:
         saved = await _store_in_cache(task, task.cache_key, result, time.monotonic() - started)
         counts["agent_output"] = {"bytes_saved": saved}
-    result.cache = merge_counts(counts, result.cache)
+    if counts or result.cache:
+        result.cache = merge_counts(counts, result.cache)
     return result
 
 

@@ -32,6 +32,7 @@ For demos, tests and benchmarks. Settings (all optional, in CompiledAgent.settin
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -174,8 +175,26 @@ def parse_settings(agent: CompiledAgent) -> SimulateSettings:
 
 def default_value(task: AgentTask, name: str, echo_inputs: bool = False) -> dict[str, Any]:
     """Small, deterministic and readable in the Web UI: who made it, from what."""
-    inputs: Any = dict(task.inputs) if echo_inputs else sorted(task.inputs)
-    return {"agent": task.agent.id, "output": name, "inputs": inputs, "digest": digest(task.inputs)}
+    return _made(task, echo_inputs, inputs_digest(task.inputs))(name)
+
+
+# the digest of no inputs (the first agents of every plan): a constant
+_NO_INPUTS_DIGEST = digest({})
+
+
+def inputs_digest(inputs: dict[str, Any]) -> str:
+    return digest(inputs) if inputs else _NO_INPUTS_DIGEST
+
+
+def _made(task: AgentTask, echo_inputs: bool, hashed: str) -> Callable[[str], dict[str, Any]]:
+    """default_value for each of the agent's names, the input snapshot hashed once for all."""
+    agent = task.agent.id
+
+    def value(name: str) -> dict[str, Any]:
+        inputs: Any = dict(task.inputs) if echo_inputs else sorted(task.inputs)
+        return {"agent": agent, "output": name, "inputs": inputs, "digest": hashed}
+
+    return value
 
 
 async def run(task: AgentTask, progress: Progress, scale: float) -> AgentResult:
@@ -205,10 +224,15 @@ async def run(task: AgentTask, progress: Progress, scale: float) -> AgentResult:
             category=ApplicationErrorCategory.BENIGN,
         )
 
+    # the input snapshot hashed once, and only if some name takes a default value
+    made: list[Callable[[str], dict[str, Any]]] = []
+
     def value(name: str) -> Any:
         if name in settings.values:
             return settings.values[name]
-        return default_value(task, name, settings.echo_inputs)
+        if not made:
+            made.append(_made(task, settings.echo_inputs, inputs_digest(task.inputs)))
+        return made[0](name)
 
     return AgentResult(
         agent_id=task.agent.id,

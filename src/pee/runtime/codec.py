@@ -16,7 +16,7 @@ import functools
 import json
 import os
 import typing
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import lz4.frame
@@ -419,20 +419,24 @@ class PlanPayloadConverter(temporalio.converter.CompositePayloadConverter):
     """The SDK's default payload converters, the JSON one with CompiledPlanConverter and
     ShallowDataclassEncoder."""
 
-    def __init__(self) -> None:
-        json_plain = temporalio.converter.JSONPlainPayloadConverter
-        defaults = temporalio.converter.DefaultPayloadConverter.default_encoding_payload_converters
-        super().__init__(
-            *[
-                FastJSONPayloadConverter(
-                    encoder=ShallowDataclassEncoder,
-                    custom_type_converters=[CompiledPlanConverter()],
-                )
-                if isinstance(converter, json_plain)
-                else converter
-                for converter in defaults
-            ]
-        )
+    def __init__(self, *converters: temporalio.converter.EncodingPayloadConverter) -> None:
+        if converters:
+            # the SDK's with_context path (a nullary instance given its converters after)
+            super().__init__(*converters)
+            return
+        # the converters are stateless and built once: the SDK builds a new payload converter
+        # with every copy of the data converter, and it copies one for every activity task and
+        # for every payload a workflow task stores (External Storage's store context), so
+        # building ours there was a visible part of each agent's worker CPU (bench/overhead.py)
+        self.converters = _SHARED_CONVERTERS
+
+    @property
+    def _any_converter_takes_context(self) -> bool:
+        # worked out once for the shared converters (the SDK caches it per instance, and an
+        # instance lives for one activity task or one stored payload)
+        if self.converters is _SHARED_CONVERTERS:
+            return _SHARED_TAKE_CONTEXT
+        return _takes_context(self.converters.values())
 
     def to_payloads(self, values: Sequence[Any]) -> list[Payload]:
         # a plain str (every agent activity's Web UI summary) is made straight away, not after
@@ -460,6 +464,28 @@ class PlanPayloadConverter(temporalio.converter.CompositePayloadConverter):
         return super().from_payloads(payloads, type_hints)
 
 
+def _shared_converters() -> dict[bytes, temporalio.converter.EncodingPayloadConverter]:
+    """The SDK's default encoding converters, the JSON one ours (PlanPayloadConverter)."""
+    json_plain = temporalio.converter.JSONPlainPayloadConverter
+    defaults = temporalio.converter.DefaultPayloadConverter.default_encoding_payload_converters
+    converters = [
+        FastJSONPayloadConverter(
+            encoder=ShallowDataclassEncoder,
+            custom_type_converters=[CompiledPlanConverter()],
+        )
+        if isinstance(converter, json_plain)
+        else converter
+        for converter in defaults
+    ]
+    return {converter.encoding.encode(): converter for converter in converters}
+
+
+def _takes_context(converters: Iterable[Any]) -> bool:
+    return any(isinstance(c, temporalio.converter.WithSerializationContext) for c in converters)
+
+
+_SHARED_CONVERTERS = _shared_converters()
+_SHARED_TAKE_CONTEXT = _takes_context(_SHARED_CONVERTERS.values())
 _UNHANDLED = temporalio.converter.JSONTypeConverter.Unhandled
 _BUILD = CompiledPlanConverter().to_typed_value
 _NESTED = ShallowDataclassEncoder().default
