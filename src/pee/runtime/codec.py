@@ -27,7 +27,7 @@ from temporalio.converter import ExternalStorage
 
 # imported here, not where it is used: the converter runs inside the workflow sandbox, which warns
 # about (and re-imports) modules first imported after the workflow was loaded
-from pee.activities.types import AgentResult, AgentTask
+from pee.activities.types import AgentResult, AgentTask, SnapshotStored
 from pee.engine.compiled import CompiledAgent, CompiledGroup, CompiledPlan
 from pee.engine.gc_pause import paused_gc
 from pee.engine.report.run_rows import RowKind, RunRow, RunRowsBatch
@@ -144,6 +144,13 @@ class CompiledPlanConverter(temporalio.converter.JSONTypeConverter):
             # (its fields are plain JSON values)
             try:
                 return AgentResult(**value)
+            except TypeError:
+                pass
+        if hint is SnapshotStored and isinstance(value, dict):
+            # a group's context snapshot result, read in the activation that ends the run (on
+            # its critical path): the generic walk resolved its type hints, 0.4 ms, for 4 scalars
+            try:
+                return SnapshotStored(**value)
             except TypeError:
                 pass
         if hint is AgentOutcome and isinstance(value, dict):
