@@ -111,11 +111,13 @@ def test_agent_results_decode_to_what_the_sdk_decodes() -> None:
 
 
 def test_snapshot_results_decode_to_what_the_sdk_decodes() -> None:
-    """The SnapshotStored shortcut (read in the activation that ends a run) gives the SDK's
-    value, also for JSON it cannot take itself (an unknown field: the SDK drops it)."""
+    """The SnapshotStored and SnapshotTask shortcuts (the snapshot local activity's result and
+    input, both on the run's critical path) give the SDK's values (a float field written as an
+    int read back as a float), also for JSON they cannot take (an unknown field: the SDK drops
+    it)."""
     from temporalio.converter import DataConverter
 
-    from pee.activities.types import SnapshotStored
+    from pee.activities.types import SnapshotStored, SnapshotTask
     from pee.runtime.codec import data_converter
 
     ours = data_converter().payload_converter
@@ -124,6 +126,12 @@ def test_snapshot_results_decode_to_what_the_sdk_decodes() -> None:
         payloads = ours.to_payloads([stored])
         assert [stored] == ours.from_payloads(payloads, [SnapshotStored])
         assert [stored] == sdk.from_payloads(payloads, [SnapshotStored])
+    for ttl in (None, 3600, 2.5):
+        task = SnapshotTask("g#h", {"k": {"n": [1, 2.5]}}, "g", "w", "r", "p", ttl, 10, None)
+        payloads = ours.to_payloads([task])
+        decoded = ours.from_payloads(payloads, [SnapshotTask])
+        assert decoded == sdk.from_payloads(payloads, [SnapshotTask])
+        assert type(decoded[0].ttl_s) is type(sdk.from_payloads(payloads, [SnapshotTask])[0].ttl_s)
     unknown = [
         Payload(metadata={"encoding": b"json/plain"}, data=b'{"key": "k", "stored": true, "x": 1}')
     ]
