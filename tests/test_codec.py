@@ -110,6 +110,37 @@ def test_agent_results_decode_to_what_the_sdk_decodes() -> None:
     assert sdk.from_payloads(unknown, [AgentResult]) == ours.from_payloads(unknown, [AgentResult])
 
 
+def test_snapshot_results_decode_to_what_the_sdk_decodes() -> None:
+    """The SnapshotStored and SnapshotTask shortcuts (the snapshot local activity's result and
+    input, both on the run's critical path) give the SDK's values (a float field written as an
+    int read back as a float), also for JSON they cannot take (an unknown field: the SDK drops
+    it)."""
+    from temporalio.converter import DataConverter
+
+    from pee.activities.types import SnapshotStored, SnapshotTask
+    from pee.runtime.codec import data_converter
+
+    ours = data_converter().payload_converter
+    sdk = DataConverter.default.payload_converter
+    for stored in (SnapshotStored("g#h", True, 120, 30), SnapshotStored("g#h", stored=False)):
+        payloads = ours.to_payloads([stored])
+        assert [stored] == ours.from_payloads(payloads, [SnapshotStored])
+        assert [stored] == sdk.from_payloads(payloads, [SnapshotStored])
+    for ttl in (None, 3600, 2.5):
+        task = SnapshotTask("g#h", {"k": {"n": [1, 2.5]}}, "g", "w", "r", "p", ttl, 10, None)
+        payloads = ours.to_payloads([task])
+        decoded = ours.from_payloads(payloads, [SnapshotTask])
+        assert decoded == sdk.from_payloads(payloads, [SnapshotTask])
+        assert type(decoded[0].ttl_s) is type(sdk.from_payloads(payloads, [SnapshotTask])[0].ttl_s)
+    unknown = [
+        Payload(metadata={"encoding": b"json/plain"}, data=b'{"key": "k", "stored": true, "x": 1}')
+    ]
+    assert [SnapshotStored("k", True)] == ours.from_payloads(unknown, [SnapshotStored])
+    assert sdk.from_payloads(unknown, [SnapshotStored]) == ours.from_payloads(
+        unknown, [SnapshotStored]
+    )
+
+
 def test_agent_tasks_leave_out_defaults_and_decode_to_the_same_task() -> None:
     """An agent's task (every activity input) is written without the fields at their defaults,
     in the task and in its agent, and decodes to the same task with this project's converter and

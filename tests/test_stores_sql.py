@@ -132,3 +132,30 @@ def test_a_resume_whose_cache_cannot_be_read_falls_back_to_the_query(
     key, values, why = snapshot_context(report)
     assert (None, MISSING) == (key, values)
     assert "cannot be read" in why and f"127.0.0.1:{port}" in why and "hunter2" not in why
+
+
+def test_a_sqlite_file_is_kept_open_in_wal_mode_and_reopened_when_deleted(
+    tmp_path: Path,
+) -> None:
+    """One connection per thread and file serves every call (WAL, synchronous NORMAL: a commit
+    without fsyncs); a failed block leaves no open transaction behind; a file deleted under the
+    kept connection is created afresh, not written through the old one."""
+    path = tmp_path / "kept.db"
+    db = sql.SqliteDatabase(path)
+    with db.transaction() as cursor:
+        cursor.execute("create table t (n integer)")
+        cursor.execute("insert into t values (1)")
+        assert ["wal"] == [row[0] for row in cursor.execute("pragma journal_mode").fetchall()]
+        assert [(1,)] == cursor.execute("pragma synchronous").fetchall()  # NORMAL
+    first = sql._KEPT.by_path[path][0]
+    with pytest.raises(RuntimeError), db.transaction() as cursor:
+        cursor.execute("insert into t values (2)")
+        raise RuntimeError("the caller's block fails")
+    with sql.SqliteDatabase(path).transaction() as cursor:
+        assert [(1,)] == cursor.execute("select n from t").fetchall()
+    assert first is sql._KEPT.by_path[path][0]
+    path.unlink()
+    with db.transaction() as cursor:
+        cursor.execute("create table if not exists t (n integer)")
+        assert [] == cursor.execute("select n from t").fetchall()
+    assert path.exists() and first is not sql._KEPT.by_path[path][0]

@@ -27,7 +27,7 @@ from temporalio.converter import ExternalStorage
 
 # imported here, not where it is used: the converter runs inside the workflow sandbox, which warns
 # about (and re-imports) modules first imported after the workflow was loaded
-from pee.activities.types import AgentResult, AgentTask
+from pee.activities.types import AgentResult, AgentTask, SnapshotStored, SnapshotTask
 from pee.engine.compiled import CompiledAgent, CompiledGroup, CompiledPlan
 from pee.engine.gc_pause import paused_gc
 from pee.engine.report.run_rows import RowKind, RunRow, RunRowsBatch
@@ -146,6 +146,24 @@ class CompiledPlanConverter(temporalio.converter.JSONTypeConverter):
                 return AgentResult(**value)
             except TypeError:
                 pass
+        if hint is SnapshotStored and isinstance(value, dict):
+            # a group's context snapshot result, read in the activation that ends the run (on
+            # its critical path): the generic walk resolved its type hints, 0.4 ms, for 4 scalars
+            try:
+                return SnapshotStored(**value)
+            except TypeError:
+                pass
+        if hint is SnapshotTask and isinstance(value, dict):
+            # the same local activity's input, decoded in the worker before its store: also on
+            # the run's critical path (its values are plain JSON, which the walk copied)
+            try:
+                task = SnapshotTask(**value)
+            except TypeError:
+                pass
+            else:
+                if task.ttl_s is not None:
+                    task.ttl_s = float(task.ttl_s)  # as the SDK reads a float field
+                return task
         if hint is AgentOutcome and isinstance(value, dict):
             # batch mode: every child's result and outcomes signal is a list of these; the
             # generic walk was the largest part of a 5,000-agent parent's activations
