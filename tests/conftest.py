@@ -62,6 +62,8 @@ SERIAL_FILES = {
     # conflict when overlapping other embedded-server files
     "test_conflict_demo.py",
     "test_embedded_codec.py",
+    # counts AgentState objects across the whole process: another test's run beside it would
+    "test_eviction_release.py",
     "test_render_runner.py",
     "test_report_chromium.py",
     # 2,000 agents on one in-process worker: seen to time agents out next to another large run

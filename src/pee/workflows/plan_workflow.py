@@ -114,6 +114,7 @@ with workflow.unsafe.imports_passed_through():
     from pee.workflows.context_gate import ContextGate
     from pee.workflows.continuation import Continuation, children_ended, continue_as_new
     from pee.workflows.deadline_timer import DeadlineClock
+    from pee.workflows.eviction import release_at_eviction
     from pee.workflows.final_report import FinalReport
     from pee.workflows.ledger import Ledger
     from pee.workflows.locks import ContextLimits
@@ -372,6 +373,10 @@ class PlanWorkflow:
         admitter = asyncio.create_task(self._runner.admitter())
         # the details text, once per activation (RunScope.details)
         writer = asyncio.create_task(self._scope.details_writer())
+        # frees the ended run's state when the worker evicts it (workflows/eviction.py)
+        self._release = asyncio.create_task(
+            release_at_eviction(self, self._run_ended, self._own_parts)
+        )
         if self._batcher is not None:
             assert self._clock is not None
             self._batcher.on_close(self._clock)
@@ -479,6 +484,28 @@ class PlanWorkflow:
                 key: self._ctx.value(key) for key in input.item_outputs if self._ctx.has(key)
             }
         return report
+
+    def _run_ended(self) -> bool:
+        return self._run.ended_s is not None
+
+    def _own_parts(self) -> tuple[object, ...]:
+        """The collaborators made for this run alone (their cycles hold every agent's state)."""
+        # the plan too: decoded from this run's input (the SDK's frame of the run keeps it)
+        return (
+            self._plan,
+            self._run,
+            self._scope,
+            self._levels,
+            self._timing,
+            self._desk,
+            self._gate,
+            self._adapt,
+            self._cache,
+            self._runner,
+            self._validator,
+            self._driver,
+            self._continuation,
+        )
 
     @staticmethod
     def _decode_carried(input: PlanRunInput) -> tuple[CarriedRun | None, str | None]:
