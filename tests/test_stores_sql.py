@@ -3,6 +3,10 @@ a bad URL, passwords never shown) and the SQL layer's contract on both databases
 
 from __future__ import annotations
 
+import shutil
+import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -159,3 +163,27 @@ def test_a_sqlite_file_is_kept_open_in_wal_mode_and_reopened_when_deleted(
         cursor.execute("create table if not exists t (n integer)")
         assert [] == cursor.execute("select n from t").fetchall()
     assert path.exists() and first is not sql._KEPT.by_path[path][0]
+
+
+def test_a_process_that_exits_leaves_its_commits_in_the_database_file(tmp_path: Path) -> None:
+    """Our entry points leave with os._exit (pee.runtime.exit.exit_process); the kept
+    connections are closed before it, so the -wal file is folded back in: a copy of the database
+    file alone (a backup, a move) holds every commit."""
+    path = tmp_path / "exits.db"
+    script = (
+        "import sys; from pathlib import Path; from pee.stores import sql\n"
+        "with sql.SqliteDatabase(Path(sys.argv[1])).transaction() as cursor:\n"
+        "    cursor.execute('create table t (n integer)')\n"
+        "    cursor.execute('insert into t values (7)')\n"
+        "from pee.runtime.exit import exit_process\n"
+        "exit_process(0)\n"
+    )
+    subprocess.run([sys.executable, "-c", script, str(path)], check=True, timeout=60)
+    assert not (tmp_path / "exits.db-wal").exists()
+    copy = tmp_path / "copy.db"
+    shutil.copyfile(path, copy)
+    connection = sqlite3.connect(copy)
+    try:
+        assert [(7,)] == connection.execute("select n from t").fetchall()
+    finally:
+        connection.close()

@@ -32,7 +32,7 @@ For demos, tests and benchmarks. Settings (all optional, in CompiledAgent.settin
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -173,9 +173,14 @@ def parse_settings(agent: CompiledAgent) -> SimulateSettings:
     )
 
 
-def default_value(task: AgentTask, name: str, echo_inputs: bool = False) -> dict[str, Any]:
-    """Small, deterministic and readable in the Web UI: who made it, from what."""
-    return _made(task, echo_inputs, inputs_digest(task.inputs))(name)
+def default_value(
+    task: AgentTask, name: str, echo_inputs: bool = False, hashed: str | None = None
+) -> dict[str, Any]:
+    """Small, deterministic and readable in the Web UI: who made it, from what. ``hashed``:
+    inputs_digest(task.inputs), when the caller has it (one hash for all of an agent's names)."""
+    inputs: Any = dict(task.inputs) if echo_inputs else sorted(task.inputs)
+    fingerprint = inputs_digest(task.inputs) if hashed is None else hashed
+    return {"agent": task.agent.id, "output": name, "inputs": inputs, "digest": fingerprint}
 
 
 # the digest of no inputs (the first agents of every plan): a constant
@@ -184,17 +189,6 @@ _NO_INPUTS_DIGEST = digest({})
 
 def inputs_digest(inputs: dict[str, Any]) -> str:
     return digest(inputs) if inputs else _NO_INPUTS_DIGEST
-
-
-def _made(task: AgentTask, echo_inputs: bool, hashed: str) -> Callable[[str], dict[str, Any]]:
-    """default_value for each of the agent's names, the input snapshot hashed once for all."""
-    agent = task.agent.id
-
-    def value(name: str) -> dict[str, Any]:
-        inputs: Any = dict(task.inputs) if echo_inputs else sorted(task.inputs)
-        return {"agent": agent, "output": name, "inputs": inputs, "digest": hashed}
-
-    return value
 
 
 async def run(task: AgentTask, progress: Progress, scale: float) -> AgentResult:
@@ -225,14 +219,12 @@ async def run(task: AgentTask, progress: Progress, scale: float) -> AgentResult:
         )
 
     # the input snapshot hashed once, and only if some name takes a default value
-    made: list[Callable[[str], dict[str, Any]]] = []
+    hashed = functools.cache(lambda: inputs_digest(task.inputs))
 
     def value(name: str) -> Any:
         if name in settings.values:
             return settings.values[name]
-        if not made:
-            made.append(_made(task, settings.echo_inputs, inputs_digest(task.inputs)))
-        return made[0](name)
+        return default_value(task, name, settings.echo_inputs, hashed())
 
     return AgentResult(
         agent_id=task.agent.id,

@@ -16,7 +16,7 @@ import functools
 import json
 import os
 import typing
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import lz4.frame
@@ -448,14 +448,6 @@ class PlanPayloadConverter(temporalio.converter.CompositePayloadConverter):
         # building ours there was a visible part of each agent's worker CPU (bench/overhead.py)
         self.converters = _SHARED_CONVERTERS
 
-    @property
-    def _any_converter_takes_context(self) -> bool:
-        # worked out once for the shared converters (the SDK caches it per instance, and an
-        # instance lives for one activity task or one stored payload)
-        if self.converters is _SHARED_CONVERTERS:
-            return _SHARED_TAKE_CONTEXT
-        return _takes_context(self.converters.values())
-
     def to_payloads(self, values: Sequence[Any]) -> list[Payload]:
         # a plain str (every agent activity's Web UI summary) is made straight away, not after
         # the binary and protobuf converters were asked and with the JSON encoder class: the
@@ -498,12 +490,7 @@ def _shared_converters() -> dict[bytes, temporalio.converter.EncodingPayloadConv
     return {converter.encoding.encode(): converter for converter in converters}
 
 
-def _takes_context(converters: Iterable[Any]) -> bool:
-    return any(isinstance(c, temporalio.converter.WithSerializationContext) for c in converters)
-
-
 _SHARED_CONVERTERS = _shared_converters()
-_SHARED_TAKE_CONTEXT = _takes_context(_SHARED_CONVERTERS.values())
 _UNHANDLED = temporalio.converter.JSONTypeConverter.Unhandled
 _BUILD = CompiledPlanConverter().to_typed_value
 _NESTED = ShallowDataclassEncoder().default

@@ -27,6 +27,11 @@ def exit_process(code: int) -> NoReturn:
     if telemetry is not None:
         with contextlib.suppress(Exception):
             telemetry.shutdown()
+    # SQLite stores kept open would leave their commits in the -wal files (pee.stores.sql)
+    stores = sys.modules.get("pee.stores.sql")
+    if stores is not None:
+        with contextlib.suppress(Exception):
+            stores.close_kept()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):
             stream.flush()

@@ -15,6 +15,7 @@ milliseconds of fsyncs before.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
@@ -139,6 +140,36 @@ KEPT_PER_THREAD = 4
 # connections a forked child inherited: never used nor closed there (closing one would release
 # the parent's locks), only kept from being freed
 _INHERITED: list[sqlite3.Connection] = []
+# every connection this process kept open, over all threads: our entry points leave with
+# os._exit (pee.runtime.exit), which closes nothing, and a connection left open leaves its
+# commits in the -wal file (the database file itself stayed nearly empty: a copy of `cache.db`
+# alone had none of them); exit_process closes them first, and the last close folds the -wal
+# file back in and deletes it
+_OPEN: dict[int, tuple[sqlite3.Connection, int]] = {}
+_OPEN_LOCK = threading.Lock()
+
+
+def _kept_open(connection: sqlite3.Connection) -> sqlite3.Connection:
+    with _OPEN_LOCK:
+        _OPEN[id(connection)] = (connection, os.getpid())
+    return connection
+
+
+def _close(connection: sqlite3.Connection) -> None:
+    with _OPEN_LOCK:
+        _OPEN.pop(id(connection), None)
+    connection.close()
+
+
+def close_kept() -> None:
+    """Close every SQLite connection this process keeps open (at its exit)."""
+    with _OPEN_LOCK:
+        mine = [c for c, pid in _OPEN.values() if pid == os.getpid()]
+        _OPEN.clear()
+    for connection in mine:
+        # another thread still in it at exit: SQLite recovers the -wal file on the next open
+        with contextlib.suppress(sqlite3.Error):
+            connection.close()
 
 
 def _open_sqlite(path: Path) -> sqlite3.Connection:
@@ -184,18 +215,18 @@ class SqliteDatabase:
                 return connection
             del kept[self.path]
             if pid == os.getpid():
-                connection.close()
+                _close(connection)
             else:
                 _INHERITED.append(connection)
         if len(kept) >= KEPT_PER_THREAD:
             oldest = next(iter(kept))
             old, _, pid = kept.pop(oldest)
             if pid == os.getpid():
-                old.close()
+                _close(old)
             else:
                 _INHERITED.append(old)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        connection = _open_sqlite(self.path)
+        connection = _kept_open(_open_sqlite(self.path))
         kept[self.path] = (connection, _inode(self.path), os.getpid())
         return connection
 
@@ -203,7 +234,7 @@ class SqliteDatabase:
         entry = _KEPT.by_path.get(self.path)
         if entry is not None and entry[0] is connection:
             del _KEPT.by_path[self.path]
-        connection.close()
+        _close(connection)
 
     @contextmanager
     def transaction(self, lock: str | None = None) -> Iterator[Cursor]:
