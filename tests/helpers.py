@@ -30,7 +30,7 @@ from pee.engine.compiled import (
     RetrySpec,
 )
 from pee.runtime.codec import data_converter
-from pee.runtime.devserver import find_temporal_binary
+from pee.runtime.devserver import find_temporal_binary, free_port
 from pee.runtime.inspect import run_histories
 from pee.runtime.worker import build_worker
 from pee.workflows import search
@@ -362,16 +362,29 @@ def harness(*extra_args: str) -> Iterator[TemporalHarness]:
     """A dev server (in memory, free port) and its event loop, stopped when the caller's
     fixture ends; ``extra_args`` go to `temporal server start-dev`."""
     loop = asyncio.new_event_loop()
-    env = loop.run_until_complete(
-        WorkflowEnvironment.start_local(
-            dev_server_existing_path=str(find_temporal_binary()),
-            data_converter=data_converter(),
-            ui=False,
-            # PeePlan/PeeStatus/PeeGroup, so runs with PlanRunInput.search_attributes can set them
-            search_attributes=list(search.KEYS),
-            dev_server_extra_args=list(extra_args),
-        )
-    )
+    attempts = 4
+    for attempt in range(1, attempts + 1):
+        try:
+            env = loop.run_until_complete(
+                WorkflowEnvironment.start_local(
+                    dev_server_existing_path=str(find_temporal_binary()),
+                    data_converter=data_converter(),
+                    ui=False,
+                    # outside the ephemeral range (the SDK's own pick is in it: see free_port)
+                    port=free_port(),
+                    # PeePlan/PeeStatus/PeeGroup, so runs with
+                    # PlanRunInput.search_attributes can set them
+                    search_attributes=list(search.KEYS),
+                    dev_server_extra_args=["--http-port", str(free_port()), *extra_args],
+                )
+            )
+            break
+        except RuntimeError:
+            # a server that did not come up on its ports (another process took one between
+            # the pick and the bind) is started again on new ones
+            if attempt == attempts:
+                loop.close()
+                raise
     try:
         yield TemporalHarness(loop, env)
     finally:

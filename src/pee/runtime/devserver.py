@@ -8,6 +8,7 @@ command which started it (`starter.py run`), so the history stays browsable in t
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -42,7 +43,39 @@ def find_temporal_binary() -> Path:
     )
 
 
+# Below every common OS's ephemeral range (Linux 32768-60999, macOS and Windows 49152-65535) and
+# above the well-known services: the kernel never hands these to an outgoing connection
+FIXED_PORT_RANGE = range(20000, 32768)
+_ports_given: set[int] = set()
+
+
+def ephemeral_range() -> range:
+    """The range the kernel takes outgoing connections' local ports from (Linux's setting, or
+    the IANA range elsewhere)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return range(int(low), int(high) + 1)
+    except (OSError, ValueError):
+        return range(49152, 65536)
+
+
 def free_port(ip: str = "127.0.0.1") -> int:
+    """A port free now, for a server started next. Not one the kernel would pick itself: a port
+    from bind(0) is an ephemeral one, and between this check and the server's bind any outgoing
+    connection (a test's client, the dev server's own) may take it as its local port, so the
+    server fails with "address already in use". Randomised so parallel test processes rarely
+    pick the same one; never the same twice in a process."""
+    ephemeral = ephemeral_range()
+    candidates = [p for p in FIXED_PORT_RANGE if p not in ephemeral and p not in _ports_given]
+    for port in random.sample(candidates, k=min(len(candidates), 200)):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((ip, port))
+            except OSError:
+                continue
+        _ports_given.add(port)
+        return port
+    # nothing free outside the ephemeral range (or it covers everything): the kernel's choice
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((ip, 0))
         return int(sock.getsockname()[1])
@@ -176,6 +209,8 @@ class DevServer:
     ) -> None:
         self.db_file = Path(db_file) if db_file else default_db_file()
         self.ip = ip
+        # ports this object picked may be picked again should the server not come up on them
+        self._ports_picked = port is None and (ui_port is None or not ui)
         self.port = port or free_port(ip)
         self.ui = ui
         self.ui_port = (ui_port or free_port(ip)) if ui else None
@@ -210,17 +245,33 @@ class DevServer:
         )
 
     def start(self) -> DevServer:
-        self.db_file.parent.mkdir(parents=True, exist_ok=True)
-        self.log_file.parent.mkdir(parents=True, exist_ok=True)
-        self._log = open(self.log_file, "ab")  # noqa: SIM115 - closed in stop()
-        self._process = spawn(self.command(), self._log)
-        try:
-            ports = [self.port] + ([self.ui_port] if self.ui_port else [])
-            wait_until_ready(self._process, self.ip, ports, self.startup_timeout_s, self.log_file)
-        except BaseException:
-            self.stop()
-            raise
-        return self
+        """Start and wait until it listens. A server that exits at once on ports this object
+        picked is started again on new ones: between the pick and its bind another process
+        may take one (see free_port), and the server then fails "address already in use"."""
+        attempts = 4 if self._ports_picked else 1
+        for attempt in range(1, attempts + 1):
+            self.db_file.parent.mkdir(parents=True, exist_ok=True)
+            self.log_file.parent.mkdir(parents=True, exist_ok=True)
+            self._log = open(self.log_file, "ab")  # noqa: SIM115 - closed in stop()
+            self._process = spawn(self.command(), self._log)
+            try:
+                ports = [self.port] + ([self.ui_port] if self.ui_port else [])
+                wait_until_ready(
+                    self._process, self.ip, ports, self.startup_timeout_s, self.log_file
+                )
+                # a start after kill() comes back where its clients connect
+                self._ports_picked = False
+                return self
+            except RuntimeError:
+                self.stop()
+                if attempt == attempts:
+                    raise
+                self.port = free_port(self.ip)
+                self.ui_port = free_port(self.ip) if self.ui else None
+            except BaseException:
+                self.stop()
+                raise
+        raise AssertionError("unreachable")
 
     def stop(self, timeout_s: float = 10.0) -> None:
         process, self._process = self._process, None
