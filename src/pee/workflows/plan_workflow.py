@@ -73,79 +73,86 @@ from temporalio.exceptions import (
 )
 
 with workflow.unsafe.imports_passed_through():
-    # not `from pee.workflows import pool_lease, item_batch`: the sandbox imports this package
-    # afresh, and a from-import of its submodule bypasses the passthrough (re-imported per run)
-    import pee.engine.rules.plan_facts as plan_facts
-    import pee.workflows.item_batch as item_batch
-    import pee.workflows.pool_lease as pool_lease
-    from pee.activities import simulate
-    from pee.activities.pool_types import GRANT_SIGNAL, PoolGrant
-    from pee.activities.types import AgentProgress
-    from pee.engine.compiled import CompiledGroup, CompiledPlan
-    from pee.engine.gc_pause import gc_paused, paused_gc
-    from pee.engine.rules import context as ctx
-    from pee.engine.rules.context import ContextPolicy, VersionedContext
-    from pee.engine.rules.monitoring import Monitor, Settings
-    from pee.engine.rules.scheduler import Admission, Pool, Request
-    from pee.engine.rules.time_limits import time_scale_problems
-    from pee.engine.states import (
-        AgentStatus,
-        BarrierAction,
-        GroupStatus,
-        RunStatus,
-    )
-    from pee.workflows.adaptation import Adaptation
-    from pee.workflows.agent_batch import OUTCOMES_SIGNAL
-    from pee.workflows.agent_outcome import (
+    # one statement: each costs every run a pass through the sandbox's importer
+    # (pee.workflows.plan_workflow_imports)
+    from pee.workflows.plan_workflow_imports import (
+        GRANT_SIGNAL,
+        OUTCOMES_SIGNAL,
+        Adaptation,
+        Admission,
+        AgentCache,
         AgentOutcome,
-    )
-    from pee.workflows.agent_timing import AgentTiming
-    from pee.workflows.batcher import Batcher
-    from pee.workflows.cache_levels import CacheLevels
-    from pee.workflows.carry import (
+        AgentProgress,
+        AgentRunner,
+        AgentState,
+        AgentStatus,
+        AgentTiming,
+        BarrierAction,
+        Batcher,
+        CacheLevels,
         CarriedRun,
+        CompiledGroup,
+        CompiledPlan,
+        ConflictDesk,
+        ContextGate,
+        ContextLimits,
+        ContextPolicy,
+        Continuation,
+        CrossValidator,
+        DeadlineClock,
+        FinalReport,
+        GroupDriver,
+        GroupState,
+        GroupStatus,
+        Ledger,
+        Monitor,
+        PlanRunInput,
+        Pool,
+        PoolGrant,
+        ReadyGroups,
+        Request,
+        RunScope,
+        RunSearchAttributes,
+        RunState,
+        RunStatus,
+        Settings,
+        VersionedContext,
+        cancel_all,
         capture,
+        children_ended,
+        continue_as_new,
+        ctx,
         decode,
+        gc_paused,
         groups_to_run,
+        item_batch,
+        paused_gc,
+        plan_cache_ttl_s,
+        plan_facts,
+        pool_lease,
+        release_at_eviction,
         restore,
         restore_admission,
+        simulate,
+        time_scale_problems,
     )
-    from pee.workflows.conflict_desk import ConflictDesk
-    from pee.workflows.context_gate import ContextGate
-    from pee.workflows.continuation import Continuation, children_ended, continue_as_new
-    from pee.workflows.deadline_timer import DeadlineClock
-    from pee.workflows.eviction import release_at_eviction
-    from pee.workflows.final_report import FinalReport
-    from pee.workflows.ledger import Ledger
-    from pee.workflows.locks import ContextLimits
-    from pee.workflows.ready_groups import ReadyGroups
-    from pee.workflows.run_scope import RunScope
-    from pee.workflows.search import RunSearchAttributes
-    from pee.workflows.state import (
-        AgentState,
-        GroupState,
-        RunState,
-    )
-    from pee.workflows.types import PlanRunInput
 
 with workflow.unsafe.imports_passed_through():
-    # the modules of what activities return, named here so they join the sandbox's sys.modules
-    # whoever starts the activity: the payload converter resolves their type hints there
-    # (CrossValidationResult.validations, AgentResult, Liveness); `import a.b`, as a from-import
-    # of a submodule the package already holds does not put it in the sandbox's sys.modules
+    # the modules of what this workflow decodes (its input, signals', updates' and activities'
+    # results), named here so they join the sandbox's sys.modules: the payload converter
+    # resolves their type hints there (PlanRunInput.plan, PoolGrant, AgentOutcome, AgentResult,
+    # Liveness, CrossValidationResult.validations); `import a.b`, as a from-import of a
+    # submodule the package already holds does not put it in the sandbox's sys.modules
+    # (tests/test_plan_workflow_imports.py)
     import pee.activities.agents
     import pee.activities.cross_validation
     import pee.activities.liveness
-    import pee.activities.types  # noqa: F401
+    import pee.activities.pool_types
+    import pee.activities.types
+    import pee.engine.compiled
+    import pee.workflows.agent_outcome
+    import pee.workflows.types  # noqa: F401
 
-    # the collaborators that start activities, passed through like the rest: they hold no
-    # module-level state and call the SDK only through `workflow` at run time, and importing
-    # them afresh for every run (only this module must be) was most of a small run's overhead
-    # (bench/overhead.py)
-    from pee.workflows.agent_cache import AgentCache, plan_cache_ttl_s
-    from pee.workflows.agent_runner import AgentRunner
-    from pee.workflows.cross_validator import CrossValidator
-    from pee.workflows.group_driver import GroupDriver, cancel_all
 
 # admission bounds at time_scale 1 (seconds): a waiting agent gains one priority level per
 # AGING_S, and after RESERVE_AFTER_S nothing ranked below it overtakes it any more
