@@ -61,8 +61,13 @@ def test_a_dev_server_on_a_port_the_caller_chose_is_not_moved(
     tmp_path: Path, squatted: socket.socket
 ) -> None:
     taken = squatted.getsockname()[1]
-    with pytest.raises(RuntimeError, match="address already in use"):
-        DevServer(tmp_path / "dev.db", port=taken, ui=False).start()
+    server = DevServer(tmp_path / "dev.db", port=taken, ui=False)
+    try:
+        with pytest.raises(RuntimeError, match="address already in use"):
+            server.start()
+    finally:
+        # should it have started after all, it must not outlive the test
+        server.stop()
 
 
 def test_the_benches_server_whose_port_was_taken_starts_on_another(

@@ -140,14 +140,12 @@ with workflow.unsafe.imports_passed_through():
 with workflow.unsafe.imports_passed_through():
     # the modules of what this workflow decodes (its input, signals', updates' and activities'
     # results), named here so they join the sandbox's sys.modules: the payload converter
-    # resolves their type hints there (PlanRunInput.plan, PoolGrant, AgentOutcome, AgentResult,
-    # Liveness, CrossValidationResult.validations); `import a.b`, as a from-import of a
-    # submodule the package already holds does not put it in the sandbox's sys.modules
-    # (tests/test_plan_workflow_imports.py)
-    import pee.activities.agents
+    # resolves their type hints there (PlanRunInput.plan, AgentOutcome, AgentResult, Liveness,
+    # CrossValidationResult.validations; a type whose hints name builtins only needs none).
+    # `import a.b`, as a from-import of a submodule the package already holds does not put it
+    # in the sandbox's sys.modules (tests/test_plan_workflow_imports.py)
     import pee.activities.cross_validation
     import pee.activities.liveness
-    import pee.activities.pool_types
     import pee.activities.types
     import pee.engine.compiled
     import pee.workflows.agent_outcome
