@@ -38,6 +38,7 @@ from pee.runtime.devserver import (  # noqa: E402
     find_temporal_binary,
     free_port,
     server_environment,
+    stop_process,
     wait_until_ready,
 )
 from pee.runtime.sandbox_runner import LeanSandboxedWorkflowRunner  # noqa: E402
@@ -121,13 +122,7 @@ class DevServer:
         tb: TracebackType | None,
     ) -> None:
         process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_process(process)
         if self._log is not None:
             self._log.close()
             self._log = None

@@ -183,6 +183,18 @@ def wait_until_ready(
             time.sleep(0.1)
 
 
+def stop_process(process: subprocess.Popen[bytes] | None, timeout_s: float = 10.0) -> None:
+    """Terminate a server still running and wait for it; killed if it outlasts `timeout_s`."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def log_tail(log_file: Path, lines: int = 20) -> str:
     try:
         return "\n".join(log_file.read_text(errors="replace").splitlines()[-lines:])
@@ -275,13 +287,7 @@ class DevServer:
 
     def stop(self, timeout_s: float = 10.0) -> None:
         process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_process(process, timeout_s)
         if self._log is not None:
             self._log.close()
             self._log = None
