@@ -19,6 +19,7 @@ import asyncio
 import concurrent.futures
 import importlib.util
 import os
+import statistics
 import sys
 import time
 import uuid
@@ -204,8 +205,23 @@ async def measure(
         f"{replayed['engine'] * 1000:.1f} ms, hand-written {replayed['hand'] * 1000:.1f} ms, "
         f"ratio {replayed['engine'] / replayed['hand']:.2f}"
     )
+    # each round's two runs ran back to back, so a swing of the machine's load between rounds
+    # moves both; the spread of these says how far to trust the ratio of medians below
+    paired = sorted(e / h for e, h in zip(times["engine"], times["hand"], strict=True))
+    low, high = quartiles(paired)
+    print(
+        f"ratio of each round's pair: median {median(paired):.2f}, quartiles {low:.2f}-{high:.2f}"
+    )
     print(f"ratio engine/hand-written: {ratio:.2f} (goal <= {GOAL}: {verdict})", flush=True)
     return ratio
+
+
+def quartiles(values: list[float]) -> tuple[float, float]:
+    """The first and third quartiles of sorted ``values`` (both the value itself for one)."""
+    if len(values) < 2:
+        return values[0], values[0]
+    low, _, high = statistics.quantiles(values, n=4)
+    return low, high
 
 
 def bytecode_cached(source: str) -> bool:

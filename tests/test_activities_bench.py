@@ -36,8 +36,8 @@ def run_bench(*argv: str, timeout_s: float = 240) -> subprocess.CompletedProcess
 
 def test_overhead_bench_prints_the_engine_to_hand_written_ratio() -> None:
     """`bench/overhead.py --agents 2 --rounds 1` exits 0 and prints both medians, the worker's
-    and the server's CPU per run, the workflow code's CPU in replays, the ratio and whether
-    plan_workflow.py had a bytecode cache."""
+    and the server's CPU per run, the workflow code's CPU in replays, the rounds' paired ratios,
+    the ratio and whether plan_workflow.py had a bytecode cache."""
     done = run_bench("bench/overhead.py", "--agents", "2", "--rounds", "1")
     assert 0 == done.returncode, done.stderr[-3000:]
     assert "engine (PlanWorkflow)" in done.stdout
@@ -45,6 +45,7 @@ def test_overhead_bench_prints_the_engine_to_hand_written_ratio() -> None:
     assert "worker CPU per run (median): engine " in done.stdout
     assert "server CPU per run (median): engine " in done.stdout
     assert "workflow code, replays of the last run of each" in done.stdout
+    assert "ratio of each round's pair: median " in done.stdout
     assert "ratio engine/hand-written: " in done.stdout
     assert "bytecode cache of plan_workflow.py: " in done.stdout
 
