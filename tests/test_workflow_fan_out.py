@@ -316,13 +316,20 @@ def test_a_large_fan_out_starts_its_instances_a_chunk_per_workflow_task(
     temporal: TemporalHarness,
 ) -> None:
     """120 items: the instances start 50 per workflow task (a short timer between chunks, so no
-    task outlasts the deadlock detector), and every item still runs and collects in order."""
+    task outlasts the deadlock detector, named in the Web UI), and every item still runs and
+    collects in order."""
     items = [f"s{i}" for i in range(120)]
 
     async def go(handle: WorkflowHandle[Any, Any]) -> tuple[dict[str, Any], dict[str, Any], int]:
         report = await handle.result()
         history = await handle.fetch_history()
-        timers = sum(e.HasField("timer_started_event_attributes") for e in history.events)
+        chunk_timer = "start the next chunk of agent instances"
+        named = [
+            json.loads(e.user_metadata.summary.data or b"null")
+            for e in history.events
+            if e.HasField("timer_started_event_attributes")
+        ]
+        timers = named.count(chunk_timer)
         return report, await handle.query(PlanWorkflow.context), timers
 
     report, context, timers = temporal.with_plan(

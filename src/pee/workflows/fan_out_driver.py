@@ -223,7 +223,10 @@ class FanOutDriver:
             live = sum(not task.done() for task in tasks.values())
             if live >= fan_out.max_parallel:
                 return None
-        return asyncio.create_task(workflow.sleep(CHUNK_PAUSE_S))
+        # named for the Web UI's timeline, as every timer the engine starts
+        return asyncio.create_task(
+            workflow.sleep(CHUNK_PAUSE_S, summary="start the next chunk of agent instances")
+        )
 
     def register(self, expansion: Expansion) -> None:
         """The instances join the plan, the run state and admission like any agent; the group

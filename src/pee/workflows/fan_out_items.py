@@ -137,7 +137,9 @@ class ItemChildren:
                 more = None
                 if pending and started == LAUNCH_CHUNK:
                     # the rest of this round in the next workflow task (see LAUNCH_CHUNK)
-                    more = asyncio.create_task(workflow.sleep(CHUNK_PAUSE_S))
+                    more = asyncio.create_task(
+                        workflow.sleep(CHUNK_PAUSE_S, summary="start the next chunk of item runs")
+                    )
                     waits.append(more)
                 remaining = (
                     None

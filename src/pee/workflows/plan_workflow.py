@@ -407,7 +407,9 @@ class PlanWorkflow:
                     if ready.deferred and (nudge is None or nudge.done()):
                         # the rest of the ready groups start in the next activation
                         # (ReadyGroups.START_BATCH): a timer ends this one
-                        nudge = asyncio.create_task(workflow.sleep(NUDGE_S))
+                        nudge = asyncio.create_task(
+                            workflow.sleep(NUDGE_S, summary="start the next ready groups")
+                        )
                 if not running:
                     stuck = list(waiting)
                     raise ApplicationError(
