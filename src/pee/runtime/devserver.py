@@ -47,6 +47,9 @@ def find_temporal_binary() -> Path:
 # above the well-known services: the kernel never hands these to an outgoing connection
 FIXED_PORT_RANGE = range(20000, 32768)
 _ports_given: set[int] = set()
+# from the OS, not the `random` module's shared state: a test that seeds that would have every
+# test process pick the same ports
+_PICKER = random.SystemRandom()
 
 
 def ephemeral_range() -> range:
@@ -67,7 +70,7 @@ def free_port(ip: str = "127.0.0.1") -> int:
     pick the same one; never the same twice in a process."""
     ephemeral = ephemeral_range()
     candidates = [p for p in FIXED_PORT_RANGE if p not in ephemeral and p not in _ports_given]
-    for port in random.sample(candidates, k=min(len(candidates), 200)):
+    for port in _PICKER.sample(candidates, k=min(len(candidates), 200)):
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             try:
                 sock.bind((ip, port))
