@@ -135,11 +135,30 @@ def test_an_agent_given_every_value_hashes_no_inputs(monkeypatch: pytest.MonkeyP
     from pee.activities import simulate
 
     def no_hash(inputs: dict[str, Any]) -> str:
-        raise AssertionError("hashed inputs no value needed")
+        raise AssertionError("hashed the inputs though every value was given")
 
     monkeypatch.setattr(simulate, "inputs_digest", no_hash)
     task = AgentTask(agent=agent(values={"out": 1}), inputs={"big": "x" * 10_000})
     assert {"out": 1} == run(task).outputs
+
+
+def test_an_agents_default_values_hash_its_inputs_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two outputs and a write taking default values: one hash of the input snapshot."""
+    from pee.activities import simulate
+
+    calls: list[int] = []
+    counted = simulate.inputs_digest
+
+    def counting(inputs: dict[str, Any]) -> str:
+        calls.append(1)
+        return counted(inputs)
+
+    monkeypatch.setattr(simulate, "inputs_digest", counting)
+    task = AgentTask(agent=agent(outputs=("x", "y"), writes=("w",)), inputs={"topic": "t"})
+    result = run(task)
+    assert 1 == len(calls)
+    digests = {value["digest"] for value in [*result.outputs.values(), *result.writes.values()]}
+    assert 1 == len(digests)
 
 
 def test_echo_inputs_puts_the_whole_snapshot_in_the_default_value() -> None:

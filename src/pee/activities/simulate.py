@@ -32,7 +32,6 @@ For demos, tests and benchmarks. Settings (all optional, in CompiledAgent.settin
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -218,13 +217,15 @@ async def run(task: AgentTask, progress: Progress, scale: float) -> AgentResult:
             category=ApplicationErrorCategory.BENIGN,
         )
 
-    # the input snapshot hashed once, and only if some name takes a default value
-    hashed = functools.cache(lambda: inputs_digest(task.inputs))
+    # the input snapshot hashed once for all names, and only if some name takes a default value
+    names = [*task.agent.outputs, *task.agent.writes]
+    defaulted = any(name not in settings.values for name in names)
+    hashed = inputs_digest(task.inputs) if defaulted else None
 
     def value(name: str) -> Any:
         if name in settings.values:
             return settings.values[name]
-        return default_value(task, name, settings.echo_inputs, hashed())
+        return default_value(task, name, settings.echo_inputs, hashed)
 
     return AgentResult(
         agent_id=task.agent.id,

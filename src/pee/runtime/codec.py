@@ -337,18 +337,14 @@ _NO_DEFAULT = _NoDefault()
 @functools.lru_cache(maxsize=8)
 def _field_defaults(cls: type) -> tuple[tuple[str, Any], ...]:
     """Each field of ``cls`` with its default (_NO_DEFAULT when it has none), in field order."""
-    defaults = dict(_defaults(cls))
-    return tuple((name, defaults.get(name, _NO_DEFAULT)) for name in _field_names(cls))
-
-
-@functools.lru_cache(maxsize=8)
-def _defaults(cls: type) -> tuple[tuple[str, Any], ...]:
     found = []
     for spec in dataclasses.fields(cls):
         if spec.default is not dataclasses.MISSING:
             found.append((spec.name, spec.default))
         elif spec.default_factory is not dataclasses.MISSING:
             found.append((spec.name, spec.default_factory()))
+        else:
+            found.append((spec.name, _NO_DEFAULT))
     return tuple(found)
 
 

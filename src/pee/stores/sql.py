@@ -161,6 +161,14 @@ def _close(connection: sqlite3.Connection) -> None:
     connection.close()
 
 
+def _let_go(connection: sqlite3.Connection, opened_by: int) -> None:
+    """A kept connection no longer used: closed, unless a parent process opened it."""
+    if opened_by == os.getpid():
+        _close(connection)
+    else:
+        _INHERITED.append(connection)
+
+
 def close_kept() -> None:
     """Close every SQLite connection this process keeps open (at its exit)."""
     with _OPEN_LOCK:
@@ -214,17 +222,10 @@ class SqliteDatabase:
             if pid == os.getpid() and inode is not None and inode == opened_inode:
                 return connection
             del kept[self.path]
-            if pid == os.getpid():
-                _close(connection)
-            else:
-                _INHERITED.append(connection)
+            _let_go(connection, pid)
         if len(kept) >= KEPT_PER_THREAD:
-            oldest = next(iter(kept))
-            old, _, pid = kept.pop(oldest)
-            if pid == os.getpid():
-                _close(old)
-            else:
-                _INHERITED.append(old)
+            old, _, pid = kept.pop(next(iter(kept)))
+            _let_go(old, pid)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         connection = _kept_open(_open_sqlite(self.path))
         kept[self.path] = (connection, _inode(self.path), os.getpid())

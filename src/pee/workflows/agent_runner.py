@@ -201,18 +201,12 @@ class AgentRunner:
             submitted, self.submitted = self.submitted, []
             self.admit(submitted)
 
-    def sample(
-        self,
-        response_time_s: float | None = None,
-        agent_id: str | None = None,
-        now: float | None = None,
-    ) -> None:
+    def sample(self, response_time_s: float | None = None, agent_id: str | None = None) -> None:
         """Observe the admission state after it changed (monitoring is event-driven: no timers,
-        no history events); a metric going over its alert threshold raises a warning. `now`:
-        scope.elapsed() when the caller has it."""
+        no history events); a metric going over its alert threshold raises a warning."""
         admission = self.scope.run.admission
         sample = take_sample(
-            self.scope.elapsed() if now is None else now,
+            self.scope.elapsed(),
             cpu_in_use=admission.cpu_in_use,
             cpu_capacity=admission.pool.cpu,
             memory_in_use=admission.memory_in_use,
@@ -234,7 +228,7 @@ class AgentRunner:
         state.earlier_attempts = state.attempts
         state.last_progress_s = None
         state.progress = None
-        self.scope.event("agent_started", agent.id, now)
+        self.scope.event("agent_started", agent.id)
 
     async def run_agent(self, agent: CompiledAgent, group: CompiledGroup, fallback: bool) -> None:
         state = self.scope.agents[agent.id]
@@ -317,7 +311,7 @@ class AgentRunner:
         )
         timeout = self.timing.activity_timeout(agent)
         # runs since liveness-from-describe: time waiting for a worker does not eat the timeout
-        overall = timeout if self.signals else self.timing.schedule_to_close(agent, timeout)
+        overall = timeout if self.signals else self.timing.schedule_to_close(agent)
         item = self.fan_out_item()
         how = "sequential fallback" if fallback else f"group {self.fan_out_group() or group.id}"
         # a new id for the fallback run: a fresh activity with fresh attempts
@@ -433,10 +427,10 @@ class AgentRunner:
             self.released = True
         state.status = status
         state.ended_s = now
-        self.scope.event(f"agent_{status}", agent_id, now)
+        self.scope.event(f"agent_{status}", agent_id)
         # run_started_s is None from here on: the agent ran if it ever started
         ran = state.started_s is not None
-        self.sample(state.duration_s(now) if ran else None, agent_id, now)
+        self.sample(state.duration_s(now) if ran else None, agent_id)
         if ran:
             self.adapt.after_agent(agent_id, state.duration_s(now) or 0.0)
 

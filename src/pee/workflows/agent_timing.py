@@ -1,6 +1,7 @@
 """AgentTiming: the clocks an agent's activity runs under, from the plan, the input and the time
 scale: its timeout, heartbeat timeout, progress signal interval, the barrier's progress window
-and its retry policy. Pure arithmetic: it issues no command and holds no state."""
+and its retry policy. Pure arithmetic: it issues no command, and keeps only what it made for
+reuse."""
 
 from __future__ import annotations
 
@@ -35,8 +36,11 @@ class AgentTiming:
     # PlanRunInput.heartbeat_timeout_s: None = derived from the time scale
     heartbeat_override_s: float | None
     # what activity_timeout and retry_policy made, by the values they were made of: every
-    # agent asks, most with the same few values (both hold immutable or unshared objects)
-    _made: dict[tuple[Any, ...], Any] = field(
+    # agent asks, most with the same few values (the SDK only reads them)
+    _timeouts: dict[float, timedelta] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    _retry_policies: dict[tuple[Any, ...], RetryPolicy] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
 
@@ -65,39 +69,33 @@ class AgentTiming:
 
     def activity_timeout(self, agent: CompiledAgent) -> timedelta:
         seconds = agent.timeout_s or self.plan.default_agent_timeout_s
-        key = ("timeout", seconds)
-        made = self._made.get(key)
+        made = self._timeouts.get(seconds)
         if made is None:
-            made = self._made[key] = timedelta(
+            made = self._timeouts[seconds] = timedelta(
                 seconds=max(MIN_ACTIVITY_TIMEOUT_S, seconds * self.scale)
             )
         return made
 
-    def schedule_to_close(
-        self, agent: CompiledAgent, timeout: timedelta | None = None
-    ) -> timedelta:
+    def schedule_to_close(self, agent: CompiledAgent) -> timedelta:
         """All attempts together, from scheduling: the agent's timeout plus the time its activity
         may wait for a worker (a loaded worker or a lagging workflow is not the agent's time;
-        each attempt still gets only `activity_timeout` once a worker starts it). ``timeout``:
-        activity_timeout(agent), when the caller has it."""
-        if timeout is None:
-            timeout = self.activity_timeout(agent)
+        each attempt still gets only `activity_timeout` once a worker starts it)."""
+        timeout = self.activity_timeout(agent)
         return timeout + max(timeout, timedelta(seconds=WORKER_LAG_ALLOWANCE_S))
 
     def retry_policy(self, spec: RetrySpec) -> RetryPolicy:
         """The policy of ``spec``: one object for equal specs (the SDK only reads it)."""
         key = (
-            "retry",
             spec.initial_interval_s,
             spec.maximum_interval_s,
             spec.backoff_coefficient,
             spec.max_attempts,
             tuple(spec.non_retryable),
         )
-        made = self._made.get(key)
-        if made is None:
-            made = self._made[key] = self._retry_policy(spec)
-        return made
+        policy = self._retry_policies.get(key)
+        if policy is None:
+            policy = self._retry_policies[key] = self._retry_policy(spec)
+        return policy
 
     def _retry_policy(self, spec: RetrySpec) -> RetryPolicy:
         initial = max(MIN_RETRY_INTERVAL_S, spec.initial_interval_s * self.scale)

@@ -98,13 +98,11 @@ class RunScope:
 
     # --- recorders ---------------------------------------------------------------------
 
-    def event(self, event: str, ident: str, at_s: float | None = None) -> None:
-        """Record an event; ``at_s``: elapsed() when the caller has it (the same value: the
-        clock stands still within an activation), saving a clock read per agent event."""
+    def event(self, event: str, ident: str) -> None:
         self.run.events.append(
             {
                 "seq": self.run.events_flushed + len(self.run.events) + 1,
-                "at_s": self.elapsed() if at_s is None else at_s,
+                "at_s": self.elapsed(),
                 "event": event,
                 "id": ident,
             }
