@@ -528,3 +528,42 @@ def test_uncached_agents_tasks_leave_the_run_ids_out() -> None:
     assert {("", "", "")} == {(t.workflow_id, t.run_id, t.plan_name) for t in tasks}
     older = load("all_completed")
     assert "lean-agent-task" not in patch_markers(older)
+
+
+def local_activity_types(history: WorkflowHistory) -> list[str]:
+    return [
+        json.loads(event.marker_recorded_event_attributes.details["data"].payloads[0].data)[
+            "activity_type"
+        ]
+        for event in history.events
+        if event.HasField("marker_recorded_event_attributes")
+        and event.marker_recorded_event_attributes.marker_name == "core_local_activity"
+    ]
+
+
+@pytest.mark.parametrize("name", ["revision", "revision_conflict"])
+def test_a_revision_history_has_one_patch_marker_and_no_final_snapshot(name: str) -> None:
+    """A run of the engine's revision (src/pee/workflows/revision.py), replayed by
+    test_history_replays: its only patch marker is the revision's, the first thing it recorded,
+    and it stored the snapshot of every group that passed but the last (`final` in the
+    report): one snapshot local activity fewer than groups. cache_levels, recorded before it,
+    holds its patch by name and stored the final snapshot too."""
+    from pee.workflows.revision import REVISION
+
+    history = load(name)
+    assert [REVISION] == patch_markers(history)
+    first_command = next(e for e in history.events if e.event_id > 4)
+    assert first_command.HasField("marker_recorded_event_attributes")
+    snapshots = final_report(history)["context_snapshots"]
+    *kept, last = snapshots
+    assert all(entry["stored"] for entry in kept) and len(kept) >= 1
+    assert (False, True) == (last["stored"], last["final"])
+    assert ["store_context_snapshot"] * len(kept) == [
+        t for t in local_activity_types(history) if t == "store_context_snapshot"
+    ]
+    # recorded before it: its patch by name, and a store of every snapshot, the final one too
+    older = load("cache_levels")
+    assert ["cache-levels-snapshots-prefetch"] == patch_markers(older)
+    stored = [entry["stored"] for entry in final_report(older)["context_snapshots"]]
+    assert [True, True] == stored
+    assert 2 == local_activity_types(older).count("store_context_snapshot")

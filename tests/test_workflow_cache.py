@@ -83,7 +83,8 @@ def test_session_lifetime_entries_are_not_reused(temporal: TemporalHarness) -> N
 def test_snapshots_follow_the_plans_context_snapshot_cache_settings(
     temporal: TemporalHarness,
 ) -> None:
-    """By default every passed barrier stores a snapshot (bytes saved counted); size_limit 0
+    """By default every passed barrier stores a snapshot (bytes saved counted) but the one the
+    run completes with (listed `final`, not stored: pee.workflows.cache_levels); size_limit 0
     or caching switched off: none, and no local activity marker in the history."""
 
     def snapshots(extra: str) -> tuple[list, int, dict]:
@@ -105,8 +106,10 @@ def test_snapshots_follow_the_plans_context_snapshot_cache_settings(
         return report["context_snapshots"], markers, report["cache"]
 
     taken, markers, cache = snapshots("")
-    assert len(taken) == markers == cache["context_snapshot"]["stored"] >= 1
-    assert all(entry["stored"] for entry in taken)
+    *kept, last = taken
+    assert len(kept) == markers == cache["context_snapshot"]["stored"] >= 1
+    assert all(entry["stored"] and "final" not in entry for entry in kept)
+    assert (False, True) == (last["stored"], last["final"])
     assert ([], 0) == snapshots("    context_snapshot_cache: {size_limit: 0}\n")[:2]
     assert ([], 0) == snapshots("  enabled: false\n")[:2]
 

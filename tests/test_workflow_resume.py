@@ -14,7 +14,13 @@ from temporalio.client import WorkflowFailureError
 
 from pee.activities.snapshot_cache import SnapshotCache
 from pee.runtime.inspect import report_from_failure
-from pee.runtime.resume import ResumeError, last_snapshot, load_resume, resume_input
+from pee.runtime.resume import (
+    ResumeError,
+    last_snapshot,
+    load_resume,
+    passed_after,
+    resume_input,
+)
 from pee.workflows.plan_workflow import PlanWorkflow, rerun_groups
 from pee.workflows.types import ResumeFrom
 from tests.helpers import NO_RETRY, TemporalHarness, compiled_plan, group, sim
@@ -249,3 +255,55 @@ def test_last_snapshot_skips_groups_that_did_not_pass_and_unstored_ones() -> Non
     }
     assert "g2#b" == last_snapshot(report)["key"]
     assert last_snapshot({"groups": {}, "context_snapshots": []}) is None
+
+
+def test_a_snapshot_covers_the_groups_that_passed_up_to_it() -> None:
+    """Groups passed after the chosen snapshot (its store failed, or the run completed with it
+    left out) are not in it; resumed groups were in the context from the start."""
+    report = {
+        "groups": {
+            "g0": {"status": "succeeded", "resumed": True},
+            "g1": {"status": "succeeded"},
+            "g2": {"status": "partial"},
+            "g3": {"status": "succeeded"},
+            "g4": {"status": "failed"},
+        },
+        "context_snapshots": [
+            {"group": "g1", "key": "g1#a", "stored": True},
+            {"group": "g2", "key": "g2#b", "stored": True},
+            {"group": "g3", "key": "g3#c", "stored": False, "final": True},
+        ],
+    }
+    entry = last_snapshot(report)
+    assert "g2#b" == entry["key"]
+    assert ["g3"] == passed_after(report, entry)
+    report["groups"]["g3"]["status"] = "cancelled"
+    assert [] == passed_after(report, entry)
+
+
+def test_a_completed_run_is_resumed_from_its_history_with_its_last_group(
+    temporal: TemporalHarness,
+) -> None:
+    """A completed run leaves its final snapshot out (g3's: listed `final`, not stored), so a
+    resume of it reads the context by query: g3's value is there, the note says why, and
+    `--from-group g3` runs d alone again."""
+    name = f"resume-{uuid.uuid4().hex[:8]}"
+    fixed = plan(name, broken=False)
+    notes: list[str] = []
+
+    async def body(handle):
+        report = await handle.result()
+        loaded = await load_resume(temporal.client, fixed, handle.id, "g3", notes=notes)
+        return report, await handle.query(PlanWorkflow.context), loaded
+
+    first, context, resume = temporal.with_plan(fixed, body)
+    assert [("g1", True, False), ("g2", True, False), ("g3", False, True)] == [
+        (entry["group"], entry["stored"], entry.get("final", False))
+        for entry in first["context_snapshots"]
+    ]
+    assert resume.snapshot_key is None
+    assert context["c.out"] == resume.context["c.out"] and "d.out" in resume.context
+    (note,) = notes
+    assert "g3 passed after the last stored snapshot" in note and "by query" in note
+    report, activities = resumed_run(temporal, name, resume)
+    assert ("completed", ["d"]) == (report["status"], activities)

@@ -3,8 +3,9 @@
 The report (pee.runtime.inspect.read_run: result, failure details or status query) says which groups
 passed and which context snapshots the run stored after its barriers (`context_snapshots`). The
 values come from the last stored snapshot of a passed group, read from the context snapshot cache
-(src/pee/activities/snapshot_cache.py) on this host. When there is none (a run from before
-snapshots, caching switched off, the snapshot evicted or cleared, or stored on another host) the
+(src/pee/activities/snapshot_cache.py) on this host, when no group passed after it. When there is
+none (a run from before snapshots, caching switched off, the snapshot evicted or cleared, or
+stored on another host, or a group passed after it: a completed run leaves out its final one) the
 `context` query on the closed run gives them instead (answered by a worker replaying its history:
 one already polling its task queue, else a workflows-only one started here), and the message says
 so. Large values are artifact references either way, so they stay references in the new run.
@@ -64,12 +65,29 @@ def last_snapshot(report: dict[str, Any]) -> dict[str, Any] | None:
     groups = report.get("groups") or {}
     stored = [
         entry
-        for entry in report.get("context_snapshots") or []
-        if isinstance(entry, dict)
-        and entry.get("stored")
+        for entry in _entries(report)
+        if entry.get("stored")
         and (groups.get(entry.get("group")) or {}).get("status") in GROUP_PASSED
     ]
     return stored[-1] if stored else None
+
+
+def passed_after(report: dict[str, Any], snapshot: dict[str, Any]) -> list[str]:
+    """The groups that passed in the run after ``snapshot`` was taken (their writes are not in
+    it): a completed run leaves its final snapshot out (pee.workflows.cache_levels), and a
+    snapshot whose store failed leaves a gap. Groups resumed from an earlier run were in the
+    context from the start."""
+    entries = _entries(report)
+    covered = {entry.get("group") for entry in entries[: entries.index(snapshot) + 1]}
+    return [
+        group_id
+        for group_id, row in (report.get("groups") or {}).items()
+        if row.get("status") in GROUP_PASSED and not row.get("resumed") and group_id not in covered
+    ]
+
+
+def _entries(report: dict[str, Any]) -> list[dict[str, Any]]:
+    return [entry for entry in report.get("context_snapshots") or [] if isinstance(entry, dict)]
 
 
 def snapshot_context(
@@ -80,6 +98,14 @@ def snapshot_context(
     entry = last_snapshot(report)
     if entry is None:
         return None, MISSING, "the run stored no context snapshot of a passed group"
+    later = passed_after(report, entry)
+    if later:
+        return (
+            None,
+            MISSING,
+            f"group(s) {', '.join(later)} passed after the last stored snapshot "
+            "(a completed run does not store its final context)",
+        )
     key = str(entry["key"])
     try:
         cache = cache or SnapshotCache()

@@ -6,7 +6,7 @@ exactly the commands it always did.
 
 modify_timeout_values, increase_cpu_allocation and enable_aggressive_caching change commands
 (timers, start order, cache lookups) of plans that listed them before they were applied, so they
-sit behind `workflow.patched(PATCH)`, asked only when the plan enables one: a run recorded
+sit behind `revision.patched(PATCH)`, asked only when the plan enables one: a run recorded
 before them replays without them. (adjust_parallel_group_sizes predates the patch.)"""
 
 from __future__ import annotations
@@ -14,11 +14,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from temporalio import workflow
-
 from pee.engine.compiled import CompiledPlan
 from pee.engine.rules.adaptive import AggressiveCaching, CpuBoost, GroupThrottle, TimeoutStretch
 from pee.engine.states import AGENT_UNFINISHED, AgentStatus, GroupStatus
+from pee.workflows import revision
 from pee.workflows.carry import AdaptiveRules
 from pee.workflows.state import Decision, RunState
 
@@ -56,7 +55,7 @@ class Adaptation:
         caching = (
             AggressiveCaching.from_plan(plan, time_scale, plan_cache_ttl_s) if caching_on else None
         )
-        if any(rule is not None for rule in (timeouts, cpu, caching)) and not workflow.patched(
+        if any(rule is not None for rule in (timeouts, cpu, caching)) and not revision.patched(
             PATCH
         ):
             timeouts = cpu = caching = None

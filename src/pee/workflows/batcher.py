@@ -44,6 +44,7 @@ from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from pee.engine.rules.local_chunks import shortest_first
+    from pee.workflows import revision
     from pee.workflows.agent_batch import AgentBatchInput, AgentBatchWorkflow, AgentCall
     from pee.workflows.agent_outcome import AgentOutcome
     from pee.workflows.types import BatchSpec
@@ -195,7 +196,7 @@ class Batcher:
         self._queue = rest
         if local:
             short, long = self._by_duration(chunk)
-            if long and workflow.patched(SPLIT_PATCH):
+            if long and revision.patched(SPLIT_PATCH):
                 # the long part goes back to the head of the queue: cut again next turn
                 chunk, self._queue = short, long + self._queue
         return chunk

@@ -4,14 +4,19 @@
   `store_context_snapshot` local activity (the values are its input, which the history does not
   keep; only the small SnapshotStored result is recorded). Key: "<group>#<value_hash(values)>".
   The report's `context_snapshots` lists {group, key, at_s, stored} in the order they were
-  taken; `run --resume-from` reads the last one of a passed group.
+  taken; `run --resume-from` reads the last one of a passed group when no group passed after it.
+  In a run of the engine's revision (pee.workflows.revision) a snapshot is held until the run
+  loop knows whether the run goes on (`store_held`): the snapshots taken as the run completes
+  are left out, `final: true` and not stored, since the local activity was the largest single
+  cost on a small run's tail (one more activation before the run could complete; bench/README
+  "Session 11"), and a resume of a completed run reads its final context from its history.
 - `prefetch(group)`: when a group starts, one `prefetch_group` activity per group likely to start
   next (pee.engine.rules.prefetch.next_groups) that has something to warm: template files to parse
   or artifact references to resolve. Not awaited: it runs beside the group; the run waits for it
   (or cancels it) only at its end.
 - `count(result)`: the worker-side cache counters an AgentResult carries.
 
-Both activities are new commands, so they sit behind `workflow.patched(PATCH)`: a history
+Both activities are new commands, so they sit behind `revision.patched(PATCH)`: a history
 recorded before them replays without them. Snapshots are taken when the plan's caching is on
 (the default) and its context_snapshot_cache.size_limit is above 0; prefetching when
 cache_optimization.prefetching allows it.
@@ -42,6 +47,7 @@ with workflow.unsafe.imports_passed_through():
     from pee.engine.rules.context import VersionedContext
     from pee.engine.rules.merge import value_hash
     from pee.engine.states import GROUP_PASSED
+    from pee.workflows import revision
     from pee.workflows.state import RunState
 
 PATCH = "cache-levels-snapshots-prefetch"
@@ -56,6 +62,9 @@ class CacheLevels:
         self._caching = plan.caching
         self._enabled = plan.caching.enabled
         self._snapshots: list[asyncio.Task[None]] = []
+        # a run of the revision holds its snapshots for the run loop (store_held / settle)
+        self.hold = False
+        self._held: list[tuple[SnapshotTask, dict[str, Any]]] = []
         # False in batch mode (PlanWorkflow with PlanRunInput.batch): no snapshot or prefetch
         # command per group, so the history does not grow with the number of groups
         self.per_group = True
@@ -81,7 +90,7 @@ class CacheLevels:
     # --- context snapshots --------------------------------------------------------------
 
     def snapshot(self, group_id: str, context: VersionedContext, at_s: float) -> None:
-        if not self.per_group or not self.snapshots_on() or not workflow.patched(PATCH):
+        if not self.per_group or not self.snapshots_on() or not revision.patched(PATCH):
             return
         values = context.values()
         key = f"{group_id}#{value_hash(values)}"
@@ -99,7 +108,16 @@ class CacheLevels:
             size_limit=self._snapshot_size_limit(),
             compression_threshold=self._compression_threshold(),
         )
-        self._snapshots.append(asyncio.create_task(self._store(task, entry)))
+        if self.hold:
+            self._held.append((task, entry))
+        else:
+            self._snapshots.append(asyncio.create_task(self._store(task, entry)))
+
+    def store_held(self) -> None:
+        """Start storing the snapshots held so far: the run goes on after them."""
+        for task, entry in self._held:
+            self._snapshots.append(asyncio.create_task(self._store(task, entry)))
+        self._held.clear()
 
     async def _store(self, task: SnapshotTask, entry: dict[str, Any]) -> None:
         try:
@@ -144,7 +162,7 @@ class CacheLevels:
                 if context_on
                 else [],
             )
-            if not (task.templates or task.references) or not workflow.patched(PATCH):
+            if not (task.templates or task.references) or not revision.patched(PATCH):
                 continue
             self._run.cache.bump("prefetch", "requests")
             # the worker that will render the templates is the one worth warming
@@ -172,8 +190,16 @@ class CacheLevels:
     def count(self, result: AgentResult) -> None:
         self._run.cache.add(result.cache or {})
 
-    async def settle(self) -> None:
-        """Wait for the snapshots still being stored; cancel prefetches nobody needs any more."""
+    async def settle(self, completing: bool = False) -> None:
+        """Wait for the snapshots still being stored; cancel prefetches nobody needs any more.
+        ``completing``: the run completes next, so the snapshots still held are its final
+        context and are left out (a failed, cancelled or continued run stores them: a resume
+        of it reuses them)."""
+        if completing:
+            for _, entry in self._held:
+                entry["final"] = True
+            self._held.clear()
+        self.store_held()
         live = [task for task in self._prefetches if not task.done()]
         for task in live:
             task.cancel()

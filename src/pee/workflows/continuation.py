@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from pee.workflows import revision
     from pee.workflows.carry import CarriedRun, encode
     from pee.workflows.types import PlanRunInput
 
@@ -83,7 +84,7 @@ class Continuation:
         else:
             return False
         # asked only when it would change what the run does: older histories replay as before
-        if not workflow.patched(PATCH):
+        if not revision.patched(PATCH):
             return False
         self.draining = True
         self.reason = reason
@@ -105,7 +106,7 @@ async def children_ended(batcher: Batcher | None) -> None:
     retried task replays the whole history first (20 s at 6,500 events) and encodes the
     continuation input again. Asked only when a child is open: other histories replay as
     before."""
-    if batcher is None or not batcher.open_children or not workflow.patched(CHILDREN_PATCH):
+    if batcher is None or not batcher.open_children or not revision.patched(CHILDREN_PATCH):
         return
     # agents the barrier cut at the last group's end: their cancels had not gone out yet
     batcher.send_cancels()

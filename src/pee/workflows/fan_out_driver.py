@@ -13,7 +13,7 @@ agent is written once, as the list of every instance's value in item order (a fa
 the agent's declared default, else null). An empty list passes at once with empty lists.
 
 Determinism: the driver is reached only for a group with a fan-out, which no run recorded before
-it has; it still calls `workflow.patched(FAN_OUT_PATCH)` there, and only there, so runs without
+it has; it still calls `revision.patched(FAN_OUT_PATCH)` there, and only there, so runs without
 a fan-out record no marker and every committed history replays unchanged.
 """
 
@@ -35,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
     from pee.engine.rules.fan_out_batches import item_batches
     from pee.engine.rules.merge import value_hash
     from pee.engine.states import GROUP_PASSED, AgentStatus, GroupStatus
+    from pee.workflows import revision
     from pee.workflows.cache_levels import CacheLevels
     from pee.workflows.fan_out_items import BATCH_PATCH, ItemChildren
     from pee.workflows.run_scope import RunScope
@@ -67,7 +68,7 @@ class FanOutDriver:
         the expanded group (GroupDriver.run_group)."""
         fan_out = group.fan_out
         assert fan_out is not None
-        if not workflow.patched(FAN_OUT_PATCH):
+        if not revision.patched(FAN_OUT_PATCH):
             # only a history recorded by a build without fan-out could get here, and such a
             # build refused every plan with for_each before it started
             raise ApplicationError(
@@ -122,7 +123,7 @@ class FanOutDriver:
         found = item_batches(
             len(items), 1, lanes, settings.above, settings.child_agents, settings.children_at_once
         )
-        return found is not None and workflow.patched(BATCH_PATCH)
+        return found is not None and revision.patched(BATCH_PATCH)
 
     async def run_children(self, group: CompiledGroup, items: list[Any]) -> None:
         """A group-level fan-out (one child PlanWorkflow per item, or per batch of items), or a

@@ -42,7 +42,7 @@ with workflow.unsafe.imports_passed_through():
     from pee.engine.rules.fan_out_batches import item_batches
     from pee.engine.rules.merge import value_hash
     from pee.engine.states import AGENT_FINISHED, AgentStatus, GroupStatus
-    from pee.workflows import pool_lease
+    from pee.workflows import pool_lease, revision
     from pee.workflows.run_scope import RunScope
     from pee.workflows.state import AgentState
     from pee.workflows.types import FanOutBatching, PlanRunInput
@@ -105,7 +105,7 @@ class ItemChildren:
         )
         window = lanes
         units: list[tuple[int, ...]] = [(i,) for i in todo]
-        batched = batches is not None and workflow.patched(BATCH_PATCH)
+        batched = batches is not None and revision.patched(BATCH_PATCH)
         if batched:
             assert batches is not None
             units = [tuple(todo[k] for k in batch) for batch in batches.batches]

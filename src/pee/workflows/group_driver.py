@@ -38,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
         AgentStatus,
         GroupStatus,
     )
+    from pee.workflows import revision
     from pee.workflows.adaptation import Adaptation
     from pee.workflows.agent_timing import AgentTiming
     from pee.workflows.barrier_views import AgentViews, must_wait
@@ -391,7 +392,7 @@ class GroupDriver:
                 return None
             if self.count_lag is None:
                 # runs recorded before worker lag was counted decide as they did
-                self.count_lag = workflow.patched(LAG_PATCH)
+                self.count_lag = revision.patched(LAG_PATCH)
             for observed in liveness.observed:
                 seen[observed.activity_id] = ActivityState(observed.state)
                 self.take_heartbeat(observed)

@@ -8,7 +8,7 @@ and, for a this-run-only entry, the run's id), and the large-value threshold is 
 activity (PEE_PAYLOAD_THRESHOLD decides). Without a cache key they stay at their defaults, which
 the task's encoding leaves out (pee.runtime.codec._sparse).
 
-The task is the schedule command's input, so this sits behind `workflow.patched(PATCH)`: a run
+The task is the schedule command's input, so this sits behind `revision.patched(PATCH)`: a run
 recorded before it replays with the full task (tests/test_replay.py).
 """
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from temporalio import workflow
+from pee.workflows import revision
 
 PATCH = "lean-agent-task"
 
@@ -34,7 +34,7 @@ def run_fields(cached: bool, whole: RunFields) -> RunFields:
     """What an agent's task carries of ``whole``: the ids and plan name only for an agent whose
     output the cache files (``cached``), never the threshold; all of it in an older run. Given
     before the task is built, so the hot path builds one task per agent, not two."""
-    if not workflow.patched(PATCH):
+    if not revision.patched(PATCH):
         return whole
     if cached:
         return whole._replace(large_value_threshold=None)

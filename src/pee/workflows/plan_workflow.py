@@ -133,6 +133,7 @@ with workflow.unsafe.imports_passed_through():
         release_at_eviction,
         restore,
         restore_admission,
+        revision,
         simulate,
         time_scale_problems,
     )
@@ -183,6 +184,8 @@ class PlanWorkflow:
     @workflow.init
     @gc_paused
     def __init__(self, input: PlanRunInput) -> None:
+        # first, so a run's one patch marker is its first command (pee.workflows.revision)
+        self._revision = revision.current()
         self._input = input
         self._plan = input.plan
         self._scale = float(input.time_scale)
@@ -211,6 +214,8 @@ class PlanWorkflow:
         )
         # context snapshots after barriers, prefetching, worker-side cache counters
         self._levels = CacheLevels(self._plan, self._run)
+        # the snapshots taken as the run completes are left out (CacheLevels.store_held)
+        self._levels.hold = self._revision
         # batch mode (src/pee/workflows/batcher.py): agents run in AgentBatchWorkflow children
         # a carried run no run wrote (a hand-made input) fails the run at its start, in run()
         carried, self._invalid_carried = self._decode_carried(input)
@@ -226,7 +231,7 @@ class PlanWorkflow:
         )
         # liveness from the server at deadlines, no progress signals (runs recorded before it
         # keep their signals and the rules below)
-        self._observe = workflow.patched(DESCRIBE_PATCH)
+        self._observe = revision.patched(DESCRIBE_PATCH)
         # batch mode, and every run since liveness-from-describe: group deadlines share one
         # timer (src/pee/workflows/deadline_timer.py), not a new timer per group wake-up
         self._clock = (
@@ -242,7 +247,7 @@ class PlanWorkflow:
         # batch mode: running agents count as making progress (see _agent_views); patched, as
         # it changes the barrier decisions of batch runs recorded before it
         self._liveness_by_heartbeat = (
-            not self._observe and self._batcher is not None and workflow.patched(LIVENESS_PATCH)
+            not self._observe and self._batcher is not None and revision.patched(LIVENESS_PATCH)
         )
         # agents that never heartbeat (simulate `heartbeat: false`), found once: every barrier
         # decision of a batch run looks them up
@@ -360,7 +365,7 @@ class PlanWorkflow:
             )
         # only an input `run`/`compile` would have refused reaches this: the marker goes only
         # into such runs' histories, so every other run issues the commands it always did
-        if too_long and workflow.patched(TIME_LIMITS_PATCH):
+        if too_long and revision.patched(TIME_LIMITS_PATCH):
             raise ApplicationError(
                 "cannot run this input: " + "; ".join(too_long),
                 type="DurationOutOfRange",
@@ -432,6 +437,9 @@ class PlanWorkflow:
                         self._continuation.group_ended()
                         if self._ledger is not None:
                             self._ledger.group_ended(self._plan.group(group_id))
+                if waiting or running:
+                    # the run goes on: the snapshots of the groups that passed are kept
+                    self._levels.store_held()
                 if not self._continuation.draining and self._continuation.should_drain(
                     len(waiting)
                 ):
@@ -475,7 +483,7 @@ class PlanWorkflow:
         if self._clock is not None:
             self._clock.close()
         await pool_lease.close(self._run.admission)
-        await self._levels.settle()
+        await self._levels.settle(completing=not waiting)
         if waiting:
             # drained (src/pee/workflows/continuation.py): the rest of the plan runs in a new run
             await self._continue_as_new()

@@ -19,6 +19,7 @@ from __future__ import annotations
 import pee.engine.rules.plan_facts as plan_facts
 import pee.workflows.item_batch as item_batch
 import pee.workflows.pool_lease as pool_lease
+import pee.workflows.revision as revision
 from pee.activities import simulate
 from pee.activities.pool_types import GRANT_SIGNAL, PoolGrant
 from pee.activities.types import AgentProgress
@@ -74,6 +75,7 @@ from pee.workflows.state import (
 from pee.workflows.types import PlanRunInput
 
 __all__ = [
+    "revision",
     "Adaptation",
     "Admission",
     "AgentCache",

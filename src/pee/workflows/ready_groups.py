@@ -26,6 +26,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from pee.engine.compiled import CompiledGroup
     from pee.engine.states import GROUP_PASSED, GroupStatus
+    from pee.workflows import revision
     from pee.workflows.state import GroupState
 
 # a started group that ended like this never passes
@@ -76,7 +77,7 @@ class ReadyGroups:
         ]
         self._deferred = []
         # asked only when it changes what this activation starts: older histories replay as before
-        if len(found) > START_BATCH and workflow.patched(BOUNDED_STARTS_PATCH):
+        if len(found) > START_BATCH and revision.patched(BOUNDED_STARTS_PATCH):
             self._deferred = [group.id for group in found[START_BATCH:]]
             found = found[:START_BATCH]
         for group in found:

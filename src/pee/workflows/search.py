@@ -21,6 +21,7 @@ from temporalio.common import SearchAttributeKey, SearchAttributeUpdate
 
 with workflow.unsafe.imports_passed_through():
     from pee.engine.states import GROUP_CURRENT, RunStatus
+    from pee.workflows import revision
     from pee.workflows.state import RunState
 
 PLAN = SearchAttributeKey.for_keyword("PeePlan")
@@ -64,7 +65,7 @@ class RunSearchAttributes:
         if not self.enabled:
             return
         if self._waiting is None and waiting:
-            self._waiting = workflow.patched(WAITING_PATCH)
+            self._waiting = revision.patched(WAITING_PATCH)
         now = values(run, waiting if self._waiting else [])
         last = self._last
         if now == last:
