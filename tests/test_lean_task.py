@@ -14,7 +14,7 @@ WHOLE = RunFields("run", "wf", "lean", 1024)
 
 @pytest.fixture
 def patched(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(lean_task.workflow, "patched", lambda patch_id: True)
+    monkeypatch.setattr(lean_task.revision, "patched", lambda patch_id: True)
 
 
 @pytest.mark.usefixtures("patched")
@@ -30,5 +30,5 @@ def test_a_cached_agents_task_keeps_what_the_cache_files_its_result_under() -> N
 def test_a_run_recorded_before_the_patch_gets_the_whole_task(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(lean_task.workflow, "patched", lambda patch_id: False)
+    monkeypatch.setattr(lean_task.revision, "patched", lambda patch_id: False)
     assert WHOLE == lean_task.run_fields(False, WHOLE)

@@ -239,46 +239,31 @@ def test_resume_without_a_snapshot_falls_back_to_the_query_and_says_so(
 
 
 def test_last_snapshot_skips_groups_that_did_not_pass_and_unstored_ones() -> None:
-    """Only stored snapshots of passed groups count; the last one wins."""
+    """Only stored snapshots of passed groups count; the last one wins. It covers the groups
+    that passed up to it: g4 passed after it (its snapshot left out as the run completed, or
+    its store failed), resumed g0 was in the context from the start."""
     report = {
         "groups": {
+            "g0": {"status": "succeeded", "resumed": True},
             "g1": {"status": "succeeded"},
             "g2": {"status": "partial"},
             "g3": {"status": "failed"},
+            "g4": {"status": "succeeded"},
         },
         "context_snapshots": [
             {"group": "g1", "key": "g1#a", "stored": True},
             {"group": "g2", "key": "g2#b", "stored": True},
             {"group": "g3", "key": "g3#c", "stored": True},
             {"group": "g2", "key": "g2#d", "stored": False},
-        ],
-    }
-    assert "g2#b" == last_snapshot(report)["key"]
-    assert last_snapshot({"groups": {}, "context_snapshots": []}) is None
-
-
-def test_a_snapshot_covers_the_groups_that_passed_up_to_it() -> None:
-    """Groups passed after the chosen snapshot (its store failed, or the run completed with it
-    left out) are not in it; resumed groups were in the context from the start."""
-    report = {
-        "groups": {
-            "g0": {"status": "succeeded", "resumed": True},
-            "g1": {"status": "succeeded"},
-            "g2": {"status": "partial"},
-            "g3": {"status": "succeeded"},
-            "g4": {"status": "failed"},
-        },
-        "context_snapshots": [
-            {"group": "g1", "key": "g1#a", "stored": True},
-            {"group": "g2", "key": "g2#b", "stored": True},
-            {"group": "g3", "key": "g3#c", "stored": False, "final": True},
+            {"group": "g4", "key": "g4#e", "stored": False, "final": True},
         ],
     }
     entry = last_snapshot(report)
     assert "g2#b" == entry["key"]
-    assert ["g3"] == passed_after(report, entry)
-    report["groups"]["g3"]["status"] = "cancelled"
+    assert ["g4"] == passed_after(report, entry)
+    report["groups"]["g4"]["status"] = "cancelled"
     assert [] == passed_after(report, entry)
+    assert last_snapshot({"groups": {}, "context_snapshots": []}) is None
 
 
 def test_a_completed_run_is_resumed_from_its_history_with_its_last_group(

@@ -19,7 +19,7 @@ import contextlib
 import sys
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -816,24 +816,16 @@ SCENARIOS = [
         FAN_OUT_BATCHES,
         children=True,
     ),
-    # the engine's revision (src/pee/workflows/revision.py): one patch marker for every patch
-    # before it, and no store of the context the run completes with. The histories above were
-    # recorded before it and replay the older patches one by one: re-recording one turns it
-    # into a revision history, so record a new scenario instead.
-    Scenario(
-        "revision",
-        cache_levels,
-        "completed",
-        {"first": ["all_completed"], "second": ["all_completed"]},
-    ),
-    Scenario(
-        "revision_conflict",
-        conflict_plan,
-        "completed",
-        {"design": ["all_completed"], "build": ["all_completed"], "docs": ["all_completed"]},
-        interact=resolve_by_update,
-        conflicts=["c1:resolved:incoming"],
-    ),
+]
+
+# the engine's revision (src/pee/workflows/revision.py): one patch marker for every patch before
+# it, and no store of the context the run completes with. The histories above were recorded
+# before it and replay the older patches one by one: re-recording one turns it into a revision
+# history, so the revision's runs of the same scenarios are recorded under names of their own.
+_BY_NAME = {scenario.name: scenario for scenario in SCENARIOS}
+SCENARIOS += [
+    replace(_BY_NAME["cache_levels"], name="revision"),
+    replace(_BY_NAME["conflict_update"], name="revision_conflict"),
 ]
 
 
