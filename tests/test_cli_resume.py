@@ -34,7 +34,8 @@ def store(request: pytest.FixtureRequest, cli: Cli) -> tuple[Cli, str]:  # noqa:
 
 def test_a_fixed_plan_resumes_from_its_failed_run(store: tuple[Cli, str], tmp_path: Path) -> None:
     """Run 1 fails at b (exit 1); the fixed plan resumed from it reuses a and completes (exit 0);
-    --from-group with a group the plan lacks is bad input (exit 2)."""
+    --from-group with a group the plan lacks is bad input (exit 2); the completed run 2 resumed
+    from its last group reuses the others and reads its context by query."""
     runner, n = store
     failed = runner.starter(
         "run",
@@ -69,6 +70,17 @@ def test_a_fixed_plan_resumes_from_its_failed_run(store: tuple[Cli, str], tmp_pa
     bad = runner.starter("run", fixed, "--resume-from", f"resumable-1{n}", "--from-group", "nope")
     assert 2 == bad.returncode
     assert "not a group" in bad.stderr
+    # run 2 completed, so it stored no snapshot of its last group: resuming it from that group
+    # reads the context from its history, and says so
+    group_c = second["agents"]["c"]["group"]
+    again = runner.starter(
+        "run", fixed, "--resume-from", f"resumable-2{n}", "--from-group", group_c
+    )
+    assert 0 == again.returncode, again.stdout + again.stderr
+    # in plan order: a's group, then b's (one group if they share it)
+    reused = list(dict.fromkeys(second["agents"][agent]["group"] for agent in ("a", "b")))
+    assert f"reusing groups {reused}, running {group_c} and after again" in again.stdout
+    assert f"{group_c} passed after the last stored snapshot" in again.stdout
 
 
 def test_without_its_snapshot_resume_reads_the_context_by_query_and_says_so(

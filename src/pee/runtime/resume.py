@@ -25,7 +25,7 @@ from pee.runtime.inspect import has_pollers, read_run
 from pee.runtime.worker import build_worker
 from pee.stores.sql import DatabaseError
 from pee.stores.urls import StoreConfigError
-from pee.workflows.plan_workflow import PlanWorkflow
+from pee.workflows.plan_workflow import PlanWorkflow, rerun_groups
 from pee.workflows.types import ResumeFrom
 
 # barrier outcomes whose outputs a resumed run may reuse
@@ -58,6 +58,12 @@ def resume_input(
         context=dict(context),
         passed_groups=passed,
     )
+
+
+def reused_groups(plan: CompiledPlan, resume: ResumeFrom) -> list[str]:
+    """The passed groups the resumed run reuses: those `--from-group` does not run again."""
+    rerun = rerun_groups(plan.groups, resume.from_group)
+    return [group_id for group_id in resume.passed_groups if group_id not in rerun]
 
 
 def last_snapshot(report: dict[str, Any]) -> dict[str, Any] | None:

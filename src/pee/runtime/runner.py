@@ -44,7 +44,7 @@ from pee.runtime.inspect import (
 )
 from pee.runtime.outputs import notes_lines, producers_of, with_output_files, write_outputs
 from pee.runtime.progress import ProgressPrinter, format_summary
-from pee.runtime.resume import ResumeError, load_resume
+from pee.runtime.resume import ResumeError, load_resume, reused_groups
 from pee.runtime.servers import Target, TargetError, resolve_target, workflow_url
 from pee.runtime.web_ui import (
     has_search_attributes,
@@ -198,7 +198,8 @@ async def _run(
                 return EXIT_BAD_INPUT
             options.run_input.resume = loaded
             print(
-                f"Resuming {resume.workflow_id}: reusing groups {loaded.passed_groups}"
+                f"Resuming {resume.workflow_id}: reusing groups "
+                f"{reused_groups(options.run_input.plan, loaded)}"
                 + (f", running {resume.from_group} and after again" if resume.from_group else "")
                 + "".join(f"; {note}" for note in notes),
                 file=out,
