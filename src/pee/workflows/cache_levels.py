@@ -51,6 +51,9 @@ with workflow.unsafe.imports_passed_through():
     from pee.workflows.state import RunState
 
 PATCH = "cache-levels-snapshots-prefetch"
+# the final snapshot left out came with the engine's revision: its id names the change for good
+# (`revision.patched` of it stays True in runs of any later revision)
+FINAL_SNAPSHOT_PATCH = "engine-revision-2"
 SNAPSHOT_TIMEOUT = timedelta(seconds=30)
 PREFETCH_TIMEOUT = timedelta(seconds=60)
 

@@ -13,8 +13,10 @@ the marker at the same place, so the replay sees True and asks nothing else. A r
 flight when the worker was upgraded replays its first task without the marker and stays on the
 older patches for good (the SDK memoizes a patch's answer per run).
 
-Behaviour new in the revision (not an older patch) asks `current()` itself, e.g. leaving out the
-run's final context snapshot (pee.workflows.cache_levels).
+Behaviour new in a revision asks `patched(<that revision's id>)`, e.g. leaving out the run's
+final context snapshot (pee.workflows.cache_levels.FINAL_SNAPSHOT_PATCH, "engine-revision-2"):
+when a later change bumps REVISION, runs of the new revision answer it True without a marker
+and histories recorded under engine-revision-2 find their marker, as with any older patch.
 """
 
 from __future__ import annotations
