@@ -84,7 +84,9 @@ def passed_after(report: dict[str, Any], snapshot: dict[str, Any]) -> list[str]:
     snapshot whose store failed leaves a gap. Groups resumed from an earlier run were in the
     context from the start."""
     entries = _entries(report)
-    covered = {entry.get("group") for entry in entries[: entries.index(snapshot) + 1]}
+    # the entry itself, not the first equal one
+    upto = next(i for i, entry in enumerate(entries) if entry is snapshot)
+    covered = {entry.get("group") for entry in entries[: upto + 1]}
     return [
         group_id
         for group_id, row in (report.get("groups") or {}).items()
