@@ -8,8 +8,11 @@ not the engine's run_agent): what a person would write by hand. Same dev server,
 the two alternate round by round (the first round of each is a discarded warm-up). Wall time is
 from the client's start request to the result. The goal (issue 17) is engine/hand-written <= 1.15
 at 20 and at 200 agents; several --agents sizes run one after another on the same server.
+`--run-agent` adds a third contender, bench/handwritten.py HandWrittenWorkflow: a hand-written
+gather of the engine's own `run_agent` with the engine's task, result and activity options,
+which splits the gap into what the agent's activity costs and what the engine's workflow adds.
 
-    .venv/bin/python bench/overhead.py [--agents 20 [200]] [--rounds 10]
+    .venv/bin/python bench/overhead.py [--agents 20 [200]] [--rounds 10] [--run-agent]
 """
 
 from __future__ import annotations
@@ -36,8 +39,14 @@ if str(ROOT) not in sys.path:
 from temporalio.client import Client, WorkflowHistory  # noqa: E402
 from temporalio.worker import Replayer  # noqa: E402
 
-from bench.handwritten import NoopGatherInput, NoopGatherWorkflow  # noqa: E402
+from bench.handwritten import (  # noqa: E402
+    HandWrittenInput,
+    HandWrittenWorkflow,
+    NoopGatherInput,
+    NoopGatherWorkflow,
+)
 from bench.harness import DevServer, bench_worker, connect, median  # noqa: E402
+from pee.activities.types import AgentTask  # noqa: E402
 from pee.engine.compile.graph import compile_plan  # noqa: E402
 from pee.engine.compile.load import loads_plan  # noqa: E402
 from pee.engine.compiled import CompiledPlan  # noqa: E402
@@ -102,6 +111,32 @@ async def run_handwritten(client: Client, task_queue: str, plan: CompiledPlan) -
     return time.perf_counter() - started, workflow_id
 
 
+async def run_agent_gather(
+    client: Client, task_queue: str, plan: CompiledPlan
+) -> tuple[float, str]:
+    """The plan's agents as engine tasks, gathered by a hand-written workflow with the engine's
+    activity options: the agent's activity without the engine around it."""
+    workflow_id = f"overhead-run-agent-{uuid.uuid4()}"
+    tasks = [
+        AgentTask(agent=agent, group=agent.group, time_scale=1.0, progress_interval_s=0.0)
+        for agent in plan.agents
+    ]
+    started = time.perf_counter()
+    await client.execute_workflow(
+        HandWrittenWorkflow.run,
+        HandWrittenInput(
+            tasks=tasks,
+            timeout_s=TIMEOUT_S,
+            heartbeat_timeout_s=HEARTBEAT_TIMEOUT_S,
+            max_attempts=1,
+        ),
+        id=workflow_id,
+        task_queue=task_queue,
+        execution_timeout=RUN_TIMEOUT,
+    )
+    return time.perf_counter() - started, workflow_id
+
+
 class TimedExecutor(concurrent.futures.ThreadPoolExecutor):
     """One workflow-task thread that adds up its own CPU time per call (`cpu_s`): the
     workflow code's CPU, apart from the event loop, the activities and other processes."""
@@ -127,7 +162,7 @@ async def replay_cpu(histories: dict[str, WorkflowHistory], rounds: int) -> dict
     disturb far less than a live run's (same sandbox runner and converter as the worker)."""
     executor = TimedExecutor()
     replayer = Replayer(
-        workflows=[PlanWorkflow, NoopGatherWorkflow],
+        workflows=[PlanWorkflow, NoopGatherWorkflow, HandWrittenWorkflow],
         data_converter=data_converter(),
         workflow_runner=LeanSandboxedWorkflowRunner(),
         workflow_task_executor=executor,
@@ -146,22 +181,28 @@ async def replay_cpu(histories: dict[str, WorkflowHistory], rounds: int) -> dict
 
 
 async def measure(
-    address: str, plan: CompiledPlan, rounds: int, server_cpu: Callable[[], float]
+    address: str,
+    plan: CompiledPlan,
+    rounds: int,
+    server_cpu: Callable[[], float],
+    run_agent: bool = False,
 ) -> float:
     client = await connect(address)
     task_queue = f"bench-overhead-{uuid.uuid4()}"
-    times: dict[str, list[float]] = {"engine": [], "hand": []}
+    runners = {"engine": run_engine, "hand": run_handwritten}
+    if run_agent:
+        runners["run_agent"] = run_agent_gather
+    times: dict[str, list[float]] = {name: [] for name in runners}
     # this process's CPU time (the worker's, its core threads included; the server is another
     # process): what the gap is made of, and far steadier than wall time on a loaded machine
-    cpu: dict[str, list[float]] = {"engine": [], "hand": []}
+    cpu: dict[str, list[float]] = {name: [] for name in runners}
     # the server's CPU per run (another process, the other core's worth of each run's work)
-    server: dict[str, list[float]] = {"engine": [], "hand": []}
+    server: dict[str, list[float]] = {name: [] for name in runners}
     last: dict[str, str] = {}
-    runners = {"engine": run_engine, "hand": run_handwritten}
     async with bench_worker(client, task_queue):
         for round_number in range(rounds + 1):
-            # alternate who goes first, so neither always runs on a warmer server
-            order = ["engine", "hand"] if round_number % 2 == 0 else ["hand", "engine"]
+            # alternate who goes first, so none always runs on a warmer server
+            order = list(runners) if round_number % 2 == 0 else list(reversed(runners))
             for name in order:
                 cpu_started, server_started = time.process_time(), server_cpu()
                 seconds, last[name] = await runners[name](client, task_queue, plan)
@@ -174,7 +215,7 @@ async def measure(
             name: await client.get_workflow_handle(last[name]).fetch_history() for name in runners
         }
     events = {name: len(history.events) for name, history in histories.items()}
-    replayed = await replay_cpu(histories, rounds)
+    replayed = await replay_cpu({name: histories[name] for name in ("engine", "hand")}, rounds)
     engine, hand = median(times["engine"]), median(times["hand"])
     ratio = engine / hand
     agents = len(plan.agents)
@@ -187,6 +228,17 @@ async def measure(
             f"  {label:<24} median {median(times[name]):.3f} s  "
             f"min {min(times[name]):.3f} s  max {max(times[name]):.3f} s  "
             f"history {events[name]} events"
+        )
+    if run_agent:
+        gather = median(times["run_agent"])
+        print(
+            f"  {'hand-written run_agent':<24} median {gather:.3f} s  "
+            f"min {min(times['run_agent']):.3f} s  max {max(times['run_agent']):.3f} s  "
+            f"history {events['run_agent']} events"
+        )
+        print(
+            f"the agent's activity: run_agent gather/hand-written {gather / hand:.2f}; "
+            f"what the engine adds: engine/run_agent gather {engine / gather:.2f}"
         )
     verdict = "met" if ratio <= GOAL else "NOT met"
     engine_cpu, hand_cpu = median(cpu["engine"]), median(cpu["hand"])
@@ -244,6 +296,11 @@ def main(argv: list[str] | None = None) -> int:
         "--agents", type=int, nargs="+", default=[20], help="no-op agents in the group"
     )
     parser.add_argument("--rounds", type=int, default=10, help="measured rounds per contender")
+    parser.add_argument(
+        "--run-agent",
+        action="store_true",
+        help="also time a hand-written gather of the engine's run_agent (the activity's share)",
+    )
     args = parser.parse_args(argv)
     if min(args.agents) < 1 or args.rounds < 1:
         parser.error("--agents and --rounds must be at least 1")
@@ -260,7 +317,9 @@ def main(argv: list[str] | None = None) -> int:
     with DevServer() as server:
         for agents in args.agents:
             plan = compile_plan(loads_plan(plan_text(agents), file="<overhead>"))
-            ratio = asyncio.run(measure(server.address, plan, args.rounds, server.cpu_s))
+            ratio = asyncio.run(
+                measure(server.address, plan, args.rounds, server.cpu_s, args.run_agent)
+            )
             ratios.append((agents, ratio))
     if len(ratios) > 1:
         print("ratios: " + ", ".join(f"{agents} agents {ratio:.2f}" for agents, ratio in ratios))

@@ -37,9 +37,13 @@ def run_bench(*argv: str, timeout_s: float = 240) -> subprocess.CompletedProcess
 def test_overhead_bench_prints_the_engine_to_hand_written_ratio() -> None:
     """`bench/overhead.py --agents 2 --rounds 1` exits 0 and prints both medians, the worker's
     and the server's CPU per run, the workflow code's CPU in replays, the rounds' paired ratios,
-    the ratio and whether plan_workflow.py had a bytecode cache."""
-    done = run_bench("bench/overhead.py", "--agents", "2", "--rounds", "1")
+    the ratio and whether plan_workflow.py had a bytecode cache; with --run-agent also the
+    hand-written gather of run_agent and the split of the ratio."""
+    done = run_bench("bench/overhead.py", "--agents", "2", "--rounds", "1", "--run-agent")
     assert 0 == done.returncode, done.stderr[-3000:]
+    # --run-agent: the third contender and the split of the ratio
+    assert "hand-written run_agent" in done.stdout
+    assert "the agent's activity: run_agent gather/hand-written " in done.stdout
     assert "engine (PlanWorkflow)" in done.stdout
     assert "hand-written workflow" in done.stdout
     assert "worker CPU per run (median): engine " in done.stdout
