@@ -20,6 +20,7 @@ from pee.runtime.resume import (
     load_resume,
     passed_after,
     resume_input,
+    snapshot_context,
 )
 from pee.workflows.plan_workflow import PlanWorkflow, rerun_groups
 from pee.workflows.types import ResumeFrom
@@ -261,6 +262,13 @@ def test_last_snapshot_skips_groups_that_did_not_pass_and_unstored_ones() -> Non
     entry = last_snapshot(report)
     assert "g2#b" == entry["key"]
     assert ["g4"] == passed_after(report, entry)
+    # why the resume reads the context by query instead, as its Resuming line says
+    assert "(a completed run does not store its final context)" in snapshot_context(report)[2]
+    del report["context_snapshots"][-1]["final"]
+    assert (
+        "g4 passed after the last stored snapshot (their snapshots were not stored)"
+        in (snapshot_context(report)[2])
+    )
     report["groups"]["g4"]["status"] = "cancelled"
     assert [] == passed_after(report, entry)
     assert last_snapshot({"groups": {}, "context_snapshots": []}) is None

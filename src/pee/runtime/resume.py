@@ -108,11 +108,16 @@ def snapshot_context(
         return None, MISSING, "the run stored no context snapshot of a passed group"
     later = passed_after(report, entry)
     if later:
+        final = {e.get("group") for e in _entries(report) if e.get("final")}
+        why = (
+            "a completed run does not store its final context"
+            if final.issuperset(later)
+            else "their snapshots were not stored"
+        )
         return (
             None,
             MISSING,
-            f"group(s) {', '.join(later)} passed after the last stored snapshot "
-            "(a completed run does not store its final context)",
+            f"group(s) {', '.join(later)} passed after the last stored snapshot ({why})",
         )
     key = str(entry["key"])
     try:

@@ -65,8 +65,9 @@ class CacheLevels:
         self._caching = plan.caching
         self._enabled = plan.caching.enabled
         self._snapshots: list[asyncio.Task[None]] = []
-        # a run of the revision holds its snapshots for the run loop (store_held / settle)
-        self.hold = False
+        # a run of the revision holds its snapshots for the run loop (store_held / settle),
+        # which leaves out those the run completes with
+        self._hold = revision.patched(FINAL_SNAPSHOT_PATCH)
         self._held: list[tuple[SnapshotTask, dict[str, Any]]] = []
         # False in batch mode (PlanWorkflow with PlanRunInput.batch): no snapshot or prefetch
         # command per group, so the history does not grow with the number of groups
@@ -111,7 +112,7 @@ class CacheLevels:
             size_limit=self._snapshot_size_limit(),
             compression_threshold=self._compression_threshold(),
         )
-        if self.hold:
+        if self._hold:
             self._held.append((task, entry))
         else:
             self._snapshots.append(asyncio.create_task(self._store(task, entry)))

@@ -13,8 +13,9 @@ agent is written once, as the list of every instance's value in item order (a fa
 the agent's declared default, else null). An empty list passes at once with empty lists.
 
 Determinism: the driver is reached only for a group with a fan-out, which no run recorded before
-it has; it still calls `revision.patched(FAN_OUT_PATCH)` there, and only there, so runs without
-a fan-out record no marker and every committed history replays unchanged.
+it has; it still asks `revision.patched(FAN_OUT_PATCH)` there, and only there: a run of the
+engine's revision answers it without a marker, and a history recorded before the revision
+without a fan-out never asks it, so every committed history replays unchanged.
 """
 
 from __future__ import annotations

@@ -76,7 +76,6 @@ with workflow.unsafe.imports_passed_through():
     # one statement: each costs every run a pass through the sandbox's importer
     # (pee.workflows.plan_workflow_imports)
     from pee.workflows.plan_workflow_imports import (
-        FINAL_SNAPSHOT_PATCH,
         GRANT_SIGNAL,
         OUTCOMES_SIGNAL,
         Adaptation,
@@ -215,8 +214,6 @@ class PlanWorkflow:
         )
         # context snapshots after barriers, prefetching, worker-side cache counters
         self._levels = CacheLevels(self._plan, self._run)
-        # the snapshots taken as the run completes are left out (CacheLevels.store_held)
-        self._levels.hold = revision.patched(FINAL_SNAPSHOT_PATCH)
         # batch mode (src/pee/workflows/batcher.py): agents run in AgentBatchWorkflow children
         # a carried run no run wrote (a hand-made input) fails the run at its start, in run()
         carried, self._invalid_carried = self._decode_carried(input)

@@ -45,7 +45,7 @@ from pee.workflows.agent_outcome import (
 from pee.workflows.agent_runner import AgentRunner
 from pee.workflows.agent_timing import AgentTiming
 from pee.workflows.batcher import Batcher
-from pee.workflows.cache_levels import FINAL_SNAPSHOT_PATCH, CacheLevels
+from pee.workflows.cache_levels import CacheLevels
 from pee.workflows.carry import (
     CarriedRun,
     capture,
@@ -75,7 +75,6 @@ from pee.workflows.state import (
 from pee.workflows.types import PlanRunInput
 
 __all__ = [
-    "revision",
     "Adaptation",
     "Admission",
     "AgentCache",
@@ -88,7 +87,6 @@ __all__ = [
     "BarrierAction",
     "Batcher",
     "CacheLevels",
-    "FINAL_SNAPSHOT_PATCH",
     "cancel_all",
     "capture",
     "CarriedRun",
@@ -128,6 +126,7 @@ __all__ = [
     "Request",
     "restore",
     "restore_admission",
+    "revision",
     "RunScope",
     "RunSearchAttributes",
     "RunState",
