@@ -12,7 +12,7 @@ at 20 and at 200 agents; several --agents sizes run one after another on the sam
 gather of the engine's own `run_agent` with the engine's task, result and activity options,
 which splits the gap into what the agent's activity costs and what the engine's workflow adds.
 
-    .venv/bin/python bench/overhead.py [--agents 20 [200]] [--rounds 10] [--run-agent]
+    .venv/bin/python bench/overhead.py [--agents 20 [200]] [--rounds 20] [--run-agent]
 """
 
 from __future__ import annotations
@@ -26,16 +26,18 @@ import statistics
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 # runnable as `python bench/overhead.py` from the repository root
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from temporalio.api.enums.v1 import EventType  # noqa: E402
+from temporalio.api.history.v1 import HistoryEvent  # noqa: E402
 from temporalio.client import Client, WorkflowHistory  # noqa: E402
 from temporalio.worker import Replayer  # noqa: E402
 
@@ -137,6 +139,55 @@ async def run_agent_gather(
     return time.perf_counter() - started, workflow_id
 
 
+class Phases(NamedTuple):
+    """Where one run's time went, by the server's event times (seconds)."""
+
+    # start -> the first activity scheduled: the first workflow task, on the worker and back
+    first_task_s: float
+    # -> the last activity completed: the agents, and the workflow tasks taking their results
+    agents_s: float
+    # -> the run completed: the last workflow task (the engine's report)
+    last_task_s: float
+
+
+def phases(events: Sequence[HistoryEvent]) -> Phases | None:
+    """The run's three phases, or None for a run that scheduled or completed no activity."""
+
+    def at(event: HistoryEvent) -> float:
+        return event.event_time.ToNanoseconds() / 1e9
+
+    scheduled = [
+        at(e) for e in events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    ]
+    completed = [
+        at(e) for e in events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
+    ]
+    if not scheduled or not completed:
+        return None
+    first, last = min(scheduled), max(completed)
+    return Phases(first - at(events[0]), last - first, at(events[-1]) - last)
+
+
+async def run_phases(client: Client, workflow_ids: Sequence[str]) -> list[Phases]:
+    """The phases of each run that scheduled and completed activities."""
+    found = []
+    for workflow_id in workflow_ids:
+        history = await client.get_workflow_handle(workflow_id).fetch_history()
+        split = phases(history.events)
+        if split is not None:
+            found.append(split)
+    return found
+
+
+def phase_line(label: str, runs: Sequence[Phases]) -> str:
+    parts = [
+        f"first workflow task {median([p.first_task_s for p in runs]) * 1000:.1f} ms",
+        f"agents {median([p.agents_s for p in runs]) * 1000:.1f} ms",
+        f"last workflow task {median([p.last_task_s for p in runs]) * 1000:.1f} ms",
+    ]
+    return f"  {label:<24} " + ", ".join(parts)
+
+
 class TimedExecutor(concurrent.futures.ThreadPoolExecutor):
     """One workflow-task thread that adds up its own CPU time per call (`cpu_s`): the
     workflow code's CPU, apart from the event loop, the activities and other processes."""
@@ -199,6 +250,8 @@ async def measure(
     # the server's CPU per run (another process, the other core's worth of each run's work)
     server: dict[str, list[float]] = {name: [] for name in runners}
     last: dict[str, str] = {}
+    # every measured run's id, for where its time went (its history's event times)
+    measured: dict[str, list[str]] = {name: [] for name in runners}
     async with bench_worker(client, task_queue):
         for round_number in range(rounds + 1):
             # alternate who goes first, so none always runs on a warmer server
@@ -211,9 +264,11 @@ async def measure(
                     times[name].append(seconds)
                     cpu[name].append(cpu_s)
                     server[name].append(server_cpu() - server_started)
+                    measured[name].append(last[name])
         histories = {
             name: await client.get_workflow_handle(last[name]).fetch_history() for name in runners
         }
+        split = {name: await run_phases(client, ids) for name, ids in measured.items()}
     events = {name: len(history.events) for name, history in histories.items()}
     replayed = await replay_cpu({name: histories[name] for name in ("engine", "hand")}, rounds)
     engine, hand = median(times["engine"]), median(times["hand"])
@@ -240,6 +295,13 @@ async def measure(
             f"the agent's activity: run_agent gather/hand-written {gather / hand:.2f}; "
             f"what the engine adds: engine/run_agent gather {engine / gather:.2f}"
         )
+    # the engine's own work shows in its first and last workflow tasks; the agents' phase is
+    # paced by the server and the activities, which both contenders share
+    print("where each run's time goes (server event times, median):")
+    labels = {"engine": "engine", "hand": "hand-written", "run_agent": "hand-written run_agent"}
+    for name, runs in split.items():
+        if runs:
+            print(phase_line(labels[name], runs))
     verdict = "met" if ratio <= GOAL else "NOT met"
     engine_cpu, hand_cpu = median(cpu["engine"]), median(cpu["hand"])
     print(
@@ -295,7 +357,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--agents", type=int, nargs="+", default=[20], help="no-op agents in the group"
     )
-    parser.add_argument("--rounds", type=int, default=10, help="measured rounds per contender")
+    # 20: at 10 the ratio of medians moved by ~0.1 between runs of the same code (bench/README)
+    parser.add_argument("--rounds", type=int, default=20, help="measured rounds per contender")
     parser.add_argument(
         "--run-agent",
         action="store_true",

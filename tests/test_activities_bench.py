@@ -51,6 +51,9 @@ def test_overhead_bench_prints_the_engine_to_hand_written_ratio() -> None:
     assert "workflow code, replays of the last run of each" in done.stdout
     assert "ratio of each round's pair: median " in done.stdout
     assert "ratio engine/hand-written: " in done.stdout
+    # where the time goes: the first workflow task, the agents, the last workflow task
+    assert "where each run's time goes" in done.stdout
+    assert "  engine                   first workflow task " in done.stdout
     assert "bytecode cache of plan_workflow.py: " in done.stdout
 
 
