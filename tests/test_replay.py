@@ -548,10 +548,10 @@ def test_a_revision_history_has_one_patch_marker_and_no_final_snapshot(name: str
     and it stored the snapshot of every group that passed but the last (`final` in the
     report): one snapshot local activity fewer than groups. cache_levels, recorded before it,
     holds its patch by name and stored the final snapshot too."""
-    from pee.workflows.revision import REVISION
+    from pee.workflows.revision import REVISIONS
 
     history = load(name)
-    assert [REVISION] == patch_markers(history)
+    assert ["engine-revision-2"] == patch_markers(history) == [REVISIONS[0]]
     first_command = next(e for e in history.events if e.event_id > 4)
     assert first_command.HasField("marker_recorded_event_attributes")
     snapshots = final_report(history)["context_snapshots"]
@@ -567,3 +567,39 @@ def test_a_revision_history_has_one_patch_marker_and_no_final_snapshot(name: str
     stored = [entry["stored"] for entry in final_report(older)["context_snapshots"]]
     assert [True, True] == stored
     assert 2 == local_activity_types(older).count("store_context_snapshot")
+
+
+def pee_upserts_per_task(history: WorkflowHistory) -> list[int]:
+    """How many PeePlan/PeeStatus/PeeGroup upserts each workflow task made, in order (the
+    SDK's own TemporalChangeVersion upsert for a patch not counted)."""
+    counts: list[int] = []
+    for event in history.events:
+        if event.HasField("workflow_task_completed_event_attributes"):
+            counts.append(0)
+        elif event.HasField("upsert_workflow_search_attributes_event_attributes"):
+            fields = event.upsert_workflow_search_attributes_event_attributes.search_attributes
+            if any(key.startswith("Pee") for key in fields.indexed_fields):
+                counts[-1] += 1
+    return counts
+
+
+@pytest.mark.parametrize(
+    ("name", "older"),
+    [("revision_search", "search_attributes"), ("revision_waiting", "conflict_waiting")],
+)
+def test_a_revision_3_run_upserts_its_search_attributes_once_per_workflow_task(
+    name: str, older: str
+) -> None:
+    """engine-revision-3 (pee.workflows.search.SEARCH_SYNC_PATCH), replayed by
+    test_history_replays: the run's one patch marker is the revision's, and it upserted
+    PeePlan/PeeStatus/PeeGroup at most once per workflow task, with the same PeeStatus values in
+    the same order; the same scenario recorded before it upserted at each event, twice in the
+    task where a group ended and the next started (and still replays that way)."""
+    from pee.workflows.revision import REVISION
+
+    history, before = load(name), load(older)
+    assert [REVISION] == patch_markers(history)
+    assert max(pee_upserts_per_task(history)) == 1
+    assert max(pee_upserts_per_task(before)) >= 2
+    assert pee_statuses(before) == pee_statuses(history)
+    assert sum(pee_upserts_per_task(history)) < sum(pee_upserts_per_task(before))

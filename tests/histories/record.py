@@ -827,6 +827,12 @@ SCENARIOS += [
     replace(_BY_NAME["cache_levels"], name="revision"),
     replace(_BY_NAME["conflict_update"], name="revision_conflict"),
 ]
+# engine-revision-3 (pee.workflows.search.SEARCH_SYNC_PATCH): the search attributes upserted
+# once per workflow task, not at each event; the revision-2 histories above keep the older path
+SCENARIOS += [
+    replace(_BY_NAME["search_attributes"], name="revision_search"),
+    replace(_BY_NAME["conflict_waiting"], name="revision_waiting"),
+]
 
 
 def conflicts(report: dict[str, Any]) -> list[str]:

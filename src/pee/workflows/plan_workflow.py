@@ -210,7 +210,6 @@ class PlanWorkflow:
             input,
             self._run,
             RunSearchAttributes(input.search_attributes),
-            batched=input.batch is not None,
         )
         # context snapshots after barriers, prefetching, worker-side cache counters
         self._levels = CacheLevels(self._plan, self._run)

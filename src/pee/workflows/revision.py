@@ -15,23 +15,47 @@ older patches for good (the SDK memoizes a patch's answer per run).
 
 Behaviour new in a revision asks `patched(<that revision's id>)`, e.g. leaving out the run's
 final context snapshot (pee.workflows.cache_levels.FINAL_SNAPSHOT_PATCH, "engine-revision-2"):
-when a later change bumps REVISION, runs of the new revision answer it True without a marker
-and histories recorded under engine-revision-2 find their marker, as with any older patch.
+True in runs of that revision and of every later one, False in runs recorded before it.
+
+Revisions are ordered (REVISIONS, oldest first) and a run asks them newest first: a new run's
+first question, the newest, records its marker and ends the search; a history recorded under an
+older revision has no marker for the newer ones (the replay answers False to those, leaving no
+command) and finds its own; a history recorded before any finds none. So a history of every
+revision replays with the answers it was recorded with, and a run of any revision answers True
+for every plain patch id before the first revision.
 """
 
 from __future__ import annotations
 
 from temporalio import workflow
 
-REVISION = "engine-revision-2"
+# oldest first; a new revision is appended, never inserted (an index is what a run answers)
+REVISIONS = (
+    "engine-revision-2",
+    # the search attributes upserted once per activation (pee.workflows.run_scope)
+    "engine-revision-3",
+)
+REVISION = REVISIONS[-1]
+
+
+def run_revision() -> int:
+    """The index in REVISIONS of the revision this run was recorded by, -1 for none (a marker
+    the first time a new run asks; the SDK memoizes every answer per run)."""
+    for index in range(len(REVISIONS) - 1, -1, -1):
+        if workflow.patched(REVISIONS[index]):
+            return index
+    return -1
 
 
 def current() -> bool:
-    """Whether this run was recorded by the revision (a marker the first time it is asked)."""
-    return workflow.patched(REVISION)
+    """Whether this run was recorded by a revision (a marker the first time it is asked)."""
+    return run_revision() >= 0
 
 
 def patched(patch_id: str) -> bool:
-    """`workflow.patched(patch_id)`, answered True without a marker of its own in a run of the
-    revision: every patch before it applies there."""
+    """For a revision's id: whether the run's revision is that one or a later one. For any
+    other patch: `workflow.patched(patch_id)`, answered True without a marker of its own in a
+    run of a revision (every plain patch came before the first revision)."""
+    if patch_id in REVISIONS:
+        return run_revision() >= REVISIONS.index(patch_id)
     return current() or workflow.patched(patch_id)

@@ -22,7 +22,8 @@ with workflow.unsafe.imports_passed_through():
     from pee.engine.rules import barrier
     from pee.engine.rules.context import VersionedContext
     from pee.engine.states import GroupStatus, RunStatus
-    from pee.workflows.search import RunSearchAttributes
+    from pee.workflows import revision
+    from pee.workflows.search import SEARCH_SYNC_PATCH, RunSearchAttributes
     from pee.workflows.state import (
         AgentState,
         Alert,
@@ -42,16 +43,15 @@ class RunScope:
         input: PlanRunInput,
         run: RunState,
         search: RunSearchAttributes,
-        *,
-        batched: bool,
     ) -> None:
         self.input = input
         self.plan: CompiledPlan = input.plan
         self.scale = float(input.time_scale)
         self.run = run
         self.search = search
-        # batch mode: the search attributes too are synced once per activation (see details)
-        self.batched = batched
+        # the search attributes too are synced once per activation (see details): batch mode,
+        # and every run since SEARCH_SYNC_PATCH (asked after the run's revision: deterministic)
+        self.sync_per_activation = input.batch is not None or revision.patched(SEARCH_SYNC_PATCH)
         # an event happened since the details writer last ran
         self.details_due = False
         # elapsed() as of workflow.time_ns() _elapsed_ns, from run.started _elapsed_from
@@ -138,16 +138,17 @@ class RunScope:
         """The run changed. The details text (it walks every group) is written once per
         activation by details_writer: only the last one set in an activation reaches the
         server, and per event it is O(events x groups), which trips the 2 s deadlock detector on
-        large plans. PeeStatus/PeeGroup upserts are commands, so they stay where they always
-        were: at the event, or with the text in batch mode. `now`: both at once (the run
-        ends or hands on)."""
+        large plans. PeeStatus/PeeGroup upserts are commands: synced with the text once per
+        activation in batch mode and in runs since SEARCH_SYNC_PATCH (a group that ends and the
+        one it starts made two upserts, two history events, in one workflow task), at each
+        event in runs recorded before. `now`: both at once (the run ends or hands on)."""
         if now:
             waiting = waiting_for_person(self.run)
             self.write_details(waiting)
             self.search.sync(self.run, waiting)
             return
         self.details_due = True
-        if not self.batched and self.search.enabled:
+        if not self.sync_per_activation and self.search.enabled:
             self.search.sync(self.run, waiting_for_person(self.run))
 
     def write_details(self, waiting: list[str]) -> None:
@@ -159,7 +160,7 @@ class RunScope:
         while True:
             await workflow.wait_condition(lambda: self.details_due)
             self.details_due = False
-            if self.batched:
+            if self.sync_per_activation:
                 self.details(now=True)
             else:
                 self.write_details(waiting_for_person(self.run))

@@ -35,6 +35,9 @@ REGISTRATION = {"PeePlan": "Keyword", "PeeStatus": "Keyword", "PeeGroup": "Keywo
 WAITING_FOR_PERSON = "waiting_for_person"
 # runs recorded before it kept PeeStatus "running" while blocked: their upserts must replay
 WAITING_PATCH = "pee-status-waiting-for-person"
+# runs of this revision on sync once per activation (pee.workflows.run_scope.RunScope.details):
+# runs recorded before upserted at each event, their commands must replay
+SEARCH_SYNC_PATCH = "engine-revision-3"
 
 
 def values(run: RunState, waiting: list[str]) -> tuple[str, str, list[str]]:
