@@ -42,13 +42,18 @@ def test_the_seed_run_writes_about_sixty_events_and_no_progress_signal(
     temporal: TemporalHarness,
 ) -> None:
     """plans/seed.yaml (six role agents, at 1/500 of real time so each agent works ~0.5-1.2 s
-    and heartbeats meanwhile): no agent_progress signal reaches the run, and the whole history
-    stays within about ten events per agent (170 with progress signals)."""
+    and heartbeats meanwhile), with the PeePlan/PeeStatus/PeeGroup upserts `pee run` asks for
+    on a server that has them: no agent_progress signal reaches the run, and the whole history
+    stays within about ten events per agent (170 with progress signals; 70-73 while the search
+    attributes were upserted at each event rather than once per workflow task)."""
     plan = compile_plan(load_plan(SEED))
-    report, found = run_and_count(temporal, plan, time_scale=0.002, simulate=True)
+    report, found = run_and_count(
+        temporal, plan, time_scale=0.002, simulate=True, search_attributes=True
+    )
     assert "completed" == report["status"]
     assert all(a["status"] == "succeeded" for a in report["agents"].values())
     assert "workflow_execution_signaled_event_attributes" not in found
+    assert "upsert_workflow_search_attributes_event_attributes" in found
     assert len(found) <= SEED_BOUND, f"{len(found)} events for 6 agents: {Counter(found)}"
 
 
