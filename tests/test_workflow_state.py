@@ -35,3 +35,33 @@ def test_current_details_show_running_groups_last_decision_and_alerts() -> None:
     assert "`g` **extend_timeout**: b is busy" in text
     assert "Alerts: 1; last: something to know" in text
     assert "`h`" not in text
+
+
+def test_a_wide_group_is_counted_by_status_with_its_first_unfinished_agents_named() -> None:
+    """A running group of more than LISTED_AGENTS agents: its line counts the agents by status
+    (AgentStatus order) and names the first NAMED_UNFINISHED unfinished ones and how many more,
+    not every agent; a group of LISTED_AGENTS is still listed agent by agent."""
+    ids = [f"a{i:02d}" for i in range(20)]
+    statuses = ["succeeded"] * 11 + ["running"] * 7 + ["failed", "queued"]
+    plan = compiled_plan(
+        [sim(a, "wide", 1.0) for a in ids] + [sim(f"b{i}", "narrow", 1.0) for i in range(12)],
+        [group("wide", ids), group("narrow", [f"b{i}" for i in range(12)])],
+        name="demo",
+    )
+    run = RunState(
+        plan=plan,
+        started=datetime(2025, 1, 1, tzinfo=UTC),
+        time_scale=1.0,
+        agents={
+            **{a: AgentState(status) for a, status in zip(ids, statuses, strict=True)},
+            **{f"b{i}": AgentState("running") for i in range(12)},
+        },
+        groups={"wide": GroupState("running", 0.0), "narrow": GroupState("running", 0.0)},
+    )
+    text = current_details(run, 5.0)
+    assert (
+        "- group `wide` running: 20 agents: 1 queued, 7 running, 11 succeeded, 1 failed; "
+        "unfinished: a11, a12, a13, a14, a15 and 3 more"
+    ) in text
+    assert "a00 succeeded" not in text
+    assert "- group `narrow` running: b0 running, b1 running" in text

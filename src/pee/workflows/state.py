@@ -10,6 +10,7 @@ start (`workflow.now()` when the run began).
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from itertools import repeat
@@ -34,6 +35,7 @@ from pee.engine.rules.merge import value_hash
 from pee.engine.rules.monitoring import Monitor
 from pee.engine.rules.scheduler import Admission, Pool
 from pee.engine.states import (
+    AGENT_UNFINISHED,
     AGENT_WAITING,
     GROUP_PASSED,
     AgentStatus,
@@ -540,10 +542,12 @@ def current_details(
             continue
         if group.fan_out is not None:
             agents = fan_out_line(run, group, now_s)
+        elif len(group.agents) > LISTED_AGENTS:
+            agents = wide_group_line(run, group)
         else:
             # str's own `+`, not an f-string: an f-string formats each status through
             # StrEnum.__format__, a Python call per agent and activation (same text); and by
-            # C loops (map), not a comprehension: a wide group's every activation writes it
+            # C loops (map), not a comprehension: every activation writes it
             named = map(str.__add__, group.agents, repeat(" "))
             statuses = map(_STATUS, map(run.agents.__getitem__, group.agents))
             agents = ", ".join(map(str.__add__, named, statuses))
@@ -569,6 +573,34 @@ def current_details(
     if run.error:
         lines.append(f"\nError: {run.error}")
     return "\n".join(lines)
+
+
+# a running group's agents named one by one up to this many; a wider group is counted by status
+LISTED_AGENTS = 12
+# the unfinished agents of a wide group named in its line, at most
+NAMED_UNFINISHED = 5
+
+
+def wide_group_line(run: RunState, group: CompiledGroup) -> str:
+    """`200 agents: 150 succeeded, 48 running, 2 failed; unfinished: a151, a152, a153, a154,
+    a155 and 43 more`: a group too wide to list agent by agent (the Web UI showed a paragraph of
+    hundreds of names, rewritten at every workflow task), in the order of AgentStatus."""
+    statuses = list(map(_STATUS, map(run.agents.__getitem__, group.agents)))
+    counts = Counter(statuses)
+    tally = ", ".join(
+        f"{counts[status]} {status.value}" for status in AgentStatus if counts[status]
+    )
+    line = f"{len(statuses)} agents: {tally}"
+    unfinished = [
+        agent_id
+        for agent_id, status in zip(group.agents, statuses, strict=True)
+        if status in AGENT_UNFINISHED
+    ]
+    if unfinished:
+        named = ", ".join(unfinished[:NAMED_UNFINISHED])
+        more = len(unfinished) - NAMED_UNFINISHED
+        line += f"; unfinished: {named}" + (f" and {more} more" if more > 0 else "")
+    return line
 
 
 def fan_out_line(run: RunState, group: CompiledGroup, now_s: float) -> str:
