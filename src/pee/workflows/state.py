@@ -13,7 +13,7 @@ import json
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from itertools import repeat
+from itertools import compress, islice, repeat
 from operator import attrgetter
 from typing import Any
 
@@ -579,6 +579,7 @@ def current_details(
 LISTED_AGENTS = 12
 # the unfinished agents of a wide group named in its line, at most
 NAMED_UNFINISHED = 5
+_UNFINISHED = frozenset(AGENT_UNFINISHED)
 
 
 def wide_group_line(run: RunState, group: CompiledGroup) -> str:
@@ -591,14 +592,12 @@ def wide_group_line(run: RunState, group: CompiledGroup) -> str:
         f"{counts[status]} {status.value}" for status in AgentStatus if counts[status]
     )
     line = f"{len(statuses)} agents: {tally}"
-    unfinished = [
-        agent_id
-        for agent_id, status in zip(group.agents, statuses, strict=True)
-        if status in AGENT_UNFINISHED
-    ]
+    unfinished = sum(counts[status] for status in AGENT_UNFINISHED)
     if unfinished:
-        named = ", ".join(unfinished[:NAMED_UNFINISHED])
-        more = len(unfinished) - NAMED_UNFINISHED
+        # C loops, stopping at the last one named: it runs at every workflow task
+        flags = map(_UNFINISHED.__contains__, statuses)
+        named = ", ".join(islice(compress(group.agents, flags), NAMED_UNFINISHED))
+        more = unfinished - NAMED_UNFINISHED
         line += f"; unfinished: {named}" + (f" and {more} more" if more > 0 else "")
     return line
 
