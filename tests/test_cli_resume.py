@@ -79,7 +79,7 @@ def test_a_fixed_plan_resumes_from_its_failed_run(store: tuple[Cli, str], tmp_pa
     assert 0 == again.returncode, again.stdout + again.stderr
     # in plan order: a's group, then b's (one group if they share it)
     reused = list(dict.fromkeys(second["agents"][agent]["group"] for agent in ("a", "b")))
-    assert f"reusing groups {reused}, running {group_c} and after again" in again.stdout
+    assert f"reusing groups {', '.join(reused)}, running {group_c} and after again" in again.stdout
     assert f"{group_c} passed after the last stored snapshot" in again.stdout
 
 

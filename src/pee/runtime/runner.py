@@ -197,9 +197,10 @@ async def _run(
                 print(f"error: cannot resume: {err}", file=sys.stderr)
                 return EXIT_BAD_INPUT
             options.run_input.resume = loaded
+            reused = reused_groups(options.run_input.plan, loaded)
             print(
-                f"Resuming {resume.workflow_id}: reusing groups "
-                f"{reused_groups(options.run_input.plan, loaded)}"
+                f"Resuming {resume.workflow_id}: reusing "
+                + (f"groups {', '.join(reused)}" if reused else "no group")
                 + (f", running {resume.from_group} and after again" if resume.from_group else "")
                 + "".join(f"; {note}" for note in notes),
                 file=out,
