@@ -30,8 +30,10 @@ def test_current_details_show_running_groups_last_decision_and_alerts() -> None:
         alerts=[Alert(3.0, "g", "warning", "something to know")],
     )
     text = current_details(run, 11.0)
-    assert "**demo**: running, 11.0 s" in text
-    assert "group `g` running: a succeeded, b running, deadline in 1.0 s" in text
+    # when it was written and when the deadline falls, as clock times: the Web UI shows the
+    # text until the next workflow task rewrites it
+    assert "**demo**: running, 11.0 s in (as of 00:00:11 UTC)" in text
+    assert "group `g` running: a succeeded, b running, deadline in 1.0 s (at 00:00:12 UTC)" in text
     assert "`g` **extend_timeout**: b is busy" in text
     assert "Alerts: 1; last: something to know" in text
     assert "`h`" not in text

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from itertools import compress, islice, repeat
 from operator import attrgetter
 from typing import Any
@@ -517,7 +517,11 @@ def current_details(
     """Markdown for `workflow.set_current_details`: where the run is, at a glance in the Web UI,
     and, while conflicts are open, what blocks and the exact commands that resolve them.
     `waiting`: waiting_for_person(run) when the caller has it already (None: found here)."""
-    lines = [f"**{run.plan.name}**: {run.status}, {now_s:.1f} s"]
+    # the text stays as written until the next workflow task, maybe minutes later: it says when
+    lines = [
+        f"**{run.plan.name}**: {run.status}, {now_s:.1f} s in "
+        f"(as of {clock_at(run.started, now_s)})"
+    ]
     if waiting is None:
         waiting = waiting_for_person(run)
     if waiting:
@@ -555,7 +559,11 @@ def current_details(
         if state.paused_since_s is not None:
             deadline = ", deadline paused while agents wait on conflicts"
         elif state.deadline_s is not None:
-            deadline = f", deadline in {max(0.0, state.deadline_s - now_s):.1f} s"
+            # the clock time too: it holds however old the text is
+            deadline = (
+                f", deadline in {max(0.0, state.deadline_s - now_s):.1f} s "
+                f"(at {clock_at(run.started, state.deadline_s)})"
+            )
         lines.append(f"- group `{group.id}` running: {agents}{deadline}")
     lines += _conflict_details(run, workflow_id)
     lines += _resolution_details(run)
@@ -580,6 +588,11 @@ LISTED_AGENTS = 12
 # the unfinished agents of a wide group named in its line, at most
 NAMED_UNFINISHED = 5
 _UNFINISHED = frozenset(AGENT_UNFINISHED)
+
+
+def clock_at(start: datetime, offset_s: float) -> str:
+    """The time of day `offset_s` seconds after `start`, with its zone: `02:18:51 UTC`."""
+    return (start + timedelta(seconds=offset_s)).strftime("%H:%M:%S %Z").strip()
 
 
 def wide_group_line(run: RunState, group: CompiledGroup) -> str:
