@@ -35,8 +35,8 @@ REGISTRATION = {"PeePlan": "Keyword", "PeeStatus": "Keyword", "PeeGroup": "Keywo
 WAITING_FOR_PERSON = "waiting_for_person"
 # runs recorded before it kept PeeStatus "running" while blocked: their upserts must replay
 WAITING_PATCH = "pee-status-waiting-for-person"
-# runs of this revision on sync once per activation (pee.workflows.run_scope.RunScope.details):
-# runs recorded before upserted at each event, their commands must replay
+# runs of this revision and later sync once per activation (pee.workflows.run_scope's
+# RunScope.details); runs recorded before upserted at each event, and their commands must replay
 SEARCH_SYNC_PATCH = "engine-revision-3"
 
 

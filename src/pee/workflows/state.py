@@ -596,9 +596,9 @@ def clock_at(start: datetime, offset_s: float) -> str:
 
 
 def wide_group_line(run: RunState, group: CompiledGroup) -> str:
-    """`200 agents: 150 succeeded, 48 running, 2 failed; unfinished: a151, a152, a153, a154,
+    """`200 agents: 48 running, 150 succeeded, 2 failed; unfinished: a151, a152, a153, a154,
     a155 and 43 more`: a group too wide to list agent by agent (the Web UI showed a paragraph of
-    hundreds of names, rewritten at every workflow task), in the order of AgentStatus."""
+    hundreds of names, rewritten at every workflow task); the counts in AgentStatus order."""
     statuses = list(map(_STATUS, map(run.agents.__getitem__, group.agents)))
     counts = Counter(statuses)
     tally = ", ".join(
