@@ -265,6 +265,20 @@ def judged(report: dict[str, Any], group_id: str) -> list[dict[str, Any]]:
 STARTER_TIMEOUT_S = 120
 
 
+def pee_upserts_per_task(history: Any) -> list[int]:
+    """How many PeePlan/PeeStatus/PeeGroup upserts each workflow task made, in order (the
+    SDK's own TemporalChangeVersion upsert for a patch not counted)."""
+    counts: list[int] = []
+    for event in history.events:
+        if event.HasField("workflow_task_completed_event_attributes"):
+            counts.append(0)
+        elif event.HasField("upsert_workflow_search_attributes_event_attributes"):
+            fields = event.upsert_workflow_search_attributes_event_attributes.search_attributes
+            if any(key.startswith("Pee") for key in fields.indexed_fields):
+                counts[-1] += 1
+    return counts
+
+
 def starter(env: dict[str, str], *args: str | Path) -> subprocess.CompletedProcess[str]:
     """`python starter.py ARGS` from the project root with exactly `env`."""
     return subprocess.run(

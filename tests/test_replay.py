@@ -22,6 +22,7 @@ from pee.runtime.codec import Lz4Codec, data_converter
 from pee.workflows.agent_batch import AgentBatchWorkflow
 from pee.workflows.plan_workflow import PlanWorkflow
 from pee.workflows.resource_pool import ResourcePoolWorkflow
+from tests.helpers import pee_upserts_per_task
 from tests.histories.record import SCENARIOS, Scenario, expected, outcome
 
 HISTORIES = Path(__file__).resolve().parent / "histories"
@@ -567,20 +568,6 @@ def test_a_revision_history_has_one_patch_marker_and_no_final_snapshot(name: str
     stored = [entry["stored"] for entry in final_report(older)["context_snapshots"]]
     assert [True, True] == stored
     assert 2 == local_activity_types(older).count("store_context_snapshot")
-
-
-def pee_upserts_per_task(history: WorkflowHistory) -> list[int]:
-    """How many PeePlan/PeeStatus/PeeGroup upserts each workflow task made, in order (the
-    SDK's own TemporalChangeVersion upsert for a patch not counted)."""
-    counts: list[int] = []
-    for event in history.events:
-        if event.HasField("workflow_task_completed_event_attributes"):
-            counts.append(0)
-        elif event.HasField("upsert_workflow_search_attributes_event_attributes"):
-            fields = event.upsert_workflow_search_attributes_event_attributes.search_attributes
-            if any(key.startswith("Pee") for key in fields.indexed_fields):
-                counts[-1] += 1
-    return counts
 
 
 @pytest.mark.parametrize(
