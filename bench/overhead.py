@@ -168,15 +168,8 @@ def phases(events: Sequence[HistoryEvent]) -> Phases | None:
     return Phases(first - at(events[0]), last - first, at(events[-1]) - last)
 
 
-async def run_phases(client: Client, workflow_ids: Sequence[str]) -> list[Phases]:
-    """The phases of each run that scheduled and completed activities."""
-    found = []
-    for workflow_id in workflow_ids:
-        history = await client.get_workflow_handle(workflow_id).fetch_history()
-        split = phases(history.events)
-        if split is not None:
-            found.append(split)
-    return found
+async def fetch_histories(client: Client, workflow_ids: Sequence[str]) -> list[WorkflowHistory]:
+    return [await client.get_workflow_handle(w).fetch_history() for w in workflow_ids]
 
 
 def phase_line(label: str, runs: Sequence[Phases]) -> str:
@@ -249,7 +242,6 @@ async def measure(
     cpu: dict[str, list[float]] = {name: [] for name in runners}
     # the server's CPU per run (another process, the other core's worth of each run's work)
     server: dict[str, list[float]] = {name: [] for name in runners}
-    last: dict[str, str] = {}
     # every measured run's id, for where its time went (its history's event times)
     measured: dict[str, list[str]] = {name: [] for name in runners}
     async with bench_worker(client, task_queue):
@@ -258,17 +250,20 @@ async def measure(
             order = list(runners) if round_number % 2 == 0 else list(reversed(runners))
             for name in order:
                 cpu_started, server_started = time.process_time(), server_cpu()
-                seconds, last[name] = await runners[name](client, task_queue, plan)
+                seconds, workflow_id = await runners[name](client, task_queue, plan)
                 cpu_s = time.process_time() - cpu_started
                 if round_number > 0:
                     times[name].append(seconds)
                     cpu[name].append(cpu_s)
                     server[name].append(server_cpu() - server_started)
-                    measured[name].append(last[name])
-        histories = {
-            name: await client.get_workflow_handle(last[name]).fetch_history() for name in runners
-        }
-        split = {name: await run_phases(client, ids) for name, ids in measured.items()}
+                    measured[name].append(workflow_id)
+        # every measured run's history, fetched once: the phases of all, the replay of the last
+        fetched = {name: await fetch_histories(client, ids) for name, ids in measured.items()}
+    histories = {name: found[-1] for name, found in fetched.items()}
+    split = {
+        name: [p for p in map(phases, (h.events for h in found)) if p is not None]
+        for name, found in fetched.items()
+    }
     events = {name: len(history.events) for name, history in histories.items()}
     replayed = await replay_cpu({name: histories[name] for name in ("engine", "hand")}, rounds)
     engine, hand = median(times["engine"]), median(times["hand"])

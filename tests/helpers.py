@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping, S
 from pathlib import Path
 from typing import Any, TypeVar
 
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowHandle, WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
@@ -265,7 +265,7 @@ def judged(report: dict[str, Any], group_id: str) -> list[dict[str, Any]]:
 STARTER_TIMEOUT_S = 120
 
 
-def pee_upserts_per_task(history: Any) -> list[int]:
+def pee_upserts_per_task(history: WorkflowHistory) -> list[int]:
     """How many PeePlan/PeeStatus/PeeGroup upserts each workflow task made, in order (the
     SDK's own TemporalChangeVersion upsert for a patch not counted)."""
     counts: list[int] = []
