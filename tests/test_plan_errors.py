@@ -294,6 +294,24 @@ resource_manager:
     assert "needs cpu 150 units but the pool has 120" in problem.message
 
 
+def test_an_agent_without_requirements_needs_the_default_which_the_pool_must_hold() -> None:
+    """An agent that sets no resource_requirements needs the default (25 units, "medium"): a
+    pool smaller than that is a validation error naming the default and the fix, not a crash
+    of compile's admission planning (found by tests/test_plan_fuzz.py)."""
+    problem = only_problem("""
+agents:
+  a: {outputs: [x]}
+resource_manager:
+  resource_pool: {computational: {total_cpu_units: 1}}
+""")
+    assert isinstance(problem, errors.ResourceFitError)
+    assert (
+        "agent 'a' needs cpu 25 units (the default: it sets no resource_requirements) but the "
+        "pool has 1" in problem.message
+    )
+    assert "set its resource_requirements.cpu to at most 1" in str(problem)
+
+
 def test_consistency_rule_on_an_unknown_key() -> None:
     """A consistency rule must compare keys the run produces."""
     problem = only_problem("""

@@ -25,6 +25,7 @@ from pee.engine.language.fan_out import FanOutLevel
 from pee.engine.language.models import AtLeast
 from pee.engine.language.plan import Plan
 from pee.engine.language.sandbox import check_sandbox
+from pee.engine.language.units import DEFAULT_UNITS
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -161,18 +162,23 @@ def _check_resources(plan: Plan) -> list[PlanError]:
     problems: list[PlanError] = []
     for agent_id, spec in plan.agents.items():
         for name, limit in capacity.items():
-            need = getattr(spec.resource_requirements, name)
-            if need is not None and need > limit:
+            given = getattr(spec.resource_requirements, name)
+            # an agent that does not say needs the default, which a small pool may not hold
+            need = DEFAULT_UNITS if given is None else given
+            if need > limit:
+                why = (
+                    "" if given is not None else " (the default: it sets no resource_requirements)"
+                )
                 problems.append(
                     ResourceFitError(
-                        f"agent '{agent_id}' needs {name} {need:g} units but the pool has "
+                        f"agent '{agent_id}' needs {name} {need:g} units{why} but the pool has "
                         f"{limit:g}, so it could never start",
                         value=need,
                         location=plan.agent_location(agent_id, "resource_requirements"),
                         expected=f"at most {limit:g} {name} units",
                         found=f"{need:g}",
-                        fix=f"lower its {name}, or raise resource_manager.resource_pool."
-                        f"computational.total_{name}_units",
+                        fix=f"set its resource_requirements.{name} to at most {limit:g}, or "
+                        f"raise resource_manager.resource_pool.computational.total_{name}_units",
                     )
                 )
     return problems

@@ -39,10 +39,9 @@ from pee.engine.language.errors import PlanValidationError
 from pee.engine.language.models import AgentSpec, AtLeast, GroupSpec, normalise_role
 from pee.engine.language.plan import Plan
 from pee.engine.language.sandbox import ROOT_SETTING, sandbox_root
-from pee.engine.language.units import LEVEL_UNITS, MAX_DURATION_S, Duration
+from pee.engine.language.units import DEFAULT_UNITS, MAX_DURATION_S, Duration
 
 DEFAULT_ESTIMATE_S = 60.0
-DEFAULT_UNITS = LEVEL_UNITS["medium"]
 
 
 def agent_estimate(spec: AgentSpec, group: GroupSpec | None) -> Duration:

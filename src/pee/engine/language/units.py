@@ -22,6 +22,8 @@ from pee.engine.language.errors import DurationError, ResourceLevelError, SizeEr
 # ("medium"-ish) and architect cpu 40/memory 35 ("high"); three "medium" agents fit the default
 # pool of 100 units, two "very_high" ones do not fit with a third.
 LEVEL_UNITS: dict[str, float] = {"low": 10.0, "medium": 25.0, "high": 40.0, "very_high": 60.0}
+# what an agent needs of each resource when its resource_requirements do not say
+DEFAULT_UNITS = LEVEL_UNITS["medium"]
 
 _UNIT_SECONDS: dict[str, float] = {
     "ms": 0.001,
